@@ -1,0 +1,133 @@
+"""uringloop: an asyncio event loop that owns a Linux io_uring.
+
+    import uringloop
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        fd = await loop.open_fd("data.bin")
+        data = await loop.pread(fd, 4096, 0)
+        await loop.close_fd(fd)
+
+    uringloop.run(main())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ._errors import LoopClosedError as LoopClosedError
+from ._loop import Loop as Loop
+from ._loop import ThreadsafeOperations as ThreadsafeOperations
+from ._loop import UringStats as UringStats
+from ._ops import StatxResult as StatxResult
+from ._ops import StatxTimestamp as StatxTimestamp
+from ._ring.abi import StatxMask as StatxMask
+
+__all__ = [
+    "Loop",
+    "LoopClosedError",
+    "StatxMask",
+    "StatxResult",
+    "StatxTimestamp",
+    "ThreadsafeOperations",
+    "UringStats",
+    "new_event_loop",
+    "run",
+]
+
+__version__ = "0.1.0.dev0"
+
+_T = TypeVar("_T")
+
+
+def new_event_loop() -> Loop:
+    """Return a new uringloop Loop (a loop_factory for asyncio.Runner and friends)."""
+    return Loop()
+
+
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = new_event_loop,
+    debug: bool | None = None,
+) -> _T:
+    """Run a coroutine on a new uringloop Loop, like asyncio.run (and uvloop.run)."""
+    if not asyncio.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    factory = loop_factory or new_event_loop
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+            return runner.run(main)
+    return _run_py310(main, factory, debug)  # pragma: no cover - Python 3.10 only
+
+
+def _run_py310(  # pragma: no cover - Python 3.10 only
+    main: Coroutine[Any, Any, _T],
+    factory: Callable[[], asyncio.AbstractEventLoop],
+    debug: bool | None,
+) -> _T:
+    if asyncio.events._get_running_loop() is not None:
+        raise RuntimeError("uringloop.run() cannot be called from a running event loop")
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _policy_class() -> type:
+    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+        """An event loop policy whose new loops are uringloop Loops (deprecated in 3.14+)."""
+
+        def _loop_factory(self) -> Loop:  # type: ignore[override]
+            return Loop()
+
+        def new_event_loop(self) -> Loop:
+            return Loop()
+
+    return EventLoopPolicy
+
+
+_DEPRECATED = sys.version_info >= (3, 14)
+_lazy: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """EventLoopPolicy and install(), built on first use; deprecated where policies are."""
+    if name not in ("EventLoopPolicy", "install"):
+        raise AttributeError(f"module 'uringloop' has no attribute {name!r}")
+    if _DEPRECATED:
+        replacement = "uringloop.run() or asyncio.Runner(loop_factory=uringloop.new_event_loop)"
+        warnings.warn(
+            f"uringloop.{name} is deprecated, as asyncio's policies are from Python 3.14; "
+            f"use {replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    if name not in _lazy:
+        policy = _policy_class()
+
+        def install() -> None:
+            """Make uringloop the default event loop (sets a uringloop EventLoopPolicy)."""
+            asyncio.set_event_loop_policy(policy())
+
+        _lazy["EventLoopPolicy"] = policy
+        _lazy["install"] = install
+    return _lazy[name]

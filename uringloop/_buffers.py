@@ -1,0 +1,155 @@
+"""Addresses of Python buffers for the kernel, and a pool of scratch buffers for reads.
+
+Invariant: memory whose address went into an SQE stays valid until the operation's CQE is
+reaped. A Pin holds a buffer export (PyObject_GetBuffer) until release(): the object cannot
+be resized or freed meanwhile (bytearray.extend raises BufferError). Pool slots return to
+the free list only through free(), which operations call from complete().
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import sys
+
+PyBUF_SIMPLE = 0
+PyBUF_WRITABLE = 1
+
+
+class _PyBuffer(ctypes.Structure):
+    # Py_buffer from CPython's Include/pybuffer.h; `obj` is a strong reference that
+    # PyBuffer_Release drops, so it is declared as a plain pointer (ctypes must not touch it).
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+_release_buffer.restype = None
+
+
+class Pin:
+    """A buffer export held open: `address` and `nbytes` stay valid until release()."""
+
+    __slots__ = ("_view", "address", "nbytes")
+
+    def __init__(self, obj: object, writable: bool) -> None:
+        view = _PyBuffer()
+        try:
+            _get_buffer(obj, ctypes.byref(view), PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+        except BufferError as exc:
+            if writable:
+                raise TypeError(
+                    f"a writable, contiguous buffer is required, not {type(obj).__name__}"
+                ) from exc
+            raise TypeError(f"a contiguous buffer is required, not {type(obj).__name__}") from exc
+        except TypeError:
+            raise TypeError(
+                f"a bytes-like object is required, not {type(obj).__name__}"
+            ) from None
+        self._view: _PyBuffer | None = view
+        self.address = view.buf or 0
+        self.nbytes = view.len
+
+    def release(self) -> None:
+        """Drop the export. Idempotent; call only once the kernel is done with the memory."""
+        view = self._view
+        if view is not None:
+            self._view = None
+            _release_buffer(ctypes.byref(view))
+
+    def __del__(self) -> None:
+        # Only reached when the owner dropped the pin after its operation completed or
+        # never started; the object stays exported (and alive) until this runs.
+        self.release()
+
+
+def _bytes_data_offset() -> int:
+    """Offset of a bytes object's data from its id(), checked against ctypes."""
+    probe = b"uringloop"
+    offset = sys.getsizeof(b"") - 1
+    expected = ctypes.cast(ctypes.c_char_p(probe), ctypes.c_void_p).value
+    return offset if id(probe) + offset == expected else -1
+
+
+_BYTES_OFFSET = _bytes_data_offset()
+
+
+def bytes_address(data: bytes) -> int:
+    """Address of an exact `bytes` object's payload. The caller keeps `data` referenced."""
+    if _BYTES_OFFSET >= 0:
+        return id(data) + _BYTES_OFFSET
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+
+
+PAGE = mmap.PAGESIZE
+# Size classes of pooled read buffers, in bytes. Reads larger than the largest class get a
+# buffer of their own.
+SLOT_SIZES = (4096, 16384, 65536)
+_SLOTS_PER_ARENA = 64
+
+
+class SlotPool:
+    """Pooled anonymous-mmap buffers for reads into a new buffer.
+
+    alloc(size) -> slot id or -1 (too large); address(slot); take(slot, n) copies the first
+    n bytes out as `bytes`; free(slot). Not thread-safe: the loop thread owns it.
+    """
+
+    def __init__(self) -> None:
+        self._arenas: list[mmap.mmap] = []
+        self._slot_map: list[mmap.mmap] = []  # {slot: arena}
+        self._slot_off: list[int] = []  # {slot: offset in arena}
+        self._slot_addr: list[int] = []  # {slot: address}
+        self._free: dict[int, list[int]] = {size: [] for size in SLOT_SIZES}
+        self._class_of: list[int] = []  # {slot: size class}
+        self.closed = False
+
+    def _grow(self, size: int) -> None:
+        arena = mmap.mmap(-1, size * _SLOTS_PER_ARENA)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(arena))
+        self._arenas.append(arena)
+        free = self._free[size]
+        for i in range(_SLOTS_PER_ARENA):
+            slot = len(self._slot_map)
+            self._slot_map.append(arena)
+            self._slot_off.append(i * size)
+            self._slot_addr.append(base + i * size)
+            self._class_of.append(size)
+            free.append(slot)
+
+    def alloc(self, size: int) -> int:
+        for cls in SLOT_SIZES:
+            if size <= cls:
+                free = self._free[cls]
+                if not free:
+                    self._grow(cls)
+                return free.pop()
+        return -1
+
+    def address(self, slot: int) -> int:
+        return self._slot_addr[slot]
+
+    def take(self, slot: int, n: int) -> bytes:
+        off = self._slot_off[slot]
+        return self._slot_map[slot][off : off + n]
+
+    def free(self, slot: int) -> None:
+        self._free[self._class_of[slot]].append(slot)
+
+    def in_use(self) -> int:
+        return len(self._slot_map) - sum(len(f) for f in self._free.values())

@@ -1,0 +1,338 @@
+"""The driver: moves Operations into the ring and completions back to them. No asyncio.
+
+Some facts about io_uring that shape this module
+-------------------------------------------------
+* With IORING_SETUP_DEFER_TASKRUN (6.1+) the kernel posts CQEs only when the submitting
+  thread calls io_uring_enter(GETEVENTS). Until then a finished request is pending task
+  work, and the ring fd does NOT poll readable. An eventfd registered with the ring DOES
+  fire when such work is queued (measured: ~0.1 ms after completion). So the loop watches
+  the eventfd, and every reap is preceded by an enter with GETEVENTS.
+* The eventfd fires for every completion, including those posted inline during our own
+  submit (page-cache reads complete inside io_uring_enter). Reacting to those would cost
+  an epoll wakeup, a read() and an enter per loop iteration, so the eventfd is kept
+  disabled (IORING_CQ_EVENTFD_DISABLED) while the loop is awake, and enabled only for a
+  blocking select. Enabling it is a store; the kernel may have queued work just before
+  the store and not signalled. So after enabling we enter once more (a syscall is also the
+  full memory barrier the store/load pair needs) and reap: what arrived earlier is found
+  now, what arrives later signals the eventfd.
+* The SQ is bounded; the user is not. Operations wait in an unbounded backlog; a full SQ
+  is submitted and refilled in the same flush. In-flight operations are capped at the CQ
+  size so the CQ cannot overflow in normal operation (libuv learned this the hard way);
+  overflow (IORING_SQ_CQ_OVERFLOW, -EBUSY) is still handled: reap, then enter again.
+* Completions are matched by user_data, never by order.
+
+Invariant: an Operation, and every buffer it points at, stays in self._inflight from the
+moment its SQE is written until its CQE is reaped.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import unsupported
+from ._ops import AsyncCancel, Operation
+from ._ring import abi
+from ._ring.opcodes import since
+
+if TYPE_CHECKING:
+    from ._ring.ring import Ring
+
+_GETEVENTS = int(abi.EnterFlag.GETEVENTS)
+# enter() errors that mean "try again after reaping": the kernel is short of memory for
+# requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
+_RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
+_MAX_USER_DATA = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStats:
+    """Counters since the loop was created (see Loop.uring_stats)."""
+
+    submitted: int
+    completed: int
+    cancelled: int
+    enter_calls: int
+    max_in_flight: int
+    in_flight: int
+    backlog: int
+
+
+class RingDriver:
+    """Operations in and completions out of one Ring. Loop thread only."""
+
+    uses_ring = True
+
+    def __init__(self, ring: Ring) -> None:
+        self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
+        self._backlog: deque[Operation] = deque()  # queued, SQE not yet written
+        # Operations whose SQE is written but not yet consumed by the kernel, in SQ order.
+        self._in_sq: deque[Operation] = deque()
+        self._ring = ring
+        self.efd = -1
+        self._next_user_data = 1
+        self._supported = _probe(ring)
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        ring.register_eventfd(self.efd)
+        ring.set_eventfd_enabled(False)
+        self._eventfd_enabled = False
+        self.cap = ring.cq_entries
+        self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
+        # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
+        self.taskrun_flag = bool(ring.setup_flags & abi.SetupFlag.TASKRUN_FLAG)
+        self.n_submitted = 0
+        self.n_completed = 0
+        self.n_cancelled = 0
+        self.n_enter = 0
+        self.max_in_flight = 0
+
+    # -- queries --------------------------------------------------------------------------
+
+    def check(self, op: Operation) -> None:
+        """Raise OSError(EOPNOTSUPP) if this kernel's io_uring lacks the operation."""
+        if self._supported is not None and op.opcode not in self._supported:
+            raise unsupported(op.name.upper(), since(op.opcode))
+
+    def supports(self, opcode: int) -> bool:
+        return self._supported is None or opcode in self._supported
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing in the kernel."""
+        return not self._inflight and not self._backlog
+
+    @property
+    def has_backlog(self) -> bool:
+        return bool(self._backlog) or bool(self._in_sq)
+
+    def stats(self) -> DriverStats:
+        return DriverStats(
+            self.n_submitted,
+            self.n_completed,
+            self.n_cancelled,
+            self.n_enter,
+            self.max_in_flight,
+            len(self._inflight),
+            len(self._backlog) + len(self._in_sq),
+        )
+
+    # -- submission -------------------------------------------------------------------------
+
+    def queue(self, op: Operation) -> None:
+        """Accept an operation; it reaches the kernel at the next flush()."""
+        self._backlog.append(op)
+
+    def queue_many(self, ops: list[Operation]) -> None:
+        self._backlog.extend(ops)
+
+    def flush(self) -> int:
+        """Write queued SQEs, enter once (more if the SQ fills), reap. Return CQEs reaped.
+
+        The pre-select step. Enters the kernel only when there is something to submit or
+        something in flight that may have completed, so an idle loop makes no syscall.
+        """
+        reaped = 0
+        ring = self._ring
+        inflight = self._inflight
+        while True:
+            if self._backlog and len(inflight) < self.cap:
+                self._fill()
+            if ring.pending() or (inflight and self._may_have_completions()):
+                entered = self._enter()
+            else:
+                entered = False
+            got = self._reap()
+            reaped += got
+            # Go round again only when completions made room for more of the backlog.
+            if not (entered and got and self._backlog and len(inflight) < self.cap):
+                return reaped
+
+    def _may_have_completions(self) -> bool:
+        """Posted CQEs, deferred task work or overflowed CQEs may be waiting.
+
+        A stale read here only delays a reap to the next step: prepare_block() enters
+        unconditionally before the loop may sleep.
+        """
+        ring = self._ring
+        if self.taskrun_flag:
+            return ring.needs_enter() or ring.cq_ready() > 0
+        return self.defer_taskrun or ring.needs_enter() or ring.cq_ready() > 0
+
+    def _fill(self) -> None:
+        """Move operations from the backlog into free SQ slots (entering when the SQ fills)."""
+        ring = self._ring
+        sqes = ring.sqes
+        backlog = self._backlog
+        inflight = self._inflight
+        in_sq = self._in_sq
+        cap = self.cap
+        ud = self._next_user_data
+        while backlog and len(inflight) < cap:
+            if backlog[0].state != Operation.QUEUED:  # cancelled while queued
+                backlog.popleft()
+                continue
+            off = ring.next_sqe()
+            if off < 0:
+                self._next_user_data = ud
+                if not self._enter():
+                    return
+                self._reap()
+                continue
+            op = backlog.popleft()
+            op.prep(sqes, off, ud)
+            op.user_data = ud
+            op.state = Operation.SUBMITTED
+            inflight[ud] = op
+            in_sq.append(op)
+            ud = ud + 1 if ud < _MAX_USER_DATA else 1
+        self._next_user_data = ud
+        if len(inflight) > self.max_in_flight:
+            self.max_in_flight = len(inflight)
+
+    def _enter(self, min_complete: int = 0) -> bool:
+        """One io_uring_enter with GETEVENTS. False when the kernel said "later"."""
+        ring = self._ring
+        while True:
+            try:
+                self.n_enter += 1
+                consumed = ring.enter(min_complete, _GETEVENTS)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _RETRY_LATER:
+                    self._reap()
+                    return False
+                self._fail_unsubmitted(exc)
+                return False
+            break
+        in_sq = self._in_sq
+        self.n_submitted += consumed
+        for _ in range(min(consumed, len(in_sq))):
+            in_sq.popleft()
+        return True
+
+    def _fail_unsubmitted(self, exc: OSError) -> None:
+        """An enter failed for good: take back the SQEs the kernel did not consume and fail
+        their operations (their buffers were never seen by the kernel)."""
+        self._ring.unreserve(len(self._in_sq))
+        while self._in_sq:
+            op = self._in_sq.popleft()
+            self._inflight.pop(op.user_data, None)
+            op.complete(-(exc.errno or errno.EIO), 0)
+
+    # -- completion ---------------------------------------------------------------------------
+
+    def _reap(self) -> int:
+        inflight = self._inflight
+        total = 0
+        while True:
+            cqes = self._ring.reap()
+            if not cqes:
+                break
+            for user_data, res, flags in cqes:
+                op = inflight.pop(user_data, None)
+                if op is None:
+                    continue  # "can't happen": a CQE for an unknown request
+                op.complete(res, flags)
+            total += len(cqes)
+        self.n_completed += total
+        return total
+
+    def on_eventfd(self) -> int:
+        """The eventfd is readable: clear it, post pending completions, reap them."""
+        try:
+            os.eventfd_read(self.efd)
+        except BlockingIOError:
+            pass
+        if not self._inflight:
+            return 0
+        return self.flush()
+
+    def prepare_block(self) -> bool:
+        """About to block in select with work in flight: arm the eventfd.
+
+        Returns True when completions arrived meanwhile (the caller must not block).
+        """
+        if not self._inflight:
+            return False
+        self._ring.set_eventfd_enabled(True)
+        self._eventfd_enabled = True
+        # Everything posted before the store above did not signal: look for it now.
+        if self._ring.cq_ready():
+            return True
+        if self.defer_taskrun or self._ring.needs_enter():
+            self._enter()
+            return self._ring.cq_ready() > 0
+        return False
+
+    def after_block(self) -> None:
+        if self._eventfd_enabled:
+            self._eventfd_enabled = False
+            self._ring.set_eventfd_enabled(False)
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    def cancel(self, op: Operation) -> None:
+        """The waiter gave up. Queued: drop it now. In flight: ask the kernel to cancel it;
+        it stays in flight (buffers alive) until its own CQE arrives."""
+        if op.state == Operation.QUEUED:
+            op.drop()  # the flush skips it
+            self.n_cancelled += 1
+        elif op.state == Operation.SUBMITTED and op.user_data in self._inflight:
+            self.n_cancelled += 1
+            self._backlog.append(AsyncCancel(op.user_data))
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
+        """Cancel everything, wait up to `timeout` seconds for the CQEs, close the ring.
+
+        Queued operations are dropped. Returns the operations whose CQE never came: their
+        buffers may still be written by the kernel, so the caller must keep them alive.
+        """
+        while self._backlog:
+            op = self._backlog.popleft()
+            if op.state == Operation.QUEUED:
+                op.drop()
+        if self._inflight and can_enter and not self._ring.closed:
+            for ud in list(self._inflight):
+                self._backlog.append(AsyncCancel(ud))
+            deadline = time.monotonic() + timeout
+            while self._inflight and time.monotonic() < deadline:
+                self.flush()
+                if self._inflight and not self._backlog:
+                    try:
+                        self._ring.enter(1, _GETEVENTS)
+                    except OSError:
+                        pass
+                    self._reap()
+        stranded = list(self._inflight.values())
+        self._inflight.clear()
+        self._in_sq.clear()
+        self._backlog.clear()
+        self.close()
+        return stranded
+
+    def close(self) -> None:
+        """Close the ring and the eventfd. Idempotent."""
+        if not self._ring.closed:
+            self._ring.close()
+        efd, self.efd = self.efd, -1
+        if efd >= 0:
+            os.close(efd)
+
+
+def _probe(ring: Ring) -> frozenset[int] | None:
+    """Supported opcodes, or None when the kernel cannot tell (before 5.6: assume all)."""
+    try:
+        return ring.probe()
+    except OSError:
+        return None

@@ -1,0 +1,32 @@
+"""Kernel error codes to Python exceptions, in one place.
+
+`OSError(errno, strerror, filename)` already picks the subclass (FileNotFoundError,
+PermissionError, IsADirectoryError, ...), so every failed operation goes through here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+
+def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:
+    """The OSError subclass for a negative CQE result `res` (-errno)."""
+    err = -res
+    if filename2 is not None:
+        return OSError(err, os.strerror(err), filename, None, filename2)
+    if filename is not None:
+        return OSError(err, os.strerror(err), filename)
+    return OSError(err, os.strerror(err))
+
+
+def unsupported(operation: str, since: str) -> OSError:
+    """The error for an operation this kernel's io_uring lacks."""
+    return OSError(
+        errno.EOPNOTSUPP,
+        f"io_uring operation {operation} is not supported by this kernel (needs Linux {since})",
+    )
+
+
+class LoopClosedError(RuntimeError):
+    """An operation was submitted to, or was still queued on, a closed uringloop loop."""

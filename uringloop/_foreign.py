@@ -1,0 +1,102 @@
+"""Operations queued by foreign threads, and the no-lost-wakeup protocol. One home for both.
+
+The bug this prevents (QEMU, "aio-posix: notify main loop when SQEs are queued"): a vCPU
+thread queued an SQE on the main loop's ring, but submission only happens in the loop's
+prepare step, and nobody woke the loop, so it slept in ppoll for up to 499 ms. Here a
+foreign thread appends to `pending`; only the loop thread submits, in its pre-select step.
+
+The protocol (QEMU's notify_me, with the loop's self-pipe as the event notifier):
+
+  foreign thread, push():                 loop thread, pre-select step:
+    F1  append op to pending                L1  drain pending, submit it
+    F2  read `sleeping`                     L2  sleeping = True            (prepare_to_sleep)
+    F3  if set: clear it, write self-pipe   L3  re-check pending: non-empty -> do not block
+                                            L4  select(timeout)            (may block)
+                                            L5  sleeping = False           (awake)
+
+Why no wakeup is lost: if F2 ran before L2, the op appended in F1 is visible at L3, so the
+loop does not block. If F2 ran after L2, the foreign thread sees `sleeping` and writes the
+self-pipe, so L4 returns. Either way the op is drained at the next L1.
+Why no write while busy: `sleeping` is only set between L2 and L5, i.e. when the loop is
+about to block; a loop running callbacks (or selecting with timeout 0) never sets it.
+The first foreign thread that sees `sleeping` clears it, so a burst of pushes while the
+loop sleeps costs one self-pipe write, not one per push.
+
+Memory ordering: every step is a single bytecode-level operation on a deque or an
+attribute, executed under the GIL, so all threads see one sequentially consistent order
+of F1..F3 and L1..L5, which is what the argument above needs. (A free-threaded build
+would need a lock around F1-F2 and L2-L3; the model in docs/model/ checks the protocol.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+class ForeignQueue:
+    """Thread-safe pending queue between foreign threads and the loop thread."""
+
+    def __init__(self, wake: Callable[[], None], wakeup_enabled: bool = True) -> None:
+        self._pending: deque[Any] = deque()
+        # True only between the loop's L2 and L5: the loop may be blocked in select.
+        self._sleeping = False
+        self._wake = wake
+        # False reproduces the seed's bug (Loop(foreign_wakeup=False)): never write.
+        self.wakeup_enabled = wakeup_enabled
+        # `closed` and the append happen under the lock so close() cannot miss an op.
+        self._lock = threading.Lock()
+        self.closed = False
+        self.pushes = 0
+        self.wakeups_sent = 0
+        self.wakeups_skipped = 0
+
+    def push(self, op: Any) -> None:
+        """Queue `op` for the loop. Any thread may call this. Raises RuntimeError if closed."""
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("the uringloop loop is closed")
+            self._pending.append(op)  # F1
+            self.pushes += 1
+        if self._sleeping:  # F2
+            self._sleeping = False
+            if self.wakeup_enabled:
+                self.wakeups_sent += 1
+                self._wake()  # F3
+                return
+        self.wakeups_skipped += 1
+
+    def drain(self) -> list[Any]:
+        """L1: take every pending op. Loop thread only."""
+        pending = self._pending
+        if not pending:
+            return []
+        ops = []
+        while pending:
+            ops.append(pending.popleft())
+        return ops
+
+    def prepare_to_sleep(self) -> bool:
+        """L2 + L3: publish that the loop may block, then re-check the queue.
+
+        Returns True when an op arrived after the last drain: the loop must not block.
+        Loop thread only.
+        """
+        self._sleeping = True  # L2
+        return bool(self._pending)  # L3
+
+    def awake(self) -> None:
+        """L5: the loop is back from select. Loop thread only."""
+        self._sleeping = False
+
+    def close(self) -> list[Any]:
+        """Refuse further pushes; return what was still pending."""
+        with self._lock:
+            self.closed = True
+            return self.drain()
+
+    def reopen(self) -> None:
+        with self._lock:
+            self.closed = False

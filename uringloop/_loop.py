@@ -1,0 +1,667 @@
+"""uringloop.Loop: an asyncio SelectorEventLoop that owns one io_uring.
+
+Outbound: an operation method builds an Operation and a future and queues it on the driver
+(a foreign thread's goes to the ForeignQueue, plus a wakeup); the pre-select step flushes
+the queue to the ring with one io_uring_enter just before the loop may block.
+Return: the eventfd turns readable (or the pre-select enter posts CQEs inline) ->
+driver.flush/reap -> Operation.complete -> future. The ring never sees a future; the loop
+never sees the bytes of an SQE.
+
+Invariant: no queued operation waits in user space across a blocking select(), except
+while the in-flight cap is reached, when a completion (which wakes select) frees a slot.
+Invariant: the ring is only entered by the thread running the loop (SINGLE_ISSUER).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import errno
+import os
+import selectors
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _ops
+from ._buffers import SlotPool
+from ._driver import RingDriver
+from ._errors import LoopClosedError
+from ._fallback import FallbackDriver
+from ._foreign import ForeignQueue
+from ._ops import (
+    Close,
+    Fallocate,
+    Fsync,
+    Ftruncate,
+    LinkAt,
+    MkdirAt,
+    Nop,
+    OpenAt,
+    Operation,
+    Read,
+    ReadInto,
+    ReadV,
+    RenameAt,
+    StatxResult,
+    SymlinkAt,
+    UnlinkAt,
+    Write,
+    WriteV,
+    check_fd,
+    check_offset,
+    check_size,
+)
+from ._ring import abi
+from ._ring.ring import DEFAULT_CQ_ENTRIES, DEFAULT_SQ_ENTRIES, Ring
+from ._selector import PreSelectSelector
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from ._driver import DriverStats
+
+__all__ = ["Loop", "UringStats"]
+
+DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
+CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
+_RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
+_SETUP_ERRNOS_FALLBACK = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL)
+
+# Operations (with their buffers) whose CQE never came before close(): the kernel may still
+# write into their memory, so it is never freed. Should stay empty in practice.
+_never_freed: list[Any] = []
+
+# Every live Loop, so a forked child can mark them unusable.
+_loops: weakref.WeakSet[Loop] = weakref.WeakSet()
+
+# The uringloop Loop whose task (or to_thread worker) is running this code, if any.
+current_loop: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
+    "uringloop_current_loop", default=None
+)
+
+
+def _after_fork_in_child() -> None:
+    for loop in list(_loops):
+        loop._forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
+
+
+@dataclass(frozen=True, slots=True)
+class UringStats:
+    """What Loop.uring_stats() reports; counters are totals since the loop was created."""
+
+    uring_available: bool
+    submitted: int  # operations handed to the kernel (or the fallback pool)
+    completed: int  # completions delivered
+    cancelled: int  # cancellations requested
+    enter_calls: int  # io_uring_enter system calls
+    foreign_submissions: int  # operations queued by other threads
+    wakeups_sent: int  # self-pipe writes for foreign submissions
+    wakeups_skipped: int  # foreign submissions that found the loop awake
+    max_in_flight: int
+    in_flight: int
+    backlog: int  # queued in user space, not yet in the kernel
+
+
+class Loop(asyncio.SelectorEventLoop):
+    """An asyncio event loop that owns an io_uring for file operations.
+
+    Everything SelectorEventLoop does keeps working. On top of it, file operations are
+    coroutine methods (pread, pwrite, open_fd, statx, ...) served by the loop's ring, and
+    `loop.threadsafe` offers the same operations to other threads.
+
+    foreign_wakeup=False is a diagnostic: it reproduces QEMU's lost-wakeup bug, so work
+    queued by other threads waits until the loop wakes for another reason.
+    use_uring=False (or URINGLOOP_DISABLE=1) runs file operations on a thread pool.
+    """
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector | None = None,
+        *,
+        foreign_wakeup: bool = True,
+        use_uring: bool | None = None,
+        sq_entries: int = DEFAULT_SQ_ENTRIES,
+        cq_entries: int = DEFAULT_CQ_ENTRIES,
+    ) -> None:
+        # Everything close() and __del__ touch is set before anything that can fail.
+        self._driver: RingDriver | FallbackDriver | None = None
+        self._foreign: ForeignQueue | None = None
+        self._ring_thread: int | None = None
+        self._forked = False
+        self._pid = os.getpid()
+        self._sq_entries = sq_entries
+        self._cq_entries = cq_entries
+        self._pool = SlotPool()
+        self._uring_error: OSError | None = None
+        wrapper = PreSelectSelector(selector if selector is not None else selectors.DefaultSelector())
+        super().__init__(wrapper)
+        self._foreign = ForeignQueue(self._write_to_self, foreign_wakeup)
+        if use_uring is None:
+            use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
+        self._driver = self._make_driver(use_uring)
+        wrapper.bind(self._pre_select, self._post_select)
+        self.threadsafe = ThreadsafeOperations(self)
+        _loops.add(self)
+
+    # -- ring ownership -----------------------------------------------------------------
+
+    def _make_driver(self, use_uring: bool) -> RingDriver | FallbackDriver:
+        if use_uring:
+            try:
+                ring = Ring(self._sq_entries, self._cq_entries)
+            except OSError as exc:
+                if exc.errno not in _SETUP_ERRNOS_FALLBACK:
+                    raise
+                self._uring_error = exc
+                warnings.warn(
+                    f"io_uring is unavailable ({exc.strerror or exc}); uringloop runs file "
+                    "operations on a thread pool",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            else:
+                try:
+                    driver = RingDriver(ring)
+                except BaseException:
+                    ring.close()
+                    raise
+                self._add_reader(driver.efd, self._on_eventfd)
+                return driver
+        return FallbackDriver(self.call_soon_threadsafe)
+
+    def _claim_ring(self) -> None:
+        """Make the calling thread the ring's single issuer (called as the loop starts)."""
+        if self._forked:
+            raise RuntimeError(
+                "this uringloop loop belongs to the parent process; create a new loop after fork()"
+            )
+        driver = self._driver
+        if not isinstance(driver, RingDriver):
+            return
+        me = threading.get_ident()
+        if self._ring_thread == me:
+            return
+        if self._ring_thread is None and driver._ring.disabled:
+            driver._ring.enable()
+            self._ring_thread = me
+            return
+        if not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER:
+            self._ring_thread = me  # any thread may enter a plain ring
+            return
+        if not driver.idle:
+            raise RuntimeError(
+                "this uringloop loop has file operations in flight on its io_uring, which "
+                "belongs to the thread that last ran the loop; it cannot run in another "
+                "thread until they complete"
+            )
+        # A new ring for the new thread; the old one has nothing in flight.
+        self._remove_reader(driver.efd)
+        driver.close()
+        ring = Ring(self._sq_entries, self._cq_entries)
+        try:
+            new = RingDriver(ring)
+        except BaseException:
+            ring.close()
+            raise
+        ring.enable()
+        self._driver = new
+        self._add_reader(new.efd, self._on_eventfd)
+        self._ring_thread = me
+
+    def run_forever(self) -> None:
+        self._claim_ring()
+        token = current_loop.set(self)
+        try:
+            super().run_forever()
+        finally:
+            current_loop.reset(token)
+
+    @property
+    def uring_available(self) -> bool:
+        """True when file operations go through io_uring (False: thread-pool fallback)."""
+        return isinstance(self._driver, RingDriver)
+
+    def uring_stats(self) -> UringStats:
+        driver = self._driver
+        foreign = self._foreign
+        assert driver is not None and foreign is not None
+        d: DriverStats = driver.stats()
+        return UringStats(
+            uring_available=self.uring_available,
+            submitted=d.submitted,
+            completed=d.completed,
+            cancelled=d.cancelled,
+            enter_calls=d.enter_calls,
+            foreign_submissions=foreign.pushes,
+            wakeups_sent=foreign.wakeups_sent,
+            wakeups_skipped=foreign.wakeups_skipped,
+            max_in_flight=d.max_in_flight,
+            in_flight=d.in_flight,
+            backlog=d.backlog,
+        )
+
+    # -- the pre-select step --------------------------------------------------------------
+
+    def _pre_select(self, timeout: float | None) -> float | None:
+        """Submit everything queued; never let select block while work waits in user space.
+
+        Called by the selector with the timeout _run_once chose; returns the one to use.
+        """
+        driver = self._driver
+        foreign = self._foreign
+        if foreign._pending:  # type: ignore[union-attr]
+            driver.queue_many(foreign.drain())  # type: ignore[union-attr]
+        if not driver.idle and driver.flush():  # type: ignore[union-attr]
+            timeout = 0  # completions scheduled callbacks
+        if timeout != 0:
+            if foreign.prepare_to_sleep():  # type: ignore[union-attr]
+                return 0
+            if driver.in_flight and driver.prepare_block():  # type: ignore[union-attr]
+                driver.flush()  # type: ignore[union-attr]
+                return 0
+            if driver.has_backlog:  # type: ignore[union-attr]
+                # The kernel said "later" (EAGAIN/EBUSY): come back soon, do not sleep.
+                return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
+        return timeout
+
+    def _post_select(self) -> None:
+        self._foreign.awake()  # type: ignore[union-attr]
+        self._driver.after_block()  # type: ignore[union-attr]
+
+    def _on_eventfd(self) -> None:
+        self._driver.on_eventfd()  # type: ignore[union-attr]
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._forked:
+            raise RuntimeError(
+                "this uringloop loop belongs to the parent process; create a new loop after fork()"
+            )
+        if self.is_closed():
+            raise LoopClosedError("the uringloop loop is closed")
+
+    async def _run(self, op: Operation) -> Any:
+        """Queue `op` and wait for its completion, cancelling it if the wait is cancelled."""
+        self._check_usable()
+        driver = self._driver
+        driver.check(op)  # type: ignore[union-attr]
+        future = self.create_future()
+        op.waiter = future
+        driver.queue(op)  # type: ignore[union-attr]
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(op, future)
+            raise
+
+    def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
+        """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
+        if self._driver is not None:
+            self._driver.cancel(op)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            op.discard_value(future.result())
+
+    def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
+        """Queue `op` from any thread; the loop is woken if it may be asleep."""
+        self._check_usable()
+        self._driver.check(op)  # type: ignore[union-attr]
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()  # from here on it cannot be cancelled
+        op.waiter = future
+        try:
+            self._foreign.push(op)  # type: ignore[union-attr]
+        except RuntimeError:
+            op.drop()
+            raise LoopClosedError("the uringloop loop is closed") from None
+        return future
+
+    # -- file operations (coroutines) -----------------------------------------------------
+
+    async def nop(self) -> None:
+        """A no-op round trip through the ring."""
+        await self._run(Nop())
+
+    async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:
+        """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
+        op = Read(check_fd(fd), check_size(size), check_offset(offset), self._pool)
+        return await self._run(op)  # type: ignore[no-any-return]
+
+    async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
+        """Many preads with one await: [(fd, size, offset), ...] -> [bytes, ...] in order.
+
+        All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
+        of entries). The first failure, in request order, is raised after all completed.
+        """
+        self._check_usable()
+        pool = self._pool
+        ops = [
+            Read(check_fd(fd), check_size(size), check_offset(offset), pool)
+            for fd, size, offset in requests
+        ]
+        if not ops:
+            return []
+        driver = self._driver
+        driver.check(ops[0])  # type: ignore[union-attr]
+        batch = _Batch(self.create_future(), len(ops))
+        items = batch.items
+        for i, op in enumerate(ops):
+            op.waiter = items[i]
+        driver.queue_many(ops)  # type: ignore[union-attr,arg-type]
+        try:
+            return await batch.future  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            for op in ops:
+                driver.cancel(op)  # type: ignore[union-attr]
+            raise
+
+    async def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> int:
+        """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
+        return await self._run(ReadInto(check_fd(fd), buffer, check_offset(offset)))  # type: ignore[no-any-return]
+
+    async def preadv(self, fd: int, buffers: Sequence[Any], offset: int = -1) -> int:
+        """Scatter-read into writable buffers at `offset`; return the byte count."""
+        return await self._run(ReadV(check_fd(fd), buffers, check_offset(offset)))  # type: ignore[no-any-return]
+
+    async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
+        """Write a bytes-like object at `offset` (-1: at the file position); return the count.
+
+        Like os.pwrite this may write less than len(data); see pwrite_all().
+        """
+        return await self._run(Write(check_fd(fd), data, check_offset(offset)))  # type: ignore[no-any-return]
+
+    async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
+        """Write all of `data` at `offset` >= 0, resubmitting after short writes."""
+        view = memoryview(data).cast("B")
+        offset = check_offset(offset)
+        if offset < 0:
+            raise ValueError("pwrite_all needs an explicit offset")
+        done = 0
+        while done < len(view):
+            n = await self.pwrite(fd, view[done:], offset + done)
+            if n == 0:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            done += n
+
+    async def pwritev(self, fd: int, buffers: Sequence[Any], offset: int = -1) -> int:
+        """Gather-write bytes-like objects at `offset`; return the byte count."""
+        return await self._run(WriteV(check_fd(fd), buffers, check_offset(offset)))  # type: ignore[no-any-return]
+
+    async def open_fd(
+        self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
+        """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
+
+        If the awaiting task is cancelled and the open completes anyway, the new fd is
+        closed, never leaked.
+        """
+        return await self._run(OpenAt(path, flags, mode, _dirfd(dir_fd)))  # type: ignore[no-any-return]
+
+    async def close_fd(self, fd: int) -> None:
+        """close(2) through the ring."""
+        await self._run(Close(check_fd(fd)))
+
+    async def fsync(self, fd: int) -> None:
+        await self._run(Fsync(check_fd(fd), datasync=False))
+
+    async def fdatasync(self, fd: int) -> None:
+        await self._run(Fsync(check_fd(fd), datasync=True))
+
+    async def fallocate(self, fd: int, offset: int, length: int, mode: int = 0) -> None:
+        """fallocate(2): reserve (mode 0) or punch/zero ranges (FALLOC_FL_* modes)."""
+        await self._run(Fallocate(check_fd(fd), mode, offset, length))
+
+    async def ftruncate(self, fd: int, length: int) -> None:
+        """ftruncate(2); through the ring on Linux 6.9+, else through the thread pool."""
+        op = Ftruncate(check_fd(fd), length)
+        if not self._driver.supports(op.opcode):  # type: ignore[union-attr]
+            await self.run_in_executor(None, op.run_blocking)
+            return
+        await self._run(op)
+
+    async def statx(
+        self,
+        path: Any,
+        *,
+        dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        mask: int = _BASIC_STATX,
+        flags: int = 0,
+    ) -> StatxResult:
+        """statx(2) on a path; `mask` is STATX_* bits (add StatxMask.DIOALIGN for O_DIRECT)."""
+        if not follow_symlinks:
+            flags |= abi.AT_SYMLINK_NOFOLLOW
+        return await self._run(_ops.Statx(path, _dirfd(dir_fd), flags, mask))  # type: ignore[no-any-return]
+
+    async def fstatx(self, fd: int, *, mask: int = _BASIC_STATX) -> StatxResult:
+        """statx(2) of an open file descriptor."""
+        return await self._run(_ops.Statx(b"", check_fd(fd), abi.AT_EMPTY_PATH, mask))  # type: ignore[no-any-return]
+
+    async def stat(
+        self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True
+    ) -> os.stat_result:
+        """Like os.stat(), through statx on the ring."""
+        st = await self.statx(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        return st.to_stat_result()
+
+    async def fstat(self, fd: int) -> os.stat_result:
+        """Like os.fstat(), through statx on the ring."""
+        return (await self.fstatx(fd)).to_stat_result()
+
+    async def unlink(self, path: Any, *, dir_fd: int | None = None) -> None:
+        await self._run(UnlinkAt(path, _dirfd(dir_fd), 0))
+
+    async def rmdir(self, path: Any, *, dir_fd: int | None = None) -> None:
+        await self._run(UnlinkAt(path, _dirfd(dir_fd), abi.AT_REMOVEDIR))
+
+    async def rename(
+        self,
+        src: Any,
+        dst: Any,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        flags: int = 0,
+    ) -> None:
+        """renameat2(2); flags are RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), ..."""
+        await self._run(RenameAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
+
+    async def mkdir(self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        await self._run(MkdirAt(path, mode, _dirfd(dir_fd)))
+
+    async def symlink(self, target: Any, link: Any, *, dir_fd: int | None = None) -> None:
+        await self._run(SymlinkAt(target, link, _dirfd(dir_fd)))
+
+    async def link(
+        self,
+        src: Any,
+        dst: Any,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        follow_symlinks: bool = False,
+    ) -> None:
+        flags = 0x400 if follow_symlinks else 0  # AT_SYMLINK_FOLLOW
+        await self._run(LinkAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel what is in flight, wait (bounded) for its CQEs, close ring and eventfd.
+
+        Foreign threads' pending operations fail with LoopClosedError (a RuntimeError);
+        later submissions fail at once.
+        """
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        foreign = self._foreign
+        if foreign is not None:
+            for op in foreign.close():
+                op.drop()
+                if op.waiter is not None and not op.waiter.done():
+                    op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
+        driver = self._driver
+        if driver is not None:
+            can_enter = not self._forked and (
+                self._ring_thread in (None, threading.get_ident())
+                or not isinstance(driver, RingDriver)
+                or not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER
+            )
+            stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
+            if stranded:
+                # The kernel may still write into these buffers: keep them forever.
+                _never_freed.append((stranded, self._pool))
+                for op in stranded:
+                    waiter = op.waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_exception(
+                            LoopClosedError("the loop was closed with the operation in flight")
+                        )
+            if driver.efd >= 0 and not self._forked:
+                self._remove_reader(driver.efd)
+            driver.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        mode = "io_uring" if self.uring_available else "thread-pool"
+        return (
+            f"<{type(self).__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()} files={mode}>"
+        )
+
+
+def _dirfd(dir_fd: int | None) -> int:
+    return abi.AT_FDCWD if dir_fd is None else check_fd(dir_fd, "dir_fd")
+
+
+class _BatchItem:
+    """The waiter of one operation in a batch: reports to the batch by index."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.future.done()
+
+    def set_result(self, value: Any) -> None:
+        self._batch.settle(self._index, value, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._batch.settle(self._index, None, exc)
+
+
+class _Batch:
+    """Collects the results of many operations into one future, in order."""
+
+    __slots__ = ("_error", "_error_index", "_left", "_results", "future", "items")
+
+    def __init__(self, future: asyncio.Future[Any], count: int) -> None:
+        self.future = future
+        self._results: list[Any] = [None] * count
+        self._left = count
+        self._error: BaseException | None = None
+        self._error_index = count
+        self.items = [_BatchItem(self, i) for i in range(count)]
+
+    def settle(self, index: int, value: Any, exc: BaseException | None) -> None:
+        if exc is not None:
+            if index < self._error_index:
+                self._error, self._error_index = exc, index
+        else:
+            self._results[index] = value
+        self._left -= 1
+        if not self._left and not self.future.done():
+            if self._error is not None:
+                self.future.set_exception(self._error)
+            else:
+                self.future.set_result(self._results)
+
+
+class ThreadsafeOperations:
+    """The loop's file operations for other threads: each returns a concurrent Future.
+
+    Any thread may call these. The operation is queued and the loop woken if it may be
+    asleep; the future resolves on the loop thread when the completion arrives. Submitting
+    to a closed loop raises LoopClosedError (a RuntimeError) at once.
+    """
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = weakref.proxy(loop)
+
+    def nop(self) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(Nop())
+
+    def pread(self, fd: int, size: int, offset: int = -1) -> concurrent.futures.Future[bytes]:
+        # The loop's slot pool is loop-thread-only: foreign reads get their own buffer.
+        return self._loop._submit_threadsafe(
+            Read(check_fd(fd), check_size(size), check_offset(offset), None)
+        )
+
+    def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> concurrent.futures.Future[int]:
+        return self._loop._submit_threadsafe(ReadInto(check_fd(fd), buffer, check_offset(offset)))
+
+    def preadv(
+        self, fd: int, buffers: Sequence[Any], offset: int = -1
+    ) -> concurrent.futures.Future[int]:
+        return self._loop._submit_threadsafe(ReadV(check_fd(fd), buffers, check_offset(offset)))
+
+    def pwrite(self, fd: int, data: Any, offset: int = -1) -> concurrent.futures.Future[int]:
+        return self._loop._submit_threadsafe(Write(check_fd(fd), data, check_offset(offset)))
+
+    def pwritev(
+        self, fd: int, buffers: Sequence[Any], offset: int = -1
+    ) -> concurrent.futures.Future[int]:
+        return self._loop._submit_threadsafe(WriteV(check_fd(fd), buffers, check_offset(offset)))
+
+    def open_fd(
+        self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> concurrent.futures.Future[int]:
+        return self._loop._submit_threadsafe(OpenAt(path, flags, mode, _dirfd(dir_fd)))
+
+    def close_fd(self, fd: int) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(Close(check_fd(fd)))
+
+    def fsync(self, fd: int) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(Fsync(check_fd(fd), datasync=False))
+
+    def fdatasync(self, fd: int) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(Fsync(check_fd(fd), datasync=True))
+
+    def statx(
+        self,
+        path: Any,
+        *,
+        dir_fd: int | None = None,
+        follow_symlinks: bool = True,
+        mask: int = _BASIC_STATX,
+    ) -> concurrent.futures.Future[StatxResult]:
+        flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
+        return self._loop._submit_threadsafe(_ops.Statx(path, _dirfd(dir_fd), flags, mask))
+
+    def fstatx(self, fd: int, *, mask: int = _BASIC_STATX) -> concurrent.futures.Future[StatxResult]:
+        return self._loop._submit_threadsafe(_ops.Statx(b"", check_fd(fd), abi.AT_EMPTY_PATH, mask))
+
+    def unlink(self, path: Any, *, dir_fd: int | None = None) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(UnlinkAt(path, _dirfd(dir_fd), 0))
+
+    def mkdir(
+        self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(MkdirAt(path, mode, _dirfd(dir_fd)))
+
+    def rename(self, src: Any, dst: Any) -> concurrent.futures.Future[None]:
+        return self._loop._submit_threadsafe(RenameAt(src, dst, abi.AT_FDCWD, abi.AT_FDCWD, 0))
