@@ -106,18 +106,20 @@ _SLOTS_PER_ARENA = 64
 class SlotPool:
     """Pooled anonymous-mmap buffers for reads into a new buffer.
 
-    alloc(size) -> slot id or -1 (too large); address(slot); take(slot, n) copies the first
-    n bytes out as `bytes`; free(slot). Not thread-safe: the loop thread owns it.
+    alloc(size) -> slot id, or -1 when `size` exceeds the largest class. Per slot, the
+    parallel lists give its arena, offset, address and free list, so a hot path can copy
+    out (`arena_of[slot][off:off + n]`) and free (`free_list_of[slot].append(slot)`)
+    without method calls. Not thread-safe: the loop thread owns it.
     """
 
     def __init__(self) -> None:
         self._arenas: list[mmap.mmap] = []
-        self._slot_map: list[mmap.mmap] = []  # {slot: arena}
-        self._slot_off: list[int] = []  # {slot: offset in arena}
-        self._slot_addr: list[int] = []  # {slot: address}
+        self.arena_of: list[mmap.mmap] = []  # {slot: arena}
+        self.offset_of: list[int] = []  # {slot: offset in its arena}
+        self.address_of: list[int] = []  # {slot: address}
+        self.free_list_of: list[list[int]] = []  # {slot: free list of its size class}
         self._free: dict[int, list[int]] = {size: [] for size in SLOT_SIZES}
-        self._class_of: list[int] = []  # {slot: size class}
-        self.closed = False
+        self.free_small = self._free[SLOT_SIZES[0]]
 
     def _grow(self, size: int) -> None:
         arena = mmap.mmap(-1, size * _SLOTS_PER_ARENA)
@@ -125,11 +127,11 @@ class SlotPool:
         self._arenas.append(arena)
         free = self._free[size]
         for i in range(_SLOTS_PER_ARENA):
-            slot = len(self._slot_map)
-            self._slot_map.append(arena)
-            self._slot_off.append(i * size)
-            self._slot_addr.append(base + i * size)
-            self._class_of.append(size)
+            slot = len(self.arena_of)
+            self.arena_of.append(arena)
+            self.offset_of.append(i * size)
+            self.address_of.append(base + i * size)
+            self.free_list_of.append(free)
             free.append(slot)
 
     def alloc(self, size: int) -> int:
@@ -142,14 +144,14 @@ class SlotPool:
         return -1
 
     def address(self, slot: int) -> int:
-        return self._slot_addr[slot]
+        return self.address_of[slot]
 
     def take(self, slot: int, n: int) -> bytes:
-        off = self._slot_off[slot]
-        return self._slot_map[slot][off : off + n]
+        off = self.offset_of[slot]
+        return self.arena_of[slot][off : off + n]
 
     def free(self, slot: int) -> None:
-        self._free[self._class_of[slot]].append(slot)
+        self.free_list_of[slot].append(slot)
 
     def in_use(self) -> int:
-        return len(self._slot_map) - sum(len(f) for f in self._free.values())
+        return len(self.arena_of) - sum(len(f) for f in self._free.values())

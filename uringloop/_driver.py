@@ -32,6 +32,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._errors import unsupported
@@ -70,14 +71,19 @@ class RingDriver:
     def __init__(self, ring: Ring) -> None:
         self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
         self._backlog: deque[Operation] = deque()  # queued, SQE not yet written
-        # Operations whose SQE is written but not yet consumed by the kernel, in SQ order.
-        self._in_sq: deque[Operation] = deque()
+        # Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
+        self.queue: Callable[[Operation], None] = self._backlog.append
         self._ring = ring
         self.efd = -1
         self._next_user_data = 1
         self._supported = _probe(ring)
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        ring.register_eventfd(self.efd)
+        try:
+            ring.register_eventfd(self.efd)
+        except BaseException:
+            os.close(self.efd)
+            self.efd = -1
+            raise
         ring.set_eventfd_enabled(False)
         self._eventfd_enabled = False
         self.cap = ring.cq_entries
@@ -111,7 +117,7 @@ class RingDriver:
 
     @property
     def has_backlog(self) -> bool:
-        return bool(self._backlog) or bool(self._in_sq)
+        return bool(self._backlog) or self._ring.pending() > 0
 
     def stats(self) -> DriverStats:
         return DriverStats(
@@ -121,14 +127,11 @@ class RingDriver:
             self.n_enter,
             self.max_in_flight,
             len(self._inflight),
-            len(self._backlog) + len(self._in_sq),
+            len(self._backlog) + self._ring.pending(),
         )
 
     # -- submission -------------------------------------------------------------------------
 
-    def queue(self, op: Operation) -> None:
-        """Accept an operation; it reaches the kernel at the next flush()."""
-        self._backlog.append(op)
 
     def queue_many(self, ops: list[Operation]) -> None:
         self._backlog.extend(ops)
@@ -167,33 +170,62 @@ class RingDriver:
         return self.defer_taskrun or ring.needs_enter() or ring.cq_ready() > 0
 
     def _fill(self) -> None:
-        """Move operations from the backlog into free SQ slots (entering when the SQ fills)."""
+        """Move operations from the backlog into free SQ slots (entering when the SQ fills).
+
+        A multi-part operation (a batch) takes a contiguous range of user_data values when
+        its first part is written, and may be written over several SQ refills; it leaves
+        the backlog once its last part is in the SQ. FIFO order is kept throughout.
+        """
         ring = self._ring
-        sqes = ring.sqes
         backlog = self._backlog
         inflight = self._inflight
-        in_sq = self._in_sq
         cap = self.cap
-        ud = self._next_user_data
+        queued = Operation.QUEUED
+        submitted = Operation.SUBMITTED
         while backlog and len(inflight) < cap:
-            if backlog[0].state != Operation.QUEUED:  # cancelled while queued
-                backlog.popleft()
-                continue
-            off = ring.next_sqe()
-            if off < 0:
-                self._next_user_data = ud
+            head = backlog[0]
+            want = head.parts_left() if head.multi else len(backlog)
+            offsets = ring.reserve(min(want, cap - len(inflight)))
+            if not offsets:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
                     return
                 self._reap()
                 continue
-            op = backlog.popleft()
-            op.prep(sqes, off, ud)
-            op.user_data = ud
-            op.state = Operation.SUBMITTED
-            inflight[ud] = op
-            in_sq.append(op)
-            ud = ud + 1 if ud < _MAX_USER_DATA else 1
-        self._next_user_data = ud
+            sqes = ring.sqes
+            ud = self._next_user_data
+            used = 0
+            n_offsets = len(offsets)
+            while used < n_offsets and backlog:
+                op = backlog[0]
+                if op.state != queued:  # cancelled while queued: skip it
+                    backlog.popleft()
+                    continue
+                if op.multi:
+                    if not op.user_data:
+                        op.user_data = ud
+                        ud += op.parts_left()
+                    first, count = op.prep_parts(sqes, offsets, used)
+                    base = op.user_data
+                    for index in range(first, first + count):
+                        inflight[base + index] = op
+                    used += count
+                    if not op.parts_left():
+                        backlog.popleft()
+                        op.state = submitted
+                    continue
+                backlog.popleft()
+                op.prep(sqes, offsets[used], ud)
+                op.user_data = ud
+                op.state = submitted
+                inflight[ud] = op
+                ud += 1
+                used += 1
+            if ud >= _MAX_USER_DATA:  # 2**64 operations: start over, far from live ones
+                ud = 1
+            self._next_user_data = ud
+            if used < n_offsets:
+                ring.unreserve(n_offsets - used)
+                break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
 
@@ -213,20 +245,26 @@ class RingDriver:
                 self._fail_unsubmitted(exc)
                 return False
             break
-        in_sq = self._in_sq
         self.n_submitted += consumed
-        for _ in range(min(consumed, len(in_sq))):
-            in_sq.popleft()
         return True
 
     def _fail_unsubmitted(self, exc: OSError) -> None:
         """An enter failed for good: take back the SQEs the kernel did not consume and fail
-        their operations (their buffers were never seen by the kernel)."""
-        self._ring.unreserve(len(self._in_sq))
-        while self._in_sq:
-            op = self._in_sq.popleft()
-            self._inflight.pop(op.user_data, None)
-            op.complete(-(exc.errno or errno.EIO), 0)
+        their operations (their buffers were never seen by the kernel).
+
+        The unconsumed SQEs are the most recently written ones, and their operations are
+        the most recently inserted keys of the in-flight dict (dicts keep insertion order).
+        """
+        count = self._ring.pending()
+        self._ring.unreserve(count)
+        victims = list(self._inflight)[-count:] if count else []
+        res = -(exc.errno or errno.EIO)
+        for user_data in victims:
+            op = self._inflight.pop(user_data)
+            if op.multi:
+                op.complete_part(user_data, res)
+            else:
+                op.complete(res, 0)
 
     # -- completion ---------------------------------------------------------------------------
 
@@ -241,7 +279,10 @@ class RingDriver:
                 op = inflight.pop(user_data, None)
                 if op is None:
                     continue  # "can't happen": a CQE for an unknown request
-                op.complete(res, flags)
+                if op.multi:
+                    op.complete_part(user_data, res)
+                else:
+                    op.complete(res, flags)
             total += len(cqes)
         self.n_completed += total
         return total
@@ -283,7 +324,15 @@ class RingDriver:
     def cancel(self, op: Operation) -> None:
         """The waiter gave up. Queued: drop it now. In flight: ask the kernel to cancel it;
         it stays in flight (buffers alive) until its own CQE arrives."""
-        if op.state == Operation.QUEUED:
+        if op.multi:
+            # Parts not yet written are dropped; written ones are cancelled one by one.
+            written = op.drop_unwritten()
+            self.n_cancelled += 1
+            for index in range(written):
+                user_data = op.user_data + index
+                if user_data in self._inflight:
+                    self._backlog.append(AsyncCancel(user_data))
+        elif op.state == Operation.QUEUED:
             op.drop()  # the flush skips it
             self.n_cancelled += 1
         elif op.state == Operation.SUBMITTED and op.user_data in self._inflight:
@@ -316,7 +365,6 @@ class RingDriver:
                     self._reap()
         stranded = list(self._inflight.values())
         self._inflight.clear()
-        self._in_sq.clear()
         self._backlog.clear()
         self.close()
         return stranded

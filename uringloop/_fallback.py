@@ -29,6 +29,7 @@ class FallbackDriver:
     def __init__(self, call_soon_threadsafe: CallSoonThreadsafe) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe
         self._backlog: deque[Operation] = deque()
+        self.queue: Callable[[Operation], None] = self._backlog.append
         self._inflight: dict[Operation, concurrent.futures.Future[Any]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4),
@@ -69,8 +70,6 @@ class FallbackDriver:
             len(self._backlog),
         )
 
-    def queue(self, op: Operation) -> None:
-        self._backlog.append(op)
 
     def queue_many(self, ops: list[Operation]) -> None:
         self._backlog.extend(ops)

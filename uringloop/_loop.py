@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _ops
-from ._buffers import SlotPool
+from ._buffers import SLOT_SIZES, SlotPool
 from ._driver import RingDriver
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
@@ -43,6 +43,7 @@ from ._ops import (
     OpenAt,
     Operation,
     Read,
+    ReadBatch,
     ReadInto,
     ReadV,
     RenameAt,
@@ -92,6 +93,10 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
+_FD_MAX = 2**31 - 1
+_OFFSET_LIMIT = 2**63
+_POOLED_MAX = SLOT_SIZES[-1]
+_Future = asyncio.Future
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +152,12 @@ class Loop(asyncio.SelectorEventLoop):
         self._foreign = ForeignQueue(self._write_to_self, foreign_wakeup)
         if use_uring is None:
             use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
-        self._driver = self._make_driver(use_uring)
+        try:
+            self._driver = self._make_driver(use_uring)
+        except BaseException:
+            self.close()  # the self-pipe and selector are open already
+            raise
+        self._queue = self._driver.queue
         wrapper.bind(self._pre_select, self._post_select)
         self.threadsafe = ThreadsafeOperations(self)
         _loops.add(self)
@@ -158,7 +168,12 @@ class Loop(asyncio.SelectorEventLoop):
         if use_uring:
             try:
                 ring = Ring(self._sq_entries, self._cq_entries)
-            except OSError as exc:
+                try:
+                    driver = RingDriver(ring)
+                except BaseException:
+                    ring.close()
+                    raise
+            except OSError as exc:  # io_uring_setup or _register refused: no ring here
                 if exc.errno not in _SETUP_ERRNOS_FALLBACK:
                     raise
                 self._uring_error = exc
@@ -169,11 +184,6 @@ class Loop(asyncio.SelectorEventLoop):
                     stacklevel=3,
                 )
             else:
-                try:
-                    driver = RingDriver(ring)
-                except BaseException:
-                    ring.close()
-                    raise
                 self._add_reader(driver.efd, self._on_eventfd)
                 return driver
         return FallbackDriver(self.call_soon_threadsafe)
@@ -214,10 +224,15 @@ class Loop(asyncio.SelectorEventLoop):
             raise
         ring.enable()
         self._driver = new
+        self._queue = new.queue
         self._add_reader(new.efd, self._on_eventfd)
         self._ring_thread = me
 
     def run_forever(self) -> None:
+        # asyncio's own checks first: a closed or already running loop raises RuntimeError
+        # before the ring (closed, or owned by the running thread) is touched.
+        self._check_closed()
+        self._check_running()
         self._claim_ring()
         token = current_loop.set(self)
         try:
@@ -266,6 +281,7 @@ class Loop(asyncio.SelectorEventLoop):
             if foreign.prepare_to_sleep():  # type: ignore[union-attr]
                 return 0
             if driver.in_flight and driver.prepare_block():  # type: ignore[union-attr]
+                foreign.awake()  # type: ignore[union-attr]  # L4': will not block after all
                 driver.flush()  # type: ignore[union-attr]
                 return 0
             if driver.has_backlog:  # type: ignore[union-attr]
@@ -333,8 +349,27 @@ class Loop(asyncio.SelectorEventLoop):
 
     async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
-        op = Read(check_fd(fd), check_size(size), check_offset(offset), self._pool)
-        return await self._run(op)  # type: ignore[no-any-return]
+        # The hot path: _run() inlined, argument checks only for unusual arguments.
+        if not (
+            type(fd) is int
+            and type(size) is int
+            and type(offset) is int
+            and 0 <= fd <= _FD_MAX
+            and 0 <= size <= _POOLED_MAX
+            and -1 <= offset < _OFFSET_LIMIT
+        ):
+            fd, size, offset = check_fd(fd), check_size(size), check_offset(offset)
+        if self._closed or self._forked:
+            self._check_usable()
+        op = Read(fd, size, offset, self._pool)
+        future = _Future(loop=self)
+        op.waiter = future
+        self._queue(op)
+        try:
+            return await future  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            self._abandon(op, future)
+            raise
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
         """Many preads with one await: [(fd, size, offset), ...] -> [bytes, ...] in order.
@@ -342,27 +377,22 @@ class Loop(asyncio.SelectorEventLoop):
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
         """
-        self._check_usable()
-        pool = self._pool
-        ops = [
-            Read(check_fd(fd), check_size(size), check_offset(offset), pool)
-            for fd, size, offset in requests
-        ]
-        if not ops:
+        checked = []
+        for fd, size, offset in requests:
+            if not (
+                type(fd) is int
+                and type(size) is int
+                and type(offset) is int
+                and 0 <= fd <= _FD_MAX
+                and 0 <= size <= _POOLED_MAX
+                and -1 <= offset < _OFFSET_LIMIT
+            ):
+                fd, size, offset = check_fd(fd), check_size(size), check_offset(offset)
+            checked.append((fd, size, offset))
+        if not checked:
             return []
-        driver = self._driver
-        driver.check(ops[0])  # type: ignore[union-attr]
-        batch = _Batch(self.create_future(), len(ops))
-        items = batch.items
-        for i, op in enumerate(ops):
-            op.waiter = items[i]
-        driver.queue_many(ops)  # type: ignore[union-attr,arg-type]
-        try:
-            return await batch.future  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            for op in ops:
-                driver.cancel(op)  # type: ignore[union-attr]
-            raise
+        op = ReadBatch(checked, self._pool)
+        return await self._run(op)  # type: ignore[no-any-return]
 
     async def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> int:
         """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
@@ -543,52 +573,6 @@ class Loop(asyncio.SelectorEventLoop):
 
 def _dirfd(dir_fd: int | None) -> int:
     return abi.AT_FDCWD if dir_fd is None else check_fd(dir_fd, "dir_fd")
-
-
-class _BatchItem:
-    """The waiter of one operation in a batch: reports to the batch by index."""
-
-    __slots__ = ("_batch", "_index")
-
-    def __init__(self, batch: _Batch, index: int) -> None:
-        self._batch = batch
-        self._index = index
-
-    def done(self) -> bool:
-        return self._batch.future.done()
-
-    def set_result(self, value: Any) -> None:
-        self._batch.settle(self._index, value, None)
-
-    def set_exception(self, exc: BaseException) -> None:
-        self._batch.settle(self._index, None, exc)
-
-
-class _Batch:
-    """Collects the results of many operations into one future, in order."""
-
-    __slots__ = ("_error", "_error_index", "_left", "_results", "future", "items")
-
-    def __init__(self, future: asyncio.Future[Any], count: int) -> None:
-        self.future = future
-        self._results: list[Any] = [None] * count
-        self._left = count
-        self._error: BaseException | None = None
-        self._error_index = count
-        self.items = [_BatchItem(self, i) for i in range(count)]
-
-    def settle(self, index: int, value: Any, exc: BaseException | None) -> None:
-        if exc is not None:
-            if index < self._error_index:
-                self._error, self._error_index = exc, index
-        else:
-            self._results[index] = value
-        self._left -= 1
-        if not self._left and not self.future.done():
-            if self._error is not None:
-                self.future.set_exception(self._error)
-            else:
-                self.future.set_result(self._results)
 
 
 class ThreadsafeOperations:

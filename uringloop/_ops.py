@@ -95,6 +95,9 @@ class Operation:
     __slots__ = ("state", "user_data", "waiter")
     opcode: ClassVar[int]
     name: ClassVar[str]
+    # A multi-part operation fills several SQEs (prep_parts) and gets one CQE per part
+    # (complete_part); see ReadBatch.
+    multi: ClassVar[bool] = False
 
     QUEUED: ClassVar[int] = 0
     SUBMITTED: ClassVar[int] = 1
@@ -161,6 +164,23 @@ class Operation:
     def discard_value(self, value: Any) -> None:
         """Like discard(), for a run_blocking() result."""
 
+    # -- multi-part operations only --
+
+    def parts_left(self) -> int:
+        """Parts whose SQE is not yet written."""
+        raise NotImplementedError
+
+    def prep_parts(self, sqes: Any, offsets: list[int], start: int) -> tuple[int, int]:
+        """Write the next parts' SQEs at offsets[start:]; return (first part, count)."""
+        raise NotImplementedError
+
+    def complete_part(self, user_data: int, res: int) -> None:
+        raise NotImplementedError
+
+    def drop_unwritten(self) -> int:
+        """Cancel: drop the parts not yet written; return how many were written."""
+        raise NotImplementedError
+
     def drop(self) -> None:
         """Never submitted and never will be: free what it holds."""
         self.state = Operation.DONE
@@ -190,34 +210,37 @@ class Nop(Operation):
 
 
 class Read(Operation):
-    """pread into a new buffer; the result is `bytes` (shorter at end of file)."""
+    """pread into a new buffer; the result is `bytes` (shorter at end of file).
+
+    Small reads use a slot of the loop's SlotPool, taken at construction and returned in
+    complete()/drop(); larger ones (or foreign threads', pool=None) get a ctypes buffer.
+    """
 
     __slots__ = ("_buffer", "_pool", "_slot", "address", "fd", "offset", "size")
     opcode = abi.Op.READ
     name = "read"
 
     def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
-        super().__init__()
+        self.waiter: Waiter | None = None
+        self.user_data = 0
+        self.state = 0  # Operation.QUEUED
         self.fd = fd
         self.size = size
         self.offset = offset
         self._pool = pool
-        self._slot = -1
         self._buffer: ctypes.Array[ctypes.c_char] | None = None
-        self.address = 0
-
-    def _reserve(self) -> None:
-        pool = self._pool
-        if pool is not None and (slot := pool.alloc(self.size)) >= 0:
+        if pool is not None and size <= 4096 and pool.free_small:
+            self._slot = slot = pool.free_small.pop()
+            self.address = pool.address_of[slot]
+        elif pool is not None and (slot := pool.alloc(size)) >= 0:
             self._slot = slot
-            self.address = pool.address(slot)
+            self.address = pool.address_of[slot]
         else:
-            self._buffer = ctypes.create_string_buffer(max(self.size, 1))
+            self._slot = -1
+            self._buffer = ctypes.create_string_buffer(max(size, 1))
             self.address = ctypes.addressof(self._buffer)
 
     def prep(self, sqes: Any, off: int, user_data: int) -> None:
-        if not self.address:
-            self._reserve()
         _pack_sqe(
             sqes,
             off,
@@ -237,6 +260,30 @@ class Read(Operation):
             0,
         )
 
+    def complete(self, res: int, flags: int) -> None:
+        # The hot path: Operation.complete() specialised, same contract.
+        self.state = 2  # Operation.DONE
+        waiter = self.waiter
+        slot = self._slot
+        if slot >= 0:
+            pool = self._pool
+            if waiter is not None and not waiter.done():
+                if res >= 0:
+                    off = pool.offset_of[slot]  # type: ignore[union-attr]
+                    waiter.set_result(pool.arena_of[slot][off : off + res])  # type: ignore[union-attr]
+                else:
+                    waiter.set_exception(os_error(res))
+            pool.free_list_of[slot].append(slot)  # type: ignore[union-attr]
+            self._slot = -1
+            self.address = 0
+            return
+        if waiter is not None and not waiter.done():
+            if res >= 0:
+                waiter.set_result(ctypes.string_at(self.address, res) if res else b"")
+            else:
+                waiter.set_exception(os_error(res))
+        self.release()
+
     def result(self, res: int) -> bytes:
         if self._slot >= 0:
             return self._pool.take(self._slot, res)  # type: ignore[union-attr]
@@ -253,6 +300,112 @@ class Read(Operation):
         if self.offset < 0:
             return os.read(self.fd, self.size)
         return os.pread(self.fd, self.size, self.offset)
+
+
+class ReadBatch(Operation):
+    """Many preads completing as one: the result is a list of `bytes`, in request order.
+
+    Part i has user_data `self.user_data + i`. Buffers come from the SlotPool (or ctypes
+    buffers for large sizes) as each part's SQE is written and are released at its CQE.
+    If any part fails, the error of the first failed part (in request order) is raised
+    once every written part has completed.
+    """
+
+    __slots__ = ("_addr", "_buffers", "_error", "_error_index", "_left", "_next", "_pool",
+                 "_results", "_slots", "requests")  # fmt: skip
+    opcode = abi.Op.READ
+    name = "read"
+    multi = True
+
+    def __init__(self, requests: list[tuple[int, int, int]], pool: SlotPool | None) -> None:
+        super().__init__()
+        self.requests = requests
+        n = len(requests)
+        self._pool = pool
+        self._results: list[Any] = [None] * n
+        self._slots = [-1] * n
+        self._addr = [0] * n
+        self._buffers: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        self._left = n  # parts whose CQE has not arrived (or that were dropped)
+        self._next = 0  # parts written so far
+        self._error: BaseException | None = None
+        self._error_index = n
+
+    def parts_left(self) -> int:
+        return len(self.requests) - self._next
+
+    def prep_parts(self, sqes: Any, offsets: list[int], start: int) -> tuple[int, int]:
+        first = self._next
+        count = min(len(offsets) - start, len(self.requests) - first)
+        pool = self._pool
+        requests = self.requests
+        slots = self._slots
+        addrs = self._addr
+        base = self.user_data
+        read = abi.Op.READ
+        for j in range(count):
+            i = first + j
+            fd, size, offset = requests[i]
+            slot = pool.alloc(size) if pool is not None else -1
+            if slot >= 0:
+                slots[i] = slot
+                addr = pool.address(slot)  # type: ignore[union-attr]
+            else:
+                buf = self._buffers[i] = ctypes.create_string_buffer(max(size, 1))
+                addr = ctypes.addressof(buf)
+            addrs[i] = addr
+            _pack_sqe(sqes, offsets[start + j], read, 0, 0, fd, offset & _U64, addr, size, 0,
+                      base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        self._next = first + count
+        return first, count
+
+    def complete_part(self, user_data: int, res: int) -> None:
+        i = user_data - self.user_data
+        slot = self._slots[i]
+        if res < 0:
+            if i < self._error_index:
+                self._error, self._error_index = os_error(res), i
+        elif slot >= 0:
+            self._results[i] = self._pool.take(slot, res)  # type: ignore[union-attr]
+        else:
+            self._results[i] = ctypes.string_at(self._addr[i], res) if res else b""
+        if slot >= 0:
+            self._pool.free(slot)  # type: ignore[union-attr]
+            self._slots[i] = -1
+        else:
+            self._buffers.pop(i, None)
+        self._left -= 1
+        if not self._left:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.state = Operation.DONE
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if self._error is not None:
+            waiter.set_exception(self._error)
+        else:
+            waiter.set_result(self._results)
+
+    def drop_unwritten(self) -> int:
+        written = self._next
+        dropped = len(self.requests) - written
+        self.requests = self.requests[:written]
+        self._left -= dropped
+        self.state = Operation.SUBMITTED if written else Operation.DONE
+        if not self._left:
+            self._finish()
+        return written
+
+    def drop(self) -> None:
+        self.drop_unwritten()
+
+    def run_blocking(self) -> list[bytes]:
+        return [
+            os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
+            for fd, size, offset in self.requests
+        ]
 
 
 class ReadInto(Operation):

@@ -160,8 +160,23 @@ class Ring:
         self._tail = (tail + 1) & _U32
         return (tail & self._sq_mask) * abi.SQE_SIZE
 
+    def reserve(self, count: int) -> list[int]:
+        """Reserve up to `count` SQEs; return their byte offsets in `sqes` (maybe fewer,
+        maybe none when the SQ is full). Each must be filled before the next enter()."""
+        tail = self._tail
+        free = self.sq_entries - ((tail - self._sq32[self._sq_head]) & _U32)
+        if count > free:
+            count = free
+        if count <= 0:
+            return []
+        self._tail = (tail + count) & _U32
+        mask = self._sq_mask
+        return [((tail + i) & mask) * abi.SQE_SIZE for i in range(count)]
+
     def pending(self) -> int:
         """SQEs reserved but not yet consumed by the kernel."""
+        if self.closed:
+            return 0
         return (self._tail - self._sq32[self._sq_head]) & _U32
 
     def unreserve(self, count: int) -> None:
