@@ -1,0 +1,373 @@
+"""Render docs/api.md from the docstrings of uringloop's public names.
+
+    python scripts/gen_api_docs.py            # rewrite docs/api.md
+    python scripts/gen_api_docs.py --check    # exit 1 if docs/api.md is out of date
+
+Public means: the names in `__all__` of `uringloop` and of every submodule whose name does
+not start with an underscore (uringloop.os, uringloop.threads, uringloop.pytest_plugin,
+...), plus the deprecated names `uringloop` builds lazily. Of a class, the members it
+defines itself (not those inherited from asyncio) whose names do not start with an
+underscore, and its constructor. The output depends only on the source, not on the
+Python version or the machine, so the check is stable in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import enum
+import importlib
+import inspect
+import io
+import pkgutil
+import re
+import sys
+import tokenize
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "api.md"
+PACKAGE = "uringloop"
+# Names a module builds in its __getattr__ (deprecated); documented after its __all__.
+LAZY_NAMES = {"uringloop": ("EventLoopPolicy", "install")}
+NO_DOCSTRING = "*(no docstring)*"
+# Classes whose undocumented methods mirror a documented method of another class.
+MIRRORS = {
+    "ThreadsafeOperations": (
+        "Loop",
+        "From any thread: like `Loop.{name}`, but returns a concurrent.futures.Future.",
+    )
+}
+
+HEADER = """\
+# API reference
+
+Generated from the docstrings by `python scripts/gen_api_docs.py`; do not edit by hand
+(`python scripts/gen_api_docs.py --check` fails when this file is out of date).
+How the pieces fit together: [architecture.md](architecture.md).
+"""
+
+
+class _Raw:
+    """An annotation shown as written in the source (annotations are strings here)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _annotation(value: Any) -> Any:
+    if value is inspect.Parameter.empty:
+        return value
+    if isinstance(value, str):
+        return _Raw(value)
+    return _Raw(inspect.formatannotation(value))
+
+
+def _source_defaults(obj: Callable[..., Any]) -> dict[str, str]:
+    """{parameter: default expression as written}, e.g. {'mode': '0o777'}."""
+    try:
+        source = inspect.cleandoc("\n" + inspect.getsource(obj))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {}
+    args = func.args
+    positional = args.posonlyargs + args.args
+    with_default = positional[len(positional) - len(args.defaults) :]
+    pairs = list(zip(with_default, args.defaults, strict=True))
+    keyword = zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    pairs += [(a, d) for a, d in keyword if d is not None]
+    return {a.arg: ast.get_source_segment(source, d) or "" for a, d in pairs}
+
+
+def _is_public_expression(text: str) -> bool:
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(node, ast.UnaryOp):
+        node = node.operand
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Attribute):
+        return not re.search(r"(^|\.)_", text)
+    return False
+
+
+def _default(value: Any, written: str | None) -> Any:
+    if value is inspect.Parameter.empty:
+        return value
+    # The expression as written when a reader can use it as is: a literal (0o777) or a
+    # public dotted name (os.O_RDONLY); a module constant's value otherwise.
+    if written and _is_public_expression(written):
+        return _Raw(written)
+    if isinstance(value, (enum.Enum, type)) or callable(value):
+        name = getattr(value, "__qualname__", None) or getattr(value, "name", None)
+        return _Raw(str(name) if name else repr(value))
+    return value
+
+
+def signature(
+    obj: Callable[..., Any], *, drop_self: bool = False, drop_return: bool = False
+) -> str:
+    """`(a: int, b: str = 'x') -> bool` with annotations and defaults as written."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return "(...)"
+    written = _source_defaults(obj)
+    params = list(sig.parameters.values())
+    if drop_self and params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    params = [
+        p.replace(
+            annotation=_annotation(p.annotation), default=_default(p.default, written.get(p.name))
+        )
+        for p in params
+    ]
+    ret = inspect.Signature.empty if drop_return else _annotation(sig.return_annotation)
+    sig = sig.replace(parameters=params, return_annotation=ret)
+    return str(sig)
+
+
+def _public_name(cls: type) -> str:
+    """`asyncio.SelectorEventLoop` rather than `asyncio.unix_events._UnixSelectorEventLoop`."""
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    top = sys.modules.get(cls.__module__.split(".")[0])
+    if top is not None:
+        for name, value in sorted(vars(top).items()):
+            if value is cls and not name.startswith("_"):
+                return f"{top.__name__}.{name}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def docstring(obj: Any) -> str:
+    doc = obj.__doc__ if isinstance(obj, (type, ModuleType)) else inspect.getdoc(obj)
+    if isinstance(obj, type) and doc is not None:
+        doc = inspect.cleandoc(doc)
+        if dataclasses.is_dataclass(obj) and doc.startswith(obj.__name__ + "("):
+            doc = None  # the text dataclass() makes up, which varies across Pythons
+    return doc if doc else NO_DOCSTRING
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """Trailing `# comments` of a dataclass's field lines, which document the fields."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    comments: dict[str, str] = {}
+    last_field: str | None = None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and last_field is None:
+            last_field = tok.string
+        elif tok.type == tokenize.COMMENT and last_field is not None:
+            comments[last_field] = tok.string.lstrip("#").strip()
+        elif tok.type == tokenize.NEWLINE:
+            last_field = None
+    return comments
+
+
+def _members(cls: type) -> Iterator[tuple[str, Any]]:
+    """Public members a class defines itself, in source order."""
+    for name, value in vars(cls).items():
+        if name.startswith("_") or name in getattr(cls, "__dataclass_fields__", {}):
+            continue
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property) or inspect.isfunction(value):
+            yield name, value
+
+
+def render_class(qualname: str, cls: type, out: list[str]) -> None:
+    bases = [b for b in cls.__bases__ if b is not object]
+    base_text = ", ".join(_public_name(b) for b in bases)
+    if issubclass(cls, enum.Enum):
+        out.append(f"### class `{qualname}`\n")
+        out.append(f"*{base_text}*\n")
+        out.append(docstring(cls) + "\n")
+        for name, member in cls.__members__.items():
+            value = member.value
+            shown = hex(value) if isinstance(value, int) and value > 9 else repr(value)
+            out.append(f"- `{name}` = `{shown}`")
+        out.append("")
+        return
+    # Records are described by their field table, exceptions by their base.
+    init = cls.__init__ if "__init__" in vars(cls) and not dataclasses.is_dataclass(cls) else None
+    sig = signature(init, drop_self=True, drop_return=True) if init is not None else ""
+    out.append(f"### class `{qualname}{sig}`\n")
+    if base_text:
+        out.append(f"*Bases: {base_text}*\n")
+    out.append(docstring(cls) + "\n")
+    if dataclasses.is_dataclass(cls):
+        comments = _field_comments(cls)
+        out.append("| field | type | meaning |\n| --- | --- | --- |")
+        for f in dataclasses.fields(cls):
+            out.append(f"| `{f.name}` | `{f.type}` | {comments.get(f.name, '')} |")
+        out.append("")
+    for name, value in _members(cls):
+        member_name = f"{qualname}.{name}"
+        if isinstance(value, property):
+            out.append(f"#### property `{member_name}`\n")
+            out.append(docstring(value) + "\n")
+            continue
+        prefix = "async " if inspect.iscoroutinefunction(value) else ""
+        raw = vars(cls)[name]
+        kind = "classmethod " if isinstance(raw, classmethod) else ""
+        kind = "staticmethod " if isinstance(raw, staticmethod) else kind
+        drop = not isinstance(raw, staticmethod)
+        out.append(f"#### {kind}{prefix}`{member_name}{signature(value, drop_self=drop)}`\n")
+        out.append(_method_doc(cls, name, value) + "\n")
+
+
+def _method_doc(cls: type, name: str, method: Any) -> str:
+    doc = docstring(method)
+    mirror = MIRRORS.get(cls.__name__)
+    if doc != NO_DOCSTRING or mirror is None:
+        return doc
+    other = getattr(sys.modules[cls.__module__], mirror[0], None)
+    original = getattr(other, name, None)
+    if original is None:
+        return doc
+    return mirror[1].format(name=name) + "\n\n" + docstring(original)
+
+
+def render_object(qualname: str, obj: Any, out: list[str]) -> None:
+    if isinstance(obj, type):
+        render_class(qualname, obj, out)
+    elif callable(obj):
+        prefix = "async " if inspect.iscoroutinefunction(obj) else ""
+        out.append(f"### {prefix}`{qualname}{signature(obj)}`\n")
+        out.append(docstring(obj) + "\n")
+    elif isinstance(obj, ModuleType):
+        out.append(f"### module `{qualname}`\n")
+        out.append(f"See [{obj.__name__}](#module-{obj.__name__.replace('.', '')}).\n")
+    else:
+        out.append(f"### `{qualname}`\n")
+        out.append(f"*{type(obj).__name__}*, `{_short_repr(obj)}`\n")
+        comment = _constant_comment(qualname)
+        if comment:
+            out.append(comment + "\n")
+
+
+def _constant_comment(qualname: str) -> str:
+    """The `#` comment lines just above a module constant's assignment."""
+    module_name, _, name = qualname.rpartition(".")
+    try:
+        lines = inspect.getsource(sys.modules[module_name]).splitlines()
+    except (KeyError, OSError, TypeError):
+        return ""
+    for i, line in enumerate(lines):
+        if re.match(rf"{re.escape(name)}\s*[:=]", line):
+            above: list[str] = []
+            while i > 0 and lines[i - 1].startswith("#"):
+                i -= 1
+                above.insert(0, lines[i].lstrip("#").strip())
+            return " ".join(above)
+    return ""
+
+
+def _short_repr(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return "keys " + ", ".join(repr(k) for k in obj)
+    text = repr(obj)
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+
+def public_modules() -> list[ModuleType]:
+    package = importlib.import_module(PACKAGE)
+    modules = [package]
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            modules.append(importlib.import_module(f"{PACKAGE}.{info.name}"))
+    return modules
+
+
+def render_module(module: ModuleType, out: list[str]) -> None:
+    name = module.__name__
+    out.append(f"## Module {name}\n")
+    out.append(docstring(module) + "\n")
+    names = list(getattr(module, "__all__", []))
+    if not names:
+        names = sorted(
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_") and getattr(v, "__module__", None) == name
+        )
+    for public in names:
+        render_object(f"{name}.{public}", getattr(module, public), out)
+    lazy = LAZY_NAMES.get(name, ())
+    if lazy:
+        out.append(f"### Deprecated names of {name}\n")
+        out.append("Built on first use; deprecated where asyncio's event loop policies are.\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for public in lazy:
+                render_object(f"{name}.{public}", getattr(module, public), out)
+
+
+def render() -> str:
+    out = [HEADER]
+    modules = public_modules()
+    out.append("Modules: " + ", ".join(f"[{m.__name__}](#module-{_anchor(m)})" for m in modules))
+    out.append("")
+    for module in modules:
+        render_module(module, out)
+    text = "\n".join(out)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.rstrip("\n") + "\n"
+
+
+def _anchor(module: ModuleType) -> str:
+    return module.__name__.replace(".", "")
+
+
+def undocumented(text: str) -> list[str]:
+    """Headings in the rendered text whose docstring is missing."""
+    missing = []
+    heading = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line == NO_DOCSTRING:
+            missing.append(heading)
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail if docs/api.md is stale")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    text = render()
+    for heading in undocumented(text):
+        print(f"no docstring: {heading}", file=sys.stderr)
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(
+                f"{args.output} is out of date: run python scripts/gen_api_docs.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
