@@ -48,6 +48,7 @@ class Pin:
     __slots__ = ("_view", "address", "nbytes")
 
     def __init__(self, obj: object, writable: bool) -> None:
+        self._view: _PyBuffer | None = None  # for __del__ if GetBuffer fails
         view = _PyBuffer()
         try:
             _get_buffer(obj, ctypes.byref(view), PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
@@ -61,7 +62,7 @@ class Pin:
             raise TypeError(
                 f"a bytes-like object is required, not {type(obj).__name__}"
             ) from None
-        self._view: _PyBuffer | None = view
+        self._view = view
         self.address = view.buf or 0
         self.nbytes = view.len
 
@@ -94,6 +95,26 @@ def bytes_address(data: bytes) -> int:
     if _BYTES_OFFSET >= 0:
         return id(data) + _BYTES_OFFSET
     return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+
+
+class ScratchBuffer:
+    """A private anonymous mapping for one large read: pages cost memory only once the
+    kernel writes them, so a read of a huge size into a small file stays cheap."""
+
+    __slots__ = ("_map", "address")
+
+    def __init__(self, size: int) -> None:
+        self._map: mmap.mmap | None = mmap.mmap(-1, max(size, 1))
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+
+    def take(self, n: int) -> bytes:
+        assert self._map is not None
+        return self._map[:n]
+
+    def close(self) -> None:
+        m, self._map = self._map, None
+        if m is not None:
+            m.close()
 
 
 PAGE = mmap.PAGESIZE

@@ -20,7 +20,7 @@ import stat as _stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ._buffers import Pin, SlotPool, bytes_address
+from ._buffers import Pin, ScratchBuffer, SlotPool, bytes_address
 from ._errors import os_error
 from ._ring import abi
 
@@ -228,7 +228,7 @@ class Read(Operation):
         self.size = size
         self.offset = offset
         self._pool = pool
-        self._buffer: ctypes.Array[ctypes.c_char] | None = None
+        self._buffer: ScratchBuffer | None = None
         if pool is not None and size <= 4096 and pool.free_small:
             self._slot = slot = pool.free_small.pop()
             self.address = pool.address_of[slot]
@@ -237,8 +237,8 @@ class Read(Operation):
             self.address = pool.address_of[slot]
         else:
             self._slot = -1
-            self._buffer = ctypes.create_string_buffer(max(size, 1))
-            self.address = ctypes.addressof(self._buffer)
+            self._buffer = ScratchBuffer(size)
+            self.address = self._buffer.address
 
     def prep(self, sqes: Any, off: int, user_data: int) -> None:
         _pack_sqe(
@@ -279,7 +279,7 @@ class Read(Operation):
             return
         if waiter is not None and not waiter.done():
             if res >= 0:
-                waiter.set_result(ctypes.string_at(self.address, res) if res else b"")
+                waiter.set_result(self._buffer.take(res))  # type: ignore[union-attr]
             else:
                 waiter.set_exception(os_error(res))
         self.release()
@@ -287,13 +287,15 @@ class Read(Operation):
     def result(self, res: int) -> bytes:
         if self._slot >= 0:
             return self._pool.take(self._slot, res)  # type: ignore[union-attr]
-        return ctypes.string_at(self.address, res) if res else b""
+        return self._buffer.take(res)  # type: ignore[union-attr]
 
     def release(self) -> None:
         if self._slot >= 0:
             self._pool.free(self._slot)  # type: ignore[union-attr]
             self._slot = -1
-        self._buffer = None
+        if self._buffer is not None:
+            self._buffer.close()
+            self._buffer = None
         self.address = 0
 
     def run_blocking(self) -> bytes:
@@ -311,7 +313,7 @@ class ReadBatch(Operation):
     once every written part has completed.
     """
 
-    __slots__ = ("_addr", "_buffers", "_error", "_error_index", "_left", "_next", "_pool",
+    __slots__ = ("_buffers", "_error", "_error_index", "_left", "_next", "_pool",
                  "_results", "_slots", "requests")  # fmt: skip
     opcode = abi.Op.READ
     name = "read"
@@ -324,8 +326,7 @@ class ReadBatch(Operation):
         self._pool = pool
         self._results: list[Any] = [None] * n
         self._slots = [-1] * n
-        self._addr = [0] * n
-        self._buffers: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        self._buffers: dict[int, ScratchBuffer] = {}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
         self._next = 0  # parts written so far
         self._error: BaseException | None = None
@@ -340,7 +341,6 @@ class ReadBatch(Operation):
         pool = self._pool
         requests = self.requests
         slots = self._slots
-        addrs = self._addr
         base = self.user_data
         read = abi.Op.READ
         for j in range(count):
@@ -351,9 +351,8 @@ class ReadBatch(Operation):
                 slots[i] = slot
                 addr = pool.address(slot)  # type: ignore[union-attr]
             else:
-                buf = self._buffers[i] = ctypes.create_string_buffer(max(size, 1))
-                addr = ctypes.addressof(buf)
-            addrs[i] = addr
+                buf = self._buffers[i] = ScratchBuffer(size)
+                addr = buf.address
             _pack_sqe(sqes, offsets[start + j], read, 0, 0, fd, offset & _U64, addr, size, 0,
                       base + i, 0, 0, 0, 0, 0)  # fmt: skip
         self._next = first + count
@@ -368,12 +367,12 @@ class ReadBatch(Operation):
         elif slot >= 0:
             self._results[i] = self._pool.take(slot, res)  # type: ignore[union-attr]
         else:
-            self._results[i] = ctypes.string_at(self._addr[i], res) if res else b""
+            self._results[i] = self._buffers[i].take(res)
         if slot >= 0:
             self._pool.free(slot)  # type: ignore[union-attr]
             self._slots[i] = -1
         else:
-            self._buffers.pop(i, None)
+            self._buffers.pop(i).close()
         self._left -= 1
         if not self._left:
             self._finish()
@@ -641,7 +640,7 @@ class OpenAt(Operation):
 
     def run_blocking(self) -> int:
         dir_fd = None if self.dirfd == _AT_FDCWD else self.dirfd
-        return os.open(self._path[:-1], self.flags, self.mode, dir_fd=dir_fd)
+        return os.open(self.path, self.flags, self.mode, dir_fd=dir_fd)
 
 
 class Close(Operation):
@@ -780,7 +779,7 @@ class Statx(Operation):
             st = os.fstat(self.dirfd)
         else:
             dir_fd = None if self.dirfd == _AT_FDCWD else self.dirfd
-            st = os.stat(raw, dir_fd=dir_fd, follow_symlinks=follow)
+            st = os.stat(self.path, dir_fd=dir_fd, follow_symlinks=follow)
         return StatxResult.from_stat(st)
 
 
@@ -825,9 +824,9 @@ class UnlinkAt(Operation):
     def run_blocking(self) -> None:
         dir_fd = None if self.dirfd == _AT_FDCWD else self.dirfd
         if self.flags & abi.AT_REMOVEDIR:
-            os.rmdir(self._path[:-1], dir_fd=dir_fd)
+            os.rmdir(self.path, dir_fd=dir_fd)
         else:
-            os.unlink(self._path[:-1], dir_fd=dir_fd)
+            os.unlink(self.path, dir_fd=dir_fd)
 
 
 class RenameAt(Operation):
@@ -878,7 +877,7 @@ class RenameAt(Operation):
             return
         src = None if self.old_dirfd == _AT_FDCWD else self.old_dirfd
         dst = None if self.new_dirfd == _AT_FDCWD else self.new_dirfd
-        os.rename(self._old[:-1], self._new[:-1], src_dir_fd=src, dst_dir_fd=dst)
+        os.rename(self.old, self.new, src_dir_fd=src, dst_dir_fd=dst)
 
 
 class MkdirAt(Operation):
@@ -921,7 +920,7 @@ class MkdirAt(Operation):
 
     def run_blocking(self) -> None:
         dir_fd = None if self.dirfd == _AT_FDCWD else self.dirfd
-        os.mkdir(self._path[:-1], self.mode, dir_fd=dir_fd)
+        os.mkdir(self.path, self.mode, dir_fd=dir_fd)
 
 
 class SymlinkAt(Operation):
@@ -964,7 +963,7 @@ class SymlinkAt(Operation):
 
     def run_blocking(self) -> None:
         dir_fd = None if self.dirfd == _AT_FDCWD else self.dirfd
-        os.symlink(self._target[:-1], self._link[:-1], dir_fd=dir_fd)
+        os.symlink(self.target, self.link, dir_fd=dir_fd)
 
 
 class LinkAt(Operation):
@@ -1011,8 +1010,8 @@ class LinkAt(Operation):
         src = None if self.old_dirfd == _AT_FDCWD else self.old_dirfd
         dst = None if self.new_dirfd == _AT_FDCWD else self.new_dirfd
         os.link(
-            self._old[:-1],
-            self._new[:-1],
+            self.old,
+            self.new,
             src_dir_fd=src,
             dst_dir_fd=dst,
             follow_symlinks=bool(self.flags & 0x400),  # AT_SYMLINK_FOLLOW

@@ -1,0 +1,221 @@
+"""Every file operation of the loop, on io_uring and on the thread-pool fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+import uringloop
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring", "fallback")]
+
+
+def running() -> uringloop.Loop:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    return loop
+
+
+async def test_uring_available_matches_the_mode() -> None:
+    loop = running()
+    assert loop.uring_available == (loop._driver.uses_ring)  # type: ignore[union-attr]
+
+
+async def test_nop() -> None:
+    assert await running().nop() is None
+
+
+async def test_pread_at_offsets(data_file: tuple[str, bytes], no_fd_leak: None) -> None:
+    path, data = data_file
+    loop = running()
+    fd = await loop.open_fd(path)
+    try:
+        assert await loop.pread(fd, 4096, 0) == data[:4096]
+        assert await loop.pread(fd, 100, 12345) == data[12345:12445]
+        assert await loop.pread(fd, 200_000, 7) == data[7:200_007]  # larger than a pool slot
+        assert await loop.pread(fd, 4096, len(data) - 10) == data[-10:]  # short at EOF
+        assert await loop.pread(fd, 4096, len(data) + 10) == b""
+        assert await loop.pread(fd, 0, 0) == b""
+    finally:
+        await loop.close_fd(fd)
+
+
+async def test_pread_at_file_position(data_file: tuple[str, bytes], no_fd_leak: None) -> None:
+    path, data = data_file
+    loop = running()
+    fd = await loop.open_fd(path)
+    try:
+        assert await loop.pread(fd, 10) == data[:10]
+        assert await loop.pread(fd, 10, -1) == data[10:20]
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 20
+    finally:
+        await loop.close_fd(fd)
+
+
+async def test_pread_many_in_order(data_file: tuple[str, bytes], no_fd_leak: None) -> None:
+    path, data = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        offsets = [(i * 7919) % (len(data) - 4096) for i in range(500)]
+        chunks = await loop.pread_many([(fd, 4096, off) for off in offsets])
+        assert chunks == [data[off : off + 4096] for off in offsets]
+        assert await loop.pread_many([]) == []
+        mixed = await loop.pread_many([(fd, 100_000, 1), (fd, 5, 2)])
+        assert mixed == [data[1:100_001], data[2:7]]
+    finally:
+        os.close(fd)
+
+
+async def test_pread_many_raises_first_failure_after_all(data_file: tuple[str, bytes]) -> None:
+    path, _ = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as info:
+            await loop.pread_many([(fd, 10, 0), (987654, 10, 0), (fd, 10, 5)])
+        assert info.value.errno == 9  # EBADF
+        assert loop.uring_stats().in_flight == 0
+    finally:
+        os.close(fd)
+
+
+async def test_preadinto_and_preadv(data_file: tuple[str, bytes], no_fd_leak: None) -> None:
+    path, data = data_file
+    loop = running()
+    fd = await loop.open_fd(path)
+    try:
+        buf = bytearray(1000)
+        assert await loop.preadinto(fd, buf, 500) == 1000
+        assert buf == data[500:1500]
+        view = memoryview(bytearray(64))[8:24]
+        assert await loop.preadinto(fd, view, 3) == 16
+        assert view.tobytes() == data[3:19]
+        a, b = bytearray(3), bytearray(5)
+        assert await loop.preadv(fd, [a, b], 10) == 8
+        assert bytes(a + b) == data[10:18]
+    finally:
+        await loop.close_fd(fd)
+
+
+async def test_write_paths(tmp_path: os.PathLike[str], no_fd_leak: None) -> None:
+    loop = running()
+    path = os.path.join(tmp_path, "out")
+    fd = await loop.open_fd(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        assert await loop.pwrite(fd, b"hello", 0) == 5
+        assert await loop.pwrite(fd, bytearray(b"__"), 5) == 2
+        assert await loop.pwrite(fd, memoryview(b"xyz")[1:], 7) == 2
+        assert await loop.pwritev(fd, [b"ab", b"cd"], 9) == 4
+        await loop.pwrite_all(fd, b"Z" * 300_000, 13)
+        await loop.fsync(fd)
+        await loop.fdatasync(fd)
+        with open(path, "rb") as f:
+            assert f.read() == b"hello__yzabcd" + b"Z" * 300_000
+        assert (await loop.fstat(fd)).st_size == 13 + 300_000
+        await loop.ftruncate(fd, 4)
+        await loop.fallocate(fd, 0, 1 << 20)
+        st = await loop.fstat(fd)
+        assert st.st_size == 1 << 20
+        assert st.st_mode & 0o777 == 0o600
+    finally:
+        await loop.close_fd(fd)
+
+
+async def test_append_at_file_position(tmp_path: os.PathLike[str], no_fd_leak: None) -> None:
+    loop = running()
+    path = os.path.join(tmp_path, "log")
+    fd = await loop.open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        await loop.pwrite(fd, b"one,")
+        await loop.pwrite(fd, b"two")
+    finally:
+        await loop.close_fd(fd)
+    with open(path, "rb") as f:
+        assert f.read() == b"one,two"
+
+
+async def test_stat_matches_os_stat(data_file: tuple[str, bytes]) -> None:
+    path, data = data_file
+    loop = running()
+    ours = await loop.stat(path)
+    theirs = os.stat(path)
+    for field in ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid", "st_size"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert ours.st_mtime_ns == theirs.st_mtime_ns
+    sx = await loop.statx(path)
+    assert sx.size == len(data) and sx.is_file() and not sx.is_dir()
+
+
+async def test_directory_operations(tmp_path: os.PathLike[str]) -> None:
+    loop = running()
+    base = os.fspath(tmp_path)
+    d = os.path.join(base, "d")
+    await loop.mkdir(d, 0o755)
+    assert stat.S_ISDIR((await loop.stat(d)).st_mode)
+    f = os.path.join(d, "f")
+    with open(f, "w") as fh:
+        fh.write("x")
+    await loop.symlink(f, os.path.join(base, "sym"))
+    assert os.readlink(os.path.join(base, "sym")) == f
+    lst = await loop.stat(os.path.join(base, "sym"), follow_symlinks=False)
+    assert stat.S_ISLNK(lst.st_mode)
+    await loop.link(f, os.path.join(base, "hard"))
+    assert os.stat(f).st_nlink == 2
+    await loop.rename(f, os.path.join(base, "moved"))
+    assert os.path.exists(os.path.join(base, "moved")) and not os.path.exists(f)
+    await loop.unlink(os.path.join(base, "moved"))
+    await loop.unlink(os.path.join(base, "hard"))
+    await loop.unlink(os.path.join(base, "sym"))
+    await loop.rmdir(d)
+    assert os.listdir(base) == []
+
+
+async def test_dir_fd_relative_paths(tmp_path: os.PathLike[str], no_fd_leak: None) -> None:
+    loop = running()
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = await loop.open_fd("rel.txt", os.O_WRONLY | os.O_CREAT, dir_fd=dfd)
+        await loop.pwrite(fd, b"rel", 0)
+        await loop.close_fd(fd)
+        assert (await loop.stat("rel.txt", dir_fd=dfd)).st_size == 3
+        await loop.rename("rel.txt", "rel2.txt", src_dir_fd=dfd, dst_dir_fd=dfd)
+        await loop.unlink("rel2.txt", dir_fd=dfd)
+        assert os.listdir(tmp_path) == []
+    finally:
+        os.close(dfd)
+
+
+async def test_paths_as_bytes_and_pathlike(tmp_path: os.PathLike[str], no_fd_leak: None) -> None:
+    import pathlib
+
+    loop = running()
+    p = pathlib.Path(tmp_path) / "p.txt"
+    p.write_bytes(b"abc")
+    for path in (p, os.fsencode(p), str(p)):
+        fd = await loop.open_fd(path)
+        assert await loop.pread(fd, 3, 0) == b"abc"
+        await loop.close_fd(fd)
+
+
+async def test_opened_fd_is_cloexec(data_file: tuple[str, bytes], no_fd_leak: None) -> None:
+    loop = running()
+    fd = await loop.open_fd(data_file[0])
+    try:
+        assert not os.get_inheritable(fd)
+    finally:
+        await loop.close_fd(fd)
+
+
+async def test_threadsafe_from_loop_thread_does_not_block(data_file: tuple[str, bytes]) -> None:
+    path, data = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        cf = loop.threadsafe.pread(fd, 10, 0)
+        assert await asyncio.wrap_future(cf) == data[:10]
+    finally:
+        os.close(fd)

@@ -1,0 +1,203 @@
+"""The ring on its own: no event loop, no futures."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Callable
+
+import pytest
+
+from uringloop._ring import abi, syscalls
+from uringloop._ring.ring import WANTED_FLAGS, Ring
+
+
+def _nop(ring: Ring, user_data: int) -> bool:
+    off = ring.next_sqe()
+    if off < 0:
+        return False
+    abi.SQE.pack_into(ring.sqes, off, abi.Op.NOP, 0, 0, -1, 0, 0, 0, 0, user_data, 0, 0, 0, 0, 0)
+    return True
+
+
+def test_nop_round_trip(ring: Ring) -> None:
+    assert _nop(ring, 42)
+    assert ring.pending() == 1
+    assert ring.enter(0, abi.EnterFlag.GETEVENTS) == 1
+    assert ring.pending() == 0
+    assert ring.reap() == [(42, 0, 0)]
+    assert ring.reap() == []
+
+
+def test_read_into_memory(ring: Ring, tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "f")
+    with open(path, "wb") as f:
+        f.write(b"hello io_uring")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = ctypes.create_string_buffer(64)
+        off = ring.next_sqe()
+        abi.SQE.pack_into(
+            ring.sqes, off, abi.Op.READ, 0, 0, fd, 6, ctypes.addressof(buf), 64, 0, 7, 0, 0, 0, 0, 0
+        )
+        ring.enter(1, abi.EnterFlag.GETEVENTS)
+        [(user_data, res, _flags)] = ring.reap()
+        assert (user_data, res) == (7, 8)
+        assert buf.raw[:8] == b"io_uring"
+    finally:
+        os.close(fd)
+
+
+def test_negative_result_is_minus_errno(ring: Ring) -> None:
+    off = ring.next_sqe()
+    abi.SQE.pack_into(ring.sqes, off, abi.Op.READ, 0, 0, 12345, 0, 0, 10, 0, 1, 0, 0, 0, 0, 0)
+    ring.enter(1, abi.EnterFlag.GETEVENTS)
+    [(_, res, _)] = ring.reap()
+    assert res == -errno.EBADF
+
+
+def test_full_sq_is_a_value_not_an_error(ring_factory: Callable[..., Ring]) -> None:
+    ring = ring_factory(sq_entries=4, cq_entries=8)
+    ring.enable()
+    assert ring.sq_entries == 4
+    assert all(_nop(ring, i) for i in range(4))
+    assert ring.next_sqe() == -1
+    assert ring.reserve(3) == []
+    ring.enter(0, abi.EnterFlag.GETEVENTS)
+    assert sorted(ud for ud, _, _ in ring.reap()) == [0, 1, 2, 3]
+    assert len(ring.reserve(10)) == 4  # capped at the free space
+
+
+def test_completions_matched_by_user_data_and_limit(ring: Ring) -> None:
+    for ud in (5, 9, 3):
+        _nop(ring, ud)
+    ring.enter(0, abi.EnterFlag.GETEVENTS)
+    first = ring.reap(limit=2)
+    rest = ring.reap()
+    assert len(first) == 2 and len(rest) == 1
+    assert {ud for ud, _, _ in first + rest} == {5, 9, 3}
+
+
+def test_unreserve_takes_back_unsubmitted(ring: Ring) -> None:
+    _nop(ring, 1)
+    _nop(ring, 2)
+    ring.unreserve(1)
+    assert ring.pending() == 1
+    ring.enter(0, abi.EnterFlag.GETEVENTS)
+    assert ring.reap() == [(1, 0, 0)]
+
+
+def test_probe_lists_the_operations_we_use(ring: Ring) -> None:
+    supported = ring.probe()
+    for op in (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.OPENAT, abi.Op.STATX):
+        assert op in supported
+
+
+def test_setup_falls_back_flag_by_flag_on_einval(ring_factory: Callable[..., Ring]) -> None:
+    # The first two setups are refused as an old kernel would refuse unknown flags.
+    with syscalls.inject("setup", errno.EINVAL, times=2):
+        ring = ring_factory()
+    assert not ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN
+    assert not ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER
+    ring.enable()
+    assert _nop(ring, 1)
+    ring.enter(0, abi.EnterFlag.GETEVENTS)
+    assert ring.reap() == [(1, 0, 0)]
+
+
+def test_setup_errors_other_than_einval_propagate() -> None:
+    with syscalls.inject("setup", errno.ENOSYS), pytest.raises(OSError) as info:
+        Ring()
+    assert info.value.errno == errno.ENOSYS
+
+
+def test_setup_gives_up_when_no_flag_is_left() -> None:
+    with syscalls.inject("setup", errno.EINVAL, times=-1), pytest.raises(OSError) as info:
+        Ring()
+    assert info.value.errno == errno.EINVAL
+
+
+def test_enter_fault_is_raised_then_gone(ring: Ring) -> None:
+    _nop(ring, 1)
+    with syscalls.inject("enter", errno.EINTR), pytest.raises(InterruptedError):
+        ring.enter(0, abi.EnterFlag.GETEVENTS)
+    assert ring.enter(0, abi.EnterFlag.GETEVENTS) == 1
+    assert ring.reap() == [(1, 0, 0)]
+
+
+def test_inject_rejects_unknown_call() -> None:
+    with pytest.raises(ValueError), syscalls.inject("mmap", errno.EINTR):
+        pass
+
+
+def test_single_issuer_binds_the_enabling_thread(ring: Ring) -> None:
+    import threading
+
+    if not ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER:
+        pytest.skip("kernel without IORING_SETUP_SINGLE_ISSUER")
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            _nop(ring, 1)
+            ring.enter(0, abi.EnterFlag.GETEVENTS)
+        except OSError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert errors and getattr(errors[0], "errno", None) == errno.EEXIST
+
+
+def test_disabled_ring_can_be_claimed_by_another_thread() -> None:
+    import threading
+
+    ring = Ring(flags=WANTED_FLAGS)
+    try:
+        if not ring.setup_flags & abi.SetupFlag.R_DISABLED:
+            pytest.skip("kernel without IORING_SETUP_R_DISABLED")
+        results: list[object] = []
+
+        def other() -> None:
+            ring.enable()
+            _nop(ring, 3)
+            ring.enter(0, abi.EnterFlag.GETEVENTS)
+            results.extend(ring.reap())
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert results == [(3, 0, 0)]
+    finally:
+        ring.close()
+
+
+def test_close_is_idempotent_and_releases_the_fd(ring_factory: Callable[..., Ring]) -> None:
+    ring = ring_factory()
+    fd = ring.fd
+    os.fstat(fd)
+    ring.close()
+    ring.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert ring.pending() == 0
+
+
+def test_eventfd_signals_completion(ring: Ring) -> None:
+    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    try:
+        ring.register_eventfd(efd)
+        _nop(ring, 1)
+        ring.enter(0, abi.EnterFlag.GETEVENTS)
+        assert os.eventfd_read(efd) >= 1
+        ring.reap()
+        ring.set_eventfd_enabled(False)
+        _nop(ring, 2)
+        ring.enter(0, abi.EnterFlag.GETEVENTS)
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(efd)
+        assert ring.reap() == [(2, 0, 0)]
+    finally:
+        os.close(efd)
