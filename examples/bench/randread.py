@@ -1,0 +1,544 @@
+"""Benchmark 2, randread: 4 KiB random reads over one file, page cache and O_DIRECT.
+
+Queue depth QD = the number of coroutines each keeping one read in flight (for the
+batched form: the size of each pread_many batch; for the synchronous loop: always 1).
+Every implementation is written the way its users would write it, with the same worker
+skeleton (offset table, deadline check, one in 64 reads kept for verification), and the
+kept reads are compared with os.pread afterwards.
+
+    python -m examples.bench.randread [--quick] [--json PATH] [--plot PATH]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import itertools
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+from .common import (
+    BLOCK,
+    OFFSET_TABLE,
+    BenchError,
+    Config,
+    MiB,
+    Report,
+    Row,
+    aligned_buffer,
+    fio_available,
+    interleaved,
+    open_direct,
+    run_fio,
+    run_on,
+    target,
+    verify,
+    warm_cache,
+)
+from .common import data_file as make_data_file
+
+NAME = "randread"
+QDS = (1, 16, 64)
+WARMUP = 0.05  # seconds of untimed work before each timed run
+
+SYNC = "sync loop (os.pread/preadv)"
+ASYNCIO = "asyncio + executor"
+UVLOOP = "uvloop + executor"
+AIOFILES = "aiofiles"
+CAIO_SQPOLL = "aiofile + caio uring SQPOLL"
+CAIO_URING = "aiofile + caio uring"
+CAIO_AIO = "caio linux_aio"
+PYURING = "pyuring UringAsync"
+FIO = "fio io_uring (C)"
+URING = "uringloop"
+BATCHED = "uringloop pread_many"
+ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
+IMPLS = (
+    SYNC,
+    ASYNCIO,
+    UVLOOP,
+    AIOFILES,
+    CAIO_SQPOLL,
+    CAIO_URING,
+    CAIO_AIO,
+    PYURING,
+    URING,
+    BATCHED,
+)
+
+Worker = Callable[[float], Awaitable[int]]
+
+
+@dataclass
+class Env:
+    """What one timed run needs; `keep` collects (offset, bytes) for verification."""
+
+    path: str
+    fd: int
+    direct: bool
+    qd: int
+    duration: float
+    offsets: list[int]
+    bs: int = BLOCK
+    keep: list[tuple[int, bytes]] = field(default_factory=list)
+    counter: Any = None
+
+    @property
+    def mask(self) -> int:
+        return len(self.offsets) - 1
+
+
+async def _timed(env: Env, workers: list[Worker], ops_per_count: int = 1) -> float:
+    """Warm up, clear the kept samples, run the workers until the deadline: ops/s."""
+    await asyncio.gather(*(w(perf_counter() + WARMUP) for w in workers))
+    env.keep.clear()
+    t0 = perf_counter()
+    counts = await asyncio.gather(*(w(t0 + env.duration) for w in workers))
+    return sum(counts) * ops_per_count / (perf_counter() - t0)
+
+
+# -- the implementations ------------------------------------------------------------------
+
+
+def _sync(env: Env) -> float:
+    fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    buf = aligned_buffer(env.bs)
+    pread, preadv = os.pread, os.preadv
+
+    def work(deadline: float) -> int:
+        n = 0
+        while perf_counter() < deadline:
+            i = next(counter)
+            off = offs[i & mask]
+            if env.direct:
+                preadv(fd, [buf], off)
+                if not i & 63:
+                    keep.append((off, buf[: env.bs]))
+            else:
+                data = pread(fd, env.bs, off)
+                if not i & 63:
+                    keep.append((off, data))
+            n += 1
+        return n
+
+    work(perf_counter() + WARMUP)
+    keep.clear()
+    t0 = perf_counter()
+    n = work(t0 + env.duration)
+    return n / (perf_counter() - t0)
+
+
+async def _executor(env: Env) -> float:
+    loop = asyncio.get_running_loop()
+    fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    run = loop.run_in_executor
+
+    def make() -> Worker:
+        buf = aligned_buffer(env.bs)
+
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                if env.direct:
+                    await run(None, os.preadv, fd, [buf], off)
+                    if not i & 63:
+                        keep.append((off, buf[: env.bs]))
+                else:
+                    data = await run(None, os.pread, fd, env.bs, off)
+                    if not i & 63:
+                        keep.append((off, data))
+                n += 1
+            return n
+
+        return worker
+
+    return await _timed(env, [make() for _ in range(env.qd)])
+
+
+async def _aiofiles(env: Env) -> float:
+    import aiofiles  # type: ignore[import-untyped]
+
+    offs, mask, keep = env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    flags = os.O_DIRECT if env.direct else 0
+
+    def opener(path: str, f: int) -> int:
+        return os.open(path, f | flags)
+
+    # One file object per coroutine: aiofiles has no pread, so each read is seek + read,
+    # which needs its own file position.
+    files = [await aiofiles.open(env.path, "rb", buffering=0, opener=opener) for _ in range(env.qd)]
+
+    def make(k: int) -> Worker:
+        f = files[k]
+        buf = aligned_buffer(env.bs)
+
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                await f.seek(off)
+                if env.direct:
+                    await f.readinto(buf)
+                    if not i & 63:
+                        keep.append((off, buf[: env.bs]))
+                else:
+                    data = await f.read(env.bs)
+                    if not i & 63:
+                        keep.append((off, data))
+                n += 1
+            return n
+
+        return worker
+
+    try:
+        return await _timed(env, [make(k) for k in range(env.qd)])
+    finally:
+        for f in files:
+            await f.close()
+
+
+async def _aiofile_uring(env: Env, sqpoll: bool) -> float:
+    import caio.linux_uring_asyncio as cu
+    from aiofile import AIOFile
+
+    loop = asyncio.get_running_loop()
+    offs, mask, keep = env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    context_class: Any = cu.AsyncioContext
+    ctx = context_class(loop=loop, sqpoll=sqpoll)
+    if sqpoll and not ctx.context.sqpoll:
+        ctx.close()
+        raise BenchError("caio could not set up SQPOLL here")
+    fp = os.fdopen(os.dup(env.fd), "rb", buffering=0)
+    afp = AIOFile.from_fp(fp, context=ctx)
+
+    async def worker(deadline: float) -> int:
+        n = 0
+        while perf_counter() < deadline:
+            i = next(counter)
+            off = offs[i & mask]
+            data = await afp.read_bytes(env.bs, off)
+            if not i & 63:
+                keep.append((off, data))
+            n += 1
+        return n
+
+    try:
+        return await _timed(env, [worker] * env.qd)
+    finally:
+        await afp.close()
+        fp.close()
+        ctx.close()
+
+
+async def _caio_aio(env: Env) -> float:
+    import caio.linux_aio_asyncio as ca
+
+    loop = asyncio.get_running_loop()
+    fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    context_class: Any = ca.AsyncioContext
+    ctx = context_class(loop=loop)
+    read = ctx.read
+
+    async def worker(deadline: float) -> int:
+        n = 0
+        while perf_counter() < deadline:
+            i = next(counter)
+            off = offs[i & mask]
+            data = await read(env.bs, fd, off)
+            if not i & 63:
+                keep.append((off, data))
+            n += 1
+        return n
+
+    try:
+        return await _timed(env, [worker] * env.qd)
+    finally:
+        ctx.close()
+
+
+async def _pyuring(env: Env) -> float:
+    import pyuring
+    from pyuring.native.uring_ctx import UringCtx
+
+    loop = asyncio.get_running_loop()
+    fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    ctx = UringCtx(entries=max(64, 2 * env.qd))
+    ua = pyuring.UringAsync(ctx)
+    # UringAsync hands out completions, not per-request results: route them by user_data.
+    # One waiter per coroutine lets one readable event deliver a whole burst of CQEs.
+    waiters: dict[int, asyncio.Future[int]] = {}
+    user_data = itertools.count(1)
+
+    async def pump() -> None:
+        while True:
+            ud, res = await ua.wait_completion()
+            waiters.pop(ud).set_result(res)
+
+    pumps = [loop.create_task(pump()) for _ in range(env.qd)]
+
+    def make() -> Worker:
+        mem = aligned_buffer(env.bs)
+        cbuf = (ctypes.c_char * env.bs).from_buffer(mem)
+        addr = ctypes.c_void_p(ctypes.addressof(cbuf))
+        buf = bytearray(env.bs)
+
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                ud = next(user_data)
+                fut = loop.create_future()
+                waiters[ud] = fut
+                if env.direct:
+                    ctx.read_async_ptr(fd, addr, env.bs, off, ud)
+                    res = await fut
+                    if not i & 63:
+                        keep.append((off, mem[:res]))
+                else:
+                    ctx.read_async(fd, buf, off, ud)
+                    res = await fut
+                    data = bytes(buf) if res == env.bs else bytes(buf[: max(res, 0)])
+                    if not i & 63:
+                        keep.append((off, data))
+                if res < 0:
+                    raise OSError(-res, os.strerror(-res))
+                n += 1
+            return n
+
+        worker.keepalive = (mem, cbuf)  # type: ignore[attr-defined]
+        return worker
+
+    try:
+        return await _timed(env, [make() for _ in range(env.qd)])
+    finally:
+        for p in pumps:
+            p.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        ua.close()
+        ctx.close()
+
+
+async def _uring(env: Env) -> float:
+    loop: Any = asyncio.get_running_loop()
+    fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
+    counter = itertools.count()
+
+    def make() -> Worker:
+        buf = aligned_buffer(env.bs)
+
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                if env.direct:
+                    await loop.preadinto(fd, buf, off)
+                    if not i & 63:
+                        keep.append((off, buf[: env.bs]))
+                else:
+                    data = await loop.pread(fd, env.bs, off)
+                    if not i & 63:
+                        keep.append((off, data))
+                n += 1
+            return n
+
+        return worker
+
+    return await _timed(env, [make() for _ in range(env.qd)])
+
+
+async def _uring_batched(env: Env) -> float:
+    loop: Any = asyncio.get_running_loop()
+    fd, offs, mask, keep, qd = env.fd, env.offsets, env.mask, env.keep, env.qd
+    counter = itertools.count()
+    every = max(1, 64 // qd)
+
+    async def worker(deadline: float) -> int:
+        # pread_many reads into the loop's page-aligned pool slots, so it also serves
+        # O_DIRECT for 4 KiB blocks.
+        n = 0
+        while perf_counter() < deadline:
+            i = next(counter)
+            base = i * qd
+            reqs = [(fd, env.bs, offs[(base + j) & mask]) for j in range(qd)]
+            datas = await loop.pread_many(reqs)
+            if not i % every:
+                keep.append((reqs[0][2], datas[0]))
+            n += 1
+        return n
+
+    return await _timed(env, [worker], ops_per_count=qd)
+
+
+RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
+    ASYNCIO: ("asyncio", _executor),
+    UVLOOP: ("uvloop", _executor),
+    AIOFILES: ("asyncio", _aiofiles),
+    CAIO_SQPOLL: ("asyncio", lambda env: _aiofile_uring(env, True)),
+    CAIO_URING: ("asyncio", lambda env: _aiofile_uring(env, False)),
+    CAIO_AIO: ("asyncio", _caio_aio),
+    PYURING: ("asyncio", _pyuring),
+    URING: ("uringloop", _uring),
+    BATCHED: ("uringloop", _uring_batched),
+}
+
+
+def measure(impl: str, env: Env) -> float:
+    """One timed run of `impl`: ops/s, after verifying the kept reads."""
+    if impl == SYNC:
+        rate = _sync(env)
+    else:
+        loop_name, fn = RUNNERS[impl]
+        rate = run_on(loop_name, fn(env))
+    if not env.keep:
+        raise BenchError(f"{impl}: no reads were kept for verification")
+    verify(env.path, env.keep, impl)
+    env.keep.clear()
+    return rate
+
+
+def run(cfg: Config) -> Report:
+    mib = cfg.file_mib
+    report = Report(NAME, f"randread: 4 KiB random reads over a {mib} MiB file (ops/s)")
+    path = make_data_file(cfg, mib)
+    warm_cache(path)
+    rng = random.Random(cfg.seed)
+    nblocks = mib * MiB // BLOCK
+    offsets = [rng.randrange(nblocks) * BLOCK for _ in range(OFFSET_TABLE)]
+    fd_buffered = os.open(path, os.O_RDONLY)
+    fd_direct, direct_ok = open_direct(path)
+    if not direct_ok:
+        report.notes.append(
+            "The filesystem refused O_DIRECT: the 'O_DIRECT' cases below ran buffered."
+        )
+    report.notes.append(
+        f"File {path} ({mib} MiB). Page-cache cases read a file already in the page cache; "
+        "QD = coroutines with one read in flight each (pread_many: reads per batch; the "
+        "sync loop is always one read at a time). One read in 64 is checked against os.pread."
+    )
+    try:
+        for mode, fd, direct in (("page cache", fd_buffered, False), ("O_DIRECT", fd_direct, True)):
+            for qd in QDS:
+                _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets)
+    finally:
+        os.close(fd_buffered)
+        os.close(fd_direct)
+    _targets(report)
+    return report
+
+
+def _run_case(
+    cfg: Config,
+    report: Report,
+    case: str,
+    path: str,
+    fd: int,
+    direct: bool,
+    qd: int,
+    offsets: list[int],
+) -> None:
+    rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in IMPLS}
+    report.rows.extend(rows.values())
+    failed: set[str] = set()
+
+    def one(impl: str, rep: int) -> None:
+        if impl in failed:
+            return
+        env = Env(path, fd, direct, qd, cfg.duration, offsets)
+        try:
+            rows[impl].samples.append(measure(impl, env))
+        except (OSError, SystemError, BenchError) as exc:
+            if isinstance(exc, BenchError) and "wrong bytes" in str(exc):
+                raise
+            failed.add(impl)
+            rows[impl].skipped = f"failed: {exc!r}"[:160]
+
+    interleaved(cfg.reps, list(IMPLS), one)
+    if qd == 1:
+        rows[SYNC].note = "one thread, blocking"
+    if cfg.fio and fio_available():
+        fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
+        report.rows.append(fio_row)
+        for _ in range(cfg.reps):
+            try:
+                iops, _mibs = run_fio(
+                    path,
+                    "randread",
+                    BLOCK,
+                    qd,
+                    direct,
+                    cfg.duration + WARMUP,
+                    os.path.getsize(path),
+                )
+            except BenchError as exc:
+                fio_row.skipped = str(exc)[:160]
+                break
+            fio_row.samples.append(iops)
+    elif cfg.fio:
+        report.rows.append(Row(case, FIO, "ops/s", True, skipped="fio is not installed"))
+
+
+def _targets(report: Report) -> None:
+    def best_other(case: str) -> float | None:
+        vals = [report.median(case, impl) for impl in ASYNC_COMPETITORS]
+        present = [v for v in vals if v is not None]
+        return max(present) if present else None
+
+    def rel(case: str, a: str, b: str | None, bval: float | None = None) -> float | None:
+        av = report.median(case, a)
+        bv = bval if b is None else report.median(case, b)
+        if av is None or bv is None or bv == 0:
+            return None
+        return av / bv
+
+    pc64, pc1 = "page cache, QD 64", "page cache, QD 1"
+    report.targets += [
+        target(
+            "page cache QD 64: uringloop >= 1.5x best other async backend",
+            rel(pc64, URING, None, best_other(pc64)),
+            1.5,
+        ),
+        target("page cache QD 64: uringloop >= 10x aiofiles", rel(pc64, URING, AIOFILES), 10),
+        target("page cache QD 64: uringloop >= 8x uvloop + executor", rel(pc64, URING, UVLOOP), 8),
+        target(
+            "page cache QD 1: uringloop >= best other async backend",
+            rel(pc1, URING, None, best_other(pc1)),
+            1.0,
+        ),
+        target("page cache QD 64: pread_many > sync os.pread loop", rel(pc64, BATCHED, SYNC), 1.0),
+        target(
+            "O_DIRECT QD 16: uringloop >= 0.9x fio io_uring",
+            rel("O_DIRECT, QD 16", URING, FIO),
+            0.9,
+        ),
+        target(
+            "O_DIRECT QD 64: uringloop >= 0.9x fio io_uring",
+            rel("O_DIRECT, QD 64", URING, FIO),
+            0.9,
+        ),
+        target(
+            "O_DIRECT QD 1: uringloop >= 0.9x sync os.preadv loop",
+            rel("O_DIRECT, QD 1", URING, SYNC),
+            0.9,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    from .cli import main
+
+    main(only=[NAME])

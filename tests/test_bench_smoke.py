@@ -1,0 +1,192 @@
+"""Smoke tests of examples/bench: every benchmark runs alone in --quick mode on a tiny file,
+and its JSON and markdown output parse and hold the expected rows. Never a timing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+for _mod in ("uvloop", "aiofiles", "aiofile", "caio", "pyuring", "matplotlib"):
+    pytest.importorskip(_mod, reason="the benchmarks need the 'bench' extra")
+
+RANDREAD_IMPLS = {
+    "sync loop (os.pread/preadv)",
+    "asyncio + executor",
+    "uvloop + executor",
+    "aiofiles",
+    "aiofile + caio uring SQPOLL",
+    "aiofile + caio uring",
+    "caio linux_aio",
+    "pyuring UringAsync",
+    "uringloop",
+    "uringloop pread_many",
+}
+# (case -> implementations that must be there); fio rows are checked separately.
+EXPECTED: dict[str, dict[str, set[str]]] = {
+    "iotest": {
+        "O_DIRECT 128 KiB x 16, foreign thread": {
+            "uringloop (fix: wakeup)",
+            "uringloop, foreign_wakeup=False (bug)",
+            "uringloop, foreign_wakeup=False, busy loop",
+            "floor: thread os.preadv, stock asyncio",
+            "floor: thread os.preadv, uvloop",
+        }
+    },
+    "randread": {
+        f"{mode}, QD {qd}": RANDREAD_IMPLS
+        for mode in ("page cache", "O_DIRECT")
+        for qd in (1, 16, 64)
+    },
+    "seqread": {
+        "O_DIRECT 128 KiB, QD 16": {
+            "sync loop (os.pread/preadv)",
+            "asyncio + executor",
+            "uvloop + executor",
+            "aiofiles",
+            "pyuring UringAsync",
+            "uringloop",
+        }
+    },
+    "wakeup": {
+        "NOP round trip, idle loop": {
+            "uringloop threadsafe.nop()",
+            "uringloop call_soon_threadsafe",
+            "asyncio call_soon_threadsafe",
+            "uvloop call_soon_threadsafe",
+        },
+        "4 KiB read round trip, idle loop": {
+            "uringloop threadsafe.pread()",
+            "asyncio call_soon_threadsafe + os.pread",
+            "uvloop call_soon_threadsafe + os.pread",
+        },
+        "self-pipe writes per 100 foreign submissions": {
+            "uringloop, idle loop",
+            "uringloop, busy loop (sleep(0) task)",
+        },
+    },
+    "overhead": {
+        case: {"uringloop", "stock asyncio", "uvloop"}
+        for case in (
+            "TCP echo, 64 B ping-pong",
+            "call_soon chain",
+            "call_later(0) chain",
+            "task await sleep(0)",
+        )
+    },
+}
+# Rows allowed to be skipped, with the reason they must give.
+MAY_SKIP = {
+    ("randread", "aiofile + caio uring SQPOLL"): "failed",  # O_DIRECT: unaligned buffers
+    ("randread", "aiofile + caio uring"): "failed",
+    ("randread", "caio linux_aio"): "failed",
+}
+
+
+def _run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONWARNINGS="error::RuntimeWarning")
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def _quick(tmp_path: Path) -> list[str]:
+    return ["--quick", "--duration", "0.02", "--file-mib", "8", "--dir", str(tmp_path / "data")]
+
+
+def _check_report(name: str, report: dict[str, Any]) -> None:
+    assert report["bench"] == name
+    rows = report["rows"]
+    by_case: dict[str, set[str]] = {}
+    for row in rows:
+        by_case.setdefault(row["case"], set()).add(row["impl"])
+        if row["skipped"]:
+            if row["impl"].startswith("fio"):
+                continue
+            reason = MAY_SKIP.get((name, row["impl"]))
+            assert reason is not None and "O_DIRECT" in row["case"], row
+            assert row["skipped"].startswith(reason), row
+            continue
+        assert len(row["samples"]) >= 1, row
+        for value in (row["median"], row["min"], row["max"]):
+            assert isinstance(value, float) and math.isfinite(value) and value >= 0, row
+        assert row["min"] <= row["median"] <= row["max"], row
+    for case, impls in EXPECTED[name].items():
+        assert case in by_case, f"missing case {case!r}"
+        assert impls <= by_case[case], f"{case}: missing {impls - by_case[case]}"
+    # Every case with a uringloop reference row has exactly one.
+    for case in by_case:
+        refs = [r for r in rows if r["case"] == case and r["reference"]]
+        assert len(refs) <= 1
+    for t in report["targets"]:
+        assert t["met"] in (True, False, None) and t["text"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_runs_alone_and_output_parses(name: str, tmp_path: Path) -> None:
+    out_json = tmp_path / "out.json"
+    out_md = tmp_path / "out.md"
+    proc = _run(
+        [
+            "-m",
+            f"examples.bench.{name}",
+            *_quick(tmp_path),
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out_json.read_text())
+    assert doc["command"].startswith(f"python -m examples.bench.{name}")
+    machine = doc["machine"]
+    for key in ("kernel", "cpu_count", "python", "packages", "data_fs"):
+        assert machine[key], key
+    assert set(machine["packages"]) >= {"uringloop", "uvloop", "aiofiles", "caio", "pyuring"}
+    assert doc["config"]["quick"] is True
+    [report] = doc["reports"]
+    _check_report(name, report)
+    md = out_md.read_text()
+    assert md.strip() == proc.stdout.strip()
+    assert "| implementation | median | min | max |" in md
+    for impls in EXPECTED[name].values():
+        for impl in impls:
+            assert f"| {impl} |" in md
+
+
+def test_suite_runner_json_on_stdout_and_plot(tmp_path: Path) -> None:
+    png = tmp_path / "chart.png"
+    proc = _run(
+        [
+            "-m",
+            "examples.bench",
+            "overhead",
+            "wakeup",
+            *_quick(tmp_path),
+            "--json",
+            "-",
+            "--plot",
+            str(png),
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert [r["bench"] for r in doc["reports"]] == ["overhead", "wakeup"]
+    for report in doc["reports"]:
+        _check_report(report["bench"], report)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
+    proc = _run(["-m", "examples.bench", "nosuchbench", "--quick"])
+    assert proc.returncode == 2
+    assert "unknown benchmark 'nosuchbench'" in proc.stderr
