@@ -1,0 +1,123 @@
+"""Cancellation: ASYNC_CANCEL, buffers alive until the CQE, no fd leaked by a lost open."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import weakref
+
+import pytest
+
+import uringloop
+
+pytestmark = pytest.mark.asyncio
+
+
+def running() -> uringloop.Loop:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    return loop
+
+
+class Buffer(bytearray):
+    """A bytearray that can be weakly referenced."""
+
+
+async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
+    loop = running()
+    r, w = os.pipe()
+    try:
+        buf = Buffer(64)
+        ref = weakref.ref(buf)
+        task = asyncio.ensure_future(loop.preadinto(r, buf, -1))  # blocks: empty pipe
+        del buf
+        await asyncio.sleep(0.01)
+        assert loop.uring_stats().in_flight == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The task is gone, the CQE is not: the kernel may still write into the buffer.
+        gc.collect()
+        assert ref() is not None, "buffer freed before its operation's CQE"
+        assert loop.uring_stats().cancelled == 1
+        for _ in range(100):
+            await asyncio.sleep(0.001)
+            if loop.uring_stats().in_flight == 0:
+                break
+        assert loop.uring_stats().in_flight == 0
+        gc.collect()
+        assert ref() is None, "buffer kept after its CQE"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_cancel_before_submission_drops_the_operation() -> None:
+    loop = running()
+    task = asyncio.ensure_future(loop.nop())
+    await asyncio.sleep(0)  # the task queued its op; the pre-select step has not run yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    before = loop.uring_stats().submitted
+    await asyncio.sleep(0)
+    assert loop.uring_stats().submitted == before  # never handed to the kernel
+
+
+async def test_open_completed_after_cancel_closes_its_fd(
+    data_file: tuple[str, bytes], no_fd_leak: None
+) -> None:
+    loop = running()
+    task = asyncio.ensure_future(loop.open_fd(data_file[0]))
+    await asyncio.sleep(0)  # task queues the open
+    # The next pre-select step completes the open inline and schedules the task's wakeup
+    # after ours: cancelling now hits a task whose open has already succeeded.
+    await asyncio.sleep(0)
+    completed = loop.uring_stats().completed
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert loop.uring_stats().completed == completed  # the open did complete
+    # no_fd_leak checks the fd it returned was closed.
+
+
+async def test_many_cancellations_all_end(no_fd_leak: None) -> None:
+    loop = running()
+    r, w = os.pipe()
+    try:
+        tasks = [asyncio.ensure_future(loop.pread(r, 10, -1)) for _ in range(300)]
+        await asyncio.sleep(0.01)
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(x, asyncio.CancelledError) for x in results)
+        for _ in range(200):
+            if loop.uring_stats().in_flight == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert loop.uring_stats().in_flight == 0
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+async def test_cancelled_batch_releases_everything(data_file: tuple[str, bytes]) -> None:
+    loop = running()
+    r, w = os.pipe()
+    fd = os.open(data_file[0], os.O_RDONLY)
+    try:
+        task = asyncio.ensure_future(loop.pread_many([(fd, 10, 0), (r, 10, -1), (fd, 10, 5)]))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if loop.uring_stats().in_flight == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert loop.uring_stats().in_flight == 0
+        assert loop._pool.in_use() == 0
+    finally:
+        for x in (r, w, fd):
+            os.close(x)

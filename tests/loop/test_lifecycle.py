@@ -1,0 +1,261 @@
+"""Threads that run the loop, close(), fork, the fallback and the public entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import pytest
+
+import uringloop
+from uringloop._ring import syscalls
+from tests.conftest import open_fds
+
+
+def in_thread(fn: object) -> object:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result(timeout=30)  # type: ignore[arg-type]
+
+
+def test_loop_created_in_one_thread_runs_in_another(data_file: tuple[str, bytes]) -> None:
+    loop = uringloop.Loop()
+    fd = os.open(data_file[0], os.O_RDONLY)
+    try:
+        got = in_thread(lambda: loop.run_until_complete(loop.pread(fd, 5, 0)))
+        assert got == data_file[1][:5]
+        # Later from yet another thread (here: this one): a fresh ring follows it.
+        assert loop.run_until_complete(loop.pread(fd, 5, 5)) == data_file[1][5:10]
+        got = in_thread(lambda: loop.run_until_complete(loop.pread(fd, 5, 10)))
+        assert got == data_file[1][10:15]
+    finally:
+        os.close(fd)
+        loop.close()
+
+
+def test_other_thread_refused_while_operations_are_in_flight() -> None:
+    loop = uringloop.Loop()
+    r, w = os.pipe()
+    owner = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        task = loop.create_task(loop.pread(r, 5, -1))  # waits for data on the pipe
+
+        owner.submit(loop.run_until_complete, asyncio.sleep(0.02)).result(10)
+        assert loop.uring_stats().in_flight == 1
+        with pytest.raises(RuntimeError, match="in flight"):
+            loop.run_until_complete(asyncio.sleep(0))
+        os.write(w, b"hello")
+        assert owner.submit(loop.run_until_complete, task).result(10) == b"hello"
+    finally:
+        owner.submit(loop.close).result(10)
+        owner.shutdown()
+        os.close(r)
+        os.close(w)
+
+
+def test_create_and_close_leaks_no_fd() -> None:
+    before = open_fds()
+    for _ in range(20):
+        loop = uringloop.Loop()
+        loop.run_until_complete(loop.nop())
+        loop.close()
+        loop.close()  # idempotent
+    assert open_fds() == before
+
+
+def test_close_cancels_in_flight_and_waits_for_the_cqe() -> None:
+    before = open_fds()
+    loop = uringloop.Loop()
+    r, w = os.pipe()
+    buf = bytearray(16)
+    task = loop.create_task(loop.preadinto(r, buf, -1))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert loop.uring_stats().in_flight == 1
+    start = time.monotonic()
+    loop.close()
+    assert time.monotonic() - start < uringloop._loop.CLOSE_TIMEOUT
+    assert loop.uring_stats().in_flight == 0
+    assert not uringloop._loop._never_freed
+    buf.extend(b"x")  # no export left: the buffer is ours again
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    os.close(r)
+    os.close(w)
+    assert open_fds() == before
+
+
+def test_foreign_submissions_after_close_fail_at_once() -> None:
+    loop = uringloop.Loop()
+    pending = loop.threadsafe.nop()  # queued, the loop never runs again
+    loop.close()
+    with pytest.raises(uringloop.LoopClosedError):
+        pending.result(timeout=1)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.threadsafe.nop()
+    assert isinstance(uringloop.LoopClosedError(), RuntimeError)
+
+
+def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("URINGLOOP_DISABLE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loop = uringloop.Loop()
+    try:
+        assert not loop.uring_available
+        assert loop.run_until_complete(loop.nop()) is None
+        assert not loop.uring_stats().uring_available
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("err", [errno.ENOSYS, errno.EPERM, errno.ENOMEM])
+def test_no_io_uring_falls_back_with_one_warning(err: int, data_file: tuple[str, bytes]) -> None:
+    with syscalls.inject("setup", err, times=-1), pytest.warns(RuntimeWarning) as record:
+        loop = uringloop.Loop()
+    try:
+        assert len(record) == 1 and "thread pool" in str(record[0].message)
+        assert not loop.uring_available
+        fd = os.open(data_file[0], os.O_RDONLY)
+        try:
+            assert loop.run_until_complete(loop.pread(fd, 4, 0)) == data_file[1][:4]
+        finally:
+            os.close(fd)
+    finally:
+        loop.close()
+
+
+def test_fork_child_cannot_use_the_parent_loop_but_can_make_its_own() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        import uringloop
+        loop = uringloop.Loop()
+        loop.run_until_complete(loop.nop())
+        r, w = os.pipe()
+        pending = loop.create_task(loop.pread(r, 1, -1))
+        loop.run_until_complete(asyncio.sleep(0.01))   # a read in flight at fork
+        pid = os.fork()
+        if pid == 0:
+            try:
+                loop.run_until_complete(loop.nop())
+                os._exit(3)
+            except RuntimeError as exc:
+                if "parent process" not in str(exc):
+                    os._exit(4)
+            child = uringloop.Loop()
+            ok = child.run_until_complete(child.nop()) is None
+            child.close()
+            loop.close()
+            os._exit(0 if ok else 5)
+        _, status = os.waitpid(pid, 0)
+        os.write(w, b"x")
+        assert loop.run_until_complete(pending) == b"x"   # parent unaffected
+        loop.close()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_unclosed_loop_warns_and_exits_cleanly() -> None:
+    script = textwrap.dedent(
+        """
+        import gc, os, warnings
+        import uringloop
+        warnings.simplefilter("always")
+        before = len(os.listdir("/proc/self/fd"))
+        loop = uringloop.Loop()
+        loop.run_until_complete(loop.nop())
+        with warnings.catch_warnings(record=True) as w:
+            del loop
+            gc.collect()
+        assert any(issubclass(x.category, ResourceWarning) for x in w), w
+        assert len(os.listdir("/proc/self/fd")) == before
+        leftover = uringloop.Loop()   # collected at interpreter exit
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
+
+
+def test_run_and_new_event_loop() -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        await loop.nop()
+        return "done"
+
+    assert uringloop.run(main()) == "done"
+    with pytest.raises(ValueError):
+        uringloop.run(lambda: None)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uringloop.new_event_loop) as runner:
+        assert runner.run(main()) == "done"
+    if sys.version_info >= (3, 12):
+        assert asyncio.run(main(), loop_factory=uringloop.new_event_loop) == "done"
+
+
+def test_event_loop_policy_and_install() -> None:
+    old = asyncio.get_event_loop_policy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error" if sys.version_info < (3, 14) else "ignore")
+            uringloop.install()
+            policy_cls = uringloop.EventLoopPolicy
+        assert isinstance(asyncio.get_event_loop_policy(), policy_cls)
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, uringloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(old)
+    with pytest.raises(AttributeError):
+        uringloop.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_loop_runs_stock_asyncio_work() -> None:
+    async def main() -> bytes:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print('sub')", stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        return line + out + await asyncio.to_thread(lambda: b"thread")
+
+    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(await r.readline())
+        await w.drain()
+        w.close()
+
+    assert uringloop.run(main()) == b"ping\nsub\nthread"
+
+
+def test_loop_thread_ident_follows_the_runner() -> None:
+    loop = uringloop.Loop()
+    seen: list[int] = []
+
+    async def record() -> None:
+        seen.append(threading.get_ident())
+        await loop.nop()
+
+    in_thread(lambda: loop.run_until_complete(record()))
+    loop.run_until_complete(record())
+    loop.close()
+    assert len(set(seen)) == 2

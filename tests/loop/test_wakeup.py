@@ -1,0 +1,136 @@
+"""The seed's bug and its fix: a foreign thread's operation must wake an idle loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import uringloop
+
+# The wakeup bound: an idle loop with its next timer 10 s away must serve a foreign
+# operation well within this. Without the wakeup it waits for the timer (the seed: 499 ms
+# in QEMU, here 10 s), so the bound separates the two outcomes by an order of magnitude.
+WAKEUP_BOUND = 1.0
+
+
+class LoopThread:
+    """A uringloop Loop running in a thread of its own, idle with a far-away timer."""
+
+    def __init__(self, **loop_kwargs: object) -> None:
+        self.loop = uringloop.Loop(**loop_kwargs)  # type: ignore[arg-type]
+        self.loop.call_later(10, lambda: None)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        while not self.loop.is_running():
+            time.sleep(0.001)
+        time.sleep(0.05)  # let it reach select and fall asleep
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        assert not self._thread.is_alive()
+        self.loop.close()
+
+
+@pytest.fixture
+def read_fd(data_file: tuple[str, bytes]) -> Iterator[int]:
+    fd = os.open(data_file[0], os.O_RDONLY)
+    yield fd
+    os.close(fd)
+
+
+def test_foreign_read_wakes_an_idle_loop(read_fd: int, data_file: tuple[str, bytes]) -> None:
+    lt = LoopThread()
+    try:
+        future = lt.loop.threadsafe.pread(read_fd, 4096, 8192)
+        assert future.result(timeout=WAKEUP_BOUND) == data_file[1][8192:12288]
+        stats = lt.loop.uring_stats()
+        assert stats.foreign_submissions == 1
+        assert stats.wakeups_sent == 1
+    finally:
+        lt.stop()
+
+
+def test_without_the_wakeup_the_read_waits(read_fd: int, data_file: tuple[str, bytes]) -> None:
+    """The seed's bug reproduced: foreign_wakeup=False leaves the read queued."""
+    lt = LoopThread(foreign_wakeup=False)
+    try:
+        future = lt.loop.threadsafe.pread(read_fd, 4096, 0)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            future.result(timeout=WAKEUP_BOUND)
+        assert lt.loop.uring_stats().wakeups_sent == 0
+        # Anything else that wakes the loop submits it (the seed's busy ssh socket).
+        lt.loop.call_soon_threadsafe(lambda: None)
+        assert future.result(timeout=WAKEUP_BOUND) == data_file[1][:4096]
+    finally:
+        lt.stop()
+
+
+def test_every_foreign_operation_kind_wakes_the_loop(tmp_path: os.PathLike[str]) -> None:
+    lt = LoopThread()
+    ts = lt.loop.threadsafe
+    try:
+        path = os.path.join(tmp_path, "f")
+        fd = ts.open_fd(path, os.O_RDWR | os.O_CREAT, 0o644).result(WAKEUP_BOUND)
+        assert ts.pwrite(fd, b"abcdef", 0).result(WAKEUP_BOUND) == 6
+        ts.fsync(fd).result(WAKEUP_BOUND)
+        buf = bytearray(3)
+        assert ts.preadinto(fd, buf, 2).result(WAKEUP_BOUND) == 3 and buf == b"cde"
+        assert ts.fstatx(fd).result(WAKEUP_BOUND).size == 6
+        ts.close_fd(fd).result(WAKEUP_BOUND)
+        ts.rename(path, path + "2").result(WAKEUP_BOUND)
+        ts.unlink(path + "2").result(WAKEUP_BOUND)
+        assert os.listdir(tmp_path) == []
+    finally:
+        lt.stop()
+
+
+def test_busy_loop_gets_no_self_pipe_writes(read_fd: int) -> None:
+    """While the loop is busy (never about to block), foreign pushes skip the self-pipe."""
+    loop = uringloop.Loop()
+    n = 200
+    results: list[bytes] = []
+
+    def foreign() -> None:
+        for i in range(n):
+            results.append(loop.threadsafe.pread(read_fd, 8, i).result(timeout=10))
+
+    async def main() -> None:
+        thread = threading.Thread(target=foreign)
+        thread.start()
+        while thread.is_alive():  # keep the loop busy: a callback is always ready
+            await asyncio.sleep(0)
+        thread.join()
+
+    try:
+        loop.run_until_complete(main())
+        stats = loop.uring_stats()
+    finally:
+        loop.close()
+    assert len(results) == n
+    assert stats.foreign_submissions == n
+    assert stats.wakeups_sent == 0
+    assert stats.wakeups_skipped == n
+
+
+def test_pending_foreign_work_keeps_the_loop_from_sleeping() -> None:
+    """An op pushed before the loop's pre-select step is submitted in that step."""
+    loop = uringloop.Loop(foreign_wakeup=False)
+    try:
+        future = loop.threadsafe.nop()  # queued while the loop is not running at all
+        loop.call_later(10, loop.stop)
+
+        async def wait() -> None:
+            await asyncio.wrap_future(future)
+
+        start = time.monotonic()
+        loop.run_until_complete(wait())
+        assert time.monotonic() - start < WAKEUP_BOUND
+    finally:
+        loop.close()
