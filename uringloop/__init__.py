@@ -1,14 +1,14 @@
 """uringloop: an asyncio event loop that owns a Linux io_uring.
 
-    import uringloop
+import uringloop
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        fd = await loop.open_fd("data.bin")
-        data = await loop.pread(fd, 4096, 0)
-        await loop.close_fd(fd)
+async def main():
+    loop = asyncio.get_running_loop()
+    fd = await loop.open_fd("data.bin")
+    data = await loop.pread(fd, 4096, 0)
+    await loop.close_fd(fd)
 
-    uringloop.run(main())
+uringloop.run(main())
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def _run_py310(  # pragma: no cover - Python 3.10 only
 
 
 def _policy_class() -> type:
-    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
         """An event loop policy whose new loops are uringloop Loops (deprecated in 3.14+)."""
 
-        def _loop_factory(self) -> Loop:  # type: ignore[override]
+        def _loop_factory(self) -> Loop:
             return Loop()
 
         def new_event_loop(self) -> Loop:

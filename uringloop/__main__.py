@@ -44,9 +44,9 @@ def _open_file(directory: str, size: int) -> tuple[str, bool]:
 
 
 @contextlib.contextmanager
-def _idle_loop(**kwargs: bool) -> Iterator[uringloop.Loop]:
+def _idle_loop(foreign_wakeup: bool = True) -> Iterator[uringloop.Loop]:
     """A Loop running in its own thread with nothing to do but a periodic 499 ms timer."""
-    loop = uringloop.Loop(**kwargs)
+    loop = uringloop.Loop(foreign_wakeup=foreign_wakeup)
 
     def tick() -> None:
         loop.call_later(TIMER, tick)
@@ -84,10 +84,10 @@ def _vcpu_reads(submit: Callable[[int, mmap.mmap, int], object], size: int) -> f
     return elapsed
 
 
-def _through_loop(path: str, flags: int, size: int, **loop_kwargs: bool) -> float:
+def _through_loop(path: str, flags: int, size: int, foreign_wakeup: bool = True) -> float:
     fd = os.open(path, flags)
     try:
-        with _idle_loop(**loop_kwargs) as loop:
+        with _idle_loop(foreign_wakeup) as loop:
             time.sleep(0.05)  # the loop is asleep in select now
 
             def submit(i: int, buf: mmap.mmap, offset: int) -> Callable[[], object]:

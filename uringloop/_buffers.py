@@ -59,9 +59,7 @@ class Pin:
                 ) from exc
             raise TypeError(f"a contiguous buffer is required, not {type(obj).__name__}") from exc
         except TypeError:
-            raise TypeError(
-                f"a bytes-like object is required, not {type(obj).__name__}"
-            ) from None
+            raise TypeError(f"a bytes-like object is required, not {type(obj).__name__}") from None
         self._view = view
         self.address = view.buf or 0
         self.nbytes = view.len

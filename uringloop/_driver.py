@@ -31,8 +31,8 @@ import errno
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import unsupported
@@ -131,7 +131,6 @@ class RingDriver:
         )
 
     # -- submission -------------------------------------------------------------------------
-
 
     def queue_many(self, ops: list[Operation]) -> None:
         self._backlog.extend(ops)

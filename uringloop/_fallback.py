@@ -70,7 +70,6 @@ class FallbackDriver:
             len(self._backlog),
         )
 
-
     def queue_many(self, ops: list[Operation]) -> None:
         self._backlog.extend(ops)
 

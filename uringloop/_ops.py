@@ -739,9 +739,7 @@ class Statx(Operation):
         self.dirfd = dirfd
         self.flags = operator.index(flags)
         self.mask = operator.index(mask)
-        self._buf: ctypes.Array[ctypes.c_char] | None = ctypes.create_string_buffer(
-            abi.STATX_SIZE
-        )
+        self._buf: ctypes.Array[ctypes.c_char] | None = ctypes.create_string_buffer(abi.STATX_SIZE)
 
     def prep(self, sqes: Any, off: int, user_data: int) -> None:
         _pack_sqe(
@@ -764,7 +762,7 @@ class Statx(Operation):
         )
 
     def result(self, res: int) -> StatxResult:
-        return StatxResult.from_buffer(self._buf)  # type: ignore[arg-type]
+        return StatxResult.from_buffer(self._buf)
 
     def error(self, res: int) -> OSError:
         return os_error(res, self.path if self.path != b"" else None)
@@ -1032,7 +1030,22 @@ class Ftruncate(Operation):
 
     def prep(self, sqes: Any, off: int, user_data: int) -> None:
         _pack_sqe(
-            sqes, off, abi.Op.FTRUNCATE, 0, 0, self.fd, self.length, 0, 0, 0, user_data, 0, 0, 0, 0, 0
+            sqes,
+            off,
+            abi.Op.FTRUNCATE,
+            0,
+            0,
+            self.fd,
+            self.length,
+            0,
+            0,
+            0,
+            user_data,
+            0,
+            0,
+            0,
+            0,
+            0,
         )
 
     def result(self, res: int) -> None:
@@ -1101,7 +1114,7 @@ class StatxResult:
     @classmethod
     def from_buffer(cls, buf: Any) -> StatxResult:
         head = abi.STATX_HEAD.unpack_from(buf, 0)
-        times = [
+        atime, btime, ctime, mtime = (
             StatxTimestamp(*abi.STATX_TIMESTAMP.unpack_from(buf, off)[:2])
             for off in (
                 abi.STATX_ATIME_OFF,
@@ -1109,7 +1122,7 @@ class StatxResult:
                 abi.STATX_CTIME_OFF,
                 abi.STATX_MTIME_OFF,
             )
-        ]
+        )
         devs = abi.STATX_DEVS.unpack_from(buf, abi.STATX_DEVS_OFF)
         dio = abi.STATX_DIO.unpack_from(buf, abi.STATX_DIO_OFF)
         mask, blksize, attributes, nlink, uid, gid, mode, _spare, ino, size, blocks, amask = head
@@ -1117,7 +1130,7 @@ class StatxResult:
             dio = (0, 0)
         return cls(
             mask, blksize, attributes, nlink, uid, gid, mode, ino, size, blocks, amask,
-            *times, *devs, *dio,
+            atime, btime, ctime, mtime, *devs, *dio,
         )  # fmt: skip
 
     @classmethod

@@ -16,8 +16,8 @@ import warnings
 import pytest
 
 import uringloop
-from uringloop._ring import syscalls
 from tests.conftest import open_fds
+from uringloop._ring import syscalls
 
 
 def in_thread(fn: object) -> object:

@@ -164,7 +164,9 @@ IO_URING_OP_SUPPORTED = 1 << 0
 PARAMS = struct.Struct("<10I" + "8IQ" + "8IQ")
 PARAMS_SIZE = 120
 # Field indexes in PARAMS.unpack(...).
-P_SQ_ENTRIES, P_CQ_ENTRIES, P_FLAGS, P_SQ_THREAD_CPU, P_SQ_THREAD_IDLE, P_FEATURES, P_WQ_FD = range(7)
+P_SQ_ENTRIES, P_CQ_ENTRIES, P_FLAGS, P_SQ_THREAD_CPU, P_SQ_THREAD_IDLE, P_FEATURES, P_WQ_FD = range(
+    7
+)
 # io_sqring_offsets: head, tail, ring_mask, ring_entries, flags, dropped, array, resv1, user_addr
 SQ_OFF = 10
 # io_cqring_offsets: head, tail, ring_mask, ring_entries, overflow, cqes, flags, resv1, user_addr

@@ -89,11 +89,11 @@ class Ring:
                 if not drops:
                     raise
                 flags &= ~drops.pop(0)
-        p = abi.PARAMS.unpack_from(params, 0)
+        p: tuple[int, ...] = abi.PARAMS.unpack_from(params, 0)
         self.setup_flags = abi.SetupFlag(p[abi.P_FLAGS])
         self.features = abi.Feature(p[abi.P_FEATURES])
-        self.sq_entries = p[abi.P_SQ_ENTRIES]
-        self.cq_entries = p[abi.P_CQ_ENTRIES]
+        self.sq_entries: int = p[abi.P_SQ_ENTRIES]
+        self.cq_entries: int = p[abi.P_CQ_ENTRIES]
         (sq_head, sq_tail, sq_mask, _, sq_flags, sq_dropped, sq_array, _, _) = p[
             abi.SQ_OFF : abi.SQ_OFF + 9
         ]
@@ -118,16 +118,16 @@ class Ring:
             self.fd, self.sq_entries * abi.SQE_SIZE, mflags, prot, offset=abi.IORING_OFF_SQES
         )
         # u32 views of the ring headers; indexes are byte offsets // 4.
-        sq32 = memoryview(self._ring_map).cast("I")
-        cq32 = sq32 if cq_map is self._ring_map else memoryview(cq_map).cast("I")
+        sq32: memoryview[int] = memoryview(self._ring_map).cast("I")
+        cq32: memoryview[int] = sq32 if cq_map is self._ring_map else memoryview(cq_map).cast("I")
         self._views = [sq32] if cq32 is sq32 else [sq32, cq32]
-        self._sq32 = sq32
-        self._cq32 = cq32
+        self._sq32: memoryview[int] = sq32
+        self._cq32: memoryview[int] = cq32
         self._sq_head = sq_head // 4
         self._sq_tail = sq_tail // 4
         self._sq_flags = sq_flags // 4
         self._sq_dropped = sq_dropped // 4
-        self._sq_mask = sq32[sq_mask // 4]
+        self._sq_mask: int = sq32[sq_mask // 4]
         self._cq_head = cq_head // 4
         self._cq_tail = cq_tail // 4
         self._cq_overflow = cq_overflow // 4
@@ -140,7 +140,7 @@ class Ring:
         for i in range(self.sq_entries):
             sq32[base + i] = i
         # The local SQ tail: slots [published tail, _tail) are filled but not yet published.
-        self._tail = sq32[self._sq_tail]
+        self._tail: int = sq32[self._sq_tail]
         self.sqes = self._sqe_map
 
     # -- submission ---------------------------------------------------------------------
@@ -251,7 +251,9 @@ class Ring:
         """The opcodes this kernel supports (IORING_REGISTER_PROBE, 5.6+)."""
         size = abi.PROBE_HEADER.size + abi.PROBE_OPS * abi.PROBE_OP.size
         buf = ctypes.create_string_buffer(size)
-        syscalls.register(self.fd, abi.Register.REGISTER_PROBE, ctypes.addressof(buf), abi.PROBE_OPS)
+        syscalls.register(
+            self.fd, abi.Register.REGISTER_PROBE, ctypes.addressof(buf), abi.PROBE_OPS
+        )
         _last, ops_len, *_ = abi.PROBE_HEADER.unpack_from(buf, 0)
         supported = set()
         for i in range(ops_len):
