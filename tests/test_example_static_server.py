@@ -54,11 +54,12 @@ def www(tmp_path: Path) -> dict[str, bytes]:
 
 @pytest_asyncio.fixture
 async def port(www: dict[str, bytes], tmp_path: Path) -> AsyncIterator[int]:
-    server = await server_mod.start(str(tmp_path / "www"), "127.0.0.1", 0)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
-        server.close()
-        await server.wait_closed()
+    server = server_mod.StaticFileServer(str(tmp_path / "www"))
+    _, bound = await server.start("127.0.0.1", 0)
+    try:
+        yield bound
+    finally:
+        await server.aclose()
 
 
 async def _request(
@@ -195,3 +196,22 @@ def test_command_line_serves_a_file(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.asyncio
+@LOOPS
+async def test_aclose_ends_idle_keep_alive_connections(
+    www: dict[str, bytes], tmp_path: Path
+) -> None:
+    server = server_mod.StaticFileServer(str(tmp_path / "www"))
+    _, port = await server.start("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        raw = b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+        status, _, body = await _request(reader, writer, raw)
+        assert (status, body) == (200, www["big.bin"])
+        await asyncio.wait_for(server.aclose(), 30)
+        assert await reader.read() == b""  # the server hung up
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -2,11 +2,11 @@
 
     python examples/static_server/server.py --root DIR [--port 8080] [--loop uringloop]
 
---loop picks the event loop: uringloop (default), asyncio or uvloop. The HTTP code is the
-same on all three; only file access differs. On a uringloop Loop every open, stat, read
-and close is an io_uring operation of the loop (through `uringloop.open` where the
-package has it); on the other loops the same calls run on the default thread pool, which
-is what an asyncio program does for file I/O without uringloop.
+--loop picks the event loop: uringloop (default), asyncio or uvloop. The code is the same
+on all three: files are opened and read with `uringloop.open`, which on a uringloop Loop
+makes every open, stat, read and close an io_uring operation of the loop, and on any
+other loop runs the same calls on the default thread pool (what an asyncio program does
+for file I/O without uringloop, e.g. through aiofiles).
 
 Prints `listening on http://HOST:PORT/` once it accepts connections (port 0 picks a
 free port), and serves until interrupted.
@@ -23,7 +23,7 @@ import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import uringloop
@@ -68,6 +68,10 @@ class FileBody:
 
 async def open_body(path: str) -> FileBody:
     """Open `path` for sending; OSError (FileNotFoundError, ...) if it cannot be."""
+    open_ = getattr(uringloop, "open", None)
+    if open_ is not None:
+        return await _open_with_uringloop_open(open_, path)
+    # Packages without uringloop.open: the loop's operations, or the thread pool.
     loop = asyncio.get_running_loop()
     if isinstance(loop, uringloop.Loop):
         return await _open_on_ring(loop, path)
@@ -81,6 +85,25 @@ async def open_body(path: str) -> FileBody:
         f.close()
 
     return FileBody(size, chunks, close)
+
+
+async def _open_with_uringloop_open(open_: Callable[..., Any], path: str) -> FileBody:
+    # An unbuffered binary file: each read() is one operation of CHUNK bytes, on the
+    # loop's ring on a uringloop Loop, on the default executor on any other loop.
+    f = await open_(path, "rb", buffering=0)
+    try:
+        st = await f.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    except BaseException:
+        await f.close()
+        raise
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while data := await f.read(CHUNK):
+            yield data
+
+    return FileBody(st.st_size, chunks, f.close)
 
 
 async def _open_on_ring(loop: uringloop.Loop, path: str) -> FileBody:
@@ -222,39 +245,58 @@ async def serve_one(root: str, reader: asyncio.StreamReader, writer: asyncio.Str
     return alive
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+class StaticFileServer:
+    """Serves the files under `root`. Start with start(); aclose() waits for every
+    connection to finish, so no file stays open after it (keep-alive connections are
+    closed between requests)."""
 
+    def __init__(self, root: str) -> None:
+        if not os.path.isdir(root):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
+        self.root = os.path.realpath(root)
+        self.server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
-def make_handler(root: str) -> Handler:
-    root = os.path.realpath(root)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on host:port (0: any free port); return the address bound."""
+        self.server = await asyncio.start_server(self._handle, host, port, limit=MAX_HEADER)
+        address = self.server.sockets[0].getsockname()
+        return address[0], address[1]
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         try:
             while not reader.at_eof():
                 try:
-                    if not await serve_one(root, reader, writer):
+                    if not await serve_one(self.root, reader, writer):
                         break
                 except asyncio.IncompleteReadError:
                     break  # the client closed between requests
                 await writer.drain()
             await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass
         finally:
+            del self._connections[task]
             writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, asyncio.CancelledError):
+            except ConnectionError:
                 pass
 
-    return handle
-
-
-async def start(root: str, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Start serving `root`; the caller owns the returned server."""
-    if not os.path.isdir(root):
-        raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
-    return await asyncio.start_server(make_handler(root), host, port, limit=MAX_HEADER)
+    async def aclose(self) -> None:
+        """Stop listening, end the connections, wait until their files are closed."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        # A connection waiting for its next request sees EOF and ends; one sending a
+        # response finishes it first (its transport flushes before closing).
+        for writer in list(self._connections.values()):
+            writer.transport.close()
+        if self._connections:
+            await asyncio.wait(list(self._connections))
 
 
 # -- command line -----------------------------------------------------------------------
@@ -273,11 +315,14 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 async def main(root: str, host: str, port: int) -> None:
-    server = await start(root, host, port)
-    bound = server.sockets[0].getsockname()
-    print(f"listening on http://{bound[0]}:{bound[1]}/", flush=True)
-    async with server:
-        await server.serve_forever()
+    server = StaticFileServer(root)
+    bound_host, bound_port = await server.start(host, port)
+    print(f"listening on http://{bound_host}:{bound_port}/", flush=True)
+    try:
+        assert server.server is not None
+        await server.server.serve_forever()
+    finally:
+        await server.aclose()
 
 
 def cli(argv: list[str] | None = None) -> None:
