@@ -101,13 +101,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not is_active(config):
         return
-    if not config.pluginmanager.has_plugin("asyncio"):
-        raise pytest.UsageError(
-            "--uringloop needs pytest-asyncio >= 1.4 (the plugin is not installed or disabled)"
-        )
+    # pytest-asyncio declares the hook in its pytest_addoption, which has run by now.
     if not hasattr(config.hook, _HOOK):
         raise pytest.UsageError(
-            f"--uringloop needs pytest-asyncio >= 1.4, which has the {_HOOK} hook"
+            f"--uringloop needs pytest-asyncio >= 1.4 (for its {_HOOK} hook); "
+            "it is not installed, too old, or disabled"
         )
     if not config.pluginmanager.has_plugin(_REGISTERED_NAME):
         config.pluginmanager.register(UringloopFactories(), _REGISTERED_NAME)

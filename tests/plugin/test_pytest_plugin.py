@@ -327,3 +327,20 @@ def test_factories_make_the_loops_they_name() -> None:
             assert isinstance(loop, uringloop.Loop) == name.startswith("uringloop"), name
         finally:
             loop.close()
+
+
+def test_pytest_asyncio_loaded_under_another_name(pytester: pytest.Pytester) -> None:
+    _ini(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import uringloop
+
+        @pytest.mark.asyncio
+        async def test_uring():
+            assert isinstance(asyncio.get_running_loop(), uringloop.Loop)
+        """
+    )
+    result = pytester.runpytest("-p", "no:asyncio", "-p", "pytest_asyncio.plugin", "--uringloop")
+    result.assert_outcomes(passed=1)
