@@ -67,16 +67,22 @@ class PanResult:
 
 
 class Pan:
-    """One compiled verifier: spin -a on the model, gcc on pan.c."""
+    """One compiled verifier: spin -a on the model, gcc on pan.c.
 
-    def __init__(self, workdir: Path, variant: Variant) -> None:
+    `exhaustive`: built to search the whole state space (-O2: a slower compile, a faster
+    search); otherwise built to find a counterexample, which takes a few hundred states.
+    """
+
+    def __init__(self, workdir: Path, variant: Variant, exhaustive: bool) -> None:
         self.workdir = workdir
         self.variant = variant
+        self.hash_flags = [] if exhaustive else ["-w20"]
         for pml in MODEL_DIR.glob("*.pml"):
             shutil.copy(pml, workdir / pml.name)
         self._run([SPIN, "-a", *variant.defines, variant.model])
         # NFAIR: memory for weak fairness, sized for 4 processes (1 loop + 3 foreign).
-        self._run([GCC, "-O2", "-DNFAIR=4", "-o", "pan", "pan.c"])
+        opt = "-O2" if exhaustive else "-O0"
+        self._run([GCC, opt, "-DNFAIR=4", "-o", "pan", "pan.c"])
 
     def _run(self, argv: list[str]) -> str:
         proc = subprocess.run(
@@ -88,7 +94,7 @@ class Pan:
     def verify(self, claim: str) -> PanResult:
         trail = self.workdir / f"{self.variant.model}.trail"
         trail.unlink(missing_ok=True)
-        argv = ["./pan", "-m" + DEPTH, "-N", claim]
+        argv = ["./pan", "-m" + DEPTH, *self.hash_flags, "-N", claim]
         if claim in LIVENESS_CLAIMS:
             argv += ["-a", "-f"]  # acceptance cycles under weak fairness
         out = self._run(argv)
@@ -102,15 +108,15 @@ class Pan:
         return self._run(argv)
 
 
-class Pans(dict[Variant, Pan]):
-    """Compiled verifiers, one per variant, built on first use."""
+class Pans(dict[tuple[Variant, bool], Pan]):
+    """Compiled verifiers, keyed by (variant, exhaustive), built on first use."""
 
     def __init__(self, factory: pytest.TempPathFactory) -> None:
         super().__init__()
         self._factory = factory
 
-    def __missing__(self, variant: Variant) -> Pan:
-        pan = self[variant] = Pan(self._factory.mktemp("spin"), variant)
+    def __missing__(self, key: tuple[Variant, bool]) -> Pan:
+        pan = self[key] = Pan(self._factory.mktemp("spin"), *key)
         return pan
 
 
@@ -140,7 +146,7 @@ def pans(tmp_path_factory: pytest.TempPathFactory) -> Pans:
     ids=lambda v: v if isinstance(v, str) else "-".join((v.model, *v.defines)),
 )
 def test_property_holds(pans: Pans, variant: Variant, claim: str) -> None:
-    result = pans[variant].verify(claim)
+    result = pans[variant, True].verify(claim)
     for marker in INCOMPLETE:
         assert marker not in result.output, result.output
     assert result.errors == 0, result.output
@@ -172,7 +178,7 @@ def test_property_holds(pans: Pans, variant: Variant, claim: str) -> None:
     ids=lambda v: v if isinstance(v, str) else "-".join((v.model, *v.defines)),
 )
 def test_counterexample_found(pans: Pans, variant: Variant, claim: str) -> None:
-    pan = pans[variant]
+    pan = pans[variant, False]
     result = pan.verify(claim)
     assert result.errors >= 1, result.output
     assert result.trail is not None and result.trail.stat().st_size > 0
