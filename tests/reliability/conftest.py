@@ -1,0 +1,80 @@
+"""Helpers for the reliability suite: completion accounting, loops with odd shapes.
+
+`completions` counts, per Operation, how many times its completion was delivered (CQE
+reaped -> Operation.complete, or a fallback outcome -> complete_blocking) and which
+operations released their buffers before any completion. Tests assert both are sane:
+every submitted operation completes exactly once, nothing is released under the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from uringloop import _ops
+
+from ._support import CompletionLog
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_subclasses(sub))
+    return out
+
+
+@pytest.fixture
+def completions(monkeypatch: pytest.MonkeyPatch) -> Iterator[CompletionLog]:
+    """Count completions per Operation, on every class that defines its own complete()."""
+    log = CompletionLog()
+
+    def wrap_complete(complete: Any) -> Any:
+        def patched(self: _ops.Operation, res: int, flags: int) -> None:
+            log.ops[id(self)] = self
+            log.delivered[id(self)] += 1
+            log.cqe_seen.add(id(self))
+            complete(self, res, flags)
+
+        return patched
+
+    def wrap_complete_blocking(complete_blocking: Any) -> Any:
+        def patched(self: _ops.Operation, value: Any, exc: BaseException | None) -> None:
+            log.ops[id(self)] = self
+            log.delivered[id(self)] += 1
+            log.cqe_seen.add(id(self))
+            complete_blocking(self, value, exc)
+
+        return patched
+
+    def wrap_drop(drop: Any) -> Any:
+        def patched(self: _ops.Operation) -> None:
+            # drop() frees buffers: legal only for an operation the kernel never saw.
+            if self.state == _ops.Operation.SUBMITTED and id(self) not in log.cqe_seen:
+                log.released_early.append(self)
+            drop(self)
+
+        return patched
+
+    wrappers = {
+        "complete": wrap_complete,
+        "complete_blocking": wrap_complete_blocking,
+        "drop": wrap_drop,
+    }
+    for cls in _subclasses(_ops.Operation):
+        for name, wrap in wrappers.items():
+            if name in vars(cls):
+                monkeypatch.setattr(cls, name, wrap(vars(cls)[name]))
+    yield log
+
+
+@pytest.fixture
+def file_1m(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
+    """A 1 MiB file of random bytes: (path, contents)."""
+    path = os.path.join(tmp_path, "file.bin")
+    data = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        f.write(data)
+    yield path, data
