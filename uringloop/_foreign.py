@@ -17,10 +17,12 @@ The protocol (QEMU's notify_me, with the loop's self-pipe as the event notifier)
 Why no wakeup is lost: if F2 ran before L2, the op appended in F1 is visible at L3, so the
 loop does not block. If F2 ran after L2, the foreign thread sees `sleeping` and writes the
 self-pipe, so L4 returns. Either way the op is drained at the next L1.
-Why no write while busy: `sleeping` is only set between L2 and L5, i.e. when the loop is
-about to block; a loop running callbacks (or selecting with timeout 0) never sets it.
+Why no write while busy: `sleeping` is only set from L2 until the loop either decides not
+to block (L3' here, L4' in Loop._pre_select) or returns from select (L5); a loop running
+callbacks (or selecting with timeout 0) never sets it.
 The first foreign thread that sees `sleeping` clears it, so a burst of pushes while the
-loop sleeps costs one self-pipe write, not one per push.
+loop sleeps costs one self-pipe write, not one per push (CPython's GIL build switches
+threads at no bytecode between F2's read and clear; elsewhere racing threads may each write).
 
 Memory ordering: every step is a single bytecode-level operation on a deque or an
 attribute, executed under the GIL, so all threads see one sequentially consistent order
@@ -81,11 +83,15 @@ class ForeignQueue:
     def prepare_to_sleep(self) -> bool:
         """L2 + L3: publish that the loop may block, then re-check the queue.
 
-        Returns True when an op arrived after the last drain: the loop must not block.
+        Returns True when an op arrived after the last drain: the loop must not block, so
+        the flag is withdrawn at once and pushes until the next L2 skip the self-pipe write.
         Loop thread only.
         """
         self._sleeping = True  # L2
-        return bool(self._pending)  # L3
+        if self._pending:  # L3
+            self._sleeping = False  # L3'
+            return True
+        return False
 
     def awake(self) -> None:
         """L5: the loop is back from select. Loop thread only."""
