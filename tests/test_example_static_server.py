@@ -215,3 +215,31 @@ async def test_aclose_ends_idle_keep_alive_connections(
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+def test_load_comparison_runs() -> None:
+    """bench.py end to end, tiny: every loop's server answers and the table is printed."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SERVER.parent / "bench.py"),
+            "--seconds",
+            "0.3",
+            "--rounds",
+            "1",
+            "--connections",
+            "2",
+            "--sizes",
+            "4KiB",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 4KiB |")]
+    loops = [row.split("|")[2].strip() for row in rows]
+    assert loops[0] == "asyncio" and loops[-1] == "uringloop"
+    assert rows[0].endswith("| 1.00x |")
+    for row in rows:
+        assert float(row.split("|")[3]) > 0, row

@@ -3,11 +3,12 @@
     python examples/static_server/bench.py [--seconds 5] [--connections 32] [--rounds 3]
 
 Makes a document root of small (4 KiB), medium (64 KiB) and large (1 MiB) files, starts
-server.py once per loop in its own process, and drives it from a client process with
-keep-alive connections, each requesting random files of one size class back to back.
-Rounds rotate the order of the loops; the table reports the median of the rounds as
-requests per second and MiB per second, and the ratio to stock asyncio measured in the
-same run. Every response is checked (status and length); a wrong one aborts the run.
+server.py once per loop, each in its own process, and drives one at a time from a client
+process with keep-alive connections, each requesting random files of one size class back
+to back. Each round measures every loop once, in a rotating order; the table reports the
+medians over the rounds of requests and MiB per second, and of the ratio to stock
+asyncio in the same round. Every response is checked (status and length); a wrong one
+aborts the run.
 
 The client is Python too and shares the machine: the absolute numbers say as much about
 the client and the machine as about the server. Compare the ratios.
@@ -130,9 +131,9 @@ def run_client(port: int, paths: list[tuple[str, int]], seconds: float, conns: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", default=",".join(SIZES), help="size classes to run")
     args = parser.parse_args()
     loops = ["asyncio", "uvloop", "uringloop"]
@@ -143,12 +144,16 @@ def main() -> None:
     results: dict[tuple[str, str], list[list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = make_root(Path(tmp))
-        for r in range(args.rounds):
-            order = loops[r % len(loops) :] + loops[: r % len(loops)]
-            for loop in order:
-                proc, port = start_server(loop, Path(tmp))
-                try:
-                    for size in sizes:
+        # All servers run for the whole comparison (idle when not measured), and each
+        # round measures every loop back to back in a rotating order, so a change in
+        # the machine's load hits all loops alike; ratios are taken within a round.
+        servers = {loop: start_server(loop, Path(tmp)) for loop in loops}
+        try:
+            for r in range(args.rounds):
+                order = loops[r % len(loops) :] + loops[: r % len(loops)]
+                for size in sizes:
+                    for loop in order:
+                        port = servers[loop][1]
                         got = run_client(port, files[size], args.seconds, args.connections)
                         results.setdefault((size, loop), []).append(got)
                         print(
@@ -156,22 +161,25 @@ def main() -> None:
                             f"{got[1]:8.1f} MiB/s",
                             file=sys.stderr,
                         )
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=10)
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=10)
     print(
-        f"\n{args.connections} keep-alive connections, {args.seconds:g} s per run, "
-        f"median of {args.rounds} rounds; Python {sys.version.split()[0]}, "
+        f"\n{args.connections} keep-alive connections, {args.seconds:g} s per measurement, "
+        f"{args.rounds} rounds; Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, Linux {os.uname().release}\n"
     )
-    print("| files | loop | req/s | MiB/s | vs asyncio |")
+    print("| files | loop | req/s (median) | MiB/s (median) | vs asyncio (median of rounds) |")
     print("| --- | --- | ---: | ---: | ---: |")
     for size in sizes:
-        base = statistics.median(x[0] for x in results[(size, "asyncio")])
+        base = [x[0] for x in results[(size, "asyncio")]]
         for loop in loops:
-            rps = statistics.median(x[0] for x in results[(size, loop)])
-            mib = statistics.median(x[1] for x in results[(size, loop)])
-            print(f"| {size} | {loop} | {rps:.0f} | {mib:.1f} | {rps / base:.2f}x |")
+            runs = results[(size, loop)]
+            rps = statistics.median(x[0] for x in runs)
+            mib = statistics.median(x[1] for x in runs)
+            ratio = statistics.median(x[0] / b for x, b in zip(runs, base, strict=True))
+            print(f"| {size} | {loop} | {rps:.0f} | {mib:.1f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
