@@ -12,7 +12,10 @@ loop's role) is otherwise idle except for a periodic 499 ms timer. Variants:
 - the same, while a task keeps the loop awake: it reads a pipe fed every 0.2 ms by a
   child process (the seed's busy ssh socket; a child, so the chatter holds no GIL here);
 - the floor: the same thread calls os.preadv itself, on stock asyncio and on uvloop (the
-  loop idles beside it).
+  loop idles beside it);
+- controls: the thread's sleeps alone, no I/O, beside an idle loop and beside the busy
+  one (stock asyncio): how much the machine's timer wakeups cost, and how much of that a
+  busy neighbour hides (an idle vCPU is slower to wake).
 
 Times are seconds per 128 MiB (runs that read less are scaled, and say so).
 
@@ -58,7 +61,9 @@ BUG = "uringloop, foreign_wakeup=False (bug)"
 BUSY = "uringloop, foreign_wakeup=False, busy loop"
 FLOOR_ASYNCIO = "floor: thread os.preadv, stock asyncio"
 FLOOR_UVLOOP = "floor: thread os.preadv, uvloop"
-IMPLS = (FIX, BUG, BUSY, FLOOR_ASYNCIO, FLOOR_UVLOOP)
+SLEEPS = "control: the sleeps alone, idle loop"
+SLEEPS_BUSY = "control: the sleeps alone, busy loop"
+IMPLS = (FIX, BUG, BUSY, FLOOR_ASYNCIO, FLOOR_UVLOOP, SLEEPS, SLEEPS_BUSY)
 
 _CHATTER = (
     "import os, sys, time\n"
@@ -92,6 +97,15 @@ def _vcpu_sync(loop: Any, fd: int, views: list[memoryview], nchunks: int) -> Non
         for j in range(min(BATCH, nchunks - first)):
             if os.preadv(fd, [views[j]], (first + j) * CHUNK) != CHUNK:
                 raise BenchError("short read")
+            time.sleep(DELAY)
+
+
+def _vcpu_sleeps(loop: Any, fd: int, views: list[memoryview], nchunks: int) -> None:
+    """Control: the same sleeps with no I/O (what the machine's timer wakeups cost)."""
+    del loop, fd, views
+    for first in range(0, nchunks, BATCH):
+        time.sleep(DELAY)
+        for _ in range(min(BATCH, nchunks - first)):
             time.sleep(DELAY)
 
 
@@ -203,6 +217,9 @@ def run(cfg: Config) -> Report:
             if impl in (FIX, BUG, BUSY):
                 coro = _experiment(_vcpu_ring, fd, nchunks, busy=impl == BUSY)
                 factory = loop_factory("uringloop", foreign_wakeup=impl == FIX)
+            elif impl in (SLEEPS, SLEEPS_BUSY):
+                coro = _experiment(_vcpu_sleeps, fd, nchunks, busy=impl == SLEEPS_BUSY)
+                factory = loop_factory("asyncio")
             else:
                 coro = _experiment(_vcpu_sync, fd, nchunks, busy=False)
                 factory = loop_factory("asyncio" if impl == FLOOR_ASYNCIO else "uvloop")

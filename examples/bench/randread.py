@@ -468,8 +468,7 @@ def _run_case(
             rows[impl].skipped = f"failed: {exc!r}"[:160]
 
     interleaved(cfg.reps, list(IMPLS), one)
-    if qd == 1:
-        rows[SYNC].note = "one thread, blocking"
+    rows[SYNC].note = "one thread, blocking: always QD 1"
     if cfg.fio and fio_available():
         fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
         report.rows.append(fio_row)

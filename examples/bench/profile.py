@@ -1,0 +1,86 @@
+"""Profile uringloop's side of one benchmark scenario with cProfile.
+
+    python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
+
+Scenarios: randread-qd1, randread-qd64, batched-qd64, direct-qd16 (uringloop reads),
+wakeup-nop (foreign NOP round trips), call-soon (the loop-overhead chain). For a sampling
+profile without cProfile's overhead, run the same command under py-spy:
+
+    py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+from collections.abc import Callable
+from typing import Any
+
+from . import overhead, randread, wakeup
+from .common import BLOCK, OFFSET_TABLE, Config, MiB, data_file, open_direct, run_on, warm_cache
+
+
+def _randread(impl: str, qd: int, direct: bool) -> Callable[[float], Any]:
+    def go(seconds: float) -> Any:
+        cfg = Config.make(False)
+        path = data_file(cfg, cfg.file_mib)
+        warm_cache(path)
+        rng = random.Random(1)
+        nblocks = cfg.file_mib * MiB // BLOCK
+        offsets = [rng.randrange(nblocks) * BLOCK for _ in range(OFFSET_TABLE)]
+        fd = open_direct(path)[0] if direct else os.open(path, os.O_RDONLY)
+        try:
+            env = randread.Env(path, fd, direct, qd, seconds, offsets)
+            return f"{randread.measure(impl, env):,.0f} ops/s"
+        finally:
+            os.close(fd)
+
+    return go
+
+
+def _wakeup(seconds: float) -> Any:
+    n = max(100, int(seconds / 0.0004))
+    lat, delta = run_on("uringloop", wakeup._session(wakeup._rt_nop, -1, n, False, b""))
+    lat.sort()
+    return f"p50 {lat[len(lat) // 2]:.1f} us over {len(lat)} round trips; (subs, wakeups) {delta}"
+
+
+def _call_soon(seconds: float) -> Any:
+    return f"{run_on('uringloop', overhead.WORKLOADS['call_soon chain'][1](seconds)):,.0f} /s"
+
+
+SCENARIOS: dict[str, Callable[[float], Any]] = {
+    "randread-qd1": _randread(randread.URING, 1, False),
+    "randread-qd64": _randread(randread.URING, 64, False),
+    "batched-qd64": _randread(randread.BATCHED, 64, False),
+    "direct-qd16": _randread(randread.URING, 16, True),
+    "wakeup-nop": _wakeup,
+    "call-soon": _call_soon,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m examples.bench.profile")
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--sort", default="tottime", help="a pstats sort key (tottime, cumtime, ...)")
+    p.add_argument("--no-profile", action="store_true", help="just run it (for py-spy)")
+    args = p.parse_args()
+    run = SCENARIOS[args.scenario]
+    if args.no_profile:
+        print(run(args.seconds))
+        return
+    prof = cProfile.Profile()
+    prof.enable()
+    result = run(args.seconds)
+    prof.disable()
+    print(f"{args.scenario}: {result} (under cProfile: slower than unprofiled)")
+    pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
