@@ -18,6 +18,9 @@ result (all implementations declined) as a usage error. A module-level hook func
 would therefore change every project that merely has uringloop installed.
 Why trylast: a project's own conftest.py implementation (like this repository's `loops`
 marker) is a more specific choice than a plugin's default, so it wins (firstresult).
+Async fixtures requested only by sync tests are not parametrised by pytest-asyncio, so
+they would get its default loop; UringloopFactories also stands in for pytest-asyncio's
+private `_asyncio_loop_factory` fixture to give them a uringloop Loop too.
 """
 
 from __future__ import annotations
@@ -130,3 +133,12 @@ class UringloopFactories:
         if marker is not None and marker.kwargs.get("loop_factories") is not None:
             return self._available
         return {DEFAULT_FACTORY: self._available[DEFAULT_FACTORY]}
+
+    @pytest.fixture(scope="session")
+    @classmethod
+    def _asyncio_loop_factory(cls, request: pytest.FixtureRequest) -> LoopFactory:
+        """Stands in for pytest-asyncio's private fixture of the same name, which gives
+        async fixtures of a sync test no factory (so a stock loop); ours gives uringloop's.
+        Async tests get the factory pytest-asyncio parametrised, as before."""
+        factory: LoopFactory = getattr(request, "param", _uringloop)
+        return factory

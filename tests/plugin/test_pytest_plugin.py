@@ -344,3 +344,32 @@ def test_pytest_asyncio_loaded_under_another_name(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest("-p", "no:asyncio", "-p", "pytest_asyncio.plugin", "--uringloop")
     result.assert_outcomes(passed=1)
+
+
+SYNC_TEST_ASYNC_FIXTURE = """
+import asyncio
+import pytest
+import pytest_asyncio
+
+@pytest_asyncio.fixture
+async def loop_name():
+    return type(asyncio.get_running_loop()).__name__
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def module_loop_name():
+    return type(asyncio.get_running_loop()).__name__
+
+def test_sync(loop_name, module_loop_name):
+    assert loop_name == module_loop_name == {expected!r}
+"""
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [("--uringloop", "Loop"), (None, "_UnixSelectorEventLoop")]
+)
+def test_async_fixtures_of_sync_tests(
+    pytester: pytest.Pytester, flag: str | None, expected: str
+) -> None:
+    _ini(pytester)
+    pytester.makepyfile(SYNC_TEST_ASYNC_FIXTURE.format(expected=expected))
+    pytester.runpytest(*([flag] if flag else [])).assert_outcomes(passed=1)
