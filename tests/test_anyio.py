@@ -184,3 +184,22 @@ async def test_sock_sendfile(tmp_path: Path) -> None:
             sent = await loop.sock_sendfile(sock, f, offset=5, count=1000)
     assert sent == 1000
     assert await receiver == payload[5:1005]
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, object]]:
+    """anyio's pytest plugin runs `@pytest.mark.anyio` tests on this backend."""
+    return "asyncio", {"loop_factory": uringloop.new_event_loop}
+
+
+@pytest.mark.anyio
+async def test_anyio_pytest_plugin_on_uringloop(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    path = tmp_path / "f.txt"
+    await anyio.Path(path).write_text("through anyio\n")
+    fd = await loop.open_fd(str(path))
+    try:
+        assert await loop.pread(fd, 100, 0) == b"through anyio\n"
+    finally:
+        await loop.close_fd(fd)
