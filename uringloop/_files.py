@@ -1,0 +1,1836 @@
+"""uringloop.open(): async file objects on the loop's io_uring, in the shape of aiofiles.
+
+Three layers, as in the io module: AsyncFileIO (raw: one kernel operation per call),
+AsyncBufferedFile (a read buffer or a write buffer over the raw file) and AsyncTextFile
+(incremental decoding/encoding and newline translation over the buffered file). Their
+semantics follow the built-in objects that open() returns, checked side by side in
+tests/files: same results, same file contents, same exceptions.
+
+Positions. Every read and write names its offset (pread/pwrite): the raw layer keeps the
+file position in user space and the descriptor's own offset is never moved. Two
+exceptions use offset -1 (the descriptor's offset): files that cannot seek (pipes, ttys),
+and writes in append mode, where O_APPEND puts each write at the end of the file and the
+descriptor's offset is the only record of where that was (read back with lseek(SEEK_CUR),
+which does no I/O). With closefd=False the descriptor's offset is set to the file's
+position at close, so the owner of the descriptor sees what it would with the built-in.
+
+Where the I/O runs: chosen at each call from the running loop. A uringloop Loop runs it
+as ring operations (a Loop with io_uring off runs the same operations on its thread
+pool); any other loop (stock asyncio, uvloop) runs the blocking calls on its default
+executor, or the one given to open(), so libraries can use this module unconditionally.
+
+Big reads: read() of a whole file sizes one bytearray from fstat, fills it with several
+preads in flight at once (each into its own memoryview slice) and converts it to bytes
+once, so memory peaks near twice the file size and nothing is copied quadratically.
+
+Invariant: a buffer handed to an operation stays referenced until the operation completes
+(the ring operations pin it; executor jobs hold a reference), also when the awaiting task
+is cancelled.
+Invariant: public coroutines of one file (all layers) run one at a time, under the raw
+file's asyncio.Lock, as the built-in buffered objects serialize callers with theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import errno
+import io
+import locale
+import operator
+import os
+import stat as _stat
+import warnings
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Protocol
+
+from . import _aligned
+from ._buffers import Pin
+from ._loop import Loop
+from ._ring.abi import StatxMask
+
+__all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
+
+_Buffer = Any  # any bytes-like object (collections.abc.Buffer from Python 3.12)
+_Executor = concurrent.futures.Executor
+
+# A read of at least this many bytes is split into several operations in flight at once.
+PARALLEL_MIN = 2 << 20
+# ... into at most this many, each at least PARALLEL_MIN // 2 bytes (a multiple of 4096).
+PARALLEL_MAX_OPS = 16
+# Bytes per read while reading to EOF a file whose size fstat does not know (/proc).
+_TAIL_CHUNK = 64 * 1024
+# The text layer's read size, as io.TextIOWrapper's (CPython's _CHUNK_SIZE): tell() and
+# write-after-read positions depend on it, so it must be the same to behave the same.
+TEXT_CHUNK_SIZE = 8192
+_SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
+_DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
+
+
+# -- where the I/O runs ---------------------------------------------------------------------
+
+
+class _IO(Protocol):
+    async def open(self, path: Any, flags: int, mode: int) -> int: ...
+    async def close(self, fd: int) -> None: ...
+    async def pread(self, fd: int, size: int, offset: int) -> bytes: ...
+    async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int: ...
+    async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int: ...
+    async def fstat(self, fd: int) -> os.stat_result: ...
+    async def dio_alignment(self, fd: int) -> tuple[int, int]: ...
+    async def ftruncate(self, fd: int, length: int) -> None: ...
+    async def fsync(self, fd: int, datasync: bool) -> None: ...
+    async def call(self, func: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class _RingIO:
+    """The running uringloop Loop's operations."""
+
+    __slots__ = ("executor", "loop")
+
+    def __init__(self, loop: Loop, executor: _Executor | None) -> None:
+        self.loop = loop
+        self.executor = executor
+
+    async def open(self, path: Any, flags: int, mode: int) -> int:
+        return await self.loop.open_fd(path, flags, mode)
+
+    async def close(self, fd: int) -> None:
+        await self.loop.close_fd(fd)
+
+    async def pread(self, fd: int, size: int, offset: int) -> bytes:
+        return await self.loop.pread(fd, size, offset)
+
+    async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
+        return await self.loop.preadinto(fd, buffer, offset)
+
+    async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
+        return await self.loop.pwrite(fd, data, offset)
+
+    async def fstat(self, fd: int) -> os.stat_result:
+        return await self.loop.fstat(fd)
+
+    async def dio_alignment(self, fd: int) -> tuple[int, int]:
+        """(memory, offset) alignment for O_DIRECT; 0 where statx does not report it."""
+        st = await self.loop.fstatx(fd, mask=_DIO_MASK)
+        return st.dio_mem_align, st.dio_offset_align
+
+    async def ftruncate(self, fd: int, length: int) -> None:
+        await self.loop.ftruncate(fd, length)
+
+    async def fsync(self, fd: int, datasync: bool) -> None:
+        await (self.loop.fdatasync(fd) if datasync else self.loop.fsync(fd))
+
+    async def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self.loop.run_in_executor(self.executor, func, *args)
+
+
+class _ExecutorIO:
+    """Blocking system calls on an executor, for loops that are not uringloop Loops."""
+
+    __slots__ = ("executor", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
+        self.loop = loop
+        self.executor = executor
+
+    async def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self.loop.run_in_executor(self.executor, func, *args)
+
+    async def open(self, path: Any, flags: int, mode: int) -> int:
+        return await self.call(os.open, path, flags | os.O_CLOEXEC, mode)  # type: ignore[no-any-return]
+
+    async def close(self, fd: int) -> None:
+        await self.call(os.close, fd)
+
+    async def pread(self, fd: int, size: int, offset: int) -> bytes:
+        if offset < 0:
+            return await self.call(os.read, fd, size)  # type: ignore[no-any-return]
+        return await self.call(os.pread, fd, size, offset)  # type: ignore[no-any-return]
+
+    async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
+        view = memoryview(buffer).cast("B")
+        if offset < 0:
+            return await self.call(os.readv, fd, [view])  # type: ignore[no-any-return]
+        return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
+
+    async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
+        if offset < 0:
+            return await self.call(os.write, fd, data)  # type: ignore[no-any-return]
+        return await self.call(os.pwrite, fd, data, offset)  # type: ignore[no-any-return]
+
+    async def fstat(self, fd: int) -> os.stat_result:
+        return await self.call(os.fstat, fd)  # type: ignore[no-any-return]
+
+    async def dio_alignment(self, fd: int) -> tuple[int, int]:
+        return 0, 0  # os has no statx: the caller assumes DEFAULT_ALIGNMENT
+
+    async def ftruncate(self, fd: int, length: int) -> None:
+        await self.call(os.ftruncate, fd, length)
+
+    async def fsync(self, fd: int, datasync: bool) -> None:
+        await self.call(os.fdatasync if datasync else os.fsync, fd)
+
+
+def _io_for(executor: _Executor | None) -> _IO:
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, Loop):
+        return _RingIO(loop, executor)
+    return _ExecutorIO(loop, executor)
+
+
+async def _read_full_into(io_: _IO, fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `offset` on, resubmitting after short reads; stop at EOF."""
+    done = 0
+    size = len(view)
+    while done < size:
+        n = await io_.preadinto(fd, view[done:], offset + done)
+        if n == 0:
+            break
+        done += n
+    return done
+
+
+async def _read_into_parallel(io_: _IO, fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `offset`, with several reads in flight if it is big; -> bytes read.
+
+    The result counts the contiguous prefix that was read: a span that met EOF ends it.
+    """
+    size = len(view)
+    if size < PARALLEL_MIN or offset < 0:
+        return await _read_full_into(io_, fd, view, offset)
+    spans = _spans(size)
+    results = await asyncio.gather(
+        *(_read_full_into(io_, fd, view[s:e], offset + s) for s, e in spans),
+        return_exceptions=True,
+    )
+    total = 0
+    for (s, e), result in zip(spans, results, strict=True):
+        if isinstance(result, BaseException):
+            raise result
+        total += result
+        if result < e - s:
+            break
+    return total
+
+
+def _spans(size: int) -> list[tuple[int, int]]:
+    """[start, end) spans splitting `size` bytes into up to PARALLEL_MAX_OPS operations."""
+    count = max(1, min(PARALLEL_MAX_OPS, size // (PARALLEL_MIN // 2)))
+    span = -(-size // count)
+    span = -(-span // 4096) * 4096
+    return [(s, min(s + span, size)) for s in range(0, size, span)]
+
+
+async def _read_bytes(io_: _IO, fd: int, size: int, offset: int) -> bytes:
+    """Up to `size` bytes from `offset` (fewer only at EOF): one bytearray, one conversion."""
+    if size < PARALLEL_MIN or offset < 0:
+        data = await io_.pread(fd, size, offset)
+        if len(data) == size or not data or offset < 0:
+            return data
+        rest = await _read_bytes(io_, fd, size - len(data), offset + len(data))
+        return data + rest
+    # No resize and no release below: an executor thread may still hold a slice for a
+    # moment after its job completed (a resize would raise BufferError).
+    buf = bytearray(size)
+    view = memoryview(buf)
+    n = await _read_into_parallel(io_, fd, view, offset)
+    return bytes(buf) if n == size else bytes(view[:n])
+
+
+async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        n = await io_.pwrite(fd, view[done:], offset + done)
+        if n == 0:
+            raise OSError(errno.EIO, "write returned 0 bytes")
+        done += n
+
+
+def _bytes_view(data: object) -> memoryview:
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+# -- the common part --------------------------------------------------------------------------
+
+
+class _FileBase:
+    """What every layer offers: aiofiles' sync and async helpers, iteration, `async with`."""
+
+    _lock: asyncio.Lock
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
+    def _raw(self) -> AsyncFileIO:
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        raw = self._raw()
+        raw._check_closed()
+        return raw._fd
+
+    async def isatty(self) -> bool:
+        raw = self._raw()
+        raw._check_closed()
+        return os.isatty(raw._fd)
+
+    async def seekable(self) -> bool:
+        raw = self._raw()
+        raw._check_closed()
+        return raw._seekable
+
+    async def fsync(self) -> None:
+        """Flush, then fsync(2) the file (data and metadata)."""
+        async with self._lock:
+            await self._flush()
+            raw = self._raw()
+            await _io_for(raw._executor).fsync(raw._fd, False)
+
+    async def datasync(self) -> None:
+        """Flush, then fdatasync(2) the file."""
+        async with self._lock:
+            await self._flush()
+            raw = self._raw()
+            await _io_for(raw._executor).fsync(raw._fd, True)
+
+    async def stat(self) -> os.stat_result:
+        """os.fstat() of the open file (after flushing buffered writes)."""
+        async with self._lock:
+            await self._flush()
+            raw = self._raw()
+            return await _io_for(raw._executor).fstat(raw._fd)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._flush()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._close()
+
+    async def _flush(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> _FileBase:
+        return self
+
+    async def __anext__(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def readline(self, size: int | None = -1) -> Any:
+        async with self._lock:
+            return await self._readline(size)
+
+    async def readlines(self, hint: int | None = -1) -> list[Any]:
+        async with self._lock:
+            hint = -1 if hint is None else operator.index(hint)
+            lines = []
+            total = 0
+            while line := await self._readline():
+                lines.append(line)
+                total += len(line)
+                if 0 < hint <= total:
+                    break
+            return lines
+
+    async def writelines(self, lines: Iterable[Any]) -> None:
+        async with self._lock:
+            for line in lines:
+                await self._write(line)
+
+    async def _readline(self, size: int | None = -1) -> Any:
+        raise NotImplementedError
+
+    async def _write(self, data: Any) -> int:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> _FileBase:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _closed_error(message: str = "I/O operation on closed file") -> ValueError:
+    return ValueError(message)
+
+
+# -- raw ------------------------------------------------------------------------------------
+
+
+class AsyncFileIO(_FileBase):
+    """io.FileIO's async counterpart: each call is one operation (big reads: several)."""
+
+    def __init__(
+        self,
+        fd: int,
+        name: Any,
+        mode: str,
+        *,
+        readable: bool,
+        writable: bool,
+        appending: bool,
+        closefd: bool,
+        seekable: bool,
+        position: int,
+        blksize: int,
+        executor: _Executor | None,
+        direct: bool = False,
+        dio_mem_align: int = 0,
+        dio_offset_align: int = 0,
+    ) -> None:
+        self._closed_flag = False
+        self._fd = fd
+        self.name = name
+        self.mode = mode
+        self._readable = readable
+        self._writable = writable
+        self._appending = appending
+        self._closefd = closefd
+        self._seekable = seekable
+        self._pos = position  # meaningful only when _seekable
+        self._blksize = blksize
+        self._executor = executor
+        self._direct = direct
+        self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
+        self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
+        self._lock = asyncio.Lock()
+
+    def _raw(self) -> AsyncFileIO:
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_flag
+
+    @property
+    def closefd(self) -> bool:
+        return self._closefd
+
+    @property
+    def direct(self) -> bool:
+        """True when the file was opened with O_DIRECT."""
+        return self._direct
+
+    @property
+    def dio_alignment(self) -> tuple[int, int]:
+        """(memory, offset) alignment in bytes that O_DIRECT requires for this file."""
+        return self._mem_align, self._off_align
+
+    def _check_closed(self, message: str = "I/O operation on closed file") -> None:
+        if self._closed_flag:
+            raise _closed_error(message)
+
+    def _check_readable(self) -> None:
+        self._check_closed()
+        if not self._readable:
+            raise io.UnsupportedOperation("File not open for reading")
+
+    def _check_writable(self) -> None:
+        self._check_closed()
+        if not self._writable:
+            raise io.UnsupportedOperation("File not open for writing")
+
+    def readable(self) -> bool:
+        self._check_closed()
+        return self._readable
+
+    async def writable(self) -> bool:
+        self._check_closed()
+        return self._writable
+
+    def _offset(self) -> int:
+        return self._pos if self._seekable else -1
+
+    # -- reading
+
+    async def read(self, size: int | None = -1) -> bytes:
+        async with self._lock:
+            return await self._read(size)
+
+    async def readall(self) -> bytes:
+        async with self._lock:
+            self._check_readable()
+            return await self._readall()
+
+    async def readinto(self, buffer: _Buffer) -> int:
+        async with self._lock:
+            return await self._readinto(buffer)
+
+    async def _read(self, size: int | None) -> bytes:
+        self._check_readable()
+        size = -1 if size is None else operator.index(size)
+        if size < 0:
+            return await self._readall()
+        if self._direct:
+            return await self._direct_read(size)
+        io_ = _io_for(self._executor)
+        offset = self._offset()
+        if size >= PARALLEL_MIN and offset >= 0:
+            data = await _read_bytes(io_, self._fd, size, offset)
+        else:
+            data = await io_.pread(self._fd, size, offset)
+        if self._seekable:
+            self._pos += len(data)
+        return data
+
+    async def _readinto(self, buffer: _Buffer) -> int:
+        self._check_readable()
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError(
+                "readinto() argument must be read-write bytes-like object, "
+                f"not {type(buffer).__name__}"
+            )
+        with view.cast("B") if view.format != "B" else view as flat:
+            if self._direct:
+                self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
+            io_ = _io_for(self._executor)
+            offset = self._offset()
+            if len(flat) >= PARALLEL_MIN and offset >= 0:
+                n = await _read_into_parallel(io_, self._fd, flat, offset)
+            else:
+                n = await io_.preadinto(self._fd, flat, offset)
+        if self._seekable:
+            self._pos += n
+        return n
+
+    async def _readline(self, size: int | None = -1) -> bytes:
+        """A line from one pread of the next bytes, keeping the position just past it.
+
+        Positional reads make read-ahead free to give back: the same bytes as the
+        built-in's byte-at-a-time io.IOBase.readline(), in one operation per chunk.
+        """
+        limit = -1 if size is None else operator.index(size)
+        if limit == 0:
+            return b""  # io.IOBase.readline(0) asks nothing of the file, open or not
+        self._check_readable()
+        io_ = _io_for(self._executor)
+        chunk = 1 if not self._seekable else max(self._blksize, 128)
+        parts: list[bytes] = []
+        got = 0
+        while limit < 0 or got < limit:
+            want = chunk if limit < 0 else min(chunk, limit - got)
+            data = await io_.pread(self._fd, want, self._offset())
+            if not data:
+                break
+            end = data.find(b"\n") + 1
+            if end:
+                data = data[:end]
+            if self._seekable:
+                self._pos += len(data)
+            parts.append(data)
+            got += len(data)
+            if end:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _readall(self) -> bytes:
+        """Everything from the position to EOF: sized by fstat, read in parallel."""
+        io_ = _io_for(self._executor)
+        if self._direct:
+            return await self._direct_readall(io_)
+        if not self._seekable:
+            return await self._read_to_eof(io_, -1)
+        st = await io_.fstat(self._fd)
+        size = max(st.st_size - self._pos, 0)
+        head = b""
+        if size:
+            head = await _read_bytes(io_, self._fd, size, self._pos)
+            self._pos += len(head)
+            if len(head) < size:
+                return head  # the file shrank meanwhile: EOF came early
+        tail = await self._read_to_eof(io_, self._pos)
+        if not tail:
+            return head
+        self._pos += len(tail)
+        return head + tail
+
+    async def _read_to_eof(self, io_: _IO, offset: int) -> bytes:
+        """Read chunks until a read returns nothing (files that grow, /proc, pipes)."""
+        chunks = []
+        chunk = max(self._blksize, _TAIL_CHUNK)
+        while True:
+            data = await io_.pread(self._fd, chunk, offset)
+            if not data:
+                break
+            chunks.append(data)
+            if offset >= 0:
+                offset += len(data)
+            chunk = min(chunk * 2, PARALLEL_MIN)
+        return b"".join(chunks)
+
+    # -- O_DIRECT
+
+    def _check_direct(self, length: int, address: int) -> None:
+        if not self._seekable:
+            return
+        _aligned.check_aligned(self._pos, self._off_align, "file position")
+        _aligned.check_aligned(length, self._off_align, "length")
+        if address:
+            _aligned.check_aligned(address, self._mem_align, "buffer address")
+
+    async def _direct_read(self, size: int) -> bytes:
+        self._check_direct(size, 0)
+        if size == 0:
+            return b""
+        # Page-aligned; collected (unmapped) once no operation or executor job holds it.
+        buf = _aligned.aligned_buffer(size, min(self._mem_align, _aligned.PAGE_SIZE))
+        n = await _read_into_parallel(
+            _io_for(self._executor), self._fd, memoryview(buf), self._offset()
+        )
+        if self._seekable:
+            self._pos += n
+        return buf[:n]
+
+    async def _direct_readall(self, io_: _IO) -> bytes:
+        self._check_direct(0, 0)
+        st = await io_.fstat(self._fd)
+        align = self._off_align
+        chunks = []
+        # Aligned lengths up to and past EOF: the read that meets EOF comes back short.
+        size = max(-(-(st.st_size - self._pos) // align) * align, align)
+        while True:
+            data = await self._direct_read(size)
+            chunks.append(data)
+            if len(data) < size:
+                break
+            size = max(align, min(size, PARALLEL_MIN))
+        return b"".join(chunks)
+
+    # -- writing
+
+    async def write(self, data: _Buffer) -> int:
+        async with self._lock:
+            return await self._write(data)
+
+    async def _write(self, data: _Buffer) -> int:
+        """One write (possibly short, as os.write), or a parallel write of a big buffer."""
+        self._check_writable()
+        view = _bytes_view(data)
+        io_ = _io_for(self._executor)
+        if self._direct:
+            return await self._direct_write(io_, view)
+        if self._appending:
+            return await self._append(io_, view)
+        offset = self._offset()
+        if len(view) >= PARALLEL_MIN and offset >= 0:
+            await self._write_parallel(io_, view, offset)
+            n = len(view)
+        else:
+            n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
+        if self._seekable:
+            self._pos += n
+        return n
+
+    async def _append(self, io_: _IO, view: memoryview) -> int:
+        # O_APPEND: the kernel writes at the end and leaves the descriptor's offset there.
+        # An empty write moves nothing (the kernel returns before positioning it).
+        if not len(view):
+            return 0
+        n = await io_.pwrite(self._fd, view, -1)
+        if self._seekable:
+            self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
+        return n
+
+    async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> None:
+        results = await asyncio.gather(
+            *(_write_full(io_, self._fd, view[s:e], offset + s) for s, e in _spans(len(view))),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _direct_write(self, io_: _IO, view: memoryview) -> int:
+        pin = Pin(view, writable=False)
+        try:
+            address = pin.address
+        finally:
+            pin.release()
+        self._check_direct(len(view), 0)
+        if len(view) and address % self._mem_align:
+            # The kernel DMAs from the caller's memory: copy misaligned data once.
+            bounce = _aligned.aligned_buffer(len(view))
+            bounce[:] = view
+            view = memoryview(bounce)
+        if self._appending:
+            return await self._append(io_, view)
+        await _write_full(io_, self._fd, view, self._offset())
+        if self._seekable:
+            self._pos += len(view)
+        return len(view)
+
+    async def _write_all(self, data: _Buffer) -> None:
+        """Write all of `data` (the buffered layer's flush)."""
+        view = _bytes_view(data)
+        while len(view):
+            n = await self._write(view)
+            if n == 0:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            view = view[n:]
+
+    # -- position
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        async with self._lock:
+            return await self._seek(offset, whence)
+
+    async def _seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._check_closed()
+        offset = operator.index(offset)
+        whence = operator.index(whence)
+        if not self._seekable:
+            raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+        if whence == os.SEEK_SET:
+            target = offset
+        elif whence == os.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == os.SEEK_END:
+            target = (await _io_for(self._executor).fstat(self._fd)).st_size + offset
+        else:
+            # SEEK_DATA, SEEK_HOLE and unknown values: the kernel decides (EINVAL, ENXIO).
+            target = await _io_for(self._executor).call(os.lseek, self._fd, offset, whence)
+        if target < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._pos = target
+        return target
+
+    async def tell(self) -> int:
+        self._check_closed()
+        return self._tell()
+
+    def _tell(self) -> int:
+        if not self._seekable:
+            raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+        return self._pos
+
+    async def truncate(self, size: int | None = None) -> int:
+        async with self._lock:
+            return await self._truncate(size)
+
+    async def _truncate(self, size: int | None) -> int:
+        self._check_writable()
+        size = self._tell() if size is None else operator.index(size)
+        if size < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        await _io_for(self._executor).ftruncate(self._fd, size)
+        return size
+
+    async def _flush(self) -> None:
+        self._check_closed()
+
+    # -- closing
+
+    async def _close(self) -> None:
+        if self._closed_flag:
+            return
+        self._closed_flag = True
+        if self._closefd:
+            await _io_for(self._executor).close(self._fd)
+        else:
+            self._sync_descriptor_offset()
+
+    def _sync_descriptor_offset(self) -> None:
+        if self._seekable and not self._appending:
+            try:
+                os.lseek(self._fd, self._pos, os.SEEK_SET)
+            except OSError:
+                pass  # the owner closed it already; nothing of ours to keep in sync
+
+    def _close_sync(self) -> bool:
+        """Close without a loop (garbage collection); True if a descriptor was closed."""
+        if self._closed_flag:
+            return False
+        self._closed_flag = True
+        if not self._closefd:
+            self._sync_descriptor_offset()
+            return False
+        try:
+            os.close(self._fd)
+        except OSError:
+            return False
+        return True
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed_flag", True):
+            return
+        if self._close_sync():
+            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+
+    def __repr__(self) -> str:
+        if self._closed_flag:
+            return "<uringloop.AsyncFileIO [closed]>"
+        return (
+            f"<uringloop.AsyncFileIO name={self.name!r} mode={self.mode!r} closefd={self._closefd}>"
+        )
+
+
+# -- buffered -------------------------------------------------------------------------------
+
+
+class AsyncBufferedFile(_FileBase):
+    """io.BufferedReader/Writer/Random's async counterpart.
+
+    Invariant: at most one of the read buffer and the write buffer holds data. With read
+    data, raw._pos is the file offset just past it; with write data, raw._pos is the file
+    offset where it goes. The logical position is derived from these (tell()).
+    """
+
+    def __init__(self, raw: AsyncFileIO, buffer_size: int, mode: str) -> None:
+        if buffer_size <= 0:
+            raise ValueError("buffer size must be strictly positive")
+        self.raw = raw
+        self.buffer_size = buffer_size
+        self.mode = mode
+        self._lock = raw._lock
+        self._rbuf = b""
+        self._rpos = 0
+        self._wbuf = bytearray()
+
+    def _raw(self) -> AsyncFileIO:
+        return self.raw
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    @property
+    def name(self) -> Any:
+        return self.raw.name
+
+    def readable(self) -> bool:
+        return self.raw.readable()
+
+    async def writable(self) -> bool:
+        return await self.raw.writable()
+
+    def _check_closed(self, message: str) -> None:
+        if self.raw._closed_flag:
+            raise _closed_error(message)
+
+    def _check_readable(self, what: str = "read") -> None:
+        if not self.raw._readable:
+            raise io.UnsupportedOperation(what)
+
+    def _check_writable(self, what: str = "write") -> None:
+        if not self.raw._writable:
+            raise io.UnsupportedOperation(what)
+
+    def _available(self) -> int:
+        return len(self._rbuf) - self._rpos
+
+    def _drop_read_buffer(self) -> None:
+        """Forget read-ahead; the raw position moves back to the logical position."""
+        ahead = len(self._rbuf) - self._rpos
+        if ahead and self.raw._seekable:
+            self.raw._pos -= ahead
+        self._rbuf = b""
+        self._rpos = 0
+
+    def _take(self, n: int) -> bytes:
+        start = self._rpos
+        # The whole buffer is returned as is, without a copy.
+        whole = start == 0 and n >= len(self._rbuf)
+        data = self._rbuf if whole else self._rbuf[start : start + n]
+        self._rpos = start + len(data)
+        if self._rpos >= len(self._rbuf):
+            self._rbuf = b""
+            self._rpos = 0
+        return data
+
+    async def _fill(self) -> int:
+        """One raw read of buffer_size bytes into the (empty) read buffer."""
+        data = await self.raw._read(self.buffer_size)
+        self._rbuf = data
+        self._rpos = 0
+        return len(data)
+
+    async def _flush_writes(self) -> None:
+        if self._wbuf:
+            data = bytes(self._wbuf)
+            await self.raw._write_all(data)
+            self._wbuf.clear()
+
+    # -- reading
+
+    async def read(self, size: int | None = -1) -> bytes:
+        async with self._lock:
+            return await self._read(size)
+
+    async def _read(self, size: int | None = -1) -> bytes:
+        self._check_readable()
+        self._check_closed("read of closed file")
+        size = -1 if size is None else operator.index(size)
+        if size < -1:
+            raise ValueError("read length must be non-negative or -1")
+        if size < 0:
+            await self._flush_writes()
+            head = self._take(self._available())
+            rest = await self.raw._readall()
+            return head + rest if head else rest
+        if size <= self._available():
+            return self._take(size)
+        await self._flush_writes()
+        head = self._take(self._available())
+        need = size - len(head)
+        if need >= self.buffer_size:
+            rest = await self.raw._read(need)
+            while 0 < len(rest) < need:  # a short read that is not EOF (O_DIRECT, pipes)
+                more = await self.raw._read(need - len(rest))
+                if not more:
+                    break
+                rest += more
+            return head + rest if head else rest
+        parts = [head]
+        while need > 0 and await self._fill():
+            part = self._take(need)
+            parts.append(part)
+            need -= len(part)
+        return b"".join(parts)
+
+    async def read1(self, size: int | None = -1) -> bytes:
+        async with self._lock:
+            return await self._read1(size)
+
+    async def _read1(self, size: int | None = -1) -> bytes:
+        """Buffered bytes if there are any, else the result of one raw read of `size`."""
+        self._check_readable("read1")
+        self._check_closed("read of closed file")
+        size = -1 if size is None else operator.index(size)
+        if size < 0:
+            size = self.buffer_size
+        if size == 0:
+            return b""
+        if self._available():
+            return self._take(min(size, self._available()))
+        await self._flush_writes()
+        self._drop_read_buffer()
+        return await self.raw._read(size)
+
+    async def peek(self, size: int = 0) -> bytes:
+        """The buffered bytes (at least one unless at EOF) without moving the position."""
+        async with self._lock:
+            self._check_readable("peek")
+            self._check_closed("peek of closed file")
+            if not self._available():
+                await self._flush_writes()
+                await self._fill()
+            return self._rbuf[self._rpos :]
+
+    async def readinto(self, buffer: _Buffer) -> int:
+        async with self._lock:
+            return await self._readinto(buffer, one=False)
+
+    async def readinto1(self, buffer: _Buffer) -> int:
+        async with self._lock:
+            return await self._readinto(buffer, one=True)
+
+    async def _readinto(self, buffer: _Buffer, one: bool) -> int:
+        self._check_readable("readinto")
+        self._check_closed("readinto of closed file")
+        with memoryview(buffer) as view, view.cast("B") as flat:
+            if flat.readonly:
+                raise TypeError("readinto() argument must be read-write bytes-like object")
+            size = len(flat)
+            done = min(size, self._available())
+            flat[:done] = self._take(done)
+            if done == size or (one and done):
+                return done
+            await self._flush_writes()
+            if size - done >= self.buffer_size:
+                while done < size:
+                    n = await self.raw._readinto(flat[done:])
+                    if not n:
+                        break
+                    done += n
+                    if one:
+                        break
+                return done
+            while done < size and await self._fill():
+                part = self._take(size - done)
+                flat[done : done + len(part)] = part
+                done += len(part)
+                if one:
+                    break
+            return done
+
+    async def _readline(self, size: int | None = -1) -> bytes:
+        limit = -1 if size is None else operator.index(size)
+        if not self.raw._readable and limit == 0:
+            return b""  # io.IOBase.readline(0), which a write-only file has, reads nothing
+        self._check_readable()
+        self._check_closed("readline of closed file")
+        parts: list[bytes] = []
+        got = 0
+        while limit < 0 or got < limit:
+            if not self._available():
+                await self._flush_writes()
+                if not await self._fill():
+                    break
+            end = self._rbuf.find(b"\n", self._rpos) + 1 or len(self._rbuf)
+            n = end - self._rpos
+            if limit >= 0:
+                n = min(n, limit - got)
+            part = self._take(n)
+            parts.append(part)
+            got += len(part)
+            if part.endswith(b"\n"):
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    # -- writing
+
+    async def write(self, data: _Buffer) -> int:
+        async with self._lock:
+            return await self._write(data)
+
+    async def _write(self, data: _Buffer) -> int:
+        self._check_writable()
+        self._check_closed("write to closed file")
+        view = _bytes_view(data)
+        n = len(view)
+        if self._rbuf:
+            self._drop_read_buffer()
+        if len(self._wbuf) + n <= self.buffer_size:
+            self._wbuf += view
+            if len(self._wbuf) == self.buffer_size:
+                await self._flush_writes()
+            return n
+        await self._flush_writes()
+        if n >= self.buffer_size:
+            await self.raw._write_all(data if type(data) is bytes else view)
+        else:
+            self._wbuf += view
+        return n
+
+    async def _flush(self) -> None:
+        self._check_closed("flush of closed file")
+        await self._flush_writes()
+
+    # -- position
+
+    def _tell(self) -> int:
+        pos = self.raw._tell()
+        if self._wbuf:
+            return pos + len(self._wbuf)
+        return pos - self._available()
+
+    async def tell(self) -> int:
+        self._check_closed("I/O operation on closed file")
+        return self._tell()
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        async with self._lock:
+            return await self._seek(offset, whence)
+
+    async def _seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        offset = operator.index(offset)
+        whence = operator.index(whence)
+        if whence not in _SEEK_WHENCES:
+            raise ValueError(f"whence value {whence} unsupported")
+        self._check_closed("seek of closed file")
+        if not self.raw._seekable:
+            raise io.UnsupportedOperation("File or stream is not seekable.")
+        if self._rbuf and whence in (os.SEEK_SET, os.SEEK_CUR) and self.raw._seekable:
+            # A target inside the read buffer only moves the index into it.
+            start = self.raw._pos - len(self._rbuf)
+            target = offset if whence == os.SEEK_SET else self._tell() + offset
+            if start <= target <= self.raw._pos:
+                self._rpos = target - start
+                return target
+        await self._flush_writes()
+        if whence == os.SEEK_CUR:
+            # After the flush: an append moved the position to the end of the file.
+            offset, whence = self._tell() + offset, os.SEEK_SET
+        self._drop_read_buffer()
+        return await self.raw._seek(offset, whence)
+
+    async def truncate(self, size: int | None = None) -> int:
+        async with self._lock:
+            return await self._truncate(size)
+
+    async def _truncate(self, size: int | None = None) -> int:
+        self._check_closed("truncate of closed file")
+        self._check_writable("truncate")
+        await self._flush_writes()
+        self._drop_read_buffer()
+        return await self.raw._truncate(size)
+
+    # -- closing
+
+    async def _close(self) -> None:
+        if self.raw._closed_flag:
+            return
+        try:
+            await self._flush_writes()
+        finally:
+            await self.raw._close()
+
+    def _close_sync(self) -> bool:
+        """Garbage collection: write what is buffered with blocking calls, then close."""
+        raw = self.raw
+        if raw._closed_flag:
+            return False
+        try:
+            if self._wbuf:
+                view = memoryview(bytes(self._wbuf))
+                self._wbuf.clear()
+                while len(view):
+                    if raw._appending or not raw._seekable:
+                        n = os.write(raw._fd, view)
+                    else:
+                        n = os.pwrite(raw._fd, view, raw._pos)
+                        raw._pos += n
+                    view = view[n:]
+        finally:
+            closed = raw._close_sync()
+        return closed
+
+    def __del__(self) -> None:
+        if getattr(self, "raw", None) is None or self.raw._closed_flag:
+            return
+        if self._close_sync():
+            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+
+    def __repr__(self) -> str:
+        return f"<uringloop.AsyncBufferedFile name={self.name!r} mode={self.mode!r}>"
+
+
+# -- text -----------------------------------------------------------------------------------
+
+
+def _pack_cookie(
+    start_pos: int, dec_flags: int = 0, bytes_to_feed: int = 0, chars_to_skip: int = 0,
+    need_eof: bool = False,
+) -> int:  # fmt: skip
+    """A text position as io.TextIOWrapper.tell() builds it (same bit layout)."""
+    return (
+        start_pos
+        | (dec_flags << 64)
+        | (bytes_to_feed << 96)
+        | (chars_to_skip << 128)
+        | (int(need_eof) << 160)
+    )
+
+
+def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
+    return (
+        cookie & (2**64 - 1),
+        (cookie >> 64) & 0xFFFFFFFF,
+        (cookie >> 96) & 0xFFFFFFFF,
+        (cookie >> 128) & 0xFFFFFFFF,
+        bool((cookie >> 160) & 0xFF),
+    )
+
+
+class AsyncTextFile(_FileBase):
+    """io.TextIOWrapper's async counterpart over an AsyncBufferedFile.
+
+    Reading decodes chunks of TEXT_CHUNK_SIZE bytes (buffer.read1) with an incremental
+    decoder, wrapped in io.IncrementalNewlineDecoder for universal newlines. tell() returns
+    the built-in's opaque cookie: the byte offset of a point where the decoder state is
+    known (a snapshot taken before each chunk), the decoder flags there, and how many bytes
+    to feed and characters to skip from it to get back to the current character.
+    """
+
+    def __init__(
+        self,
+        buffer: AsyncBufferedFile,
+        *,
+        mode: str,
+        encoding: str,
+        errors: str,
+        newline: str | None,
+        line_buffering: bool,
+    ) -> None:
+        self.buffer = buffer
+        self.mode = mode
+        self._lock = buffer._lock
+        self.encoding = encoding
+        self.errors = errors
+        self.line_buffering = line_buffering
+        self._readuniversal = newline is None or newline == ""
+        self._readtranslate = newline is None
+        self._readnl = newline
+        self._writetranslate = newline != ""
+        self._writenl = newline or os.linesep
+        self._decoder: Any = None
+        self._encoder: Any = None
+        raw = buffer.raw
+        if raw._readable:
+            decoder: Any = codecs.getincrementaldecoder(encoding)(errors)
+            if self._readuniversal:
+                decoder = io.IncrementalNewlineDecoder(decoder, self._readtranslate)
+            self._decoder = decoder
+        if raw._writable:
+            self._encoder = codecs.getincrementalencoder(encoding)(errors)
+            if raw._seekable and buffer._tell() != 0:
+                self._encoder.setstate(0)  # not at the start: no BOM
+        self._decoded = ""
+        self._used = 0  # characters of _decoded already returned
+        self._snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
+        self._b2cratio = 0.0
+        self._pending: list[bytes] = []
+        self._pending_count = 0
+        self._telling = raw._seekable
+
+    def _raw(self) -> AsyncFileIO:
+        return self.buffer.raw
+
+    @property
+    def closed(self) -> bool:
+        return self.buffer.closed
+
+    @property
+    def name(self) -> Any:
+        return self.buffer.name
+
+    @property
+    def newlines(self) -> Any:
+        return getattr(self._decoder, "newlines", None)
+
+    def readable(self) -> bool:
+        self._check_closed()
+        return self.buffer.raw._readable
+
+    async def writable(self) -> bool:
+        self._check_closed()
+        return self.buffer.raw._writable
+
+    def _check_closed(self) -> None:
+        if self.buffer.raw._closed_flag:
+            raise _closed_error("I/O operation on closed file.")
+
+    def _check_readable(self) -> None:
+        if self._decoder is None:
+            raise io.UnsupportedOperation("not readable")
+
+    # -- decoded characters
+
+    def _set_decoded(self, chars: str) -> None:
+        self._decoded = chars
+        self._used = 0
+
+    def _get_decoded(self, n: int = -1) -> str:
+        start = self._used
+        chars = self._decoded[start:] if n < 0 else self._decoded[start : start + n]
+        self._used = start + len(chars)
+        return chars
+
+    async def _read_chunk(self, size_hint: int = 0) -> bool:
+        """Decode the next chunk into _decoded; False at EOF. Takes a snapshot for tell()."""
+        decoder = self._decoder
+        if self._telling:
+            dec_buffer, dec_flags = decoder.getstate()
+        if size_hint > 0:
+            size_hint = int(max(self._b2cratio, 1.0) * size_hint)
+        chunk = await self.buffer._read1(max(TEXT_CHUNK_SIZE, size_hint))
+        eof = not chunk
+        decoded = decoder.decode(chunk, eof)
+        self._set_decoded(decoded)
+        self._b2cratio = len(chunk) / len(decoded) if decoded else 0.0
+        if self._telling:
+            self._snapshot = (dec_flags, dec_buffer + chunk)
+        return not eof
+
+    # -- reading
+
+    async def read(self, size: int | None = -1) -> str:
+        async with self._lock:
+            return await self._read(size)
+
+    async def _read(self, size: int | None = -1) -> str:
+        self._check_closed()
+        self._check_readable()
+        size = -1 if size is None else operator.index(size)
+        await self._write_flush()
+        if size < 0:
+            data = await self.buffer._read(-1)
+            decoded = self._decoder.decode(data, True)
+            del data
+            result: str = self._get_decoded() + decoded
+            self._snapshot = None
+            return result
+        parts = [self._get_decoded(size)]
+        remaining = size - len(parts[0])
+        while remaining > 0:
+            if not await self._read_chunk(remaining):
+                break
+            part = self._get_decoded(remaining)
+            parts.append(part)
+            remaining -= len(part)
+        return "".join(parts)
+
+    def _find_line_end(self, line: str, start: int) -> tuple[int, int]:
+        """(end of the first line in line[start:], -1 if none; index up to which the
+        characters surely belong to the current line when none was found)."""
+        if self._readtranslate:
+            i = line.find("\n", start)
+            return (i + 1, 0) if i >= 0 else (-1, len(line))
+        if self._readuniversal:
+            # The newline decoder never ends a chunk with a "\r" it could pair with a "\n".
+            lf = line.find("\n", start)
+            cr = line.find("\r", start, lf if lf >= 0 else len(line))
+            if cr >= 0:
+                return (cr + 2 if line.startswith("\n", cr + 1) else cr + 1), 0
+            return (lf + 1, 0) if lf >= 0 else (-1, len(line))
+        readnl = self._readnl
+        assert readnl is not None
+        i = line.find(readnl, start)
+        if i >= 0:
+            return i + len(readnl), 0
+        # Keep back a tail that may begin a split "\r\n".
+        tail = max(start, len(line) - len(readnl) + 1)
+        i = line.find(readnl[0], tail)
+        return -1, (i if i >= 0 else len(line))
+
+    async def _readline(self, size: int | None = -1) -> str:
+        self._check_closed()
+        self._check_readable()
+        limit = -1 if size is None else operator.index(size)
+        await self._write_flush()
+        chunks: list[str] = []
+        chunked = 0  # characters in chunks
+        remaining: str | None = None  # characters carried over into the next chunk
+        line: str | None = None
+        start = endpos = offset_to_buffer = 0
+        while True:
+            more = True
+            while not self._decoded:  # as the built-in: fetch only when none is left over
+                more = await self._read_chunk()
+                if not more:
+                    break
+            if not more:
+                self._set_decoded("")
+                self._snapshot = None
+                line = None
+                break
+            if remaining is None:
+                line, start, offset_to_buffer = self._decoded, self._used, 0
+            else:
+                line = remaining + self._decoded
+                start, offset_to_buffer = 0, len(remaining)
+                remaining = None
+            endpos, consumed = self._find_line_end(line, start)
+            if endpos >= 0:
+                if limit >= 0 and endpos - start + chunked >= limit:
+                    endpos = start + limit - chunked
+                break
+            endpos = consumed
+            if limit >= 0 and endpos - start + chunked >= limit:
+                endpos = start + limit - chunked  # no line end, but the limit is reached
+                break
+            if endpos > start:
+                chunks.append(line[start:endpos])
+                chunked += endpos - start
+            if endpos < len(line):
+                remaining = line[endpos:]
+            line = None
+            self._set_decoded("")
+        if line is not None:
+            self._used = endpos - offset_to_buffer
+            if start > 0 or endpos < len(line):
+                line = line[start:endpos]
+        if remaining is not None:
+            chunks.append(remaining)
+        if chunks:
+            if line:
+                chunks.append(line)
+            return "".join(chunks)
+        return line or ""
+
+    # -- writing
+
+    async def write(self, text: str) -> int:
+        async with self._lock:
+            return await self._write(text)
+
+    async def _write(self, text: str) -> int:
+        self._check_closed()
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self._encoder is None:
+            raise io.UnsupportedOperation("not writable")
+        length = len(text)
+        haslf = (self._writetranslate or self.line_buffering) and "\n" in text
+        if haslf and self._writetranslate and self._writenl != "\n":
+            text = text.replace("\n", self._writenl)
+        needflush = self.line_buffering and (haslf or "\r" in text)
+        data = self._encoder.encode(text)
+        if self._pending_count + len(data) > TEXT_CHUNK_SIZE:
+            await self._write_flush()
+        self._pending.append(data)
+        self._pending_count += len(data)
+        if self._pending_count >= TEXT_CHUNK_SIZE or needflush:
+            await self._write_flush()
+        if needflush:
+            await self.buffer._flush()
+        self._set_decoded("")
+        self._snapshot = None
+        if self._decoder is not None:
+            self._decoder.reset()
+        return length
+
+    async def _write_flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_count = 0
+            await self.buffer._write(data)
+
+    async def _flush(self) -> None:
+        self._check_closed()
+        self._telling = self.buffer.raw._seekable
+        await self._write_flush()
+        await self.buffer._flush()
+
+    # -- position
+
+    def _decoder_setstate(self, start_pos: int, dec_flags: int) -> None:
+        # At the start of the stream reset() rather than setstate(): some decoders
+        # (utf-16) start in a state other than (b"", 0), expecting a BOM.
+        if start_pos == 0 and dec_flags == 0:
+            self._decoder.reset()
+        else:
+            self._decoder.setstate((b"", dec_flags))
+
+    def _encoder_reset(self, start_of_stream: bool) -> None:
+        if start_of_stream:
+            self._encoder.reset()
+        else:
+            self._encoder.setstate(0)
+
+    async def tell(self) -> int:
+        async with self._lock:
+            return await self._tell()
+
+    async def _tell(self) -> int:
+        self._check_closed()
+        if not self.buffer.raw._seekable:
+            raise io.UnsupportedOperation("underlying stream is not seekable")
+        await self._flush()
+        position = self.buffer._tell()
+        decoder = self._decoder
+        if decoder is None or self._snapshot is None:
+            return position
+        dec_flags, next_input = self._snapshot
+        start_pos = position - len(next_input)
+        chars_to_skip = self._used
+        if chars_to_skip == 0:
+            return _pack_cookie(start_pos, dec_flags)
+        saved = decoder.getstate()
+        try:
+            return self._find_cookie(start_pos, dec_flags, next_input, chars_to_skip)
+        finally:
+            decoder.setstate(saved)
+
+    def _find_cookie(self, start_pos: int, dec_flags: int, data: bytes, chars_to_skip: int) -> int:
+        """The cookie for `chars_to_skip` characters past the snapshot (start_pos, flags).
+
+        First guess a byte count from the chunk's bytes-per-character ratio and back off
+        until a prefix decodes to at most chars_to_skip characters with nothing left in the
+        decoder; then feed single bytes, moving the start on at every point where the
+        decoder's buffer is empty, until enough characters come out.
+        """
+        decoder = self._decoder
+        skip_bytes = int(self._b2cratio * chars_to_skip)
+        skip_back = 1
+        while skip_bytes > 0:
+            self._decoder_setstate(start_pos, dec_flags)
+            n = len(decoder.decode(data[:skip_bytes]))
+            if n <= chars_to_skip:
+                dec_buffer, flags = decoder.getstate()
+                if not dec_buffer:
+                    dec_flags = flags  # a clean start point before the position
+                    chars_to_skip -= n
+                    break
+                skip_bytes -= len(dec_buffer)
+                skip_back = 1
+            else:
+                skip_bytes -= skip_back
+                skip_back *= 2
+        if skip_bytes <= 0:
+            skip_bytes = 0
+            self._decoder_setstate(start_pos, dec_flags)
+        start_pos += skip_bytes
+        if chars_to_skip == 0:
+            return _pack_cookie(start_pos, dec_flags)
+        bytes_to_feed = 0
+        chars_decoded = 0
+        need_eof = False
+        rest = memoryview(data)[skip_bytes:]
+        i = 0
+        while i < len(rest):
+            chars_decoded += len(decoder.decode(rest[i : i + 1]))
+            bytes_to_feed += 1
+            dec_buffer, flags = decoder.getstate()
+            if not dec_buffer and chars_decoded <= chars_to_skip:
+                start_pos += bytes_to_feed  # the decoder is empty: a safe start point
+                chars_to_skip -= chars_decoded
+                dec_flags = flags
+                bytes_to_feed = chars_decoded = 0
+            if chars_decoded >= chars_to_skip:
+                break
+            i += 1
+        else:
+            # The chunk ran out: only the end-of-input flush yields the last characters.
+            chars_decoded += len(decoder.decode(b"", True))
+            need_eof = True
+            if chars_decoded < chars_to_skip:
+                raise OSError("can't reconstruct logical file position")
+        return _pack_cookie(start_pos, dec_flags, bytes_to_feed, chars_to_skip, need_eof)
+
+    async def seek(self, cookie: int, whence: int = os.SEEK_SET) -> int:
+        async with self._lock:
+            return await self._seek(cookie, whence)
+
+    async def _seek(self, cookie: int, whence: int = os.SEEK_SET) -> int:
+        self._check_closed()
+        cookie = operator.index(cookie)
+        whence = operator.index(whence)
+        buffer = self.buffer
+        if not buffer.raw._seekable:
+            raise io.UnsupportedOperation("underlying stream is not seekable")
+        if whence == os.SEEK_CUR:
+            if cookie != 0:
+                raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
+            cookie = await self._tell()
+        elif whence == os.SEEK_END:
+            if cookie != 0:
+                raise io.UnsupportedOperation("can't do nonzero end-relative seeks")
+            await self._flush()
+            self._set_decoded("")
+            self._snapshot = None
+            if self._decoder is not None:
+                self._decoder.reset()
+            position = await buffer._seek(0, os.SEEK_END)
+            if self._encoder is not None:
+                self._encoder_reset(position == 0)
+            return position
+        elif whence != os.SEEK_SET:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if cookie < 0:
+            raise ValueError(f"negative seek position {cookie}")
+        await self._flush()
+        start_pos, dec_flags, bytes_to_feed, chars_to_skip, need_eof = _unpack_cookie(cookie)
+        await buffer._seek(start_pos)
+        self._set_decoded("")
+        self._snapshot = None
+        if self._decoder is not None:
+            self._decoder_setstate(start_pos, dec_flags)
+            self._snapshot = (dec_flags, b"")
+        if chars_to_skip:
+            data = await buffer._read(bytes_to_feed)
+            self._snapshot = (dec_flags, data)
+            self._set_decoded(self._decoder.decode(data, need_eof))
+            if len(self._decoded) < chars_to_skip:
+                raise OSError("can't restore logical file position")
+            self._used = chars_to_skip
+        if self._encoder is not None:
+            self._encoder_reset(cookie == 0)
+        return cookie
+
+    async def truncate(self, pos: int | None = None) -> int:
+        async with self._lock:
+            # As the built-in: pos=None is the buffered position (past any read-ahead).
+            await self._flush()
+            return await self.buffer._truncate(pos)
+
+    # -- closing
+
+    async def _close(self) -> None:
+        if self.buffer.raw._closed_flag:
+            return
+        try:
+            await self._flush()
+        finally:
+            await self.buffer._close()
+
+    def __del__(self) -> None:
+        buffer = getattr(self, "buffer", None)
+        if buffer is None or buffer.raw._closed_flag:
+            return
+        if self._pending:
+            buffer._wbuf += b"".join(self._pending)
+            self._pending.clear()
+        if buffer._close_sync():
+            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<uringloop.AsyncTextFile name={self.name!r} mode={self.mode!r} "
+            f"encoding={self.encoding!r}>"
+        )
+
+
+# -- open() ---------------------------------------------------------------------------------
+
+
+class _Mode:
+    """A mode string checked and taken apart as the built-in open() does."""
+
+    __slots__ = ("appending", "binary", "creating", "flags", "raw_mode", "readable", "writable")
+
+    def __init__(self, mode: str) -> None:
+        if not isinstance(mode, str):
+            raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+        chars = set(mode)
+        if chars - set("axrwb+t") or len(mode) > len(chars):
+            raise ValueError(f"invalid mode: {mode!r}")
+        creating, reading, writing, appending = (
+            "x" in chars,
+            "r" in chars,
+            "w" in chars,
+            "a" in chars,
+        )
+        if creating + reading + writing + appending != 1:
+            raise ValueError("must have exactly one of create/read/write/append mode")
+        if "t" in chars and "b" in chars:
+            raise ValueError("can't have text and binary mode at once")
+        updating = "+" in chars
+        self.binary = "b" in chars
+        self.creating = creating
+        self.appending = appending
+        self.readable = reading or updating
+        self.writable = not reading or updating
+        if self.readable and self.writable:
+            flags = os.O_RDWR
+        else:
+            flags = os.O_RDONLY if reading else os.O_WRONLY
+        if creating:
+            flags |= os.O_CREAT | os.O_EXCL
+        elif writing:
+            flags |= os.O_CREAT | os.O_TRUNC
+        elif appending:
+            flags |= os.O_CREAT | os.O_APPEND
+        self.flags = flags | os.O_CLOEXEC
+        if creating:
+            raw_mode = "xb"
+        elif appending:
+            raw_mode = "ab"
+        elif reading:
+            raw_mode = "rb"
+        else:
+            raw_mode = "wb"
+        self.raw_mode = raw_mode + "+" if updating else raw_mode
+
+
+def _text_encoding(encoding: str | None) -> str:
+    if encoding is None:
+        encoding = io.text_encoding(None, 4)
+    if encoding == "locale":
+        encoding = locale.getpreferredencoding(False)
+    if not isinstance(encoding, str):
+        raise TypeError(
+            f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
+        )
+    if not codecs.lookup(encoding)._is_text_encoding:
+        raise LookupError(
+            f"{encoding!r} is not a text encoding; use codecs.open() to handle arbitrary codecs"
+        )
+    return encoding
+
+
+async def _open(
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[Any, int], int] | None,
+    direct: bool,
+    executor: _Executor | None,
+) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
+    parsed = _Mode(mode)
+    buffering = operator.index(buffering)
+    if parsed.binary:
+        for value, what in (
+            (encoding, "an encoding"),
+            (errors, "an errors"),
+            (newline, "a newline"),
+        ):
+            if value is not None:
+                raise ValueError(f"binary mode doesn't take {what} argument")
+        if buffering == 1:
+            warnings.warn(
+                "line buffering (buffering=1) isn't supported in binary mode, "
+                "the default buffer size will be used",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    elif buffering == 0:
+        raise ValueError("can't have unbuffered text I/O")
+    if newline not in (None, "", "\n", "\r", "\r\n"):
+        if not isinstance(newline, str):
+            raise TypeError(
+                f"open() argument 'newline' must be str or None, not {type(newline).__name__}"
+            )
+        raise ValueError(f"illegal newline value: {newline}")
+    if errors is not None and not isinstance(errors, str):
+        raise TypeError(
+            f"open() argument 'errors' must be str or None, not {type(errors).__name__}"
+        )
+    if direct and not (parsed.binary and buffering == 0):
+        raise ValueError(
+            "direct=True (O_DIRECT) needs unbuffered binary mode: a mode with 'b' and buffering=0"
+        )
+    text_encoding = None if parsed.binary else _text_encoding(encoding)
+    flags = parsed.flags | (os.O_DIRECT if direct else 0)
+
+    io_ = _io_for(executor)
+    name: Any
+    if isinstance(file, int) and not isinstance(file, bool):
+        if file < 0:
+            raise ValueError("negative file descriptor")
+        fd, name, owned = file, file, False
+    else:
+        name = file if isinstance(file, (str, bytes)) else os.fspath(file)
+        if not closefd:
+            raise ValueError("Cannot use closefd=False with file name")
+        if opener is None:
+            fd = await io_.open(name, flags, 0o666)
+        else:
+            fd = await io_.call(opener, name, flags)
+            if not isinstance(fd, int) or fd < 0:
+                if isinstance(fd, int):
+                    raise ValueError(f"opener returned {fd}")
+                raise TypeError(f"expected an integer from opener, not {type(fd).__name__}")
+        owned = True
+    try:
+        st = await io_.fstat(fd)
+        if _stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        mem_align = off_align = 0
+        if direct:
+            mem_align, off_align = await io_.dio_alignment(fd)
+        try:
+            # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks.
+            position = os.lseek(fd, 0, os.SEEK_CUR)
+            seekable = True
+        except OSError:
+            position, seekable = 0, False
+        if parsed.appending and seekable:
+            # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
+            position = os.lseek(fd, 0, os.SEEK_END)
+        raw = AsyncFileIO(
+            fd,
+            name,
+            parsed.raw_mode,
+            readable=parsed.readable,
+            writable=parsed.writable,
+            appending=parsed.appending,
+            closefd=closefd,
+            seekable=seekable,
+            position=position,
+            blksize=st.st_blksize,
+            executor=executor,
+            direct=direct,
+            dio_mem_align=mem_align,
+            dio_offset_align=off_align,
+        )
+    except BaseException:
+        if owned:
+            await _close_quietly(io_, fd)
+        raise
+    try:
+        line_buffering = False
+        if buffering == 1 or (buffering < 0 and os.isatty(fd)):
+            buffering = -1
+            line_buffering = True
+        if buffering < 0:
+            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            return raw
+        buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode)
+        if parsed.binary:
+            return buffered
+        assert text_encoding is not None
+        return AsyncTextFile(
+            buffered,
+            mode=mode,
+            encoding=text_encoding,
+            errors=errors or "strict",
+            newline=newline,
+            line_buffering=line_buffering,
+        )
+    except BaseException:
+        await raw._close()
+        raise
+
+
+async def _close_quietly(io_: _IO, fd: int) -> None:
+    try:
+        await io_.close(fd)
+    except OSError:
+        pass
+
+
+class _OpenContext:
+    """What open() returns: await it for the file, or `async with` it to close at exit."""
+
+    __slots__ = ("_args", "_file")
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self._args = args
+        self._file: AsyncFileIO | AsyncBufferedFile | AsyncTextFile | None = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        # The coroutine is made here, not in open(): a context never awaited warns nothing.
+        return _open(*self._args).__await__()
+
+    async def __aenter__(self) -> Any:
+        self._file = await _open(*self._args)
+        return self._file
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            await file.close()
+
+
+def open(
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
+    *,
+    direct: bool = False,
+    executor: _Executor | None = None,
+) -> Any:
+    """Open a file for async I/O: the built-in open()'s parameters and semantics.
+
+        async with uringloop.open("data.txt") as f:
+            async for line in f:
+                ...
+        f = await uringloop.open("out.bin", "wb")
+
+    Returns an awaitable async context manager giving an AsyncTextFile (text modes), an
+    AsyncBufferedFile (binary) or an AsyncFileIO (binary with buffering=0). I/O runs on
+    the loop's io_uring on a uringloop Loop, else on `executor` (default: the loop's).
+    direct=True opens with O_DIRECT (unbuffered binary modes only): offsets and lengths
+    must then be multiples of the file's `dio_alignment`, checked with a ValueError.
+    `opener` is called on the executor, as `opener(file, flags)`.
+    """
+    return _OpenContext(
+        (file, mode, buffering, encoding, errors, newline, closefd, opener, direct, executor)
+    )

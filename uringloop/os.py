@@ -1,0 +1,330 @@
+"""uringloop.os: coroutine counterparts of os functions, with aiofiles.os's names.
+
+On a uringloop Loop, the calls the kernel has an io_uring operation for (stat, lstat,
+unlink/remove, rename/replace, mkdir, makedirs, rmdir, link, symlink) run on the loop's
+ring; the others (readlink, access, listdir, scandir, statvfs, ...) and every call on other
+loops (stock asyncio, uvloop) run the os function on the loop's default executor, or the
+`executor=` given. Results and exceptions are os's: FileNotFoundError with the filename,
+and so on.
+
+    import uringloop.os
+
+    st = await uringloop.os.stat("data.bin")
+    if await uringloop.os.path.exists("old"):
+        await uringloop.os.remove("old")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import os
+import stat as _stat
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from ._loop import Loop
+
+__all__ = [
+    "access",
+    "getcwd",
+    "link",
+    "listdir",
+    "lstat",
+    "makedirs",
+    "mkdir",
+    "path",
+    "readlink",
+    "remove",
+    "removedirs",
+    "rename",
+    "renames",
+    "replace",
+    "rmdir",
+    "scandir",
+    "sendfile",
+    "stat",
+    "statvfs",
+    "symlink",
+    "unlink",
+    "wrap",
+]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_Executor = concurrent.futures.Executor
+
+
+def _ring_loop() -> Loop | None:
+    loop = asyncio.get_running_loop()
+    return loop if isinstance(loop, Loop) else None
+
+
+async def _in_executor(
+    executor: _Executor | None, func: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T:
+    loop = asyncio.get_running_loop()
+    call = functools.partial(func, *args, **kwargs) if kwargs else func
+    return await loop.run_in_executor(executor, call, *(() if kwargs else args))
+
+
+def wrap(func: Callable[_P, _T]) -> Callable[..., Awaitable[_T]]:
+    """An os-style blocking function as a coroutine function run on the executor.
+
+    The result accepts `executor=` (default: the running loop's default executor) besides
+    the function's own arguments, as aiofiles.os.wrap's does (its `loop=` is ignored:
+    the running loop is always used).
+    """
+
+    @functools.wraps(func)
+    async def run(
+        *args: Any, executor: _Executor | None = None, loop: object = None, **kwargs: Any
+    ) -> _T:
+        return await _in_executor(executor, func, *args, **kwargs)
+
+    return run
+
+
+# -- on the ring where the loop has the operation --------------------------------------------
+
+
+async def stat(
+    path: Any,
+    *,
+    dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    executor: _Executor | None = None,
+) -> os.stat_result:
+    """os.stat(): statx on the ring. `path` may be an open file descriptor (fstat)."""
+    loop = _ring_loop()
+    if loop is None:
+        return await _in_executor(
+            executor, os.stat, path, dir_fd=dir_fd, follow_symlinks=follow_symlinks
+        )
+    if isinstance(path, int) and not isinstance(path, bool):
+        return await loop.fstat(path)
+    return await loop.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+
+async def lstat(
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+) -> os.stat_result:
+    """os.lstat(): stat without following a final symlink."""
+    return await stat(path, dir_fd=dir_fd, follow_symlinks=False, executor=executor)
+
+
+async def unlink(
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+) -> None:
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, os.unlink, path, dir_fd=dir_fd)
+        return
+    await loop.unlink(path, dir_fd=dir_fd)
+
+
+async def remove(
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+) -> None:
+    await unlink(path, dir_fd=dir_fd, executor=executor)
+
+
+async def rename(
+    src: Any,
+    dst: Any,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    executor: _Executor | None = None,
+) -> None:
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(
+            executor, os.rename, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd
+        )
+        return
+    await loop.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+
+async def replace(
+    src: Any,
+    dst: Any,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    executor: _Executor | None = None,
+) -> None:
+    """os.replace(): on Linux the same system call as rename (renameat, no flags)."""
+    await rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, executor=executor)
+
+
+async def mkdir(
+    path: Any,
+    mode: int = 0o777,
+    *,
+    dir_fd: int | None = None,
+    executor: _Executor | None = None,
+) -> None:
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, os.mkdir, path, mode, dir_fd=dir_fd)
+        return
+    await loop.mkdir(path, mode, dir_fd=dir_fd)
+
+
+async def makedirs(
+    name: Any, mode: int = 0o777, exist_ok: bool = False, *, executor: _Executor | None = None
+) -> None:
+    """os.makedirs(): create the missing parents, then the leaf, with mkdir on the ring."""
+    if _ring_loop() is None:
+        await _in_executor(executor, os.makedirs, name, mode, exist_ok)
+        return
+    name = os.fspath(name)
+    head, tail = os.path.split(name)
+    if not tail:
+        head, tail = os.path.split(head)
+    curdir = os.curdir if isinstance(name, str) else os.fsencode(os.curdir)
+    if head and tail and not await path.exists(head):
+        try:
+            await makedirs(head, exist_ok=exist_ok)
+        except FileExistsError:
+            pass  # another task or process made it meanwhile
+        if tail == curdir:  # xxx/newdir/. exists once xxx/newdir does
+            return
+    try:
+        await mkdir(name, mode)
+    except OSError:
+        # Cannot rely on the errno (EEXIST, or EROFS/EACCES on a read-only parent).
+        if not exist_ok or not await path.isdir(name):
+            raise
+
+
+async def rmdir(path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None) -> None:
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, os.rmdir, path, dir_fd=dir_fd)
+        return
+    await loop.rmdir(path, dir_fd=dir_fd)
+
+
+async def link(
+    src: Any,
+    dst: Any,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    executor: _Executor | None = None,
+) -> None:
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(
+            executor,
+            os.link,
+            src,
+            dst,
+            src_dir_fd=src_dir_fd,
+            dst_dir_fd=dst_dir_fd,
+            follow_symlinks=follow_symlinks,
+        )
+        return
+    await loop.link(
+        src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=follow_symlinks
+    )
+
+
+async def symlink(
+    src: Any,
+    dst: Any,
+    target_is_directory: bool = False,
+    *,
+    dir_fd: int | None = None,
+    executor: _Executor | None = None,
+) -> None:
+    """os.symlink(): make `dst` a symbolic link to `src`."""
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, os.symlink, src, dst, target_is_directory, dir_fd=dir_fd)
+        return
+    await loop.symlink(src, dst, dir_fd=dir_fd)
+
+
+# -- through the executor: io_uring has no operation for these -------------------------------
+
+readlink: Callable[..., Awaitable[Any]] = wrap(os.readlink)
+access = wrap(os.access)
+listdir = wrap(os.listdir)
+scandir = wrap(os.scandir)
+getcwd = wrap(os.getcwd)
+statvfs = wrap(os.statvfs)
+sendfile = wrap(os.sendfile)
+removedirs = wrap(os.removedirs)
+renames = wrap(os.renames)
+
+
+# -- os.path ----------------------------------------------------------------------------------
+
+
+async def _stat_or_none(p: Any, follow_symlinks: bool = True) -> os.stat_result | None:
+    try:
+        return await stat(p, follow_symlinks=follow_symlinks)
+    except (OSError, ValueError):
+        return None
+
+
+class _Path:
+    """uringloop.os.path: coroutine counterparts of os.path's file-system queries."""
+
+    @staticmethod
+    async def exists(p: Any) -> bool:
+        return await _stat_or_none(p) is not None
+
+    @staticmethod
+    async def lexists(p: Any) -> bool:
+        return await _stat_or_none(p, follow_symlinks=False) is not None
+
+    @staticmethod
+    async def isfile(p: Any) -> bool:
+        st = await _stat_or_none(p)
+        return st is not None and _stat.S_ISREG(st.st_mode)
+
+    @staticmethod
+    async def isdir(p: Any) -> bool:
+        st = await _stat_or_none(p)
+        return st is not None and _stat.S_ISDIR(st.st_mode)
+
+    @staticmethod
+    async def islink(p: Any) -> bool:
+        st = await _stat_or_none(p, follow_symlinks=False)
+        return st is not None and _stat.S_ISLNK(st.st_mode)
+
+    @staticmethod
+    async def getsize(p: Any) -> int:
+        return (await stat(p)).st_size
+
+    @staticmethod
+    async def getmtime(p: Any) -> float:
+        return (await stat(p)).st_mtime
+
+    @staticmethod
+    async def getatime(p: Any) -> float:
+        return (await stat(p)).st_atime
+
+    @staticmethod
+    async def getctime(p: Any) -> float:
+        return (await stat(p)).st_ctime
+
+    @staticmethod
+    async def samefile(p1: Any, p2: Any) -> bool:
+        return os.path.samestat(await stat(p1), await stat(p2))
+
+    @staticmethod
+    async def sameopenfile(fp1: int, fp2: int) -> bool:
+        return os.path.samestat(await stat(fp1), await stat(fp2))
+
+    ismount = staticmethod(wrap(os.path.ismount))
+    abspath = staticmethod(wrap(os.path.abspath))  # type: ignore[var-annotated,arg-type]
+
+
+path = _Path()

@@ -1,0 +1,281 @@
+"""File I/O from plain threads, served by a uringloop loop's io_uring.
+
+Each function here blocks the calling thread: it queues its operation on a running
+uringloop Loop (`loop.threadsafe.<op>`, which wakes the loop if it may be asleep) and
+waits for the completion. This is the seed's path: a foreign thread queues, the loop wakes
+and submits. Worker threads of a thread pool, asyncio.to_thread code and library threads
+can share the loop's ring this way instead of making blocking system calls of their own.
+
+Which loop: the `loop=` argument; else the loop whose task this code runs for (the
+`uringloop._loop.current_loop` context variable, which asyncio.to_thread carries into its
+worker); else the one uringloop Loop running in this process, if exactly one is. Calling
+from the loop's own thread raises RuntimeError: the loop would wait for itself.
+
+    def worker(path):
+        fd = uringloop.threads.open(path)
+        try:
+            return uringloop.threads.pread(fd, 4096, 0)
+        finally:
+            uringloop.threads.close(fd)
+
+    data = await asyncio.to_thread(worker, "data.bin")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from . import _loop
+from ._loop import Loop
+from ._ring.abi import StatxMask
+
+__all__ = [
+    "close",
+    "default_loop",
+    "fdatasync",
+    "fstat",
+    "fsync",
+    "ftruncate",
+    "mkdir",
+    "open",
+    "pread",
+    "preadinto",
+    "pwrite",
+    "pwrite_all",
+    "read_file",
+    "rename",
+    "rmdir",
+    "stat",
+    "statx",
+    "unlink",
+    "write_file",
+]
+
+_T = TypeVar("_T")
+_BASIC = int(StatxMask.BASIC_STATS | StatxMask.BTIME)
+_READ_CHUNK = 1 << 20  # bytes per pread in read_file
+
+
+def default_loop() -> Loop:
+    """The loop the functions here use when not given one (see the module docstring)."""
+    loop = _loop.current_loop.get()
+    if loop is not None and loop.is_running():
+        return loop
+    running = [
+        candidate
+        for candidate in list(_loop._loops)
+        if candidate.is_running() and not candidate.is_closed()
+    ]
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise RuntimeError(
+            "no uringloop loop is running: start one (uringloop.run) or pass loop=..."
+        )
+    raise RuntimeError(
+        f"{len(running)} uringloop loops are running and this thread belongs to none of "
+        "them: pass loop=... to say which one serves this call"
+    )
+
+
+def _target(loop: Loop | None) -> Loop:
+    if loop is None:
+        loop = default_loop()
+    elif not isinstance(loop, Loop):
+        raise TypeError(f"loop must be a uringloop Loop, not {type(loop).__name__}")
+    # BaseEventLoop records the thread running it; waiting on it from there never ends.
+    if loop.is_running() and getattr(loop, "_thread_id", None) == threading.get_ident():
+        raise RuntimeError(
+            "uringloop.threads functions block until the loop completes the operation, so "
+            "they cannot run on the loop's own thread; await the loop's coroutine methods "
+            "(or uringloop.open) there instead"
+        )
+    return loop
+
+
+def _wait(future: concurrent.futures.Future[_T], timeout: float | None) -> _T:
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        # The operation stays queued or in flight; its buffer is pinned until it completes.
+        raise TimeoutError(f"the uringloop operation did not complete in {timeout} s") from None
+
+
+def _run_coroutine(loop: Loop, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
+    """For operations without a threadsafe method: run the coroutine on the loop."""
+    return _wait(asyncio.run_coroutine_threadsafe(coro, loop), timeout)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def pread(
+    fd: int, size: int, offset: int, *, loop: Loop | None = None, timeout: float | None = None
+) -> bytes:
+    """os.pread through the loop's ring (offset -1: at the descriptor's position)."""
+    return _wait(_target(loop).threadsafe.pread(fd, size, offset), timeout)
+
+
+def preadinto(
+    fd: int, buffer: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
+) -> int:
+    """Read into a writable buffer at `offset`; return the byte count (0 at EOF)."""
+    return _wait(_target(loop).threadsafe.preadinto(fd, buffer, offset), timeout)
+
+
+def pwrite(
+    fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
+) -> int:
+    """os.pwrite through the loop's ring; may write less than len(data)."""
+    return _wait(_target(loop).threadsafe.pwrite(fd, data, offset), timeout)
+
+
+def pwrite_all(
+    fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
+) -> None:
+    """Write all of `data` at `offset`, resubmitting after short writes."""
+    target = _target(loop)
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = _wait(target.threadsafe.pwrite(fd, view[done:], offset + done), timeout)
+        if n == 0:
+            raise OSError(5, "write returned 0 bytes")  # EIO
+        done += n
+
+
+def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
+    """The whole content of the file at `path`: open, preads to EOF, close."""
+    target = _target(loop)
+    fd = _wait(target.threadsafe.open_fd(path, os.O_RDONLY), timeout)
+    try:
+        chunks = []
+        offset = 0
+        while True:
+            data = _wait(target.threadsafe.pread(fd, _READ_CHUNK, offset), timeout)
+            if not data:
+                break
+            chunks.append(data)
+            offset += len(data)
+        return b"".join(chunks)
+    finally:
+        _wait(target.threadsafe.close_fd(fd), timeout)
+
+
+def write_file(
+    path: Any, data: Any, *, loop: Loop | None = None, timeout: float | None = None
+) -> None:
+    """Create or truncate the file at `path` and write `data` into it."""
+    target = _target(loop)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = _wait(target.threadsafe.open_fd(path, flags, 0o666), timeout)
+    try:
+        pwrite_all(fd, data, 0, loop=target, timeout=timeout)
+    finally:
+        _wait(target.threadsafe.close_fd(fd), timeout)
+
+
+# -- descriptors -----------------------------------------------------------------------------
+
+
+def open(  # the os.open of this module, as os.open shadows nothing there either
+    path: Any,
+    flags: int = os.O_RDONLY,
+    mode: int = 0o777,
+    *,
+    dir_fd: int | None = None,
+    loop: Loop | None = None,
+    timeout: float | None = None,
+) -> int:
+    """os.open through the loop's ring (openat); the descriptor is O_CLOEXEC."""
+    return _wait(_target(loop).threadsafe.open_fd(path, flags, mode, dir_fd=dir_fd), timeout)
+
+
+def close(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
+    _wait(_target(loop).threadsafe.close_fd(fd), timeout)
+
+
+def fsync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
+    _wait(_target(loop).threadsafe.fsync(fd), timeout)
+
+
+def fdatasync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
+    _wait(_target(loop).threadsafe.fdatasync(fd), timeout)
+
+
+def ftruncate(
+    fd: int, length: int, *, loop: Loop | None = None, timeout: float | None = None
+) -> None:
+    target = _target(loop)
+    _run_coroutine(target, target.ftruncate(fd, length), timeout)
+
+
+def fstat(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> os.stat_result:
+    return _wait(_target(loop).threadsafe.fstatx(fd), timeout).to_stat_result()
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+
+def statx(
+    path: Any,
+    *,
+    dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    mask: int = _BASIC,
+    loop: Loop | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """statx(2): a uringloop.StatxResult (add StatxMask.DIOALIGN to `mask` for O_DIRECT)."""
+    future = _target(loop).threadsafe.statx(
+        path, dir_fd=dir_fd, follow_symlinks=follow_symlinks, mask=mask
+    )
+    return _wait(future, timeout)
+
+
+def stat(
+    path: Any,
+    *,
+    dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    loop: Loop | None = None,
+    timeout: float | None = None,
+) -> os.stat_result:
+    """os.stat through the loop's ring; an int `path` is a descriptor (fstat)."""
+    if isinstance(path, int) and not isinstance(path, bool):
+        return fstat(path, loop=loop, timeout=timeout)
+    result = statx(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks, loop=loop, timeout=timeout)
+    return result.to_stat_result()  # type: ignore[no-any-return]
+
+
+def unlink(
+    path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
+) -> None:
+    _wait(_target(loop).threadsafe.unlink(path, dir_fd=dir_fd), timeout)
+
+
+def mkdir(
+    path: Any,
+    mode: int = 0o777,
+    *,
+    dir_fd: int | None = None,
+    loop: Loop | None = None,
+    timeout: float | None = None,
+) -> None:
+    _wait(_target(loop).threadsafe.mkdir(path, mode, dir_fd=dir_fd), timeout)
+
+
+def rmdir(
+    path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
+) -> None:
+    target = _target(loop)
+    _run_coroutine(target, target.rmdir(path, dir_fd=dir_fd), timeout)
+
+
+def rename(src: Any, dst: Any, *, loop: Loop | None = None, timeout: float | None = None) -> None:
+    _wait(_target(loop).threadsafe.rename(src, dst), timeout)
