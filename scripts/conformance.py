@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import json
 import os
 import subprocess
@@ -64,6 +65,8 @@ FULL = [
     "test_threads",
     "test_timeouts",
     "test_waitfor",
+    "test_eager_task_factory",  # 3.12+
+    "test_staggered",  # 3.13+
 ]
 
 # The CI subset: one selector flavour of each loop-level suite, plus the small modules.
@@ -84,6 +87,7 @@ VARIANTS = ("stock", "uring", "fallback")
 PER_TEST_TIMEOUT = 120.0  # seconds before the worker dumps its stacks and exits
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail", "xpass", "crash")
 GOOD = ("pass", "xfail")
+STOCK_LOOP = "asyncio.unix_events._UnixSelectorEventLoop"
 
 
 # -- worker (runs inside the child process) ------------------------------------------------
@@ -102,6 +106,9 @@ def _patch_uring() -> None:
 
     asyncio.SelectorEventLoop = uringloop.Loop
     asyncio.unix_events.SelectorEventLoop = uringloop.Loop
+    if hasattr(asyncio.unix_events, "EventLoop"):  # 3.13+: asyncio.EventLoop, the default
+        asyncio.EventLoop = uringloop.Loop  # type: ignore[attr-defined,unused-ignore]
+        asyncio.unix_events.EventLoop = uringloop.Loop  # type: ignore[attr-defined,unused-ignore]
     # new_event_loop(), asyncio.run(), Runner and IsolatedAsyncioTestCase go through this.
     asyncio.unix_events.DefaultEventLoopPolicy._loop_factory = uringloop.Loop  # type: ignore[attr-defined]
 
@@ -353,10 +360,13 @@ def _module(test_id: str) -> str:
 
 def _tally(run: Run, module: str | None = None) -> collections.Counter[str]:
     c: collections.Counter[str] = collections.Counter()
+    real = "thread-pool)" if run.variant == "fallback" else "io_uring)"
     for tid, rec in run.tests.items():
         if module is None or _module(tid) == module:
             c[rec.outcome] += 1
             c["run"] += 1
+            # Tests whose loop was a real one of this variant (not a mock or test loop).
+            c["loops"] += any(cls.endswith(real) or cls == STOCK_LOOP for cls in rec.loops)
     return c
 
 
@@ -368,7 +378,7 @@ def _loop_summary(run: Run) -> tuple[int, int, int, list[str]]:
     missed: list[str] = []
     for tid, rec in run.tests.items():
         u = sum(n for cls, n in rec.loops.items() if cls.endswith(f"({mode})"))
-        s = rec.loops.get("asyncio.unix_events._UnixSelectorEventLoop", 0)
+        s = rec.loops.get(STOCK_LOOP, 0)
         uring += u
         stock += s
         tests_uring += u > 0
@@ -380,15 +390,17 @@ def _loop_summary(run: Run) -> tuple[int, int, int, list[str]]:
 def _fmt_row(label: str, c: collections.Counter[str]) -> str:
     return (
         f"{label:<26}{c['run']:>6}{c['pass']:>6}{c['fail']:>6}{c['error']:>6}"
-        f"{c['skip']:>6}{c['xfail'] + c['xpass']:>6}{c['crash']:>6}"
+        f"{c['skip']:>6}{c['xfail'] + c['xpass']:>6}{c['crash']:>6}{c['loops']:>7}"
     )
 
 
 def report(runs: list[Run], reruns: dict[str, list[str]], names: list[str]) -> int:
     base = runs[0]
     modules = sorted({_module(t) for r in runs for t in r.tests})
-    header = f"{'module / variant':<26}" + "".join(
-        f"{h:>6}" for h in ("run", "pass", "fail", "err", "skip", "x", "crash")
+    header = (
+        f"{'module / variant':<26}"
+        + "".join(f"{h:>6}" for h in ("run", "pass", "fail", "err", "skip", "x", "crash"))
+        + f"{'loops':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -473,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args.worker, args.names, args.out, exclude)
 
     names = args.names or (QUICK if args.quick else FULL)
+    if not args.names:
+        # The list spans Python versions: keep the modules this interpreter has.
+        names = [n for n in names if importlib.util.find_spec(f"{PKG}.{n.split('.')[0]}")]
     variants = ["stock", "uring"] + (["fallback"] if args.fallback else [])
     runs = []
     for variant in variants:
