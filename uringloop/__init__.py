@@ -1,14 +1,19 @@
 """uringloop: an asyncio event loop that owns a Linux io_uring.
 
-import uringloop
+Usage::
 
-async def main():
-    loop = asyncio.get_running_loop()
-    fd = await loop.open_fd("data.bin")
-    data = await loop.pread(fd, 4096, 0)
-    await loop.close_fd(fd)
+    import asyncio
+    import uringloop
 
-uringloop.run(main())
+    async def main():
+        loop = asyncio.get_running_loop()
+        fd = await loop.open_fd("data.bin")
+        data = await loop.pread(fd, 4096, 0)
+        await loop.close_fd(fd)
+        async with uringloop.open("data.bin", "rb") as f:
+            data = await f.read()
+
+    uringloop.run(main())
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from . import os as os
+from . import threads as threads
+from ._aligned import aligned_buffer as aligned_buffer
 from ._errors import LoopClosedError as LoopClosedError
+from ._files import open as open
 from ._loop import Loop as Loop
 from ._loop import ThreadsafeOperations as ThreadsafeOperations
 from ._loop import UringStats as UringStats
@@ -35,8 +44,12 @@ __all__ = [
     "StatxTimestamp",
     "ThreadsafeOperations",
     "UringStats",
+    "aligned_buffer",
     "new_event_loop",
+    "open",
+    "os",
     "run",
+    "threads",
 ]
 
 __version__ = "0.1.0.dev0"
