@@ -3,8 +3,8 @@
 Queue depth QD = the number of coroutines each keeping one read in flight (for the
 batched form: the size of each pread_many batch; for the synchronous loop: always 1).
 Every implementation is written the way its users would write it, with the same worker
-skeleton (offset table, deadline check, one in 64 reads kept for verification), and the
-kept reads are compared with os.pread afterwards.
+skeleton (offset table, deadline check, one read in 64 and each worker's first read kept),
+and the kept reads are compared with os.pread afterwards.
 
     python -m examples.bench.randread [--quick] [--json PATH] [--plot PATH]
 """
@@ -117,11 +117,11 @@ def _sync(env: Env) -> float:
             off = offs[i & mask]
             if env.direct:
                 preadv(fd, [buf], off)
-                if not i & 63:
+                if not (i & 63 and n):
                     keep.append((off, buf[: env.bs]))
             else:
                 data = pread(fd, env.bs, off)
-                if not i & 63:
+                if not (i & 63 and n):
                     keep.append((off, data))
             n += 1
         return n
@@ -149,11 +149,11 @@ async def _executor(env: Env) -> float:
                 off = offs[i & mask]
                 if env.direct:
                     await run(None, os.preadv, fd, [buf], off)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, buf[: env.bs]))
                 else:
                     data = await run(None, os.pread, fd, env.bs, off)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, data))
                 n += 1
             return n
@@ -189,11 +189,11 @@ async def _aiofiles(env: Env) -> float:
                 await f.seek(off)
                 if env.direct:
                     await f.readinto(buf)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, buf[: env.bs]))
                 else:
                     data = await f.read(env.bs)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, data))
                 n += 1
             return n
@@ -228,7 +228,7 @@ async def _aiofile_uring(env: Env, sqpoll: bool) -> float:
             i = next(counter)
             off = offs[i & mask]
             data = await afp.read_bytes(env.bs, off)
-            if not i & 63:
+            if not (i & 63 and n):
                 keep.append((off, data))
             n += 1
         return n
@@ -257,7 +257,7 @@ async def _caio_aio(env: Env) -> float:
             i = next(counter)
             off = offs[i & mask]
             data = await read(env.bs, fd, off)
-            if not i & 63:
+            if not (i & 63 and n):
                 keep.append((off, data))
             n += 1
         return n
@@ -306,13 +306,13 @@ async def _pyuring(env: Env) -> float:
                 if env.direct:
                     ctx.read_async_ptr(fd, addr, env.bs, off, ud)
                     res = await fut
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, mem[:res]))
                 else:
                     ctx.read_async(fd, buf, off, ud)
                     res = await fut
                     data = bytes(buf) if res == env.bs else bytes(buf[: max(res, 0)])
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, data))
                 if res < 0:
                     raise OSError(-res, os.strerror(-res))
@@ -347,11 +347,11 @@ async def _uring(env: Env) -> float:
                 off = offs[i & mask]
                 if env.direct:
                     await loop.preadinto(fd, buf, off)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, buf[: env.bs]))
                 else:
                     data = await loop.pread(fd, env.bs, off)
-                    if not i & 63:
+                    if not (i & 63 and n):
                         keep.append((off, data))
                 n += 1
             return n
@@ -376,7 +376,7 @@ async def _uring_batched(env: Env) -> float:
             base = i * qd
             reqs = [(fd, env.bs, offs[(base + j) & mask]) for j in range(qd)]
             datas = await loop.pread_many(reqs)
-            if not i % every:
+            if not (i % every and n):
                 keep.append((reqs[0][2], datas[0]))
             n += 1
         return n
