@@ -23,7 +23,7 @@ import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import uringloop
@@ -67,30 +67,12 @@ class FileBody:
 
 
 async def open_body(path: str) -> FileBody:
-    """Open `path` for sending; OSError (FileNotFoundError, ...) if it cannot be."""
-    open_ = getattr(uringloop, "open", None)
-    if open_ is not None:
-        return await _open_with_uringloop_open(open_, path)
-    # Packages without uringloop.open: the loop's operations, or the thread pool.
-    loop = asyncio.get_running_loop()
-    if isinstance(loop, uringloop.Loop):
-        return await _open_on_ring(loop, path)
-    f, size = await loop.run_in_executor(None, _open_blocking, path)
+    """Open a regular file for sending; OSError (FileNotFoundError, ...) if it cannot be.
 
-    async def chunks() -> AsyncIterator[bytes]:
-        while data := await loop.run_in_executor(None, f.read, CHUNK):
-            yield data
-
-    async def close() -> None:
-        f.close()
-
-    return FileBody(size, chunks, close)
-
-
-async def _open_with_uringloop_open(open_: Callable[..., Any], path: str) -> FileBody:
-    # An unbuffered binary file: each read() is one operation of CHUNK bytes, on the
-    # loop's ring on a uringloop Loop, on the default executor on any other loop.
-    f = await open_(path, "rb", buffering=0)
+    An unbuffered binary file: each read() is one operation of CHUNK bytes, on the
+    loop's ring on a uringloop Loop, on the default executor on any other loop.
+    """
+    f = await uringloop.open(path, "rb", buffering=0)
     try:
         st = await f.stat()
         if not stat.S_ISREG(st.st_mode):
@@ -104,45 +86,6 @@ async def _open_with_uringloop_open(open_: Callable[..., Any], path: str) -> Fil
             yield data
 
     return FileBody(st.st_size, chunks, f.close)
-
-
-async def _open_on_ring(loop: uringloop.Loop, path: str) -> FileBody:
-    fd = await loop.open_fd(path, os.O_RDONLY)
-    try:
-        st = await loop.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-    except BaseException:
-        await loop.close_fd(fd)
-        raise
-    size = st.st_size
-
-    async def chunks() -> AsyncIterator[bytes]:
-        offset = 0
-        while offset < size:
-            data = await loop.pread(fd, min(CHUNK, size - offset), offset)
-            if not data:
-                return  # the file shrank while we sent it
-            offset += len(data)
-            yield data
-
-    async def close() -> None:
-        await loop.close_fd(fd)
-
-    return FileBody(size, chunks, close)
-
-
-def _open_blocking(path: str) -> tuple[BinaryIO, int]:
-    """Worker thread: open a regular file; (file, size)."""
-    f = open(path, "rb")  # noqa: SIM115 - closed by FileBody.aclose
-    try:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-    except BaseException:
-        f.close()
-        raise
-    return f, st.st_size
 
 
 # -- HTTP -------------------------------------------------------------------------------
