@@ -31,7 +31,7 @@ def test_example_project_passes_on_uringloop(tmp_path: Path) -> None:
     result = _run(project)
     assert result.returncode == 0, result.stdout + result.stderr
     have_uvloop = importlib.util.find_spec("uvloop") is not None
-    passed = 8 if have_uvloop else 7
+    passed = 9 if have_uvloop else 8
     assert f"{passed} passed" in result.stdout.splitlines()[-1], result.stdout
     assert "test_on_every_loop[uringloop] PASSED" in result.stdout
 

@@ -1,7 +1,7 @@
 """Count the words of many files concurrently, on any asyncio loop.
 
-On a uringloop Loop each file is opened, sized, read and closed through the loop's
-io_uring; on another loop the reads run on the default thread pool.
+Files are read with `uringloop.open`: on a uringloop Loop each open, read and close is an
+operation of the loop's io_uring; on another loop the same calls run on its thread pool.
 """
 
 from __future__ import annotations
@@ -13,28 +13,9 @@ import uringloop
 
 
 async def read_file(path: str) -> bytes:
-    loop = asyncio.get_running_loop()
-    if not isinstance(loop, uringloop.Loop):
-        return await asyncio.to_thread(_read_blocking, path)
-    fd = await loop.open_fd(path)
-    try:
-        size = (await loop.fstat(fd)).st_size
-        chunks = []
-        offset = 0
-        while offset < size:
-            data = await loop.pread(fd, min(size - offset, 1 << 16), offset)
-            if not data:
-                break
-            chunks.append(data)
-            offset += len(data)
-        return b"".join(chunks)
-    finally:
-        await loop.close_fd(fd)
-
-
-def _read_blocking(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+    async with uringloop.open(path, "rb") as f:
+        data: bytes = await f.read()
+    return data
 
 
 async def count_words(paths: list[str]) -> dict[str, int]:

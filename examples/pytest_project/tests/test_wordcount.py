@@ -37,6 +37,16 @@ async def test_count_words(files: list[str]) -> None:
 
 
 @pytest.mark.asyncio
+async def test_reads_are_operations_of_the_loop(files: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    before = loop.uring_stats().completed
+    await count_words(files)
+    # At least an open, a read and a close per file went through the loop's ring.
+    assert loop.uring_stats().completed - before >= 3 * len(files)
+
+
+@pytest.mark.asyncio
 async def test_missing_file_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         await read_file(str(tmp_path / "nope"))
