@@ -55,6 +55,10 @@ def test_anyio_program(factory: object, tmp_path: Path) -> None:
             finally:
                 await loop.close_fd(fd)
 
+        async def uringloop_open() -> None:
+            async with uringloop.open(source, "rb") as f:
+                results["via_open"] = await f.read()
+
         async def echo_round_trip() -> None:
             async def handle(stream: anyio.abc.SocketStream) -> None:
                 async with stream:
@@ -77,6 +81,7 @@ def test_anyio_program(factory: object, tmp_path: Path) -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(copy_file)
                 tg.start_soon(ring_read)
+                tg.start_soon(uringloop_open)
                 tg.start_soon(echo_round_trip)
         results["loop_type"] = type(loop)
         return results
@@ -86,6 +91,7 @@ def test_anyio_program(factory: object, tmp_path: Path) -> None:
     assert results["copied"] == len(payload)
     assert copy.read_bytes() == payload
     assert results["head"] == payload[:16]
+    assert results["via_open"] == payload
     assert results["echo"] == payload
 
 
