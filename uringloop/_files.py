@@ -1245,7 +1245,8 @@ class AsyncTextFile(_FileBase):
         self._b2cratio = len(chunk) / len(decoded) if decoded else 0.0
         if self._telling:
             self._snapshot = (dec_flags, dec_buffer + chunk)
-        return not eof
+        # Not EOF while characters come: the final flush of the decoder may yield some.
+        return not eof or bool(decoded)
 
     # -- reading
 
@@ -1267,9 +1268,7 @@ class AsyncTextFile(_FileBase):
             return result
         parts = [self._get_decoded(size)]
         remaining = size - len(parts[0])
-        while remaining > 0:
-            if not await self._read_chunk(remaining):
-                break
+        while remaining > 0 and await self._read_chunk(remaining):
             part = self._get_decoded(remaining)
             parts.append(part)
             remaining -= len(part)
@@ -1298,6 +1297,26 @@ class AsyncTextFile(_FileBase):
         i = line.find(readnl[0], tail)
         return -1, (i if i >= 0 else len(line))
 
+    async def readlines(self, hint: int | None = -1) -> list[str]:
+        """As the built-in's, which iterates: no tell() snapshots on the way, and tell()
+        stays disabled if it stops before EOF (hint, error) until flush() or seek()."""
+        async with self._lock:
+            hint = -1 if hint is None else operator.index(hint)
+            self._telling = False
+            lines = []
+            total = 0
+            while True:
+                line = await self._readline()
+                if not line:
+                    self._snapshot = None
+                    self._telling = self.buffer.raw._seekable
+                    break
+                lines.append(line)
+                total += len(line)
+                if 0 < hint <= total:
+                    break
+            return lines
+
     async def _readline(self, size: int | None = -1) -> str:
         self._check_closed()
         self._check_readable()
@@ -1309,8 +1328,9 @@ class AsyncTextFile(_FileBase):
         line: str | None = None
         start = endpos = offset_to_buffer = 0
         while True:
+            # As the built-in: fetch only when nothing at all is left over.
             more = True
-            while not self._decoded:  # as the built-in: fetch only when none is left over
+            while not self._decoded:
                 more = await self._read_chunk()
                 if not more:
                     break
@@ -1422,6 +1442,8 @@ class AsyncTextFile(_FileBase):
         self._check_closed()
         if not self.buffer.raw._seekable:
             raise io.UnsupportedOperation("underlying stream is not seekable")
+        if not self._telling:
+            raise OSError("telling position disabled by readlines(); flush() or seek() first")
         await self._flush()
         position = self.buffer._tell()
         decoder = self._decoder
