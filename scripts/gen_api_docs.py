@@ -36,12 +36,40 @@ PACKAGE = "uringloop"
 # Names a module builds in its __getattr__ (deprecated); documented after its __all__.
 LAZY_NAMES = {"uringloop": ("EventLoopPolicy", "install")}
 NO_DOCSTRING = "*(no docstring)*"
-# Classes whose undocumented methods mirror a documented method of another class.
+# Classes users get from the API without a public name: {module: (heading, [objects])}.
+RETURNED_TYPES = {
+    "uringloop": (
+        "Types returned by uringloop.open",
+        [
+            "uringloop._files.AsyncFileIO",
+            "uringloop._files.AsyncBufferedFile",
+            "uringloop._files.AsyncTextFile",
+        ],
+    )
+}
+# Classes whose undocumented methods mirror another class's methods:
+# {class name: (the other class, dotted; text for a method without a docstring; whether to
+# append the other method's docstring)}. The io module's docstrings differ between Python
+# versions, so they are referred to, not copied.
 MIRRORS = {
     "ThreadsafeOperations": (
-        "Loop",
+        "uringloop.Loop",
         "From any thread: like `Loop.{name}`, but returns a concurrent.futures.Future.",
-    )
+        True,
+    ),
+    "AsyncFileIO": ("io.FileIO", "{awaited}`io.FileIO.{name}`.", False),
+    "AsyncBufferedFile": ("io.BufferedRandom", "{awaited}`io.BufferedRandom.{name}`.", False),
+    "AsyncTextFile": ("io.TextIOWrapper", "{awaited}`io.TextIOWrapper.{name}`.", False),
+}
+
+# Modules whose undocumented functions are counterparts of another module's:
+# {module: (the other module, text)}.
+FUNCTION_MIRRORS = {
+    "uringloop.os": ("os", "Awaitable; as `os.{name}`."),
+    "uringloop.threads": (
+        "os",
+        "Blocks the calling thread (not the loop's) while the loop performs `os.{name}`.",
+    ),
 }
 
 HEADER = """\
@@ -140,6 +168,10 @@ def signature(
     return str(sig)
 
 
+def _is_private(cls: type) -> bool:
+    return any(part.startswith("_") for part in _public_name(cls).split("."))
+
+
 def _public_name(cls: type) -> str:
     """`asyncio.SelectorEventLoop` rather than `asyncio.unix_events._UnixSelectorEventLoop`."""
     if cls.__module__ == "builtins":
@@ -180,18 +212,32 @@ def _field_comments(cls: type) -> dict[str, str]:
 
 
 def _members(cls: type) -> Iterator[tuple[str, Any]]:
-    """Public members a class defines itself, in source order."""
-    for name, value in vars(cls).items():
-        if name.startswith("_") or name in getattr(cls, "__dataclass_fields__", {}):
+    """Public members a class defines itself or inherits from a class of this package,
+    in source order (a base's first); not those inherited from asyncio or builtins."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not cls and not klass.__module__.startswith(PACKAGE):
             continue
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        if isinstance(value, property) or inspect.isfunction(value):
-            yield name, value
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in getattr(cls, "__dataclass_fields__", {}):
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property) or inspect.isfunction(value):
+                found[name] = (klass, value)
+    for name, (_, value) in found.items():
+        yield name, value
 
 
-def render_class(qualname: str, cls: type, out: list[str]) -> None:
-    bases = [b for b in cls.__bases__ if b is not object]
+def _raw_member(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+def render_class(qualname: str, cls: type, out: list[str], constructor: bool = True) -> None:
+    bases = [b for b in cls.__bases__ if b is not object and not _is_private(b)]
     base_text = ", ".join(_public_name(b) for b in bases)
     if issubclass(cls, enum.Enum):
         out.append(f"### class `{qualname}`\n")
@@ -204,7 +250,8 @@ def render_class(qualname: str, cls: type, out: list[str]) -> None:
         out.append("")
         return
     # Records are described by their field table, exceptions by their base.
-    init = cls.__init__ if "__init__" in vars(cls) and not dataclasses.is_dataclass(cls) else None
+    own_init = "__init__" in vars(cls) and not dataclasses.is_dataclass(cls)
+    init = cls.__init__ if own_init and constructor else None
     sig = signature(init, drop_self=True, drop_return=True) if init is not None else ""
     out.append(f"### class `{qualname}{sig}`\n")
     if base_text:
@@ -220,10 +267,10 @@ def render_class(qualname: str, cls: type, out: list[str]) -> None:
         member_name = f"{qualname}.{name}"
         if isinstance(value, property):
             out.append(f"#### property `{member_name}`\n")
-            out.append(docstring(value) + "\n")
+            out.append(_method_doc(cls, name, value) + "\n")
             continue
         prefix = "async " if inspect.iscoroutinefunction(value) else ""
-        raw = vars(cls)[name]
+        raw = _raw_member(cls, name)
         kind = "classmethod " if isinstance(raw, classmethod) else ""
         kind = "staticmethod " if isinstance(raw, staticmethod) else kind
         drop = not isinstance(raw, staticmethod)
@@ -236,11 +283,27 @@ def _method_doc(cls: type, name: str, method: Any) -> str:
     mirror = MIRRORS.get(cls.__name__)
     if doc != NO_DOCSTRING or mirror is None:
         return doc
-    other = getattr(sys.modules[cls.__module__], mirror[0], None)
+    target, template, copy_doc = mirror
+    module_name, _, class_name = target.rpartition(".")
+    other = getattr(importlib.import_module(module_name), class_name)
     original = getattr(other, name, None)
     if original is None:
         return doc
-    return mirror[1].format(name=name) + "\n\n" + docstring(original)
+    awaited = "Awaitable; as " if inspect.iscoroutinefunction(method) else "As "
+    text = template.format(name=name, awaited=awaited)
+    return text + "\n\n" + docstring(original) if copy_doc else text
+
+
+def _function_doc(qualname: str, func: Any) -> str:
+    doc = docstring(func)
+    module_name, _, name = qualname.rpartition(".")
+    mirror = FUNCTION_MIRRORS.get(module_name)
+    if doc != NO_DOCSTRING or mirror is None:
+        return doc
+    other, text = mirror
+    if not hasattr(importlib.import_module(other), name):
+        return doc
+    return text.format(name=name)
 
 
 def render_object(qualname: str, obj: Any, out: list[str]) -> None:
@@ -249,7 +312,7 @@ def render_object(qualname: str, obj: Any, out: list[str]) -> None:
     elif callable(obj):
         prefix = "async " if inspect.iscoroutinefunction(obj) else ""
         out.append(f"### {prefix}`{qualname}{signature(obj)}`\n")
-        out.append(docstring(obj) + "\n")
+        out.append(_function_doc(qualname, obj) + "\n")
     elif isinstance(obj, ModuleType):
         out.append(f"### module `{qualname}`\n")
         out.append(f"See [{obj.__name__}](#module-{obj.__name__.replace('.', '')}).\n")
@@ -307,6 +370,14 @@ def render_module(module: ModuleType, out: list[str]) -> None:
         )
     for public in names:
         render_object(f"{name}.{public}", getattr(module, public), out)
+    returned = RETURNED_TYPES.get(name)
+    if returned:
+        heading, paths = returned
+        out.append(f"### {heading}\n")
+        for path in paths:
+            module_name, _, attr = path.rpartition(".")
+            cls = getattr(importlib.import_module(module_name), attr)
+            render_class(attr, cls, out, constructor=False)
     lazy = LAZY_NAMES.get(name, ())
     if lazy:
         out.append(f"### Deprecated names of {name}\n")
