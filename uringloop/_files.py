@@ -1078,6 +1078,7 @@ class AsyncBufferedFile(_FileBase):
         try:
             await self._flush_writes()
         finally:
+            self._drop_read_buffer()  # a descriptor left open ends at the logical position
             await self.raw._close()
 
     def _close_sync(self) -> bool:
@@ -1097,6 +1098,7 @@ class AsyncBufferedFile(_FileBase):
                         raw._pos += n
                     view = view[n:]
         finally:
+            self._drop_read_buffer()
             closed = raw._close_sync()
         return closed
 

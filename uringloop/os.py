@@ -56,6 +56,11 @@ _T = TypeVar("_T")
 _Executor = concurrent.futures.Executor
 
 
+def _fspath(path: Any) -> Any:
+    """str or bytes, as os reports filenames in its exceptions (not the PathLike)."""
+    return os.fspath(path)
+
+
 def _ring_loop() -> Loop | None:
     loop = asyncio.get_running_loop()
     return loop if isinstance(loop, Loop) else None
@@ -104,7 +109,7 @@ async def stat(
         )
     if isinstance(path, int) and not isinstance(path, bool):
         return await loop.fstat(path)
-    return await loop.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    return await loop.stat(_fspath(path), dir_fd=dir_fd, follow_symlinks=follow_symlinks)
 
 
 async def lstat(
@@ -121,7 +126,7 @@ async def unlink(
     if loop is None:
         await _in_executor(executor, os.unlink, path, dir_fd=dir_fd)
         return
-    await loop.unlink(path, dir_fd=dir_fd)
+    await loop.unlink(_fspath(path), dir_fd=dir_fd)
 
 
 async def remove(
@@ -144,7 +149,7 @@ async def rename(
             executor, os.rename, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd
         )
         return
-    await loop.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+    await loop.rename(_fspath(src), _fspath(dst), src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
 
 async def replace(
@@ -170,7 +175,7 @@ async def mkdir(
     if loop is None:
         await _in_executor(executor, os.mkdir, path, mode, dir_fd=dir_fd)
         return
-    await loop.mkdir(path, mode, dir_fd=dir_fd)
+    await loop.mkdir(_fspath(path), mode, dir_fd=dir_fd)
 
 
 async def makedirs(
@@ -205,7 +210,7 @@ async def rmdir(path: Any, *, dir_fd: int | None = None, executor: _Executor | N
     if loop is None:
         await _in_executor(executor, os.rmdir, path, dir_fd=dir_fd)
         return
-    await loop.rmdir(path, dir_fd=dir_fd)
+    await loop.rmdir(_fspath(path), dir_fd=dir_fd)
 
 
 async def link(
@@ -230,7 +235,11 @@ async def link(
         )
         return
     await loop.link(
-        src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=follow_symlinks
+        _fspath(src),
+        _fspath(dst),
+        src_dir_fd=src_dir_fd,
+        dst_dir_fd=dst_dir_fd,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -247,7 +256,7 @@ async def symlink(
     if loop is None:
         await _in_executor(executor, os.symlink, src, dst, target_is_directory, dir_fd=dir_fd)
         return
-    await loop.symlink(src, dst, dir_fd=dir_fd)
+    await loop.symlink(_fspath(src), _fspath(dst), dir_fd=dir_fd)
 
 
 # -- through the executor: io_uring has no operation for these -------------------------------

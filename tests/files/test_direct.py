@@ -1,0 +1,110 @@
+"""O_DIRECT through uringloop.open(..., direct=True) and aligned buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import mmap
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import uringloop
+from uringloop import _aligned
+
+
+@pytest.fixture
+def direct_path(tmp_path: Path) -> Iterator[Path]:
+    """A path on a filesystem that accepts O_DIRECT (skip where it does not)."""
+    path = tmp_path / "direct.bin"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            pytest.skip(f"the filesystem under {tmp_path} refuses O_DIRECT")
+        raise
+    os.close(fd)
+    yield path
+
+
+def test_aligned_buffer() -> None:
+    buf = uringloop.aligned_buffer(10_000)
+    try:
+        assert len(buf) == 10_000
+        assert _aligned.buffer_address(buf) % mmap.PAGESIZE == 0
+        buf[:3] = b"abc"
+        assert bytes(memoryview(buf)[:3]) == b"abc"
+    finally:
+        buf.close()
+    with pytest.raises(ValueError, match="power of two"):
+        uringloop.aligned_buffer(4096, 3000)
+    with pytest.raises(ValueError, match="positive"):
+        uringloop.aligned_buffer(0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_direct_round_trip(direct_path: Path, no_fd_leak: None) -> None:
+    payload = os.urandom(3 * 4096 + 1000)
+    async with uringloop.open(direct_path, "w+b", buffering=0, direct=True) as f:
+        assert f.direct
+        mem_align, off_align = f.dio_alignment
+        assert mem_align > 0 and off_align > 0 and 4096 % off_align == 0
+        aligned = uringloop.aligned_buffer(4 * 4096)
+        aligned[: len(payload)] = payload
+        assert await f.write(aligned) == 4 * 4096
+        # Unaligned memory (bytes) is copied into an aligned buffer for the kernel.
+        assert await f.write(payload[:4096]) == 4096
+        await f.truncate(len(payload))
+        await f.seek(0)
+        assert await f.read(4096) == payload[:4096]
+        into = uringloop.aligned_buffer(4096)
+        assert await f.readinto(into) == 4096
+        assert bytes(into) == payload[4096:8192]
+        assert await f.read() == payload[8192:]
+        await f.seek(0)
+        assert await f.readall() == payload
+    assert direct_path.read_bytes() == payload
+
+
+@pytest.mark.asyncio
+async def test_direct_alignment_comes_from_statx(direct_path: Path, no_fd_leak: None) -> None:
+    running = asyncio.get_running_loop()
+    assert isinstance(running, uringloop.Loop)
+    info = await running.statx(
+        direct_path, mask=int(uringloop.StatxMask.BASIC_STATS | uringloop.StatxMask.DIOALIGN)
+    )
+    async with uringloop.open(direct_path, "rb", buffering=0, direct=True) as f:
+        if info.dio_offset_align:
+            assert f.dio_alignment == (info.dio_mem_align, info.dio_offset_align)
+        else:
+            assert f.dio_alignment == (4096, 4096)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "asyncio")
+async def test_misaligned_requests_name_the_alignment(direct_path: Path, no_fd_leak: None) -> None:
+    direct_path.write_bytes(b"z" * 8192)
+    async with uringloop.open(direct_path, "r+b", buffering=0, direct=True) as f:
+        _, align = f.dio_alignment
+        with pytest.raises(ValueError, match=f"length aligned to {align} bytes"):
+            await f.read(align + 1)
+        with pytest.raises(ValueError, match=f"length aligned to {align} bytes"):
+            await f.write(b"x" * 100)
+        await f.seek(1)
+        with pytest.raises(ValueError, match=f"file position aligned to {align} bytes"):
+            await f.read(align)
+        await f.seek(0)
+        buf = uringloop.aligned_buffer(2 * 4096)
+        with memoryview(buf) as view, pytest.raises(ValueError, match="buffer address aligned"):
+            await f.readinto(view[1 : 1 + align])
+        assert await f.read(4096) == b"z" * 4096
+
+
+@pytest.mark.asyncio
+async def test_direct_needs_unbuffered_binary(tmp_path: Path, no_fd_leak: None) -> None:
+    for mode, buffering in (("rb", -1), ("r", -1), ("wb", 4096)):
+        with pytest.raises(ValueError, match="unbuffered binary"):
+            await uringloop.open(tmp_path / "f", mode, buffering, direct=True)

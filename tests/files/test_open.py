@@ -1,0 +1,525 @@
+"""uringloop.open(): behaviour, the built-in's exceptions, big reads, the executor path."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import io
+import os
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import uringloop
+from uringloop import _files
+
+ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_binary_round_trip(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "data.bin"
+    payload = os.urandom(100_000)
+    async with uringloop.open(path, "wb") as f:
+        assert await f.write(payload[:10]) == 10
+        await f.writelines([payload[10:50_000], memoryview(payload)[50_000:]])
+    assert path.read_bytes() == payload
+    f = await uringloop.open(path, "rb")
+    try:
+        assert f.name == str(path) and f.mode == "rb" and not f.closed
+        assert f.readable() and not await f.writable() and await f.seekable()
+        assert await f.read(5) == payload[:5]
+        assert await f.tell() == 5
+        assert await f.seek(-10, os.SEEK_END) == len(payload) - 10
+        assert await f.read() == payload[-10:]
+        assert await f.read() == b""
+        assert (await f.stat()).st_size == len(payload)
+    finally:
+        await f.close()
+    assert f.closed
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_text_round_trip_and_iteration(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "lines.txt"
+    lines = [f"line {i} é€😀\n" for i in range(3000)]
+    async with uringloop.open(path, "w", encoding="utf-8") as f:
+        await f.writelines(lines)
+    assert path.read_text(encoding="utf-8") == "".join(lines)
+    async with uringloop.open(path, encoding="utf-8") as f:
+        assert f.encoding == "utf-8"
+        got = [line async for line in f]
+    assert got == lines
+    async with uringloop.open(path, encoding="utf-8") as f:
+        assert await f.readline() == lines[0]
+        cookie = await f.tell()
+        assert await f.readlines() == lines[1:]
+        assert await f.seek(cookie) == cookie
+        assert await f.readline() == lines[1]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_newline_translation_matches_builtin(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "nl.txt"
+    text = "a\nb\r\nc\rd\n\re"
+    for newline in (None, "", "\n", "\r", "\r\n"):
+        async with uringloop.open(path, "w", encoding="utf-8", newline=newline) as f:
+            await f.write(text)
+        ours_bytes = path.read_bytes()
+        with open(path, "w", encoding="utf-8", newline=newline) as g:
+            g.write(text)
+        assert ours_bytes == path.read_bytes(), newline
+        for read_newline in (None, "", "\n", "\r", "\r\n"):
+            async with uringloop.open(path, encoding="utf-8", newline=read_newline) as f:
+                ours = [line async for line in f]
+                newlines = f.newlines
+            with open(path, encoding="utf-8", newline=read_newline) as g:
+                assert ours == list(g), (newline, read_newline)
+                assert newlines == g.newlines
+
+
+@pytest.mark.asyncio
+async def test_default_encoding_is_the_builtins(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"x")
+    async with uringloop.open(path) as f:
+        with open(path) as g:
+            assert f.encoding == g.encoding
+            assert f.errors == g.errors
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_append_mode_appends(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"start\n")
+    async with uringloop.open(path, "a+b") as f:
+        assert await f.tell() == 6
+        await f.seek(0)
+        await f.write(b"more\n")
+        await f.flush()
+        assert await f.tell() == 11
+        await f.seek(0)
+        assert await f.read() == b"start\nmore\n"
+    async with uringloop.open(path, "a", buffering=1) as f:
+        await f.write("text\n")
+    assert path.read_bytes() == b"start\nmore\ntext\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_buffered_extras(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "b"
+    path.write_bytes(b"0123456789" * 1000)
+    async with uringloop.open(path, "r+b", buffering=16) as f:
+        assert (await f.peek())[:4] == b"0123"
+        assert await f.tell() == 0
+        assert await f.read1(4) == b"0123"
+        buf = bytearray(6)
+        assert await f.readinto(buf) == 6 and buf == b"456789"
+        buf = bytearray(100)
+        assert await f.readinto1(buf) >= 1
+        assert await f.truncate(50) == 50
+        assert await f.seek(0, os.SEEK_END) == 50
+        await f.fsync()
+        await f.datasync()
+        assert isinstance(f.fileno(), int) and not await f.isatty()
+    assert path.read_bytes() == (b"0123456789" * 5)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_unbuffered_raw_file(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "raw"
+    async with uringloop.open(path, "w+b", buffering=0) as f:
+        assert isinstance(f, _files.AsyncFileIO)
+        assert await f.write(b"abc\ndef") == 7
+        await f.seek(0)
+        assert await f.readline() == b"abc\n"
+        assert await f.readall() == b"def"
+        buf = bytearray(3)
+        await f.seek(1)
+        assert await f.readinto(buf) == 3 and buf == b"bc\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_fd_closefd_false_and_opener(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "fd"
+    path.write_bytes(b"hello world")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        async with uringloop.open(fd, "r+b", closefd=False) as f:
+            assert f.name == fd
+            assert await f.read(5) == b"hello"
+        # Closing left the descriptor open, where the built-in's file leaves it.
+        ours = os.lseek(fd, 0, os.SEEK_CUR)
+        os.lseek(fd, 0, os.SEEK_SET)
+        with open(fd, "r+b", closefd=False) as g:
+            assert g.read(5) == b"hello"
+        assert ours == os.lseek(fd, 0, os.SEEK_CUR)
+        async with uringloop.open(fd, "r+b", buffering=0, closefd=False) as f:
+            await f.seek(6)
+            assert await f.read(2) == b"wo"
+        assert os.read(fd, 3) == b"rld"
+    finally:
+        os.close(fd)
+    calls = []
+
+    def opener(name: str, flags: int) -> int:
+        calls.append(flags)
+        return os.open(name, flags)
+
+    async with uringloop.open(path, "rb", opener=opener) as f:
+        assert await f.read() == b"hello world"
+    assert calls and calls[0] & os.O_CLOEXEC
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_concurrent_tasks_are_serialized(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "c"
+    async with uringloop.open(path, "wb", buffering=8) as f:
+
+        async def writer(tag: bytes) -> None:
+            for _ in range(50):
+                await f.write(tag * 5)
+
+        await asyncio.gather(*(writer(bytes([65 + i])) for i in range(4)))
+    data = path.read_bytes()
+    assert len(data) == 4 * 50 * 5
+    # Every write landed whole: the file is a sequence of 5-byte runs.
+    assert all(data[i : i + 5] == data[i : i + 1] * 5 for i in range(0, len(data), 5))
+
+
+# -- errors equal the built-in's ------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_file_not_found(tmp_path: Path, no_fd_leak: None) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError) as info:
+        await uringloop.open(missing)
+    assert info.value.filename == str(missing)
+    with pytest.raises(FileNotFoundError):
+        await uringloop.open(tmp_path / "no" / "dir", "w")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_exclusive_create(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "x"
+    async with uringloop.open(path, "x") as f:
+        await f.write("new")
+    with pytest.raises(FileExistsError):
+        await uringloop.open(path, "x")
+    with pytest.raises(FileExistsError):
+        await uringloop.open(path, "xb")
+    assert path.read_text() == "new"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_is_a_directory(tmp_path: Path, no_fd_leak: None) -> None:
+    for mode in ("r", "rb", "w", "a+b"):
+        with pytest.raises(IsADirectoryError) as info:
+            await uringloop.open(tmp_path, mode)
+        assert info.value.filename == str(tmp_path)
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Path:
+    """A file that open(..., "w") refuses with PermissionError, also for root."""
+    path = tmp_path / "locked"
+    path.write_text("keep")
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield path
+        path.chmod(0o644)
+        return
+    # Root ignores mode bits; the immutable attribute (EPERM) binds root too.
+    try:
+        subprocess.run(["chattr", "+i", str(path)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot make an unwritable file as root here: {exc}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=False, capture_output=True)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_permission_error(unwritable: Path, no_fd_leak: None) -> None:
+    with pytest.raises(PermissionError):
+        open(unwritable, "w")  # noqa: SIM115 - the built-in agrees
+    with pytest.raises(PermissionError) as info:
+        await uringloop.open(unwritable, "w")
+    assert info.value.filename == str(unwritable)
+    assert unwritable.read_text() == "keep"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode,buffering", [("w", -1), ("wb", -1), ("wb", 0), ("a", -1)])
+async def test_reading_a_write_only_file(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    async with uringloop.open(tmp_path / "w", mode, buffering) as f:
+        assert not f.readable()
+        for call in (f.read, f.readline, f.readlines):
+            with pytest.raises(io.UnsupportedOperation):
+                await call()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode,buffering", [("r", -1), ("rb", -1), ("rb", 0)])
+async def test_writing_a_read_only_file(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    (tmp_path / "r").write_text("x")
+    async with uringloop.open(tmp_path / "r", mode, buffering) as f:
+        with pytest.raises(io.UnsupportedOperation):
+            await f.write("y" if "b" not in mode else b"y")
+        with pytest.raises(io.UnsupportedOperation):
+            await f.truncate(0)
+    assert (tmp_path / "r").read_text() == "x"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode,buffering", [("r+", -1), ("r+b", -1), ("r+b", 0)])
+async def test_closed_file_raises_value_error(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    (tmp_path / "f").write_text("data")
+    f = await uringloop.open(tmp_path / "f", mode, buffering)
+    await f.close()
+    await f.close()  # idempotent, as the built-in's
+    data = "x" if "b" not in mode else b"x"
+    for call in (
+        f.read,
+        f.readline,
+        f.tell,
+        f.flush,
+        f.truncate,
+        f.seekable,
+        lambda: f.write(data),
+        lambda: f.seek(0),
+    ):
+        with pytest.raises(ValueError):
+            await call()
+    with pytest.raises(ValueError):
+        f.fileno()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "rw"},
+        {"mode": "rr"},
+        {"mode": "q"},
+        {"mode": "rbt"},
+        {"mode": "rb", "encoding": "utf-8"},
+        {"mode": "rb", "errors": "strict"},
+        {"mode": "rb", "newline": "\n"},
+        {"mode": "r", "buffering": 0},
+        {"mode": "r", "newline": "x"},
+        {"mode": "r", "closefd": False},
+        {"mode": "r", "direct": True},
+    ],
+)
+async def test_bad_arguments_raise_value_error(
+    tmp_path: Path, kwargs: dict[str, object], no_fd_leak: None
+) -> None:
+    path = tmp_path / "f"
+    path.write_text("x")
+    builtin_kwargs = {k: v for k, v in kwargs.items() if k != "direct"}
+    if builtin_kwargs != kwargs:
+        builtin_kwargs = {}  # uringloop's own argument
+    else:
+        with pytest.raises(ValueError):
+            open(path, **builtin_kwargs)  # type: ignore[call-overload]  # noqa: SIM115
+    with pytest.raises(ValueError):
+        await uringloop.open(path, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_type_errors(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "f"
+    with pytest.raises(TypeError):
+        await uringloop.open(1.5)  # type: ignore[arg-type]
+    async with uringloop.open(path, "w+b") as f:
+        with pytest.raises(TypeError):
+            await f.write("text")  # type: ignore[arg-type]
+    async with uringloop.open(path, "w") as f:
+        with pytest.raises(TypeError):
+            await f.write(b"bytes")  # type: ignore[arg-type]
+
+
+# -- big reads --------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_big_read_uses_parallel_operations(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "big"
+    payload = os.urandom(16 << 20)
+    path.write_bytes(payload)
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    before = loop.uring_stats()
+    async with uringloop.open(path, "rb") as f:
+        data = await f.read()
+    after = loop.uring_stats()
+    assert data == payload
+    assert after.max_in_flight > 1
+    # Whole-file read: fstat, the parallel spans, and one read that meets EOF.
+    spans = len(_files._spans(len(payload)))
+    assert spans > 1
+    assert after.submitted - before.submitted <= spans + 6
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "asyncio")
+async def test_read_all_peaks_near_twice_the_size(tmp_path: Path, no_fd_leak: None) -> None:
+    size = 48 << 20
+    path = tmp_path / "big"
+    with open(path, "wb") as g:
+        g.truncate(size)
+    async with uringloop.open(path, "rb") as f:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            data = await f.read()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(data) == size
+    # One preallocated buffer plus the final bytes: 2x, nothing quadratic.
+    assert peak <= 2.1 * size, peak / size
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "asyncio")
+async def test_big_text_read(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "big.txt"
+    text = "0123456789abcdé\n" * 300_000
+    path.write_text(text, encoding="utf-8")
+    async with uringloop.open(path, encoding="utf-8") as f:
+        assert await f.read(5) == text[:5]
+        assert await f.read() == text[5:]
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_one_gib_read(tmp_path: Path, no_fd_leak: None) -> None:
+    size = 1 << 30
+    path = tmp_path / "gib"
+    with open(path, "wb") as g:
+        for _ in range(size >> 24):
+            g.write(b"\xa5" * (1 << 24))
+    async with uringloop.open(path, "rb") as f:
+        tracemalloc.start()
+        try:
+            data = await f.read()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(data) == size and data[:4] == data[-4:] == b"\xa5" * 4
+    assert peak <= 2.1 * size
+
+
+# -- where the I/O runs ---------------------------------------------------------------------
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.calls: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.calls.append(getattr(fn, "__name__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")
+async def test_executor_fallback_on_stock_asyncio(tmp_path: Path, no_fd_leak: None) -> None:
+    assert not isinstance(asyncio.get_running_loop(), uringloop.Loop)
+    executor = CountingExecutor()
+    try:
+        path = tmp_path / "f"
+        async with uringloop.open(path, "w+b", executor=executor) as f:
+            await f.write(b"x" * 10_000)
+            await f.seek(0)
+            assert await f.read() == b"x" * 10_000
+    finally:
+        executor.shutdown()
+    assert {"open", "pwrite", "fstat", "pread", "close"} <= set(executor.calls)
+
+
+@pytest.mark.asyncio
+async def test_uring_loop_uses_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
+    executor = CountingExecutor()
+    loop = asyncio.get_running_loop()
+    before = loop.uring_stats().submitted  # type: ignore[attr-defined]
+    try:
+        async with uringloop.open(tmp_path / "f", "w+b", executor=executor) as f:
+            await f.write(b"y" * 10_000)
+            await f.seek(0)
+            assert await f.read() == b"y" * 10_000
+    finally:
+        executor.shutdown()
+    assert executor.calls == []
+    # open, fstat, write, fstat (read size), read, read at EOF, close
+    assert loop.uring_stats().submitted - before >= 6  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_unclosed_file_warns_and_closes_its_fd(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "leak"
+    f = await uringloop.open(path, "w")
+    await f.write("flushed by the collector")
+    fd = f.fileno()
+    with pytest.warns(ResourceWarning):
+        del f
+        gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert path.read_text() == "flushed by the collector"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_cancelled_read_leaves_the_file_usable(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "big"
+    payload = os.urandom(8 << 20)
+    path.write_bytes(payload)
+    async with uringloop.open(path, "rb") as f:
+        task = asyncio.ensure_future(f.read())
+        await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await f.seek(0)
+        assert await f.read() == payload
+
+
+def test_open_context_never_awaited_warns_nothing(tmp_path: Path) -> None:
+    uringloop.open(tmp_path / "never")  # no coroutine exists until awaited
+    gc.collect()

@@ -1,0 +1,121 @@
+"""uringloop.os: the os module's results and exceptions, on the ring and on executors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import uringloop
+import uringloop.os as aos
+
+ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_stat_family(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 123)
+    link = tmp_path / "link"
+    await aos.symlink(path, link)
+    st = await aos.stat(link)
+    ref = os.stat(link)
+    assert (st.st_size, st.st_ino, st.st_mode, st.st_mtime_ns) == (
+        ref.st_size,
+        ref.st_ino,
+        ref.st_mode,
+        ref.st_mtime_ns,
+    )
+    lst = await aos.lstat(link)
+    assert lst.st_ino == os.lstat(link).st_ino != st.st_ino
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert (await aos.stat(fd)).st_ino == ref.st_ino
+        assert await aos.path.sameopenfile(fd, fd)
+    finally:
+        os.close(fd)
+    assert await aos.path.exists(path) and await aos.path.isfile(path)
+    assert await aos.path.islink(link) and not await aos.path.islink(path)
+    assert await aos.path.isdir(tmp_path) and not await aos.path.isdir(path)
+    assert not await aos.path.exists(tmp_path / "missing")
+    assert not await aos.path.exists("bad\0path")
+    assert await aos.path.getsize(path) == 123
+    assert await aos.path.getmtime(path) == os.path.getmtime(path)
+    assert await aos.path.samefile(path, link)
+    assert await aos.path.lexists(link)
+    assert await aos.readlink(link) == str(path)
+    assert await aos.access(path, os.R_OK)
+    with pytest.raises(FileNotFoundError) as info:
+        await aos.stat(tmp_path / "missing")
+    assert info.value.filename == str(tmp_path / "missing")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_directory_and_name_operations(tmp_path: Path, no_fd_leak: None) -> None:
+    await aos.mkdir(tmp_path / "d")
+    with pytest.raises(FileExistsError):
+        await aos.mkdir(tmp_path / "d")
+    await aos.makedirs(tmp_path / "a" / "b" / "c")
+    await aos.makedirs(tmp_path / "a" / "b" / "c", exist_ok=True)
+    with pytest.raises(FileExistsError):
+        await aos.makedirs(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b" / "c").is_dir()
+    (tmp_path / "d" / "f").write_text("1")
+    assert await aos.listdir(tmp_path / "d") == ["f"]
+    with await aos.scandir(tmp_path / "d") as entries:
+        assert [e.name for e in entries] == ["f"]
+    await aos.rename(tmp_path / "d" / "f", tmp_path / "d" / "g")
+    (tmp_path / "h").write_text("2")
+    await aos.replace(tmp_path / "h", tmp_path / "d" / "g")
+    assert (tmp_path / "d" / "g").read_text() == "2"
+    await aos.link(tmp_path / "d" / "g", tmp_path / "hard")
+    assert os.stat(tmp_path / "hard").st_nlink == 2
+    with pytest.raises(OSError):
+        await aos.rmdir(tmp_path / "d")  # not empty
+    await aos.remove(tmp_path / "hard")
+    await aos.unlink(tmp_path / "d" / "g")
+    await aos.rmdir(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(FileNotFoundError):
+        await aos.unlink(tmp_path / "d")
+    with pytest.raises(NotADirectoryError):
+        await aos.rmdir(_a_file(tmp_path))
+    await aos.removedirs(tmp_path / "a" / "b" / "c")
+    assert not (tmp_path / "a").exists()
+    assert await aos.getcwd() == os.getcwd()
+    assert (await aos.statvfs(tmp_path)).f_bsize > 0
+
+
+def _a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plain"
+    path.write_text("")
+    return path
+
+
+@pytest.mark.asyncio
+async def test_ring_operations_go_through_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    before = loop.uring_stats().submitted
+    await aos.mkdir(tmp_path / "d")
+    await aos.stat(tmp_path / "d")
+    await aos.rename(tmp_path / "d", tmp_path / "e")
+    await aos.rmdir(tmp_path / "e")
+    assert loop.uring_stats().submitted - before == 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")
+async def test_wrap_runs_on_the_executor(tmp_path: Path) -> None:
+    calls = []
+
+    def probe(x: int) -> int:
+        calls.append(x)
+        return x * 2
+
+    assert await aos.wrap(probe)(21) == 42
+    assert calls == [21]
