@@ -41,6 +41,8 @@ from typing import Any
 PKG = "test.test_asyncio"
 
 # The modules whose tests run real event loops (not mocks); see the module docstring.
+# Left out: test_futures, test_pep492, test_runners (3.11: no test builds a real loop),
+# test_selector_events, test_proactor_events, test_transports, test_protocols (mocks).
 FULL = [
     "test_events",
     "test_sock_lowlevel",
@@ -52,12 +54,9 @@ FULL = [
     "test_base_events",
     "test_buffered_proto",
     "test_context",
-    "test_futures",
     "test_futures2",
     "test_locks",
-    "test_pep492",
     "test_queues",
-    "test_runners",
     "test_ssl",
     "test_sslproto",
     "test_taskgroups",
@@ -88,6 +87,16 @@ PER_TEST_TIMEOUT = 120.0  # seconds before the worker dumps its stacks and exits
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail", "xpass", "crash")
 GOOD = ("pass", "xfail")
 STOCK_LOOP = "asyncio.unix_events._UnixSelectorEventLoop"
+# Lines of worker output counted per variant: problems a test does not assert on.
+LOG_PATTERNS = (
+    "ResourceWarning",
+    "was never awaited",
+    "Task was destroyed but it is pending",
+    "Exception in callback",
+    "Unhandled error in exception handler",
+    "Fatal error",
+)
+PY_FLAGS: list[str] = []  # interpreter flags for the workers (--dev: ["-X", "dev"])
 
 
 # -- worker (runs inside the child process) ------------------------------------------------
@@ -269,6 +278,7 @@ class Run:
     variant: str
     tests: dict[str, TestRecord] = field(default_factory=dict)
     seconds: float = 0.0
+    logs: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 def _env(variant: str) -> dict[str, str]:
@@ -282,9 +292,15 @@ def _env(variant: str) -> dict[str, str]:
     return env
 
 
-def _run_names(variant: str, names: list[str], verbose: bool) -> dict[str, TestRecord]:
-    """Run the tests `names` in a worker; restart it past a test that crashed or hung."""
+def _run_names(
+    variant: str, names: list[str], verbose: bool
+) -> tuple[dict[str, TestRecord], collections.Counter[str]]:
+    """Run the tests `names` in a worker; restart it past a test that crashed or hung.
+
+    Returns the per-test records and the counts of LOG_PATTERNS in the worker's output.
+    """
     records: dict[str, TestRecord] = {}
+    logs: collections.Counter[str] = collections.Counter()
     attempts = 0
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         while True:
@@ -295,6 +311,7 @@ def _run_names(variant: str, names: list[str], verbose: bool) -> dict[str, TestR
                 json.dump(sorted(records), f)
             cmd = [
                 sys.executable,
+                *PY_FLAGS,
                 os.path.abspath(__file__),
                 "--worker",
                 variant,
@@ -313,6 +330,8 @@ def _run_names(variant: str, names: list[str], verbose: bool) -> dict[str, TestR
                 errors="replace",
                 timeout=3600,
             )
+            for pattern in LOG_PATTERNS:
+                logs[pattern] += proc.stdout.count(pattern)
             started: str | None = None
             if os.path.exists(out):
                 with open(out) as f:
@@ -327,7 +346,7 @@ def _run_names(variant: str, names: list[str], verbose: bool) -> dict[str, TestR
                         if rec["id"] == started:
                             started = None
             if proc.returncode == 0:
-                return records
+                return records, logs
             # The worker died: blame the test it had started, then go on after it.
             tail = proc.stdout[-3000:]
             if verbose:
@@ -335,7 +354,7 @@ def _run_names(variant: str, names: list[str], verbose: bool) -> dict[str, TestR
             if started is None or attempts > 50:
                 key = f"{PKG}.{'+'.join(names)} (worker)"
                 records[key] = TestRecord("crash", tail)
-                return records
+                return records, logs
             records[started] = TestRecord("crash", tail)
 
 
@@ -347,8 +366,9 @@ def run_variant(variant: str, names: list[str], jobs: int, verbose: bool) -> Run
     for name in names:
         groups[name.split(".")[0]].append(name)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for records in pool.map(lambda g: _run_names(variant, g, verbose), groups.values()):
+        for records, logs in pool.map(lambda g: _run_names(variant, g, verbose), groups.values()):
             run.tests.update(records)
+            run.logs.update(logs)
     run.seconds = time.monotonic() - start
     return run
 
@@ -416,6 +436,15 @@ def report(runs: list[Run], reruns: dict[str, list[str]], names: list[str]) -> i
         print(_fmt_row(f"TOTAL {run.variant}", _tally(run)) + f"   {run.seconds:.0f} s")
     print()
 
+    print("loops: tests in which the loop was real (stock: SelectorEventLoop; uring and")
+    print("fallback: uringloop.Loop); the rest use test_asyncio's mock or test loops.")
+    print()
+    print("worker output lines (warnings and logged errors no test asserts on):")
+    for pattern in LOG_PATTERNS:
+        counts = "  ".join(f"{run.variant} {run.logs[pattern]}" for run in runs)
+        print(f"  {pattern:<40}{counts}")
+    print()
+
     status = 0
     for run in runs[1:]:
         made, stock, tests_made, missed = _loop_summary(run)
@@ -473,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=2, help="workers at a time per variant")
     parser.add_argument("--reruns", type=int, default=2, help="re-runs of a test that regressed")
     parser.add_argument("--json", help="write all per-test outcomes to this file")
+    parser.add_argument(
+        "--dev", action="store_true", help="run the workers with -X dev (asyncio debug mode)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -484,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             exclude = set(json.load(f))
         return _worker(args.worker, args.names, args.out, exclude)
 
+    if args.dev:
+        PY_FLAGS[:] = ["-X", "dev"]
     names = args.names or (QUICK if args.quick else FULL)
     if not args.names:
         # The list spans Python versions: keep the modules this interpreter has.
@@ -507,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             name = tid.removeprefix(PKG + ".")
             outcomes = []
             for _ in range(args.reruns):
-                rec = _run_names(run.variant, [name], args.verbose).get(tid)
+                rec = _run_names(run.variant, [name], args.verbose)[0].get(tid)
                 outcomes.append(rec.outcome if rec else "absent")
                 if outcomes[-1] in GOOD:
                     break
@@ -518,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(
                 {run.variant: {tid: rec.__dict__ for tid, rec in run.tests.items()} for run in runs}
-                | {"reruns": reruns},
+                | {"reruns": reruns, "logs": {run.variant: dict(run.logs) for run in runs}},
                 f,
                 indent=1,
             )
