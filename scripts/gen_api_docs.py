@@ -60,6 +60,7 @@ MIRRORS = {
     "AsyncFileIO": ("io.FileIO", "{awaited}`io.FileIO.{name}`.", False),
     "AsyncBufferedFile": ("io.BufferedRandom", "{awaited}`io.BufferedRandom.{name}`.", False),
     "AsyncTextFile": ("io.TextIOWrapper", "{awaited}`io.TextIOWrapper.{name}`.", False),
+    "_Path": ("os.path", "{awaited}`os.path.{name}`.", False),
 }
 
 # Modules whose undocumented functions are counterparts of another module's:
@@ -236,7 +237,9 @@ def _raw_member(cls: type, name: str) -> Any:
     return None
 
 
-def render_class(qualname: str, cls: type, out: list[str], constructor: bool = True) -> None:
+def render_class(
+    qualname: str, cls: type, out: list[str], constructor: bool = True, kind: str = "class"
+) -> None:
     bases = [b for b in cls.__bases__ if b is not object and not _is_private(b)]
     base_text = ", ".join(_public_name(b) for b in bases)
     if issubclass(cls, enum.Enum):
@@ -253,7 +256,7 @@ def render_class(qualname: str, cls: type, out: list[str], constructor: bool = T
     own_init = "__init__" in vars(cls) and not dataclasses.is_dataclass(cls)
     init = cls.__init__ if own_init and constructor else None
     sig = signature(init, drop_self=True, drop_return=True) if init is not None else ""
-    out.append(f"### class `{qualname}{sig}`\n")
+    out.append(f"### {kind} `{qualname}{sig}`\n")
     if base_text:
         out.append(f"*Bases: {base_text}*\n")
     out.append(docstring(cls) + "\n")
@@ -271,10 +274,20 @@ def render_class(qualname: str, cls: type, out: list[str], constructor: bool = T
             continue
         prefix = "async " if inspect.iscoroutinefunction(value) else ""
         raw = _raw_member(cls, name)
-        kind = "classmethod " if isinstance(raw, classmethod) else ""
-        kind = "staticmethod " if isinstance(raw, staticmethod) else kind
+        label = "classmethod " if isinstance(raw, classmethod) else ""
+        if isinstance(raw, staticmethod) and kind == "class":
+            label = "staticmethod "
         drop = not isinstance(raw, staticmethod)
-        out.append(f"#### {kind}{prefix}`{member_name}{signature(value, drop_self=drop)}`\n")
+        original = _foreign_original(value)
+        if original is not None:
+            wrapped = value.__wrapped__
+            sig = "(...)" if inspect.isbuiltin(wrapped) else signature(wrapped)
+            out.append(f"#### {label}{prefix}`{member_name}{sig}`\n")
+            awaited = "Awaitable; as" if prefix else "As"
+            extra = _extra_parameters(value)
+            out.append(f"{awaited} `{original}`, with the same arguments{extra}.\n")
+            continue
+        out.append(f"#### {label}{prefix}`{member_name}{signature(value, drop_self=drop)}`\n")
         out.append(_method_doc(cls, name, value) + "\n")
 
 
@@ -294,6 +307,26 @@ def _method_doc(cls: type, name: str, method: Any) -> str:
     return text + "\n\n" + docstring(original) if copy_doc else text
 
 
+def _foreign_original(func: Any) -> str | None:
+    """`os.access` for a wrapper of a function outside this package, else None."""
+    wrapped = getattr(func, "__wrapped__", None)
+    module = getattr(wrapped, "__module__", None) or ""
+    if wrapped is None or module.split(".")[0] == PACKAGE:
+        return None
+    module = {"posix": "os", "posixpath": "os.path", "genericpath": "os.path"}.get(module, module)
+    return f"{module}.{wrapped.__name__}"
+
+
+def _extra_parameters(func: Any) -> str:
+    """', plus `executor=`' for the keyword-only parameters a wrapper adds."""
+    try:
+        params = inspect.signature(func, follow_wrapped=False).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    names = [f"`{p.name}=`" for p in params if p.kind is p.KEYWORD_ONLY and p.name != "loop"]
+    return ", plus " + ", ".join(names) if names else ""
+
+
 def _function_doc(qualname: str, func: Any) -> str:
     doc = docstring(func)
     module_name, _, name = qualname.rpartition(".")
@@ -311,11 +344,25 @@ def render_object(qualname: str, obj: Any, out: list[str]) -> None:
         render_class(qualname, obj, out)
     elif callable(obj):
         prefix = "async " if inspect.iscoroutinefunction(obj) else ""
+        original = _foreign_original(obj)
+        if original is not None:
+            # A wrapper of a standard-library function: its docstring (and a C function's
+            # signature) is the standard library's, which differs between Python versions.
+            # Name the original instead.
+            wrapped = obj.__wrapped__
+            sig = "(...)" if inspect.isbuiltin(wrapped) else signature(wrapped)
+            out.append(f"### {prefix}`{qualname}{sig}`\n")
+            awaited = "Awaitable; as" if prefix else "As"
+            extra = _extra_parameters(obj)
+            out.append(f"{awaited} `{original}`, with the same arguments{extra}.\n")
+            return
         out.append(f"### {prefix}`{qualname}{signature(obj)}`\n")
         out.append(_function_doc(qualname, obj) + "\n")
     elif isinstance(obj, ModuleType):
         out.append(f"### module `{qualname}`\n")
         out.append(f"See [{obj.__name__}](#module-{obj.__name__.replace('.', '')}).\n")
+    elif type(obj).__module__.startswith(PACKAGE + "."):
+        render_class(qualname, type(obj), out, constructor=False, kind="object")
     else:
         out.append(f"### `{qualname}`\n")
         out.append(f"*{type(obj).__name__}*, `{_short_repr(obj)}`\n")
