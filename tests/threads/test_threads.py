@@ -1,0 +1,189 @@
+"""uringloop.threads: blocking file I/O from plain threads, served by a loop's ring."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import threads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _in_thread(func: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Start `func` on a plain thread; the list gets ('ok', value) or ('error', exc)."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(("ok", func()))
+        except BaseException as exc:  # handed to the test thread
+            box.append(("error", exc))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+async def _join(thread: threading.Thread) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, thread.join)
+
+
+@pytest.fixture
+def other_loop() -> Iterator[uringloop.Loop]:
+    """A second uringloop Loop running in its own thread."""
+    loop = uringloop.Loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+@pytest.mark.asyncio
+async def test_eight_threads_checksummed(tmp_path: Path, no_fd_leak: None) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    before = loop.uring_stats().foreign_submissions
+
+    def worker(index: int) -> tuple[str, str]:
+        data = os.urandom(300_000 + index * 1000)
+        path = tmp_path / f"w{index}"
+        # Half the workers name the loop; the others find the only one running.
+        which = loop if index % 2 else None
+        fd = threads.open(path, os.O_RDWR | os.O_CREAT, 0o644, loop=which)
+        try:
+            for offset in range(0, len(data), 65536):
+                threads.pwrite_all(fd, data[offset : offset + 65536], offset, loop=which)
+            threads.fsync(fd, loop=which)
+            assert threads.fstat(fd, loop=which).st_size == len(data)
+            digest = hashlib.sha256()
+            offset = 0
+            while chunk := threads.pread(fd, 50_000, offset, loop=which):
+                digest.update(chunk)
+                offset += len(chunk)
+        finally:
+            threads.close(fd, loop=which)
+        return hashlib.sha256(data).hexdigest(), digest.hexdigest()
+
+    started = [_in_thread(lambda i=i: worker(i)) for i in range(8)]
+    for thread, _ in started:
+        await _join(thread)
+    for _, box in started:
+        status, value = box[0]
+        assert status == "ok", value
+        expected, got = value
+        assert expected == got
+    assert loop.uring_stats().foreign_submissions - before >= 8 * 12
+
+
+@pytest.mark.asyncio
+async def test_to_thread_uses_the_loop_of_its_task(
+    tmp_path: Path, other_loop: uringloop.Loop, no_fd_leak: None
+) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    path = tmp_path / "f"
+    path.write_bytes(b"payload")
+    mine, theirs = loop.uring_stats(), other_loop.uring_stats()
+    # Two loops run, yet asyncio.to_thread carries this task's loop into its worker.
+    assert await asyncio.to_thread(threads.default_loop) is loop
+    assert await asyncio.to_thread(threads.read_file, path) == b"payload"
+    assert loop.uring_stats().foreign_submissions - mine.foreign_submissions >= 3
+    assert other_loop.uring_stats().foreign_submissions == theirs.foreign_submissions
+
+
+@pytest.mark.asyncio
+async def test_plain_thread_with_two_loops_must_choose(
+    tmp_path: Path, other_loop: uringloop.Loop, no_fd_leak: None
+) -> None:
+    path = tmp_path / "f"
+    thread, box = _in_thread(lambda: threads.write_file(path, b"x"))
+    await _join(thread)
+    status, exc = box[0]
+    assert status == "error" and isinstance(exc, RuntimeError)
+    assert "pass loop=" in str(exc)
+    # Naming one works.
+    thread, box = _in_thread(lambda: threads.write_file(path, b"chosen", loop=other_loop))
+    await _join(thread)
+    assert box == [("ok", None)]
+    assert path.read_bytes() == b"chosen"
+
+
+def test_no_running_loop() -> None:
+    with pytest.raises(RuntimeError, match="no uringloop loop is running"):
+        threads.stat(".")
+
+
+@pytest.mark.asyncio
+async def test_loop_thread_is_refused(tmp_path: Path, no_fd_leak: None) -> None:
+    with pytest.raises(RuntimeError, match="own thread"):
+        threads.stat(tmp_path)
+    with pytest.raises(RuntimeError, match="own thread"):
+        threads.open(tmp_path / "x", os.O_CREAT | os.O_WRONLY)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.asyncio
+async def test_errors_and_path_operations(tmp_path: Path, no_fd_leak: None) -> None:
+    def work() -> None:
+        with pytest.raises(FileNotFoundError):
+            threads.open(tmp_path / "missing")
+        threads.mkdir(tmp_path / "d")
+        with pytest.raises(FileExistsError):
+            threads.mkdir(tmp_path / "d")
+        threads.write_file(tmp_path / "d" / "f", b"12345")
+        assert threads.stat(tmp_path / "d" / "f").st_size == 5
+        st = threads.statx(
+            tmp_path / "d" / "f",
+            mask=int(uringloop.StatxMask.BASIC_STATS | uringloop.StatxMask.DIOALIGN),
+        )
+        assert st.size == 5
+        fd = threads.open(tmp_path / "d" / "f", os.O_RDWR)
+        try:
+            threads.ftruncate(fd, 2)
+            buf = bytearray(10)
+            assert threads.preadinto(fd, buf, 0) == 2 and buf[:2] == b"12"
+            threads.fdatasync(fd)
+        finally:
+            threads.close(fd)
+        threads.rename(tmp_path / "d" / "f", tmp_path / "d" / "g")
+        threads.unlink(tmp_path / "d" / "g")
+        threads.rmdir(tmp_path / "d")
+
+    await asyncio.to_thread(work)
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("fallback")
+async def test_works_on_a_loop_without_io_uring(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "f"
+    await asyncio.to_thread(threads.write_file, path, b"via the pool")
+    assert await asyncio.to_thread(threads.read_file, path) == b"via the pool"
+
+
+def test_threads_hash_example() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "threads_hash.py"), "--files", "40", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "check: ok" in result.stdout
+    assert "40 files" in result.stdout
