@@ -186,11 +186,14 @@ def _public_name(cls: type) -> str:
 
 
 def docstring(obj: Any) -> str:
-    doc = obj.__doc__ if isinstance(obj, (type, ModuleType)) else inspect.getdoc(obj)
-    if isinstance(obj, type) and doc is not None:
+    # The object's own docstring only: an inherited one (inspect.getdoc's fallback) would
+    # be the standard library's, which varies across Python versions.
+    doc = obj.__doc__
+    if doc is not None:
         doc = inspect.cleandoc(doc)
-        if dataclasses.is_dataclass(obj) and doc.startswith(obj.__name__ + "("):
-            doc = None  # the text dataclass() makes up, which varies across Pythons
+        made_up = obj.__name__ + "(" if isinstance(obj, type) else None
+        if made_up and dataclasses.is_dataclass(obj) and doc.startswith(made_up):
+            doc = None  # the text dataclass() makes up, which also varies
     return doc if doc else NO_DOCSTRING
 
 
@@ -293,8 +296,16 @@ def render_class(
 
 def _method_doc(cls: type, name: str, method: Any) -> str:
     doc = docstring(method)
+    if doc != NO_DOCSTRING:
+        return doc
     mirror = MIRRORS.get(cls.__name__)
-    if doc != NO_DOCSTRING or mirror is None:
+    if mirror is None:
+        # An override of a standard-library method: refer to the public base class (where
+        # in its MRO the method lives differs between Python versions).
+        foreign = [k for k in cls.__mro__[1:] if not k.__module__.startswith(PACKAGE)]
+        if any(name in vars(k) for k in foreign):
+            base = next((b for b in cls.__bases__ if not _is_private(b)), cls.__bases__[0])
+            return f"Overrides `{_public_name(base)}.{name}`."
         return doc
     target, template, copy_doc = mirror
     module_name, _, class_name = target.rpartition(".")
