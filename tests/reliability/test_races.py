@@ -1,0 +1,455 @@
+"""Races: cancellation storms, foreign threads across stop/close, the seed's lost wakeup,
+fork() with operations in flight, a loop collected without close()."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import _loop, _ops
+
+from ._support import CompletionLog
+
+# Generous liveness bounds (seconds). Exceeding one means "hung", not "slow": the loop
+# under test answers in well under a millisecond; these absorb a loaded 2-core machine.
+WAKEUP_BOUND = 5.0
+HANG_BOUND = 30.0
+
+
+class Buf(bytearray):
+    """A bytearray that can be weakly referenced, tagged with the index of its read."""
+
+    idx: int
+
+
+# -- 10,000 in-flight reads cancelled at random moments -------------------------------------
+
+
+def test_cancel_storm(
+    completions: CompletionLog,
+    file_1m: tuple[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    no_fd_leak: None,
+) -> None:
+    path, data = file_1m
+    n = 10_000
+    rng = random.Random(5)
+    ops: dict[int, _ops.ReadInto] = {}  # {read index: its operation}
+    freed_under_kernel: list[int] = []
+    freed: set[int] = set()
+    created: set[int] = set()
+
+    init = _ops.ReadInto.__init__
+
+    def recording_init(self: _ops.ReadInto, fd: int, buffer: Any, offset: int) -> None:
+        init(self, fd, buffer, offset)
+        if isinstance(buffer, Buf):
+            ops[buffer.idx] = self
+
+    monkeypatch.setattr(_ops.ReadInto, "__init__", recording_init)
+
+    def on_buffer_death(idx: int) -> None:
+        # A buffer may die only once its operation is done and the kernel is done with it:
+        # its CQE was reaped, or it never reached the kernel (user_data 0).
+        freed.add(idx)
+        op = ops.get(idx)
+        if op is None:
+            return  # the read was cancelled before its operation was even built
+        if op.state != _ops.Operation.DONE or (
+            id(op) not in completions.cqe_seen and op.user_data != 0
+        ):
+            freed_under_kernel.append(idx)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        fd = os.open(path, os.O_RDONLY)
+        pipes = [os.pipe() for _ in range(4)]
+        try:
+            kinds = ["pipe" if rng.random() < 0.4 else "file" for _ in range(n)]
+            offsets = [rng.randrange(0, len(data) - 4096) for _ in range(n)]
+
+            async def reader(i: int) -> tuple[int, bytes]:
+                buf = Buf(4096)
+                buf.idx = i
+                created.add(i)
+                weakref.finalize(buf, on_buffer_death, i)
+                if kinds[i] == "pipe":
+                    target, off = pipes[i % len(pipes)][0], -1
+                else:
+                    target, off = fd, offsets[i]
+                got = await loop.preadinto(target, buf, off)
+                return got, bytes(buf[:got])
+
+            tasks = {i: asyncio.ensure_future(reader(i)) for i in range(n)}
+            # Every pipe read must be cancelled (most will never get data); half the file
+            # reads too. Cancel in random bursts, at random points of the loop's cycle.
+            victims = [i for i in range(n) if kinds[i] == "pipe" or rng.random() < 0.5]
+            rng.shuffle(victims)
+            outcome: dict[int, str] = {}
+            results: dict[int, tuple[int, bytes]] = {}
+            async with asyncio.timeout(HANG_BOUND * 4):
+                while victims:
+                    k = rng.randint(1, 200)
+                    burst, victims = victims[:k], victims[k:]
+                    for i in burst:
+                        if i in tasks:  # not harvested yet
+                            tasks[i].cancel()
+                    if rng.random() < 0.1:
+                        os.write(pipes[rng.randrange(len(pipes))][1], b"p")
+                    if rng.random() < 0.5:
+                        await asyncio.sleep(0)
+                    else:
+                        await asyncio.sleep(rng.random() * 0.002)
+                    # Harvest finished tasks and drop them: a finished task's traceback
+                    # would keep the buffer alive and hide an early release.
+                    for i in [i for i, t in tasks.items() if t.done()]:
+                        t = tasks.pop(i)
+                        if t.cancelled():
+                            outcome[i] = "cancelled"
+                        else:
+                            outcome[i] = "result"
+                            results[i] = t.result()
+                    gc.collect()
+                # Pipe reads that ended with data consumed it; the rest were cancelled, so
+                # only file reads remain, and they complete on their own.
+                for i, t in list(tasks.items()):
+                    try:
+                        results[i] = await t
+                        outcome[i] = "result"
+                    except asyncio.CancelledError:
+                        outcome[i] = "cancelled"
+                tasks.clear()
+                # Cancelled reads stay in flight until their own CQE; wait for those.
+                while loop.uring_stats().in_flight:
+                    await asyncio.sleep(0.001)
+        finally:
+            for r, w in pipes:
+                os.close(r)
+                os.close(w)
+            os.close(fd)
+
+        assert len(outcome) == n
+        for i, (got, content) in results.items():
+            if kinds[i] == "file":
+                assert got == 4096 and content == data[offsets[i] : offsets[i] + 4096]
+            else:
+                assert 1 <= got <= 4096 and content == b"p" * got
+        assert any(kinds[i] == "pipe" and o == "cancelled" for i, o in outcome.items())
+        stats = loop.uring_stats()
+        assert stats.in_flight == 0 and stats.backlog == 0
+        assert stats.cancelled > 0
+
+    loop = uringloop.Loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    gc.collect()
+    assert not freed_under_kernel, f"buffers freed before their CQE: {freed_under_kernel[:10]}"
+    # (A task cancelled before its first step never made a buffer.)
+    assert freed == created, f"{len(created - freed)} buffers never released"
+    assert len(ops) > n // 2
+    assert not completions.twice()
+    assert not completions.released_early
+    # Every operation built was either completed once or dropped before submission.
+    for op in ops.values():
+        assert op.state == _ops.Operation.DONE
+        assert completions.delivered[id(op)] == (1 if op.user_data else 0)
+
+
+# -- foreign threads while the loop stops, restarts and closes ------------------------------
+
+
+def test_foreign_threads_across_stop_restart_close(
+    file_1m: tuple[str, bytes], no_fd_leak: None
+) -> None:
+    path, data = file_1m
+    n_threads = 8
+    loop = uringloop.Loop(sq_entries=8, cq_entries=16)  # small: a backlog builds up
+    fd = os.open(path, os.O_RDONLY)
+    outcomes: list[str] = []
+    problems: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(n_threads + 1)
+
+    def check(kind: str, off: int, fut: concurrent.futures.Future[Any], buf: bytearray) -> str:
+        try:
+            value = fut.result(timeout=HANG_BOUND)
+        except concurrent.futures.TimeoutError:
+            return f"hung: {kind} at {off}"
+        except RuntimeError:
+            return "refused"
+        except BaseException as exc:
+            return f"unexpected {exc!r} for {kind}"
+        if kind == "pread" and value != data[off : off + 64]:
+            return f"wrong data at {off}"
+        if kind == "preadinto" and (value != 64 or buf != data[off : off + 64]):
+            return f"wrong data at {off}"
+        if kind == "nop" and value is not None:
+            return f"nop returned {value!r}"
+        return "ok"
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        start.wait()
+        while True:
+            batch = []
+            try:
+                for _ in range(rng.randint(1, 40)):
+                    kind = rng.choice(["pread", "preadinto", "nop"])
+                    off = rng.randrange(0, len(data) - 64)
+                    buf = bytearray(64)
+                    if kind == "pread":
+                        fut = loop.threadsafe.pread(fd, 64, off)
+                    elif kind == "preadinto":
+                        fut = loop.threadsafe.preadinto(fd, buf, off)
+                    else:
+                        fut = loop.threadsafe.nop()
+                    batch.append((kind, off, fut, buf))
+            except RuntimeError:
+                closed = True
+            else:
+                closed = False
+            results = [check(*item) for item in batch]
+            with lock:
+                outcomes.extend(r for r in results if r in ("ok", "refused"))
+                problems.extend(r for r in results if r not in ("ok", "refused"))
+            if closed:
+                return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    try:
+        start.wait()
+        for _ in range(6):
+            loop.run_until_complete(asyncio.sleep(0.05))
+            time.sleep(0.02)  # stopped: submissions pile up in the foreign queue
+        t0 = time.monotonic()
+        loop.close()
+        close_took = time.monotonic() - t0
+        for t in threads:
+            t.join(HANG_BOUND * 2)
+        assert not any(t.is_alive() for t in threads), "a submitting thread hung"
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        os.close(fd)
+    assert not problems, problems[:10]
+    assert outcomes.count("ok") > 0
+    assert outcomes.count("refused") > 0, "no submission met the closed loop"
+    # A bound, not a speed: close() waits at most CLOSE_TIMEOUT for cancelled operations.
+    assert close_took < _loop.CLOSE_TIMEOUT + WAKEUP_BOUND
+    with pytest.raises(RuntimeError):
+        loop.threadsafe.nop()
+
+
+# -- a foreign submission exactly while the loop enters select (the seed's bug) -------------
+
+
+def _race_submissions(count: int, seed: int, **loop_kwargs: Any) -> list[float]:
+    """An idle loop (select with no timeout) in a thread; this thread submits `count` nops
+    one at a time after random tiny sleeps, so each lands somewhere on the loop's way into
+    select. Returns each submission's wait. A wait of WAKEUP_BOUND means it never came."""
+    loop = uringloop.Loop(**loop_kwargs)
+    ready = threading.Event()
+    loop.call_soon(ready.set)
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    waits: list[float] = []
+    rng = random.Random(seed)
+    try:
+        assert ready.wait(HANG_BOUND)
+        for _ in range(count):
+            pause = rng.choice((0.0, 0.0, 1e-6, 1e-5, 5e-5, 2e-4))
+            if pause:
+                time.sleep(pause)
+            t0 = time.monotonic()
+            fut = loop.threadsafe.nop()
+            try:
+                fut.result(timeout=WAKEUP_BOUND)
+            except concurrent.futures.TimeoutError:
+                waits.append(WAKEUP_BOUND)
+                break  # the loop is asleep with work queued: that is the finding
+            waits.append(time.monotonic() - t0)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)  # the self-pipe always wakes it
+        thread.join(HANG_BOUND)
+        assert not thread.is_alive()
+        loop.close()
+    return waits
+
+
+def _assert_no_lost_wakeup(waits: list[float], count: int) -> None:
+    assert len(waits) == count, f"submission {len(waits)} never completed"
+    assert max(waits) < WAKEUP_BOUND
+
+
+def test_foreign_submission_while_entering_select() -> None:
+    _assert_no_lost_wakeup(_race_submissions(10_000, seed=1), 10_000)
+
+
+def test_foreign_submission_race_fails_without_wakeup() -> None:
+    """The same check must catch the seed's bug when the wakeup is turned off."""
+    waits = _race_submissions(300, seed=2, foreign_wakeup=False)
+    with pytest.raises(AssertionError):
+        _assert_no_lost_wakeup(waits, 300)
+
+
+@pytest.mark.slow
+def test_foreign_submission_while_entering_select_100k() -> None:
+    _assert_no_lost_wakeup(_race_submissions(100_000, seed=3), 100_000)
+
+
+# -- fork() with operations in flight -------------------------------------------------------
+
+
+def test_fork_with_operations_in_flight(file_1m: tuple[str, bytes], tmp_path: str) -> None:
+    path, data = file_1m
+    child_file = os.path.join(tmp_path, "child.bin")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        fd = await loop.open_fd(path)
+        r, w = os.pipe()
+        try:
+            parked = [asyncio.ensure_future(loop.pread(r, 1)) for _ in range(8)]
+            reads = [asyncio.ensure_future(loop.pread(fd, 4096, i * 4096)) for i in range(64)]
+            while loop.uring_stats().in_flight < 8:
+                await asyncio.sleep(0)
+            pid = os.fork()
+            if pid == 0:  # child: must not touch the parent's ring
+                code = 1
+                try:
+                    code = _child(loop, path, data, child_file)
+                finally:
+                    os._exit(code)
+            # Parent: the in-flight operations complete as if nothing happened.
+            got = await asyncio.gather(*reads)
+            assert got == [data[i * 4096 : (i + 1) * 4096] for i in range(64)]
+            os.write(w, b"abcdefgh")
+            assert sorted(await asyncio.gather(*parked)) == [bytes([c]) for c in b"abcdefgh"]
+            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, "the child failed (see its stderr)"
+            assert await loop.pread(fd, 10, 0) == data[:10]
+        finally:
+            os.close(r)
+            os.close(w)
+            await loop.close_fd(fd)
+        with open(child_file, "rb") as f:
+            assert f.read() == data[:65536][::-1]
+
+    loop = uringloop.Loop()
+    try:
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def _child(parent_loop: uringloop.Loop, path: str, data: bytes, out: str) -> int:
+    try:
+        parent_loop.threadsafe.nop()
+    except RuntimeError:
+        pass
+    else:
+        print("child: the parent's loop accepted an operation", file=sys.stderr)
+        return 2
+
+    async def child_main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop) and loop.uring_available
+        fd = await loop.open_fd(path)
+        got = await loop.pread(fd, 65536, 0)
+        await loop.close_fd(fd)
+        assert got == data[:65536]
+        ofd = await loop.open_fd(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        await loop.pwrite_all(ofd, got[::-1], 0)
+        await loop.fsync(ofd)
+        await loop.close_fd(ofd)
+
+    try:
+        asyncio.set_event_loop(None)
+        uringloop.run(child_main())
+    except BaseException as exc:
+        print(f"child: {exc!r}", file=sys.stderr)
+        return 3
+    return 0
+
+
+# -- a loop garbage-collected without close() -----------------------------------------------
+
+_GC_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, gc, os, sys, warnings
+    import uringloop
+
+    def fds():
+        return {int(n) for n in os.listdir("/proc/self/fd")}
+
+    async def work(loop, r):
+        fd = await loop.open_fd(sys.argv[1])
+        assert await loop.pread(fd, 4, 0) == open(sys.argv[1], "rb").read(4)
+        await loop.close_fd(fd)
+        # Leave reads parked on a pipe: in flight when the loop is dropped.
+        for _ in range(4):
+            asyncio.ensure_future(loop.pread(r, 1))
+        await asyncio.sleep(0.01)
+        assert loop.uring_stats().in_flight == 4
+
+    warnings.simplefilter("always")
+    r, w = os.pipe()
+    before = fds()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        loop = uringloop.Loop()
+        loop.run_until_complete(work(loop, r))
+        del loop
+        gc.collect()
+    kinds = [w.category.__name__ for w in seen]
+    assert "ResourceWarning" in kinds, kinds
+    messages = [str(w.message) for w in seen]
+    assert any("unclosed event loop" in m for m in messages), messages
+    leaked = fds() - before
+    assert not leaked, {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked}
+
+    # And one left for interpreter exit, with reads in flight.
+    keep = uringloop.Loop()
+    keep.run_until_complete(work(keep, r))
+    print("END", flush=True)
+    """
+)
+
+
+def test_loop_collected_without_close(file_1m: tuple[str, bytes], tmp_path: str) -> None:
+    path, _ = file_1m
+    script = os.path.join(tmp_path, "gc_loop.py")
+    with open(script, "w") as f:
+        f.write(_GC_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", script, path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "END"
+    # Interpreter exit with an unclosed loop: a ResourceWarning at most, never a traceback.
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert "Fatal Python error" not in proc.stderr, proc.stderr
