@@ -392,6 +392,10 @@ class ReadBatch(Operation):
         dropped = len(self.requests) - written
         self.requests = self.requests[:written]
         self._left -= dropped
+        if dropped and written < self._error_index:
+            # Parts never submitted have no result: the batch as a whole fails.
+            self._error = os_error(-errno.ECANCELED)
+            self._error_index = written
         self.state = Operation.SUBMITTED if written else Operation.DONE
         if not self._left:
             self._finish()

@@ -121,3 +121,18 @@ async def test_cancelled_batch_releases_everything(data_file: tuple[str, bytes])
     finally:
         for x in (r, w, fd):
             os.close(x)
+
+
+def test_batch_never_submitted_fails_at_close_instead_of_returning_nothing() -> None:
+    import errno
+
+    from uringloop._ops import ReadBatch
+
+    loop = uringloop.Loop()
+    future = loop.create_future()
+    op = ReadBatch([(0, 10, 0), (0, 10, 0)], loop._pool)
+    op.waiter = future
+    loop._driver.queue(op)  # type: ignore[union-attr]
+    loop.close()  # the batch is still queued: it is dropped
+    exc = future.exception()
+    assert isinstance(exc, OSError) and exc.errno == errno.ECANCELED
