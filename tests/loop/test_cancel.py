@@ -11,8 +11,6 @@ import pytest
 
 import uringloop
 
-pytestmark = pytest.mark.asyncio
-
 
 def running() -> uringloop.Loop:
     loop = asyncio.get_running_loop()
@@ -24,6 +22,7 @@ class Buffer(bytearray):
     """A bytearray that can be weakly referenced."""
 
 
+@pytest.mark.asyncio
 async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
     loop = running()
     r, w = os.pipe()
@@ -53,6 +52,7 @@ async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
         os.close(w)
 
 
+@pytest.mark.asyncio
 async def test_cancel_before_submission_drops_the_operation() -> None:
     loop = running()
     task = asyncio.ensure_future(loop.nop())
@@ -65,6 +65,7 @@ async def test_cancel_before_submission_drops_the_operation() -> None:
     assert loop.uring_stats().submitted == before  # never handed to the kernel
 
 
+@pytest.mark.asyncio
 async def test_open_completed_after_cancel_closes_its_fd(
     data_file: tuple[str, bytes], no_fd_leak: None
 ) -> None:
@@ -82,6 +83,7 @@ async def test_open_completed_after_cancel_closes_its_fd(
     # no_fd_leak checks the fd it returned was closed.
 
 
+@pytest.mark.asyncio
 async def test_many_cancellations_all_end(no_fd_leak: None) -> None:
     loop = running()
     r, w = os.pipe()
@@ -102,6 +104,7 @@ async def test_many_cancellations_all_end(no_fd_leak: None) -> None:
         os.close(w)
 
 
+@pytest.mark.asyncio
 async def test_cancelled_batch_releases_everything(data_file: tuple[str, bytes]) -> None:
     loop = running()
     r, w = os.pipe()
