@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
+import ctypes
 import errno
 import io
 import locale
@@ -46,7 +47,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Protocol
 
 from . import _aligned
-from ._buffers import Pin
+from ._buffers import Pin, bytes_address
 from ._loop import Loop
 from ._ring.abi import StatxMask
 
@@ -231,12 +232,30 @@ async def _read_bytes(io_: _IO, fd: int, size: int, offset: int) -> bytes:
             return data
         rest = await _read_bytes(io_, fd, size - len(data), offset + len(data))
         return data + rest
-    # No resize and no release below: an executor thread may still hold a slice for a
-    # moment after its job completed (a resize would raise BufferError).
-    buf = bytearray(size)
-    view = memoryview(buf)
+    result, view = _fresh_bytes(size)
     n = await _read_into_parallel(io_, fd, view, offset)
-    return bytes(buf) if n == size else bytes(view[:n])
+    return result if n == size else result[:n]
+
+
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.restype = ctypes.py_object
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+
+
+def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
+    """A new, unfilled bytes object of `size` bytes and a writable view of its payload.
+
+    Reads land in the bytes object that read() returns: no zero-fill, no final copy, so
+    memory peaks at the file's size (a bytearray converted once peaks at twice that).
+    Invariant: nobody else sees the object, nor hashes it, until every read into it has
+    completed: it is filled before it is published, as bytes are built in C. The view's
+    owner references the object, so an operation abandoned by a cancelled task (which
+    pins the view until its completion) keeps the memory alive.
+    """
+    data = _new_bytes(None, size)
+    array = (ctypes.c_char * size).from_address(bytes_address(data))
+    array.owner = data  # type: ignore[attr-defined]
+    return data, memoryview(array).cast("B")
 
 
 async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
@@ -391,6 +410,7 @@ class AsyncFileIO(_FileBase):
         direct: bool = False,
         dio_mem_align: int = 0,
         dio_offset_align: int = 0,
+        size_hint: int | None = None,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -403,6 +423,7 @@ class AsyncFileIO(_FileBase):
         self._seekable = seekable
         self._pos = position  # meaningful only when _seekable
         self._blksize = blksize
+        self._size_hint = size_hint  # st_size at open, for the first readall() only
         self._executor = executor
         self._direct = direct
         self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
@@ -545,8 +566,12 @@ class AsyncFileIO(_FileBase):
             return await self._direct_readall(io_)
         if not self._seekable:
             return await self._read_to_eof(io_, -1)
-        st = await io_.fstat(self._fd)
-        size = max(st.st_size - self._pos, 0)
+        # The size open() saw a moment ago saves an fstat on open-read-close; it is only
+        # an estimate either way: the reads go on to EOF whatever the size now is.
+        file_size, self._size_hint = self._size_hint, None
+        if file_size is None:
+            file_size = (await io_.fstat(self._fd)).st_size
+        size = max(file_size - self._pos, 0)
         head = b""
         if size:
             head = await _read_bytes(io_, self._fd, size, self._pos)
@@ -622,6 +647,7 @@ class AsyncFileIO(_FileBase):
         self._check_writable()
         view = _bytes_view(data)
         io_ = _io_for(self._executor)
+        self._size_hint = None
         if self._direct:
             return await self._direct_write(io_, view)
         if self._appending:
@@ -727,6 +753,7 @@ class AsyncFileIO(_FileBase):
         size = self._tell() if size is None else operator.index(size)
         if size < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._size_hint = None
         await _io_for(self._executor).ftruncate(self._fd, size)
         return size
 
@@ -1767,6 +1794,7 @@ async def _open(
             direct=direct,
             dio_mem_align=mem_align,
             dio_offset_align=off_align,
+            size_hint=st.st_size if _stat.S_ISREG(st.st_mode) else None,
         )
     except BaseException:
         if owned:

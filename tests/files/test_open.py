@@ -407,8 +407,8 @@ async def test_read_all_peaks_near_twice_the_size(tmp_path: Path, no_fd_leak: No
         finally:
             tracemalloc.stop()
     assert len(data) == size
-    # One preallocated buffer plus the final bytes: 2x, nothing quadratic.
-    assert peak <= 2.1 * size, peak / size
+    # The reads land in the bytes that read() returns: 1x (the issue allows 2x).
+    assert peak <= 1.1 * size, peak / size
 
 
 @pytest.mark.asyncio
@@ -438,7 +438,7 @@ async def test_one_gib_read(tmp_path: Path, no_fd_leak: None) -> None:
         finally:
             tracemalloc.stop()
     assert len(data) == size and data[:4] == data[-4:] == b"\xa5" * 4
-    assert peak <= 2.1 * size
+    assert peak <= 1.1 * size
 
 
 # -- where the I/O runs ---------------------------------------------------------------------
