@@ -190,8 +190,8 @@ def run(cfg: Config) -> Report:
         + (", not tmpfs" if fstype != "tmpfs" else ", tmpfs!")
         + ("" if direct else "; O_DIRECT refused, buffered reads")
         + f") in {CHUNK // 1024} KiB chunks, batches of {BATCH}, 1 ms before each batch and "
-        f"after each completion; 499 ms periodic timer on the loop. Sleeps alone take "
-        f"{(mib * MiB // CHUNK) * (1 + 1 / BATCH):.0f} ms per {mib} MiB"
+        "after each completion; 499 ms periodic timer on the loop. The requested sleeps add "
+        f"up to {(mib * MiB // CHUNK) * (1 + 1 / BATCH):.0f} ms per {mib} MiB"
         + (f"; times are scaled to {SEED_MIB} MiB" if mib != SEED_MIB else "")
         + ". Seed (QEMU, real disk): bug 25.76 s, fix 1.30 s, busy 1.23 s."
     )

@@ -16,6 +16,7 @@ import ctypes
 import itertools
 import os
 import random
+import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -44,6 +45,7 @@ from .common import data_file as make_data_file
 NAME = "randread"
 QDS = (1, 16, 64)
 WARMUP = 0.05  # seconds of untimed work before each timed run
+TICK = 0.001  # seconds: the period of the stall-detecting task beside each timed run
 
 SYNC = "sync loop (os.pread/preadv)"
 ASYNCIO = "asyncio + executor"
@@ -56,6 +58,7 @@ PYURING = "pyuring UringAsync"
 FIO = "fio io_uring (C)"
 URING = "uringloop"
 BATCHED = "uringloop pread_many"
+STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
     SYNC,
@@ -86,6 +89,7 @@ class Env:
     bs: int = BLOCK
     keep: list[tuple[int, bytes]] = field(default_factory=list)
     counter: Any = None
+    stall: float = float("nan")  # seconds: the worst lateness of a 1 ms timer in the run
 
     @property
     def mask(self) -> int:
@@ -93,12 +97,31 @@ class Env:
 
 
 async def _timed(env: Env, workers: list[Worker], ops_per_count: int = 1) -> float:
-    """Warm up, clear the kept samples, run the workers until the deadline: ops/s."""
+    """Warm up, clear the kept samples, run the workers until the deadline: ops/s.
+
+    Beside the timed run a task sleeps 1 ms at a time and records how late it wakes: a
+    backend whose awaits complete without yielding starves the rest of the loop.
+    """
     await asyncio.gather(*(w(perf_counter() + WARMUP) for w in workers))
     env.keep.clear()
+    running = True
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        while running:
+            t = perf_counter()
+            await asyncio.sleep(TICK)
+            worst = max(worst, perf_counter() - t - TICK)
+
+    tick = asyncio.get_running_loop().create_task(ticker())
     t0 = perf_counter()
     counts = await asyncio.gather(*(w(t0 + env.duration) for w in workers))
-    return sum(counts) * ops_per_count / (perf_counter() - t0)
+    elapsed = perf_counter() - t0
+    running = False
+    await tick
+    env.stall = worst
+    return sum(counts) * ops_per_count / elapsed
 
 
 # -- the implementations ------------------------------------------------------------------
@@ -454,6 +477,7 @@ def _run_case(
     rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in IMPLS}
     report.rows.extend(rows.values())
     failed: set[str] = set()
+    stalls: dict[str, list[float]] = {impl: [] for impl in IMPLS}
 
     def one(impl: str, rep: int) -> None:
         if impl in failed:
@@ -461,6 +485,8 @@ def _run_case(
         env = Env(path, fd, direct, qd, cfg.duration, offsets)
         try:
             rows[impl].samples.append(measure(impl, env))
+            if env.stall == env.stall:
+                stalls[impl].append(env.stall * 1000)
         except (OSError, SystemError, BenchError) as exc:
             if isinstance(exc, BenchError) and "wrong bytes" in str(exc):
                 raise
@@ -468,6 +494,9 @@ def _run_case(
             rows[impl].skipped = f"failed: {exc!r}"[:160]
 
     interleaved(cfg.reps, list(IMPLS), one)
+    for impl, values in stalls.items():
+        if values:
+            rows[impl].extra[STALL] = statistics.median(values)
     rows[SYNC].note = "one thread, blocking: always QD 1"
     if cfg.fio and fio_available():
         fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
