@@ -887,10 +887,13 @@ class AsyncBufferedFile(_FileBase):
         return len(data)
 
     async def _flush_writes(self) -> None:
-        if self._wbuf:
-            data = bytes(self._wbuf)
-            await self.raw._write_all(data)
-            self._wbuf.clear()
+        # Drop each written prefix as it lands: a flush cancelled midway leaves exactly
+        # the unwritten bytes buffered, and raw._pos where they go.
+        while self._wbuf:
+            n = await self.raw._write(bytes(self._wbuf))
+            if n == 0:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            del self._wbuf[:n]
 
     # -- reading
 

@@ -523,3 +523,74 @@ async def test_cancelled_read_leaves_the_file_usable(tmp_path: Path, no_fd_leak:
 def test_open_context_never_awaited_warns_nothing(tmp_path: Path) -> None:
     uringloop.open(tmp_path / "never")  # no coroutine exists until awaited
     gc.collect()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_pipes_stream_without_positions(no_fd_leak: None) -> None:
+    r, w = os.pipe()
+    async with uringloop.open(w, "w") as out, uringloop.open(r, "r") as inp:
+        assert not await inp.seekable()
+        await out.write("hello\nworld\n")
+        await out.flush()
+        assert await inp.readline() == "hello\n"
+        with pytest.raises(OSError):
+            await inp.buffer.tell()
+        with pytest.raises(io.UnsupportedOperation):
+            await inp.tell()
+        await out.close()
+        assert await inp.read() == "world\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "latin-1"])
+async def test_bom_and_encodings_match_builtin(
+    tmp_path: Path, encoding: str, no_fd_leak: None
+) -> None:
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    for mode in ("w", "a", "a"):  # a BOM at the start only, not on each append
+        async with uringloop.open(ours, mode, encoding=encoding) as f:
+            await f.write("héllo\n")
+        with open(ref, mode, encoding=encoding) as g:
+            g.write("héllo\n")
+    assert ours.read_bytes() == ref.read_bytes()
+    async with uringloop.open(ours, encoding=encoding) as f:
+        await f.readline()
+        cookie = await f.tell()
+        rest = await f.read()
+        await f.seek(cookie)
+        assert await f.read() == rest
+        await f.seek(0)
+        assert await f.read() == ref.read_text(encoding=encoding)
+
+
+def test_executor_path_on_uvloop(tmp_path: Path) -> None:
+    # (No no_fd_leak here: a closed uvloop loop keeps two pipe fds of its own.)
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> bytes:
+        async with uringloop.open(tmp_path / "f", "w+b") as f:
+            await f.write(b"on uvloop")
+            await f.seek(0)
+            return await f.read()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()) == b"on uvloop"
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback")
+async def test_cancelled_flush_keeps_what_was_not_written(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "f"
+    async with uringloop.open(path, "wb", buffering=1 << 20) as f:
+        await f.write(b"a" * 1000)
+        task = asyncio.ensure_future(f.flush())
+        await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await f.write(b"b" * 10)
+    assert path.read_bytes() == b"a" * 1000 + b"b" * 10
