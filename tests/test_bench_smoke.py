@@ -29,6 +29,7 @@ RANDREAD_IMPLS = {
     "pyuring UringAsync",
     "uringloop",
     "uringloop pread_many",
+    "uringloop.open (seek + read)",
 }
 # (case -> implementations that must be there); fio rows are checked separately.
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -54,6 +55,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "aiofiles",
             "pyuring UringAsync",
             "uringloop",
+            "uringloop.open (seek + read)",
         }
     },
     "wakeup": {

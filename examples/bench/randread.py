@@ -58,6 +58,7 @@ PYURING = "pyuring UringAsync"
 FIO = "fio io_uring (C)"
 URING = "uringloop"
 BATCHED = "uringloop pread_many"
+URING_OPEN = "uringloop.open (seek + read)"
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
@@ -71,6 +72,7 @@ IMPLS = (
     PYURING,
     URING,
     BATCHED,
+    URING_OPEN,
 )
 
 Worker = Callable[[float], Awaitable[int]]
@@ -407,6 +409,46 @@ async def _uring_batched(env: Env) -> float:
     return await _timed(env, [worker], ops_per_count=qd)
 
 
+async def _uring_open(env: Env) -> float:
+    """uringloop's file objects, used like aiofiles': one per coroutine, seek + read."""
+    import uringloop
+
+    offs, mask, keep = env.offsets, env.mask, env.keep
+    counter = itertools.count()
+    files = [
+        await uringloop.open(env.path, "rb", buffering=0, direct=env.direct) for _ in range(env.qd)
+    ]
+
+    def make(k: int) -> Worker:
+        f = files[k]
+        buf = aligned_buffer(env.bs)
+
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                await f.seek(off)
+                if env.direct:
+                    await f.readinto(buf)
+                    if not (i & 63 and n):
+                        keep.append((off, buf[: env.bs]))
+                else:
+                    data = await f.read(env.bs)
+                    if not (i & 63 and n):
+                        keep.append((off, data))
+                n += 1
+            return n
+
+        return worker
+
+    try:
+        return await _timed(env, [make(k) for k in range(env.qd)])
+    finally:
+        for f in files:
+            await f.close()
+
+
 RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     ASYNCIO: ("asyncio", _executor),
     UVLOOP: ("uvloop", _executor),
@@ -417,6 +459,7 @@ RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     PYURING: ("asyncio", _pyuring),
     URING: ("uringloop", _uring),
     BATCHED: ("uringloop", _uring_batched),
+    URING_OPEN: ("uringloop", _uring_open),
 }
 
 

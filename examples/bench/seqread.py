@@ -25,13 +25,24 @@ from .common import (
     target,
 )
 from .common import data_file as make_data_file
-from .randread import AIOFILES, ASYNCIO, PYURING, SYNC, URING, UVLOOP, WARMUP, Env, measure
+from .randread import (
+    AIOFILES,
+    ASYNCIO,
+    PYURING,
+    SYNC,
+    URING,
+    URING_OPEN,
+    UVLOOP,
+    WARMUP,
+    Env,
+    measure,
+)
 
 NAME = "seqread"
 CHUNK = 128 * 1024
 QD = 16
 FIO = "fio io_uring (C)"
-IMPLS = (SYNC, ASYNCIO, UVLOOP, AIOFILES, PYURING, URING)
+IMPLS = (SYNC, ASYNCIO, UVLOOP, AIOFILES, PYURING, URING, URING_OPEN)
 
 
 def run(cfg: Config) -> Report:
