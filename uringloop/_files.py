@@ -595,7 +595,8 @@ class AsyncFileIO(_FileBase):
             chunks.append(data)
             if offset >= 0:
                 offset += len(data)
-            chunk = min(chunk * 2, PARALLEL_MIN)
+            if len(data) == chunk:  # grow only while reads come back full
+                chunk = min(chunk * 2, PARALLEL_MIN)
         return b"".join(chunks)
 
     # -- O_DIRECT

@@ -183,6 +183,11 @@ def test_threads_hash_example() -> None:
         text=True,
         timeout=120,
         cwd=ROOT,
+        # This checkout's uringloop, whatever else the environment has installed.
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "check: ok" in result.stdout
