@@ -19,7 +19,7 @@ from uringloop import _ops
 from ._support import CompletionLog
 
 
-def _subclasses(cls: type) -> list[type]:
+def _subclasses(cls: type[_ops.Operation]) -> list[type[_ops.Operation]]:
     out = [cls]
     for sub in cls.__subclasses__():
         out.extend(_subclasses(sub))

@@ -123,10 +123,10 @@ async def test_closed_and_invalid_fds(file_1m: tuple[str, bytes]) -> None:
         assert info.value.errno == errno.EBADF
         # os.fsync() (the fallback) refuses a negative fd with ValueError before any
         # system call; the ring reports EBADF. Both are clear; neither leaves state behind.
-        with pytest.raises((OSError, ValueError)) as info:
+        with pytest.raises((OSError, ValueError)) as fsync_info:
             await loop.fsync(fd)
-        if isinstance(info.value, OSError):
-            assert info.value.errno == errno.EBADF
+        if isinstance(fsync_info.value, OSError):
+            assert fsync_info.value.errno == errno.EBADF
         with pytest.raises(OSError) as info:
             await loop.fstat(fd)
         assert info.value.errno == errno.EBADF
@@ -165,9 +165,9 @@ async def test_directories(tmp_path: pathlib.Path) -> None:
     try:
         with pytest.raises(IsADirectoryError):
             await loop.pread(dfd, 10, 0)
-        with pytest.raises(OSError) as info:
+        with pytest.raises(OSError) as write_info:
             await loop.pwrite(dfd, b"x", 0)
-        assert info.value.errno == errno.EBADF
+        assert write_info.value.errno == errno.EBADF
         assert (await loop.fstat(dfd)).st_mode == os.fstat(dfd).st_mode
     finally:
         await loop.close_fd(dfd)
@@ -281,11 +281,11 @@ async def test_paths_with_nul_bytes_and_non_paths(tmp_path: pathlib.Path) -> Non
             await loop.mkdir(bad)
         with pytest.raises(ValueError):
             await loop.rename(tmp_path / "x", bad)
-    for bad in (123, None, 4.5):
+    for not_a_path in (123, None, 4.5):
         with pytest.raises(TypeError):
-            await loop.open_fd(bad)  # type: ignore[arg-type]
+            await loop.open_fd(not_a_path)
         with pytest.raises(TypeError):
-            await loop.stat(bad)  # type: ignore[arg-type]
+            await loop.stat(not_a_path)
     assert os.listdir(tmp_path) == []
     await _assert_clean(loop)
 

@@ -316,7 +316,7 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
                 overflow_seen.append(ring.cq_overflowed())
                 return consumed
 
-            ring.enter = watching_enter
+            ring.enter = watching_enter  # type: ignore[method-assign]
             for i, (_, w) in enumerate(pipes):
                 os.write(w, bytes([i]) * reads_per_pipe)
             await asyncio.wait_for(asyncio.gather(*tasks), 30)

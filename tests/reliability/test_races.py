@@ -213,6 +213,7 @@ def test_foreign_threads_across_stop_restart_close(
                     kind = rng.choice(["pread", "preadinto", "nop"])
                     off = rng.randrange(0, len(data) - 64)
                     buf = bytearray(64)
+                    fut: concurrent.futures.Future[Any]
                     if kind == "pread":
                         fut = loop.threadsafe.pread(fd, 64, off)
                     elif kind == "preadinto":
