@@ -95,6 +95,7 @@ LOG_PATTERNS = (
     "Exception in callback",
     "Unhandled error in exception handler",
     "Fatal error",
+    "Traceback (most recent call last)",  # any logged exception, expected ones included
 )
 PY_FLAGS: list[str] = []  # interpreter flags for the workers (--dev: ["-X", "dev"])
 
