@@ -1872,6 +1872,7 @@ def open(
     *,
     direct: bool = False,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> Any:
     """Open a file for async I/O: the built-in open()'s parameters and semantics.
 
@@ -1885,8 +1886,10 @@ def open(
     the loop's io_uring on a uringloop Loop, else on `executor` (default: the loop's).
     direct=True opens with O_DIRECT (unbuffered binary modes only): offsets and lengths
     must then be multiples of the file's `dio_alignment`, checked with a ValueError.
-    `opener` is called on the executor, as `opener(file, flags)`.
+    `opener` is called on the executor, as `opener(file, flags)`. `loop` is accepted for
+    aiofiles compatibility and ignored: each call uses the loop that runs it.
     """
+    del loop
     return _OpenContext(
         (file, mode, buffering, encoding, errors, newline, closefd, opener, direct, executor)
     )
