@@ -454,3 +454,75 @@ def test_loop_collected_without_close(file_1m: tuple[str, bytes], tmp_path: str)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "Exception ignored" not in proc.stderr, proc.stderr
     assert "Fatal Python error" not in proc.stderr, proc.stderr
+
+
+def test_cancel_with_the_in_flight_cap_full(no_fd_leak: None) -> None:
+    """Regression: the in-flight cap (the CQ size) full of reads parked on a pipe, more
+    queued behind them; cancelling a parked read must not wait behind the queue. Before the
+    fix its ASYNC_CANCEL sat at the end of the backlog, which could not move: deadlock."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        r, w = os.pipe()
+        try:
+            tasks = [asyncio.ensure_future(loop.pread(r, 1)) for _ in range(12)]
+            while loop.uring_stats().in_flight < 4:
+                await asyncio.sleep(0.001)
+            stats = loop.uring_stats()
+            assert stats.in_flight == 4 and stats.backlog == 8  # the cap is full
+            for t in tasks:
+                t.cancel()
+            done, pending = await asyncio.wait(tasks, timeout=HANG_BOUND)
+            assert not pending, "cancelled reads never ended"
+            assert all(t.cancelled() for t in done)
+            while loop.uring_stats().in_flight:
+                await asyncio.sleep(0.001)
+            os.write(w, b"z")
+            assert await loop.pread(r, 1) == b"z"  # the queued ones did not eat it
+        finally:
+            os.close(r)
+            os.close(w)
+
+    loop = uringloop.Loop(sq_entries=4, cq_entries=4)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_close_with_foreign_operations_in_flight(no_fd_leak: None) -> None:
+    """Foreign reads parked in the kernel when the loop closes fail with a RuntimeError
+    (LoopClosedError), like the ones still queued, and close() stays within its bound.
+
+    Closed from the thread that ran the loop, so close() can cancel them in the kernel
+    (another thread could not enter a SINGLE_ISSUER ring: they would be stranded)."""
+    loop = uringloop.Loop()
+    r, w = os.pipe()
+    futs: list[concurrent.futures.Future[bytes]] = []
+    try:
+
+        async def park() -> None:
+            submitter = threading.Thread(
+                target=lambda: futs.extend(loop.threadsafe.pread(r, 1) for _ in range(16))
+            )
+            submitter.start()
+            await loop.run_in_executor(None, submitter.join)
+            while loop.uring_stats().in_flight < 16:
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(park())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        assert loop.uring_stats().in_flight == 16
+        t0 = time.monotonic()
+        loop.close()
+        assert time.monotonic() - t0 < _loop.CLOSE_TIMEOUT + WAKEUP_BOUND
+        assert not _loop._never_freed, "close() stranded operations it could cancel"
+        for fut in futs:
+            with pytest.raises(RuntimeError):
+                fut.result(timeout=HANG_BOUND)
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        os.close(r)
+        os.close(w)
