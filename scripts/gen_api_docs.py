@@ -2,6 +2,7 @@
 
     python scripts/gen_api_docs.py            # rewrite docs/api.md
     python scripts/gen_api_docs.py --check    # exit 1 if docs/api.md is out of date
+    python scripts/gen_api_docs.py --undocumented   # list public names without a docstring
 
 Public means: the names in `__all__` of `uringloop` and of every submodule whose name does
 not start with an underscore (uringloop.os, uringloop.threads, uringloop.pytest_plugin,
@@ -478,10 +479,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail if docs/api.md is stale")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--undocumented", action="store_true", help="list public names without a docstring"
+    )
     args = parser.parse_args(argv)
     text = render()
-    for heading in undocumented(text):
-        print(f"no docstring: {heading}", file=sys.stderr)
+    missing = undocumented(text)
+    if args.undocumented:
+        for heading in missing:
+            print(f"no docstring: {heading}")
+        return 1 if missing else 0
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:
@@ -493,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output} ({len(missing)} names without a docstring: --undocumented)")
     return 0
 
 
