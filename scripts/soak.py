@@ -307,6 +307,10 @@ async def soak(args: argparse.Namespace, directory: str, stats: Stats) -> dict[s
         "rss_after_warmup": warm_rss[0] if warm_rss else None,
         "rss_end": rss_samples[-1] if rss_samples else rss_bytes(),
         "rss_max_sampled": max(rss_samples, default=0),
+        # RSS at each quarter of the run: a leak shows as steady growth, warm-up does not.
+        "rss_quarters": [rss_samples[len(rss_samples) * q // 4 - 1] for q in (1, 2, 3, 4)]
+        if len(rss_samples) >= 4
+        else [],
         "uring_stats": {k: getattr(uring, k) for k in uring.__dataclass_fields__},
     }
 
@@ -369,6 +373,7 @@ def main() -> int:
         "max_rss_bytes": maxrss,
         "rss_after_warmup_bytes": extra["rss_after_warmup"],
         "rss_end_bytes": extra["rss_end"],
+        "rss_quarters_bytes": extra["rss_quarters"],
         "open_fds_start": len(fds_start),
         "open_fds_end": len(fds_end),
         "per_kind": kinds,
@@ -394,6 +399,8 @@ def main() -> int:
         f"  max RSS {maxrss / mib:.1f} MiB; RSS after warm-up "
         f"{(warm or 0) / mib:.1f} MiB, at the end {extra['rss_end'] / mib:.1f} MiB"
     )
+    quarters = ", ".join(f"{r / mib:.1f}" for r in extra["rss_quarters"])
+    print(f"  RSS at each quarter of the run (MiB): {quarters}")
     print(f"  open fds: {len(fds_start)} at start, {len(fds_end)} at end")
     print(f"  uring stats: {extra['uring_stats']}")
     if stats.errors:
