@@ -344,14 +344,24 @@ def machine_info(cfg: Config) -> dict[str, Any]:
     if fio_available():
         fio = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
     commit = ""
+    here = os.path.dirname(os.path.abspath(__file__))
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
+            cwd=here,
             check=False,
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "../../uringloop"],
+            capture_output=True,
+            text=True,
+            cwd=here,
+            check=False,
+        ).stdout.strip()
+        if commit and dirty:
+            commit += " + uncommitted changes in uringloop/"
     except OSError:
         pass
     os.makedirs(cfg.directory, exist_ok=True)
