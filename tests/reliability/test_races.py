@@ -501,12 +501,13 @@ def test_cancel_with_the_in_flight_cap_full(no_fd_leak: None) -> None:
 
 
 def test_close_with_foreign_operations_in_flight(no_fd_leak: None) -> None:
-    """Foreign reads parked in the kernel when the loop closes fail with a RuntimeError
-    (LoopClosedError), like the ones still queued, and close() stays within its bound.
+    """Foreign reads parked in the kernel when the loop closes, and those queued behind them
+    (the in-flight cap is full), fail with a RuntimeError (LoopClosedError); none is left
+    unresolved, and close() stays within its bound.
 
     Closed from the thread that ran the loop, so close() can cancel them in the kernel
     (another thread could not enter a SINGLE_ISSUER ring: they would be stranded)."""
-    loop = uringloop.Loop()
+    loop = uringloop.Loop(sq_entries=4, cq_entries=4)
     r, w = os.pipe()
     futs: list[concurrent.futures.Future[bytes]] = []
     try:
@@ -517,12 +518,13 @@ def test_close_with_foreign_operations_in_flight(no_fd_leak: None) -> None:
             )
             submitter.start()
             await loop.run_in_executor(None, submitter.join)
-            while loop.uring_stats().in_flight < 16:
+            while loop.uring_stats().backlog < 12:
                 await asyncio.sleep(0.001)
 
         loop.run_until_complete(park())
         loop.run_until_complete(loop.shutdown_default_executor())
-        assert loop.uring_stats().in_flight == 16
+        stats = loop.uring_stats()
+        assert (stats.in_flight, stats.backlog) == (4, 12)
         t0 = time.monotonic()
         loop.close()
         assert time.monotonic() - t0 < _loop.CLOSE_TIMEOUT + WAKEUP_BOUND
