@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -97,8 +98,12 @@ def test_cancel_storm(
 
             tasks = {i: asyncio.ensure_future(reader(i)) for i in range(n)}
             finished: list[int] = []
+
+            def on_done(i: int) -> Callable[[asyncio.Future[Any]], None]:
+                return lambda _: finished.append(i)
+
             for i, t in tasks.items():
-                t.add_done_callback(lambda _, i=i: finished.append(i))
+                t.add_done_callback(on_done(i))
             # Every pipe read must be cancelled (most will never get data); half the file
             # reads too. Cancel in random bursts, at random points of the loop's cycle.
             victims = [i for i in range(n) if kinds[i] == "pipe" or rng.random() < 0.5]
