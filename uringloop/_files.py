@@ -916,22 +916,22 @@ class AsyncBufferedFile(_FileBase):
         if size <= self._available():
             return self._take(size)
         await self._flush_writes()
-        head = self._take(self._available())
-        need = size - len(head)
-        if need >= self.buffer_size:
-            rest = await self.raw._read(need)
-            while 0 < len(rest) < need:  # a short read that is not EOF (O_DIRECT, pipes)
-                more = await self.raw._read(need - len(rest))
-                if not more:
-                    break
-                rest += more
-            return head + rest if head else rest
-        parts = [head]
-        while need > 0 and await self._fill():
-            part = self._take(need)
+        parts = [self._take(self._available())]
+        remaining = size - len(parts[0])
+        # As the built-in: whole buffer-size blocks straight from the file, then the
+        # rest through the buffer, whose leftover later reads (and read1) return first.
+        bs = self.buffer_size
+        while remaining >= bs:
+            data = await self.raw._read(remaining // bs * bs)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+            remaining -= len(data)
+        while remaining > 0 and await self._fill():
+            part = self._take(remaining)
             parts.append(part)
-            need -= len(part)
-        return b"".join(parts)
+            remaining -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def read1(self, size: int | None = -1) -> bytes:
         async with self._lock:
@@ -957,8 +957,12 @@ class AsyncBufferedFile(_FileBase):
         async with self._lock:
             self._check_readable("peek")
             self._check_closed("peek of closed file")
-            if not self._available():
+            if self.raw._writable:
+                # As the built-in's BufferedRandom: peek() flushes and rewinds, which
+                # drops the read-ahead; the peek then refills from the position.
                 await self._flush_writes()
+                self._drop_read_buffer()
+            if not self._available():
                 await self._fill()
             return self._rbuf[self._rpos :]
 
@@ -979,22 +983,26 @@ class AsyncBufferedFile(_FileBase):
             size = len(flat)
             done = min(size, self._available())
             flat[:done] = self._take(done)
-            if done == size or (one and done):
+            if done == size:
                 return done
             await self._flush_writes()
-            if size - done >= self.buffer_size:
-                while done < size:
+            # As the built-in: more than a buffer's worth goes straight into the caller's
+            # buffer; less goes through ours. readinto1 fills ours only if nothing came.
+            while done < size:
+                remaining = size - done
+                if remaining > self.buffer_size:
                     n = await self.raw._readinto(flat[done:])
-                    if not n:
-                        break
-                    done += n
-                    if one:
-                        break
-                return done
-            while done < size and await self._fill():
-                part = self._take(size - done)
-                flat[done : done + len(part)] = part
-                done += len(part)
+                elif not (one and done):
+                    n = min(await self._fill(), remaining)
+                    if n:
+                        flat[done : done + n] = self._take(n)
+                        done += n
+                        continue
+                else:
+                    n = 0
+                if not n:
+                    break
+                done += n
                 if one:
                     break
             return done
@@ -1051,6 +1059,10 @@ class AsyncBufferedFile(_FileBase):
     async def _flush(self) -> None:
         self._check_closed("flush of closed file")
         await self._flush_writes()
+        if self.raw._writable:
+            # As the built-in's BufferedRandom (flush and rewind): the read-ahead goes,
+            # and the next read starts from the position with a fresh buffer.
+            self._drop_read_buffer()
 
     # -- position
 
