@@ -33,10 +33,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._errors import unsupported
-from ._ops import AsyncCancel, Operation
+from ._errors import LoopClosedError, unsupported
+from ._ops import AsyncCancel, Operation, Waiter
 from ._ring import abi
 from ._ring.opcodes import since
 
@@ -71,6 +71,10 @@ class RingDriver:
     def __init__(self, ring: Ring) -> None:
         self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
         self._backlog: deque[Operation] = deque()  # queued, SQE not yet written
+        # ASYNC_CANCELs, written before the backlog and regardless of the in-flight cap: with
+        # the cap full of operations that wait for an outside event (reads on an empty
+        # pipe), a cancel queued behind the backlog would never be written.
+        self._cancels: deque[AsyncCancel] = deque()
         # Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
         self.queue: Callable[[Operation], None] = self._backlog.append
         self._ring = ring
@@ -117,7 +121,7 @@ class RingDriver:
 
     @property
     def has_backlog(self) -> bool:
-        return bool(self._backlog) or self._ring.pending() > 0
+        return bool(self._backlog) or bool(self._cancels) or self._ring.pending() > 0
 
     def stats(self) -> DriverStats:
         return DriverStats(
@@ -145,6 +149,8 @@ class RingDriver:
         ring = self._ring
         inflight = self._inflight
         while True:
+            if self._cancels:
+                self._write_cancels()
             if self._backlog and len(inflight) < self.cap:
                 self._fill()
             if ring.pending() or (inflight and self._may_have_completions()):
@@ -156,6 +162,28 @@ class RingDriver:
             # Go round again only when completions made room for more of the backlog.
             if not (entered and got and self._backlog and len(inflight) < self.cap):
                 return reaped
+
+    def _write_cancels(self) -> None:
+        """Move queued ASYNC_CANCELs into the SQ (entering when it fills); no cap applies."""
+        ring = self._ring
+        cancels = self._cancels
+        inflight = self._inflight
+        while cancels:
+            offsets = ring.reserve(len(cancels))
+            if not offsets:  # SQ full: hand it to the kernel and go on
+                if not self._enter():
+                    return
+                self._reap()
+                continue
+            ud = self._next_user_data
+            for off in offsets:
+                op = cancels.popleft()
+                op.prep(ring.sqes, off, ud)
+                op.user_data = ud
+                op.state = Operation.SUBMITTED
+                inflight[ud] = op
+                ud = ud + 1 if ud < _MAX_USER_DATA else 1
+            self._next_user_data = ud
 
     def _may_have_completions(self) -> bool:
         """Posted CQEs, deferred task work or overflowed CQEs may be waiting.
@@ -330,13 +358,13 @@ class RingDriver:
             for index in range(written):
                 user_data = op.user_data + index
                 if user_data in self._inflight:
-                    self._backlog.append(AsyncCancel(user_data))
+                    self._cancels.append(AsyncCancel(user_data))
         elif op.state == Operation.QUEUED:
             op.drop()  # the flush skips it
             self.n_cancelled += 1
         elif op.state == Operation.SUBMITTED and op.user_data in self._inflight:
             self.n_cancelled += 1
-            self._backlog.append(AsyncCancel(op.user_data))
+            self._cancels.append(AsyncCancel(op.user_data))
 
     # -- teardown -------------------------------------------------------------------------------
 
@@ -350,13 +378,17 @@ class RingDriver:
             op = self._backlog.popleft()
             if op.state == Operation.QUEUED:
                 op.drop()
+                if op.waiter is not None and not op.waiter.done():
+                    op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
         if self._inflight and can_enter and not self._ring.closed:
-            for ud in list(self._inflight):
-                self._backlog.append(AsyncCancel(ud))
+            for ud, op in list(self._inflight.items()):
+                if op.waiter is not None and not isinstance(op.waiter, _ClosingWaiter):
+                    op.waiter = _ClosingWaiter(op.waiter)
+                self._cancels.append(AsyncCancel(ud))
             deadline = time.monotonic() + timeout
             while self._inflight and time.monotonic() < deadline:
                 self.flush()
-                if self._inflight and not self._backlog:
+                if self._inflight and not self._cancels:
                     try:
                         self._ring.enter(1, _GETEVENTS)
                     except OSError:
@@ -365,6 +397,7 @@ class RingDriver:
         stranded = list(self._inflight.values())
         self._inflight.clear()
         self._backlog.clear()
+        self._cancels.clear()
         self.close()
         return stranded
 
@@ -375,6 +408,27 @@ class RingDriver:
         efd, self.efd = self.efd, -1
         if efd >= 0:
             os.close(efd)
+
+
+class _ClosingWaiter:
+    """The waiter of an operation that close() cancels: its ECANCELED is reported as
+    LoopClosedError (a RuntimeError), as for operations still queued at close()."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self, waiter: Waiter) -> None:
+        self._waiter = waiter
+
+    def done(self) -> bool:
+        return self._waiter.done()
+
+    def set_result(self, value: Any, /) -> None:
+        self._waiter.set_result(value)
+
+    def set_exception(self, exc: BaseException, /) -> None:
+        if isinstance(exc, OSError) and exc.errno == errno.ECANCELED:
+            exc = LoopClosedError("the loop was closed with the operation in flight")
+        self._waiter.set_exception(exc)
 
 
 def _probe(ring: Ring) -> frozenset[int] | None:

@@ -11,8 +11,15 @@ import os
 
 
 def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:
-    """The OSError subclass for a negative CQE result `res` (-errno)."""
+    """The OSError subclass for a negative CQE result `res` (-errno).
+
+    Path-like filenames are reported as os.fspath() gives them, as os.open() and friends do.
+    """
     err = -res
+    if isinstance(filename, os.PathLike):
+        filename = os.fspath(filename)
+    if isinstance(filename2, os.PathLike):
+        filename2 = os.fspath(filename2)
     if filename2 is not None:
         return OSError(err, os.strerror(err), filename, None, filename2)
     if filename is not None:

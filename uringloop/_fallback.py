@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._driver import DriverStats
+from ._errors import LoopClosedError
 from ._ops import Operation
 
 CallSoonThreadsafe = Callable[..., Any]
@@ -138,11 +139,11 @@ class FallbackDriver:
         while self._backlog:
             op = self._backlog.popleft()
             if op.state == Operation.QUEUED:
-                op.drop()
+                _drop_closed(op)
         for op, future in list(self._inflight.items()):
             if future.cancel():
                 del self._inflight[op]
-                op.drop()
+                _drop_closed(op)
         deadline = time.monotonic() + timeout
         concurrent.futures.wait(
             list(self._inflight.values()), timeout=max(0.0, deadline - time.monotonic())
@@ -161,3 +162,10 @@ class FallbackDriver:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _drop_closed(op: Operation) -> None:
+    """An operation that never ran and never will: its waiter learns the loop closed."""
+    op.drop()
+    if op.waiter is not None and not op.waiter.done():
+        op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))

@@ -79,10 +79,33 @@ _never_freed: list[Any] = []
 # Every live Loop, so a forked child can mark them unusable.
 _loops: weakref.WeakSet[Loop] = weakref.WeakSet()
 
-# The uringloop Loop whose task (or to_thread worker) is running this code, if any.
+# The uringloop Loop whose task is running this code, if any (set while a Loop runs).
 current_loop: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "uringloop_current_loop", default=None
 )
+# The uringloop Loop whose run_in_executor job this thread is running, if any.
+executor_loop = threading.local()
+
+
+class _ExecutorJob:
+    """A run_in_executor callable that records, for its duration, which loop it serves."""
+
+    __slots__ = ("_func", "_loop")
+
+    def __init__(self, loop: Loop, func: Any) -> None:
+        self._loop = weakref.ref(loop)
+        self._func = func
+
+    def __call__(self, *args: Any) -> Any:
+        previous = getattr(executor_loop, "loop", None)
+        executor_loop.loop = self._loop
+        try:
+            return self._func(*args)
+        finally:
+            executor_loop.loop = previous
+
+    def __repr__(self) -> str:
+        return repr(self._func)
 
 
 def _after_fork_in_child() -> None:
@@ -240,6 +263,13 @@ class Loop(asyncio.SelectorEventLoop):
         finally:
             current_loop.reset(token)
 
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        """As asyncio's, and the job knows its loop: uringloop.threads calls made from it
+        (asyncio.to_thread code included) go to this loop without being told."""
+        if self.get_debug():
+            self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]
+        return super().run_in_executor(executor, _ExecutorJob(self, func), *args)
+
     @property
     def uring_available(self) -> bool:
         """True when file operations go through io_uring (False: thread-pool fallback)."""
@@ -287,6 +317,10 @@ class Loop(asyncio.SelectorEventLoop):
             if driver.has_backlog:  # type: ignore[union-attr]
                 # The kernel said "later" (EAGAIN/EBUSY): come back soon, do not sleep.
                 return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
+        if self._ready:  # type: ignore[attr-defined]
+            # Completions delivered outside flush()'s count (inside a full-SQ refill, or
+            # operations failed by a hard enter error) scheduled callbacks: do not block.
+            return 0
         return timeout
 
     def _post_select(self) -> None:
@@ -542,26 +576,32 @@ class Loop(asyncio.SelectorEventLoop):
                 if op.waiter is not None and not op.waiter.done():
                     op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
         driver = self._driver
-        if driver is not None:
-            can_enter = not self._forked and (
-                self._ring_thread in (None, threading.get_ident())
-                or not isinstance(driver, RingDriver)
-                or not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER
-            )
-            stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
-            if stranded:
-                # The kernel may still write into these buffers: keep them forever.
-                _never_freed.append((stranded, self._pool))
-                for op in stranded:
-                    waiter = op.waiter
-                    if waiter is not None and not waiter.done():
-                        waiter.set_exception(
-                            LoopClosedError("the loop was closed with the operation in flight")
-                        )
-            if driver.efd >= 0 and not self._forked:
-                self._remove_reader(driver.efd)
-            driver.close()
-        super().close()
+        try:
+            if driver is not None:
+                self._shutdown_driver(driver)
+        finally:
+            # The self-pipe and the selector are closed whatever the ring's teardown did.
+            super().close()
+
+    def _shutdown_driver(self, driver: RingDriver | FallbackDriver) -> None:
+        can_enter = not self._forked and (
+            self._ring_thread in (None, threading.get_ident())
+            or not isinstance(driver, RingDriver)
+            or not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER
+        )
+        stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
+        if stranded:
+            # The kernel may still write into these buffers: keep them forever.
+            _never_freed.append((stranded, self._pool))
+            for op in stranded:
+                waiter = op.waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(
+                        LoopClosedError("the loop was closed with the operation in flight")
+                    )
+        if driver.efd >= 0 and not self._forked:
+            self._remove_reader(driver.efd)
+        driver.close()
 
     def __repr__(self) -> str:
         mode = "io_uring" if self.uring_available else "thread-pool"

@@ -6,10 +6,11 @@ waits for the completion. This is the seed's path: a foreign thread queues, the 
 and submits. Worker threads of a thread pool, asyncio.to_thread code and library threads
 can share the loop's ring this way instead of making blocking system calls of their own.
 
-Which loop: the `loop=` argument; else the loop whose task this code runs for (the
-`uringloop._loop.current_loop` context variable, which asyncio.to_thread carries into its
-worker); else the one uringloop Loop running in this process, if exactly one is. Calling
-from the loop's own thread raises RuntimeError: the loop would wait for itself.
+Which loop: the `loop=` argument; else the loop whose run_in_executor job this thread is
+running (asyncio.to_thread goes through run_in_executor); else the loop whose task this
+code runs for (the `uringloop._loop.current_loop` context variable); else the one
+uringloop Loop running in this process, if exactly one is. Calling from the loop's own
+thread raises RuntimeError: the loop would wait for itself.
 
     def worker(path):
         fd = uringloop.threads.open(path)
@@ -63,6 +64,10 @@ _READ_CHUNK = 1 << 20  # bytes per pread in read_file
 
 def default_loop() -> Loop:
     """The loop the functions here use when not given one (see the module docstring)."""
+    job_loop = getattr(_loop.executor_loop, "loop", None)
+    loop = job_loop() if job_loop is not None else None
+    if loop is not None and loop.is_running():
+        return loop
     loop = _loop.current_loop.get()
     if loop is not None and loop.is_running():
         return loop
