@@ -94,6 +94,8 @@ class RingDriver:
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
         self.taskrun_flag = bool(ring.setup_flags & abi.SetupFlag.TASKRUN_FLAG)
+        # The last enter was refused with "try again later" and SQEs wait in the SQ.
+        self.retry_later = False
         self.n_submitted = 0
         self.n_completed = 0
         self.n_cancelled = 0
@@ -118,10 +120,6 @@ class RingDriver:
     def idle(self) -> bool:
         """Nothing queued and nothing in the kernel."""
         return not self._inflight and not self._backlog
-
-    @property
-    def has_backlog(self) -> bool:
-        return bool(self._backlog) or bool(self._cancels) or self._ring.pending() > 0
 
     def stats(self) -> DriverStats:
         return DriverStats(
@@ -267,11 +265,13 @@ class RingDriver:
                 continue
             except OSError as exc:
                 if exc.errno in _RETRY_LATER:
+                    self.retry_later = True
                     self._reap()
                     return False
                 self._fail_unsubmitted(exc)
                 return False
             break
+        self.retry_later = False
         self.n_submitted += consumed
         return True
 

@@ -26,6 +26,7 @@ class FallbackDriver:
 
     uses_ring = False
     efd = -1
+    retry_later = False
 
     def __init__(self, call_soon_threadsafe: CallSoonThreadsafe) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe
@@ -55,10 +56,6 @@ class FallbackDriver:
     @property
     def idle(self) -> bool:
         return not self._inflight and not self._backlog
-
-    @property
-    def has_backlog(self) -> bool:
-        return False
 
     def stats(self) -> DriverStats:
         return DriverStats(

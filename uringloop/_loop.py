@@ -170,7 +170,9 @@ class Loop(asyncio.SelectorEventLoop):
         self._cq_entries = cq_entries
         self._pool = SlotPool()
         self._uring_error: OSError | None = None
-        wrapper = PreSelectSelector(selector if selector is not None else selectors.DefaultSelector())
+        wrapper = PreSelectSelector(
+            selector if selector is not None else selectors.DefaultSelector()
+        )
         super().__init__(wrapper)
         self._foreign = ForeignQueue(self._write_to_self, foreign_wakeup)
         if use_uring is None:
@@ -182,6 +184,7 @@ class Loop(asyncio.SelectorEventLoop):
             raise
         self._queue = self._driver.queue
         wrapper.bind(self._pre_select, self._post_select)
+        self._watch_driver()
         self.threadsafe = ThreadsafeOperations(self)
         _loops.add(self)
 
@@ -248,8 +251,14 @@ class Loop(asyncio.SelectorEventLoop):
         ring.enable()
         self._driver = new
         self._queue = new.queue
+        self._watch_driver()
         self._add_reader(new.efd, self._on_eventfd)
         self._ring_thread = me
+
+    def _watch_driver(self) -> None:
+        driver = self._driver
+        assert driver is not None and self._foreign is not None
+        self._selector.watch(self._foreign._pending, driver._backlog, driver._inflight)  # type: ignore[attr-defined]
 
     def run_forever(self) -> None:
         # asyncio's own checks first: a closed or already running loop raises RuntimeError
@@ -300,27 +309,29 @@ class Loop(asyncio.SelectorEventLoop):
         """Submit everything queued; never let select block while work waits in user space.
 
         Called by the selector with the timeout _run_once chose; returns the one to use.
+        Contract: when it returns 0, nothing is armed (no sleeping flag, no eventfd), so
+        the selector may skip _post_select.
         """
         driver = self._driver
         foreign = self._foreign
         if foreign._pending:  # type: ignore[union-attr]
             driver.queue_many(foreign.drain())  # type: ignore[union-attr]
-        if not driver.idle and driver.flush():  # type: ignore[union-attr]
-            timeout = 0  # completions scheduled callbacks
-        if timeout != 0:
-            if foreign.prepare_to_sleep():  # type: ignore[union-attr]
-                return 0
-            if driver.in_flight and driver.prepare_block():  # type: ignore[union-attr]
-                foreign.awake()  # type: ignore[union-attr]  # L4': will not block after all
-                driver.flush()  # type: ignore[union-attr]
-                return 0
-            if driver.has_backlog:  # type: ignore[union-attr]
-                # The kernel said "later" (EAGAIN/EBUSY): come back soon, do not sleep.
-                return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
-        if self._ready:  # type: ignore[attr-defined]
-            # Completions delivered outside flush()'s count (inside a full-SQ refill, or
-            # operations failed by a hard enter error) scheduled callbacks: do not block.
+        if not driver.idle:  # type: ignore[union-attr]
+            driver.flush()  # type: ignore[union-attr]
+        if timeout == 0 or self._ready:  # type: ignore[attr-defined]
+            # Busy, or completions just scheduled callbacks (the flush above, including
+            # ones it delivered inside a full-SQ refill or for a failed enter).
             return 0
+        if foreign.prepare_to_sleep():  # type: ignore[union-attr]
+            return 0  # L3': work arrived since the drain; the flag is withdrawn
+        if driver.in_flight and driver.prepare_block():  # type: ignore[union-attr]
+            foreign.awake()  # type: ignore[union-attr]  # L4': will not block after all
+            driver.after_block()  # type: ignore[union-attr]
+            driver.flush()  # type: ignore[union-attr]
+            return 0
+        if driver.retry_later:  # type: ignore[union-attr]
+            # The kernel said "later" (EAGAIN/EBUSY/ENOMEM): come back soon, do not sleep.
+            return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
         return timeout
 
     def _post_select(self) -> None:
@@ -676,7 +687,9 @@ class ThreadsafeOperations:
         flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
         return self._loop._submit_threadsafe(_ops.Statx(path, _dirfd(dir_fd), flags, mask))
 
-    def fstatx(self, fd: int, *, mask: int = _BASIC_STATX) -> concurrent.futures.Future[StatxResult]:
+    def fstatx(
+        self, fd: int, *, mask: int = _BASIC_STATX
+    ) -> concurrent.futures.Future[StatxResult]:
         return self._loop._submit_threadsafe(_ops.Statx(b"", check_fd(fd), abi.AT_EMPTY_PATH, mask))
 
     def unlink(self, path: Any, *, dir_fd: int | None = None) -> concurrent.futures.Future[None]:

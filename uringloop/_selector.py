@@ -9,29 +9,46 @@ call is our gsource_prepare.
 from __future__ import annotations
 
 import selectors
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 PreSelect = Callable[["float | None"], "float | None"]
 
 
 class PreSelectSelector(selectors.BaseSelector):
-    """Delegates to `inner`; select() calls `before(timeout) -> timeout` and `after()`."""
+    """Delegates to `inner`; select() calls `before(timeout) -> timeout`, and `after()`
+    once select returns, unless `before` returned 0 (then it must leave nothing armed)."""
 
     def __init__(self, inner: selectors.BaseSelector) -> None:
         self._inner = inner
         self._before: PreSelect | None = None
         self._after: Callable[[], None] | None = None
+        # Containers whose emptiness means "no file work": foreign pending queue, driver
+        # backlog, in-flight table. Checked inline so a busy loop with no file work pays
+        # for no extra call (select(0) is the hot path of every asyncio program).
+        self._work: tuple[Sized, Sized, Sized] = ((), (), ())
 
     def bind(self, before: PreSelect, after: Callable[[], None]) -> None:
         self._before = before
         self._after = after
 
+    def watch(self, pending: Sized, backlog: Sized, inflight: Sized) -> None:
+        """Name the containers the fast path checks (again whenever they are replaced)."""
+        self._work = (pending, backlog, inflight)
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         before = self._before
         if before is None:
             return self._inner.select(timeout)
+        if timeout == 0:
+            pending, backlog, inflight = self._work
+            if not pending and not backlog and not inflight:
+                return self._inner.select(0)
         timeout = before(timeout)
+        if timeout == 0:
+            # Contract of `before`: when it returns 0 it has armed nothing, so there is
+            # nothing for `after` to undo.
+            return self._inner.select(0)
         try:
             return self._inner.select(timeout)
         finally:

@@ -23,6 +23,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _syscall.argtypes = [ctypes.c_long] * 7
+# io_uring_enter passes only small ints (no sigset): a second function object without
+# argtypes converts them as C ints, about 1 us cheaper per call than the checked path.
+# (libffi widens a C int argument to a full 64-bit register on x86-64 and aarch64.)
+_enter_syscall = ctypes.CDLL(None, use_errno=True).syscall
+_enter_syscall.restype = ctypes.c_long
 
 _get_errno = ctypes.get_errno
 
@@ -75,7 +80,7 @@ def enter(fd: int, to_submit: int, min_complete: int, flags: int) -> int:
         err = _take_fault("enter")
         if err:
             _raise_errno(err)
-    res = _syscall(abi.SYS_IO_URING_ENTER, fd, to_submit, min_complete, flags, 0, 0)
+    res = _enter_syscall(abi.SYS_IO_URING_ENTER, fd, to_submit, min_complete, flags, None, 0)
     if res < 0:
         _raise_errno(_get_errno())
     return int(res)
