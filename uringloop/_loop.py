@@ -69,6 +69,7 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
+EAGER_PER_ITERATION = 16  # operations submitted at once, without a loop iteration; see _eager
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
 _SETUP_ERRNOS_FALLBACK = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL)
 
@@ -170,6 +171,8 @@ class Loop(asyncio.SelectorEventLoop):
         self._cq_entries = cq_entries
         self._pool = SlotPool()
         self._uring_error: OSError | None = None
+        self._eager_iteration = -1
+        self._eager_left = 0
         wrapper = PreSelectSelector(
             selector if selector is not None else selectors.DefaultSelector()
         )
@@ -359,11 +362,36 @@ class Loop(asyncio.SelectorEventLoop):
         future = self.create_future()
         op.waiter = future
         driver.queue(op)  # type: ignore[union-attr]
+        if not self._ready and self._eager():  # type: ignore[attr-defined]
+            return future.result()
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
+
+    def _eager(self) -> bool:
+        """Submit a lone operation now, as asyncio's sock_recv tries its syscall at once.
+
+        Called right after a coroutine queued one operation while no callback is ready:
+        the loop would go to its pre-select step next and submit exactly this, so doing it
+        now changes no batching. Page-cache reads, stats, opens complete inline, and the
+        coroutine goes on without a loop iteration. Returns True when the operation has
+        completed. At most EAGER_PER_ITERATION times per loop iteration, so a coroutine
+        reading in a loop still yields to the loop's other work.
+        """
+        driver = self._driver
+        if not isinstance(driver, RingDriver) or len(driver._backlog) != 1 or driver._inflight:
+            return False
+        selector: PreSelectSelector = self._selector  # type: ignore[attr-defined]
+        if selector.iterations != self._eager_iteration:
+            self._eager_iteration = selector.iterations
+            self._eager_left = EAGER_PER_ITERATION
+        if not self._eager_left:
+            return False
+        self._eager_left -= 1
+        driver.flush()
+        return not driver._inflight and not driver._backlog
 
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
         """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
@@ -410,6 +438,8 @@ class Loop(asyncio.SelectorEventLoop):
         future = _Future(loop=self)
         op.waiter = future
         self._queue(op)
+        if not self._ready and self._eager():  # type: ignore[attr-defined]
+            return future.result()  # type: ignore[no-any-return]
         try:
             return await future  # type: ignore[no-any-return]
         except asyncio.CancelledError:

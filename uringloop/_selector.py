@@ -27,6 +27,8 @@ class PreSelectSelector(selectors.BaseSelector):
         # backlog, in-flight table. Checked inline so a busy loop with no file work pays
         # for no extra call (select(0) is the hot path of every asyncio program).
         self._work: tuple[Sized, Sized, Sized] = ((), (), ())
+        # select() calls so far: the loop's iteration count, for per-iteration budgets.
+        self.iterations = 0
 
     def bind(self, before: PreSelect, after: Callable[[], None]) -> None:
         self._before = before
@@ -37,6 +39,7 @@ class PreSelectSelector(selectors.BaseSelector):
         self._work = (pending, backlog, inflight)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.iterations += 1
         before = self._before
         if before is None:
             return self._inner.select(timeout)

@@ -219,3 +219,33 @@ async def test_threadsafe_from_loop_thread_does_not_block(data_file: tuple[str, 
         assert await asyncio.wrap_future(cf) == data[:10]
     finally:
         os.close(fd)
+
+
+@pytest.mark.loops("uring")
+async def test_lone_reads_complete_without_a_loop_iteration_but_still_yield(
+    data_file: tuple[str, bytes],
+) -> None:
+    from uringloop._loop import EAGER_PER_ITERATION
+
+    path, data = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        await loop.pread(fd, 4096, 0)  # warm the page cache
+        selector = loop._selector
+        seen_by_other_task: list[int] = []
+        loop.call_soon(lambda: seen_by_other_task.append(n_done))
+        n_done = 0
+        before = selector.iterations  # type: ignore[attr-defined]
+        reads = 10 * EAGER_PER_ITERATION
+        for i in range(reads):
+            assert await loop.pread(fd, 100, i * 100) == data[i * 100 : i * 100 + 100]
+            n_done += 1
+        iterations = selector.iterations - before  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+    # Most reads needed no loop iteration of their own ...
+    assert iterations < reads // 2
+    # ... yet the loop kept turning, and other callbacks ran while the reads went on.
+    assert iterations >= reads // EAGER_PER_ITERATION - 1
+    assert seen_by_other_task and seen_by_other_task[0] < reads
