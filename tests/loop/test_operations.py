@@ -234,13 +234,13 @@ async def test_lone_reads_complete_without_a_loop_iteration_but_still_yield(
         await loop.pread(fd, 4096, 0)  # warm the page cache
         selector = loop._selector
         seen_by_other_task: list[int] = []
-        loop.call_soon(lambda: seen_by_other_task.append(n_done))
-        n_done = 0
+        done = [0]
+        loop.call_soon(lambda: seen_by_other_task.append(done[0]))
         before = selector.iterations  # type: ignore[attr-defined]
         reads = 10 * EAGER_PER_ITERATION
         for i in range(reads):
             assert await loop.pread(fd, 100, i * 100) == data[i * 100 : i * 100 + 100]
-            n_done += 1
+            done[0] = i + 1
         iterations = selector.iterations - before  # type: ignore[attr-defined]
     finally:
         os.close(fd)
