@@ -61,7 +61,8 @@ from ._ring.ring import DEFAULT_CQ_ENTRIES, DEFAULT_SQ_ENTRIES, Ring
 from ._selector import PreSelectSelector
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    import collections
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._driver import DriverStats
 
@@ -151,6 +152,19 @@ class Loop(asyncio.SelectorEventLoop):
     queued by other threads waits until the loop wakes for another reason.
     use_uring=False (or URINGLOOP_DISABLE=1) runs file operations on a thread pool.
     """
+
+    if TYPE_CHECKING:
+        # BaseEventLoop/BaseSelectorEventLoop internals we build on (not in typeshed).
+        _closed: bool
+        _ready: collections.deque[asyncio.Handle]
+        _selector: PreSelectSelector
+
+        def _add_reader(self, fd: int, callback: Callable[..., object]) -> asyncio.Handle: ...
+        def _remove_reader(self, fd: int) -> bool: ...
+        def _check_closed(self) -> None: ...
+        def _check_running(self) -> None: ...
+        def _check_callback(self, callback: object, method: str) -> None: ...
+        def _write_to_self(self) -> None: ...
 
     def __init__(
         self,
@@ -261,7 +275,7 @@ class Loop(asyncio.SelectorEventLoop):
     def _watch_driver(self) -> None:
         driver = self._driver
         assert driver is not None and self._foreign is not None
-        self._selector.watch(self._foreign._pending, driver._backlog, driver._inflight)  # type: ignore[attr-defined]
+        self._selector.watch(self._foreign._pending, driver._backlog, driver._inflight)
 
     def run_forever(self) -> None:
         # asyncio's own checks first: a closed or already running loop raises RuntimeError
@@ -275,11 +289,13 @@ class Loop(asyncio.SelectorEventLoop):
         finally:
             current_loop.reset(token)
 
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(  # type: ignore[override]  # same contract, without TypeVarTuple
+        self, executor: Any, func: Any, *args: Any
+    ) -> asyncio.Future[Any]:
         """As asyncio's, and the job knows its loop: uringloop.threads calls made from it
         (asyncio.to_thread code included) go to this loop without being told."""
         if self.get_debug():
-            self._check_callback(func, "run_in_executor")  # type: ignore[attr-defined]
+            self._check_callback(func, "run_in_executor")
         return super().run_in_executor(executor, _ExecutorJob(self, func), *args)
 
     @property
@@ -321,7 +337,7 @@ class Loop(asyncio.SelectorEventLoop):
             driver.queue_many(foreign.drain())  # type: ignore[union-attr]
         if not driver.idle:  # type: ignore[union-attr]
             driver.flush()  # type: ignore[union-attr]
-        if timeout == 0 or self._ready:  # type: ignore[attr-defined]
+        if timeout == 0 or self._ready:
             # Busy, or completions just scheduled callbacks (the flush above, including
             # ones it delivered inside a full-SQ refill or for a failed enter).
             return 0
@@ -362,7 +378,7 @@ class Loop(asyncio.SelectorEventLoop):
         future = self.create_future()
         op.waiter = future
         driver.queue(op)  # type: ignore[union-attr]
-        if not self._ready and self._eager():  # type: ignore[attr-defined]
+        if not self._ready and self._eager():
             return future.result()
         try:
             return await future
@@ -383,7 +399,7 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         if not isinstance(driver, RingDriver) or len(driver._backlog) != 1 or driver._inflight:
             return False
-        selector: PreSelectSelector = self._selector  # type: ignore[attr-defined]
+        selector: PreSelectSelector = self._selector
         if selector.iterations != self._eager_iteration:
             self._eager_iteration = selector.iterations
             self._eager_left = EAGER_PER_ITERATION
@@ -435,13 +451,13 @@ class Loop(asyncio.SelectorEventLoop):
         if self._closed or self._forked:
             self._check_usable()
         op = Read(fd, size, offset, self._pool)
-        future = _Future(loop=self)
+        future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
         self._queue(op)
-        if not self._ready and self._eager():  # type: ignore[attr-defined]
-            return future.result()  # type: ignore[no-any-return]
+        if not self._ready and self._eager():
+            return future.result()
         try:
-            return await future  # type: ignore[no-any-return]
+            return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
@@ -665,7 +681,7 @@ class ThreadsafeOperations:
     """
 
     def __init__(self, loop: Loop) -> None:
-        self._loop = weakref.proxy(loop)
+        self._loop: Loop = weakref.proxy(loop)
 
     def nop(self) -> concurrent.futures.Future[None]:
         return self._loop._submit_threadsafe(Nop())

@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import os
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -64,7 +65,7 @@ _READ_CHUNK = 1 << 20  # bytes per pread in read_file
 
 def default_loop() -> Loop:
     """The loop the functions here use when not given one (see the module docstring)."""
-    job_loop = getattr(_loop.executor_loop, "loop", None)
+    job_loop: weakref.ref[Loop] | None = getattr(_loop.executor_loop, "loop", None)
     loop = job_loop() if job_loop is not None else None
     if loop is not None and loop.is_running():
         return loop
