@@ -304,6 +304,7 @@ class Loop(asyncio.SelectorEventLoop):
         return isinstance(self._driver, RingDriver)
 
     def uring_stats(self) -> UringStats:
+        """Counters of the loop's file operations since it was created (see UringStats)."""
         driver = self._driver
         foreign = self._foreign
         assert driver is not None and foreign is not None
@@ -532,9 +533,11 @@ class Loop(asyncio.SelectorEventLoop):
         await self._run(Close(check_fd(fd)))
 
     async def fsync(self, fd: int) -> None:
+        """fsync(2): flush the file's data and metadata to storage."""
         await self._run(Fsync(check_fd(fd), datasync=False))
 
     async def fdatasync(self, fd: int) -> None:
+        """fdatasync(2): flush the file's data, and the metadata needed to read it back."""
         await self._run(Fsync(check_fd(fd), datasync=True))
 
     async def fallocate(self, fd: int, offset: int, length: int, mode: int = 0) -> None:
@@ -579,9 +582,11 @@ class Loop(asyncio.SelectorEventLoop):
         return (await self.fstatx(fd)).to_stat_result()
 
     async def unlink(self, path: Any, *, dir_fd: int | None = None) -> None:
+        """unlinkat(2), like os.unlink."""
         await self._run(UnlinkAt(path, _dirfd(dir_fd), 0))
 
     async def rmdir(self, path: Any, *, dir_fd: int | None = None) -> None:
+        """unlinkat(2) with AT_REMOVEDIR, like os.rmdir."""
         await self._run(UnlinkAt(path, _dirfd(dir_fd), abi.AT_REMOVEDIR))
 
     async def rename(
@@ -597,9 +602,11 @@ class Loop(asyncio.SelectorEventLoop):
         await self._run(RenameAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
 
     async def mkdir(self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        """mkdirat(2), like os.mkdir."""
         await self._run(MkdirAt(path, mode, _dirfd(dir_fd)))
 
     async def symlink(self, target: Any, link: Any, *, dir_fd: int | None = None) -> None:
+        """symlinkat(2): make `link` a symbolic link to `target`, like os.symlink."""
         await self._run(SymlinkAt(target, link, _dirfd(dir_fd)))
 
     async def link(
@@ -611,6 +618,7 @@ class Loop(asyncio.SelectorEventLoop):
         dst_dir_fd: int | None = None,
         follow_symlinks: bool = False,
     ) -> None:
+        """linkat(2): a hard link `dst` to `src` (follow_symlinks: link the symlink's target)."""
         flags = 0x400 if follow_symlinks else 0  # AT_SYMLINK_FOLLOW
         await self._run(LinkAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
 

@@ -1081,11 +1081,14 @@ class AsyncCancel(Operation):
 
 @dataclass(frozen=True, slots=True)
 class StatxTimestamp:
+    """A statx timestamp: whole seconds and nanoseconds since the epoch."""
+
     sec: int
     nsec: int
 
     @property
     def ns(self) -> int:
+        """The timestamp in nanoseconds, like os.stat_result.st_mtime_ns."""
         return self.sec * 1_000_000_000 + self.nsec
 
 
@@ -1117,6 +1120,7 @@ class StatxResult:
 
     @classmethod
     def from_buffer(cls, buf: Any) -> StatxResult:
+        """Parse a struct statx the kernel filled in."""
         head = abi.STATX_HEAD.unpack_from(buf, 0)
         atime, btime, ctime, mtime = (
             StatxTimestamp(*abi.STATX_TIMESTAMP.unpack_from(buf, off)[:2])
@@ -1139,6 +1143,8 @@ class StatxResult:
 
     @classmethod
     def from_stat(cls, st: os.stat_result) -> StatxResult:
+        """The same fields from an os.stat_result (no birth time, no DIO alignment)."""
+
         def ts(ns: int) -> StatxTimestamp:
             return StatxTimestamp(*divmod(ns, 1_000_000_000))
 
@@ -1172,9 +1178,11 @@ class StatxResult:
         )  # fmt: skip
 
     def is_dir(self) -> bool:
+        """True for a directory (S_ISDIR of `mode`)."""
         return _stat.S_ISDIR(self.mode)
 
     def is_file(self) -> bool:
+        """True for a regular file (S_ISREG of `mode`)."""
         return _stat.S_ISREG(self.mode)
 
 

@@ -207,6 +207,8 @@ STATX_DIO_OFF = 152
 
 
 class StatxMask(enum.IntFlag):
+    """STATX_* bits: the fields statx() is asked for (`mask=`) and got (StatxResult.mask)."""
+
     TYPE = 0x1
     MODE = 0x2
     NLINK = 0x4
