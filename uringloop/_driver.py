@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +49,7 @@ _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 # requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
 _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**64 - 1
+_SHUTDOWN_POLL = 0.05  # seconds between looks at the ring while close() waits for CQEs
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,15 +387,22 @@ class RingDriver:
                 if op.waiter is not None and not isinstance(op.waiter, _ClosingWaiter):
                     op.waiter = _ClosingWaiter(op.waiter)
                 self._cancels.append(AsyncCancel(ud))
+            # Wait on the eventfd, never in io_uring_enter: an operation that ignores its
+            # cancellation must not hold close() past its deadline.
+            self._ring.set_eventfd_enabled(True)
+            poller = select.poll()
+            poller.register(self.efd, select.POLLIN)
             deadline = time.monotonic() + timeout
-            while self._inflight and time.monotonic() < deadline:
+            while self._inflight:
                 self.flush()
-                if self._inflight and not self._cancels:
-                    try:
-                        self._ring.enter(1, _GETEVENTS)
-                    except OSError:
-                        pass
-                    self._reap()
+                left = deadline - time.monotonic()
+                if not self._inflight or left <= 0:
+                    break
+                poller.poll(min(left, _SHUTDOWN_POLL) * 1000)
+                try:
+                    os.eventfd_read(self.efd)
+                except BlockingIOError:
+                    pass
         stranded = list(self._inflight.values())
         self._inflight.clear()
         self._backlog.clear()
