@@ -180,7 +180,6 @@ class Loop(asyncio.SelectorEventLoop):
         self._foreign: ForeignQueue | None = None
         self._ring_thread: int | None = None
         self._forked = False
-        self._pid = os.getpid()
         self._sq_entries = sq_entries
         self._cq_entries = cq_entries
         self._pool = SlotPool()
@@ -294,6 +293,9 @@ class Loop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[Any]:
         """As asyncio's, and the job knows its loop: uringloop.threads calls made from it
         (asyncio.to_thread code included) go to this loop without being told."""
+        if executor is not None and not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            # Other executors (a ProcessPoolExecutor pickles the callable) get it untouched.
+            return super().run_in_executor(executor, func, *args)
         if self.get_debug():
             self._check_callback(func, "run_in_executor")
         return super().run_in_executor(executor, _ExecutorJob(self, func), *args)

@@ -259,3 +259,19 @@ def test_loop_thread_ident_follows_the_runner() -> None:
     loop.run_until_complete(record())
     loop.close()
     assert len(set(seen)) == 2
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_run_in_executor_with_a_process_pool() -> None:
+    """Only thread-pool jobs are marked with their loop; other executors get the callable
+    untouched (a process pool must pickle it)."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ProcessPoolExecutor(1) as pool:
+            return await loop.run_in_executor(pool, _square, 7)
+
+    assert uringloop.run(main()) == 49
