@@ -357,8 +357,16 @@ class Loop(asyncio.SelectorEventLoop):
         return timeout
 
     def _post_select(self) -> None:
-        self._foreign.awake()  # type: ignore[union-attr]
-        self._driver.after_block()  # type: ignore[union-attr]
+        """Back from a select that may have blocked (L5)."""
+        foreign = self._foreign
+        driver = self._driver
+        foreign.awake()  # type: ignore[union-attr]
+        driver.after_block()  # type: ignore[union-attr]
+        if foreign._pending:  # type: ignore[union-attr]
+            # L1': most likely a foreign thread woke us: submit its work now, before the
+            # callbacks run, rather than one loop iteration later in the pre-select step.
+            driver.queue_many(foreign.drain())  # type: ignore[union-attr]
+            driver.flush()  # type: ignore[union-attr]
 
     def _on_eventfd(self) -> None:
         self._driver.on_eventfd()  # type: ignore[union-attr]

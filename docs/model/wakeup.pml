@@ -154,6 +154,13 @@ end_select:
           ; window = 0
 #endif
        }
+       /* L1' @src uringloop/_loop.py:Loop._post_select "foreign.drain()": back from select,
+        * the loop takes what foreign threads queued meanwhile and submits it before the
+        * callbacks run (an extra L1, one iteration sooner). Same atomic take-all as L1. */
+       if
+       :: tmo != T_ZERO -> pending = 0
+       :: else -> skip
+       fi;
 
        /* Callbacks. If select reported the pipe readable, asyncio's _read_from_self
         * (@std asyncio.selector_events:BaseSelectorEventLoop._read_from_self) reads until
