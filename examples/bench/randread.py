@@ -191,8 +191,6 @@ async def _executor(env: Env) -> float:
 async def _aiofiles(env: Env) -> float:
     import aiofiles  # type: ignore[import-untyped]
 
-    offs, mask, keep = env.offsets, env.mask, env.keep
-    counter = itertools.count()
     flags = os.O_DIRECT if env.direct else 0
 
     def opener(path: str, f: int) -> int:
@@ -201,6 +199,14 @@ async def _aiofiles(env: Env) -> float:
     # One file object per coroutine: aiofiles has no pread, so each read is seek + read,
     # which needs its own file position.
     files = [await aiofiles.open(env.path, "rb", buffering=0, opener=opener) for _ in range(env.qd)]
+    return await _seek_and_read(env, files)
+
+
+async def _seek_and_read(env: Env, files: list[Any]) -> float:
+    """Time one aiofiles-style file object per coroutine: seek, then read (O_DIRECT:
+    readinto an aligned buffer). Closes the files."""
+    offs, mask, keep = env.offsets, env.mask, env.keep
+    counter = itertools.count()
 
     def make(k: int) -> Worker:
         f = files[k]
@@ -413,40 +419,10 @@ async def _uring_open(env: Env) -> float:
     """uringloop's file objects, used like aiofiles': one per coroutine, seek + read."""
     import uringloop
 
-    offs, mask, keep = env.offsets, env.mask, env.keep
-    counter = itertools.count()
     files = [
         await uringloop.open(env.path, "rb", buffering=0, direct=env.direct) for _ in range(env.qd)
     ]
-
-    def make(k: int) -> Worker:
-        f = files[k]
-        buf = aligned_buffer(env.bs)
-
-        async def worker(deadline: float) -> int:
-            n = 0
-            while perf_counter() < deadline:
-                i = next(counter)
-                off = offs[i & mask]
-                await f.seek(off)
-                if env.direct:
-                    await f.readinto(buf)
-                    if not (i & 63 and n):
-                        keep.append((off, buf[: env.bs]))
-                else:
-                    data = await f.read(env.bs)
-                    if not (i & 63 and n):
-                        keep.append((off, data))
-                n += 1
-            return n
-
-        return worker
-
-    try:
-        return await _timed(env, [make(k) for k in range(env.qd)])
-    finally:
-        for f in files:
-            await f.close()
+    return await _seek_and_read(env, files)
 
 
 RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
