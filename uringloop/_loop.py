@@ -183,7 +183,6 @@ class Loop(asyncio.SelectorEventLoop):
         self._sq_entries = sq_entries
         self._cq_entries = cq_entries
         self._pool = SlotPool()
-        self._uring_error: OSError | None = None
         self._eager_iteration = -1
         self._eager_left = 0
         wrapper = PreSelectSelector(
@@ -218,7 +217,6 @@ class Loop(asyncio.SelectorEventLoop):
             except OSError as exc:  # io_uring_setup or _register refused: no ring here
                 if exc.errno not in _SETUP_ERRNOS_FALLBACK:
                     raise
-                self._uring_error = exc
                 warnings.warn(
                     f"io_uring is unavailable ({exc.strerror or exc}); uringloop runs file "
                     "operations on a thread pool",
@@ -449,16 +447,8 @@ class Loop(asyncio.SelectorEventLoop):
 
     async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
-        # The hot path: _run() inlined, argument checks only for unusual arguments.
-        if not (
-            type(fd) is int
-            and type(size) is int
-            and type(offset) is int
-            and 0 <= fd <= _FD_MAX
-            and 0 <= size <= _POOLED_MAX
-            and -1 <= offset < _OFFSET_LIMIT
-        ):
-            fd, size, offset = check_fd(fd), check_size(size), check_offset(offset)
+        # The hot path: _run() inlined.
+        fd, size, offset = _read_args(fd, size, offset)
         if self._closed or self._forked:
             self._check_usable()
         op = Read(fd, size, offset, self._pool)
@@ -479,18 +469,7 @@ class Loop(asyncio.SelectorEventLoop):
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
         """
-        checked = []
-        for fd, size, offset in requests:
-            if not (
-                type(fd) is int
-                and type(size) is int
-                and type(offset) is int
-                and 0 <= fd <= _FD_MAX
-                and 0 <= size <= _POOLED_MAX
-                and -1 <= offset < _OFFSET_LIMIT
-            ):
-                fd, size, offset = check_fd(fd), check_size(size), check_offset(offset)
-            checked.append((fd, size, offset))
+        checked = [_read_args(fd, size, offset) for fd, size, offset in requests]
         if not checked:
             return []
         op = ReadBatch(checked, self._pool)
@@ -686,6 +665,20 @@ class Loop(asyncio.SelectorEventLoop):
         )
 
 
+def _read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
+    """Checked (fd, size, offset) of a pread; the full checks run only for unusual values."""
+    if (
+        type(fd) is int
+        and type(size) is int
+        and type(offset) is int
+        and 0 <= fd <= _FD_MAX
+        and 0 <= size <= _POOLED_MAX
+        and -1 <= offset < _OFFSET_LIMIT
+    ):
+        return fd, size, offset
+    return check_fd(fd), check_size(size), check_offset(offset)
+
+
 def _dirfd(dir_fd: int | None) -> int:
     return abi.AT_FDCWD if dir_fd is None else check_fd(dir_fd, "dir_fd")
 
@@ -706,9 +699,7 @@ class ThreadsafeOperations:
 
     def pread(self, fd: int, size: int, offset: int = -1) -> concurrent.futures.Future[bytes]:
         # The loop's slot pool is loop-thread-only: foreign reads get their own buffer.
-        return self._loop._submit_threadsafe(
-            Read(check_fd(fd), check_size(size), check_offset(offset), None)
-        )
+        return self._loop._submit_threadsafe(Read(*_read_args(fd, size, offset), None))
 
     def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> concurrent.futures.Future[int]:
         return self._loop._submit_threadsafe(ReadInto(check_fd(fd), buffer, check_offset(offset)))

@@ -145,10 +145,6 @@ class Ring:
 
     # -- submission ---------------------------------------------------------------------
 
-    def sq_space(self) -> int:
-        """Free SQE slots (the kernel's head is re-read: it frees slots as it consumes)."""
-        return self.sq_entries - ((self._tail - self._sq32[self._sq_head]) & _U32)
-
     def next_sqe(self) -> int:
         """Reserve the next SQE and return its byte offset in `sqes`, or -1 if the SQ is full.
 
