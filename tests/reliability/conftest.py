@@ -8,7 +8,6 @@ every submitted operation completes exactly once, nothing is released under the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,13 +67,3 @@ def completions(monkeypatch: pytest.MonkeyPatch) -> Iterator[CompletionLog]:
             if name in vars(cls):
                 monkeypatch.setattr(cls, name, wrap(vars(cls)[name]))
     yield log
-
-
-@pytest.fixture
-def file_1m(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
-    """A 1 MiB file of random bytes: (path, contents)."""
-    path = os.path.join(tmp_path, "file.bin")
-    data = os.urandom(1 << 20)
-    with open(path, "wb") as f:
-        f.write(data)
-    yield path, data

@@ -39,8 +39,8 @@ async def _assert_clean(loop: uringloop.Loop) -> None:
 
 
 @pytest.fixture
-def fd_1m(file_1m: tuple[str, bytes]) -> Iterator[tuple[int, bytes]]:
-    path, data = file_1m
+def fd_1m(data_file: tuple[str, bytes]) -> Iterator[tuple[int, bytes]]:
+    path, data = data_file
     fd = os.open(path, os.O_RDWR)
     yield fd, data
     os.close(fd)
@@ -106,9 +106,9 @@ async def test_huge_sizes_read_what_is_there(fd_1m: tuple[int, bytes]) -> None:
 # -- file descriptors ------------------------------------------------------------------------
 
 
-async def test_closed_and_invalid_fds(file_1m: tuple[str, bytes]) -> None:
+async def test_closed_and_invalid_fds(data_file: tuple[str, bytes]) -> None:
     loop = _loop()
-    path, _ = file_1m
+    path, _ = data_file
     closed = os.open(path, os.O_RDONLY)
     os.close(closed)
     for fd in (closed, -1, -5, 1_000_000):
@@ -134,10 +134,10 @@ async def test_closed_and_invalid_fds(file_1m: tuple[str, bytes]) -> None:
 
 
 async def test_write_to_read_only_fd_and_read_from_write_only(
-    file_1m: tuple[str, bytes],
+    data_file: tuple[str, bytes],
 ) -> None:
     loop = _loop()
-    path, data = file_1m
+    path, data = data_file
     ro = await loop.open_fd(path, os.O_RDONLY)
     wo = await loop.open_fd(path, os.O_WRONLY)
     try:

@@ -151,9 +151,9 @@ def test_probe_failure_alone_keeps_the_ring(tmp_path: str) -> None:
 
 @pytest.mark.parametrize("err", [errno.EINTR, errno.EAGAIN, errno.EBUSY, errno.ENOMEM])
 def test_enter_transient_errors_are_retried(
-    err: int, completions: CompletionLog, file_1m: tuple[str, bytes]
+    err: int, completions: CompletionLog, data_file: tuple[str, bytes]
 ) -> None:
-    path, data = file_1m
+    path, data = data_file
     n_ops = 3000
 
     async def main() -> None:
@@ -186,9 +186,9 @@ def test_enter_transient_errors_are_retried(
     assert sum(completions.delivered.values()) == n_ops + 500 + 3
 
 
-def test_enter_transient_errors_from_foreign_threads(file_1m: tuple[str, bytes]) -> None:
+def test_enter_transient_errors_from_foreign_threads(data_file: tuple[str, bytes]) -> None:
     """Foreign submissions caught in an EAGAIN storm are retried too."""
-    path, data = file_1m
+    path, data = data_file
     loop = uringloop.Loop(sq_entries=4, cq_entries=8)
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -213,10 +213,10 @@ def test_enter_transient_errors_from_foreign_threads(file_1m: tuple[str, bytes])
         loop.close()
 
 
-def test_enter_hard_error_fails_only_unsubmitted_operations(file_1m: tuple[str, bytes]) -> None:
+def test_enter_hard_error_fails_only_unsubmitted_operations(data_file: tuple[str, bytes]) -> None:
     """An enter that fails for good (EFAULT here) fails the operations that had not reached
     the kernel, with that errno; the loop keeps working."""
-    path, data = file_1m
+    path, data = data_file
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -246,9 +246,9 @@ def test_enter_hard_error_fails_only_unsubmitted_operations(file_1m: tuple[str, 
 
 
 def test_sq_of_two_entries_with_10000_queued_operations(
-    completions: CompletionLog, file_1m: tuple[str, bytes]
+    completions: CompletionLog, data_file: tuple[str, bytes]
 ) -> None:
-    path, data = file_1m
+    path, data = data_file
     n = 10_000
 
     async def main() -> None:
@@ -339,10 +339,12 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
     assert not completions.twice()
 
 
-def test_small_cq_with_default_cap(completions: CompletionLog, file_1m: tuple[str, bytes]) -> None:
+def test_small_cq_with_default_cap(
+    completions: CompletionLog, data_file: tuple[str, bytes]
+) -> None:
     """cq_entries=4 with 2000 operations: the in-flight cap keeps the CQ from overflowing,
     and every completion arrives exactly once."""
-    path, data = file_1m
+    path, data = data_file
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

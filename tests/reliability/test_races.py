@@ -43,11 +43,11 @@ class Buf(bytearray):
 def test_cancel_storm(
     n: int,
     completions: CompletionLog,
-    file_1m: tuple[str, bytes],
+    data_file: tuple[str, bytes],
     monkeypatch: pytest.MonkeyPatch,
     no_fd_leak: None,
 ) -> None:
-    path, data = file_1m
+    path, data = data_file
     rng = random.Random(n)
     ops: dict[int, _ops.ReadInto] = {}  # {read index: its operation}
     freed_under_kernel: list[int] = []
@@ -190,9 +190,9 @@ def test_cancel_storm(
 @pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
 @pytest.mark.parametrize("rounds", [6, pytest.param(100, marks=pytest.mark.slow)])
 def test_foreign_threads_across_stop_restart_close(
-    rounds: int, use_uring: bool, file_1m: tuple[str, bytes], no_fd_leak: None
+    rounds: int, use_uring: bool, data_file: tuple[str, bytes], no_fd_leak: None
 ) -> None:
-    path, data = file_1m
+    path, data = data_file
     n_threads = 8
     # Small rings: a backlog builds up behind the in-flight cap.
     loop = uringloop.Loop(sq_entries=8, cq_entries=16, use_uring=use_uring)
@@ -336,8 +336,8 @@ def test_foreign_submission_while_entering_select_100k() -> None:
 # -- fork() with operations in flight -------------------------------------------------------
 
 
-def test_fork_with_operations_in_flight(file_1m: tuple[str, bytes], tmp_path: str) -> None:
-    path, data = file_1m
+def test_fork_with_operations_in_flight(data_file: tuple[str, bytes], tmp_path: str) -> None:
+    path, data = data_file
     child_file = os.path.join(tmp_path, "child.bin")
 
     async def main() -> None:
@@ -454,8 +454,8 @@ _GC_SCRIPT = textwrap.dedent(
 )
 
 
-def test_loop_collected_without_close(file_1m: tuple[str, bytes], tmp_path: str) -> None:
-    path, _ = file_1m
+def test_loop_collected_without_close(data_file: tuple[str, bytes], tmp_path: str) -> None:
+    path, _ = data_file
     script = os.path.join(tmp_path, "gc_loop.py")
     with open(script, "w") as f:
         f.write(_GC_SCRIPT)
