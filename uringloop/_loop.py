@@ -58,7 +58,7 @@ from ._ops import (
 )
 from ._ring import abi
 from ._ring.ring import DEFAULT_CQ_ENTRIES, DEFAULT_SQ_ENTRIES, Ring
-from ._selector import PreSelectSelector
+from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
 
 if TYPE_CHECKING:
     import collections
@@ -70,7 +70,7 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
-EAGER_PER_ITERATION = 16  # operations submitted at once, without a loop iteration; see _eager
+EAGER_PER_ITERATION = 16  # operations submitted at once between two pre-select steps; see _eager
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
 _SETUP_ERRNOS_FALLBACK = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL)
 
@@ -157,7 +157,7 @@ class Loop(asyncio.SelectorEventLoop):
         # BaseEventLoop/BaseSelectorEventLoop internals we build on (not in typeshed).
         _closed: bool
         _ready: collections.deque[asyncio.Handle]
-        _selector: PreSelectSelector
+        _selector: PreSelectEpollSelector | PreSelectSelector
 
         def _add_reader(self, fd: int, callback: Callable[..., object]) -> asyncio.Handle: ...
         def _remove_reader(self, fd: int) -> bool: ...
@@ -183,11 +183,8 @@ class Loop(asyncio.SelectorEventLoop):
         self._sq_entries = sq_entries
         self._cq_entries = cq_entries
         self._pool = SlotPool()
-        self._eager_iteration = -1
-        self._eager_left = 0
-        wrapper = PreSelectSelector(
-            selector if selector is not None else selectors.DefaultSelector()
-        )
+        self._eager_left = EAGER_PER_ITERATION
+        wrapper = make_selector(selector)
         super().__init__(wrapper)
         self._foreign = ForeignQueue(self._write_to_self, foreign_wakeup)
         if use_uring is None:
@@ -332,6 +329,7 @@ class Loop(asyncio.SelectorEventLoop):
         Contract: when it returns 0, nothing is armed (no sleeping flag, no eventfd), so
         the selector may skip _post_select.
         """
+        self._eager_left = EAGER_PER_ITERATION
         driver = self._driver
         foreign = self._foreign
         if foreign._pending:  # type: ignore[union-attr]
@@ -402,16 +400,14 @@ class Loop(asyncio.SelectorEventLoop):
         the loop would go to its pre-select step next and submit exactly this, so doing it
         now changes no batching. Page-cache reads, stats, opens complete inline, and the
         coroutine goes on without a loop iteration. Returns True when the operation has
-        completed. At most EAGER_PER_ITERATION times per loop iteration, so a coroutine
-        reading in a loop still yields to the loop's other work.
+        completed. At most EAGER_PER_ITERATION times between two pre-select steps (the
+        pre-select step refills the budget; once it is spent the next operation is queued
+        and awaited as usual, which is a loop iteration), so a coroutine reading in a loop
+        still yields to the loop's other work.
         """
         driver = self._driver
         if not isinstance(driver, RingDriver) or len(driver._backlog) != 1 or driver._inflight:
             return False
-        selector: PreSelectSelector = self._selector
-        if selector.iterations != self._eager_iteration:
-            self._eager_iteration = selector.iterations
-            self._eager_left = EAGER_PER_ITERATION
         if not self._eager_left:
             return False
         self._eager_left -= 1

@@ -1,34 +1,48 @@
-"""The selector wrapper: select(timeout) runs the loop's pre-select step, then delegates.
+"""The loop's selector: select(timeout) runs the loop's pre-select step, then polls.
 
 asyncio gives a subclass no hook between "callbacks ran" and "block in select"; the
 selector is the only seam. BaseEventLoop._run_once computes the timeout (0 when callbacks
 are ready, None when nothing is scheduled) and calls self._selector.select(timeout): that
 call is our gsource_prepare.
+
+select(0) with no file work is the hot path of every busy asyncio program, so both
+selectors answer it without calling the hooks: PreSelectEpollSelector (the default) polls
+its epoll object right there, in the one frame stock asyncio also pays;
+PreSelectSelector, which wraps a selector the user passed, delegates to it.
 """
 
 from __future__ import annotations
 
+import select as _select
 import selectors
 from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 PreSelect = Callable[["float | None"], "float | None"]
+_Ready = list[tuple[selectors.SelectorKey, int]]
+
+_EPOLLIN = _select.EPOLLIN if hasattr(_select, "EPOLLIN") else 1
+_EPOLLOUT = _select.EPOLLOUT if hasattr(_select, "EPOLLOUT") else 4
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 
-class PreSelectSelector(selectors.BaseSelector):
-    """Delegates to `inner`; select() calls `before(timeout) -> timeout`, and `after()`
-    once select returns, unless `before` returned 0 (then it must leave nothing armed)."""
+class _PreSelectHooks:
+    """The hook state both selectors share.
 
-    def __init__(self, inner: selectors.BaseSelector) -> None:
-        self._inner = inner
+    select() calls `before(timeout) -> timeout`, and `after()` once select returns, unless
+    `before` returned 0 (then it must leave nothing armed). Until bind() (and after close())
+    select() is the plain one.
+    """
+
+    def _init_hooks(self) -> None:
         self._before: PreSelect | None = None
         self._after: Callable[[], None] | None = None
         # Containers whose emptiness means "no file work": foreign pending queue, driver
-        # backlog, in-flight table. Checked inline so a busy loop with no file work pays
-        # for no extra call (select(0) is the hot path of every asyncio program).
-        self._work: tuple[Sized, Sized, Sized] = ((), (), ())
-        # select() calls so far: the loop's iteration count, for per-iteration budgets.
-        self.iterations = 0
+        # backlog, in-flight table. Checked inline by select().
+        self._pending: Sized = ()
+        self._backlog: Sized = ()
+        self._inflight: Sized = ()
 
     def bind(self, before: PreSelect, after: Callable[[], None]) -> None:
         self._before = before
@@ -36,26 +50,82 @@ class PreSelectSelector(selectors.BaseSelector):
 
     def watch(self, pending: Sized, backlog: Sized, inflight: Sized) -> None:
         """Name the containers the fast path checks (again whenever they are replaced)."""
-        self._work = (pending, backlog, inflight)
+        self._pending = pending
+        self._backlog = backlog
+        self._inflight = inflight
 
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        self.iterations += 1
+    def _unbind(self) -> None:
+        self._before = self._after = None
+
+    def _select_hooked(
+        self, timeout: float | None, poll: Callable[[float | None], _Ready]
+    ) -> _Ready:
         before = self._before
         if before is None:
-            return self._inner.select(timeout)
-        if timeout == 0:
-            pending, backlog, inflight = self._work
-            if not pending and not backlog and not inflight:
-                return self._inner.select(0)
+            return poll(timeout)
         timeout = before(timeout)
         if timeout == 0:
             # Contract of `before`: when it returns 0 it has armed nothing, so there is
             # nothing for `after` to undo.
-            return self._inner.select(0)
+            return poll(0)
         try:
-            return self._inner.select(timeout)
+            return poll(timeout)
         finally:
             self._after()  # type: ignore[misc]
+
+
+class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
+    """An EpollSelector with the pre-select step; the loop's default selector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_hooks()
+
+    @staticmethod
+    def usable() -> bool:
+        """True when EpollSelector has the internals the fast path reads (CPython 3.4+)."""
+        if not hasattr(selectors, "EpollSelector"):
+            return False
+        probe = selectors.EpollSelector()
+        try:
+            return isinstance(getattr(probe, "_fd_to_key", None), dict) and hasattr(
+                getattr(probe, "_selector", None), "poll"
+            )
+        finally:
+            probe.close()
+
+    def select(self, timeout: float | None = None) -> _Ready:
+        if timeout != 0 or self._pending or self._backlog or self._inflight:
+            return self._select_hooked(timeout, super().select)
+        fd_to_key = self._fd_to_key  # type: ignore[attr-defined]
+        try:
+            polled = self._selector.poll(0, len(fd_to_key) or 1)  # type: ignore[attr-defined]
+        except InterruptedError:
+            return []
+        ready = []
+        for fd, mask in polled:
+            key = fd_to_key.get(fd)
+            if key is not None:
+                events = (_WRITE if mask & ~_EPOLLIN else 0) | (_READ if mask & ~_EPOLLOUT else 0)
+                ready.append((key, events & key.events))
+        return ready
+
+    def close(self) -> None:
+        self._unbind()
+        super().close()
+
+
+class PreSelectSelector(_PreSelectHooks, selectors.BaseSelector):
+    """Wraps a selector the user passed to Loop(); delegates everything to `inner`."""
+
+    def __init__(self, inner: selectors.BaseSelector) -> None:
+        self._inner = inner
+        self._init_hooks()
+
+    def select(self, timeout: float | None = None) -> _Ready:
+        if timeout == 0 and not self._pending and not self._backlog and not self._inflight:
+            return self._inner.select(0)
+        return self._select_hooked(timeout, self._inner.select)
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
@@ -73,7 +143,7 @@ class PreSelectSelector(selectors.BaseSelector):
         return self._inner.get_map()
 
     def close(self) -> None:
-        self._before = self._after = None
+        self._unbind()
         self._inner.close()
 
     @property
@@ -85,3 +155,17 @@ class PreSelectSelector(selectors.BaseSelector):
         if name == "_inner":
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+
+def make_selector(
+    selector: selectors.BaseSelector | None,
+) -> PreSelectEpollSelector | PreSelectSelector:
+    """The loop's selector: our epoll one by default, a wrapper around the user's otherwise."""
+    if selector is None:
+        if _EPOLL_FAST_PATH:
+            return PreSelectEpollSelector()
+        selector = selectors.DefaultSelector()
+    return PreSelectSelector(selector)
+
+
+_EPOLL_FAST_PATH = PreSelectEpollSelector.usable()

@@ -130,7 +130,7 @@ active proctype loop()
        :: else -> skip
        fi;
 
-       /* L4 @src uringloop/_selector.py:PreSelectSelector.select
+       /* L4 @src uringloop/_selector.py:PreSelectEpollSelector.select
         * A stale byte in the pipe makes select return at once; that is allowed.
         * Waiting here forever is a valid end state: no_lost_wakeup judges it. */
        if

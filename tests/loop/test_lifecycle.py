@@ -247,6 +247,55 @@ def test_loop_runs_stock_asyncio_work() -> None:
     assert uringloop.run(main()) == b"ping\nsub\nthread"
 
 
+@pytest.mark.parametrize("selector", [None, "poll"])
+def test_sockets_file_ops_and_foreign_wakeups_with_either_selector(
+    selector: str | None, data_file: tuple[str, bytes]
+) -> None:
+    """The default epoll selector and the wrapper around a selector the user passes both
+    serve sockets (busy and idle select), file operations, and wake for foreign work."""
+    import selectors
+    import socket
+
+    from uringloop._selector import PreSelectEpollSelector, PreSelectSelector
+
+    path, data = data_file
+    user = selectors.PollSelector() if selector == "poll" else None
+    loop = uringloop.Loop(user)
+    expected = PreSelectSelector if user is not None else PreSelectEpollSelector
+    assert type(loop._selector) is expected
+    fd = os.open(path, os.O_RDONLY)
+    a, b = socket.socketpair()
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        a.setblocking(False)
+        b.setblocking(False)
+        # Busy: another task keeps callbacks ready, so the loop selects with timeout 0.
+        stop = asyncio.Event()
+
+        async def spin() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0)
+
+        spinner = asyncio.create_task(spin())
+        await loop.sock_sendall(a, b"ping")
+        got = await loop.sock_recv(b, 4)
+        stop.set()
+        await spinner
+        head = await loop.pread(fd, 16, 0)
+        # Idle: the loop blocks in select until the foreign thread's work wakes it.
+        foreign = await asyncio.to_thread(lambda: loop.threadsafe.pread(fd, 16, 16).result(5))
+        return got, head, foreign
+
+    try:
+        assert loop.run_until_complete(main()) == (b"ping", data[:16], data[16:32])
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+        os.close(fd)
+    assert user is None or user.get_map() is None  # closed with the loop
+
+
 def test_loop_thread_ident_follows_the_runner() -> None:
     loop = uringloop.Loop()
     seen: list[int] = []

@@ -219,7 +219,7 @@ REQUIRED = {
     ("uringloop/_foreign.py", "ForeignQueue.close"),
     ("uringloop/_loop.py", "Loop._pre_select"),
     ("uringloop/_loop.py", "Loop._post_select"),
-    ("uringloop/_selector.py", "PreSelectSelector.select"),
+    ("uringloop/_selector.py", "PreSelectEpollSelector.select"),
 }
 
 
