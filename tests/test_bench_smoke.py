@@ -30,6 +30,7 @@ RANDREAD_IMPLS = {
     "uringloop",
     "uringloop pread_many",
     "uringloop.open (seek + read)",
+    "io_uring kernel floor (enter only)",
 }
 # (case -> implementations that must be there); fio rows are checked separately.
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -130,6 +131,19 @@ def _check_report(name: str, report: dict[str, Any]) -> None:
         assert len(refs) <= 1
     for t in report["targets"]:
         assert t["met"] in (True, False, None) and t["text"]
+    if name == "randread":
+        _check_kernel_floor(report)
+
+
+def _check_kernel_floor(report: dict[str, Any]) -> None:
+    """The kernel-floor row ran (it is not allowed to be skipped) in every case, and the
+    page cache QD 64 explanation was derived from it."""
+    floors = [r for r in report["rows"] if r["impl"] == "io_uring kernel floor (enter only)"]
+    assert len(floors) == 6
+    for row in floors:
+        assert not row["skipped"] and not row["reference"], row
+        assert row["median"] > 0, row
+    assert any(n.startswith("page cache, QD 64: io_uring_enter alone") for n in report["notes"])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import itertools
+import mmap
 import os
 import random
 import statistics
+from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -59,6 +61,7 @@ FIO = "fio io_uring (C)"
 URING = "uringloop"
 BATCHED = "uringloop pread_many"
 URING_OPEN = "uringloop.open (seek + read)"
+FLOOR = "io_uring kernel floor (enter only)"
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
@@ -73,6 +76,7 @@ IMPLS = (
     URING,
     BATCHED,
     URING_OPEN,
+    FLOOR,
 )
 
 Worker = Callable[[float], Awaitable[int]]
@@ -363,6 +367,88 @@ async def _pyuring(env: Env) -> float:
         ctx.close()
 
 
+def _kernel_floor(env: Env) -> float:
+    """Not a backend but a bound: reads per second of time spent inside io_uring_enter.
+
+    A private ring (not the loop's) gets QD READ SQEs, one per 4 KiB slot of a private
+    mmap arena, then one io_uring_enter submits them and waits for all QD completions.
+    Only that call (Ring.enter: a tail store, one ctypes syscall) is timed; filling SQEs
+    and reaping CQEs run untimed, so this is what any io_uring user pays per read at this
+    batch size before doing anything in Python.
+    """
+    from uringloop._ring import abi
+    from uringloop._ring.ring import Ring
+
+    fd, qd, bs = env.fd, env.qd, env.bs
+    offs, mask, keep = env.offsets, env.mask, env.keep
+    words = abi.SQE_SIZE // 8
+    arena = mmap.mmap(-1, qd * bs)  # page-aligned slots: O_DIRECT accepts them
+    cbuf = (ctypes.c_char * (qd * bs)).from_buffer(arena)
+    base_addr = ctypes.addressof(cbuf)
+    # The SQEs of one batch as u64 words; only the offsets change between batches.
+    # Word 0: opcode | flags 0 | ioprio 0 | fd << 32; 1: off; 2: addr; 3: len | rw_flags 0
+    # << 32; 4: user_data = the slot index; the rest zero.
+    sq = array("Q", bytes(abi.SQE_SIZE * qd))
+    sq[0::words] = array("Q", [int(abi.Op.READ) | (fd << 32)] * qd)
+    sq[2::words] = array("Q", range(base_addr, base_addr + qd * bs, bs))
+    sq[3::words] = array("Q", [bs] * qd)
+    sq[4::words] = array("Q", range(qd))
+    ring = Ring(max(qd, 8), 2 * max(qd, 8))
+    sqe_map = memoryview(ring.sqes)
+    sqe_q = sqe_map.cast("Q")
+    batches = itertools.count()
+    every_slot = list(range(qd))
+
+    def work(deadline: float) -> tuple[int, float]:
+        n, inside = 0, 0.0
+        while perf_counter() < deadline:
+            first = next(batches) * qd
+            batch = [offs[(first + j) & mask] for j in range(qd)]
+            sq[1::words] = array("Q", batch)
+            slots = ring.reserve(qd)
+            if len(slots) != qd:
+                raise BenchError(f"{FLOOR}: the SQ has {len(slots)} free slots, not {qd}")
+            # Every batch is fully consumed, so the slots are contiguous save one wrap.
+            k = min(qd, ring.sq_entries - slots[0] // abi.SQE_SIZE)
+            start = slots[0] // 8
+            sqe_q[start : start + k * words] = sq[: k * words]
+            sqe_q[: (qd - k) * words] = sq[k * words :]
+            t0 = perf_counter()
+            ring.enter(qd)
+            inside += perf_counter() - t0
+            cqes = ring.reap()
+            if len(cqes) != qd:
+                raise BenchError(f"{FLOOR}: {len(cqes)} completions for {qd} reads")
+            for _slot, res, _flags in cqes:
+                if res < 0:
+                    raise OSError(-res, os.strerror(-res))
+                if res != bs:
+                    raise BenchError(f"{FLOOR}: short read of {res} bytes")
+            if sorted(c[0] for c in cqes) != every_slot:
+                raise BenchError(f"{FLOOR}: completions do not match the slots submitted")
+            for j in range(qd):
+                if not ((first + j) & 63 and n + j):
+                    keep.append((batch[j], arena[j * bs : (j + 1) * bs]))
+            n += qd
+        return n, inside
+
+    try:
+        ring.enable()
+        work(perf_counter() + WARMUP)
+        keep.clear()
+        n, inside = work(perf_counter() + env.duration)
+    finally:
+        # Ring.close() unmaps the SQEs: no view of them may be left.
+        sqe_q.release()
+        sqe_map.release()
+        ring.close()
+        del cbuf
+        arena.close()
+    if not inside:
+        raise BenchError(f"{FLOOR}: no batch ran")
+    return n / inside
+
+
 async def _uring(env: Env) -> float:
     loop: Any = asyncio.get_running_loop()
     fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
@@ -443,6 +529,8 @@ def measure(impl: str, env: Env) -> float:
     """One timed run of `impl`: ops/s, after verifying the kept reads."""
     if impl == SYNC:
         rate = _sync(env)
+    elif impl == FLOOR:
+        rate = _kernel_floor(env)
     else:
         loop_name, fn = RUNNERS[impl]
         rate = run_on(loop_name, fn(env))
@@ -472,6 +560,16 @@ def run(cfg: Config) -> Report:
         "QD = coroutines with one read in flight each (pread_many: reads per batch; the "
         "sync loop is always one read at a time). One read in 64 is checked against os.pread."
     )
+    report.notes.append(
+        f"'{FLOOR}' is a bound, not a backend: a private io_uring (not the loop's) is given "
+        "QD READ SQEs at a time, filled by a few vectorised array stores, and one "
+        "io_uring_enter submits them and waits for all of them; its ops/s divide the reads by "
+        "the time spent inside that call alone. For page-cache reads it is the kernel's own "
+        "cost per read through io_uring at that batch size, which any Python io_uring user "
+        "(pread_many included) pays before doing any Python work; for O_DIRECT it includes "
+        "waiting for the device. It is measured interleaved with the other rows and is left "
+        "out of every 'best other async backend' comparison."
+    )
     try:
         for mode, fd, direct in (("page cache", fd_buffered, False), ("O_DIRECT", fd_direct, True)):
             for qd in QDS:
@@ -480,7 +578,28 @@ def run(cfg: Config) -> Report:
         os.close(fd_buffered)
         os.close(fd_direct)
     _targets(report)
+    _floor_note(report)
     return report
+
+
+def _floor_note(report: Report) -> None:
+    """Put the page cache QD 64 kernel floor in microseconds beside the sync loop's cost:
+    what is left of the sync loop's time per read is all pread_many may spend in Python
+    to beat it."""
+    case = "page cache, QD 64"
+    floor, sync, batched = (report.median(case, impl) for impl in (FLOOR, SYNC, BATCHED))
+    if not floor or not sync:
+        return
+    floor_us, sync_us = 1e6 / floor, 1e6 / sync
+    text = (
+        f"{case}: io_uring_enter alone costs {floor_us:.2f} us per read in batches of 64, the "
+        f"whole sync os.pread loop {sync_us:.2f} us per read ({floor_us / sync_us:.0%}), so "
+        f"pread_many beats the sync loop only if all its Python work per read (filling SQEs, "
+        f"reaping CQEs, copying out, the await) costs under {sync_us - floor_us:.2f} us"
+    )
+    if batched:
+        text += f"; here it took {1e6 / batched:.2f} us per read in all"
+    report.notes.append(text + ".")
 
 
 def _run_case(
@@ -517,6 +636,10 @@ def _run_case(
         if values:
             rows[impl].extra[STALL] = statistics.median(values)
     rows[SYNC].note = "one thread, blocking: always QD 1"
+    rows[FLOOR].note = (
+        "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
+        "inside that call only" + (" (includes waiting for the device)" if direct else "")
+    )
     if cfg.fio and fio_available():
         fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
         report.rows.append(fio_row)
