@@ -81,6 +81,9 @@ IMPLS = (
 
 Worker = Callable[[float], Awaitable[int]]
 
+# Read buffers the kernel may still write into (a failed enter); never unmapped.
+_ABANDONED: list[mmap.mmap] = []
+
 
 @dataclass
 class Env:
@@ -398,8 +401,10 @@ def _kernel_floor(env: Env) -> float:
     sqe_q = sqe_map.cast("Q")
     batches = itertools.count()
     every_slot = list(range(qd))
+    in_flight = 0  # reads submitted (or maybe submitted) whose CQEs were not reaped
 
     def work(deadline: float) -> tuple[int, float]:
+        nonlocal in_flight
         n, inside = 0, 0.0
         while perf_counter() < deadline:
             first = next(batches) * qd
@@ -413,10 +418,12 @@ def _kernel_floor(env: Env) -> float:
             start = slots[0] // 8
             sqe_q[start : start + k * words] = sq[: k * words]
             sqe_q[: (qd - k) * words] = sq[k * words :]
+            in_flight = qd
             t0 = perf_counter()
             ring.enter(qd)
             inside += perf_counter() - t0
             cqes = ring.reap()
+            in_flight = 0
             if len(cqes) != qd:
                 raise BenchError(f"{FLOOR}: {len(cqes)} completions for {qd} reads")
             for _slot, res, _flags in cqes:
@@ -438,12 +445,23 @@ def _kernel_floor(env: Env) -> float:
         keep.clear()
         n, inside = work(perf_counter() + env.duration)
     finally:
+        if in_flight:
+            # enter() failed: the kernel may still write into the arena, so wait for those
+            # completions, and if that fails too, keep the arena mapped for good.
+            try:
+                ring.enter(in_flight)
+                in_flight = 0
+            except OSError:
+                pass
         # Ring.close() unmaps the SQEs: no view of them may be left.
         sqe_q.release()
         sqe_map.release()
         ring.close()
         del cbuf
-        arena.close()
+        if in_flight:
+            _ABANDONED.append(arena)
+        else:
+            arena.close()
     if not inside:
         raise BenchError(f"{FLOOR}: no batch ran")
     return n / inside
