@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LoopClosedError, unsupported
@@ -48,7 +49,7 @@ _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 # enter() errors that mean "try again after reaping": the kernel is short of memory for
 # requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
 _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
-_MAX_USER_DATA = 2**64 - 1
+_MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
 _SHUTDOWN_POLL = 0.05  # seconds between looks at the ring while close() waits for CQEs
 
 
@@ -229,12 +230,13 @@ class RingDriver:
                     continue
                 if op.multi:
                     if not op.user_data:
+                        if ud + op.parts_left() > _MAX_USER_DATA:
+                            ud = 1  # a batch's range never crosses the limit
                         op.user_data = ud
                         ud += op.parts_left()
-                    first, count = op.prep_parts(sqes, offsets, used)
-                    base = op.user_data
-                    for index in range(first, first + count):
-                        inflight[base + index] = op
+                    first, count = op.prep_parts(sqes, ring.sqe_words, offsets, used)
+                    start = op.user_data + first
+                    inflight.update(zip(range(start, start + count), repeat(op)))
                     used += count
                     if not op.parts_left():
                         backlog.popleft()
@@ -247,7 +249,7 @@ class RingDriver:
                 inflight[ud] = op
                 ud += 1
                 used += 1
-            if ud >= _MAX_USER_DATA:  # 2**64 operations: start over, far from live ones
+            if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
                 ud = 1
             self._next_user_data = ud
             if used < n_offsets:
@@ -301,18 +303,25 @@ class RingDriver:
         inflight = self._inflight
         total = 0
         while True:
-            cqes = self._ring.reap()
-            if not cqes:
+            user_datas, results, flags = self._ring.reap_columns()
+            count = len(user_datas)
+            if not count:
                 break
-            for user_data, res, flags in cqes:
-                op = inflight.pop(user_data, None)
-                if op is None:
-                    continue  # "can't happen": a CQE for an unknown request
-                if op.multi:
-                    op.complete_part(user_data, res)
-                else:
-                    op.complete(res, flags)
-            total += len(cqes)
+            # Every reaped CQE leaves the in-flight table first; None: a CQE for an unknown
+            # request ("can't happen").
+            ops = list(map(inflight.pop, user_datas, repeat(None)))
+            first = ops[0]
+            if first is not None and first.multi and ops.count(first) == count:
+                first.complete_parts(user_datas, results)  # a batch's parts, nothing else
+            else:
+                for op, user_data, res, flag in zip(ops, user_datas, results, flags, strict=True):
+                    if op is None:
+                        continue
+                    if op.multi:
+                        op.complete_part(user_data, res)
+                    else:
+                        op.complete(res, flag)
+            total += count
         self.n_completed += total
         return total
 

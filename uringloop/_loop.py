@@ -23,6 +23,7 @@ import selectors
 import threading
 import warnings
 import weakref
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -465,10 +466,11 @@ class Loop(asyncio.SelectorEventLoop):
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
         """
-        checked = [_read_args(fd, size, offset) for fd, size, offset in requests]
-        if not checked:
+        fds, sizes, offsets = _read_many_args(requests)
+        if not fds:
             return []
-        op = ReadBatch(checked, self._pool)
+        self._check_usable()  # before the batch takes its buffers
+        op = ReadBatch(fds, sizes, offsets, self._pool)
         return await self._run(op)  # type: ignore[no-any-return]
 
     async def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> int:
@@ -673,6 +675,43 @@ def _read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
     ):
         return fd, size, offset
     return check_fd(fd), check_size(size), check_offset(offset)
+
+
+def _read_many_args(
+    requests: Iterable[tuple[int, int, int]],
+) -> tuple[array[int], array[int], array[int]]:
+    """pread_many's requests checked and split into signed 64-bit arrays (fds, sizes, offsets).
+
+    Plain ints in range are checked with a few C-level passes; anything else goes through
+    _read_args one request at a time, for its exact error.
+    """
+    reqs = requests if isinstance(requests, list | tuple) else list(requests)
+    if not reqs:
+        return array("q"), array("q"), array("q")
+    try:
+        fds, sizes, offsets = (array("q", column) for column in zip(*reqs, strict=True))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        if (
+            min(fds) >= 0
+            and max(fds) <= _FD_MAX
+            and min(sizes) >= 0
+            and max(sizes) <= _POOLED_MAX
+            and min(offsets) >= -1
+        ):
+            return fds, sizes, offsets
+    checked = [_read_args(*_request(req)) for req in reqs]
+    fds, sizes, offsets = (array("q", column) for column in zip(*checked, strict=True))
+    return fds, sizes, offsets
+
+
+def _request(req: Any) -> tuple[Any, Any, Any]:
+    try:
+        fd, size, offset = req
+    except (TypeError, ValueError):
+        raise TypeError(f"each request must be a (fd, size, offset) tuple, not {req!r}") from None
+    return fd, size, offset
 
 
 def _dirfd(dir_fd: int | None) -> int:

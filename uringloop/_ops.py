@@ -17,10 +17,12 @@ import errno
 import operator
 import os
 import stat as _stat
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ._buffers import Pin, ScratchBuffer, SlotPool, bytes_address
+from ._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool, bytes_address
 from ._errors import os_error
 from ._ring import abi
 
@@ -33,6 +35,10 @@ _INT32_MAX = 2**31 - 1
 # The kernel caps one read or write at MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
 MAX_RW_COUNT = 0x7FFFF000
 _pack_sqe = abi.SQE.pack_into
+_READ = abi.Op.READ
+_LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
+# The largest pool slot a uniform batch reads into at once (bigger batches: a slot per part).
+_BATCH_REGION_MAX = SLOT_SIZES[-1]
 _AT_FDCWD = abi.AT_FDCWD
 
 
@@ -170,12 +176,18 @@ class Operation:
         """Parts whose SQE is not yet written."""
         raise NotImplementedError
 
-    def prep_parts(self, sqes: Any, offsets: list[int], start: int) -> tuple[int, int]:
-        """Write the next parts' SQEs at offsets[start:]; return (first part, count)."""
+    def prep_parts(self, sqes: Any, words: Any, offsets: list[int], start: int) -> tuple[int, int]:
+        """Write the next parts' SQEs at byte offsets[start:] of `sqes` (`words`: the same
+        memory as 64-bit words); return (first part, count)."""
         raise NotImplementedError
 
     def complete_part(self, user_data: int, res: int) -> None:
         raise NotImplementedError
+
+    def complete_parts(self, user_datas: list[int], results: list[int]) -> None:
+        """complete_part() for many CQEs of this operation at once."""
+        for user_data, res in zip(user_datas, results, strict=True):
+            self.complete_part(user_data, res)
 
     def drop_unwritten(self) -> int:
         """Cancel: drop the parts not yet written; return how many were written."""
@@ -307,90 +319,176 @@ class Read(Operation):
 class ReadBatch(Operation):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
-    Part i has user_data `self.user_data + i`. Buffers come from the SlotPool (or ctypes
-    buffers for large sizes) as each part's SQE is written and are released at its CQE.
-    If any part fails, the error of the first failed part (in request order) is raised
-    once every written part has completed.
+    Part i has user_data `self.user_data + i`. When every part has the same size and the
+    batch fits a pool slot, the parts read into one slot, part i at `i * size` (one
+    allocation; its SQEs are written as one array copy); otherwise each part gets its own
+    slot (or a ctypes buffer for large sizes). A CQE only records its part's result: the
+    `bytes` are copied out and the buffers released once every written part has completed.
+    If any part fails, the error of the first failed part (in request order) is raised.
     """
 
-    __slots__ = ("_buffers", "_error", "_error_index", "_left", "_next", "_pool",
-                 "_results", "_slots", "requests")  # fmt: skip
+    __slots__ = ("_buffers", "_error", "_error_index", "_left", "_next", "_pool", "_region",
+                 "_res", "_slots", "_stride", "fds", "offsets", "sizes")  # fmt: skip
     opcode = abi.Op.READ
     name = "read"
     multi = True
 
-    def __init__(self, requests: list[tuple[int, int, int]], pool: SlotPool | None) -> None:
+    def __init__(
+        self, fds: array[int], sizes: array[int], offsets: array[int], pool: SlotPool | None
+    ) -> None:
+        # Signed 64-bit arrays of checked values (fds >= 0, sizes >= 0, offsets >= -1).
         super().__init__()
-        self.requests = requests
-        n = len(requests)
+        self.fds = fds
+        self.sizes = sizes
+        self.offsets = offsets
+        n = len(fds)
         self._pool = pool
-        self._results: list[Any] = [None] * n
-        self._slots = [-1] * n
+        self._res = [0] * n
+        self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
         self._buffers: dict[int, ScratchBuffer] = {}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
         self._next = 0  # parts written so far
         self._error: BaseException | None = None
         self._error_index = n
+        # One slot for the whole batch when the sizes are uniform: part i at i * stride.
+        self._region = -1
+        self._stride = 0
+        if pool is not None and n:
+            size = sizes[0]
+            if size and size * n <= _BATCH_REGION_MAX and sizes.count(size) == n:
+                self._region = pool.alloc(size * n)
+                self._stride = size
 
     def parts_left(self) -> int:
-        return len(self.requests) - self._next
+        return len(self.fds) - self._next
 
-    def prep_parts(self, sqes: Any, offsets: list[int], start: int) -> tuple[int, int]:
+    def prep_parts(self, sqes: Any, words: Any, offsets: list[int], start: int) -> tuple[int, int]:
         first = self._next
-        count = min(len(offsets) - start, len(self.requests) - first)
-        pool = self._pool
-        requests = self.requests
-        slots = self._slots
+        count = min(len(offsets) - start, len(self.fds) - first)
+        end = first + count
         base = self.user_data
-        read = abi.Op.READ
-        for j in range(count):
-            i = first + j
-            fd, size, offset = requests[i]
-            slot = pool.alloc(size) if pool is not None else -1
-            if slot >= 0:
-                slots[i] = slot
-                addr = pool.address(slot)  # type: ignore[union-attr]
-            else:
-                buf = self._buffers[i] = ScratchBuffer(size)
-                addr = buf.address
-            _pack_sqe(sqes, offsets[start + j], read, 0, 0, fd, offset & _U64, addr, size, 0,
-                      base + i, 0, 0, 0, 0, 0)  # fmt: skip
-        self._next = first + count
+        pos = offsets[start]
+        if self._region >= 0:
+            pool: SlotPool = self._pool  # type: ignore[assignment]
+            stride = self._stride
+            addr0 = pool.address_of[self._region]
+            if _LITTLE_ENDIAN and offsets[start + count - 1] - pos == (count - 1) * abi.SQE_SIZE:
+                # Contiguous SQEs: build all 8-word SQEs in one array, copy it in once.
+                # Fields: word 0 opcode | fd << 32, 1 offset, 2 address, 3 length, 4 user_data.
+                fds = self.fds
+                sqe = array("q", bytes(count * abi.SQE_SIZE))
+                if fds.count(fds[0]) == len(fds):
+                    sqe[0::8] = array("q", (_READ | fds[0] << 32,)) * count
+                else:
+                    sqe[0::8] = array("q", [_READ | fd << 32 for fd in fds[first:end]])
+                sqe[1::8] = self.offsets[first:end]
+                sqe[2::8] = array("q", range(addr0 + first * stride, addr0 + end * stride, stride))
+                sqe[3::8] = array("q", (stride,)) * count
+                sqe[4::8] = array("q", range(base + first, base + end))
+                words[pos // 8 : pos // 8 + count * 8] = sqe
+            else:  # the run wraps around the end of the SQ
+                for j in range(count):
+                    i = first + j
+                    _pack_sqe(sqes, offsets[start + j], _READ, 0, 0, self.fds[i],
+                              self.offsets[i] & _U64, addr0 + i * stride, stride, 0,
+                              base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        else:
+            pool = self._pool  # type: ignore[assignment]
+            slots = self._slots
+            for j in range(count):
+                i = first + j
+                size = self.sizes[i]
+                slot = pool.alloc(size) if pool is not None else -1
+                slots.append(slot)
+                if slot >= 0:
+                    addr = pool.address_of[slot]
+                else:
+                    buf = self._buffers[i] = ScratchBuffer(size)
+                    addr = buf.address
+                offset = self.offsets[i] & _U64
+                _pack_sqe(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
+                          size, 0, base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        self._next = end
         return first, count
 
     def complete_part(self, user_data: int, res: int) -> None:
-        i = user_data - self.user_data
-        slot = self._slots[i]
-        if res < 0:
-            if i < self._error_index:
-                self._error, self._error_index = os_error(res), i
-        elif slot >= 0:
-            self._results[i] = self._pool.take(slot, res)  # type: ignore[union-attr]
-        else:
-            self._results[i] = self._buffers[i].take(res)
-        if slot >= 0:
-            self._pool.free(slot)  # type: ignore[union-attr]
-            self._slots[i] = -1
-        else:
-            self._buffers.pop(i).close()
+        self._res[user_data - self.user_data] = res
         self._left -= 1
         if not self._left:
             self._finish()
 
+    def complete_parts(self, user_datas: list[int], results: list[int]) -> None:
+        first = user_datas[0]
+        count = len(user_datas)
+        start = first - self.user_data
+        if user_datas == list(range(first, first + count)):  # in submission order
+            self._res[start : start + count] = results
+        else:
+            res = self._res
+            base = self.user_data
+            for user_data, value in zip(user_datas, results, strict=True):
+                res[user_data - base] = value
+        self._left -= count
+        if not self._left:
+            self._finish()
+
     def _finish(self) -> None:
+        """Every written part has completed: copy the results out, release the buffers."""
         self.state = Operation.DONE
         waiter = self.waiter
+        written = self._next
+        res = self._res
+        if written and min(res[:written]) < 0:
+            for i in range(min(written, self._error_index)):
+                if res[i] < 0:
+                    self._error, self._error_index = os_error(res[i]), i
+                    break
+        results: list[bytes] | None = None
+        if self._error is None and waiter is not None and not waiter.done():
+            results = self._results(written)
+        self.release()
         if waiter is None or waiter.done():
             return
         if self._error is not None:
             waiter.set_exception(self._error)
         else:
-            waiter.set_result(self._results)
+            waiter.set_result(results)
+
+    def _results(self, written: int) -> list[bytes]:
+        res = self._res
+        pool = self._pool
+        if self._region >= 0:
+            arena = pool.arena_of[self._region]  # type: ignore[union-attr]
+            off = pool.offset_of[self._region]  # type: ignore[union-attr]
+            stride = self._stride
+            starts = range(off, off + written * stride, stride)
+            return [arena[p : p + n] for p, n in zip(starts, res, strict=False)]
+        out = []
+        for i, slot in enumerate(self._slots):
+            if slot >= 0:
+                out.append(pool.take(slot, res[i]))  # type: ignore[union-attr]
+            else:
+                out.append(self._buffers[i].take(res[i]))
+        return out
+
+    def release(self) -> None:
+        """Return the batch's buffers. Only once no written part is in flight."""
+        pool = self._pool
+        if self._region >= 0:
+            pool.free(self._region)  # type: ignore[union-attr]
+            self._region = -1
+        for slot in self._slots:
+            if slot >= 0:
+                pool.free(slot)  # type: ignore[union-attr]
+        self._slots = []
+        for buf in self._buffers.values():
+            buf.close()
+        self._buffers.clear()
 
     def drop_unwritten(self) -> int:
         written = self._next
-        dropped = len(self.requests) - written
-        self.requests = self.requests[:written]
+        dropped = len(self.fds) - written
+        self.fds = self.fds[:written]
         self._left -= dropped
         if dropped and written < self._error_index:
             # Parts never submitted have no result: the batch as a whole fails.
@@ -407,7 +505,7 @@ class ReadBatch(Operation):
     def run_blocking(self) -> list[bytes]:
         return [
             os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
-            for fd, size, offset in self.requests
+            for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
         ]
 
 

@@ -133,7 +133,7 @@ def test_batch_never_submitted_fails_at_close_instead_of_returning_nothing() -> 
 
     loop = uringloop.Loop()
     future = loop.create_future()
-    op = ReadBatch([(0, 10, 0), (0, 10, 0)], loop._pool)
+    op = ReadBatch((0, 0), (10, 10), (0, 0), loop._pool)
     op.waiter = future
     loop._driver.queue(op)  # type: ignore[union-attr]
     loop.close()  # the batch is still queued: it is dropped

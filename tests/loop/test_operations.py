@@ -70,6 +70,27 @@ async def test_pread_many_in_order(data_file: tuple[str, bytes], no_fd_leak: Non
         os.close(fd)
 
 
+async def test_pread_many_checks_every_request(data_file: tuple[str, bytes]) -> None:
+    path, data = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(TypeError, match="fd must be an integer"):
+            await loop.pread_many([(fd, 10, 0), (float(fd), 10, 0)])
+        with pytest.raises(TypeError, match=r"\(fd, size, offset\) tuple"):
+            await loop.pread_many([(fd, 10, 0), (fd, 10)])
+        with pytest.raises(ValueError, match="offset must be >= 0"):
+            await loop.pread_many([(fd, 10, -2)])
+        with pytest.raises(OverflowError):
+            await loop.pread_many([(fd, 10, 2**63)])
+        # A generator, and an int subclass, are accepted as os.pread accepts them.
+        got = await loop.pread_many((fd, n, True) for n in (3, 4))
+        assert got == [data[1:4], data[1:5]]
+        assert loop._pool.in_use() == 0
+    finally:
+        os.close(fd)
+
+
 async def test_pread_many_raises_first_failure_after_all(data_file: tuple[str, bytes]) -> None:
     path, _ = data_file
     loop = running()

@@ -44,6 +44,16 @@ FALLBACK_ORDER = (
 _U32 = 0xFFFFFFFF
 
 
+def _columns(mem: memoryview, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
+    """The fields of `count` CQEs from byte `start`: a CQE is u64 user_data, s32 res, u32 flags."""
+    block = mem[start : start + count * abi.CQE_SIZE]
+    return (
+        block.cast("Q")[0::2].tolist(),
+        block.cast("i")[2::4].tolist(),
+        block.cast("I")[3::4].tolist(),
+    )
+
+
 class Ring:
     """One io_uring. Not thread-safe: one thread at a time drives it."""
 
@@ -142,6 +152,12 @@ class Ring:
         # The local SQ tail: slots [published tail, _tail) are filled but not yet published.
         self._tail: int = sq32[self._sq_tail]
         self.sqes = self._sqe_map
+        # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
+        # at once (signed, so an offset of -1 is stored as the kernel's (u64)-1).
+        self.sqe_words: memoryview[int] = memoryview(self._sqe_map).cast("q")
+        # The CQ ring's bytes, for unpacking a run of CQEs in one call.
+        self._cq_bytes = memoryview(cq_map)
+        self._views += [self.sqe_words, self._cq_bytes]
 
     # -- submission ---------------------------------------------------------------------
 
@@ -212,21 +228,28 @@ class Ring:
 
         The CQ head is advanced once, after every returned CQE was copied out.
         """
+        return list(zip(*self.reap_columns(limit), strict=True))
+
+    def reap_columns(self, limit: int = 0) -> tuple[list[int], list[int], list[int]]:
+        """reap() as three lists, (user_data values, results, flags), in CQ order."""
         cq32 = self._cq32
         head = cq32[self._cq_head]
-        tail = cq32[self._cq_tail]
-        count = (tail - head) & _U32
+        count = (cq32[self._cq_tail] - head) & _U32
         if not count:
-            return []
+            return [], [], []
         if limit and count > limit:
             count = limit
-        mask = self._cq_mask
+        first = head & self._cq_mask
+        split = min(count, self.cq_entries - first)  # CQEs before the ring wraps
         base = self._cqes_off
-        mem = self._cq_map_obj
-        unpack = abi.CQE.unpack_from
-        out = [unpack(mem, base + ((head + i) & mask) * abi.CQE_SIZE) for i in range(count)]
+        user_data, res, flags = _columns(self._cq_bytes, base + first * abi.CQE_SIZE, split)
+        if split < count:
+            more = _columns(self._cq_bytes, base, count - split)
+            user_data += more[0]
+            res += more[1]
+            flags += more[2]
         cq32[self._cq_head] = (head + count) & _U32
-        return out
+        return user_data, res, flags
 
     # -- eventfd, probe, enable ---------------------------------------------------------
 
@@ -282,6 +305,7 @@ class Ring:
         self._views = []
         self._sq32 = self._cq32 = None  # type: ignore[assignment]
         self._cq_map_obj = None  # type: ignore[assignment]
+        self.sqe_words = self._cq_bytes = None  # type: ignore[assignment]
         self.sqes = None  # type: ignore[assignment]
         for m in (self._sqe_map, self._cq_map, self._ring_map):
             if m is not None:
