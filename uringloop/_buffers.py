@@ -96,25 +96,40 @@ def bytes_address(data: bytes) -> int:
 
 
 class ScratchBuffer:
-    """A private anonymous mapping for one large read: pages cost memory only once the
-    kernel writes them, so a read of a huge size into a small file stays cheap."""
+    """The buffer of one read that has no pool slot (large, or a foreign thread's).
 
-    __slots__ = ("_map", "address")
+    Up to SCRATCH_HEAP_MAX bytes it is heap memory. Larger, it is a private anonymous
+    mapping: pages cost memory only once the kernel writes them, so a read of a huge size
+    into a small file stays cheap. (A mapping per small read costs an mmap, a page fault
+    and a munmap, whose TLB shootdown reaches every CPU running this process's threads.)
+    """
+
+    __slots__ = ("_heap", "_map", "address")
 
     def __init__(self, size: int) -> None:
-        self._map: mmap.mmap | None = mmap.mmap(-1, max(size, 1))
-        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        self._map: mmap.mmap | None = None
+        self._heap: ctypes.Array[ctypes.c_char] | None = None
+        if size <= SCRATCH_HEAP_MAX:
+            self._heap = ctypes.create_string_buffer(max(size, 1))
+            self.address = ctypes.addressof(self._heap)
+        else:
+            self._map = mmap.mmap(-1, size)
+            self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
     def take(self, n: int) -> bytes:
+        if self._heap is not None:
+            return ctypes.string_at(self.address, n)
         assert self._map is not None
         return self._map[:n]
 
     def close(self) -> None:
+        self._heap = None
         m, self._map = self._map, None
         if m is not None:
             m.close()
 
 
+SCRATCH_HEAP_MAX = 64 << 10  # bytes; larger scratch buffers are mappings of their own
 PAGE = mmap.PAGESIZE
 # Size classes of pooled read buffers, in bytes. Reads larger than the largest class get a
 # mapping of their own (a fresh mapping costs a page fault per 4 KiB on first touch, which

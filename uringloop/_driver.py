@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -82,6 +83,9 @@ class RingDriver:
         self.queue: Callable[[Operation], None] = self._backlog.append
         self._ring = ring
         self.efd = -1
+        # Held while writing to or closing the eventfd, so a foreign thread's wake() never
+        # writes to a closed (or reused) descriptor number.
+        self._efd_lock = threading.Lock()
         self._next_user_data = 1
         self._supported = _probe(ring)
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -325,8 +329,16 @@ class RingDriver:
         self.n_completed += total
         return total
 
+    def wake(self) -> None:
+        """Make the eventfd readable, waking a loop blocked in select. Any thread; a
+        no-op once the driver is closed."""
+        with self._efd_lock:
+            if self.efd >= 0:
+                os.eventfd_write(self.efd, 1)
+
     def on_eventfd(self) -> int:
-        """The eventfd is readable: clear it, post pending completions, reap them."""
+        """The eventfd is readable (completions, or a wake()): clear it, post pending
+        completions, reap them."""
         try:
             os.eventfd_read(self.efd)
         except BlockingIOError:
@@ -423,9 +435,10 @@ class RingDriver:
         """Close the ring and the eventfd. Idempotent."""
         if not self._ring.closed:
             self._ring.close()
-        efd, self.efd = self.efd, -1
-        if efd >= 0:
-            os.close(efd)
+        with self._efd_lock:
+            efd, self.efd = self.efd, -1
+            if efd >= 0:
+                os.close(efd)
 
 
 class _ClosingWaiter:

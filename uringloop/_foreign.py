@@ -5,23 +5,24 @@ thread queued an SQE on the main loop's ring, but submission only happens in the
 prepare step, and nobody woke the loop, so it slept in ppoll for up to 499 ms. Here a
 foreign thread appends to `pending`; only the loop thread submits, in its pre-select step.
 
-The protocol (QEMU's notify_me, with the loop's self-pipe as the event notifier):
+The protocol (QEMU's notify_me; the event notifier is the ring's eventfd, which the loop
+watches anyway, or asyncio's self-pipe when file operations run on the thread pool):
 
   foreign thread, push():                 loop thread, pre-select step:
     F1  append op to pending                L1  drain pending, submit it
     F2  read `sleeping`                     L2  sleeping = True            (prepare_to_sleep)
-    F3  if set: clear it, write self-pipe   L3  re-check pending: non-empty -> do not block
+    F3  if set: clear it, notify            L3  re-check pending: non-empty -> do not block
                                             L4  select(timeout)            (may block)
                                             L5  sleeping = False           (awake)
 
 Why no wakeup is lost: if F2 ran before L2, the op appended in F1 is visible at L3, so the
 loop does not block. If F2 ran after L2, the foreign thread sees `sleeping` and writes the
-self-pipe, so L4 returns. Either way the op is drained at the next L1.
+notifier, so L4 returns. Either way the op is drained at the next L1.
 Why no write while busy: `sleeping` is only set from L2 until the loop either decides not
 to block (L3' here, L4' in Loop._pre_select) or returns from select (L5); a loop running
 callbacks (or selecting with timeout 0) never sets it.
 The first foreign thread that sees `sleeping` clears it, so a burst of pushes while the
-loop sleeps costs one self-pipe write, not one per push (CPython's GIL build switches
+loop sleeps costs one notification, not one per push (CPython's GIL build switches
 threads at no bytecode between F2's read and clear; elsewhere racing threads may each write).
 
 Memory ordering: every step is a single bytecode-level operation on a deque or an
@@ -84,7 +85,7 @@ class ForeignQueue:
         """L2 + L3: publish that the loop may block, then re-check the queue.
 
         Returns True when an op arrived after the last drain: the loop must not block, so
-        the flag is withdrawn at once and pushes until the next L2 skip the self-pipe write.
+        the flag is withdrawn at once and pushes until the next L2 skip the notification.
         Loop thread only.
         """
         self._sleeping = True  # L2

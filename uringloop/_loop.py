@@ -135,7 +135,7 @@ class UringStats:
     cancelled: int  # cancellations requested
     enter_calls: int  # io_uring_enter system calls
     foreign_submissions: int  # operations queued by other threads
-    wakeups_sent: int  # self-pipe writes for foreign submissions
+    wakeups_sent: int  # wakeups (eventfd or self-pipe writes) for foreign submissions
     wakeups_skipped: int  # foreign submissions that found the loop awake
     max_in_flight: int
     in_flight: int
@@ -187,7 +187,7 @@ class Loop(asyncio.SelectorEventLoop):
         self._eager_left = EAGER_PER_ITERATION
         wrapper = make_selector(selector)
         super().__init__(wrapper)
-        self._foreign = ForeignQueue(self._write_to_self, foreign_wakeup)
+        self._foreign = ForeignQueue(self._wake_for_foreign, foreign_wakeup)
         if use_uring is None:
             use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
         try:
@@ -364,6 +364,15 @@ class Loop(asyncio.SelectorEventLoop):
             # callbacks run, rather than one loop iteration later in the pre-select step.
             driver.queue_many(foreign.drain())  # type: ignore[union-attr]
             driver.flush()  # type: ignore[union-attr]
+
+    def _wake_for_foreign(self) -> None:
+        """F3: wake the loop from another thread: through the ring's eventfd (one write;
+        its reader is watched anyway), else through asyncio's self-pipe."""
+        driver = self._driver
+        if isinstance(driver, RingDriver):
+            driver.wake()
+        else:
+            self._write_to_self()
 
     def _on_eventfd(self) -> None:
         self._driver.on_eventfd()  # type: ignore[union-attr]

@@ -27,15 +27,17 @@
 
 #define T_ZERO   0      /* select(0): returns at once */
 #define T_FINITE 1      /* select(t): a timer or another fd (eventfd, socket) may end it */
-#define T_NONE   2      /* select(None): only the self-pipe can end it (here) */
+#define T_NONE   2      /* select(None): only the wake notifier can end it (here) */
 
 /* -- shared state of the real code -------------------------------------------------------- */
 bit  sleeping;          /* ForeignQueue._sleeping */
 bit  pending;           /* ForeignQueue._pending is non-empty (the protocol only tests that) */
 bit  closed;            /* ForeignQueue.closed */
 bit  lock;              /* ForeignQueue._lock */
-bit  pipe;              /* the loop's self-pipe holds a byte; select only tests "readable" and
-                           _read_from_self reads them all, so a bit suffices */
+bit  pipe;              /* the loop's wake notifier is readable: the ring's eventfd (its
+                           counter), or asyncio's self-pipe under the thread-pool fallback;
+                           select only tests "readable" and the reader consumes every
+                           notification so far, so a bit suffices */
 
 /* -- ghost state: observation only, never read by the protocol -------------------------- */
 byte wakers;            /* foreign threads past F1 that may still write the pipe */
@@ -162,9 +164,12 @@ end_select:
        :: else -> skip
        fi;
 
-       /* Callbacks. If select reported the pipe readable, asyncio's _read_from_self
+       /* Callbacks. If select reported the notifier readable, its reader consumes every
+        * notification written so far, including later ones: the eventfd's reader
+        * (@src uringloop/_driver.py:RingDriver.on_eventfd "eventfd_read") reads and resets
+        * its counter; under the fallback, asyncio's _read_from_self
         * (@std asyncio.selector_events:BaseSelectorEventLoop._read_from_self) reads until
-        * EAGAIN: every byte written so far is consumed, including later ones. */
+        * EAGAIN. */
        if
        :: ready -> pipe = 0
        :: else -> skip
@@ -233,7 +238,9 @@ active [N] proctype foreign()
           wakers--
 #else
           /* F3 @src uringloop/_foreign.py:ForeignQueue.push "# F3": self._wake() is
-           * @std asyncio.selector_events:BaseSelectorEventLoop._write_to_self
+           * @src uringloop/_loop.py:Loop._wake_for_foreign "driver.wake()", an eventfd
+           * write (@src uringloop/_driver.py:RingDriver.wake "eventfd_write"); under the
+           * fallback @std asyncio.selector_events:BaseSelectorEventLoop._write_to_self
            * (send one byte; a full pipe is ignored, it is readable anyway). */
           atomic {
              pipe = 1;

@@ -57,6 +57,58 @@ def test_foreign_read_wakes_an_idle_loop(read_fd: int, data_file: tuple[str, byt
         lt.stop()
 
 
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_the_wakeup_goes_through_the_eventfd_or_the_self_pipe(
+    read_fd: int, data_file: tuple[str, bytes], use_uring: bool
+) -> None:
+    """With a ring the foreign wakeup writes the ring's eventfd (one syscall; its reader is
+    watched anyway), never asyncio's self-pipe; on the thread-pool fallback, the self-pipe."""
+    lt = LoopThread(use_uring=use_uring)
+    pipe_writes = [0]
+    write_to_self = lt.loop._write_to_self
+
+    def counting() -> None:
+        pipe_writes[0] += 1
+        write_to_self()
+
+    lt.loop._write_to_self = counting  # type: ignore[method-assign]
+    try:
+        future = lt.loop.threadsafe.pread(read_fd, 4096, 0)
+        assert future.result(timeout=WAKEUP_BOUND) == data_file[1][:4096]
+        assert lt.loop.uring_stats().wakeups_sent == 1
+    finally:
+        lt.stop()  # stop() itself goes through call_soon_threadsafe: one pipe write
+    if use_uring:
+        assert pipe_writes[0] == 1
+    else:  # the wakeup, the worker thread's completion, stop()
+        assert pipe_writes[0] >= 3
+
+
+def test_a_wake_after_close_writes_nothing() -> None:
+    """A foreign thread that decided to wake the loop just before close() must not write
+    to the closed eventfd's number, which a new file may already reuse."""
+    loop = uringloop.Loop()
+    driver = loop._driver
+    assert driver is not None and driver.uses_ring
+    efd = driver.efd  # type: ignore[union-attr]
+    loop.close()
+    pipes: list[tuple[int, int]] = []
+    try:
+        while len(pipes) < 32 and not any(efd in p for p in pipes):
+            pipes.append(os.pipe())
+        [(r, w)] = [p for p in pipes if efd in p]  # the number was handed out again
+        driver.wake()  # type: ignore[union-attr]
+        os.set_blocking(r, False)
+        if w == efd:
+            with pytest.raises(BlockingIOError):
+                os.read(r, 8)
+        # (if r has the old number, a write to it would have raised EBADF in wake())
+    finally:
+        for pair in pipes:
+            os.close(pair[0])
+            os.close(pair[1])
+
+
 def test_without_the_wakeup_the_read_waits(read_fd: int, data_file: tuple[str, bytes]) -> None:
     """The seed's bug reproduced: foreign_wakeup=False leaves the read queued."""
     lt = LoopThread(foreign_wakeup=False)
