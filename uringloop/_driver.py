@@ -211,6 +211,22 @@ class RingDriver:
         ring = self._ring
         backlog = self._backlog
         inflight = self._inflight
+        if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
+            if backlog[0].state != Operation.QUEUED:  # cancelled while queued
+                backlog.popleft()
+                return
+            off = ring.next_sqe()
+            if off >= 0:
+                op = backlog.popleft()
+                ud = self._next_user_data
+                op.prep(ring.sqes, off, ud)
+                op.user_data = ud
+                op.state = Operation.SUBMITTED
+                inflight[ud] = op
+                self._next_user_data = ud + 1 if ud < _MAX_USER_DATA else 1
+                if len(inflight) > self.max_in_flight:
+                    self.max_in_flight = len(inflight)
+                return
         cap = self.cap
         queued = Operation.QUEUED
         submitted = Operation.SUBMITTED
@@ -304,30 +320,40 @@ class RingDriver:
     # -- completion ---------------------------------------------------------------------------
 
     def _reap(self) -> int:
+        """Consume the posted CQEs and complete their operations; return how many.
+
+        One pass: CQEs posted while it runs (only possible without DEFER_TASKRUN) are
+        found by the next flush, or by prepare_block() before the loop may sleep.
+        """
+        user_datas, results, flags = self._ring.reap_columns()
+        count = len(user_datas)
+        if not count:
+            return 0
+        self.n_completed += count
         inflight = self._inflight
-        total = 0
-        while True:
-            user_datas, results, flags = self._ring.reap_columns()
-            count = len(user_datas)
-            if not count:
-                break
-            # Every reaped CQE leaves the in-flight table first; None: a CQE for an unknown
-            # request ("can't happen").
-            ops = list(map(inflight.pop, user_datas, repeat(None)))
-            first = ops[0]
-            if first is not None and first.multi and ops.count(first) == count:
-                first.complete_parts(user_datas, results)  # a batch's parts, nothing else
+        if count == 1:
+            op = inflight.pop(user_datas[0], None)
+            if op is None:
+                pass  # "can't happen": a CQE for an unknown request
+            elif op.multi:
+                op.complete_part(user_datas[0], results[0])
             else:
-                for op, user_data, res, flag in zip(ops, user_datas, results, flags, strict=True):
-                    if op is None:
-                        continue
-                    if op.multi:
-                        op.complete_part(user_data, res)
-                    else:
-                        op.complete(res, flag)
-            total += count
-        self.n_completed += total
-        return total
+                op.complete(results[0], flags[0])
+            return 1
+        # Every reaped CQE leaves the in-flight table first; None: an unknown request.
+        ops = list(map(inflight.pop, user_datas, repeat(None)))
+        first = ops[0]
+        if first is not None and first.multi and ops.count(first) == count:
+            first.complete_parts(user_datas, results)  # a batch's parts, nothing else
+            return count
+        for op, user_data, res, flag in zip(ops, user_datas, results, flags, strict=True):
+            if op is None:
+                continue
+            if op.multi:
+                op.complete_part(user_data, res)
+            else:
+                op.complete(res, flag)
+        return count
 
     def wake(self) -> None:
         """Make the eventfd readable, waking a loop blocked in select. Any thread; a

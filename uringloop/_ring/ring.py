@@ -42,6 +42,7 @@ FALLBACK_ORDER = (
 )
 
 _U32 = 0xFFFFFFFF
+_unpack_cqe = abi.CQE.unpack_from
 
 
 def _columns(mem: memoryview, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
@@ -240,6 +241,12 @@ class Ring:
         if limit and count > limit:
             count = limit
         first = head & self._cq_mask
+        if count == 1:  # the common case of a lone operation: skip the column casts
+            user_data, res, flags = _unpack_cqe(
+                self._cq_bytes, self._cqes_off + first * abi.CQE_SIZE
+            )
+            cq32[self._cq_head] = (head + 1) & _U32
+            return [user_data], [res], [flags]
         split = min(count, self.cq_entries - first)  # CQEs before the ring wraps
         base = self._cqes_off
         user_data, res, flags = _columns(self._cq_bytes, base + first * abi.CQE_SIZE, split)
