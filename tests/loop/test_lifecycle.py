@@ -324,3 +324,41 @@ def test_run_in_executor_with_a_process_pool() -> None:
             return await loop.run_in_executor(pool, _square, 7)
 
     assert uringloop.run(main()) == 49
+
+
+def test_call_soon_keeps_asyncio_semantics() -> None:
+    """Loop.call_soon's short path: FIFO, the context argument, a cancellable Handle; debug
+    mode's checks and the closed-loop error come from asyncio's own call_soon."""
+    import contextvars
+
+    loop = uringloop.Loop()
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    order: list[object] = []
+    try:
+        first = loop.call_soon(order.append, 1)
+        loop.call_soon(lambda: order.append(var.get()), context=ctx)
+        loop.call_soon(order.append, 2).cancel()
+        loop.call_soon(lambda: order.append(var.get()))
+        loop.call_soon(loop.stop)
+        assert isinstance(first, asyncio.Handle)
+        loop.run_forever()
+        assert order == [1, "inner", "outer"]
+
+        async def coroutine_function() -> None:
+            pass
+
+        loop.set_debug(True)
+        with pytest.raises(TypeError, match="coroutines cannot be used with call_soon"):
+            loop.call_soon(coroutine_function)
+        handle = loop.call_soon(print)
+        line = sys._getframe().f_lineno - 1
+        # Debug mode records where call_soon was called: here, not inside uringloop.
+        assert handle._source_traceback[-1][:2] == (__file__, line)  # type: ignore[attr-defined]
+        handle.cancel()
+        loop.set_debug(False)
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.call_soon(print)
