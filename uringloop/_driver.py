@@ -12,9 +12,10 @@ Some facts about io_uring that shape this module
   an epoll wakeup, a read() and an enter per loop iteration, so the eventfd is kept
   disabled (IORING_CQ_EVENTFD_DISABLED) while the loop is awake, and enabled only for a
   blocking select. Enabling it is a store; the kernel may have queued work just before
-  the store and not signalled. So after enabling we enter once more (a syscall is also the
-  full memory barrier the store/load pair needs) and reap: what arrived earlier is found
-  now, what arrives later signals the eventfd.
+  the store and not signalled. So after enabling we look for that work: on x86-64 by
+  reading IORING_SQ_TASKRUN after a full barrier (no syscall), elsewhere by entering once
+  more (a syscall is the barrier) and reaping. What arrived earlier is found now, what
+  arrives later signals the eventfd.
 * The SQ is bounded; the user is not. Operations wait in an unbounded backlog; a full SQ
   is submitted and refilled in the same flush. In-flight operations are capped at the CQ
   size so the CQ cannot overflow in normal operation (libuv learned this the hard way);
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
 import select
 import threading
 import time
@@ -51,6 +53,16 @@ _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 # requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
 _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
+_X86_64 = ("x86_64", "AMD64")
+_barrier_lock = threading.Lock()
+
+
+def _full_barrier() -> None:
+    """A full memory barrier on x86-64: acquiring and releasing a lock are locked RMWs."""
+    _barrier_lock.acquire()
+    _barrier_lock.release()
+
+
 _SHUTDOWN_POLL = 0.05  # seconds between looks at the ring while close() waits for CQEs
 
 
@@ -101,6 +113,12 @@ class RingDriver:
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
         self.taskrun_flag = bool(ring.setup_flags & abi.SetupFlag.TASKRUN_FLAG)
+        # prepare_block() may read IORING_SQ_TASKRUN instead of entering (see there): only
+        # with deferred task work, and on x86-64, whose locked RMWs are full barriers on
+        # both sides (the kernel's atomic_or is relaxed on weakly ordered CPUs).
+        self.recheck_by_flag = (
+            self.defer_taskrun and self.taskrun_flag and platform.machine() in _X86_64
+        )
         # The last enter was refused with "try again later" and SQEs wait in the SQ.
         self.retry_later = False
         self.n_submitted = 0
@@ -380,15 +398,24 @@ class RingDriver:
         """
         if not self._inflight:
             return False
-        self._ring.set_eventfd_enabled(True)
+        ring = self._ring
+        ring.set_eventfd_enabled(True)
         self._eventfd_enabled = True
         # Everything posted before the store above did not signal: look for it now.
-        if self._ring.cq_ready():
+        if ring.cq_ready():
             return True
-        if self.defer_taskrun or self._ring.needs_enter():
-            self._enter()
-            return self._ring.cq_ready() > 0
-        return False
+        if self.recheck_by_flag:
+            # The kernel queues deferred work, raises IORING_SQ_TASKRUN (a locked RMW: a full
+            # barrier on x86-64), then reads the eventfd-disabled flag. Our store above, a
+            # locked RMW, then our read of IORING_SQ_TASKRUN: either the kernel sees the
+            # eventfd enabled and signals it, or we see its flag and enter.
+            _full_barrier()
+            if not ring.needs_enter():
+                return ring.cq_ready() > 0
+        elif not (self.defer_taskrun or ring.needs_enter()):
+            return False
+        self._enter()
+        return ring.cq_ready() > 0
 
     def after_block(self) -> None:
         if self._eventfd_enabled:
