@@ -492,8 +492,8 @@ class Loop(asyncio.SelectorEventLoop):
         of entries). The first failure, in request order, is raised after all completed.
         """
         fds, sizes, offsets = _read_many_args(requests)
-        if not fds:
-            return []
+        if len(fds) <= 1:  # nothing to batch: the lone read's short path
+            return [await self.pread(fds[0], sizes[0], offsets[0])] if fds else []
         self._check_usable()  # before the batch takes its buffers
         op = ReadBatch(fds, sizes, offsets, self._pool)
         return await self._run(op)  # type: ignore[no-any-return]

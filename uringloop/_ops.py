@@ -37,6 +37,7 @@ MAX_RW_COUNT = 0x7FFFF000
 _pack_sqe = abi.SQE.pack_into
 _READ = abi.Op.READ
 _LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
+_ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
 # The largest pool slot a uniform batch reads into at once (bigger batches: a slot per part).
 _BATCH_REGION_MAX = SLOT_SIZES[-1]
 _AT_FDCWD = abi.AT_FDCWD
@@ -372,7 +373,11 @@ class ReadBatch(Operation):
             pool: SlotPool = self._pool  # type: ignore[assignment]
             stride = self._stride
             addr0 = pool.address_of[self._region]
-            if _LITTLE_ENDIAN and offsets[start + count - 1] - pos == (count - 1) * abi.SQE_SIZE:
+            if (
+                count >= _ARRAY_MIN
+                and _LITTLE_ENDIAN
+                and offsets[start + count - 1] - pos == (count - 1) * abi.SQE_SIZE
+            ):
                 # Contiguous SQEs: build all 8-word SQEs in one array, copy it in once.
                 # Fields: word 0 opcode | fd << 32, 1 offset, 2 address, 3 length, 4 user_data.
                 fds = self.fds
@@ -386,7 +391,7 @@ class ReadBatch(Operation):
                 sqe[3::8] = array("q", (stride,)) * count
                 sqe[4::8] = array("q", range(base + first, base + end))
                 words[pos // 8 : pos // 8 + count * 8] = sqe
-            else:  # the run wraps around the end of the SQ
+            else:  # a short run, or one that wraps around the end of the SQ
                 for j in range(count):
                     i = first + j
                     _pack_sqe(sqes, offsets[start + j], _READ, 0, 0, self.fds[i],
