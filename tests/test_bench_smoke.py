@@ -71,7 +71,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "asyncio call_soon_threadsafe + os.pread",
             "uvloop call_soon_threadsafe + os.pread",
         },
-        "self-pipe writes per 100 foreign submissions": {
+        "wakeup writes per 100 foreign submissions": {
             "uringloop, idle loop",
             "uringloop, busy loop (sleep(0) task)",
         },

@@ -7,7 +7,8 @@ through call_soon_threadsafe on stock asyncio and uvloop (for the read: the call
 calls os.pread on the loop thread). Latencies in microseconds; the p50 column is the
 median over repetitions of each repetition's p50, the p90/p99/max (all) columns pool all runs.
 
-With the loop busy (a task spinning on asyncio.sleep(0)), count self-pipe writes per
+With the loop busy (a task spinning on asyncio.sleep(0)), count wakeup writes (the eventfd;
+the issue says "self-pipe", the notifier of the first design) per
 foreign submission from loop.uring_stats(): a loop that is awake needs no wakeup.
 
     python -m examples.bench.wakeup [--quick] [--json PATH]
@@ -32,7 +33,7 @@ TICK = 0.499
 
 NOP = "NOP round trip, idle loop"
 READ = "4 KiB read round trip, idle loop"
-WRITES = "self-pipe writes per 100 foreign submissions"
+WRITES = "wakeup writes per 100 foreign submissions"
 
 U_NOP = "uringloop threadsafe.nop()"
 U_CST = "uringloop call_soon_threadsafe"
@@ -219,7 +220,7 @@ def run(cfg: Config) -> Report:
     b = writes[BUSY]
     report.targets.append(
         Target(
-            "busy loop: self-pipe writes < 1 per 100 foreign submissions",
+            "busy loop: wakeup writes < 1 per 100 foreign submissions",
             f"{b.median:.2f}" if b.samples else "n/a",
             (b.median < 1) if b.samples else None,
         )

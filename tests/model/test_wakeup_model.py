@@ -138,7 +138,7 @@ def pans(tmp_path_factory: pytest.TempPathFactory) -> Pans:
         pytest.param(CODE_K3, "no_lost_wakeup", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "all_drained", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "flag_only_when_may_block", marks=pytest.mark.slow),
-        # The optimisation bug costs self-pipe writes but loses no wakeup.
+        # The optimisation bug costs wakeup writes but loses no wakeup.
         pytest.param(KEEP_FLAG, "no_lost_wakeup", marks=pytest.mark.slow),
         # One write per sleep holds if F2's read and clear are one step.
         pytest.param(LIMITS_ATOMIC_TAS, "one_write_per_sleep", marks=pytest.mark.slow),
