@@ -27,6 +27,7 @@ class FallbackDriver:
     uses_ring = False
     efd = -1
     retry_later = False
+    _eventfd_enabled = False  # no eventfd: after_block() has nothing to undo
 
     def __init__(self, call_soon_threadsafe: CallSoonThreadsafe) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe

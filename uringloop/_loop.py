@@ -351,7 +351,7 @@ class Loop(asyncio.SelectorEventLoop):
         foreign = self._foreign
         if foreign._pending:  # type: ignore[union-attr]
             driver.queue_many(foreign.drain())  # type: ignore[union-attr]
-        if not driver.idle:  # type: ignore[union-attr]
+        if driver._inflight or driver._backlog:  # type: ignore[union-attr]
             driver.flush()  # type: ignore[union-attr]
         if timeout == 0 or self._ready:
             # Busy, or completions just scheduled callbacks (the flush above, including
@@ -359,7 +359,7 @@ class Loop(asyncio.SelectorEventLoop):
             return 0
         if foreign.prepare_to_sleep():  # type: ignore[union-attr]
             return 0  # L3': work arrived since the drain; the flag is withdrawn
-        if driver.in_flight and driver.prepare_block():  # type: ignore[union-attr]
+        if driver._inflight and driver.prepare_block():  # type: ignore[union-attr]
             foreign.awake()  # type: ignore[union-attr]  # L4': will not block after all
             driver.after_block()  # type: ignore[union-attr]
             driver.flush()  # type: ignore[union-attr]
@@ -374,7 +374,8 @@ class Loop(asyncio.SelectorEventLoop):
         foreign = self._foreign
         driver = self._driver
         foreign.awake()  # type: ignore[union-attr]
-        driver.after_block()  # type: ignore[union-attr]
+        if driver._eventfd_enabled:  # type: ignore[union-attr]
+            driver.after_block()  # type: ignore[union-attr]
         if foreign._pending:  # type: ignore[union-attr]
             # L1': most likely a foreign thread woke us: submit its work now, before the
             # callbacks run, rather than one loop iteration later in the pre-select step.

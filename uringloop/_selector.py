@@ -13,6 +13,7 @@ PreSelectSelector, which wraps a selector the user passed, delegates to it.
 
 from __future__ import annotations
 
+import math
 import select as _select
 import selectors
 from collections.abc import Callable, Mapping, Sized
@@ -95,13 +96,29 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
             probe.close()
 
     def select(self, timeout: float | None = None) -> _Ready:
+        # One frame, as stock asyncio's: select(0) with no file work is the hot path of
+        # every busy asyncio program, and a blocking select pays the hooks only.
+        armed = False
         if timeout != 0 or self._pending or self._backlog or self._inflight:
-            return self._select_hooked(timeout, super().select)
+            before = self._before
+            if before is not None:
+                timeout = before(timeout)
+                # `before` returned 0: it armed nothing, there is nothing for `after` to undo.
+                armed = timeout != 0
+        if timeout == 0:
+            seconds = 0.0
+        elif timeout is None or timeout < 0:
+            seconds = -1.0
+        else:  # epoll_wait has millisecond resolution: round up, never wake early
+            seconds = math.ceil(timeout * 1e3) * 1e-3
         fd_to_key = self._fd_to_key  # type: ignore[attr-defined]
         try:
-            polled = self._selector.poll(0, len(fd_to_key) or 1)  # type: ignore[attr-defined]
+            polled = self._selector.poll(seconds, len(fd_to_key) or 1)  # type: ignore[attr-defined]
         except InterruptedError:
             return []
+        finally:
+            if armed:
+                self._after()  # type: ignore[misc]
         ready = []
         for fd, mask in polled:
             key = fd_to_key.get(fd)
