@@ -79,3 +79,12 @@ def data_file(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
     with open(path, "wb") as f:
         f.write(data)
     yield path, data
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """An os.pipe() (read end, write end), closed after the test."""
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)

@@ -30,6 +30,7 @@ RANDREAD_IMPLS = {
     "uringloop",
     "uringloop pread_many",
     "uringloop.open (seek + read)",
+    "uringloop, busy_poll=50 us",
     "io_uring kernel floor (enter only)",
 }
 # (case -> implementations that must be there); fio rows are checked separately.

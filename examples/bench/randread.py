@@ -61,6 +61,8 @@ FIO = "fio io_uring (C)"
 URING = "uringloop"
 BATCHED = "uringloop pread_many"
 URING_OPEN = "uringloop.open (seek + read)"
+URING_POLL = "uringloop, busy_poll=50 us"
+BUSY_POLL = 50e-6  # seconds: Loop(busy_poll=...) for URING_POLL
 FLOOR = "io_uring kernel floor (enter only)"
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
@@ -74,6 +76,7 @@ IMPLS = (
     CAIO_AIO,
     PYURING,
     URING,
+    URING_POLL,
     BATCHED,
     URING_OPEN,
     FLOOR,
@@ -540,7 +543,10 @@ RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     URING: ("uringloop", _uring),
     BATCHED: ("uringloop", _uring_batched),
     URING_OPEN: ("uringloop", _uring_open),
+    URING_POLL: ("uringloop", _uring),
 }
+# Loop arguments of the rows that need them.
+LOOP_KWARGS: dict[str, dict[str, Any]] = {URING_POLL: {"busy_poll": BUSY_POLL}}
 
 
 def measure(impl: str, env: Env) -> float:
@@ -551,7 +557,7 @@ def measure(impl: str, env: Env) -> float:
         rate = _kernel_floor(env)
     else:
         loop_name, fn = RUNNERS[impl]
-        rate = run_on(loop_name, fn(env))
+        rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
     if not env.keep:
         raise BenchError(f"{impl}: no reads were kept for verification")
     verify(env.path, env.keep, impl)
@@ -654,6 +660,11 @@ def _run_case(
         if values:
             rows[impl].extra[STALL] = statistics.median(values)
     rows[SYNC].note = "one thread, blocking: always QD 1"
+    rows[
+        URING_POLL
+    ].note = (
+        f"opt-in: Loop(busy_poll={BUSY_POLL:g}) spins on the ring up to that long before sleeping"
+    )
     rows[FLOOR].note = (
         "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
         "inside that call only" + (" (includes waiting for the device)" if direct else "")
@@ -721,6 +732,11 @@ def _targets(report: Report) -> None:
         target(
             "O_DIRECT QD 1: uringloop >= 0.9x sync os.preadv loop",
             rel("O_DIRECT, QD 1", URING, SYNC),
+            0.9,
+        ),
+        target(
+            "O_DIRECT QD 1, opt-in busy_poll=50 us: uringloop >= 0.9x sync os.preadv loop",
+            rel("O_DIRECT, QD 1", URING_POLL, SYNC),
             0.9,
         ),
     ]

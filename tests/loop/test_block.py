@@ -26,10 +26,10 @@ def _driver(loop: uringloop.Loop) -> RingDriver:
     return driver
 
 
-def test_work_completed_before_arming_keeps_the_loop_awake() -> None:
+def test_work_completed_before_arming_keeps_the_loop_awake(pipe: tuple[int, int]) -> None:
     loop = uringloop.Loop()
     driver = _driver(loop)
-    r, w = os.pipe()
+    r, w = pipe
 
     async def main() -> bytes:
         task = asyncio.ensure_future(loop.pread(r, 5, -1))
@@ -54,17 +54,15 @@ def test_work_completed_before_arming_keeps_the_loop_awake() -> None:
         assert loop.run_until_complete(main()) == b"hello"
     finally:
         loop.close()
-        os.close(r)
-        os.close(w)
 
 
-def test_completions_racing_the_arming_are_never_slept_through() -> None:
+def test_completions_racing_the_arming_are_never_slept_through(pipe: tuple[int, int]) -> None:
     """A thread completes pipe reads at random moments around the loop's arming of the
     eventfd; the loop is otherwise idle (its next timer is 30 s away), so a completion
     slept through would stall that read far beyond the bound."""
     loop = uringloop.Loop()
     _driver(loop)
-    r, w = os.pipe()
+    r, w = pipe
     rounds = 1000
     rng = random.Random(5)
     delays = [rng.choice([0, 0, 1e-5, 5e-5, 2e-4]) for _ in range(rounds)]
@@ -95,5 +93,3 @@ def test_completions_racing_the_arming_are_never_slept_through() -> None:
     finally:
         thread.join(10)
         loop.close()
-        os.close(r)
-        os.close(w)
