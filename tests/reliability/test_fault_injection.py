@@ -16,6 +16,7 @@ import pytest
 
 import uringloop
 from uringloop._ring import syscalls
+from uringloop._ring.ring import Ring
 
 from ._support import CompletionLog, run_fresh
 
@@ -309,17 +310,20 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
                 await asyncio.sleep(0.001)
             # Watch the overflow flag right after every enter: proof the CQ overflowed.
             overflow_seen = []
-            enter = ring.enter
+            enter = Ring.enter
 
-            def watching_enter(*args: int) -> int:
-                consumed = enter(*args)
-                overflow_seen.append(ring.cq_overflowed())
+            def watching_enter(self: Ring, *args: int) -> int:
+                consumed = enter(self, *args)
+                overflow_seen.append(self.cq_overflowed())
                 return consumed
 
-            ring.enter = watching_enter  # type: ignore[method-assign]
-            for i, (_, w) in enumerate(pipes):
-                os.write(w, bytes([i]) * reads_per_pipe)
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            Ring.enter = watching_enter  # type: ignore[method-assign]
+            try:
+                for i, (_, w) in enumerate(pipes):
+                    os.write(w, bytes([i]) * reads_per_pipe)
+                await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            finally:
+                Ring.enter = enter  # type: ignore[method-assign]
             results = [t.result() for t in tasks]
             assert any(overflow_seen), "the CQ never overflowed: the test proves nothing"
         finally:
