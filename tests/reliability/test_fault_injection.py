@@ -317,7 +317,7 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
                 overflow_seen.append(self.cq_overflowed())
                 return consumed
 
-            Ring.enter = watching_enter  # type: ignore[method-assign]
+            Ring.enter = watching_enter  # type: ignore[method-assign,assignment]
             try:
                 for i, (_, w) in enumerate(pipes):
                     os.write(w, bytes([i]) * reads_per_pipe)
