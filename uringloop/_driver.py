@@ -121,6 +121,10 @@ class RingDriver:
         )
         # The last enter was refused with "try again later" and SQEs wait in the SQ.
         self.retry_later = False
+        # The last flush that submitted operations left some in flight: they complete
+        # later (a device, a pipe), not inline as page-cache reads do. The loop then hands
+        # a batch to the kernel as soon as it is queued (EARLY_BATCH in _loop.py).
+        self.slow_completions = False
         self.n_submitted = 0
         self.n_completed = 0
         self.n_cancelled = 0
@@ -171,6 +175,7 @@ class RingDriver:
         reaped = 0
         ring = self._ring
         inflight = self._inflight
+        submitted = self.n_submitted
         while True:
             if self._cancels:
                 self._write_cancels()
@@ -184,6 +189,8 @@ class RingDriver:
             reaped += got
             # Go round again only when completions made room for more of the backlog.
             if not (entered and got and self._backlog and len(inflight) < self.cap):
+                if self.n_submitted != submitted:
+                    self.slow_completions = bool(inflight)
                 return reaped
 
     def _write_cancels(self) -> None:

@@ -39,6 +39,8 @@ class FallbackDriver:
             thread_name_prefix="uringloop-fallback",
         )
         self.cap = 1 << 30
+        # The pool takes operations at flush(); the loop never hands it a batch early.
+        self.slow_completions = False
         self.n_submitted = 0
         self.n_completed = 0
         self.n_cancelled = 0

@@ -1,0 +1,76 @@
+"""A backlog of EARLY_BATCH operations reaches the kernel before the pre-select step when
+the last submission did not complete inline, and waits for it when it did."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+import uringloop
+from uringloop._loop import EARLY_BATCH, UringStats
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+
+async def _start_batch(
+    loop: uringloop.Loop, reads: list[tuple[int, int]]
+) -> tuple[UringStats, list[asyncio.Future[bytes]]]:
+    """Start one task per (fd, offset) read in one loop iteration; return the tasks and the
+    counters seen by a callback that runs right after all of them queued their read."""
+    seen: list[UringStats] = []
+    tasks = [asyncio.ensure_future(loop.pread(fd, 1, off)) for fd, off in reads]
+    loop.call_soon(lambda: seen.append(loop.uring_stats()))
+    await asyncio.sleep(0)  # the tasks' first steps, then the callback
+    assert seen, "the callback did not run in the tasks' iteration"
+    return seen[0], tasks
+
+
+async def test_reads_waiting_on_pipes_are_submitted_mid_iteration() -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    pipes = [os.pipe() for _ in range(EARLY_BATCH + 1)]
+    try:
+        first = asyncio.ensure_future(loop.pread(pipes[0][0], 1))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert loop.uring_stats().in_flight == 1  # an empty pipe: it stays in flight
+        assert loop._driver.slow_completions  # type: ignore[union-attr]
+
+        stats, tasks = await _start_batch(loop, [(r, -1) for r, _ in pipes[1:]])
+        assert stats.backlog == 0
+        assert stats.in_flight == 1 + EARLY_BATCH
+
+        for i, (_, w) in enumerate(pipes):
+            os.write(w, bytes([i]))
+        results = await asyncio.wait_for(asyncio.gather(first, *tasks), 10)
+        assert results == [bytes([i]) for i in range(len(pipes))]
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+
+
+async def test_page_cache_reads_keep_one_submission_per_iteration(
+    data_file: tuple[str, bytes],
+) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert await loop.pread(fd, 1, 0) == data[:1]
+        assert not loop._driver.slow_completions, "page-cache reads did not complete inline"  # type: ignore[union-attr]
+        enters = loop.uring_stats().enter_calls
+
+        offsets = [4096 * k for k in range(2 * EARLY_BATCH)]
+        stats, tasks = await _start_batch(loop, [(fd, off) for off in offsets])
+        assert stats.backlog == len(offsets)  # all of them wait for the pre-select step
+        assert stats.enter_calls == enters
+
+        results = await asyncio.gather(*tasks)
+        assert results == [data[off : off + 1] for off in offsets]
+        assert loop.uring_stats().enter_calls == enters + 1
+    finally:
+        os.close(fd)
