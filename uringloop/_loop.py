@@ -72,7 +72,9 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
-EAGER_PER_ITERATION = 16  # operations submitted at once between two pre-select steps; see _eager
+EAGER_PER_ITERATION = (
+    16  # operations submitted at once between two pre-select steps; see _submit_early
+)
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
@@ -478,30 +480,35 @@ class Loop(asyncio.SelectorEventLoop):
         future = self.create_future()
         op.waiter = future
         driver.queue(op)  # type: ignore[union-attr]
-        if not self._ready:
-            if self._eager():
-                return future.result()
-        elif driver.slow_completions and len(driver._backlog) >= EARLY_BATCH:  # type: ignore[union-attr]
-            driver.flush()  # type: ignore[union-attr]
+        if self._submit_early():
+            return future.result()
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
 
-    def _eager(self) -> bool:
-        """Submit a lone operation now, as asyncio's sock_recv tries its syscall at once.
+    def _submit_early(self) -> bool:
+        """Called right after a coroutine queued one operation: submit before the pre-select
+        step where that loses no batching. True when the operation has completed.
 
-        Called right after a coroutine queued one operation while no callback is ready:
-        the loop would go to its pre-select step next and submit exactly this, so doing it
-        now changes no batching. Page-cache reads, stats, opens complete inline, and the
-        coroutine goes on without a loop iteration. Returns True when the operation has
-        completed. At most EAGER_PER_ITERATION times between two pre-select steps (the
-        pre-select step refills the budget; once it is spent the next operation is queued
-        and awaited as usual, which is a loop iteration), so a coroutine reading in a loop
-        still yields to the loop's other work.
+        No callback is ready (the eager case, as asyncio's sock_recv tries its syscall at
+        once): the loop would go to its pre-select step next and submit exactly this
+        operation. Page-cache reads, stats, opens complete inline, and the coroutine goes
+        on without a loop iteration. At most EAGER_PER_ITERATION times between two
+        pre-select steps (the step refills the budget; once it is spent the operation is
+        awaited as usual, a loop iteration), so a coroutine reading in a loop still yields
+        to the loop's other work.
+
+        Callbacks are still to run: when the last submission did not complete inline
+        (device reads) and EARLY_BATCH operations wait, they go to the kernel now, so the
+        device works while the other callbacks run. Returns False: they complete later.
         """
         driver = self._driver
+        if self._ready:
+            if driver.slow_completions and len(driver._backlog) >= EARLY_BATCH:  # type: ignore[union-attr]
+                driver.flush()  # type: ignore[union-attr]
+            return False
         if not isinstance(driver, RingDriver) or len(driver._backlog) != 1 or driver._inflight:
             return False
         if not self._eager_left:
@@ -548,11 +555,8 @@ class Loop(asyncio.SelectorEventLoop):
         op.waiter = future
         driver = self._driver
         driver.queue(op)  # type: ignore[union-attr]
-        if not self._ready:
-            if self._eager():
-                return future.result()
-        elif driver.slow_completions and len(driver._backlog) >= EARLY_BATCH:  # type: ignore[union-attr]
-            driver.flush()  # type: ignore[union-attr]
+        if self._submit_early():
+            return future.result()
         try:
             return await future
         except asyncio.CancelledError:
