@@ -569,9 +569,10 @@ class Loop(asyncio.SelectorEventLoop):
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
         """
-        fds, sizes, offsets = _read_many_args(requests)
-        if len(fds) <= 1:  # nothing to batch: the lone read's short path
-            return [await self.pread(fds[0], sizes[0], offsets[0])] if fds else []
+        reqs = requests if isinstance(requests, list | tuple) else list(requests)
+        if len(reqs) <= 1:  # nothing to batch: the lone read's short path
+            return [await self.pread(*_request(reqs[0]))] if reqs else []
+        fds, sizes, offsets = _read_many_args(reqs)
         self._check_usable()  # before the batch takes its buffers
         op = ReadBatch(fds, sizes, offsets, self._pool)
         return await self._run(op)  # type: ignore[no-any-return]
@@ -781,16 +782,14 @@ def _read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
 
 
 def _read_many_args(
-    requests: Iterable[tuple[int, int, int]],
+    reqs: Sequence[tuple[int, int, int]],
 ) -> tuple[array[int], array[int], array[int]]:
-    """pread_many's requests checked and split into signed 64-bit arrays (fds, sizes, offsets).
+    """pread_many's requests (two or more) checked and split into signed 64-bit arrays
+    (fds, sizes, offsets).
 
     Plain ints in range are checked with a few C-level passes; anything else goes through
     _read_args one request at a time, for its exact error.
     """
-    reqs = requests if isinstance(requests, list | tuple) else list(requests)
-    if not reqs:
-        return array("q"), array("q"), array("q")
     try:
         fds, sizes, offsets = (array("q", column) for column in zip(*reqs, strict=True))
     except (TypeError, ValueError, OverflowError):

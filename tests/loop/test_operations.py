@@ -83,6 +83,11 @@ async def test_pread_many_checks_every_request(data_file: tuple[str, bytes]) -> 
             await loop.pread_many([(fd, 10, -2)])
         with pytest.raises(OverflowError):
             await loop.pread_many([(fd, 10, 2**63)])
+        with pytest.raises(TypeError, match=r"\(fd, size, offset\) tuple"):
+            await loop.pread_many([fd])
+        with pytest.raises(ValueError, match="size"):
+            await loop.pread_many(iter([(fd, -1, 0)]))
+        assert await loop.pread_many(iter([(fd, 3, 2)])) == [data[2:5]]
         # A generator, and an int subclass, are accepted as os.pread accepts them.
         got = await loop.pread_many((fd, n, True) for n in (3, 4))
         assert got == [data[1:4], data[1:5]]
