@@ -154,7 +154,10 @@ def target(text: str, value: float | None, goal: float, fmt: str = "{:.2f}x") ->
     """A target met when value >= goal (value None: not evaluated)."""
     if value is None or value != value:  # NaN
         return Target(text, "n/a", None)
-    return Target(text, fmt.format(value), value >= goal)
+    shown = fmt.format(value)
+    if value < goal and shown == fmt.format(goal) and fmt == "{:.2f}x":
+        shown = f"{value:.3f}x"  # missed by less than the rounding: say so
+    return Target(text, shown, value >= goal)
 
 
 # -- running things ---------------------------------------------------------------------
