@@ -474,10 +474,11 @@ class Loop(asyncio.SelectorEventLoop):
 
     async def _run(self, op: Operation) -> Any:
         """Queue `op` and wait for its completion, cancelling it if the wait is cancelled."""
-        self._check_usable()
+        if self._closed or self._state.forked:
+            self._check_usable()
         driver = self._driver
         driver.check(op)  # type: ignore[union-attr]
-        future = self.create_future()
+        future: asyncio.Future[Any] = _Future(loop=self)
         op.waiter = future
         driver.queue(op)  # type: ignore[union-attr]
         if self._submit_early():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import mmap
 import os
 import pathlib
 import shutil
@@ -212,6 +213,20 @@ async def test_read_only_buffers_given_to_a_read(fd_1m: tuple[int, bytes]) -> No
         with pytest.raises(TypeError):
             await loop.preadv(fd, [bytearray(4), ro], 0)
     assert frozen == b"\0" * 16
+    await _assert_clean(loop)
+
+
+async def test_strided_empty_and_mapped_buffers_given_to_a_read(fd_1m: tuple[int, bytes]) -> None:
+    loop = _loop()
+    fd, data = fd_1m
+    strided = memoryview(bytearray(16))[::2]
+    with pytest.raises(TypeError, match="contiguous"):
+        await loop.preadinto(fd, strided, 0)
+    assert await loop.preadinto(fd, bytearray(), 0) == 0
+    mapped = mmap.mmap(-1, 4096)
+    assert await loop.preadinto(fd, mapped, 4096) == 4096
+    assert mapped[:] == data[4096:8192]
+    mapped.close()  # the pin was released with the completion
     await _assert_clean(loop)
 
 
