@@ -72,9 +72,8 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
-EAGER_PER_ITERATION = (
-    16  # operations submitted at once between two pre-select steps; see _submit_early
-)
+# Operations submitted at once between two pre-select steps; see _submit_early.
+EAGER_PER_ITERATION = 16
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
