@@ -155,8 +155,8 @@ def target(text: str, value: float | None, goal: float, fmt: str = "{:.2f}x") ->
     if value is None or value != value:  # NaN
         return Target(text, "n/a", None)
     shown = fmt.format(value)
-    if value < goal and shown == fmt.format(goal) and fmt == "{:.2f}x":
-        shown = f"{value:.3f}x"  # missed by less than the rounding: say so
+    if value < goal and shown == fmt.format(goal):  # missed by less than the rounding
+        shown = fmt.replace(".2f", ".3f").format(value)
     return Target(text, shown, value >= goal)
 
 
