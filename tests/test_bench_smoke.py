@@ -207,3 +207,17 @@ def test_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
     proc = _run(["-m", "examples.bench", "nosuchbench", "--quick"])
     assert proc.returncode == 2
     assert "unknown benchmark 'nosuchbench'" in proc.stderr
+
+
+def test_ab_runs_each_revision_s_own_package() -> None:
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("examples.bench.ab needs a git checkout")
+    args = ["HEAD", "HEAD", "call-later", "--rounds", "2", "--seconds", "0.05"]
+    proc = _run(["-m", "examples.bench.ab", *args])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("call-later: old ")
+    rounds = [line for line in lines if line.lstrip().startswith("round ")]
+    assert len(rounds) == 2
+    ratio = float(lines[-1].split()[2])
+    assert math.isfinite(ratio) and ratio > 0

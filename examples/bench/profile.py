@@ -2,8 +2,9 @@
 
     python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
 
-Scenarios: randread-qd1, randread-qd64, batched-qd64, direct-qd16 (uringloop reads),
-wakeup-nop (foreign NOP round trips), call-soon (the loop-overhead chain). For a sampling
+Scenarios: randread-qd1, randread-qd64, batched-qd1, batched-qd64, direct-qd16, direct-qd64
+(uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
+loop-overhead chains). For a sampling
 profile without cProfile's overhead, run the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
@@ -48,17 +49,23 @@ def _wakeup(seconds: float) -> Any:
     return f"p50 {lat[len(lat) // 2]:.1f} us over {len(lat)} round trips; (subs, wakeups) {delta}"
 
 
-def _call_soon(seconds: float) -> Any:
-    return f"{run_on('uringloop', overhead.WORKLOADS['call_soon chain'][1](seconds)):,.0f} /s"
+def _chain(workload: str) -> Callable[[float], Any]:
+    def go(seconds: float) -> Any:
+        return f"{run_on('uringloop', overhead.WORKLOADS[workload][1](seconds)):,.0f} /s"
+
+    return go
 
 
 SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1": _randread(randread.URING, 1, False),
     "randread-qd64": _randread(randread.URING, 64, False),
+    "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
     "direct-qd16": _randread(randread.URING, 16, True),
+    "direct-qd64": _randread(randread.URING, 64, True),
     "wakeup-nop": _wakeup,
-    "call-soon": _call_soon,
+    "call-soon": _chain("call_soon chain"),
+    "call-later": _chain("call_later(0) chain"),
 }
 
 

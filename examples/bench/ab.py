@@ -1,0 +1,109 @@
+"""A/B: one scenario on two commits of uringloop, alternating, one fresh process per run.
+
+    python -m examples.bench.ab OLD NEW SCENARIO [--rounds N] [--seconds S]
+
+OLD and NEW are git revisions; each one's `uringloop/` package is exported to a temporary
+directory and put first on PYTHONPATH, while the benchmark code is this checkout's
+(the `examples.bench.profile` scenarios, unprofiled). The rounds alternate OLD and
+NEW so that the machine's drift hits both; the result is the median of the per-round
+ratios NEW / OLD (above 1: NEW is faster; for wakeup-nop, a latency, below 1 is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+from .profile import SCENARIOS
+
+_ROOT = Path(__file__).resolve().parents[2]
+_NUMBER = re.compile(r"[\d,]+(?:\.\d+)?")
+
+
+def _export(rev: str, into: Path) -> str:
+    """Write `rev`'s uringloop/ package into `into`; return the full commit id."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "uringloop"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+ / 3.10.12+
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)  # our own repository's archive
+    return commit
+
+
+_CHILD = (
+    "import sys, uringloop; print(uringloop.__file__, flush=True); "
+    "from examples.bench.profile import SCENARIOS; "
+    "print(SCENARIOS[sys.argv[1]](float(sys.argv[2])))"
+)
+
+
+def _run_once(package_dir: Path, scenario: str, seconds: float) -> float:
+    """One fresh process: `package_dir`'s uringloop, this checkout's benchmark code."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_dir), str(_ROOT)]))
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, scenario, str(seconds)],
+        cwd=package_dir.parent,  # not the checkout: the cwd comes first on sys.path
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    where, _, result = out.partition("\n")
+    if not where.startswith(str(package_dir)):
+        raise SystemExit(f"the run imported uringloop from {where}, not {package_dir}")
+    match = _NUMBER.search(result.split("p50", 1)[-1])
+    if match is None:
+        raise SystemExit(f"no number in the scenario's output: {result!r}")
+    return float(match.group().replace(",", ""))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m examples.bench.ab")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=1.0)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="uringloop-ab-") as tmp:
+        dirs = {name: Path(tmp, name) for name in ("old", "new")}
+        commits = {name: _export(getattr(args, name), d) for name, d in dirs.items()}
+        print(f"{args.scenario}: old {commits['old'][:9]}, new {commits['new'][:9]}")
+        ratios = []
+        for k in range(args.rounds):
+            order = ("old", "new") if k % 2 == 0 else ("new", "old")
+            got = {name: _run_once(dirs[name], args.scenario, args.seconds) for name in order}
+            ratios.append(got["new"] / got["old"])
+            print(
+                f"  round {k + 1}: old {got['old']:,.1f}  new {got['new']:,.1f}  "
+                f"new/old {ratios[-1]:.3f}"
+            )
+        print(
+            f"median new/old {statistics.median(ratios):.3f} "
+            f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {args.rounds} rounds)"
+        )
+
+
+if __name__ == "__main__":
+    main()
