@@ -46,8 +46,8 @@ class Pin:
     """A buffer export held open: `address` and `nbytes` stay valid until release().
 
     A writable buffer is held by a memoryview and a ctypes char at its first byte
-    (c_char.from_buffer: ~0.3 us, where PyObject_GetBuffer through ctypes costs ~1.5 us);
-    a read-only one by a Py_buffer from PyObject_GetBuffer (ctypes only maps writable memory).
+    (c_char.from_buffer, cheaper than calling PyObject_GetBuffer through ctypes); a
+    read-only one by a Py_buffer from PyObject_GetBuffer (ctypes only maps writable memory).
     """
 
     __slots__ = ("_anchor", "_memory", "_view", "address", "nbytes")

@@ -77,8 +77,8 @@ EAGER_PER_ITERATION = 16
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
-# (O_DIRECT 4 KiB random reads at QD 16: ~35k -> ~42k/s). Page-cache reads complete
-# inline and keep the one-enter-per-iteration batching.
+# (O_DIRECT 4 KiB random reads at QD 16: 1.36x; docs/performance.md). Page-cache reads
+# complete inline and keep the one-enter-per-iteration batching.
 EARLY_BATCH = 8
 _BUSY_POLL_MAX = 1.0  # seconds: a longer spin is a mistake, not a tuning
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
@@ -159,7 +159,8 @@ class _LoopState:
     They live here, not on the loop, because CPython 3.11 keeps an instance's attributes
     in a shared-keys dict only up to 29 of them: SelectorEventLoop already has 24, and
     past the limit every `self._ready`-style load in asyncio's _run_once gets slower (a
-    measured 5-7% on a call_later chain). Loop adds at most five attributes of its own.
+    call_later chain ran at 0.92-0.95x stock asyncio; docs/performance.md). Loop adds at
+    most five attributes of its own.
     """
 
     __slots__ = ("busy_poll", "cq_entries", "forked", "ring_thread", "sq_entries", "threadsafe")
