@@ -1,10 +1,19 @@
-"""Shared fixtures: every async test runs on a uringloop Loop unless it asks for others.
+"""Shared fixtures: every async test runs on the io_uring loop and on the fallback.
 
 `@pytest.mark.loops("uring", "fallback", "asyncio")` runs a test once per named loop:
   uring     uringloop.Loop on io_uring (skipped if the kernel has none)
   fallback  uringloop.Loop with io_uring turned off (thread pool)
   asyncio   the stock asyncio.SelectorEventLoop
-Unclosed fds fail the test that leaked them (see `no_fd_leak`).
+A test without the marker runs on DEFAULT_LOOPS (uring and fallback); a test that is
+inherently about the ring says `@pytest.mark.loops("uring")`, with a comment saying why.
+
+Two checks run after every test, uvloop-style:
+* unclosed fds fail the test that leaked them (`no_fd_leak`; opt out with
+  `@pytest.mark.fd_leak_ok`, saying why);
+* a uringloop Loop that called its exception handler fails the test
+  (`exception_handler_calls`; a test that expects such calls marks itself
+  `@pytest.mark.exception_handler_ok`, or requests the fixture, checks the recorded
+  contexts and clears the list).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import asyncio
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -32,35 +42,53 @@ LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "fallback": _fallback_loop,
     "asyncio": asyncio.SelectorEventLoop,
 }
+DEFAULT_LOOPS = ("uring", "fallback")
 
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     marker = item.get_closest_marker("loops")
-    names = marker.args if marker else ("uring",)
+    names = marker.args if marker else DEFAULT_LOOPS
     return {name: LOOP_FACTORIES[name] for name in names}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "loops(*names): run the async test on these loops")
+    config.addinivalue_line(
+        "markers", "fd_leak_ok: the test may leave file descriptors open (say why)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "exception_handler_ok: the test expects a loop to call its exception handler",
+    )
 
 
 def open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
-@pytest.fixture
-def no_fd_leak() -> Iterator[None]:
-    """Fail the test if it leaves file descriptors open."""
+@pytest.fixture(autouse=True)
+def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves file descriptors open (autouse; opt out: fd_leak_ok)."""
+    if request.node.get_closest_marker("fd_leak_ok") is not None:
+        yield
+        return
     gc.collect()
     before = open_fds()
     yield
     gc.collect()
     leaked = open_fds() - before
     # Descriptors that were closed meanwhile may have been reused; check what they are.
-    details = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked if _exists(fd)}
+    details = {fd: _describe(fd) for fd in leaked if _exists(fd)}
     assert not details, f"leaked file descriptors: {details}"
+
+
+def _describe(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
 
 
 def _exists(fd: int) -> bool:
@@ -69,6 +97,33 @@ def _exists(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.fixture(autouse=True)
+def exception_handler_calls(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[dict[str, Any]]]:
+    """The contexts uringloop Loops passed to call_exception_handler during the test.
+
+    Autouse: the test fails if any were recorded, unless it is marked
+    exception_handler_ok (or cleared the list after checking it).
+    """
+    calls: list[dict[str, Any]] = []
+    original = uringloop.Loop.call_exception_handler
+
+    def record(self: uringloop.Loop, context: dict[str, Any]) -> None:
+        calls.append(context)
+        original(self, context)
+
+    monkeypatch.setattr(uringloop.Loop, "call_exception_handler", record)
+    yield calls
+    gc.collect()  # "Task was destroyed but it is pending!" comes from a finalizer
+    if calls and request.node.get_closest_marker("exception_handler_ok") is None:
+        described = "\n".join(f"  {c.get('message')!r}: {c.get('exception')!r}" for c in calls)
+        pytest.fail(
+            f"a uringloop loop called its exception handler {len(calls)} time(s):\n{described}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

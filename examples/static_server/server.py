@@ -222,12 +222,14 @@ class StaticFileServer:
         except ConnectionError:
             pass
         finally:
-            del self._connections[task]
             writer.close()
             try:
                 await writer.wait_closed()
             except ConnectionError:
                 pass
+            finally:
+                # Only now: aclose() waits for the tasks still listed here.
+                del self._connections[task]
 
     async def aclose(self) -> None:
         """Stop listening, end the connections, wait until their files are closed."""

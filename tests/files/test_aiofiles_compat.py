@@ -53,7 +53,7 @@ async def workload(aio: Any, root: Path) -> list[Any]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("uring", "asyncio")
+@pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_same_results_as_aiofiles(tmp_path: Path, no_fd_leak: None) -> None:
     aiofiles = pytest.importorskip("aiofiles")
     pytest.importorskip("aiofiles.os")

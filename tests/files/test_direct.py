@@ -84,7 +84,7 @@ async def test_direct_alignment_comes_from_statx(direct_path: Path, no_fd_leak: 
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("uring", "asyncio")
+@pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_misaligned_requests_name_the_alignment(direct_path: Path, no_fd_leak: None) -> None:
     direct_path.write_bytes(b"z" * 8192)
     async with uringloop.open(direct_path, "r+b", buffering=0, direct=True) as f:

@@ -392,7 +392,7 @@ async def test_big_read_uses_parallel_operations(tmp_path: Path, no_fd_leak: Non
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("uring", "asyncio")
+@pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_read_all_peaks_near_twice_the_size(tmp_path: Path, no_fd_leak: None) -> None:
     size = 48 << 20
     path = tmp_path / "big"
@@ -412,7 +412,7 @@ async def test_read_all_peaks_near_twice_the_size(tmp_path: Path, no_fd_leak: No
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("uring", "asyncio")
+@pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_big_text_read(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "big.txt"
     text = "0123456789abcdé\n" * 300_000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import pathlib
+import time
 import weakref
 
 import pytest
@@ -23,6 +25,9 @@ class Buffer(bytearray):
 
 
 @pytest.mark.asyncio
+# Ring-only: a read blocked on a pipe in a fallback worker thread cannot be cancelled (only
+# io_uring's ASYNC_CANCEL can), so it stays in flight until the pipe is closed.
+@pytest.mark.loops("uring")
 async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
     loop = running()
     r, w = os.pipe()
@@ -53,16 +58,25 @@ async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
 
 
 @pytest.mark.asyncio
-async def test_cancel_before_submission_drops_the_operation() -> None:
+async def test_cancel_before_submission_drops_the_operation(tmp_path: pathlib.Path) -> None:
+    """A task cancelled while its operation waits in the queue: the operation never reaches
+    the kernel (or the pool), although the loop hands its queue over (the pre-select step)
+    before the cancelled task runs again and could withdraw the operation itself."""
     loop = running()
-    task = asyncio.ensure_future(loop.nop())
-    await asyncio.sleep(0)  # the task queued its op; the pre-select step has not run yet
+    path = tmp_path / "never-created"
+    before = loop.uring_stats().submitted
+    task = asyncio.ensure_future(loop.mkdir(path))
+    # The task runs first and queues its mkdir. Our own wake-up is scheduled already, so the
+    # loop has a callback to run and does not submit the mkdir at once (see _submit_early).
+    await asyncio.sleep(0)
+    queued = loop.uring_stats()
+    assert (queued.submitted, queued.backlog) == (before, 1), "setup: the mkdir must be queued"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    before = loop.uring_stats().submitted
-    await asyncio.sleep(0)
-    assert loop.uring_stats().submitted == before  # never handed to the kernel
+    await loop.nop()
+    assert loop.uring_stats().submitted == before + 1  # the nop, and nothing else
+    assert not path.exists()
 
 
 @pytest.mark.asyncio
@@ -70,20 +84,26 @@ async def test_open_completed_after_cancel_closes_its_fd(
     data_file: tuple[str, bytes], no_fd_leak: None
 ) -> None:
     loop = running()
+    completed = loop.uring_stats().completed
     task = asyncio.ensure_future(loop.open_fd(data_file[0]))
     await asyncio.sleep(0)  # task queues the open
-    # The next pre-select step completes the open inline and schedules the task's wakeup
-    # after ours: cancelling now hits a task whose open has already succeeded.
-    await asyncio.sleep(0)
-    completed = loop.uring_stats().completed
+    # Wait for the open to complete (inline in the next pre-select step on the ring, on a
+    # worker thread on the fallback). Its completion schedules the task's wake-up after
+    # ours: cancelling now hits a task whose open has already succeeded.
+    deadline = time.monotonic() + 5
+    while loop.uring_stats().completed == completed:
+        assert time.monotonic() < deadline, "the open never completed"
+        await asyncio.sleep(0)
+    assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert loop.uring_stats().completed == completed  # the open did complete
     # no_fd_leak checks the fd it returned was closed.
 
 
 @pytest.mark.asyncio
+# Ring-only: reads blocked on a pipe in fallback worker threads cannot be cancelled.
+@pytest.mark.loops("uring")
 async def test_many_cancellations_all_end(no_fd_leak: None) -> None:
     loop = running()
     r, w = os.pipe()
@@ -105,6 +125,9 @@ async def test_many_cancellations_all_end(no_fd_leak: None) -> None:
 
 
 @pytest.mark.asyncio
+# Ring-only: the batch's read of an empty pipe blocks a fallback worker thread for good,
+# and the pool slots it checks are the ring's.
+@pytest.mark.loops("uring")
 async def test_cancelled_batch_releases_everything(data_file: tuple[str, bytes]) -> None:
     loop = running()
     r, w = os.pipe()
