@@ -45,6 +45,10 @@ _release_buffer.restype = None
 class Pin:
     """A buffer export held open: `address` and `nbytes` stay valid until release().
 
+    Refused as os.preadv/os.pwrite refuse them: TypeError for an object that is not a
+    bytes-like one, BufferError for one that is not C-contiguous (or, for a read, not
+    writable).
+
     A writable buffer is held by a memoryview and a ctypes char at its first byte
     (c_char.from_buffer, cheaper than calling PyObject_GetBuffer through ctypes); a
     read-only one by a Py_buffer from PyObject_GetBuffer (ctypes only maps writable memory).
@@ -63,8 +67,8 @@ class Pin:
         view = _PyBuffer()
         try:
             _get_buffer(obj, ctypes.byref(view), PyBUF_SIMPLE)
-        except BufferError as exc:
-            raise TypeError(f"a contiguous buffer is required, not {type(obj).__name__}") from exc
+        except BufferError:
+            raise BufferError("memoryview: underlying buffer is not C-contiguous") from None
         except TypeError:
             raise TypeError(f"a bytes-like object is required, not {type(obj).__name__}") from None
         self._view = view
@@ -76,9 +80,12 @@ class Pin:
             memory = memoryview(obj)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError(f"a bytes-like object is required, not {type(obj).__name__}") from None
-        if memory.readonly or not memory.c_contiguous:
+        if not memory.c_contiguous:
             memory.release()
-            raise TypeError(f"a writable, contiguous buffer is required, not {type(obj).__name__}")
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        if memory.readonly:
+            memory.release()
+            raise BufferError("memoryview: underlying buffer is not writable")
         self._memory = memory
         self.nbytes = memory.nbytes
         if self.nbytes:
@@ -135,6 +142,7 @@ class ScratchBuffer:
     mapping: pages cost memory only once the kernel writes them, so a read of a huge size
     into a small file stays cheap. (A mapping per small read costs an mmap, a page fault
     and a munmap, whose TLB shootdown reaches every CPU running this process's threads.)
+    Either way it starts on a page boundary, so an O_DIRECT read may use it.
     """
 
     __slots__ = ("_heap", "_map", "address")
@@ -143,8 +151,9 @@ class ScratchBuffer:
         self._map: mmap.mmap | None = None
         self._heap: ctypes.Array[ctypes.c_char] | None = None
         if size <= SCRATCH_HEAP_MAX:
-            self._heap = ctypes.create_string_buffer(max(size, 1))
-            self.address = ctypes.addressof(self._heap)
+            self._heap = ctypes.create_string_buffer(size + PAGE)
+            start = ctypes.addressof(self._heap)
+            self.address = (start + PAGE - 1) & ~(PAGE - 1)
         else:
             self._map = mmap.mmap(-1, size)
             self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
@@ -154,6 +163,10 @@ class ScratchBuffer:
             return ctypes.string_at(self.address, n)
         assert self._map is not None
         return self._map[:n]
+
+    def release(self) -> None:
+        """Free the memory; only once the kernel is done with it."""
+        self.close()
 
     def close(self) -> None:
         self._heap = None

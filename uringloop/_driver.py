@@ -21,9 +21,16 @@ Some facts about io_uring that shape this module
   size so the CQ cannot overflow in normal operation (libuv learned this the hard way);
   overflow (IORING_SQ_CQ_OVERFLOW, -EBUSY) is still handled: reap, then enter again.
 * Completions are matched by user_data, never by order.
+* io_uring_enter can start failing for good after setup (a seccomp filter installed
+  later, say). The kernel then never hands us the CQEs of what is in flight: those
+  operations fail at once with that error, their memory is never freed (the kernel may
+  still write it), and the loop moves on to the thread-pool fallback (`on_broken`).
 
-Invariant: an Operation, and every buffer it points at, stays in self._inflight from the
+Invariant: an Operation, and every buffer it points at, stays in self.inflight from the
 moment its SQE is written until its CQE is reaped.
+Invariant: one completion's failure never stops another's delivery. An exception raised
+while delivering a completion goes to `report`; KeyboardInterrupt and SystemExit are
+raised once the whole batch of CQEs has been delivered, as asyncio does for callbacks.
 """
 
 from __future__ import annotations
@@ -35,15 +42,14 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._errors import LoopClosedError, unsupported
-from ._ops import AsyncCancel, Operation, Waiter
+from ._errors import LoopClosedError
+from ._ops import QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter, forget_positions
 from ._ring import abi
-from ._ring.opcodes import since
 
 if TYPE_CHECKING:
     from ._ring.ring import Ring
@@ -53,7 +59,12 @@ _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 # requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
 _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
+_UD_WORD = 4  # user_data is the fifth 64-bit word of an SQE
+_SQE_SIZE = 64
 _X86_64 = ("x86_64", "AMD64")
+_FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
+# Opcodes an io_uring must have for the loop to use it (Linux 5.6).
+REQUIRED_OPCODES = (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.ASYNC_CANCEL)
 _barrier_lock = threading.Lock()
 
 
@@ -64,6 +75,10 @@ def _full_barrier() -> None:
 
 
 _SHUTDOWN_POLL = 0.05  # seconds between looks at the ring while close() waits for CQEs
+
+Report = Callable[[BaseException, Operation], None]
+RunBlocking = Callable[[Operation], None]
+OnBroken = Callable[[OSError, list[Operation], list[Operation]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +94,97 @@ class DriverStats:
     backlog: int
 
 
+class Driver(Protocol):
+    """What the loop calls on its driver; RingDriver and FallbackDriver implement it.
+
+    `inflight` and `backlog` are for the loop's emptiness checks (is there file work?);
+    only the driver changes them.
+    """
+
+    uses_ring: bool
+    retry_later: bool
+    slow_completions: bool
+    armed: bool
+    efd: int
+
+    @property
+    def inflight(self) -> Sized: ...
+    @property
+    def backlog(self) -> Sized: ...
+    def queue(self, op: Operation) -> None: ...
+    def queue_many(self, ops: list[Operation]) -> None: ...
+    def flush(self) -> int: ...
+    def cancel(self, op: Operation) -> None: ...
+    def prepare_block(self) -> bool: ...
+    def after_block(self) -> None: ...
+    def on_eventfd(self) -> int: ...
+    def completions_ready(self) -> bool: ...
+    def stats(self) -> DriverStats: ...
+    def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]: ...
+    def close(self) -> None: ...
+
+
+def isolate(
+    op: Operation, exc: BaseException, fatal: BaseException | None, report: Report
+) -> BaseException | None:
+    """One delivery raised `exc`: report it, or keep it to raise after the batch.
+
+    A waiter the delivery did not reach gets `exc` (or, for KeyboardInterrupt and
+    SystemExit, a RuntimeError saying so), so that nobody waits forever. Returns the
+    exception to raise once the batch is delivered (the first fatal one).
+    """
+    waiter = op.waiter
+    if waiter is not None and not waiter.done():
+        try:
+            if isinstance(exc, _FATAL):
+                waiter.set_exception(RuntimeError(f"delivery interrupted by {exc!r}"))
+            else:
+                waiter.set_exception(exc)
+                exc = None  # type: ignore[assignment]  # delivered as the outcome
+        except Exception:  # a waiter that cannot take it: the report says why
+            pass
+    if exc is None:
+        return fatal
+    if isinstance(exc, _FATAL):
+        return fatal or exc
+    try:
+        report(exc, op)
+    except _FATAL as again:  # an exception handler that raised KeyboardInterrupt
+        return fatal or again
+    return fatal
+
+
 class RingDriver:
-    """Operations in and completions out of one Ring. Loop thread only."""
+    """Operations in and completions out of one Ring. Loop thread only, except wake()."""
 
     uses_ring = True
 
-    def __init__(self, ring: Ring) -> None:
-        self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
-        self._backlog: deque[Operation] = deque()  # queued, SQE not yet written
+    def __init__(
+        self, ring: Ring, report: Report, run_blocking: RunBlocking, on_broken: OnBroken
+    ) -> None:
+        self.inflight: dict[int, Operation] = {}  # {user_data: Operation}
+        self.backlog: deque[Operation] = deque()  # queued, SQE not yet written
         # ASYNC_CANCELs, written before the backlog and regardless of the in-flight cap: with
         # the cap full of operations that wait for an outside event (reads on an empty
         # pipe), a cancel queued behind the backlog would never be written.
         self._cancels: deque[AsyncCancel] = deque()
-        # Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
-        self.queue: Callable[[Operation], None] = self._backlog.append
+        # Queue a READ (the loop's hot path; every ring the driver accepts has READ).
+        self.queue_read: Callable[[Operation], None] = self.backlog.append
         self._ring = ring
+        self._report = report
+        self._run_blocking = run_blocking  # for operations this kernel's ring lacks
+        self._on_broken = on_broken
+        self.broken: OSError | None = None
         self.efd = -1
         # Held while writing to or closing the eventfd, so a foreign thread's wake() never
-        # writes to a closed (or reused) descriptor number.
-        self._efd_lock = threading.Lock()
+        # writes to a closed (or reused) descriptor number. Reentrant: a signal handler may
+        # call wake() while its thread is inside wake().
+        self._efd_lock = threading.RLock()
         self._next_user_data = 1
         self._supported = _probe(ring)
+        missing = [op.name for op in REQUIRED_OPCODES if not self.supports(op)]
+        if missing:
+            raise OSError(errno.ENOSYS, f"io_uring lacks {', '.join(missing)} (Linux 5.6+)")
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
             ring.register_eventfd(self.efd)
@@ -108,7 +193,7 @@ class RingDriver:
             self.efd = -1
             raise
         ring.set_eventfd_enabled(False)
-        self._eventfd_enabled = False
+        self.armed = False  # the eventfd is enabled for a blocking select
         self.cap = ring.cq_entries
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
@@ -133,22 +218,13 @@ class RingDriver:
 
     # -- queries --------------------------------------------------------------------------
 
-    def check(self, op: Operation) -> None:
-        """Raise OSError(EOPNOTSUPP) if this kernel's io_uring lacks the operation."""
-        if self._supported is not None and op.opcode not in self._supported:
-            raise unsupported(op.name.upper(), since(op.opcode))
-
     def supports(self, opcode: int) -> bool:
         return self._supported is None or opcode in self._supported
 
     @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
-    @property
     def idle(self) -> bool:
         """Nothing queued and nothing in the kernel."""
-        return not self._inflight and not self._backlog
+        return not self.inflight and not self.backlog
 
     def stats(self) -> DriverStats:
         return DriverStats(
@@ -157,14 +233,41 @@ class RingDriver:
             self.n_cancelled,
             self.n_enter,
             self.max_in_flight,
-            len(self._inflight),
-            len(self._backlog) + self._ring.pending(),
+            len(self.inflight),
+            len(self.backlog) + self._ring.pending(),
         )
+
+    # -- the ring's owner thread ----------------------------------------------------------
+
+    @property
+    def single_issuer(self) -> bool:
+        """Only one thread may enter this ring (IORING_SETUP_SINGLE_ISSUER)."""
+        return bool(self._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER)
+
+    @property
+    def unclaimed(self) -> bool:
+        """Created disabled and not yet enabled: the first thread to enable it owns it."""
+        return self._ring.disabled
+
+    def claim(self) -> None:
+        """Enable the ring: the calling thread becomes its single issuer."""
+        self._ring.enable()
 
     # -- submission -------------------------------------------------------------------------
 
+    def queue(self, op: Operation) -> None:
+        """Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
+
+        An operation this kernel's io_uring lacks runs as a blocking call instead.
+        """
+        if self._supported is None or op.opcode in self._supported:
+            self.backlog.append(op)
+        else:
+            self._run_blocking(op)
+
     def queue_many(self, ops: list[Operation]) -> None:
-        self._backlog.extend(ops)
+        for op in ops:
+            self.queue(op)
 
     def flush(self) -> int:
         """Write queued SQEs, enter once (more if the SQ fills), reap. Return CQEs reaped.
@@ -172,15 +275,18 @@ class RingDriver:
         The pre-select step. Enters the kernel only when there is something to submit or
         something in flight that may have completed, so an idle loop makes no syscall.
         """
+        if self.broken is not None:
+            return 0
         reaped = 0
         ring = self._ring
-        inflight = self._inflight
+        inflight = self.inflight
         submitted = self.n_submitted
         while True:
             if self._cancels:
                 self._write_cancels()
-            if self._backlog and len(inflight) < self.cap:
+            if self.backlog and len(inflight) < self.cap:
                 self._fill()
+                forget_positions()
             if ring.pending() or (inflight and self._may_have_completions()):
                 entered = self._enter()
             else:
@@ -188,7 +294,7 @@ class RingDriver:
             got = self._reap()
             reaped += got
             # Go round again only when completions made room for more of the backlog.
-            if not (entered and got and self._backlog and len(inflight) < self.cap):
+            if not (entered and got and self.backlog and len(inflight) < self.cap):
                 if self.n_submitted != submitted:
                     self.slow_completions = bool(inflight)
                 return reaped
@@ -197,23 +303,27 @@ class RingDriver:
         """Move queued ASYNC_CANCELs into the SQ (entering when it fills); no cap applies."""
         ring = self._ring
         cancels = self._cancels
-        inflight = self._inflight
-        while cancels:
-            offsets = ring.reserve(len(cancels))
-            if not offsets:  # SQ full: hand it to the kernel and go on
+        inflight = self.inflight
+        while cancels and self.broken is None:
+            off = ring.next_sqe()
+            if off < 0:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
                     return
                 self._reap()
                 continue
-            ud = self._next_user_data
-            for off in offsets:
-                op = cancels.popleft()
-                op.prep(ring.sqes, off, ud)
-                op.user_data = ud
-                op.state = Operation.SUBMITTED
-                inflight[ud] = op
-                ud = ud + 1 if ud < _MAX_USER_DATA else 1
-            self._next_user_data = ud
+            op = cancels.popleft()
+            ud = self._put(op, off)
+            op.state = SUBMITTED
+            inflight[ud] = op
+
+    def _put(self, op: Operation, off: int) -> int:
+        """Copy `op`'s whole SQE into the slot at byte `off`, with a fresh user_data."""
+        ud = self._next_user_data
+        self._ring.sqes[off : off + _SQE_SIZE] = op.sqe
+        self._ring.sqe_words[(off >> 3) + _UD_WORD] = ud
+        op.user_data = ud
+        self._next_user_data = ud + 1 if ud < _MAX_USER_DATA else 1
+        return ud
 
     def _may_have_completions(self) -> bool:
         """Posted CQEs, deferred task work or overflowed CQEs may be waiting.
@@ -226,36 +336,42 @@ class RingDriver:
             return ring.needs_enter() or ring.cq_ready() > 0
         return self.defer_taskrun or ring.needs_enter() or ring.cq_ready() > 0
 
+    def completions_ready(self) -> bool:
+        """The kernel has completions to post or posted (busy polling looks at this)."""
+        ring = self._ring
+        return self.broken is None and (ring.needs_enter() or ring.cq_ready() > 0)
+
     def _fill(self) -> None:
         """Move operations from the backlog into free SQ slots (entering when the SQ fills).
 
-        A multi-part operation (a batch) takes a contiguous range of user_data values when
-        its first part is written, and may be written over several SQ refills; it leaves
-        the backlog once its last part is in the SQ. FIFO order is kept throughout.
+        Each single-SQE operation's entry was built whole when it was created; here it is
+        copied into a slot and given its user_data. A multi-part operation (a batch) takes
+        a contiguous range of user_data values when its first part is written, and may be
+        written over several SQ refills; it leaves the backlog once its last part is in the
+        SQ. FIFO order is kept throughout.
         """
         ring = self._ring
-        backlog = self._backlog
-        inflight = self._inflight
+        backlog = self.backlog
+        inflight = self.inflight
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
-            if backlog[0].state != Operation.QUEUED:  # cancelled while queued
+            if backlog[0].state != QUEUED or abandoned(backlog[0]):  # cancelled while queued
                 backlog.popleft()
                 return
             off = ring.next_sqe()
             if off >= 0:
                 op = backlog.popleft()
                 ud = self._next_user_data
-                op.prep(ring.sqes, off, ud)
+                ring.sqes[off : off + _SQE_SIZE] = op.sqe
+                ring.sqe_words[(off >> 3) + _UD_WORD] = ud
                 op.user_data = ud
-                op.state = Operation.SUBMITTED
+                op.state = SUBMITTED
                 inflight[ud] = op
                 self._next_user_data = ud + 1 if ud < _MAX_USER_DATA else 1
                 if len(inflight) > self.max_in_flight:
                     self.max_in_flight = len(inflight)
                 return
         cap = self.cap
-        queued = Operation.QUEUED
-        submitted = Operation.SUBMITTED
-        while backlog and len(inflight) < cap:
+        while backlog and len(inflight) < cap and self.broken is None:
             head = backlog[0]
             want = head.parts_left() if head.multi else len(backlog)
             offsets = ring.reserve(min(want, cap - len(inflight)))
@@ -265,12 +381,13 @@ class RingDriver:
                 self._reap()
                 continue
             sqes = ring.sqes
+            words = ring.sqe_words
             ud = self._next_user_data
             used = 0
             n_offsets = len(offsets)
             while used < n_offsets and backlog:
                 op = backlog[0]
-                if op.state != queued:  # cancelled while queued: skip it
+                if op.state != QUEUED or abandoned(op):  # cancelled while queued: skip it
                     backlog.popleft()
                     continue
                 if op.multi:
@@ -279,18 +396,20 @@ class RingDriver:
                             ud = 1  # a batch's range never crosses the limit
                         op.user_data = ud
                         ud += op.parts_left()
-                    first, count = op.prep_parts(sqes, ring.sqe_words, offsets, used)
+                    first, count = op.prep_parts(sqes, words, offsets, used)
                     start = op.user_data + first
                     inflight.update(zip(range(start, start + count), repeat(op)))
                     used += count
                     if not op.parts_left():
                         backlog.popleft()
-                        op.state = submitted
+                        op.state = SUBMITTED
                     continue
                 backlog.popleft()
-                op.prep(sqes, offsets[used], ud)
+                off = offsets[used]
+                sqes[off : off + _SQE_SIZE] = op.sqe
+                words[(off >> 3) + _UD_WORD] = ud
                 op.user_data = ud
-                op.state = submitted
+                op.state = SUBMITTED
                 inflight[ud] = op
                 ud += 1
                 used += 1
@@ -304,7 +423,7 @@ class RingDriver:
             self.max_in_flight = len(inflight)
 
     def _enter(self, min_complete: int = 0) -> bool:
-        """One io_uring_enter with GETEVENTS. False when the kernel said "later"."""
+        """One io_uring_enter with GETEVENTS. False when the kernel said "later" or no."""
         ring = self._ring
         while True:
             try:
@@ -317,30 +436,71 @@ class RingDriver:
                     self.retry_later = True
                     self._reap()
                     return False
-                self._fail_unsubmitted(exc)
-                return False
+                # A failed enter consumed no SQE: try once more before giving the ring up.
+                if not self._enter_again():
+                    self._break(exc)
+                    return False
+                return True
             break
         self.retry_later = False
         self.n_submitted += consumed
         return True
 
-    def _fail_unsubmitted(self, exc: OSError) -> None:
-        """An enter failed for good: take back the SQEs the kernel did not consume and fail
-        their operations (their buffers were never seen by the kernel).
+    def _enter_again(self) -> bool:
+        """The retry after an enter failed with an error other than "later"."""
+        try:
+            self.n_enter += 1
+            consumed = self._ring.enter(0, _GETEVENTS)
+        except OSError:
+            return False
+        self.retry_later = False
+        self.n_submitted += consumed
+        return True
 
+    def _break(self, exc: OSError) -> None:
+        """io_uring_enter failed for good: this ring is done with.
+
+        The SQEs the kernel did not consume are taken back: their operations never reached
+        the kernel and go, with the backlog, to the loop's fallback (`on_broken`). The
+        operations the kernel has will never be reaped: they fail now with an error that
+        says so, and are handed over as stranded (their memory must never be freed).
         The unconsumed SQEs are the most recently written ones, and their operations are
         the most recently inserted keys of the in-flight dict (dicts keep insertion order).
         """
-        count = self._ring.pending()
-        self._ring.unreserve(count)
-        victims = list(self._inflight)[-count:] if count else []
-        res = -(exc.errno or errno.EIO)
-        for user_data in victims:
-            op = self._inflight.pop(user_data)
-            if op.multi:
-                op.complete_part(user_data, res)
-            else:
-                op.complete(res, 0)
+        self.broken = exc
+        ring = self._ring
+        count = ring.pending()
+        ring.unreserve(count)
+        inflight = self.inflight
+        unsent: list[Operation] = []
+        for user_data in list(inflight)[len(inflight) - count :] if count else []:
+            op = inflight.pop(user_data)
+            if op.multi or isinstance(op, AsyncCancel):
+                inflight[user_data] = op  # a batch's part: the batch fails as a whole below
+            elif op not in unsent:
+                op.state = QUEUED
+                unsent.append(op)
+        unsent += [op for op in self.backlog if op.state == QUEUED]
+        self.backlog.clear()
+        self._cancels.clear()
+        stranded = list({id(op): op for op in inflight.values()}.values())
+        inflight.clear()
+        failure = OSError(
+            exc.errno,
+            f"io_uring_enter failed ({exc.strerror}) with the operation in flight: whether it "
+            "happened is unknown",
+        )
+        fatal: BaseException | None = None
+        for op in stranded:
+            waiter = op.waiter
+            try:
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(failure)
+            except BaseException as delivery:
+                fatal = isolate(op, delivery, fatal, self._report)
+        self._on_broken(exc, unsent, stranded)
+        if fatal is not None:
+            raise fatal
 
     # -- completion ---------------------------------------------------------------------------
 
@@ -348,41 +508,57 @@ class RingDriver:
         """Consume the posted CQEs and complete their operations; return how many.
 
         One pass: CQEs posted while it runs (only possible without DEFER_TASKRUN) are
-        found by the next flush, or by prepare_block() before the loop may sleep.
+        found by the next flush, or by prepare_block() before the loop may sleep. Each
+        completion is delivered on its own (see the module's invariant).
         """
-        user_datas, results, flags = self._ring.reap_columns()
+        if self.broken is not None:
+            return 0
+        user_datas, results, _flags = self._ring.reap_columns()
         count = len(user_datas)
         if not count:
             return 0
         self.n_completed += count
-        inflight = self._inflight
+        inflight = self.inflight
         if count == 1:
             op = inflight.pop(user_datas[0], None)
-            if op is None:
-                pass  # "can't happen": a CQE for an unknown request
-            elif op.multi:
-                op.complete_part(user_datas[0], results[0])
-            else:
-                op.complete(results[0], flags[0])
+            if op is not None:  # None: "can't happen", a CQE for an unknown request
+                try:
+                    if op.multi:
+                        op.complete_part(user_datas[0], results[0])
+                    else:
+                        op.complete(results[0])
+                except BaseException as exc:
+                    fatal = isolate(op, exc, None, self._report)
+                    if fatal is not None:
+                        raise fatal from None
             return 1
         # Every reaped CQE leaves the in-flight table first; None: an unknown request.
         ops = list(map(inflight.pop, user_datas, repeat(None)))
         first = ops[0]
+        fatal = None
         if first is not None and first.multi and ops.count(first) == count:
-            first.complete_parts(user_datas, results)  # a batch's parts, nothing else
-            return count
-        for op, user_data, res, flag in zip(ops, user_datas, results, flags, strict=True):
-            if op is None:
-                continue
-            if op.multi:
-                op.complete_part(user_data, res)
-            else:
-                op.complete(res, flag)
+            try:
+                first.complete_parts(user_datas, results)  # a batch's parts, nothing else
+            except BaseException as exc:
+                fatal = isolate(first, exc, None, self._report)
+        else:
+            for op, user_data, res in zip(ops, user_datas, results, strict=True):
+                if op is None:
+                    continue
+                try:
+                    if op.multi:
+                        op.complete_part(user_data, res)
+                    else:
+                        op.complete(res)
+                except BaseException as exc:
+                    fatal = isolate(op, exc, fatal, self._report)
+        if fatal is not None:
+            raise fatal
         return count
 
     def wake(self) -> None:
-        """Make the eventfd readable, waking a loop blocked in select. Any thread; a
-        no-op once the driver is closed."""
+        """Make the eventfd readable, waking a loop blocked in select. Any thread, signal
+        handlers included; a no-op once the driver is closed."""
         with self._efd_lock:
             if self.efd >= 0:
                 os.eventfd_write(self.efd, 1)
@@ -394,20 +570,21 @@ class RingDriver:
             os.eventfd_read(self.efd)
         except BlockingIOError:
             pass
-        if not self._inflight:
+        if not self.inflight:
             return 0
         return self.flush()
 
     def prepare_block(self) -> bool:
         """About to block in select with work in flight: arm the eventfd.
 
-        Returns True when completions arrived meanwhile (the caller must not block).
+        Returns True when the caller must not block: completions arrived meanwhile, or the
+        ring broke (its work moved to the fallback).
         """
-        if not self._inflight:
-            return False
+        if not self.inflight or self.broken is not None:
+            return self.broken is not None
         ring = self._ring
         ring.set_eventfd_enabled(True)
-        self._eventfd_enabled = True
+        self.armed = True
         # Everything posted before the store above did not signal: look for it now.
         if ring.cq_ready():
             return True
@@ -421,31 +598,36 @@ class RingDriver:
                 return ring.cq_ready() > 0
         elif not (self.defer_taskrun or ring.needs_enter()):
             return False
-        self._enter()
+        if not self._enter():
+            return self.broken is not None or ring.cq_ready() > 0
         return ring.cq_ready() > 0
 
     def after_block(self) -> None:
-        if self._eventfd_enabled:
-            self._eventfd_enabled = False
-            self._ring.set_eventfd_enabled(False)
+        if self.armed:
+            self.armed = False
+            if not self._ring.closed:
+                self._ring.set_eventfd_enabled(False)
 
     # -- cancellation ---------------------------------------------------------------------------
 
     def cancel(self, op: Operation) -> None:
         """The waiter gave up. Queued: drop it now. In flight: ask the kernel to cancel it;
-        it stays in flight (buffers alive) until its own CQE arrives."""
+        it stays in flight (buffers alive) until its own CQE arrives. An operation that
+        must run (a close) is left to run."""
+        if op.must_run:
+            return
         if op.multi:
             # Parts not yet written are dropped; written ones are cancelled one by one.
             written = op.drop_unwritten()
             self.n_cancelled += 1
             for index in range(written):
                 user_data = op.user_data + index
-                if user_data in self._inflight:
+                if user_data in self.inflight:
                     self._cancels.append(AsyncCancel(user_data))
-        elif op.state == Operation.QUEUED:
-            op.drop()  # the flush skips it
+        elif op.state == QUEUED:
+            op.drop(_cancelled())  # the flush skips it
             self.n_cancelled += 1
-        elif op.state == Operation.SUBMITTED and op.user_data in self._inflight:
+        elif op.state == SUBMITTED and op.user_data in self.inflight:
             self.n_cancelled += 1
             self._cancels.append(AsyncCancel(op.user_data))
 
@@ -454,42 +636,64 @@ class RingDriver:
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
         """Cancel everything, wait up to `timeout` seconds for the CQEs, close the ring.
 
-        Queued operations are dropped. Returns the operations whose CQE never came: their
-        buffers may still be written by the kernel, so the caller must keep them alive.
+        Queued operations are dropped, except those that must run (a close): they run as
+        blocking calls here. Returns the operations whose CQE never came: their buffers
+        may still be written by the kernel, so the caller must keep them alive.
         """
-        while self._backlog:
-            op = self._backlog.popleft()
-            if op.state == Operation.QUEUED:
-                op.drop()
-                if op.waiter is not None and not op.waiter.done():
-                    op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
-        if self._inflight and can_enter and not self._ring.closed:
-            for ud, op in list(self._inflight.items()):
+        fatal: BaseException | None = None
+        while self.backlog:
+            op = self.backlog.popleft()
+            if op.state == QUEUED:
+                try:
+                    finish_unsubmitted(op)
+                except BaseException as exc:
+                    fatal = isolate(op, exc, fatal, self._report)
+        if self.inflight and can_enter and not self._ring.closed and self.broken is None:
+            for ud, op in list(self.inflight.items()):
                 if op.waiter is not None and not isinstance(op.waiter, _ClosingWaiter):
                     op.waiter = _ClosingWaiter(op.waiter)
-                self._cancels.append(AsyncCancel(ud))
+                if not op.must_run:
+                    self._cancels.append(AsyncCancel(ud))
             # Wait on the eventfd, never in io_uring_enter: an operation that ignores its
             # cancellation must not hold close() past its deadline.
             self._ring.set_eventfd_enabled(True)
             poller = select.poll()
             poller.register(self.efd, select.POLLIN)
             deadline = time.monotonic() + timeout
-            while self._inflight:
-                self.flush()
+            while self.inflight and self.broken is None:
+                try:
+                    self.flush()
+                except BaseException as exc:
+                    fatal = fatal or exc
                 left = deadline - time.monotonic()
-                if not self._inflight or left <= 0:
+                if not self.inflight or left <= 0:
                     break
                 poller.poll(min(left, _SHUTDOWN_POLL) * 1000)
                 try:
                     os.eventfd_read(self.efd)
                 except BlockingIOError:
                     pass
-        stranded = list(self._inflight.values())
-        self._inflight.clear()
-        self._backlog.clear()
+        stranded = list({id(op): op for op in self.inflight.values()}.values())
+        self.inflight.clear()
+        self.backlog.clear()
         self._cancels.clear()
         self.close()
+        if fatal is not None:
+            raise fatal
         return stranded
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copies of the ring and eventfd
+        descriptors (the parent's ring lives on) and forget what was queued or in flight,
+        which is the parent's. Takes no lock: one may have been held at the fork."""
+        self.inflight.clear()
+        self.backlog.clear()
+        self._cancels.clear()
+        self.broken = OSError(errno.ECHILD, "the ring belongs to the parent process")
+        self._ring.close()
+        efd, self.efd = self.efd, -1
+        if efd >= 0:
+            os.close(efd)
 
     def close(self) -> None:
         """Close the ring and the eventfd. Idempotent."""
@@ -499,6 +703,31 @@ class RingDriver:
             efd, self.efd = self.efd, -1
             if efd >= 0:
                 os.close(efd)
+
+
+def abandoned(op: Operation) -> bool:
+    """Its waiter gave up before the operation was submitted (a task cancelled while the
+    operation waited in the backlog, whose own cancel() has not run yet): drop it now.
+    Not an operation that must run (a close)."""
+    waiter = op.waiter
+    if waiter is None or not waiter.done() or op.must_run:
+        return False
+    op.drop()
+    return True
+
+
+def _cancelled() -> OSError:
+    return OSError(errno.ECANCELED, os.strerror(errno.ECANCELED))
+
+
+def finish_unsubmitted(op: Operation) -> None:
+    """A queued operation the loop will never submit (it is closing): one that must run
+    runs now as a blocking call and delivers its outcome; the others fail with
+    LoopClosedError."""
+    if not op.must_run:
+        op.drop(LoopClosedError("the uringloop loop was closed"))
+        return
+    op.complete_blocking(*op.run_captured())
 
 
 class _ClosingWaiter:

@@ -6,7 +6,6 @@ PermissionError, IsADirectoryError, ...), so every failed operation goes through
 
 from __future__ import annotations
 
-import errno
 import os
 
 
@@ -25,14 +24,6 @@ def os_error(res: int, filename: object = None, filename2: object = None) -> OSE
     if filename is not None:
         return OSError(err, os.strerror(err), filename)
     return OSError(err, os.strerror(err))
-
-
-def unsupported(operation: str, since: str) -> OSError:
-    """The error for an operation this kernel's io_uring lacks."""
-    return OSError(
-        errno.EOPNOTSUPP,
-        f"io_uring operation {operation} is not supported by this kernel (needs Linux {since})",
-    )
 
 
 class LoopClosedError(RuntimeError):

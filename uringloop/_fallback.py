@@ -1,64 +1,61 @@
 """The driver interface over a thread pool, for when io_uring is unavailable or turned off.
 
-Each Operation's run_blocking() runs on a worker thread; its outcome comes back to the loop
-thread through `call_soon_threadsafe`, and Operation.complete_blocking() resolves the
-waiter there, exactly as a CQE would. No asyncio import: the loop hands us the callable.
+Each Operation's blocking call (its declaration's, with the same arguments) runs on a
+worker thread; its outcome comes back to the loop thread through `call_soon_threadsafe`,
+and Operation.complete_blocking() resolves the waiter there, exactly as a CQE would. Each
+completion is its own callback, so asyncio isolates one failing delivery from the others.
+No asyncio import: the loop hands us the callable.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import os
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
-from ._driver import DriverStats
+from ._driver import DriverStats, abandoned, finish_unsubmitted
 from ._errors import LoopClosedError
-from ._ops import Operation
+from ._ops import QUEUED, SUBMITTED, Operation
 
-CallSoonThreadsafe = Callable[..., Any]
+CallSoonThreadsafe = Any  # Callable[..., asyncio.Handle]
 
 
 class FallbackDriver:
-    """Same interface as RingDriver; operations run on a private thread pool."""
+    """Same interface as RingDriver (the Driver protocol); operations run on a private
+    thread pool."""
 
     uses_ring = False
     efd = -1
     retry_later = False
-    _eventfd_enabled = False  # no eventfd: after_block() has nothing to undo
+    armed = False  # no eventfd: after_block() has nothing to undo
+    # The pool takes operations at flush(); the loop never hands it a batch early.
+    slow_completions = False
 
     def __init__(self, call_soon_threadsafe: CallSoonThreadsafe) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe
-        self._backlog: deque[Operation] = deque()
-        self.queue: Callable[[Operation], None] = self._backlog.append
-        self._inflight: dict[Operation, concurrent.futures.Future[Any]] = {}
+        self.backlog: deque[Operation] = deque()
+        self.queue_read = self.backlog.append
+        self.inflight: dict[Operation, concurrent.futures.Future[Any]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4),
             thread_name_prefix="uringloop-fallback",
         )
         self.cap = 1 << 30
-        # The pool takes operations at flush(); the loop never hands it a batch early.
-        self.slow_completions = False
         self.n_submitted = 0
         self.n_completed = 0
         self.n_cancelled = 0
         self.max_in_flight = 0
 
-    def check(self, op: Operation) -> None:
-        """Every operation has a blocking counterpart."""
-
     def supports(self, opcode: int) -> bool:
+        """Every operation has a blocking counterpart."""
         return True
 
     @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
-    @property
     def idle(self) -> bool:
-        return not self._inflight and not self._backlog
+        return not self.inflight and not self.backlog
 
     def stats(self) -> DriverStats:
         return DriverStats(
@@ -67,55 +64,59 @@ class FallbackDriver:
             self.n_cancelled,
             0,
             self.max_in_flight,
-            len(self._inflight),
-            len(self._backlog),
+            len(self.inflight),
+            len(self.backlog),
         )
 
+    def queue(self, op: Operation) -> None:
+        self.backlog.append(op)
+
     def queue_many(self, ops: list[Operation]) -> None:
-        self._backlog.extend(ops)
+        self.backlog.extend(ops)
 
     def flush(self) -> int:
         """Hand queued operations to the pool. Completions arrive via call_soon_threadsafe."""
-        backlog = self._backlog
+        backlog = self.backlog
         while backlog:
             op = backlog.popleft()
-            if op.state != Operation.QUEUED:
-                continue
-            op.state = Operation.SUBMITTED
-            self._inflight[op] = self._pool.submit(self._run, op)
-            self.n_submitted += 1
-        if len(self._inflight) > self.max_in_flight:
-            self.max_in_flight = len(self._inflight)
+            if op.state == QUEUED and not abandoned(op):
+                self.start(op)
         return 0
+
+    def start(self, op: Operation) -> None:
+        """Run `op` on the pool now (the loop also sends here what its ring lacks)."""
+        op.state = SUBMITTED
+        self.inflight[op] = self._pool.submit(self._run, op)
+        self.n_submitted += 1
+        if len(self.inflight) > self.max_in_flight:
+            self.max_in_flight = len(self.inflight)
 
     def _run(self, op: Operation) -> tuple[Any, BaseException | None]:
         """Worker thread: run the system call, send the outcome to the loop thread.
 
         The outcome is also the pool future's result, for shutdown() to deliver directly.
         """
-        value: Any = None
-        exc: BaseException | None = None
-        try:
-            value = op.run_blocking()
-        except BaseException as e:
-            exc = e
+        value, exc = op.run_captured()
         try:
             self._call_soon_threadsafe(self._done, op, value, exc)
         except RuntimeError:
             # The loop is closed: nobody will take the result. Undo what it created.
             if exc is None:
-                op.discard_value(value)
+                op.discard(value)
             op.release()
         return value, exc
 
     def _done(self, op: Operation, value: Any, exc: BaseException | None) -> None:
-        if self._inflight.pop(op, None) is None:
+        if self.inflight.pop(op, None) is None:
             return
         self.n_completed += 1
         op.complete_blocking(value, exc)
 
     def on_eventfd(self) -> int:
         return 0
+
+    def completions_ready(self) -> bool:
+        return False
 
     def prepare_block(self) -> bool:
         return False
@@ -124,33 +125,40 @@ class FallbackDriver:
         pass
 
     def cancel(self, op: Operation) -> None:
-        if op.state == Operation.QUEUED:
-            op.drop()
+        """The waiter gave up: drop the operation if it has not started (unless it must
+        run, as a close must); one already running finishes, its result undone."""
+        if op.must_run:
+            return
+        if op.state == QUEUED:
+            op.drop(_cancelled())
             self.n_cancelled += 1
             return
-        future = self._inflight.get(op)
+        future = self.inflight.get(op)
         if future is not None and future.cancel():
-            del self._inflight[op]
-            op.drop()
+            del self.inflight[op]
+            op.drop(_cancelled())
             self.n_cancelled += 1
 
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
-        """Drop the queued, cancel what has not started, wait up to `timeout` for the rest."""
-        while self._backlog:
-            op = self._backlog.popleft()
-            if op.state == Operation.QUEUED:
-                _drop_closed(op)
-        for op, future in list(self._inflight.items()):
-            if future.cancel():
-                del self._inflight[op]
-                _drop_closed(op)
+        """Drop the queued, cancel what has not started, wait up to `timeout` for the rest.
+
+        Operations that must run (a close) run, queued or not.
+        """
+        while self.backlog:
+            op = self.backlog.popleft()
+            if op.state == QUEUED:
+                finish_unsubmitted(op)
+        for op, future in list(self.inflight.items()):
+            if not op.must_run and future.cancel():
+                del self.inflight[op]
+                op.drop(LoopClosedError("the uringloop loop was closed"))
         deadline = time.monotonic() + timeout
         concurrent.futures.wait(
-            list(self._inflight.values()), timeout=max(0.0, deadline - time.monotonic())
+            list(self.inflight.values()), timeout=max(0.0, deadline - time.monotonic())
         )
         stranded = []
-        for op, future in list(self._inflight.items()):
-            del self._inflight[op]
+        for op, future in list(self.inflight.items()):
+            del self.inflight[op]
             if future.done() and not future.cancelled():
                 # Finished, but its call_soon_threadsafe callback will never run.
                 self.n_completed += 1
@@ -164,8 +172,5 @@ class FallbackDriver:
         self._pool.shutdown(wait=False)
 
 
-def _drop_closed(op: Operation) -> None:
-    """An operation that never ran and never will: its waiter learns the loop closed."""
-    op.drop()
-    if op.waiter is not None and not op.waiter.done():
-        op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
+def _cancelled() -> OSError:
+    return OSError(errno.ECANCELED, os.strerror(errno.ECANCELED))

@@ -143,7 +143,8 @@ class _ExecutorIO:
         return await self.call(os.open, path, flags | os.O_CLOEXEC, mode)  # type: ignore[no-any-return]
 
     async def close(self, fd: int) -> None:
-        await self.call(os.close, fd)
+        # Shielded: a cancelled close still closes (the ring's close is never dropped either).
+        await asyncio.shield(self.call(os.close, fd))
 
     async def pread(self, fd: int, size: int, offset: int) -> bytes:
         if offset < 0:
@@ -1042,6 +1043,8 @@ class AsyncBufferedFile(_FileBase):
         self._check_closed("write to closed file")
         view = _bytes_view(data)
         n = len(view)
+        if not n:  # as the built-in: an empty write leaves the read buffer alone
+            return 0
         if self._rbuf:
             self._drop_read_buffer()
         if len(self._wbuf) + n <= self.buffer_size:

@@ -25,43 +25,67 @@ The first foreign thread that sees `sleeping` clears it, so a burst of pushes wh
 loop sleeps costs one notification, not one per push (CPython's GIL build switches
 threads at no bytecode between F2's read and clear; elsewhere racing threads may each write).
 
-Memory ordering: every step is a single bytecode-level operation on a deque or an
-attribute, executed under the GIL, so all threads see one sequentially consistent order
-of F1..F3 and L1..L5, which is what the argument above needs. (A free-threaded build
-would need a lock around F1-F2 and L2-L3; the model in docs/model/ checks the protocol.)
+Memory ordering: with the GIL every step is a single bytecode-level operation on a deque or
+an attribute, so all threads see one sequentially consistent order of F1..F3 and L1..L5,
+which is what the argument above needs. A free-threaded build (sys._is_gil_enabled()
+false) promises no such order, so there the queue runs the locked form: F1-F2 (append,
+then read and clear the flag) and L2-L3 (set the flag, then re-check the queue) each run
+under the queue's lock, which orders them. docs/model checks both forms (-DLOCKED).
+
+Reentrancy: push() may run in a signal handler while the same thread is inside push() (or
+inside wake()): the locks here and in the driver's wake() are reentrant, and the steps
+stay correct when interleaved that way (each push appends first, then decides to wake).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 
-class ForeignQueue:
-    """Thread-safe pending queue between foreign threads and the loop thread."""
+def gil_enabled() -> bool:
+    """False on a free-threaded build running without the GIL."""
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return True if is_enabled is None else bool(is_enabled())
 
-    def __init__(self, wake: Callable[[], None], wakeup_enabled: bool = True) -> None:
-        self._pending: deque[Any] = deque()
+
+class ForeignQueue:
+    """Thread-safe pending queue between foreign threads and the loop thread.
+
+    `locked`: run the locked form of the protocol (default: only without the GIL).
+    """
+
+    def __init__(
+        self, wake: Callable[[], None], wakeup_enabled: bool = True, locked: bool | None = None
+    ) -> None:
+        self.pending: deque[Any] = deque()  # read by the loop's emptiness checks
+        self.locked = not gil_enabled() if locked is None else locked
         # True only between the loop's L2 and L5: the loop may be blocked in select.
         self._sleeping = False
         self._wake = wake
         # False reproduces the seed's bug (Loop(foreign_wakeup=False)): never write.
         self.wakeup_enabled = wakeup_enabled
         # `closed` and the append happen under the lock so close() cannot miss an op.
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler may push while its thread is inside push().
+        self._lock = threading.RLock()
         self.closed = False
         self.pushes = 0
         self.wakeups_sent = 0
         self.wakeups_skipped = 0
 
     def push(self, op: Any) -> None:
-        """Queue `op` for the loop. Any thread may call this. Raises RuntimeError if closed."""
+        """Queue `op` for the loop. Any thread may call this, a signal handler too.
+        Raises RuntimeError if closed."""
+        if self.locked:
+            self._push_locked(op)
+            return
         with self._lock:
             if self.closed:
                 raise RuntimeError("the uringloop loop is closed")
-            self._pending.append(op)  # F1
+            self.pending.append(op)  # F1
             self.pushes += 1
         if self._sleeping:  # F2
             self._sleeping = False
@@ -71,9 +95,24 @@ class ForeignQueue:
                 return
         self.wakeups_skipped += 1
 
+    def _push_locked(self, op: Any) -> None:
+        """push() without the GIL: F1 and F2 under the lock, F3 outside it."""
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("the uringloop loop is closed")
+            self.pending.append(op)  # F1
+            self.pushes += 1
+            sleeping = self._sleeping  # F2
+            self._sleeping = False
+            if not (sleeping and self.wakeup_enabled):
+                self.wakeups_skipped += 1
+                return
+            self.wakeups_sent += 1
+        self._wake()  # F3
+
     def drain(self) -> list[Any]:
         """L1: take every pending op. Loop thread only."""
-        pending = self._pending
+        pending = self.pending
         if not pending:
             return []
         ops = []
@@ -88,8 +127,15 @@ class ForeignQueue:
         the flag is withdrawn at once and pushes until the next L2 skip the notification.
         Loop thread only.
         """
+        if self.locked:
+            with self._lock:
+                self._sleeping = True  # L2
+                if self.pending:  # L3
+                    self._sleeping = False  # L3'
+                    return True
+                return False
         self._sleeping = True  # L2
-        if self._pending:  # L3
+        if self.pending:  # L3
             self._sleeping = False  # L3'
             return True
         return False

@@ -18,55 +18,42 @@ import asyncio
 import concurrent.futures
 import contextvars
 import errno
+import inspect
 import os
 import selectors
 import threading
 import time
 import warnings
 import weakref
-from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from . import _ops
 from ._buffers import SLOT_SIZES, SlotPool
-from ._driver import RingDriver
+from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
 from ._foreign import ForeignQueue
-from ._ops import (
-    Close,
-    Fallocate,
-    Fsync,
-    Ftruncate,
-    LinkAt,
-    MkdirAt,
-    Nop,
-    OpenAt,
-    Operation,
-    Read,
-    ReadBatch,
-    ReadInto,
-    ReadV,
-    RenameAt,
-    StatxResult,
-    SymlinkAt,
-    UnlinkAt,
-    Write,
-    WriteV,
-    check_fd,
-    check_offset,
-    check_size,
-)
+from ._ops import DONE, MAX_RW_COUNT, Operation, Read, ReadBatch, Spec, read_args, table
+from ._ops.args import off_t
 from ._ring import abi
-from ._ring.ring import DEFAULT_CQ_ENTRIES, DEFAULT_SQ_ENTRIES, Ring
+from ._ring.ring import (
+    DEFAULT_CQ_ENTRIES,
+    DEFAULT_SQ_ENTRIES,
+    MAX_CQ_ENTRIES,
+    MAX_SQ_ENTRIES,
+    Ring,
+)
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
 
 if TYPE_CHECKING:
     import collections
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Coroutine, Iterable
 
     from ._driver import DriverStats
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = ["Loop", "UringStats"]
 
@@ -82,7 +69,10 @@ EAGER_PER_ITERATION = 16
 EARLY_BATCH = 8
 _BUSY_POLL_MAX = 1.0  # seconds: a longer spin is a mistake, not a tuning
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
-_SETUP_ERRNOS_FALLBACK = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL)
+# io_uring_setup or register errors that mean "no usable ring here": run on the fallback.
+_SETUP_ERRNOS_FALLBACK = (
+    errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL, errno.EOPNOTSUPP,
+)  # fmt: skip
 
 # Operations (with their buffers) whose CQE never came before close(): the kernel may still
 # write into their memory, so it is never freed. Should stay empty in practice.
@@ -121,16 +111,16 @@ class _ExecutorJob:
 
 
 def _after_fork_in_child() -> None:
+    """In a forked child, every Loop's ring and queues are the parent's: let go of them."""
     for loop in list(_loops):
-        loop._state.forked = True
+        loop._forget_after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
-_FD_MAX = 2**31 - 1
-_OFFSET_LIMIT = 2**63
 _POOLED_MAX = SLOT_SIZES[-1]
+_FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
 _monotonic = time.monotonic
 _Handle = asyncio.Handle
@@ -163,7 +153,8 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("busy_poll", "cq_entries", "forked", "ring_thread", "sq_entries", "threadsafe")
+    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "ring_thread", "sq_entries",
+                 "threadsafe")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -172,6 +163,33 @@ class _LoopState:
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
         self.threadsafe: ThreadsafeOperations | None = None
+        # Runs what the ring's kernel lacks (an operation newer than it), made on first use.
+        self.blocking: FallbackDriver | None = None
+
+
+def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
+    """The Loop's coroutine method for a declared operation: build it (arguments checked
+    in the caller), queue it, await its completion."""
+    build = spec.build
+
+    async def method(self: Loop, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return await self._run(build(*args, **kwargs))  # type: ignore[no-any-return]
+
+    return _named(method, spec, "Loop", "", coroutine=True)  # type: ignore[no-any-return]
+
+
+def _named(
+    func: Any, spec: Spec[Any, Any], owner: str, returns: str, coroutine: bool = False
+) -> Any:
+    """`func` presented as `owner.<spec's name>`: the declaration's docstring and signature."""
+    func.__name__ = spec.name
+    func.__qualname__ = f"{owner}.{spec.name}"
+    func.__doc__ = spec.doc
+    func.__module__ = __name__
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    result = spec.returns if coroutine else returns.format(spec.returns)
+    func.__signature__ = spec.signature(first=this, returns=result)
+    return func
 
 
 class Loop(asyncio.SelectorEventLoop):
@@ -184,6 +202,8 @@ class Loop(asyncio.SelectorEventLoop):
     foreign_wakeup=False is a diagnostic: it reproduces QEMU's lost-wakeup bug, so work
     queued by other threads waits until the loop wakes for another reason.
     use_uring=False (or URINGLOOP_DISABLE=1) runs file operations on a thread pool.
+    sq_entries, cq_entries: the ring's sizes (the kernel takes up to 32768 and 65536 and
+    rounds up to a power of two); a size it cannot take is a ValueError.
     busy_poll=seconds (default 0: off): before sleeping with operations in flight, watch the
     ring for their completions for up to that long, burning CPU, as SO_BUSY_POLL does for
     sockets. It saves the sleep and wake-up around device I/O that completes within the
@@ -217,9 +237,9 @@ class Loop(asyncio.SelectorEventLoop):
     ) -> None:
         # Everything close() and __del__ touch is set before anything that can fail.
         # Five attributes of our own, no more (see _LoopState).
-        self._state = _LoopState(sq_entries, cq_entries)
-        self._driver: RingDriver | FallbackDriver | None = None
-        self._foreign: ForeignQueue | None = None
+        self._state = _LoopState(DEFAULT_SQ_ENTRIES, DEFAULT_CQ_ENTRIES)
+        self._driver: Driver = None  # type: ignore[assignment]
+        self._foreign: ForeignQueue = None  # type: ignore[assignment]
         self._pool = SlotPool()
         self._eager_left = EAGER_PER_ITERATION
         wrapper = make_selector(selector)
@@ -228,6 +248,8 @@ class Loop(asyncio.SelectorEventLoop):
         if use_uring is None:
             use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
         try:
+            self._state.sq_entries = _ring_size("sq_entries", sq_entries, MAX_SQ_ENTRIES)
+            self._state.cq_entries = _ring_size("cq_entries", cq_entries, MAX_CQ_ENTRIES)
             self._state.busy_poll = _check_busy_poll(busy_poll)
             self._driver = self._make_driver(use_uring)
         except BaseException:
@@ -240,15 +262,10 @@ class Loop(asyncio.SelectorEventLoop):
 
     # -- ring ownership -----------------------------------------------------------------
 
-    def _make_driver(self, use_uring: bool) -> RingDriver | FallbackDriver:
+    def _make_driver(self, use_uring: bool) -> Driver:
         if use_uring:
             try:
-                ring = Ring(self._state.sq_entries, self._state.cq_entries)
-                try:
-                    driver = RingDriver(ring)
-                except BaseException:
-                    ring.close()
-                    raise
+                driver = self._new_ring_driver()
             except OSError as exc:  # io_uring_setup or _register refused: no ring here
                 if exc.errno not in _SETUP_ERRNOS_FALLBACK:
                     raise
@@ -263,23 +280,27 @@ class Loop(asyncio.SelectorEventLoop):
                 return driver
         return FallbackDriver(self.call_soon_threadsafe)
 
+    def _new_ring_driver(self) -> RingDriver:
+        ring = Ring(self._state.sq_entries, self._state.cq_entries)
+        try:
+            return RingDriver(ring, self._report_delivery, self._run_blocking, self._ring_broke)
+        except BaseException:
+            ring.close()
+            raise
+
     def _claim_ring(self) -> None:
         """Make the calling thread the ring's single issuer (called as the loop starts)."""
-        if self._state.forked:
-            raise RuntimeError(
-                "this uringloop loop belongs to the parent process; create a new loop after fork()"
-            )
         driver = self._driver
         if not isinstance(driver, RingDriver):
             return
         me = threading.get_ident()
         if self._state.ring_thread == me:
             return
-        if self._state.ring_thread is None and driver._ring.disabled:
-            driver._ring.enable()
+        if self._state.ring_thread is None and driver.unclaimed:
+            driver.claim()
             self._state.ring_thread = me
             return
-        if not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER:
+        if not driver.single_issuer:
             self._state.ring_thread = me  # any thread may enter a plain ring
             return
         if not driver.idle:
@@ -291,13 +312,8 @@ class Loop(asyncio.SelectorEventLoop):
         # A new ring for the new thread; the old one has nothing in flight.
         self._remove_reader(driver.efd)
         driver.close()
-        ring = Ring(self._state.sq_entries, self._state.cq_entries)
-        try:
-            new = RingDriver(ring)
-        except BaseException:
-            ring.close()
-            raise
-        ring.enable()
+        new = self._new_ring_driver()
+        new.claim()
         self._driver = new
         self._watch_driver()
         self._add_reader(new.efd, self._on_eventfd)
@@ -305,8 +321,29 @@ class Loop(asyncio.SelectorEventLoop):
 
     def _watch_driver(self) -> None:
         driver = self._driver
-        assert driver is not None and self._foreign is not None
-        self._selector.watch(self._foreign._pending, driver._backlog, driver._inflight)
+        self._selector.watch(self._foreign.pending, driver.backlog, driver.inflight)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the ring, its eventfd and everything queued are the parent's.
+
+        The child's copies of the descriptors are closed (the parent's ring lives on), queued
+        work is dropped unrun (it is the parent's to do), and file operations raise
+        RuntimeError from here on; the loop itself still runs, as stock asyncio's does.
+        The selector is left alone: it is an epoll instance shared with the parent.
+        """
+        state = self._state
+        if state.forked:
+            return
+        state.forked = True
+        foreign = self._foreign
+        if foreign is not None:
+            foreign.pending.clear()
+        driver = self._driver
+        if isinstance(driver, RingDriver):
+            driver.forget_after_fork()
+        if driver is not None:
+            self._driver = FallbackDriver(self.call_soon_threadsafe)
+            self._watch_driver()
 
     def run_forever(self) -> None:
         # asyncio's own checks first: a closed or already running loop raises RuntimeError
@@ -360,7 +397,6 @@ class Loop(asyncio.SelectorEventLoop):
         """Counters of the loop's file operations since it was created (see UringStats)."""
         driver = self._driver
         foreign = self._foreign
-        assert driver is not None and foreign is not None
         d: DriverStats = driver.stats()
         return UringStats(
             uring_available=self.uring_available,
@@ -388,24 +424,24 @@ class Loop(asyncio.SelectorEventLoop):
         self._eager_left = EAGER_PER_ITERATION
         driver = self._driver
         foreign = self._foreign
-        if foreign._pending:  # type: ignore[union-attr]
-            driver.queue_many(foreign.drain())  # type: ignore[union-attr]
-        if driver._inflight or driver._backlog:  # type: ignore[union-attr]
-            driver.flush()  # type: ignore[union-attr]
+        if foreign.pending:
+            driver.queue_many(_taken(foreign.drain()))
+        if driver.inflight or driver.backlog:
+            driver.flush()
         if timeout == 0 or self._ready:
             # Busy, or completions just scheduled callbacks (the flush above, including
             # ones it delivered inside a full-SQ refill or for a failed enter).
             return 0
-        if self._state.busy_poll and driver._inflight and self._spin(timeout):  # type: ignore[union-attr]
+        if self._state.busy_poll and driver.inflight and self._spin(timeout):
             return 0
-        if foreign.prepare_to_sleep():  # type: ignore[union-attr]
+        if foreign.prepare_to_sleep():
             return 0  # L3': work arrived since the drain; the flag is withdrawn
-        if driver._inflight and driver.prepare_block():  # type: ignore[union-attr]
-            foreign.awake()  # type: ignore[union-attr]  # L4': will not block after all
-            driver.after_block()  # type: ignore[union-attr]
-            driver.flush()  # type: ignore[union-attr]
+        if driver.inflight and driver.prepare_block():
+            foreign.awake()  # L4': will not block after all
+            driver.after_block()
+            self._driver.flush()  # the driver may have been replaced (a broken ring)
             return 0
-        if driver.retry_later:  # type: ignore[union-attr]
+        if driver.retry_later:
             # The kernel said "later" (EAGAIN/EBUSY/ENOMEM): come back soon, do not sleep.
             return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
         return timeout
@@ -420,35 +456,34 @@ class Loop(asyncio.SelectorEventLoop):
         polled: they wait at most the window.
         """
         driver = self._driver
-        if not isinstance(driver, RingDriver):
+        if not driver.uses_ring:
             return False
-        ring = driver._ring
-        pending = self._foreign._pending  # type: ignore[union-attr]
+        pending = self._foreign.pending
         ready = self._ready
         window = self._state.busy_poll if timeout is None else min(self._state.busy_poll, timeout)
         deadline = _monotonic() + window
         while True:
-            if ring.needs_enter() or ring.cq_ready():
+            if driver.completions_ready():
                 driver.flush()
             if pending or ready:
                 # Foreign work (drained by the next pre-select step, at once), or a
                 # call_soon_threadsafe callback (it appends before writing the self-pipe).
                 return True
-            if not driver._inflight or _monotonic() >= deadline:
+            if not driver.inflight or _monotonic() >= deadline:
                 return False
 
     def _post_select(self) -> None:
         """Back from a select that may have blocked (L5)."""
         foreign = self._foreign
         driver = self._driver
-        foreign.awake()  # type: ignore[union-attr]
-        if driver._eventfd_enabled:  # type: ignore[union-attr]
-            driver.after_block()  # type: ignore[union-attr]
-        if foreign._pending:  # type: ignore[union-attr]
+        foreign.awake()
+        if driver.armed:
+            driver.after_block()
+        if foreign.pending:
             # L1': most likely a foreign thread woke us: submit its work now, before the
             # callbacks run, rather than one loop iteration later in the pre-select step.
-            driver.queue_many(foreign.drain())  # type: ignore[union-attr]
-            driver.flush()  # type: ignore[union-attr]
+            driver.queue_many(_taken(foreign.drain()))
+            driver.flush()
 
     def _wake_for_foreign(self) -> None:
         """F3: wake the loop from another thread: through the ring's eventfd (one write;
@@ -460,7 +495,49 @@ class Loop(asyncio.SelectorEventLoop):
             self._write_to_self()
 
     def _on_eventfd(self) -> None:
-        self._driver.on_eventfd()  # type: ignore[union-attr]
+        self._driver.on_eventfd()
+
+    # -- what the driver hands back ---------------------------------------------------------
+
+    def _report_delivery(self, exc: BaseException, op: Operation) -> None:
+        """Delivering `op`'s completion raised `exc` (a done-callback of a concurrent future,
+        a late open's close): report it; the other completions are delivered regardless."""
+        self.call_exception_handler(
+            {
+                "message": f"Exception while delivering the completion of {op!r}",
+                "exception": exc,
+                "operation": op,
+            }
+        )
+
+    def _run_blocking(self, op: Operation) -> None:
+        """An operation the ring's kernel lacks: run it as a blocking call on a pool."""
+        state = self._state
+        if state.blocking is None:
+            state.blocking = FallbackDriver(self.call_soon_threadsafe)
+        state.blocking.start(op)
+
+    def _ring_broke(self, exc: OSError, unsent: list[Operation], stranded: list[Operation]) -> None:
+        """io_uring_enter failed for good (seccomp, say): file operations move to the thread
+        pool. What never reached the kernel is resubmitted there; what was in the kernel
+        has failed (the driver said so to its waiters) and its memory is kept forever."""
+        old = self._driver
+        if stranded:
+            _never_freed.append((stranded, self._pool))
+        warnings.warn(
+            f"io_uring_enter failed ({exc.strerror or exc}); uringloop runs file operations "
+            "on a thread pool from now on",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        new = FallbackDriver(self.call_soon_threadsafe)
+        new.queue_many(unsent)
+        self._driver = new
+        self._watch_driver()
+        if old.efd >= 0:
+            self._remove_reader(old.efd)
+        # The old driver is still on the stack (its flush called us): close it afterwards.
+        self.call_soon(old.close)
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -474,14 +551,15 @@ class Loop(asyncio.SelectorEventLoop):
 
     async def _run(self, op: Operation) -> Any:
         """Queue `op` and wait for its completion, cancelling it if the wait is cancelled."""
+        if op.state == DONE:  # answered when it was built (RunNow)
+            return op.outcome()  # type: ignore[attr-defined]
         if self._closed or self._state.forked:
+            op.drop()
             self._check_usable()
-        driver = self._driver
-        driver.check(op)  # type: ignore[union-attr]
         future: asyncio.Future[Any] = _Future(loop=self)
         op.waiter = future
-        driver.queue(op)  # type: ignore[union-attr]
-        if self._submit_early():
+        self._driver.queue(op)
+        if self._submit_early() and future.done():
             return future.result()
         try:
             return await future
@@ -504,59 +582,90 @@ class Loop(asyncio.SelectorEventLoop):
         Callbacks are still to run: when the last submission did not complete inline
         (device reads) and EARLY_BATCH operations wait, they go to the kernel now, so the
         device works while the other callbacks run. Returns False: they complete later.
+
+        The flush may complete other operations too. A KeyboardInterrupt or SystemExit
+        raised while delivering them is not this coroutine's: it is re-raised from a
+        callback of its own, as asyncio raises it from the callback that raised it.
         """
         driver = self._driver
         if self._ready:
-            if driver.slow_completions and len(driver._backlog) >= EARLY_BATCH:  # type: ignore[union-attr]
-                driver.flush()  # type: ignore[union-attr]
+            if driver.slow_completions and len(driver.backlog) >= EARLY_BATCH:
+                self._flush_from_task(driver)
             return False
-        if not isinstance(driver, RingDriver) or len(driver._backlog) != 1 or driver._inflight:
+        if not driver.uses_ring or len(driver.backlog) != 1 or driver.inflight:
             return False
         if not self._eager_left:
             return False
         self._eager_left -= 1
-        driver.flush()
-        return not driver._inflight and not driver._backlog
+        self._flush_from_task(driver)
+        return not driver.inflight and not driver.backlog
+
+    def _flush_from_task(self, driver: Driver) -> None:
+        try:
+            driver.flush()
+        except _FATAL as exc:
+            self.call_soon(_reraise, exc)
 
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
         """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
-        if self._driver is not None:
-            self._driver.cancel(op)
+        self._driver.cancel(op)
         if future.done() and not future.cancelled() and future.exception() is None:
-            op.discard_value(future.result())
+            op.discard(future.result())
 
     def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
-        """Queue `op` from any thread; the loop is woken if it may be asleep."""
-        self._check_usable()
-        self._driver.check(op)  # type: ignore[union-attr]
+        """Queue `op` from any thread, its waiter a new concurrent future, and return it.
+
+        The future can be cancelled until the loop takes the operation (see _taken).
+        """
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        future.set_running_or_notify_cancel()  # from here on it cannot be cancelled
         op.waiter = future
-        try:
-            self._foreign.push(op)  # type: ignore[union-attr]
-        except RuntimeError:
-            op.drop()
-            raise LoopClosedError("the uringloop loop is closed") from None
+        self._submit_foreign(op)
         return future
 
-    # -- file operations (coroutines) -----------------------------------------------------
+    def _submit_foreign(self, op: Operation) -> None:
+        """Queue `op` (its waiter set) from any thread; the loop is woken if it may be
+        asleep. Raises LoopClosedError (or RuntimeError after fork) and frees `op` if the
+        loop cannot take it."""
+        if op.state == DONE:  # answered when it was built (RunNow)
+            waiter: Any = op.waiter
+            if waiter is not None and waiter.set_running_or_notify_cancel():
+                op.deliver()  # type: ignore[attr-defined]
+            return
+        try:
+            self._check_usable()
+            self._foreign.push(op)
+        except RuntimeError as exc:
+            op.drop()
+            if isinstance(exc, LoopClosedError) or self._state.forked:
+                raise
+            raise LoopClosedError("the uringloop loop is closed") from None
 
-    async def nop(self) -> None:
-        """A no-op round trip through the ring."""
-        await self._run(Nop())
+    def _cancel_threadsafe(self, op: Operation) -> None:
+        """From any thread: cancel `op` (queued by _submit_threadsafe) as a cancelled task
+        would. Its waiter then resolves with ECANCELED, or with the result if it completed
+        first. An operation that must run (a close) is left to run."""
+        if not op.must_run:
+            self.call_soon_threadsafe(self._driver_cancel, op)
+
+    def _driver_cancel(self, op: Operation) -> None:
+        self._driver.cancel(op)
+
+    # -- file operations (coroutines), derived from the declarations in _ops/table.py -----
 
     async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
-        # The hot path: _run() inlined.
-        fd, size, offset = _read_args(fd, size, offset)
+        # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
+        fd, size, offset = read_args(fd, size, offset)
         if self._closed or self._state.forked:
             self._check_usable()
+        if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
+            return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
         op = Read(fd, size, offset, self._pool)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
         driver = self._driver
-        driver.queue(op)  # type: ignore[union-attr]
-        if self._submit_early():
+        driver.queue_read(op)  # type: ignore[attr-defined]
+        if self._submit_early() and future.done():
             return future.result()
         try:
             return await future
@@ -572,179 +681,83 @@ class Loop(asyncio.SelectorEventLoop):
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
-            return [await self.pread(*_request(reqs[0]))] if reqs else []
-        fds, sizes, offsets = _read_many_args(reqs)
+            return [await self.pread(*table._request(reqs[0]))] if reqs else []
+        fds, sizes, offsets = table.read_many_args(reqs)
         self._check_usable()  # before the batch takes its buffers
         op = ReadBatch(fds, sizes, offsets, self._pool)
         return await self._run(op)  # type: ignore[no-any-return]
 
-    async def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> int:
-        """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
-        return await self._run(ReadInto(check_fd(fd), buffer, check_offset(offset)))  # type: ignore[no-any-return]
-
-    async def preadv(self, fd: int, buffers: Sequence[Any], offset: int = -1) -> int:
-        """Scatter-read into writable buffers at `offset`; return the byte count."""
-        return await self._run(ReadV(check_fd(fd), buffers, check_offset(offset)))  # type: ignore[no-any-return]
-
-    async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
-        """Write a bytes-like object at `offset` (-1: at the file position); return the count.
-
-        Like os.pwrite this may write less than len(data); see pwrite_all().
-        """
-        return await self._run(Write(check_fd(fd), data, check_offset(offset)))  # type: ignore[no-any-return]
+    nop = _coroutine(table.nop)
+    preadv = _coroutine(table.preadv)
+    pwritev = _coroutine(table.pwritev)
+    fsync = _coroutine(table.fsync)
+    fdatasync = _coroutine(table.fdatasync)
+    preadinto = _coroutine(table.preadinto)
+    pwrite = _coroutine(table.pwrite)
+    open_fd = _coroutine(table.open_fd)
+    close_fd = _coroutine(table.close_fd)
+    fallocate = _coroutine(table.fallocate)
+    statx = _coroutine(table.statx)
+    fstatx = _coroutine(table.fstatx)
+    stat = _coroutine(table.stat)
+    fstat = _coroutine(table.fstat)
+    rename = _coroutine(table.rename)
+    unlink = _coroutine(table.unlink)
+    rmdir = _coroutine(table.rmdir)
+    mkdir = _coroutine(table.mkdir)
+    symlink = _coroutine(table.symlink)
+    link = _coroutine(table.link)
+    ftruncate = _coroutine(table.ftruncate)
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
         """Write all of `data` at `offset` >= 0, resubmitting after short writes."""
         view = memoryview(data).cast("B")
-        offset = check_offset(offset)
+        offset = off_t(offset)
         if offset < 0:
             raise ValueError("pwrite_all needs an explicit offset")
         done = 0
         while done < len(view):
-            n = await self.pwrite(fd, view[done:], offset + done)
+            n = await self.pwrite(fd, view[done : done + MAX_RW_COUNT], offset + done)
             if n == 0:
                 raise OSError(errno.EIO, "write returned 0 bytes")
             done += n
-
-    async def pwritev(self, fd: int, buffers: Sequence[Any], offset: int = -1) -> int:
-        """Gather-write bytes-like objects at `offset`; return the byte count."""
-        return await self._run(WriteV(check_fd(fd), buffers, check_offset(offset)))  # type: ignore[no-any-return]
-
-    async def open_fd(
-        self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
-    ) -> int:
-        """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
-
-        If the awaiting task is cancelled and the open completes anyway, the new fd is
-        closed, never leaked.
-        """
-        return await self._run(OpenAt(path, flags, mode, _dirfd(dir_fd)))  # type: ignore[no-any-return]
-
-    async def close_fd(self, fd: int) -> None:
-        """close(2) through the ring."""
-        await self._run(Close(check_fd(fd)))
-
-    async def fsync(self, fd: int) -> None:
-        """fsync(2): flush the file's data and metadata to storage."""
-        await self._run(Fsync(check_fd(fd), datasync=False))
-
-    async def fdatasync(self, fd: int) -> None:
-        """fdatasync(2): flush the file's data, and the metadata needed to read it back."""
-        await self._run(Fsync(check_fd(fd), datasync=True))
-
-    async def fallocate(self, fd: int, offset: int, length: int, mode: int = 0) -> None:
-        """fallocate(2): reserve (mode 0) or punch/zero ranges (FALLOC_FL_* modes)."""
-        await self._run(Fallocate(check_fd(fd), mode, offset, length))
-
-    async def ftruncate(self, fd: int, length: int) -> None:
-        """ftruncate(2); through the ring on Linux 6.9+, else through the thread pool."""
-        op = Ftruncate(check_fd(fd), length)
-        if not self._driver.supports(op.opcode):  # type: ignore[union-attr]
-            await self.run_in_executor(None, op.run_blocking)
-            return
-        await self._run(op)
-
-    async def statx(
-        self,
-        path: Any,
-        *,
-        dir_fd: int | None = None,
-        follow_symlinks: bool = True,
-        mask: int = _BASIC_STATX,
-        flags: int = 0,
-    ) -> StatxResult:
-        """statx(2) on a path; `mask` is STATX_* bits (add StatxMask.DIOALIGN for O_DIRECT)."""
-        if not follow_symlinks:
-            flags |= abi.AT_SYMLINK_NOFOLLOW
-        return await self._run(_ops.Statx(path, _dirfd(dir_fd), flags, mask))  # type: ignore[no-any-return]
-
-    async def fstatx(self, fd: int, *, mask: int = _BASIC_STATX) -> StatxResult:
-        """statx(2) of an open file descriptor."""
-        return await self._run(_ops.Statx(b"", check_fd(fd), abi.AT_EMPTY_PATH, mask))  # type: ignore[no-any-return]
-
-    async def stat(
-        self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True
-    ) -> os.stat_result:
-        """Like os.stat(), through statx on the ring."""
-        st = await self.statx(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-        return st.to_stat_result()
-
-    async def fstat(self, fd: int) -> os.stat_result:
-        """Like os.fstat(), through statx on the ring."""
-        return (await self.fstatx(fd)).to_stat_result()
-
-    async def unlink(self, path: Any, *, dir_fd: int | None = None) -> None:
-        """unlinkat(2), like os.unlink."""
-        await self._run(UnlinkAt(path, _dirfd(dir_fd), 0))
-
-    async def rmdir(self, path: Any, *, dir_fd: int | None = None) -> None:
-        """unlinkat(2) with AT_REMOVEDIR, like os.rmdir."""
-        await self._run(UnlinkAt(path, _dirfd(dir_fd), abi.AT_REMOVEDIR))
-
-    async def rename(
-        self,
-        src: Any,
-        dst: Any,
-        *,
-        src_dir_fd: int | None = None,
-        dst_dir_fd: int | None = None,
-        flags: int = 0,
-    ) -> None:
-        """renameat2(2); flags are RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), ..."""
-        await self._run(RenameAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
-
-    async def mkdir(self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
-        """mkdirat(2), like os.mkdir."""
-        await self._run(MkdirAt(path, mode, _dirfd(dir_fd)))
-
-    async def symlink(self, target: Any, link: Any, *, dir_fd: int | None = None) -> None:
-        """symlinkat(2): make `link` a symbolic link to `target`, like os.symlink."""
-        await self._run(SymlinkAt(target, link, _dirfd(dir_fd)))
-
-    async def link(
-        self,
-        src: Any,
-        dst: Any,
-        *,
-        src_dir_fd: int | None = None,
-        dst_dir_fd: int | None = None,
-        follow_symlinks: bool = False,
-    ) -> None:
-        """linkat(2): a hard link `dst` to `src` (follow_symlinks: link the symlink's target)."""
-        flags = 0x400 if follow_symlinks else 0  # AT_SYMLINK_FOLLOW
-        await self._run(LinkAt(src, dst, _dirfd(src_dir_fd), _dirfd(dst_dir_fd), flags))
 
     # -- teardown -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Cancel what is in flight, wait (bounded) for its CQEs, close ring and eventfd.
 
-        Foreign threads' pending operations fail with LoopClosedError (a RuntimeError);
-        later submissions fail at once.
+        Foreign threads' pending operations fail with LoopClosedError (a RuntimeError), but
+        for closes, which run; later submissions fail at once.
         """
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
         foreign = self._foreign
+        fatal: BaseException | None = None
         if foreign is not None:
             for op in foreign.close():
-                op.drop()
-                if op.waiter is not None and not op.waiter.done():
-                    op.waiter.set_exception(LoopClosedError("the uringloop loop was closed"))
-        driver = self._driver
+                try:
+                    finish_unsubmitted(op)
+                except _FATAL as exc:
+                    fatal = fatal or exc
         try:
-            if driver is not None:
-                self._shutdown_driver(driver)
+            drivers: list[Driver | None] = [self._driver, self._state.blocking]
+            for driver in drivers:
+                if driver is not None:
+                    self._shutdown_driver(driver)
         finally:
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
+        if fatal is not None:
+            raise fatal
 
-    def _shutdown_driver(self, driver: RingDriver | FallbackDriver) -> None:
+    def _shutdown_driver(self, driver: Driver) -> None:
         can_enter = not self._state.forked and (
             self._state.ring_thread in (None, threading.get_ident())
             or not isinstance(driver, RingDriver)
-            or not driver._ring.setup_flags & abi.SetupFlag.SINGLE_ISSUER
+            or not driver.single_issuer
         )
         stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
         if stranded:
@@ -768,53 +781,33 @@ class Loop(asyncio.SelectorEventLoop):
         )
 
 
-def _read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
-    """Checked (fd, size, offset) of a pread; the full checks run only for unusual values."""
-    if (
-        type(fd) is int
-        and type(size) is int
-        and type(offset) is int
-        and 0 <= fd <= _FD_MAX
-        and 0 <= size <= _POOLED_MAX
-        and -1 <= offset < _OFFSET_LIMIT
-    ):
-        return fd, size, offset
-    return check_fd(fd), check_size(size), check_offset(offset)
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
-def _read_many_args(
-    reqs: Sequence[tuple[int, int, int]],
-) -> tuple[array[int], array[int], array[int]]:
-    """pread_many's requests (two or more) checked and split into signed 64-bit arrays
-    (fds, sizes, offsets).
-
-    Plain ints in range are checked with a few C-level passes; anything else goes through
-    _read_args one request at a time, for its exact error.
-    """
-    try:
-        fds, sizes, offsets = (array("q", column) for column in zip(*reqs, strict=True))
-    except (TypeError, ValueError, OverflowError):
-        pass
-    else:
-        if (
-            min(fds) >= 0
-            and max(fds) <= _FD_MAX
-            and min(sizes) >= 0
-            and max(sizes) <= _POOLED_MAX
-            and min(offsets) >= -1
-        ):
-            return fds, sizes, offsets
-    checked = [_read_args(*_request(req)) for req in reqs]
-    fds, sizes, offsets = (array("q", column) for column in zip(*checked, strict=True))
-    return fds, sizes, offsets
+def _taken(ops: list[Operation]) -> list[Operation]:
+    """Foreign operations the loop takes from its pending queue: each one's waiter (a
+    concurrent future, or uringloop.threads' own) moves to running, so it can no longer be
+    cancelled; one cancelled while it waited is dropped here, never submitted, but for an
+    operation that must run (a close), which runs regardless."""
+    taken = []
+    for op in ops:
+        waiter: Any = op.waiter
+        if waiter is None or waiter.set_running_or_notify_cancel() or op.must_run:
+            taken.append(op)
+        else:
+            op.drop()
+    return taken
 
 
-def _request(req: Any) -> tuple[Any, Any, Any]:
-    try:
-        fd, size, offset = req
-    except (TypeError, ValueError):
-        raise TypeError(f"each request must be a (fd, size, offset) tuple, not {req!r}") from None
-    return fd, size, offset
+def _ring_size(name: str, value: object, maximum: int) -> int:
+    """A ring size the kernel can take: an int from 1 to `maximum` (it rounds up to a power
+    of two). Anything else would make io_uring_setup fail with EINVAL."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be from 1 to {maximum} (the kernel's limit), not {value}")
+    return value
 
 
 def _check_busy_poll(value: object) -> float:
@@ -825,8 +818,20 @@ def _check_busy_poll(value: object) -> float:
     return float(value)
 
 
-def _dirfd(dir_fd: int | None) -> int:
-    return abi.AT_FDCWD if dir_fd is None else check_fd(dir_fd, "dir_fd")
+def _threadsafe(
+    spec: Spec[_P, _R],
+) -> Callable[Concatenate[ThreadsafeOperations, _P], concurrent.futures.Future[_R]]:
+    """ThreadsafeOperations' method for a declared operation: the arguments are checked in
+    the calling thread (a bad one raises there, the loop never sees it), then the
+    operation is queued for the loop."""
+    build = spec.build
+
+    def method(
+        self: ThreadsafeOperations, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> concurrent.futures.Future[_R]:
+        return self._loop._submit_threadsafe(build(*args, **kwargs))
+
+    return _named(method, spec, "ThreadsafeOperations", "concurrent.futures.Future[{}]")  # type: ignore[no-any-return]
 
 
 class ThreadsafeOperations:
@@ -840,66 +845,36 @@ class ThreadsafeOperations:
     def __init__(self, loop: Loop) -> None:
         self._loop: Loop = weakref.proxy(loop)
 
-    def nop(self) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(Nop())
+    def submit(self, op: Operation) -> None:
+        """Queue an operation built by a declaration (Spec.build), its waiter already set;
+        for uringloop.threads, whose waiter is its own."""
+        self._loop._submit_foreign(op)
 
-    def pread(self, fd: int, size: int, offset: int = -1) -> concurrent.futures.Future[bytes]:
-        # The loop's slot pool is loop-thread-only: foreign reads get their own buffer.
-        return self._loop._submit_threadsafe(Read(*_read_args(fd, size, offset), None))
+    def cancel(self, op: Operation) -> None:
+        """Cancel an operation submit() queued; its future resolves with ECANCELED, or with
+        its result if it completed first. A close is left to run."""
+        self._loop._cancel_threadsafe(op)
 
-    def preadinto(self, fd: int, buffer: Any, offset: int = -1) -> concurrent.futures.Future[int]:
-        return self._loop._submit_threadsafe(ReadInto(check_fd(fd), buffer, check_offset(offset)))
-
-    def preadv(
-        self, fd: int, buffers: Sequence[Any], offset: int = -1
-    ) -> concurrent.futures.Future[int]:
-        return self._loop._submit_threadsafe(ReadV(check_fd(fd), buffers, check_offset(offset)))
-
-    def pwrite(self, fd: int, data: Any, offset: int = -1) -> concurrent.futures.Future[int]:
-        return self._loop._submit_threadsafe(Write(check_fd(fd), data, check_offset(offset)))
-
-    def pwritev(
-        self, fd: int, buffers: Sequence[Any], offset: int = -1
-    ) -> concurrent.futures.Future[int]:
-        return self._loop._submit_threadsafe(WriteV(check_fd(fd), buffers, check_offset(offset)))
-
-    def open_fd(
-        self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
-    ) -> concurrent.futures.Future[int]:
-        return self._loop._submit_threadsafe(OpenAt(path, flags, mode, _dirfd(dir_fd)))
-
-    def close_fd(self, fd: int) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(Close(check_fd(fd)))
-
-    def fsync(self, fd: int) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(Fsync(check_fd(fd), datasync=False))
-
-    def fdatasync(self, fd: int) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(Fsync(check_fd(fd), datasync=True))
-
-    def statx(
-        self,
-        path: Any,
-        *,
-        dir_fd: int | None = None,
-        follow_symlinks: bool = True,
-        mask: int = _BASIC_STATX,
-    ) -> concurrent.futures.Future[StatxResult]:
-        flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
-        return self._loop._submit_threadsafe(_ops.Statx(path, _dirfd(dir_fd), flags, mask))
-
-    def fstatx(
-        self, fd: int, *, mask: int = _BASIC_STATX
-    ) -> concurrent.futures.Future[StatxResult]:
-        return self._loop._submit_threadsafe(_ops.Statx(b"", check_fd(fd), abi.AT_EMPTY_PATH, mask))
-
-    def unlink(self, path: Any, *, dir_fd: int | None = None) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(UnlinkAt(path, _dirfd(dir_fd), 0))
-
-    def mkdir(
-        self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None
-    ) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(MkdirAt(path, mode, _dirfd(dir_fd)))
-
-    def rename(self, src: Any, dst: Any) -> concurrent.futures.Future[None]:
-        return self._loop._submit_threadsafe(RenameAt(src, dst, abi.AT_FDCWD, abi.AT_FDCWD, 0))
+    nop = _threadsafe(table.nop)
+    pread = _threadsafe(table.pread)
+    pread_many = _threadsafe(table.pread_many)
+    preadinto = _threadsafe(table.preadinto)
+    preadv = _threadsafe(table.preadv)
+    pwrite = _threadsafe(table.pwrite)
+    pwritev = _threadsafe(table.pwritev)
+    open_fd = _threadsafe(table.open_fd)
+    close_fd = _threadsafe(table.close_fd)
+    fsync = _threadsafe(table.fsync)
+    fdatasync = _threadsafe(table.fdatasync)
+    fallocate = _threadsafe(table.fallocate)
+    ftruncate = _threadsafe(table.ftruncate)
+    statx = _threadsafe(table.statx)
+    fstatx = _threadsafe(table.fstatx)
+    stat = _threadsafe(table.stat)
+    fstat = _threadsafe(table.fstat)
+    rename = _threadsafe(table.rename)
+    unlink = _threadsafe(table.unlink)
+    rmdir = _threadsafe(table.rmdir)
+    mkdir = _threadsafe(table.mkdir)
+    symlink = _threadsafe(table.symlink)
+    link = _threadsafe(table.link)

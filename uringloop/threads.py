@@ -12,54 +12,59 @@ code runs for (the `uringloop._loop.current_loop` context variable); else the on
 uringloop Loop running in this process, if exactly one is. Calling from the loop's own
 thread raises RuntimeError: the loop would wait for itself.
 
-    def worker(path):
-        fd = uringloop.threads.open(path)
-        try:
-            return uringloop.threads.pread(fd, 4096, 0)
-        finally:
-            uringloop.threads.close(fd)
-
-    data = await asyncio.to_thread(worker, "data.bin")
+Every function takes `loop=` and `timeout=` (seconds) besides the os function's
+arguments. When the timeout expires, an operation the loop has not taken yet is dropped
+(TimeoutError: it never happens); one in the kernel is cancelled there, and TimeoutError is
+raised once it is known not to have happened, while one that completed despite the
+cancellation returns its result. Only if the loop cannot even take the cancellation
+within the timeout again is TimeoutError raised with the operation left behind: it may
+still happen then, and an open's descriptor is closed when it does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import errno
 import os
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _loop
 from ._loop import Loop
-from ._ring.abi import StatxMask
+from ._ops import MAX_RW_COUNT, Operation, Spec, table
+from ._ops.args import off_t
 
 __all__ = [
     "close",
     "default_loop",
+    "fallocate",
     "fdatasync",
     "fstat",
+    "fstatx",
     "fsync",
     "ftruncate",
+    "link",
     "mkdir",
     "open",
     "pread",
+    "pread_many",
     "preadinto",
+    "preadv",
     "pwrite",
     "pwrite_all",
+    "pwritev",
     "read_file",
     "rename",
     "rmdir",
     "stat",
     "statx",
+    "symlink",
     "unlink",
     "write_file",
 ]
 
 _T = TypeVar("_T")
-_BASIC = int(StatxMask.BASIC_STATS | StatxMask.BTIME)
 _READ_CHUNK = 1 << 20  # bytes per pread in read_file
 
 
@@ -104,73 +109,193 @@ def _target(loop: Loop | None) -> Loop:
     return loop
 
 
-def _wait(future: concurrent.futures.Future[_T], timeout: float | None) -> _T:
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        # The operation stays queued or in flight; its buffer is pinned until it completes.
-        raise TimeoutError(f"the uringloop operation did not complete in {timeout} s") from None
+_PENDING, _RUNNING, _DONE, _CANCELLED, _ABANDONED = range(5)
 
 
-def _run_coroutine(loop: Loop, coro: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
-    """For operations without a threadsafe method: run the coroutine on the loop."""
-    return _wait(asyncio.run_coroutine_threadsafe(coro, loop), timeout)
+class _Waiter:
+    """The waiter of one blocking call: the calling thread waits, the loop thread resolves.
+
+    States: pending (queued) -> running (the loop took it; see Loop's _taken) -> done.
+    The caller may cancel it while pending: the loop then drops the operation unsubmitted.
+    Once running it can only be abandoned, and a result that arrives after that is undone
+    (an open's descriptor closed), never lost. Each transition happens under one lock.
+    """
+
+    __slots__ = ("_cond", "_error", "_op", "_state", "_value")
+
+    def __init__(self, op: Operation) -> None:
+        self._op = op
+        self._cond = threading.Condition(threading.Lock())
+        self._state = _PENDING
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        """Nobody takes a result any more: delivered, cancelled or abandoned."""
+        return self._state >= _DONE
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """The loop takes the operation: False if the caller cancelled it first."""
+        with self._cond:
+            if self._state == _CANCELLED:
+                return False
+            self._state = _RUNNING
+            return True
+
+    def set_result(self, value: Any, /) -> None:
+        with self._cond:
+            late = self._state >= _DONE
+            if not late:
+                self._value, self._state = value, _DONE
+                self._cond.notify_all()
+        if late:
+            self._op.discard(value)
+
+    def set_exception(self, exc: BaseException, /) -> None:
+        with self._cond:
+            if self._state < _DONE:
+                self._error, self._state = exc, _DONE
+                self._cond.notify_all()
+
+    def _wait(self, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._state == _DONE, timeout)
+
+    def _give_up(self, state: int) -> bool:
+        """Cancel (while pending) or abandon (while running); False if it finished."""
+        with self._cond:
+            if self._state == _DONE or (state == _CANCELLED and self._state != _PENDING):
+                return False
+            self._state = state
+            return True
+
+    def result(self, loop: Loop, timeout: float | None) -> Any:
+        """The outcome, waiting at most `timeout` seconds before cancelling (see module)."""
+        if not self._wait(timeout):
+            if self._give_up(_CANCELLED):
+                raise TimeoutError(
+                    f"the uringloop operation did not start in {timeout} s; it never will"
+                )
+            loop.threadsafe.cancel(self._op)
+            if not self._wait(timeout) and self._give_up(_ABANDONED):
+                raise TimeoutError(
+                    f"the uringloop operation did not complete in {timeout} s, and the loop "
+                    "did not take its cancellation in time: it may still happen"
+                )
+        error = self._error
+        if error is None:
+            return self._value
+        if isinstance(error, OSError) and error.errno == errno.ECANCELED and timeout is not None:
+            raise TimeoutError(
+                f"the uringloop operation did not complete in {timeout} s and was cancelled"
+            ) from None
+        raise error
 
 
-# -- data ----------------------------------------------------------------------------------
+def _submit(loop: Loop | None, op: Operation, timeout: float | None) -> Any:
+    target = _target(loop)
+    waiter = _Waiter(op)
+    op.waiter = waiter
+    target.threadsafe.submit(op)
+    return waiter.result(target, timeout)
 
 
-def pread(
-    fd: int, size: int, offset: int, *, loop: Loop | None = None, timeout: float | None = None
-) -> bytes:
-    """os.pread through the loop's ring (offset -1: at the descriptor's position)."""
-    return _wait(_target(loop).threadsafe.pread(fd, size, offset), timeout)
+def _blocking(spec: Spec[..., _T]) -> Callable[..., _T]:
+    """The blocking function for a declared operation: build it here (a bad argument
+    raises in this thread), queue it on the loop, wait for its completion."""
+    build = spec.build
+
+    def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,
+             **kwargs: Any) -> _T:  # fmt: skip
+        return _submit(loop, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
+
+    call.__name__ = call.__qualname__ = spec.name
+    call.__doc__ = spec.doc
+    call.__module__ = __name__
+    extra = [
+        _keyword("loop", "Loop | None"),
+        _keyword("timeout", "float | None"),
+    ]
+    sig = spec.signature()
+    params = list(sig.parameters.values())
+    tail = [p for p in params if p.kind is p.VAR_KEYWORD]
+    head = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    call.__signature__ = sig.replace(parameters=head + extra + tail)  # type: ignore[attr-defined]
+    return call
 
 
-def preadinto(
-    fd: int, buffer: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
-) -> int:
-    """Read into a writable buffer at `offset`; return the byte count (0 at EOF)."""
-    return _wait(_target(loop).threadsafe.preadinto(fd, buffer, offset), timeout)
+def _keyword(name: str, annotation: str) -> Any:
+    import inspect
+
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=annotation)  # fmt: skip
 
 
-def pwrite(
-    fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
-) -> int:
-    """os.pwrite through the loop's ring; may write less than len(data)."""
-    return _wait(_target(loop).threadsafe.pwrite(fd, data, offset), timeout)
+# -- the operations, derived from their declarations (os names where os has them) -----------
+
+pread = _blocking(table.pread)
+pread_many = _blocking(table.pread_many)
+preadinto = _blocking(table.preadinto)
+preadv = _blocking(table.preadv)
+pwrite = _blocking(table.pwrite)
+pwritev = _blocking(table.pwritev)
+open = _blocking(table.open_fd)
+open.__name__ = open.__qualname__ = "open"
+close = _blocking(table.close_fd)
+close.__name__ = close.__qualname__ = "close"
+fsync = _blocking(table.fsync)
+fdatasync = _blocking(table.fdatasync)
+fallocate = _blocking(table.fallocate)
+ftruncate = _blocking(table.ftruncate)
+statx = _blocking(table.statx)
+fstatx = _blocking(table.fstatx)
+stat = _blocking(table.stat)
+fstat = _blocking(table.fstat)
+rename = _blocking(table.rename)
+unlink = _blocking(table.unlink)
+rmdir = _blocking(table.rmdir)
+mkdir = _blocking(table.mkdir)
+symlink = _blocking(table.symlink)
+link = _blocking(table.link)
+
+
+# -- composites ------------------------------------------------------------------------------
 
 
 def pwrite_all(
     fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
-    """Write all of `data` at `offset`, resubmitting after short writes."""
-    target = _target(loop)
+    """Write all of `data` at `offset` (>= 0), resubmitting after short writes."""
+    offset = off_t(offset)
+    if offset < 0:
+        raise ValueError("pwrite_all needs an explicit offset")
     view = memoryview(data).cast("B")
+    target = _target(loop)
     done = 0
     while done < len(view):
-        n = _wait(target.threadsafe.pwrite(fd, view[done:], offset + done), timeout)
+        n = pwrite(fd, view[done : done + MAX_RW_COUNT], offset + done, loop=target,
+                   timeout=timeout)  # fmt: skip
         if n == 0:
-            raise OSError(5, "write returned 0 bytes")  # EIO
+            raise OSError(errno.EIO, "write returned 0 bytes")
         done += n
 
 
 def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
     """The whole content of the file at `path`: open, preads to EOF, close."""
     target = _target(loop)
-    fd = _wait(target.threadsafe.open_fd(path, os.O_RDONLY), timeout)
+    fd = open(path, os.O_RDONLY, loop=target, timeout=timeout)
     try:
         chunks = []
         offset = 0
         while True:
-            data = _wait(target.threadsafe.pread(fd, _READ_CHUNK, offset), timeout)
+            data = pread(fd, _READ_CHUNK, offset, loop=target, timeout=timeout)
             if not data:
                 break
             chunks.append(data)
             offset += len(data)
         return b"".join(chunks)
     finally:
-        _wait(target.threadsafe.close_fd(fd), timeout)
+        close(fd, loop=target, timeout=timeout)
 
 
 def write_file(
@@ -179,109 +304,8 @@ def write_file(
     """Create or truncate the file at `path` and write `data` into it."""
     target = _target(loop)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = _wait(target.threadsafe.open_fd(path, flags, 0o666), timeout)
+    fd = open(path, flags, 0o666, loop=target, timeout=timeout)
     try:
         pwrite_all(fd, data, 0, loop=target, timeout=timeout)
     finally:
-        _wait(target.threadsafe.close_fd(fd), timeout)
-
-
-# -- descriptors -----------------------------------------------------------------------------
-
-
-def open(  # the os.open of this module, as os.open shadows nothing there either
-    path: Any,
-    flags: int = os.O_RDONLY,
-    mode: int = 0o777,
-    *,
-    dir_fd: int | None = None,
-    loop: Loop | None = None,
-    timeout: float | None = None,
-) -> int:
-    """os.open through the loop's ring (openat); the descriptor is O_CLOEXEC."""
-    return _wait(_target(loop).threadsafe.open_fd(path, flags, mode, dir_fd=dir_fd), timeout)
-
-
-def close(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
-    _wait(_target(loop).threadsafe.close_fd(fd), timeout)
-
-
-def fsync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
-    _wait(_target(loop).threadsafe.fsync(fd), timeout)
-
-
-def fdatasync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
-    _wait(_target(loop).threadsafe.fdatasync(fd), timeout)
-
-
-def ftruncate(
-    fd: int, length: int, *, loop: Loop | None = None, timeout: float | None = None
-) -> None:
-    target = _target(loop)
-    _run_coroutine(target, target.ftruncate(fd, length), timeout)
-
-
-def fstat(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> os.stat_result:
-    return _wait(_target(loop).threadsafe.fstatx(fd), timeout).to_stat_result()
-
-
-# -- paths ------------------------------------------------------------------------------------
-
-
-def statx(
-    path: Any,
-    *,
-    dir_fd: int | None = None,
-    follow_symlinks: bool = True,
-    mask: int = _BASIC,
-    loop: Loop | None = None,
-    timeout: float | None = None,
-) -> Any:
-    """statx(2): a uringloop.StatxResult (add StatxMask.DIOALIGN to `mask` for O_DIRECT)."""
-    future = _target(loop).threadsafe.statx(
-        path, dir_fd=dir_fd, follow_symlinks=follow_symlinks, mask=mask
-    )
-    return _wait(future, timeout)
-
-
-def stat(
-    path: Any,
-    *,
-    dir_fd: int | None = None,
-    follow_symlinks: bool = True,
-    loop: Loop | None = None,
-    timeout: float | None = None,
-) -> os.stat_result:
-    """os.stat through the loop's ring; an int `path` is a descriptor (fstat)."""
-    if isinstance(path, int) and not isinstance(path, bool):
-        return fstat(path, loop=loop, timeout=timeout)
-    result = statx(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks, loop=loop, timeout=timeout)
-    return result.to_stat_result()  # type: ignore[no-any-return]
-
-
-def unlink(
-    path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
-) -> None:
-    _wait(_target(loop).threadsafe.unlink(path, dir_fd=dir_fd), timeout)
-
-
-def mkdir(
-    path: Any,
-    mode: int = 0o777,
-    *,
-    dir_fd: int | None = None,
-    loop: Loop | None = None,
-    timeout: float | None = None,
-) -> None:
-    _wait(_target(loop).threadsafe.mkdir(path, mode, dir_fd=dir_fd), timeout)
-
-
-def rmdir(
-    path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
-) -> None:
-    target = _target(loop)
-    _run_coroutine(target, target.rmdir(path, dir_fd=dir_fd), timeout)
-
-
-def rename(src: Any, dst: Any, *, loop: Loop | None = None, timeout: float | None = None) -> None:
-    _wait(_target(loop).threadsafe.rename(src, dst), timeout)
+        close(fd, loop=target, timeout=timeout)

@@ -14,6 +14,8 @@
  *   NOLOCK      push() checks `closed` and appends without the lock.
  *   ATOMIC_TAS  F2's read and clear of `_sleeping` are one step (CPython's GIL build runs
  *               `if self._sleeping: self._sleeping = False` without a thread switch).
+ *   LOCKED      the locked form, for a build without the GIL: push() holds the queue's
+ *               lock across F1 and F2, prepare_to_sleep() across L2 and L3.
  *   NO_TIMER    select(timeout) with a finite timeout is not modelled (only 0 and None).
  *   NO_CLOSE    the loop never stops and closes.
  */
@@ -93,6 +95,10 @@ active proctype loop()
 
        if
        :: tmo != T_ZERO ->
+#ifdef LOCKED
+          /* @src uringloop/_foreign.py:ForeignQueue.prepare_to_sleep "with self._lock" */
+          atomic { lock == 0 -> lock = 1 };
+#endif
           /* L2 @src uringloop/_foreign.py:ForeignQueue.prepare_to_sleep "# L2" */
           atomic {
              sleeping = 1; may_block = 1
@@ -111,7 +117,13 @@ active proctype loop()
                 may_block = 0;
                 tmo = T_ZERO
              }
+#ifdef LOCKED
+             ; lock = 0
+#endif
           :: else ->
+#ifdef LOCKED
+             lock = 0;
+#endif
              /* L4' @src uringloop/_loop.py:Loop._pre_select "# L4'": prepare_block()
               * found completions meanwhile, so select(0). Else the driver may ask
               * for a short retry delay (backlog): a finite timeout. */
@@ -213,8 +225,8 @@ active [N] proctype foreign()
           break                                /* RuntimeError: the loop is closed */
        :: else -> skip
        fi;
-       atomic { pending = 1; wakers++ }         /* self._pending.append(op) */
-#ifndef NOLOCK
+       atomic { pending = 1; wakers++ }         /* self.pending.append(op) */
+#if !defined(NOLOCK) && !defined(LOCKED)
        lock = 0;
 #endif
        /* F2 @src uringloop/_foreign.py:ForeignQueue.push "# F2" */
@@ -232,6 +244,10 @@ active [N] proctype foreign()
           }
 #ifndef ATOMIC_TAS
           sleeping = 0;                        /* the first thread that sees it clears it */
+#endif
+#ifdef LOCKED
+          /* @src uringloop/_foreign.py:ForeignQueue._push_locked "# F2": F3 outside the lock */
+          lock = 0;
 #endif
 #ifdef NOWAKE
           /* wakeup_enabled is False: no write. */
@@ -251,6 +267,9 @@ active [N] proctype foreign()
           }
 #endif
        :: atomic { !sleeping -> wakers-- }   /* the loop is awake: skip the write */
+#ifdef LOCKED
+          ; lock = 0
+#endif
        fi;
        k++
     :: else -> break

@@ -565,8 +565,8 @@ async def test_bom_and_encodings_match_builtin(
         assert await f.read() == ref.read_text(encoding=encoding)
 
 
+@pytest.mark.fd_leak_ok  # a closed uvloop loop keeps two pipe fds of its own
 def test_executor_path_on_uvloop(tmp_path: Path) -> None:
-    # (No no_fd_leak here: a closed uvloop loop keeps two pipe fds of its own.)
     uvloop = pytest.importorskip("uvloop")
 
     async def main() -> bytes:
@@ -594,3 +594,20 @@ async def test_cancelled_flush_keeps_what_was_not_written(tmp_path: Path, no_fd_
             pass
         await f.write(b"b" * 10)
     assert path.read_bytes() == b"a" * 1000 + b"b" * 10
+
+
+@pytest.mark.asyncio
+async def test_empty_write_keeps_the_read_buffer_as_the_builtin_does(tmp_path: Path) -> None:
+    """write(b"") between buffered reads changes nothing: read1 then returns what is still
+    buffered, as the built-in buffered file does (found by the state-machine test)."""
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 4)
+    with open(path, "r+b", buffering=100) as ref:
+        ref.read(37)
+        assert ref.write(b"") == 0
+        expected = ref.read1(100)
+    async with uringloop.open(path, "r+b", buffering=100) as f:
+        await f.read(37)
+        assert await f.write(b"") == 0
+        assert await f.read1(100) == expected
+    assert path.read_bytes() == bytes(range(256)) * 4

@@ -35,7 +35,7 @@ def test_work_completed_before_arming_keeps_the_loop_awake(pipe: tuple[int, int]
         task = asyncio.ensure_future(loop.pread(r, 5, -1))
         for _ in range(3):  # the task queues the read; the next pre-select submits it
             await asyncio.sleep(0)
-        assert driver.in_flight == 1  # in the kernel, waiting for the pipe
+        assert len(driver.inflight) == 1  # in the kernel, waiting for the pipe
         # Nothing is pending: arming needs no enter where the flag can be read instead.
         enters = driver.n_enter
         assert driver.prepare_block() is False

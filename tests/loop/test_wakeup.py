@@ -186,3 +186,37 @@ def test_pending_foreign_work_keeps_the_loop_from_sleeping() -> None:
         assert time.monotonic() - start < WAKEUP_BOUND
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
+def test_locked_protocol_wakes_an_idle_loop(
+    read_fd: int, data_file: tuple[str, bytes], use_uring: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the GIL the queue runs the locked form of the protocol (docs/model -DLOCKED).
+    Forced here on the GIL build: a burst of foreign reads from several threads against an
+    idle loop all complete, with no more wakeups than pushes and at least one."""
+    monkeypatch.setattr("uringloop._foreign.gil_enabled", lambda: False)
+    lt = LoopThread(use_uring=use_uring)
+    try:
+        assert lt.loop._foreign.locked
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = list(
+                pool.map(lambda i: lt.loop.threadsafe.pread(read_fd, 100, i * 100), range(40))
+            )
+            got = [f.result(timeout=WAKEUP_BOUND * 5) for f in futures]
+        assert got == [data_file[1][i * 100 : (i + 1) * 100] for i in range(40)]
+        stats = lt.loop.uring_stats()
+        assert stats.foreign_submissions == 40
+        assert 1 <= stats.wakeups_sent <= 40
+        assert stats.wakeups_sent + stats.wakeups_skipped == 40
+    finally:
+        lt.stop()
+
+
+def test_the_gil_build_runs_the_unlocked_protocol() -> None:
+    """The locked form costs a lock per push; with the GIL it is not needed."""
+    loop = uringloop.Loop()
+    try:
+        assert loop._foreign.locked is not uringloop._foreign.gil_enabled()
+    finally:
+        loop.close()

@@ -56,6 +56,7 @@ NOLOCK = Variant(MODEL, ("-DNOLOCK",))
 LIMITS = Variant(MODEL, ("-DLIMITS",))
 LIMITS_ATOMIC_TAS = Variant(MODEL, ("-DLIMITS", "-DATOMIC_TAS"))
 CODE_K3 = Variant(MODEL, ("-DK=3",))  # the larger bound: 3x the states, run with -m slow
+LOCKED = Variant(MODEL, ("-DLOCKED",))  # the form a build without the GIL runs
 LIVENESS_CLAIMS = {"all_drained"}
 
 
@@ -135,6 +136,10 @@ def pans(tmp_path_factory: pytest.TempPathFactory) -> Pans:
         (CODE, "no_lost_wakeup"),  # (1) safety
         (CODE, "all_drained"),  # (2) liveness, weak fairness
         (CODE, "flag_only_when_may_block"),  # (3) the optimisation
+        # The locked form (no GIL): the same properties with coarser steps.
+        (LOCKED, "no_lost_wakeup"),
+        (LOCKED, "all_drained"),
+        pytest.param(LOCKED, "flag_only_when_may_block", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "no_lost_wakeup", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "all_drained", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "flag_only_when_may_block", marks=pytest.mark.slow),
@@ -213,6 +218,7 @@ STD_TAG = re.compile(r"@std (?P<module>[\w.]+):\s*(?P<qualname>[\w.]+)")
 # vacuous by deleting tags).
 REQUIRED = {
     ("uringloop/_foreign.py", "ForeignQueue.push"),
+    ("uringloop/_foreign.py", "ForeignQueue._push_locked"),
     ("uringloop/_foreign.py", "ForeignQueue.drain"),
     ("uringloop/_foreign.py", "ForeignQueue.prepare_to_sleep"),
     ("uringloop/_foreign.py", "ForeignQueue.awake"),
@@ -298,17 +304,23 @@ class Wakes:
         self.count += 1
 
 
-def test_push_while_awake_skips_the_write() -> None:
+@pytest.fixture(params=[False, True], ids=["gil", "locked"])
+def locked(request: pytest.FixtureRequest) -> bool:
+    """Each step test runs on both forms of the protocol (see -DLOCKED)."""
+    return bool(request.param)
+
+
+def test_push_while_awake_skips_the_write(locked: bool) -> None:
     wakes = Wakes()
-    q = ForeignQueue(wakes)
+    q = ForeignQueue(wakes, locked=locked)
     q.push("a")
     assert wakes.count == 0 and q.wakeups_skipped == 1
     assert q.drain() == ["a"]
 
 
-def test_push_after_l2_writes_once_and_clears_the_flag() -> None:
+def test_push_after_l2_writes_once_and_clears_the_flag(locked: bool) -> None:
     wakes = Wakes()
-    q = ForeignQueue(wakes)
+    q = ForeignQueue(wakes, locked=locked)
     assert q.prepare_to_sleep() is False  # L2 + L3: nothing pending, may block
     q.push("a")  # F2 sees the flag, F3 clears it and writes
     q.push("b")  # the flag is clear: no second write
@@ -317,36 +329,36 @@ def test_push_after_l2_writes_once_and_clears_the_flag() -> None:
     assert q.drain() == ["a", "b"]
 
 
-def test_recheck_that_finds_work_withdraws_the_flag() -> None:
+def test_recheck_that_finds_work_withdraws_the_flag(locked: bool) -> None:
     """L3': the loop will not block, so a push right after must not write (KEEP_FLAG)."""
     wakes = Wakes()
-    q = ForeignQueue(wakes)
+    q = ForeignQueue(wakes, locked=locked)
     q.push("a")  # arrives after the last drain
     assert q.prepare_to_sleep() is True
     q.push("b")
     assert wakes.count == 0 and q.wakeups_skipped == 2
 
 
-def test_awake_clears_the_flag() -> None:
+def test_awake_clears_the_flag(locked: bool) -> None:
     wakes = Wakes()
-    q = ForeignQueue(wakes)
+    q = ForeignQueue(wakes, locked=locked)
     q.prepare_to_sleep()
     q.awake()  # L5
     q.push("a")
     assert wakes.count == 0
 
 
-def test_seed_bug_variant_clears_the_flag_and_writes_nothing() -> None:
+def test_seed_bug_variant_clears_the_flag_and_writes_nothing(locked: bool) -> None:
     wakes = Wakes()
-    q = ForeignQueue(wakes, wakeup_enabled=False)
+    q = ForeignQueue(wakes, wakeup_enabled=False, locked=locked)
     q.prepare_to_sleep()
     q.push("a")
     assert wakes.count == 0 and q.wakeups_sent == 0
     assert q._sleeping is False
 
 
-def test_push_after_close_is_refused_and_close_takes_what_was_pending() -> None:
-    q = ForeignQueue(Wakes())
+def test_push_after_close_is_refused_and_close_takes_what_was_pending(locked: bool) -> None:
+    q = ForeignQueue(Wakes(), locked=locked)
     q.push("a")
     assert q.close() == ["a"]
     with pytest.raises(RuntimeError, match="closed"):

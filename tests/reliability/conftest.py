@@ -31,11 +31,11 @@ def completions(monkeypatch: pytest.MonkeyPatch) -> Iterator[CompletionLog]:
     log = CompletionLog()
 
     def wrap_complete(complete: Any) -> Any:
-        def patched(self: _ops.Operation, res: int, flags: int) -> None:
+        def patched(self: _ops.Operation, res: int) -> None:
             log.ops[id(self)] = self
             log.delivered[id(self)] += 1
             log.cqe_seen.add(id(self))
-            complete(self, res, flags)
+            complete(self, res)
 
         return patched
 
@@ -49,11 +49,11 @@ def completions(monkeypatch: pytest.MonkeyPatch) -> Iterator[CompletionLog]:
         return patched
 
     def wrap_drop(drop: Any) -> Any:
-        def patched(self: _ops.Operation) -> None:
+        def patched(self: _ops.Operation, failure: BaseException | None = None) -> None:
             # drop() frees buffers: legal only for an operation the kernel never saw.
-            if self.state == _ops.Operation.SUBMITTED and id(self) not in log.cqe_seen:
+            if self.state == _ops.SUBMITTED and id(self) not in log.cqe_seen:
                 log.released_early.append(self)
-            drop(self)
+            drop(self, failure)
 
         return patched
 

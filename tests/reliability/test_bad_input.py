@@ -51,6 +51,9 @@ def fd_1m(data_file: tuple[str, bytes]) -> Iterator[tuple[int, bytes]]:
 
 
 async def test_negative_sizes_and_offsets(fd_1m: tuple[int, bytes]) -> None:
+    """Negative sizes and offsets (below -1, "at the file position") are EINVAL, as the os
+    functions and system calls say; pwrite_all, which has no os counterpart, needs an
+    explicit offset (ValueError)."""
     loop = _loop()
     fd, _ = fd_1m
     calls: list[Any] = [
@@ -60,15 +63,21 @@ async def test_negative_sizes_and_offsets(fd_1m: tuple[int, bytes]) -> None:
         lambda: loop.preadv(fd, [bytearray(10)], -2),
         lambda: loop.pwrite(fd, b"x", -2),
         lambda: loop.pwritev(fd, [b"x"], -100),
-        lambda: loop.pwrite_all(fd, b"x", -1),
         lambda: loop.pread_many([(fd, 10, 0), (fd, -10, 0)]),
         lambda: loop.fallocate(fd, -1, 10),
         lambda: loop.fallocate(fd, 0, -10),
         lambda: loop.ftruncate(fd, -1),
     ]
     for call in calls:
-        with pytest.raises(ValueError):
+        with pytest.raises(OSError) as info:
             await call()
+        assert info.value.errno == errno.EINVAL
+    for reference in (lambda: os.pread(fd, -1, 0), lambda: os.ftruncate(fd, -1)):
+        with pytest.raises(OSError) as info:
+            reference()
+        assert info.value.errno == errno.EINVAL  # what os says to the same arguments
+    with pytest.raises(ValueError):
+        await loop.pwrite_all(fd, b"x", -1)
     assert os.fstat(fd).st_size == 1 << 20  # nothing was written or truncated
     await _assert_clean(loop)
 
@@ -196,7 +205,7 @@ async def test_non_buffer_objects(fd_1m: tuple[int, bytes]) -> None:
     first = bytearray(b"first")
     with pytest.raises(TypeError):
         await loop.pwritev(fd, [first, "second"], 0)
-    with pytest.raises(TypeError):
+    with pytest.raises(BufferError):  # as os.preadv
         await loop.preadv(fd, [first, b"read-only"], 0)
     first.extend(b" and more")
     assert os.pread(fd, 100, 0) == data[:100]
@@ -204,14 +213,17 @@ async def test_non_buffer_objects(fd_1m: tuple[int, bytes]) -> None:
 
 
 async def test_read_only_buffers_given_to_a_read(fd_1m: tuple[int, bytes]) -> None:
+    """BufferError, as os.preadv raises."""
     loop = _loop()
     fd, _ = fd_1m
     frozen = b"\0" * 16
     for ro in (frozen, memoryview(bytearray(16)).toreadonly(), memoryview(frozen)):
-        with pytest.raises(TypeError):
+        with pytest.raises(BufferError, match="not writable"):
             await loop.preadinto(fd, ro, 0)
-        with pytest.raises(TypeError):
+        with pytest.raises(BufferError, match="not writable"):
             await loop.preadv(fd, [bytearray(4), ro], 0)
+        with pytest.raises(BufferError, match="not writable"):
+            os.preadv(fd, [bytearray(4), ro], 0)
     assert frozen == b"\0" * 16
     await _assert_clean(loop)
 
@@ -220,7 +232,7 @@ async def test_strided_empty_and_mapped_buffers_given_to_a_read(fd_1m: tuple[int
     loop = _loop()
     fd, data = fd_1m
     strided = memoryview(bytearray(16))[::2]
-    with pytest.raises(TypeError, match="contiguous"):
+    with pytest.raises(BufferError, match="contiguous"):  # as os.preadv
         await loop.preadinto(fd, strided, 0)
     assert await loop.preadinto(fd, bytearray(), 0) == 0
     mapped = mmap.mmap(-1, 4096)
@@ -296,11 +308,16 @@ async def test_paths_with_nul_bytes_and_non_paths(tmp_path: pathlib.Path) -> Non
             await loop.mkdir(bad)
         with pytest.raises(ValueError):
             await loop.rename(tmp_path / "x", bad)
-    for not_a_path in (123, None, 4.5):
+    for not_a_path in (None, 4.5):
         with pytest.raises(TypeError):
             await loop.open_fd(not_a_path)
         with pytest.raises(TypeError):
             await loop.stat(not_a_path)
+    with pytest.raises(TypeError):
+        await loop.open_fd(123)
+    with pytest.raises(OSError) as info:
+        await loop.stat(123)  # a descriptor, as os.stat(123) takes it
+    assert info.value.errno == errno.EBADF
     assert os.listdir(tmp_path) == []
     await _assert_clean(loop)
 

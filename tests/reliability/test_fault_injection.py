@@ -214,9 +214,9 @@ def test_enter_transient_errors_from_foreign_threads(data_file: tuple[str, bytes
         loop.close()
 
 
-def test_enter_hard_error_fails_only_unsubmitted_operations(data_file: tuple[str, bytes]) -> None:
-    """An enter that fails for good (EFAULT here) fails the operations that had not reached
-    the kernel, with that errno; the loop keeps working."""
+def test_enter_hard_error_once_is_retried(data_file: tuple[str, bytes]) -> None:
+    """An enter that fails once with a hard error (EFAULT here) consumed no SQE: it is
+    entered again, and every operation completes on the ring."""
     path, data = data_file
 
     async def main() -> None:
@@ -224,21 +224,37 @@ def test_enter_hard_error_fails_only_unsubmitted_operations(data_file: tuple[str
         assert isinstance(loop, uringloop.Loop)
         fd = await loop.open_fd(path)
         try:
-            with syscalls.inject("enter", errno.EFAULT, times=1):
-                results = await asyncio.gather(
-                    *(loop.pread(fd, 10, i) for i in range(20)), return_exceptions=True
-                )
-            failed = [r for r in results if isinstance(r, BaseException)]
-            assert failed, "the injected failure did not reach any operation"
-            for exc in failed:
-                assert isinstance(exc, OSError) and exc.errno == errno.EFAULT
-            for i, r in enumerate(results):
-                if not isinstance(r, BaseException):
-                    assert r == data[i : i + 10]
-            assert await loop.pread(fd, 10, 0) == data[:10]
+            with syscalls.inject("enter", errno.EFAULT, times=1) as fault:
+                results = await asyncio.gather(*(loop.pread(fd, 10, i) for i in range(20)))
+            assert fault.times == 0, "the injected failure was not hit"
+            assert results == [data[i : i + 10] for i in range(20)]
+            assert loop.uring_available
         finally:
             await loop.close_fd(fd)
         assert loop.uring_stats().in_flight == 0
+
+    run_fresh(main)
+
+
+def test_enter_failing_for_good_moves_to_the_fallback(data_file: tuple[str, bytes]) -> None:
+    """An enter that keeps failing (EFAULT every time): the ring is given up with a warning;
+    operations that never reached the kernel run on the thread pool, and so does
+    everything after."""
+    path, data = data_file
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with syscalls.inject("enter", errno.EFAULT, times=-1):
+                with pytest.warns(RuntimeWarning, match="thread pool from now on"):
+                    results = await asyncio.gather(*(loop.pread(fd, 10, i) for i in range(20)))
+                assert results == [data[i : i + 10] for i in range(20)]
+                assert not loop.uring_available
+                assert await loop.pread(fd, 10, 5) == data[5:15]
+        finally:
+            os.close(fd)
 
     run_fresh(main)
 

@@ -21,6 +21,7 @@ import pytest
 
 import uringloop
 from uringloop import _loop, _ops
+from uringloop._ops import table
 
 from ._support import CompletionLog
 
@@ -49,19 +50,20 @@ def test_cancel_storm(
 ) -> None:
     path, data = data_file
     rng = random.Random(n)
-    ops: dict[int, _ops.ReadInto] = {}  # {read index: its operation}
+    ops: dict[int, _ops.Operation] = {}  # {read index: its operation}
     freed_under_kernel: list[int] = []
     freed: set[int] = set()
     created: set[int] = set()
 
-    init = _ops.ReadInto.__init__
+    stub = table.preadinto.stub
 
-    def recording_init(self: _ops.ReadInto, fd: int, buffer: Any, offset: int) -> None:
-        init(self, fd, buffer, offset)
+    def recording_stub(fd: int, buffer: Any, offset: int = -1) -> _ops.Operation:
+        op = stub(fd, buffer, offset)
         if isinstance(buffer, Buf):
-            ops[buffer.idx] = self
+            ops[buffer.idx] = op
+        return op
 
-    monkeypatch.setattr(_ops.ReadInto, "__init__", recording_init)
+    monkeypatch.setattr(table.preadinto, "stub", recording_stub)
 
     def on_buffer_death(idx: int) -> None:
         # A buffer may die only once its operation is done and the kernel is done with it:
@@ -70,9 +72,7 @@ def test_cancel_storm(
         op = ops.get(idx)
         if op is None:
             return  # the read was cancelled before its operation was even built
-        if op.state != _ops.Operation.DONE or (
-            id(op) not in completions.cqe_seen and op.user_data != 0
-        ):
+        if op.state != _ops.DONE or (id(op) not in completions.cqe_seen and op.user_data != 0):
             freed_under_kernel.append(idx)
 
     async def main() -> None:
@@ -180,7 +180,7 @@ def test_cancel_storm(
     assert not completions.released_early
     # Every operation built was either completed once or dropped before submission.
     for op in ops.values():
-        assert op.state == _ops.Operation.DONE
+        assert op.state == _ops.DONE
         assert completions.delivered[id(op)] == (1 if op.user_data else 0)
 
 

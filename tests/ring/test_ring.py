@@ -201,3 +201,50 @@ def test_eventfd_signals_completion(ring: Ring) -> None:
         assert ring.reap() == [(2, 0, 0)]
     finally:
         os.close(efd)
+
+
+# -- memory ordering: where plain loads and stores are not enough, no ring -----------------
+
+
+def test_weakly_ordered_cpu_without_defer_taskrun_is_refused(
+    ring_factory: Callable[..., Ring], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU whose plain loads are not acquires (aarch64, simulated), a ring whose CQEs
+    other CPUs post (no DEFER_TASKRUN) would need atomics pure Python lacks: refused."""
+    from uringloop._ring import ring as ring_module
+
+    monkeypatch.setattr(ring_module.platform, "machine", lambda: "aarch64")
+    with pytest.raises(ring_module.UnsafeMemoryOrdering) as info:
+        Ring(flags=WANTED_FLAGS & ~abi.SetupFlag.DEFER_TASKRUN)
+    assert info.value.errno == errno.ENOTSUP
+    assert "aarch64" in str(info.value) and "DEFER_TASKRUN" in str(info.value)
+    # With DEFER_TASKRUN the CQEs are posted by our own io_uring_enter: accepted.
+    ring = ring_factory()
+    assert ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN
+    # And on x86-64 (total store order) a plain ring is fine.
+    monkeypatch.setattr(ring_module.platform, "machine", lambda: "x86_64")
+    plain = ring_factory(flags=WANTED_FLAGS & ~abi.SetupFlag.DEFER_TASKRUN)
+    assert not plain.setup_flags & abi.SetupFlag.DEFER_TASKRUN
+
+
+def test_loop_on_a_weakly_ordered_cpu_falls_back_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel refuses DEFER_TASKRUN (injected EINVAL: the setup drops it first), the CPU
+    is weakly ordered (simulated): the loop runs file operations on its thread pool and its
+    warning says why."""
+    import uringloop
+    from uringloop._ring import ring as ring_module
+
+    monkeypatch.setattr(ring_module.platform, "machine", lambda: "aarch64")
+    with (
+        syscalls.inject("setup", errno.EINVAL, times=1) as fault,
+        pytest.warns(RuntimeWarning, match="DEFER_TASKRUN.*acquire loads"),
+    ):
+        loop = uringloop.Loop()
+    try:
+        assert fault.times == 0
+        assert not loop.uring_available
+        assert loop.run_until_complete(loop.nop()) is None
+    finally:
+        loop.close()

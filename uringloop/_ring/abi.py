@@ -85,7 +85,7 @@ class SqeFlag(enum.IntFlag):
 
 
 class Op(enum.IntEnum):
-    """enum io_uring_op. The kernel version that added each lives in opcodes.py."""
+    """enum io_uring_op. The kernel version that added each we use: _ops/table.py."""
 
     NOP = 0
     READV = 1

@@ -8,6 +8,30 @@ full, `reap()` returns an empty list when nothing completed.
 Setup asks for the flags that suit an event loop (SINGLE_ISSUER, DEFER_TASKRUN,
 COOP_TASKRUN, R_DISABLED so the running thread can claim the ring later); on EINVAL it
 drops them one at a time down to a plain ring, since older kernels reject unknown flags.
+
+Some facts about the shared rings, and memory ordering
+------------------------------------------------------
+* Two rings are shared with the kernel, each a head and a tail index (u32) plus entries.
+  The SQ: we write entries and advance the tail; the kernel consumes entries and advances
+  the head. The CQ: the kernel writes entries and advances the tail; we consume entries
+  and advance the head.
+* Each hand-over needs ordering: the writer's entry stores must be visible before its
+  tail store (a release), and the reader's entry loads must not see older data than its
+  tail load (an acquire); likewise for heads, so a slot is not reused before it was read.
+  liburing spells these io_uring_smp_store_release / io_uring_smp_load_acquire.
+* The SQ side needs no atomics here: we never use SQPOLL, so the kernel reads the SQ only
+  inside our own io_uring_enter, and a system call orders everything before it.
+* The CQ side depends on who posts CQEs. With IORING_SETUP_DEFER_TASKRUN the kernel posts
+  them only in the submitting thread's own io_uring_enter(GETEVENTS), so our loads after
+  it need no ordering beyond the syscall's. Without it, completions are posted by other
+  CPUs concurrently with our reads of the CQ tail.
+* This module is pure Python: a load or store through a memoryview is a plain access.
+  On x86-64 (TSO) plain loads are acquires and plain stores are releases, and CPython
+  cannot reorder the accesses of separate bytecodes. On weakly ordered CPUs (aarch64,
+  POWER, RISC-V) nothing makes them so.
+* So a ring is used only where plain accesses are enough: on x86-64, or with
+  DEFER_TASKRUN. Elsewhere `Ring()` raises UnsafeMemoryOrdering (an OSError, ENOTSUP) and
+  the loop runs file operations on its thread pool, saying why in its warning.
 """
 
 from __future__ import annotations
@@ -16,11 +40,21 @@ import ctypes
 import errno
 import mmap
 import os
+import platform
 
 from . import abi, syscalls
 
 DEFAULT_SQ_ENTRIES = 256
 DEFAULT_CQ_ENTRIES = 1024  # in-flight operations are capped at this; see _driver.py
+MAX_SQ_ENTRIES = 32768  # IORING_MAX_ENTRIES: larger is EINVAL (no IORING_SETUP_CLAMP)
+MAX_CQ_ENTRIES = 65536  # IORING_MAX_CQ_ENTRIES
+# CPUs whose plain loads and stores are acquires and releases (total store order).
+TSO_MACHINES = ("x86_64", "AMD64", "i386", "i686")
+
+
+class UnsafeMemoryOrdering(OSError):
+    """This ring would need acquire/release accesses pure Python cannot make (see above)."""
+
 
 WANTED_FLAGS = (
     abi.SetupFlag.SINGLE_ISSUER
@@ -43,6 +77,11 @@ FALLBACK_ORDER = (
 
 _U32 = 0xFFFFFFFF
 _unpack_cqe = abi.CQE.unpack_from
+
+
+def plain_access_is_ordered() -> bool:
+    """True on CPUs where plain loads and stores order as acquire and release."""
+    return platform.machine() in TSO_MACHINES
 
 
 def _columns(mem: memoryview, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
@@ -136,6 +175,13 @@ class Ring:
                 flags &= ~drops.pop(0)
         p: tuple[int, ...] = abi.PARAMS.unpack_from(params, 0)
         self.setup_flags = abi.SetupFlag(p[abi.P_FLAGS])
+        if not self.setup_flags & abi.SetupFlag.DEFER_TASKRUN and not plain_access_is_ordered():
+            raise UnsafeMemoryOrdering(
+                errno.ENOTSUP,
+                f"the kernel refused IORING_SETUP_DEFER_TASKRUN, and on {platform.machine()} "
+                "completions posted by other CPUs need acquire loads that pure Python cannot "
+                "make",
+            )
         self.features = abi.Feature(p[abi.P_FEATURES])
         self.sq_entries: int = p[abi.P_SQ_ENTRIES]
         self.cq_entries: int = p[abi.P_CQ_ENTRIES]

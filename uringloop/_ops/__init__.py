@@ -1,0 +1,55 @@
+"""Operations (L2): declared once in table.py, each one Operation per request.
+
+args.py       Python arguments to C values, converted as os converts them
+sqe.py        the SQE's fields with their kernel types; a whole entry built and checked
+operation.py  Operation (one request: its SQE, what it points into, its outcome), Read,
+              ReadBatch, AsyncCancel
+spec.py       what a declaration states, and `declare`
+table.py      the declarations, one per operation
+statx.py      StatxResult, StatxTimestamp
+libc.py       the blocking calls os lacks (statx, renameat2, fallocate)
+"""
+
+from __future__ import annotations
+
+from .operation import (
+    DONE as DONE,
+)
+from .operation import (
+    MAX_RW_COUNT as MAX_RW_COUNT,
+)
+from .operation import (
+    QUEUED as QUEUED,
+)
+from .operation import (
+    SUBMITTED as SUBMITTED,
+)
+from .operation import (
+    AsyncCancel as AsyncCancel,
+)
+from .operation import (
+    Operation as Operation,
+)
+from .operation import (
+    Read as Read,
+)
+from .operation import (
+    ReadBatch as ReadBatch,
+)
+from .operation import (
+    Waiter as Waiter,
+)
+from .operation import (
+    forget_descriptor as forget_descriptor,
+)
+from .operation import (
+    forget_positions as forget_positions,
+)
+from .operation import (
+    read_args as read_args,
+)
+from .spec import Spec as Spec
+from .statx import StatxResult as StatxResult
+from .statx import StatxTimestamp as StatxTimestamp
+from .table import OPERATIONS as OPERATIONS
+from .table import read_many_args as read_many_args

@@ -1,0 +1,133 @@
+"""Python arguments to the C values the kernel takes, converted as the os module converts them.
+
+Each function mirrors the argument conversion of the os function that performs the same
+system call (CPython's Argument Clinic converters in Modules/posixmodule.c), so that a
+ring operation accepts exactly what os accepts and refuses the rest with os's exception
+class: TypeError for a value of the wrong type, OverflowError for an integer the C type
+cannot hold, ValueError where os raises it (a negative descriptor for fsync, an embedded
+NUL in a path). Values the C type can hold but the kernel refuses (a negative length, a
+bad flag) are not checked here: the kernel answers them with the errno os would report.
+
+The kernel's SQE fields are unsigned where the system call's C arguments are signed (a
+mode is an `int` in os.mkdir, a u32 in the SQE's `len`): `u32()` and `u64()` are the C
+conversions between the two, spelled out where a declaration uses them.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from typing import Any
+
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+UINT_MAX = 2**32 - 1
+OFF_MIN = -(2**63)
+OFF_MAX = 2**63 - 1
+U32_MASK = 0xFFFFFFFF
+U64_MASK = 0xFFFFFFFFFFFFFFFF
+AT_FDCWD = -100
+
+
+def _index(value: object) -> int:
+    """operator.index with os's message for a non-integer."""
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"'{type(value).__name__}' object cannot be interpreted as an integer"
+        ) from None
+
+
+def c_int(value: object) -> int:
+    """A C `int` (os's `int` converter): fds of pread/close, flags, modes."""
+    v = _index(value)
+    if not INT_MIN <= v <= INT_MAX:
+        raise OverflowError("Python int too large to convert to C int")
+    return v
+
+
+def c_uint(value: object) -> int:
+    """A C `unsigned int` (statx's mask, renameat2's flags): negative values are refused."""
+    v = _index(value)
+    if v < 0:
+        raise OverflowError("can't convert negative int to unsigned")
+    if v > UINT_MAX:
+        raise OverflowError("Python int too large to convert to C unsigned int")
+    return v
+
+
+def off_t(value: object) -> int:
+    """A C `off_t` (os's Py_off_t converter): offsets and lengths in a file."""
+    v = _index(value)
+    if not OFF_MIN <= v <= OFF_MAX:
+        raise OverflowError("Python int too large to convert to C long")
+    return v
+
+
+def ssize_t(value: object) -> int:
+    """A C `Py_ssize_t` (the size of os.pread)."""
+    v = _index(value)
+    if not OFF_MIN <= v <= OFF_MAX:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return v
+
+
+def fildes(value: object) -> int:
+    """os.fsync's descriptor: an int or an object with fileno(); negative is a ValueError."""
+    if isinstance(value, int):
+        fd = value
+    elif hasattr(value, "__index__"):
+        fd = operator.index(value)
+    elif hasattr(value, "fileno"):
+        fd = value.fileno()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    else:
+        raise TypeError("argument must be an int, or have a fileno() method.")
+    fd = c_int(fd)
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return fd
+
+
+def dir_fd(value: object) -> int:
+    """os's `dir_fd=` keyword: None is the current directory (AT_FDCWD)."""
+    if value is None:
+        return AT_FDCWD
+    if not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise TypeError(f"argument should be integer or None, not {type(value).__name__}")
+    fd = operator.index(value)
+    if fd > INT_MAX:
+        raise OverflowError("fd is greater than maximum")
+    if fd < INT_MIN:
+        raise OverflowError("fd is less than minimum")
+    return fd
+
+
+def path(value: Any) -> bytes:
+    """A path for the kernel (str, bytes or os.PathLike), NUL-terminated."""
+    try:
+        raw = os.fsencode(value)
+    except TypeError:
+        raise TypeError(
+            f"path should be string, bytes or os.PathLike, not {type(value).__name__}"
+        ) from None
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    return raw + b"\0"
+
+
+def boolean(value: object) -> bool:
+    """A flag argument (follow_symlinks=...), taken by truth value as os takes it."""
+    return bool(value)
+
+
+def u32(value: int) -> int:
+    """C's conversion of a signed 32-bit value to the SQE's u32 field."""
+    return value & U32_MASK
+
+
+def u64(value: int) -> int:
+    """C's conversion of a signed 64-bit value (an off_t) to the SQE's u64 field."""
+    return value & U64_MASK

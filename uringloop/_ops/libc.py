@@ -1,0 +1,81 @@
+"""The system calls os has no function for, through the C library: statx, renameat2,
+fallocate, and linkat with AT_SYMLINK_FOLLOW (os.link calls link(2) for it). They are the
+blocking counterparts of those ring operations (fallback, threads), and take the same C
+values the SQE carries."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from typing import Any
+
+from .._ring import abi
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _function(name: str, argtypes: list[Any]) -> Any:
+    func = getattr(_libc, name, None)
+    if func is not None:
+        func.argtypes = argtypes
+        func.restype = ctypes.c_int
+    return func
+
+
+_statx = _function(
+    "statx", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+)
+_renameat2 = _function(
+    "renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+)
+_linkat = _function(
+    "linkat", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+)
+_fallocate = _function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
+
+
+def _check(
+    func: Any, name: str, *call_args: Any, filename: Any = None, filename2: Any = None
+) -> None:
+    if func is None:
+        raise OSError(errno.ENOSYS, f"{name} is not available in this C library")
+    if func(*call_args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), *_filenames(filename, filename2))
+
+
+def _filenames(filename: Any, filename2: Any) -> tuple[Any, ...]:
+    if filename is None:
+        return ()
+    first = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
+    if filename2 is None:
+        return (first,)
+    second = os.fspath(filename2) if isinstance(filename2, os.PathLike) else filename2
+    return (first, None, second)
+
+
+def statx(dirfd: int, path: bytes, flags: int, mask: int, filename: Any = None) -> Any:
+    """statx(2) into a new buffer, which it returns; `path` NUL-terminated (args.path),
+    `flags` a C int, `mask` a C unsigned int."""
+    buf = ctypes.create_string_buffer(abi.STATX_SIZE)
+    _check(_statx, "statx", dirfd, path, flags, mask, ctypes.addressof(buf), filename=filename)
+    return buf
+
+
+def renameat2(
+    old_dirfd: int, old: bytes, new_dirfd: int, new: bytes, flags: int, filenames: tuple[Any, Any]
+) -> None:
+    _check(_renameat2, "renameat2", old_dirfd, old, new_dirfd, new, flags,
+           filename=filenames[0], filename2=filenames[1])  # fmt: skip
+
+
+def linkat(
+    old_dirfd: int, old: bytes, new_dirfd: int, new: bytes, flags: int, filenames: tuple[Any, Any]
+) -> None:
+    _check(_linkat, "linkat", old_dirfd, old, new_dirfd, new, flags,
+           filename=filenames[0], filename2=filenames[1])  # fmt: skip
+
+
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    _check(_fallocate, "fallocate", fd, mode, offset, length)

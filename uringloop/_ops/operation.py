@@ -1,0 +1,635 @@
+"""Operations: one request to the kernel each, from its declaration to its delivered result.
+
+An Operation holds a whole, checked SQE (built by its declaration in table.py before any
+slot is reserved), the objects that SQE points into, and its waiter: anything with done(),
+set_result() and set_exception() (an asyncio.Future, a concurrent.futures.Future, a batch
+item). The driver copies the SQE into a slot, and calls `complete(res)` once with the CQE's
+result; the fallback driver runs the declaration's blocking call instead and calls
+`complete_blocking(value, error)`. Either way the outcome is captured once, as a value or
+an error, and delivered once.
+
+Invariant: an Operation releases what it points at (`release`) only in `complete`, i.e.
+after its CQE was reaped, in `complete_blocking`, or in `drop`, which only an operation the
+kernel never saw may call.
+Invariant: a result nobody takes is undone (`discard`): an open that completes after its
+waiter gave up has its descriptor closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from array import array
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
+from .._errors import os_error
+from .._ring import abi
+from . import args
+from .sqe import SQE, SQE_SIZE
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+# The kernel caps one read or write at MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
+MAX_RW_COUNT = 0x7FFFF000
+_pack_sqe = SQE.pack
+_pack_sqe_into = SQE.pack_into
+_READ = int(abi.Op.READ)
+_U64 = args.U64_MASK
+_LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
+_ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
+# The largest pool slot a uniform batch reads into at once (bigger batches: a slot per part).
+_BATCH_REGION_MAX = SLOT_SIZES[-1]
+_FD_MAX = args.INT_MAX
+_OFF_MAX = args.OFF_MAX
+_POOLED_MAX = SLOT_SIZES[-1]
+
+QUEUED = 0
+SUBMITTED = 1
+DONE = 2
+_NO_KWARGS: dict[str, Any] = {}  # shared, never written
+
+
+class Waiter(Protocol):
+    def done(self) -> bool: ...
+    def set_result(self, result: Any, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+def capture(call: Any, *args: Any, **kwargs: Any) -> tuple[Any, BaseException | None]:
+    """Run a blocking call: (its value, None), or (None, what it raised)."""
+    try:
+        return call(*args, **kwargs), None
+    except BaseException as exc:  # the outcome, delivered to the operation's waiter
+        return None, exc
+
+
+def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
+    """Hand an outcome to a waiter that still waits."""
+    if failure is None:
+        waiter.set_result(value)
+    else:
+        waiter.set_exception(failure)
+
+
+# -- positions: os.pread's ESPIPE ----------------------------------------------------------
+
+# Descriptors known to take an explicit offset (lseek works on them), since the last
+# submission. The ring's READ and WRITE ignore an offset on a pipe or socket where pread(2)
+# fails with ESPIPE; checking with lseek keeps the two alike, and this set makes it one
+# lseek per descriptor per batch rather than per operation. It is emptied at every
+# submission (forget_positions): a number closed and reused by code we do not see (os.close,
+# os.pipe) is checked afresh in the next batch. Between two submissions such a reuse would
+# also hit the operations already queued on that number: a program error either way.
+# Process-wide, as descriptor numbers are; set operations are atomic under the GIL.
+_seekable: set[int] = set()
+_SEEK_CUR = os.SEEK_CUR
+
+
+def check_position(fd: int, offset: int) -> None:
+    """Raise ESPIPE, as os.pread does, for an explicit offset on a non-seekable descriptor."""
+    if offset < 0 or fd in _seekable:
+        return
+    try:
+        os.lseek(fd, 0, _SEEK_CUR)
+    except OSError as exc:
+        if exc.errno == errno.ESPIPE:
+            raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
+        return  # EBADF and the like: the kernel reports them as pread(2) would
+    _seekable.add(fd)
+
+
+def forget_descriptor(fd: int) -> None:
+    """`fd` was closed, or was just handed out by an open: what we knew of it is stale."""
+    _seekable.discard(fd)
+
+
+def forget_positions() -> None:
+    """A batch was submitted: check descriptors afresh from here on (see _seekable)."""
+    if _seekable:
+        _seekable.clear()
+
+
+def read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
+    """Checked (fd, size, offset) of a pread, as os.pread checks them (offset -1: the file
+    position). A negative size is EINVAL, as from os.pread; a size past what one read
+    returns (MAX_RW_COUNT) is clamped, as the kernel does."""
+    if (
+        type(fd) is int
+        and type(size) is int
+        and type(offset) is int
+        and 0 <= fd <= _FD_MAX
+        and 0 <= size <= _POOLED_MAX
+        and -1 <= offset <= _OFF_MAX
+    ):
+        if offset >= 0 and fd not in _seekable:
+            check_position(fd, offset)
+        return fd, size, offset
+    fd = args.c_int(fd)
+    size = args.ssize_t(size)
+    offset = args.off_t(offset)
+    if size < 0 or offset < -1:  # before the descriptor is looked at, as pread(2) does
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    check_position(fd, offset)
+    return fd, min(size, MAX_RW_COUNT), offset
+
+
+# -- the generic operation -------------------------------------------------------------------
+
+
+class Operation:
+    """One request to the kernel, as its declaration built it. See the module docstring."""
+
+    __slots__ = ("args", "data", "filename", "filename2", "kwargs", "refs", "spec", "sqe",
+                 "state", "user_data", "waiter")  # fmt: skip
+    # A multi-part operation writes several SQEs (prep_parts) and gets one CQE per part
+    # (complete_part); see ReadBatch.
+    multi: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        sqe: bytes,
+        refs: tuple[Any, ...] = (),
+        data: Any = None,
+        filename: Any = None,
+        filename2: Any = None,
+    ) -> None:
+        self.sqe = sqe  # the whole SQE, user_data 0 (see sqe.py)
+        self.refs = refs  # what the SQE points into: kept until the completion
+        self.data = data  # what the result is read from (a statx buffer)
+        self.filename = filename
+        self.filename2 = filename2
+        self.waiter: Waiter | None = None
+        self.user_data = 0
+        self.state = QUEUED
+        # Set by Spec.build: the declaration, and the public arguments (for the blocking call).
+        self.spec: Spec[..., Any] = None  # type: ignore[assignment]
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+
+    @property
+    def opcode(self) -> int:
+        return self.sqe[0]
+
+    @property
+    def must_run(self) -> bool:
+        """A cancellation may not drop it (a close): it runs, or runs blocking at shutdown."""
+        return self.spec is not None and self.spec.must_run
+
+    def release(self) -> None:
+        """Free what the SQE points into, and let go of the public arguments. Once the
+        kernel is done with it (or never saw it)."""
+        for ref in self.refs:
+            release = getattr(ref, "release", None)
+            if release is not None:
+                release()
+        self.refs = ()
+        self.data = None
+        self.args = ()
+        self.kwargs = _NO_KWARGS
+
+    def error(self, res: int) -> BaseException:
+        """The exception for a failed completion (res = -errno)."""
+        return os_error(res, self.filename, self.filename2)
+
+    def run_blocking(self) -> Any:
+        """The same operation as a blocking system call (fallback, threads)."""
+        return self.spec.blocking(*self.args, **self.kwargs)
+
+    def discard(self, value: Any) -> None:
+        """Undo a successful result nobody takes (a late open's descriptor)."""
+        discard = self.spec.discard if self.spec is not None else None
+        if discard is not None:
+            discard(value)
+
+    def complete(self, res: int) -> None:
+        """The CQE arrived with result `res`: capture the outcome, free, deliver. Once.
+
+        Runs on the thread that reaps the ring. An exception from the delivery itself (a
+        concurrent future's done-callback) propagates to the driver, which isolates it.
+        """
+        self.state = DONE
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            try:
+                if res >= 0:
+                    self.discard(res)
+            finally:
+                self.release()
+            return
+        value: Any = None
+        failure: BaseException | None = None
+        try:
+            if res < 0:
+                failure = self.error(res)
+            else:
+                value = self.spec.result(self, res)
+        except Exception as exc:  # a result that cannot be converted is this op's error
+            failure = exc
+        finally:
+            self.release()
+        deliver(waiter, value, failure)
+
+    def complete_blocking(self, value: Any, failure: BaseException | None) -> None:
+        """The outcome of run_blocking(): deliver it, as complete() does a CQE's."""
+        self.state = DONE
+        waiter = self.waiter
+        try:
+            if waiter is None or waiter.done():
+                if failure is None:
+                    self.discard(value)
+                return
+        finally:
+            self.release()
+        deliver(waiter, value, failure)
+
+    def run_captured(self) -> tuple[Any, BaseException | None]:
+        """run_blocking()'s outcome: (value, None) or (None, what it raised)."""
+        return capture(self.run_blocking)
+
+    def drop(self, failure: BaseException | None = None) -> None:
+        """Never submitted and never will be: free what it holds; tell a waiting waiter."""
+        self.state = DONE
+        self.release()
+        waiter = self.waiter
+        if failure is not None and waiter is not None and not waiter.done():
+            waiter.set_exception(failure)
+
+    # -- multi-part operations only --
+
+    def parts_left(self) -> int:
+        """Parts whose SQE is not yet written."""
+        raise NotImplementedError
+
+    def prep_parts(self, sqes: Any, words: Any, offsets: list[int], start: int) -> tuple[int, int]:
+        """Write the next parts' SQEs at byte offsets[start:] of `sqes` (`words`: the same
+        memory as 64-bit words); return (first part, count)."""
+        raise NotImplementedError
+
+    def complete_part(self, user_data: int, res: int) -> None:
+        raise NotImplementedError
+
+    def complete_parts(self, user_datas: list[int], results: list[int]) -> None:
+        """complete_part() for many CQEs of this operation at once."""
+        for user_data, res in zip(user_datas, results, strict=True):
+            self.complete_part(user_data, res)
+
+    def drop_unwritten(self) -> int:
+        """Cancel: drop the parts not yet written; return how many were written."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        states = {0: "queued", 1: "submitted", 2: "done"}
+        name = self.spec.name if self.spec is not None else type(self).__name__
+        return f"<{name} {states.get(self.state, self.state)} ud={self.user_data}>"
+
+
+class RunNow(Exception):
+    """Raised by a declaration's stub: this call is answered by its blocking counterpart at
+    once, with no ring (where io_uring would report another error than the system call
+    does, for a call that cannot have an effect: an empty path, a read of 0 bytes)."""
+
+
+class Finished(Operation):
+    """An operation answered when it was built (RunNow): never queued, its outcome known."""
+
+    __slots__ = ("failure", "value")
+
+    def __init__(self, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(b"")
+        self.state = DONE
+        self.value, self.failure = capture(call, *args, **kwargs)
+        if self.failure is not None and not isinstance(self.failure, OSError):
+            raise self.failure  # an argument os refused: raised to the caller at once
+
+    def outcome(self) -> Any:
+        """The value, or raise the error."""
+        if self.failure is not None:
+            raise self.failure
+        return self.value
+
+    def deliver(self) -> None:
+        """Hand the outcome to the waiter at once."""
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            if self.failure is None:
+                self.discard(self.value)
+        else:
+            deliver(waiter, self.value, self.failure)
+
+
+class AsyncCancel(Operation):
+    """IORING_OP_ASYNC_CANCEL for another operation's user_data; nobody awaits it."""
+
+    __slots__ = ()
+
+    def __init__(self, target: int) -> None:
+        super().__init__(
+            _pack_sqe(abi.Op.ASYNC_CANCEL, 0, 0, -1, 0, target, 0, 0, 0, 0, 0, 0, 0, 0)
+        )
+
+    def complete(self, res: int) -> None:
+        self.state = DONE
+
+
+class Read(Operation):
+    """pread into a new buffer; the result is `bytes` (shorter at end of file).
+
+    The loop's reads use a slot of its SlotPool, taken at construction and returned at the
+    completion; foreign threads' reads and large ones (pool=None, or no slot) get a
+    page-aligned ScratchBuffer, so O_DIRECT descriptors work too.
+    """
+
+    __slots__ = ("_pool", "_slot")
+
+    def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
+        # Arguments checked by read_args(). Operation.__init__ inlined: this is the hot path.
+        self.waiter: Waiter | None = None
+        self.user_data = 0
+        self.state = QUEUED
+        self.filename = self.filename2 = self.data = None
+        self.spec = None  # type: ignore[assignment]  # built by Loop.pread or table.pread
+        self._pool = pool
+        if pool is not None and size <= 4096 and pool.free_small:
+            self._slot = slot = pool.free_small.pop()
+            address = pool.address_of[slot]
+            self.refs = ()
+        elif pool is not None and (slot := pool.alloc(size)) >= 0:
+            self._slot = slot
+            address = pool.address_of[slot]
+            self.refs = ()
+        else:
+            self._slot = -1
+            buffer = ScratchBuffer(size)
+            address = buffer.address
+            self.refs = (buffer,)
+        self.sqe = _pack_sqe(_READ, 0, 0, fd, offset & _U64, address, size, 0, 0, 0, 0, 0, 0, 0)
+
+    def complete(self, res: int) -> None:
+        # Operation.complete() specialised for the hot path, same contract.
+        self.state = DONE
+        waiter = self.waiter
+        slot = self._slot
+        if slot >= 0:
+            pool: SlotPool = self._pool  # type: ignore[assignment]
+            self._slot = -1
+            try:
+                if waiter is not None and not waiter.done():
+                    if res >= 0:
+                        off = pool.offset_of[slot]
+                        value = pool.arena_of[slot][off : off + res]
+                    else:
+                        value = None
+                        failure = os_error(res)
+                    pool.free_list_of[slot].append(slot)
+                    slot = -1
+                    if value is not None:
+                        waiter.set_result(value)
+                    else:
+                        waiter.set_exception(failure)
+            finally:
+                if slot >= 0:
+                    pool.free_list_of[slot].append(slot)
+            return
+        if waiter is None or waiter.done():
+            self.release()
+            return
+        try:
+            if res >= 0:
+                value = self.refs[0].take(res)
+            else:
+                value = None
+                failure = os_error(res)
+        finally:
+            self.release()
+        if value is not None:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(failure)
+
+    def release(self) -> None:
+        slot = self._slot
+        if slot >= 0:
+            self._slot = -1
+            self._pool.free(slot)  # type: ignore[union-attr]
+        Operation.release(self)
+
+    def run_blocking(self) -> bytes:
+        # Through the loop's fallback the read was built by Loop.pread, not by Spec.build.
+        fd, size, offset = _read_fields(self.sqe)
+        if offset == -1:
+            return os.read(fd, size)
+        return os.pread(fd, size, offset)
+
+
+def _read_fields(sqe: bytes) -> tuple[int, int, int]:
+    """(fd, size, offset) of a READ entry; the offset as the signed value it came from."""
+    (_, _, _, fd, off, _, size, *_rest) = SQE.unpack(sqe)
+    return fd, size, off - (1 << 64) if off >= 1 << 63 else off
+
+
+class ReadBatch(Operation):
+    """Many preads completing as one: the result is a list of `bytes`, in request order.
+
+    Part i has user_data `self.user_data + i`. When every part has the same size and the
+    batch fits a pool slot, the parts read into one slot, part i at `i * size` (one
+    allocation; its SQEs are written as one array copy); otherwise each part gets its own
+    slot (or a ScratchBuffer for large sizes). A CQE only records its part's result: the
+    `bytes` are copied out and the buffers released once every written part has completed.
+    If any part fails, the error of the first failed part (in request order) is raised.
+    The parts' fields were all checked at construction (signed 64-bit arrays of values in
+    range), so writing them cannot fail half-way.
+    """
+
+    __slots__ = ("_buffers", "_error", "_error_index", "_left", "_next", "_pool", "_region",
+                 "_res", "_slots", "_stride", "fds", "offsets", "sizes")  # fmt: skip
+    multi = True
+
+    def __init__(
+        self, fds: array[int], sizes: array[int], offsets: array[int], pool: SlotPool | None
+    ) -> None:
+        # Signed 64-bit arrays of checked values (fds >= 0, sizes >= 0, offsets >= -1).
+        super().__init__(b"")
+        self.fds = fds
+        self.sizes = sizes
+        self.offsets = offsets
+        n = len(fds)
+        self._pool = pool
+        self._res = [0] * n
+        self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
+        self._buffers: dict[int, ScratchBuffer] = {}
+        self._left = n  # parts whose CQE has not arrived (or that were dropped)
+        self._next = 0  # parts written so far
+        self._error: BaseException | None = None
+        self._error_index = n
+        # One slot for the whole batch when the sizes are uniform: part i at i * stride.
+        self._region = -1
+        self._stride = 0
+        if pool is not None and n:
+            size = sizes[0]
+            if size and size * n <= _BATCH_REGION_MAX and sizes.count(size) == n:
+                self._region = pool.alloc(size * n)
+                self._stride = size
+
+    @property
+    def opcode(self) -> int:
+        return _READ
+
+    def parts_left(self) -> int:
+        return len(self.fds) - self._next
+
+    def prep_parts(self, sqes: Any, words: Any, offsets: list[int], start: int) -> tuple[int, int]:
+        first = self._next
+        count = min(len(offsets) - start, len(self.fds) - first)
+        end = first + count
+        base = self.user_data
+        pos = offsets[start]
+        if self._region >= 0:
+            pool: SlotPool = self._pool  # type: ignore[assignment]
+            stride = self._stride
+            addr0 = pool.address_of[self._region]
+            if (
+                count >= _ARRAY_MIN
+                and _LITTLE_ENDIAN
+                and offsets[start + count - 1] - pos == (count - 1) * SQE_SIZE
+            ):
+                # Contiguous SQEs: build all 8-word SQEs in one array, copy it in once.
+                # Fields: word 0 opcode | fd << 32, 1 offset, 2 address, 3 length, 4 user_data.
+                fds = self.fds
+                sqe = array("q", bytes(count * SQE_SIZE))
+                if fds.count(fds[0]) == len(fds):
+                    sqe[0::8] = array("q", (_READ | fds[0] << 32,)) * count
+                else:
+                    sqe[0::8] = array("q", [_READ | fd << 32 for fd in fds[first:end]])
+                sqe[1::8] = self.offsets[first:end]
+                sqe[2::8] = array("q", range(addr0 + first * stride, addr0 + end * stride, stride))
+                sqe[3::8] = array("q", (stride,)) * count
+                sqe[4::8] = array("q", range(base + first, base + end))
+                words[pos // 8 : pos // 8 + count * 8] = sqe
+            else:  # a short run, or one that wraps around the end of the SQ
+                for j in range(count):
+                    i = first + j
+                    _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i],
+                                   self.offsets[i] & _U64, addr0 + i * stride, stride, 0,
+                                   base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        else:
+            pool = self._pool  # type: ignore[assignment]
+            slots = self._slots
+            for j in range(count):
+                i = first + j
+                size = self.sizes[i]
+                slot = pool.alloc(size) if pool is not None else -1
+                slots.append(slot)
+                if slot >= 0:
+                    addr = pool.address_of[slot]
+                else:
+                    buf = self._buffers[i] = ScratchBuffer(size)
+                    addr = buf.address
+                offset = self.offsets[i] & _U64
+                _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
+                               size, 0, base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        self._next = end
+        return first, count
+
+    def complete_part(self, user_data: int, res: int) -> None:
+        self._res[user_data - self.user_data] = res
+        self._left -= 1
+        if not self._left:
+            self._finish()
+
+    def complete_parts(self, user_datas: list[int], results: list[int]) -> None:
+        first = user_datas[0]
+        count = len(user_datas)
+        start = first - self.user_data
+        if user_datas == list(range(first, first + count)):  # in submission order
+            self._res[start : start + count] = results
+        else:
+            res = self._res
+            base = self.user_data
+            for user_data, value in zip(user_datas, results, strict=True):
+                res[user_data - base] = value
+        self._left -= count
+        if not self._left:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Every written part has completed: copy the results out, release the buffers."""
+        self.state = DONE
+        waiter = self.waiter
+        written = self._next
+        res = self._res
+        results: list[bytes] | None = None
+        try:
+            if written and min(res[:written]) < 0:
+                for i in range(min(written, self._error_index)):
+                    if res[i] < 0:
+                        self._error, self._error_index = os_error(res[i]), i
+                        break
+            if self._error is None and waiter is not None and not waiter.done():
+                results = self._results(written)
+        finally:
+            self.release()
+        if waiter is None or waiter.done():
+            return
+        if self._error is not None:
+            waiter.set_exception(self._error)
+        else:
+            waiter.set_result(results)
+
+    def _results(self, written: int) -> list[bytes]:
+        res = self._res
+        pool = self._pool
+        if self._region >= 0:
+            arena = pool.arena_of[self._region]  # type: ignore[union-attr]
+            off = pool.offset_of[self._region]  # type: ignore[union-attr]
+            stride = self._stride
+            starts = range(off, off + written * stride, stride)
+            return [arena[p : p + n] for p, n in zip(starts, res, strict=False)]
+        out = []
+        for i, slot in enumerate(self._slots):
+            if slot >= 0:
+                out.append(pool.take(slot, res[i]))  # type: ignore[union-attr]
+            else:
+                out.append(self._buffers[i].take(res[i]))
+        return out
+
+    def release(self) -> None:
+        """Return the batch's buffers. Only once no written part is in flight."""
+        pool = self._pool
+        if self._region >= 0:
+            pool.free(self._region)  # type: ignore[union-attr]
+            self._region = -1
+        for slot in self._slots:
+            if slot >= 0:
+                pool.free(slot)  # type: ignore[union-attr]
+        self._slots = []
+        for buf in self._buffers.values():
+            buf.release()
+        self._buffers.clear()
+
+    def drop_unwritten(self) -> int:
+        written = self._next
+        dropped = len(self.fds) - written
+        self.fds = self.fds[:written]
+        self._left -= dropped
+        if dropped and written < self._error_index:
+            # Parts never submitted have no result: the batch as a whole fails.
+            self._error = os_error(-errno.ECANCELED)
+            self._error_index = written
+        self.state = SUBMITTED if written else DONE
+        if not self._left:
+            self._finish()
+        return written
+
+    def drop(self, failure: BaseException | None = None) -> None:
+        if failure is not None and self._next < len(self.fds):
+            self._error, self._error_index = failure, self._next
+        self.drop_unwritten()
+
+    def run_blocking(self) -> list[bytes]:
+        return [
+            os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
+            for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
+        ]

@@ -1,0 +1,635 @@
+"""Every io_uring operation uringloop submits, declared once, grouped by the kernel that
+added it (as tokio-rs/io-uring's opcode table is).
+
+Each declaration is a stub with the operation's public signature. Its body checks the
+arguments as the matching os function does (args.py) and builds the whole SQE, naming
+each field it sets (sqe.py: fd s32, off u64, addr u64, len u32, op_flags u32, ...).
+`@declare` states the rest: opcode, kernel version, result conversion, the blocking call
+with the same signature (fallback, threads), what undoes an unclaimed result, and whether
+a cancellation may drop the operation. The Loop's coroutine methods, `loop.threadsafe`
+and `uringloop.threads` are derived from these (see _loop.py, threads.py), so adding an
+operation is one declaration here, plus its tests and docs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .._buffers import Pin
+from .._ring import abi
+from . import args, libc
+from .operation import (
+    MAX_RW_COUNT,
+    Operation,
+    Read,
+    ReadBatch,
+    RunNow,
+    check_position,
+    forget_descriptor,
+    read_args,
+)
+from .spec import Spec, declare
+from .sqe import build
+from .statx import StatxResult
+
+StrOrBytesPath = Any  # str, bytes or os.PathLike, as os takes them
+FileDescriptorLike = Any  # an int, or an object with fileno(), as os.fsync takes
+Buffer = Any  # a bytes-like object
+
+BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
+_AT_SYMLINK_FOLLOW = 0x400
+_STATX_RESERVED = 0x80000000
+_IOV_MAX = 1024
+_IOVEC = abi.IOVEC
+_POOLED_MAX = 1 << 20
+
+
+def entry(
+    opcode: int,
+    *,
+    keep: tuple[Any, ...] = (),
+    data: Any = None,
+    filename: Any = None,
+    filename2: Any = None,
+    **fields: Any,
+) -> Operation:
+    """An Operation of one whole, checked SQE (sqe.build), keeping what it points into."""
+    sqe, refs = build(opcode, **fields)
+    return Operation(sqe, refs + keep, data, filename, filename2)
+
+
+# -- result conversions: a CQE's res >= 0 to the value ---------------------------------------------
+
+
+def nothing(op: Operation, res: int) -> None:
+    return None
+
+
+def count(op: Operation, res: int) -> int:
+    """A byte count."""
+    return res
+
+
+def descriptor(op: Operation, res: int) -> int:
+    """A new file descriptor; the number may have named another file before."""
+    forget_descriptor(res)
+    return res
+
+
+def statx_record(op: Operation, res: int) -> StatxResult:
+    return StatxResult.from_buffer(op.data)
+
+
+def stat_record(op: Operation, res: int) -> os.stat_result:
+    return StatxResult.from_buffer(op.data).to_stat_result()
+
+
+def by_operation(op: Operation, res: int) -> Any:
+    """The operation class converts its own result (Read, ReadBatch)."""
+    raise AssertionError(f"{type(op).__name__} completes itself")
+
+
+# -- argument helpers shared by several declarations -----------------------------------------------
+
+
+def _positioned(
+    opcode: int, fd: int, offset: int, keep: tuple[Any, ...], **fields: Any
+) -> Operation:
+    """A read or write at `offset` (-1: the file position), its other arguments converted.
+
+    As pread(2)/pwrite(2): EINVAL for a negative offset before the descriptor is looked at,
+    then ESPIPE for a descriptor that cannot seek. `keep` (pinned buffers) is released if
+    the operation is refused.
+    """
+    try:
+        if offset < -1:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        check_position(fd, offset)
+    except BaseException:
+        for pin in keep:
+            pin.release()
+        raise
+    return entry(opcode, fd=fd, off=args.u64(offset), keep=keep, **fields)
+
+
+def _path(value: Any) -> bytes:
+    """A path for an SQE. An empty one is answered by the system call at once (RunNow):
+    io_uring resolves paths when the request is prepared and reports ENOENT for it before
+    anything else, where the system call may report another error first."""
+    raw = args.path(value)
+    if raw == b"\0":
+        raise RunNow
+    return raw
+
+
+def _pins(
+    buffers: Iterable[Buffer], writable: bool
+) -> tuple[list[Pin], ctypes.Array[ctypes.c_char]]:
+    """Pinned buffers and their struct iovec array."""
+    pins: list[Pin] = []
+    try:
+        for buf in buffers:
+            pins.append(Pin(buf, writable=writable))
+    except BaseException:
+        for pin in pins:
+            pin.release()
+        raise
+    iov = ctypes.create_string_buffer(max(len(pins), 1) * _IOVEC.size)
+    for i, pin in enumerate(pins):
+        _IOVEC.pack_into(iov, i * _IOVEC.size, pin.address, pin.nbytes)
+    return pins, iov
+
+
+def _buffer_list(buffers: Any) -> list[Any]:
+    try:
+        return list(buffers)
+    except TypeError:
+        raise TypeError("buffers must be a sequence of bytes-like objects") from None
+
+
+def _no_negative_fd(fd: int, mask: int = 0) -> int:
+    """statx with AT_EMPTY_PATH would read AT_FDCWD (-100) as the working directory: a
+    negative descriptor is EBADF, as fstat(2) says, after statx's own EINVAL for a reserved
+    mask bit (the order statx(2) checks them in)."""
+    if fd < 0:
+        if mask & _STATX_RESERVED:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return fd
+
+
+def _iovec_count(fd: int, offset: int, count: int, writing: bool) -> None:
+    """More than IOV_MAX buffers: the EINVAL preadv(2)/pwritev(2) give, after the errors they
+    check first (a negative offset, a bad or wrongly opened descriptor, ESPIPE), which
+    io_uring would report in another order."""
+    if count <= _IOV_MAX:
+        return
+    if offset < -1:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+    check_position(fd, offset)
+    if access == (os.O_RDONLY if writing else os.O_WRONLY):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+
+# -- blocking counterparts (same signatures as the stubs) ------------------------------------------
+
+
+def _nop() -> None:
+    return None
+
+
+def _pread(fd: int, size: int, offset: int = -1) -> bytes:
+    fd, size, offset = read_args(fd, size, offset)
+    return os.read(fd, size) if offset == -1 else os.pread(fd, size, offset)
+
+
+def _pread_many(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
+    return [_pread(*request) for request in requests]
+
+
+def _preadinto(fd: int, buffer: Buffer, offset: int = -1) -> int:
+    return _preadv(fd, [buffer], offset)
+
+
+def _preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    return os.readv(fd, buffers) if offset == -1 else os.preadv(fd, buffers, offset)
+
+
+def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
+    view = memoryview(data).cast("B")[:MAX_RW_COUNT]
+    return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
+
+
+def _pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    return os.writev(fd, buffers) if offset == -1 else os.pwritev(fd, buffers, offset)
+
+
+def _open(
+    path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+) -> int:
+    fd = os.open(path, args.c_int(flags) | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    forget_descriptor(fd)
+    return fd
+
+
+def _close(fd: int) -> None:
+    forget_descriptor(args.c_int(fd))
+    os.close(fd)
+
+
+def _fallocate(fd: int, offset: int, length: int, mode: int = 0) -> None:
+    libc.fallocate(args.c_int(fd), args.c_int(mode), args.off_t(offset), args.off_t(length))
+
+
+def _statx(
+    path: StrOrBytesPath,
+    *,
+    dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    mask: int = BASIC_STATX,
+    flags: int = 0,
+) -> StatxResult:
+    flags = args.c_int(flags) | (0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW)
+    buf = libc.statx(args.dir_fd(dir_fd), args.path(path), flags, args.c_uint(mask), path)
+    return StatxResult.from_buffer(buf)
+
+
+def _fstatx(fd: int, *, mask: int = BASIC_STATX) -> StatxResult:
+    fd, mask = args.c_int(fd), args.c_uint(mask)
+    buf = libc.statx(_no_negative_fd(fd, mask), b"\0", abi.AT_EMPTY_PATH, mask)
+    return StatxResult.from_buffer(buf)
+
+
+def _stat(
+    path: StrOrBytesPath, *, dir_fd: int | None = None, follow_symlinks: bool = True
+) -> os.stat_result:
+    return os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+
+def _rename(
+    src: StrOrBytesPath,
+    dst: StrOrBytesPath,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    flags: int = 0,
+) -> None:
+    if not flags:
+        os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        return
+    libc.renameat2(args.dir_fd(src_dir_fd), args.path(src), args.dir_fd(dst_dir_fd),
+                   args.path(dst), args.c_uint(flags), (src, dst))  # fmt: skip
+
+
+def _symlink(target: StrOrBytesPath, link: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+    os.symlink(target, link, dir_fd=dir_fd)
+
+
+def _link(
+    src: StrOrBytesPath,
+    dst: StrOrBytesPath,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    follow_symlinks: bool = False,
+) -> None:
+    if not follow_symlinks:
+        os.link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
+        return
+    # os.link(follow_symlinks=True) calls link(2), which does not follow a symlink on Linux.
+    libc.linkat(args.dir_fd(src_dir_fd), args.path(src), args.dir_fd(dst_dir_fd),
+                args.path(dst), _AT_SYMLINK_FOLLOW, (src, dst))  # fmt: skip
+
+
+def _fsync(fd: FileDescriptorLike) -> None:
+    os.fsync(args.fildes(fd))
+
+
+def _fdatasync(fd: FileDescriptorLike) -> None:
+    os.fdatasync(args.fildes(fd))
+
+
+def _close_quietly(fd: int) -> None:
+    """Close a descriptor nobody took (a late open's); it is ours, so it is open."""
+    forget_descriptor(fd)
+    os.close(fd)
+
+
+# === 5.1 ========================================================================================
+
+
+@declare(abi.Op.NOP, since="5.1", result=nothing, blocking=_nop)
+def nop() -> Operation:
+    """A no-op round trip through the ring."""
+    return entry(abi.Op.NOP, fd=-1)
+
+
+@declare(abi.Op.READV, since="5.1", result=count, blocking=_preadv)
+def preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
+    """Scatter-read into writable buffers at `offset` (-1: the file position); the count."""
+    fd, offset = args.c_int(fd), args.off_t(offset)
+    pins, iov = _pins(_buffer_list(buffers), writable=True)
+    _iovec_count(fd, offset, len(pins), writing=False)
+    return _positioned(abi.Op.READV, fd, offset, tuple(pins), addr=iov, len=len(pins))
+
+
+@declare(abi.Op.WRITEV, since="5.1", result=count, blocking=_pwritev)
+def pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
+    """Gather-write bytes-like objects at `offset` (-1: the file position); the count."""
+    fd, offset = args.c_int(fd), args.off_t(offset)
+    pins, iov = _pins(_buffer_list(buffers), writable=False)
+    _iovec_count(fd, offset, len(pins), writing=True)
+    return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), addr=iov, len=len(pins))
+
+
+@declare(abi.Op.FSYNC, since="5.1", result=nothing, blocking=_fsync)
+def fsync(fd: FileDescriptorLike) -> Operation:
+    """fsync(2): flush the file's data and metadata to storage."""
+    return entry(abi.Op.FSYNC, fd=args.fildes(fd))
+
+
+@declare(abi.Op.FSYNC, since="5.1", result=nothing, blocking=_fdatasync)
+def fdatasync(fd: FileDescriptorLike) -> Operation:
+    """fdatasync(2): flush the file's data, and the metadata needed to read it back."""
+    return entry(abi.Op.FSYNC, fd=args.fildes(fd), op_flags=abi.FSYNC_DATASYNC)
+
+
+# === 5.6 ========================================================================================
+
+
+@declare(abi.Op.READ, since="5.6", result=by_operation, blocking=_pread, returns="bytes")
+def pread(fd: int, size: int, offset: int = -1) -> Operation:
+    """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
+    fd, size, offset = read_args(fd, size, offset)
+    if not size:
+        raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
+    return Read(fd, size, offset, None)
+
+
+@declare(abi.Op.READ, since="5.6", result=by_operation, blocking=_pread_many,
+         returns="list[bytes]")  # fmt: skip
+def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
+    """Many preads with one wait: [(fd, size, offset), ...] -> [bytes, ...] in order.
+
+    The first failure, in request order, is raised after all completed.
+    """
+    return ReadBatch(*read_many_args(requests), None)
+
+
+@declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)
+def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
+    """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
+    fd, offset = args.c_int(fd), args.off_t(offset)
+    pin = Pin(buffer, writable=True)
+    return _positioned(abi.Op.READ, fd, offset, (pin,), addr=pin.address,
+                       len=min(pin.nbytes, MAX_RW_COUNT))  # fmt: skip
+
+
+@declare(abi.Op.WRITE, since="5.6", result=count, blocking=_pwrite)
+def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
+    """Write a bytes-like object at `offset` (-1: at the file position); return the count.
+
+    Like os.pwrite this may write less than len(data); see pwrite_all().
+    """
+    fd = args.c_int(fd)
+    if type(data) is bytes:
+        offset = args.off_t(offset)
+        return _positioned(abi.Op.WRITE, fd, offset, (), addr=data,
+                           len=min(len(data), MAX_RW_COUNT))  # fmt: skip
+    pin = Pin(data, writable=False)
+    try:
+        offset = args.off_t(offset)
+    except BaseException:
+        pin.release()
+        raise
+    return _positioned(abi.Op.WRITE, fd, offset, (pin,), addr=pin.address,
+                       len=min(pin.nbytes, MAX_RW_COUNT))  # fmt: skip
+
+
+@declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly)
+def open_fd(
+    path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+) -> Operation:
+    """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
+
+    If the waiter gives up and the open completes anyway, the new fd is closed, never leaked.
+    """
+    return entry(
+        abi.Op.OPENAT,
+        fd=args.dir_fd(dir_fd),
+        addr=_path(path),
+        len=args.u32(args.c_int(mode)),
+        op_flags=args.u32(args.c_int(flags) | os.O_CLOEXEC),
+        filename=path,
+    )
+
+
+@declare(abi.Op.CLOSE, since="5.6", result=nothing, blocking=_close, must_run=True)
+def close_fd(fd: int) -> Operation:
+    """close(2) through the ring. Never dropped: cancelling its waiter still closes the fd."""
+    fd = args.c_int(fd)
+    forget_descriptor(fd)
+    return entry(abi.Op.CLOSE, fd=fd)
+
+
+@declare(abi.Op.FALLOCATE, since="5.6", result=nothing, blocking=_fallocate)
+def fallocate(fd: int, offset: int, length: int, mode: int = 0) -> Operation:
+    """fallocate(2): reserve (mode 0) or punch/zero ranges (FALLOC_FL_* modes)."""
+    # The kernel reads the length from `addr` and the mode from `len`.
+    return entry(
+        abi.Op.FALLOCATE,
+        fd=args.c_int(fd),
+        off=args.u64(args.off_t(offset)),
+        addr=args.u64(args.off_t(length)),
+        len=args.u32(args.c_int(mode)),
+    )
+
+
+def _statx_entry(dirfd: int, name: bytes, flags: int, mask: int, filename: Any) -> Operation:
+    buf = ctypes.create_string_buffer(abi.STATX_SIZE)
+    return entry(abi.Op.STATX, fd=dirfd, addr=name, len=args.c_uint(mask),
+                 op_flags=args.u32(flags), off=buf, data=buf, filename=filename)  # fmt: skip
+
+
+@declare(abi.Op.STATX, since="5.6", result=statx_record, blocking=_statx)
+def statx(
+    path: StrOrBytesPath,
+    *,
+    dir_fd: int | None = None,
+    follow_symlinks: bool = True,
+    mask: int = BASIC_STATX,
+    flags: int = 0,
+) -> Operation:
+    """statx(2) on a path; `mask` is STATX_* bits (add StatxMask.DIOALIGN for O_DIRECT)."""
+    flags = args.c_int(flags) | (0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW)
+    name = args.path(path) if flags & abi.AT_EMPTY_PATH else _path(path)
+    return _statx_entry(args.dir_fd(dir_fd), name, flags, mask, path)
+
+
+@declare(abi.Op.STATX, since="5.6", result=statx_record, blocking=_fstatx)
+def fstatx(fd: int, *, mask: int = BASIC_STATX) -> Operation:
+    """statx(2) of an open file descriptor."""
+    fd, mask = args.c_int(fd), args.c_uint(mask)
+    return _statx_entry(_no_negative_fd(fd, mask), b"\0", abi.AT_EMPTY_PATH, mask, None)
+
+
+@declare(abi.Op.STATX, since="5.6", result=stat_record, blocking=_stat)
+def stat(
+    path: StrOrBytesPath, *, dir_fd: int | None = None, follow_symlinks: bool = True
+) -> Operation:
+    """Like os.stat(), through statx on the ring (an int `path` is a descriptor)."""
+    if isinstance(path, int):
+        return _statx_entry(_no_negative_fd(args.c_int(path)), b"\0", abi.AT_EMPTY_PATH,
+                            BASIC_STATX, None)  # fmt: skip
+    flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
+    return _statx_entry(args.dir_fd(dir_fd), _path(path), flags, BASIC_STATX, path)
+
+
+@declare(abi.Op.STATX, since="5.6", result=stat_record, blocking=os.fstat)
+def fstat(fd: int) -> Operation:
+    """Like os.fstat(), through statx on the ring."""
+    fd = _no_negative_fd(args.c_int(fd))
+    return _statx_entry(fd, b"\0", abi.AT_EMPTY_PATH, BASIC_STATX, None)
+
+
+# === 5.11 =======================================================================================
+
+
+@declare(abi.Op.RENAMEAT, since="5.11", result=nothing, blocking=_rename)
+def rename(
+    src: StrOrBytesPath,
+    dst: StrOrBytesPath,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    flags: int = 0,
+) -> Operation:
+    """renameat2(2); flags are RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), ..."""
+    # The new directory goes in `len`, the new path in `addr2` (off).
+    return entry(
+        abi.Op.RENAMEAT,
+        fd=args.dir_fd(src_dir_fd),
+        addr=_path(src),
+        len=args.u32(args.dir_fd(dst_dir_fd)),
+        off=_path(dst),
+        op_flags=args.c_uint(flags),
+        filename=src,
+        filename2=dst,
+    )
+
+
+@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=os.unlink)
+def unlink(path: StrOrBytesPath, *, dir_fd: int | None = None) -> Operation:
+    """unlinkat(2), like os.unlink."""
+    return entry(abi.Op.UNLINKAT, fd=args.dir_fd(dir_fd), addr=_path(path), filename=path)
+
+
+@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=os.rmdir)
+def rmdir(path: StrOrBytesPath, *, dir_fd: int | None = None) -> Operation:
+    """unlinkat(2) with AT_REMOVEDIR, like os.rmdir."""
+    return entry(abi.Op.UNLINKAT, fd=args.dir_fd(dir_fd), addr=_path(path),
+                 op_flags=abi.AT_REMOVEDIR, filename=path)  # fmt: skip
+
+
+# === 5.15 =======================================================================================
+
+
+@declare(abi.Op.MKDIRAT, since="5.15", result=nothing, blocking=os.mkdir)
+def mkdir(path: StrOrBytesPath, mode: int = 0o777, *, dir_fd: int | None = None) -> Operation:
+    """mkdirat(2), like os.mkdir."""
+    return entry(abi.Op.MKDIRAT, fd=args.dir_fd(dir_fd), addr=_path(path),
+                 len=args.u32(args.c_int(mode)), filename=path)  # fmt: skip
+
+
+@declare(abi.Op.SYMLINKAT, since="5.15", result=nothing, blocking=_symlink)
+def symlink(
+    target: StrOrBytesPath, link: StrOrBytesPath, *, dir_fd: int | None = None
+) -> Operation:
+    """symlinkat(2): make `link` a symbolic link to `target`, like os.symlink."""
+    # The link's path goes in `addr2` (off).
+    return entry(abi.Op.SYMLINKAT, fd=args.dir_fd(dir_fd), addr=_path(target),
+                 off=_path(link), filename=target, filename2=link)  # fmt: skip
+
+
+@declare(abi.Op.LINKAT, since="5.15", result=nothing, blocking=_link)
+def link(
+    src: StrOrBytesPath,
+    dst: StrOrBytesPath,
+    *,
+    src_dir_fd: int | None = None,
+    dst_dir_fd: int | None = None,
+    follow_symlinks: bool = False,
+) -> Operation:
+    """linkat(2): a hard link `dst` to `src` (follow_symlinks: link the symlink's target)."""
+    # The new directory goes in `len`, the new path in `addr2` (off).
+    return entry(
+        abi.Op.LINKAT,
+        fd=args.dir_fd(src_dir_fd),
+        addr=_path(src),
+        len=args.u32(args.dir_fd(dst_dir_fd)),
+        off=_path(dst),
+        op_flags=_AT_SYMLINK_FOLLOW if args.boolean(follow_symlinks) else 0,
+        filename=src,
+        filename2=dst,
+    )
+
+
+# === 6.9 ========================================================================================
+
+
+@declare(abi.Op.FTRUNCATE, since="6.9", result=nothing, blocking=os.ftruncate)
+def ftruncate(fd: int, length: int) -> Operation:
+    """ftruncate(2), like os.ftruncate."""
+    fd = args.c_int(fd)
+    length = args.off_t(length)
+    if length < 0:  # before the descriptor is looked at, as ftruncate(2) does
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    return entry(abi.Op.FTRUNCATE, fd=fd, off=args.u64(length))
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+def read_many_args(requests: Iterable[Any]) -> tuple[array[int], array[int], array[int]]:
+    """pread_many's requests checked (as pread checks one) and split into signed 64-bit
+    arrays (fds, sizes, offsets).
+
+    Plain ints in range are checked with a few C-level passes; anything else goes through
+    read_args one request at a time, for its exact error.
+    """
+    reqs = requests if isinstance(requests, list | tuple) else list(requests)
+    try:
+        fds, sizes, offsets = (array("q", column) for column in zip(*reqs, strict=True))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        if not fds:
+            return fds, sizes, offsets
+        if (
+            min(fds) >= 0
+            and max(fds) <= args.INT_MAX
+            and min(sizes) >= 0
+            and max(sizes) <= _POOLED_MAX
+            and min(offsets) >= -1
+        ):
+            if max(offsets) >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
+                if fds.count(fds[0]) == len(fds):
+                    check_position(fds[0], max(offsets))
+                else:
+                    for fd, offset in zip(fds, offsets, strict=True):
+                        check_position(fd, offset)
+            return fds, sizes, offsets
+    checked = [read_args(*_request(req)) for req in reqs]
+    columns = list(zip(*checked, strict=True)) or [(), (), ()]
+    fds, sizes, offsets = (array("q", column) for column in columns)
+    return fds, sizes, offsets
+
+
+def _request(req: Any) -> tuple[Any, Any, Any]:
+    try:
+        fd, size, offset = req
+    except (TypeError, ValueError):
+        raise TypeError(f"each request must be a (fd, size, offset) tuple, not {req!r}") from None
+    return fd, size, offset
+
+
+# Every declaration, by public name.
+OPERATIONS: dict[str, Spec[..., Any]] = {
+    spec.name: spec
+    for spec in (
+        nop, preadv, pwritev, fsync, fdatasync, pread, pread_many, preadinto, pwrite, open_fd,
+        close_fd, fallocate, statx, fstatx, stat, fstat, rename, unlink, rmdir, mkdir, symlink,
+        link, ftruncate,
+    )
+}  # fmt: skip
