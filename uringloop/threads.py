@@ -8,9 +8,14 @@ can share the loop's ring this way instead of making blocking system calls of th
 
 Which loop: the `loop=` argument; else the loop whose run_in_executor job this thread is
 running (asyncio.to_thread goes through run_in_executor); else the loop whose task this
-code runs for (the `uringloop._loop.current_loop` context variable); else the one
-uringloop Loop running in this process, if exactly one is. Calling from the loop's own
-thread raises RuntimeError: the loop would wait for itself.
+code runs for (the `uringloop._loop.current_loop` context variable); else, unless this
+thread runs an event loop of its own, the one uringloop Loop running in this process, if
+exactly one is. When none of these gives a loop (no uringloop loop runs, this thread runs
+another event loop such as stock asyncio's, or several uringloop loops run and this
+thread belongs to none of them), each function makes the plain os call itself, in the
+calling thread, as uringloop.open falls back to the executor: code that uses this module
+works everywhere, and gets the ring where a uringloop loop serves it. Calling from the
+loop's own thread raises RuntimeError: the loop would wait for itself.
 
     def worker(path):
         fd = uringloop.threads.open(path)
@@ -26,14 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import io
 import os
 import threading
 import weakref
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
 
 from . import _loop
 from ._loop import Loop
+from ._ops import StatxResult
 from ._ring.abi import StatxMask
 
 __all__ = [
@@ -59,12 +67,14 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 _BASIC = int(StatxMask.BASIC_STATS | StatxMask.BTIME)
 _READ_CHUNK = 1 << 20  # bytes per pread in read_file
 
 
-def default_loop() -> Loop:
-    """The loop the functions here use when not given one (see the module docstring)."""
+def default_loop() -> Loop | None:
+    """The loop the functions here use when not given one (see the module docstring), or
+    None when no uringloop loop serves this thread: the functions then call os directly."""
     job_loop: weakref.ref[Loop] | None = getattr(_loop.executor_loop, "loop", None)
     loop = job_loop() if job_loop is not None else None
     if loop is not None and loop.is_running():
@@ -72,26 +82,23 @@ def default_loop() -> Loop:
     loop = _loop.current_loop.get()
     if loop is not None and loop.is_running():
         return loop
+    here = asyncio.events._get_running_loop()
+    if here is not None:
+        # This thread runs a loop: its own (refused by _target), or another kind (direct).
+        return here if isinstance(here, Loop) else None
     running = [
         candidate
         for candidate in list(_loop._loops)
         if candidate.is_running() and not candidate.is_closed()
     ]
-    if len(running) == 1:
-        return running[0]
-    if not running:
-        raise RuntimeError(
-            "no uringloop loop is running: start one (uringloop.run) or pass loop=..."
-        )
-    raise RuntimeError(
-        f"{len(running)} uringloop loops are running and this thread belongs to none of "
-        "them: pass loop=... to say which one serves this call"
-    )
+    return running[0] if len(running) == 1 else None
 
 
 def _target(loop: Loop | None) -> Loop:
     if loop is None:
         loop = default_loop()
+        if loop is None:
+            raise RuntimeError("no uringloop loop serves this thread: pass loop=...")
     elif not isinstance(loop, Loop):
         raise TypeError(f"loop must be a uringloop Loop, not {type(loop).__name__}")
     # BaseEventLoop records the thread running it; waiting on it from there never ends.
@@ -102,6 +109,76 @@ def _target(loop: Loop | None) -> Loop:
             "(or uringloop.open) there instead"
         )
     return loop
+
+
+def _or_direct(direct: Callable[..., Any]) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """Run the function on the loop that serves this thread; when no loop= is given and
+    none serves it, call `direct` (the plain os call) in this thread instead, with the
+    same arguments less `loop` and `timeout` (a blocking system call has no timeout)."""
+
+    def decorate(func: Callable[_P, _T]) -> Callable[_P, _T]:
+        @functools.wraps(func)
+        def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            options: dict[str, Any] = dict(kwargs)
+            if options.get("loop") is None:
+                options["loop"] = default_loop()
+                if options["loop"] is None:
+                    del options["loop"]
+                    options.pop("timeout", None)
+                    return cast(_T, direct(*args, **options))
+            return cast(Any, func)(*args, **options)  # type: ignore[no-any-return]
+
+        return call
+
+    return decorate
+
+
+# The direct calls: what each function does when no uringloop loop serves this thread.
+
+
+def _direct_pread(fd: int, size: int, offset: int) -> bytes:
+    return os.read(fd, size) if offset < 0 else os.pread(fd, size, offset)
+
+
+def _direct_preadinto(fd: int, buffer: Any, offset: int) -> int:
+    return os.readv(fd, [buffer]) if offset < 0 else os.preadv(fd, [buffer], offset)
+
+
+def _direct_pwrite(fd: int, data: Any, offset: int) -> int:
+    return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+
+
+def _direct_pwrite_all(fd: int, data: Any, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = _direct_pwrite(fd, view[done:], offset if offset < 0 else offset + done)
+        if n == 0:
+            raise OSError(5, "write returned 0 bytes")  # EIO
+        done += n
+
+
+def _direct_read_file(path: Any) -> bytes:
+    with io.FileIO(path, "r") as f:
+        return f.readall()
+
+
+def _direct_write_file(path: Any, data: Any) -> None:
+    with io.FileIO(path, "w") as f:
+        _direct_pwrite_all(f.fileno(), data, 0)
+
+
+def _direct_open(
+    path: Any, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+) -> int:
+    return os.open(path, flags | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+
+
+def _direct_statx(
+    path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True, mask: int = _BASIC
+) -> StatxResult:
+    # os.stat's fields (no birth time, no DIO alignment: `mask` says which are there).
+    return StatxResult.from_stat(os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks))
 
 
 def _wait(future: concurrent.futures.Future[_T], timeout: float | None) -> _T:
@@ -120,6 +197,7 @@ def _run_coroutine(loop: Loop, coro: Coroutine[Any, Any, _T], timeout: float | N
 # -- data ----------------------------------------------------------------------------------
 
 
+@_or_direct(_direct_pread)
 def pread(
     fd: int, size: int, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> bytes:
@@ -127,6 +205,7 @@ def pread(
     return _wait(_target(loop).threadsafe.pread(fd, size, offset), timeout)
 
 
+@_or_direct(_direct_preadinto)
 def preadinto(
     fd: int, buffer: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> int:
@@ -134,6 +213,7 @@ def preadinto(
     return _wait(_target(loop).threadsafe.preadinto(fd, buffer, offset), timeout)
 
 
+@_or_direct(_direct_pwrite)
 def pwrite(
     fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> int:
@@ -141,6 +221,7 @@ def pwrite(
     return _wait(_target(loop).threadsafe.pwrite(fd, data, offset), timeout)
 
 
+@_or_direct(_direct_pwrite_all)
 def pwrite_all(
     fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
@@ -155,6 +236,7 @@ def pwrite_all(
         done += n
 
 
+@_or_direct(_direct_read_file)
 def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
     """The whole content of the file at `path`: open, preads to EOF, close."""
     target = _target(loop)
@@ -173,6 +255,7 @@ def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = No
         _wait(target.threadsafe.close_fd(fd), timeout)
 
 
+@_or_direct(_direct_write_file)
 def write_file(
     path: Any, data: Any, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
@@ -189,6 +272,7 @@ def write_file(
 # -- descriptors -----------------------------------------------------------------------------
 
 
+@_or_direct(_direct_open)
 def open(  # the os.open of this module, as os.open shadows nothing there either
     path: Any,
     flags: int = os.O_RDONLY,
@@ -202,18 +286,22 @@ def open(  # the os.open of this module, as os.open shadows nothing there either
     return _wait(_target(loop).threadsafe.open_fd(path, flags, mode, dir_fd=dir_fd), timeout)
 
 
+@_or_direct(os.close)
 def close(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
     _wait(_target(loop).threadsafe.close_fd(fd), timeout)
 
 
+@_or_direct(os.fsync)
 def fsync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
     _wait(_target(loop).threadsafe.fsync(fd), timeout)
 
 
+@_or_direct(os.fdatasync)
 def fdatasync(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> None:
     _wait(_target(loop).threadsafe.fdatasync(fd), timeout)
 
 
+@_or_direct(os.ftruncate)
 def ftruncate(
     fd: int, length: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
@@ -221,6 +309,7 @@ def ftruncate(
     _run_coroutine(target, target.ftruncate(fd, length), timeout)
 
 
+@_or_direct(os.fstat)
 def fstat(fd: int, *, loop: Loop | None = None, timeout: float | None = None) -> os.stat_result:
     return _wait(_target(loop).threadsafe.fstatx(fd), timeout).to_stat_result()
 
@@ -228,6 +317,7 @@ def fstat(fd: int, *, loop: Loop | None = None, timeout: float | None = None) ->
 # -- paths ------------------------------------------------------------------------------------
 
 
+@_or_direct(_direct_statx)
 def statx(
     path: Any,
     *,
@@ -244,6 +334,7 @@ def statx(
     return _wait(future, timeout)
 
 
+@_or_direct(os.stat)
 def stat(
     path: Any,
     *,
@@ -259,12 +350,14 @@ def stat(
     return result.to_stat_result()  # type: ignore[no-any-return]
 
 
+@_or_direct(os.unlink)
 def unlink(
     path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
     _wait(_target(loop).threadsafe.unlink(path, dir_fd=dir_fd), timeout)
 
 
+@_or_direct(os.mkdir)
 def mkdir(
     path: Any,
     mode: int = 0o777,
@@ -276,6 +369,7 @@ def mkdir(
     _wait(_target(loop).threadsafe.mkdir(path, mode, dir_fd=dir_fd), timeout)
 
 
+@_or_direct(os.rmdir)
 def rmdir(
     path: Any, *, dir_fd: int | None = None, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
@@ -283,5 +377,6 @@ def rmdir(
     _run_coroutine(target, target.rmdir(path, dir_fd=dir_fd), timeout)
 
 
+@_or_direct(os.rename)
 def rename(src: Any, dst: Any, *, loop: Loop | None = None, timeout: float | None = None) -> None:
     _wait(_target(loop).threadsafe.rename(src, dst), timeout)
