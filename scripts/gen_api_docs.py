@@ -46,7 +46,15 @@ RETURNED_TYPES = {
             "uringloop._files.AsyncBufferedFile",
             "uringloop._files.AsyncTextFile",
         ],
-    )
+    ),
+    "uringloop.tempfile": (
+        "Types returned by uringloop.tempfile",
+        [
+            "uringloop.tempfile.NamedTemporaryFileWrapper",
+            "uringloop.tempfile.SpooledTemporaryFileWrapper",
+            "uringloop.tempfile.TemporaryDirectoryWrapper",
+        ],
+    ),
 }
 # Classes whose undocumented methods mirror another class's methods:
 # {class name: (the other class, dotted; text for a method without a docstring; whether to
@@ -62,6 +70,21 @@ MIRRORS = {
     "AsyncBufferedFile": ("io.BufferedRandom", "{awaited}`io.BufferedRandom.{name}`.", False),
     "AsyncTextFile": ("io.TextIOWrapper", "{awaited}`io.TextIOWrapper.{name}`.", False),
     "_Path": ("os.path", "{awaited}`os.path.{name}`.", False),
+    "AsyncStandardTextStream": (
+        "io.TextIOWrapper",
+        "{awaited}`io.TextIOWrapper.{name}`, of the stream at the time of the call.",
+        False,
+    ),
+    "AsyncStandardBinaryStream": (
+        "io.BufferedRandom",
+        "{awaited}`io.BufferedRandom.{name}`, of the stream at the time of the call.",
+        False,
+    ),
+    "SpooledTemporaryFileWrapper": (
+        "tempfile.SpooledTemporaryFile",
+        "{awaited}`tempfile.SpooledTemporaryFile.{name}`.",
+        False,
+    ),
 }
 
 # Modules whose undocumented functions are counterparts of another module's:
@@ -351,6 +374,10 @@ def _function_doc(qualname: str, func: Any) -> str:
     return text.format(name=name)
 
 
+# {class: the first public object of that class rendered}: later ones refer to it.
+_objects_rendered: dict[type, str] = {}
+
+
 def render_object(qualname: str, obj: Any, out: list[str]) -> None:
     if isinstance(obj, type):
         render_class(qualname, obj, out)
@@ -374,7 +401,12 @@ def render_object(qualname: str, obj: Any, out: list[str]) -> None:
         out.append(f"### module `{qualname}`\n")
         out.append(f"See [{obj.__name__}](#module-{obj.__name__.replace('.', '')}).\n")
     elif type(obj).__module__.startswith(PACKAGE + "."):
-        render_class(qualname, type(obj), out, constructor=False, kind="object")
+        first = _objects_rendered.setdefault(type(obj), qualname)
+        if first == qualname:
+            render_class(qualname, type(obj), out, constructor=False, kind="object")
+        else:  # another instance of a class rendered above (uringloop.stdout, ...)
+            out.append(f"### object `{qualname}`\n")
+            out.append(f"Like `{first}` (the same methods), for `{_short_repr(obj)}`.\n")
     else:
         out.append(f"### `{qualname}`\n")
         out.append(f"*{type(obj).__name__}*, `{_short_repr(obj)}`\n")
@@ -448,6 +480,7 @@ def render_module(module: ModuleType, out: list[str]) -> None:
 
 
 def render() -> str:
+    _objects_rendered.clear()
     out = [HEADER]
     modules = public_modules()
     out.append("Modules: " + ", ".join(f"[{m.__name__}](#module-{_anchor(m)})" for m in modules))

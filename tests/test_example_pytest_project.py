@@ -49,3 +49,11 @@ def test_example_project_fails_without_the_plugin(tmp_path: Path) -> None:
     result = _run(project, "-o", "uringloop=false", "-k", "test_runs_on_uringloop")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed" in result.stdout.splitlines()[-1], result.stdout
+
+
+def test_without_the_plugin_the_run_says_how_to_turn_it_on(tmp_path: Path) -> None:
+    project = tmp_path / "pytest_project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+    result = _run(project, "-o", "uringloop=false")
+    assert result.returncode == 2, result.stdout + result.stderr  # stopped at collection
+    assert "run pytest --uringloop" in result.stdout, result.stdout

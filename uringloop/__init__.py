@@ -18,13 +18,16 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import warnings
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+# Every name bound here shows in dir(uringloop): helper modules are imported under private
+# names, typing names only for the type checker, and public names are re-exported
+# explicitly (`from x import y as y`, listed in __all__).
+import asyncio as _asyncio
+import sys as _sys
+import typing as _typing
+import warnings as _warnings
 
 from . import os as os
+from . import tempfile as tempfile
 from . import threads as threads
 from ._aligned import aligned_buffer as aligned_buffer
 from ._errors import LoopClosedError as LoopClosedError
@@ -35,6 +38,17 @@ from ._loop import UringStats as UringStats
 from ._ops import StatxResult as StatxResult
 from ._ops import StatxTimestamp as StatxTimestamp
 from ._ring.abi import StatxMask as StatxMask
+from ._stdio import stderr as stderr
+from ._stdio import stderr_bytes as stderr_bytes
+from ._stdio import stdin as stdin
+from ._stdio import stdin_bytes as stdin_bytes
+from ._stdio import stdout as stdout
+from ._stdio import stdout_bytes as stdout_bytes
+
+if _typing.TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable, Coroutine
+    from typing import Any
 
 __all__ = [
     "Loop",
@@ -49,12 +63,19 @@ __all__ = [
     "open",
     "os",
     "run",
+    "stderr",
+    "stderr_bytes",
+    "stdin",
+    "stdin_bytes",
+    "stdout",
+    "stdout_bytes",
+    "tempfile",
     "threads",
 ]
 
 __version__ = "0.1.0.dev0"
 
-_T = TypeVar("_T")
+_T = _typing.TypeVar("_T")
 
 
 def new_event_loop() -> Loop:
@@ -69,11 +90,11 @@ def run(
     debug: bool | None = None,
 ) -> _T:
     """Run a coroutine on a new uringloop Loop, like asyncio.run (and uvloop.run)."""
-    if not asyncio.iscoroutine(main):
+    if not _asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     factory = loop_factory or new_event_loop
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+    if _sys.version_info >= (3, 11):
+        with _asyncio.Runner(debug=debug, loop_factory=factory) as runner:
             return runner.run(main)
     return _run_py310(main, factory, debug)  # pragma: no cover - Python 3.10 only
 
@@ -83,30 +104,30 @@ def _run_py310(  # pragma: no cover - Python 3.10 only
     factory: Callable[[], asyncio.AbstractEventLoop],
     debug: bool | None,
 ) -> _T:
-    if asyncio.events._get_running_loop() is not None:
+    if _asyncio.events._get_running_loop() is not None:
         raise RuntimeError("uringloop.run() cannot be called from a running event loop")
     loop = factory()
     try:
-        asyncio.set_event_loop(loop)
+        _asyncio.set_event_loop(loop)
         if debug is not None:
             loop.set_debug(debug)
         return loop.run_until_complete(main)
     finally:
         try:
-            tasks = asyncio.all_tasks(loop)
+            tasks = _asyncio.all_tasks(loop)
             for task in tasks:
                 task.cancel()
             if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(_asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
-            asyncio.set_event_loop(None)
+            _asyncio.set_event_loop(None)
             loop.close()
 
 
 def _policy_class() -> type:
-    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    class EventLoopPolicy(_asyncio.DefaultEventLoopPolicy):
         """An event loop policy whose new loops are uringloop Loops (deprecated in 3.14+)."""
 
         def _loop_factory(self) -> Loop:
@@ -118,7 +139,7 @@ def _policy_class() -> type:
     return EventLoopPolicy
 
 
-_DEPRECATED = sys.version_info >= (3, 14)
+_DEPRECATED = _sys.version_info >= (3, 14)
 _lazy: dict[str, Any] = {}
 
 
@@ -128,7 +149,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'uringloop' has no attribute {name!r}")
     if _DEPRECATED:
         replacement = "uringloop.run() or asyncio.Runner(loop_factory=uringloop.new_event_loop)"
-        warnings.warn(
+        _warnings.warn(
             f"uringloop.{name} is deprecated, as asyncio's policies are from Python 3.14; "
             f"use {replacement}",
             DeprecationWarning,
@@ -139,8 +160,11 @@ def __getattr__(name: str) -> Any:
 
         def install() -> None:
             """Make uringloop the default event loop (sets a uringloop EventLoopPolicy)."""
-            asyncio.set_event_loop_policy(policy())
+            _asyncio.set_event_loop_policy(policy())
 
         _lazy["EventLoopPolicy"] = policy
         _lazy["install"] = install
     return _lazy[name]
+
+
+del annotations  # bound by the __future__ import; not part of the API

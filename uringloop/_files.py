@@ -388,6 +388,24 @@ def _closed_error(message: str = "I/O operation on closed file") -> ValueError:
     return ValueError(message)
 
 
+class _Detached:
+    """Stands in for the layer below once detach() has handed the descriptor over: any
+    use of it raises the ValueError the built-in objects raise after their detach()."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __getattr__(self, name: str) -> Any:
+        raise ValueError(self._message)
+
+
+def _check_can_detach(lock: asyncio.Lock) -> None:
+    if lock.locked():
+        raise RuntimeError("detach() while another call on this file is in progress")
+
+
 # -- raw ------------------------------------------------------------------------------------
 
 
@@ -1116,6 +1134,40 @@ class AsyncBufferedFile(_FileBase):
         self._drop_read_buffer()
         return await self.raw._truncate(size)
 
+    # -- detaching
+
+    def detach(self) -> io.FileIO:
+        """Hand the descriptor over: return a blocking io.FileIO over it, at this file's
+        position, and leave this object unusable (ValueError), as aiofiles' detach()
+        returns the blocking object below. Buffered writes go out first, with blocking
+        writes of at most buffer_size bytes, as the built-in detach() does."""
+        raw = self.raw
+        raw._check_closed()
+        _check_can_detach(self._lock)
+        # Write what is buffered (blocking, like the built-in), then forget the read-ahead
+        # so that the descriptor's offset below is the logical position.
+        data = memoryview(bytes(self._wbuf))
+        while data:
+            if raw._appending or not raw._seekable:
+                n = os.write(raw._fd, data)
+                if raw._seekable:
+                    raw._pos = os.lseek(raw._fd, 0, os.SEEK_CUR)  # O_APPEND: the end
+            else:
+                n = os.pwrite(raw._fd, data, raw._pos)
+                raw._pos += n
+            if n == 0:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            data = data[n:]
+            del self._wbuf[:n]
+        self._drop_read_buffer()
+        blocking = io.FileIO(raw._fd, raw.mode, closefd=raw._closefd)
+        blocking.name = raw.name
+        if raw._seekable:
+            blocking.seek(raw._pos)  # after FileIO(), which seeks to the end in append modes
+        raw._closed_flag = True  # the descriptor is the FileIO's now: never closed here
+        self.raw = _Detached("raw stream has been detached")  # type: ignore[assignment]
+        return blocking
+
     # -- closing
 
     async def _close(self) -> None:
@@ -1149,12 +1201,14 @@ class AsyncBufferedFile(_FileBase):
         return closed
 
     def __del__(self) -> None:
-        if getattr(self, "raw", None) is None or self.raw._closed_flag:
+        if not isinstance(getattr(self, "raw", None), AsyncFileIO) or self.raw._closed_flag:
             return
         if self._close_sync():
             warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:
+        if isinstance(self.raw, _Detached):
+            return "<uringloop.AsyncBufferedFile [detached]>"
         return f"<uringloop.AsyncBufferedFile name={self.name!r} mode={self.mode!r}>"
 
 
@@ -1620,6 +1674,30 @@ class AsyncTextFile(_FileBase):
             await self._flush()
             return await self.buffer._truncate(pos)
 
+    # -- detaching
+
+    def detach(self) -> io.BufferedIOBase:
+        """Hand the descriptor over: return a blocking io.BufferedReader, BufferedWriter
+        or BufferedRandom over it, at the position of the bytes read so far, and leave
+        this object unusable (ValueError), as aiofiles' detach() returns the blocking
+        object below. Pending text is encoded and written first, with blocking writes."""
+        buffer = self.buffer
+        self._check_closed()
+        _check_can_detach(self._lock)
+        if self._pending:
+            buffer._wbuf += b"".join(self._pending)
+            self._pending.clear()
+            self._pending_count = 0
+        readable, writable = buffer.raw._readable, buffer.raw._writable
+        size = buffer.buffer_size
+        raw = buffer.detach()
+        self.buffer = _Detached("underlying buffer has been detached")  # type: ignore[assignment]
+        if readable and writable:
+            return io.BufferedRandom(raw, size)
+        if readable:
+            return io.BufferedReader(raw, size)
+        return io.BufferedWriter(raw, size)
+
     # -- closing
 
     async def _close(self) -> None:
@@ -1632,7 +1710,7 @@ class AsyncTextFile(_FileBase):
 
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)
-        if buffer is None or buffer.raw._closed_flag:
+        if not isinstance(buffer, AsyncBufferedFile) or buffer.raw._closed_flag:
             return
         if self._pending:
             buffer._wbuf += b"".join(self._pending)
@@ -1641,6 +1719,8 @@ class AsyncTextFile(_FileBase):
             warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:
+        if isinstance(self.buffer, _Detached):
+            return f"<uringloop.AsyncTextFile [detached] mode={self.mode!r}>"
         return (
             f"<uringloop.AsyncTextFile name={self.name!r} mode={self.mode!r} "
             f"encoding={self.encoding!r}>"

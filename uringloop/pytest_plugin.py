@@ -16,6 +16,12 @@ Why the hook implementation is registered only when active: pytest-asyncio param
 every async test as soon as any implementation of the hook exists, and treats a None
 result (all implementations declined) as a usage error. A module-level hook function here
 would therefore change every project that merely has uringloop installed.
+Without the option, a test that names loops (`loop_factories=[...]`) that this plugin
+offers, in a project with no other implementation of the hook, stops the run at collection
+with a message naming `--uringloop` (pytest-asyncio's own would only say that no hook is
+implemented). Registering the factories always, so that such a marker worked without the
+option, was considered and not done: it would be a hook implementation, and so parametrise
+every async test of every project that has uringloop installed (see above).
 Why trylast: a project's own conftest.py implementation (like this repository's `loops`
 marker) is a more specific choice than a plugin's default, so it wins (firstresult).
 Async fixtures requested only by sync tests are not parametrised by pytest-asyncio, so
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 
 import pytest
 
@@ -112,6 +118,32 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if not config.pluginmanager.has_plugin(_REGISTERED_NAME):
         config.pluginmanager.register(UringloopFactories(), _REGISTERED_NAME)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> Generator[None, None, None]:
+    """Inactive plugin, a test naming our loops and no other hook implementation: say
+    how to turn the plugin on, before pytest-asyncio fails with its generic message."""
+    _check_named_loops(metafunc)
+    yield
+
+
+def _check_named_loops(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    caller = getattr(config.hook, _HOOK, None)
+    if caller is None or caller.get_hookimpls() or is_active(config):
+        return  # no pytest-asyncio 1.4+, or somebody implements the hook: not our case
+    marker = metafunc.definition.get_closest_marker("asyncio")
+    names = marker.kwargs.get("loop_factories") if marker is not None else None
+    if not names or isinstance(names, str) or not set(names) & set(LOOP_FACTORIES):
+        return
+    pytest.fail(
+        f"{metafunc.definition.nodeid}: @pytest.mark.asyncio(loop_factories={list(names)!r}) "
+        "names loops of uringloop's pytest plugin, which is off: run pytest --uringloop, or "
+        "set `uringloop = true` in the pytest configuration ([tool.pytest.ini_options] in "
+        "pyproject.toml, or pytest.ini)",
+        pytrace=False,
+    )
 
 
 class UringloopFactories:

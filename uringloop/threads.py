@@ -8,9 +8,15 @@ can share the loop's ring this way instead of making blocking system calls of th
 
 Which loop: the `loop=` argument; else the loop whose run_in_executor job this thread is
 running (asyncio.to_thread goes through run_in_executor); else the loop whose task this
-code runs for (the `uringloop._loop.current_loop` context variable); else the one
-uringloop Loop running in this process, if exactly one is. Calling from the loop's own
-thread raises RuntimeError: the loop would wait for itself.
+code runs for (the `uringloop._loop.current_loop` context variable); else, unless this
+thread runs an event loop of its own, the one uringloop Loop running in this process, if
+exactly one is. When none of these gives a loop (no uringloop loop runs, this thread runs
+another event loop such as stock asyncio's, or several uringloop loops run and this
+thread belongs to none of them), each function makes the plain os call itself (the
+operation's declared blocking counterpart), in the calling thread, as uringloop.open
+falls back to the executor: code that uses this module works everywhere, and gets the
+ring where a uringloop loop serves it. Calling from the loop's own thread raises
+RuntimeError: the loop would wait for itself.
 
 Every function takes `loop=` and `timeout=` (seconds) besides the os function's
 arguments. When the timeout expires, an operation the loop has not taken yet is dropped
@@ -23,6 +29,7 @@ still happen then, and an open's descriptor is closed when it does.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import threading
@@ -68,8 +75,9 @@ _T = TypeVar("_T")
 _READ_CHUNK = 1 << 20  # bytes per pread in read_file
 
 
-def default_loop() -> Loop:
-    """The loop the functions here use when not given one (see the module docstring)."""
+def default_loop() -> Loop | None:
+    """The loop the functions here use when not given one (see the module docstring), or
+    None when no uringloop loop serves this thread: the functions then call os directly."""
     job_loop: weakref.ref[Loop] | None = getattr(_loop.executor_loop, "loop", None)
     loop = job_loop() if job_loop is not None else None
     if loop is not None and loop.is_running():
@@ -77,26 +85,24 @@ def default_loop() -> Loop:
     loop = _loop.current_loop.get()
     if loop is not None and loop.is_running():
         return loop
+    here = asyncio.events._get_running_loop()
+    if here is not None:
+        # This thread runs a loop: its own (refused by _target), or another kind (direct).
+        return here if isinstance(here, Loop) else None
     running = [
         candidate
         for candidate in list(_loop._loops)
         if candidate.is_running() and not candidate.is_closed()
     ]
-    if len(running) == 1:
-        return running[0]
-    if not running:
-        raise RuntimeError(
-            "no uringloop loop is running: start one (uringloop.run) or pass loop=..."
-        )
-    raise RuntimeError(
-        f"{len(running)} uringloop loops are running and this thread belongs to none of "
-        "them: pass loop=... to say which one serves this call"
-    )
+    return running[0] if len(running) == 1 else None
 
 
-def _target(loop: Loop | None) -> Loop:
+def _target(loop: Loop | None) -> Loop | None:
+    """The loop serving this call (`loop=`, or default_loop()); None: call os directly."""
     if loop is None:
         loop = default_loop()
+        if loop is None:
+            return None
     elif not isinstance(loop, Loop):
         raise TypeError(f"loop must be a uringloop Loop, not {type(loop).__name__}")
     # BaseEventLoop records the thread running it; waiting on it from there never ends.
@@ -192,22 +198,26 @@ class _Waiter:
         raise error
 
 
-def _submit(loop: Loop | None, op: Operation, timeout: float | None) -> Any:
-    target = _target(loop)
+def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
     waiter = _Waiter(op)
     op.waiter = waiter
-    target.threadsafe.submit(op)
-    return waiter.result(target, timeout)
+    loop.threadsafe.submit(op)
+    return waiter.result(loop, timeout)
 
 
 def _blocking(spec: Spec[..., _T]) -> Callable[..., _T]:
     """The blocking function for a declared operation: build it here (a bad argument
-    raises in this thread), queue it on the loop, wait for its completion."""
+    raises in this thread), queue it on the loop, wait for its completion; or, where no
+    loop serves this thread, the declaration's blocking call in this thread."""
     build = spec.build
+    blocking = spec.blocking
 
     def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,
              **kwargs: Any) -> _T:  # fmt: skip
-        return _submit(loop, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
+        target = _target(loop)
+        if target is None:
+            return blocking(*args, **kwargs)
+        return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
 
     call.__name__ = call.__qualname__ = spec.name
     call.__doc__ = spec.doc

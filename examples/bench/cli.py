@@ -1,11 +1,14 @@
 """The command line shared by the suite and by every benchmark run alone; output formats.
 
     python -m examples.bench [NAME ...] [--quick] [--reps N] [--duration S]
-                             [--file-mib N] [--dir PATH] [--no-fio]
+                             [--file-mib N] [--dir PATH] [--no-fio] [--keep]
                              [--json [PATH]] [--markdown PATH] [--plot [PATH]]
 
 The markdown report goes to stdout (unless --json -); --json writes the same data as
-JSON, --plot a PNG chart (matplotlib). Benchmarks run in the order given.
+JSON, --plot a PNG chart (matplotlib). Benchmarks run in the order given. --quick is a
+smoke test (one short repetition each): it reports what ran, and evaluates no targets.
+Rows whose peer library is not installed are skipped with that reason. The data files a
+run makes are removed at its end unless --keep is given.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ import sys
 import time
 from typing import Any
 
-from .common import Config, Report, Row, machine_info, ratio, reference_row, report_to_json
+from .common import (
+    Config,
+    Report,
+    Row,
+    machine_info,
+    ratio,
+    reference_row,
+    remove_created,
+    report_to_json,
+)
 
 BENCHES = ("iotest", "randread", "seqread", "wakeup", "overhead")
 
@@ -38,6 +50,9 @@ def parse_args(argv: list[str] | None, only: list[str] | None) -> argparse.Names
     p.add_argument("--file-mib", type=int, help="size of the data file in MiB (default 256)")
     p.add_argument("--dir", help="where data files live (default /var/tmp/uringloop-bench)")
     p.add_argument("--no-fio", action="store_true", help="do not run fio")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the data files made for the run (reused later)"
+    )
     p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write JSON (- = stdout)")
     p.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
     p.add_argument("--plot", nargs="?", const="bench.png", metavar="PATH", help="write a PNG chart")
@@ -62,13 +77,20 @@ def main(argv: list[str] | None = None, only: list[str] | None = None) -> int:
     machine = machine_info(cfg)
     reports: list[Report] = []
     started = time.perf_counter()
-    for name in args.benches:
-        module = importlib.import_module(f"examples.bench.{name}")
-        t0 = time.perf_counter()
-        print(f"# running {name} ...", file=sys.stderr, flush=True)
-        report: Report = module.run(cfg)
-        print(f"# {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        reports.append(report)
+    try:
+        for name in args.benches:
+            module = importlib.import_module(f"examples.bench.{name}")
+            t0 = time.perf_counter()
+            print(f"# running {name} ...", file=sys.stderr, flush=True)
+            report: Report = module.run(cfg)
+            if cfg.quick:
+                report.targets.clear()  # a smoke run measures nothing worth judging
+            print(f"# {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+            reports.append(report)
+    finally:
+        if not args.keep:
+            for path in remove_created():
+                print(f"# removed {path} (--keep keeps it)", file=sys.stderr)
     elapsed = time.perf_counter() - started
     text = render_markdown(reports, machine, command, cfg, elapsed)
     doc = {
@@ -180,6 +202,17 @@ def render_markdown(
         "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in pk.items()),
         "",
+        *(
+            [
+                "**Quick run: a smoke test.** One short repetition each, on a small file: "
+                "it shows that every benchmark runs and what each row measures; its figures "
+                "are not measurements, and no target is evaluated. A full run: "
+                "`python -m examples.bench`.",
+                "",
+            ]
+            if cfg.quick
+            else []
+        ),
         "Medians of the repetitions, competitors interleaved in one process. "
         '"X vs this" = how many times better X (the uringloop reference row) is than the '
         "row: above 1 uringloop wins, whichever way the unit points.",
@@ -193,7 +226,7 @@ def render_markdown(
             lines += render_case(report, case)
     targets = [(r.bench, t) for r in reports for t in r.targets]
     if targets:
-        lines += ["### Targets (from the issue)", "", "| benchmark | target | measured | met |"]
+        lines += ["### Targets", "", "| benchmark | target | measured | met |"]
         lines.append("|---|---|---:|---|")
         for bench, t in targets:
             met = "n/a" if t.met is None else ("yes" if t.met else "**no**")

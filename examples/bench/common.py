@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ MiB = 1 << 20
 BLOCK = 4096
 DEFAULT_DIR = "/var/tmp/uringloop-bench"
 DEFAULT_FILE_MIB = 256
+QUICK_FILE_MIB = 64
 # Offsets are drawn from a fixed table of this many random blocks (a power of two).
 OFFSET_TABLE = 1 << 15
 # One read in this many is kept and compared with os.pread after the timed run.
@@ -64,7 +65,9 @@ class Config:
             quick=quick,
             reps=reps if reps is not None else (1 if quick else 5),
             duration=duration if duration is not None else (0.05 if quick else 0.4),
-            file_mib=file_mib if file_mib is not None else DEFAULT_FILE_MIB,
+            file_mib=file_mib
+            if file_mib is not None
+            else (QUICK_FILE_MIB if quick else DEFAULT_FILE_MIB),
             directory=directory or DEFAULT_DIR,
             fio=fio,
         )
@@ -99,7 +102,7 @@ class Row:
 
 @dataclass
 class Target:
-    """One of the issue's targets, evaluated on this run's medians."""
+    """A performance goal, evaluated on this run's medians (full runs only)."""
 
     text: str
     measured: str
@@ -184,12 +187,35 @@ def run_on(name: str, coro: Coroutine[Any, Any, _T], **kwargs: Any) -> _T:
         return runner.run(coro)
 
 
-def interleaved(reps: int, impls: list[str], run_one: Callable[[str, int], None]) -> None:
-    """Run every implementation once per repetition, rotating the order each time."""
+# The other libraries the benchmarks compare with; a row needing one that is not installed
+# is skipped, with that reason, instead of stopping the run.
+PEERS = ("uvloop", "aiofiles", "aiofile", "caio", "pyuring")
+
+
+def interleaved(
+    reps: int,
+    impls: list[str],
+    run_one: Callable[[str, int], None],
+    rows: Mapping[str, Row] | None = None,
+) -> None:
+    """Run every implementation once per repetition, rotating the order each time. An
+    implementation whose peer library is missing is skipped from then on, and its row in
+    `rows` says so."""
+    missing: set[str] = set()
     for rep in range(reps):
         k = rep % len(impls) if impls else 0
         for impl in impls[k:] + impls[:k]:
-            run_one(impl, rep)
+            if impl in missing:
+                continue
+            try:
+                run_one(impl, rep)
+            except ModuleNotFoundError as exc:
+                peer = (exc.name or "").split(".")[0]
+                if peer not in PEERS:
+                    raise
+                missing.add(impl)
+                if rows is not None and impl in rows:
+                    rows[impl].skipped = f"not installed: {peer}"
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -202,9 +228,14 @@ def percentile(sorted_values: list[float], p: float) -> float:
 # -- data files ---------------------------------------------------------------------------
 
 
+# Data files (and directories) this process created; cli.main removes them at the end
+# unless --keep is given.
+CREATED: list[str] = []
+
+
 def data_file(cfg: Config, mib: int, name: str = "data") -> str:
     """A file of `mib` MiB of random bytes on cfg.directory, created once and reused."""
-    os.makedirs(cfg.directory, exist_ok=True)
+    ensure_directory(cfg)
     path = os.path.join(cfg.directory, f"{name}-{mib}M.bin")
     size = mib * MiB
     try:
@@ -219,7 +250,30 @@ def data_file(cfg: Config, mib: int, name: str = "data") -> str:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    CREATED.append(path)
     return path
+
+
+def ensure_directory(cfg: Config) -> None:
+    if not os.path.isdir(cfg.directory):
+        os.makedirs(cfg.directory)
+        CREATED.append(cfg.directory)
+
+
+def remove_created() -> list[str]:
+    """Remove the data files and directories this process created; return their paths."""
+    removed = []
+    for path in reversed(CREATED):
+        try:
+            if os.path.isdir(path):
+                os.rmdir(path)  # only if empty: other files there are not ours
+            else:
+                os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    CREATED.clear()
+    return removed
 
 
 def warm_cache(path: str) -> None:
@@ -367,7 +421,7 @@ def machine_info(cfg: Config) -> dict[str, Any]:
             commit += " + uncommitted changes in uringloop/"
     except OSError:
         pass
-    os.makedirs(cfg.directory, exist_ok=True)
+    ensure_directory(cfg)
     mnt, fstype = filesystem_of(cfg.directory)
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -229,7 +229,7 @@ def run(cfg: Config) -> Report:
             if stats is not None and impl in wake_stats and stats.foreign_submissions:
                 wake_stats[impl].append(100 * stats.wakeups_sent / stats.foreign_submissions)
 
-        interleaved(cfg.reps, list(IMPLS), one)
+        interleaved(cfg.reps, list(IMPLS), one, rows)
     finally:
         os.close(fd)
     for impl, values in wake_stats.items():

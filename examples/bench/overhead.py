@@ -128,7 +128,7 @@ def run(cfg: Config) -> Report:
         def one(name: str, rep: int, fn: Any = fn, rows: dict[str, Row] = rows) -> None:
             rows[name].samples.append(run_on(name, fn(cfg.duration)))
 
-        interleaved(cfg.reps, list(LOOPS), one)
+        interleaved(cfg.reps, list(LOOPS), one, rows)
         u, a = rows["uringloop"], rows["asyncio"]
         report.targets.append(
             target(

@@ -653,9 +653,15 @@ def _run_case(
             if isinstance(exc, BenchError) and "wrong bytes" in str(exc):
                 raise
             failed.add(impl)
-            rows[impl].skipped = f"failed: {exc!r}"[:160]
+            if direct and impl in (CAIO_SQPOLL, CAIO_URING, CAIO_AIO):
+                # caio reads into bytes objects it allocates: never aligned, so the kernel
+                # refuses O_DIRECT (EINVAL), which caio raises as a SystemError.
+                rows[impl].skipped = f"failed: caio cannot read O_DIRECT (unaligned buffers): {exc}"
+            else:
+                rows[impl].skipped = f"failed: {exc!r}"
+            rows[impl].skipped = rows[impl].skipped[:160]
 
-    interleaved(cfg.reps, list(IMPLS), one)
+    interleaved(cfg.reps, list(IMPLS), one, rows)
     for impl, values in stalls.items():
         if values:
             rows[impl].extra[STALL] = statistics.median(values)

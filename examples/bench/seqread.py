@@ -79,7 +79,7 @@ def run(cfg: Config) -> Report:
         rows[impl].samples.append(rate * CHUNK / MiB)
 
     try:
-        interleaved(cfg.reps, list(IMPLS), one)
+        interleaved(cfg.reps, list(IMPLS), one, rows)
     finally:
         os.close(fd)
     rows[SYNC].note = "QD 1"

@@ -194,7 +194,7 @@ def run(cfg: Config) -> Report:
         pooled[impl].extend(lat)
 
     try:
-        interleaved(cfg.reps, [*CASES, IDLE, BUSY], one)
+        interleaved(cfg.reps, [*CASES, IDLE, BUSY], one, {**rows, **writes})
     finally:
         os.close(fd)
     for impl, values in pooled.items():

@@ -107,25 +107,30 @@ async def test_to_thread_uses_the_loop_of_its_task(
 
 
 @pytest.mark.asyncio
-async def test_plain_thread_with_two_loops_must_choose(
+async def test_plain_thread_with_two_loops_calls_os_itself(
     tmp_path: Path, other_loop: uringloop.Loop, no_fd_leak: None
 ) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
     path = tmp_path / "f"
+    mine, theirs = loop.uring_stats(), other_loop.uring_stats()
+    # Two loops run and the thread belongs to neither: it makes the os calls itself.
     thread, box = _in_thread(lambda: threads.write_file(path, b"x"))
     await _join(thread)
-    status, exc = box[0]
-    assert status == "error" and isinstance(exc, RuntimeError)
-    assert "pass loop=" in str(exc)
-    # Naming one works.
+    assert box == [("ok", None)] and path.read_bytes() == b"x"
+    assert loop.uring_stats().foreign_submissions == mine.foreign_submissions
+    assert other_loop.uring_stats().foreign_submissions == theirs.foreign_submissions
+    # Naming one sends the work there.
     thread, box = _in_thread(lambda: threads.write_file(path, b"chosen", loop=other_loop))
     await _join(thread)
     assert box == [("ok", None)]
     assert path.read_bytes() == b"chosen"
+    assert other_loop.uring_stats().foreign_submissions > theirs.foreign_submissions
 
 
-def test_no_running_loop() -> None:
-    with pytest.raises(RuntimeError, match="no uringloop loop is running"):
-        threads.stat(".")
+def test_no_running_loop_calls_os_itself(tmp_path: Path) -> None:
+    assert threads.default_loop() is None
+    assert threads.stat(tmp_path).st_ino == os.stat(tmp_path).st_ino
 
 
 @pytest.mark.asyncio

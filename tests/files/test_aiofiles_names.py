@@ -1,0 +1,115 @@
+"""Every public name of aiofiles, aiofiles.os, aiofiles.os.path and aiofiles.tempfile has
+a counterpart in uringloop, checked name by name against the installed aiofiles: so
+`import uringloop as aiofiles` (and uringloop.os, uringloop.tempfile) finds them all."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import uringloop
+import uringloop.os
+import uringloop.tempfile
+
+aiofiles = pytest.importorskip(
+    "aiofiles", reason="aiofiles is not installed (pip install -e '.[test]' installs it)"
+)
+aiofiles_os = importlib.import_module("aiofiles.os")
+aiofiles_tempfile = importlib.import_module("aiofiles.tempfile")
+
+# (aiofiles module, its public names, our module)
+MODULES = [
+    (aiofiles, aiofiles.__all__, uringloop),
+    (aiofiles_os, aiofiles_os.__all__, uringloop.os),
+    (aiofiles_os.path, aiofiles_os.path.__all__, uringloop.os.path),
+    (aiofiles_tempfile, aiofiles_tempfile.__all__, uringloop.tempfile),
+]
+NAMES = [
+    pytest.param(theirs, name, ours, id=f"{theirs.__name__}.{name}")
+    for theirs, names, ours in MODULES
+    for name in names
+]
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature
+        return None
+
+
+def _accepts_the_same_calls(theirs: inspect.Signature, ours: inspect.Signature) -> list[str]:
+    """What a call valid for `theirs` may pass that `ours` does not take: as many
+    positional arguments, and every optional parameter by name (required ones are passed
+    positionally, and their names differ between os functions anyway)."""
+    p = inspect.Parameter
+    positional = (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    problems = []
+    ours_params = ours.parameters.values()
+    if not any(q.kind == p.VAR_POSITIONAL for q in ours_params):
+        needed = sum(q.kind in positional for q in theirs.parameters.values())
+        if sum(q.kind in positional for q in ours_params) < needed:
+            problems.append(f"{needed} positional arguments")
+    if not any(q.kind == p.VAR_KEYWORD for q in ours_params):
+        for q in theirs.parameters.values():
+            optional = q.default is not p.empty and q.kind != p.POSITIONAL_ONLY
+            if optional and q.name != "loop" and q.name not in ours.parameters:
+                problems.append(q.name)
+    return problems
+
+
+@pytest.mark.parametrize(("theirs", "name", "ours"), NAMES)
+def test_counterpart(theirs: Any, name: str, ours: Any) -> None:
+    assert hasattr(ours, name), f"uringloop has no counterpart of {theirs.__name__}.{name}"
+    their_obj, our_obj = getattr(theirs, name), getattr(ours, name)
+    if isinstance(their_obj, types.ModuleType):
+        # A module there; here a module, or (uringloop.os.path) an object with the
+        # module's names, each checked on its own above.
+        for inner in getattr(their_obj, "__all__", ()):
+            assert hasattr(our_obj, inner), f"{name}.{inner}"
+        return
+    assert callable(their_obj) == callable(our_obj), name
+    if not callable(their_obj) or isinstance(their_obj, type):
+        return
+    # A coroutine function on their side is one on ours (aiofiles.os.path.* and the os
+    # functions), and our counterpart accepts the calls theirs does.
+    if inspect.iscoroutinefunction(their_obj):
+        assert inspect.iscoroutinefunction(our_obj), name
+    their_sig, our_sig = _signature(their_obj), _signature(our_obj)
+    if their_sig is not None and our_sig is not None:
+        problems = _accepts_the_same_calls(their_sig, our_sig)
+        assert not problems, f"{theirs.__name__}.{name}{our_sig} does not take {problems}"
+
+
+STREAMS = ["stdin", "stdout", "stderr", "stdin_bytes", "stdout_bytes", "stderr_bytes"]
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_standard_stream_members(name: str) -> None:
+    """Each public member of aiofiles' stream object exists on ours; the ones aiofiles
+    awaits we await too (readable(), a plain method on our files, excepted)."""
+    theirs, ours = getattr(aiofiles, name), getattr(uringloop, name)
+    members = {m for m in dir(type(theirs)) if not m.startswith("_")}
+    assert members
+    for member in sorted(members):
+        assert hasattr(type(ours), member), f"uringloop.{name}.{member}"
+        their_attr = getattr(type(theirs), member)
+        if inspect.iscoroutinefunction(their_attr) and member != "readable":
+            assert inspect.iscoroutinefunction(getattr(type(ours), member)), member
+
+
+def test_every_aiofiles_module_is_covered() -> None:
+    """The modules above are all of aiofiles' public ones (a new one would fail here)."""
+    public = {
+        name
+        for name, value in vars(aiofiles).items()
+        if isinstance(value, types.ModuleType) and not name.startswith("_")
+    }
+    # base, threadpool and ospath are aiofiles' implementation modules, not in __all__;
+    # ospath is checked above as aiofiles.os.path.
+    assert public - {"base", "threadpool", "ospath", "os"} <= set(aiofiles.__all__)

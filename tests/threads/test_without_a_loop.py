@@ -1,0 +1,127 @@
+"""uringloop.threads where no uringloop loop serves the calling thread: each function
+makes the plain os call itself, in that thread, with the results and errors of the ring
+path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import threads
+
+
+def _workload(root: Path, **kw: Any) -> list[Any]:
+    """Every function of the module once; what it saw, comparable across paths."""
+    seen: list[Any] = []
+    with pytest.raises(FileNotFoundError) as missing:
+        threads.open(root / "missing", **kw)
+    seen.append(missing.value.filename == str(root / "missing"))
+    threads.mkdir(root / "d", 0o755, **kw)
+    with pytest.raises(FileExistsError):
+        threads.mkdir(root / "d", **kw)
+    threads.write_file(root / "d" / "f", b"0123456789", **kw)
+    seen.append(threads.read_file(root / "d" / "f", **kw))
+    fd = threads.open(root / "d" / "f", os.O_RDWR, **kw)
+    try:
+        seen.append(os.get_inheritable(fd))
+        seen.append(threads.pread(fd, 4, 2, **kw))
+        seen.append(threads.pread(fd, 3, -1, **kw))  # at the descriptor's offset: 0
+        seen.append(threads.pread(fd, 3, -1, **kw))  # ... which moved to 3
+        buf = bytearray(5)
+        seen.append((threads.preadinto(fd, buf, 5, **kw), bytes(buf)))
+        seen.append(threads.pwrite(fd, b"AB", 0, **kw))
+        threads.pwrite_all(fd, memoryview(b"xyz" * 1000), 10, **kw)
+        threads.fsync(fd, **kw)
+        threads.fdatasync(fd, **kw)
+        seen.append(threads.fstat(fd, **kw).st_size)
+        threads.ftruncate(fd, 4, **kw)
+    finally:
+        threads.close(fd, **kw)
+    with pytest.raises(OSError):
+        threads.close(fd, **kw)  # EBADF
+    st = threads.stat(root / "d" / "f", **kw)
+    sx = threads.statx(root / "d" / "f", **kw)
+    seen.append((st.st_size, sx.size, sx.mode == st.st_mode, sx.mtime.ns == st.st_mtime_ns))
+    seen.append(threads.read_file(root / "d" / "f", **kw))
+    threads.rename(root / "d" / "f", root / "d" / "g", **kw)
+    threads.unlink(root / "d" / "g", **kw)
+    threads.rmdir(root / "d", **kw)
+    seen.append(os.listdir(root))
+    return seen
+
+
+def _in_thread(func: Callable[[], Any]) -> Any:
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(func()))
+    thread.start()
+    thread.join()
+    assert box, "the thread failed"
+    return box[0]
+
+
+def test_same_results_without_a_loop_as_through_one(tmp_path: Path) -> None:
+    (tmp_path / "direct").mkdir()
+    (tmp_path / "ring").mkdir()
+    assert threads.default_loop() is None
+    direct = _workload(tmp_path / "direct", timeout=5)  # no loop: os, in this thread
+    loop = uringloop.Loop()
+    running = threading.Event()
+    loop.call_soon(running.set)
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        assert running.wait(10)
+        before = loop.uring_stats().foreign_submissions
+        assert threads.default_loop() is loop
+        ring = _workload(tmp_path / "ring")
+        assert loop.uring_stats().foreign_submissions - before >= 20
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    assert direct == ring
+    assert direct[1] == b"0123456789" and direct[-2] == b"AB23"
+
+
+@pytest.mark.asyncio
+async def test_thread_of_another_event_loop_calls_os_itself(tmp_path: Path) -> None:
+    """A uringloop loop runs (this test's), but the calling thread runs stock asyncio."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    path = tmp_path / "f"
+    path.write_bytes(b"payload")
+    before = loop.uring_stats().foreign_submissions
+
+    async def on_stock_asyncio() -> tuple[Any, bytes]:
+        return threads.default_loop(), threads.read_file(path)
+
+    def stock() -> tuple[Any, bytes]:
+        return asyncio.run(on_stock_asyncio())
+
+    chosen, data = await asyncio.to_thread(_in_thread, stock)
+    assert chosen is None and data == b"payload"
+    assert loop.uring_stats().foreign_submissions == before
+    # loop= still sends it to the named loop, from that thread too.
+
+    async def named() -> bytes:
+        return threads.read_file(path, loop=loop)
+
+    assert await asyncio.to_thread(_in_thread, lambda: asyncio.run(named())) == b"payload"
+    assert loop.uring_stats().foreign_submissions > before
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")
+async def test_to_thread_on_stock_asyncio(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "f"
+    await asyncio.to_thread(threads.write_file, path, b"from a worker")
+    assert await asyncio.to_thread(threads.read_file, path) == b"from a worker"
+    # On the stock loop's own thread the call is direct too (blocking, as os calls are).
+    assert threads.stat(path).st_size == len(b"from a worker")

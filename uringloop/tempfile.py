@@ -1,0 +1,585 @@
+"""uringloop.tempfile: aiofiles.tempfile's four names, with files on the loop's io_uring.
+
+    import uringloop.tempfile
+
+    async with uringloop.tempfile.TemporaryFile() as f:         # unnamed; gone once closed
+        await f.write(b"scratch")
+        await f.seek(0)
+        data = await f.read()
+    async with uringloop.tempfile.NamedTemporaryFile("w+") as f:  # f.name is its path
+        await f.write("text")
+    async with uringloop.tempfile.SpooledTemporaryFile(max_size=1 << 20) as f:
+        await f.write(b"in memory until it grows past 1 MiB")
+    async with uringloop.tempfile.TemporaryDirectory() as path:   # a str; removed at exit
+        ...
+
+Parameters and semantics are the tempfile module's (and aiofiles'): each call returns an
+awaitable async context manager, like uringloop.open; `async with` closes (and removes) at
+exit, `await` gives the object and leaves closing to you. The files are uringloop.open's
+file objects (AsyncBufferedFile for binary modes, AsyncTextFile for text, AsyncFileIO with
+buffering=0), so their reads and writes are operations on the loop's ring, and so is
+creating them: an openat with O_TMPFILE for TemporaryFile where the filesystem supports
+it, else a random name created with O_EXCL (mode 0o600) as the tempfile module does, and
+mkdirat (mode 0o700) for a directory. Removing a directory tree (shutil.rmtree) runs on
+the executor. On a loop that is not a uringloop Loop everything runs on the executor, as
+uringloop.open does. `loop` is accepted for aiofiles compatibility and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import os
+import secrets
+import shutil
+import tempfile as _stdlib_tempfile
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from typing import Any
+
+from . import os as _uring_os
+from ._files import open as _open
+from ._loop import Loop
+
+__all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
+
+_Executor = concurrent.futures.Executor
+# Flags of a new named file, as the tempfile module uses them: never follow a planted
+# symlink, never open an existing file.
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_TMPFILE = getattr(os, "O_TMPFILE", 0)
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+async def _parts(suffix: Any, prefix: Any, dir: Any, executor: _Executor | None) -> tuple[Any, ...]:
+    """(suffix, prefix, dir), all str or all bytes, with the tempfile module's defaults."""
+    dir = None if dir is None else os.fspath(dir)
+    given = [part for part in (suffix, prefix, dir) if part is not None]
+    binary = any(isinstance(part, bytes) for part in given)
+    if binary and not all(isinstance(part, bytes) for part in given):
+        raise TypeError("Can't mix bytes and non-bytes in path components.")
+    if dir is None:
+        if _stdlib_tempfile.tempdir is None:
+            # The first call probes candidate directories by writing to them: off the loop.
+            await asyncio.get_running_loop().run_in_executor(executor, _stdlib_tempfile.gettempdir)
+        dir = _stdlib_tempfile.gettempdirb() if binary else _stdlib_tempfile.gettempdir()
+    if prefix is None:
+        prefix = _stdlib_tempfile.gettempprefixb() if binary else _stdlib_tempfile.gettempprefix()
+    if suffix is None:
+        suffix = b"" if binary else ""
+    return suffix, prefix, dir
+
+
+def _candidates(suffix: Any, prefix: Any, dir: Any) -> Generator[Any, None, None]:
+    """TMP_MAX random paths in `dir`, str or bytes as the parts are."""
+    for _ in range(_stdlib_tempfile.TMP_MAX):
+        random = secrets.token_hex(6)
+        middle = random.encode() if isinstance(prefix, bytes) else random
+        yield os.path.join(dir, prefix + middle + suffix)
+
+
+async def _create_exclusive(
+    make: Callable[[Any], Awaitable[Any]], suffix: Any, prefix: Any, dir: Any
+) -> tuple[Any, Any]:
+    """Call make(path) on fresh names until one does not exist yet: (path, its result)."""
+    for path in _candidates(suffix, prefix, dir):
+        try:
+            return path, await make(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "No usable temporary file name found", dir)
+
+
+async def _open_fd(path: Any, flags: int, mode: int, executor: _Executor | None) -> int:
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, Loop):
+        return await loop.open_fd(path, flags, mode)
+    fd: int = await loop.run_in_executor(executor, os.open, path, flags, mode)
+    return fd
+
+
+async def _close_fd(fd: int, executor: _Executor | None) -> None:
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, Loop):
+        await loop.close_fd(fd)
+    else:
+        await loop.run_in_executor(executor, os.close, fd)
+
+
+async def _wrap(
+    fd: int,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    executor: _Executor | None,
+) -> Any:
+    """uringloop.open's file object over `fd` (which it owns from now on)."""
+    try:
+        return await _open(fd, mode, buffering, encoding, errors, newline, executor=executor)
+    except BaseException:
+        await _close_fd(fd, executor)
+        raise
+
+
+async def _unlink_quietly(path: Any, executor: _Executor | None) -> None:
+    try:
+        await _uring_os.unlink(path, executor=executor)
+    except FileNotFoundError:
+        pass
+
+
+# -- the awaitable context ------------------------------------------------------------------
+
+
+class _Context:
+    """What the four functions return: await it for the object, or `async with` it (the
+    object's own __aenter__/__aexit__ then run: a file gives itself and closes, a
+    directory gives its path and removes the tree)."""
+
+    __slots__ = ("_make", "_obj")
+
+    def __init__(self, make: Callable[[], Awaitable[Any]]) -> None:
+        self._make = make
+        self._obj: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._make().__await__()
+
+    async def __aenter__(self) -> Any:
+        self._obj = await self._make()
+        return await self._obj.__aenter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        obj, self._obj = self._obj, None
+        if obj is not None:
+            await obj.__aexit__(*exc_info)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+async def _temporary_file(
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    newline: str | None,
+    suffix: Any,
+    prefix: Any,
+    dir: Any,
+    errors: str | None,
+    executor: _Executor | None,
+) -> Any:
+    suffix, prefix, dir = await _parts(suffix, prefix, dir, executor)
+    fd = -1
+    if _TMPFILE:
+        try:
+            # No name at all; O_EXCL: it can never be linked into the file system later.
+            flags = (_CREATE & ~os.O_CREAT) | _TMPFILE
+            fd = await _open_fd(dir, flags, 0o600, executor)
+        except OSError:
+            pass  # a filesystem (or kernel) without O_TMPFILE: a name, removed at once
+    if fd < 0:
+
+        async def make(path: Any) -> int:
+            return await _open_fd(path, _CREATE, 0o600, executor)
+
+        path, fd = await _create_exclusive(make, suffix, prefix, dir)
+        try:
+            await _uring_os.unlink(path, executor=executor)
+        except BaseException:
+            await _close_fd(fd, executor)
+            raise
+    return await _wrap(fd, mode, buffering, encoding, errors, newline, executor)
+
+
+def TemporaryFile(
+    mode: str = "w+b",
+    buffering: int = -1,
+    encoding: str | None = None,
+    newline: str | None = None,
+    suffix: Any = None,
+    prefix: Any = None,
+    dir: Any = None,
+    loop: object = None,
+    executor: _Executor | None = None,
+    *,
+    errors: str | None = None,
+) -> Any:
+    """An unnamed temporary file (tempfile.TemporaryFile): it has no name in the file
+    system, so nothing is left behind once it is closed. The object is a uringloop.open
+    file; its `name` is the descriptor."""
+
+    return _Context(
+        lambda: _temporary_file(
+            mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor
+        )
+    )
+
+
+class NamedTemporaryFileWrapper:
+    """A named temporary file (what NamedTemporaryFile gives): the uringloop.open file
+    object as `file`, its path as `name`, every other attribute the file's.
+
+    With `delete` (the default), the file is removed when it is closed
+    (`delete_on_close`, the default) or else when the `async with` block exits; if
+    neither happens, when this object is garbage collected.
+    """
+
+    def __init__(
+        self, file: Any, name: Any, delete: bool, delete_on_close: bool, executor: _Executor | None
+    ) -> None:
+        self.file = file
+        self.name = name
+        self.delete = delete
+        self.delete_on_close = delete_on_close
+        self._executor = executor
+        self._removed = not delete
+        self._finalizer = weakref.finalize(self, _remove_quietly, name) if delete else None
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.file, attribute)
+
+    async def _remove(self) -> None:
+        if self._removed:
+            return
+        self._removed = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        await _unlink_quietly(self.name, self._executor)
+
+    async def close(self) -> None:
+        """Close the file; remove it too if `delete` and `delete_on_close` are set."""
+        try:
+            await self.file.close()
+        finally:
+            if self.delete_on_close:
+                await self._remove()
+
+    async def __aenter__(self) -> NamedTemporaryFileWrapper:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.file.close()
+        finally:
+            await self._remove()
+
+    def __aiter__(self) -> Any:
+        return self.file.__aiter__()
+
+    def __repr__(self) -> str:
+        return f"<uringloop.tempfile.NamedTemporaryFileWrapper name={self.name!r} {self.file!r}>"
+
+
+def _remove_quietly(path: Any) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def NamedTemporaryFile(
+    mode: str = "w+b",
+    buffering: int = -1,
+    encoding: str | None = None,
+    newline: str | None = None,
+    suffix: Any = None,
+    prefix: Any = None,
+    dir: Any = None,
+    delete: bool = True,
+    delete_on_close: bool = True,
+    loop: object = None,
+    executor: _Executor | None = None,
+    *,
+    errors: str | None = None,
+) -> Any:
+    """A temporary file with a visible name (tempfile.NamedTemporaryFile): a
+    NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted on
+    every Python version (the tempfile module has it from 3.12)."""
+
+    async def make() -> NamedTemporaryFileWrapper:
+        parts = await _parts(suffix, prefix, dir, executor)
+
+        async def create(path: Any) -> int:
+            return await _open_fd(path, _CREATE, 0o600, executor)
+
+        path, fd = await _create_exclusive(create, *parts)
+        try:
+            file = await _wrap(fd, mode, buffering, encoding, errors, newline, executor)
+        except BaseException:
+            await _unlink_quietly(path, executor)
+            raise
+        # As the tempfile module does: the file object's name is the path, not the fd.
+        raw = getattr(file, "buffer", file)
+        getattr(raw, "raw", raw).name = path
+        return NamedTemporaryFileWrapper(file, path, delete, delete_on_close, executor)
+
+    return _Context(make)
+
+
+# -- spooled --------------------------------------------------------------------------------
+
+
+class SpooledTemporaryFileWrapper:
+    """What SpooledTemporaryFile gives: data stays in memory (an io.BytesIO, or an
+    io.TextIOWrapper over one) until a write or truncate takes it past `max_size`, or
+    until rollover() or fileno(); then it moves to a TemporaryFile on the ring, at the
+    same position, and every call after that is that file's.
+
+    Methods are coroutines (in memory they complete without suspending), except
+    readable(); fileno() is one too, because it rolls the file over first.
+    """
+
+    def __init__(
+        self,
+        max_size: int,
+        mode: str,
+        buffering: int,
+        encoding: str | None,
+        newline: str | None,
+        suffix: Any,
+        prefix: Any,
+        dir: Any,
+        errors: str | None,
+        executor: _Executor | None,
+    ) -> None:
+        self._file: Any
+        if "b" in mode:
+            self._file = io.BytesIO()
+        else:
+            encoding = io.text_encoding(encoding)
+            self._file = io.TextIOWrapper(
+                io.BytesIO(), encoding=encoding, errors=errors, newline=newline
+            )
+        self._max_size = max_size
+        self._rolled = False
+        self._args = (mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor)
+
+    async def rollover(self) -> None:
+        """Move the data to a TemporaryFile on the ring (once; later calls do nothing)."""
+        if self._rolled:
+            return
+        memory = self._file
+        file = await _temporary_file(*self._args)
+        try:
+            position = memory.tell()
+            data = memory.buffer.getvalue() if isinstance(memory, io.TextIOWrapper) else None
+            if data is None:
+                data = memory.getvalue()
+            target = getattr(file, "buffer", file)  # text: the bytes go in as they are
+            view = memoryview(data)
+            while view:
+                view = view[await target.write(view) :]
+            await file.seek(position, 0)
+        except BaseException:
+            await file.close()
+            raise
+        self._file = file
+        self._rolled = True
+        memory.close()
+
+    async def _check(self) -> None:
+        if not self._rolled and self._max_size and self._file.tell() > self._max_size:
+            await self.rollover()
+
+    async def write(self, data: Any) -> int:
+        if self._rolled:
+            return await self._file.write(data)  # type: ignore[no-any-return]
+        count: int = self._file.write(data)
+        await self._check()
+        return count
+
+    async def writelines(self, lines: Iterable[Any]) -> None:
+        if self._rolled:
+            await self._file.writelines(lines)
+            return
+        self._file.writelines(lines)
+        await self._check()
+
+    async def truncate(self, size: int | None = None) -> int:
+        if not self._rolled and size is not None and size > self._max_size:
+            await self.rollover()
+        return await self._call("truncate", size)  # type: ignore[no-any-return]
+
+    async def fileno(self) -> int:
+        """Roll over, then return the descriptor."""
+        await self.rollover()
+        return self._file.fileno()  # type: ignore[no-any-return]
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        result = getattr(self._file, method)(*args)
+        if self._rolled:
+            result = await result
+        return result
+
+    async def read(self, size: int | None = -1) -> Any:
+        return await self._call("read", size)
+
+    async def readline(self, size: int | None = -1) -> Any:
+        return await self._call("readline", size)
+
+    async def readlines(self, hint: int | None = -1) -> list[Any]:
+        return await self._call("readlines", hint)  # type: ignore[no-any-return]
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return await self._call("seek", offset, whence)  # type: ignore[no-any-return]
+
+    async def tell(self) -> int:
+        return await self._call("tell")  # type: ignore[no-any-return]
+
+    async def flush(self) -> None:
+        await self._call("flush")
+
+    async def isatty(self) -> bool:
+        return await self._call("isatty")  # type: ignore[no-any-return]
+
+    async def seekable(self) -> bool:
+        return await self._call("seekable")  # type: ignore[no-any-return]
+
+    async def writable(self) -> bool:
+        return await self._call("writable")  # type: ignore[no-any-return]
+
+    def readable(self) -> bool:
+        return self._file.readable()  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self._call("close")
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed  # type: ignore[no-any-return]
+
+    @property
+    def mode(self) -> str:
+        return getattr(self._file, "mode", self._args[0])
+
+    @property
+    def name(self) -> Any:
+        """None while in memory; the descriptor once rolled over (a TemporaryFile)."""
+        return self._file.name if self._rolled else None
+
+    @property
+    def encoding(self) -> str | None:
+        return getattr(self._file, "encoding", None)
+
+    @property
+    def errors(self) -> str | None:
+        return getattr(self._file, "errors", None)
+
+    @property
+    def newlines(self) -> Any:
+        return getattr(self._file, "newlines", None)
+
+    async def __aenter__(self) -> SpooledTemporaryFileWrapper:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> SpooledTemporaryFileWrapper:
+        return self
+
+    async def __anext__(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    def __repr__(self) -> str:
+        where = "rolled over" if self._rolled else "in memory"
+        return f"<uringloop.tempfile.SpooledTemporaryFileWrapper {where}>"
+
+
+def SpooledTemporaryFile(
+    max_size: int = 0,
+    mode: str = "w+b",
+    buffering: int = -1,
+    encoding: str | None = None,
+    newline: str | None = None,
+    suffix: Any = None,
+    prefix: Any = None,
+    dir: Any = None,
+    loop: object = None,
+    executor: _Executor | None = None,
+    *,
+    errors: str | None = None,
+) -> Any:
+    """A temporary file kept in memory until it grows past `max_size` bytes (0: no
+    limit), then moved to a TemporaryFile (tempfile.SpooledTemporaryFile): a
+    SpooledTemporaryFileWrapper."""
+
+    async def make() -> SpooledTemporaryFileWrapper:
+        return SpooledTemporaryFileWrapper(
+            max_size, mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor
+        )
+
+    return _Context(make)
+
+
+# -- directories ----------------------------------------------------------------------------
+
+
+class TemporaryDirectoryWrapper:
+    """What awaiting TemporaryDirectory gives: `name` (the absolute path) and the
+    coroutines cleanup() and close(), which remove the tree. A directory still there when
+    this object is garbage collected is removed then, with a ResourceWarning, as the
+    tempfile module does."""
+
+    def __init__(self, name: Any, executor: _Executor | None) -> None:
+        self.name = name
+        self._executor = executor
+        self._finalizer = weakref.finalize(self, _implicit_cleanup, name, repr(self))
+
+    async def cleanup(self) -> None:
+        """Remove the directory and everything in it (shutil.rmtree, on the executor)."""
+        if self._finalizer.detach() is None:
+            return  # removed already
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, shutil.rmtree, self.name)
+
+    async def close(self) -> None:
+        """The same as cleanup()."""
+        await self.cleanup()
+
+    async def __aenter__(self) -> Any:
+        return self.name
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<uringloop.tempfile.TemporaryDirectoryWrapper {self.name!r}>"
+
+
+def _implicit_cleanup(name: Any, what: str) -> None:
+    shutil.rmtree(name, ignore_errors=True)
+    warnings.warn(f"Implicitly cleaning up {what}", ResourceWarning, stacklevel=2)
+
+
+def TemporaryDirectory(
+    suffix: Any = None,
+    prefix: Any = None,
+    dir: Any = None,
+    loop: object = None,
+    executor: _Executor | None = None,
+) -> Any:
+    """A new directory (tempfile.TemporaryDirectory, made with mode 0o700). `async with`
+    gives its path and removes the tree at exit; `await` gives a
+    TemporaryDirectoryWrapper."""
+
+    async def make() -> TemporaryDirectoryWrapper:
+        parts = await _parts(suffix, prefix, dir, executor)
+
+        async def create(path: Any) -> None:
+            await _uring_os.mkdir(path, 0o700, executor=executor)
+
+        path, _ = await _create_exclusive(create, *parts)
+        return TemporaryDirectoryWrapper(os.path.abspath(path), executor)
+
+    return _Context(make)
