@@ -64,6 +64,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what import and collection made (gc.freeze): the per-test gc.collect() below
+    then scans only what tests create, not the whole heap (20 ms -> well under 1 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 def open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
@@ -74,11 +81,12 @@ def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("fd_leak_ok") is not None:
         yield
         return
-    gc.collect()
     before = open_fds()
     yield
-    gc.collect()
     leaked = open_fds() - before
+    if leaked:  # what only the cycle collector frees is no leak: collect, then look again
+        gc.collect()
+        leaked = open_fds() - before
     # Descriptors that were closed meanwhile may have been reused; check what they are.
     details = {fd: _describe(fd) for fd in leaked if _exists(fd)}
     assert not details, f"leaked file descriptors: {details}"

@@ -55,7 +55,7 @@ Documented semantics that are not differences:
   int flags, unsigned int mask), renameat2(..., unsigned int flags), fallocate(int fd,
   int mode, off_t offset, off_t len).
 
-The default run is deterministic (derandomize=True): 100 generated calls per operation
+The default run is deterministic (derandomize=True): 40 generated calls per operation
 and surface, plus ISSUE_CASES (the values issue 12 reports) on every surface. `-m slow`
 runs 1500 randomized calls per operation and surface. The twins live on a tmpfs when
 there is one (see `scratch`).
@@ -1312,7 +1312,7 @@ def check_case(
 # -- the tests ----------------------------------------------------------------------------------
 
 DEFAULT = settings(
-    max_examples=100,
+    max_examples=40,  # per operation and surface; -m slow runs 1500 randomized
     deadline=None,
     derandomize=True,
     database=None,

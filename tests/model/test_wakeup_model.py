@@ -138,7 +138,7 @@ def pans(tmp_path_factory: pytest.TempPathFactory) -> Pans:
         (CODE, "flag_only_when_may_block"),  # (3) the optimisation
         # The locked form (no GIL): the same properties with coarser steps.
         (LOCKED, "no_lost_wakeup"),
-        (LOCKED, "all_drained"),
+        pytest.param(LOCKED, "all_drained", marks=pytest.mark.slow),
         pytest.param(LOCKED, "flag_only_when_may_block", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "no_lost_wakeup", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "all_drained", marks=pytest.mark.slow),

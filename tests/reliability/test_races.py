@@ -279,10 +279,12 @@ def test_foreign_threads_across_stop_restart_close(
 # -- a foreign submission exactly while the loop enters select (the seed's bug) -------------
 
 
-def _race_submissions(count: int, seed: int, **loop_kwargs: Any) -> list[float]:
+def _race_submissions(
+    count: int, seed: int, bound: float = WAKEUP_BOUND, **loop_kwargs: Any
+) -> list[float]:
     """An idle loop (select with no timeout) in a thread; this thread submits `count` nops
     one at a time after random tiny sleeps, so each lands somewhere on the loop's way into
-    select. Returns each submission's wait. A wait of WAKEUP_BOUND means it never came."""
+    select. Returns each submission's wait. A wait of `bound` means it never came."""
     loop = uringloop.Loop(**loop_kwargs)
     ready = threading.Event()
     loop.call_soon(ready.set)
@@ -299,9 +301,9 @@ def _race_submissions(count: int, seed: int, **loop_kwargs: Any) -> list[float]:
             t0 = time.monotonic()
             fut = loop.threadsafe.nop()
             try:
-                fut.result(timeout=WAKEUP_BOUND)
+                fut.result(timeout=bound)
             except concurrent.futures.TimeoutError:
-                waits.append(WAKEUP_BOUND)
+                waits.append(bound)
                 break  # the loop is asleep with work queued: that is the finding
             waits.append(time.monotonic() - t0)
     finally:
@@ -323,7 +325,8 @@ def test_foreign_submission_while_entering_select() -> None:
 
 def test_foreign_submission_race_fails_without_wakeup() -> None:
     """The same check must catch the seed's bug when the wakeup is turned off."""
-    waits = _race_submissions(300, seed=2, foreign_wakeup=False)
+    # A lost wakeup waits forever (no timer is set): a second tells it from a served nop.
+    waits = _race_submissions(300, seed=2, bound=1.0, foreign_wakeup=False)
     with pytest.raises(AssertionError):
         _assert_no_lost_wakeup(waits, 300)
 
