@@ -48,7 +48,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import LoopClosedError
-from ._ops import QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter, forget_positions
+from ._ops import QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter
 from ._ring import abi
 
 if TYPE_CHECKING:
@@ -286,7 +286,6 @@ class RingDriver:
                 self._write_cancels()
             if self.backlog and len(inflight) < self.cap:
                 self._fill()
-                forget_positions()
             if ring.pending() or (inflight and self._may_have_completions()):
                 entered = self._enter()
             else:
@@ -354,12 +353,14 @@ class RingDriver:
         backlog = self.backlog
         inflight = self.inflight
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
-            if backlog[0].state != QUEUED or abandoned(backlog[0]):  # cancelled while queued
-                backlog.popleft()
+            op = backlog[0]
+            waiter = op.waiter
+            if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
+                backlog.popleft()  # cancelled while queued
                 return
             off = ring.next_sqe()
             if off >= 0:
-                op = backlog.popleft()
+                backlog.popleft()
                 ud = self._next_user_data
                 ring.sqes[off : off + _SQE_SIZE] = op.sqe
                 ring.sqe_words[(off >> 3) + _UD_WORD] = ud
@@ -387,8 +388,9 @@ class RingDriver:
             n_offsets = len(offsets)
             while used < n_offsets and backlog:
                 op = backlog[0]
-                if op.state != QUEUED or abandoned(op):  # cancelled while queued: skip it
-                    backlog.popleft()
+                waiter = op.waiter
+                if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
+                    backlog.popleft()  # cancelled while queued: skip it
                     continue
                 if op.multi:
                     if not op.user_data:
@@ -706,11 +708,10 @@ class RingDriver:
 
 
 def abandoned(op: Operation) -> bool:
-    """Its waiter gave up before the operation was submitted (a task cancelled while the
-    operation waited in the backlog, whose own cancel() has not run yet): drop it now.
-    Not an operation that must run (a close)."""
-    waiter = op.waiter
-    if waiter is None or not waiter.done() or op.must_run:
+    """Its waiter is done before the operation was submitted (a task cancelled while the
+    operation waited in the backlog, whose own cancel() has not run yet): drop it now and
+    say True. Not an operation that must run (a close). The caller checked the waiter."""
+    if op.must_run:
         return False
     op.drop()
     return True

@@ -79,7 +79,8 @@ class FallbackDriver:
         backlog = self.backlog
         while backlog:
             op = backlog.popleft()
-            if op.state == QUEUED and not abandoned(op):
+            waiter = op.waiter
+            if op.state == QUEUED and not (waiter is not None and waiter.done() and abandoned(op)):
                 self.start(op)
         return 0
 

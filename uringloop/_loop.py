@@ -34,7 +34,17 @@ from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
 from ._foreign import ForeignQueue
-from ._ops import DONE, MAX_RW_COUNT, Operation, Read, ReadBatch, Spec, read_args, table
+from ._ops import (
+    DONE,
+    MAX_RW_COUNT,
+    Operation,
+    Read,
+    ReadBatch,
+    Spec,
+    forget_positions,
+    read_args,
+    table,
+)
 from ._ops.args import off_t
 from ._ring import abi
 from ._ring.ring import (
@@ -422,6 +432,7 @@ class Loop(asyncio.SelectorEventLoop):
         the selector may skip _post_select.
         """
         self._eager_left = EAGER_PER_ITERATION
+        forget_positions()
         driver = self._driver
         foreign = self._foreign
         if foreign.pending:
@@ -590,21 +601,21 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         if self._ready:
             if driver.slow_completions and len(driver.backlog) >= EARLY_BATCH:
-                self._flush_from_task(driver)
+                try:
+                    driver.flush()
+                except _FATAL as exc:
+                    self.call_soon(_reraise, exc)
             return False
         if not driver.uses_ring or len(driver.backlog) != 1 or driver.inflight:
             return False
         if not self._eager_left:
             return False
         self._eager_left -= 1
-        self._flush_from_task(driver)
-        return not driver.inflight and not driver.backlog
-
-    def _flush_from_task(self, driver: Driver) -> None:
         try:
             driver.flush()
         except _FATAL as exc:
             self.call_soon(_reraise, exc)
+        return not driver.inflight and not driver.backlog
 
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
         """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
@@ -615,9 +626,10 @@ class Loop(asyncio.SelectorEventLoop):
     def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
         """Queue `op` from any thread, its waiter a new concurrent future, and return it.
 
-        The future can be cancelled until the loop takes the operation (see _taken).
+        The future is running from the start: it cannot be cancelled.
         """
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
         op.waiter = future
         self._submit_foreign(op)
         return future
@@ -627,9 +639,7 @@ class Loop(asyncio.SelectorEventLoop):
         asleep. Raises LoopClosedError (or RuntimeError after fork) and frees `op` if the
         loop cannot take it."""
         if op.state == DONE:  # answered when it was built (RunNow)
-            waiter: Any = op.waiter
-            if waiter is not None and waiter.set_running_or_notify_cancel():
-                op.deliver()  # type: ignore[attr-defined]
+            op.deliver()  # type: ignore[attr-defined]
             return
         try:
             self._check_usable()
@@ -665,7 +675,7 @@ class Loop(asyncio.SelectorEventLoop):
         op.waiter = future
         driver = self._driver
         driver.queue_read(op)  # type: ignore[attr-defined]
-        if self._submit_early() and future.done():
+        if self._submit_early():  # a READ is never routed elsewhere: done when it says so
             return future.result()
         try:
             return await future
@@ -786,14 +796,14 @@ def _reraise(exc: BaseException) -> None:
 
 
 def _taken(ops: list[Operation]) -> list[Operation]:
-    """Foreign operations the loop takes from its pending queue: each one's waiter (a
-    concurrent future, or uringloop.threads' own) moves to running, so it can no longer be
-    cancelled; one cancelled while it waited is dropped here, never submitted, but for an
+    """Foreign operations the loop takes from its pending queue. A waiter with claim()
+    (uringloop.threads') learns the loop took it, so its caller can no longer drop it; one
+    whose caller gave up while it waited is dropped here, never submitted, but for an
     operation that must run (a close), which runs regardless."""
     taken = []
     for op in ops:
-        waiter: Any = op.waiter
-        if waiter is None or waiter.set_running_or_notify_cancel() or op.must_run:
+        claim = getattr(op.waiter, "claim", None)
+        if claim is None or claim() or op.must_run:
             taken.append(op)
         else:
             op.drop()

@@ -140,7 +140,7 @@ class _Waiter:
         """Nobody takes a result any more: delivered, cancelled or abandoned."""
         return self._state >= _DONE
 
-    def set_running_or_notify_cancel(self) -> bool:
+    def claim(self) -> bool:
         """The loop takes the operation: False if the caller cancelled it first."""
         with self._cond:
             if self._state == _CANCELLED:

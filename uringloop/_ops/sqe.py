@@ -20,7 +20,7 @@ struct io_uring_sqe, as <linux/io_uring.h> lays it out (64 bytes):
 
 `build()` takes one value per field, checks each against its kernel type and returns the
 64 bytes with user_data 0 (the driver stores the user_data when it copies the entry into a
-slot). A field that holds an address (addr, off as addr2, addr3) may be given the object
+slot). A field that holds an address (addr, and off as addr2) may be given the object
 whose memory the kernel reads or writes: its address goes into the field and the object is
 returned among the entry's references, which the operation keeps until its completion.
 
@@ -37,6 +37,7 @@ from typing import Any
 from .._buffers import Pin, ScratchBuffer, bytes_address
 
 SQE = struct.Struct("<BBHiQQIIQHHiQQ")
+_pack = SQE.pack
 SQE_SIZE = 64
 USER_DATA_WORD = 4  # user_data is the fifth 64-bit word of an SQE
 
@@ -65,7 +66,6 @@ FIELDS: tuple[tuple[str, str, tuple[int, int]], ...] = (
     ("file_index", "s32", _S32),
     ("addr3", "u64", _U64),
 )
-_POINTER_FIELDS = ("off", "addr", "addr3")
 
 Refs = tuple[Any, ...]
 
@@ -83,42 +83,31 @@ def address(obj: object) -> int:
 
 def build(
     opcode: int,
-    *,
     fd: int = 0,
     off: Any = 0,
     addr: Any = 0,
     len: int = 0,
     op_flags: int = 0,
-    ioprio: int = 0,
-    flags: int = 0,
-    buf_index: int = 0,
-    personality: int = 0,
-    file_index: int = 0,
-    addr3: Any = 0,
+    refs: Refs = (),
 ) -> tuple[bytes, Refs]:
-    """One whole, checked SQE (user_data 0), and the objects its address fields point into.
+    """One whole, checked SQE (user_data 0), and `refs` plus the objects its address fields
+    point into. The fields uringloop's operations set; the others (flags, ioprio,
+    buf_index, personality, file_index, addr3) are 0.
 
     Raises TypeError for a value that is not an integer (or, in an address field, an object
     with an address) and OverflowError for one outside its field's kernel type, naming the
     field; nothing is written anywhere.
     """
-    refs: list[Any] = []
-    values = {"off": off, "addr": addr, "addr3": addr3}
-    for name in _POINTER_FIELDS:
-        value = values[name]
-        if type(value) is not int:
-            if isinstance(value, int):  # bool, IntEnum, IntFlag: their int value
-                values[name] = int(value)
-            else:
-                values[name] = address(value)
-                refs.append(value)
-    fields = (opcode, flags, ioprio, fd, values["off"], values["addr"], len, op_flags,
-              buf_index, personality, file_index, values["addr3"])  # fmt: skip
+    if type(addr) is not int:
+        refs += (addr,)
+        addr = address(addr)
+    if type(off) is not int:
+        refs += (off,)
+        off = address(off)
     try:
-        entry = SQE.pack(*fields[:8], 0, *fields[8:], 0)
+        return _pack(opcode, 0, 0, fd, off, addr, len, op_flags, 0, 0, 0, 0, 0, 0), refs
     except struct.error:
-        raise _field_error(fields) from None
-    return entry, tuple(refs)
+        raise _field_error((opcode, 0, 0, fd, off, addr, len, op_flags, 0, 0, 0, 0)) from None
 
 
 def _field_error(fields: tuple[Any, ...]) -> Exception:

@@ -53,15 +53,19 @@ _POOLED_MAX = 1 << 20
 def entry(
     opcode: int,
     *,
+    fd: int = 0,
+    off: Any = 0,
+    addr: Any = 0,
+    len: int = 0,
+    op_flags: int = 0,
     keep: tuple[Any, ...] = (),
     data: Any = None,
     filename: Any = None,
     filename2: Any = None,
-    **fields: Any,
 ) -> Operation:
     """An Operation of one whole, checked SQE (sqe.build), keeping what it points into."""
-    sqe, refs = build(opcode, **fields)
-    return Operation(sqe, refs + keep, data, filename, filename2)
+    sqe, refs = build(opcode, fd, off, addr, len, op_flags, keep)
+    return Operation(sqe, refs, data, filename, filename2)
 
 
 # -- result conversions: a CQE's res >= 0 to the value ---------------------------------------------
