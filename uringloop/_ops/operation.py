@@ -76,13 +76,13 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 
 # -- positions: os.pread's ESPIPE ----------------------------------------------------------
 
-# Descriptors known to take an explicit offset (lseek works on them), since the last
-# submission. The ring's READ and WRITE ignore an offset on a pipe or socket where pread(2)
+# Descriptors known to take an explicit offset (lseek works on them), in this loop
+# iteration. The ring's READ and WRITE ignore an offset on a pipe or socket where pread(2)
 # fails with ESPIPE; checking with lseek keeps the two alike, and this set makes it one
-# lseek per descriptor per batch rather than per operation. It is emptied at every
-# submission (forget_positions): a number closed and reused by code we do not see (os.close,
-# os.pipe) is checked afresh in the next batch. Between two submissions such a reuse would
-# also hit the operations already queued on that number: a program error either way.
+# lseek per descriptor per loop iteration rather than per operation. The loop empties it
+# at its pre-select step (forget_positions), and uringloop's own open and close forget the
+# numbers they hand out or free. A number closed and reused by code uringloop does not see
+# (os.close, os.pipe) within one iteration is not checked again until the next one.
 # Process-wide, as descriptor numbers are; set operations are atomic under the GIL.
 _seekable: set[int] = set()
 _SEEK_CUR = os.SEEK_CUR
@@ -107,7 +107,7 @@ def forget_descriptor(fd: int) -> None:
 
 
 def forget_positions() -> None:
-    """A batch was submitted: check descriptors afresh from here on (see _seekable)."""
+    """A new loop iteration: check descriptors afresh from here on (see _seekable)."""
     if _seekable:
         _seekable.clear()
 
