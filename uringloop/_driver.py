@@ -59,8 +59,6 @@ _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 # requests (EAGAIN, ENOMEM) or has overflowed CQEs it cannot post yet (EBUSY).
 _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
-_UD_WORD = 4  # user_data is the fifth 64-bit word of an SQE
-_SQE_SIZE = 64
 _X86_64 = ("x86_64", "AMD64")
 _FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
 # Opcodes an io_uring must have for the loop to use it (Linux 5.6).
@@ -266,8 +264,16 @@ class RingDriver:
             self._run_blocking(op)
 
     def queue_many(self, ops: list[Operation]) -> None:
+        supported = self._supported
+        if supported is None:
+            self.backlog.extend(ops)
+            return
+        append = self.backlog.append
         for op in ops:
-            self.queue(op)
+            if op.opcode in supported:
+                append(op)
+            else:
+                self._run_blocking(op)
 
     def flush(self) -> int:
         """Write queued SQEs, enter once (more if the SQ fills), reap. Return CQEs reaped.
@@ -316,10 +322,9 @@ class RingDriver:
             inflight[ud] = op
 
     def _put(self, op: Operation, off: int) -> int:
-        """Copy `op`'s whole SQE into the slot at byte `off`, with a fresh user_data."""
+        """Put `op`'s whole SQE into the slot at byte `off`, with a fresh user_data."""
         ud = self._next_user_data
-        self._ring.sqes[off : off + _SQE_SIZE] = op.sqe
-        self._ring.sqe_words[(off >> 3) + _UD_WORD] = ud
+        op.prep(self._ring.sqes, self._ring.sqe_words, off, ud)
         op.user_data = ud
         self._next_user_data = ud + 1 if ud < _MAX_USER_DATA else 1
         return ud
@@ -362,8 +367,7 @@ class RingDriver:
             if off >= 0:
                 backlog.popleft()
                 ud = self._next_user_data
-                ring.sqes[off : off + _SQE_SIZE] = op.sqe
-                ring.sqe_words[(off >> 3) + _UD_WORD] = ud
+                op.prep(ring.sqes, ring.sqe_words, off, ud)
                 op.user_data = ud
                 op.state = SUBMITTED
                 inflight[ud] = op
@@ -407,9 +411,7 @@ class RingDriver:
                         op.state = SUBMITTED
                     continue
                 backlog.popleft()
-                off = offsets[used]
-                sqes[off : off + _SQE_SIZE] = op.sqe
-                words[(off >> 3) + _UD_WORD] = ud
+                op.prep(sqes, words, offsets[used], ud)
                 op.user_data = ud
                 op.state = SUBMITTED
                 inflight[ud] = op

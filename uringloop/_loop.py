@@ -628,7 +628,7 @@ class Loop(asyncio.SelectorEventLoop):
 
         The future is running from the start: it cannot be cancelled.
         """
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: concurrent.futures.Future[Any] = _ForeignFuture()
         future.set_running_or_notify_cancel()
         op.waiter = future
         self._submit_foreign(op)
@@ -793,6 +793,19 @@ class Loop(asyncio.SelectorEventLoop):
 
 def _reraise(exc: BaseException) -> None:
     raise exc
+
+
+_FINISHED = concurrent.futures._base.FINISHED
+
+
+class _ForeignFuture(concurrent.futures.Future[Any]):
+    """The future loop.threadsafe returns; done() reads the state without the condition
+    lock, since the loop asks it for every operation it fills and completes. The state is
+    one attribute, written under the lock, and read atomically; running from the start,
+    these futures end only in FINISHED."""
+
+    def done(self) -> bool:
+        return bool(self._state == _FINISHED)
 
 
 def _taken(ops: list[Operation]) -> list[Operation]:

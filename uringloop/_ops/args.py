@@ -41,6 +41,8 @@ def _index(value: object) -> int:
 
 def c_int(value: object) -> int:
     """A C `int` (os's `int` converter): fds of pread/close, flags, modes."""
+    if type(value) is int and INT_MIN <= value <= INT_MAX:  # the common case, first
+        return value
     v = _index(value)
     if not INT_MIN <= v <= INT_MAX:
         raise OverflowError("Python int too large to convert to C int")
@@ -59,6 +61,8 @@ def c_uint(value: object) -> int:
 
 def off_t(value: object) -> int:
     """A C `off_t` (os's Py_off_t converter): offsets and lengths in a file."""
+    if type(value) is int and OFF_MIN <= value <= OFF_MAX:  # the common case, first
+        return value
     v = _index(value)
     if not OFF_MIN <= v <= OFF_MAX:
         raise OverflowError("Python int too large to convert to C long")

@@ -27,7 +27,7 @@ from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
-from .sqe import SQE, SQE_SIZE
+from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
 
 if TYPE_CHECKING:
     from .spec import Spec
@@ -172,6 +172,13 @@ class Operation:
     @property
     def opcode(self) -> int:
         return self.sqe[0]
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        """Put this operation's entry into the SQ slot at byte `off` of `sqes` (`words`: the
+        same memory as 64-bit words), with `user_data`. The entry was built and checked
+        whole when the operation was (see sqe.py): this is a copy that cannot fail."""
+        sqes[off : off + SQE_SIZE] = self.sqe
+        words[(off >> 3) + USER_DATA_WORD] = user_data
 
     @property
     def must_run(self) -> bool:
@@ -342,7 +349,7 @@ class Read(Operation):
     page-aligned ScratchBuffer, so O_DIRECT descriptors work too.
     """
 
-    __slots__ = ("_pool", "_slot")
+    __slots__ = ("_address", "_fd", "_offset", "_pool", "_size", "_slot")
 
     def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
         # Arguments checked by read_args(). Operation.__init__ inlined: this is the hot path.
@@ -365,7 +372,26 @@ class Read(Operation):
             buffer = ScratchBuffer(size)
             address = buffer.address
             self.refs = (buffer,)
-        self.sqe = _pack_sqe(_READ, 0, 0, fd, offset & _U64, address, size, 0, 0, 0, 0, 0, 0, 0)
+        self._fd = fd
+        self._offset = offset & _U64
+        self._address = address
+        self._size = size
+
+    @property
+    def opcode(self) -> int:
+        return _READ
+
+    @property
+    def sqe(self) -> bytes:  # type: ignore[override]
+        """The entry prep() writes (for the blocking path and for tests)."""
+        return _pack_sqe(_READ, 0, 0, self._fd, self._offset, self._address, self._size,
+                         0, 0, 0, 0, 0, 0, 0)  # fmt: skip
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        # Every field was checked when the read was built (read_args, a buffer of `size`),
+        # so this one pack writes the whole entry and cannot fail half-way.
+        _pack_sqe_into(sqes, off, _READ, 0, 0, self._fd, self._offset, self._address,
+                       self._size, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
 
     def complete(self, res: int) -> None:
         # Operation.complete() specialised for the hot path, same contract.
@@ -418,16 +444,10 @@ class Read(Operation):
 
     def run_blocking(self) -> bytes:
         # Through the loop's fallback the read was built by Loop.pread, not by Spec.build.
-        fd, size, offset = _read_fields(self.sqe)
+        offset = self._offset - (1 << 64) if self._offset >= 1 << 63 else self._offset
         if offset == -1:
-            return os.read(fd, size)
-        return os.pread(fd, size, offset)
-
-
-def _read_fields(sqe: bytes) -> tuple[int, int, int]:
-    """(fd, size, offset) of a READ entry; the offset as the signed value it came from."""
-    (_, _, _, fd, off, _, size, *_rest) = SQE.unpack(sqe)
-    return fd, size, off - (1 << 64) if off >= 1 << 63 else off
+            return os.read(self._fd, self._size)
+        return os.pread(self._fd, self._size, offset)
 
 
 class ReadBatch(Operation):
