@@ -48,7 +48,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import LoopClosedError
-from ._ops import QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter
+from ._ops import OPERATIONS, QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter
 from ._ring import abi
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ class Driver(Protocol):
     def inflight(self) -> Sized: ...
     @property
     def backlog(self) -> Sized: ...
-    def queue(self, op: Operation) -> None: ...
+    @property
+    def queue(self) -> Callable[[Operation], None]: ...
     def queue_many(self, ops: list[Operation]) -> None: ...
     def flush(self) -> int: ...
     def cancel(self, op: Operation) -> None: ...
@@ -168,6 +169,9 @@ class RingDriver:
         self._cancels: deque[AsyncCancel] = deque()
         # Queue a READ (the loop's hot path; every ring the driver accepts has READ).
         self.queue_read: Callable[[Operation], None] = self.backlog.append
+        # Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
+        # Where the kernel lacks a declared operation, one checked per call (see below).
+        self.queue: Callable[[Operation], None] = self.backlog.append
         self._ring = ring
         self._report = report
         self._run_blocking = run_blocking  # for operations this kernel's ring lacks
@@ -183,6 +187,8 @@ class RingDriver:
         missing = [op.name for op in REQUIRED_OPCODES if not self.supports(op)]
         if missing:
             raise OSError(errno.ENOSYS, f"io_uring lacks {', '.join(missing)} (Linux 5.6+)")
+        if not all(self.supports(spec.opcode) for spec in OPERATIONS.values()):
+            self.queue = self._queue_checked
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
             ring.register_eventfd(self.efd)
@@ -253,11 +259,9 @@ class RingDriver:
 
     # -- submission -------------------------------------------------------------------------
 
-    def queue(self, op: Operation) -> None:
-        """Accept an operation; it reaches the kernel at the next flush(). Loop thread only.
-
-        An operation this kernel's io_uring lacks runs as a blocking call instead.
-        """
+    def _queue_checked(self, op: Operation) -> None:
+        """queue() where the kernel's io_uring lacks some declared operation: those run as
+        blocking calls instead."""
         if self._supported is None or op.opcode in self._supported:
             self.backlog.append(op)
         else:

@@ -37,7 +37,7 @@ class FallbackDriver:
     def __init__(self, call_soon_threadsafe: CallSoonThreadsafe) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe
         self.backlog: deque[Operation] = deque()
-        self.queue_read = self.backlog.append
+        self.queue_read = self.queue = self.backlog.append
         self.inflight: dict[Operation, concurrent.futures.Future[Any]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4),
@@ -67,9 +67,6 @@ class FallbackDriver:
             len(self.inflight),
             len(self.backlog),
         )
-
-    def queue(self, op: Operation) -> None:
-        self.backlog.append(op)
 
     def queue_many(self, ops: list[Operation]) -> None:
         self.backlog.extend(ops)

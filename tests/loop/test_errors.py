@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from pathlib import Path
 
 import pytest
 
 import uringloop
-from uringloop._ring import abi
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring", "fallback")]
 
@@ -132,25 +130,6 @@ async def test_write_to_read_only_fd_is_ebadf(data_file: tuple[str, bytes]) -> N
 
 
 @pytest.mark.loops("uring")
-async def test_operation_the_kernel_lacks_runs_as_a_blocking_call(tmp_path: Path) -> None:
-    """An io_uring without IORING_OP_MKDIRAT (before Linux 5.15): mkdir still works, as
-    os.mkdir on the loop's thread pool, and nothing reaches the ring for it."""
-    loop = running()
-    driver = loop._driver
-    assert driver is not None and driver._supported is not None  # type: ignore[attr-defined]
-    supported = driver._supported  # type: ignore[attr-defined]
-    driver._supported = supported - {abi.Op.MKDIRAT}  # type: ignore[attr-defined]
-    try:
-        before = loop.uring_stats().submitted
-        await loop.mkdir(tmp_path / "made")
-        assert (tmp_path / "made").is_dir()
-        assert loop.uring_stats().submitted == before
-        with pytest.raises(FileExistsError):
-            await loop.mkdir(tmp_path / "made")
-    finally:
-        driver._supported = supported  # type: ignore[attr-defined]
-
-
 async def test_operations_on_a_closed_loop_raise() -> None:
     other = uringloop.Loop()
     other.close()

@@ -43,8 +43,11 @@ async def _join(thread: threading.Thread) -> None:
 def other_loop() -> Iterator[uringloop.Loop]:
     """A second uringloop Loop running in its own thread."""
     loop = uringloop.Loop()
+    running = threading.Event()
+    loop.call_soon(running.set)
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
+    assert running.wait(10), "the other loop did not start"
     try:
         yield loop
     finally:

@@ -27,6 +27,7 @@ from . import args, libc
 from .operation import (
     MAX_RW_COUNT,
     Operation,
+    Positioned,
     Read,
     ReadBatch,
     RunNow,
@@ -35,7 +36,7 @@ from .operation import (
     read_args,
 )
 from .spec import Spec, declare
-from .sqe import build
+from .sqe import address, build
 from .statx import StatxResult
 
 StrOrBytesPath = Any  # str, bytes or os.PathLike, as os takes them
@@ -44,6 +45,8 @@ Buffer = Any  # a bytes-like object
 
 BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _AT_SYMLINK_FOLLOW = 0x400
+_U64 = args.U64_MASK
+_READ, _WRITE = int(abi.Op.READ), int(abi.Op.WRITE)  # the hot opcodes, as plain ints
 _STATX_RESERVED = 0x80000000
 _IOV_MAX = 1024
 _IOVEC = abi.IOVEC
@@ -103,7 +106,7 @@ def by_operation(op: Operation, res: int) -> Any:
 
 
 def _positioned(
-    opcode: int, fd: int, offset: int, keep: tuple[Any, ...], **fields: Any
+    opcode: int, fd: int, offset: int, keep: tuple[Any, ...], addr: Any, length: int
 ) -> Operation:
     """A read or write at `offset` (-1: the file position), its other arguments converted.
 
@@ -111,15 +114,19 @@ def _positioned(
     then ESPIPE for a descriptor that cannot seek. `keep` (pinned buffers) is released if
     the operation is refused.
     """
-    try:
-        if offset < -1:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        check_position(fd, offset)
-    except BaseException:
-        for pin in keep:
-            pin.release()
-        raise
-    return entry(opcode, fd=fd, off=args.u64(offset), keep=keep, **fields)
+    if offset != -1:
+        try:
+            if offset < -1:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            check_position(fd, offset)
+        except BaseException:
+            for pin in keep:
+                pin.release()
+            raise
+    if type(addr) is not int:  # bytes written from, or an iovec array
+        keep += (addr,)
+        addr = address(addr)
+    return Positioned(opcode, fd, offset & _U64, addr, length, keep)
 
 
 def _path(value: Any) -> bytes:
@@ -325,7 +332,7 @@ def preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=True)
     _iovec_count(fd, offset, len(pins), writing=False)
-    return _positioned(abi.Op.READV, fd, offset, tuple(pins), addr=iov, len=len(pins))
+    return _positioned(abi.Op.READV, fd, offset, tuple(pins), iov, len(pins))
 
 
 @declare(abi.Op.WRITEV, since="5.1", result=count, blocking=_pwritev)
@@ -334,7 +341,7 @@ def pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=False)
     _iovec_count(fd, offset, len(pins), writing=True)
-    return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), addr=iov, len=len(pins))
+    return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), iov, len(pins))
 
 
 @declare(abi.Op.FSYNC, since="5.1", result=nothing, blocking=_fsync)
@@ -375,9 +382,8 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
 def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
     """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
     fd, offset = args.c_int(fd), args.off_t(offset)
-    pin = Pin(buffer, writable=True)
-    return _positioned(abi.Op.READ, fd, offset, (pin,), addr=pin.address,
-                       len=min(pin.nbytes, MAX_RW_COUNT))  # fmt: skip
+    pin = Pin(buffer, True)
+    return _positioned(_READ, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT))
 
 
 @declare(abi.Op.WRITE, since="5.6", result=count, blocking=_pwrite)
@@ -389,16 +395,14 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     fd = args.c_int(fd)
     if type(data) is bytes:
         offset = args.off_t(offset)
-        return _positioned(abi.Op.WRITE, fd, offset, (), addr=data,
-                           len=min(len(data), MAX_RW_COUNT))  # fmt: skip
-    pin = Pin(data, writable=False)
+        return _positioned(_WRITE, fd, offset, (), data, min(len(data), MAX_RW_COUNT))
+    pin = Pin(data, False)
     try:
         offset = args.off_t(offset)
     except BaseException:
         pin.release()
         raise
-    return _positioned(abi.Op.WRITE, fd, offset, (pin,), addr=pin.address,
-                       len=min(pin.nbytes, MAX_RW_COUNT))  # fmt: skip
+    return _positioned(_WRITE, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT))
 
 
 @declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly)
@@ -600,16 +604,17 @@ def read_many_args(requests: Iterable[Any]) -> tuple[array[int], array[int], arr
     else:
         if not fds:
             return fds, sizes, offsets
+        low_fd, high_fd, high_offset = min(fds), max(fds), max(offsets)
         if (
-            min(fds) >= 0
-            and max(fds) <= args.INT_MAX
+            low_fd >= 0
+            and high_fd <= args.INT_MAX
             and min(sizes) >= 0
             and max(sizes) <= _POOLED_MAX
             and min(offsets) >= -1
         ):
-            if max(offsets) >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
-                if fds.count(fds[0]) == len(fds):
-                    check_position(fds[0], max(offsets))
+            if high_offset >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
+                if low_fd == high_fd:
+                    check_position(low_fd, high_offset)
                 else:
                     for fd, offset in zip(fds, offsets, strict=True):
                         check_position(fd, offset)
