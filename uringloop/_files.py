@@ -1064,6 +1064,10 @@ class AsyncBufferedFile(_FileBase):
         if not n:  # as the built-in: an empty write leaves the read buffer alone
             return 0
         if self._rbuf:
+            raw = self.raw
+            if raw._seekable and not raw._appending and n <= self.buffer_size - self._rpos:
+                await self._write_into_read_buffer(view)
+                return n
             self._drop_read_buffer()
         if len(self._wbuf) + n <= self.buffer_size:
             self._wbuf += view
@@ -1076,6 +1080,26 @@ class AsyncBufferedFile(_FileBase):
         else:
             self._wbuf += view
         return n
+
+    async def _write_into_read_buffer(self, view: memoryview) -> None:
+        """As the built-in BufferedRandom, whose one buffer serves both: a write that fits
+        the buffer from the position goes into it in place, and the read-ahead after it
+        stays (a read then returns the rest of the buffer, not a new raw read). Here the
+        bytes also reach the file at once, at the logical position."""
+        raw = self.raw
+        n = len(view)
+        past_buffer = raw._pos
+        raw._pos -= len(self._rbuf) - self._rpos  # the logical position
+        end = raw._pos + n
+        try:
+            await raw._write_all(view)
+        finally:
+            raw._pos = max(past_buffer, end) if raw._pos == end else past_buffer
+        self._rbuf = self._rbuf[: self._rpos] + bytes(view) + self._rbuf[self._rpos + n :]
+        self._rpos += n
+        if self._rpos >= len(self._rbuf):
+            self._rbuf = b""
+            self._rpos = 0
 
     async def _flush(self) -> None:
         self._check_closed("flush of closed file")

@@ -611,3 +611,25 @@ async def test_empty_write_keeps_the_read_buffer_as_the_builtin_does(tmp_path: P
         assert await f.write(b"") == 0
         assert await f.read1(100) == expected
     assert path.read_bytes() == bytes(range(256)) * 4
+
+
+@pytest.mark.asyncio
+async def test_write_after_a_read_goes_into_the_read_buffer_as_the_builtin_does(
+    tmp_path: Path,
+) -> None:
+    """r+b, a 64-byte buffer: read 1 byte (64 buffered), write 1 byte, read1(100): the
+    built-in returns the 62 bytes still buffered, not a fresh raw read (found by the
+    state-machine test)."""
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(65)))
+    with open(path, "r+b", buffering=64) as ref:
+        ref.read(1)
+        ref.write(b"X")
+        expected = ref.read1(100)
+    path.write_bytes(bytes(range(65)))
+    async with uringloop.open(path, "r+b", buffering=64) as f:
+        await f.read(1)
+        await f.write(b"X")
+        got = await f.read1(100)
+    assert got == expected and len(got) == 62
+    assert path.read_bytes() == bytes([0]) + b"X" + bytes(range(2, 65))
