@@ -1407,6 +1407,9 @@ ISSUE_CASES = [
     Call("preadinto", (Ref("fd"), Buf("bytearray", 10), -1)),
     Call("pwrite", (Ref("fd"), Buf("bytes", 5, 1), 2**64)),
     Call("pwritev", (Ref("fd"), [Buf("bytes", 3, 9), Buf("bytearray", 2)], -1)),
+    # Found by the randomized run: an offset with __index__ of -1 is the file position too.
+    Call("pwrite", (Ref("fd"), Buf("bytes", 0), Index(-1))),
+    Call("preadv", (Ref("fd"), [Buf("bytearray", 3)], Index(-1))),
     Call("open_fd", (P("file", "abs"), os.O_RDONLY, 2**32)),
     Call("open_fd", (P("file", "abs"), os.O_RDONLY, -1)),
     Call("open_fd", (P("new", "abs"), os.O_WRONLY | os.O_CREAT, -1)),

@@ -214,15 +214,18 @@ def _preadinto(fd: int, buffer: Buffer, offset: int = -1) -> int:
 
 
 def _preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    offset = args.off_t(offset)
     return os.readv(fd, buffers) if offset == -1 else os.preadv(fd, buffers, offset)
 
 
 def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
     view = memoryview(data).cast("B")[:MAX_RW_COUNT]
+    offset = args.off_t(offset)
     return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
 
 
 def _pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    offset = args.off_t(offset)
     return os.writev(fd, buffers) if offset == -1 else os.pwritev(fd, buffers, offset)
 
 
