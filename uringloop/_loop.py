@@ -286,7 +286,7 @@ class Loop(asyncio.SelectorEventLoop):
                     stacklevel=3,
                 )
             else:
-                self._add_reader(driver.efd, self._on_eventfd)
+                self._watch_eventfd(driver.efd)
                 return driver
         return FallbackDriver(self.call_soon_threadsafe)
 
@@ -320,14 +320,32 @@ class Loop(asyncio.SelectorEventLoop):
                 "thread until they complete"
             )
         # A new ring for the new thread; the old one has nothing in flight.
-        self._remove_reader(driver.efd)
+        self._unwatch_eventfd(driver.efd)
         driver.close()
         new = self._new_ring_driver()
         new.claim()
         self._driver = new
         self._watch_driver()
-        self._add_reader(new.efd, self._on_eventfd)
+        self._watch_eventfd(new.efd)
         self._state.ring_thread = me
+
+    def _watch_eventfd(self, efd: int) -> None:
+        """Have select() return when the ring's eventfd fires. With the loop's own epoll
+        selector it is watched quietly, edge-triggered (_selector.py): the post-select step
+        reaps and drains, with no read of the eventfd and no callback. Around a selector
+        the user passed, it is an asyncio reader that reads it and reaps."""
+        selector = self._selector
+        if isinstance(selector, PreSelectEpollSelector):
+            selector.watch_quietly(efd)
+        else:
+            self._add_reader(efd, self._on_eventfd)
+
+    def _unwatch_eventfd(self, efd: int) -> None:
+        selector = self._selector
+        if isinstance(selector, PreSelectEpollSelector):
+            selector.unwatch_quietly(efd)
+        else:
+            self._remove_reader(efd)
 
     def _watch_driver(self) -> None:
         driver = self._driver
@@ -484,16 +502,22 @@ class Loop(asyncio.SelectorEventLoop):
                 return False
 
     def _post_select(self) -> None:
-        """Back from a select that may have blocked (L5)."""
+        """Back from a select that may have blocked (L5): one io_uring_enter submits what
+        foreign threads queued meanwhile and reaps what completed, before the callbacks."""
         foreign = self._foreign
         driver = self._driver
         foreign.awake()
-        if driver.armed:
+        armed = driver.armed
+        if armed:
             driver.after_block()
         if foreign.pending:
             # L1': most likely a foreign thread woke us: submit its work now, before the
             # callbacks run, rather than one loop iteration later in the pre-select step.
             driver.queue_many(_taken(foreign.drain()))
+            driver.flush()
+        elif armed:
+            # The eventfd may have fired for completions: reap them now (the flush enters
+            # only if the ring says something is there to take).
             driver.flush()
 
     def _wake_for_foreign(self) -> None:
@@ -546,7 +570,7 @@ class Loop(asyncio.SelectorEventLoop):
         self._driver = new
         self._watch_driver()
         if old.efd >= 0:
-            self._remove_reader(old.efd)
+            self._unwatch_eventfd(old.efd)
         # The old driver is still on the stack (its flush called us): close it afterwards.
         self.call_soon(old.close)
 
@@ -780,7 +804,7 @@ class Loop(asyncio.SelectorEventLoop):
                         LoopClosedError("the loop was closed with the operation in flight")
                     )
         if driver.efd >= 0 and not self._state.forked:
-            self._remove_reader(driver.efd)
+            self._unwatch_eventfd(driver.efd)
         driver.close()
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ _Ready = list[tuple[selectors.SelectorKey, int]]
 
 _EPOLLIN = _select.EPOLLIN if hasattr(_select, "EPOLLIN") else 1
 _EPOLLOUT = _select.EPOLLOUT if hasattr(_select, "EPOLLOUT") else 4
+_EPOLLET = _select.EPOLLET if hasattr(_select, "EPOLLET") else 1 << 31
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -76,11 +77,29 @@ class _PreSelectHooks:
 
 
 class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
-    """An EpollSelector with the pre-select step; the loop's default selector."""
+    """An EpollSelector with the pre-select step; the loop's default selector.
+
+    It can also watch one descriptor quietly (`watch_quietly`): edge-triggered, in the
+    epoll set but not in the selector's map, so a select() returns when it fires but never
+    reports it. The hooks handle what it announces: the ring's eventfd fires for
+    completions (while armed) and for foreign threads' wakeups, and `after` reaps and
+    drains in both cases. Edge-triggered, it needs no read to be cleared.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._init_hooks()
+        self._quiet = -1
+
+    def watch_quietly(self, fd: int) -> None:
+        """Make `fd` the quietly watched descriptor (see the class docstring)."""
+        self._selector.register(fd, _EPOLLIN | _EPOLLET)  # type: ignore[attr-defined]
+        self._quiet = fd
+
+    def unwatch_quietly(self, fd: int) -> None:
+        if self._quiet == fd:
+            self._quiet = -1
+            self._selector.unregister(fd)  # type: ignore[attr-defined]
 
     @staticmethod
     def usable() -> bool:
@@ -113,7 +132,9 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
             seconds = math.ceil(timeout * 1e3) * 1e-3
         fd_to_key = self._fd_to_key  # type: ignore[attr-defined]
         try:
-            polled = self._selector.poll(seconds, len(fd_to_key) or 1)  # type: ignore[attr-defined]
+            # One event more than the map has: the quiet descriptor, never reported (the
+            # map has no key for it; the edge is consumed here).
+            polled = self._selector.poll(seconds, len(fd_to_key) + 1)  # type: ignore[attr-defined]
         except InterruptedError:
             return []
         finally:

@@ -1,30 +1,41 @@
-"""File I/O from plain threads, served by a uringloop loop's io_uring.
+"""File I/O from plain threads: blocking calls, each made the fastest way for its thread.
 
-Each function here blocks the calling thread: it queues its operation on a running
-uringloop Loop (`loop.threadsafe.<op>`, which wakes the loop if it may be asleep) and
-waits for the completion. This is the seed's path: a foreign thread queues, the loop wakes
-and submits. Worker threads of a thread pool, asyncio.to_thread code and library threads
-can share the loop's ring this way instead of making blocking system calls of their own.
+Each function here blocks the calling thread, takes the os function's arguments (os names:
+open, close, pread, stat, ...) and gives its results and errors. Which way it goes:
 
-Which loop: the `loop=` argument; else the loop whose run_in_executor job this thread is
-running (asyncio.to_thread goes through run_in_executor); else the loop whose task this
-code runs for (the `uringloop._loop.current_loop` context variable); else, unless this
-thread runs an event loop of its own, the one uringloop Loop running in this process, if
-exactly one is. When none of these gives a loop (no uringloop loop runs, this thread runs
-another event loop such as stock asyncio's, or several uringloop loops run and this
-thread belongs to none of them), each function makes the plain os call itself (the
-operation's declared blocking counterpart), in the calling thread, as uringloop.open
-falls back to the executor: code that uses this module works everywhere, and gets the
-ring where a uringloop loop serves it. Calling from the loop's own thread raises
-RuntimeError: the loop would wait for itself.
+- A single call, by default, is the plain system call in the calling thread (the
+  operation's declared blocking counterpart), which releases the GIL while it waits: a
+  page-cache read through a loop's ring would cost two or three wake-ups between threads
+  for one system call's worth of work.
+- A batch (`pread_many`), by default, goes through a small io_uring of the thread's own
+  (_thread_ring.py): all its requests are submitted and waited for in one io_uring_enter,
+  so they overlap at the device (a plain call per request where io_uring is unavailable).
+- With `loop=` (a uringloop Loop), or `timeout=` (seconds), the call goes to a loop's ring
+  instead, the seed's pattern: the operation is queued on the loop (`loop.threadsafe`,
+  which wakes the loop if it may be asleep), and the thread waits for the completion. The
+  loop is `loop=`, else the loop whose run_in_executor job this thread is running
+  (asyncio.to_thread goes through run_in_executor), else the loop whose task this code runs
+  for (the `uringloop._loop.current_loop` context variable), else, unless this thread runs
+  an event loop of its own, the one uringloop Loop running in this process, if exactly one
+  is (`default_loop()`). When none serves the thread, the call is made directly, and a
+  timeout cannot apply. Calling through a loop from that loop's own thread raises
+  RuntimeError: the loop would wait for itself.
 
-Every function takes `loop=` and `timeout=` (seconds) besides the os function's
-arguments. When the timeout expires, an operation the loop has not taken yet is dropped
-(TimeoutError: it never happens); one in the kernel is cancelled there, and TimeoutError is
-raised once it is known not to have happened, while one that completed despite the
-cancellation returns its result. Only if the loop cannot even take the cancellation
-within the timeout again is TimeoutError raised with the operation left behind: it may
-still happen then, and an open's descriptor is closed when it does.
+A timeout through a loop: when it expires, an operation the loop has not taken yet is
+dropped (TimeoutError: it never happens); one in the kernel is cancelled there, and
+TimeoutError is raised once it is known not to have happened, while one that completed
+despite the cancellation returns its result. Only if the loop cannot even take the
+cancellation within the timeout again is TimeoutError raised with the operation left
+behind: it may still happen then, and an open's descriptor is closed when it does.
+
+    def worker(path):
+        fd = uringloop.threads.open(path)
+        try:
+            return uringloop.threads.pread(fd, 4096, 0)
+        finally:
+            uringloop.threads.close(fd)
+
+    data = await asyncio.to_thread(worker, "data.bin")
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from . import _loop
 from ._loop import Loop
 from ._ops import MAX_RW_COUNT, Operation, Spec, table
 from ._ops.args import off_t
+from ._thread_ring import thread_ring
 
 __all__ = [
     "close",
@@ -205,15 +217,20 @@ def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
     return waiter.result(loop, timeout)
 
 
-def _blocking(spec: Spec[..., _T]) -> Callable[..., _T]:
-    """The blocking function for a declared operation: build it here (a bad argument
-    raises in this thread), queue it on the loop, wait for its completion; or, where no
-    loop serves this thread, the declaration's blocking call in this thread."""
+def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
+    """The blocking function for a declared operation (see the module docstring for the
+    routes): by default the declaration's blocking call in this thread, or for a `batch`
+    this thread's own ring; with `loop=` or `timeout=`, built here (a bad argument raises
+    in this thread), queued on the loop, and waited for."""
     build = spec.build
     blocking = spec.blocking
 
     def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,
              **kwargs: Any) -> _T:  # fmt: skip
+        if loop is None and timeout is None:
+            if batch and (ring := thread_ring()) is not None:
+                return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+            return blocking(*args, **kwargs)
         target = _target(loop)
         if target is None:
             return blocking(*args, **kwargs)
@@ -244,7 +261,7 @@ def _keyword(name: str, annotation: str) -> Any:
 # -- the operations, derived from their declarations (os names where os has them) -----------
 
 pread = _blocking(table.pread)
-pread_many = _blocking(table.pread_many)
+pread_many = _blocking(table.pread_many, batch=True)
 preadinto = _blocking(table.preadinto)
 preadv = _blocking(table.preadv)
 pwrite = _blocking(table.pwrite)
@@ -272,6 +289,11 @@ link = _blocking(table.link)
 # -- composites ------------------------------------------------------------------------------
 
 
+def _route(loop: Loop | None, timeout: float | None) -> Loop | None:
+    """The loop a composite's calls go through, or None: each call made directly."""
+    return _target(loop) if loop is not None or timeout is not None else None
+
+
 def pwrite_all(
     fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
@@ -280,7 +302,7 @@ def pwrite_all(
     if offset < 0:
         raise ValueError("pwrite_all needs an explicit offset")
     view = memoryview(data).cast("B")
-    target = _target(loop)
+    target = _route(loop, timeout)
     done = 0
     while done < len(view):
         n = pwrite(fd, view[done : done + MAX_RW_COUNT], offset + done, loop=target,
@@ -292,7 +314,7 @@ def pwrite_all(
 
 def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
     """The whole content of the file at `path`: open, preads to EOF, close."""
-    target = _target(loop)
+    target = _route(loop, timeout)
     fd = open(path, os.O_RDONLY, loop=target, timeout=timeout)
     try:
         chunks = []
@@ -312,7 +334,7 @@ def write_file(
     path: Any, data: Any, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
     """Create or truncate the file at `path` and write `data` into it."""
-    target = _target(loop)
+    target = _route(loop, timeout)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     fd = open(path, flags, 0o666, loop=target, timeout=timeout)
     try:

@@ -65,21 +65,22 @@ async def test_eight_threads_checksummed(tmp_path: Path, no_fd_leak: None) -> No
     def worker(index: int) -> tuple[str, str]:
         data = os.urandom(300_000 + index * 1000)
         path = tmp_path / f"w{index}"
-        # Half the workers name the loop; the others find the only one running.
-        which = loop if index % 2 else None
-        fd = threads.open(path, os.O_RDWR | os.O_CREAT, 0o644, loop=which)
+        # Half the workers name the loop; the others give a timeout, which sends their
+        # calls through the only loop running too.
+        via: dict[str, Any] = {"loop": loop} if index % 2 else {"timeout": 30.0}
+        fd = threads.open(path, os.O_RDWR | os.O_CREAT, 0o644, **via)
         try:
             for offset in range(0, len(data), 65536):
-                threads.pwrite_all(fd, data[offset : offset + 65536], offset, loop=which)
-            threads.fsync(fd, loop=which)
-            assert threads.fstat(fd, loop=which).st_size == len(data)
+                threads.pwrite_all(fd, data[offset : offset + 65536], offset, **via)
+            threads.fsync(fd, **via)
+            assert threads.fstat(fd, **via).st_size == len(data)
             digest = hashlib.sha256()
             offset = 0
-            while chunk := threads.pread(fd, 50_000, offset, loop=which):
+            while chunk := threads.pread(fd, 50_000, offset, **via):
                 digest.update(chunk)
                 offset += len(chunk)
         finally:
-            threads.close(fd, loop=which)
+            threads.close(fd, **via)
         return hashlib.sha256(data).hexdigest(), digest.hexdigest()
 
     started = [_in_thread(lambda i=i: worker(i)) for i in range(8)]
@@ -104,7 +105,8 @@ async def test_to_thread_uses_the_loop_of_its_task(
     mine, theirs = loop.uring_stats(), other_loop.uring_stats()
     # Two loops run, yet asyncio.to_thread carries this task's loop into its worker.
     assert await asyncio.to_thread(threads.default_loop) is loop
-    assert await asyncio.to_thread(threads.read_file, path) == b"payload"
+    # timeout= sends the calls through a loop: this task's.
+    assert await asyncio.to_thread(threads.read_file, path, timeout=30) == b"payload"
     assert loop.uring_stats().foreign_submissions - mine.foreign_submissions >= 3
     assert other_loop.uring_stats().foreign_submissions == theirs.foreign_submissions
 
@@ -138,11 +140,18 @@ def test_no_running_loop_calls_os_itself(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_loop_thread_is_refused(tmp_path: Path, no_fd_leak: None) -> None:
+    """Through the loop (timeout= or loop=), the loop's own thread would wait for itself;
+    a plain call is the system call, as os.stat on that thread would be."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
     with pytest.raises(RuntimeError, match="own thread"):
-        threads.stat(tmp_path)
+        threads.stat(tmp_path, timeout=5)
     with pytest.raises(RuntimeError, match="own thread"):
-        threads.open(tmp_path / "x", os.O_CREAT | os.O_WRONLY)
+        threads.open(tmp_path / "x", os.O_CREAT | os.O_WRONLY, loop=loop)
     assert not (tmp_path / "x").exists()
+    before = loop.uring_stats().foreign_submissions
+    assert threads.stat(tmp_path).st_ino == os.stat(tmp_path).st_ino
+    assert loop.uring_stats().foreign_submissions == before
 
 
 @pytest.mark.asyncio

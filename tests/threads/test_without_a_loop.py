@@ -80,7 +80,7 @@ def test_same_results_without_a_loop_as_through_one(tmp_path: Path) -> None:
         assert running.wait(10)
         before = loop.uring_stats().foreign_submissions
         assert threads.default_loop() is loop
-        ring = _workload(tmp_path / "ring")
+        ring = _workload(tmp_path / "ring", loop=loop)
         assert loop.uring_stats().foreign_submissions - before >= 20
     finally:
         loop.call_soon_threadsafe(loop.stop)

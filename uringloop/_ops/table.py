@@ -378,7 +378,10 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
 
     The first failure, in request order, is raised after all completed.
     """
-    return ReadBatch(*read_many_args(requests), None)
+    fds, sizes, offsets = read_many_args(requests)
+    if not fds:
+        raise RunNow  # nothing to submit: []
+    return ReadBatch(fds, sizes, offsets, None)
 
 
 @declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)

@@ -1,0 +1,158 @@
+"""uringloop.threads' batches: one thread's own ring, a batch waited for in one enter."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import _thread_ring, threads
+from uringloop._ring import syscalls
+
+
+def _in_thread(func: Callable[[], Any]) -> Any:
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(("ok", func()))
+        except BaseException as exc:  # handed to the test
+            box.append(("error", exc))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    status, value = box[0]
+    if status == "error":
+        raise value
+    return value
+
+
+def test_a_batch_is_one_enter_on_the_thread_s_own_ring(
+    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, data = data_file
+    enters: list[int] = []
+    enter = syscalls.enter
+
+    def counting(fd: int, to_submit: int, min_complete: int, flags: int) -> int:
+        enters.append(to_submit)
+        return enter(fd, to_submit, min_complete, flags)
+
+    monkeypatch.setattr(syscalls, "enter", counting)
+
+    def work() -> tuple[list[bytes], Any]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = threads.pread_many([(fd, 4096, i * 8192) for i in range(16)])
+            return got, _thread_ring.thread_ring()
+        finally:
+            os.close(fd)
+
+    got, ring = _in_thread(work)
+    assert got == [data[i * 8192 : i * 8192 + 4096] for i in range(16)]
+    assert isinstance(ring, _thread_ring.ThreadRing)
+    # 16 reads submitted together and waited for together (a short wait may take a retry).
+    assert enters[0] == 16 and len(enters) <= 3
+
+
+def test_batch_results_match_os_and_errors_come_in_request_order(
+    data_file: tuple[str, bytes], tmp_path: Path
+) -> None:
+    path, data = data_file
+
+    def work() -> Any:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert threads.pread_many([]) == []
+            mixed = threads.pread_many([(fd, 10, 5), (fd, 2_000_000, 0), (fd, 3, len(data) - 1)])
+            assert mixed == [data[5:15], data, data[-1:]]
+            with pytest.raises(OSError) as info:
+                threads.pread_many([(fd, 10, 0), (9999, 10, 0), (fd, 10, 0)])
+            assert info.value.errno == errno.EBADF
+            with pytest.raises(OSError) as info:
+                threads.pread_many([(fd, 10, -2)])  # as os.pread: EINVAL, nothing submitted
+            assert info.value.errno == errno.EINVAL
+            # The ring is still good after the failures.
+            return threads.pread_many([(fd, 4, 0), (fd, 4, 4)])
+        finally:
+            os.close(fd)
+
+    assert _in_thread(work) == [data[:4], data[4:8]]
+
+
+def test_o_direct_batch(tmp_path: Path) -> None:
+    """Aligned O_DIRECT reads from a thread: the ring's buffers are page-aligned."""
+    path = tmp_path / "direct.bin"
+    data = os.urandom(64 * 4096)
+    path.write_bytes(data)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    try:
+        got = _in_thread(lambda: threads.pread_many([(fd, 4096, i * 4096) for i in range(64)]))
+    finally:
+        os.close(fd)
+    assert got == [data[i * 4096 : (i + 1) * 4096] for i in range(64)]
+
+
+def test_larger_batch_than_the_ring_is_written_in_rounds(data_file: tuple[str, bytes]) -> None:
+    path, data = data_file
+    n = _thread_ring.SQ_ENTRIES * 3 + 5
+
+    def work() -> list[bytes]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return threads.pread_many([(fd, 100, (i * 997) % (len(data) - 100)) for i in range(n)])
+        finally:
+            os.close(fd)
+
+    got = _in_thread(work)
+    assert got == [data[(i * 997) % (len(data) - 100) :][:100] for i in range(n)]
+
+
+def test_without_io_uring_a_batch_is_plain_calls(data_file: tuple[str, bytes]) -> None:
+    path, data = data_file
+
+    def work() -> tuple[Any, list[bytes]]:
+        with syscalls.inject("setup", errno.ENOSYS, times=-1):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                got = threads.pread_many([(fd, 8, 0), (fd, 8, 8)])
+            finally:
+                os.close(fd)
+            return _thread_ring.thread_ring(), got
+
+    ring, got = _in_thread(work)
+    assert ring is None and got == [data[:8], data[8:16]]
+
+
+def test_through_a_loop_when_asked(data_file: tuple[str, bytes]) -> None:
+    """loop= sends the batch to that loop's ring instead (one foreign submission)."""
+    path, data = data_file
+    loop = uringloop.Loop()
+    started = threading.Event()
+    loop.call_soon(started.set)
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        assert started.wait(10)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            before = loop.uring_stats().foreign_submissions
+            got = _in_thread(lambda: threads.pread_many([(fd, 5, 0), (fd, 5, 5)], loop=loop))
+            assert loop.uring_stats().foreign_submissions == before + 1
+        finally:
+            os.close(fd)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    assert got == [data[:5], data[5:10]]

@@ -1,0 +1,170 @@
+"""A small io_uring of one thread's own: a batch submitted and waited for in one io_uring_enter.
+
+uringloop.threads sends a batch of requests from a plain thread (pread_many) here rather
+than to a loop: the thread writes the batch into its ring and blocks in
+io_uring_enter(min_complete) until every request completed, so the requests overlap at the
+device and no other thread is woken. A single request gains nothing from a ring (the plain
+system call is one syscall too, and cheaper): those are made directly.
+
+The ring is created on a thread's first batch, used only by that thread (so SINGLE_ISSUER
+and DEFER_TASKRUN hold), and closed with the thread. None where io_uring is unavailable:
+the batch is then made of plain system calls, one after another.
+
+Invariant: an operation, and the buffers its SQEs point at, stays in `self._inflight` until
+its last CQE is reaped, also when the waiting thread is interrupted (a KeyboardInterrupt in
+io_uring_enter): the next batch, or closing the ring, reaps what is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from itertools import repeat
+from typing import Any
+
+from ._ops import DONE, Operation
+from ._ring import abi
+from ._ring.ring import Ring
+
+SQ_ENTRIES = 64  # a batch larger than this is written in several rounds
+CQ_ENTRIES = 128
+_GETEVENTS = int(abi.EnterFlag.GETEVENTS)
+_FLAGS = (
+    abi.SetupFlag.SINGLE_ISSUER
+    | abi.SetupFlag.DEFER_TASKRUN
+    | abi.SetupFlag.COOP_TASKRUN
+    | abi.SetupFlag.SUBMIT_ALL
+)
+
+
+class _Outcome:
+    """The waiter of an operation the calling thread itself waits for."""
+
+    __slots__ = ("error", "finished", "value")
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self.finished
+
+    def set_result(self, value: Any, /) -> None:
+        self.value, self.finished = value, True
+
+    def set_exception(self, exc: BaseException, /) -> None:
+        self.error, self.finished = exc, True
+
+
+class ThreadRing:
+    """One thread's ring. Not thread-safe: only the thread that made it uses it."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
+        self._ring = Ring(SQ_ENTRIES, CQ_ENTRIES, _FLAGS)
+        self._pid = os.getpid()
+        self._next_user_data = 1
+
+    def run(self, op: Operation) -> Any:
+        """Submit `op` (one SQE, or a batch's parts), wait for its completion, return its
+        value or raise its error. Blocks the calling thread, which releases the GIL."""
+        if op.state == DONE:  # answered when it was built (RunNow)
+            return op.outcome()  # type: ignore[attr-defined]
+        outcome = _Outcome()
+        op.waiter = outcome
+        ring = self._ring
+        inflight = self._inflight
+        while not outcome.finished:
+            if op.state != DONE and (op.parts_left() if op.multi else op.user_data == 0):
+                self._write(op)
+            waiting = len(inflight)
+            try:
+                ring.enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
+            except InterruptedError:
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EBUSY, errno.ENOMEM):
+                    raise
+            self._reap()
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
+
+    def _write(self, op: Operation) -> None:
+        """Write what fits of `op` into the SQ."""
+        ring = self._ring
+        if op.multi:
+            offsets = ring.reserve(op.parts_left())
+            if not offsets:
+                return
+            if not op.user_data:
+                op.user_data = self._take_user_data(op.parts_left())
+            first, count = op.prep_parts(ring.sqes, ring.sqe_words, offsets, 0)
+            start = op.user_data + first
+            self._inflight.update(zip(range(start, start + count), repeat(op)))
+            return
+        off = ring.next_sqe()
+        if off < 0:
+            return
+        ud = self._take_user_data(1)
+        op.prep(ring.sqes, ring.sqe_words, off, ud)
+        op.user_data = ud
+        self._inflight[ud] = op
+
+    def _take_user_data(self, count: int) -> int:
+        ud = self._next_user_data
+        self._next_user_data = ud + count if ud + count < 2**62 else 1
+        return ud
+
+    def _reap(self) -> None:
+        user_datas, results, _flags = self._ring.reap_columns()
+        inflight = self._inflight
+        for user_data, res in zip(user_datas, results, strict=True):
+            op = inflight.pop(user_data, None)
+            if op is None:
+                continue
+            if op.multi:
+                op.complete_part(user_data, res)
+            else:
+                op.complete(res)
+
+    def close(self) -> None:
+        """Wait for what is still in flight (an interrupted batch), then close the ring."""
+        ring = self._ring
+        if ring.closed:
+            return
+        try:
+            while self._inflight and os.getpid() == self._pid:
+                try:
+                    ring.enter(1, _GETEVENTS)
+                except InterruptedError:
+                    continue
+                self._reap()
+        finally:
+            ring.close()
+
+    def __del__(self) -> None:
+        if hasattr(self, "_ring"):
+            self.close()
+
+
+_local = threading.local()
+
+
+def thread_ring() -> ThreadRing | None:
+    """The calling thread's ring, made on first use; None where io_uring is unavailable
+    (or refused), and then for the rest of the thread's life."""
+    ring: ThreadRing | bool | None = getattr(_local, "ring", None)
+    if isinstance(ring, ThreadRing) and ring._pid == os.getpid():
+        return ring
+    if ring is False:
+        return None
+    try:
+        made = ThreadRing()
+    except OSError:
+        _local.ring = False
+        return None
+    _local.ring = made
+    return made
