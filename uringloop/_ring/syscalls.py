@@ -23,11 +23,18 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _syscall.argtypes = [ctypes.c_long] * 7
-# io_uring_enter passes only small ints (no sigset): a second function object without
-# argtypes converts them as C ints, about 1 us cheaper per call than the checked path.
-# (libffi widens a C int argument to a full 64-bit register on x86-64 and aarch64.)
-_enter_syscall = ctypes.CDLL(None, use_errno=True).syscall
-_enter_syscall.restype = ctypes.c_long
+# io_uring_enter passes only small ints (no sigset): function objects without argtypes
+# convert them as C ints, about 1 us cheaper per call than the checked path. (libffi
+# widens a C int argument to a full 64-bit register on x86-64 and aarch64.)
+# Two of them: an enter that waits for completions (min_complete > 0) releases the GIL, as
+# any blocking call must; one that does not wait (the loop's submit and reap: it never
+# blocks) keeps it. Releasing it there let another thread take it for the length of the
+# system call and handed it back with two thread switches: a foreign thread's round trip
+# through a sleeping loop paid for that on every enter.
+_enter_waiting = ctypes.CDLL(None, use_errno=True).syscall
+_enter_waiting.restype = ctypes.c_long
+_enter_at_once = ctypes.PyDLL(None, use_errno=True).syscall
+_enter_at_once.restype = ctypes.c_long
 
 _get_errno = ctypes.get_errno
 
@@ -80,7 +87,8 @@ def enter(fd: int, to_submit: int, min_complete: int, flags: int) -> int:
         err = _take_fault("enter")
         if err:
             _raise_errno(err)
-    res = _enter_syscall(abi.SYS_IO_URING_ENTER, fd, to_submit, min_complete, flags, None, 0)
+    call = _enter_waiting if min_complete else _enter_at_once
+    res = call(abi.SYS_IO_URING_ENTER, fd, to_submit, min_complete, flags, None, 0)
     if res < 0:
         _raise_errno(_get_errno())
     return int(res)
