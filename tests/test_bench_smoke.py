@@ -42,6 +42,7 @@ RANDREAD_IMPLS = {
     "uringloop.open (seek + read)",
     "uringloop, busy_poll=50 us",
     "io_uring kernel floor (enter only)",
+    "io_uring submit-and-wait loop (one thread)",
 }
 # (case -> implementations that must be there); fio rows are checked separately.
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -76,6 +77,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop call_soon_threadsafe",
             "asyncio call_soon_threadsafe",
             "uvloop call_soon_threadsafe",
+            "asyncio run_coroutine_threadsafe",
         },
         "4 KiB read round trip, idle loop": {
             "uringloop threadsafe.pread()",
@@ -86,6 +88,18 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop, idle loop",
             "uringloop, busy loop (sleep(0) task)",
         },
+    },
+    "threadio": {
+        case: {
+            "uringloop.threads (default route)",
+            "uringloop.threads(loop=...) (through a loop)",
+            "the thread's own os.pread / os.preadv",
+        }
+        for case in (
+            "page cache, QD 1 (one read per call)",
+            "O_DIRECT, QD 1 (one read per call)",
+            "O_DIRECT, a batch of 16 reads per call",
+        )
     },
     "overhead": {
         case: {"uringloop", "stock asyncio", "uvloop"}

@@ -260,7 +260,21 @@ def _keyword(name: str, annotation: str) -> Any:
 
 # -- the operations, derived from their declarations (os names where os has them) -----------
 
-pread = _blocking(table.pread)
+_pread = _blocking(table.pread)
+_os_read, _os_pread = os.read, os.pread
+
+
+def pread(
+    fd: int, size: int, offset: int = -1, *, loop: Loop | None = None, timeout: float | None = None
+) -> bytes:
+    """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
+    # The hot path: table.pread's default route (the plain system call) inlined for plain
+    # ints, one Python frame around os.pread; anything else takes the derived function.
+    if loop is None and timeout is None and type(size) is int and type(offset) is int:
+        if 0 <= size <= MAX_RW_COUNT:
+            return _os_read(fd, size) if offset == -1 else _os_pread(fd, size, offset)
+    return _pread(fd, size, offset, loop=loop, timeout=timeout)
+
 pread_many = _blocking(table.pread_many, batch=True)
 preadinto = _blocking(table.preadinto)
 preadv = _blocking(table.preadv)

@@ -64,6 +64,7 @@ URING_OPEN = "uringloop.open (seek + read)"
 URING_POLL = "uringloop, busy_poll=50 us"
 BUSY_POLL = 50e-6  # seconds: Loop(busy_poll=...) for URING_POLL
 FLOOR = "io_uring kernel floor (enter only)"
+WAIT_LOOP = "io_uring submit-and-wait loop (one thread)"
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
@@ -80,6 +81,7 @@ IMPLS = (
     BATCHED,
     URING_OPEN,
     FLOOR,
+    WAIT_LOOP,
 )
 
 Worker = Callable[[float], Awaitable[int]]
@@ -373,8 +375,12 @@ async def _pyuring(env: Env) -> float:
         ctx.close()
 
 
-def _kernel_floor(env: Env) -> float:
+def _kernel_floor(env: Env, wall: bool = False) -> float:
     """Not a backend but a bound: reads per second of time spent inside io_uring_enter.
+
+    With `wall`, the same loop timed whole (WAIT_LOOP): reads per second of a thread that
+    does nothing but submit QD reads and wait for them in one io_uring_enter, then check
+    them, in a loop; at QD 1 with O_DIRECT, the floor of io_uring for one read at a time.
 
     A private ring (not the loop's) gets QD READ SQEs, one per 4 KiB slot of a private
     mmap arena, then one io_uring_enter submits them and waits for all QD completions.
@@ -446,7 +452,9 @@ def _kernel_floor(env: Env) -> float:
         ring.enable()
         work(perf_counter() + WARMUP)
         keep.clear()
-        n, inside = work(perf_counter() + env.duration)
+        started = perf_counter()
+        n, inside = work(started + env.duration)
+        elapsed = perf_counter() - started
     finally:
         if in_flight:
             # enter() failed: the kernel may still write into the arena, so wait for those
@@ -467,7 +475,7 @@ def _kernel_floor(env: Env) -> float:
             arena.close()
     if not inside:
         raise BenchError(f"{FLOOR}: no batch ran")
-    return n / inside
+    return n / elapsed if wall else n / inside
 
 
 async def _uring(env: Env) -> float:
@@ -555,6 +563,8 @@ def measure(impl: str, env: Env) -> float:
         rate = _sync(env)
     elif impl == FLOOR:
         rate = _kernel_floor(env)
+    elif impl == WAIT_LOOP:
+        rate = _kernel_floor(env, wall=True)
     else:
         loop_name, fn = RUNNERS[impl]
         rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
@@ -675,6 +685,10 @@ def _run_case(
         "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
         "inside that call only" + (" (includes waiting for the device)" if direct else "")
     )
+    rows[WAIT_LOOP].note = (
+        "not a backend: the same private ring, timed whole: a thread that only submits QD "
+        "reads and waits for them in one io_uring_enter"
+    )
     if cfg.fio and fio_available():
         fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
         report.rows.append(fio_row)
@@ -743,6 +757,11 @@ def _targets(report: Report) -> None:
         target(
             "O_DIRECT QD 1, opt-in busy_poll=50 us: uringloop >= 0.9x sync os.preadv loop",
             rel("O_DIRECT, QD 1", URING_POLL, SYNC),
+            0.9,
+        ),
+        target(
+            "O_DIRECT QD 1: uringloop >= 0.9x the io_uring submit-and-wait loop",
+            rel("O_DIRECT, QD 1", URING, WAIT_LOOP),
             0.9,
         ),
     ]
