@@ -16,6 +16,11 @@
  *               `if self._sleeping: self._sleeping = False` without a thread switch).
  *   LOCKED      the locked form, for a build without the GIL: push() holds the queue's
  *               lock across F1 and F2, prepare_to_sleep() across L2 and L3.
+ *   LEVEL       a level-triggered notifier consumed by a callback (asyncio's self-pipe
+ *               under the thread-pool fallback; the ring's eventfd around a selector the
+ *               user passed). The default is the ring's eventfd as the loop's own epoll
+ *               selector watches it: edge-triggered, its edge consumed by the select()
+ *               that returns it.
  *   NO_TIMER    select(timeout) with a finite timeout is not modelled (only 0 and None).
  *   NO_CLOSE    the loop never stops and closes.
  */
@@ -158,7 +163,14 @@ end_select:
 #endif
           fi
        fi;
+#ifdef LEVEL
        atomic { ready = (pipe > 0); select_wait = 0 }
+#else
+       /* Edge-triggered (@src uringloop/_selector.py:PreSelectEpollSelector.watch_quietly
+        * "_EPOLLET"): the select that returns (any timeout, 0 included) takes the edge;
+        * the post-select step, not a callback, acts on it. */
+       atomic { ready = (pipe > 0); pipe = 0; select_wait = 0 }
+#endif
 
        /* L5 @src uringloop/_loop.py:Loop._post_select "awake()"
         *    @src uringloop/_foreign.py:ForeignQueue.awake "L5" */
@@ -176,6 +188,7 @@ end_select:
        :: else -> skip
        fi;
 
+#ifdef LEVEL
        /* Callbacks. If select reported the notifier readable, its reader consumes every
         * notification written so far, including later ones: the eventfd's reader
         * (@src uringloop/_driver.py:RingDriver.on_eventfd "eventfd_read") reads and resets
@@ -186,6 +199,7 @@ end_select:
        :: ready -> pipe = 0
        :: else -> skip
        fi;
+#endif
 
 #ifndef NO_CLOSE
        /* loop.stop(): run_forever returns; then loop.close() closes the queue.

@@ -57,6 +57,7 @@ LIMITS = Variant(MODEL, ("-DLIMITS",))
 LIMITS_ATOMIC_TAS = Variant(MODEL, ("-DLIMITS", "-DATOMIC_TAS"))
 CODE_K3 = Variant(MODEL, ("-DK=3",))  # the larger bound: 3x the states, run with -m slow
 LOCKED = Variant(MODEL, ("-DLOCKED",))  # the form a build without the GIL runs
+LEVEL = Variant(MODEL, ("-DLEVEL",))  # a level-triggered notifier read by a callback
 LIVENESS_CLAIMS = {"all_drained"}
 
 
@@ -140,6 +141,9 @@ def pans(tmp_path_factory: pytest.TempPathFactory) -> Pans:
         (LOCKED, "no_lost_wakeup"),
         pytest.param(LOCKED, "all_drained", marks=pytest.mark.slow),
         pytest.param(LOCKED, "flag_only_when_may_block", marks=pytest.mark.slow),
+        # The self-pipe of the thread-pool fallback (level-triggered, read by a callback).
+        (LEVEL, "no_lost_wakeup"),
+        pytest.param(LEVEL, "all_drained", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "no_lost_wakeup", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "all_drained", marks=pytest.mark.slow),
         pytest.param(CODE_K3, "flag_only_when_may_block", marks=pytest.mark.slow),
