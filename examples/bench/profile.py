@@ -61,6 +61,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd64": _randread(randread.URING, 64, False),
     "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
+    "direct-qd1": _randread(randread.URING, 1, True),
+    "direct-qd1-wait-loop": _randread(randread.WAIT_LOOP, 1, True),
     "direct-qd16": _randread(randread.URING, 16, True),
     "direct-qd64": _randread(randread.URING, 64, True),
     "wakeup-nop": _wakeup,
