@@ -565,7 +565,6 @@ async def test_bom_and_encodings_match_builtin(
         assert await f.read() == ref.read_text(encoding=encoding)
 
 
-@pytest.mark.fd_leak_ok  # a closed uvloop loop keeps two pipe fds of its own
 def test_executor_path_on_uvloop(tmp_path: Path) -> None:
     uvloop = pytest.importorskip("uvloop")
 

@@ -30,7 +30,7 @@ def _ini(pytester: pytest.Pytester, mode: str = "strict", extra: str = "") -> No
     )
 
 
-# A test module that checks, in every loop scope, which loop runs it. `ids` collects the
+# A test module that checks, in every loop scope, which loop runs it. `loops` collects the
 # loop of each test so the scopes can be checked for sharing afterwards.
 SCOPES_MODULE = """
 import asyncio
@@ -41,13 +41,13 @@ import pytest_asyncio
 import uringloop
 
 EXPECTED = {expected}
-ids = {{}}
+loops = {{}}  # the loops themselves: an id() of a freed loop can be reused by a later one
 
 
 def check(name):
     loop = asyncio.get_running_loop()
     assert isinstance(loop, EXPECTED), repr(loop)
-    ids[name] = id(loop)
+    loops[name] = loop
     return loop
 
 
@@ -75,7 +75,7 @@ class TestClassScope:
 @pytest.mark.asyncio(loop_scope="module")
 async def test_module_scope_a(module_fixture_loop):
     check("module_a")
-    assert ids["module_fixture"] == ids["module_a"]
+    assert loops["module_fixture"] is loops["module_a"]
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -94,9 +94,10 @@ async def test_session_scope():
 
 
 def test_scopes_share_their_loops():
-    assert ids["class_a"] == ids["class_b"]
-    assert ids["module_a"] == ids["module_b"]
-    assert len({{ids["function"], ids["class_a"], ids["module_a"], ids["session"]}}) == 4
+    assert loops["class_a"] is loops["class_b"]
+    assert loops["module_a"] is loops["module_b"]
+    distinct = {{id(loops[name]) for name in ("function", "class_a", "module_a", "session")}}
+    assert len(distinct) == 4
 """
 
 
