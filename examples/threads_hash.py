@@ -3,13 +3,14 @@
     python examples/threads_hash.py                 # 200 generated files, checked
     python examples/threads_hash.py FILE_OR_DIR ... # your files
 
-The seed's pattern: worker threads (hashing is CPU work, and hashlib releases the GIL on
-big buffers) queue their reads on the running uringloop loop with uringloop.threads and
-`loop=`; the loop wakes, submits them to its ring and completes them, and each worker
-blocks only on its own read. No worker makes a read system call of its own. (Without
-`loop=`, uringloop.threads would make each read a plain system call in the worker, which
-for page-cache reads is the faster route; see the README's "File I/O from threads".) The loop stays free for
-other work meanwhile: here a ticker task counts how often it ran while the pool hashed.
+QEMU's pattern for vCPU threads: worker threads (hashing is CPU work, and hashlib releases
+the GIL on big buffers) queue their reads on the running uringloop loop with
+uringloop.threads and `loop=`; the loop wakes, submits them to its ring and completes them,
+and each worker blocks only on its own read. No worker makes a read system call of its own.
+(Without `loop=`, uringloop.threads would make each read a plain system call in the worker,
+which for page-cache reads is the faster route; see the README's "File I/O from threads".)
+The loop stays free for other work meanwhile: here a ticker task counts how often it ran
+while the pool hashed.
 
 --check re-hashes every file with plain reads and compares; --threads N sizes the pool.
 """

@@ -203,7 +203,7 @@ def test_benchmark_runs_alone_and_output_parses(name: str, tmp_path: Path) -> No
     md = out_md.read_text()
     assert md.strip() == proc.stdout.strip()
     assert "| implementation | median | min | max |" in md
-    assert "Quick run: a smoke test." in md and "### Targets" not in md
+    assert "Quick run: a smoke test." in md and "### Goals" not in md
     # The data it made is gone (no --keep).
     assert not (tmp_path / "data").exists(), list((tmp_path / "data").iterdir())
     for impls in EXPECTED[name].values():

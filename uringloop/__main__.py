@@ -1,4 +1,4 @@
-"""python -m uringloop: the seed's experiment in miniature, on the public API only.
+"""python -m uringloop: the QEMU lost-wakeup experiment in miniature, on the public API only.
 
 A foreign thread (QEMU's vCPU) reads a file through the loop's io_uring in 128 KiB chunks,
 in batches of 16, sleeping 1 ms before each batch and 1 ms after each completion, while
@@ -88,7 +88,7 @@ def _through_loop(
     path: str, flags: int, size: int, foreign_wakeup: bool = True, busy: bool = False
 ) -> float:
     """The vCPU thread's reads go through the loop; `busy`: a timer keeps the loop awake
-    every 0.2 ms (the seed's busy ssh socket)."""
+    every 0.2 ms (the busy ssh socket of the QEMU report)."""
     fd = os.open(path, flags)
     try:
         with _idle_loop(foreign_wakeup) as loop:

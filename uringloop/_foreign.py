@@ -66,7 +66,7 @@ class ForeignQueue:
         # True only between the loop's L2 and L5: the loop may be blocked in select.
         self._sleeping = False
         self._wake = wake
-        # False reproduces the seed's bug (Loop(foreign_wakeup=False)): never write.
+        # False reproduces QEMU's lost-wakeup bug (Loop(foreign_wakeup=False)): never write.
         self.wakeup_enabled = wakeup_enabled
         # `closed` and the append happen under the lock so close() cannot miss an op.
         # Reentrant: a signal handler may push while its thread is inside push().

@@ -11,15 +11,15 @@ open, close, pread, stat, ...) and gives its results and errors. Which way it go
   (_thread_ring.py): all its requests are submitted and waited for in one io_uring_enter,
   so they overlap at the device (a plain call per request where io_uring is unavailable).
 - With `loop=` (a uringloop Loop), or `timeout=` (seconds), the call goes to a loop's ring
-  instead, the seed's pattern: the operation is queued on the loop (`loop.threadsafe`,
-  which wakes the loop if it may be asleep), and the thread waits for the completion. The
-  loop is `loop=`, else the loop whose run_in_executor job this thread is running
-  (asyncio.to_thread goes through run_in_executor), else the loop whose task this code runs
-  for (the `uringloop._loop.current_loop` context variable), else, unless this thread runs
-  an event loop of its own, the one uringloop Loop running in this process, if exactly one
-  is (`default_loop()`). When none serves the thread, the call is made directly, and a
-  timeout cannot apply. Calling through a loop from that loop's own thread raises
-  RuntimeError: the loop would wait for itself.
+  instead, QEMU's pattern for its vCPU threads: the operation is queued on the loop
+  (`loop.threadsafe`, which wakes the loop if it may be asleep), and the thread waits for
+  the completion. The loop is `loop=`, else the loop whose run_in_executor job this thread
+  is running (asyncio.to_thread goes through run_in_executor), else the loop whose task
+  this code runs for (the `uringloop._loop.current_loop` context variable), else, unless
+  this thread runs an event loop of its own, the one uringloop Loop running in this
+  process, if exactly one is (`default_loop()`). When none serves the thread, the call is
+  made directly, and a timeout cannot apply. Calling through a loop from that loop's own
+  thread raises RuntimeError: the loop would wait for itself.
 
 A timeout through a loop: when it expires, an operation the loop has not taken yet is
 dropped (TimeoutError: it never happens); one in the kernel is cancelled there, and
@@ -270,10 +270,16 @@ def pread(
     """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
     # The hot path: table.pread's default route (the plain system call) inlined for plain
     # ints, one Python frame around os.pread; anything else takes the derived function.
-    if loop is None and timeout is None and type(size) is int and type(offset) is int:
-        if 0 <= size <= MAX_RW_COUNT:
-            return _os_read(fd, size) if offset == -1 else _os_pread(fd, size, offset)
+    if (
+        loop is None
+        and timeout is None
+        and type(size) is int
+        and type(offset) is int
+        and 0 <= size <= MAX_RW_COUNT
+    ):
+        return _os_read(fd, size) if offset == -1 else _os_pread(fd, size, offset)
     return _pread(fd, size, offset, loop=loop, timeout=timeout)
+
 
 pread_many = _blocking(table.pread_many, batch=True)
 preadinto = _blocking(table.preadinto)

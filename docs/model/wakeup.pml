@@ -8,7 +8,7 @@
  * test checks with `ast` that each named function (and marker comment) still exists.
  *
  * Variants (spin -D...):
- *   NOWAKE      Loop(foreign_wakeup=False), the seed's bug: F3 clears the flag, never writes.
+ *   NOWAKE      Loop(foreign_wakeup=False), QEMU's lost-wakeup bug: F3 clears the flag, never writes.
  *   KEEP_FLAG   the code before the re-check fix: a re-check that finds work (L3') and a
  *               prepare_block() that finds completions (L4') leave `_sleeping` set.
  *   NOLOCK      push() checks `closed` and appends without the lock.
@@ -58,7 +58,7 @@ bit  many_writes;       /* more than one F2 decided to write in one L2..L5 windo
 
 /* (1) safety: never is an op pending while the loop waits in select with no wakeup byte
  *     in the pipe and no foreign thread left that could still write one. A timer does not
- *     count as a wakeup: it would end the wait, but late (the seed's 499 ms). */
+ *     count as a wakeup: it would end the wait, but late (QEMU's 499 ms). */
 ltl no_lost_wakeup { [] !(select_wait && pending && pipe == 0 && wakers == 0) }
 /* (2) liveness (run with weak fairness): a queued op is eventually drained. drain() and
  *     close() take everything, so "pending returns to 0" means every op queued was taken. */

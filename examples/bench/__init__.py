@@ -4,6 +4,6 @@
     python -m examples.bench randread --json -  # one benchmark, JSON on stdout
     python -m examples.bench.wakeup             # each benchmark also runs alone
 
-Benchmarks: iotest (the seed's experiment), randread, seqread, wakeup, overhead.
+Benchmarks: iotest (the QEMU lost-wakeup experiment), randread, seqread, wakeup, overhead.
 See docs/performance.md for the latest results and what bounds them.
 """

@@ -226,7 +226,7 @@ def render_markdown(
             lines += render_case(report, case)
     targets = [(r.bench, t) for r in reports for t in r.targets]
     if targets:
-        lines += ["### Targets", "", "| benchmark | target | measured | met |"]
+        lines += ["### Goals", "", "| benchmark | goal | measured | met |"]
         lines.append("|---|---|---:|---|")
         for bench, t in targets:
             met = "n/a" if t.met is None else ("yes" if t.met else "**no**")

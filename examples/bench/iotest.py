@@ -1,5 +1,5 @@
-"""Benchmark 1, iotest: the seed's experiment (QEMU "aio-posix: notify main loop when SQEs
-are queued").
+"""Benchmark 1, iotest: the experiment of the QEMU lost-wakeup fix ("aio-posix: notify main
+loop when SQEs are queued").
 
 A foreign thread (the vCPU's role) reads the file with O_DIRECT in 128 KiB chunks, in
 batches of 16: it sleeps 1 ms, queues the batch through the loop, then waits for each
@@ -10,7 +10,7 @@ loop's role) is otherwise idle except for a periodic 499 ms timer. Variants:
 - uringloop Loop(foreign_wakeup=False): nobody wakes the loop, the batch waits for the
   next timer tick (the bug: ~0.5 s per batch);
 - the same, while a task keeps the loop awake: it reads a pipe fed every 0.2 ms by a
-  child process (the seed's busy ssh socket; a child, so the chatter holds no GIL here);
+  child process (the busy ssh socket of the QEMU report; a child, so the chatter holds no GIL here);
 - the floor: the same thread calls os.preadv itself, on stock asyncio and on uvloop (the
   loop idles beside it);
 - controls: the thread's sleeps alone, no I/O, beside an idle loop and beside the busy
@@ -181,7 +181,9 @@ def run(cfg: Config) -> Report:
     if cfg.quick:
         mib = min(mib, 8)
     bug_mib = min(mib, 8) if cfg.quick else mib
-    report = Report(NAME, "iotest: the seed's experiment (s per 128 MiB, lower is better)")
+    report = Report(
+        NAME, "iotest: the QEMU lost-wakeup experiment (s per 128 MiB, lower is better)"
+    )
     path = make_data_file(cfg, cfg.file_mib)
     mnt, fstype = filesystem_of(path)
     fd, direct = open_direct(path)
@@ -193,7 +195,7 @@ def run(cfg: Config) -> Report:
         "after each completion; 499 ms periodic timer on the loop. The requested sleeps add "
         f"up to {(mib * MiB // CHUNK) * (1 + 1 / BATCH):.0f} ms per {mib} MiB"
         + (f"; times are scaled to {SEED_MIB} MiB" if mib != SEED_MIB else "")
-        + ". Seed (QEMU, real disk): bug 25.76 s, fix 1.30 s, busy 1.23 s."
+        + ". The QEMU report (real disk): bug 25.76 s, fix 1.30 s, busy 1.23 s."
     )
     if bug_mib != mib:
         report.notes.append(

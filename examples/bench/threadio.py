@@ -5,7 +5,7 @@ One thread makes 4 KiB random reads, one at a time (QD 1) or as a batch of 16:
 - `uringloop.threads` as it routes by default: a single call is the plain system call
   in the thread, a batch (`pread_many`) one io_uring_enter on the thread's own ring;
 - the same functions with `loop=`: through a uringloop loop running in another thread,
-  the seed's pattern (queue, wake the loop, wait for the completion);
+  QEMU's pattern (queue, wake the loop, wait for the completion);
 - the thread's own system calls (`os.pread`, `os.preadv`), one per read.
 
 In reads per second of the thread; page cache (the file read once first) and O_DIRECT.
