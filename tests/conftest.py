@@ -161,3 +161,23 @@ def pipe() -> Iterator[tuple[int, int]]:
     yield r, w
     os.close(r)
     os.close(w)
+
+
+@pytest.fixture
+def enters(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every io_uring_enter made by a ring created during the test, as its to_submit, with
+    either twin of Queues (the rings are given a counting subclass of the active one)."""
+    from uringloop._ring import ring as ring_module
+
+    calls: list[int] = []
+    active = ring_module.QUEUES
+
+    class CountingQueues(active):  # type: ignore[misc,valid-type]
+        __slots__ = ()
+
+        def enter(self, min_complete: int = 0, flags: int = 0) -> int:
+            calls.append(self.pending())
+            return super().enter(min_complete, flags)
+
+    monkeypatch.setattr(ring_module, "QUEUES", CountingQueues)
+    return calls

@@ -143,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         probe = uringloop.Loop()
         available = probe.uring_available
+        implementation = probe.uring_stats().implementation
         probe.close()
-        print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}")
+        queues = "compiled" if implementation == "c" else "pure-Python"
+        print(
+            f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, "
+            f"{queues} ring queues"
+        )
         print(
             f"{args.mib} MiB in {CHUNK // 1024} KiB reads, batches of {BATCH}, 1 ms delays, "
             f"{'O_DIRECT' if direct else 'buffered (O_DIRECT refused)'}, file in {directory}"

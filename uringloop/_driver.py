@@ -173,6 +173,7 @@ class RingDriver:
         # Where the kernel lacks a declared operation, one checked per call (see below).
         self.queue: Callable[[Operation], None] = self.backlog.append
         self._ring = ring
+        self._queues = ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._report = report
         self._run_blocking = run_blocking  # for operations this kernel's ring lacks
         self._on_broken = on_broken
@@ -288,7 +289,7 @@ class RingDriver:
         if self.broken is not None:
             return 0
         reaped = 0
-        ring = self._ring
+        queues = self._queues
         inflight = self.inflight
         submitted = self.n_submitted
         while True:
@@ -296,7 +297,7 @@ class RingDriver:
                 self._write_cancels()
             if self.backlog and len(inflight) < self.cap:
                 self._fill()
-            if ring.pending() or (inflight and self._may_have_completions()):
+            if queues.pending() or (inflight and self._may_have_completions()):
                 entered = self._enter()
             else:
                 entered = False
@@ -310,11 +311,11 @@ class RingDriver:
 
     def _write_cancels(self) -> None:
         """Move queued ASYNC_CANCELs into the SQ (entering when it fills); no cap applies."""
-        ring = self._ring
+        next_sqe = self._queues.next_sqe
         cancels = self._cancels
         inflight = self.inflight
         while cancels and self.broken is None:
-            off = ring.next_sqe()
+            off = next_sqe()
             if off < 0:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
                     return
@@ -339,15 +340,15 @@ class RingDriver:
         A stale read here only delays a reap to the next step: prepare_block() enters
         unconditionally before the loop may sleep.
         """
-        ring = self._ring
+        queues = self._queues
         if self.taskrun_flag:
-            return ring.needs_enter() or ring.cq_ready() > 0
-        return self.defer_taskrun or ring.needs_enter() or ring.cq_ready() > 0
+            return queues.needs_enter() or queues.cq_ready() > 0
+        return self.defer_taskrun or queues.needs_enter() or queues.cq_ready() > 0
 
     def completions_ready(self) -> bool:
         """The kernel has completions to post or posted (busy polling looks at this)."""
-        ring = self._ring
-        return self.broken is None and (ring.needs_enter() or ring.cq_ready() > 0)
+        queues = self._queues
+        return self.broken is None and (queues.needs_enter() or queues.cq_ready() > 0)
 
     def _fill(self) -> None:
         """Move operations from the backlog into free SQ slots (entering when the SQ fills).
@@ -367,7 +368,7 @@ class RingDriver:
             if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
                 backlog.popleft()  # cancelled while queued
                 return
-            off = ring.next_sqe()
+            off = self._queues.next_sqe()
             if off >= 0:
                 backlog.popleft()
                 ud = self._next_user_data
@@ -383,7 +384,7 @@ class RingDriver:
         while backlog and len(inflight) < cap and self.broken is None:
             head = backlog[0]
             want = head.parts_left() if head.multi else len(backlog)
-            offsets = ring.reserve(min(want, cap - len(inflight)))
+            offsets = self._queues.reserve(min(want, cap - len(inflight)))
             if not offsets:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
                     return
@@ -425,18 +426,18 @@ class RingDriver:
                 ud = 1
             self._next_user_data = ud
             if used < n_offsets:
-                ring.unreserve(n_offsets - used)
+                self._queues.unreserve(n_offsets - used)
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
 
     def _enter(self, min_complete: int = 0) -> bool:
         """One io_uring_enter with GETEVENTS. False when the kernel said "later" or no."""
-        ring = self._ring
+        enter = self._queues.enter
         while True:
             try:
                 self.n_enter += 1
-                consumed = ring.enter(min_complete, _GETEVENTS)
+                consumed = enter(min_complete, _GETEVENTS)
             except InterruptedError:
                 continue
             except OSError as exc:
@@ -521,7 +522,7 @@ class RingDriver:
         """
         if self.broken is not None:
             return 0
-        user_datas, results, _flags = self._ring.reap_columns()
+        user_datas, results, _flags = self._queues.reap_columns()
         count = len(user_datas)
         if not count:
             return 0
@@ -590,11 +591,11 @@ class RingDriver:
         """
         if not self.inflight or self.broken is not None:
             return self.broken is not None
-        ring = self._ring
-        ring.set_eventfd_enabled(True)
+        queues = self._queues
+        queues.set_eventfd_enabled(True)
         self.armed = True
         # Everything posted before the store above did not signal: look for it now.
-        if ring.cq_ready():
+        if queues.cq_ready():
             return True
         if self.recheck_by_flag:
             # The kernel queues deferred work, raises IORING_SQ_TASKRUN (a locked RMW: a full
@@ -602,19 +603,19 @@ class RingDriver:
             # locked RMW, then our read of IORING_SQ_TASKRUN: either the kernel sees the
             # eventfd enabled and signals it, or we see its flag and enter.
             _full_barrier()
-            if not ring.needs_enter():
-                return ring.cq_ready() > 0
-        elif not (self.defer_taskrun or ring.needs_enter()):
+            if not queues.needs_enter():
+                return queues.cq_ready() > 0
+        elif not (self.defer_taskrun or queues.needs_enter()):
             return False
         if not self._enter():
-            return self.broken is not None or ring.cq_ready() > 0
-        return ring.cq_ready() > 0
+            return self.broken is not None or queues.cq_ready() > 0
+        return queues.cq_ready() > 0
 
     def after_block(self) -> None:
         if self.armed:
             self.armed = False
             if not self._ring.closed:
-                self._ring.set_eventfd_enabled(False)
+                self._queues.set_eventfd_enabled(False)
 
     # -- cancellation ---------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
     DEFAULT_SQ_ENTRIES,
+    IMPLEMENTATION,
     MAX_CQ_ENTRIES,
     MAX_SQ_ENTRIES,
     Ring,
@@ -151,6 +152,10 @@ class UringStats:
     max_in_flight: int
     in_flight: int
     backlog: int  # queued in user space, not yet in the kernel
+    # Which twin of the ring's queues runs: "c" (the compiled extension, built on install
+    # where a C compiler and the Python headers are) or "python" (the pure-Python
+    # reference, also chosen by URINGLOOP_NO_EXTENSIONS=1). Both behave the same.
+    implementation: str
 
 
 class _LoopState:
@@ -438,6 +443,7 @@ class Loop(asyncio.SelectorEventLoop):
             max_in_flight=d.max_in_flight,
             in_flight=d.in_flight,
             backlog=d.backlog,
+            implementation=IMPLEMENTATION,
         )
 
     # -- the pre-select step --------------------------------------------------------------

@@ -7,6 +7,12 @@ directory and put first on PYTHONPATH, while the benchmark code is this checkout
 (the `examples.bench.profile` scenarios, unprofiled). The rounds alternate OLD and
 NEW so that the machine's drift hits both; the result is the median of the per-round
 ratios NEW / OLD (above 1: NEW is faster; for wakeup-nop, a latency, below 1 is better).
+
+OLD or NEW may also be `:python` or `:c`: this checkout as installed (its compiled
+extension built), with the pure-Python twin of the ring's queues
+(URINGLOOP_NO_EXTENSIONS=1) or the compiled one:
+
+    python -m examples.bench.ab :python :c randread-qd64
 """
 
 from __future__ import annotations
@@ -52,15 +58,22 @@ def _export(rev: str, into: Path) -> str:
 
 
 _CHILD = (
-    "import sys, uringloop; print(uringloop.__file__, flush=True); "
+    "import sys, uringloop, uringloop._ring.ring as r; "
+    "print(uringloop.__file__, getattr(r, 'IMPLEMENTATION', 'python'), flush=True); "
     "from examples.bench.profile import SCENARIOS; "
     "print(SCENARIOS[sys.argv[1]](float(sys.argv[2])))"
 )
 
 
-def _run_once(package_dir: Path, scenario: str, seconds: float) -> float:
+# The twins of this checkout: the environment each one runs with.
+TWINS = {":python": {"URINGLOOP_NO_EXTENSIONS": "1"}, ":c": {"URINGLOOP_NO_EXTENSIONS": ""}}
+
+
+def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str) -> float:
     """One fresh process: `package_dir`'s uringloop, this checkout's benchmark code."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_dir), str(_ROOT)]))
+    twin = rev if rev in TWINS else ""
+    env.update(TWINS.get(twin, {}))
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, scenario, str(seconds)],
         cwd=package_dir.parent,  # not the checkout: the cwd comes first on sys.path
@@ -69,9 +82,12 @@ def _run_once(package_dir: Path, scenario: str, seconds: float) -> float:
         capture_output=True,
         text=True,
     ).stdout
-    where, _, result = out.partition("\n")
+    header, _, result = out.partition("\n")
+    where, _, implementation = header.rpartition(" ")
     if not where.startswith(str(package_dir)):
         raise SystemExit(f"the run imported uringloop from {where}, not {package_dir}")
+    if twin and implementation != twin[1:]:
+        raise SystemExit(f"{twin} ran the {implementation} twin (is the extension built?)")
     match = _NUMBER.search(result.split("p50", 1)[-1])
     if match is None:
         raise SystemExit(f"no number in the scenario's output: {result!r}")
@@ -87,13 +103,20 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=1.0)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="uringloop-ab-") as tmp:
-        dirs = {name: Path(tmp, name) for name in ("old", "new")}
-        commits = {name: _export(getattr(args, name), d) for name, d in dirs.items()}
-        print(f"{args.scenario}: old {commits['old'][:9]}, new {commits['new'][:9]}")
+        revs = {"old": args.old, "new": args.new}
+        dirs = {name: _ROOT if rev in TWINS else Path(tmp, name) for name, rev in revs.items()}
+        commits = {
+            name: rev if rev in TWINS else _export(rev, dirs[name])[:9]
+            for name, rev in revs.items()
+        }
+        print(f"{args.scenario}: old {commits['old']}, new {commits['new']}")
         ratios = []
         for k in range(args.rounds):
             order = ("old", "new") if k % 2 == 0 else ("new", "old")
-            got = {name: _run_once(dirs[name], args.scenario, args.seconds) for name in order}
+            got = {
+                name: _run_once(dirs[name], args.scenario, args.seconds, revs[name])
+                for name in order
+            }
             ratios.append(got["new"] / got["old"])
             print(
                 f"  round {k + 1}: old {got['old']:,.1f}  new {got['new']:,.1f}  "

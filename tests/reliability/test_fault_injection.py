@@ -16,7 +16,6 @@ import pytest
 
 import uringloop
 from uringloop._ring import syscalls
-from uringloop._ring.ring import Ring
 
 from ._support import CompletionLog, run_fresh
 
@@ -299,7 +298,9 @@ def test_sq_of_two_entries_with_10000_queued_operations(
     assert not completions.released_early
 
 
-def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) -> None:
+def test_cq_overflow_delivers_every_completion_once(
+    completions: CompletionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Far more operations in flight than the CQ holds, all completing at once.
 
     The driver normally caps in-flight operations at the CQ size; the cap is lifted here
@@ -307,6 +308,22 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
     flight until data arrives, then all complete together.
     """
     n_pipes, reads_per_pipe = 8, 64
+    from uringloop._ring import ring as ring_module
+
+    # Watch the overflow flag right after every enter (once watching): proof the CQ overflowed.
+    overflow_seen: list[bool] = []
+    watching = [False]
+
+    class WatchingQueues(ring_module.QUEUES):  # type: ignore[misc,name-defined]
+        __slots__ = ()
+
+        def enter(self, min_complete: int = 0, flags: int = 0) -> int:
+            consumed: int = super().enter(min_complete, flags)
+            if watching[0]:
+                overflow_seen.append(self.cq_overflowed())
+            return consumed
+
+    monkeypatch.setattr(ring_module, "QUEUES", WatchingQueues)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -324,22 +341,10 @@ def test_cq_overflow_delivers_every_completion_once(completions: CompletionLog) 
             ]
             while loop.uring_stats().in_flight < len(tasks):
                 await asyncio.sleep(0.001)
-            # Watch the overflow flag right after every enter: proof the CQ overflowed.
-            overflow_seen = []
-            enter = Ring.enter
-
-            def watching_enter(self: Ring, *args: int) -> int:
-                consumed = enter(self, *args)
-                overflow_seen.append(self.cq_overflowed())
-                return consumed
-
-            Ring.enter = watching_enter  # type: ignore[method-assign,assignment]
-            try:
-                for i, (_, w) in enumerate(pipes):
-                    os.write(w, bytes([i]) * reads_per_pipe)
-                await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            finally:
-                Ring.enter = enter  # type: ignore[method-assign]
+            watching[0] = True
+            for i, (_, w) in enumerate(pipes):
+                os.write(w, bytes([i]) * reads_per_pipe)
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
             results = [t.result() for t in tasks]
             assert any(overflow_seen), "the CQ never overflowed: the test proves nothing"
         finally:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from uringloop._ring import abi, syscalls
+from uringloop._ring import abi, queues, syscalls
 from uringloop._ring.ring import WANTED_FLAGS, Ring
 
 
@@ -206,24 +206,36 @@ def test_eventfd_signals_completion(ring: Ring) -> None:
 # -- memory ordering: where plain loads and stores are not enough, no ring -----------------
 
 
-def test_weakly_ordered_cpu_without_defer_taskrun_is_refused(
-    ring_factory: Callable[..., Ring], monkeypatch: pytest.MonkeyPatch
+def test_weakly_ordered_cpu_without_defer_taskrun(
+    ring_factory: Callable[..., Ring],
+    queues_type: type[queues.Queues],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """On a CPU whose plain loads are not acquires (aarch64, simulated), a ring whose CQEs
-    other CPUs post (no DEFER_TASKRUN) would need atomics pure Python lacks: refused."""
+    other CPUs post (no DEFER_TASKRUN) needs acquire/release accesses: the pure-Python
+    twin cannot make them and is refused; the compiled one makes them and is accepted."""
     from uringloop._ring import ring as ring_module
 
     monkeypatch.setattr(ring_module.platform, "machine", lambda: "aarch64")
-    with pytest.raises(ring_module.UnsafeMemoryOrdering) as info:
-        Ring(flags=WANTED_FLAGS & ~abi.SetupFlag.DEFER_TASKRUN)
-    assert info.value.errno == errno.ENOTSUP
-    assert "aarch64" in str(info.value) and "DEFER_TASKRUN" in str(info.value)
+    no_defer = WANTED_FLAGS & ~abi.SetupFlag.DEFER_TASKRUN
+    if queues_type is queues.Queues:
+        assert not queues_type.ordered()
+        with pytest.raises(ring_module.UnsafeMemoryOrdering) as info:
+            Ring(flags=no_defer, queues_type=queues_type)
+        assert info.value.errno == errno.ENOTSUP
+        assert "aarch64" in str(info.value) and "DEFER_TASKRUN" in str(info.value)
+    else:
+        assert queues_type.ordered()
+        ring = ring_factory(flags=no_defer)
+        ring.enable()
+        assert not ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN
+        assert _nop(ring, 5) and ring.enter(1) == 1 and ring.reap() == [(5, 0, 0)]
     # With DEFER_TASKRUN the CQEs are posted by our own io_uring_enter: accepted.
     ring = ring_factory()
     assert ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN
     # And on x86-64 (total store order) a plain ring is fine.
     monkeypatch.setattr(ring_module.platform, "machine", lambda: "x86_64")
-    plain = ring_factory(flags=WANTED_FLAGS & ~abi.SetupFlag.DEFER_TASKRUN)
+    plain = ring_factory(flags=no_defer)
     assert not plain.setup_flags & abi.SetupFlag.DEFER_TASKRUN
 
 
@@ -236,6 +248,7 @@ def test_loop_on_a_weakly_ordered_cpu_falls_back_with_the_reason(
     import uringloop
     from uringloop._ring import ring as ring_module
 
+    monkeypatch.setattr(ring_module, "QUEUES", queues.Queues)  # the pure-Python twin
     monkeypatch.setattr(ring_module.platform, "machine", lambda: "aarch64")
     with (
         syscalls.inject("setup", errno.EINVAL, times=1) as fault,
@@ -246,5 +259,27 @@ def test_loop_on_a_weakly_ordered_cpu_falls_back_with_the_reason(
         assert fault.times == 0
         assert not loop.uring_available
         assert loop.run_until_complete(loop.nop()) is None
+    finally:
+        loop.close()
+
+
+def test_loop_on_a_weakly_ordered_cpu_keeps_its_ring_with_the_compiled_twin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same situation with the compiled Queues (C11 acquire/release atomics): the loop
+    keeps its ring."""
+    import uringloop
+    from uringloop._ring import ring as ring_module
+
+    compiled = pytest.importorskip("uringloop._ring._queues").Queues
+    monkeypatch.setattr(ring_module, "QUEUES", compiled)
+    monkeypatch.setattr(ring_module.platform, "machine", lambda: "aarch64")
+    with syscalls.inject("setup", errno.EINVAL, times=1) as fault:
+        loop = uringloop.Loop()
+    try:
+        assert fault.times == 0
+        assert loop.uring_available
+        assert loop.run_until_complete(loop.nop()) is None
+        assert loop.uring_stats().completed == 1
     finally:
         loop.close()

@@ -35,17 +35,9 @@ def _in_thread(func: Callable[[], Any]) -> Any:
 
 
 def test_a_batch_is_one_enter_on_the_thread_s_own_ring(
-    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+    data_file: tuple[str, bytes], enters: list[int]
 ) -> None:
     path, data = data_file
-    enters: list[int] = []
-    enter = syscalls.enter
-
-    def counting(fd: int, to_submit: int, min_complete: int, flags: int) -> int:
-        enters.append(to_submit)
-        return enter(fd, to_submit, min_complete, flags)
-
-    monkeypatch.setattr(syscalls, "enter", counting)
 
     def work() -> tuple[list[bytes], Any]:
         fd = os.open(path, os.O_RDONLY)

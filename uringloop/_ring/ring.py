@@ -25,13 +25,17 @@ Some facts about the shared rings, and memory ordering
   them only in the submitting thread's own io_uring_enter(GETEVENTS), so our loads after
   it need no ordering beyond the syscall's. Without it, completions are posted by other
   CPUs concurrently with our reads of the CQ tail.
-* This module is pure Python: a load or store through a memoryview is a plain access.
-  On x86-64 (TSO) plain loads are acquires and plain stores are releases, and CPython
-  cannot reorder the accesses of separate bytecodes. On weakly ordered CPUs (aarch64,
-  POWER, RISC-V) nothing makes them so.
-* So a ring is used only where plain accesses are enough: on x86-64, or with
-  DEFER_TASKRUN. Elsewhere `Ring()` raises UnsafeMemoryOrdering (an OSError, ENOTSUP) and
-  the loop runs file operations on its thread pool, saying why in its warning.
+* The accesses to the shared indexes are made by `Queues`, in one of two twins: the
+  compiled one (_queues.c) uses C11 acquire loads and release stores and is right on any
+  CPU. The pure-Python one (queues.py), used where no compiler built the other or when
+  URINGLOOP_NO_EXTENSIONS=1 is set, makes plain accesses through memoryviews: on x86-64
+  (TSO) plain loads are acquires and plain stores are releases, and CPython cannot reorder
+  the accesses of separate bytecodes; on weakly ordered CPUs (aarch64, POWER, RISC-V)
+  nothing makes them so.
+* So with the pure-Python twin a ring is used only where plain accesses are enough: on
+  x86-64, or with DEFER_TASKRUN. Elsewhere `Ring()` raises UnsafeMemoryOrdering (an
+  OSError, ENOTSUP) and the loop runs file operations on its thread pool, saying why in
+  its warning.
 """
 
 from __future__ import annotations
@@ -41,15 +45,32 @@ import errno
 import mmap
 import os
 import platform
+from typing import cast
 
 from . import abi, syscalls
+from .queues import Queues
+
+
+def _compiled_queues() -> type[Queues] | None:
+    """The compiled Queues, unless URINGLOOP_NO_EXTENSIONS is set or it was not built."""
+    if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        from ._queues import Queues as Compiled
+    except ImportError:
+        return None
+    return cast("type[Queues]", Compiled)  # twins: the same methods, the same behaviour
+
+
+# The Queues every Ring uses unless told otherwise, and its name: "c" (compiled) or
+# "python" (the pure-Python twin).
+QUEUES: type[Queues] = _compiled_queues() or Queues
+IMPLEMENTATION = "python" if QUEUES is Queues else "c"
 
 DEFAULT_SQ_ENTRIES = 256
 DEFAULT_CQ_ENTRIES = 1024  # in-flight operations are capped at this; see _driver.py
 MAX_SQ_ENTRIES = 32768  # IORING_MAX_ENTRIES: larger is EINVAL (no IORING_SETUP_CLAMP)
 MAX_CQ_ENTRIES = 65536  # IORING_MAX_CQ_ENTRIES
-# CPUs whose plain loads and stores are acquires and releases (total store order).
-TSO_MACHINES = ("x86_64", "AMD64", "i386", "i686")
 
 
 class UnsafeMemoryOrdering(OSError):
@@ -75,85 +96,47 @@ FALLBACK_ORDER = (
     abi.SetupFlag.CQSIZE,
 )
 
-_U32 = 0xFFFFFFFF
-_unpack_cqe = abi.CQE.unpack_from
-
-
-def plain_access_is_ordered() -> bool:
-    """True on CPUs where plain loads and stores order as acquire and release."""
-    return platform.machine() in TSO_MACHINES
-
-
-def _columns(mem: memoryview, start: int, count: int) -> tuple[list[int], list[int], list[int]]:
-    """The fields of `count` CQEs from byte `start`: a CQE is u64 user_data, s32 res, u32 flags."""
-    block = mem[start : start + count * abi.CQE_SIZE]
-    return (
-        block.cast("Q")[0::2].tolist(),
-        block.cast("i")[2::4].tolist(),
-        block.cast("I")[3::4].tolist(),
-    )
-
 
 class Ring:
-    """One io_uring. Not thread-safe: one thread at a time drives it."""
+    """One io_uring. Not thread-safe: one thread at a time drives it.
 
-    # Slots: attribute loads on the hot paths stay fast however many fields the ring has
-    # (CPython 3.11 stops sharing an instance dict's keys past 29 attributes).
-    __slots__ = (
-        "_cq32",
-        "_cq_bytes",
-        "_cq_flags",
-        "_cq_head",
-        "_cq_map",
-        "_cq_map_obj",
-        "_cq_mask",
-        "_cq_overflow",
-        "_cq_tail",
-        "_cqes_off",
-        "_enabled",
-        "_ring_map",
-        "_sq32",
-        "_sq_dropped",
-        "_sq_flags",
-        "_sq_head",
-        "_sq_mask",
-        "_sq_tail",
-        "_sqe_map",
-        "_tail",
-        "_views",
-        "closed",
-        "cq_entries",
-        "fd",
-        "features",
-        "setup_flags",
-        "sq_entries",
-        "sqe_words",
-        "sqes",
-    )
+    `queues` (a Queues) does the submission and completion work; the methods of the same
+    names here forward to it, and hot paths call it directly.
+    """
+
+    __slots__ = ("_cq_map", "_enabled", "_ring_map", "_sqe_map", "closed", "cq_entries",
+                 "fd", "features", "queues", "setup_flags", "sq_entries", "sqe_words",
+                 "sqes")  # fmt: skip
+    queues: Queues
+    sqe_words: memoryview[int]
 
     def __init__(
         self,
         sq_entries: int = DEFAULT_SQ_ENTRIES,
         cq_entries: int = DEFAULT_CQ_ENTRIES,
         flags: int = WANTED_FLAGS,
+        queues_type: type[Queues] | None = None,
     ) -> None:
         # Everything close() touches is set first, so a failed __init__ closes cleanly.
         self.fd = -1
         self._ring_map: mmap.mmap | None = None
         self._cq_map: mmap.mmap | None = None
         self._sqe_map: mmap.mmap | None = None
-        self._views: list[memoryview] = []
+        self.queues = None  # type: ignore[assignment]  # set by _setup
+        self.sqe_words = None  # type: ignore[assignment]
         self.closed = False
         self._enabled = False
         if sq_entries < 1 or cq_entries < 1:
             raise ValueError("ring sizes must be positive")
         try:
-            self._setup(sq_entries, cq_entries, flags)
+            self._setup(sq_entries, cq_entries, flags, queues_type or QUEUES)
         except BaseException:
             self.close()
             raise
 
-    def _setup(self, sq_entries: int, cq_entries: int, flags: int) -> None:
+    def _setup(
+        self, sq_entries: int, cq_entries: int, flags: int, queues_type: type[Queues]
+    ) -> None:
         flags = int(flags) | (abi.SetupFlag.CQSIZE if cq_entries else 0)
         drops = list(FALLBACK_ORDER)
         while True:
@@ -175,12 +158,13 @@ class Ring:
                 flags &= ~drops.pop(0)
         p: tuple[int, ...] = abi.PARAMS.unpack_from(params, 0)
         self.setup_flags = abi.SetupFlag(p[abi.P_FLAGS])
-        if not self.setup_flags & abi.SetupFlag.DEFER_TASKRUN and not plain_access_is_ordered():
+        if not self.setup_flags & abi.SetupFlag.DEFER_TASKRUN and not queues_type.ordered():
             raise UnsafeMemoryOrdering(
                 errno.ENOTSUP,
                 f"the kernel refused IORING_SETUP_DEFER_TASKRUN, and on {platform.machine()} "
                 "completions posted by other CPUs need acquire loads that pure Python cannot "
-                "make",
+                "make (the compiled extension can: it was not built, or "
+                "URINGLOOP_NO_EXTENSIONS is set)",
             )
         self.features = abi.Feature(p[abi.P_FEATURES])
         self.sq_entries: int = p[abi.P_SQ_ENTRIES]
@@ -208,150 +192,61 @@ class Ring:
         self._sqe_map = mmap.mmap(
             self.fd, self.sq_entries * abi.SQE_SIZE, mflags, prot, offset=abi.IORING_OFF_SQES
         )
-        # u32 views of the ring headers; indexes are byte offsets // 4.
-        sq32: memoryview[int] = memoryview(self._ring_map).cast("I")
-        cq32: memoryview[int] = sq32 if cq_map is self._ring_map else memoryview(cq_map).cast("I")
-        self._views = [sq32] if cq32 is sq32 else [sq32, cq32]
-        self._sq32: memoryview[int] = sq32
-        self._cq32: memoryview[int] = cq32
-        self._sq_head = sq_head // 4
-        self._sq_tail = sq_tail // 4
-        self._sq_flags = sq_flags // 4
-        self._sq_dropped = sq_dropped // 4
-        self._sq_mask: int = sq32[sq_mask // 4]
-        self._cq_head = cq_head // 4
-        self._cq_tail = cq_tail // 4
-        self._cq_overflow = cq_overflow // 4
-        self._cq_flags = cq_flags // 4
-        self._cq_mask = cq32[cq_mask // 4]
-        self._cqes_off = cqes
-        self._cq_map_obj = cq_map
-        # Identity SQ index array: slot i always names SQE i, so an SQE's slot is tail & mask.
-        base = sq_array // 4
-        for i in range(self.sq_entries):
-            sq32[base + i] = i
-        # The local SQ tail: slots [published tail, _tail) are filled but not yet published.
-        self._tail: int = sq32[self._sq_tail]
+        self.queues = queues_type(
+            self.fd,
+            self.sq_entries,
+            self.cq_entries,
+            self._ring_map,
+            cq_map,
+            (sq_head, sq_tail, sq_mask, sq_flags, sq_dropped, sq_array),
+            (cq_head, cq_tail, cq_mask, cq_overflow, cqes, cq_flags),
+        )
         self.sqes = self._sqe_map
         # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
         # at once (signed, so an offset of -1 is stored as the kernel's (u64)-1).
-        self.sqe_words: memoryview[int] = memoryview(self._sqe_map).cast("q")
-        # The CQ ring's bytes, for unpacking a run of CQEs in one call.
-        self._cq_bytes = memoryview(cq_map)
-        self._views += [self.sqe_words, self._cq_bytes]
+        self.sqe_words = memoryview(self._sqe_map).cast("q")
 
-    # -- submission ---------------------------------------------------------------------
+    # -- submission and completion: see Queues ------------------------------------------
 
     def next_sqe(self) -> int:
-        """Reserve the next SQE and return its byte offset in `sqes`, or -1 if the SQ is full.
-
-        The caller must fill all 64 bytes (SQE.pack_into) before the next enter().
-        """
-        tail = self._tail
-        if ((tail - self._sq32[self._sq_head]) & _U32) >= self.sq_entries:
-            return -1
-        self._tail = (tail + 1) & _U32
-        return (tail & self._sq_mask) * abi.SQE_SIZE
+        return self.queues.next_sqe()
 
     def reserve(self, count: int) -> list[int]:
-        """Reserve up to `count` SQEs; return their byte offsets in `sqes` (maybe fewer,
-        maybe none when the SQ is full). Each must be filled before the next enter()."""
-        tail = self._tail
-        free = self.sq_entries - ((tail - self._sq32[self._sq_head]) & _U32)
-        if count > free:
-            count = free
-        if count <= 0:
-            return []
-        self._tail = (tail + count) & _U32
-        mask = self._sq_mask
-        return [((tail + i) & mask) * abi.SQE_SIZE for i in range(count)]
+        return self.queues.reserve(count)
 
     def pending(self) -> int:
-        """SQEs reserved but not yet consumed by the kernel."""
-        if self.closed:
-            return 0
-        return (self._tail - self._sq32[self._sq_head]) & _U32
+        return 0 if self.closed else self.queues.pending()
 
     def unreserve(self, count: int) -> None:
-        """Take back the last `count` SQEs the kernel has not consumed (after a failed enter)."""
-        count = min(count, self.pending())
-        self._tail = (self._tail - count) & _U32
-        self._sq32[self._sq_tail] = self._tail
+        self.queues.unreserve(count)
 
     def enter(self, min_complete: int = 0, flags: int = 0) -> int:
-        """Publish the reserved SQEs and call io_uring_enter(2) once.
-
-        Returns the number of SQEs the kernel consumed. Raises OSError as the syscall does
-        (EINTR, EAGAIN, EBUSY included): the caller decides whether to reap and retry.
-        Invariant: SQEs are published (tail store) only after they were fully written.
-        """
-        to_submit = (self._tail - self._sq32[self._sq_head]) & _U32
-        self._sq32[self._sq_tail] = self._tail
-        if min_complete:
-            flags |= abi.EnterFlag.GETEVENTS
-        return syscalls.enter(self.fd, to_submit, min_complete, flags)
+        return self.queues.enter(min_complete, flags)
 
     def needs_enter(self) -> bool:
-        """True when the kernel wants an enter: overflowed CQEs to flush or task work to run."""
-        return bool(self._sq32[self._sq_flags] & (abi.SqFlag.CQ_OVERFLOW | abi.SqFlag.TASKRUN))
+        return self.queues.needs_enter()
 
     def cq_overflowed(self) -> bool:
-        return bool(self._sq32[self._sq_flags] & abi.SqFlag.CQ_OVERFLOW)
-
-    # -- completion ---------------------------------------------------------------------
+        return self.queues.cq_overflowed()
 
     def cq_ready(self) -> int:
-        """CQEs posted and not yet reaped."""
-        return (self._cq32[self._cq_tail] - self._cq32[self._cq_head]) & _U32
+        return self.queues.cq_ready()
 
     def reap(self, limit: int = 0) -> list[tuple[int, int, int]]:
-        """Consume posted CQEs (all, or at most `limit`); return (user_data, res, flags) tuples.
-
-        The CQ head is advanced once, after every returned CQE was copied out.
-        """
-        return list(zip(*self.reap_columns(limit), strict=True))
+        """Consume posted CQEs (all, or at most `limit`); return (user_data, res, flags) tuples."""
+        return list(zip(*self.queues.reap_columns(limit), strict=True))
 
     def reap_columns(self, limit: int = 0) -> tuple[list[int], list[int], list[int]]:
-        """reap() as three lists, (user_data values, results, flags), in CQ order."""
-        cq32 = self._cq32
-        head = cq32[self._cq_head]
-        count = (cq32[self._cq_tail] - head) & _U32
-        if not count:
-            return [], [], []
-        if limit and count > limit:
-            count = limit
-        first = head & self._cq_mask
-        if count == 1:  # the common case of a lone operation: skip the column casts
-            user_data, res, flags = _unpack_cqe(
-                self._cq_bytes, self._cqes_off + first * abi.CQE_SIZE
-            )
-            cq32[self._cq_head] = (head + 1) & _U32
-            return [user_data], [res], [flags]
-        split = min(count, self.cq_entries - first)  # CQEs before the ring wraps
-        base = self._cqes_off
-        user_data, res, flags = _columns(self._cq_bytes, base + first * abi.CQE_SIZE, split)
-        if split < count:
-            more = _columns(self._cq_bytes, base, count - split)
-            user_data += more[0]
-            res += more[1]
-            flags += more[2]
-        cq32[self._cq_head] = (head + count) & _U32
-        return user_data, res, flags
+        return self.queues.reap_columns(limit)
+
+    def set_eventfd_enabled(self, enabled: bool) -> None:
+        self.queues.set_eventfd_enabled(enabled)
 
     # -- eventfd, probe, enable ---------------------------------------------------------
 
     def register_eventfd(self, efd: int) -> None:
         arg = ctypes.c_int32(efd)
         syscalls.register(self.fd, abi.Register.REGISTER_EVENTFD, ctypes.addressof(arg), 1)
-
-    def set_eventfd_enabled(self, enabled: bool) -> None:
-        """Toggle IORING_CQ_EVENTFD_DISABLED (the eventfd stays registered)."""
-        flags = self._cq32[self._cq_flags]
-        if enabled:
-            flags &= ~abi.CqFlag.EVENTFD_DISABLED
-        else:
-            flags |= abi.CqFlag.EVENTFD_DISABLED
-        self._cq32[self._cq_flags] = flags
 
     def probe(self) -> frozenset[int]:
         """The opcodes this kernel supports (IORING_REGISTER_PROBE, 5.6+)."""
@@ -387,12 +282,11 @@ class Ring:
         if self.closed:
             return
         self.closed = True
-        for view in self._views:
-            view.release()
-        self._views = []
-        self._sq32 = self._cq32 = None  # type: ignore[assignment]
-        self._cq_map_obj = None  # type: ignore[assignment]
-        self.sqe_words = self._cq_bytes = None  # type: ignore[assignment]
+        if self.queues is not None:
+            self.queues.close()
+        if self.sqe_words is not None:
+            self.sqe_words.release()
+        self.sqe_words = None  # type: ignore[assignment]
         self.sqes = None  # type: ignore[assignment]
         for m in (self._sqe_map, self._cq_map, self._ring_map):
             if m is not None:

@@ -1,0 +1,104 @@
+"""The two twins of Queues (queues.py and the compiled _queues.c) on a real ring: the same
+results for the same calls, at the edges too (a full SQ, a CQ that wraps, a closed ring)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from uringloop._ring import abi, syscalls
+from uringloop._ring.ring import Ring
+
+
+def _nops(ring: Ring, offsets: list[int], first_user_data: int) -> None:
+    for i, off in enumerate(offsets):
+        abi.SQE.pack_into(ring.sqes, off, abi.Op.NOP, 0, 0, -1, 0, 0, 0, 0,
+                          first_user_data + i, 0, 0, 0, 0, 0)  # fmt: skip
+
+
+def test_full_sq_then_unreserve(ring_factory: object) -> None:
+    ring = ring_factory(sq_entries=4, cq_entries=8)  # type: ignore[operator]
+    ring.enable()
+    q = ring.queues
+    offsets = q.reserve(10)
+    assert offsets == [i * abi.SQE_SIZE for i in range(4)]  # only 4 slots
+    assert q.next_sqe() == -1 and q.reserve(1) == []
+    assert q.pending() == 4
+    q.unreserve(2)
+    assert q.pending() == 2
+    _nops(ring, offsets[:2], 10)
+    assert q.enter(0, abi.EnterFlag.GETEVENTS) == 2
+    assert q.reap_columns() == ([10, 11], [0, 0], [0, 0])
+    assert q.reap_columns() == ([], [], [])
+
+
+def test_cq_wraps_and_limit(ring_factory: object) -> None:
+    """Many rounds through a small ring: slot offsets and CQ positions wrap; a reap limit
+    leaves the rest for the next reap, in order."""
+    ring = ring_factory(sq_entries=4, cq_entries=8)  # type: ignore[operator]
+    ring.enable()
+    q = ring.queues
+    seen: list[int] = []
+    user_data = 1
+    for _ in range(7):
+        offsets = q.reserve(3)
+        assert len(offsets) == 3
+        _nops(ring, offsets, user_data)
+        user_data += 3
+        assert q.enter(0, abi.EnterFlag.GETEVENTS) == 3
+        assert q.cq_ready() == 3
+        first = q.reap_columns(2)
+        assert len(first[0]) == 2 and q.cq_ready() == 1
+        rest = q.reap_columns()
+        seen += first[0] + rest[0]
+    assert seen == list(range(1, user_data))
+
+
+def test_negative_results_and_big_user_data(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    ring.enable()
+    off = ring.queues.next_sqe()
+    big = 2**64 - 1
+    abi.SQE.pack_into(ring.sqes, off, abi.Op.READ, 0, 0, 12345, 0, 0, 10, 0, big, 0, 0, 0, 0, 0)
+    assert ring.queues.enter(1, 0) == 1
+    assert ring.queues.reap_columns() == ([big], [-errno.EBADF], [0])
+
+
+def test_eventfd_flag_and_needs_enter(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    ring.enable()
+    q = ring.queues
+    assert q.needs_enter() is False and q.cq_overflowed() is False
+    q.set_eventfd_enabled(False)
+    q.set_eventfd_enabled(True)
+    q.set_eventfd_enabled(False)
+
+
+def test_enter_takes_an_injected_fault(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    ring.enable()
+    _nops(ring, [ring.queues.next_sqe()], 7)
+    with syscalls.inject("enter", errno.EAGAIN), pytest.raises(BlockingIOError):
+        ring.queues.enter(0, abi.EnterFlag.GETEVENTS)
+    assert ring.queues.enter(0, abi.EnterFlag.GETEVENTS) == 1
+    assert ring.queues.reap_columns()[0] == [7]
+
+
+def test_enter_reports_the_kernel_errno(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    ring.enable()
+    with pytest.raises(OSError) as info:
+        ring.queues.enter(0, 1 << 31)  # an enter flag no kernel knows
+    assert info.value.errno == errno.EINVAL
+
+
+def test_closed_queues_refuse_work(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    q = ring.queues
+    ring.close()
+    assert q.closed and q.pending() == 0 and ring.pending() == 0
+    for call in (q.next_sqe, q.cq_ready, q.needs_enter, lambda: q.reap_columns()):
+        with pytest.raises(ValueError):
+            call()
+    q.close()  # idempotent

@@ -1,0 +1,66 @@
+"""The compiled twin of the ring's queues: built where it can be, used by default, and
+set aside by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from uringloop._ring import ring
+
+_PROBE = """
+import asyncio, os, uringloop
+async def main():
+    loop = asyncio.get_running_loop()
+    fd = os.open({path!r}, os.O_RDONLY)
+    try:
+        data = await loop.pread(fd, 5, 0)
+    finally:
+        os.close(fd)
+    print(loop.uring_stats().implementation, data.decode())
+uringloop.run(main())
+"""
+
+
+def _can_build() -> bool:
+    """A C compiler and the Python headers: what `pip install .` needs to build it."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    return shutil.which(cc) is not None and headers.exists()
+
+
+def _probe(tmp_path: Path, **env: str) -> list[str]:
+    path = tmp_path / "f"
+    path.write_bytes(b"hello world")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(path=str(path))],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout.split()
+
+
+def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
+    if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+        assert ring.IMPLEMENTATION == "python"
+        return
+    expected = "c" if _can_build() else "python"
+    assert expected == ring.IMPLEMENTATION
+    assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
+    assert _probe(tmp_path) == [expected, "hello"]
+
+
+def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "hello"]
+    # "0" and "" mean "not set", as the other projects with this switch read it.
+    built = importlib.util.find_spec("uringloop._ring._queues") is not None
+    default = "c" if built else "python"
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, "hello"]
