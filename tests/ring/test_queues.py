@@ -4,6 +4,8 @@ results for the same calls, at the edges too (a full SQ, a CQ that wraps, a clos
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,75 @@ def test_closed_queues_refuse_work(ring_factory: object) -> None:
         with pytest.raises(ValueError):
             call()
     q.close()  # idempotent
+
+
+def test_compiled_queues_never_initialised_refuse_work() -> None:
+    """Queues.__new__ without __init__ (or after a failed __init__) points at no ring: the
+    compiled methods raise ValueError instead of touching unset pointers. In a child
+    process, so that a crash fails this test rather than ending the run."""
+    pytest.importorskip("uringloop._ring._queues")
+    code = (
+        "from uringloop._ring._queues import Queues\n"
+        "q = Queues.__new__(Queues)\n"
+        "for name in ('next_sqe', 'cq_ready', 'needs_enter', 'reap_columns', 'enter'):\n"
+        "    try:\n"
+        "        getattr(q, name)()\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(name + ' did not refuse')\n"
+        "assert q.pending() == 0 and q.closed\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stdout + proc.stderr
+
+
+def test_out_of_range_counts_are_clamped_alike(ring_factory: object) -> None:
+    """Counts past what is there clamp; a negative unreserve takes nothing back (it must
+    never publish a stale slot); a negative reap limit means no limit."""
+    ring = ring_factory(sq_entries=4, cq_entries=8)  # type: ignore[operator]
+    ring.enable()
+    q = ring.queues
+    assert q.reserve(-1) == [] and q.reserve(0) == []
+    offsets = q.reserve(2**64)
+    assert len(offsets) == 4
+    q.unreserve(2**64)
+    assert q.pending() == 0
+    _nops(ring, q.reserve(3), 1)
+    q.unreserve(-1)  # nothing taken back, nothing extra published
+    assert q.pending() == 3
+    assert q.enter(0, abi.EnterFlag.GETEVENTS) == 3
+    assert q.reap_columns(-1) == ([1, 2, 3], [0, 0, 0], [0, 0, 0])
+    assert q.cq_ready() == 0 and q.reap_columns(2**64) == ([], [], [])
+
+
+def test_enter_arguments_beyond_u32_are_refused(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    ring.enable()
+    for args in ((-1,), (0, -1), (0, 2**32), (2**32,)):
+        with pytest.raises(OverflowError):
+            ring.queues.enter(*args)
+    assert ring.queues.pending() == 0
+
+
+def test_arguments_are_positional_only(ring_factory: object) -> None:
+    ring = ring_factory()  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        ring.queues.reap_columns(limit=1)
+    with pytest.raises(TypeError):
+        ring.queues.enter(min_complete=0)
+
+
+def test_a_failed_init_keeps_no_hold_on_the_maps() -> None:
+    """Offsets outside the map: the compiled __init__ fails and lets go of the map, which
+    can then be closed (a kept buffer export would make mmap.close() raise BufferError)."""
+    compiled = pytest.importorskip("uringloop._ring._queues").Queues
+    import mmap
+
+    m = mmap.mmap(-1, 4096)
+    q = compiled.__new__(compiled)  # kept alive across the failed __init__
+    with pytest.raises(ValueError):
+        q.__init__(-1, 4, 8, m, m, (0, 4, 8, 12, 16, 20), (64, 68, 72, 76, 1 << 20, 80))
+    m.close()
+    assert q.closed and q.pending() == 0

@@ -24,6 +24,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -87,20 +88,22 @@ region(Py_buffer *view, Py_ssize_t offset, Py_ssize_t size, const char *what)
     return 0;
 }
 
+static void release_views(Queues *self);
+
 static int
-Queues_init(Queues *self, PyObject *args, PyObject *kwds)
+attach(Queues *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"fd", "sq_entries", "cq_entries", "sq_map", "cq_map", "sq_off",
                              "cq_off", NULL};
     int fd;
-    unsigned int sq_entries, cq_entries;
+    unsigned long sq_entries, cq_entries;
     PyObject *sq_map, *cq_map;
     Py_ssize_t sh, st, sm, sf, sd, sa, ch, ct, cm, co, cc, cf;
-    if (self->have_sq_view || self->have_cq_view) {
+    if (self->have_sq_view || self->have_cq_view || self->python_enter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Queues is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iIIOO(nnnnnn)(nnnnnn)", kwlist, &fd,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikkOO(nnnnnn)(nnnnnn)", kwlist, &fd,
                                      &sq_entries, &cq_entries, &sq_map, &cq_map, &sh, &st, &sm,
                                      &sf, &sd, &sa, &ch, &ct, &cm, &co, &cc, &cf))
         return -1;
@@ -108,6 +111,10 @@ Queues_init(Queues *self, PyObject *args, PyObject *kwds)
     (void)co;
     if (sq_entries == 0 || cq_entries == 0) {
         PyErr_SetString(PyExc_ValueError, "ring sizes must be positive");
+        return -1;
+    }
+    if (sq_entries > UINT32_MAX || cq_entries > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "ring sizes must fit a u32");
         return -1;
     }
     if (PyObject_GetBuffer(sq_map, &self->sq_view, PyBUF_WRITABLE) < 0)
@@ -130,8 +137,8 @@ Queues_init(Queues *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->fd = fd;
-    self->sq_entries = sq_entries;
-    self->cq_entries = cq_entries;
+    self->sq_entries = (unsigned int)sq_entries;
+    self->cq_entries = (unsigned int)cq_entries;
     self->sq_head = (uint32_t *)(sqb + sh);
     self->sq_tail = (uint32_t *)(sqb + st);
     self->sq_flags = (uint32_t *)(sqb + sf);
@@ -147,7 +154,7 @@ Queues_init(Queues *self, PyObject *args, PyObject *kwds)
     }
     /* Identity SQ index array: slot i always names SQE i, so an SQE's slot is tail & mask. */
     uint32_t *array = (uint32_t *)(sqb + sa);
-    for (uint32_t i = 0; i < sq_entries; i++)
+    for (uint32_t i = 0; i < (uint32_t)sq_entries; i++)
         array[i] = i;
     self->tail = *self->sq_tail;
     PyObject *syscalls = PyImport_ImportModule("uringloop._ring.syscalls");
@@ -159,7 +166,19 @@ Queues_init(Queues *self, PyObject *args, PyObject *kwds)
     Py_DECREF(syscalls);
     if (self->python_enter == NULL || self->faults == NULL)
         return -1;
+    self->closed = 0; /* only now may the methods touch the rings */
     return 0;
+}
+
+/* A failed __init__ keeps no export of the mapped regions (they stay closable). */
+static int
+Queues_init(Queues *self, PyObject *args, PyObject *kwds)
+{
+    if (attach(self, args, kwds) == 0)
+        return 0;
+    if (self->python_enter == NULL)
+        release_views(self);
+    return -1;
 }
 
 static void
@@ -188,9 +207,23 @@ static PyObject *
 Queues_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     Queues *self = (Queues *)type->tp_alloc(type, 0);
-    if (self != NULL)
+    if (self != NULL) {
         self->fd = -1;
+        self->closed = 1; /* until __init__ succeeds: no method touches unset pointers */
+    }
     return (PyObject *)self;
+}
+
+/* A count argument as a C long; values beyond a long saturate, as the twin's ints do. */
+static int
+as_count(PyObject *arg, long *out)
+{
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = overflow > 0 ? LONG_MAX : overflow < 0 ? LONG_MIN : v;
+    return 0;
 }
 
 /* -- submission ------------------------------------------------------------------------ */
@@ -212,8 +245,8 @@ Queues_reserve(Queues *self, PyObject *arg)
 {
     if (check_open(self))
         return NULL;
-    long count = PyLong_AsLong(arg);
-    if (count == -1 && PyErr_Occurred())
+    long count;
+    if (as_count(arg, &count))
         return NULL;
     uint32_t tail = self->tail;
     long free_slots = (long)self->sq_entries - (long)(tail - load_acquire(self->sq_head));
@@ -254,12 +287,14 @@ Queues_unreserve(Queues *self, PyObject *arg)
 {
     if (check_open(self))
         return NULL;
-    long count = PyLong_AsLong(arg);
-    if (count == -1 && PyErr_Occurred())
+    long count;
+    if (as_count(arg, &count))
         return NULL;
     uint32_t have = pending(self);
     if (count > (long)have)
         count = (long)have;
+    if (count < 0)
+        count = 0;
     self->tail -= (uint32_t)count;
     store_release(self->sq_tail, self->tail);
     Py_RETURN_NONE;
@@ -271,7 +306,7 @@ Queues_enter(Queues *self, PyObject *const *args, Py_ssize_t nargs)
     if (check_open(self))
         return NULL;
     if (nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "enter(min_complete=0, flags=0)");
+        PyErr_SetString(PyExc_TypeError, "enter(min_complete=0, flags=0, /)");
         return NULL;
     }
     unsigned long min_complete = 0, flags = 0;
@@ -339,53 +374,60 @@ Queues_cq_ready(Queues *self, PyObject *unused)
 static PyObject *
 Queues_reap_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (check_open(self))
-        return NULL;
     long limit = 0;
     if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "reap_columns(limit=0)");
+        PyErr_SetString(PyExc_TypeError, "reap_columns(limit=0, /)");
         return NULL;
     }
-    if (nargs == 1 && (limit = PyLong_AsLong(args[0])) == -1 && PyErr_Occurred())
+    if (nargs == 1 && as_count(args[0], &limit))
         return NULL;
-    uint32_t head = *self->cq_head; /* only we write it */
-    uint32_t count = load_acquire(self->cq_tail) - head;
-    if (limit > 0 && count > (unsigned long)limit)
-        count = (uint32_t)limit;
-    PyObject *uds = PyList_New(count), *res = PyList_New(count), *flags = PyList_New(count);
-    if (uds == NULL || res == NULL || flags == NULL)
-        goto fail;
-    for (uint32_t i = 0; i < count; i++) {
-        const struct cqe *e = &self->cqes[(head + i) & self->cq_mask];
-        PyObject *u = PyLong_FromUnsignedLongLong(e->user_data);
-        if (u == NULL)
-            goto fail;
-        PyList_SET_ITEM(uds, i, u);
-        PyObject *r = PyLong_FromLong(e->res);
-        if (r == NULL)
-            goto fail;
-        PyList_SET_ITEM(res, i, r);
-        PyObject *f = PyLong_FromUnsignedLong(e->flags);
-        if (f == NULL)
-            goto fail;
-        PyList_SET_ITEM(flags, i, f);
+    for (;;) {
+        if (check_open(self))
+            return NULL;
+        uint32_t head = *self->cq_head; /* only we write it */
+        uint32_t count = load_acquire(self->cq_tail) - head;
+        if (limit > 0 && (unsigned long)count > (unsigned long)limit)
+            count = (uint32_t)limit;
+        PyObject *uds = PyList_New(count), *res = PyList_New(count), *flags = PyList_New(count);
+        PyObject *out = PyTuple_New(3);
+        if (uds == NULL || res == NULL || flags == NULL || out == NULL) {
+            Py_XDECREF(uds);
+            Py_XDECREF(res);
+            Py_XDECREF(flags);
+            Py_XDECREF(out);
+            return NULL; /* nothing consumed: the head did not move */
+        }
+        PyTuple_SET_ITEM(out, 0, uds);
+        PyTuple_SET_ITEM(out, 1, res);
+        PyTuple_SET_ITEM(out, 2, flags);
+        /* Those allocations may have run Python code (a GC callback, a __del__) that
+         * closed the ring or reaped: look again before touching the CQEs. From here on
+         * only ints are allocated, which never runs a collection. */
+        if (self->closed || *self->cq_head != head) {
+            Py_DECREF(out);
+            continue;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            const struct cqe *e = &self->cqes[(head + i) & self->cq_mask];
+            PyObject *u = PyLong_FromUnsignedLongLong(e->user_data);
+            PyObject *r = PyLong_FromLong(e->res);
+            PyObject *f = PyLong_FromUnsignedLong(e->flags);
+            if (u == NULL || r == NULL || f == NULL) {
+                Py_XDECREF(u);
+                Py_XDECREF(r);
+                Py_XDECREF(f);
+                Py_DECREF(out);
+                return NULL; /* nothing consumed: the head did not move */
+            }
+            PyList_SET_ITEM(uds, i, u);
+            PyList_SET_ITEM(res, i, r);
+            PyList_SET_ITEM(flags, i, f);
+        }
+        /* Every CQE was copied out: the kernel may reuse their slots. */
+        if (count)
+            store_release(self->cq_head, head + count);
+        return out;
     }
-    /* Every CQE was copied out: the kernel may reuse their slots. */
-    if (count)
-        store_release(self->cq_head, head + count);
-    PyObject *out = PyTuple_New(3);
-    if (out == NULL)
-        goto fail;
-    PyTuple_SET_ITEM(out, 0, uds);
-    PyTuple_SET_ITEM(out, 1, res);
-    PyTuple_SET_ITEM(out, 2, flags);
-    return out;
-fail:
-    /* Nothing was consumed: the head did not move. */
-    Py_XDECREF(uds);
-    Py_XDECREF(res);
-    Py_XDECREF(flags);
-    return NULL;
 }
 
 static PyObject *

@@ -115,7 +115,7 @@ class Queues:
         self._tail = (tail + 1) & _U32
         return (tail & self._sq_mask) * abi.SQE_SIZE
 
-    def reserve(self, count: int) -> list[int]:
+    def reserve(self, count: int, /) -> list[int]:
         """Reserve up to `count` SQEs; return their byte offsets (maybe fewer, maybe none
         when the SQ is full). Each must be written before the next enter()."""
         tail = self._tail
@@ -134,19 +134,21 @@ class Queues:
             return 0
         return (self._tail - self._sq32[self._sq_head]) & _U32
 
-    def unreserve(self, count: int) -> None:
+    def unreserve(self, count: int, /) -> None:
         """Take back the last `count` SQEs the kernel has not consumed (after a failed enter)."""
-        count = min(count, self.pending())
+        count = max(0, min(count, self.pending()))
         self._tail = (self._tail - count) & _U32
         self._sq32[self._sq_tail] = self._tail
 
-    def enter(self, min_complete: int = 0, flags: int = 0) -> int:
+    def enter(self, min_complete: int = 0, flags: int = 0, /) -> int:
         """Publish the reserved SQEs and call io_uring_enter(2) once.
 
         Returns the number of SQEs the kernel consumed. Raises OSError as the system call
         does (EINTR, EAGAIN, EBUSY included). An enter that waits (min_complete > 0)
         releases the GIL; one that does not keeps it (see syscalls.py).
         """
+        if not (0 <= min_complete <= _U32 and 0 <= flags <= _U32):
+            raise OverflowError("enter() arguments must fit a u32")
         to_submit = (self._tail - self._sq32[self._sq_head]) & _U32
         self._sq32[self._sq_tail] = self._tail
         if min_complete:
@@ -166,7 +168,7 @@ class Queues:
         """CQEs posted and not yet reaped."""
         return (self._cq32[self._cq_tail] - self._cq32[self._cq_head]) & _U32
 
-    def reap_columns(self, limit: int = 0) -> tuple[list[int], list[int], list[int]]:
+    def reap_columns(self, limit: int = 0, /) -> tuple[list[int], list[int], list[int]]:
         """Consume posted CQEs (all, or at most `limit`): three lists, (user_data values,
         results, flags), in CQ order. The CQ head is advanced once, after every returned
         CQE was copied out."""
@@ -175,7 +177,7 @@ class Queues:
         count = (cq32[self._cq_tail] - head) & _U32
         if not count:
             return [], [], []
-        if limit and count > limit:
+        if limit > 0 and count > limit:
             count = limit
         first = head & self._cq_mask
         if count == 1:  # the common case of a lone operation: skip the column casts
@@ -195,7 +197,7 @@ class Queues:
         cq32[self._cq_head] = (head + count) & _U32
         return user_data, res, flags
 
-    def set_eventfd_enabled(self, enabled: bool) -> None:
+    def set_eventfd_enabled(self, enabled: bool, /) -> None:
         """Toggle IORING_CQ_EVENTFD_DISABLED (the eventfd stays registered)."""
         flags = self._cq32[self._cq_flags]
         if enabled:
