@@ -163,21 +163,31 @@ def pipe() -> Iterator[tuple[int, int]]:
     os.close(w)
 
 
+class EnterLog:
+    """What the `enter_log` fixture records of each io_uring_enter, in order."""
+
+    def __init__(self) -> None:
+        self.to_submit: list[int] = []  # the SQEs it was handed
+        self.overflowed: list[bool] = []  # IORING_SQ_CQ_OVERFLOW right after it returned
+
+
 @pytest.fixture
-def enters(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every io_uring_enter made by a ring created during the test, as its to_submit, with
-    either twin of Queues (the rings are given a counting subclass of the active one)."""
+def enter_log(monkeypatch: pytest.MonkeyPatch) -> EnterLog:
+    """Every io_uring_enter made by a ring created during the test, with either twin of
+    Queues (the rings are given a recording subclass of the active one)."""
     from uringloop._ring import ring as ring_module
 
-    calls: list[int] = []
+    log = EnterLog()
     active = ring_module.QUEUES
 
-    class CountingQueues(active):  # type: ignore[misc,valid-type]
+    class RecordingQueues(active):  # type: ignore[misc,valid-type]
         __slots__ = ()
 
-        def enter(self, min_complete: int = 0, flags: int = 0) -> int:
-            calls.append(self.pending())
-            return super().enter(min_complete, flags)
+        def enter(self, min_complete: int = 0, flags: int = 0, /) -> int:
+            log.to_submit.append(self.pending())
+            consumed: int = super().enter(min_complete, flags)
+            log.overflowed.append(self.cq_overflowed())
+            return consumed
 
-    monkeypatch.setattr(ring_module, "QUEUES", CountingQueues)
-    return calls
+    monkeypatch.setattr(ring_module, "QUEUES", RecordingQueues)
+    return log

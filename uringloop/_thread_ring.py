@@ -64,6 +64,7 @@ class ThreadRing:
     def __init__(self) -> None:
         self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
         self._ring = Ring(SQ_ENTRIES, CQ_ENTRIES, _FLAGS)
+        self._queues = self._ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._pid = os.getpid()
         self._next_user_data = 1
 
@@ -74,14 +75,14 @@ class ThreadRing:
             return op.outcome()  # type: ignore[attr-defined]
         outcome = _Outcome()
         op.waiter = outcome
-        ring = self._ring
+        enter = self._queues.enter
         inflight = self._inflight
         while not outcome.finished:
             if op.state != DONE and (op.parts_left() if op.multi else op.user_data == 0):
                 self._write(op)
             waiting = len(inflight)
             try:
-                ring.enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
+                enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
             except InterruptedError:
                 pass
             except OSError as exc:
@@ -96,7 +97,7 @@ class ThreadRing:
         """Write what fits of `op` into the SQ."""
         ring = self._ring
         if op.multi:
-            offsets = ring.reserve(op.parts_left())
+            offsets = self._queues.reserve(op.parts_left())
             if not offsets:
                 return
             if not op.user_data:
@@ -105,7 +106,7 @@ class ThreadRing:
             start = op.user_data + first
             self._inflight.update(zip(range(start, start + count), repeat(op)))
             return
-        off = ring.next_sqe()
+        off = self._queues.next_sqe()
         if off < 0:
             return
         ud = self._take_user_data(1)
@@ -119,7 +120,7 @@ class ThreadRing:
         return ud
 
     def _reap(self) -> None:
-        user_datas, results, _flags = self._ring.reap_columns()
+        user_datas, results, _flags = self._queues.reap_columns()
         inflight = self._inflight
         for user_data, res in zip(user_datas, results, strict=True):
             op = inflight.pop(user_data, None)

@@ -406,6 +406,7 @@ def _kernel_floor(env: Env, wall: bool = False) -> float:
     sq[3::words] = array("Q", [bs] * qd)
     sq[4::words] = array("Q", range(qd))
     ring = Ring(max(qd, 8), 2 * max(qd, 8))
+    queues = ring.queues  # as the loop's driver calls them, without Ring's forwarding
     sqe_map = memoryview(ring.sqes)
     sqe_q = sqe_map.cast("Q")
     batches = itertools.count()
@@ -419,7 +420,7 @@ def _kernel_floor(env: Env, wall: bool = False) -> float:
             first = next(batches) * qd
             batch = [offs[(first + j) & mask] for j in range(qd)]
             sq[1::words] = array("Q", batch)
-            slots = ring.reserve(qd)
+            slots = queues.reserve(qd)
             if len(slots) != qd:
                 raise BenchError(f"{FLOOR}: the SQ has {len(slots)} free slots, not {qd}")
             # Every batch is fully consumed, so the slots are contiguous save one wrap.
@@ -429,7 +430,7 @@ def _kernel_floor(env: Env, wall: bool = False) -> float:
             sqe_q[: (qd - k) * words] = sq[k * words :]
             in_flight = qd
             t0 = perf_counter()
-            ring.enter(qd)
+            queues.enter(qd)
             inside += perf_counter() - t0
             cqes = ring.reap()
             in_flight = 0

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import EnterLog
 from uringloop import _driver
 
 
 class Counts:
     def __init__(self, enters: list[int]) -> None:
-        self._enters = enters  # io_uring_enter calls (the `enters` fixture)
+        self._enters = enters  # io_uring_enter calls (the `enter_log` fixture)
         self.eventfd_reads = 0
 
     @property
@@ -32,8 +33,8 @@ class Counts:
 
 
 @pytest.fixture
-def counts(monkeypatch: pytest.MonkeyPatch, enters: list[int]) -> Iterator[Counts]:
-    c = Counts(enters)
+def counts(monkeypatch: pytest.MonkeyPatch, enter_log: EnterLog) -> Iterator[Counts]:
+    c = Counts(enter_log.to_submit)
     read = os.eventfd_read
 
     def counting_read(fd: int) -> int:

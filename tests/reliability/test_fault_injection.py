@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 import uringloop
+from tests.conftest import EnterLog
 from uringloop._ring import syscalls
 
 from ._support import CompletionLog, run_fresh
@@ -299,7 +300,7 @@ def test_sq_of_two_entries_with_10000_queued_operations(
 
 
 def test_cq_overflow_delivers_every_completion_once(
-    completions: CompletionLog, monkeypatch: pytest.MonkeyPatch
+    completions: CompletionLog, enter_log: EnterLog
 ) -> None:
     """Far more operations in flight than the CQ holds, all completing at once.
 
@@ -308,22 +309,6 @@ def test_cq_overflow_delivers_every_completion_once(
     flight until data arrives, then all complete together.
     """
     n_pipes, reads_per_pipe = 8, 64
-    from uringloop._ring import ring as ring_module
-
-    # Watch the overflow flag right after every enter (once watching): proof the CQ overflowed.
-    overflow_seen: list[bool] = []
-    watching = [False]
-
-    class WatchingQueues(ring_module.QUEUES):  # type: ignore[misc,name-defined]
-        __slots__ = ()
-
-        def enter(self, min_complete: int = 0, flags: int = 0) -> int:
-            consumed: int = super().enter(min_complete, flags)
-            if watching[0]:
-                overflow_seen.append(self.cq_overflowed())
-            return consumed
-
-    monkeypatch.setattr(ring_module, "QUEUES", WatchingQueues)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -341,11 +326,13 @@ def test_cq_overflow_delivers_every_completion_once(
             ]
             while loop.uring_stats().in_flight < len(tasks):
                 await asyncio.sleep(0.001)
-            watching[0] = True
+            # The overflow flag right after every enter from here: proof the CQ overflowed.
+            watched = len(enter_log.overflowed)
             for i, (_, w) in enumerate(pipes):
                 os.write(w, bytes([i]) * reads_per_pipe)
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
             results = [t.result() for t in tasks]
+            overflow_seen = enter_log.overflowed[watched:]
             assert any(overflow_seen), "the CQ never overflowed: the test proves nothing"
         finally:
             for r, w in pipes:

@@ -173,6 +173,6 @@ def test_a_failed_init_keeps_no_hold_on_the_maps() -> None:
     m = mmap.mmap(-1, 4096)
     q = compiled.__new__(compiled)  # kept alive across the failed __init__
     with pytest.raises(ValueError):
-        q.__init__(-1, 4, 8, m, m, (0, 4, 8, 12, 16, 20), (64, 68, 72, 76, 1 << 20, 80))
+        q.__init__(-1, 4, 8, m, m, (0, 4, 8, 12, 20), (64, 68, 72, 1 << 20, 80))
     m.close()
     assert q.closed and q.pending() == 0

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import EnterLog
 from uringloop import _thread_ring, threads
 from uringloop._ring import syscalls
 
@@ -35,9 +36,10 @@ def _in_thread(func: Callable[[], Any]) -> Any:
 
 
 def test_a_batch_is_one_enter_on_the_thread_s_own_ring(
-    data_file: tuple[str, bytes], enters: list[int]
+    data_file: tuple[str, bytes], enter_log: EnterLog
 ) -> None:
     path, data = data_file
+    enters = enter_log.to_submit
 
     def work() -> tuple[list[bytes], Any]:
         fd = os.open(path, os.O_RDONLY)

@@ -98,17 +98,15 @@ attach(Queues *self, PyObject *args, PyObject *kwds)
     int fd;
     unsigned long sq_entries, cq_entries;
     PyObject *sq_map, *cq_map;
-    Py_ssize_t sh, st, sm, sf, sd, sa, ch, ct, cm, co, cc, cf;
+    Py_ssize_t sh, st, sm, sf, sa, ch, ct, cm, cc, cf;
     if (self->have_sq_view || self->have_cq_view || self->python_enter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Queues is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikkOO(nnnnnn)(nnnnnn)", kwlist, &fd,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikkOO(nnnnn)(nnnnn)", kwlist, &fd,
                                      &sq_entries, &cq_entries, &sq_map, &cq_map, &sh, &st, &sm,
-                                     &sf, &sd, &sa, &ch, &ct, &cm, &co, &cc, &cf))
+                                     &sf, &sa, &ch, &ct, &cm, &cc, &cf))
         return -1;
-    (void)sd;
-    (void)co;
     if (sq_entries == 0 || cq_entries == 0) {
         PyErr_SetString(PyExc_ValueError, "ring sizes must be positive");
         return -1;

@@ -19,8 +19,8 @@ class Queues:
         cq_entries: int,
         sq_map: mmap.mmap,
         cq_map: mmap.mmap,
-        sq_off: tuple[int, int, int, int, int, int],
-        cq_off: tuple[int, int, int, int, int, int],
+        sq_off: tuple[int, int, int, int, int],
+        cq_off: tuple[int, int, int, int, int],
     ) -> None: ...
     def next_sqe(self) -> int: ...
     def reserve(self, count: int, /) -> list[int]: ...

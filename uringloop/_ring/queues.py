@@ -50,8 +50,8 @@ def _columns(mem: memoryview, start: int, count: int) -> tuple[list[int], list[i
 class Queues:
     """The SQ and CQ of one ring. Not thread-safe: one thread at a time drives it.
 
-    `sq_off` holds the byte offsets (head, tail, ring_mask, flags, dropped, array) of the
-    SQ ring in `sq_map`; `cq_off` holds (head, tail, ring_mask, overflow, cqes, flags) of
+    `sq_off` holds the byte offsets (head, tail, ring_mask, flags, array) of the SQ ring
+    in `sq_map`; `cq_off` holds (head, tail, ring_mask, cqes, flags) of
     the CQ ring in `cq_map` (the same map with IORING_FEAT_SINGLE_MMAP). Expected
     conditions are values: next_sqe() returns -1 when the SQ is full, reap_columns()
     returns empty lists when nothing completed.
@@ -73,15 +73,15 @@ class Queues:
         cq_entries: int,
         sq_map: mmap.mmap,
         cq_map: mmap.mmap,
-        sq_off: tuple[int, int, int, int, int, int],
-        cq_off: tuple[int, int, int, int, int, int],
+        sq_off: tuple[int, int, int, int, int],
+        cq_off: tuple[int, int, int, int, int],
     ) -> None:
         self.fd = fd
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
         self.closed = False
-        sq_head, sq_tail, sq_mask, sq_flags, _sq_dropped, sq_array = sq_off
-        cq_head, cq_tail, cq_mask, _cq_overflow, cqes, cq_flags = cq_off
+        sq_head, sq_tail, sq_mask, sq_flags, sq_array = sq_off
+        cq_head, cq_tail, cq_mask, cqes, cq_flags = cq_off
         # u32 views of the ring headers; indexes are byte offsets // 4.
         sq32: memoryview[int] = memoryview(sq_map).cast("I")
         cq32: memoryview[int] = sq32 if cq_map is sq_map else memoryview(cq_map).cast("I")

@@ -169,12 +169,8 @@ class Ring:
         self.features = abi.Feature(p[abi.P_FEATURES])
         self.sq_entries: int = p[abi.P_SQ_ENTRIES]
         self.cq_entries: int = p[abi.P_CQ_ENTRIES]
-        (sq_head, sq_tail, sq_mask, _, sq_flags, sq_dropped, sq_array, _, _) = p[
-            abi.SQ_OFF : abi.SQ_OFF + 9
-        ]
-        (cq_head, cq_tail, cq_mask, _, cq_overflow, cqes, cq_flags, _, _) = p[
-            abi.CQ_OFF : abi.CQ_OFF + 9
-        ]
+        (sq_head, sq_tail, sq_mask, _, sq_flags, _, sq_array, _, _) = p[abi.SQ_OFF : abi.SQ_OFF + 9]
+        (cq_head, cq_tail, cq_mask, _, _, cqes, cq_flags, _, _) = p[abi.CQ_OFF : abi.CQ_OFF + 9]
         prot = mmap.PROT_READ | mmap.PROT_WRITE
         mflags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         sq_size = sq_array + self.sq_entries * 4
@@ -198,8 +194,8 @@ class Ring:
             self.cq_entries,
             self._ring_map,
             cq_map,
-            (sq_head, sq_tail, sq_mask, sq_flags, sq_dropped, sq_array),
-            (cq_head, cq_tail, cq_mask, cq_overflow, cqes, cq_flags),
+            (sq_head, sq_tail, sq_mask, sq_flags, sq_array),
+            (cq_head, cq_tail, cq_mask, cqes, cq_flags),
         )
         self.sqes = self._sqe_map
         # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
@@ -222,15 +218,6 @@ class Ring:
 
     def enter(self, min_complete: int = 0, flags: int = 0) -> int:
         return self.queues.enter(min_complete, flags)
-
-    def needs_enter(self) -> bool:
-        return self.queues.needs_enter()
-
-    def cq_overflowed(self) -> bool:
-        return self.queues.cq_overflowed()
-
-    def cq_ready(self) -> int:
-        return self.queues.cq_ready()
 
     def reap(self, limit: int = 0) -> list[tuple[int, int, int]]:
         """Consume posted CQEs (all, or at most `limit`); return (user_data, res, flags) tuples."""
