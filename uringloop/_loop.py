@@ -89,7 +89,7 @@ _SETUP_ERRNOS_FALLBACK = (
 # write into their memory, so it is never freed. Should stay empty in practice.
 _never_freed: list[Any] = []
 
-# Every live Loop, so a forked child can mark them unusable.
+# Every Loop not yet closed, so a forked child can mark them unusable.
 _loops: weakref.WeakSet[Loop] = weakref.WeakSet()
 
 # The uringloop Loop whose task is running this code, if any (set while a Loop runs).
@@ -789,6 +789,7 @@ class Loop(asyncio.SelectorEventLoop):
         finally:
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
+            _loops.discard(self)  # nothing of it is left for a fork to let go of
         if fatal is not None:
             raise fatal
 

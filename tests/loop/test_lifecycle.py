@@ -167,6 +167,31 @@ def test_fork_child_cannot_use_the_parent_loop_but_can_make_its_own() -> None:
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+def test_fork_after_closing_a_loop_is_quiet() -> None:
+    """A loop closed (and still referenced) before a fork has no ring to let go of in the
+    child: the fork hook leaves it alone (it raised AttributeError in the child, printed
+    as "Exception ignored in _after_fork_in_child")."""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        import uringloop
+        closed = uringloop.Loop()
+        closed.run_until_complete(closed.nop())
+        closed.close()
+        alive = uringloop.Loop()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        alive.close()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr == b"", proc.stderr.decode()
+
+
 def test_unclosed_loop_warns_and_exits_cleanly() -> None:
     script = textwrap.dedent(
         """
