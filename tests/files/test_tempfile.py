@@ -43,8 +43,9 @@ async def test_temporary_file_goes_through_the_ring(tmp_path: Path, no_fd_leak: 
     async with tempfile.TemporaryFile(dir=tmp_path, buffering=0) as f:
         assert await f.write(b"abc") == 3
         assert await f.read() == b""
-    # openat, fstat, write, read, close at least: all operations of this loop's ring.
-    assert _submitted() - before >= 5
+    # openat, write, read, close at least: all operations of this loop's ring (fstat and
+    # lseek run directly: they do no I/O).
+    assert _submitted() - before >= 4
 
 
 @pytest.mark.asyncio

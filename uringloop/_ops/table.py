@@ -485,7 +485,10 @@ def fstatx(fd: int, *, mask: int = BASIC_STATX) -> Operation:
 def stat(
     path: StrOrBytesPath, *, dir_fd: int | None = None, follow_symlinks: bool = True
 ) -> Operation:
-    """Like os.stat(), through statx on the ring (an int `path` is a descriptor)."""
+    """Like os.stat(), through statx on the ring (an int `path` is a descriptor).
+
+    The kernel runs every statx on a worker thread of its own: tens of microseconds
+    where os.stat() of a cached inode takes one."""
     if isinstance(path, int):
         return _statx_entry(_no_negative_fd(args.c_int(path)), b"\0", abi.AT_EMPTY_PATH,
                             BASIC_STATX, None)  # fmt: skip
@@ -495,7 +498,10 @@ def stat(
 
 @declare(abi.Op.STATX, since="5.6", result=stat_record, blocking=os.fstat)
 def fstat(fd: int) -> Operation:
-    """Like os.fstat(), through statx on the ring."""
+    """Like os.fstat(), through statx on the ring.
+
+    The kernel runs every statx on a worker thread of its own: tens of microseconds where
+    os.fstat(), which copies the open file's in-memory inode, takes under one."""
     fd = _no_negative_fd(args.c_int(fd))
     return _statx_entry(fd, b"\0", abi.AT_EMPTY_PATH, BASIC_STATX, None)
 
