@@ -658,9 +658,7 @@ async def test_small_file_read_is_three_operations(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
-async def test_read_all_sees_a_file_that_grew_after_open(
-    tmp_path: Path, no_fd_leak: None
-) -> None:
+async def test_read_all_sees_a_file_that_grew_after_open(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "grows"
     path.write_bytes(b"a" * 5000)
     async with uringloop.open(path, "rb", buffering=0) as f:
