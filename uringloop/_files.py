@@ -27,7 +27,8 @@ Invariant: a buffer handed to an operation stays referenced until the operation 
 (the ring operations pin it; executor jobs hold a reference), also when the awaiting task
 is cancelled.
 Invariant: public coroutines of one file (all layers) run one at a time, under the raw
-file's asyncio.Lock, as the built-in buffered objects serialize callers with theirs.
+file's lock (an asyncio.Lock with a plain-call fast path), as the built-in buffered
+objects serialize callers with theirs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ import operator
 import os
 import stat as _stat
 import warnings
-from collections.abc import Callable, Generator, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, Protocol
 
 from . import _aligned
@@ -69,15 +71,20 @@ _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 
 
+_running_loop = asyncio.get_running_loop
+
 # -- where the I/O runs ---------------------------------------------------------------------
 
 
 class _IO(Protocol):
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
     async def open(self, path: Any, flags: int, mode: int) -> int: ...
     async def close(self, fd: int) -> None: ...
-    async def pread(self, fd: int, size: int, offset: int) -> bytes: ...
-    async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int: ...
-    async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int: ...
+    def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]: ...
+    def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
+    def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
     async def fstat(self, fd: int) -> os.stat_result: ...
     async def dio_alignment(self, fd: int) -> tuple[int, int]: ...
     async def ftruncate(self, fd: int, length: int) -> None: ...
@@ -86,7 +93,7 @@ class _IO(Protocol):
 
 
 class _RingIO:
-    """The running uringloop Loop's operations."""
+    """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
     __slots__ = ("executor", "loop")
 
@@ -100,14 +107,14 @@ class _RingIO:
     async def close(self, fd: int) -> None:
         await self.loop.close_fd(fd)
 
-    async def pread(self, fd: int, size: int, offset: int) -> bytes:
-        return await self.loop.pread(fd, size, offset)
+    def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
+        return self.loop.pread(fd, size, offset)
 
-    async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
-        return await self.loop.preadinto(fd, buffer, offset)
+    def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
+        return self.loop.preadinto(fd, buffer, offset)
 
-    async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
-        return await self.loop.pwrite(fd, data, offset)
+    def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]:
+        return self.loop.pwrite(fd, data, offset)
 
     async def fstat(self, fd: int) -> os.stat_result:
         # Directly, not on the ring: fstat(2) of an open descriptor copies its in-memory
@@ -178,8 +185,10 @@ class _ExecutorIO:
         await self.call(os.fdatasync if datasync else os.fsync, fd)
 
 
-def _io_for(executor: _Executor | None) -> _IO:
-    loop = asyncio.get_running_loop()
+def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None = None) -> _IO:
+    """Where the running loop (or `loop`) does a file's I/O."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
     if isinstance(loop, Loop):
         return _RingIO(loop, executor)
     return _ExecutorIO(loop, executor)
@@ -282,10 +291,73 @@ def _bytes_view(data: object) -> memoryview:
 # -- the common part --------------------------------------------------------------------------
 
 
+class _FileLock:
+    """asyncio.Lock's contract (FIFO, cancellation-safe), plus try_acquire(): a plain call
+    that takes the lock when nobody holds or waits for it, so the common, uncontended call
+    on a file costs no coroutine of the lock's.
+
+    Invariant: _locked is True exactly while one caller holds the lock; a waiter's future
+    is resolved only by release() (or a cancelled waiter handing its turn on), and the
+    woken waiter takes the lock when it resumes.
+    """
+
+    __slots__ = ("_locked", "_waiters")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    def try_acquire(self) -> bool:
+        if self._locked or self._waiters:
+            return False
+        self._locked = True
+        return True
+
+    async def acquire(self) -> bool:
+        if not self._locked and all(w.cancelled() for w in self._waiters):
+            self._locked = True
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        except asyncio.CancelledError:
+            if not self._locked:
+                self._wake_first()  # our turn may have come: hand it on
+            raise
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        if not self._locked:
+            raise RuntimeError("Lock is not acquired.")
+        self._locked = False
+        self._wake_first()
+
+    def _wake_first(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def __aenter__(self) -> None:
+        if not self.try_acquire():
+            await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+
 class _FileBase:
     """What every layer offers: aiofiles' sync and async helpers, iteration, `async with`."""
 
-    _lock: asyncio.Lock
+    _lock: _FileLock
 
     @property
     def closed(self) -> bool:
@@ -314,29 +386,37 @@ class _FileBase:
         async with self._lock:
             await self._flush()
             raw = self._raw()
-            await _io_for(raw._executor).fsync(raw._fd, False)
+            await raw._io().fsync(raw._fd, False)
 
     async def datasync(self) -> None:
         """Flush, then fdatasync(2) the file."""
         async with self._lock:
             await self._flush()
             raw = self._raw()
-            await _io_for(raw._executor).fsync(raw._fd, True)
+            await raw._io().fsync(raw._fd, True)
 
     async def stat(self) -> os.stat_result:
         """os.fstat() of the open file (after flushing buffered writes)."""
         async with self._lock:
             await self._flush()
             raw = self._raw()
-            return await _io_for(raw._executor).fstat(raw._fd)
+            return await raw._io().fstat(raw._fd)
 
     async def flush(self) -> None:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             await self._flush()
+        finally:
+            self._lock.release()
 
     async def close(self) -> None:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             await self._close()
+        finally:
+            self._lock.release()
 
     async def _flush(self) -> None:
         raise NotImplementedError
@@ -354,8 +434,12 @@ class _FileBase:
         return line
 
     async def readline(self, size: int | None = -1) -> Any:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._readline(size)
+        finally:
+            self._lock.release()
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         async with self._lock:
@@ -404,7 +488,7 @@ class _Detached:
         raise ValueError(self._message)
 
 
-def _check_can_detach(lock: asyncio.Lock) -> None:
+def _check_can_detach(lock: _FileLock) -> None:
     if lock.locked():
         raise RuntimeError("detach() while another call on this file is in progress")
 
@@ -450,7 +534,8 @@ class AsyncFileIO(_FileBase):
         self._direct = direct
         self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
         self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
-        self._lock = asyncio.Lock()
+        self._lock = _FileLock()
+        self._io_cache: _IO | None = None  # _io_for() of the loop that last did its I/O
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -495,14 +580,41 @@ class AsyncFileIO(_FileBase):
         self._check_closed()
         return self._writable
 
+    def _io(self) -> _IO:
+        """Where this file's I/O runs now: chosen by the running loop, kept while it runs."""
+        loop = asyncio.get_running_loop()
+        io_ = self._io_cache
+        if io_ is None or io_.loop is not loop:
+            io_ = self._io_cache = _io_for(self._executor, loop)
+        return io_
+
     def _offset(self) -> int:
         return self._pos if self._seekable else -1
 
     # -- reading
 
     async def read(self, size: int | None = -1) -> bytes:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
+            if (
+                type(size) is int
+                and 0 < size < PARALLEL_MIN
+                and self._readable
+                and not self._closed_flag
+                and not self._direct
+            ):  # _read()'s common case, inlined: one positioned read
+                io_ = self._io_cache
+                if io_ is None or io_.loop is not _running_loop():
+                    io_ = self._io()
+                if not self._seekable:
+                    return await io_.pread(self._fd, size, -1)
+                data = await io_.pread(self._fd, size, self._pos)
+                self._pos += len(data)
+                return data
             return await self._read(size)
+        finally:
+            self._lock.release()
 
     async def readall(self) -> bytes:
         async with self._lock:
@@ -510,8 +622,12 @@ class AsyncFileIO(_FileBase):
             return await self._readall()
 
     async def readinto(self, buffer: _Buffer) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._readinto(buffer)
+        finally:
+            self._lock.release()
 
     async def _read(self, size: int | None) -> bytes:
         self._check_readable()
@@ -520,7 +636,7 @@ class AsyncFileIO(_FileBase):
             return await self._readall()
         if self._direct:
             return await self._direct_read(size)
-        io_ = _io_for(self._executor)
+        io_ = self._io()
         offset = self._offset()
         if size >= PARALLEL_MIN and offset >= 0:
             data = await _read_bytes(io_, self._fd, size, offset)
@@ -541,7 +657,7 @@ class AsyncFileIO(_FileBase):
         with view.cast("B") if view.format != "B" else view as flat:
             if self._direct:
                 self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
-            io_ = _io_for(self._executor)
+            io_ = self._io()
             offset = self._offset()
             if len(flat) >= PARALLEL_MIN and offset >= 0:
                 n = await _read_into_parallel(io_, self._fd, flat, offset)
@@ -561,7 +677,7 @@ class AsyncFileIO(_FileBase):
         if limit == 0:
             return b""  # io.IOBase.readline(0) asks nothing of the file, open or not
         self._check_readable()
-        io_ = _io_for(self._executor)
+        io_ = self._io()
         chunk = 1 if not self._seekable else max(self._blksize, 128)
         parts: list[bytes] = []
         got = 0
@@ -583,7 +699,7 @@ class AsyncFileIO(_FileBase):
 
     async def _readall(self) -> bytes:
         """Everything from the position to EOF: sized by fstat, read in parallel."""
-        io_ = _io_for(self._executor)
+        io_ = self._io()
         if self._direct:
             return await self._direct_readall(io_)
         if not self._seekable:
@@ -644,9 +760,7 @@ class AsyncFileIO(_FileBase):
             return b""
         # Page-aligned; collected (unmapped) once no operation or executor job holds it.
         buf = _aligned.aligned_buffer(size, min(self._mem_align, _aligned.PAGE_SIZE))
-        n = await _read_into_parallel(
-            _io_for(self._executor), self._fd, memoryview(buf), self._offset()
-        )
+        n = await _read_into_parallel(self._io(), self._fd, memoryview(buf), self._offset())
         if self._seekable:
             self._pos += n
         return buf[:n]
@@ -669,14 +783,18 @@ class AsyncFileIO(_FileBase):
     # -- writing
 
     async def write(self, data: _Buffer) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._write(data)
+        finally:
+            self._lock.release()
 
     async def _write(self, data: _Buffer) -> int:
         """One write (possibly short, as os.write), or a parallel write of a big buffer."""
         self._check_writable()
         view = _bytes_view(data)
-        io_ = _io_for(self._executor)
+        io_ = self._io()
         self._size_hint = None
         if self._direct:
             return await self._direct_write(io_, view)
@@ -742,8 +860,22 @@ class AsyncFileIO(_FileBase):
     # -- position
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
+            if (
+                type(whence) is int
+                and whence == os.SEEK_SET
+                and type(offset) is int
+                and offset >= 0
+                and self._seekable
+                and not self._closed_flag
+            ):  # _seek()'s common case, inlined
+                self._pos = offset
+                return offset
             return await self._seek(offset, whence)
+        finally:
+            self._lock.release()
 
     async def _seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_closed()
@@ -756,10 +888,10 @@ class AsyncFileIO(_FileBase):
         elif whence == os.SEEK_CUR:
             target = self._pos + offset
         elif whence == os.SEEK_END:
-            target = (await _io_for(self._executor).fstat(self._fd)).st_size + offset
+            target = (await self._io().fstat(self._fd)).st_size + offset
         else:
             # SEEK_DATA, SEEK_HOLE and unknown values: the kernel decides (EINVAL, ENXIO).
-            target = await _io_for(self._executor).call(os.lseek, self._fd, offset, whence)
+            target = await self._io().call(os.lseek, self._fd, offset, whence)
         if target < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         self._pos = target
@@ -775,8 +907,12 @@ class AsyncFileIO(_FileBase):
         return self._pos
 
     async def truncate(self, size: int | None = None) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._truncate(size)
+        finally:
+            self._lock.release()
 
     async def _truncate(self, size: int | None) -> int:
         self._check_writable()
@@ -784,7 +920,7 @@ class AsyncFileIO(_FileBase):
         if size < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         self._size_hint = None
-        await _io_for(self._executor).ftruncate(self._fd, size)
+        await self._io().ftruncate(self._fd, size)
         return size
 
     async def _flush(self) -> None:
@@ -797,7 +933,7 @@ class AsyncFileIO(_FileBase):
             return
         self._closed_flag = True
         if self._closefd:
-            await _io_for(self._executor).close(self._fd)
+            await self._io().close(self._fd)
         else:
             self._sync_descriptor_offset()
 
@@ -928,8 +1064,12 @@ class AsyncBufferedFile(_FileBase):
     # -- reading
 
     async def read(self, size: int | None = -1) -> bytes:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._read(size)
+        finally:
+            self._lock.release()
 
     async def _read(self, size: int | None = -1) -> bytes:
         self._check_readable()
@@ -963,8 +1103,12 @@ class AsyncBufferedFile(_FileBase):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def read1(self, size: int | None = -1) -> bytes:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._read1(size)
+        finally:
+            self._lock.release()
 
     async def _read1(self, size: int | None = -1) -> bytes:
         """Buffered bytes if there are any, else the result of one raw read of `size`."""
@@ -996,12 +1140,20 @@ class AsyncBufferedFile(_FileBase):
             return self._rbuf[self._rpos :]
 
     async def readinto(self, buffer: _Buffer) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._readinto(buffer, one=False)
+        finally:
+            self._lock.release()
 
     async def readinto1(self, buffer: _Buffer) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._readinto(buffer, one=True)
+        finally:
+            self._lock.release()
 
     async def _readinto(self, buffer: _Buffer, one: bool) -> int:
         self._check_readable("readinto")
@@ -1063,8 +1215,12 @@ class AsyncBufferedFile(_FileBase):
     # -- writing
 
     async def write(self, data: _Buffer) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._write(data)
+        finally:
+            self._lock.release()
 
     async def _write(self, data: _Buffer) -> int:
         self._check_writable()
@@ -1132,8 +1288,12 @@ class AsyncBufferedFile(_FileBase):
         return self._tell()
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._seek(offset, whence)
+        finally:
+            self._lock.release()
 
     async def _seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         offset = operator.index(offset)
@@ -1158,8 +1318,12 @@ class AsyncBufferedFile(_FileBase):
         return await self.raw._seek(offset, whence)
 
     async def truncate(self, size: int | None = None) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._truncate(size)
+        finally:
+            self._lock.release()
 
     async def _truncate(self, size: int | None = None) -> int:
         self._check_closed("truncate of closed file")
@@ -1387,8 +1551,12 @@ class AsyncTextFile(_FileBase):
     # -- reading
 
     async def read(self, size: int | None = -1) -> str:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._read(size)
+        finally:
+            self._lock.release()
 
     async def _read(self, size: int | None = -1) -> str:
         self._check_closed()
@@ -1512,8 +1680,12 @@ class AsyncTextFile(_FileBase):
     # -- writing
 
     async def write(self, text: str) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._write(text)
+        finally:
+            self._lock.release()
 
     async def _write(self, text: str) -> int:
         self._check_closed()
@@ -1571,8 +1743,12 @@ class AsyncTextFile(_FileBase):
             self._encoder.setstate(0)
 
     async def tell(self) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._tell()
+        finally:
+            self._lock.release()
 
     async def _tell(self) -> int:
         self._check_closed()
@@ -1653,8 +1829,12 @@ class AsyncTextFile(_FileBase):
         return _pack_cookie(start_pos, dec_flags, bytes_to_feed, chars_to_skip, need_eof)
 
     async def seek(self, cookie: int, whence: int = os.SEEK_SET) -> int:
-        async with self._lock:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
             return await self._seek(cookie, whence)
+        finally:
+            self._lock.release()
 
     async def _seek(self, cookie: int, whence: int = os.SEEK_SET) -> int:
         self._check_closed()
@@ -1813,6 +1993,18 @@ class _Mode:
         self.raw_mode = raw_mode + "+" if updating else raw_mode
 
 
+_parsed_modes: dict[str, _Mode] = {}  # valid mode strings only: a few hundred at most
+
+
+def _parse_mode(mode: str) -> _Mode:
+    parsed = _parsed_modes.get(mode) if type(mode) is str else None
+    if parsed is None:
+        parsed = _Mode(mode)  # raises for an invalid mode, which is never kept
+        if type(mode) is str:
+            _parsed_modes[mode] = parsed
+    return parsed
+
+
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
         encoding = io.text_encoding(None, 4)
@@ -1841,7 +2033,7 @@ async def _open(
     direct: bool,
     executor: _Executor | None,
 ) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
-    parsed = _Mode(mode)
+    parsed = _parse_mode(mode)
     buffering = operator.index(buffering)
     if parsed.binary:
         for value, what in (

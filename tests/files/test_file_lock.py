@@ -1,0 +1,125 @@
+"""The file lock's contract (asyncio.Lock's, with a plain-call fast path), and the raw
+file's inlined seek and read, which must refuse and behave exactly as the full paths."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+import uringloop
+from uringloop._files import _FileLock
+
+ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
+
+
+@pytest.mark.asyncio
+async def test_waiters_take_the_lock_in_fifo_order() -> None:
+    lock = _FileLock()
+    assert lock.try_acquire()
+    assert not lock.try_acquire()
+    order: list[int] = []
+
+    async def taker(i: int) -> None:
+        async with lock:
+            order.append(i)
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.ensure_future(taker(i)) for i in range(4)]
+    await asyncio.sleep(0)
+    assert order == [] and lock.locked()
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3]
+    assert not lock.locked()
+
+
+@pytest.mark.asyncio
+async def test_try_acquire_never_overtakes_a_waiter() -> None:
+    lock = _FileLock()
+    lock.try_acquire()
+    waiter = asyncio.ensure_future(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()
+    # The waiter was woken but has not run yet: the lock is its, not a newcomer's.
+    assert not lock.try_acquire()
+    assert await waiter is True
+    assert lock.locked()
+    lock.release()
+    assert lock.try_acquire()
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_waiter_hands_its_turn_on() -> None:
+    lock = _FileLock()
+    lock.try_acquire()
+    first = asyncio.ensure_future(lock.acquire())
+    second = asyncio.ensure_future(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()  # wakes `first`...
+    first.cancel()  # ...which is cancelled before it runs: `second` must get the lock
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(second, 1) is True
+    assert lock.locked()
+    lock.release()
+    assert not lock.locked()
+
+
+def test_release_of_an_unlocked_lock_raises() -> None:
+    with pytest.raises(RuntimeError, match="not acquired"):
+        _FileLock().release()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_fast_seek_and_read_refuse_as_the_builtin(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 16)
+    with open(path, "rb", buffering=0) as g:
+        f = await uringloop.open(path, "rb", buffering=0)
+        try:
+            for args in ((5, 0.0), (5.0, 0), (-1, 0), ("5", 0)):
+                with pytest.raises(Exception) as builtin:
+                    g.seek(*args)
+                with pytest.raises(type(builtin.value)):
+                    await f.seek(*args)
+            assert await f.seek(True) == g.seek(True) == 1  # bool is an int, as for os
+            assert await f.read(3) == g.read(3)
+            assert await f.seek(4000) == g.seek(4000)
+            assert await f.read(500) == g.read(500)  # short at EOF
+            assert await f.tell() == g.tell() == 4096
+            assert await f.read(10) == g.read(10) == b""
+            with pytest.raises(TypeError):
+                await f.read(3.0)  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                g.read(3.0)  # type: ignore[arg-type]
+        finally:
+            await f.close()
+        with pytest.raises(ValueError):
+            await f.read(3)
+        with pytest.raises(ValueError):
+            await f.seek(0)
+    w = await uringloop.open(tmp_path / "w", "wb", buffering=0)
+    try:
+        with pytest.raises(io.UnsupportedOperation):
+            await w.read(3)
+    finally:
+        await w.close()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_fast_read_of_a_pipe_reads_at_its_position() -> None:
+    r, w = os.pipe()
+    f = await uringloop.open(r, "rb", buffering=0)
+    try:
+        os.write(w, b"hello")
+        assert await f.read(3) == b"hel"
+        assert await f.read(3) == b"lo"
+    finally:
+        await f.close()
+        os.close(w)
