@@ -43,6 +43,19 @@ RANDREAD_IMPLS = {
     "uringloop, busy_poll=50 us",
     "io_uring kernel floor (enter only)",
     "io_uring submit-and-wait loop (one thread)",
+    "asyncio machinery floor (fake driver)",
+}
+# Page cache at QD 1024 and 4096: the rows needing no descriptor per coroutine.
+RANDREAD_DEEP_IMPLS = {
+    "sync loop (os.pread/preadv)",
+    "uvloop + executor",
+    "aiofile + caio uring SQPOLL",
+    "aiofile + caio uring",
+    "caio linux_aio",
+    "uringloop",
+    "uringloop pread_many",
+    "io_uring kernel floor (enter only)",
+    "asyncio machinery floor (fake driver)",
 }
 # (case -> implementations that must be there); fio rows are checked separately.
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -56,9 +69,12 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         }
     },
     "randread": {
-        f"{mode}, QD {qd}": RANDREAD_IMPLS
-        for mode in ("page cache", "O_DIRECT")
-        for qd in (1, 16, 64)
+        **{
+            f"{mode}, QD {qd}": RANDREAD_IMPLS
+            for mode in ("page cache", "O_DIRECT")
+            for qd in (1, 16, 64)
+        },
+        **{f"page cache, QD {qd}": RANDREAD_DEEP_IMPLS for qd in (1024, 4096)},
     },
     "seqread": {
         "O_DIRECT 128 KiB, QD 16": {
@@ -165,14 +181,19 @@ def _check_report(name: str, report: dict[str, Any]) -> None:
 
 
 def _check_kernel_floor(report: dict[str, Any]) -> None:
-    """The kernel-floor row ran (it is not allowed to be skipped) in every case, and the
-    page cache QD 64 explanation was derived from it."""
-    floors = [r for r in report["rows"] if r["impl"] == "io_uring kernel floor (enter only)"]
-    assert len(floors) == 6
-    for row in floors:
-        assert not row["skipped"] and not row["reference"], row
-        assert row["median"] > 0, row
+    """The two floor rows ran (they are not allowed to be skipped) in every case, and the
+    page cache QD 64 explanation and the own-work figures were derived from them."""
+    for impl in ("io_uring kernel floor (enter only)", "asyncio machinery floor (fake driver)"):
+        floors = [r for r in report["rows"] if r["impl"] == impl]
+        assert len(floors) == 8, impl
+        for row in floors:
+            assert not row["skipped"] and not row["reference"], row
+            assert row["median"] > 0, row
     assert any(n.startswith("page cache, QD 64: io_uring_enter alone") for n in report["notes"])
+    own = [n for n in report["notes"] if n.startswith("uringloop's own work per read:")]
+    assert len(own) == 1
+    for qd in (1, 16, 64, 1024, 4096):
+        assert f"page cache, QD {qd}: " in own[0], qd
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

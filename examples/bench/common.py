@@ -163,6 +163,13 @@ def target(text: str, value: float | None, goal: float, fmt: str = "{:.2f}x") ->
     return Target(text, shown, value >= goal)
 
 
+def target_at_most(text: str, value: float | None, goal: float, fmt: str = "{:.2f} us") -> Target:
+    """A target met when value <= goal (value None: not evaluated)."""
+    if value is None or value != value:  # NaN
+        return Target(text, "n/a", None)
+    return Target(text, fmt.format(value), value <= goal)
+
+
 # -- running things ---------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
     python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
 
-Scenarios: randread-qd1, randread-qd64, batched-qd1, batched-qd64, direct-qd16, direct-qd64
+Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
+machinery-qd4096 (the fake driver's floor), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains). For a sampling
 profile without cProfile's overhead, run the same command under py-spy:
@@ -59,6 +60,10 @@ def _chain(workload: str) -> Callable[[float], Any]:
 SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1": _randread(randread.URING, 1, False),
     "randread-qd64": _randread(randread.URING, 64, False),
+    "randread-qd1024": _randread(randread.URING, 1024, False),
+    "randread-qd4096": _randread(randread.URING, 4096, False),
+    "machinery-qd64": _randread(randread.MACHINERY, 64, False),
+    "machinery-qd4096": _randread(randread.MACHINERY, 4096, False),
     "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
     "direct-qd1": _randread(randread.URING, 1, True),

@@ -7,6 +7,12 @@ skeleton (offset table, deadline check, one read in 64 and each worker's first r
 and the kept reads are compared with os.pread afterwards.
 
     python -m examples.bench.randread [--quick] [--json PATH] [--plot PATH]
+
+Page-cache reads also run at QD 1024 and 4096, where the peers that need a descriptor
+or a file object per coroutine are left out. Two rows are bounds, not backends: the
+kernel's own cost per read (FLOOR) and asyncio's task and future machinery on the same
+loop (MACHINERY); what a uringloop read costs beyond both is reported as "uringloop's own
+work per read".
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from .common import (
     run_fio,
     run_on,
     target,
+    target_at_most,
     verify,
     warm_cache,
 )
@@ -46,6 +53,7 @@ from .common import data_file as make_data_file
 
 NAME = "randread"
 QDS = (1, 16, 64)
+DEEP_QDS = (1024, 4096)  # page cache only
 WARMUP = 0.05  # seconds of untimed work before each timed run
 TICK = 0.001  # seconds: the period of the stall-detecting task beside each timed run
 
@@ -65,6 +73,7 @@ URING_POLL = "uringloop, busy_poll=50 us"
 BUSY_POLL = 50e-6  # seconds: Loop(busy_poll=...) for URING_POLL
 FLOOR = "io_uring kernel floor (enter only)"
 WAIT_LOOP = "io_uring submit-and-wait loop (one thread)"
+MACHINERY = "asyncio machinery floor (fake driver)"
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
@@ -82,7 +91,10 @@ IMPLS = (
     URING_OPEN,
     FLOOR,
     WAIT_LOOP,
+    MACHINERY,
 )
+# At QD 1024 and 4096: the rows that do not need a descriptor or file object per coroutine.
+DEEP_IMPLS = (SYNC, UVLOOP, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, URING, BATCHED, FLOOR, MACHINERY)
 
 Worker = Callable[[float], Awaitable[int]]
 
@@ -541,6 +553,53 @@ async def _uring_open(env: Env) -> float:
     return await _seek_and_read(env, files)
 
 
+async def _machinery_floor(env: Env) -> float:
+    """Not a backend but a bound: asyncio's task and future machinery on uringloop's Loop.
+
+    The workers are uringloop's, but each read is a fake: a plain future, resolved with a
+    ready bytes object by one callback per loop iteration that resolves every future queued
+    since the last one (a driver completing a batch). What it costs per await is the task
+    step, the future, the wake-up and the loop iteration shared by the batch: the part of
+    a uringloop read that belongs to asyncio. (A real batch is resolved in the pre-select
+    step, this one by a callback: one extra iteration per batch.) Its bytes are not read
+    from the file, so its kept samples are not verified.
+    """
+    loop = asyncio.get_running_loop()
+    offs, mask = env.offsets, env.mask
+    counter = itertools.count()
+    block = bytes(env.bs)
+    queued: list[asyncio.Future[bytes]] = []
+
+    def resolve() -> None:
+        batch = queued[:]
+        queued.clear()
+        for fut in batch:
+            fut.set_result(block)
+
+    def fake_pread(fd: int, size: int, offset: int) -> asyncio.Future[bytes]:
+        fut = loop.create_future()
+        if not queued:
+            loop.call_soon(resolve)
+        queued.append(fut)
+        return fut
+
+    def make() -> Worker:
+        async def worker(deadline: float) -> int:
+            n = 0
+            while perf_counter() < deadline:
+                i = next(counter)
+                off = offs[i & mask]
+                data = await fake_pread(env.fd, env.bs, off)
+                if not (i & 63 and n):
+                    env.keep.append((off, data))
+                n += 1
+            return n
+
+        return worker
+
+    return await _timed(env, [make() for _ in range(env.qd)])
+
+
 RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     ASYNCIO: ("asyncio", _executor),
     UVLOOP: ("uvloop", _executor),
@@ -553,6 +612,7 @@ RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     BATCHED: ("uringloop", _uring_batched),
     URING_OPEN: ("uringloop", _uring_open),
     URING_POLL: ("uringloop", _uring),
+    MACHINERY: ("uringloop", _machinery_floor),
 }
 # Loop arguments of the rows that need them.
 LOOP_KWARGS: dict[str, dict[str, Any]] = {URING_POLL: {"busy_poll": BUSY_POLL}}
@@ -571,7 +631,8 @@ def measure(impl: str, env: Env) -> float:
         rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
     if not env.keep:
         raise BenchError(f"{impl}: no reads were kept for verification")
-    verify(env.path, env.keep, impl)
+    if impl != MACHINERY:  # its bytes are a stand-in, not read from the file
+        verify(env.path, env.keep, impl)
     env.keep.clear()
     return rate
 
@@ -607,14 +668,50 @@ def run(cfg: Config) -> Report:
     )
     try:
         for mode, fd, direct in (("page cache", fd_buffered, False), ("O_DIRECT", fd_direct, True)):
-            for qd in QDS:
-                _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets)
+            for qd in QDS + (() if direct else DEEP_QDS):
+                impls = IMPLS if qd in QDS else DEEP_IMPLS
+                _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets, impls)
     finally:
         os.close(fd_buffered)
         os.close(fd_direct)
+    report.notes.append(
+        f"'{MACHINERY}' is a bound, not a backend: the uringloop rows' workers on a "
+        "uringloop Loop, each read a plain future that one callback per loop iteration "
+        "resolves with a ready bytes object, for all the futures queued since the last one. "
+        "It is what asyncio's tasks, futures and wake-ups cost per await; uringloop's own "
+        "work per read is its cost per read minus this row's and minus the kernel floor's."
+    )
     _targets(report)
     _floor_note(report)
+    _own_work_note(report)
     return report
+
+
+def own_work_us(report: Report, case: str) -> float | None:
+    """uringloop's own work per read in `case`, in microseconds: its whole cost per read
+    minus the kernel floor's and minus asyncio's machinery's (None: a row is missing)."""
+    rates = [report.median(case, impl) for impl in (URING, FLOOR, MACHINERY)]
+    if not all(rates):
+        return None
+    uring, floor, machinery = (1e6 / r for r in rates if r)
+    return uring - floor - machinery
+
+
+def _own_work_note(report: Report) -> None:
+    parts = []
+    for case in report.cases():
+        own = own_work_us(report, case)
+        if own is None or not case.startswith("page cache"):
+            continue
+        uring, floor, machinery = (
+            1e6 / (report.median(case, impl) or float("inf")) for impl in (URING, FLOOR, MACHINERY)
+        )
+        parts.append(
+            f"{case}: {uring:.2f} us per read = kernel {floor:.2f} + asyncio {machinery:.2f} "
+            f"+ uringloop's own {own:.2f}"
+        )
+    if parts:
+        report.notes.append("uringloop's own work per read: " + "; ".join(parts) + ".")
 
 
 def _floor_note(report: Report) -> None:
@@ -646,16 +743,19 @@ def _run_case(
     direct: bool,
     qd: int,
     offsets: list[int],
+    impls: tuple[str, ...] = IMPLS,
 ) -> None:
-    rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in IMPLS}
+    rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in impls}
+    # Long enough for every coroutine to start and finish a read (QD 4096: 0.1 s at least).
+    duration = max(cfg.duration, qd * 25e-6)
     report.rows.extend(rows.values())
     failed: set[str] = set()
-    stalls: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    stalls: dict[str, list[float]] = {impl: [] for impl in impls}
 
     def one(impl: str, rep: int) -> None:
         if impl in failed:
             return
-        env = Env(path, fd, direct, qd, cfg.duration, offsets)
+        env = Env(path, fd, direct, qd, duration, offsets)
         try:
             rows[impl].samples.append(measure(impl, env))
             if env.stall == env.stall:
@@ -672,24 +772,24 @@ def _run_case(
                 rows[impl].skipped = f"failed: {exc!r}"
             rows[impl].skipped = rows[impl].skipped[:160]
 
-    interleaved(cfg.reps, list(IMPLS), one, rows)
+    interleaved(cfg.reps, list(impls), one, rows)
     for impl, values in stalls.items():
         if values:
             rows[impl].extra[STALL] = statistics.median(values)
-    rows[SYNC].note = "one thread, blocking: always QD 1"
-    rows[
-        URING_POLL
-    ].note = (
-        f"opt-in: Loop(busy_poll={BUSY_POLL:g}) spins on the ring up to that long before sleeping"
-    )
-    rows[FLOOR].note = (
-        "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
-        "inside that call only" + (" (includes waiting for the device)" if direct else "")
-    )
-    rows[WAIT_LOOP].note = (
-        "not a backend: the same private ring, timed whole: a thread that only submits QD "
-        "reads and waits for them in one io_uring_enter"
-    )
+    notes = {
+        SYNC: "one thread, blocking: always QD 1",
+        URING_POLL: f"opt-in: Loop(busy_poll={BUSY_POLL:g}) spins on the ring up to that long "
+        "before sleeping",
+        FLOOR: "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
+        "inside that call only" + (" (includes waiting for the device)" if direct else ""),
+        WAIT_LOOP: "not a backend: the same private ring, timed whole: a thread that only "
+        "submits QD reads and waits for them in one io_uring_enter",
+        MACHINERY: "not a backend: asyncio's tasks and futures on uringloop's Loop, each "
+        "read a future resolved in batches by a fake driver",
+    }
+    for impl, note in notes.items():
+        if impl in rows:
+            rows[impl].note = note
     if cfg.fio and fio_available():
         fio_row = Row(case, FIO, "ops/s", True, note="same file, same depth")
         report.rows.append(fio_row)
@@ -726,7 +826,29 @@ def _targets(report: Report) -> None:
         return av / bv
 
     pc64, pc1 = "page cache, QD 64", "page cache, QD 1"
+    for qd in (64, *DEEP_QDS):
+        report.targets.append(
+            target_at_most(
+                f"page cache QD {qd}: uringloop's own work per read <= 0.5 us",
+                own_work_us(report, f"page cache, QD {qd}"),
+                0.5,
+            )
+        )
+    for qd in DEEP_QDS:
+        case = f"page cache, QD {qd}"
+        report.targets.append(
+            target(
+                f"page cache QD {qd}: uringloop >= 1.2x best other async backend",
+                rel(case, URING, None, best_other(case)),
+                1.2,
+            )
+        )
     report.targets += [
+        target(
+            "page cache QD 64: uringloop.open (seek + read) >= 0.8x loop.pread",
+            rel(pc64, URING_OPEN, URING),
+            0.8,
+        ),
         target(
             "page cache QD 64: uringloop >= 1.5x best other async backend",
             rel(pc64, URING, None, best_other(pc64)),
