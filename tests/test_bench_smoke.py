@@ -105,6 +105,32 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop, busy loop (sleep(0) task)",
         },
     },
+    "smallfiles": {
+        **{
+            case: {
+                "sync loop (built-in open)",
+                "uringloop.open",
+                "uringloop open_fd + pread + close_fd",
+                "aiofiles",
+            }
+            for case in (
+                "read a 5.5 KB text file, one after another",
+                "read a 5.5 KB text file, all at once",
+            )
+        },
+        **{
+            case: {
+                "sync loop (built-in open)",
+                "uringloop.open",
+                "uringloop open_fd + pwrite + close_fd",
+                "aiofiles",
+            }
+            for case in (
+                "write 100 lines to a file, one after another",
+                "write 100 lines to a file, all at once",
+            )
+        },
+    },
     "threadio": {
         case: {
             "uringloop.threads (default route)",

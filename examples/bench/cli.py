@@ -33,7 +33,7 @@ from .common import (
     report_to_json,
 )
 
-BENCHES = ("iotest", "randread", "seqread", "wakeup", "overhead", "threadio")
+BENCHES = ("iotest", "randread", "seqread", "wakeup", "overhead", "threadio", "smallfiles")
 
 
 def parse_args(argv: list[str] | None, only: list[str] | None) -> argparse.Namespace:

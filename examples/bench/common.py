@@ -267,9 +267,17 @@ def ensure_directory(cfg: Config) -> None:
         CREATED.append(cfg.directory)
 
 
+# Directory trees this process made whole (their files are all its own): removed entirely.
+CREATED_TREES: list[str] = []
+
+
 def remove_created() -> list[str]:
     """Remove the data files and directories this process created; return their paths."""
     removed = []
+    for tree in CREATED_TREES:
+        shutil.rmtree(tree, ignore_errors=True)
+        removed.append(tree)
+    CREATED_TREES.clear()
     for path in reversed(CREATED):
         try:
             if os.path.isdir(path):

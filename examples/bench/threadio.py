@@ -20,6 +20,7 @@ import random
 import threading
 from collections.abc import Callable
 from time import perf_counter
+from typing import Any
 
 from .common import (
     BLOCK,
@@ -73,7 +74,7 @@ def _steps(case: str, impl: str, fd: int, offsets: list[int], loop: object) -> C
     import uringloop.threads as threads
 
     mask = len(offsets) - 1
-    via = {"loop": loop} if impl == VIA_LOOP else {}
+    via: dict[str, Any] = {"loop": loop} if impl == VIA_LOOP else {}
     if case == PC_QD1:
         if impl == OWN:
             return lambda i: len(os.pread(fd, BLOCK, offsets[i & mask])) // BLOCK
