@@ -1,9 +1,10 @@
-"""Builds the optional compiled twin of uringloop/_ring/queues.py (uringloop/_ring/_queues.c).
+"""Builds the optional compiled twins of uringloop/_ring/queues.py (_ring/_queues.c) and
+uringloop/_ops/readcore.py (_ops/_readcore.c).
 
-Everything else is declared in pyproject.toml. The extension is optional: without a C
+Everything else is declared in pyproject.toml. The extensions are optional: without a C
 compiler or the Python headers, or when its build fails, or with URINGLOOP_NO_EXTENSIONS=1
-set at build time, uringloop installs without it and uses the pure-Python twin, which
-behaves the same.
+set at build time, uringloop installs without them and uses the pure-Python twins, which
+behave the same.
 """
 
 import os
@@ -16,10 +17,14 @@ def _extensions() -> list[Extension]:
         return []
     return [
         Extension(
-            "uringloop._ring._queues",
-            ["uringloop/_ring/_queues.c"],
+            name,
+            [source],
             optional=True,  # a failed build is a warning: the pure-Python twin is used
             extra_compile_args=["-O2", "-Wall"],
+        )
+        for name, source in (
+            ("uringloop._ring._queues", "uringloop/_ring/_queues.c"),
+            ("uringloop._ops._readcore", "uringloop/_ops/_readcore.c"),
         )
     ]
 

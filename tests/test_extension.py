@@ -1,5 +1,6 @@
-"""The compiled twin of the ring's queues: built where it can be, used by default, and
-set aside by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python reference."""
+"""The compiled twins of the ring's queues and of the read operation's core: built where
+they can be, used by default, and set aside by URINGLOOP_NO_EXTENSIONS=1 for the
+pure-Python references."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from uringloop._ops import readcore
 from uringloop._ring import ring
 
 _PROBE = """
@@ -50,17 +52,21 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
 
 def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
-        assert ring.IMPLEMENTATION == "python"
+        assert ring.IMPLEMENTATION == readcore.IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
-    assert expected == ring.IMPLEMENTATION
+    assert expected == ring.IMPLEMENTATION == readcore.IMPLEMENTATION
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
+    assert (readcore.READ_CORE.__module__ == "uringloop._ops._readcore") == (expected == "c")
     assert _probe(tmp_path) == [expected, "hello"]
 
 
 def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "hello"]
     # "0" and "" mean "not set", as the other projects with this switch read it.
-    built = importlib.util.find_spec("uringloop._ring._queues") is not None
+    built = all(
+        importlib.util.find_spec(name) is not None
+        for name in ("uringloop._ring._queues", "uringloop._ops._readcore")
+    )
     default = "c" if built else "python"
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, "hello"]

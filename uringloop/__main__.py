@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         available = probe.uring_available
         implementation = probe.uring_stats().implementation
         probe.close()
-        queues = "compiled" if implementation == "c" else "pure-Python"
+        hot_path = {"c": "compiled", "python": "pure-Python"}.get(implementation, implementation)
         print(
             f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, "
-            f"{queues} ring queues"
+            f"{hot_path} hot path (ring queues and reads)"
         )
         print(
             f"{args.mib} MiB in {CHUNK // 1024} KiB reads, batches of {BATCH}, 1 ms delays, "

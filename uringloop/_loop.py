@@ -46,16 +46,23 @@ from ._ops import (
     table,
 )
 from ._ops.args import off_t
+from ._ops.readcore import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
     DEFAULT_SQ_ENTRIES,
-    IMPLEMENTATION,
     MAX_CQ_ENTRIES,
     MAX_SQ_ENTRIES,
     Ring,
 )
+from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
+
+IMPLEMENTATION = (
+    QUEUES_IMPLEMENTATION
+    if QUEUES_IMPLEMENTATION == READS_IMPLEMENTATION
+    else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}"
+)
 
 if TYPE_CHECKING:
     import collections
@@ -152,9 +159,11 @@ class UringStats:
     max_in_flight: int
     in_flight: int
     backlog: int  # queued in user space, not yet in the kernel
-    # Which twin of the ring's queues runs: "c" (the compiled extension, built on install
-    # where a C compiler and the Python headers are) or "python" (the pure-Python
-    # reference, also chosen by URINGLOOP_NO_EXTENSIONS=1). Both behave the same.
+    # Which twins of the hot path run (the ring's queues and the read operation): "c" (the
+    # compiled extensions, built on install where a C compiler and the Python headers
+    # are) or "python" (the pure-Python reference, also chosen by
+    # URINGLOOP_NO_EXTENSIONS=1); "queues c, reads python" (or the reverse) where only one
+    # was built. Both behave the same.
     implementation: str
 
 

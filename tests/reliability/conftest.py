@@ -64,6 +64,9 @@ def completions(monkeypatch: pytest.MonkeyPatch) -> Iterator[CompletionLog]:
     }
     for cls in _subclasses(_ops.Operation):
         for name, wrap in wrappers.items():
-            if name in vars(cls):
-                monkeypatch.setattr(cls, name, wrap(vars(cls)[name]))
+            # Defined by the class itself, or by a base outside the Operation hierarchy
+            # (Read's core, perhaps compiled: patched on Read, which it serves).
+            owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+            if owner is cls or (owner is not None and not issubclass(owner, _ops.Operation)):
+                monkeypatch.setattr(cls, name, wrap(getattr(cls, name)))
     yield log

@@ -76,6 +76,7 @@ LAYERS = {
     "_ring": 1,
     "_errors": 0,
     "_aligned": 0,
+    "_twins": 0,
 }
 
 

@@ -2,8 +2,10 @@
 
 args.py       Python arguments to C values, converted as os converts them
 sqe.py        the SQE's fields with their kernel types; a whole entry built and checked
-operation.py  Operation (one request: its SQE, what it points into, its outcome), Read,
-              ReadBatch, AsyncCancel
+operation.py  Operation (one request: its SQE, what it points into, its outcome), Entry,
+              Read, ReadBatch, AsyncCancel
+readcore.py   the hot half of Read (its buffer, SQE and completion); twin: _readcore.c
+state.py      an operation's states
 spec.py       what a declaration states, and `declare`
 table.py      the declarations, one per operation
 statx.py      StatxResult, StatxTimestamp

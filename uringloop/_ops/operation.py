@@ -27,7 +27,12 @@ from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
+from .readcore import READ_CORE, ReadCore
 from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
+from .state import DONE as DONE
+from .state import NO_KWARGS
+from .state import QUEUED as QUEUED
+from .state import SUBMITTED as SUBMITTED
 
 if TYPE_CHECKING:
     from .spec import Spec
@@ -46,10 +51,7 @@ _FD_MAX = args.INT_MAX
 _OFF_MAX = args.OFF_MAX
 _POOLED_MAX = SLOT_SIZES[-1]
 
-QUEUED = 0
-SUBMITTED = 1
-DONE = 2
-_NO_KWARGS: dict[str, Any] = {}  # shared, never written
+_NO_KWARGS = NO_KWARGS
 
 
 class Waiter(Protocol):
@@ -140,35 +142,32 @@ def read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
 
 
 class Operation:
-    """One request to the kernel, as its declaration built it. See the module docstring."""
+    """One request to the kernel: the interface the drivers use, and the behaviour every
+    operation shares. See the module docstring.
 
-    __slots__ = ("args", "data", "filename", "filename2", "kwargs", "refs", "spec", "sqe",
-                 "state", "user_data", "waiter")  # fmt: skip
+    It has no instance layout of its own (no slots at run time), so that a class may
+    take it beside a base that has one: Read's core, which may be compiled. Entry is the
+    operation of one whole SQE built by its declaration, and the base of the others.
+    """
+
+    if not TYPE_CHECKING:  # at run time: no layout; for the type checker: the fields below
+        __slots__ = ()
+    sqe: bytes  # the whole SQE, user_data 0 (see sqe.py)
+    refs: tuple[Any, ...]  # what the SQE points into: kept until the completion
+    data: Any  # what the result is read from (a statx buffer)
+    filename: Any
+    filename2: Any
+    waiter: Waiter | None
+    user_data: int
+    state: int
+    # Set by Spec.build: the declaration, and the public arguments (for the blocking
+    # call); only operations Spec.build made read `args` and `kwargs`.
+    spec: Spec[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     # A multi-part operation writes several SQEs (prep_parts) and gets one CQE per part
     # (complete_part); see ReadBatch.
     multi: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        sqe: bytes,
-        refs: tuple[Any, ...] = (),
-        data: Any = None,
-        filename: Any = None,
-        filename2: Any = None,
-    ) -> None:
-        self.sqe = sqe  # the whole SQE, user_data 0 (see sqe.py)
-        self.refs = refs  # what the SQE points into: kept until the completion
-        self.data = data  # what the result is read from (a statx buffer)
-        self.filename = filename
-        self.filename2 = filename2
-        self.waiter: Waiter | None = None
-        self.user_data = 0
-        self.state = QUEUED
-        # Set by Spec.build: the declaration, and the public arguments (for the blocking
-        # call); only operations Spec.build made read `args` and `kwargs`.
-        self.spec: Spec[..., Any] = None  # type: ignore[assignment]
-        self.args: tuple[Any, ...]
-        self.kwargs: dict[str, Any]
 
     @property
     def opcode(self) -> int:
@@ -297,13 +296,38 @@ class Operation:
         return f"<{name} {states.get(self.state, self.state)} ud={self.user_data}>"
 
 
+class Entry(Operation):
+    """An operation of one whole SQE, built and checked by its declaration (table.entry)."""
+
+    __slots__ = ("args", "data", "filename", "filename2", "kwargs", "refs", "spec", "sqe",
+                 "state", "user_data", "waiter")  # fmt: skip
+
+    def __init__(
+        self,
+        sqe: bytes,
+        refs: tuple[Any, ...] = (),
+        data: Any = None,
+        filename: Any = None,
+        filename2: Any = None,
+    ) -> None:
+        self.sqe = sqe
+        self.refs = refs
+        self.data = data
+        self.filename = filename
+        self.filename2 = filename2
+        self.waiter = None
+        self.user_data = 0
+        self.state = QUEUED
+        self.spec = None  # type: ignore[assignment]  # set by Spec.build
+
+
 class RunNow(Exception):
     """Raised by a declaration's stub: this call is answered by its blocking counterpart at
     once, with no ring (where io_uring would report another error than the system call
     does, for a call that cannot have an effect: an empty path, a read of 0 bytes)."""
 
 
-class Finished(Operation):
+class Finished(Entry):
     """An operation answered when it was built (RunNow): never queued, its outcome known."""
 
     __slots__ = ("failure", "value")
@@ -331,7 +355,7 @@ class Finished(Operation):
             deliver(waiter, self.value, self.failure)
 
 
-class AsyncCancel(Operation):
+class AsyncCancel(Entry):
     """IORING_OP_ASYNC_CANCEL for another operation's user_data; nobody awaits it."""
 
     __slots__ = ()
@@ -345,7 +369,7 @@ class AsyncCancel(Operation):
         self.state = DONE
 
 
-class Positioned(Operation):
+class Positioned(Entry):
     """A read or write of caller-owned memory at an offset (READ, WRITE, READV, WRITEV): the
     result is the byte count. Its fields were checked when it was built (table.py) and are
     packed straight into its slot, as Read's are; `refs` holds the pinned memory."""
@@ -402,41 +426,20 @@ class Positioned(Operation):
             waiter.set_exception(os_error(res))
 
 
-class Read(Operation):
+if TYPE_CHECKING:
+    _ReadCore = ReadCore
+else:
+    _ReadCore = READ_CORE
+
+
+class Read(_ReadCore, Operation):
     """pread into a new buffer; the result is `bytes` (shorter at end of file).
 
-    The loop's reads use a slot of its SlotPool, taken at construction and returned at the
-    completion; foreign threads' reads and large ones (pool=None, or no slot) get a
-    page-aligned ScratchBuffer, so O_DIRECT descriptors work too.
+    Its fields, SQE and completion are ReadCore's (readcore.py, or its compiled twin);
+    the rest is what every operation shares.
     """
 
-    __slots__ = ("_address", "_fd", "_offset", "_pool", "_size", "_slot")
-
-    def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
-        # Arguments checked by read_args(). Operation.__init__ inlined: this is the hot path.
-        self.waiter: Waiter | None = None
-        self.user_data = 0
-        self.state = QUEUED
-        self.filename = self.filename2 = self.data = None
-        self.spec = None  # type: ignore[assignment]  # built by Loop.pread or table.pread
-        self._pool = pool
-        if pool is not None and size <= 4096 and pool.free_small:
-            self._slot = slot = pool.free_small.pop()
-            address = pool.address_of[slot]
-            self.refs = ()
-        elif pool is not None and (slot := pool.alloc(size)) >= 0:
-            self._slot = slot
-            address = pool.address_of[slot]
-            self.refs = ()
-        else:
-            self._slot = -1
-            buffer = ScratchBuffer(size)
-            address = buffer.address
-            self.refs = (buffer,)
-        self._fd = fd
-        self._offset = offset & _U64
-        self._address = address
-        self._size = size
+    __slots__ = ()
 
     @property
     def opcode(self) -> int:
@@ -448,61 +451,6 @@ class Read(Operation):
         return _pack_sqe(_READ, 0, 0, self._fd, self._offset, self._address, self._size,
                          0, 0, 0, 0, 0, 0, 0)  # fmt: skip
 
-    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
-        # Every field was checked when the read was built (read_args, a buffer of `size`),
-        # so this one pack writes the whole entry and cannot fail half-way.
-        _pack_sqe_into(sqes, off, _READ, 0, 0, self._fd, self._offset, self._address,
-                       self._size, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
-
-    def complete(self, res: int) -> None:
-        # Operation.complete() specialised for the hot path, same contract.
-        self.state = DONE
-        waiter = self.waiter
-        slot = self._slot
-        if slot >= 0:
-            pool: SlotPool = self._pool  # type: ignore[assignment]
-            self._slot = -1
-            try:
-                if waiter is not None and not waiter.done():
-                    if res >= 0:
-                        off = pool.offset_of[slot]
-                        value = pool.arena_of[slot][off : off + res]
-                    else:
-                        value = None
-                        failure = os_error(res)
-                    pool.free_list_of[slot].append(slot)
-                    slot = -1
-                    if value is not None:
-                        waiter.set_result(value)
-                    else:
-                        waiter.set_exception(failure)
-            finally:
-                if slot >= 0:
-                    pool.free_list_of[slot].append(slot)
-            return
-        if waiter is None or waiter.done():
-            self.release()
-            return
-        try:
-            if res >= 0:
-                value = self.refs[0].take(res)
-            else:
-                value = None
-                failure = os_error(res)
-        finally:
-            self.release()
-        if value is not None:
-            waiter.set_result(value)
-        else:
-            waiter.set_exception(failure)
-
-    def release(self) -> None:
-        slot = self._slot
-        if slot >= 0:
-            self._slot = -1
-            self._pool.free(slot)  # type: ignore[union-attr]
-        Operation.release(self)
-
     def run_blocking(self) -> bytes:
         # Through the loop's fallback the read was built by Loop.pread, not by Spec.build.
         offset = self._offset - (1 << 64) if self._offset >= 1 << 63 else self._offset
@@ -511,7 +459,7 @@ class Read(Operation):
         return os.pread(self._fd, self._size, offset)
 
 
-class ReadBatch(Operation):
+class ReadBatch(Entry):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
     Part i has user_data `self.user_data + i`. When every part has the same size and the

@@ -26,6 +26,7 @@ from .._ring import abi
 from . import args, libc
 from .operation import (
     MAX_RW_COUNT,
+    Entry,
     Operation,
     Positioned,
     Read,
@@ -68,7 +69,7 @@ def entry(
 ) -> Operation:
     """An Operation of one whole, checked SQE (sqe.build), keeping what it points into."""
     sqe, refs = build(opcode, fd, off, addr, len, op_flags, keep)
-    return Operation(sqe, refs, data, filename, filename2)
+    return Entry(sqe, refs, data, filename, filename2)
 
 
 # -- result conversions: a CQE's res >= 0 to the value ---------------------------------------------

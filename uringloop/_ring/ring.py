@@ -45,26 +45,15 @@ import errno
 import mmap
 import os
 import platform
-from typing import cast
 
+from .._twins import compiled
 from . import abi, syscalls
 from .queues import Queues
 
-
-def _compiled_queues() -> type[Queues] | None:
-    """The compiled Queues, unless URINGLOOP_NO_EXTENSIONS is set or it was not built."""
-    if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
-        return None
-    try:
-        from ._queues import Queues as Compiled
-    except ImportError:
-        return None
-    return cast("type[Queues]", Compiled)  # twins: the same methods, the same behaviour
-
-
 # The Queues every Ring uses unless told otherwise, and its name: "c" (compiled) or
 # "python" (the pure-Python twin).
-QUEUES: type[Queues] = _compiled_queues() or Queues
+# Twins: the same methods, the same behaviour.
+QUEUES: type[Queues] = compiled("uringloop._ring._queues", "Queues") or Queues
 IMPLEMENTATION = "python" if QUEUES is Queues else "c"
 
 DEFAULT_SQ_ENTRIES = 256

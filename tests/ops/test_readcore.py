@@ -1,0 +1,211 @@
+"""ReadCore, the hot half of a read, on both twins: the pure-Python reference
+(uringloop/_ops/readcore.py) and the compiled one (_readcore.c). Each test runs on each and
+checks what the other must do alike: the slot taken and given back exactly once, the SQE
+written, the bytes or error delivered, and failures of the waiter on the way."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import struct
+from typing import Any
+
+import pytest
+
+from uringloop._buffers import SlotPool
+from uringloop._ops import readcore
+from uringloop._ops.sqe import SQE
+from uringloop._ops.state import DONE, NO_KWARGS, QUEUED
+
+try:
+    from uringloop._ops._readcore import ReadCore as CompiledReadCore
+except ImportError:  # not built: its tests skip, and test_extension.py says whether it should be
+    CompiledReadCore = None  # type: ignore[assignment,misc]
+
+CORES: dict[str, type[readcore.ReadCore] | None] = {
+    "c": CompiledReadCore,
+    "python": readcore.ReadCore,
+}
+
+
+@pytest.fixture(params=sorted(CORES))
+def core(request: pytest.FixtureRequest) -> type[readcore.ReadCore]:
+    found = CORES[request.param]
+    if found is None:
+        pytest.skip("the compiled ReadCore was not built")
+    return found
+
+
+class Waiter:
+    """A waiter that records what it was given, and can be told to fail."""
+
+    def __init__(self, done: bool = False) -> None:
+        self._done = done
+        self.results: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.fail_done: BaseException | None = None
+        self.fail_set: BaseException | None = None
+
+    def done(self) -> bool:
+        if self.fail_done is not None:
+            raise self.fail_done
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        if self.fail_set is not None:
+            raise self.fail_set
+        self._done = True
+        self.results.append(value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if self.fail_set is not None:
+            raise self.fail_set
+        self._done = True
+        self.errors.append(exc)
+
+
+def _fill(address: int, data: bytes) -> None:
+    """What the kernel does: write the read's bytes where the SQE points."""
+    ctypes.memmove(address, data, len(data))
+
+
+def test_a_small_read_takes_a_pooled_slot_and_gives_it_back(core: type[readcore.ReadCore]) -> None:
+    pool = SlotPool()
+    op = core(5, 100, 4096, pool)
+    assert op._slot >= 0 and pool.in_use() == 1
+    assert op.state == QUEUED and op.user_data == 0 and op.waiter is None
+    assert op.refs == () and op.spec is None and op.filename is None and op.data is None
+    assert op._address == pool.address_of[op._slot]
+    waiter = Waiter()
+    op.waiter = waiter
+    _fill(op._address, b"x" * 100)
+    op.complete(60)
+    assert waiter.results == [b"x" * 60] and type(waiter.results[0]) is bytes
+    assert op.state == DONE and op._slot == -1 and pool.in_use() == 0
+    op.release()  # nothing left to give back: the slot is not returned twice
+    assert pool.in_use() == 0
+    assert len(pool.free_small) == len(set(pool.free_small))
+
+
+def test_a_failed_read_delivers_the_errno(core: type[readcore.ReadCore]) -> None:
+    pool = SlotPool()
+    op = core(5, 100, 0, pool)
+    op.waiter = waiter = Waiter()
+    op.complete(-errno.EBADF)
+    [exc] = waiter.errors
+    assert isinstance(exc, OSError) and exc.errno == errno.EBADF
+    assert pool.in_use() == 0
+
+
+def test_larger_reads_use_bigger_slots_and_no_pool_means_scratch(
+    core: type[readcore.ReadCore],
+) -> None:
+    pool = SlotPool()
+    op = core(5, 10_000, 0, pool)
+    assert op._slot >= 0 and op.refs == ()
+    op.release()
+    assert pool.in_use() == 0
+    for big in (core(5, 10_000, -1, None), core(5, 8 << 20, 0, pool)):
+        assert big._slot == -1
+        [buffer] = big.refs
+        assert big._address == buffer.address and big._address % 4096 == 0
+        big.waiter = waiter = Waiter()
+        _fill(big._address, b"abc")
+        big.complete(3)
+        assert waiter.results == [b"abc"]
+        assert big.refs == () and big.args == () and big.kwargs is NO_KWARGS
+
+
+def test_prep_writes_the_whole_entry(core: type[readcore.ReadCore]) -> None:
+    pool = SlotPool()
+    op = core(7, 4096, -1, pool)
+    sqes = bytearray(b"\xff" * 256)
+    op.prep(sqes, None, 128, 2**63 - 1)
+    expected = SQE.pack(22, 0, 0, 7, 2**64 - 1, op._address, 4096, 0, 2**63 - 1, 0, 0, 0, 0, 0)
+    assert bytes(sqes[128:192]) == expected
+    assert sqes[:128] == b"\xff" * 128 and sqes[192:] == b"\xff" * 64
+    for off in (-1, 193, 256):
+        with pytest.raises(struct.error):
+            op.prep(sqes, None, off, 1)
+    with pytest.raises(TypeError):
+        op.prep(b"\0" * 64, None, 0, 1)  # read-only memory
+    op.release()
+
+
+def test_nobody_waiting_gives_the_slot_back_and_delivers_nothing(
+    core: type[readcore.ReadCore],
+) -> None:
+    pool = SlotPool()
+    for waiter in (None, Waiter(done=True)):
+        op = core(5, 100, 0, pool)
+        op.waiter = waiter
+        op.complete(100)
+        assert pool.in_use() == 0
+        if waiter is not None:
+            assert waiter.results == [] and waiter.errors == []
+
+
+@pytest.mark.parametrize("where", ["done", "set_result"])
+def test_a_failing_waiter_still_gives_the_slot_back_once(
+    core: type[readcore.ReadCore], where: str
+) -> None:
+    pool = SlotPool()
+    op = core(5, 100, 0, pool)
+    op.waiter = waiter = Waiter()
+    boom = RuntimeError(where)
+    if where == "done":
+        waiter.fail_done = boom
+    else:
+        waiter.fail_set = boom
+    with pytest.raises(RuntimeError) as info:
+        op.complete(10)
+    assert info.value is boom
+    assert pool.in_use() == 0
+    assert len(pool.free_small) == len(set(pool.free_small))
+    assert op.state == DONE
+
+
+def test_release_releases_the_scratch_buffer_and_the_arguments(
+    core: type[readcore.ReadCore],
+) -> None:
+    op = core(5, 100, 0, None)
+    [buffer] = op.refs
+    with pytest.raises(AttributeError):
+        op.args  # noqa: B018  # not set until Spec.build or release
+    op.release()
+    assert buffer._heap is None and buffer._map is None  # its memory was let go
+    assert op.refs == () and op.args == () and op.kwargs is NO_KWARGS and op.data is None
+
+
+def test_a_cycle_through_the_waiter_is_collected(core: type[readcore.ReadCore]) -> None:
+    collected = []
+
+    class Holder(Waiter):
+        def __del__(self) -> None:
+            collected.append(True)
+
+    op = core(5, 100, 0, SlotPool())
+    holder = Holder()
+    holder.op = op  # type: ignore[attr-defined]
+    op.waiter = holder
+    del op, holder
+    gc.collect()
+    assert collected == [True]
+
+
+def test_the_twins_write_and_deliver_the_same() -> None:
+    if CompiledReadCore is None:
+        pytest.skip("the compiled ReadCore was not built")
+    seen = []
+    for core in (readcore.ReadCore, CompiledReadCore):
+        pool = SlotPool()
+        op = core(9, 4096, 12288, pool)
+        sqes = bytearray(64)
+        op.prep(sqes, None, 0, 42)
+        op.waiter = waiter = Waiter()
+        _fill(op._address, bytes(range(256)) * 16)
+        op.complete(4000)
+        seen.append((bytes(sqes).replace(op._address.to_bytes(8, "little"), b"ADDRESS!"),
+                     waiter.results, pool.in_use()))  # fmt: skip
+    assert seen[0] == seen[1]

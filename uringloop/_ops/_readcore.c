@@ -1,0 +1,604 @@
+/*
+ * The hot half of a read into a new buffer, compiled.
+ *
+ * The twin of uringloop/_ops/readcore.py, which is the readable reference: the same class
+ * (ReadCore), arguments, attributes and behaviour, down to the order of the calls it
+ * makes on the pool and the waiter. What differs is the cost: the SQE is written with
+ * one copy, and the result bytes are copied straight from the slot's address.
+ *
+ * Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
+ * complete() or release(): the memory the SQE points at outlives the kernel's use of it.
+ * Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the SQE is written in native byte order, which must be little-endian (as readcore.py's)"
+#endif
+
+#define IORING_OP_READ 22
+#define SMALL 4096 /* the pool's smallest slot size: its free list is used directly */
+
+enum { QUEUED = 0, SUBMITTED = 1, DONE = 2 };
+
+struct sqe { /* struct io_uring_sqe as a READ fills it */
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    uint64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t rw_flags;
+    uint64_t user_data;
+    uint16_t buf_index;
+    uint16_t personality;
+    int32_t splice_fd_in;
+    uint64_t addr3;
+    uint64_t pad;
+};
+_Static_assert(sizeof(struct sqe) == 64, "an SQE is 64 bytes");
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    unsigned long long offset; /* as the u64 the SQE holds */
+    unsigned long long address;
+    Py_ssize_t size;
+    Py_ssize_t slot; /* the pool slot held, or -1 */
+    int state;
+    unsigned long long user_data;
+    PyObject *pool;
+    PyObject *waiter;
+    PyObject *spec;
+    PyObject *args;
+    PyObject *kwargs;
+    PyObject *refs;
+    PyObject *data;
+    PyObject *filename;
+    PyObject *filename2;
+} ReadCore;
+
+/* Set at import: the collaborators readcore.py imports. */
+static PyObject *scratch_type;  /* _buffers.ScratchBuffer */
+static PyObject *os_error;      /* _errors.os_error */
+static PyObject *no_kwargs;     /* state.NO_KWARGS */
+static PyObject *struct_error;  /* struct.error, as pack_into raises it */
+static PyObject *empty_tuple;
+
+static PyObject *s_free_small, *s_alloc, *s_address_of, *s_free_list_of, *s_free, *s_done,
+    *s_set_result, *s_set_exception, *s_take, *s_release, *s_address;
+
+/* Replace a field's reference; the field owns `value` (a new reference) afterwards. */
+static inline void
+set_field(PyObject **field, PyObject *value)
+{
+    PyObject *old = *field;
+    *field = value;
+    Py_XDECREF(old);
+}
+
+static int
+ReadCore_traverse(ReadCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->pool);
+    Py_VISIT(self->waiter);
+    Py_VISIT(self->spec);
+    Py_VISIT(self->args);
+    Py_VISIT(self->kwargs);
+    Py_VISIT(self->refs);
+    Py_VISIT(self->data);
+    Py_VISIT(self->filename);
+    Py_VISIT(self->filename2);
+    return 0;
+}
+
+static int
+ReadCore_clear(ReadCore *self)
+{
+    Py_CLEAR(self->pool);
+    Py_CLEAR(self->waiter);
+    Py_CLEAR(self->spec);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->kwargs);
+    Py_CLEAR(self->refs);
+    Py_CLEAR(self->data);
+    Py_CLEAR(self->filename);
+    Py_CLEAR(self->filename2);
+    return 0;
+}
+
+static void
+ReadCore_dealloc(ReadCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    ReadCore_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+ReadCore_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ReadCore *self = (ReadCore *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->slot = -1;
+    return (PyObject *)self;
+}
+
+/* pool.free_small.pop() if it has an entry and size <= SMALL, else pool.alloc(size):
+ * the slot id, -1 for none, -2 with an exception set. */
+static Py_ssize_t
+take_slot(PyObject *pool, Py_ssize_t size)
+{
+    Py_ssize_t slot;
+    if (size <= SMALL) {
+        PyObject *free_small = PyObject_GetAttr(pool, s_free_small);
+        if (free_small == NULL)
+            return -2;
+        if (!PyList_Check(free_small)) {
+            Py_DECREF(free_small);
+            PyErr_SetString(PyExc_TypeError, "the pool's free_small must be a list");
+            return -2;
+        }
+        Py_ssize_t n = PyList_GET_SIZE(free_small);
+        if (n > 0) {
+            slot = PyLong_AsSsize_t(PyList_GET_ITEM(free_small, n - 1));
+            if (slot == -1 && PyErr_Occurred()) {
+                Py_DECREF(free_small);
+                return -2;
+            }
+            int failed = PyList_SetSlice(free_small, n - 1, n, NULL);
+            Py_DECREF(free_small);
+            return failed ? -2 : slot;
+        }
+        Py_DECREF(free_small);
+    }
+    PyObject *size_obj = PyLong_FromSsize_t(size);
+    if (size_obj == NULL)
+        return -2;
+    PyObject *got = PyObject_CallMethodOneArg(pool, s_alloc, size_obj);
+    Py_DECREF(size_obj);
+    if (got == NULL)
+        return -2;
+    slot = PyLong_AsSsize_t(got);
+    Py_DECREF(got);
+    if (slot == -1 && PyErr_Occurred())
+        return -2;
+    return slot < 0 ? -1 : slot;
+}
+
+static int
+ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fd", "size", "offset", "pool", NULL};
+    int fd;
+    Py_ssize_t size;
+    long long offset;
+    PyObject *pool;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO", kwlist, &fd, &size, &offset, &pool))
+        return -1;
+    self->state = QUEUED;
+    self->user_data = 0;
+    set_field(&self->waiter, Py_NewRef(Py_None));
+    set_field(&self->filename, Py_NewRef(Py_None));
+    set_field(&self->filename2, Py_NewRef(Py_None));
+    set_field(&self->data, Py_NewRef(Py_None));
+    set_field(&self->spec, Py_NewRef(Py_None));
+    set_field(&self->pool, Py_NewRef(pool));
+    self->slot = -1;
+    unsigned long long address = 0;
+    if (pool != Py_None) {
+        Py_ssize_t slot = take_slot(pool, size);
+        if (slot == -2)
+            return -1;
+        self->slot = slot;
+        if (slot >= 0) {
+            PyObject *address_of = PyObject_GetAttr(pool, s_address_of);
+            if (address_of == NULL)
+                return -1;
+            PyObject *item = PySequence_GetItem(address_of, slot);
+            Py_DECREF(address_of);
+            if (item == NULL)
+                return -1;
+            address = PyLong_AsUnsignedLongLong(item);
+            Py_DECREF(item);
+            if (address == (unsigned long long)-1 && PyErr_Occurred())
+                return -1;
+        }
+    }
+    if (self->slot >= 0) {
+        set_field(&self->refs, Py_NewRef(empty_tuple));
+    }
+    else {
+        PyObject *size_obj = PyLong_FromSsize_t(size);
+        if (size_obj == NULL)
+            return -1;
+        PyObject *buffer = PyObject_CallOneArg(scratch_type, size_obj);
+        Py_DECREF(size_obj);
+        if (buffer == NULL)
+            return -1;
+        PyObject *addr = PyObject_GetAttr(buffer, s_address);
+        if (addr == NULL) {
+            Py_DECREF(buffer);
+            return -1;
+        }
+        address = PyLong_AsUnsignedLongLong(addr);
+        Py_DECREF(addr);
+        if (address == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(buffer);
+            return -1;
+        }
+        PyObject *refs = PyTuple_Pack(1, buffer);
+        Py_DECREF(buffer);
+        if (refs == NULL)
+            return -1;
+        set_field(&self->refs, refs);
+    }
+    self->fd = fd;
+    self->offset = (unsigned long long)offset;
+    self->address = address;
+    self->size = size;
+    return 0;
+}
+
+static PyObject *
+ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "prep() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[2]);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long user_data = PyLong_AsUnsignedLongLong(args[3]);
+    if (user_data == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        /* As struct's pack_into refuses memory it cannot write. */
+        if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "argument must be read-write bytes-like object, not %.100s",
+                         Py_TYPE(args[0])->tp_name);
+        }
+        return NULL;
+    }
+    if (off < 0 || view.len < 64 || off > view.len - 64) {
+        PyErr_Format(struct_error, "no room for a 64-byte SQE at offset %zd of a %zd-byte buffer",
+                     off, view.len);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    struct sqe e;
+    memset(&e, 0, sizeof e);
+    e.opcode = IORING_OP_READ;
+    e.fd = self->fd;
+    e.off = self->offset;
+    e.addr = self->address;
+    e.len = (uint32_t)self->size;
+    e.user_data = user_data;
+    memcpy((char *)view.buf + off, &e, sizeof e);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+/* pool.free_list_of[slot].append(slot) */
+static int
+give_back(PyObject *pool, Py_ssize_t slot)
+{
+    PyObject *lists = PyObject_GetAttr(pool, s_free_list_of);
+    if (lists == NULL)
+        return -1;
+    PyObject *free_list = PySequence_GetItem(lists, slot);
+    Py_DECREF(lists);
+    if (free_list == NULL)
+        return -1;
+    PyObject *slot_obj = PyLong_FromSsize_t(slot);
+    int failed = slot_obj == NULL || PyList_Append(free_list, slot_obj) < 0;
+    Py_XDECREF(slot_obj);
+    Py_DECREF(free_list);
+    return failed ? -1 : 0;
+}
+
+/* 1: the waiter is there and not done; 0: not; -1: done() raised. */
+static int
+waiting(PyObject *waiter)
+{
+    if (waiter == NULL || waiter == Py_None)
+        return 0;
+    PyObject *done = PyObject_CallMethodNoArgs(waiter, s_done);
+    if (done == NULL)
+        return -1;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    return is_done < 0 ? -1 : !is_done;
+}
+
+static PyObject *
+error_for(long long res)
+{
+    PyObject *res_obj = PyLong_FromLongLong(res);
+    if (res_obj == NULL)
+        return NULL;
+    PyObject *failure = PyObject_CallOneArg(os_error, res_obj);
+    Py_DECREF(res_obj);
+    return failure;
+}
+
+/* waiter.set_result(value) or waiter.set_exception(failure); steals both. */
+static PyObject *
+deliver(PyObject *waiter, PyObject *value, PyObject *failure)
+{
+    PyObject *r = value != NULL ? PyObject_CallMethodOneArg(waiter, s_set_result, value)
+                                : PyObject_CallMethodOneArg(waiter, s_set_exception, failure);
+    Py_XDECREF(value);
+    Py_XDECREF(failure);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+complete_pooled(ReadCore *self, PyObject *waiter, long long res)
+{
+    Py_ssize_t slot = self->slot;
+    PyObject *pool = Py_NewRef(self->pool);
+    PyObject *value = NULL, *failure = NULL;
+    self->slot = -1;
+    int wants = waiting(waiter);
+    if (wants == 1) {
+        if (res >= 0)
+            value = PyBytes_FromStringAndSize((const char *)(uintptr_t)self->address,
+                                              (Py_ssize_t)res);
+        else
+            failure = error_for(res);
+        if (value == NULL && failure == NULL)
+            wants = -1;
+    }
+    if (wants < 0) { /* the slot goes back whatever failed; the first error propagates */
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        if (give_back(pool, slot) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, exc, tb);
+        Py_DECREF(pool);
+        return NULL;
+    }
+    int failed = give_back(pool, slot);
+    Py_DECREF(pool);
+    if (failed) {
+        Py_XDECREF(value);
+        Py_XDECREF(failure);
+        return NULL;
+    }
+    if (wants == 0)
+        Py_RETURN_NONE;
+    return deliver(waiter, value, failure);
+}
+
+static PyObject *
+complete_scratch(ReadCore *self, PyObject *waiter, long long res)
+{
+    int wants = waiting(waiter);
+    if (wants < 0)
+        return NULL;
+    if (wants == 0)
+        return PyObject_CallMethodNoArgs((PyObject *)self, s_release);
+    PyObject *value = NULL, *failure = NULL;
+    if (res >= 0) {
+        if (!PyTuple_Check(self->refs) || PyTuple_GET_SIZE(self->refs) < 1) {
+            PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        }
+        else {
+            PyObject *n = PyLong_FromLongLong(res);
+            if (n != NULL) {
+                value = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(self->refs, 0), s_take, n);
+                Py_DECREF(n);
+            }
+        }
+    }
+    else {
+        failure = error_for(res);
+    }
+    /* release() runs whether or not the result was made (a finally in the twin). */
+    PyObject *type = NULL, *exc = NULL, *tb = NULL;
+    int had_error = value == NULL && failure == NULL;
+    if (had_error)
+        PyErr_Fetch(&type, &exc, &tb);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, s_release);
+    if (r == NULL) {
+        if (had_error) { /* the release's error replaces the first, as a finally does */
+            Py_XDECREF(type);
+            Py_XDECREF(exc);
+            Py_XDECREF(tb);
+        }
+        Py_XDECREF(value);
+        Py_XDECREF(failure);
+        return NULL;
+    }
+    Py_DECREF(r);
+    if (had_error) {
+        PyErr_Restore(type, exc, tb);
+        return NULL;
+    }
+    return deliver(waiter, value, failure);
+}
+
+static PyObject *
+ReadCore_complete(ReadCore *self, PyObject *res_obj)
+{
+    long long res = PyLong_AsLongLong(res_obj);
+    if (res == -1 && PyErr_Occurred())
+        return NULL;
+    self->state = DONE;
+    PyObject *waiter = Py_XNewRef(self->waiter);
+    PyObject *r = self->slot >= 0 ? complete_pooled(self, waiter, res)
+                                  : complete_scratch(self, waiter, res);
+    Py_XDECREF(waiter);
+    return r;
+}
+
+static PyObject *
+ReadCore_release(ReadCore *self, PyObject *unused)
+{
+    Py_ssize_t slot = self->slot;
+    if (slot >= 0) {
+        self->slot = -1;
+        PyObject *slot_obj = PyLong_FromSsize_t(slot);
+        if (slot_obj == NULL)
+            return NULL;
+        PyObject *r = PyObject_CallMethodOneArg(self->pool, s_free, slot_obj);
+        Py_DECREF(slot_obj);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    PyObject *refs = Py_XNewRef(self->refs);
+    if (refs == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "'ReadCore' object has no attribute 'refs'");
+        return NULL;
+    }
+    PyObject *iter = PyObject_GetIter(refs);
+    Py_DECREF(refs);
+    if (iter == NULL)
+        return NULL;
+    PyObject *ref;
+    while ((ref = PyIter_Next(iter)) != NULL) {
+        PyObject *release = PyObject_GetAttr(ref, s_release); /* getattr(ref, "release", None) */
+        Py_DECREF(ref);
+        if (release == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                Py_DECREF(iter);
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+        if (release != NULL && release != Py_None) {
+            PyObject *r = PyObject_CallNoArgs(release);
+            Py_DECREF(release);
+            if (r == NULL) {
+                Py_DECREF(iter);
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+        else {
+            Py_XDECREF(release);
+        }
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred())
+        return NULL;
+    set_field(&self->refs, Py_NewRef(empty_tuple));
+    set_field(&self->data, Py_NewRef(Py_None));
+    set_field(&self->args, Py_NewRef(empty_tuple));
+    set_field(&self->kwargs, Py_NewRef(no_kwargs));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ReadCore_methods[] = {
+    {"prep", (PyCFunction)(void (*)(void))ReadCore_prep, METH_FASTCALL,
+     "prep(sqes, words, off, user_data): write the whole READ entry at byte `off`."},
+    {"complete", (PyCFunction)ReadCore_complete, METH_O,
+     "complete(res): the bytes read (or the error) go to the waiter, once."},
+    {"release", (PyCFunction)ReadCore_release, METH_NOARGS,
+     "release(): give back the slot, release the ScratchBuffer, drop the arguments."},
+    {NULL}};
+
+static PyMemberDef ReadCore_members[] = {
+    {"_fd", T_INT, offsetof(ReadCore, fd), READONLY, NULL},
+    {"_offset", T_ULONGLONG, offsetof(ReadCore, offset), READONLY, NULL},
+    {"_address", T_ULONGLONG, offsetof(ReadCore, address), READONLY, NULL},
+    {"_size", T_PYSSIZET, offsetof(ReadCore, size), READONLY, NULL},
+    {"_slot", T_PYSSIZET, offsetof(ReadCore, slot), READONLY, NULL},
+    {"_pool", T_OBJECT_EX, offsetof(ReadCore, pool), READONLY, NULL},
+    {"state", T_INT, offsetof(ReadCore, state), 0, NULL},
+    {"user_data", T_ULONGLONG, offsetof(ReadCore, user_data), 0, NULL},
+    {"waiter", T_OBJECT_EX, offsetof(ReadCore, waiter), 0, NULL},
+    {"spec", T_OBJECT_EX, offsetof(ReadCore, spec), 0, NULL},
+    {"args", T_OBJECT_EX, offsetof(ReadCore, args), 0, NULL},
+    {"kwargs", T_OBJECT_EX, offsetof(ReadCore, kwargs), 0, NULL},
+    {"refs", T_OBJECT_EX, offsetof(ReadCore, refs), 0, NULL},
+    {"data", T_OBJECT_EX, offsetof(ReadCore, data), 0, NULL},
+    {"filename", T_OBJECT_EX, offsetof(ReadCore, filename), 0, NULL},
+    {"filename2", T_OBJECT_EX, offsetof(ReadCore, filename2), 0, NULL},
+    {NULL}};
+
+static PyTypeObject ReadCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._ops._readcore.ReadCore",
+    .tp_doc = "pread into a new buffer (see uringloop/_ops/readcore.py).",
+    .tp_basicsize = sizeof(ReadCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = ReadCore_new,
+    .tp_init = (initproc)ReadCore_init,
+    .tp_dealloc = (destructor)ReadCore_dealloc,
+    .tp_traverse = (traverseproc)ReadCore_traverse,
+    .tp_clear = (inquiry)ReadCore_clear,
+    .tp_methods = ReadCore_methods,
+    .tp_members = ReadCore_members,
+};
+
+static struct PyModuleDef readcore_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "uringloop._ops._readcore",
+    .m_doc = "The compiled twin of uringloop/_ops/readcore.py.",
+    .m_size = -1,
+};
+
+static int
+intern(PyObject **slot, const char *name)
+{
+    *slot = PyUnicode_InternFromString(name);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+import_from(const char *module_name, const char *name, PyObject **into)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL)
+        return -1;
+    *into = PyObject_GetAttrString(module, name);
+    Py_DECREF(module);
+    return *into == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__readcore(void)
+{
+    if (PyType_Ready(&ReadCoreType) < 0)
+        return NULL;
+    if (intern(&s_free_small, "free_small") || intern(&s_alloc, "alloc") ||
+        intern(&s_address_of, "address_of") || intern(&s_free_list_of, "free_list_of") ||
+        intern(&s_free, "free") || intern(&s_done, "done") ||
+        intern(&s_set_result, "set_result") || intern(&s_set_exception, "set_exception") ||
+        intern(&s_take, "take") || intern(&s_release, "release") ||
+        intern(&s_address, "address"))
+        return NULL;
+    empty_tuple = PyTuple_New(0);
+    if (empty_tuple == NULL)
+        return NULL;
+    if (import_from("struct", "error", &struct_error) ||
+        import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
+        import_from("uringloop._errors", "os_error", &os_error) ||
+        import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs))
+        return NULL;
+    PyObject *m = PyModule_Create(&readcore_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&ReadCoreType);
+    if (PyModule_AddObject(m, "ReadCore", (PyObject *)&ReadCoreType) < 0) {
+        Py_DECREF(&ReadCoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,141 @@
+"""The hot half of a read into a new buffer: its fields, its SQE and its completion.
+
+This is the readable reference; uringloop/_ops/_readcore.c is its compiled twin, with the
+same class (ReadCore), arguments, attributes and behaviour. READ_CORE is the one in use:
+the compiled twin, unless URINGLOOP_NO_EXTENSIONS is set or it was not built. Read
+(operation.py) adds the cold half: what every operation shares.
+
+A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
+construction and gives it back at its completion; the result is a new `bytes` copied out
+of the slot. Without a pool (foreign threads) or a free slot (large reads) it gets a
+page-aligned ScratchBuffer instead, so O_DIRECT descriptors work either way.
+
+Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
+complete() or release(): the memory the SQE points at outlives the kernel's use of it.
+Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._buffers import ScratchBuffer, SlotPool
+from .._errors import os_error
+from .._ring import abi
+from .._twins import compiled
+from .sqe import SQE
+from .state import DONE, NO_KWARGS, QUEUED
+
+if TYPE_CHECKING:
+    from .operation import Waiter
+    from .spec import Spec
+
+READ = int(abi.Op.READ)
+U64 = (1 << 64) - 1
+SMALL = 4096  # the pool's smallest slot size: its free list is used directly
+_pack_sqe_into = SQE.pack_into
+
+
+class ReadCore:
+    """pread into a new buffer; the result is `bytes` (shorter at end of file)."""
+
+    __slots__ = ("_address", "_fd", "_offset", "_pool", "_size", "_slot", "args", "data",
+                 "filename", "filename2", "kwargs", "refs", "spec", "state", "user_data",
+                 "waiter")  # fmt: skip
+
+    def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
+        # Arguments checked by read_args(): fd and size in range, offset >= -1.
+        self.waiter: Waiter | None = None
+        self.user_data = 0
+        self.state = QUEUED
+        self.filename: Any = None
+        self.filename2: Any = None
+        self.data: Any = None
+        self.spec: Spec[..., Any] = None  # type: ignore[assignment]  # set by table.pread
+        self._pool = pool
+        self._slot = -1
+        address = 0
+        if pool is not None:
+            if size <= SMALL and pool.free_small:
+                self._slot = pool.free_small.pop()
+            else:
+                self._slot = pool.alloc(size)
+            if self._slot >= 0:
+                address = pool.address_of[self._slot]
+        if self._slot >= 0:
+            self.refs: tuple[Any, ...] = ()
+        else:
+            buffer = ScratchBuffer(size)
+            address = buffer.address
+            self.refs = (buffer,)
+        self._fd = fd
+        self._offset = offset & U64
+        self._address = address
+        self._size = size
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        """Write the whole READ entry into the slot at byte `off` of `sqes`. Every field
+        was checked when the read was built, so it cannot fail half-way."""
+        _pack_sqe_into(sqes, off, READ, 0, 0, self._fd, self._offset, self._address,
+                       self._size, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
+
+    def complete(self, res: int) -> None:
+        """The CQE arrived: the bytes read (or the error) go to the waiter, once."""
+        self.state = DONE
+        waiter = self.waiter
+        slot = self._slot
+        if slot >= 0:
+            pool: SlotPool = self._pool  # type: ignore[assignment]
+            self._slot = -1
+            try:
+                if waiter is not None and not waiter.done():
+                    if res >= 0:
+                        off = pool.offset_of[slot]
+                        value = pool.arena_of[slot][off : off + res]
+                    else:
+                        value = None
+                        failure = os_error(res)
+                    pool.free_list_of[slot].append(slot)
+                    slot = -1
+                    if value is not None:
+                        waiter.set_result(value)
+                    else:
+                        waiter.set_exception(failure)
+            finally:
+                if slot >= 0:
+                    pool.free_list_of[slot].append(slot)
+            return
+        if waiter is None or waiter.done():
+            self.release()
+            return
+        try:
+            if res >= 0:
+                value = self.refs[0].take(res)
+            else:
+                value = None
+                failure = os_error(res)
+        finally:
+            self.release()
+        if value is not None:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(failure)
+
+    def release(self) -> None:
+        """Give back the slot, release the ScratchBuffer, let go of the arguments."""
+        slot = self._slot
+        if slot >= 0:
+            self._slot = -1
+            self._pool.free(slot)  # type: ignore[union-attr]
+        for ref in self.refs:
+            release = getattr(ref, "release", None)
+            if release is not None:
+                release()
+        self.refs = ()
+        self.data = None
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = NO_KWARGS
+
+
+READ_CORE: type[ReadCore] = compiled("uringloop._ops._readcore", "ReadCore") or ReadCore
+IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"
