@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -180,8 +181,30 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     Py_ssize_t size;
     long long offset;
     PyObject *pool;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO", kwlist, &fd, &size, &offset, &pool))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 4 && PyLong_CheckExact(PyTuple_GET_ITEM(args, 0))
+        && PyLong_CheckExact(PyTuple_GET_ITEM(args, 1))
+        && PyLong_CheckExact(PyTuple_GET_ITEM(args, 2))) {
+        /* The hot path (Loop.pread): four positional arguments, three exact ints. */
+        long fd_long = PyLong_AsLong(PyTuple_GET_ITEM(args, 0));
+        if (fd_long == -1 && PyErr_Occurred())
+            return -1;
+        if (fd_long < INT_MIN || fd_long > INT_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "signed integer is greater than maximum");
+            return -1;
+        }
+        fd = (int)fd_long;
+        size = PyLong_AsSsize_t(PyTuple_GET_ITEM(args, 1));
+        if (size == -1 && PyErr_Occurred())
+            return -1;
+        offset = PyLong_AsLongLong(PyTuple_GET_ITEM(args, 2));
+        if (offset == -1 && PyErr_Occurred())
+            return -1;
+        pool = PyTuple_GET_ITEM(args, 3);
+    }
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO", kwlist, &fd, &size, &offset,
+                                          &pool)) {
         return -1;
+    }
     self->state = QUEUED;
     self->user_data = 0;
     set_field(&self->waiter, Py_NewRef(Py_None));

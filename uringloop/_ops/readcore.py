@@ -53,18 +53,16 @@ class ReadCore:
         self.data: Any = None
         self.spec: Spec[..., Any] = None  # type: ignore[assignment]  # set by table.pread
         self._pool = pool
-        self._slot = -1
-        address = 0
-        if pool is not None:
-            if size <= SMALL and pool.free_small:
-                self._slot = pool.free_small.pop()
-            else:
-                self._slot = pool.alloc(size)
-            if self._slot >= 0:
-                address = pool.address_of[self._slot]
-        if self._slot >= 0:
+        if pool is not None and size <= SMALL and pool.free_small:
+            self._slot = slot = pool.free_small.pop()
+            address = pool.address_of[slot]
             self.refs: tuple[Any, ...] = ()
+        elif pool is not None and (slot := pool.alloc(size)) >= 0:
+            self._slot = slot
+            address = pool.address_of[slot]
+            self.refs = ()
         else:
+            self._slot = -1
             buffer = ScratchBuffer(size)
             address = buffer.address
             self.refs = (buffer,)
