@@ -209,3 +209,75 @@ def test_the_twins_write_and_deliver_the_same() -> None:
         seen.append((bytes(sqes).replace(op._address.to_bytes(8, "little"), b"ADDRESS!"),
                      waiter.results, pool.in_use()))  # fmt: skip
     assert seen[0] == seen[1]
+
+
+def test_a_count_past_the_size_asked_is_cut_to_it(core: type[readcore.ReadCore]) -> None:
+    pool = SlotPool()
+    for op in (core(5, 100, 0, pool), core(5, 100, 0, None)):
+        op.waiter = waiter = Waiter()
+        _fill(op._address, b"y" * 100)
+        op.complete(8 << 20)  # a count no CQE of this read can carry
+        assert waiter.results == [b"y" * 100]
+    assert pool.in_use() == 0
+
+
+@pytest.mark.parametrize("size", [-5, readcore.MAX_RW_COUNT + 1, 2**32 + 10])
+def test_a_size_the_entry_cannot_hold_is_refused(core: type[readcore.ReadCore], size: int) -> None:
+    pool = SlotPool()
+    with pytest.raises(ValueError, match="read size"):
+        core(5, size, 0, pool)
+    assert pool.in_use() == 0
+
+
+def test_deleted_refs_raise_instead_of_crashing(core: type[readcore.ReadCore]) -> None:
+    op = core(5, 100, 0, None)
+    op.waiter = Waiter()
+    del op.refs
+    with pytest.raises(AttributeError):
+        op.complete(3)
+
+
+def test_the_bytes_come_from_the_slot_the_entry_pointed_at(
+    core: type[readcore.ReadCore],
+) -> None:
+    pool = SlotPool()
+    op = core(5, 4, 0, pool)
+    first = op._address
+
+    class Rebuilding(Waiter):
+        def done(self) -> bool:
+            op.__init__(5, 4, 0, pool)  # type: ignore[misc]  # takes another slot
+            op.waiter = self
+            return False
+
+    op.waiter = Rebuilding()
+    _fill(first, b"QQQQ")
+    op.complete(4)
+    waiter = op.waiter
+    assert isinstance(waiter, Rebuilding) and waiter.results == [b"QQQQ"]
+    assert op._address != first
+    op.release()
+    assert pool.in_use() == 0
+
+
+def test_a_result_that_is_not_an_int_still_gives_the_slot_back(
+    core: type[readcore.ReadCore],
+) -> None:
+    pool = SlotPool()
+    op = core(5, 100, 0, pool)
+    op.waiter = Waiter()
+    with pytest.raises(TypeError):
+        op.complete(3.0)  # type: ignore[arg-type]
+    assert pool.in_use() == 0 and op.state == DONE
+
+
+@pytest.mark.slow  # a million reads, 12 s: the depth at which recursion overflowed the stack
+def test_a_long_chain_of_reads_is_freed_without_overflowing_the_stack(
+    core: type[readcore.ReadCore],
+) -> None:
+    head = core(5, 8, 0, None)
+    for _ in range(1_000_000):
+        link = core(5, 8, 0, None)
+        link.data = head
+        head = link
+    del head, link  # freed one after another, not by recursion

@@ -24,6 +24,7 @@
 
 #define IORING_OP_READ 22
 #define SMALL 4096 /* the pool's smallest slot size: its free list is used directly */
+#define MAX_RW_COUNT 0x7FFFF000LL /* the most one read(2) returns (INT_MAX & PAGE_MASK) */
 
 enum { QUEUED = 0, SUBMITTED = 1, DONE = 2 };
 
@@ -118,8 +119,10 @@ static void
 ReadCore_dealloc(ReadCore *self)
 {
     PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, ReadCore_dealloc)
     ReadCore_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
 }
 
 static PyObject *
@@ -149,7 +152,9 @@ take_slot(PyObject *pool, Py_ssize_t size)
         Py_ssize_t n = PyList_GET_SIZE(free_small);
         if (n > 0) {
             slot = PyLong_AsSsize_t(PyList_GET_ITEM(free_small, n - 1));
-            if (slot == -1 && PyErr_Occurred()) {
+            if (slot < 0) {
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_ValueError, "the pool's free list holds slot %zd", slot);
                 Py_DECREF(free_small);
                 return -2;
             }
@@ -203,6 +208,10 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     }
     else if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO", kwlist, &fd, &size, &offset,
                                           &pool)) {
+        return -1;
+    }
+    if (size < 0 || size > MAX_RW_COUNT) {
+        PyErr_Format(PyExc_ValueError, "read size %zd out of range [0, %lld]", size, MAX_RW_COUNT);
         return -1;
     }
     self->state = QUEUED;
@@ -344,14 +353,9 @@ waiting(PyObject *waiter)
 }
 
 static PyObject *
-error_for(long long res)
+error_for(PyObject *res_obj)
 {
-    PyObject *res_obj = PyLong_FromLongLong(res);
-    if (res_obj == NULL)
-        return NULL;
-    PyObject *failure = PyObject_CallOneArg(os_error, res_obj);
-    Py_DECREF(res_obj);
-    return failure;
+    return PyObject_CallOneArg(os_error, res_obj);
 }
 
 /* waiter.set_result(value) or waiter.set_exception(failure); steals both. */
@@ -368,20 +372,43 @@ deliver(PyObject *waiter, PyObject *value, PyObject *failure)
     Py_RETURN_NONE;
 }
 
+/* `res` as the twin reads it: -1 for a failure (res_obj < 0), else the byte count,
+ * never more than the read asked (a CQE reports at most that; this holds it). */
+static int
+byte_count(ReadCore *self, PyObject *res_obj, Py_ssize_t *count)
+{
+    int overflow;
+    long long res = PyLong_AsLongLongAndOverflow(res_obj, &overflow);
+    if (res == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow < 0 || (!overflow && res < 0)) {
+        *count = -1;
+        return 0;
+    }
+    *count = (overflow > 0 || res > self->size) ? self->size : (Py_ssize_t)res;
+    return 0;
+}
+
 static PyObject *
-complete_pooled(ReadCore *self, PyObject *waiter, long long res)
+complete_pooled(ReadCore *self, PyObject *waiter, PyObject *res_obj)
 {
     Py_ssize_t slot = self->slot;
-    PyObject *pool = Py_NewRef(self->pool);
+    /* Read before any callback runs: done() may rebuild this object. */
+    const char *address = (const char *)(uintptr_t)self->address;
+    PyObject *pool = Py_XNewRef(self->pool);
     PyObject *value = NULL, *failure = NULL;
     self->slot = -1;
-    int wants = waiting(waiter);
+    if (pool == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "the read's pool was cleared");
+        return NULL;
+    }
+    Py_ssize_t count = 0;
+    int wants = byte_count(self, res_obj, &count) < 0 ? -1 : waiting(waiter);
     if (wants == 1) {
-        if (res >= 0)
-            value = PyBytes_FromStringAndSize((const char *)(uintptr_t)self->address,
-                                              (Py_ssize_t)res);
+        if (count >= 0)
+            value = PyBytes_FromStringAndSize(address, count);
         else
-            failure = error_for(res);
+            failure = error_for(res_obj);
         if (value == NULL && failure == NULL)
             wants = -1;
     }
@@ -407,7 +434,7 @@ complete_pooled(ReadCore *self, PyObject *waiter, long long res)
 }
 
 static PyObject *
-complete_scratch(ReadCore *self, PyObject *waiter, long long res)
+complete_scratch(ReadCore *self, PyObject *waiter, PyObject *res_obj)
 {
     int wants = waiting(waiter);
     if (wants < 0)
@@ -415,20 +442,27 @@ complete_scratch(ReadCore *self, PyObject *waiter, long long res)
     if (wants == 0)
         return PyObject_CallMethodNoArgs((PyObject *)self, s_release);
     PyObject *value = NULL, *failure = NULL;
-    if (res >= 0) {
-        if (!PyTuple_Check(self->refs) || PyTuple_GET_SIZE(self->refs) < 1) {
-            PyErr_SetString(PyExc_IndexError, "tuple index out of range");
-        }
-        else {
-            PyObject *n = PyLong_FromLongLong(res);
-            if (n != NULL) {
-                value = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(self->refs, 0), s_take, n);
-                Py_DECREF(n);
-            }
-        }
+    Py_ssize_t count = 0;
+    if (byte_count(self, res_obj, &count) < 0) {
+        /* the error is set: release() below, then it propagates */
+    }
+    else if (count >= 0) {
+        PyObject *refs = Py_XNewRef(self->refs);
+        PyObject *buffer = NULL;
+        if (refs == NULL)
+            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'refs'",
+                         Py_TYPE(self)->tp_name);
+        else
+            buffer = PySequence_GetItem(refs, 0);
+        Py_XDECREF(refs);
+        PyObject *n = buffer != NULL ? PyLong_FromSsize_t(count) : NULL;
+        if (n != NULL)
+            value = PyObject_CallMethodOneArg(buffer, s_take, n);
+        Py_XDECREF(n);
+        Py_XDECREF(buffer);
     }
     else {
-        failure = error_for(res);
+        failure = error_for(res_obj);
     }
     /* release() runs whether or not the result was made (a finally in the twin). */
     PyObject *type = NULL, *exc = NULL, *tb = NULL;
@@ -457,13 +491,19 @@ complete_scratch(ReadCore *self, PyObject *waiter, long long res)
 static PyObject *
 ReadCore_complete(ReadCore *self, PyObject *res_obj)
 {
-    long long res = PyLong_AsLongLong(res_obj);
-    if (res == -1 && PyErr_Occurred())
-        return NULL;
     self->state = DONE;
+    if (!PyLong_Check(res_obj)) { /* the slot still goes back, then the TypeError */
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, s_release);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        PyErr_Format(PyExc_TypeError, "a completion's result must be an int, not %.100s",
+                     Py_TYPE(res_obj)->tp_name);
+        return NULL;
+    }
     PyObject *waiter = Py_XNewRef(self->waiter);
-    PyObject *r = self->slot >= 0 ? complete_pooled(self, waiter, res)
-                                  : complete_scratch(self, waiter, res);
+    PyObject *r = self->slot >= 0 ? complete_pooled(self, waiter, res_obj)
+                                  : complete_scratch(self, waiter, res_obj);
     Py_XDECREF(waiter);
     return r;
 }
@@ -474,6 +514,10 @@ ReadCore_release(ReadCore *self, PyObject *unused)
     Py_ssize_t slot = self->slot;
     if (slot >= 0) {
         self->slot = -1;
+        if (self->pool == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "the read's pool was cleared");
+            return NULL;
+        }
         PyObject *slot_obj = PyLong_FromSsize_t(slot);
         if (slot_obj == NULL)
             return NULL;
@@ -485,7 +529,8 @@ ReadCore_release(ReadCore *self, PyObject *unused)
     }
     PyObject *refs = Py_XNewRef(self->refs);
     if (refs == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "'ReadCore' object has no attribute 'refs'");
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'refs'",
+                     Py_TYPE(self)->tp_name);
         return NULL;
     }
     PyObject *iter = PyObject_GetIter(refs);

@@ -27,6 +27,7 @@ from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
+from .readcore import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one read or write
 from .readcore import READ_CORE, ReadCore
 from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
 from .state import DONE as DONE
@@ -37,8 +38,6 @@ from .state import SUBMITTED as SUBMITTED
 if TYPE_CHECKING:
     from .spec import Spec
 
-# The kernel caps one read or write at MAX_RW_COUNT = INT_MAX & PAGE_MASK bytes.
-MAX_RW_COUNT = 0x7FFFF000
 _pack_sqe = SQE.pack
 _pack_sqe_into = SQE.pack_into
 _READ = int(abi.Op.READ)

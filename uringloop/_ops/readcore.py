@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 READ = int(abi.Op.READ)
 U64 = (1 << 64) - 1
 SMALL = 4096  # the pool's smallest slot size: its free list is used directly
+MAX_RW_COUNT = 0x7FFFF000  # the most one read(2) returns (INT_MAX & PAGE_MASK)
 _pack_sqe_into = SQE.pack_into
 
 
@@ -44,7 +45,10 @@ class ReadCore:
                  "waiter")  # fmt: skip
 
     def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
-        # Arguments checked by read_args(): fd and size in range, offset >= -1.
+        # Arguments checked by read_args(): fd and size in range, offset >= -1. The size
+        # is checked again: the SQE's length and the buffer must agree.
+        if not 0 <= size <= MAX_RW_COUNT:
+            raise ValueError(f"read size {size} out of range [0, {MAX_RW_COUNT}]")
         self.waiter: Waiter | None = None
         self.user_data = 0
         self.state = QUEUED
@@ -78,8 +82,11 @@ class ReadCore:
                        self._size, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
 
     def complete(self, res: int) -> None:
-        """The CQE arrived: the bytes read (or the error) go to the waiter, once."""
+        """The CQE arrived: the bytes read (or the error) go to the waiter, once. A count
+        is never taken past the size asked for (the kernel reports no more than that)."""
         self.state = DONE
+        if res > self._size:
+            res = self._size
         waiter = self.waiter
         slot = self._slot
         if slot >= 0:
