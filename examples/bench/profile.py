@@ -1,6 +1,7 @@
 """Profile uringloop's side of one benchmark scenario with cProfile.
 
     python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
+                                              [--no-profile] [--no-gc]
 
 Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
 machinery-qd4096 (the fake driver's floor), batched-qd1, batched-qd64, direct-qd16, direct-qd64
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import random
@@ -63,6 +65,7 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1024": _randread(randread.URING, 1024, False),
     "randread-qd4096": _randread(randread.URING, 4096, False),
     "machinery-qd64": _randread(randread.MACHINERY, 64, False),
+    "machinery-qd1024": _randread(randread.MACHINERY, 1024, False),
     "machinery-qd4096": _randread(randread.MACHINERY, 4096, False),
     "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
@@ -83,7 +86,12 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--sort", default="tottime", help="a pstats sort key (tottime, cumtime, ...)")
     p.add_argument("--no-profile", action="store_true", help="just run it (for py-spy)")
+    p.add_argument(
+        "--no-gc", action="store_true", help="with the cyclic garbage collector disabled"
+    )
     args = p.parse_args()
+    if args.no_gc:
+        gc.disable()
     run = SCENARIOS[args.scenario]
     if args.no_profile:
         print(run(args.seconds))
