@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_demo_runs_and_prints_every_variant(tmp_path: object) -> None:
@@ -24,3 +25,23 @@ def test_demo_runs_and_prints_every_variant(tmp_path: object) -> None:
         "uringloop, foreign_wakeup=False, busy loop",
     ]
     assert float(rows[0][2]) == 1.0  # ratios are to the floor
+
+
+def test_a_reader_that_goes_away_stops_it_quietly(tmp_path: object) -> None:
+    """`python -m uringloop | head -1`: no traceback when the pipe closes early, and the
+    demo's temporary file is removed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uringloop", "--mib", "2", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert "hot path" in first
+    proc.stdout.close()  # as head does after its line
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in stderr, stderr
+    assert list(Path(str(tmp_path)).iterdir()) == []

@@ -9,8 +9,8 @@ NEW so that the machine's drift hits both; the result is the median of the per-r
 ratios NEW / OLD (above 1: NEW is faster; for wakeup-nop, a latency, below 1 is better).
 
 OLD or NEW may also be `:python` or `:c`: this checkout as installed (its compiled
-extension built), with the pure-Python twin of the ring's queues
-(URINGLOOP_NO_EXTENSIONS=1) or the compiled one:
+extensions built), with the pure-Python twins of the hot path (the ring's queues and the
+read core; URINGLOOP_NO_EXTENSIONS=1) or the compiled ones:
 
     python -m examples.bench.ab :python :c randread-qd64
 """
@@ -95,12 +95,19 @@ def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str) -> flo
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m examples.bench.ab")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.add_argument("scenario", choices=sorted(SCENARIOS))
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--seconds", type=float, default=1.0)
+    p = argparse.ArgumentParser(
+        prog="python -m examples.bench.ab",
+        description="One scenario on two versions of uringloop, alternating in fresh "
+        "processes; prints the median of the per-round NEW/OLD ratios.",
+    )
+    versions = (
+        "a git revision, or :python / :c (this checkout with its pure-Python or compiled twins)"
+    )
+    p.add_argument("old", help=versions)
+    p.add_argument("new", help=versions)
+    p.add_argument("scenario", choices=sorted(SCENARIOS), help="an examples.bench.profile scenario")
+    p.add_argument("--rounds", type=int, default=6, help="rounds, each running OLD and NEW once")
+    p.add_argument("--seconds", type=float, default=1.0, help="seconds per run")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="uringloop-ab-") as tmp:
         revs = {"old": args.old, "new": args.new}

@@ -126,7 +126,7 @@ def fmt(value: float) -> str:
     if value != value:  # NaN
         return "-"
     a = abs(value)
-    if a >= 100_000:
+    if a >= 10_000:
         return f"{value:,.0f}"
     if a >= 100:
         return f"{value:.0f}"

@@ -82,8 +82,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m examples.bench.profile")
     p.add_argument("scenario", choices=sorted(SCENARIOS))
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds the scenario runs")
+    p.add_argument("--top", type=int, default=25, help="how many functions to print")
     p.add_argument("--sort", default="tottime", help="a pstats sort key (tottime, cumtime, ...)")
     p.add_argument("--no-profile", action="store_true", help="just run it (for py-spy)")
     p.add_argument(
