@@ -8,6 +8,11 @@ result; the fallback driver runs the declaration's blocking call instead and cal
 `complete_blocking(value, error)`. Either way the outcome is captured once, as a value or
 an error, and delivered once.
 
+Operation is the shared behaviour; the kinds are Entry (one SQE built by its declaration),
+Positioned (a read or write of caller-owned memory), Read (a read into a new buffer, its
+hot half in readcore.py or that module's compiled twin), ReadBatch, AsyncCancel and
+Finished.
+
 Invariant: an Operation releases what it points at (`release`) only in `complete`, i.e.
 after its CQE was reaped, in `complete_blocking`, or in `drop`, which only an operation the
 kernel never saw may call.
