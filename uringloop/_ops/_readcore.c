@@ -23,7 +23,8 @@
 #endif
 
 #define IORING_OP_READ 22
-#define SMALL 4096 /* the pool's smallest slot size: its free list is used directly */
+/* The pool's smallest slot size (_buffers.SLOT_SIZES[0]): its free list is used directly. */
+#define SMALL 4096
 #define MAX_RW_COUNT 0x7FFFF000LL /* the most one read(2) returns (INT_MAX & PAGE_MASK) */
 
 enum { QUEUED = 0, SUBMITTED = 1, DONE = 2 };

@@ -36,7 +36,7 @@ from .readcore import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one re
 from .readcore import READ_CORE, ReadCore
 from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
 from .state import DONE as DONE
-from .state import NO_KWARGS
+from .state import NO_KWARGS, let_go
 from .state import QUEUED as QUEUED
 from .state import SUBMITTED as SUBMITTED
 
@@ -54,8 +54,6 @@ _BATCH_REGION_MAX = SLOT_SIZES[-1]
 _FD_MAX = args.INT_MAX
 _OFF_MAX = args.OFF_MAX
 _POOLED_MAX = SLOT_SIZES[-1]
-
-_NO_KWARGS = NO_KWARGS
 
 
 class Waiter(Protocol):
@@ -192,14 +190,7 @@ class Operation:
     def release(self) -> None:
         """Free what the SQE points into, and let go of the public arguments. Once the
         kernel is done with it (or never saw it)."""
-        for ref in self.refs:
-            release = getattr(ref, "release", None)
-            if release is not None:
-                release()
-        self.refs = ()
-        self.data = None
-        self.args = ()
-        self.kwargs = _NO_KWARGS
+        let_go(self)
 
     def error(self, res: int) -> BaseException:
         """The exception for a failed completion (res = -errno)."""
@@ -420,7 +411,7 @@ class Positioned(Entry):
                 ref.release()
         self.refs = ()
         self.args = ()
-        self.kwargs = _NO_KWARGS
+        self.kwargs = NO_KWARGS
         waiter = self.waiter
         if waiter is None or waiter.done():
             return

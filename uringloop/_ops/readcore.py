@@ -19,20 +19,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._buffers import ScratchBuffer, SlotPool
+from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
+from .args import U64_MASK
 from .sqe import SQE
-from .state import DONE, NO_KWARGS, QUEUED
+from .state import DONE, QUEUED, let_go
 
 if TYPE_CHECKING:
     from .operation import Waiter
     from .spec import Spec
 
 READ = int(abi.Op.READ)
-U64 = (1 << 64) - 1
-SMALL = 4096  # the pool's smallest slot size: its free list is used directly
+SMALL = SLOT_SIZES[0]  # the pool's smallest slot size: its free list is used directly
 MAX_RW_COUNT = 0x7FFFF000  # the most one read(2) returns (INT_MAX & PAGE_MASK)
 _pack_sqe_into = SQE.pack_into
 
@@ -71,7 +71,7 @@ class ReadCore:
             address = buffer.address
             self.refs = (buffer,)
         self._fd = fd
-        self._offset = offset & U64
+        self._offset = offset & U64_MASK
         self._address = address
         self._size = size
 
@@ -132,14 +132,7 @@ class ReadCore:
         if slot >= 0:
             self._slot = -1
             self._pool.free(slot)  # type: ignore[union-attr]
-        for ref in self.refs:
-            release = getattr(ref, "release", None)
-            if release is not None:
-                release()
-        self.refs = ()
-        self.data = None
-        self.args: tuple[Any, ...] = ()
-        self.kwargs: dict[str, Any] = NO_KWARGS
+        let_go(self)
 
 
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._readcore", "ReadCore") or ReadCore
