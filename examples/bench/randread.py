@@ -687,28 +687,33 @@ def run(cfg: Config) -> Report:
     return report
 
 
-def own_work_us(report: Report, case: str) -> float | None:
-    """uringloop's own work per read in `case`, in microseconds: its whole cost per read
-    minus the kernel floor's and minus asyncio's machinery's (None: a row is missing)."""
+def cost_split_us(report: Report, case: str) -> tuple[float, float, float] | None:
+    """(whole cost, kernel floor, asyncio machinery floor) per read in `case`, in
+    microseconds (None: a row is missing)."""
     rates = [report.median(case, impl) for impl in (URING, FLOOR, MACHINERY)]
     if not all(rates):
         return None
     uring, floor, machinery = (1e6 / r for r in rates if r)
-    return uring - floor - machinery
+    return uring, floor, machinery
+
+
+def own_work_us(report: Report, case: str) -> float | None:
+    """uringloop's own work per read in `case`, in microseconds: its whole cost per read
+    minus the kernel floor's and minus asyncio's machinery's (None: a row is missing)."""
+    split = cost_split_us(report, case)
+    return None if split is None else split[0] - split[1] - split[2]
 
 
 def _own_work_note(report: Report) -> None:
     parts = []
     for case in report.cases():
-        own = own_work_us(report, case)
-        if own is None or not case.startswith("page cache"):
+        split = cost_split_us(report, case)
+        if split is None or not case.startswith("page cache"):
             continue
-        uring, floor, machinery = (
-            1e6 / (report.median(case, impl) or float("inf")) for impl in (URING, FLOOR, MACHINERY)
-        )
+        uring, floor, machinery = split
         parts.append(
             f"{case}: {uring:.2f} us per read = kernel {floor:.2f} + asyncio {machinery:.2f} "
-            f"+ uringloop's own {own:.2f}"
+            f"+ uringloop's own {uring - floor - machinery:.2f}"
         )
     if parts:
         report.notes.append(
