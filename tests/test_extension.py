@@ -12,7 +12,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from uringloop._ops import readcore
+from uringloop._ops import hotpath
 from uringloop._ring import ring
 
 _PROBE = """
@@ -52,12 +52,12 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
 
 def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
-        assert ring.IMPLEMENTATION == readcore.IMPLEMENTATION == "python"
+        assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
-    assert expected == ring.IMPLEMENTATION == readcore.IMPLEMENTATION
+    assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
-    assert (readcore.READ_CORE.__module__ == "uringloop._ops._readcore") == (expected == "c")
+    assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
     assert _probe(tmp_path) == [expected, "hello"]
 
 
@@ -66,7 +66,7 @@ def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
     # "0" and "" mean "not set", as the other projects with this switch read it.
     built = all(
         importlib.util.find_spec(name) is not None
-        for name in ("uringloop._ring._queues", "uringloop._ops._readcore")
+        for name in ("uringloop._ring._queues", "uringloop._ops._hotpath")
     )
     default = "c" if built else "python"
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, "hello"]

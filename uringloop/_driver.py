@@ -36,6 +36,7 @@ raised once the whole batch of CQEs has been delivered, as asyncio does for call
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import platform
 import select
@@ -48,7 +49,16 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import LoopClosedError
-from ._ops import OPERATIONS, QUEUED, SUBMITTED, AsyncCancel, Operation, Waiter
+from ._ops import (
+    DELIVER,
+    OPERATIONS,
+    QUEUED,
+    SUBMITTED,
+    WRITE_ENTRIES,
+    AsyncCancel,
+    Operation,
+    Waiter,
+)
 from ._ring import abi
 
 if TYPE_CHECKING:
@@ -175,6 +185,7 @@ class RingDriver:
         self._ring = ring
         self._queues = ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._report = report
+        self._isolate = functools.partial(isolate, report=report)  # for deliver()
         self._run_blocking = run_blocking  # for operations this kernel's ring lacks
         self._on_broken = on_broken
         self.broken: OSError | None = None
@@ -396,32 +407,28 @@ class RingDriver:
             used = 0
             n_offsets = len(offsets)
             while used < n_offsets and backlog:
-                op = backlog[0]
+                used, ud = WRITE_ENTRIES(
+                    backlog, inflight, sqes, words, offsets, used, ud, abandoned
+                )  # one-SQE operations, up to the next batch
+                if used == n_offsets or not backlog:
+                    break
+                op = backlog[0]  # a batch: written here, over as many refills as it takes
                 waiter = op.waiter
                 if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
                     backlog.popleft()  # cancelled while queued: skip it
                     continue
-                if op.multi:
-                    if not op.user_data:
-                        if ud + op.parts_left() > _MAX_USER_DATA:
-                            ud = 1  # a batch's range never crosses the limit
-                        op.user_data = ud
-                        ud += op.parts_left()
-                    first, count = op.prep_parts(sqes, words, offsets, used)
-                    start = op.user_data + first
-                    inflight.update(zip(range(start, start + count), repeat(op)))
-                    used += count
-                    if not op.parts_left():
-                        backlog.popleft()
-                        op.state = SUBMITTED
-                    continue
-                backlog.popleft()
-                op.prep(sqes, words, offsets[used], ud)
-                op.user_data = ud
-                op.state = SUBMITTED
-                inflight[ud] = op
-                ud += 1
-                used += 1
+                if not op.user_data:
+                    if ud + op.parts_left() > _MAX_USER_DATA:
+                        ud = 1  # a batch's range never crosses the limit
+                    op.user_data = ud
+                    ud += op.parts_left()
+                first, count = op.prep_parts(sqes, words, offsets, used)
+                start = op.user_data + first
+                inflight.update(zip(range(start, start + count), repeat(op)))
+                used += count
+                if not op.parts_left():
+                    backlog.popleft()
+                    op.state = SUBMITTED
             if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
                 ud = 1
             self._next_user_data = ud
@@ -544,23 +551,14 @@ class RingDriver:
         # Every reaped CQE leaves the in-flight table first; None: an unknown request.
         ops = list(map(inflight.pop, user_datas, repeat(None)))
         first = ops[0]
-        fatal = None
         if first is not None and first.multi and ops.count(first) == count:
+            fatal = None
             try:
                 first.complete_parts(user_datas, results)  # a batch's parts, nothing else
             except BaseException as exc:
                 fatal = isolate(first, exc, None, self._report)
         else:
-            for op, user_data, res in zip(ops, user_datas, results, strict=True):
-                if op is None:
-                    continue
-                try:
-                    if op.multi:
-                        op.complete_part(user_data, res)
-                    else:
-                        op.complete(res)
-                except BaseException as exc:
-                    fatal = isolate(op, exc, fatal, self._report)
+            fatal = DELIVER(ops, user_datas, results, self._isolate)
         if fatal is not None:
             raise fatal
         return count

@@ -46,7 +46,7 @@ from ._ops import (
     table,
 )
 from ._ops.args import off_t
-from ._ops.readcore import IMPLEMENTATION as READS_IMPLEMENTATION
+from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,

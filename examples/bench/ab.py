@@ -3,8 +3,11 @@
     python -m examples.bench.ab OLD NEW SCENARIO [--rounds N] [--seconds S]
 
 OLD and NEW are git revisions; each one's `uringloop/` package is exported to a temporary
-directory and put first on PYTHONPATH, while the benchmark code is this checkout's
-(the `examples.bench.profile` scenarios, unprofiled). The rounds alternate OLD and
+directory, its compiled extensions are built there as its setup.py declares them, and it
+is put first on PYTHONPATH, while the benchmark code is this checkout's (the
+`examples.bench.profile` scenarios, unprofiled). Each run must use the compiled hot path
+where it was built (else the comparison would pit a compiled twin against a pure-Python
+one); a revision whose extensions fail to build is refused. The rounds alternate OLD and
 NEW so that the machine's drift hits both; the result is the median of the per-round
 ratios NEW / OLD (above 1: NEW is faster; for wakeup-nop, a latency, below 1 is better).
 
@@ -43,8 +46,15 @@ def _export(rev: str, into: Path) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", commit, "setup.py"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", commit, "uringloop"],
+        ["git", "archive", "--format=tar", commit, "uringloop", *listed],
         cwd=_ROOT,
         check=True,
         capture_output=True,
@@ -54,6 +64,15 @@ def _export(rev: str, into: Path) -> str:
             tar.extractall(into, filter="data")
         else:
             tar.extractall(into)  # our own repository's archive
+    if listed:  # its extensions, built in place as `pip install` builds them
+        built = subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=into,
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode or "failed" in built.stderr:
+            raise SystemExit(f"{rev}'s extensions did not build:\n{built.stderr}")
     return commit
 
 
@@ -86,8 +105,9 @@ def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str) -> flo
     where, _, implementation = header.rpartition(" ")
     if not where.startswith(str(package_dir)):
         raise SystemExit(f"the run imported uringloop from {where}, not {package_dir}")
-    if twin and implementation != twin[1:]:
-        raise SystemExit(f"{twin} ran the {implementation} twin (is the extension built?)")
+    expected = twin[1:] if twin else ("c" if Path(package_dir, "setup.py").exists() else "python")
+    if implementation != expected:
+        raise SystemExit(f"{rev} ran the {implementation} twin, not the {expected} one")
     match = _NUMBER.search(result.split("p50", 1)[-1])
     if match is None:
         raise SystemExit(f"no number in the scenario's output: {result!r}")

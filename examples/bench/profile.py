@@ -1,12 +1,13 @@
 """Profile uringloop's side of one benchmark scenario with cProfile.
 
     python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
-                                              [--no-profile] [--no-gc]
+                                              [--no-profile] [--no-gc] [--driver-split]
 
 Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
 machinery-qd4096 (the fake driver's floor), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
-loop-overhead chains). For a sampling
+loop-overhead chains). `--driver-split` times the ring driver's steps instead (writing the
+SQEs, the enter system call, reaping and delivering), per completed operation. For a sampling
 profile without cProfile's overhead, run the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
@@ -79,6 +80,52 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
 }
 
 
+def _split_driver() -> Callable[[], str]:
+    """Time the ring driver's three steps of each flush (write the SQEs: `_fill`; the
+    io_uring_enter system call: `_enter`; reap and deliver the completions: `_reap`) with
+    a clock around each call, the writing step without the enters and reaps it makes when
+    the SQ fills. Returns what prints them, in microseconds per completed operation."""
+    from time import perf_counter
+
+    from uringloop._driver import RingDriver
+
+    spent = {"write SQEs": 0.0, "enter": 0.0, "reap+deliver": 0.0}
+    counts = {"completed": 0}
+    fill, enter, reap = RingDriver._fill, RingDriver._enter, RingDriver._reap
+
+    def timed_fill(self: RingDriver) -> None:
+        nested = spent["enter"] + spent["reap+deliver"]
+        start = perf_counter()
+        fill(self)
+        elapsed = perf_counter() - start
+        spent["write SQEs"] += elapsed - (spent["enter"] + spent["reap+deliver"] - nested)
+
+    def timed_enter(self: RingDriver, min_complete: int = 0) -> bool:
+        start = perf_counter()
+        try:
+            return enter(self, min_complete)
+        finally:
+            spent["enter"] += perf_counter() - start
+
+    def timed_reap(self: RingDriver) -> int:
+        start = perf_counter()
+        got = reap(self)
+        spent["reap+deliver"] += perf_counter() - start
+        counts["completed"] += got
+        return got
+
+    RingDriver._fill = timed_fill  # type: ignore[method-assign]
+    RingDriver._enter = timed_enter  # type: ignore[method-assign]
+    RingDriver._reap = timed_reap  # type: ignore[method-assign]
+
+    def report() -> str:
+        n = max(counts["completed"], 1)
+        parts = ", ".join(f"{name} {total / n * 1e6:.3f}" for name, total in spent.items())
+        return f"driver, µs per completed operation: {parts} ({counts['completed']:,} completed)"
+
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m examples.bench.profile")
     p.add_argument("scenario", choices=sorted(SCENARIOS))
@@ -89,10 +136,21 @@ def main() -> None:
     p.add_argument(
         "--no-gc", action="store_true", help="with the cyclic garbage collector disabled"
     )
+    p.add_argument(
+        "--driver-split",
+        action="store_true",
+        help="no cProfile: time the driver's steps (write SQEs, enter, reap and deliver) "
+        "per completed operation",
+    )
     args = p.parse_args()
     if args.no_gc:
         gc.disable()
     run = SCENARIOS[args.scenario]
+    if args.driver_split:
+        report = _split_driver()
+        print(run(args.seconds))
+        print(report())
+        return
     if args.no_profile:
         print(run(args.seconds))
         return

@@ -4,7 +4,8 @@ args.py       Python arguments to C values, converted as os converts them
 sqe.py        the SQE's fields with their kernel types; a whole entry built and checked
 operation.py  Operation (one request: its SQE, what it points into, its outcome), Entry,
               Read, ReadBatch, AsyncCancel
-readcore.py   the hot half of Read (its buffer, SQE and completion); twin: _readcore.c
+hotpath.py    the hot half of Read (its buffer, SQE and completion), and the loops that
+              write SQEs and deliver completions; twin: _hotpath.c
 state.py      an operation's states
 spec.py       what a declaration states, and `declare`
 table.py      the declarations, one per operation
@@ -14,6 +15,8 @@ libc.py       the blocking calls os lacks (statx, renameat2, fallocate)
 
 from __future__ import annotations
 
+from .hotpath import DELIVER as DELIVER
+from .hotpath import WRITE_ENTRIES as WRITE_ENTRIES
 from .operation import (
     DONE as DONE,
 )

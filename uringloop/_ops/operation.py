@@ -10,7 +10,7 @@ an error, and delivered once.
 
 Operation is the shared behaviour; the kinds are Entry (one SQE built by its declaration),
 Positioned (a read or write of caller-owned memory), Read (a read into a new buffer, its
-hot half in readcore.py or that module's compiled twin), ReadBatch, AsyncCancel and
+hot half in hotpath.py or that module's compiled twin), ReadBatch, AsyncCancel and
 Finished.
 
 Invariant: an Operation releases what it points at (`release`) only in `complete`, i.e.
@@ -32,8 +32,8 @@ from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
-from .readcore import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one read or write
-from .readcore import READ_CORE, ReadCore
+from .hotpath import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one read or write
+from .hotpath import READ_CORE, ReadCore
 from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
 from .state import DONE as DONE
 from .state import NO_KWARGS, let_go
@@ -430,7 +430,7 @@ else:
 class Read(_ReadCore, Operation):
     """pread into a new buffer; the result is `bytes` (shorter at end of file).
 
-    Its fields, SQE and completion are ReadCore's (readcore.py, or its compiled twin);
+    Its fields, SQE and completion are ReadCore's (hotpath.py, or its compiled twin);
     the rest is what every operation shares.
     """
 

@@ -1,5 +1,5 @@
 """ReadCore, the hot half of a read, on both twins: the pure-Python reference
-(uringloop/_ops/readcore.py) and the compiled one (_readcore.c). Each test runs on each and
+(uringloop/_ops/hotpath.py) and the compiled one (_hotpath.c). Each test runs on each and
 checks what the other must do alike: the slot taken and given back exactly once, the SQE
 written, the bytes or error delivered, and failures of the waiter on the way."""
 
@@ -14,23 +14,23 @@ from typing import Any
 import pytest
 
 from uringloop._buffers import SlotPool
-from uringloop._ops import readcore
+from uringloop._ops import hotpath
 from uringloop._ops.sqe import SQE
 from uringloop._ops.state import DONE, NO_KWARGS, QUEUED
 
 try:
-    from uringloop._ops._readcore import ReadCore as CompiledReadCore
+    from uringloop._ops._hotpath import ReadCore as CompiledReadCore
 except ImportError:  # not built: its tests skip, and test_extension.py says whether it should be
     CompiledReadCore = None  # type: ignore[assignment,misc]
 
-CORES: dict[str, type[readcore.ReadCore] | None] = {
+CORES: dict[str, type[hotpath.ReadCore] | None] = {
     "c": CompiledReadCore,
-    "python": readcore.ReadCore,
+    "python": hotpath.ReadCore,
 }
 
 
 @pytest.fixture(params=sorted(CORES))
-def core(request: pytest.FixtureRequest) -> type[readcore.ReadCore]:
+def core(request: pytest.FixtureRequest) -> type[hotpath.ReadCore]:
     found = CORES[request.param]
     if found is None:
         pytest.skip("the compiled ReadCore was not built")
@@ -70,7 +70,7 @@ def _fill(address: int, data: bytes) -> None:
     ctypes.memmove(address, data, len(data))
 
 
-def test_a_small_read_takes_a_pooled_slot_and_gives_it_back(core: type[readcore.ReadCore]) -> None:
+def test_a_small_read_takes_a_pooled_slot_and_gives_it_back(core: type[hotpath.ReadCore]) -> None:
     pool = SlotPool()
     op = core(5, 100, 4096, pool)
     assert op._slot >= 0 and pool.in_use() == 1
@@ -88,7 +88,7 @@ def test_a_small_read_takes_a_pooled_slot_and_gives_it_back(core: type[readcore.
     assert len(pool.free_small) == len(set(pool.free_small))
 
 
-def test_a_failed_read_delivers_the_errno(core: type[readcore.ReadCore]) -> None:
+def test_a_failed_read_delivers_the_errno(core: type[hotpath.ReadCore]) -> None:
     pool = SlotPool()
     op = core(5, 100, 0, pool)
     op.waiter = waiter = Waiter()
@@ -99,7 +99,7 @@ def test_a_failed_read_delivers_the_errno(core: type[readcore.ReadCore]) -> None
 
 
 def test_larger_reads_use_bigger_slots_and_no_pool_means_scratch(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     pool = SlotPool()
     op = core(5, 10_000, 0, pool)
@@ -117,7 +117,7 @@ def test_larger_reads_use_bigger_slots_and_no_pool_means_scratch(
         assert big.refs == () and big.args == () and big.kwargs is NO_KWARGS
 
 
-def test_prep_writes_the_whole_entry(core: type[readcore.ReadCore]) -> None:
+def test_prep_writes_the_whole_entry(core: type[hotpath.ReadCore]) -> None:
     pool = SlotPool()
     op = core(7, 4096, -1, pool)
     sqes = bytearray(b"\xff" * 256)
@@ -134,7 +134,7 @@ def test_prep_writes_the_whole_entry(core: type[readcore.ReadCore]) -> None:
 
 
 def test_nobody_waiting_gives_the_slot_back_and_delivers_nothing(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     pool = SlotPool()
     for waiter in (None, Waiter(done=True)):
@@ -148,7 +148,7 @@ def test_nobody_waiting_gives_the_slot_back_and_delivers_nothing(
 
 @pytest.mark.parametrize("where", ["done", "set_result"])
 def test_a_failing_waiter_still_gives_the_slot_back_once(
-    core: type[readcore.ReadCore], where: str
+    core: type[hotpath.ReadCore], where: str
 ) -> None:
     pool = SlotPool()
     op = core(5, 100, 0, pool)
@@ -167,7 +167,7 @@ def test_a_failing_waiter_still_gives_the_slot_back_once(
 
 
 def test_release_releases_the_scratch_buffer_and_the_arguments(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     op = core(5, 100, 0, None)
     [buffer] = op.refs
@@ -178,7 +178,7 @@ def test_release_releases_the_scratch_buffer_and_the_arguments(
     assert op.refs == () and op.args == () and op.kwargs is NO_KWARGS and op.data is None
 
 
-def test_a_cycle_through_the_waiter_is_collected(core: type[readcore.ReadCore]) -> None:
+def test_a_cycle_through_the_waiter_is_collected(core: type[hotpath.ReadCore]) -> None:
     collected = []
 
     class Holder(Waiter):
@@ -198,7 +198,7 @@ def test_the_twins_write_and_deliver_the_same() -> None:
     if CompiledReadCore is None:
         pytest.skip("the compiled ReadCore was not built")
     seen = []
-    for core in (readcore.ReadCore, CompiledReadCore):
+    for core in (hotpath.ReadCore, CompiledReadCore):
         pool = SlotPool()
         op = core(9, 4096, 12288, pool)
         sqes = bytearray(64)
@@ -211,7 +211,7 @@ def test_the_twins_write_and_deliver_the_same() -> None:
     assert seen[0] == seen[1]
 
 
-def test_a_count_past_the_size_asked_is_cut_to_it(core: type[readcore.ReadCore]) -> None:
+def test_a_count_past_the_size_asked_is_cut_to_it(core: type[hotpath.ReadCore]) -> None:
     pool = SlotPool()
     for op in (core(5, 100, 0, pool), core(5, 100, 0, None)):
         op.waiter = waiter = Waiter()
@@ -221,15 +221,15 @@ def test_a_count_past_the_size_asked_is_cut_to_it(core: type[readcore.ReadCore])
     assert pool.in_use() == 0
 
 
-@pytest.mark.parametrize("size", [-5, readcore.MAX_RW_COUNT + 1, 2**32 + 10])
-def test_a_size_the_entry_cannot_hold_is_refused(core: type[readcore.ReadCore], size: int) -> None:
+@pytest.mark.parametrize("size", [-5, hotpath.MAX_RW_COUNT + 1, 2**32 + 10])
+def test_a_size_the_entry_cannot_hold_is_refused(core: type[hotpath.ReadCore], size: int) -> None:
     pool = SlotPool()
     with pytest.raises(ValueError, match="read size"):
         core(5, size, 0, pool)
     assert pool.in_use() == 0
 
 
-def test_deleted_refs_raise_instead_of_crashing(core: type[readcore.ReadCore]) -> None:
+def test_deleted_refs_raise_instead_of_crashing(core: type[hotpath.ReadCore]) -> None:
     op = core(5, 100, 0, None)
     op.waiter = Waiter()
     del op.refs
@@ -238,7 +238,7 @@ def test_deleted_refs_raise_instead_of_crashing(core: type[readcore.ReadCore]) -
 
 
 def test_the_bytes_come_from_the_slot_the_entry_pointed_at(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     pool = SlotPool()
     op = core(5, 4, 0, pool)
@@ -261,7 +261,7 @@ def test_the_bytes_come_from_the_slot_the_entry_pointed_at(
 
 
 def test_a_result_that_is_not_an_int_still_gives_the_slot_back(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     pool = SlotPool()
     op = core(5, 100, 0, pool)
@@ -273,7 +273,7 @@ def test_a_result_that_is_not_an_int_still_gives_the_slot_back(
 
 @pytest.mark.slow  # a million reads, 12 s: the depth at which recursion overflowed the stack
 def test_a_long_chain_of_reads_is_freed_without_overflowing_the_stack(
-    core: type[readcore.ReadCore],
+    core: type[hotpath.ReadCore],
 ) -> None:
     head = core(5, 8, 0, None)
     for _ in range(1_000_000):

@@ -1,9 +1,15 @@
-"""The hot half of a read into a new buffer: its fields, its SQE and its completion.
+"""The hot path of operations: a read's core, and the two loops that move operations in
+and out of the ring.
 
-This is the readable reference; uringloop/_ops/_readcore.c is its compiled twin, with the
-same class (ReadCore), arguments, attributes and behaviour. READ_CORE is the one in use:
-the compiled twin, unless URINGLOOP_NO_EXTENSIONS is set or it was not built. Read
-(operation.py) adds the cold half: what every operation shares.
+ReadCore is the hot half of a read into a new buffer: its fields, its SQE and its
+completion. Read (operation.py) adds the cold half: what every operation shares.
+write_entries() writes queued one-SQE operations into reserved SQ slots; deliver() hands
+reaped CQE results to the operations in flight. The driver owns the tables both work on.
+
+This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
+same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
+the calls made on each operation. READ_CORE, WRITE_ENTRIES and DELIVER are the ones in
+use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -13,6 +19,8 @@ page-aligned ScratchBuffer instead, so O_DIRECT descriptors work either way.
 Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
 complete() or release(): the memory the SQE points at outlives the kernel's use of it.
 Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
+Invariant: an operation is in the in-flight table from the moment its SQE is written
+(write_entries) until its CQE is reaped (deliver), and in the backlog before that.
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ from .._ring import abi
 from .._twins import compiled
 from .args import U64_MASK
 from .sqe import SQE
-from .state import DONE, QUEUED, let_go
+from .state import DONE, QUEUED, SUBMITTED, let_go
 
 if TYPE_CHECKING:
-    from .operation import Waiter
+    from collections import deque
+    from collections.abc import Callable, Sequence
+
+    from .operation import Operation, Waiter
     from .spec import Spec
 
 READ = int(abi.Op.READ)
@@ -135,5 +146,75 @@ class ReadCore:
         let_go(self)
 
 
-READ_CORE: type[ReadCore] = compiled("uringloop._ops._readcore", "ReadCore") or ReadCore
+def write_entries(
+    backlog: deque[Operation],
+    inflight: dict[int, Operation],
+    sqes: Any,
+    words: Any,
+    offsets: Sequence[int],
+    used: int,
+    user_data: int,
+    abandoned: Callable[[Operation], bool],
+) -> tuple[int, int]:
+    """Write one-SQE operations from the head of `backlog` into the SQ slots at byte
+    offsets `offsets[used:]`, giving them user_data `user_data`, `user_data + 1`, ...
+
+    Each leaves the backlog, is marked SUBMITTED and enters `inflight` under its user_data.
+    One no longer QUEUED, or whose waiter is done and `abandoned(op)` says so, leaves the
+    backlog unwritten. Stops at a multi-part operation (left at the head for the caller),
+    or when the slots or the backlog run out. Returns (slots used, next user_data).
+    """
+    n_offsets = len(offsets)
+    while used < n_offsets and backlog:
+        op = backlog[0]
+        if op.multi:
+            break
+        backlog.popleft()
+        waiter = op.waiter
+        if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
+            continue  # cancelled while queued
+        op.prep(sqes, words, offsets[used], user_data)
+        op.user_data = user_data
+        op.state = SUBMITTED
+        inflight[user_data] = op
+        user_data += 1
+        used += 1
+    return used, user_data
+
+
+def deliver(
+    ops: Sequence[Operation | None],
+    user_datas: Sequence[int],
+    results: Sequence[int],
+    isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
+) -> BaseException | None:
+    """Complete the operations of reaped CQEs: `ops[i]`, taken out of the in-flight table
+    for `user_datas[i]` (None: a CQE for an unknown request, skipped), finished with
+    `results[i]`.
+
+    Each is completed on its own, in CQE order: a delivery that raises goes to
+    `isolate(op, exc, fatal)`, whose return is the fatal exception kept so far. Returns it
+    (None: nothing to raise once the batch is delivered).
+    """
+    fatal: BaseException | None = None
+    for op, user_data, res in zip(ops, user_datas, results, strict=True):
+        if op is None:
+            continue
+        try:
+            if op.multi:
+                op.complete_part(user_data, res)
+            else:
+                op.complete(res)
+        except BaseException as exc:
+            fatal = isolate(op, exc, fatal)
+    return fatal
+
+
+READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
+WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
+    compiled("uringloop._ops._hotpath", "write_entries") or write_entries
+)
+DELIVER: Callable[..., BaseException | None] = (
+    compiled("uringloop._ops._hotpath", "deliver") or deliver
+)
 IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"

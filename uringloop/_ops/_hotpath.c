@@ -1,14 +1,18 @@
 /*
- * The hot half of a read into a new buffer, compiled.
+ * The hot path of operations, compiled: a read's core, and the two loops that move
+ * operations in and out of the ring.
  *
- * The twin of uringloop/_ops/readcore.py, which is the readable reference: the same class
- * (ReadCore), arguments, attributes and behaviour, down to the order of the calls it
- * makes on the pool and the waiter. What differs is the cost: the SQE is written with
- * one copy, and the result bytes are copied straight from the slot's address.
+ * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
+ * (ReadCore), functions (write_entries, deliver), arguments, attributes and behaviour, down
+ * to the order of the calls made on the pool, the waiter and each operation. What differs
+ * is the cost: the SQE is written with one copy, the result bytes are copied straight from
+ * the slot's address, and the loops reach a plain read's fields without attribute lookups.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
  * complete() or release(): the memory the SQE points at outlives the kernel's use of it.
  * Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
+ * Invariant: an operation is in the in-flight table from the moment its SQE is written
+ * (write_entries) until its CQE is reaped (deliver), and in the backlog before that.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,7 +23,7 @@
 #include <string.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the SQE is written in native byte order, which must be little-endian (as readcore.py's)"
+#error "the SQE is written in native byte order, which must be little-endian (as hotpath.py's)"
 #endif
 
 #define IORING_OP_READ 22
@@ -67,7 +71,9 @@ typedef struct {
     PyObject *filename2;
 } ReadCore;
 
-/* Set at import: the collaborators readcore.py imports. */
+static PyTypeObject ReadCoreType;
+
+/* Set at import: the collaborators hotpath.py imports. */
 static PyObject *scratch_type;  /* _buffers.ScratchBuffer */
 static PyObject *os_error;      /* _errors.os_error */
 static PyObject *no_kwargs;     /* state.NO_KWARGS */
@@ -75,7 +81,9 @@ static PyObject *struct_error;  /* struct.error, as pack_into raises it */
 static PyObject *empty_tuple;
 
 static PyObject *s_free_small, *s_alloc, *s_address_of, *s_free_list_of, *s_free, *s_done,
-    *s_set_result, *s_set_exception, *s_take, *s_release, *s_address;
+    *s_set_result, *s_set_exception, *s_take, *s_release, *s_address, *s_multi, *s_prep,
+    *s_complete, *s_complete_part, *s_popleft, *s_state, *s_waiter, *s_user_data;
+static PyObject *queued_obj, *submitted_obj; /* the states as ints, for other operations */
 
 /* Replace a field's reference; the field owns `value` (a new reference) afterwards. */
 static inline void
@@ -279,6 +287,43 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* Write the whole READ entry at byte `off` of the `len`-byte SQ array `buf`; -1 with
+ * struct.error set (as pack_into raises it) when the 64 bytes do not fit there. */
+static int
+write_sqe(ReadCore *self, char *buf, Py_ssize_t len, Py_ssize_t off, unsigned long long user_data)
+{
+    if (off < 0 || len < 64 || off > len - 64) {
+        PyErr_Format(struct_error, "no room for a 64-byte SQE at offset %zd of a %zd-byte buffer",
+                     off, len);
+        return -1;
+    }
+    struct sqe e;
+    memset(&e, 0, sizeof e);
+    e.opcode = IORING_OP_READ;
+    e.fd = self->fd;
+    e.off = self->offset;
+    e.addr = self->address;
+    e.len = (uint32_t)self->size;
+    e.user_data = user_data;
+    memcpy(buf + off, &e, sizeof e);
+    return 0;
+}
+
+/* The SQ array's memory, writable (TypeError as struct's pack_into raises it). */
+static int
+writable_view(PyObject *sqes, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(sqes, view, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "argument must be read-write bytes-like object, not %.100s",
+                         Py_TYPE(sqes)->tp_name);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -293,31 +338,12 @@ ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
     if (user_data == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
-        /* As struct's pack_into refuses memory it cannot write. */
-        if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "argument must be read-write bytes-like object, not %.100s",
-                         Py_TYPE(args[0])->tp_name);
-        }
+    if (writable_view(args[0], &view) < 0)
         return NULL;
-    }
-    if (off < 0 || view.len < 64 || off > view.len - 64) {
-        PyErr_Format(struct_error, "no room for a 64-byte SQE at offset %zd of a %zd-byte buffer",
-                     off, view.len);
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    struct sqe e;
-    memset(&e, 0, sizeof e);
-    e.opcode = IORING_OP_READ;
-    e.fd = self->fd;
-    e.off = self->offset;
-    e.addr = self->address;
-    e.len = (uint32_t)self->size;
-    e.user_data = user_data;
-    memcpy((char *)view.buf + off, &e, sizeof e);
+    int failed = write_sqe(self, (char *)view.buf, view.len, off, user_data);
     PyBuffer_Release(&view);
+    if (failed)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -602,8 +628,8 @@ static PyMemberDef ReadCore_members[] = {
 
 static PyTypeObject ReadCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "uringloop._ops._readcore.ReadCore",
-    .tp_doc = "pread into a new buffer (see uringloop/_ops/readcore.py).",
+    .tp_name = "uringloop._ops._hotpath.ReadCore",
+    .tp_doc = "pread into a new buffer (see uringloop/_ops/hotpath.py).",
     .tp_basicsize = sizeof(ReadCore),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = ReadCore_new,
@@ -615,11 +641,291 @@ static PyTypeObject ReadCoreType = {
     .tp_members = ReadCore_members,
 };
 
-static struct PyModuleDef readcore_module = {
+/* -- the loops ---------------------------------------------------------------------- */
+
+/* ReadCore's own prep and complete, and `multi` as Operation declares it: what a plain
+ * read's class must still have for the loops to call the C functions directly. */
+static PyObject *core_prep, *core_complete;
+static PyTypeObject *plain_type; /* the last class found plain, while unchanged */
+static unsigned int plain_tag;
+
+/* 1 when `op`'s class is ReadCore's subclass with ReadCore's prep and complete, `multi`
+ * False and no instance dict: the loops may then use its fields and C functions, which
+ * is what calling them through the class would do. 0: call them through the class. */
+static int
+is_plain_read(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    if (tp == plain_type && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag == plain_tag)
+        return 1;
+    if (!PyType_IsSubtype(tp, &ReadCoreType) || tp->tp_dictoffset != 0)
+        return 0;
+    PyObject *prep = PyObject_GetAttr((PyObject *)tp, s_prep);
+    PyObject *complete = prep != NULL ? PyObject_GetAttr((PyObject *)tp, s_complete) : NULL;
+    PyObject *multi = complete != NULL ? PyObject_GetAttr((PyObject *)tp, s_multi) : NULL;
+    int plain = prep == core_prep && complete == core_complete && multi == Py_False;
+    Py_XDECREF(prep);
+    Py_XDECREF(complete);
+    Py_XDECREF(multi);
+    PyErr_Clear(); /* a missing attribute: not plain; the slow path raises it */
+    if (plain && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        plain_type = tp; /* borrowed: compared, never dereferenced while stale */
+        plain_tag = tp->tp_version_tag;
+    }
+    return plain;
+}
+
+/* op.multi, as a truth value (-1: an error). */
+static int
+is_multi(PyObject *op)
+{
+    PyObject *multi = PyObject_GetAttr(op, s_multi);
+    if (multi == NULL)
+        return -1;
+    int r = PyObject_IsTrue(multi);
+    Py_DECREF(multi);
+    return r;
+}
+
+/* `op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op))`:
+ * 1 to skip it, 0 to write it, -1 on an error. */
+static int
+skip_it(PyObject *op, int plain, PyObject *abandoned)
+{
+    PyObject *waiter;
+    int not_queued;
+    if (plain) {
+        waiter = Py_XNewRef(((ReadCore *)op)->waiter);
+        if (waiter == NULL) {
+            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'waiter'",
+                         Py_TYPE(op)->tp_name);
+            return -1;
+        }
+        not_queued = ((ReadCore *)op)->state != QUEUED;
+    }
+    else {
+        waiter = PyObject_GetAttr(op, s_waiter);
+        if (waiter == NULL)
+            return -1;
+        PyObject *state = PyObject_GetAttr(op, s_state);
+        not_queued = state == NULL ? -1 : PyObject_RichCompareBool(state, queued_obj, Py_NE);
+        Py_XDECREF(state);
+    }
+    int skip = not_queued;
+    if (not_queued == 0 && waiter != Py_None) {
+        PyObject *done = PyObject_CallMethodNoArgs(waiter, s_done);
+        int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
+        Py_XDECREF(done);
+        skip = is_done;
+        if (is_done == 1) {
+            PyObject *gone = PyObject_CallOneArg(abandoned, op);
+            skip = gone == NULL ? -1 : PyObject_IsTrue(gone);
+            Py_XDECREF(gone);
+        }
+    }
+    Py_DECREF(waiter);
+    return skip;
+}
+
+/* Write one operation's SQE at `off_obj` with `user_data`, mark it SUBMITTED and enter it
+ * in `inflight`: the body of write_entries() once the operation is known to go. */
+static int
+write_one(PyObject *op, int plain, PyObject *inflight, PyObject *sqes, PyObject *words,
+          Py_buffer *view, PyObject *off_obj, unsigned long long user_data)
+{
+    PyObject *ud = PyLong_FromUnsignedLongLong(user_data);
+    if (ud == NULL)
+        return -1;
+    int failed;
+    if (plain) {
+        Py_ssize_t off = PyLong_AsSsize_t(off_obj);
+        failed = (off == -1 && PyErr_Occurred()) ||
+                 write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data) < 0;
+        if (!failed) {
+            ((ReadCore *)op)->user_data = user_data;
+            ((ReadCore *)op)->state = SUBMITTED;
+        }
+    }
+    else {
+        PyObject *args[] = {op, sqes, words, off_obj, ud};
+        PyObject *r = PyObject_VectorcallMethod(s_prep, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+        failed = r == NULL || PyObject_SetAttr(op, s_user_data, ud) < 0 ||
+                 PyObject_SetAttr(op, s_state, submitted_obj) < 0;
+    }
+    failed = failed || PyObject_SetItem(inflight, ud, op) < 0;
+    Py_DECREF(ud);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "write_entries() takes 8 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *backlog = args[0], *inflight = args[1], *sqes = args[2], *words = args[3],
+             *offsets = args[4], *abandoned = args[7];
+    Py_ssize_t used = PyLong_AsSsize_t(args[5]);
+    if (used == -1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long user_data = PyLong_AsUnsignedLongLong(args[6]);
+    if (user_data == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n_offsets = PyObject_Length(offsets);
+    if (n_offsets < 0)
+        return NULL;
+    Py_buffer view = {0};
+    int have_view = 0, failed = 0;
+    while (used < n_offsets) {
+        int more = PyObject_IsTrue(backlog);
+        if (more <= 0) {
+            failed = more < 0;
+            break;
+        }
+        PyObject *op = PySequence_GetItem(backlog, 0);
+        if (op == NULL) {
+            failed = 1;
+            break;
+        }
+        int plain = is_plain_read(op);
+        int multi = plain ? 0 : is_multi(op);
+        PyObject *popped = multi == 0 ? PyObject_CallMethodNoArgs(backlog, s_popleft) : NULL;
+        Py_XDECREF(popped);
+        int skip = popped == NULL ? -1 : skip_it(op, plain, abandoned);
+        if (multi == 1 || skip != 0) {
+            Py_DECREF(op);
+            if (multi == 1)
+                break; /* left at the head for the caller */
+            if (skip < 0) {
+                failed = 1;
+                break;
+            }
+            continue; /* cancelled while queued */
+        }
+        if (plain && !have_view) {
+            if (writable_view(sqes, &view) < 0) {
+                Py_DECREF(op);
+                failed = 1;
+                break;
+            }
+            have_view = 1;
+        }
+        PyObject *off_obj = PySequence_GetItem(offsets, used);
+        failed = off_obj == NULL ||
+                 write_one(op, plain, inflight, sqes, words, &view, off_obj, user_data) < 0;
+        Py_XDECREF(off_obj);
+        Py_DECREF(op);
+        if (failed)
+            break;
+        user_data++;
+        used++;
+    }
+    if (have_view)
+        PyBuffer_Release(&view);
+    if (failed)
+        return NULL;
+    return Py_BuildValue("(nK)", used, user_data);
+}
+
+/* op.complete_part(user_data, res) or op.complete(res): NULL when it raised. */
+static PyObject *
+complete_one(PyObject *op, PyObject *user_data, PyObject *res)
+{
+    if (is_plain_read(op))
+        return ReadCore_complete((ReadCore *)op, res);
+    int multi = is_multi(op);
+    if (multi < 0)
+        return NULL;
+    if (multi) {
+        PyObject *args[] = {op, user_data, res};
+        return PyObject_VectorcallMethod(s_complete_part, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    return PyObject_CallMethodOneArg(op, s_complete, res);
+}
+
+static PyObject *
+deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "deliver() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *ops = args[0], *user_datas = args[1], *results = args[2], *isolate = args[3];
+    Py_ssize_t n[3] = {PyObject_Length(ops), PyObject_Length(user_datas), PyObject_Length(results)};
+    if (n[0] < 0 || n[1] < 0 || n[2] < 0)
+        return NULL;
+    Py_ssize_t common = n[0];
+    for (int k = 1; k < 3; k++)
+        if (n[k] < common)
+            common = n[k];
+    PyObject *fatal = Py_NewRef(Py_None);
+    for (Py_ssize_t i = 0; i < common; i++) {
+        PyObject *op = PySequence_GetItem(ops, i);
+        if (op == NULL) {
+            Py_DECREF(fatal);
+            return NULL;
+        }
+        if (op == Py_None) {
+            Py_DECREF(op);
+            continue;
+        }
+        PyObject *ud = PySequence_GetItem(user_datas, i);
+        PyObject *res = ud != NULL ? PySequence_GetItem(results, i) : NULL;
+        PyObject *r = res != NULL ? complete_one(op, ud, res) : NULL;
+        Py_XDECREF(ud);
+        Py_XDECREF(res);
+        if (r != NULL) {
+            Py_DECREF(r);
+            Py_DECREF(op);
+            continue;
+        }
+        /* `except BaseException as exc: fatal = isolate(op, exc, fatal)` */
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        PyErr_NormalizeException(&type, &exc, &tb);
+        if (tb != NULL)
+            PyException_SetTraceback(exc, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        PyObject *call[] = {op, exc, fatal};
+        PyObject *kept = PyObject_Vectorcall(isolate, call, 3, NULL);
+        Py_DECREF(exc);
+        Py_DECREF(fatal);
+        Py_DECREF(op);
+        if (kept == NULL)
+            return NULL;
+        fatal = kept;
+    }
+    if (n[1] != n[0] || n[2] != n[0]) { /* as zip(strict=True) says it, after the common part */
+        Py_DECREF(fatal);
+        if (n[1] != n[0])
+            PyErr_Format(PyExc_ValueError, "zip() argument 2 is %s than argument 1",
+                         n[1] < n[0] ? "shorter" : "longer");
+        else
+            PyErr_Format(PyExc_ValueError, "zip() argument 3 is %s than arguments 1-2",
+                         n[2] < n[0] ? "shorter" : "longer");
+        return NULL;
+    }
+    return fatal;
+}
+
+static PyMethodDef hotpath_functions[] = {
+    {"write_entries", (PyCFunction)(void (*)(void))write_entries_into, METH_FASTCALL,
+     "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
+     "-> (used, user_data): write queued one-SQE operations into SQ slots."},
+    {"deliver", (PyCFunction)(void (*)(void))deliver_completions, METH_FASTCALL,
+     "deliver(ops, user_datas, results, isolate) -> fatal or None: complete the\n"
+     "operations of reaped CQEs, each on its own."},
+    {NULL}};
+
+static struct PyModuleDef hotpath_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "uringloop._ops._readcore",
-    .m_doc = "The compiled twin of uringloop/_ops/readcore.py.",
+    .m_name = "uringloop._ops._hotpath",
+    .m_doc = "The compiled twin of uringloop/_ops/hotpath.py.",
     .m_size = -1,
+    .m_methods = hotpath_functions,
 };
 
 static int
@@ -641,7 +947,7 @@ import_from(const char *module_name, const char *name, PyObject **into)
 }
 
 PyMODINIT_FUNC
-PyInit__readcore(void)
+PyInit__hotpath(void)
 {
     if (PyType_Ready(&ReadCoreType) < 0)
         return NULL;
@@ -650,17 +956,25 @@ PyInit__readcore(void)
         intern(&s_free, "free") || intern(&s_done, "done") ||
         intern(&s_set_result, "set_result") || intern(&s_set_exception, "set_exception") ||
         intern(&s_take, "take") || intern(&s_release, "release") ||
-        intern(&s_address, "address"))
+        intern(&s_address, "address") || intern(&s_multi, "multi") || intern(&s_prep, "prep") ||
+        intern(&s_complete, "complete") || intern(&s_complete_part, "complete_part") ||
+        intern(&s_popleft, "popleft") || intern(&s_state, "state") ||
+        intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data"))
         return NULL;
     empty_tuple = PyTuple_New(0);
-    if (empty_tuple == NULL)
+    queued_obj = PyLong_FromLong(QUEUED);
+    submitted_obj = PyLong_FromLong(SUBMITTED);
+    core_prep = PyDict_GetItemWithError(ReadCoreType.tp_dict, s_prep);
+    core_complete = PyDict_GetItemWithError(ReadCoreType.tp_dict, s_complete);
+    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || core_prep == NULL ||
+        core_complete == NULL)
         return NULL;
     if (import_from("struct", "error", &struct_error) ||
         import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
         import_from("uringloop._errors", "os_error", &os_error) ||
         import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs))
         return NULL;
-    PyObject *m = PyModule_Create(&readcore_module);
+    PyObject *m = PyModule_Create(&hotpath_module);
     if (m == NULL)
         return NULL;
     Py_INCREF(&ReadCoreType);

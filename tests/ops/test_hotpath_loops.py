@@ -1,0 +1,291 @@
+"""write_entries() and deliver(), the driver's two hot loops, on both twins: the
+pure-Python reference (uringloop/_ops/hotpath.py) and the compiled one (_hotpath.c).
+
+Every test runs on each twin with real reads (whose compiled fields the C loops reach
+directly) and with operations that record what is asked of them, so that what one twin
+does and the other does not shows up as a different record."""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+import pytest
+
+from uringloop._buffers import SlotPool
+from uringloop._ops import hotpath
+from uringloop._ops.operation import Operation, Read
+from uringloop._ops.state import DONE, QUEUED, SUBMITTED
+
+try:
+    from uringloop._ops import _hotpath
+except ImportError:  # not built: its tests skip, and test_extension.py says whether it should be
+    _hotpath = None  # type: ignore[assignment]
+
+TWINS = {"c": _hotpath, "python": hotpath}
+
+
+@pytest.fixture(params=sorted(TWINS))
+def loops(request: pytest.FixtureRequest) -> Any:
+    found = TWINS[request.param]
+    if found is None:
+        pytest.skip("the compiled hot path was not built")
+    return found
+
+
+class PyRead(hotpath.ReadCore, Operation):
+    """A read on the pure-Python core, as Read is on whichever core is in use."""
+
+    __slots__ = ()
+    opcode = Read.opcode
+    sqe = Read.sqe
+
+
+class Waiter:
+    def __init__(self, done: bool = False) -> None:
+        self._done = done
+        self.got: list[Any] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._done = True
+        self.got.append(value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._done = True
+        self.got.append(exc)
+
+
+class Recorder:
+    """An operation that records the calls the loops make on it."""
+
+    def __init__(self, log: list[Any], name: str, multi: bool = False) -> None:
+        self.log = log
+        self.name = name
+        self.multi = multi
+        self.state = QUEUED
+        self.waiter: Any = None
+        self.user_data = 0
+        self.fail: BaseException | None = None
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        self.log.append((self.name, "prep", off, user_data))
+
+    def complete(self, res: int) -> None:
+        self.log.append((self.name, "complete", res))
+        if self.fail is not None:
+            raise self.fail
+
+    def complete_part(self, user_data: int, res: int) -> None:
+        self.log.append((self.name, "complete_part", user_data, res))
+
+
+def _never(op: Any) -> bool:
+    raise AssertionError("abandoned() called for an operation whose waiter is not done")
+
+
+@pytest.mark.parametrize("read_type", [Read, PyRead], ids=["read", "python-core-read"])
+def test_reads_are_written_in_order_and_enter_the_table(loops: Any, read_type: type) -> None:
+    pool = SlotPool()
+    reads = [read_type(3, 100 + i, 4096 * i, pool) for i in range(3)]
+    for r in reads:
+        r.waiter = Waiter()
+    backlog: deque[Any] = deque(reads)
+    inflight: dict[int, Any] = {}
+    sqes = bytearray(64 * 8)
+    used, ud = loops.write_entries(backlog, inflight, sqes, None, [64, 128, 320], 0, 7, _never)
+    assert (used, ud) == (3, 10)
+    assert not backlog
+    assert inflight == {7: reads[0], 8: reads[1], 9: reads[2]}
+    for i, (r, off) in enumerate(zip(reads, [64, 128, 320], strict=True)):
+        assert r.state == SUBMITTED and r.user_data == 7 + i
+        # the read's whole entry, with its user_data (bytes 32-39) filled in
+        assert sqes[off : off + 64] == r.sqe[:32] + struct.pack("<Q", 7 + i) + r.sqe[40:]
+    assert sqes[:64] == bytes(64)  # slot 0 was not among the offsets
+    for r in reads:
+        r.release()
+
+
+def test_it_stops_where_the_slots_or_the_backlog_run_out(loops: Any) -> None:
+    log: list[Any] = []
+    ops = [Recorder(log, str(i)) for i in range(4)]
+    backlog: deque[Any] = deque(ops)
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(
+        backlog, inflight, bytearray(256), None, [0, 64, 128], 1, 5, _never
+    ) == (3, 7)
+    assert log == [("0", "prep", 64, 5), ("1", "prep", 128, 6)]
+    assert list(backlog) == ops[2:]
+    assert loops.write_entries(
+        backlog, inflight, bytearray(256), None, [0, 64, 128, 192], 0, 7, _never
+    ) == (2, 9)
+    assert not backlog and list(inflight) == [5, 6, 7, 8]
+
+
+def test_a_batch_is_left_at_the_head_for_the_driver(loops: Any) -> None:
+    log: list[Any] = []
+    single, batch, after = (
+        Recorder(log, "a"),
+        Recorder(log, "batch", multi=True),
+        Recorder(log, "c"),
+    )
+    backlog: deque[Any] = deque([single, batch, after])
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(
+        backlog, inflight, bytearray(256), None, [0, 64, 128], 0, 1, _never
+    ) == (1, 2)
+    assert list(backlog) == [batch, after]
+    assert batch.state == QUEUED and log == [("a", "prep", 0, 1)]
+
+
+def test_cancelled_or_abandoned_operations_leave_the_backlog_unwritten(loops: Any) -> None:
+    log: list[Any] = []
+    done_kept = Recorder(log, "done-kept")  # its waiter is done, but it must run (a close)
+    done_kept.waiter = Waiter(done=True)
+    done_dropped = Recorder(log, "done-dropped")
+    done_dropped.waiter = Waiter(done=True)
+    not_queued = Recorder(log, "not-queued")
+    not_queued.state = DONE
+    not_queued.waiter = Waiter(done=True)  # never asked: the state already says skip
+    asked: list[str] = []
+
+    def abandoned(op: Any) -> bool:
+        asked.append(op.name)
+        return op is done_dropped
+
+    backlog: deque[Any] = deque([not_queued, done_dropped, done_kept])
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(
+        backlog, inflight, bytearray(128), None, [0, 64], 0, 1, abandoned
+    ) == (1, 2)
+    assert asked == ["done-dropped", "done-kept"]
+    assert log == [("done-kept", "prep", 0, 1)] and inflight == {1: done_kept}
+    assert not backlog
+
+
+def test_a_read_class_with_its_own_prep_is_called_through_it(loops: Any) -> None:
+    calls: list[int] = []
+
+    class OwnPrep(Read):
+        __slots__ = ()
+
+        def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+            calls.append(user_data)
+            super().prep(sqes, words, off, user_data)
+
+    pool = SlotPool()
+    read = OwnPrep(3, 10, 0, pool)
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(
+        deque([read]), inflight, bytearray(64), None, [0], 0, 42, _never
+    ) == (1, 43)
+    assert calls == [42] and inflight == {42: read}
+    read.release()
+
+
+def test_no_room_for_the_entry_raises_and_writes_nothing(loops: Any) -> None:
+    pool = SlotPool()
+    read = Read(3, 10, 0, pool)
+    inflight: dict[int, Any] = {}
+    with pytest.raises(struct.error):
+        loops.write_entries(deque([read]), inflight, bytearray(64), None, [32], 0, 1, _never)
+    assert read.state == QUEUED and read.user_data == 0 and not inflight
+    read.release()
+
+
+@pytest.mark.parametrize("read_type", [Read, PyRead], ids=["read", "python-core-read"])
+def test_deliver_completes_each_in_cqe_order(loops: Any, read_type: type) -> None:
+    log: list[Any] = []
+    pool = SlotPool()
+    read = read_type(3, 10, 0, pool)
+    read.waiter = Waiter()
+    batch = Recorder(log, "batch", multi=True)
+    other = Recorder(log, "other")
+    fatal = loops.deliver(
+        [other, None, read, batch], [1, 2, 3, 4], [5, -1, -2, 6], lambda *a: pytest.fail("isolated")
+    )
+    assert fatal is None
+    assert log == [("other", "complete", 5), ("batch", "complete_part", 4, 6)]
+    assert isinstance(read.waiter.got[0], FileNotFoundError) and read.state == DONE
+
+
+def test_a_failing_delivery_is_isolated_and_the_rest_go_on(loops: Any) -> None:
+    log: list[Any] = []
+    first, second, third = (Recorder(log, n) for n in "abc")
+    first.fail = ValueError("a")
+    third.fail = KeyboardInterrupt()
+    seen: list[tuple[str, BaseException, Any]] = []
+
+    def isolate(op: Any, exc: BaseException, fatal: Any) -> Any:
+        seen.append((op.name, exc, fatal))
+        assert exc.__traceback__ is not None
+        return fatal if not isinstance(exc, KeyboardInterrupt) else exc
+
+    fatal = loops.deliver([first, second, third], [1, 2, 3], [0, 0, 0], isolate)
+    assert [entry[:2] for entry in log] == [("a", "complete"), ("b", "complete"), ("c", "complete")]
+    assert [(name, type(exc), kept) for name, exc, kept in seen] == [
+        ("a", ValueError, None),
+        ("c", KeyboardInterrupt, None),
+    ]
+    assert fatal is third.fail
+
+
+def test_a_read_class_with_its_own_complete_is_called_through_it(loops: Any) -> None:
+    calls: list[int] = []
+
+    class OwnComplete(Read):
+        __slots__ = ()
+
+        def complete(self, res: int) -> None:
+            calls.append(res)
+            super().complete(res)
+
+    read = OwnComplete(3, 10, 0, SlotPool())
+    read.waiter = Waiter()
+    assert loops.deliver([read], [1], [4], lambda *a: pytest.fail("isolated")) is None
+    assert calls == [4] and len(read.waiter.got[0]) == 4
+
+
+@pytest.mark.parametrize(("n_user_datas", "n_results"), [(3, 2), (3, 4), (2, 3)])
+def test_columns_of_other_lengths_raise_as_zip_strict(
+    loops: Any, n_user_datas: int, n_results: int
+) -> None:
+    log: list[Any] = []
+    ops = [Recorder(log, str(i)) for i in range(3)]
+    with pytest.raises(ValueError, match="zip"):
+        loops.deliver(ops, list(range(n_user_datas)), [0] * n_results, lambda *a: None)
+    assert len(log) == min(3, n_user_datas, n_results)  # the common part was delivered
+
+
+def test_both_twins_make_the_same_calls() -> None:
+    if _hotpath is None:
+        pytest.skip("the compiled hot path was not built")
+    records = []
+    for twin in (hotpath, _hotpath):
+        log: list[Any] = []
+        ops = [Recorder(log, str(i), multi=(i == 4)) for i in range(6)]
+        ops[1].state = DONE
+        ops[2].waiter = Waiter(done=True)
+        ops[3].fail = OSError(5, "x")
+        backlog: deque[Any] = deque(ops)
+        inflight: dict[int, Any] = {}
+        log.append(
+            twin.write_entries(
+                backlog, inflight, None, None, [0, 64, 128, 192], 0, 9, lambda op: True
+            )
+        )
+        log.append(sorted(inflight))
+        log.append(
+            twin.deliver(
+                [ops[0], ops[3], None],
+                [9, 10, 11],
+                [1, 2, 3],
+                lambda op, e, f, log=log: log.append(repr(e)),
+            )
+        )
+        records.append(log)
+    assert records[0] == records[1]
+    assert records[0][-1] is None and "OSError(5, 'x')" in records[0]
