@@ -22,7 +22,7 @@ import asyncio
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -191,3 +191,15 @@ def enter_log(monkeypatch: pytest.MonkeyPatch) -> EnterLog:
 
     monkeypatch.setattr(ring_module, "QUEUES", RecordingQueues)
     return log
+
+
+_Twin = TypeVar("_Twin")
+
+
+def twin(found: _Twin | None, what: str) -> _Twin:
+    """The twin a fixture's parameter names, for tests that run on both the compiled and
+    the pure-Python one; skips where the compiled one was not built (test_extension.py
+    says whether it should have been)."""
+    if found is None:
+        pytest.skip(f"the compiled {what} was not built")
+    return found

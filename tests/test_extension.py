@@ -1,6 +1,6 @@
-"""The compiled twins of the ring's queues and of the read operation's core: built where
-they can be, used by default, and set aside by URINGLOOP_NO_EXTENSIONS=1 for the
-pure-Python references."""
+"""The compiled twins of the ring's queues, of the operations' hot path and of the loop's
+ready handles: built where they can be, used by default, and set aside by
+URINGLOOP_NO_EXTENSIONS=1 for the pure-Python references."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from uringloop import _handle
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -52,10 +53,11 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
 
 def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
-        assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == "python"
+        assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
-    assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION
+    assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
+    assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
     assert _probe(tmp_path) == [expected, "hello"]
@@ -66,7 +68,7 @@ def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
     # "0" and "" mean "not set", as the other projects with this switch read it.
     built = all(
         importlib.util.find_spec(name) is not None
-        for name in ("uringloop._ring._queues", "uringloop._ops._hotpath")
+        for name in ("uringloop._ring._queues", "uringloop._ops._hotpath", "uringloop._handle_c")
     )
     default = "c" if built else "python"
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, "hello"]

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         hot_path = {"c": "compiled", "python": "pure-Python"}.get(implementation, implementation)
         print(
             f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, "
-            f"{hot_path} hot path (ring queues and reads)"
+            f"{hot_path} hot path (ring queues, reads, ready handles)"
         )
         print(
             f"{args.mib} MiB in {CHUNK // 1024} KiB reads, batches of {BATCH}, 1 ms delays, "

@@ -34,6 +34,8 @@ from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
 from ._foreign import ForeignQueue
+from ._handle import IMPLEMENTATION as HANDLES_IMPLEMENTATION
+from ._handle import READY_HANDLE as _ready_handle
 from ._ops import (
     DONE,
     MAX_RW_COUNT,
@@ -58,10 +60,12 @@ from ._ring.ring import (
 from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
 
+# "c" or "python" when the three twins agree, else which one runs where.
 IMPLEMENTATION = (
     QUEUES_IMPLEMENTATION
-    if QUEUES_IMPLEMENTATION == READS_IMPLEMENTATION
-    else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}"
+    if QUEUES_IMPLEMENTATION == READS_IMPLEMENTATION == HANDLES_IMPLEMENTATION
+    else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}, "
+    f"handles {HANDLES_IMPLEMENTATION}"
 )
 
 if TYPE_CHECKING:
@@ -141,7 +145,6 @@ _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
 _monotonic = time.monotonic
-_Handle = asyncio.Handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,14 +405,16 @@ class Loop(asyncio.SelectorEventLoop):
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, callback: Any, *args: Any, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
-        """As asyncio's: the same checks, the same Handle, FIFO order. Outside debug mode it
-        skips two helper calls, since every task wake-up (a completion included) comes here."""
+        """As asyncio's: the same checks, the same Handle, FIFO order. Every task wake-up (a
+        completion included) comes here, so outside debug mode it skips two helper calls,
+        and the compiled extension (where built) fills the Handle's fields in place instead
+        of running its Python constructor."""
         if self._closed or self._debug:
             handle = super().call_soon(callback, *args, context=context)
             if handle._source_traceback:  # type: ignore[attr-defined]
                 del handle._source_traceback[-1]  # type: ignore[attr-defined]  # this frame
             return handle
-        handle = _Handle(callback, args, self, context)
+        handle = _ready_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import twin
 from uringloop._buffers import SlotPool
 from uringloop._ops import hotpath
 from uringloop._ops.operation import Operation, Read
@@ -28,10 +29,7 @@ TWINS = {"c": _hotpath, "python": hotpath}
 
 @pytest.fixture(params=sorted(TWINS))
 def loops(request: pytest.FixtureRequest) -> Any:
-    found = TWINS[request.param]
-    if found is None:
-        pytest.skip("the compiled hot path was not built")
-    return found
+    return twin(TWINS[request.param], "hot path")
 
 
 class PyRead(hotpath.ReadCore, Operation):
@@ -264,7 +262,7 @@ def test_both_twins_make_the_same_calls() -> None:
     if _hotpath is None:
         pytest.skip("the compiled hot path was not built")
     records = []
-    for twin in (hotpath, _hotpath):
+    for module in (hotpath, _hotpath):
         log: list[Any] = []
         ops = [Recorder(log, str(i), multi=(i == 4)) for i in range(6)]
         ops[1].state = DONE
@@ -273,13 +271,13 @@ def test_both_twins_make_the_same_calls() -> None:
         backlog: deque[Any] = deque(ops)
         inflight: dict[int, Any] = {}
         log.append(
-            twin.write_entries(
+            module.write_entries(
                 backlog, inflight, None, None, [0, 64, 128, 192], 0, 9, lambda op: True
             )
         )
         log.append(sorted(inflight))
         log.append(
-            twin.deliver(
+            module.deliver(
                 [ops[0], ops[3], None],
                 [9, 10, 11],
                 [1, 2, 3],

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import twin
 from uringloop._ring import queues
 from uringloop._ring.ring import Ring
 
@@ -22,10 +23,7 @@ QUEUE_TYPES: dict[str, type[queues.Queues] | None] = {
 
 @pytest.fixture(params=sorted(QUEUE_TYPES))
 def queues_type(request: pytest.FixtureRequest) -> type[queues.Queues]:
-    found = QUEUE_TYPES[request.param]
-    if found is None:
-        pytest.skip("the compiled Queues was not built")
-    return found
+    return twin(QUEUE_TYPES[request.param], "Queues")
 
 
 def _ring_or_skip(queues_type: type[queues.Queues], **kwargs: int) -> Ring:

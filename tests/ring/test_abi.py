@@ -69,6 +69,8 @@ LAYERS = {
     "_loop": 4,
     "_selector": 4,
     "_foreign": 4,
+    "_handle": 4,
+    "_handle_c": 4,
     "_driver": 3,
     "_fallback": 3,
     "_ops": 2,
