@@ -1,6 +1,6 @@
 """A/B: one scenario on two commits of uringloop, alternating, one fresh process per run.
 
-    python -m examples.bench.ab OLD NEW SCENARIO [--rounds N] [--seconds S]
+    python -m examples.bench.ab OLD NEW SCENARIO [--rounds N] [--seconds S] [--best-of K]
 
 OLD and NEW are git revisions; each one's `uringloop/` package is exported to a temporary
 directory, its compiled extensions are built there as its setup.py declares them, and it
@@ -34,6 +34,7 @@ from pathlib import Path
 from .profile import SCENARIOS
 
 _ROOT = Path(__file__).resolve().parents[2]
+LATENCIES = {"wakeup-nop"}  # scenarios whose figure is a time: lower is better
 _NUMBER = re.compile(r"[\d,]+(?:\.\d+)?")
 
 
@@ -80,7 +81,7 @@ _CHILD = (
     "import sys, uringloop, uringloop._ring.ring as r; "
     "print(uringloop.__file__, getattr(r, 'IMPLEMENTATION', 'python'), flush=True); "
     "from examples.bench.profile import SCENARIOS; "
-    "print(SCENARIOS[sys.argv[1]](float(sys.argv[2])))"
+    "[print(SCENARIOS[sys.argv[1]](float(sys.argv[2]))) for _ in range(int(sys.argv[3]))]"
 )
 
 
@@ -88,30 +89,34 @@ _CHILD = (
 TWINS = {":python": {"URINGLOOP_NO_EXTENSIONS": "1"}, ":c": {"URINGLOOP_NO_EXTENSIONS": ""}}
 
 
-def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str) -> float:
-    """One fresh process: `package_dir`'s uringloop, this checkout's benchmark code."""
+def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str, best_of: int) -> float:
+    """One fresh process: `package_dir`'s uringloop, this checkout's benchmark code; the
+    best of `best_of` runs of the scenario in it (for wakeup-nop, a latency: the lowest)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_dir), str(_ROOT)]))
     twin = rev if rev in TWINS else ""
     env.update(TWINS.get(twin, {}))
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, scenario, str(seconds)],
+        [sys.executable, "-c", _CHILD, scenario, str(seconds), str(best_of)],
         cwd=package_dir.parent,  # not the checkout: the cwd comes first on sys.path
         env=env,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    header, _, result = out.partition("\n")
+    header, _, results = out.partition("\n")
     where, _, implementation = header.rpartition(" ")
     if not where.startswith(str(package_dir)):
         raise SystemExit(f"the run imported uringloop from {where}, not {package_dir}")
     expected = twin[1:] if twin else ("c" if Path(package_dir, "setup.py").exists() else "python")
     if implementation != expected:
         raise SystemExit(f"{rev} ran the {implementation} twin, not the {expected} one")
-    match = _NUMBER.search(result.split("p50", 1)[-1])
-    if match is None:
-        raise SystemExit(f"no number in the scenario's output: {result!r}")
-    return float(match.group().replace(",", ""))
+    figures = []
+    for result in results.splitlines():
+        match = _NUMBER.search(result.split("p50", 1)[-1])
+        if match is None:
+            raise SystemExit(f"no number in the scenario's output: {result!r}")
+        figures.append(float(match.group().replace(",", "")))
+    return min(figures) if scenario in LATENCIES else max(figures)
 
 
 def main() -> None:
@@ -128,6 +133,13 @@ def main() -> None:
     p.add_argument("scenario", choices=sorted(SCENARIOS), help="an examples.bench.profile scenario")
     p.add_argument("--rounds", type=int, default=6, help="rounds, each running OLD and NEW once")
     p.add_argument("--seconds", type=float, default=1.0, help="seconds per run")
+    p.add_argument(
+        "--best-of",
+        type=int,
+        default=1,
+        help="runs of the scenario in each process; its best one counts (a figure less "
+        "disturbed by the machine's other work)",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="uringloop-ab-") as tmp:
         revs = {"old": args.old, "new": args.new}
@@ -141,7 +153,7 @@ def main() -> None:
         for k in range(args.rounds):
             order = ("old", "new") if k % 2 == 0 else ("new", "old")
             got = {
-                name: _run_once(dirs[name], args.scenario, args.seconds, revs[name])
+                name: _run_once(dirs[name], args.scenario, args.seconds, revs[name], args.best_of)
                 for name in order
             }
             ratios.append(got["new"] / got["old"])
