@@ -82,6 +82,7 @@ class _IO(Protocol):
 
     async def open(self, path: Any, flags: int, mode: int) -> int: ...
     async def close(self, fd: int) -> None: ...
+    # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]: ...
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
@@ -108,7 +109,8 @@ class _RingIO:
         await self.loop.close_fd(fd)
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
-        return self.loop.pread(fd, size, offset)
+        # An offset >= 0 comes only from a file that found its descriptor seekable.
+        return self.loop.pread(fd, size, offset, known_seekable=True)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
         return self.loop.preadinto(fd, buffer, offset)
@@ -296,52 +298,55 @@ class _FileLock:
     that takes the lock when nobody holds or waits for it, so the common, uncontended call
     on a file costs no coroutine of the lock's.
 
-    Invariant: _locked is True exactly while one caller holds the lock; a waiter's future
+    Invariant: `held` is True exactly while one caller holds the lock; a waiter's future
     is resolved only by release() (or a cancelled waiter handing its turn on), and the
     woken waiter takes the lock when it resumes.
     """
 
-    __slots__ = ("_locked", "_waiters")
+    # Read, never written, by the files' fast paths: with neither set, taking the lock and
+    # giving it back with nothing awaited in between is the same as not taking it.
+    __slots__ = ("held", "waiters")
 
     def __init__(self) -> None:
-        self._locked = False
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.held = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
     def locked(self) -> bool:
-        return self._locked
+        return self.held
 
     def try_acquire(self) -> bool:
-        if self._locked or self._waiters:
+        if self.held or self.waiters:
             return False
-        self._locked = True
+        self.held = True
         return True
 
     async def acquire(self) -> bool:
-        if not self._locked and all(w.cancelled() for w in self._waiters):
-            self._locked = True
+        if not self.held and all(w.cancelled() for w in self.waiters):
+            self.held = True
             return True
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self.waiters.append(waiter)
         try:
             try:
                 await waiter
             finally:
-                self._waiters.remove(waiter)
+                self.waiters.remove(waiter)
         except asyncio.CancelledError:
-            if not self._locked:
+            if not self.held:
                 self._wake_first()  # our turn may have come: hand it on
             raise
-        self._locked = True
+        self.held = True
         return True
 
     def release(self) -> None:
-        if not self._locked:
+        if not self.held:
             raise RuntimeError("Lock is not acquired.")
-        self._locked = False
-        self._wake_first()
+        self.held = False
+        if self.waiters:
+            self._wake_first()
 
     def _wake_first(self) -> None:
-        for waiter in self._waiters:
+        for waiter in self.waiters:
             if not waiter.done():
                 waiter.set_result(None)
                 return
@@ -860,22 +865,25 @@ class AsyncFileIO(_FileBase):
     # -- position
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
+        lock = self._lock
+        if (
+            not lock.held
+            and not lock.waiters
+            and type(whence) is int
+            and whence == os.SEEK_SET
+            and type(offset) is int
+            and offset >= 0
+            and self._seekable
+            and not self._closed_flag
+        ):  # _seek()'s common case, inlined; the free lock needs no taking (see _FileLock)
+            self._pos = offset
+            return offset
+        if not lock.try_acquire():
+            await lock.acquire()
         try:
-            if (
-                type(whence) is int
-                and whence == os.SEEK_SET
-                and type(offset) is int
-                and offset >= 0
-                and self._seekable
-                and not self._closed_flag
-            ):  # _seek()'s common case, inlined
-                self._pos = offset
-                return offset
             return await self._seek(offset, whence)
         finally:
-            self._lock.release()
+            lock.release()
 
     async def _seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_closed()

@@ -705,10 +705,18 @@ class Loop(asyncio.SelectorEventLoop):
 
     # -- file operations (coroutines), derived from the declarations in _ops/table.py -----
 
-    async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:
-        """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
+    async def pread(
+        self, fd: int, size: int, offset: int = -1, *, known_seekable: bool = False
+    ) -> bytes:
+        """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
+
+        An explicit offset on a pipe or socket raises ESPIPE, as os.pread does (the ring's
+        read would ignore it): an lseek per descriptor per loop iteration finds them.
+        `known_seekable=True` says `fd` is one the caller opened and knows takes offsets (a
+        regular file) and skips that lseek; uringloop.open's files pass it.
+        """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
-        fd, size, offset = read_args(fd, size, offset)
+        fd, size, offset = read_args(fd, size, offset, known_seekable)
         if self._closed or self._state.forked:
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not

@@ -4,7 +4,8 @@
                                               [--no-profile] [--no-gc] [--driver-split]
 
 Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
-machinery-qd4096 (the fake driver's floor), batched-qd1, batched-qd64, direct-qd16, direct-qd64
+machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's file
+objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains). `--driver-split` times the ring driver's steps instead (writing the
 SQEs, the enter system call, reaping and delivering), per completed operation. For a sampling
@@ -68,6 +69,7 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "machinery-qd64": _randread(randread.MACHINERY, 64, False),
     "machinery-qd1024": _randread(randread.MACHINERY, 1024, False),
     "machinery-qd4096": _randread(randread.MACHINERY, 4096, False),
+    "open-seekread-qd64": _randread(randread.URING_OPEN, 64, False),
     "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
     "direct-qd1": _randread(randread.URING, 1, True),

@@ -123,3 +123,22 @@ async def test_fast_read_of_a_pipe_reads_at_its_position() -> None:
     finally:
         await f.close()
         os.close(w)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_seek_waits_for_the_call_that_holds_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        lock = f._lock
+        assert lock.try_acquire()  # another call on the file is under way
+        seek = asyncio.ensure_future(f.seek(7))
+        try:
+            await asyncio.sleep(0)
+            assert not seek.done() and f._pos == 0  # the fast path did not go around the lock
+        finally:
+            lock.release()
+        assert await seek == 7
+        assert await f.read(3) == b"789"
+        assert not lock.locked()

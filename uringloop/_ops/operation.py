@@ -116,10 +116,13 @@ def forget_positions() -> None:
         _seekable.clear()
 
 
-def read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
+def read_args(
+    fd: Any, size: Any, offset: Any, known_seekable: bool = False
+) -> tuple[int, int, int]:
     """Checked (fd, size, offset) of a pread, as os.pread checks them (offset -1: the file
     position). A negative size is EINVAL, as from os.pread; a size past what one read
-    returns (MAX_RW_COUNT) is clamped, as the kernel does."""
+    returns (MAX_RW_COUNT) is clamped, as the kernel does. With `known_seekable` the
+    caller vouches that `fd` takes offsets, and the ESPIPE check is skipped."""
     if (
         type(fd) is int
         and type(size) is int
@@ -128,7 +131,7 @@ def read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
         and 0 <= size <= _POOLED_MAX
         and -1 <= offset <= _OFF_MAX
     ):
-        if offset >= 0 and fd not in _seekable:
+        if offset >= 0 and fd not in _seekable and not known_seekable:
             check_position(fd, offset)
         return fd, size, offset
     fd = args.c_int(fd)
@@ -136,7 +139,8 @@ def read_args(fd: Any, size: Any, offset: Any) -> tuple[int, int, int]:
     offset = args.off_t(offset)
     if size < 0 or offset < -1:  # before the descriptor is looked at, as pread(2) does
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-    check_position(fd, offset)
+    if not known_seekable:
+        check_position(fd, offset)
     return fd, min(size, MAX_RW_COUNT), offset
 
 

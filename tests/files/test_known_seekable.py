@@ -1,0 +1,91 @@
+"""A positioned read of a descriptor its caller knows takes offsets (uringloop.open's
+files, or known_seekable=True) skips the lseek that rules out a pipe (os.pread's ESPIPE);
+every other read keeps it, whatever a file object did with its own descriptor."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+
+DATA = bytes(range(256)) * 64
+
+
+def _lseeks_of(fd: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = os.lseek
+
+    def counting(fd_: int, pos: int, how: int) -> int:
+        if fd_ == fd:
+            calls.append(how)
+        return real(fd_, pos, how)
+
+    monkeypatch.setattr(os, "lseek", counting)
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_reads_of_a_file_object_take_no_lseek(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        calls = _lseeks_of(f.fileno(), monkeypatch)
+        for k in range(5):
+            await f.seek(k * 100)
+            assert await f.read(10) == DATA[k * 100 : k * 100 + 10]
+            await asyncio.sleep(0)  # a new loop iteration: the per-iteration cache is empty
+        assert calls == []
+
+
+@pytest.mark.asyncio
+async def test_known_seekable_skips_the_lseek_and_only_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    loop: Any = asyncio.get_running_loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        calls = _lseeks_of(fd, monkeypatch)
+        assert await loop.pread(fd, 10, 20, known_seekable=True) == DATA[20:30]
+        assert calls == []
+        await asyncio.sleep(0)
+        assert await loop.pread(fd, 10, 20) == DATA[20:30]
+        assert calls == [os.SEEK_CUR]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_a_file_whose_descriptor_was_closed_under_it_vouches_for_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    f = await uringloop.open(path, "rb", buffering=0)
+    assert await f.read(1) == DATA[:1]
+    await asyncio.sleep(0)  # past the iteration whose checks the read may have cached
+    fd = f.fileno()
+    os.close(fd)  # behind the file object's back
+    r, w = os.pipe()
+    try:
+        assert r == fd, "the test needs the freed number back"
+        os.write(w, b"must stay in the pipe")
+        with pytest.raises(OSError) as info:
+            await asyncio.get_running_loop().pread(r, 5, 0)  # type: ignore[attr-defined]
+        assert info.value.errno == errno.ESPIPE
+        assert os.read(r, 100) == b"must stay in the pipe"
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(OSError) as closing:  # as io.FileIO.close() after os.close()
+        await f.close()
+    assert closing.value.errno == errno.EBADF
