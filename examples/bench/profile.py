@@ -2,13 +2,15 @@
 
     python -m examples.bench.profile SCENARIO [--seconds S] [--top N] [--sort tottime]
                                               [--no-profile] [--no-gc] [--driver-split]
+                                              [--gc-time]
 
 Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
 machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's file
 objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains). `--driver-split` times the ring driver's steps instead (writing the
-SQEs, the enter system call, reaping and delivering), per completed operation. For a sampling
+SQEs, the enter system call, reaping and delivering), per completed operation; `--gc-time`
+the share of the run the cyclic garbage collector took. For a sampling
 profile without cProfile's overhead, run the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
@@ -128,6 +130,33 @@ def _split_driver() -> Callable[[], str]:
     return report
 
 
+def _time_gc() -> Callable[[float], str]:
+    """Time the cyclic garbage collector's collections (gc.callbacks) from now on. Returns
+    what prints them, given the scenario's wall time in seconds."""
+    from time import perf_counter
+
+    spent = [0.0, 0.0, 0.0]
+    counts = [0, 0, 0]
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = perf_counter()
+        else:
+            spent[info["generation"]] += perf_counter() - started[0]
+            counts[info["generation"]] += 1
+
+    gc.callbacks.append(on_gc)
+
+    def report(wall: float) -> str:
+        parts = ", ".join(
+            f"generation {g}: {counts[g]} in {spent[g] * 1e3:.0f} ms" for g in range(3)
+        )
+        return f"cyclic GC: {100 * sum(spent) / wall:.1f} % of {wall:.2f} s ({parts})"
+
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m examples.bench.profile")
     p.add_argument("scenario", choices=sorted(SCENARIOS))
@@ -144,10 +173,23 @@ def main() -> None:
         help="no cProfile: time the driver's steps (write SQEs, enter, reap and deliver) "
         "per completed operation",
     )
+    p.add_argument(
+        "--gc-time",
+        action="store_true",
+        help="no cProfile: the share of the run the cyclic garbage collector took",
+    )
     args = p.parse_args()
     if args.no_gc:
         gc.disable()
     run = SCENARIOS[args.scenario]
+    if args.gc_time:
+        from time import perf_counter
+
+        gc_report = _time_gc()
+        start = perf_counter()
+        print(run(args.seconds))
+        print(gc_report(perf_counter() - start))
+        return
     if args.driver_split:
         report = _split_driver()
         print(run(args.seconds))
