@@ -96,11 +96,14 @@ class _IO(Protocol):
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "loop")
+    __slots__ = ("executor", "loop", "own_pread")
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
         self.executor = executor
+        # A Loop subclass may override pread with the signature it had before
+        # known_seekable: call that one as it expects.
+        self.own_pread = type(loop).pread is Loop.pread
 
     async def open(self, path: Any, flags: int, mode: int) -> int:
         return await self.loop.open_fd(path, flags, mode)
@@ -110,7 +113,9 @@ class _RingIO:
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
-        return self.loop.pread(fd, size, offset, known_seekable=True)
+        if self.own_pread:
+            return self.loop.pread(fd, size, offset, known_seekable=True)
+        return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
         return self.loop.preadinto(fd, buffer, offset)
@@ -346,9 +351,13 @@ class _FileLock:
             self._wake_first()
 
     def _wake_first(self) -> None:
+        """Wake the first waiter that still waits, unless one was woken already (its task
+        takes the lock when it runs) or nobody waits."""
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.set_result(None)
+                return
+            if not waiter.cancelled():
                 return
 
     async def __aenter__(self) -> None:

@@ -7,9 +7,10 @@
  * the fields in place instead of running Handle.__init__ (a Python frame, seven attribute
  * stores and a call to loop.get_debug()): the cost of every task wake-up.
  *
- * Invariant: the module imports only if asyncio's Handle has exactly the slots this file
- * fills (checked at import, by name and kind); any other Handle makes the import fail, and
- * the pure-Python twin is used.
+ * Invariant: the module imports only if asyncio's Handle is asyncio.events' own class,
+ * based on object, with exactly the slots this file fills (checked at import, by name and
+ * kind); any other Handle makes the import fail, and the pure-Python twin is used. Should
+ * Handle.__init__ be replaced later, ready_handle() calls the class, as the twin does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +24,26 @@ static const char *const field_names[N_FIELDS] = {
 
 static PyTypeObject *handle_type;       /* asyncio.events.Handle */
 static Py_ssize_t field_offset[N_FIELDS]; /* where each slot lives in a Handle */
+static PyObject *handle_init;           /* Handle.__init__ as imported */
+static unsigned int handle_tag;         /* Handle's type version while it is unchanged */
+static PyObject *s_init;
+
+/* 1 when Handle still has the __init__ this module stands in for (checked again each
+ * time the class changes: a patched __init__ is then called instead), 0, -1 on error. */
+static int
+handle_unchanged(void)
+{
+    if ((handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && handle_type->tp_version_tag == handle_tag)
+        return 1;
+    PyObject *init = PyObject_GetAttr((PyObject *)handle_type, s_init);
+    if (init == NULL)
+        return -1;
+    int same = init == handle_init;
+    Py_DECREF(init);
+    if (same && (handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        handle_tag = handle_type->tp_version_tag;
+    return same;
+}
 
 static PyObject *
 ready_handle(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -31,6 +52,9 @@ ready_handle(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "ready_handle() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
+    int unchanged = handle_unchanged();
+    if (unchanged <= 0) /* as the twin does it: through the class */
+        return unchanged < 0 ? NULL : PyObject_Vectorcall((PyObject *)handle_type, args, 4, NULL);
     PyObject *context = args[3];
     if (context == Py_None) { /* as Handle: the current context, copied */
         context = PyContext_CopyCurrent();
@@ -73,10 +97,21 @@ static struct PyModuleDef handle_module = {
     .m_methods = functions,
 };
 
-/* Find each field's slot offset; ImportError unless Handle's slots are exactly ours. */
+/* Find each field's slot offset; ImportError unless Handle is asyncio's own class, based
+ * on object, with exactly the slots this module fills. */
 static int
 find_fields(void)
 {
+    PyObject *module_name = PyObject_GetAttrString((PyObject *)handle_type, "__module__");
+    if (module_name == NULL)
+        return -1;
+    int ours = PyUnicode_Check(module_name) && PyUnicode_CompareWithASCIIString(module_name, "asyncio.events") == 0;
+    Py_DECREF(module_name);
+    if (!ours || handle_type->tp_base != &PyBaseObject_Type ||
+        PyDict_GetItemString(handle_type->tp_dict, "__init__") == NULL) {
+        PyErr_SetString(PyExc_ImportError, "asyncio.Handle is not asyncio.events' own class");
+        return -1;
+    }
     PyObject *slots = PyObject_GetAttrString((PyObject *)handle_type, "__slots__");
     if (slots == NULL)
         return -1;
@@ -101,6 +136,14 @@ find_fields(void)
         }
         field_offset[i] = member->offset;
     }
+    handle_init = PyObject_GetAttr((PyObject *)handle_type, s_init);
+    if (handle_init == NULL)
+        return -1;
+    if (!(handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyErr_SetString(PyExc_ImportError, "asyncio.Handle has no type version to watch");
+        return -1;
+    }
+    handle_tag = handle_type->tp_version_tag;
     return 0;
 }
 
@@ -120,7 +163,8 @@ PyInit__handle_c(void)
         return NULL;
     }
     handle_type = (PyTypeObject *)handle; /* kept for the module's life */
-    if (find_fields() < 0) {
+    s_init = PyUnicode_InternFromString("__init__");
+    if (s_init == NULL || find_fields() < 0) {
         if (!PyErr_ExceptionMatches(PyExc_ImportError)) { /* say it as an ImportError */
             PyObject *type, *exc, *tb;
             PyErr_Fetch(&type, &exc, &tb);

@@ -43,6 +43,7 @@ from ._ops import (
     Read,
     ReadBatch,
     Spec,
+    checked_positions,
     forget_positions,
     read_args,
     table,
@@ -366,7 +367,9 @@ class Loop(asyncio.SelectorEventLoop):
 
     def _watch_driver(self) -> None:
         driver = self._driver
-        self._selector.watch(self._foreign.pending, driver.backlog, driver.inflight)
+        self._selector.watch(
+            self._foreign.pending, driver.backlog, driver.inflight, checked_positions()
+        )
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the ring, its eventfd and everything queued are the parent's.

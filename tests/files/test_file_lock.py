@@ -142,3 +142,28 @@ async def test_a_seek_waits_for_the_call_that_holds_the_file(tmp_path: Path) -> 
         assert await seek == 7
         assert await f.read(3) == b"789"
         assert not lock.locked()
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_cancelled_after_the_wake_up_does_not_wake_a_second() -> None:
+    lock = _FileLock()
+    assert lock.try_acquire()
+    inside: list[str] = []
+    most_inside = 0
+
+    async def user(name: str) -> None:
+        nonlocal most_inside
+        await lock.acquire()
+        inside.append(name)
+        most_inside = max(most_inside, len(inside))
+        await asyncio.sleep(0)
+        inside.remove(name)
+        lock.release()
+
+    tasks = [asyncio.ensure_future(user(n)) for n in ("t1", "t2", "t3")]
+    await asyncio.sleep(0)  # all three wait
+    tasks[2].cancel()  # t3 gives up while it waits...
+    lock.release()  # ...after t1 was woken but before t1 ran
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[:2] == [None, None] and isinstance(results[2], asyncio.CancelledError)
+    assert most_inside == 1 and not lock.locked()

@@ -89,3 +89,51 @@ async def test_a_file_whose_descriptor_was_closed_under_it_vouches_for_nothing(
     with pytest.raises(OSError) as closing:  # as io.FileIO.close() after os.close()
         await f.close()
     assert closing.value.errno == errno.EBADF
+
+
+def test_a_loop_subclass_with_its_own_pread_still_serves_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    calls: list[tuple[int, int]] = []
+
+    class Traced(uringloop.Loop):
+        async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:  # type: ignore[override]
+            calls.append((size, offset))
+            return await super().pread(fd, size, offset)
+
+    async def main() -> bytes:
+        async with uringloop.open(path, "rb", buffering=0) as f:
+            await f.seek(10)
+            return bytes(await f.read(4))
+
+    loop = Traced()
+    try:
+        assert loop.run_until_complete(main()) == DATA[10:14]
+    finally:
+        loop.close()
+    assert calls == [(4, 10)]
+
+
+@pytest.mark.asyncio
+async def test_a_checked_descriptor_is_checked_again_after_busy_iterations(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    loop: Any = asyncio.get_running_loop()
+    fd = os.open(path, os.O_RDONLY)
+    assert await loop.pread(fd, 4, 0) == DATA[:4]  # checked: seekable, for this iteration
+    os.close(fd)  # by code uringloop does not see
+    for _ in range(3):
+        await asyncio.sleep(0)  # iterations with callbacks ready and no file work
+    r, w = os.pipe()
+    try:
+        assert r == fd, "the test needs the freed number back"
+        os.write(w, b"must stay in the pipe")
+        with pytest.raises(OSError) as info:
+            await loop.pread(r, 5, 0)
+        assert info.value.errno == errno.ESPIPE
+        assert os.read(r, 100) == b"must stay in the pipe"
+    finally:
+        os.close(r)
+        os.close(w)

@@ -95,3 +95,21 @@ def test_the_loop_schedules_with_the_twin_in_use() -> None:
     import uringloop
 
     assert uringloop.run(main()) == ["a", "b"]
+
+
+def test_a_patched_handle_init_is_called(
+    ready_handle: Any, loop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = asyncio.Handle.__init__
+    seen: list[Any] = []
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
+        seen.append(args[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.Handle, "__init__", patched)
+    made = ready_handle(print, (), loop, None)
+    assert seen == [print] and made._callback is print
+    monkeypatch.undo()  # the original again: filled in place again, and still right
+    again = ready_handle(len, (), loop, None)
+    assert seen == [print] and again._callback is len and again._cancelled is False

@@ -8,6 +8,7 @@ does and the other does not shows up as a different record."""
 from __future__ import annotations
 
 import struct
+import sys
 from collections import deque
 from typing import Any
 
@@ -287,3 +288,87 @@ def test_both_twins_make_the_same_calls() -> None:
         records.append(log)
     assert records[0] == records[1]
     assert records[0][-1] is None and "OSError(5, 'x')" in records[0]
+
+
+def test_isolate_runs_as_the_exception_handler(loops: Any) -> None:
+    log: list[Any] = []
+    failing = Recorder(log, "a")
+    failing.fail = ValueError("boom")
+    seen: list[Any] = []
+
+    def isolate(op: Any, exc: BaseException, fatal: Any) -> Any:
+        seen.append(sys.exc_info()[1])
+        raise RuntimeError("the report failed")
+
+    with pytest.raises(RuntimeError) as info:
+        loops.deliver([failing], [1], [0], isolate)
+    assert seen == [failing.fail]  # sys.exc_info() inside isolate is the delivery's error
+    assert info.value.__context__ is failing.fail
+    assert sys.exc_info() == (None, None, None)
+
+
+class _Column:
+    """A column whose iteration fails part-way, as a broken sequence would."""
+
+    def __init__(self, items: list[Any], fail_at: int) -> None:
+        self.items = items
+        self.fail_at = fail_at
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Any:
+        for i, item in enumerate(self.items):
+            if i == self.fail_at:
+                raise LookupError("the column broke")
+            yield item
+
+
+def test_both_twins_end_the_columns_alike() -> None:
+    if _hotpath is None:
+        pytest.skip("the compiled hot path was not built")
+    shapes: list[tuple[Any, Any, Any]] = [
+        (3, 2, 1), (3, 1, 2), (2, 3, 3), (2, 2, 3), (3, 3, 2), (0, 1, 0), (0, 0, 1),
+        (3, _Column([1, 2, 3], 1), 3), (3, 3, _Column([0, 0, 0], 2)),
+    ]  # fmt: skip
+    for shape in shapes:
+        outcomes = []
+        for module in (hotpath, _hotpath):
+            log: list[Any] = []
+            n_ops, user_datas, results = shape
+            ops = [Recorder(log, str(i)) for i in range(n_ops)]
+            uds = list(range(user_datas)) if isinstance(user_datas, int) else user_datas
+            res = [0] * results if isinstance(results, int) else results
+            try:
+                module.deliver(ops, uds, res, lambda *a: None)
+                outcome: Any = None
+            except Exception as exc:
+                outcome = (type(exc), str(exc))
+            outcomes.append((outcome, log))
+        assert outcomes[0] == outcomes[1], shape
+
+
+def test_a_read_class_with_its_own_fields_is_used_through_them(loops: Any) -> None:
+    touched: list[str] = []
+
+    class Watched(Read):
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def waiter(self) -> Any:
+            touched.append("waiter")
+            return None
+
+        @waiter.setter
+        def waiter(self, value: Any) -> None:
+            touched.append("set waiter")
+
+    read = Watched(3, 10, 0, SlotPool())
+    touched.clear()  # the pure-Python core's constructor sets it through the class
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(deque([read]), inflight, bytearray(64), None, [0], 0, 1, _never) == (
+        1,
+        2,
+    )
+    assert touched == ["waiter"] and inflight == {1: read}
+    read.release()

@@ -45,6 +45,9 @@ from .operation import (
     Waiter as Waiter,
 )
 from .operation import (
+    checked_positions as checked_positions,
+)
+from .operation import (
     forget_descriptor as forget_descriptor,
 )
 from .operation import (

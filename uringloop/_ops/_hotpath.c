@@ -643,31 +643,52 @@ static PyTypeObject ReadCoreType = {
 
 /* -- the loops ---------------------------------------------------------------------- */
 
-/* ReadCore's own prep and complete, and `multi` as Operation declares it: what a plain
- * read's class must still have for the loops to call the C functions directly. */
-static PyObject *core_prep, *core_complete;
+/* ReadCore's own methods and fields that the loops call or touch, as ReadCore's dict
+ * holds them: a plain read's class must still resolve each name to the same object (and
+ * `multi` to Operation's False) for the loops to use the C functions and fields directly. */
+#define N_CORE_NAMES 5
+static PyObject **core_names[N_CORE_NAMES] = {&s_prep, &s_complete, &s_waiter, &s_state, &s_user_data};
+static PyObject *core_attrs[N_CORE_NAMES];
 static PyTypeObject *plain_type; /* the last class found plain, while unchanged */
 static unsigned int plain_tag;
 
-/* 1 when `op`'s class is ReadCore's subclass with ReadCore's prep and complete, `multi`
- * False and no instance dict: the loops may then use its fields and C functions, which
- * is what calling them through the class would do. 0: call them through the class. */
+/* 1 when `op`'s class is ReadCore's subclass with ReadCore's prep, complete, waiter, state
+ * and user_data, `multi` False, the generic attribute access and no instance dict: the
+ * loops may then use its fields and C functions, which is what going through the class
+ * would do. 0: go through the class. -1: an error other than a missing attribute. */
 static int
 is_plain_read(PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
     if (tp == plain_type && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag == plain_tag)
         return 1;
-    if (!PyType_IsSubtype(tp, &ReadCoreType) || tp->tp_dictoffset != 0)
+    if (!PyType_IsSubtype(tp, &ReadCoreType) || tp->tp_dictoffset != 0 ||
+        tp->tp_getattro != PyObject_GenericGetAttr || tp->tp_setattro != PyObject_GenericSetAttr)
         return 0;
-    PyObject *prep = PyObject_GetAttr((PyObject *)tp, s_prep);
-    PyObject *complete = prep != NULL ? PyObject_GetAttr((PyObject *)tp, s_complete) : NULL;
-    PyObject *multi = complete != NULL ? PyObject_GetAttr((PyObject *)tp, s_multi) : NULL;
-    int plain = prep == core_prep && complete == core_complete && multi == Py_False;
-    Py_XDECREF(prep);
-    Py_XDECREF(complete);
-    Py_XDECREF(multi);
-    PyErr_Clear(); /* a missing attribute: not plain; the slow path raises it */
+    /* What the loops call or touch must be ReadCore's own, or `multi` Operation's False. */
+    int plain = 1;
+    for (int i = 0; plain && i < N_CORE_NAMES; i++) {
+        PyObject *found = PyObject_GetAttr((PyObject *)tp, *core_names[i]);
+        if (found == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear(); /* not plain: the slow path raises it */
+            return 0;
+        }
+        plain = found == core_attrs[i];
+        Py_DECREF(found);
+    }
+    if (plain) {
+        PyObject *multi = PyObject_GetAttr((PyObject *)tp, s_multi);
+        if (multi == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        plain = multi == Py_False;
+        Py_DECREF(multi);
+    }
     if (plain && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
         plain_type = tp; /* borrowed: compared, never dereferenced while stale */
         plain_tag = tp->tp_version_tag;
@@ -790,6 +811,11 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         int plain = is_plain_read(op);
+        if (plain < 0) {
+            Py_DECREF(op);
+            failed = 1;
+            break;
+        }
         int multi = plain ? 0 : is_multi(op);
         PyObject *popped = multi == 0 ? PyObject_CallMethodNoArgs(backlog, s_popleft) : NULL;
         Py_XDECREF(popped);
@@ -833,7 +859,10 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 complete_one(PyObject *op, PyObject *user_data, PyObject *res)
 {
-    if (is_plain_read(op))
+    int plain = is_plain_read(op);
+    if (plain < 0)
+        return NULL;
+    if (plain)
         return ReadCore_complete((ReadCore *)op, res);
     int multi = is_multi(op);
     if (multi < 0)
@@ -845,6 +874,55 @@ complete_one(PyObject *op, PyObject *user_data, PyObject *res)
     return PyObject_CallMethodOneArg(op, s_complete, res);
 }
 
+/* The next item of `it` into *item: 1, or 0 at its end, or -1 on an error. */
+static int
+next_item(PyObject *it, PyObject **item)
+{
+    *item = PyIter_Next(it);
+    if (*item != NULL)
+        return 1;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The three columns, zipped as zip(ops, user_datas, results, strict=True) zips them: the
+ * next triple (1), their common end (0), or an error (-1), with zip's ValueError when one
+ * column ends before the others. */
+static int
+next_triple(PyObject *its[3], PyObject *items[3])
+{
+    items[0] = items[1] = items[2] = NULL;
+    int got = next_item(its[0], &items[0]);
+    if (got < 0)
+        return -1;
+    if (got == 0) { /* the operations ended: so must the other two */
+        PyObject *extra;
+        for (int k = 1; k < 3; k++) {
+            int more = next_item(its[k], &extra);
+            if (more < 0)
+                return -1;
+            if (more) {
+                Py_DECREF(extra);
+                PyErr_SetString(PyExc_ValueError, k == 1 ? "zip() argument 2 is longer than argument 1"
+                                                         : "zip() argument 3 is longer than arguments 1-2");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (int k = 1; k < 3; k++) {
+        got = next_item(its[k], &items[k]);
+        if (got <= 0) {
+            if (got == 0)
+                PyErr_SetString(PyExc_ValueError, k == 1 ? "zip() argument 2 is shorter than argument 1"
+                                                         : "zip() argument 3 is shorter than arguments 1-2");
+            for (int j = 0; j < k; j++)
+                Py_CLEAR(items[j]);
+            return -1;
+        }
+    }
+    return 1;
+}
+
 static PyObject *
 deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -852,60 +930,56 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "deliver() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *ops = args[0], *user_datas = args[1], *results = args[2], *isolate = args[3];
-    Py_ssize_t n[3] = {PyObject_Length(ops), PyObject_Length(user_datas), PyObject_Length(results)};
-    if (n[0] < 0 || n[1] < 0 || n[2] < 0)
-        return NULL;
-    Py_ssize_t common = n[0];
-    for (int k = 1; k < 3; k++)
-        if (n[k] < common)
-            common = n[k];
-    PyObject *fatal = Py_NewRef(Py_None);
-    for (Py_ssize_t i = 0; i < common; i++) {
-        PyObject *op = PySequence_GetItem(ops, i);
-        if (op == NULL) {
-            Py_DECREF(fatal);
+    PyObject *isolate = args[3];
+    PyObject *its[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        its[k] = PyObject_GetIter(args[k]);
+        if (its[k] == NULL) {
+            for (int j = 0; j < k; j++)
+                Py_DECREF(its[j]);
             return NULL;
         }
-        if (op == Py_None) {
-            Py_DECREF(op);
-            continue;
-        }
-        PyObject *ud = PySequence_GetItem(user_datas, i);
-        PyObject *res = ud != NULL ? PySequence_GetItem(results, i) : NULL;
-        PyObject *r = res != NULL ? complete_one(op, ud, res) : NULL;
-        Py_XDECREF(ud);
-        Py_XDECREF(res);
+    }
+    PyObject *fatal = Py_NewRef(Py_None);
+    PyObject *items[3];
+    int got;
+    while ((got = next_triple(its, items)) == 1) {
+        PyObject *op = items[0], *ud = items[1], *res = items[2];
+        PyObject *r = op == Py_None ? Py_NewRef(Py_None) : complete_one(op, ud, res);
+        Py_DECREF(ud);
+        Py_DECREF(res);
         if (r != NULL) {
             Py_DECREF(r);
             Py_DECREF(op);
             continue;
         }
-        /* `except BaseException as exc: fatal = isolate(op, exc, fatal)` */
+        /* `except BaseException as exc: fatal = isolate(op, exc, fatal)`: isolate runs with
+         * exc as the exception being handled (sys.exc_info(), and the __context__ of
+         * anything it raises), as in the twin's except block. */
         PyObject *type, *exc, *tb;
         PyErr_Fetch(&type, &exc, &tb);
         PyErr_NormalizeException(&type, &exc, &tb);
         if (tb != NULL)
             PyException_SetTraceback(exc, tb);
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
+        PyObject *outer_type, *outer_exc, *outer_tb;
+        PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
+        PyErr_SetExcInfo(type, Py_NewRef(exc), tb); /* steals type and tb */
         PyObject *call[] = {op, exc, fatal};
         PyObject *kept = PyObject_Vectorcall(isolate, call, 3, NULL);
+        PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
         Py_DECREF(exc);
         Py_DECREF(fatal);
         Py_DECREF(op);
-        if (kept == NULL)
-            return NULL;
+        if (kept == NULL) {
+            fatal = NULL;
+            break;
+        }
         fatal = kept;
     }
-    if (n[1] != n[0] || n[2] != n[0]) { /* as zip(strict=True) says it, after the common part */
-        Py_DECREF(fatal);
-        if (n[1] != n[0])
-            PyErr_Format(PyExc_ValueError, "zip() argument 2 is %s than argument 1",
-                         n[1] < n[0] ? "shorter" : "longer");
-        else
-            PyErr_Format(PyExc_ValueError, "zip() argument 3 is %s than arguments 1-2",
-                         n[2] < n[0] ? "shorter" : "longer");
+    for (int k = 0; k < 3; k++)
+        Py_DECREF(its[k]);
+    if (got < 0 || fatal == NULL) {
+        Py_XDECREF(fatal);
         return NULL;
     }
     return fatal;
@@ -964,11 +1038,16 @@ PyInit__hotpath(void)
     empty_tuple = PyTuple_New(0);
     queued_obj = PyLong_FromLong(QUEUED);
     submitted_obj = PyLong_FromLong(SUBMITTED);
-    core_prep = PyDict_GetItemWithError(ReadCoreType.tp_dict, s_prep);
-    core_complete = PyDict_GetItemWithError(ReadCoreType.tp_dict, s_complete);
-    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || core_prep == NULL ||
-        core_complete == NULL)
+    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL)
         return NULL;
+    for (int i = 0; i < N_CORE_NAMES; i++) { /* borrowed: the static type's dict keeps them */
+        core_attrs[i] = PyDict_GetItemWithError(ReadCoreType.tp_dict, *core_names[i]);
+        if (core_attrs[i] == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ImportError, "ReadCore lacks a field the loops use");
+            return NULL;
+        }
+    }
     if (import_from("struct", "error", &struct_error) ||
         import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
         import_from("uringloop._errors", "os_error", &os_error) ||

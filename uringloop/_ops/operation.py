@@ -110,6 +110,12 @@ def forget_descriptor(fd: int) -> None:
     _seekable.discard(fd)
 
 
+def checked_positions() -> set[int]:
+    """The descriptors checked since the last forget_positions(): non-empty means the loop
+    must reach its pre-select step, which forgets them (read, never written, by callers)."""
+    return _seekable
+
+
 def forget_positions() -> None:
     """A new loop iteration: check descriptors afresh from here on (see _seekable)."""
     if _seekable:
