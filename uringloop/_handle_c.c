@@ -28,19 +28,36 @@ static PyObject *handle_init;           /* Handle.__init__ as imported */
 static unsigned int handle_tag;         /* Handle's type version while it is unchanged */
 static PyObject *s_init;
 
+/* Whether `tp` has a valid type version tag (the version changes whenever the class or a
+ * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
+ * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
+static int
+version_valid(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (tp->tp_version_tag == 0)
+        PyUnstable_Type_AssignVersionTag(tp);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    return tp->tp_version_tag != 0;
+#else
+    return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
+#endif
+}
+
 /* 1 when Handle still has the __init__ this module stands in for (checked again each
  * time the class changes: a patched __init__ is then called instead), 0, -1 on error. */
 static int
 handle_unchanged(void)
 {
-    if ((handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && handle_type->tp_version_tag == handle_tag)
+    if (handle_tag != 0 && version_valid(handle_type) && handle_type->tp_version_tag == handle_tag)
         return 1;
     PyObject *init = PyObject_GetAttr((PyObject *)handle_type, s_init);
     if (init == NULL)
         return -1;
     int same = init == handle_init;
     Py_DECREF(init);
-    if (same && (handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+    if (same && version_valid(handle_type))
         handle_tag = handle_type->tp_version_tag;
     return same;
 }
@@ -139,11 +156,8 @@ find_fields(void)
     handle_init = PyObject_GetAttr((PyObject *)handle_type, s_init);
     if (handle_init == NULL)
         return -1;
-    if (!(handle_type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
-        PyErr_SetString(PyExc_ImportError, "asyncio.Handle has no type version to watch");
-        return -1;
-    }
-    handle_tag = handle_type->tp_version_tag;
+    /* 0 (no valid version): handle_unchanged() looks at __init__ on each call instead */
+    handle_tag = version_valid(handle_type) ? handle_type->tp_version_tag : 0;
     return 0;
 }
 

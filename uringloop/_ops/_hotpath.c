@@ -649,6 +649,23 @@ static PyTypeObject ReadCoreType = {
 #define N_CORE_NAMES 5
 static PyObject **core_names[N_CORE_NAMES] = {&s_prep, &s_complete, &s_waiter, &s_state, &s_user_data};
 static PyObject *core_attrs[N_CORE_NAMES];
+/* Whether `tp` has a valid type version tag (the version changes whenever the class or a
+ * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
+ * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
+static int
+version_valid(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (tp->tp_version_tag == 0)
+        PyUnstable_Type_AssignVersionTag(tp);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    return tp->tp_version_tag != 0;
+#else
+    return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
+#endif
+}
+
 static PyTypeObject *plain_type; /* the last class found plain, while unchanged */
 static unsigned int plain_tag;
 
@@ -660,7 +677,7 @@ static int
 is_plain_read(PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
-    if (tp == plain_type && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag == plain_tag)
+    if (tp == plain_type && version_valid(tp) && tp->tp_version_tag == plain_tag)
         return 1;
     if (!PyType_IsSubtype(tp, &ReadCoreType) || tp->tp_dictoffset != 0 ||
         tp->tp_getattro != PyObject_GenericGetAttr || tp->tp_setattro != PyObject_GenericSetAttr)
@@ -689,7 +706,7 @@ is_plain_read(PyObject *op)
         plain = multi == Py_False;
         Py_DECREF(multi);
     }
-    if (plain && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+    if (plain && version_valid(tp)) {
         plain_type = tp; /* borrowed: compared, never dereferenced while stale */
         plain_tag = tp->tp_version_tag;
     }
