@@ -125,6 +125,10 @@ class Env:
 async def _timed(env: Env, workers: list[Worker], ops_per_count: int = 1) -> float:
     """Warm up, clear the kept samples, run the workers until the deadline: ops/s.
 
+    Every worker makes at least one read (`while not n or ...`), even one that starts
+    after the deadline: a backend whose awaits never yield runs the first worker to the
+    deadline before the others start, and a slow start must still leave reads to verify.
+
     Beside the timed run a task sleeps 1 ms at a time and records how late it wakes: a
     backend whose awaits complete without yielding starves the rest of the loop.
     """
@@ -161,7 +165,7 @@ def _sync(env: Env) -> float:
 
     def work(deadline: float) -> int:
         n = 0
-        while perf_counter() < deadline:
+        while not n or perf_counter() < deadline:
             i = next(counter)
             off = offs[i & mask]
             if env.direct:
@@ -193,7 +197,7 @@ async def _executor(env: Env) -> float:
 
         async def worker(deadline: float) -> int:
             n = 0
-            while perf_counter() < deadline:
+            while not n or perf_counter() < deadline:
                 i = next(counter)
                 off = offs[i & mask]
                 if env.direct:
@@ -238,7 +242,7 @@ async def _seek_and_read(env: Env, files: list[Any]) -> float:
 
         async def worker(deadline: float) -> int:
             n = 0
-            while perf_counter() < deadline:
+            while not n or perf_counter() < deadline:
                 i = next(counter)
                 off = offs[i & mask]
                 await f.seek(off)
@@ -279,7 +283,7 @@ async def _aiofile_uring(env: Env, sqpoll: bool) -> float:
 
     async def worker(deadline: float) -> int:
         n = 0
-        while perf_counter() < deadline:
+        while not n or perf_counter() < deadline:
             i = next(counter)
             off = offs[i & mask]
             data = await afp.read_bytes(env.bs, off)
@@ -308,7 +312,7 @@ async def _caio_aio(env: Env) -> float:
 
     async def worker(deadline: float) -> int:
         n = 0
-        while perf_counter() < deadline:
+        while not n or perf_counter() < deadline:
             i = next(counter)
             off = offs[i & mask]
             data = await read(env.bs, fd, off)
@@ -352,7 +356,7 @@ async def _pyuring(env: Env) -> float:
 
         async def worker(deadline: float) -> int:
             n = 0
-            while perf_counter() < deadline:
+            while not n or perf_counter() < deadline:
                 i = next(counter)
                 off = offs[i & mask]
                 ud = next(user_data)
@@ -501,7 +505,7 @@ async def _uring(env: Env) -> float:
 
         async def worker(deadline: float) -> int:
             n = 0
-            while perf_counter() < deadline:
+            while not n or perf_counter() < deadline:
                 i = next(counter)
                 off = offs[i & mask]
                 if env.direct:
@@ -530,7 +534,7 @@ async def _uring_batched(env: Env) -> float:
         # pread_many reads into the loop's page-aligned pool slots, so it also serves
         # O_DIRECT for 4 KiB blocks.
         n = 0
-        while perf_counter() < deadline:
+        while not n or perf_counter() < deadline:
             i = next(counter)
             base = i * qd
             reqs = [(fd, env.bs, offs[(base + j) & mask]) for j in range(qd)]
@@ -586,7 +590,7 @@ async def _machinery_floor(env: Env) -> float:
     def make() -> Worker:
         async def worker(deadline: float) -> int:
             n = 0
-            while perf_counter() < deadline:
+            while not n or perf_counter() < deadline:
                 i = next(counter)
                 off = offs[i & mask]
                 data = await fake_pread(env.fd, env.bs, off)
