@@ -21,6 +21,7 @@ def _extensions() -> list[Extension]:
             [source],
             optional=True,  # a failed build is a warning: the pure-Python twin is used
             extra_compile_args=["-O2", "-Wall"],
+            depends=["uringloop/_twin_helpers.h"],
         )
         for name, source in (
             ("uringloop._ring._queues", "uringloop/_ring/_queues.c"),

@@ -12,8 +12,7 @@
  * kind); any other Handle makes the import fail, and the pure-Python twin is used. Should
  * Handle.__init__ be replaced later, ready_handle() calls the class, as the twin does.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_twin_helpers.h"
 #include <structmember.h>
 
 enum { CONTEXT, LOOP, CALLBACK, ARGS, CANCELLED, REPR, SOURCE_TRACEBACK, N_FIELDS };
@@ -27,23 +26,6 @@ static Py_ssize_t field_offset[N_FIELDS]; /* where each slot lives in a Handle *
 static PyObject *handle_init;           /* Handle.__init__ as imported */
 static unsigned int handle_tag;         /* Handle's type version while it is unchanged */
 static PyObject *s_init;
-
-/* Whether `tp` has a valid type version tag (the version changes whenever the class or a
- * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
- * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
-static int
-version_valid(PyTypeObject *tp)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    if (tp->tp_version_tag == 0)
-        PyUnstable_Type_AssignVersionTag(tp);
-#endif
-#if PY_VERSION_HEX >= 0x030D0000
-    return tp->tp_version_tag != 0;
-#else
-    return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
-#endif
-}
 
 /* 1 when Handle still has the __init__ this module stands in for (checked again each
  * time the class changes: a patched __init__ is then called instead), 0, -1 on error. */
@@ -164,12 +146,8 @@ find_fields(void)
 PyMODINIT_FUNC
 PyInit__handle_c(void)
 {
-    PyObject *events = PyImport_ImportModule("asyncio.events");
-    if (events == NULL)
-        return NULL;
-    PyObject *handle = PyObject_GetAttrString(events, "Handle");
-    Py_DECREF(events);
-    if (handle == NULL)
+    PyObject *handle;
+    if (import_from("asyncio.events", "Handle", &handle) < 0)
         return NULL;
     if (!PyType_Check(handle)) {
         Py_DECREF(handle);
@@ -177,8 +155,7 @@ PyInit__handle_c(void)
         return NULL;
     }
     handle_type = (PyTypeObject *)handle; /* kept for the module's life */
-    s_init = PyUnicode_InternFromString("__init__");
-    if (s_init == NULL || find_fields() < 0) {
+    if (intern(&s_init, "__init__") < 0 || find_fields() < 0) {
         if (!PyErr_ExceptionMatches(PyExc_ImportError)) { /* say it as an ImportError */
             PyObject *type, *exc, *tb;
             PyErr_Fetch(&type, &exc, &tb);

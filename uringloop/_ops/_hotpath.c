@@ -14,8 +14,7 @@
  * Invariant: an operation is in the in-flight table from the moment its SQE is written
  * (write_entries) until its CQE is reaped (deliver), and in the backlog before that.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../_twin_helpers.h"
 #include <structmember.h>
 
 #include <limits.h>
@@ -649,23 +648,6 @@ static PyTypeObject ReadCoreType = {
 #define N_CORE_NAMES 5
 static PyObject **core_names[N_CORE_NAMES] = {&s_prep, &s_complete, &s_waiter, &s_state, &s_user_data};
 static PyObject *core_attrs[N_CORE_NAMES];
-/* Whether `tp` has a valid type version tag (the version changes whenever the class or a
- * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
- * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
-static int
-version_valid(PyTypeObject *tp)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    if (tp->tp_version_tag == 0)
-        PyUnstable_Type_AssignVersionTag(tp);
-#endif
-#if PY_VERSION_HEX >= 0x030D0000
-    return tp->tp_version_tag != 0;
-#else
-    return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
-#endif
-}
-
 static PyTypeObject *plain_type; /* the last class found plain, while unchanged */
 static unsigned int plain_tag;
 
@@ -1018,24 +1000,6 @@ static struct PyModuleDef hotpath_module = {
     .m_size = -1,
     .m_methods = hotpath_functions,
 };
-
-static int
-intern(PyObject **slot, const char *name)
-{
-    *slot = PyUnicode_InternFromString(name);
-    return *slot == NULL ? -1 : 0;
-}
-
-static int
-import_from(const char *module_name, const char *name, PyObject **into)
-{
-    PyObject *module = PyImport_ImportModule(module_name);
-    if (module == NULL)
-        return -1;
-    *into = PyObject_GetAttrString(module, name);
-    Py_DECREF(module);
-    return *into == NULL ? -1 : 0;
-}
 
 PyMODINIT_FUNC
 PyInit__hotpath(void)

@@ -1,0 +1,48 @@
+/*
+ * What the compiled twins share (included by _handle_c.c and _ops/_hotpath.c): interned
+ * names, imports at module init, and the type version that tells whether a class changed.
+ */
+#ifndef URINGLOOP_TWIN_HELPERS_H
+#define URINGLOOP_TWIN_HELPERS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* *slot = the interned `name`: 0, or -1 with an error set. */
+static inline int
+intern(PyObject **slot, const char *name)
+{
+    *slot = PyUnicode_InternFromString(name);
+    return *slot == NULL ? -1 : 0;
+}
+
+/* *into = module_name's attribute `name` (a new reference): 0, or -1 with an error set. */
+static inline int
+import_from(const char *module_name, const char *name, PyObject **into)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL)
+        return -1;
+    *into = PyObject_GetAttrString(module, name);
+    Py_DECREF(module);
+    return *into == NULL ? -1 : 0;
+}
+
+/* Whether `tp` has a valid type version tag (the version changes whenever the class or a
+ * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
+ * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
+static inline int
+version_valid(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (tp->tp_version_tag == 0)
+        PyUnstable_Type_AssignVersionTag(tp);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    return tp->tp_version_tag != 0;
+#else
+    return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
+#endif
+}
+
+#endif
