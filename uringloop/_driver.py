@@ -374,20 +374,15 @@ class RingDriver:
         backlog = self.backlog
         inflight = self.inflight
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
-            op = backlog[0]
-            waiter = op.waiter
-            if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
-                backlog.popleft()  # cancelled while queued
-                return
             off = self._queues.next_sqe()
             if off >= 0:
-                backlog.popleft()
-                ud = self._next_user_data
-                op.prep(ring.sqes, ring.sqe_words, off, ud)
-                op.user_data = ud
-                op.state = SUBMITTED
-                inflight[ud] = op
-                self._next_user_data = ud + 1 if ud < _MAX_USER_DATA else 1
+                used, ud = WRITE_ENTRIES(
+                    backlog, inflight, ring.sqes, ring.sqe_words, (off,), 0,
+                    self._next_user_data, abandoned,
+                )  # fmt: skip
+                if not used:  # cancelled while queued: the slot goes back unwritten
+                    self._queues.unreserve(1)
+                self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
                 if len(inflight) > self.max_in_flight:
                     self.max_in_flight = len(inflight)
                 return
