@@ -80,8 +80,8 @@ class _IO(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
-    async def open(self, path: Any, flags: int, mode: int) -> int: ...
-    async def close(self, fd: int) -> None: ...
+    def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
+    def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]: ...
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
@@ -105,11 +105,11 @@ class _RingIO:
         # known_seekable: call that one as it expects.
         self.own_pread = type(loop).pread is Loop.pread
 
-    async def open(self, path: Any, flags: int, mode: int) -> int:
-        return await self.loop.open_fd(path, flags, mode)
+    def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]:
+        return self.loop.open_fd(path, flags, mode)
 
-    async def close(self, fd: int) -> None:
-        await self.loop.close_fd(fd)
+    def close(self, fd: int) -> Awaitable[None]:
+        return self.loop.close_fd(fd)
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
@@ -531,6 +531,7 @@ class AsyncFileIO(_FileBase):
         dio_mem_align: int = 0,
         dio_offset_align: int = 0,
         size_hint: int | None = None,
+        io: _IO | None = None,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -549,7 +550,7 @@ class AsyncFileIO(_FileBase):
         self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
         self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
         self._lock = _FileLock()
-        self._io_cache: _IO | None = None  # _io_for() of the loop that last did its I/O
+        self._io_cache: _IO | None = io  # _io_for() of the loop that last did its I/O
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -1095,7 +1096,8 @@ class AsyncBufferedFile(_FileBase):
         if size < -1:
             raise ValueError("read length must be non-negative or -1")
         if size < 0:
-            await self._flush_writes()
+            if self._wbuf:  # nothing buffered: no coroutine
+                await self._flush_writes()
             head = self._take(self._available())
             rest = await self.raw._readall()
             return head + rest if head else rest
@@ -1286,7 +1288,8 @@ class AsyncBufferedFile(_FileBase):
 
     async def _flush(self) -> None:
         self._check_closed("flush of closed file")
-        await self._flush_writes()
+        if self._wbuf:  # nothing buffered: no coroutine
+            await self._flush_writes()
         if self.raw._writable:
             # As the built-in's BufferedRandom (flush and rewind): the read-ahead goes,
             # and the next read starts from the position with a fresh buffer.
@@ -1389,7 +1392,8 @@ class AsyncBufferedFile(_FileBase):
         if self.raw._closed_flag:
             return
         try:
-            await self._flush_writes()
+            if self._wbuf:  # nothing buffered: no coroutine
+                await self._flush_writes()
         finally:
             self._drop_read_buffer()  # a descriptor left open ends at the logical position
             await self.raw._close()
@@ -1579,7 +1583,8 @@ class AsyncTextFile(_FileBase):
         self._check_closed()
         self._check_readable()
         size = -1 if size is None else operator.index(size)
-        await self._write_flush()
+        if self._pending:  # nothing pending: no coroutine
+            await self._write_flush()
         if size < 0:
             data = await self.buffer._read(-1)
             decoded = self._decoder.decode(data, True)
@@ -1740,7 +1745,8 @@ class AsyncTextFile(_FileBase):
     async def _flush(self) -> None:
         self._check_closed()
         self._telling = self.buffer.raw._seekable
-        await self._write_flush()
+        if self._pending:  # nothing pending: no coroutine
+            await self._write_flush()
         await self.buffer._flush()
 
     # -- position
@@ -1932,12 +1938,14 @@ class AsyncTextFile(_FileBase):
     # -- closing
 
     async def _close(self) -> None:
-        if self.buffer.raw._closed_flag:
+        buffer = self.buffer
+        if buffer.raw._closed_flag:
             return
         try:
-            await self._flush()
+            if self._pending or buffer._wbuf:  # else flushing writes nothing: no coroutine
+                await self._flush()
         finally:
-            await self.buffer._close()
+            await buffer._close()
 
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)
@@ -2022,11 +2030,16 @@ def _parse_mode(mode: str) -> _Mode:
     return parsed
 
 
+_text_encodings: set[str] = set()  # names codecs found to be text encodings
+
+
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
         encoding = io.text_encoding(None, 4)
     if encoding == "locale":
         encoding = locale.getpreferredencoding(False)
+    if type(encoding) is str and encoding in _text_encodings:
+        return encoding
     if not isinstance(encoding, str):
         raise TypeError(
             f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
@@ -2035,6 +2048,8 @@ def _text_encoding(encoding: str | None) -> str:
         raise LookupError(
             f"{encoding!r} is not a text encoding; use codecs.open() to handle arbitrary codecs"
         )
+    if type(encoding) is str and len(_text_encodings) < 256:  # bounded: names are few
+        _text_encodings.add(encoding)
     return encoding
 
 
@@ -2112,12 +2127,15 @@ async def _open(
         mem_align = off_align = 0
         if direct:
             mem_align, off_align = await io_.dio_alignment(fd)
-        try:
-            # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks.
-            position = os.lseek(fd, 0, os.SEEK_CUR)
-            seekable = True
-        except OSError:
-            position, seekable = 0, False
+        if owned and opener is None and _stat.S_ISREG(st.st_mode):
+            position, seekable = 0, True  # open(2) of a regular file: at offset 0
+        else:
+            try:
+                # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks.
+                position = os.lseek(fd, 0, os.SEEK_CUR)
+                seekable = True
+            except OSError:
+                position, seekable = 0, False
         if parsed.appending and seekable:
             # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
             position = os.lseek(fd, 0, os.SEEK_END)
@@ -2137,6 +2155,7 @@ async def _open(
             dio_mem_align=mem_align,
             dio_offset_align=off_align,
             size_hint=st.st_size if _stat.S_ISREG(st.st_mode) else None,
+            io=io_,
         )
     except BaseException:
         if owned:

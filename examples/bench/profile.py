@@ -8,10 +8,11 @@ Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machin
 machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's file
 objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
-loop-overhead chains). `--driver-split` times the ring driver's steps instead (writing the
-SQEs, the enter system call, reaping and delivering), per completed operation; `--gc-time`
-the share of the run the cyclic garbage collector took. For a sampling
-profile without cProfile's overhead, run the same command under py-spy:
+loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-write-seq
+(uringloop.open over 1000 small files, files a second). `--driver-split` times the ring
+driver's steps instead (writing the SQEs, the enter system call, reaping and delivering),
+per completed operation; `--gc-time` the share of the run the cyclic garbage collector
+took. For a sampling profile without cProfile's overhead, run the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
 """
@@ -27,7 +28,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from . import overhead, randread, wakeup
+from . import overhead, randread, smallfiles, wakeup
 from .common import BLOCK, OFFSET_TABLE, Config, MiB, data_file, open_direct, run_on, warm_cache
 
 
@@ -63,6 +64,22 @@ def _chain(workload: str) -> Callable[[float], Any]:
     return go
 
 
+def _smallfiles(case: str) -> Callable[[float], Any]:
+    """Passes of smallfiles' `case` through uringloop.open over its 1000 files, for
+    `seconds`: files a second."""
+
+    def go(seconds: float) -> Any:
+        readers, writers = smallfiles._make_files(Config.make(False), smallfiles.FILES)
+        done = elapsed = 0.0
+        while elapsed < seconds:
+            per_file = smallfiles.measure(case, smallfiles.URING_OPEN, readers, writers)
+            elapsed += per_file * smallfiles.FILES / 1e6
+            done += smallfiles.FILES
+        return f"{done / elapsed:,.0f} files/s"
+
+    return go
+
+
 SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1": _randread(randread.URING, 1, False),
     "randread-qd64": _randread(randread.URING, 64, False),
@@ -81,6 +98,9 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "wakeup-nop": _wakeup,
     "call-soon": _chain("call_soon chain"),
     "call-later": _chain("call_later(0) chain"),
+    "smallfiles-read-seq": _smallfiles(smallfiles.READ_SEQ),
+    "smallfiles-read-all": _smallfiles(smallfiles.READ_ALL),
+    "smallfiles-write-seq": _smallfiles(smallfiles.WRITE_SEQ),
 }
 
 

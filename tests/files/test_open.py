@@ -186,6 +186,28 @@ async def test_fd_closefd_false_and_opener(tmp_path: Path, no_fd_leak: None) -> 
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_an_opener_that_seeks_sets_the_start(tmp_path: Path, no_fd_leak: None) -> None:
+    # The descriptor an opener returns may be anywhere: the file starts where it is, as
+    # the built-in's does (a file opened by path starts at 0 without asking).
+    path = tmp_path / "seeked"
+    path.write_bytes(b"hello world")
+
+    def opener(name: str, flags: int) -> int:
+        fd = os.open(name, flags)
+        os.lseek(fd, 6, os.SEEK_SET)
+        return fd
+
+    with open(path, "rb", opener=opener) as g:
+        expected = (g.tell(), g.read())
+    for buffering in (0, -1):
+        async with uringloop.open(path, "rb", buffering=buffering, opener=opener) as f:
+            assert (await f.tell(), await f.read()) == expected == (6, b"world")
+    async with uringloop.open(path, "r", opener=opener) as t:
+        assert await t.read() == "world"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_concurrent_tasks_are_serialized(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "c"
     async with uringloop.open(path, "wb", buffering=8) as f:
