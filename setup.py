@@ -1,5 +1,6 @@
 """Builds the optional compiled twins of uringloop/_ring/queues.py (_ring/_queues.c),
-uringloop/_ops/hotpath.py (_ops/_hotpath.c) and uringloop/_handle.py (_handle_c.c).
+uringloop/_ops/hotpath.py (_ops/_hotpath.c), uringloop/_handle.py (_handle_c.c) and
+uringloop.threads.pread (_threads_c.c).
 
 Everything else is declared in pyproject.toml. The extensions are optional: without a C
 compiler or the Python headers, or when its build fails, or with URINGLOOP_NO_EXTENSIONS=1
@@ -27,6 +28,7 @@ def _extensions() -> list[Extension]:
             ("uringloop._ring._queues", "uringloop/_ring/_queues.c"),
             ("uringloop._ops._hotpath", "uringloop/_ops/_hotpath.c"),
             ("uringloop._handle_c", "uringloop/_handle_c.c"),
+            ("uringloop._threads_c", "uringloop/_threads_c.c"),
         )
     ]
 

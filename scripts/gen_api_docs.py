@@ -378,7 +378,19 @@ def _function_doc(qualname: str, func: Any) -> str:
 _objects_rendered: dict[type, str] = {}
 
 
+def _python_twin(qualname: str, obj: Any) -> Any:
+    """A compiled twin is documented as its pure-Python reference (`_<name>_python` beside
+    it in its module), so the page reads the same with or without the extensions."""
+    if inspect.isbuiltin(obj):
+        module, _, name = qualname.rpartition(".")
+        reference = getattr(sys.modules.get(module), f"_{name}_python", None)
+        if reference is not None:
+            return reference
+    return obj
+
+
 def render_object(qualname: str, obj: Any, out: list[str]) -> None:
+    obj = _python_twin(qualname, obj)
     if isinstance(obj, type):
         render_class(qualname, obj, out)
     elif callable(obj):

@@ -1,6 +1,6 @@
-"""The compiled twins of the ring's queues, of the operations' hot path and of the loop's
-ready handles: built where they can be, used by default, and set aside by
-URINGLOOP_NO_EXTENSIONS=1 for the pure-Python references."""
+"""The compiled twins of the ring's queues, of the operations' hot path, of the loop's
+ready handles and of threads.pread: built where they can be, used by default, and set aside
+by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python references."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from uringloop import _handle
+from uringloop import _handle, threads
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -25,7 +25,7 @@ async def main():
         data = await loop.pread(fd, 5, 0)
     finally:
         os.close(fd)
-    print(loop.uring_stats().implementation, data.decode())
+    print(loop.uring_stats().implementation, uringloop.threads.IMPLEMENTATION, data.decode())
 uringloop.run(main())
 """
 
@@ -54,21 +54,28 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
 def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION == "python"
+        assert threads.IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
+    assert expected == threads.IMPLEMENTATION
     assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
-    assert _probe(tmp_path) == [expected, "hello"]
+    assert _probe(tmp_path) == [expected, expected, "hello"]
 
 
 def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
-    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "hello"]
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "python", "hello"]
     # "0" and "" mean "not set", as the other projects with this switch read it.
     built = all(
         importlib.util.find_spec(name) is not None
-        for name in ("uringloop._ring._queues", "uringloop._ops._hotpath", "uringloop._handle_c")
+        for name in (
+            "uringloop._ring._queues",
+            "uringloop._ops._hotpath",
+            "uringloop._handle_c",
+            "uringloop._threads_c",
+        )
     )
     default = "c" if built else "python"
-    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, "hello"]
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, default, "hello"]

@@ -146,11 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         available = probe.uring_available
         implementation = probe.uring_stats().implementation
         probe.close()
-        hot_path = {"c": "compiled", "python": "pure-Python"}.get(implementation, implementation)
-        print(
-            f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, "
-            f"{hot_path} hot path (ring queues, reads, ready handles)"
-        )
+        names = {"c": "compiled", "python": "pure-Python"}
+        hot_path = names.get(implementation, implementation)
+        thread_reads = names[uringloop.threads.IMPLEMENTATION]
+        if hot_path == thread_reads:
+            what = f"{hot_path} hot path (ring queues, reads, ready handles, thread reads)"
+        else:
+            what = (
+                f"{hot_path} hot path (ring queues, reads, ready handles), "
+                f"{thread_reads} thread reads"
+            )
+        print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, {what}")
         print(
             f"{args.mib} MiB in {CHUNK // 1024} KiB reads, batches of {BATCH}, 1 ms delays, "
             f"{'O_DIRECT' if direct else 'buffered (O_DIRECT refused)'}, file in {directory}"

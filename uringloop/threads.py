@@ -46,13 +46,14 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _loop
 from ._loop import Loop
 from ._ops import MAX_RW_COUNT, Operation, Spec, table
 from ._ops.args import off_t
 from ._thread_ring import thread_ring
+from ._twins import compiled
 
 __all__ = [
     "close",
@@ -279,6 +280,15 @@ def pread(
     ):
         return _os_read(fd, size) if offset == -1 else _os_pread(fd, size, offset)
     return _pread(fd, size, offset, loop=loop, timeout=timeout)
+
+
+# The Python twin above is the reference; _threads_c.pread is the same call without its
+# frame, and hands every call but the common case to it.
+_pread_python = pread
+if not TYPE_CHECKING:
+    pread = compiled("uringloop._threads_c", "pread") or _pread_python
+    pread.__module__ = __name__
+IMPLEMENTATION = "python" if pread is _pread_python else "c"
 
 
 pread_many = _blocking(table.pread_many, batch=True)
