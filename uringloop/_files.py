@@ -1702,12 +1702,34 @@ class AsyncTextFile(_FileBase):
     # -- writing
 
     async def write(self, text: str) -> int:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
+        lock = self._lock
+        if (
+            not lock.held
+            and not lock.waiters
+            and type(text) is str
+            and self._encoder is not None
+            and not self.line_buffering
+            and (self._writenl == "\n" or not self._writetranslate)
+            and not self.buffer.raw._closed_flag
+        ):  # _write()'s common case, inlined: no newline to translate, no line buffering
+            data = self._encoder.encode(text)
+            count = self._pending_count + len(data)
+            if count < TEXT_CHUNK_SIZE:  # no flush due: nothing awaited, the free lock
+                self._pending.append(data)  # needs no taking (see _FileLock)
+                self._pending_count = count
+                self._wrote()
+                return len(text)
+            lock.held = True  # a flush is due: the rest of _write(), holding the lock
+            try:
+                return await self._write_encoded(len(text), data, False)
+            finally:
+                lock.release()
+        if not lock.try_acquire():
+            await lock.acquire()
         try:
             return await self._write(text)
         finally:
-            self._lock.release()
+            lock.release()
 
     async def _write(self, text: str) -> int:
         self._check_closed()
@@ -1720,7 +1742,11 @@ class AsyncTextFile(_FileBase):
         if haslf and self._writetranslate and self._writenl != "\n":
             text = text.replace("\n", self._writenl)
         needflush = self.line_buffering and (haslf or "\r" in text)
-        data = self._encoder.encode(text)
+        return await self._write_encoded(length, self._encoder.encode(text), needflush)
+
+    async def _write_encoded(self, length: int, data: bytes, needflush: bool) -> int:
+        """The rest of _write(): `data`, the encoded text of `length` characters, joins the
+        pending bytes, flushed when they reach TEXT_CHUNK_SIZE (or at once: needflush)."""
         if self._pending_count + len(data) > TEXT_CHUNK_SIZE:
             await self._write_flush()
         self._pending.append(data)
@@ -1729,11 +1755,15 @@ class AsyncTextFile(_FileBase):
             await self._write_flush()
         if needflush:
             await self.buffer._flush()
+        self._wrote()
+        return length
+
+    def _wrote(self) -> None:
+        """After a write: decoded characters and the tell() snapshot are stale."""
         self._set_decoded("")
         self._snapshot = None
         if self._decoder is not None:
             self._decoder.reset()
-        return length
 
     async def _write_flush(self) -> None:
         if self._pending:

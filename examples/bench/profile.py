@@ -9,10 +9,11 @@ machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's
 objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-write-seq
-(uringloop.open over 1000 small files, files a second). `--driver-split` times the ring
-driver's steps instead (writing the SQEs, the enter system call, reaping and delivering),
-per completed operation; `--gc-time` the share of the run the cyclic garbage collector
-took. For a sampling profile without cProfile's overhead, run the same command under py-spy:
+(uringloop.open over 1000 small files, files a second), text-write (a text file's
+write() of one line, writes a second). `--driver-split` times the ring driver's steps
+instead (writing the SQEs, the enter system call, reaping and delivering), per completed
+operation; `--gc-time` the share of the run the cyclic garbage collector took. For a
+sampling profile without cProfile's overhead, run the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
 """
@@ -26,10 +27,21 @@ import os
 import pstats
 import random
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from . import overhead, randread, smallfiles, wakeup
-from .common import BLOCK, OFFSET_TABLE, Config, MiB, data_file, open_direct, run_on, warm_cache
+from .common import (
+    BLOCK,
+    OFFSET_TABLE,
+    Config,
+    MiB,
+    data_file,
+    ensure_directory,
+    open_direct,
+    run_on,
+    warm_cache,
+)
 
 
 def _randread(impl: str, qd: int, direct: bool) -> Callable[[float], Any]:
@@ -80,6 +92,29 @@ def _smallfiles(case: str) -> Callable[[float], Any]:
     return go
 
 
+def _text_writes(seconds: float) -> Any:
+    """One line at a time into an open text file (uringloop.open, "w"): writes a second."""
+
+    async def go() -> float:
+        import uringloop
+
+        cfg = Config.make(False)
+        ensure_directory(cfg)
+        path = os.path.join(cfg.directory, "text-writes.txt")
+        done = 0
+        async with uringloop.open(path, "w") as f:
+            start = perf_counter()
+            while perf_counter() - start < seconds:
+                for _ in range(1000):
+                    await f.write(smallfiles.LINE)
+                done += 1000
+            elapsed = perf_counter() - start
+        os.unlink(path)
+        return done / elapsed
+
+    return f"{run_on('uringloop', go()):,.0f} writes/s"
+
+
 SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1": _randread(randread.URING, 1, False),
     "randread-qd64": _randread(randread.URING, 64, False),
@@ -101,6 +136,7 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "smallfiles-read-seq": _smallfiles(smallfiles.READ_SEQ),
     "smallfiles-read-all": _smallfiles(smallfiles.READ_ALL),
     "smallfiles-write-seq": _smallfiles(smallfiles.WRITE_SEQ),
+    "text-write": _text_writes,
 }
 
 

@@ -658,6 +658,47 @@ async def test_write_after_a_read_goes_into_the_read_buffer_as_the_builtin_does(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+async def test_text_write_after_a_read_drops_what_was_decoded(tmp_path: Path) -> None:
+    # The text layer decoded a whole chunk for read(2): a write must not leave those
+    # characters to be returned by the next read (nor a tell() snapshot from before it).
+    path = tmp_path / "t"
+    content = "abcdef\nghij\n"
+    path.write_text(content)
+    with open(path, "r+") as ref:
+        expected = [ref.read(2), ref.write("XY"), ref.read(), ref.tell()]
+    expected.append(path.read_text())
+    path.write_text(content)
+    async with uringloop.open(path, "r+") as f:
+        got = [await f.read(2), await f.write("XY"), await f.read(), await f.tell()]
+    got.append(path.read_text())
+    assert got == expected
+    assert got[2] == ""  # the write went where the read left the buffer: at the end
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_line_buffering_writes_each_line_at_once(tmp_path: Path) -> None:
+    # What is on disk after each write, as with the built-in: a write holding a newline
+    # or a carriage return is flushed whole, before any flush() or close().
+    path = tmp_path / "lines"
+    writes = ["no newline yet", " - now\nand more", " still pending", "\r"]
+    with open(path, "w", buffering=1) as ref:
+        expected = []
+        for text in writes:
+            ref.write(text)
+            expected.append(path.read_bytes())
+    async with uringloop.open(path, "w", buffering=1) as f:
+        assert f.line_buffering
+        got = []
+        for text in writes:
+            await f.write(text)
+            got.append(path.read_bytes())
+    assert got == expected
+    assert expected[0] == b"" and expected[1] == expected[2] == b"no newline yet - now\nand more"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["r", "rb"])
 @pytest.mark.parametrize("buffering", [-1, 0])
 async def test_small_file_read_is_three_operations(
