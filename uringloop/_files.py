@@ -2157,15 +2157,14 @@ async def _open(
         mem_align = off_align = 0
         if direct:
             mem_align, off_align = await io_.dio_alignment(fd)
-        if owned and opener is None and _stat.S_ISREG(st.st_mode):
-            position, seekable = 0, True  # open(2) of a regular file: at offset 0
-        else:
-            try:
-                # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks.
-                position = os.lseek(fd, 0, os.SEEK_CUR)
-                seekable = True
-            except OSError:
-                position, seekable = 0, False
+        try:
+            # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks. Asked
+            # even of a regular file just opened: one can refuse offsets (a FUSE file
+            # opened FOPEN_NONSEEKABLE), and an opener may have moved the offset.
+            position = os.lseek(fd, 0, os.SEEK_CUR)
+            seekable = True
+        except OSError:
+            position, seekable = 0, False
         if parsed.appending and seekable:
             # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
             position = os.lseek(fd, 0, os.SEEK_END)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import io
 import os
@@ -204,6 +205,27 @@ async def test_an_opener_that_seeks_sets_the_start(tmp_path: Path, no_fd_leak: N
             assert (await f.tell(), await f.read()) == expected == (6, b"world")
     async with uringloop.open(path, "r", opener=opener) as t:
         assert await t.read() == "world"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_regular_file_that_refuses_offsets_is_read_as_a_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # A FUSE file opened FOPEN_NONSEEKABLE is a regular file whose lseek fails with
+    # ESPIPE, as a pipe's does: it must not claim to seek, and reads take its position.
+    path = tmp_path / "stream"
+    path.write_bytes(b"hello world")
+
+    def refusing(fd: int, position: int, how: int) -> int:
+        raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+
+    monkeypatch.setattr(os, "lseek", refusing)
+    for buffering in (0, -1):
+        async with uringloop.open(path, "rb", buffering=buffering) as f:
+            assert not await f.seekable()
+            assert await f.read(5) == b"hello"
+            assert await f.read() == b" world"
 
 
 @pytest.mark.asyncio
@@ -674,6 +696,28 @@ async def test_text_write_after_a_read_drops_what_was_decoded(tmp_path: Path) ->
     got.append(path.read_text())
     assert got == expected
     assert got[2] == ""  # the write went where the read left the buffer: at the end
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_text_write_waits_for_the_call_holding_the_file(tmp_path: Path) -> None:
+    # A write that needs no flush of its own still waits while another call holds the
+    # file: behind a write that is flushing, and behind a read (whose decoded characters
+    # the write must make stale once the read is done).
+    path = tmp_path / "held"
+    async with uringloop.open(path, "w") as f:
+        await f.write("p" * 8000)
+        await asyncio.gather(f.write("A" * 9000), f.write("B"))  # the first one flushes
+    assert path.read_text() == "p" * 8000 + "A" * 9000 + "B"
+    path.write_text("abcdef\n")
+    async with uringloop.open(path, "r+") as f:
+        got, _ = await asyncio.gather(f.read(3), f.write("XY"))
+        rest = await f.read()
+    with open(path, "r+") as ref:  # the same calls one after another, as the lock orders them
+        ref.write("abcdef\n")
+        ref.seek(0)
+        expected = (ref.read(3), ref.write("XY"), ref.read())
+    assert (got, rest) == (expected[0], expected[2]) == ("abc", "")
 
 
 @pytest.mark.asyncio

@@ -4,12 +4,13 @@ to the reference. Either must give what os.read / os.pread give, value or error.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,28 @@ def test_a_pipe_reads_at_its_position_and_refuses_an_offset(pread: Any) -> None:
         os.close(w)
 
 
+@contextlib.contextmanager
+def _signalled(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """SIGUSR1 sent to this (the main) thread every 50 ms while the block runs, handled by
+    `handler` (SIGUSR1, not SIGALRM: pytest-timeout's signal method owns the latter)."""
+    old = signal.signal(signal.SIGUSR1, handler)
+    stop = threading.Event()
+    target = threading.get_ident()
+
+    def send() -> None:
+        while not stop.wait(0.05):
+            signal.pthread_kill(target, signal.SIGUSR1)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(10)
+        signal.signal(signal.SIGUSR1, old)
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
 def test_a_signal_that_interrupts_the_read_retries_it(pread: Any, pipe: tuple[int, int]) -> None:
     # The handler runs (read interrupted by EINTR), returns, and the read goes on until
@@ -150,13 +173,8 @@ def test_a_signal_that_interrupts_the_read_retries_it(pread: Any, pipe: tuple[in
         if len(seen) == 2:
             os.write(w, b"late")
 
-    old = signal.signal(signal.SIGALRM, handler)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+    with _signalled(handler):
         assert pread(r, 10) == b"late"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
     assert len(seen) >= 2
 
 
@@ -167,29 +185,31 @@ def test_a_signal_handler_that_raises_ends_the_read(pread: Any, pipe: tuple[int,
     class Stop(Exception):
         pass
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Stop
+    raised: list[int] = []
 
-    old = signal.signal(signal.SIGALRM, handler)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        with pytest.raises(Stop):
-            pread(r, 10)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    def handler(signum: int, frame: Any) -> None:
+        if not raised:  # once: a signal still on its way after the read must not raise
+            raised.append(signum)
+            raise Stop
+
+    with _signalled(handler), pytest.raises(Stop):
+        pread(r, 10)
     os.write(w, b"x")  # nothing was consumed: the pipe still works
     assert os.read(r, 10) == b"x"
 
 
 def test_the_read_releases_the_gil(pread: Any, pipe: tuple[int, int]) -> None:
-    # A read blocked on an empty pipe in one thread lets another thread run Python code.
+    # A read blocked on an empty pipe in one thread lets another thread run Python code
+    # (were it held, this thread would hang here: the reader is a daemon, and the write
+    # that ends its read is made whatever the assertions say).
     r, w = pipe
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(pread(r, 5)))
+    reader = threading.Thread(target=lambda: got.append(pread(r, 5)), daemon=True)
     reader.start()
-    reader.join(0.2)
-    assert reader.is_alive() and not got  # blocked in the read
-    os.write(w, b"hello")  # this thread ran while the other one waited
-    reader.join(10)
+    try:
+        reader.join(0.2)
+        assert reader.is_alive() and not got  # blocked in the read
+    finally:
+        os.write(w, b"hello")  # this thread ran while the other one waited
+        reader.join(10)
     assert got == [b"hello"]
