@@ -123,6 +123,7 @@ class Driver(Protocol):
     def queue(self) -> Callable[[Operation], None]: ...
     def queue_many(self, ops: list[Operation]) -> None: ...
     def flush(self) -> int: ...
+    def run_lone(self, op: Operation) -> bool: ...
     def cancel(self, op: Operation) -> None: ...
     def prepare_block(self) -> bool: ...
     def after_block(self) -> None: ...
@@ -320,6 +321,72 @@ class RingDriver:
                     self.slow_completions = bool(inflight)
                 return reaped
 
+    def run_lone(self, op: Operation) -> bool:
+        """The loop's eager case: `op`, just made with its waiter set and not queued, goes
+        to the kernel now, alone: its SQE written, one enter, the reap; a page-cache read,
+        a stat or an open completes inside that enter and its waiter has its outcome on
+        return. True when `op` was taken (completed, or in flight); False, with nothing
+        done, unless the ring is idle (nothing queued, in flight or to cancel, no enter to
+        retry, not broken) and takes `op` as one SQE: the caller then queues it.
+
+        flush()'s steps and bookkeeping for one operation, without its rounds: the same
+        as queue(op) and flush(), at the cost of a few attribute reads.
+        """
+        inflight = self.inflight
+        if (
+            inflight
+            or self.backlog
+            or self._cancels
+            or self.retry_later
+            or self.broken is not None
+            or op.multi
+            or (self._supported is not None and op.opcode not in self._supported)
+        ):
+            return False
+        queues = self._queues
+        off = queues.next_sqe()
+        if off < 0:
+            return False
+        ud = self._next_user_data
+        ring = self._ring
+        op.prep(ring.sqes, ring.sqe_words, off, ud)
+        op.user_data = ud
+        op.state = SUBMITTED
+        inflight[ud] = op
+        self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
+        if not self.max_in_flight:
+            self.max_in_flight = 1
+        self.n_enter += 1
+        try:
+            consumed = queues.enter(0, _GETEVENTS)
+        except OSError as exc:  # as _enter() goes on after a failed enter
+            entered = (
+                self._enter() if isinstance(exc, InterruptedError) else self._enter_failed(exc)
+            )
+            if entered:
+                self._reap()
+            return True
+        self.n_submitted += consumed
+        user_datas, results, _flags = queues.reap_columns()
+        if len(user_datas) == 1 and user_datas[0] == ud:  # op's CQE alone: _reap()'s case
+            del inflight[ud]
+            self.n_completed += 1
+            try:
+                op.complete(results[0])
+            except BaseException as exc:
+                fatal = isolate(op, exc, None, self._report)
+                if fatal is not None:
+                    raise fatal from None
+        elif user_datas:
+            self.n_completed += len(user_datas)
+            ops = list(map(inflight.pop, user_datas, repeat(None)))
+            fatal = DELIVER(ops, user_datas, results, self._isolate)
+            if fatal is not None:
+                raise fatal
+        if consumed:
+            self.slow_completions = bool(inflight)
+        return True
+
     def _write_cancels(self) -> None:
         """Move queued ASYNC_CANCELs into the SQ (entering when it fills); no cap applies."""
         next_sqe = self._queues.next_sqe
@@ -443,18 +510,22 @@ class RingDriver:
             except InterruptedError:
                 continue
             except OSError as exc:
-                if exc.errno in _RETRY_LATER:
-                    self.retry_later = True
-                    self._reap()
-                    return False
-                # A failed enter consumed no SQE: try once more before giving the ring up.
-                if not self._enter_again():
-                    self._break(exc)
-                    return False
-                return True
+                return self._enter_failed(exc)
             break
         self.retry_later = False
         self.n_submitted += consumed
+        return True
+
+    def _enter_failed(self, exc: OSError) -> bool:
+        """An enter failed with `exc` (not EINTR): what _enter() returns after that."""
+        if exc.errno in _RETRY_LATER:
+            self.retry_later = True
+            self._reap()
+            return False
+        # A failed enter consumed no SQE: try once more before giving the ring up.
+        if not self._enter_again():
+            self._break(exc)
+            return False
         return True
 
     def _enter_again(self) -> bool:

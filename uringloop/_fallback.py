@@ -81,6 +81,10 @@ class FallbackDriver:
                 self.start(op)
         return 0
 
+    def run_lone(self, op: Operation) -> bool:
+        """The pool completes nothing inline: the loop queues every operation."""
+        return False
+
     def start(self, op: Operation) -> None:
         """Run `op` on the pool now (the loop also sends here what its ring lacks)."""
         op.state = SUBMITTED

@@ -616,26 +616,47 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         future: asyncio.Future[Any] = _Future(loop=self)
         op.waiter = future
-        self._driver.queue(op)
-        if self._submit_early() and future.done():
-            return future.result()
+        if not self._ready and self._eager_left and self._run_lone(op):
+            if future.done():
+                return future.result()
+        else:
+            self._driver.queue(op)
+            self._submit_early()
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
 
+    def _run_lone(self, op: Operation) -> bool:
+        """The eager case (see _submit_early), for an operation not yet queued, its waiter
+        set: the driver takes it alone to the kernel now when its ring is idle. True when
+        it took it, spending one of this iteration's eager turns: its waiter has its
+        outcome if it completed inline (or failed, or went to the thread pool), else the
+        operation is in flight. False: nothing was done, the caller queues it."""
+        try:
+            taken = self._driver.run_lone(op)
+        except _FATAL as exc:  # from a delivery: re-raised from a callback, as asyncio does
+            self.call_soon(_reraise, exc)
+            taken = True
+        if taken:
+            self._eager_left -= 1
+        return taken
+
     def _submit_early(self) -> bool:
         """Called right after a coroutine queued one operation: submit before the pre-select
-        step where that loses no batching. True when the operation has completed.
+        step where that loses no batching. True when nothing is left queued or in flight:
+        the operation completed, or went to the thread pool with a ring given up (the
+        caller looks at its future).
 
         No callback is ready (the eager case, as asyncio's sock_recv tries its syscall at
         once): the loop would go to its pre-select step next and submit exactly this
-        operation. Page-cache reads, stats, opens complete inline, and the coroutine goes
-        on without a loop iteration. At most EAGER_PER_ITERATION times between two
+        operation. Page-cache reads, opens and closes complete inline, and the coroutine
+        goes on without a loop iteration. At most EAGER_PER_ITERATION times between two
         pre-select steps (the step refills the budget; once it is spent the operation is
         awaited as usual, a loop iteration), so a coroutine reading in a loop still yields
-        to the loop's other work.
+        to the loop's other work. An operation not yet queued takes this case through
+        _run_lone() instead, without the queue; it comes here when the ring was not idle.
 
         Callbacks are still to run: when the last submission did not complete inline
         (device reads) and EARLY_BATCH operations wait, they go to the kernel now, so the
@@ -727,10 +748,15 @@ class Loop(asyncio.SelectorEventLoop):
         op = Read(fd, size, offset, self._pool)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
-        driver = self._driver
-        driver.queue_read(op)  # type: ignore[attr-defined]
-        if self._submit_early():  # a READ is never routed elsewhere: done when it says so
-            return future.result()
+        if not self._ready and self._eager_left and self._run_lone(op):
+            if future.done():
+                return future.result()
+        else:
+            self._driver.queue_read(op)  # type: ignore[attr-defined]
+            # Done when it says so, unless the ring was given up meanwhile (the read went
+            # to the thread pool with the rest).
+            if self._submit_early() and future.done():
+                return future.result()
         try:
             return await future
         except asyncio.CancelledError:
