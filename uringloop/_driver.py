@@ -367,22 +367,7 @@ class RingDriver:
                 self._reap()
             return True
         self.n_submitted += consumed
-        user_datas, results, _flags = queues.reap_columns()
-        if len(user_datas) == 1 and user_datas[0] == ud:  # op's CQE alone: _reap()'s case
-            del inflight[ud]
-            self.n_completed += 1
-            try:
-                op.complete(results[0])
-            except BaseException as exc:
-                fatal = isolate(op, exc, None, self._report)
-                if fatal is not None:
-                    raise fatal from None
-        elif user_datas:
-            self.n_completed += len(user_datas)
-            ops = list(map(inflight.pop, user_datas, repeat(None)))
-            fatal = DELIVER(ops, user_datas, results, self._isolate)
-            if fatal is not None:
-                raise fatal
+        self._reap()
         if consumed:
             self.slow_completions = bool(inflight)
         return True
