@@ -200,7 +200,9 @@ class RingDriver:
         missing = [op.name for op in REQUIRED_OPCODES if not self.supports(op)]
         if missing:
             raise OSError(errno.ENOSYS, f"io_uring lacks {', '.join(missing)} (Linux 5.6+)")
-        if not all(self.supports(spec.opcode) for spec in OPERATIONS.values()):
+        # The kernel's io_uring lacks some declared operation: queue() checks each one.
+        self._lacks_some = not all(self.supports(spec.opcode) for spec in OPERATIONS.values())
+        if self._lacks_some:
             self.queue = self._queue_checked
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
@@ -330,45 +332,56 @@ class RingDriver:
         retry, not broken) and takes `op` as one SQE: the caller then queues it.
 
         flush()'s steps and bookkeeping for one operation, without its rounds: the same
-        as queue(op) and flush(), at the cost of a few attribute reads.
+        as queue(op) and flush(), at the cost of a few attribute reads. A KeyboardInterrupt
+        or SystemExit (a signal handler's) before `op` is in flight queues it as queue()
+        does, then propagates: `op` is never left in neither place.
         """
         inflight = self.inflight
-        if (
-            inflight
-            or self.backlog
-            or self._cancels
-            or self.retry_later
-            or self.broken is not None
-            or op.multi
-            or (self._supported is not None and op.opcode not in self._supported)
-        ):
-            return False
         queues = self._queues
-        off = queues.next_sqe()
-        if off < 0:
-            return False
-        ud = self._next_user_data
-        ring = self._ring
-        op.prep(ring.sqes, ring.sqe_words, off, ud)
+        try:
+            if (
+                inflight
+                or self.backlog
+                or self._cancels
+                or self.retry_later
+                or self.broken is not None
+                or op.multi
+                or (self._lacks_some and not self.supports(op.opcode))
+            ):
+                return False
+            off = queues.next_sqe()
+            if off < 0:
+                return False
+            ud = self._next_user_data
+            ring = self._ring
+            try:
+                op.prep(ring.sqes, ring.sqe_words, off, ud)
+            except BaseException:
+                queues.unreserve(1)  # the slot goes back unwritten
+                raise
+        except _FATAL:
+            self.queue(op)
+            raise
         op.user_data = ud
         op.state = SUBMITTED
         inflight[ud] = op
         self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
         if not self.max_in_flight:
             self.max_in_flight = 1
+        submitted = self.n_submitted
         self.n_enter += 1
         try:
             consumed = queues.enter(0, _GETEVENTS)
-        except OSError as exc:  # as _enter() goes on after a failed enter
-            entered = (
-                self._enter() if isinstance(exc, InterruptedError) else self._enter_failed(exc)
-            )
-            if entered:
-                self._reap()
-            return True
-        self.n_submitted += consumed
-        self._reap()
-        if consumed:
+        except InterruptedError:  # as _enter() goes on after a failed enter
+            entered = self._enter()
+        except OSError as exc:
+            entered = self._enter_failed(exc)
+        else:
+            self.n_submitted += consumed
+            entered = True
+        if entered:
+            self._reap()
+        if self.n_submitted != submitted:
             self.slow_completions = bool(inflight)
         return True
 

@@ -636,9 +636,9 @@ class Loop(asyncio.SelectorEventLoop):
         operation is in flight. False: nothing was done, the caller queues it."""
         try:
             taken = self._driver.run_lone(op)
-        except _FATAL as exc:  # from a delivery: re-raised from a callback, as asyncio does
+        except _FATAL as exc:  # re-raised from a callback, as asyncio does for a callback's
             self.call_soon(_reraise, exc)
-            taken = True
+            taken = True  # run_lone raises these only with `op` queued, in flight or done
         if taken:
             self._eager_left -= 1
         return taken

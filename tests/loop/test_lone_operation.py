@@ -215,3 +215,68 @@ async def test_every_kind_of_lone_operation_skips_the_loop_iteration(
         selector._before = pre_select  # type: ignore[attr-defined]
     assert steps[0] <= 3, steps  # 25 operations, 16 eager turns per iteration
     assert loop.uring_stats().enter_calls - enters >= 25 - steps[0]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("err", [errno.EINTR, errno.EFAULT])
+async def test_a_lone_read_that_completes_later_after_a_failed_enter(
+    err: int, pipe: tuple[int, int]
+) -> None:
+    # The first enter fails and the next one submits the read: the driver still says the
+    # read completes later, as when the first enter succeeds.
+    loop = running()
+    r, w = pipe
+    assert await loop.nop() is None
+    seen: list[tuple[int, bool]] = []
+
+    def look() -> None:
+        seen.append((loop.uring_stats().in_flight, loop._driver.slow_completions))  # type: ignore[union-attr]
+        os.write(w, b"late")
+
+    loop.call_later(0.05, look)
+    with syscalls.inject("enter", err, times=1) as fault:
+        assert await asyncio.wait_for(loop.pread(r, 10), 10) == b"late"
+        assert fault.times == 0, "the failure was not hit"
+    assert seen == [(1, True)]
+
+
+def test_a_keyboard_interrupt_before_the_lone_read_is_written(
+    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal handler's KeyboardInterrupt while the driver takes the read (here: raised by
+    # the SQ slot it asks for) leaves run_until_complete; the read is queued, not lost, and
+    # completes when the loop runs again.
+    path, data = data_file
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        async def main() -> bytes:
+            assert await loop.pread(fd, 5, 0) == data[:5]  # warm, before the fault
+            queues = loop._driver._queues  # type: ignore[union-attr]
+            real = queues.next_sqe
+            fired: list[bool] = []
+
+            class Interrupting:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(queues, name)
+
+                def next_sqe(self) -> int:
+                    if not fired:
+                        fired.append(True)
+                        raise KeyboardInterrupt
+                    return real()  # type: ignore[no-any-return]
+
+            monkeypatch.setattr(loop._driver, "_queues", Interrupting())
+            return await loop.pread(fd, 5, 100)
+
+        task = loop.create_task(main())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        got = loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 10))
+        assert got == data[100:105]
+        monkeypatch.undo()
+        assert loop.uring_stats().in_flight == 0
+    finally:
+        os.close(fd)
+        loop.close()
