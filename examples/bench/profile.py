@@ -145,8 +145,6 @@ def _split_driver() -> Callable[[], str]:
     io_uring_enter system call: `_enter`; reap and deliver the completions: `_reap`) with
     a clock around each call, the writing step without the enters and reaps it makes when
     the SQ fills. Returns what prints them, in microseconds per completed operation."""
-    from time import perf_counter
-
     from uringloop._driver import RingDriver
 
     spent = {"write SQEs": 0.0, "enter": 0.0, "reap+deliver": 0.0}
@@ -189,8 +187,6 @@ def _split_driver() -> Callable[[], str]:
 def _time_gc() -> Callable[[float], str]:
     """Time the cyclic garbage collector's collections (gc.callbacks) from now on. Returns
     what prints them, given the scenario's wall time in seconds."""
-    from time import perf_counter
-
     spent = [0.0, 0.0, 0.0]
     counts = [0, 0, 0]
     started = [0.0]
@@ -239,8 +235,6 @@ def main() -> None:
         gc.disable()
     run = SCENARIOS[args.scenario]
     if args.gc_time:
-        from time import perf_counter
-
         gc_report = _time_gc()
         start = perf_counter()
         print(run(args.seconds))
