@@ -144,7 +144,9 @@ def _split_driver() -> Callable[[], str]:
     """Time the ring driver's three steps of each flush (write the SQEs: `_fill`; the
     io_uring_enter system call: `_enter`; reap and deliver the completions: `_reap`) with
     a clock around each call, the writing step without the enters and reaps it makes when
-    the SQ fills. Returns what prints them, in microseconds per completed operation."""
+    the SQ fills. Returns what prints them, in microseconds per completed operation. A
+    lone operation's entry (RingDriver.run_lone, the eager case) is written outside
+    `_fill` and not counted: the split is for batches (QD 16 and up)."""
     from uringloop._driver import RingDriver
 
     spent = {"write SQEs": 0.0, "enter": 0.0, "reap+deliver": 0.0}
