@@ -389,10 +389,19 @@ class RingDriver:
                     return
                 self._reap()
                 continue
-            op = cancels.popleft()
-            ud = self._put(op, off)
+            op = cancels[0]  # leaves the queue once written and in flight (see _fill)
+            try:
+                ud = self._put(op, off)
+                inflight[ud] = op
+            except BaseException:  # a signal handler's, inside its prep
+                if inflight.get(op.user_data) is op:
+                    op.state = SUBMITTED
+                    cancels.popleft()
+                else:  # the slot goes back unwritten
+                    self._queues.unreserve(1)
+                raise
             op.state = SUBMITTED
-            inflight[ud] = op
+            cancels.popleft()
 
     def _put(self, op: Operation, off: int) -> int:
         """Put `op`'s whole SQE into the slot at byte `off`, with a fresh user_data."""
@@ -433,10 +442,15 @@ class RingDriver:
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
             off = self._queues.next_sqe()
             if off >= 0:
-                used, ud = WRITE_ENTRIES(
-                    backlog, inflight, ring.sqes, ring.sqe_words, (off,), 0,
-                    self._next_user_data, abandoned,
-                )  # fmt: skip
+                before = len(inflight)
+                try:
+                    used, ud = WRITE_ENTRIES(
+                        backlog, inflight, ring.sqes, ring.sqe_words, (off,), 0,
+                        self._next_user_data, abandoned,
+                    )  # fmt: skip
+                except BaseException:
+                    self._fill_interrupted(before, 1)
+                    raise
                 if not used:  # cancelled while queued: the slot goes back unwritten
                     self._queues.unreserve(1)
                 self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
@@ -458,29 +472,37 @@ class RingDriver:
             ud = self._next_user_data
             used = 0
             n_offsets = len(offsets)
-            while used < n_offsets and backlog:
-                used, ud = WRITE_ENTRIES(
-                    backlog, inflight, sqes, words, offsets, used, ud, abandoned
-                )  # one-SQE operations, up to the next batch
-                if used == n_offsets or not backlog:
-                    break
-                op = backlog[0]  # a batch: written here, over as many refills as it takes
-                waiter = op.waiter
-                if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
-                    backlog.popleft()  # cancelled while queued: skip it
-                    continue
-                if not op.user_data:
-                    if ud + op.parts_left() > _MAX_USER_DATA:
-                        ud = 1  # a batch's range never crosses the limit
-                    op.user_data = ud
-                    ud += op.parts_left()
-                first, count = op.prep_parts(sqes, words, offsets, used)
-                start = op.user_data + first
-                inflight.update(zip(range(start, start + count), repeat(op)))
-                used += count
-                if not op.parts_left():
-                    backlog.popleft()
-                    op.state = SUBMITTED
+            before = len(inflight)
+            try:
+                while used < n_offsets and backlog:
+                    used, ud = WRITE_ENTRIES(
+                        backlog, inflight, sqes, words, offsets, used, ud, abandoned
+                    )  # one-SQE operations, up to the next batch
+                    if used == n_offsets or not backlog:
+                        break
+                    op = backlog[0]  # a batch: written here, over as many refills as it takes
+                    waiter = op.waiter
+                    if op.state != QUEUED or (
+                        waiter is not None and waiter.done() and abandoned(op)
+                    ):
+                        backlog.popleft()  # cancelled while queued: skip it
+                        continue
+                    if not op.user_data:
+                        if ud + op.parts_left() > _MAX_USER_DATA:
+                            ud = 1  # a batch's range never crosses the limit
+                        op.user_data = ud
+                        ud += op.parts_left()
+                        self._next_user_data = ud  # the range is given out, even if interrupted
+                    first, count = op.prep_parts(sqes, words, offsets, used)
+                    start = op.user_data + first
+                    inflight.update(zip(range(start, start + count), repeat(op)))
+                    used += count
+                    if not op.parts_left():
+                        op.state = SUBMITTED
+                        backlog.popleft()
+            except BaseException:
+                self._fill_interrupted(before, n_offsets)
+                raise
             if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
                 ud = 1
             self._next_user_data = ud
@@ -489,6 +511,34 @@ class RingDriver:
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
+
+    def _fill_interrupted(self, before: int, reserved: int) -> None:
+        """_fill() was interrupted (a prep() that raised: a signal handler's KeyboardInterrupt
+        inside a Python prep) after reserving `reserved` SQ slots, with `before` operations
+        in flight. The slots written since have their entries in `inflight` (written ones
+        first: WRITE_ENTRIES and prep_parts enter an operation only once its entry is whole);
+        the others go back unwritten, so that the kernel never reads a stale or half-written
+        entry. The operation at the head of the backlog is left as a later _fill() expects."""
+        inflight = self.inflight
+        backlog = self.backlog
+        written = len(inflight) - before
+        if written:
+            last_ud = next(reversed(inflight))
+            if last_ud + 1 > self._next_user_data:
+                self._next_user_data = 1 if last_ud + 1 >= _MAX_USER_DATA else last_ud + 1
+        if backlog:
+            head = backlog[0]
+            if head.multi:
+                if head.user_data and not head.parts_left():  # all written, still at the head
+                    head.state = SUBMITTED
+                    backlog.popleft()
+            elif written and inflight[last_ud] is head:  # in flight, still at the head
+                head.user_data = last_ud
+                head.state = SUBMITTED
+                backlog.popleft()
+            elif head.state == SUBMITTED:  # marked, but its entry is not in flight
+                head.state = QUEUED
+        self._queues.unreserve(reserved - written)
 
     def _enter(self, min_complete: int = 0) -> bool:
         """One io_uring_enter with GETEVENTS. False when the kernel said "later" or no."""

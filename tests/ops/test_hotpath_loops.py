@@ -195,6 +195,45 @@ def test_no_room_for_the_entry_raises_and_writes_nothing(loops: Any) -> None:
     read.release()
 
 
+class Interrupting(Recorder):
+    """A Python prep that a signal handler's KeyboardInterrupt interrupts."""
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        super().prep(sqes, words, off, user_data)
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_prep_leaves_its_operation_at_the_head(loops: Any) -> None:
+    # What was written before it is in flight and out of the backlog; it and what follows
+    # stay queued, in order, none of them in the table: the driver counts the table's new
+    # entries to give back the slots not written.
+    log: list[Any] = []
+    first, second, third = Recorder(log, "a"), Interrupting(log, "b"), Recorder(log, "c")
+    backlog: deque[Any] = deque([first, second, third])
+    inflight: dict[int, Any] = {}
+    with pytest.raises(KeyboardInterrupt):
+        loops.write_entries(backlog, inflight, bytearray(192), None, [0, 64, 128], 0, 1, _never)
+    assert log == [("a", "prep", 0, 1), ("b", "prep", 64, 2)]
+    assert inflight == {1: first} and first.state == SUBMITTED and first.user_data == 1
+    assert list(backlog) == [second, third]
+    assert second.state == QUEUED and second.user_data == 0
+
+
+def test_an_interrupted_abandoned_check_leaves_its_operation_at_the_head(loops: Any) -> None:
+    log: list[Any] = []
+    op = Recorder(log, "a")
+    op.waiter = Waiter(done=True)
+
+    def abandoned(op: Any) -> bool:
+        raise KeyboardInterrupt
+
+    backlog: deque[Any] = deque([op])
+    inflight: dict[int, Any] = {}
+    with pytest.raises(KeyboardInterrupt):
+        loops.write_entries(backlog, inflight, bytearray(64), None, [0], 0, 1, abandoned)
+    assert list(backlog) == [op] and not inflight and not log
+
+
 @pytest.mark.parametrize("read_type", [Read, PyRead], ids=["read", "python-core-read"])
 def test_deliver_completes_each_in_cqe_order(loops: Any, read_type: type) -> None:
     log: list[Any] = []

@@ -747,8 +747,8 @@ skip_it(PyObject *op, int plain, PyObject *abandoned)
     return skip;
 }
 
-/* Write one operation's SQE at `off_obj` with `user_data`, mark it SUBMITTED and enter it
- * in `inflight`: the body of write_entries() once the operation is known to go. */
+/* Write one operation's SQE at `off_obj` with `user_data`, enter it in `inflight` and mark
+ * it SUBMITTED: the body of write_entries() once the operation is known to go. */
 static int
 write_one(PyObject *op, int plain, PyObject *inflight, PyObject *sqes, PyObject *words,
           Py_buffer *view, PyObject *off_obj, unsigned long long user_data)
@@ -760,7 +760,8 @@ write_one(PyObject *op, int plain, PyObject *inflight, PyObject *sqes, PyObject 
     if (plain) {
         Py_ssize_t off = PyLong_AsSsize_t(off_obj);
         failed = (off == -1 && PyErr_Occurred()) ||
-                 write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data) < 0;
+                 write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data) < 0 ||
+                 PyObject_SetItem(inflight, ud, op) < 0;
         if (!failed) {
             ((ReadCore *)op)->user_data = user_data;
             ((ReadCore *)op)->state = SUBMITTED;
@@ -770,10 +771,10 @@ write_one(PyObject *op, int plain, PyObject *inflight, PyObject *sqes, PyObject 
         PyObject *args[] = {op, sqes, words, off_obj, ud};
         PyObject *r = PyObject_VectorcallMethod(s_prep, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         Py_XDECREF(r);
-        failed = r == NULL || PyObject_SetAttr(op, s_user_data, ud) < 0 ||
+        failed = r == NULL || PyObject_SetItem(inflight, ud, op) < 0 ||
+                 PyObject_SetAttr(op, s_user_data, ud) < 0 ||
                  PyObject_SetAttr(op, s_state, submitted_obj) < 0;
     }
-    failed = failed || PyObject_SetItem(inflight, ud, op) < 0;
     Py_DECREF(ud);
     return failed ? -1 : 0;
 }
@@ -816,14 +817,16 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         int multi = plain ? 0 : is_multi(op);
-        PyObject *popped = multi == 0 ? PyObject_CallMethodNoArgs(backlog, s_popleft) : NULL;
-        Py_XDECREF(popped);
-        int skip = popped == NULL ? -1 : skip_it(op, plain, abandoned);
-        if (multi == 1 || skip != 0) {
-            Py_DECREF(op);
-            if (multi == 1)
+        int skip = multi == 0 ? skip_it(op, plain, abandoned) : -1;
+        if (multi != 0 || skip != 0) {
+            if (multi == 1) {
+                Py_DECREF(op);
                 break; /* left at the head for the caller */
-            if (skip < 0) {
+            }
+            PyObject *popped = skip == 1 ? PyObject_CallMethodNoArgs(backlog, s_popleft) : NULL;
+            Py_XDECREF(popped);
+            Py_DECREF(op);
+            if (popped == NULL) {
                 failed = 1;
                 break;
             }
@@ -837,13 +840,18 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             have_view = 1;
         }
+        /* Invariant: an operation leaves the backlog only once written and in `inflight`. */
         PyObject *off_obj = PySequence_GetItem(offsets, used);
         failed = off_obj == NULL ||
                  write_one(op, plain, inflight, sqes, words, &view, off_obj, user_data) < 0;
         Py_XDECREF(off_obj);
         Py_DECREF(op);
-        if (failed)
+        PyObject *popped = failed ? NULL : PyObject_CallMethodNoArgs(backlog, s_popleft);
+        Py_XDECREF(popped);
+        if (popped == NULL) {
+            failed = 1;
             break;
+        }
         user_data++;
         used++;
     }

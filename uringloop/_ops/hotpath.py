@@ -159,24 +159,32 @@ def write_entries(
     """Write one-SQE operations from the head of `backlog` into the SQ slots at byte
     offsets `offsets[used:]`, giving them user_data `user_data`, `user_data + 1`, ...
 
-    Each leaves the backlog, is marked SUBMITTED and enters `inflight` under its user_data.
-    One no longer QUEUED, or whose waiter is done and `abandoned(op)` says so, leaves the
-    backlog unwritten. Stops at a multi-part operation (left at the head for the caller),
-    or when the slots or the backlog run out. Returns (slots used, next user_data).
+    Each is written, enters `inflight` under its user_data, is marked SUBMITTED and then
+    leaves the backlog. One no longer QUEUED, or whose waiter is done and `abandoned(op)`
+    says so, leaves the backlog unwritten. Stops at a multi-part operation (left at the
+    head for the caller), or when the slots or the backlog run out. Returns (slots used,
+    next user_data).
+
+    When prep() or abandoned() raises (a signal handler's KeyboardInterrupt inside a
+    Python prep), the exception propagates with that operation still at the head of the
+    backlog and every slot written so far having its entry in `inflight`: the caller
+    counts those to give back the rest (RingDriver._fill).
     """
     n_offsets = len(offsets)
     while used < n_offsets and backlog:
         op = backlog[0]
         if op.multi:
             break
-        backlog.popleft()
         waiter = op.waiter
         if op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op)):
+            backlog.popleft()
             continue  # cancelled while queued
+        # Invariant: an operation leaves the backlog only once written and in `inflight`.
         op.prep(sqes, words, offsets[used], user_data)
+        inflight[user_data] = op
         op.user_data = user_data
         op.state = SUBMITTED
-        inflight[user_data] = op
+        backlog.popleft()
         user_data += 1
         used += 1
     return used, user_data

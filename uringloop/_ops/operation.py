@@ -551,6 +551,11 @@ class ReadBatch(Entry):
         else:
             pool = self._pool  # type: ignore[assignment]
             slots = self._slots
+            if len(slots) > first:  # a write interrupted before `_next` moved: start again
+                for slot in slots[first:]:
+                    if slot >= 0:
+                        pool.free(slot)
+                del slots[first:]
             for j in range(count):
                 i = first + j
                 size = self.sizes[i]
