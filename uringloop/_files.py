@@ -1497,10 +1497,17 @@ class AsyncTextFile(_FileBase):
             if self._readuniversal:
                 decoder = io.IncrementalNewlineDecoder(decoder, self._readtranslate)
             self._decoder = decoder
+        # A codec whose encoder keeps no state (no BOM, no pending characters): write()
+        # calls str.encode, as the built-in does, rather than the incremental encoder.
+        self._stateless_encoding: str | None = None
+        self._encode_errors = errors
         if raw._writable:
             self._encoder = codecs.getincrementalencoder(encoding)(errors)
             if raw._seekable and buffer._tell() != 0:
                 self._encoder.setstate(0)  # not at the start: no BOM
+            name = codecs.lookup(encoding).name
+            if name in _STATELESS_ENCODINGS:
+                self._stateless_encoding = name
         self._decoded = ""
         self._used = 0  # characters of _decoded already returned
         self._snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
@@ -1712,7 +1719,11 @@ class AsyncTextFile(_FileBase):
             and (self._writenl == "\n" or not self._writetranslate)
             and not self.buffer.raw._closed_flag
         ):  # _write()'s common case, inlined: no newline to translate, no line buffering
-            data = self._encoder.encode(text)
+            stateless = self._stateless_encoding
+            if stateless is not None:
+                data = text.encode(stateless, self._encode_errors)
+            else:
+                data = self._encoder.encode(text)
             count = self._pending_count + len(data)
             if count < TEXT_CHUNK_SIZE:  # no flush due: nothing awaited, the free lock
                 self._pending.append(data)  # needs no taking (see _FileLock)
@@ -1742,7 +1753,12 @@ class AsyncTextFile(_FileBase):
         if haslf and self._writetranslate and self._writenl != "\n":
             text = text.replace("\n", self._writenl)
         needflush = self.line_buffering and (haslf or "\r" in text)
-        return await self._write_encoded(length, self._encoder.encode(text), needflush)
+        stateless = self._stateless_encoding
+        if stateless is not None:
+            data = text.encode(stateless, self._encode_errors)
+        else:
+            data = self._encoder.encode(text)
+        return await self._write_encoded(length, data, needflush)
 
     async def _write_encoded(self, length: int, data: bytes, needflush: bool) -> int:
         """The rest of _write(): `data`, the encoded text of `length` characters, joins the
@@ -2047,6 +2063,10 @@ class _Mode:
             raw_mode = "wb"
         self.raw_mode = raw_mode + "+" if updating else raw_mode
 
+
+# Codecs (as codecs.lookup names them) whose incremental encoder keeps no state: encoding
+# a text in pieces gives the bytes of encoding it whole, and reset() changes nothing.
+_STATELESS_ENCODINGS = frozenset({"utf-8", "ascii", "iso8859-1"})
 
 _parsed_modes: dict[str, _Mode] = {}  # valid mode strings only: a few hundred at most
 

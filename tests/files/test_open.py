@@ -610,6 +610,35 @@ async def test_bom_and_encodings_match_builtin(
         assert await f.read() == ref.read_text(encoding=encoding)
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["utf-8", "utf8", "ascii", "latin-1", "iso-8859-1"])
+@pytest.mark.parametrize(
+    "errors", ["strict", "surrogateescape", "replace", "backslashreplace", "ignore"]
+)
+async def test_writes_in_codecs_without_state_match_builtin(
+    tmp_path: Path, encoding: str, errors: str, no_fd_leak: None
+) -> None:
+    # These codecs are encoded with str.encode, piece by piece: the bytes, and which write
+    # fails (an UnicodeEncodeError, nothing of that write kept), are the built-in's.
+    pieces = ["plain\n", "h\xe9llo ", "\u20ac ", "\udcff\n", "end"]
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    outcomes: list[list[object]] = [[], []]
+    async with uringloop.open(ours, "w", encoding=encoding, errors=errors) as f:
+        for piece in pieces:
+            try:
+                outcomes[0].append(await f.write(piece))
+            except UnicodeEncodeError as exc:
+                outcomes[0].append((exc.encoding, exc.start, exc.end))
+    with open(ref, "w", encoding=encoding, errors=errors) as g:
+        for piece in pieces:
+            try:
+                outcomes[1].append(g.write(piece))
+            except UnicodeEncodeError as exc:
+                outcomes[1].append((exc.encoding, exc.start, exc.end))
+    assert outcomes[0] == outcomes[1]
+    assert ours.read_bytes() == ref.read_bytes()
+
+
 def test_executor_path_on_uvloop(tmp_path: Path) -> None:
     uvloop = pytest.importorskip("uvloop")
 
