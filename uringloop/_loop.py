@@ -82,8 +82,12 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
-# Operations submitted at once between two pre-select steps; see _submit_early.
-EAGER_PER_ITERATION = 16
+# Eager turns between two pre-select steps (see _submit_early). An operation moving up to
+# EAGER_UNIT bytes takes one turn, a larger one 1 + nbytes // EAGER_UNIT, so that a run of
+# inline operations moves at most about 4 MiB (well under a millisecond of page-cache
+# copying) before the loop turns again, however large each one is.
+EAGER_PER_ITERATION = 64
+EAGER_UNIT = 1 << 16
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
@@ -616,46 +620,48 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         future: asyncio.Future[Any] = _Future(loop=self)
         op.waiter = future
-        if not self._ready and self._eager_left and self._run_lone(op):
+        if not self._ready and self._eager_left > 0 and self._run_lone(op, op.nbytes):
             if future.done():
                 return future.result()
         else:
             self._driver.queue(op)
-            self._submit_early()
+            self._submit_early(op.nbytes)
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
 
-    def _run_lone(self, op: Operation) -> bool:
+    def _run_lone(self, op: Operation, nbytes: int) -> bool:
         """The eager case (see _submit_early), for an operation not yet queued, its waiter
-        set: the driver takes it alone to the kernel now when its ring is idle. True when
-        it took it, spending one of this iteration's eager turns: its waiter has its
-        outcome if it completed inline (or failed, or went to the thread pool), else the
-        operation is in flight. False: nothing was done, the caller queues it."""
+        set, moving `nbytes`: the driver takes it alone to the kernel now when its ring is
+        idle. True when it took it, spending this iteration's eager turns for `nbytes`: its
+        waiter has its outcome if it completed inline (or failed, or went to the thread
+        pool), else the operation is in flight. False: nothing was done, the caller queues
+        it."""
         try:
             taken = self._driver.run_lone(op)
         except _FATAL as exc:  # re-raised from a callback, as asyncio does for a callback's
             self.call_soon(_reraise, exc)
             taken = True  # run_lone raises these only with `op` queued, in flight or done
         if taken:
-            self._eager_left -= 1
+            self._eager_left -= 1 + nbytes // EAGER_UNIT
         return taken
 
-    def _submit_early(self) -> bool:
-        """Called right after a coroutine queued one operation: submit before the pre-select
-        step where that loses no batching. True when nothing is left queued or in flight:
-        the operation completed, or went to the thread pool with a ring given up (the
-        caller looks at its future).
+    def _submit_early(self, nbytes: int) -> bool:
+        """Called right after a coroutine queued one operation, moving `nbytes`: submit
+        before the pre-select step where that loses no batching. True when nothing is left
+        queued or in flight: the operation completed, or went to the thread pool with a
+        ring given up (the caller looks at its future).
 
         No callback is ready (the eager case, as asyncio's sock_recv tries its syscall at
         once): the loop would go to its pre-select step next and submit exactly this
         operation. Page-cache reads, opens and closes complete inline, and the coroutine
-        goes on without a loop iteration. At most EAGER_PER_ITERATION times between two
-        pre-select steps (the step refills the budget; once it is spent the operation is
-        awaited as usual, a loop iteration), so a coroutine reading in a loop still yields
-        to the loop's other work. An operation not yet queued takes this case through
+        goes on without a loop iteration. At most EAGER_PER_ITERATION turns between two
+        pre-select steps, an operation moving more than EAGER_UNIT bytes taking more than
+        one (the step refills the budget; once it is spent the operation is awaited as
+        usual, a loop iteration), so a coroutine reading in a loop still yields to the
+        loop's other work. An operation not yet queued takes this case through
         _run_lone() instead, without the queue; it comes here when the ring was not idle.
 
         Callbacks are still to run: when the last submission did not complete inline
@@ -676,9 +682,9 @@ class Loop(asyncio.SelectorEventLoop):
             return False
         if not driver.uses_ring or len(driver.backlog) != 1 or driver.inflight:
             return False
-        if not self._eager_left:
+        if self._eager_left <= 0:
             return False
-        self._eager_left -= 1
+        self._eager_left -= 1 + nbytes // EAGER_UNIT
         try:
             driver.flush()
         except _FATAL as exc:
@@ -748,14 +754,14 @@ class Loop(asyncio.SelectorEventLoop):
         op = Read(fd, size, offset, self._pool)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
-        if not self._ready and self._eager_left and self._run_lone(op):
+        if not self._ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
                 return future.result()
         else:
             self._driver.queue_read(op)  # type: ignore[attr-defined]
             # Done when it says so, unless the ring was given up meanwhile (the read went
             # to the thread pool with the rest).
-            if self._submit_early() and future.done():
+            if self._submit_early(size) and future.done():
                 return future.result()
         try:
             return await future

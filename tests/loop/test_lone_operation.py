@@ -183,8 +183,8 @@ async def test_every_kind_of_lone_operation_skips_the_loop_iteration(
     data_file: tuple[str, bytes], no_fd_leak: None
 ) -> None:
     # Not only reads: an open, a no-op and a close awaited alone complete inside their own
-    # enter, so a run of them costs few pre-select steps (one per EAGER_PER_ITERATION,
-    # where the loop still turns). A stat is left out: the kernel hands statx to a worker.
+    # enter, so a run of them costs few pre-select steps (one per EAGER_PER_ITERATION
+    # turns, where the loop still turns). A stat is left out: the kernel hands statx to a worker.
     path, data = data_file
     loop = running()
 
@@ -213,7 +213,7 @@ async def test_every_kind_of_lone_operation_skips_the_loop_iteration(
             await inline_calls()  # 5 operations each
     finally:
         selector._before = pre_select  # type: ignore[attr-defined]
-    assert steps[0] <= 3, steps  # 25 operations, 16 eager turns per iteration
+    assert steps[0] <= 3, steps  # 25 operations, 64 eager turns per iteration
     assert loop.uring_stats().enter_calls - enters >= 25 - steps[0]
 
 
@@ -280,3 +280,61 @@ def test_a_keyboard_interrupt_before_the_lone_read_is_written(
     finally:
         os.close(fd)
         loop.close()
+
+
+# Reads only: buffered writes complete inline only where the filesystem takes them without
+# blocking (XFS, btrfs), not on ext4 or tmpfs, where each one goes to a kernel worker.
+KIND_OF_DATA_OPERATION = ["pread", "preadinto", "preadv"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", KIND_OF_DATA_OPERATION)
+async def test_operations_moving_more_bytes_take_more_eager_turns(
+    kind: str, data_file: tuple[str, bytes], no_fd_leak: None
+) -> None:
+    # Each inline operation spends eager turns for the bytes it moves: a run of 4 KiB
+    # operations turns the loop once per EAGER_PER_ITERATION of them, a run of 1 MiB ones
+    # once per few, so that a coroutine moving large buffers inline still lets the loop
+    # turn about as often (in bytes moved) as one moving small ones.
+    from uringloop._loop import EAGER_PER_ITERATION, EAGER_UNIT
+
+    path, _ = data_file
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+
+    async def one(size: int) -> None:
+        buffer = bytearray(size)
+        if kind == "pread":
+            assert len(await loop.pread(fd, size, 0)) == size
+        elif kind == "preadinto":
+            assert await loop.preadinto(fd, buffer, 0) == size
+        else:
+            assert await loop.preadv(fd, [buffer[: size // 2], bytearray(size // 2)], 0) == size
+
+    selector = loop._selector
+    pre_select = selector._before  # type: ignore[attr-defined]
+    steps = [0]
+
+    def counting(timeout: float | None) -> float | None:
+        steps[0] += 1
+        return pre_select(timeout)  # type: ignore[no-any-return]
+
+    try:
+        await one(1 << 20)  # warm the page cache
+        runs = 40
+        seen = {}
+        for size in (4096, 1 << 20):
+            await asyncio.sleep(0)  # a fresh iteration: a full budget
+            steps[0] = 0
+            selector._before = counting  # type: ignore[attr-defined]
+            try:
+                for _ in range(runs):
+                    await one(size)
+            finally:
+                selector._before = pre_select  # type: ignore[attr-defined]
+            seen[size] = steps[0]
+    finally:
+        os.close(fd)
+    assert seen[4096] <= runs // EAGER_PER_ITERATION + 1, seen
+    per_turn = EAGER_PER_ITERATION / (1 + (1 << 20) // EAGER_UNIT)  # large ones per iteration
+    assert seen[1 << 20] >= runs // (per_turn + 1) - 1, seen

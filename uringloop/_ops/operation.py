@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _pack_sqe = SQE.pack
 _pack_sqe_into = SQE.pack_into
 _READ = int(abi.Op.READ)
+_WRITE = int(abi.Op.WRITE)
 _U64 = args.U64_MASK
 _LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
 _ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
@@ -180,6 +181,8 @@ class Operation:
     # A multi-part operation writes several SQEs (prep_parts) and gets one CQE per part
     # (complete_part); see ReadBatch.
     multi: ClassVar[bool] = False
+    # The bytes the operation moves between memory and a file (0: it moves none).
+    nbytes: ClassVar[int] = 0
 
     @property
     def opcode(self) -> int:
@@ -407,6 +410,12 @@ class Positioned(Entry):
         return _pack_sqe(self._opcode, 0, 0, self._fd, self._offset, self._address,
                          self._length, 0, 0, 0, 0, 0, 0, 0)  # fmt: skip
 
+    @property
+    def nbytes(self) -> int:  # type: ignore[override]
+        if self._opcode == _READ or self._opcode == _WRITE:
+            return self._length
+        return sum(ref.nbytes for ref in self.refs if type(ref) is Pin)  # READV, WRITEV
+
     def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
         # Every field was checked when the operation was built: this pack cannot fail.
         _pack_sqe_into(sqes, off, self._opcode, 0, 0, self._fd, self._offset, self._address,
@@ -449,6 +458,10 @@ class Read(_ReadCore, Operation):
     @property
     def opcode(self) -> int:
         return _READ
+
+    @property
+    def nbytes(self) -> int:  # type: ignore[override]
+        return self._size
 
     @property
     def sqe(self) -> bytes:  # type: ignore[override]
@@ -510,6 +523,10 @@ class ReadBatch(Entry):
     @property
     def opcode(self) -> int:
         return _READ
+
+    @property
+    def nbytes(self) -> int:  # type: ignore[override]
+        return sum(self.sizes)
 
     def parts_left(self) -> int:
         return len(self.fds) - self._next
