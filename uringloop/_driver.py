@@ -340,6 +340,7 @@ class RingDriver:
         """
         inflight = self.inflight
         queues = self._queues
+        mark = queues.pending()
         try:
             if (
                 inflight
@@ -356,18 +357,23 @@ class RingDriver:
                 return False
             ud = self._next_user_data
             ring = self._ring
-            try:
-                op.prep(ring.sqes, ring.sqe_words, off, ud)
-            except BaseException:
-                queues.unreserve(1)  # the slot goes back unwritten
-                raise
-        except _FATAL:
-            self.queue(op)
+            op.prep(ring.sqes, ring.sqe_words, off, ud)
+            inflight[ud] = op  # from here on its entry is written and it is in flight
+            op.user_data = ud
+            op.state = SUBMITTED
+            self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
+        except BaseException as exc:
+            # The ring was idle: `op` is the only operation that can be in flight.
+            if inflight:
+                ud = next(iter(inflight))
+                op.user_data = ud
+                op.state = SUBMITTED
+                self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
+            else:
+                queues.unreserve(queues.pending() - mark)  # the slot goes back unwritten
+                if isinstance(exc, _FATAL):
+                    self.queue(op)
             raise
-        op.user_data = ud
-        op.state = SUBMITTED
-        inflight[ud] = op
-        self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
         if not self.max_in_flight:
             self.max_in_flight = 1
         submitted = self.n_submitted
@@ -382,24 +388,27 @@ class RingDriver:
         next_sqe = self._queues.next_sqe
         cancels = self._cancels
         inflight = self.inflight
+        queues = self._queues
         while cancels and self.broken is None:
-            off = next_sqe()
-            if off < 0:  # SQ full: hand it to the kernel and go on
-                if not self._enter():
-                    return
-                self._reap()
-                continue
+            mark = queues.pending()
             op = cancels[0]  # leaves the queue once written and in flight (see _fill)
             try:
-                ud = self._put(op, off)
-                inflight[ud] = op
+                off = next_sqe()
+                if off >= 0:
+                    ud = self._put(op, off)
+                    inflight[ud] = op
             except BaseException:  # a signal handler's, inside its prep
                 if inflight.get(op.user_data) is op:
                     op.state = SUBMITTED
                     cancels.popleft()
                 else:  # the slot goes back unwritten
-                    self._queues.unreserve(1)
+                    queues.unreserve(queues.pending() - mark)
                 raise
+            if off < 0:  # SQ full: hand it to the kernel and go on
+                if not self._enter():
+                    return
+                self._reap()
+                continue
             op.state = SUBMITTED
             cancels.popleft()
 
@@ -439,20 +448,23 @@ class RingDriver:
         ring = self._ring
         backlog = self.backlog
         inflight = self.inflight
+        queues = self._queues
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
-            off = self._queues.next_sqe()
-            if off >= 0:
-                before = len(inflight)
-                try:
+            mark = queues.pending()
+            before = len(inflight)
+            try:
+                off = queues.next_sqe()
+                if off >= 0:
                     used, ud = WRITE_ENTRIES(
                         backlog, inflight, ring.sqes, ring.sqe_words, (off,), 0,
                         self._next_user_data, abandoned,
                     )  # fmt: skip
-                except BaseException:
-                    self._fill_interrupted(before, 1)
-                    raise
+            except BaseException:
+                self._fill_interrupted(before, mark)
+                raise
+            if off >= 0:
                 if not used:  # cancelled while queued: the slot goes back unwritten
-                    self._queues.unreserve(1)
+                    queues.unreserve(1)
                 self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
                 if len(inflight) > self.max_in_flight:
                     self.max_in_flight = len(inflight)
@@ -461,7 +473,13 @@ class RingDriver:
         while backlog and len(inflight) < cap and self.broken is None:
             head = backlog[0]
             want = head.parts_left() if head.multi else len(backlog)
-            offsets = self._queues.reserve(min(want, cap - len(inflight)))
+            mark = queues.pending()
+            before = len(inflight)
+            try:
+                offsets = queues.reserve(min(want, cap - len(inflight)))
+            except BaseException:
+                self._fill_interrupted(before, mark)
+                raise
             if not offsets:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
                     return
@@ -472,7 +490,6 @@ class RingDriver:
             ud = self._next_user_data
             used = 0
             n_offsets = len(offsets)
-            before = len(inflight)
             try:
                 while used < n_offsets and backlog:
                     used, ud = WRITE_ENTRIES(
@@ -488,37 +505,40 @@ class RingDriver:
                         backlog.popleft()  # cancelled while queued: skip it
                         continue
                     if not op.user_data:
-                        if ud + op.parts_left() > _MAX_USER_DATA:
+                        n = op.parts_left()
+                        if ud + n > _MAX_USER_DATA:
                             ud = 1  # a batch's range never crosses the limit
+                        self._next_user_data = ud + n  # given out before it is taken
                         op.user_data = ud
-                        ud += op.parts_left()
-                        self._next_user_data = ud  # the range is given out, even if interrupted
+                        ud += n
                     first, count = op.prep_parts(sqes, words, offsets, used)
                     start = op.user_data + first
                     inflight.update(zip(range(start, start + count), repeat(op)))
+                    op.parts_written(count)
                     used += count
                     if not op.parts_left():
                         op.state = SUBMITTED
                         backlog.popleft()
             except BaseException:
-                self._fill_interrupted(before, n_offsets)
+                self._fill_interrupted(before, mark)
                 raise
             if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
                 ud = 1
             self._next_user_data = ud
             if used < n_offsets:
-                self._queues.unreserve(n_offsets - used)
+                queues.unreserve(n_offsets - used)
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
 
-    def _fill_interrupted(self, before: int, reserved: int) -> None:
-        """_fill() was interrupted (a prep() that raised: a signal handler's KeyboardInterrupt
-        inside a Python prep) after reserving `reserved` SQ slots, with `before` operations
-        in flight. The slots written since have their entries in `inflight` (written ones
-        first: WRITE_ENTRIES and prep_parts enter an operation only once its entry is whole);
-        the others go back unwritten, so that the kernel never reads a stale or half-written
-        entry. The operation at the head of the backlog is left as a later _fill() expects."""
+    def _fill_interrupted(self, before: int, mark: int) -> None:
+        """_fill() was interrupted (a signal handler's KeyboardInterrupt inside a Python
+        prep, or between two of its steps) with `mark` SQ slots reserved before the round
+        and `before` operations in flight. The slots written since have their entries in
+        `inflight` (an operation enters it only once its entry is whole: WRITE_ENTRIES,
+        and _fill for a batch's parts); the others go back unwritten, so that the kernel
+        never reads a stale or half-written entry. The operation at the head of the
+        backlog is left as a later _fill() expects it."""
         inflight = self.inflight
         backlog = self.backlog
         written = len(inflight) - before
@@ -529,16 +549,17 @@ class RingDriver:
         if backlog:
             head = backlog[0]
             if head.multi:
-                if head.user_data and not head.parts_left():  # all written, still at the head
-                    head.state = SUBMITTED
-                    backlog.popleft()
+                if head.user_data:
+                    head.count_parts_in_flight(inflight)  # the others are written again
+                    if not head.parts_left():  # all in flight, still at the head
+                        head.state = SUBMITTED
+                        backlog.popleft()
             elif written and inflight[last_ud] is head:  # in flight, still at the head
                 head.user_data = last_ud
                 head.state = SUBMITTED
                 backlog.popleft()
-            elif head.state == SUBMITTED:  # marked, but its entry is not in flight
-                head.state = QUEUED
-        self._queues.unreserve(reserved - written)
+        queues = self._queues
+        queues.unreserve(queues.pending() - mark - written)
 
     def _enter(self, min_complete: int = 0) -> bool:
         """One io_uring_enter with GETEVENTS. False when the kernel said "later" or no."""

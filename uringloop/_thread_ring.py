@@ -105,6 +105,7 @@ class ThreadRing:
             first, count = op.prep_parts(ring.sqes, ring.sqe_words, offsets, 0)
             start = op.user_data + first
             self._inflight.update(zip(range(start, start + count), repeat(op)))
+            op.parts_written(count)
             return
         off = self._queues.next_sqe()
         if off < 0:

@@ -146,3 +146,183 @@ def test_an_interrupted_cancel_is_written_later(
         assert loop.uring_stats().in_flight == 0 and not driver._cancels
     finally:
         loop.close()
+
+
+def _batch_file(tmp_path: Any) -> tuple[str, bytes]:
+    path = os.path.join(tmp_path, "batch")
+    data = os.urandom(1 << 16)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path, data
+
+
+def test_a_batch_interrupted_before_its_parts_are_in_flight(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interruption lands after the batch's entries are written and before the driver
+    # records them in flight: they are given back, and written again whole.
+    path, data = _batch_file(tmp_path)
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reqs = [(fd, 100 * (i + 1), 1000 * i) for i in range(6)]
+        expected = [data[offset : offset + size] for _, size, offset in reqs]
+        real = operation.ReadBatch.prep_parts
+        fired: list[bool] = []
+
+        def prep_parts(self: Any, *args: Any) -> Any:
+            written = real(self, *args)
+            if not fired:
+                fired.append(True)
+                raise KeyboardInterrupt
+            return written
+
+        monkeypatch.setattr(operation.ReadBatch, "prep_parts", prep_parts)
+        task = loop.create_task(loop.pread_many(reqs))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 10)) == expected
+        assert loop.uring_stats().in_flight == 0
+    finally:
+        os.close(fd)
+        loop.close()
+
+
+def test_a_batch_interrupted_after_taking_its_user_data_range(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interruption lands once the batch has its range of user_data (the first call
+    # the driver makes on it after that): an operation queued behind it never gets a
+    # user_data of that range (its CQE would be taken for the batch's, and one of the two
+    # would wait forever).
+    path, data = _batch_file(tmp_path)
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reqs = [(fd, 100, 1000 * i) for i in range(4)]
+        expected = [data[offset : offset + size] for _, size, offset in reqs]
+        real = operation.ReadBatch.parts_left
+        fired: list[bool] = []
+
+        def parts_left(self: Any) -> int:
+            if self.user_data and not fired:
+                fired.append(True)
+                raise KeyboardInterrupt
+            return real(self)  # type: ignore[no-any-return]
+
+        async def main() -> list[Any]:
+            batch = loop.create_task(loop.pread_many(reqs))
+            after = loop.create_task(loop.nop())  # queued behind it, in the same flush
+            return await asyncio.gather(batch, after)
+
+        monkeypatch.setattr(operation.ReadBatch, "parts_left", parts_left)
+        task = loop.create_task(main())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        got = loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 10))
+        assert got == [expected, None]
+    finally:
+        os.close(fd)
+        loop.close()
+
+
+@pytest.mark.parametrize("call", ["reserve", "next_sqe"])
+def test_slots_reserved_just_before_an_interruption_go_back(call: str) -> None:
+    # The interruption lands as the SQ hands out slots, before the driver has their
+    # offsets: the slots go back all the same, and the next enter submits only what was
+    # written (three no-ops, or one).
+    loop = uringloop.Loop()
+    try:
+        driver: Any = loop._driver
+        queues = driver._queues
+
+        class Interrupting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(queues, name)
+
+            def reserve(self, count: int) -> Any:
+                queues.reserve(count)
+                raise KeyboardInterrupt
+
+            def next_sqe(self) -> Any:
+                queues.next_sqe()
+                raise KeyboardInterrupt
+
+        count = 3 if call == "reserve" else 1
+
+        async def main() -> tuple[int, int]:
+            assert await loop.nop() is None  # warm
+            tasks = [loop.create_task(loop.nop()) for _ in range(count)]
+            await asyncio.sleep(0)  # queued; the pre-select step comes next
+            before = loop.uring_stats()
+            driver._queues = Interrupting()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    driver.flush()
+            finally:
+                driver._queues = queues
+            assert queues.pending() == 0
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            after = loop.uring_stats()
+            return after.submitted - before.submitted, after.completed - before.completed
+
+        assert loop.run_until_complete(main()) == (count, count)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("where", ["next_sqe", "prep"])
+def test_a_lone_read_interrupted_while_taken_runs_once(
+    where: str, data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The eager case (the driver's run_lone), interrupted once its slot is reserved, or
+    # once its entry is written and before it is in flight: the slot goes back, the read
+    # is queued (the pre-select step before the KeyboardInterrupt's callback submits it),
+    # and the kernel gets it once.
+    path, data = data_file
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        driver: Any = loop._driver
+        queues = driver._queues
+        fired: list[bool] = []
+
+        class Interrupting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(queues, name)
+
+            def next_sqe(self) -> Any:
+                off = queues.next_sqe()
+                if not fired:
+                    fired.append(True)
+                    raise KeyboardInterrupt
+                return off
+
+        real_prep = operation.Read.prep
+
+        def prep(self: Any, *args: Any) -> None:
+            real_prep(self, *args)
+            if not fired:
+                fired.append(True)
+                raise KeyboardInterrupt
+
+        async def main() -> bytes:
+            assert await loop.pread(fd, 5, 0) == data[:5]  # warm, before the fault
+            if where == "next_sqe":
+                monkeypatch.setattr(driver, "_queues", Interrupting())
+            else:
+                monkeypatch.setattr(operation.Read, "prep", prep)
+            return await loop.pread(fd, 5, 100)
+
+        before = loop.uring_stats()
+        task = loop.create_task(main())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert fired
+        monkeypatch.undo()
+        assert loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 10)) == data[100:105]
+        after = loop.uring_stats()
+        assert (after.submitted - before.submitted, after.in_flight) == (2, 0)
+    finally:
+        os.close(fd)
+        loop.close()

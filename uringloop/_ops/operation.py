@@ -41,6 +41,8 @@ from .state import QUEUED as QUEUED
 from .state import SUBMITTED as SUBMITTED
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .spec import Spec
 
 _pack_sqe = SQE.pack
@@ -289,6 +291,16 @@ class Operation:
     def complete_part(self, user_data: int, res: int) -> None:
         raise NotImplementedError
 
+    def parts_written(self, count: int) -> None:
+        """The `count` parts prep_parts() wrote last are in flight: the next call writes the
+        parts after them. (Until then a write that was interrupted is written again.)"""
+        raise NotImplementedError
+
+    def count_parts_in_flight(self, inflight: Mapping[int, Operation]) -> None:
+        """parts_written() for the parts found in `inflight` past those counted (a write
+        interrupted between the two)."""
+        raise NotImplementedError
+
     def complete_parts(self, user_datas: list[int], results: list[int]) -> None:
         """complete_part() for many CQEs of this operation at once."""
         for user_data, res in zip(user_datas, results, strict=True):
@@ -508,7 +520,7 @@ class ReadBatch(Entry):
         self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
         self._buffers: dict[int, ScratchBuffer] = {}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
-        self._next = 0  # parts written so far
+        self._next = 0  # parts written and in flight so far (see parts_written)
         self._error: BaseException | None = None
         self._error_index = n
         # One slot for the whole batch when the sizes are uniform: part i at i * stride.
@@ -568,26 +580,34 @@ class ReadBatch(Entry):
         else:
             pool = self._pool  # type: ignore[assignment]
             slots = self._slots
-            if len(slots) > first:  # a write interrupted before `_next` moved: start again
-                for slot in slots[first:]:
-                    if slot >= 0:
-                        pool.free(slot)
-                del slots[first:]
+            buffers = self._buffers
             for j in range(count):
                 i = first + j
                 size = self.sizes[i]
-                slot = pool.alloc(size) if pool is not None else -1
-                slots.append(slot)
+                if i < len(slots):  # allocated by a write that was interrupted: reused
+                    slot = slots[i]
+                else:
+                    slot = pool.alloc(size) if pool is not None else -1
+                    slots.append(slot)
                 if slot >= 0:
                     addr = pool.address_of[slot]
                 else:
-                    buf = self._buffers[i] = ScratchBuffer(size)
+                    buf = buffers.get(i)
+                    if buf is None:
+                        buf = buffers[i] = ScratchBuffer(size)
                     addr = buf.address
                 offset = self.offsets[i] & _U64
                 _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
                                size, 0, base + i, 0, 0, 0, 0, 0)  # fmt: skip
-        self._next = end
         return first, count
+
+    def parts_written(self, count: int) -> None:
+        self._next += count
+
+    def count_parts_in_flight(self, inflight: Mapping[int, Operation]) -> None:
+        base = self.user_data
+        while inflight.get(base + self._next) is self:
+            self._next += 1
 
     def complete_part(self, user_data: int, res: int) -> None:
         self._res[user_data - self.user_data] = res
