@@ -648,8 +648,11 @@ def test_executor_path_on_uvloop(tmp_path: Path) -> None:
             await f.seek(0)
             return await f.read()
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        assert runner.run(main()) == b"on uvloop"
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == b"on uvloop"
+    finally:
+        loop.close()
 
 
 @pytest.mark.asyncio

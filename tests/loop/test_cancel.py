@@ -41,6 +41,7 @@ async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        del task  # its CancelledError's traceback holds the coroutine's frame (Python 3.10)
         # The task is gone, the CQE is not: the kernel may still write into the buffer.
         gc.collect()
         assert ref() is not None, "buffer freed before its operation's CQE"

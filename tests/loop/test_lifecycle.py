@@ -224,8 +224,9 @@ def test_run_and_new_event_loop() -> None:
     assert uringloop.run(main()) == "done"
     with pytest.raises(ValueError):
         uringloop.run(lambda: None)  # type: ignore[arg-type]
-    with asyncio.Runner(loop_factory=uringloop.new_event_loop) as runner:
-        assert runner.run(main()) == "done"
+    if sys.version_info >= (3, 11):  # asyncio.Runner
+        with asyncio.Runner(loop_factory=uringloop.new_event_loop) as runner:
+            assert runner.run(main()) == "done"
     if sys.version_info >= (3, 12):
         assert asyncio.run(main(), loop_factory=uringloop.new_event_loop) == "done"
 
