@@ -341,6 +341,7 @@ class RingDriver:
         inflight = self.inflight
         queues = self._queues
         mark = queues.pending()
+        idle = False
         try:
             if (
                 inflight
@@ -352,6 +353,7 @@ class RingDriver:
                 or (self._lacks_some and not self.supports(op.opcode))
             ):
                 return False
+            idle = True
             off = queues.next_sqe()
             if off < 0:
                 return False
@@ -363,8 +365,7 @@ class RingDriver:
             op.state = SUBMITTED
             self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
         except BaseException as exc:
-            # The ring was idle: `op` is the only operation that can be in flight.
-            if inflight:
+            if idle and inflight:  # the ring was idle: `op` is the only one in flight
                 ud = next(iter(inflight))
                 op.user_data = ud
                 op.state = SUBMITTED
