@@ -334,9 +334,9 @@ class RingDriver:
         flush()'s steps and bookkeeping for one operation, without its rounds: the same
         as queue(op) and flush(), at the cost of a few attribute reads. The entry is
         written here rather than by _fill()'s lone case (WRITE_ENTRIES), which cost small
-        files' opens and closes about 6 % in an A/B. A KeyboardInterrupt or SystemExit (a
-        signal handler's) before `op` is in flight queues it as queue() does, then
-        propagates: `op` is never left in neither place.
+        files' opens and closes about 6 % in an A/B. An exception (a signal handler's
+        KeyboardInterrupt) before `op` is in flight propagates with `op` still QUEUED and
+        its slot given back: the caller queues it. Once in flight, it is SUBMITTED.
         """
         inflight = self.inflight
         queues = self._queues
@@ -364,7 +364,7 @@ class RingDriver:
             op.user_data = ud
             op.state = SUBMITTED
             self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
-        except BaseException as exc:
+        except BaseException:
             if idle and inflight:  # the ring was idle: `op` is the only one in flight
                 ud = next(iter(inflight))
                 op.user_data = ud
@@ -372,8 +372,6 @@ class RingDriver:
                 self._next_user_data = 1 if ud + 1 >= _MAX_USER_DATA else ud + 1
             else:
                 queues.unreserve(queues.pending() - mark)  # the slot goes back unwritten
-                if isinstance(exc, _FATAL):
-                    self.queue(op)
             raise
         if not self.max_in_flight:
             self.max_in_flight = 1
@@ -460,13 +458,13 @@ class RingDriver:
                         backlog, inflight, ring.sqes, ring.sqe_words, (off,), 0,
                         self._next_user_data, abandoned,
                     )  # fmt: skip
+                    if not used:  # cancelled while queued: the slot goes back unwritten
+                        queues.unreserve(1)
+                    self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
             except BaseException:
                 self._fill_interrupted(before, mark)
                 raise
             if off >= 0:
-                if not used:  # cancelled while queued: the slot goes back unwritten
-                    queues.unreserve(1)
-                self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
                 if len(inflight) > self.max_in_flight:
                     self.max_in_flight = len(inflight)
                 return
@@ -520,14 +518,15 @@ class RingDriver:
                     if not op.parts_left():
                         op.state = SUBMITTED
                         backlog.popleft()
+                if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
+                    ud = 1
+                self._next_user_data = ud
+                if used < n_offsets:
+                    queues.unreserve(n_offsets - used)
             except BaseException:
                 self._fill_interrupted(before, mark)
                 raise
-            if ud >= _MAX_USER_DATA:  # 2**63 operations: start over, far from live ones
-                ud = 1
-            self._next_user_data = ud
             if used < n_offsets:
-                queues.unreserve(n_offsets - used)
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)

@@ -39,6 +39,7 @@ from ._handle import READY_HANDLE as _ready_handle
 from ._ops import (
     DONE,
     MAX_RW_COUNT,
+    QUEUED,
     Operation,
     Read,
     ReadBatch,
@@ -82,10 +83,11 @@ __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
-# Eager turns between two pre-select steps (see _submit_early). An operation moving up to
-# EAGER_UNIT bytes takes one turn, a larger one 1 + nbytes // EAGER_UNIT, so that a run of
-# inline operations moves at most about 4 MiB (well under a millisecond of page-cache
-# copying) before the loop turns again, however large each one is.
+# Eager turns between two pre-select steps (see _submit_early). An operation takes one
+# turn plus one per whole EAGER_UNIT bytes it moves (1 + nbytes // EAGER_UNIT). One that
+# overdraws the budget still runs, and the overdraft is paid from the next steps' budgets,
+# so that inline operations move at most about 4 MiB per loop iteration on average (well
+# under a millisecond of page-cache copying), however large each one is.
 EAGER_PER_ITERATION = 64
 EAGER_UNIT = 1 << 16
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
@@ -476,7 +478,7 @@ class Loop(asyncio.SelectorEventLoop):
         Contract: when it returns 0, nothing is armed (no sleeping flag, no eventfd), so
         the selector may skip _post_select.
         """
-        self._eager_left = EAGER_PER_ITERATION
+        self._eager_left = min(EAGER_PER_ITERATION, self._eager_left + EAGER_PER_ITERATION)
         forget_positions()
         driver = self._driver
         foreign = self._foreign
@@ -642,8 +644,10 @@ class Loop(asyncio.SelectorEventLoop):
         try:
             taken = self._driver.run_lone(op)
         except _FATAL as exc:  # re-raised from a callback, as asyncio does for a callback's
+            if op.state == QUEUED:  # interrupted before it was in flight: queued as usual
+                self._driver.queue(op)
             self.call_soon(_reraise, exc)
-            taken = True  # run_lone raises these only with `op` queued, in flight or done
+            taken = True  # `op` is queued, in flight or done
         if taken:
             self._eager_left -= 1 + nbytes // EAGER_UNIT
         return taken

@@ -77,43 +77,69 @@ class ThreadRing:
         op.waiter = outcome
         enter = self._queues.enter
         inflight = self._inflight
-        while not outcome.finished:
-            if op.state != DONE and (op.parts_left() if op.multi else op.user_data == 0):
-                self._write(op)
-            waiting = len(inflight)
-            try:
-                enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
-            except InterruptedError:
-                pass
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EBUSY, errno.ENOMEM):
-                    raise
-            self._reap()
+        try:
+            while not outcome.finished:
+                if op.state != DONE and (op.parts_left() if op.multi else op.user_data == 0):
+                    self._write(op)
+                waiting = len(inflight)
+                try:
+                    enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
+                except InterruptedError:
+                    pass
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EBUSY, errno.ENOMEM):
+                        raise
+                self._reap()
+        except BaseException:
+            # Nobody waits any more: a batch's parts not yet written are dropped, so that it
+            # finishes (its buffers released) once the written ones are reaped.
+            if op.multi and op.state != DONE:
+                op.drop_unwritten()
+            raise
         if outcome.error is not None:
             raise outcome.error
         return outcome.value
 
     def _write(self, op: Operation) -> None:
-        """Write what fits of `op` into the SQ."""
+        """Write what fits of `op` into the SQ.
+
+        Interrupted (a signal handler's KeyboardInterrupt, this being the main thread), it
+        leaves no reserved slot unwritten: as the loop's driver does, the slots written
+        have their entries in the in-flight table, and the others go back before the next
+        enter could publish them stale."""
         ring = self._ring
-        if op.multi:
-            offsets = self._queues.reserve(op.parts_left())
-            if not offsets:
+        queues = self._queues
+        inflight = self._inflight
+        mark = queues.pending()
+        before = len(inflight)
+        try:
+            if op.multi:
+                offsets = queues.reserve(op.parts_left())
+                if not offsets:
+                    return
+                if not op.user_data:
+                    op.user_data = self._take_user_data(op.parts_left())
+                first, count = op.prep_parts(ring.sqes, ring.sqe_words, offsets, 0)
+                start = op.user_data + first
+                inflight.update(zip(range(start, start + count), repeat(op)))
+                op.parts_written(count)
                 return
-            if not op.user_data:
-                op.user_data = self._take_user_data(op.parts_left())
-            first, count = op.prep_parts(ring.sqes, ring.sqe_words, offsets, 0)
-            start = op.user_data + first
-            self._inflight.update(zip(range(start, start + count), repeat(op)))
-            op.parts_written(count)
-            return
-        off = self._queues.next_sqe()
-        if off < 0:
-            return
-        ud = self._take_user_data(1)
-        op.prep(ring.sqes, ring.sqe_words, off, ud)
-        op.user_data = ud
-        self._inflight[ud] = op
+            off = queues.next_sqe()
+            if off < 0:
+                return
+            ud = self._take_user_data(1)
+            op.prep(ring.sqes, ring.sqe_words, off, ud)
+            inflight[ud] = op
+            op.user_data = ud
+        except BaseException:
+            written = len(inflight) - before
+            if op.multi:
+                if op.user_data:
+                    op.count_parts_in_flight(inflight)
+            elif written:
+                op.user_data = next(reversed(inflight))
+            queues.unreserve(queues.pending() - mark - written)
+            raise
 
     def _take_user_data(self, count: int) -> int:
         ud = self._next_user_data

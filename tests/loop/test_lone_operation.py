@@ -338,3 +338,47 @@ async def test_operations_moving_more_bytes_take_more_eager_turns(
     assert seen[4096] <= runs // EAGER_PER_ITERATION + 1, seen
     per_turn = EAGER_PER_ITERATION / (1 + (1 << 20) // EAGER_UNIT)  # large ones per iteration
     assert seen[1 << 20] >= runs // (per_turn + 1) - 1, seen
+
+
+@pytest.mark.asyncio
+async def test_an_operation_that_overdraws_the_budget_is_paid_for_later(
+    tmp_path: Any, no_fd_leak: None
+) -> None:
+    # A 16 MiB read inline takes 257 turns of a budget of 64: the next steps' budgets pay
+    # for it, so the small reads after it wait for the loop until then, and go inline
+    # again once the debt is paid.
+    from uringloop._loop import EAGER_PER_ITERATION, EAGER_UNIT
+
+    big = 16 << 20
+    path = os.path.join(tmp_path, "big")
+    with open(path, "wb") as f:
+        f.write(os.urandom(big))
+    loop = running()
+    fd = os.open(path, os.O_RDONLY)
+    selector = loop._selector
+    pre_select = selector._before  # type: ignore[attr-defined]
+    steps: list[int] = []
+
+    def counting(timeout: float | None) -> float | None:
+        steps.append(reads[0])
+        return pre_select(timeout)  # type: ignore[no-any-return]
+
+    reads = [0]
+    try:
+        assert len(await loop.pread(fd, big, 0)) == big  # warm the page cache
+        for _ in range(8):  # steps that pay its debt back: a full budget
+            await asyncio.sleep(0.001)
+        selector._before = counting  # type: ignore[attr-defined]
+        try:
+            assert len(await loop.pread(fd, big, 0)) == big
+            for reads[0] in range(1, 11):
+                assert len(await loop.pread(fd, 4096, reads[0] * 4096)) == 4096
+        finally:
+            selector._before = pre_select  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+    debt = 1 + big // EAGER_UNIT - EAGER_PER_ITERATION  # turns overdrawn by the big read
+    waited = -(-debt // EAGER_PER_ITERATION)  # the steps that pay it back
+    # As many steps as that (some may come while the big read itself completes), none
+    # once the small reads went inline again.
+    assert len(steps) == waited and steps == sorted(steps) and steps[-1] <= waited, steps

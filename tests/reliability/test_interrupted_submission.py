@@ -271,14 +271,14 @@ def test_slots_reserved_just_before_an_interruption_go_back(call: str) -> None:
         loop.close()
 
 
-@pytest.mark.parametrize("where", ["next_sqe", "prep"])
+@pytest.mark.parametrize("where", ["start", "next_sqe", "prep"])
 def test_a_lone_read_interrupted_while_taken_runs_once(
     where: str, data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The eager case (the driver's run_lone), interrupted once its slot is reserved, or
-    # once its entry is written and before it is in flight: the slot goes back, the read
-    # is queued (the pre-select step before the KeyboardInterrupt's callback submits it),
-    # and the kernel gets it once.
+    # The eager case (the driver's run_lone), interrupted as it starts, once its slot is
+    # reserved, or once its entry is written and before it is in flight: the slot goes
+    # back, the read is queued (the pre-select step before the KeyboardInterrupt's
+    # callback submits it), and the kernel gets it once.
     path, data = data_file
     loop = uringloop.Loop()
     fd = os.open(path, os.O_RDONLY)
@@ -308,7 +308,17 @@ def test_a_lone_read_interrupted_while_taken_runs_once(
 
         async def main() -> bytes:
             assert await loop.pread(fd, 5, 0) == data[:5]  # warm, before the fault
-            if where == "next_sqe":
+            if where == "start":
+                real_run_lone = driver.run_lone
+
+                def run_lone(op: Any) -> bool:
+                    if not fired:
+                        fired.append(True)
+                        raise KeyboardInterrupt
+                    return real_run_lone(op)  # type: ignore[no-any-return]
+
+                monkeypatch.setattr(driver, "run_lone", run_lone)
+            elif where == "next_sqe":
                 monkeypatch.setattr(driver, "_queues", Interrupting())
             else:
                 monkeypatch.setattr(operation.Read, "prep", prep)
@@ -325,4 +335,49 @@ def test_a_lone_read_interrupted_while_taken_runs_once(
         assert (after.submitted - before.submitted, after.in_flight) == (2, 0)
     finally:
         os.close(fd)
+        loop.close()
+
+
+def test_the_slot_of_a_skipped_operation_goes_back_when_interrupted() -> None:
+    # An operation cancelled while queued is skipped and its slot given back; the signal
+    # lands as the slot is given back (the pure-Python twin's unreserve is Python code):
+    # the slot goes back all the same, and the kernel gets the one written entry only.
+    from uringloop._ops import table
+
+    loop = uringloop.Loop()
+    try:
+
+        async def main() -> tuple[int, int]:
+            assert await loop.nop() is None  # warm
+            driver: Any = loop._driver
+            queues = driver._queues
+            fired: list[bool] = []
+
+            class Interrupting:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(queues, name)
+
+                def unreserve(self, count: int) -> None:
+                    if not fired:
+                        fired.append(True)
+                        raise KeyboardInterrupt
+                    queues.unreserve(count)
+
+            kept, skipped = table.nop.build(), table.nop.build()
+            skipped.drop()  # cancelled while queued
+            driver._queues = Interrupting()
+            try:
+                driver.queue(kept)
+                driver.queue(skipped)
+                with pytest.raises(KeyboardInterrupt):
+                    driver.flush()
+            finally:
+                driver._queues = queues
+            assert fired and queues.pending() == 1  # the kept one's entry
+            before = driver.n_submitted
+            driver.flush()
+            return driver.n_submitted - before, len(driver.inflight)
+
+        assert loop.run_until_complete(main()) == (1, 0)
+    finally:
         loop.close()

@@ -150,3 +150,69 @@ def test_through_a_loop_when_asked(data_file: tuple[str, bytes]) -> None:
         runner.join()
         loop.close()
     assert got == [data[:5], data[5:10]]
+
+
+@pytest.mark.parametrize("where", ["reserve", "prep_parts"])
+def test_an_interrupted_batch_leaves_no_slot_for_the_kernel(
+    where: str, data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The main thread's batch is interrupted (a signal handler's KeyboardInterrupt) as
+    # its entries are written: the slots reserved and not written go back, so the next
+    # batch's enter submits its own entries only (not the previous batch's, stale, into
+    # buffers since released), and its parts not written are dropped.
+    from uringloop._ops import operation, table
+
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reqs = [(fd, 4096, i * 4096) for i in range(_thread_ring.SQ_ENTRIES)]
+        expected = [data[i * 4096 : (i + 1) * 4096] for i in range(len(reqs))]
+        ring = _thread_ring.ThreadRing()
+        try:
+            assert ring.run(table.pread_many.build(reqs)) == expected  # every slot written once
+            queues = ring._queues
+            fired: list[bool] = []
+
+            class Interrupting:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(queues, name)
+
+                def reserve(self, count: int) -> Any:
+                    queues.reserve(count)
+                    fired.append(True)
+                    raise KeyboardInterrupt
+
+            real = operation.ReadBatch.prep_parts
+
+            def prep_parts(self: Any, *args: Any) -> Any:
+                real(self, *args)
+                fired.append(True)
+                raise KeyboardInterrupt
+
+            if where == "reserve":
+                monkeypatch.setattr(ring, "_queues", Interrupting())
+            else:
+                monkeypatch.setattr(operation.ReadBatch, "prep_parts", prep_parts)
+            with pytest.raises(KeyboardInterrupt):
+                ring.run(table.pread_many.build(reqs))
+            monkeypatch.undo()
+            assert fired and queues.pending() == 0 and not ring._inflight
+            unknown: list[int] = []
+
+            class Watching:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(queues, name)
+
+                def reap_columns(self, *args: Any) -> Any:
+                    user_datas, results, flags = queues.reap_columns(*args)
+                    unknown.extend(ud for ud in user_datas if ud not in ring._inflight)
+                    return user_datas, results, flags
+
+            monkeypatch.setattr(ring, "_queues", Watching())
+            assert ring.run(table.pread_many.build(reqs)) == expected
+            assert unknown == []
+            monkeypatch.undo()
+        finally:
+            ring.close()
+    finally:
+        os.close(fd)
