@@ -538,7 +538,9 @@ class RingDriver:
         `inflight` (an operation enters it only once its entry is whole: WRITE_ENTRIES,
         and _fill for a batch's parts); the others go back unwritten, so that the kernel
         never reads a stale or half-written entry. The operation at the head of the
-        backlog is left as a later _fill() expects it."""
+        backlog is left as a later _fill() expects it. (A second interruption inside this
+        repair, or inside a prep's own bookkeeping, is not covered: Python code cannot be
+        made atomic against signal handlers, only short.)"""
         inflight = self.inflight
         backlog = self.backlog
         written = len(inflight) - before

@@ -587,6 +587,8 @@ class ReadBatch(Entry):
                 if i < len(slots):  # allocated by a write that was interrupted: reused
                     slot = slots[i]
                 else:
+                    # An interruption between the two steps leaves the slot taken in the
+                    # pool and unknown here: memory the pool keeps, never a buffer in use.
                     slot = pool.alloc(size) if pool is not None else -1
                     slots.append(slot)
                 if slot >= 0:
