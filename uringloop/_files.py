@@ -91,6 +91,7 @@ class _IO(Protocol):
     async def ftruncate(self, fd: int, length: int) -> None: ...
     async def fsync(self, fd: int, datasync: bool) -> None: ...
     async def call(self, func: Callable[..., Any], *args: Any) -> Any: ...
+    async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any: ...
 
 
 class _RingIO:
@@ -143,6 +144,37 @@ class _RingIO:
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, func, *args)
 
+    async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await call_for_descriptor(self.loop, self.executor, func, *args)
+
+
+async def call_for_descriptor(
+    loop: asyncio.AbstractEventLoop,
+    executor: _Executor | None,
+    func: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """func(*args) on `executor`, for a new descriptor (os.open, an opener). If the awaiting
+    task is cancelled, the call still runs to its end in its thread: a descriptor it
+    returns then is closed, never leaked."""
+    future = loop.run_in_executor(executor, func, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_unclaimed)
+        raise
+
+
+def _close_unclaimed(future: asyncio.Future[Any]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    fd = future.result()
+    if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
 
 class _ExecutorIO:
     """Blocking system calls on an executor, for loops that are not uringloop Loops."""
@@ -156,8 +188,12 @@ class _ExecutorIO:
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, func, *args)
 
+    async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await call_for_descriptor(self.loop, self.executor, func, *args)
+
     async def open(self, path: Any, flags: int, mode: int) -> int:
-        return await self.call(os.open, path, flags | os.O_CLOEXEC, mode)  # type: ignore[no-any-return]
+        fd = await self.call_for_descriptor(os.open, path, flags | os.O_CLOEXEC, mode)
+        return fd  # type: ignore[no-any-return]
 
     async def close(self, fd: int) -> None:
         # Shielded: a cancelled close still closes (the ring's close is never dropped either).
@@ -463,7 +499,7 @@ class _FileBase:
             while line := await self._readline():
                 lines.append(line)
                 total += len(line)
-                if 0 < hint <= total:
+                if 0 < hint < total:
                     break
             return lines
 
@@ -1266,6 +1302,20 @@ class AsyncBufferedFile(_FileBase):
             self._wbuf += view
         return n
 
+    async def _write_accepted(self, data: bytes) -> None:
+        """A text file's encoded bytes, whose write() calls returned: they join the write
+        buffer before anything is awaited, so that a flush cancelled on the way keeps them
+        buffered rather than losing them. With read data buffered, _write()'s own path
+        (the built-in BufferedRandom's in-place write) is taken."""
+        if self._rbuf:
+            await self._write(data)
+            return
+        self._check_writable()
+        self._check_closed("write to closed file")
+        self._wbuf += data
+        if len(self._wbuf) >= self.buffer_size:
+            await self._flush_writes()
+
     async def _write_into_read_buffer(self, view: memoryview) -> None:
         """As the built-in BufferedRandom, whose one buffer serves both: a write that fits
         the buffer from the position goes into it in place, and the read-ahead after it
@@ -1646,7 +1696,7 @@ class AsyncTextFile(_FileBase):
                     break
                 lines.append(line)
                 total += len(line)
-                if 0 < hint <= total:
+                if 0 < hint < total:
                     break
             return lines
 
@@ -1786,7 +1836,7 @@ class AsyncTextFile(_FileBase):
             data = b"".join(self._pending)
             self._pending.clear()
             self._pending_count = 0
-            await self.buffer._write(data)
+            await self.buffer._write_accepted(data)  # held by the buffer even if cancelled
 
     async def _flush(self) -> None:
         self._check_closed()
@@ -2164,7 +2214,7 @@ async def _open(
         if opener is None:
             fd = await io_.open(name, flags, 0o666)
         else:
-            fd = await io_.call(opener, name, flags)
+            fd = await io_.call_for_descriptor(opener, name, flags)
             if not isinstance(fd, int) or fd < 0:
                 if isinstance(fd, int):
                     raise ValueError(f"opener returned {fd}")

@@ -234,12 +234,15 @@ async def link(
             follow_symlinks=follow_symlinks,
         )
         return
+    # As os.link: with no dir_fd, follow_symlinks=True is link(2), which links a symlink
+    # itself; only linkat with a dir_fd follows it (AT_SYMLINK_FOLLOW).
+    dir_fds = src_dir_fd is not None or dst_dir_fd is not None
     await loop.link(
         _fspath(src),
         _fspath(dst),
         src_dir_fd=src_dir_fd,
         dst_dir_fd=dst_dir_fd,
-        follow_symlinks=follow_symlinks,
+        follow_symlinks=bool(follow_symlinks) and dir_fds,
     )
 
 

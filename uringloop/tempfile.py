@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 from . import os as _uring_os
+from ._files import call_for_descriptor
 from ._files import open as _open
 from ._loop import Loop
 
@@ -98,7 +99,7 @@ async def _open_fd(path: Any, flags: int, mode: int, executor: _Executor | None)
     loop = asyncio.get_running_loop()
     if isinstance(loop, Loop):
         return await loop.open_fd(path, flags, mode)
-    fd: int = await loop.run_in_executor(executor, os.open, path, flags, mode)
+    fd: int = await call_for_descriptor(loop, executor, os.open, path, flags, mode)
     return fd
 
 

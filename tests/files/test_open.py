@@ -11,6 +11,7 @@ import os
 import subprocess
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -818,3 +819,90 @@ async def test_read_all_sees_a_file_that_shrank_after_open(
         os.truncate(path, 1000)
         assert await f.read() == b"a" * 1000
         assert await f.tell() == 1000
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
+async def test_a_cancelled_text_write_keeps_the_text_written_before(
+    tmp_path: Path, yields: int, no_fd_leak: None
+) -> None:
+    # The first write() returned: its text is the file's. The second one flushes it on the
+    # way and is cancelled after `yields` loop steps; the first's text still reaches the
+    # file (the second's may or may not, whole).
+    path = tmp_path / "f"
+    f = await uringloop.open(path, "w", encoding="utf-8")
+    try:
+        assert await f.write("a" * 5000) == 5000
+        task = asyncio.ensure_future(f.write("b" * 5000))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    finally:
+        await f.close()
+    assert path.read_text() in ("a" * 5000, "a" * 5000 + "b" * 5000)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("with_opener", [False, True], ids=["os-open", "opener"])
+async def test_a_cancelled_open_leaves_no_descriptor(
+    tmp_path: Path, with_opener: bool, no_fd_leak: None
+) -> None:
+    # Cancelled at every step of the way, open() leaves nothing open: a descriptor the
+    # executor's call (os.open, or the opener) returns after the cancellation is closed.
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+
+    def opener(name: str, flags: int) -> int:
+        return os.open(name, flags)
+
+    for i in range(60):
+        task = asyncio.ensure_future(
+            uringloop.open(path, "rb", opener=opener if with_opener else None)
+        )
+        for _ in range(i % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            f = await task
+        except asyncio.CancelledError:
+            continue
+        await f.close()
+    for _ in range(100):  # the executor's last calls end, and their descriptors close
+        await asyncio.sleep(0.005)
+        fds = os.listdir("/proc/self/fd")
+        if not any(os.path.realpath(f"/proc/self/fd/{fd}") == str(path) for fd in fds):
+            break
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["rb", "r"])
+@pytest.mark.parametrize("hint", [3, 5, 10, 12, 29, 30, 31])
+async def test_readlines_hint_stops_where_the_builtin_does(
+    tmp_path: Path, mode: str, hint: int, no_fd_leak: None
+) -> None:
+    # The built-in stops once the lines' total length exceeds the hint (not when it
+    # reaches it); a text file's tell() after it then succeeds or fails as the built-in's.
+    path = tmp_path / "lines"
+    path.write_bytes(b"abcd\n" * 6)
+
+    def outcome_of_tell(call: Any) -> Any:
+        try:
+            return call()
+        except OSError as exc:
+            return type(exc)
+
+    with open(path, mode) as g:
+        expected = (g.readlines(hint), outcome_of_tell(g.tell), g.read())
+    async with uringloop.open(path, mode) as f:
+        lines = await f.readlines(hint)
+        try:
+            told: Any = await f.tell()
+        except OSError as exc:
+            told = type(exc)
+        assert (lines, told, await f.read()) == expected

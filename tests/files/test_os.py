@@ -119,3 +119,28 @@ async def test_wrap_runs_on_the_executor(tmp_path: Path) -> None:
 
     assert await aos.wrap(probe)(21) == 42
     assert calls == [21]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_link_of_a_symlink_links_what_os_link_links(tmp_path: Path) -> None:
+    # os.link(symlink, new) with its defaults links the symlink itself (link(2)); with a
+    # dir_fd and follow_symlinks=True it links the target (linkat, AT_SYMLINK_FOLLOW).
+    target = tmp_path / "target"
+    target.write_bytes(b"x")
+    link = tmp_path / "symlink"
+    os.symlink(target, link)
+    dangling = tmp_path / "dangling"
+    os.symlink(tmp_path / "nowhere", dangling)
+    await aos.link(link, tmp_path / "ours")
+    os.link(link, tmp_path / "theirs")
+    assert (tmp_path / "ours").is_symlink() == (tmp_path / "theirs").is_symlink()
+    await aos.link(dangling, tmp_path / "ours-dangling")  # links the symlink: no ENOENT
+    assert (tmp_path / "ours-dangling").is_symlink()
+    dirfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        await aos.link("symlink", "ours-at", src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        os.link("symlink", "theirs-at", src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    finally:
+        os.close(dirfd)
+    assert (tmp_path / "ours-at").is_symlink() == (tmp_path / "theirs-at").is_symlink()
