@@ -1441,11 +1441,19 @@ class AsyncBufferedFile(_FileBase):
     async def _close(self) -> None:
         if self.raw._closed_flag:
             return
+        if self._wbuf:
+            # What write() took is written even if this close is cancelled: the flush and
+            # the close run shielded from the caller's cancellation, to their end.
+            await asyncio.shield(self._flush_and_close())
+            return
+        self._drop_read_buffer()  # a descriptor left open ends at the logical position
+        await self.raw._close()
+
+    async def _flush_and_close(self) -> None:
         try:
-            if self._wbuf:  # nothing buffered: no coroutine
-                await self._flush_writes()
+            await self._flush_writes()
         finally:
-            self._drop_read_buffer()  # a descriptor left open ends at the logical position
+            self._drop_read_buffer()
             await self.raw._close()
 
     def _close_sync(self) -> bool:

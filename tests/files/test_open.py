@@ -906,3 +906,42 @@ async def test_readlines_hint_stops_where_the_builtin_does(
         except OSError as exc:
             told = type(exc)
         assert (lines, told, await f.read()) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["wb", "w"])
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
+async def test_a_cancelled_close_still_writes_what_was_buffered(
+    tmp_path: Path, mode: str, yields: int, no_fd_leak: None
+) -> None:
+    # close() cancelled while it flushes: the buffered bytes (their write() returned) still
+    # reach the file and the descriptor is closed. Cancelled before it started, the file
+    # is still open and a second close() does it.
+    path = tmp_path / "f"
+    f = await uringloop.open(path, mode)
+    fd = f.fileno()
+    await f.write(b"a" * 100 if "b" in mode else "a" * 100)
+    task = asyncio.ensure_future(f.close())
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+    def descriptor_open() -> bool:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            return False
+
+    if yields == 0:
+        assert not f.closed
+        await f.close()
+    for _ in range(500):  # the shielded flush and close end (a thread's close, off the loop)
+        if f.closed and not descriptor_open():
+            break
+        await asyncio.sleep(0.002)
+    assert f.closed and path.read_bytes() == b"a" * 100
