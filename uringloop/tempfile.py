@@ -83,6 +83,38 @@ def _candidates(suffix: Any, prefix: Any, dir: Any) -> Generator[Any, None, None
         yield os.path.join(dir, prefix + middle + suffix)
 
 
+async def _undone_if_cancelled(create: Awaitable[Any], undo: Callable[[Any], None]) -> Any:
+    """Await `create`, which makes a file or directory. If the awaiting task is cancelled,
+    the creation still runs to its end, and undo(its result) removes what it made: a
+    cancelled constructor leaves nothing behind."""
+    task = asyncio.ensure_future(create)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: _undo_finished(done, undo))
+        raise
+
+
+def _undo_finished(done: asyncio.Future[Any], undo: Callable[[Any], None]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        try:
+            undo(done.result())
+        except OSError:
+            pass
+
+
+def _removing(path: Any) -> Callable[[int], None]:
+    """undo for a created file: close its descriptor, remove its name."""
+
+    def undo(fd: int) -> None:
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(path)
+
+    return undo
+
+
 async def _create_exclusive(
     make: Callable[[Any], Awaitable[Any]], suffix: Any, prefix: Any, dir: Any
 ) -> tuple[Any, Any]:
@@ -188,7 +220,8 @@ async def _temporary_file(
     if fd < 0:
 
         async def make(path: Any) -> int:
-            return await _open_fd(path, _CREATE, 0o600, executor)
+            opening = _open_fd(path, _CREATE, 0o600, executor)
+            return await _undone_if_cancelled(opening, _removing(path))  # type: ignore[no-any-return]
 
         path, fd = await _create_exclusive(make, suffix, prefix, dir)
         try:
@@ -308,7 +341,8 @@ def NamedTemporaryFile(
         parts = await _parts(suffix, prefix, dir, executor)
 
         async def create(path: Any) -> int:
-            return await _open_fd(path, _CREATE, 0o600, executor)
+            opening = _open_fd(path, _CREATE, 0o600, executor)
+            return await _undone_if_cancelled(opening, _removing(path))  # type: ignore[no-any-return]
 
         path, fd = await _create_exclusive(create, *parts)
         try:
@@ -578,7 +612,8 @@ def TemporaryDirectory(
         parts = await _parts(suffix, prefix, dir, executor)
 
         async def create(path: Any) -> None:
-            await _uring_os.mkdir(path, 0o700, executor=executor)
+            making = _uring_os.mkdir(path, 0o700, executor=executor)
+            await _undone_if_cancelled(making, lambda _: os.rmdir(path))
 
         path, _ = await _create_exclusive(create, *parts)
         return TemporaryDirectoryWrapper(os.path.abspath(path), executor)

@@ -193,3 +193,33 @@ async def test_temporary_directory(tmp_path: Path) -> None:
         del made
         gc.collect()
     assert not os.path.exists(name)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"])
+async def test_a_cancelled_constructor_leaves_nothing_behind(
+    tmp_path: Path, kind: str, no_fd_leak: None
+) -> None:
+    # Cancelled at every step of its making, a temporary file or directory leaves neither
+    # a name in the directory nor an open descriptor: what the creation made after the
+    # cancellation is removed.
+    async def make() -> object:
+        return await getattr(tempfile, kind)(dir=tmp_path)
+
+    for k in range(8):
+        for _ in range(4):
+            task = asyncio.ensure_future(make())
+            for _ in range(k):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                made = await task
+            except asyncio.CancelledError:
+                continue
+            await (made.cleanup() if kind == "TemporaryDirectory" else made.close())  # type: ignore[attr-defined]
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if others:  # the creations still running end, and are undone
+        await asyncio.wait(others, timeout=10)
+    await asyncio.sleep(0.01)  # their undoing callbacks run
+    assert os.listdir(tmp_path) == []
