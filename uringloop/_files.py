@@ -43,6 +43,7 @@ import locale
 import operator
 import os
 import stat as _stat
+import sys
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -67,6 +68,10 @@ _TAIL_CHUNK = 64 * 1024
 # The text layer's read size, as io.TextIOWrapper's (CPython's _CHUNK_SIZE): tell() and
 # write-after-read positions depend on it, so it must be the same to behave the same.
 TEXT_CHUNK_SIZE = 8192
+# Seek targets from here on are asked of the kernel (lseek), which refuses one past the
+# filesystem's largest file (EINVAL) as the built-in's seek does; below it, none refuses.
+LSEEK_CHECKED_FROM = 1 << 31
+TEXT_CHUNK_MAX = 1 << 24  # the largest chunk a text read asks of its buffer at once
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 
@@ -521,6 +526,17 @@ class _FileBase:
         await self.close()
 
 
+def _read_size(size: int | None) -> int:
+    """A read's size as the built-in files take it: None or an int that fits a C ssize_t
+    (OverflowError otherwise, as they raise)."""
+    if size is None:
+        return -1
+    size = operator.index(size)
+    if not -sys.maxsize - 1 <= size <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return size
+
+
 def _closed_error(message: str = "I/O operation on closed file") -> ValueError:
     return ValueError(message)
 
@@ -682,7 +698,7 @@ class AsyncFileIO(_FileBase):
 
     async def _read(self, size: int | None) -> bytes:
         self._check_readable()
-        size = -1 if size is None else operator.index(size)
+        size = _read_size(size)
         if size < 0:
             return await self._readall()
         if self._direct:
@@ -918,7 +934,7 @@ class AsyncFileIO(_FileBase):
             and type(whence) is int
             and whence == os.SEEK_SET
             and type(offset) is int
-            and offset >= 0
+            and 0 <= offset < LSEEK_CHECKED_FROM
             and self._seekable
             and not self._closed_flag
         ):  # _seek()'s common case, inlined; the free lock needs no taking (see _FileLock)
@@ -935,6 +951,8 @@ class AsyncFileIO(_FileBase):
         self._check_closed()
         offset = operator.index(offset)
         whence = operator.index(whence)
+        if not -(1 << 63) <= offset < 1 << 63:  # as lseek's off_t argument refuses it
+            raise OverflowError("Python int too large to convert to C long")
         if not self._seekable:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
         if whence == os.SEEK_SET:
@@ -948,6 +966,8 @@ class AsyncFileIO(_FileBase):
             target = await self._io().call(os.lseek, self._fd, offset, whence)
         if target < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if target >= LSEEK_CHECKED_FROM:  # EINVAL past the largest file, or OverflowError
+            os.lseek(self._fd, target, os.SEEK_SET)
         self._pos = target
         return target
 
@@ -1128,7 +1148,7 @@ class AsyncBufferedFile(_FileBase):
     async def _read(self, size: int | None = -1) -> bytes:
         self._check_readable()
         self._check_closed("read of closed file")
-        size = -1 if size is None else operator.index(size)
+        size = _read_size(size)
         if size < -1:
             raise ValueError("read length must be non-negative or -1")
         if size < 0:
@@ -1169,7 +1189,7 @@ class AsyncBufferedFile(_FileBase):
         """Buffered bytes if there are any, else the result of one raw read of `size`."""
         self._check_readable("read1")
         self._check_closed("read of closed file")
-        size = -1 if size is None else operator.index(size)
+        size = _read_size(size)
         if size < 0:
             size = self.buffer_size
         if size == 0:
@@ -1373,6 +1393,8 @@ class AsyncBufferedFile(_FileBase):
         self._check_closed("seek of closed file")
         if not self.raw._seekable:
             raise io.UnsupportedOperation("File or stream is not seekable.")
+        if not -(1 << 63) <= offset < 1 << 63:
+            raise ValueError("cannot fit 'int' into an offset-sized integer")
         if self._rbuf and whence in (os.SEEK_SET, os.SEEK_CUR) and self.raw._seekable:
             # A target inside the read buffer only moves the index into it.
             start = self.raw._pos - len(self._rbuf)
@@ -1622,8 +1644,8 @@ class AsyncTextFile(_FileBase):
         decoder = self._decoder
         if self._telling:
             dec_buffer, dec_flags = decoder.getstate()
-        if size_hint > 0:
-            size_hint = int(max(self._b2cratio, 1.0) * size_hint)
+        if size_hint > 0:  # at most TEXT_CHUNK_MAX bytes a chunk: read(n) of any n works
+            size_hint = min(int(max(self._b2cratio, 1.0) * size_hint), TEXT_CHUNK_MAX)
         chunk = await self.buffer._read1(max(TEXT_CHUNK_SIZE, size_hint))
         eof = not chunk
         decoded = decoder.decode(chunk, eof)
@@ -1647,7 +1669,7 @@ class AsyncTextFile(_FileBase):
     async def _read(self, size: int | None = -1) -> str:
         self._check_closed()
         self._check_readable()
-        size = -1 if size is None else operator.index(size)
+        size = _read_size(size)
         if self._pending:  # nothing pending: no coroutine
             await self._write_flush()
         if size < 0:

@@ -945,3 +945,70 @@ async def test_a_cancelled_close_still_writes_what_was_buffered(
             break
         await asyncio.sleep(0.002)
     assert f.closed and path.read_bytes() == b"a" * 100
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
+@pytest.mark.parametrize("offset", [2**31, 2**40, 2**50, 2**63 - 1, 2**63, 2**64, -(2**63) - 1])
+async def test_seek_refuses_what_the_builtin_refuses(
+    tmp_path: Path, buffering: int, offset: int, no_fd_leak: None
+) -> None:
+    # Past the filesystem's largest file the kernel refuses the position (EINVAL); past
+    # off_t the built-in raises OverflowError (raw) or ValueError (buffered). A refused
+    # seek leaves the position where it was, and nothing written is lost.
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+
+    def outcome(call: Any) -> Any:
+        try:
+            return call()
+        except (OSError, OverflowError, ValueError) as exc:
+            return type(exc), getattr(exc, "errno", None)
+
+    with open(path, "r+b", buffering=buffering) as g:
+        expected = (outcome(lambda: g.seek(offset)), outcome(g.tell))
+    async with uringloop.open(path, "r+b", buffering=buffering) as f:
+        try:
+            sought: Any = await f.seek(offset)
+        except (OSError, OverflowError, ValueError) as exc:
+            sought = type(exc), getattr(exc, "errno", None)
+        assert (sought, await f.tell()) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(
+    ("mode", "buffering", "size"),
+    [
+        ("rb", 0, 2**63),
+        ("rb", 0, -(2**63) - 1),
+        ("rb", -1, 2**63),
+        ("rb", -1, -(2**63) - 1),
+        ("r", -1, 2**63 - 1),
+        ("r", -1, 2**63),
+        ("r", -1, -(2**63) - 1),
+    ],
+)
+async def test_read_sizes_out_of_range_as_the_builtin(
+    tmp_path: Path, mode: str, buffering: int, size: int, no_fd_leak: None
+) -> None:
+    # A size that does not fit a C ssize_t raises OverflowError before any read; a text
+    # read of the largest one reads everything.
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 60)
+
+    def outcome(call: Any) -> Any:
+        try:
+            return call()
+        except (OverflowError, MemoryError, SystemError) as exc:
+            return type(exc)
+
+    with open(path, mode, buffering=buffering) as g:
+        expected = (outcome(lambda: g.read(size)), g.read())
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        try:
+            got: Any = await f.read(size)
+        except (OverflowError, MemoryError, SystemError) as exc:
+            got = type(exc)
+        assert (got, await f.read()) == expected
