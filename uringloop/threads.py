@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _loop
 from ._loop import Loop
-from ._ops import MAX_RW_COUNT, Operation, Spec, table
+from ._ops import MAX_RW_COUNT, Operation, Spec, forget_positions, table
 from ._ops.args import off_t
 from ._thread_ring import thread_ring
 from ._twins import compiled
@@ -211,6 +211,20 @@ class _Waiter:
         raise error
 
 
+def _check_timeout(timeout: float | None) -> None:
+    """A timeout the wait will take, checked before anything is queued: a bad one raising
+    after the operation was queued would leave it to run unawaited (an open's descriptor
+    leaked, a write done by a call that raised)."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    if timeout != timeout:
+        raise ValueError("timeout must not be NaN")
+    if timeout > threading.TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")
+
+
 def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
     waiter = _Waiter(op)
     op.waiter = waiter
@@ -230,8 +244,14 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
              **kwargs: Any) -> _T:  # fmt: skip
         if loop is None and timeout is None:
             if batch and (ring := thread_ring()) is not None:
-                return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+                try:
+                    return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+                finally:
+                    # No loop iteration forgets which descriptors this call found to take
+                    # offsets: a number closed and reused meanwhile is checked afresh.
+                    forget_positions()
             return blocking(*args, **kwargs)
+        _check_timeout(timeout)
         target = _target(loop)
         if target is None:
             return blocking(*args, **kwargs)
@@ -321,6 +341,7 @@ link = _blocking(table.link)
 
 def _route(loop: Loop | None, timeout: float | None) -> Loop | None:
     """The loop a composite's calls go through, or None: each call made directly."""
+    _check_timeout(timeout)
     return _target(loop) if loop is not None or timeout is not None else None
 
 

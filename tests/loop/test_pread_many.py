@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +88,51 @@ def test_pread_many_parts_completing_out_of_order(data_file: tuple[str, bytes]) 
             os.close(r)
             os.close(w)
     assert got == [b"pipe 0", b"pipe 1", b"pipe 2", data]
+
+
+@pytest.mark.asyncio
+async def test_a_zero_size_read_of_a_directory_in_a_batch_fails_as_os_pread(
+    tmp_path: Path, data_file: tuple[str, bytes]
+) -> None:
+    # read(2) of 0 bytes reports EISDIR; io_uring's would return 0: the batch asks the
+    # system call for its empty reads, as pread does for one.
+    loop = asyncio.get_running_loop()
+    path, _ = data_file
+    dirfd = os.open(tmp_path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(IsADirectoryError):
+            os.pread(dirfd, 0, 0)
+        with pytest.raises(IsADirectoryError):
+            await loop.pread_many([(fd, 10, 0), (dirfd, 0, 0)])  # type: ignore[attr-defined]
+        with pytest.raises(IsADirectoryError):
+            await loop.pread_many([(dirfd, 0, 0), (fd, 0, 0)])  # type: ignore[attr-defined]
+        got = await loop.pread_many([(fd, 0, 0), (fd, 3, 0)])  # type: ignore[attr-defined]
+        assert got == [b"", os.pread(fd, 3, 0)]
+    finally:
+        os.close(dirfd)
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_vector_io_argument_errors_as_os(tmp_path: Path) -> None:
+    # More than IOV_MAX buffers on a bad descriptor: EBADF, as os.preadv; buffers given as
+    # an iterator: TypeError, as os.preadv and os.pwritev (they take a sequence).
+    loop: Any = asyncio.get_running_loop()
+    many = [bytearray(1)] * 1025
+    with pytest.raises(OSError) as ours:
+        await loop.preadv(-1, many, 0)
+    with pytest.raises(OSError) as theirs:
+        os.preadv(-1, many, 0)
+    assert ours.value.errno == theirs.value.errno == errno.EBADF
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(TypeError):
+            os.preadv(fd, iter([bytearray(1)]), 0)
+        with pytest.raises(TypeError):
+            await loop.preadv(fd, iter([bytearray(1)]), 0)
+        with pytest.raises(TypeError):
+            await loop.pwritev(fd, iter([b"x"]), 0)
+        assert os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)

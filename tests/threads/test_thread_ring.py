@@ -216,3 +216,36 @@ def test_an_interrupted_batch_leaves_no_slot_for_the_kernel(
             ring.close()
     finally:
         os.close(fd)
+
+
+def test_a_reused_descriptor_number_is_checked_again(
+    data_file: tuple[str, bytes], no_fd_leak: None
+) -> None:
+    # A batch on a regular file, that file closed by the caller and its number reused by a
+    # pipe: the next batch at an offset on the pipe fails with ESPIPE, as os.pread does,
+    # and leaves the pipe's bytes unread (no loop iteration forgets what was checked;
+    # before, both reads took the pipe's bytes, its offsets ignored).
+    path, data = data_file
+
+    def run() -> Any:
+        fd = os.open(path, os.O_RDONLY)
+        assert threads.pread_many([(fd, 5, 0), (fd, 5, 10)]) == [data[:5], data[10:15]]
+        os.close(fd)
+        r, w = os.pipe()
+        try:
+            os.write(w, b"hello, world")  # enough for both reads: none of them waits
+            if r != fd:
+                return "not reused"
+            try:
+                threads.pread_many([(r, 5, 0), (r, 5, 5)])
+            except OSError as exc:
+                return exc.errno, os.read(r, 5)
+            return "no error"
+        finally:
+            os.close(r)
+            os.close(w)
+
+    outcome = _in_thread(run)
+    if outcome == "not reused":
+        pytest.skip("the descriptor number was not reused")
+    assert outcome == (errno.ESPIPE, b"hello")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,33 @@ def test_threads_hash_example() -> None:
     assert result.returncode == 0, result.stderr
     assert "check: ok" in result.stdout
     assert "40 files" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        ("1", TypeError),
+        (True, TypeError),
+        (float("inf"), OverflowError),
+        (float("nan"), ValueError),
+    ],
+)
+def test_a_bad_timeout_raises_before_anything_is_queued(
+    other_loop: uringloop.Loop, tmp_path: Path, timeout: Any, error: type, no_fd_leak: None
+) -> None:
+    # Checked before the operation is queued: an open does not happen (no descriptor left
+    # open by a call that raised), a write does not land.
+    path = tmp_path / "f"
+    path.write_bytes(b"before")
+    submitted = other_loop.uring_stats().submitted
+    with pytest.raises(error):
+        threads.open(str(path), os.O_RDONLY, loop=other_loop, timeout=timeout)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        with pytest.raises(error):
+            threads.pwrite(fd, b"AFTER!", 0, loop=other_loop, timeout=timeout)
+    finally:
+        os.close(fd)
+    time.sleep(0.05)  # anything queued would have run by now
+    assert other_loop.uring_stats().submitted == submitted
+    assert path.read_bytes() == b"before"

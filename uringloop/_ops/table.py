@@ -159,6 +159,9 @@ def _pins(
 
 
 def _buffer_list(buffers: Any) -> list[Any]:
+    # A sequence, as os.preadv and os.pwritev take (an iterator or a dict is refused).
+    if isinstance(buffers, dict) or not hasattr(type(buffers), "__getitem__"):
+        raise TypeError("buffers must be a sequence of bytes-like objects")
     try:
         return list(buffers)
     except TypeError:
@@ -186,7 +189,7 @@ def _iovec_count(fd: int, offset: int, count: int, writing: bool) -> None:
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
     try:
         access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
-    except OSError:
+    except (OSError, ValueError):  # ValueError: fcntl refuses a negative descriptor
         raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
     check_position(fd, offset)
     if access == (os.O_RDONLY if writing else os.O_WRONLY):
@@ -634,11 +637,23 @@ def read_many_args(requests: Iterable[Any]) -> tuple[array[int], array[int], arr
                 else:
                     for fd, offset in zip(fds, offsets, strict=True):
                         check_position(fd, offset)
+            if 0 in sizes:
+                _zero_size_reads(fds, sizes, offsets)
             return fds, sizes, offsets
     checked = [read_args(*_request(req)) for req in reqs]
     columns = list(zip(*checked, strict=True)) or [(), (), ()]
     fds, sizes, offsets = (array("q", column) for column in columns)
+    if 0 in sizes:
+        _zero_size_reads(fds, sizes, offsets)
     return fds, sizes, offsets
+
+
+def _zero_size_reads(fds: array[int], sizes: array[int], offsets: array[int]) -> None:
+    """The batch's reads of 0 bytes made as system calls, as pread makes one: read(2) of
+    0 bytes reports what io_uring's would not (EISDIR on a directory, EBADF)."""
+    for fd, size, offset in zip(fds, sizes, offsets, strict=True):
+        if not size:
+            os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
 
 
 def _request(req: Any) -> tuple[Any, Any, Any]:
