@@ -132,6 +132,7 @@ class Driver(Protocol):
     def stats(self) -> DriverStats: ...
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]: ...
     def close(self) -> None: ...
+    def in_flight_operations(self) -> list[Operation]: ...
 
 
 def isolate(
@@ -764,6 +765,10 @@ class RingDriver:
             self._cancels.append(AsyncCancel(op.user_data))
 
     # -- teardown -------------------------------------------------------------------------------
+
+    def in_flight_operations(self) -> list[Operation]:
+        """The operations whose completions are still to come (a batch once)."""
+        return list(dict.fromkeys(self.inflight.values()))
 
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
         """Cancel everything, wait up to `timeout` seconds for the CQEs, close the ring.

@@ -141,6 +141,10 @@ class FallbackDriver:
             op.drop(_cancelled())
             self.n_cancelled += 1
 
+    def in_flight_operations(self) -> list[Operation]:
+        """The operations running on the pool (their outcomes still to come)."""
+        return list(self.inflight)
+
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
         """Drop the queued, cancel what has not started, wait up to `timeout` for the rest.
 

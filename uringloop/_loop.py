@@ -860,6 +860,13 @@ class Loop(asyncio.SelectorEventLoop):
             or not isinstance(driver, RingDriver)
             or not driver.single_issuer
         )
+        for op in driver.in_flight_operations():
+            waiter = op.waiter
+            if isinstance(waiter, asyncio.Future) and not waiter.done():
+                # Its task never runs again: a result that comes during the shutdown is
+                # nobody's, and is undone as a cancelled operation's is (an open's
+                # descriptor closed) rather than left in a future no one reads.
+                waiter.cancel()
         stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
         if stranded:
             # The kernel may still write into these buffers: keep them forever.
