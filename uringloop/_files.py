@@ -2197,6 +2197,12 @@ async def _open(
 ) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
     parsed = _parse_mode(mode)
     buffering = operator.index(buffering)
+    if not -(1 << 31) <= buffering < 1 << 31:  # as the built-in's C int
+        raise OverflowError("Python int too large to convert to C int")
+    if encoding is not None and not isinstance(encoding, str):
+        raise TypeError(
+            f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
+        )
     if parsed.binary:
         for value, what in (
             (encoding, "an encoding"),
@@ -2224,6 +2230,8 @@ async def _open(
         raise TypeError(
             f"open() argument 'errors' must be str or None, not {type(errors).__name__}"
         )
+    if errors is not None and "\0" in errors:
+        raise ValueError("embedded null character")
     if direct and not (parsed.binary and buffering == 0):
         raise ValueError(
             "direct=True (O_DIRECT) needs unbuffered binary mode: a mode with 'b' and buffering=0"

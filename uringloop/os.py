@@ -116,6 +116,10 @@ async def lstat(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
 ) -> os.stat_result:
     """os.lstat(): stat without following a final symlink."""
+    if isinstance(path, int):  # os.lstat takes no descriptor
+        raise TypeError(
+            f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}"
+        )
     return await stat(path, dir_fd=dir_fd, follow_symlinks=False, executor=executor)
 
 

@@ -1012,3 +1012,28 @@ async def test_read_sizes_out_of_range_as_the_builtin(
         except (OverflowError, MemoryError, SystemError) as exc:
             got = type(exc)
         assert (got, await f.read()) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "rb", "buffering": 2**31},
+        {"mode": "r", "buffering": -(2**31) - 1},
+        {"mode": "r", "errors": "strict\0"},
+        {"mode": "rb", "encoding": 5},
+    ],
+    ids=["buffering-high", "buffering-low", "errors-nul", "encoding-int-binary"],
+)
+async def test_open_refuses_arguments_as_the_builtin(
+    tmp_path: Path, kwargs: dict[str, Any], no_fd_leak: None
+) -> None:
+    # Refused before anything is opened, with the built-in's exception type.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    with pytest.raises(Exception) as theirs:
+        open(path, **kwargs)  # noqa: SIM115
+    with pytest.raises(Exception) as ours:
+        await uringloop.open(path, **kwargs)
+    assert type(ours.value) is type(theirs.value)

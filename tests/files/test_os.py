@@ -144,3 +144,12 @@ async def test_link_of_a_symlink_links_what_os_link_links(tmp_path: Path) -> Non
     finally:
         os.close(dirfd)
     assert (tmp_path / "ours-at").is_symlink() == (tmp_path / "theirs-at").is_symlink()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_lstat_refuses_a_descriptor_as_os_lstat() -> None:
+    with pytest.raises(TypeError):
+        os.lstat(0)
+    with pytest.raises(TypeError):
+        await aos.lstat(0)
