@@ -47,7 +47,7 @@ import sys
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import _aligned
 from ._buffers import Pin, bytes_address
@@ -65,6 +65,7 @@ PARALLEL_MIN = 2 << 20
 PARALLEL_MAX_OPS = 16
 # Bytes per read while reading to EOF a file whose size fstat does not know (/proc).
 _TAIL_CHUNK = 64 * 1024
+_T = TypeVar("_T")
 # The text layer's read size, as io.TextIOWrapper's (CPython's _CHUNK_SIZE): tell() and
 # write-after-read positions depend on it, so it must be the same to behave the same.
 TEXT_CHUNK_SIZE = 8192
@@ -162,23 +163,34 @@ async def call_for_descriptor(
     """func(*args) on `executor`, for a new descriptor (os.open, an opener). If the awaiting
     task is cancelled, the call still runs to its end in its thread: a descriptor it
     returns then is closed, never leaked."""
-    future = loop.run_in_executor(executor, func, *args)
+    return await undone_if_cancelled(loop.run_in_executor(executor, func, *args), _close_fd)
+
+
+async def undone_if_cancelled(work: Awaitable[_T], undo: Callable[[_T], None]) -> _T:
+    """Await `work`, which makes something (a descriptor, a file, a directory). If the
+    awaiting task is cancelled, the work still runs to its end, shielded, and undo(its
+    result) takes back what it made: nothing is left behind by a cancelled call."""
+    future = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        future.add_done_callback(_close_unclaimed)
+        future.add_done_callback(lambda done: _undo_result(done, undo))
         raise
 
 
-def _close_unclaimed(future: asyncio.Future[Any]) -> None:
-    if future.cancelled() or future.exception() is not None:
-        return
-    fd = future.result()
-    if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
+def _undo_result(done: asyncio.Future[_T], undo: Callable[[_T], None]) -> None:
+    if not done.cancelled() and done.exception() is None:
         try:
-            os.close(fd)
+            undo(done.result())
         except OSError:
             pass
+
+
+def _close_fd(fd: Any) -> None:
+    """undo for a new descriptor (an opener may return anything: only a descriptor is
+    closed)."""
+    if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
+        os.close(fd)
 
 
 class _ExecutorIO:

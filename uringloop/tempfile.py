@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import io
 import os
 import secrets
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 from . import os as _uring_os
-from ._files import call_for_descriptor
+from ._files import call_for_descriptor, undone_if_cancelled
 from ._files import open as _open
 from ._loop import Loop
 
@@ -83,36 +84,16 @@ def _candidates(suffix: Any, prefix: Any, dir: Any) -> Generator[Any, None, None
         yield os.path.join(dir, prefix + middle + suffix)
 
 
-async def _undone_if_cancelled(create: Awaitable[Any], undo: Callable[[Any], None]) -> Any:
-    """Await `create`, which makes a file or directory. If the awaiting task is cancelled,
-    the creation still runs to its end, and undo(its result) removes what it made: a
-    cancelled constructor leaves nothing behind."""
-    task = asyncio.ensure_future(create)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.add_done_callback(lambda done: _undo_finished(done, undo))
-        raise
+async def _create_file(path: Any, executor: _Executor | None) -> int:
+    """A new file at `path` (O_EXCL), its descriptor; cancelled, it is closed and removed."""
 
-
-def _undo_finished(done: asyncio.Future[Any], undo: Callable[[Any], None]) -> None:
-    if not done.cancelled() and done.exception() is None:
-        try:
-            undo(done.result())
-        except OSError:
-            pass
-
-
-def _removing(path: Any) -> Callable[[int], None]:
-    """undo for a created file: close its descriptor, remove its name."""
-
-    def undo(fd: int) -> None:
+    def remove(fd: int) -> None:
         try:
             os.close(fd)
         finally:
             os.unlink(path)
 
-    return undo
+    return await undone_if_cancelled(_open_fd(path, _CREATE, 0o600, executor), remove)
 
 
 async def _create_exclusive(
@@ -218,12 +199,9 @@ async def _temporary_file(
         except OSError:
             pass  # a filesystem (or kernel) without O_TMPFILE: a name, removed at once
     if fd < 0:
-
-        async def make(path: Any) -> int:
-            opening = _open_fd(path, _CREATE, 0o600, executor)
-            return await _undone_if_cancelled(opening, _removing(path))  # type: ignore[no-any-return]
-
-        path, fd = await _create_exclusive(make, suffix, prefix, dir)
+        path, fd = await _create_exclusive(
+            functools.partial(_create_file, executor=executor), suffix, prefix, dir
+        )
         try:
             await _uring_os.unlink(path, executor=executor)
         except BaseException:
@@ -340,11 +318,9 @@ def NamedTemporaryFile(
     async def make() -> NamedTemporaryFileWrapper:
         parts = await _parts(suffix, prefix, dir, executor)
 
-        async def create(path: Any) -> int:
-            opening = _open_fd(path, _CREATE, 0o600, executor)
-            return await _undone_if_cancelled(opening, _removing(path))  # type: ignore[no-any-return]
-
-        path, fd = await _create_exclusive(create, *parts)
+        path, fd = await _create_exclusive(
+            functools.partial(_create_file, executor=executor), *parts
+        )
         try:
             file = await _wrap(fd, mode, buffering, encoding, errors, newline, executor)
         except BaseException:
@@ -613,7 +589,7 @@ def TemporaryDirectory(
 
         async def create(path: Any) -> None:
             making = _uring_os.mkdir(path, 0o700, executor=executor)
-            await _undone_if_cancelled(making, lambda _: os.rmdir(path))
+            await undone_if_cancelled(making, lambda _: os.rmdir(path))
 
         path, _ = await _create_exclusive(create, *parts)
         return TemporaryDirectoryWrapper(os.path.abspath(path), executor)
