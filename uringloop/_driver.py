@@ -647,44 +647,24 @@ class RingDriver:
     # -- completion ---------------------------------------------------------------------------
 
     def _reap(self) -> int:
-        """Consume the posted CQEs and complete their operations; return how many.
+        """Complete the operations of the posted CQEs, then consume them; return how many.
 
         One pass: CQEs posted while it runs (only possible without DEFER_TASKRUN) are
         found by the next flush, or by prepare_block() before the loop may sleep. Each
-        completion is delivered on its own (see the module's invariant).
+        completion is delivered on its own (see the module's invariant). The CQEs are
+        consumed only after their delivery: an exception that escapes it (a signal
+        handler's) leaves them in the CQ, and the next reap delivers what was not.
         """
         if self.broken is not None:
             return 0
-        user_datas, results, _flags = self._queues.reap_columns()
-        count = len(user_datas)
-        if not count:
+        queues = self._queues
+        user_datas, results, _flags, end = queues.peek_columns()
+        if not user_datas:
             return 0
+        fatal = DELIVER(self.inflight, user_datas, results, self._isolate)
+        queues.consume_to(end)
+        count = len(user_datas)
         self.n_completed += count
-        inflight = self.inflight
-        if count == 1:
-            op = inflight.pop(user_datas[0], None)
-            if op is not None:  # None: "can't happen", a CQE for an unknown request
-                try:
-                    if op.multi:
-                        op.complete_part(user_datas[0], results[0])
-                    else:
-                        op.complete(results[0])
-                except BaseException as exc:
-                    fatal = isolate(op, exc, None, self._report)
-                    if fatal is not None:
-                        raise fatal from None
-            return 1
-        # Every reaped CQE leaves the in-flight table first; None: an unknown request.
-        ops = list(map(inflight.pop, user_datas, repeat(None)))
-        first = ops[0]
-        if first is not None and first.multi and ops.count(first) == count:
-            fatal = None
-            try:
-                first.complete_parts(user_datas, results)  # a batch's parts, nothing else
-            except BaseException as exc:
-                fatal = isolate(first, exc, None, self._report)
-        else:
-            fatal = DELIVER(ops, user_datas, results, self._isolate)
         if fatal is not None:
             raise fatal
         return count

@@ -23,7 +23,7 @@ import threading
 from itertools import repeat
 from typing import Any
 
-from ._ops import DONE, Operation
+from ._ops import DELIVER, DONE, Operation
 from ._ring import abi
 from ._ring.ring import Ring
 
@@ -147,16 +147,16 @@ class ThreadRing:
         return ud
 
     def _reap(self) -> None:
-        user_datas, results, _flags = self._queues.reap_columns()
-        inflight = self._inflight
-        for user_data, res in zip(user_datas, results, strict=True):
-            op = inflight.pop(user_data, None)
-            if op is None:
-                continue
-            if op.multi:
-                op.complete_part(user_data, res)
-            else:
-                op.complete(res)
+        """Complete the operations of the posted CQEs, then consume them (as the loop's
+        driver does: an exception escaping the delivery leaves them for the next reap)."""
+        queues = self._queues
+        user_datas, results, _flags, end = queues.peek_columns()
+        if not user_datas:
+            return
+        fatal = DELIVER(self._inflight, user_datas, results, _isolate)
+        queues.consume_to(end)
+        if fatal is not None:
+            raise fatal
 
     def close(self) -> None:
         """Wait for what is still in flight (an interrupted batch), then close the ring."""
@@ -176,6 +176,15 @@ class ThreadRing:
     def __del__(self) -> None:
         if hasattr(self, "_ring"):
             self.close()
+
+
+def _isolate(op: Operation, exc: BaseException, fatal: BaseException | None) -> BaseException:
+    """A completion raised (a signal handler's KeyboardInterrupt): its waiter gets the
+    exception, and the first one is raised once the other CQEs are delivered."""
+    waiter = op.waiter
+    if waiter is not None and not waiter.done():
+        waiter.set_exception(exc)
+    return fatal or exc
 
 
 _local = threading.local()

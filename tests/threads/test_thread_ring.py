@@ -203,14 +203,16 @@ def test_an_interrupted_batch_leaves_no_slot_for_the_kernel(
                 def __getattr__(self, name: str) -> Any:
                     return getattr(queues, name)
 
-                def reap_columns(self, *args: Any) -> Any:
-                    user_datas, results, flags = queues.reap_columns(*args)
+                def peek_columns(self, *args: Any) -> Any:
+                    user_datas, results, flags, end = queues.peek_columns(*args)
+                    peeked.extend(user_datas)
                     unknown.extend(ud for ud in user_datas if ud not in ring._inflight)
-                    return user_datas, results, flags
+                    return user_datas, results, flags, end
 
+            peeked: list[int] = []
             monkeypatch.setattr(ring, "_queues", Watching())
             assert ring.run(table.pread_many.build(reqs)) == expected
-            assert unknown == []
+            assert len(peeked) == len(reqs) and unknown == []
             monkeypatch.undo()
         finally:
             ring.close()
@@ -249,3 +251,46 @@ def test_a_reused_descriptor_number_is_checked_again(
     if outcome == "not reused":
         pytest.skip("the descriptor number was not reused")
     assert outcome == (errno.ESPIPE, b"hello")
+
+
+def test_completions_read_when_interrupted_are_delivered_later(
+    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The main thread's batch is interrupted right after its reap read the CQEs: they stay
+    # in the CQ, so closing the ring (which waits for what is in flight) delivers them
+    # and returns, and the batch's buffers go back. (Before, the CQEs were consumed first:
+    # the batch stayed in flight for good and close() waited forever.)
+    from uringloop._ops import table
+
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reqs = [(fd, 4096, i * 4096) for i in range(8)]
+        expected = [data[i * 4096 : (i + 1) * 4096] for i in range(len(reqs))]
+        ring = _thread_ring.ThreadRing()
+        try:
+            queues = ring._queues
+
+            class Interrupting:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(queues, name)
+
+                def peek_columns(self, *args: Any) -> Any:
+                    queues.peek_columns(*args)
+                    monkeypatch.undo()
+                    raise KeyboardInterrupt
+
+            monkeypatch.setattr(ring, "_queues", Interrupting())
+            batch = table.pread_many.build(reqs)
+            with pytest.raises(KeyboardInterrupt):
+                ring.run(batch)
+            assert len(ring._inflight) == len(reqs) and queues.cq_ready() == len(reqs)
+            assert ring.run(table.pread_many.build(reqs[:2])) == expected[:2]
+            assert not ring._inflight and batch.state == 2  # DONE: its buffers went back
+        finally:
+            done = threading.Event()
+            closer = threading.Thread(target=lambda: (ring.close(), done.set()), daemon=True)
+            closer.start()
+            assert done.wait(10), "close() waited for completions already consumed"
+    finally:
+        os.close(fd)

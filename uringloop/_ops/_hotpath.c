@@ -81,8 +81,8 @@ static PyObject *empty_tuple;
 
 static PyObject *s_free_small, *s_alloc, *s_address_of, *s_free_list_of, *s_free, *s_done,
     *s_set_result, *s_set_exception, *s_take, *s_release, *s_address, *s_multi, *s_prep,
-    *s_complete, *s_complete_part, *s_popleft, *s_state, *s_waiter, *s_user_data;
-static PyObject *queued_obj, *submitted_obj; /* the states as ints, for other operations */
+    *s_complete, *s_complete_part, *s_complete_parts, *s_popleft, *s_state, *s_waiter, *s_user_data;
+static PyObject *queued_obj, *submitted_obj, *done_obj; /* the states as ints, for other operations */
 
 /* Replace a field's reference; the field owns `value` (a new reference) afterwards. */
 static inline void
@@ -862,15 +862,19 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(nK)", used, user_data);
 }
 
-/* op.complete_part(user_data, res) or op.complete(res): NULL when it raised. */
+/* `if op.multi: op.complete_part(user_data, res) elif op.state != DONE: op.complete(res)`:
+ * NULL when it raised. */
 static PyObject *
 complete_one(PyObject *op, PyObject *user_data, PyObject *res)
 {
     int plain = is_plain_read(op);
     if (plain < 0)
         return NULL;
-    if (plain)
+    if (plain) {
+        if (((ReadCore *)op)->state == DONE)
+            Py_RETURN_NONE;
         return ReadCore_complete((ReadCore *)op, res);
+    }
     int multi = is_multi(op);
     if (multi < 0)
         return NULL;
@@ -878,56 +882,67 @@ complete_one(PyObject *op, PyObject *user_data, PyObject *res)
         PyObject *args[] = {op, user_data, res};
         return PyObject_VectorcallMethod(s_complete_part, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
+    PyObject *state = PyObject_GetAttr(op, s_state);
+    if (state == NULL)
+        return NULL;
+    int pending = PyObject_RichCompareBool(state, done_obj, Py_NE);
+    Py_DECREF(state);
+    if (pending < 0)
+        return NULL;
+    if (!pending)
+        Py_RETURN_NONE;
     return PyObject_CallMethodOneArg(op, s_complete, res);
 }
 
-/* The next item of `it` into *item: 1, or 0 at its end, or -1 on an error. */
-static int
-next_item(PyObject *it, PyObject **item)
+/* `except BaseException as exc: return isolate(op, exc, fatal)` for the exception being
+ * raised: isolate runs with exc as the exception being handled (sys.exc_info(), and the
+ * __context__ of anything it raises), as in the twin's except block. Returns a new
+ * reference (NULL: isolate raised). */
+static PyObject *
+isolated(PyObject *isolate, PyObject *op, PyObject *fatal)
 {
-    *item = PyIter_Next(it);
-    if (*item != NULL)
-        return 1;
-    return PyErr_Occurred() ? -1 : 0;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(exc, tb);
+    PyObject *outer_type, *outer_exc, *outer_tb;
+    PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
+    PyErr_SetExcInfo(type, Py_NewRef(exc), tb); /* steals type and tb */
+    PyObject *call[] = {op, exc, fatal};
+    PyObject *kept = PyObject_Vectorcall(isolate, call, 3, NULL);
+    PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
+    Py_DECREF(exc);
+    return kept;
 }
 
-/* The three columns, zipped as zip(ops, user_datas, results, strict=True) zips them: the
- * next triple (1), their common end (0), or an error (-1), with zip's ValueError when one
- * column ends before the others. */
+/* inflight.pop(user_data, None), its value dropped: 0, or -1 on an error. */
 static int
-next_triple(PyObject *its[3], PyObject *items[3])
+forget(PyObject *inflight, PyObject *user_data)
 {
-    items[0] = items[1] = items[2] = NULL;
-    int got = next_item(its[0], &items[0]);
-    if (got < 0)
-        return -1;
-    if (got == 0) { /* the operations ended: so must the other two */
-        PyObject *extra;
-        for (int k = 1; k < 3; k++) {
-            int more = next_item(its[k], &extra);
-            if (more < 0)
-                return -1;
-            if (more) {
-                Py_DECREF(extra);
-                PyErr_SetString(PyExc_ValueError, k == 1 ? "zip() argument 2 is longer than argument 1"
-                                                         : "zip() argument 3 is longer than arguments 1-2");
-                return -1;
-            }
-        }
+    if (PyDict_GetItemWithError(inflight, user_data) == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyDict_DelItem(inflight, user_data);
+}
+
+/* The twin's batch case: every CQE is a part of `first`, a batch (1), or not (0), or an
+ * error (-1). */
+static int
+one_batch(PyObject *inflight, PyObject *first, PyObject *const *uds, Py_ssize_t n)
+{
+    if (n < 2)
         return 0;
-    }
-    for (int k = 1; k < 3; k++) {
-        got = next_item(its[k], &items[k]);
-        if (got <= 0) {
-            if (got == 0)
-                PyErr_SetString(PyExc_ValueError, k == 1 ? "zip() argument 2 is shorter than argument 1"
-                                                         : "zip() argument 3 is shorter than arguments 1-2");
-            for (int j = 0; j < k; j++)
-                Py_CLEAR(items[j]);
+    int multi = is_multi(first);
+    if (multi <= 0)
+        return multi;
+    Py_ssize_t same = 0; /* list(map(inflight.get, user_datas)).count(first) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *op = PyDict_GetItemWithError(inflight, uds[i]);
+        if (op == NULL && PyErr_Occurred())
             return -1;
-        }
+        same += op == first;
     }
-    return 1;
+    return same == n;
 }
 
 static PyObject *
@@ -937,59 +952,84 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "deliver() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *isolate = args[3];
-    PyObject *its[3] = {NULL, NULL, NULL};
-    for (int k = 0; k < 3; k++) {
-        its[k] = PyObject_GetIter(args[k]);
-        if (its[k] == NULL) {
-            for (int j = 0; j < k; j++)
-                Py_DECREF(its[j]);
-            return NULL;
-        }
-    }
-    PyObject *fatal = Py_NewRef(Py_None);
-    PyObject *items[3];
-    int got;
-    while ((got = next_triple(its, items)) == 1) {
-        PyObject *op = items[0], *ud = items[1], *res = items[2];
-        PyObject *r = op == Py_None ? Py_NewRef(Py_None) : complete_one(op, ud, res);
-        Py_DECREF(ud);
-        Py_DECREF(res);
-        if (r != NULL) {
-            Py_DECREF(r);
-            Py_DECREF(op);
-            continue;
-        }
-        /* `except BaseException as exc: fatal = isolate(op, exc, fatal)`: isolate runs with
-         * exc as the exception being handled (sys.exc_info(), and the __context__ of
-         * anything it raises), as in the twin's except block. */
-        PyObject *type, *exc, *tb;
-        PyErr_Fetch(&type, &exc, &tb);
-        PyErr_NormalizeException(&type, &exc, &tb);
-        if (tb != NULL)
-            PyException_SetTraceback(exc, tb);
-        PyObject *outer_type, *outer_exc, *outer_tb;
-        PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
-        PyErr_SetExcInfo(type, Py_NewRef(exc), tb); /* steals type and tb */
-        PyObject *call[] = {op, exc, fatal};
-        PyObject *kept = PyObject_Vectorcall(isolate, call, 3, NULL);
-        PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
-        Py_DECREF(exc);
-        Py_DECREF(fatal);
-        Py_DECREF(op);
-        if (kept == NULL) {
-            fatal = NULL;
-            break;
-        }
-        fatal = kept;
-    }
-    for (int k = 0; k < 3; k++)
-        Py_DECREF(its[k]);
-    if (got < 0 || fatal == NULL) {
-        Py_XDECREF(fatal);
+    PyObject *inflight = args[0], *isolate = args[3];
+    if (!PyDict_Check(inflight)) {
+        PyErr_SetString(PyExc_TypeError, "deliver() needs the in-flight dict");
         return NULL;
     }
+    PyObject *ud_seq = PySequence_Fast(args[1], "deliver() needs a sequence of user_data");
+    if (ud_seq == NULL)
+        return NULL;
+    PyObject *res_seq = PySequence_Fast(args[2], "deliver() needs a sequence of results");
+    if (res_seq == NULL) {
+        Py_DECREF(ud_seq);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(ud_seq);
+    PyObject *const *uds = PySequence_Fast_ITEMS(ud_seq);
+    PyObject *const *results = PySequence_Fast_ITEMS(res_seq);
+    PyObject *fatal = Py_NewRef(Py_None);
+    PyObject *first = NULL;
+    if (PySequence_Fast_GET_SIZE(res_seq) != n) {
+        PyErr_SetString(PyExc_ValueError, "deliver() needs one result per user_data");
+        goto error;
+    }
+    if (n) {
+        first = Py_XNewRef(PyDict_GetItemWithError(inflight, uds[0]));
+        if (first == NULL && PyErr_Occurred())
+            goto error;
+    }
+    int batch = first == NULL ? 0 : one_batch(inflight, first, uds, n);
+    if (batch < 0)
+        goto error;
+    if (batch) {
+        PyObject *call[] = {first, args[1], args[2]};
+        PyObject *r = PyObject_VectorcallMethod(s_complete_parts, call,
+                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL) {
+            PyObject *kept = isolated(isolate, first, Py_None);
+            if (kept == NULL)
+                goto error;
+            Py_SETREF(fatal, kept);
+        }
+        Py_XDECREF(r);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (forget(inflight, uds[i]) < 0)
+                goto error;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *op = Py_XNewRef(PyDict_GetItemWithError(inflight, uds[i]));
+        if (op == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            continue;
+        }
+        PyObject *r = complete_one(op, uds[i], results[i]);
+        if (r == NULL) {
+            PyObject *kept = isolated(isolate, op, fatal);
+            if (kept == NULL) {
+                Py_DECREF(op);
+                goto error;
+            }
+            Py_SETREF(fatal, kept);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(op);
+        if (forget(inflight, uds[i]) < 0)
+            goto error;
+    }
+done:
+    Py_XDECREF(first);
+    Py_DECREF(ud_seq);
+    Py_DECREF(res_seq);
     return fatal;
+error:
+    Py_XDECREF(first);
+    Py_DECREF(ud_seq);
+    Py_DECREF(res_seq);
+    Py_DECREF(fatal);
+    return NULL;
 }
 
 static PyMethodDef hotpath_functions[] = {
@@ -997,8 +1037,8 @@ static PyMethodDef hotpath_functions[] = {
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
      "-> (used, user_data): write queued one-SQE operations into SQ slots."},
     {"deliver", (PyCFunction)(void (*)(void))deliver_completions, METH_FASTCALL,
-     "deliver(ops, user_datas, results, isolate) -> fatal or None: complete the\n"
-     "operations of reaped CQEs, each on its own."},
+     "deliver(inflight, user_datas, results, isolate) -> fatal or None: complete the\n"
+     "operations of peeked CQEs, each on its own, and take them out of the table."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {
@@ -1021,13 +1061,15 @@ PyInit__hotpath(void)
         intern(&s_take, "take") || intern(&s_release, "release") ||
         intern(&s_address, "address") || intern(&s_multi, "multi") || intern(&s_prep, "prep") ||
         intern(&s_complete, "complete") || intern(&s_complete_part, "complete_part") ||
+        intern(&s_complete_parts, "complete_parts") ||
         intern(&s_popleft, "popleft") || intern(&s_state, "state") ||
         intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data"))
         return NULL;
     empty_tuple = PyTuple_New(0);
     queued_obj = PyLong_FromLong(QUEUED);
     submitted_obj = PyLong_FromLong(SUBMITTED);
-    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL)
+    done_obj = PyLong_FromLong(DONE);
+    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || done_obj == NULL)
         return NULL;
     for (int i = 0; i < N_CORE_NAMES; i++) { /* borrowed: the static type's dict keeps them */
         core_attrs[i] = PyDict_GetItemWithError(ReadCoreType.tp_dict, *core_names[i]);

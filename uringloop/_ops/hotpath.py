@@ -20,7 +20,7 @@ Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction 
 complete() or release(): the memory the SQE points at outlives the kernel's use of it.
 Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
 Invariant: an operation is in the in-flight table from the moment its SQE is written
-(write_entries) until its CQE is reaped (deliver), and in the backlog before that.
+(write_entries) until its completion has run (deliver), and in the backlog before that.
 """
 
 from __future__ import annotations
@@ -191,30 +191,55 @@ def write_entries(
 
 
 def deliver(
-    ops: Sequence[Operation | None],
-    user_datas: Sequence[int],
-    results: Sequence[int],
+    inflight: dict[int, Operation],
+    user_datas: list[int],
+    results: list[int],
     isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
 ) -> BaseException | None:
-    """Complete the operations of reaped CQEs: `ops[i]`, taken out of the in-flight table
-    for `user_datas[i]` (None: a CQE for an unknown request, skipped), finished with
-    `results[i]`.
+    """Complete the operations of peeked CQEs: the one in flight for `user_datas[i]` is
+    finished with `results[i]`, then leaves the in-flight table (a user_data not in it: a
+    CQE delivered before, or for an unknown request, is skipped).
 
     Each is completed on its own, in CQE order: a delivery that raises goes to
     `isolate(op, exc, fatal)`, whose return is the fatal exception kept so far. Returns it
-    (None: nothing to raise once the batch is delivered).
+    (None: nothing to raise once the batch is delivered). When every CQE is a part of one
+    batch, its parts complete together (complete_parts).
+
+    Invariant: an operation leaves the table only once its completion ran, and completing
+    is done once: a single operation's complete() is skipped once it is DONE, a batch
+    ignores a part it has. So the caller consumes the CQEs only after this returns, and an
+    exception that escapes (a signal handler's, between two statements) leaves them in the
+    CQ, for the next peek to deliver what is left.
     """
+    if len(user_datas) != len(results):
+        raise ValueError("deliver() needs one result per user_data")
     fatal: BaseException | None = None
-    for op, user_data, res in zip(ops, user_datas, results, strict=True):
+    first = inflight.get(user_datas[0]) if user_datas else None
+    if (
+        len(user_datas) > 1
+        and first is not None
+        and first.multi
+        and list(map(inflight.get, user_datas)).count(first) == len(user_datas)
+    ):
+        try:
+            first.complete_parts(user_datas, results)  # a batch's parts, nothing else
+        except BaseException as exc:
+            fatal = isolate(first, exc, None)
+        for user_data in user_datas:
+            inflight.pop(user_data, None)  # (a delivery may have reaped them already)
+        return fatal
+    for user_data, res in zip(user_datas, results, strict=True):
+        op = inflight.get(user_data)
         if op is None:
             continue
         try:
             if op.multi:
                 op.complete_part(user_data, res)
-            else:
+            elif op.state != DONE:
                 op.complete(res)
         except BaseException as exc:
             fatal = isolate(op, exc, fatal)
+        inflight.pop(user_data, None)
     return fatal
 
 

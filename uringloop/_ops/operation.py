@@ -516,7 +516,7 @@ class ReadBatch(Entry):
         self.offsets = offsets
         n = len(fds)
         self._pool = pool
-        self._res = [0] * n
+        self._res: list[int | None] = [None] * n  # None: the part's CQE has not come
         self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
         self._buffers: dict[int, ScratchBuffer] = {}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
@@ -611,8 +611,14 @@ class ReadBatch(Entry):
         while inflight.get(base + self._next) is self:
             self._next += 1
 
+    # A part whose result is recorded already ignores its CQE: the CQE of a reap that an
+    # exception interrupted is delivered again (see hotpath.deliver).
+
     def complete_part(self, user_data: int, res: int) -> None:
-        self._res[user_data - self.user_data] = res
+        index = user_data - self.user_data
+        if self._res[index] is not None:
+            return
+        self._res[index] = res
         self._left -= 1
         if not self._left:
             self._finish()
@@ -621,32 +627,35 @@ class ReadBatch(Entry):
         first = user_datas[0]
         count = len(user_datas)
         start = first - self.user_data
-        if user_datas == list(range(first, first + count)):  # in submission order
-            self._res[start : start + count] = results
+        res = self._res
+        if (
+            user_datas == list(range(first, first + count))  # in submission order
+            and res[start : start + count].count(None) == count  # none of them delivered
+        ):
+            res[start : start + count] = results
+            self._left -= count
+            if not self._left:
+                self._finish()
         else:
-            res = self._res
-            base = self.user_data
             for user_data, value in zip(user_datas, results, strict=True):
-                res[user_data - base] = value
-        self._left -= count
-        if not self._left:
-            self._finish()
+                self.complete_part(user_data, value)
 
     def _finish(self) -> None:
         """Every written part has completed: copy the results out, release the buffers."""
         self.state = DONE
         waiter = self.waiter
         written = self._next
-        res = self._res
+        # Every written part has its result.
+        res: list[int] = self._res[:written]  # type: ignore[assignment]
         results: list[bytes] | None = None
         try:
-            if written and min(res[:written]) < 0:
+            if written and min(res) < 0:
                 for i in range(min(written, self._error_index)):
                     if res[i] < 0:
                         self._error, self._error_index = os_error(res[i]), i
                         break
             if self._error is None and waiter is not None and not waiter.done():
-                results = self._results(written)
+                results = self._results(res)
         finally:
             self.release()
         if waiter is None or waiter.done():
@@ -656,21 +665,21 @@ class ReadBatch(Entry):
         else:
             waiter.set_result(results)
 
-    def _results(self, written: int) -> list[bytes]:
-        res = self._res
+    def _results(self, res: list[int]) -> list[bytes]:
+        written = len(res)
         pool = self._pool
         if self._region >= 0:
             arena = pool.arena_of[self._region]  # type: ignore[union-attr]
             off = pool.offset_of[self._region]  # type: ignore[union-attr]
             stride = self._stride
             starts = range(off, off + written * stride, stride)
-            return [arena[p : p + n] for p, n in zip(starts, res, strict=False)]
+            return [arena[p : p + n] for p, n in zip(starts, res, strict=True)]
         out = []
-        for i, slot in enumerate(self._slots):
+        for i, (slot, n) in enumerate(zip(self._slots, res, strict=False)):
             if slot >= 0:
-                out.append(pool.take(slot, res[i]))  # type: ignore[union-attr]
+                out.append(pool.take(slot, n))  # type: ignore[union-attr]
             else:
-                out.append(self._buffers[i].take(res[i]))
+                out.append(self._buffers[i].take(n))
         return out
 
     def release(self) -> None:

@@ -369,12 +369,15 @@ Queues_cq_ready(Queues *self, PyObject *unused)
     return PyLong_FromUnsignedLong(load_acquire(self->cq_tail) - *self->cq_head);
 }
 
+/* reap_columns() (consume: the head moves past the CQEs copied out) and peek_columns()
+ * (it does not: the CQ head past them is returned as a fourth item, for consume_to()). */
 static PyObject *
-Queues_reap_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
+columns(Queues *self, PyObject *const *args, Py_ssize_t nargs, int consume)
 {
     long limit = 0;
     if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "reap_columns(limit=0, /)");
+        PyErr_SetString(PyExc_TypeError,
+                        consume ? "reap_columns(limit=0, /)" : "peek_columns(limit=0, /)");
         return NULL;
     }
     if (nargs == 1 && as_count(args[0], &limit))
@@ -387,7 +390,7 @@ Queues_reap_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
         if (limit > 0 && (unsigned long)count > (unsigned long)limit)
             count = (uint32_t)limit;
         PyObject *uds = PyList_New(count), *res = PyList_New(count), *flags = PyList_New(count);
-        PyObject *out = PyTuple_New(3);
+        PyObject *out = PyTuple_New(consume ? 3 : 4);
         if (uds == NULL || res == NULL || flags == NULL || out == NULL) {
             Py_XDECREF(uds);
             Py_XDECREF(res);
@@ -421,11 +424,50 @@ Queues_reap_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
             PyList_SET_ITEM(res, i, r);
             PyList_SET_ITEM(flags, i, f);
         }
+        if (!consume) {
+            PyObject *end = PyLong_FromUnsignedLong((uint32_t)(head + count));
+            if (end == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(out, 3, end);
+            return out;
+        }
         /* Every CQE was copied out: the kernel may reuse their slots. */
         if (count)
             store_release(self->cq_head, head + count);
         return out;
     }
+}
+
+static PyObject *
+Queues_reap_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return columns(self, args, nargs, 1);
+}
+
+static PyObject *
+Queues_peek_columns(Queues *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return columns(self, args, nargs, 0);
+}
+
+static PyObject *
+Queues_consume_to(Queues *self, PyObject *arg)
+{
+    if (check_open(self))
+        return NULL;
+    unsigned long end = PyLong_AsUnsignedLong(arg);
+    if (end == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (end > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "consume_to() takes a u32");
+        return NULL;
+    }
+    uint32_t ahead = (uint32_t)end - *self->cq_head; /* only we write the head */
+    if (ahead && ahead <= self->cq_entries)
+        store_release(self->cq_head, (uint32_t)end);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -476,6 +518,10 @@ static PyMethodDef Queues_methods[] = {
      "True when the kernel wants an enter: overflowed CQEs or task work."},
     {"cq_overflowed", (PyCFunction)Queues_cq_overflowed, METH_NOARGS, NULL},
     {"cq_ready", (PyCFunction)Queues_cq_ready, METH_NOARGS, "CQEs posted and not yet reaped."},
+    {"peek_columns", (PyCFunction)(void (*)(void))Queues_peek_columns, METH_FASTCALL,
+     "reap_columns() without consuming, and the CQ head past those CQEs."},
+    {"consume_to", (PyCFunction)Queues_consume_to, METH_O,
+     "Advance the CQ head to a peek_columns() end, unless it is there or past it."},
     {"reap_columns", (PyCFunction)(void (*)(void))Queues_reap_columns, METH_FASTCALL,
      "Consume posted CQEs (all, or at most `limit`): (user_data values, results, flags)."},
     {"set_eventfd_enabled", (PyCFunction)Queues_set_eventfd_enabled, METH_O,

@@ -172,11 +172,20 @@ class Queues:
         """Consume posted CQEs (all, or at most `limit`): three lists, (user_data values,
         results, flags), in CQ order. The CQ head is advanced once, after every returned
         CQE was copied out."""
+        user_data, res, flags, end = self.peek_columns(limit)
+        if user_data:
+            self._cq32[self._cq_head] = end
+        return user_data, res, flags
+
+    def peek_columns(self, limit: int = 0, /) -> tuple[list[int], list[int], list[int], int]:
+        """reap_columns() without consuming: the three lists and the CQ head past them,
+        for consume_to() once the caller is done with those CQEs (until then a later peek
+        finds them again)."""
         cq32 = self._cq32
         head = cq32[self._cq_head]
         count = (cq32[self._cq_tail] - head) & _U32
         if not count:
-            return [], [], []
+            return [], [], [], head
         if limit > 0 and count > limit:
             count = limit
         first = head & self._cq_mask
@@ -184,8 +193,7 @@ class Queues:
             user_data, res, flags = _unpack_cqe(
                 self._cq_bytes, self._cqes_off + first * abi.CQE_SIZE
             )
-            cq32[self._cq_head] = (head + 1) & _U32
-            return [user_data], [res], [flags]
+            return [user_data], [res], [flags], (head + 1) & _U32
         split = min(count, self.cq_entries - first)  # CQEs before the ring wraps
         base = self._cqes_off
         user_data, res, flags = _columns(self._cq_bytes, base + first * abi.CQE_SIZE, split)
@@ -194,8 +202,15 @@ class Queues:
             user_data += more[0]
             res += more[1]
             flags += more[2]
-        cq32[self._cq_head] = (head + count) & _U32
-        return user_data, res, flags
+        return user_data, res, flags, (head + count) & _U32
+
+    def consume_to(self, end: int, /) -> None:
+        """Advance the CQ head to `end`, a peek_columns() end, unless it is there or past
+        it already (a peek made meanwhile, and consumed, went further)."""
+        cq32 = self._cq32
+        ahead = (end - cq32[self._cq_head]) & _U32
+        if 0 < ahead <= self.cq_entries:
+            cq32[self._cq_head] = end & _U32
 
     def set_eventfd_enabled(self, enabled: bool, /) -> None:
         """Toggle IORING_CQ_EVENTFD_DISABLED (the eventfd stays registered)."""
