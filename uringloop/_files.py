@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, Protocol, TypeVar
 
-from . import _aligned
+from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
 from ._ring.abi import StatxMask
@@ -86,6 +86,10 @@ class _IO(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
+    # True when close() is the ring's CLOSE: a file that closes inline (see _mounts) may
+    # then be closed with close(2) instead, which is the same minus the round trip.
+    closes_inline_too: bool
+
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
@@ -104,6 +108,7 @@ class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
     __slots__ = ("executor", "loop", "own_pread")
+    closes_inline_too = True
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -197,6 +202,7 @@ class _ExecutorIO:
     """Blocking system calls on an executor, for loops that are not uringloop Loops."""
 
     __slots__ = ("executor", "loop")
+    closes_inline_too = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -596,6 +602,7 @@ class AsyncFileIO(_FileBase):
         dio_offset_align: int = 0,
         size_hint: int | None = None,
         io: _IO | None = None,
+        closes_inline: bool = False,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -615,6 +622,7 @@ class AsyncFileIO(_FileBase):
         self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
         self._lock = _FileLock()
         self._io_cache: _IO | None = io  # _io_for() of the loop that last did its I/O
+        self._closes_inline = closes_inline  # a regular file that _mounts.closes_inline
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -1019,7 +1027,11 @@ class AsyncFileIO(_FileBase):
             return
         self._closed_flag = True
         if self._closefd:
-            await self._io().close(self._fd)
+            io_ = self._io()
+            if self._closes_inline and io_.closes_inline_too:
+                os.close(self._fd)
+            else:
+                await io_.close(self._fd)
         else:
             self._sync_descriptor_offset()
 
@@ -2305,6 +2317,7 @@ async def _open(
             dio_offset_align=off_align,
             size_hint=st.st_size if _stat.S_ISREG(st.st_mode) else None,
             io=io_,
+            closes_inline=_stat.S_ISREG(st.st_mode) and _mounts.closes_inline(st.st_dev),
         )
     except BaseException:
         if owned:

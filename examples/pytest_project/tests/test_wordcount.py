@@ -42,8 +42,9 @@ async def test_reads_are_operations_of_the_loop(files: list[str]) -> None:
     assert isinstance(loop, uringloop.Loop)
     before = loop.uring_stats().completed
     await count_words(files)
-    # At least an open, a read and a close per file went through the loop's ring.
-    assert loop.uring_stats().completed - before >= 3 * len(files)
+    # At least an open and a read per file went through the loop's ring (the close too,
+    # unless the filesystem closes inline: then close(2) is the same, without the trip).
+    assert loop.uring_stats().completed - before >= 2 * len(files)
 
 
 @pytest.mark.asyncio
