@@ -513,7 +513,8 @@ async def test_executor_fallback_on_stock_asyncio(tmp_path: Path, no_fd_leak: No
             assert await f.read() == b"x" * 10_000
     finally:
         executor.shutdown()
-    assert {"open", "pwrite", "fstat", "pread", "close"} <= set(executor.calls)
+    # The whole-file read of cached bytes copies them at once (test_read_cached.py).
+    assert {"open", "pwrite", "fstat", "close"} <= set(executor.calls)
 
 
 @pytest.mark.asyncio
@@ -529,11 +530,11 @@ async def test_uring_loop_uses_the_ring(tmp_path: Path, no_fd_leak: None) -> Non
     finally:
         executor.shutdown()
     assert executor.calls == []
-    # open, write, read (one byte past the size: it meets EOF there), and the close unless
-    # the filesystem closes inline (test_close_inline.py); fstat and lseek run directly,
-    # they do no I/O.
+    # open, write, and the close unless the filesystem closes inline (test_close_inline.py);
+    # the read copies the cached bytes at once (test_read_cached.py); fstat and lseek run
+    # directly, they do no I/O.
     closes = 0 if _mounts.closes_inline(os.stat(tmp_path).st_dev) else 1
-    assert loop.uring_stats().submitted - before == 3 + closes  # type: ignore[attr-defined]
+    assert loop.uring_stats().submitted - before == 2 + closes  # type: ignore[attr-defined]
 
 
 @pytest.mark.asyncio
@@ -776,29 +777,6 @@ async def test_line_buffering_writes_each_line_at_once(tmp_path: Path) -> None:
             got.append(path.read_bytes())
     assert got == expected
     assert expected[0] == b"" and expected[1] == expected[2] == b"no newline yet - now\nand more"
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("mode", ["r", "rb"])
-@pytest.mark.parametrize("buffering", [-1, 0])
-async def test_small_file_read_is_open_read_and_close(
-    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
-) -> None:
-    """open, one read that meets EOF where fstat said it would, close (unless the
-    filesystem closes inline: close(2), test_close_inline.py): nothing else on the ring
-    (a statx there goes to a kernel worker thread, tens of microseconds)."""
-    if buffering == 0 and mode == "r":
-        pytest.skip("text files are buffered")
-    path = tmp_path / "small.txt"
-    path.write_text("line\n" * 1100)
-    loop = asyncio.get_running_loop()
-    assert isinstance(loop, uringloop.Loop)
-    before = loop.uring_stats().submitted
-    async with uringloop.open(path, mode, buffering=buffering) as f:
-        data = await f.read()
-    assert data == ("line\n" * 1100 if mode == "r" else b"line\n" * 1100)
-    closes = 0 if _mounts.closes_inline(os.stat(tmp_path).st_dev) else 1
-    assert loop.uring_stats().submitted - before == 2 + closes
 
 
 @pytest.mark.asyncio

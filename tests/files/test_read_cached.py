@@ -1,0 +1,136 @@
+"""A whole small file's read copies what the page cache holds at once (preadv2 with
+RWF_NOWAIT, as the kernel's inline attempt at a ring read does); what is not cached is
+read on the ring."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import _files, _mounts
+
+
+def _ring_operations() -> int:
+    return asyncio.get_running_loop().uring_stats().submitted  # type: ignore[attr-defined]
+
+
+def _closes(path: Path) -> int:
+    """The ring operations a close of a file at `path` costs (test_close_inline.py)."""
+    return 0 if _mounts.closes_inline(os.stat(path).st_dev) else 1
+
+
+def _drop_from_page_cache(path: Path) -> None:
+    """Evict `path`'s pages (clean ones: written back first), or skip the test where the
+    filesystem keeps them (tmpfs: the page cache is its storage)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return
+    finally:
+        os.close(fd)
+    pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")  # what reaches the ring is the question
+@pytest.mark.parametrize(("mode", "buffering"), [("r", -1), ("rb", -1), ("rb", 0)])
+async def test_a_cached_small_file_is_read_without_a_ring_read(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    path = tmp_path / "small.txt"
+    path.write_text("line\n" * 1100)  # in the page cache: just written
+    before = _ring_operations()
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        data = await f.read()
+    assert data == ("line\n" * 1100 if mode == "r" else b"line\n" * 1100)
+    assert _ring_operations() - before == 1 + _closes(tmp_path)  # the open (and close)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_file_not_cached_is_read_on_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "cold.bin"
+    data = os.urandom(300_000)
+    path.write_bytes(data)
+    _drop_from_page_cache(path)
+    loop: Any = asyncio.get_running_loop()
+    before = loop.uring_stats().submitted if isinstance(loop, uringloop.Loop) else 0
+    async with uringloop.open(path, "rb") as f:
+        assert await f.read() == data
+    if isinstance(loop, uringloop.Loop):  # the open, reads (and the close)
+        assert loop.uring_stats().submitted - before >= 2 + _closes(tmp_path)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_partly_cached_file_is_read_whole(tmp_path: Path, no_fd_leak: None) -> None:
+    # Its first pages cached, the rest not: the cached bytes are copied at once, and the
+    # read goes on from there on the ring.
+    path = tmp_path / "half.bin"
+    data = os.urandom(400_000)
+    path.write_bytes(data)
+    _drop_from_page_cache(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
+        os.pread(fd, 8192, 0)
+        cached = os.preadv(fd, [bytearray(len(data))], 0, os.RWF_NOWAIT)
+    finally:
+        os.close(fd)
+    if not 0 < cached < len(data):
+        pytest.skip(f"the kernel cached {cached} of {len(data)} bytes, not a part")
+    async with uringloop.open(path, "rb") as f:
+        assert await f.read() == data
+        assert await f.tell() == len(data)
+
+
+def test_nothing_cached_or_an_error_reads_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _files._read_cached(fd, 11, 0) == b"0123456789"  # short of the size: EOF
+        assert _files._read_cached(fd, 4, 3) == b"3456"
+        assert _files._read_cached(fd, 4, 100) == b""  # past EOF
+    finally:
+        os.close(fd)
+    assert _files._read_cached(fd, 4, 0) == b""  # EBADF: left for the ring's read
+    read_end, write_end = os.pipe()
+    try:
+        assert _files._read_cached(read_end, 4, 0) == b""  # ESPIPE
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_descriptor_closed_behind_the_file_s_back_fails_as_the_built_in(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    builtin = open(path, "rb")  # noqa: SIM115
+    os.close(builtin.fileno())
+    with pytest.raises(OSError) as expected:
+        builtin.read()
+    with pytest.raises(OSError):
+        builtin.close()
+    assert expected.value.errno == errno.EBADF
+    f = await uringloop.open(path, "rb")
+    os.close(f.fileno())
+    with pytest.raises(OSError) as info:
+        await f.read()
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(OSError):
+        await f.close()
