@@ -25,9 +25,12 @@ def _closes(path: Path) -> int:
     return 0 if _mounts.closes_inline(os.stat(path).st_dev) else 1
 
 
-def _drop_from_page_cache(path: Path) -> None:
-    """Evict `path`'s pages (clean ones: written back first), or skip the test where the
-    filesystem keeps them (tmpfs: the page cache is its storage)."""
+def _cold_file(path: Path, size: int) -> bytes:
+    """Write `size` random bytes to `path` and evict its pages from the page cache (written
+    back first), or skip the test where the filesystem keeps them (tmpfs: the page cache
+    is its storage); the bytes written."""
+    data = os.urandom(size)
+    path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -35,7 +38,7 @@ def _drop_from_page_cache(path: Path) -> None:
         try:
             os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
         except BlockingIOError:
-            return
+            return data
     finally:
         os.close(fd)
     pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
@@ -60,9 +63,7 @@ async def test_a_cached_small_file_is_read_without_a_ring_read(
 @pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_a_file_not_cached_is_read_on_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "cold.bin"
-    data = os.urandom(300_000)
-    path.write_bytes(data)
-    _drop_from_page_cache(path)
+    data = _cold_file(path, 300_000)
     loop: Any = asyncio.get_running_loop()
     before = loop.uring_stats().submitted if isinstance(loop, uringloop.Loop) else 0
     async with uringloop.open(path, "rb") as f:
@@ -77,9 +78,7 @@ async def test_a_partly_cached_file_is_read_whole(tmp_path: Path, no_fd_leak: No
     # Its first pages cached, the rest not: the cached bytes are copied at once, and the
     # read goes on from there on the ring.
     path = tmp_path / "half.bin"
-    data = os.urandom(400_000)
-    path.write_bytes(data)
-    _drop_from_page_cache(path)
+    data = _cold_file(path, 400_000)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
