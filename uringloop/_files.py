@@ -73,6 +73,7 @@ TEXT_CHUNK_SIZE = 8192
 # filesystem's largest file (EINVAL) as the built-in's seek does; below it, none refuses.
 LSEEK_CHECKED_FROM = 1 << 31
 TEXT_CHUNK_MAX = 1 << 24  # the largest chunk a text read asks of its buffer at once
+_BYTES_MAX = sys.maxsize - sys.getsizeof(b"")  # the longest bytes object CPython can make
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h; os has it from Python 3.7 on Linux
@@ -1204,6 +1205,8 @@ class AsyncBufferedFile(_FileBase):
             return head + rest if head else rest
         if size <= self._available():
             return self._take(size)
+        if size > _BYTES_MAX:  # as the built-in, which makes the bytes object first
+            raise OverflowError("byte string is too large")
         await self._flush_writes()
         parts = [self._take(self._available())]
         remaining = size - len(parts[0])

@@ -967,6 +967,8 @@ async def test_seek_refuses_what_the_builtin_refuses(
         ("rb", 0, -(2**63) - 1),
         ("rb", -1, 2**63),
         ("rb", -1, -(2**63) - 1),
+        ("rb", -1, 2**63 - 1),  # larger than any bytes object: OverflowError before reading
+        ("rb", -1, 2**63 - 32),
         ("r", -1, 2**63 - 1),
         ("r", -1, 2**63),
         ("r", -1, -(2**63) - 1),
@@ -975,8 +977,9 @@ async def test_seek_refuses_what_the_builtin_refuses(
 async def test_read_sizes_out_of_range_as_the_builtin(
     tmp_path: Path, mode: str, buffering: int, size: int, no_fd_leak: None
 ) -> None:
-    # A size that does not fit a C ssize_t raises OverflowError before any read; a text
-    # read of the largest one reads everything.
+    # A size that does not fit a C ssize_t raises OverflowError before any read, as does a
+    # buffered read of more than a bytes object can hold; a text read of the largest one
+    # reads everything.
     path = tmp_path / "f"
     path.write_bytes(b"x" * 60)
 
