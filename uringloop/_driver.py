@@ -27,7 +27,7 @@ Some facts about io_uring that shape this module
   still write it), and the loop moves on to the thread-pool fallback (`on_broken`).
 
 Invariant: an Operation, and every buffer it points at, stays in self.inflight from the
-moment its SQE is written until its CQE is reaped.
+moment its SQE is written until its completion ran (its CQE is consumed after that).
 Invariant: one completion's failure never stops another's delivery. An exception raised
 while delivering a completion goes to `report`; KeyboardInterrupt and SystemExit are
 raised once the whole batch of CQEs has been delivered, as asyncio does for callbacks.
@@ -50,13 +50,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import LoopClosedError
 from ._ops import (
-    DELIVER,
     OPERATIONS,
     QUEUED,
     SUBMITTED,
     WRITE_ENTRIES,
     AsyncCancel,
     Operation,
+    Reaper,
     Waiter,
 )
 from ._ring import abi
@@ -187,7 +187,7 @@ class RingDriver:
         self._ring = ring
         self._queues = ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._report = report
-        self._isolate = functools.partial(isolate, report=report)  # for deliver()
+        self._reaper = Reaper(self.inflight, functools.partial(isolate, report=report))
         self._run_blocking = run_blocking  # for operations this kernel's ring lacks
         self._on_broken = on_broken
         self.broken: OSError | None = None
@@ -652,22 +652,14 @@ class RingDriver:
         One pass: CQEs posted while it runs (only possible without DEFER_TASKRUN) are
         found by the next flush, or by prepare_block() before the loop may sleep. Each
         completion is delivered on its own (see the module's invariant). The CQEs are
-        consumed only after their delivery: an exception that escapes it (a signal
-        handler's) leaves them in the CQ, and the next reap delivers what was not.
+        consumed only after their delivery (Reaper): an exception that escapes it (a
+        signal handler's) leaves them in the CQ, and the next reap delivers what was not.
         """
         if self.broken is not None:
             return 0
-        queues = self._queues
-        user_datas, results, _flags, end = queues.peek_columns()
-        if not user_datas:
-            return 0
-        fatal = DELIVER(self.inflight, user_datas, results, self._isolate)
-        queues.consume_to(end)
-        count = len(user_datas)
-        self.n_completed += count
-        if fatal is not None:
-            raise fatal
-        return count
+        consumed = self._reaper.reap(self._queues)
+        self.n_completed += consumed
+        return consumed
 
     def wake(self) -> None:
         """Make the eventfd readable, waking a loop blocked in select. Any thread, signal

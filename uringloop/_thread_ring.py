@@ -23,7 +23,7 @@ import threading
 from itertools import repeat
 from typing import Any
 
-from ._ops import DELIVER, DONE, Operation
+from ._ops import DONE, Operation, Reaper
 from ._ring import abi
 from ._ring.ring import Ring
 
@@ -63,6 +63,7 @@ class ThreadRing:
 
     def __init__(self) -> None:
         self._inflight: dict[int, Operation] = {}  # {user_data: Operation}
+        self._reaper = Reaper(self._inflight, _isolate)
         self._ring = Ring(SQ_ENTRIES, CQ_ENTRIES, _FLAGS)
         self._queues = self._ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._pid = os.getpid()
@@ -149,14 +150,7 @@ class ThreadRing:
     def _reap(self) -> None:
         """Complete the operations of the posted CQEs, then consume them (as the loop's
         driver does: an exception escaping the delivery leaves them for the next reap)."""
-        queues = self._queues
-        user_datas, results, _flags, end = queues.peek_columns()
-        if not user_datas:
-            return
-        fatal = DELIVER(self._inflight, user_datas, results, _isolate)
-        queues.consume_to(end)
-        if fatal is not None:
-            raise fatal
+        self._reaper.reap(self._queues)
 
     def close(self) -> None:
         """Wait for what is still in flight (an interrupted batch), then close the ring."""

@@ -16,6 +16,7 @@ import pytest
 import uringloop
 from uringloop._ops import operation
 from uringloop._ops.sqe import SQE
+from uringloop._ops.state import DONE
 from uringloop._ring import abi, syscalls
 
 pytestmark = pytest.mark.loops("uring")
@@ -111,8 +112,9 @@ def test_a_keyboard_interrupt_while_delivering_a_lone_read(
     interrupted: list[int] = []
 
     def complete(self: Any, res: int) -> None:
-        if not interrupted:  # interrupted before the waiter has anything
+        if not interrupted:  # interrupted once begun, before the waiter has anything
             interrupted.append(res)
+            self.state = DONE  # what every completion does first
             self.release()  # the slot goes back
             raise KeyboardInterrupt
         original(self, res)

@@ -279,3 +279,42 @@ def test_a_long_chain_of_reads_is_freed_without_overflowing_the_stack(
         link.data = head
         head = link
     del head, link  # freed one after another, not by recursion
+
+
+def test_an_interrupted_completion_never_gives_its_slot_back_twice() -> None:
+    # A signal handler's exception at any line of the pure-Python ReadCore.complete (the
+    # compiled one runs no Python between its steps): the slot goes back at most once.
+    # Twice, it would sit twice in the free list, and two later reads would share it.
+    import sys
+
+    code = hotpath.ReadCore.complete.__code__
+    lines = sorted({line for _, _, line in code.co_lines() if line})
+    for line in lines:
+        pool = SlotPool()
+        op = hotpath.ReadCore(5, 100, 0, pool)
+        op.waiter = Waiter()
+        fired: list[int] = []
+
+        def tracer(
+            frame: Any, event: str, arg: Any, line: int = line, fired: list[int] = fired
+        ) -> Any:
+            if frame.f_code is not code:
+                return None
+            if event == "line" and frame.f_lineno == line and not fired:
+                fired.append(line)
+                raise KeyboardInterrupt
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            op.complete(50)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        free = [
+            slot
+            for free_list in {id(f): f for f in pool.free_list_of}.values()
+            for slot in free_list
+        ]
+        assert len(free) == len(set(free)), f"a slot freed twice, interrupted at line {line}"

@@ -7,6 +7,7 @@ does and the other does not shows up as a different record."""
 
 from __future__ import annotations
 
+import collections
 import struct
 import sys
 from collections import deque
@@ -431,3 +432,17 @@ def test_a_read_class_with_its_own_fields_is_used_through_them(loops: Any) -> No
     )
     assert touched == ["waiter"] and inflight == {1: read}
     read.release()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (collections.OrderedDict(), [1], [0]),
+        ({}, (1,), [0]),
+        ({}, [1], iter([0])),
+    ],
+    ids=["dict-subclass", "tuple", "iterator"],
+)
+def test_deliver_takes_a_dict_and_two_lists(loops: Any, args: tuple[Any, ...]) -> None:
+    with pytest.raises(TypeError, match="in-flight dict and two lists"):
+        loops.deliver(*args, lambda *a: None)

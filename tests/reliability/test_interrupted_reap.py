@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from array import array
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 import uringloop
 from uringloop._buffers import SlotPool
+from uringloop._ops import operation
 from uringloop._ops.operation import ReadBatch
 
 pytestmark = pytest.mark.usefixtures("no_fd_leak")
@@ -118,3 +120,133 @@ def test_a_batch_part_delivered_again_is_not_counted_again() -> None:
         assert waiter.done() and len(waiter.result()) == 3 and pool.in_use() == 0
     finally:
         waiter.get_loop().close()
+
+
+class _Reaping:
+    """A waiter that, when its result is set, first runs `action` (a reap of its own: a
+    concurrent future's done-callback can run code there), then passes the result on."""
+
+    def __init__(self, inner: Any, action: Any) -> None:
+        self.inner, self.action = inner, action
+
+    def done(self) -> bool:
+        return bool(self.inner.done())
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.inner.set_exception(exc)
+
+    def set_result(self, value: Any) -> None:
+        self.action()
+        self.inner.set_result(value)
+
+
+def test_a_reap_inside_a_delivery_delivers_each_completion_once(
+    data_file: tuple[str, bytes],
+) -> None:
+    # The first read's delivery reaps again before it is done: that reap leaves the other
+    # completions of the unfinished one to it, each task gets its own result once, and
+    # each completion counts once in uring_stats().
+    path, data = data_file
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        async def main() -> tuple[list[bytes], int, int]:
+            assert await loop.nop() is None
+            driver: Any = loop._driver
+            tasks = [loop.create_task(loop.pread(fd, 100, 4096 * i)) for i in range(8)]
+            await asyncio.sleep(0)
+            order: list[int] = []
+            for i, op in enumerate(driver.backlog):
+                op.waiter = _Reaping(op.waiter, lambda i=i: order.append(i))
+            first = driver.backlog[0]
+            first.waiter = _Reaping(first.waiter, driver.flush)
+            before = loop.uring_stats()
+            driver.flush()
+            results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            # The nested reap left the unfinished one's completions to it: in CQE order.
+            assert order == list(range(8))
+            assert await loop.nop() is None  # a reap after: what was left in the CQ goes
+            after = loop.uring_stats()
+            return results, after.submitted - before.submitted, after.completed - before.completed
+
+        results, submitted, completed = loop.run_until_complete(main())
+        assert results == [data[4096 * i : 4096 * i + 100] for i in range(8)]
+        assert submitted == completed == 9
+        assert loop._driver._queues.cq_ready() == 0
+    finally:
+        os.close(fd)
+        loop.close()
+
+
+def test_a_completion_interrupted_as_it_begins_still_delivers_its_outcome(
+    tmp_path: Any, no_fd_leak: None
+) -> None:
+    # A signal handler's KeyboardInterrupt at the first line of an open's completion: the
+    # completion runs once more, so the task gets its descriptor (not an error, with the
+    # descriptor left open by nobody), and the interrupt is raised after the batch.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    loop = uringloop.Loop()
+    code = operation.Operation.complete.__code__
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code is code:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    try:
+
+        async def main() -> int:
+            assert await loop.nop() is None
+            task = loop.create_task(loop.open_fd(path))
+            await asyncio.sleep(0)
+            sys.settrace(tracer)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    loop._driver.flush()  # type: ignore[attr-defined]
+            finally:
+                sys.settrace(None)
+            return await asyncio.wait_for(task, 10)
+
+        fd = loop.run_until_complete(main())
+        assert os.fstat(fd).st_size == 1
+        os.close(fd)
+    finally:
+        loop.close()
+
+
+def test_a_fork_inside_a_delivery_leaves_the_child_s_reap_quiet() -> None:
+    # The child's at-fork handler gives up the parent's ring while a delivery runs; the
+    # reap must not touch the ring's memory afterwards (it consumed the CQEs there).
+    loop = uringloop.Loop()
+    child: list[int] = []
+
+    def fork() -> None:
+        child.append(os.fork())
+
+    try:
+
+        async def main() -> None:
+            assert await loop.nop() is None
+            driver: Any = loop._driver
+            tasks = [loop.create_task(loop.nop()) for _ in range(2)]
+            await asyncio.sleep(0)
+            op = driver.backlog[0]
+            op.waiter = _Reaping(op.waiter, fork)
+            try:
+                driver.flush()
+            except BaseException:
+                if child and child[0] == 0:
+                    os._exit(3)
+                raise
+            if child and child[0] == 0:
+                os._exit(0)
+            await asyncio.gather(*tasks)
+
+        loop.run_until_complete(main())
+        _, status = os.waitpid(child[0], 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        loop.close()

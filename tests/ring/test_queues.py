@@ -176,3 +176,29 @@ def test_a_failed_init_keeps_no_hold_on_the_maps() -> None:
         q.__init__(-1, 4, 8, m, m, (0, 4, 8, 12, 20), (64, 68, 72, 1 << 20, 80))
     m.close()
     assert q.closed and q.pending() == 0
+
+
+def test_peek_then_consume(ring_factory: object) -> None:
+    """peek_columns() leaves the CQEs for the next peek; consume_to() moves the head to a
+    peek's end, never backwards, never past the CQEs posted, and says how far it moved."""
+    ring = ring_factory(sq_entries=4, cq_entries=8)  # type: ignore[operator]
+    ring.enable()
+    q = ring.queues
+    for round_ in range(5):  # the positions wrap the 8-entry CQ
+        base = 100 * round_
+        _nops(ring, q.reserve(3), base)
+        assert q.enter(0, abi.EnterFlag.GETEVENTS) == 3
+        uds, res, flags, end = q.peek_columns()
+        assert (uds, res, flags) == ([base, base + 1, base + 2], [0, 0, 0], [0, 0, 0])
+        assert q.peek_columns() == (uds, res, flags, end)  # still there
+        assert q.peek_columns(2)[3] == (end - 1) & 0xFFFFFFFF
+        assert q.consume_to((end + 5) & 0xFFFFFFFF) == 0  # past the tail: refused
+        assert q.cq_ready() == 3
+        assert q.consume_to((end - 1) & 0xFFFFFFFF) == 2
+        assert q.consume_to((end - 2) & 0xFFFFFFFF) == 0  # behind the head: nothing
+        assert q.cq_ready() == 1
+        assert q.consume_to(end) == 1 and q.consume_to(end) == 0
+        assert q.peek_columns() == ([], [], [], end)
+    for bad in (-1, 2**32):
+        with pytest.raises(OverflowError):
+            q.consume_to(bad)

@@ -5,7 +5,8 @@ sqe.py        the SQE's fields with their kernel types; a whole entry built and 
 operation.py  Operation (one request: its SQE, what it points into, its outcome), Entry,
               Read, ReadBatch, AsyncCancel
 hotpath.py    the hot half of Read (its buffer, SQE and completion), and the loops that
-              write SQEs and deliver completions; twin: _hotpath.c
+              write SQEs and deliver completions (Reaper: deliver, then consume the
+              CQEs); twin: _hotpath.c
 state.py      an operation's states
 spec.py       what a declaration states, and `declare`
 table.py      the declarations, one per operation
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from .hotpath import DELIVER as DELIVER
 from .hotpath import WRITE_ENTRIES as WRITE_ENTRIES
+from .hotpath import Reaper as Reaper
 from .operation import (
     DONE as DONE,
 )

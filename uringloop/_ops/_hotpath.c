@@ -945,6 +945,54 @@ one_batch(PyObject *inflight, PyObject *first, PyObject *const *uds, Py_ssize_t 
     return same == n;
 }
 
+/* The twin's `except BaseException as exc:` after a completion raised (or was interrupted
+ * before it began): run it again (`again`: a no-op unless it had not begun), isolating
+ * what that raises, then isolate `exc`. Returns the new fatal (a new reference; NULL when
+ * isolate raised), having taken the reference to `fatal`. */
+static PyObject *
+after_failure(PyObject *isolate, PyObject *op, PyObject *fatal, PyObject *(*again)(PyObject *, void *),
+              void *arg)
+{
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb); /* exc, set aside while the completion runs again */
+    PyObject *r = again(op, arg);
+    if (r == NULL) {
+        PyObject *kept = isolated(isolate, op, fatal);
+        Py_DECREF(fatal);
+        if (kept == NULL) {
+            Py_XDECREF(type);
+            Py_XDECREF(exc);
+            Py_XDECREF(tb);
+            return NULL;
+        }
+        fatal = kept;
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(type, exc, tb);
+    PyObject *kept = isolated(isolate, op, fatal);
+    Py_DECREF(fatal);
+    return kept;
+}
+
+struct one_cqe {
+    PyObject *user_data, *res;
+};
+
+static PyObject *
+again_one(PyObject *op, void *arg)
+{
+    struct one_cqe *cqe = arg;
+    return complete_one(op, cqe->user_data, cqe->res);
+}
+
+static PyObject *
+again_parts(PyObject *op, void *arg)
+{
+    PyObject **columns = arg;
+    PyObject *call[] = {op, columns[0], columns[1]};
+    return PyObject_VectorcallMethod(s_complete_parts, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 static PyObject *
 deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -953,27 +1001,28 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *inflight = args[0], *isolate = args[3];
-    if (!PyDict_Check(inflight)) {
-        PyErr_SetString(PyExc_TypeError, "deliver() needs the in-flight dict");
+    if (!PyDict_CheckExact(inflight) || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "deliver() takes the in-flight dict and two lists");
         return NULL;
     }
-    PyObject *ud_seq = PySequence_Fast(args[1], "deliver() needs a sequence of user_data");
-    if (ud_seq == NULL)
-        return NULL;
-    PyObject *res_seq = PySequence_Fast(args[2], "deliver() needs a sequence of results");
-    if (res_seq == NULL) {
-        Py_DECREF(ud_seq);
+    if (PyList_GET_SIZE(args[1]) != PyList_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_ValueError, "deliver() needs one result per user_data");
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(ud_seq);
-    PyObject *const *uds = PySequence_Fast_ITEMS(ud_seq);
-    PyObject *const *results = PySequence_Fast_ITEMS(res_seq);
+    /* Snapshots: the completions run Python, which could change the lists. */
+    PyObject *ud_tuple = PyList_AsTuple(args[1]);
+    if (ud_tuple == NULL)
+        return NULL;
+    PyObject *res_tuple = PyList_AsTuple(args[2]);
+    if (res_tuple == NULL) {
+        Py_DECREF(ud_tuple);
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(ud_tuple);
+    PyObject **uds = &PyTuple_GET_ITEM(ud_tuple, 0);
+    PyObject **results = &PyTuple_GET_ITEM(res_tuple, 0);
     PyObject *fatal = Py_NewRef(Py_None);
     PyObject *first = NULL;
-    if (PySequence_Fast_GET_SIZE(res_seq) != n) {
-        PyErr_SetString(PyExc_ValueError, "deliver() needs one result per user_data");
-        goto error;
-    }
     if (n) {
         first = Py_XNewRef(PyDict_GetItemWithError(inflight, uds[0]));
         if (first == NULL && PyErr_Occurred())
@@ -983,14 +1032,12 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (batch < 0)
         goto error;
     if (batch) {
-        PyObject *call[] = {first, args[1], args[2]};
-        PyObject *r = PyObject_VectorcallMethod(s_complete_parts, call,
-                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        PyObject *columns[] = {args[1], args[2]};
+        PyObject *r = again_parts(first, columns);
         if (r == NULL) {
-            PyObject *kept = isolated(isolate, first, Py_None);
-            if (kept == NULL)
+            fatal = after_failure(isolate, first, fatal, again_parts, columns);
+            if (fatal == NULL)
                 goto error;
-            Py_SETREF(fatal, kept);
         }
         Py_XDECREF(r);
         for (Py_ssize_t i = 0; i < n; i++)
@@ -1007,12 +1054,12 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         PyObject *r = complete_one(op, uds[i], results[i]);
         if (r == NULL) {
-            PyObject *kept = isolated(isolate, op, fatal);
-            if (kept == NULL) {
+            struct one_cqe cqe = {uds[i], results[i]};
+            fatal = after_failure(isolate, op, fatal, again_one, &cqe);
+            if (fatal == NULL) {
                 Py_DECREF(op);
                 goto error;
             }
-            Py_SETREF(fatal, kept);
         }
         Py_XDECREF(r);
         Py_DECREF(op);
@@ -1021,14 +1068,14 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
 done:
     Py_XDECREF(first);
-    Py_DECREF(ud_seq);
-    Py_DECREF(res_seq);
+    Py_DECREF(ud_tuple);
+    Py_DECREF(res_tuple);
     return fatal;
 error:
     Py_XDECREF(first);
-    Py_DECREF(ud_seq);
-    Py_DECREF(res_seq);
-    Py_DECREF(fatal);
+    Py_DECREF(ud_tuple);
+    Py_DECREF(res_tuple);
+    Py_XDECREF(fatal);
     return NULL;
 }
 

@@ -4,7 +4,8 @@ and out of the ring.
 ReadCore is the hot half of a read into a new buffer: its fields, its SQE and its
 completion. Read (operation.py) adds the cold half: what every operation shares.
 write_entries() writes queued one-SQE operations into reserved SQ slots; deliver() hands
-reaped CQE results to the operations in flight. The driver owns the tables both work on.
+the results of peeked CQEs to the operations in flight, for a Reaper, which consumes the
+CQEs afterwards. The driver owns the tables both work on.
 
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
@@ -20,7 +21,8 @@ Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction 
 complete() or release(): the memory the SQE points at outlives the kernel's use of it.
 Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
 Invariant: an operation is in the in-flight table from the moment its SQE is written
-(write_entries) until its completion has run (deliver), and in the backlog before that.
+(write_entries) until deliver() ran its completion (or tried to: a second exception
+inside the repair of a first is not repaired), and in the backlog before that.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
+from .args import U32_MASK as _U32
 from .args import U64_MASK
 from .sqe import SQE
 from .state import DONE, QUEUED, SUBMITTED, let_go
@@ -111,8 +114,10 @@ class ReadCore:
                     else:
                         value = None
                         failure = os_error(res)
-                    pool.free_list_of[slot].append(slot)
-                    slot = -1
+                    # Cleared first: interrupted between the two, the slot stays with the
+                    # pool unused, rather than being freed twice (by the finally).
+                    freed, slot = slot, -1
+                    pool.free_list_of[freed].append(freed)
                     if value is not None:
                         waiter.set_result(value)
                     else:
@@ -201,16 +206,20 @@ def deliver(
     CQE delivered before, or for an unknown request, is skipped).
 
     Each is completed on its own, in CQE order: a delivery that raises goes to
-    `isolate(op, exc, fatal)`, whose return is the fatal exception kept so far. Returns it
-    (None: nothing to raise once the batch is delivered). When every CQE is a part of one
-    batch, its parts complete together (complete_parts).
+    `isolate(op, exc, fatal)`, whose return is the fatal exception kept so far, after the
+    completion is run once more in case it had not begun (interrupted at its first line:
+    what the operation holds is then freed, a late descriptor closed). Returns the fatal
+    exception (None: nothing to raise once the batch is delivered). When every CQE is a
+    part of one batch, its parts complete together (complete_parts).
 
-    Invariant: an operation leaves the table only once its completion ran, and completing
-    is done once: a single operation's complete() is skipped once it is DONE, a batch
-    ignores a part it has. So the caller consumes the CQEs only after this returns, and an
-    exception that escapes (a signal handler's, between two statements) leaves them in the
-    CQ, for the next peek to deliver what is left.
+    Completing is done once: a single operation's completion is skipped once it is DONE,
+    a batch ignores a part it has. So an operation may leave the table only after its
+    completion, and the caller consumes the CQEs only after this returns: an exception
+    that escapes (a signal handler's, between two statements) leaves them in the CQ for
+    the next peek, which delivers what was not.
     """
+    if type(inflight) is not dict or type(user_datas) is not list or type(results) is not list:
+        raise TypeError("deliver() takes the in-flight dict and two lists")
     if len(user_datas) != len(results):
         raise ValueError("deliver() needs one result per user_data")
     fatal: BaseException | None = None
@@ -224,7 +233,11 @@ def deliver(
         try:
             first.complete_parts(user_datas, results)  # a batch's parts, nothing else
         except BaseException as exc:
-            fatal = isolate(first, exc, None)
+            try:
+                first.complete_parts(user_datas, results)  # the parts not yet in
+            except BaseException as again:
+                fatal = isolate(first, again, fatal)
+            fatal = isolate(first, exc, fatal)
         for user_data in user_datas:
             inflight.pop(user_data, None)  # (a delivery may have reaped them already)
         return fatal
@@ -238,9 +251,65 @@ def deliver(
             elif op.state != DONE:
                 op.complete(res)
         except BaseException as exc:
+            try:  # a no-op unless the completion had not begun
+                if op.multi:
+                    op.complete_part(user_data, res)
+                elif op.state != DONE:
+                    op.complete(res)
+            except BaseException as again:
+                fatal = isolate(op, again, fatal)
             fatal = isolate(op, exc, fatal)
         inflight.pop(user_data, None)
     return fatal
+
+
+class Reaper:
+    """Delivers the completions in a ring's CQ to the operations of an in-flight table,
+    then consumes them: the loop's driver and each thread's ring have one.
+
+    A reap that starts while another is under way on the same table (a delivery, or a
+    signal handler, that reaps again) delivers only the CQEs past the other's and
+    consumes nothing: the unfinished reap consumes up to its own end, and CQEs the nested
+    one delivered are skipped when met again.
+    """
+
+    __slots__ = ("_inflight", "_isolate", "_reaping_to")
+
+    def __init__(
+        self,
+        inflight: dict[int, Operation],
+        isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
+    ) -> None:
+        self._inflight = inflight
+        self._isolate = isolate
+        self._reaping_to = -1  # the CQ position an unfinished reap peeked to
+
+    def reap(self, queues: Any) -> int:
+        """Deliver the posted completions, then consume them; how many were consumed.
+
+        The fatal exception a delivery raised (see deliver) is raised at the end."""
+        user_datas, results, _flags, end = queues.peek_columns()
+        count = len(user_datas)
+        if not count:
+            return 0
+        outer = self._reaping_to
+        if outer >= 0:  # nested: the first `seen` CQEs are the unfinished reap's
+            seen = (outer - end + count) & _U32
+            if seen >= count:
+                return 0
+            fatal = DELIVER(self._inflight, user_datas[seen:], results[seen:], self._isolate)
+            if fatal is not None:
+                raise fatal
+            return 0
+        self._reaping_to = end
+        try:
+            fatal = DELIVER(self._inflight, user_datas, results, self._isolate)
+        finally:
+            self._reaping_to = -1
+        consumed = 0 if queues.closed else queues.consume_to(end)  # (closed: after a fork)
+        if fatal is not None:
+            raise fatal
+        return consumed
 
 
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore

@@ -458,16 +458,23 @@ Queues_consume_to(Queues *self, PyObject *arg)
     if (check_open(self))
         return NULL;
     unsigned long end = PyLong_AsUnsignedLong(arg);
-    if (end == (unsigned long)-1 && PyErr_Occurred())
+    if (end == (unsigned long)-1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) { /* negative: as the twin */
+            PyErr_Clear();
+            PyErr_SetString(PyExc_OverflowError, "consume_to() takes a u32");
+        }
         return NULL;
+    }
     if (end > UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "consume_to() takes a u32");
         return NULL;
     }
-    uint32_t ahead = (uint32_t)end - *self->cq_head; /* only we write the head */
-    if (ahead && ahead <= self->cq_entries)
-        store_release(self->cq_head, (uint32_t)end);
-    Py_RETURN_NONE;
+    uint32_t head = *self->cq_head; /* only we write it */
+    uint32_t ahead = (uint32_t)end - head;
+    if (ahead == 0 || ahead > load_acquire(self->cq_tail) - head)
+        return PyLong_FromLong(0);
+    store_release(self->cq_head, (uint32_t)end);
+    return PyLong_FromUnsignedLong(ahead);
 }
 
 static PyObject *
@@ -521,7 +528,8 @@ static PyMethodDef Queues_methods[] = {
     {"peek_columns", (PyCFunction)(void (*)(void))Queues_peek_columns, METH_FASTCALL,
      "reap_columns() without consuming, and the CQ head past those CQEs."},
     {"consume_to", (PyCFunction)Queues_consume_to, METH_O,
-     "Advance the CQ head to a peek_columns() end, unless it is there or past it."},
+     "Advance the CQ head to a peek_columns() end, unless it is there or past it, never\n"
+     "past the CQEs posted; how many that consumed."},
     {"reap_columns", (PyCFunction)(void (*)(void))Queues_reap_columns, METH_FASTCALL,
      "Consume posted CQEs (all, or at most `limit`): (user_data values, results, flags)."},
     {"set_eventfd_enabled", (PyCFunction)Queues_set_eventfd_enabled, METH_O,

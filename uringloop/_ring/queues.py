@@ -204,13 +204,19 @@ class Queues:
             flags += more[2]
         return user_data, res, flags, (head + count) & _U32
 
-    def consume_to(self, end: int, /) -> None:
+    def consume_to(self, end: int, /) -> int:
         """Advance the CQ head to `end`, a peek_columns() end, unless it is there or past
-        it already (a peek made meanwhile, and consumed, went further)."""
+        it already (a reap made meanwhile went further); never past the CQEs posted.
+        Returns how many CQEs that consumed."""
+        if not 0 <= end <= _U32:
+            raise OverflowError("consume_to() takes a u32")
         cq32 = self._cq32
-        ahead = (end - cq32[self._cq_head]) & _U32
-        if 0 < ahead <= self.cq_entries:
-            cq32[self._cq_head] = end & _U32
+        head = cq32[self._cq_head]
+        ahead = (end - head) & _U32
+        if not 0 < ahead <= (cq32[self._cq_tail] - head) & _U32:
+            return 0
+        cq32[self._cq_head] = end
+        return ahead
 
     def set_eventfd_enabled(self, enabled: bool, /) -> None:
         """Toggle IORING_CQ_EVENTFD_DISABLED (the eventfd stays registered)."""
