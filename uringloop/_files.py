@@ -88,9 +88,14 @@ class _IO(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
-    # True when close() is the ring's CLOSE: a file that closes inline (see _mounts) may
-    # then be closed with close(2) instead, which is the same minus the round trip.
-    closes_inline_too: bool
+    # The loop's ring: what the kernel does inline in io_uring_enter anyway (a read of
+    # cached pages that would not wait, the close of a file without a flush method) may
+    # be done directly instead, the same work without the operation's round trip.
+    ring: bool
+
+    # Nothing is queued for the kernel on this route: close(2) now overtakes no operation
+    # on the descriptor (the ring's CLOSE would be queued behind them).
+    def can_close_now(self) -> bool: ...
 
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
@@ -109,12 +114,12 @@ class _IO(Protocol):
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "loop", "own_pread")
-    closes_inline_too = True
+    __slots__ = ("executor", "loop", "own_pread", "ring")
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
         self.executor = executor
+        self.ring = loop.uring_available  # else its operations run on its thread pool
         # A Loop subclass may override pread with the signature it had before
         # known_seekable: call that one as it expects.
         self.own_pread = type(loop).pread is Loop.pread
@@ -124,6 +129,9 @@ class _RingIO:
 
     def close(self, fd: int) -> Awaitable[None]:
         return self.loop.close_fd(fd)
+
+    def can_close_now(self) -> bool:
+        return self.ring and not self.loop.queued_operations()
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
@@ -204,7 +212,10 @@ class _ExecutorIO:
     """Blocking system calls on an executor, for loops that are not uringloop Loops."""
 
     __slots__ = ("executor", "loop")
-    closes_inline_too = False
+    ring = False
+
+    def can_close_now(self) -> bool:
+        return False
 
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -264,12 +275,14 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
 
 def _read_cached(fd: int, size: int, offset: int) -> bytes:
     """What preadv2(RWF_NOWAIT) copies at once: the bytes from `offset` on, up to `size`,
-    that the page cache holds (b"": none, or the file cannot say without waiting).
+    that the page cache holds (b"": none, or the file cannot say without waiting). It
+    stops short at EOF, or at the first page not in the cache.
 
     The kernel's inline attempt at a ring READ is this same non-blocking read (it hands
-    the read to a worker when it would wait), so the loop blocks no longer than with the
-    ring, and saves the operation's round trip. Any error is left for the ring's read to
-    report."""
+    the read to a worker when it would wait), so on the ring's route the loop blocks no
+    longer than with the ring, and saves the operation's round trip. (Elsewhere the loop
+    thread would take on the readahead such a read starts.) Any error is left for the
+    ring's read to report."""
     buf = bytearray(size)
     try:
         n = os.preadv(fd, (buf,), offset, _RWF_NOWAIT)
@@ -803,7 +816,8 @@ class AsyncFileIO(_FileBase):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _readall(self) -> bytes:
-        """Everything from the position to EOF: sized by fstat, read in parallel."""
+        """Everything from the position to EOF: sized by fstat, read in parallel. The
+        position moves once everything is read: a cancelled read leaves it where it was."""
         io_ = self._io()
         if self._direct:
             return await self._direct_readall(io_)
@@ -814,29 +828,31 @@ class AsyncFileIO(_FileBase):
         file_size, self._size_hint = self._size_hint, None
         if file_size is None:
             file_size = (await io_.fstat(self._fd)).st_size
-        size = max(file_size - self._pos, 0)
+        pos = self._pos
+        size = max(file_size - pos, 0)
         head = b""
         if 0 < size < PARALLEL_MIN:
             # One read of a byte more than the size: coming back with exactly the size,
-            # it met EOF where the size said, and no read is needed to confirm it. What the
-            # page cache holds is copied at once; a read that is short of the size (pages
-            # not cached) goes on below, on the ring.
-            head = _read_cached(self._fd, size + 1, self._pos)
+            # it met EOF where the size said, and no read is needed to confirm it. On the
+            # ring's route, what the page cache holds is copied at once (_read_cached); that
+            # read stops short at EOF or at the first page the cache does not hold, so one
+            # that stops at a page boundary proves no EOF, and the reads go on below.
+            head = _read_cached(self._fd, size + 1, pos) if io_.ring else b""
+            ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
-                head = await io_.pread(self._fd, size + 1, self._pos)
-            self._pos += len(head)
-            if len(head) == size:
+                head = await io_.pread(self._fd, size + 1, pos)
+                ended = len(head) == size
+            if ended:
+                self._pos = pos + size
                 return head
         elif size:
-            head = await _read_bytes(io_, self._fd, size, self._pos)
-            self._pos += len(head)
-            if len(head) < size:
-                return head  # the file shrank meanwhile: EOF came early
-        tail = await self._read_to_eof(io_, self._pos)
-        if not tail:
-            return head
-        self._pos += len(tail)
-        return head + tail
+            head = await _read_bytes(io_, self._fd, size, pos)
+            if len(head) < size:  # the file shrank meanwhile: EOF came early
+                self._pos = pos + len(head)
+                return head
+        tail = await self._read_to_eof(io_, pos + len(head))
+        self._pos = pos + len(head) + len(tail)
+        return head + tail if tail else head
 
     async def _read_to_eof(self, io_: _IO, offset: int) -> bytes:
         """Read chunks until a read returns nothing (files that grow, /proc, pipes)."""
@@ -1050,7 +1066,7 @@ class AsyncFileIO(_FileBase):
         self._closed_flag = True
         if self._closefd:
             io_ = self._io()
-            if self._closes_inline and io_.closes_inline_too:
+            if self._closes_inline and io_.can_close_now():
                 os.close(self._fd)
             else:
                 await io_.close(self._fd)

@@ -449,6 +449,14 @@ class Loop(asyncio.SelectorEventLoop):
         """True when file operations go through io_uring (False: thread-pool fallback)."""
         return isinstance(self._driver, RingDriver)
 
+    def queued_operations(self) -> int:
+        """File operations queued on this loop (by its coroutines or other threads) and not
+        yet handed to the kernel, or to the thread pool with io_uring off: they go at the
+        next pre-select step, or sooner. A descriptor one of them names is not closed with
+        close(2) meanwhile by uringloop.open's files: its number could be reused before
+        the operation reaches the kernel. They close through the loop then, behind them."""
+        return len(self._driver.backlog) + len(self._foreign.pending)
+
     def uring_stats(self) -> UringStats:
         """Counters of the loop's file operations since it was created (see UringStats)."""
         driver = self._driver

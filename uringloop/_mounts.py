@@ -9,28 +9,34 @@ close(2) on the loop's thread blocks it exactly as long as the ring's CLOSE woul
 file's final release runs on the return to user space either way, ext4's flush of a
 replaced file's data included), and costs one system call instead of an operation.
 
-A device's filesystem is read from /proc/self/mountinfo once, the first time it is asked
-about; a device found nowhere there (a btrfs subvolume's anonymous device, a mount made
-in another namespace) is not among them.
+A device's filesystem is read from /proc/self/mountinfo (no call on the filesystem
+itself, which could wait for a server), and kept for at most RECHECK_AFTER seconds: a
+device number is reused once its filesystem is unmounted, by whatever is mounted next. A
+device found nowhere there (a btrfs subvolume's anonymous device, a mount made in another
+namespace) is not among them.
 """
 
 from __future__ import annotations
 
 import os
+from time import monotonic as _monotonic
 
 # Filesystems whose regular files have no flush method (file_operations.flush).
 CLOSES_INLINE = frozenset({"ext2", "ext3", "ext4", "xfs", "tmpfs"})
 MOUNTINFO = "/proc/self/mountinfo"
+RECHECK_AFTER = 1.0  # seconds an answer is kept
 
-_closes_inline: dict[int, bool] = {}  # st_dev -> answer; a process sees few devices
+# st_dev -> (answer, when it was found); a process sees few devices.
+_closes_inline: dict[int, tuple[bool, float]] = {}
 
 
 def closes_inline(st_dev: int) -> bool:
     """True when a regular file on device `st_dev` closes inside io_uring_enter."""
+    now = _monotonic()
     known = _closes_inline.get(st_dev)
-    if known is None:
-        known = _closes_inline[st_dev] = filesystem_of(st_dev) in CLOSES_INLINE
-    return known
+    if known is None or now - known[1] > RECHECK_AFTER:
+        known = _closes_inline[st_dev] = (filesystem_of(st_dev) in CLOSES_INLINE, now)
+    return known[0]
 
 
 def filesystem_of(st_dev: int) -> str | None:

@@ -141,3 +141,49 @@ async def test_where_files_close_inline_the_ring_s_close_completes_inside_the_en
             path.unlink(missing_ok=True)
     if not checked:
         pytest.skip("no filesystem here that closes inline")
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")  # the order of the ring's operations is the question
+async def test_a_close_never_overtakes_an_operation_queued_on_its_descriptor(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # Two file objects on one descriptor (the second closefd=False): a write queued by
+    # the second, then the owner's close, then a new open that gets the same number. The
+    # write must land in the owner's file, as it does with the built-in files.
+    _inline_or_skip(tmp_path)
+    owner_path, other_path = tmp_path / "owner.bin", tmp_path / "other.bin"
+    owner_path.write_bytes(b"")
+    other_path.write_bytes(b"")
+    owner = await uringloop.open(owner_path, "r+b", buffering=0)
+    view = await uringloop.open(owner.fileno(), "r+b", buffering=0, closefd=False)
+    writing = asyncio.ensure_future(view.write(b"for the owner"))
+    await asyncio.sleep(0)  # the write is queued for the ring
+    await owner.close()
+    other = open(other_path, "r+b")  # noqa: SIM115  # may take the descriptor's number
+    try:
+        assert await writing == len(b"for the owner")
+    finally:
+        other.close()
+        await view.close()
+    assert owner_path.read_bytes() == b"for the owner"
+    assert other_path.read_bytes() == b""
+
+
+def test_an_answer_is_looked_up_again_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A device number is reused by whatever is mounted after an unmount: what a device
+    # holds is read again once RECHECK_AFTER has passed.
+    info = tmp_path / "mountinfo"
+    info.write_text("40 1 0:77 / /scratch rw - tmpfs tmpfs rw\n")
+    monkeypatch.setattr(_mounts, "MOUNTINFO", str(info))
+    clock = [1000.0]
+    monkeypatch.setattr(_mounts, "_monotonic", lambda: clock[0])
+    dev = os.makedev(0, 77)
+    assert _mounts.closes_inline(dev)
+    info.write_text("41 1 0:77 / /scratch rw - fuse.sshfs host: rw\n")  # remounted
+    clock[0] += _mounts.RECHECK_AFTER / 2
+    assert _mounts.closes_inline(dev)  # the answer kept
+    clock[0] += _mounts.RECHECK_AFTER
+    assert not _mounts.closes_inline(dev)  # looked up again

@@ -133,3 +133,93 @@ async def test_a_descriptor_closed_behind_the_file_s_back_fails_as_the_built_in(
     assert info.value.errno == errno.EBADF
     with pytest.raises(OSError):
         await f.close()
+
+
+def _append_uncached(path: Path, extra: bytes) -> None:
+    """Append `extra` to `path` so that the file's old pages are in the page cache and the
+    new ones are not (as an O_DIRECT writer appending leaves them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, extra)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if _mounts.filesystem_of(os.stat(path).st_dev) == "tmpfs":
+        pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past the old part
+        os.pread(fd, os.fstat(fd).st_size - len(extra), 0)
+    finally:
+        os.close(fd)
+    # (Not checked with a non-blocking read: that would start readahead of the new part.)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_a_file_grown_past_its_size_at_open_is_read_whole(
+    tmp_path: Path, mode: str, no_fd_leak: None
+) -> None:
+    # The size at open is a page multiple and the pages added since are not cached: the
+    # copy from the page cache stops exactly at the old size, which is no EOF.
+    path = tmp_path / "grows.bin"
+    path.write_bytes(b"A" * 8192)
+    with open(path, mode) as g:
+        f = await uringloop.open(path, mode)
+        try:
+            _append_uncached(path, b"B" * 4096)
+            got = await f.read()  # first: the built-in's read caches the new pages
+            assert got == g.read()
+            assert await f.tell() == g.tell() == 12288
+        finally:
+            await f.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("buffering", [0, -1])
+async def test_a_cancelled_read_leaves_the_position_where_it_was(
+    tmp_path: Path, buffering: int, no_fd_leak: None
+) -> None:
+    # Cancelled while the part not cached is read, read() takes nothing: the position
+    # stays, and the next read() returns the whole file.
+    path = tmp_path / "part.bin"
+    data = _cold_file(path, 400_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        os.pread(fd, 8192, 0)  # the first pages cached, the rest not
+    finally:
+        os.close(fd)
+    async with uringloop.open(path, "rb", buffering=buffering) as f:
+        reading = asyncio.ensure_future(f.read())
+        await asyncio.sleep(0)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert await f.tell() == 0
+        assert await f.read() == data
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio", "fallback")
+async def test_off_the_ring_the_loop_thread_reads_nothing_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # Without the ring the loop thread would take on the readahead a non-blocking read
+    # starts for pages not cached: whole reads go to the executor (or the pool) as before.
+    calls: list[int] = []
+    real = _files._read_cached
+
+    def recording(fd: int, size: int, offset: int) -> bytes:
+        calls.append(size)
+        return real(fd, size, offset)
+
+    monkeypatch.setattr(_files, "_read_cached", recording)
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    async with uringloop.open(path) as f:
+        assert await f.read() == "hello"
+    assert calls == []
