@@ -1217,7 +1217,11 @@ class AsyncBufferedFile(_FileBase):
             if self._wbuf:  # nothing buffered: no coroutine
                 await self._flush_writes()
             head = self._take(self._available())
-            rest = await self.raw._readall()
+            try:
+                rest = await self.raw._readall()
+            except asyncio.CancelledError:
+                self._unread([head])
+                raise
             return head + rest if head else rest
         if size <= self._available():
             return self._take(size)
@@ -1229,17 +1233,29 @@ class AsyncBufferedFile(_FileBase):
         # As the built-in: whole buffer-size blocks straight from the file, then the
         # rest through the buffer, whose leftover later reads (and read1) return first.
         bs = self.buffer_size
-        while remaining >= bs:
-            data = await self.raw._read(remaining // bs * bs)
-            if not data:
-                return b"".join(parts)
-            parts.append(data)
-            remaining -= len(data)
-        while remaining > 0 and await self._fill():
-            part = self._take(remaining)
-            parts.append(part)
-            remaining -= len(part)
+        try:
+            while remaining >= bs:
+                data = await self.raw._read(remaining // bs * bs)
+                if not data:
+                    return b"".join(parts)
+                parts.append(data)
+                remaining -= len(data)
+            while remaining > 0 and await self._fill():
+                part = self._take(remaining)
+                parts.append(part)
+                remaining -= len(part)
+        except asyncio.CancelledError:
+            self._unread(parts)
+            raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _unread(self, parts: list[bytes]) -> None:
+        """A cancelled read gives back the bytes it had taken (from the buffer or the
+        file): the next read returns them first, as if the cancelled one never ran."""
+        taken = b"".join(parts)
+        if taken:
+            self._rbuf = taken + self._rbuf[self._rpos :]
+            self._rpos = 0
 
     async def read1(self, size: int | None = -1) -> bytes:
         if not self._lock.try_acquire():

@@ -223,3 +223,24 @@ async def test_off_the_ring_the_loop_thread_reads_nothing_itself(
     async with uringloop.open(path) as f:
         assert await f.read() == "hello"
     assert calls == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("second", [-1, 300_000])
+async def test_a_cancelled_buffered_read_gives_back_what_it_had_taken(
+    tmp_path: Path, second: int, no_fd_leak: None
+) -> None:
+    # A read that takes the buffer's bytes, then waits for the file and is cancelled:
+    # those bytes are read again by the next read, nothing is skipped.
+    path = tmp_path / "part.bin"
+    data = _cold_file(path, 400_000)
+    async with uringloop.open(path, "rb") as f:
+        first = await f.read(10)  # fills the buffer: its rest is taken by the next read
+        reading = asyncio.ensure_future(f.read(second))
+        await asyncio.sleep(0)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert await f.tell() == 10
+        assert first + await f.read() == data
