@@ -2340,6 +2340,7 @@ async def _open(
         owned = True
     try:
         st = await io_.fstat(fd)
+        regular = _stat.S_ISREG(st.st_mode)
         if _stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         mem_align = off_align = 0
@@ -2371,9 +2372,10 @@ async def _open(
             direct=direct,
             dio_mem_align=mem_align,
             dio_offset_align=off_align,
-            size_hint=st.st_size if _stat.S_ISREG(st.st_mode) else None,
+            size_hint=st.st_size if regular else None,
             io=io_,
-            closes_inline=_stat.S_ISREG(st.st_mode) and _mounts.closes_inline(st.st_dev),
+            # (Looked up on the ring's route only: elsewhere files close through the executor.)
+            closes_inline=regular and io_.ring and _mounts.closes_inline(st.st_dev),
         )
     except BaseException:
         if owned:

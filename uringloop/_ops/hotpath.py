@@ -246,21 +246,24 @@ def deliver(
         if op is None:
             continue
         try:
-            if op.multi:
-                op.complete_part(user_data, res)
-            elif op.state != DONE:
-                op.complete(res)
+            _complete_one(op, user_data, res)
         except BaseException as exc:
-            try:  # a no-op unless the completion had not begun
-                if op.multi:
-                    op.complete_part(user_data, res)
-                elif op.state != DONE:
-                    op.complete(res)
+            try:
+                _complete_one(op, user_data, res)  # a no-op unless it had not begun
             except BaseException as again:
                 fatal = isolate(op, again, fatal)
             fatal = isolate(op, exc, fatal)
         inflight.pop(user_data, None)
     return fatal
+
+
+def _complete_one(op: Operation, user_data: int, res: int) -> None:
+    """Complete `op` with the CQE (`user_data`, `res`), unless it was: a batch ignores a
+    part it has, a single operation is skipped once DONE."""
+    if op.multi:
+        op.complete_part(user_data, res)
+    elif op.state != DONE:
+        op.complete(res)
 
 
 class Reaper:
