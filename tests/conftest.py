@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -194,6 +194,7 @@ def enter_log(monkeypatch: pytest.MonkeyPatch) -> EnterLog:
 
 
 _Twin = TypeVar("_Twin")
+_Result = TypeVar("_Result")
 
 
 def twin(found: _Twin | None, what: str) -> _Twin:
@@ -203,3 +204,16 @@ def twin(found: _Twin | None, what: str) -> _Twin:
     if found is None:
         pytest.skip(f"the compiled {what} was not built")
     return found
+
+
+async def cancel_after(work: Awaitable[_Result], steps: int) -> tuple[bool, _Result | None]:
+    """`work` as a task, cancelled after `steps` loop steps: (True, None) when the
+    cancellation took, (False, its result) when the task had completed first."""
+    task = asyncio.ensure_future(work)
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        return False, await task
+    except asyncio.CancelledError:
+        return True, None

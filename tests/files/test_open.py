@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import cancel_after
 from uringloop import _files, _mounts
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -561,13 +562,7 @@ async def test_cancelled_read_leaves_the_file_usable(tmp_path: Path, no_fd_leak:
     payload = os.urandom(8 << 20)
     path.write_bytes(payload)
     async with uringloop.open(path, "rb") as f:
-        task = asyncio.ensure_future(f.read())
-        await asyncio.sleep(0)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_after(f.read(), 1)
         await f.seek(0)
         assert await f.read() == payload
 
@@ -668,13 +663,7 @@ async def test_cancelled_flush_keeps_what_was_not_written(tmp_path: Path, no_fd_
     path = tmp_path / "f"
     async with uringloop.open(path, "wb", buffering=1 << 20) as f:
         await f.write(b"a" * 1000)
-        task = asyncio.ensure_future(f.flush())
-        await asyncio.sleep(0)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_after(f.flush(), 1)
         await f.write(b"b" * 10)
     assert path.read_bytes() == b"a" * 1000 + b"b" * 10
 
@@ -819,14 +808,7 @@ async def test_a_cancelled_text_write_keeps_the_text_written_before(
     f = await uringloop.open(path, "w", encoding="utf-8")
     try:
         assert await f.write("a" * 5000) == 5000
-        task = asyncio.ensure_future(f.write("b" * 5000))
-        for _ in range(yields):
-            await asyncio.sleep(0)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_after(f.write("b" * 5000), yields)
     finally:
         await f.close()
     assert path.read_text() in ("a" * 5000, "a" * 5000 + "b" * 5000)
@@ -847,17 +829,10 @@ async def test_a_cancelled_open_leaves_no_descriptor(
         return os.open(name, flags)
 
     for i in range(60):
-        task = asyncio.ensure_future(
-            uringloop.open(path, "rb", opener=opener if with_opener else None)
-        )
-        for _ in range(i % 6):
-            await asyncio.sleep(0)
-        task.cancel()
-        try:
-            f = await task
-        except asyncio.CancelledError:
-            continue
-        await f.close()
+        opening = uringloop.open(path, "rb", opener=opener if with_opener else None)
+        cancelled, f = await cancel_after(opening, i % 6)
+        if not cancelled:
+            await f.close()
     for _ in range(100):  # the executor's last calls end, and their descriptors close
         await asyncio.sleep(0.005)
         fds = os.listdir("/proc/self/fd")
@@ -916,14 +891,7 @@ async def test_a_cancelled_close_still_writes_what_was_buffered(
     f = await uringloop.open(path, mode)
     fd = f.fileno()
     await f.write(b"a" * 100 if "b" in mode else "a" * 100)
-    task = asyncio.ensure_future(f.close())
-    for _ in range(yields):
-        await asyncio.sleep(0)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_after(f.close(), yields)
 
     def descriptor_open() -> bool:
         try:

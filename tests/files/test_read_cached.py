@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import cancel_after
 from uringloop import _files, _mounts
 
 
@@ -194,11 +195,8 @@ async def test_a_cancelled_read_leaves_the_position_where_it_was(
     finally:
         os.close(fd)
     async with uringloop.open(path, "rb", buffering=buffering) as f:
-        reading = asyncio.ensure_future(f.read())
-        await asyncio.sleep(0)
-        reading.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await reading
+        cancelled, _ = await cancel_after(f.read(), 1)
+        assert cancelled
         assert await f.tell() == 0
         assert await f.read() == data
 
@@ -237,10 +235,7 @@ async def test_a_cancelled_buffered_read_gives_back_what_it_had_taken(
     data = _cold_file(path, 400_000)
     async with uringloop.open(path, "rb") as f:
         first = await f.read(10)  # fills the buffer: its rest is taken by the next read
-        reading = asyncio.ensure_future(f.read(second))
-        await asyncio.sleep(0)
-        reading.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await reading
+        cancelled, _ = await cancel_after(f.read(second), 1)
+        assert cancelled
         assert await f.tell() == 10
         assert first + await f.read() == data

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import uringloop
+from tests.conftest import cancel_after
 from uringloop import _mounts, tempfile
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -211,13 +212,8 @@ async def test_a_cancelled_constructor_leaves_nothing_behind(
 
     for k in range(8):
         for _ in range(4):
-            task = asyncio.ensure_future(make())
-            for _ in range(k):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                made = await task
-            except asyncio.CancelledError:
+            cancelled, made = await cancel_after(make(), k)
+            if cancelled:
                 continue
             await (made.cleanup() if kind == "TemporaryDirectory" else made.close())  # type: ignore[attr-defined]
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
