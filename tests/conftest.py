@@ -155,6 +155,13 @@ def data_file(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
 
 
 @pytest.fixture
+def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No direct shortcut (Loop.inline_turn says no): every open, read and close goes
+    through the loop's ring, for tests of what the ring does with them."""
+    monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+
+
+@pytest.fixture
 def pipe() -> Iterator[tuple[int, int]]:
     """An os.pipe() (read end, write end), closed after the test."""
     r, w = os.pipe()

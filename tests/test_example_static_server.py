@@ -172,9 +172,9 @@ async def test_file_operations_go_through_the_ring(port: int) -> None:
         pytest.skip("io_uring is not available here")
     before = loop.uring_stats().completed  # type: ignore[attr-defined]
     assert (await _get(port, "/big.bin"))[0] == 200
-    # open + statx + 6 reads at least (and the close, where the filesystem does not close
-    # inline: close(2) there); sockets do not use the ring.
-    assert loop.uring_stats().completed - before >= 8  # type: ignore[attr-defined]
+    # statx + 6 reads at least (the open too, where the dentry cache cannot answer it, and
+    # the close, where the filesystem does not close inline); sockets do not use the ring.
+    assert loop.uring_stats().completed - before >= 7  # type: ignore[attr-defined]
 
 
 def test_command_line_serves_a_file(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "data.bin").write_bytes(bytes(range(256)) * 300)
+    # Over uringloop.open's direct copy from the page cache (2 MiB): read on the ring.
+    (tmp_path / "www" / "data.bin").write_bytes(bytes(range(256)) * 12_000)
     (tmp_path / "www" / "sub").mkdir()
     (tmp_path / "secret.txt").write_text("outside the root")
     return tmp_path / "www"
@@ -76,7 +77,8 @@ def test_app_serves_files_through_uringloop_open(app: str, loop: str, root: Path
             assert _get(f"{url}/file/{missing}")[0] == 404, missing
         if loop == "uringloop":
             after = int(_get(f"{url}/loop")[1].rsplit(b"=", 1)[1])
-            assert after - before >= 4  # open, fstat, read, close: on the loop's ring
+            # The file's reads, in parallel on the loop's ring.
+            assert after - before >= 2
 
 
 def _uvicorn(loop: str, root: Path) -> subprocess.Popen[str]:

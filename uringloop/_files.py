@@ -93,6 +93,10 @@ class _IO(Protocol):
     # be done directly instead, the same work without the operation's round trip.
     ring: bool
 
+    # Whether such work, moving `nbytes`, may be done directly now (Loop.inline_turn:
+    # a budget per loop iteration, so that a coroutine doing it in a loop still yields).
+    def inline_turn(self, nbytes: int) -> bool: ...
+
     # Nothing is queued for the kernel on this route: close(2) now overtakes no operation
     # on the descriptor (the ring's CLOSE would be queued behind them).
     def can_close_now(self) -> bool: ...
@@ -132,6 +136,9 @@ class _RingIO:
 
     def can_close_now(self) -> bool:
         return self.ring and not self.loop.queued_operations()
+
+    def inline_turn(self, nbytes: int) -> bool:
+        return self.loop.inline_turn(nbytes)
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
@@ -215,6 +222,9 @@ class _ExecutorIO:
     ring = False
 
     def can_close_now(self) -> bool:
+        return False
+
+    def inline_turn(self, nbytes: int) -> bool:
         return False
 
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
@@ -834,10 +844,11 @@ class AsyncFileIO(_FileBase):
         if 0 < size < PARALLEL_MIN:
             # One read of a byte more than the size: coming back with exactly the size,
             # it met EOF where the size said, and no read is needed to confirm it. On the
-            # ring's route, what the page cache holds is copied at once (_read_cached); that
-            # read stops short at EOF or at the first page the cache does not hold, so one
+            # ring's route, what the page cache holds is copied at once (_read_cached) while
+            # this loop iteration's inline budget lasts (else the ring reads); that read
+            # stops short at EOF or at the first page the cache does not hold, so one
             # that stops at a page boundary proves no EOF, and the reads go on below.
-            head = _read_cached(self._fd, size + 1, pos) if io_.ring else b""
+            head = _read_cached(self._fd, size + 1, pos) if io_.inline_turn(size) else b""
             ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
                 head = await io_.pread(self._fd, size + 1, pos)

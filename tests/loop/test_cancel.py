@@ -82,7 +82,7 @@ async def test_cancel_before_submission_drops_the_operation(tmp_path: pathlib.Pa
 
 @pytest.mark.asyncio
 async def test_open_completed_after_cancel_closes_its_fd(
-    data_file: tuple[str, bytes], no_fd_leak: None
+    data_file: tuple[str, bytes], no_fd_leak: None, ring_only: None
 ) -> None:
     loop = running()
     completed = loop.uring_stats().completed

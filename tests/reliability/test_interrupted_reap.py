@@ -180,7 +180,7 @@ def test_a_reap_inside_a_delivery_delivers_each_completion_once(
 
 
 def test_a_completion_interrupted_as_it_begins_still_delivers_its_outcome(
-    tmp_path: Any, no_fd_leak: None
+    tmp_path: Any, no_fd_leak: None, ring_only: None
 ) -> None:
     # A signal handler's KeyboardInterrupt at the first line of an open's completion: the
     # completion runs once more, so the task gets its descriptor (not an error, with the

@@ -1,9 +1,9 @@
 /*
- * The hot path of operations, compiled: a read's core, and the two loops that move
- * operations in and out of the ring.
+ * The hot path of operations, compiled: a read's core, the two loops that move operations
+ * in and out of the ring, and the kernel's first attempt at an open, made by the caller.
  *
  * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
- * (ReadCore), functions (write_entries, deliver), arguments, attributes and behaviour, down
+ * (ReadCore), functions (write_entries, deliver, open_cached), arguments, attributes and behaviour, down
  * to the order of the calls made on the pool, the waiter and each operation. What differs
  * is the cost: the SQE is written with one copy, the result bytes are copied straight from
  * the slot's address, and the loops reach a plain read's fields without attribute lookups.
@@ -17,9 +17,13 @@
 #include "../_twin_helpers.h"
 #include <structmember.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the SQE is written in native byte order, which must be little-endian (as hotpath.py's)"
@@ -1079,6 +1083,70 @@ error:
     return NULL;
 }
 
+/* open_cached(dirfd, path, flags) -> the new descriptor, or -errno: see hotpath.py. */
+#define OPEN_HOW_RESOLVE_CACHED 0x20 /* linux/openat2.h, Linux 5.12 */
+struct open_how_v0 {                 /* struct open_how, as Linux 5.6 defined it */
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+/* A C int from a Python int, as os's converter: 0, or -1 with an error set. */
+static int
+as_c_int(PyObject *value, int *into)
+{
+    long v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        return -1;
+    }
+    *into = (int)v;
+    return 0;
+}
+
+static PyObject *
+open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "open_cached expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int dirfd, flags;
+    if (as_c_int(args[0], &dirfd) < 0 || as_c_int(args[2], &flags) < 0)
+        return NULL;
+    if (!PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "open_cached: path must be bytes");
+        return NULL;
+    }
+    const char *path = PyBytes_AS_STRING(args[1]);
+    if ((Py_ssize_t)strlen(path) != PyBytes_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_ValueError, "embedded null byte");
+        return NULL;
+    }
+#ifdef SYS_openat2
+    struct open_how_v0 how = {
+        .flags = (uint64_t)(unsigned int)(flags | O_NONBLOCK),
+        .mode = 0,
+        .resolve = OPEN_HOW_RESOLVE_CACHED,
+    };
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0)
+        return PyLong_FromLong(-errno);
+    if (!(flags & O_NONBLOCK) && fcntl((int)fd, F_SETFL, flags) < 0) {
+        int err = errno;
+        close((int)fd);
+        return PyLong_FromLong(-err);
+    }
+    return PyLong_FromLong(fd);
+#else
+    (void)dirfd;
+    (void)path;
+    return PyLong_FromLong(-ENOSYS);
+#endif
+}
+
 static PyMethodDef hotpath_functions[] = {
     {"write_entries", (PyCFunction)(void (*)(void))write_entries_into, METH_FASTCALL,
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
@@ -1086,6 +1154,9 @@ static PyMethodDef hotpath_functions[] = {
     {"deliver", (PyCFunction)(void (*)(void))deliver_completions, METH_FASTCALL,
      "deliver(inflight, user_datas, results, isolate) -> fatal or None: complete the\n"
      "operations of peeked CQEs, each on its own, and take them out of the table."},
+    {"open_cached", (PyCFunction)(void (*)(void))open_cached, METH_FASTCALL,
+     "open_cached(dirfd, path, flags) -> fd or -errno: the kernel's non-blocking first\n"
+     "attempt at an open, from the dentry cache alone."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {

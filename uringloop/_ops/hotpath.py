@@ -1,5 +1,5 @@
-"""The hot path of operations: a read's core, and the two loops that move operations in
-and out of the ring.
+"""The hot path of operations: a read's core, the two loops that move operations in and
+out of the ring, and the kernel's first attempt at an open, made by the caller.
 
 ReadCore is the hot half of a read into a new buffer: its fields, its SQE and its
 completion. Read (operation.py) adds the cold half: what every operation shares.
@@ -9,8 +9,9 @@ CQEs afterwards. The driver owns the tables both work on.
 
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
-the calls made on each operation. READ_CORE, WRITE_ENTRIES and DELIVER are the ones in
-use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
+the calls made on each operation. READ_CORE, WRITE_ENTRIES, DELIVER and OPEN_CACHED are
+the ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not
+built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -27,14 +28,18 @@ inside the repair of a first is not repaired), and in the backlog before that.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 from typing import TYPE_CHECKING, Any
 
 from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
+from . import libc
 from .args import U32_MASK as _U32
-from .args import U64_MASK
+from .args import U64_MASK, c_int
 from .sqe import SQE
 from .state import DONE, QUEUED, SUBMITTED, let_go
 
@@ -315,11 +320,43 @@ class Reaper:
         return consumed
 
 
+RESOLVE_CACHED = 0x20  # linux/openat2.h (Linux 5.12): resolve from the dentry cache, or EAGAIN
+
+
+def open_cached(dirfd: int, path: bytes, flags: int) -> int:
+    """The kernel's own first attempt at a ring OPENAT, made on the calling thread: the new
+    descriptor, or -errno.
+
+    io_uring makes this attempt inside io_uring_enter before it hands an open to a worker
+    thread: openat2 with RESOLVE_CACHED (the path is resolved from the dentry cache alone,
+    else EAGAIN: no lookup that would read the disk) and O_NONBLOCK (an open that would
+    wait, a FIFO's or a lease's, fails at once instead), which is then taken off the open
+    file again unless `flags` has it. `path`: bytes without a NUL (else ValueError).
+    Opens that create or truncate are not for this (the kernel never tries them inline).
+    """
+    dirfd, flags = c_int(dirfd), c_int(flags)
+    if type(path) is not bytes:
+        raise TypeError("open_cached: path must be bytes")
+    if b"\0" in path:
+        raise ValueError("embedded null byte")
+    fd = libc.openat2(dirfd, path, flags | os.O_NONBLOCK, RESOLVE_CACHED)
+    if fd >= 0 and not flags & os.O_NONBLOCK:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        except OSError as exc:
+            os.close(fd)
+            return -(exc.errno or errno.EINVAL)
+    return fd
+
+
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
 WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
     compiled("uringloop._ops._hotpath", "write_entries") or write_entries
 )
 DELIVER: Callable[..., BaseException | None] = (
     compiled("uringloop._ops._hotpath", "deliver") or deliver
+)
+OPEN_CACHED: Callable[[int, bytes, int], int] = (
+    compiled("uringloop._ops._hotpath", "open_cached") or open_cached
 )
 IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"

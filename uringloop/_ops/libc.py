@@ -1,7 +1,7 @@
 """The system calls os has no function for, through the C library: statx, renameat2,
-fallocate, and linkat with AT_SYMLINK_FOLLOW (os.link calls link(2) for it). They are the
-blocking counterparts of those ring operations (fallback, threads), and take the same C
-values the SQE carries."""
+fallocate, and linkat with AT_SYMLINK_FOLLOW (os.link calls link(2) for it), the blocking
+counterparts of those ring operations (fallback, threads), taking the same C values the
+SQE carries; and openat2, for the kernel's non-blocking first attempt at an open."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ _linkat = _function(
     "linkat", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
 )
 _fallocate = _function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
+_syscall = getattr(_libc, "syscall", None)
+if _syscall is not None:
+    _syscall.restype = ctypes.c_long
+# openat2's number: one for every architecture but a few (alpha, mips, ia64) since Linux 5.6.
+_SYS_OPENAT2 = 437 if os.uname().machine in ("x86_64", "aarch64", "riscv64", "s390x",
+                                            "ppc64le", "ppc64", "loongarch64") else -1  # fmt: skip
+
+
+class _OpenHow(ctypes.Structure):
+    """struct open_how, as Linux 5.6 defined it (linux/openat2.h)."""
+
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 
 
 def _check(
@@ -79,3 +91,14 @@ def linkat(
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     _check(_fallocate, "fallocate", fd, mode, offset, length)
+
+
+def openat2(dirfd: int, path: bytes, flags: int, resolve: int) -> int:
+    """openat2(2) with mode 0: the new descriptor, or -errno (-ENOSYS where this C library
+    or architecture has no way to call it)."""
+    if _syscall is None or _SYS_OPENAT2 < 0:
+        return -errno.ENOSYS
+    how = _OpenHow(flags & 0xFFFFFFFF, 0, resolve)
+    fd: int = _syscall(_SYS_OPENAT2, ctypes.c_int(dirfd), ctypes.c_char_p(path),
+                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))  # fmt: skip
+    return fd if fd >= 0 else -ctypes.get_errno()

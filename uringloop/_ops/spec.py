@@ -29,8 +29,8 @@ Result = Callable[[Operation, int], R]
 class Spec(Generic[P, R]):
     """One io_uring operation, declared once (see table.py)."""
 
-    __slots__ = ("blocking", "discard", "doc", "must_run", "name", "opcode", "result",
-                 "returns", "since", "stub")  # fmt: skip
+    __slots__ = ("blocking", "discard", "doc", "inline", "must_run", "name", "opcode",
+                 "result", "returns", "since", "stub")  # fmt: skip
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class Spec(Generic[P, R]):
         discard: Callable[[Any], None] | None,
         must_run: bool,
         returns: str,
+        inline: Callable[P, R | None] | None = None,
     ) -> None:
         self.stub = stub
         self.name: str = stub.__name__
@@ -53,6 +54,7 @@ class Spec(Generic[P, R]):
         self.discard = discard
         self.must_run = must_run
         self.returns = returns
+        self.inline = inline
 
     def build(self, *args: P.args, **kwargs: P.kwargs) -> Operation:
         """The Operation for these public arguments: checked, SQE built. Raises before
@@ -89,15 +91,21 @@ def declare(
     discard: Callable[[Any], None] | None = None,
     must_run: bool = False,
     returns: str | None = None,
+    inline: Callable[P, R | None] | None = None,
 ) -> Callable[[Callable[P, Operation]], Spec[P, R]]:
     """Declare the operation whose stub follows; see the module docstring.
 
     `blocking` has the stub's signature (mypy checks it). `must_run`: a cancelled waiter
     does not drop it; it is submitted (or, at shutdown, run blocking) all the same.
+    `inline` (same signature) makes the attempt the kernel makes inside io_uring_enter
+    before it hands the operation to a worker, on the caller's thread, without waiting:
+    the value, or None when the operation must go to the ring after all (also for any
+    argument out of the ordinary: the stub then checks it); an error the ring would
+    report the same way is raised.
     """
 
     def decorate(stub: Callable[P, Operation]) -> Spec[P, R]:
         declared = returns or inspect.signature(result).return_annotation
-        return Spec(stub, opcode, since, result, blocking, discard, must_run, str(declared))
+        return Spec(stub, opcode, since, result, blocking, discard, must_run, str(declared), inline)
 
     return decorate

@@ -22,8 +22,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .._buffers import Pin
+from .._errors import os_error
 from .._ring import abi
 from . import args, libc
+from .hotpath import OPEN_CACHED
 from .operation import (
     MAX_RW_COUNT,
     Entry,
@@ -244,6 +246,62 @@ def _open(
     return fd
 
 
+# Opens the kernel never tries inline (it hands them to a worker at once), and O_PATH, which
+# openat2 takes with no other flag.
+# (O_TMPFILE is __O_TMPFILE | O_DIRECTORY: the first alone tells it.)
+_NEVER_INLINE = (
+    os.O_CREAT | os.O_TRUNC | os.O_PATH | (getattr(os, "O_TMPFILE", 0o20200000) & ~os.O_DIRECTORY)
+)
+# An inline open's failures that are the kernel's answer to the open itself, whoever asks:
+# the ring's open would fail the same way. Any other (EAGAIN: not in the dentry cache, or
+# a lease; ENXIO: a FIFO's writer without a reader, for the O_NONBLOCK; EINVAL: a flag
+# openat2 refuses where openat ignores it; ENOSYS) sends the open to the ring.
+_FINAL_OPEN_ERRORS = frozenset({
+    errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ELOOP,
+    errno.ENAMETOOLONG, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.EBADF, errno.ETXTBSY,
+})  # fmt: skip
+_inline_opens: list[bool] = []  # [whether openat2 with RESOLVE_CACHED works here], once known
+
+
+def _open_inline(
+    path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
+) -> int | None:
+    """open_fd's inline attempt (hotpath.open_cached): the new descriptor, or None."""
+    if type(flags) is not int or flags & _NEVER_INLINE or not args.INT_MIN <= flags <= args.INT_MAX:
+        return None
+    if type(mode) is not int or not args.INT_MIN <= mode <= args.INT_MAX:
+        return None
+    if dir_fd is None:
+        dirfd = args.AT_FDCWD
+    elif type(dir_fd) is int and args.INT_MIN <= dir_fd <= args.INT_MAX:
+        dirfd = dir_fd
+    else:
+        return None
+    try:
+        raw = os.fsencode(path)  # str, bytes or os.PathLike, as args.path takes them
+    except Exception:  # the stub raises it again, as on the ring's route
+        return None
+    if not raw or b"\0" in raw or not (_inline_opens or _probe_inline_opens())[0]:
+        return None
+    fd = OPEN_CACHED(dirfd, raw, flags | os.O_CLOEXEC)
+    if fd >= 0:
+        forget_descriptor(fd)
+        return fd
+    if -fd in _FINAL_OPEN_ERRORS:
+        raise os_error(fd, path)
+    return None
+
+
+def _probe_inline_opens() -> list[bool]:
+    """Whether openat2 with RESOLVE_CACHED works here (Linux 5.12; a seccomp filter may
+    refuse openat2 with ENOSYS or EPERM): try it on the root directory, always cached."""
+    fd = OPEN_CACHED(args.AT_FDCWD, b"/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if fd >= 0:
+        os.close(fd)
+    _inline_opens[:] = [fd >= 0 or fd == -errno.EAGAIN]
+    return _inline_opens
+
+
 def _close(fd: int) -> None:
     forget_descriptor(args.c_int(fd))
     os.close(fd)
@@ -418,13 +476,18 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     return _positioned(_WRITE, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT))
 
 
-@declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly)
+@declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly,
+         inline=_open_inline)  # fmt: skip
 def open_fd(
     path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
 ) -> Operation:
     """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
 
-    If the waiter gives up and the open completes anyway, the new fd is closed, never leaked.
+    An open that neither creates nor truncates is first tried as the kernel tries it
+    inside io_uring_enter: resolved from the dentry cache alone, without waiting (a FIFO
+    opens at once, as on the ring). Where that answers, it answers at once, without a
+    loop iteration; else the open goes through the ring. If the waiter gives up and the
+    open completes anyway, the new fd is closed, never leaked.
     """
     return entry(
         abi.Op.OPENAT,

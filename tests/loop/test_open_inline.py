@@ -1,0 +1,244 @@
+"""Loop.open_fd makes the kernel's own first attempt at an open itself (hotpath.open_cached:
+openat2 from the dentry cache alone, without waiting): an open that succeeds, or fails for
+good, that way takes no ring operation and no loop iteration, and gives what the ring's
+open gives. What the attempt cannot do goes to the ring. Loop.inline_turn bounds how much
+of such direct work one task does before it yields."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop import _loop
+from uringloop._ops import table
+
+pytestmark = pytest.mark.loops("uring")
+
+
+def running() -> uringloop.Loop:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    return loop
+
+
+def submitted() -> int:
+    return running().uring_stats().submitted
+
+
+@pytest.fixture
+def cached(tmp_path: Path) -> Path:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"0123456789")  # just created: its dentry is cached
+    return path
+
+
+@pytest.mark.asyncio
+async def test_a_cached_open_takes_no_ring_operation(cached: Path, no_fd_leak: None) -> None:
+    before = submitted()
+    fd = await running().open_fd(cached)
+    try:
+        assert submitted() == before
+        assert os.read(fd, 10) == b"0123456789"
+        assert os.get_blocking(fd)  # the attempt's O_NONBLOCK is taken off again
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    finally:
+        os.close(fd)
+    dirfd = os.open(cached.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = await running().open_fd("f.txt", os.O_RDONLY | os.O_NONBLOCK, dir_fd=dirfd)
+        assert submitted() == before
+        assert not os.get_blocking(fd)  # asked for
+        os.close(fd)
+    finally:
+        os.close(dirfd)
+
+
+@pytest.mark.asyncio
+async def test_opens_that_create_or_truncate_go_to_the_ring(
+    tmp_path: Path, cached: Path, no_fd_leak: None
+) -> None:
+    # The kernel never tries these inline: they go to the ring, as before.
+    loop = running()
+    for path, flags in [
+        (tmp_path / "new", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+        (cached, os.O_WRONLY | os.O_TRUNC),
+    ]:
+        before = submitted()
+        os.close(await loop.open_fd(path, flags, 0o600))
+        assert submitted() == before + 1
+    assert (tmp_path / "new").exists() and cached.read_bytes() == b""
+
+
+async def _failure(loop: uringloop.Loop, *args: Any) -> OSError:
+    with pytest.raises(OSError) as caught:
+        fd = await loop.open_fd(*args)
+        os.close(fd)
+    return caught.value
+
+
+def _shape(exc: OSError) -> tuple[Any, ...]:
+    return type(exc), exc.errno, exc.strerror, exc.filename, exc.filename2
+
+
+@pytest.mark.asyncio
+async def test_a_final_failure_is_raised_as_the_ring_raises_it(
+    tmp_path: Path, cached: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = running()
+    cases = [
+        (tmp_path, os.O_WRONLY),  # EISDIR
+        (str(cached), os.O_RDONLY | os.O_DIRECTORY),  # ENOTDIR
+        (os.fsencode(tmp_path / "missing"), os.O_RDONLY),  # ENOENT (here or on the ring)
+    ]
+    direct = []
+    for path, flags in cases:
+        before = submitted()
+        direct.append(_shape(await _failure(loop, path, flags)))
+        if path is not cases[2][0]:
+            assert submitted() == before, f"{path}: answered on the ring, not by the attempt"
+    monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+    by_ring = [_shape(await _failure(loop, path, flags)) for path, flags in cases]
+    assert direct == by_ring
+    assert [shape[1] for shape in direct] == [errno.EISDIR, errno.ENOTDIR, errno.ENOENT]
+    assert direct[0][3] == str(tmp_path)  # the filename given, as os.open reports it
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("err", [errno.EAGAIN, errno.ENXIO, errno.EINVAL, errno.ENOSYS])
+async def test_what_the_attempt_cannot_do_goes_to_the_ring(
+    err: int, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    tried: list[bytes] = []
+
+    def refused(dirfd: int, path: bytes, flags: int) -> int:
+        tried.append(path)
+        return -err
+
+    monkeypatch.setattr(table, "OPEN_CACHED", refused)
+    before = submitted()
+    fd = await running().open_fd(cached)
+    try:
+        assert tried == [os.fsencode(cached)]
+        assert submitted() == before + 1
+        assert os.read(fd, 10) == b"0123456789"
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_where_openat2_is_refused_every_open_goes_to_the_ring(
+    cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # A seccomp filter may refuse openat2 (ENOSYS or EPERM): one probe finds out, and no
+    # open tries it again, nor takes a refusal for an answer.
+    tried: list[bytes] = []
+
+    def refused(dirfd: int, path: bytes, flags: int) -> int:
+        tried.append(path)
+        return -errno.EPERM
+
+    monkeypatch.setattr(table, "OPEN_CACHED", refused)
+    monkeypatch.setattr(table, "_inline_opens", [])  # not probed yet
+    before = submitted()
+    for _ in range(3):
+        os.close(await running().open_fd(cached))
+    assert tried == [b"/"]
+    assert submitted() == before + 3
+
+
+@pytest.mark.asyncio
+async def test_a_fifo_opens_for_reading_without_waiting_for_a_writer(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = await asyncio.wait_for(running().open_fd(fifo), 5)
+    assert os.get_blocking(fd)
+    os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_a_task_opening_files_in_a_loop_still_yields(cached: Path, no_fd_leak: None) -> None:
+    # Each open takes a turn of the task's budget; once spent, the open goes through the
+    # ring and waits for the loop's next iteration (it does not complete eagerly then,
+    # although no other callback is ready: a timer is all there is), where the timer runs.
+    loop = running()
+    ticks = 0
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        handle[0] = loop.call_later(0, tick)
+
+    handle = [loop.call_later(0, tick)]
+    await asyncio.sleep(0.01)
+    first = ticks
+    opens = 20 * _loop.INLINE_PER_STEP
+    before = submitted()
+    for _ in range(opens):
+        os.close(await loop.open_fd(cached))
+    handle[0].cancel()
+    assert ticks - first >= opens // (_loop.INLINE_PER_STEP + 1) - 1
+    # Most opens were direct all the same.
+    assert submitted() - before <= opens // _loop.INLINE_PER_STEP + 1
+
+
+@pytest.mark.asyncio
+async def test_many_tasks_each_open_directly(cached: Path, no_fd_leak: None) -> None:
+    # The budget is each task's: tasks that each do a little direct work in one loop
+    # iteration all do it directly.
+    loop = running()
+    before = submitted()
+    fds = await asyncio.gather(*[loop.open_fd(cached) for _ in range(3 * _loop.INLINE_PER_STEP)])
+    for fd in fds:
+        os.close(fd)
+    assert submitted() == before
+
+
+def test_no_direct_work_without_the_ring(cached: Path) -> None:
+    # io_uring off: every operation runs on the thread pool, none on the loop's thread.
+    loop = uringloop.Loop(use_uring=False)
+    try:
+
+        async def main() -> bool:
+            fd = await loop.open_fd(cached)
+            os.close(fd)
+            return loop.inline_turn()
+
+        assert loop.run_until_complete(main()) is False
+        assert loop.uring_stats().submitted == 1
+    finally:
+        loop.close()
+    assert loop.inline_turn() is False  # closed
+
+
+@pytest.mark.asyncio
+async def test_once_its_budget_is_spent_a_task_waits_for_the_next_iteration(
+    cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # Nothing else to run: the operation used instead of the direct work is still not
+    # completed eagerly (see Loop._submit_early), but at the next iteration.
+    loop = running()
+    selector: Any = loop._selector  # type: ignore[attr-defined]
+    selects = 0
+    select = selector.select
+
+    def counting(timeout: float | None = None) -> Any:
+        nonlocal selects
+        selects += 1
+        return select(timeout)
+
+    monkeypatch.setattr(selector, "select", counting)
+    await asyncio.sleep(0)
+    opens = 20 * _loop.INLINE_PER_STEP
+    first = selects
+    for _ in range(opens):
+        os.close(await loop.open_fd(cached))
+    assert selects - first >= opens // (_loop.INLINE_PER_STEP + 1) - 1
