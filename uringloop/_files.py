@@ -1654,7 +1654,7 @@ class AsyncTextFile(_FileBase):
         self._lock = buffer._lock
         self.encoding = encoding
         self.errors = errors
-        self.line_buffering = line_buffering
+        self._line_buffering = line_buffering
         self._readuniversal = newline is None or newline == ""
         self._readtranslate = newline is None
         self._readnl = newline
@@ -1686,6 +1686,18 @@ class AsyncTextFile(_FileBase):
         self._pending: list[bytes] = []
         self._pending_count = 0
         self._telling = raw._seekable
+        # write()'s common case (fixed at open: these are read-only, as the built-in's):
+        # encoded text joins the pending bytes as it is, with no newline to translate and
+        # no flush after a line.
+        self._plain_writes = (
+            self._encoder is not None
+            and not line_buffering
+            and (self._writenl == "\n" or not self._writetranslate)
+        )
+
+    @property
+    def line_buffering(self) -> bool:
+        return self._line_buffering
 
     def _raw(self) -> AsyncFileIO:
         return self.buffer.raw
@@ -1885,9 +1897,7 @@ class AsyncTextFile(_FileBase):
             not lock.held
             and not lock.waiters
             and type(text) is str
-            and self._encoder is not None
-            and not self.line_buffering
-            and (self._writenl == "\n" or not self._writetranslate)
+            and self._plain_writes
             and not self.buffer.raw._closed_flag
         ):  # _write()'s common case, inlined: no newline to translate, no line buffering
             stateless = self._stateless_encoding
@@ -1899,7 +1909,8 @@ class AsyncTextFile(_FileBase):
             if count < TEXT_CHUNK_SIZE:  # no flush due: nothing awaited, the free lock
                 self._pending.append(data)  # needs no taking (see _FileLock)
                 self._pending_count = count
-                self._wrote()
+                if self._decoder is not None:  # (without one, _wrote() has nothing to do)
+                    self._wrote()
                 return len(text)
             lock.held = True  # a flush is due: the rest of _write(), holding the lock
             try:
@@ -1920,10 +1931,10 @@ class AsyncTextFile(_FileBase):
         if self._encoder is None:
             raise io.UnsupportedOperation("not writable")
         length = len(text)
-        haslf = (self._writetranslate or self.line_buffering) and "\n" in text
+        haslf = (self._writetranslate or self._line_buffering) and "\n" in text
         if haslf and self._writetranslate and self._writenl != "\n":
             text = text.replace("\n", self._writenl)
-        needflush = self.line_buffering and (haslf or "\r" in text)
+        needflush = self._line_buffering and (haslf or "\r" in text)
         stateless = self._stateless_encoding
         if stateless is not None:
             data = text.encode(stateless, self._encode_errors)
@@ -1946,7 +1957,10 @@ class AsyncTextFile(_FileBase):
         return length
 
     def _wrote(self) -> None:
-        """After a write: decoded characters and the tell() snapshot are stale."""
+        """After a write: decoded characters and the tell() snapshot are stale.
+
+        Invariant: without a decoder (a file not open for reading), _decoded stays "" and
+        _snapshot None: only decoding sets them."""
         self._set_decoded("")
         self._snapshot = None
         if self._decoder is not None:
@@ -2394,7 +2408,7 @@ async def _open(
         raise
     try:
         line_buffering = False
-        if buffering == 1 or (buffering < 0 and os.isatty(fd)):
+        if buffering == 1 or (buffering < 0 and not regular and os.isatty(fd)):  # (no tty is)
             buffering = -1
             line_buffering = True
         if buffering < 0:

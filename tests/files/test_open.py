@@ -772,6 +772,22 @@ async def test_line_buffering_writes_each_line_at_once(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_line_buffering_is_read_only(tmp_path: Path) -> None:
+    # As the built-in's: set at open, and the writes that follow keep to it.
+    path = tmp_path / "lines"
+    with open(path, "w") as ref, pytest.raises(AttributeError) as expected:
+        ref.line_buffering = True  # type: ignore[misc]
+    async with uringloop.open(path, "w") as f:
+        with pytest.raises(AttributeError) as caught:
+            f.line_buffering = True
+        assert type(caught.value) is type(expected.value)
+        await f.write("a line\n")
+        assert path.read_bytes() == b""  # not flushed after the line
+    assert path.read_bytes() == b"a line\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_read_all_sees_a_file_that_grew_after_open(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "grows"
     path.write_bytes(b"a" * 5000)
