@@ -138,7 +138,8 @@ class _RingIO:
         return self.ring and not self.loop.queued_operations()
 
     def inline_turn(self, nbytes: int) -> bool:
-        return self.loop.inline_turn(nbytes)
+        # (Not for a Loop subclass with its own pread: every read goes through it.)
+        return self.own_pread and self.loop.inline_turn(nbytes)
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
@@ -299,6 +300,23 @@ def _read_cached(fd: int, size: int, offset: int) -> bytes:
     except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no such reads here; or a real error
         return b""
     return bytes(buf) if n == size else bytes(memoryview(buf)[:n])
+
+
+def _read_cached_into(fd: int, view: memoryview, offset: int) -> int:
+    """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
+    cannot say without waiting)."""
+    try:
+        return os.preadv(fd, (view,), offset, _RWF_NOWAIT)
+    except OSError:
+        return 0
+
+
+def _copy_was_whole(copied: int, size: int, offset: int) -> bool:
+    """Whether a copy of `copied` bytes of the `size` asked at `offset` (_read_cached) is
+    the read's whole answer: all of it, or up to EOF. A copy stops short at EOF or at the
+    first page the cache does not hold, so one that stops inside a page met EOF; one that
+    stops at a page boundary may not have (the rest is read on the ring then)."""
+    return copied == size or (copied > 0 and (offset + copied) % _aligned.PAGE_SIZE != 0)
 
 
 async def _read_full_into(io_: _IO, fd: int, view: memoryview, offset: int) -> int:
@@ -737,8 +755,12 @@ class AsyncFileIO(_FileBase):
                     io_ = self._io()
                 if not self._seekable:
                     return await io_.pread(self._fd, size, -1)
-                data = await io_.pread(self._fd, size, self._pos)
-                self._pos += len(data)
+                pos = self._pos
+                data = _read_cached(self._fd, size, pos) if io_.inline_turn(size) else b""
+                if not _copy_was_whole(len(data), size, pos):
+                    rest = await io_.pread(self._fd, size - len(data), pos + len(data))
+                    data = data + rest if data else rest
+                self._pos = pos + len(data)
                 return data
             return await self._read(size)
         finally:
@@ -768,6 +790,14 @@ class AsyncFileIO(_FileBase):
         offset = self._offset()
         if size >= PARALLEL_MIN and offset >= 0:
             data = await _read_bytes(io_, self._fd, size, offset)
+        elif offset >= 0 and size:
+            # On the ring's route, what the page cache holds is copied at once (see
+            # _readall), the rest read on the ring; the position moves once the read is
+            # whole (cancel-safe). (read()'s fast path does the same.)
+            data = _read_cached(self._fd, size, offset) if io_.inline_turn(size) else b""
+            if not _copy_was_whole(len(data), size, offset):
+                rest = await io_.pread(self._fd, size - len(data), offset + len(data))
+                data = data + rest if data else rest
         else:
             data = await io_.pread(self._fd, size, offset)
         if self._seekable:
@@ -787,8 +817,13 @@ class AsyncFileIO(_FileBase):
                 self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
             io_ = self._io()
             offset = self._offset()
-            if len(flat) >= PARALLEL_MIN and offset >= 0:
+            size = len(flat)
+            if size >= PARALLEL_MIN and offset >= 0:
                 n = await _read_into_parallel(io_, self._fd, flat, offset)
+            elif offset >= 0 and size and not self._direct and io_.inline_turn(size):
+                n = _read_cached_into(self._fd, flat, offset)  # as in _read()
+                if not _copy_was_whole(n, size, offset):
+                    n += await io_.preadinto(self._fd, flat[n:], offset + n)
             else:
                 n = await io_.preadinto(self._fd, flat, offset)
         if self._seekable:

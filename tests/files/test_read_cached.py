@@ -271,3 +271,72 @@ async def test_a_task_reading_a_cached_file_in_a_loop_still_yields(
     stop = True
     await task
     assert steps - first >= 640 // 65 - 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")  # what reaches the ring is the question
+async def test_a_cached_read_of_n_bytes_takes_no_ring_operation(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    path = tmp_path / "f.bin"
+    data = os.urandom(20_000)
+    path.write_bytes(data)  # in the page cache: just written
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        before = _ring_operations()
+        await f.seek(1000)
+        assert await f.read(4096) == data[1000:5096]
+        buf = bytearray(3000)
+        assert await f.readinto(buf) == 3000 and buf == data[5096:8096]
+        assert await f.read(50_000) == data[8096:]  # up to EOF, inside a page: no more
+        assert _ring_operations() == before
+        assert await f.tell() == len(data)
+        assert await f.read(10) == b""  # at EOF: the ring's read says so
+    async with uringloop.open(path, "rb") as g:  # buffered: its raw reads do the same
+        before = _ring_operations()
+        await g.seek(10_000)
+        assert await g.read(100) == data[10_000:10_100]
+        assert await g.read(5000) == data[10_100:15_100]
+        assert _ring_operations() == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("into", [False, True])
+async def test_a_read_of_n_bytes_partly_cached_is_whole(
+    tmp_path: Path, into: bool, no_fd_leak: None
+) -> None:
+    # Its first pages cached, the rest not: the copy stops at the first page not cached,
+    # and the rest of the read is done on the ring; the result is whole, as the built-in's.
+    path = tmp_path / "half.bin"
+    data = _cold_file(path, 400_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
+        os.pread(fd, 8192, 0)
+        cached = os.preadv(fd, [bytearray(100_000)], 100, os.RWF_NOWAIT)
+    finally:
+        os.close(fd)
+    if not 0 < cached < 100_000:
+        pytest.skip(f"the kernel cached {cached} of the bytes read, not a part")
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        await f.seek(100)
+        if into:
+            buf = bytearray(100_000)
+            assert await f.readinto(buf) == 100_000
+            assert buf == data[100:100_100]
+        else:
+            assert await f.read(100_000) == data[100:100_100]
+        assert await f.tell() == 100_100
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_read_of_n_bytes_past_pages_added_uncached_is_whole(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # The copy stops exactly at a page boundary, where the file goes on: no EOF.
+    path = tmp_path / "grows.bin"
+    path.write_bytes(b"A" * 8192)
+    _append_uncached(path, b"B" * 4096)
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        assert await f.read(12288) == b"A" * 8192 + b"B" * 4096
