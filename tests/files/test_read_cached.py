@@ -45,6 +45,23 @@ def _cold_file(path: Path, size: int) -> bytes:
     pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
 
 
+def _partly_cached(path: Path, size: int, check: bool = True) -> bytes:
+    """_cold_file, then its first two pages read back into the page cache and the rest
+    left out; the bytes. `check`: skip the test where the kernel cached more, or nothing
+    (the check's own non-blocking read may start readahead of the rest, though)."""
+    data = _cold_file(path, size)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
+        os.pread(fd, 8192, 0)
+        cached = os.preadv(fd, [bytearray(size)], 0, os.RWF_NOWAIT) if check else 1
+    finally:
+        os.close(fd)
+    if not 0 < cached < size:
+        pytest.skip(f"the kernel cached {cached} of {size} bytes, not a part")
+    return data
+
+
 @pytest.mark.asyncio
 @pytest.mark.loops("uring")  # what reaches the ring is the question
 @pytest.mark.parametrize(("mode", "buffering"), [("r", -1), ("rb", -1), ("rb", 0)])
@@ -81,16 +98,7 @@ async def test_a_partly_cached_file_is_read_whole(tmp_path: Path, no_fd_leak: No
     # Its first pages cached, the rest not: the cached bytes are copied at once, and the
     # read goes on from there on the ring.
     path = tmp_path / "half.bin"
-    data = _cold_file(path, 400_000)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
-        os.pread(fd, 8192, 0)
-        cached = os.preadv(fd, [bytearray(len(data))], 0, os.RWF_NOWAIT)
-    finally:
-        os.close(fd)
-    if not 0 < cached < len(data):
-        pytest.skip(f"the kernel cached {cached} of {len(data)} bytes, not a part")
+    data = _partly_cached(path, 400_000)
     async with uringloop.open(path, "rb") as f:
         assert await f.read() == data
         assert await f.tell() == len(data)
@@ -189,13 +197,7 @@ async def test_a_cancelled_read_leaves_the_position_where_it_was(
     # Cancelled while the part not cached is read, read() takes nothing: the position
     # stays, and the next read() returns the whole file.
     path = tmp_path / "part.bin"
-    data = _cold_file(path, 400_000)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        os.pread(fd, 8192, 0)  # the first pages cached, the rest not
-    finally:
-        os.close(fd)
+    data = _partly_cached(path, 400_000, check=False)
     async with uringloop.open(path, "rb", buffering=buffering) as f:
         cancelled, _ = await cancel_after(f.read(), 1)
         assert cancelled
@@ -308,16 +310,7 @@ async def test_a_read_of_n_bytes_partly_cached_is_whole(
     # Its first pages cached, the rest not: the copy stops at the first page not cached,
     # and the rest of the read is done on the ring; the result is whole, as the built-in's.
     path = tmp_path / "half.bin"
-    data = _cold_file(path, 400_000)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no readahead past what is read
-        os.pread(fd, 8192, 0)
-        cached = os.preadv(fd, [bytearray(100_000)], 100, os.RWF_NOWAIT)
-    finally:
-        os.close(fd)
-    if not 0 < cached < 100_000:
-        pytest.skip(f"the kernel cached {cached} of the bytes read, not a part")
+    data = _partly_cached(path, 400_000)
     async with uringloop.open(path, "rb", buffering=0) as f:
         await f.seek(100)
         if into:
