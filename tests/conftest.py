@@ -19,8 +19,10 @@ Two checks run after every test, uvloop-style:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -159,6 +161,26 @@ def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No direct shortcut (Loop.inline_turn says no): every open, read and close goes
     through the loop's ring, for tests of what the ring does with them."""
     monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+
+
+@contextlib.contextmanager
+def fifo_writer_later(fifo: os.PathLike[str], after: float = 3.0) -> Iterator[None]:
+    """A writer that opens `fifo` `after` seconds in, so that an open waiting for one
+    (a bug) ends, and its test fails rather than hangs."""
+    done = threading.Event()
+
+    def writer() -> None:
+        if not done.wait(after):
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @pytest.fixture

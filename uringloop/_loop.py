@@ -90,12 +90,12 @@ CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operation
 # under a millisecond of page-cache copying), however large each one is.
 EAGER_PER_ITERATION = 64
 EAGER_UNIT = 1 << 16
-# Inline turns (see Loop.inline_turn) one task may take before it yields: a turn for each
-# piece of direct work, plus one per whole EAGER_UNIT bytes it copies. The budget is the
-# running task's own, so that many tasks each doing a little direct work all do it
-# directly (as they would run their steps in one iteration anyway), while one task doing
-# it in a loop goes through the ring, and yields, once its budget is spent.
-INLINE_PER_STEP = 64
+# Inline turns (see Loop.inline_turn) one task may take in a loop iteration: a turn for
+# each piece of direct work, plus one per whole EAGER_UNIT bytes it copies. The budget is
+# each task's own, so that many tasks each doing a little direct work all do it directly
+# (as they would run their steps in one iteration anyway), while one task doing it in a
+# loop goes through the ring, and yields, once its budget is spent.
+INLINE_PER_ITERATION = 64
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
@@ -159,7 +159,6 @@ _FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
 _monotonic = time.monotonic
 _current_task = asyncio.current_task
-_NO_TASK = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +194,7 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_left", "inline_task",
+    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_budgets",
                  "ring_thread", "sq_entries", "threadsafe")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
@@ -207,10 +206,11 @@ class _LoopState:
         self.threadsafe: ThreadsafeOperations | None = None
         # Runs what the ring's kernel lacks (an operation newer than it), made on first use.
         self.blocking: FallbackDriver | None = None
-        # Loop.inline_turn's budget: what `inline_task` has left of it (any other task, or
-        # this one after a pre-select step, starts afresh; _NO_TASK: nobody yet).
-        self.inline_task: object = _NO_TASK
-        self.inline_left = INLINE_PER_STEP
+        # Loop.inline_turn's budgets: what each task that took turns since the last
+        # pre-select step has left of its own (None: code outside any task). The step
+        # empties it; the selector makes the step due while it is not empty, so that no
+        # finished task is kept alive here.
+        self.inline_budgets: dict[object, int] = {}
 
 
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
@@ -229,7 +229,10 @@ def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[
             # The kernel's inline attempt, made here (see Loop.inline_turn): the value
             # without building the operation or a loop iteration, when it succeeds.
             if self.inline_turn():
-                value = inline(*args, **kwargs)
+                try:
+                    value = inline(*args, **kwargs)
+                except TypeError:  # arguments the operation refuses: build() says how
+                    value = None
                 if value is not None:
                     return value
             return await self._run(build(*args, **kwargs))  # type: ignore[no-any-return]
@@ -399,7 +402,11 @@ class Loop(asyncio.SelectorEventLoop):
     def _watch_driver(self) -> None:
         driver = self._driver
         self._selector.watch(
-            self._foreign.pending, driver.backlog, driver.inflight, checked_positions()
+            self._foreign.pending,
+            driver.backlog,
+            driver.inflight,
+            checked_positions(),
+            self._state.inline_budgets,
         )
 
     def _forget_after_fork(self) -> None:
@@ -487,7 +494,7 @@ class Loop(asyncio.SelectorEventLoop):
         anyway (an open resolved from the dentry cache, a copy from the page cache, the
         close of a local file), may be done now directly, without an operation and its
         loop iteration. True spends a turn of the running task's budget (one more for each
-        EAGER_UNIT bytes moved): INLINE_PER_STEP turns until it yields, so a coroutine
+        EAGER_UNIT bytes moved): INLINE_PER_ITERATION turns in a loop iteration, so a coroutine
         doing such work in a loop still yields to the loop's other work, through the
         operation it is then told to use (which then waits for the loop's next iteration
         rather than complete eagerly). False when that budget is spent, or the loop's
@@ -495,20 +502,21 @@ class Loop(asyncio.SelectorEventLoop):
         use the operation.
 
         uringloop.open's files and Loop.open_fd ask before each such shortcut."""
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, not {nbytes}")
         if not self._driver.uses_ring or self._closed:
             return False
         state = self._state
         if state.forked:
             return False
+        budgets = state.inline_budgets
         task = _current_task(self)
-        if task is not state.inline_task:  # another task's step: a fresh budget
-            state.inline_task = task
-            state.inline_left = INLINE_PER_STEP
-        elif state.inline_left <= 0:
+        left = budgets.get(task, INLINE_PER_ITERATION)
+        if left <= 0:
             # The operation used instead must yield too, not complete eagerly.
             self._eager_left = min(self._eager_left, 0)
             return False
-        state.inline_left -= 1 + nbytes // EAGER_UNIT
+        budgets[task] = left - 1 - nbytes // EAGER_UNIT
         return True
 
     def uring_stats(self) -> UringStats:
@@ -541,7 +549,9 @@ class Loop(asyncio.SelectorEventLoop):
         the selector may skip _post_select.
         """
         self._eager_left = min(EAGER_PER_ITERATION, self._eager_left + EAGER_PER_ITERATION)
-        self._state.inline_task = _NO_TASK  # every task's inline budget starts afresh
+        budgets = self._state.inline_budgets
+        if budgets:
+            budgets.clear()  # every task's inline budget starts afresh
         forget_positions()
         driver = self._driver
         foreign = self._foreign

@@ -10,12 +10,15 @@ import asyncio
 import errno
 import fcntl
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import uringloop
+from tests.conftest import fifo_writer_later
 from uringloop import _loop
 from uringloop._ops import table
 
@@ -111,7 +114,7 @@ async def test_a_final_failure_is_raised_as_the_ring_raises_it(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("err", [errno.EAGAIN, errno.ENXIO, errno.EINVAL, errno.ENOSYS])
+@pytest.mark.parametrize("err", [errno.EAGAIN, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP])
 async def test_what_the_attempt_cannot_do_goes_to_the_ring(
     err: int, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
@@ -133,16 +136,17 @@ async def test_what_the_attempt_cannot_do_goes_to_the_ring(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS, errno.EACCES])
 async def test_where_openat2_is_refused_every_open_goes_to_the_ring(
-    cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+    err: int, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
-    # A seccomp filter may refuse openat2 (ENOSYS or EPERM): one probe finds out, and no
-    # open tries it again, nor takes a refusal for an answer.
+    # A seccomp filter may refuse openat2 (ENOSYS, EPERM, any errno): one probe finds out,
+    # and no open tries it again, nor takes a refusal for an answer.
     tried: list[bytes] = []
 
     def refused(dirfd: int, path: bytes, flags: int) -> int:
         tried.append(path)
-        return -errno.EPERM
+        return -err
 
     monkeypatch.setattr(table, "OPEN_CACHED", refused)
     monkeypatch.setattr(table, "_inline_opens", [])  # not probed yet
@@ -154,14 +158,135 @@ async def test_where_openat2_is_refused_every_open_goes_to_the_ring(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("err", [errno.EMFILE, errno.ENFILE, errno.EAGAIN])
+async def test_a_probe_that_fails_for_want_of_descriptors_is_made_again(
+    err: int, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # No descriptor free says nothing of openat2: that open goes to the ring, and the
+    # next one probes again (and, openat2 working, opens directly).
+    answers = [-err]
+    real = table.OPEN_CACHED
+    tried: list[bytes] = []
+
+    def once_short(dirfd: int, path: bytes, flags: int) -> int:
+        tried.append(path)
+        return answers.pop() if answers else real(dirfd, path, flags)
+
+    monkeypatch.setattr(table, "OPEN_CACHED", once_short)
+    monkeypatch.setattr(table, "_inline_opens", [])
+    before = submitted()
+    os.close(await running().open_fd(cached))
+    assert submitted() == before + 1
+    os.close(await running().open_fd(cached))
+    assert submitted() == before + 1
+    assert tried == [b"/", b"/", os.fsencode(cached)]
+
+
+@pytest.mark.asyncio
+async def test_opens_the_kernel_never_tries_inline_are_not_tried(
+    tmp_path: Path, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    tried: list[int] = []
+    real = table.OPEN_CACHED
+
+    def spy(dirfd: int, path: bytes, flags: int) -> int:
+        tried.append(flags)
+        return real(dirfd, path, flags)
+
+    monkeypatch.setattr(table, "OPEN_CACHED", spy)
+    loop = running()
+    for path, flags in [
+        (tmp_path / "new", os.O_WRONLY | os.O_CREAT),
+        (cached, os.O_WRONLY | os.O_TRUNC),
+        (tmp_path, os.O_PATH),
+        (tmp_path, os.O_TMPFILE | os.O_WRONLY),
+    ]:
+        os.close(await loop.open_fd(path, flags, 0o600))
+    assert tried == []
+    os.close(await loop.open_fd(tmp_path, os.O_RDONLY | os.O_DIRECTORY))  # (O_TMPFILE's bit)
+    assert len(tried) == 1
+
+
+@pytest.mark.asyncio
+async def test_bad_arguments_are_reported_as_the_operation_s(
+    cached: Path, no_fd_leak: None
+) -> None:
+    loop = running()
+    for call in [
+        lambda: loop.open_fd(cached, bogus=1),  # type: ignore[call-arg]
+        lambda: loop.open_fd(cached, 0, 0, 0),  # type: ignore[misc]
+        lambda: loop.open_fd(),  # type: ignore[call-arg]
+    ]:
+        with pytest.raises(TypeError) as caught:
+            await call()
+        assert "open_fd()" in str(caught.value), caught.value
+
+
+@pytest.mark.asyncio
+async def test_a_bytes_subclass_path_opens(cached: Path, no_fd_leak: None) -> None:
+    class Name(bytes):
+        pass
+
+    before = submitted()
+    fd = await running().open_fd(Name(os.fsencode(cached)))
+    assert os.read(fd, 4) == b"0123"
+    os.close(fd)
+    assert submitted() == before
+
+
+@pytest.mark.asyncio
+async def test_an_interrupt_as_the_open_returns_closes_its_descriptor(
+    cached: Path, no_fd_leak: None
+) -> None:
+    # A signal handler's KeyboardInterrupt right after the descriptor is made (at the
+    # first call after it) takes it back: no_fd_leak checks it was closed.
+    code = table.forget_descriptor.__code__
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code is code:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            await running().open_fd(cached)
+    finally:
+        sys.settrace(None)
+
+
+@pytest.mark.asyncio
 async def test_a_fifo_opens_for_reading_without_waiting_for_a_writer(
     tmp_path: Path, no_fd_leak: None
 ) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    fd = await asyncio.wait_for(running().open_fd(fifo), 5)
+    with fifo_writer_later(fifo):
+        started = time.monotonic()
+        fd = await running().open_fd(fifo)
+        waited = time.monotonic() - started
     assert os.get_blocking(fd)
     os.close(fd)
+    assert waited < 1.5, "the open waited for the writer"
+
+
+@pytest.mark.asyncio
+async def test_a_fifo_s_writer_without_a_reader_fails_as_on_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ENXIO, as the ring's open gives it (where os.open waits for a reader).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before = submitted()
+    with pytest.raises(OSError) as direct:
+        await running().open_fd(fifo, os.O_WRONLY)
+    assert submitted() == before
+    monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+    with pytest.raises(OSError) as by_ring:
+        await running().open_fd(fifo, os.O_WRONLY)
+    assert _shape(direct.value) == _shape(by_ring.value)
+    assert direct.value.errno == errno.ENXIO
 
 
 @pytest.mark.asyncio
@@ -180,14 +305,45 @@ async def test_a_task_opening_files_in_a_loop_still_yields(cached: Path, no_fd_l
     handle = [loop.call_later(0, tick)]
     await asyncio.sleep(0.01)
     first = ticks
-    opens = 20 * _loop.INLINE_PER_STEP
+    opens = 20 * _loop.INLINE_PER_ITERATION
     before = submitted()
     for _ in range(opens):
         os.close(await loop.open_fd(cached))
     handle[0].cancel()
-    assert ticks - first >= opens // (_loop.INLINE_PER_STEP + 1) - 1
+    assert ticks - first >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1
     # Most opens were direct all the same.
-    assert submitted() - before <= opens // _loop.INLINE_PER_STEP + 1
+    assert submitted() - before <= opens // _loop.INLINE_PER_ITERATION + 1
+
+
+@pytest.mark.asyncio
+async def test_large_copies_spend_more_of_the_budget(tmp_path: Path, no_fd_leak: None) -> None:
+    # A copy from the page cache takes a turn more per EAGER_UNIT bytes: a task reading
+    # large cached chunks yields after a few of them.
+    path = tmp_path / "big.bin"
+    size = 16 * _loop.EAGER_UNIT
+    path.write_bytes(b"z" * size)
+    steps = 0
+    stop = False
+
+    async def other() -> None:
+        nonlocal steps
+        while not stop:
+            steps += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(other())
+    await asyncio.sleep(0)
+    first = steps
+    reads = 40
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        for _ in range(reads):
+            await f.seek(0)
+            assert len(await f.read(size)) == size
+    stop = True
+    await task
+    # 1 + 16 turns a read: 4 copies an iteration, then a read on the ring, which yields.
+    per_yield = -(-_loop.INLINE_PER_ITERATION // 17) + 1
+    assert steps - first >= reads // per_yield - 1
 
 
 @pytest.mark.asyncio
@@ -196,7 +352,9 @@ async def test_many_tasks_each_open_directly(cached: Path, no_fd_leak: None) -> 
     # iteration all do it directly.
     loop = running()
     before = submitted()
-    fds = await asyncio.gather(*[loop.open_fd(cached) for _ in range(3 * _loop.INLINE_PER_STEP)])
+    fds = await asyncio.gather(
+        *[loop.open_fd(cached) for _ in range(3 * _loop.INLINE_PER_ITERATION)]
+    )
     for fd in fds:
         os.close(fd)
     assert submitted() == before
@@ -237,8 +395,45 @@ async def test_once_its_budget_is_spent_a_task_waits_for_the_next_iteration(
 
     monkeypatch.setattr(selector, "select", counting)
     await asyncio.sleep(0)
-    opens = 20 * _loop.INLINE_PER_STEP
+    opens = 20 * _loop.INLINE_PER_ITERATION
     first = selects
     for _ in range(opens):
         os.close(await loop.open_fd(cached))
-    assert selects - first >= opens // (_loop.INLINE_PER_STEP + 1) - 1
+    assert selects - first >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="Python 3.12+")
+async def test_eager_tasks_do_not_refill_their_parent_s_budget(
+    cached: Path, no_fd_leak: None
+) -> None:
+    # An eager task's first step runs inside its parent's: each keeps a budget of its own,
+    # so a parent starting a task after each open still yields once its own is spent.
+    loop = running()
+    steps = 0
+    stop = False
+
+    async def other() -> None:
+        nonlocal steps
+        while not stop:
+            steps += 1
+            await asyncio.sleep(0)
+
+    async def child() -> None:
+        os.close(await loop.open_fd(cached))
+
+    task = asyncio.ensure_future(other())
+    await asyncio.sleep(0)
+    first = steps
+    opens = 20 * _loop.INLINE_PER_ITERATION
+    children = []
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    try:
+        for _ in range(opens):
+            os.close(await loop.open_fd(cached))
+            children.append(asyncio.ensure_future(child()))
+    finally:
+        loop.set_task_factory(None)
+    stop = True
+    await asyncio.gather(task, *children)
+    assert steps - first >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1

@@ -7,13 +7,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import twin
+from tests.conftest import fifo_writer_later, twin
 from uringloop._ops import hotpath
 
 try:
@@ -89,19 +90,36 @@ def test_errors_are_returned_not_raised(open_cached: Any, cached_file: bytes) ->
 
 def test_a_fifo_opens_without_waiting(open_cached: Any, tmp_path: Path) -> None:
     # As the kernel's attempt inside io_uring_enter: never waits for the other end. For
-    # reading it opens at once; for writing without a reader, ENXIO (the caller then asks
-    # the ring, which hands the open to a worker that waits).
+    # reading it opens at once; for writing without a reader, ENXIO (as the ring's open
+    # answers too, where os.open waits for a reader).
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    assert not _opened(open_cached(AT_FDCWD, os.fsencode(fifo), os.O_RDONLY)) & os.O_NONBLOCK
+    with fifo_writer_later(fifo):
+        started = time.monotonic()
+        fd = open_cached(AT_FDCWD, os.fsencode(fifo), os.O_RDONLY)
+        waited = time.monotonic() - started
+    assert not _opened(fd) & os.O_NONBLOCK
+    assert waited < 1.5, "the open waited for the writer"
     assert open_cached(AT_FDCWD, os.fsencode(fifo), os.O_WRONLY) == -errno.ENXIO
 
 
-def test_a_path_not_in_the_dentry_cache_is_eagain(open_cached: Any, tmp_path: Path) -> None:
-    # A name never looked up: its lookup would ask the filesystem, which RESOLVE_CACHED
-    # refuses; where the kernel finds it anyway (a negative dentry) the answer is ENOENT.
-    res = open_cached(AT_FDCWD, os.fsencode(tmp_path / "never-seen"), os.O_RDONLY)
-    assert res in (-errno.EAGAIN, -errno.ENOENT)
+def test_a_bytes_subclass_is_a_path(open_cached: Any, cached_file: bytes) -> None:
+    class Name(bytes):
+        pass
+
+    assert _opened(open_cached(AT_FDCWD, Name(cached_file), os.O_RDONLY)) >= 0
+
+
+def test_where_o_nonblock_cannot_be_taken_off_the_ring_opens_it(
+    cached_file: bytes, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # (The pure-Python twin: its fcntl can be made to fail.) The open is undone, and the
+    # answer is EAGAIN, which sends the open to the ring, not the fcntl's error.
+    def refused(*args: Any) -> int:
+        raise PermissionError(errno.EPERM, "refused")
+
+    monkeypatch.setattr(hotpath.fcntl, "fcntl", refused)
+    assert hotpath.open_cached(AT_FDCWD, cached_file, os.O_RDONLY) == -errno.EAGAIN
 
 
 @pytest.mark.parametrize(
@@ -128,6 +146,7 @@ def test_the_twins_agree(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     cases = [
         (os.fsencode(tmp_path / "f"), os.O_RDONLY),
+        (type("Name", (bytes,), {})(os.fsencode(tmp_path / "f")), os.O_RDONLY),
         (os.fsencode(tmp_path / "f"), os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK),
         (os.fsencode(tmp_path / "f"), os.O_RDONLY | os.O_DIRECTORY),
         (os.fsencode(tmp_path), os.O_RDONLY | os.O_DIRECTORY),

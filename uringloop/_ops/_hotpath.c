@@ -1135,9 +1135,8 @@ open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (fd < 0)
         return PyLong_FromLong(-errno);
     if (!(flags & O_NONBLOCK) && fcntl((int)fd, F_SETFL, flags) < 0) {
-        int err = errno;
-        close((int)fd);
-        return PyLong_FromLong(-err);
+        close((int)fd); /* the ring's open does it then */
+        return PyLong_FromLong(-EAGAIN);
     }
     return PyLong_FromLong(fd);
 #else

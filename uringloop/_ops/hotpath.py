@@ -331,11 +331,13 @@ def open_cached(dirfd: int, path: bytes, flags: int) -> int:
     thread: openat2 with RESOLVE_CACHED (the path is resolved from the dentry cache alone,
     else EAGAIN: no lookup that would read the disk) and O_NONBLOCK (an open that would
     wait, a FIFO's or a lease's, fails at once instead), which is then taken off the open
-    file again unless `flags` has it. `path`: bytes without a NUL (else ValueError).
-    Opens that create or truncate are not for this (the kernel never tries them inline).
+    file again unless `flags` has it (where that fcntl fails, the file is closed and the
+    answer is -EAGAIN: the ring's open then does it). `path`: bytes without a NUL (else
+    ValueError). Opens that create or truncate are not for this (the kernel never tries
+    them inline).
     """
     dirfd, flags = c_int(dirfd), c_int(flags)
-    if type(path) is not bytes:
+    if not isinstance(path, bytes):
         raise TypeError("open_cached: path must be bytes")
     if b"\0" in path:
         raise ValueError("embedded null byte")
@@ -343,9 +345,11 @@ def open_cached(dirfd: int, path: bytes, flags: int) -> int:
     if fd >= 0 and not flags & os.O_NONBLOCK:
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-        except OSError as exc:
+        except BaseException as exc:  # an interrupt too: the descriptor is not lost
             os.close(fd)
-            return -(exc.errno or errno.EINVAL)
+            if not isinstance(exc, OSError):
+                raise
+            return -errno.EAGAIN
     return fd
 
 

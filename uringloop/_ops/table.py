@@ -253,13 +253,18 @@ _NEVER_INLINE = (
     os.O_CREAT | os.O_TRUNC | os.O_PATH | (getattr(os, "O_TMPFILE", 0o20200000) & ~os.O_DIRECTORY)
 )
 # An inline open's failures that are the kernel's answer to the open itself, whoever asks:
-# the ring's open would fail the same way. Any other (EAGAIN: not in the dentry cache, or
-# a lease; ENXIO: a FIFO's writer without a reader, for the O_NONBLOCK; EINVAL: a flag
-# openat2 refuses where openat ignores it; ENOSYS) sends the open to the ring.
+# the ring's open would fail the same way. (ENXIO too: a FIFO's writer without a reader
+# gets it from the ring's open as well, whose own first attempt is this one, and which
+# retries only on EAGAIN; os.open waits for the reader.) Any other (EAGAIN: not in the
+# dentry cache, or a lease; EINVAL: a flag openat2 refuses where openat ignores it;
+# ENOSYS) sends the open to the ring.
 _FINAL_OPEN_ERRORS = frozenset({
     errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ELOOP,
     errno.ENAMETOOLONG, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.EBADF, errno.ETXTBSY,
+    errno.ENXIO,
 })  # fmt: skip
+# The probe's failures that say nothing of openat2 (it is tried again at the next open).
+_PROBE_AGAIN = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR})
 _inline_opens: list[bool] = []  # [whether openat2 with RESOLVE_CACHED works here], once known
 
 
@@ -285,7 +290,11 @@ def _open_inline(
         return None
     fd = OPEN_CACHED(dirfd, raw, flags | os.O_CLOEXEC)
     if fd >= 0:
-        forget_descriptor(fd)
+        try:
+            forget_descriptor(fd)
+        except BaseException:  # an interrupt: the descriptor is not lost
+            os.close(fd)
+            raise
         return fd
     if -fd in _FINAL_OPEN_ERRORS:
         raise os_error(fd, path)
@@ -294,11 +303,15 @@ def _open_inline(
 
 def _probe_inline_opens() -> list[bool]:
     """Whether openat2 with RESOLVE_CACHED works here (Linux 5.12; a seccomp filter may
-    refuse openat2 with ENOSYS or EPERM): try it on the root directory, always cached."""
+    refuse openat2, with ENOSYS, EPERM or another errno): try it on the root directory,
+    always cached. A failure that says nothing of openat2 (no descriptor free) leaves the
+    question for the next open, which goes to the ring meanwhile."""
     fd = OPEN_CACHED(args.AT_FDCWD, b"/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     if fd >= 0:
         os.close(fd)
-    _inline_opens[:] = [fd >= 0 or fd == -errno.EAGAIN]
+    elif -fd in _PROBE_AGAIN:
+        return [False]
+    _inline_opens[:] = [fd >= 0]
     return _inline_opens
 
 
@@ -483,11 +496,12 @@ def open_fd(
 ) -> Operation:
     """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
 
-    An open that neither creates nor truncates is first tried as the kernel tries it
-    inside io_uring_enter: resolved from the dentry cache alone, without waiting (a FIFO
-    opens at once, as on the ring). Where that answers, it answers at once, without a
-    loop iteration; else the open goes through the ring. If the waiter gives up and the
-    open completes anyway, the new fd is closed, never leaked.
+    On the loop's own thread, an open that neither creates nor truncates is first tried
+    as the kernel tries it inside io_uring_enter: resolved from the dentry cache alone,
+    without waiting (a FIFO opens at once, as on the ring). Where that answers, it
+    answers at once, without a loop iteration (see Loop.inline_turn); else the open goes
+    through the ring. If the waiter gives up and the open completes anyway, the new fd
+    is closed, never leaked.
     """
     return entry(
         abi.Op.OPENAT,
