@@ -23,7 +23,7 @@ import contextlib
 import gc
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -161,6 +161,34 @@ def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No direct shortcut (Loop.inline_turn says no): every open, read and close goes
     through the loop's ring, for tests of what the ring does with them."""
     monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+
+
+class OtherTask:
+    """A task that counts its steps, each a sleep(0): how often the loop ran something
+    else while the test's own coroutine worked (see steps_of_another_task)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self._stop = False
+
+    async def _run(self) -> None:
+        while not self._stop:
+            self.steps += 1
+            await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def steps_of_another_task() -> AsyncIterator[OtherTask]:
+    """Another task running beside the block; its `steps` count from the block's start."""
+    other = OtherTask()
+    task = asyncio.ensure_future(other._run())
+    await asyncio.sleep(0)
+    other.steps = 0
+    try:
+        yield other
+    finally:
+        other._stop = True
+        await task
 
 
 @contextlib.contextmanager

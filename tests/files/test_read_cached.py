@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import cancel_after
+from tests.conftest import cancel_after, steps_of_another_task
 from uringloop import _files, _mounts
 
 
@@ -254,25 +254,11 @@ async def test_a_task_reading_a_cached_file_in_a_loop_still_yields(
     # once spent, the read goes through the ring and the loop's other work runs.
     path = tmp_path / "small.bin"
     path.write_bytes(b"x" * 5000)
-    steps = 0
-    stop = False
-
-    async def other() -> None:
-        nonlocal steps
-        while not stop:
-            steps += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.ensure_future(other())
-    await asyncio.sleep(0)
-    first = steps
-    async with uringloop.open(path, "rb", buffering=0) as f:
+    async with steps_of_another_task() as other, uringloop.open(path, "rb", buffering=0) as f:
         for _ in range(640):
             await f.seek(0)
             assert len(await f.read()) == 5000
-    stop = True
-    await task
-    assert steps - first >= 640 // 65 - 1
+    assert other.steps >= 640 // 65 - 1
 
 
 @pytest.mark.asyncio

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import fifo_writer_later
+from tests.conftest import fifo_writer_later, steps_of_another_task
 from uringloop import _loop
 from uringloop._ops import table
 
@@ -322,28 +322,14 @@ async def test_large_copies_spend_more_of_the_budget(tmp_path: Path, no_fd_leak:
     path = tmp_path / "big.bin"
     size = 16 * _loop.EAGER_UNIT
     path.write_bytes(b"z" * size)
-    steps = 0
-    stop = False
-
-    async def other() -> None:
-        nonlocal steps
-        while not stop:
-            steps += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.ensure_future(other())
-    await asyncio.sleep(0)
-    first = steps
     reads = 40
-    async with uringloop.open(path, "rb", buffering=0) as f:
+    async with steps_of_another_task() as other, uringloop.open(path, "rb", buffering=0) as f:
         for _ in range(reads):
             await f.seek(0)
             assert len(await f.read(size)) == size
-    stop = True
-    await task
     # 1 + 16 turns a read: 4 copies an iteration, then a read on the ring, which yields.
     per_yield = -(-_loop.INLINE_PER_ITERATION // 17) + 1
-    assert steps - first >= reads // per_yield - 1
+    assert other.steps >= reads // per_yield - 1
 
 
 @pytest.mark.asyncio
@@ -410,30 +396,19 @@ async def test_eager_tasks_do_not_refill_their_parent_s_budget(
     # An eager task's first step runs inside its parent's: each keeps a budget of its own,
     # so a parent starting a task after each open still yields once its own is spent.
     loop = running()
-    steps = 0
-    stop = False
-
-    async def other() -> None:
-        nonlocal steps
-        while not stop:
-            steps += 1
-            await asyncio.sleep(0)
 
     async def child() -> None:
         os.close(await loop.open_fd(cached))
 
-    task = asyncio.ensure_future(other())
-    await asyncio.sleep(0)
-    first = steps
     opens = 20 * _loop.INLINE_PER_ITERATION
     children = []
-    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
-    try:
-        for _ in range(opens):
-            os.close(await loop.open_fd(cached))
-            children.append(asyncio.ensure_future(child()))
-    finally:
-        loop.set_task_factory(None)
-    stop = True
-    await asyncio.gather(task, *children)
-    assert steps - first >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1
+    async with steps_of_another_task() as other:
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        try:
+            for _ in range(opens):
+                os.close(await loop.open_fd(cached))
+                children.append(asyncio.ensure_future(child()))
+        finally:
+            loop.set_task_factory(None)
+    await asyncio.gather(*children)
+    assert other.steps >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1
