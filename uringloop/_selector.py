@@ -41,28 +41,23 @@ class _PreSelectHooks:
         self._before: PreSelect | None = None
         self._after: Callable[[], None] | None = None
         # Containers whose emptiness means "no file work": foreign pending queue, driver
-        # backlog, in-flight table, and the descriptors checked for ESPIPE and the tasks'
-        # inline budgets (Loop.inline_turn) since the last pre-select step (which empties
-        # both). Checked inline by select().
+        # backlog, in-flight table, and the descriptors checked for ESPIPE since the last
+        # pre-select step (which empties it). Checked inline by select().
         self._pending: Sized = ()
         self._backlog: Sized = ()
         self._inflight: Sized = ()
         self._positions: Sized = ()
-        self._budgets: Sized = ()
 
     def bind(self, before: PreSelect, after: Callable[[], None]) -> None:
         self._before = before
         self._after = after
 
-    def watch(
-        self, pending: Sized, backlog: Sized, inflight: Sized, positions: Sized, budgets: Sized
-    ) -> None:
+    def watch(self, pending: Sized, backlog: Sized, inflight: Sized, positions: Sized) -> None:
         """Name the containers the fast path checks (again whenever they are replaced)."""
         self._pending = pending
         self._backlog = backlog
         self._inflight = inflight
         self._positions = positions
-        self._budgets = budgets
 
     def _unbind(self) -> None:
         self._before = self._after = None
@@ -126,14 +121,7 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
         # One frame, as stock asyncio's: select(0) with no file work is the hot path of
         # every busy asyncio program, and a blocking select pays the hooks only.
         armed = False
-        if (
-            timeout != 0
-            or self._pending
-            or self._backlog
-            or self._inflight
-            or self._positions
-            or self._budgets
-        ):
+        if timeout != 0 or self._pending or self._backlog or self._inflight or self._positions:
             before = self._before
             if before is not None:
                 timeout = before(timeout)
@@ -182,7 +170,6 @@ class PreSelectSelector(_PreSelectHooks, selectors.BaseSelector):
             and not self._backlog
             and not self._inflight
             and not self._positions
-            and not self._budgets
         ):
             return self._inner.select(0)
         return self._select_hooked(timeout, self._inner.select)
