@@ -92,11 +92,15 @@ EAGER_PER_ITERATION = 64
 EAGER_UNIT = 1 << 16
 # Inline turns (see Loop.inline_turn) between two pre-select steps, for all tasks: a turn
 # for each piece of direct work, plus one per whole EAGER_UNIT bytes it copies. Once they
-# are spent, opens and reads go through the ring and wait for the next iteration, so that
-# direct work delays timers and sockets by a few milliseconds at most (a 1 ms timer beside
-# 64 tasks reading cached 4 KiB blocks through uringloop.open: 2.4 ms late at worst, where
-# a budget of 64 turns for each task let one iteration run 4096 reads: 36 ms).
+# are spent, opens and reads go through the ring and wait for the next iteration. The
+# budget is INLINE_PER_ITERATION, or INLINE_PER_READY for each callback in the ready queue
+# when that is more: direct work lengthens an iteration by a few milliseconds at most (a
+# 1 ms timer beside 64 tasks reading cached 4 KiB blocks through uringloop.open: 2.5 ms late
+# at worst, where a budget of 64 turns for each task let one iteration run 4096 reads:
+# 28.8 ms), or in proportion to the steps it runs anyway (a thousand tasks started at once
+# each open and read their small file directly).
 INLINE_PER_ITERATION = 256
+INLINE_PER_READY = 2
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
 # complete inline (device reads): the device starts on them while the other callbacks run
@@ -194,7 +198,7 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_left", "ring_thread",
+    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_spent", "ring_thread",
                  "sq_entries", "threadsafe")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
@@ -206,8 +210,8 @@ class _LoopState:
         self.threadsafe: ThreadsafeOperations | None = None
         # Runs what the ring's kernel lacks (an operation newer than it), made on first use.
         self.blocking: FallbackDriver | None = None
-        # Loop.inline_turn's budget: the turns left until the next pre-select step.
-        self.inline_left = INLINE_PER_ITERATION
+        # Loop.inline_turn's turns taken since the last pre-select step.
+        self.inline_spent = 0
 
 
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
@@ -491,8 +495,10 @@ class Loop(asyncio.SelectorEventLoop):
         close of a local file), may be done now directly, without an operation and its
         loop iteration. True spends a turn of this iteration's budget (one more for each
         EAGER_UNIT bytes moved): INLINE_PER_ITERATION turns between two pre-select steps,
-        shared by all tasks, so that coroutines doing such work, in a loop or many at once,
-        still yield to the loop's other work within a few milliseconds, through the
+        or INLINE_PER_READY for each callback in the ready queue if that is more, shared by all
+        tasks, so that coroutines doing such work, in a loop or many at once, still yield
+        to the loop's other work within a few milliseconds (or as long as the iteration's
+        callbacks take anyway), through the
         operation they are then told to use (which then waits for the loop's next
         iteration rather than complete eagerly). False when that budget is spent, or the loop's
         operations do not go through its ring (io_uring off or given up, closed, forked):
@@ -506,11 +512,12 @@ class Loop(asyncio.SelectorEventLoop):
         state = self._state
         if state.forked:
             return False
-        if state.inline_left <= 0:
+        spent = state.inline_spent
+        if spent >= INLINE_PER_ITERATION and spent >= len(self._ready) * INLINE_PER_READY:
             # The operation used instead must yield too, not complete eagerly.
             self._eager_left = min(self._eager_left, 0)
             return False
-        state.inline_left -= 1 + nbytes // EAGER_UNIT
+        state.inline_spent = spent + 1 + nbytes // EAGER_UNIT
         return True
 
     def uring_stats(self) -> UringStats:
@@ -543,7 +550,7 @@ class Loop(asyncio.SelectorEventLoop):
         the selector may skip _post_select.
         """
         self._eager_left = min(EAGER_PER_ITERATION, self._eager_left + EAGER_PER_ITERATION)
-        self._state.inline_left = INLINE_PER_ITERATION
+        self._state.inline_spent = 0
         forget_positions()
         driver = self._driver
         foreign = self._foreign

@@ -195,14 +195,19 @@ def run(cfg: Config) -> Report:
         "file (the sync loop still goes one after another). Lower is better."
     )
     report.notes.append(
-        "The rows of uringloop's raw operations do the same work with three ring operations "
-        "per file. The kernel completes an open for reading, a page-cache read and a close "
-        "inside the submitting io_uring_enter, but hands an open with O_CREAT or O_TRUNC, and "
+        "The rows of uringloop's raw operations do the same work with open_fd, pread (or "
+        "pwrite_all) and close_fd: the read and the close on the ring, the open too but for "
+        "the direct attempt below. The kernel completes an open for reading, a page-cache "
+        "read and a close inside the submitting io_uring_enter, but hands an open with "
+        "O_CREAT or O_TRUNC, and "
         "a buffered write that must allocate blocks, to a worker thread of its own: writing, "
         "that floor is above the sync loop's cost whatever uringloop does. uringloop.open "
-        "does the work the kernel would do inline directly where it can: it copies cached "
-        "bytes with a non-blocking read and closes a file on a local filesystem with close(2), "
-        "so reading a file takes one ring operation, its open."
+        "and Loop.open_fd do the work the kernel would do inline directly where they can: "
+        "the open from the dentry cache (openat2 with RESOLVE_CACHED), a copy of cached "
+        "bytes with a non-blocking read, close(2) of a file on a local filesystem; so reading "
+        "a cached file takes no ring operation, up to 256 such steps a loop iteration (past "
+        "them, files go through the ring, so that the loop stays responsive: all at once, "
+        "most of the 1000 files do)."
     )
     for case, impls in CASES.items():
         _run_case(cfg, report, case, impls, readers, writers)
