@@ -205,9 +205,9 @@ def run(cfg: Config) -> Report:
         "and Loop.open_fd do the work the kernel would do inline directly where they can: "
         "the open from the dentry cache (openat2 with RESOLVE_CACHED), a copy of cached "
         "bytes with a non-blocking read, close(2) of a file on a local filesystem; so reading "
-        "a cached file takes no ring operation, up to 256 such steps a loop iteration (past "
-        "them, files go through the ring, so that the loop stays responsive: all at once, "
-        "most of the 1000 files do)."
+        "a cached file takes no ring operation, within the loop iteration's budget for such "
+        "steps (256, or 2 for each ready callback: past it, files go through the ring, so "
+        "that the loop stays responsive)."
     )
     for case, impls in CASES.items():
         _run_case(cfg, report, case, impls, readers, writers)
