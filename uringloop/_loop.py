@@ -491,20 +491,20 @@ class Loop(asyncio.SelectorEventLoop):
 
     def inline_turn(self, nbytes: int = 0) -> bool:
         """Whether work the kernel would do inline within io_uring_enter, on this thread
-        anyway (an open resolved from the dentry cache, a copy from the page cache, the
-        close of a local file), may be done now directly, without an operation and its
-        loop iteration. True spends a turn of this iteration's budget (one more for each
-        EAGER_UNIT bytes moved): INLINE_PER_ITERATION turns between two pre-select steps,
-        or INLINE_PER_READY for each callback in the ready queue if that is more, shared by all
-        tasks, so that coroutines doing such work, in a loop or many at once, still yield
-        to the loop's other work within a few milliseconds (or as long as the iteration's
-        callbacks take anyway), through the
-        operation they are then told to use (which then waits for the loop's next
-        iteration rather than complete eagerly). False when that budget is spent, or the loop's
-        operations do not go through its ring (io_uring off or given up, closed, forked):
-        use the operation.
+        anyway (an open resolved from the dentry cache, a copy from the page cache), may
+        be done now directly, without an operation and its loop iteration.
 
-        uringloop.open's files and Loop.open_fd ask before each such shortcut."""
+        True spends a turn (one more for each EAGER_UNIT bytes moved) of the budget all
+        tasks share between two pre-select steps: INLINE_PER_ITERATION turns, or
+        INLINE_PER_READY for each callback in the ready queue when that is more. So
+        coroutines doing such work, in a loop or many at once, still yield to the loop's
+        other work within a few milliseconds (or as long as the ready callbacks take
+        anyway): once it is spent, they use the operation, which then waits for the next
+        iteration rather than complete eagerly. False then, and when the loop's
+        operations do not go through its ring (io_uring off or given up, closed, forked).
+
+        Loop.open_fd and uringloop.open's reads ask before each such shortcut (close(2)
+        of a local file takes no turn: it pairs with an open that did)."""
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, not {nbytes}")
         if not self._driver.uses_ring or self._closed:

@@ -496,12 +496,12 @@ def open_fd(
 ) -> Operation:
     """openat(2), like os.open: return a new file descriptor (always O_CLOEXEC).
 
-    On the loop's own thread, an open that neither creates nor truncates is first tried
-    as the kernel tries it inside io_uring_enter: resolved from the dentry cache alone,
-    without waiting (a FIFO opens at once, as on the ring). Where that answers, it
-    answers at once, without a loop iteration (see Loop.inline_turn); else the open goes
-    through the ring. If the waiter gives up and the open completes anyway, the new fd
-    is closed, never leaked.
+    Awaited as `loop.open_fd(...)` on the loop's own thread, an open that neither creates
+    nor truncates is first tried as the kernel tries it inside io_uring_enter: resolved
+    from the dentry cache alone, without waiting (a FIFO opens at once, as on the ring).
+    Where that answers, it answers at once, without a loop iteration (see
+    Loop.inline_turn); else the open goes through the ring. If the waiter gives up and
+    the open completes anyway, the new fd is closed, never leaked.
     """
     return entry(
         abi.Op.OPENAT,
