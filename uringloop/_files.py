@@ -302,6 +302,18 @@ def _read_cached(fd: int, size: int, offset: int) -> bytes:
     return bytes(buf) if n == size else bytes(memoryview(buf)[:n])
 
 
+async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:
+    """pread of `size` bytes at `offset` (>= 0) of a seekable file: on the ring's route,
+    what the page cache holds is copied at once (_read_cached, while the loop's inline
+    budget lasts), the rest read on the ring. The caller moves the position once this
+    returns, so a cancelled read moves nothing."""
+    data = _read_cached(fd, size, offset) if io_.inline_turn(size) else b""
+    if not _copy_was_whole(len(data), size, offset):
+        rest = await io_.pread(fd, size - len(data), offset + len(data))
+        data = data + rest if data else rest
+    return data
+
+
 def _read_cached_into(fd: int, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
@@ -755,7 +767,7 @@ class AsyncFileIO(_FileBase):
                     io_ = self._io()
                 if not self._seekable:
                     return await io_.pread(self._fd, size, -1)
-                pos = self._pos
+                pos = self._pos  # (_read_at, inlined: no coroutine of its own)
                 data = _read_cached(self._fd, size, pos) if io_.inline_turn(size) else b""
                 if not _copy_was_whole(len(data), size, pos):
                     rest = await io_.pread(self._fd, size - len(data), pos + len(data))
@@ -791,13 +803,7 @@ class AsyncFileIO(_FileBase):
         if size >= PARALLEL_MIN and offset >= 0:
             data = await _read_bytes(io_, self._fd, size, offset)
         elif offset >= 0 and size:
-            # On the ring's route, what the page cache holds is copied at once (see
-            # _readall), the rest read on the ring; the position moves once the read is
-            # whole (cancel-safe). (read()'s fast path does the same.)
-            data = _read_cached(self._fd, size, offset) if io_.inline_turn(size) else b""
-            if not _copy_was_whole(len(data), size, offset):
-                rest = await io_.pread(self._fd, size - len(data), offset + len(data))
-                data = data + rest if data else rest
+            data = await _read_at(io_, self._fd, size, offset)
         else:
             data = await io_.pread(self._fd, size, offset)
         if self._seekable:
@@ -821,7 +827,7 @@ class AsyncFileIO(_FileBase):
             if size >= PARALLEL_MIN and offset >= 0:
                 n = await _read_into_parallel(io_, self._fd, flat, offset)
             elif offset >= 0 and size and not self._direct and io_.inline_turn(size):
-                n = _read_cached_into(self._fd, flat, offset)  # as in _read()
+                n = _read_cached_into(self._fd, flat, offset)  # as _read_at, in place
                 if not _copy_was_whole(n, size, offset):
                     n += await io_.preadinto(self._fd, flat[n:], offset + n)
             else:
