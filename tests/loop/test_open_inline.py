@@ -35,6 +35,26 @@ def submitted() -> int:
     return running().uring_stats().submitted
 
 
+def attempts(
+    monkeypatch: pytest.MonkeyPatch, *answers: int, then: int | None = None
+) -> list[tuple[bytes, int]]:
+    """Stand in for the direct attempt (table.OPEN_CACHED): the (path, flags) of each one
+    made, answered by `answers` in turn, then by `then` (-errno), or where it is None by
+    the real attempt."""
+    real = table.OPEN_CACHED
+    queue = list(answers)
+    tried: list[tuple[bytes, int]] = []
+
+    def attempt(dirfd: int, path: bytes, flags: int) -> int:
+        tried.append((path, flags))
+        if queue:
+            return queue.pop(0)
+        return real(dirfd, path, flags) if then is None else then
+
+    monkeypatch.setattr(table, "OPEN_CACHED", attempt)
+    return tried
+
+
 @pytest.fixture
 def cached(tmp_path: Path) -> Path:
     path = tmp_path / "f.txt"
@@ -118,17 +138,11 @@ async def test_a_final_failure_is_raised_as_the_ring_raises_it(
 async def test_what_the_attempt_cannot_do_goes_to_the_ring(
     err: int, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
-    tried: list[bytes] = []
-
-    def refused(dirfd: int, path: bytes, flags: int) -> int:
-        tried.append(path)
-        return -err
-
-    monkeypatch.setattr(table, "OPEN_CACHED", refused)
+    tried = attempts(monkeypatch, then=-err)
     before = submitted()
     fd = await running().open_fd(cached)
     try:
-        assert tried == [os.fsencode(cached)]
+        assert [path for path, _ in tried] == [os.fsencode(cached)]
         assert submitted() == before + 1
         assert os.read(fd, 10) == b"0123456789"
     finally:
@@ -142,18 +156,12 @@ async def test_where_openat2_is_refused_every_open_goes_to_the_ring(
 ) -> None:
     # A seccomp filter may refuse openat2 (ENOSYS, EPERM, any errno): one probe finds out,
     # and no open tries it again, nor takes a refusal for an answer.
-    tried: list[bytes] = []
-
-    def refused(dirfd: int, path: bytes, flags: int) -> int:
-        tried.append(path)
-        return -err
-
-    monkeypatch.setattr(table, "OPEN_CACHED", refused)
+    tried = attempts(monkeypatch, then=-err)
     monkeypatch.setattr(table, "_inline_opens", [])  # not probed yet
     before = submitted()
     for _ in range(3):
         os.close(await running().open_fd(cached))
-    assert tried == [b"/"]
+    assert [path for path, _ in tried] == [b"/"]
     assert submitted() == before + 3
 
 
@@ -164,36 +172,21 @@ async def test_a_probe_that_fails_for_want_of_descriptors_is_made_again(
 ) -> None:
     # No descriptor free says nothing of openat2: that open goes to the ring, and the
     # next one probes again (and, openat2 working, opens directly).
-    answers = [-err]
-    real = table.OPEN_CACHED
-    tried: list[bytes] = []
-
-    def once_short(dirfd: int, path: bytes, flags: int) -> int:
-        tried.append(path)
-        return answers.pop() if answers else real(dirfd, path, flags)
-
-    monkeypatch.setattr(table, "OPEN_CACHED", once_short)
+    tried = attempts(monkeypatch, -err)
     monkeypatch.setattr(table, "_inline_opens", [])
     before = submitted()
     os.close(await running().open_fd(cached))
     assert submitted() == before + 1
     os.close(await running().open_fd(cached))
     assert submitted() == before + 1
-    assert tried == [b"/", b"/", os.fsencode(cached)]
+    assert [path for path, _ in tried] == [b"/", b"/", os.fsencode(cached)]
 
 
 @pytest.mark.asyncio
 async def test_opens_the_kernel_never_tries_inline_are_not_tried(
     tmp_path: Path, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
-    tried: list[int] = []
-    real = table.OPEN_CACHED
-
-    def spy(dirfd: int, path: bytes, flags: int) -> int:
-        tried.append(flags)
-        return real(dirfd, path, flags)
-
-    monkeypatch.setattr(table, "OPEN_CACHED", spy)
+    tried = attempts(monkeypatch)
     loop = running()
     for path, flags in [
         (tmp_path / "new", os.O_WRONLY | os.O_CREAT),
