@@ -403,10 +403,7 @@ class Loop(asyncio.SelectorEventLoop):
     def _watch_driver(self) -> None:
         driver = self._driver
         self._selector.watch(
-            self._foreign.pending,
-            driver.backlog,
-            driver.inflight,
-            checked_positions(),
+            self._foreign.pending, driver.backlog, driver.inflight, checked_positions()
         )
 
     def _forget_after_fork(self) -> None:
