@@ -199,7 +199,7 @@ class _LoopState:
     """
 
     __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_spent", "ring_thread",
-                 "sq_entries", "threadsafe")  # fmt: skip
+                 "sq_entries", "threadsafe", "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -212,6 +212,10 @@ class _LoopState:
         self.blocking: FallbackDriver | None = None
         # Loop.inline_turn's turns taken since the last pre-select step.
         self.inline_spent = 0
+        # Operations whose result is undone when nobody takes it (an open's descriptor),
+        # awaited by a coroutine that has not taken it yet: close() undoes the results
+        # that came for tasks that never run again.
+        self.unclaimed: set[Operation] = set()
 
 
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
@@ -697,11 +701,18 @@ class Loop(asyncio.SelectorEventLoop):
         else:
             self._driver.queue(op)
             self._submit_early(op.nbytes)
+        spec = op.spec  # (None for a batch of reads: nothing to undo)
+        unclaimed = self._state.unclaimed if spec is not None and spec.discard else None
+        if unclaimed is not None:
+            unclaimed.add(op)
         try:
             return await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
+        finally:
+            if unclaimed is not None:
+                unclaimed.discard(op)
 
     def _run_lone(self, op: Operation, nbytes: int) -> bool:
         """The eager case (see _submit_early), for an operation not yet queued, its waiter
@@ -916,12 +927,29 @@ class Loop(asyncio.SelectorEventLoop):
             for driver in drivers:
                 if driver is not None:
                     self._shutdown_driver(driver)
+            self._undo_unclaimed()
         finally:
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
             _loops.discard(self)  # nothing of it is left for a fork to let go of
         if fatal is not None:
             raise fatal
+
+    def _undo_unclaimed(self) -> None:
+        """Results that came before the loop closed for tasks that never run again (their
+        wake-up was still in the ready queue) are nobody's: undone as a cancelled
+        operation's are (an open's descriptor closed)."""
+        unclaimed = self._state.unclaimed
+        while unclaimed:
+            op = unclaimed.pop()
+            future = op.waiter
+            if (
+                isinstance(future, asyncio.Future)
+                and future.done()
+                and not future.cancelled()
+                and future.exception() is None
+            ):
+                op.discard(future.result())
 
     def _shutdown_driver(self, driver: Driver) -> None:
         can_enter = not self._state.forked and (

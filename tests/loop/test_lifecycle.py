@@ -426,6 +426,33 @@ async def _start_opens(loop: uringloop.Loop, names: list[str]) -> list[asyncio.T
     return tasks
 
 
+def test_close_after_an_open_completed_for_a_task_that_never_ran_again(
+    tmp_path: str, no_fd_leak: None
+) -> None:
+    # The loop stops with an open in flight; its completion is delivered afterwards (the
+    # reap a pre-select step or a callback makes), so its task's wake-up stays in the
+    # ready queue: the descriptor came and nobody takes it. close() closes it (no_fd_leak).
+    loop = uringloop.Loop()
+    path = os.path.join(tmp_path, "f")
+
+    async def start() -> asyncio.Task[int]:
+        task = asyncio.ensure_future(loop.open_fd(path, os.O_CREAT | os.O_RDWR, 0o600))
+        await asyncio.sleep(0)  # the task queues its open
+        return task
+
+    try:
+        task = loop.run_until_complete(start())
+        deadline = time.monotonic() + 5
+        while not loop.uring_stats().completed:
+            assert time.monotonic() < deadline, "the open never completed"
+            loop._driver.flush()  # type: ignore[attr-defined]  # submits, then reaps it
+            time.sleep(0.001)
+        assert not task.done()  # never resumed: its open's result is in its future
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+
+
 def test_close_with_opens_in_flight_leaves_no_descriptor(tmp_path: str) -> None:
     # Opens in flight when the loop closes (O_CREAT: the kernel hands them to a worker)
     # complete during close(); their tasks never run again, so their descriptors are
