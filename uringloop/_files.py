@@ -52,6 +52,7 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
+from ._ops.hotpath import READ_CACHED as read_cached
 from ._ring.abi import StatxMask
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
@@ -285,21 +286,11 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
 
 
 def _read_cached(fd: int, size: int, offset: int) -> bytes:
-    """What preadv2(RWF_NOWAIT) copies at once: the bytes from `offset` on, up to `size`,
-    that the page cache holds (b"": none, or the file cannot say without waiting). It
-    stops short at EOF, or at the first page not in the cache.
-
-    The kernel's inline attempt at a ring READ is this same non-blocking read (it hands
-    the read to a worker when it would wait), so on the ring's route the loop blocks no
-    longer than with the ring, and saves the operation's round trip. (Elsewhere the loop
-    thread would take on the readahead such a read starts.) Any error is left for the
-    ring's read to report."""
-    buf = bytearray(size)
-    try:
-        n = os.preadv(fd, (buf,), offset, _RWF_NOWAIT)
-    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no such reads here; or a real error
-        return b""
-    return bytes(buf) if n == size else bytes(memoryview(buf)[:n])
+    """What the page cache holds of `size` (> 0) bytes at `offset`, copied at once with the
+    kernel's own non-blocking first attempt at a read (hotpath.read_cached): b"" when it
+    copies nothing (not cached, or an error left for the ring's read to report) or at EOF.
+    It stops short at EOF, or at the first page not in the cache."""
+    return read_cached(fd, size, offset) or b""
 
 
 async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from ._aligned import PAGE_SIZE
 from ._buffers import SLOT_SIZES, SlotPool
 from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
@@ -45,12 +46,14 @@ from ._ops import (
     ReadBatch,
     Spec,
     checked_positions,
+    copies_cached,
     forget_positions,
     read_args,
     table,
 )
 from ._ops.args import off_t
 from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
+from ._ops.hotpath import READ_CACHED as read_cached
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -180,6 +183,10 @@ class UringStats:
     max_in_flight: int
     in_flight: int
     backlog: int  # queued in user space, not yet in the kernel
+    # Shortcuts Loop.inline_turn() allowed: work the kernel does inline made directly
+    # instead of an operation (an open from the dentry cache, a copy from the page cache).
+    # One that finds it cannot (a page not cached) goes on as an operation, counted above.
+    direct_attempts: int
     # Which twins of the hot path run (the ring's queues and the read operation): "c" (the
     # compiled extensions, built on install where a C compiler and the Python headers
     # are) or "python" (the pure-Python reference, also chosen by
@@ -198,8 +205,9 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("blocking", "busy_poll", "cq_entries", "forked", "inline_spent", "ring_thread",
-                 "sq_entries", "threadsafe", "unclaimed")  # fmt: skip
+    __slots__ = ("blocking", "busy_poll", "cq_entries", "direct_attempts", "forked",
+                 "inline_spent", "ring_thread", "sq_entries", "threadsafe",
+                 "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -210,8 +218,10 @@ class _LoopState:
         self.threadsafe: ThreadsafeOperations | None = None
         # Runs what the ring's kernel lacks (an operation newer than it), made on first use.
         self.blocking: FallbackDriver | None = None
-        # Loop.inline_turn's turns taken since the last pre-select step.
+        # Loop.inline_turn's turns taken since the last pre-select step; the shortcuts it
+        # allowed since the loop was made.
         self.inline_spent = 0
+        self.direct_attempts = 0
         # Operations whose result is undone when nobody takes it (an open's descriptor),
         # awaited by a coroutine that has not taken it yet: close() undoes the results
         # that came for tasks that never run again.
@@ -504,8 +514,9 @@ class Loop(asyncio.SelectorEventLoop):
         iteration rather than complete eagerly. False then, and when the loop's
         operations do not go through its ring (io_uring off or given up, closed, forked).
 
-        Loop.open_fd and uringloop.open's reads ask before each such shortcut (close(2)
-        of a local file takes no turn: it pairs with an open that did)."""
+        Loop.open_fd, Loop.pread with an offset and uringloop.open's reads ask before
+        each such shortcut (close(2) of a local file takes no turn: it pairs with an open
+        that did); uring_stats().direct_attempts counts the turns given."""
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, not {nbytes}")
         if not self._driver.uses_ring or self._closed:
@@ -519,6 +530,7 @@ class Loop(asyncio.SelectorEventLoop):
             self._eager_left = min(self._eager_left, 0)
             return False
         state.inline_spent = spent + 1 + nbytes // EAGER_UNIT
+        state.direct_attempts += 1
         return True
 
     def uring_stats(self) -> UringStats:
@@ -538,6 +550,7 @@ class Loop(asyncio.SelectorEventLoop):
             max_in_flight=d.max_in_flight,
             in_flight=d.in_flight,
             backlog=d.backlog,
+            direct_attempts=self._state.direct_attempts,
             implementation=IMPLEMENTATION,
         )
 
@@ -828,6 +841,11 @@ class Loop(asyncio.SelectorEventLoop):
         read would ignore it): an lseek per descriptor per loop iteration finds them.
         `known_seekable=True` says `fd` is one the caller opened and knows takes offsets (a
         regular file) and skips that lseek; uringloop.open's files pass it.
+
+        With an offset, what the page cache holds is copied directly while the loop's
+        inline budget lasts (inline_turn): the non-blocking read the kernel would make
+        inside io_uring_enter, without the operation (not on an O_DIRECT descriptor). The
+        rest, from the first page not cached, is read on the ring.
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         fd, size, offset = read_args(fd, size, offset, known_seekable)
@@ -835,23 +853,35 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
+        head = None
+        if offset >= 0 and copies_cached(fd) and self.inline_turn(size):
+            head = read_cached(fd, size, offset)
+            if head is not None:
+                copied = len(head)
+                # Stopped short inside a page, or at once: EOF; at a page's end: maybe the
+                # first page not cached, read on the ring.
+                if copied == size or not copied or (offset + copied) % PAGE_SIZE:
+                    return head
+                size -= copied
+                offset += copied
         op = Read(fd, size, offset, self._pool)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
         if not self._ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
-                return future.result()
+                return future.result() if head is None else head + future.result()
         else:
             self._driver.queue_read(op)  # type: ignore[attr-defined]
             # Done when it says so, unless the ring was given up meanwhile (the read went
             # to the thread pool with the rest).
             if self._submit_early(size) and future.done():
-                return future.result()
+                return future.result() if head is None else head + future.result()
         try:
-            return await future
+            data = await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
+        return data if head is None else head + data
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
         """Many preads with one await: [(fd, size, offset), ...] -> [bytes, ...] in order.

@@ -1,7 +1,8 @@
 """Count the words of many files concurrently, on any asyncio loop.
 
-Files are read with `uringloop.open`: on a uringloop Loop each open, read and close is an
-operation of the loop's io_uring; on another loop the same calls run on its thread pool.
+Files are read with `uringloop.open`: on a uringloop Loop each open, read and close is the
+loop's work, on its io_uring or, for a cached file, made directly as the kernel would make
+it inside io_uring_enter; on another loop the same calls run on its thread pool.
 """
 
 from __future__ import annotations

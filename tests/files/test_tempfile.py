@@ -39,7 +39,9 @@ async def test_temporary_file_leaves_no_name(tmp_path: Path, mode: str, no_fd_le
 
 
 @pytest.mark.asyncio
-async def test_temporary_file_goes_through_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
+async def test_temporary_file_goes_through_the_ring(
+    tmp_path: Path, no_fd_leak: None, ring_only: None
+) -> None:
     before = _submitted()
     async with tempfile.TemporaryFile(dir=tmp_path, buffering=0) as f:
         assert await f.write(b"abc") == 3

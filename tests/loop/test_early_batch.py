@@ -53,7 +53,7 @@ async def test_reads_waiting_on_pipes_are_submitted_mid_iteration() -> None:
 
 
 async def test_page_cache_reads_keep_one_submission_per_iteration(
-    data_file: tuple[str, bytes],
+    data_file: tuple[str, bytes], ring_only: None
 ) -> None:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, uringloop.Loop)

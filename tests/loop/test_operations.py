@@ -253,7 +253,7 @@ async def test_threadsafe_from_loop_thread_does_not_block(data_file: tuple[str, 
 
 @pytest.mark.loops("uring")
 async def test_lone_reads_complete_without_a_loop_iteration_but_still_yield(
-    data_file: tuple[str, bytes],
+    data_file: tuple[str, bytes], ring_only: None
 ) -> None:
     from uringloop._loop import EAGER_PER_ITERATION
 

@@ -51,7 +51,7 @@ class _Interrupting:
 
 @pytest.mark.parametrize("where", ["peek_columns", "consume_to"])
 def test_completions_read_when_interrupted_are_delivered_once(
-    data_file: tuple[str, bytes], where: str
+    data_file: tuple[str, bytes], where: str, ring_only: None
 ) -> None:
     # Eight reads, a batch and a no-op complete in one reap; the reap is interrupted right
     # after it read the CQEs (before any delivery), or right before it consumes them
@@ -141,7 +141,7 @@ class _Reaping:
 
 
 def test_a_reap_inside_a_delivery_delivers_each_completion_once(
-    data_file: tuple[str, bytes],
+    data_file: tuple[str, bytes], ring_only: None
 ) -> None:
     # The first read's delivery reaps again before it is done: that reap leaves the other
     # completions of the unfinished one to it, each task gets its own result once, and

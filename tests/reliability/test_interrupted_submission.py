@@ -273,7 +273,7 @@ def test_slots_reserved_just_before_an_interruption_go_back(call: str) -> None:
 
 @pytest.mark.parametrize("where", ["start", "next_sqe", "prep"])
 def test_a_lone_read_interrupted_while_taken_runs_once(
-    where: str, data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+    where: str, data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch, ring_only: None
 ) -> None:
     # The eager case (the driver's run_lone), interrupted as it starts, once its slot is
     # reserved, or once its entry is written and before it is in flight: the slot goes

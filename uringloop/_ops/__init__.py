@@ -50,6 +50,9 @@ from .operation import (
     checked_positions as checked_positions,
 )
 from .operation import (
+    copies_cached as copies_cached,
+)
+from .operation import (
     forget_descriptor as forget_descriptor,
 )
 from .operation import (

@@ -1,10 +1,12 @@
 /*
  * The hot path of operations, compiled: a read's core, the two loops that move operations
- * in and out of the ring, and the kernel's first attempt at an open, made by the caller.
+ * in and out of the ring, and the kernel's first attempts at an open and at a read, made by
+ * the caller.
  *
  * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
- * (ReadCore), functions (write_entries, deliver, open_cached), arguments, attributes and behaviour, down
- * to the order of the calls made on the pool, the waiter and each operation. What differs
+ * (ReadCore), functions (write_entries, deliver, open_cached, read_cached), arguments,
+ * attributes and behaviour, down to the order of the calls made on the pool, the waiter
+ * and each operation. What differs
  * is the cost: the SQE is written with one copy, the result bytes are copied straight from
  * the slot's address, and the loops reach a plain read's fields without attribute lookups.
  *
@@ -23,6 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -1146,6 +1149,70 @@ open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #endif
 }
 
+/* read_cached(fd, size, offset) -> bytes or None: see hotpath.py. */
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008 /* linux/fs.h, Linux 4.14 */
+#endif
+#define GIL_FREE_COPY 65536 /* copies from this size on let other threads run meanwhile */
+
+/* A value in [low, high] from a Python int: 0, or -1 with an error set (ValueError when
+ * out of range, as hotpath.py's, however far). */
+static int
+as_ranged(PyObject *value, long long low, long long high, const char *what, long long *into)
+{
+    PyObject *index = PyNumber_Index(value);
+    if (index == NULL)
+        return -1;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow || v < low || v > high) {
+        PyErr_Format(PyExc_ValueError, "read %s %R out of range [%lld, %lld]", what, index,
+                     low, high);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *into = v;
+    return 0;
+}
+
+static PyObject *
+read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "read_cached expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int fd;
+    long long size, offset;
+    if (as_c_int(args[0], &fd) < 0 || as_ranged(args[1], 1, MAX_RW_COUNT, "size", &size) < 0
+        || as_ranged(args[2], 0, LLONG_MAX, "offset", &offset) < 0)
+        return NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (data == NULL)
+        return NULL;
+    struct iovec iov = {PyBytes_AS_STRING(data), (size_t)size};
+    ssize_t n;
+    if (size >= GIL_FREE_COPY) {
+        Py_BEGIN_ALLOW_THREADS
+        n = preadv2(fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+        Py_END_ALLOW_THREADS
+    } else {
+        n = preadv2(fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+    }
+    if (n < 0) { /* EAGAIN, EOPNOTSUPP, or an error the ring's read reports */
+        Py_DECREF(data);
+        Py_RETURN_NONE;
+    }
+    if (n < size && _PyBytes_Resize(&data, (Py_ssize_t)n) < 0)
+        return NULL;
+    return data;
+}
+
 static PyMethodDef hotpath_functions[] = {
     {"write_entries", (PyCFunction)(void (*)(void))write_entries_into, METH_FASTCALL,
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
@@ -1156,6 +1223,9 @@ static PyMethodDef hotpath_functions[] = {
     {"open_cached", (PyCFunction)(void (*)(void))open_cached, METH_FASTCALL,
      "open_cached(dirfd, path, flags) -> fd or -errno: the kernel's non-blocking first\n"
      "attempt at an open, from the dentry cache alone."},
+    {"read_cached", (PyCFunction)(void (*)(void))read_cached, METH_FASTCALL,
+     "read_cached(fd, size, offset) -> bytes or None: the kernel's non-blocking first\n"
+     "attempt at a read, from the page cache alone."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {

@@ -9,3 +9,4 @@ class ReadCore(_Reference):
 write_entries = _hotpath.write_entries
 deliver = _hotpath.deliver
 open_cached = _hotpath.open_cached
+read_cached = _hotpath.read_cached

@@ -23,6 +23,7 @@ waiter gave up has its descriptor closed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import sys
 from array import array
@@ -90,9 +91,12 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 # at its pre-select step (forget_positions), and uringloop's own open and close forget the
 # numbers they hand out or free. A number closed and reused by code uringloop does not see
 # (os.close, os.pipe) within one iteration is not checked again until the next one.
-# Process-wide, as descriptor numbers are; set operations are atomic under the GIL.
-_seekable: set[int] = set()
+# Process-wide, as descriptor numbers are; dict operations are atomic under the GIL.
+# {fd: whether its reads may copy from the page cache directly (copies_cached), None: not
+# looked at yet}
+_seekable: dict[int, bool | None] = {}
 _SEEK_CUR = os.SEEK_CUR
+_O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
 
 def check_position(fd: int, offset: int) -> None:
@@ -105,15 +109,32 @@ def check_position(fd: int, offset: int) -> None:
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
         return  # EBADF and the like: the kernel reports them as pread(2) would
-    _seekable.add(fd)
+    _seekable[fd] = None
+
+
+def copies_cached(fd: int) -> bool:
+    """Whether a read of `fd`, which takes offsets (read_args checked it, or its caller
+    vouched), may first copy what the page cache holds directly (hotpath.read_cached): not
+    on an O_DIRECT descriptor, where even a non-blocking read waits for the device. Looked
+    at once per descriptor per loop iteration, as positions are."""
+    allowed = _seekable.get(fd)
+    if allowed is None:
+        if fd < 0:  # (fcntl raises ValueError) the ring's read reports EBADF
+            return False
+        try:
+            allowed = not fcntl.fcntl(fd, fcntl.F_GETFL) & _O_DIRECT
+        except OSError:  # EBADF: the ring's read reports it
+            return False
+        _seekable[fd] = allowed
+    return allowed
 
 
 def forget_descriptor(fd: int) -> None:
     """`fd` was closed, or was just handed out by an open: what we knew of it is stale."""
-    _seekable.discard(fd)
+    _seekable.pop(fd, None)
 
 
-def checked_positions() -> set[int]:
+def checked_positions() -> dict[int, bool | None]:
     """The descriptors checked since the last forget_positions(): non-empty means the loop
     must reach its pre-select step, which forgets them (read, never written, by callers)."""
     return _seekable

@@ -1,0 +1,215 @@
+"""Loop.pread with an offset first copies what the page cache holds (hotpath.read_cached:
+preadv2 with RWF_NOWAIT, the kernel's own first attempt at a ring READ), while the loop's
+inline budget lasts; what is not cached is read on the ring. Not on O_DIRECT descriptors,
+where even a non-blocking read waits for the device."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import steps_of_another_task
+from tests.files.test_read_cached import _cold_file, _partly_cached
+from tests.loop.test_open_inline import running, submitted
+from uringloop import _loop
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record each page-cache copy Loop.pread makes (the real one): (fd, bytes copied, or
+    -1 for none)."""
+    made: list[tuple[int, int]] = []
+    real = _loop.read_cached
+
+    def recording(fd: int, size: int, offset: int) -> bytes | None:
+        head = real(fd, size, offset)
+        made.append((fd, -1 if head is None else len(head)))
+        return head
+
+    monkeypatch.setattr(_loop, "read_cached", recording)
+    return made
+
+
+@pytest.fixture
+def cached(tmp_path: Path) -> tuple[int, bytes]:
+    """A descriptor of a file just written (in the page cache) that ends inside a page, and
+    its bytes."""
+    data = os.urandom((64 << 10) + 1000)
+    path = tmp_path / "cached.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    yield fd, data  # type: ignore[misc]
+    os.close(fd)
+
+
+async def test_a_cached_read_takes_no_ring_operation(cached: tuple[int, bytes]) -> None:
+    fd, data = cached
+    loop = running()
+    await asyncio.sleep(0)  # (a fresh budget)
+    before, attempts = submitted(), loop.uring_stats().direct_attempts
+    assert await loop.pread(fd, 4096, 8192) == data[8192:12288]
+    assert await loop.pread(fd, 100, 5) == data[5:105]
+    assert await loop.pread(fd, 100, len(data) - 10) == data[-10:]  # stopped inside a page
+    assert await loop.pread(fd, 100, len(data)) == b""  # at EOF
+    assert await loop.pread(fd, 100, len(data) + 5000) == b""  # past EOF
+    assert await loop.pread(fd, 100, 1 << 20) == b""  # past EOF, at a page's start
+    assert submitted() == before
+    assert loop.uring_stats().direct_attempts == attempts + 6
+
+
+async def test_a_read_ending_at_eof_on_a_page_boundary_is_whole(tmp_path: Path) -> None:
+    # The copy stops at a page's end short of the size: EOF, or a page not cached. The
+    # rest is asked of the ring, which says EOF.
+    data = os.urandom(16384)
+    path = tmp_path / "pages.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = submitted()
+        assert await running().pread(fd, 8192, 12288) == data[12288:]
+        assert submitted() == before + 1
+    finally:
+        os.close(fd)
+
+
+async def test_the_position_read_is_the_ring_s(cached: tuple[int, bytes]) -> None:
+    # offset -1 reads at the file position and moves it: a ring READ, never a copy.
+    fd, data = cached
+    loop = running()
+    os.lseek(fd, 100, os.SEEK_SET)
+    before, attempts = submitted(), loop.uring_stats().direct_attempts
+    assert await loop.pread(fd, 10) == data[100:110]
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 110
+    assert submitted() == before + 1
+    assert loop.uring_stats().direct_attempts == attempts
+
+
+async def test_a_read_not_cached_is_read_on_the_ring(tmp_path: Path) -> None:
+    path = tmp_path / "cold.bin"
+    data = _cold_file(path, 300_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = submitted()
+        assert await running().pread(fd, 8192, 65536) == data[65536 : 65536 + 8192]
+        assert submitted() == before + 1
+    finally:
+        os.close(fd)
+
+
+async def test_a_partly_cached_read_copies_the_head_and_reads_the_rest_on_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "half.bin"
+    data = _partly_cached(path, 400_000)  # its first two pages cached
+    made = copies(monkeypatch)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = submitted()
+        assert await running().pread(fd, len(data), 0) == data
+        if made == [(fd, len(data))]:  # the readahead _partly_cached's check started, done
+            pytest.skip("the kernel cached the whole file meanwhile")
+        assert made[0][1] > 0 and made[0][1] % 4096 == 0  # a head, up to a page's end
+        assert submitted() == before + 1  # and one ring read for the rest
+    finally:
+        os.close(fd)
+
+
+async def test_o_direct_reads_are_never_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A non-blocking read of an O_DIRECT file still waits for the device: such descriptors
+    # read on the ring, whatever the page cache holds.
+    path = tmp_path / "direct.bin"
+    data = os.urandom(1 << 16)
+    path.write_bytes(data)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    made = copies(monkeypatch)
+    try:
+        before = submitted()
+        assert await running().pread(fd, 4096, 4096) == data[4096:8192]
+        assert await running().pread(fd, 4096, 0) == data[:4096]
+        assert submitted() == before + 2
+        assert made == []
+    finally:
+        os.close(fd)
+
+
+async def test_a_number_reused_for_o_direct_is_looked_at_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a descriptor number allowed is forgotten when uringloop closes or opens it: the
+    # same number opened again with O_DIRECT in the same loop iteration reads on the ring.
+    loop = running()
+    path = tmp_path / "f.bin"
+    data = os.urandom(1 << 16)
+    path.write_bytes(data)
+    fd = await loop.open_fd(path, os.O_RDONLY)
+    assert await loop.pread(fd, 4096, 0) == data[:4096]  # copied: the number allowed it
+    await loop.close_fd(fd)
+    try:
+        again = await loop.open_fd(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    try:
+        assert again == fd, "the number was not reused (the test needs it)"
+        made = copies(monkeypatch)
+        before = submitted()
+        assert await loop.pread(again, 4096, 4096) == data[4096:8192]
+        assert submitted() == before + 1
+        assert made == []
+    finally:
+        os.close(again)
+
+
+async def test_reading_in_a_loop_still_yields(cached: tuple[int, bytes]) -> None:
+    # Each copy takes a turn of the loop's inline budget: once it is spent, the read goes
+    # to the ring and the coroutine yields to the loop's other work.
+    fd, data = cached
+    loop = running()
+    reads = 10 * _loop.INLINE_PER_ITERATION
+    async with steps_of_another_task() as other:
+        for i in range(reads):
+            offset = (i * 4096) % len(data)
+            assert await loop.pread(fd, 4096, offset) == data[offset : offset + 4096]
+    assert other.steps >= 9
+
+
+async def test_without_a_turn_the_read_is_the_ring_s(
+    cached: tuple[int, bytes], ring_only: None
+) -> None:
+    fd, data = cached
+    before = submitted()
+    assert await running().pread(fd, 4096, 0) == data[:4096]
+    assert submitted() == before + 1
+
+
+@pytest.mark.loops("fallback")
+async def test_the_fallback_loop_reads_in_its_thread_pool(cached: tuple[int, bytes]) -> None:
+    # No ring, no budget: the read goes to the pool, and still reads what the file holds.
+    fd, data = cached
+    loop: Any = asyncio.get_running_loop()
+    assert await loop.pread(fd, 100, 50) == data[50:150]
+    assert loop.uring_stats().direct_attempts == 0
+
+
+async def test_bad_descriptors_fail_as_os_pread(tmp_path: Path) -> None:
+    loop = running()
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(OSError) as espipe:
+            await loop.pread(read_end, 10, 0)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert espipe.value.errno == 29  # ESPIPE, as os.pread
+    with pytest.raises(OSError) as ebadf:
+        await loop.pread(read_end, 10, 0)  # closed
+    assert ebadf.value.errno == 9  # EBADF
