@@ -161,6 +161,7 @@ def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No direct shortcut (Loop.inline_turn says no): every open, read and close goes
     through the loop's ring, for tests of what the ring does with them."""
     monkeypatch.setattr(uringloop.Loop, "inline_turn", lambda self, nbytes=0: False)
+    monkeypatch.setattr(uringloop.Loop, "_read_many_cached", lambda self, *columns: [])
 
 
 class OtherTask:

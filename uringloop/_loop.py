@@ -54,6 +54,7 @@ from ._ops import (
 from ._ops.args import off_t
 from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import READ_CACHED as read_cached
+from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -75,6 +76,7 @@ IMPLEMENTATION = (
 
 if TYPE_CHECKING:
     import collections
+    from array import array
     from collections.abc import Coroutine, Iterable
 
     from ._driver import DriverStats
@@ -533,6 +535,18 @@ class Loop(asyncio.SelectorEventLoop):
         state.direct_attempts += 1
         return True
 
+    def _inline_room(self) -> int:
+        """The turns inline_turn() may still give before the next pre-select step, spending
+        none (<= 0: none, or no direct work on this loop; then, as inline_turn, the eager
+        turns are zeroed)."""
+        if not self._driver.uses_ring or self._closed or self._state.forked:
+            return 0
+        room = max(INLINE_PER_ITERATION, len(self._ready) * INLINE_PER_READY)
+        room -= self._state.inline_spent
+        if room <= 0:
+            self._eager_left = min(self._eager_left, 0)
+        return room
+
     def uring_stats(self) -> UringStats:
         """Counters of the loop's file operations since it was created (see UringStats)."""
         driver = self._driver
@@ -888,14 +902,55 @@ class Loop(asyncio.SelectorEventLoop):
 
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
+        As pread's, reads with an offset first copy what the page cache holds, in request
+        order, while the loop's inline budget lasts; from the first that is not whole, the
+        rest go to the ring.
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
             return [await self.pread(*table._request(reqs[0]))] if reqs else []
         fds, sizes, offsets = table.read_many_args(reqs)
         self._check_usable()  # before the batch takes its buffers
+        head = self._read_many_cached(fds, sizes, offsets)
+        if head is None:  # the budget is spent: after one loop iteration it is again
+            await asyncio.sleep(0)
+            self._check_usable()
+            head = self._read_many_cached(fds, sizes, offsets) or []
+        if head:
+            if len(head) == len(fds):
+                return head
+            done = len(head)
+            fds, sizes, offsets = fds[done:], sizes[done:], offsets[done:]
         op = ReadBatch(fds, sizes, offsets, self._pool)
-        return await self._run(op)  # type: ignore[no-any-return]
+        rest: list[bytes] = await self._run(op)
+        return head + rest if head else rest
+
+    def _read_many_cached(
+        self, fds: array[int], sizes: array[int], offsets: array[int]
+    ) -> list[bytes] | None:
+        """pread_many's page-cache copies, as pread's (read_many_cached): the answers of the
+        first requests, in order, for as long as the copies are whole and the inline budget
+        lasts; each request takes the turns pread's would (the batch's largest size). None
+        when copies could be made but the budget is spent."""
+        if min(offsets) < 0:
+            return []
+        low = min(fds)
+        if low == max(fds):
+            if not copies_cached(low):
+                return []
+        elif not all(copies_cached(fd) for fd in set(fds)):
+            return []
+        room = self._inline_room()
+        if room <= 0:
+            return None if self._driver.uses_ring and not self._closed else []
+        cost = 1 + max(sizes) // EAGER_UNIT
+        allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
+        head = read_many_cached(fds, sizes, offsets, allowed)
+        attempts = min(len(head) + 1, allowed)
+        state = self._state
+        state.inline_spent += attempts * cost
+        state.direct_attempts += attempts
+        return head
 
     nop = _coroutine(table.nop)
     preadv = _coroutine(table.preadv)

@@ -213,3 +213,88 @@ async def test_bad_descriptors_fail_as_os_pread(tmp_path: Path) -> None:
     with pytest.raises(OSError) as ebadf:
         await loop.pread(read_end, 10, 0)  # closed
     assert ebadf.value.errno == 9  # EBADF
+
+
+# -- pread_many ----------------------------------------------------------------------------
+
+
+async def test_a_cached_batch_takes_no_ring_operation(cached: tuple[int, bytes]) -> None:
+    fd, data = cached
+    loop = running()
+    await asyncio.sleep(0)  # (a fresh budget)
+    offsets = [0, 4096, 100, len(data) - 10, len(data) + 4096]
+    before, attempts = submitted(), loop.uring_stats().direct_attempts
+    got = await loop.pread_many([(fd, 4096, offset) for offset in offsets])
+    assert got == [data[offset : offset + 4096] for offset in offsets]
+    assert submitted() == before
+    assert loop.uring_stats().direct_attempts == attempts + len(offsets)
+
+
+async def test_a_batch_goes_on_on_the_ring_from_its_first_read_not_cached(
+    tmp_path: Path, cached: tuple[int, bytes]
+) -> None:
+    hot, hot_data = cached
+    path = tmp_path / "cold.bin"
+    cold_data = _cold_file(path, 300_000)
+    cold = os.open(path, os.O_RDONLY)
+    try:
+        requests = [(hot, 100, 0), (hot, 100, 4096), (cold, 100, 200_000), (hot, 100, 8192)]
+        before = submitted()
+        got = await running().pread_many(requests)
+        assert got == [hot_data[:100], hot_data[4096:4196], cold_data[200_000:200_100],
+                       hot_data[8192:8292]]  # fmt: skip
+        assert submitted() == before + 2  # the cold read and the one after it, as a batch
+    finally:
+        os.close(cold)
+
+
+async def test_a_batch_with_a_position_read_or_o_direct_is_the_ring_s(
+    tmp_path: Path, cached: tuple[int, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd, data = cached
+    made: list[Any] = []
+    real = _loop.read_many_cached
+    monkeypatch.setattr(_loop, "read_many_cached", lambda *a: made.append(a) or real(*a))
+    loop = running()
+    os.lseek(fd, 0, os.SEEK_SET)
+    assert await loop.pread_many([(fd, 10, 50), (fd, 10, -1)]) == [data[50:60], data[:10]]
+    path = tmp_path / "direct.bin"
+    path.write_bytes(data[:8192])
+    try:
+        direct = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    try:
+        got = await loop.pread_many([(fd, 4096, 0), (direct, 4096, 4096)])
+        assert got == [data[:4096], data[4096:8192]]
+    finally:
+        os.close(direct)
+    assert made == []
+
+
+async def test_a_batch_with_the_budget_spent_copies_after_one_loop_iteration(
+    cached: tuple[int, bytes],
+) -> None:
+    # Spent by other work: the batch waits one loop iteration (the budget is renewed at
+    # its pre-select step) and copies then, rather than take the ring's round trips.
+    fd, data = cached
+    loop = running()
+    while loop.inline_turn():
+        pass
+    before = submitted()
+    async with steps_of_another_task() as other:
+        got = await loop.pread_many([(fd, 100, offset) for offset in range(0, 6400, 100)])
+        assert other.steps >= 1  # it yielded
+    assert got == [data[offset : offset + 100] for offset in range(0, 6400, 100)]
+    assert submitted() == before
+
+
+async def test_reading_batches_in_a_loop_still_yields(cached: tuple[int, bytes]) -> None:
+    fd, data = cached
+    loop = running()
+    batches = 10 * _loop.INLINE_PER_ITERATION // 16
+    async with steps_of_another_task() as other:
+        for _ in range(batches):
+            got = await loop.pread_many([(fd, 4096, 4096 * k) for k in range(16)])
+            assert got[3] == data[12288:16384]
+    assert other.steps >= 9

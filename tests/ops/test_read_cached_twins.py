@@ -1,38 +1,86 @@
-"""read_cached(), the kernel's non-blocking first attempt at a read made by the caller, on
-both twins: the pure-Python reference (uringloop/_ops/hotpath.py) and the compiled one
-(_hotpath.c), compared."""
+"""read_cached() and read_many_cached(), the kernel's non-blocking first attempt at a read
+made by the caller, on both twins: the pure-Python reference (uringloop/_ops/hotpath.py)
+and the compiled one (_hotpath.c), compared."""
 
 from __future__ import annotations
 
 import os
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import twin
 from uringloop._ops import hotpath
 
+try:
+    from uringloop._ops import _hotpath
+except ImportError:  # not built: its tests skip, and test_extension.py says whether it should be
+    _hotpath = None  # type: ignore[assignment]
 
-def test_the_twins_read_the_same(tmp_path: Path) -> None:
-    try:
-        from uringloop._ops import _hotpath
-    except ImportError:
-        pytest.skip("the compiled twin is not built")
+
+@pytest.fixture
+def compiled() -> Any:
+    return twin(_hotpath, "hot path")
+
+
+@pytest.fixture
+def file(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
+    """A descriptor of a file of 10,000 random bytes, and the bytes."""
     path = tmp_path / "f.bin"
     data = os.urandom(10_000)
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
-    try:
-        for size, offset in [(1, 0), (4096, 0), (20_000, 0), (10, 9_995), (10, 10_000),
-                             (10, 99_999)]:  # fmt: skip
-            ours = [read(fd, size, offset) for read in (hotpath.read_cached, _hotpath.read_cached)]
-            assert ours[0] == ours[1] == data[offset : offset + size]
-    finally:
-        os.close(fd)
-    assert hotpath.read_cached(fd, 10, 0) is None is _hotpath.read_cached(fd, 10, 0)  # EBADF
+    yield fd, data
+    os.close(fd)
+
+
+def test_the_twins_read_the_same(compiled: Any, file: tuple[int, bytes]) -> None:
+    fd, data = file
+    for size, offset in [(1, 0), (4096, 0), (20_000, 0), (10, 9_995), (10, 10_000),
+                         (10, 99_999)]:  # fmt: skip
+        ours = [read(fd, size, offset) for read in (hotpath.read_cached, compiled.read_cached)]
+        assert ours[0] == ours[1] == data[offset : offset + size]
+    assert hotpath.read_cached(999, 10, 0) is None is compiled.read_cached(999, 10, 0)  # EBADF
     for bad in [(fd, 0, 0), (fd, 1, -1), (fd, 2**31, 0), (fd, 1, 2**63), (2**31, 1, 0)]:
         errors = []
-        for read in (hotpath.read_cached, _hotpath.read_cached):
+        for read in (hotpath.read_cached, compiled.read_cached):
             with pytest.raises((ValueError, OverflowError)) as info:
                 read(*bad)
             errors.append(type(info.value))
         assert errors[0] is errors[1], bad
+
+
+def test_the_twins_copy_the_same_batches(compiled: Any, file: tuple[int, bytes]) -> None:
+    fd, data = file
+    q = lambda *values: array("q", values)  # noqa: E731  (read_many_args's columns)
+    cases: list[tuple[Any, ...]] = [
+        (q(fd, fd, fd), q(10, 0, 4096), q(0, 5, 4096), 10),  # a size of 0: b"", no read
+        ([fd, fd], [10, 20], [9_995, 0], 5),  # any sequences; EOF inside a page is whole
+        (q(fd, fd), q(10, 10), q(0, 20_000), 1),  # the limit
+        (q(fd, fd), q(10, 10), q(0, 0), 0),
+        (q(fd, fd), q(10, 10), q(0, 0), -3),
+        (q(fd, fd), q(10, 10), q(0, 0), 2**80),
+        (q(fd, 999), q(10, 10), q(0, 0), 9),  # EBADF: stops there
+        (q(fd, fd), q(10), q(0, 0), 9),
+        (q(fd, fd), q(10, -1), q(0, 0), 9),
+        (q(fd, fd), q(10, 2**31), q(0, 0), 9),
+        ([fd, fd], [10, 2**70], [0, 0], 9),
+        ([fd, fd], [10, 1.0], [0, 0], 9),
+        ([fd, fd], [10, 10], [0, -1], 9),
+        ([fd, 2**40], [10, 10], [0, 0], 9),
+        (array("i", [fd]), array("i", [10]), array("i", [0]), 1),
+        (5, [10], [0], 1),
+    ]
+    for case in cases:
+        outcomes = []
+        for read in (hotpath.read_many_cached, compiled.read_many_cached):
+            try:
+                outcomes.append(("ok", read(*case)))
+            except Exception as exc:
+                outcomes.append((type(exc).__name__, str(exc)))
+        assert outcomes[0] == outcomes[1], case
+    got = compiled.read_many_cached(q(fd, fd, fd), q(10, 0, 4096), q(0, 5, 4096), 10)
+    assert got == [data[:10], b"", data[4096:8192]]

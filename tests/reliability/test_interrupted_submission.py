@@ -61,7 +61,9 @@ def test_an_interrupted_entry_goes_back_and_runs_later(monkeypatch: pytest.Monke
 
 
 def test_an_interrupted_batch_is_written_again_from_where_it_was(
-    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+    data_file: tuple[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    ring_only: None,
 ) -> None:
     # A pread_many of parts of different sizes (one pool slot each) is interrupted after
     # writing two of its six entries: none of them reaches the kernel, and the batch,
@@ -157,7 +159,9 @@ def _batch_file(tmp_path: Any) -> tuple[str, bytes]:
 
 
 def test_a_batch_interrupted_before_its_parts_are_in_flight(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    ring_only: None,
 ) -> None:
     # The interruption lands after the batch's entries are written and before the driver
     # records them in flight: they are given back, and written again whole.
@@ -189,7 +193,9 @@ def test_a_batch_interrupted_before_its_parts_are_in_flight(
 
 
 def test_a_batch_interrupted_after_taking_its_user_data_range(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    ring_only: None,
 ) -> None:
     # The interruption lands once the batch has its range of user_data (the first call
     # the driver makes on it after that): an operation queued behind it never gets a

@@ -4,10 +4,9 @@
  * the caller.
  *
  * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
- * (ReadCore), functions (write_entries, deliver, open_cached, read_cached), arguments,
- * attributes and behaviour, down to the order of the calls made on the pool, the waiter
- * and each operation. What differs
- * is the cost: the SQE is written with one copy, the result bytes are copied straight from
+ * (ReadCore), functions (write_entries, deliver, open_cached, read_cached,
+ * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
+ * made on the pool, the waiter and each operation. What differs is the cost: the SQE is written with one copy, the result bytes are copied straight from
  * the slot's address, and the loops reach a plain read's fields without attribute lookups.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
@@ -1213,6 +1212,152 @@ read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return data;
 }
 
+/* read_many_cached(fds, sizes, offsets, limit) -> [bytes, ...]: see hotpath.py. */
+
+/* The columns of a batch: signed 64-bit buffers (read_many_args's arrays) read in place,
+ * any other sequence item by item. */
+typedef struct {
+    PyObject *seq;
+    Py_buffer view; /* view.obj NULL: not a 'q' buffer */
+} column;
+
+static int
+column_open(column *c, PyObject *seq)
+{
+    c->seq = seq;
+    c->view.obj = NULL;
+    if (PyObject_CheckBuffer(seq)) {
+        if (PyObject_GetBuffer(seq, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+            return -1;
+        if (c->view.itemsize != 8 || c->view.format == NULL || strcmp(c->view.format, "q") != 0)
+            PyBuffer_Release(&c->view); /* (sets view.obj to NULL) */
+    }
+    return 0;
+}
+
+static void
+column_close(column *c)
+{
+    if (c->view.obj != NULL)
+        PyBuffer_Release(&c->view);
+}
+
+static Py_ssize_t
+column_len(column *c)
+{
+    return c->view.obj != NULL ? c->view.len / 8 : PyObject_Size(c->seq);
+}
+
+/* Item i as a new reference (a Python int for a buffer's), as seq[i] gives it. */
+static PyObject *
+column_item(column *c, Py_ssize_t i)
+{
+    if (c->view.obj != NULL)
+        return PyLong_FromLongLong(((long long *)c->view.buf)[i]);
+    PyObject *key = PyLong_FromSsize_t(i);
+    if (key == NULL)
+        return NULL;
+    PyObject *item = PyObject_GetItem(c->seq, key);
+    Py_DECREF(key);
+    return item;
+}
+
+static PyObject *
+read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "read_many_cached expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *index = PyNumber_Index(args[3]);
+    if (index == NULL)
+        return NULL;
+    int overflow;
+    long long wanted = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (wanted == -1 && PyErr_Occurred())
+        return NULL;
+    /* (any limit past the batch is the batch, any below 0 none, as min() makes it) */
+    Py_ssize_t limit = overflow > 0 || wanted > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+                       : overflow < 0 || wanted < 0         ? 0
+                                                            : (Py_ssize_t)wanted;
+    column cols[3];
+    int opened = 0;
+    PyObject *answers = NULL;
+    for (; opened < 3; opened++)
+        if (column_open(&cols[opened], args[opened]) < 0)
+            goto done;
+    Py_ssize_t count = column_len(&cols[0]), sizes = column_len(&cols[1]),
+               offsets = column_len(&cols[2]);
+    if (count < 0 || sizes < 0 || offsets < 0)
+        goto done;
+    if (sizes != count || offsets != count) {
+        PyErr_SetString(PyExc_ValueError,
+                        "read_many_cached: fds, sizes and offsets differ in length");
+        goto done;
+    }
+    if (limit < count)
+        count = limit < 0 ? 0 : limit;
+    answers = PyList_New(0);
+    if (answers == NULL)
+        goto done;
+    long page = sysconf(_SC_PAGESIZE);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *fields[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < 3; k++) {
+            fields[k] = column_item(&cols[k], i);
+            if (fields[k] == NULL) {
+                Py_XDECREF(fields[0]);
+                Py_XDECREF(fields[1]);
+                Py_CLEAR(answers);
+                goto done;
+            }
+        }
+        PyObject *data = NULL;
+        long long size = 0, offset = 0;
+        PyObject *size_index = PyNumber_Index(fields[1]);
+        if (size_index != NULL) {
+            int zero = PyObject_Not(size_index);
+            if (zero == 1)
+                data = PyBytes_FromStringAndSize(NULL, 0);
+            else if (zero == 0)
+                data = read_cached(module, fields, 3);
+            if (data != NULL && data != Py_None && !zero) {
+                /* read_cached took both as in range: these cannot fail */
+                size = PyLong_AsLongLong(size_index);
+                offset = PyLong_AsLongLong(fields[2]);
+            }
+            Py_DECREF(size_index);
+        }
+        Py_DECREF(fields[0]);
+        Py_DECREF(fields[1]);
+        Py_DECREF(fields[2]);
+        if (data == NULL) {
+            Py_CLEAR(answers);
+            goto done;
+        }
+        if (data == Py_None) {
+            Py_DECREF(data);
+            break;
+        }
+        Py_ssize_t copied = PyBytes_GET_SIZE(data);
+        if (copied != size && copied && (offset + copied) % page == 0) {
+            Py_DECREF(data); /* a page not cached, maybe: the whole read goes the other way */
+            break;
+        }
+        int failed = PyList_Append(answers, data);
+        Py_DECREF(data);
+        if (failed) {
+            Py_CLEAR(answers);
+            goto done;
+        }
+    }
+done:
+    while (opened > 0)
+        column_close(&cols[--opened]);
+    return answers;
+}
+
 static PyMethodDef hotpath_functions[] = {
     {"write_entries", (PyCFunction)(void (*)(void))write_entries_into, METH_FASTCALL,
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
@@ -1226,6 +1371,9 @@ static PyMethodDef hotpath_functions[] = {
     {"read_cached", (PyCFunction)(void (*)(void))read_cached, METH_FASTCALL,
      "read_cached(fd, size, offset) -> bytes or None: the kernel's non-blocking first\n"
      "attempt at a read, from the page cache alone."},
+    {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
+     "read_many_cached(fds, sizes, offsets, limit) -> [bytes, ...]: read_cached() of the\n"
+     "first requests, for as long as each copy is the whole answer."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {

@@ -10,3 +10,4 @@ write_entries = _hotpath.write_entries
 deliver = _hotpath.deliver
 open_cached = _hotpath.open_cached
 read_cached = _hotpath.read_cached
+read_many_cached = _hotpath.read_many_cached

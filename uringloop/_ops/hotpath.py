@@ -10,9 +10,9 @@ CQEs afterwards. The driver owns the tables both work on.
 
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
-the calls made on each operation. READ_CORE, WRITE_ENTRIES, DELIVER, OPEN_CACHED and
-READ_CACHED are the ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set
-or it was not built.
+the calls made on each operation. READ_CORE, WRITE_ENTRIES, DELIVER, OPEN_CACHED,
+READ_CACHED and READ_MANY_CACHED are the ones in use: the compiled twin's, unless
+URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -35,6 +35,7 @@ import operator
 import os
 from typing import TYPE_CHECKING, Any
 
+from .._aligned import PAGE_SIZE
 from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
@@ -383,6 +384,35 @@ def read_cached(fd: int, size: int, offset: int) -> bytes | None:
     return bytes(buf) if n == size else bytes(memoryview(buf)[:n])
 
 
+def read_many_cached(
+    fds: Sequence[int], sizes: Sequence[int], offsets: Sequence[int], limit: int
+) -> list[bytes]:
+    """read_cached() of the first requests (fds[i], sizes[i], offsets[i]), at most `limit`
+    of them, in order, for as long as each copy is the read's whole answer: all of it, or
+    up to EOF (a copy stopping inside a page, or at once with b""). The list of those
+    answers: shorter than the requests where a copy was not whole (nothing cached, a copy
+    stopping at a page's end short of its size, an error), which the caller reads again,
+    whole, another way. Sizes of 0 answer b"" without a read. Checked values (as
+    read_many_args gives them): fds >= 0, sizes in [0, MAX_RW_COUNT], offsets >= 0."""
+    count = min(len(fds), operator.index(limit))
+    if len(sizes) != len(fds) or len(offsets) != len(fds):
+        raise ValueError("read_many_cached: fds, sizes and offsets differ in length")
+    answers: list[bytes] = []
+    for i in range(count):
+        size, offset = operator.index(sizes[i]), offsets[i]
+        if size == 0:
+            answers.append(b"")
+            continue
+        data = read_cached(fds[i], size, offset)
+        if data is None:
+            break
+        copied = len(data)
+        if copied != size and copied and (offset + copied) % PAGE_SIZE == 0:
+            break  # a page not cached, maybe: the whole read goes the other way
+        answers.append(data)
+    return answers
+
+
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
 WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
     compiled("uringloop._ops._hotpath", "write_entries") or write_entries
@@ -395,5 +425,8 @@ OPEN_CACHED: Callable[[int, bytes, int], int] = (
 )
 READ_CACHED: Callable[[int, int, int], bytes | None] = (
     compiled("uringloop._ops._hotpath", "read_cached") or read_cached
+)
+READ_MANY_CACHED: Callable[[Sequence[int], Sequence[int], Sequence[int], int], list[bytes]] = (
+    compiled("uringloop._ops._hotpath", "read_many_cached") or read_many_cached
 )
 IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"
