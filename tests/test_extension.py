@@ -12,7 +12,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from uringloop import _handle, threads
+import pytest
+
+from uringloop import _handle, _twins, threads
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -79,3 +81,14 @@ def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
     )
     default = "c" if built else "python"
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, default, "hello"]
+
+
+def test_a_build_older_than_the_sources_gives_way_name_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A compiled module built before a function was added to its twin (an editable
+    # install not built again) lacks that name: the reference twin is used for it,
+    # rather than `import uringloop` failing.
+    monkeypatch.delenv("URINGLOOP_NO_EXTENSIONS", raising=False)
+    assert _twins.compiled("uringloop._ops.hotpath", "no_such_function") is None
+    assert _twins.compiled("uringloop._ops.hotpath", "read_cached") is hotpath.read_cached

@@ -52,6 +52,7 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
+from ._ops import copies_cached, copies_refused
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ring.abi import StatxMask
 
@@ -78,6 +79,7 @@ _BYTES_MAX = sys.maxsize - sys.getsizeof(b"")  # the longest bytes object CPytho
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h; os has it from Python 3.7 on Linux
+_NO_NOWAIT = -errno.EOPNOTSUPP  # a copy's answer where the file cannot say without waiting
 
 
 _running_loop = asyncio.get_running_loop
@@ -288,9 +290,17 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
 def _read_cached(fd: int, size: int, offset: int) -> bytes:
     """What the page cache holds of `size` (> 0) bytes at `offset`, copied at once with the
     kernel's own non-blocking first attempt at a read (hotpath.read_cached): b"" when it
-    copies nothing (not cached, or an error left for the ring's read to report) or at EOF.
-    It stops short at EOF, or at the first page not in the cache."""
-    return read_cached(fd, size, offset) or b""
+    copies nothing (not cached, the file cannot say without waiting, or an error left for
+    the ring's read to report) or at EOF. It stops short at EOF, or at the first page not
+    in the cache."""
+    if not copies_cached(fd):
+        return b""
+    copy = read_cached(fd, size, offset)
+    if type(copy) is bytes:
+        return copy
+    if copy == _NO_NOWAIT:
+        copies_refused(fd)
+    return b""
 
 
 async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:
@@ -308,9 +318,13 @@ async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:
 def _read_cached_into(fd: int, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
+    if not copies_cached(fd):
+        return 0
     try:
         return os.preadv(fd, (view,), offset, _RWF_NOWAIT)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            copies_refused(fd)
         return 0
 
 

@@ -47,6 +47,7 @@ from ._ops import (
     Spec,
     checked_positions,
     copies_cached,
+    copies_refused,
     forget_positions,
     read_args,
     table,
@@ -166,6 +167,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
+_NO_NOWAIT = -errno.EOPNOTSUPP  # a copy's answer where the file cannot say without waiting
 _Future = asyncio.Future
 _monotonic = time.monotonic
 
@@ -185,10 +187,10 @@ class UringStats:
     max_in_flight: int
     in_flight: int
     backlog: int  # queued in user space, not yet in the kernel
-    # Shortcuts Loop.inline_turn() allowed: work the kernel does inline made directly
-    # instead of an operation (an open from the dentry cache, a copy from the page cache).
-    # One that finds it cannot (a page not cached) goes on as an operation, counted above.
-    direct_attempts: int
+    # Work the kernel does inline made directly instead of an operation (an open from the
+    # dentry cache, a copy from the page cache); one that finds it cannot (a page not
+    # cached) goes on as an operation, counted above too.
+    direct_attempts: int  # shortcuts Loop.inline_turn() allowed (opens, page-cache copies)
     # Which twins of the hot path run (the ring's queues and the read operation): "c" (the
     # compiled extensions, built on install where a C compiler and the Python headers
     # are) or "python" (the pure-Python reference, also chosen by
@@ -856,10 +858,11 @@ class Loop(asyncio.SelectorEventLoop):
         `known_seekable=True` says `fd` is one the caller opened and knows takes offsets (a
         regular file) and skips that lseek; uringloop.open's files pass it.
 
-        With an offset, what the page cache holds is copied directly while the loop's
-        inline budget lasts (inline_turn): the non-blocking read the kernel would make
-        inside io_uring_enter, without the operation (not on an O_DIRECT descriptor). The
-        rest, from the first page not cached, is read on the ring.
+        With an offset and a size up to the largest pool slot (1 MiB), what the page cache
+        holds is copied directly while the loop's inline budget lasts (inline_turn): the
+        non-blocking read the kernel would make inside io_uring_enter, without the
+        operation (not on an O_DIRECT descriptor, nor where the file refuses such reads).
+        The rest, from the first page not cached, is read on the ring.
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         fd, size, offset = read_args(fd, size, offset, known_seekable)
@@ -867,35 +870,38 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
-        head = None
-        if offset >= 0 and copies_cached(fd) and self.inline_turn(size):
-            head = read_cached(fd, size, offset)
-            if head is not None:
-                copied = len(head)
+        head = b""
+        if offset >= 0 and size <= _POOLED_MAX and copies_cached(fd) and self.inline_turn(size):
+            copy = read_cached(fd, size, offset)
+            if type(copy) is bytes:
+                copied = len(copy)
                 # Stopped short inside a page, or at once: EOF; at a page's end: maybe the
                 # first page not cached, read on the ring.
                 if copied == size or not copied or (offset + copied) % PAGE_SIZE:
-                    return head
+                    return copy
+                head = copy
                 size -= copied
                 offset += copied
+            elif copy == _NO_NOWAIT:
+                copies_refused(fd)
         op = Read(fd, size, offset, self._pool)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
         if not self._ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
-                return future.result() if head is None else head + future.result()
+                return head + future.result() if head else future.result()
         else:
             self._driver.queue_read(op)  # type: ignore[attr-defined]
             # Done when it says so, unless the ring was given up meanwhile (the read went
             # to the thread pool with the rest).
             if self._submit_early(size) and future.done():
-                return future.result() if head is None else head + future.result()
+                return head + future.result() if head else future.result()
         try:
             data = await future
         except asyncio.CancelledError:
             self._abandon(op, future)
             raise
-        return data if head is None else head + data
+        return head + data if head else data
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
         """Many preads with one await: [(fd, size, offset), ...] -> [bytes, ...] in order.

@@ -6,7 +6,9 @@ where even a non-blocking read waits for the device."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +18,21 @@ from tests.conftest import steps_of_another_task
 from tests.files.test_read_cached import _cold_file, _partly_cached
 from tests.loop.test_open_inline import running, submitted
 from uringloop import _loop
+from uringloop._buffers import SLOT_SIZES
+from uringloop._ops import hotpath
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 
 
 def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Record each page-cache copy Loop.pread makes (the real one): (fd, bytes copied, or
-    -1 for none)."""
+    -errno)."""
     made: list[tuple[int, int]] = []
     real = _loop.read_cached
 
-    def recording(fd: int, size: int, offset: int) -> bytes | None:
+    def recording(fd: int, size: int, offset: int) -> bytes | int:
         head = real(fd, size, offset)
-        made.append((fd, -1 if head is None else len(head)))
+        made.append((fd, head if isinstance(head, int) else len(head)))
         return head
 
     monkeypatch.setattr(_loop, "read_cached", recording)
@@ -117,6 +121,65 @@ async def test_a_partly_cached_read_copies_the_head_and_reads_the_rest_on_the_ri
         assert submitted() == before + 1  # and one ring read for the rest
     finally:
         os.close(fd)
+
+
+async def test_a_copy_from_inside_a_page_to_a_page_s_end_goes_on_on_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started inside the first page, the copy stops at the end of the second (the first
+    # not cached comes next): short of the size at a page's end, which is not EOF.
+    path = tmp_path / "half.bin"
+    data = _partly_cached(path, 400_000)
+    made = copies(monkeypatch)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert await running().pread(fd, 300_000, 100) == data[100:300_100]
+        if made == [(fd, 300_000)]:  # the readahead _partly_cached's check started, done
+            pytest.skip("the kernel cached the whole file meanwhile")
+        assert made[0][1] > 0 and (100 + made[0][1]) % 4096 == 0
+    finally:
+        os.close(fd)
+
+
+async def test_a_read_past_the_largest_pool_slot_is_the_ring_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its buffer would be allocated before the copy, whatever the file holds.
+    data = os.urandom(SLOT_SIZES[-1] + 4096)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    made = copies(monkeypatch)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert await running().pread(fd, len(data), 0) == data
+        assert made == []
+        assert await running().pread(fd, SLOT_SIZES[-1], 0) == data[: SLOT_SIZES[-1]]
+        assert made == [(fd, SLOT_SIZES[-1])]
+    finally:
+        os.close(fd)
+
+
+async def test_a_file_that_refuses_copies_is_not_asked_again_in_the_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # tmpfs (here) answers a non-blocking read with EOPNOTSUPP: one attempt, then the
+    # descriptor's reads go straight to the ring until the next loop iteration.
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    fd, path = tempfile.mkstemp(dir="/dev/shm")
+    try:
+        os.write(fd, b"x" * 10_000)
+        if hotpath.read_cached(fd, 10, 0) != -errno.EOPNOTSUPP:
+            pytest.skip("/dev/shm takes non-blocking reads here")
+        made = copies(monkeypatch)
+        loop = running()
+        await asyncio.sleep(0)  # (a fresh iteration)
+        for offset in (0, 100, 200):
+            assert await loop.pread(fd, 10, offset) == b"x" * 10
+        assert made == [(fd, -errno.EOPNOTSUPP)]
+    finally:
+        os.close(fd)
+        os.unlink(path)
 
 
 async def test_o_direct_reads_are_never_copied(

@@ -53,6 +53,9 @@ from .operation import (
     copies_cached as copies_cached,
 )
 from .operation import (
+    copies_refused as copies_refused,
+)
+from .operation import (
     forget_descriptor as forget_descriptor,
 )
 from .operation import (

@@ -1148,7 +1148,7 @@ open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #endif
 }
 
-/* read_cached(fd, size, offset) -> bytes or None: see hotpath.py. */
+/* read_cached(fd, size, offset) -> bytes or -errno: see hotpath.py. */
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008 /* linux/fs.h, Linux 4.14 */
 #endif
@@ -1204,8 +1204,9 @@ read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         n = preadv2(fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
     }
     if (n < 0) { /* EAGAIN, EOPNOTSUPP, or an error the ring's read reports */
+        int error = errno;
         Py_DECREF(data);
-        Py_RETURN_NONE;
+        return PyLong_FromLong(-error);
     }
     if (n < size && _PyBytes_Resize(&data, (Py_ssize_t)n) < 0)
         return NULL;
@@ -1322,7 +1323,7 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 data = PyBytes_FromStringAndSize(NULL, 0);
             else if (zero == 0)
                 data = read_cached(module, fields, 3);
-            if (data != NULL && data != Py_None && !zero) {
+            if (data != NULL && PyBytes_Check(data) && !zero) {
                 /* read_cached took both as in range: these cannot fail */
                 size = PyLong_AsLongLong(size_index);
                 offset = PyLong_AsLongLong(fields[2]);
@@ -1336,7 +1337,7 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_CLEAR(answers);
             goto done;
         }
-        if (data == Py_None) {
+        if (!PyBytes_Check(data)) { /* -errno */
             Py_DECREF(data);
             break;
         }
@@ -1369,7 +1370,7 @@ static PyMethodDef hotpath_functions[] = {
      "open_cached(dirfd, path, flags) -> fd or -errno: the kernel's non-blocking first\n"
      "attempt at an open, from the dentry cache alone."},
     {"read_cached", (PyCFunction)(void (*)(void))read_cached, METH_FASTCALL,
-     "read_cached(fd, size, offset) -> bytes or None: the kernel's non-blocking first\n"
+     "read_cached(fd, size, offset) -> bytes or -errno: the kernel's non-blocking first\n"
      "attempt at a read, from the page cache alone."},
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
      "read_many_cached(fds, sizes, offsets, limit) -> [bytes, ...]: read_cached() of the\n"

@@ -359,28 +359,30 @@ def open_cached(dirfd: int, path: bytes, flags: int) -> int:
 RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h (Linux 4.14)
 
 
-def read_cached(fd: int, size: int, offset: int) -> bytes | None:
+def read_cached(fd: int, size: int, offset: int) -> bytes | int:
     """The kernel's own first attempt at a ring READ, made on the calling thread: what
-    preadv2(RWF_NOWAIT) copies at once of `size` bytes at `offset` (>= 0) of `fd`, or None
-    when it copies nothing but EOF's b"": the first page is not in the page cache
-    (EAGAIN), the file cannot say without waiting (EOPNOTSUPP), or any error (left for the
-    ring's read to report). The copy stops short at EOF, or at the first page not cached.
+    preadv2(RWF_NOWAIT) copies at once of `size` bytes at `offset` (>= 0) of `fd`, or
+    -errno when it copies nothing but EOF's b"": -EAGAIN, the first page is not in the
+    page cache; -EOPNOTSUPP, the file cannot say without waiting (tmpfs, /proc); any other
+    error is left for the ring's read to report. The copy stops short at EOF, or at the
+    first page not cached.
 
     io_uring makes this same non-blocking read inside io_uring_enter before it waits for
     the page or hands the read to a worker, so made here it blocks the thread no longer
     than the ring's would, without the operation's round trip. Not for O_DIRECT: there
     a non-blocking read still waits for the device. `size`: 1..MAX_RW_COUNT (else
-    ValueError)."""
-    fd, size, offset = c_int(fd), operator.index(size), operator.index(offset)
+    ValueError), the buffer allocated before the read."""
+    fd, size = c_int(fd), operator.index(size)
     if not 0 < size <= MAX_RW_COUNT:
         raise ValueError(f"read size {size} out of range [1, {MAX_RW_COUNT}]")
+    offset = operator.index(offset)
     if not 0 <= offset <= OFF_MAX:
         raise ValueError(f"read offset {offset} out of range [0, {OFF_MAX}]")
     buf = bytearray(size)
     try:
         n = os.preadv(fd, (buf,), offset, RWF_NOWAIT)
-    except OSError:
-        return None
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
     return bytes(buf) if n == size else bytes(memoryview(buf)[:n])
 
 
@@ -404,7 +406,7 @@ def read_many_cached(
             answers.append(b"")
             continue
         data = read_cached(fds[i], size, offset)
-        if data is None:
+        if not isinstance(data, bytes):  # -errno
             break
         copied = len(data)
         if copied != size and copied and (offset + copied) % PAGE_SIZE == 0:
@@ -423,7 +425,7 @@ DELIVER: Callable[..., BaseException | None] = (
 OPEN_CACHED: Callable[[int, bytes, int], int] = (
     compiled("uringloop._ops._hotpath", "open_cached") or open_cached
 )
-READ_CACHED: Callable[[int, int, int], bytes | None] = (
+READ_CACHED: Callable[[int, int, int], bytes | int] = (
     compiled("uringloop._ops._hotpath", "read_cached") or read_cached
 )
 READ_MANY_CACHED: Callable[[Sequence[int], Sequence[int], Sequence[int], int], list[bytes]] = (
