@@ -138,7 +138,7 @@ class _RingIO:
         return self.loop.close_fd(fd)
 
     def can_close_now(self) -> bool:
-        return self.ring and not self.loop.queued_operations()
+        return self.ring and self.loop.inline and not self.loop.queued_operations()
 
     def inline_turn(self, nbytes: int) -> bool:
         # (Not for a Loop subclass with its own pread: every read goes through it.)

@@ -209,7 +209,7 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("blocking", "busy_poll", "cq_entries", "direct_attempts", "forked",
+    __slots__ = ("blocking", "busy_poll", "cq_entries", "direct_attempts", "forked", "inline",
                  "inline_spent", "ring_thread", "sq_entries", "threadsafe",
                  "unclaimed")  # fmt: skip
 
@@ -226,6 +226,7 @@ class _LoopState:
         # allowed since the loop was made.
         self.inline_spent = 0
         self.direct_attempts = 0
+        self.inline = True  # Loop(inline=False): no direct work at all
         # Operations whose result is undone when nobody takes it (an open's descriptor),
         # awaited by a coroutine that has not taken it yet: close() undoes the results
         # that came for tasks that never run again.
@@ -290,6 +291,9 @@ class Loop(asyncio.SelectorEventLoop):
     sockets. It saves the sleep and wake-up around device I/O that completes within the
     window (O_DIRECT reads: ~50e-6). Timers, foreign threads' work and call_soon_threadsafe
     callbacks end the spin; sockets are not watched meanwhile, so they wait at most that long.
+    inline=False: no work is made directly in place of an operation (inline_turn() always
+    says no): every open, read and close goes through the ring, as an operation; for tracing
+    the ring, or measuring it.
     """
 
     if TYPE_CHECKING:
@@ -315,6 +319,7 @@ class Loop(asyncio.SelectorEventLoop):
         sq_entries: int = DEFAULT_SQ_ENTRIES,
         cq_entries: int = DEFAULT_CQ_ENTRIES,
         busy_poll: float = 0.0,
+        inline: bool = True,
     ) -> None:
         # Everything close() and __del__ touch is set before anything that can fail.
         # Five attributes of our own, no more (see _LoopState).
@@ -332,6 +337,9 @@ class Loop(asyncio.SelectorEventLoop):
             self._state.sq_entries = _ring_size("sq_entries", sq_entries, MAX_SQ_ENTRIES)
             self._state.cq_entries = _ring_size("cq_entries", cq_entries, MAX_CQ_ENTRIES)
             self._state.busy_poll = _check_busy_poll(busy_poll)
+            if not isinstance(inline, bool):
+                raise TypeError(f"inline must be a bool, not {type(inline).__name__}")
+            self._state.inline = inline
             self._driver = self._make_driver(use_uring)
         except BaseException:
             self.close()  # the self-pipe and selector are open already
@@ -496,6 +504,12 @@ class Loop(asyncio.SelectorEventLoop):
         """True when file operations go through io_uring (False: thread-pool fallback)."""
         return isinstance(self._driver, RingDriver)
 
+    @property
+    def inline(self) -> bool:
+        """Whether work the kernel does inline may be made directly instead of an operation
+        (Loop(inline=...), default True; see inline_turn)."""
+        return self._state.inline
+
     def queued_operations(self) -> int:
         """File operations queued on this loop (by its coroutines or other threads) and not
         yet handed to the kernel, or to the thread pool with io_uring off: they go at the
@@ -526,7 +540,7 @@ class Loop(asyncio.SelectorEventLoop):
         if not self._driver.uses_ring or self._closed:
             return False
         state = self._state
-        if state.forked:
+        if state.forked or not state.inline:
             return False
         spent = state.inline_spent
         if spent >= INLINE_PER_ITERATION and spent >= len(self._ready) * INLINE_PER_READY:
@@ -541,10 +555,11 @@ class Loop(asyncio.SelectorEventLoop):
         """The turns inline_turn() may still give before the next pre-select step, spending
         none (<= 0: none, or no direct work on this loop; then, as inline_turn, the eager
         turns are zeroed)."""
-        if not self._driver.uses_ring or self._closed or self._state.forked:
+        state = self._state
+        if not self._driver.uses_ring or self._closed or state.forked or not state.inline:
             return 0
         room = max(INLINE_PER_ITERATION, len(self._ready) * INLINE_PER_READY)
-        room -= self._state.inline_spent
+        room -= state.inline_spent
         if room <= 0:
             self._eager_left = min(self._eager_left, 0)
         return room
@@ -947,8 +962,10 @@ class Loop(asyncio.SelectorEventLoop):
         elif not all(copies_cached(fd) for fd in set(fds)):
             return []
         room = self._inline_room()
-        if room <= 0:
-            return None if self._driver.uses_ring and not self._closed else []
+        if room <= 0:  # (None: spent, where there is a budget at all)
+            state = self._state
+            usable = self._driver.uses_ring and not self._closed and not state.forked
+            return None if usable and state.inline else []
         cost = 1 + max(sizes) // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
         head = read_many_cached(fds, sizes, offsets, allowed)

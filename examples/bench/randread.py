@@ -11,8 +11,9 @@ and the kept reads are compared with os.pread afterwards.
 Page-cache reads also run at QD 1024 and 4096, where the peers that need a descriptor
 or a file object per coroutine are left out. Two rows are bounds, not backends: the
 kernel's own cost per read (FLOOR) and asyncio's task and future machinery on the same
-loop (MACHINERY); what a uringloop read costs beyond both is reported as "uringloop's own
-work per read".
+loop (MACHINERY); what a uringloop ring read costs beyond both (the URING_RING row: a Loop
+with inline=False, whose reads all go through the ring rather than copy what the page
+cache holds) is reported as "uringloop's own work per read".
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ URING = "uringloop"
 BATCHED = "uringloop pread_many"
 URING_OPEN = "uringloop.open (seek + read)"
 URING_POLL = "uringloop, busy_poll=50 us"
+URING_RING = "uringloop, ring only (Loop(inline=False))"
 BUSY_POLL = 50e-6  # seconds: Loop(busy_poll=...) for URING_POLL
 FLOOR = "io_uring kernel floor (enter only)"
 WAIT_LOOP = "io_uring submit-and-wait loop (one thread)"
@@ -86,6 +88,7 @@ IMPLS = (
     CAIO_AIO,
     PYURING,
     URING,
+    URING_RING,
     URING_POLL,
     BATCHED,
     URING_OPEN,
@@ -94,7 +97,8 @@ IMPLS = (
     MACHINERY,
 )
 # At QD 1024 and 4096: the rows that do not need a descriptor or file object per coroutine.
-DEEP_IMPLS = (SYNC, UVLOOP, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, URING, BATCHED, FLOOR, MACHINERY)
+DEEP_IMPLS = (SYNC, UVLOOP, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, URING, URING_RING, BATCHED, FLOOR,
+              MACHINERY)  # fmt: skip
 
 Worker = Callable[[float], Awaitable[int]]
 
@@ -616,10 +620,14 @@ RUNNERS: dict[str, tuple[str, Callable[[Env], Any]]] = {
     BATCHED: ("uringloop", _uring_batched),
     URING_OPEN: ("uringloop", _uring_open),
     URING_POLL: ("uringloop", _uring),
+    URING_RING: ("uringloop", _uring),
     MACHINERY: ("uringloop", _machinery_floor),
 }
 # Loop arguments of the rows that need them.
-LOOP_KWARGS: dict[str, dict[str, Any]] = {URING_POLL: {"busy_poll": BUSY_POLL}}
+LOOP_KWARGS: dict[str, dict[str, Any]] = {
+    URING_POLL: {"busy_poll": BUSY_POLL},
+    URING_RING: {"inline": False},
+}
 
 
 def measure(impl: str, env: Env) -> float:
@@ -674,6 +682,8 @@ def run(cfg: Config) -> Report:
         for mode, fd, direct in (("page cache", fd_buffered, False), ("O_DIRECT", fd_direct, True)):
             for qd in QDS + (() if direct else DEEP_QDS):
                 impls = IMPLS if qd in QDS else DEEP_IMPLS
+                if direct:  # (nothing is copied from the page cache there: the same reads)
+                    impls = tuple(impl for impl in impls if impl != URING_RING)
                 _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets, impls)
     finally:
         os.close(fd_buffered)
@@ -683,7 +693,10 @@ def run(cfg: Config) -> Report:
         "uringloop Loop, each read a plain future that one callback per loop iteration "
         "resolves with a ready bytes object, for all the futures queued since the last one. "
         "It is what asyncio's tasks, futures and wake-ups cost per await; uringloop's own "
-        "work per read is its cost per read minus this row's and minus the kernel floor's."
+        f"work per read is the cost per read of '{URING_RING}' minus this row's and minus the "
+        "kernel floor's. The default Loop copies what the page cache holds directly, within a "
+        "budget per loop iteration, and takes the ring for the rest: its reads have no such "
+        "split."
     )
     _targets(report)
     _floor_note(report)
@@ -692,9 +705,9 @@ def run(cfg: Config) -> Report:
 
 
 def cost_split_us(report: Report, case: str) -> tuple[float, float, float] | None:
-    """(whole cost, kernel floor, asyncio machinery floor) per read in `case`, in
-    microseconds (None: a row is missing)."""
-    rates = [report.median(case, impl) for impl in (URING, FLOOR, MACHINERY)]
+    """(whole cost of a ring read, kernel floor, asyncio machinery floor) per read in
+    `case`, in microseconds (None: a row is missing)."""
+    rates = [report.median(case, impl) for impl in (URING_RING, FLOOR, MACHINERY)]
     if not all(rates):
         return None
     uring, floor, machinery = (1e6 / r for r in rates if r)
@@ -702,8 +715,9 @@ def cost_split_us(report: Report, case: str) -> tuple[float, float, float] | Non
 
 
 def own_work_us(report: Report, case: str) -> float | None:
-    """uringloop's own work per read in `case`, in microseconds: its whole cost per read
-    minus the kernel floor's and minus asyncio's machinery's (None: a row is missing)."""
+    """uringloop's own work per ring read in `case`, in microseconds: its whole cost per
+    read minus the kernel floor's and minus asyncio's machinery's (None: a row is missing).
+    Of the ring-only row: a read that copies from the page cache has no ring work to split."""
     split = cost_split_us(report, case)
     return None if split is None else split[0] - split[1] - split[2]
 
@@ -794,6 +808,8 @@ def _run_case(
         SYNC: "one thread, blocking: always QD 1",
         URING_POLL: f"opt-in: Loop(busy_poll={BUSY_POLL:g}) spins on the ring up to that long "
         "before sleeping",
+        URING_RING: "opt-in: every read an io_uring READ, none copied from the page cache "
+        "directly; the row the own-work split uses",
         FLOOR: "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
         "inside that call only" + (" (includes waiting for the device)" if direct else ""),
         WAIT_LOOP: "not a backend: the same private ring, timed whole: a thread that only "

@@ -361,3 +361,8 @@ async def test_reading_batches_in_a_loop_still_yields(cached: tuple[int, bytes])
             got = await loop.pread_many([(fd, 4096, 4096 * k) for k in range(16)])
             assert got[3] == data[12288:16384]
     assert other.steps >= 9
+
+
+async def test_the_default_loop_makes_inline_work(cached: tuple[int, bytes]) -> None:
+    loop = running()
+    assert loop.inline and loop.inline_turn()

@@ -1,0 +1,39 @@
+"""Loop(inline=False): no work is made directly in place of an operation; every open, read
+and close goes through the ring."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import uringloop
+from tests.loop.test_open_inline import running
+
+
+def test_a_loop_without_inline_work_takes_every_step_to_the_ring(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    data = os.urandom(10_000)
+    path.write_bytes(data)
+
+    async def main() -> tuple[int, int, int]:
+        loop = running()
+        assert not loop.inline
+        fd = await loop.open_fd(path)
+        assert await loop.pread(fd, 100, 0) == data[:100]
+        assert await loop.pread_many([(fd, 10, 0), (fd, 10, 20)]) == [data[:10], data[20:30]]
+        await loop.close_fd(fd)
+        async with uringloop.open(path, "rb") as f:
+            assert await f.read() == data
+        stats = loop.uring_stats()
+        return stats.submitted, stats.direct_attempts, int(loop.inline_turn())
+
+    with asyncio.Runner(loop_factory=lambda: uringloop.Loop(inline=False)) as runner:
+        submitted_, direct, turn = runner.run(main())
+    # open, read, the batch's two, close; the file's open, at least one read, its close
+    assert submitted_ >= 5 + 3
+    assert direct == 0 and turn == 0
+    with pytest.raises(TypeError):
+        uringloop.Loop(inline=1)  # type: ignore[arg-type]
