@@ -52,7 +52,7 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
-from ._ops import copies_cached, copies_refused
+from ._ops import copies_refused, refuses_copies
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ring.abi import StatxMask
 
@@ -78,6 +78,7 @@ TEXT_CHUNK_MAX = 1 << 24  # the largest chunk a text read asks of its buffer at 
 _BYTES_MAX = sys.maxsize - sys.getsizeof(b"")  # the longest bytes object CPython can make
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
+_PAGE_SIZE = _aligned.PAGE_SIZE
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h; os has it from Python 3.7 on Linux
 _NO_NOWAIT = -errno.EOPNOTSUPP  # a copy's answer where the file cannot say without waiting
 
@@ -121,7 +122,7 @@ class _IO(Protocol):
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "loop", "own_pread", "ring")
+    __slots__ = ("executor", "inline_turn", "loop", "own_pread", "ring")
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -130,6 +131,9 @@ class _RingIO:
         # A Loop subclass may override pread with the signature it had before
         # known_seekable: call that one as it expects.
         self.own_pread = type(loop).pread is Loop.pread
+        # The loop's own (not for a Loop subclass with its own pread: every read goes
+        # through it).
+        self.inline_turn: Callable[[int], bool] = loop.inline_turn if self.own_pread else _no_turn
 
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]:
         return self.loop.open_fd(path, flags, mode)
@@ -139,10 +143,6 @@ class _RingIO:
 
     def can_close_now(self) -> bool:
         return self.ring and self.loop.inline and not self.loop.queued_operations()
-
-    def inline_turn(self, nbytes: int) -> bool:
-        # (Not for a Loop subclass with its own pread: every read goes through it.)
-        return self.own_pread and self.loop.inline_turn(nbytes)
 
     def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
@@ -287,13 +287,17 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
     return _ExecutorIO(loop, executor)
 
 
+def _no_turn(nbytes: int) -> bool:
+    return False
+
+
 def _read_cached(fd: int, size: int, offset: int) -> bytes:
     """What the page cache holds of `size` (> 0) bytes at `offset`, copied at once with the
     kernel's own non-blocking first attempt at a read (hotpath.read_cached): b"" when it
     copies nothing (not cached, the file cannot say without waiting, or an error left for
     the ring's read to report) or at EOF. It stops short at EOF, or at the first page not
     in the cache."""
-    if not copies_cached(fd):
+    if refuses_copies(fd):
         return b""
     copy = read_cached(fd, size, offset)
     if type(copy) is bytes:
@@ -318,7 +322,7 @@ async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:
 def _read_cached_into(fd: int, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
-    if not copies_cached(fd):
+    if refuses_copies(fd):
         return 0
     try:
         return os.preadv(fd, (view,), offset, _RWF_NOWAIT)
@@ -772,11 +776,21 @@ class AsyncFileIO(_FileBase):
                     io_ = self._io()
                 if not self._seekable:
                     return await io_.pread(self._fd, size, -1)
-                pos = self._pos  # (_read_at, inlined: no coroutine of its own)
-                data = _read_cached(self._fd, size, pos) if io_.inline_turn(size) else b""
-                if not _copy_was_whole(len(data), size, pos):
-                    rest = await io_.pread(self._fd, size - len(data), pos + len(data))
-                    data = data + rest if data else rest
+                # (_read_at and _read_cached, inlined: no coroutine or call of their own)
+                fd, pos, data = self._fd, self._pos, b""
+                if not refuses_copies(fd) and io_.inline_turn(size):
+                    copy = read_cached(fd, size, pos)
+                    if type(copy) is bytes:
+                        copied = len(copy)
+                        # Stopped short inside a page, or at once: EOF (_copy_was_whole)
+                        if copied == size or not copied or (pos + copied) % _PAGE_SIZE:
+                            self._pos = pos + copied
+                            return copy
+                        data = copy
+                    elif copy == _NO_NOWAIT:
+                        copies_refused(fd)
+                rest = await io_.pread(fd, size - len(data), pos + len(data))
+                data = data + rest if data else rest
                 self._pos = pos + len(data)
                 return data
             return await self._read(size)

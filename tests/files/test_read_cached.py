@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +322,30 @@ async def test_a_read_of_n_bytes_past_pages_added_uncached_is_whole(
     _append_uncached(path, b"B" * 4096)
     async with uringloop.open(path, "rb", buffering=0) as f:
         assert await f.read(12288) == b"A" * 8192 + b"B" * 4096
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")
+async def test_a_file_that_refuses_copies_is_asked_once(
+    monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # tmpfs (here) answers a non-blocking read with EOPNOTSUPP: the file's reads then go
+    # straight to the ring, until uringloop closes or opens that descriptor number.
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm")
+    fd, name = tempfile.mkstemp(dir="/dev/shm")
+    os.write(fd, b"x" * 10_000)
+    os.close(fd)
+    answers: list[Any] = []
+    real = _files.read_cached
+    monkeypatch.setattr(_files, "read_cached", lambda *a: answers.append(real(*a)) or answers[-1])
+    try:
+        async with uringloop.open(name, "rb", buffering=0) as f:
+            for offset in (0, 100, 4096):
+                await f.seek(offset)
+                assert await f.read(10) == b"x" * 10
+        if answers and isinstance(answers[0], bytes):
+            pytest.skip("/dev/shm takes non-blocking reads here")
+        assert answers == [-errno.EOPNOTSUPP]
+    finally:
+        os.unlink(name)

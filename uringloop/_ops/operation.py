@@ -141,6 +141,13 @@ def copies_refused(fd: int) -> None:
         _seekable[fd] = False
 
 
+def refuses_copies(fd: int) -> bool:
+    """Whether a copy from `fd` failed with EOPNOTSUPP since uringloop last opened or closed
+    that number (copies_refused): for callers that know the descriptor's flags themselves
+    (uringloop.open's files) and need not look at them as copies_cached does."""
+    return fd in _refused
+
+
 def forget_descriptor(fd: int) -> None:
     """`fd` was closed, or was just handed out by an open: what we knew of it is stale."""
     _seekable.pop(fd, None)
