@@ -38,6 +38,7 @@ import codecs
 import concurrent.futures
 import ctypes
 import errno
+import fcntl
 import io
 import locale
 import operator
@@ -52,7 +53,6 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
-from ._ops import copies_refused, refuses_copies
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ring.abi import StatxMask
 
@@ -287,48 +287,59 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
     return _ExecutorIO(loop, executor)
 
 
+def _has_o_direct(fd: int) -> bool:
+    """Whether a descriptor given by the caller or made by its opener has O_DIRECT though
+    the file was not asked for it (direct=False): a non-blocking read there still waits for
+    the device, so the file never copies from the page cache."""
+    try:
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    except OSError:  # (the file's first operation reports it)
+        return False
+
+
 def _no_turn(nbytes: int) -> bool:
     return False
 
 
-def _read_cached(fd: int, size: int, offset: int) -> bytes:
-    """What the page cache holds of `size` (> 0) bytes at `offset`, copied at once with the
-    kernel's own non-blocking first attempt at a read (hotpath.read_cached): b"" when it
-    copies nothing (not cached, the file cannot say without waiting, or an error left for
-    the ring's read to report) or at EOF. It stops short at EOF, or at the first page not
-    in the cache."""
-    if refuses_copies(fd):
+def _read_cached(raw: AsyncFileIO, size: int, offset: int) -> bytes:
+    """What the page cache holds of `size` (> 0) bytes at `offset` of `raw`'s file, copied
+    at once with the kernel's own non-blocking first attempt at a read
+    (hotpath.read_cached): b"" when it copies nothing (not cached, the file cannot say
+    without waiting, or an error left for the ring's read to report) or at EOF. It stops
+    short at EOF, or at the first page not in the cache. A file that cannot say without
+    waiting (EOPNOTSUPP: tmpfs) is not asked again."""
+    if not raw._copies:
         return b""
-    copy = read_cached(fd, size, offset)
+    copy = read_cached(raw._fd, size, offset)
     if type(copy) is bytes:
         return copy
     if copy == _NO_NOWAIT:
-        copies_refused(fd)
+        raw._copies = False
     return b""
 
 
-async def _read_at(io_: _IO, fd: int, size: int, offset: int) -> bytes:
+async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     """pread of `size` bytes at `offset` (>= 0) of a seekable file: on the ring's route,
     what the page cache holds is copied at once (_read_cached, while the loop's inline
     budget lasts), the rest read on the ring. The caller moves the position once this
     returns, so a cancelled read moves nothing."""
-    data = _read_cached(fd, size, offset) if io_.inline_turn(size) else b""
+    data = _read_cached(raw, size, offset) if io_.inline_turn(size) else b""
     if not _copy_was_whole(len(data), size, offset):
-        rest = await io_.pread(fd, size - len(data), offset + len(data))
+        rest = await io_.pread(raw._fd, size - len(data), offset + len(data))
         data = data + rest if data else rest
     return data
 
 
-def _read_cached_into(fd: int, view: memoryview, offset: int) -> int:
+def _read_cached_into(raw: AsyncFileIO, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
-    if refuses_copies(fd):
+    if not raw._copies:
         return 0
     try:
-        return os.preadv(fd, (view,), offset, _RWF_NOWAIT)
+        return os.preadv(raw._fd, (view,), offset, _RWF_NOWAIT)
     except OSError as exc:
         if exc.errno == errno.EOPNOTSUPP:
-            copies_refused(fd)
+            raw._copies = False
         return 0
 
 
@@ -683,6 +694,7 @@ class AsyncFileIO(_FileBase):
         size_hint: int | None = None,
         io: _IO | None = None,
         closes_inline: bool = False,
+        copies: bool = True,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -703,6 +715,9 @@ class AsyncFileIO(_FileBase):
         self._lock = _FileLock()
         self._io_cache: _IO | None = io  # _io_for() of the loop that last did its I/O
         self._closes_inline = closes_inline  # a regular file that _mounts.closes_inline
+        # Whether its reads may copy what the page cache holds directly (not where its
+        # descriptor has O_DIRECT, or its filesystem refused such a read: EOPNOTSUPP).
+        self._copies = copies
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -778,7 +793,7 @@ class AsyncFileIO(_FileBase):
                     return await io_.pread(self._fd, size, -1)
                 # (_read_at and _read_cached, inlined: no coroutine or call of their own)
                 fd, pos, data = self._fd, self._pos, b""
-                if not refuses_copies(fd) and io_.inline_turn(size):
+                if self._copies and io_.inline_turn(size):
                     copy = read_cached(fd, size, pos)
                     if type(copy) is bytes:
                         copied = len(copy)
@@ -788,7 +803,7 @@ class AsyncFileIO(_FileBase):
                             return copy
                         data = copy
                     elif copy == _NO_NOWAIT:
-                        copies_refused(fd)
+                        self._copies = False
                 rest = await io_.pread(fd, size - len(data), pos + len(data))
                 data = data + rest if data else rest
                 self._pos = pos + len(data)
@@ -822,7 +837,7 @@ class AsyncFileIO(_FileBase):
         if size >= PARALLEL_MIN and offset >= 0:
             data = await _read_bytes(io_, self._fd, size, offset)
         elif offset >= 0 and size:
-            data = await _read_at(io_, self._fd, size, offset)
+            data = await _read_at(io_, self, size, offset)
         else:
             data = await io_.pread(self._fd, size, offset)
         if self._seekable:
@@ -846,7 +861,7 @@ class AsyncFileIO(_FileBase):
             if size >= PARALLEL_MIN and offset >= 0:
                 n = await _read_into_parallel(io_, self._fd, flat, offset)
             elif offset >= 0 and size and not self._direct and io_.inline_turn(size):
-                n = _read_cached_into(self._fd, flat, offset)  # as _read_at, in place
+                n = _read_cached_into(self, flat, offset)  # as _read_at, in place
                 if not _copy_was_whole(n, size, offset):
                     n += await io_.preadinto(self._fd, flat[n:], offset + n)
             else:
@@ -908,7 +923,7 @@ class AsyncFileIO(_FileBase):
             # this loop iteration's inline budget lasts (else the ring reads); that read
             # stops short at EOF or at the first page the cache does not hold, so one
             # that stops at a page boundary proves no EOF, and the reads go on below.
-            head = _read_cached(self._fd, size + 1, pos) if io_.inline_turn(size) else b""
+            head = _read_cached(self, size + 1, pos) if io_.inline_turn(size) else b""
             ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
                 head = await io_.pread(self._fd, size + 1, pos)
@@ -2425,6 +2440,9 @@ async def _open(
         owned = True
     try:
         st = await io_.fstat(fd)
+        # Not with O_DIRECT, asked for or in flags the caller or its opener chose.
+        given = opener is not None or not owned
+        copies = not direct and not (given and _has_o_direct(fd))
         regular = _stat.S_ISREG(st.st_mode)
         if _stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
@@ -2461,6 +2479,7 @@ async def _open(
             io=io_,
             # (Looked up on the ring's route only: elsewhere files close through the executor.)
             closes_inline=regular and io_.ring and _mounts.closes_inline(st.st_dev),
+            copies=copies,
         )
     except BaseException:
         if owned:

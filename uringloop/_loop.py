@@ -190,7 +190,7 @@ class UringStats:
     # Work the kernel does inline made directly instead of an operation (an open from the
     # dentry cache, a copy from the page cache); one that finds it cannot (a page not
     # cached) goes on as an operation, counted above too.
-    direct_attempts: int  # shortcuts Loop.inline_turn() allowed (opens, page-cache copies)
+    direct_attempts: int  # shortcuts the inline budget allowed (opens, page-cache copies)
     # Which twins of the hot path run (the ring's queues and the read operation): "c" (the
     # compiled extensions, built on install where a C compiler and the Python headers
     # are) or "python" (the pure-Python reference, also chosen by
@@ -291,9 +291,10 @@ class Loop(asyncio.SelectorEventLoop):
     sockets. It saves the sleep and wake-up around device I/O that completes within the
     window (O_DIRECT reads: ~50e-6). Timers, foreign threads' work and call_soon_threadsafe
     callbacks end the spin; sockets are not watched meanwhile, so they wait at most that long.
-    inline=False: no work is made directly in place of an operation (inline_turn() always
-    says no): every open, read and close goes through the ring, as an operation; for tracing
-    the ring, or measuring it.
+    inline=False: no open, read or close is made directly in place of an operation
+    (inline_turn() always says no): each goes through the ring, as an operation; for
+    tracing the ring, or measuring it. (What does no I/O, fstat and lseek of a file object,
+    is still called directly.)
     """
 
     if TYPE_CHECKING:
@@ -534,7 +535,8 @@ class Loop(asyncio.SelectorEventLoop):
 
         Loop.open_fd, Loop.pread with an offset and uringloop.open's reads ask before
         each such shortcut (close(2) of a local file takes no turn: it pairs with an open
-        that did); uring_stats().direct_attempts counts the turns given."""
+        that did), and Loop.pread_many spends the same budget, a turn for each copy it
+        tries; uring_stats().direct_attempts counts them all."""
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, not {nbytes}")
         if not self._driver.uses_ring or self._closed:
@@ -924,8 +926,10 @@ class Loop(asyncio.SelectorEventLoop):
         All reads are queued at once and reach the kernel with one io_uring_enter (per SQ
         of entries). The first failure, in request order, is raised after all completed.
         As pread's, reads with an offset first copy what the page cache holds, in request
-        order, while the loop's inline budget lasts; from the first that is not whole, the
-        rest go to the ring.
+        order, while the loop's inline budget lasts (a turn for each); from the first that
+        is not whole, the rest go to the ring. Not for a batch with a read at the file
+        position (-1), a read over 1 MiB or an O_DIRECT descriptor anywhere in it: such a
+        batch goes to the ring whole.
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
@@ -953,7 +957,7 @@ class Loop(asyncio.SelectorEventLoop):
         first requests, in order, for as long as the copies are whole and the inline budget
         lasts; each request takes the turns pread's would (the batch's largest size). None
         when copies could be made but the budget is spent."""
-        if min(offsets) < 0:
+        if min(offsets) < 0 or max(sizes) > _POOLED_MAX:  # (as pread's: up to 1 MiB)
             return []
         low = min(fds)
         if low == max(fds):
@@ -968,7 +972,9 @@ class Loop(asyncio.SelectorEventLoop):
             return None if usable and state.inline else []
         cost = 1 + max(sizes) // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
-        head = read_many_cached(fds, sizes, offsets, allowed)
+        head, stopped = read_many_cached(fds, sizes, offsets, allowed)
+        if stopped == _NO_NOWAIT:  # the file cannot say without waiting: not asked again
+            copies_refused(fds[len(head)])
         attempts = min(len(head) + 1, allowed)
         state = self._state
         state.inline_spent += attempts * cost

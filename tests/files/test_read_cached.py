@@ -108,19 +108,20 @@ async def test_a_partly_cached_file_is_read_whole(tmp_path: Path, no_fd_leak: No
 
 
 def test_nothing_cached_or_an_error_reads_nothing(tmp_path: Path) -> None:
+    copy = _files.read_cached  # the twin the files use: bytes, or -errno
     path = tmp_path / "f.bin"
     path.write_bytes(b"0123456789")
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert _files._read_cached(fd, 11, 0) == b"0123456789"  # short of the size: EOF
-        assert _files._read_cached(fd, 4, 3) == b"3456"
-        assert _files._read_cached(fd, 4, 100) == b""  # past EOF
+        assert copy(fd, 11, 0) == b"0123456789"  # short of the size: EOF
+        assert copy(fd, 4, 3) == b"3456"
+        assert copy(fd, 4, 100) == b""  # past EOF
     finally:
         os.close(fd)
-    assert _files._read_cached(fd, 4, 0) == b""  # EBADF: left for the ring's read
+    assert copy(fd, 4, 0) == -errno.EBADF  # left for the ring's read
     read_end, write_end = os.pipe()
     try:
-        assert _files._read_cached(read_end, 4, 0) == b""  # ESPIPE
+        assert copy(read_end, 4, 0) == -errno.ESPIPE
     finally:
         os.close(read_end)
         os.close(write_end)
@@ -216,13 +217,13 @@ async def test_off_the_ring_the_loop_thread_reads_nothing_itself(
     # Without the ring the loop thread would take on the readahead a non-blocking read
     # starts for pages not cached: whole reads go to the executor (or the pool) as before.
     calls: list[int] = []
-    real = _files._read_cached
+    real = _files.read_cached
 
-    def recording(fd: int, size: int, offset: int) -> bytes:
+    def recording(fd: int, size: int, offset: int) -> bytes | int:
         calls.append(size)
         return real(fd, size, offset)
 
-    monkeypatch.setattr(_files, "_read_cached", recording)
+    monkeypatch.setattr(_files, "read_cached", recording)
     path = tmp_path / "f.txt"
     path.write_text("hello")
     async with uringloop.open(path) as f:
@@ -330,7 +331,7 @@ async def test_a_file_that_refuses_copies_is_asked_once(
     monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
     # tmpfs (here) answers a non-blocking read with EOPNOTSUPP: the file's reads then go
-    # straight to the ring, until uringloop closes or opens that descriptor number.
+    # straight to the ring, for the file's life.
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm")
     fd, name = tempfile.mkstemp(dir="/dev/shm")
@@ -349,3 +350,38 @@ async def test_a_file_that_refuses_copies_is_asked_once(
         assert answers == [-errno.EOPNOTSUPP]
     finally:
         os.unlink(name)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")
+@pytest.mark.parametrize("given", ["descriptor", "opener"])
+async def test_an_o_direct_descriptor_the_file_was_not_told_of_is_never_copied_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, no_fd_leak: None
+) -> None:
+    # Given as a descriptor, or opened by an opener that adds O_DIRECT: the file reads
+    # as a buffered one (direct=False), but a non-blocking read there would still wait
+    # for the device on the loop's thread: no copies.
+    path = tmp_path / "f.bin"
+    data = os.urandom(1 << 16)
+    path.write_bytes(data)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    calls: list[Any] = []
+    real = _files.read_cached
+    monkeypatch.setattr(_files, "read_cached", lambda *a: calls.append(a) or real(*a))
+    fd = -1
+    try:
+        if given == "descriptor":
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+            f = await uringloop.open(fd, "rb", buffering=0, closefd=False)
+        else:
+            opener = lambda p, flags: os.open(p, flags | os.O_DIRECT)  # noqa: E731
+            f = await uringloop.open(path, "rb", buffering=0, opener=opener)
+        async with f:
+            assert await f.read(4096) == data[:4096]  # (on the ring: into a pool slot)
+        assert calls == []
+    finally:
+        if fd >= 0:
+            os.close(fd)

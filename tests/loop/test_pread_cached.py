@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,10 @@ async def test_a_read_past_the_largest_pool_slot_is_the_ring_s(
         os.close(fd)
 
 
-async def test_a_file_that_refuses_copies_is_not_asked_again_in_the_iteration(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # tmpfs (here) answers a non-blocking read with EOPNOTSUPP: one attempt, then the
-    # descriptor's reads go straight to the ring until the next loop iteration.
+@pytest.fixture
+def refusing() -> Iterator[int]:
+    """A descriptor of a file of 10,000 bytes "x" whose filesystem answers a non-blocking
+    read with EOPNOTSUPP (tmpfs, here), or a skip."""
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm")
     fd, path = tempfile.mkstemp(dir="/dev/shm")
@@ -171,15 +171,26 @@ async def test_a_file_that_refuses_copies_is_not_asked_again_in_the_iteration(
         os.write(fd, b"x" * 10_000)
         if hotpath.read_cached(fd, 10, 0) != -errno.EOPNOTSUPP:
             pytest.skip("/dev/shm takes non-blocking reads here")
-        made = copies(monkeypatch)
-        loop = running()
-        await asyncio.sleep(0)  # (a fresh iteration)
-        for offset in (0, 100, 200):
-            assert await loop.pread(fd, 10, offset) == b"x" * 10
-        assert made == [(fd, -errno.EOPNOTSUPP)]
+        yield fd
     finally:
         os.close(fd)
         os.unlink(path)
+
+
+async def test_a_file_that_refuses_copies_is_not_asked_again_in_the_iteration(
+    refusing: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One attempt, then the descriptor's reads go straight to the ring until the next
+    # loop iteration (a number reused unseen must not lose its copies for longer).
+    fd = refusing
+    made = copies(monkeypatch)
+    loop = running()
+    await asyncio.sleep(0)  # (a fresh iteration)
+    got = await asyncio.gather(*(loop.pread(fd, 10, offset) for offset in (0, 100, 200)))
+    assert got == [b"x" * 10] * 3
+    assert made == [(fd, -errno.EOPNOTSUPP)]
+    assert await loop.pread(fd, 10, 0) == b"x" * 10  # a later iteration: asked again
+    assert made == [(fd, -errno.EOPNOTSUPP)] * 2
 
 
 async def test_o_direct_reads_are_never_copied(
@@ -366,3 +377,42 @@ async def test_reading_batches_in_a_loop_still_yields(cached: tuple[int, bytes])
 async def test_the_default_loop_makes_inline_work(cached: tuple[int, bytes]) -> None:
     loop = running()
     assert loop.inline and loop.inline_turn()
+
+
+async def test_a_batch_with_a_read_past_the_largest_pool_slot_is_the_ring_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(SLOT_SIZES[-1] + 4096)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    made: list[Any] = []
+    real = _loop.read_many_cached
+    monkeypatch.setattr(_loop, "read_many_cached", lambda *a: made.append(a) or real(*a))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = await running().pread_many([(fd, 10, 0), (fd, len(data), 0)])
+        assert got == [data[:10], data]
+        assert made == []
+    finally:
+        os.close(fd)
+
+
+async def test_a_batch_on_a_file_that_refuses_copies_asks_once_in_the_iteration(
+    refusing: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd = refusing
+    stops: list[int] = []
+    real = _loop.read_many_cached
+
+    def recording(*columns: Any) -> tuple[list[bytes], int]:
+        answers, stopped = real(*columns)
+        stops.append(stopped)
+        return answers, stopped
+
+    monkeypatch.setattr(_loop, "read_many_cached", recording)
+    loop = running()
+    await asyncio.sleep(0)  # (a fresh iteration)
+    batch = [(fd, 10, 0), (fd, 10, 100)]
+    got = await asyncio.gather(*(loop.pread_many(batch) for _ in range(3)))
+    assert got == [[b"x" * 10, b"x" * 10]] * 3
+    assert stops == [-errno.EOPNOTSUPP]

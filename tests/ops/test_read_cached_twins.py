@@ -22,6 +22,14 @@ except ImportError:  # not built: its tests skip, and test_extension.py says whe
     _hotpath = None  # type: ignore[assignment]
 
 
+class _Index:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
 @pytest.fixture
 def compiled() -> Any:
     return twin(_hotpath, "hot path")
@@ -75,6 +83,10 @@ def test_the_twins_copy_the_same_batches(compiled: Any, file: tuple[int, bytes])
         ([fd, 2**40], [10, 10], [0, 0], 9),
         (array("i", [fd]), array("i", [10]), array("i", [0]), 1),
         (5, [10], [0], 1),
+        (memoryview(q(fd, 0, fd, 0, fd, 0))[::2], q(10, 10, 5), q(0, 5, 9_995), 9),  # strided
+        (memoryview(q(fd, fd, fd, fd)).cast("B").cast("q", (2, 2)), q(1, 1), q(0, 0), 9),  # 2-D
+        ([fd, fd], [10, 10], [0, _Index(9_995)], 9),  # an __index__ offset, a short copy
+        (5, [10], [0], "x"),  # no len() and a bad limit: which is seen first
     ]
     for case in cases:
         outcomes = []
@@ -85,4 +97,7 @@ def test_the_twins_copy_the_same_batches(compiled: Any, file: tuple[int, bytes])
                 outcomes.append((type(exc).__name__, str(exc)))
         assert outcomes[0] == outcomes[1], case
     got = compiled.read_many_cached(q(fd, fd, fd), q(10, 0, 4096), q(0, 5, 4096), 10)
-    assert got == [data[:10], b"", data[4096:8192]]
+    assert got == ([data[:10], b"", data[4096:8192]], 0)
+    # Where a copy failed, its -errno; where one was not whole (or the limit), 0.
+    assert compiled.read_many_cached(q(fd, 999), q(10, 10), q(0, 0), 9) == ([data[:10]], -9)
+    assert hotpath.read_many_cached(q(fd, 999), q(10, 10), q(0, 0), 9) == ([data[:10]], -9)

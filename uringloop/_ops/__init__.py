@@ -64,9 +64,6 @@ from .operation import (
 from .operation import (
     read_args as read_args,
 )
-from .operation import (
-    refuses_copies as refuses_copies,
-)
 from .spec import Spec as Spec
 from .statx import StatxResult as StatxResult
 from .statx import StatxTimestamp as StatxTimestamp

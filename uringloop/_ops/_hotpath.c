@@ -1213,7 +1213,7 @@ read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return data;
 }
 
-/* read_many_cached(fds, sizes, offsets, limit) -> [bytes, ...]: see hotpath.py. */
+/* read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0): see hotpath.py. */
 
 /* The columns of a batch: signed 64-bit buffers (read_many_args's arrays) read in place,
  * any other sequence item by item. */
@@ -1228,9 +1228,13 @@ column_open(column *c, PyObject *seq)
     c->seq = seq;
     c->view.obj = NULL;
     if (PyObject_CheckBuffer(seq)) {
-        if (PyObject_GetBuffer(seq, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
-            return -1;
-        if (c->view.itemsize != 8 || c->view.format == NULL || strcmp(c->view.format, "q") != 0)
+        if (PyObject_GetBuffer(seq, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+            PyErr_Clear(); /* not contiguous: item by item, as seq[i] gives them */
+            c->view.obj = NULL;
+            return 0;
+        }
+        if (c->view.ndim != 1 || c->view.itemsize != 8 || c->view.format == NULL
+            || strcmp(c->view.format, "q") != 0)
             PyBuffer_Release(&c->view); /* (sets view.obj to NULL) */
     }
     return 0;
@@ -1284,7 +1288,9 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                                             : (Py_ssize_t)wanted;
     column cols[3];
     int opened = 0;
-    PyObject *answers = NULL;
+    PyObject *answers = NULL, *stopped = PyLong_FromLong(0), *result = NULL;
+    if (stopped == NULL)
+        return NULL;
     for (; opened < 3; opened++)
         if (column_open(&cols[opened], args[opened]) < 0)
             goto done;
@@ -1338,7 +1344,7 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         if (!PyBytes_Check(data)) { /* -errno */
-            Py_DECREF(data);
+            Py_SETREF(stopped, data);
             break;
         }
         Py_ssize_t copied = PyBytes_GET_SIZE(data);
@@ -1353,10 +1359,13 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
+    result = PyTuple_Pack(2, answers, stopped);
 done:
     while (opened > 0)
         column_close(&cols[--opened]);
-    return answers;
+    Py_XDECREF(answers);
+    Py_DECREF(stopped);
+    return result;
 }
 
 static PyMethodDef hotpath_functions[] = {
@@ -1373,8 +1382,8 @@ static PyMethodDef hotpath_functions[] = {
      "read_cached(fd, size, offset) -> bytes or -errno: the kernel's non-blocking first\n"
      "attempt at a read, from the page cache alone."},
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
-     "read_many_cached(fds, sizes, offsets, limit) -> [bytes, ...]: read_cached() of the\n"
-     "first requests, for as long as each copy is the whole answer."},
+     "read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0):\n"
+     "read_cached() of the first requests, for as long as each copy is the whole answer."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {

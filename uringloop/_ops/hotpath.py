@@ -388,31 +388,33 @@ def read_cached(fd: int, size: int, offset: int) -> bytes | int:
 
 def read_many_cached(
     fds: Sequence[int], sizes: Sequence[int], offsets: Sequence[int], limit: int
-) -> list[bytes]:
+) -> tuple[list[bytes], int]:
     """read_cached() of the first requests (fds[i], sizes[i], offsets[i]), at most `limit`
     of them, in order, for as long as each copy is the read's whole answer: all of it, or
-    up to EOF (a copy stopping inside a page, or at once with b""). The list of those
-    answers: shorter than the requests where a copy was not whole (nothing cached, a copy
-    stopping at a page's end short of its size, an error), which the caller reads again,
-    whole, another way. Sizes of 0 answer b"" without a read. Checked values (as
-    read_many_args gives them): fds >= 0, sizes in [0, MAX_RW_COUNT], offsets >= 0."""
-    count = min(len(fds), operator.index(limit))
+    up to EOF (a copy stopping inside a page, or at once with b""): (the list of those
+    answers, 0), or (the answers before the first copy that was not whole, -errno where it
+    failed, else 0), which the caller reads again, whole, another way. A copy is not whole
+    when nothing was cached, it stopped at a page's end short of its size, or it failed.
+    Sizes of 0 answer b"" without a read. Checked values (as read_many_args gives them):
+    fds >= 0, sizes in [0, MAX_RW_COUNT], offsets >= 0."""
+    limit = operator.index(limit)
+    count = min(len(fds), limit)
     if len(sizes) != len(fds) or len(offsets) != len(fds):
         raise ValueError("read_many_cached: fds, sizes and offsets differ in length")
     answers: list[bytes] = []
     for i in range(count):
-        size, offset = operator.index(sizes[i]), offsets[i]
+        size = operator.index(sizes[i])
         if size == 0:
             answers.append(b"")
             continue
-        data = read_cached(fds[i], size, offset)
+        data = read_cached(fds[i], size, offsets[i])
         if not isinstance(data, bytes):  # -errno
-            break
-        copied = len(data)
+            return answers, data
+        offset, copied = operator.index(offsets[i]), len(data)
         if copied != size and copied and (offset + copied) % PAGE_SIZE == 0:
             break  # a page not cached, maybe: the whole read goes the other way
         answers.append(data)
-    return answers
+    return answers, 0
 
 
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
@@ -428,7 +430,7 @@ OPEN_CACHED: Callable[[int, bytes, int], int] = (
 READ_CACHED: Callable[[int, int, int], bytes | int] = (
     compiled("uringloop._ops._hotpath", "read_cached") or read_cached
 )
-READ_MANY_CACHED: Callable[[Sequence[int], Sequence[int], Sequence[int], int], list[bytes]] = (
-    compiled("uringloop._ops._hotpath", "read_many_cached") or read_many_cached
-)
+READ_MANY_CACHED: Callable[
+    [Sequence[int], Sequence[int], Sequence[int], int], tuple[list[bytes], int]
+] = compiled("uringloop._ops._hotpath", "read_many_cached") or read_many_cached
 IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"

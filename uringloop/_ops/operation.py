@@ -95,9 +95,6 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 # {fd: whether its reads may copy from the page cache directly (copies_cached), None: not
 # looked at yet}
 _seekable: dict[int, bool | None] = {}
-# Descriptors whose files refused a page-cache copy (copies_refused), kept across loop
-# iterations: what a number reused unseen loses is a shortcut, never a right answer.
-_refused: set[int] = set()
 _SEEK_CUR = os.SEEK_CUR
 _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
@@ -122,7 +119,7 @@ def copies_cached(fd: int) -> bool:
     at once per descriptor per loop iteration, as positions are."""
     allowed = _seekable.get(fd)
     if allowed is None:
-        if fd < 0 or fd in _refused:  # (fd < 0: the ring's read reports EBADF)
+        if fd < 0:  # (fcntl raises ValueError) the ring's read reports EBADF
             return False
         try:
             allowed = not fcntl.fcntl(fd, fcntl.F_GETFL) & _O_DIRECT
@@ -134,24 +131,15 @@ def copies_cached(fd: int) -> bool:
 
 def copies_refused(fd: int) -> None:
     """A copy from `fd` failed with EOPNOTSUPP (tmpfs, /proc: the file cannot say without
-    waiting): copies_cached() says no for it from now on, until uringloop opens or closes
-    that number (forget_descriptor)."""
-    _refused.add(fd)
+    waiting): copies_cached() says no for it until the next loop iteration (a number may be
+    reused by code uringloop does not see: a longer memory could cost a file its copies)."""
     if fd in _seekable:
         _seekable[fd] = False
-
-
-def refuses_copies(fd: int) -> bool:
-    """Whether a copy from `fd` failed with EOPNOTSUPP since uringloop last opened or closed
-    that number (copies_refused): for callers that know the descriptor's flags themselves
-    (uringloop.open's files) and need not look at them as copies_cached does."""
-    return fd in _refused
 
 
 def forget_descriptor(fd: int) -> None:
     """`fd` was closed, or was just handed out by an open: what we knew of it is stale."""
     _seekable.pop(fd, None)
-    _refused.discard(fd)
 
 
 def checked_positions() -> dict[int, bool | None]:
