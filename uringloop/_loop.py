@@ -957,7 +957,8 @@ class Loop(asyncio.SelectorEventLoop):
         first requests, in order, for as long as the copies are whole and the inline budget
         lasts; each request takes the turns pread's would (the batch's largest size). None
         when copies could be made but the budget is spent."""
-        if min(offsets) < 0 or max(sizes) > _POOLED_MAX:  # (as pread's: up to 1 MiB)
+        largest = max(sizes)
+        if min(offsets) < 0 or largest > _POOLED_MAX:  # (as pread's: up to 1 MiB)
             return []
         low = min(fds)
         if low == max(fds):
@@ -970,7 +971,7 @@ class Loop(asyncio.SelectorEventLoop):
             state = self._state
             usable = self._driver.uses_ring and not self._closed and not state.forked
             return None if usable and state.inline else []
-        cost = 1 + max(sizes) // EAGER_UNIT
+        cost = 1 + largest // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
         head, stopped = read_many_cached(fds, sizes, offsets, allowed)
         if stopped == _NO_NOWAIT:  # the file cannot say without waiting: not asked again
