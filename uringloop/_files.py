@@ -108,7 +108,10 @@ class _IO(Protocol):
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
-    def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]: ...
+    # tried_cache: the caller has just tried the page-cache copy there (not again).
+    def pread(
+        self, fd: int, size: int, offset: int, tried_cache: bool = False
+    ) -> Awaitable[bytes]: ...
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
     async def fstat(self, fd: int) -> os.stat_result: ...
@@ -144,10 +147,12 @@ class _RingIO:
     def can_close_now(self) -> bool:
         return self.ring and self.loop.inline and not self.loop.queued_operations()
 
-    def pread(self, fd: int, size: int, offset: int) -> Awaitable[bytes]:
+    def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
         if self.own_pread:
-            return self.loop.pread(fd, size, offset, known_seekable=True)
+            return self.loop.pread(
+                fd, size, offset, known_seekable=True, cached_copy=not tried_cache
+            )
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
@@ -249,7 +254,7 @@ class _ExecutorIO:
         # Shielded: a cancelled close still closes (the ring's close is never dropped either).
         await asyncio.shield(self.call(os.close, fd))
 
-    async def pread(self, fd: int, size: int, offset: int) -> bytes:
+    async def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> bytes:
         if offset < 0:
             return await self.call(os.read, fd, size)  # type: ignore[no-any-return]
         return await self.call(os.pread, fd, size, offset)  # type: ignore[no-any-return]
@@ -323,9 +328,10 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     what the page cache holds is copied at once (_read_cached, while the loop's inline
     budget lasts), the rest read on the ring. The caller moves the position once this
     returns, so a cancelled read moves nothing."""
-    data = _read_cached(raw, size, offset) if io_.inline_turn(size) else b""
+    tried = raw._copies and io_.inline_turn(size)
+    data = _read_cached(raw, size, offset) if tried else b""
     if not _copy_was_whole(len(data), size, offset):
-        rest = await io_.pread(raw._fd, size - len(data), offset + len(data))
+        rest = await io_.pread(raw._fd, size - len(data), offset + len(data), tried)
         data = data + rest if data else rest
     return data
 
@@ -792,8 +798,9 @@ class AsyncFileIO(_FileBase):
                 if not self._seekable:
                     return await io_.pread(self._fd, size, -1)
                 # (_read_at and _read_cached, inlined: no coroutine or call of their own)
-                fd, pos, data = self._fd, self._pos, b""
+                fd, pos, data, tried = self._fd, self._pos, b"", False
                 if self._copies and io_.inline_turn(size):
+                    tried = True
                     copy = read_cached(fd, size, pos)
                     if type(copy) is bytes:
                         copied = len(copy)
@@ -804,7 +811,7 @@ class AsyncFileIO(_FileBase):
                         data = copy
                     elif copy == _NO_NOWAIT:
                         self._copies = False
-                rest = await io_.pread(fd, size - len(data), pos + len(data))
+                rest = await io_.pread(fd, size - len(data), pos + len(data), tried)
                 data = data + rest if data else rest
                 self._pos = pos + len(data)
                 return data
@@ -923,10 +930,11 @@ class AsyncFileIO(_FileBase):
             # this loop iteration's inline budget lasts (else the ring reads); that read
             # stops short at EOF or at the first page the cache does not hold, so one
             # that stops at a page boundary proves no EOF, and the reads go on below.
-            head = _read_cached(self, size + 1, pos) if io_.inline_turn(size) else b""
+            tried = self._copies and io_.inline_turn(size)
+            head = _read_cached(self, size + 1, pos) if tried else b""
             ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
-                head = await io_.pread(self._fd, size + 1, pos)
+                head = await io_.pread(self._fd, size + 1, pos, tried)
                 ended = len(head) == size
             if ended:
                 self._pos = pos + size

@@ -866,7 +866,13 @@ class Loop(asyncio.SelectorEventLoop):
     # -- file operations (coroutines), derived from the declarations in _ops/table.py -----
 
     async def pread(
-        self, fd: int, size: int, offset: int = -1, *, known_seekable: bool = False
+        self,
+        fd: int,
+        size: int,
+        offset: int = -1,
+        *,
+        known_seekable: bool = False,
+        cached_copy: bool = True,
     ) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
@@ -879,7 +885,9 @@ class Loop(asyncio.SelectorEventLoop):
         holds is copied directly while the loop's inline budget lasts (inline_turn): the
         non-blocking read the kernel would make inside io_uring_enter, without the
         operation (not on an O_DIRECT descriptor, nor where the file refuses such reads).
-        The rest, from the first page not cached, is read on the ring.
+        The rest, from the first page not cached, is read on the ring. `cached_copy=False`
+        reads on the ring at once (for a caller that has just tried that copy itself, or
+        knows the data is not cached).
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         fd, size, offset = read_args(fd, size, offset, known_seekable)
@@ -888,7 +896,13 @@ class Loop(asyncio.SelectorEventLoop):
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
         head = b""
-        if offset >= 0 and size <= _POOLED_MAX and copies_cached(fd) and self.inline_turn(size):
+        if (
+            offset >= 0
+            and cached_copy
+            and size <= _POOLED_MAX
+            and copies_cached(fd)
+            and self.inline_turn(size)
+        ):
             copy = read_cached(fd, size, offset)
             if type(copy) is bytes:
                 copied = len(copy)

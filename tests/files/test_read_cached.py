@@ -385,3 +385,30 @@ async def test_an_o_direct_descriptor_the_file_was_not_told_of_is_never_copied_f
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")
+@pytest.mark.parametrize("how", ["read(n)", "buffered read(n)"])
+async def test_a_read_not_cached_tries_the_copy_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, no_fd_leak: None
+) -> None:
+    # The file object tries the page-cache copy itself; what it could not copy goes to
+    # the loop's pread, which does not try the same copy again before the ring.
+    path = tmp_path / "cold.bin"
+    data = _cold_file(path, 300_000)
+    ours: list[Any] = []
+    the_loops: list[Any] = []
+    for module, made in ((_files, ours), (uringloop._loop, the_loops)):
+        real = module.read_cached
+        monkeypatch.setattr(
+            module, "read_cached", lambda *a, real=real, made=made: made.append(a) or real(*a)
+        )
+    buffering = -1 if how.startswith("buffered") else 0
+    async with uringloop.open(path, "rb", buffering=buffering) as f:
+        await f.seek(200_000)
+        assert await f.read(5000) == data[200_000:205_000]
+    assert ours, "the file tried no copy (the test needs one)"
+    assert not {(fd, offset) for fd, _, offset in ours} & {
+        (fd, offset) for fd, _, offset in the_loops
+    }

@@ -416,3 +416,14 @@ async def test_a_batch_on_a_file_that_refuses_copies_asks_once_in_the_iteration(
     got = await asyncio.gather(*(loop.pread_many(batch) for _ in range(3)))
     assert got == [[b"x" * 10, b"x" * 10]] * 3
     assert stops == [-errno.EOPNOTSUPP]
+
+
+async def test_cached_copy_false_reads_on_the_ring(
+    cached: tuple[int, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd, data = cached
+    made = copies(monkeypatch)
+    before = submitted()
+    assert await running().pread(fd, 4096, 4096, cached_copy=False) == data[4096:8192]
+    assert submitted() == before + 1
+    assert made == []
