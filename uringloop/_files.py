@@ -53,7 +53,9 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
+from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
+from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._ring.abi import StatxMask
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
@@ -79,8 +81,6 @@ _BYTES_MAX = sys.maxsize - sys.getsizeof(b"")  # the longest bytes object CPytho
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA, SEEK_HOLE
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _PAGE_SIZE = _aligned.PAGE_SIZE
-_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h; os has it from Python 3.7 on Linux
-_NO_NOWAIT = -errno.EOPNOTSUPP  # a copy's answer where the file cannot say without waiting
 
 
 _running_loop = asyncio.get_running_loop
@@ -312,9 +312,7 @@ def _read_cached(raw: AsyncFileIO, size: int, offset: int) -> bytes:
     (hotpath.read_cached): b"" when it copies nothing (not cached, the file cannot say
     without waiting, or an error left for the ring's read to report) or at EOF. It stops
     short at EOF, or at the first page not in the cache. A file that cannot say without
-    waiting (EOPNOTSUPP: tmpfs) is not asked again."""
-    if not raw._copies:
-        return b""
+    waiting (EOPNOTSUPP: tmpfs) is not asked again: callers ask only while raw._copies."""
     copy = read_cached(raw._fd, size, offset)
     if type(copy) is bytes:
         return copy
@@ -339,8 +337,6 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
 def _read_cached_into(raw: AsyncFileIO, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
-    if not raw._copies:
-        return 0
     try:
         return os.preadv(raw._fd, (view,), offset, _RWF_NOWAIT)
     except OSError as exc:
@@ -723,7 +719,7 @@ class AsyncFileIO(_FileBase):
         self._closes_inline = closes_inline  # a regular file that _mounts.closes_inline
         # Whether its reads may copy what the page cache holds directly (not where its
         # descriptor has O_DIRECT, or its filesystem refused such a read: EOPNOTSUPP).
-        self._copies = copies
+        self._copies = copies and not direct
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -867,7 +863,7 @@ class AsyncFileIO(_FileBase):
             size = len(flat)
             if size >= PARALLEL_MIN and offset >= 0:
                 n = await _read_into_parallel(io_, self._fd, flat, offset)
-            elif offset >= 0 and size and not self._direct and io_.inline_turn(size):
+            elif offset >= 0 and size and self._copies and io_.inline_turn(size):
                 n = _read_cached_into(self, flat, offset)  # as _read_at, in place
                 if not _copy_was_whole(n, size, offset):
                     n += await io_.preadinto(self._fd, flat[n:], offset + n)
@@ -2448,9 +2444,10 @@ async def _open(
         owned = True
     try:
         st = await io_.fstat(fd)
-        # Not with O_DIRECT, asked for or in flags the caller or its opener chose.
+        # Not with O_DIRECT in flags the caller or its opener chose (direct=True: the file
+        # knows).
         given = opener is not None or not owned
-        copies = not direct and not (given and _has_o_direct(fd))
+        copies = direct or not (given and _has_o_direct(fd))
         regular = _stat.S_ISREG(st.st_mode)
         if _stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)

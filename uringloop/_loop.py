@@ -54,6 +54,7 @@ from ._ops import (
 )
 from ._ops.args import off_t
 from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
+from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
 from ._ring import abi
@@ -167,7 +168,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
-_NO_NOWAIT = -errno.EOPNOTSUPP  # a copy's answer where the file cannot say without waiting
 _Future = asyncio.Future
 _monotonic = time.monotonic
 
@@ -553,13 +553,13 @@ class Loop(asyncio.SelectorEventLoop):
         state.direct_attempts += 1
         return True
 
-    def _inline_room(self) -> int:
+    def _inline_room(self) -> int | None:
         """The turns inline_turn() may still give before the next pre-select step, spending
-        none (<= 0: none, or no direct work on this loop; then, as inline_turn, the eager
-        turns are zeroed)."""
+        none: None where the loop makes no direct work at all; <= 0 when they are spent
+        (then, as inline_turn, the eager turns are zeroed)."""
         state = self._state
         if not self._driver.uses_ring or self._closed or state.forked or not state.inline:
-            return 0
+            return None
         room = max(INLINE_PER_ITERATION, len(self._ready) * INLINE_PER_READY)
         room -= state.inline_spent
         if room <= 0:
@@ -981,10 +981,10 @@ class Loop(asyncio.SelectorEventLoop):
         elif not all(copies_cached(fd) for fd in set(fds)):
             return []
         room = self._inline_room()
-        if room <= 0:  # (None: spent, where there is a budget at all)
-            state = self._state
-            usable = self._driver.uses_ring and not self._closed and not state.forked
-            return None if usable and state.inline else []
+        if room is None:
+            return []
+        if room <= 0:
+            return None
         cost = 1 + largest // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
         head, stopped = read_many_cached(fds, sizes, offsets, allowed)

@@ -357,6 +357,7 @@ def open_cached(dirfd: int, path: bytes, flags: int) -> int:
 
 
 RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 8)  # linux/fs.h (Linux 4.14)
+NO_NOWAIT = -errno.EOPNOTSUPP  # read_cached's answer where the file cannot say without waiting
 
 
 def read_cached(fd: int, size: int, offset: int) -> bytes | int:
