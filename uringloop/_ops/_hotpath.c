@@ -6,8 +6,9 @@
  * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
  * (ReadCore), functions (write_entries, deliver, open_cached, read_cached,
  * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
- * made on the pool, the waiter and each operation. What differs is the cost: the SQE is written with one copy, the result bytes are copied straight from
- * the slot's address, and the loops reach a plain read's fields without attribute lookups.
+ * made on the pool, the waiter and each operation. What differs is the cost: the SQE is
+ * written with one copy, the result bytes are copied straight from the slot's address,
+ * and the loops reach a plain read's fields without attribute lookups.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
  * complete() or release(): the memory the SQE points at outlives the kernel's use of it.
@@ -1179,6 +1180,8 @@ as_ranged(PyObject *value, long long low, long long high, const char *what, long
     return 0;
 }
 
+static PyObject *copy_cached(int fd, long long size, long long offset);
+
 static PyObject *
 read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1191,6 +1194,14 @@ read_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (as_c_int(args[0], &fd) < 0 || as_ranged(args[1], 1, MAX_RW_COUNT, "size", &size) < 0
         || as_ranged(args[2], 0, LLONG_MAX, "offset", &offset) < 0)
         return NULL;
+    return copy_cached(fd, size, offset);
+}
+
+/* read_cached's copy, of checked values (size in [1, MAX_RW_COUNT], offset >= 0): new
+ * bytes, or -errno as a Python int. */
+static PyObject *
+copy_cached(int fd, long long size, long long offset)
+{
     PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
     if (data == NULL)
         return NULL;
@@ -1309,36 +1320,50 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (answers == NULL)
         goto done;
     long page = sysconf(_SC_PAGESIZE);
+    int in_place = cols[0].view.obj != NULL && cols[1].view.obj != NULL
+                   && cols[2].view.obj != NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *fields[3] = {NULL, NULL, NULL};
-        for (int k = 0; k < 3; k++) {
-            fields[k] = column_item(&cols[k], i);
-            if (fields[k] == NULL) {
-                Py_XDECREF(fields[0]);
-                Py_XDECREF(fields[1]);
-                Py_CLEAR(answers);
-                goto done;
-            }
-        }
         PyObject *data = NULL;
         long long size = 0, offset = 0;
-        PyObject *size_index = PyNumber_Index(fields[1]);
-        if (size_index != NULL) {
-            int zero = PyObject_Not(size_index);
-            if (zero == 1)
-                data = PyBytes_FromStringAndSize(NULL, 0);
-            else if (zero == 0)
-                data = read_cached(module, fields, 3);
-            if (data != NULL && PyBytes_Check(data) && !zero) {
-                /* read_cached took both as in range: these cannot fail */
-                size = PyLong_AsLongLong(size_index);
-                offset = PyLong_AsLongLong(fields[2]);
-            }
-            Py_DECREF(size_index);
+        long long fd = -1;
+        if (in_place) {
+            fd = ((long long *)cols[0].view.buf)[i];
+            size = ((long long *)cols[1].view.buf)[i];
+            offset = ((long long *)cols[2].view.buf)[i];
         }
-        Py_DECREF(fields[0]);
-        Py_DECREF(fields[1]);
-        Py_DECREF(fields[2]);
+        if (in_place && 0 <= fd && fd <= INT_MAX && 0 <= size && size <= MAX_RW_COUNT
+            && offset >= 0) { /* values in range (read_many_args's): no Python ints made */
+            data = size ? copy_cached((int)fd, size, offset) : PyBytes_FromStringAndSize(NULL, 0);
+        } else { /* any other sequence's, or out of range: as hotpath.py, for its errors */
+            PyObject *fields[3] = {NULL, NULL, NULL};
+            for (int k = 0; k < 3; k++) {
+                fields[k] = column_item(&cols[k], i);
+                if (fields[k] == NULL) {
+                    Py_XDECREF(fields[0]);
+                    Py_XDECREF(fields[1]);
+                    Py_CLEAR(answers);
+                    goto done;
+                }
+            }
+            size = offset = 0;
+            PyObject *size_index = PyNumber_Index(fields[1]);
+            if (size_index != NULL) {
+                int zero = PyObject_Not(size_index);
+                if (zero == 1)
+                    data = PyBytes_FromStringAndSize(NULL, 0);
+                else if (zero == 0)
+                    data = read_cached(module, fields, 3);
+                if (data != NULL && PyBytes_Check(data) && !zero) {
+                    /* read_cached took both as in range: these cannot fail */
+                    size = PyLong_AsLongLong(size_index);
+                    offset = PyLong_AsLongLong(fields[2]);
+                }
+                Py_DECREF(size_index);
+            }
+            Py_DECREF(fields[0]);
+            Py_DECREF(fields[1]);
+            Py_DECREF(fields[2]);
+        }
         if (data == NULL) {
             Py_CLEAR(answers);
             goto done;
