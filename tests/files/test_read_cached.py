@@ -18,6 +18,11 @@ from tests.conftest import cancel_after, steps_of_another_task
 from uringloop import _files, _mounts
 from uringloop._loop import INLINE_PER_ITERATION
 
+# Tests of a read cancelled while it waits for the device take a fresh file when the device
+# answered within the loop step they give it (a fast disk, readahead already under way).
+_ATTEMPTS = 5
+_NEVER_IN_FLIGHT = f"the device answered every read within one loop step ({_ATTEMPTS} files)"
+
 
 def _ring_operations() -> int:
     return asyncio.get_running_loop().uring_stats().submitted  # type: ignore[attr-defined]
@@ -200,13 +205,18 @@ async def test_a_cancelled_read_leaves_the_position_where_it_was(
 ) -> None:
     # Cancelled while the part not cached is read, read() takes nothing: the position
     # stays, and the next read() returns the whole file.
-    path = tmp_path / "part.bin"
-    data = _partly_cached(path, 400_000, check=False)
-    async with uringloop.open(path, "rb", buffering=buffering) as f:
-        cancelled, _ = await cancel_after(f.read(), 1)
-        assert cancelled
-        assert await f.tell() == 0
-        assert await f.read() == data
+    for attempt in range(_ATTEMPTS):
+        path = tmp_path / f"part{attempt}.bin"
+        data = _partly_cached(path, 400_000, check=False)
+        async with uringloop.open(path, "rb", buffering=buffering) as f:
+            cancelled, got = await cancel_after(f.read(), 1)
+            if not cancelled:  # the device answered within the step: another file
+                assert got == data
+                continue
+            assert await f.tell() == 0
+            assert await f.read() == data
+            return
+    pytest.skip(_NEVER_IN_FLIGHT)
 
 
 @pytest.mark.asyncio
@@ -239,14 +249,19 @@ async def test_a_cancelled_buffered_read_gives_back_what_it_had_taken(
 ) -> None:
     # A read that takes the buffer's bytes, then waits for the file and is cancelled:
     # those bytes are read again by the next read, nothing is skipped.
-    path = tmp_path / "part.bin"
-    data = _cold_file(path, 400_000)
-    async with uringloop.open(path, "rb") as f:
-        first = await f.read(10)  # fills the buffer: its rest is taken by the next read
-        cancelled, _ = await cancel_after(f.read(second), 1)
-        assert cancelled
-        assert await f.tell() == 10
-        assert first + await f.read() == data
+    for attempt in range(_ATTEMPTS):
+        path = tmp_path / f"part{attempt}.bin"
+        data = _cold_file(path, 400_000)
+        async with uringloop.open(path, "rb") as f:
+            first = await f.read(10)  # fills the buffer: its rest is taken by the next read
+            cancelled, got = await cancel_after(f.read(second), 1)
+            if not cancelled:  # the device answered within the step: another file
+                assert first + got == (data if second < 0 else data[: 10 + second])
+                continue
+            assert await f.tell() == 10
+            assert first + await f.read() == data
+            return
+    pytest.skip(_NEVER_IN_FLIGHT)
 
 
 @pytest.mark.asyncio
