@@ -45,6 +45,7 @@ from ._ops import (
     Read,
     ReadBatch,
     Spec,
+    check_position,
     checked_positions,
     copies_cached,
     copies_refused,
@@ -52,7 +53,7 @@ from ._ops import (
     read_args,
     table,
 )
-from ._ops.args import off_t
+from ._ops.args import INT_MAX, OFF_MAX, off_t
 from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
@@ -169,6 +170,9 @@ _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
+# The descriptors looked at since the last pre-select step (one dict, cleared in place):
+# True where copies_cached() allowed copies, None where only the position was checked.
+_checked = checked_positions()
 _monotonic = time.monotonic
 
 
@@ -890,7 +894,18 @@ class Loop(asyncio.SelectorEventLoop):
         knows the data is not cached).
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
-        fd, size, offset = read_args(fd, size, offset, known_seekable)
+        if (
+            type(fd) is int
+            and type(size) is int
+            and type(offset) is int
+            and 0 <= fd <= INT_MAX
+            and 0 <= size <= _POOLED_MAX
+            and -1 <= offset <= OFF_MAX
+        ):  # read_args' common case, inlined: no call, no tuple
+            if offset >= 0 and not known_seekable and fd not in _checked:
+                check_position(fd, offset)
+        else:
+            fd, size, offset = read_args(fd, size, offset, known_seekable)
         if self._closed or self._state.forked:
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
@@ -900,7 +915,7 @@ class Loop(asyncio.SelectorEventLoop):
             offset >= 0
             and cached_copy
             and size <= _POOLED_MAX
-            and copies_cached(fd)
+            and (_checked.get(fd) or copies_cached(fd))  # (True: looked at this iteration)
             and self.inline_turn(size)
         ):
             copy = read_cached(fd, size, offset)

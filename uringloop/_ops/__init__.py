@@ -53,6 +53,9 @@ from .operation import (
     copies_cached as copies_cached,
 )
 from .operation import (
+    check_position as check_position,
+)
+from .operation import (
     copies_refused as copies_refused,
 )
 from .operation import (
