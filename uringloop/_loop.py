@@ -79,7 +79,6 @@ IMPLEMENTATION = (
 
 if TYPE_CHECKING:
     import collections
-    from array import array
     from collections.abc import Coroutine, Iterable
 
     from ._driver import DriverStats
@@ -963,13 +962,14 @@ class Loop(asyncio.SelectorEventLoop):
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
             return [await self.pread(*table._request(reqs[0]))] if reqs else []
-        fds, sizes, offsets = table.read_many_args(reqs)
+        batch = table.read_many_args(reqs)
         self._check_usable()  # before the batch takes its buffers
-        head = self._read_many_cached(fds, sizes, offsets)
+        head = self._read_many_cached(batch)
         if head is None:  # the budget is spent: after one loop iteration it is again
             await asyncio.sleep(0)
             self._check_usable()
-            head = self._read_many_cached(fds, sizes, offsets) or []
+            head = self._read_many_cached(batch) or []
+        fds, sizes, offsets = batch.fds, batch.sizes, batch.offsets
         if head:
             if len(head) == len(fds):
                 return head
@@ -979,30 +979,29 @@ class Loop(asyncio.SelectorEventLoop):
         rest: list[bytes] = await self._run(op)
         return head + rest if head else rest
 
-    def _read_many_cached(
-        self, fds: array[int], sizes: array[int], offsets: array[int]
-    ) -> list[bytes] | None:
+    def _read_many_cached(self, batch: table.ReadRequests) -> list[bytes] | None:
         """pread_many's page-cache copies, as pread's (read_many_cached): the answers of the
         first requests, in order, for as long as the copies are whole and the inline budget
         lasts; each request takes the turns pread's would (the batch's largest size). None
         when copies could be made but the budget is spent."""
-        largest = max(sizes)
-        if min(offsets) < 0 or largest > _POOLED_MAX:  # (as pread's: up to 1 MiB)
+        largest = batch.largest
+        if batch.lowest < 0 or largest > _POOLED_MAX:  # (as pread's: up to 1 MiB)
             return []
-        low = min(fds)
-        if low == max(fds):
-            if not copies_cached(low):
+        fd = batch.fd
+        if fd >= 0:
+            if not (_checked.get(fd) or copies_cached(fd)):
                 return []
-        elif not all(copies_cached(fd) for fd in set(fds)):
+        elif not all(copies_cached(one) for one in set(batch.fds)):
             return []
         room = self._inline_room()
         if room is None:
             return []
         if room <= 0:
             return None
+        fds = batch.fds
         cost = 1 + largest // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
-        head, stopped = read_many_cached(fds, sizes, offsets, allowed)
+        head, stopped = read_many_cached(fds, batch.sizes, batch.offsets, allowed)
         if stopped == _NO_NOWAIT:  # the file cannot say without waiting: not asked again
             copies_refused(fds[len(head)])
         attempts = min(len(head) + 1, allowed)

@@ -101,3 +101,95 @@ def test_the_twins_copy_the_same_batches(compiled: Any, file: tuple[int, bytes])
     # Where a copy failed, its -errno; where one was not whole (or the limit), 0.
     assert compiled.read_many_cached(q(fd, 999), q(10, 10), q(0, 0), 9) == ([data[:10]], -9)
     assert hotpath.read_many_cached(q(fd, 999), q(10, 10), q(0, 0), 9) == ([data[:10]], -9)
+
+
+class _Raises:
+    def __init__(self, error: type[BaseException]) -> None:
+        self.error = error
+
+    def __index__(self) -> int:
+        raise self.error("from __index__")
+
+
+class _Shrinks:
+    """An fd whose __index__ empties another request (a list) as it is converted."""
+
+    def __init__(self, victim: list[int]) -> None:
+        self.victim = victim
+
+    def __index__(self) -> int:
+        self.victim.clear()
+        return 3
+
+
+def _split_answer(split: Any, requests: Any, size_max: int) -> Any:
+    try:
+        answer = split(requests, size_max)
+    except Exception as exc:
+        return type(exc), str(exc)
+    if answer is None:
+        return None
+    assert all(type(column) is array and column.typecode == "q" for column in answer[:3])
+    return tuple(list(column) for column in answer[:3]), answer[3:]
+
+
+def test_the_twins_split_the_same_requests(compiled: Any) -> None:
+    big = 1 << 20
+    cases: list[tuple[Any, int]] = [
+        ([(3, 4096, 0), (3, 10, -1)], big),  # one descriptor; the lowest offset -1
+        ([[3, 1, 0], [4, 2, 5], (5, 7, 2**63 - 1)], big),  # lists too; several descriptors
+        (((3, 1, 0),), big),
+        ([(True, True, False)], big),  # bools are ints, as array('q') takes them
+        ([(_Index(3), _Index(8), _Index(16))], big),
+        ([], big),
+        ((), big),
+        ([(3, 1)], big),  # not three values
+        ([(3, 1, 0), (3, 1)], big),
+        ([(3, 1, 0, 0)], big),
+        ([(3, 1, 0), (3, 1, 0, 9)], big),
+        ([(3, 1.0, 0)], big),  # not an int
+        ([(3, "1", 0)], big),
+        ([(-1, 1, 0)], big),  # out of the common range
+        ([(2**31, 1, 0)], big),
+        ([(3, 0, 0)], big),
+        ([(3, big + 1, 0)], big),
+        ([(3, 4096, -2)], big),
+        ([(3, 4096, 2**63)], big),  # past int64: array('q') overflows
+        ([(3, 4096, 0)], 4095),
+        ([(3, 4096, 0)], 2**80),
+        ([(3, 4096, 0)], -(2**80)),
+        ([(3, _Raises(ValueError), 0)], big),  # soft errors: None
+        ([(3, _Raises(OverflowError), 0)], big),
+        ([(3, _Raises(RuntimeError), 0)], big),  # others propagate
+        ([(-1, 1, 0), (3, _Raises(RuntimeError), 0)], big),  # ...even after a bad value
+        ([(3, 1, 0), (3, 1)], big),
+        ([(3, 1), (3, _Raises(RuntimeError), 0)], big),  # column 0 converts before the short row
+        (5, big),  # not iterable
+        ([5], big),
+        (["abc"], big),  # a request of another kind: the reference's own answer
+        ([(3, 1, 0), dict.fromkeys((3, 1, 0))], big),  # (iterated as its keys)
+        ([(3, 1, 0), range(3, 6)], big),
+        ([(3, 1, 0)], "4096"),  # size_max not an int
+    ]
+    victim = [3, 1, 0]
+    cases.append(([[_Shrinks(victim), 1, 0], victim], big))
+    for requests, size_max in cases:
+        answers = []
+        for split in (hotpath.split_requests, compiled.split_requests):
+            if requests and isinstance(requests, list) and requests[-1] is victim:
+                victim[:] = [3, 1, 0]  # (emptied by the previous twin's conversion)
+            answers.append(_split_answer(split, requests, size_max))
+        assert answers[0] == answers[1], (requests, size_max, answers)
+    # The answers are what they should be, not only the same.
+    assert _split_answer(compiled.split_requests, [(3, 4096, 0), (3, 10, -1)], big) == (
+        ([3, 3], [4096, 10], [0, -1]),
+        (3, 4096, -1, 0),
+    )
+    assert _split_answer(compiled.split_requests, [[3, 1, 9], (4, 2, 5)], big) == (
+        ([3, 4], [1, 2], [9, 5]),
+        (-1, 2, 5, 9),
+    )
+    assert _split_answer(compiled.split_requests, [(3, 0, 0)], big) is None
+    assert _split_answer(compiled.split_requests, [(3, _Raises(RuntimeError), 0)], big)[0] is (
+        RuntimeError
+    )

@@ -47,13 +47,13 @@ from .operation import (
     Waiter as Waiter,
 )
 from .operation import (
+    check_position as check_position,
+)
+from .operation import (
     checked_positions as checked_positions,
 )
 from .operation import (
     copies_cached as copies_cached,
-)
-from .operation import (
-    check_position as check_position,
 )
 from .operation import (
     copies_refused as copies_refused,

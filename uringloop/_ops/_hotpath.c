@@ -1393,6 +1393,128 @@ done:
     return result;
 }
 
+/* split_requests(requests, size_max) -> (fds, sizes, offsets, fd, largest, lowest, highest)
+ * or None: see hotpath.py. Requests that are tuples or lists are read here, column by
+ * column as the reference's zip() gives them to array('q'), so the same values are
+ * converted in the same order and the same errors come out of them; a batch with any
+ * other kind of request is answered by the reference itself. */
+
+static PyObject *split_reference; /* hotpath.split_requests, imported at its first use */
+static PyObject *q_template;      /* array('q', [0]) */
+
+static int
+soft_error(void) /* one the reference turns into None (its except clause) */
+{
+    return PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)
+        || PyErr_ExceptionMatches(PyExc_OverflowError);
+}
+
+static PyObject *
+split_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "split_requests expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *limit = PyNumber_Index(args[1]);
+    if (limit == NULL)
+        return NULL;
+    int overflow;
+    long long size_max = PyLong_AsLongLongAndOverflow(limit, &overflow);
+    Py_DECREF(limit);
+    if (size_max == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow) /* a comparison with it goes the same way as with the extreme */
+        size_max = overflow > 0 ? LLONG_MAX : LLONG_MIN;
+    /* A tuple of the requests, as zip(*requests) makes one: __index__ code run below
+     * cannot change it under us. */
+    PyObject *seq = PySequence_Tuple(args[0]);
+    if (seq == NULL) {
+        if (!soft_error())
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **rows = &PyTuple_GET_ITEM(seq, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyTuple_CheckExact(rows[i]) && !PyList_CheckExact(rows[i])) {
+            Py_DECREF(seq);
+            if (split_reference == NULL
+                && import_from("uringloop._ops.hotpath", "split_requests", &split_reference))
+                return NULL;
+            return PyObject_Vectorcall(split_reference, args, 2, NULL);
+        }
+    }
+    PyObject *result = NULL, *columns[3] = {NULL, NULL, NULL};
+    PyObject **items = NULL; /* one column's values, taken before any is converted */
+    Py_ssize_t taken = 0;
+    Py_buffer views[3];
+    int opened = 0;
+    long long low[3], high[3];
+    if (n == 0)
+        goto none;
+    items = PyMem_New(PyObject *, n);
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        for (taken = 0; taken < n; taken++) { /* zip's column k: a short row ends it */
+            PyObject *row = rows[taken];
+            if (Py_SIZE(row) <= k)
+                goto none;
+            items[taken] = Py_NewRef(PyTuple_CheckExact(row) ? PyTuple_GET_ITEM(row, k)
+                                                             : PyList_GET_ITEM(row, k));
+        }
+        columns[k] = PySequence_Repeat(q_template, n);
+        if (columns[k] == NULL || PyObject_GetBuffer(columns[k], &views[k], PyBUF_WRITABLE) < 0)
+            goto fail;
+        opened++;
+        long long *into = (long long *)views[k].buf;
+        low[k] = LLONG_MAX;
+        high[k] = LLONG_MIN;
+        for (Py_ssize_t i = 0; i < n; i++) { /* array('q', column) */
+            long long v = PyLong_AsLongLongAndOverflow(items[i], &overflow);
+            if (v == -1 && PyErr_Occurred())
+                goto fail;
+            if (overflow) /* array('q') raises OverflowError */
+                goto none;
+            into[i] = v;
+            low[k] = v < low[k] ? v : low[k];
+            high[k] = v > high[k] ? v : high[k];
+        }
+        while (taken > 0)
+            Py_DECREF(items[--taken]);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) /* a fourth value: the reference's unpacking fails */
+        if (Py_SIZE(rows[i]) > 3)
+            goto none;
+    if (low[0] < 0 || high[0] > INT_MAX || low[1] < 1 || high[1] > size_max || low[2] < -1)
+        goto none;
+    while (opened > 0)
+        PyBuffer_Release(&views[--opened]);
+    result = Py_BuildValue("(OOOLLLL)", columns[0], columns[1], columns[2],
+                           low[0] == high[0] ? low[0] : -1LL, high[1], low[2], high[2]);
+    goto done;
+fail:
+    if (!soft_error())
+        goto done;
+    PyErr_Clear();
+none:
+    result = Py_NewRef(Py_None);
+done:
+    while (taken > 0)
+        Py_DECREF(items[--taken]);
+    PyMem_Free(items);
+    while (opened > 0)
+        PyBuffer_Release(&views[--opened]);
+    for (int k = 0; k < 3; k++)
+        Py_XDECREF(columns[k]);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef hotpath_functions[] = {
     {"write_entries", (PyCFunction)(void (*)(void))write_entries_into, METH_FASTCALL,
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
@@ -1409,6 +1531,9 @@ static PyMethodDef hotpath_functions[] = {
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
      "read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0):\n"
      "read_cached() of the first requests, for as long as each copy is the whole answer."},
+    {"split_requests", (PyCFunction)(void (*)(void))split_requests, METH_FASTCALL,
+     "split_requests(requests, size_max) -> (fds, sizes, offsets, fd, largest, lowest,\n"
+     "highest) or None: pread_many's requests as three int64 arrays, in the common range."},
     {NULL}};
 
 static struct PyModuleDef hotpath_module = {
@@ -1453,6 +1578,13 @@ PyInit__hotpath(void)
         import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
         import_from("uringloop._errors", "os_error", &os_error) ||
         import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs))
+        return NULL;
+    PyObject *array_type;
+    if (import_from("array", "array", &array_type))
+        return NULL;
+    q_template = PyObject_CallFunction(array_type, "s(i)", "q", 0);
+    Py_DECREF(array_type);
+    if (q_template == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&hotpath_module);
     if (m == NULL)

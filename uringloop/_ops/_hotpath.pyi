@@ -11,3 +11,4 @@ deliver = _hotpath.deliver
 open_cached = _hotpath.open_cached
 read_cached = _hotpath.read_cached
 read_many_cached = _hotpath.read_many_cached
+split_requests = _hotpath.split_requests

@@ -11,7 +11,7 @@ CQEs afterwards. The driver owns the tables both work on.
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
 the calls made on each operation. READ_CORE, WRITE_ENTRIES, DELIVER, OPEN_CACHED,
-READ_CACHED and READ_MANY_CACHED are the ones in use: the compiled twin's, unless
+READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the ones in use: the compiled twin's, unless
 URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
@@ -33,6 +33,7 @@ import errno
 import fcntl
 import operator
 import os
+from array import array
 from typing import TYPE_CHECKING, Any
 
 from .._aligned import PAGE_SIZE
@@ -41,7 +42,7 @@ from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
 from . import libc
-from .args import OFF_MAX, U64_MASK, c_int
+from .args import INT_MAX, OFF_MAX, U64_MASK, c_int
 from .args import U32_MASK as _U32
 from .sqe import SQE
 from .state import DONE, QUEUED, SUBMITTED, let_go
@@ -418,6 +419,30 @@ def read_many_cached(
     return answers, 0
 
 
+Split = tuple["array[int]", "array[int]", "array[int]", int, int, int, int]
+
+
+def split_requests(requests: Any, size_max: int) -> Split | None:
+    """pread_many's requests, (fd, size, offset) each, split into three signed 64-bit
+    arrays in one go, when every request is three ints in the common range: fd in [0,
+    INT_MAX], size in [1, `size_max`], offset in [-1, OFF_MAX]. Answers (fds, sizes,
+    offsets, the descriptor they all name or -1, the largest size, the lowest offset, the
+    highest offset), or None: no requests, one that is not three values, a value that is
+    not an int (or an object with __index__) or out of that range; a TypeError, ValueError
+    or OverflowError raised while reading them also answers None (the caller checks the
+    requests one by one then, for the exact error). Other exceptions propagate."""
+    size_max = operator.index(size_max)
+    try:
+        fds, sizes, offsets = (array("q", column) for column in zip(*requests, strict=True))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    low_fd, high_fd = min(fds), max(fds)
+    largest, lowest, highest = max(sizes), min(offsets), max(offsets)
+    if low_fd < 0 or high_fd > INT_MAX or min(sizes) < 1 or largest > size_max or lowest < -1:
+        return None
+    return fds, sizes, offsets, (low_fd if low_fd == high_fd else -1), largest, lowest, highest
+
+
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
 WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
     compiled("uringloop._ops._hotpath", "write_entries") or write_entries
@@ -434,4 +459,7 @@ READ_CACHED: Callable[[int, int, int], bytes | int] = (
 READ_MANY_CACHED: Callable[
     [Sequence[int], Sequence[int], Sequence[int], int], tuple[list[bytes], int]
 ] = compiled("uringloop._ops._hotpath", "read_many_cached") or read_many_cached
+SPLIT_REQUESTS: Callable[[Any, int], Split | None] = (
+    compiled("uringloop._ops._hotpath", "split_requests") or split_requests
+)
 IMPLEMENTATION = "python" if READ_CORE is ReadCore else "c"

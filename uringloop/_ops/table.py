@@ -19,13 +19,13 @@ import fcntl
 import os
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._buffers import Pin
 from .._errors import os_error
 from .._ring import abi
 from . import args, libc
-from .hotpath import OPEN_CACHED
+from .hotpath import OPEN_CACHED, SPLIT_REQUESTS
 from .operation import (
     MAX_RW_COUNT,
     Entry,
@@ -456,10 +456,10 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
 
     The first failure, in request order, is raised after all completed.
     """
-    fds, sizes, offsets = read_many_args(requests)
-    if not fds:
+    batch = read_many_args(requests)
+    if not batch.fds:
         raise RunNow  # nothing to submit: []
-    return ReadBatch(fds, sizes, offsets, None)
+    return ReadBatch(batch.fds, batch.sizes, batch.offsets, None)
 
 
 @declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)
@@ -685,44 +685,48 @@ def ftruncate(fd: int, length: int) -> Operation:
 # -- batches ---------------------------------------------------------------------------------------
 
 
-def read_many_args(requests: Iterable[Any]) -> tuple[array[int], array[int], array[int]]:
+class ReadRequests(NamedTuple):
+    """pread_many's requests, checked: three signed 64-bit arrays of values in range, and
+    what a batch's page-cache copies ask of them."""
+
+    fds: array[int]
+    sizes: array[int]
+    offsets: array[int]
+    fd: int  # the one descriptor every request names, or -1
+    largest: int  # the largest size (0 with no requests)
+    lowest: int  # the lowest offset (-1: a read at the file position, or no requests)
+
+
+def read_many_args(requests: Iterable[Any]) -> ReadRequests:
     """pread_many's requests checked (as pread checks one) and split into signed 64-bit
     arrays (fds, sizes, offsets).
 
-    Plain ints in range are checked with a few C-level passes; anything else goes through
-    read_args one request at a time, for its exact error.
+    Ints in the common range (sizes of 1 byte to 1 MiB) are split and checked in one pass
+    (SPLIT_REQUESTS); anything else goes through read_args one request at a time, for its
+    exact error.
     """
     reqs = requests if isinstance(requests, list | tuple) else list(requests)
-    try:
-        fds, sizes, offsets = (array("q", column) for column in zip(*reqs, strict=True))
-    except (TypeError, ValueError, OverflowError):
-        pass
-    else:
-        if not fds:
-            return fds, sizes, offsets
-        low_fd, high_fd, high_offset = min(fds), max(fds), max(offsets)
-        if (
-            low_fd >= 0
-            and high_fd <= args.INT_MAX
-            and min(sizes) >= 0
-            and max(sizes) <= _POOLED_MAX
-            and min(offsets) >= -1
-        ):
-            if high_offset >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
-                if low_fd == high_fd:
-                    check_position(low_fd, high_offset)
-                else:
-                    for fd, offset in zip(fds, offsets, strict=True):
-                        check_position(fd, offset)
-            if 0 in sizes:
-                _zero_size_reads(fds, sizes, offsets)
-            return fds, sizes, offsets
+    split = SPLIT_REQUESTS(reqs, _POOLED_MAX)
+    if split is not None:
+        fds, sizes, offsets, fd, largest, lowest, highest = split
+        if highest >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
+            if fd >= 0:
+                check_position(fd, highest)
+            else:
+                for one, offset in zip(fds, offsets, strict=True):
+                    check_position(one, offset)
+        return ReadRequests(fds, sizes, offsets, fd, largest, lowest)
     checked = [read_args(*_request(req)) for req in reqs]
     columns = list(zip(*checked, strict=True)) or [(), (), ()]
     fds, sizes, offsets = (array("q", column) for column in columns)
+    if not fds:
+        return ReadRequests(fds, sizes, offsets, -1, 0, -1)
     if 0 in sizes:
         _zero_size_reads(fds, sizes, offsets)
-    return fds, sizes, offsets
+    low = min(fds)
+    return ReadRequests(
+        fds, sizes, offsets, low if low == max(fds) else -1, max(sizes), min(offsets)
+    )
 
 
 def _zero_size_reads(fds: array[int], sizes: array[int], offsets: array[int]) -> None:
