@@ -108,7 +108,8 @@ class _IO(Protocol):
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
-    # tried_cache: the caller has just tried the page-cache copy there (not again).
+    # tried_cache: the caller has just decided the page-cache copy there itself (made it,
+    # or had it refused: the file's, or the loop's budget for this iteration): not again.
     def pread(
         self, fd: int, size: int, offset: int, tried_cache: bool = False
     ) -> Awaitable[bytes]: ...
@@ -329,7 +330,7 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     tried = raw._copies and io_.inline_turn(size)
     data = _read_cached(raw, size, offset) if tried else b""
     if not _copy_was_whole(len(data), size, offset):
-        rest = await io_.pread(raw._fd, size - len(data), offset + len(data), tried)
+        rest = await io_.pread(raw._fd, size - len(data), offset + len(data), True)
         data = data + rest if data else rest
     return data
 
@@ -794,9 +795,8 @@ class AsyncFileIO(_FileBase):
                 if not self._seekable:
                     return await io_.pread(self._fd, size, -1)
                 # (_read_at and _read_cached, inlined: no coroutine or call of their own)
-                fd, pos, data, tried = self._fd, self._pos, b"", False
+                fd, pos, data = self._fd, self._pos, b""
                 if self._copies and io_.inline_turn(size):
-                    tried = True
                     copy = read_cached(fd, size, pos)
                     if type(copy) is bytes:
                         copied = len(copy)
@@ -807,7 +807,7 @@ class AsyncFileIO(_FileBase):
                         data = copy
                     elif copy == _NO_NOWAIT:
                         self._copies = False
-                rest = await io_.pread(fd, size - len(data), pos + len(data), tried)
+                rest = await io_.pread(fd, size - len(data), pos + len(data), True)
                 data = data + rest if data else rest
                 self._pos = pos + len(data)
                 return data
@@ -930,7 +930,7 @@ class AsyncFileIO(_FileBase):
             head = _read_cached(self, size + 1, pos) if tried else b""
             ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
-                head = await io_.pread(self._fd, size + 1, pos, tried)
+                head = await io_.pread(self._fd, size + 1, pos, True)
                 ended = len(head) == size
             if ended:
                 self._pos = pos + size

@@ -355,14 +355,18 @@ async def test_a_file_that_refuses_copies_is_asked_once(
     answers: list[Any] = []
     real = _files.read_cached
     monkeypatch.setattr(_files, "read_cached", lambda *a: answers.append(real(*a)) or answers[-1])
+    the_loops: list[Any] = []  # nor does the loop's pread try the copy for it
+    monkeypatch.setattr(uringloop._loop, "read_cached", lambda *a: the_loops.append(a) or -1)
     try:
         async with uringloop.open(name, "rb", buffering=0) as f:
             for offset in (0, 100, 4096):
                 await f.seek(offset)
                 assert await f.read(10) == b"x" * 10
+                await asyncio.sleep(0)  # (a new loop iteration: the loop forgot what it saw)
         if answers and isinstance(answers[0], bytes):
             pytest.skip("/dev/shm takes non-blocking reads here")
         assert answers == [-errno.EOPNOTSUPP]
+        assert the_loops == []
     finally:
         os.unlink(name)
 
@@ -427,3 +431,28 @@ async def test_a_read_not_cached_tries_the_copy_once(
     assert not {(fd, offset) for fd, _, offset in ours} & {
         (fd, offset) for fd, _, offset in the_loops
     }
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring")
+async def test_a_read_past_the_budget_does_not_ask_the_loop_for_the_copy_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # The iteration's budget spent, the file's read goes to the ring; the loop's pread is
+    # told the copy was decided, and does not look at the descriptor's flags to try it.
+    path = tmp_path / "f.bin"
+    data = os.urandom(20_000)
+    path.write_bytes(data)
+    looked: list[int] = []
+    real = uringloop._loop.copies_cached
+    monkeypatch.setattr(uringloop._loop, "copies_cached", lambda fd: looked.append(fd) or real(fd))
+    loop = asyncio.get_running_loop()
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        for how in ("read(n)", "readall"):
+            await asyncio.sleep(0)  # a fresh iteration, with descriptors forgotten
+            while loop.inline_turn():  # spend the budget
+                pass
+            await f.seek(1000)
+            got = await (f.read(4096) if how == "read(n)" else f.read())
+            assert got == (data[1000:5096] if how == "read(n)" else data[1000:])
+            assert looked == [], how
