@@ -905,7 +905,8 @@ class Loop(asyncio.SelectorEventLoop):
                 check_position(fd, offset)
         else:
             fd, size, offset = read_args(fd, size, offset, known_seekable)
-        if self._closed or self._state.forked:
+        state = self._state
+        if self._closed or state.forked:
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
@@ -914,6 +915,7 @@ class Loop(asyncio.SelectorEventLoop):
             offset >= 0
             and cached_copy
             and size <= _POOLED_MAX
+            and state.inline  # (Loop(inline=False): not even the descriptor looked at)
             and (_checked.get(fd) or copies_cached(fd))  # (True: looked at this iteration)
             and self.inline_turn(size)
         ):
@@ -985,8 +987,8 @@ class Loop(asyncio.SelectorEventLoop):
         lasts; each request takes the turns pread's would (the batch's largest size). None
         when copies could be made but the budget is spent."""
         largest = batch.largest
-        if batch.lowest < 0 or largest > _POOLED_MAX:  # (as pread's: up to 1 MiB)
-            return []
+        if batch.lowest < 0 or largest > _POOLED_MAX or not self._state.inline:
+            return []  # (as pread's: up to 1 MiB; none on a Loop(inline=False))
         fd = batch.fd
         if fd >= 0:
             if not (_checked.get(fd) or copies_cached(fd)):

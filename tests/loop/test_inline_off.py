@@ -12,7 +12,12 @@ import uringloop
 from tests.loop.test_open_inline import running
 
 
-def test_a_loop_without_inline_work_takes_every_step_to_the_ring(tmp_path: Path) -> None:
+def test_a_loop_without_inline_work_takes_every_step_to_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked: list[int] = []  # nor does it look at a descriptor's flags for a copy
+    real = uringloop._loop.copies_cached
+    monkeypatch.setattr(uringloop._loop, "copies_cached", lambda fd: looked.append(fd) or real(fd))
     path = tmp_path / "f.bin"
     data = os.urandom(10_000)
     path.write_bytes(data)
@@ -23,6 +28,11 @@ def test_a_loop_without_inline_work_takes_every_step_to_the_ring(tmp_path: Path)
         fd = await loop.open_fd(path)
         assert await loop.pread(fd, 100, 0) == data[:100]
         assert await loop.pread_many([(fd, 10, 0), (fd, 10, 20)]) == [data[:10], data[20:30]]
+        other = os.open(path, os.O_RDONLY)
+        try:  # a batch over two descriptors
+            assert await loop.pread_many([(fd, 10, 0), (other, 5, 1)]) == [data[:10], data[1:6]]
+        finally:
+            os.close(other)
         await loop.close_fd(fd)
         async with uringloop.open(path, "rb") as f:
             assert await f.read() == data
@@ -37,5 +47,6 @@ def test_a_loop_without_inline_work_takes_every_step_to_the_ring(tmp_path: Path)
     # open, read, the batch's two, close; the file's open, at least one read, its close
     assert submitted_ >= 5 + 3
     assert direct == 0 and turn == 0
+    assert looked == []
     with pytest.raises(TypeError):
         uringloop.Loop(inline=1)  # type: ignore[arg-type]
