@@ -74,6 +74,7 @@ URING_POLL = "uringloop, busy_poll=50 us"
 URING_RING = "uringloop, ring only (Loop(inline=False))"
 BUSY_POLL = 50e-6  # seconds: Loop(busy_poll=...) for URING_POLL
 FLOOR = "io_uring kernel floor (enter only)"
+COPY_FLOOR = "pread_many copy floor (read_many_cached only)"
 WAIT_LOOP = "io_uring submit-and-wait loop (one thread)"
 MACHINERY = "asyncio machinery floor (fake driver)"
 STALL = "loop stall ms"
@@ -93,6 +94,7 @@ IMPLS = (
     BATCHED,
     URING_OPEN,
     FLOOR,
+    COPY_FLOOR,
     WAIT_LOOP,
     MACHINERY,
 )
@@ -528,6 +530,36 @@ async def _uring(env: Env) -> float:
     return await _timed(env, [make() for _ in range(env.qd)])
 
 
+def _copy_floor(env: Env) -> float:
+    """Not a backend but a bound: pread_many's page-cache copies alone. The same batches of
+    QD reads (their columns built beforehand) copied by the hot path's read_many_cached,
+    the twin in use, in a plain loop: no event loop, no await, no requests list."""
+    from uringloop._ops.hotpath import READ_MANY_CACHED
+
+    qd, offs, mask, keep = env.qd, env.offsets, env.mask, env.keep
+    fds, sizes = array("q", [env.fd]) * qd, array("q", [env.bs]) * qd
+    batches = [array("q", [offs[(b * qd + j) & mask] for j in range(qd)]) for b in range(256)]
+
+    def work(deadline: float) -> int:
+        n = i = 0
+        while not n or perf_counter() < deadline:
+            column = batches[i & 255]
+            answers, stopped = READ_MANY_CACHED(fds, sizes, column, qd)
+            if len(answers) != qd:
+                raise BenchError(f"{COPY_FLOOR}: {len(answers)} of {qd} copied ({stopped})")
+            if not (i & 63 and n):
+                keep.append((column[0], answers[0]))
+            n += qd
+            i += 1
+        return n
+
+    work(perf_counter() + WARMUP)
+    keep.clear()
+    t0 = perf_counter()
+    n = work(t0 + env.duration)
+    return n / (perf_counter() - t0)
+
+
 async def _uring_batched(env: Env) -> float:
     loop: Any = asyncio.get_running_loop()
     fd, offs, mask, keep, qd = env.fd, env.offsets, env.mask, env.keep, env.qd
@@ -638,6 +670,8 @@ def measure(impl: str, env: Env) -> float:
         rate = _kernel_floor(env)
     elif impl == WAIT_LOOP:
         rate = _kernel_floor(env, wall=True)
+    elif impl == COPY_FLOOR:
+        rate = _copy_floor(env)
     else:
         loop_name, fn = RUNNERS[impl]
         rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
@@ -683,7 +717,7 @@ def run(cfg: Config) -> Report:
             for qd in QDS + (() if direct else DEEP_QDS):
                 impls = IMPLS if qd in QDS else DEEP_IMPLS
                 if direct:  # (nothing is copied from the page cache there: the same reads)
-                    impls = tuple(impl for impl in impls if impl != URING_RING)
+                    impls = tuple(impl for impl in impls if impl not in (URING_RING, COPY_FLOOR))
                 _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets, impls)
     finally:
         os.close(fd_buffered)
@@ -759,6 +793,13 @@ def _floor_note(report: Report) -> None:
     )
     if batched:
         text += f"; here it took {1e6 / batched:.2f} us per read in all"
+    copies = report.median(case, COPY_FLOOR)
+    if copies:
+        text += (
+            f". Cached data, pread_many copies (preadv2 with RWF_NOWAIT) instead: those "
+            f"copies alone, without the loop, cost {1e6 / copies:.2f} us per read"
+            f" ({copies / sync:.2f}x the sync loop's speed)"
+        )
     report.notes.append(text + ".")
 
 
@@ -812,6 +853,8 @@ def _run_case(
         "directly; the row the own-work split uses",
         FLOOR: "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
         "inside that call only" + (" (includes waiting for the device)" if direct else ""),
+        COPY_FLOOR: "not a backend: the same batches copied by the hot path's read_many_cached "
+        "(preadv2 with RWF_NOWAIT) in a plain loop",
         WAIT_LOOP: "not a backend: the same private ring, timed whole: a thread that only "
         "submits QD reads and waits for them in one io_uring_enter",
         MACHINERY: "not a backend: asyncio's tasks and futures on uringloop's Loop, each "
