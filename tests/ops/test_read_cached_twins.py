@@ -164,6 +164,11 @@ def test_the_twins_split_the_same_requests(compiled: Any) -> None:
         ([(-1, 1, 0), (3, _Raises(RuntimeError), 0)], big),  # ...even after a bad value
         ([(3, 1, 0), (3, 1)], big),
         ([(3, 1), (3, _Raises(RuntimeError), 0)], big),  # column 0 converts before the short row
+        ([(3, 1, 0, _Raises(RuntimeError)), (3, 1, 0, 5)], big),  # all with a 4th: converted
+        ([(3, 1, 0, 5), (3, 1, 0, _Raises(RuntimeError))], big),
+        ([(3, 1, 0, _Raises(ValueError)), (3, 1, 0, 5)], big),
+        ([(3, 1, 0, _Raises(RuntimeError)), (3, 1, 0)], big),  # not all: not converted
+        ([(3, 1, 0), (3, 1, 0, _Raises(RuntimeError))], big),
         (5, big),  # not iterable
         ([5], big),
         (["abc"], big),  # a request of another kind: the reference's own answer
@@ -180,6 +185,16 @@ def test_the_twins_split_the_same_requests(compiled: Any) -> None:
                 victim[:] = [3, 1, 0]  # (emptied by the previous twin's conversion)
             answers.append(_split_answer(split, requests, size_max))
         assert answers[0] == answers[1], (requests, size_max, answers)
+
+    # Requests given once (a generator), with a request of another kind: read once.
+    def once() -> Any:
+        return (request for request in [(3, 1, 0), range(3, 6)])
+
+    assert (
+        _split_answer(compiled.split_requests, once(), big)
+        == _split_answer(hotpath.split_requests, once(), big)
+        == (([3, 3], [1, 4], [0, 5]), (3, 4, 0, 5))
+    )
     # The answers are what they should be, not only the same.
     assert _split_answer(compiled.split_requests, [(3, 4096, 0), (3, 10, -1)], big) == (
         ([3, 3], [4096, 10], [0, -1]),

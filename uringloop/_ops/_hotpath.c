@@ -1439,11 +1439,13 @@ split_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject **rows = &PyTuple_GET_ITEM(seq, 0);
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!PyTuple_CheckExact(rows[i]) && !PyList_CheckExact(rows[i])) {
+            /* (given the tuple: the requests are not iterated a second time) */
+            PyObject *result = NULL;
+            if (split_reference != NULL
+                || !import_from("uringloop._ops.hotpath", "split_requests", &split_reference))
+                result = PyObject_CallFunctionObjArgs(split_reference, seq, args[1], NULL);
             Py_DECREF(seq);
-            if (split_reference == NULL
-                && import_from("uringloop._ops.hotpath", "split_requests", &split_reference))
-                return NULL;
-            return PyObject_Vectorcall(split_reference, args, 2, NULL);
+            return result;
         }
     }
     PyObject *result = NULL, *columns[3] = {NULL, NULL, NULL};
@@ -1487,9 +1489,31 @@ split_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         while (taken > 0)
             Py_DECREF(items[--taken]);
     }
-    for (Py_ssize_t i = 0; i < n; i++) /* a fourth value: the reference's unpacking fails */
-        if (Py_SIZE(rows[i]) > 3)
-            goto none;
+    /* A fourth value: the reference's unpacking asks zip() for a fourth column and fails.
+     * Only when every request has one is that column converted first (array('q') of it,
+     * stopping at its first error, which comes out unless it is a soft one). */
+    Py_ssize_t with_fourth = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        with_fourth += Py_SIZE(rows[i]) > 3;
+    if (with_fourth == n) {
+        for (taken = 0; taken < n; taken++) {
+            PyObject *row = rows[taken];
+            if (Py_SIZE(row) <= 3)
+                goto none;
+            items[taken] = Py_NewRef(PyTuple_CheckExact(row) ? PyTuple_GET_ITEM(row, 3)
+                                                             : PyList_GET_ITEM(row, 3));
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            long long v = PyLong_AsLongLongAndOverflow(items[i], &overflow);
+            if (v == -1 && PyErr_Occurred())
+                goto fail;
+            if (overflow)
+                break;
+        }
+        goto none;
+    }
+    if (with_fourth)
+        goto none;
     if (low[0] < 0 || high[0] > INT_MAX || low[1] < 1 || high[1] > size_max || low[2] < -1)
         goto none;
     while (opened > 0)
