@@ -4,7 +4,8 @@
                                               [--no-profile] [--no-gc] [--driver-split]
                                               [--gc-time]
 
-Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, machinery-qd64,
+Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, ring-qd64 and
+ring-qd4096 (the same reads on a Loop(inline=False), every one on the ring), machinery-qd64,
 machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's file
 objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
@@ -120,6 +121,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd64": _randread(randread.URING, 64, False),
     "randread-qd1024": _randread(randread.URING, 1024, False),
     "randread-qd4096": _randread(randread.URING, 4096, False),
+    "ring-qd64": _randread(randread.URING_RING, 64, False),
+    "ring-qd4096": _randread(randread.URING_RING, 4096, False),
     "machinery-qd64": _randread(randread.MACHINERY, 64, False),
     "machinery-qd1024": _randread(randread.MACHINERY, 1024, False),
     "machinery-qd4096": _randread(randread.MACHINERY, 4096, False),
