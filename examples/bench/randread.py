@@ -854,7 +854,8 @@ def _run_case(
         FLOOR: "not a backend: QD READs per io_uring_enter on a private ring, ops/s of time "
         "inside that call only" + (" (includes waiting for the device)" if direct else ""),
         COPY_FLOOR: "not a backend: the same batches copied by the hot path's read_many_cached "
-        "(preadv2 with RWF_NOWAIT) in a plain loop",
+        "(preadv2 with RWF_NOWAIT) in a plain loop"
+        + ("; pread_many of one request makes pread's copy instead" if qd == 1 else ""),
         WAIT_LOOP: "not a backend: the same private ring, timed whole: a thread that only "
         "submits QD reads and waits for them in one io_uring_enter",
         MACHINERY: "not a backend: asyncio's tasks and futures on uringloop's Loop, each "

@@ -701,7 +701,7 @@ def read_many_args(requests: Iterable[Any]) -> ReadRequests:
     """pread_many's requests checked (as pread checks one) and split into signed 64-bit
     arrays (fds, sizes, offsets).
 
-    Ints in the common range (sizes of 1 byte to 1 MiB) are split and checked in one pass
+    Ints in the common range (sizes of 1 byte to 1 MiB) are split and checked in one call
     (SPLIT_REQUESTS); anything else goes through read_args one request at a time, for its
     exact error.
     """
