@@ -461,8 +461,9 @@ class _FileLock:
     woken waiter takes the lock when it resumes.
     """
 
-    # Read, never written, by the files' fast paths: with neither set, taking the lock and
-    # giving it back with nothing awaited in between is the same as not taking it.
+    # Read by the files' fast paths (and `held` set by read()'s before its await, the lock
+    # found free): with neither set, taking the lock and giving it back with nothing
+    # awaited in between is the same as not taking it.
     __slots__ = ("held", "waiters")
 
     def __init__(self) -> None:
@@ -779,41 +780,48 @@ class AsyncFileIO(_FileBase):
     # -- reading
 
     async def read(self, size: int | None = -1) -> bytes:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
-        try:
-            if (
-                type(size) is int
-                and 0 < size < PARALLEL_MIN
-                and self._readable
-                and not self._closed_flag
-                and not self._direct
-            ):  # _read()'s common case, inlined: one positioned read
-                io_ = self._io_cache
-                if io_ is None or io_.loop is not _running_loop():
-                    io_ = self._io()
-                if not self._seekable:
-                    return await io_.pread(self._fd, size, -1)
-                # (_read_at and _read_cached, inlined: no coroutine or call of their own)
-                fd, pos, data = self._fd, self._pos, b""
-                if self._copies and io_.inline_turn(size):
-                    copy = read_cached(fd, size, pos)
-                    if type(copy) is bytes:
-                        copied = len(copy)
-                        # Stopped short inside a page, or at once: EOF (_copy_was_whole)
-                        if copied == size or not copied or (pos + copied) % _PAGE_SIZE:
-                            self._pos = pos + copied
-                            return copy
-                        data = copy
-                    elif copy == _NO_NOWAIT:
-                        self._copies = False
+        lock = self._lock
+        if (
+            not lock.held
+            and not lock.waiters
+            and type(size) is int
+            and 0 < size < PARALLEL_MIN
+            and self._readable
+            and not self._closed_flag
+            and not self._direct
+            and self._seekable
+        ):  # _read()'s common case, inlined: one positioned read. The free lock is taken
+            # only before an await (see _FileLock): a whole copy awaits nothing.
+            io_ = self._io_cache
+            if io_ is None or io_.loop is not _running_loop():
+                io_ = self._io()
+            # (_read_at and _read_cached, inlined: no coroutine or call of their own)
+            fd, pos, data = self._fd, self._pos, b""
+            if self._copies and io_.inline_turn(size):
+                copy = read_cached(fd, size, pos)
+                if type(copy) is bytes:
+                    copied = len(copy)
+                    # Stopped short inside a page, or at once: EOF (_copy_was_whole)
+                    if copied == size or not copied or (pos + copied) % _PAGE_SIZE:
+                        self._pos = pos + copied
+                        return copy
+                    data = copy
+                elif copy == _NO_NOWAIT:
+                    self._copies = False
+            lock.held = True  # (still free: nothing was awaited since it was found so)
+            try:
                 rest = await io_.pread(fd, size - len(data), pos + len(data), True)
                 data = data + rest if data else rest
                 self._pos = pos + len(data)
                 return data
+            finally:
+                lock.release()
+        if not lock.try_acquire():
+            await lock.acquire()
+        try:
             return await self._read(size)
         finally:
-            self._lock.release()
+            lock.release()
 
     async def readall(self) -> bytes:
         async with self._lock:

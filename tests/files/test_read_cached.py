@@ -456,3 +456,29 @@ async def test_a_read_past_the_budget_does_not_ask_the_loop_for_the_copy_again(
             got = await (f.read(4096) if how == "read(n)" else f.read())
             assert got == (data[1000:5096] if how == "read(n)" else data[1000:])
             assert looked == [], how
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_tasks_reading_one_file_at_once_each_get_their_own_bytes(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # read(n)'s copies take no lock (nothing awaited), its ring reads do: with some reads
+    # copied and some waiting for the device, four tasks reading one file at once still
+    # read each byte once, each read whole at the position it found.
+    path = tmp_path / "shared.bin"
+    data = _cold_file(path, 400_000)
+    chunk = 9_000
+    pieces: list[bytes] = []
+    async with uringloop.open(path, "rb", buffering=0) as f:
+
+        async def reader() -> None:
+            while piece := await f.read(chunk):
+                pieces.append(piece)
+                if len(pieces) % 3 == 0:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(reader() for _ in range(4)))
+    offsets = sorted((data.find(piece), len(piece)) for piece in pieces)
+    assert [offset for offset, _ in offsets] == list(range(0, len(data), chunk))
+    assert all(n == min(chunk, len(data) - offset) for offset, n in offsets)
