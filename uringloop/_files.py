@@ -335,6 +335,17 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     return data
 
 
+def _release(*views: memoryview) -> None:
+    """Release the views a call made of its caller's buffer. One still exported is left
+    to the collector: a read in a worker thread (the executor's route), cancelled while it
+    runs, still writes through it, and the buffer must outlive that read."""
+    for view in views:
+        try:
+            view.release()
+        except BufferError:
+            pass
+
+
 def _read_cached_into(raw: AsyncFileIO, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
@@ -863,7 +874,8 @@ class AsyncFileIO(_FileBase):
                 "readinto() argument must be read-write bytes-like object, "
                 f"not {type(buffer).__name__}"
             )
-        with view.cast("B") if view.format != "B" else view as flat:
+        flat = view.cast("B") if view.format != "B" else view
+        try:
             if self._direct:
                 self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
             io_ = self._io()
@@ -877,6 +889,8 @@ class AsyncFileIO(_FileBase):
                     n += await io_.preadinto(self._fd, flat[n:], offset + n)
             else:
                 n = await io_.preadinto(self._fd, flat, offset)
+        finally:
+            _release(flat, view)
         if self._seekable:
             self._pos += n
         return n
@@ -892,23 +906,25 @@ class AsyncFileIO(_FileBase):
             return b""  # io.IOBase.readline(0) asks nothing of the file, open or not
         self._check_readable()
         io_ = self._io()
-        chunk = 1 if not self._seekable else max(self._blksize, 128)
+        seekable = self._seekable
+        chunk = 1 if not seekable else max(self._blksize, 128)
+        start = self._pos  # moved once the line is read: a cancelled readline moves nothing
         parts: list[bytes] = []
         got = 0
         while limit < 0 or got < limit:
             want = chunk if limit < 0 else min(chunk, limit - got)
-            data = await io_.pread(self._fd, want, self._offset())
+            data = await io_.pread(self._fd, want, start + got if seekable else -1)
             if not data:
                 break
             end = data.find(b"\n") + 1
             if end:
                 data = data[:end]
-            if self._seekable:
-                self._pos += len(data)
             parts.append(data)
             got += len(data)
             if end:
                 break
+        if seekable:
+            self._pos = start + got
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _readall(self) -> bytes:
@@ -1411,7 +1427,9 @@ class AsyncBufferedFile(_FileBase):
     async def _readinto(self, buffer: _Buffer, one: bool) -> int:
         self._check_readable("readinto")
         self._check_closed("readinto of closed file")
-        with memoryview(buffer) as view, view.cast("B") as flat:
+        view = memoryview(buffer)
+        flat = view.cast("B")
+        try:
             if flat.readonly:
                 raise TypeError("readinto() argument must be read-write bytes-like object")
             size = len(flat)
@@ -1419,27 +1437,34 @@ class AsyncBufferedFile(_FileBase):
             flat[:done] = self._take(done)
             if done == size:
                 return done
-            await self._flush_writes()
-            # As the built-in: more than a buffer's worth goes straight into the caller's
-            # buffer; less goes through ours. readinto1 fills ours only if nothing came.
-            while done < size:
-                remaining = size - done
-                if remaining > self.buffer_size:
-                    n = await self.raw._readinto(flat[done:])
-                elif not (one and done):
-                    n = min(await self._fill(), remaining)
-                    if n:
-                        flat[done : done + n] = self._take(n)
-                        done += n
-                        continue
-                else:
-                    n = 0
-                if not n:
-                    break
-                done += n
-                if one:
-                    break
+            try:
+                await self._flush_writes()
+                # As the built-in: more than a buffer's worth goes straight into the
+                # caller's buffer; less goes through ours. readinto1 fills ours only if
+                # nothing came.
+                while done < size:
+                    remaining = size - done
+                    if remaining > self.buffer_size:
+                        n = await self.raw._readinto(flat[done:])
+                    elif not (one and done):
+                        n = min(await self._fill(), remaining)
+                        if n:
+                            flat[done : done + n] = self._take(n)
+                            done += n
+                            continue
+                    else:
+                        n = 0
+                    if not n:
+                        break
+                    done += n
+                    if one:
+                        break
+            except asyncio.CancelledError:
+                self._unread([bytes(flat[:done])])  # as read(): what it had taken
+                raise
             return done
+        finally:
+            _release(flat, view)
 
     async def _readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else operator.index(size)
@@ -1449,20 +1474,24 @@ class AsyncBufferedFile(_FileBase):
         self._check_closed("readline of closed file")
         parts: list[bytes] = []
         got = 0
-        while limit < 0 or got < limit:
-            if not self._available():
-                await self._flush_writes()
-                if not await self._fill():
+        try:
+            while limit < 0 or got < limit:
+                if not self._available():
+                    await self._flush_writes()
+                    if not await self._fill():
+                        break
+                end = self._rbuf.find(b"\n", self._rpos) + 1 or len(self._rbuf)
+                n = end - self._rpos
+                if limit >= 0:
+                    n = min(n, limit - got)
+                part = self._take(n)
+                parts.append(part)
+                got += len(part)
+                if part.endswith(b"\n"):
                     break
-            end = self._rbuf.find(b"\n", self._rpos) + 1 or len(self._rbuf)
-            n = end - self._rpos
-            if limit >= 0:
-                n = min(n, limit - got)
-            part = self._take(n)
-            parts.append(part)
-            got += len(part)
-            if part.endswith(b"\n"):
-                break
+        except asyncio.CancelledError:
+            self._unread(parts)  # as read(): what it had taken
+            raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     # -- writing

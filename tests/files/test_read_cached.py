@@ -34,11 +34,17 @@ def _closes(path: Path) -> int:
 
 
 def _cold_file(path: Path, size: int) -> bytes:
-    """Write `size` random bytes to `path` and evict its pages from the page cache (written
-    back first), or skip the test where the filesystem keeps them (tmpfs: the page cache
-    is its storage); the bytes written."""
+    """Write `size` random bytes to `path` and evict its pages from the page cache
+    (_evict); the bytes written."""
     data = os.urandom(size)
     path.write_bytes(data)
+    _evict(path)
+    return data
+
+
+def _evict(path: Path) -> None:
+    """Evict `path`'s pages from the page cache (written back first), or skip the test
+    where the filesystem keeps them (tmpfs: the page cache is its storage)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -46,7 +52,7 @@ def _cold_file(path: Path, size: int) -> bytes:
         try:
             os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
         except BlockingIOError:
-            return data
+            return
     finally:
         os.close(fd)
     pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
@@ -482,3 +488,78 @@ async def test_tasks_reading_one_file_at_once_each_get_their_own_bytes(
     offsets = sorted((data.find(piece), len(piece)) for piece in pieces)
     assert [offset for offset, _ in offsets] == list(range(0, len(data), chunk))
     assert all(n == min(chunk, len(data) - offset) for offset, n in offsets)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("buffering", [0, -1])
+async def test_a_cancelled_readline_leaves_the_position_where_it_was(
+    tmp_path: Path, buffering: int, no_fd_leak: None
+) -> None:
+    # A long line is read in several reads; cancelled after some came back and while
+    # another waits for the device, readline() takes nothing: the position stays (raw),
+    # or what it had taken goes back to the buffer (buffered), and the next readline()
+    # returns the whole line.
+    line = b"a" * 65_535 + b"\n"
+    path = tmp_path / "lines.bin"
+    took = 0
+    for steps in range(1, 25):
+        path.write_bytes(line + b"second\n")
+        _evict(path)
+        async with uringloop.open(path, "rb", buffering=buffering) as f:
+            cancelled, got = await cancel_after(f.readline(), steps)
+            if not cancelled:
+                assert got == line
+                continue
+            took += 1
+            assert await f.tell() == 0, steps
+            assert await f.readline() == line, steps
+            assert await f.readline() == b"second\n"
+    if not took:
+        pytest.skip(_NEVER_IN_FLIGHT)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_cancelled_buffered_readinto_gives_back_what_it_had_taken(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # readinto() takes the buffer's bytes into the caller's buffer, then waits for the
+    # file and is cancelled: the bytes it had taken are read again by the next read.
+    for attempt in range(_ATTEMPTS):
+        path = tmp_path / f"into{attempt}.bin"
+        data = _cold_file(path, 65_536)
+        async with uringloop.open(path, "rb") as f:  # buffered: 8 KiB
+            first = await f.read(10)  # fills the buffer: its rest goes into the next call
+            _evict(path)
+            buf = bytearray(10_000)
+            cancelled, got = await cancel_after(f.readinto(buf), 1)
+            if not cancelled:  # the device answered within the step: another file
+                assert buf[:got] == data[10 : 10 + got]
+                continue
+            assert await f.tell() == 10
+            assert first + await f.read() == data
+            return
+    pytest.skip(_NEVER_IN_FLIGHT)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("buffering", [0, -1])
+async def test_a_readinto_cancelled_while_a_thread_reads_raises_cancelled_error(
+    buffering: int, no_fd_leak: None
+) -> None:
+    # An empty pipe: the read waits (off the ring, in a worker thread, which goes on
+    # holding the caller's buffer). The cancellation comes out as such, not as the
+    # BufferError of releasing a view the thread still writes through.
+    r, w = os.pipe()
+    try:
+        async with uringloop.open(r, "rb", buffering=buffering, closefd=False) as f:
+            buf = bytearray(100)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(f.readinto(buf), 0.05)
+            os.write(w, b"x")  # (lets a worker thread's read return)
+            await asyncio.sleep(0.05)
+    finally:
+        os.close(w)
+        os.close(r)
