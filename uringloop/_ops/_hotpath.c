@@ -1461,7 +1461,17 @@ split_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_NoMemory();
         goto done;
     }
-    for (int k = 0; k < 3; k++) {
+    /* Columns 0-2, then a fourth where the requests have one: the reference's unpacking
+     * asks zip() for it and fails, after converting it (array('q') of it, stopping at its
+     * first error, which comes out unless it is a soft one) when every request has one. */
+    for (int k = 0; k < 4; k++) {
+        if (k == 3) {
+            Py_ssize_t i = 0;
+            while (i < n && Py_SIZE(rows[i]) <= 3)
+                i++;
+            if (i == n) /* none has a fourth value: the three columns are the answer */
+                break;
+        }
         for (taken = 0; taken < n; taken++) { /* zip's column k: a short row ends it */
             PyObject *row = rows[taken];
             if (Py_SIZE(row) <= k)
@@ -1469,51 +1479,34 @@ split_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             items[taken] = Py_NewRef(PyTuple_CheckExact(row) ? PyTuple_GET_ITEM(row, k)
                                                              : PyList_GET_ITEM(row, k));
         }
-        columns[k] = PySequence_Repeat(q_template, n);
-        if (columns[k] == NULL || PyObject_GetBuffer(columns[k], &views[k], PyBUF_WRITABLE) < 0)
-            goto fail;
-        opened++;
-        long long *into = (long long *)views[k].buf;
-        low[k] = LLONG_MAX;
-        high[k] = LLONG_MIN;
+        long long *into = NULL; /* (the fourth column is converted, not kept) */
+        if (k < 3) {
+            columns[k] = PySequence_Repeat(q_template, n);
+            if (columns[k] == NULL
+                || PyObject_GetBuffer(columns[k], &views[k], PyBUF_WRITABLE) < 0)
+                goto fail;
+            opened++;
+            into = (long long *)views[k].buf;
+            low[k] = LLONG_MAX;
+            high[k] = LLONG_MIN;
+        }
         for (Py_ssize_t i = 0; i < n; i++) { /* array('q', column) */
             long long v = PyLong_AsLongLongAndOverflow(items[i], &overflow);
             if (v == -1 && PyErr_Occurred())
                 goto fail;
             if (overflow) /* array('q') raises OverflowError */
                 goto none;
-            into[i] = v;
-            low[k] = v < low[k] ? v : low[k];
-            high[k] = v > high[k] ? v : high[k];
+            if (into != NULL) {
+                into[i] = v;
+                low[k] = v < low[k] ? v : low[k];
+                high[k] = v > high[k] ? v : high[k];
+            }
         }
         while (taken > 0)
             Py_DECREF(items[--taken]);
+        if (k == 3)
+            goto none;
     }
-    /* A fourth value: the reference's unpacking asks zip() for a fourth column and fails.
-     * Only when every request has one is that column converted first (array('q') of it,
-     * stopping at its first error, which comes out unless it is a soft one). */
-    Py_ssize_t with_fourth = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        with_fourth += Py_SIZE(rows[i]) > 3;
-    if (with_fourth == n) {
-        for (taken = 0; taken < n; taken++) {
-            PyObject *row = rows[taken];
-            if (Py_SIZE(row) <= 3)
-                goto none;
-            items[taken] = Py_NewRef(PyTuple_CheckExact(row) ? PyTuple_GET_ITEM(row, 3)
-                                                             : PyList_GET_ITEM(row, 3));
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            long long v = PyLong_AsLongLongAndOverflow(items[i], &overflow);
-            if (v == -1 && PyErr_Occurred())
-                goto fail;
-            if (overflow)
-                break;
-        }
-        goto none;
-    }
-    if (with_fourth)
-        goto none;
     if (low[0] < 0 || high[0] > INT_MAX || low[1] < 1 || high[1] > size_max || low[2] < -1)
         goto none;
     while (opened > 0)
