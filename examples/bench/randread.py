@@ -163,6 +163,16 @@ async def _timed(env: Env, workers: list[Worker], ops_per_count: int = 1) -> flo
 # -- the implementations ------------------------------------------------------------------
 
 
+def _rate(env: Env, work: Callable[[float], int]) -> float:
+    """A plain loop's ops/s: `work(deadline)` warmed up, the kept samples cleared, then
+    timed until the deadline (it returns the reads it made)."""
+    work(perf_counter() + WARMUP)
+    env.keep.clear()
+    t0 = perf_counter()
+    n = work(t0 + env.duration)
+    return n / (perf_counter() - t0)
+
+
 def _sync(env: Env) -> float:
     fd, offs, mask, keep = env.fd, env.offsets, env.mask, env.keep
     counter = itertools.count()
@@ -185,11 +195,7 @@ def _sync(env: Env) -> float:
             n += 1
         return n
 
-    work(perf_counter() + WARMUP)
-    keep.clear()
-    t0 = perf_counter()
-    n = work(t0 + env.duration)
-    return n / (perf_counter() - t0)
+    return _rate(env, work)
 
 
 async def _executor(env: Env) -> float:
@@ -553,11 +559,7 @@ def _copy_floor(env: Env) -> float:
             i += 1
         return n
 
-    work(perf_counter() + WARMUP)
-    keep.clear()
-    t0 = perf_counter()
-    n = work(t0 + env.duration)
-    return n / (perf_counter() - t0)
+    return _rate(env, work)
 
 
 async def _uring_batched(env: Env) -> float:
