@@ -38,7 +38,6 @@ import codecs
 import concurrent.futures
 import ctypes
 import errno
-import fcntl
 import io
 import locale
 import operator
@@ -53,6 +52,7 @@ from typing import Any, Protocol, TypeVar
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
 from ._loop import Loop
+from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
@@ -298,7 +298,7 @@ def _has_o_direct(fd: int) -> bool:
     the file was not asked for it (direct=False): a non-blocking read there still waits for
     the device, so the file never copies from the page cache."""
     try:
-        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+        return has_o_direct(fd)
     except OSError:  # (the file's first operation reports it)
         return False
 

@@ -65,6 +65,9 @@ from .operation import (
     forget_positions as forget_positions,
 )
 from .operation import (
+    has_o_direct as has_o_direct,
+)
+from .operation import (
     read_args as read_args,
 )
 from .spec import Spec as Spec

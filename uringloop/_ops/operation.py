@@ -112,6 +112,12 @@ def check_position(fd: int, offset: int) -> None:
     _seekable[fd] = None
 
 
+def has_o_direct(fd: int) -> bool:
+    """Whether `fd`'s open file has O_DIRECT, where even a non-blocking read waits for the
+    device (fcntl's F_GETFL; its OSError, or ValueError for fd < 0, propagates)."""
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & _O_DIRECT)
+
+
 def copies_cached(fd: int) -> bool:
     """Whether a read of `fd`, which takes offsets (read_args checked it, or its caller
     vouched), may first copy what the page cache holds directly (hotpath.read_cached): not
@@ -122,7 +128,7 @@ def copies_cached(fd: int) -> bool:
         if fd < 0:  # (fcntl raises ValueError) the ring's read reports EBADF
             return False
         try:
-            allowed = not fcntl.fcntl(fd, fcntl.F_GETFL) & _O_DIRECT
+            allowed = not has_o_direct(fd)
         except OSError:  # EBADF: the ring's read reports it
             return False
         _seekable[fd] = allowed
