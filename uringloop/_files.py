@@ -47,6 +47,7 @@ import sys
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
+from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
@@ -689,12 +690,13 @@ def _check_can_detach(lock: _FileLock) -> None:
 class AsyncFileIO(_FileBase):
     """io.FileIO's async counterpart: each call is one operation (big reads: several)."""
 
+    # Made by uringloop.open only, which passes every argument by position: a call with
+    # a score of keyword arguments costs more (matching them) than the rest of __init__.
     def __init__(
         self,
         fd: int,
         name: Any,
         mode: str,
-        *,
         readable: bool,
         writable: bool,
         appending: bool,
@@ -703,13 +705,13 @@ class AsyncFileIO(_FileBase):
         position: int,
         blksize: int,
         executor: _Executor | None,
-        direct: bool = False,
-        dio_mem_align: int = 0,
-        dio_offset_align: int = 0,
-        size_hint: int | None = None,
-        io: _IO | None = None,
-        closes_inline: bool = False,
-        copies: bool = True,
+        direct: bool,
+        dio_mem_align: int,
+        dio_offset_align: int,
+        size_hint: int | None,
+        io: _IO | None,
+        closes_inline: bool,
+        copies: bool,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -830,6 +832,12 @@ class AsyncFileIO(_FileBase):
         if not lock.try_acquire():
             await lock.acquire()
         try:
+            if (
+                (size is None or (type(size) is int and size == -1))
+                and self._readable
+                and not self._closed_flag
+            ):  # _read(-1), its checks passed
+                return await self._readall()
             return await self._read(size)
         finally:
             lock.release()
@@ -1317,6 +1325,15 @@ class AsyncBufferedFile(_FileBase):
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
+            raw = self.raw
+            if (
+                (size is None or (type(size) is int and size == -1))
+                and not self._rbuf
+                and not self._wbuf
+                and raw._readable
+                and not raw._closed_flag
+            ):  # _read(-1)'s common case: nothing buffered, every check passed.
+                return await raw._readall()
             return await self._read(size)
         finally:
             self._lock.release()
@@ -1755,10 +1772,10 @@ class AsyncTextFile(_FileBase):
     to feed and characters to skip from it to get back to the current character.
     """
 
+    # Made by uringloop.open only, with every argument by position (as AsyncFileIO).
     def __init__(
         self,
         buffer: AsyncBufferedFile,
-        *,
         mode: str,
         encoding: str,
         errors: str,
@@ -1881,6 +1898,21 @@ class AsyncTextFile(_FileBase):
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
+            if size is None or (type(size) is int and size == -1):
+                buffer = self.buffer
+                raw = buffer.raw
+                if (
+                    not self._pending
+                    and not buffer._rbuf
+                    and not buffer._wbuf
+                    and not raw._closed_flag
+                    and raw._readable
+                ):  # _read(-1)'s common case: no bytes above the raw file's position,
+                    # none to write first, every check passed; one call less a layer.
+                    data = await raw._readall()
+                    result: str = self._get_decoded() + self._decoder.decode(data, True)
+                    self._snapshot = None
+                    return result
             return await self._read(size)
         finally:
             self._lock.release()
@@ -2284,6 +2316,21 @@ class AsyncTextFile(_FileBase):
 
     # -- closing
 
+    async def close(self) -> None:
+        if not self._lock.try_acquire():
+            await self._lock.acquire()
+        try:
+            buffer = self.buffer
+            if not self._pending and not buffer._wbuf:
+                # _close()'s common case: nothing to write, so the buffer's close (its
+                # read-ahead dropped), one call less a layer.
+                buffer._drop_read_buffer()
+                await buffer.raw._close()
+            else:
+                await self._close()
+        finally:
+            self._lock.release()
+
     async def _close(self) -> None:
         buffer = self.buffer
         if buffer.raw._closed_flag:
@@ -2404,19 +2451,25 @@ def _text_encoding(encoding: str | None) -> str:
     return encoding
 
 
-async def _open(
-    file: Any,
-    mode: str,
+def _caller_level() -> int:
+    """warnings.warn's stacklevel for the first frame outside this module (open()'s
+    caller, however many of its frames lie between: `await open()`, `async with`)."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+def _check_arguments(
+    parsed: _Mode,
     buffering: int,
-    encoding: str | None,
-    errors: str | None,
-    newline: str | None,
-    closefd: bool,
-    opener: Callable[[Any, int], int] | None,
+    encoding: Any,
+    errors: Any,
+    newline: Any,
     direct: bool,
-    executor: _Executor | None,
-) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
-    parsed = _parse_mode(mode)
+) -> int:
+    """open()'s checks of its arguments, as the built-in's: the buffering as an int."""
     buffering = operator.index(buffering)
     if not -(1 << 31) <= buffering < 1 << 31:  # as the built-in's C int
         raise OverflowError("Python int too large to convert to C int")
@@ -2437,7 +2490,7 @@ async def _open(
                 "line buffering (buffering=1) isn't supported in binary mode, "
                 "the default buffer size will be used",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
     elif buffering == 0:
         raise ValueError("can't have unbuffered text I/O")
@@ -2457,6 +2510,31 @@ async def _open(
         raise ValueError(
             "direct=True (O_DIRECT) needs unbuffered binary mode: a mode with 'b' and buffering=0"
         )
+    return buffering
+
+
+async def _open(
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[Any, int], int] | None,
+    direct: bool,
+    executor: _Executor | None,
+) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
+    parsed = _parse_mode(mode)
+    if not (
+        type(buffering) is int
+        and buffering == -1
+        and encoding is None
+        and errors is None
+        and newline is None
+        and direct is False
+    ):  # (the defaults need no checks)
+        buffering = _check_arguments(parsed, buffering, encoding, errors, newline, direct)
     text_encoding = None if parsed.binary else _text_encoding(encoding)
     flags = parsed.flags | (os.O_DIRECT if direct else 0)
 
@@ -2506,22 +2584,23 @@ async def _open(
             fd,
             name,
             parsed.raw_mode,
-            readable=parsed.readable,
-            writable=parsed.writable,
-            appending=parsed.appending,
-            closefd=closefd,
-            seekable=seekable,
-            position=position,
-            blksize=st.st_blksize,
-            executor=executor,
-            direct=direct,
-            dio_mem_align=mem_align,
-            dio_offset_align=off_align,
-            size_hint=st.st_size if regular else None,
-            io=io_,
-            # (Looked up on the ring's route only: elsewhere files close through the executor.)
-            closes_inline=regular and io_.ring and _mounts.closes_inline(st.st_dev),
-            copies=copies,
+            parsed.readable,
+            parsed.writable,
+            parsed.appending,
+            closefd,
+            seekable,
+            position,
+            st.st_blksize,
+            executor,
+            direct,
+            mem_align,
+            off_align,
+            st.st_size if regular else None,  # size_hint
+            io_,
+            # closes_inline (looked up on the ring's route only: elsewhere files close
+            # through the executor).
+            regular and io_.ring and _mounts.closes_inline(st.st_dev),
+            copies,
         )
     except BaseException:
         if owned:
@@ -2541,12 +2620,7 @@ async def _open(
             return buffered
         assert text_encoding is not None
         return AsyncTextFile(
-            buffered,
-            mode=mode,
-            encoding=text_encoding,
-            errors=errors or "strict",
-            newline=newline,
-            line_buffering=line_buffering,
+            buffered, mode, text_encoding, errors or "strict", newline, line_buffering
         )
     except BaseException:
         await raw._close()

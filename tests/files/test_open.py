@@ -9,6 +9,7 @@ import gc
 import io
 import os
 import subprocess
+import sys
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -416,6 +417,33 @@ async def test_type_errors(tmp_path: Path, no_fd_leak: None) -> None:
             await f.write(b"bytes")  # type: ignore[arg-type]
 
 
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_line_buffering_in_binary_mode_warns_at_the_callers_line(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # As the built-in: a RuntimeWarning, the default buffer used; reported at the line
+    # of the caller's open(), whichever way it awaits it.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    with pytest.warns(RuntimeWarning, match="line buffering") as record:
+        line = record_line() + 1
+        f = await uringloop.open(path, "rb", buffering=1)
+        await f.close()
+    assert (record[0].filename, record[0].lineno) == (__file__, line)
+    with pytest.warns(RuntimeWarning, match="line buffering") as record:
+        line = record_line() + 1
+        async with uringloop.open(path, "rb", buffering=1) as f:
+            pass
+    assert (record[0].filename, record[0].lineno) == (__file__, line)
+    assert f.closed
+
+
+def record_line() -> int:
+    """The line that called this."""
+    return sys._getframe(1).f_lineno
+
+
 # -- big reads --------------------------------------------------------------------------------
 
 
@@ -724,6 +752,47 @@ async def test_text_write_after_a_read_drops_what_was_decoded(tmp_path: Path) ->
     got.append(path.read_text())
     assert got == expected
     assert got[2] == ""  # the write went where the read left the buffer: at the end
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(("mode", "buffering"), [("r+", -1), ("r+", 1 << 16), ("r+b", 1 << 16)])
+async def test_read_all_after_a_write_reads_past_it(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    # read() first writes what write() took (held by the text layer; past its chunk, in
+    # the buffer below; binary: in the buffer), then reads on from there.
+    path = tmp_path / "f"
+    content = "".join(f"line {i}\n" for i in range(3000)).encode()
+    path.write_bytes(content)
+    written = b"w" * (10 if buffering < 0 else 10_000)
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        if "b" in mode:
+            await f.write(written)
+            assert await f.read() == content[len(written) :]
+        else:
+            await f.write(written.decode())
+            assert await f.read() == content[len(written) :].decode()
+    assert path.read_bytes() == written + content[len(written) :]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "rb"])
+async def test_read_all_after_a_readline_returns_the_read_ahead_first(
+    tmp_path: Path, mode: str, no_fd_leak: None
+) -> None:
+    # The buffer keeps read-ahead after a binary readline(), and after a read of the
+    # buffer below a text file (as the built-in's, it is the `buffer` attribute): read()
+    # returns that first.
+    path = tmp_path / "f"
+    content = "".join(f"line {i}\n" for i in range(5000)).encode()
+    path.write_bytes(content)
+    async with uringloop.open(path, mode, buffering=1 << 16) as f:
+        first = await (f.readline() if "b" in mode else f.buffer.read(7))
+        rest = await f.read()
+    assert first == content[:7]
+    assert rest == (content[7:] if "b" in mode else content[7:].decode())
 
 
 @pytest.mark.asyncio
