@@ -690,6 +690,9 @@ def _check_can_detach(lock: _FileLock) -> None:
 class AsyncFileIO(_FileBase):
     """io.FileIO's async counterpart: each call is one operation (big reads: several)."""
 
+    _direct = False
+    _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
+
     # Made by uringloop.open only, which passes every argument by position: a call with
     # a score of keyword arguments costs more (matching them) than the rest of __init__.
     def __init__(
@@ -726,9 +729,10 @@ class AsyncFileIO(_FileBase):
         self._blksize = blksize
         self._size_hint = size_hint  # st_size at open, for the first readall() only
         self._executor = executor
-        self._direct = direct
-        self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
-        self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
+        if direct:  # (else the class attributes: no O_DIRECT, the default alignment)
+            self._direct = True
+            self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
+            self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
         self._lock = _FileLock()
         self._io_cache: _IO | None = io  # _io_for() of the loop that last did its I/O
         self._closes_inline = closes_inline  # a regular file that _mounts.closes_inline
@@ -1772,6 +1776,19 @@ class AsyncTextFile(_FileBase):
     to feed and characters to skip from it to get back to the current character.
     """
 
+    # Where a file starts (instances set their own as these change): class attributes,
+    # not stores in __init__, which open() pays for every file.
+    _decoder: Any = None  # (set at __init__ where readable)
+    _encoder: Any = None  # (set at __init__ where writable)
+    # A codec whose encoder keeps no state (no BOM, no pending characters): write() calls
+    # str.encode, as the built-in does, rather than the incremental encoder.
+    _stateless_encoding: str | None = None
+    _decoded = ""
+    _used = 0  # characters of _decoded already returned
+    _snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
+    _b2cratio = 0.0
+    _pending_count = 0
+
     # Made by uringloop.open only, with every argument by position (as AsyncFileIO).
     def __init__(
         self,
@@ -1793,17 +1810,12 @@ class AsyncTextFile(_FileBase):
         self._readnl = newline
         self._writetranslate = newline != ""
         self._writenl = newline or os.linesep
-        self._decoder: Any = None
-        self._encoder: Any = None
         raw = buffer.raw
         if raw._readable:
             decoder: Any = codecs.getincrementaldecoder(encoding)(errors)
             if self._readuniversal:
                 decoder = io.IncrementalNewlineDecoder(decoder, self._readtranslate)
             self._decoder = decoder
-        # A codec whose encoder keeps no state (no BOM, no pending characters): write()
-        # calls str.encode, as the built-in does, rather than the incremental encoder.
-        self._stateless_encoding: str | None = None
         self._encode_errors = errors
         if raw._writable:
             self._encoder = codecs.getincrementalencoder(encoding)(errors)
@@ -1812,12 +1824,7 @@ class AsyncTextFile(_FileBase):
             name = codecs.lookup(encoding).name
             if name in _STATELESS_ENCODINGS:
                 self._stateless_encoding = name
-        self._decoded = ""
-        self._used = 0  # characters of _decoded already returned
-        self._snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
-        self._b2cratio = 0.0
         self._pending: list[bytes] = []
-        self._pending_count = 0
         self._telling = raw._seekable
         # write()'s common case (fixed at open: these are read-only, as the built-in's):
         # encoded text joins the pending bytes as it is, with no newline to translate and
@@ -2429,13 +2436,18 @@ def _parse_mode(mode: str) -> _Mode:
 
 
 _text_encodings: set[str] = set()  # names codecs found to be text encodings
+# The locale's encoding, as the built-in open() takes it (Python 3.11+; 3.10's
+# getpreferredencoding(False) is the same, where 3.11's warns under -X warn_default_encoding).
+_locale_encoding: Callable[[], str] = getattr(
+    locale, "getencoding", lambda: locale.getpreferredencoding(False)
+)
 
 
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
         encoding = io.text_encoding(None, 4)
     if encoding == "locale":
-        encoding = locale.getpreferredencoding(False)
+        encoding = _locale_encoding()
     if type(encoding) is str and encoding in _text_encodings:
         return encoding
     if not isinstance(encoding, str):

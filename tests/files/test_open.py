@@ -102,6 +102,35 @@ async def test_default_encoding_is_the_builtins(tmp_path: Path, no_fd_leak: None
             assert f.errors == g.errors
 
 
+@pytest.mark.parametrize("utf8_mode", ["0", "1"])
+def test_default_encoding_warns_once_as_the_builtin(tmp_path: Path, utf8_mode: str) -> None:
+    # python -X warn_default_encoding: one EncodingWarning for an open() without an
+    # encoding, at the caller's line, as the built-in's; and the same encoding.
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"x")
+    script = f"""
+import warnings, uringloop
+warnings.simplefilter("always")
+async def main():
+    with warnings.catch_warnings(record=True) as ours:
+        async with uringloop.open({str(path)!r}) as f:
+            encoding = f.encoding
+    with warnings.catch_warnings(record=True) as builtin:
+        with open({str(path)!r}) as g:
+            assert encoding == g.encoding, (encoding, g.encoding)
+    for record in (ours, builtin):
+        print(len(record), [(w.category.__name__, w.lineno) for w in record])
+uringloop.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-X", "warn_default_encoding", "-X", f"utf8={utf8_mode}", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert out == ["1 [('EncodingWarning', 6)]", "1 [('EncodingWarning', 9)]"]
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 async def test_append_mode_appends(tmp_path: Path, no_fd_leak: None) -> None:
