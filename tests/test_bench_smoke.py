@@ -106,29 +106,31 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         },
     },
     "smallfiles": {
-        **{
-            case: {
-                "sync loop (built-in open)",
-                "uringloop.open",
-                "uringloop open_fd + pread + close_fd",
-                "aiofiles",
-            }
-            for case in (
-                "read a 5.5 KB text file, one after another",
-                "read a 5.5 KB text file, all at once",
-            )
+        "read a 5.5 KB text file, one after another": {
+            "sync loop (built-in open)",
+            "uringloop.open",
+            "uringloop open_fd + pread + close_fd",
+            "aiofiles",
         },
-        **{
-            case: {
-                "sync loop (built-in open)",
-                "uringloop.open",
-                "uringloop open_fd + pwrite + close_fd",
-                "aiofiles",
-            }
-            for case in (
-                "write 100 lines to a file, one after another",
-                "write 100 lines to a file, all at once",
-            )
+        "read a 5.5 KB text file, all at once": {
+            "sync loop (built-in open)",
+            "built-in open() in one task per file",
+            "uringloop.open",
+            "uringloop open_fd + pread + close_fd",
+            "aiofiles",
+        },
+        "write 100 lines to a file, one after another": {
+            "sync loop (built-in open)",
+            "uringloop.open",
+            "uringloop open_fd + pwrite + close_fd",
+            "aiofiles",
+        },
+        "write 100 lines to a file, all at once": {
+            "sync loop (built-in open)",
+            "built-in open() in one task per file",
+            "uringloop.open",
+            "uringloop open_fd + pwrite + close_fd",
+            "aiofiles",
         },
     },
     "threadio": {
