@@ -717,7 +717,7 @@ def run(cfg: Config) -> Report:
     try:
         for mode, fd, direct in (("page cache", fd_buffered, False), ("O_DIRECT", fd_direct, True)):
             for qd in QDS + (() if direct else DEEP_QDS):
-                impls = IMPLS if qd in QDS else DEEP_IMPLS
+                impls: tuple[str, ...] = IMPLS if qd in QDS else DEEP_IMPLS
                 if direct:  # (nothing is copied from the page cache there: the same reads)
                     impls = tuple(impl for impl in impls if impl not in (URING_RING, COPY_FLOOR))
                 _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets, impls)
