@@ -1917,7 +1917,9 @@ class AsyncTextFile(_FileBase):
                 ):  # _read(-1)'s common case: no bytes above the raw file's position,
                     # none to write first, every check passed; one call less a layer.
                     data = await raw._readall()
-                    result: str = self._get_decoded() + self._decoder.decode(data, True)
+                    decoded = self._decoder.decode(data, True)  # before _get_decoded():
+                    # a decoding error leaves the characters decoded before for the next read
+                    result: str = self._get_decoded() + decoded
                     self._snapshot = None
                     return result
             return await self._read(size)
@@ -2445,7 +2447,8 @@ _locale_encoding: Callable[[], str] = getattr(
 
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
-        encoding = io.text_encoding(None, 4)
+        # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
+        encoding = io.text_encoding(None, _caller_level() if sys.flags.warn_default_encoding else 2)
     if encoding == "locale":
         encoding = _locale_encoding()
     if type(encoding) is str and encoding in _text_encodings:

@@ -115,10 +115,13 @@ async def main():
     with warnings.catch_warnings(record=True) as ours:
         async with uringloop.open({str(path)!r}) as f:
             encoding = f.encoding
+    with warnings.catch_warnings(record=True) as awaited:
+        f = await uringloop.open({str(path)!r})
+        await f.close()
     with warnings.catch_warnings(record=True) as builtin:
         with open({str(path)!r}) as g:
             assert encoding == g.encoding, (encoding, g.encoding)
-    for record in (ours, builtin):
+    for record in (ours, awaited, builtin):
         print(len(record), [(w.category.__name__, w.lineno) for w in record])
 uringloop.run(main())
 """
@@ -128,7 +131,11 @@ uringloop.run(main())
         capture_output=True,
         text=True,
     ).stdout.splitlines()
-    assert out == ["1 [('EncodingWarning', 6)]", "1 [('EncodingWarning', 9)]"]
+    assert out == [
+        "1 [('EncodingWarning', 6)]",
+        "1 [('EncodingWarning', 9)]",
+        "1 [('EncodingWarning', 12)]",
+    ]
 
 
 @pytest.mark.asyncio
@@ -822,6 +829,33 @@ async def test_read_all_after_a_readline_returns_the_read_ahead_first(
         rest = await f.read()
     assert first == content[:7]
     assert rest == (content[7:] if "b" in mode else content[7:].decode())
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("size", [-1, None, -2])
+async def test_a_decoding_error_leaves_what_was_decoded_for_the_next_read(
+    tmp_path: Path, size: int | None, no_fd_leak: None
+) -> None:
+    # As the built-in: read() of the rest raises, and the next read() returns the
+    # characters decoded before the error (the rest of the chunk read(5) decoded).
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 20_000 + b"\xff" + b"b" * 10)
+
+    def builtin() -> str:
+        with open(path, encoding="utf-8") as g:
+            g.read(5)
+            with pytest.raises(UnicodeDecodeError):
+                g.read(size)
+            return g.read()
+
+    async with uringloop.open(path, encoding="utf-8") as f:
+        await f.read(5)
+        with pytest.raises(UnicodeDecodeError):
+            await f.read(size)
+        rest = await f.read()
+    assert len(rest) > 0
+    assert rest == builtin()
 
 
 @pytest.mark.asyncio
