@@ -5,6 +5,7 @@ be installed: rows of a missing peer must then say so."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import math
@@ -314,3 +315,32 @@ def test_ab_runs_each_revision_s_own_package() -> None:
     assert len(rounds) == 2
     ratio = float(lines[-1].split()[2])
     assert math.isfinite(ratio) and ratio > 0
+
+
+def test_copy_floor_reads_a_page_the_cache_will_not_copy(tmp_path: Path) -> None:
+    # The randread copy floor's batches meet pages RWF_NOWAIT will not copy (the file
+    # evicted here; in a run, pages marked for readahead): it reads the rest of such a
+    # batch as the synchronous loop does, and its answers are the file's (it raised
+    # BenchError).
+    sys.path.insert(0, str(ROOT))
+    from examples.bench import randread
+    from uringloop._ops.hotpath import read_cached
+
+    path = tmp_path / "data"
+    path.write_bytes(os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.pread(fd, 1 << 20, 0)
+        if read_cached(fd, 4096, 0) == -errno.EOPNOTSUPP:
+            pytest.skip("the filesystem cannot copy without waiting (tmpfs)")
+        os.fsync(fd)  # (dirty pages are not evicted)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if read_cached(fd, 4096, 0) != -errno.EAGAIN:
+            pytest.skip("the kernel kept the evicted file cached")
+        env = randread.Env(str(path), fd, False, 64, 0.05, [i * 4096 for i in range(256)])
+        assert randread._copy_floor(env) > 0
+        assert env.keep
+        for offset, data in env.keep:
+            assert data == os.pread(fd, 4096, offset)
+    finally:
+        os.close(fd)
