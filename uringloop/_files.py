@@ -1916,12 +1916,7 @@ class AsyncTextFile(_FileBase):
                     and raw._readable
                 ):  # _read(-1)'s common case: no bytes above the raw file's position,
                     # none to write first, every check passed; one call less a layer.
-                    data = await raw._readall()
-                    decoded = self._decoder.decode(data, True)  # before _get_decoded():
-                    # a decoding error leaves the characters decoded before for the next read
-                    result: str = self._get_decoded() + decoded
-                    self._snapshot = None
-                    return result
+                    return self._decoded_to_eof(await raw._readall())
             return await self._read(size)
         finally:
             self._lock.release()
@@ -1933,12 +1928,7 @@ class AsyncTextFile(_FileBase):
         if self._pending:  # nothing pending: no coroutine
             await self._write_flush()
         if size < 0:
-            data = await self.buffer._read(-1)
-            decoded = self._decoder.decode(data, True)
-            del data
-            result: str = self._get_decoded() + decoded
-            self._snapshot = None
-            return result
+            return self._decoded_to_eof(await self.buffer._read(-1))
         parts = [self._get_decoded(size)]
         remaining = size - len(parts[0])
         while remaining > 0 and await self._read_chunk(remaining):
@@ -1946,6 +1936,16 @@ class AsyncTextFile(_FileBase):
             parts.append(part)
             remaining -= len(part)
         return "".join(parts)
+
+    def _decoded_to_eof(self, data: bytes) -> str:
+        """read()'s answer from `data`, the bytes from the position to EOF: the characters
+        decoded before, then `data`'s. Decoded first: a decoding error leaves the
+        characters decoded before for the next read, as the built-in does."""
+        decoded = self._decoder.decode(data, True)
+        del data  # (freed before the characters are joined: a lower peak for big reads)
+        result: str = self._get_decoded() + decoded
+        self._snapshot = None
+        return result
 
     def _find_line_end(self, line: str, start: int) -> tuple[int, int]:
         """(end of the first line in line[start:], -1 if none; index up to which the
@@ -2331,10 +2331,8 @@ class AsyncTextFile(_FileBase):
         try:
             buffer = self.buffer
             if not self._pending and not buffer._wbuf:
-                # _close()'s common case: nothing to write, so the buffer's close (its
-                # read-ahead dropped), one call less a layer.
-                buffer._drop_read_buffer()
-                await buffer.raw._close()
+                # _close()'s common case: nothing to write, so the buffer's close alone.
+                await buffer._close()
             else:
                 await self._close()
         finally:
