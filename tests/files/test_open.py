@@ -179,6 +179,59 @@ async def test_buffered_extras(tmp_path: Path, no_fd_leak: None) -> None:
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_default_buffering_gathers_writes_to_a_regular_file(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    text, binary = tmp_path / "t.txt", tmp_path / "b.bin"
+    line = "x" * 63 + "\n"  # 64 bytes
+    blksize = os.stat(tmp_path).st_blksize
+    gather = max(blksize, _files.DEFAULT_WRITE_BUFFER_SIZE)
+    assert gather > 2 * _files.TEXT_CHUNK_SIZE  # else this test shows nothing
+    async with uringloop.open(text, "w") as f:
+        assert f.buffer.buffer_size == blksize  # read-ahead: the built-in's size
+        assert f.buffer.write_size == gather
+        for _ in range((gather - _files.TEXT_CHUNK_SIZE) // 64):
+            await f.write(line)
+        assert text.stat().st_size == 0  # the built-in's would have written 8 KiB chunks
+        for _ in range(_files.TEXT_CHUNK_SIZE // 64):
+            await f.write(line)
+        assert text.stat().st_size == gather  # gathered, then written at once
+        await f.write(line)
+        await f.flush()
+        assert text.stat().st_size == gather + 64
+    async with uringloop.open(binary, "wb") as f:
+        for _ in range(gather // 1000):
+            await f.write(b"y" * 1000)
+        assert binary.stat().st_size == 0
+    assert binary.read_bytes() == b"y" * (gather // 1000 * 1000)
+    # An explicit buffering is the size for both, as the built-in's.
+    async with uringloop.open(binary, "wb", buffering=4096) as f:
+        assert f.write_size == f.buffer_size == 4096
+        for _ in range(10):
+            await f.write(b"z" * 1000)
+        assert binary.stat().st_size == 8000
+    # (and so is the default for a pipe, whose reader gets the writes as the built-in's)
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(write_end, "wb") as f:
+            assert f.write_size == f.buffer_size
+    finally:
+        os.close(read_end)
+
+
+@pytest.mark.asyncio
+async def test_a_buffered_files_write_size_must_be_positive(tmp_path: Path) -> None:
+    raw = await uringloop.open(tmp_path / "f", "wb", buffering=0)
+    with pytest.raises(ValueError, match="write size must be strictly positive"):
+        _files.AsyncBufferedFile(raw, 4096, "wb", 0)
+    buffered = _files.AsyncBufferedFile(raw, 4096, "wb")  # (closes the raw file)
+    assert buffered.write_size == 4096
+    await buffered.close()
+    assert raw.closed
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_unbuffered_raw_file(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "raw"
     async with uringloop.open(path, "w+b", buffering=0) as f:
