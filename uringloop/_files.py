@@ -615,18 +615,32 @@ class _FileBase:
         return self
 
     async def __anext__(self) -> Any:
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
+        line = self._buffered_line()
+        if line is None:
+            line = await self.readline()
+            if not line:
+                raise StopAsyncIteration
         return line
 
     async def readline(self, size: int | None = -1) -> Any:
+        if size is None or (type(size) is int and size < 0):  # (any size < 0: no limit)
+            line = self._buffered_line()
+            if line is not None:
+                return line
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
             return await self._readline(size)
         finally:
             self._lock.release()
+
+    def _buffered_line(self) -> Any:
+        """readline()'s common case as a plain call, no coroutine: the next line when it
+        lies whole in what this layer holds and nothing else is due (no other call on the
+        file, nothing to write first, every check passed): None when not, and then
+        nothing has changed. Taking the free lock and giving it back with nothing awaited
+        in between is the same as not taking it (see _FileLock)."""
+        return None
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         async with self._lock:
@@ -1503,6 +1517,16 @@ class AsyncBufferedFile(_FileBase):
         finally:
             _release(flat, view)
 
+    def _buffered_line(self) -> bytes | None:
+        end = self._rbuf.find(b"\n", self._rpos)  # (b"" finds none)
+        if end < 0:
+            return None
+        # (only a readable file's reads fill _rbuf: found a line, the file is readable)
+        lock = self._lock
+        if lock.held or lock.waiters or self.raw._closed_flag:
+            return None
+        return self._take(end + 1 - self._rpos)
+
     async def _readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else operator.index(size)
         if not self.raw._readable and limit == 0:
@@ -2005,6 +2029,22 @@ class AsyncTextFile(_FileBase):
                 if 0 < hint < total:
                     break
             return lines
+
+    def _buffered_line(self) -> str | None:
+        # Without a decoder (not readable) _decoded is "" and finds none; with newlines
+        # not translated, a line may end otherwise than with "\n".
+        start = self._used
+        end = self._decoded.find("\n", start)
+        if end < 0 or not self._readtranslate:
+            return None
+        lock = self._lock
+        # (pending text comes with no decoded characters, which a write drops (_wrote):
+        # checked anyway, as a read must never pass a write)
+        if lock.held or lock.waiters or self._pending or self.buffer.raw._closed_flag:
+            return None
+        end += 1
+        self._used = end
+        return self._decoded[start:end]
 
     async def _readline(self, size: int | None = -1) -> str:
         self._check_closed()

@@ -11,10 +11,12 @@ objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-write-seq
 (uringloop.open over 1000 small files, files a second), text-write (a text file's
-write() of one line, writes a second). `--driver-split` times the ring driver's steps
-instead (writing the SQEs, the enter system call, reaping and delivering), per completed
-operation; `--gc-time` the share of the run the cyclic garbage collector took. For a
-sampling profile without cProfile's overhead, run the same command under py-spy:
+write() of one line, writes a second), text-lines and binary-lines (`async for line in f`
+over a file of 55-byte lines in the page cache, lines a second). `--driver-split` times
+the ring driver's steps instead (writing the SQEs, the enter system call, reaping and
+delivering), per completed operation; `--gc-time` the share of the run the cyclic
+garbage collector took. For a sampling profile without cProfile's overhead, run the same
+command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
 """
@@ -116,6 +118,36 @@ def _text_writes(seconds: float) -> Any:
     return f"{run_on('uringloop', go()):,.0f} writes/s"
 
 
+def _lines(mode: str) -> Callable[[float], Any]:
+    def scenario(seconds: float) -> Any:
+        """`async for line in f` over a cached file of 4 MiB of 55-byte lines, opened again
+        at each pass: lines a second."""
+
+        async def go() -> float:
+            import uringloop
+
+            cfg = Config.make(False)
+            ensure_directory(cfg)
+            path = os.path.join(cfg.directory, "lines.txt")
+            with open(path, "w") as f:
+                f.write(smallfiles.LINE * ((4 << 20) // len(smallfiles.LINE)))
+            with open(path, "rb") as f:  # in the page cache
+                f.read()
+            done = 0
+            start = perf_counter()
+            while perf_counter() - start < seconds:
+                async with uringloop.open(path, mode) as f:
+                    async for _line in f:
+                        done += 1
+            elapsed = perf_counter() - start
+            os.unlink(path)
+            return done / elapsed
+
+        return f"{run_on('uringloop', go()):,.0f} lines/s"
+
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[[float], Any]] = {
     "randread-qd1": _randread(randread.URING, 1, False),
     "randread-qd64": _randread(randread.URING, 64, False),
@@ -140,6 +172,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "smallfiles-read-all": _smallfiles(smallfiles.READ_ALL),
     "smallfiles-write-seq": _smallfiles(smallfiles.WRITE_SEQ),
     "text-write": _text_writes,
+    "text-lines": _lines("r"),
+    "binary-lines": _lines("rb"),
 }
 
 

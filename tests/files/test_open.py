@@ -338,6 +338,83 @@ async def test_concurrent_tasks_are_serialized(tmp_path: Path, no_fd_leak: None)
     assert all(data[i : i + 5] == data[i : i + 1] * 5 for i in range(0, len(data), 5))
 
 
+# A line already read ahead is returned by a plain call (no coroutine of the lock's or the
+# layer's): these check that it still waits its turn, stops at a size, and fails on a
+# closed file, as the full path does.
+LINES = [f"line {i}\n" for i in range(100)]
+
+
+def _lines_file(tmp_path: Path, mode: str) -> tuple[Path, list[Any]]:
+    """A file of LINES, and the lines as `mode` reads them."""
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(LINES))
+    return path, [line if mode == "r" else line.encode() for line in LINES]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "rb"])
+async def test_a_buffered_line_waits_for_a_call_in_progress(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    path, want = _lines_file(tmp_path, mode)
+    async with uringloop.open(path, mode) as f:
+        assert await f.readline() == want[0]  # the rest is read ahead
+        lock = f._lock
+        await lock.acquire()  # another call on the file, in progress
+        try:
+            first = asyncio.ensure_future(f.readline())
+            iterated = asyncio.ensure_future(f.__anext__())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not first.done() and not iterated.done()
+        finally:
+            lock.release()  # the first waiter is woken, and has not run yet
+        assert not lock.held and lock.waiters
+        assert f._buffered_line() is None  # so a new call must not pass it
+        third = asyncio.ensure_future(f.readline())
+        assert await asyncio.gather(first, iterated, third) == want[1:4]
+        assert await f.__anext__() == want[4]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "rb"])
+async def test_a_buffered_line_is_cut_at_the_size_asked(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    path, want = _lines_file(tmp_path, mode)
+    async with uringloop.open(path, mode) as f:
+        assert await f.readline() == want[0]
+        assert await f.readline(3) == want[1][:3]
+        assert await f.readline(None) == want[1][3:]
+        assert await f.readline(-7) == want[2]
+        assert await f.readline(0) == want[3][:0]
+        assert [line async for line in f] == want[3:]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "rb"])
+async def test_a_buffered_line_is_not_read_once_the_raw_file_is_closed(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    # The built-in's text file raises so; its binary file still returns what it had read
+    # ahead of a raw file closed below it (its check of closed skips a non-empty buffer),
+    # where uringloop's raises as it does once its own close() has run.
+    path, want = _lines_file(tmp_path, mode)
+    f = await uringloop.open(path, mode)
+    assert await f.readline() == want[0]
+    raw = f.buffer.raw if mode == "r" else f.raw
+    await raw.close()
+    message = "I/O operation on closed file." if mode == "r" else "readline of closed file"
+    with pytest.raises(ValueError, match=message):
+        await f.readline()
+    with pytest.raises(ValueError):
+        await f.__anext__()
+    await f.close()
+
+
 # -- errors equal the built-in's ------------------------------------------------------------
 
 
