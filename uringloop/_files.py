@@ -1356,6 +1356,10 @@ class AsyncBufferedFile(_FileBase):
     # -- reading
 
     async def read(self, size: int | None = -1) -> bytes:
+        if type(size) is int and size > 0:
+            data = self._buffered_bytes(size)
+            if data is not None:
+                return data
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
@@ -1517,15 +1521,23 @@ class AsyncBufferedFile(_FileBase):
         finally:
             _release(flat, view)
 
+    def _buffered_bytes(self, size: int) -> bytes | None:
+        """read(size)'s common case (size > 0) as a plain call, no coroutine: the next
+        `size` bytes when the read buffer holds them and nothing else is due (as
+        _buffered_line): None when not, and then nothing has changed."""
+        if size > len(self._rbuf) - self._rpos:
+            return None
+        # (only a readable file's reads fill _rbuf: it holds bytes, the file is readable)
+        lock = self._lock
+        if lock.held or lock.waiters or self.raw._closed_flag:
+            return None
+        return self._take(size)
+
     def _buffered_line(self) -> bytes | None:
         end = self._rbuf.find(b"\n", self._rpos)  # (b"" finds none)
         if end < 0:
             return None
-        # (only a readable file's reads fill _rbuf: found a line, the file is readable)
-        lock = self._lock
-        if lock.held or lock.waiters or self.raw._closed_flag:
-            return None
-        return self._take(end + 1 - self._rpos)
+        return self._buffered_bytes(end + 1 - self._rpos)
 
     async def _readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else operator.index(size)
@@ -1558,12 +1570,23 @@ class AsyncBufferedFile(_FileBase):
     # -- writing
 
     async def write(self, data: _Buffer) -> int:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
+        lock = self._lock
+        if type(data) is bytes and not lock.held and not lock.waiters and not self._rbuf:
+            # _write()'s common case, as a plain call: bytes that join the write buffer
+            # without filling it (no flush due: nothing awaited, the free lock needs no
+            # taking), with no read-ahead to write into, every check passed.
+            n = len(data)
+            wbuf = self._wbuf
+            raw = self.raw
+            if n and len(wbuf) + n < self.write_size and raw._writable and not raw._closed_flag:
+                wbuf += data
+                return n
+        if not lock.try_acquire():
+            await lock.acquire()
         try:
             return await self._write(data)
         finally:
-            self._lock.release()
+            lock.release()
 
     async def _write(self, data: _Buffer) -> int:
         self._check_writable()
@@ -1942,6 +1965,13 @@ class AsyncTextFile(_FileBase):
     # -- reading
 
     async def read(self, size: int | None = -1) -> str:
+        if type(size) is int and 0 < size <= len(self._decoded) - self._used:
+            # _read(size)'s common case, as a plain call: the characters are decoded
+            # already (so the file is readable), and nothing else is due (as in
+            # _buffered_line, pending text is checked though it comes with none decoded).
+            lock = self._lock
+            if not (lock.held or lock.waiters or self._pending or self.buffer.raw._closed_flag):
+                return self._get_decoded(size)
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:

@@ -10,13 +10,14 @@ machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's
 objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
 (uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
 loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-write-seq
-(uringloop.open over 1000 small files, files a second), text-write (a text file's
-write() of one line, writes a second), text-lines and binary-lines (`async for line in f`
-over a file of 55-byte lines in the page cache, lines a second). `--driver-split` times
-the ring driver's steps instead (writing the SQEs, the enter system call, reaping and
-delivering), per completed operation; `--gc-time` the share of the run the cyclic
-garbage collector took. For a sampling profile without cProfile's overhead, run the same
-command under py-spy:
+(uringloop.open over 1000 small files, files a second), text-write and binary-write (a
+file's write() of one 55-byte line, writes a second), text-lines and binary-lines
+(`async for line in f` over a file of 55-byte lines in the page cache, lines a second),
+text-read and binary-read (read(55) calls over the same file, calls a second).
+`--driver-split` times the ring driver's steps instead (writing the SQEs, the enter system
+call, reaping and delivering), per completed operation; `--gc-time` the share of the run
+the cyclic garbage collector took. For a sampling profile without cProfile's overhead, run
+the same command under py-spy:
 
     py-spy record -r 2000 -f raw -o out.txt -- python -m examples.bench.profile randread-qd1
 """
@@ -95,40 +96,49 @@ def _smallfiles(case: str) -> Callable[[float], Any]:
     return go
 
 
-def _text_writes(seconds: float) -> Any:
-    """One line at a time into an open text file (uringloop.open, "w"): writes a second."""
-
-    async def go() -> float:
-        import uringloop
-
-        cfg = Config.make(False)
-        ensure_directory(cfg)
-        path = os.path.join(cfg.directory, "text-writes.txt")
-        done = 0
-        async with uringloop.open(path, "w") as f:
-            start = perf_counter()
-            while perf_counter() - start < seconds:
-                for _ in range(1000):
-                    await f.write(smallfiles.LINE)
-                done += 1000
-            elapsed = perf_counter() - start
-        os.unlink(path)
-        return done / elapsed
-
-    return f"{run_on('uringloop', go()):,.0f} writes/s"
+def _scratch_path(name: str) -> str:
+    """A path for a scenario's file in the benchmarks' directory (made if missing)."""
+    cfg = Config.make(False)
+    ensure_directory(cfg)
+    return os.path.join(cfg.directory, name)
 
 
-def _lines(mode: str) -> Callable[[float], Any]:
+def _writes(mode: str) -> Callable[[float], Any]:
     def scenario(seconds: float) -> Any:
-        """`async for line in f` over a cached file of 4 MiB of 55-byte lines, opened again
-        at each pass: lines a second."""
+        """One 55-byte line at a time into a file open in `mode` ("w" or "wb"): writes a
+        second."""
+        line: Any = smallfiles.LINE if mode == "w" else smallfiles.LINE.encode()
 
         async def go() -> float:
             import uringloop
 
-            cfg = Config.make(False)
-            ensure_directory(cfg)
-            path = os.path.join(cfg.directory, "lines.txt")
+            path = _scratch_path("writes.txt")
+            done = 0
+            async with uringloop.open(path, mode) as f:
+                start = perf_counter()
+                while perf_counter() - start < seconds:
+                    for _ in range(1000):
+                        await f.write(line)
+                    done += 1000
+                elapsed = perf_counter() - start
+            os.unlink(path)
+            return done / elapsed
+
+        return f"{run_on('uringloop', go()):,.0f} writes/s"
+
+    return scenario
+
+
+def _reads(mode: str, size: int | None) -> Callable[[float], Any]:
+    def scenario(seconds: float) -> Any:
+        """Over a cached file of 4 MiB of 55-byte lines, opened in `mode` again at each
+        pass: `async for line in f` (size None), or read(size) calls to its end; calls a
+        second."""
+
+        async def go() -> float:
+            import uringloop
+
+            path = _scratch_path("lines.txt")
             with open(path, "w") as f:
                 f.write(smallfiles.LINE * ((4 << 20) // len(smallfiles.LINE)))
             with open(path, "rb") as f:  # in the page cache
@@ -137,13 +147,17 @@ def _lines(mode: str) -> Callable[[float], Any]:
             start = perf_counter()
             while perf_counter() - start < seconds:
                 async with uringloop.open(path, mode) as f:
-                    async for _line in f:
-                        done += 1
+                    if size is None:
+                        async for _line in f:
+                            done += 1
+                    else:
+                        while await f.read(size):
+                            done += 1
             elapsed = perf_counter() - start
             os.unlink(path)
             return done / elapsed
 
-        return f"{run_on('uringloop', go()):,.0f} lines/s"
+        return f"{run_on('uringloop', go()):,.0f} calls/s"
 
     return scenario
 
@@ -171,9 +185,12 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "smallfiles-read-seq": _smallfiles(smallfiles.READ_SEQ),
     "smallfiles-read-all": _smallfiles(smallfiles.READ_ALL),
     "smallfiles-write-seq": _smallfiles(smallfiles.WRITE_SEQ),
-    "text-write": _text_writes,
-    "text-lines": _lines("r"),
-    "binary-lines": _lines("rb"),
+    "text-write": _writes("w"),
+    "binary-write": _writes("wb"),
+    "text-lines": _reads("r", None),
+    "binary-lines": _reads("rb", None),
+    "text-read": _reads("r", 55),
+    "binary-read": _reads("rb", 55),
 }
 
 

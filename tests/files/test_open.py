@@ -338,10 +338,10 @@ async def test_concurrent_tasks_are_serialized(tmp_path: Path, no_fd_leak: None)
     assert all(data[i : i + 5] == data[i : i + 1] * 5 for i in range(0, len(data), 5))
 
 
-# A line already read ahead is returned by a plain call (no coroutine of the lock's or the
-# layer's): these check that it still waits its turn, stops at a size, and fails on a
-# closed file, as the full path does.
-LINES = [f"line {i}\n" for i in range(100)]
+# A line or bytes already read ahead, and bytes written into a buffer with room, take a
+# plain call (no coroutine of the lock's or the layer's): these check that such calls still
+# wait their turn, stop at a size, and fail on a closed file, as the full path does.
+LINES = [f"line {i}\n" for i in range(3000)]
 
 
 def _lines_file(tmp_path: Path, mode: str) -> tuple[Path, list[Any]]:
@@ -361,20 +361,24 @@ async def test_a_buffered_line_waits_for_a_call_in_progress(
     async with uringloop.open(path, mode) as f:
         assert await f.readline() == want[0]  # the rest is read ahead
         lock = f._lock
-        await lock.acquire()  # another call on the file, in progress
-        try:
-            first = asyncio.ensure_future(f.readline())
-            iterated = asyncio.ensure_future(f.__anext__())
-            for _ in range(3):
-                await asyncio.sleep(0)
-            assert not first.done() and not iterated.done()
-        finally:
-            lock.release()  # the first waiter is woken, and has not run yet
-        assert not lock.held and lock.waiters
-        assert f._buffered_line() is None  # so a new call must not pass it
-        third = asyncio.ensure_future(f.readline())
-        assert await asyncio.gather(first, iterated, third) == want[1:4]
-        assert await f.__anext__() == want[4]
+        got = []
+        for call in (f.readline, lambda: f.read(3)):  # each first in line once
+            await lock.acquire()  # another call on the file, in progress
+            try:
+                head = asyncio.ensure_future(call())
+                iterated = asyncio.ensure_future(f.__anext__())
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                assert not (head.done() or iterated.done())
+            finally:
+                lock.release()  # the first waiter is woken, and has not run yet
+            assert not lock.held and lock.waiters
+            assert f._buffered_line() is None  # so a new call must not pass it
+            # (nor this one, behind the waiter that the woken one wakes in turn)
+            behind = asyncio.ensure_future(f.read(2))
+            got += await asyncio.gather(head, iterated, behind)
+        assert got == [want[1], want[2], want[3][:2], want[3][2:5], want[3][5:], want[4][:2]]
+        assert await f.__anext__() == want[4][2:]
 
 
 @pytest.mark.asyncio
@@ -390,7 +394,14 @@ async def test_a_buffered_line_is_cut_at_the_size_asked(
         assert await f.readline(None) == want[1][3:]
         assert await f.readline(-7) == want[2]
         assert await f.readline(0) == want[3][:0]
-        assert [line async for line in f] == want[3:]
+        assert await f.read(0) == want[3][:0]
+        assert await f.read(2) == want[3][:2]
+        assert await f.read(len(want[3]) + 3) == want[3][2:] + want[4][:5]
+        assert await f.__anext__() == want[4][5:]
+        rest = want[5][:0].join(want[5:])
+        assert len(rest) > 2 * _files.TEXT_CHUNK_SIZE  # past what is read ahead
+        assert await f.read(len(rest) - 10) == rest[:-10]
+        assert [line async for line in f] == [rest[-10:]]
 
 
 @pytest.mark.asyncio
@@ -412,7 +423,52 @@ async def test_a_buffered_line_is_not_read_once_the_raw_file_is_closed(
         await f.readline()
     with pytest.raises(ValueError):
         await f.__anext__()
+    message = "I/O operation on closed file." if mode == "r" else "read of closed file"
+    for size in (1, 0):
+        with pytest.raises(ValueError, match=message):
+            await f.read(size)
     await f.close()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_buffered_write_waits_its_turn_and_flushes_a_full_buffer(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    path = tmp_path / "w.bin"
+    async with uringloop.open(path, "wb", buffering=8) as f:
+        lock = f._lock
+        await lock.acquire()  # another call on the file, in progress
+        try:
+            first = asyncio.ensure_future(f.write(b"1"))
+            second = asyncio.ensure_future(f.write(b"2"))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not (first.done() or second.done())
+        finally:
+            lock.release()
+        third = asyncio.ensure_future(f.write(b"3"))  # behind the second, still waiting
+        assert await asyncio.gather(first, second, third) == [1, 1, 1]
+        assert await f.write(b"45678") == 5  # fills the buffer: written at once
+        assert path.read_bytes() == b"12345678"
+        assert await f.write(b"9") == 1
+        assert path.read_bytes() == b"12345678"
+    assert path.read_bytes() == b"123456789"
+    with pytest.raises(ValueError, match="write to closed file"):
+        await f.write(b"x")
+    path.write_bytes(b"0123456789")
+    async with uringloop.open(path, "r+b") as f:  # with read-ahead: written in place
+        assert await f.read(2) == b"01"
+        assert await f.write(b"XY") == 2
+        assert await f.read(2) == b"45"
+    assert path.read_bytes() == b"01XY456789"
+    async with uringloop.open(path, "rb") as f:
+        with pytest.raises(io.UnsupportedOperation):
+            await f.write(b"x")
+    for mode in ("wb", "w"):  # and no read of nothing where nothing is read
+        async with uringloop.open(path, mode) as f:
+            with pytest.raises(io.UnsupportedOperation):
+                await f.read(0)
 
 
 # -- errors equal the built-in's ------------------------------------------------------------
