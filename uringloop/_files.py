@@ -1537,7 +1537,11 @@ class AsyncBufferedFile(_FileBase):
         end = self._rbuf.find(b"\n", self._rpos)  # (b"" finds none)
         if end < 0:
             return None
-        return self._buffered_bytes(end + 1 - self._rpos)
+        # (as _buffered_bytes', its checks restated: a call less on every line)
+        lock = self._lock
+        if lock.held or lock.waiters or self.raw._closed_flag:
+            return None
+        return self._take(end + 1 - self._rpos)
 
     async def _readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else operator.index(size)
