@@ -106,6 +106,17 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop, busy loop (sleep(0) task)",
         },
     },
+    "filecalls": {
+        case: {"sync loop (built-in open)", "uringloop.open", "aiofiles"}
+        for case in (
+            "text: async for line in f",
+            "binary: async for line in f",
+            "text: read(55) to the end",
+            "binary: read(55) to the end",
+            "text: write() of one line",
+            "binary: write() of one line",
+        )
+    },
     "smallfiles": {
         "read a 5.5 KB text file, one after another": {
             "sync loop (built-in open)",

@@ -33,7 +33,16 @@ from .common import (
     report_to_json,
 )
 
-BENCHES = ("iotest", "randread", "seqread", "wakeup", "overhead", "threadio", "smallfiles")
+BENCHES = (
+    "iotest",
+    "randread",
+    "seqread",
+    "wakeup",
+    "overhead",
+    "threadio",
+    "smallfiles",
+    "filecalls",
+)
 
 
 def parse_args(argv: list[str] | None, only: list[str] | None) -> argparse.Namespace:
