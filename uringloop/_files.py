@@ -1724,8 +1724,8 @@ class AsyncBufferedFile(_FileBase):
     def detach(self) -> io.FileIO:
         """Hand the descriptor over: return a blocking io.FileIO over it, at this file's
         position, and leave this object unusable (ValueError), as aiofiles' detach()
-        returns the blocking object below. Buffered writes (up to write_size bytes) go out
-        first, with blocking writes, as the built-in detach() does."""
+        returns the blocking object below. Buffered writes go out first, with blocking
+        writes, as the built-in detach() does."""
         raw = self.raw
         raw._check_closed()
         _check_can_detach(self._lock)
@@ -2716,8 +2716,11 @@ async def _open(
             line_buffering = True
         if buffering < 0:
             buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
-            # (a pipe's or a device's reader gets the writes as the built-in's would)
-            write_size = max(buffering, DEFAULT_WRITE_BUFFER_SIZE) if regular else buffering
+            # Not for a pipe or a device, whose reader gets the writes as the built-in's
+            # would, nor in append mode, where the built-in's tell() after a write larger
+            # than the buffer is the file's end, the write having gone out.
+            gather = regular and not parsed.appending
+            write_size = max(buffering, DEFAULT_WRITE_BUFFER_SIZE) if gather else buffering
         else:
             write_size = buffering
         if buffering == 0:
@@ -2794,9 +2797,12 @@ def open(
     aiofiles compatibility and ignored: each call uses the loop that runs it.
 
     With the default buffering, the buffer's size is the built-in's (the file's block
-    size), but writes to a regular file gather up to 128 KiB (or that size, if larger)
-    before they go to the file: each write costs an operation on the ring, so fewer,
-    larger ones. flush() and close() write what is gathered, as the built-in's do.
+    size), but writes to a regular file not in append mode gather up to 128 KiB (or that
+    size, if larger) before they go to the file: each write costs an operation on the
+    ring, so fewer, larger ones. flush() and close() write what is gathered, as the
+    built-in's do; so an error writing it (ENOSPC, EFBIG) is raised by the write() that
+    fills the buffer, by flush() or by close(), where the built-in's would come from a
+    write() past 4 KiB.
     """
     del loop
     return _OpenContext(

@@ -217,6 +217,13 @@ async def test_default_buffering_gathers_writes_to_a_regular_file(
             assert f.write_size == f.buffer_size
     finally:
         os.close(read_end)
+    # and in append mode: a write past the buffer goes out, and tell() is the file's end
+    binary.write_bytes(b"x" * 10)
+    async with uringloop.open(binary, "ab") as f:
+        assert f.write_size == f.buffer_size
+        await f.seek(0)
+        await f.write(b"y" * (blksize + 10))
+        assert await f.tell() == binary.stat().st_size == blksize + 20
 
 
 @pytest.mark.asyncio
