@@ -2800,9 +2800,10 @@ def open(
     size), but writes to a regular file not in append mode gather up to 128 KiB (or that
     size, if larger) before they go to the file: each write costs an operation on the
     ring, so fewer, larger ones. flush() and close() write what is gathered, as the
-    built-in's do; so an error writing it (ENOSPC, EFBIG) is raised by the write() that
-    fills the buffer, by flush() or by close(), where the built-in's would come from a
-    write() past 4 KiB.
+    built-in's do; so an error writing it (ENOSPC, EFBIG) is raised by the call that
+    writes it out (a write() that fills the buffer or does not fit, flush(), close(), a
+    seek() or read that writes it first), where the built-in's would come from the
+    write() past its buffer (the block size; 8 KiB of text).
     """
     del loop
     return _OpenContext(
