@@ -2716,10 +2716,11 @@ async def _open(
             line_buffering = True
         if buffering < 0:
             buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
-            # Not for a pipe or a device, whose reader gets the writes as the built-in's
+            # Not with line buffering (text past a block goes out, as the built-in's), not
+            # for a pipe or a device, whose reader gets the writes as the built-in's
             # would, nor in append mode, where the built-in's tell() after a write larger
             # than the buffer is the file's end, the write having gone out.
-            gather = regular and not parsed.appending
+            gather = regular and not parsed.appending and not line_buffering
             write_size = max(buffering, DEFAULT_WRITE_BUFFER_SIZE) if gather else buffering
         else:
             write_size = buffering

@@ -217,6 +217,11 @@ async def test_default_buffering_gathers_writes_to_a_regular_file(
             assert f.write_size == f.buffer_size
     finally:
         os.close(read_end)
+    # and with line buffering: text past a block goes out without a newline
+    async with uringloop.open(text, "w", buffering=1) as f:
+        assert f.buffer.write_size == f.buffer.buffer_size
+        await f.write("z" * (blksize * 2 + _files.TEXT_CHUNK_SIZE))
+        assert text.stat().st_size == blksize * 2 + _files.TEXT_CHUNK_SIZE
     # and in append mode: a write past the buffer goes out, and tell() is the file's end
     binary.write_bytes(b"x" * 10)
     async with uringloop.open(binary, "ab") as f:
