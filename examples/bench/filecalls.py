@@ -69,10 +69,17 @@ def _sync_pass(path: str, mode: str, how: str, calls: int) -> int:
     return done
 
 
-async def _async_pass(
-    opener: Callable[..., Any], path: str, mode: str, how: str, calls: int
-) -> int:
-    """One pass through an async open() (uringloop.open or aiofiles.open)."""
+def write_lines_file(path: str, calls: int) -> None:
+    """The file the reading passes read: `calls` lines of LINE, left in the page cache."""
+    with open(path, "w") as text:
+        text.write(LINE * calls)
+    with open(path, "rb") as data:
+        data.read()
+
+
+async def async_pass(opener: Callable[..., Any], path: str, mode: str, how: str, calls: int) -> int:
+    """One pass through an async open() (uringloop.open or aiofiles.open); returns how many
+    calls it made (for "lines" and "read", up to the end of the file)."""
     if how == "write":
         line: Any = LINE if mode == "w" else LINE.encode()
         async with opener(path, mode) as f:
@@ -122,7 +129,7 @@ def measure(impl: str, case: str, source: str, target: str, calls: int) -> float
             if impl == URING_OPEN
             else ("asyncio", _aiofiles_opener())
         )
-        elapsed, done = run_on(loop_name, _timed(_async_pass(opener, path, mode, how, calls)))
+        elapsed, done = run_on(loop_name, _timed(async_pass(opener, path, mode, how, calls)))
     if how == "write" and os.path.getsize(path) != calls * len(LINE):
         raise BenchError(f"{impl}, {case}: {os.path.getsize(path)} bytes written")
     if done != calls:
@@ -139,10 +146,7 @@ def run(cfg: Config) -> Report:
     os.makedirs(top, exist_ok=True)
     CREATED_TREES.append(top)
     source, target = os.path.join(top, "lines.txt"), os.path.join(top, "written.txt")
-    with open(source, "w") as text:
-        text.write(LINE * calls)
-    with open(source, "rb") as data:  # in the page cache
-        data.read()
+    write_lines_file(source, calls)
     report.notes.append(
         f"A file of {calls} lines of {len(LINE)} bytes ({calls * len(LINE)} bytes) in "
         f"{cfg.directory}, in the page cache, opened with the default buffering. Each pass "

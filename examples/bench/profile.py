@@ -34,7 +34,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from . import overhead, randread, smallfiles, wakeup
+from . import filecalls, overhead, randread, smallfiles, wakeup
 from .common import (
     BLOCK,
     OFFSET_TABLE,
@@ -129,30 +129,22 @@ def _writes(mode: str) -> Callable[[float], Any]:
     return scenario
 
 
-def _reads(mode: str, size: int | None) -> Callable[[float], Any]:
+def _reads(mode: str, how: str) -> Callable[[float], Any]:
     def scenario(seconds: float) -> Any:
         """Over a cached file of 4 MiB of 55-byte lines, opened in `mode` again at each
-        pass: `async for line in f` (size None), or read(size) calls to its end; calls a
-        second."""
+        pass: filecalls' pass of `how` ("lines": `async for line in f`; "read": read(55)
+        calls to its end); calls a second."""
 
         async def go() -> float:
             import uringloop
 
             path = _scratch_path("lines.txt")
-            with open(path, "w") as f:
-                f.write(smallfiles.LINE * ((4 << 20) // len(smallfiles.LINE)))
-            with open(path, "rb") as f:  # in the page cache
-                f.read()
+            lines = (4 << 20) // len(smallfiles.LINE)
+            filecalls.write_lines_file(path, lines)
             done = 0
             start = perf_counter()
             while perf_counter() - start < seconds:
-                async with uringloop.open(path, mode) as f:
-                    if size is None:
-                        async for _line in f:
-                            done += 1
-                    else:
-                        while await f.read(size):
-                            done += 1
+                done += await filecalls.async_pass(uringloop.open, path, mode, how, lines)
             elapsed = perf_counter() - start
             os.unlink(path)
             return done / elapsed
@@ -187,10 +179,10 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "smallfiles-write-seq": _smallfiles(smallfiles.WRITE_SEQ),
     "text-write": _writes("w"),
     "binary-write": _writes("wb"),
-    "text-lines": _reads("r", None),
-    "binary-lines": _reads("rb", None),
-    "text-read": _reads("r", 55),
-    "binary-read": _reads("rb", 55),
+    "text-lines": _reads("r", "lines"),
+    "binary-lines": _reads("rb", "lines"),
+    "text-read": _reads("r", "read"),
+    "binary-read": _reads("rb", "read"),
 }
 
 
