@@ -546,6 +546,17 @@ class _FileBase:
 
     _lock: _FileLock
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Iteration and readlines() call readline() for every line in a class of the
+        # user's that overrides it, as the built-in files' do. This module's classes
+        # keep their paths that skip that call (_buffered_line, _readline).
+        if "readline" in cls.__dict__ and cls.__module__ != __name__:
+            if "__anext__" not in cls.__dict__:
+                cls.__anext__ = _FileBase._anext_by_readline  # type: ignore[method-assign]
+            if "readlines" not in cls.__dict__:
+                cls.readlines = _FileBase._readlines_by_readline  # type: ignore[method-assign]
+
     @property
     def closed(self) -> bool:
         raise NotImplementedError
@@ -634,6 +645,15 @@ class _FileBase:
         finally:
             self._lock.release()
 
+    async def _anext_by_readline(self) -> Any:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def _readlines_by_readline(self, hint: int | None = -1) -> list[Any]:
+        return await _lines_up_to(self.readline, hint)
+
     def _buffered_line(self) -> Any:
         """readline()'s common case as a plain call, no coroutine: the next line when it
         lies whole in what this layer holds and nothing else is due (no other call on the
@@ -644,15 +664,7 @@ class _FileBase:
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         async with self._lock:
-            hint = -1 if hint is None else operator.index(hint)
-            lines = []
-            total = 0
-            while line := await self._readline():
-                lines.append(line)
-                total += len(line)
-                if 0 < hint < total:
-                    break
-            return lines
+            return await _lines_up_to(self._readline, hint)
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         async with self._lock:
@@ -670,6 +682,20 @@ class _FileBase:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _lines_up_to(readline: Callable[[], Awaitable[Any]], hint: int | None) -> list[Any]:
+    """readlines(): the lines `readline` returns up to EOF, or up to the first that takes
+    their total length past a positive `hint`, as the built-in's."""
+    hint = -1 if hint is None else operator.index(hint)
+    lines = []
+    total = 0
+    while line := await readline():
+        lines.append(line)
+        total += len(line)
+        if 0 < hint < total:
+            break
+    return lines
 
 
 def _read_size(size: int | None) -> int:

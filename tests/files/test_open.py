@@ -204,6 +204,14 @@ async def test_default_buffering_gathers_writes_to_a_regular_file(
             await f.write(b"y" * 1000)
         assert binary.stat().st_size == 0
     assert binary.read_bytes() == b"y" * (gather // 1000 * 1000)
+    # A write past the read-ahead's size is gathered too, also one that does not fit
+    # beside what is gathered: that goes out, and the write stays.
+    async with uringloop.open(binary, "wb") as f:
+        await f.write(b"v" * 1000)
+        await f.write(b"w" * (gather - 500))
+        assert gather - 500 > blksize
+        assert binary.stat().st_size == 1000
+    assert binary.read_bytes() == b"v" * 1000 + b"w" * (gather - 500)
     # An explicit buffering is the size for both, as the built-in's.
     async with uringloop.open(binary, "wb", buffering=4096) as f:
         assert f.write_size == f.buffer_size == 4096
@@ -229,6 +237,57 @@ async def test_default_buffering_gathers_writes_to_a_regular_file(
         await f.seek(0)
         await f.write(b"y" * (blksize + 10))
         assert await f.tell() == binary.stat().st_size == blksize + 20
+
+
+@pytest.mark.parametrize("mode", ["w", "wb"])
+def test_an_error_writing_gathered_data_surfaces_as_the_builtins(tmp_path: Path, mode: str) -> None:
+    # A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) lets the gathered writes in and
+    # fails the flush that writes them out: EFBIG from flush() and close(), what fits
+    # written, the descriptor closed, as the built-in's with the same buffer size.
+    script = f"""
+import os, resource, signal, uringloop
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+piece = "y" * 999 + "\\n" if {mode!r} == "w" else b"y" * 1000
+def attempt(name, call):
+    try:
+        call()
+        print(name, "ok")
+    except OSError as e:
+        print(name, e.errno)
+def builtin(path):
+    f = open(path, {mode!r}, buffering=uringloop._files.DEFAULT_WRITE_BUFFER_SIZE)
+    for _ in range(100):
+        f.write(piece)
+    print("before flush", os.stat(path).st_size)
+    attempt("flush", f.flush)
+    attempt("close", f.close)
+    print("closed", f.closed, os.stat(path).st_size)
+async def ours(path):
+    f = await uringloop.open(path, {mode!r})
+    for _ in range(100):
+        await f.write(piece)
+    print("before flush", os.stat(path).st_size)
+    fd = f.fileno()
+    for name, call in (("flush", f.flush), ("close", f.close)):
+        try:
+            await call()
+            print(name, "ok")
+        except OSError as e:
+            print(name, e.errno)
+    print("closed", f.closed, os.stat(path).st_size)
+    attempt("fstat", lambda: os.fstat(fd))
+builtin({str(tmp_path / "builtin")!r})
+print("--")
+uringloop.run(ours({str(tmp_path / "ours")!r}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    builtin, ours = out.split("--\n")
+    efbig = errno.EFBIG
+    assert builtin == f"before flush 0\nflush {efbig}\nclose {efbig}\nclosed True 65536\n"
+    assert ours == builtin + f"fstat {errno.EBADF}\n"
 
 
 @pytest.mark.asyncio
@@ -414,6 +473,68 @@ async def test_a_buffered_line_is_cut_at_the_size_asked(
         assert len(rest) > 2 * _files.TEXT_CHUNK_SIZE  # past what is read ahead
         assert await f.read(len(rest) - 10) == rest[:-10]
         assert [line async for line in f] == [rest[-10:]]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "rb"])
+async def test_a_subclass_that_overrides_readline_is_iterated_through_it(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    # As the built-in files: iteration and readlines() call the subclass's readline().
+    class Upper(_files.AsyncTextFile if mode == "r" else _files.AsyncBufferedFile):  # type: ignore[misc]
+        async def readline(self, size: int | None = -1) -> Any:
+            return (await super().readline(size)).upper()
+
+    class Deeper(Upper):
+        pass
+
+    class OwnIteration(Upper):  # its own readline() and iteration: both kept
+        async def readline(self, size: int | None = -1) -> Any:
+            return await super().readline(size)
+
+        async def __anext__(self) -> Any:
+            raise StopAsyncIteration
+
+    def builtin_upper(path: Path) -> Any:
+        base = io.TextIOWrapper if mode == "r" else io.BufferedReader
+
+        class BuiltinUpper(base):  # type: ignore[valid-type,misc]
+            def readline(self, size: int | None = -1) -> Any:
+                return super().readline(size).upper()
+
+        raw = io.FileIO(path)
+        return BuiltinUpper(raw, encoding="utf-8") if mode == "r" else BuiltinUpper(raw)
+
+    path, want = _lines_file(tmp_path, mode)
+    with builtin_upper(path) as f:
+        expected = list(f)
+    with builtin_upper(path) as f:
+        assert f.readlines(20) == expected[:3]
+    assert expected == [line.upper() for line in want]
+
+    opened = []  # (kept: an object that opened its file closes it when collected)
+
+    async def wrapped(cls: type) -> Any:
+        inner = await uringloop.open(path, mode)
+        opened.append(inner)
+        if mode == "r":
+            return cls(inner.buffer, "r", "utf-8", "strict", None, False)
+        return cls(inner.raw, 4096, "rb")
+
+    for cls in (Upper, Deeper):
+        async with await wrapped(cls) as f:
+            assert await f.readline() == expected[0]  # the rest is read ahead
+            assert [line async for line in f] == expected[1:]
+        async with await wrapped(cls) as f:
+            assert await f.readlines(20) == expected[:3]
+            assert await f.readlines() == expected[3:]
+    async with await wrapped(OwnIteration) as f:
+        assert [line async for line in f] == []
+    for inner in opened:
+        await inner.close()
+    for plain in (_files.AsyncTextFile, _files.AsyncBufferedFile):  # this module's own
+        assert plain.__anext__ is _files._FileBase.__anext__
 
 
 @pytest.mark.asyncio
