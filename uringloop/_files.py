@@ -1665,12 +1665,18 @@ class AsyncBufferedFile(_FileBase):
         raw = self.raw
         n = len(view)
         past_buffer = raw._pos
-        raw._pos -= len(self._rbuf) - self._rpos  # the logical position
-        end = raw._pos + n
+        start = raw._pos = past_buffer - (len(self._rbuf) - self._rpos)  # the logical position
+        end = start + n
         try:
             await raw._write_all(view)
-        finally:
-            raw._pos = max(past_buffer, end) if raw._pos == end else past_buffer
+        except BaseException:
+            # Cancelled, or failed part way: which of the bytes reached the file is not
+            # known, so the read-ahead goes and the next read reads the file itself.
+            raw._pos = start
+            self._rbuf = b""
+            self._rpos = 0
+            raise
+        raw._pos = max(past_buffer, end)
         self._rbuf = self._rbuf[: self._rpos] + bytes(view) + self._rbuf[self._rpos + n :]
         self._rpos += n
         if self._rpos >= len(self._rbuf):

@@ -477,6 +477,41 @@ async def test_a_buffered_line_is_cut_at_the_size_asked(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("outcome", ["cancelled after", "failed half way"])
+async def test_an_in_place_write_that_does_not_end_leaves_no_stale_read_ahead(
+    tmp_path: Path, no_fd_leak: None, outcome: str
+) -> None:
+    # A write into the read-ahead (the built-in BufferedRandom's in place) whose raw write
+    # is cancelled after the bytes reached the file, or fails after half of them: a read
+    # from its position then returns what the file holds, not the read-ahead from before.
+    # (A text file's write after a read goes past the read-ahead, as the built-in's.)
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 10000)
+    async with uringloop.open(path, "r+b") as f:
+        assert await f.read(10) == b"a" * 10
+        raw = f.raw
+        write_all = raw._write_all
+
+        async def interrupted(data: Any) -> None:
+            if outcome == "cancelled after":
+                await write_all(data)
+                raise asyncio.CancelledError
+            await write_all(memoryview(data)[: len(data) // 2])
+            raise OSError(errno.EIO, "the device failed")
+
+        raw._write_all = interrupted  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError if outcome == "cancelled after" else OSError):
+            await f.write(b"B" * 100)
+        del raw._write_all
+        assert await f.tell() == 10
+        on_disk = path.read_bytes()[10:110]
+        assert on_disk[:50] == b"B" * 50  # the failure really happened after a write
+        assert await f.read(100) == on_disk
+        assert await f.tell() == 110
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("mode", ["r", "rb"])
 async def test_a_subclass_that_overrides_readline_is_iterated_through_it(
     tmp_path: Path, no_fd_leak: None, mode: str
