@@ -1865,6 +1865,28 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
     )
 
 
+class _TakenChars:
+    """What a text read(n) or readline() has taken since it began, for _give_back: its
+    characters so far (`text()`); the decoded characters, the count used and the snapshot
+    when it began; the chunks it decoded since, and the first one's snapshot."""
+
+    __slots__ = ("chunks", "decoded", "first", "snapshot", "text", "used")
+
+    def __init__(
+        self,
+        text: Callable[[], str],
+        decoded: str,
+        used: int,
+        snapshot: tuple[int, bytes] | None,
+    ) -> None:
+        self.text = text
+        self.decoded = decoded
+        self.used = used
+        self.snapshot = snapshot
+        self.chunks: list[bytes] = []
+        self.first: tuple[int, bytes] | None = None
+
+
 class AsyncTextFile(_FileBase):
     """io.TextIOWrapper's async counterpart over an AsyncBufferedFile.
 
@@ -1981,22 +2003,60 @@ class AsyncTextFile(_FileBase):
         self._used = start + len(chars)
         return chars
 
-    async def _read_chunk(self, size_hint: int = 0) -> bool:
-        """Decode the next chunk into _decoded; False at EOF. Takes a snapshot for tell()."""
+    async def _read_chunk(self, size_hint: int = 0, taken: _TakenChars | None = None) -> bool:
+        """Decode the next chunk into _decoded; False at EOF. Takes a snapshot for tell().
+        `taken`: what read(n) took since it began, given back if the chunk's read fails
+        or is cancelled (the binary layer gives its bytes back then)."""
         decoder = self._decoder
         if self._telling:
             dec_buffer, dec_flags = decoder.getstate()
         if size_hint > 0:  # at most TEXT_CHUNK_MAX bytes a chunk: read(n) of any n works
             size_hint = min(int(max(self._b2cratio, 1.0) * size_hint), TEXT_CHUNK_MAX)
-        chunk = await self.buffer._read1(max(TEXT_CHUNK_SIZE, size_hint))
+        try:
+            chunk = await self.buffer._read1(max(TEXT_CHUNK_SIZE, size_hint))
+        except BaseException:
+            if taken is not None:
+                self._give_back(taken)
+            raise
         eof = not chunk
         decoded = decoder.decode(chunk, eof)
         self._set_decoded(decoded)
         self._b2cratio = len(chunk) / len(decoded) if decoded else 0.0
         if self._telling:
             self._snapshot = (dec_flags, dec_buffer + chunk)
+        if taken is not None:
+            taken.chunks.append(chunk)
+            if taken.first is None:
+                taken.first = self._snapshot
         # Not EOF while characters come: the final flush of the decoder may yield some.
         return not eof or bool(decoded)
+
+    def _give_back(self, taken: _TakenChars) -> None:
+        """read(n) stopped while it waited for a chunk: the characters it took are decoded
+        again, in front of none (it waits only once it has taken them all), and the
+        snapshot for tell() covers them, so a read or tell() after it goes on from where
+        this read began. Decoding the bytes fed since a snapshot, from its decoder state,
+        gives the characters decoded from them one chunk at a time, in order."""
+        chunks = taken.chunks
+        if not chunks:  # what it took is still _decoded
+            self._set_decoded(taken.decoded)
+            self._used = taken.used
+            return
+        text = taken.text()  # what was left of taken.decoded, then every chunk's characters
+        snapshot = taken.snapshot
+        if snapshot is not None or not self._telling:
+            # From the snapshot of the characters decoded before this read.
+            self._set_decoded(taken.decoded[: taken.used] + text)
+            self._used = taken.used
+            if snapshot is not None and self._telling:
+                self._snapshot = (snapshot[0], snapshot[1] + b"".join(chunks))
+            return
+        # No snapshot before this read: it had nothing decoded left, and the first
+        # chunk's snapshot covers the rest.
+        first = taken.first
+        assert first is not None and len(taken.decoded) == taken.used
+        self._set_decoded(text)
+        self._snapshot = (first[0], first[1] + b"".join(chunks[1:]))
 
     # -- reading
 
@@ -2037,7 +2097,12 @@ class AsyncTextFile(_FileBase):
             return self._decoded_to_eof(await self.buffer._read(-1))
         parts = [self._get_decoded(size)]
         remaining = size - len(parts[0])
-        while remaining > 0 and await self._read_chunk(remaining):
+        if remaining <= 0:
+            return parts[0]
+        taken = _TakenChars(
+            lambda: "".join(parts), self._decoded, self._used - len(parts[0]), self._snapshot
+        )
+        while remaining > 0 and await self._read_chunk(remaining, taken):
             part = self._get_decoded(remaining)
             parts.append(part)
             remaining -= len(part)
@@ -2122,11 +2187,21 @@ class AsyncTextFile(_FileBase):
         remaining: str | None = None  # characters carried over into the next chunk
         line: str | None = None
         start = endpos = offset_to_buffer = 0
+        # What it gives back if a chunk's read fails or is cancelled (see _give_back).
+        decoded, used, snapshot = self._decoded, self._used, self._snapshot
+        taken = None
         while True:
             # As the built-in: fetch only when nothing at all is left over.
             more = True
             while not self._decoded:
-                more = await self._read_chunk()
+                if taken is None:
+                    taken = _TakenChars(
+                        lambda: "".join(chunks) + (remaining or ""),  # noqa: B023 (as they are then)
+                        decoded,
+                        used,
+                        snapshot,
+                    )
+                more = await self._read_chunk(0, taken)
                 if not more:
                     break
             if not more:

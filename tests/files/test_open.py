@@ -511,6 +511,85 @@ async def test_an_in_place_write_that_does_not_end_leaves_no_stale_read_ahead(
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("uring")  # (on a thread, a cancelled read of a pipe still takes its bytes)
+@pytest.mark.parametrize("call", ["read", "readline"])
+async def test_a_cancelled_text_read_gives_back_the_characters_it_had_taken(
+    no_fd_leak: None, call: str
+) -> None:
+    # read(n) or readline() on a pipe takes what came, then waits for more and is
+    # cancelled: the next read returns those characters first (a multi-byte character
+    # split between writes).
+    data = "héllo wörld ✓ ".encode() * 3 + b"\n"
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(read_end, "r", encoding="utf-8") as f:
+            os.write(write_end, data[:-4])  # (ends inside the last "✓")
+            first = f.read(100) if call == "read" else f.readline()
+            cancelled, got = await cancel_after(first, 3)
+            assert cancelled, got
+            os.write(write_end, data[-4:] + data)
+            os.close(write_end)
+            write_end = -1
+            assert await f.readline() == data.decode()
+            assert await f.read() == data.decode()
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("call", ["read", "readline"])
+@pytest.mark.parametrize("before", [0, 5])
+@pytest.mark.parametrize("chunks", [0, 1, 3])
+@pytest.mark.parametrize("failure", [asyncio.CancelledError, OSError])
+async def test_a_text_read_that_stops_waiting_goes_on_from_where_it_began(
+    tmp_path: Path,
+    no_fd_leak: None,
+    call: str,
+    before: int,
+    chunks: int,
+    failure: type[BaseException],
+) -> None:
+    # read(n), or readline() of a long line, after `before` characters decodes `chunks`
+    # short chunks (1000 bytes: split characters, a split "\r\n"), then its next
+    # chunk's read fails or is cancelled: the characters go back, and tell(), read() and
+    # seek(tell()) go on from `before`, as the built-in's after reading `before` characters.
+    path = tmp_path / "t.txt"
+    if call == "read":
+        path.write_bytes("héllo\r\nwörld ✓\n".encode() * 2000)
+    else:
+        path.write_bytes(("héllo wörld ✓ " * 700 + "\r\n").encode() * 2)
+    with open(path, encoding="utf-8") as g:
+        text = g.read()
+        g.seek(0)
+        g.read(before)
+        cookie = g.tell()
+    async with uringloop.open(path, encoding="utf-8") as f:
+        assert await f.read(before) == text[:before]
+        buffer = f.buffer
+        read1 = buffer._read1
+        calls = 0
+
+        async def short_then_failing(size: int) -> bytes:
+            nonlocal calls
+            calls += 1
+            if calls > chunks:
+                raise failure()
+            return await read1(min(size, 1000))
+
+        buffer._read1 = short_then_failing  # type: ignore[method-assign]
+        with pytest.raises(failure):
+            await (f.read(len(text)) if call == "read" else f.readline())
+        del buffer._read1
+        assert calls == chunks + 1
+        assert await f.tell() == cookie
+        assert await f.read() == text[before:]
+        await f.seek(cookie)
+        assert await f.read() == text[before:]
+
+
+@pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("mode", ["r", "rb"])
 async def test_a_subclass_that_overrides_readline_is_iterated_through_it(
