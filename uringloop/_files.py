@@ -131,15 +131,65 @@ class _IO(Protocol):
     async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any: ...
 
 
+class _StreamReads:
+    """A file's reads at a stream's position (a pipe, a socket) made on a thread: one
+    cancelled while its thread reads cannot be stopped, so its bytes are kept, and the
+    next reads return them first. Nothing read is lost, and no thread writes into a
+    caller's buffer after that call has returned."""
+
+    __slots__ = ("late", "left")
+
+    def __init__(self) -> None:
+        self.late: asyncio.Future[bytes] | None = None  # a cancelled read's, maybe reading
+        self.left = b""  # what a late read got past the size of the read that took it
+
+    async def read(self, size: int, start: Callable[[int], Awaitable[bytes]]) -> bytes:
+        """Up to `size` bytes: left ones, else a late read's, else start(size)'s."""
+        left = self.left
+        if left:
+            self.left = left[size:]
+            return left[:size]
+        late, self.late = self.late, None
+        if late is None or (late.done() and (late.cancelled() or late.exception() is not None)):
+            # (a late read's failure was its cancelled caller's, not this read's)
+            late = asyncio.ensure_future(start(size))
+        try:
+            data = await asyncio.shield(late)
+        except asyncio.CancelledError:
+            if not late.cancelled():
+                self.late = late
+                late.add_done_callback(_retrieve)
+            raise
+        if len(data) > size:
+            self.left = data[size:]
+            return data[:size]
+        return data
+
+    async def readinto(self, buffer: _Buffer, start: Callable[[int], Awaitable[bytes]]) -> int:
+        with memoryview(buffer) as view:
+            size = view.nbytes
+        data = await self.read(size, start)
+        with memoryview(buffer) as view, view.cast("B") as flat:
+            flat[: len(data)] = data
+        return len(data)
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """A late read's outcome, looked at: a failure nobody awaits is not logged."""
+    if not done.cancelled():
+        done.exception()
+
+
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "inline_turn", "loop", "own_pread", "ring")
+    __slots__ = ("executor", "inline_turn", "loop", "own_pread", "ring", "stream")
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
         self.executor = executor
         self.ring = loop.uring_available  # else its operations run on its thread pool
+        self.stream = _StreamReads()  # (used off the ring only)
         # A Loop subclass may override pread with the signature it had before
         # known_seekable: call that one as it expects.
         self.own_pread = type(loop).pread is Loop.pread
@@ -158,6 +208,8 @@ class _RingIO:
 
     def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
+        if offset < 0 and not self.ring:
+            return self.stream.read(size, lambda n: self.loop.pread(fd, n))
         if self.own_pread:
             return self.loop.pread(
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
@@ -165,6 +217,8 @@ class _RingIO:
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
+        if offset < 0 and not self.ring:
+            return self.stream.readinto(buffer, lambda n: self.loop.pread(fd, n))
         return self.loop.preadinto(fd, buffer, offset)
 
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]:
@@ -236,7 +290,7 @@ def _close_fd(fd: Any) -> None:
 class _ExecutorIO:
     """Blocking system calls on an executor, for loops that are not uringloop Loops."""
 
-    __slots__ = ("executor", "loop")
+    __slots__ = ("executor", "loop", "stream")
     ring = False
 
     def can_close_now(self) -> bool:
@@ -248,6 +302,7 @@ class _ExecutorIO:
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
         self.loop = loop
         self.executor = executor
+        self.stream = _StreamReads()
 
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, func, *args)
@@ -265,13 +320,13 @@ class _ExecutorIO:
 
     async def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> bytes:
         if offset < 0:
-            return await self.call(os.read, fd, size)  # type: ignore[no-any-return]
+            return await self.stream.read(size, lambda n: self.call(os.read, fd, n))
         return await self.call(os.pread, fd, size, offset)  # type: ignore[no-any-return]
 
     async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
-        view = memoryview(buffer).cast("B")
         if offset < 0:
-            return await self.call(os.readv, fd, [view])  # type: ignore[no-any-return]
+            return await self.stream.readinto(buffer, lambda n: self.call(os.read, fd, n))
+        view = memoryview(buffer).cast("B")
         return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
 
     async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
@@ -548,13 +603,14 @@ class _FileBase:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Iteration and readlines() call readline() for every line in a class of the
-        # user's that overrides it, as the built-in files' do. This module's classes
-        # keep their paths that skip that call (_buffered_line, _readline).
-        if "readline" in cls.__dict__ and cls.__module__ != __name__:
-            if "__anext__" not in cls.__dict__:
+        # Iteration and readlines() call readline() for every line in a class whose
+        # readline() is not this module's (its own, a mixin's), as the built-in files' do,
+        # unless iteration or readlines() is not this module's either. This module's
+        # classes keep their paths that skip that call (_buffered_line, _readline).
+        if cls.readline.__module__ != __name__:
+            if cls.__anext__.__module__ == __name__:
                 cls.__anext__ = _FileBase._anext_by_readline  # type: ignore[method-assign]
-            if "readlines" not in cls.__dict__:
+            if cls.readlines.__module__ == __name__:
                 cls.readlines = _FileBase._readlines_by_readline  # type: ignore[method-assign]
 
     @property
@@ -1866,20 +1922,14 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
 
 
 class _TakenChars:
-    """What a text read(n) or readline() has taken since it began, for _give_back: its
-    characters so far (`text()`); the decoded characters, the count used and the snapshot
-    when it began; the chunks it decoded since, and the first one's snapshot."""
+    """For _give_back, what a text read(n) or readline() started from: the decoded
+    characters, the count used and the snapshot when it began; the chunks it decoded
+    since, the first one's snapshot, and whether a chunk's read failed or was cancelled."""
 
-    __slots__ = ("chunks", "decoded", "first", "snapshot", "text", "used")
+    __slots__ = ("chunks", "decoded", "first", "interrupted", "snapshot", "used")
 
-    def __init__(
-        self,
-        text: Callable[[], str],
-        decoded: str,
-        used: int,
-        snapshot: tuple[int, bytes] | None,
-    ) -> None:
-        self.text = text
+    def __init__(self, decoded: str, used: int, snapshot: tuple[int, bytes] | None) -> None:
+        self.interrupted = False
         self.decoded = decoded
         self.used = used
         self.snapshot = snapshot
@@ -2005,8 +2055,9 @@ class AsyncTextFile(_FileBase):
 
     async def _read_chunk(self, size_hint: int = 0, taken: _TakenChars | None = None) -> bool:
         """Decode the next chunk into _decoded; False at EOF. Takes a snapshot for tell().
-        `taken`: what read(n) took since it began, given back if the chunk's read fails
-        or is cancelled (the binary layer gives its bytes back then)."""
+        `taken`: where read(n) or readline() began, and the chunks decoded since; marked
+        interrupted if the chunk's read fails or is cancelled (the binary layer gives its
+        bytes back then), for the caller's _give_back."""
         decoder = self._decoder
         if self._telling:
             dec_buffer, dec_flags = decoder.getstate()
@@ -2016,7 +2067,7 @@ class AsyncTextFile(_FileBase):
             chunk = await self.buffer._read1(max(TEXT_CHUNK_SIZE, size_hint))
         except BaseException:
             if taken is not None:
-                self._give_back(taken)
+                taken.interrupted = True
             raise
         eof = not chunk
         decoded = decoder.decode(chunk, eof)
@@ -2031,32 +2082,44 @@ class AsyncTextFile(_FileBase):
         # Not EOF while characters come: the final flush of the decoder may yield some.
         return not eof or bool(decoded)
 
-    def _give_back(self, taken: _TakenChars) -> None:
-        """read(n) stopped while it waited for a chunk: the characters it took are decoded
-        again, in front of none (it waits only once it has taken them all), and the
-        snapshot for tell() covers them, so a read or tell() after it goes on from where
-        this read began. Decoding the bytes fed since a snapshot, from its decoder state,
-        gives the characters decoded from them one chunk at a time, in order."""
+    def _give_back(self, taken: _TakenChars, text: str) -> None:
+        """read(n) or readline() stopped while it waited for a chunk, having taken `text`
+        (what was left of taken.decoded, then every chunk's characters since): those are
+        decoded again, in front of none (it waits only once it has taken them all), and
+        the snapshot for tell() covers them, so a read or tell() after it goes on from
+        where that call began. Decoding the bytes fed since a snapshot, from its decoder
+        state, gives the characters decoded from them one chunk at a time, in order."""
         chunks = taken.chunks
-        if not chunks:  # what it took is still _decoded
+        if not chunks:  # what it took is still taken.decoded
             self._set_decoded(taken.decoded)
             self._used = taken.used
             return
-        text = taken.text()  # what was left of taken.decoded, then every chunk's characters
         snapshot = taken.snapshot
-        if snapshot is not None or not self._telling:
-            # From the snapshot of the characters decoded before this read.
+        if snapshot is not None or taken.used < len(taken.decoded) or not self._telling:
+            # From the characters decoded before the call, and their snapshot. (Characters
+            # left with none: tell() was turned back on after readlines(hint), with no
+            # snapshot; it gives the position then, as the built-in's does.)
             self._set_decoded(taken.decoded[: taken.used] + text)
             self._used = taken.used
-            if snapshot is not None and self._telling:
-                self._snapshot = (snapshot[0], snapshot[1] + b"".join(chunks))
+            if self._telling:
+                self._snapshot = (
+                    None
+                    if snapshot is None
+                    else (
+                        snapshot[0],
+                        snapshot[1] + b"".join(chunks),
+                    )
+                )
             return
-        # No snapshot before this read: it had nothing decoded left, and the first
-        # chunk's snapshot covers the rest.
+        # No snapshot before the call, nothing decoded left: from the first chunk's.
         first = taken.first
-        assert first is not None and len(taken.decoded) == taken.used
+        assert first is not None
+        data = first[1] + b"".join(chunks[1:])
+        # At the file's start the decoder was a new one, which tell()'s cookie says with
+        # flags 0 (see _decoder_setstate), as before the call.
+        flags = 0 if self.buffer._tell() == len(data) else first[0]
         self._set_decoded(text)
-        self._snapshot = (first[0], first[1] + b"".join(chunks[1:]))
+        self._snapshot = (flags, data)
 
     # -- reading
 
@@ -2099,13 +2162,16 @@ class AsyncTextFile(_FileBase):
         remaining = size - len(parts[0])
         if remaining <= 0:
             return parts[0]
-        taken = _TakenChars(
-            lambda: "".join(parts), self._decoded, self._used - len(parts[0]), self._snapshot
-        )
-        while remaining > 0 and await self._read_chunk(remaining, taken):
-            part = self._get_decoded(remaining)
-            parts.append(part)
-            remaining -= len(part)
+        taken = _TakenChars(self._decoded, self._used - len(parts[0]), self._snapshot)
+        try:
+            while remaining > 0 and await self._read_chunk(remaining, taken):
+                part = self._get_decoded(remaining)
+                parts.append(part)
+                remaining -= len(part)
+        except BaseException:
+            if taken.interrupted:
+                self._give_back(taken, "".join(parts))
+            raise
         return "".join(parts)
 
     def _decoded_to_eof(self, data: bytes) -> str:
@@ -2164,9 +2230,11 @@ class AsyncTextFile(_FileBase):
     def _buffered_line(self) -> str | None:
         # Without a decoder (not readable) _decoded is "" and finds none; with newlines
         # not translated, a line may end otherwise than with "\n".
+        if not self._readtranslate:  # (before the search: it may not find a "\n" for long)
+            return None
         start = self._used
         end = self._decoded.find("\n", start)
-        if end < 0 or not self._readtranslate:
+        if end < 0:
             return None
         lock = self._lock
         # (pending text comes with no decoded characters, which a write drops (_wrote):
@@ -2187,21 +2255,23 @@ class AsyncTextFile(_FileBase):
         remaining: str | None = None  # characters carried over into the next chunk
         line: str | None = None
         start = endpos = offset_to_buffer = 0
-        # What it gives back if a chunk's read fails or is cancelled (see _give_back).
-        decoded, used, snapshot = self._decoded, self._used, self._snapshot
+        # Where it began, for _give_back if a chunk's read fails or is cancelled.
+        decoded = self._decoded
+        used = self._used
+        snapshot = self._snapshot
         taken = None
         while True:
             # As the built-in: fetch only when nothing at all is left over.
             more = True
             while not self._decoded:
                 if taken is None:
-                    taken = _TakenChars(
-                        lambda: "".join(chunks) + (remaining or ""),  # noqa: B023 (as they are then)
-                        decoded,
-                        used,
-                        snapshot,
-                    )
-                more = await self._read_chunk(0, taken)
+                    taken = _TakenChars(decoded, used, snapshot)
+                try:
+                    more = await self._read_chunk(0, taken)
+                except BaseException:
+                    if taken.interrupted:
+                        self._give_back(taken, "".join(chunks) + (remaining or ""))
+                    raise
                 if not more:
                     break
             if not more:
@@ -2389,7 +2459,7 @@ class AsyncTextFile(_FileBase):
         decoder's buffer is empty, until enough characters come out.
         """
         decoder = self._decoder
-        skip_bytes = int(self._b2cratio * chars_to_skip)
+        skip_bytes = min(int(self._b2cratio * chars_to_skip), len(data))  # (a stale ratio)
         skip_back = 1
         while skip_bytes > 0:
             self._decoder_setstate(start_pos, dec_flags)

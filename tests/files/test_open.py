@@ -538,11 +538,67 @@ async def test_a_cancelled_text_read_gives_back_the_characters_it_had_taken(
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("fallback", "asyncio")
+@pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
+@pytest.mark.parametrize("call", ["read", "readinto", "readline"])
+async def test_a_cancelled_read_of_a_pipe_on_a_thread_loses_nothing(
+    no_fd_leak: None, mode: str, call: str
+) -> None:
+    # On the thread pool, a read of an empty pipe is cancelled while its thread waits in
+    # read(2), which nothing can stop: the bytes that thread reads later are what the next
+    # reads return, and it never writes into the cancelled call's buffer.
+    if call == "readinto" and mode == "r":
+        pytest.skip("a text file has no readinto")
+    read_end, write_end = os.pipe()
+    try:
+        unbuffered = mode == "rb0"
+        f = await uringloop.open(read_end, mode[:2], buffering=0 if unbuffered else -1)
+        async with f:
+            buffer = bytearray(100)
+            first = {"read": lambda: f.read(100), "readinto": lambda: f.readinto(buffer)}
+            cancelled, got = await cancel_after(first.get(call, f.readline)(), 3)
+            assert cancelled, got
+            os.write(write_end, b"abc\n")  # (to the cancelled read's thread)
+            await asyncio.sleep(0.1)
+            assert buffer == bytearray(100)
+            whole = "abc\ndefgh" if mode == "r" else b"abc\ndefgh"
+            # (lost bytes: this read would wait for the write below)
+            head = await asyncio.wait_for(f.read(2), 10)  # (unbuffered readline: 1 byte)
+            assert head == whole[:2] or (unbuffered and call == "readline" and head == b"a")
+            os.write(write_end, b"defgh")
+            os.close(write_end)
+            write_end = -1
+            assert head + await f.read() == whole
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def _short_reads_then(
+    buffer: _files.AsyncBufferedFile, chunks: int, failure: type[BaseException]
+) -> list[int]:
+    """Make `buffer`'s reads for its text file return at most 1000 bytes `chunks` times,
+    then raise `failure`; the count of calls (del buffer._read1 undoes it)."""
+    read1 = buffer._read1
+    calls = [0]
+
+    async def short_then_failing(size: int) -> bytes:
+        calls[0] += 1
+        if calls[0] > chunks:
+            raise failure()
+        return await read1(min(size, 1000))
+
+    buffer._read1 = short_then_failing  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("call", ["read", "readline"])
 @pytest.mark.parametrize("before", [0, 5])
 @pytest.mark.parametrize("chunks", [0, 1, 3])
 @pytest.mark.parametrize("failure", [asyncio.CancelledError, OSError])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
 async def test_a_text_read_that_stops_waiting_goes_on_from_where_it_began(
     tmp_path: Path,
     no_fd_leak: None,
@@ -550,43 +606,79 @@ async def test_a_text_read_that_stops_waiting_goes_on_from_where_it_began(
     before: int,
     chunks: int,
     failure: type[BaseException],
+    encoding: str,
 ) -> None:
     # read(n), or readline() of a long line, after `before` characters decodes `chunks`
     # short chunks (1000 bytes: split characters, a split "\r\n"), then its next
     # chunk's read fails or is cancelled: the characters go back, and tell(), read() and
-    # seek(tell()) go on from `before`, as the built-in's after reading `before` characters.
+    # seek(tell()) go on from `before`, as the built-in's after reading `before` characters
+    # (from the start: 0, with a BOM too).
     path = tmp_path / "t.txt"
     if call == "read":
-        path.write_bytes("héllo\r\nwörld ✓\n".encode() * 2000)
+        path.write_bytes("héllo\r\nwörld ✓\n".encode(encoding) * 2000)
     else:
-        path.write_bytes(("héllo wörld ✓ " * 700 + "\r\n").encode() * 2)
-    with open(path, encoding="utf-8") as g:
+        path.write_bytes(("héllo wörld ✓ " * 700 + "\r\n").encode(encoding) * 2)
+    with open(path, encoding=encoding) as g:
         text = g.read()
         g.seek(0)
         g.read(before)
         cookie = g.tell()
-    async with uringloop.open(path, encoding="utf-8") as f:
+    async with uringloop.open(path, encoding=encoding) as f:
         assert await f.read(before) == text[:before]
-        buffer = f.buffer
-        read1 = buffer._read1
-        calls = 0
-
-        async def short_then_failing(size: int) -> bytes:
-            nonlocal calls
-            calls += 1
-            if calls > chunks:
-                raise failure()
-            return await read1(min(size, 1000))
-
-        buffer._read1 = short_then_failing  # type: ignore[method-assign]
+        calls = _short_reads_then(f.buffer, chunks, failure)
         with pytest.raises(failure):
             await (f.read(len(text)) if call == "read" else f.readline())
-        del buffer._read1
-        assert calls == chunks + 1
+        del f.buffer._read1
+        assert calls == [chunks + 1]
         assert await f.tell() == cookie
         assert await f.read() == text[before:]
         await f.seek(cookie)
         assert await f.read() == text[before:]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_text_read_that_stops_waiting_after_readlines_hint_loses_nothing(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # readlines(hint) stops before EOF and takes no snapshot for tell(); flush() turns
+    # tell() back on (with no snapshot it gives the buffer's position, as the built-in's
+    # does then). A readline() of a long line then stops after a chunk: it raises what
+    # stopped it, and the characters go back.
+    path = tmp_path / "t.txt"
+    text = "a\n" + "b" * 50_000 + "\n"
+    path.write_text(text)
+    async with uringloop.open(path) as f:
+        assert await f.readlines(1) == ["a\n"]
+        await f.flush()
+        calls = _short_reads_then(f.buffer, 1, asyncio.CancelledError)
+        with pytest.raises(asyncio.CancelledError):
+            await f.readline()
+        del f.buffer._read1
+        assert calls == [2]
+        assert await f.read() == text[2:]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_tell_after_a_seek_that_feeds_bytes_stays_within_them(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # tell() looks for the position among the bytes fed since its snapshot; its first
+    # guess comes from an earlier chunk's bytes per character (here about 2.7), which
+    # must not take it past those bytes.
+    head = "é€😀日" * 30
+    path = tmp_path / "t.txt"
+    path.write_text(head + "abcdefghij\n", encoding="utf-8")
+    cookie = _files._pack_cookie(len(head.encode()), 0, 3, 1)  # at "a": feed b"abc", skip "a"
+    async with uringloop.open(path, encoding="utf-8") as f:
+        await f.read(5)
+        await f.seek(cookie)
+        assert await f.read(2) == "bc"
+        position = await f.tell()
+        assert await f.read(3) == "def"
+        await f.seek(position)
+        assert await f.read(3) == "def"
 
 
 @pytest.mark.asyncio
@@ -609,6 +701,17 @@ async def test_a_subclass_that_overrides_readline_is_iterated_through_it(
 
         async def __anext__(self) -> Any:
             raise StopAsyncIteration
+
+    class InheritedIteration(OwnIteration):  # its parent's iteration, its own readline
+        async def readline(self, size: int | None = -1) -> Any:
+            return await super().readline(size)
+
+    class UpperMixin:  # readline() from a mixin
+        async def readline(self, size: int | None = -1) -> Any:
+            return (await super().readline(size)).upper()  # type: ignore[misc]
+
+    class Mixed(UpperMixin, _files.AsyncTextFile if mode == "r" else _files.AsyncBufferedFile):  # type: ignore[misc]
+        pass
 
     def builtin_upper(path: Path) -> Any:
         base = io.TextIOWrapper if mode == "r" else io.BufferedReader
@@ -636,15 +739,16 @@ async def test_a_subclass_that_overrides_readline_is_iterated_through_it(
             return cls(inner.buffer, "r", "utf-8", "strict", None, False)
         return cls(inner.raw, 4096, "rb")
 
-    for cls in (Upper, Deeper):
+    for cls in (Upper, Deeper, Mixed):
         async with await wrapped(cls) as f:
             assert await f.readline() == expected[0]  # the rest is read ahead
             assert [line async for line in f] == expected[1:]
         async with await wrapped(cls) as f:
             assert await f.readlines(20) == expected[:3]
             assert await f.readlines() == expected[3:]
-    async with await wrapped(OwnIteration) as f:
-        assert [line async for line in f] == []
+    for cls in (OwnIteration, InheritedIteration):
+        async with await wrapped(cls) as f:
+            assert [line async for line in f] == []
     for inner in opened:
         await inner.close()
     for plain in (_files.AsyncTextFile, _files.AsyncBufferedFile):  # this module's own
