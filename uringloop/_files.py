@@ -132,10 +132,11 @@ class _IO(Protocol):
 
 
 class _StreamReads:
-    """A file's reads at a stream's position (a pipe, a socket) made on a thread: one
-    cancelled while its thread reads cannot be stopped, so its bytes are kept, and the
-    next reads return them first. Nothing read is lost, and no thread writes into a
-    caller's buffer after that call has returned."""
+    """A file's reads at a stream's position (a pipe, a socket), which nothing can undo.
+    On a thread (read()), one cancelled while its thread reads cannot be stopped: its
+    bytes are kept, and the next reads return them first, and no thread writes into a
+    caller's buffer after that call has returned. On the ring (read_kept()), a cancelled
+    read is cancelled in the kernel; the bytes of one that completed first are kept."""
 
     __slots__ = ("late", "left")
 
@@ -165,13 +166,30 @@ class _StreamReads:
             return data[:size]
         return data
 
-    async def readinto(self, buffer: _Buffer, start: Callable[[int], Awaitable[bytes]]) -> int:
-        with memoryview(buffer) as view:
-            size = view.nbytes
-        data = await self.read(size, start)
-        with memoryview(buffer) as view, view.cast("B") as flat:
-            flat[: len(data)] = data
-        return len(data)
+    async def read_kept(
+        self, size: int, start: Callable[[int, Callable[[bytes], None]], Awaitable[bytes]]
+    ) -> bytes:
+        """Up to `size` bytes: left ones, else start(size, keep)'s, whose `keep` takes the
+        bytes of a read that completed though its caller was cancelled."""
+        left = self.left
+        if left:
+            self.left = left[size:]
+            return left[:size]
+        return await start(size, self._keep)
+
+    def _keep(self, data: bytes) -> None:
+        self.left = data
+
+
+async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -> int:
+    """readinto() by `read`, which returns new bytes: nothing reads into `buffer` but
+    this copy, made once the bytes are there."""
+    with memoryview(buffer) as view:
+        size = view.nbytes
+    data = await read(size)
+    with memoryview(buffer) as view, view.cast("B") as flat:
+        flat[: len(data)] = data
+    return len(data)
 
 
 def _retrieve(done: asyncio.Future[Any]) -> None:
@@ -208,8 +226,13 @@ class _RingIO:
 
     def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
-        if offset < 0 and not self.ring:
-            return self.stream.read(size, lambda n: self.loop.pread(fd, n))
+        if offset < 0:
+            if not self.ring:
+                return self.stream.read(size, lambda n: self.loop.pread(fd, n))
+            if self.own_pread:
+                return self.stream.read_kept(
+                    size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep)
+                )
         if self.own_pread:
             return self.loop.pread(
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
@@ -217,8 +240,8 @@ class _RingIO:
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
-        if offset < 0 and not self.ring:
-            return self.stream.readinto(buffer, lambda n: self.loop.pread(fd, n))
+        if offset < 0 and (self.own_pread or not self.ring):  # (as pread's, a copy)
+            return _read_into(buffer, lambda n: self.pread(fd, n, -1))
         return self.loop.preadinto(fd, buffer, offset)
 
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]:
@@ -325,7 +348,7 @@ class _ExecutorIO:
 
     async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
         if offset < 0:
-            return await self.stream.readinto(buffer, lambda n: self.call(os.read, fd, n))
+            return await _read_into(buffer, lambda n: self.pread(fd, n, -1))
         view = memoryview(buffer).cast("B")
         return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
 

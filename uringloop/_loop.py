@@ -277,6 +277,10 @@ def _named(
     return func
 
 
+def _has_result(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 class Loop(asyncio.SelectorEventLoop):
     """An asyncio event loop that owns an io_uring for file operations.
 
@@ -827,7 +831,7 @@ class Loop(asyncio.SelectorEventLoop):
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
         """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
         self._driver.cancel(op)
-        if future.done() and not future.cancelled() and future.exception() is None:
+        if _has_result(future):
             op.discard(future.result())
 
     def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
@@ -876,6 +880,7 @@ class Loop(asyncio.SelectorEventLoop):
         *,
         known_seekable: bool = False,
         cached_copy: bool = True,
+        unclaimed: Callable[[bytes], object] | None = None,
     ) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
@@ -891,6 +896,11 @@ class Loop(asyncio.SelectorEventLoop):
         The rest, from the first page not cached, is read on the ring. `cached_copy=False`
         reads on the ring at once (for a caller that has just tried that copy itself, or
         knows the data is not cached).
+
+        A cancelled read is cancelled in the kernel. One that completed first, its task
+        cancelled before it resumed, raises CancelledError all the same; `unclaimed` is
+        then called with its bytes (a read at the position of a pipe cannot be undone:
+        uringloop.open's files keep them for their next read).
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         if (
@@ -947,6 +957,8 @@ class Loop(asyncio.SelectorEventLoop):
             data = await future
         except asyncio.CancelledError:
             self._abandon(op, future)
+            if unclaimed is not None and _has_result(future):
+                unclaimed(head + future.result())
             raise
         return head + data if head else data
 
