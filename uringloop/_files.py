@@ -38,6 +38,7 @@ import codecs
 import concurrent.futures
 import ctypes
 import errno
+import fcntl
 import io
 import locale
 import operator
@@ -385,6 +386,16 @@ def _has_o_direct(fd: int) -> bool:
     the device, so the file never copies from the page cache."""
     try:
         return has_o_direct(fd)
+    except OSError:  # (the file's first operation reports it)
+        return False
+
+
+def _has_o_append(fd: int) -> bool:
+    """Whether a descriptor given by the caller or made by its opener has O_APPEND though
+    the mode does not say "a": its writes go to the end all the same, and the position
+    follows them there, as the built-in's tell() reads it."""
+    try:
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
     except OSError:  # (the file's first operation reports it)
         return False
 
@@ -2866,6 +2877,7 @@ async def _open(
         # knows).
         given = opener is not None or not owned
         copies = direct or not (given and _has_o_direct(fd))
+        appending = parsed.appending or (given and _has_o_append(fd))
         regular = _stat.S_ISREG(st.st_mode)
         if _stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
@@ -2889,7 +2901,7 @@ async def _open(
             parsed.raw_mode,
             parsed.readable,
             parsed.writable,
-            parsed.appending,
+            appending,
             closefd,
             seekable,
             position,
@@ -2920,7 +2932,7 @@ async def _open(
             # for a pipe or a device, whose reader gets the writes as the built-in's
             # would, nor in append mode, where the built-in's tell() after a write larger
             # than the buffer is the file's end, the write having gone out.
-            gather = regular and not parsed.appending and not line_buffering
+            gather = regular and not appending and not line_buffering
             write_size = max(buffering, DEFAULT_WRITE_BUFFER_SIZE) if gather else buffering
         else:
             write_size = buffering

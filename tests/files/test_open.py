@@ -158,6 +158,42 @@ async def test_append_mode_appends(tmp_path: Path, no_fd_leak: None) -> None:
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r+b", "wb", "r+b unbuffered"])
+async def test_a_descriptor_with_o_append_in_another_mode_tells_as_the_builtin(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    # An opener (or a descriptor passed in) may add O_APPEND to a mode without "a": the
+    # writes go to the end all the same, and tell() follows them, as the built-in's.
+    path = tmp_path / "f"
+    mode, _, unbuffered = mode.partition(" ")
+    buffering = 0 if unbuffered else -1
+
+    def opener(name: Any, flags: int) -> int:
+        return os.open(name, flags | os.O_APPEND)
+
+    for sizes in ([10_000], [100, 100], [5000, 5000]):
+        path.write_bytes(b"z" * 100)
+        with open(path, mode, buffering=buffering, opener=opener) as g:
+            expected = []
+            for size in sizes:
+                g.write(b"a" * size)
+                expected.append(g.tell())
+            g.flush()
+            expected.append(g.tell())
+        builtin = path.read_bytes()
+        path.write_bytes(b"z" * 100)
+        async with uringloop.open(path, mode, buffering=buffering, opener=opener) as f:
+            told = []
+            for size in sizes:
+                await f.write(b"a" * size)
+                told.append(await f.tell())
+            await f.flush()
+            told.append(await f.tell())
+        assert (told, path.read_bytes()) == (expected, builtin), sizes
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_buffered_extras(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "b"
     path.write_bytes(b"0123456789" * 1000)
