@@ -45,6 +45,7 @@ import operator
 import os
 import stat as _stat
 import sys
+import threading
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -106,6 +107,9 @@ class _IO(Protocol):
     # be done directly instead, the same work without the operation's round trip.
     ring: bool
 
+    # Reads at a stream's position, and the bytes they got that no caller took.
+    stream: _StreamReads
+
     # Whether such work, moving `nbytes`, may be done directly now (Loop.inline_turn:
     # a budget per loop iteration, so that a coroutine doing it in a loop still yields).
     def inline_turn(self, nbytes: int) -> bool: ...
@@ -133,41 +137,68 @@ class _IO(Protocol):
 
 
 class _StreamReads:
-    """A file's reads at a stream's position (a pipe, a socket), which nothing can undo.
-    On a thread (read()), one cancelled while its thread reads cannot be stopped: its
-    bytes are kept, and the next reads return them first, and no thread writes into a
-    caller's buffer after that call has returned. On the ring (read_kept()), a cancelled
-    read is cancelled in the kernel; the bytes of one that completed first are kept."""
+    """A file's reads at a stream's position (a pipe, a socket), which nothing can undo,
+    and the bytes such reads got that their cancelled callers did not take (returned
+    first by the next reads).
+
+    On a thread (on_thread()): a read cancelled before its thread began is withdrawn
+    and never runs; one cancelled while its thread reads cannot be stopped, so it is
+    kept, and the next read waits for it and returns its bytes (no thread writes into a
+    caller's buffer: readinto copies, see _read_into). Through a Loop (kept()): its
+    pread's `unclaimed` hands over the bytes of a read that completed though its task
+    was cancelled before it resumed."""
 
     __slots__ = ("late", "left")
 
-    def __init__(self) -> None:
-        self.late: asyncio.Future[bytes] | None = None  # a cancelled read's, maybe reading
-        self.left = b""  # what a late read got past the size of the read that took it
+    def __init__(self, left: bytes = b"") -> None:
+        self.late: asyncio.Future[bytes] | None = None  # a cancelled read, its thread begun
+        self.left = left  # bytes read that no caller took yet
 
-    async def read(self, size: int, start: Callable[[int], Awaitable[bytes]]) -> bytes:
-        """Up to `size` bytes: left ones, else a late read's, else start(size)'s."""
+    def moved(self) -> _StreamReads:
+        """What a new loop's I/O takes over: the bytes, a finished late read's too (one
+        still reading belongs to the old loop)."""
+        late = self.late
+        if late is not None and late.done() and _has_bytes(late):
+            return _StreamReads(self.left + late.result())
+        return _StreamReads(self.left)
+
+    async def on_thread(
+        self, loop: asyncio.AbstractEventLoop, executor: Any, fd: int, size: int
+    ) -> bytes:
+        """Up to `size` bytes: left ones, else a late read's, else os.read's on `executor`."""
         left = self.left
         if left:
             self.left = left[size:]
             return left[:size]
         late, self.late = self.late, None
-        if late is None or (late.done() and (late.cancelled() or late.exception() is not None)):
-            # (a late read's failure was its cancelled caller's, not this read's)
-            late = asyncio.ensure_future(start(size))
-        try:
-            data = await asyncio.shield(late)
-        except asyncio.CancelledError:
-            if not late.cancelled():
+        if late is not None and late.done() and (late.cancelled() or late.exception() is not None):
+            late = None  # (a late read's failure was its cancelled caller's, not this read's)
+        if late is None:
+            if not size:  # (reads nothing, never waits)
+                return os.read(fd, 0)
+            job = _ThreadRead(fd, size)
+            late = loop.run_in_executor(executor, job)
+            late.add_done_callback(_retrieve)
+            try:
+                data: bytes = await asyncio.shield(late)
+            except asyncio.CancelledError:
+                if job.withdraw():  # its thread never began: nothing was read
+                    late.cancel()
+                else:
+                    self.late = late
+                raise
+        else:
+            try:
+                data = await asyncio.shield(late)
+            except asyncio.CancelledError:
                 self.late = late
-                late.add_done_callback(_retrieve)
-            raise
+                raise
         if len(data) > size:
             self.left = data[size:]
             return data[:size]
         return data
 
-    async def read_kept(
+    async def kept(
         self, size: int, start: Callable[[int, Callable[[bytes], None]], Awaitable[bytes]]
     ) -> bytes:
         """Up to `size` bytes: left ones, else start(size, keep)'s, whose `keep` takes the
@@ -179,7 +210,34 @@ class _StreamReads:
         return await start(size, self._keep)
 
     def _keep(self, data: bytes) -> None:
-        self.left = data
+        self.left += data
+
+
+class _ThreadRead:
+    """os.read(fd, size) for an executor's thread, unless withdrawn before it began."""
+
+    __slots__ = ("fd", "lock", "size", "state")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+        self.lock = threading.Lock()
+        self.state = 0  # 0 queued, 1 begun, 2 withdrawn
+
+    def __call__(self) -> bytes:
+        with self.lock:
+            if self.state:  # withdrawn
+                return b""
+            self.state = 1
+        return os.read(self.fd, self.size)
+
+    def withdraw(self) -> bool:
+        """True when the read had not begun, and now never will."""
+        with self.lock:
+            if self.state == 1:
+                return False
+            self.state = 2
+            return True
 
 
 async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -> int:
@@ -191,6 +249,10 @@ async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -
     with memoryview(buffer) as view, view.cast("B") as flat:
         flat[: len(data)] = data
     return len(data)
+
+
+def _has_bytes(done: asyncio.Future[bytes]) -> bool:
+    return not done.cancelled() and done.exception() is None
 
 
 def _retrieve(done: asyncio.Future[Any]) -> None:
@@ -208,7 +270,7 @@ class _RingIO:
         self.loop = loop
         self.executor = executor
         self.ring = loop.uring_available  # else its operations run on its thread pool
-        self.stream = _StreamReads()  # (used off the ring only)
+        self.stream = _StreamReads()  # (reads at a stream's position)
         # A Loop subclass may override pread with the signature it had before
         # known_seekable: call that one as it expects.
         self.own_pread = type(loop).pread is Loop.pread
@@ -227,13 +289,8 @@ class _RingIO:
 
     def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
-        if offset < 0:
-            if not self.ring:
-                return self.stream.read(size, lambda n: self.loop.pread(fd, n))
-            if self.own_pread:
-                return self.stream.read_kept(
-                    size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep)
-                )
+        if offset < 0 and self.own_pread:
+            return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep))
         if self.own_pread:
             return self.loop.pread(
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
@@ -241,7 +298,7 @@ class _RingIO:
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
-        if offset < 0 and (self.own_pread or not self.ring):  # (as pread's, a copy)
+        if offset < 0 and self.own_pread:  # (as pread's, a copy)
             return _read_into(buffer, lambda n: self.pread(fd, n, -1))
         return self.loop.preadinto(fd, buffer, offset)
 
@@ -344,7 +401,7 @@ class _ExecutorIO:
 
     async def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> bytes:
         if offset < 0:
-            return await self.stream.read(size, lambda n: self.call(os.read, fd, n))
+            return await self.stream.on_thread(self.loop, self.executor, fd, size)
         return await self.call(os.pread, fd, size, offset)  # type: ignore[no-any-return]
 
     async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
@@ -925,7 +982,10 @@ class AsyncFileIO(_FileBase):
         loop = asyncio.get_running_loop()
         io_ = self._io_cache
         if io_ is None or io_.loop is not loop:
-            io_ = self._io_cache = _io_for(self._executor, loop)
+            old, io_ = io_, _io_for(self._executor, loop)
+            if old is not None:  # (what a stream's reads got and nobody took goes along)
+                io_.stream = old.stream.moved()
+            self._io_cache = io_
         return io_
 
     def _offset(self) -> int:

@@ -897,10 +897,12 @@ class Loop(asyncio.SelectorEventLoop):
         reads on the ring at once (for a caller that has just tried that copy itself, or
         knows the data is not cached).
 
-        A cancelled read is cancelled in the kernel. One that completed first, its task
-        cancelled before it resumed, raises CancelledError all the same; `unclaimed` is
-        then called with its bytes (a read at the position of a pipe cannot be undone:
-        uringloop.open's files keep them for their next read).
+        A cancelled read is cancelled in the kernel (on the fallback's thread pool, one
+        whose thread has begun runs to its end, its bytes dropped). One whose completion
+        was delivered before its cancelled task resumed raises CancelledError all the
+        same; `unclaimed` is then called with its bytes (a read at the position of a pipe
+        cannot be undone: uringloop.open's files keep them for their next read). An
+        exception raised by `unclaimed` replaces the CancelledError.
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         if (

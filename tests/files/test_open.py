@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -574,7 +575,7 @@ async def test_a_cancelled_text_read_gives_back_the_characters_it_had_taken(
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("fallback", "asyncio")
+@pytest.mark.loops("asyncio")  # (the executor's route; the fallback Loop's loses them)
 @pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
 @pytest.mark.parametrize("call", ["read", "readinto", "readline"])
 async def test_a_cancelled_read_of_a_pipe_on_a_thread_loses_nothing(
@@ -608,6 +609,40 @@ async def test_a_cancelled_read_of_a_pipe_on_a_thread_loses_nothing(
     finally:
         if write_end >= 0:
             os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")
+@pytest.mark.parametrize("size", [0, 100])
+async def test_a_pipe_read_cancelled_before_its_thread_began_never_runs(
+    no_fd_leak: None, size: int
+) -> None:
+    # The executor's one thread is busy: a read of a pipe, cancelled while it waits for
+    # that thread, is withdrawn: it does not run later (its bytes stay for whoever reads
+    # the pipe next), and a read of 0 bytes leaves no false end of file behind it.
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(
+            read_end, "rb", buffering=0, closefd=False, executor=executor
+        ) as f:
+            gate = threading.Event()
+            busy = asyncio.get_running_loop().run_in_executor(executor, gate.wait)
+            cancelled, got = await cancel_after(f.read(size), 1)
+            assert cancelled or size == 0, got
+            gate.set()
+            await busy
+            os.write(write_end, b"hello")
+            await asyncio.sleep(0.1)  # (time for a read that should not run)
+            if not size:
+                assert await asyncio.wait_for(f.read(10), 10) == b"hello"
+        if size:  # the file closed, its descriptor's owner reads the pipe
+            os.set_blocking(read_end, False)
+            assert os.read(read_end, 10) == b"hello"
+    finally:
+        executor.shutdown()
+        os.close(read_end)
+        os.close(write_end)
 
 
 @pytest.mark.asyncio
