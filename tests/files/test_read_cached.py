@@ -5,7 +5,9 @@ read on the ring."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -44,18 +46,41 @@ def _cold_file(path: Path, size: int) -> bytes:
 
 def _evict(path: Path) -> None:
     """Evict `path`'s pages from the page cache (written back first), or skip the test
-    where the filesystem keeps them (tmpfs: the page cache is its storage)."""
+    where the filesystem keeps them (tmpfs: the page cache is its storage). Checked with
+    mincore(2), which brings nothing in (a read with RWF_NOWAIT, though refused, starts
+    the readahead that caches the pages after it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        try:
-            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
-        except BlockingIOError:
+        if not _resident_pages(fd, os.fstat(fd).st_size):
             return
     finally:
         os.close(fd)
     pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
+
+
+def _resident_pages(fd: int, size: int) -> int:
+    """How many of the file's `size` bytes' pages the page cache holds: mincore(2) of a
+    mapping of them (which faults nothing in)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+    ]  # fmt: skip
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap")
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vector = ctypes.create_string_buffer(pages)
+        if libc.mincore(address, size, vector):
+            raise OSError(ctypes.get_errno(), "mincore")
+        return sum(byte & 1 for byte in vector.raw[:pages])
+    finally:
+        libc.munmap(address, size)
 
 
 def _partly_cached(path: Path, size: int, check: bool = True) -> bytes:
