@@ -158,55 +158,47 @@ class _StreamReads:
         """What a new loop's I/O takes over: the bytes, a finished late read's too (one
         still reading belongs to the old loop)."""
         late = self.late
-        if late is not None and late.done() and _has_bytes(late):
+        if late is not None and _has_result(late):
             return _StreamReads(self.left + late.result())
         return _StreamReads(self.left)
+
+    def _take(self, data: bytes, size: int) -> bytes:
+        """The first `size` bytes of `data`; the rest are left for the next reads."""
+        self.left = data[size:]
+        return data[:size]
 
     async def on_thread(
         self, loop: asyncio.AbstractEventLoop, executor: Any, fd: int, size: int
     ) -> bytes:
         """Up to `size` bytes: left ones, else a late read's, else os.read's on `executor`."""
-        left = self.left
-        if left:
-            self.left = left[size:]
-            return left[:size]
+        if self.left:
+            return self._take(self.left, size)
         late, self.late = self.late, None
-        if late is not None and late.done() and (late.cancelled() or late.exception() is not None):
-            late = None  # (a late read's failure was its cancelled caller's, not this read's)
-        if late is None:
+        job = None
+        if late is None or (late.done() and not _has_result(late)):
+            # (a late read's failure was its cancelled caller's, not this read's)
             if not size:  # (reads nothing, never waits)
                 return os.read(fd, 0)
             job = _ThreadRead(fd, size)
             late = loop.run_in_executor(executor, job)
             late.add_done_callback(_retrieve)
-            try:
-                data: bytes = await asyncio.shield(late)
-            except asyncio.CancelledError:
-                if job.withdraw():  # its thread never began: nothing was read
-                    late.cancel()
-                else:
-                    self.late = late
-                raise
-        else:
-            try:
-                data = await asyncio.shield(late)
-            except asyncio.CancelledError:
+        try:
+            data: bytes = await asyncio.shield(late)
+        except asyncio.CancelledError:
+            if job is not None and job.withdraw():  # its thread never began: nothing read
+                late.cancel()
+            else:
                 self.late = late
-                raise
-        if len(data) > size:
-            self.left = data[size:]
-            return data[:size]
-        return data
+            raise
+        return self._take(data, size)
 
     async def kept(
         self, size: int, start: Callable[[int, Callable[[bytes], None]], Awaitable[bytes]]
     ) -> bytes:
         """Up to `size` bytes: left ones, else start(size, keep)'s, whose `keep` takes the
         bytes of a read that completed though its caller was cancelled."""
-        left = self.left
-        if left:
-            self.left = left[size:]
-            return left[:size]
+        if self.left:
+            return self._take(self.left, size)
         return await start(size, self._keep)
 
     def _keep(self, data: bytes) -> None:
@@ -251,8 +243,8 @@ async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -
     return len(data)
 
 
-def _has_bytes(done: asyncio.Future[bytes]) -> bool:
-    return not done.cancelled() and done.exception() is None
+def _has_result(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _retrieve(done: asyncio.Future[Any]) -> None:
@@ -289,9 +281,11 @@ class _RingIO:
 
     def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
-        if offset < 0 and self.own_pread:
-            return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep))
         if self.own_pread:
+            if offset < 0:
+                return self.stream.kept(
+                    size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep)
+                )
             return self.loop.pread(
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
             )
@@ -354,7 +348,7 @@ async def undone_if_cancelled(work: Awaitable[_T], undo: Callable[[_T], None]) -
 
 
 def _undo_result(done: asyncio.Future[_T], undo: Callable[[_T], None]) -> None:
-    if not done.cancelled() and done.exception() is None:
+    if _has_result(done):
         try:
             undo(done.result())
         except OSError:
@@ -2195,15 +2189,10 @@ class AsyncTextFile(_FileBase):
             # snapshot; it gives the position then, as the built-in's does.)
             self._set_decoded(taken.decoded[: taken.used] + text)
             self._used = taken.used
-            if self._telling:
-                self._snapshot = (
-                    None
-                    if snapshot is None
-                    else (
-                        snapshot[0],
-                        snapshot[1] + b"".join(chunks),
-                    )
-                )
+            if self._telling and snapshot is not None:
+                self._snapshot = (snapshot[0], snapshot[1] + b"".join(chunks))
+            elif self._telling:
+                self._snapshot = None
             return
         # No snapshot before the call, nothing decoded left: from the first chunk's.
         first = taken.first
