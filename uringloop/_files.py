@@ -138,20 +138,20 @@ class _IO(Protocol):
 
 class _StreamReads:
     """A file's reads at a stream's position (a pipe, a socket), which nothing can undo,
-    and the bytes such reads got that their cancelled callers did not take (returned
-    first by the next reads).
+    and what such reads got that their cancelled callers did not take (returned first by
+    the next reads).
 
-    On a thread (on_thread()): a read cancelled before its thread began is withdrawn
-    and never runs; one cancelled while its thread reads cannot be stopped, so it is
-    kept, and the next read waits for it and returns its bytes (no thread writes into a
-    caller's buffer: readinto copies, see _read_into). Through a Loop (kept()): its
-    pread's `unclaimed` hands over the bytes of a read that completed though its task
-    was cancelled before it resumed."""
+    A read cancelled while it may still read (a thread in read(2), a ring read the
+    kernel has not answered) is kept as `late`: the next read waits for it and returns
+    its bytes, or reads anew if it ended without any. On a thread (on_thread()), a read
+    cancelled before its thread began is withdrawn and never runs; no thread writes
+    into a caller's buffer (readinto copies, see _read_into). Through a Loop (kept()),
+    its pread's `unclaimed` hands over the read's future."""
 
     __slots__ = ("late", "left")
 
     def __init__(self, left: bytes = b"") -> None:
-        self.late: asyncio.Future[bytes] | None = None  # a cancelled read, its thread begun
+        self.late: asyncio.Future[bytes] | None = None  # a cancelled read that may read
         self.left = left  # bytes read that no caller took yet
 
     def moved(self) -> _StreamReads:
@@ -167,42 +167,63 @@ class _StreamReads:
         self.left = data[size:]
         return data[:size]
 
+    async def _late_bytes(self) -> bytes | None:
+        """The bytes of the late read, waited for: None when there is none, or it ended
+        without bytes (its failure was its cancelled caller's). Cancelled while waiting,
+        the late read stays."""
+        late = self.late
+        if late is None:
+            return None
+        if not late.done():
+            try:
+                await asyncio.shield(late)
+            except asyncio.CancelledError:
+                if not late.cancelled():  # (this task's cancellation)
+                    raise
+            except Exception:
+                pass  # (looked at below)
+        self.late = None
+        return late.result() if _has_result(late) else None
+
     async def on_thread(
         self, loop: asyncio.AbstractEventLoop, executor: Any, fd: int, size: int
     ) -> bytes:
         """Up to `size` bytes: left ones, else a late read's, else os.read's on `executor`."""
         if self.left:
             return self._take(self.left, size)
-        late, self.late = self.late, None
-        job = None
-        if late is None or (late.done() and not _has_result(late)):
-            # (a late read's failure was its cancelled caller's, not this read's)
+        data = await self._late_bytes() if self.late is not None else None
+        if data is None:
             if not size:  # (reads nothing, never waits)
                 return os.read(fd, 0)
             job = _ThreadRead(fd, size)
-            late = loop.run_in_executor(executor, job)
-            late.add_done_callback(_retrieve)
-        try:
-            data: bytes = await asyncio.shield(late)
-        except asyncio.CancelledError:
-            if job is not None and job.withdraw():  # its thread never began: nothing read
-                late.cancel()
-            else:
-                self.late = late
-            raise
+            read = loop.run_in_executor(executor, job)
+            read.add_done_callback(_retrieve)
+            try:
+                data = await asyncio.shield(read)
+            except asyncio.CancelledError:
+                if job.withdraw():  # its thread never began: nothing read
+                    read.cancel()
+                else:
+                    self.late = read
+                raise
         return self._take(data, size)
 
     async def kept(
-        self, size: int, start: Callable[[int, Callable[[bytes], None]], Awaitable[bytes]]
+        self,
+        size: int,
+        start: Callable[[int, Callable[[asyncio.Future[bytes]], None]], Awaitable[bytes]],
     ) -> bytes:
-        """Up to `size` bytes: left ones, else start(size, keep)'s, whose `keep` takes the
-        bytes of a read that completed though its caller was cancelled."""
+        """Up to `size` bytes: left ones, else a late read's, else start(size, keep)'s,
+        whose `keep` takes a cancelled read's future."""
         if self.left:
             return self._take(self.left, size)
-        return await start(size, self._keep)
+        data = await self._late_bytes() if self.late is not None else None
+        if data is None:
+            return await start(size, self._keep)
+        return self._take(data, size)
 
-    def _keep(self, data: bytes) -> None:
-        self.left += data
+    def _keep(self, late: asyncio.Future[bytes]) -> None:
+        self.late = late
 
 
 class _ThreadRead:

@@ -281,6 +281,13 @@ def _has_result(future: asyncio.Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
+def _looked_at(future: asyncio.Future[Any]) -> None:
+    """`future`'s failure, if any, counts as retrieved (it is the outcome of a read
+    whose caller was cancelled: not logged when nobody looks at it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Loop(asyncio.SelectorEventLoop):
     """An asyncio event loop that owns an io_uring for file operations.
 
@@ -880,7 +887,7 @@ class Loop(asyncio.SelectorEventLoop):
         *,
         known_seekable: bool = False,
         cached_copy: bool = True,
-        unclaimed: Callable[[bytes], object] | None = None,
+        unclaimed: Callable[[asyncio.Future[bytes]], object] | None = None,
     ) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
@@ -898,11 +905,15 @@ class Loop(asyncio.SelectorEventLoop):
         knows the data is not cached).
 
         A cancelled read is cancelled in the kernel (on the fallback's thread pool, one
-        whose thread has begun runs to its end, its bytes dropped). One whose completion
-        was delivered before its cancelled task resumed raises CancelledError all the
-        same; `unclaimed` is then called with its bytes (a read at the position of a pipe
-        cannot be undone: uringloop.open's files keep them for their next read). An
-        exception raised by `unclaimed` replaces the CancelledError.
+        whose thread has begun runs to its end). It may have read all the same: its
+        completion may be on its way, or delivered before the task resumed, and the call
+        raises CancelledError regardless. A read at a pipe's position cannot be undone:
+        for one at the file position (offset -1), `unclaimed`, when given, is called as
+        the task is cancelled with the read's own future, which nothing else cancels. It
+        is done, or resolves later, with the bytes read, or with the error the read ended
+        with (OSError ECANCELED: cancelled before it read anything). uringloop.open's files
+        keep such a read for the next one, which waits for it first. An exception raised
+        by `unclaimed` replaces the CancelledError.
         """
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         if (
@@ -955,14 +966,34 @@ class Loop(asyncio.SelectorEventLoop):
             # to the thread pool with the rest).
             if self._submit_early(size) and future.done():
                 return head + future.result() if head else future.result()
+        if unclaimed is not None and offset == -1:
+            return await self._wait_kept(op, future, unclaimed)
         try:
             data = await future
         except asyncio.CancelledError:
             self._abandon(op, future)
-            if unclaimed is not None and _has_result(future):
-                unclaimed(head + future.result())
             raise
         return head + data if head else data
+
+    async def _wait_kept(
+        self,
+        op: Operation,
+        future: asyncio.Future[bytes],
+        unclaimed: Callable[[asyncio.Future[bytes]], object],
+    ) -> bytes:
+        """pread's wait for a read whose caller takes what it reads once cancelled: the
+        task awaits a shield, so a cancellation leaves `future` to the read's outcome."""
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if not future.done():
+                self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
+            if future.done():
+                _looked_at(future)
+            else:
+                future.add_done_callback(_looked_at)
+            unclaimed(future)
+            raise
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
         """Many preads with one await: [(fd, size, offset), ...] -> [bytes, ...] in order.

@@ -575,15 +575,16 @@ async def test_a_cancelled_text_read_gives_back_the_characters_it_had_taken(
 
 
 @pytest.mark.asyncio
-@pytest.mark.loops("asyncio")  # (the executor's route; the fallback Loop's loses them)
+@pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
 @pytest.mark.parametrize("call", ["read", "readinto", "readline"])
-async def test_a_cancelled_read_of_a_pipe_on_a_thread_loses_nothing(
+async def test_a_cancelled_read_of_an_empty_pipe_loses_nothing(
     no_fd_leak: None, mode: str, call: str
 ) -> None:
-    # On the thread pool, a read of an empty pipe is cancelled while its thread waits in
-    # read(2), which nothing can stop: the bytes that thread reads later are what the next
-    # reads return, and it never writes into the cancelled call's buffer.
+    # A read of an empty pipe is cancelled while it waits. On a thread (the executor's
+    # route, the fallback Loop's pool) its thread waits in read(2), which nothing can
+    # stop: the bytes that thread reads later are what the next reads return, and it
+    # never writes into the cancelled call's buffer. On the ring the kernel cancels it.
     if call == "readinto" and mode == "r":
         pytest.skip("a text file has no readinto")
     read_end, write_end = os.pipe()
@@ -683,6 +684,56 @@ async def test_a_pipe_read_cancelled_as_it_completes_loses_nothing(
             else:
                 first = bytes(buffer[:got]) if call == "readinto" and not cancelled else got
                 assert (b"" if cancelled else first) + rest == whole, steps
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback")
+@pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
+@pytest.mark.parametrize("call", ["read", "readinto", "readline"])
+async def test_a_pipe_read_cancelled_as_its_bytes_arrive_loses_nothing(
+    no_fd_leak: None, mode: str, call: str
+) -> None:
+    # A read of an empty pipe, in flight, its task cancelled in the same loop step as the
+    # write that completes it, or one or two steps later: the read may take the bytes
+    # before its cancellation reaches it (in the kernel, or in its thread's read(2)). The
+    # reads after it return everything written, in order.
+    if call == "readinto" and mode == "r":
+        pytest.skip("a text file has no readinto")
+    whole = "abécd\nEF\n".encode()
+    unbuffered = mode == "rb0"
+    for trial in range(12):
+        read_end, write_end = os.pipe()
+        f = await uringloop.open(read_end, mode[:2], buffering=0 if unbuffered else -1)
+        async with f:
+            buffer = bytearray(100)
+            if call == "readinto":
+                task = asyncio.ensure_future(f.readinto(buffer))
+            else:
+                task = asyncio.ensure_future(f.read(100) if call == "read" else f.readline())
+            await asyncio.sleep(0.001)
+            assert not task.done()
+            os.write(write_end, whole[:7])
+            for _ in range(trial % 3):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = None
+            os.write(write_end, whole[7:])
+            os.close(write_end)
+            rest = await asyncio.wait_for(f.read(), 10)
+            if got is None:
+                first = "" if mode == "r" else b""
+            elif call == "readinto":
+                first = bytes(buffer[:got])
+            else:
+                first = got
+            if unbuffered and call == "readline" and got is None:
+                # (it reads a byte at a time: those it had read are gone, as documented)
+                assert whole.endswith(rest), trial
+            else:
+                assert first + rest == (whole.decode() if mode == "r" else whole), trial
 
 
 def _short_reads_then(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import pathlib
@@ -163,3 +164,54 @@ def test_batch_never_submitted_fails_at_close_instead_of_returning_nothing() -> 
     loop.close()  # the batch is still queued: it is dropped
     exc = future.exception()
     assert isinstance(exc, uringloop.LoopClosedError)  # as any operation queued at close
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback")
+@pytest.mark.parametrize("steps", [1, 2, 3])
+async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaimed(
+    no_fd_leak: None, steps: int
+) -> None:
+    # A read of an empty pipe, in flight (a poll-armed read in the kernel, or a thread in
+    # read(2)), its task cancelled in the same step as the write that completes it, or a
+    # step or two after: the read may take the bytes before its cancellation reaches it.
+    # Whatever it took comes out of the future handed to `unclaimed`; the rest stays in
+    # the pipe. Nothing is lost either way.
+    loop = running()
+    outcomes = set()
+    for _ in range(20):
+        r, w = os.pipe()
+        try:
+            handed: list[asyncio.Future[bytes]] = []
+            task = asyncio.ensure_future(loop.pread(r, 100, unclaimed=handed.append))
+            await asyncio.sleep(0.001)
+            assert not task.done()
+            os.write(w, b"hello")
+            for _ in range(steps - 1):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                assert len(handed) == 1
+                late = handed[0]
+                try:
+                    got = await asyncio.wait_for(late, 10)
+                    outcomes.add("read before its cancellation")
+                except OSError as exc:
+                    assert exc.errno == errno.ECANCELED
+                    got = b""
+                    outcomes.add("cancelled")
+            else:
+                assert not handed
+                outcomes.add("returned")
+            os.set_blocking(r, False)
+            try:
+                rest = os.read(r, 100)
+            except BlockingIOError:
+                rest = b""
+            assert got + rest == b"hello"
+        finally:
+            os.close(r)
+            os.close(w)
+    assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
