@@ -191,9 +191,10 @@ class _StreamReads:
         """Up to `size` bytes: left ones, else a late read's, else os.read's on `executor`."""
         if self.left:
             return self._take(self.left, size)
-        data = await self._late_bytes() if self.late is not None else None
+        # (a read of 0 bytes never waits, for a late read either)
+        data = await self._late_bytes() if self.late is not None and size else None
         if data is None:
-            if not size:  # (reads nothing, never waits)
+            if not size:
                 return os.read(fd, 0)
             job = _ThreadRead(fd, size)
             read = loop.run_in_executor(executor, job)
@@ -217,7 +218,7 @@ class _StreamReads:
         whose `keep` takes a cancelled read's future."""
         if self.left:
             return self._take(self.left, size)
-        data = await self._late_bytes() if self.late is not None else None
+        data = await self._late_bytes() if self.late is not None and size else None
         if data is None:
             return await start(size, self._keep)
         return self._take(data, size)

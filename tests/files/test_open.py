@@ -613,6 +613,31 @@ async def test_a_cancelled_read_of_an_empty_pipe_loses_nothing(
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("mode", ["rb", "rb0"])
+@pytest.mark.parametrize("call", ["read", "readinto"])
+async def test_a_read_of_nothing_does_not_wait_for_a_kept_read(
+    no_fd_leak: None, mode: str, call: str
+) -> None:
+    # A cancelled read of an empty pipe is kept (its thread in read(2)); a read of 0 bytes
+    # after it returns at once, and the bytes written later are still read in order.
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(read_end, "rb", buffering=0 if mode == "rb0" else -1) as f:
+            cancelled, got = await cancel_after(f.read(10), 3)
+            assert cancelled, got
+            nothing = f.read(0) if call == "read" else f.readinto(bytearray(0))
+            assert await asyncio.wait_for(nothing, 5) in (b"", 0)
+            os.write(write_end, b"xy")
+            os.close(write_end)
+            write_end = -1
+            assert await asyncio.wait_for(f.read(), 10) == b"xy"
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("asyncio")
 @pytest.mark.parametrize("size", [0, 100])
 async def test_a_pipe_read_cancelled_before_its_thread_began_never_runs(
