@@ -168,12 +168,11 @@ class _StreamReads:
         return data[:size]
 
     async def _late_bytes(self) -> bytes | None:
-        """The bytes of the late read, waited for: None when there is none, or it ended
+        """The bytes of the late read (there is one), waited for: None when it ended
         without bytes (its failure was its cancelled caller's). Cancelled while waiting,
         the late read stays."""
         late = self.late
-        if late is None:
-            return None
+        assert late is not None
         if not late.done():
             try:
                 await asyncio.shield(late)
