@@ -60,6 +60,27 @@ def _evict(path: Path) -> None:
     pytest.skip(f"{path}'s filesystem keeps its pages in the page cache")
 
 
+def _the_device_answered_at_once(directory: Path, attempts: int) -> None:
+    """Called when none of a test's `attempts` reads of files not cached went to the ring:
+    skip the test where this machine's device answers a non-blocking read of an evicted
+    page within the call (the read starts the readahead, and the page came in before the
+    read looked again: a virtual disk backed by the host's page cache can be that fast),
+    else fail."""
+    for probe in range(3):
+        path = directory / f"probe{probe}.bin"
+        _cold_file(path, 65_536)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            copied = os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            copied = 0
+        finally:
+            os.close(fd)
+        if copied:
+            pytest.skip("the device answers a non-blocking read of a page not cached at once")
+    pytest.fail(f"none of {attempts} reads of files not cached went to the ring")
+
+
 def _resident_pages(fd: int, size: int) -> int:
     """How many of the file's `size` bytes' pages the page cache holds: mincore(2) of a
     mapping of them (which faults nothing in)."""
@@ -120,15 +141,19 @@ async def test_a_cached_small_file_is_read_without_a_ring_read(
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_a_file_not_cached_is_read_on_the_ring(tmp_path: Path, no_fd_leak: None) -> None:
-    path = tmp_path / "cold.bin"
-    data = _cold_file(path, 300_000)
     loop: Any = asyncio.get_running_loop()
-    async with uringloop.open(path, "rb") as f:
-        # (The open itself may take no ring operation: the dentry cache answers it.)
-        before = loop.uring_stats().submitted if isinstance(loop, uringloop.Loop) else 0
-        assert await f.read() == data
-        if isinstance(loop, uringloop.Loop):  # the read, at least one on the ring
-            assert loop.uring_stats().submitted - before >= 1
+    for attempt in range(_ATTEMPTS):
+        path = tmp_path / f"cold{attempt}.bin"
+        data = _cold_file(path, 300_000)
+        async with uringloop.open(path, "rb") as f:
+            # (The open itself may take no ring operation: the dentry cache answers it.)
+            before = loop.uring_stats().submitted if isinstance(loop, uringloop.Loop) else 0
+            assert await f.read() == data
+            if not isinstance(loop, uringloop.Loop):
+                return
+            if loop.uring_stats().submitted - before >= 1:  # the read, at least one on the ring
+                return
+    _the_device_answered_at_once(tmp_path, _ATTEMPTS)
 
 
 @pytest.mark.asyncio
