@@ -162,6 +162,11 @@ class _StreamReads:
             return _StreamReads(self.left + late.result())
         return _StreamReads(self.left)
 
+    def give_back(self, data: bytes) -> None:
+        """Bytes a caller had read and, cancelled or failing, did not return: the next
+        reads return them first (before any left over from a later read)."""
+        self.left = data + self.left
+
     def _take(self, data: bytes, size: int) -> bytes:
         """The first `size` bytes of `data`; the rest are left for the next reads."""
         self.left = data[size:]
@@ -310,6 +315,8 @@ class _RingIO:
             return self.loop.pread(
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
             )
+        if offset < 0:  # (bytes given back come first; a cancelled read here is not kept)
+            return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n))
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
@@ -1193,18 +1200,25 @@ class AsyncFileIO(_FileBase):
         return head + tail if tail else head
 
     async def _read_to_eof(self, io_: _IO, offset: int) -> bytes:
-        """Read chunks until a read returns nothing (files that grow, /proc, pipes)."""
+        """Read chunks until a read returns nothing (files that grow, /proc, pipes). At a
+        stream's position (offset -1), a read cancelled or failing part-way gives the
+        chunks it had back to the stream's next reads: they cannot be read again."""
         chunks = []
         chunk = max(self._blksize, _TAIL_CHUNK)
-        while True:
-            data = await io_.pread(self._fd, chunk, offset)
-            if not data:
-                break
-            chunks.append(data)
-            if offset >= 0:
-                offset += len(data)
-            if len(data) == chunk:  # grow only while reads come back full
-                chunk = min(chunk * 2, PARALLEL_MIN)
+        try:
+            while True:
+                data = await io_.pread(self._fd, chunk, offset)
+                if not data:
+                    break
+                chunks.append(data)
+                if offset >= 0:
+                    offset += len(data)
+                if len(data) == chunk:  # grow only while reads come back full
+                    chunk = min(chunk * 2, PARALLEL_MIN)
+        except BaseException:
+            if offset < 0 and chunks:
+                io_.stream.give_back(b"".join(chunks))
+            raise
         return b"".join(chunks)
 
     # -- O_DIRECT

@@ -761,6 +761,58 @@ async def test_a_pipe_read_cancelled_as_its_bytes_arrive_loses_nothing(
                 assert first + rest == (whole.decode() if mode == "r" else whole), trial
 
 
+async def _read_to_eof_cancelled_part_way(mode: str, whole: bytes) -> bytes | str:
+    """Open a pipe's read end in `mode` ("rb0": unbuffered); cancel a read() of it once it
+    has taken the first 5000 bytes of `whole` and waits for more; write the rest and close
+    the write end: what the next read() returns."""
+    read_end, write_end = os.pipe()
+    try:
+        f = await uringloop.open(read_end, mode[:2], buffering=0 if mode == "rb0" else -1)
+        async with f:
+            task = asyncio.ensure_future(f.read())
+            os.write(write_end, whole[:5000])
+            await asyncio.sleep(0.02)  # taken, and the next read waits for more
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            os.write(write_end, whole[5000:])
+            os.close(write_end)
+            write_end = -1
+            return await asyncio.wait_for(f.read(), 10)  # type: ignore[no-any-return]
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
+async def test_a_read_to_eof_of_a_pipe_cancelled_part_way_loses_nothing(
+    no_fd_leak: None, mode: str
+) -> None:
+    # read() of a pipe gathers what comes until EOF; cancelled while it waits for more,
+    # the bytes it had gathered are returned by the next read, then the rest.
+    whole = "abécd\nEF\n".encode() * 1000
+    rest = await _read_to_eof_cancelled_part_way(mode, whole)
+    assert rest == (whole.decode() if mode == "r" else whole)
+
+
+def test_a_read_to_eof_cancelled_part_way_loses_nothing_on_a_loop_with_its_own_pread() -> None:
+    # A Loop subclass's own pread serves the stream's reads: the bytes the cancelled
+    # read() had gathered still come first.
+    class Traced(uringloop.Loop):
+        async def pread(self, fd: int, size: int, offset: int = -1) -> bytes:  # type: ignore[override]
+            return await super().pread(fd, size, offset)
+
+    whole = b"0123456789" * 1000
+    loop = Traced()
+    try:
+        assert loop.run_until_complete(_read_to_eof_cancelled_part_way("rb0", whole)) == whole
+    finally:
+        loop.close()
+
+
 def _short_reads_then(
     buffer: _files.AsyncBufferedFile, chunks: int, failure: type[BaseException]
 ) -> list[int]:
