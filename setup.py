@@ -8,28 +8,41 @@ set at build time, uringloop installs without them and uses the pure-Python twin
 behave the same.
 """
 
+import importlib.util
 import os
+from pathlib import Path
+from typing import Any
 
 from setuptools import Extension, setup
+
+_ROOT = Path(__file__).resolve().parent
+
+
+def _twins() -> Any:
+    """uringloop/_twins.py, loaded alone (the package is not importable before its build):
+    the extensions' table and their sources' digest."""
+    spec = importlib.util.spec_from_file_location("_uringloop_twins", _ROOT / "uringloop/_twins.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _extensions() -> list[Extension]:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         return []
+    twins = _twins()
     return [
         Extension(
             name,
-            [source],
+            [sources[0]],
             optional=True,  # a failed build is a warning: the pure-Python twin is used
             extra_compile_args=["-O2", "-Wall"],
-            depends=["uringloop/_twin_helpers.h"],
+            depends=list(sources[1:]),
+            # What _twins compares with the sources beside the module when it is imported.
+            define_macros=[("URINGLOOP_SOURCE_DIGEST", f'"{twins.source_digest(_ROOT, name)}"')],
         )
-        for name, source in (
-            ("uringloop._ring._queues", "uringloop/_ring/_queues.c"),
-            ("uringloop._ops._hotpath", "uringloop/_ops/_hotpath.c"),
-            ("uringloop._handle_c", "uringloop/_handle_c.c"),
-            ("uringloop._threads_c", "uringloop/_threads_c.c"),
-        )
+        for name, sources in twins.EXTENSIONS.items()
     ]
 
 

@@ -70,15 +70,7 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
 def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "python", "hello"]
     # "0" and "" mean "not set", as the other projects with this switch read it.
-    built = all(
-        importlib.util.find_spec(name) is not None
-        for name in (
-            "uringloop._ring._queues",
-            "uringloop._ops._hotpath",
-            "uringloop._handle_c",
-            "uringloop._threads_c",
-        )
-    )
+    built = all(importlib.util.find_spec(name) is not None for name in _twins.EXTENSIONS)
     default = "c" if built else "python"
     assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, default, "hello"]
 
@@ -86,9 +78,34 @@ def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
 def test_a_build_older_than_the_sources_gives_way_name_by_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A compiled module built before a function was added to its twin (an editable
-    # install not built again) lacks that name: the reference twin is used for it,
-    # rather than `import uringloop` failing.
+    # A compiled module that lacks a name its twin has (built from older sources, and
+    # installed without them beside it) gives way for that name: the reference twin is
+    # used for it, rather than `import uringloop` failing.
     monkeypatch.delenv("URINGLOOP_NO_EXTENSIONS", raising=False)
     assert _twins.compiled("uringloop._ops.hotpath", "no_such_function") is None
     assert _twins.compiled("uringloop._ops.hotpath", "read_cached") is hotpath.read_cached
+
+
+@pytest.mark.parametrize("module", sorted(_twins.EXTENSIONS))
+def test_a_module_built_from_other_sources_than_those_beside_it_is_set_aside(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editable install whose C sources changed after its build (a pull, an edit) would
+    # run old compiled code against new Python code: with the sources beside it changed,
+    # the module is set aside with a warning. Its own sources, or none (a wheel), keep it.
+    monkeypatch.delenv("URINGLOOP_NO_EXTENSIONS", raising=False)
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} was not built here")
+    root = Path(_twins.__file__).resolve().parent.parent
+    for name in _twins.EXTENSIONS[module]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / name, tmp_path / name)
+    monkeypatch.setattr(_twins, "_ROOT", tmp_path)
+    built = importlib.import_module(module)
+    assert _twins._usable(module) is built
+    first = tmp_path / _twins.EXTENSIONS[module][0]
+    first.write_bytes(first.read_bytes() + b"/* changed since the build */\n")
+    with pytest.warns(RuntimeWarning, match="built from other sources"):
+        assert _twins._usable(module) is None
+    monkeypatch.setattr(_twins, "_ROOT", tmp_path / "no sources")
+    assert _twins._usable(module) is built

@@ -167,5 +167,5 @@ PyInit__handle_c(void)
         }
         return NULL;
     }
-    return PyModule_Create(&handle_module);
+    return with_source_digest(PyModule_Create(&handle_module));
 }

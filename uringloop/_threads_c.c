@@ -106,5 +106,5 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__threads_c(void)
 {
-    return PyModule_Create(&module_def);
+    return with_source_digest(PyModule_Create(&module_def));
 }

@@ -1,5 +1,5 @@
 /*
- * What the compiled twins share (included by _handle_c.c and _ops/_hotpath.c): interned
+ * What the compiled twins share (included by every one): interned
  * names, imports at module init, and the type version that tells whether a class changed.
  */
 #ifndef URINGLOOP_TWIN_HELPERS_H
@@ -43,6 +43,23 @@ version_valid(PyTypeObject *tp)
 #else
     return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 && tp->tp_version_tag != 0;
 #endif
+}
+
+/* The digest of the module's sources, compiled in by setup.py; _twins.py compares it with
+ * the sources beside the module at import. "" where the module was built otherwise. */
+#ifndef URINGLOOP_SOURCE_DIGEST
+#define URINGLOOP_SOURCE_DIGEST ""
+#endif
+
+/* `m` with its SOURCE_DIGEST set: `m`, or NULL (m released) with an error set. */
+static inline PyObject *
+with_source_digest(PyObject *m)
+{
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_DIGEST", URINGLOOP_SOURCE_DIGEST) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
 
 #endif

@@ -1612,5 +1612,5 @@ PyInit__hotpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    return m;
+    return with_source_digest(m);
 }

@@ -23,6 +23,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "../_twin_helpers.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -584,5 +586,5 @@ PyInit__queues(void)
         Py_DECREF(m);
         return NULL;
     }
-    return m;
+    return with_source_digest(m);
 }
