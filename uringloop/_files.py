@@ -59,6 +59,7 @@ from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
+from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
@@ -158,7 +159,7 @@ class _StreamReads:
         """What a new loop's I/O takes over: the bytes, a finished late read's too (one
         still reading belongs to the old loop)."""
         late = self.late
-        if late is not None and _has_result(late):
+        if late is not None and has_result(late):
             return _StreamReads(self.left + late.result())
         return _StreamReads(self.left)
 
@@ -187,7 +188,7 @@ class _StreamReads:
             except Exception:
                 pass  # (looked at below)
         self.late = None
-        return late.result() if _has_result(late) else None
+        return late.result() if has_result(late) else None
 
     async def on_thread(
         self, loop: asyncio.AbstractEventLoop, executor: Any, fd: int, size: int
@@ -202,7 +203,7 @@ class _StreamReads:
                 return os.read(fd, 0)
             job = _ThreadRead(fd, size)
             read = loop.run_in_executor(executor, job)
-            read.add_done_callback(_retrieve)
+            read.add_done_callback(look_at)
             try:
                 data = await asyncio.shield(read)
             except asyncio.CancelledError:
@@ -267,16 +268,6 @@ async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -
     with memoryview(buffer) as view, view.cast("B") as flat:
         flat[: len(data)] = data
     return len(data)
-
-
-def _has_result(future: asyncio.Future[Any]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-def _retrieve(done: asyncio.Future[Any]) -> None:
-    """A late read's outcome, looked at: a failure nobody awaits is not logged."""
-    if not done.cancelled():
-        done.exception()
 
 
 class _RingIO:
@@ -376,7 +367,7 @@ async def undone_if_cancelled(work: Awaitable[_T], undo: Callable[[_T], None]) -
 
 
 def _undo_result(done: asyncio.Future[_T], undo: Callable[[_T], None]) -> None:
-    if _has_result(done):
+    if has_result(done):
         try:
             undo(done.result())
         except OSError:

@@ -58,6 +58,7 @@ from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
+from ._outcomes import has_result, look_at
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -275,17 +276,6 @@ def _named(
     result = spec.returns if coroutine else returns.format(spec.returns)
     func.__signature__ = spec.signature(first=this, returns=result)
     return func
-
-
-def _has_result(future: asyncio.Future[Any]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-def _looked_at(future: asyncio.Future[Any]) -> None:
-    """`future`'s failure, if any, counts as retrieved (it is the outcome of a read
-    whose caller was cancelled: not logged when nobody looks at it)."""
-    if not future.cancelled():
-        future.exception()
 
 
 class Loop(asyncio.SelectorEventLoop):
@@ -838,7 +828,7 @@ class Loop(asyncio.SelectorEventLoop):
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
         """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
         self._driver.cancel(op)
-        if _has_result(future):
+        if has_result(future):
             op.discard(future.result())
 
     def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
@@ -989,9 +979,9 @@ class Loop(asyncio.SelectorEventLoop):
             if not future.done():
                 self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
             if future.done():
-                _looked_at(future)
+                look_at(future)
             else:
-                future.add_done_callback(_looked_at)
+                future.add_done_callback(look_at)
             unclaimed(future)
             raise
 

@@ -1,0 +1,19 @@
+"""A future's outcome, for code that holds a future it may never await: whether it ended
+with a result, and its failure marked as retrieved."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+def has_result(future: asyncio.Future[Any]) -> bool:
+    """Whether `future` is done with a result (not cancelled, no exception)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def look_at(future: asyncio.Future[Any]) -> None:
+    """`future` (done): its failure, if any, counts as retrieved. For the outcome of an
+    operation whose caller was cancelled: not logged when nobody looks at it."""
+    if not future.cancelled():
+        future.exception()
