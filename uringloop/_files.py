@@ -259,6 +259,21 @@ class _ThreadRead:
             return True
 
 
+def _gathered(io_: _IO, parts: list[bytes], exc: BaseException) -> bytes:
+    """A read at a stream's position that had read `parts` when a later read raised `exc`:
+    a cancellation gives them back to the stream's next reads (_StreamReads.give_back)
+    and is raised again; a failure returns them, and the next read meets the error again
+    (as read(2) reports an error only when it has read nothing). Without parts, `exc` is
+    raised."""
+    if not parts:
+        raise exc
+    data = b"".join(parts)
+    if isinstance(exc, Exception):
+        return data
+    io_.stream.give_back(data)
+    raise exc
+
+
 async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -> int:
     """readinto() by `read`, which returns new bytes: nothing reads into `buffer` but
     this copy, made once the bytes are there."""
@@ -307,11 +322,11 @@ class _RingIO:
                 fd, size, offset, known_seekable=True, cached_copy=not tried_cache
             )
         if offset < 0:  # (bytes given back come first; a cancelled read here is not kept)
-            return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n))
+            return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n, -1))
         return self.loop.pread(fd, size, offset)
 
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]:
-        if offset < 0 and self.own_pread:  # (as pread's, a copy)
+        if offset < 0 and (self.own_pread or self.stream.left):  # (as pread's, a copy)
             return _read_into(buffer, lambda n: self.pread(fd, n, -1))
         return self.loop.preadinto(fd, buffer, offset)
 
@@ -1133,18 +1148,23 @@ class AsyncFileIO(_FileBase):
         start = self._pos  # moved once the line is read: a cancelled readline moves nothing
         parts: list[bytes] = []
         got = 0
-        while limit < 0 or got < limit:
-            want = chunk if limit < 0 else min(chunk, limit - got)
-            data = await io_.pread(self._fd, want, start + got if seekable else -1)
-            if not data:
-                break
-            end = data.find(b"\n") + 1
-            if end:
-                data = data[:end]
-            parts.append(data)
-            got += len(data)
-            if end:
-                break
+        try:
+            while limit < 0 or got < limit:
+                want = chunk if limit < 0 else min(chunk, limit - got)
+                data = await io_.pread(self._fd, want, start + got if seekable else -1)
+                if not data:
+                    break
+                end = data.find(b"\n") + 1
+                if end:
+                    data = data[:end]
+                parts.append(data)
+                got += len(data)
+                if end:
+                    break
+        except BaseException as exc:
+            if seekable:
+                raise  # (the position has not moved: nothing read is lost)
+            return _gathered(io_, parts, exc)
         if seekable:
             self._pos = start + got
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -1192,8 +1212,8 @@ class AsyncFileIO(_FileBase):
 
     async def _read_to_eof(self, io_: _IO, offset: int) -> bytes:
         """Read chunks until a read returns nothing (files that grow, /proc, pipes). At a
-        stream's position (offset -1), a read cancelled or failing part-way gives the
-        chunks it had back to the stream's next reads: they cannot be read again."""
+        stream's position (offset -1), what it had read is not lost to a read that fails
+        or is cancelled after it (_gathered)."""
         chunks = []
         chunk = max(self._blksize, _TAIL_CHUNK)
         try:
@@ -1206,10 +1226,10 @@ class AsyncFileIO(_FileBase):
                     offset += len(data)
                 if len(data) == chunk:  # grow only while reads come back full
                     chunk = min(chunk * 2, PARALLEL_MIN)
-        except BaseException:
-            if offset < 0 and chunks:
-                io_.stream.give_back(b"".join(chunks))
-            raise
+        except BaseException as exc:
+            if offset >= 0:
+                raise  # (the position has not moved: nothing read is lost)
+            return _gathered(io_, chunks, exc)
         return b"".join(chunks)
 
     # -- O_DIRECT
@@ -1584,7 +1604,7 @@ class AsyncBufferedFile(_FileBase):
             head = self._take(self._available())
             try:
                 rest = await self.raw._readall()
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled or failing: what it had taken goes back
                 self._unread([head])
                 raise
             return head + rest if head else rest
@@ -1609,14 +1629,14 @@ class AsyncBufferedFile(_FileBase):
                 part = self._take(remaining)
                 parts.append(part)
                 remaining -= len(part)
-        except asyncio.CancelledError:
+        except BaseException:
             self._unread(parts)
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _unread(self, parts: list[bytes]) -> None:
-        """A cancelled read gives back the bytes it had taken (from the buffer or the
-        file): the next read returns them first, as if the cancelled one never ran."""
+        """A cancelled or failing read gives back the bytes it had taken (from the buffer
+        or the file): the next read returns them first, as if that read never ran."""
         taken = b"".join(parts)
         if taken:
             self._rbuf = taken + self._rbuf[self._rpos :]
@@ -1710,7 +1730,7 @@ class AsyncBufferedFile(_FileBase):
                     done += n
                     if one:
                         break
-            except asyncio.CancelledError:
+            except BaseException:
                 self._unread([bytes(flat[:done])])  # as read(): what it had taken
                 raise
             return done
@@ -1762,7 +1782,7 @@ class AsyncBufferedFile(_FileBase):
                 got += len(part)
                 if part.endswith(b"\n"):
                     break
-        except asyncio.CancelledError:
+        except BaseException:
             self._unread(parts)  # as read(): what it had taken
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -3,10 +3,10 @@ is not set aside by URINGLOOP_NO_EXTENSIONS (any value but "" and "0"), else its
 pure-Python reference.
 
 setup.py builds the extensions of EXTENSIONS with the digest of their sources compiled in
-(SOURCE_DIGEST). A module whose sources stand beside it (a checkout, an editable install)
-and have changed since it was built is stale: it is set aside, with a warning, rather than
-run against Python code it was not written for. An installed wheel ships no sources: its
-build is taken as it is.
+(SOURCE_DIGEST). A module whose sources beside it (a checkout, an editable install, a
+wheel, which ships them) have changed since it was built is stale: it is set aside, with a
+warning, rather than run against Python code it was not written for. One with no sources
+beside it is taken as built.
 """
 
 from __future__ import annotations
