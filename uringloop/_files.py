@@ -260,15 +260,15 @@ class _ThreadRead:
 
 
 def _gathered(io_: _IO, parts: list[bytes], exc: BaseException) -> bytes:
-    """A read at a stream's position that had read `parts` when a later read raised `exc`:
-    a cancellation gives them back to the stream's next reads (_StreamReads.give_back)
-    and is raised again; a failure returns them, and the next read meets the error again
-    (as read(2) reports an error only when it has read nothing). Without parts, `exc` is
-    raised."""
+    """A read at a stream's position that had read `parts` when a later read raised `exc`
+    takes nothing, as a read of a regular file that fails or is cancelled: the bytes go
+    to the stream's next reads (_StreamReads.give_back) and `exc` is raised. But EAGAIN
+    (an O_NONBLOCK stream run dry) returns them, as the built-in's readall() and
+    readline() do. Without parts, `exc` is raised."""
     if not parts:
         raise exc
     data = b"".join(parts)
-    if isinstance(exc, Exception):
+    if isinstance(exc, BlockingIOError):
         return data
     io_.stream.give_back(data)
     raise exc
@@ -3033,6 +3033,10 @@ async def _open(
             write_size = buffering
         if buffering == 0:
             return raw
+        if parsed.raw_mode.endswith("+") and not raw._seekable:
+            # As the built-in's BufferedRandom: reads ahead and writes at one position
+            # need a file that can seek (on a stream a write would drop the read-ahead).
+            raise io.UnsupportedOperation("File or stream is not seekable.")
         buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
         if parsed.binary:
             return buffered
