@@ -43,6 +43,7 @@ import io
 import locale
 import operator
 import os
+import select
 import stat as _stat
 import sys
 import threading
@@ -145,7 +146,7 @@ class _StreamReads:
     A read cancelled while it may still read (a thread in read(2), a ring read the
     kernel has not answered) is kept as `late`: the next read waits for it and returns
     its bytes, or reads anew if it ended without any. On a thread (on_thread()), a read
-    cancelled before its thread began is withdrawn and never runs; no thread writes
+    cancelled before its thread reads (_ThreadRead) is withdrawn and never reads; no thread writes
     into a caller's buffer (readinto copies, see _read_into). Through a Loop (kept()),
     its pread's `unclaimed` hands over the read's future."""
 
@@ -207,7 +208,7 @@ class _StreamReads:
             try:
                 data = await asyncio.shield(read)
             except asyncio.CancelledError:
-                if job.withdraw():  # its thread never began: nothing read
+                if job.withdraw():  # its thread has not read: nothing will be
                     read.cancel()
                 else:
                     self.late = read
@@ -232,8 +233,22 @@ class _StreamReads:
         self.late = late
 
 
+# How often a thread waiting for a stream to have something to read looks whether its
+# read was withdrawn meanwhile (milliseconds).
+_WITHDRAWN_CHECK_MS = 50
+
+_QUEUED, _WAITING, _WITHDRAWN, _READING = range(4)
+
+
 class _ThreadRead:
-    """os.read(fd, size) for an executor's thread, unless withdrawn before it began."""
+    """os.read(fd, size) for an executor's thread, unless withdrawn before it reads.
+
+    On a blocking descriptor, the thread first waits in poll(2) for something to read,
+    looking every _WITHDRAWN_CHECK_MS whether the read was withdrawn: a cancelled read of
+    an idle stream lets its thread go (an executor's shutdown, and so asyncio.run's end
+    and the interpreter's exit, wait for it), and reads nothing. Invariant: the state
+    becomes _READING, under the lock, only if it was not _WITHDRAWN; withdraw() succeeds
+    in every state but _READING."""
 
     __slots__ = ("fd", "lock", "size", "state")
 
@@ -241,22 +256,41 @@ class _ThreadRead:
         self.fd = fd
         self.size = size
         self.lock = threading.Lock()
-        self.state = 0  # 0 queued, 1 begun, 2 withdrawn
+        self.state = _QUEUED
 
     def __call__(self) -> bytes:
         with self.lock:
-            if self.state:  # withdrawn
+            if self.state == _WITHDRAWN:
                 return b""
-            self.state = 1
+            self.state = _WAITING
+        if _blocks(self.fd):
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN | select.POLLPRI)  # (and HUP, ERR)
+            while not poller.poll(_WITHDRAWN_CHECK_MS):
+                if self.state == _WITHDRAWN:  # (final: read without the lock)
+                    return b""
+        with self.lock:
+            if self.state == _WITHDRAWN:
+                return b""
+            self.state = _READING
         return os.read(self.fd, self.size)
 
     def withdraw(self) -> bool:
-        """True when the read had not begun, and now never will."""
+        """True when the read had not begun reading, and now never will."""
         with self.lock:
-            if self.state == 1:
+            if self.state == _READING:
                 return False
-            self.state = 2
+            self.state = _WITHDRAWN
             return True
+
+
+def _blocks(fd: int) -> bool:
+    """Whether a read of `fd` waits for data (no O_NONBLOCK); False when the descriptor
+    cannot say (the read reports its error)."""
+    try:
+        return os.get_blocking(fd)
+    except OSError:
+        return False
 
 
 def _gathered(io_: _IO, parts: list[bytes], exc: BaseException) -> bytes:

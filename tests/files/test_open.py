@@ -954,6 +954,37 @@ async def test_a_buffered_file_open_for_update_needs_a_seekable_file(
         os.close(write_end)
 
 
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")  # (the thread-pool route)
+@pytest.mark.parametrize("buffering", [0, -1])
+async def test_a_cancelled_read_of_an_idle_pipe_lets_its_thread_go(
+    no_fd_leak: None, buffering: int
+) -> None:
+    # Its thread waits for the pipe to have something to read, and looks whether the
+    # read was withdrawn meanwhile: the executor's one thread takes other work (and an
+    # executor's shutdown, which asyncio.run's end and the interpreter's exit wait for,
+    # would not wait) while the pipe stays idle, and nothing is read.
+    loop = asyncio.get_running_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    read_end, write_end = os.pipe()
+    try:
+        f = await uringloop.open(read_end, "rb", buffering=buffering, executor=executor)
+        async with f:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(f.read(10), 0.05)
+            free = loop.run_in_executor(executor, lambda: "free")
+            try:
+                assert await asyncio.wait_for(asyncio.shield(free), 5) == "free"
+            finally:
+                if not free.done():  # the thread is in read(2): let it go, for the close
+                    os.write(write_end, b"x")
+            os.write(write_end, b"still in the pipe")
+            assert os.read(read_end, 100) == b"still in the pipe"
+    finally:
+        os.close(write_end)
+        executor.shutdown(wait=True)
+
+
 def _short_reads_then(
     buffer: _files.AsyncBufferedFile, chunks: int, failure: type[BaseException]
 ) -> list[int]:
