@@ -79,6 +79,7 @@ LAYERS = {
     "_errors": 0,
     "_aligned": 0,
     "_twins": 0,
+    "_outcomes": 0,
 }
 
 
