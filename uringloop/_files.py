@@ -265,7 +265,8 @@ class _ThreadRead:
             self.state = _WAITING
         if _blocks(self.fd):
             poller = select.poll()
-            poller.register(self.fd, select.POLLIN | select.POLLPRI)  # (and HUP, ERR)
+            # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
+            poller.register(self.fd, select.POLLIN)  # (HUP and ERR come anyway)
             while not poller.poll(_WITHDRAWN_CHECK_MS):
                 if self.state == _WITHDRAWN:  # (final: read without the lock)
                     return b""

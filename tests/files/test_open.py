@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import functools
 import gc
 import io
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -957,31 +959,47 @@ async def test_a_buffered_file_open_for_update_needs_a_seekable_file(
 @pytest.mark.asyncio
 @pytest.mark.loops("asyncio")  # (the thread-pool route)
 @pytest.mark.parametrize("buffering", [0, -1])
-async def test_a_cancelled_read_of_an_idle_pipe_lets_its_thread_go(
-    no_fd_leak: None, buffering: int
+@pytest.mark.parametrize("source", ["pipe", "socket with an urgent byte"])
+async def test_a_cancelled_read_of_an_idle_stream_lets_its_thread_go(
+    no_fd_leak: None, buffering: int, source: str
 ) -> None:
-    # Its thread waits for the pipe to have something to read, and looks whether the
-    # read was withdrawn meanwhile: the executor's one thread takes other work (and an
-    # executor's shutdown, which asyncio.run's end and the interpreter's exit wait for,
-    # would not wait) while the pipe stays idle, and nothing is read.
+    # Its thread waits for the stream to have something to read (an urgent byte, which
+    # read(2) does not return, is not that), and looks whether the read was withdrawn
+    # meanwhile: the executor's one thread takes other work (and an executor's shutdown,
+    # which asyncio.run's end and the interpreter's exit wait for, would not wait) while
+    # the stream stays idle, and nothing is read.
     loop = asyncio.get_running_loop()
     executor = concurrent.futures.ThreadPoolExecutor(1)
-    read_end, write_end = os.pipe()
+    if source == "pipe":
+        read_end, write_end = os.pipe()
+        send, writer = functools.partial(os.write, write_end), None
+    else:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            writer = socket.create_connection(listener.getsockname())
+            read_end = listener.accept()[0].detach()
+        send = writer.send
     try:
         f = await uringloop.open(read_end, "rb", buffering=buffering, executor=executor)
         async with f:
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(f.read(10), 0.05)
+            reading = asyncio.ensure_future(f.read(10))
+            await asyncio.sleep(0.02)
+            if writer is not None:
+                writer.send(b"!", socket.MSG_OOB)
+                await asyncio.sleep(0.02)
+            reading.cancel()
             free = loop.run_in_executor(executor, lambda: "free")
             try:
                 assert await asyncio.wait_for(asyncio.shield(free), 5) == "free"
             finally:
                 if not free.done():  # the thread is in read(2): let it go, for the close
-                    os.write(write_end, b"x")
-            os.write(write_end, b"still in the pipe")
-            assert os.read(read_end, 100) == b"still in the pipe"
+                    send(b"x")
+            send(b"still to read")
+            assert os.read(read_end, 100) == b"still to read"
     finally:
-        os.close(write_end)
+        if writer is None:
+            os.close(write_end)
+        else:
+            writer.close()
         executor.shutdown(wait=True)
 
 
