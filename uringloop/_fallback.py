@@ -19,6 +19,7 @@ from typing import Any
 from ._driver import DriverStats, abandoned, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._ops import QUEUED, SUBMITTED, Operation
+from ._stream_wait import StreamWait
 
 CallSoonThreadsafe = Any  # Callable[..., asyncio.Handle]
 
@@ -39,6 +40,9 @@ class FallbackDriver:
         self.backlog: deque[Operation] = deque()
         self.queue_read = self.queue = self.backlog.append
         self.inflight: dict[Operation, concurrent.futures.Future[Any]] = {}
+        # The gates of running reads at a stream's position (loop thread only): withdrawn
+        # by cancel() while their thread waits for something to read.
+        self._gates: dict[Operation, StreamWait] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4),
             thread_name_prefix="uringloop-fallback",
@@ -88,7 +92,12 @@ class FallbackDriver:
     def start(self, op: Operation) -> None:
         """Run `op` on the pool now (the loop also sends here what its ring lacks)."""
         op.state = SUBMITTED
-        self.inflight[op] = self._pool.submit(self._run, op)
+        fd = op.position_read_fd()
+        if fd is None:
+            self.inflight[op] = self._pool.submit(self._run, op)
+        else:
+            gate = self._gates[op] = StreamWait()
+            self.inflight[op] = self._pool.submit(self._run_when_readable, op, fd, gate)
         self.n_submitted += 1
         if len(self.inflight) > self.max_in_flight:
             self.max_in_flight = len(self.inflight)
@@ -108,7 +117,17 @@ class FallbackDriver:
             op.release()
         return value, exc
 
+    def _run_when_readable(
+        self, op: Operation, fd: int, gate: StreamWait
+    ) -> tuple[Any, BaseException | None] | None:
+        """Worker thread: _run(op) once `fd` has something to read; None, and nothing
+        done, when cancel() withdrew it meanwhile (it dropped the operation then)."""
+        if not gate.until_readable(fd):
+            return None
+        return self._run(op)
+
     def _done(self, op: Operation, value: Any, exc: BaseException | None) -> None:
+        self._gates.pop(op, None)
         if self.inflight.pop(op, None) is None:
             return
         self.n_completed += 1
@@ -136,10 +155,19 @@ class FallbackDriver:
             self.n_cancelled += 1
             return
         future = self.inflight.get(op)
-        if future is not None and future.cancel():
-            del self.inflight[op]
+        if future is not None and self._stop(op, future):
             op.drop(_cancelled())
             self.n_cancelled += 1
+
+    def _stop(self, op: Operation, future: concurrent.futures.Future[Any]) -> bool:
+        """Take `op` off the pool if it has not started, or is a read still waiting for
+        its stream to have something to read; True when it will not run."""
+        gate = self._gates.get(op)
+        if not (future.cancel() or (gate is not None and gate.withdraw())):
+            return False
+        del self.inflight[op]
+        self._gates.pop(op, None)
+        return True
 
     def in_flight_operations(self) -> list[Operation]:
         """The operations running on the pool (their outcomes still to come)."""
@@ -155,8 +183,7 @@ class FallbackDriver:
             if op.state == QUEUED:
                 finish_unsubmitted(op)
         for op, future in list(self.inflight.items()):
-            if not op.must_run and future.cancel():
-                del self.inflight[op]
+            if not op.must_run and self._stop(op, future):
                 op.drop(LoopClosedError("the uringloop loop was closed"))
         deadline = time.monotonic() + timeout
         concurrent.futures.wait(
@@ -168,9 +195,10 @@ class FallbackDriver:
             if future.done() and not future.cancelled():
                 # Finished, but its call_soon_threadsafe callback will never run.
                 self.n_completed += 1
-                op.complete_blocking(*future.result())
+                op.complete_blocking(*future.result())  # (not withdrawn: _stop took those)
             else:
                 stranded.append(op)
+        self._gates.clear()
         self._pool.shutdown(wait=False)
         return stranded
 

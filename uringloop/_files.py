@@ -43,10 +43,8 @@ import io
 import locale
 import operator
 import os
-import select
 import stat as _stat
 import sys
-import threading
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -62,6 +60,7 @@ from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
+from ._stream_wait import StreamWait
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
 
@@ -233,65 +232,26 @@ class _StreamReads:
         self.late = late
 
 
-# How often a thread waiting for a stream to have something to read looks whether its
-# read was withdrawn meanwhile (milliseconds).
-_WITHDRAWN_CHECK_MS = 50
-
-_QUEUED, _WAITING, _WITHDRAWN, _READING = range(4)
-
-
 class _ThreadRead:
-    """os.read(fd, size) for an executor's thread, unless withdrawn before it reads.
+    """os.read(fd, size) for an executor's thread, unless withdrawn before it reads: on
+    a blocking descriptor the thread first waits for something to read (StreamWait), so
+    a cancelled read of an idle stream lets its thread go and reads nothing."""
 
-    On a blocking descriptor, the thread first waits in poll(2) for something to read,
-    looking every _WITHDRAWN_CHECK_MS whether the read was withdrawn: a cancelled read of
-    an idle stream lets its thread go (an executor's shutdown, and so asyncio.run's end
-    and the interpreter's exit, wait for it), and reads nothing. Invariant: the state
-    becomes _READING, under the lock, only if it was not _WITHDRAWN; withdraw() succeeds
-    in every state but _READING."""
-
-    __slots__ = ("fd", "lock", "size", "state")
+    __slots__ = ("fd", "gate", "size")
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
-        self.lock = threading.Lock()
-        self.state = _QUEUED
+        self.gate = StreamWait()
 
     def __call__(self) -> bytes:
-        with self.lock:
-            if self.state == _WITHDRAWN:
-                return b""
-            self.state = _WAITING
-        if _blocks(self.fd):
-            poller = select.poll()
-            # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
-            poller.register(self.fd, select.POLLIN)  # (HUP and ERR come anyway)
-            while not poller.poll(_WITHDRAWN_CHECK_MS):
-                if self.state == _WITHDRAWN:  # (final: read without the lock)
-                    return b""
-        with self.lock:
-            if self.state == _WITHDRAWN:
-                return b""
-            self.state = _READING
+        if not self.gate.until_readable(self.fd):
+            return b""
         return os.read(self.fd, self.size)
 
     def withdraw(self) -> bool:
         """True when the read had not begun reading, and now never will."""
-        with self.lock:
-            if self.state == _READING:
-                return False
-            self.state = _WITHDRAWN
-            return True
-
-
-def _blocks(fd: int) -> bool:
-    """Whether a read of `fd` waits for data (no O_NONBLOCK); False when the descriptor
-    cannot say (the read reports its error)."""
-    try:
-        return os.get_blocking(fd)
-    except OSError:
-        return False
+        return self.gate.withdraw()
 
 
 def _gathered(io_: _IO, parts: list[bytes], exc: BaseException) -> bytes:

@@ -1003,6 +1003,27 @@ async def test_a_cancelled_read_of_an_idle_stream_lets_its_thread_go(
         executor.shutdown(wait=True)
 
 
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_read_of_a_write_only_stream_fails_at_once_as_the_built_in(
+    no_fd_leak: None,
+) -> None:
+    # Through a thread, a read waits for something to read only where read(2) would:
+    # not on a pipe's write end, where it fails with EBADF at once.
+    read_end, write_end = os.pipe()
+    try:
+        builtin = open(write_end, "rb", buffering=0, closefd=False)  # noqa: SIM115
+        with builtin, pytest.raises(OSError) as expected:
+            builtin.read(1)
+        async with uringloop.open(write_end, "rb", buffering=0, closefd=False) as f:
+            with pytest.raises(OSError) as info:
+                await asyncio.wait_for(f.read(1), 5)
+        assert info.value.errno == expected.value.errno == errno.EBADF
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def _short_reads_then(
     buffer: _files.AsyncBufferedFile, chunks: int, failure: type[BaseException]
 ) -> list[int]:

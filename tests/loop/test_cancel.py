@@ -215,3 +215,40 @@ async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaim
             os.close(r)
             os.close(w)
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
+
+
+@pytest.mark.parametrize("through", ["Loop.pread", "uringloop.open"])
+def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
+    no_fd_leak: None, through: str
+) -> None:
+    # On the thread-pool fallback, a read at a pipe's position waits for something to
+    # read before its thread goes into read(2): cancelled meanwhile, it is withdrawn
+    # (counted cancelled, nothing in flight), its thread goes (the loop's close and the
+    # interpreter's exit do not wait for it), and what is written later stays in the pipe.
+    loop = uringloop.Loop(use_uring=False)
+    r, w = os.pipe()
+
+    async def main() -> uringloop.UringStats:
+        if through == "Loop.pread":
+            read = loop.pread(r, 10)
+        else:
+            f = await uringloop.open(r, "rb", buffering=0, closefd=False)
+            read = f.read(10)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(read, 0.05)
+        await asyncio.sleep(0)
+        return loop.uring_stats()
+
+    try:
+        stats = loop.run_until_complete(main())
+        assert (stats.cancelled, stats.in_flight) == (1, 0)
+        loop.close()
+        os.write(w, b"still in the pipe")
+        os.set_blocking(r, False)
+        assert os.read(r, 100) == b"still in the pipe"
+    finally:
+        if not loop.is_closed():
+            os.write(w, b"x")  # (lets a thread in read(2) go, for the close)
+            loop.close()
+        os.close(r)
+        os.close(w)

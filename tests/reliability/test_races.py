@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import gc
 import os
+import pathlib
 import random
 import subprocess
 import sys
@@ -550,40 +551,51 @@ def test_close_with_foreign_operations_in_flight(no_fd_leak: None) -> None:
         os.close(w)
 
 
-def test_close_fallback_with_foreign_operations_blocked_and_queued(no_fd_leak: None) -> None:
-    """The thread-pool fallback: reads blocked in every worker and more queued in the pool
-    when the loop closes. Each foreign future resolves (RuntimeError); none is left hanging."""
+def test_close_fallback_with_foreign_operations_blocked_and_queued(
+    no_fd_leak: None, tmp_path: pathlib.Path
+) -> None:
+    """The thread-pool fallback: opens blocked in half the workers (a FIFO with no
+    writer), pipe reads waiting for data in the others, and more reads queued in the pool
+    when the loop closes. The waiting reads are withdrawn (they read nothing), the queued
+    ones dropped; the opens, which nothing can stop, are kept alive. Each foreign future
+    resolves (RuntimeError); none is left hanging."""
     loop = uringloop.Loop(use_uring=False)
     r, w = os.pipe()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     pool = loop._driver._pool  # type: ignore[union-attr]
     workers = pool._max_workers
-    futs: list[concurrent.futures.Future[bytes]] = []
+    opens = workers // 2
+    futs: list[concurrent.futures.Future[Any]] = []
     never_freed = len(_loop._never_freed)
     try:
 
         async def park() -> None:
-            futs.extend(loop.threadsafe.pread(r, 1) for _ in range(workers + 16))
+            futs.extend(loop.threadsafe.open_fd(fifo, os.O_RDONLY) for _ in range(opens))
+            futs.extend(loop.threadsafe.pread(r, 1) for _ in range(workers - opens + 16))
             while loop.uring_stats().in_flight < workers + 16:
                 await asyncio.sleep(0.001)
-            await asyncio.sleep(0.05)  # let every worker block in read()
+            await asyncio.sleep(0.05)  # let every worker block (in open(), or poll())
 
         loop.run_until_complete(park())
         t0 = time.monotonic()
         loop.close()
         assert time.monotonic() - t0 < _loop.CLOSE_TIMEOUT + WAKEUP_BOUND
-        os.write(w, b"x" * (workers + 16))  # release the blocked workers
+        os.close(os.open(fifo, os.O_WRONLY))  # release the blocked opens
         for thread in list(pool._threads):
             thread.join(HANG_BOUND)
-        # The operations close() could not wait for were kept alive (their buffers in use
-        # by a worker); the workers are done now, so this test's share can go.
+        # The operations close() could not wait for (the opens) were kept alive; the
+        # workers are done now, so this test's share can go.
         assert len(_loop._never_freed) == never_freed + 1
+        assert len(_loop._never_freed[never_freed][0]) == opens
         del _loop._never_freed[never_freed:]
         _, hung = concurrent.futures.wait(futs, timeout=HANG_BOUND)
         assert not hung, f"{len(hung)} of {len(futs)} foreign futures never resolved"
-        closed = [f for f in futs if isinstance(f.exception(), RuntimeError)]
-        others = [f for f in futs if f.exception() is not None and f not in closed]
+        others = [f for f in futs if not isinstance(f.exception(), RuntimeError)]
         assert not others, others[0].exception()
-        assert len(closed) >= 16
+        os.write(w, b"x" * (workers + 16))  # no read took any: the pipe gives them all back
+        os.set_blocking(r, False)
+        assert os.read(r, 1000) == b"x" * (workers + 16)
     finally:
         if not loop.is_closed():
             loop.close()

@@ -80,6 +80,7 @@ LAYERS = {
     "_aligned": 0,
     "_twins": 0,
     "_outcomes": 0,
+    "_stream_wait": 0,
 }
 
 

@@ -304,6 +304,12 @@ class Operation:
         """run_blocking()'s outcome: (value, None) or (None, what it raised)."""
         return capture(self.run_blocking)
 
+    def position_read_fd(self) -> int | None:
+        """The descriptor this operation reads at its file position, else None: on a
+        stream such a read cannot be undone, so a thread that runs it blockingly waits
+        for something to read first, in a way that can be withdrawn."""
+        return None
+
     def drop(self, failure: BaseException | None = None) -> None:
         """Never submitted and never will be: free what it holds; tell a waiting waiter."""
         self.state = DONE
@@ -522,6 +528,9 @@ class Read(_ReadCore, Operation):
         if offset == -1:
             return os.read(self._fd, self._size)
         return os.pread(self._fd, self._size, offset)
+
+    def position_read_fd(self) -> int | None:
+        return self._fd if self._offset in (-1, (1 << 64) - 1) else None
 
 
 class ReadBatch(Entry):
