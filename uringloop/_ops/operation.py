@@ -530,7 +530,7 @@ class Read(_ReadCore, Operation):
         return os.pread(self._fd, self._size, offset)
 
     def position_read_fd(self) -> int | None:
-        return self._fd if self._offset in (-1, (1 << 64) - 1) else None
+        return self._fd if self._offset in (-1, _U64) else None  # (-1, as the SQE's u64)
 
 
 class ReadBatch(Entry):
