@@ -122,9 +122,7 @@ class FallbackDriver:
     ) -> tuple[Any, BaseException | None] | None:
         """Worker thread: _run(op) once `fd` has something to read; None, and nothing
         done, when cancel() withdrew it meanwhile (it dropped the operation then)."""
-        if not gate.until_readable(fd):
-            return None
-        return self._run(op)
+        return gate.run_when_readable(fd, lambda: self._run(op))
 
     def _done(self, op: Operation, value: Any, exc: BaseException | None) -> None:
         self._gates.pop(op, None)

@@ -245,8 +245,10 @@ class _ThreadRead:
         self.gate = StreamWait()
 
     def __call__(self) -> bytes:
-        if not self.gate.until_readable(self.fd):
-            return b""
+        data = self.gate.run_when_readable(self.fd, self._read)
+        return b"" if data is None else data
+
+    def _read(self) -> bytes:
         return os.read(self.fd, self.size)
 
     def withdraw(self) -> bool:

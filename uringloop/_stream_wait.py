@@ -1,7 +1,7 @@
 """A worker thread's wait for a stream to have something to read, which the thread that
 handed it the read can withdraw: a read(2) of an idle pipe cannot be stopped once begun,
 and holds its thread (an executor's shutdown, asyncio.run's end and the interpreter's exit
-wait for it); a wait in poll(2) can."""
+wait for it); a wait in poll(2) can. Reads of one stream wait one at a time."""
 
 from __future__ import annotations
 
@@ -9,16 +9,40 @@ import fcntl
 import os
 import select
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
-# How often a waiting thread looks whether its read was withdrawn (milliseconds).
-WITHDRAWN_CHECK_MS = 50
+_T = TypeVar("_T")
+
+# How often a waiting thread looks whether its read was withdrawn (seconds).
+WITHDRAWN_CHECK = 0.05
 
 _QUEUED, _WAITING, _WITHDRAWN, _READING = range(4)
 
 
+class _Turn:
+    """One stream's turn to wait and read, and how many reads want it (under _turns_lock)."""
+
+    __slots__ = ("lock", "wanted")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wanted = 0
+
+
+# The turns of the streams that reads wait on, by (st_dev, st_ino): every descriptor of a
+# stream (its dups too) shares one. A turn is here while a read wants it, and no longer.
+_turns: dict[tuple[int, int], _Turn] = {}
+_turns_lock = threading.Lock()
+
+
 class StreamWait:
     """One read's gate. Invariant: the state becomes _READING, under the lock, only if it
-    was not _WITHDRAWN; withdraw() succeeds in every state but _READING."""
+    was not _WITHDRAWN; withdraw() succeeds in every state but _READING.
+
+    One stream's reads wait and read one at a time: a byte that arrives wakes one waiting
+    read, which reads it, and not every read waiting on the stream, all but one of which
+    would then wait in read(2), where they can no longer be withdrawn."""
 
     __slots__ = ("lock", "state")
 
@@ -26,21 +50,36 @@ class StreamWait:
         self.lock = threading.Lock()
         self.state = _QUEUED
 
-    def until_readable(self, fd: int) -> bool:
-        """The worker thread: wait until `fd` has something to read (one whose read(2)
-        would wait for it: see _waits_for_data); True when the read may go on (and can no
-        longer be withdrawn), False when it was withdrawn."""
+    def run_when_readable(self, fd: int, read: Callable[[], _T]) -> _T | None:
+        """The worker thread: `read()` once `fd` has something to read (for a descriptor
+        whose read(2) would wait for it: see _waits_for_data) and it is this read's turn
+        on the stream; None, and nothing done, when the read was withdrawn meanwhile."""
         with self.lock:
             if self.state == _WITHDRAWN:
-                return False
+                return None
             self.state = _WAITING
-        if _waits_for_data(fd):
-            poller = select.poll()
-            # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
-            poller.register(fd, select.POLLIN)  # (HUP and ERR come anyway)
-            while not poller.poll(WITHDRAWN_CHECK_MS):
+        stream = _stream_of(fd) if _waits_for_data(fd) else None
+        if stream is None:
+            return read() if self._begin() else None
+        turn = _want(stream)
+        try:
+            while not turn.lock.acquire(timeout=WITHDRAWN_CHECK):
                 if self.state == _WITHDRAWN:  # (final: read without the lock)
-                    return False
+                    return None
+            try:
+                poller = select.poll()
+                # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
+                poller.register(fd, select.POLLIN)  # (HUP and ERR come anyway)
+                while not poller.poll(WITHDRAWN_CHECK * 1000):
+                    if self.state == _WITHDRAWN:
+                        return None
+                return read() if self._begin() else None
+            finally:
+                turn.lock.release()
+        finally:
+            _unwant(stream, turn)
+
+    def _begin(self) -> bool:
         with self.lock:
             if self.state == _WITHDRAWN:
                 return False
@@ -56,6 +95,22 @@ class StreamWait:
             return True
 
 
+def _want(stream: tuple[int, int]) -> _Turn:
+    with _turns_lock:
+        turn = _turns.get(stream)
+        if turn is None:
+            turn = _turns[stream] = _Turn()
+        turn.wanted += 1
+        return turn
+
+
+def _unwant(stream: tuple[int, int], turn: _Turn) -> None:
+    with _turns_lock:
+        turn.wanted -= 1
+        if not turn.wanted:
+            del _turns[stream]
+
+
 def _waits_for_data(fd: int) -> bool:
     """Whether read(2) of `fd` waits for data: open for reading, without O_NONBLOCK.
     False when it fails at once instead (write-only: EBADF; O_NONBLOCK: EAGAIN), or the
@@ -65,3 +120,13 @@ def _waits_for_data(fd: int) -> bool:
     except (OSError, ValueError, OverflowError):  # (not a descriptor: -1, say)
         return False
     return not flags & os.O_NONBLOCK and flags & os.O_ACCMODE != os.O_WRONLY
+
+
+def _stream_of(fd: int) -> tuple[int, int] | None:
+    """What `fd` reads from, the same for every descriptor of it; None when it cannot say
+    (closed meanwhile: the read reports its error)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -1004,6 +1004,44 @@ async def test_a_cancelled_read_of_an_idle_stream_lets_its_thread_go(
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("asyncio")  # (the thread-pool route)
+async def test_files_reading_one_pipe_from_threads_wait_one_at_a_time(no_fd_leak: None) -> None:
+    # Two file objects on descriptors of one idle pipe, each read in an executor's thread;
+    # one byte arrives. One read takes it; the other, cancelled, is withdrawn and its thread
+    # goes: it had not gone into read(2) (as it would if both waited together and one byte
+    # woke both), where it would eat what is written later.
+    loop = asyncio.get_running_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(2)
+    read_end, write_end = os.pipe()
+    try:
+        f1 = await uringloop.open(read_end, "rb", buffering=0, closefd=False, executor=executor)
+        f2 = await uringloop.open(os.dup(read_end), "rb", buffering=0, executor=executor)
+        async with f1, f2:
+            reads = [asyncio.ensure_future(f.read(10)) for f in (f1, f2)]
+            await asyncio.sleep(0.1)
+            os.write(write_end, b"Z")
+            done, pending = await asyncio.wait(
+                reads, timeout=5, return_when=asyncio.FIRST_COMPLETED
+            )
+            assert [read.result() for read in done] == [b"Z"]
+            await asyncio.sleep(0.1)  # (time for the other thread to go into read(2))
+            for read in pending:
+                read.cancel()
+            frees = [loop.run_in_executor(executor, lambda: "free") for _ in range(2)]
+            try:
+                assert await asyncio.wait_for(asyncio.gather(*frees), 5) == ["free"] * 2
+            finally:
+                if not all(free.done() for free in frees):
+                    os.write(write_end, b"x")  # (a thread in read(2): let it go)
+            os.write(write_end, b"still to read")
+            assert os.read(read_end, 100) == b"still to read"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        executor.shutdown(wait=True)
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 async def test_a_read_of_a_write_only_stream_fails_at_once_as_the_built_in(
     no_fd_leak: None,

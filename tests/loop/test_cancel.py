@@ -217,6 +217,57 @@ async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaim
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
 
 
+def _close_then_the_pipe_keeps_what_is_written(loop: uringloop.Loop, r: int, w: int) -> None:
+    """Close `loop`; what is written to the pipe afterwards stays there (no read of the
+    loop's threads is left to take it)."""
+    loop.close()
+    os.write(w, b"still in the pipe")
+    os.set_blocking(r, False)
+    assert os.read(r, 100) == b"still in the pipe"
+
+
+def _close_letting_readers_go(loop: uringloop.Loop, w: int, readers: int) -> None:
+    """A failed test's clean-up: a byte each lets up to `readers` threads in read(2) go,
+    for the loop's close."""
+    if not loop.is_closed():
+        os.write(w, b"x" * readers)
+        loop.close()
+
+
+def test_reads_waiting_on_one_pipe_wait_one_at_a_time_on_the_fallback_pool(
+    no_fd_leak: None,
+) -> None:
+    # Six reads of one idle pipe (through two descriptors of it) on the thread-pool
+    # fallback; one byte arrives. One read takes it, and the other five, cancelled, are
+    # withdrawn: none of them waits in read(2), where a byte would wake every waiting
+    # thread if they waited together, and where they would eat what is written later.
+    loop = uringloop.Loop(use_uring=False)
+    r, w = os.pipe()
+    r2 = os.dup(r)
+
+    async def main() -> tuple[list[bytes], uringloop.UringStats]:
+        reads = [asyncio.ensure_future(loop.pread((r, r2)[i % 2], 1)) for i in range(6)]
+        await asyncio.sleep(0.1)
+        os.write(w, b"Z")
+        done, _ = await asyncio.wait(reads, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.sleep(0.1)  # (time for the other threads to go into read(2))
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+        await asyncio.sleep(0)
+        return [read.result() for read in done], loop.uring_stats()
+
+    try:
+        got, stats = loop.run_until_complete(main())
+        assert got == [b"Z"]
+        assert (stats.cancelled, stats.in_flight) == (5, 0)
+        _close_then_the_pipe_keeps_what_is_written(loop, r, w)
+    finally:
+        _close_letting_readers_go(loop, w, 6)
+        for fd in (r, r2, w):
+            os.close(fd)
+
+
 @pytest.mark.parametrize("through", ["Loop.pread", "uringloop.open"])
 def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
     no_fd_leak: None, through: str
@@ -242,13 +293,8 @@ def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
     try:
         stats = loop.run_until_complete(main())
         assert (stats.cancelled, stats.in_flight) == (1, 0)
-        loop.close()
-        os.write(w, b"still in the pipe")
-        os.set_blocking(r, False)
-        assert os.read(r, 100) == b"still in the pipe"
+        _close_then_the_pipe_keeps_what_is_written(loop, r, w)
     finally:
-        if not loop.is_closed():
-            os.write(w, b"x")  # (lets a thread in read(2) go, for the close)
-            loop.close()
+        _close_letting_readers_go(loop, w, 1)
         os.close(r)
         os.close(w)
