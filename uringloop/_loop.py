@@ -69,6 +69,7 @@ from ._ring.ring import (
 )
 from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
+from ._stream_wait import never_waits
 
 # "c" or "python" when the three twins agree, else which one runs where.
 IMPLEMENTATION = (
@@ -923,6 +924,8 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
+        if offset == -1 and never_waits(fd):  # as table.pread: EAGAIN, not io_uring's wait
+            return os.read(fd, size)
         head = b""
         if (
             offset >= 0

@@ -1,13 +1,15 @@
 """A worker thread's wait for a stream to have something to read, which the thread that
 handed it the read can withdraw: a read(2) of an idle pipe cannot be stopped once begun,
 and holds its thread (an executor's shutdown, asyncio.run's end and the interpreter's exit
-wait for it); a wait in poll(2) can. Reads of one stream wait one at a time."""
+wait for it); a wait in poll(2) can. Reads of one stream wait one at a time. Also whether
+a read or write at a descriptor's position can wait at all."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import select
+import stat
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -130,3 +132,18 @@ def _stream_of(fd: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def never_waits(fd: int) -> bool:
+    """Whether read(2) and write(2) of `fd` return at once, with EAGAIN when they would
+    wait: a stream (a pipe, socket or character device) opened with O_NONBLOCK. Not a
+    regular file or a block device, whose reads and writes O_NONBLOCK does not stop from
+    waiting for the storage. (io_uring's read of a pipe waits for data whatever the
+    descriptor's flags: a caller that wants the system call's answer makes the call.)"""
+    try:
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
+            return False
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, OverflowError):  # (not a descriptor: the call says how)
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))

@@ -139,3 +139,71 @@ async def test_operations_on_a_closed_loop_raise() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         coro.send(None)
     coro.close()
+
+
+def _full_nonblocking_pipe() -> tuple[int, int]:
+    """A pipe whose ends are O_NONBLOCK, its buffer full: reading the read end finds
+    nothing only after draining it, writing the write end has no room."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return r, w
+
+
+async def test_an_o_nonblocking_stream_answers_eagain_at_once_as_os_does() -> None:
+    # io_uring's read of a pipe waits for data (and its write for room) whatever the
+    # descriptor's flags; os.read and os.write of an O_NONBLOCK pipe raise BlockingIOError
+    # (EAGAIN) at once, and so do the loop's operations at the file position, and their
+    # thread-safe forms. A regular file opened O_NONBLOCK reads as before.
+    loop = running()
+    r, w = _full_nonblocking_pipe()
+    empty_r, empty_w = os.pipe()
+    os.set_blocking(empty_r, False)
+    buffer = bytearray(10)
+    try:
+        calls = {
+            "pread": lambda: loop.pread(empty_r, 10),
+            "preadinto": lambda: loop.preadinto(empty_r, buffer),
+            "preadv": lambda: loop.preadv(empty_r, [buffer, bytearray(5)]),
+            "pwrite": lambda: loop.pwrite(w, b"y"),
+            "pwrite of a bytearray": lambda: loop.pwrite(w, bytearray(b"y")),
+            "pwritev": lambda: loop.pwritev(w, [b"y", b"z"]),
+            "threadsafe pread": lambda: asyncio.wrap_future(loop.threadsafe.pread(empty_r, 10)),
+            "threadsafe pwrite": lambda: asyncio.wrap_future(loop.threadsafe.pwrite(w, b"y")),
+        }
+        for name, call in calls.items():
+            with pytest.raises(BlockingIOError) as info:
+                await asyncio.wait_for(call(), 5)
+            assert info.value.errno == errno.EAGAIN, name
+        assert buffer == bytearray(10)
+        assert await loop.pread(r, 3) == b"xxx"  # (what is there is read, as before)
+        os.write(empty_w, b"abc")
+        assert await asyncio.wait_for(loop.preadv(empty_r, [buffer]), 5) == 3
+        assert buffer[:3] == b"abc"
+    finally:
+        for fd in (r, w, empty_r, empty_w):
+            os.close(fd)
+
+
+async def test_a_regular_file_opened_o_nonblocking_is_read_at_its_position(
+    data_file: tuple[str, bytes],
+) -> None:
+    # On the ring, or the fallback's pool: not by a read(2) in the loop's thread, which
+    # O_NONBLOCK would not stop from waiting for the storage.
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        loop = running()
+        before = loop.uring_stats().submitted
+        assert await loop.pread(fd, 100) == data[:100]
+        buffer = bytearray(100)
+        assert await loop.preadinto(fd, buffer) == 100
+        assert buffer == data[100:200]
+        assert loop.uring_stats().submitted == before + 2
+    finally:
+        os.close(fd)

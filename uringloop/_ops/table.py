@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from .._buffers import Pin
 from .._errors import os_error
 from .._ring import abi
+from .._stream_wait import never_waits
 from . import args, libc
 from .hotpath import OPEN_CACHED, SPLIT_REQUESTS
 from .operation import (
@@ -114,18 +115,21 @@ def _positioned(
     """A read or write at `offset` (-1: the file position), its other arguments converted.
 
     As pread(2)/pwrite(2): EINVAL for a negative offset before the descriptor is looked at,
-    then ESPIPE for a descriptor that cannot seek. `keep` (pinned buffers) is released if
-    the operation is refused.
+    then ESPIPE for a descriptor that cannot seek. At the position of an O_NONBLOCK stream,
+    which io_uring would wait for, the system call answers at once (RunNow). `keep`
+    (pinned buffers) is released if the operation is refused or answered so.
     """
-    if offset != -1:
-        try:
+    try:
+        if offset != -1:
             if offset < -1:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             check_position(fd, offset)
-        except BaseException:
-            for pin in keep:
-                pin.release()
-            raise
+        elif never_waits(fd):
+            raise RunNow
+    except BaseException:
+        for pin in keep:
+            pin.release()
+        raise
     if type(addr) is not int:  # bytes written from, or an iovec array
         keep += (addr,)
         addr = address(addr)
@@ -446,6 +450,8 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     fd, size, offset = read_args(fd, size, offset)
     if not size:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
+    if offset == -1 and never_waits(fd):
+        raise RunNow  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
     return Read(fd, size, offset, None)
 
 
