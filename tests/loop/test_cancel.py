@@ -268,7 +268,9 @@ def test_reads_waiting_on_one_pipe_wait_one_at_a_time_on_the_fallback_pool(
             os.close(fd)
 
 
-@pytest.mark.parametrize("through", ["Loop.pread", "uringloop.open"])
+@pytest.mark.parametrize(
+    "through", ["Loop.pread", "Loop.preadinto", "Loop.preadv", "uringloop.open"]
+)
 def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
     no_fd_leak: None, through: str
 ) -> None:
@@ -278,10 +280,15 @@ def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
     # interpreter's exit do not wait for it), and what is written later stays in the pipe.
     loop = uringloop.Loop(use_uring=False)
     r, w = os.pipe()
+    buffer = bytearray(10)
 
     async def main() -> uringloop.UringStats:
         if through == "Loop.pread":
             read = loop.pread(r, 10)
+        elif through == "Loop.preadinto":
+            read = loop.preadinto(r, buffer)
+        elif through == "Loop.preadv":
+            read = loop.preadv(r, [buffer, bytearray(5)])
         else:
             f = await uringloop.open(r, "rb", buffering=0, closefd=False)
             read = f.read(10)
@@ -294,6 +301,7 @@ def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
         stats = loop.run_until_complete(main())
         assert (stats.cancelled, stats.in_flight) == (1, 0)
         _close_then_the_pipe_keeps_what_is_written(loop, r, w)
+        assert buffer == bytearray(10)
     finally:
         _close_letting_readers_go(loop, w, 1)
         os.close(r)

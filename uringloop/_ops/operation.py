@@ -50,6 +50,7 @@ _pack_sqe = SQE.pack
 _pack_sqe_into = SQE.pack_into
 _READ = int(abi.Op.READ)
 _WRITE = int(abi.Op.WRITE)
+_READV = int(abi.Op.READV)
 _U64 = args.U64_MASK
 _LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
 _ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
@@ -468,6 +469,11 @@ class Positioned(Entry):
         if self._opcode == _READ or self._opcode == _WRITE:
             return self._length
         return sum(ref.nbytes for ref in self.refs if type(ref) is Pin)  # READV, WRITEV
+
+    def position_read_fd(self) -> int | None:
+        if self._offset == _U64 and (self._opcode == _READ or self._opcode == _READV):
+            return self._fd
+        return None
 
     def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
         # Every field was checked when the operation was built: this pack cannot fail.
