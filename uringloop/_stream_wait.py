@@ -32,19 +32,30 @@ class _Turn:
         self.wanted = 0
 
 
-# The turns of the streams that reads wait on, by (st_dev, st_ino): every descriptor of a
-# stream (its dups too) shares one. A turn is here while a read wants it, and no longer.
+# The turns of the pipes and sockets that reads wait on, by (st_dev, st_ino), which is
+# one pipe's or socket's own (its dups share it; a character device's is every open's of
+# the device node: those reads take no turns). A turn is here while a read wants it.
 _turns: dict[tuple[int, int], _Turn] = {}
 _turns_lock = threading.Lock()
+
+
+def _forget_turns() -> None:
+    """In a forked child: the threads that held turns are not there."""
+    global _turns, _turns_lock
+    _turns = {}
+    _turns_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_turns)
 
 
 class StreamWait:
     """One read's gate. Invariant: the state becomes _READING, under the lock, only if it
     was not _WITHDRAWN; withdraw() succeeds in every state but _READING.
 
-    One stream's reads wait and read one at a time: a byte that arrives wakes one waiting
-    read, which reads it, and not every read waiting on the stream, all but one of which
-    would then wait in read(2), where they can no longer be withdrawn."""
+    One pipe's or socket's reads wait and read one at a time: a byte that arrives wakes one
+    waiting read, which reads it, and not every read waiting on the stream, all but one of
+    which would then wait in read(2), where they can no longer be withdrawn."""
 
     __slots__ = ("lock", "state")
 
@@ -54,32 +65,52 @@ class StreamWait:
 
     def run_when_readable(self, fd: int, read: Callable[[], _T]) -> _T | None:
         """The worker thread: `read()` once `fd` has something to read (for a descriptor
-        whose read(2) would wait for it: see _waits_for_data) and it is this read's turn
-        on the stream; None, and nothing done, when the read was withdrawn meanwhile."""
+        whose read(2) would wait for it: see _waits_for_data) and, on a pipe or socket, it
+        is this read's turn on it; None, and nothing done, when the read was withdrawn
+        meanwhile."""
         with self.lock:
             if self.state == _WITHDRAWN:
                 return None
             self.state = _WAITING
-        stream = _stream_of(fd) if _waits_for_data(fd) else None
-        if stream is None:
+        if not _waits_for_data(fd):
             return read() if self._begin() else None
+        stream = _turn_key(fd)
+        if stream is None:
+            return self._when_readable(fd, read, None, None)
         turn = _want(stream)
         try:
             while not turn.lock.acquire(timeout=WITHDRAWN_CHECK):
                 if self.state == _WITHDRAWN:  # (final: read without the lock)
                     return None
-            try:
-                poller = select.poll()
-                # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
-                poller.register(fd, select.POLLIN)  # (HUP and ERR come anyway)
-                while not poller.poll(WITHDRAWN_CHECK * 1000):
-                    if self.state == _WITHDRAWN:
-                        return None
-                return read() if self._begin() else None
-            finally:
-                turn.lock.release()
+            return self._when_readable(fd, read, stream, turn)
         finally:
             _unwant(stream, turn)
+
+    def _when_readable(
+        self,
+        fd: int,
+        read: Callable[[], _T],
+        stream: tuple[int, int] | None,
+        turn: _Turn | None,
+    ) -> _T | None:
+        """run_when_readable's wait in poll(2) and read; `turn`, when given, is held, and
+        released here."""
+        try:
+            poller = select.poll()
+            # POLLIN only: POLLPRI (a socket's urgent byte) is nothing read(2) returns.
+            poller.register(fd, select.POLLIN)  # (HUP and ERR come anyway)
+            while not poller.poll(WITHDRAWN_CHECK * 1000):
+                if self.state == _WITHDRAWN:
+                    return None
+                if turn is not None and _turn_key(fd) != stream:
+                    # The descriptor was closed, its number reused for another stream:
+                    # this read no longer waits on the stream whose turn it holds.
+                    turn.lock.release()
+                    turn = None
+            return read() if self._begin() else None
+        finally:
+            if turn is not None:
+                turn.lock.release()
 
     def _begin(self) -> bool:
         with self.lock:
@@ -109,7 +140,7 @@ def _want(stream: tuple[int, int]) -> _Turn:
 def _unwant(stream: tuple[int, int], turn: _Turn) -> None:
     with _turns_lock:
         turn.wanted -= 1
-        if not turn.wanted:
+        if not turn.wanted and _turns.get(stream) is turn:
             del _turns[stream]
 
 
@@ -124,14 +155,16 @@ def _waits_for_data(fd: int) -> bool:
     return not flags & os.O_NONBLOCK and flags & os.O_ACCMODE != os.O_WRONLY
 
 
-def _stream_of(fd: int) -> tuple[int, int] | None:
-    """What `fd` reads from, the same for every descriptor of it; None when it cannot say
-    (closed meanwhile: the read reports its error)."""
+def _turn_key(fd: int) -> tuple[int, int] | None:
+    """The key of the pipe or socket `fd` reads, the same for every descriptor of it; None
+    for anything else, or when it cannot say (closed meanwhile: the read reports it)."""
     try:
         st = os.fstat(fd)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return st.st_dev, st.st_ino
+    return None
 
 
 def never_waits(fd: int) -> bool:
