@@ -836,7 +836,11 @@ class _FileBase:
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         async with self._lock:
-            return await _lines_up_to(self._readline, hint)
+            return await _lines_up_to(self._readline, hint, self._unread_lines)
+
+    def _unread_lines(self, lines: list[Any]) -> None:
+        """What a failing readlines() had read: the next read returns it first, where this
+        layer can hold it (a raw file's lines are gone, as the built-in's)."""
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         async with self._lock:
@@ -856,17 +860,31 @@ class _FileBase:
         await self.close()
 
 
-async def _lines_up_to(readline: Callable[[], Awaitable[Any]], hint: int | None) -> list[Any]:
+async def _lines_up_to(
+    readline: Callable[[], Awaitable[Any]],
+    hint: int | None,
+    unread: Callable[[list[Any]], None] | None = None,
+) -> list[Any]:
     """readlines(): the lines `readline` returns up to EOF, or up to the first that takes
-    their total length past a positive `hint`, as the built-in's."""
+    their total length past a positive `hint`, as the built-in's. A readline that fails
+    ends it: on an O_NONBLOCK stream run dry (BlockingIOError) with the lines read, as
+    the built-in's; otherwise raising, the lines read given back by `unread`."""
     hint = -1 if hint is None else operator.index(hint)
-    lines = []
+    lines: list[Any] = []
     total = 0
-    while line := await readline():
-        lines.append(line)
-        total += len(line)
-        if 0 < hint < total:
-            break
+    try:
+        while line := await readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint < total:
+                break
+    except BlockingIOError:
+        if not lines:
+            raise
+    except BaseException:
+        if lines and unread is not None:
+            unread(lines)
+        raise
     return lines
 
 
@@ -1631,6 +1649,9 @@ class AsyncBufferedFile(_FileBase):
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def _unread_lines(self, lines: list[Any]) -> None:
+        self._unread(lines)
+
     def _unread(self, parts: list[bytes]) -> None:
         """A cancelled or failing read gives back the bytes it had taken (from the buffer
         or the file): the next read returns them first, as if that read never ran."""
@@ -2339,10 +2360,15 @@ class AsyncTextFile(_FileBase):
         async with self._lock:
             hint = -1 if hint is None else operator.index(hint)
             self._telling = False
-            lines = []
+            lines: list[str] = []
             total = 0
             while True:
-                line = await self._readline()
+                try:
+                    line = await self._readline()
+                except BlockingIOError:  # (an O_NONBLOCK stream run dry: as _lines_up_to)
+                    if not lines:
+                        raise
+                    break
                 if not line:
                     self._snapshot = None
                     self._telling = self.buffer.raw._seekable

@@ -2155,3 +2155,48 @@ async def test_open_refuses_arguments_as_the_builtin(
     with pytest.raises(Exception) as ours:
         await uringloop.open(path, **kwargs)
     assert type(ours.value) is type(theirs.value)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_readlines_of_an_o_nonblocking_pipe_run_dry_returns_the_lines_read(
+    no_fd_leak: None, mode: str
+) -> None:
+    # As the built-in's: the lines read, when the pipe has no more for now; the partial
+    # line stays for the next read.
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        async with uringloop.open(read_end, mode, closefd=False) as f:
+            os.write(write_end, b"one\ntwo\nthr")
+            lines = await asyncio.wait_for(f.readlines(), 5)
+            os.write(write_end, b"ee\n")
+            rest = await asyncio.wait_for(f.read(), 5)
+        text = (lambda b: b) if mode == "rb" else bytes.decode
+        assert lines == [text(b"one\n"), text(b"two\n")]
+        assert rest == text(b"three\n")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_cancelled_buffered_readlines_gives_back_the_lines_it_had_read(
+    no_fd_leak: None,
+) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(read_end, "rb", closefd=False) as f:
+            os.write(write_end, b"one\ntwo\n")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(f.readlines(), 0.1)
+            os.write(write_end, b"three\n")
+            os.close(write_end)
+            write_end = -1
+            assert await asyncio.wait_for(f.read(), 5) == b"one\ntwo\nthree\n"
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
