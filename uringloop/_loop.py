@@ -925,7 +925,7 @@ class Loop(asyncio.SelectorEventLoop):
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
         if offset == -1 and never_waits(fd):  # as table.pread: EAGAIN, not io_uring's wait
-            return os.read(fd, size)
+            return table.read_now(fd, size)
         head = b""
         if (
             offset >= 0

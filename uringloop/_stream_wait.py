@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import socket
 import stat
 import threading
 from collections.abc import Callable
@@ -74,7 +75,10 @@ class StreamWait:
             self.state = _WAITING
         if not _waits_for_data(fd):
             return read() if self._begin() else None
-        stream = _turn_key(fd)
+        status = _status(fd)
+        if status is not None and stat.S_ISSOCK(status.st_mode) and _listening(fd):
+            return read() if self._begin() else None  # (read(2) fails at once: ENOTCONN)
+        stream = _turn_key(status)
         if stream is None:
             return self._when_readable(fd, read, None, None)
         turn = _want(stream)
@@ -102,7 +106,7 @@ class StreamWait:
             while not poller.poll(WITHDRAWN_CHECK * 1000):
                 if self.state == _WITHDRAWN:
                     return None
-                if turn is not None and _turn_key(fd) != stream:
+                if turn is not None and _turn_key(_status(fd)) != stream:
                     # The descriptor was closed, its number reused for another stream:
                     # this read no longer waits on the stream whose turn it holds.
                     turn.lock.release()
@@ -155,16 +159,35 @@ def _waits_for_data(fd: int) -> bool:
     return not flags & os.O_NONBLOCK and flags & os.O_ACCMODE != os.O_WRONLY
 
 
-def _turn_key(fd: int) -> tuple[int, int] | None:
-    """The key of the pipe or socket `fd` reads, the same for every descriptor of it; None
-    for anything else, or when it cannot say (closed meanwhile: the read reports it)."""
+def _status(fd: int) -> os.stat_result | None:
+    """fstat(fd); None when it fails (closed meanwhile: the read reports it)."""
     try:
-        st = os.fstat(fd)
+        return os.fstat(fd)
     except OSError:
         return None
-    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
-        return st.st_dev, st.st_ino
+
+
+def _turn_key(status: os.stat_result | None) -> tuple[int, int] | None:
+    """The key of the pipe or socket whose fstat is `status`, the same for every descriptor
+    of it; None for anything else."""
+    if status is not None and (stat.S_ISFIFO(status.st_mode) or stat.S_ISSOCK(status.st_mode)):
+        return status.st_dev, status.st_ino
     return None
+
+
+def _listening(fd: int) -> bool:
+    """Whether the socket `fd` listens for connections: it has nothing to read(2), and its
+    poll(2) says POLLIN only when a connection comes."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return False
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False
+    finally:
+        sock.detach()
 
 
 def never_waits(fd: int) -> bool:

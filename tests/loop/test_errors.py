@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
+import socket
+import threading
 
 import pytest
 
 import uringloop
+import uringloop._loop
+import uringloop._ops.table
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring", "fallback")]
 
@@ -207,3 +212,85 @@ async def test_a_regular_file_opened_o_nonblocking_is_read_at_its_position(
         assert loop.uring_stats().submitted == before + 2
     finally:
         os.close(fd)
+
+
+async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The flag is looked at, then the call made: another thread or process sharing the
+    # open file may clear O_NONBLOCK in between. The call still cannot wait (RWF_NOWAIT),
+    # so the loop's thread is never held in read(2) or write(2). Here the descriptors
+    # are blocking all along, and said to be O_NONBLOCK.
+    loop = running()
+    r, w = _full_nonblocking_pipe()
+    empty_r, empty_w = os.pipe()
+    os.set_blocking(w, True)
+    monkeypatch.setattr(uringloop._loop, "never_waits", lambda fd: True)
+    monkeypatch.setattr(uringloop._ops.table, "never_waits", lambda fd: True)
+    released = threading.Event()
+
+    def release() -> None:  # (a call that waits after all: let it go, and fail)
+        if not released.wait(5):
+            os.write(empty_w, b"late")
+            os.read(r, 65536)
+
+    watchdog = threading.Thread(target=release)
+    watchdog.start()
+    try:
+        for call in (
+            lambda: loop.pread(empty_r, 10),
+            lambda: loop.preadinto(empty_r, bytearray(10)),
+            lambda: loop.preadv(empty_r, [bytearray(10)]),
+            lambda: loop.pwrite(w, b"y"),
+            lambda: loop.pwritev(w, [b"y"]),
+        ):
+            with pytest.raises(BlockingIOError):
+                await call()
+    finally:
+        released.set()
+        watchdog.join()
+        for fd in (r, w, empty_r, empty_w):
+            os.close(fd)
+
+
+async def test_a_failed_write_of_a_bytearray_lets_go_of_it_at_once() -> None:
+    # The view a write takes of a bytearray is released when the write fails, not when
+    # the collector frees the exception (a traceback cycle): the bytearray can be resized.
+    loop = running()
+    full_r, full_w = _full_nonblocking_pipe()
+    broken_r, broken_w = os.pipe()
+    os.close(broken_r)
+    gc.disable()
+    try:
+        for expected, fd in ((BlockingIOError, full_w), (BrokenPipeError, broken_w)):
+            for write in (loop.pwrite, _threadsafe_pwrite):
+                data = bytearray(b"abc")
+                with pytest.raises(expected):
+                    await asyncio.wait_for(write(fd, data), 5)
+                data.extend(b"d")  # (BufferError while a view is exported)
+    finally:
+        gc.enable()
+        for fd in (full_r, full_w, broken_w):
+            os.close(fd)
+
+
+def _threadsafe_pwrite(fd: int, data: bytearray) -> asyncio.Future[int]:
+    return asyncio.wrap_future(running().threadsafe.pwrite(fd, data))
+
+
+async def test_a_read_of_a_listening_socket_fails_at_once_as_os_read() -> None:
+    # read(2) of a listening socket fails (ENOTCONN), while poll(2) says nothing until a
+    # connection comes: a thread's read does not wait for it.
+    loop = running()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        fd = listener.fileno()
+        with pytest.raises(OSError) as expected:
+            os.read(fd, 8)
+        for call in (
+            lambda: loop.pread(fd, 8),
+            lambda: loop.preadinto(fd, bytearray(8)),
+            lambda: loop.preadv(fd, [bytearray(8)]),
+        ):
+            with pytest.raises(OSError) as info:
+                await asyncio.wait_for(call(), 5)
+            assert info.value.errno == expected.value.errno == errno.ENOTCONN

@@ -384,9 +384,15 @@ class Entry(Operation):
 
 
 class RunNow(Exception):
-    """Raised by a declaration's stub: this call is answered by its blocking counterpart at
-    once, with no ring (where io_uring would report another error than the system call
-    does, for a call that cannot have an effect: an empty path, a read of 0 bytes)."""
+    """Raised by a declaration's stub: this call is answered at once, with no ring, by its
+    blocking counterpart (where io_uring would report another error than the system call
+    does, for a call that cannot have an effect: an empty path, a read of 0 bytes), or by
+    `call`, which takes the same arguments (where io_uring would wait and the system call
+    does not: at an O_NONBLOCK stream's position)."""
+
+    def __init__(self, call: Any = None) -> None:
+        super().__init__()
+        self.call = call
 
 
 class Finished(Entry):

@@ -61,8 +61,8 @@ class Spec(Generic[P, R]):
         anything is queued when an argument is bad. Any thread may call it."""
         try:
             op = self.stub(*args, **kwargs)
-        except RunNow:
-            op = Finished(self.blocking, args, kwargs)
+        except RunNow as now:
+            op = Finished(now.call or self.blocking, args, kwargs)
         op.spec = self
         op.args = args
         op.kwargs = kwargs

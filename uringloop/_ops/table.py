@@ -18,8 +18,8 @@ import errno
 import fcntl
 import os
 from array import array
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from .._buffers import Pin
 from .._errors import os_error
@@ -110,14 +110,20 @@ def by_operation(op: Operation, res: int) -> Any:
 
 
 def _positioned(
-    opcode: int, fd: int, offset: int, keep: tuple[Any, ...], addr: Any, length: int
+    opcode: int,
+    fd: int,
+    offset: int,
+    keep: tuple[Any, ...],
+    addr: Any,
+    length: int,
+    now: Callable[..., int],
 ) -> Operation:
     """A read or write at `offset` (-1: the file position), its other arguments converted.
 
     As pread(2)/pwrite(2): EINVAL for a negative offset before the descriptor is looked at,
     then ESPIPE for a descriptor that cannot seek. At the position of an O_NONBLOCK stream,
-    which io_uring would wait for, the system call answers at once (RunNow). `keep`
-    (pinned buffers) is released if the operation is refused or answered so.
+    which io_uring would wait for, `now` answers at once (RunNow). `keep` (pinned buffers)
+    is released if the operation is refused or answered so.
     """
     try:
         if offset != -1:
@@ -125,7 +131,7 @@ def _positioned(
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             check_position(fd, offset)
         elif never_waits(fd):
-            raise RunNow
+            raise RunNow(now)
     except BaseException:
         for pin in keep:
             pin.release()
@@ -232,14 +238,64 @@ def _preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
 
 
 def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
-    view = memoryview(data).cast("B")[:MAX_RW_COUNT]
-    offset = args.off_t(offset)
-    return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
+    # (Released here, not when the exception that may leave this frame is freed.)
+    with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+        offset = args.off_t(offset)
+        return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
 
 
 def _pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
     offset = args.off_t(offset)
     return os.writev(fd, buffers) if offset == -1 else os.pwritev(fd, buffers, offset)
+
+
+# At the position of an O_NONBLOCK stream (never_waits) io_uring would wait, and the
+# system call does not: these make the call so that it cannot wait even if another thread
+# or process clears the flag meanwhile (preadv2/pwritev2 with RWF_NOWAIT), or, where the
+# file refuses that flag (a tty: EOPNOTSUPP), the plain call. The arguments were checked.
+
+_R = TypeVar("_R")
+
+
+def _without_waiting(nowait: Callable[[], _R], plain: Callable[[], _R]) -> _R:
+    try:
+        return nowait()
+    except OSError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            raise
+    return plain()
+
+
+def read_now(fd: int, size: int, offset: int = -1) -> bytes:
+    """pread's call at an O_NONBLOCK stream's position."""
+
+    def nowait() -> bytes:
+        buffer = bytearray(size)
+        count = os.preadv(fd, [buffer], -1, os.RWF_NOWAIT)
+        return bytes(buffer) if count == size else bytes(memoryview(buffer)[:count])
+
+    return _without_waiting(nowait, lambda: os.read(fd, size))
+
+
+def _preadv_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    return _without_waiting(
+        lambda: os.preadv(fd, buffers, -1, os.RWF_NOWAIT), lambda: os.readv(fd, buffers)
+    )
+
+
+def _preadinto_now(fd: int, buffer: Buffer, offset: int = -1) -> int:
+    return _preadv_now(fd, [buffer])
+
+
+def _pwritev_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
+    return _without_waiting(
+        lambda: os.pwritev(fd, buffers, -1, os.RWF_NOWAIT), lambda: os.writev(fd, buffers)
+    )
+
+
+def _pwrite_now(fd: int, data: Buffer, offset: int = -1) -> int:
+    with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+        return _pwritev_now(fd, [view])
 
 
 def _open(
@@ -417,7 +473,7 @@ def preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=True)
     _iovec_count(fd, offset, len(pins), writing=False)
-    return _positioned(abi.Op.READV, fd, offset, tuple(pins), iov, len(pins))
+    return _positioned(abi.Op.READV, fd, offset, tuple(pins), iov, len(pins), _preadv_now)
 
 
 @declare(abi.Op.WRITEV, since="5.1", result=count, blocking=_pwritev)
@@ -426,7 +482,7 @@ def pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=False)
     _iovec_count(fd, offset, len(pins), writing=True)
-    return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), iov, len(pins))
+    return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), iov, len(pins), _pwritev_now)
 
 
 @declare(abi.Op.FSYNC, since="5.1", result=nothing, blocking=_fsync)
@@ -451,7 +507,7 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     if not size:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
     if offset == -1 and never_waits(fd):
-        raise RunNow  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
+        raise RunNow(read_now)  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
     return Read(fd, size, offset, None)
 
 
@@ -473,7 +529,9 @@ def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
     """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
     fd, offset = args.c_int(fd), args.off_t(offset)
     pin = Pin(buffer, True)
-    return _positioned(_READ, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT))
+    return _positioned(
+        _READ, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT), _preadinto_now
+    )
 
 
 @declare(abi.Op.WRITE, since="5.6", result=count, blocking=_pwrite)
@@ -485,14 +543,16 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     fd = args.c_int(fd)
     if type(data) is bytes:
         offset = args.off_t(offset)
-        return _positioned(_WRITE, fd, offset, (), data, min(len(data), MAX_RW_COUNT))
+        return _positioned(_WRITE, fd, offset, (), data, min(len(data), MAX_RW_COUNT), _pwrite_now)
     pin = Pin(data, False)
     try:
         offset = args.off_t(offset)
     except BaseException:
         pin.release()
         raise
-    return _positioned(_WRITE, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT))
+    return _positioned(
+        _WRITE, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT), _pwrite_now
+    )
 
 
 @declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly,
