@@ -6,6 +6,7 @@ a read or write at a descriptor's position can wait at all."""
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import select
@@ -177,17 +178,20 @@ def _turn_key(status: os.stat_result | None) -> tuple[int, int] | None:
 
 def _listening(fd: int) -> bool:
     """Whether the socket `fd` listens for connections: it has nothing to read(2), and its
-    poll(2) says POLLIN only when a connection comes."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
+    poll(2) says POLLIN only when a connection comes. (getsockopt(2) itself: a socket
+    object made for it would make the descriptor O_NONBLOCK where a default timeout is
+    set, socket.setdefaulttimeout.)"""
+    value = ctypes.c_int(0)
+    length = ctypes.c_uint32(ctypes.sizeof(value))
+    if _getsockopt(fd, socket.SOL_SOCKET, socket.SO_ACCEPTCONN, ctypes.byref(value),
+                   ctypes.byref(length)) != 0:  # fmt: skip
         return False
-    try:
-        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
-    except OSError:
-        return False
-    finally:
-        sock.detach()
+    return bool(value.value)
+
+
+_getsockopt = ctypes.CDLL(None, use_errno=True).getsockopt
+_getsockopt.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+_getsockopt.restype = ctypes.c_int
 
 
 def never_waits(fd: int) -> bool:

@@ -8,6 +8,7 @@ import gc
 import os
 import socket
 import threading
+import tracemalloc
 
 import pytest
 
@@ -294,3 +295,53 @@ async def test_a_read_of_a_listening_socket_fails_at_once_as_os_read() -> None:
             with pytest.raises(OSError) as info:
                 await asyncio.wait_for(call(), 5)
             assert info.value.errno == expected.value.errno == errno.ENOTCONN
+
+
+async def test_calls_answered_at_once_match_os_at_the_edges() -> None:
+    # A size far past what one read returns is clamped, as os.read's, and a large buffer
+    # is not allocated whole for three bytes; a write of nothing reaches the socket, as
+    # write(2)'s does (a datagram socket sends an empty datagram).
+    loop = running()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    one.setblocking(False)
+    other.setblocking(False)
+    try:
+        os.write(w, b"abc")
+        ask = asyncio.wrap_future(loop.threadsafe.pread(r, 2**40))
+        assert await asyncio.wait_for(ask, 5) == b"abc"
+        os.write(w, b"def")
+        tracemalloc.start()
+        try:
+            assert await asyncio.wait_for(loop.pread(r, 1 << 30), 5) == b"def"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 << 20
+        for write in (loop.pwrite, _threadsafe_pwrite):
+            assert await asyncio.wait_for(write(one.fileno(), bytearray()), 5) == 0
+            assert other.recv(10) == b""
+    finally:
+        os.close(r)
+        os.close(w)
+        one.close()
+        other.close()
+
+
+async def test_a_thread_read_of_a_socket_leaves_it_blocking_under_a_default_timeout() -> None:
+    # socket.setdefaulttimeout() makes every socket object made afterwards non-blocking,
+    # one made for a descriptor (socket.socket(fileno=...)) too: looking at the socket
+    # does not make one.
+    loop = running()
+    one, other = socket.socketpair()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5)
+    try:
+        other.send(b"x")
+        assert await asyncio.wait_for(loop.pread(one.fileno(), 10), 5) == b"x"
+        assert os.get_blocking(one.fileno())
+    finally:
+        socket.setdefaulttimeout(previous)
+        one.close()
+        other.close()

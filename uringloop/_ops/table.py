@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 from array import array
 from collections.abc import Callable, Iterable, Sequence
@@ -267,14 +268,26 @@ def _without_waiting(nowait: Callable[[], _R], plain: Callable[[], _R]) -> _R:
 
 
 def read_now(fd: int, size: int, offset: int = -1) -> bytes:
-    """pread's call at an O_NONBLOCK stream's position."""
+    """pread's call at an O_NONBLOCK stream's position (its arguments as the caller gave
+    them: converted and the size clamped here, as _pread does)."""
+    fd, size, _ = read_args(fd, size, -1)
 
     def nowait() -> bytes:
-        buffer = bytearray(size)
-        count = os.preadv(fd, [buffer], -1, os.RWF_NOWAIT)
-        return bytes(buffer) if count == size else bytes(memoryview(buffer)[:count])
+        if size <= _SMALL_READ:
+            small = bytearray(size)
+            count = os.preadv(fd, [small], -1, os.RWF_NOWAIT)
+            return bytes(small) if count == size else bytes(memoryview(small)[:count])
+        # A mapping's pages are not touched until the read writes them: a large size with
+        # a few bytes to read costs what os.read's buffer does, not `size` zeroed bytes.
+        with mmap.mmap(-1, size) as large, memoryview(large) as view:
+            count = os.preadv(fd, [view], -1, os.RWF_NOWAIT)
+            return bytes(view[:count])
 
     return _without_waiting(nowait, lambda: os.read(fd, size))
+
+
+# read_now's reads up to this size go into a bytearray, larger ones into a mapping.
+_SMALL_READ = 1 << 16
 
 
 def _preadv_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
@@ -295,6 +308,8 @@ def _pwritev_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
 
 def _pwrite_now(fd: int, data: Buffer, offset: int = -1) -> int:
     with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+        if not view.nbytes:  # (a vectored write of nothing never reaches the file; write(2)
+            return os.write(fd, view)  # does: a socket sends an empty datagram, or EPIPE)
         return _pwritev_now(fd, [view])
 
 
