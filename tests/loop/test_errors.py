@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import os
 import socket
+import subprocess
+import sys
 import threading
 import tracemalloc
 
@@ -226,6 +229,12 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
     r, w = _full_nonblocking_pipe()
     empty_r, empty_w = os.pipe()
     os.set_blocking(w, True)
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # (no room for one more datagram, even an empty one)
+            sender.send(b"x")
+    sender.setblocking(True)
     monkeypatch.setattr(uringloop._loop, "never_waits", lambda fd: True)
     monkeypatch.setattr(uringloop._ops.table, "never_waits", lambda fd: True)
     released = threading.Event()
@@ -234,6 +243,10 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
         if not released.wait(5):
             os.write(empty_w, b"late")
             os.read(r, 65536)
+            receiver.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    receiver.recv(10)
 
     watchdog = threading.Thread(target=release)
     watchdog.start()
@@ -244,6 +257,7 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
             lambda: loop.preadv(empty_r, [bytearray(10)]),
             lambda: loop.pwrite(w, b"y"),
             lambda: loop.pwritev(w, [b"y"]),
+            lambda: loop.pwrite(sender.fileno(), b""),  # (send(2), not write(2))
         ):
             with pytest.raises(BlockingIOError):
                 await call()
@@ -252,6 +266,37 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
         watchdog.join()
         for fd in (r, w, empty_r, empty_w):
             os.close(fd)
+        sender.close()
+        receiver.close()
+
+
+async def test_a_read_answered_at_once_too_large_for_memory_is_a_memory_error() -> None:
+    # As os.read's: MemoryError, not the OSError (ENOMEM) of the mapping a large read
+    # goes into. (In a child process, whose address space is limited.)
+    script = """if True:
+        import asyncio, os, resource, uringloop
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.write(w, b"abc")
+        limit = 256 << 20
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) << 10 for line in status if line.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + limit, size + limit))
+        if True:
+            loop = uringloop.Loop(use_uring=USE_URING)
+            for size in (1 << 20, 2 * limit):
+                try:
+                    print(repr(loop.run_until_complete(loop.pread(r, size))[:3]))
+                except BaseException as exc:
+                    print(type(exc).__name__)
+                os.write(w, b"abc")
+            loop.close()
+        """
+    script = script.replace("USE_URING", str(running().uring_available))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["b'abc'", "MemoryError"], done.stderr
 
 
 async def test_a_failed_write_of_a_bytearray_lets_go_of_it_at_once() -> None:

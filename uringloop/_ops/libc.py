@@ -1,13 +1,15 @@
 """The system calls os has no function for, through the C library: statx, renameat2,
 fallocate, and linkat with AT_SYMLINK_FOLLOW (os.link calls link(2) for it), the blocking
 counterparts of those ring operations (fallback, threads), taking the same C values the
-SQE carries; and openat2, for the kernel's non-blocking first attempt at an open."""
+SQE carries; openat2, for the kernel's non-blocking first attempt at an open; and send(2)
+on a descriptor, for an empty write to a socket that cannot wait."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
 import os
+import socket
 from typing import Any
 
 from .._ring import abi
@@ -33,6 +35,10 @@ _linkat = _function(
     "linkat", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
 )
 _fallocate = _function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
+_send = getattr(_libc, "send", None)
+if _send is not None:
+    _send.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    _send.restype = ctypes.c_ssize_t
 _syscall = getattr(_libc, "syscall", None)
 if _syscall is not None:
     _syscall.restype = ctypes.c_long
@@ -102,3 +108,14 @@ def openat2(dirfd: int, path: bytes, flags: int, resolve: int) -> int:
     fd: int = _syscall(_SYS_OPENAT2, ctypes.c_int(dirfd), ctypes.c_char_p(path),
                        ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))  # fmt: skip
     return fd if fd >= 0 else -ctypes.get_errno()
+
+
+def send_nothing(fd: int) -> int:
+    """send(2) of no bytes with MSG_DONTWAIT, as write(2) of none on a socket (an empty
+    datagram; EPIPE where the peer has gone) but never waiting: 0, or OSError."""
+    if _send is None:
+        raise OSError(errno.ENOSYS, "send is not available in this C library")
+    if _send(fd, None, 0, socket.MSG_DONTWAIT) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return 0

@@ -20,6 +20,7 @@ import mmap
 import os
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
 from .._buffers import Pin
@@ -279,7 +280,11 @@ def read_now(fd: int, size: int, offset: int = -1) -> bytes:
             return bytes(small) if count == size else bytes(memoryview(small)[:count])
         # A mapping's pages are not touched until the read writes them: a large size with
         # a few bytes to read costs what os.read's buffer does, not `size` zeroed bytes.
-        with mmap.mmap(-1, size) as large, memoryview(large) as view:
+        try:
+            large = mmap.mmap(-1, size)
+        except OSError:  # (ENOMEM: what os.read's buffer raises)
+            raise MemoryError from None
+        with large, memoryview(large) as view:
             count = os.preadv(fd, [view], -1, os.RWF_NOWAIT)
             return bytes(view[:count])
 
@@ -308,9 +313,16 @@ def _pwritev_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
 
 def _pwrite_now(fd: int, data: Buffer, offset: int = -1) -> int:
     with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
-        if not view.nbytes:  # (a vectored write of nothing never reaches the file; write(2)
-            return os.write(fd, view)  # does: a socket sends an empty datagram, or EPIPE)
-        return _pwritev_now(fd, [view])
+        if view.nbytes:
+            return _pwritev_now(fd, [view])
+    # A vectored write of nothing never reaches the file; write(2) does: a socket sends an
+    # empty datagram, or raises EPIPE (with MSG_DONTWAIT: it may wait for room otherwise).
+    # Elsewhere write(2) of nothing returns at once.
+    try:
+        socket_fd = S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        socket_fd = False
+    return libc.send_nothing(fd) if socket_fd else os.write(fd, b"")
 
 
 def _open(
