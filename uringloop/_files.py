@@ -839,8 +839,8 @@ class _FileBase:
             return await _lines_up_to(self._readline, hint, self._unread_lines)
 
     def _unread_lines(self, lines: list[Any]) -> None:
-        """What a failing readlines() had read: the next read returns it first, where this
-        layer can hold it (a raw file's lines are gone, as the built-in's)."""
+        """What a failing readlines() had read: the next read returns it first (where a
+        layer cannot, the lines are lost, as the built-in's)."""
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         async with self._lock:
@@ -1183,6 +1183,13 @@ class AsyncFileIO(_FileBase):
         if seekable:
             self._pos = start + got
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _unread_lines(self, lines: list[Any]) -> None:
+        taken = b"".join(lines)
+        if self._seekable:
+            self._pos -= len(taken)
+        else:
+            self._io().stream.give_back(taken)
 
     async def _readall(self) -> bytes:
         """Everything from the position to EOF: sized by fstat, read in parallel. The

@@ -2200,3 +2200,48 @@ async def test_a_cancelled_buffered_readlines_gives_back_the_lines_it_had_read(
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_cancelled_unbuffered_readlines_gives_back_the_lines_it_had_read(
+    no_fd_leak: None,
+) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(read_end, "rb", buffering=0, closefd=False) as f:
+            os.write(write_end, b"one\ntwo\nthr")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(f.readlines(), 0.1)
+            os.write(write_end, b"ee\n")
+            os.close(write_end)
+            write_end = -1
+            assert await asyncio.wait_for(f.read(), 5) == b"one\ntwo\nthree\n"
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@pytest.mark.asyncio
+async def test_an_unbuffered_readlines_failing_part_way_leaves_the_position(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lines"
+    path.write_bytes(b"one\ntwo\nthree\n")
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        readline = f._readline
+        calls = [0]
+
+        async def failing_third(size: int | None = -1) -> bytes:
+            calls[0] += 1
+            if calls[0] == 3:
+                raise OSError(errno.EIO, "injected")
+            return await readline(size)
+
+        f._readline = failing_third  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await f.readlines()
+        del f._readline
+        assert await f.tell() == 0
+        assert await f.read() == b"one\ntwo\nthree\n"
