@@ -2183,33 +2183,13 @@ async def test_readlines_of_an_o_nonblocking_pipe_run_dry_returns_the_lines_read
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
-async def test_a_cancelled_buffered_readlines_gives_back_the_lines_it_had_read(
-    no_fd_leak: None,
+@pytest.mark.parametrize("buffering", [-1, 0])
+async def test_a_cancelled_binary_readlines_gives_back_the_lines_it_had_read(
+    no_fd_leak: None, buffering: int
 ) -> None:
     read_end, write_end = os.pipe()
     try:
-        async with uringloop.open(read_end, "rb", closefd=False) as f:
-            os.write(write_end, b"one\ntwo\n")
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(f.readlines(), 0.1)
-            os.write(write_end, b"three\n")
-            os.close(write_end)
-            write_end = -1
-            assert await asyncio.wait_for(f.read(), 5) == b"one\ntwo\nthree\n"
-    finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-
-
-@pytest.mark.asyncio
-@pytest.mark.loops("uring", "fallback", "asyncio")
-async def test_a_cancelled_unbuffered_readlines_gives_back_the_lines_it_had_read(
-    no_fd_leak: None,
-) -> None:
-    read_end, write_end = os.pipe()
-    try:
-        async with uringloop.open(read_end, "rb", buffering=0, closefd=False) as f:
+        async with uringloop.open(read_end, "rb", buffering=buffering, closefd=False) as f:
             os.write(write_end, b"one\ntwo\nthr")
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(f.readlines(), 0.1)
