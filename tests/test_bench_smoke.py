@@ -123,6 +123,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop.open",
             "uringloop open_fd + pread + close_fd",
             "aiofiles",
+            "io_uring submit-and-wait (private ring)",
         },
         "read a 5.5 KB text file, all at once": {
             "sync loop (built-in open)",
@@ -130,12 +131,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop.open",
             "uringloop open_fd + pread + close_fd",
             "aiofiles",
+            "io_uring submit-and-wait (private ring)",
         },
         "write 100 lines to a file, one after another": {
             "sync loop (built-in open)",
             "uringloop.open",
             "uringloop open_fd + pwrite + close_fd",
             "aiofiles",
+            "io_uring submit-and-wait (private ring)",
         },
         "write 100 lines to a file, all at once": {
             "sync loop (built-in open)",
@@ -143,6 +146,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop.open",
             "uringloop open_fd + pwrite + close_fd",
             "aiofiles",
+            "io_uring submit-and-wait (private ring)",
         },
     },
     "threadio": {
