@@ -869,7 +869,7 @@ async def _lines_up_to(
     their total length past a positive `hint`, as the built-in's. A readline that fails
     ends it: on an O_NONBLOCK stream run dry (BlockingIOError) with the lines read, as
     the built-in's; otherwise raising, the lines read given back by `unread`."""
-    hint = -1 if hint is None else operator.index(hint)
+    hint = _lines_hint(hint)
     lines: list[Any] = []
     total = 0
     try:
@@ -897,6 +897,22 @@ def _read_size(size: int | None) -> int:
     if not -sys.maxsize - 1 <= size <= sys.maxsize:
         raise OverflowError("Python int too large to convert to C ssize_t")
     return size
+
+
+def _lines_hint(hint: Any) -> int:
+    """readlines()' hint as the built-in files take it: None or an int that fits a C
+    ssize_t (TypeError or OverflowError otherwise, with their messages)."""
+    if hint is None:
+        return -1
+    try:
+        hint = operator.index(hint)
+    except TypeError:
+        raise TypeError(
+            f"argument should be integer or None, not '{type(hint).__name__}'"
+        ) from None
+    if not -sys.maxsize - 1 <= hint <= sys.maxsize:
+        raise OverflowError("cannot fit 'int' into an index-sized integer")
+    return hint  # type: ignore[no-any-return]
 
 
 def _closed_error(message: str = "I/O operation on closed file") -> ValueError:
@@ -2365,7 +2381,7 @@ class AsyncTextFile(_FileBase):
         """As the built-in's, which iterates: no tell() snapshots on the way, and tell()
         stays disabled if it stops before EOF (hint, error) until flush() or seek()."""
         async with self._lock:
-            hint = -1 if hint is None else operator.index(hint)
+            hint = _lines_hint(hint)
             self._telling = False
             lines: list[str] = []
             total = 0

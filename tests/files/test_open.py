@@ -2051,6 +2051,27 @@ async def test_readlines_hint_stops_where_the_builtin_does(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["rb", "rb0", "r"])
+@pytest.mark.parametrize("hint", [2**100, -(2**100), 2**63, -(2**63) - 1, 1.5, "1"])
+async def test_a_readlines_hint_out_of_range_or_not_an_int_is_refused_as_the_builtin_does(
+    tmp_path: Path, mode: str, hint: Any, no_fd_leak: None
+) -> None:
+    # The built-in refuses it before reading anything: OverflowError past a C ssize_t,
+    # TypeError for what is not an integer, with its messages; the file is left as it was.
+    path = tmp_path / "lines"
+    path.write_bytes(b"abcd\n" * 6)
+    buffering = 0 if mode == "rb0" else -1
+    with open(path, mode[:2], buffering=buffering) as g:
+        with pytest.raises((OverflowError, TypeError)) as builtin:
+            g.readlines(hint)
+        expected = (builtin.type, str(builtin.value), g.read())
+    async with uringloop.open(path, mode[:2], buffering=buffering) as f:
+        with pytest.raises((OverflowError, TypeError)) as ours:
+            await f.readlines(hint)
+        assert (ours.type, str(ours.value), await f.read()) == expected
+
+
+@pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("mode", ["wb", "w"])
 @pytest.mark.parametrize("yields", [0, 1, 2, 3])
