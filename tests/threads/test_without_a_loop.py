@@ -125,3 +125,29 @@ async def test_to_thread_on_stock_asyncio(tmp_path: Path, no_fd_leak: None) -> N
     assert await asyncio.to_thread(threads.read_file, path) == b"from a worker"
     # On the stock loop's own thread the call is direct too (blocking, as os calls are).
     assert threads.stat(path).st_size == len(b"from a worker")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [memoryview(b"abcdef")[::2], "abc", 5],
+    ids=["not C-contiguous", "str", "int"],
+)
+@pytest.mark.parametrize("offset", [-1, 0])
+def test_pwrite_refuses_what_os_write_refuses_with_its_error(
+    tmp_path: Path, data: Any, offset: int
+) -> None:
+    # Without a loop threads.pwrite makes the os call itself: the same exception and
+    # message as os.write/os.pwrite (a view that is not C-contiguous is a BufferError, not
+    # memoryview.cast's TypeError), and nothing written.
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with pytest.raises((TypeError, BufferError)) as expected:
+            os.write(fd, data) if offset == -1 else os.pwrite(fd, data, offset)
+        with pytest.raises((TypeError, BufferError)) as got:
+            threads.pwrite(fd, data, offset)
+        assert (got.type, str(got.value)) == (expected.type, str(expected.value))
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b""

@@ -19,7 +19,8 @@ import fcntl
 import mmap
 import os
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
@@ -239,9 +240,25 @@ def _preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
     return os.readv(fd, buffers) if offset == -1 else os.preadv(fd, buffers, offset)
 
 
+@contextmanager
+def _write_view(data: Buffer) -> Iterator[memoryview]:
+    """`data`'s bytes as os.write takes them, up to MAX_RW_COUNT of them, refused as it
+    refuses them (TypeError for what is not bytes-like, BufferError for a view that is not
+    C-contiguous). Released on leaving, not when an exception that leaves the caller's
+    frame is freed."""
+    try:
+        whole = memoryview(data)
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
+    with whole:
+        if not whole.c_contiguous:
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        with whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+            yield view
+
+
 def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
-    # (Released here, not when the exception that may leave this frame is freed.)
-    with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+    with _write_view(data) as view:
         offset = args.off_t(offset)
         return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
 
@@ -312,7 +329,7 @@ def _pwritev_now(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> int:
 
 
 def _pwrite_now(fd: int, data: Buffer, offset: int = -1) -> int:
-    with memoryview(data) as whole, whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
+    with _write_view(data) as view:
         if view.nbytes:
             return _pwritev_now(fd, [view])
     # A vectored write of nothing never reaches the file; write(2) does: a socket sends an
