@@ -6,7 +6,10 @@ PermissionError, IsADirectoryError, ...), so every failed operation goes through
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+import sysconfig
 
 
 def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:
@@ -24,6 +27,32 @@ def os_error(res: int, filename: object = None, filename2: object = None) -> OSE
     if filename is not None:
         return OSError(err, os.strerror(err), filename)
     return OSError(err, os.strerror(err))
+
+
+# A type object's tp_name pointer follows PyObject_VAR_HEAD (reference count, type, size)
+# in CPython's default build; the free-threaded build's header is larger.
+_TP_NAME_OFFSET = 3 * ctypes.sizeof(ctypes.c_void_p)
+
+
+def _tp_name(cls: type) -> str | None:
+    raw = ctypes.c_char_p.from_address(id(cls) + _TP_NAME_OFFSET).value
+    return raw.decode("utf-8", "replace") if raw is not None else None
+
+
+_READS_TP_NAME = (
+    sys.implementation.name == "cpython"
+    and not sysconfig.get_config_var("Py_GIL_DISABLED")
+    and _tp_name(int) == "int"
+    and _tp_name(type(sys.flags)) == "sys.flags"  # a dotted name, as tp_name has it
+)
+
+
+def type_name(obj: object) -> str:
+    """The name CPython's own error messages give `obj`'s type (its tp_name: 'int',
+    'decimal.Decimal', a class's __name__), cut at 200 characters as they cut it."""
+    cls = type(obj)
+    name = _tp_name(cls) if _READS_TP_NAME else None
+    return (name or cls.__name__)[:200]
 
 
 class LoopClosedError(RuntimeError):

@@ -53,6 +53,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
+from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
@@ -900,19 +901,17 @@ def _read_size(size: int | None) -> int:
 
 
 def _lines_hint(hint: Any) -> int:
-    """readlines()' hint as the built-in files take it: None or an int that fits a C
-    ssize_t (TypeError or OverflowError otherwise, with their messages)."""
+    """readlines()' hint as the built-in files take it: None, or an object with
+    __index__ whose value fits a C ssize_t (its own errors raised as they come; TypeError or
+    OverflowError otherwise, with the built-in's messages)."""
     if hint is None:
         return -1
-    try:
-        hint = operator.index(hint)
-    except TypeError:
-        raise TypeError(
-            f"argument should be integer or None, not '{type(hint).__name__}'"
-        ) from None
-    if not -sys.maxsize - 1 <= hint <= sys.maxsize:
-        raise OverflowError("cannot fit 'int' into an index-sized integer")
-    return hint  # type: ignore[no-any-return]
+    if not hasattr(type(hint), "__index__"):
+        raise TypeError(f"argument should be integer or None, not '{type_name(hint)}'")
+    value = operator.index(hint)
+    if not -sys.maxsize - 1 <= value <= sys.maxsize:
+        raise OverflowError(f"cannot fit '{type_name(hint)}' into an index-sized integer")
+    return value
 
 
 def _closed_error(message: str = "I/O operation on closed file") -> ValueError:

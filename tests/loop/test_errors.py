@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 import errno
 import gc
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -390,3 +392,31 @@ async def test_a_thread_read_of_a_socket_leaves_it_blocking_under_a_default_time
         socket.setdefaulttimeout(previous)
         one.close()
         other.close()
+
+
+@pytest.mark.parametrize("data", ["abc", 5, None, decimal.Decimal(1)], ids=repr)
+async def test_data_that_is_not_bytes_like_is_refused_with_os_s_message(
+    tmp_path: os.PathLike[str], data: object
+) -> None:
+    # The same TypeError and message as os.pwrite and os.preadv (the type quoted and named
+    # as CPython names it), on the loop and through its thread-safe form.
+    path = os.path.join(tmp_path, "f")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    loop: Any = running()
+    try:
+        with pytest.raises(TypeError) as expected:
+            os.pwrite(fd, data, 0)  # type: ignore[arg-type]
+        for write in (
+            lambda: loop.pwrite(fd, data, 0),
+            lambda: asyncio.wrap_future(loop.threadsafe.pwrite(fd, data, 0)),
+        ):
+            with pytest.raises(TypeError) as got:
+                await write()
+            assert str(got.value) == str(expected.value)
+        with pytest.raises(TypeError) as expected:
+            os.preadv(fd, [data], 0)  # type: ignore[list-item]
+        with pytest.raises(TypeError) as got:
+            await loop.preadinto(fd, data, 0)
+        assert str(got.value) == str(expected.value)
+    finally:
+        os.close(fd)

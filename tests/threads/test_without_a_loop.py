@@ -5,6 +5,8 @@ path."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import decimal
 import os
 import threading
 from collections.abc import Callable
@@ -127,27 +129,45 @@ async def test_to_thread_on_stock_asyncio(tmp_path: Path, no_fd_leak: None) -> N
     assert threads.stat(path).st_size == len(b"from a worker")
 
 
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except (TypeError, BufferError, OverflowError, OSError) as exc:
+        return type(exc), str(exc)
+
+
 @pytest.mark.parametrize(
     "data",
-    [memoryview(b"abcdef")[::2], "abc", 5],
-    ids=["not C-contiguous", "str", "int"],
+    [
+        memoryview(b"abcdef")[::2],
+        "abc",
+        5,
+        decimal.Decimal(1),
+        ((ctypes.c_char * 0) * 2)(),
+        memoryview(bytearray(b"ab")),
+    ],
+    ids=["not C-contiguous", "str", "int", "Decimal", "zero in its shape", "a good view"],
 )
+@pytest.mark.parametrize("fd", ["file", "x", 2**40, -1])
 @pytest.mark.parametrize("offset", [-1, 0])
-def test_pwrite_refuses_what_os_write_refuses_with_its_error(
-    tmp_path: Path, data: Any, offset: int
+def test_pwrite_takes_and_refuses_what_os_write_does(
+    tmp_path: Path, data: Any, fd: Any, offset: int
 ) -> None:
-    # Without a loop threads.pwrite makes the os call itself: the same exception and
-    # message as os.write/os.pwrite (a view that is not C-contiguous is a BufferError, not
-    # memoryview.cast's TypeError), and nothing written.
+    # Without a loop threads.pwrite makes the os call itself: the same result, or the same
+    # exception and message, as os.write/os.pwrite, the descriptor checked first as os
+    # converts it (a view that is not C-contiguous is a BufferError, not memoryview.cast's
+    # TypeError; a type is named as CPython names it, 'decimal.Decimal').
     path = tmp_path / "f"
     path.write_bytes(b"")
-    fd = os.open(path, os.O_RDWR)
+    opened = os.open(path, os.O_RDWR)
+    target = opened if fd == "file" else fd
     try:
-        with pytest.raises((TypeError, BufferError)) as expected:
-            os.write(fd, data) if offset == -1 else os.pwrite(fd, data, offset)
-        with pytest.raises((TypeError, BufferError)) as got:
-            threads.pwrite(fd, data, offset)
-        assert (got.type, str(got.value)) == (expected.type, str(expected.value))
+        expected = _outcome(
+            lambda: os.write(target, data) if offset == -1 else os.pwrite(target, data, offset)
+        )
+        os.ftruncate(opened, 0)
+        os.lseek(opened, 0, os.SEEK_SET)
+        assert _outcome(lambda: threads.pwrite(target, data, offset)) == expected
     finally:
-        os.close(fd)
-    assert path.read_bytes() == b""
+        os.close(opened)
+    assert path.read_bytes() == (b"ab" if expected == 2 else b"")

@@ -25,7 +25,7 @@ from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
 from .._buffers import Pin
-from .._errors import os_error
+from .._errors import os_error, type_name
 from .._ring import abi
 from .._stream_wait import never_waits
 from . import args, libc
@@ -249,15 +249,20 @@ def _write_view(data: Buffer) -> Iterator[memoryview]:
     try:
         whole = memoryview(data)
     except TypeError:
-        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
+        raise TypeError(f"a bytes-like object is required, not '{type_name(data)}'") from None
     with whole:
         if not whole.c_contiguous:
             raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        if not whole.nbytes:  # (a view with a zero in its shape cannot be cast)
+            with memoryview(b"") as empty:
+                yield empty
+            return
         with whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
             yield view
 
 
 def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
+    fd = args.c_int(fd)  # (first, as os.write converts it)
     with _write_view(data) as view:
         offset = args.off_t(offset)
         return os.write(fd, view) if offset == -1 else os.pwrite(fd, view, offset)
