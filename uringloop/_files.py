@@ -632,11 +632,20 @@ async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
 
 
 def _bytes_view(data: object) -> memoryview:
+    """`data`'s bytes, refused as the built-in files refuse them: TypeError for what is not
+    bytes-like, BufferError for a view that is not C-contiguous."""
     try:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
-    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        raise TypeError(f"a bytes-like object is required, not '{type_name(data)}'") from None
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    with view:
+        if not view.c_contiguous:
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        if not view.nbytes:
+            return memoryview(b"")
+        return view.cast("B")
 
 
 # -- the common part --------------------------------------------------------------------------
@@ -837,6 +846,8 @@ class _FileBase:
 
     async def readlines(self, hint: int | None = -1) -> list[Any]:
         async with self._lock:
+            hint = _lines_hint(hint)
+            self._check_not_closed()
             return await _lines_up_to(self._readline, hint, self._unread_lines)
 
     def _unread_lines(self, lines: list[Any]) -> None:
@@ -845,8 +856,15 @@ class _FileBase:
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         async with self._lock:
+            self._check_not_closed()
             for line in lines:
                 await self._write(line)
+
+    def _check_not_closed(self) -> None:
+        """IOBase's own closed check (readlines(), writelines()), with its message, for
+        every layer."""
+        if self.closed:
+            raise _closed_error("I/O operation on closed file.")
 
     async def _readline(self, size: int | None = -1) -> Any:
         raise NotImplementedError
@@ -1317,8 +1335,12 @@ class AsyncFileIO(_FileBase):
 
     async def _write(self, data: _Buffer) -> int:
         """One write (possibly short, as os.write), or a parallel write of a big buffer."""
-        self._check_writable()
-        view = _bytes_view(data)
+        view = _bytes_view(data)  # (the argument first, as the built-in converts it)
+        try:
+            self._check_writable()
+        except BaseException:
+            view.release()
+            raise
         io_ = self._io()
         self._size_hint = None
         if self._direct:
@@ -1456,7 +1478,7 @@ class AsyncFileIO(_FileBase):
         return size
 
     async def _flush(self) -> None:
-        self._check_closed()
+        self._check_closed("I/O operation on closed file.")  # (IOBase.flush's message)
 
     # -- closing
 
@@ -1850,8 +1872,10 @@ class AsyncBufferedFile(_FileBase):
 
     async def _write(self, data: _Buffer) -> int:
         self._check_writable()
-        self._check_closed("write to closed file")
-        view = _bytes_view(data)
+        view = _bytes_view(data)  # (the argument first, as the built-in converts it)
+        if self.raw._closed_flag:
+            view.release()
+            raise _closed_error("write to closed file")
         n = len(view)
         if not n:  # as the built-in: an empty write leaves the read buffer alone
             return 0
@@ -1914,7 +1938,9 @@ class AsyncBufferedFile(_FileBase):
             self._rpos = 0
 
     async def _flush(self) -> None:
-        self._check_closed("flush of closed file")
+        if self.raw._closed_flag:  # (a reader's flush is its raw file's, as the built-in's)
+            message = "flush of closed file" if self.raw._writable else None
+            raise _closed_error(message or "I/O operation on closed file.")
         if self._wbuf:  # nothing buffered: no coroutine
             await self._flush_writes()
         if self.raw._writable:
@@ -2381,6 +2407,7 @@ class AsyncTextFile(_FileBase):
         stays disabled if it stops before EOF (hint, error) until flush() or seek()."""
         async with self._lock:
             hint = _lines_hint(hint)
+            self._check_not_closed()
             self._telling = False
             lines: list[str] = []
             total = 0
@@ -2523,9 +2550,9 @@ class AsyncTextFile(_FileBase):
             lock.release()
 
     async def _write(self, text: str) -> int:
+        if not isinstance(text, str):  # (the argument first, as the built-in converts it)
+            raise TypeError(f"write() argument must be str, not {type_name(text)}")
         self._check_closed()
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self._encoder is None:
             raise io.UnsupportedOperation("not writable")
         length = len(text)

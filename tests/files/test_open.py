@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import concurrent.futures
+import ctypes
 import decimal
 import errno
 import functools
@@ -2277,3 +2279,78 @@ async def test_an_unbuffered_readlines_failing_part_way_leaves_the_position(
         del f._readline
         assert await f.tell() == 0
         assert await f.read() == b"one\ntwo\nthree\n"
+
+
+_CLOSED_CALLS = [
+    ("readlines", ()),
+    ("readlines", (1,)),
+    ("writelines", ([],)),
+    ("writelines", ([b"x"],)),
+    ("writelines", (["x"],)),
+    ("write", ("x",)),
+    ("write", (b"x",)),
+    ("flush", ()),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["rb", "rb0", "wb", "wb0", "r+b", "ab", "r", "w", "a"])
+@pytest.mark.parametrize("call", _CLOSED_CALLS, ids=lambda c: f"{c[0]}{c[1]!r}")
+async def test_a_closed_file_refuses_as_the_builtin_does(
+    tmp_path: Path, mode: str, call: tuple[str, tuple[Any, ...]], no_fd_leak: None
+) -> None:
+    # The same exception and message as the built-in's closed file: IOBase's own check
+    # first in readlines() and writelines() (even of no lines: nothing succeeds silently),
+    # a write's argument checked before the file is found closed, flush()'s message from
+    # the layer the built-in's comes from.
+    path = tmp_path / "f"
+    path.write_bytes(b"abc\n")
+    buffering = 0 if mode.endswith("0") else -1
+    mode = mode.rstrip("0")
+    name, arguments = call
+    g = open(path, mode, buffering=buffering)  # noqa: SIM115
+    g.close()
+    with pytest.raises(Exception) as builtin:
+        getattr(g, name)(*arguments)
+    f = await uringloop.open(path, mode, buffering=buffering)
+    await f.close()
+    with pytest.raises(Exception) as ours:
+        await getattr(f, name)(*arguments)
+    assert (ours.type, str(ours.value)) == (builtin.type, str(builtin.value))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["wb0", "wb", "r+b", "ab0"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        memoryview(b"abcdef")[::2],
+        ((ctypes.c_char * 0) * 2)(),
+        array.array("i", [1, 2]),
+        memoryview(bytearray(b"abcdef")).cast("B", (2, 3)),
+        "x",
+        decimal.Decimal(1),
+    ],
+    ids=["not C-contiguous", "zero in its shape", "array of ints", "2-D", "str", "Decimal"],
+)
+async def test_a_write_takes_and_refuses_what_the_builtin_s_does(
+    tmp_path: Path, mode: str, data: Any, no_fd_leak: None
+) -> None:
+    # The same count or the same exception and message, and the same bytes in the file.
+    path = tmp_path / "f"
+    buffering = 0 if mode.endswith("0") else -1
+    mode = mode.rstrip("0")
+    outcomes = []
+    for opener in ("builtin", "ours"):
+        path.write_bytes(b"")
+        try:
+            if opener == "builtin":
+                with open(path, mode, buffering=buffering) as g:
+                    outcome: Any = g.write(data)
+            else:
+                async with uringloop.open(path, mode, buffering=buffering) as f:
+                    outcome = await f.write(data)
+        except (TypeError, BufferError, ValueError) as exc:
+            outcome = (type(exc), str(exc))
+        outcomes.append((outcome, path.read_bytes()))
+    assert outcomes[1] == outcomes[0]
