@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import signal
 from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any
@@ -125,17 +126,24 @@ class _PrivateRing:
 
     def step(self, sqes: list[tuple[int, int, int, int]]) -> list[int]:
         """Each SQE as words 0-3 (opcode and fd, offset, address, length and op flags)."""
+        self.results = []  # (a step that fails before submitting has no results)
         if self.unfinished:
             raise BenchError(f"{KERNEL}: the ring has operations of a failed step in flight")
         words, sq = self._words, self._sqes
-        slots = self._ring.reserve(len(sqes))
-        if len(slots) != len(sqes):
-            raise BenchError(f"{KERNEL}: {len(slots)} free SQ slots for {len(sqes)} SQEs")
-        for index, (slot, sqe) in enumerate(zip(slots, sqes, strict=True)):
-            at = slot // 8
-            sq[at : at + words] = _ZERO_SQE[:words]
-            sq[at], sq[at + 1], sq[at + 2], sq[at + 3] = sqe
-            sq[at + 4] = index  # user_data
+        try:
+            slots = self._ring.reserve(len(sqes))
+            if len(slots) != len(sqes):
+                raise BenchError(f"{KERNEL}: {len(slots)} free SQ slots for {len(sqes)} SQEs")
+            for index, (slot, sqe) in enumerate(zip(slots, sqes, strict=True)):
+                at = slot // 8
+                sq[at : at + words] = _ZERO_SQE[:words]
+                sq[at], sq[at + 1], sq[at + 2], sq[at + 3] = sqe
+                sq[at + 4] = index  # user_data
+        except BaseException:
+            # Reserved, not submitted (every step submits all it reserves): taken back, or
+            # the next step would submit them with its own.
+            self._ring.unreserve(self._ring.pending())
+            raise
         self.results = [None] * len(sqes)
         self.unfinished = True
         try:
@@ -151,15 +159,16 @@ class _PrivateRing:
     def _collect(self) -> None:
         """Wait for the step's completions still missing (again after a signal)."""
         results = self.results
-        waiting = results.count(None)
-        while waiting:
+        queues = self._ring.queues
+        while None in results:
             try:
-                self._ring.enter(waiting)  # (submits the step's SQEs the first time)
+                self._ring.enter(results.count(None))  # (submits the step's SQEs at first)
             except InterruptedError:
                 pass
-            for index, res, _flags in self._ring.reap():
-                results[index] = res
-                waiting -= 1
+            user_data, res, _flags, end = queues.peek_columns()
+            for index, value in zip(user_data, res, strict=True):
+                results[index] = value
+            queues.consume_to(end)  # (only once recorded: a later peek finds them again)
         self.unfinished = False
 
     def close(self) -> None:
@@ -168,9 +177,32 @@ class _PrivateRing:
 
 
 _ZERO_SQE = memoryview(bytes(128)).cast("Q")
+# Every signal but those a fault raises in this very thread (and SIGKILL/SIGSTOP, which no
+# mask holds).
+_ASYNC_SIGNALS = signal.valid_signals() - {
+    signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL
+}  # fmt: skip
 _AT_FDCWD = -100
 # The buffers and names of a pass whose ring failed with operations in flight: never freed.
 _KEPT: list[object] = []
+
+
+def _close_all(ring: _PrivateRing, fds: list[int], close_word: int) -> list[int]:
+    """Close `fds` in one step on the ring (its results), or with os.close where the ring
+    takes no more steps or the step failed before it was submitted."""
+    if not fds:
+        return []
+    if not ring.unfinished:
+        try:
+            return ring.step([(close_word | (fd << 32), 0, 0, 0) for fd in fds])
+        except BaseException:
+            if not ring.results:  # (not submitted: nothing closed them)
+                for fd in fds:
+                    os.close(fd)
+            raise
+    for fd in fds:
+        os.close(fd)
+    return [0] * len(fds)
 
 
 def _kernel_pass(paths: list[str], at_once: bool, writing: bool) -> float:
@@ -190,6 +222,9 @@ def _kernel_pass(paths: list[str], at_once: bool, writing: bool) -> float:
     names = [ctypes.create_string_buffer(os.fsencode(p)) for p in paths]
     buffers = [ctypes.create_string_buffer(len(TEXT) + 1) for _ in range(batch)]
     ring = _PrivateRing(max(8, batch))
+    # Signals wait until the pass is over (a KeyboardInterrupt then finds every descriptor
+    # closed and no operation in flight); none cuts a wait short meanwhile.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
     try:
         t0 = perf_counter()
         for first in range(0, len(paths), batch):
@@ -213,20 +248,19 @@ def _kernel_pass(paths: list[str], at_once: bool, writing: bool) -> float:
                     [(fd_word(op, fd), 0, ctypes.addressof(buf), size) for fd, buf in steps]
                 )
             finally:
-                if ring.unfinished:  # (the ring takes no more steps: closed here)
-                    for fd in fds:
-                        os.close(fd)
-                elif fds:
-                    closed = ring.step([(fd_word(abi.Op.CLOSE, fd), 0, 0, 0) for fd in fds])
+                closed = _close_all(ring, fds, fd_word(abi.Op.CLOSE, 0))
             if any(n != len(TEXT) for n in done) or any(closed):
                 raise BenchError(f"{KERNEL}: results {sorted(set(done + closed))}")
             if not writing and any(buf.raw[: len(TEXT)] != TEXT_BYTES for buf in buffers):
                 raise BenchError(f"{KERNEL}: wrong text read")
         return perf_counter() - t0
     finally:
-        if ring.unfinished:
-            _KEPT.append((names, buffers, data))
-        ring.close()
+        try:
+            if ring.unfinished:
+                _KEPT.append((names, buffers, data))
+            ring.close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 async def _builtin_read_one(path: str) -> str:
