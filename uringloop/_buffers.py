@@ -12,7 +12,7 @@ import ctypes
 import mmap
 import sys
 
-from ._errors import type_name
+from ._errors import not_bytes_like
 
 PyBUF_SIMPLE = 0
 PyBUF_WRITABLE = 1
@@ -72,7 +72,7 @@ class Pin:
         except BufferError:
             raise BufferError("memoryview: underlying buffer is not C-contiguous") from None
         except TypeError:
-            raise TypeError(f"a bytes-like object is required, not '{type_name(obj)}'") from None
+            raise not_bytes_like(obj) from None
         self._view = view
         self.address = view.buf or 0
         self.nbytes = view.len
@@ -81,7 +81,7 @@ class Pin:
         try:
             memory = memoryview(obj)  # type: ignore[arg-type]
         except TypeError:
-            raise TypeError(f"a bytes-like object is required, not '{type_name(obj)}'") from None
+            raise not_bytes_like(obj) from None
         if not memory.c_contiguous:
             memory.release()
             raise BufferError("memoryview: underlying buffer is not C-contiguous")

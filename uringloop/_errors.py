@@ -47,12 +47,19 @@ _READS_TP_NAME = (
 )
 
 
-def type_name(obj: object) -> str:
+def type_name(obj: object, limit: int = 200) -> str:
     """The name CPython's own error messages give `obj`'s type (its tp_name: 'int',
-    'decimal.Decimal', a class's __name__), cut at 200 characters as they cut it."""
+    'decimal.Decimal', a class's __name__), cut as their "%.<limit>s" cuts it: at `limit`
+    bytes of its UTF-8 (200 in most messages, 100 in "a bytes-like object is required")."""
     cls = type(obj)
-    name = _tp_name(cls) if _READS_TP_NAME else None
-    return (name or cls.__name__)[:200]
+    name = (_tp_name(cls) if _READS_TP_NAME else None) or cls.__name__
+    raw = name.encode("utf-8", "surrogatepass")
+    return raw[:limit].decode("utf-8", "replace") if len(raw) > limit else name
+
+
+def not_bytes_like(obj: object) -> TypeError:
+    """The TypeError os and the built-in files raise for data that is not bytes-like."""
+    return TypeError(f"a bytes-like object is required, not '{type_name(obj, 100)}'")
 
 
 class LoopClosedError(RuntimeError):

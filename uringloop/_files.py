@@ -53,7 +53,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
 from ._buffers import Pin, bytes_address
-from ._errors import type_name
+from ._errors import not_bytes_like, type_name
 from ._loop import Loop
 from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
@@ -637,7 +637,7 @@ def _bytes_view(data: object) -> memoryview:
     try:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"a bytes-like object is required, not '{type_name(data)}'") from None
+        raise not_bytes_like(data) from None
     if view.format == "B" and view.ndim == 1 and view.c_contiguous:
         return view
     with view:
@@ -924,7 +924,7 @@ def _lines_hint(hint: Any) -> int:
     OverflowError otherwise, with the built-in's messages)."""
     if hint is None:
         return -1
-    if not hasattr(type(hint), "__index__"):
+    if not any("__index__" in vars(cls) for cls in type(hint).__mro__):  # (the type's own)
         raise TypeError(f"argument should be integer or None, not '{type_name(hint)}'")
     value = operator.index(hint)
     if not -sys.maxsize - 1 <= value <= sys.maxsize:
@@ -2551,7 +2551,7 @@ class AsyncTextFile(_FileBase):
 
     async def _write(self, text: str) -> int:
         if not isinstance(text, str):  # (the argument first, as the built-in converts it)
-            raise TypeError(f"write() argument must be str, not {type_name(text)}")
+            raise TypeError(f"write() argument must be str, not {type_name(text, 50)}")
         self._check_closed()
         if self._encoder is None:
             raise io.UnsupportedOperation("not writable")

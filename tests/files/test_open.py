@@ -2057,6 +2057,19 @@ class _IntSub(int):
     pass
 
 
+class _IndexMeta(type):
+    def __index__(cls) -> int:  # (the class's, not its instances')
+        return 1
+
+
+class _MetaIndexed(metaclass=_IndexMeta):
+    pass
+
+
+# A name longer than CPython's messages print (they cut it at 200 bytes of UTF-8).
+_LongNamed = type("é" * 120, (), {})
+
+
 class _Index:
     def __init__(self, value: Any) -> None:
         self.value = value
@@ -2083,6 +2096,8 @@ class _Index:
         1.5,
         "1",
         decimal.Decimal(3),
+        _MetaIndexed(),
+        _LongNamed(),
     ],
 )
 async def test_a_readlines_hint_out_of_range_or_not_an_int_is_refused_as_the_builtin_does(

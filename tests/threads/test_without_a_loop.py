@@ -145,10 +145,19 @@ def _outcome(call: Callable[[], Any]) -> Any:
         decimal.Decimal(1),
         ((ctypes.c_char * 0) * 2)(),
         memoryview(bytearray(b"ab")),
+        type("é" * 60, (), {})(),
     ],
-    ids=["not C-contiguous", "str", "int", "Decimal", "zero in its shape", "a good view"],
+    ids=[
+        "not C-contiguous",
+        "str",
+        "int",
+        "Decimal",
+        "zero in its shape",
+        "a good view",
+        "long name",
+    ],
 )
-@pytest.mark.parametrize("fd", ["file", "x", 2**40, -1])
+@pytest.mark.parametrize("fd", ["file", "x", 2**40, -1, decimal.Decimal(3)])
 @pytest.mark.parametrize("offset", [-1, 0])
 def test_pwrite_takes_and_refuses_what_os_write_does(
     tmp_path: Path, data: Any, fd: Any, offset: int

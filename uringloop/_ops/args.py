@@ -19,6 +19,8 @@ import operator
 import os
 from typing import Any
 
+from .._errors import type_name
+
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 UINT_MAX = 2**32 - 1
@@ -35,7 +37,7 @@ def _index(value: object) -> int:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(
-            f"'{type(value).__name__}' object cannot be interpreted as an integer"
+            f"'{type_name(value)}' object cannot be interpreted as an integer"
         ) from None
 
 

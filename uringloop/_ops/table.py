@@ -25,7 +25,7 @@ from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
 from .._buffers import Pin
-from .._errors import os_error, type_name
+from .._errors import not_bytes_like, os_error
 from .._ring import abi
 from .._stream_wait import never_waits
 from . import args, libc
@@ -249,7 +249,7 @@ def _write_view(data: Buffer) -> Iterator[memoryview]:
     try:
         whole = memoryview(data)
     except TypeError:
-        raise TypeError(f"a bytes-like object is required, not '{type_name(data)}'") from None
+        raise not_bytes_like(data) from None
     with whole:
         if not whole.c_contiguous:
             raise BufferError("memoryview: underlying buffer is not C-contiguous")
