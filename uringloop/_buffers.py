@@ -119,6 +119,24 @@ class Pin:
         self.release()
 
 
+def flat_view(data: object) -> memoryview:
+    """A new 1-D view of `data`'s bytes (the caller releases it), refused as os.write and
+    the built-in files refuse them: TypeError for what is not bytes-like, BufferError for
+    a view that is not C-contiguous; a view with a zero in its shape is an empty one."""
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise not_bytes_like(data) from None
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    with view:
+        if not view.c_contiguous:
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        if not view.nbytes:  # (such a view cannot be cast)
+            return memoryview(b"")
+        return view.cast("B")
+
+
 def _bytes_data_offset() -> int:
     """Offset of a bytes object's data from its id(), checked against ctypes."""
     probe = b"uringloop"

@@ -52,8 +52,8 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
-from ._buffers import Pin, bytes_address
-from ._errors import not_bytes_like, type_name
+from ._buffers import Pin, bytes_address, flat_view
+from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
@@ -631,23 +631,6 @@ async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
         done += n
 
 
-def _bytes_view(data: object) -> memoryview:
-    """`data`'s bytes, refused as the built-in files refuse them: TypeError for what is not
-    bytes-like, BufferError for a view that is not C-contiguous."""
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise not_bytes_like(data) from None
-    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
-        return view
-    with view:
-        if not view.c_contiguous:
-            raise BufferError("memoryview: underlying buffer is not C-contiguous")
-        if not view.nbytes:
-            return memoryview(b"")
-        return view.cast("B")
-
-
 # -- the common part --------------------------------------------------------------------------
 
 
@@ -834,7 +817,7 @@ class _FileBase:
         return line
 
     async def _readlines_by_readline(self, hint: int | None = -1) -> list[Any]:
-        return await _lines_up_to(self.readline, hint)
+        return await _lines_up_to(self.readline, _lines_hint(hint))
 
     def _buffered_line(self) -> Any:
         """readline()'s common case as a plain call, no coroutine: the next line when it
@@ -881,14 +864,14 @@ class _FileBase:
 
 async def _lines_up_to(
     readline: Callable[[], Awaitable[Any]],
-    hint: int | None,
+    hint: int,
     unread: Callable[[list[Any]], None] | None = None,
 ) -> list[Any]:
     """readlines(): the lines `readline` returns up to EOF, or up to the first that takes
     their total length past a positive `hint`, as the built-in's. A readline that fails
     ends it: on an O_NONBLOCK stream run dry (BlockingIOError) with the lines read, as
-    the built-in's; otherwise raising, the lines read given back by `unread`."""
-    hint = _lines_hint(hint)
+    the built-in's; otherwise raising, the lines read given back by `unread`. `hint` is
+    _lines_hint's."""
     lines: list[Any] = []
     total = 0
     try:
@@ -1335,7 +1318,7 @@ class AsyncFileIO(_FileBase):
 
     async def _write(self, data: _Buffer) -> int:
         """One write (possibly short, as os.write), or a parallel write of a big buffer."""
-        view = _bytes_view(data)  # (the argument first, as the built-in converts it)
+        view = flat_view(data)  # (the argument first, as the built-in converts it)
         try:
             self._check_writable()
         except BaseException:
@@ -1397,7 +1380,7 @@ class AsyncFileIO(_FileBase):
 
     async def _write_all(self, data: _Buffer) -> None:
         """Write all of `data` (the buffered layer's flush)."""
-        view = _bytes_view(data)
+        view = flat_view(data)
         while len(view):
             n = await self._write(view)
             if n == 0:
@@ -1872,7 +1855,7 @@ class AsyncBufferedFile(_FileBase):
 
     async def _write(self, data: _Buffer) -> int:
         self._check_writable()
-        view = _bytes_view(data)  # (the argument first, as the built-in converts it)
+        view = flat_view(data)  # (the argument first, as the built-in converts it)
         if self.raw._closed_flag:
             view.release()
             raise _closed_error("write to closed file")
@@ -1939,8 +1922,10 @@ class AsyncBufferedFile(_FileBase):
 
     async def _flush(self) -> None:
         if self.raw._closed_flag:  # (a reader's flush is its raw file's, as the built-in's)
-            message = "flush of closed file" if self.raw._writable else None
-            raise _closed_error(message or "I/O operation on closed file.")
+            writer = self.raw._writable
+            raise _closed_error(
+                "flush of closed file" if writer else "I/O operation on closed file."
+            )
         if self._wbuf:  # nothing buffered: no coroutine
             await self._flush_writes()
         if self.raw._writable:

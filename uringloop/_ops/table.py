@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
-from .._buffers import Pin
-from .._errors import not_bytes_like, os_error
+from .._buffers import Pin, flat_view
+from .._errors import os_error
 from .._ring import abi
 from .._stream_wait import never_waits
 from . import args, libc
@@ -246,19 +246,8 @@ def _write_view(data: Buffer) -> Iterator[memoryview]:
     refuses them (TypeError for what is not bytes-like, BufferError for a view that is not
     C-contiguous). Released on leaving, not when an exception that leaves the caller's
     frame is freed."""
-    try:
-        whole = memoryview(data)
-    except TypeError:
-        raise not_bytes_like(data) from None
-    with whole:
-        if not whole.c_contiguous:
-            raise BufferError("memoryview: underlying buffer is not C-contiguous")
-        if not whole.nbytes:  # (a view with a zero in its shape cannot be cast)
-            with memoryview(b"") as empty:
-                yield empty
-            return
-        with whole.cast("B") as flat, flat[:MAX_RW_COUNT] as view:
-            yield view
+    with flat_view(data) as flat, flat[:MAX_RW_COUNT] as view:
+        yield view
 
 
 def _pwrite(fd: int, data: Buffer, offset: int = -1) -> int:
