@@ -834,8 +834,8 @@ class _FileBase:
             return await _lines_up_to(self._readline, hint, self._unread_lines)
 
     def _unread_lines(self, lines: list[Any]) -> None:
-        """What a failing readlines() had read: the next read returns it first (where a
-        layer cannot, the lines are lost, as the built-in's)."""
+        """What a failing or cancelled readlines() had read: the next read returns it
+        first (the built-in's loses it)."""
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         async with self._lock:
@@ -2403,6 +2403,9 @@ class AsyncTextFile(_FileBase):
                     if not lines:
                         raise
                     break
+                except BaseException:
+                    self._unread_lines(lines)
+                    raise
                 if not line:
                     self._snapshot = None
                     self._telling = self.buffer.raw._seekable
@@ -2412,6 +2415,13 @@ class AsyncTextFile(_FileBase):
                 if 0 < hint < total:
                     break
             return lines
+
+    def _unread_lines(self, lines: list[str]) -> None:
+        # In front of the characters the failing readline() left (it gave back its own):
+        # the same text in the same order. tell() stays off until flush() or seek(), as
+        # after any readlines() that stopped before EOF.
+        if lines:
+            self._set_decoded("".join(lines) + self._decoded[self._used :])
 
     def _buffered_line(self) -> str | None:
         # Without a decoder (not readable) _decoded is "" and finds none; with newlines

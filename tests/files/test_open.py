@@ -2273,6 +2273,31 @@ async def test_a_cancelled_binary_readlines_gives_back_the_lines_it_had_read(
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("newline", [None, "", "\r\n", "\r"])
+async def test_a_cancelled_text_readlines_gives_back_the_lines_it_had_read(
+    no_fd_leak: None, newline: str | None
+) -> None:
+    # The lines read before the wait are read again, in order, before the rest.
+    data = b"one\r\ntwo\rthree\nfo", b"ur\r\n"
+    read_end, write_end = os.pipe()
+    try:
+        async with uringloop.open(read_end, "r", newline=newline, closefd=False) as f:
+            os.write(write_end, data[0])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(f.readlines(), 0.1)
+            os.write(write_end, data[1])
+            os.close(write_end)
+            write_end = -1
+            whole = io.TextIOWrapper(io.BytesIO(b"".join(data)), newline=newline).read()
+            assert await asyncio.wait_for(f.read(), 5) == whole
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@pytest.mark.asyncio
 async def test_an_unbuffered_readlines_failing_part_way_leaves_the_position(
     tmp_path: Path,
 ) -> None:
