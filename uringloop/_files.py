@@ -2417,11 +2417,19 @@ class AsyncTextFile(_FileBase):
             return lines
 
     def _unread_lines(self, lines: list[str]) -> None:
-        # In front of the characters the failing readline() left (it gave back its own):
-        # the same text in the same order. tell() stays off until flush() or seek(), as
-        # after any readlines() that stopped before EOF.
-        if lines:
-            self._set_decoded("".join(lines) + self._decoded[self._used :])
+        # In front of what the failing readline() left: the same text in the same order.
+        # Lines that are all still in the decoded characters, just before the next one,
+        # are given back by stepping back over them: the snapshot still covers them, so
+        # tell() after flush() is the position of the first. tell() stays off until then,
+        # as after any readlines() that stopped before EOF.
+        if not lines:
+            return
+        text = "".join(lines)
+        start = self._used - len(text)
+        if start >= 0 and self._decoded.startswith(text, start):
+            self._used = start
+        else:
+            self._set_decoded(text + self._decoded[self._used :])
 
     def _buffered_line(self) -> str | None:
         # Without a decoder (not readable) _decoded is "" and finds none; with newlines

@@ -2298,6 +2298,42 @@ async def test_a_cancelled_text_readlines_gives_back_the_lines_it_had_read(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("newline", [None, "", "\r\n"])
+async def test_a_text_readlines_failing_part_way_gives_back_its_lines_and_position(
+    tmp_path: Path, newline: str | None
+) -> None:
+    # The lines come back for the next read, and flush() then tell() gives the position
+    # of the first of them, as before the readlines().
+    path = tmp_path / "lines"
+    path.write_bytes(b"one\r\ntwo\r\nthree\r\nfour\r\nfive\n")
+    async with uringloop.open(path, "r", newline=newline) as f:
+        first = await f.readline()
+        readline = f._readline
+        calls = [0]
+
+        async def failing_third(size: int | None = -1) -> str:
+            calls[0] += 1
+            if calls[0] == 3:
+                raise OSError(errno.EIO, "injected")
+            return await readline(size)
+
+        f._readline = failing_third  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="injected"):
+            await f.readlines()
+        del f._readline
+        await f.flush()
+        position = await f.tell()
+        rest = await f.read()
+        await f.seek(position)
+        again = await f.read()
+    with open(path, newline=newline) as g:
+        assert first == g.readline()
+        assert position == g.tell()
+        assert rest == again == g.read()
+
+
+@pytest.mark.asyncio
 async def test_an_unbuffered_readlines_failing_part_way_leaves_the_position(
     tmp_path: Path,
 ) -> None:
