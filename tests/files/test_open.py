@@ -2297,6 +2297,20 @@ async def test_a_cancelled_text_readlines_gives_back_the_lines_it_had_read(
             os.close(write_end)
 
 
+def _failing_third_readline(f: Any) -> Callable[..., Awaitable[Any]]:
+    """f's _readline, failing with EIO on its third call (readlines() reads by it)."""
+    readline = f._readline
+    calls = [0]
+
+    async def failing_third(size: int | None = -1) -> Any:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(errno.EIO, "injected")
+        return await readline(size)
+
+    return failing_third
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("newline", [None, "", "\r\n"])
@@ -2309,16 +2323,7 @@ async def test_a_text_readlines_failing_part_way_gives_back_its_lines_and_positi
     path.write_bytes(b"one\r\ntwo\r\nthree\r\nfour\r\nfive\n")
     async with uringloop.open(path, "r", newline=newline) as f:
         first = await f.readline()
-        readline = f._readline
-        calls = [0]
-
-        async def failing_third(size: int | None = -1) -> str:
-            calls[0] += 1
-            if calls[0] == 3:
-                raise OSError(errno.EIO, "injected")
-            return await readline(size)
-
-        f._readline = failing_third  # type: ignore[method-assign]
+        f._readline = _failing_third_readline(f)  # type: ignore[method-assign]
         with pytest.raises(OSError, match="injected"):
             await f.readlines()
         del f._readline
@@ -2340,16 +2345,7 @@ async def test_an_unbuffered_readlines_failing_part_way_leaves_the_position(
     path = tmp_path / "lines"
     path.write_bytes(b"one\ntwo\nthree\n")
     async with uringloop.open(path, "rb", buffering=0) as f:
-        readline = f._readline
-        calls = [0]
-
-        async def failing_third(size: int | None = -1) -> bytes:
-            calls[0] += 1
-            if calls[0] == 3:
-                raise OSError(errno.EIO, "injected")
-            return await readline(size)
-
-        f._readline = failing_third  # type: ignore[method-assign]
+        f._readline = _failing_third_readline(f)  # type: ignore[method-assign]
         with pytest.raises(OSError):
             await f.readlines()
         del f._readline
