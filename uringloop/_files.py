@@ -1555,11 +1555,14 @@ class AsyncBufferedFile(_FileBase):
     def name(self) -> Any:
         return self.raw.name
 
+    # A side the file does not have answers False even closed (IOBase's, as the built-in
+    # BufferedWriter's readable() and BufferedReader's writable()); the other asks the raw
+    # file, which checks that it is open.
     def readable(self) -> bool:
-        return self.raw.readable()
+        return self.raw._readable and self.raw.readable()
 
     async def writable(self) -> bool:
-        return await self.raw.writable()
+        return self.raw._writable and await self.raw.writable()
 
     def _check_closed(self, message: str) -> None:
         if self.raw._closed_flag:
@@ -1741,7 +1744,7 @@ class AsyncBufferedFile(_FileBase):
             self._lock.release()
 
     async def _readinto(self, buffer: _Buffer, one: bool) -> int:
-        self._check_readable("readinto")
+        self._check_readable("read1" if one else "read")  # (the built-in's messages)
         self._check_closed("readinto of closed file")
         view = memoryview(buffer)
         flat = view.cast("B")
@@ -1920,12 +1923,17 @@ class AsyncBufferedFile(_FileBase):
             self._rbuf = b""
             self._rpos = 0
 
-    async def _flush(self) -> None:
-        if self.raw._closed_flag:  # (a reader's flush is its raw file's, as the built-in's)
+    def _check_flushable(self) -> None:
+        """flush()'s closed check, with the built-in's message (a reader's flush is its raw
+        file's, IOBase's); detach() flushes first, so it checks this too."""
+        if self.raw._closed_flag:
             writer = self.raw._writable
             raise _closed_error(
                 "flush of closed file" if writer else "I/O operation on closed file."
             )
+
+    async def _flush(self) -> None:
+        self._check_flushable()
         if self._wbuf:  # nothing buffered: no coroutine
             await self._flush_writes()
         if self.raw._writable:
@@ -2000,7 +2008,7 @@ class AsyncBufferedFile(_FileBase):
         returns the blocking object below. Buffered writes go out first, with blocking
         writes, as the built-in detach() does."""
         raw = self.raw
-        raw._check_closed()
+        self._check_flushable()
         _check_can_detach(self._lock)
         # Write what is buffered (blocking, like the built-in), then forget the read-ahead
         # so that the descriptor's offset below is the logical position.
@@ -2210,13 +2218,11 @@ class AsyncTextFile(_FileBase):
     def newlines(self) -> Any:
         return getattr(self._decoder, "newlines", None)
 
-    def readable(self) -> bool:
-        self._check_closed()
-        return self.buffer.raw._readable
+    def readable(self) -> bool:  # (the buffer's, as the built-in's: see there)
+        return self.buffer.readable()
 
     async def writable(self) -> bool:
-        self._check_closed()
-        return self.buffer.raw._writable
+        return await self.buffer.writable()
 
     def _check_closed(self) -> None:
         if self.buffer.raw._closed_flag:

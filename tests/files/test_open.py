@@ -10,6 +10,7 @@ import decimal
 import errno
 import functools
 import gc
+import inspect
 import io
 import os
 import socket
@@ -2389,6 +2390,72 @@ async def test_a_closed_file_refuses_as_the_builtin_does(
     with pytest.raises(Exception) as ours:
         await getattr(f, name)(*arguments)
     assert (ours.type, str(ours.value)) == (builtin.type, str(builtin.value))
+
+
+def _outcome_of(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        return ("returned", call())
+    except Exception as e:
+        return (type(e), str(e))
+
+
+async def _async_outcome_of(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        result = call()
+        return ("returned", await result if inspect.isawaitable(result) else result)
+    except Exception as e:
+        return (type(e), str(e))
+
+
+def _side_cases() -> Iterator[tuple[str, str, tuple[Any, ...], bool]]:
+    """(mode, call, arguments, closed): calls the built-in's file of that mode has (an
+    unbuffered one, no detach() or readinto1(); a text one, no readinto()); detach()
+    of a closed file only (of an open one: tested elsewhere)."""
+    for mode in ["rb", "rb0", "wb", "wb0", "r+b", "ab", "a+b", "r", "w", "r+", "a"]:
+        for closed in (True, False):
+            yield mode, "readable", (), closed
+            yield mode, "writable", (), closed
+            if "b" in mode:
+                yield mode, "readinto", (bytearray(1),), closed
+            if "b" in mode and not mode.endswith("0"):
+                yield mode, "readinto1", (bytearray(1),), closed
+                if closed:
+                    yield mode, "detach", (), closed
+            elif closed and "b" not in mode:
+                yield mode, "detach", (), closed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("mode", "name", "arguments", "closed"),
+    list(_side_cases()),
+    ids=lambda v: (
+        v if isinstance(v, str) else ("closed" if v is True else "open" if v is False else "")
+    ),
+)
+async def test_a_file_answers_for_its_sides_as_the_builtin_does(
+    tmp_path: Path, mode: str, name: str, arguments: tuple[Any, ...], closed: bool
+) -> None:
+    # readable() and writable() of the side a buffered file does not have answer False
+    # even closed; detach() of a closed file says what its flush() says; a read into a
+    # file not open for reading names read or read1, as the built-in's messages do.
+    buffering = 0 if mode.endswith("0") else -1
+    mode = mode.rstrip("0")
+    path = tmp_path / "f"
+    path.write_bytes(b"abc\n")
+    g = open(path, mode, buffering=buffering)  # noqa: SIM115
+    if closed:
+        g.close()
+    builtin = _outcome_of(lambda: getattr(g, name)(*arguments))
+    g.close()
+    f = await uringloop.open(path, mode, buffering=buffering)
+    try:
+        if closed:
+            await f.close()
+        ours = await _async_outcome_of(lambda: getattr(f, name)(*arguments))
+    finally:
+        await f.close()
+    assert ours == builtin
 
 
 @pytest.mark.asyncio
