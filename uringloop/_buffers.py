@@ -137,6 +137,19 @@ def flat_view(data: object) -> memoryview:
         return view.cast("B")
 
 
+def release_views(*views: memoryview) -> None:
+    """Release views a call made of its caller's buffer, once it is done with them: so
+    that a failure's traceback, which keeps the call's frames, does not keep the buffer
+    exported (a bytearray could not be resized meanwhile, as it can after os.write fails).
+    One still exported is left to the collector: an operation in flight, or a read in a
+    worker thread cancelled while it runs, still uses it, and the buffer must outlive that."""
+    for view in views:
+        try:
+            view.release()
+        except BufferError:
+            pass
+
+
 def _bytes_data_offset() -> int:
     """Offset of a bytes object's data from its id(), checked against ctypes."""
     probe = b"uringloop"

@@ -52,7 +52,7 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
-from ._buffers import Pin, bytes_address, flat_view
+from ._buffers import Pin, bytes_address, flat_view, release_views
 from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
@@ -433,8 +433,12 @@ class _ExecutorIO:
     async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
         if offset < 0:
             return await _read_into(buffer, lambda n: self.pread(fd, n, -1))
-        view = memoryview(buffer).cast("B")
-        return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
+        with memoryview(buffer) as whole:
+            view = whole.cast("B")
+        try:
+            return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
+        finally:
+            release_views(view)
 
     async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
         if offset < 0:
@@ -515,17 +519,6 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     return data
 
 
-def _release(*views: memoryview) -> None:
-    """Release the views a call made of its caller's buffer. One still exported is left
-    to the collector: a read in a worker thread (the executor's route), cancelled while it
-    runs, still writes through it, and the buffer must outlive that read."""
-    for view in views:
-        try:
-            view.release()
-        except BufferError:
-            pass
-
-
 def _read_cached_into(raw: AsyncFileIO, view: memoryview, offset: int) -> int:
     """_read_cached into `view`: how many bytes the page cache gave (0: none, or the file
     cannot say without waiting)."""
@@ -550,7 +543,11 @@ async def _read_full_into(io_: _IO, fd: int, view: memoryview, offset: int) -> i
     done = 0
     size = len(view)
     while done < size:
-        n = await io_.preadinto(fd, view[done:], offset + done)
+        part = view[done:]
+        try:
+            n = await io_.preadinto(fd, part, offset + done)
+        finally:
+            release_views(part)
         if n == 0:
             break
         done += n
@@ -566,10 +563,17 @@ async def _read_into_parallel(io_: _IO, fd: int, view: memoryview, offset: int) 
     if size < PARALLEL_MIN or offset < 0:
         return await _read_full_into(io_, fd, view, offset)
     spans = _spans(size)
-    results = await asyncio.gather(
-        *(_read_full_into(io_, fd, view[s:e], offset + s) for s, e in spans),
-        return_exceptions=True,
-    )
+    parts = [view[s:e] for s, e in spans]
+    try:
+        results = await asyncio.gather(
+            *(
+                _read_full_into(io_, fd, part, offset + s)
+                for part, (s, _) in zip(parts, spans, strict=True)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        release_views(*parts)
     total = 0
     for (s, e), result in zip(spans, results, strict=True):
         if isinstance(result, BaseException):
@@ -625,7 +629,11 @@ def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
 async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
     done = 0
     while done < len(view):
-        n = await io_.pwrite(fd, view[done:], offset + done)
+        part = view[done:]
+        try:
+            n = await io_.pwrite(fd, part, offset + done)
+        finally:
+            release_views(part)
         if n == 0:
             raise OSError(errno.EIO, "write returned 0 bytes")
         done += n
@@ -1154,11 +1162,15 @@ class AsyncFileIO(_FileBase):
             elif offset >= 0 and size and self._copies and io_.inline_turn(size):
                 n = _read_cached_into(self, flat, offset)  # as _read_at, in place
                 if not _copy_was_whole(n, size, offset):
-                    n += await io_.preadinto(self._fd, flat[n:], offset + n)
+                    rest = flat[n:]
+                    try:
+                        n += await io_.preadinto(self._fd, rest, offset + n)
+                    finally:
+                        release_views(rest)
             else:
                 n = await io_.preadinto(self._fd, flat, offset)
         finally:
-            _release(flat, view)
+            release_views(flat, view)
         if self._seekable:
             self._pos += n
         return n
@@ -1321,21 +1333,20 @@ class AsyncFileIO(_FileBase):
         view = flat_view(data)  # (the argument first, as the built-in converts it)
         try:
             self._check_writable()
-        except BaseException:
-            view.release()
-            raise
-        io_ = self._io()
-        self._size_hint = None
-        if self._direct:
-            return await self._direct_write(io_, view)
-        if self._appending:
-            return await self._append(io_, view)
-        offset = self._offset()
-        if len(view) >= PARALLEL_MIN and offset >= 0:
-            await self._write_parallel(io_, view, offset)
-            n = len(view)
-        else:
-            n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
+            io_ = self._io()
+            self._size_hint = None
+            if self._direct:
+                return await self._direct_write(io_, view)
+            if self._appending:
+                return await self._append(io_, view)
+            offset = self._offset()
+            if len(view) >= PARALLEL_MIN and offset >= 0:
+                await self._write_parallel(io_, view, offset)
+                n = len(view)
+            else:
+                n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
+        finally:
+            release_views(view)  # (its caller's buffer is not held by a failure's traceback)
         if self._seekable:
             self._pos += n
         return n
@@ -1351,10 +1362,18 @@ class AsyncFileIO(_FileBase):
         return n
 
     async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> None:
-        results = await asyncio.gather(
-            *(_write_full(io_, self._fd, view[s:e], offset + s) for s, e in _spans(len(view))),
-            return_exceptions=True,
-        )
+        spans = _spans(len(view))
+        parts = [view[s:e] for s, e in spans]
+        try:
+            results = await asyncio.gather(
+                *(
+                    _write_full(io_, self._fd, part, offset + s)
+                    for part, (s, _) in zip(parts, spans, strict=True)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            release_views(*parts)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -1380,12 +1399,15 @@ class AsyncFileIO(_FileBase):
 
     async def _write_all(self, data: _Buffer) -> None:
         """Write all of `data` (the buffered layer's flush)."""
-        view = flat_view(data)
-        while len(view):
-            n = await self._write(view)
-            if n == 0:
-                raise OSError(errno.EIO, "write returned 0 bytes")
-            view = view[n:]
+        views = [flat_view(data)]
+        try:
+            while len(views[-1]):
+                n = await self._write(views[-1])
+                if n == 0:
+                    raise OSError(errno.EIO, "write returned 0 bytes")
+                views.append(views[-1][n:])
+        finally:
+            release_views(*views)
 
     # -- position
 
@@ -1764,7 +1786,11 @@ class AsyncBufferedFile(_FileBase):
                 while done < size:
                     remaining = size - done
                     if remaining > self.buffer_size:
-                        n = await self.raw._readinto(flat[done:])
+                        rest = flat[done:]
+                        try:
+                            n = await self.raw._readinto(rest)
+                        finally:
+                            release_views(rest)
                     elif not (one and done):
                         n = min(await self._fill(), remaining)
                         if n:
@@ -1783,7 +1809,7 @@ class AsyncBufferedFile(_FileBase):
                 raise
             return done
         finally:
-            _release(flat, view)
+            release_views(flat, view)
 
     def _buffered_bytes(self, size: int) -> bytes | None:
         """read(size)'s common case (size > 0) as a plain call, no coroutine: the next
@@ -1862,26 +1888,29 @@ class AsyncBufferedFile(_FileBase):
         if self.raw._closed_flag:
             view.release()
             raise _closed_error("write to closed file")
-        n = len(view)
-        if not n:  # as the built-in: an empty write leaves the read buffer alone
-            return 0
-        if self._rbuf:
-            raw = self.raw
-            if raw._seekable and not raw._appending and n <= self.buffer_size - self._rpos:
-                await self._write_into_read_buffer(view)
+        try:
+            n = len(view)
+            if not n:  # as the built-in: an empty write leaves the read buffer alone
+                return 0
+            if self._rbuf:
+                raw = self.raw
+                if raw._seekable and not raw._appending and n <= self.buffer_size - self._rpos:
+                    await self._write_into_read_buffer(view)
+                    return n
+                self._drop_read_buffer()
+            if len(self._wbuf) + n <= self.write_size:
+                self._wbuf += view
+                if len(self._wbuf) == self.write_size:
+                    await self._flush_writes()
                 return n
-            self._drop_read_buffer()
-        if len(self._wbuf) + n <= self.write_size:
-            self._wbuf += view
-            if len(self._wbuf) == self.write_size:
-                await self._flush_writes()
+            await self._flush_writes()
+            if n >= self.write_size:
+                await self.raw._write_all(data if type(data) is bytes else view)
+            else:
+                self._wbuf += view
             return n
-        await self._flush_writes()
-        if n >= self.write_size:
-            await self.raw._write_all(data if type(data) is bytes else view)
-        else:
-            self._wbuf += view
-        return n
+        finally:
+            release_views(view)  # (its caller's buffer is not held by a failure's traceback)
 
     async def _write_accepted(self, data: bytes) -> None:
         """A text file's encoded bytes, whose write() calls returned: they join the write

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._aligned import PAGE_SIZE
-from ._buffers import SLOT_SIZES, SlotPool
+from ._buffers import SLOT_SIZES, SlotPool, flat_view, release_views
 from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
@@ -1074,16 +1074,23 @@ class Loop(asyncio.SelectorEventLoop):
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
         """Write all of `data` at `offset` >= 0, resubmitting after short writes."""
-        view = memoryview(data).cast("B")
-        offset = off_t(offset)
-        if offset < 0:
-            raise ValueError("pwrite_all needs an explicit offset")
-        done = 0
-        while done < len(view):
-            n = await self.pwrite(fd, view[done : done + MAX_RW_COUNT], offset + done)
-            if n == 0:
-                raise OSError(errno.EIO, "write returned 0 bytes")
-            done += n
+        view = flat_view(data)
+        try:
+            offset = off_t(offset)
+            if offset < 0:
+                raise ValueError("pwrite_all needs an explicit offset")
+            done = 0
+            while done < len(view):
+                part = view[done : done + MAX_RW_COUNT]
+                try:
+                    n = await self.pwrite(fd, part, offset + done)
+                finally:
+                    release_views(part)
+                if n == 0:
+                    raise OSError(errno.EIO, "write returned 0 bytes")
+                done += n
+        finally:
+            release_views(view)
 
     # -- teardown -------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _loop
+from ._buffers import flat_view, release_views
 from ._loop import Loop
 from ._ops import MAX_RW_COUNT, Operation, Spec, forget_positions, table
 from ._ops.args import off_t
@@ -352,15 +353,21 @@ def pwrite_all(
     offset = off_t(offset)
     if offset < 0:
         raise ValueError("pwrite_all needs an explicit offset")
-    view = memoryview(data).cast("B")
-    target = _route(loop, timeout)
-    done = 0
-    while done < len(view):
-        n = pwrite(fd, view[done : done + MAX_RW_COUNT], offset + done, loop=target,
-                   timeout=timeout)  # fmt: skip
-        if n == 0:
-            raise OSError(errno.EIO, "write returned 0 bytes")
-        done += n
+    view = flat_view(data)
+    try:
+        target = _route(loop, timeout)
+        done = 0
+        while done < len(view):
+            part = view[done : done + MAX_RW_COUNT]
+            try:
+                n = pwrite(fd, part, offset + done, loop=target, timeout=timeout)
+            finally:
+                release_views(part)
+            if n == 0:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            done += n
+    finally:
+        release_views(view)
 
 
 def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
