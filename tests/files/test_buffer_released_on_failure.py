@@ -50,38 +50,39 @@ def full_fd() -> Iterator[int]:
     os.close(fd)
 
 
-@pytest.mark.asyncio
-@pytest.mark.loops("uring", "fallback", "asyncio")
-@pytest.mark.parametrize("size", [10, BIG])
-@pytest.mark.parametrize("buffering", [0, -1])
-async def test_a_failing_file_write_leaves_the_buffer_free(
-    size: int, buffering: int, no_fd_leak: None
-) -> None:
-    async def write(buffer: bytearray) -> None:
-        f = await uringloop.open("/dev/full", "wb", buffering=buffering)
-        try:
-            await f.write(buffer)
-            await f.flush()
-        finally:
-            with contextlib.suppress(OSError):  # (what is still buffered fails again)
-                await f.close()
-
-    await _fails_then_resizes(write, size, errno.ENOSPC)
+async def _write_to_full(buffer: bytearray, buffering: int) -> None:
+    f = await uringloop.open("/dev/full", "wb", buffering=buffering)
+    try:
+        await f.write(buffer)
+        await f.flush()
+    finally:
+        with contextlib.suppress(OSError):  # (what is still buffered fails again)
+            await f.close()
 
 
-@pytest.mark.asyncio
-@pytest.mark.loops("uring", "fallback", "asyncio")
-@pytest.mark.parametrize("size", [10, BIG])
-@pytest.mark.parametrize("buffering", [0, -1])
-async def test_a_failing_file_readinto_leaves_the_buffer_free(
-    size: int, buffering: int, no_fd_leak: None
-) -> None:
+async def _read_from_address_0(buffer: bytearray, buffering: int) -> None:
     # Reading this process's memory at address 0 fails with EIO.
-    async def readinto(buffer: bytearray) -> None:
-        async with uringloop.open("/proc/self/mem", "rb", buffering=buffering) as f:
-            await f.readinto(buffer)
+    async with uringloop.open("/proc/self/mem", "rb", buffering=buffering) as f:
+        await f.readinto(buffer)
 
-    await _fails_then_resizes(readinto, size, errno.EIO)
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("size", [10, BIG])
+@pytest.mark.parametrize("buffering", [0, -1])
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [(_write_to_full, errno.ENOSPC), (_read_from_address_0, errno.EIO)],
+    ids=["write", "readinto"],
+)
+async def test_a_failing_file_call_leaves_the_buffer_free(
+    size: int,
+    buffering: int,
+    call: Callable[[bytearray, int], Awaitable[None]],
+    error: int,
+    no_fd_leak: None,
+) -> None:
+    await _fails_then_resizes(lambda buffer: call(buffer, buffering), size, error)
 
 
 @pytest.mark.asyncio
