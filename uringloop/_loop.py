@@ -997,7 +997,9 @@ class Loop(asyncio.SelectorEventLoop):
         order, while the loop's inline budget lasts (a turn for each); from the first that
         is not whole, the rest go to the ring. Not for a batch with a read at the file
         position (-1), a read over 1 MiB or an O_DIRECT descriptor anywhere in it: such a
-        batch goes to the ring whole.
+        batch goes to the ring whole, but for its reads at the position of an O_NONBLOCK
+        stream, made as pread makes one (EAGAIN where io_uring's read would wait) once the
+        others have completed: a batch cancelled before then has read nothing there.
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
@@ -1015,7 +1017,10 @@ class Loop(asyncio.SelectorEventLoop):
                 return head
             done = len(head)
             fds, sizes, offsets = fds[done:], sizes[done:], offsets[done:]
-        op = ReadBatch(fds, sizes, offsets, self._pool)
+        at_once = table.reads_at_once(batch)  # (none with copies: those need offsets)
+        if at_once and len(at_once) == len(fds):
+            return table.read_many_now(at_once)
+        op = ReadBatch(fds, sizes, offsets, self._pool, at_once)
         rest: list[bytes] = await self._run(op)
         return head + rest if head else rest
 

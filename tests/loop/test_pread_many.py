@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,97 @@ async def test_vector_io_argument_errors_as_os(tmp_path: Path) -> None:
         assert os.fstat(fd).st_size == 0
     finally:
         os.close(fd)
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[int, int]]:
+    """(read end, write end) of a pipe whose read end has O_NONBLOCK."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    yield read_end, write_end
+    os.close(read_end)
+    os.close(write_end)
+
+
+_ROUTES = ["loop", "threads", "threads-loop"]
+
+
+async def _pread_many(route: str, requests: list[tuple[int, int, int]]) -> list[bytes]:
+    """pread_many through the running loop, uringloop.threads on a thread's own ring, or
+    uringloop.threads through the running loop (loop=)."""
+    loop: Any = asyncio.get_running_loop()
+    if route == "loop":
+        return await asyncio.wait_for(loop.pread_many(requests), 10)  # type: ignore[no-any-return]
+    if route == "threads-loop":
+        call = lambda: uringloop.threads.pread_many(requests, loop=loop)  # noqa: E731
+    else:
+        call = lambda: uringloop.threads.pread_many(requests)  # noqa: E731
+    # A thread of its own, which closes its ring as it ends.
+    done: asyncio.Future[list[bytes]] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = call()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(done.set_exception, exc)
+        else:
+            loop.call_soon_threadsafe(done.set_result, result)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        return await asyncio.wait_for(done, 10)
+    finally:
+        thread.join(10)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("route", _ROUTES)
+async def test_pread_many_at_an_o_nonblock_streams_position_reads_at_once(
+    route: str, stream: tuple[int, int], data_file: tuple[str, bytes], tmp_path: Path
+) -> None:
+    # As pread's: EAGAIN where the stream has nothing, where io_uring's read would wait;
+    # in a batch with reads on the ring, the first failure in request order is raised.
+    read_end, write_end = stream
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    dirfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            await _pread_many(route, [(read_end, 10, -1), (fd, 4, 0)])
+        with pytest.raises(BlockingIOError):
+            await _pread_many(route, [(read_end, 10, -1), (read_end, 1, -1)])
+        with pytest.raises(BlockingIOError):
+            await _pread_many(route, [(read_end, 1, -1), (dirfd, 4, 0)])
+        with pytest.raises(IsADirectoryError):
+            await _pread_many(route, [(dirfd, 4, 0), (read_end, 1, -1)])
+        os.write(write_end, b"abcdefghij")
+        got = await _pread_many(route, [(read_end, 3, -1), (fd, 4, 8), (read_end, 3, -1)])
+        assert got == [b"abc", data[8:12], b"def"]
+        assert await _pread_many(route, [(read_end, 2, -1), (read_end, 5, -1)]) == [b"gh", b"ij"]
+    finally:
+        os.close(fd)
+        os.close(dirfd)
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_pread_many_takes_nothing_from_an_o_nonblock_stream(
+    stream: tuple[int, int],
+) -> None:
+    # The reads made at once wait for the ring's: cancelled before those complete, the
+    # batch has read nothing from the stream.
+    loop: Any = asyncio.get_running_loop()
+    read_end, write_end = stream
+    waiting_end, feeding_end = os.pipe()  # a blocking pipe: its read waits on the ring
+    try:
+        os.write(write_end, b"kept")
+        task = asyncio.ensure_future(loop.pread_many([(read_end, 4, -1), (waiting_end, 4, -1)]))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert os.read(read_end, 10) == b"kept"
+    finally:
+        os.close(waiting_end)
+        os.close(feeding_end)

@@ -27,6 +27,7 @@ import fcntl
 import os
 import sys
 from array import array
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
@@ -558,15 +559,33 @@ class ReadBatch(Entry):
     range), so writing them cannot fail half-way.
     """
 
-    __slots__ = ("_buffers", "_error", "_error_index", "_left", "_next", "_pool", "_region",
-                 "_res", "_slots", "_stride", "fds", "offsets", "sizes")  # fmt: skip
+    __slots__ = ("_at_once", "_buffers", "_error", "_error_index", "_left", "_next", "_pool",
+                 "_region", "_res", "_ring_order", "_slots", "_stride", "fds", "offsets",
+                 "sizes")  # fmt: skip
     multi = True
 
     def __init__(
-        self, fds: array[int], sizes: array[int], offsets: array[int], pool: SlotPool | None
+        self,
+        fds: array[int],
+        sizes: array[int],
+        offsets: array[int],
+        pool: SlotPool | None,
+        at_once: Sequence[tuple[int, Callable[[], bytes]]] = (),
     ) -> None:
         # Signed 64-bit arrays of checked values (fds >= 0, sizes >= 0, offsets >= -1).
+        # `at_once`: (request index, call) for requests answered by a call made at once
+        # (a read at an O_NONBLOCK stream's position, where io_uring's would wait), once
+        # every part on the ring has completed; the parts are the other requests. Their
+        # indices below (_res, _error_index...) are the parts', _ring_order the requests'.
         super().__init__(b"")
+        self._at_once = at_once
+        self._ring_order: list[int] = []
+        if at_once:
+            answered = {i for i, _ in at_once}
+            order = self._ring_order = [i for i in range(len(fds)) if i not in answered]
+            fds = array("q", [fds[i] for i in order])
+            sizes = array("q", [sizes[i] for i in order])
+            offsets = array("q", [offsets[i] for i in order])
         self.fds = fds
         self.sizes = sizes
         self.offsets = offsets
@@ -715,11 +734,34 @@ class ReadBatch(Entry):
         finally:
             self.release()
         if waiter is None or waiter.done():
-            return
-        if self._error is not None:
+            return  # (and the calls made at once are not made: nothing read is lost)
+        if self._at_once:
+            self._answer_with_calls(waiter, results)
+        elif self._error is not None:
             waiter.set_exception(self._error)
         else:
             waiter.set_result(results)
+
+    def _answer_with_calls(self, waiter: Any, results: list[bytes] | None) -> None:
+        """The calls made at once (every part has completed), their answers and the parts'
+        in request order; the first failure in request order is the batch's."""
+        order = self._ring_order
+        answers: list[bytes] = [b""] * (len(order) + len(self._at_once))
+        failures: dict[int, BaseException] = {}
+        if self._error is not None:
+            failures[order[self._error_index]] = self._error
+        elif results is not None:
+            for i, data in zip(order, results, strict=True):
+                answers[i] = data
+        for i, call in self._at_once:
+            try:
+                answers[i] = call()
+            except Exception as exc:
+                failures[i] = exc
+        if failures:
+            waiter.set_exception(failures[min(failures)])
+        else:
+            waiter.set_result(answers)
 
     def _results(self, res: list[int]) -> list[bytes]:
         written = len(res)
@@ -771,8 +813,35 @@ class ReadBatch(Entry):
             self._error, self._error_index = failure, self._next
         self.drop_unwritten()
 
-    def run_blocking(self) -> list[bytes]:
+    def run_blocking(self) -> list[Any]:
+        if not self._at_once:
+            return [
+                os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
+                for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
+            ]
+        # Every part's outcome, (bytes, None) or (None, failure): complete_blocking then
+        # makes the calls at once, as the ring's route does once every part completed.
         return [
-            os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
+            capture(os.pread, fd, size, offset) if offset >= 0 else capture(os.read, fd, size)
             for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
         ]
+
+    def complete_blocking(self, value: Any, failure: BaseException | None) -> None:
+        if not self._at_once:
+            super().complete_blocking(value, failure)
+            return
+        self.state = DONE
+        waiter = self.waiter
+        self.release()
+        if waiter is None or waiter.done():
+            return  # (and the calls made at once are not made: nothing read is lost)
+        results: list[bytes] | None = None
+        if failure is not None:
+            self._error, self._error_index = failure, 0
+        else:
+            results = []
+            for i, (data, exc) in enumerate(value):
+                if exc is not None and self._error is None:
+                    self._error, self._error_index = exc, i
+                results.append(data)
+        self._answer_with_calls(waiter, None if self._error is not None else results)

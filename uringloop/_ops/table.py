@@ -21,6 +21,7 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
@@ -554,12 +555,51 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
 def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
     """Many preads with one wait: [(fd, size, offset), ...] -> [bytes, ...] in order.
 
-    The first failure, in request order, is raised after all completed.
+    The first failure, in request order, is raised after all completed. Reads at the
+    position of an O_NONBLOCK stream are made as pread makes one (EAGAIN where io_uring's
+    read would wait), once the others have completed.
     """
     batch = read_many_args(requests)
     if not batch.fds:
         raise RunNow  # nothing to submit: []
-    return ReadBatch(batch.fds, batch.sizes, batch.offsets, None)
+    at_once = reads_at_once(batch)
+    if len(at_once) == len(batch.fds):
+        raise RunNow(lambda *_, **__: read_many_now(at_once))
+    return ReadBatch(batch.fds, batch.sizes, batch.offsets, None, at_once)
+
+
+def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
+    """(request index, call) for pread_many's reads at the position of an O_NONBLOCK
+    stream (never_waits, asked once per descriptor): made at once, as pread makes such a
+    read (EAGAIN where io_uring's would wait)."""
+    if batch.lowest >= 0:
+        return []
+    streams: dict[int, bool] = {}
+    found: list[tuple[int, Callable[[], bytes]]] = []
+    for i, (fd, size, offset) in enumerate(zip(batch.fds, batch.sizes, batch.offsets, strict=True)):
+        if offset == -1:
+            stream = streams.get(fd)
+            if stream is None:
+                stream = streams[fd] = never_waits(fd)
+            if stream:
+                found.append((i, partial(read_now, fd, size)))
+    return found
+
+
+def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[bytes]:
+    """A batch whose every read is made at once (reads_at_once): all made, in order, then
+    the first failure raised, as a batch's."""
+    answers: list[bytes] = []
+    failure: BaseException | None = None
+    for _, call in calls:
+        try:
+            answers.append(call())
+        except Exception as exc:
+            answers.append(b"")
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return answers
 
 
 @declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)
