@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,12 @@ async def _pread_many(route: str, requests: list[tuple[int, int, int]]) -> list[
         call = lambda: uringloop.threads.pread_many(requests, loop=loop)  # noqa: E731
     else:
         call = lambda: uringloop.threads.pread_many(requests)  # noqa: E731
-    # A thread of its own, which closes its ring as it ends.
+    return await _in_a_thread(call)
+
+
+async def _in_a_thread(call: Callable[[], list[bytes]]) -> list[bytes]:
+    """call() in a thread of its own (which closes its ring as it ends), awaited."""
+    loop = asyncio.get_running_loop()
     done: asyncio.Future[list[bytes]] = loop.create_future()
 
     def run() -> None:
@@ -212,22 +217,31 @@ async def test_pread_many_at_an_o_nonblock_streams_position_reads_at_once(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["task-cancelled", "thread-timeout"])
 async def test_a_cancelled_pread_many_takes_nothing_from_an_o_nonblock_stream(
-    stream: tuple[int, int],
+    stream: tuple[int, int], how: str
 ) -> None:
-    # The reads made at once wait for the ring's: cancelled before those complete, the
-    # batch has read nothing from the stream.
+    # The reads made at once wait for the ring's: cancelled before those complete (the
+    # task, or a thread's timeout, which cancels the operation), the batch has read
+    # nothing from the stream.
     loop: Any = asyncio.get_running_loop()
     read_end, write_end = stream
     waiting_end, feeding_end = os.pipe()  # a blocking pipe: its read waits on the ring
+    requests = [(read_end, 4, -1), (waiting_end, 4, -1)]
     try:
         os.write(write_end, b"kept")
-        task = asyncio.ensure_future(loop.pread_many([(read_end, 4, -1), (waiting_end, 4, -1)]))
-        await asyncio.sleep(0.05)
-        assert not task.done()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        if how == "task-cancelled":
+            task = asyncio.ensure_future(loop.pread_many(requests))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with pytest.raises(TimeoutError):
+                await _in_a_thread(
+                    lambda: uringloop.threads.pread_many(requests, loop=loop, timeout=0.1)
+                )
         assert os.read(read_end, 10) == b"kept"
     finally:
         os.close(waiting_end)

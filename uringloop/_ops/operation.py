@@ -745,11 +745,17 @@ class ReadBatch(Entry):
     def _answer_with_calls(self, waiter: Any, results: list[bytes] | None) -> None:
         """The calls made at once (every part has completed), their answers and the parts'
         in request order; the first failure in request order is the batch's."""
+        error = self._error
+        if isinstance(error, OSError) and error.errno == errno.ECANCELED:
+            # Cancelled (a thread's timeout cancels the operation, not its waiter): the
+            # calls are not made, so nothing is taken from the streams.
+            waiter.set_exception(error)
+            return
         order = self._ring_order
         answers: list[bytes] = [b""] * (len(order) + len(self._at_once))
         failures: dict[int, BaseException] = {}
-        if self._error is not None:
-            failures[order[self._error_index]] = self._error
+        if error is not None:
+            failures[order[self._error_index]] = error
         elif results is not None:
             for i, data in zip(order, results, strict=True):
                 answers[i] = data
