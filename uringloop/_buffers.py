@@ -12,7 +12,7 @@ import ctypes
 import mmap
 import sys
 
-from ._errors import not_bytes_like
+from ._errors import not_bytes_like, type_name
 
 PyBUF_SIMPLE = 0
 PyBUF_WRITABLE = 1
@@ -66,13 +66,20 @@ class Pin:
         if writable:
             self._pin_writable(obj)
             return
+        if type(obj) is memoryview:
+            # A view of its own: the caller's stays free to release while the kernel
+            # reads (this one keeps the memory exported until release()).
+            obj = self._memory = memoryview(obj)
         view = _PyBuffer()
         try:
             _get_buffer(obj, ctypes.byref(view), PyBUF_SIMPLE)
-        except BufferError:
-            raise BufferError("memoryview: underlying buffer is not C-contiguous") from None
-        except TypeError:
-            raise not_bytes_like(obj) from None
+        except BaseException as exc:
+            self.release()
+            if isinstance(exc, BufferError):
+                raise BufferError("memoryview: underlying buffer is not C-contiguous") from None
+            if isinstance(exc, TypeError):
+                raise not_bytes_like(obj) from None
+            raise
         self._view = view
         self.address = view.buf or 0
         self.nbytes = view.len
@@ -135,6 +142,28 @@ def flat_view(data: object) -> memoryview:
         if not view.nbytes:  # (such a view cannot be cast)
             return memoryview(b"")
         return view.cast("B")
+
+
+def writable_flat_view(buffer: object, caller: str) -> memoryview:
+    """A new 1-D writable view of `buffer`'s bytes (the caller releases it), refused as the
+    built-in files' readinto() refuses what is not a read-write, C-contiguous bytes-like
+    object: a TypeError naming `caller` (and nothing of it kept)."""
+    try:
+        view = memoryview(buffer)  # type: ignore[arg-type]
+    except TypeError:
+        view = None
+    if view is not None and not view.readonly and view.c_contiguous:
+        if view.format == "B" and view.ndim == 1:
+            return view
+        with view:
+            if not view.nbytes:  # (such a view cannot be cast)
+                return memoryview(bytearray())
+            return view.cast("B")
+    if view is not None:
+        view.release()
+    raise TypeError(
+        f"{caller}() argument must be read-write bytes-like object, not {type_name(buffer, 50)}"
+    )
 
 
 def release_views(*views: memoryview) -> None:

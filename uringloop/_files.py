@@ -52,7 +52,7 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
-from ._buffers import Pin, bytes_address, flat_view, release_views
+from ._buffers import Pin, bytes_address, flat_view, release_views, writable_flat_view
 from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
@@ -394,6 +394,17 @@ def _close_fd(fd: Any) -> None:
         os.close(fd)
 
 
+def _call_on_own_view(call: Callable[..., int], fd: int, view: memoryview, offset: int) -> int:
+    """Worker thread: os.write or os.pwrite of `view`, or os.preadv into it, on a view
+    made for this call alone and released as it returns. The caller's own view is then
+    free to release whatever happens to its task, and the buffer stays exported exactly
+    as long as the thread uses it."""
+    with view:
+        if call is os.preadv:
+            return os.preadv(fd, [view], offset)
+        return call(fd, view) if offset < 0 else call(fd, view, offset)
+
+
 class _ExecutorIO:
     """Blocking system calls on an executor, for loops that are not uringloop Loops."""
 
@@ -414,6 +425,19 @@ class _ExecutorIO:
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, func, *args)
 
+    async def _on_own_view(
+        self, call: Callable[..., int], fd: int, view: memoryview, offset: int
+    ) -> int:
+        """call() of `view` on a thread (_call_on_own_view), with a view of its own:
+        released by the thread as its call returns, or here if the job never ran (a view
+        in use, or not yet taken by a thread that has begun, is left to it)."""
+        own = memoryview(view)
+        try:
+            count: int = await self.call(_call_on_own_view, call, fd, own, offset)
+            return count
+        finally:
+            release_views(own)
+
     async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any:
         return await call_for_descriptor(self.loop, self.executor, func, *args)
 
@@ -433,14 +457,12 @@ class _ExecutorIO:
     async def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> int:
         if offset < 0:
             return await _read_into(buffer, lambda n: self.pread(fd, n, -1))
-        with memoryview(buffer) as whole:
-            view = whole.cast("B")
-        try:
-            return await self.call(os.preadv, fd, [view], offset)  # type: ignore[no-any-return]
-        finally:
-            release_views(view)
+        with memoryview(buffer) as whole, whole.cast("B") as flat:
+            return await self._on_own_view(os.preadv, fd, flat, offset)
 
     async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
+        if type(data) is memoryview:
+            return await self._on_own_view(os.write if offset < 0 else os.pwrite, fd, data, offset)
         if offset < 0:
             return await self.call(os.write, fd, data)  # type: ignore[no-any-return]
         return await self.call(os.pwrite, fd, data, offset)  # type: ignore[no-any-return]
@@ -1143,15 +1165,9 @@ class AsyncFileIO(_FileBase):
         return data
 
     async def _readinto(self, buffer: _Buffer) -> int:
-        self._check_readable()
-        view = memoryview(buffer)
-        if view.readonly:
-            raise TypeError(
-                "readinto() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            )
-        flat = view.cast("B") if view.format != "B" else view
+        flat = writable_flat_view(buffer, "readinto")  # (first, as the built-in's)
         try:
+            self._check_readable()
             if self._direct:
                 self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
             io_ = self._io()
@@ -1170,7 +1186,7 @@ class AsyncFileIO(_FileBase):
             else:
                 n = await io_.preadinto(self._fd, flat, offset)
         finally:
-            release_views(flat, view)
+            release_views(flat)
         if self._seekable:
             self._pos += n
         return n
@@ -1766,13 +1782,11 @@ class AsyncBufferedFile(_FileBase):
             self._lock.release()
 
     async def _readinto(self, buffer: _Buffer, one: bool) -> int:
-        self._check_readable("read1" if one else "read")  # (the built-in's messages)
-        self._check_closed("readinto of closed file")
-        view = memoryview(buffer)
-        flat = view.cast("B")
+        # The argument first, as the built-in's.
+        flat = writable_flat_view(buffer, "readinto1" if one else "readinto")
         try:
-            if flat.readonly:
-                raise TypeError("readinto() argument must be read-write bytes-like object")
+            self._check_readable("read1" if one else "read")  # (the built-in's messages)
+            self._check_closed("readinto of closed file")
             size = len(flat)
             done = min(size, self._available())
             flat[:done] = self._take(done)
@@ -1809,7 +1823,7 @@ class AsyncBufferedFile(_FileBase):
                 raise
             return done
         finally:
-            release_views(flat, view)
+            release_views(flat)
 
     def _buffered_bytes(self, size: int) -> bytes | None:
         """read(size)'s common case (size > 0) as a plain call, no coroutine: the next

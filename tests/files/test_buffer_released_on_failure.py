@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,85 @@ def test_a_failing_threads_pwrite_all_leaves_the_buffer_free(size: int, full_fd:
             buffer.extend(b"!")  # with the failure still being raised
     assert failure.value.errno == errno.ENOSPC
     assert len(buffer) == size + 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_cancelled_write_leaves_the_buffer_free_once_its_io_ends(
+    no_fd_leak: None,
+) -> None:
+    # While the write may be in flight the buffer stays exported (the kernel, or a
+    # thread, reads it); once it has ended, even with the cancellation still being
+    # handled, nothing of ours may keep it.
+    read_end, write_end = os.pipe()
+    buffer = bytearray(BIG)
+    try:
+        os.set_blocking(write_end, False)  # filled: the write waits for a reader
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(write_end, bytes(65536))
+        os.set_blocking(write_end, True)
+        f = await uringloop.open(write_end, "wb", buffering=0, closefd=False)
+        try:
+            await asyncio.wait_for(f.write(buffer), 0.1)
+        except TimeoutError:
+            os.close(read_end)  # the write ends (EPIPE)
+            read_end = -1
+            for _ in range(500):
+                try:
+                    buffer.extend(b"!")
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)
+            assert len(buffer) == BIG + 1
+        else:
+            pytest.fail("the write did not wait")
+        finally:
+            await f.close()
+    finally:
+        os.close(write_end)
+        if read_end >= 0:
+            os.close(read_end)
+
+
+def _refused(buffer: bytearray, kind: str) -> Any:
+    return {
+        "not contiguous": lambda: memoryview(buffer)[::2],
+        "read-only": lambda: memoryview(buffer).toreadonly(),
+        "bytes": lambda: bytes(buffer),
+        "str": lambda: "text",
+    }[kind]()
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("kind", ["not contiguous", "read-only", "bytes", "str"])
+@pytest.mark.parametrize(
+    ("buffering", "call"), [(0, "readinto"), (-1, "readinto"), (-1, "readinto1")]
+)
+async def test_readinto_refuses_its_argument_as_the_builtin_and_keeps_nothing(
+    tmp_path: Path, kind: str, buffering: int, call: str, no_fd_leak: None
+) -> None:
+    # The built-in's TypeError, before anything else (the file is closed here), and the
+    # caller's buffer free once the caller releases its own view.
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    outcomes = []
+    for ours in (False, True):
+        buffer = bytearray(10)
+        argument = _refused(buffer, kind)
+        try:
+            if ours:
+                f = await uringloop.open(path, "rb", buffering=buffering)
+                await f.close()
+                await getattr(f, call)(argument)
+            else:
+                with open(path, "rb", buffering=buffering) as g:
+                    pass
+                getattr(g, call)(argument)
+        except Exception as exc:
+            if isinstance(argument, memoryview):
+                argument.release()
+            buffer.extend(b"!")  # BufferError if a view of ours is kept
+            outcomes.append((type(exc), str(exc)))
+    assert len(outcomes) == 2 and outcomes[0] == outcomes[1]

@@ -233,6 +233,9 @@ def _pread_many(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
 
 
 def _preadinto(fd: int, buffer: Buffer, offset: int = -1) -> int:
+    if type(buffer) is memoryview:  # a view of its own for the call (see release_views)
+        with memoryview(buffer) as own:
+            return _preadv(fd, [own], offset)
     return _preadv(fd, [buffer], offset)
 
 
