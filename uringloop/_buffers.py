@@ -144,10 +144,11 @@ def flat_view(data: object) -> memoryview:
         return view.cast("B")
 
 
-def writable_flat_view(buffer: object, caller: str) -> memoryview:
+def writable_flat_view(buffer: object, argument: str) -> memoryview:
     """A new 1-D writable view of `buffer`'s bytes (the caller releases it), refused as the
     built-in files' readinto() refuses what is not a read-write, C-contiguous bytes-like
-    object: a TypeError naming `caller` (and nothing of it kept)."""
+    object: a TypeError naming the `argument` ("readinto() argument"), and nothing of it
+    kept."""
     try:
         view = memoryview(buffer)  # type: ignore[arg-type]
     except TypeError:
@@ -161,9 +162,7 @@ def writable_flat_view(buffer: object, caller: str) -> memoryview:
             return view.cast("B")
     if view is not None:
         view.release()
-    raise TypeError(
-        f"{caller}() argument must be read-write bytes-like object, not {type_name(buffer, 50)}"
-    )
+    raise TypeError(f"{argument} must be read-write bytes-like object, not {type_name(buffer, 50)}")
 
 
 def release_views(*views: memoryview) -> None:

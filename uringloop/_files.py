@@ -394,6 +394,13 @@ def _close_fd(fd: Any) -> None:
         os.close(fd)
 
 
+# How the built-in FileIO.readinto names its argument when it refuses it (Python 3.12 made
+# it "argument 1"; the buffered files' readinto() and readinto1() still say "argument").
+_RAW_READINTO_ARGUMENT = (
+    "readinto() argument 1" if sys.version_info >= (3, 12) else "readinto() argument"
+)
+
+
 def _call_on_own_view(call: Callable[..., int], fd: int, view: memoryview, offset: int) -> int:
     """Worker thread: os.write or os.pwrite of `view`, or os.preadv into it, on a view
     made for this call alone and released as it returns. The caller's own view is then
@@ -1165,7 +1172,7 @@ class AsyncFileIO(_FileBase):
         return data
 
     async def _readinto(self, buffer: _Buffer) -> int:
-        flat = writable_flat_view(buffer, "readinto")  # (first, as the built-in's)
+        flat = writable_flat_view(buffer, _RAW_READINTO_ARGUMENT)  # (first, as the built-in's)
         try:
             self._check_readable()
             if self._direct:
@@ -1783,7 +1790,7 @@ class AsyncBufferedFile(_FileBase):
 
     async def _readinto(self, buffer: _Buffer, one: bool) -> int:
         # The argument first, as the built-in's.
-        flat = writable_flat_view(buffer, "readinto1" if one else "readinto")
+        flat = writable_flat_view(buffer, f"readinto{'1' if one else ''}() argument")
         try:
             self._check_readable("read1" if one else "read")  # (the built-in's messages)
             self._check_closed("readinto of closed file")

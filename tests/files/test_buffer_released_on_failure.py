@@ -125,7 +125,7 @@ async def test_a_cancelled_write_leaves_the_buffer_free_once_its_io_ends(
         f = await uringloop.open(write_end, "wb", buffering=0, closefd=False)
         try:
             await asyncio.wait_for(f.write(buffer), 0.1)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             os.close(read_end)  # the write ends (EPIPE)
             read_end = -1
             for _ in range(500):
