@@ -151,7 +151,7 @@ def writable_flat_view(buffer: object, argument: str) -> memoryview:
     kept."""
     try:
         view = memoryview(buffer)  # type: ignore[arg-type]
-    except TypeError:
+    except (TypeError, ValueError):  # (ValueError: a released memoryview)
         view = None
     if view is not None and not view.readonly and view.c_contiguous:
         if view.format == "B" and view.ndim == 1:
@@ -162,7 +162,8 @@ def writable_flat_view(buffer: object, argument: str) -> memoryview:
             return view.cast("B")
     if view is not None:
         view.release()
-    raise TypeError(f"{argument} must be read-write bytes-like object, not {type_name(buffer, 50)}")
+    named = "None" if buffer is None else type_name(buffer, 50)  # (as CPython names them)
+    raise TypeError(f"{argument} must be read-write bytes-like object, not {named}")
 
 
 def release_views(*views: memoryview) -> None:

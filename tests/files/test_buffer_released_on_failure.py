@@ -151,12 +151,22 @@ def _refused(buffer: bytearray, kind: str) -> Any:
         "read-only": lambda: memoryview(buffer).toreadonly(),
         "bytes": lambda: bytes(buffer),
         "str": lambda: "text",
+        "None": lambda: None,
+        "released": lambda: _released(buffer),
     }[kind]()
+
+
+def _released(buffer: bytearray) -> memoryview:
+    view = memoryview(buffer)
+    view.release()
+    return view
 
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
-@pytest.mark.parametrize("kind", ["not contiguous", "read-only", "bytes", "str"])
+@pytest.mark.parametrize(
+    "kind", ["not contiguous", "read-only", "bytes", "str", "None", "released"]
+)
 @pytest.mark.parametrize(
     ("buffering", "call"), [(0, "readinto"), (-1, "readinto"), (-1, "readinto1")]
 )
