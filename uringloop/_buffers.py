@@ -9,8 +9,10 @@ the free list only through free(), which operations call from complete().
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import sys
+from collections.abc import Awaitable, Callable
 
 from ._errors import not_bytes_like, type_name
 
@@ -177,6 +179,27 @@ def release_views(*views: memoryview) -> None:
             view.release()
         except BufferError:
             pass
+
+
+async def write_all(
+    write: Callable[[memoryview, int], Awaitable[int]],
+    view: memoryview,
+    offset: int,
+    limit: int | None = None,
+) -> None:
+    """Write all of `view` from `offset` with `write(part, offset)`, again after each
+    short write (OSError EIO for a write of nothing): each part the rest of the view, of
+    at most `limit` bytes, and released once its write returns (see release_views)."""
+    done = 0
+    while done < len(view):
+        part = view[done : None if limit is None else done + limit]
+        try:
+            n = await write(part, offset + done)
+        finally:
+            release_views(part)
+        if n == 0:
+            raise OSError(errno.EIO, "write returned 0 bytes")
+        done += n
 
 
 def _bytes_data_offset() -> int:

@@ -52,7 +52,14 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
-from ._buffers import Pin, bytes_address, flat_view, release_views, writable_flat_view
+from ._buffers import (
+    Pin,
+    bytes_address,
+    flat_view,
+    release_views,
+    writable_flat_view,
+    write_all,
+)
 from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
@@ -401,15 +408,12 @@ _RAW_READINTO_ARGUMENT = (
 )
 
 
-def _call_on_own_view(call: Callable[..., int], fd: int, view: memoryview, offset: int) -> int:
-    """Worker thread: os.write or os.pwrite of `view`, or os.preadv into it, on a view
-    made for this call alone and released as it returns. The caller's own view is then
-    free to release whatever happens to its task, and the buffer stays exported exactly
-    as long as the thread uses it."""
+def _call_on_own_view(call: Callable[[memoryview], int], view: memoryview) -> int:
+    """Worker thread: call(view) on a view made for this call alone and released as it
+    returns. The caller's own view is then free to release whatever happens to its task,
+    and the buffer stays exported exactly as long as the thread uses it."""
     with view:
-        if call is os.preadv:
-            return os.preadv(fd, [view], offset)
-        return call(fd, view) if offset < 0 else call(fd, view, offset)
+        return call(view)
 
 
 class _ExecutorIO:
@@ -432,15 +436,13 @@ class _ExecutorIO:
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, func, *args)
 
-    async def _on_own_view(
-        self, call: Callable[..., int], fd: int, view: memoryview, offset: int
-    ) -> int:
+    async def _on_own_view(self, call: Callable[[memoryview], int], view: memoryview) -> int:
         """call() of `view` on a thread (_call_on_own_view), with a view of its own:
         released by the thread as its call returns, or here if the job never ran (a view
         in use, or not yet taken by a thread that has begun, is left to it)."""
         own = memoryview(view)
         try:
-            count: int = await self.call(_call_on_own_view, call, fd, own, offset)
+            count: int = await self.call(_call_on_own_view, call, own)
             return count
         finally:
             release_views(own)
@@ -465,11 +467,13 @@ class _ExecutorIO:
         if offset < 0:
             return await _read_into(buffer, lambda n: self.pread(fd, n, -1))
         with memoryview(buffer) as whole, whole.cast("B") as flat:
-            return await self._on_own_view(os.preadv, fd, flat, offset)
+            return await self._on_own_view(lambda view: os.preadv(fd, [view], offset), flat)
 
     async def pwrite(self, fd: int, data: _Buffer, offset: int) -> int:
         if type(data) is memoryview:
-            return await self._on_own_view(os.write if offset < 0 else os.pwrite, fd, data, offset)
+            if offset < 0:
+                return await self._on_own_view(lambda view: os.write(fd, view), data)
+            return await self._on_own_view(lambda view: os.pwrite(fd, view, offset), data)
         if offset < 0:
             return await self.call(os.write, fd, data)  # type: ignore[no-any-return]
         return await self.call(os.pwrite, fd, data, offset)  # type: ignore[no-any-return]
@@ -656,16 +660,7 @@ def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
 
 
 async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(view):
-        part = view[done:]
-        try:
-            n = await io_.pwrite(fd, part, offset + done)
-        finally:
-            release_views(part)
-        if n == 0:
-            raise OSError(errno.EIO, "write returned 0 bytes")
-        done += n
+    await write_all(lambda part, at: io_.pwrite(fd, part, at), view, offset)
 
 
 # -- the common part --------------------------------------------------------------------------
@@ -1422,15 +1417,11 @@ class AsyncFileIO(_FileBase):
 
     async def _write_all(self, data: _Buffer) -> None:
         """Write all of `data` (the buffered layer's flush)."""
-        views = [flat_view(data)]
-        try:
-            while len(views[-1]):
-                n = await self._write(views[-1])
-                if n == 0:
-                    raise OSError(errno.EIO, "write returned 0 bytes")
-                views.append(views[-1][n:])
+        view = flat_view(data)
+        try:  # (each write at the position, which it moves)
+            await write_all(lambda part, _: self._write(part), view, 0)
         finally:
-            release_views(*views)
+            release_views(view)
 
     # -- position
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._aligned import PAGE_SIZE
-from ._buffers import SLOT_SIZES, SlotPool, flat_view, release_views
+from ._buffers import SLOT_SIZES, SlotPool, flat_view, release_views, write_all
 from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
@@ -1084,16 +1084,7 @@ class Loop(asyncio.SelectorEventLoop):
             offset = off_t(offset)
             if offset < 0:
                 raise ValueError("pwrite_all needs an explicit offset")
-            done = 0
-            while done < len(view):
-                part = view[done : done + MAX_RW_COUNT]
-                try:
-                    n = await self.pwrite(fd, part, offset + done)
-                finally:
-                    release_views(part)
-                if n == 0:
-                    raise OSError(errno.EIO, "write returned 0 bytes")
-                done += n
+            await write_all(lambda part, at: self.pwrite(fd, part, at), view, offset, MAX_RW_COUNT)
         finally:
             release_views(view)
 
