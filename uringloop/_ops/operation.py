@@ -546,6 +546,21 @@ class Read(_ReadCore, Operation):
         return self._fd if self._offset in (-1, _U64) else None  # (-1, as the SQE's u64)
 
 
+def make_calls(
+    calls: Sequence[tuple[int, Callable[[], bytes]]],
+    answers: list[bytes],
+    failures: dict[int, BaseException],
+) -> None:
+    """A batch's calls made at once (ReadBatch's `at_once`), each (request index, call):
+    every one made, its answer put in `answers` at its index, or its failure in
+    `failures` (the batch raises the one with the lowest index)."""
+    for i, call in calls:
+        try:
+            answers[i] = call()
+        except Exception as exc:
+            failures[i] = exc
+
+
 class ReadBatch(Entry):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
@@ -759,11 +774,7 @@ class ReadBatch(Entry):
         elif results is not None:
             for i, data in zip(order, results, strict=True):
                 answers[i] = data
-        for i, call in self._at_once:
-            try:
-                answers[i] = call()
-            except Exception as exc:
-                failures[i] = exc
+        make_calls(self._at_once, answers, failures)
         if failures:
             waiter.set_exception(failures[min(failures)])
         else:

@@ -41,6 +41,7 @@ from .operation import (
     RunNow,
     check_position,
     forget_descriptor,
+    make_calls,
     read_args,
 )
 from .spec import Spec, declare
@@ -592,16 +593,11 @@ def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
 def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[bytes]:
     """A batch whose every read is made at once (reads_at_once): all made, in order, then
     the first failure raised, as a batch's."""
-    answers: list[bytes] = []
-    failure: BaseException | None = None
-    for _, call in calls:
-        try:
-            answers.append(call())
-        except Exception as exc:
-            answers.append(b"")
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+    answers = [b""] * len(calls)  # (every request is one: the indices are 0, 1, ...)
+    failures: dict[int, BaseException] = {}
+    make_calls(calls, answers, failures)
+    if failures:
+        raise failures[min(failures)]
     return answers
 
 
