@@ -596,17 +596,9 @@ async def _read_into_parallel(io_: _IO, fd: int, view: memoryview, offset: int) 
     if size < PARALLEL_MIN or offset < 0:
         return await _read_full_into(io_, fd, view, offset)
     spans = _spans(size)
-    parts = [view[s:e] for s, e in spans]
-    try:
-        results = await asyncio.gather(
-            *(
-                _read_full_into(io_, fd, part, offset + s)
-                for part, (s, _) in zip(parts, spans, strict=True)
-            ),
-            return_exceptions=True,
-        )
-    finally:
-        release_views(*parts)
+    results = await _on_spans(
+        view, spans, lambda part, at: _read_full_into(io_, fd, part, offset + at)
+    )
     total = 0
     for (s, e), result in zip(spans, results, strict=True):
         if isinstance(result, BaseException):
@@ -615,6 +607,24 @@ async def _read_into_parallel(io_: _IO, fd: int, view: memoryview, offset: int) 
         if result < e - s:
             break
     return total
+
+
+async def _on_spans(
+    view: memoryview,
+    spans: list[tuple[int, int]],
+    each: Callable[[memoryview, int], Awaitable[Any]],
+) -> list[Any]:
+    """each(part, start) for every [start, end) span of `view`, all at once: their results
+    or exceptions (gather's return_exceptions), in span order, once every one has ended;
+    the parts released then (see release_views)."""
+    parts = [view[start:end] for start, end in spans]
+    try:
+        return await asyncio.gather(
+            *(each(part, start) for part, (start, _) in zip(parts, spans, strict=True)),
+            return_exceptions=True,
+        )
+    finally:
+        release_views(*parts)
 
 
 def _spans(size: int) -> list[tuple[int, int]]:
@@ -1380,18 +1390,9 @@ class AsyncFileIO(_FileBase):
         return n
 
     async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> None:
-        spans = _spans(len(view))
-        parts = [view[s:e] for s, e in spans]
-        try:
-            results = await asyncio.gather(
-                *(
-                    _write_full(io_, self._fd, part, offset + s)
-                    for part, (s, _) in zip(parts, spans, strict=True)
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            release_views(*parts)
+        results = await _on_spans(
+            view, _spans(len(view)), lambda part, at: _write_full(io_, self._fd, part, offset + at)
+        )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -1897,10 +1898,9 @@ class AsyncBufferedFile(_FileBase):
     async def _write(self, data: _Buffer) -> int:
         self._check_writable()
         view = flat_view(data)  # (the argument first, as the built-in converts it)
-        if self.raw._closed_flag:
-            view.release()
-            raise _closed_error("write to closed file")
         try:
+            if self.raw._closed_flag:
+                raise _closed_error("write to closed file")
             n = len(view)
             if not n:  # as the built-in: an empty write leaves the read buffer alone
                 return 0
