@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import steps_of_another_task
 from tests.files.test_read_cached import (
-    _ATTEMPTS,
     _cold_file,
     _partly_cached,
-    _the_device_answered_at_once,
+    reaches_the_ring,
+    refuse_copies,
 )
 from tests.loop.test_open_inline import running, submitted
 from uringloop import _loop
@@ -99,20 +99,25 @@ async def test_the_position_read_is_the_ring_s(cached: tuple[int, bytes]) -> Non
     assert loop.uring_stats().direct_attempts == attempts
 
 
-async def test_a_read_not_cached_is_read_on_the_ring(tmp_path: Path) -> None:
-    for attempt in range(_ATTEMPTS):
-        path = tmp_path / f"cold{attempt}.bin"
+async def test_a_read_not_cached_is_read_on_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def on_the_ring(path: Path, refused: bool) -> bool:
         data = _cold_file(path, 300_000)
         fd = os.open(path, os.O_RDONLY)
         try:
             before = submitted()
+            if refused:
+                refuse_copies(monkeypatch, {fd})
             assert await running().pread(fd, 8192, 65536) == data[65536 : 65536 + 8192]
-            if submitted() != before:
-                assert submitted() == before + 1
-                return
+            if submitted() == before:
+                return False
+            assert submitted() == before + 1
+            return True
         finally:
             os.close(fd)
-    _the_device_answered_at_once(tmp_path, _ATTEMPTS)
+
+    await reaches_the_ring(tmp_path, on_the_ring)
 
 
 async def test_a_partly_cached_read_copies_the_head_and_reads_the_rest_on_the_ring(
@@ -314,25 +319,29 @@ async def test_a_cached_batch_takes_no_ring_operation(cached: tuple[int, bytes])
 
 
 async def test_a_batch_goes_on_on_the_ring_from_its_first_read_not_cached(
-    tmp_path: Path, cached: tuple[int, bytes]
+    tmp_path: Path, cached: tuple[int, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hot, hot_data = cached
-    for attempt in range(_ATTEMPTS):
-        path = tmp_path / f"cold{attempt}.bin"
+
+    async def on_the_ring(path: Path, refused: bool) -> bool:
         cold_data = _cold_file(path, 300_000)
         cold = os.open(path, os.O_RDONLY)
         try:
+            if refused:
+                refuse_copies(monkeypatch, {cold})
             requests = [(hot, 100, 0), (hot, 100, 4096), (cold, 100, 200_000), (hot, 100, 8192)]
             before = submitted()
             got = await running().pread_many(requests)
             assert got == [hot_data[:100], hot_data[4096:4196], cold_data[200_000:200_100],
                            hot_data[8192:8292]]  # fmt: skip
-            if submitted() != before:  # the cold read and the one after it, as a batch
-                assert submitted() == before + 2
-                return
+            if submitted() == before:
+                return False
+            assert submitted() == before + 2  # the cold read and the one after it, as a batch
+            return True
         finally:
             os.close(cold)
-    _the_device_answered_at_once(tmp_path, _ATTEMPTS)
+
+    await reaches_the_ring(tmp_path, on_the_ring)
 
 
 async def test_a_batch_with_a_position_read_or_o_direct_is_the_ring_s(
