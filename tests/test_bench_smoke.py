@@ -359,3 +359,22 @@ def test_copy_floor_reads_a_page_the_cache_will_not_copy(tmp_path: Path) -> None
             assert data == os.pread(fd, 4096, offset)
     finally:
         os.close(fd)
+
+
+def test_writesteps_times_each_step_free_and_pinned(tmp_path: Path) -> None:
+    proc = _run(
+        ["-m", "examples.bench.writesteps", "--files", "3", "--rounds", "1", "--dir", str(tmp_path)]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0][0].strip() == "CPUs"
+    table = {(cells[0].strip(), cells[1].strip()): cells[2:] for cells in rows[1:]}
+    assert set(table) == {(mode, way) for mode in ("free", "pinned") for way in (
+        "built-in system calls", "uringloop raw operations", "uringloop.open")}  # fmt: skip
+    for cells in table.values():
+        open_, write, close, total = (float(c) for c in cells[:4])
+        assert min(open_, write, close) > 0 and abs(open_ + write + close - total) < 0.2
+    assert all(
+        table[mode, "built-in system calls"][4].strip() == "1.00x" for mode in ("free", "pinned")
+    )
+    assert list(tmp_path.iterdir()) == []  # its files are gone
