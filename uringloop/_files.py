@@ -374,24 +374,32 @@ async def call_for_descriptor(
     return await undone_if_cancelled(loop.run_in_executor(executor, func, *args), _close_fd)
 
 
-async def undone_if_cancelled(work: Awaitable[_T], undo: Callable[[_T], None]) -> _T:
+async def undone_if_cancelled(
+    work: Awaitable[_T], undo: Callable[[_T], None], unknown: Callable[[], None] | None = None
+) -> _T:
     """Await `work`, which makes something (a descriptor, a file, a directory). If the
     awaiting task is cancelled, the work still runs to its end, shielded, and undo(its
-    result) takes back what it made: nothing is left behind by a cancelled call."""
+    result) takes back what it made: nothing is left behind by a cancelled call. If the
+    work itself is cancelled (a loop shutting down cancels every task, this shielded one
+    too), what it made is not known: unknown(), when given, is called then."""
     future = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        future.add_done_callback(lambda done: _undo_result(done, undo))
+        future.add_done_callback(lambda done: _undo_result(done, undo, unknown))
         raise
 
 
-def _undo_result(done: asyncio.Future[_T], undo: Callable[[_T], None]) -> None:
+def _undo_result(
+    done: asyncio.Future[_T], undo: Callable[[_T], None], unknown: Callable[[], None] | None
+) -> None:
     if has_result(done):
         try:
             undo(done.result())
         except OSError:
             pass
+    elif unknown is not None and done.cancelled():
+        unknown()
 
 
 def _close_fd(fd: Any) -> None:

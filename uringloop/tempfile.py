@@ -20,9 +20,13 @@ file objects (AsyncBufferedFile for binary modes, AsyncTextFile for text, AsyncF
 buffering=0), so their reads and writes are operations on the loop's ring, and so is
 creating them: an openat with O_TMPFILE for TemporaryFile where the filesystem supports
 it, else a random name created with O_EXCL (mode 0o600) as the tempfile module does, and
-mkdirat (mode 0o700) for a directory. Removing a directory tree (shutil.rmtree) runs on
-the executor. On a loop that is not a uringloop Loop everything runs on the executor, as
-uringloop.open does. `loop` is accepted for aiofiles compatibility and ignored.
+mkdirat (mode 0o700) for a directory. Removing a directory tree (the tempfile module's
+way) runs on the executor. On a loop that is not a uringloop Loop everything runs on the
+executor, as uringloop.open does. `loop` is accepted for aiofiles compatibility and ignored.
+
+Nothing is left behind by a cancelled call: a creation cancelled midway takes back what
+it made, a removal cancelled midway still runs to its end, and a creation the loop's
+shutdown cut short has what it may have made removed once the loop is gone.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import functools
 import io
 import os
 import secrets
-import shutil
 import tempfile as _stdlib_tempfile
 import warnings
 import weakref
@@ -77,7 +80,10 @@ async def _parts(suffix: Any, prefix: Any, dir: Any, executor: _Executor | None)
 
 
 def _candidates(suffix: Any, prefix: Any, dir: Any) -> Generator[Any, None, None]:
-    """TMP_MAX random paths in `dir`, str or bytes as the parts are."""
+    """TMP_MAX random absolute paths in `dir`, str or bytes as the parts are (absolute, as
+    the tempfile module's: a file is removed by its name, whatever the working directory
+    is by then)."""
+    dir = os.path.abspath(dir)
     for _ in range(_stdlib_tempfile.TMP_MAX):
         random = secrets.token_hex(6)
         middle = random.encode() if isinstance(prefix, bytes) else random
@@ -93,7 +99,10 @@ async def _create_file(path: Any, executor: _Executor | None) -> int:
         finally:
             os.unlink(path)
 
-    return await undone_if_cancelled(_open_fd(path, _CREATE, 0o600, executor), remove)
+    making = _open_fd(path, _CREATE, 0o600, executor)
+    return await undone_if_cancelled(
+        making, remove, lambda: _remove_with_the_loop(path, _remove_quietly)
+    )
 
 
 async def _create_exclusive(
@@ -120,8 +129,8 @@ async def _close_fd(fd: int, executor: _Executor | None) -> None:
     loop = asyncio.get_running_loop()
     if isinstance(loop, Loop):
         await loop.close_fd(fd)
-    else:
-        await loop.run_in_executor(executor, os.close, fd)
+    else:  # shielded: the close goes on, whatever happens to the caller (as the ring's)
+        await asyncio.shield(loop.run_in_executor(executor, os.close, fd))
 
 
 async def _wrap(
@@ -146,6 +155,45 @@ async def _unlink_quietly(path: Any, executor: _Executor | None) -> None:
         await _uring_os.unlink(path, executor=executor)
     except FileNotFoundError:
         pass
+
+
+async def _to_its_end(
+    work: Awaitable[Any], done: Callable[[], object], left: Any, remove: Callable[[Any], None]
+) -> None:
+    """Await `work`, which removes `left` (a path), shielded: a cancelled caller does not
+    stop it. done() once it has completed; if it is itself cancelled (the loop shutting
+    down), remove(left) is made once the loop is gone instead (_remove_with_the_loop)."""
+    future = asyncio.ensure_future(work)
+
+    def finished(future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            _remove_with_the_loop(left, remove)
+        elif future.exception() is None:
+            done()
+
+    future.add_done_callback(finished)
+    await asyncio.shield(future)
+
+
+def _remove_with_the_loop(path: Any, remove: Callable[[Any], None]) -> None:
+    """remove(path), for a path a creation or a removal cancelled by the loop's shutdown
+    may have left (whether the operation made, or removed, it is not known then): once
+    the running loop is gone (collected, or at the interpreter's exit), when none of its
+    operations or executor jobs can still make it."""
+    weakref.finalize(asyncio.get_running_loop(), remove, path)
+
+
+def _rmdir_quietly(path: Any) -> None:
+    """A directory whose making was cancelled: removed only if empty (a name that was
+    someone else's keeps what it holds)."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _rmtree_quietly(path: Any) -> None:
+    _stdlib_tempfile.TemporaryDirectory._rmtree(path, ignore_errors=True)  # type: ignore[attr-defined]
 
 
 # -- the awaitable context ------------------------------------------------------------------
@@ -203,11 +251,16 @@ async def _temporary_file(
             functools.partial(_create_file, executor=executor), suffix, prefix, dir
         )
         try:
-            await _uring_os.unlink(path, executor=executor)
+            unlinking = _uring_os.unlink(path, executor=executor)
+            await _to_its_end(unlinking, _nothing, path, _remove_quietly)
         except BaseException:
             await _close_fd(fd, executor)
             raise
     return await _wrap(fd, mode, buffering, encoding, errors, newline, executor)
+
+
+def _nothing() -> None:
+    pass
 
 
 def TemporaryFile(
@@ -258,12 +311,16 @@ class NamedTemporaryFileWrapper:
         return getattr(self.file, attribute)
 
     async def _remove(self) -> None:
+        # The unlink runs to its end even if the caller is cancelled; the finalizer stays
+        # until it has (so a file whose unlink the loop's shutdown cancelled is removed
+        # when this object is collected, or at exit).
         if self._removed:
             return
         self._removed = True
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        await _unlink_quietly(self.name, self._executor)
+        finalizer = self._finalizer
+        detach = _nothing if finalizer is None else finalizer.detach
+        unlinking = _unlink_quietly(self.name, self._executor)
+        await _to_its_end(unlinking, detach, self.name, _remove_quietly)
 
     async def close(self) -> None:
         """Close the file; remove it too if `delete` and `delete_on_close` are set."""
@@ -546,13 +603,23 @@ class TemporaryDirectoryWrapper:
         self.name = name
         self._executor = executor
         self._finalizer = weakref.finalize(self, _implicit_cleanup, name, repr(self))
+        self._cleaning = False
 
     async def cleanup(self) -> None:
-        """Remove the directory and everything in it (shutil.rmtree, on the executor)."""
-        if self._finalizer.detach() is None:
-            return  # removed already
+        """Remove the directory and everything in it, on the executor, as the tempfile
+        module does (read-only entries made writable first; nothing to do once it is
+        gone). The removal runs to its end even if the caller is cancelled; until it
+        has, the directory is still removed when this object is collected."""
+        if self._cleaning or not self._finalizer.alive:
+            return  # removed already, or being removed
+        self._cleaning = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, shutil.rmtree, self.name)
+        removing = loop.run_in_executor(self._executor, _remove_tree, self.name)
+        try:
+            await _to_its_end(removing, self._finalizer.detach, self.name, _rmtree_quietly)
+        except Exception:  # (not a cancelled caller's: the removal goes on then)
+            self._cleaning = False  # it failed: the next cleanup() tries again
+            raise
 
     async def close(self) -> None:
         """The same as cleanup()."""
@@ -568,8 +635,15 @@ class TemporaryDirectoryWrapper:
         return f"<uringloop.tempfile.TemporaryDirectoryWrapper {self.name!r}>"
 
 
+def _remove_tree(name: Any) -> None:
+    """The tempfile module's removal of a TemporaryDirectory: nothing when it is gone
+    already, entries it may not remove made writable and removed."""
+    if os.path.lexists(name):
+        _stdlib_tempfile.TemporaryDirectory._rmtree(name)  # type: ignore[attr-defined]
+
+
 def _implicit_cleanup(name: Any, what: str) -> None:
-    shutil.rmtree(name, ignore_errors=True)
+    _rmtree_quietly(name)
     warnings.warn(f"Implicitly cleaning up {what}", ResourceWarning, stacklevel=2)
 
 
@@ -589,7 +663,11 @@ def TemporaryDirectory(
 
         async def create(path: Any) -> None:
             making = _uring_os.mkdir(path, 0o700, executor=executor)
-            await undone_if_cancelled(making, lambda _: os.rmdir(path))
+            await undone_if_cancelled(
+                making,
+                lambda _: os.rmdir(path),
+                lambda: _remove_with_the_loop(path, _rmdir_quietly),
+            )
 
         path, _ = await _create_exclusive(create, *parts)
         return TemporaryDirectoryWrapper(os.path.abspath(path), executor)

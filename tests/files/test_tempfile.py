@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
 import uringloop
-from tests.conftest import cancel_after
+from tests.conftest import LOOP_FACTORIES, cancel_after
 from uringloop import _mounts, tempfile
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -223,3 +225,162 @@ async def test_a_cancelled_constructor_leaves_nothing_behind(
         await asyncio.wait(others, timeout=10)
     await asyncio.sleep(0.01)  # their undoing callbacks run
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_named_file_is_removed_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # Its name is absolute, as the tempfile module's, even for a relative `dir`.
+    monkeypatch.chdir(tmp_path)
+    Path("sub").mkdir()
+    async with tempfile.NamedTemporaryFile(dir="sub") as f:
+        assert os.path.isabs(f.name) and os.path.dirname(f.name) == str(tmp_path / "sub")
+        monkeypatch.chdir("/")
+    assert os.listdir(tmp_path / "sub") == []
+
+
+async def _settle() -> None:
+    """Let the tasks a cancelled call left running end (their removals, undoings)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if others:
+        await asyncio.wait(others, timeout=10)
+    await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_close_still_removes_the_named_file(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # Without collecting the objects: the unlink itself runs to its end. (A task cancelled
+    # before its first step runs nothing.)
+    for steps in range(1, 7):
+        for how in ("close", "exit"):
+            f = await tempfile.NamedTemporaryFile(dir=tmp_path)
+            ending = f.close() if how == "close" else f.__aexit__(None, None, None)
+            await cancel_after(ending, steps)
+            await _settle()
+            assert os.listdir(tmp_path) == [], (steps, how)
+            assert f.closed
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_cleanup_still_removes_the_directory(tmp_path: Path) -> None:
+    # The executor's only thread is busy: the removal has not started when the cleanup is
+    # cancelled, and it still runs once the thread is free.
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    release = threading.Event()
+    try:
+        made = await tempfile.TemporaryDirectory(dir=tmp_path, executor=executor)
+        Path(made.name, "f").write_text("x")
+        busy = asyncio.get_running_loop().run_in_executor(executor, release.wait)
+        assert (await cancel_after(made.cleanup(), 1))[0]
+        assert os.path.isdir(made.name)
+        release.set()
+        await busy
+        await _settle()
+        assert os.listdir(tmp_path) == []
+        await made.cleanup()  # done already
+    finally:
+        release.set()
+        executor.shutdown()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_directory_removed_in_the_block_exits_quietly(tmp_path: Path) -> None:
+    async with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        os.rmdir(d)
+    with pytest.raises(KeyError, match="the block's own") as caught:
+        async with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            os.rmdir(d)
+            raise KeyError("the block's own")
+    assert caught.value.__context__ is None
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_temporary_file_with_a_name_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # Where O_TMPFILE is not there, the file is made with a name, unlinked at once: a
+    # cancellation at any step leaves neither the name nor the descriptor.
+    monkeypatch.setattr(tempfile, "_TMPFILE", 0)
+    for steps in range(1, 40):
+        cancelled, made = await cancel_after(tempfile.TemporaryFile(dir=tmp_path), steps)
+        if not cancelled:
+            await made.close()  # type: ignore[attr-defined]
+        await _settle()
+        assert os.listdir(tmp_path) == [], steps
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryFile"])
+async def test_a_creation_cancelled_twice_leaks_no_descriptor(
+    tmp_path: Path, kind: str, no_fd_leak: None
+) -> None:
+    # The second cancellation lands on the closing of the new descriptor: that close goes on.
+    for steps in range(3, 14):
+        for later in range(1, 5):
+            task = asyncio.ensure_future(getattr(tempfile, kind)(dir=tmp_path))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            for _ in range(later):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await (await task).close()
+            except asyncio.CancelledError:
+                pass
+    await _settle()
+    assert os.listdir(tmp_path) == []
+
+
+# A creation that completed as the shutdown began gives an object nobody closes: that is
+# not this test's case (its finalizers are tested above), and its warnings are ignored.
+@pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
+@pytest.mark.filterwarnings("ignore:Implicitly cleaning up:ResourceWarning")
+@pytest.mark.parametrize("loop", ["uring", "fallback", "asyncio"])
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"])
+def test_a_creation_cut_short_by_the_loops_shutdown_leaves_nothing(
+    tmp_path: Path, kind: str, loop: str
+) -> None:
+    # The program returns while the creation is under way: the runner's shutdown cancels
+    # it too (its shielded work as well). What it may have made is removed once the loop
+    # is gone.
+    completed: list[str] = []
+
+    async def create() -> None:
+        made = await getattr(tempfile, kind)(dir=tmp_path)
+        completed.append(os.path.basename(made.name) if kind != "TemporaryFile" else "")
+        if asyncio.current_task() is first:  # (made before the end: closed as it should be)
+            await (made.cleanup() if kind == "TemporaryDirectory" else made.close())
+            completed.pop()
+
+    async def main(steps: int) -> None:
+        nonlocal first
+        first = asyncio.ensure_future(create())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        first = None
+
+    first: asyncio.Task[None] | None = None
+    cut_short = 0
+    for steps in range(8):
+        for _ in range(3):
+            completed.clear()
+            uringloop.run(main(steps), loop_factory=LOOP_FACTORIES[loop])  # as asyncio.run
+            gc.collect()
+            cut_short += not completed
+            left = os.listdir(tmp_path)
+            assert set(left) <= set(completed), steps
+            for name in left:
+                path = tmp_path / name
+                path.rmdir() if path.is_dir() else path.unlink()
+    assert cut_short
