@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +179,18 @@ async def test_stat_matches_os_stat(data_file: tuple[str, bytes]) -> None:
     assert ours.st_mtime_ns == theirs.st_mtime_ns
     sx = await loop.statx(path)
     assert sx.size == len(data) and sx.is_file() and not sx.is_dir()
+
+
+async def test_stat_times_as_floats_are_os_stats_to_the_last_bit(tmp_path: Path) -> None:
+    # Small seconds show the rounding: os.stat computes sec + nsec * 1e-9.
+    path = tmp_path / "old"
+    path.write_bytes(b"")
+    loop = running()
+    for ns in (157_511_828, 1_157_511_828, 1_700_000_000_123_456_789, 999_999_999):
+        os.utime(path, ns=(ns, ns))
+        ours, theirs = await loop.stat(path), os.stat(path)
+        assert (ours.st_atime, ours.st_mtime) == (theirs.st_atime, theirs.st_mtime), ns
+        assert ours.st_ctime == theirs.st_ctime
 
 
 async def test_directory_operations(tmp_path: os.PathLike[str]) -> None:

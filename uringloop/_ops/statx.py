@@ -96,9 +96,9 @@ class StatxResult:
                 self.uid, self.gid, self.size, a.sec, m.sec, c.sec,
             ),
             {
-                "st_atime": a.sec + a.nsec / 1e9,
-                "st_mtime": m.sec + m.nsec / 1e9,
-                "st_ctime": c.sec + c.nsec / 1e9,
+                "st_atime": a.sec + a.nsec * 1e-9,  # (as os.stat computes it, to the last bit)
+                "st_mtime": m.sec + m.nsec * 1e-9,
+                "st_ctime": c.sec + c.nsec * 1e-9,
                 "st_atime_ns": a.ns,
                 "st_mtime_ns": m.ns,
                 "st_ctime_ns": c.ns,
