@@ -427,12 +427,33 @@ class SpooledTemporaryFileWrapper:
             )
         self._max_size = max_size
         self._rolled = False
+        # The rollover under way: every call waits for it (a write to the memory file
+        # meanwhile would be lost), and a second one joins it.
+        self._rolling: asyncio.Future[None] | None = None
         self._args = (mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor)
 
     async def rollover(self) -> None:
-        """Move the data to a TemporaryFile on the ring (once; later calls do nothing)."""
+        """Move the data to a TemporaryFile on the ring (once; later calls do nothing).
+        It runs to its end even if the caller is cancelled."""
         if self._rolled:
             return
+        if self._rolling is None:
+            self._rolling = asyncio.ensure_future(self._roll_over())
+        await asyncio.shield(self._rolling)
+
+    async def _settled(self) -> None:
+        """Wait for a rollover under way, if any (its failure is its caller's to see)."""
+        rolling = self._rolling
+        if rolling is not None:
+            await asyncio.wait((rolling,))
+
+    async def _roll_over(self) -> None:
+        try:
+            await self._move_to_a_file()
+        finally:
+            self._rolling = None
+
+    async def _move_to_a_file(self) -> None:
         memory = self._file
         file = await _temporary_file(*self._args)
         try:
@@ -457,6 +478,7 @@ class SpooledTemporaryFileWrapper:
             await self.rollover()
 
     async def write(self, data: Any) -> int:
+        await self._settled()
         if self._rolled:
             return await self._file.write(data)  # type: ignore[no-any-return]
         count: int = self._file.write(data)
@@ -464,6 +486,7 @@ class SpooledTemporaryFileWrapper:
         return count
 
     async def writelines(self, lines: Iterable[Any]) -> None:
+        await self._settled()
         if self._rolled:
             await self._file.writelines(lines)
             return
@@ -471,6 +494,7 @@ class SpooledTemporaryFileWrapper:
         await self._check()
 
     async def truncate(self, size: int | None = None) -> int:
+        await self._settled()
         if not self._rolled and size is not None and size > self._max_size:
             await self.rollover()
         return await self._call("truncate", size)  # type: ignore[no-any-return]
@@ -481,6 +505,7 @@ class SpooledTemporaryFileWrapper:
         return self._file.fileno()  # type: ignore[no-any-return]
 
     async def _call(self, method: str, *args: Any) -> Any:
+        await self._settled()
         result = getattr(self._file, method)(*args)
         if self._rolled:
             result = await result

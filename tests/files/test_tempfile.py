@@ -384,3 +384,31 @@ def test_a_creation_cut_short_by_the_loops_shutdown_leaves_nothing(
                 path = tmp_path / name
                 path.rmdir() if path.is_dir() else path.unlink()
     assert cut_short
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("pause", [0, 1, 2, 3])
+async def test_writes_beside_a_rollover_are_all_kept(pause: int, no_fd_leak: None) -> None:
+    # Tasks write to one spooled file around its threshold: a write made while the
+    # rollover moves the data waits for it, and a second rollover joins the first.
+    f = await tempfile.SpooledTemporaryFile(max_size=10)
+
+    async def writer(letter: bytes) -> int:
+        written = 0
+        for _ in range(3):
+            written += await f.write(letter * 6)
+            for _ in range(pause):
+                await asyncio.sleep(0)
+        return written
+
+    letters = [b"A", b"B", b"C", b"D"]
+    counts = await asyncio.gather(*(writer(letter) for letter in letters))
+    assert counts == [18] * 4
+    assert f.name is not None  # rolled over
+    await f.seek(0)
+    content = await f.read()
+    await f.close()
+    assert sorted(content) == sorted(b"".join(letter * 18 for letter in letters))
+    # Each write went in whole, at one place.
+    assert all(content[i : i + 6] == content[i : i + 1] * 6 for i in range(0, len(content), 6))
