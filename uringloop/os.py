@@ -5,7 +5,8 @@ unlink/remove, rename/replace, mkdir, makedirs, rmdir, link, symlink) run on the
 ring; the others (readlink, access, listdir, scandir, statvfs, ...) and every call on other
 loops (stock asyncio, uvloop) run the os function on the loop's default executor, or the
 `executor=` given. Results and exceptions are os's: FileNotFoundError with the filename,
-and so on.
+and so on. Every function, os.path's too, takes `executor=` and `loop=` (ignored: the
+running loop is used), as aiofiles.os's do.
 
     import uringloop.os
 
@@ -100,6 +101,7 @@ async def stat(
     dir_fd: int | None = None,
     follow_symlinks: bool = True,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> os.stat_result:
     """os.stat(): statx on the ring. `path` may be an open file descriptor (fstat)."""
     loop = _ring_loop()
@@ -113,7 +115,7 @@ async def stat(
 
 
 async def lstat(
-    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> os.stat_result:
     """os.lstat(): stat without following a final symlink."""
     if isinstance(path, int):  # os.lstat takes no descriptor
@@ -124,7 +126,7 @@ async def lstat(
 
 
 async def unlink(
-    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> None:
     loop = _ring_loop()
     if loop is None:
@@ -134,7 +136,7 @@ async def unlink(
 
 
 async def remove(
-    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> None:
     await unlink(path, dir_fd=dir_fd, executor=executor)
 
@@ -146,6 +148,7 @@ async def rename(
     src_dir_fd: int | None = None,
     dst_dir_fd: int | None = None,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     loop = _ring_loop()
     if loop is None:
@@ -163,6 +166,7 @@ async def replace(
     src_dir_fd: int | None = None,
     dst_dir_fd: int | None = None,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     """os.replace(): on Linux the same system call as rename (renameat, no flags)."""
     await rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, executor=executor)
@@ -174,6 +178,7 @@ async def mkdir(
     *,
     dir_fd: int | None = None,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     loop = _ring_loop()
     if loop is None:
@@ -183,7 +188,12 @@ async def mkdir(
 
 
 async def makedirs(
-    name: Any, mode: int = 0o777, exist_ok: bool = False, *, executor: _Executor | None = None
+    name: Any,
+    mode: int = 0o777,
+    exist_ok: bool = False,
+    *,
+    executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     """os.makedirs(): create the missing parents, then the leaf, with mkdir on the ring."""
     if _ring_loop() is None:
@@ -209,7 +219,9 @@ async def makedirs(
             raise
 
 
-async def rmdir(path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None) -> None:
+async def rmdir(
+    path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
+) -> None:
     loop = _ring_loop()
     if loop is None:
         await _in_executor(executor, os.rmdir, path, dir_fd=dir_fd)
@@ -225,6 +237,7 @@ async def link(
     dst_dir_fd: int | None = None,
     follow_symlinks: bool = True,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     loop = _ring_loop()
     if loop is None:
@@ -257,6 +270,7 @@ async def symlink(
     *,
     dir_fd: int | None = None,
     executor: _Executor | None = None,
+    loop: object = None,
 ) -> None:
     """os.symlink(): make `dst` a symbolic link to `src`."""
     loop = _ring_loop()
@@ -282,62 +296,71 @@ renames = wrap(os.renames)
 # -- os.path ----------------------------------------------------------------------------------
 
 
-async def _stat_or_none(p: Any, follow_symlinks: bool = True) -> os.stat_result | None:
+async def _stat_or_none(
+    p: Any, follow_symlinks: bool = True, executor: _Executor | None = None
+) -> os.stat_result | None:
     try:
-        return await stat(p, follow_symlinks=follow_symlinks)
+        return await stat(p, follow_symlinks=follow_symlinks, executor=executor)
     except (OSError, ValueError):
         return None
 
 
 class _Path:
-    """uringloop.os.path: coroutine counterparts of os.path's file-system queries."""
+    """uringloop.os.path: coroutine counterparts of os.path's file-system queries. Each
+    takes `executor=` (where it runs off the ring) and `loop=` (ignored), as aiofiles'."""
 
     @staticmethod
-    async def exists(p: Any) -> bool:
-        return await _stat_or_none(p) is not None
+    async def exists(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        return await _stat_or_none(p, executor=executor) is not None
 
     @staticmethod
-    async def lexists(p: Any) -> bool:
-        return await _stat_or_none(p, follow_symlinks=False) is not None
+    async def lexists(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        return await _stat_or_none(p, follow_symlinks=False, executor=executor) is not None
 
     @staticmethod
-    async def isfile(p: Any) -> bool:
-        st = await _stat_or_none(p)
+    async def isfile(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(p, executor=executor)
         return st is not None and _stat.S_ISREG(st.st_mode)
 
     @staticmethod
-    async def isdir(p: Any) -> bool:
-        st = await _stat_or_none(p)
+    async def isdir(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(p, executor=executor)
         return st is not None and _stat.S_ISDIR(st.st_mode)
 
     @staticmethod
-    async def islink(p: Any) -> bool:
-        st = await _stat_or_none(p, follow_symlinks=False)
+    async def islink(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(p, follow_symlinks=False, executor=executor)
         return st is not None and _stat.S_ISLNK(st.st_mode)
 
     @staticmethod
-    async def getsize(p: Any) -> int:
-        return (await stat(p)).st_size
+    async def getsize(p: Any, *, executor: _Executor | None = None, loop: object = None) -> int:
+        return (await stat(p, executor=executor)).st_size
 
     @staticmethod
-    async def getmtime(p: Any) -> float:
-        return (await stat(p)).st_mtime
+    async def getmtime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
+        return (await stat(p, executor=executor)).st_mtime
 
     @staticmethod
-    async def getatime(p: Any) -> float:
-        return (await stat(p)).st_atime
+    async def getatime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
+        return (await stat(p, executor=executor)).st_atime
 
     @staticmethod
-    async def getctime(p: Any) -> float:
-        return (await stat(p)).st_ctime
+    async def getctime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
+        return (await stat(p, executor=executor)).st_ctime
 
     @staticmethod
-    async def samefile(p1: Any, p2: Any) -> bool:
-        return os.path.samestat(await stat(p1), await stat(p2))
+    async def samefile(
+        p1: Any, p2: Any, *, executor: _Executor | None = None, loop: object = None
+    ) -> bool:
+        first = await stat(p1, executor=executor)
+        return os.path.samestat(first, await stat(p2, executor=executor))
 
     @staticmethod
-    async def sameopenfile(fp1: int, fp2: int) -> bool:
-        return os.path.samestat(await stat(fp1), await stat(fp2))
+    async def sameopenfile(
+        fp1: int, fp2: int, *, executor: _Executor | None = None, loop: object = None
+    ) -> bool:
+        first = await stat(fp1, executor=executor)
+        return os.path.samestat(first, await stat(fp2, executor=executor))
 
     ismount = staticmethod(wrap(os.path.ismount))
     abspath = staticmethod(wrap(os.path.abspath))  # type: ignore[var-annotated,arg-type]

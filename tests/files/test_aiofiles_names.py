@@ -4,8 +4,11 @@ a counterpart in uringloop, checked name by name against the installed aiofiles:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib
 import inspect
+import os
 import types
 from collections.abc import Callable
 from typing import Any
@@ -113,3 +116,46 @@ def test_every_aiofiles_module_is_covered() -> None:
     # base, threadpool and ospath are aiofiles' implementation modules, not in __all__;
     # ospath is checked above as aiofiles.os.path.
     assert public - {"base", "threadpool", "ospath", "os"} <= set(aiofiles.__all__)
+
+
+OS_FUNCTIONS = [
+    pytest.param(theirs, name, ours, id=f"{theirs.__name__}.{name}")
+    for theirs, names, ours in MODULES[1:3]
+    for name in names
+    if inspect.iscoroutinefunction(getattr(theirs, name))
+]
+
+
+@pytest.mark.parametrize(("theirs", "name", "ours"), OS_FUNCTIONS)
+def test_os_functions_take_aiofiles_loop_and_executor(theirs: Any, name: str, ours: Any) -> None:
+    # aiofiles' wrapper adds both to every function (its signature, unwrapped, hides them).
+    wrapper = inspect.signature(getattr(theirs, name), follow_wrapped=False).parameters
+    assert {"loop", "executor"} <= set(wrapper)
+    ours_ = inspect.signature(getattr(ours, name), follow_wrapped=False).parameters.values()
+    if not any(q.kind == inspect.Parameter.VAR_KEYWORD for q in ours_):
+        assert {"loop", "executor"} <= {q.name for q in ours_}, name
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_os_path_queries_run_on_the_executor_given(tmp_path: Any) -> None:
+    calls: list[object] = []
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            calls.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(1) as executor:
+        path = uringloop.os.path
+        assert await path.exists(tmp_path, executor=executor, loop=None)
+        assert await path.isdir(tmp_path, executor=executor, loop=None)
+        assert not await path.isfile(tmp_path / "none", executor=executor, loop=None)
+        assert await path.samefile(tmp_path, tmp_path, executor=executor, loop=None)
+        st = await uringloop.os.stat(tmp_path, executor=executor, loop=None)
+        await uringloop.os.mkdir(tmp_path / "d", executor=executor, loop=None)
+        await uringloop.os.rmdir(tmp_path / "d", executor=executor, loop=None)
+    assert st.st_ino == os.stat(tmp_path).st_ino
+    # A uringloop Loop makes them as operations (on its ring, or its own thread pool).
+    ours = isinstance(asyncio.get_running_loop(), uringloop.Loop)
+    assert len(calls) == (0 if ours else 8)  # (samefile stats twice)
