@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import operator
 import os
 import stat as _stat
 from collections.abc import Awaitable, Callable
@@ -109,9 +110,29 @@ async def stat(
         return await _in_executor(
             executor, os.stat, path, dir_fd=dir_fd, follow_symlinks=follow_symlinks
         )
-    if isinstance(path, int) and not isinstance(path, bool):
-        return await loop.fstat(path)
-    return await loop.stat(_fspath(path), dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    fd = _descriptor(path)
+    if fd is None:
+        return await loop.stat(_fspath(path), dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    # As os.stat of a descriptor: fstat, refusing what only a path takes, naming it when it
+    # fails.
+    if not follow_symlinks:
+        raise ValueError("stat: cannot use fd and follow_symlinks together")
+    if dir_fd is not None:
+        raise ValueError("stat: can't specify dir_fd without matching path")
+    try:
+        return await loop.fstat(fd)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, fd) from None
+
+
+def _descriptor(path: Any) -> int | None:
+    """`path` as the descriptor os.stat takes it for (an int, a bool included, or an object
+    with __index__ that is not a path), else None."""
+    if isinstance(path, (str, bytes, os.PathLike)) or not hasattr(type(path), "__index__"):
+        return None
+    return operator.index(path)
 
 
 async def lstat(
@@ -299,8 +320,12 @@ renames = wrap(os.renames)
 async def _stat_or_none(
     p: Any, follow_symlinks: bool = True, executor: _Executor | None = None
 ) -> os.stat_result | None:
+    """stat (lstat, not following) as os.path's queries take it: None for the errors they
+    answer False to."""
     try:
-        return await stat(p, follow_symlinks=follow_symlinks, executor=executor)
+        if follow_symlinks:
+            return await stat(p, executor=executor)
+        return await lstat(p, executor=executor)
     except (OSError, ValueError):
         return None
 

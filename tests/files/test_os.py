@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from pathlib import Path
 
@@ -153,3 +154,62 @@ async def test_lstat_refuses_a_descriptor_as_os_lstat() -> None:
         os.lstat(0)
     with pytest.raises(TypeError):
         await aos.lstat(0)
+
+
+class _Index:
+    """Not a path, but an integer by __index__: os.stat takes it as a descriptor."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+async def _outcome(call: object) -> tuple[str, object]:
+    try:
+        result = await call  # type: ignore[misc]
+    except Exception as exc:
+        return type(exc).__name__, (str(exc), getattr(exc, "filename", None))
+    return "ok", result.st_ino if isinstance(result, os.stat_result) else result
+
+
+def _reference(call: object) -> tuple[str, object]:
+    try:
+        result = call()  # type: ignore[operator]
+    except Exception as exc:
+        return type(exc).__name__, (str(exc), getattr(exc, "filename", None))
+    return "ok", result.st_ino if isinstance(result, os.stat_result) else result
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        unused = os.dup(fd)
+        os.close(unused)  # (a number no descriptor has)
+        cases = [
+            ("stat", (fd,), {}),
+            ("stat", (_Index(fd),), {}),
+            ("stat", (fd,), {"follow_symlinks": False}),
+            ("stat", (fd,), {"dir_fd": fd}),
+            ("stat", (unused,), {}),
+        ]
+        for name, args, kwargs in cases:
+            ours = await _outcome(getattr(aos, name)(*args, **kwargs))
+            assert ours == _reference(functools.partial(getattr(os, name), *args, **kwargs)), (
+                args,
+                kwargs,
+            )
+        for query in ("exists", "lexists", "islink", "isfile", "getsize"):
+            for arg in (fd, unused):
+                ours = await _outcome(getattr(aos.path, query)(arg))
+                assert ours == _reference(functools.partial(getattr(os.path, query), arg)), (
+                    query,
+                    arg,
+                )
+    finally:
+        os.close(fd)
