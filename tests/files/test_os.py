@@ -213,3 +213,22 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
                 )
     finally:
         os.close(fd)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_path_is_its_characters_whatever_its_encode_says(tmp_path: Path) -> None:
+    # os converts a str path itself: a str subclass's own encode() is not called.
+    kept, target = tmp_path / "kept", tmp_path / "target"
+
+    class Elsewhere(str):
+        def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+            return os.fsencode(kept)
+
+    for name in (kept, target):
+        name.write_bytes(name.name.encode())
+    async with uringloop.open(Elsewhere(target), "rb") as f:
+        assert await f.read() == b"target"
+    assert (await aos.stat(Elsewhere(target))).st_ino == os.stat(target).st_ino
+    await aos.unlink(Elsewhere(target))
+    assert os.listdir(tmp_path) == ["kept"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 from typing import Any
 
 from .._errors import type_name
@@ -111,10 +112,22 @@ def dir_fd(value: object) -> int:
     return fd
 
 
+def fs_bytes(value: Any) -> bytes:
+    """os.fsencode(value), as os's own functions convert a path: a str subclass's encode()
+    is not called (the file system's encoding of its characters is the path)."""
+    value = os.fspath(value)
+    if isinstance(value, str):
+        return str.encode(value, _FS_ENCODING, _FS_ERRORS)
+    return bytes(value)
+
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def path(value: Any) -> bytes:
     """A path for the kernel (str, bytes or os.PathLike), NUL-terminated."""
     try:
-        raw = os.fsencode(value)
+        raw = fs_bytes(value)
     except TypeError:
         raise TypeError(
             f"path should be string, bytes or os.PathLike, not {type(value).__name__}"

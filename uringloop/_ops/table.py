@@ -386,7 +386,7 @@ def _open_inline(
     else:
         return None
     try:
-        raw = os.fsencode(path)  # str, bytes or os.PathLike, as args.path takes them
+        raw = args.fs_bytes(path)  # str, bytes or os.PathLike, as args.path takes them
     except Exception:  # the stub raises it again, as on the ring's route
         return None
     if not raw or b"\0" in raw or not (_inline_opens or _probe_inline_opens())[0]:
