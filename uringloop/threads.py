@@ -243,20 +243,20 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
 
     def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,
              **kwargs: Any) -> _T:  # fmt: skip
-        if loop is None and timeout is None:
-            if batch and (ring := thread_ring()) is not None:
-                try:
-                    return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
-                finally:
-                    # No loop iteration forgets which descriptors this call found to take
-                    # offsets: a number closed and reused meanwhile is checked afresh.
-                    forget_positions()
-            return blocking(*args, **kwargs)
-        _check_timeout(timeout)
-        target = _target(loop)
-        if target is None:
-            return blocking(*args, **kwargs)
-        return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
+        if loop is not None or timeout is not None:
+            _check_timeout(timeout)
+            target = _target(loop)
+            if target is not None:
+                return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
+        # Directly: no loop serves the thread (a timeout cannot apply then).
+        if batch and (ring := thread_ring()) is not None:
+            try:
+                return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+            finally:
+                # No loop iteration forgets which descriptors this call found to take
+                # offsets: a number closed and reused meanwhile is checked afresh.
+                forget_positions()
+        return blocking(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = spec.name
     call.__doc__ = spec.doc
@@ -392,10 +392,14 @@ def write_file(
     path: Any, data: Any, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
     """Create or truncate the file at `path` and write `data` into it."""
-    target = _route(loop, timeout)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = open(path, flags, 0o666, loop=target, timeout=timeout)
+    view = flat_view(data)  # refused before the file is truncated
     try:
-        pwrite_all(fd, data, 0, loop=target, timeout=timeout)
+        target = _route(loop, timeout)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = open(path, flags, 0o666, loop=target, timeout=timeout)
+        try:
+            pwrite_all(fd, view, 0, loop=target, timeout=timeout)
+        finally:
+            close(fd, loop=target, timeout=timeout)
     finally:
-        close(fd, loop=target, timeout=timeout)
+        release_views(view)

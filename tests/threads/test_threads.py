@@ -240,3 +240,51 @@ def test_a_bad_timeout_raises_before_anything_is_queued(
     time.sleep(0.05)  # anything queued would have run by now
     assert other_loop.uring_stats().submitted == submitted
     assert path.read_bytes() == b"before"
+
+
+@pytest.mark.parametrize("route", ["direct", "loop", "timeout"])
+def test_write_file_refuses_data_before_truncating(
+    other_loop: uringloop.Loop, tmp_path: Path, route: str, no_fd_leak: None
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"precious")
+    given = {"direct": {}, "loop": {"loop": other_loop}, "timeout": {"timeout": 5.0}}[route]
+    for bad in ("text", 12, [b"a"]):
+        with pytest.raises(TypeError):
+            threads.write_file(path, bad, **given)  # type: ignore[arg-type]
+        assert path.read_bytes() == b"precious"
+    threads.write_file(path, memoryview(b"new"), **given)
+    assert path.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("ring", [True, False])
+def test_pread_many_with_a_timeout_and_no_loop_checks_every_request_first(
+    tmp_path: Path, ring: bool, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # No loop serves the thread: the call is direct (the thread's own ring, or a plain read
+    # per request without one), with the checks of the other routes. (In a thread of its
+    # own: its ring goes with it.)
+    if not ring:
+        monkeypatch.setattr(threads, "thread_ring", lambda: None)
+    r, w = os.pipe()
+
+    def calls() -> list[str]:
+        refused = []
+        for bad in [(r, 4), (r, "x", 0), (r, -1, 0), None, (r, 4, 0, 0)]:
+            for timeout in (None, 1.0):
+                try:
+                    threads.pread_many([(r, 4, -1), bad], timeout=timeout)  # type: ignore[list-item]
+                except (TypeError, ValueError, OSError) as exc:
+                    refused.append(type(exc).__name__)
+        return refused
+
+    try:
+        os.write(w, b"DATA")
+        thread, box = _in_thread(calls)
+        thread.join()
+        [(outcome, refused)] = box
+        assert outcome == "ok" and len(refused) == 10, box
+        assert os.read(r, 10) == b"DATA"
+    finally:
+        os.close(r)
+        os.close(w)
