@@ -22,7 +22,8 @@ open, close, pread, stat, ...) and gives its results and errors. Which way it go
   thread raises RuntimeError: the loop would wait for itself.
 
 A timeout through a loop: when it expires, an operation the loop has not taken yet is
-dropped (TimeoutError: it never happens); one in the kernel is cancelled there, and
+dropped (TimeoutError: it never happens), but for a close, which is never dropped (its
+TimeoutError says it will still happen); one in the kernel is cancelled there, and
 TimeoutError is raised once it is known not to have happened, while one that completed
 despite the cancellation returns its result. Only if the loop cannot even take the
 cancellation within the timeout again is TimeoutError raised with the operation left
@@ -130,6 +131,10 @@ def _target(loop: Loop | None) -> Loop | None:
 
 
 _PENDING, _RUNNING, _DONE, _CANCELLED, _ABANDONED = range(5)
+# How an operation the caller's timeout cancelled may end: ECANCELED, or the interrupted
+# system call's own errno when the cancellation stopped it in a kernel worker thread
+# (ERESTARTSYS, kernel-internal: an open waiting for a FIFO's writer), or EINTR.
+_CANCELLED_ERRNOS = frozenset({errno.ECANCELED, 512, errno.EINTR})
 
 
 class _Waiter:
@@ -191,12 +196,19 @@ class _Waiter:
 
     def result(self, loop: Loop, timeout: float | None) -> Any:
         """The outcome, waiting at most `timeout` seconds before cancelling (see module)."""
+        cancelled = False
         if not self._wait(timeout):
             if self._give_up(_CANCELLED):
+                if self._op.must_run:  # (a close: the loop makes it all the same)
+                    raise TimeoutError(
+                        f"the uringloop operation did not start in {timeout} s; it is one "
+                        "that is never dropped, and will still happen"
+                    )
                 raise TimeoutError(
                     f"the uringloop operation did not start in {timeout} s; it never will"
                 )
             loop.threadsafe.cancel(self._op)
+            cancelled = True
             if not self._wait(timeout) and self._give_up(_ABANDONED):
                 raise TimeoutError(
                     f"the uringloop operation did not complete in {timeout} s, and the loop "
@@ -205,7 +217,7 @@ class _Waiter:
         error = self._error
         if error is None:
             return self._value
-        if isinstance(error, OSError) and error.errno == errno.ECANCELED and timeout is not None:
+        if cancelled and isinstance(error, OSError) and error.errno in _CANCELLED_ERRNOS:
             raise TimeoutError(
                 f"the uringloop operation did not complete in {timeout} s and was cancelled"
             ) from None

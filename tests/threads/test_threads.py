@@ -288,3 +288,40 @@ def test_pread_many_with_a_timeout_and_no_loop_checks_every_request_first(
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_an_open_its_timeout_stopped_in_the_kernel_raises_timeout_error(
+    other_loop: uringloop.Loop, tmp_path: Path, no_fd_leak: None
+) -> None:
+    # O_CREAT sends the open to a kernel worker, where a FIFO's open waits for a writer;
+    # the cancellation interrupts it there (ERESTARTSYS, an errno of the kernel's own).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for _ in range(3):
+        with pytest.raises(TimeoutError, match="was cancelled"):
+            threads.open(fifo, os.O_RDONLY | os.O_CREAT, loop=other_loop, timeout=0.1)
+
+
+def test_a_close_past_its_timeout_says_it_still_happens(
+    other_loop: uringloop.Loop, no_fd_leak: None
+) -> None:
+    for _ in range(500):
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            threads.close(fd, loop=other_loop, timeout=0)
+        except TimeoutError as exc:
+            assert "will still happen" in str(exc)
+            deadline = time.monotonic() + 10
+            while _is_open(fd):
+                assert time.monotonic() < deadline, "the close did not happen"
+                time.sleep(0.001)
+            return
+    pytest.skip("the loop took every close within the call")
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
