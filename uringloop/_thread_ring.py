@@ -12,7 +12,8 @@ the batch is then made of plain system calls, one after another.
 
 Invariant: an operation, and the buffers its SQEs point at, stays in `self._inflight` until
 its last CQE is reaped, also when the waiting thread is interrupted (a KeyboardInterrupt in
-io_uring_enter): the next batch, or closing the ring, reaps what is left.
+io_uring_enter): what is left is cancelled in the kernel, and the next batch, or closing
+the ring, reaps it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 from itertools import repeat
 from typing import Any
 
-from ._ops import DONE, Operation, Reaper
+from ._ops import DONE, AsyncCancel, Operation, Reaper
 from ._ring import abi
 from ._ring.ring import Ring
 
@@ -93,9 +94,11 @@ class ThreadRing:
                 self._reap()
         except BaseException:
             # Nobody waits any more: a batch's parts not yet written are dropped, so that it
-            # finishes (its buffers released) once the written ones are reaped.
+            # finishes (its buffers released) once the written ones are reaped, and those in
+            # the kernel are cancelled there.
             if op.multi and op.state != DONE:
                 op.drop_unwritten()
+            self._cancel_in_flight()
             raise
         if outcome.error is not None:
             raise outcome.error
@@ -141,6 +144,27 @@ class ThreadRing:
                 op.user_data = next(reversed(inflight))
             queues.unreserve(queues.pending() - mark - written)
             raise
+
+    def _cancel_in_flight(self) -> None:
+        """The waiting thread was interrupted: ask the kernel to cancel what is in flight,
+        without waiting. Left there, a read of a pipe would wait for data, holding up the
+        next batch and the ring's close, and then take bytes nobody gets (an interrupted
+        os.read takes none). The CQEs are reaped by the next batch, or the close."""
+        targets = [ud for ud, op in self._inflight.items() if type(op) is not AsyncCancel]
+        if not targets:
+            return
+        try:
+            for target in targets:
+                cancel = AsyncCancel(target)
+                self._write(cancel)
+                if not cancel.user_data:  # the SQ is full: submit what it holds first
+                    self._queues.enter(0, 0)
+                    self._write(cancel)
+                    if not cancel.user_data:
+                        break
+            self._queues.enter(0, 0)
+        except OSError:
+            pass  # (what is not cancelled: the next batch, or the close, waits for it)
 
     def _take_user_data(self, count: int) -> int:
         ud = self._next_user_data
