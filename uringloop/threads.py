@@ -182,9 +182,29 @@ class _Waiter:
                 self._error, self._state = exc, _DONE
                 self._cond.notify_all()
 
-    def _wait(self, timeout: float | None) -> bool:
+    def _wait(self, loop: Loop, timeout: float | None) -> bool:
+        try:
+            with self._cond:
+                return self._cond.wait_for(lambda: self._state == _DONE, timeout)
+        except BaseException:  # interrupted (a signal handler's KeyboardInterrupt)
+            self._withdraw(loop)
+            raise
+
+    def _withdraw(self, loop: Loop) -> None:
+        """The waiting thread was interrupted: nobody takes the outcome. An operation not
+        taken yet is dropped, one in the kernel cancelled there (a result that still
+        comes is undone), and a result already delivered undone (an open's descriptor
+        closed), as an interrupted os call leaves nothing behind."""
+        if self._give_up(_CANCELLED):
+            return
+        if self._give_up(_ABANDONED):
+            loop.threadsafe.cancel(self._op)
+            return
         with self._cond:
-            return self._cond.wait_for(lambda: self._state == _DONE, timeout)
+            value, failed = self._value, self._error is not None
+            self._value = None
+        if not failed:
+            self._op.discard(value)
 
     def _give_up(self, state: int) -> bool:
         """Cancel (while pending) or abandon (while running); False if it finished."""
@@ -197,7 +217,7 @@ class _Waiter:
     def result(self, loop: Loop, timeout: float | None) -> Any:
         """The outcome, waiting at most `timeout` seconds before cancelling (see module)."""
         cancelled = False
-        if not self._wait(timeout):
+        if not self._wait(loop, timeout):
             if self._give_up(_CANCELLED):
                 if self._op.must_run:  # (a close: the loop makes it all the same)
                     raise TimeoutError(
@@ -209,7 +229,7 @@ class _Waiter:
                 )
             loop.threadsafe.cancel(self._op)
             cancelled = True
-            if not self._wait(timeout) and self._give_up(_ABANDONED):
+            if not self._wait(loop, timeout) and self._give_up(_ABANDONED):
                 raise TimeoutError(
                     f"the uringloop operation did not complete in {timeout} s, and the loop "
                     "did not take its cancellation in time: it may still happen"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -325,3 +326,48 @@ def _is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+class _Interrupt(Exception):
+    """What the test's signal handler raises, as Ctrl-C's handler raises KeyboardInterrupt."""
+
+
+def _interrupt_after(seconds: float) -> Any:
+    def handler(signum: int, frame: object) -> None:
+        raise _Interrupt
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
+)
+def test_an_open_interrupted_while_it_waits_through_a_loop_leaves_no_descriptor(
+    other_loop: uringloop.Loop, tmp_path: Path, no_fd_leak: None
+) -> None:
+    # The open waits in the kernel for a FIFO's writer (O_CREAT sends it to a worker
+    # thread) when the caller is interrupted; a writer comes later, and the descriptor
+    # the kernel opens then is closed, not left to nobody (as os.open interrupted leaves
+    # none).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    queued = other_loop.uring_stats().foreign_submissions
+    previous = _interrupt_after(0.2)
+    try:
+        with pytest.raises(_Interrupt):
+            threads.open(fifo, os.O_RDONLY | os.O_CREAT, loop=other_loop)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert other_loop.uring_stats().foreign_submissions == queued + 1
+    deadline = time.monotonic() + 10
+    while other_loop.uring_stats().in_flight:  # the cancellation, or a writer, ends it
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # (ENXIO: no reader now)
+        except OSError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)  # the loop closes a descriptor that came late
