@@ -127,7 +127,7 @@ _SETUP_ERRNOS_FALLBACK = (
 # write into their memory, so it is never freed. Should stay empty in practice.
 _never_freed: list[Any] = []
 
-# Every Loop not yet closed, so a forked child can mark them unusable.
+# Every Loop of this process not yet closed, so a forked child can mark them unusable.
 _loops: weakref.WeakSet[Loop] = weakref.WeakSet()
 
 # The uringloop Loop whose task is running this code, if any (set while a Loop runs).
@@ -160,9 +160,12 @@ class _ExecutorJob:
 
 
 def _after_fork_in_child() -> None:
-    """In a forked child, every Loop's ring and queues are the parent's: let go of them."""
+    """In a forked child, every Loop's ring and queues are the parent's: let go of them.
+    The registry then starts empty: the parent's loops serve nothing here (a thread's
+    default loop, uringloop.threads.default_loop, is one of the child's own)."""
     for loop in list(_loops):
         loop._forget_after_fork()
+    _loops.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

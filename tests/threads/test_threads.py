@@ -371,3 +371,63 @@ def test_an_open_interrupted_while_it_waits_through_a_loop_leaves_no_descriptor(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(0.05)  # the loop closes a descriptor that came late
+
+
+_FORKED_CHILD = r"""
+import os, sys, threading, warnings
+import uringloop
+from uringloop import threads
+
+def serve(loop):
+    started = threading.Event()
+    loop.call_soon(started.set)
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    started.wait()
+    return thread
+
+path = sys.argv[1]
+with open(path, "wb") as f:
+    f.write(b"forked")
+parent_loop = uringloop.Loop()
+parent_thread = serve(parent_loop)
+fd = os.open(path, os.O_RDONLY)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
+    pid = os.fork()
+if pid == 0:
+    try:
+        assert threads.default_loop() is None, "the parent's loop"
+        assert threads.pread(fd, 6, 0, timeout=5) == b"forked"  # direct
+        child_loop = uringloop.Loop()
+        child_thread = serve(child_loop)
+        assert threads.default_loop() is child_loop
+        before = child_loop.uring_stats().foreign_submissions
+        assert threads.pread(fd, 6, 0, timeout=5) == b"forked"
+        assert child_loop.uring_stats().foreign_submissions == before + 1
+        child_loop.call_soon_threadsafe(child_loop.stop)
+        child_thread.join()
+        child_loop.close()
+    except BaseException as exc:
+        print(repr(exc), flush=True)
+        os._exit(1)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+parent_loop.call_soon_threadsafe(parent_loop.stop)
+parent_thread.join()
+parent_loop.close()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_is_served_by_its_own_loops_only(tmp_path: Path) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(_FORKED_CHILD)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
