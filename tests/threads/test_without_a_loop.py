@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import decimal
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -180,3 +181,46 @@ def test_pwrite_takes_and_refuses_what_os_write_does(
     finally:
         os.close(opened)
     assert path.read_bytes() == (b"ab" if expected == 2 else b"")
+
+
+def test_a_number_reused_for_a_pipe_is_refused_an_offset_after_a_direct_pread(
+    tmp_path: Path,
+) -> None:
+    # A direct pread off the plain-int path (a size past one read's) leaves no note that
+    # its descriptor takes offsets: the pipe that gets the number next is refused one
+    # (ESPIPE, as os.pread refuses it), and its bytes stay.
+    path = tmp_path / "f"
+    path.write_bytes(b"file data")
+
+    def reused() -> tuple[int, int]:
+        fd = os.open(path, os.O_RDONLY)
+        assert threads.pread(fd, 2**31, 0) == b"file data"
+        os.close(fd)
+        r, w = os.pipe()
+        if r != fd:  # (the number the file had, whatever else took it)
+            os.dup2(r, fd)
+            os.close(r)
+        os.write(w, b"PIPE")
+        return fd, w
+
+    def refused_each_time() -> list[int]:
+        seen = []
+        for call in (
+            lambda r: threads.pread_many([(r, 4, 0), (r, 4, 4)]),
+            lambda r: threads.pread(r, 4, 0, timeout=5.0),
+            lambda r: threads.preadinto(r, bytearray(4), 0),
+        ):
+            r, w = reused()
+            try:
+                try:
+                    call(r)
+                except OSError as exc:
+                    seen.append(exc.errno)
+                assert os.read(r, 10) == b"PIPE"
+            finally:
+                os.close(r)
+                os.close(w)
+        return seen
+
+    # (In a thread of its own: its ring goes with it.)
+    assert _in_thread(refused_each_time) == [errno.ESPIPE] * 3

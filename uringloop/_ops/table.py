@@ -224,8 +224,10 @@ def _nop() -> None:
 def _pread(fd: int, size: int, offset: int = -1) -> bytes:
     # os.pread checks plain ints itself (EINVAL, ESPIPE, EBADF, ...); the rest are converted
     # as the ring's pread converts them (offset -1: the file position; a size clamped).
+    # Not looked at for ESPIPE (os.pread raises it): a descriptor found to take offsets
+    # stays so in the cache until a loop iteration forgets it, and nothing here would.
     if type(offset) is not int or type(size) is not int or size > MAX_RW_COUNT:
-        fd, size, offset = read_args(fd, size, offset)
+        fd, size, offset = read_args(fd, size, offset, known_seekable=True)
     return os.read(fd, size) if offset == -1 else os.pread(fd, size, offset)
 
 
