@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import functools
 import io
 import os
 import secrets
+import shutil
+import sys
 import tempfile as _stdlib_tempfile
+import time
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -99,10 +103,18 @@ async def _create_file(path: Any, executor: _Executor | None) -> int:
         finally:
             os.unlink(path)
 
+    await _not_there(path, executor)
+    since = time.time_ns()
     making = _open_fd(path, _CREATE, 0o600, executor)
-    return await undone_if_cancelled(
-        making, remove, lambda: _remove_with_the_loop(path, _remove_quietly)
-    )
+    unknown = functools.partial(_remove_with_the_loop, path, _if_made_since(since, _remove_quietly))
+    return await undone_if_cancelled(making, remove, unknown)
+
+
+async def _not_there(path: Any, executor: _Executor | None) -> None:
+    """FileExistsError where `path` exists already: a name taken is not even tried, so a
+    creation cut short, whose outcome is not known, is one of a name that was free."""
+    if await _uring_os.path.lexists(path, executor=executor):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
 
 
 async def _create_exclusive(
@@ -183,6 +195,28 @@ def _remove_with_the_loop(path: Any, remove: Callable[[Any], None]) -> None:
     weakref.finalize(asyncio.get_running_loop(), remove, path)
 
 
+# How much earlier than the clock a new inode's ctime may read (the file system's clock is
+# the kernel's coarse one, up to a tick behind).
+_CTIME_SLACK_NS = 50_000_000
+
+
+def _if_made_since(since: int, remove: Callable[[Any], None]) -> Callable[[Any], None]:
+    """remove, for a path only if what is there now is this process's making since `since`
+    (time.time_ns() as the creation began: its ctime no earlier, its owner this user).
+    A creation whose outcome is not known may have failed (EEXIST: the name was taken
+    since _not_there looked), and what is there then is not removed."""
+
+    def remove_if_ours(path: Any) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        if st.st_uid == os.geteuid() and st.st_ctime_ns >= since - _CTIME_SLACK_NS:
+            remove(path)
+
+    return remove_if_ours
+
+
 def _rmdir_quietly(path: Any) -> None:
     """A directory whose making was cancelled: removed only if empty (a name that was
     someone else's keeps what it holds)."""
@@ -193,7 +227,46 @@ def _rmdir_quietly(path: Any) -> None:
 
 
 def _rmtree_quietly(path: Any) -> None:
-    _stdlib_tempfile.TemporaryDirectory._rmtree(path, ignore_errors=True)  # type: ignore[attr-defined]
+    _rmtree(path, ignore_errors=True)
+
+
+def _rmtree(top: Any, ignore_errors: bool = False) -> None:
+    """shutil.rmtree(top), as the tempfile module's TemporaryDirectory removes its tree:
+    an entry it may not remove has its directory (and itself, if not a symbolic link)
+    made writable, and is removed again; what is gone already is no error. A symbolic
+    link is never followed: nothing outside the tree changes."""
+
+    def handle(function: Any, path: Any, exc: BaseException) -> None:
+        if isinstance(exc, FileNotFoundError):
+            return
+        if isinstance(exc, PermissionError):
+            try:
+                if path != top:
+                    _make_writable(os.path.dirname(path))
+                _make_writable(path)
+                try:
+                    os.unlink(path)
+                except IsADirectoryError:
+                    _rmtree(path, ignore_errors)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as again:
+                exc = again
+        if not ignore_errors:
+            raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(top, onexc=handle)
+    else:
+        shutil.rmtree(top, onerror=lambda function, path, info: handle(function, path, info[1]))
+
+
+def _make_writable(path: Any) -> None:
+    """chmod 0o700 of `path`, unless it is a symbolic link (Linux has no lchmod: chmod would
+    change what it points at)."""
+    if not os.path.islink(path):
+        os.chmod(path, 0o700)
 
 
 # -- the awaitable context ------------------------------------------------------------------
@@ -263,6 +336,11 @@ def _nothing() -> None:
     pass
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def TemporaryFile(
     mode: str = "w+b",
     buffering: int = -1,
@@ -317,10 +395,13 @@ class NamedTemporaryFileWrapper:
         if self._removed:
             return
         self._removed = True
-        finalizer = self._finalizer
-        detach = _nothing if finalizer is None else finalizer.detach
         unlinking = _unlink_quietly(self.name, self._executor)
-        await _to_its_end(unlinking, detach, self.name, _remove_quietly)
+        # (The callback keeps this object, so its finalizer waits for the unlink's end.)
+        await _to_its_end(unlinking, self._unlinked, self.name, _remove_quietly)
+
+    def _unlinked(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
 
     async def close(self) -> None:
         """Close the file; remove it too if `delete` and `delete_on_close` are set."""
@@ -439,6 +520,9 @@ class SpooledTemporaryFileWrapper:
             return
         if self._rolling is None:
             self._rolling = asyncio.ensure_future(self._roll_over())
+            # Its failure is its callers' to see; with them all cancelled, nobody's (the
+            # next call tries again).
+            self._rolling.add_done_callback(_retrieved)
         await asyncio.shield(self._rolling)
 
     async def _settled(self) -> None:
@@ -641,10 +725,14 @@ class TemporaryDirectoryWrapper:
         loop = asyncio.get_running_loop()
         removing = loop.run_in_executor(self._executor, _remove_tree, self.name)
         try:
-            await _to_its_end(removing, self._finalizer.detach, self.name, _rmtree_quietly)
+            # (The callback keeps this object, so its finalizer waits for the removal's end.)
+            await _to_its_end(removing, self._removed, self.name, _rmtree_quietly)
         except Exception:  # (not a cancelled caller's: the removal goes on then)
             self._cleaning = False  # it failed: the next cleanup() tries again
             raise
+
+    def _removed(self) -> None:
+        self._finalizer.detach()
 
     async def close(self) -> None:
         """The same as cleanup()."""
@@ -661,10 +749,10 @@ class TemporaryDirectoryWrapper:
 
 
 def _remove_tree(name: Any) -> None:
-    """The tempfile module's removal of a TemporaryDirectory: nothing when it is gone
-    already, entries it may not remove made writable and removed."""
+    """The tempfile module's removal of a TemporaryDirectory (_rmtree): nothing when it is
+    gone already."""
     if os.path.lexists(name):
-        _stdlib_tempfile.TemporaryDirectory._rmtree(name)  # type: ignore[attr-defined]
+        _rmtree(name)
 
 
 def _implicit_cleanup(name: Any, what: str) -> None:
@@ -687,12 +775,12 @@ def TemporaryDirectory(
         parts = await _parts(suffix, prefix, dir, executor)
 
         async def create(path: Any) -> None:
+            await _not_there(path, executor)
+            since = time.time_ns()
             making = _uring_os.mkdir(path, 0o700, executor=executor)
-            await undone_if_cancelled(
-                making,
-                lambda _: os.rmdir(path),
-                lambda: _remove_with_the_loop(path, _rmdir_quietly),
-            )
+            made = _if_made_since(since, _rmdir_quietly)
+            unknown = functools.partial(_remove_with_the_loop, path, made)
+            await undone_if_cancelled(making, lambda _: os.rmdir(path), unknown)
 
         path, _ = await _create_exclusive(create, *parts)
         return TemporaryDirectoryWrapper(os.path.abspath(path), executor)

@@ -9,6 +9,7 @@ import os
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -279,11 +280,12 @@ async def test_a_cancelled_cleanup_still_removes_the_directory(tmp_path: Path) -
         busy = asyncio.get_running_loop().run_in_executor(executor, release.wait)
         assert (await cancel_after(made.cleanup(), 1))[0]
         assert os.path.isdir(made.name)
+        del made  # (collected meanwhile, it waits for the removal: no implicit cleanup)
+        gc.collect()
         release.set()
         await busy
         await _settle()
         assert os.listdir(tmp_path) == []
-        await made.cleanup()  # done already
     finally:
         release.set()
         executor.shutdown()
@@ -412,3 +414,83 @@ async def test_writes_beside_a_rollover_are_all_kept(pause: int, no_fd_leak: Non
     assert sorted(content) == sorted(b"".join(letter * 18 for letter in letters))
     # Each write went in whole, at one place.
     assert all(content[i : i + 6] == content[i : i + 1] * 6 for i in range(0, len(content), 6))
+
+
+@pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
+@pytest.mark.filterwarnings("ignore:Implicitly cleaning up:ResourceWarning")
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory"])
+def test_a_name_taken_already_is_never_removed(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first name tried is someone else's: a creation cut short by the shutdown does
+    # not remove it, whatever step it was at.
+    names = iter(["victim"])
+
+    def token_hex(nbytes: int) -> str:
+        return next(names, None) or os.urandom(nbytes).hex()
+
+    monkeypatch.setattr(tempfile.secrets, "token_hex", token_hex)
+    victim = tmp_path / "tmpvictim"
+
+    async def main(steps: int) -> None:
+        asyncio.ensure_future(getattr(tempfile, kind)(dir=tmp_path))  # noqa: RUF006
+        for _ in range(steps):
+            await asyncio.sleep(0)
+
+    for steps in range(8):
+        if kind == "TemporaryDirectory":
+            victim.mkdir()
+        else:
+            victim.write_bytes(b"")
+        names = iter(["victim"])  # (the next creation's first name)
+        uringloop.run(main(steps))
+        gc.collect()
+        assert victim.exists(), steps
+        for name in os.listdir(tmp_path):
+            path = tmp_path / name
+            path.rmdir() if path.is_dir() else path.unlink()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_failed_rollover_whose_callers_were_cancelled_is_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = await tempfile.SpooledTemporaryFile(max_size=4, dir=tmp_path / "missing")
+    assert (await cancel_after(f.write(b"0123456789"), 1))[0]
+    await _settle()
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+    with pytest.raises(FileNotFoundError):  # the next call tries again, and sees it
+        await f.rollover()
+    await f.close()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_read_only_entry_is_removed_without_following_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Removing an entry is refused once (as for a user without the directory's write
+    # permission): the directory is made writable and the entry removed, and a symbolic
+    # link's target outside the tree keeps its mode (chmod would follow the link).
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"")
+    outside.chmod(0o644)
+    made = await tempfile.TemporaryDirectory(dir=tmp_path)
+    Path(made.name, "sub").mkdir()
+    Path(made.name, "sub", "link").symlink_to(outside)
+    real_unlink, refused = os.unlink, []
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.fsdecode(path).endswith("link") and not refused:
+            refused.append(path)
+            raise PermissionError(13, "Permission denied", path)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    await made.cleanup()
+    monkeypatch.undo()
+    assert refused and os.listdir(tmp_path) == ["outside"]
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o644
