@@ -166,6 +166,7 @@ def _after_fork_in_child() -> None:
     for loop in list(_loops):
         loop._forget_after_fork()
     _loops.clear()
+    executor_loop.loop = None  # (the forking thread's job is the parent loop's)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

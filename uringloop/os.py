@@ -139,7 +139,7 @@ async def lstat(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> os.stat_result:
     """os.lstat(): stat without following a final symlink."""
-    if isinstance(path, int):  # os.lstat takes no descriptor
+    if _descriptor(path) is not None:  # os.lstat takes no descriptor
         raise TypeError(
             f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}"
         )

@@ -197,6 +197,8 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
             ("stat", (fd,), {"follow_symlinks": False}),
             ("stat", (fd,), {"dir_fd": fd}),
             ("stat", (unused,), {}),
+            ("lstat", (fd,), {}),
+            ("lstat", (_Index(fd),), {}),
         ]
         for name, args, kwargs in cases:
             ours = await _outcome(getattr(aos, name)(*args, **kwargs))
@@ -205,7 +207,7 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
                 kwargs,
             )
         for query in ("exists", "lexists", "islink", "isfile", "getsize"):
-            for arg in (fd, unused):
+            for arg in (fd, unused, _Index(fd)):
                 ours = await _outcome(getattr(aos.path, query)(arg))
                 assert ours == _reference(functools.partial(getattr(os.path, query), arg)), (
                     query,
@@ -217,7 +219,7 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
 
 @pytest.mark.asyncio
 @ALL_LOOPS
-async def test_a_path_is_its_characters_whatever_its_encode_says(tmp_path: Path) -> None:
+async def test_a_path_is_its_characters_whatever_its_class_says(tmp_path: Path) -> None:
     # os converts a str path itself: a str subclass's own encode() is not called.
     kept, target = tmp_path / "kept", tmp_path / "target"
 
@@ -225,10 +227,18 @@ async def test_a_path_is_its_characters_whatever_its_encode_says(tmp_path: Path)
         def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
             return os.fsencode(kept)
 
+    class ElsewhereBytes(bytes):
+        def __bytes__(self) -> bytes:
+            return os.fsencode(kept)
+
     for name in (kept, target):
         name.write_bytes(name.name.encode())
     async with uringloop.open(Elsewhere(target), "rb") as f:
         assert await f.read() == b"target"
     assert (await aos.stat(Elsewhere(target))).st_ino == os.stat(target).st_ino
+    assert (await aos.stat(ElsewhereBytes(os.fsencode(target)))).st_ino == os.stat(target).st_ino
     await aos.unlink(Elsewhere(target))
+    assert os.listdir(tmp_path) == ["kept"]
+    target.write_bytes(b"")
+    await aos.unlink(ElsewhereBytes(os.fsencode(target)))
     assert os.listdir(tmp_path) == ["kept"]

@@ -431,3 +431,49 @@ def test_a_forked_child_is_served_by_its_own_loops_only(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
+
+
+_FORKED_FROM_AN_EXECUTOR_JOB = r"""
+import asyncio, os, sys, warnings
+import uringloop
+from uringloop import threads
+
+path = sys.argv[1]
+with open(path, "wb") as f:
+    f.write(b"forked")
+
+def job():
+    fd = os.open(path, os.O_RDONLY)
+    assert threads.default_loop() is not None  # the job's loop, in the parent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
+        pid = os.fork()
+    if pid == 0:
+        try:
+            assert threads.default_loop() is None, "the parent's loop"
+            assert threads.pread(fd, 6, 0, timeout=5) == b"forked"  # direct
+        except BaseException as exc:
+            print(repr(exc), flush=True)
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+async def main():
+    return await asyncio.get_running_loop().run_in_executor(None, job)
+
+sys.exit(uringloop.run(main()))
+"""
+
+
+def test_a_child_forked_from_an_executor_job_calls_os_directly(tmp_path: Path) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(_FORKED_FROM_AN_EXECUTOR_JOB)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])

@@ -114,11 +114,12 @@ def dir_fd(value: object) -> int:
 
 def fs_bytes(value: Any) -> bytes:
     """os.fsencode(value), as os's own functions convert a path: a str subclass's encode()
-    is not called (the file system's encoding of its characters is the path)."""
+    is not called (the file system's encoding of its characters is the path), nor a bytes
+    subclass's __bytes__ (its bytes are)."""
     value = os.fspath(value)
     if isinstance(value, str):
         return str.encode(value, _FS_ENCODING, _FS_ERRORS)
-    return bytes(value)
+    return bytes.__getitem__(value, slice(None))  # (its bytes: not a subclass's __bytes__)
 
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
