@@ -304,3 +304,25 @@ async def test_lone_reads_complete_without_a_loop_iteration_but_still_yield(
     # ... yet the loop kept turning, and other callbacks ran while the reads went on.
     assert iterations >= reads // EAGER_PER_ITERATION - 1
     assert seen_by_other_task and seen_by_other_task[0] < reads
+
+
+async def test_stat_of_a_descriptor_refuses_and_names_as_os_stat(tmp_path: Path) -> None:
+    loop = running()
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        unused = os.dup(fd)
+        os.close(unused)
+        for kwargs in ({"dir_fd": fd}, {"follow_symlinks": False}):
+            with pytest.raises(ValueError) as ours:
+                await loop.stat(fd, **kwargs)
+            with pytest.raises(ValueError) as theirs:
+                os.stat(fd, **kwargs)
+            assert str(ours.value) == str(theirs.value)
+        with pytest.raises(OSError) as ours_:
+            await loop.stat(unused)
+        with pytest.raises(OSError) as theirs_:
+            os.stat(unused)
+        assert (ours_.value.errno, ours_.value.filename) == (theirs_.value.errno, unused)
+        assert theirs_.value.filename == unused
+    finally:
+        os.close(fd)

@@ -718,9 +718,13 @@ def stat(
 
     The kernel runs every statx on a worker thread of its own: tens of microseconds
     where os.stat() of a cached inode takes one."""
-    if isinstance(path, int):
+    if isinstance(path, int):  # as os.stat refuses what only a path takes
+        if dir_fd is not None:
+            raise ValueError("stat: can't specify dir_fd without matching path")
+        if not follow_symlinks:
+            raise ValueError("stat: cannot use fd and follow_symlinks together")
         return _statx_entry(_no_negative_fd(args.c_int(path)), b"\0", abi.AT_EMPTY_PATH,
-                            BASIC_STATX, None)  # fmt: skip
+                            BASIC_STATX, path)  # fmt: skip
     flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
     return _statx_entry(args.dir_fd(dir_fd), _path(path), flags, BASIC_STATX, path)
 
