@@ -712,24 +712,30 @@ class TemporaryDirectoryWrapper:
         self.name = name
         self._executor = executor
         self._finalizer = weakref.finalize(self, _implicit_cleanup, name, repr(self))
-        self._cleaning = False
+        self._cleaning: asyncio.Future[None] | None = None  # the removal, once begun
 
     async def cleanup(self) -> None:
         """Remove the directory and everything in it, on the executor, as the tempfile
         module does (read-only entries made writable first; nothing to do once it is
-        gone). The removal runs to its end even if the caller is cancelled; until it
-        has, the directory is still removed when this object is collected."""
-        if self._cleaning or not self._finalizer.alive:
-            return  # removed already, or being removed
-        self._cleaning = True
+        gone). The removal runs to its end even if the caller is cancelled, and a call
+        made meanwhile waits for it; until it has, the directory is still removed when
+        this object is collected. After a removal that failed, the next call tries again."""
+        if self._cleaning is None:
+            if not self._finalizer.alive:
+                return  # removed already
+            self._cleaning = asyncio.ensure_future(self._remove())
+            # (The callback keeps this object, so its finalizer waits for the removal.)
+            self._cleaning.add_done_callback(self._cleaned)
+        await asyncio.shield(self._cleaning)
+
+    async def _remove(self) -> None:
         loop = asyncio.get_running_loop()
         removing = loop.run_in_executor(self._executor, _remove_tree, self.name)
-        try:
-            # (The callback keeps this object, so its finalizer waits for the removal's end.)
-            await _to_its_end(removing, self._removed, self.name, _rmtree_quietly)
-        except Exception:  # (not a cancelled caller's: the removal goes on then)
-            self._cleaning = False  # it failed: the next cleanup() tries again
-            raise
+        await _to_its_end(removing, self._removed, self.name, _rmtree_quietly)
+
+    def _cleaned(self, removal: asyncio.Future[None]) -> None:
+        if removal.cancelled() or removal.exception() is not None:
+            self._cleaning = None  # the next cleanup() tries again
 
     def _removed(self) -> None:
         self._finalizer.detach()

@@ -494,3 +494,45 @@ async def test_a_read_only_entry_is_removed_without_following_a_symlink(
     monkeypatch.undo()
     assert refused and os.listdir(tmp_path) == ["outside"]
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cleanup_made_meanwhile_waits_and_one_after_a_failure_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    release = threading.Event()
+    try:
+        made = await tempfile.TemporaryDirectory(dir=tmp_path, executor=executor)
+        loop = asyncio.get_running_loop()
+        # Two calls while the removal waits for the executor: neither returns before it.
+        busy = loop.run_in_executor(executor, release.wait)
+        first, second = asyncio.ensure_future(made.cleanup()), asyncio.ensure_future(made.cleanup())
+        await asyncio.sleep(0.05)
+        assert not first.done() and not second.done()
+        release.set()
+        await asyncio.gather(first, second, busy)
+        assert os.listdir(tmp_path) == []
+        # A removal that fails while its caller is cancelled: the next call tries again.
+        made = await tempfile.TemporaryDirectory(dir=tmp_path, executor=executor)
+        release.clear()
+        busy = loop.run_in_executor(executor, release.wait)
+        real, failures = tempfile._remove_tree, [OSError(16, "Device or resource busy")]
+
+        def remove_tree(name: Any) -> None:
+            if failures:
+                raise failures.pop()
+            real(name)
+
+        monkeypatch.setattr(tempfile, "_remove_tree", remove_tree)
+        assert (await cancel_after(made.cleanup(), 1))[0]
+        release.set()
+        await busy
+        await _settle()
+        assert os.path.isdir(made.name) and not failures
+        await made.cleanup()
+        assert os.listdir(tmp_path) == []
+    finally:
+        release.set()
+        executor.shutdown()
