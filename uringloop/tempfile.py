@@ -196,8 +196,8 @@ def _remove_with_the_loop(path: Any, remove: Callable[[Any], None]) -> None:
 
 
 # How much earlier than the clock a new inode's ctime may read (the file system's clock is
-# the kernel's coarse one, up to a tick behind).
-_CTIME_SLACK_NS = 50_000_000
+# the kernel's coarse one, a tick behind, or more on a busy virtual machine).
+_CTIME_SLACK_NS = 1_000_000_000
 
 
 def _if_made_since(since: int, remove: Callable[[Any], None]) -> Callable[[Any], None]:
