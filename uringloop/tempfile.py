@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import errno
 import functools
 import io
 import os
@@ -103,18 +102,10 @@ async def _create_file(path: Any, executor: _Executor | None) -> int:
         finally:
             os.unlink(path)
 
-    await _not_there(path, executor)
     since = time.time_ns()
     making = _open_fd(path, _CREATE, 0o600, executor)
     unknown = functools.partial(_remove_with_the_loop, path, _if_made_since(since, _remove_quietly))
     return await undone_if_cancelled(making, remove, unknown)
-
-
-async def _not_there(path: Any, executor: _Executor | None) -> None:
-    """FileExistsError where `path` exists already: a name taken is not even tried, so a
-    creation cut short, whose outcome is not known, is one of a name that was free."""
-    if await _uring_os.path.lexists(path, executor=executor):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
 
 
 async def _create_exclusive(
@@ -203,8 +194,8 @@ _CTIME_SLACK_NS = 1_000_000_000
 def _if_made_since(since: int, remove: Callable[[Any], None]) -> Callable[[Any], None]:
     """remove, for a path only if what is there now is this process's making since `since`
     (time.time_ns() as the creation began: its ctime no earlier, its owner this user).
-    A creation whose outcome is not known may have failed (EEXIST: the name was taken
-    since _not_there looked), and what is there then is not removed."""
+    A creation whose outcome is not known may have failed (EEXIST: the name was someone
+    else's), and what is there then, made before, or by another user, is not removed."""
 
     def remove_if_ours(path: Any) -> None:
         try:
@@ -781,7 +772,6 @@ def TemporaryDirectory(
         parts = await _parts(suffix, prefix, dir, executor)
 
         async def create(path: Any) -> None:
-            await _not_there(path, executor)
             since = time.time_ns()
             making = _uring_os.mkdir(path, 0o700, executor=executor)
             made = _if_made_since(since, _rmdir_quietly)
