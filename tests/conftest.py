@@ -22,8 +22,11 @@ import asyncio
 import contextlib
 import gc
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -100,7 +103,7 @@ def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
         gc.collect()
         leaked = open_fds() - before
     # Descriptors that were closed meanwhile may have been reused; check what they are.
-    details = {fd: _describe(fd) for fd in leaked if _exists(fd)}
+    details = {fd: _describe(fd) for fd in leaked if fd_exists(fd)}
     assert not details, f"leaked file descriptors: {details}"
 
 
@@ -111,7 +114,8 @@ def _describe(fd: int) -> str:
         return "?"
 
 
-def _exists(fd: int) -> bool:
+def fd_exists(fd: int) -> bool:
+    """Whether descriptor number `fd` is open in this process."""
     try:
         os.fstat(fd)
     except OSError:
@@ -275,3 +279,17 @@ async def cancel_after(work: Awaitable[_Result], steps: int) -> tuple[bool, _Res
         return False, await task
     except asyncio.CancelledError:
         return True, None
+
+
+def run_python(directory: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`text` run as a script in a fresh interpreter (from the repository's root), with a
+    path in `directory` for its data as its argument."""
+    script = directory / "script.py"
+    script.write_text(text)
+    return subprocess.run(
+        [sys.executable, str(script), str(directory / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )

@@ -50,6 +50,7 @@ from . import os as _uring_os
 from ._files import call_for_descriptor, undone_if_cancelled
 from ._files import open as _open
 from ._loop import Loop
+from ._outcomes import look_at
 
 __all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
 
@@ -327,11 +328,6 @@ def _nothing() -> None:
     pass
 
 
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 def TemporaryFile(
     mode: str = "w+b",
     buffering: int = -1,
@@ -513,7 +509,7 @@ class SpooledTemporaryFileWrapper:
             self._rolling = asyncio.ensure_future(self._roll_over())
             # Its failure is its callers' to see; with them all cancelled, nobody's (the
             # next call tries again).
-            self._rolling.add_done_callback(_retrieved)
+            self._rolling.add_done_callback(look_at)
         await asyncio.shield(self._rolling)
 
     async def _settled(self) -> None:

@@ -222,10 +222,7 @@ async def test_a_cancelled_constructor_leaves_nothing_behind(
             if cancelled:
                 continue
             await (made.cleanup() if kind == "TemporaryDirectory" else made.close())  # type: ignore[attr-defined]
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    if others:  # the creations still running end, and are undone
-        await asyncio.wait(others, timeout=10)
-    await asyncio.sleep(0.01)  # their undoing callbacks run
+    await _settle()  # the creations still running end, and are undone
     assert os.listdir(tmp_path) == []
 
 

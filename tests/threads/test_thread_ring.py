@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import EnterLog
+from tests.conftest import EnterLog, run_python
 from uringloop import _thread_ring, threads
 from uringloop._ring import syscalls
 
@@ -335,14 +333,6 @@ def test_an_interrupted_batch_is_cancelled_in_the_kernel(tmp_path: Path) -> None
     # The main thread's batch is interrupted (a signal handler's exception, as Ctrl-C's)
     # while a read waits for a pipe: as an interrupted os.read, it takes none of the bytes
     # written later, holds up neither the next batch nor the exit (the ring's close).
-    script = tmp_path / "interrupted.py"
-    script.write_text(_INTERRUPTED_PIPE_READ)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = run_python(tmp_path, _INTERRUPTED_PIPE_READ)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines() == ["[b'regular', b'file']", "b'BBBB'"]

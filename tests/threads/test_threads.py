@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import fd_exists, run_python
 from uringloop import threads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,19 +314,11 @@ def test_a_close_past_its_timeout_says_it_still_happens(
         except TimeoutError as exc:
             assert "will still happen" in str(exc)
             deadline = time.monotonic() + 10
-            while _is_open(fd):
+            while fd_exists(fd):
                 assert time.monotonic() < deadline, "the close did not happen"
                 time.sleep(0.001)
             return
     pytest.skip("the loop took every close within the call")
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 class _Interrupt(Exception):
@@ -421,15 +414,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def test_a_forked_child_is_served_by_its_own_loops_only(tmp_path: Path) -> None:
-    script = tmp_path / "forked.py"
-    script.write_text(_FORKED_CHILD)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = run_python(tmp_path, _FORKED_CHILD)
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
 
 
@@ -467,13 +452,5 @@ sys.exit(uringloop.run(main()))
 
 
 def test_a_child_forked_from_an_executor_job_calls_os_directly(tmp_path: Path) -> None:
-    script = tmp_path / "forked.py"
-    script.write_text(_FORKED_FROM_AN_EXECUTOR_JOB)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    proc = run_python(tmp_path, _FORKED_FROM_AN_EXECUTOR_JOB)
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
