@@ -1088,6 +1088,8 @@ class Loop(asyncio.SelectorEventLoop):
             offset = off_t(offset)
             if offset < 0:
                 raise ValueError("pwrite_all needs an explicit offset")
+            if not view.nbytes:  # as os.pwrite of nothing: the descriptor is checked
+                await self.pwrite(fd, view, offset)
             await write_all(lambda part, at: self.pwrite(fd, part, at), view, offset, MAX_RW_COUNT)
         finally:
             release_views(view)

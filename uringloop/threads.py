@@ -388,6 +388,8 @@ def pwrite_all(
     view = flat_view(data)
     try:
         target = _route(loop, timeout)
+        if not view.nbytes:  # as os.pwrite of nothing: the descriptor is checked
+            pwrite(fd, view, offset, loop=target, timeout=timeout)
         done = 0
         while done < len(view):
             part = view[done : done + MAX_RW_COUNT]
@@ -410,7 +412,12 @@ def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = No
         chunks = []
         offset = 0
         while True:
-            data = pread(fd, _READ_CHUNK, offset, loop=target, timeout=timeout)
+            try:
+                data = pread(fd, _READ_CHUNK, offset, loop=target, timeout=timeout)
+            except OSError as exc:  # (a directory's EISDIR) named as the open's would be
+                if exc.filename is None:
+                    exc.filename = path
+                raise
             if not data:
                 break
             chunks.append(data)

@@ -326,3 +326,18 @@ async def test_stat_of_a_descriptor_refuses_and_names_as_os_stat(tmp_path: Path)
         assert theirs_.value.filename == unused
     finally:
         os.close(fd)
+
+
+async def test_edges_fail_as_os_does() -> None:
+    loop = running()
+    # A write of nothing still checks its descriptor, as os.pwrite's does.
+    with pytest.raises(OSError) as ours:
+        await loop.pwrite_all(-1, b"", 0)
+    assert ours.value.errno == errno.EBADF
+    # os.stat takes -1 for "no descriptor" and stats a NULL path.
+    for fd in (-1, -2):
+        with pytest.raises(OSError) as ours:
+            await loop.stat(fd)
+        with pytest.raises(OSError) as theirs:
+            os.stat(fd)
+        assert (ours.value.errno, ours.value.filename) == (theirs.value.errno, fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +259,38 @@ def test_write_file_refuses_data_before_truncating(
         assert path.read_bytes() == b"precious"
     threads.write_file(path, memoryview(b"new"), **given)
     assert path.read_bytes() == b"new"
+
+
+def _raised(call: Callable[[], Any]) -> tuple[type, int | None, Any] | None:
+    """What `call` raised: its type, errno and filename; None when it returned."""
+    try:
+        call()
+    except Exception as exc:
+        return type(exc), getattr(exc, "errno", None), getattr(exc, "filename", None)
+    return None
+
+
+@pytest.mark.parametrize("route", ["direct", "loop", "timeout"])
+def test_each_route_fails_as_os_does_at_the_edges(
+    other_loop: uringloop.Loop, tmp_path: Path, route: str, no_fd_leak: None
+) -> None:
+    given = {"direct": {}, "loop": {"loop": other_loop}, "timeout": {"timeout": 5.0}}[route]
+    # A write of nothing still checks its descriptor, as os.pwrite's does.
+    assert _raised(lambda: os.pwrite(-1, b"", 0)) == (OSError, errno.EBADF, None)
+    assert _raised(lambda: threads.pwrite_all(-1, b"", 0, **given)) == (OSError, errno.EBADF, None)
+    # os.stat takes -1 for "no descriptor" (EFAULT); other negative ones are EBADF. Both
+    # name the descriptor.
+    for fd in (-1, -2):
+        assert _raised(partial(threads.stat, fd, **given)) == _raised(partial(os.stat, fd))
+    # A directory opens for reading, and its first read fails: the error names the path,
+    # as the built-in open()'s does.
+    assert _raised(lambda: threads.read_file(tmp_path, **given)) == (
+        IsADirectoryError, errno.EISDIR, tmp_path)  # fmt: skip
+    # flags=None is refused on every route, before anything is renamed.
+    (tmp_path / "a").write_bytes(b"a")
+    failure = _raised(lambda: threads.rename(tmp_path / "a", tmp_path / "b", flags=None, **given))  # type: ignore[arg-type]
+    assert failure is not None and failure[0] is TypeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
 @pytest.mark.parametrize("ring", [True, False])

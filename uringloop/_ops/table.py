@@ -465,7 +465,7 @@ def _rename(
     dst_dir_fd: int | None = None,
     flags: int = 0,
 ) -> None:
-    if not flags:
+    if not args.c_uint(flags):  # (None refused, as the ring's rename refuses it)
         os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
         return
     libc.renameat2(args.dir_fd(src_dir_fd), args.path(src), args.dir_fd(dst_dir_fd),
@@ -723,8 +723,11 @@ def stat(
             raise ValueError("stat: can't specify dir_fd without matching path")
         if not follow_symlinks:
             raise ValueError("stat: cannot use fd and follow_symlinks together")
-        return _statx_entry(_no_negative_fd(args.c_int(path)), b"\0", abi.AT_EMPTY_PATH,
-                            BASIC_STATX, path)  # fmt: skip
+        fd = args.c_int(path)
+        if fd < 0:  # os.stat takes -1 for no descriptor, and stats a NULL path: EFAULT
+            code = errno.EFAULT if fd == -1 else errno.EBADF
+            raise OSError(code, os.strerror(code), path)
+        return _statx_entry(fd, b"\0", abi.AT_EMPTY_PATH, BASIC_STATX, path)
     flags = 0 if follow_symlinks else abi.AT_SYMLINK_NOFOLLOW
     return _statx_entry(args.dir_fd(dir_fd), _path(path), flags, BASIC_STATX, path)
 
