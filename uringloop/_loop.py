@@ -1004,6 +1004,11 @@ class Loop(asyncio.SelectorEventLoop):
         batch goes to the ring whole, but for its reads at the position of an O_NONBLOCK
         stream, made as pread makes one (EAGAIN where io_uring's read would wait) once the
         others have completed: a batch cancelled before then has read nothing there.
+
+        The exception of a batch whose reads were made has `partial`, in request order: the
+        bytes each read that completed returned, None for the others. A read at a pipe's
+        position took its bytes from the pipe; they are there. (A cancelled task's batch
+        raises CancelledError, and what such reads took is lost.)
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
@@ -1025,7 +1030,12 @@ class Loop(asyncio.SelectorEventLoop):
         if at_once and len(at_once) == len(fds):
             return table.read_many_now(at_once)
         op = ReadBatch(fds, sizes, offsets, self._pool, at_once)
-        rest: list[bytes] = await self._run(op)
+        try:
+            rest: list[bytes] = await self._run(op)
+        except OSError as exc:
+            if head and hasattr(exc, "partial"):  # (in request order: the copies first)
+                exc.partial = head + exc.partial
+            raise
         return head + rest if head else rest
 
     def _read_many_cached(self, batch: table.ReadRequests) -> list[bytes] | None:

@@ -25,9 +25,12 @@ A timeout through a loop: when it expires, an operation the loop has not taken y
 dropped (TimeoutError: it never happens), but for a close, which is never dropped (its
 TimeoutError says it will still happen); one in the kernel is cancelled there, and
 TimeoutError is raised once it is known not to have happened, while one that completed
-despite the cancellation returns its result. Only if the loop cannot even take the
-cancellation within the timeout again is TimeoutError raised with the operation left
-behind: it may still happen then, and an open's descriptor is closed when it does.
+despite the cancellation returns its result. A batch (`pread_many`) that some of its reads
+completed raises TimeoutError all the same, with their bytes in its `partial` (in request
+order, None where nothing was read): a read at a pipe's position took them. Only if the
+loop cannot even take the cancellation within the timeout again is TimeoutError raised
+with the operation left behind: it may still happen then, and an open's descriptor is
+closed when it does.
 
     def worker(path):
         fd = uringloop.threads.open(path)
@@ -238,9 +241,12 @@ class _Waiter:
         if error is None:
             return self._value
         if cancelled and isinstance(error, OSError) and error.errno in _CANCELLED_ERRNOS:
-            raise TimeoutError(
+            timed_out = TimeoutError(
                 f"the uringloop operation did not complete in {timeout} s and was cancelled"
-            ) from None
+            )
+            if hasattr(error, "partial"):  # (a batch: what its completed reads took)
+                timed_out.partial = error.partial  # type: ignore[attr-defined]
+            raise timed_out from None
         raise error
 
 

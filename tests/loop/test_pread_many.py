@@ -246,3 +246,56 @@ async def test_a_cancelled_pread_many_takes_nothing_from_an_o_nonblock_stream(
     finally:
         os.close(waiting_end)
         os.close(feeding_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("route", [*_ROUTES, "threads-no-ring"])
+@pytest.mark.parametrize("nonblocking", [False, True])
+async def test_a_failed_batch_gives_what_its_pipe_reads_took(
+    route: str, nonblocking: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read at a pipe's position takes its bytes from the pipe: when another read of the
+    # batch fails, the exception carries them in `partial` (None where nothing was read).
+    # On a blocking pipe the read is one of the ring's (a plain call without a ring); on
+    # an O_NONBLOCK one it is made at once, after the others.
+    if route == "threads-no-ring":
+        monkeypatch.setattr(uringloop.threads, "thread_ring", lambda: None)
+        route = "threads"
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, not nonblocking)
+    dirfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        os.write(write_end, b"took")
+        with pytest.raises(IsADirectoryError) as failed:
+            await _pread_many(route, [(read_end, 4, -1), (dirfd, 4, 0)])
+        assert failed.value.partial == [b"took", None]  # type: ignore[attr-defined]
+    finally:
+        os.close(dirfd)
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+async def test_a_timed_out_batch_gives_what_its_pipe_reads_took() -> None:
+    # One pipe holds bytes, the other none: the batch times out after the first read took
+    # them. They come with the TimeoutError. (The thread pool's batch is one call, which
+    # cannot be stopped once begun: its TimeoutError says it may still happen.)
+    loop: Any = asyncio.get_running_loop()
+    if not loop.uring_available:
+        pytest.skip("a batch on the thread pool is not cancelled once begun")
+    full_r, full_w = os.pipe()
+    empty_r, empty_w = os.pipe()
+    requests = [(full_r, 8, -1), (empty_r, 8, -1)]
+    try:
+        os.write(full_w, b"precious")
+        with pytest.raises(TimeoutError) as timed_out:
+            await _in_a_thread(
+                lambda: uringloop.threads.pread_many(requests, loop=loop, timeout=0.2)
+            )
+        assert timed_out.value.partial == [b"precious", None]  # type: ignore[attr-defined]
+        os.set_blocking(full_r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(full_r, 8)  # (taken by the batch: the pipe is empty)
+    finally:
+        for fd in (full_r, full_w, empty_r, empty_w):
+            os.close(fd)

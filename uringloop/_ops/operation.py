@@ -27,7 +27,7 @@ import fcntl
 import os
 import sys
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
@@ -561,6 +561,20 @@ def make_calls(
             failures[i] = exc
 
 
+def reads_in_turn(requests: Iterable[tuple[int, int, int]], count: int) -> list[bytes]:
+    """A batch's `count` reads (fd, size, offset) made one after another as system calls,
+    up to the first failure, which is raised with `partial`: the bytes of the reads made
+    before it, None for it and those after (not made)."""
+    done: list[bytes] = []
+    try:
+        for fd, size, offset in requests:
+            done.append(os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size))
+    except Exception as exc:
+        exc.partial = done + [None] * (count - len(done))  # type: ignore[attr-defined]
+        raise
+    return done
+
+
 class ReadBatch(Entry):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
@@ -744,8 +758,11 @@ class ReadBatch(Entry):
                     if res[i] < 0:
                         self._error, self._error_index = os_error(res[i]), i
                         break
-            if self._error is None and waiter is not None and not waiter.done():
-                results = self._results(res)
+            if waiter is not None and not waiter.done():
+                if self._error is None:
+                    results = self._results(res)
+                else:
+                    self._error.partial = self._partial(res)  # type: ignore[attr-defined]
         finally:
             self.release()
         if waiter is None or waiter.done():
@@ -769,16 +786,38 @@ class ReadBatch(Entry):
         order = self._ring_order
         answers: list[bytes] = [b""] * (len(order) + len(self._at_once))
         failures: dict[int, BaseException] = {}
+        got: list[bytes | None] = getattr(error, "partial", None) or [None] * len(answers)
         if error is not None:
             failures[order[self._error_index]] = error
         elif results is not None:
             for i, data in zip(order, results, strict=True):
-                answers[i] = data
+                answers[i] = got[i] = data
         make_calls(self._at_once, answers, failures)
         if failures:
-            waiter.set_exception(failures[min(failures)])
+            for i, _ in self._at_once:
+                got[i] = None if i in failures else answers[i]
+            first = failures[min(failures)]
+            first.partial = got  # type: ignore[attr-defined]
+            waiter.set_exception(first)
         else:
             waiter.set_result(answers)
+
+    def _partial(self, res: list[int]) -> list[bytes | None]:
+        """A failed batch's `partial`, in request order: the bytes of each part that
+        completed, None for the others (failed, not written, or a call made at once, which
+        a failed batch does not make). Bytes read at a pipe's position are gone from the
+        pipe: the caller finds them here."""
+        copied = self._results([max(n, 0) for n in res])
+        parts: list[bytes | None] = [
+            b if n >= 0 else None for b, n in zip(copied, res, strict=True)
+        ]
+        parts += [None] * (len(self.fds) - len(parts))  # (parts never written)
+        if not self._at_once:
+            return parts
+        out: list[bytes | None] = [None] * (len(self._ring_order) + len(self._at_once))
+        for i, data in zip(self._ring_order, parts, strict=False):
+            out[i] = data
+        return out
 
     def _results(self, res: list[int]) -> list[bytes]:
         written = len(res)
@@ -832,10 +871,9 @@ class ReadBatch(Entry):
 
     def run_blocking(self) -> list[Any]:
         if not self._at_once:
-            return [
-                os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size)
-                for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
-            ]
+            return reads_in_turn(
+                zip(self.fds, self.sizes, self.offsets, strict=True), len(self.fds)
+            )
         # Every part's outcome, (bytes, None) or (None, failure): complete_blocking then
         # makes the calls at once, as the ring's route does once every part completed.
         return [

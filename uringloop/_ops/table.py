@@ -43,6 +43,7 @@ from .operation import (
     forget_descriptor,
     make_calls,
     read_args,
+    reads_in_turn,
 )
 from .spec import Spec, declare
 from .sqe import address, build
@@ -234,8 +235,7 @@ def _pread(fd: int, size: int, offset: int = -1) -> bytes:
 def _pread_many(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
     # Every request checked first, as on the ring's route: a bad one reads nothing.
     batch = read_many_args(requests)
-    requests = zip(batch.fds, batch.sizes, batch.offsets, strict=True)
-    return [_pread(*request) for request in requests]
+    return reads_in_turn(zip(batch.fds, batch.sizes, batch.offsets, strict=True), len(batch.fds))
 
 
 def _preadinto(fd: int, buffer: Buffer, offset: int = -1) -> int:
@@ -564,9 +564,11 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
 def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
     """Many preads with one wait: [(fd, size, offset), ...] -> [bytes, ...] in order.
 
-    The first failure, in request order, is raised after all completed. Reads at the
-    position of an O_NONBLOCK stream are made as pread makes one (EAGAIN where io_uring's
-    read would wait), once the others have completed.
+    The first failure, in request order, is raised after all completed, with `partial`:
+    the bytes of each read that completed, in request order, None for the others (a read
+    at a pipe's position took its bytes from the pipe). Reads at the position of an
+    O_NONBLOCK stream are made as pread makes one (EAGAIN where io_uring's read would
+    wait), once the others have completed.
     """
     batch = read_many_args(requests)
     if not batch.fds:
@@ -602,7 +604,9 @@ def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[byte
     failures: dict[int, BaseException] = {}
     make_calls(calls, answers, failures)
     if failures:
-        raise failures[min(failures)]
+        first = failures[min(failures)]
+        first.partial = [None if i in failures else answers[i] for i in range(len(answers))]  # type: ignore[attr-defined]
+        raise first
     return answers
 
 
