@@ -279,13 +279,30 @@ class _Context:
         return self._make().__await__()
 
     async def __aenter__(self) -> Any:
-        self._obj = await self._make()
-        return await self._obj.__aenter__()
+        # Entered once at a time: a second block would make a second object, and this
+        # context could close or remove only one of them.
+        if self._obj is not None:
+            raise RuntimeError("this temporary file or directory context is already entered")
+        self._obj = _ENTERING
+        try:
+            obj = await self._make()
+        except BaseException:
+            self._obj = None
+            raise
+        self._obj = obj
+        try:
+            return await obj.__aenter__()
+        except BaseException:
+            self._obj = None
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         obj, self._obj = self._obj, None
-        if obj is not None:
+        if obj is not None and obj is not _ENTERING:
             await obj.__aexit__(*exc_info)
+
+
+_ENTERING = object()  # _Context._obj while its object is being made
 
 
 # -- files ----------------------------------------------------------------------------------

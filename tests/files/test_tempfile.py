@@ -205,6 +205,33 @@ async def test_temporary_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory"])
+async def test_a_context_entered_twice_refuses_the_second_block(
+    tmp_path: Path, kind: str, no_fd_leak: None
+) -> None:
+    # Its object is the one its block closes or removes: a second block at the same time
+    # would make another that nothing closes. The first block still cleans up after it.
+    context = getattr(tempfile, kind)(dir=tmp_path)
+    async with context as first:
+        with pytest.raises(RuntimeError, match="already entered"):
+            async with context:
+                pass
+        assert len(os.listdir(tmp_path)) == 1
+    assert os.listdir(tmp_path) == []
+    assert kind == "TemporaryDirectory" or first.closed
+    # Two tasks entering at once, while the first one's object is being made: one of them.
+    entered = await asyncio.gather(
+        context.__aenter__(), context.__aenter__(), return_exceptions=True
+    )
+    made = "str" if kind == "TemporaryDirectory" else type(first).__name__
+    assert sorted(type(e).__name__ for e in entered) == sorted(["RuntimeError", made])
+    assert len(os.listdir(tmp_path)) == 1
+    await context.__aexit__(None, None, None)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"])
 async def test_a_cancelled_constructor_leaves_nothing_behind(
