@@ -1111,6 +1111,12 @@ class Loop(asyncio.SelectorEventLoop):
 
         Foreign threads' pending operations fail with LoopClosedError (a RuntimeError), but
         for closes, which run; later submissions fail at once.
+
+        Close the loop on the thread that ran it. Only that thread may take the kernel's
+        completions (the ring is single-issuer, its completions deferred to it), so a
+        close from another thread cannot wait for the operations still in flight: they
+        fail with LoopClosedError, and an open among them that the kernel completed
+        anyway leaves its descriptor open.
         """
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
