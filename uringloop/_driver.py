@@ -473,6 +473,9 @@ class RingDriver:
         while backlog and len(inflight) < cap and self.broken is None:
             head = backlog[0]
             want = head.parts_left() if head.multi else len(backlog)
+            if not want:  # a batch cancelled with its unwritten parts dropped: nothing to write
+                backlog.popleft()
+                continue
             mark = queues.pending()
             before = len(inflight)
             try:

@@ -1012,7 +1012,13 @@ class Loop(asyncio.SelectorEventLoop):
         """
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
-            return [await self.pread(*table._request(reqs[0]))] if reqs else []
+            if not reqs:
+                return []
+            try:
+                return [await self.pread(*table._request(reqs[0]))]
+            except OSError as exc:
+                exc.partial = [None]  # type: ignore[attr-defined]  # (as a batch's)
+                raise
         batch = table.read_many_args(reqs)
         self._check_usable()  # before the batch takes its buffers
         head = self._read_many_cached(batch)

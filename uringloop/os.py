@@ -110,21 +110,9 @@ async def stat(
         return await _in_executor(
             executor, os.stat, path, dir_fd=dir_fd, follow_symlinks=follow_symlinks
         )
-    fd = _descriptor(path)
-    if fd is None:
-        return await loop.stat(_fspath(path), dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-    # As os.stat of a descriptor: fstat, refusing what only a path takes, naming it when it
-    # fails.
-    if not follow_symlinks:
-        raise ValueError("stat: cannot use fd and follow_symlinks together")
-    if dir_fd is not None:
-        raise ValueError("stat: can't specify dir_fd without matching path")
-    try:
-        return await loop.fstat(fd)
-    except OSError as exc:
-        if exc.filename is not None:
-            raise
-        raise OSError(exc.errno, exc.strerror, fd) from None
+    fd = _descriptor(path)  # (Loop.stat takes a descriptor as os.stat takes it)
+    target = _fspath(path) if fd is None else fd
+    return await loop.stat(target, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
 
 
 def _descriptor(path: Any) -> int | None:

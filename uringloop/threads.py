@@ -29,8 +29,10 @@ despite the cancellation returns its result. A batch (`pread_many`) that some of
 completed raises TimeoutError all the same, with their bytes in its `partial` (in request
 order, None where nothing was read): a read at a pipe's position took them. Only if the
 loop cannot even take the cancellation within the timeout again is TimeoutError raised
-with the operation left behind: it may still happen then, and an open's descriptor is
-closed when it does.
+with the operation left behind: it may still happen then (a batch's reads too, and that
+TimeoutError has no `partial`), and an open's descriptor is closed when it does. On a loop
+without io_uring a batch runs on its thread pool as one call, which cannot be stopped
+once it has begun.
 
     def worker(path):
         fd = uringloop.threads.open(path)
@@ -421,8 +423,8 @@ def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = No
             try:
                 data = pread(fd, _READ_CHUNK, offset, loop=target, timeout=timeout)
             except OSError as exc:  # (a directory's EISDIR) named as the open's would be
-                if exc.filename is None:
-                    exc.filename = path
+                if exc.errno is not None and exc.filename is None:  # (not a TimeoutError)
+                    exc.filename = os.fspath(path)
                 raise
             if not data:
                 break

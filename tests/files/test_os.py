@@ -197,6 +197,11 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
             ("stat", (fd,), {"follow_symlinks": False}),
             ("stat", (fd,), {"dir_fd": fd}),
             ("stat", (unused,), {}),
+            ("stat", (fd,), {"dir_fd": fd, "follow_symlinks": False}),
+            ("stat", (-1,), {}),  # (os.stat: no descriptor, a NULL path: EFAULT)
+            ("stat", (-1,), {"follow_symlinks": False}),
+            ("stat", (-2,), {}),
+            ("stat", (-2,), {"follow_symlinks": False}),
             ("lstat", (fd,), {}),
             ("lstat", (_Index(fd),), {}),
         ]

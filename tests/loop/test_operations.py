@@ -334,10 +334,29 @@ async def test_edges_fail_as_os_does() -> None:
     with pytest.raises(OSError) as ours:
         await loop.pwrite_all(-1, b"", 0)
     assert ours.value.errno == errno.EBADF
-    # os.stat takes -1 for "no descriptor" and stats a NULL path.
+    # os.stat takes -1 for "no descriptor" and stats a NULL path, whether it follows
+    # symbolic links or not; it lets descriptor 0 not follow them (fstat), and refuses
+    # that for the others.
     for fd in (-1, -2):
-        with pytest.raises(OSError) as ours:
-            await loop.stat(fd)
-        with pytest.raises(OSError) as theirs:
-            os.stat(fd)
-        assert (ours.value.errno, ours.value.filename) == (theirs.value.errno, fd)
+        for follow in (True, False):
+            with pytest.raises(OSError) as ours:
+                await loop.stat(fd, follow_symlinks=follow)
+            with pytest.raises(OSError) as theirs:
+                os.stat(fd, follow_symlinks=follow)
+            assert (ours.value.errno, ours.value.filename) == (theirs.value.errno, fd)
+    try:  # (descriptor 0 is whatever the test run's stdin is, or none)
+        theirs_ = ("ok", os.stat(0, follow_symlinks=False).st_ino)
+    except OSError as exc:
+        theirs_ = ("error", exc.errno)
+    try:
+        ours_ = ("ok", (await loop.stat(0, follow_symlinks=False)).st_ino)
+    except OSError as exc:
+        ours_ = ("error", exc.errno)
+    assert ours_ == theirs_
+    r, w = os.pipe()
+    try:
+        with pytest.raises(ValueError):
+            await loop.stat(r, follow_symlinks=False)
+    finally:
+        os.close(r)
+        os.close(w)

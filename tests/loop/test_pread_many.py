@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import run_python
 
 
 @pytest.mark.parametrize("sq_entries,cq_entries", [(8, 16), (256, 1024)])
@@ -263,16 +265,27 @@ async def test_a_failed_batch_gives_what_its_pipe_reads_took(
         route = "threads"
     read_end, write_end = os.pipe()
     os.set_blocking(read_end, not nonblocking)
+    other_end, other_write_end = os.pipe()
+    os.set_blocking(other_end, False)
     dirfd = os.open(tmp_path, os.O_RDONLY)
     try:
         os.write(write_end, b"took")
         with pytest.raises(IsADirectoryError) as failed:
             await _pread_many(route, [(read_end, 4, -1), (dirfd, 4, 0)])
         assert failed.value.partial == [b"took", None]  # type: ignore[attr-defined]
+        # With a read made at once after the failure too (an O_NONBLOCK pipe's).
+        os.write(write_end, b"also")
+        os.write(other_write_end, b"nb!!")
+        with pytest.raises(IsADirectoryError) as failed:
+            await _pread_many(route, [(read_end, 4, -1), (dirfd, 4, 0), (other_end, 4, -1)])
+        assert failed.value.partial == [b"also", None, b"nb!!"]  # type: ignore[attr-defined]
+        # A lone request: nothing read.
+        with pytest.raises(IsADirectoryError) as failed:
+            await _pread_many(route, [(dirfd, 4, 0)])
+        assert failed.value.partial == [None]  # type: ignore[attr-defined]
     finally:
-        os.close(dirfd)
-        os.close(read_end)
-        os.close(write_end)
+        for fd in (dirfd, read_end, write_end, other_end, other_write_end):
+            os.close(fd)
 
 
 @pytest.mark.asyncio
@@ -299,3 +312,63 @@ async def test_a_timed_out_batch_gives_what_its_pipe_reads_took() -> None:
     finally:
         for fd in (full_r, full_w, empty_r, empty_w):
             os.close(fd)
+
+
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_batch_the_loop_closes_on_gives_a_partial_as_long_as_its_requests(
+    use_uring: bool,
+) -> None:
+    # Queued by a thread on a loop that closes before taking it: LoopClosedError, and
+    # nothing read, for each of the three requests.
+    loop = uringloop.Loop(use_uring=use_uring)
+    read_end, write_end = os.pipe()
+    box: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            uringloop.threads.pread_many([(read_end, 2, -1)] * 3, loop=loop)
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=call)
+    try:
+        os.write(write_end, b"abcdef")
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not loop.uring_stats().foreign_submissions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loop.close()
+        thread.join(10)
+        [error] = box
+        assert isinstance(error, uringloop.LoopClosedError)
+        assert error.partial == [None, None, None]  # type: ignore[attr-defined]
+        assert os.read(read_end, 10) == b"abcdef"
+    finally:
+        loop.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_batch_cancelled_part_written_leaves_the_loop_turning(tmp_path: Path) -> None:
+    # More reads than the ring takes in flight (16 here), waiting at an empty pipe's
+    # position: the cancelled batch's parts not yet written are dropped, and the loop goes
+    # on (it once spun in its fill step, the batch at the head of its backlog with nothing
+    # left to write).
+    script = """
+import asyncio, faulthandler, os, uringloop
+faulthandler.dump_traceback_later(20, exit=True)
+loop = uringloop.Loop(sq_entries=8, cq_entries=16)
+r, w = os.pipe()
+async def main():
+    task = asyncio.ensure_future(loop.pread_many([(r, 1, -1)] * 17))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+    print("turning", task.cancelled())
+loop.run_until_complete(main())
+loop.close()
+"""
+    done = run_python(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["turning", "True"]

@@ -285,7 +285,7 @@ def test_each_route_fails_as_os_does_at_the_edges(
     # A directory opens for reading, and its first read fails: the error names the path,
     # as the built-in open()'s does.
     assert _raised(lambda: threads.read_file(tmp_path, **given)) == (
-        IsADirectoryError, errno.EISDIR, tmp_path)  # fmt: skip
+        IsADirectoryError, errno.EISDIR, str(tmp_path))  # fmt: skip
     # flags=None is refused on every route, before anything is renamed.
     (tmp_path / "a").write_bytes(b"a")
     failure = _raised(lambda: threads.rename(tmp_path / "a", tmp_path / "b", flags=None, **given))  # type: ignore[arg-type]

@@ -561,18 +561,22 @@ def make_calls(
             failures[i] = exc
 
 
-def reads_in_turn(requests: Iterable[tuple[int, int, int]], count: int) -> list[bytes]:
-    """A batch's `count` reads (fd, size, offset) made one after another as system calls,
-    up to the first failure, which is raised with `partial`: the bytes of the reads made
-    before it, None for it and those after (not made)."""
-    done: list[bytes] = []
-    try:
-        for fd, size, offset in requests:
+def reads_in_turn(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
+    """A batch's reads (fd, size, offset) made one after another as system calls, every
+    one of them, as the ring makes them all; the first failure in request order is raised
+    with `partial`: the bytes of each read that returned, None for the others."""
+    done: list[bytes | None] = []
+    first: Exception | None = None
+    for fd, size, offset in requests:
+        try:
             done.append(os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size))
-    except Exception as exc:
-        exc.partial = done + [None] * (count - len(done))  # type: ignore[attr-defined]
-        raise
-    return done
+        except Exception as exc:
+            done.append(None)
+            first = first or exc
+    if first is not None:
+        first.partial = done  # type: ignore[attr-defined]
+        raise first
+    return done  # type: ignore[return-value]  # (no None without a failure)
 
 
 class ReadBatch(Entry):
@@ -811,11 +815,16 @@ class ReadBatch(Entry):
         parts: list[bytes | None] = [
             b if n >= 0 else None for b, n in zip(copied, res, strict=True)
         ]
-        parts += [None] * (len(self.fds) - len(parts))  # (parts never written)
+        return self._in_request_order(parts)
+
+    def _in_request_order(self, parts: Sequence[bytes | None]) -> list[bytes | None]:
+        """The parts' outcomes (the first parts', in part order; None for the others,
+        never written) in request order, None for the calls made at once."""
+        every = [*parts] + [None] * (len(self._res) - len(parts))  # (_res: one per part)
         if not self._at_once:
-            return parts
+            return every
         out: list[bytes | None] = [None] * (len(self._ring_order) + len(self._at_once))
-        for i, data in zip(self._ring_order, parts, strict=False):
+        for i, data in zip(self._ring_order, every, strict=True):
             out[i] = data
         return out
 
@@ -871,9 +880,7 @@ class ReadBatch(Entry):
 
     def run_blocking(self) -> list[Any]:
         if not self._at_once:
-            return reads_in_turn(
-                zip(self.fds, self.sizes, self.offsets, strict=True), len(self.fds)
-            )
+            return reads_in_turn(zip(self.fds, self.sizes, self.offsets, strict=True))
         # Every part's outcome, (bytes, None) or (None, failure): complete_blocking then
         # makes the calls at once, as the ring's route does once every part completed.
         return [
@@ -899,4 +906,6 @@ class ReadBatch(Entry):
                 if exc is not None and self._error is None:
                     self._error, self._error_index = exc, i
                 results.append(data)
+            if self._error is not None:
+                self._error.partial = self._in_request_order(results)  # type: ignore[attr-defined]
         self._answer_with_calls(waiter, None if self._error is not None else results)

@@ -235,7 +235,7 @@ def _pread(fd: int, size: int, offset: int = -1) -> bytes:
 def _pread_many(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
     # Every request checked first, as on the ring's route: a bad one reads nothing.
     batch = read_many_args(requests)
-    return reads_in_turn(zip(batch.fds, batch.sizes, batch.offsets, strict=True), len(batch.fds))
+    return reads_in_turn(zip(batch.fds, batch.sizes, batch.offsets, strict=True))
 
 
 def _preadinto(fd: int, buffer: Buffer, offset: int = -1) -> int:
@@ -722,12 +722,12 @@ def stat(
 
     The kernel runs every statx on a worker thread of its own: tens of microseconds
     where os.stat() of a cached inode takes one."""
-    if isinstance(path, int):  # as os.stat refuses what only a path takes
+    if isinstance(path, int):  # as os.stat refuses what only a path takes, in its order
+        fd = args.c_int(path)
         if dir_fd is not None:
             raise ValueError("stat: can't specify dir_fd without matching path")
-        if not follow_symlinks:
+        if fd > 0 and not follow_symlinks:  # (0 is let through, as os.stat lets it)
             raise ValueError("stat: cannot use fd and follow_symlinks together")
-        fd = args.c_int(path)
         if fd < 0:  # os.stat takes -1 for no descriptor, and stats a NULL path: EFAULT
             code = errno.EFAULT if fd == -1 else errno.EBADF
             raise OSError(code, os.strerror(code), path)
