@@ -151,11 +151,15 @@ class _Waiter:
     (an open's descriptor closed), never lost. Each transition happens under one lock.
     """
 
-    __slots__ = ("_cond", "_error", "_op", "_state", "_value")
+    __slots__ = ("_cond", "_error", "_lock", "_op", "_state", "_value")
 
     def __init__(self, op: Operation) -> None:
         self._op = op
-        self._cond = threading.Condition(threading.Lock())
+        # Taken as `with self._lock`, not through the Condition, whose __enter__ is Python
+        # code: an interrupt (a signal handler's KeyboardInterrupt) that lands there, once
+        # the lock is taken, leaves it held, and the withdrawal then waits for it forever.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._state = _PENDING
         self._value: Any = None
         self._error: BaseException | None = None
@@ -166,14 +170,14 @@ class _Waiter:
 
     def claim(self) -> bool:
         """The loop takes the operation: False if the caller cancelled it first."""
-        with self._cond:
+        with self._lock:
             if self._state == _CANCELLED:
                 return False
             self._state = _RUNNING
             return True
 
     def set_result(self, value: Any, /) -> None:
-        with self._cond:
+        with self._lock:
             late = self._state >= _DONE
             if not late:
                 self._value, self._state = value, _DONE
@@ -182,14 +186,14 @@ class _Waiter:
             self._op.discard(value)
 
     def set_exception(self, exc: BaseException, /) -> None:
-        with self._cond:
+        with self._lock:
             if self._state < _DONE:
                 self._error, self._state = exc, _DONE
                 self._cond.notify_all()
 
     def _wait(self, loop: Loop, timeout: float | None) -> bool:
         try:
-            with self._cond:
+            with self._lock:
                 return self._cond.wait_for(lambda: self._state == _DONE, timeout)
         except BaseException:  # interrupted (a signal handler's KeyboardInterrupt)
             self._withdraw(loop)
@@ -205,7 +209,7 @@ class _Waiter:
         if self._give_up(_ABANDONED):
             loop.threadsafe.cancel(self._op)
             return
-        with self._cond:
+        with self._lock:
             value, failed = self._value, self._error is not None
             self._value = None
         if not failed:
@@ -213,7 +217,7 @@ class _Waiter:
 
     def _give_up(self, state: int) -> bool:
         """Cancel (while pending) or abandon (while running); False if it finished."""
-        with self._cond:
+        with self._lock:
             if self._state == _DONE or (state == _CANCELLED and self._state != _PENDING):
                 return False
             self._state = state

@@ -400,6 +400,29 @@ def test_an_open_interrupted_while_it_waits_through_a_loop_leaves_no_descriptor(
     time.sleep(0.05)  # the loop closes a descriptor that came late
 
 
+def test_an_interrupt_as_the_wait_takes_its_lock_does_not_deadlock(
+    other_loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interrupt that lands once the waiting thread holds the lock, before its `with`
+    # block begins (in Python code of threading's, Condition.__enter__): the withdrawal
+    # that follows must not wait for the lock that thread holds. Simulated here: taking
+    # the condition for the wait raises once it holds the lock.
+    enter = threading.Condition.__enter__
+
+    def interrupted_enter(self: threading.Condition) -> bool:
+        taken = enter(self)
+        if sys._getframe(1).f_code.co_name == "_wait":
+            raise _Interrupt
+        return taken
+
+    monkeypatch.setattr(threading.Condition, "__enter__", interrupted_enter)
+    thread, box = _in_thread(lambda: threads.stat(".", loop=other_loop))
+    thread.join(10)
+    assert not thread.is_alive(), "the interrupted call deadlocked"
+    [(outcome, value)] = box
+    assert outcome == "ok" or isinstance(value, _Interrupt), box
+
+
 _FORKED_CHILD = r"""
 import os, sys, threading, warnings
 import uringloop
