@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._errors import LoopClosedError
+from ._errors import CANCELLED_ERRNOS, LoopClosedError
 from ._ops import (
     OPERATIONS,
     QUEUED,
@@ -857,7 +857,7 @@ class _ClosingWaiter:
         self._waiter.set_result(value)
 
     def set_exception(self, exc: BaseException, /) -> None:
-        if isinstance(exc, OSError) and exc.errno == errno.ECANCELED:
+        if isinstance(exc, OSError) and exc.errno in CANCELLED_ERRNOS:
             exc = LoopClosedError("the loop was closed with the operation in flight")
         self._waiter.set_exception(exc)
 

@@ -7,9 +7,15 @@ PermissionError, IsADirectoryError, ...), so every failed operation goes through
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 import sysconfig
+
+# How an operation that was cancelled may end: ECANCELED, or the interrupted system call's
+# own errno when the cancellation stopped it in a kernel worker thread (ERESTARTSYS, 512,
+# kernel-internal: an open waiting for a FIFO's writer), or EINTR.
+CANCELLED_ERRNOS = frozenset({errno.ECANCELED, 512, errno.EINTR})
 
 
 def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:

@@ -1182,6 +1182,15 @@ class Loop(asyncio.SelectorEventLoop):
         if stranded:
             # The kernel may still write into these buffers: keep them forever.
             _never_freed.append((stranded, self._pool))
+            if not can_enter and not self._state.forked:
+                warnings.warn(
+                    f"{self!r} closed from a thread other than its own with {len(stranded)} "
+                    "operation(s) in flight, whose completions only the loop's thread can "
+                    "take: what they open stays open. Close the loop on its own thread.",
+                    ResourceWarning,
+                    source=self,
+                    stacklevel=3,
+                )
             for op in stranded:
                 waiter = op.waiter
                 if waiter is not None and not waiter.done():

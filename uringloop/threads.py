@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _loop
 from ._buffers import flat_view, release_views
+from ._errors import CANCELLED_ERRNOS
 from ._loop import Loop
 from ._ops import MAX_RW_COUNT, Operation, Spec, forget_positions, table
 from ._ops.args import off_t
@@ -136,10 +137,6 @@ def _target(loop: Loop | None) -> Loop | None:
 
 
 _PENDING, _RUNNING, _DONE, _CANCELLED, _ABANDONED = range(5)
-# How an operation the caller's timeout cancelled may end: ECANCELED, or the interrupted
-# system call's own errno when the cancellation stopped it in a kernel worker thread
-# (ERESTARTSYS, kernel-internal: an open waiting for a FIFO's writer), or EINTR.
-_CANCELLED_ERRNOS = frozenset({errno.ECANCELED, 512, errno.EINTR})
 
 
 class _Waiter:
@@ -246,7 +243,7 @@ class _Waiter:
         error = self._error
         if error is None:
             return self._value
-        if cancelled and isinstance(error, OSError) and error.errno in _CANCELLED_ERRNOS:
+        if cancelled and isinstance(error, OSError) and error.errno in CANCELLED_ERRNOS:
             timed_out = TimeoutError(
                 f"the uringloop operation did not complete in {timeout} s and was cancelled"
             )
