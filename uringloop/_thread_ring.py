@@ -30,6 +30,8 @@ from ._ring.ring import Ring
 
 SQ_ENTRIES = 64  # a batch larger than this is written in several rounds
 CQ_ENTRIES = 128
+# How many interruptions in a row the cleanup of an interrupted call goes on after.
+_ABANDON_TRIES = 4
 _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
 _FLAGS = (
     abi.SetupFlag.SINGLE_ISSUER
@@ -93,12 +95,7 @@ class ThreadRing:
                         raise
                 self._reap()
         except BaseException:
-            # Nobody waits any more: a batch's parts not yet written are dropped, so that it
-            # finishes (its buffers released) once the written ones are reaped, and those in
-            # the kernel are cancelled there.
-            if op.multi and op.state != DONE:
-                op.drop_unwritten()
-            self._cancel_in_flight()
+            self._abandon(op)
             raise
         if outcome.error is not None:
             raise outcome.error
@@ -144,6 +141,22 @@ class ThreadRing:
                 op.user_data = next(reversed(inflight))
             queues.unreserve(queues.pending() - mark - written)
             raise
+
+    def _abandon(self, op: Operation) -> None:
+        """Nobody waits for `op` any more (its thread was interrupted): a batch's parts
+        not yet written are dropped, so that it finishes (its buffers released) once the
+        written ones are reaped, and what is in the kernel is cancelled there. Done to its
+        end even when interrupted again (a second Ctrl-C): a read left in the kernel would
+        take the next bytes of its pipe. The first interruption is the one that propagates.
+        """
+        for _ in range(_ABANDON_TRIES):
+            try:
+                if op.multi and op.state != DONE:
+                    op.drop_unwritten()
+                self._cancel_in_flight()
+                return
+            except BaseException:  # interrupted again: the cancellations go on
+                continue
 
     def _cancel_in_flight(self) -> None:
         """The waiting thread was interrupted: ask the kernel to cancel what is in flight,

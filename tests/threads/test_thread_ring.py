@@ -336,3 +336,51 @@ def test_an_interrupted_batch_is_cancelled_in_the_kernel(tmp_path: Path) -> None
     proc = run_python(tmp_path, _INTERRUPTED_PIPE_READ)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines() == ["[b'regular', b'file']", "b'BBBB'"]
+
+
+_INTERRUPTED_TWICE = r"""
+import os, signal, sys
+import uringloop.threads as threads
+from uringloop import _thread_ring
+
+class Alarm(Exception):
+    pass
+
+def alarm(signum, frame):
+    raise Alarm
+
+made = 0
+real_cancel = _thread_ring.AsyncCancel
+
+def cancel_interrupted_once(target):  # a second interrupt, as the cleanup asks for the second
+    global made
+    made += 1
+    if made == 2:
+        raise Alarm
+    return real_cancel(target)
+
+signal.signal(signal.SIGALRM, alarm)
+pipes = [os.pipe() for _ in range(8)]
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+_thread_ring.AsyncCancel = cancel_interrupted_once
+try:
+    threads.pread_many([(r, 10, -1) for r, _ in pipes])  # nothing to read: it waits
+except Alarm:
+    pass
+else:
+    sys.exit("not interrupted")
+_thread_ring.AsyncCancel = real_cancel
+for i, (r, w) in enumerate(pipes):
+    os.write(w, b"data%d" % i)
+got = threads.pread_many([(r, 5, -1) for r, _ in pipes])
+print(made > 2, got == [b"data%d" % i for i in range(8)])
+"""
+
+
+def test_a_batch_interrupted_again_as_it_is_cancelled_is_cancelled_whole(tmp_path: Path) -> None:
+    # A second interrupt lands in the first one's cleanup, after one of its reads was asked
+    # to be cancelled: the others are cancelled all the same, so none takes the bytes
+    # written later, and the next batch of the same pipes reads them.
+    proc = run_python(tmp_path, _INTERRUPTED_TWICE)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "True"]
