@@ -146,17 +146,21 @@ class _Waiter:
     The caller may cancel it while pending: the loop then drops the operation unsubmitted.
     Once running it can only be abandoned, and a result that arrives after that is undone
     (an open's descriptor closed), never lost. Each transition happens under one lock.
+
+    The caller waits on a latch, a lock held from the start and released once the outcome
+    is set (the transition to done), not on a Condition: threading.Condition takes and
+    gives back its lock in Python code, where an interrupt (a signal handler's
+    KeyboardInterrupt) can land between two steps and leave the lock held, or given back
+    twice.
     """
 
-    __slots__ = ("_cond", "_error", "_lock", "_op", "_state", "_value")
+    __slots__ = ("_error", "_latch", "_lock", "_op", "_state", "_value")
 
     def __init__(self, op: Operation) -> None:
         self._op = op
-        # Taken as `with self._lock`, not through the Condition, whose __enter__ is Python
-        # code: an interrupt (a signal handler's KeyboardInterrupt) that lands there, once
-        # the lock is taken, leaves it held, and the withdrawal then waits for it forever.
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._latch = threading.Lock()
+        self._latch.acquire()
         self._state = _PENDING
         self._value: Any = None
         self._error: BaseException | None = None
@@ -178,7 +182,7 @@ class _Waiter:
             late = self._state >= _DONE
             if not late:
                 self._value, self._state = value, _DONE
-                self._cond.notify_all()
+                self._latch.release()
         if late:
             self._op.discard(value)
 
@@ -186,12 +190,16 @@ class _Waiter:
         with self._lock:
             if self._state < _DONE:
                 self._error, self._state = exc, _DONE
-                self._cond.notify_all()
+                self._latch.release()
 
     def _wait(self, loop: Loop, timeout: float | None) -> bool:
+        """Whether the outcome was set within `timeout` seconds (None: no limit)."""
+        latch = self._latch
         try:
-            with self._lock:
-                return self._cond.wait_for(lambda: self._state == _DONE, timeout)
+            if not latch.acquire(True, -1 if timeout is None else max(timeout, 0)):
+                return False
+            latch.release()  # (open for the next wait: result() may wait twice)
+            return True
         except BaseException:  # interrupted (a signal handler's KeyboardInterrupt)
             self._withdraw(loop)
             raise

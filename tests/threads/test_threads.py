@@ -400,27 +400,57 @@ def test_an_open_interrupted_while_it_waits_through_a_loop_leaves_no_descriptor(
     time.sleep(0.05)  # the loop closes a descriptor that came late
 
 
-def test_an_interrupt_as_the_wait_takes_its_lock_does_not_deadlock(
-    other_loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch
+def _in_wait() -> bool:
+    """Whether the caller is (under) uringloop.threads' _Waiter._wait."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "_wait" and frame.f_code.co_filename == threads.__file__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+@pytest.mark.parametrize("where", ["enter", "restore"])
+def test_an_interrupt_inside_the_wait_s_locking_leaves_it_coherent(
+    other_loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    # An interrupt that lands once the waiting thread holds the lock, before its `with`
-    # block begins (in Python code of threading's, Condition.__enter__): the withdrawal
-    # that follows must not wait for the lock that thread holds. Simulated here: taking
-    # the condition for the wait raises once it holds the lock.
-    enter = threading.Condition.__enter__
+    # An interrupt (a signal handler's exception, as Ctrl-C's) that lands in the Python
+    # code of threading.Condition, which a wait on a Condition runs: once its __enter__
+    # took the lock ("enter": the withdrawal then waited for that lock forever), or as its
+    # wait() is about to take the lock back ("restore": the `with` block's exit then
+    # released a lock it did not hold, RuntimeError). Simulated here by making those steps
+    # raise when the wait runs them. The call ends with the interrupt, or its result.
+    if where == "enter":
+        enter = threading.Condition.__enter__
 
-    def interrupted_enter(self: threading.Condition) -> bool:
-        taken = enter(self)
-        if sys._getframe(1).f_code.co_name == "_wait":
-            raise _Interrupt
-        return taken
+        def interrupted_enter(self: threading.Condition) -> bool:
+            taken = enter(self)
+            if _in_wait():
+                raise _Interrupt
+            return taken
 
-    monkeypatch.setattr(threading.Condition, "__enter__", interrupted_enter)
-    thread, box = _in_thread(lambda: threads.stat(".", loop=other_loop))
-    thread.join(10)
-    assert not thread.is_alive(), "the interrupted call deadlocked"
-    [(outcome, value)] = box
-    assert outcome == "ok" or isinstance(value, _Interrupt), box
+        monkeypatch.setattr(threading.Condition, "__enter__", interrupted_enter)
+    else:
+        restore = threading.Condition._acquire_restore  # type: ignore[attr-defined]
+
+        def interrupted_restore(self: threading.Condition, state: Any) -> None:
+            if _in_wait():
+                raise _Interrupt
+            restore(self, state)
+
+        monkeypatch.setattr(threading.Condition, "_acquire_restore", interrupted_restore)
+    r, w = os.pipe()
+    try:
+        thread, box = _in_thread(lambda: threads.pread(r, 5, loop=other_loop))
+        time.sleep(0.1)  # (the call waits for the pipe)
+        os.write(w, b"bytes")
+        thread.join(10)
+        assert not thread.is_alive(), "the interrupted call deadlocked"
+        [(_, value)] = box
+        assert value == b"bytes" or isinstance(value, _Interrupt), box
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 _FORKED_CHILD = r"""
