@@ -475,6 +475,8 @@ class RingDriver:
             want = head.parts_left() if head.multi else len(backlog)
             if not want:  # a batch cancelled with its unwritten parts dropped: nothing to write
                 backlog.popleft()
+                if head.state == QUEUED:  # (one of no parts at all: answered as one, [])
+                    head.drop_unwritten()
                 continue
             mark = queues.pending()
             before = len(inflight)

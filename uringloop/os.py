@@ -110,8 +110,8 @@ async def stat(
         return await _in_executor(
             executor, os.stat, path, dir_fd=dir_fd, follow_symlinks=follow_symlinks
         )
-    fd = _descriptor(path)  # (Loop.stat takes a descriptor as os.stat takes it)
-    target = _fspath(path) if fd is None else fd
+    target = _fspath(path) if _descriptor(path) is None else path  # (Loop.stat takes a
+    # descriptor, or an object with __index__, as os.stat takes it)
     return await loop.stat(target, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
 
 

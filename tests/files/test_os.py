@@ -202,6 +202,8 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
             ("stat", (-1,), {"follow_symlinks": False}),
             ("stat", (-2,), {}),
             ("stat", (-2,), {"follow_symlinks": False}),
+            ("stat", (_Index(unused),), {}),
+            ("stat", (_Index(-1),), {}),
             ("lstat", (fd,), {}),
             ("lstat", (_Index(fd),), {}),
         ]

@@ -344,6 +344,16 @@ async def test_edges_fail_as_os_does() -> None:
             with pytest.raises(OSError) as theirs:
                 os.stat(fd, follow_symlinks=follow)
             assert (ours.value.errno, ours.value.filename) == (theirs.value.errno, fd)
+
+    # An object with __index__ is a descriptor too, and is named as given.
+    class Index:
+        def __index__(self) -> int:
+            return -2
+
+    index = Index()
+    with pytest.raises(OSError) as ours:
+        await loop.stat(index)  # type: ignore[arg-type]
+    assert (ours.value.errno, ours.value.filename) == (errno.EBADF, index)
     try:  # (descriptor 0 is whatever the test run's stdin is, or none)
         theirs_ = ("ok", os.stat(0, follow_symlinks=False).st_ino)
     except OSError as exc:

@@ -372,3 +372,19 @@ loop.close()
     done = run_python(tmp_path, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["turning", "True"]
+
+
+def test_a_batch_of_no_parts_that_reaches_the_ring_is_answered() -> None:
+    # No public call builds one (pread_many([]) answers at once), but the ring's fill step
+    # answers it as such a batch is answered, [], rather than drop it unanswered.
+    from array import array
+
+    from uringloop._ops.operation import ReadBatch
+
+    loop = uringloop.Loop()
+    try:
+        op = ReadBatch(array("q"), array("q"), array("q"), loop._pool)
+        assert loop.run_until_complete(asyncio.wait_for(loop._run(op), 10)) == []
+        assert loop.uring_stats().backlog == 0
+    finally:
+        loop.close()
