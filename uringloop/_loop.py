@@ -1136,11 +1136,12 @@ class Loop(asyncio.SelectorEventLoop):
                     finish_unsubmitted(op)
                 except _FATAL as exc:
                     fatal = fatal or exc
+        unreaped = 0
         try:
             drivers: list[Driver | None] = [self._driver, self._state.blocking]
             for driver in drivers:
                 if driver is not None:
-                    self._shutdown_driver(driver)
+                    unreaped += self._shutdown_driver(driver)
             self._undo_unclaimed()
         finally:
             # The self-pipe and the selector are closed whatever the ring's teardown did.
@@ -1148,6 +1149,15 @@ class Loop(asyncio.SelectorEventLoop):
             _loops.discard(self)  # nothing of it is left for a fork to let go of
         if fatal is not None:
             raise fatal
+        if unreaped:  # (last: warnings made errors must not stop the close half-way)
+            warnings.warn(
+                f"{self!r} closed from a thread other than its own with {unreaped} "
+                "operation(s) in flight, whose completions only the loop's thread can "
+                "take: what they open stays open. Close the loop on its own thread.",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
 
     def _undo_unclaimed(self) -> None:
         """Results that came before the loop closed for tasks that never run again (their
@@ -1165,7 +1175,9 @@ class Loop(asyncio.SelectorEventLoop):
             ):
                 op.discard(future.result())
 
-    def _shutdown_driver(self, driver: Driver) -> None:
+    def _shutdown_driver(self, driver: Driver) -> int:
+        """Shut `driver` down; how many operations it left in flight that another
+        thread's close could not reap (0 on the loop's own thread)."""
         can_enter = not self._state.forked and (
             self._state.ring_thread in (None, threading.get_ident())
             or not isinstance(driver, RingDriver)
@@ -1182,15 +1194,6 @@ class Loop(asyncio.SelectorEventLoop):
         if stranded:
             # The kernel may still write into these buffers: keep them forever.
             _never_freed.append((stranded, self._pool))
-            if not can_enter and not self._state.forked:
-                warnings.warn(
-                    f"{self!r} closed from a thread other than its own with {len(stranded)} "
-                    "operation(s) in flight, whose completions only the loop's thread can "
-                    "take: what they open stays open. Close the loop on its own thread.",
-                    ResourceWarning,
-                    source=self,
-                    stacklevel=3,
-                )
             for op in stranded:
                 waiter = op.waiter
                 if waiter is not None and not waiter.done():
@@ -1200,6 +1203,7 @@ class Loop(asyncio.SelectorEventLoop):
         if driver.efd >= 0 and not self._state.forked:
             self._unwatch_eventfd(driver.efd)
         driver.close()
+        return len(stranded) if not can_enter and not self._state.forked else 0
 
     def __repr__(self) -> str:
         mode = "io_uring" if self.uring_available else "thread-pool"
