@@ -860,7 +860,10 @@ class _ClosingWaiter:
 
     def set_exception(self, exc: BaseException, /) -> None:
         if isinstance(exc, OSError) and exc.errno in CANCELLED_ERRNOS:
-            exc = LoopClosedError("the loop was closed with the operation in flight")
+            closed = LoopClosedError("the loop was closed with the operation in flight")
+            if hasattr(exc, "partial"):  # (a batch: what its completed reads took)
+                closed.partial = exc.partial  # type: ignore[attr-defined]
+            exc = closed
         self._waiter.set_exception(exc)
 
 

@@ -87,12 +87,20 @@ class ForeignQueue:
                 raise RuntimeError("the uringloop loop is closed")
             self.pending.append(op)  # F1
             self.pushes += 1
-        if self._sleeping:  # F2
-            self._sleeping = False
+        try:
+            if self._sleeping:  # F2
+                self._sleeping = False
+                if self.wakeup_enabled:
+                    self.wakeups_sent += 1
+                    self._wake()  # F3
+                    return
+        except BaseException:
+            # Interrupted (a signal handler's exception) between taking the flag and the
+            # notification: the loop may sleep with `op` queued, and the next pushes,
+            # seeing no flag, would not wake it either. Notify before going on.
             if self.wakeup_enabled:
-                self.wakeups_sent += 1
-                self._wake()  # F3
-                return
+                self._wake()
+            raise
         self.wakeups_skipped += 1
 
     def _push_locked(self, op: Any) -> None:
@@ -108,7 +116,11 @@ class ForeignQueue:
                 self.wakeups_skipped += 1
                 return
             self.wakeups_sent += 1
-        self._wake()  # F3
+        try:
+            self._wake()  # F3
+        except BaseException:  # interrupted before it notified: as in push()
+            self._wake()
+            raise
 
     def drain(self) -> list[Any]:
         """L1: take every pending op. Loop thread only."""

@@ -354,6 +354,19 @@ async def test_edges_fail_as_os_does() -> None:
     with pytest.raises(OSError) as ours:
         await loop.stat(index)  # type: ignore[arg-type]
     assert (ours.value.errno, ours.value.filename) == (errno.EBADF, index)
+
+    # An int is a descriptor even when its class has __fspath__, as os.stat takes it.
+    class PathInt(int):
+        def __fspath__(self) -> str:
+            return "/"
+
+    r_, w_ = os.pipe()
+    try:
+        ours_stat = await loop.stat(PathInt(r_))  # type: ignore[arg-type]
+        assert ours_stat.st_ino == os.stat(PathInt(r_)).st_ino == os.fstat(r_).st_ino
+    finally:
+        os.close(r_)
+        os.close(w_)
     try:  # (descriptor 0 is whatever the test run's stdin is, or none)
         theirs_ = ("ok", os.stat(0, follow_symlinks=False).st_ino)
     except OSError as exc:

@@ -388,3 +388,46 @@ def test_a_batch_of_no_parts_that_reaches_the_ring_is_answered() -> None:
         assert loop.uring_stats().backlog == 0
     finally:
         loop.close()
+
+
+def test_a_batch_in_flight_as_its_loop_closes_gives_what_it_took() -> None:
+    # A thread's batch: one read took a pipe's bytes, the other waits, as the loop closes
+    # (on its own thread). Its LoopClosedError carries them in `partial`.
+    loop = uringloop.Loop()
+    started = threading.Event()
+    full_r, full_w = os.pipe()
+    empty_r, empty_w = os.pipe()
+
+    def serve() -> None:
+        loop.call_soon(started.set)
+        loop.run_forever()
+        loop.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    box: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            uringloop.threads.pread_many([(full_r, 5, -1), (empty_r, 5, -1)], loop=loop)
+        except BaseException as exc:
+            box.append(exc)
+
+    caller = threading.Thread(target=call)
+    try:
+        assert started.wait(10)
+        os.write(full_w, b"first")
+        caller.start()
+        deadline = time.monotonic() + 10
+        while loop.uring_stats().completed < 1:  # (the full pipe's read)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(10)
+        caller.join(10)
+        [error] = box
+        assert isinstance(error, uringloop.LoopClosedError)
+        assert error.partial == [b"first", None]  # type: ignore[attr-defined]
+    finally:
+        for fd in (full_r, full_w, empty_r, empty_w):
+            os.close(fd)

@@ -333,6 +333,26 @@ def test_push_after_l2_writes_once_and_clears_the_flag(locked: bool) -> None:
     assert q.drain() == ["a", "b"]
 
 
+def test_a_push_interrupted_before_it_notified_still_wakes_the_loop(locked: bool) -> None:
+    # A signal handler's exception lands in F3, after F2 took the flag and before the
+    # notification was written: the loop may be asleep with the op queued, and a later push
+    # sees no flag. The interrupted push notifies before the exception goes on.
+    written = []
+
+    def wake() -> None:
+        if not written:
+            written.append("interrupted")
+            raise KeyboardInterrupt
+        written.append("written")
+
+    q = ForeignQueue(wake, locked=locked)
+    assert q.prepare_to_sleep() is False
+    with pytest.raises(KeyboardInterrupt):
+        q.push("a")
+    assert written == ["interrupted", "written"]
+    assert q.drain() == ["a"]
+
+
 def test_recheck_that_finds_work_withdraws_the_flag(locked: bool) -> None:
     """L3': the loop will not block, so a push right after must not write (KEEP_FLAG)."""
     wakes = Wakes()
