@@ -285,13 +285,8 @@ class _Context:
             raise RuntimeError("this temporary file or directory context is already entered")
         self._obj = _ENTERING
         try:
-            obj = await self._make()
-        except BaseException:
-            self._obj = None
-            raise
-        self._obj = obj
-        try:
-            return await obj.__aenter__()
+            self._obj = await self._make()
+            return await self._obj.__aenter__()
         except BaseException:
             self._obj = None
             raise
