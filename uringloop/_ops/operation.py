@@ -808,9 +808,9 @@ class ReadBatch(Entry):
 
     def _partial(self, res: list[int]) -> list[bytes | None]:
         """A failed batch's `partial`, in request order: the bytes of each part that
-        completed, None for the others (failed, not written, or a call made at once, which
-        a failed batch does not make). Bytes read at a pipe's position are gone from the
-        pipe: the caller finds them here."""
+        completed, None for the others (failed, or not written) and for the calls made at
+        once, whose answers _answer_with_calls fills in when it makes them. Bytes read at a
+        pipe's position are gone from the pipe: the caller finds them here."""
         copied = self._results([max(n, 0) for n in res])
         parts: list[bytes | None] = [
             b if n >= 0 else None for b, n in zip(copied, res, strict=True)
