@@ -225,7 +225,7 @@ class _LoopState:
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
         self.forked = False
-        self.ring_thread: int | None = None
+        self.ring_thread: threading.Thread | None = None
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
         self.threadsafe: ThreadsafeOperations | None = None
@@ -392,8 +392,10 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         if not isinstance(driver, RingDriver):
             return
-        me = threading.get_ident()
-        if self._state.ring_thread == me:
+        # The thread object, not its ident: idents are reused as soon as a thread ends,
+        # and a new thread taken for the ring's issuer would be refused by the kernel.
+        me = threading.current_thread()
+        if self._state.ring_thread is me:
             return
         if self._state.ring_thread is None and driver.unclaimed:
             driver.claim()
@@ -1179,7 +1181,8 @@ class Loop(asyncio.SelectorEventLoop):
         """Shut `driver` down; how many operations it left in flight that another
         thread's close could not reap (0 on the loop's own thread)."""
         can_enter = not self._state.forked and (
-            self._state.ring_thread in (None, threading.get_ident())
+            self._state.ring_thread is None
+            or self._state.ring_thread is threading.current_thread()
             or not isinstance(driver, RingDriver)
             or not driver.single_issuer
         )

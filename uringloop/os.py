@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import operator
 import os
 import stat as _stat
 from collections.abc import Awaitable, Callable
@@ -110,25 +109,21 @@ async def stat(
         return await _in_executor(
             executor, os.stat, path, dir_fd=dir_fd, follow_symlinks=follow_symlinks
         )
-    target = _fspath(path) if _descriptor(path) is None else path  # (Loop.stat takes a
-    # descriptor, or an object with __index__, as os.stat takes it)
+    # Loop.stat takes what os.stat takes for a descriptor (an object with __index__, even
+    # a path-like one) as a descriptor; a path goes as str or bytes.
+    descriptor = not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__")
+    target = path if descriptor else _fspath(path)
     return await loop.stat(target, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-
-
-def _descriptor(path: Any) -> int | None:
-    """`path` as the descriptor os.stat takes it for (an int, a bool included, or an object
-    with __index__ that is not a path), else None."""
-    if isinstance(path, (str, bytes, os.PathLike)) or not hasattr(type(path), "__index__"):
-        return None
-    return operator.index(path)
 
 
 async def lstat(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> os.stat_result:
     """os.lstat(): stat without following a final symlink."""
-    if _descriptor(path) is not None:  # os.lstat takes no descriptor
-        raise TypeError(
+    if isinstance(path, os.PathLike):  # a path, as os.lstat takes it, even with __index__
+        path = _fspath(path)
+    elif not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__"):
+        raise TypeError(  # (os.lstat takes no descriptor)
             f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}"
         )
     return await stat(path, dir_fd=dir_fd, follow_symlinks=False, executor=executor)

@@ -166,6 +166,27 @@ class _Index:
         return self.value
 
 
+class _IndexedPath(_Index):
+    """A path by __fspath__ and an integer by __index__: os.stat takes it as a descriptor
+    (it asks __index__ first), os.lstat, which takes no descriptor, as a path."""
+
+    def __init__(self, value: int, path: Path) -> None:
+        super().__init__(value)
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+class _PathInt(int):
+    """An int whose class has __fspath__: taken as _IndexedPath is."""
+
+    path: Path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
 async def _outcome(call: object) -> tuple[str, object]:
     try:
         result = await call  # type: ignore[misc]
@@ -191,6 +212,11 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
     try:
         unused = os.dup(fd)
         os.close(unused)  # (a number no descriptor has)
+        other = tmp_path / "other"  # (what the path-likes below name: not the descriptor's)
+        other.write_bytes(b"y")
+        path_int = _PathInt(fd)
+        path_int.path = other
+        both = (path_int, _IndexedPath(fd, other))
         cases = [
             ("stat", (fd,), {}),
             ("stat", (_Index(fd),), {}),
@@ -206,6 +232,8 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
             ("stat", (_Index(-1),), {}),
             ("lstat", (fd,), {}),
             ("lstat", (_Index(fd),), {}),
+            *(("stat", (arg,), {}) for arg in both),
+            *(("lstat", (arg,), {}) for arg in both),
         ]
         for name, args, kwargs in cases:
             ours = await _outcome(getattr(aos, name)(*args, **kwargs))
@@ -214,7 +242,7 @@ async def test_a_descriptor_as_path_is_taken_as_os_takes_it(tmp_path: Path) -> N
                 kwargs,
             )
         for query in ("exists", "lexists", "islink", "isfile", "getsize"):
-            for arg in (fd, unused, _Index(fd)):
+            for arg in (fd, unused, _Index(fd), *both):
                 ours = await _outcome(getattr(aos.path, query)(arg))
                 assert ours == _reference(functools.partial(getattr(os.path, query), arg)), (
                     query,

@@ -61,6 +61,81 @@ def test_other_thread_refused_while_operations_are_in_flight() -> None:
         os.close(w)
 
 
+def in_thread_with_ident(ident: int, fn: object) -> tuple[bool, object]:
+    """(True, fn's outcome) in a new thread that has `ident`, an ended thread's, or (False,
+    None) where none comes: threads reuse the idents of ended ones (glibc reuses their
+    stacks). The threads made on the way wait, holding theirs, until one has it."""
+    release = threading.Event()
+    outcome: list[object] = []
+
+    def run() -> None:
+        if threading.get_ident() != ident:
+            release.wait(30)
+            return
+        try:
+            outcome.append(fn())  # type: ignore[operator]
+        except BaseException as exc:
+            outcome.append(exc)
+
+    made = []
+    try:
+        for _ in range(64):
+            thread = threading.Thread(target=run)
+            thread.start()
+            made.append(thread)
+            if thread.ident == ident:
+                thread.join(30)
+                return True, outcome[0]
+    finally:
+        release.set()
+        for thread in made:
+            thread.join(30)
+    return False, None
+
+
+@pytest.mark.exception_handler_ok  # (the read's task never runs again)
+def test_a_new_thread_with_an_ended_threads_ident_is_another_thread() -> None:
+    # The ring's issuer is the thread that ran the loop, not its ident: a new thread that
+    # reuses it is refused while operations are in flight, as any other thread is.
+    loop = uringloop.Loop()
+    r, w = os.pipe()
+    task = loop.create_task(loop.pread(r, 5, -1))  # waits for data on the pipe
+    ran_on: list[int] = []
+
+    def run_briefly() -> None:
+        ran_on.append(threading.get_ident())
+        loop.run_until_complete(asyncio.sleep(0.02))
+
+    owner = threading.Thread(target=run_briefly)
+    owner.start()
+    owner.join(10)
+    try:
+        assert loop.uring_stats().in_flight == 1
+
+        def run_again() -> None:
+            step = asyncio.sleep(0)
+            try:
+                loop.run_until_complete(step)
+            finally:
+                step.close()  # (refused before it began)
+
+        reused, outcome = in_thread_with_ident(ran_on[0], run_again)
+        if reused:
+            assert isinstance(outcome, RuntimeError) and "in flight" in str(outcome), outcome
+    finally:
+        # Only the ended thread could have taken the read's completion: closed from here,
+        # the loop says so and keeps what the kernel may still use. Let it go.
+        never_freed = len(uringloop._loop._never_freed)
+        with pytest.warns(ResourceWarning, match="Close the loop on its own thread"):
+            loop.close()
+        del uringloop._loop._never_freed[never_freed:]
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        os.close(r)
+        os.close(w)
+    if not reused:
+        pytest.skip("no new thread reused the ended thread's ident")
+
+
 def test_create_and_close_leaks_no_fd() -> None:
     before = open_fds()
     for _ in range(20):
@@ -94,7 +169,9 @@ def test_close_cancels_in_flight_and_waits_for_the_cqe() -> None:
     assert open_fds() == before
 
 
-@pytest.mark.parametrize("closed_on", ["its own thread", "another thread", "another, strict"])
+@pytest.mark.parametrize(
+    "closed_on", ["its own thread", "another thread", "another, strict", "a new one, its ident"]
+)
 def test_closing_with_work_in_flight_from_another_thread_warns(
     closed_on: str, tmp_path: os.PathLike[str]
 ) -> None:
@@ -109,7 +186,10 @@ def test_closing_with_work_in_flight_from_another_thread_warns(
     started = threading.Event()
     seen: list[warnings.WarningMessage] = []
 
+    served_on: list[int] = []
+
     def serve() -> None:
+        served_on.append(threading.get_ident())
         loop.call_soon(started.set)
         loop.run_forever()
         if closed_on == "its own thread":
@@ -139,13 +219,22 @@ def test_closing_with_work_in_flight_from_another_thread_warns(
     server.join(10)
     if closed_on != "its own thread":
         never_freed = len(uringloop._loop._never_freed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("error" if closed_on == "another, strict" else "always")
-            try:
-                loop.close()
-            except ResourceWarning as raised:
-                seen.append(warnings.WarningMessage(raised, ResourceWarning, "", 0))
-        seen.extend(caught)
+
+        def close() -> None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("error" if closed_on == "another, strict" else "always")
+                try:
+                    loop.close()
+                except ResourceWarning as raised:
+                    seen.append(warnings.WarningMessage(raised, ResourceWarning, "", 0))
+            seen.extend(caught)
+
+        reused = False
+        if closed_on == "a new one, its ident":  # (not the loop's thread: another one)
+            reused, raised = in_thread_with_ident(served_on[0], close)
+            assert raised is None
+        if not reused:
+            close()
         assert loop.is_closed()
         # The stranded open is kept, as close() keeps what the kernel may still use; the
         # ring's teardown ends it (its path was copied when it was issued): let it go.
@@ -160,6 +249,8 @@ def test_closing_with_work_in_flight_from_another_thread_warns(
         assert "Close the loop on its own thread" in str(warning.message)
     else:
         assert resource == []
+    if closed_on == "a new one, its ident" and not reused:
+        pytest.skip("no new thread reused the ended thread's ident")
 
 
 def test_foreign_submissions_after_close_fail_at_once() -> None:

@@ -722,11 +722,10 @@ def stat(
 
     The kernel runs every statx on a worker thread of its own: tens of microseconds
     where os.stat() of a cached inode takes one."""
-    if isinstance(path, int) or (
-        not isinstance(path, (str, bytes, os.PathLike)) and hasattr(type(path), "__index__")
-    ):
-        # A descriptor (an int, or an object with __index__), as os.stat takes it, refusing
-        # what only a path takes, in its order; its errors name `path` as given.
+    if not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__"):
+        # A descriptor (an int, or an object with __index__, even one with __fspath__: os.stat
+        # asks __index__ first), as os.stat takes it, refusing what only a path takes, in
+        # its order; its errors name `path` as given.
         fd = args.c_int(path)
         if dir_fd is not None:
             raise ValueError("stat: can't specify dir_fd without matching path")
