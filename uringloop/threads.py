@@ -136,7 +136,9 @@ def _target(loop: Loop | None) -> Loop | None:
     return loop
 
 
-_PENDING, _RUNNING, _DONE, _CANCELLED, _ABANDONED = range(5)
+# After _DONE: the states in which nobody takes an outcome (cancelled while pending,
+# abandoned while running, withdrawn once done: its result undone).
+_PENDING, _RUNNING, _DONE, _CANCELLED, _ABANDONED, _WITHDRAWN = range(6)
 
 
 class _Waiter:
@@ -192,32 +194,35 @@ class _Waiter:
                 self._error, self._state = exc, _DONE
                 self._latch.release()
 
-    def _wait(self, loop: Loop, timeout: float | None) -> bool:
+    def _wait(self, timeout: float | None) -> bool:
         """Whether the outcome was set within `timeout` seconds (None: no limit)."""
         latch = self._latch
-        try:
-            if not latch.acquire(True, -1 if timeout is None else max(timeout, 0)):
-                return False
-            latch.release()  # (open for the next wait: result() may wait twice)
-            return True
-        except BaseException:  # interrupted (a signal handler's KeyboardInterrupt)
-            self._withdraw(loop)
-            raise
+        if not latch.acquire(True, -1 if timeout is None else max(timeout, 0)):
+            return False
+        latch.release()  # (open for the next wait: result() may wait twice)
+        return True
 
-    def _withdraw(self, loop: Loop) -> None:
-        """The waiting thread was interrupted: nobody takes the outcome. An operation not
-        taken yet is dropped, one in the kernel cancelled there (a result that still
-        comes is undone), and a result already delivered undone (an open's descriptor
-        closed), as an interrupted os call leaves nothing behind."""
-        if self._give_up(_CANCELLED):
-            return
-        if self._give_up(_ABANDONED):
-            loop.threadsafe.cancel(self._op)
-            return
+    def withdraw(self, loop: Loop) -> None:
+        """The caller ends without the outcome (interrupted: a signal handler's
+        KeyboardInterrupt, wherever it landed once the operation was queued): nobody
+        takes it. An operation not taken yet is dropped, one in the kernel cancelled
+        there (a result that still comes is undone), and a result already delivered
+        undone (an open's descriptor closed), as an interrupted os call leaves nothing
+        behind. Idempotent: after the first call, and after result() gave up, it does
+        nothing."""
+        value, failed = None, True
         with self._lock:
-            value, failed = self._value, self._error is not None
-            self._value = None
-        if not failed:
+            state = self._state
+            if state == _PENDING:
+                self._state = _CANCELLED
+            elif state == _RUNNING:
+                self._state = _ABANDONED
+            elif state == _DONE:
+                value, failed = self._value, self._error is not None
+                self._value, self._state = None, _WITHDRAWN
+        if state == _RUNNING:
+            loop.threadsafe.cancel(self._op)
+        elif state == _DONE and not failed:
             self._op.discard(value)
 
     def _give_up(self, state: int) -> bool:
@@ -231,7 +236,7 @@ class _Waiter:
     def result(self, loop: Loop, timeout: float | None) -> Any:
         """The outcome, waiting at most `timeout` seconds before cancelling (see module)."""
         cancelled = False
-        if not self._wait(loop, timeout):
+        if not self._wait(timeout):
             if self._give_up(_CANCELLED):
                 if self._op.must_run:  # (a close: the loop makes it all the same)
                     raise TimeoutError(
@@ -243,7 +248,7 @@ class _Waiter:
                 )
             loop.threadsafe.cancel(self._op)
             cancelled = True
-            if not self._wait(loop, timeout) and self._give_up(_ABANDONED):
+            if not self._wait(timeout) and self._give_up(_ABANDONED):
                 raise TimeoutError(
                     f"the uringloop operation did not complete in {timeout} s, and the loop "
                     "did not take its cancellation in time: it may still happen"
@@ -278,8 +283,14 @@ def _check_timeout(timeout: float | None) -> None:
 def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
     waiter = _Waiter(op)
     op.waiter = waiter
-    loop.threadsafe.submit(op)
-    return waiter.result(loop, timeout)
+    # The queuing and the wait in one try: an interrupt anywhere from the moment the
+    # operation may be queued (inside submit) until the outcome is returned withdraws it.
+    try:
+        loop.threadsafe.submit(op)
+        return waiter.result(loop, timeout)
+    except BaseException:
+        waiter.withdraw(loop)  # (nothing, for result()'s own exceptions: see withdraw)
+        raise
 
 
 def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:

@@ -453,6 +453,42 @@ def test_an_interrupt_inside_the_wait_s_locking_leaves_it_coherent(
         os.close(w)
 
 
+@pytest.mark.parametrize("call", ["pipe read", "open"])
+def test_an_interrupt_as_the_wait_begins_withdraws_the_queued_operation(
+    other_loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, call: str
+) -> None:
+    # An interrupt (a signal handler's exception) that lands once the operation is queued
+    # but before the wait's own cleanup is set up (here: as _Waiter.result is entered)
+    # withdraws it all the same: a read does not take the pipe's next bytes, an open's
+    # descriptor is closed (the no_fd_leak fixture), as interrupted os calls leave them.
+    def interrupted_result(self: object, loop: object, timeout: object) -> object:
+        raise _Interrupt
+
+    monkeypatch.setattr(threads._Waiter, "result", interrupted_result)
+    queued = other_loop.uring_stats().foreign_submissions
+    r, w = os.pipe()
+    try:
+        with pytest.raises(_Interrupt):
+            if call == "open":
+                path = tmp_path / "f"
+                path.write_bytes(b"x")
+                threads.open(path, os.O_RDONLY, loop=other_loop)
+            else:
+                threads.pread(r, 5, loop=other_loop)
+        assert other_loop.uring_stats().foreign_submissions == queued + 1
+        os.write(w, b"bytes")
+        deadline = time.monotonic() + 10
+        while other_loop.uring_stats().in_flight:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.05)  # (a descriptor that came is closed on the loop's thread)
+        os.set_blocking(r, False)
+        assert os.read(r, 100) == b"bytes"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 _FORKED_CHILD = r"""
 import os, sys, threading, warnings
 import uringloop
