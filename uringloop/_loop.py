@@ -225,7 +225,11 @@ class _LoopState:
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
         self.forked = False
-        self.ring_thread: threading.Thread | None = None
+        # The OS thread that issues the ring's work, by its kernel thread id: not its ident,
+        # which a new thread reuses as soon as one ends, nor its Thread object, which a
+        # thread's own teardown no longer finds (and a thread threading did not make shares
+        # with a later one of the same ident).
+        self.ring_thread: int | None = None
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
         self.threadsafe: ThreadsafeOperations | None = None
@@ -392,10 +396,8 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         if not isinstance(driver, RingDriver):
             return
-        # The thread object, not its ident: idents are reused as soon as a thread ends,
-        # and a new thread taken for the ring's issuer would be refused by the kernel.
-        me = threading.current_thread()
-        if self._state.ring_thread is me:
+        me = threading.get_native_id()
+        if self._state.ring_thread == me:
             return
         if self._state.ring_thread is None and driver.unclaimed:
             driver.claim()
@@ -1181,8 +1183,7 @@ class Loop(asyncio.SelectorEventLoop):
         """Shut `driver` down; how many operations it left in flight that another
         thread's close could not reap (0 on the loop's own thread)."""
         can_enter = not self._state.forked and (
-            self._state.ring_thread is None
-            or self._state.ring_thread is threading.current_thread()
+            self._state.ring_thread in (None, threading.get_native_id())
             or not isinstance(driver, RingDriver)
             or not driver.single_issuer
         )

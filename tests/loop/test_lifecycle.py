@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import concurrent.futures
 import errno
@@ -13,6 +14,7 @@ import textwrap
 import threading
 import time
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -61,42 +63,69 @@ def test_other_thread_refused_while_operations_are_in_flight() -> None:
         os.close(w)
 
 
-def in_thread_with_ident(ident: int, fn: object) -> tuple[bool, object]:
-    """(True, fn's outcome) in a new thread that has `ident`, an ended thread's, or (False,
-    None) where none comes: threads reuse the idents of ended ones (glibc reuses their
-    stacks). The threads made on the way wait, holding theirs, until one has it."""
+def start_thread(target: Callable[[], None], alien: bool = False) -> Callable[[], None]:
+    """Run `target` in a new thread: a threading.Thread, or (alien) one that threading did
+    not make (as C code's), whose current_thread() is a _DummyThread. Returns its join."""
+    if not alien:
+        thread = threading.Thread(target=target)
+        thread.start()
+        return lambda: thread.join(30)
+    ended = _thread.allocate_lock()
+    ended.acquire()
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            ended.release()
+
+    _thread.start_new_thread(run, ())
+    return lambda: (ended.acquire(True, 30), time.sleep(0.01))[0] and None  # (and it ends)
+
+
+def in_thread_with_ident(ident: int, fn: object, alien: bool = False) -> tuple[bool, object]:
+    """(True, fn's outcome) in a new thread (see start_thread) that has `ident`, an ended
+    thread's, or (False, None) where none comes: threads reuse the idents of ended ones
+    (glibc reuses their stacks). The threads made on the way wait, holding theirs, until
+    one has it."""
     release = threading.Event()
     outcome: list[object] = []
 
-    def run() -> None:
-        if threading.get_ident() != ident:
-            release.wait(30)
-            return
-        try:
-            outcome.append(fn())  # type: ignore[operator]
-        except BaseException as exc:
-            outcome.append(exc)
-
-    made = []
+    joins = []
     try:
         for _ in range(64):
-            thread = threading.Thread(target=run)
-            thread.start()
-            made.append(thread)
-            if thread.ident == ident:
-                thread.join(30)
+            started = threading.Event()
+            idents: list[int] = []
+
+            def run(started: threading.Event = started, idents: list[int] = idents) -> None:
+                idents.append(threading.get_ident())
+                started.set()
+                if idents[0] != ident:
+                    release.wait(30)
+                    return
+                try:
+                    outcome.append(fn())  # type: ignore[operator]
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            joins.append(start_thread(run, alien))
+            assert started.wait(30)
+            if idents[0] == ident:
+                joins.pop()()
                 return True, outcome[0]
     finally:
         release.set()
-        for thread in made:
-            thread.join(30)
+        for join in joins:
+            join()
     return False, None
 
 
 @pytest.mark.exception_handler_ok  # (the read's task never runs again)
-def test_a_new_thread_with_an_ended_threads_ident_is_another_thread() -> None:
+@pytest.mark.parametrize("alien", [False, True], ids=["threading", "not threading's"])
+def test_a_new_thread_with_an_ended_threads_ident_is_another_thread(alien: bool) -> None:
     # The ring's issuer is the thread that ran the loop, not its ident: a new thread that
-    # reuses it is refused while operations are in flight, as any other thread is.
+    # reuses it is refused while operations are in flight, as any other thread is. So is
+    # one threading did not make, whose _DummyThread an ended one of its ident left.
     loop = uringloop.Loop()
     r, w = os.pipe()
     task = loop.create_task(loop.pread(r, 5, -1))  # waits for data on the pipe
@@ -106,9 +135,7 @@ def test_a_new_thread_with_an_ended_threads_ident_is_another_thread() -> None:
         ran_on.append(threading.get_ident())
         loop.run_until_complete(asyncio.sleep(0.02))
 
-    owner = threading.Thread(target=run_briefly)
-    owner.start()
-    owner.join(10)
+    start_thread(run_briefly, alien)()
     try:
         assert loop.uring_stats().in_flight == 1
 
@@ -119,7 +146,7 @@ def test_a_new_thread_with_an_ended_threads_ident_is_another_thread() -> None:
             finally:
                 step.close()  # (refused before it began)
 
-        reused, outcome = in_thread_with_ident(ran_on[0], run_again)
+        reused, outcome = in_thread_with_ident(ran_on[0], run_again, alien)
         if reused:
             assert isinstance(outcome, RuntimeError) and "in flight" in str(outcome), outcome
     finally:
