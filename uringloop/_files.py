@@ -463,8 +463,10 @@ class _ExecutorIO:
         return fd  # type: ignore[no-any-return]
 
     async def close(self, fd: int) -> None:
-        # Shielded: a cancelled close still closes (the ring's close is never dropped either).
-        await asyncio.shield(self.call(os.close, fd))
+        # Shielded, and the executor's future itself, not a task: a cancelled close still
+        # closes, even when a loop's shutdown cancels every task (a task awaiting the job
+        # would cancel it before it began). The ring's close is never dropped either.
+        await asyncio.shield(self.loop.run_in_executor(self.executor, os.close, fd))
 
     async def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> bytes:
         if offset < 0:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import cancel_after
+from tests.conftest import cancel_after, fd_exists
 from uringloop import _files, _mounts
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -2493,3 +2494,31 @@ async def test_a_write_takes_and_refuses_what_the_builtin_s_does(
             outcome = (type(exc), str(exc))
         outcomes.append((outcome, path.read_bytes()))
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("buffering", [0, -1])
+def test_a_close_the_loops_shutdown_cancels_before_its_job_began_still_closes(
+    tmp_path: Path, buffering: int
+) -> None:
+    # On a loop that is not uringloop's, a file closes on an executor. The program returns
+    # while a close waits for its turn there: the shutdown cancels every task, and the
+    # close's job, not begun, must not be cancelled with them, or the descriptor stays open.
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    # The pool's one thread is busy for a while: the close's job waits, past the shutdown.
+    pool.submit(time.sleep, 0.3)
+    closing: list[asyncio.Future[None]] = []
+
+    async def main() -> int:
+        f = await uringloop.open(tmp_path / "f", "wb", buffering=buffering, executor=pool)
+        fd: int = f.fileno()
+        await f.write(b"kept")
+        closing.append(asyncio.ensure_future(f.close()))
+        await asyncio.sleep(0)  # (the close has queued its job)
+        return fd
+
+    try:
+        fd = asyncio.run(main())  # the shutdown cancels the close
+    finally:
+        pool.shutdown(wait=True)
+    assert not fd_exists(fd)
+    assert (tmp_path / "f").read_bytes() == b"kept"
