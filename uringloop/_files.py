@@ -679,6 +679,15 @@ def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
     return data, memoryview(array).cast("B")
 
 
+def _blocks(fd: int) -> bool:
+    """Whether `fd` is in blocking mode (no O_NONBLOCK), where write(2) waits to write it
+    all."""
+    try:
+        return os.get_blocking(fd)
+    except OSError:
+        return False
+
+
 async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
     await write_all(lambda part, at: io_.pwrite(fd, part, at), view, offset)
 
@@ -1383,6 +1392,16 @@ class AsyncFileIO(_FileBase):
                 n = len(view)
             else:
                 n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
+                if offset < 0 and 0 < n < len(view) and io_.ring and _blocks(self._fd):
+                    # A blocking stream's write(2) (a pipe's, a FIFO's) returns once all is
+                    # written, as the built-in's write() does; the ring's returns what its
+                    # first try took. The rest is written before this one returns.
+                    fd, rest = self._fd, view[n:]
+                    try:  # (at the stream's position: the parts' offsets are not used)
+                        await write_all(lambda part, _: io_.pwrite(fd, part, -1), rest, 0)
+                    finally:
+                        release_views(rest)
+                    n = len(view)
         finally:
             release_views(view)  # (its caller's buffer is not held by a failure's traceback)
         if self._seekable:

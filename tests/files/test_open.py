@@ -2522,3 +2522,40 @@ def test_a_close_the_loops_shutdown_cancels_before_its_job_began_still_closes(
         pool.shutdown(wait=True)
     assert not fd_exists(fd)
     assert (tmp_path / "f").read_bytes() == b"kept"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("blocking", [True, False])
+async def test_an_unbuffered_write_to_a_pipe_is_as_whole_as_the_builtins(
+    blocking: bool, no_fd_leak: None
+) -> None:
+    # More than a pipe holds (64 KiB), written at once while a thread reads: on a blocking
+    # pipe write(2) returns once it has written it all, as the built-in's write() does; on
+    # an O_NONBLOCK one it returns what fitted (a short count), as the built-in's does.
+    data = bytes(range(256)) * 1024
+    r, w = os.pipe()
+    os.set_blocking(w, blocking)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        while chunk := os.read(r, 1 << 16):
+            got.append(chunk)
+
+    reader = threading.Thread(target=drain) if blocking else None
+    try:
+        if reader is not None:
+            reader.start()
+        f = await uringloop.open(w, "wb", buffering=0)
+        try:
+            n = await f.write(data)
+        finally:
+            await f.close()
+        if reader is not None:
+            await asyncio.to_thread(reader.join, 10)
+        else:
+            drain()
+        assert n == len(data) if blocking else 0 < n < len(data)
+        assert b"".join(got) == data[:n]
+    finally:
+        os.close(r)
