@@ -2959,7 +2959,7 @@ class _Mode:
             raw_mode = "xb"
         elif appending:
             raw_mode = "ab"
-        elif reading:
+        elif reading or updating:  # ("w+" too: FileIO's spelling of read and write)
             raw_mode = "rb"
         else:
             raw_mode = "wb"

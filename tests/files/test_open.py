@@ -2559,3 +2559,36 @@ async def test_an_unbuffered_write_to_a_pipe_is_as_whole_as_the_builtins(
         assert b"".join(got) == data[:n]
     finally:
         os.close(r)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["r", "w", "a", "x", "r+", "w+", "a+", "x+"])
+@pytest.mark.parametrize("buffering", [-1, 0])
+async def test_every_layers_mode_is_the_builtins(
+    tmp_path: Path, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    # The built-in's layers spell their modes as FileIO does: "w+" reads and writes, "rb+".
+    layers: list[list[str]] = []
+    for binary in ("b", ""):
+        if buffering == 0 and not binary:
+            continue  # (no unbuffered text)
+        for name, opener in (("theirs", open), ("ours", None)):
+            path = tmp_path / f"{name}{binary}"
+            if "x" not in mode:
+                path.write_bytes(b"")
+            if opener is not None:
+                with opener(path, mode + binary, buffering=buffering) as f:
+                    layers.append(_modes(f))
+            else:
+                async with uringloop.open(path, mode + binary, buffering=buffering) as ours:
+                    layers.append(_modes(ours))
+    assert layers[0::2] == layers[1::2]
+
+
+def _modes(f: Any) -> list[str]:
+    """The mode of each layer of `f`, from the top (text, buffered, raw)."""
+    modes = [f.mode]
+    while (f := getattr(f, "buffer", None) or getattr(f, "raw", None)) is not None:
+        modes.append(f.mode)
+    return modes
