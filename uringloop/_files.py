@@ -68,7 +68,7 @@ from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
-from ._stream_wait import StreamWait
+from ._stream_wait import StreamWait, never_waits
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
 
@@ -677,15 +677,6 @@ def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
     array = (ctypes.c_char * size).from_address(bytes_address(data))
     array.owner = data  # type: ignore[attr-defined]
     return data, memoryview(array).cast("B")
-
-
-def _blocks(fd: int) -> bool:
-    """Whether `fd` is in blocking mode (no O_NONBLOCK), where write(2) waits to write it
-    all."""
-    try:
-        return os.get_blocking(fd)
-    except OSError:
-        return False
 
 
 async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
@@ -1392,10 +1383,11 @@ class AsyncFileIO(_FileBase):
                 n = len(view)
             else:
                 n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
-                if offset < 0 and 0 < n < len(view) and io_.ring and _blocks(self._fd):
+                if offset < 0 and 0 < n < len(view) and io_.ring and not never_waits(self._fd):
                     # A blocking stream's write(2) (a pipe's, a FIFO's) returns once all is
                     # written, as the built-in's write() does; the ring's returns what its
-                    # first try took. The rest is written before this one returns.
+                    # first try took. The rest is written before this one returns. (An
+                    # O_NONBLOCK stream's write is the system call's, short as it may be.)
                     fd, rest = self._fd, view[n:]
                     try:  # (at the stream's position: the parts' offsets are not used)
                         await write_all(lambda part, _: io_.pwrite(fd, part, -1), rest, 0)

@@ -79,8 +79,12 @@ def start_thread(target: Callable[[], None], alien: bool = False) -> Callable[[]
         finally:
             ended.release()
 
+    def join() -> None:
+        ended.acquire(True, 30)
+        time.sleep(0.01)  # (its last steps after the release: it ends)
+
     _thread.start_new_thread(run, ())
-    return lambda: (ended.acquire(True, 30), time.sleep(0.01))[0] and None  # (and it ends)
+    return join
 
 
 def in_thread_with_ident(ident: int, fn: object, alien: bool = False) -> tuple[bool, object]:
