@@ -159,7 +159,7 @@ class _Waiter:
     __slots__ = ("_error", "_latch", "_lock", "_op", "_state", "_value")
 
     def __init__(self, op: Operation) -> None:
-        self._op = op
+        self._op: Operation | None = op  # (None once withdrawn while pending)
         self._lock = threading.Lock()
         self._latch = threading.Lock()
         self._latch.acquire()
@@ -185,8 +185,8 @@ class _Waiter:
             if not late:
                 self._value, self._state = value, _DONE
                 self._latch.release()
-        if late:
-            self._op.discard(value)
+        if late and (op := self._op) is not None:
+            op.discard(value)
 
     def set_exception(self, exc: BaseException, /) -> None:
         with self._lock:
@@ -211,19 +211,26 @@ class _Waiter:
         behind. Idempotent: after the first call, and after result() gave up, it does
         nothing."""
         value, failed = None, True
+        op = self._op
         with self._lock:
             state = self._state
             if state == _PENDING:
+                # The loop drops it when it takes it; if the interrupt came before it was
+                # queued, nothing else holds it once the caller's frames are gone: the
+                # waiter lets go of it, so no reference cycle keeps its buffers pinned.
                 self._state = _CANCELLED
+                self._op = None
             elif state == _RUNNING:
                 self._state = _ABANDONED
             elif state == _DONE:
                 value, failed = self._value, self._error is not None
                 self._value, self._state = None, _WITHDRAWN
+        if op is None:
+            return
         if state == _RUNNING:
-            loop.threadsafe.cancel(self._op)
+            loop.threadsafe.cancel(op)
         elif state == _DONE and not failed:
-            self._op.discard(value)
+            op.discard(value)
 
     def _give_up(self, state: int) -> bool:
         """Cancel (while pending) or abandon (while running); False if it finished."""
@@ -236,9 +243,12 @@ class _Waiter:
     def result(self, loop: Loop, timeout: float | None) -> Any:
         """The outcome, waiting at most `timeout` seconds before cancelling (see module)."""
         cancelled = False
+        op = self._op
+        if op is None:  # (withdrawn)
+            raise RuntimeError("the uringloop operation was withdrawn")
         if not self._wait(timeout):
             if self._give_up(_CANCELLED):
-                if self._op.must_run:  # (a close: the loop makes it all the same)
+                if op.must_run:  # (a close: the loop makes it all the same)
                     raise TimeoutError(
                         f"the uringloop operation did not start in {timeout} s; it is one "
                         "that is never dropped, and will still happen"
@@ -246,7 +256,7 @@ class _Waiter:
                 raise TimeoutError(
                     f"the uringloop operation did not start in {timeout} s; it never will"
                 )
-            loop.threadsafe.cancel(self._op)
+            loop.threadsafe.cancel(op)
             cancelled = True
             if not self._wait(timeout) and self._give_up(_ABANDONED):
                 raise TimeoutError(

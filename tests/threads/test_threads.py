@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import hashlib
 import os
 import signal
@@ -487,6 +488,34 @@ def test_an_interrupt_as_the_wait_begins_withdraws_the_queued_operation(
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_an_interrupt_before_the_operation_is_queued_pins_no_buffer(
+    other_loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # An interrupt that lands inside the queuing, before the operation reached the loop's
+    # queue: nothing but the interrupted call held the operation, so once its frames are
+    # gone the caller's bytearray is free to resize, without waiting for the garbage
+    # collector (disabled here) to find the operation and its waiter holding each other.
+    from uringloop import _foreign
+
+    def interrupted_push(self: object, op: object) -> None:
+        raise _Interrupt
+
+    monkeypatch.setattr(_foreign.ForeignQueue, "push", interrupted_push)
+    data = bytearray(b"x" * 100)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o644)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(_Interrupt):
+            threads.pwrite(fd, data, 0, loop=other_loop)
+        data.extend(b"y")  # BufferError while anything still exports it
+        assert os.pread(fd, 10, 0) == b""  # (and it was never written)
+    finally:
+        if enabled:
+            gc.enable()
+        os.close(fd)
 
 
 _FORKED_CHILD = r"""
