@@ -13,6 +13,8 @@ and writes in append mode, where O_APPEND puts each write at the end of the file
 descriptor's offset is the only record of where that was (read back with lseek(SEEK_CUR),
 which does no I/O). With closefd=False the descriptor's offset is set to the file's
 position at close, so the owner of the descriptor sees what it would with the built-in.
+The seeks the kernel must answer (SEEK_DATA, SEEK_HOLE, any seek on a device, where
+st_size means nothing) ask lseek and put the descriptor's offset back (lseek_kept).
 
 Where the I/O runs: chosen at each call from the running loop. A uringloop Loop runs it
 as ring operations (a Loop with io_uring off runs the same operations on its thread
@@ -360,6 +362,16 @@ class _RingIO:
 
     async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any:
         return await call_for_descriptor(self.loop, self.executor, func, *args)
+
+
+def lseek_kept(fd: int, offset: int, whence: int) -> int:
+    """lseek(2)'s answer for `offset` and `whence`, the descriptor's own offset put back
+    where it was (a seekable file keeps its position itself: see the module docstring)."""
+    kept = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        return os.lseek(fd, offset, whence)
+    finally:
+        os.lseek(fd, kept, os.SEEK_SET)
 
 
 async def call_for_descriptor(
@@ -1020,6 +1032,7 @@ class AsyncFileIO(_FileBase):
         io: _IO | None,
         closes_inline: bool,
         copies: bool,
+        kernel_seeks: bool,
     ) -> None:
         self._closed_flag = False
         self._fd = fd
@@ -1044,6 +1057,10 @@ class AsyncFileIO(_FileBase):
         # Whether its reads may copy what the page cache holds directly (not where its
         # descriptor has O_DIRECT, or its filesystem refused such a read: EOPNOTSUPP).
         self._copies = copies and not direct
+        # A seekable descriptor that is not a regular file (a device): each seek is the
+        # kernel's answer, as st_size means nothing there (a block device's end is its
+        # size; every position of /dev/null is 0).
+        self._kernel_seeks = kernel_seeks
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -1457,6 +1474,7 @@ class AsyncFileIO(_FileBase):
             and type(offset) is int
             and 0 <= offset < LSEEK_CHECKED_FROM
             and self._seekable
+            and not self._kernel_seeks
             and not self._closed_flag
         ):  # _seek()'s common case, inlined; the free lock needs no taking (see _FileLock)
             self._pos = offset
@@ -1476,7 +1494,12 @@ class AsyncFileIO(_FileBase):
             raise OverflowError("Python int too large to convert to C long")
         if not self._seekable:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
-        if whence == os.SEEK_SET:
+        target: int
+        if self._kernel_seeks:
+            if whence == os.SEEK_CUR:
+                offset, whence = self._pos + offset, os.SEEK_SET
+            target = await self._io().call(lseek_kept, self._fd, offset, whence)
+        elif whence == os.SEEK_SET:
             target = offset
         elif whence == os.SEEK_CUR:
             target = self._pos + offset
@@ -1484,11 +1507,11 @@ class AsyncFileIO(_FileBase):
             target = (await self._io().fstat(self._fd)).st_size + offset
         else:
             # SEEK_DATA, SEEK_HOLE and unknown values: the kernel decides (EINVAL, ENXIO).
-            target = await self._io().call(os.lseek, self._fd, offset, whence)
+            target = await self._io().call(lseek_kept, self._fd, offset, whence)
         if target < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         if target >= LSEEK_CHECKED_FROM:  # EINVAL past the largest file, or OverflowError
-            os.lseek(self._fd, target, os.SEEK_SET)
+            lseek_kept(self._fd, target, os.SEEK_SET)
         self._pos = target
         return target
 
@@ -3154,6 +3177,7 @@ async def _open(
             # through the executor).
             regular and io_.ring and _mounts.closes_inline(st.st_dev),
             copies,
+            seekable and not regular,  # kernel_seeks
         )
     except BaseException:
         if owned:

@@ -2174,6 +2174,89 @@ async def test_seek_refuses_what_the_builtin_refuses(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+@pytest.mark.parametrize(("mode", "buffering"), [("rb", 0), ("rb", -1), ("r", -1)])
+async def test_a_devices_seeks_are_the_kernels_answers(
+    device: str, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    # A character device is not a regular file: its positions are what lseek answers (on
+    # /dev/null and /dev/zero, 0 whatever is asked), as the built-in's are.
+    calls: list[tuple[str, tuple[int, ...]]] = [
+        ("seek", (100,)),
+        ("tell", ()),
+        ("seek", (0, os.SEEK_END)),
+        ("seek", (7, os.SEEK_CUR) if "b" in mode else (0, os.SEEK_CUR)),
+        ("seek", (5,)),
+        ("read", (3,)),
+    ]
+    with open(device, mode, buffering=buffering) as g:
+        expected = [_outcome(functools.partial(getattr(g, name), *args)) for name, args in calls]
+    async with uringloop.open(device, mode, buffering=buffering) as f:
+        got = [await _async_outcome(getattr(f, name)(*args)) for name, args in calls]
+    assert got == expected
+
+
+@pytest.fixture
+def block_device(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A loop device over a 1 MiB file, and what it holds (skips where none can be made:
+    that takes root and losetup)."""
+    image = tmp_path / "image"
+    content = bytes(range(256)) * 4096
+    image.write_bytes(content)
+    try:
+        made = subprocess.run(
+            ["losetup", "--find", "--show", str(image)], capture_output=True, text=True
+        )
+    except OSError as exc:
+        pytest.skip(f"no losetup: {exc}")
+    if made.returncode or not made.stdout.strip():
+        pytest.skip(f"no loop device: {made.stderr.strip()}")
+    device = made.stdout.strip()
+    try:
+        yield device, content
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
+async def test_a_block_devices_end_is_its_size(
+    block_device: tuple[str, bytes], buffering: int, no_fd_leak: None
+) -> None:
+    # f.seek(0, 2) sizes a disk: a block device's st_size is 0, its end what lseek says.
+    device, content = block_device
+    async with uringloop.open(device, "rb", buffering=buffering) as f:
+        assert await f.seek(0, os.SEEK_END) == len(content)
+        assert await f.seek(-512, os.SEEK_END) == len(content) - 512
+        assert await f.read(4) == content[-512:-508]
+        assert await f.tell() == len(content) - 508
+        assert await f.seek(-4, os.SEEK_CUR) == len(content) - 512
+        assert await f.seek(0) == 0
+        assert await f.read() == content
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("whence", [os.SEEK_SET, 3, 4], ids=["past-2GiB", "data", "hole"])
+async def test_a_seek_the_kernel_checks_leaves_the_descriptors_offset(
+    tmp_path: Path, whence: int, no_fd_leak: None
+) -> None:
+    # A seekable file keeps its position itself (README): the seeks the kernel answers
+    # (SEEK_DATA, SEEK_HOLE, a target past 2 GiB that it may refuse) leave the
+    # descriptor's own offset where it was.
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10000)
+    offset = 2**31 + 5 if whence == os.SEEK_SET else 5
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        target = await f.seek(offset, whence)
+        assert target == (offset if whence != 4 else 10000)
+        assert os.lseek(f.fileno(), 0, os.SEEK_CUR) == 0
+        assert await f.tell() == target
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize(
     ("mode", "buffering", "size"),
     [
