@@ -1396,8 +1396,7 @@ class AsyncFileIO(_FileBase):
                 return await self._append(io_, view)
             offset = self._offset()
             if len(view) >= PARALLEL_MIN and offset >= 0:
-                await self._write_parallel(io_, view, offset)
-                n = len(view)
+                n = await self._write_parallel(io_, view, offset)
             else:
                 n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
                 if offset < 0 and 0 < n < len(view) and io_.ring and not never_waits(self._fd):
@@ -1427,13 +1426,34 @@ class AsyncFileIO(_FileBase):
             self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
         return n
 
-    async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> None:
-        results = await _on_spans(
-            view, _spans(len(view)), lambda part, at: _write_full(io_, self._fd, part, offset + at)
-        )
-        for result in results:
+    async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> int:
+        """Write `view` at `offset` as several operations at once (_spans). Returns the bytes
+        written from its start, as one write(2) would: all of them, or where a span failed
+        (the file size limit, a full disk) what the spans wrote up to there, a short count;
+        the error when that is nothing."""
+        fd = self._fd
+        written: dict[int, int] = {}  # span start -> bytes its writes took
+
+        async def write_span(part: memoryview, start: int) -> None:
+            written[start] = 0
+
+            async def write(piece: memoryview, at: int) -> int:
+                n: int = await io_.pwrite(fd, piece, at)
+                written[start] += n
+                return n
+
+            await write_all(write, part, offset + start)
+
+        spans = _spans(len(view))
+        results = await _on_spans(view, spans, write_span)
+        count = 0
+        for (start, _), result in zip(spans, results, strict=True):
             if isinstance(result, BaseException):
+                if count + written[start] and isinstance(result, OSError):
+                    return count + written[start]
                 raise result
+            count += written[start]
+        return count
 
     async def _direct_write(self, io_: _IO, view: memoryview) -> int:
         pin = Pin(view, writable=False)

@@ -334,6 +334,62 @@ uringloop.run(ours({str(tmp_path / "ours")!r}))
     assert ours == builtin + f"fstat {errno.EBADF}\n"
 
 
+@pytest.mark.parametrize("loop", ["uring", "fallback", "asyncio"])
+def test_a_big_unbuffered_write_stopped_by_the_size_limit_is_short_as_the_builtins(
+    tmp_path: Path, loop: str
+) -> None:
+    # An unbuffered write of 2 MiB or more (several operations at once) that crosses the
+    # file size limit (RLIMIT_FSIZE, SIGXFSZ ignored; a full disk is the same) returns
+    # what fit, as one write(2) does, and moves the position that far; the error only
+    # when nothing fit.
+    limit = 3 << 20
+    script = f"""
+import asyncio, os, resource, signal, uringloop
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+path = {str(tmp_path / "f")!r}
+CASES = [(0, 4 << 20), ({limit} - 1000, 3 << 20), ({limit}, 2 << 20)]
+def outcome(call):
+    try:
+        return call()
+    except OSError as e:
+        return ("error", e.errno)
+def builtin(start, size):
+    open(path, "wb").close()
+    with open(path, "r+b", buffering=0) as f:
+        f.seek(start)
+        return outcome(lambda: f.write(b"x" * size)), f.tell(), os.path.getsize(path)
+async def ours(start, size):
+    open(path, "wb").close()
+    async with uringloop.open(path, "r+b", buffering=0) as f:
+        await f.seek(start)
+        try:
+            got = await f.write(b"x" * size)
+        except OSError as e:
+            got = ("error", e.errno)
+        return got, await f.tell(), os.path.getsize(path)
+async def all_ours():
+    return [await ours(*case) for case in CASES]
+print([builtin(*case) for case in CASES])
+loop = {loop!r}
+if loop == "asyncio":
+    print(asyncio.run(all_ours()))
+else:
+    use_uring = loop == "uring"
+    print(uringloop.run(all_ours(), loop_factory=lambda: uringloop.Loop(use_uring=use_uring)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    builtin, ours = out.splitlines()
+    assert ours == builtin
+    assert eval(builtin) == [  # (and the limit did stop them as the test means)
+        (limit, limit, limit),
+        (1000, limit, limit),
+        (("error", errno.EFBIG), limit, 0),
+    ]
+
+
 @pytest.mark.asyncio
 async def test_a_buffered_files_write_size_must_be_positive(tmp_path: Path) -> None:
     raw = await uringloop.open(tmp_path / "f", "wb", buffering=0)
