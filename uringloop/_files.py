@@ -2154,7 +2154,20 @@ class AsyncBufferedFile(_FileBase):
 
     async def _flush_and_close(self) -> None:
         try:
-            await self._flush_writes()
+            cancelled = None
+            # A cancellation does not stop this flush: the caller's cannot reach it (it is
+            # shielded), but a loop's shutdown cancels every task, this one too, and then
+            # waits for them. What write() took is written before the file closes (a write
+            # cancelled before it began, on an executor's queue, is made again); the
+            # cancellation is raised after.
+            while True:
+                try:
+                    await self._flush_writes()
+                    break
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            if cancelled is not None:
+                raise cancelled
         finally:
             self._drop_read_buffer()
             await self.raw._close()

@@ -2640,19 +2640,31 @@ def test_a_close_the_loops_shutdown_cancels_before_its_job_began_still_closes(
     tmp_path: Path, buffering: int
 ) -> None:
     # On a loop that is not uringloop's, a file closes on an executor. The program returns
-    # while a close waits for its turn there: the shutdown cancels every task, and the
-    # close's job, not begun, must not be cancelled with them, or the descriptor stays open.
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    # The pool's one thread is busy for a while: the close's job waits, past the shutdown.
-    pool.submit(time.sleep, 0.3)
+    # while the close's first job (a buffered file's, the write of what it holds; an
+    # unbuffered one's, the close) waits for its turn there: the shutdown cancels every
+    # task, and the job, not begun, must not be cancelled with them, or the data is lost
+    # and the descriptor stays open.
+    submitted: list[object] = []
+
+    class Pool(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    pool = Pool(1)
     closing: list[asyncio.Future[None]] = []
 
     async def main() -> int:
         f = await uringloop.open(tmp_path / "f", "wb", buffering=buffering, executor=pool)
         fd: int = f.fileno()
         await f.write(b"kept")
+        # The pool's one thread is busy for a while: the close's job waits, past the
+        # shutdown.
+        pool.submit(time.sleep, 0.3)
+        queued = len(submitted)
         closing.append(asyncio.ensure_future(f.close()))
-        await asyncio.sleep(0)  # (the close has queued its job)
+        while len(submitted) == queued:  # (until the close has queued its first job)
+            await asyncio.sleep(0)
         return fd
 
     try:
