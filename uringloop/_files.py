@@ -1430,8 +1430,10 @@ class AsyncFileIO(_FileBase):
         """Write `view` at `offset` as several operations at once (_spans). Returns the bytes
         written from its start, as one write(2) would: all of them, or where a span failed
         (the file size limit, a full disk) what the spans wrote up to there, a short count;
-        the error when that is nothing."""
+        the error when that is nothing. What later spans wrote past that point and past
+        the file's end is cut off again, as one write(2) never extends a file further."""
         fd = self._fd
+        size_before = (await io_.fstat(fd)).st_size
         written: dict[int, int] = {}  # span start -> bytes its writes took
 
         async def write_span(part: memoryview, start: int) -> None:
@@ -1449,8 +1451,13 @@ class AsyncFileIO(_FileBase):
         count = 0
         for (start, _), result in zip(spans, results, strict=True):
             if isinstance(result, BaseException):
-                if count + written[start] and isinstance(result, OSError):
-                    return count + written[start]
+                count += written[start]
+                if any(written[later] for later, _ in spans if later > start):
+                    # (A full disk: a span after this one found room.) Never shrinks the
+                    # file below its size before, nor below what the count says is written.
+                    await io_.ftruncate(fd, max(size_before, offset + count))
+                if count and isinstance(result, OSError):
+                    return count
                 raise result
             count += written[start]
         return count

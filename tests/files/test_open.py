@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import decimal
 import errno
@@ -388,6 +389,59 @@ else:
         (1000, limit, limit),
         (("error", errno.EFBIG), limit, 0),
     ]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a tmpfs of its own, 8 MiB (skips where none can be mounted: that
+    takes root)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    try:
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as exc:
+        pytest.skip(f"no mount: {exc}")
+    if made.returncode:
+        pytest.skip(f"no tmpfs mount: {made.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_big_unbuffered_write_failing_early_extends_no_file(
+    small_tmpfs: Path, no_fd_leak: None
+) -> None:
+    # A full disk fails the first of a big write's operations (its blocks are not there)
+    # while later ones write into blocks reserved before (fallocate KEEP_SIZE, the file's
+    # size 0): as one write(2), which fails at its first block, the file is not extended.
+    path = small_tmpfs / "f"
+    mib = 1 << 20
+    path.touch()
+    reserved = subprocess.run(
+        ["fallocate", "--keep-size", "--offset", str(mib), "--length", str(5 * mib), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if reserved.returncode:
+        pytest.skip(f"no fallocate --keep-size: {reserved.stderr.strip()}")
+    filler = small_tmpfs / "filler"
+    with open(filler, "wb", buffering=0) as g, contextlib.suppress(OSError):
+        while g.write(b"\0" * 65536):
+            pass  # until the disk is full
+    data = b"\1" * (6 * mib)
+    with open(path, "r+b", buffering=0) as g:
+        expected = (_outcome(lambda: g.write(data)), g.tell(), os.path.getsize(path))
+    assert expected[0][1] == errno.ENOSPC  # (the disk is full where the write begins)
+    async with uringloop.open(path, "r+b", buffering=0) as f:
+        got = (await _async_outcome(f.write(data)), await f.tell(), os.path.getsize(path))
+    assert got == expected
 
 
 @pytest.mark.asyncio
