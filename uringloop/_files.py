@@ -1525,6 +1525,8 @@ class AsyncFileIO(_FileBase):
         if self._kernel_seeks:
             if whence == os.SEEK_CUR:
                 offset, whence = self._pos + offset, os.SEEK_SET
+                if offset >= 1 << 63:  # (past off_t: the kernel's overflow, EINVAL)
+                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             target = await self._io().call(lseek_kept, self._fd, offset, whence)
         elif whence == os.SEEK_SET:
             target = offset
@@ -1535,7 +1537,7 @@ class AsyncFileIO(_FileBase):
         else:
             # SEEK_DATA, SEEK_HOLE and unknown values: the kernel decides (EINVAL, ENXIO).
             target = await self._io().call(lseek_kept, self._fd, offset, whence)
-        if target < 0:
+        if not 0 <= target < 1 << 63:  # (a sum past off_t: the kernel's overflow, EINVAL)
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         if target >= LSEEK_CHECKED_FROM:  # EINVAL past the largest file, or OverflowError
             lseek_kept(self._fd, target, os.SEEK_SET)
@@ -2094,6 +2096,8 @@ class AsyncBufferedFile(_FileBase):
         if whence == os.SEEK_CUR:
             # After the flush: an append moved the position to the end of the file.
             offset, whence = self._tell() + offset, os.SEEK_SET
+            if offset >= 1 << 63:  # (past off_t: the kernel's overflow, EINVAL)
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         self._drop_read_buffer()
         return await self.raw._seek(offset, whence)
 

@@ -2284,6 +2284,27 @@ async def test_seek_refuses_what_the_builtin_refuses(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
+@pytest.mark.parametrize("path", ["regular", "/dev/null"])
+@pytest.mark.parametrize("offset", [2**63 - 50, -(2**63)])
+async def test_a_relative_seek_past_off_t_is_refused_as_the_builtins(
+    tmp_path: Path, buffering: int, path: str, offset: int, no_fd_leak: None
+) -> None:
+    # seek(offset, SEEK_CUR) whose sum passes off_t: the kernel's overflow, EINVAL (not
+    # OverflowError); the position stays.
+    file = tmp_path / "f" if path == "regular" else Path(path)
+    if path == "regular":
+        file.write_bytes(b"x" * 1000)
+    with open(file, "rb", buffering=buffering) as g:
+        g.seek(100)
+        expected = (_outcome(lambda: g.seek(offset, os.SEEK_CUR)), g.tell())
+    async with uringloop.open(file, "rb", buffering=buffering) as f:
+        await f.seek(100)
+        assert (await _async_outcome(f.seek(offset, os.SEEK_CUR)), await f.tell()) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
 @pytest.mark.parametrize(("mode", "buffering"), [("rb", 0), ("rb", -1), ("r", -1)])
 async def test_a_devices_seeks_are_the_kernels_answers(
