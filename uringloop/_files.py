@@ -1423,7 +1423,10 @@ class AsyncFileIO(_FileBase):
             return 0
         n = await io_.pwrite(self._fd, view, -1)
         if self._seekable:
-            self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
+            # A write cut short (the file size limit, a full disk) on the ring may leave the
+            # descriptor's offset where it was: the end of the file is where it stopped.
+            whence = os.SEEK_CUR if n == len(view) else os.SEEK_END
+            self._pos = os.lseek(self._fd, 0, whence)
         return n
 
     async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> int:

@@ -342,14 +342,14 @@ def test_a_big_unbuffered_write_stopped_by_the_size_limit_is_short_as_the_builti
     # An unbuffered write of 2 MiB or more (several operations at once) that crosses the
     # file size limit (RLIMIT_FSIZE, SIGXFSZ ignored; a full disk is the same) returns
     # what fit, as one write(2) does, and moves the position that far; the error only
-    # when nothing fit.
+    # when nothing fit. In append mode (one operation) the position is the file's end.
     limit = 3 << 20
     script = f"""
 import asyncio, os, resource, signal, uringloop
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
 path = {str(tmp_path / "f")!r}
-CASES = [(0, 4 << 20), ({limit} - 1000, 3 << 20), ({limit}, 2 << 20)]
+CASES = [(0, 4 << 20), ({limit} - 1000, 3 << 20), ({limit}, 2 << 20), (-1, 4 << 20)]
 def outcome(call):
     try:
         return call()
@@ -357,13 +357,13 @@ def outcome(call):
         return ("error", e.errno)
 def builtin(start, size):
     open(path, "wb").close()
-    with open(path, "r+b", buffering=0) as f:
-        f.seek(start)
+    with open(path, "r+b" if start >= 0 else "ab", buffering=0) as f:
+        f.seek(max(start, 0))
         return outcome(lambda: f.write(b"x" * size)), f.tell(), os.path.getsize(path)
 async def ours(start, size):
     open(path, "wb").close()
-    async with uringloop.open(path, "r+b", buffering=0) as f:
-        await f.seek(start)
+    async with uringloop.open(path, "r+b" if start >= 0 else "ab", buffering=0) as f:
+        await f.seek(max(start, 0))
         try:
             got = await f.write(b"x" * size)
         except OSError as e:
@@ -388,6 +388,7 @@ else:
         (limit, limit, limit),
         (1000, limit, limit),
         (("error", errno.EFBIG), limit, 0),
+        (limit, limit, limit),  # (in append mode: start -1)
     ]
 
 
