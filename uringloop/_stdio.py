@@ -11,17 +11,20 @@ on purpose: these are Python's own buffered objects, shared with print() and inp
 the same process; reading or writing their descriptors directly would bypass those buffers
 and reorder or lose data.
 
-The threads. Calls run one at a time, in the order they were made, on one thread for the
-output streams and the other calls (a daemon thread for the reads of stdin): concurrent
-writers' lines come out in the order their writes were called, as the built-in's would.
-A call cancelled before its thread began it is not made. A read of stdin cannot be stopped
-once begun (a read(2) of a terminal or a pipe waits for input, and Python's buffered
-object holds its lock meanwhile): its caller's cancellation leaves it to run, and what it
-reads is returned first by the next reads, never lost. Its thread is a daemon, so such a
-read waiting for input does not hold up the loop's shutdown or the interpreter's exit; the
-objects it reads stay referenced to the end, as the interpreter's final close of a buffered
-object that a daemon thread is inside is a fatal error. A write cancelled once begun still
-completes.
+The threads. Calls run one at a time, in the order they were made (from any task, loop or
+thread), on one thread for the output streams and the other calls, and on a daemon thread
+for the calls of stdin: concurrent writers' lines come out in the order their writes were
+called, as the built-in's would. A call cancelled before its thread began it is not made.
+A read of stdin cannot be stopped once begun (a read(2) of a terminal or a pipe waits for
+input, and Python's buffered object holds its lock meanwhile): its caller's cancellation
+leaves it to run, and what it gets (data, the input's end, or an error) is held for the
+stream object it read, then returned by the next reads of that object as its own read
+would have returned it: never lost, never out of order. seek() drops what is held; tell()
+of a binary stream does not count it. Its thread is a daemon, so such a read waiting for
+input does not hold up the loop's shutdown or the interpreter's exit; the objects a read
+is inside stay referenced until it ends (to the end, if the exit comes first), as the
+interpreter's final close of a buffered object whose lock a daemon thread holds is a fatal
+error. A write cancelled once begun still completes.
 
 As on uringloop.open's files, readable() and fileno() are plain methods and the rest are
 coroutines.
@@ -31,24 +34,82 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import functools
+import io
 import operator
 import os
 import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["stderr", "stderr_bytes", "stdin", "stdin_bytes", "stdout", "stdout_bytes"]
 
 
+class _Job(concurrent.futures.Future[Any]):
+    """A call for stdin's daemon thread. `gone`: its caller went away once it had begun
+    (its result is then not set, but `left` to what the next reads return)."""
+
+    def __init__(self, call: Callable[[], Any] | None, pinned: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.call = call
+        self.pinned = pinned  # the objects the call is inside (see _pinned)
+        self.gone = False
+
+    def run(self) -> None:
+        """Its call, on the daemon thread, and its outcome to its caller or else `left`."""
+        if not self.set_running_or_notify_cancel():  # (cancelled before it began: not made)
+            return
+        result: Any = None
+        error: BaseException | None = None
+        with _pinned(self.pinned):
+            try:
+                result = self.answer()
+            except BaseException as exc:
+                error = exc
+        with _handover:  # (the caller, cancelled, either takes the outcome or goes)
+            if not self.gone:
+                if error is None:
+                    self.set_result(result)
+                else:
+                    self.set_exception(error)
+                return
+        self.left(result, error)
+
+    def answer(self) -> Any:
+        assert self.call is not None
+        return self.call()
+
+    def left(self, result: Any, error: BaseException | None) -> None:
+        """What a call whose caller went away got: nothing to keep, by default."""
+
+
+# A job's outcome is set for its caller, or its caller is gone: one or the other.
+_handover = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pinned(objects: tuple[Any, ...]) -> Iterator[None]:
+    """`objects` referenced while the daemon thread is inside them: the interpreter's exit
+    does not wait for a daemon thread, and its final close of a buffered stream whose lock
+    that thread holds is a fatal error. Left referenced if the exit comes meanwhile."""
+    for obj in objects:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    try:
+        yield
+    finally:
+        for obj in objects:
+            ctypes.pythonapi.Py_DecRef(ctypes.py_object(obj))
+
+
 class _DaemonThread:
-    """Calls run one at a time, in order, on a daemon thread of its own, started at the
-    first call (and again in a forked child): the interpreter's exit does not wait for a
-    call in progress."""
+    """Jobs run one at a time, in order, on a daemon thread of its own, started at the
+    first job (and again in a forked child): the interpreter's exit does not wait for a job
+    in progress."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -56,8 +117,7 @@ class _DaemonThread:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._pid = -1  # the process its thread runs in
 
-    def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
-        job: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def submit(self, job: _Job) -> _Job:
         with self._lock:
             if self._pid != os.getpid():
                 self._jobs = queue.SimpleQueue()
@@ -65,27 +125,18 @@ class _DaemonThread:
                     target=_serve, args=(self._jobs,), name=self._name, daemon=True
                 ).start()
                 self._pid = os.getpid()
-            self._jobs.put((job, call))
+            self._jobs.put(job)
         return job
 
     def forked(self) -> None:
         self._lock = threading.Lock()
 
 
-_Job = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
-
-
 def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
-        job, call = jobs.get()
-        if job.set_running_or_notify_cancel():  # (one cancelled before it began: not made)
-            try:
-                result = call()
-            except BaseException as exc:
-                job.set_exception(exc)
-            else:
-                job.set_result(result)
-        del job, call
+        job = jobs.get()
+        job.run()
+        del job
 
 
 class _SerialExecutor:
@@ -113,69 +164,217 @@ class _SerialExecutor:
 
 
 _calls = _SerialExecutor("uringloop-stdio")
-_stdin_reads = _DaemonThread("uringloop-stdin")
-# The objects stdin's daemon thread has read, referenced to the end (see the docstring).
-_kept: set[int] = set()
+_stdin_jobs = _DaemonThread("uringloop-stdin")
 
 
-def _keep_to_the_end(stream: Any) -> None:
-    """`stream`, and the text stream it may belong to, with their buffers."""
-    owners = (stream, sys.stdin, sys.__stdin__)
-    for obj in (*owners, *(getattr(owner, "buffer", None) for owner in owners)):
-        if obj is not None and id(obj) not in _kept:
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-            _kept.add(id(obj))
+class _Held:
+    """An answer no caller took: its data (str or bytes; empty at the input's end) and
+    whether the input's end came right after it (`ends`), or the error its read raised."""
+
+    __slots__ = ("data", "ends", "error")
+
+    def __init__(self, data: Any = None, ends: bool = False, error: BaseException | None = None):
+        self.data = data
+        self.ends = ends
+        self.error = error
 
 
-class _Unread:
-    """What one input stream's reads got that no caller took: `data`, returned first by the
-    next reads, then what the `late` reads (begun when their callers were cancelled) get,
-    in order. Loop threads only."""
+class _Input:
+    """What the reads of one input stream object got that no caller took, returned first,
+    in order, by its next reads. The daemon thread's only."""
 
-    __slots__ = ("data", "late")
+    __slots__ = ("held", "raw", "stream")
 
-    def __init__(self) -> None:
-        self.data: Any = None  # str or bytes, or None
-        self.late: deque[concurrent.futures.Future[Any]] = deque()
-
-    def put_back(self, data: Any) -> None:
-        """`data`, read before anything held here, goes first again."""
-        if data:
-            self.data = data if not self.data else data + self.data
-
-    def take(self) -> Any:
-        data, self.data = self.data, None
-        return data
+    def __init__(self, stream: Any, raw: bool) -> None:
+        self.stream = stream  # (kept while something is held: its id stays its own)
+        self.raw = raw  # a raw stream's read() is one read(2): as read1()
+        self.held: deque[_Held] = deque()
 
 
-_unread: dict[str, _Unread] = {}  # by stream name ("sys.stdin", "sys.stdin.buffer", ...)
+_inputs: dict[int, _Input] = {}  # by id() of the stream object; entries hold something
+
+
+def _input(stream: Any, raw: bool) -> _Input:
+    entry = _inputs.get(id(stream))
+    if entry is None:
+        entry = _inputs[id(stream)] = _Input(stream, raw)
+    return entry
+
+
+def _forget_if_empty(entry: _Input) -> None:
+    if not entry.held and _inputs.get(id(entry.stream)) is entry:
+        del _inputs[id(entry.stream)]
+
+
+def _ends(method: str, size: int, data: Any, raw: bool) -> bool:
+    """Whether a read(size), readline(size) or read1(size) that returned `data` met the
+    input's end."""
+    if not data:
+        return True
+    if method == "read1" or raw:
+        return False  # (short as it may be, more may come)
+    if method == "readline":
+        return not data.endswith("\n" if isinstance(data, str) else b"\n") and (
+            size < 0 or len(data) < size
+        )
+    return size < 0 or len(data) < size
+
+
+def _cut(method: str, data: Any, room: int) -> int | None:
+    """Where `data` answers a call wanting `room` more (-1: no limit): None when all of it
+    is taken and more is wanted."""
+    length: int = len(data)
+    if method == "read1":
+        return length if room < 0 else min(room, length)
+    if method == "readline":
+        end: int = data.find("\n" if isinstance(data, str) else b"\n") + 1
+        if end and (room < 0 or end <= room):
+            return end
+    if 0 <= room <= length:
+        return room
+    return None
+
+
+class _Read(_Job):
+    """A read, readline or read1 of an input stream, answered first from what is held for
+    it; if its caller went away once it had begun, what it got is held, first."""
+
+    def __init__(self, stream: Any, pinned: tuple[Any, ...], method: str, size: int, raw: bool):
+        super().__init__(None, pinned)
+        self.stream = stream
+        self.method = "read1" if raw and method == "read" else method
+        self.size = size
+        self.raw = raw
+        self.kept_before_error = 0  # items put back ahead of the error it raised
+
+    def answer(self) -> Any:
+        entry = _input(self.stream, self.raw)
+        try:
+            return self._from(entry, self.method, self.size)
+        finally:
+            _forget_if_empty(entry)
+
+    def _from(self, entry: _Input, method: str, size: int) -> Any:
+        """`method`(size): what is held first, then the stream's own reads."""
+        taken: list[Any] = []
+        count = 0
+        held = entry.held
+        while held and size != 0:
+            item = held[0]
+            if item.error is not None:
+                if taken:
+                    return taken[0][:0].join(taken)  # (the error to the next read)
+                held.popleft()
+                raise item.error
+            data = item.data
+            if not data:  # the input's end: seen by this read, gone for the next
+                held.popleft()
+                return data[:0].join(taken)
+            cut = _cut(method, data, -1 if size < 0 else size - count)
+            if cut is not None:
+                taken.append(data[:cut])
+                if cut < len(data):
+                    item.data = data[cut:]
+                elif item.ends:
+                    item.data = data[:0]  # (met by the next read)
+                else:
+                    held.popleft()
+                return data[:0].join(taken)
+            held.popleft()
+            taken.append(data)
+            count += len(data)
+            if item.ends:
+                return data[:0].join(taken)
+        try:
+            rest = getattr(entry.stream, method)(-1 if size < 0 else size - count)
+        except BaseException:
+            if taken:
+                held.appendleft(_Held(taken[0][:0].join(taken)))
+                self.kept_before_error = 1
+            raise
+        if not taken:
+            return rest
+        return taken[0][:0].join(taken) + rest if rest else taken[0][:0].join(taken)
+
+    def left(self, result: Any, error: BaseException | None) -> None:
+        entry = _input(self.stream, self.raw)
+        if error is not None:
+            entry.held.insert(self.kept_before_error, _Held(error=error))
+        elif result is not None and self.size != 0:
+            entry.held.appendleft(_Held(result, _ends(self.method, self.size, result, self.raw)))
+        _forget_if_empty(entry)
+
+
+class _ReadLines(_Read):
+    """readlines(hint), as io.IOBase's: line by line, until the end or `hint`."""
+
+    def answer(self) -> Any:
+        entry = _input(self.stream, self.raw)
+        lines: list[Any] = []
+        self.kept: list[Any] = lines  # (what goes back if the caller went away)
+        total = 0
+        try:
+            while line := self._from(entry, "readline", -1):
+                lines.append(line)
+                total += len(line)
+                if 0 < self.size <= total:
+                    return lines
+            lines.append(line)  # (the end, held as such if the caller went away)
+            return lines[:-1]
+        except BaseException:
+            for line in reversed(lines):
+                entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
+            self.kept_before_error = len(lines)
+            raise
+        finally:
+            _forget_if_empty(entry)
+
+    def left(self, result: Any, error: BaseException | None) -> None:
+        entry = _input(self.stream, self.raw)
+        if error is not None:
+            entry.held.insert(self.kept_before_error, _Held(error=error))
+        else:
+            for line in reversed(self.kept):
+                entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
+        _forget_if_empty(entry)
+
+
+def _seek_input(stream: Any, offset: int, whence: int) -> int:
+    """The stream's seek(), on the daemon thread: what is held for it is dropped, to be
+    read again from the new position."""
+    position: int = stream.seek(offset, whence)
+    entry = _inputs.get(id(stream))
+    if entry is not None:
+        entry.held.clear()
+        _forget_if_empty(entry)
+    return position
+
+
+def _tell_input(stream: Any) -> int:
+    """The stream's tell(), on the daemon thread, less what is held for it, not yet read
+    by a caller."""
+    position: int = stream.tell()
+    entry = _inputs.get(id(stream))
+    held = [item.data for item in entry.held if item.data] if entry is not None else []
+    if not held:
+        return position
+    if isinstance(held[0], str):
+        raise io.UnsupportedOperation(
+            "tell() of a text stream holding what a cancelled read got: read it first"
+        )
+    return position - sum(map(len, held))
 
 
 def _after_fork_in_child() -> None:
-    """The parent's threads are not here: they will not answer its late reads, and a lock
-    one of them held stays held."""
-    _unread.clear()
+    """The parent's threads are not here, and a lock one of them held stays held. (What is
+    held stays, as the data in a buffered stream's buffer does.)"""
+    global _handover
+    _handover = threading.Lock()
     _calls.forked()
-    _stdin_reads.forked()
+    _stdin_jobs.forked()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-async def _settle(unread: _Unread) -> None:
-    """The late reads' results joined to unread.data, in order, once each has ended."""
-    while unread.late:
-        job = unread.late[0]
-        if not job.done():
-            try:
-                await _on_thread(job)  # (cancelled here: the job stays late)
-            except Exception:
-                pass  # (a failure is its caller's, who is gone: nothing to return)
-        unread.late.popleft()
-        if not job.cancelled() and job.exception() is None:
-            data = job.result()
-            if data:
-                unread.data = data if not unread.data else unread.data + data
 
 
 async def _on_thread(job: concurrent.futures.Future[Any]) -> Any:
@@ -193,25 +392,45 @@ def _retrieved(waiter: asyncio.Future[Any]) -> None:
         waiter.exception()  # (nobody awaits it: no "never retrieved" report)
 
 
+async def _outcome(job: _Job) -> Any:
+    """The outcome of `job`. Cancelled: the job is not made if not begun; if begun, its
+    outcome is returned if it has come, else the job is left to its `left`."""
+    try:
+        return await _on_thread(job)
+    except asyncio.CancelledError:
+        if not job.cancel():
+            with _handover:
+                if not job.done():
+                    job.gone = True
+                    raise
+            return job.result()  # (it came with the cancellation: taken, not lost)
+        raise
+
+
 class AsyncStandardStream:
     """One standard stream (sys.stdout, or sys.stdout.buffer for the `_bytes` form)."""
 
-    def __init__(self, name: str, resolve: Callable[[], Any]) -> None:
+    def __init__(
+        self, name: str, resolve: Callable[[], Any], above: tuple[Callable[[], Any], ...] = ()
+    ) -> None:
         self._name = name
         self._resolve = resolve
+        self._above = above  # the objects it belongs to (sys.stdin for sys.stdin.buffer)
         # stdin (and its buffer, its raw stream): calls on the daemon thread, reads that
         # leave what no caller took to the next.
         self._input = name.startswith("sys.stdin")
+        self._raw = name.endswith(".raw")
+
+    def _pinned(self, stream: Any) -> tuple[Any, ...]:
+        return (stream, *(resolve() for resolve in self._above))
 
     async def _call(self, method: str, *args: Any) -> Any:
         """The stream's `method`(*args) on its thread; cancelled, not made if not begun."""
         stream = self._resolve()
         call = functools.partial(getattr(stream, method), *args)
         if self._input:
-            _keep_to_the_end(stream)
-            job = _stdin_reads.submit(call)
-        else:
-            job = _calls.submit(call)
+            return await _outcome(_stdin_jobs.submit(_Job(call, self._pinned(stream))))
+        job = _calls.submit(call)
         try:
             return await _on_thread(job)
         except asyncio.CancelledError:
@@ -222,41 +441,10 @@ class AsyncStandardStream:
         """stdin's read(size), readline(size) or read1(size): first what earlier reads got
         that no caller took; a read cancelled once begun leaves what it gets to the next."""
         size = -1 if size is None else operator.index(size)  # (None and -1 alike: all)
-        unread = _unread.setdefault(self._name, _Unread())
-        await _settle(unread)
-        head = unread.take()
-        rest_size = size
-        if head:
-            cut = None  # where what is held answers the call, without a read
-            if method == "read1":
-                cut = len(head) if size < 0 else size
-            elif method == "readline":
-                end = head.find("\n" if isinstance(head, str) else b"\n") + 1
-                if end and (size < 0 or end <= size):
-                    cut = end
-            if cut is None and 0 <= size <= len(head):
-                cut = size
-            if cut is not None:
-                unread.put_back(head[cut:])
-                return head[:cut]
-            if size >= 0:
-                rest_size = size - len(head)
         stream = self._resolve()
-        _keep_to_the_end(stream)
-        job = _stdin_reads.submit(functools.partial(getattr(stream, method), rest_size))
-        try:
-            rest = await _on_thread(job)
-        except asyncio.CancelledError:
-            unread.put_back(head)
-            if not job.cancel():  # (begun: what it reads comes after `head`)
-                unread.late.append(job)
-            raise
-        except BaseException:
-            unread.put_back(head)
-            raise
-        if not head:
-            return rest
-        return head + rest if rest else head
+        getattr(stream, method)  # (the stream's AttributeError, if it has none)
+        job = _Read(stream, self._pinned(stream), method, size, self._raw)
+        return await _outcome(_stdin_jobs.submit(job))
 
     # -- plain methods and attributes, read from the stream as it is now
 
@@ -296,22 +484,11 @@ class AsyncStandardStream:
         if not self._input:
             lines: list[Any] = await self._call("readlines", hint)
             return lines
-        # As io.IOBase.readlines, line by line: lines read before a cancellation are
-        # returned by the next reads.
-        self._resolve().readlines  # noqa: B018  (the stream's AttributeError, if it has none)
         hint = -1 if hint is None else operator.index(hint)
-        taken: list[Any] = []
-        total = 0
-        try:
-            while line := await self.readline():
-                taken.append(line)
-                total += len(line)
-                if 0 < hint <= total:
-                    break
-        except BaseException:
-            if taken:
-                _unread[self._name].put_back(taken[0][:0].join(taken))
-            raise
+        stream = self._resolve()
+        stream.readlines  # noqa: B018  (the stream's AttributeError, if it has none)
+        job = _ReadLines(stream, self._pinned(stream), "readlines", hint, self._raw)
+        taken: list[Any] = await _outcome(_stdin_jobs.submit(job))
         return taken
 
     async def write(self, data: Any) -> int:
@@ -337,14 +514,22 @@ class AsyncStandardStream:
         return bool(await self._call("writable"))
 
     async def seek(self, offset: int, whence: int = 0) -> int:
-        position: int = await self._call("seek", offset, whence)
-        if self._input and (unread := _unread.get(self._name)) is not None:
-            unread.take()  # (read again from the new position)
-        return position
+        if not self._input:
+            position: int = await self._call("seek", offset, whence)
+            return position
+        stream = self._resolve()
+        call = functools.partial(_seek_input, stream, offset, whence)
+        moved: int = await _outcome(_stdin_jobs.submit(_Job(call, self._pinned(stream))))
+        return moved
 
     async def tell(self) -> int:
-        position: int = await self._call("tell")
-        return position
+        if not self._input:
+            position: int = await self._call("tell")
+            return position
+        stream = self._resolve()
+        call = functools.partial(_tell_input, stream)
+        told: int = await _outcome(_stdin_jobs.submit(_Job(call, self._pinned(stream))))
+        return told
 
     async def truncate(self, size: int | None = None) -> int:
         length: int = await self._call("truncate", size)
@@ -369,7 +554,9 @@ class AsyncStandardTextStream(AsyncStandardStream):
     @property
     def buffer(self) -> AsyncStandardBinaryStream:
         """The bytes stream below (sys.stdout.buffer, ...), awaitable the same way."""
-        return AsyncStandardBinaryStream(f"{self._name}.buffer", lambda: self._resolve().buffer)
+        return AsyncStandardBinaryStream(
+            f"{self._name}.buffer", lambda: self._resolve().buffer, (self._resolve, *self._above)
+        )
 
     def detach(self) -> Any:
         """The stream's detach(): separates sys.stdout (...) from its buffer, and returns
@@ -400,7 +587,9 @@ class AsyncStandardBinaryStream(AsyncStandardStream):
     @property
     def raw(self) -> AsyncStandardBinaryStream:
         """The unbuffered stream below, awaitable the same way."""
-        return AsyncStandardBinaryStream(f"{self._name}.raw", lambda: self._resolve().raw)
+        return AsyncStandardBinaryStream(
+            f"{self._name}.raw", lambda: self._resolve().raw, (self._resolve, *self._above)
+        )
 
     def detach(self) -> Any:
         """The stream's detach(): returns its raw stream (a blocking object, as aiofiles'
@@ -433,6 +622,8 @@ class AsyncStandardBinaryStream(AsyncStandardStream):
 stdin = AsyncStandardTextStream("sys.stdin", lambda: sys.stdin)
 stdout = AsyncStandardTextStream("sys.stdout", lambda: sys.stdout)
 stderr = AsyncStandardTextStream("sys.stderr", lambda: sys.stderr)
-stdin_bytes = AsyncStandardBinaryStream("sys.stdin.buffer", lambda: sys.stdin.buffer)
+stdin_bytes = AsyncStandardBinaryStream(
+    "sys.stdin.buffer", lambda: sys.stdin.buffer, (lambda: sys.stdin,)
+)
 stdout_bytes = AsyncStandardBinaryStream("sys.stdout.buffer", lambda: sys.stdout.buffer)
 stderr_bytes = AsyncStandardBinaryStream("sys.stderr.buffer", lambda: sys.stderr.buffer)

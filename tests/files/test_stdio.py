@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import os
+import queue
+import random
 import subprocess
 import sys
+import threading
+import time
+import types
+import warnings
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
@@ -152,3 +159,260 @@ def test_stdin_reads_left_waiting_hold_up_nothing(tmp_path: Path, loop: str, kin
         assert err == "".join(f"{i}\n" for i in range(500)).encode()
     else:
         assert err == b""
+
+
+class ScriptedInput:
+    """An input stream whose reads each return (or raise) what the test gives them, when it
+    gives it: a read can be made to wait, as a read of a terminal does."""
+
+    def __init__(self, *, text: bool = True) -> None:
+        self.answers: queue.Queue[Any] = queue.Queue()
+        self.calls: list[tuple[str, int]] = []
+        self.empty = "" if text else b""
+
+    def _answer(self, method: str, size: int) -> Any:
+        self.calls.append((method, size))
+        if size == 0:
+            return self.empty
+        answer = self.answers.get(timeout=10)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def read(self, size: int = -1) -> Any:
+        return self._answer("read", size)
+
+    def readline(self, size: int = -1) -> Any:
+        return self._answer("readline", size)
+
+    def readlines(self, hint: int = -1) -> Any:
+        raise AssertionError("readlines() is made of readline() calls")
+
+
+@pytest.fixture
+def scripted_stdin(monkeypatch: pytest.MonkeyPatch) -> ScriptedInput:
+    stream = ScriptedInput()
+    monkeypatch.setattr(sys, "stdin", stream)
+    return stream
+
+
+async def _begun_then_cancelled(stream: ScriptedInput, call: Awaitable[Any]) -> None:
+    """`call` waits in its stream's read, then its caller is cancelled."""
+    calls = len(stream.calls)
+    task = asyncio.ensure_future(call)
+    while len(stream.calls) == calls:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def _soon(call: Awaitable[Any]) -> Awaitable[Any]:
+    return asyncio.wait_for(call, 5)
+
+
+@pytest.mark.asyncio
+async def test_readers_waiting_behind_a_cancelled_read_get_its_data_first_in_call_order(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # Two readers called while a cancelled read is still waiting for input: the first called
+    # gets what that read gets, the second the next line. (Both once took the same held
+    # read, and one got IndexError.)
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    first = asyncio.ensure_future(uringloop.stdin.readline())
+    second = asyncio.ensure_future(uringloop.stdin.readline())
+    await asyncio.sleep(0.05)
+    scripted_stdin.answers.put("1\n")
+    scripted_stdin.answers.put("2\n")
+    assert await _soon(asyncio.gather(first, second)) == ["1\n", "2\n"]
+    assert scripted_stdin.calls == [("readline", -1)] * 2
+
+
+@pytest.mark.asyncio
+async def test_an_input_end_a_cancelled_read_met_is_the_next_reads_answer(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # The end of input a cancelled read met (Ctrl-D on a terminal) is the next read's
+    # answer, and its data ("abc" with no newline: the end came after it) is a read's own.
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    scripted_stdin.answers.put("")
+    assert await _soon(uringloop.stdin.readline()) == ""
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    scripted_stdin.answers.put("abc")
+    scripted_stdin.answers.put("def\n")
+    assert await _soon(uringloop.stdin.readline()) == "abc"
+    assert await _soon(uringloop.stdin.readline()) == "def\n"
+    # A read(size) cut short by the end: the end, after the data, goes to the read after.
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.read(10))
+    scripted_stdin.answers.put("xyz")
+    assert await _soon(uringloop.stdin.read(2)) == "xy"
+    assert await _soon(uringloop.stdin.read(2)) == "z"
+    scripted_stdin.answers.put("next")
+    assert await _soon(uringloop.stdin.read(4)) == "next"
+
+
+@pytest.mark.asyncio
+async def test_the_error_a_cancelled_read_raised_is_raised_to_the_next(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    scripted_stdin.answers.put(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"))
+    with pytest.raises(UnicodeDecodeError):
+        await _soon(uringloop.stdin.readline())
+    scripted_stdin.answers.put("after\n")
+    assert await _soon(uringloop.stdin.readline()) == "after\n"
+
+
+@pytest.mark.asyncio
+async def test_what_a_cancelled_read_got_stays_with_its_stream(
+    scripted_stdin: ScriptedInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sys.stdin replaced (as pytest's monkeypatch does between tests): the new stream's
+    # reads get its own data, not what a cancelled read of the old one got.
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    scripted_stdin.answers.put("old\n")
+    while scripted_stdin.answers.qsize():
+        await asyncio.sleep(0.001)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("new\n"))
+    assert await _soon(uringloop.stdin.readline()) == "new\n"
+    monkeypatch.setattr(sys, "stdin", scripted_stdin)
+    assert await _soon(uringloop.stdin.readline()) == "old\n"
+
+
+class _GatedBytes(io.BytesIO):
+    """A seekable input whose first read waits for `gate`."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.gate = threading.Event()
+        self.reads = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        assert self.gate.wait(10)
+        return super().read(size)
+
+
+@pytest.mark.asyncio
+async def test_a_seek_drops_what_a_cancelled_read_got_and_tell_does_not_count_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _GatedBytes(b"A" * 5 + b"B" * 10)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=stream))
+    stream.gate.set()
+    assert await _soon(uringloop.stdin_bytes.read(5)) == b"AAAAA"
+    stream.gate.clear()
+    task = asyncio.ensure_future(uringloop.stdin_bytes.read(10))
+    while stream.reads < 2:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stream.gate.set()
+    assert await _soon(uringloop.stdin_bytes.tell()) == 5  # (the caller got 5 bytes)
+    assert await _soon(uringloop.stdin_bytes.seek(0)) == 0
+    assert await _soon(uringloop.stdin_bytes.read(10)) == b"AAAAABBBBB"
+
+
+def test_a_replaced_stdin_read_through_uringloop_is_closed_when_dropped() -> None:
+    # Each stream object read is released once its read is over: a file put in as
+    # sys.stdin and dropped is closed by its last reference going (here, no cycle either).
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def read_replaced_stdins() -> None:
+        for _ in range(20):
+            sys.stdin = open(os.devnull)  # noqa: SIM115  (closed when dropped)
+            assert await uringloop.stdin.read() == ""
+            sys.stdin = sys.__stdin__
+
+    original = sys.stdin
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            uringloop.run(read_replaced_stdins())  # (its threads, its ring: made here)
+            before = open_fds()
+            uringloop.run(read_replaced_stdins())
+        assert open_fds() <= before
+    finally:
+        gc.enable()
+        sys.stdin = original
+
+
+@pytest.mark.parametrize("loops", [1, 3])
+def test_readers_with_timeouts_in_loops_on_threads_share_stdin_whole(
+    stdin_pipe: int, loops: int
+) -> None:
+    # Readers that time out at random, in loops on several threads, reading one stdin: every
+    # line is read once, none lost, and each reader's lines come in the input's order.
+    count = 600
+    got: dict[tuple[int, int], list[int]] = {}
+    errors: list[BaseException] = []
+
+    async def reader(key: tuple[int, int]) -> None:
+        mine = got.setdefault(key, [])
+        rng = random.Random(hash(key))
+        while True:
+            try:
+                line = await asyncio.wait_for(uringloop.stdin.readline(), rng.uniform(0.001, 0.01))
+            except asyncio.TimeoutError:
+                continue
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            if not line:
+                return
+            mine.append(int(line))
+
+    async def readers(index: int) -> None:
+        await asyncio.gather(*(reader((index, task)) for task in range(4)))
+
+    threads = [threading.Thread(target=uringloop.run, args=(readers(i),)) for i in range(loops)]
+    for thread in threads:
+        thread.start()
+    for number in range(count):
+        os.write(stdin_pipe, f"{number}\n".encode())
+        if number % 50 == 0:
+            time.sleep(0.005)
+    os.close(stdin_pipe)
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert errors == []
+    assert sorted(n for lines in got.values() for n in lines) == list(range(count))
+    assert all(lines == sorted(lines) for lines in got.values())
+
+
+@pytest.mark.asyncio
+async def test_a_text_stdins_tell_refuses_while_it_holds_what_a_cancelled_read_got(
+    scripted_stdin: ScriptedInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A text stream's position is a cookie: less what is held, it means nothing.
+    monkeypatch.setattr(ScriptedInput, "tell", lambda self: 7, raising=False)
+    assert await _soon(uringloop.stdin.tell()) == 7
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    scripted_stdin.answers.put("held\n")
+    with pytest.raises(io.UnsupportedOperation):
+        await _soon(uringloop.stdin.tell())
+    assert await _soon(uringloop.stdin.readline()) == "held\n"
+    assert await _soon(uringloop.stdin.tell()) == 7
+
+
+@pytest.mark.asyncio
+async def test_a_read_whose_data_came_with_its_cancellation_returns_it(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # The data is there when the cancellation reaches the read: the read returns it (it
+    # happened), and the next read gets the next line.
+    task = asyncio.ensure_future(uringloop.stdin.readline())
+    while not scripted_stdin.calls:
+        await asyncio.sleep(0.001)
+    scripted_stdin.answers.put("came\n")
+    while scripted_stdin.answers.qsize():
+        time.sleep(0.001)  # (the loop blocked: the task does not see the answer yet)
+    time.sleep(0.05)
+    task.cancel()
+    assert await task == "came\n"
+    scripted_stdin.answers.put("next\n")
+    assert await _soon(uringloop.stdin.readline()) == "next\n"
