@@ -245,7 +245,7 @@ class _Read(_Job):
         self.method = "read1" if raw and method == "read" else method
         self.size = size
         self.raw = raw
-        self.kept_before_error = 0  # items put back ahead of the error it raised
+        self.kept_before_error = 0  # items it put back ahead of the error it raised
 
     def answer(self) -> Any:
         entry = _input(self.stream, self.raw)
@@ -324,7 +324,7 @@ class _ReadLines(_Read):
         except BaseException:
             for line in reversed(lines):
                 entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
-            self.kept_before_error = len(lines)
+            self.kept_before_error += len(lines)  # (ahead of what the failed read took)
             raise
         finally:
             _forget_if_empty(entry)

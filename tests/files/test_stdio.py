@@ -416,3 +416,21 @@ async def test_a_read_whose_data_came_with_its_cancellation_returns_it(
     assert await task == "came\n"
     scripted_stdin.answers.put("next\n")
     assert await _soon(uringloop.stdin.readline()) == "next\n"
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_readlines_leaves_its_lines_then_its_error_in_order(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # readlines() cancelled while its read waits: the lines it took, the part line, then the
+    # error that read ends with, each to the next reads in that order.
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.read(3))
+    scripted_stdin.answers.put("x\na")
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readlines())
+    scripted_stdin.answers.put(ValueError("the read's error"))
+    assert await _soon(uringloop.stdin.readline()) == "x\n"
+    assert await _soon(uringloop.stdin.readline()) == "a"
+    with pytest.raises(ValueError, match="the read's error"):
+        await _soon(uringloop.stdin.readline())
+    scripted_stdin.answers.put("y\n")
+    assert await _soon(uringloop.stdin.readline()) == "y\n"
