@@ -12,19 +12,24 @@ the same process; reading or writing their descriptors directly would bypass tho
 and reorder or lose data.
 
 The threads. Calls run one at a time, in the order they were made (from any task, loop or
-thread), on one thread for the output streams and the other calls, and on a daemon thread
-for the calls of stdin: concurrent writers' lines come out in the order their writes were
-called, as the built-in's would. A call cancelled before its thread began it is not made.
+thread), on one thread for the output streams and the questions any stream answers at
+once (isatty, seekable, writable), and on a daemon thread for the other calls of stdin:
+concurrent writers' lines come out in the order their writes were called, as the
+built-in's would. A call cancelled before its thread began it is not made.
+
 A read of stdin cannot be stopped once begun (a read(2) of a terminal or a pipe waits for
 input, and Python's buffered object holds its lock meanwhile): its caller's cancellation
-leaves it to run, and what it gets (data, the input's end, or an error) is held for the
-stream object it read, then returned by the next reads of that object as its own read
-would have returned it: never lost, never out of order. seek() drops what is held; tell()
-of a binary stream does not count it. Its thread is a daemon, so such a read waiting for
-input does not hold up the loop's shutdown or the interpreter's exit; the objects a read
-is inside stay referenced until it ends (to the end, if the exit comes first), as the
-interpreter's final close of a buffered object whose lock a daemon thread holds is a fatal
-error. A write cancelled once begun still completes.
+stands, and what the read gets (data, the input's end, or an error; even if it came with
+the cancellation) is held for the stream object it read, then returned by the next reads
+of that object as its own read would have returned it: never lost, never out of order
+(the next read begins once the caller of the one before has its answer, or has given it
+back). seek() counts from where the callers are and drops what is held; tell() of a binary
+stream does not count it, and that of a text stream (a cookie) refuses while something is
+held. The thread is a daemon, so a read waiting for input does not hold up the loop's
+shutdown or the interpreter's exit; the objects a read is inside stay referenced until it
+ends (to the end, if the exit comes first), as the interpreter's final close of a buffered
+object whose lock a daemon thread holds is a fatal error. A write cancelled once begun
+still completes.
 
 As on uringloop.open's files, readable() and fileno() are plain methods and the rest are
 coroutines.
@@ -43,6 +48,7 @@ import os
 import queue
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -54,14 +60,22 @@ class _Job(concurrent.futures.Future[Any]):
     """A call for stdin's daemon thread. `gone`: its caller went away once it had begun
     (its result is then not set, but `left` to what the next reads return)."""
 
+    # Whether the thread begins no other job until the caller has taken the outcome (or
+    # given it back to `left`): a read's, which the next reads must not overtake.
+    taken_first = False
+
     def __init__(self, call: Callable[[], Any] | None, pinned: tuple[Any, ...]) -> None:
         super().__init__()
         self.call = call
         self.pinned = pinned  # the objects the call is inside (see _pinned)
         self.gone = False
+        self.loop = asyncio.get_running_loop()  # (closed: its caller is gone too)
+        self.settled = False  # its outcome taken by the caller, or given to `left`
+        self.taken = threading.Event()  # set once settled
 
     def run(self) -> None:
         """Its call, on the daemon thread, and its outcome to its caller or else `left`."""
+        global _untaken
         if not self.set_running_or_notify_cancel():  # (cancelled before it began: not made)
             return
         result: Any = None
@@ -72,13 +86,16 @@ class _Job(concurrent.futures.Future[Any]):
             except BaseException as exc:
                 error = exc
         with _handover:  # (the caller, cancelled, either takes the outcome or goes)
-            if not self.gone:
+            if not self.gone and not self.loop.is_closed():
                 if error is None:
                     self.set_result(result)
                 else:
                     self.set_exception(error)
+                if self.taken_first:
+                    _untaken = self
                 return
         self.left(result, error)
+        self.take()  # (what it refers to is let go: its caller, gone, may be a cycle)
 
     def answer(self) -> Any:
         assert self.call is not None
@@ -87,9 +104,44 @@ class _Job(concurrent.futures.Future[Any]):
     def left(self, result: Any, error: BaseException | None) -> None:
         """What a call whose caller went away got: nothing to keep, by default."""
 
+    def take(self) -> None:
+        """The caller has its outcome (nothing else refers to the stream through it)."""
+        self.settled = True
+        self.taken.set()
+        self.call = None
+        self.pinned = ()
+
+    def give_back(self) -> None:
+        """Its outcome, set as its caller was cancelled, kept by `left` as if the caller had
+        gone first. Under _handover; the thread begins no other job meanwhile (see
+        taken_first; a job that does not wait has nothing to give back)."""
+        if not self.settled:
+            error = self.exception()
+            self.left(None if error is not None else self.result(), error)
+        self.take()
+
 
 # A job's outcome is set for its caller, or its caller is gone: one or the other.
 _handover = threading.Lock()
+_untaken: _Job | None = None  # the last read delivered (the daemon thread's)
+
+
+def _wait_taken() -> None:
+    """Before another job begins, the last read's outcome taken by its caller or given
+    back. Its loop closed: given back here. Its loop stopped for a second (a task left
+    suspended): not waited for any longer; the task has it if it runs again."""
+    global _untaken
+    job, _untaken = _untaken, None
+    stopped = 0
+    while job is not None and not job.taken.wait(0.05):
+        with _handover:
+            if job.loop.is_closed():
+                job.give_back()
+                return
+            stopped = 0 if job.loop.is_running() else stopped + 1
+            if stopped >= 20:
+                job.settled = True
+                return
 
 
 @contextlib.contextmanager
@@ -135,7 +187,12 @@ class _DaemonThread:
 def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
         job = jobs.get()
-        job.run()
+        try:
+            _wait_taken()
+            job.run()
+        except BaseException as exc:  # (outside the call: the thread serves on)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                job.set_exception(exc)
         del job
 
 
@@ -183,27 +240,37 @@ class _Input:
     """What the reads of one input stream object got that no caller took, returned first,
     in order, by its next reads. The daemon thread's only."""
 
-    __slots__ = ("held", "raw", "stream")
+    __slots__ = ("held", "key", "stream")
 
-    def __init__(self, stream: Any, raw: bool) -> None:
-        self.stream = stream  # (kept while something is held: its id stays its own)
-        self.raw = raw  # a raw stream's read() is one read(2): as read1()
+    def __init__(self, stream: Any) -> None:
+        self.key = id(stream)
+        try:
+            self.stream: Callable[[], Any] = weakref.ref(stream)  # (dropped: so is this)
+        except TypeError:
+            self.stream = lambda: stream
         self.held: deque[_Held] = deque()
 
 
 _inputs: dict[int, _Input] = {}  # by id() of the stream object; entries hold something
 
 
-def _input(stream: Any, raw: bool) -> _Input:
+def _input(stream: Any) -> _Input:
     entry = _inputs.get(id(stream))
-    if entry is None:
-        entry = _inputs[id(stream)] = _Input(stream, raw)
+    if entry is None or entry.stream() is not stream:
+        for key in [key for key, one in _inputs.items() if one.stream() is None]:
+            del _inputs[key]  # (what a stream since dropped held)
+        entry = _inputs[id(stream)] = _Input(stream)
     return entry
 
 
+def _held_for(stream: Any) -> _Input | None:
+    entry = _inputs.get(id(stream))
+    return entry if entry is not None and entry.stream() is stream else None
+
+
 def _forget_if_empty(entry: _Input) -> None:
-    if not entry.held and _inputs.get(id(entry.stream)) is entry:
-        del _inputs[id(entry.stream)]
+    if not entry.held and _inputs.get(entry.key) is entry:
+        del _inputs[entry.key]
 
 
 def _ends(method: str, size: int, data: Any, raw: bool) -> bool:
@@ -239,16 +306,22 @@ class _Read(_Job):
     """A read, readline or read1 of an input stream, answered first from what is held for
     it; if its caller went away once it had begun, what it got is held, first."""
 
+    taken_first = True
+
+    def take(self) -> None:
+        super().take()
+        self.stream = None
+
     def __init__(self, stream: Any, pinned: tuple[Any, ...], method: str, size: int, raw: bool):
         super().__init__(None, pinned)
         self.stream = stream
-        self.method = "read1" if raw and method == "read" else method
+        self.method = method
         self.size = size
-        self.raw = raw
+        self.raw = raw  # a raw stream's read() is one read(2): answered as read1()
         self.kept_before_error = 0  # items it put back ahead of the error it raised
 
     def answer(self) -> Any:
-        entry = _input(self.stream, self.raw)
+        entry = _input(self.stream)
         try:
             return self._from(entry, self.method, self.size)
         finally:
@@ -259,6 +332,9 @@ class _Read(_Job):
         taken: list[Any] = []
         count = 0
         held = entry.held
+        if held and getattr(self.stream, "closed", False) is True:
+            raise ValueError("I/O operation on closed file.")
+        shape = "read1" if self.raw and method == "read" else method
         while held and size != 0:
             item = held[0]
             if item.error is not None:
@@ -270,7 +346,7 @@ class _Read(_Job):
             if not data:  # the input's end: seen by this read, gone for the next
                 held.popleft()
                 return data[:0].join(taken)
-            cut = _cut(method, data, -1 if size < 0 else size - count)
+            cut = _cut(shape, data, -1 if size < 0 else size - count)
             if cut is not None:
                 taken.append(data[:cut])
                 if cut < len(data):
@@ -286,7 +362,7 @@ class _Read(_Job):
             if item.ends:
                 return data[:0].join(taken)
         try:
-            rest = getattr(entry.stream, method)(-1 if size < 0 else size - count)
+            rest = getattr(self.stream, method)(-1 if size < 0 else size - count)
         except BaseException:
             if taken:
                 held.appendleft(_Held(taken[0][:0].join(taken)))
@@ -297,7 +373,7 @@ class _Read(_Job):
         return taken[0][:0].join(taken) + rest if rest else taken[0][:0].join(taken)
 
     def left(self, result: Any, error: BaseException | None) -> None:
-        entry = _input(self.stream, self.raw)
+        entry = _input(self.stream)
         if error is not None:
             entry.held.insert(self.kept_before_error, _Held(error=error))
         elif result is not None and self.size != 0:
@@ -309,7 +385,7 @@ class _ReadLines(_Read):
     """readlines(hint), as io.IOBase's: line by line, until the end or `hint`."""
 
     def answer(self) -> Any:
-        entry = _input(self.stream, self.raw)
+        entry = _input(self.stream)
         lines: list[Any] = []
         self.kept: list[Any] = lines  # (what goes back if the caller went away)
         total = 0
@@ -317,7 +393,7 @@ class _ReadLines(_Read):
             while line := self._from(entry, "readline", -1):
                 lines.append(line)
                 total += len(line)
-                if 0 < self.size <= total:
+                if 0 < self.size < total:  # (as io.IOBase's: past the hint)
                     return lines
             lines.append(line)  # (the end, held as such if the caller went away)
             return lines[:-1]
@@ -330,7 +406,7 @@ class _ReadLines(_Read):
             _forget_if_empty(entry)
 
     def left(self, result: Any, error: BaseException | None) -> None:
-        entry = _input(self.stream, self.raw)
+        entry = _input(self.stream)
         if error is not None:
             entry.held.insert(self.kept_before_error, _Held(error=error))
         else:
@@ -339,14 +415,36 @@ class _ReadLines(_Read):
         _forget_if_empty(entry)
 
 
+def _held_data(stream: Any) -> list[Any]:
+    """The data held for `stream` (str or bytes pieces), in order."""
+    entry = _held_for(stream)
+    return [item.data for item in entry.held if item.data] if entry is not None else []
+
+
+def _unheld(stream: Any, held: list[Any], what: str) -> int:
+    """How far `held` puts the stream's own position ahead of its callers'."""
+    if not held:
+        return 0
+    if isinstance(held[0], str):  # (a text stream's position is a cookie)
+        raise io.UnsupportedOperation(
+            f"{what} of a text stream holding what a cancelled read got: read it first"
+        )
+    return sum(map(len, held))
+
+
 def _seek_input(stream: Any, offset: int, whence: int) -> int:
-    """The stream's seek(), on the daemon thread: what is held for it is dropped, to be
+    """The stream's seek(), on the daemon thread, from where its callers are (what is held
+    is not counted); what is held for it, and for the layers below it, is dropped, to be
     read again from the new position."""
+    if whence == os.SEEK_CUR:
+        offset -= _unheld(stream, _held_data(stream), "a relative seek()")
     position: int = stream.seek(offset, whence)
-    entry = _inputs.get(id(stream))
-    if entry is not None:
-        entry.held.clear()
-        _forget_if_empty(entry)
+    below = getattr(stream, "buffer", None)
+    for layer in (stream, below, getattr(below if below is not None else stream, "raw", None)):
+        entry = _held_for(layer) if layer is not None else None
+        if entry is not None:
+            entry.held.clear()
+            _forget_if_empty(entry)
     return position
 
 
@@ -354,22 +452,15 @@ def _tell_input(stream: Any) -> int:
     """The stream's tell(), on the daemon thread, less what is held for it, not yet read
     by a caller."""
     position: int = stream.tell()
-    entry = _inputs.get(id(stream))
-    held = [item.data for item in entry.held if item.data] if entry is not None else []
-    if not held:
-        return position
-    if isinstance(held[0], str):
-        raise io.UnsupportedOperation(
-            "tell() of a text stream holding what a cancelled read got: read it first"
-        )
-    return position - sum(map(len, held))
+    return position - _unheld(stream, _held_data(stream), "tell()")
 
 
 def _after_fork_in_child() -> None:
     """The parent's threads are not here, and a lock one of them held stays held. (What is
     held stays, as the data in a buffered stream's buffer does.)"""
-    global _handover
+    global _handover, _untaken
     _handover = threading.Lock()
+    _untaken = None
     _calls.forked()
     _stdin_jobs.forked()
 
@@ -394,17 +485,39 @@ def _retrieved(waiter: asyncio.Future[Any]) -> None:
 
 async def _outcome(job: _Job) -> Any:
     """The outcome of `job`. Cancelled: the job is not made if not begun; if begun, its
-    outcome is returned if it has come, else the job is left to its `left`."""
+    outcome goes to its `left` (what a read got is held for the next reads), whether it
+    comes later or came with the cancellation."""
     try:
-        return await _on_thread(job)
+        outcome = await _on_thread(job)
     except asyncio.CancelledError:
-        if not job.cancel():
+        if job.cancel():
+            job.take()  # (not made: what it refers to is let go)
+        else:
             with _handover:
-                if not job.done():
+                if job.done():
+                    job.give_back()
+                else:
                     job.gone = True
-                    raise
-            return job.result()  # (it came with the cancellation: taken, not lost)
         raise
+    except BaseException:
+        job.take()
+        raise
+    job.take()
+    return outcome
+
+
+# The streams whose method of that name, as the built-in's, takes no None for a size.
+_NO_NONE = {"readline": io.TextIOWrapper, "read1": io.BufferedReader}
+
+
+def _size(size: Any) -> int:
+    """A read's size as the built-in's take it: None is -1; an index-sized integer."""
+    if size is None:
+        return -1
+    size = operator.index(size)
+    if not -(1 << 63) <= size < 1 << 63:
+        raise OverflowError("cannot fit 'int' into an index-sized integer")
+    return int(size)
 
 
 class AsyncStandardStream:
@@ -437,12 +550,27 @@ class AsyncStandardStream:
             job.cancel()
             raise
 
+    async def _ask(self, method: str) -> Any:
+        """A question the stream answers without its lock (isatty, ...): on the output
+        streams' thread, not behind a read of stdin waiting for input."""
+        stream = self._resolve()
+        job = _calls.submit(getattr(stream, method))
+        try:
+            return await _on_thread(job)
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+
     async def _read(self, method: str, size: int | None) -> Any:
         """stdin's read(size), readline(size) or read1(size): first what earlier reads got
         that no caller took; a read cancelled once begun leaves what it gets to the next."""
-        size = -1 if size is None else operator.index(size)  # (None and -1 alike: all)
         stream = self._resolve()
         getattr(stream, method)  # (the stream's AttributeError, if it has none)
+        if size is None and isinstance(stream, _NO_NONE.get(method, ())):
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+        size = _size(size)
+        if method == "read" and size < -1 and isinstance(stream, io.BufferedIOBase):
+            raise ValueError("read length must be non-negative or -1")
         job = _Read(stream, self._pinned(stream), method, size, self._raw)
         return await _outcome(_stdin_jobs.submit(job))
 
@@ -484,7 +612,7 @@ class AsyncStandardStream:
         if not self._input:
             lines: list[Any] = await self._call("readlines", hint)
             return lines
-        hint = -1 if hint is None else operator.index(hint)
+        hint = _size(hint)
         stream = self._resolve()
         stream.readlines  # noqa: B018  (the stream's AttributeError, if it has none)
         job = _ReadLines(stream, self._pinned(stream), "readlines", hint, self._raw)
@@ -505,13 +633,13 @@ class AsyncStandardStream:
         await self._call("close")
 
     async def isatty(self) -> bool:
-        return bool(await self._call("isatty"))
+        return bool(await self._ask("isatty"))
 
     async def seekable(self) -> bool:
-        return bool(await self._call("seekable"))
+        return bool(await self._ask("seekable"))
 
     async def writable(self) -> bool:
-        return bool(await self._call("writable"))
+        return bool(await self._ask("writable"))
 
     async def seek(self, offset: int, whence: int = 0) -> int:
         if not self._input:

@@ -15,7 +15,7 @@ import threading
 import time
 import types
 import warnings
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,14 @@ async def _begun_then_cancelled(stream: ScriptedInput, call: Awaitable[Any]) -> 
         await task
 
 
+async def _held_by_a_cancelled_readline(stream: ScriptedInput, answer: str) -> None:
+    """A readline of `stream`, cancelled once begun, whose read then got `answer`."""
+    await _begun_then_cancelled(stream, uringloop.stdin.readline())
+    stream.answers.put(answer)
+    while stream.answers.qsize():
+        await asyncio.sleep(0.001)
+
+
 def _soon(call: Awaitable[Any]) -> Awaitable[Any]:
     return asyncio.wait_for(call, 5)
 
@@ -269,10 +277,7 @@ async def test_what_a_cancelled_read_got_stays_with_its_stream(
 ) -> None:
     # sys.stdin replaced (as pytest's monkeypatch does between tests): the new stream's
     # reads get its own data, not what a cancelled read of the old one got.
-    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
-    scripted_stdin.answers.put("old\n")
-    while scripted_stdin.answers.qsize():
-        await asyncio.sleep(0.001)
+    await _held_by_a_cancelled_readline(scripted_stdin, "old\n")
     monkeypatch.setattr(sys, "stdin", io.StringIO("new\n"))
     assert await _soon(uringloop.stdin.readline()) == "new\n"
     monkeypatch.setattr(sys, "stdin", scripted_stdin)
@@ -293,12 +298,13 @@ class _GatedBytes(io.BytesIO):
         return super().read(size)
 
 
-@pytest.mark.asyncio
-async def test_a_seek_drops_what_a_cancelled_read_got_and_tell_does_not_count_it(
-    monkeypatch: pytest.MonkeyPatch,
+async def _five_read_then_ten_held(
+    monkeypatch: pytest.MonkeyPatch, stdin: Callable[[_GatedBytes], Any]
 ) -> None:
+    """sys.stdin = stdin(15 bytes, AAAAABBBBBBBBBB); stdin_bytes: read(5) returned, then a
+    read(10) cancelled once begun, which got its 10 bytes for the next reads."""
     stream = _GatedBytes(b"A" * 5 + b"B" * 10)
-    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=stream))
+    monkeypatch.setattr(sys, "stdin", stdin(stream))
     stream.gate.set()
     assert await _soon(uringloop.stdin_bytes.read(5)) == b"AAAAA"
     stream.gate.clear()
@@ -309,35 +315,46 @@ async def test_a_seek_drops_what_a_cancelled_read_got_and_tell_does_not_count_it
     with pytest.raises(asyncio.CancelledError):
         await task
     stream.gate.set()
+
+
+@pytest.mark.asyncio
+async def test_a_seek_drops_what_a_cancelled_read_got_and_tell_does_not_count_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _five_read_then_ten_held(monkeypatch, lambda stream: types.SimpleNamespace(buffer=stream))
     assert await _soon(uringloop.stdin_bytes.tell()) == 5  # (the caller got 5 bytes)
     assert await _soon(uringloop.stdin_bytes.seek(0)) == 0
     assert await _soon(uringloop.stdin_bytes.read(10)) == b"AAAAABBBBB"
 
 
+def _assert_no_descriptor_left(rounds: Callable[[], Awaitable[None]], count: int) -> None:
+    """`rounds()` run `count` times, each in uringloop.run, with the garbage collector off
+    (a cycle would keep what it refers to): the descriptors open are not more after."""
+    original = sys.stdin
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # (closed when dropped)
+            uringloop.run(rounds())  # (its threads, its ring: made here)
+            before = len(os.listdir("/proc/self/fd"))
+            for _ in range(count):
+                uringloop.run(rounds())
+        assert len(os.listdir("/proc/self/fd")) <= before
+    finally:
+        gc.enable()
+        sys.stdin = original
+
+
 def test_a_replaced_stdin_read_through_uringloop_is_closed_when_dropped() -> None:
     # Each stream object read is released once its read is over: a file put in as
     # sys.stdin and dropped is closed by its last reference going (here, no cycle either).
-    def open_fds() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     async def read_replaced_stdins() -> None:
         for _ in range(20):
             sys.stdin = open(os.devnull)  # noqa: SIM115  (closed when dropped)
             assert await uringloop.stdin.read() == ""
             sys.stdin = sys.__stdin__
 
-    original = sys.stdin
-    gc.disable()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            uringloop.run(read_replaced_stdins())  # (its threads, its ring: made here)
-            before = open_fds()
-            uringloop.run(read_replaced_stdins())
-        assert open_fds() <= before
-    finally:
-        gc.enable()
-        sys.stdin = original
+    _assert_no_descriptor_left(read_replaced_stdins, 1)
 
 
 @pytest.mark.parametrize("loops", [1, 3])
@@ -400,11 +417,11 @@ async def test_a_text_stdins_tell_refuses_while_it_holds_what_a_cancelled_read_g
 
 
 @pytest.mark.asyncio
-async def test_a_read_whose_data_came_with_its_cancellation_returns_it(
+async def test_a_read_whose_data_came_with_its_cancellation_leaves_it_to_the_next(
     scripted_stdin: ScriptedInput,
 ) -> None:
-    # The data is there when the cancellation reaches the read: the read returns it (it
-    # happened), and the next read gets the next line.
+    # The data is there when the cancellation reaches the read: the cancellation stands
+    # (a shutdown's, a task group's, a timeout's), and the next read gets the data.
     task = asyncio.ensure_future(uringloop.stdin.readline())
     while not scripted_stdin.calls:
         await asyncio.sleep(0.001)
@@ -413,7 +430,9 @@ async def test_a_read_whose_data_came_with_its_cancellation_returns_it(
         time.sleep(0.001)  # (the loop blocked: the task does not see the answer yet)
     time.sleep(0.05)
     task.cancel()
-    assert await task == "came\n"
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _soon(uringloop.stdin.readline()) == "came\n"
     scripted_stdin.answers.put("next\n")
     assert await _soon(uringloop.stdin.readline()) == "next\n"
 
@@ -434,3 +453,111 @@ async def test_a_cancelled_readlines_leaves_its_lines_then_its_error_in_order(
         await _soon(uringloop.stdin.readline())
     scripted_stdin.answers.put("y\n")
     assert await _soon(uringloop.stdin.readline()) == "y\n"
+
+
+@pytest.mark.asyncio
+async def test_a_raw_stdins_reads_are_its_own_read_calls(stdin_pipe: int) -> None:
+    raw = uringloop.stdin_bytes.raw
+    os.write(stdin_pipe, b"abcdef\n")
+    assert await _soon(raw.read(3)) == b"abc"
+    buffer = bytearray(8)
+    assert await _soon(raw.readinto(buffer)) == 4
+    assert buffer[:4] == b"def\n"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(raw.read(100), 0.1)
+    os.write(stdin_pipe, b"xy")
+    assert await _soon(raw.read(1)) == b"x"  # (what the cancelled read got, as one read(2))
+    assert await _soon(raw.read(100)) == b"y"
+
+
+@pytest.mark.asyncio
+async def test_a_relative_seek_counts_from_where_the_callers_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cancelled read got 10 bytes no caller has: seek(0, 1) stays where the callers
+    # are, and what is held is read again from there.
+    await _five_read_then_ten_held(monkeypatch, lambda stream: types.SimpleNamespace(buffer=stream))
+    assert await _soon(uringloop.stdin_bytes.seek(-2, 1)) == 3
+    assert await _soon(uringloop.stdin_bytes.read(4)) == b"AABB"
+
+
+@pytest.mark.asyncio
+async def test_a_seek_of_the_text_layer_drops_what_is_held_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _five_read_then_ten_held(
+        monkeypatch, lambda stream: io.TextIOWrapper(stream, encoding="ascii")
+    )
+    assert await _soon(uringloop.stdin.seek(0)) == 0
+    assert await _soon(uringloop.stdin_bytes.read(7)) == b"AAAAABB"
+
+
+@pytest.mark.asyncio
+async def test_questions_to_stdin_are_not_queued_behind_a_read_waiting_for_input(
+    scripted_stdin: ScriptedInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ScriptedInput, "isatty", lambda self: False, raising=False)
+    monkeypatch.setattr(ScriptedInput, "seekable", lambda self: False, raising=False)
+    await _begun_then_cancelled(scripted_stdin, uringloop.stdin.readline())
+    assert await _soon(uringloop.stdin.isatty()) is False  # (the read still waits)
+    assert await _soon(uringloop.stdin.seekable()) is False
+    scripted_stdin.answers.put("line\n")
+    assert await _soon(uringloop.stdin.readline()) == "line\n"
+
+
+@pytest.mark.asyncio
+async def test_stdin_sizes_are_checked_as_the_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"ab\ncdefgh\nij\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+    with pytest.raises(ValueError, match="non-negative or -1"):
+        await uringloop.stdin_bytes.read(-5)
+    with pytest.raises(TypeError):
+        await uringloop.stdin.readline(None)
+    with pytest.raises(TypeError):
+        await uringloop.stdin_bytes.read1(None)
+    with pytest.raises(OverflowError):
+        await uringloop.stdin.readlines(2**70)
+    assert await uringloop.stdin.readlines(3) == ["ab\n", "cdefgh\n"]  # (past the hint)
+
+
+def test_a_read_whose_loop_closed_leaves_what_it_gets_to_the_next(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # A loop closed with a read of stdin still waiting (its task neither cancelled nor
+    # awaited): what that read gets goes to the next read, in another loop.
+    loop = uringloop.Loop()
+    task = loop.create_task(uringloop.stdin.readline())
+    while not scripted_stdin.calls:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    loop.close()
+    scripted_stdin.answers.put("for the next\n")
+    assert uringloop.run(_soon(uringloop.stdin.readline())) == "for the next\n"
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left so on purpose)
+
+
+@pytest.mark.asyncio
+async def test_a_closed_stdin_holding_data_raises_as_the_builtin(
+    scripted_stdin: ScriptedInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _held_by_a_cancelled_readline(scripted_stdin, "held\n")
+    monkeypatch.setattr(ScriptedInput, "closed", True, raising=False)
+    with pytest.raises(ValueError, match="closed file"):
+        await _soon(uringloop.stdin.readline())
+
+
+def test_a_dropped_stdin_is_closed_though_a_cancelled_read_of_it_got_data(
+    stdin_pipe: int,
+) -> None:
+    # What is held for a stream does not keep the stream: replaced and dropped, it closes.
+    async def hold_some() -> None:
+        read_end, write_end = os.pipe()
+        sys.stdin = open(read_end)  # noqa: SIM115  (closed when dropped)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(uringloop.stdin.readline(), 0.05)
+        os.write(write_end, b"held\n")
+        os.close(write_end)
+        await asyncio.sleep(0.05)  # (the read gets it, and holds it)
+        sys.stdin = original
+
+    original = sys.stdin
+    _assert_no_descriptor_left(hold_some, 5)
