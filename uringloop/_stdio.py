@@ -664,6 +664,7 @@ class AsyncStandardStream:
         return length
 
     def __aiter__(self) -> AsyncStandardStream:
+        iter(self._resolve())  # (the stream's TypeError or ValueError: none, or closed)
         return self
 
     async def __anext__(self) -> Any:

@@ -561,3 +561,19 @@ def test_a_dropped_stdin_is_closed_though_a_cancelled_read_of_it_got_data(
 
     original = sys.stdin
     _assert_no_descriptor_left(hold_some, 5)
+
+
+@pytest.mark.asyncio
+async def test_iterating_a_stdin_that_is_none_or_closed_raises_as_the_builtin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(TypeError, match="not iterable"):
+        async for _ in uringloop.stdin:
+            pass
+    closed = io.StringIO("line\n")
+    closed.close()
+    monkeypatch.setattr(sys, "stdin", closed)
+    with pytest.raises(ValueError, match="closed file"):
+        async for _ in uringloop.stdin:
+            pass
