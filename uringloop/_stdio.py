@@ -23,7 +23,7 @@ stands, and what the read gets (data, the input's end, or an error; even if it c
 the cancellation) is held for the stream object it read, then returned by the next reads
 of that object as its own read would have returned it: never lost, never out of order
 (the next read begins once the caller of the one before has its answer, or has given it
-back). seek() counts from where the callers are and drops what is held; tell() of a binary
+back, or a second has passed: a blocked loop does not hold up the others). seek() counts from where the callers are and drops what is held; tell() of a binary
 stream does not count it, and that of a text stream (a cookie) refuses while something is
 held. The thread is a daemon, so a read waiting for input does not hold up the loop's
 shutdown or the interpreter's exit; the objects a read is inside stay referenced until it
@@ -72,6 +72,7 @@ class _Job(concurrent.futures.Future[Any]):
         self.loop = asyncio.get_running_loop()  # (closed: its caller is gone too)
         self.settled = False  # its outcome taken by the caller, or given to `left`
         self.taken = threading.Event()  # set once settled
+        self.passed = False  # the thread went on without waiting for it to be settled
 
     def run(self) -> None:
         """Its call, on the daemon thread, and its outcome to its caller or else `left`."""
@@ -114,10 +115,21 @@ class _Job(concurrent.futures.Future[Any]):
     def give_back(self) -> None:
         """Its outcome, set as its caller was cancelled, kept by `left` as if the caller had
         gone first. Under _handover; the thread begins no other job meanwhile (see
-        taken_first; a job that does not wait has nothing to give back)."""
-        if not self.settled:
-            error = self.exception()
-            self.left(None if error is not None else self.result(), error)
+        taken_first; a job that does not wait has nothing to give back), or, if it went
+        on, it is handed the outcome behind the jobs queued since: late, not lost."""
+        if self.settled:
+            return
+        error = self.exception()
+        result = None if error is not None else self.result()
+        if self.passed:
+            self.settled = True
+            _stdin_jobs.submit(_Job(functools.partial(self._left_late, result, error), ()))
+            return
+        self.left(result, error)
+        self.take()
+
+    def _left_late(self, result: Any, error: BaseException | None) -> None:
+        self.left(result, error)
         self.take()
 
 
@@ -128,19 +140,19 @@ _untaken: _Job | None = None  # the last read delivered (the daemon thread's)
 
 def _wait_taken() -> None:
     """Before another job begins, the last read's outcome taken by its caller or given
-    back. Its loop closed: given back here. Its loop stopped for a second (a task left
-    suspended): not waited for any longer; the task has it if it runs again."""
+    back. Its loop closed: given back here. Not settled within a second (its loop stopped
+    with the task suspended, or blocked): not waited for any longer (see give_back)."""
     global _untaken
     job, _untaken = _untaken, None
-    stopped = 0
+    waits = 0
     while job is not None and not job.taken.wait(0.05):
         with _handover:
             if job.loop.is_closed():
                 job.give_back()
                 return
-            stopped = 0 if job.loop.is_running() else stopped + 1
-            if stopped >= 20:
-                job.settled = True
+            waits += 1
+            if waits >= 20:
+                job.passed = True
                 return
 
 

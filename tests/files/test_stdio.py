@@ -577,3 +577,35 @@ async def test_iterating_a_stdin_that_is_none_or_closed_raises_as_the_builtin(
     with pytest.raises(ValueError, match="closed file"):
         async for _ in uringloop.stdin:
             pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("then", ["taken", "cancelled"])
+async def test_a_loop_blocked_on_another_loops_read_does_not_hold_it_up(
+    scripted_stdin: ScriptedInput, then: str
+) -> None:
+    # This loop has a read's answer it has not taken yet, and blocks (a synchronous wait)
+    # on a read made in another loop: the thread does not wait for it for ever. Its task
+    # then takes the answer, or, cancelled, leaves it to the next read: late, not lost.
+    other = asyncio.new_event_loop()
+    runner = threading.Thread(target=other.run_forever)
+    runner.start()
+    try:
+        task = asyncio.ensure_future(uringloop.stdin.readline())
+        while not scripted_stdin.calls:
+            await asyncio.sleep(0.001)
+        scripted_stdin.answers.put("1\n")
+        scripted_stdin.answers.put("2\n")
+        elsewhere = asyncio.run_coroutine_threadsafe(uringloop.stdin.readline(), other)
+        assert elsewhere.result(timeout=10) == "2\n"  # (this loop blocked meanwhile)
+        if then == "taken":
+            assert await task == "1\n"
+        else:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await _soon(uringloop.stdin.readline()) == "1\n"
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        runner.join()
+        other.close()
