@@ -21,15 +21,16 @@ A read of stdin cannot be stopped once begun (a read(2) of a terminal or a pipe 
 input, and Python's buffered object holds its lock meanwhile): its caller's cancellation
 stands, and what the read gets (data, the input's end, or an error; even if it came with
 the cancellation) is held for the stream object it read, then returned by the next reads
-of that object as its own read would have returned it: never lost, never out of order
-(the next read begins once the caller of the one before has its answer, or has given it
-back, or a second has passed: a blocked loop does not hold up the others). seek() counts from where the callers are and drops what is held; tell() of a binary
-stream does not count it, and that of a text stream (a cookie) refuses while something is
-held. The thread is a daemon, so a read waiting for input does not hold up the loop's
-shutdown or the interpreter's exit; the objects a read is inside stay referenced until it
-ends (to the end, if the exit comes first), as the interpreter's final close of a buffered
-object whose lock a daemon thread holds is a fatal error. A write cancelled once begun
-still completes.
+of that object as its own read would have returned it: never lost, and in order (the
+next read begins once the caller of the one before has its answer or has given it back;
+a loop that has not within a second, stopped or blocked, does not hold up the others, and
+what it gives back then comes after the reads begun meanwhile). seek() counts from where
+the callers are and drops what is held; tell() of a binary stream does not count it, and
+that of a text stream (a cookie) refuses while something is held. The thread is a daemon,
+so a read waiting for input does not hold up the loop's shutdown or the interpreter's
+exit; the objects a read is inside stay referenced until it ends (to the end, if the exit
+comes first), as the interpreter's final close of a buffered object whose lock a daemon
+thread holds is a fatal error. A write cancelled once begun still completes.
 
 As on uringloop.open's files, readable() and fileno() are plain methods and the rest are
 coroutines.
@@ -136,6 +137,7 @@ class _Job(concurrent.futures.Future[Any]):
 # A job's outcome is set for its caller, or its caller is gone: one or the other.
 _handover = threading.Lock()
 _untaken: _Job | None = None  # the last read delivered (the daemon thread's)
+_passed: list[_Job] = []  # reads delivered, not settled, no longer waited for
 
 
 def _wait_taken() -> None:
@@ -143,6 +145,12 @@ def _wait_taken() -> None:
     back. Its loop closed: given back here. Not settled within a second (its loop stopped
     with the task suspended, or blocked): not waited for any longer (see give_back)."""
     global _untaken
+    with _handover:
+        for late in [late for late in _passed if late.settled or late.loop.is_closed()]:
+            _passed.remove(late)
+            if not late.settled:  # (its loop closed without taking it: given back, late)
+                error = late.exception()
+                late._left_late(None if error is not None else late.result(), error)
     job, _untaken = _untaken, None
     waits = 0
     while job is not None and not job.taken.wait(0.05):
@@ -153,6 +161,7 @@ def _wait_taken() -> None:
             waits += 1
             if waits >= 20:
                 job.passed = True
+                _passed.append(job)
                 return
 
 
@@ -473,6 +482,7 @@ def _after_fork_in_child() -> None:
     global _handover, _untaken
     _handover = threading.Lock()
     _untaken = None
+    _passed.clear()
     _calls.forked()
     _stdin_jobs.forked()
 

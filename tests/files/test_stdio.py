@@ -609,3 +609,21 @@ async def test_a_loop_blocked_on_another_loops_read_does_not_hold_it_up(
         other.call_soon_threadsafe(other.stop)
         runner.join()
         other.close()
+
+
+def test_a_read_whose_loop_closed_after_it_was_passed_over_is_late_not_lost(
+    scripted_stdin: ScriptedInput,
+) -> None:
+    # A loop stopped with a read's answer not taken: the next read, in another loop, does
+    # not wait for it past a second. Closed later without taking it, that loop's answer
+    # goes to the read after.
+    loop = uringloop.Loop()
+    task = loop.create_task(uringloop.stdin.readline())
+    while not scripted_stdin.calls:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    scripted_stdin.answers.put("1\n")
+    scripted_stdin.answers.put("2\n")
+    assert uringloop.run(_soon(uringloop.stdin.readline())) == "2\n"
+    loop.close()
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left so on purpose)
+    assert uringloop.run(_soon(uringloop.stdin.readline())) == "1\n"
