@@ -520,19 +520,28 @@ async def test_stdin_sizes_are_checked_as_the_builtins(monkeypatch: pytest.Monke
     assert await uringloop.stdin.readlines(3) == ["ab\n", "cdefgh\n"]  # (past the hint)
 
 
+def _a_read_begun_in_a_loop_left_stopped(
+    stream: ScriptedInput,
+) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]:
+    """A readline begun in a loop then stopped, its task neither cancelled nor awaited
+    (asyncio's "destroyed but pending" report of it silenced: left so on purpose)."""
+    loop = uringloop.Loop()
+    task = loop.create_task(uringloop.stdin.readline())
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    while not stream.calls:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    return loop, task
+
+
 def test_a_read_whose_loop_closed_leaves_what_it_gets_to_the_next(
     scripted_stdin: ScriptedInput,
 ) -> None:
     # A loop closed with a read of stdin still waiting (its task neither cancelled nor
     # awaited): what that read gets goes to the next read, in another loop.
-    loop = uringloop.Loop()
-    task = loop.create_task(uringloop.stdin.readline())
-    while not scripted_stdin.calls:
-        loop.run_until_complete(asyncio.sleep(0.001))
+    loop, _task = _a_read_begun_in_a_loop_left_stopped(scripted_stdin)  # (kept: not collected)
     loop.close()
     scripted_stdin.answers.put("for the next\n")
     assert uringloop.run(_soon(uringloop.stdin.readline())) == "for the next\n"
-    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left so on purpose)
 
 
 @pytest.mark.asyncio
@@ -617,13 +626,9 @@ def test_a_read_whose_loop_closed_after_it_was_passed_over_is_late_not_lost(
     # A loop stopped with a read's answer not taken: the next read, in another loop, does
     # not wait for it past a second. Closed later without taking it, that loop's answer
     # goes to the read after.
-    loop = uringloop.Loop()
-    task = loop.create_task(uringloop.stdin.readline())
-    while not scripted_stdin.calls:
-        loop.run_until_complete(asyncio.sleep(0.001))
+    loop, _task = _a_read_begun_in_a_loop_left_stopped(scripted_stdin)  # (kept: not collected)
     scripted_stdin.answers.put("1\n")
     scripted_stdin.answers.put("2\n")
     assert uringloop.run(_soon(uringloop.stdin.readline())) == "2\n"
     loop.close()
-    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left so on purpose)
     assert uringloop.run(_soon(uringloop.stdin.readline())) == "1\n"
