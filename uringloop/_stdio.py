@@ -23,8 +23,9 @@ stands, and what the read gets (data, the input's end, or an error; even if it c
 the cancellation) is held for the stream object it read, then returned by the next reads
 of that object as its own read would have returned it: never lost, and in order (the
 next read begins once the caller of the one before has its answer or has given it back;
-a loop that has not within a second, stopped or blocked, does not hold up the others, and
-what it gives back then comes after the reads begun meanwhile). seek() counts from where
+a loop that has not within a second, stopped or blocked, does not hold up the others: its
+task, cancelled, then returns that answer, as later reads are past it, and should the
+loop close first, the answer goes to the next read). seek() counts from where
 the callers are and drops what is held; tell() of a binary stream does not count it, and
 that of a text stream (a cookie) refuses while something is held. The thread is a daemon,
 so a read waiting for input does not hold up the loop's shutdown or the interpreter's
@@ -89,12 +90,12 @@ class _Job(concurrent.futures.Future[Any]):
                 error = exc
         with _handover:  # (the caller, cancelled, either takes the outcome or goes)
             if not self.gone and not self.loop.is_closed():
+                if self.taken_first:
+                    _untaken = self  # (before the caller can have it and take it)
                 if error is None:
                     self.set_result(result)
                 else:
                     self.set_exception(error)
-                if self.taken_first:
-                    _untaken = self
                 return
         self.left(result, error)
         self.take()  # (what it refers to is let go: its caller, gone, may be a cycle)
@@ -108,34 +109,40 @@ class _Job(concurrent.futures.Future[Any]):
 
     def take(self) -> None:
         """The caller has its outcome (nothing else refers to the stream through it)."""
+        global _untaken
         self.settled = True
         self.taken.set()
         self.call = None
         self.pinned = ()
+        if _untaken is self:
+            with _handover:
+                if _untaken is self:
+                    _untaken = None  # (its result, its loop: not kept by the thread)
 
-    def give_back(self) -> None:
+    def give_back(self) -> bool:
         """Its outcome, set as its caller was cancelled, kept by `left` as if the caller had
-        gone first. Under _handover; the thread begins no other job meanwhile (see
-        taken_first; a job that does not wait has nothing to give back), or, if it went
-        on, it is handed the outcome behind the jobs queued since: late, not lost."""
-        if self.settled:
-            return
-        error = self.exception()
-        result = None if error is not None else self.result()
+        gone first; the thread begins no other job meanwhile (see taken_first; a job that
+        does not wait has nothing to give back). Under _handover. False when the thread
+        went on (see _wait_taken): the caller keeps the outcome, which later reads did
+        not wait for."""
         if self.passed:
-            self.settled = True
-            _stdin_jobs.submit(_Job(functools.partial(self._left_late, result, error), ()))
-            return
-        self.left(result, error)
+            return False
+        if not self.settled:
+            error = self.exception()
+            self.left(None if error is not None else self.result(), error)
+        self.take()
+        return True
+
+    def left_late(self) -> None:
+        """Its outcome to `left`, its loop closed after the thread went on without it."""
+        error = self.exception()
+        self.left(None if error is not None else self.result(), error)
         self.take()
 
-    def _left_late(self, result: Any, error: BaseException | None) -> None:
-        self.left(result, error)
-        self.take()
 
-
-# A job's outcome is set for its caller, or its caller is gone: one or the other.
-_handover = threading.Lock()
+# A job's outcome is set for its caller, or its caller is gone: one or the other. (An
+# RLock: a job given back under it is then taken, which takes it too.)
+_handover = threading.RLock()
 _untaken: _Job | None = None  # the last read delivered (the daemon thread's)
 _passed: list[_Job] = []  # reads delivered, not settled, no longer waited for
 
@@ -149,14 +156,13 @@ def _wait_taken() -> None:
         for late in [late for late in _passed if late.settled or late.loop.is_closed()]:
             _passed.remove(late)
             if not late.settled:  # (its loop closed without taking it: given back, late)
-                error = late.exception()
-                late._left_late(None if error is not None else late.result(), error)
-    job, _untaken = _untaken, None
+                late.left_late()
+        job, _untaken = _untaken, None
     waits = 0
     while job is not None and not job.taken.wait(0.05):
         with _handover:
             if job.loop.is_closed():
-                job.give_back()
+                job.give_back()  # (not passed: given back)
                 return
             waits += 1
             if waits >= 20:
@@ -461,11 +467,14 @@ def _seek_input(stream: Any, offset: int, whence: int) -> int:
         offset -= _unheld(stream, _held_data(stream), "a relative seek()")
     position: int = stream.seek(offset, whence)
     below = getattr(stream, "buffer", None)
-    for layer in (stream, below, getattr(below if below is not None else stream, "raw", None)):
+    layers = [stream, below, getattr(below if below is not None else stream, "raw", None)]
+    for layer in layers:
         entry = _held_for(layer) if layer is not None else None
         if entry is not None:
             entry.held.clear()
             _forget_if_empty(entry)
+    with _handover:  # (nor what reads passed over got, should their loops close)
+        _passed[:] = [late for late in _passed if getattr(late, "stream", None) not in layers]
     return position
 
 
@@ -480,7 +489,7 @@ def _after_fork_in_child() -> None:
     """The parent's threads are not here, and a lock one of them held stays held. (What is
     held stays, as the data in a buffered stream's buffer does.)"""
     global _handover, _untaken
-    _handover = threading.Lock()
+    _handover = threading.RLock()
     _untaken = None
     _passed.clear()
     _calls.forked()
@@ -508,7 +517,9 @@ def _retrieved(waiter: asyncio.Future[Any]) -> None:
 async def _outcome(job: _Job) -> Any:
     """The outcome of `job`. Cancelled: the job is not made if not begun; if begun, its
     outcome goes to its `left` (what a read got is held for the next reads), whether it
-    comes later or came with the cancellation."""
+    comes later or came with the cancellation; but a read's outcome the thread did not
+    wait for (its loop blocked over a second) is returned, as later reads are past it."""
+    kept = False
     try:
         outcome = await _on_thread(job)
     except asyncio.CancelledError:
@@ -516,10 +527,13 @@ async def _outcome(job: _Job) -> Any:
             job.take()  # (not made: what it refers to is let go)
         else:
             with _handover:
-                if job.done():
-                    job.give_back()
-                else:
+                if not job.done():
                     job.gone = True
+                elif not job.give_back():  # (later reads did not wait for it: it is ours)
+                    kept = True
+            if kept:
+                job.take()
+                return job.result()
         raise
     except BaseException:
         job.take()
@@ -573,15 +587,9 @@ class AsyncStandardStream:
             raise
 
     async def _ask(self, method: str) -> Any:
-        """A question the stream answers without its lock (isatty, ...): on the output
-        streams' thread, not behind a read of stdin waiting for input."""
-        stream = self._resolve()
-        job = _calls.submit(getattr(stream, method))
-        try:
-            return await _on_thread(job)
-        except asyncio.CancelledError:
-            job.cancel()
-            raise
+        """A question the stream answers at once, without its lock (isatty, ...): asked
+        here, not behind a read waiting for input or a write waiting for room."""
+        return getattr(self._resolve(), method)()
 
     async def _read(self, method: str, size: int | None) -> Any:
         """stdin's read(size), readline(size) or read1(size): first what earlier reads got
