@@ -468,6 +468,12 @@ def test_an_interrupt_as_the_wait_begins_withdraws_the_queued_operation(
     monkeypatch.setattr(threads._Waiter, "result", interrupted_result)
     queued = other_loop.uring_stats().foreign_submissions
     r, w = os.pipe()
+    # The loop held in a callback meanwhile: the operation is still in its queue when the
+    # interrupt lands. (Once in the kernel, it is cancelled there; a pipe's bytes that
+    # come before the cancellation does are the read's, as for any read in flight.)
+    inside, go_on = threading.Event(), threading.Event()
+    other_loop.call_soon_threadsafe(lambda: (inside.set(), go_on.wait(10)))
+    assert inside.wait(10)
     try:
         with pytest.raises(_Interrupt):
             if call == "open":
@@ -476,6 +482,7 @@ def test_an_interrupt_as_the_wait_begins_withdraws_the_queued_operation(
                 threads.open(path, os.O_RDONLY, loop=other_loop)
             else:
                 threads.pread(r, 5, loop=other_loop)
+        go_on.set()
         assert other_loop.uring_stats().foreign_submissions == queued + 1
         os.write(w, b"bytes")
         deadline = time.monotonic() + 10
@@ -486,6 +493,7 @@ def test_an_interrupt_as_the_wait_begins_withdraws_the_queued_operation(
         os.set_blocking(r, False)
         assert os.read(r, 100) == b"bytes"
     finally:
+        go_on.set()
         os.close(r)
         os.close(w)
 
