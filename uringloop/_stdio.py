@@ -127,14 +127,14 @@ class _Job(concurrent.futures.Future[Any]):
         not wait for."""
         if self.passed:
             return False
-        if not self.settled:
-            error = self.exception()
-            self.left(None if error is not None else self.result(), error)
-        self.take()
+        if self.settled:
+            self.take()
+        else:
+            self.leave()
         return True
 
-    def left_late(self) -> None:
-        """Its outcome to `left`, its loop closed after the thread went on without it."""
+    def leave(self) -> None:
+        """Its outcome, set, to `left` (its caller will not take it), and then taken."""
         error = self.exception()
         self.left(None if error is not None else self.result(), error)
         self.take()
@@ -156,7 +156,7 @@ def _wait_taken() -> None:
         for late in [late for late in _passed if late.settled or late.loop.is_closed()]:
             _passed.remove(late)
             if not late.settled:  # (its loop closed without taking it: given back, late)
-                late.left_late()
+                late.leave()
         job, _untaken = _untaken, None
     waits = 0
     while job is not None and not job.taken.wait(0.05):
@@ -281,18 +281,18 @@ class _Input:
 _inputs: dict[int, _Input] = {}  # by id() of the stream object; entries hold something
 
 
-def _input(stream: Any) -> _Input:
+def _held_for(stream: Any) -> _Input | None:
     entry = _inputs.get(id(stream))
-    if entry is None or entry.stream() is not stream:
+    return entry if entry is not None and entry.stream() is stream else None
+
+
+def _input(stream: Any) -> _Input:
+    entry = _held_for(stream)
+    if entry is None:
         for key in [key for key, one in _inputs.items() if one.stream() is None]:
             del _inputs[key]  # (what a stream since dropped held)
         entry = _inputs[id(stream)] = _Input(stream)
     return entry
-
-
-def _held_for(stream: Any) -> _Input | None:
-    entry = _inputs.get(id(stream))
-    return entry if entry is not None and entry.stream() is stream else None
 
 
 def _forget_if_empty(entry: _Input) -> None:
@@ -335,10 +335,6 @@ class _Read(_Job):
 
     taken_first = True
 
-    def take(self) -> None:
-        super().take()
-        self.stream = None
-
     def __init__(self, stream: Any, pinned: tuple[Any, ...], method: str, size: int, raw: bool):
         super().__init__(None, pinned)
         self.stream = stream
@@ -346,6 +342,10 @@ class _Read(_Job):
         self.size = size
         self.raw = raw  # a raw stream's read() is one read(2): answered as read1()
         self.kept_before_error = 0  # items it put back ahead of the error it raised
+
+    def take(self) -> None:
+        super().take()
+        self.stream = None
 
     def answer(self) -> Any:
         entry = _input(self.stream)
@@ -403,9 +403,14 @@ class _Read(_Job):
         entry = _input(self.stream)
         if error is not None:
             entry.held.insert(self.kept_before_error, _Held(error=error))
-        elif result is not None and self.size != 0:
-            entry.held.appendleft(_Held(result, _ends(self.method, self.size, result, self.raw)))
+        else:
+            self._keep(entry, result)
         _forget_if_empty(entry)
+
+    def _keep(self, entry: _Input, result: Any) -> None:
+        """What it returned, held first for the next reads."""
+        if result is not None and self.size != 0:
+            entry.held.appendleft(_Held(result, _ends(self.method, self.size, result, self.raw)))
 
 
 class _ReadLines(_Read):
@@ -425,21 +430,17 @@ class _ReadLines(_Read):
             lines.append(line)  # (the end, held as such if the caller went away)
             return lines[:-1]
         except BaseException:
-            for line in reversed(lines):
-                entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
+            self._keep(entry, None)
             self.kept_before_error += len(lines)  # (ahead of what the failed read took)
             raise
         finally:
             _forget_if_empty(entry)
 
-    def left(self, result: Any, error: BaseException | None) -> None:
-        entry = _input(self.stream)
-        if error is not None:
-            entry.held.insert(self.kept_before_error, _Held(error=error))
-        else:
-            for line in reversed(self.kept):
-                entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
-        _forget_if_empty(entry)
+    def _keep(self, entry: _Input, result: Any) -> None:
+        """The lines it took (`kept`: its result, and the end it met), held first, each as
+        its readline's."""
+        for line in reversed(self.kept):
+            entry.held.appendleft(_Held(line, _ends("readline", -1, line, False)))
 
 
 def _held_data(stream: Any) -> list[Any]:
