@@ -325,8 +325,14 @@ class _RingIO:
                 return self.stream.kept(
                     size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep)
                 )
+            # (A file that tried the copy itself knows its descriptor is not O_DIRECT.)
             return self.loop.pread(
-                fd, size, offset, known_seekable=True, cached_copy=not tried_cache
+                fd,
+                size,
+                offset,
+                known_seekable=True,
+                cached_copy=not tried_cache,
+                direct=False if tried_cache else None,
             )
         if offset < 0:  # (bytes given back come first; a cancelled read here is not kept)
             return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n, -1))

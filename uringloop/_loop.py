@@ -887,6 +887,7 @@ class Loop(asyncio.SelectorEventLoop):
         known_seekable: bool = False,
         cached_copy: bool = True,
         unclaimed: Callable[[asyncio.Future[bytes]], object] | None = None,
+        direct: bool | None = None,
     ) -> bytes:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
@@ -902,6 +903,15 @@ class Loop(asyncio.SelectorEventLoop):
         The rest, from the first page not cached, is read on the ring. `cached_copy=False`
         reads on the ring at once (for a caller that has just tried that copy itself, or
         knows the data is not cached).
+
+        A read on the ring with an offset, up to 1 MiB, of a descriptor that is not
+        O_DIRECT is read by the kernel straight into the bytes returned (with the compiled
+        hot path; else into a pool slot, then copied). `direct=None` looks at the
+        descriptor's flags for that (once per descriptor per loop iteration); `direct=False`
+        says it is not O_DIRECT, and the flags are not looked at; `direct=True`, that it
+        is (an aligned buffer). Wrong, or out of date, it costs no more than a read made
+        again: the kernel refuses an unaligned buffer for O_DIRECT (EINVAL), and such a
+        read is made again, blocking, into aligned memory.
 
         A cancelled read is cancelled in the kernel (on the fallback's thread pool, one
         whose thread has begun runs to its end). It may have read all the same: its
@@ -939,7 +949,7 @@ class Loop(asyncio.SelectorEventLoop):
             offset >= 0
             and cached_copy
             and size <= _POOLED_MAX
-            and state.inline  # (Loop(inline=False): not even the descriptor looked at)
+            and state.inline  # (Loop(inline=False): no copy, no turn spent)
             and (_checked.get(fd) or copies_cached(fd))  # (True: looked at this iteration)
             and self.inline_turn(size)
         ):
@@ -955,7 +965,15 @@ class Loop(asyncio.SelectorEventLoop):
                 offset += copied
             elif copy == _NO_NOWAIT:
                 copies_refused(fd)
-        op = Read(fd, size, offset, self._pool)
+        # Into the bytes it returns where the descriptor is known not to be O_DIRECT (an
+        # fcntl per descriptor per loop iteration, as for the copies, unless the caller
+        # says).
+        into_result = (
+            offset >= 0
+            and size <= _POOLED_MAX
+            and (direct is False or (direct is None and (_checked.get(fd) or copies_cached(fd))))
+        )
+        op = Read(fd, size, offset, self._pool, into_result)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
         if not self._ready and self._eager_left > 0 and self._run_lone(op, size):

@@ -9,6 +9,7 @@ import ctypes
 import errno
 import gc
 import struct
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from tests.conftest import twin
 from uringloop._buffers import SlotPool
 from uringloop._ops import hotpath
 from uringloop._ops.sqe import SQE
-from uringloop._ops.state import DONE, NO_KWARGS, QUEUED
+from uringloop._ops.state import DONE, NO_KWARGS, QUEUED, SUBMITTED
 
 try:
     from uringloop._ops._hotpath import ReadCore as CompiledReadCore
@@ -318,3 +319,65 @@ def test_an_interrupted_completion_never_gives_its_slot_back_twice() -> None:
             for slot in free_list
         ]
         assert len(free) == len(set(free)), f"a slot freed twice, interrupted at line {line}"
+
+
+def test_a_read_into_its_result_delivers_as_a_slots_read(core: type[hotpath.ReadCore]) -> None:
+    # The compiled twin lends the kernel the bytes object it returns (no slot, no copy);
+    # the reference reads into a slot. The outcomes are the same.
+    pool = SlotPool()
+    lends = core is CompiledReadCore
+    for size, count in ((100, 60), (4096, 4096), (100, 0), (1 << 20, 5000)):
+        op = core(5, size, 0, pool, True)
+        assert (op._slot == -1 and pool.in_use() == 0) if lends else op._slot >= 0
+        assert op.refs == ()
+        op.waiter = waiter = Waiter()
+        _fill(op._address, bytes(range(256)) * (count // 256) + b"q" * (count % 256))
+        op.complete(count)
+        [value] = waiter.results
+        assert type(value) is bytes and len(value) == count
+        assert value == bytes(range(256)) * (count // 256) + b"q" * (count % 256)
+        assert hash(value) == hash(bytes(value))  # (no hash taken before it was written)
+        assert op.state == DONE and pool.in_use() == 0
+        op.release()
+    op = core(5, 100, 0, pool, True)
+    op.waiter = waiter = Waiter()
+    op.complete(-errno.EIO)
+    [exc] = waiter.errors
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO and pool.in_use() == 0
+    for gone in (None, Waiter(done=True)):
+        op = core(5, 100, 0, pool, True)
+        op.waiter = gone
+        op.complete(100)
+        assert pool.in_use() == 0
+    op = core(5, 100, 0, pool, True)
+    op.waiter = waiter = Waiter()
+    waiter.fail_set = RuntimeError("set_result")
+    with pytest.raises(RuntimeError, match="set_result"):
+        op.complete(10)
+    assert op.state == DONE and pool.in_use() == 0
+    op = core(5, 100, 0, None, True)  # no pool (a foreign thread's read): scratch memory
+    [buffer] = op.refs
+    assert op._address == buffer.address
+    op.release()
+
+
+def test_a_read_freed_in_flight_keeps_the_memory_the_kernel_writes_into() -> None:
+    # An operation collected while submitted (its loop collected with it in flight) must
+    # not free the bytes the kernel may still write into: they are leaked instead.
+    if CompiledReadCore is None:
+        pytest.skip("the compiled ReadCore was not built")
+    pool = SlotPool()
+    size = 4 << 20
+    tracemalloc.start()
+    try:
+        for state, kept in ((QUEUED, False), (DONE, False), (SUBMITTED, True)):
+            before = tracemalloc.get_traced_memory()[0]
+            op = CompiledReadCore(5, size, 0, pool, True)
+            assert op._slot == -1 and op.refs == ()
+            op.state = state
+            del op
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+            assert (grown > size // 2) == kept, (state, grown)
+    finally:
+        tracemalloc.stop()

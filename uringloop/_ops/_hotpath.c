@@ -8,10 +8,16 @@
  * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
  * made on the pool, the waiter and each operation. What differs is the cost: the SQE is
  * written with one copy, the result bytes are copied straight from the slot's address,
- * and the loops reach a plain read's fields without attribute lookups.
+ * and the loops reach a plain read's fields without attribute lookups. One difference is
+ * not in the outcome but in the memory: a read into its result (into_result, for a
+ * descriptor known not to be O_DIRECT) has the kernel write into the bytes object it
+ * returns, instead of a slot the result is copied from; it takes no slot.
  *
- * Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
- * complete() or release(): the memory the SQE points at outlives the kernel's use of it.
+ * Invariant: the slot (or the ScratchBuffer, in `refs`, or the result bytes a read into
+ * its result reads into, in `into`) is held from construction until complete() or
+ * release(): the memory the SQE points at outlives the kernel's use of it. An operation
+ * freed or cleared while submitted (its loop collected with it in flight) leaks `into`
+ * rather than free it under the kernel.
  * Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
  * Invariant: an operation is in the in-flight table from the moment its SQE is written
  * (write_entries) until its CQE is reaped (deliver), and in the backlog before that.
@@ -23,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -75,6 +82,7 @@ typedef struct {
     PyObject *data;
     PyObject *filename;
     PyObject *filename2;
+    PyObject *into; /* the bytes the kernel reads into (into_result), or NULL: not shared */
 } ReadCore;
 
 static PyTypeObject ReadCoreType;
@@ -98,6 +106,17 @@ set_field(PyObject **field, PyObject *value)
     PyObject *old = *field;
     *field = value;
     Py_XDECREF(old);
+}
+
+/* Drop the bytes read into, unless the kernel may still write there: a submitted read's
+ * are leaked instead (nothing else refers to them). */
+static void
+let_go_of_into(ReadCore *self)
+{
+    PyObject *into = self->into;
+    self->into = NULL;
+    if (into != NULL && self->state != SUBMITTED)
+        Py_DECREF(into);
 }
 
 static int
@@ -127,6 +146,7 @@ ReadCore_clear(ReadCore *self)
     Py_CLEAR(self->data);
     Py_CLEAR(self->filename);
     Py_CLEAR(self->filename2);
+    let_go_of_into(self);
     return 0;
 }
 
@@ -196,15 +216,18 @@ take_slot(PyObject *pool, Py_ssize_t size)
 static int
 ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"fd", "size", "offset", "pool", NULL};
+    static char *kwlist[] = {"fd", "size", "offset", "pool", "into_result", NULL};
     int fd;
     Py_ssize_t size;
     long long offset;
     PyObject *pool;
-    if (kwds == NULL && PyTuple_GET_SIZE(args) == 4 && PyLong_CheckExact(PyTuple_GET_ITEM(args, 0))
+    int into_result = 0;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (kwds == NULL && (nargs == 4 || (nargs == 5 && PyBool_Check(PyTuple_GET_ITEM(args, 4))))
+        && PyLong_CheckExact(PyTuple_GET_ITEM(args, 0))
         && PyLong_CheckExact(PyTuple_GET_ITEM(args, 1))
         && PyLong_CheckExact(PyTuple_GET_ITEM(args, 2))) {
-        /* The hot path (Loop.pread): four positional arguments, three exact ints. */
+        /* The hot path (Loop.pread): positional arguments, three exact ints, a bool. */
         long fd_long = PyLong_AsLong(PyTuple_GET_ITEM(args, 0));
         if (fd_long == -1 && PyErr_Occurred())
             return -1;
@@ -220,15 +243,17 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
         if (offset == -1 && PyErr_Occurred())
             return -1;
         pool = PyTuple_GET_ITEM(args, 3);
+        into_result = nargs == 5 && PyTuple_GET_ITEM(args, 4) == Py_True;
     }
-    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO", kwlist, &fd, &size, &offset,
-                                          &pool)) {
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "inLO|p", kwlist, &fd, &size, &offset,
+                                          &pool, &into_result)) {
         return -1;
     }
     if (size < 0 || size > MAX_RW_COUNT) {
         PyErr_Format(PyExc_ValueError, "read size %zd out of range [0, %lld]", size, MAX_RW_COUNT);
         return -1;
     }
+    let_go_of_into(self); /* (__init__ called again: as the state it was in says) */
     self->state = QUEUED;
     self->user_data = 0;
     set_field(&self->waiter, Py_NewRef(Py_None));
@@ -239,7 +264,14 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     set_field(&self->pool, Py_NewRef(pool));
     self->slot = -1;
     unsigned long long address = 0;
-    if (pool != Py_None) {
+    if (into_result && pool != Py_None && size > 0) {
+        /* Private until complete() hands it out (or resizes it): nothing else sees it. */
+        self->into = PyBytes_FromStringAndSize(NULL, size);
+        if (self->into == NULL)
+            return -1;
+        address = (unsigned long long)(uintptr_t)PyBytes_AS_STRING(self->into);
+    }
+    else if (pool != Py_None) {
         Py_ssize_t slot = take_slot(pool, size);
         if (slot == -2)
             return -1;
@@ -258,7 +290,7 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
                 return -1;
         }
     }
-    if (self->slot >= 0) {
+    if (self->slot >= 0 || self->into != NULL) {
         set_field(&self->refs, Py_NewRef(empty_tuple));
     }
     else {
@@ -466,6 +498,93 @@ complete_pooled(ReadCore *self, PyObject *waiter, PyObject *res_obj)
     return deliver(waiter, value, failure);
 }
 
+/* A read into its result that the kernel refused with EINVAL: made again, blocking, into
+ * page-aligned memory. The descriptor was known not to be O_DIRECT when the read was
+ * built; should it have become so since (fcntl F_SETFL, or its number reused by code we do
+ * not see), the kernel refuses the unaligned buffer. Made again as the twin's aligned slot
+ * would have it read; a read EINVAL refuses for another reason is refused again. */
+static PyObject *
+read_again_aligned(ReadCore *self)
+{
+    void *buf = NULL;
+    size_t size = (size_t)self->size;
+    if (posix_memalign(&buf, 4096, size ? size : 1) != 0)
+        return PyErr_NoMemory();
+    long long offset = (long long)self->offset;
+    int fd = self->fd;
+    ssize_t n;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        n = offset < 0 ? read(fd, buf, size) : pread(fd, buf, size, (off_t)offset);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        err = errno;
+    Py_END_ALLOW_THREADS
+    PyObject *value = NULL;
+    if (n >= 0) {
+        value = PyBytes_FromStringAndSize(buf, n);
+    }
+    else {
+        PyObject *res = PyLong_FromLong(-err);
+        if (res != NULL) {
+            PyObject *failure = error_for(res);
+            Py_DECREF(res);
+            if (failure != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
+                Py_DECREF(failure);
+            }
+        }
+    }
+    free(buf);
+    return value;
+}
+
+/* complete() of a read into its result: the bytes read are the result, cut to the count
+ * (the kernel wrote them in place); the failure, or nothing for a waiter gone. */
+static PyObject *
+complete_into(ReadCore *self, PyObject *waiter, PyObject *res_obj)
+{
+    PyObject *data = self->into; /* held by this read alone until it is handed out */
+    self->into = NULL;
+    Py_ssize_t count = 0;
+    int wants = byte_count(self, res_obj, &count) < 0 ? -1 : waiting(waiter);
+    if (wants != 1) {
+        Py_DECREF(data);
+        if (wants < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *failure = NULL;
+    if (count >= 0) {
+        if (count < self->size && _PyBytes_Resize(&data, count) < 0)
+            return NULL; /* (data freed) */
+        return deliver(waiter, data, NULL);
+    }
+    Py_DECREF(data);
+    int overflow;
+    long long res = PyLong_AsLongLongAndOverflow(res_obj, &overflow);
+    if (!overflow && res == -EINVAL) {
+        PyObject *value = read_again_aligned(self);
+        if (value != NULL)
+            return deliver(waiter, value, NULL);
+        if (!PyErr_ExceptionMatches(PyExc_OSError))
+            return NULL;
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        PyErr_NormalizeException(&type, &exc, &tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        failure = exc;
+    }
+    else {
+        failure = error_for(res_obj);
+    }
+    if (failure == NULL)
+        return NULL;
+    return deliver(waiter, NULL, failure);
+}
+
 static PyObject *
 complete_scratch(ReadCore *self, PyObject *waiter, PyObject *res_obj)
 {
@@ -535,8 +654,9 @@ ReadCore_complete(ReadCore *self, PyObject *res_obj)
         return NULL;
     }
     PyObject *waiter = Py_XNewRef(self->waiter);
-    PyObject *r = self->slot >= 0 ? complete_pooled(self, waiter, res_obj)
-                                  : complete_scratch(self, waiter, res_obj);
+    PyObject *r = self->into != NULL ? complete_into(self, waiter, res_obj)
+                  : self->slot >= 0  ? complete_pooled(self, waiter, res_obj)
+                                     : complete_scratch(self, waiter, res_obj);
     Py_XDECREF(waiter);
     return r;
 }
@@ -544,6 +664,7 @@ ReadCore_complete(ReadCore *self, PyObject *res_obj)
 static PyObject *
 ReadCore_release(ReadCore *self, PyObject *unused)
 {
+    let_go_of_into(self);
     Py_ssize_t slot = self->slot;
     if (slot >= 0) {
         self->slot = -1;

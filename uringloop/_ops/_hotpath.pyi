@@ -4,7 +4,9 @@ from . import hotpath as _hotpath
 from .hotpath import ReadCore as _Reference
 
 class ReadCore(_Reference):
-    def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None: ...
+    def __init__(
+        self, fd: int, size: int, offset: int, pool: SlotPool | None, into_result: bool = False
+    ) -> None: ...
 
 write_entries = _hotpath.write_entries
 deliver = _hotpath.deliver

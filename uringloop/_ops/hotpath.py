@@ -17,10 +17,17 @@ URINGLOOP_NO_EXTENSIONS is set or it was not built.
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
 of the slot. Without a pool (foreign threads) or a free slot (large reads) it gets a
-page-aligned ScratchBuffer instead, so O_DIRECT descriptors work either way.
+page-aligned ScratchBuffer instead, so O_DIRECT descriptors work either way. A read built
+with `into_result` (its caller knows the descriptor is not O_DIRECT: any address will do)
+is, in the compiled twin, read by the kernel straight into the bytes object it returns,
+without a slot or a copy; should the kernel refuse that memory after all (EINVAL: the
+descriptor became O_DIRECT since), the read is made again, blocking, into aligned memory,
+so that the outcome is the one a slot gives. Here it reads into a slot all the same:
+Python has no bytes object to lend the kernel.
 
-Invariant: the slot (or the ScratchBuffer, in `refs`) is held from construction until
-complete() or release(): the memory the SQE points at outlives the kernel's use of it.
+Invariant: the slot (or the ScratchBuffer, in `refs`, or the compiled twin's result bytes)
+is held from construction until complete() or release(): the memory the SQE points at
+outlives the kernel's use of it.
 Invariant: complete() gives the slot back exactly once, whatever the delivery raises.
 Invariant: an operation is in the in-flight table from the moment its SQE is written
 (write_entries) until deliver() ran its completion (or tried to: a second exception
@@ -67,9 +74,12 @@ class ReadCore:
                  "filename", "filename2", "kwargs", "refs", "spec", "state", "user_data",
                  "waiter")  # fmt: skip
 
-    def __init__(self, fd: int, size: int, offset: int, pool: SlotPool | None) -> None:
+    def __init__(
+        self, fd: int, size: int, offset: int, pool: SlotPool | None, into_result: bool = False
+    ) -> None:
         # Arguments checked by read_args(): fd and size in range, offset >= -1. The size
-        # is checked again: the SQE's length and the buffer must agree.
+        # is checked again: the SQE's length and the buffer must agree. `into_result`
+        # (see above) changes nothing here.
         if not 0 <= size <= MAX_RW_COUNT:
             raise ValueError(f"read size {size} out of range [0, {MAX_RW_COUNT}]")
         self.waiter: Waiter | None = None

@@ -1,0 +1,111 @@
+"""Loop.pread's ring read of a descriptor known not to be O_DIRECT is read into the bytes
+it returns (the compiled twin lends the kernel that bytes object: no slot, no copy); an
+O_DIRECT descriptor's read still gets an aligned buffer, and so does one that became
+O_DIRECT after it was looked at."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.loop.test_open_inline import running, submitted
+from uringloop import _loop
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+
+def built(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, bool]]:
+    """Record each Read Loop.pread builds: (fd, offset, into_result)."""
+    made: list[tuple[int, int, bool]] = []
+    real = _loop.Read
+
+    def recording(fd: int, size: int, offset: int, pool: Any, into_result: bool = False) -> Any:
+        made.append((fd, offset, into_result))
+        return real(fd, size, offset, pool, into_result)
+
+    monkeypatch.setattr(_loop, "Read", recording)
+    return made
+
+
+@pytest.fixture
+def descriptors(tmp_path: Path) -> Iterator[tuple[bytes, int, int]]:
+    """A file's 12 KiB and two descriptors of it: plain, and O_DIRECT (skips without)."""
+    path = tmp_path / "f.bin"
+    data = os.urandom(3 << 12)
+    path.write_bytes(data)
+    plain = os.open(path, os.O_RDONLY)
+    try:
+        direct = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        os.close(plain)
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    yield data, plain, direct
+    os.close(plain)
+    os.close(direct)
+
+
+async def test_only_reads_of_descriptors_known_not_o_direct_go_into_their_result(
+    descriptors: tuple[bytes, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, plain, direct = descriptors
+    loop = running()
+    made = built(monkeypatch)
+    assert await loop.pread(plain, 4096, 4096, cached_copy=False) == data[4096:8192]
+    assert await loop.pread(plain, 100, 10_000, cached_copy=False) == data[10_000:10_100]
+    assert await loop.pread(plain, 10, 1 << 20, cached_copy=False) == b""  # past the end
+    assert await loop.pread(direct, 4096, 8192) == data[8192:]
+    assert await loop.pread(plain, 5) == data[:5]  # at the file position
+    assert made == [
+        (plain, 4096, True),
+        (plain, 10_000, True),
+        (plain, 1 << 20, True),
+        (direct, 8192, False),
+        (plain, -1, False),
+    ]
+
+
+async def test_a_descriptor_made_o_direct_after_it_was_looked_at_still_reads_whole(
+    descriptors: tuple[bytes, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop looks at a descriptor's flags once per iteration. Made O_DIRECT between that
+    # look and the read (fcntl F_SETFL here; a number reused by code the loop does not see
+    # likewise), the read still lends the kernel its unaligned result, which the kernel
+    # refuses (EINVAL): the read is made again into aligned memory, as a slot would have
+    # had it read.
+    data, fd, _ = descriptors
+    loop = running()
+    made = built(monkeypatch)
+    assert await loop.pread(fd, 10, 0) == data[:10]  # copied: looked at, not O_DIRECT
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+    before = submitted()
+    assert await loop.pread(fd, 4096, 8192, cached_copy=False) == data[8192:]
+    assert submitted() == before + 1
+    assert made == [(fd, 8192, True)]  # (the same iteration: not looked at again)
+    await asyncio.sleep(0)
+    assert await loop.pread(fd, 4096, 4096, cached_copy=False) == data[4096:8192]
+    assert made[1:] == [(fd, 4096, False)]  # a later iteration looks again
+
+
+async def test_a_caller_may_say_whether_the_descriptor_is_o_direct(
+    descriptors: tuple[bytes, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, plain, direct = descriptors
+    looked: list[int] = []
+    real = _loop.copies_cached
+    monkeypatch.setattr(_loop, "copies_cached", lambda fd: looked.append(fd) or real(fd))
+    loop = running()
+    made = built(monkeypatch)
+    await asyncio.sleep(0)  # (an iteration with no descriptor looked at yet)
+    assert await loop.pread(plain, 4096, 0, cached_copy=False, direct=False) == data[:4096]
+    assert await loop.pread(plain, 4096, 0, cached_copy=False, direct=True) == data[:4096]
+    # Said wrongly: the kernel refuses the unaligned result, and the read is made again.
+    said_wrongly = await loop.pread(direct, 4096, 4096, cached_copy=False, direct=False)
+    assert said_wrongly == data[4096:8192]
+    assert made == [(plain, 0, True), (plain, 0, False), (direct, 4096, True)]
+    assert looked == []
