@@ -976,14 +976,21 @@ class Loop(asyncio.SelectorEventLoop):
         op = Read(fd, size, offset, self._pool, into_result)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future
-        if not self._ready and self._eager_left > 0 and self._run_lone(op, size):
+        ready = self._ready
+        if not ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
                 return head + future.result() if head else future.result()
         else:
-            self._driver.queue_read(op)  # type: ignore[attr-defined]
+            driver = self._driver
+            driver.queue_read(op)  # type: ignore[attr-defined]
             # Done when it says so, unless the ring was given up meanwhile (the read went
-            # to the thread pool with the rest).
-            if self._submit_early(size) and future.done():
+            # to the thread pool with the rest). With callbacks ready, _submit_early does
+            # something only for slow completions: not called otherwise.
+            if (
+                (not ready or driver.slow_completions)
+                and self._submit_early(size)
+                and future.done()
+            ):
                 return head + future.result() if head else future.result()
         if unclaimed is not None and offset == -1:
             return await self._wait_kept(op, future, unclaimed)
