@@ -134,8 +134,10 @@ class _IO(Protocol):
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
     # tried_cache: the caller has just decided the page-cache copy there itself (made it,
     # or had it refused: the file's, or the loop's budget for this iteration): not again.
+    # plain: the caller knows `fd` is not O_DIRECT (a file whose reads may copy), so the
+    # loop need not look before it lends the kernel the result's own memory.
     def pread(
-        self, fd: int, size: int, offset: int, tried_cache: bool = False
+        self, fd: int, size: int, offset: int, tried_cache: bool = False, plain: bool = False
     ) -> Awaitable[bytes]: ...
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
@@ -318,21 +320,22 @@ class _RingIO:
     def can_close_now(self) -> bool:
         return self.ring and self.loop.inline and not self.loop.queued_operations()
 
-    def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> Awaitable[bytes]:
+    def pread(
+        self, fd: int, size: int, offset: int, tried_cache: bool = False, plain: bool = False
+    ) -> Awaitable[bytes]:
         # An offset >= 0 comes only from a file that found its descriptor seekable.
         if self.own_pread:
             if offset < 0:
                 return self.stream.kept(
                     size, lambda n, keep: self.loop.pread(fd, n, unclaimed=keep)
                 )
-            # (A file that tried the copy itself knows its descriptor is not O_DIRECT.)
             return self.loop.pread(
                 fd,
                 size,
                 offset,
                 known_seekable=True,
                 cached_copy=not tried_cache,
-                direct=False if tried_cache else None,
+                direct=False if plain else None,
             )
         if offset < 0:  # (bytes given back come first; a cancelled read here is not kept)
             return self.stream.kept(size, lambda n, keep: self.loop.pread(fd, n, -1))
@@ -486,7 +489,9 @@ class _ExecutorIO:
         # would cancel it before it began). The ring's close is never dropped either.
         await asyncio.shield(self.loop.run_in_executor(self.executor, os.close, fd))
 
-    async def pread(self, fd: int, size: int, offset: int, tried_cache: bool = False) -> bytes:
+    async def pread(
+        self, fd: int, size: int, offset: int, tried_cache: bool = False, plain: bool = False
+    ) -> bytes:
         if offset < 0:
             return await self.stream.on_thread(self.loop, self.executor, fd, size)
         return await self.call(os.pread, fd, size, offset)  # type: ignore[no-any-return]
@@ -575,7 +580,7 @@ async def _read_at(io_: _IO, raw: AsyncFileIO, size: int, offset: int) -> bytes:
     tried = raw._copies and io_.inline_turn(size)
     data = _read_cached(raw, size, offset) if tried else b""
     if not _copy_was_whole(len(data), size, offset):
-        rest = await io_.pread(raw._fd, size - len(data), offset + len(data), True)
+        rest = await io_.pread(raw._fd, size - len(data), offset + len(data), True, raw._copies)
         data = data + rest if data else rest
     return data
 
@@ -1158,7 +1163,7 @@ class AsyncFileIO(_FileBase):
                     self._copies = False
             lock.held = True  # (still free: nothing was awaited since it was found so)
             try:
-                rest = await io_.pread(fd, size - len(data), pos + len(data), True)
+                rest = await io_.pread(fd, size - len(data), pos + len(data), True, self._copies)
                 data = data + rest if data else rest
                 self._pos = pos + len(data)
                 return data
@@ -1307,7 +1312,7 @@ class AsyncFileIO(_FileBase):
             head = _read_cached(self, size + 1, pos) if tried else b""
             ended = len(head) == size and (pos + size) % _aligned.PAGE_SIZE != 0
             if not head:
-                head = await io_.pread(self._fd, size + 1, pos, True)
+                head = await io_.pread(self._fd, size + 1, pos, True, self._copies)
                 ended = len(head) == size
             if ended:
                 self._pos = pos + size

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.loop.test_open_inline import running, submitted
+import uringloop
 from uringloop import _loop
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
@@ -109,3 +110,38 @@ async def test_a_caller_may_say_whether_the_descriptor_is_o_direct(
     assert said_wrongly == data[4096:8192]
     assert made == [(plain, 0, True), (plain, 0, False), (direct, 4096, True)]
     assert looked == []
+
+
+async def test_a_files_reads_go_into_their_result_only_where_it_is_not_o_direct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file whose descriptor its opener made O_DIRECT has its reads in aligned memory:
+    # neither refused by the kernel nor made again on the loop's thread.
+    path = tmp_path / "f.bin"
+    data = os.urandom(1 << 16)
+    path.write_bytes(data)
+    made = built(monkeypatch)
+    loop = running()
+
+    def opener(name: str, flags: int) -> int:
+        try:
+            return os.open(name, flags | os.O_DIRECT)
+        except OSError as exc:
+            pytest.skip(f"no O_DIRECT here: {exc}")
+
+    async with uringloop.open(path, "rb", buffering=0, opener=opener) as f:
+        assert await f.read(4096) == data[:4096]
+        assert await f.read() == data[4096:]
+    assert made and not any(into for _, _, into in made), made
+    # A plain file tells the loop so: the loop does not look at its flags.
+    made.clear()
+    looked: list[int] = []
+    real = _loop.copies_cached
+    monkeypatch.setattr(_loop, "copies_cached", lambda fd: looked.append(fd) or real(fd))
+    async with uringloop.open(path, "rb", buffering=0) as f:
+        await asyncio.sleep(0)  # a fresh iteration, with descriptors forgotten
+        while loop.inline_turn():  # the budget spent: the read goes to the ring
+            pass
+        assert await f.read(4096) == data[:4096]
+        fd = f.fileno()
+    assert made == [(fd, 0, True)] and looked == []
