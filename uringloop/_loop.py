@@ -907,11 +907,13 @@ class Loop(asyncio.SelectorEventLoop):
         A read on the ring with an offset, up to 1 MiB, of a descriptor that is not
         O_DIRECT is read by the kernel straight into the bytes returned (with the compiled
         hot path; else into a pool slot, then copied). `direct=None` looks at the
-        descriptor's flags for that (once per descriptor per loop iteration); `direct=False`
-        says it is not O_DIRECT, and the flags are not looked at; `direct=True`, that it
-        is (an aligned buffer). Wrong, or out of date, it costs no more than a read made
-        again: the kernel refuses an unaligned buffer for O_DIRECT (EINVAL), and such a
-        read is made again, blocking, into aligned memory.
+        descriptor's flags for that (once per descriptor per loop iteration, as the copy
+        does); `direct=False` says it is not O_DIRECT, and the read does not look (what the
+        copy found this iteration still wins); `direct=True` says it is (an aligned
+        buffer). Any other value raises TypeError. Wrong, or out of date (the descriptor
+        made O_DIRECT since), it costs a read made again, not a wrong result: the kernel
+        refuses the unaligned buffer (EINVAL), and the read is made again into aligned
+        memory, blocking the loop's thread for as long as it takes.
 
         A cancelled read is cancelled in the kernel (on the fallback's thread pool, one
         whose thread has begun runs to its end). It may have read all the same: its
@@ -937,6 +939,8 @@ class Loop(asyncio.SelectorEventLoop):
                 check_position(fd, offset)
         else:
             fd, size, offset = read_args(fd, size, offset, known_seekable)
+        if direct is not None and direct is not True and direct is not False:
+            raise TypeError(f"direct must be None or a bool, not {type(direct).__name__}")
         state = self._state
         if self._closed or state.forked:
             self._check_usable()
@@ -971,7 +975,11 @@ class Loop(asyncio.SelectorEventLoop):
         into_result = (
             offset >= 0
             and size <= _POOLED_MAX
-            and (direct is False or (direct is None and (_checked.get(fd) or copies_cached(fd))))
+            and (
+                _checked.get(fd) is not False
+                if direct is False
+                else direct is None and (_checked.get(fd) or copies_cached(fd))
+            )
         )
         op = Read(fd, size, offset, self._pool, into_result)
         future: asyncio.Future[bytes] = _Future(loop=self)

@@ -6,6 +6,7 @@ O_DIRECT after it was looked at."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.loop.test_open_inline import running, submitted
 import uringloop
+from tests.loop.test_open_inline import running, submitted
 from uringloop import _loop
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
@@ -110,6 +111,27 @@ async def test_a_caller_may_say_whether_the_descriptor_is_o_direct(
     assert said_wrongly == data[4096:8192]
     assert made == [(plain, 0, True), (plain, 0, False), (direct, 4096, True)]
     assert looked == []
+    # What the copy found in this call wins over what the caller said.
+    assert await loop.pread(direct, 4096, 0, direct=False) == data[:4096]
+    assert looked == [direct] and made[-1] == (direct, 0, False)
+    for wrong in (0, 1, "no", "False"):
+        with pytest.raises(TypeError, match="direct must be None or a bool"):
+            await loop.pread(plain, 10, 0, direct=wrong)  # type: ignore[arg-type]
+    assert len(made) == 4
+
+
+async def test_an_einval_of_another_cause_is_the_rings_answer() -> None:
+    # An eventfd takes lseek (so an offset) but refuses a read of fewer than 8 bytes
+    # (EINVAL): not a buffer the kernel refused, so not made again (pread(2) would say
+    # ESPIPE there); both twins report the ring's EINVAL.
+    loop = running()
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+        with pytest.raises(OSError) as info:
+            await loop.pread(efd, 4, 0, cached_copy=False)
+        assert info.value.errno == errno.EINVAL
+    finally:
+        os.close(efd)
 
 
 async def test_a_files_reads_go_into_their_result_only_where_it_is_not_o_direct(

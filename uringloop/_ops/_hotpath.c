@@ -498,11 +498,11 @@ complete_pooled(ReadCore *self, PyObject *waiter, PyObject *res_obj)
     return deliver(waiter, value, failure);
 }
 
-/* A read into its result that the kernel refused with EINVAL: made again, blocking, into
- * page-aligned memory. The descriptor was known not to be O_DIRECT when the read was
- * built; should it have become so since (fcntl F_SETFL, or its number reused by code we do
- * not see), the kernel refuses the unaligned buffer. Made again as the twin's aligned slot
- * would have it read; a read EINVAL refuses for another reason is refused again. */
+/* A read into its result that the kernel refused with EINVAL, its descriptor O_DIRECT now:
+ * made again, blocking, into page-aligned memory. The descriptor was known not to be
+ * O_DIRECT when the read was built; should it have become so since (fcntl F_SETFL, or its
+ * number reused by code we do not see), the kernel refuses the unaligned buffer. Made
+ * again as the twin's aligned slot would have it read. */
 static PyObject *
 read_again_aligned(ReadCore *self)
 {
@@ -564,7 +564,8 @@ complete_into(ReadCore *self, PyObject *waiter, PyObject *res_obj)
     Py_DECREF(data);
     int overflow;
     long long res = PyLong_AsLongLongAndOverflow(res_obj, &overflow);
-    if (!overflow && res == -EINVAL) {
+    int flags = !overflow && res == -EINVAL ? fcntl(self->fd, F_GETFL) : -1;
+    if (flags != -1 && (flags & O_DIRECT)) { /* (any other EINVAL is the ring's answer) */
         PyObject *value = read_again_aligned(self);
         if (value != NULL)
             return deliver(waiter, value, NULL);
