@@ -116,8 +116,8 @@ INLINE_PER_READY = 2
 # (O_DIRECT 4 KiB random reads at QD 16: 1.36x; docs/performance.md). Or longer, half as
 # long as the callbacks still to run, so that many callbacks (a deep queue's completions)
 # take a few larger submissions rather than one enter for every 8 (O_DIRECT at QD 64:
-# 1.18x, at QD 16 unchanged). Page-cache reads complete inline and keep the
-# one-enter-per-iteration batching.
+# about 1.13x, at QD 16 unchanged; docs/performance.md). Page-cache reads complete inline
+# and keep the one-enter-per-iteration batching.
 EARLY_BATCH = 8
 _BUSY_POLL_MAX = 1.0  # seconds: a longer spin is a mistake, not a tuning
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
