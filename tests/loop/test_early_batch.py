@@ -27,29 +27,39 @@ async def _start_batch(
     return seen[0], tasks
 
 
-async def test_reads_waiting_on_pipes_are_submitted_mid_iteration() -> None:
+async def _pipe_batch_behind_a_slow_read(n: int) -> tuple[UringStats, int]:
+    """n pipe reads started by n tasks in one loop iteration while another pipe read waits
+    in flight (the last submission did not complete inline). Returns the counters seen
+    right after all of them queued, and the io_uring_enter calls made before they started;
+    then every pipe gets its byte, and each read must return it."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, uringloop.Loop)
-    pipes = [os.pipe() for _ in range(EARLY_BATCH + 1)]
+    pipes = [os.pipe() for _ in range(n + 1)]
     try:
         first = asyncio.ensure_future(loop.pread(pipes[0][0], 1))
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert loop.uring_stats().in_flight == 1  # an empty pipe: it stays in flight
         assert loop._driver.slow_completions  # type: ignore[union-attr]
+        enters = loop.uring_stats().enter_calls
 
         stats, tasks = await _start_batch(loop, [(r, -1) for r, _ in pipes[1:]])
-        assert stats.backlog == 0
-        assert stats.in_flight == 1 + EARLY_BATCH
 
         for i, (_, w) in enumerate(pipes):
             os.write(w, bytes([i]))
         results = await asyncio.wait_for(asyncio.gather(first, *tasks), 10)
         assert results == [bytes([i]) for i in range(len(pipes))]
+        return stats, enters
     finally:
         for r, w in pipes:
             os.close(r)
             os.close(w)
+
+
+async def test_reads_waiting_on_pipes_are_submitted_mid_iteration() -> None:
+    stats, _ = await _pipe_batch_behind_a_slow_read(EARLY_BATCH)
+    assert stats.backlog == 0
+    assert stats.in_flight == 1 + EARLY_BATCH
 
 
 async def test_page_cache_reads_keep_one_submission_per_iteration(
@@ -80,28 +90,9 @@ async def test_many_callbacks_to_run_take_fewer_larger_early_submissions() -> No
     # With n reads queued by n tasks of one iteration, the backlog goes to the kernel
     # once it is EARLY_BATCH long or half as long as the callbacks still to run, if that
     # is more: a few larger submissions (here 16, 11, 8 and 8 of 48), not one for every 8.
-    loop = asyncio.get_running_loop()
-    assert isinstance(loop, uringloop.Loop)
     n = 6 * EARLY_BATCH
-    pipes = [os.pipe() for _ in range(n + 1)]
-    try:
-        first = asyncio.ensure_future(loop.pread(pipes[0][0], 1))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert loop._driver.slow_completions  # type: ignore[union-attr]
-        enters = loop.uring_stats().enter_calls
-
-        stats, tasks = await _start_batch(loop, [(r, -1) for r, _ in pipes[1:]])
-        early = stats.enter_calls - enters
-        assert 1 <= early < n // EARLY_BATCH  # (one for every 8 would be 6)
-        assert 0 < stats.backlog < EARLY_BATCH  # the tail waits for the pre-select step
-        assert stats.in_flight + stats.backlog == 1 + n
-
-        for i, (_, w) in enumerate(pipes):
-            os.write(w, bytes([i]))
-        results = await asyncio.wait_for(asyncio.gather(first, *tasks), 10)
-        assert results == [bytes([i]) for i in range(len(pipes))]
-    finally:
-        for r, w in pipes:
-            os.close(r)
-            os.close(w)
+    stats, enters = await _pipe_batch_behind_a_slow_read(n)
+    early = stats.enter_calls - enters
+    assert 1 <= early < n // EARLY_BATCH  # (one for every 8 would be 6)
+    assert 0 < stats.backlog < EARLY_BATCH  # the tail waits for the pre-select step
+    assert stats.in_flight + stats.backlog == 1 + n
