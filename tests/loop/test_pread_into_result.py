@@ -83,8 +83,15 @@ async def test_a_descriptor_made_o_direct_after_it_was_looked_at_still_reads_who
     data, fd, _ = descriptors
     loop = running()
     made = built(monkeypatch)
-    assert await loop.pread(fd, 10, 0) == data[:10]  # copied: looked at, not O_DIRECT
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+
+    async def looked_at_then_made_o_direct() -> None:
+        await asyncio.sleep(0)  # a fresh iteration, with descriptors forgotten
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        assert await loop.pread(fd, 10, 0) == data[:10]  # copied: looked at, not O_DIRECT
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+
+    await looked_at_then_made_o_direct()
     before = submitted()
     assert await loop.pread(fd, 4096, 8192, cached_copy=False) == data[8192:]
     assert submitted() == before + 1
@@ -92,6 +99,12 @@ async def test_a_descriptor_made_o_direct_after_it_was_looked_at_still_reads_who
     await asyncio.sleep(0)
     assert await loop.pread(fd, 4096, 4096, cached_copy=False) == data[4096:8192]
     assert made[1:] == [(fd, 4096, False)]  # a later iteration looks again
+    # Made again, a read O_DIRECT refuses for its size too fails as the ring's would.
+    await looked_at_then_made_o_direct()
+    with pytest.raises(OSError) as info:
+        await loop.pread(fd, 100, 8192, cached_copy=False)
+    assert info.value.errno == errno.EINVAL
+    assert made[2:] == [(fd, 8192, True)]
 
 
 async def test_a_caller_may_say_whether_the_descriptor_is_o_direct(

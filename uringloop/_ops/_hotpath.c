@@ -502,9 +502,10 @@ complete_pooled(ReadCore *self, PyObject *waiter, PyObject *res_obj)
  * made again, blocking, into page-aligned memory. The descriptor was known not to be
  * O_DIRECT when the read was built; should it have become so since (fcntl F_SETFL, or its
  * number reused by code we do not see), the kernel refuses the unaligned buffer. Made
- * again as the twin's aligned slot would have it read. */
+ * again as the twin's aligned slot would have it read. Returns the bytes read; or NULL
+ * with `*failure` the read's OSError, or with `*failure` NULL and an exception set. */
 static PyObject *
-read_again_aligned(ReadCore *self)
+read_again_aligned(ReadCore *self, PyObject **failure)
 {
     void *buf = NULL;
     size_t size = (size_t)self->size;
@@ -528,12 +529,8 @@ read_again_aligned(ReadCore *self)
     else {
         PyObject *res = PyLong_FromLong(-err);
         if (res != NULL) {
-            PyObject *failure = error_for(res);
+            *failure = error_for(res);
             Py_DECREF(res);
-            if (failure != NULL) {
-                PyErr_SetObject((PyObject *)Py_TYPE(failure), failure);
-                Py_DECREF(failure);
-            }
         }
     }
     free(buf);
@@ -566,17 +563,9 @@ complete_into(ReadCore *self, PyObject *waiter, PyObject *res_obj)
     long long res = PyLong_AsLongLongAndOverflow(res_obj, &overflow);
     int flags = !overflow && res == -EINVAL ? fcntl(self->fd, F_GETFL) : -1;
     if (flags != -1 && (flags & O_DIRECT)) { /* (any other EINVAL is the ring's answer) */
-        PyObject *value = read_again_aligned(self);
+        PyObject *value = read_again_aligned(self, &failure);
         if (value != NULL)
             return deliver(waiter, value, NULL);
-        if (!PyErr_ExceptionMatches(PyExc_OSError))
-            return NULL;
-        PyObject *type, *exc, *tb;
-        PyErr_Fetch(&type, &exc, &tb);
-        PyErr_NormalizeException(&type, &exc, &tb);
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
-        failure = exc;
     }
     else {
         failure = error_for(res_obj);
