@@ -142,6 +142,8 @@ class _IO(Protocol):
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
     async def fstat(self, fd: int) -> os.stat_result: ...
+    # fstat(2) made now where this route makes it directly, else None (await fstat()).
+    def fstat_now(self, fd: int) -> os.stat_result | None: ...
     async def dio_alignment(self, fd: int) -> tuple[int, int]: ...
     async def ftruncate(self, fd: int, length: int) -> None: ...
     async def fsync(self, fd: int, datasync: bool) -> None: ...
@@ -350,6 +352,9 @@ class _RingIO:
         return self.loop.pwrite(fd, data, offset)
 
     async def fstat(self, fd: int) -> os.stat_result:
+        return self.fstat_now(fd)
+
+    def fstat_now(self, fd: int) -> os.stat_result:
         # Directly, not on the ring: fstat(2) of an open descriptor copies its in-memory
         # inode (no I/O on local filesystems, well under a microsecond), where the ring's
         # statx is always handed to a kernel worker thread (tens of microseconds).
@@ -456,6 +461,9 @@ class _ExecutorIO:
 
     def inline_turn(self, nbytes: int) -> bool:
         return False
+
+    def fstat_now(self, fd: int) -> None:
+        return None  # (on the executor's thread)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -852,7 +860,8 @@ class _FileBase:
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
-            await self._close()
+            if not self._close_now():
+                await self._close()
         finally:
             self._lock.release()
 
@@ -861,6 +870,12 @@ class _FileBase:
 
     async def _close(self) -> None:
         raise NotImplementedError
+
+    def _close_now(self) -> bool:
+        """_close() where it needs no await: True when the file is closed (it was, or it
+        had nothing to write and its descriptor closed inline). False: _close() is still to
+        be awaited; what this did (read-ahead dropped) _close() would do first anyway."""
+        return False
 
     def __aiter__(self) -> _FileBase:
         return self
@@ -1590,17 +1605,22 @@ class AsyncFileIO(_FileBase):
     # -- closing
 
     async def _close(self) -> None:
+        if not self._close_now():
+            self._closed_flag = True
+            await self._io().close(self._fd)
+
+    def _close_now(self) -> bool:
         if self._closed_flag:
-            return
-        self._closed_flag = True
+            return True
         if self._closefd:
-            io_ = self._io()
-            if self._closes_inline and io_.can_close_now():
-                os.close(self._fd)
-            else:
-                await io_.close(self._fd)
+            if not (self._closes_inline and self._io().can_close_now()):
+                return False  # (the ring's close, awaited)
+            self._closed_flag = True
+            os.close(self._fd)
         else:
+            self._closed_flag = True
             self._sync_descriptor_offset()
+        return True
 
     def _sync_descriptor_offset(self) -> None:
         if self._seekable and not self._appending:
@@ -2167,15 +2187,23 @@ class AsyncBufferedFile(_FileBase):
     # -- closing
 
     async def _close(self) -> None:
-        if self.raw._closed_flag:
+        if self._close_now():
             return
         if self._wbuf:
             # What write() took is written even if this close is cancelled: the flush and
             # the close run shielded from the caller's cancellation, to their end.
             await asyncio.shield(self._flush_and_close())
             return
-        self._drop_read_buffer()  # a descriptor left open ends at the logical position
         await self.raw._close()
+
+    def _close_now(self) -> bool:
+        raw = self.raw
+        if raw._closed_flag:
+            return True
+        if self._wbuf:
+            return False
+        self._drop_read_buffer()  # a descriptor left open ends at the logical position
+        return raw._close_now()
 
     async def _flush_and_close(self) -> None:
         try:
@@ -2945,19 +2973,6 @@ class AsyncTextFile(_FileBase):
 
     # -- closing
 
-    async def close(self) -> None:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
-        try:
-            buffer = self.buffer
-            if not self._pending and not buffer._wbuf:
-                # _close()'s common case: nothing to write, so the buffer's close alone.
-                await buffer._close()
-            else:
-                await self._close()
-        finally:
-            self._lock.release()
-
     async def _close(self) -> None:
         buffer = self.buffer
         if buffer.raw._closed_flag:
@@ -2967,6 +2982,10 @@ class AsyncTextFile(_FileBase):
                 await self._flush()
         finally:
             await buffer._close()
+
+    def _close_now(self) -> bool:
+        # Nothing to write: the buffer's close alone.
+        return not self._pending and self.buffer._close_now()
 
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)
@@ -3065,8 +3084,11 @@ _locale_encoding: Callable[[], str] = getattr(
 
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
-        # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
-        encoding = io.text_encoding(None, _caller_level() if sys.flags.warn_default_encoding else 2)
+        if sys.flags.warn_default_encoding:
+            # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
+            encoding = io.text_encoding(None, _caller_level())
+        else:  # (io.text_encoding(None)'s answer, without the call)
+            encoding = "utf-8" if sys.flags.utf8_mode else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
     if type(encoding) is str and encoding in _text_encodings:
@@ -3191,7 +3213,7 @@ async def _open(
                 raise TypeError(f"expected an integer from opener, not {type(fd).__name__}")
         owned = True
     try:
-        st = await io_.fstat(fd)
+        st = io_.fstat_now(fd) or await io_.fstat(fd)
         # Not with O_DIRECT in flags the caller or its opener chose (direct=True: the file
         # knows).
         given = opener is not None or not owned
