@@ -49,7 +49,7 @@ import stat as _stat
 import sys
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
@@ -857,13 +857,17 @@ class _FileBase:
             self._lock.release()
 
     async def close(self) -> None:
-        if not self._lock.try_acquire():
-            await self._lock.acquire()
+        lock = self._lock
+        if lock.held or lock.waiters:
+            await lock.acquire()
+        elif self._close_now():  # (the lock free, nothing awaited: as if taken, given back)
+            return
+        else:
+            lock.held = True
         try:
-            if not self._close_now():
-                await self._close()
+            await self._close()  # (which tries _close_now() first)
         finally:
-            self._lock.release()
+            lock.release()
 
     async def _flush(self) -> None:
         raise NotImplementedError
@@ -3179,7 +3183,9 @@ async def _open(
     opener: Callable[[Any, int], int] | None,
     direct: bool,
     executor: _Executor | None,
+    context: _OpenContext | None = None,
 ) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
+    """The file open() makes; also kept by `context` (async with's, which closes it)."""
     parsed = _parse_mode(mode)
     if not (
         type(buffering) is int
@@ -3279,18 +3285,23 @@ async def _open(
         else:
             write_size = buffering
         if buffering == 0:
+            if context is not None:
+                context._file = raw
             return raw
         if parsed.raw_mode.endswith("+") and not raw._seekable:
             # As the built-in's BufferedRandom: reads ahead and writes at one position
             # need a file that can seek (on a stream a write would drop the read-ahead).
             raise io.UnsupportedOperation("File or stream is not seekable.")
-        buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
-        if parsed.binary:
-            return buffered
-        assert text_encoding is not None
-        return AsyncTextFile(
-            buffered, mode, text_encoding, errors or "strict", newline, line_buffering
-        )
+        opened: AsyncBufferedFile | AsyncTextFile
+        opened = buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
+        if not parsed.binary:
+            assert text_encoding is not None
+            opened = AsyncTextFile(
+                buffered, mode, text_encoding, errors or "strict", newline, line_buffering
+            )
+        if context is not None:
+            context._file = opened
+        return opened
     except BaseException:
         await raw._close()
         raise
@@ -3303,12 +3314,19 @@ async def _close_quietly(io_: _IO, fd: int) -> None:
         pass
 
 
+# open()'s arguments, as _open takes them (all but `context`).
+_OpenArgs = tuple[
+    Any, str, int, "str | None", "str | None", "str | None", bool,
+    "Callable[[Any, int], int] | None", bool, "_Executor | None",
+]  # fmt: skip
+
+
 class _OpenContext:
     """What open() returns: await it for the file, or `async with` it to close at exit."""
 
     __slots__ = ("_args", "_file")
 
-    def __init__(self, args: tuple[Any, ...]) -> None:
+    def __init__(self, args: _OpenArgs) -> None:
         self._args = args
         self._file: AsyncFileIO | AsyncBufferedFile | AsyncTextFile | None = None
 
@@ -3316,14 +3334,17 @@ class _OpenContext:
         # The coroutine is made here, not in open(): a context never awaited warns nothing.
         return _open(*self._args).__await__()
 
-    async def __aenter__(self) -> Any:
-        self._file = await _open(*self._args)
-        return self._file
+    # Plain methods returning the coroutine to await: no coroutine of their own around it.
+    def __aenter__(self) -> Coroutine[Any, Any, Any]:
+        return _open(*self._args, context=self)  # (which sets self._file)
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    def __aexit__(self, *exc_info: object) -> Coroutine[Any, Any, None]:
         file, self._file = self._file, None
-        if file is not None:
-            await file.close()
+        return _closed() if file is None else file.close()
+
+
+async def _closed() -> None:
+    """__aexit__'s coroutine where there is no file to close."""
 
 
 def open(
