@@ -3086,13 +3086,17 @@ _locale_encoding: Callable[[], str] = getattr(
 )
 
 
+# Whether io.text_encoding(None) says "utf-8" in UTF-8 mode (3.11 on), not "locale".
+_UTF8_MODE_NAMES_UTF8 = sys.version_info >= (3, 11)
+
+
 def _text_encoding(encoding: str | None) -> str:
     if encoding is None:
         if sys.flags.warn_default_encoding:
             # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
             encoding = io.text_encoding(None, _caller_level())
-        else:  # (io.text_encoding(None)'s answer, without the call)
-            encoding = "utf-8" if sys.flags.utf8_mode else "locale"
+        else:  # (io.text_encoding(None)'s answer, without the call: 3.10's is "locale")
+            encoding = "utf-8" if sys.flags.utf8_mode and _UTF8_MODE_NAMES_UTF8 else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
     if type(encoding) is str and encoding in _text_encodings:

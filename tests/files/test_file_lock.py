@@ -167,3 +167,53 @@ async def test_a_waiter_cancelled_after_the_wake_up_does_not_wake_a_second() -> 
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert results[:2] == [None, None] and isinstance(results[2], asyncio.CancelledError)
     assert most_inside == 1 and not lock.locked()
+
+
+LAYERS = pytest.mark.parametrize(("mode", "buffering"), [("rb", 0), ("rb", -1), ("r", -1)])
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@LAYERS
+async def test_a_close_waits_for_the_call_that_holds_the_file(
+    tmp_path: Path, mode: str, buffering: int
+) -> None:
+    # close() closes at once (without the lock) only when the lock is free.
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    f = await uringloop.open(path, mode, buffering)
+    fd = f.fileno()
+    lock = f._lock
+    assert lock.try_acquire()  # another call on the file is under way
+    close = asyncio.ensure_future(f.close())
+    try:
+        await asyncio.sleep(0)
+        assert not close.done() and not f.closed
+        os.fstat(fd)  # still open
+    finally:
+        lock.release()
+    await close
+    assert f.closed and not lock.locked()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@LAYERS
+async def test_a_close_cancelled_while_it_waits_for_the_file_leaves_it_open(
+    tmp_path: Path, mode: str, buffering: int
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    f = await uringloop.open(path, mode, buffering)
+    lock = f._lock
+    assert lock.try_acquire()
+    close = asyncio.ensure_future(f.close())
+    await asyncio.sleep(0)
+    close.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await close
+    lock.release()
+    assert not f.closed and not lock.locked()
+    os.fstat(f.fileno())
+    await f.close()
+    assert f.closed

@@ -112,6 +112,31 @@ async def test_default_encoding_is_the_builtins(tmp_path: Path, no_fd_leak: None
 
 
 @pytest.mark.parametrize("utf8_mode", ["0", "1"])
+def test_default_encoding_is_the_builtins_in_and_out_of_utf8_mode(
+    tmp_path: Path, utf8_mode: str
+) -> None:
+    # Without -X warn_default_encoding the name is worked out without io.text_encoding:
+    # still the built-in's, in UTF-8 mode too (where 3.10's says "UTF-8", later ones "utf-8").
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"x")
+    script = f"""
+import uringloop
+async def main():
+    async with uringloop.open({str(path)!r}) as f:
+        with open({str(path)!r}) as g:
+            print(f.encoding, g.encoding)
+uringloop.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-X", f"utf8={utf8_mode}", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out[0] == out[1], out
+
+
+@pytest.mark.parametrize("utf8_mode", ["0", "1"])
 def test_default_encoding_warns_once_as_the_builtin(tmp_path: Path, utf8_mode: str) -> None:
     # python -X warn_default_encoding: one EncodingWarning for an open() without an
     # encoding, at the caller's line, as the built-in's; and the same encoding.
@@ -2819,3 +2844,16 @@ def _modes(f: Any) -> list[str]:
     while (f := getattr(f, "buffer", None) or getattr(f, "raw", None)) is not None:
         modes.append(f.mode)
     return modes
+
+
+@pytest.mark.asyncio
+async def test_an_exit_without_a_file_closes_nothing(tmp_path: Path, no_fd_leak: None) -> None:
+    # open()'s context: an exit before any enter, or after the file's own exit, has no file.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    context = uringloop.open(path, "rb")
+    assert await context.__aexit__(None, None, None) is None
+    async with context as f:
+        pass
+    assert f.closed
+    assert await context.__aexit__(None, None, None) is None
