@@ -3288,21 +3288,18 @@ async def _open(
             write_size = max(buffering, DEFAULT_WRITE_BUFFER_SIZE) if gather else buffering
         else:
             write_size = buffering
-        if buffering == 0:
-            if context is not None:
-                context._file = raw
-            return raw
-        if parsed.raw_mode.endswith("+") and not raw._seekable:
-            # As the built-in's BufferedRandom: reads ahead and writes at one position
-            # need a file that can seek (on a stream a write would drop the read-ahead).
-            raise io.UnsupportedOperation("File or stream is not seekable.")
-        opened: AsyncBufferedFile | AsyncTextFile
-        opened = buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
-        if not parsed.binary:
-            assert text_encoding is not None
-            opened = AsyncTextFile(
-                buffered, mode, text_encoding, errors or "strict", newline, line_buffering
-            )
+        opened: AsyncFileIO | AsyncBufferedFile | AsyncTextFile = raw
+        if buffering != 0:
+            if parsed.raw_mode.endswith("+") and not raw._seekable:
+                # As the built-in's BufferedRandom: reads ahead and writes at one position
+                # need a file that can seek (on a stream a write would drop the read-ahead).
+                raise io.UnsupportedOperation("File or stream is not seekable.")
+            opened = buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
+            if not parsed.binary:
+                assert text_encoding is not None
+                opened = AsyncTextFile(
+                    buffered, mode, text_encoding, errors or "strict", newline, line_buffering
+                )
         if context is not None:
             context._file = opened
         return opened

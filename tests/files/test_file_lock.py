@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,6 +173,20 @@ async def test_a_waiter_cancelled_after_the_wake_up_does_not_wake_a_second() -> 
 LAYERS = pytest.mark.parametrize(("mode", "buffering"), [("rb", 0), ("rb", -1), ("r", -1)])
 
 
+async def _close_behind_the_lock(
+    tmp_path: Path, mode: str, buffering: int
+) -> tuple[Any, _FileLock, asyncio.Future[None]]:
+    """A file whose lock another call holds, and its close() begun, waiting for it."""
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    f = await uringloop.open(path, mode, buffering)
+    lock = f._lock
+    assert lock.try_acquire()  # another call on the file is under way
+    close = asyncio.ensure_future(f.close())
+    await asyncio.sleep(0)
+    return f, lock, close
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @LAYERS
@@ -179,17 +194,10 @@ async def test_a_close_waits_for_the_call_that_holds_the_file(
     tmp_path: Path, mode: str, buffering: int
 ) -> None:
     # close() closes at once (without the lock) only when the lock is free.
-    path = tmp_path / "f"
-    path.write_bytes(b"0123456789")
-    f = await uringloop.open(path, mode, buffering)
-    fd = f.fileno()
-    lock = f._lock
-    assert lock.try_acquire()  # another call on the file is under way
-    close = asyncio.ensure_future(f.close())
+    f, lock, close = await _close_behind_the_lock(tmp_path, mode, buffering)
     try:
-        await asyncio.sleep(0)
         assert not close.done() and not f.closed
-        os.fstat(fd)  # still open
+        os.fstat(f.fileno())  # still open
     finally:
         lock.release()
     await close
@@ -202,13 +210,7 @@ async def test_a_close_waits_for_the_call_that_holds_the_file(
 async def test_a_close_cancelled_while_it_waits_for_the_file_leaves_it_open(
     tmp_path: Path, mode: str, buffering: int
 ) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(b"0123456789")
-    f = await uringloop.open(path, mode, buffering)
-    lock = f._lock
-    assert lock.try_acquire()
-    close = asyncio.ensure_future(f.close())
-    await asyncio.sleep(0)
+    f, lock, close = await _close_behind_the_lock(tmp_path, mode, buffering)
     close.cancel()
     with pytest.raises(asyncio.CancelledError):
         await close
