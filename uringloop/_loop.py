@@ -15,6 +15,7 @@ Invariant: the ring is only entered by the thread running the loop (SINGLE_ISSUE
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import concurrent.futures
 import contextvars
 import errno
@@ -70,17 +71,27 @@ from ._ring.ring import (
 from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
 from ._stream_wait import never_waits
+from ._twins import compiled
 
-# "c" or "python" when the three twins agree, else which one runs where.
+# Loop.pread's coroutine, compiled (None: Loop._pread, its reference, runs instead).
+_pread_call = compiled("uringloop._loop_c", "pread_call")
+if _pread_call is not None:  # create_task(), gather() and iscoroutine() take it
+    collections.abc.Coroutine.register(compiled("uringloop._loop_c", "PreadCall"))
+    compiled("uringloop._loop_c", "use_namespace")(globals())  # Read, _Future, ... as here
+PREAD_IMPLEMENTATION = "python" if _pread_call is None else "c"
+
+# "c" or "python" when the four twins agree, else which one runs where.
 IMPLEMENTATION = (
     QUEUES_IMPLEMENTATION
-    if QUEUES_IMPLEMENTATION == READS_IMPLEMENTATION == HANDLES_IMPLEMENTATION
+    if QUEUES_IMPLEMENTATION
+    == READS_IMPLEMENTATION
+    == HANDLES_IMPLEMENTATION
+    == PREAD_IMPLEMENTATION
     else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}, "
-    f"handles {HANDLES_IMPLEMENTATION}"
+    f"handles {HANDLES_IMPLEMENTATION}, pread {PREAD_IMPLEMENTATION}"
 )
 
 if TYPE_CHECKING:
-    import collections
     from collections.abc import Coroutine, Iterable
 
     from ._driver import DriverStats
@@ -883,7 +894,7 @@ class Loop(asyncio.SelectorEventLoop):
 
     # -- file operations (coroutines), derived from the declarations in _ops/table.py -----
 
-    async def pread(
+    def pread(
         self,
         fd: int,
         size: int,
@@ -893,7 +904,7 @@ class Loop(asyncio.SelectorEventLoop):
         cached_copy: bool = True,
         unclaimed: Callable[[asyncio.Future[bytes]], object] | None = None,
         direct: bool | None = None,
-    ) -> bytes:
+    ) -> Coroutine[Any, Any, bytes]:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
         An explicit offset on a pipe or socket raises ESPIPE, as os.pread does (the ring's
@@ -930,7 +941,28 @@ class Loop(asyncio.SelectorEventLoop):
         with (OSError ECANCELED: cancelled before it read anything). uringloop.open's files
         keep such a read for the next one, which waits for it first. An exception raised
         by `unclaimed` replaces the CancelledError.
+
+        It returns a coroutine, which does nothing until awaited (or made a task): the
+        arguments are looked at then.
         """
+        if _pread_call is not None:
+            return _pread_call(  # type: ignore[no-any-return]
+                self, fd, size, offset, known_seekable, cached_copy, unclaimed, direct
+            )
+        return self._pread(fd, size, offset, known_seekable, cached_copy, unclaimed, direct)
+
+    async def _pread(
+        self,
+        fd: int,
+        size: int,
+        offset: int,
+        known_seekable: bool,
+        cached_copy: bool,
+        unclaimed: Callable[[asyncio.Future[bytes]], object] | None,
+        direct: bool | None,
+    ) -> bytes:
+        """pread's coroutine: the reference of its compiled twin (_loop_c.pread_call, which
+        makes the common case of a read on the ring itself and hands every other to this)."""
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         if (
             type(fd) is int

@@ -1,0 +1,758 @@
+/*
+ * The coroutine of Loop.pread, compiled.
+ *
+ * The twin of Loop._pread (uringloop/_loop.py), which is the readable reference:
+ * pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) returns
+ * a coroutine (registered as a collections.abc.Coroutine, so create_task(), gather() and
+ * iscoroutine() take it) that behaves as `loop._pread(...)`'s. Nothing happens before its
+ * first step, as with a coroutine: the arguments are looked at then.
+ *
+ * Its first step makes the common case itself: a read of 1..POOLED_MAX bytes at an offset,
+ * its descriptor vouched for or already looked at this loop iteration, no copy from the page
+ * cache to try first (Loop(inline=False), or cached_copy=False), on a usable loop; the same
+ * calls in the same order as the reference (the Read, its Future, Loop._run_lone or the
+ * driver's queue_read and Loop._submit_early), without the reference's frame and bytecode.
+ * Every other case (an argument to check or refuse, a copy to try, a read at the file
+ * position, a descriptor to look at, a closed or forked loop) is the reference's own
+ * coroutine, which this one creates then and passes every step to, as `await` would.
+ *
+ * Invariant: in WAITING, `op` and `future` are the read and its waiter; a CancelledError
+ * (thrown in, or the future's own) makes Loop._abandon(op, future) run before it is raised,
+ * as the reference's `except` does. A close() there abandons nothing, as a coroutine's
+ * GeneratorExit at its `await` does not.
+ */
+#include "_twin_helpers.h"
+#include <limits.h>
+
+enum { NEW, WAITING, DELEGATING, DONE };
+enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_DIRECT, N_ARGS };
+
+typedef struct {
+    PyObject_HEAD
+    int state;
+    PyObject *loop;
+    PyObject *args[N_ARGS]; /* until the first step */
+    PyObject *op;           /* WAITING */
+    PyObject *future;       /* WAITING */
+    PyObject *inner;        /* DELEGATING: the reference's coroutine */
+} PreadCall;
+
+static PyTypeObject PreadCall_Type;
+
+/* What the module imports once. */
+static PyObject *namespace;        /* uringloop._loop's globals (use_namespace()): the Read,
+                                    * _Future and copies_cached called are looked up there at
+                                    * each read, as the reference's names are */
+static PyObject *cancelled_error;  /* asyncio.CancelledError */
+static PyObject *checked;          /* the dict of descriptors looked at this iteration */
+static long long pooled_max;       /* the pool's largest slot */
+static long long off_max;          /* the largest offset */
+static PyObject *loop_kwnames;     /* ("loop",) */
+static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
+    *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
+    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_value, *s_loop, *s_read, *s_future, *s_copies_cached;
+
+/* namespace[name], borrowed: NULL with an error set where it is not there. */
+static PyObject *
+global(PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(namespace, name);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
+    return value;
+}
+
+/* truth of getattr(obj, name): 1, 0, or -1 with an error set */
+static int
+attr_true(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* truth of obj.name(*args): 1, 0, or -1 with an error set */
+static int
+call_true(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[3] = {obj, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
+    PyObject *value = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (value == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* len(loop._ready): >= 0, or -1 with an error set */
+static Py_ssize_t
+ready_length(PyObject *loop)
+{
+    PyObject *ready = PyObject_GetAttr(loop, s_ready);
+    if (ready == NULL)
+        return -1;
+    Py_ssize_t n = PyObject_Length(ready);
+    Py_DECREF(ready);
+    return n;
+}
+
+/* An exact int's value, or 0 with *fits cleared where it does not fit a long long. */
+static long long
+small_int(PyObject *value, int *fits)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow)
+        *fits = 0;
+    return v;
+}
+
+/* The first step's common case. 1: made, self->op and self->future set (the future maybe
+ * done); 0: not this case, nothing done (the reference does it all); -1: an error. */
+static int
+start_read(PreadCall *self)
+{
+    PyObject **a = self->args;
+    PyObject *loop = self->loop;
+    PyObject *direct = a[A_DIRECT];
+    if (!PyLong_CheckExact(a[A_FD]) || !PyLong_CheckExact(a[A_SIZE]) || !PyLong_CheckExact(a[A_OFFSET]))
+        return 0;
+    if ((a[A_KNOWN_SEEKABLE] != Py_True && a[A_KNOWN_SEEKABLE] != Py_False) ||
+        (a[A_CACHED_COPY] != Py_True && a[A_CACHED_COPY] != Py_False) ||
+        (direct != Py_None && direct != Py_True && direct != Py_False))
+        return 0; /* (their truth would be asked twice) */
+    int fits = 1;
+    long long fd = small_int(a[A_FD], &fits);
+    long long size = small_int(a[A_SIZE], &fits);
+    long long offset = small_int(a[A_OFFSET], &fits);
+    if (!fits || fd < 0 || fd > INT_MAX || size < 1 || size > pooled_max || offset < 0 || offset > off_max)
+        return 0;
+    PyObject *seen = PyDict_GetItemWithError(checked, a[A_FD]); /* borrowed; NULL: None */
+    if (seen == NULL && PyErr_Occurred())
+        return -1;
+    if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False)
+        return 0; /* the position to check */
+    int unusable = attr_true(loop, s_closed);
+    if (unusable != 0)
+        return unusable < 0 ? -1 : 0;
+    PyObject *state = PyObject_GetAttr(loop, s_state);
+    if (state == NULL)
+        return -1;
+    unusable = attr_true(state, s_forked);
+    int copies = unusable == 0 && a[A_CACHED_COPY] == Py_True ? attr_true(state, s_inline) : 0;
+    Py_DECREF(state);
+    if (unusable != 0 || copies != 0) /* forked, or a copy to try first */
+        return unusable < 0 || copies < 0 ? -1 : 0;
+
+    int into_result;
+    if (direct == Py_False)
+        into_result = seen != Py_False;
+    else if (direct == Py_None) {
+        into_result = seen == Py_True;
+        if (!into_result) {
+            PyObject *copies_cached = global(s_copies_cached);
+            PyObject *allowed = copies_cached == NULL ? NULL : PyObject_CallOneArg(copies_cached, a[A_FD]);
+            if (allowed == NULL)
+                return -1;
+            into_result = PyObject_IsTrue(allowed);
+            Py_DECREF(allowed);
+            if (into_result < 0)
+                return -1;
+        }
+    }
+    else
+        into_result = 0;
+
+    PyObject *read_type = global(s_read);
+    PyObject *pool = read_type == NULL ? NULL : PyObject_GetAttr(loop, s_pool);
+    if (pool == NULL)
+        return -1;
+    PyObject *read_args[5] = {a[A_FD], a[A_SIZE], a[A_OFFSET], pool, into_result ? Py_True : Py_False};
+    PyObject *op = PyObject_Vectorcall(read_type, read_args, 5, NULL);
+    Py_DECREF(pool);
+    if (op == NULL)
+        return -1;
+    PyObject *future_type = global(s_future);
+    PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
+    if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
+        Py_DECREF(op);
+        Py_XDECREF(future);
+        return -1;
+    }
+    self->op = op;
+    self->future = future;
+
+    /* From here on the read exists: an error leaves it to its own end, as the reference's
+     * would, with self->op and self->future set (released with the coroutine). */
+    Py_ssize_t waiting = ready_length(loop);
+    if (waiting < 0)
+        return -1;
+    int lone = 0;
+    if (waiting == 0) {
+        PyObject *left = PyObject_GetAttr(loop, s_eager_left);
+        if (left == NULL)
+            return -1;
+        PyObject *zero = PyLong_FromLong(0);
+        int positive = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
+        Py_DECREF(left);
+        Py_XDECREF(zero);
+        if (positive < 0)
+            return -1;
+        if (positive) {
+            PyObject *run_args[2] = {op, a[A_SIZE]};
+            lone = call_true(loop, s_run_lone, run_args, 2);
+            if (lone < 0)
+                return -1;
+        }
+    }
+    if (!lone) {
+        PyObject *driver = PyObject_GetAttr(loop, s_driver);
+        if (driver == NULL)
+            return -1;
+        if (call_true(driver, s_queue_read, &op, 1) < 0) {
+            Py_DECREF(driver);
+            return -1;
+        }
+        waiting = ready_length(loop);
+        int early = waiting == 0 ? 1 : waiting < 0 ? -1 : attr_true(driver, s_slow_completions);
+        Py_DECREF(driver);
+        if (early > 0)
+            early = call_true(loop, s_submit_early, &a[A_SIZE], 1);
+        if (early < 0)
+            return -1;
+    }
+    return 1;
+}
+
+/* The value of a StopIteration being raised (a new reference), the error cleared; NULL with
+ * the error left where it is another one. */
+static PyObject *
+take_stop_value(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+        return NULL;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    PyObject *value = exc == NULL ? NULL : PyObject_GetAttr(exc, s_value);
+    Py_XDECREF(type);
+    Py_XDECREF(exc);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* Enter DONE, dropping what the steps held. */
+static void
+finish(PreadCall *self)
+{
+    self->state = DONE;
+    for (int i = 0; i < N_ARGS; i++)
+        Py_CLEAR(self->args[i]);
+    Py_CLEAR(self->op);
+    Py_CLEAR(self->future);
+    Py_CLEAR(self->inner);
+}
+
+/* The CancelledError being raised meets the `except` of the reference: _abandon(op, future)
+ * runs, and an exception it raises replaces the CancelledError (its __context__). */
+static void
+abandon_on_cancel(PreadCall *self)
+{
+    if (!PyErr_ExceptionMatches(cancelled_error))
+        return;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL && exc != NULL)
+        PyException_SetTraceback(exc, tb);
+    PyObject *abandon_args[2] = {self->op, self->future};
+    if (call_true(self->loop, s_abandon, abandon_args, 2) < 0) {
+        PyObject *type2, *exc2, *tb2;
+        PyErr_Fetch(&type2, &exc2, &tb2);
+        PyErr_NormalizeException(&type2, &exc2, &tb2);
+        if (exc2 != NULL && exc != NULL) {
+            if (tb2 != NULL)
+                PyException_SetTraceback(exc2, tb2);
+            PyException_SetContext(exc2, exc); /* steals exc */
+            exc = NULL;
+        }
+        PyErr_Restore(type2, exc2, tb2);
+        Py_XDECREF(type);
+        Py_XDECREF(exc);
+        Py_XDECREF(tb);
+        return;
+    }
+    PyErr_Restore(type, exc, tb);
+}
+
+/* The awaited future's outcome, as Future.__await__ returns it after its yield. */
+static PySendResult
+resume(PreadCall *self, PyObject **result)
+{
+    int done = call_true(self->future, s_done, NULL, 0);
+    if (done == 0)
+        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+    PyObject *value = NULL;
+    if (done > 0) {
+        PyObject *stack[1] = {self->future};
+        value = PyObject_VectorcallMethod(s_result, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    if (value == NULL)
+        abandon_on_cancel(self);
+    finish(self);
+    *result = value;
+    return value == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+/* Yield the future to the task, as Future.__await__ does. */
+static PySendResult
+wait_for(PreadCall *self, PyObject **result)
+{
+    if (PyObject_SetAttr(self->future, s_blocking, Py_True) < 0) {
+        finish(self);
+        return PYGEN_ERROR;
+    }
+    self->state = WAITING;
+    *result = Py_NewRef(self->future);
+    return PYGEN_NEXT;
+}
+
+/* What `inner`'s step gave (value, or NULL with an error or StopIteration set). */
+static PySendResult
+delegated(PreadCall *self, PySendResult sent, PyObject *value, PyObject **result)
+{
+    if (sent == PYGEN_NEXT) {
+        *result = value;
+        return PYGEN_NEXT;
+    }
+    finish(self);
+    *result = value;
+    return sent;
+}
+
+static PySendResult
+pread_send(PreadCall *self, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    switch (self->state) {
+    case NEW: {
+        if (arg != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+            return PYGEN_ERROR;
+        }
+        int made = start_read(self);
+        if (made < 0) {
+            finish(self);
+            return PYGEN_ERROR;
+        }
+        if (made == 0) {
+            PyObject **a = self->args;
+            PyObject *stack[N_ARGS + 1] = {self->loop,        a[A_FD],          a[A_SIZE],
+                                           a[A_OFFSET],       a[A_KNOWN_SEEKABLE], a[A_CACHED_COPY],
+                                           a[A_UNCLAIMED],    a[A_DIRECT]};
+            PyObject *inner = PyObject_VectorcallMethod(s_pread, stack, (N_ARGS + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            for (int i = 0; i < N_ARGS; i++)
+                Py_CLEAR(self->args[i]);
+            if (inner == NULL) {
+                finish(self);
+                return PYGEN_ERROR;
+            }
+            self->inner = inner;
+            self->state = DELEGATING;
+            PyObject *value = NULL;
+            PySendResult sent = PyIter_Send(inner, Py_None, &value);
+            return delegated(self, sent, value, result);
+        }
+        for (int i = 0; i < N_ARGS; i++)
+            Py_CLEAR(self->args[i]);
+        int done = call_true(self->future, s_done, NULL, 0);
+        if (done < 0) {
+            finish(self);
+            return PYGEN_ERROR;
+        }
+        return done ? resume(self, result) : wait_for(self, result);
+    }
+    case WAITING:
+        return resume(self, result);
+    case DELEGATING: {
+        PyObject *value = NULL;
+        PySendResult sent = PyIter_Send(self->inner, arg, &value);
+        return delegated(self, sent, value, result);
+    }
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return PYGEN_ERROR;
+    }
+}
+
+/* A PySendResult as a step of the iterator protocol: the value yielded, or NULL with
+ * StopIteration (carrying the value returned) or the error set. */
+static PyObject *
+as_step(PySendResult sent, PyObject *value)
+{
+    if (sent == PYGEN_NEXT)
+        return value;
+    if (sent == PYGEN_RETURN) {
+        if (value == Py_None)
+            PyErr_SetNone(PyExc_StopIteration);
+        else {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(value);
+    }
+    return NULL;
+}
+
+static PyObject *
+pread_iternext(PreadCall *self)
+{
+    PyObject *value;
+    PySendResult sent = pread_send(self, Py_None, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+pread_send_method(PreadCall *self, PyObject *arg)
+{
+    PyObject *value;
+    PySendResult sent = pread_send(self, arg, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+pread_throw(PreadCall *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (self->state == DELEGATING) {
+        PyObject *stack[4] = {self->inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (value != NULL)
+            return value;
+        PyObject *stop = take_stop_value();
+        finish(self);
+        if (stop != NULL)
+            return as_step(PYGEN_RETURN, stop);
+        return NULL;
+    }
+    /* Raise the exception given, as a generator's throw() does, at the coroutine's point. */
+    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None, *tb = nargs > 2 ? args[2] : Py_None;
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+        return NULL;
+    }
+    if (PyExceptionClass_Check(typ)) {
+        PyObject *exc;
+        if (val != Py_None && PyObject_TypeCheck(val, (PyTypeObject *)typ))
+            exc = Py_NewRef(val);
+        else
+            exc = val == Py_None ? PyObject_CallNoArgs(typ) : PyObject_CallOneArg(typ, val);
+        if (exc == NULL)
+            return NULL;
+        if (!PyExceptionInstance_Check(exc)) {
+            PyErr_Format(PyExc_TypeError, "calling %R should have returned an instance of BaseException, not %s",
+                         typ, Py_TYPE(exc)->tp_name);
+            Py_DECREF(exc);
+            return NULL;
+        }
+        PyErr_SetObject(typ, exc);
+        Py_DECREF(exc);
+    }
+    else if (PyExceptionInstance_Check(typ)) {
+        if (val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    if (tb != Py_None) {
+        PyObject *t, *e, *old_tb;
+        PyErr_Fetch(&t, &e, &old_tb);
+        Py_XDECREF(old_tb);
+        PyException_SetTraceback(e, tb);
+        PyErr_Restore(t, e, Py_NewRef(tb));
+    }
+    if (self->state == WAITING)
+        abandon_on_cancel(self);
+    finish(self);
+    return NULL;
+}
+
+static PyObject *
+pread_close(PreadCall *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->state == DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        finish(self);
+        PyObject *stack[1] = {inner};
+        PyObject *value = PyObject_VectorcallMethod(s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(inner);
+        return value;
+    }
+    finish(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pread_await(PreadCall *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+pread_name(PreadCall *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString("pread");
+}
+
+static PyObject *
+pread_qualname(PreadCall *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString("Loop.pread");
+}
+
+static PyObject *
+pread_running(PreadCall *self, void *Py_UNUSED(closure))
+{
+    Py_RETURN_FALSE; /* a step never lets Python code resume it meanwhile */
+}
+
+static PyObject *
+pread_awaiting(PreadCall *self, void *Py_UNUSED(closure))
+{
+    if (self->state == WAITING)
+        return Py_NewRef(self->future);
+    if (self->state == DELEGATING) {
+        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
+        if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
+            return value;
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+pread_finalize(PreadCall *self)
+{
+    if (self->state != NEW)
+        return;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, "coroutine 'Loop.pread' was never awaited", 1) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
+    PyErr_Restore(type, exc, tb);
+}
+
+static int
+pread_traverse(PreadCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loop);
+    for (int i = 0; i < N_ARGS; i++)
+        Py_VISIT(self->args[i]);
+    Py_VISIT(self->op);
+    Py_VISIT(self->future);
+    Py_VISIT(self->inner);
+    return 0;
+}
+
+static int
+pread_clear(PreadCall *self)
+{
+    Py_CLEAR(self->loop);
+    for (int i = 0; i < N_ARGS; i++)
+        Py_CLEAR(self->args[i]);
+    Py_CLEAR(self->op);
+    Py_CLEAR(self->future);
+    Py_CLEAR(self->inner);
+    return 0;
+}
+
+static void
+pread_dealloc(PreadCall *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return; /* resurrected */
+    pread_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+use_namespace(PyObject *module, PyObject *dict)
+{
+    if (!PyDict_Check(dict)) {
+        PyErr_SetString(PyExc_TypeError, "use_namespace() takes a dict");
+        return NULL;
+    }
+    Py_XSETREF(namespace, Py_NewRef(dict));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (namespace == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pread_call() before use_namespace()");
+        return NULL;
+    }
+    if (nargs != N_ARGS + 1) {
+        PyErr_Format(PyExc_TypeError, "pread_call() takes %d arguments (%zd given)", N_ARGS + 1, nargs);
+        return NULL;
+    }
+    PreadCall *self = PyObject_GC_New(PreadCall, &PreadCall_Type);
+    if (self == NULL)
+        return NULL;
+    self->state = NEW;
+    self->loop = Py_NewRef(args[0]);
+    for (int i = 0; i < N_ARGS; i++)
+        self->args[i] = Py_NewRef(args[i + 1]);
+    self->op = self->future = self->inner = NULL;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyMethodDef pread_methods[] = {
+    {"send", (PyCFunction)pread_send_method, METH_O, "send(value): the coroutine's next step."},
+    {"throw", (PyCFunction)(void (*)(void))pread_throw, METH_FASTCALL,
+     "throw(exc): raise exc at the coroutine's point."},
+    {"close", (PyCFunction)pread_close, METH_NOARGS, "close(): end the coroutine."},
+    {NULL}};
+
+static PyGetSetDef pread_getset[] = {
+    {"__name__", (getter)pread_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)pread_qualname, NULL, NULL, NULL},
+    {"cr_running", (getter)pread_running, NULL, NULL, NULL},
+    {"cr_await", (getter)pread_awaiting, NULL, NULL, NULL},
+    {NULL}};
+
+static PyAsyncMethods pread_async = {
+    .am_await = (unaryfunc)pread_await,
+    .am_send = (sendfunc)pread_send,
+};
+
+#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
+#define AM_SEND_FLAG Py_TPFLAGS_HAVE_AM_SEND
+#else
+#define AM_SEND_FLAG 0
+#endif
+
+static PyTypeObject PreadCall_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._loop_c.PreadCall",
+    .tp_basicsize = sizeof(PreadCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | AM_SEND_FLAG,
+    .tp_doc = "The coroutine Loop.pread returns (see the module's doc).",
+    .tp_as_async = &pread_async,
+    .tp_iter = NULL,
+    .tp_iternext = (iternextfunc)pread_iternext,
+    .tp_methods = pread_methods,
+    .tp_getset = pread_getset,
+    .tp_traverse = (traverseproc)pread_traverse,
+    .tp_clear = (inquiry)pread_clear,
+    .tp_dealloc = (destructor)pread_dealloc,
+    .tp_finalize = (destructor)pread_finalize,
+};
+
+static PyMethodDef functions[] = {
+    {"use_namespace", (PyCFunction)use_namespace, METH_O,
+     "use_namespace(globals): where pread_call()'s coroutines look up Read, _Future and "
+     "copies_cached (uringloop._loop's globals)."},
+    {"pread_call", (PyCFunction)(void (*)(void))pread_call, METH_FASTCALL,
+     "pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) -> "
+     "the coroutine of loop.pread(...)."},
+    {NULL}};
+
+static struct PyModuleDef loop_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "uringloop._loop_c",
+    .m_doc = "The compiled twin of Loop._pread (uringloop/_loop.py).",
+    .m_size = -1,
+    .m_methods = functions,
+};
+
+/* *into = the value of module_name.name as a long long: 0, or -1 with an error set. */
+static int
+import_long(const char *module_name, const char *name, long long *into)
+{
+    PyObject *value;
+    if (import_from(module_name, name, &value) < 0)
+        return -1;
+    *into = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return *into == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* *into = the pool's largest slot size (uringloop._buffers.SLOT_SIZES[-1]): 0, or -1. */
+static int
+import_largest_slot(long long *into)
+{
+    PyObject *sizes;
+    if (import_from("uringloop._buffers", "SLOT_SIZES", &sizes) < 0)
+        return -1;
+    Py_ssize_t n = PySequence_Size(sizes);
+    PyObject *last = n > 0 ? PySequence_GetItem(sizes, n - 1) : NULL;
+    Py_DECREF(sizes);
+    if (last == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ImportError, "SLOT_SIZES is empty");
+        return -1;
+    }
+    *into = PyLong_AsLongLong(last);
+    Py_DECREF(last);
+    return *into == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__loop_c(void)
+{
+    PyObject *checked_positions;
+    if (import_from("asyncio", "CancelledError", &cancelled_error) < 0 ||
+        import_from("uringloop._ops.operation", "checked_positions", &checked_positions) < 0 ||
+        import_long("uringloop._ops.args", "OFF_MAX", &off_max) < 0 ||
+        import_largest_slot(&pooled_max) < 0)
+        return NULL;
+    checked = PyObject_CallNoArgs(checked_positions);
+    Py_DECREF(checked_positions);
+    if (checked == NULL)
+        return NULL;
+    if (!PyDict_CheckExact(checked)) {
+        PyErr_SetString(PyExc_ImportError, "checked_positions() is not a dict");
+        return NULL;
+    }
+    if (intern(&s_loop, "loop") < 0 || (loop_kwnames = PyTuple_Pack(1, s_loop)) == NULL || intern(&s_closed, "_closed") < 0 || intern(&s_state, "_state") < 0 ||
+        intern(&s_forked, "forked") < 0 || intern(&s_inline, "inline") < 0 || intern(&s_pool, "_pool") < 0 ||
+        intern(&s_ready, "_ready") < 0 || intern(&s_eager_left, "_eager_left") < 0 ||
+        intern(&s_driver, "_driver") < 0 || intern(&s_queue_read, "queue_read") < 0 ||
+        intern(&s_slow_completions, "slow_completions") < 0 || intern(&s_run_lone, "_run_lone") < 0 ||
+        intern(&s_submit_early, "_submit_early") < 0 || intern(&s_abandon, "_abandon") < 0 ||
+        intern(&s_pread, "_pread") < 0 || intern(&s_waiter, "waiter") < 0 || intern(&s_done, "done") < 0 ||
+        intern(&s_result, "result") < 0 || intern(&s_blocking, "_asyncio_future_blocking") < 0 ||
+        intern(&s_throw, "throw") < 0 || intern(&s_close, "close") < 0 || intern(&s_value, "value") < 0 ||
+        intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
+        intern(&s_copies_cached, "copies_cached") < 0)
+        return NULL;
+    if (PyType_Ready(&PreadCall_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&loop_module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "PreadCall", (PyObject *)&PreadCall_Type) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return with_source_digest(m);
+}
