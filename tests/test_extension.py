@@ -1,6 +1,7 @@
 """The compiled twins of the ring's queues, of the operations' hot path, of the loop's
-ready handles and of threads.pread: built where they can be, used by default, and set aside
-by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python references."""
+ready handles, of Loop.pread's coroutine and of threads.pread: built where they can be,
+used by default, and set aside by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python
+references."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from uringloop import _handle, _twins, threads
+from uringloop import _handle, _loop, _twins, threads
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -56,14 +57,21 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
 def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Path) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION == "python"
-        assert threads.IMPLEMENTATION == "python"
+        assert threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
-    assert expected == threads.IMPLEMENTATION
+    assert expected == threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION
     assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
+    loop = _loop.Loop()
+    try:
+        coro = loop.pread(0, 1, 0)
+        assert (type(coro).__module__ == "uringloop._loop_c") == (expected == "c")
+        coro.close()
+    finally:
+        loop.close()
     assert _probe(tmp_path) == [expected, expected, "hello"]
 
 

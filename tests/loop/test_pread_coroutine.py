@@ -1,0 +1,150 @@
+"""What Loop.pread returns is a coroutine, whichever twin makes it (the compiled PreadCall
+or Loop._pread's): it does nothing until its first step, tasks and gather take it, and it
+answers send, throw and close as a coroutine suspended at `await future` does."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.loop.test_open_inline import running
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+
+@pytest.fixture
+def data_fd(tmp_path: Path) -> Iterator[tuple[bytes, int]]:
+    path = tmp_path / "f.bin"
+    data = os.urandom(20_000)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    yield data, fd
+    os.close(fd)
+
+
+def queued_read(loop: Any, fd: int, size: int, offset: int) -> tuple[Any, asyncio.Future[bytes]]:
+    """A pread coroutine stepped once with a callback ready (so that its read is queued,
+    not run eagerly): the coroutine and the future it yielded."""
+    loop.call_soon(lambda: None)
+    coro = loop.pread(fd, size, offset, known_seekable=True, cached_copy=False)
+    before = loop.queued_operations()
+    future = coro.send(None)
+    assert isinstance(future, asyncio.Future) and not future.done()
+    assert loop.queued_operations() == before + 1, "setup: the read must be queued"
+    return coro, future
+
+
+async def test_it_is_a_coroutine_that_tasks_and_gather_take(data_fd: tuple[bytes, int]) -> None:
+    data, fd = data_fd
+    loop = running()
+    coro = loop.pread(fd, 100, 0)
+    assert asyncio.iscoroutine(coro)
+    assert await coro == data[:100]
+    task = asyncio.create_task(loop.pread(fd, 50, 1000, cached_copy=False))
+    assert await task == data[1000:1050]
+    reads = [
+        loop.pread(fd, 4096, i * 4096, known_seekable=True, cached_copy=False) for i in range(5)
+    ]
+    assert b"".join(await asyncio.gather(*reads)) == data
+    assert await asyncio.wait_for(loop.pread(fd, 10, 5, cached_copy=False), 10) == data[5:15]
+
+
+async def test_its_arguments_are_looked_at_when_it_is_awaited(data_fd: tuple[bytes, int]) -> None:
+    _, fd = data_fd
+    loop = running()
+    wrong = loop.pread("0", 10, 0)  # type: ignore[arg-type]  # nothing raised yet
+    negative = loop.pread(fd, -1, 0)
+    with pytest.raises(TypeError):
+        await wrong
+    with pytest.raises(OSError):
+        await negative
+
+
+async def test_one_never_awaited_warns_as_a_coroutine_does(data_fd: tuple[bytes, int]) -> None:
+    _, fd = data_fd
+    loop = running()
+    with pytest.warns(RuntimeWarning, match="was never awaited"):
+        loop.pread(fd, 10, 0)
+        gc.collect()
+    assert loop.queued_operations() == 0
+
+
+async def test_its_result_is_the_futures_after_the_step_that_yielded_it(
+    data_fd: tuple[bytes, int],
+) -> None:
+    data, fd = data_fd
+    loop = running()
+    coro, future = queued_read(loop, fd, 300, 7000)
+    await asyncio.wait_for(asyncio.shield(future), 10)
+    with pytest.raises(StopIteration) as stop:
+        coro.send(None)
+    assert stop.value.value == data[7000:7300]
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        coro.send(None)
+
+
+async def test_a_cancellation_thrown_in_abandons_the_read(data_fd: tuple[bytes, int]) -> None:
+    _, fd = data_fd
+    loop = running()
+    before = loop.uring_stats().submitted
+    coro, future = queued_read(loop, fd, 300, 0)
+    with pytest.raises(asyncio.CancelledError):
+        coro.throw(asyncio.CancelledError())
+    assert future.done()
+    await loop.nop()
+    assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
+
+
+async def test_a_cancelled_future_abandons_the_read(data_fd: tuple[bytes, int]) -> None:
+    _, fd = data_fd
+    loop = running()
+    before = loop.uring_stats().submitted
+    coro, future = queued_read(loop, fd, 300, 0)
+    future.cancel()  # as task.cancel() does to the future its task waits for
+    with pytest.raises(asyncio.CancelledError):
+        coro.send(None)
+    await loop.nop()
+    assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
+
+
+@pytest.mark.parametrize("how", ["other exception", "close"])
+async def test_anything_else_leaves_the_read_to_its_end(
+    data_fd: tuple[bytes, int], how: str
+) -> None:
+    data, fd = data_fd
+    loop = running()
+    before = loop.uring_stats().submitted
+    coro, future = queued_read(loop, fd, 300, 100)
+    if how == "close":
+        coro.close()
+    else:
+        with pytest.raises(ValueError, match="not a cancellation"):
+            coro.throw(ValueError("not a cancellation"))
+    assert await asyncio.wait_for(future, 10) == data[100:400]
+    assert loop.uring_stats().submitted == before + 1  # the read
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        coro.send(None)
+
+
+async def test_its_protocol_before_the_first_step(data_fd: tuple[bytes, int]) -> None:
+    _, fd = data_fd
+    loop = running()
+    coro = loop.pread(fd, 10, 0)
+    with pytest.raises(TypeError, match="just-started coroutine"):
+        coro.send(1)
+    coro.close()
+    thrown = loop.pread(fd, 10, 0)
+    with pytest.raises(KeyError):
+        thrown.throw(KeyError("at the start"))
+    with pytest.raises(RuntimeError, match="cannot reuse"):
+        thrown.send(None)
+    closed = loop.pread(fd, 10, 0)
+    closed.close()
+    closed.close()  # (twice: nothing)
+    assert loop.queued_operations() == 0
