@@ -30,6 +30,7 @@ enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_D
 typedef struct {
     PyObject_HEAD
     int state;
+    int running;            /* a step is under way (a reentrant one is refused) */
     PyObject *loop;
     PyObject *args[N_ARGS]; /* until the first step */
     PyObject *op;           /* WAITING */
@@ -52,14 +53,14 @@ static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_value, *s_loop, *s_read, *s_future, *s_copies_cached;
 
-/* namespace[name], borrowed: NULL with an error set where it is not there. */
+/* namespace[name], a new reference: NULL with an error set where it is not there. */
 static PyObject *
 global(PyObject *name)
 {
     PyObject *value = PyDict_GetItemWithError(namespace, name);
     if (value == NULL && !PyErr_Occurred())
         PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
-    return value;
+    return Py_XNewRef(value);
 }
 
 /* truth of getattr(obj, name): 1, 0, or -1 with an error set */
@@ -85,6 +86,16 @@ call_true(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
     int truth = PyObject_IsTrue(value);
     Py_DECREF(value);
     return truth;
+}
+
+/* obj.name(*args), its value dropped: 0, or -1 with an error set */
+static int
+call_only(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[3] = {obj, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
+    PyObject *value = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(value);
+    return value == NULL ? -1 : 0;
 }
 
 /* len(loop._ready): >= 0, or -1 with an error set */
@@ -135,13 +146,12 @@ start_read(PreadCall *self)
         return -1;
     if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False)
         return 0; /* the position to check */
-    int unusable = attr_true(loop, s_closed);
-    if (unusable != 0)
-        return unusable < 0 ? -1 : 0;
     PyObject *state = PyObject_GetAttr(loop, s_state);
     if (state == NULL)
         return -1;
-    unusable = attr_true(state, s_forked);
+    int unusable = attr_true(loop, s_closed);
+    if (unusable == 0)
+        unusable = attr_true(state, s_forked);
     int copies = unusable == 0 && a[A_CACHED_COPY] == Py_True ? attr_true(state, s_inline) : 0;
     Py_DECREF(state);
     if (unusable != 0 || copies != 0) /* forked, or a copy to try first */
@@ -155,6 +165,7 @@ start_read(PreadCall *self)
         if (!into_result) {
             PyObject *copies_cached = global(s_copies_cached);
             PyObject *allowed = copies_cached == NULL ? NULL : PyObject_CallOneArg(copies_cached, a[A_FD]);
+            Py_XDECREF(copies_cached);
             if (allowed == NULL)
                 return -1;
             into_result = PyObject_IsTrue(allowed);
@@ -167,16 +178,22 @@ start_read(PreadCall *self)
         into_result = 0;
 
     PyObject *read_type = global(s_read);
-    PyObject *pool = read_type == NULL ? NULL : PyObject_GetAttr(loop, s_pool);
-    if (pool == NULL)
+    if (read_type == NULL)
         return -1;
+    PyObject *pool = PyObject_GetAttr(loop, s_pool);
+    if (pool == NULL) {
+        Py_DECREF(read_type);
+        return -1;
+    }
     PyObject *read_args[5] = {a[A_FD], a[A_SIZE], a[A_OFFSET], pool, into_result ? Py_True : Py_False};
     PyObject *op = PyObject_Vectorcall(read_type, read_args, 5, NULL);
     Py_DECREF(pool);
+    Py_DECREF(read_type);
     if (op == NULL)
         return -1;
     PyObject *future_type = global(s_future);
     PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
+    Py_XDECREF(future_type);
     if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
         Py_DECREF(op);
         Py_XDECREF(future);
@@ -212,7 +229,7 @@ start_read(PreadCall *self)
         PyObject *driver = PyObject_GetAttr(loop, s_driver);
         if (driver == NULL)
             return -1;
-        if (call_true(driver, s_queue_read, &op, 1) < 0) {
+        if (call_only(driver, s_queue_read, &op, 1) < 0) {
             Py_DECREF(driver);
             return -1;
         }
@@ -257,7 +274,8 @@ finish(PreadCall *self)
 }
 
 /* The CancelledError being raised meets the `except` of the reference: _abandon(op, future)
- * runs, and an exception it raises replaces the CancelledError (its __context__). */
+ * runs with it as the exception being handled (what an exception _abandon raises takes as
+ * its __context__, as in the `except` block), then it is raised again. */
 static void
 abandon_on_cancel(PreadCall *self)
 {
@@ -268,18 +286,23 @@ abandon_on_cancel(PreadCall *self)
     PyErr_NormalizeException(&type, &exc, &tb);
     if (tb != NULL && exc != NULL)
         PyException_SetTraceback(exc, tb);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *handled = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+#else
+    PyObject *h_type, *h_value, *h_tb;
+    PyErr_GetExcInfo(&h_type, &h_value, &h_tb);
+    PyErr_SetExcInfo(Py_XNewRef(type), Py_XNewRef(exc), Py_XNewRef(tb));
+#endif
     PyObject *abandon_args[2] = {self->op, self->future};
-    if (call_true(self->loop, s_abandon, abandon_args, 2) < 0) {
-        PyObject *type2, *exc2, *tb2;
-        PyErr_Fetch(&type2, &exc2, &tb2);
-        PyErr_NormalizeException(&type2, &exc2, &tb2);
-        if (exc2 != NULL && exc != NULL) {
-            if (tb2 != NULL)
-                PyException_SetTraceback(exc2, tb2);
-            PyException_SetContext(exc2, exc); /* steals exc */
-            exc = NULL;
-        }
-        PyErr_Restore(type2, exc2, tb2);
+    int failed = call_only(self->loop, s_abandon, abandon_args, 2) < 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    PyErr_SetHandledException(handled);
+    Py_XDECREF(handled);
+#else
+    PyErr_SetExcInfo(h_type, h_value, h_tb);
+#endif
+    if (failed) { /* its exception replaces the CancelledError */
         Py_XDECREF(type);
         Py_XDECREF(exc);
         Py_XDECREF(tb);
@@ -288,19 +311,31 @@ abandon_on_cancel(PreadCall *self)
     PyErr_Restore(type, exc, tb);
 }
 
-/* The awaited future's outcome, as Future.__await__ returns it after its yield. */
+/* The awaited future's outcome, as asyncio's Future.__await__ gives it after its yield (it
+ * yields the future again where a caller cleared _asyncio_future_blocking without waiting
+ * for it). `waited`: resumed from WAITING, where a CancelledError abandons the read. */
 static PySendResult
-resume(PreadCall *self, PyObject **result)
+resume(PreadCall *self, int waited, PyObject **result)
 {
     int done = call_true(self->future, s_done, NULL, 0);
-    if (done == 0)
-        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+    if (done == 0) {
+        int blocking = attr_true(self->future, s_blocking);
+        if (blocking == 0) {
+            if (PyObject_SetAttr(self->future, s_blocking, Py_True) == 0) {
+                self->state = WAITING;
+                *result = Py_NewRef(self->future);
+                return PYGEN_NEXT;
+            }
+        }
+        else if (blocking > 0)
+            PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+    }
     PyObject *value = NULL;
     if (done > 0) {
         PyObject *stack[1] = {self->future};
         value = PyObject_VectorcallMethod(s_result, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
-    if (value == NULL)
+    if (value == NULL && waited)
         abandon_on_cancel(self);
     finish(self);
     *result = value;
@@ -320,23 +355,19 @@ wait_for(PreadCall *self, PyObject **result)
     return PYGEN_NEXT;
 }
 
-/* What `inner`'s step gave (value, or NULL with an error or StopIteration set). */
+/* A step of the reference's coroutine (held by the caller across it): what it gave. */
 static PySendResult
 delegated(PreadCall *self, PySendResult sent, PyObject *value, PyObject **result)
 {
-    if (sent == PYGEN_NEXT) {
-        *result = value;
-        return PYGEN_NEXT;
-    }
-    finish(self);
+    if (sent != PYGEN_NEXT)
+        finish(self);
     *result = value;
     return sent;
 }
 
 static PySendResult
-pread_send(PreadCall *self, PyObject *arg, PyObject **result)
+step(PreadCall *self, PyObject *arg, PyObject **result)
 {
-    *result = NULL;
     switch (self->state) {
     case NEW: {
         if (arg != Py_None) {
@@ -360,10 +391,11 @@ pread_send(PreadCall *self, PyObject *arg, PyObject **result)
                 finish(self);
                 return PYGEN_ERROR;
             }
-            self->inner = inner;
+            self->inner = Py_NewRef(inner);
             self->state = DELEGATING;
             PyObject *value = NULL;
             PySendResult sent = PyIter_Send(inner, Py_None, &value);
+            Py_DECREF(inner);
             return delegated(self, sent, value, result);
         }
         for (int i = 0; i < N_ARGS; i++)
@@ -373,19 +405,44 @@ pread_send(PreadCall *self, PyObject *arg, PyObject **result)
             finish(self);
             return PYGEN_ERROR;
         }
-        return done ? resume(self, result) : wait_for(self, result);
+        /* (done already: outside the reference's try, nothing is abandoned) */
+        return done ? resume(self, 0, result) : wait_for(self, result);
     }
     case WAITING:
-        return resume(self, result);
+        return resume(self, 1, result);
     case DELEGATING: {
+        PyObject *inner = Py_NewRef(self->inner);
         PyObject *value = NULL;
-        PySendResult sent = PyIter_Send(self->inner, arg, &value);
+        PySendResult sent = PyIter_Send(inner, arg, &value);
+        Py_DECREF(inner);
         return delegated(self, sent, value, result);
     }
     default:
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
         return PYGEN_ERROR;
     }
+}
+
+/* 0, or -1 with ValueError set where a step is under way already. */
+static int
+not_running(PreadCall *self)
+{
+    if (!self->running)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "coroutine already executing");
+    return -1;
+}
+
+static PySendResult
+pread_send(PreadCall *self, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    if (not_running(self) < 0)
+        return PYGEN_ERROR;
+    self->running = 1;
+    PySendResult sent = step(self, arg, result);
+    self->running = 0;
+    return sent;
 }
 
 /* A PySendResult as a step of the iterator protocol: the value yielded, or NULL with
@@ -426,68 +483,86 @@ pread_send_method(PreadCall *self, PyObject *arg)
     return as_step(sent, value);
 }
 
-static PyObject *
-pread_throw(PreadCall *self, PyObject *const *args, Py_ssize_t nargs)
+/* Set the exception throw(typ[, val[, tb]]) raises, as a generator's throw() makes it: 0,
+ * or -1 with a TypeError set for arguments that do not make one. */
+static int
+set_thrown(PyObject *typ, PyObject *val, PyObject *tb)
 {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (self->state == DELEGATING) {
-        PyObject *stack[4] = {self->inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
-        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (value != NULL)
-            return value;
-        PyObject *stop = take_stop_value();
-        finish(self);
-        if (stop != NULL)
-            return as_step(PYGEN_RETURN, stop);
-        return NULL;
-    }
-    /* Raise the exception given, as a generator's throw() does, at the coroutine's point. */
-    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None, *tb = nargs > 2 ? args[2] : Py_None;
-    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+    if (tb == Py_None)
+        tb = NULL;
+    else if (tb != NULL && !PyTraceBack_Check(tb)) {
         PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
-        return NULL;
+        return -1;
     }
-    if (PyExceptionClass_Check(typ)) {
-        PyObject *exc;
-        if (val != Py_None && PyObject_TypeCheck(val, (PyTypeObject *)typ))
-            exc = Py_NewRef(val);
-        else
-            exc = val == Py_None ? PyObject_CallNoArgs(typ) : PyObject_CallOneArg(typ, val);
-        if (exc == NULL)
-            return NULL;
-        if (!PyExceptionInstance_Check(exc)) {
-            PyErr_Format(PyExc_TypeError, "calling %R should have returned an instance of BaseException, not %s",
-                         typ, Py_TYPE(exc)->tp_name);
-            Py_DECREF(exc);
-            return NULL;
-        }
-        PyErr_SetObject(typ, exc);
-        Py_DECREF(exc);
-    }
+    Py_INCREF(typ);
+    Py_XINCREF(val);
+    Py_XINCREF(tb);
+    if (PyExceptionClass_Check(typ))
+        PyErr_NormalizeException(&typ, &val, &tb);
     else if (PyExceptionInstance_Check(typ)) {
-        if (val != Py_None) {
+        if (val != NULL && val != Py_None) {
             PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
-            return NULL;
+            goto failed;
         }
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+        Py_XDECREF(val);
+        val = typ;
+        typ = Py_NewRef(PyExceptionInstance_Class(typ));
+        if (tb == NULL)
+            tb = PyException_GetTraceback(val);
     }
     else {
         PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %s",
                      Py_TYPE(typ)->tp_name);
+        goto failed;
+    }
+    PyErr_Restore(typ, val, tb);
+    return 0;
+failed:
+    Py_DECREF(typ);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    return -1;
+}
+
+static PyObject *
+pread_throw(PreadCall *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
         return NULL;
     }
-    if (tb != Py_None) {
-        PyObject *t, *e, *old_tb;
-        PyErr_Fetch(&t, &e, &old_tb);
-        Py_XDECREF(old_tb);
-        PyException_SetTraceback(e, tb);
-        PyErr_Restore(t, e, Py_NewRef(tb));
+    if (not_running(self) < 0)
+        return NULL;
+    if (self->state == DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+        self->running = 1;
+        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        self->running = 0;
+        Py_DECREF(inner);
+        if (value != NULL)
+            return value;
+        PyObject *stop = take_stop_value();
+        finish(self);
+        return stop != NULL ? as_step(PYGEN_RETURN, stop) : NULL;
     }
-    if (self->state == WAITING)
+    /* The exception raised at the coroutine's point: its start (NEW), its `await future`
+     * (WAITING: arguments that make none raise their TypeError there), or none (DONE). */
+    int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
+    if (self->state == NEW && thrown < 0)
+        return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
+    if (self->state == DONE) {
+        if (thrown == 0) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        }
+        return NULL;
+    }
+    if (self->state == WAITING) {
+        self->running = 1;
         abandon_on_cancel(self);
+        self->running = 0;
+    }
     finish(self);
     return NULL;
 }
@@ -495,11 +570,15 @@ pread_throw(PreadCall *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 pread_close(PreadCall *self, PyObject *Py_UNUSED(ignored))
 {
+    if (not_running(self) < 0)
+        return NULL;
     if (self->state == DELEGATING) {
         PyObject *inner = Py_NewRef(self->inner);
         finish(self);
+        self->running = 1;
         PyObject *stack[1] = {inner};
         PyObject *value = PyObject_VectorcallMethod(s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        self->running = 0;
         Py_DECREF(inner);
         return value;
     }
@@ -528,7 +607,7 @@ pread_qualname(PreadCall *self, void *Py_UNUSED(closure))
 static PyObject *
 pread_running(PreadCall *self, void *Py_UNUSED(closure))
 {
-    Py_RETURN_FALSE; /* a step never lets Python code resume it meanwhile */
+    return PyBool_FromLong(self->running);
 }
 
 static PyObject *
@@ -584,9 +663,10 @@ pread_clear(PreadCall *self)
 static void
 pread_dealloc(PreadCall *self)
 {
-    PyObject_GC_UnTrack(self);
+    /* tracked while the finalizer runs, as a generator is: one it resurrects stays so */
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return; /* resurrected */
+    PyObject_GC_UnTrack(self);
     pread_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -617,6 +697,7 @@ pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (self == NULL)
         return NULL;
     self->state = NEW;
+    self->running = 0;
     self->loop = Py_NewRef(args[0]);
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = Py_NewRef(args[i + 1]);

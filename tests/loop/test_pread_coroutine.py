@@ -36,6 +36,8 @@ def queued_read(loop: Any, fd: int, size: int, offset: int) -> tuple[Any, asynci
     before = loop.queued_operations()
     future = coro.send(None)
     assert isinstance(future, asyncio.Future) and not future.done()
+    assert future._asyncio_future_blocking
+    future._asyncio_future_blocking = False  # as a task taking it does
     assert loop.queued_operations() == before + 1, "setup: the read must be queued"
     return coro, future
 
@@ -148,3 +150,32 @@ async def test_its_protocol_before_the_first_step(data_fd: tuple[bytes, int]) ->
     closed.close()
     closed.close()  # (twice: nothing)
     assert loop.queued_operations() == 0
+
+
+@pytest.mark.parametrize("how", ["close", "send", "throw"])
+async def test_a_step_taken_inside_its_own_step_is_refused(
+    data_fd: tuple[bytes, int], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python code a step runs (here the driver's queue) may hold the coroutine: stepping it
+    # again from there raises, as a running coroutine does, and the first step goes on.
+    data, fd = data_fd
+    loop = running()
+    driver = loop._driver
+    queue = driver.queue_read
+    refused: list[BaseException] = []
+
+    def reentering(op: Any) -> None:
+        step = {"close": coro.close, "send": lambda: coro.send(None)}.get(
+            how, lambda: coro.throw(KeyError())
+        )
+        try:
+            step()
+        except ValueError as exc:
+            refused.append(exc)
+        queue(op)
+
+    monkeypatch.setattr(driver, "queue_read", reentering)
+    loop.call_soon(lambda: None)  # (queued, not run eagerly)
+    coro = loop.pread(fd, 300, 50, known_seekable=True, cached_copy=False)
+    assert await coro == data[50:350]
+    assert [str(exc) for exc in refused] == ["coroutine already executing"]
