@@ -214,11 +214,11 @@ class UringStats:
     # dentry cache, a copy from the page cache); one that finds it cannot (a page not
     # cached) goes on as an operation, counted above too.
     direct_attempts: int  # shortcuts the inline budget allowed (opens, page-cache copies)
-    # Which twins of the hot path run (the ring's queues and the read operation): "c" (the
-    # compiled extensions, built on install where a C compiler and the Python headers
-    # are) or "python" (the pure-Python reference, also chosen by
-    # URINGLOOP_NO_EXTENSIONS=1); "queues c, reads python" (or the reverse) where only one
-    # was built. Both behave the same.
+    # Which twins of the hot path run (the ring's queues, the read operation, the ready
+    # handles and pread's coroutine): "c" (the compiled extensions, built on install
+    # where a C compiler and the Python headers are) or "python" (the pure-Python
+    # references, also chosen by URINGLOOP_NO_EXTENSIONS=1); "queues c, reads python, ..."
+    # where only some were built. Both behave the same.
     implementation: str
 
 
