@@ -8,13 +8,15 @@
  * first step, as with a coroutine: the arguments are looked at then.
  *
  * Its first step makes the common case itself: a read of 1..POOLED_MAX bytes at an offset,
- * its descriptor vouched for or already looked at this loop iteration, no copy from the page
- * cache to try first (Loop(inline=False), or cached_copy=False), on a usable loop; the same
- * calls in the same order as the reference (the Read, its Future, Loop._run_lone or the
- * driver's queue_read and Loop._submit_early), without the reference's frame and bytecode.
- * Every other case (an argument to check or refuse, a copy to try, a read at the file
- * position, a descriptor to look at, a closed or forked loop) is the reference's own
- * coroutine, which this one creates then and passes every step to, as `await` would.
+ * its descriptor vouched for or already looked at this loop iteration, on a usable loop: the
+ * copy of what the page cache holds first where the reference would try it (read_cached,
+ * within the inline budget), then the rest on the ring; the same calls in the same order as
+ * the reference (copies_cached, inline_turn, read_cached, the Read, its Future,
+ * Loop._run_lone or the driver's queue_read and Loop._submit_early), without the
+ * reference's frame and bytecode. Every other case (an argument to check or refuse, a read
+ * at the file position, a descriptor to look at, a closed or forked loop) is the
+ * reference's own coroutine, which this one creates then and passes every step to, as
+ * `await` would: it is decided before anything is done.
  *
  * Invariant: in WAITING, `op` and `future` are the read and its waiter; a CancelledError
  * (thrown in, or the future's own) makes Loop._abandon(op, future) run before it is raised,
@@ -36,6 +38,7 @@ typedef struct {
     PyObject *op;           /* WAITING */
     PyObject *future;       /* WAITING */
     PyObject *inner;        /* DELEGATING: the reference's coroutine */
+    PyObject *head;         /* what a copy from the page cache read first, or NULL */
 } PreadCall;
 
 static PyTypeObject PreadCall_Type;
@@ -49,9 +52,12 @@ static PyObject *checked;          /* the dict of descriptors looked at this ite
 static long long pooled_max;       /* the pool's largest slot */
 static long long off_max;          /* the largest offset */
 static PyObject *loop_kwnames;     /* ("loop",) */
+static PyObject *no_nowait;        /* read_cached's answer where the file cannot say */
+static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
-    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_value, *s_loop, *s_read, *s_future, *s_copies_cached;
+    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_value, *s_loop, *s_read, *s_future, *s_copies_cached,
+    *s_inline_turn, *s_read_cached, *s_copies_refused;
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
 static PyObject *
@@ -121,10 +127,69 @@ small_int(PyObject *value, int *fits)
     return v;
 }
 
-/* The first step's common case. 1: made, self->op and self->future set (the future maybe
- * done); 0: not this case, nothing done (the reference does it all); -1: an error. */
+/* truth of `fn(*args)` for the namespace's function `name`: 1, 0, or -1 with an error */
 static int
-start_read(PreadCall *self)
+global_true(PyObject *name, PyObject *const *args, size_t nargs, PyObject **value)
+{
+    PyObject *fn = global(name);
+    if (fn == NULL)
+        return -1;
+    PyObject *result = PyObject_Vectorcall(fn, args, nargs, NULL);
+    Py_DECREF(fn);
+    if (result == NULL)
+        return -1;
+    if (value != NULL) {
+        *value = result;
+        return 1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+/* The copy of what the page cache holds, tried first (the reference's `head`): 2, the read
+ * answered (*value set); 1, the copy stopped at a page's end (self->head set, the size and
+ * offset arguments moved past it); 0, no copy (or it refused: copies_refused()); -1 error */
+static int
+copy_first(PreadCall *self, long long *size, long long *offset, PyObject **value)
+{
+    PyObject **a = self->args;
+    PyObject *copy_args[3] = {a[A_FD], a[A_SIZE], a[A_OFFSET]};
+    PyObject *copy;
+    if (global_true(s_read_cached, copy_args, 3, &copy) < 0)
+        return -1;
+    if (PyBytes_CheckExact(copy)) {
+        long long copied = PyBytes_GET_SIZE(copy);
+        if (copied == *size || copied == 0 || (*offset + copied) % page_size) {
+            *value = copy;
+            return 2;
+        }
+        PyObject *rest = PyLong_FromLongLong(*size - copied);
+        PyObject *at = rest == NULL ? NULL : PyLong_FromLongLong(*offset + copied);
+        if (at == NULL) {
+            Py_XDECREF(rest);
+            Py_DECREF(copy);
+            return -1;
+        }
+        self->head = copy;
+        Py_SETREF(a[A_SIZE], rest);
+        Py_SETREF(a[A_OFFSET], at);
+        *size -= copied;
+        *offset += copied;
+        return 1;
+    }
+    int refused = PyObject_RichCompareBool(copy, no_nowait, Py_EQ);
+    Py_DECREF(copy);
+    if (refused > 0)
+        refused = global_true(s_copies_refused, &a[A_FD], 1, NULL) < 0 ? -1 : 0;
+    return refused < 0 ? -1 : 0;
+}
+
+/* The first step's common case. 1: made, self->op and self->future set (the future maybe
+ * done); 2: answered by the copy alone (*value set); 0: not this case, nothing done (the
+ * reference does it all); -1: an error. */
+static int
+start_read(PreadCall *self, PyObject **value)
 {
     PyObject **a = self->args;
     PyObject *loop = self->loop;
@@ -154,8 +219,30 @@ start_read(PreadCall *self)
         unusable = attr_true(state, s_forked);
     int copies = unusable == 0 && a[A_CACHED_COPY] == Py_True ? attr_true(state, s_inline) : 0;
     Py_DECREF(state);
-    if (unusable != 0 || copies != 0) /* forked, or a copy to try first */
-        return unusable < 0 || copies < 0 ? -1 : 0;
+    if (unusable != 0) /* closed or forked: the reference raises */
+        return unusable < 0 ? -1 : 0;
+    if (copies > 0) { /* as the reference's: allowed, and a turn of the inline budget */
+        seen = PyDict_GetItemWithError(checked, a[A_FD]);
+        if (seen == NULL && PyErr_Occurred())
+            return -1;
+        if (seen != Py_True) {
+            PyObject *seen_or = seen == NULL ? Py_None : seen;
+            copies = PyObject_IsTrue(seen_or);
+            if (copies == 0)
+                copies = global_true(s_copies_cached, &a[A_FD], 1, NULL);
+        }
+        if (copies > 0)
+            copies = call_true(loop, s_inline_turn, &a[A_SIZE], 1);
+        if (copies > 0)
+            copies = copy_first(self, &size, &offset, value);
+        if (copies == 2)
+            return 2;
+        seen = PyDict_GetItemWithError(checked, a[A_FD]); /* (as it is now) */
+        if (seen == NULL && PyErr_Occurred())
+            return -1;
+    }
+    if (copies < 0)
+        return -1;
 
     int into_result;
     if (direct == Py_False)
@@ -271,6 +358,7 @@ finish(PreadCall *self)
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
     Py_CLEAR(self->inner);
+    Py_CLEAR(self->head);
 }
 
 /* The CancelledError being raised meets the `except` of the reference: _abandon(op, future)
@@ -334,6 +422,8 @@ resume(PreadCall *self, int waited, PyObject **result)
     if (done > 0) {
         PyObject *stack[1] = {self->future};
         value = PyObject_VectorcallMethod(s_result, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (value != NULL && self->head != NULL) /* head + data, as the reference returns */
+            Py_SETREF(value, PyNumber_Add(self->head, value));
     }
     if (value == NULL && waited)
         abandon_on_cancel(self);
@@ -374,10 +464,12 @@ step(PreadCall *self, PyObject *arg, PyObject **result)
             PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
             return PYGEN_ERROR;
         }
-        int made = start_read(self);
-        if (made < 0) {
+        PyObject *copied = NULL;
+        int made = start_read(self, &copied);
+        if (made < 0 || made == 2) {
             finish(self);
-            return PYGEN_ERROR;
+            *result = copied;
+            return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
         }
         if (made == 0) {
             PyObject **a = self->args;
@@ -645,6 +737,7 @@ pread_traverse(PreadCall *self, visitproc visit, void *arg)
     Py_VISIT(self->op);
     Py_VISIT(self->future);
     Py_VISIT(self->inner);
+    Py_VISIT(self->head);
     return 0;
 }
 
@@ -657,6 +750,7 @@ pread_clear(PreadCall *self)
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
     Py_CLEAR(self->inner);
+    Py_CLEAR(self->head);
     return 0;
 }
 
@@ -701,7 +795,7 @@ pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     self->loop = Py_NewRef(args[0]);
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = Py_NewRef(args[i + 1]);
-    self->op = self->future = self->inner = NULL;
+    self->op = self->future = self->inner = self->head = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -804,8 +898,13 @@ PyInit__loop_c(void)
     if (import_from("asyncio", "CancelledError", &cancelled_error) < 0 ||
         import_from("uringloop._ops.operation", "checked_positions", &checked_positions) < 0 ||
         import_long("uringloop._ops.args", "OFF_MAX", &off_max) < 0 ||
-        import_largest_slot(&pooled_max) < 0)
+        import_largest_slot(&pooled_max) < 0 || import_long("uringloop._aligned", "PAGE_SIZE", &page_size) < 0 ||
+        import_from("uringloop._ops.hotpath", "NO_NOWAIT", &no_nowait) < 0)
         return NULL;
+    if (page_size <= 0) {
+        PyErr_SetString(PyExc_ImportError, "PAGE_SIZE is not positive");
+        return NULL;
+    }
     checked = PyObject_CallNoArgs(checked_positions);
     Py_DECREF(checked_positions);
     if (checked == NULL)
@@ -824,7 +923,8 @@ PyInit__loop_c(void)
         intern(&s_result, "result") < 0 || intern(&s_blocking, "_asyncio_future_blocking") < 0 ||
         intern(&s_throw, "throw") < 0 || intern(&s_close, "close") < 0 || intern(&s_value, "value") < 0 ||
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
-        intern(&s_copies_cached, "copies_cached") < 0)
+        intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
+        intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0)
         return NULL;
     if (PyType_Ready(&PreadCall_Type) < 0)
         return NULL;

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,28 @@ from uringloop._buffers import SLOT_SIZES
 from uringloop._ops import hotpath
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+
+@pytest.fixture(autouse=True, params=["as called", "vouched for"])
+def vouched(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test twice: as written, and with every read at an offset of a regular file
+    vouched for (known_seekable=True), which takes the compiled coroutine's own path from
+    the first read of a descriptor in a loop iteration (the other, only from the second)."""
+    if request.param == "as called":
+        return
+    real = _loop.Loop.pread
+
+    def pread(self: Any, fd: Any, size: Any, offset: Any = -1, **kwargs: Any) -> Any:
+        try:
+            regular = type(fd) is int and type(offset) is int and offset >= 0
+            regular = regular and stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if regular:
+            kwargs.setdefault("known_seekable", True)
+        return real(self, fd, size, offset, **kwargs)
+
+    monkeypatch.setattr(_loop.Loop, "pread", pread)
 
 
 def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
