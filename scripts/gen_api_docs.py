@@ -251,10 +251,6 @@ def _members(cls: type) -> Iterator[tuple[str, Any]]:
                 continue
             if isinstance(value, (staticmethod, classmethod)):
                 value = value.__func__
-            if not inspect.isfunction(value) and inspect.isfunction(
-                getattr(value, "__wrapped__", None)
-            ):
-                value = value.__wrapped__  # a compiled twin's descriptor around its reference
             if isinstance(value, property) or inspect.isfunction(value):
                 found[name] = (klass, value)
     for name, (_, value) in found.items():

@@ -78,8 +78,7 @@ _pread_call = compiled("uringloop._loop_c", "pread_call")
 if _pread_call is not None:  # create_task(), gather() and iscoroutine() take it
     collections.abc.Coroutine.register(compiled("uringloop._loop_c", "PreadCall"))
     compiled("uringloop._loop_c", "use_namespace")(globals())  # Read, _Future, ... as here
-# (Loop.call_soon's twin, below the class, is in the same compiled module.)
-LOOP_IMPLEMENTATION = "python" if _pread_call is None else "c"
+PREAD_IMPLEMENTATION = "python" if _pread_call is None else "c"
 
 # "c" or "python" when the four twins agree, else which one runs where.
 IMPLEMENTATION = (
@@ -87,9 +86,9 @@ IMPLEMENTATION = (
     if QUEUES_IMPLEMENTATION
     == READS_IMPLEMENTATION
     == HANDLES_IMPLEMENTATION
-    == LOOP_IMPLEMENTATION
+    == PREAD_IMPLEMENTATION
     else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}, "
-    f"handles {HANDLES_IMPLEMENTATION}, loop {LOOP_IMPLEMENTATION}"
+    f"handles {HANDLES_IMPLEMENTATION}, pread {PREAD_IMPLEMENTATION}"
 )
 
 if TYPE_CHECKING:
@@ -1286,13 +1285,6 @@ class Loop(asyncio.SelectorEventLoop):
             f"<{type(self).__name__} running={self.is_running()} "
             f"closed={self.is_closed()} debug={self.get_debug()} files={mode}>"
         )
-
-
-# Loop.call_soon compiled: a method descriptor around the reference above (_loop_c.c),
-# which makes the common call itself and hands it every other.
-_call_soon = compiled("uringloop._loop_c", "CallSoon")
-if _call_soon is not None:
-    Loop.call_soon = _call_soon(Loop.__dict__["call_soon"])  # type: ignore[method-assign]
 
 
 def _reraise(exc: BaseException) -> None:

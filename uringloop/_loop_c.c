@@ -1,8 +1,8 @@
 /*
- * Two hot methods of the loop, compiled: Loop.pread's coroutine and Loop.call_soon (below).
+ * The coroutine of Loop.pread, compiled.
  *
- * The twins of Loop._pread and Loop.call_soon (uringloop/_loop.py), the readable
- * references. pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) returns
+ * The twin of Loop._pread (uringloop/_loop.py), which is the readable reference:
+ * pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) returns
  * a coroutine (registered as a collections.abc.Coroutine, so create_task(), gather() and
  * iscoroutine() take it) that behaves as `loop._pread(...)`'s. Nothing happens before its
  * first step, as with a coroutine: the arguments are looked at then.
@@ -25,7 +25,6 @@
  */
 #include "_twin_helpers.h"
 #include <limits.h>
-#include <stddef.h>
 
 enum { NEW, WAITING, DELEGATING, DONE };
 enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_DIRECT, N_ARGS };
@@ -843,164 +842,6 @@ static PyTypeObject PreadCall_Type = {
     .tp_finalize = (destructor)pread_finalize,
 };
 
-/*
- * Loop.call_soon, compiled: a method descriptor (bound as a Python function is, and called
- * without a bound method by `loop.call_soon(...)` and by asyncio's C futures) wrapping the
- * reference, the Python function. Outside debug mode, on an open loop, with the arguments
- * the reference takes (callback, *args, context=), it does what the reference does: the
- * handle _ready_handle(callback, args, loop, context) appended to loop._ready. Every other
- * call is the reference's.
- */
-typedef struct {
-    PyObject_HEAD
-    PyObject *func; /* the reference */
-    vectorcallfunc vectorcall;
-} CallSoon;
-
-static PyObject *s_debug, *s_ready_handle, *s_append, *s_context;
-
-static PyObject *
-call_soon_vectorcall(CallSoon *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *context = Py_None;
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
-        if (PyTuple_GET_SIZE(kwnames) != 1 || PyTuple_GET_ITEM(kwnames, 0) != s_context)
-            goto reference; /* (a name not interned, or another: the reference says) */
-        context = args[nargs];
-    }
-    if (nargs < 2 || namespace == NULL) /* (use_namespace() not called: not in use) */
-        goto reference;
-    PyObject *loop = args[0];
-    int special = attr_true(loop, s_closed);
-    if (special == 0)
-        special = attr_true(loop, s_debug);
-    if (special < 0)
-        return NULL;
-    if (special)
-        goto reference;
-    PyObject *callback_args = PyTuple_New(nargs - 2);
-    if (callback_args == NULL)
-        return NULL;
-    for (Py_ssize_t i = 2; i < nargs; i++)
-        PyTuple_SET_ITEM(callback_args, i - 2, Py_NewRef(args[i]));
-    PyObject *make = global(s_ready_handle);
-    PyObject *handle_args[4] = {args[1], callback_args, loop, context};
-    PyObject *handle = make == NULL ? NULL : PyObject_Vectorcall(make, handle_args, 4, NULL);
-    Py_XDECREF(make);
-    Py_DECREF(callback_args);
-    if (handle == NULL)
-        return NULL;
-    PyObject *ready = PyObject_GetAttr(loop, s_ready);
-    PyObject *appended = ready == NULL ? NULL : PyObject_CallMethodOneArg(ready, s_append, handle);
-    Py_XDECREF(ready);
-    if (appended == NULL) {
-        Py_DECREF(handle);
-        return NULL;
-    }
-    Py_DECREF(appended);
-    return handle;
-reference:
-    return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
-}
-
-static PyObject *
-call_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    PyObject *func;
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
-        PyErr_SetString(PyExc_TypeError, "CallSoon() takes no keyword arguments");
-        return NULL;
-    }
-    if (!PyArg_UnpackTuple(args, "CallSoon", 1, 1, &func))
-        return NULL;
-    if (!PyCallable_Check(func)) {
-        PyErr_SetString(PyExc_TypeError, "CallSoon() takes the reference function");
-        return NULL;
-    }
-    CallSoon *self = (CallSoon *)type->tp_alloc(type, 0);
-    if (self == NULL)
-        return NULL;
-    self->func = Py_NewRef(func);
-    self->vectorcall = (vectorcallfunc)call_soon_vectorcall;
-    return (PyObject *)self;
-}
-
-static PyObject *
-call_soon_get(PyObject *self, PyObject *obj, PyObject *type)
-{
-    if (obj == NULL || obj == Py_None)
-        return Py_NewRef(self);
-    return PyMethod_New(self, obj);
-}
-
-/* What the reference says of itself (__doc__, __name__, __signature__ through __wrapped__,
- * ...), for what is not the descriptor's own. */
-static PyObject *
-call_soon_getattro(CallSoon *self, PyObject *name)
-{
-    PyObject *value = PyObject_GenericGetAttr((PyObject *)self, name);
-    if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
-        return value;
-    PyErr_Clear();
-    return PyObject_GetAttr(self->func, name);
-}
-
-static PyObject *
-call_soon_wrapped(CallSoon *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->func);
-}
-
-static PyObject *
-call_soon_doc(CallSoon *self, void *Py_UNUSED(closure))
-{
-    return PyObject_GetAttrString(self->func, "__doc__");
-}
-
-static int
-call_soon_traverse(CallSoon *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->func);
-    return 0;
-}
-
-static int
-call_soon_clear(CallSoon *self)
-{
-    Py_CLEAR(self->func);
-    return 0;
-}
-
-static void
-call_soon_dealloc(CallSoon *self)
-{
-    PyObject_GC_UnTrack(self);
-    call_soon_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyGetSetDef call_soon_getset[] = {
-    {"__wrapped__", (getter)call_soon_wrapped, NULL, NULL, NULL},
-    {"__doc__", (getter)call_soon_doc, NULL, NULL, NULL},
-    {NULL}};
-
-static PyTypeObject CallSoon_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "uringloop._loop_c.CallSoon",
-    .tp_basicsize = sizeof(CallSoon),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_vectorcall_offset = offsetof(CallSoon, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_new = call_soon_new,
-    .tp_descr_get = call_soon_get,
-    .tp_getattro = (getattrofunc)call_soon_getattro,
-    .tp_getset = call_soon_getset,
-    .tp_traverse = (traverseproc)call_soon_traverse,
-    .tp_clear = (inquiry)call_soon_clear,
-    .tp_dealloc = (destructor)call_soon_dealloc,
-};
-
 static PyMethodDef functions[] = {
     {"use_namespace", (PyCFunction)use_namespace, METH_O,
      "use_namespace(globals): where pread_call()'s coroutines look up Read, _Future and "
@@ -1013,7 +854,7 @@ static PyMethodDef functions[] = {
 static struct PyModuleDef loop_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "uringloop._loop_c",
-    .m_doc = "The compiled twins of Loop._pread and Loop.call_soon (uringloop/_loop.py).",
+    .m_doc = "The compiled twin of Loop._pread (uringloop/_loop.py).",
     .m_size = -1,
     .m_methods = functions,
 };
@@ -1085,16 +926,12 @@ PyInit__loop_c(void)
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0)
         return NULL;
-    if (intern(&s_debug, "_debug") < 0 || intern(&s_ready_handle, "_ready_handle") < 0 ||
-        intern(&s_append, "append") < 0 || intern(&s_context, "context") < 0)
-        return NULL;
-    if (PyType_Ready(&PreadCall_Type) < 0 || PyType_Ready(&CallSoon_Type) < 0)
+    if (PyType_Ready(&PreadCall_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&loop_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "PreadCall", (PyObject *)&PreadCall_Type) < 0 ||
-        PyModule_AddObjectRef(m, "CallSoon", (PyObject *)&CallSoon_Type) < 0) {
+    if (PyModule_AddObjectRef(m, "PreadCall", (PyObject *)&PreadCall_Type) < 0) {
         Py_DECREF(m);
         return NULL;
     }
