@@ -237,6 +237,8 @@ start_read(PreadCall *self, PyObject **value)
             copies = copy_first(self, &size, &offset, value);
         if (copies == 2)
             return 2;
+        if (copies < 0)
+            return -1;
         seen = PyDict_GetItemWithError(checked, a[A_FD]); /* (as it is now) */
         if (seen == NULL && PyErr_Occurred())
             return -1;
