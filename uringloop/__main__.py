@@ -150,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         hot_path = names.get(implementation, implementation)
         thread_reads = names[uringloop.threads.IMPLEMENTATION]
         if hot_path == thread_reads:
-            what = f"{hot_path} hot path (ring queues, reads, ready handles, thread reads)"
+            what = f"{hot_path} hot path (ring queues, reads, ready handles, pread, thread reads)"
         else:
             what = (
-                f"{hot_path} hot path (ring queues, reads, ready handles), "
+                f"{hot_path} hot path (ring queues, reads, ready handles, pread), "
                 f"{thread_reads} thread reads"
             )
         print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, {what}")
