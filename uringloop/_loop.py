@@ -962,7 +962,8 @@ class Loop(asyncio.SelectorEventLoop):
         direct: bool | None,
     ) -> bytes:
         """pread's coroutine: the reference of its compiled twin (_loop_c.pread_call, which
-        makes the common case of a read on the ring itself and hands every other to this)."""
+        makes the common case itself, the page-cache copy and then the ring, and hands every
+        other to this)."""
         # The hot path: table.pread built with the loop's buffer pool, _run() inlined.
         if (
             type(fd) is int

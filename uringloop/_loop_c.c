@@ -69,39 +69,59 @@ global(PyObject *name)
     return Py_XNewRef(value);
 }
 
+/* The truth of `value`, a new reference it releases: 1, 0, or -1 with an error set (also
+ * where `value` is NULL, the call that made it having failed). */
+static int
+truth_of(PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* `value` (a new reference, or NULL from a failed call) dropped: 0, or -1 with an error. */
+static int
+dropped(PyObject *value)
+{
+    Py_XDECREF(value);
+    return value == NULL ? -1 : 0;
+}
+
 /* truth of getattr(obj, name): 1, 0, or -1 with an error set */
 static int
 attr_true(PyObject *obj, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return -1;
-    int truth = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return truth;
+    return truth_of(PyObject_GetAttr(obj, name));
 }
 
-/* truth of obj.name(*args): 1, 0, or -1 with an error set */
-static int
-call_true(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
+/* obj.name(*args), at most two: a new reference, or NULL with an error set */
+static PyObject *
+call_method(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
 {
     PyObject *stack[3] = {obj, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
-    PyObject *value = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    if (value == NULL)
-        return -1;
-    int truth = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return truth;
+    return PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-/* obj.name(*args), its value dropped: 0, or -1 with an error set */
-static int
-call_only(PyObject *obj, PyObject *name, PyObject *const *args, size_t nargs)
+/* The namespace's function `name` called with `args`: a new reference, or NULL. */
+static PyObject *
+call_global(PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *stack[3] = {obj, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
-    PyObject *value = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_XDECREF(value);
-    return value == NULL ? -1 : 0;
+    PyObject *fn = global(name);
+    if (fn == NULL)
+        return NULL;
+    PyObject *result = PyObject_Vectorcall(fn, args, nargs, NULL);
+    Py_DECREF(fn);
+    return result;
+}
+
+/* *seen = checked.get(fd), borrowed (NULL: not there): 0, or -1 with an error set. */
+static int
+checked_get(PyObject *fd, PyObject **seen)
+{
+    *seen = PyDict_GetItemWithError(checked, fd);
+    return *seen == NULL && PyErr_Occurred() ? -1 : 0;
 }
 
 /* len(loop._ready): >= 0, or -1 with an error set */
@@ -127,26 +147,6 @@ small_int(PyObject *value, int *fits)
     return v;
 }
 
-/* truth of `fn(*args)` for the namespace's function `name`: 1, 0, or -1 with an error */
-static int
-global_true(PyObject *name, PyObject *const *args, size_t nargs, PyObject **value)
-{
-    PyObject *fn = global(name);
-    if (fn == NULL)
-        return -1;
-    PyObject *result = PyObject_Vectorcall(fn, args, nargs, NULL);
-    Py_DECREF(fn);
-    if (result == NULL)
-        return -1;
-    if (value != NULL) {
-        *value = result;
-        return 1;
-    }
-    int truth = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return truth;
-}
-
 /* The copy of what the page cache holds, tried first (the reference's `head`): 2, the read
  * answered (*value set); 1, the copy stopped at a page's end (self->head set, the size and
  * offset arguments moved past it); 0, no copy (or it refused: copies_refused()); -1 error */
@@ -155,8 +155,8 @@ copy_first(PreadCall *self, long long *size, long long *offset, PyObject **value
 {
     PyObject **a = self->args;
     PyObject *copy_args[3] = {a[A_FD], a[A_SIZE], a[A_OFFSET]};
-    PyObject *copy;
-    if (global_true(s_read_cached, copy_args, 3, &copy) < 0)
+    PyObject *copy = call_global(s_read_cached, copy_args, 3);
+    if (copy == NULL)
         return -1;
     if (PyBytes_CheckExact(copy)) {
         long long copied = PyBytes_GET_SIZE(copy);
@@ -181,7 +181,7 @@ copy_first(PreadCall *self, long long *size, long long *offset, PyObject **value
     int refused = PyObject_RichCompareBool(copy, no_nowait, Py_EQ);
     Py_DECREF(copy);
     if (refused > 0)
-        refused = global_true(s_copies_refused, &a[A_FD], 1, NULL) < 0 ? -1 : 0;
+        refused = dropped(call_global(s_copies_refused, &a[A_FD], 1));
     return refused < 0 ? -1 : 0;
 }
 
@@ -206,8 +206,8 @@ start_read(PreadCall *self, PyObject **value)
     long long offset = small_int(a[A_OFFSET], &fits);
     if (!fits || fd < 0 || fd > INT_MAX || size < 1 || size > pooled_max || offset < 0 || offset > off_max)
         return 0;
-    PyObject *seen = PyDict_GetItemWithError(checked, a[A_FD]); /* borrowed; NULL: None */
-    if (seen == NULL && PyErr_Occurred())
+    PyObject *seen; /* NULL: not looked at (None) */
+    if (checked_get(a[A_FD], &seen) < 0)
         return -1;
     if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False)
         return 0; /* the position to check */
@@ -222,25 +222,23 @@ start_read(PreadCall *self, PyObject **value)
     if (unusable != 0) /* closed or forked: the reference raises */
         return unusable < 0 ? -1 : 0;
     if (copies > 0) { /* as the reference's: allowed, and a turn of the inline budget */
-        seen = PyDict_GetItemWithError(checked, a[A_FD]);
-        if (seen == NULL && PyErr_Occurred())
+        if (checked_get(a[A_FD], &seen) < 0)
             return -1;
         if (seen != Py_True) {
             PyObject *seen_or = seen == NULL ? Py_None : seen;
             copies = PyObject_IsTrue(seen_or);
             if (copies == 0)
-                copies = global_true(s_copies_cached, &a[A_FD], 1, NULL);
+                copies = truth_of(call_global(s_copies_cached, &a[A_FD], 1));
         }
         if (copies > 0)
-            copies = call_true(loop, s_inline_turn, &a[A_SIZE], 1);
+            copies = truth_of(call_method(loop, s_inline_turn, &a[A_SIZE], 1));
         if (copies > 0)
             copies = copy_first(self, &size, &offset, value);
         if (copies == 2)
             return 2;
         if (copies < 0)
             return -1;
-        seen = PyDict_GetItemWithError(checked, a[A_FD]); /* (as it is now) */
-        if (seen == NULL && PyErr_Occurred())
+        if (checked_get(a[A_FD], &seen) < 0) /* (as it is now) */
             return -1;
     }
     if (copies < 0)
@@ -250,18 +248,9 @@ start_read(PreadCall *self, PyObject **value)
     if (direct == Py_False)
         into_result = seen != Py_False;
     else if (direct == Py_None) {
-        into_result = seen == Py_True;
-        if (!into_result) {
-            PyObject *copies_cached = global(s_copies_cached);
-            PyObject *allowed = copies_cached == NULL ? NULL : PyObject_CallOneArg(copies_cached, a[A_FD]);
-            Py_XDECREF(copies_cached);
-            if (allowed == NULL)
-                return -1;
-            into_result = PyObject_IsTrue(allowed);
-            Py_DECREF(allowed);
-            if (into_result < 0)
-                return -1;
-        }
+        into_result = seen == Py_True ? 1 : truth_of(call_global(s_copies_cached, &a[A_FD], 1));
+        if (into_result < 0)
+            return -1;
     }
     else
         into_result = 0;
@@ -309,7 +298,7 @@ start_read(PreadCall *self, PyObject **value)
             return -1;
         if (positive) {
             PyObject *run_args[2] = {op, a[A_SIZE]};
-            lone = call_true(loop, s_run_lone, run_args, 2);
+            lone = truth_of(call_method(loop, s_run_lone, run_args, 2));
             if (lone < 0)
                 return -1;
         }
@@ -318,7 +307,7 @@ start_read(PreadCall *self, PyObject **value)
         PyObject *driver = PyObject_GetAttr(loop, s_driver);
         if (driver == NULL)
             return -1;
-        if (call_only(driver, s_queue_read, &op, 1) < 0) {
+        if (dropped(call_method(driver, s_queue_read, &op, 1)) < 0) {
             Py_DECREF(driver);
             return -1;
         }
@@ -326,7 +315,7 @@ start_read(PreadCall *self, PyObject **value)
         int early = waiting == 0 ? 1 : waiting < 0 ? -1 : attr_true(driver, s_slow_completions);
         Py_DECREF(driver);
         if (early > 0)
-            early = call_true(loop, s_submit_early, &a[A_SIZE], 1);
+            early = truth_of(call_method(loop, s_submit_early, &a[A_SIZE], 1));
         if (early < 0)
             return -1;
     }
@@ -385,7 +374,7 @@ abandon_on_cancel(PreadCall *self)
     PyErr_SetExcInfo(Py_XNewRef(type), Py_XNewRef(exc), Py_XNewRef(tb));
 #endif
     PyObject *abandon_args[2] = {self->op, self->future};
-    int failed = call_only(self->loop, s_abandon, abandon_args, 2) < 0;
+    int failed = dropped(call_method(self->loop, s_abandon, abandon_args, 2)) < 0;
 #if PY_VERSION_HEX >= 0x030B0000
     PyErr_SetHandledException(handled);
     Py_XDECREF(handled);
@@ -407,7 +396,7 @@ abandon_on_cancel(PreadCall *self)
 static PySendResult
 resume(PreadCall *self, int waited, PyObject **result)
 {
-    int done = call_true(self->future, s_done, NULL, 0);
+    int done = truth_of(call_method(self->future, s_done, NULL, 0));
     if (done == 0) {
         int blocking = attr_true(self->future, s_blocking);
         if (blocking == 0) {
@@ -494,7 +483,7 @@ step(PreadCall *self, PyObject *arg, PyObject **result)
         }
         for (int i = 0; i < N_ARGS; i++)
             Py_CLEAR(self->args[i]);
-        int done = call_true(self->future, s_done, NULL, 0);
+        int done = truth_of(call_method(self->future, s_done, NULL, 0));
         if (done < 0) {
             finish(self);
             return PYGEN_ERROR;
