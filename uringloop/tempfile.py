@@ -461,7 +461,8 @@ def NamedTemporaryFile(
         try:
             file = await _wrap(fd, mode, buffering, encoding, errors, newline, executor)
         except BaseException:
-            await _unlink_quietly(path, executor)
+            # The name goes too, even if this task is cancelled on the way (see _to_its_end).
+            await _to_its_end(_unlink_quietly(path, executor), _nothing, path, _remove_quietly)
             raise
         # As the tempfile module does: the file object's name is the path, not the fd.
         raw = getattr(file, "buffer", file)

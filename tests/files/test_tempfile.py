@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import os
 import stat
@@ -365,6 +366,75 @@ async def test_a_creation_cancelled_twice_leaks_no_descriptor(
                 await (await task).close()
             except asyncio.CancelledError:
                 pass
+    await _settle()
+    assert os.listdir(tmp_path) == []
+
+
+class _UnlinksHeld(concurrent.futures.Executor):
+    """An executor that runs each job at once in the caller, except os.unlink's: those wait,
+    not started (cancellable, as a pool's queued job), until release()."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[concurrent.futures.Future[Any], Any, tuple[Any, ...]]] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        call = functools.partial(fn, *args, **kwargs)
+        if os.unlink in (fn, getattr(fn, "func", None)):
+            self.held.append((future, call, ()))
+            return future
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(call())
+        except BaseException as e:
+            future.set_exception(e)
+        return future
+
+    def release(self) -> int:
+        """Run the held jobs that were not cancelled meanwhile; how many ran."""
+        ran = 0
+        for future, call, _ in self.held:
+            if future.set_running_or_notify_cancel():
+                ran += 1
+                try:
+                    future.set_result(call())
+                except BaseException as e:
+                    future.set_exception(e)
+        self.held.clear()
+        return ran
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_failed_named_creation_removes_its_name_though_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # The file object cannot be made (an unknown encoding): the name just made is removed,
+    # and a cancellation landing on that removal does not stop it (the removal is queued,
+    # not started: a ring operation not yet submitted, or an executor job held).
+    executor = _UnlinksHeld()
+    unlink = uringloop.os.unlink
+    task: asyncio.Task[Any] | None = None
+    removing: list[str] = []
+
+    async def cancelled_on_the_way(path: Any, **kwargs: Any) -> None:
+        assert task is not None
+        removing.append(os.path.basename(path))
+        task.cancel()
+        # A callback ready: the ring's loop queues the unlink, not taking it to the
+        # kernel at once as it may when it has nothing else to do.
+        asyncio.get_running_loop().call_soon(lambda: None)
+        await unlink(path, **kwargs)
+
+    monkeypatch.setattr(uringloop.os, "unlink", cancelled_on_the_way)
+    creating = tempfile.NamedTemporaryFile(
+        "w+", encoding="no-such-codec", dir=tmp_path, executor=executor
+    )
+    task = asyncio.ensure_future(creating)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(removing) == 1  # the cancellation landed on the removal of the name made
+    executor.release()
     await _settle()
     assert os.listdir(tmp_path) == []
 
