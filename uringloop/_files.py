@@ -71,6 +71,7 @@ from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
 from ._stream_wait import StreamWait, never_waits
+from ._twins import compiled
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
 
@@ -1037,7 +1038,21 @@ def _check_can_detach(lock: _FileLock) -> None:
 class AsyncFileIO(_FileBase):
     """io.FileIO's async counterpart: each call is one operation (big reads: several)."""
 
-    _direct = False
+    # Slots: what read() and seek() look at first, which their compiled twins
+    # (_files_c.c) read at the slots' offsets.
+    __slots__ = (
+        "_closed_flag",
+        "_copies",
+        "_direct",
+        "_fd",
+        "_io_cache",
+        "_kernel_seeks",
+        "_lock",
+        "_pos",
+        "_readable",
+        "_seekable",
+    )
+
     _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
 
     # Made by uringloop.open only, which passes every argument by position: a call with
@@ -1077,8 +1092,8 @@ class AsyncFileIO(_FileBase):
         self._blksize = blksize
         self._size_hint = size_hint  # st_size at open, for the first readall() only
         self._executor = executor
-        if direct:  # (else the class attributes: no O_DIRECT, the default alignment)
-            self._direct = True
+        self._direct = bool(direct)
+        if direct:  # (else the class attributes: the default alignment)
             self._mem_align = dio_mem_align or _aligned.DEFAULT_ALIGNMENT
             self._off_align = dio_offset_align or _aligned.DEFAULT_ALIGNMENT
         self._lock = _FileLock()
@@ -1180,14 +1195,7 @@ class AsyncFileIO(_FileBase):
                     data = copy
                 elif copy == _NO_NOWAIT:
                     self._copies = False
-            lock.held = True  # (still free: nothing was awaited since it was found so)
-            try:
-                rest = await io_.pread(fd, size - len(data), pos + len(data), True, self._copies)
-                data = data + rest if data else rest
-                self._pos = pos + len(data)
-                return data
-            finally:
-                lock.release()
+            return await self._read_rest(io_, fd, size, pos, data)
         if not lock.try_acquire():
             await lock.acquire()
         try:
@@ -1198,6 +1206,20 @@ class AsyncFileIO(_FileBase):
             ):  # _read(-1), its checks passed
                 return await self._readall()
             return await self._read(size)
+        finally:
+            lock.release()
+
+    async def _read_rest(self, io_: _IO, fd: int, size: int, pos: int, data: bytes) -> bytes:
+        """read()'s common case after its copy (`data`, b"" without one): the rest of `size`
+        bytes at `pos` read by `io_`, the file's lock taken (free, nothing awaited since
+        read() found it so)."""
+        lock = self._lock
+        lock.held = True
+        try:
+            rest = await io_.pread(fd, size - len(data), pos + len(data), True, self._copies)
+            data = data + rest if data else rest
+            self._pos = pos + len(data)
+            return data
         finally:
             lock.release()
 
@@ -1662,6 +1684,18 @@ class AsyncFileIO(_FileBase):
 
 
 # -- buffered -------------------------------------------------------------------------------
+
+
+# AsyncFileIO.read and .seek compiled: methods whose coroutines make the common case
+# themselves and pass every other to the `async def` methods above, their reference (None:
+# those run).
+_install = compiled("uringloop._files_c", "install")
+if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
+    Coroutine.register(compiled("uringloop._files_c", "FileCall"))
+    AsyncFileIO.read, AsyncFileIO.seek = _install(  # type: ignore[method-assign]
+        AsyncFileIO, _FileLock, _RingIO, globals(), AsyncFileIO.read, AsyncFileIO.seek
+    )
+IMPLEMENTATION = "python" if _install is None else "c"
 
 
 class AsyncBufferedFile(_FileBase):

@@ -24,6 +24,7 @@
  * GeneratorExit at its `await` does not.
  */
 #include "_twin_helpers.h"
+#include "_coroutine_helpers.h"
 #include <limits.h>
 
 enum { NEW, WAITING, DELEGATING, DONE };
@@ -56,7 +57,7 @@ static PyObject *no_nowait;        /* read_cached's answer where the file cannot
 static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
-    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_value, *s_loop, *s_read, *s_future, *s_copies_cached,
+    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused;
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
@@ -322,23 +323,6 @@ start_read(PreadCall *self, PyObject **value)
     return 1;
 }
 
-/* The value of a StopIteration being raised (a new reference), the error cleared; NULL with
- * the error left where it is another one. */
-static PyObject *
-take_stop_value(void)
-{
-    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
-        return NULL;
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    PyObject *value = exc == NULL ? NULL : PyObject_GetAttr(exc, s_value);
-    Py_XDECREF(type);
-    Py_XDECREF(exc);
-    Py_XDECREF(tb);
-    return value;
-}
-
 /* Enter DONE, dropping what the steps held. */
 static void
 finish(PreadCall *self)
@@ -528,28 +512,6 @@ pread_send(PreadCall *self, PyObject *arg, PyObject **result)
     return sent;
 }
 
-/* A PySendResult as a step of the iterator protocol: the value yielded, or NULL with
- * StopIteration (carrying the value returned) or the error set. */
-static PyObject *
-as_step(PySendResult sent, PyObject *value)
-{
-    if (sent == PYGEN_NEXT)
-        return value;
-    if (sent == PYGEN_RETURN) {
-        if (value == Py_None)
-            PyErr_SetNone(PyExc_StopIteration);
-        else {
-            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
-            }
-        }
-        Py_DECREF(value);
-    }
-    return NULL;
-}
-
 static PyObject *
 pread_iternext(PreadCall *self)
 {
@@ -564,47 +526,6 @@ pread_send_method(PreadCall *self, PyObject *arg)
     PyObject *value;
     PySendResult sent = pread_send(self, arg, &value);
     return as_step(sent, value);
-}
-
-/* Set the exception throw(typ[, val[, tb]]) raises, as a generator's throw() makes it: 0,
- * or -1 with a TypeError set for arguments that do not make one. */
-static int
-set_thrown(PyObject *typ, PyObject *val, PyObject *tb)
-{
-    if (tb == Py_None)
-        tb = NULL;
-    else if (tb != NULL && !PyTraceBack_Check(tb)) {
-        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
-        return -1;
-    }
-    Py_INCREF(typ);
-    Py_XINCREF(val);
-    Py_XINCREF(tb);
-    if (PyExceptionClass_Check(typ))
-        PyErr_NormalizeException(&typ, &val, &tb);
-    else if (PyExceptionInstance_Check(typ)) {
-        if (val != NULL && val != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
-            goto failed;
-        }
-        Py_XDECREF(val);
-        val = typ;
-        typ = Py_NewRef(PyExceptionInstance_Class(typ));
-        if (tb == NULL)
-            tb = PyException_GetTraceback(val);
-    }
-    else {
-        PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %s",
-                     Py_TYPE(typ)->tp_name);
-        goto failed;
-    }
-    PyErr_Restore(typ, val, tb);
-    return 0;
-failed:
-    Py_DECREF(typ);
-    Py_XDECREF(val);
-    Py_XDECREF(tb);
-    return -1;
 }
 
 static PyObject *
@@ -912,7 +833,7 @@ PyInit__loop_c(void)
         intern(&s_submit_early, "_submit_early") < 0 || intern(&s_abandon, "_abandon") < 0 ||
         intern(&s_pread, "_pread") < 0 || intern(&s_waiter, "waiter") < 0 || intern(&s_done, "done") < 0 ||
         intern(&s_result, "result") < 0 || intern(&s_blocking, "_asyncio_future_blocking") < 0 ||
-        intern(&s_throw, "throw") < 0 || intern(&s_close, "close") < 0 || intern(&s_value, "value") < 0 ||
+        intern(&s_throw, "throw") < 0 || intern(&s_close, "close") < 0 ||
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0)

@@ -24,7 +24,16 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "uringloop._ops._hotpath": ("uringloop/_ops/_hotpath.c", "uringloop/_twin_helpers.h"),
     "uringloop._handle_c": ("uringloop/_handle_c.c", "uringloop/_twin_helpers.h"),
     "uringloop._threads_c": ("uringloop/_threads_c.c", "uringloop/_twin_helpers.h"),
-    "uringloop._loop_c": ("uringloop/_loop_c.c", "uringloop/_twin_helpers.h"),
+    "uringloop._loop_c": (
+        "uringloop/_loop_c.c",
+        "uringloop/_twin_helpers.h",
+        "uringloop/_coroutine_helpers.h",
+    ),
+    "uringloop._files_c": (
+        "uringloop/_files_c.c",
+        "uringloop/_twin_helpers.h",
+        "uringloop/_coroutine_helpers.h",
+    ),
 }
 
 _ROOT = Path(__file__).resolve().parent.parent  # (EXTENSIONS' paths start here)

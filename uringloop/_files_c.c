@@ -1,0 +1,721 @@
+/*
+ * AsyncFileIO.read and AsyncFileIO.seek, compiled.
+ *
+ * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO, which are the
+ * readable reference. install() returns the two as methods of the class whose calls return
+ * a coroutine (a FileCall, registered as a collections.abc.Coroutine, so create_task(),
+ * gather() and iscoroutine() take it) that behaves as the reference's. Nothing happens
+ * before its first step, as with a coroutine: the arguments and the file are looked at then.
+ *
+ * Its first step makes the common case itself, from the file's slots (read at the offsets
+ * of their member descriptors, where an attribute lookup would cost as much as the
+ * reference's bytecode): seek(offset) at a plain file's position, and read(size) of 1 byte
+ * up to PARALLEL_MIN from a plain file at its position, copied from the page cache within
+ * the loop's inline budget. A read the copy does not complete goes on in the reference's
+ * AsyncFileIO._read_rest, as the reference's own does. Every other case (other arguments,
+ * another class, the file's lock taken or waited for, a closed, direct or unseekable file,
+ * I/O not yet set up for the running loop) is the reference's own coroutine, which this one
+ * creates then and passes every step to, as `await` would: it is decided before anything
+ * is done but what the reference does first too (looking up the running loop).
+ *
+ * Invariant: a FileCall in DELEGATING holds the coroutine it passes steps to; nothing else
+ * is left to do of its own.
+ */
+#include "_twin_helpers.h"
+#include "_coroutine_helpers.h"
+#include <limits.h>
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define OBJECT_SLOT T_OBJECT_EX
+#define SLOT_READONLY READONLY
+#else
+#define OBJECT_SLOT Py_T_OBJECT_EX
+#define SLOT_READONLY Py_READONLY
+#endif
+
+enum { NEW, DELEGATING, DONE };
+enum { READ, SEEK };
+
+typedef struct {
+    PyObject_HEAD
+    int state;
+    int running;     /* a step is under way (a reentrant one is refused) */
+    int kind;        /* READ or SEEK */
+    PyObject *file;  /* until the first step */
+    PyObject *arg;   /* read's size, seek's offset */
+    PyObject *whence;/* seek's */
+    PyObject *inner; /* DELEGATING: the coroutine steps go to */
+} FileCall;
+
+static PyTypeObject FileCall_Type;
+
+/* What install() was given once. */
+static PyTypeObject *file_type, *lock_type, *ring_io_type;
+static PyObject *namespace;           /* uringloop._files' globals: read_cached and
+                                       * _running_loop are looked up there at each read */
+static PyObject *reference_read, *reference_seek; /* the `async def` twins */
+static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
+static PyObject *minus_one, *seek_set;
+static long long parallel_min, lseek_checked_from, page_size;
+/* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
+static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direct, o_seekable,
+    o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
+static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* The truth of a slot's value: 1, 0, -1 with an error set, or 2 where it is unset (the
+ * reference's lookup would raise AttributeError: it is left to it). */
+static int
+slot_truth(PyObject *obj, Py_ssize_t offset)
+{
+    PyObject *value = SLOT(obj, offset);
+    if (value == Py_True)
+        return 1;
+    if (value == Py_False)
+        return 0;
+    return value == NULL ? 2 : PyObject_IsTrue(value);
+}
+
+/* Store `value` (a new reference) in a slot. */
+static void
+slot_set(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    PyObject *old = SLOT(obj, offset);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+/* 1 where `value` is an exact int in [low, high), its value in *n; else 0. */
+static int
+int_in(PyObject *value, long long low, long long high, long long *n)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow;
+    *n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (*n == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return low <= *n && *n < high;
+}
+
+/* Whether the file's lock is free, nobody waiting for it (as the reference's `not
+ * lock.held and not lock.waiters`): 1, 0 (or left to the reference), -1 with an error. */
+static int
+lock_free(PyObject *file)
+{
+    PyObject *lock = SLOT(file, o_lock);
+    if (lock == NULL || Py_TYPE(lock) != lock_type)
+        return 0;
+    int held = slot_truth(lock, o_held);
+    if (held != 0)
+        return held < 0 ? -1 : 0;
+    int waiting = slot_truth(lock, o_waiters);
+    return waiting != 0 ? (waiting < 0 ? -1 : 0) : 1;
+}
+
+/* `expected` (0 or 1) for each of the file's flags at `offsets`: 1, 0, or -1 with an error. */
+static int
+flags_are(PyObject *file, const Py_ssize_t *offsets, const int *expected, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int truth = slot_truth(file, offsets[i]);
+        if (truth != expected[i])
+            return truth < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+/* namespace[name] called with `args`: a new reference, or NULL with an error set. */
+static PyObject *
+call_global(PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *fn = PyDict_GetItemWithError(namespace, name);
+    if (fn == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
+        return NULL;
+    }
+    Py_INCREF(fn);
+    PyObject *result = PyObject_Vectorcall(fn, args, nargs, NULL);
+    Py_DECREF(fn);
+    return result;
+}
+
+/* seek()'s common case: 1 with *value the new position, 0 where the reference seeks, or
+ * -1 with an error set. */
+static int
+seek_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file;
+    long long offset, whence;
+    if (Py_TYPE(file) != file_type || !int_in(self->whence, 0, 1, &whence) ||
+        !int_in(self->arg, 0, lseek_checked_from, &offset))
+        return 0;
+    int free = lock_free(file);
+    if (free <= 0)
+        return free;
+    static const int expected[] = {1, 0, 0};
+    const Py_ssize_t offsets[] = {o_seekable, o_kernel_seeks, o_closed};
+    int plain = flags_are(file, offsets, expected, 3);
+    if (plain <= 0)
+        return plain;
+    slot_set(file, o_pos, Py_NewRef(self->arg));
+    *value = Py_NewRef(self->arg);
+    return 1;
+}
+
+/* read()'s common case: 1 with *value the bytes copied (the whole read), 2 with *value the
+ * coroutine of _read_rest that reads the rest, 0 where the reference reads, or -1 with an
+ * error set. */
+static int
+read_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *size = self->arg;
+    long long n, position;
+    if (Py_TYPE(file) != file_type || !int_in(size, 1, parallel_min, &n))
+        return 0;
+    int free = lock_free(file);
+    if (free <= 0)
+        return free;
+    static const int expected[] = {1, 0, 0, 1};
+    const Py_ssize_t offsets[] = {o_readable, o_closed, o_direct, o_seekable};
+    int plain = flags_are(file, offsets, expected, 4);
+    if (plain <= 0)
+        return plain;
+    PyObject *io = SLOT(file, o_io_cache), *fd = SLOT(file, o_fd), *pos = SLOT(file, o_pos);
+    if (io == NULL || io == Py_None || fd == NULL || pos == NULL ||
+        !int_in(pos, 0, LLONG_MAX - parallel_min, &position))
+        return 0;
+    PyObject *running = call_global(s_running_loop, NULL, 0);
+    if (running == NULL)
+        return -1;
+    Py_DECREF(running); /* (compared by identity only) */
+    if (Py_TYPE(io) != ring_io_type || SLOT(io, o_loop) != running || SLOT(io, o_inline_turn) == NULL)
+        return 0;
+    int copies = slot_truth(file, o_copies);
+    if (copies < 0 || copies == 2)
+        return copies < 0 ? -1 : 0;
+    /* What the steps below use stays alive across the calls they make. */
+    Py_INCREF(io);
+    Py_INCREF(fd);
+    Py_INCREF(pos);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, 0);
+    int made = data == NULL ? -1 : 2;
+    int turn = 0;
+    if (made > 0 && copies) {
+        PyObject *inline_turn = Py_NewRef(SLOT(io, o_inline_turn));
+        PyObject *answer = PyObject_Vectorcall(inline_turn, &size, 1, NULL);
+        Py_DECREF(inline_turn);
+        turn = answer == NULL ? -1 : PyObject_IsTrue(answer);
+        Py_XDECREF(answer);
+        if (turn < 0)
+            made = -1;
+    }
+    if (made > 0 && turn) {
+        PyObject *args[3] = {fd, size, pos};
+        PyObject *copy = call_global(s_read_cached, args, 3);
+        if (copy == NULL)
+            made = -1;
+        else if (PyBytes_CheckExact(copy)) {
+            long long copied = PyBytes_GET_SIZE(copy);
+            /* Stopped short inside a page, or at once: EOF (_copy_was_whole) */
+            if (copied == n || !copied || (position + copied) % page_size) {
+                PyObject *moved = PyLong_FromLongLong(position + copied);
+                if (moved == NULL) {
+                    Py_DECREF(copy);
+                    made = -1;
+                }
+                else {
+                    slot_set(file, o_pos, moved);
+                    *value = copy;
+                    made = 1;
+                }
+            }
+            else
+                Py_SETREF(data, copy);
+        }
+        else {
+            int refused = PyObject_RichCompareBool(copy, no_nowait, Py_EQ);
+            Py_DECREF(copy);
+            if (refused < 0)
+                made = -1;
+            else if (refused)
+                slot_set(file, o_copies, Py_NewRef(Py_False));
+        }
+    }
+    if (made == 2) {
+        PyObject *stack[6] = {file, io, fd, size, pos, data};
+        *value = PyObject_VectorcallMethod(s_read_rest, stack, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (*value == NULL)
+            made = -1;
+    }
+    Py_XDECREF(data);
+    Py_DECREF(io);
+    Py_DECREF(fd);
+    Py_DECREF(pos);
+    return made;
+}
+
+/* Enter DONE, dropping what the steps held. */
+static void
+finish(FileCall *self)
+{
+    self->state = DONE;
+    Py_CLEAR(self->file);
+    Py_CLEAR(self->arg);
+    Py_CLEAR(self->whence);
+    Py_CLEAR(self->inner);
+}
+
+/* A step of the coroutine passed steps to (held by the caller across it): what it gave. */
+static PySendResult
+delegated(FileCall *self, PySendResult sent, PyObject *value, PyObject **result)
+{
+    if (sent != PYGEN_NEXT)
+        finish(self);
+    *result = value;
+    return sent;
+}
+
+static PySendResult
+step(FileCall *self, PyObject *arg, PyObject **result)
+{
+    switch (self->state) {
+    case NEW: {
+        if (arg != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+            return PYGEN_ERROR;
+        }
+        PyObject *value = NULL;
+        int made = self->kind == READ ? read_now(self, &value) : seek_now(self, &value);
+        if (made < 0 || made == 1) {
+            finish(self);
+            *result = value;
+            return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+        }
+        PyObject *inner = value; /* 2: _read_rest's coroutine */
+        if (made == 0) {
+            PyObject *stack[3] = {self->file, self->arg, self->whence};
+            inner = PyObject_Vectorcall(self->kind == READ ? reference_read : reference_seek, stack,
+                                        self->kind == READ ? 2 : 3, NULL);
+        }
+        if (inner == NULL) {
+            finish(self);
+            return PYGEN_ERROR;
+        }
+        Py_CLEAR(self->file);
+        Py_CLEAR(self->arg);
+        Py_CLEAR(self->whence);
+        self->inner = Py_NewRef(inner);
+        self->state = DELEGATING;
+        PySendResult sent = PyIter_Send(inner, Py_None, &value);
+        Py_DECREF(inner);
+        return delegated(self, sent, value, result);
+    }
+    case DELEGATING: {
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *value = NULL;
+        PySendResult sent = PyIter_Send(inner, arg, &value);
+        Py_DECREF(inner);
+        return delegated(self, sent, value, result);
+    }
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return PYGEN_ERROR;
+    }
+}
+
+/* 0, or -1 with ValueError set where a step is under way already. */
+static int
+not_running(FileCall *self)
+{
+    if (!self->running)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "coroutine already executing");
+    return -1;
+}
+
+static PySendResult
+call_send(FileCall *self, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    if (not_running(self) < 0)
+        return PYGEN_ERROR;
+    self->running = 1;
+    PySendResult sent = step(self, arg, result);
+    self->running = 0;
+    return sent;
+}
+
+static PyObject *
+call_iternext(FileCall *self)
+{
+    PyObject *value;
+    PySendResult sent = call_send(self, Py_None, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+call_send_method(FileCall *self, PyObject *arg)
+{
+    PyObject *value;
+    PySendResult sent = call_send(self, arg, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+call_throw(FileCall *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
+        return NULL;
+    }
+    if (not_running(self) < 0)
+        return NULL;
+    if (self->state == DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+        self->running = 1;
+        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        self->running = 0;
+        Py_DECREF(inner);
+        if (value != NULL)
+            return value;
+        PyObject *stop = take_stop_value();
+        finish(self);
+        return stop != NULL ? as_step(PYGEN_RETURN, stop) : NULL;
+    }
+    /* The exception raised at the coroutine's start (NEW: nothing was done), or none (DONE). */
+    int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
+    if (self->state == NEW && thrown < 0)
+        return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
+    if (self->state == DONE) {
+        if (thrown == 0) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        }
+        return NULL;
+    }
+    finish(self);
+    return NULL;
+}
+
+static PyObject *
+call_close(FileCall *self, PyObject *Py_UNUSED(ignored))
+{
+    if (not_running(self) < 0)
+        return NULL;
+    if (self->state == DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        finish(self);
+        self->running = 1;
+        PyObject *stack[1] = {inner};
+        PyObject *value = PyObject_VectorcallMethod(s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        self->running = 0;
+        Py_DECREF(inner);
+        return value;
+    }
+    finish(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+call_await(FileCall *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+call_name(FileCall *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(self->kind == READ ? "read" : "seek");
+}
+
+static PyObject *
+call_qualname(FileCall *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(self->kind == READ ? "AsyncFileIO.read" : "AsyncFileIO.seek");
+}
+
+static PyObject *
+call_running(FileCall *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+call_awaiting(FileCall *self, void *Py_UNUSED(closure))
+{
+    if (self->state == DELEGATING) {
+        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
+        if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
+            return value;
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+call_finalize(FileCall *self)
+{
+    if (self->state != NEW)
+        return;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    const char *message = self->kind == READ ? "coroutine 'AsyncFileIO.read' was never awaited"
+                                             : "coroutine 'AsyncFileIO.seek' was never awaited";
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, message, 1) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
+    PyErr_Restore(type, exc, tb);
+}
+
+static int
+call_traverse(FileCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->file);
+    Py_VISIT(self->arg);
+    Py_VISIT(self->whence);
+    Py_VISIT(self->inner);
+    return 0;
+}
+
+static int
+call_clear(FileCall *self)
+{
+    Py_CLEAR(self->file);
+    Py_CLEAR(self->arg);
+    Py_CLEAR(self->whence);
+    Py_CLEAR(self->inner);
+    return 0;
+}
+
+static void
+call_dealloc(FileCall *self)
+{
+    /* tracked while the finalizer runs, as a generator is: one it resurrects stays so */
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return; /* resurrected */
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+new_call(int kind, PyObject *file, PyObject *arg, PyObject *whence)
+{
+    FileCall *self = PyObject_GC_New(FileCall, &FileCall_Type);
+    if (self == NULL)
+        return NULL;
+    self->state = NEW;
+    self->running = 0;
+    self->kind = kind;
+    self->file = Py_NewRef(file);
+    self->arg = Py_NewRef(arg);
+    self->whence = Py_XNewRef(whence);
+    self->inner = NULL;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+/* The reference called with the same arguments (self first): its coroutine, or the
+ * TypeError its call raises for arguments it does not take. */
+static PyObject *
+reference_call(PyObject *reference, PyObject *file, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject **stack = PyMem_Malloc((total + 1) * sizeof(PyObject *));
+    if (stack == NULL)
+        return PyErr_NoMemory();
+    stack[0] = file;
+    for (Py_ssize_t i = 0; i < total; i++)
+        stack[i + 1] = args[i];
+    PyObject *result = PyObject_Vectorcall(reference, stack, nargs + 1, kwnames);
+    PyMem_Free(stack);
+    return result;
+}
+
+static PyObject *
+file_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(reference_read, file, args, nargs, kwnames);
+    return new_call(READ, file, nargs ? args[0] : minus_one, NULL);
+}
+
+static PyObject *
+file_seek(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(reference_seek, file, args, nargs, kwnames);
+    return new_call(SEEK, file, args[0], nargs > 1 ? args[1] : seek_set);
+}
+
+static PyMethodDef read_def = {
+    "read", (PyCFunction)(void (*)(void))file_read, METH_FASTCALL | METH_KEYWORDS,
+    "read($self, size=-1)\n--\n\nRead up to `size` bytes (all to the end: -1 or None) at the "
+    "file's position, which moves past them."};
+static PyMethodDef seek_def = {
+    "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,
+    "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
+    "new position."};
+
+static PyMethodDef call_methods[] = {
+    {"send", (PyCFunction)call_send_method, METH_O, "send(value): the coroutine's next step."},
+    {"throw", (PyCFunction)(void (*)(void))call_throw, METH_FASTCALL,
+     "throw(exc): raise exc at the coroutine's point."},
+    {"close", (PyCFunction)call_close, METH_NOARGS, "close(): end the coroutine."},
+    {NULL}};
+
+static PyGetSetDef call_getset[] = {
+    {"__name__", (getter)call_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)call_qualname, NULL, NULL, NULL},
+    {"cr_running", (getter)call_running, NULL, NULL, NULL},
+    {"cr_await", (getter)call_awaiting, NULL, NULL, NULL},
+    {NULL}};
+
+static PyAsyncMethods call_async = {
+    .am_await = (unaryfunc)call_await,
+    .am_send = (sendfunc)call_send,
+};
+
+#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
+#define AM_SEND_FLAG Py_TPFLAGS_HAVE_AM_SEND
+#else
+#define AM_SEND_FLAG 0
+#endif
+
+static PyTypeObject FileCall_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._files_c.FileCall",
+    .tp_basicsize = sizeof(FileCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | AM_SEND_FLAG,
+    .tp_doc = "The coroutine AsyncFileIO.read and .seek return (see the module's doc).",
+    .tp_as_async = &call_async,
+    .tp_iternext = (iternextfunc)call_iternext,
+    .tp_methods = call_methods,
+    .tp_getset = call_getset,
+    .tp_traverse = (traverseproc)call_traverse,
+    .tp_clear = (inquiry)call_clear,
+    .tp_dealloc = (destructor)call_dealloc,
+    .tp_finalize = (destructor)call_finalize,
+};
+
+/* *offset = the offset of `cls`'s slot `name` (an object slot one may set): 0, or -1 with a
+ * TypeError set. */
+static int
+slot_offset(PyTypeObject *cls, const char *name, Py_ssize_t *offset)
+{
+    PyObject *descr = PyObject_GetAttrString((PyObject *)cls, name);
+    if (descr == NULL)
+        return -1;
+    int usable = Py_IS_TYPE(descr, &PyMemberDescr_Type);
+    if (usable) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        usable = member->type == OBJECT_SLOT && !(member->flags & SLOT_READONLY);
+        *offset = member->offset;
+    }
+    Py_DECREF(descr);
+    if (!usable)
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", cls->tp_name, name);
+    return usable ? 0 : -1;
+}
+
+/* *into = namespace[name] as a long long: 0, or -1 with an error set. */
+static int
+namespace_long(const char *name, long long *into)
+{
+    PyObject *value = PyDict_GetItemString(namespace, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "the namespace has no %s", name);
+        return -1;
+    }
+    *into = PyLong_AsLongLong(value);
+    return *into == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
+        !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "install(AsyncFileIO, _FileLock, _RingIO, globals, read, seek) takes three "
+                        "classes, a dict and the two reference methods");
+        return NULL;
+    }
+    PyTypeObject *file = (PyTypeObject *)args[0], *lock = (PyTypeObject *)args[1],
+                 *ring_io = (PyTypeObject *)args[2];
+    Py_XSETREF(namespace, Py_NewRef(args[3]));
+    if (slot_offset(file, "_lock", &o_lock) < 0 || slot_offset(file, "_io_cache", &o_io_cache) < 0 ||
+        slot_offset(file, "_fd", &o_fd) < 0 || slot_offset(file, "_pos", &o_pos) < 0 ||
+        slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_closed_flag", &o_closed) < 0 ||
+        slot_offset(file, "_direct", &o_direct) < 0 || slot_offset(file, "_seekable", &o_seekable) < 0 ||
+        slot_offset(file, "_copies", &o_copies) < 0 || slot_offset(file, "_kernel_seeks", &o_kernel_seeks) < 0 ||
+        slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
+        slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
+        return NULL;
+    if (namespace_long("PARALLEL_MIN", &parallel_min) < 0 ||
+        namespace_long("LSEEK_CHECKED_FROM", &lseek_checked_from) < 0 ||
+        namespace_long("_PAGE_SIZE", &page_size) < 0)
+        return NULL;
+    if (page_size <= 0 || parallel_min <= 1) {
+        PyErr_SetString(PyExc_ValueError, "_PAGE_SIZE and PARALLEL_MIN must be positive");
+        return NULL;
+    }
+    PyObject *refused = PyDict_GetItemString(namespace, "_NO_NOWAIT");
+    if (refused == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the namespace has no _NO_NOWAIT");
+        return NULL;
+    }
+    Py_XSETREF(no_nowait, Py_NewRef(refused));
+    Py_XSETREF(reference_read, Py_NewRef(args[4]));
+    Py_XSETREF(reference_seek, Py_NewRef(args[5]));
+    file_type = (PyTypeObject *)Py_NewRef(file);
+    lock_type = (PyTypeObject *)Py_NewRef(lock);
+    ring_io_type = (PyTypeObject *)Py_NewRef(ring_io);
+    PyObject *read = PyDescr_NewMethod(file, &read_def);
+    PyObject *seek = read == NULL ? NULL : PyDescr_NewMethod(file, &seek_def);
+    PyObject *both = seek == NULL ? NULL : PyTuple_Pack(2, read, seek);
+    Py_XDECREF(read);
+    Py_XDECREF(seek);
+    return both;
+}
+
+static PyMethodDef functions[] = {
+    {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
+     "install(AsyncFileIO, _FileLock, _RingIO, globals, read, seek) -> (read, seek): the "
+     "compiled methods of AsyncFileIO, over the slots of those classes, with the reference "
+     "methods `read` and `seek` for what they do not do themselves."},
+    {NULL}};
+
+static struct PyModuleDef files_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "uringloop._files_c",
+    .m_doc = "The compiled twins of AsyncFileIO.read and .seek (uringloop/_files.py).",
+    .m_size = -1,
+    .m_methods = functions,
+};
+
+PyMODINIT_FUNC
+PyInit__files_c(void)
+{
+    if (import_from("os", "SEEK_SET", &seek_set) < 0 || (minus_one = PyLong_FromLong(-1)) == NULL ||
+        intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
+        intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
+        intern(&s_close, "close") < 0)
+        return NULL;
+    if (PyType_Ready(&FileCall_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&files_module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "FileCall", (PyObject *)&FileCall_Type) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return with_source_digest(m);
+}

@@ -1,0 +1,22 @@
+# Typing stub of the compiled twins of AsyncFileIO.read and .seek (see _files_c.c).
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+class FileCall(Coroutine[Any, Any, Any]):
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = ..., tb: Any = ..., /) -> Any: ...
+    def close(self) -> None: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __next__(self) -> Any: ...
+
+def install(
+    file: type,
+    lock: type,
+    ring_io: type,
+    namespace: dict[str, Any],
+    read: Callable[..., Any],
+    seek: Callable[..., Any],
+    /,
+) -> tuple[Any, Any]: ...
+
+SOURCE_DIGEST: str
