@@ -1,5 +1,6 @@
 """The compiled twins of the ring's queues, of the operations' hot path, of the loop's
-ready handles, of Loop.pread's coroutine and of threads.pread: built where they can be,
+ready handles, of Loop.pread's coroutine, of the raw files' read and seek and of
+threads.pread: built where they can be,
 used by default, and set aside by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python
 references."""
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from uringloop import _handle, _loop, _twins, threads
+from uringloop import _files, _handle, _loop, _twins, threads
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -28,7 +29,14 @@ async def main():
         data = await loop.pread(fd, 5, 0)
     finally:
         os.close(fd)
-    print(loop.uring_stats().implementation, uringloop.threads.IMPLEMENTATION, data.decode())
+    async with uringloop.open({path!r}, "rb", buffering=0) as f:
+        assert await f.read(5) == data
+    print(
+        loop.uring_stats().implementation,
+        uringloop.threads.IMPLEMENTATION,
+        uringloop._files.IMPLEMENTATION,
+        data.decode(),
+    )
 uringloop.run(main())
 """
 
@@ -58,10 +66,15 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION == "python"
         assert threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION == "python"
+        assert _files.IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
     assert expected == threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION
+    assert expected == _files.IMPLEMENTATION
+    assert (type(_files.AsyncFileIO.__dict__["read"]).__name__ == "method_descriptor") == (
+        expected == "c"
+    )
     assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
@@ -72,15 +85,15 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         coro.close()
     finally:
         loop.close()
-    assert _probe(tmp_path) == [expected, expected, "hello"]
+    assert _probe(tmp_path) == [expected, expected, expected, "hello"]
 
 
 def test_no_extensions_selects_the_pure_python_twin(tmp_path: Path) -> None:
-    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python", "python", "hello"]
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="1") == ["python"] * 3 + ["hello"]
     # "0" and "" mean "not set", as the other projects with this switch read it.
     built = all(importlib.util.find_spec(name) is not None for name in _twins.EXTENSIONS)
     default = "c" if built else "python"
-    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default, default, "hello"]
+    assert _probe(tmp_path, URINGLOOP_NO_EXTENSIONS="0") == [default] * 3 + ["hello"]
 
 
 def test_a_build_older_than_the_sources_gives_way_name_by_name(

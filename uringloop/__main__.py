@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import uringloop
+from uringloop import _files
 
 CHUNK = 128 * 1024
 BATCH = 16
@@ -148,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         probe.close()
         names = {"c": "compiled", "python": "pure-Python"}
         hot_path = names.get(implementation, implementation)
+        file_reads = names[_files.IMPLEMENTATION]
         thread_reads = names[uringloop.threads.IMPLEMENTATION]
-        if hot_path == thread_reads:
-            what = f"{hot_path} hot path (ring queues, reads, ready handles, pread, thread reads)"
+        parts = "ring queues, reads, ready handles, pread"
+        if hot_path == file_reads == thread_reads:
+            what = f"{hot_path} hot path ({parts}, file reads, thread reads)"
         else:
             what = (
-                f"{hot_path} hot path (ring queues, reads, ready handles, pread), "
+                f"{hot_path} hot path ({parts}), {file_reads} file reads, "
                 f"{thread_reads} thread reads"
             )
         print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, {what}")

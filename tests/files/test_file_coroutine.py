@@ -1,0 +1,178 @@
+"""A raw file's read() and seek() return coroutines, whichever twin makes them (the compiled
+FileCall of _files_c.c, or the `async def` methods of AsyncFileIO): nothing happens before
+their first step, tasks and gather take them, and they answer send, throw and close as a
+coroutine does."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import uringloop
+from uringloop import _files
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
+
+DATA = os.urandom(3 * 4096 + 100)
+
+
+@pytest_asyncio.fixture
+async def raw(tmp_path: Path) -> AsyncIterator[Any]:
+    path = tmp_path / "f.bin"
+    path.write_bytes(DATA)
+    f = await uringloop.open(path, "rb", buffering=0)
+    assert type(f) is _files.AsyncFileIO
+    yield f
+    await f.close()
+
+
+async def test_they_are_coroutines_that_tasks_and_gather_take(raw: Any) -> None:
+    for made in (raw.read(10), raw.seek(5)):
+        assert asyncio.iscoroutine(made)
+        made.close()
+    assert await asyncio.create_task(raw.seek(100)) == 100
+    assert await asyncio.create_task(raw.read(50)) == DATA[100:150]
+    assert await asyncio.gather(raw.seek(4000), raw.read(200)) == [4000, DATA[4000:4200]]
+    assert await asyncio.wait_for(raw.read(size=10), 10) == DATA[4200:4210]
+    assert await raw.seek(offset=7, whence=os.SEEK_SET) == 7
+    assert await raw.read() == DATA[7:]
+
+
+async def test_nothing_happens_before_the_first_step(raw: Any) -> None:
+    later_seek = raw.seek(4096)
+    later_read = raw.read(5)
+    assert await raw.read(3) == DATA[:3]  # neither moved the position
+    assert await later_read == DATA[3:8]
+    assert await later_seek == 4096
+    assert await raw.read(4) == DATA[4096:4100]
+
+
+async def test_their_arguments_are_looked_at_when_awaited(raw: Any) -> None:
+    wrong_size = raw.read("3")
+    wrong_offset = raw.seek(1.5)
+    wrong_whence = raw.seek(0, 7)
+    with pytest.raises(TypeError):
+        await wrong_size
+    with pytest.raises(TypeError):
+        await wrong_offset
+    with pytest.raises(OSError):
+        await wrong_whence
+    # Arguments no call takes fail at the call, as the reference's do.
+    with pytest.raises(TypeError):
+        raw.read(1, 2)
+    with pytest.raises(TypeError):
+        raw.seek()
+    with pytest.raises(TypeError):
+        raw.read(sizes=3)
+    assert await raw.read(True) == DATA[:1]  # (a bool is an int: read(1))
+    assert await raw.seek(True) == 1
+
+
+async def test_one_never_awaited_warns_as_a_coroutine_does(raw: Any) -> None:
+    for name in ("read", "seek"):
+        with pytest.warns(RuntimeWarning, match=f"'AsyncFileIO.{name}' was never awaited"):
+            getattr(raw, name)(10)
+            gc.collect()
+    assert await raw.read(2) == DATA[:2]
+
+
+async def test_closed_or_thrown_into_before_its_first_step_it_does_nothing(raw: Any) -> None:
+    raw.seek(100).close()
+    read = raw.read(10)
+    read.close()
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        read.send(None)
+    seek = raw.seek(200)
+    with pytest.raises(KeyError):
+        seek.throw(KeyError("in"))
+    assert await raw.read(4) == DATA[:4]
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        await seek
+
+
+async def test_a_copy_the_page_cache_cuts_short_is_read_on(
+    raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy stops at a page's end (read_cached made it give less): the rest is read
+    # after it (AsyncFileIO._read_rest), with the lock held meanwhile.
+    copies: list[tuple[int, int]] = []
+    read_cached = _files.read_cached
+
+    def one_page_at_most(fd: int, size: int, offset: int) -> Any:
+        copies.append((size, offset))
+        return read_cached(fd, min(size, 4096 - offset % 4096), offset)
+
+    monkeypatch.setattr(_files, "read_cached", one_page_at_most)
+    await raw.seek(4000)
+    read = asyncio.ensure_future(raw.read(300))
+    await asyncio.sleep(0)
+    if not read.done():  # (on the ring: the lock is held until it completes)
+        assert raw._lock.held
+    assert await read == DATA[4000:4300]
+    assert copies[:1] == [(300, 4000)]
+    assert not raw._lock.held
+    assert await raw.read(3) == DATA[4300:4303]
+
+
+async def test_a_file_the_page_cache_refuses_stops_copying(
+    raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_files, "read_cached", lambda fd, size, offset: _files._NO_NOWAIT)
+    assert await raw.read(10) == DATA[:10]
+    assert raw._copies is False
+    monkeypatch.undo()
+    assert await raw.read(10) == DATA[10:20]  # (on the ring, not copied)
+    assert raw._copies is False
+
+
+async def test_a_read_behind_another_waits_for_it(raw: Any) -> None:
+    # The second read finds the lock held: it waits its turn, and reads where the first
+    # left the position.
+    with_ring = uringloop.Loop.inline_turn
+    try:
+        uringloop.Loop.inline_turn = lambda self, nbytes=0: False  # type: ignore[method-assign]
+        raw._io_cache = None  # (its inline_turn is taken again from the patched loop)
+        first = asyncio.ensure_future(raw.read(100))
+        await asyncio.sleep(0)
+        assert raw._lock.held
+        second = asyncio.ensure_future(raw.read(100))
+        seek = asyncio.ensure_future(raw.seek(0, os.SEEK_CUR))
+        assert await first == DATA[:100]
+        assert await second == DATA[100:200]
+        assert await seek == 200
+    finally:
+        uringloop.Loop.inline_turn = with_ring  # type: ignore[method-assign]
+
+
+async def test_a_closed_file_raises_at_the_await(raw: Any) -> None:
+    read, seek = raw.read(1), raw.seek(1)
+    await raw.close()
+    with pytest.raises(ValueError, match="closed file"):
+        await read
+    with pytest.raises(ValueError, match="closed file"):
+        await seek
+
+
+async def test_a_cancelled_read_on_the_ring_gives_the_lock_back(raw: Any) -> None:
+    with_ring = uringloop.Loop.inline_turn
+    try:
+        uringloop.Loop.inline_turn = lambda self, nbytes=0: False  # type: ignore[method-assign]
+        raw._io_cache = None
+        asyncio.get_running_loop().call_soon(lambda: None)  # (queued, not eager)
+        read = asyncio.ensure_future(raw.read(100))
+        await asyncio.sleep(0)
+        assert raw._lock.held
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        assert not raw._lock.held
+    finally:
+        uringloop.Loop.inline_turn = with_ring  # type: ignore[method-assign]
+    assert await raw.read(5) == DATA[:5]
