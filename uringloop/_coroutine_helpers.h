@@ -18,7 +18,11 @@ take_stop_value(void)
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
     PyErr_NormalizeException(&type, &exc, &tb);
-    PyObject *value = exc == NULL ? NULL : Py_NewRef(((PyStopIterationObject *)exc)->value);
+    PyObject *value = NULL;
+    if (exc != NULL && PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_StopIteration))
+        value = Py_XNewRef(((PyStopIterationObject *)exc)->value);
+    if (value == NULL)
+        value = Py_NewRef(Py_None);
     Py_XDECREF(type);
     Py_XDECREF(exc);
     Py_XDECREF(tb);
@@ -86,6 +90,35 @@ failed:
     Py_XDECREF(val);
     Py_XDECREF(tb);
     return -1;
+}
+
+/* A StopIteration being raised by the code a coroutine's step called, replaced by the
+ * RuntimeError a native coroutine raises instead (PEP 479), the StopIteration its cause:
+ * returned as it is, it would end the awaiting frame's `await` with its value. Any other
+ * error is left as it is. */
+static inline void
+stop_iteration_as_runtime_error(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+        return;
+    PyObject *type, *cause, *tb;
+    PyErr_Fetch(&type, &cause, &tb);
+    PyErr_NormalizeException(&type, &cause, &tb);
+    if (tb != NULL && cause != NULL)
+        PyException_SetTraceback(cause, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    PyObject *error = PyObject_CallFunction(PyExc_RuntimeError, "s", "coroutine raised StopIteration");
+    if (error == NULL) {
+        Py_XDECREF(cause);
+        return;
+    }
+    if (cause != NULL) {
+        PyException_SetCause(error, Py_NewRef(cause));
+        PyException_SetContext(error, cause); /* (steals it) */
+    }
+    PyErr_SetObject(PyExc_RuntimeError, error);
+    Py_DECREF(error);
 }
 
 #endif

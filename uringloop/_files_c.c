@@ -18,6 +18,9 @@
  * creates then and passes every step to, as `await` would: it is decided before anything
  * is done but what the reference does first too (looking up the running loop).
  *
+ * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
+ * the slots are read and written directly (a property replacing one later is not seen).
+ *
  * Invariant: a FileCall in DELEGATING holds the coroutine it passes steps to; nothing else
  * is left to do of its own.
  */
@@ -55,7 +58,8 @@ static PyObject *namespace;           /* uringloop._files' globals: read_cached 
                                        * _running_loop are looked up there at each read */
 static PyObject *reference_read, *reference_seek; /* the `async def` twins */
 static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
-static PyObject *minus_one, *seek_set;
+static PyObject *minus_one, *seek_set;  /* read()'s default size; os.SEEK_SET */
+static long long seek_set_value;
 static long long parallel_min, lseek_checked_from, page_size;
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
 static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direct, o_seekable,
@@ -109,10 +113,12 @@ lock_free(PyObject *file)
     PyObject *lock = SLOT(file, o_lock);
     if (lock == NULL || Py_TYPE(lock) != lock_type)
         return 0;
+    Py_INCREF(lock); /* (a __bool__ run below may replace the file's lock) */
     int held = slot_truth(lock, o_held);
+    int waiting = held != 0 ? 0 : slot_truth(lock, o_waiters);
+    Py_DECREF(lock);
     if (held != 0)
         return held < 0 ? -1 : 0;
-    int waiting = slot_truth(lock, o_waiters);
     return waiting != 0 ? (waiting < 0 ? -1 : 0) : 1;
 }
 
@@ -151,7 +157,7 @@ seek_now(FileCall *self, PyObject **value)
 {
     PyObject *file = self->file;
     long long offset, whence;
-    if (Py_TYPE(file) != file_type || !int_in(self->whence, 0, 1, &whence) ||
+    if (Py_TYPE(file) != file_type || !int_in(self->whence, seek_set_value, seek_set_value + 1, &whence) ||
         !int_in(self->arg, 0, lseek_checked_from, &offset))
         return 0;
     int free = lock_free(file);
@@ -185,25 +191,31 @@ read_now(FileCall *self, PyObject **value)
     int plain = flags_are(file, offsets, expected, 4);
     if (plain <= 0)
         return plain;
-    PyObject *io = SLOT(file, o_io_cache), *fd = SLOT(file, o_fd), *pos = SLOT(file, o_pos);
-    if (io == NULL || io == Py_None || fd == NULL || pos == NULL ||
-        !int_in(pos, 0, LLONG_MAX - parallel_min, &position))
+    /* What the steps below use is held: the calls they make run code (the running loop's
+     * lookup, a __bool__, inline_turn, read_cached) that may replace the slots' values. */
+    PyObject *io = SLOT(file, o_io_cache);
+    if (io == NULL || Py_TYPE(io) != ring_io_type)
         return 0;
-    PyObject *running = call_global(s_running_loop, NULL, 0);
-    if (running == NULL)
-        return -1;
-    Py_DECREF(running); /* (compared by identity only) */
-    if (Py_TYPE(io) != ring_io_type || SLOT(io, o_loop) != running || SLOT(io, o_inline_turn) == NULL)
-        return 0;
-    int copies = slot_truth(file, o_copies);
-    if (copies < 0 || copies == 2)
-        return copies < 0 ? -1 : 0;
-    /* What the steps below use stays alive across the calls they make. */
     Py_INCREF(io);
+    PyObject *running = call_global(s_running_loop, NULL, 0);
+    if (running == NULL) {
+        Py_DECREF(io);
+        return -1;
+    }
+    int same_loop = SLOT(io, o_loop) == running && SLOT(io, o_inline_turn) != NULL;
+    Py_DECREF(running); /* (compared by identity only) */
+    PyObject *fd = SLOT(file, o_fd), *pos = SLOT(file, o_pos);
+    if (!same_loop || fd == NULL || pos == NULL || !int_in(pos, 0, LLONG_MAX - parallel_min, &position)) {
+        Py_DECREF(io);
+        return 0;
+    }
     Py_INCREF(fd);
     Py_INCREF(pos);
-    PyObject *data = PyBytes_FromStringAndSize(NULL, 0);
-    int made = data == NULL ? -1 : 2;
+    int copies = slot_truth(file, o_copies);
+    int made = copies < 0 ? -1 : copies == 2 ? 0 : 2;
+    PyObject *data = made < 2 ? NULL : PyBytes_FromStringAndSize(NULL, 0);
+    if (made == 2 && data == NULL)
+        made = -1;
     int turn = 0;
     if (made > 0 && copies) {
         PyObject *inline_turn = Py_NewRef(SLOT(io, o_inline_turn));
@@ -292,6 +304,8 @@ step(FileCall *self, PyObject *arg, PyObject **result)
         PyObject *value = NULL;
         int made = self->kind == READ ? read_now(self, &value) : seek_now(self, &value);
         if (made < 0 || made == 1) {
+            if (made < 0)
+                stop_iteration_as_runtime_error();
             finish(self);
             *result = value;
             return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
@@ -485,6 +499,7 @@ call_traverse(FileCall *self, visitproc visit, void *arg)
 static int
 call_clear(FileCall *self)
 {
+    self->state = DONE;
     Py_CLEAR(self->file);
     Py_CLEAR(self->arg);
     Py_CLEAR(self->whence);
@@ -624,11 +639,11 @@ slot_offset(PyTypeObject *cls, const char *name, Py_ssize_t *offset)
     return usable ? 0 : -1;
 }
 
-/* *into = namespace[name] as a long long: 0, or -1 with an error set. */
+/* *into = names[name] as a long long: 0, or -1 with an error set. */
 static int
-namespace_long(const char *name, long long *into)
+namespace_long(PyObject *names, const char *name, long long *into)
 {
-    PyObject *value = PyDict_GetItemString(namespace, name);
+    PyObject *value = PyDict_GetItemString(names, name);
     if (value == NULL) {
         PyErr_Format(PyExc_TypeError, "the namespace has no %s", name);
         return -1;
@@ -647,9 +662,13 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "classes, a dict and the two reference methods");
         return NULL;
     }
+    if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
+        PyErr_SetString(PyExc_RuntimeError, "install() was called already");
+        return NULL;
+    }
     PyTypeObject *file = (PyTypeObject *)args[0], *lock = (PyTypeObject *)args[1],
                  *ring_io = (PyTypeObject *)args[2];
-    Py_XSETREF(namespace, Py_NewRef(args[3]));
+    PyObject *names = args[3];
     if (slot_offset(file, "_lock", &o_lock) < 0 || slot_offset(file, "_io_cache", &o_io_cache) < 0 ||
         slot_offset(file, "_fd", &o_fd) < 0 || slot_offset(file, "_pos", &o_pos) < 0 ||
         slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_closed_flag", &o_closed) < 0 ||
@@ -658,30 +677,33 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
-    if (namespace_long("PARALLEL_MIN", &parallel_min) < 0 ||
-        namespace_long("LSEEK_CHECKED_FROM", &lseek_checked_from) < 0 ||
-        namespace_long("_PAGE_SIZE", &page_size) < 0)
+    if (namespace_long(names, "PARALLEL_MIN", &parallel_min) < 0 ||
+        namespace_long(names, "LSEEK_CHECKED_FROM", &lseek_checked_from) < 0 ||
+        namespace_long(names, "_PAGE_SIZE", &page_size) < 0)
         return NULL;
     if (page_size <= 0 || parallel_min <= 1) {
         PyErr_SetString(PyExc_ValueError, "_PAGE_SIZE and PARALLEL_MIN must be positive");
         return NULL;
     }
-    PyObject *refused = PyDict_GetItemString(namespace, "_NO_NOWAIT");
+    PyObject *refused = PyDict_GetItemString(names, "_NO_NOWAIT");
     if (refused == NULL) {
         PyErr_SetString(PyExc_TypeError, "the namespace has no _NO_NOWAIT");
         return NULL;
     }
-    Py_XSETREF(no_nowait, Py_NewRef(refused));
-    Py_XSETREF(reference_read, Py_NewRef(args[4]));
-    Py_XSETREF(reference_seek, Py_NewRef(args[5]));
-    file_type = (PyTypeObject *)Py_NewRef(file);
-    lock_type = (PyTypeObject *)Py_NewRef(lock);
-    ring_io_type = (PyTypeObject *)Py_NewRef(ring_io);
     PyObject *read = PyDescr_NewMethod(file, &read_def);
     PyObject *seek = read == NULL ? NULL : PyDescr_NewMethod(file, &seek_def);
     PyObject *both = seek == NULL ? NULL : PyTuple_Pack(2, read, seek);
     Py_XDECREF(read);
     Py_XDECREF(seek);
+    if (both == NULL)
+        return NULL;
+    namespace = Py_NewRef(names);
+    no_nowait = Py_NewRef(refused);
+    reference_read = Py_NewRef(args[4]);
+    reference_seek = Py_NewRef(args[5]);
+    file_type = (PyTypeObject *)Py_NewRef(file);
+    lock_type = (PyTypeObject *)Py_NewRef(lock);
+    ring_io_type = (PyTypeObject *)Py_NewRef(ring_io);
     return both;
 }
 
@@ -703,7 +725,9 @@ static struct PyModuleDef files_module = {
 PyMODINIT_FUNC
 PyInit__files_c(void)
 {
-    if (import_from("os", "SEEK_SET", &seek_set) < 0 || (minus_one = PyLong_FromLong(-1)) == NULL ||
+    if (import_from("os", "SEEK_SET", &seek_set) < 0 ||
+        ((seek_set_value = PyLong_AsLongLong(seek_set)) == -1 && PyErr_Occurred()) ||
+        (minus_one = PyLong_FromLong(-1)) == NULL ||
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
         intern(&s_close, "close") < 0)

@@ -442,6 +442,8 @@ step(PreadCall *self, PyObject *arg, PyObject **result)
         PyObject *copied = NULL;
         int made = start_read(self, &copied);
         if (made < 0 || made == 2) {
+            if (made < 0)
+                stop_iteration_as_runtime_error();
             finish(self);
             *result = copied;
             return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
@@ -656,6 +658,7 @@ pread_traverse(PreadCall *self, visitproc visit, void *arg)
 static int
 pread_clear(PreadCall *self)
 {
+    self->state = DONE;
     Py_CLEAR(self->loop);
     for (int i = 0; i < N_ARGS; i++)
         Py_CLEAR(self->args[i]);

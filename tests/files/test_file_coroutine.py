@@ -176,3 +176,51 @@ async def test_a_cancelled_read_on_the_ring_gives_the_lock_back(raw: Any) -> Non
     finally:
         uringloop.Loop.inline_turn = with_ring  # type: ignore[method-assign]
     assert await raw.read(5) == DATA[:5]
+
+
+class _Replaces:
+    """A flag whose truth, when looked at, replaces what the file's step holds (as any
+    code a step calls may do): its I/O and position, or its lock."""
+
+    def __init__(self, f: Any, what: str, truth: bool) -> None:
+        self.f, self.what, self.truth = f, what, truth
+
+    def __bool__(self) -> bool:
+        if self.what == "io":
+            self.f._io_cache = _files._io_for(None)
+            self.f._pos = int("4100")  # (a new int object: the old one goes)
+        else:
+            self.f._lock = _files._FileLock()
+        gc.collect()
+        return self.truth
+
+
+async def test_a_step_whose_calls_replace_the_files_state_reads_what_it_took(raw: Any) -> None:
+    # (Compiled, the step holds what it read from the file until it is done with it:
+    # without that, this test crashed the interpreter.)
+    raw._pos = int("4000")
+    assert await raw.read(1) == DATA[4000:4001]  # (its I/O set up for this loop)
+    raw._copies = _Replaces(raw, "io", True)
+    assert await raw.read(10) == DATA[4001:4011]
+    raw._copies = True
+    held = raw._lock.held = _Replaces(raw, "lock", False)
+    assert await raw.seek(5) == 5
+    assert type(held.f._lock) is _files._FileLock and not raw._lock.held
+
+
+async def test_a_stop_iteration_raised_in_a_step_is_a_runtime_error(
+    raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a native coroutine makes it (PEP 479): the StopIteration a call inside raised does
+    # not end the awaiting frame's `await` as if it returned.
+    def exhausted(fd: int, size: int, offset: int) -> Any:
+        raise StopIteration
+
+    monkeypatch.setattr(_files, "read_cached", exhausted)
+    with pytest.raises(RuntimeError, match="coroutine raised StopIteration") as raised:
+        await raw.read(3)
+    assert isinstance(raised.value.__cause__, StopIteration)
+    assert not raw._lock.held
+    monkeypatch.setattr(uringloop._loop, "read_cached", exhausted)
+    with pytest.raises(RuntimeError, match="coroutine raised StopIteration"):
+        await asyncio.get_running_loop().pread(raw.fileno(), 3, 0)
