@@ -1686,18 +1686,6 @@ class AsyncFileIO(_FileBase):
 # -- buffered -------------------------------------------------------------------------------
 
 
-# AsyncFileIO.read and .seek compiled: methods whose coroutines make the common case
-# themselves and pass every other to the `async def` methods above, their reference (None:
-# those run).
-_install = compiled("uringloop._files_c", "install")
-if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
-    Coroutine.register(compiled("uringloop._files_c", "FileCall"))
-    AsyncFileIO.read, AsyncFileIO.seek = _install(  # type: ignore[method-assign]
-        AsyncFileIO, _FileLock, _RingIO, globals(), AsyncFileIO.read, AsyncFileIO.seek
-    )
-IMPLEMENTATION = "python" if _install is None else "c"
-
-
 class AsyncBufferedFile(_FileBase):
     """io.BufferedReader/Writer/Random's async counterpart.
 
@@ -1705,6 +1693,10 @@ class AsyncBufferedFile(_FileBase):
     data, raw._pos is the file offset just past it; with write data, raw._pos is the file
     offset where it goes. The logical position is derived from these (tell()).
     """
+
+    # Slots: what read() looks at first, which its compiled twin (_files_c.c) reads at the
+    # slots' offsets.
+    __slots__ = ("_lock", "_rbuf", "_rpos", "raw")
 
     def __init__(
         self, raw: AsyncFileIO, buffer_size: int, mode: str, write_size: int | None = None
@@ -2321,6 +2313,27 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
         (cookie >> 128) & 0xFFFFFFFF,
         bool((cookie >> 160) & 0xFF),
     )
+
+
+# AsyncFileIO.read and .seek and AsyncBufferedFile.read compiled: methods whose coroutines
+# make the common case themselves and pass every other to the `async def` methods above,
+# their reference (None: those run).
+_install = compiled("uringloop._files_c", "install")
+if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
+    Coroutine.register(compiled("uringloop._files_c", "FileCall"))
+    (
+        AsyncFileIO.read,  # type: ignore[method-assign]
+        AsyncFileIO.seek,  # type: ignore[method-assign]
+        AsyncBufferedFile.read,  # type: ignore[method-assign]
+    ) = _install(
+        AsyncFileIO,
+        AsyncBufferedFile,
+        _FileLock,
+        _RingIO,
+        globals(),
+        (AsyncFileIO.read, AsyncFileIO.seek, AsyncBufferedFile.read),
+    )
+IMPLEMENTATION = "python" if _install is None else "c"
 
 
 class _TakenChars:

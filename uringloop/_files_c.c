@@ -1,22 +1,25 @@
 /*
- * AsyncFileIO.read and AsyncFileIO.seek, compiled.
+ * AsyncFileIO.read and .seek, and AsyncBufferedFile.read, compiled.
  *
- * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO, which are the
- * readable reference. install() returns the two as methods of the class whose calls return
- * a coroutine (a FileCall, registered as a collections.abc.Coroutine, so create_task(),
- * gather() and iscoroutine() take it) that behaves as the reference's. Nothing happens
- * before its first step, as with a coroutine: the arguments and the file are looked at then.
+ * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO and
+ * AsyncBufferedFile, which are the readable reference. install() returns the three as
+ * methods of their classes whose calls return a coroutine (a FileCall, registered as a
+ * collections.abc.Coroutine, so create_task(), gather() and iscoroutine() take it) that
+ * behaves as the reference's. Nothing happens before its first step, as with a coroutine:
+ * the arguments and the file are looked at then.
  *
  * Its first step makes the common case itself, from the file's slots (read at the offsets
  * of their member descriptors, where an attribute lookup would cost as much as the
- * reference's bytecode): seek(offset) at a plain file's position, and read(size) of 1 byte
+ * reference's bytecode): seek(offset) at a plain file's position; read(size) of 1 byte
  * up to PARALLEL_MIN from a plain file at its position, copied from the page cache within
- * the loop's inline budget. A read the copy does not complete goes on in the reference's
+ * the loop's inline budget; and a buffered file's read(size) of bytes its read buffer
+ * holds. A raw read the copy does not complete goes on in the reference's
  * AsyncFileIO._read_rest, as the reference's own does. Every other case (other arguments,
  * another class, the file's lock taken or waited for, a closed, direct or unseekable file,
- * I/O not yet set up for the running loop) is the reference's own coroutine, which this one
- * creates then and passes every step to, as `await` would: it is decided before anything
- * is done but what the reference does first too (looking up the running loop).
+ * I/O not yet set up for the running loop, bytes the buffer does not hold) is the
+ * reference's own coroutine, which this one creates then and passes every step to, as
+ * `await` would: it is decided before anything is done but what the reference does first
+ * too (looking up the running loop).
  *
  * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
  * the slots are read and written directly (a property replacing one later is not seen).
@@ -37,13 +40,13 @@
 #endif
 
 enum { NEW, DELEGATING, DONE };
-enum { READ, SEEK };
+enum { READ, SEEK, BUFFERED_READ, N_KINDS };
 
 typedef struct {
     PyObject_HEAD
     int state;
     int running;     /* a step is under way (a reentrant one is refused) */
-    int kind;        /* READ or SEEK */
+    int kind;        /* READ, SEEK or BUFFERED_READ */
     PyObject *file;  /* until the first step */
     PyObject *arg;   /* read's size, seek's offset */
     PyObject *whence;/* seek's */
@@ -53,10 +56,21 @@ typedef struct {
 static PyTypeObject FileCall_Type;
 
 /* What install() was given once. */
-static PyTypeObject *file_type, *lock_type, *ring_io_type;
+static PyTypeObject *file_type, *buffered_type, *lock_type, *ring_io_type;
 static PyObject *namespace;           /* uringloop._files' globals: read_cached and
                                        * _running_loop are looked up there at each read */
-static PyObject *reference_read, *reference_seek; /* the `async def` twins */
+static PyObject *references[N_KINDS]; /* the `async def` twins, by kind */
+/* Each kind's method: its name, qualified name, and how many arguments its reference's
+ * coroutine is made with (self included). */
+static const struct {
+    const char *name, *qualname, *never_awaited;
+    int nargs;
+} kinds[N_KINDS] = {
+    [READ] = {"read", "AsyncFileIO.read", "coroutine 'AsyncFileIO.read' was never awaited", 2},
+    [SEEK] = {"seek", "AsyncFileIO.seek", "coroutine 'AsyncFileIO.seek' was never awaited", 3},
+    [BUFFERED_READ] = {"read", "AsyncBufferedFile.read",
+                       "coroutine 'AsyncBufferedFile.read' was never awaited", 2},
+};
 static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
 static PyObject *minus_one, *seek_set;  /* read()'s default size; os.SEEK_SET */
 static long long seek_set_value;
@@ -64,6 +78,8 @@ static long long parallel_min, lseek_checked_from, page_size;
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
 static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direct, o_seekable,
     o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
+/* AsyncBufferedFile's. */
+static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
 static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
@@ -108,9 +124,9 @@ int_in(PyObject *value, long long low, long long high, long long *n)
 /* Whether the file's lock is free, nobody waiting for it (as the reference's `not
  * lock.held and not lock.waiters`): 1, 0 (or left to the reference), -1 with an error. */
 static int
-lock_free(PyObject *file)
+lock_free(PyObject *file, Py_ssize_t lock_offset)
 {
-    PyObject *lock = SLOT(file, o_lock);
+    PyObject *lock = SLOT(file, lock_offset);
     if (lock == NULL || Py_TYPE(lock) != lock_type)
         return 0;
     Py_INCREF(lock); /* (a __bool__ run below may replace the file's lock) */
@@ -160,7 +176,7 @@ seek_now(FileCall *self, PyObject **value)
     if (Py_TYPE(file) != file_type || !int_in(self->whence, seek_set_value, seek_set_value + 1, &whence) ||
         !int_in(self->arg, 0, lseek_checked_from, &offset))
         return 0;
-    int free = lock_free(file);
+    int free = lock_free(file, o_lock);
     if (free <= 0)
         return free;
     static const int expected[] = {1, 0, 0};
@@ -183,7 +199,7 @@ read_now(FileCall *self, PyObject **value)
     long long n, position;
     if (Py_TYPE(file) != file_type || !int_in(size, 1, parallel_min, &n))
         return 0;
-    int free = lock_free(file);
+    int free = lock_free(file, o_lock);
     if (free <= 0)
         return free;
     static const int expected[] = {1, 0, 0, 1};
@@ -271,6 +287,67 @@ read_now(FileCall *self, PyObject **value)
     return made;
 }
 
+/* The buffered file's read buffer: 1 with *buffer and *start set (borrowed), where it is
+ * a bytes object holding `size` bytes from *start on; else 0. */
+static int
+buffered(PyObject *file, long long size, PyObject **buffer, long long *start)
+{
+    *buffer = SLOT(file, o_b_rbuf);
+    PyObject *rpos = SLOT(file, o_b_rpos);
+    return *buffer != NULL && PyBytes_CheckExact(*buffer) && rpos != NULL &&
+           int_in(rpos, 0, LLONG_MAX, start) && size <= PyBytes_GET_SIZE(*buffer) - *start;
+}
+
+/* AsyncBufferedFile.read()'s common case (its _buffered_bytes and _take): 1 with *value
+ * the next `size` bytes of the read buffer, 0 where the reference reads, or -1 with an
+ * error set. */
+static int
+buffered_read_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *buffer;
+    long long n, start;
+    if (Py_TYPE(file) != buffered_type || !int_in(self->arg, 1, LLONG_MAX, &n) ||
+        !buffered(file, n, &buffer, &start))
+        return 0;
+    int free = lock_free(file, o_b_lock);
+    if (free <= 0)
+        return free;
+    PyObject *raw = SLOT(file, o_b_raw);
+    if (raw == NULL || Py_TYPE(raw) != file_type)
+        return 0;
+    int closed = slot_truth(raw, o_closed);
+    if (closed != 0)
+        return closed < 0 ? -1 : 0;
+    /* (looked at again: the truth tests above may have run code that changed it) */
+    if (!buffered(file, n, &buffer, &start))
+        return 0;
+    Py_ssize_t length = PyBytes_GET_SIZE(buffer);
+    /* The whole buffer is returned as is, without a copy. */
+    PyObject *data = start == 0 && n >= length
+                         ? Py_NewRef(buffer)
+                         : PyBytes_FromStringAndSize(PyBytes_AS_STRING(buffer) + start, (Py_ssize_t)n);
+    if (data == NULL)
+        return -1;
+    PyObject *empty = NULL, *moved = NULL;
+    if (start + n >= length) {
+        empty = PyBytes_FromStringAndSize(NULL, 0);
+        moved = PyLong_FromLong(0);
+    }
+    else
+        moved = PyLong_FromLongLong(start + n);
+    if (moved == NULL || (start + n >= length && empty == NULL)) {
+        Py_DECREF(data);
+        Py_XDECREF(empty);
+        Py_XDECREF(moved);
+        return -1;
+    }
+    if (empty != NULL)
+        slot_set(file, o_b_rbuf, empty);
+    slot_set(file, o_b_rpos, moved);
+    *value = data;
+    return 1;
+}
+
 /* Enter DONE, dropping what the steps held. */
 static void
 finish(FileCall *self)
@@ -302,7 +379,9 @@ step(FileCall *self, PyObject *arg, PyObject **result)
             return PYGEN_ERROR;
         }
         PyObject *value = NULL;
-        int made = self->kind == READ ? read_now(self, &value) : seek_now(self, &value);
+        int made = self->kind == READ   ? read_now(self, &value)
+                   : self->kind == SEEK ? seek_now(self, &value)
+                                        : buffered_read_now(self, &value);
         if (made < 0 || made == 1) {
             if (made < 0)
                 stop_iteration_as_runtime_error();
@@ -313,8 +392,7 @@ step(FileCall *self, PyObject *arg, PyObject **result)
         PyObject *inner = value; /* 2: _read_rest's coroutine */
         if (made == 0) {
             PyObject *stack[3] = {self->file, self->arg, self->whence};
-            inner = PyObject_Vectorcall(self->kind == READ ? reference_read : reference_seek, stack,
-                                        self->kind == READ ? 2 : 3, NULL);
+            inner = PyObject_Vectorcall(references[self->kind], stack, kinds[self->kind].nargs, NULL);
         }
         if (inner == NULL) {
             finish(self);
@@ -445,13 +523,13 @@ call_await(FileCall *self)
 static PyObject *
 call_name(FileCall *self, void *Py_UNUSED(closure))
 {
-    return PyUnicode_FromString(self->kind == READ ? "read" : "seek");
+    return PyUnicode_FromString(kinds[self->kind].name);
 }
 
 static PyObject *
 call_qualname(FileCall *self, void *Py_UNUSED(closure))
 {
-    return PyUnicode_FromString(self->kind == READ ? "AsyncFileIO.read" : "AsyncFileIO.seek");
+    return PyUnicode_FromString(kinds[self->kind].qualname);
 }
 
 static PyObject *
@@ -479,9 +557,7 @@ call_finalize(FileCall *self)
         return;
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
-    const char *message = self->kind == READ ? "coroutine 'AsyncFileIO.read' was never awaited"
-                                             : "coroutine 'AsyncFileIO.seek' was never awaited";
-    if (PyErr_WarnEx(PyExc_RuntimeWarning, message, 1) < 0)
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, kinds[self->kind].never_awaited, 1) < 0)
         PyErr_WriteUnraisable((PyObject *)self);
     PyErr_Restore(type, exc, tb);
 }
@@ -553,19 +629,32 @@ reference_call(PyObject *reference, PyObject *file, PyObject *const *args, Py_ss
     return result;
 }
 
+/* read(size=-1) of `kind`: its coroutine. */
+static PyObject *
+read_call(int kind, PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(references[kind], file, args, nargs, kwnames);
+    return new_call(kind, file, nargs ? args[0] : minus_one, NULL);
+}
+
 static PyObject *
 file_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
-        return reference_call(reference_read, file, args, nargs, kwnames);
-    return new_call(READ, file, nargs ? args[0] : minus_one, NULL);
+    return read_call(READ, file, args, nargs, kwnames);
+}
+
+static PyObject *
+buffered_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return read_call(BUFFERED_READ, file, args, nargs, kwnames);
 }
 
 static PyObject *
 file_seek(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
-        return reference_call(reference_seek, file, args, nargs, kwnames);
+        return reference_call(references[SEEK], file, args, nargs, kwnames);
     return new_call(SEEK, file, args[0], nargs > 1 ? args[1] : seek_set);
 }
 
@@ -573,6 +662,10 @@ static PyMethodDef read_def = {
     "read", (PyCFunction)(void (*)(void))file_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` bytes (all to the end: -1 or None) at the "
     "file's position, which moves past them."};
+static PyMethodDef buffered_read_def = {
+    "read", (PyCFunction)(void (*)(void))buffered_read, METH_FASTCALL | METH_KEYWORDS,
+    "read($self, size=-1)\n--\n\nRead up to `size` bytes (all to the end: -1 or None) at "
+    "the file's position: the buffer's first, then the file's."};
 static PyMethodDef seek_def = {
     "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,
     "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
@@ -656,24 +749,28 @@ static PyObject *
 install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
-        !PyDict_Check(args[3])) {
+        !PyType_Check(args[3]) || !PyDict_Check(args[4]) || !PyTuple_Check(args[5]) ||
+        PyTuple_GET_SIZE(args[5]) != N_KINDS) {
         PyErr_SetString(PyExc_TypeError,
-                        "install(AsyncFileIO, _FileLock, _RingIO, globals, read, seek) takes three "
-                        "classes, a dict and the two reference methods");
+                        "install(AsyncFileIO, AsyncBufferedFile, _FileLock, _RingIO, globals, "
+                        "(read, seek, buffered read)) takes four classes, a dict and the three "
+                        "reference methods");
         return NULL;
     }
     if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
         PyErr_SetString(PyExc_RuntimeError, "install() was called already");
         return NULL;
     }
-    PyTypeObject *file = (PyTypeObject *)args[0], *lock = (PyTypeObject *)args[1],
-                 *ring_io = (PyTypeObject *)args[2];
-    PyObject *names = args[3];
+    PyTypeObject *file = (PyTypeObject *)args[0], *buffered_file = (PyTypeObject *)args[1],
+                 *lock = (PyTypeObject *)args[2], *ring_io = (PyTypeObject *)args[3];
+    PyObject *names = args[4], *given = args[5];
     if (slot_offset(file, "_lock", &o_lock) < 0 || slot_offset(file, "_io_cache", &o_io_cache) < 0 ||
         slot_offset(file, "_fd", &o_fd) < 0 || slot_offset(file, "_pos", &o_pos) < 0 ||
         slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_closed_flag", &o_closed) < 0 ||
         slot_offset(file, "_direct", &o_direct) < 0 || slot_offset(file, "_seekable", &o_seekable) < 0 ||
         slot_offset(file, "_copies", &o_copies) < 0 || slot_offset(file, "_kernel_seeks", &o_kernel_seeks) < 0 ||
+        slot_offset(buffered_file, "_lock", &o_b_lock) < 0 || slot_offset(buffered_file, "_rbuf", &o_b_rbuf) < 0 ||
+        slot_offset(buffered_file, "_rpos", &o_b_rpos) < 0 || slot_offset(buffered_file, "raw", &o_b_raw) < 0 ||
         slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
@@ -690,34 +787,42 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "the namespace has no _NO_NOWAIT");
         return NULL;
     }
-    PyObject *read = PyDescr_NewMethod(file, &read_def);
-    PyObject *seek = read == NULL ? NULL : PyDescr_NewMethod(file, &seek_def);
-    PyObject *both = seek == NULL ? NULL : PyTuple_Pack(2, read, seek);
-    Py_XDECREF(read);
-    Py_XDECREF(seek);
-    if (both == NULL)
+    PyObject *methods[N_KINDS] = {
+        [READ] = PyDescr_NewMethod(file, &read_def),
+        [SEEK] = PyDescr_NewMethod(file, &seek_def),
+        [BUFFERED_READ] = PyDescr_NewMethod(buffered_file, &buffered_read_def),
+    };
+    PyObject *made = NULL;
+    if (methods[READ] != NULL && methods[SEEK] != NULL && methods[BUFFERED_READ] != NULL)
+        made = PyTuple_Pack(N_KINDS, methods[READ], methods[SEEK], methods[BUFFERED_READ]);
+    for (int i = 0; i < N_KINDS; i++)
+        Py_XDECREF(methods[i]);
+    if (made == NULL)
         return NULL;
     namespace = Py_NewRef(names);
     no_nowait = Py_NewRef(refused);
-    reference_read = Py_NewRef(args[4]);
-    reference_seek = Py_NewRef(args[5]);
+    for (int i = 0; i < N_KINDS; i++)
+        references[i] = Py_NewRef(PyTuple_GET_ITEM(given, i));
     file_type = (PyTypeObject *)Py_NewRef(file);
+    buffered_type = (PyTypeObject *)Py_NewRef(buffered_file);
     lock_type = (PyTypeObject *)Py_NewRef(lock);
     ring_io_type = (PyTypeObject *)Py_NewRef(ring_io);
-    return both;
+    return made;
 }
 
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
-     "install(AsyncFileIO, _FileLock, _RingIO, globals, read, seek) -> (read, seek): the "
-     "compiled methods of AsyncFileIO, over the slots of those classes, with the reference "
-     "methods `read` and `seek` for what they do not do themselves."},
+     "install(AsyncFileIO, AsyncBufferedFile, _FileLock, _RingIO, globals, (read, seek, "
+     "buffered read)) -> (read, seek, buffered read): the compiled methods of the two file "
+     "classes, over the slots of those classes, with the reference methods for what they "
+     "do not do themselves."},
     {NULL}};
 
 static struct PyModuleDef files_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "uringloop._files_c",
-    .m_doc = "The compiled twins of AsyncFileIO.read and .seek (uringloop/_files.py).",
+    .m_doc = "The compiled twins of AsyncFileIO.read and .seek and AsyncBufferedFile.read "
+             "(uringloop/_files.py).",
     .m_size = -1,
     .m_methods = functions,
 };

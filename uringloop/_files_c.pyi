@@ -1,4 +1,5 @@
-# Typing stub of the compiled twins of AsyncFileIO.read and .seek (see _files_c.c).
+# Typing stub of the compiled twins of AsyncFileIO.read and .seek and AsyncBufferedFile.read
+# (see _files_c.c).
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -11,12 +12,12 @@ class FileCall(Coroutine[Any, Any, Any]):
 
 def install(
     file: type,
+    buffered_file: type,
     lock: type,
     ring_io: type,
     namespace: dict[str, Any],
-    read: Callable[..., Any],
-    seek: Callable[..., Any],
+    references: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]],
     /,
-) -> tuple[Any, Any]: ...
+) -> tuple[Any, Any, Any]: ...
 
 SOURCE_DIGEST: str

@@ -224,3 +224,75 @@ async def test_a_stop_iteration_raised_in_a_step_is_a_runtime_error(
     monkeypatch.setattr(uringloop._loop, "read_cached", exhausted)
     with pytest.raises(RuntimeError, match="coroutine raised StopIteration"):
         await asyncio.get_running_loop().pread(raw.fileno(), 3, 0)
+
+
+@pytest_asyncio.fixture
+async def buffered(tmp_path: Path) -> AsyncIterator[Any]:
+    path = tmp_path / "b.bin"
+    path.write_bytes(DATA)
+    f = await uringloop.open(path, "rb", buffering=100)
+    assert type(f) is _files.AsyncBufferedFile
+    yield f
+    await f.close()
+
+
+async def test_a_buffered_read_is_a_coroutine_served_from_the_buffer(buffered: Any) -> None:
+    first = buffered.read(10)
+    assert asyncio.iscoroutine(first)
+    assert await first == DATA[:10]  # (fills the buffer: 100 bytes)
+    later = buffered.read(5)  # nothing happens before its first step
+    assert await buffered.read(3) == DATA[10:13]
+    assert await later == DATA[13:18]
+    assert await asyncio.gather(buffered.read(2), buffered.read(80)) == [
+        DATA[18:20],
+        DATA[20:100],  # the rest of the buffer, which is then empty
+    ]
+    assert buffered._rbuf == b"" and buffered._rpos == 0
+    assert await buffered.tell() == 100
+    assert await buffered.read(1) == DATA[100:101]
+    assert await buffered.read(150) == DATA[101:251]  # (more than it holds: the reference)
+    assert await buffered.read(size=2) == DATA[251:253]
+    with pytest.raises(TypeError):
+        buffered.read(1, 2)
+
+
+async def test_a_buffered_read_never_awaited_warns(buffered: Any) -> None:
+    assert await buffered.read(1) == DATA[:1]
+    with pytest.warns(RuntimeWarning, match="'AsyncBufferedFile.read' was never awaited"):
+        buffered.read(10)
+        gc.collect()
+    assert await buffered.read(2) == DATA[1:3]
+
+
+async def test_a_buffered_read_behind_another_or_of_a_closed_file(buffered: Any) -> None:
+    assert await buffered.read(1) == DATA[:1]
+    lock = buffered._lock
+    lock.held = True  # (another call holds the file: this read waits for it)
+    waiting = asyncio.ensure_future(buffered.read(4))
+    await asyncio.sleep(0)
+    assert not waiting.done() and lock.waiters
+    lock.release()
+    assert await waiting == DATA[1:5]
+    read = buffered.read(1)
+    await buffered.close()
+    with pytest.raises(ValueError, match="read of closed file"):
+        await read
+
+
+async def test_a_buffered_read_takes_the_buffer_its_checks_left(buffered: Any) -> None:
+    # A flag whose truth, looked at, replaced the buffer: the bytes come from the new one,
+    # as the reference's _take reads the buffer after its checks.
+    assert await buffered.read(1) == DATA[:1]
+
+    class Replaces:
+        def __bool__(self) -> bool:
+            buffered._rbuf, buffered._rpos = bytes(range(50)), 0
+            gc.collect()
+            return False
+
+    raw = buffered.raw
+    raw._closed_flag = Replaces()
+    try:
+        assert await buffered.read(10) == bytes(range(10))
+    finally:
+        raw._closed_flag = False
