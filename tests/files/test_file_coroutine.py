@@ -23,12 +23,18 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 DATA = os.urandom(3 * 4096 + 100)
 
 
-@pytest_asyncio.fixture
-async def raw(tmp_path: Path) -> AsyncIterator[Any]:
+async def _opened(tmp_path: Path, kind: type, buffering: int) -> Any:
+    """A file of DATA opened "rb" with `buffering`: a `kind`."""
     path = tmp_path / "f.bin"
     path.write_bytes(DATA)
-    f = await uringloop.open(path, "rb", buffering=0)
-    assert type(f) is _files.AsyncFileIO
+    f = await uringloop.open(path, "rb", buffering=buffering)
+    assert type(f) is kind
+    return f
+
+
+@pytest_asyncio.fixture
+async def raw(tmp_path: Path) -> AsyncIterator[Any]:
+    f = await _opened(tmp_path, _files.AsyncFileIO, 0)
     yield f
     await f.close()
 
@@ -228,10 +234,7 @@ async def test_a_stop_iteration_raised_in_a_step_is_a_runtime_error(
 
 @pytest_asyncio.fixture
 async def buffered(tmp_path: Path) -> AsyncIterator[Any]:
-    path = tmp_path / "b.bin"
-    path.write_bytes(DATA)
-    f = await uringloop.open(path, "rb", buffering=100)
-    assert type(f) is _files.AsyncBufferedFile
+    f = await _opened(tmp_path, _files.AsyncBufferedFile, 100)
     yield f
     await f.close()
 
