@@ -80,7 +80,7 @@ static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direc
     o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
 /* AsyncBufferedFile's. */
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
-static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close;
+static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close, *s_take;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -318,9 +318,14 @@ buffered_read_now(FileCall *self, PyObject **value)
     int closed = slot_truth(raw, o_closed);
     if (closed != 0)
         return closed < 0 ? -1 : 0;
-    /* (looked at again: the truth tests above may have run code that changed it) */
-    if (!buffered(file, n, &buffer, &start))
-        return 0;
+    /* The checks passed: the bytes are taken, as the reference's _take takes them from the
+     * buffer there is now (the truth tests above may have run code that changed it); by
+     * the reference's _take itself where that buffer is not one this code reads. */
+    if (!buffered(file, n, &buffer, &start)) {
+        PyObject *stack[2] = {file, self->arg};
+        *value = PyObject_VectorcallMethod(s_take, stack, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        return *value == NULL ? -1 : 1;
+    }
     Py_ssize_t length = PyBytes_GET_SIZE(buffer);
     /* The whole buffer is returned as is, without a copy. */
     PyObject *data = start == 0 && n >= length
@@ -835,7 +840,7 @@ PyInit__files_c(void)
         (minus_one = PyLong_FromLong(-1)) == NULL ||
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
-        intern(&s_close, "close") < 0)
+        intern(&s_close, "close") < 0 || intern(&s_take, "_take") < 0)
         return NULL;
     if (PyType_Ready(&FileCall_Type) < 0)
         return NULL;

@@ -288,14 +288,24 @@ async def test_a_buffered_read_takes_the_buffer_its_checks_left(buffered: Any) -
     assert await buffered.read(1) == DATA[:1]
 
     class Replaces:
+        def __init__(self, length: int) -> None:
+            self.length = length
+
         def __bool__(self) -> bool:
-            buffered._rbuf, buffered._rpos = bytes(range(50)), 0
+            buffered._rbuf, buffered._rpos = bytes(range(self.length)), 0
             gc.collect()
             return False
 
     raw = buffered.raw
-    raw._closed_flag = Replaces()
+    raw._closed_flag = Replaces(50)
     try:
         assert await buffered.read(10) == bytes(range(10))
+        assert buffered._rpos == 10
+        # A buffer shorter than the read: what it holds (_take's answer), the file not read.
+        assert buffered._rbuf[buffered._rpos :]
+        position = raw._pos
+        raw._closed_flag = Replaces(5)
+        assert await buffered.read(10) == bytes(range(5))
+        assert buffered._rbuf == b"" and raw._pos == position
     finally:
         raw._closed_flag = False
