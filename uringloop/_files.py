@@ -789,6 +789,13 @@ class _FileLock:
         self.release()
 
 
+def _this_modules(method: Any) -> bool:
+    """Whether `method` is this module's: a function of it, or a compiled twin's method
+    of one of its classes (a method descriptor, which has no __module__ of its own)."""
+    owner = getattr(method, "__objclass__", None)
+    return getattr(owner or method, "__module__", None) == __name__
+
+
 class _FileBase:
     """What every layer offers: aiofiles' sync and async helpers, iteration, `async with`."""
 
@@ -800,10 +807,10 @@ class _FileBase:
         # readline() is not this module's (its own, a mixin's), as the built-in files' do,
         # unless iteration or readlines() is not this module's either. This module's
         # classes keep their paths that skip that call (_buffered_line, _readline).
-        if cls.readline.__module__ != __name__:
-            if cls.__anext__.__module__ == __name__:
+        if not _this_modules(cls.readline):
+            if _this_modules(cls.__anext__):
                 cls.__anext__ = _FileBase._anext_by_readline  # type: ignore[method-assign]
-            if cls.readlines.__module__ == __name__:
+            if _this_modules(cls.readlines):
                 cls.readlines = _FileBase._readlines_by_readline  # type: ignore[method-assign]
 
     @property
@@ -2315,27 +2322,6 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
     )
 
 
-# AsyncFileIO.read and .seek and AsyncBufferedFile.read compiled: methods whose coroutines
-# make the common case themselves and pass every other to the `async def` methods above,
-# their reference (None: those run).
-_install = compiled("uringloop._files_c", "install")
-if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
-    Coroutine.register(compiled("uringloop._files_c", "FileCall"))
-    (
-        AsyncFileIO.read,  # type: ignore[method-assign]
-        AsyncFileIO.seek,  # type: ignore[method-assign]
-        AsyncBufferedFile.read,  # type: ignore[method-assign]
-    ) = _install(
-        AsyncFileIO,
-        AsyncBufferedFile,
-        _FileLock,
-        _RingIO,
-        globals(),
-        (AsyncFileIO.read, AsyncFileIO.seek, AsyncBufferedFile.read),
-    )
-IMPLEMENTATION = "python" if _install is None else "c"
-
-
 class _TakenChars:
     """For _give_back, what a text read(n) or readline() started from: the decoded
     characters, the count used and the snapshot when it began; the chunks it decoded
@@ -2369,11 +2355,13 @@ class AsyncTextFile(_FileBase):
     # A codec whose encoder keeps no state (no BOM, no pending characters): write() calls
     # str.encode, as the built-in does, rather than the incremental encoder.
     _stateless_encoding: str | None = None
-    _decoded = ""
-    _used = 0  # characters of _decoded already returned
     _snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
     _b2cratio = 0.0
     _pending_count = 0
+
+    # Slots: what read() and __anext__() look at first, which their compiled twins
+    # (_files_c.c) read at the slots' offsets.
+    __slots__ = ("_decoded", "_lock", "_pending", "_readtranslate", "_used", "buffer")
 
     # Made by uringloop.open only, with every argument by position (as AsyncFileIO).
     def __init__(
@@ -2388,6 +2376,8 @@ class AsyncTextFile(_FileBase):
         self.buffer = buffer
         self.mode = mode
         self._lock = buffer._lock
+        self._decoded = ""
+        self._used = 0  # characters of _decoded already returned
         self.encoding = encoding
         self.errors = errors
         self._line_buffering = line_buffering
@@ -3055,6 +3045,36 @@ class AsyncTextFile(_FileBase):
             f"<uringloop.AsyncTextFile name={self.name!r} mode={self.mode!r} "
             f"encoding={self.encoding!r}>"
         )
+
+
+# AsyncFileIO.read and .seek, AsyncBufferedFile.read, AsyncTextFile.read and .__anext__
+# compiled: methods whose coroutines make the common case themselves and pass every other
+# to the `async def` methods above, their reference (None: those run).
+_install = compiled("uringloop._files_c", "install")
+if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
+    Coroutine.register(compiled("uringloop._files_c", "FileCall"))
+    (
+        AsyncFileIO.read,  # type: ignore[method-assign]
+        AsyncFileIO.seek,  # type: ignore[method-assign]
+        AsyncBufferedFile.read,  # type: ignore[method-assign]
+        AsyncTextFile.read,  # type: ignore[method-assign]
+        AsyncTextFile.__anext__,  # type: ignore[method-assign]
+    ) = _install(
+        AsyncFileIO,
+        AsyncBufferedFile,
+        AsyncTextFile,
+        _FileLock,
+        _RingIO,
+        globals(),
+        (
+            AsyncFileIO.read,
+            AsyncFileIO.seek,
+            AsyncBufferedFile.read,
+            AsyncTextFile.read,
+            AsyncTextFile.__anext__,
+        ),
+    )
+IMPLEMENTATION = "python" if _install is None else "c"
 
 
 # -- open() ---------------------------------------------------------------------------------

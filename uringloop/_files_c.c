@@ -40,15 +40,15 @@
 #endif
 
 enum { NEW, DELEGATING, DONE };
-enum { READ, SEEK, BUFFERED_READ, N_KINDS };
+enum { READ, SEEK, BUFFERED_READ, TEXT_READ, TEXT_NEXT, N_KINDS };
 
 typedef struct {
     PyObject_HEAD
     int state;
     int running;     /* a step is under way (a reentrant one is refused) */
-    int kind;        /* READ, SEEK or BUFFERED_READ */
+    int kind;        /* READ, SEEK, BUFFERED_READ, TEXT_READ or TEXT_NEXT */
     PyObject *file;  /* until the first step */
-    PyObject *arg;   /* read's size, seek's offset */
+    PyObject *arg;   /* read's size, seek's offset (NULL: __anext__) */
     PyObject *whence;/* seek's */
     PyObject *inner; /* DELEGATING: the coroutine steps go to */
 } FileCall;
@@ -56,7 +56,7 @@ typedef struct {
 static PyTypeObject FileCall_Type;
 
 /* What install() was given once. */
-static PyTypeObject *file_type, *buffered_type, *lock_type, *ring_io_type;
+static PyTypeObject *file_type, *buffered_type, *text_type, *lock_type, *ring_io_type;
 static PyObject *namespace;           /* uringloop._files' globals: read_cached and
                                        * _running_loop are looked up there at each read */
 static PyObject *references[N_KINDS]; /* the `async def` twins, by kind */
@@ -70,6 +70,9 @@ static const struct {
     [SEEK] = {"seek", "AsyncFileIO.seek", "coroutine 'AsyncFileIO.seek' was never awaited", 3},
     [BUFFERED_READ] = {"read", "AsyncBufferedFile.read",
                        "coroutine 'AsyncBufferedFile.read' was never awaited", 2},
+    [TEXT_READ] = {"read", "AsyncTextFile.read", "coroutine 'AsyncTextFile.read' was never awaited", 2},
+    [TEXT_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
+                   "coroutine '_FileBase.__anext__' was never awaited", 1},
 };
 static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
 static PyObject *minus_one, *seek_set;  /* read()'s default size; os.SEEK_SET */
@@ -78,9 +81,11 @@ static long long parallel_min, lseek_checked_from, page_size;
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
 static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direct, o_seekable,
     o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
-/* AsyncBufferedFile's. */
+/* AsyncBufferedFile's, AsyncTextFile's. */
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
-static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close, *s_take;
+static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer;
+static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close, *s_take,
+    *s_get_decoded;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -353,6 +358,120 @@ buffered_read_now(FileCall *self, PyObject **value)
     return 1;
 }
 
+/* The text file's decoded characters and how many of them were returned (borrowed): 1
+ * where they are a str and an int within it, else 0. */
+static int
+decoded(PyObject *file, PyObject **chars, Py_ssize_t *used)
+{
+    *chars = SLOT(file, o_t_decoded);
+    PyObject *count = SLOT(file, o_t_used);
+    long long n;
+    if (*chars == NULL || !PyUnicode_CheckExact(*chars) || count == NULL ||
+        !int_in(count, 0, (long long)PyUnicode_GET_LENGTH(*chars) + 1, &n))
+        return 0;
+    *used = (Py_ssize_t)n;
+    return 1;
+}
+
+/* Whether nothing keeps a text file's read from the characters it decoded (the
+ * reference's `lock.held or lock.waiters or self._pending or self.buffer.raw._closed_flag`,
+ * false): 1, 0 (or left to the reference), -1 with an error set. */
+static int
+text_free(PyObject *file)
+{
+    int free = lock_free(file, o_t_lock);
+    if (free <= 0)
+        return free;
+    int pending = slot_truth(file, o_t_pending);
+    if (pending != 0)
+        return pending < 0 ? -1 : 0;
+    PyObject *buffer = SLOT(file, o_t_buffer);
+    if (buffer == NULL || Py_TYPE(buffer) != buffered_type)
+        return 0;
+    PyObject *raw = SLOT(buffer, o_b_raw);
+    if (raw == NULL || Py_TYPE(raw) != file_type)
+        return 0;
+    int closed = slot_truth(raw, o_closed);
+    return closed != 0 ? (closed < 0 ? -1 : 0) : 1;
+}
+
+/* AsyncTextFile.read()'s common case (its _get_decoded): 1 with *value the next `size`
+ * characters already decoded, 0 where the reference reads, or -1 with an error set. */
+static int
+text_read_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *chars;
+    Py_ssize_t used;
+    long long n;
+    if (Py_TYPE(file) != text_type || !int_in(self->arg, 1, LLONG_MAX, &n) ||
+        !decoded(file, &chars, &used) || n > PyUnicode_GET_LENGTH(chars) - used)
+        return 0;
+    int free = text_free(file);
+    if (free <= 0)
+        return free;
+    /* The checks passed: the characters are taken as the reference's _get_decoded takes
+     * them from what is there now (the truth tests above may have run code that changed
+     * it); by _get_decoded itself where that is not what this code reads. */
+    if (!decoded(file, &chars, &used)) {
+        PyObject *stack[2] = {file, self->arg};
+        *value = PyObject_VectorcallMethod(s_get_decoded, stack, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        return *value == NULL ? -1 : 1;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(chars);
+    Py_ssize_t end = n > length - used ? length : used + (Py_ssize_t)n;
+    PyObject *taken = PyUnicode_Substring(chars, used, end);
+    PyObject *moved = taken == NULL ? NULL : PyLong_FromSsize_t(end);
+    if (moved == NULL) {
+        Py_XDECREF(taken);
+        return -1;
+    }
+    slot_set(file, o_t_used, moved);
+    *value = taken;
+    return 1;
+}
+
+/* AsyncTextFile.__anext__()'s common case (its _buffered_line): 1 with *value the next
+ * line, decoded already, its newlines translated, 0 where the reference reads, or -1 with
+ * an error set. */
+static int
+text_next_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *chars;
+    Py_ssize_t used;
+    if (Py_TYPE(file) != text_type)
+        return 0;
+    int translated = slot_truth(file, o_t_readtranslate);
+    if (translated != 1)
+        return translated < 0 ? -1 : 0;
+    if (!decoded(file, &chars, &used))
+        return 0;
+    Py_ssize_t end = PyUnicode_FindChar(chars, '\n', used, PyUnicode_GET_LENGTH(chars), 1);
+    if (end < 0)
+        return end == -1 ? 0 : -1;
+    int free = text_free(file);
+    if (free <= 0)
+        return free;
+    /* As the reference: the line's bounds as found before the checks, taken from the
+     * characters there are now. */
+    end += 1;
+    PyObject *now = SLOT(file, o_t_decoded);
+    if (now == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "'AsyncTextFile' object has no attribute '_decoded'");
+        return -1;
+    }
+    PyObject *moved = PyLong_FromSsize_t(end);
+    if (moved == NULL)
+        return -1;
+    slot_set(file, o_t_used, moved);
+    now = SLOT(file, o_t_decoded);
+    PyObject *line = PyUnicode_CheckExact(now) ? PyUnicode_Substring(now, used, end)
+                                               : PySequence_GetSlice(now, used, end);
+    if (line == NULL)
+        return -1;
+    *value = line;
+    return 1;
+}
+
 /* Enter DONE, dropping what the steps held. */
 static void
 finish(FileCall *self)
@@ -384,9 +503,23 @@ step(FileCall *self, PyObject *arg, PyObject **result)
             return PYGEN_ERROR;
         }
         PyObject *value = NULL;
-        int made = self->kind == READ   ? read_now(self, &value)
-                   : self->kind == SEEK ? seek_now(self, &value)
-                                        : buffered_read_now(self, &value);
+        int made;
+        switch (self->kind) {
+        case READ:
+            made = read_now(self, &value);
+            break;
+        case SEEK:
+            made = seek_now(self, &value);
+            break;
+        case BUFFERED_READ:
+            made = buffered_read_now(self, &value);
+            break;
+        case TEXT_READ:
+            made = text_read_now(self, &value);
+            break;
+        default:
+            made = text_next_now(self, &value);
+        }
         if (made < 0 || made == 1) {
             if (made < 0)
                 stop_iteration_as_runtime_error();
@@ -609,7 +742,7 @@ new_call(int kind, PyObject *file, PyObject *arg, PyObject *whence)
     self->running = 0;
     self->kind = kind;
     self->file = Py_NewRef(file);
-    self->arg = Py_NewRef(arg);
+    self->arg = Py_XNewRef(arg);
     self->whence = Py_XNewRef(whence);
     self->inner = NULL;
     PyObject_GC_Track(self);
@@ -656,6 +789,18 @@ buffered_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject 
 }
 
 static PyObject *
+text_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return read_call(TEXT_READ, file, args, nargs, kwnames);
+}
+
+static PyObject *
+text_next(PyObject *file, PyObject *Py_UNUSED(ignored))
+{
+    return new_call(TEXT_NEXT, file, NULL, NULL);
+}
+
+static PyObject *
 file_seek(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
@@ -671,6 +816,13 @@ static PyMethodDef buffered_read_def = {
     "read", (PyCFunction)(void (*)(void))buffered_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` bytes (all to the end: -1 or None) at "
     "the file's position: the buffer's first, then the file's."};
+static PyMethodDef text_read_def = {
+    "read", (PyCFunction)(void (*)(void))text_read, METH_FASTCALL | METH_KEYWORDS,
+    "read($self, size=-1)\n--\n\nRead up to `size` characters (all to the end: -1 or "
+    "None) at the file's position."};
+static PyMethodDef text_next_def = {
+    "__anext__", (PyCFunction)text_next, METH_NOARGS,
+    "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
 static PyMethodDef seek_def = {
     "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,
     "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
@@ -753,13 +905,13 @@ namespace_long(PyObject *names, const char *name, long long *into)
 static PyObject *
 install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
-        !PyType_Check(args[3]) || !PyDict_Check(args[4]) || !PyTuple_Check(args[5]) ||
-        PyTuple_GET_SIZE(args[5]) != N_KINDS) {
+    if (nargs != 7 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
+        !PyType_Check(args[3]) || !PyType_Check(args[4]) || !PyDict_Check(args[5]) ||
+        !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != N_KINDS) {
         PyErr_SetString(PyExc_TypeError,
-                        "install(AsyncFileIO, AsyncBufferedFile, _FileLock, _RingIO, globals, "
-                        "(read, seek, buffered read)) takes four classes, a dict and the three "
-                        "reference methods");
+                        "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, "
+                        "globals, references) takes five classes, a dict and the five reference "
+                        "methods (read, seek, buffered read, text read, text __anext__)");
         return NULL;
     }
     if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
@@ -767,8 +919,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyTypeObject *file = (PyTypeObject *)args[0], *buffered_file = (PyTypeObject *)args[1],
-                 *lock = (PyTypeObject *)args[2], *ring_io = (PyTypeObject *)args[3];
-    PyObject *names = args[4], *given = args[5];
+                 *text_file = (PyTypeObject *)args[2], *lock = (PyTypeObject *)args[3],
+                 *ring_io = (PyTypeObject *)args[4];
+    PyObject *names = args[5], *given = args[6];
     if (slot_offset(file, "_lock", &o_lock) < 0 || slot_offset(file, "_io_cache", &o_io_cache) < 0 ||
         slot_offset(file, "_fd", &o_fd) < 0 || slot_offset(file, "_pos", &o_pos) < 0 ||
         slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_closed_flag", &o_closed) < 0 ||
@@ -776,6 +929,10 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         slot_offset(file, "_copies", &o_copies) < 0 || slot_offset(file, "_kernel_seeks", &o_kernel_seeks) < 0 ||
         slot_offset(buffered_file, "_lock", &o_b_lock) < 0 || slot_offset(buffered_file, "_rbuf", &o_b_rbuf) < 0 ||
         slot_offset(buffered_file, "_rpos", &o_b_rpos) < 0 || slot_offset(buffered_file, "raw", &o_b_raw) < 0 ||
+        slot_offset(text_file, "_lock", &o_t_lock) < 0 || slot_offset(text_file, "_decoded", &o_t_decoded) < 0 ||
+        slot_offset(text_file, "_used", &o_t_used) < 0 || slot_offset(text_file, "_pending", &o_t_pending) < 0 ||
+        slot_offset(text_file, "_readtranslate", &o_t_readtranslate) < 0 ||
+        slot_offset(text_file, "buffer", &o_t_buffer) < 0 ||
         slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
@@ -796,12 +953,18 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         [READ] = PyDescr_NewMethod(file, &read_def),
         [SEEK] = PyDescr_NewMethod(file, &seek_def),
         [BUFFERED_READ] = PyDescr_NewMethod(buffered_file, &buffered_read_def),
+        [TEXT_READ] = PyDescr_NewMethod(text_file, &text_read_def),
+        [TEXT_NEXT] = PyDescr_NewMethod(text_file, &text_next_def),
     };
-    PyObject *made = NULL;
-    if (methods[READ] != NULL && methods[SEEK] != NULL && methods[BUFFERED_READ] != NULL)
-        made = PyTuple_Pack(N_KINDS, methods[READ], methods[SEEK], methods[BUFFERED_READ]);
-    for (int i = 0; i < N_KINDS; i++)
-        Py_XDECREF(methods[i]);
+    PyObject *made = PyTuple_New(N_KINDS);
+    for (int i = 0; i < N_KINDS; i++) {
+        if (methods[i] == NULL)
+            Py_CLEAR(made);
+        if (made != NULL)
+            PyTuple_SET_ITEM(made, i, methods[i]);
+        else
+            Py_XDECREF(methods[i]);
+    }
     if (made == NULL)
         return NULL;
     namespace = Py_NewRef(names);
@@ -810,6 +973,7 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         references[i] = Py_NewRef(PyTuple_GET_ITEM(given, i));
     file_type = (PyTypeObject *)Py_NewRef(file);
     buffered_type = (PyTypeObject *)Py_NewRef(buffered_file);
+    text_type = (PyTypeObject *)Py_NewRef(text_file);
     lock_type = (PyTypeObject *)Py_NewRef(lock);
     ring_io_type = (PyTypeObject *)Py_NewRef(ring_io);
     return made;
@@ -817,10 +981,10 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
-     "install(AsyncFileIO, AsyncBufferedFile, _FileLock, _RingIO, globals, (read, seek, "
-     "buffered read)) -> (read, seek, buffered read): the compiled methods of the two file "
-     "classes, over the slots of those classes, with the reference methods for what they "
-     "do not do themselves."},
+     "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, globals, "
+     "references) -> the compiled methods (read, seek, buffered read, text read, text "
+     "__anext__), over the slots of those classes, with the reference methods for what "
+     "they do not do themselves."},
     {NULL}};
 
 static struct PyModuleDef files_module = {
@@ -840,7 +1004,8 @@ PyInit__files_c(void)
         (minus_one = PyLong_FromLong(-1)) == NULL ||
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
-        intern(&s_close, "close") < 0 || intern(&s_take, "_take") < 0)
+        intern(&s_close, "close") < 0 || intern(&s_take, "_take") < 0 ||
+        intern(&s_get_decoded, "_get_decoded") < 0)
         return NULL;
     if (PyType_Ready(&FileCall_Type) < 0)
         return NULL;

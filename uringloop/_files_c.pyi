@@ -1,5 +1,5 @@
-# Typing stub of the compiled twins of AsyncFileIO.read and .seek and AsyncBufferedFile.read
-# (see _files_c.c).
+# Typing stub of the compiled twins of the file classes' read, seek and __anext__ (see
+# _files_c.c).
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -13,11 +13,12 @@ class FileCall(Coroutine[Any, Any, Any]):
 def install(
     file: type,
     buffered_file: type,
+    text_file: type,
     lock: type,
     ring_io: type,
     namespace: dict[str, Any],
-    references: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]],
+    references: tuple[Callable[..., Any], ...],
     /,
-) -> tuple[Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any]: ...
 
 SOURCE_DIGEST: str

@@ -309,3 +309,102 @@ async def test_a_buffered_read_takes_the_buffer_its_checks_left(buffered: Any) -
         assert buffered._rbuf == b"" and raw._pos == position
     finally:
         raw._closed_flag = False
+
+
+TEXT = "".join(f"line {i} \u00e9t\u00e9\n" for i in range(400))
+
+
+@pytest_asyncio.fixture
+async def text(tmp_path: Path) -> AsyncIterator[Any]:
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    f = await uringloop.open(path, encoding="utf-8")
+    assert type(f) is _files.AsyncTextFile
+    yield f
+    await f.close()
+
+
+async def test_a_text_files_lines_and_reads_are_coroutines(text: Any) -> None:
+    lines = TEXT.splitlines(keepends=True)
+    first = text.__anext__()
+    assert asyncio.iscoroutine(first)
+    assert await first == lines[0]  # (decodes a chunk: the reference's readline)
+    later = text.__anext__()  # nothing happens before its first step
+    assert await text.readline() == lines[1]
+    assert await later == lines[2]
+    assert await text.read(4) == lines[3][:4]
+    chars = text.read(3)
+    assert await text.read(2) == lines[3][4:6]
+    assert await chars == lines[3][6:9]
+    assert await text.read(size=1) == lines[3][9:10]
+    rest = [line async for line in text]
+    assert rest == [lines[3][10:], *lines[4:]]
+    with pytest.raises(StopAsyncIteration):
+        await text.__anext__()
+    assert await text.read(5) == ""
+
+
+async def test_a_text_files_coroutines_never_awaited_warn(text: Any) -> None:
+    assert await text.read(1) == TEXT[0]
+    # (__anext__ is _FileBase's, which the reference's warning names)
+    for make, name in (
+        (lambda: text.read(3), "AsyncTextFile.read"),
+        (text.__anext__, "_FileBase.__anext__"),
+    ):
+        with pytest.warns(RuntimeWarning, match=f"'{name}' was never awaited"):
+            make()
+            gc.collect()
+    assert await text.read(3) == TEXT[1:4]
+
+
+async def test_newlines_are_translated_as_the_reference_translates_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"a\r\nb\rc\nd\r\n")
+    for newline, lines in (
+        (None, ["a\n", "b\n", "c\n", "d\n"]),
+        ("", ["a\r\n", "b\r", "c\n", "d\r\n"]),
+    ):
+        async with uringloop.open(path, newline=newline) as f:
+            assert [line async for line in f] == lines
+        with open(path, newline=newline) as builtin:
+            assert list(builtin) == lines
+
+
+async def test_a_text_files_coroutine_of_a_closed_file_raises_at_the_await(text: Any) -> None:
+    assert await text.read(1) == TEXT[0]
+    line, chars = text.__anext__(), text.read(2)
+    await text.close()
+    with pytest.raises(ValueError, match="closed file"):
+        await line
+    with pytest.raises(ValueError, match="closed file"):
+        await chars
+
+
+async def test_a_text_read_takes_the_characters_its_checks_left(text: Any) -> None:
+    # A flag whose truth, looked at, replaced the decoded characters: the line's bounds
+    # found before are taken from the new ones (as the reference's _buffered_line does),
+    # and a read takes them as its _get_decoded does.
+    assert await text.read(1) == TEXT[0]
+
+    class Replaces:
+        def __init__(self, chars: Any) -> None:
+            self.chars = chars
+
+        def __bool__(self) -> bool:
+            text._decoded = self.chars
+            gc.collect()
+            return False
+
+    text._pending = Replaces("0123456789abcdefghij")
+    start = text._used
+    end = TEXT.index("\n", start) + 1
+    try:
+        assert await text.__anext__() == "0123456789abcdefghij"[start:end]
+        assert text._used == end
+        text._used = 0
+        text._pending = Replaces("0123456789abcdefghij")
+        assert await text.read(3) == "012"
+    finally:
+        text._pending = []
