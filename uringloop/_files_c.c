@@ -1,25 +1,27 @@
 /*
- * AsyncFileIO.read and .seek, and AsyncBufferedFile.read, compiled.
+ * The file classes' read, seek and __anext__, compiled.
  *
- * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO and
- * AsyncBufferedFile, which are the readable reference. install() returns the three as
- * methods of their classes whose calls return a coroutine (a FileCall, registered as a
- * collections.abc.Coroutine, so create_task(), gather() and iscoroutine() take it) that
- * behaves as the reference's. Nothing happens before its first step, as with a coroutine:
- * the arguments and the file are looked at then.
+ * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO (read, seek),
+ * AsyncBufferedFile (read) and AsyncTextFile (read, and _FileBase's __anext__), which are
+ * the readable reference. install() returns them as methods of their classes whose calls
+ * return a coroutine (a FileCall, registered as a collections.abc.Coroutine, so
+ * create_task(), gather() and iscoroutine() take it) that behaves as the reference's.
+ * Nothing happens before its first step, as with a coroutine: the arguments and the file
+ * are looked at then.
  *
- * Its first step makes the common case itself, from the file's slots (read at the offsets
+ * Its first step makes the common case itself, from the files' slots (read at the offsets
  * of their member descriptors, where an attribute lookup would cost as much as the
  * reference's bytecode): seek(offset) at a plain file's position; read(size) of 1 byte
  * up to PARALLEL_MIN from a plain file at its position, copied from the page cache within
- * the loop's inline budget; and a buffered file's read(size) of bytes its read buffer
- * holds. A raw read the copy does not complete goes on in the reference's
- * AsyncFileIO._read_rest, as the reference's own does. Every other case (other arguments,
- * another class, the file's lock taken or waited for, a closed, direct or unseekable file,
- * I/O not yet set up for the running loop, bytes the buffer does not hold) is the
- * reference's own coroutine, which this one creates then and passes every step to, as
- * `await` would: it is decided before anything is done but what the reference does first
- * too (looking up the running loop).
+ * the loop's inline budget; a buffered file's read(size) of bytes its read buffer holds;
+ * a text file's read(size) of characters it decoded already, and its next line where it
+ * decoded one already with newlines translated. A raw read the copy does not complete goes
+ * on in the reference's AsyncFileIO._read_rest, as the reference's own does. Every other
+ * case (other arguments, another class, the file's lock taken or waited for, a closed,
+ * direct or unseekable file, I/O not yet set up for the running loop, bytes or characters
+ * not there yet, text waiting to be written) is the reference's own coroutine, which this
+ * one creates then and passes every step to, as `await` would: it is decided before
+ * anything is done but what the reference does first too (looking up the running loop).
  *
  * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
  * the slots are read and written directly (a property replacing one later is not seen).
