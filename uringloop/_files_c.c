@@ -24,7 +24,9 @@
  * anything is done but what the reference does first too (looking up the running loop).
  *
  * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
- * the slots are read and written directly (a property replacing one later is not seen).
+ * the slots are read and written directly (a property replacing one later is not seen),
+ * and the reference's helpers (_buffered_bytes, _buffered_line, _get_decoded) are not
+ * called where the common case is made here (one patched on the class is not seen).
  *
  * Invariant: a FileCall in DELEGATING holds the coroutine it passes steps to; nothing else
  * is left to do of its own.
@@ -456,18 +458,30 @@ text_next_now(FileCall *self, PyObject **value)
     /* As the reference: the line's bounds as found before the checks, taken from the
      * characters there are now. */
     end += 1;
+    PyObject *moved = PyLong_FromSsize_t(end);
+    if (moved == NULL)
+        return -1;
+    /* `_used` first, as the reference stores it (the old value's release may run code:
+     * the characters are looked up after it). */
+    slot_set(file, o_t_used, moved);
     PyObject *now = SLOT(file, o_t_decoded);
     if (now == NULL) {
         PyErr_SetString(PyExc_AttributeError, "'AsyncTextFile' object has no attribute '_decoded'");
         return -1;
     }
-    PyObject *moved = PyLong_FromSsize_t(end);
-    if (moved == NULL)
-        return -1;
-    slot_set(file, o_t_used, moved);
-    now = SLOT(file, o_t_decoded);
-    PyObject *line = PyUnicode_CheckExact(now) ? PyUnicode_Substring(now, used, end)
-                                               : PySequence_GetSlice(now, used, end);
+    PyObject *line;
+    if (PyUnicode_CheckExact(now))
+        line = PyUnicode_Substring(now, used, end);
+    else { /* as `self._decoded[start:end]` */
+        Py_INCREF(now);
+        PyObject *first = PyLong_FromSsize_t(used), *past = PyLong_FromSsize_t(end);
+        PyObject *bounds = first == NULL || past == NULL ? NULL : PySlice_New(first, past, NULL);
+        Py_XDECREF(first);
+        Py_XDECREF(past);
+        line = bounds == NULL ? NULL : PyObject_GetItem(now, bounds);
+        Py_XDECREF(bounds);
+        Py_DECREF(now);
+    }
     if (line == NULL)
         return -1;
     *value = line;
@@ -797,8 +811,10 @@ text_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 }
 
 static PyObject *
-text_next(PyObject *file, PyObject *Py_UNUSED(ignored))
+text_next(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (nargs || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(references[TEXT_NEXT], file, args, nargs, kwnames);
     return new_call(TEXT_NEXT, file, NULL, NULL);
 }
 
@@ -823,7 +839,7 @@ static PyMethodDef text_read_def = {
     "read($self, size=-1)\n--\n\nRead up to `size` characters (all to the end: -1 or "
     "None) at the file's position."};
 static PyMethodDef text_next_def = {
-    "__anext__", (PyCFunction)text_next, METH_NOARGS,
+    "__anext__", (PyCFunction)(void (*)(void))text_next, METH_FASTCALL | METH_KEYWORDS,
     "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
 static PyMethodDef seek_def = {
     "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,

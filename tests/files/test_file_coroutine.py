@@ -408,3 +408,30 @@ async def test_a_text_read_takes_the_characters_its_checks_left(text: Any) -> No
         assert await text.read(3) == "012"
     finally:
         text._pending = []
+
+
+async def test_a_line_whose_checks_drop_its_characters_raises_as_the_reference(
+    text: Any,
+) -> None:
+    # (Compiled, the characters were looked up before `_used` was stored, whose old
+    # value's release here deletes them: that crashed the interpreter.)
+    assert await text.read(1) == TEXT[0]
+
+    class Deletes:
+        def __del__(self) -> None:
+            del text._decoded
+
+    class Replaces:
+        def __bool__(self) -> bool:
+            text._used = Deletes()
+            return False
+
+    text._pending = Replaces()
+    try:
+        with pytest.raises(AttributeError, match="_decoded"):
+            await text.__anext__()
+        assert text._used == TEXT.index("\n") + 1  # stored first, as the reference does
+    finally:
+        text._pending = []
+    with pytest.raises(TypeError, match="positional argument"):
+        text.__anext__(1)  # (as the reference's call refuses it)
