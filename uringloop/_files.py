@@ -1701,8 +1701,8 @@ class AsyncBufferedFile(_FileBase):
     offset where it goes. The logical position is derived from these (tell()).
     """
 
-    # Slots: what read() looks at first, which its compiled twin (_files_c.c) reads at the
-    # slots' offsets.
+    # Slots: what read() and __anext__() look at first, which their compiled twins
+    # (_files_c.c) read at the slots' offsets.
     __slots__ = ("_lock", "_rbuf", "_rpos", "raw")
 
     def __init__(
@@ -3047,8 +3047,8 @@ class AsyncTextFile(_FileBase):
         )
 
 
-# AsyncFileIO.read and .seek, AsyncBufferedFile.read, AsyncTextFile.read and .__anext__
-# compiled: methods whose coroutines make the common case themselves and pass every other
+# AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read and
+# __anext__ compiled: methods whose coroutines make the common case themselves and pass every other
 # to the `async def` methods above, their reference (None: those run).
 _install = compiled("uringloop._files_c", "install")
 if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
@@ -3057,6 +3057,7 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
         AsyncFileIO.read,  # type: ignore[method-assign]
         AsyncFileIO.seek,  # type: ignore[method-assign]
         AsyncBufferedFile.read,  # type: ignore[method-assign]
+        AsyncBufferedFile.__anext__,  # type: ignore[method-assign]
         AsyncTextFile.read,  # type: ignore[method-assign]
         AsyncTextFile.__anext__,  # type: ignore[method-assign]
     ) = _install(
@@ -3070,6 +3071,7 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
             AsyncFileIO.read,
             AsyncFileIO.seek,
             AsyncBufferedFile.read,
+            AsyncBufferedFile.__anext__,
             AsyncTextFile.read,
             AsyncTextFile.__anext__,
         ),

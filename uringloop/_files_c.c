@@ -2,7 +2,7 @@
  * The file classes' read, seek and __anext__, compiled.
  *
  * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO (read, seek),
- * AsyncBufferedFile (read) and AsyncTextFile (read, and _FileBase's __anext__), which are
+ * AsyncBufferedFile and AsyncTextFile (read, and _FileBase's __anext__), which are
  * the readable reference. install() returns them as methods of their classes whose calls
  * return a coroutine (a FileCall, registered as a collections.abc.Coroutine, so
  * create_task(), gather() and iscoroutine() take it) that behaves as the reference's.
@@ -14,8 +14,9 @@
  * reference's bytecode): seek(offset) at a plain file's position; read(size) of 1 byte
  * up to PARALLEL_MIN from a plain file at its position, copied from the page cache within
  * the loop's inline budget; a buffered file's read(size) of bytes its read buffer holds;
- * a text file's read(size) of characters it decoded already, and its next line where it
- * decoded one already with newlines translated. A raw read the copy does not complete goes
+ * a buffered file's next line its read buffer holds; a text file's read(size) of
+ * characters it decoded already, and its next line where it decoded one already with
+ * newlines translated. A raw read the copy does not complete goes
  * on in the reference's AsyncFileIO._read_rest, as the reference's own does. Every other
  * case (other arguments, another class, the file's lock taken or waited for, a closed,
  * direct or unseekable file, I/O not yet set up for the running loop, bytes or characters
@@ -34,6 +35,7 @@
 #include "_twin_helpers.h"
 #include "_coroutine_helpers.h"
 #include <limits.h>
+#include <string.h>
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
 #define OBJECT_SLOT T_OBJECT_EX
@@ -44,13 +46,13 @@
 #endif
 
 enum { NEW, DELEGATING, DONE };
-enum { READ, SEEK, BUFFERED_READ, TEXT_READ, TEXT_NEXT, N_KINDS };
+enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ, TEXT_NEXT, N_KINDS };
 
 typedef struct {
     PyObject_HEAD
     int state;
     int running;     /* a step is under way (a reentrant one is refused) */
-    int kind;        /* READ, SEEK, BUFFERED_READ, TEXT_READ or TEXT_NEXT */
+    int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ or TEXT_NEXT */
     PyObject *file;  /* until the first step */
     PyObject *arg;   /* read's size, seek's offset (NULL: __anext__) */
     PyObject *whence;/* seek's */
@@ -74,6 +76,8 @@ static const struct {
     [SEEK] = {"seek", "AsyncFileIO.seek", "coroutine 'AsyncFileIO.seek' was never awaited", 3},
     [BUFFERED_READ] = {"read", "AsyncBufferedFile.read",
                        "coroutine 'AsyncBufferedFile.read' was never awaited", 2},
+    [BUFFERED_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
+                       "coroutine '_FileBase.__anext__' was never awaited", 1},
     [TEXT_READ] = {"read", "AsyncTextFile.read", "coroutine 'AsyncTextFile.read' was never awaited", 2},
     [TEXT_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
                    "coroutine '_FileBase.__anext__' was never awaited", 1},
@@ -307,31 +311,17 @@ buffered(PyObject *file, long long size, PyObject **buffer, long long *start)
            int_in(rpos, 0, LLONG_MAX, start) && size <= PyBytes_GET_SIZE(*buffer) - *start;
 }
 
-/* AsyncBufferedFile.read()'s common case (its _buffered_bytes and _take): 1 with *value
- * the next `size` bytes of the read buffer, 0 where the reference reads, or -1 with an
- * error set. */
+/* The buffered file's _take(count), its checks passed: 1 with *value the bytes, or -1 with
+ * an error set. They are taken as the reference's _take takes them, from the buffer there
+ * is now (the checks may have run code that changed it); by the reference's _take itself
+ * where that buffer, or `count`, is not one this code reads. */
 static int
-buffered_read_now(FileCall *self, PyObject **value)
+buffered_take(PyObject *file, PyObject *count, PyObject **value)
 {
-    PyObject *file = self->file, *buffer;
+    PyObject *buffer;
     long long n, start;
-    if (Py_TYPE(file) != buffered_type || !int_in(self->arg, 1, LLONG_MAX, &n) ||
-        !buffered(file, n, &buffer, &start))
-        return 0;
-    int free = lock_free(file, o_b_lock);
-    if (free <= 0)
-        return free;
-    PyObject *raw = SLOT(file, o_b_raw);
-    if (raw == NULL || Py_TYPE(raw) != file_type)
-        return 0;
-    int closed = slot_truth(raw, o_closed);
-    if (closed != 0)
-        return closed < 0 ? -1 : 0;
-    /* The checks passed: the bytes are taken, as the reference's _take takes them from the
-     * buffer there is now (the truth tests above may have run code that changed it); by
-     * the reference's _take itself where that buffer is not one this code reads. */
-    if (!buffered(file, n, &buffer, &start)) {
-        PyObject *stack[2] = {file, self->arg};
+    if (!int_in(count, 1, LLONG_MAX, &n) || !buffered(file, n, &buffer, &start)) {
+        PyObject *stack[2] = {file, count};
         *value = PyObject_VectorcallMethod(s_take, stack, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         return *value == NULL ? -1 : 1;
     }
@@ -360,6 +350,78 @@ buffered_read_now(FileCall *self, PyObject **value)
     slot_set(file, o_b_rpos, moved);
     *value = data;
     return 1;
+}
+
+/* Whether nothing keeps a buffered file's read from its read buffer (the reference's
+ * `lock.held or lock.waiters or self.raw._closed_flag`, false): 1, 0 (or left to the
+ * reference), -1 with an error set. */
+static int
+buffer_free(PyObject *file)
+{
+    int free = lock_free(file, o_b_lock);
+    if (free <= 0)
+        return free;
+    PyObject *raw = SLOT(file, o_b_raw);
+    if (raw == NULL || Py_TYPE(raw) != file_type)
+        return 0;
+    int closed = slot_truth(raw, o_closed);
+    return closed != 0 ? (closed < 0 ? -1 : 0) : 1;
+}
+
+/* AsyncBufferedFile.read()'s common case (its _buffered_bytes and _take): 1 with *value
+ * the next `size` bytes of the read buffer, 0 where the reference reads, or -1 with an
+ * error set. */
+static int
+buffered_read_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *buffer;
+    long long n, start;
+    if (Py_TYPE(file) != buffered_type || !int_in(self->arg, 1, LLONG_MAX, &n) ||
+        !buffered(file, n, &buffer, &start))
+        return 0;
+    int free = buffer_free(file);
+    return free <= 0 ? free : buffered_take(file, self->arg, value);
+}
+
+/* AsyncBufferedFile.__anext__()'s common case (_FileBase.__anext__ and its
+ * _buffered_line): 1 with *value the next line of the read buffer, 0 where the reference
+ * reads, or -1 with an error set. */
+static int
+buffered_next_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *buffer;
+    long long start;
+    if (Py_TYPE(file) != buffered_type || !buffered(file, 0, &buffer, &start))
+        return 0;
+    const char *bytes = PyBytes_AS_STRING(buffer);
+    Py_ssize_t length = PyBytes_GET_SIZE(buffer);
+    const char *newline = start < length ? memchr(bytes + start, '\n', length - start) : NULL;
+    if (newline == NULL)
+        return 0;
+    PyObject *past = PyLong_FromSsize_t(newline - bytes + 1);
+    if (past == NULL)
+        return -1;
+    int free = buffer_free(file);
+    if (free <= 0) {
+        Py_DECREF(past);
+        return free;
+    }
+    /* As the reference: _take(end + 1 - self._rpos), with _rpos as it is now. */
+    PyObject *position = SLOT(file, o_b_rpos);
+    if (position == NULL) {
+        Py_DECREF(past);
+        PyErr_SetString(PyExc_AttributeError, "'AsyncBufferedFile' object has no attribute '_rpos'");
+        return -1;
+    }
+    Py_INCREF(position);
+    PyObject *count = PyNumber_Subtract(past, position);
+    Py_DECREF(position);
+    Py_DECREF(past);
+    if (count == NULL)
+        return -1;
+    int made = buffered_take(file, count, value);
+    Py_DECREF(count);
+    return made;
 }
 
 /* The text file's decoded characters and how many of them were returned (borrowed): 1
@@ -529,6 +591,9 @@ step(FileCall *self, PyObject *arg, PyObject **result)
             break;
         case BUFFERED_READ:
             made = buffered_read_now(self, &value);
+            break;
+        case BUFFERED_NEXT:
+            made = buffered_next_now(self, &value);
             break;
         case TEXT_READ:
             made = text_read_now(self, &value);
@@ -810,12 +875,26 @@ text_read(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     return read_call(TEXT_READ, file, args, nargs, kwnames);
 }
 
+/* __anext__() of `kind`: its coroutine (arguments: the reference's call, which refuses
+ * them). */
+static PyObject *
+next_call(int kind, PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(references[kind], file, args, nargs, kwnames);
+    return new_call(kind, file, NULL, NULL);
+}
+
+static PyObject *
+buffered_next(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return next_call(BUFFERED_NEXT, file, args, nargs, kwnames);
+}
+
 static PyObject *
 text_next(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
-        return reference_call(references[TEXT_NEXT], file, args, nargs, kwnames);
-    return new_call(TEXT_NEXT, file, NULL, NULL);
+    return next_call(TEXT_NEXT, file, args, nargs, kwnames);
 }
 
 static PyObject *
@@ -834,6 +913,9 @@ static PyMethodDef buffered_read_def = {
     "read", (PyCFunction)(void (*)(void))buffered_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` bytes (all to the end: -1 or None) at "
     "the file's position: the buffer's first, then the file's."};
+static PyMethodDef buffered_next_def = {
+    "__anext__", (PyCFunction)(void (*)(void))buffered_next, METH_FASTCALL | METH_KEYWORDS,
+    "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
 static PyMethodDef text_read_def = {
     "read", (PyCFunction)(void (*)(void))text_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` characters (all to the end: -1 or "
@@ -928,8 +1010,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != N_KINDS) {
         PyErr_SetString(PyExc_TypeError,
                         "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, "
-                        "globals, references) takes five classes, a dict and the five reference "
-                        "methods (read, seek, buffered read, text read, text __anext__)");
+                        "globals, references) takes five classes, a dict and the six reference "
+                        "methods (read, seek, buffered read and __anext__, text read and "
+                        "__anext__)");
         return NULL;
     }
     if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
@@ -971,6 +1054,7 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         [READ] = PyDescr_NewMethod(file, &read_def),
         [SEEK] = PyDescr_NewMethod(file, &seek_def),
         [BUFFERED_READ] = PyDescr_NewMethod(buffered_file, &buffered_read_def),
+        [BUFFERED_NEXT] = PyDescr_NewMethod(buffered_file, &buffered_next_def),
         [TEXT_READ] = PyDescr_NewMethod(text_file, &text_read_def),
         [TEXT_NEXT] = PyDescr_NewMethod(text_file, &text_next_def),
     };
@@ -1000,9 +1084,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
      "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, globals, "
-     "references) -> the compiled methods (read, seek, buffered read, text read, text "
-     "__anext__), over the slots of those classes, with the reference methods for what "
-     "they do not do themselves."},
+     "references) -> the compiled methods (read, seek, buffered read and __anext__, text "
+     "read and __anext__), over the slots of those classes, with the reference methods for "
+     "what they do not do themselves."},
     {NULL}};
 
 static struct PyModuleDef files_module = {

@@ -19,6 +19,6 @@ def install(
     namespace: dict[str, Any],
     references: tuple[Callable[..., Any], ...],
     /,
-) -> tuple[Any, Any, Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any, Any]: ...
 
 SOURCE_DIGEST: str

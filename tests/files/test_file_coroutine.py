@@ -435,3 +435,30 @@ async def test_a_line_whose_checks_drop_its_characters_raises_as_the_reference(
         text._pending = []
     with pytest.raises(TypeError, match="positional argument"):
         text.__anext__(1)  # (as the reference's call refuses it)
+
+
+async def test_a_buffered_files_lines_are_coroutines_served_from_the_buffer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lines.bin"
+    path.write_bytes(TEXT.encode())
+    lines = TEXT.encode().splitlines(keepends=True)
+    async with uringloop.open(path, "rb", buffering=64) as f:
+        assert type(f) is _files.AsyncBufferedFile
+        first = f.__anext__()
+        assert asyncio.iscoroutine(first)
+        assert await first == lines[0]  # (fills the buffer: the reference's readline)
+        later = f.__anext__()  # nothing happens before its first step
+        assert await f.read(3) == lines[1][:3]
+        assert await later == lines[1][3:]
+        with pytest.warns(RuntimeWarning, match="'_FileBase.__anext__' was never awaited"):
+            f.__anext__()
+            gc.collect()
+        assert [line async for line in f] == lines[2:]  # (lines across the buffer's end)
+        with pytest.raises(StopAsyncIteration):
+            await f.__anext__()
+        assert await f.tell() == len(TEXT.encode())
+        with pytest.raises(TypeError, match="positional argument"):
+            f.__anext__(1)
+    with pytest.raises(ValueError, match="closed file"):
+        await f.__anext__()
