@@ -26,8 +26,9 @@
  *
  * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
  * the slots are read and written directly (a property replacing one later is not seen),
- * and the reference's helpers (_buffered_bytes, _buffered_line, _get_decoded) are not
- * called where the common case is made here (one patched on the class is not seen).
+ * and the reference's helpers (_buffered_bytes, _buffered_line, _take, _get_decoded) are
+ * not called where the common case is made here (one patched on the class, or set on an
+ * instance, is not seen).
  *
  * Invariant: a FileCall in DELEGATING holds the coroutine it passes steps to; nothing else
  * is left to do of its own.
@@ -93,7 +94,7 @@ static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direc
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
 static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer;
 static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close, *s_take,
-    *s_get_decoded;
+    *s_get_decoded, *s_rpos, *s_decoded;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -408,12 +409,14 @@ buffered_next_now(FileCall *self, PyObject **value)
     }
     /* As the reference: _take(end + 1 - self._rpos), with _rpos as it is now. */
     PyObject *position = SLOT(file, o_b_rpos);
+    if (position == NULL) /* (unset: the interpreter's own AttributeError) */
+        position = PyObject_GetAttr(file, s_rpos);
+    else
+        Py_INCREF(position);
     if (position == NULL) {
         Py_DECREF(past);
-        PyErr_SetString(PyExc_AttributeError, "'AsyncBufferedFile' object has no attribute '_rpos'");
         return -1;
     }
-    Py_INCREF(position);
     PyObject *count = PyNumber_Subtract(past, position);
     Py_DECREF(position);
     Py_DECREF(past);
@@ -527,8 +530,8 @@ text_next_now(FileCall *self, PyObject **value)
      * the characters are looked up after it). */
     slot_set(file, o_t_used, moved);
     PyObject *now = SLOT(file, o_t_decoded);
-    if (now == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "'AsyncTextFile' object has no attribute '_decoded'");
+    if (now == NULL) { /* (unset: the interpreter's own AttributeError) */
+        Py_XDECREF(PyObject_GetAttr(file, s_decoded));
         return -1;
     }
     PyObject *line;
@@ -1107,7 +1110,8 @@ PyInit__files_c(void)
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
         intern(&s_close, "close") < 0 || intern(&s_take, "_take") < 0 ||
-        intern(&s_get_decoded, "_get_decoded") < 0)
+        intern(&s_get_decoded, "_get_decoded") < 0 || intern(&s_rpos, "_rpos") < 0 ||
+        intern(&s_decoded, "_decoded") < 0)
         return NULL;
     if (PyType_Ready(&FileCall_Type) < 0)
         return NULL;
