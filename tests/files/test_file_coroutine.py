@@ -23,11 +23,14 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 DATA = os.urandom(3 * 4096 + 100)
 
 
-async def _opened(tmp_path: Path, kind: type, buffering: int) -> Any:
-    """A file of DATA opened "rb" with `buffering`: a `kind`."""
+async def _opened(
+    tmp_path: Path, kind: type, buffering: int = -1, data: bytes = DATA, mode: str = "rb"
+) -> Any:
+    """A file of `data` opened with `mode` and `buffering` (text: UTF-8): a `kind`."""
     path = tmp_path / "f.bin"
-    path.write_bytes(DATA)
-    f = await uringloop.open(path, "rb", buffering=buffering)
+    path.write_bytes(data)
+    encoding = None if "b" in mode else "utf-8"
+    f = await uringloop.open(path, mode, buffering=buffering, encoding=encoding)
     assert type(f) is kind
     return f
 
@@ -316,10 +319,7 @@ TEXT = "".join(f"line {i} \u00e9t\u00e9\n" for i in range(400))
 
 @pytest_asyncio.fixture
 async def text(tmp_path: Path) -> AsyncIterator[Any]:
-    path = tmp_path / "t.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    f = await uringloop.open(path, encoding="utf-8")
-    assert type(f) is _files.AsyncTextFile
+    f = await _opened(tmp_path, _files.AsyncTextFile, data=TEXT.encode(), mode="r")
     yield f
     await f.close()
 
