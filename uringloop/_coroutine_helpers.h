@@ -1,7 +1,12 @@
 /*
  * What the compiled coroutines share (_loop_c.c's PreadCall, _files_c.c's FileCall): the
- * steps of the iterator protocol, and the exception throw() raises, as a generator makes
- * them.
+ * coroutine protocol (send, throw, close, __await__, cr_running, cr_await, the "never
+ * awaited" warning) around the steps each file makes itself, and the exception throw()
+ * raises, as a generator makes them.
+ *
+ * A file including this one begins its coroutine's struct with COROUTINE_HEAD and defines
+ * the four functions declared below (coroutine_step, coroutine_finish, coroutine_thrown,
+ * coroutine_never_awaited); it calls coroutine_names_ready() once, at module init.
  */
 #ifndef URINGLOOP_COROUTINE_HELPERS_H
 #define URINGLOOP_COROUTINE_HELPERS_H
@@ -120,5 +125,251 @@ stop_iteration_as_runtime_error(void)
     PyErr_SetObject(PyExc_RuntimeError, error);
     Py_DECREF(error);
 }
+
+/* The states every compiled coroutine has; a file's own states are numbered from
+ * COROUTINE_OWN. */
+enum { COROUTINE_NEW, COROUTINE_DELEGATING, COROUTINE_DONE, COROUTINE_OWN };
+
+/* The first members of a compiled coroutine's struct.
+ * Invariant: `inner` is set in COROUTINE_DELEGATING (and only there), and every step is
+ * passed to it; `running` is 1 while a step or a call it passes on is under way. */
+#define COROUTINE_HEAD                                                                     \
+    PyObject_HEAD                                                                          \
+    int state;       /* COROUTINE_NEW, _DELEGATING, _DONE, or the file's own */             \
+    int running;     /* a step is under way (a reentrant one is refused) */                 \
+    PyObject *inner; /* COROUTINE_DELEGATING: the coroutine every step is passed to */
+
+typedef struct {
+    COROUTINE_HEAD
+} Coroutine;
+
+/* Defined by the including file. */
+/* A step in COROUTINE_NEW or a state of the file's own: the value yielded or returned in
+ * *result, or PYGEN_ERROR with an error set. */
+static PySendResult coroutine_step(Coroutine *self, PyObject *arg, PyObject **result);
+/* Enter COROUTINE_DONE, dropping what the steps held (`inner` too). */
+static void coroutine_finish(Coroutine *self);
+/* throw() in a state of the file's own, its exception set: what the coroutine does there
+ * before it is raised (the exception may be replaced). */
+static void coroutine_thrown(Coroutine *self);
+/* The RuntimeWarning's text where the coroutine is dropped before its first step. */
+static const char *coroutine_never_awaited(Coroutine *self);
+
+static PyObject *coroutine_s_throw, *coroutine_s_close;
+
+/* The names the protocol calls, interned: 0, or -1 with an error set. */
+static int
+coroutine_names_ready(void)
+{
+    if (intern(&coroutine_s_throw, "throw") < 0 || intern(&coroutine_s_close, "close") < 0)
+        return -1;
+    return 0;
+}
+
+/* A step of `inner` (held by the caller across it) has given `value`: the coroutine's. */
+static PySendResult
+coroutine_delegated(Coroutine *self, PySendResult sent, PyObject *value, PyObject **result)
+{
+    if (sent != PYGEN_NEXT)
+        coroutine_finish(self);
+    *result = value;
+    return sent;
+}
+
+/* From COROUTINE_NEW: every step is passed to `inner` (a new reference, taken) from now
+ * on, this first one too. */
+static PySendResult
+coroutine_delegate(Coroutine *self, PyObject *inner, PyObject **result)
+{
+    self->inner = inner;
+    self->state = COROUTINE_DELEGATING;
+    Py_INCREF(inner);
+    PyObject *value = NULL;
+    PySendResult sent = PyIter_Send(inner, Py_None, &value);
+    Py_DECREF(inner);
+    return coroutine_delegated(self, sent, value, result);
+}
+
+/* 0, or -1 with ValueError set where a step is under way already. */
+static int
+coroutine_not_running(Coroutine *self)
+{
+    if (!self->running)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "coroutine already executing");
+    return -1;
+}
+
+/* am_send. */
+static PySendResult
+coroutine_send(Coroutine *self, PyObject *arg, PyObject **result)
+{
+    *result = NULL;
+    if (coroutine_not_running(self) < 0)
+        return PYGEN_ERROR;
+    self->running = 1;
+    PySendResult sent;
+    if (self->state == COROUTINE_DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *value = NULL;
+        sent = PyIter_Send(inner, arg, &value);
+        Py_DECREF(inner);
+        sent = coroutine_delegated(self, sent, value, result);
+    }
+    else if (self->state == COROUTINE_DONE) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        sent = PYGEN_ERROR;
+    }
+    else
+        sent = coroutine_step(self, arg, result);
+    self->running = 0;
+    return sent;
+}
+
+static PyObject *
+coroutine_iternext(Coroutine *self)
+{
+    PyObject *value;
+    PySendResult sent = coroutine_send(self, Py_None, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+coroutine_send_method(Coroutine *self, PyObject *arg)
+{
+    PyObject *value;
+    PySendResult sent = coroutine_send(self, arg, &value);
+    return as_step(sent, value);
+}
+
+static PyObject *
+coroutine_throw(Coroutine *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
+        return NULL;
+    }
+    if (coroutine_not_running(self) < 0)
+        return NULL;
+    if (self->state == COROUTINE_DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+        self->running = 1;
+        PyObject *value = PyObject_VectorcallMethod(coroutine_s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                    NULL);
+        self->running = 0;
+        Py_DECREF(inner);
+        if (value != NULL)
+            return value;
+        PyObject *stop = take_stop_value();
+        coroutine_finish(self);
+        return stop != NULL ? as_step(PYGEN_RETURN, stop) : NULL;
+    }
+    /* The exception raised at the coroutine's point: its start (NEW: nothing was done), a
+     * state of the file's own (coroutine_thrown), or none (DONE). */
+    int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
+    if (self->state == COROUTINE_NEW && thrown < 0)
+        return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
+    if (self->state == COROUTINE_DONE) {
+        if (thrown == 0) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        }
+        return NULL;
+    }
+    if (self->state >= COROUTINE_OWN) {
+        self->running = 1;
+        coroutine_thrown(self);
+        self->running = 0;
+    }
+    coroutine_finish(self);
+    return NULL;
+}
+
+static PyObject *
+coroutine_close(Coroutine *self, PyObject *Py_UNUSED(ignored))
+{
+    if (coroutine_not_running(self) < 0)
+        return NULL;
+    if (self->state == COROUTINE_DELEGATING) {
+        PyObject *inner = Py_NewRef(self->inner);
+        coroutine_finish(self);
+        self->running = 1;
+        PyObject *stack[1] = {inner};
+        PyObject *value = PyObject_VectorcallMethod(coroutine_s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        self->running = 0;
+        Py_DECREF(inner);
+        return value;
+    }
+    coroutine_finish(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+coroutine_await(Coroutine *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+coroutine_running(Coroutine *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->running);
+}
+
+/* cr_await where the coroutine is not waiting in a state of the file's own. */
+static PyObject *
+coroutine_awaiting(Coroutine *self, void *Py_UNUSED(closure))
+{
+    if (self->state == COROUTINE_DELEGATING) {
+        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
+        if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
+            return value;
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+coroutine_finalize(Coroutine *self)
+{
+    if (self->state != COROUTINE_NEW)
+        return;
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    if (PyErr_WarnEx(PyExc_RuntimeWarning, coroutine_never_awaited(self), 1) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
+    PyErr_Restore(type, exc, tb);
+}
+
+/* tp_dealloc: the type's tp_clear drops what it holds. */
+static void
+coroutine_dealloc(Coroutine *self)
+{
+    /* tracked while the finalizer runs, as a generator is: one it resurrects stays so */
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return; /* resurrected */
+    PyObject_GC_UnTrack(self);
+    Py_TYPE(self)->tp_clear((PyObject *)self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef coroutine_methods[] = {
+    {"send", (PyCFunction)coroutine_send_method, METH_O, "send(value): the coroutine's next step."},
+    {"throw", (PyCFunction)(void (*)(void))coroutine_throw, METH_FASTCALL,
+     "throw(exc): raise exc at the coroutine's point."},
+    {"close", (PyCFunction)coroutine_close, METH_NOARGS, "close(): end the coroutine."},
+    {NULL}};
+
+static PyAsyncMethods coroutine_async = {
+    .am_await = (unaryfunc)coroutine_await,
+    .am_send = (sendfunc)coroutine_send,
+};
+
+#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
+#define COROUTINE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_AM_SEND)
+#else
+#define COROUTINE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC)
+#endif
 
 #endif

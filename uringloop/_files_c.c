@@ -46,18 +46,15 @@
 #define SLOT_READONLY Py_READONLY
 #endif
 
-enum { NEW, DELEGATING, DONE };
+enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE };
 enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ, TEXT_NEXT, N_KINDS };
 
 typedef struct {
-    PyObject_HEAD
-    int state;
-    int running;     /* a step is under way (a reentrant one is refused) */
+    COROUTINE_HEAD   /* (its inner: the reference's coroutine, or _read_rest's) */
     int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ or TEXT_NEXT */
     PyObject *file;  /* until the first step */
     PyObject *arg;   /* read's size, seek's offset (NULL: __anext__) */
     PyObject *whence;/* seek's */
-    PyObject *inner; /* DELEGATING: the coroutine steps go to */
 } FileCall;
 
 static PyTypeObject FileCall_Type;
@@ -93,7 +90,7 @@ static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direc
 /* AsyncBufferedFile's, AsyncTextFile's. */
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
 static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer;
-static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_throw, *s_close, *s_take,
+static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_take,
     *s_get_decoded, *s_rpos, *s_decoded;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
@@ -553,10 +550,10 @@ text_next_now(FileCall *self, PyObject **value)
     return 1;
 }
 
-/* Enter DONE, dropping what the steps held. */
 static void
-finish(FileCall *self)
+coroutine_finish(Coroutine *coroutine)
 {
+    FileCall *self = (FileCall *)coroutine;
     self->state = DONE;
     Py_CLEAR(self->file);
     Py_CLEAR(self->arg);
@@ -564,182 +561,68 @@ finish(FileCall *self)
     Py_CLEAR(self->inner);
 }
 
-/* A step of the coroutine passed steps to (held by the caller across it): what it gave. */
-static PySendResult
-delegated(FileCall *self, PySendResult sent, PyObject *value, PyObject **result)
+/* (a FileCall has no state of its own) */
+static void
+coroutine_thrown(Coroutine *Py_UNUSED(coroutine))
 {
-    if (sent != PYGEN_NEXT)
-        finish(self);
-    *result = value;
-    return sent;
 }
 
-static PySendResult
-step(FileCall *self, PyObject *arg, PyObject **result)
+static const char *
+coroutine_never_awaited(Coroutine *coroutine)
 {
-    switch (self->state) {
-    case NEW: {
-        if (arg != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
-            return PYGEN_ERROR;
-        }
-        PyObject *value = NULL;
-        int made;
-        switch (self->kind) {
-        case READ:
-            made = read_now(self, &value);
-            break;
-        case SEEK:
-            made = seek_now(self, &value);
-            break;
-        case BUFFERED_READ:
-            made = buffered_read_now(self, &value);
-            break;
-        case BUFFERED_NEXT:
-            made = buffered_next_now(self, &value);
-            break;
-        case TEXT_READ:
-            made = text_read_now(self, &value);
-            break;
-        default:
-            made = text_next_now(self, &value);
-        }
-        if (made < 0 || made == 1) {
-            if (made < 0)
-                stop_iteration_as_runtime_error();
-            finish(self);
-            *result = value;
-            return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        }
-        PyObject *inner = value; /* 2: _read_rest's coroutine */
-        if (made == 0) {
-            PyObject *stack[3] = {self->file, self->arg, self->whence};
-            inner = PyObject_Vectorcall(references[self->kind], stack, kinds[self->kind].nargs, NULL);
-        }
-        if (inner == NULL) {
-            finish(self);
-            return PYGEN_ERROR;
-        }
-        Py_CLEAR(self->file);
-        Py_CLEAR(self->arg);
-        Py_CLEAR(self->whence);
-        self->inner = Py_NewRef(inner);
-        self->state = DELEGATING;
-        PySendResult sent = PyIter_Send(inner, Py_None, &value);
-        Py_DECREF(inner);
-        return delegated(self, sent, value, result);
+    return kinds[((FileCall *)coroutine)->kind].never_awaited;
+}
+
+/* (a FileCall's only state for a step to be made in is NEW) */
+static PySendResult
+coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
+{
+    FileCall *self = (FileCall *)coroutine;
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+        return PYGEN_ERROR;
     }
-    case DELEGATING: {
-        PyObject *inner = Py_NewRef(self->inner);
-        PyObject *value = NULL;
-        PySendResult sent = PyIter_Send(inner, arg, &value);
-        Py_DECREF(inner);
-        return delegated(self, sent, value, result);
-    }
+    PyObject *value = NULL;
+    int made;
+    switch (self->kind) {
+    case READ:
+        made = read_now(self, &value);
+        break;
+    case SEEK:
+        made = seek_now(self, &value);
+        break;
+    case BUFFERED_READ:
+        made = buffered_read_now(self, &value);
+        break;
+    case BUFFERED_NEXT:
+        made = buffered_next_now(self, &value);
+        break;
+    case TEXT_READ:
+        made = text_read_now(self, &value);
+        break;
     default:
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        made = text_next_now(self, &value);
+    }
+    if (made < 0 || made == 1) {
+        if (made < 0)
+            stop_iteration_as_runtime_error();
+        coroutine_finish(coroutine);
+        *result = value;
+        return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+    }
+    PyObject *inner = value; /* 2: _read_rest's coroutine */
+    if (made == 0) {
+        PyObject *stack[3] = {self->file, self->arg, self->whence};
+        inner = PyObject_Vectorcall(references[self->kind], stack, kinds[self->kind].nargs, NULL);
+    }
+    if (inner == NULL) {
+        coroutine_finish(coroutine);
         return PYGEN_ERROR;
     }
-}
-
-/* 0, or -1 with ValueError set where a step is under way already. */
-static int
-not_running(FileCall *self)
-{
-    if (!self->running)
-        return 0;
-    PyErr_SetString(PyExc_ValueError, "coroutine already executing");
-    return -1;
-}
-
-static PySendResult
-call_send(FileCall *self, PyObject *arg, PyObject **result)
-{
-    *result = NULL;
-    if (not_running(self) < 0)
-        return PYGEN_ERROR;
-    self->running = 1;
-    PySendResult sent = step(self, arg, result);
-    self->running = 0;
-    return sent;
-}
-
-static PyObject *
-call_iternext(FileCall *self)
-{
-    PyObject *value;
-    PySendResult sent = call_send(self, Py_None, &value);
-    return as_step(sent, value);
-}
-
-static PyObject *
-call_send_method(FileCall *self, PyObject *arg)
-{
-    PyObject *value;
-    PySendResult sent = call_send(self, arg, &value);
-    return as_step(sent, value);
-}
-
-static PyObject *
-call_throw(FileCall *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
-        return NULL;
-    }
-    if (not_running(self) < 0)
-        return NULL;
-    if (self->state == DELEGATING) {
-        PyObject *inner = Py_NewRef(self->inner);
-        PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
-        self->running = 1;
-        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        self->running = 0;
-        Py_DECREF(inner);
-        if (value != NULL)
-            return value;
-        PyObject *stop = take_stop_value();
-        finish(self);
-        return stop != NULL ? as_step(PYGEN_RETURN, stop) : NULL;
-    }
-    /* The exception raised at the coroutine's start (NEW: nothing was done), or none (DONE). */
-    int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
-    if (self->state == NEW && thrown < 0)
-        return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
-    if (self->state == DONE) {
-        if (thrown == 0) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
-        }
-        return NULL;
-    }
-    finish(self);
-    return NULL;
-}
-
-static PyObject *
-call_close(FileCall *self, PyObject *Py_UNUSED(ignored))
-{
-    if (not_running(self) < 0)
-        return NULL;
-    if (self->state == DELEGATING) {
-        PyObject *inner = Py_NewRef(self->inner);
-        finish(self);
-        self->running = 1;
-        PyObject *stack[1] = {inner};
-        PyObject *value = PyObject_VectorcallMethod(s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        self->running = 0;
-        Py_DECREF(inner);
-        return value;
-    }
-    finish(self);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-call_await(FileCall *self)
-{
-    return Py_NewRef(self);
+    Py_CLEAR(self->file);
+    Py_CLEAR(self->arg);
+    Py_CLEAR(self->whence);
+    return coroutine_delegate(coroutine, inner, result);
 }
 
 static PyObject *
@@ -752,36 +635,6 @@ static PyObject *
 call_qualname(FileCall *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString(kinds[self->kind].qualname);
-}
-
-static PyObject *
-call_running(FileCall *self, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(self->running);
-}
-
-static PyObject *
-call_awaiting(FileCall *self, void *Py_UNUSED(closure))
-{
-    if (self->state == DELEGATING) {
-        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
-        if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
-            return value;
-        PyErr_Clear();
-    }
-    Py_RETURN_NONE;
-}
-
-static void
-call_finalize(FileCall *self)
-{
-    if (self->state != NEW)
-        return;
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    if (PyErr_WarnEx(PyExc_RuntimeWarning, kinds[self->kind].never_awaited, 1) < 0)
-        PyErr_WriteUnraisable((PyObject *)self);
-    PyErr_Restore(type, exc, tb);
 }
 
 static int
@@ -797,23 +650,8 @@ call_traverse(FileCall *self, visitproc visit, void *arg)
 static int
 call_clear(FileCall *self)
 {
-    self->state = DONE;
-    Py_CLEAR(self->file);
-    Py_CLEAR(self->arg);
-    Py_CLEAR(self->whence);
-    Py_CLEAR(self->inner);
+    coroutine_finish((Coroutine *)self);
     return 0;
-}
-
-static void
-call_dealloc(FileCall *self)
-{
-    /* tracked while the finalizer runs, as a generator is: one it resurrects stays so */
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
-        return; /* resurrected */
-    PyObject_GC_UnTrack(self);
-    call_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *
@@ -931,45 +769,27 @@ static PyMethodDef seek_def = {
     "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
     "new position."};
 
-static PyMethodDef call_methods[] = {
-    {"send", (PyCFunction)call_send_method, METH_O, "send(value): the coroutine's next step."},
-    {"throw", (PyCFunction)(void (*)(void))call_throw, METH_FASTCALL,
-     "throw(exc): raise exc at the coroutine's point."},
-    {"close", (PyCFunction)call_close, METH_NOARGS, "close(): end the coroutine."},
-    {NULL}};
-
 static PyGetSetDef call_getset[] = {
     {"__name__", (getter)call_name, NULL, NULL, NULL},
     {"__qualname__", (getter)call_qualname, NULL, NULL, NULL},
-    {"cr_running", (getter)call_running, NULL, NULL, NULL},
-    {"cr_await", (getter)call_awaiting, NULL, NULL, NULL},
+    {"cr_running", (getter)coroutine_running, NULL, NULL, NULL},
+    {"cr_await", (getter)coroutine_awaiting, NULL, NULL, NULL},
     {NULL}};
-
-static PyAsyncMethods call_async = {
-    .am_await = (unaryfunc)call_await,
-    .am_send = (sendfunc)call_send,
-};
-
-#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
-#define AM_SEND_FLAG Py_TPFLAGS_HAVE_AM_SEND
-#else
-#define AM_SEND_FLAG 0
-#endif
 
 static PyTypeObject FileCall_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "uringloop._files_c.FileCall",
     .tp_basicsize = sizeof(FileCall),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | AM_SEND_FLAG,
+    .tp_flags = COROUTINE_FLAGS,
     .tp_doc = "The coroutine AsyncFileIO.read and .seek return (see the module's doc).",
-    .tp_as_async = &call_async,
-    .tp_iternext = (iternextfunc)call_iternext,
-    .tp_methods = call_methods,
+    .tp_as_async = &coroutine_async,
+    .tp_iternext = (iternextfunc)coroutine_iternext,
+    .tp_methods = coroutine_methods,
     .tp_getset = call_getset,
     .tp_traverse = (traverseproc)call_traverse,
     .tp_clear = (inquiry)call_clear,
-    .tp_dealloc = (destructor)call_dealloc,
-    .tp_finalize = (destructor)call_finalize,
+    .tp_dealloc = (destructor)coroutine_dealloc,
+    .tp_finalize = (destructor)coroutine_finalize,
 };
 
 /* *offset = the offset of `cls`'s slot `name` (an object slot one may set): 0, or -1 with a
@@ -1108,10 +928,9 @@ PyInit__files_c(void)
         ((seek_set_value = PyLong_AsLongLong(seek_set)) == -1 && PyErr_Occurred()) ||
         (minus_one = PyLong_FromLong(-1)) == NULL ||
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
-        intern(&s_read_cached, "read_cached") < 0 || intern(&s_throw, "throw") < 0 ||
-        intern(&s_close, "close") < 0 || intern(&s_take, "_take") < 0 ||
+        intern(&s_read_cached, "read_cached") < 0 || intern(&s_take, "_take") < 0 ||
         intern(&s_get_decoded, "_get_decoded") < 0 || intern(&s_rpos, "_rpos") < 0 ||
-        intern(&s_decoded, "_decoded") < 0)
+        intern(&s_decoded, "_decoded") < 0 || coroutine_names_ready() < 0)
         return NULL;
     if (PyType_Ready(&FileCall_Type) < 0)
         return NULL;

@@ -27,18 +27,15 @@
 #include "_coroutine_helpers.h"
 #include <limits.h>
 
-enum { NEW, WAITING, DELEGATING, DONE };
+enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE, WAITING = COROUTINE_OWN };
 enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_DIRECT, N_ARGS };
 
 typedef struct {
-    PyObject_HEAD
-    int state;
-    int running;            /* a step is under way (a reentrant one is refused) */
+    COROUTINE_HEAD          /* (its inner: the reference's coroutine) */
     PyObject *loop;
     PyObject *args[N_ARGS]; /* until the first step */
     PyObject *op;           /* WAITING */
     PyObject *future;       /* WAITING */
-    PyObject *inner;        /* DELEGATING: the reference's coroutine */
     PyObject *head;         /* what a copy from the page cache read first, or NULL */
 } PreadCall;
 
@@ -57,7 +54,7 @@ static PyObject *no_nowait;        /* read_cached's answer where the file cannot
 static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
-    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_throw, *s_close, *s_loop, *s_read, *s_future, *s_copies_cached,
+    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused;
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
@@ -420,182 +417,68 @@ wait_for(PreadCall *self, PyObject **result)
     return PYGEN_NEXT;
 }
 
-/* A step of the reference's coroutine (held by the caller across it): what it gave. */
-static PySendResult
-delegated(PreadCall *self, PySendResult sent, PyObject *value, PyObject **result)
+static void
+coroutine_finish(Coroutine *self)
 {
-    if (sent != PYGEN_NEXT)
-        finish(self);
-    *result = value;
-    return sent;
+    finish((PreadCall *)self);
 }
 
-static PySendResult
-step(PreadCall *self, PyObject *arg, PyObject **result)
+/* throw() in WAITING: the reference's `except` for a CancelledError. */
+static void
+coroutine_thrown(Coroutine *self)
 {
-    switch (self->state) {
-    case NEW: {
-        if (arg != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
-            return PYGEN_ERROR;
-        }
-        PyObject *copied = NULL;
-        int made = start_read(self, &copied);
-        if (made < 0 || made == 2) {
-            if (made < 0)
-                stop_iteration_as_runtime_error();
-            finish(self);
-            *result = copied;
-            return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
-        }
-        if (made == 0) {
-            PyObject **a = self->args;
-            PyObject *stack[N_ARGS + 1] = {self->loop,        a[A_FD],          a[A_SIZE],
-                                           a[A_OFFSET],       a[A_KNOWN_SEEKABLE], a[A_CACHED_COPY],
-                                           a[A_UNCLAIMED],    a[A_DIRECT]};
-            PyObject *inner = PyObject_VectorcallMethod(s_pread, stack, (N_ARGS + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            for (int i = 0; i < N_ARGS; i++)
-                Py_CLEAR(self->args[i]);
-            if (inner == NULL) {
-                finish(self);
-                return PYGEN_ERROR;
-            }
-            self->inner = Py_NewRef(inner);
-            self->state = DELEGATING;
-            PyObject *value = NULL;
-            PySendResult sent = PyIter_Send(inner, Py_None, &value);
-            Py_DECREF(inner);
-            return delegated(self, sent, value, result);
-        }
+    abandon_on_cancel((PreadCall *)self);
+}
+
+static const char *
+coroutine_never_awaited(Coroutine *Py_UNUSED(self))
+{
+    return "coroutine 'Loop.pread' was never awaited";
+}
+
+/* A step in NEW or WAITING. */
+static PySendResult
+coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
+{
+    PreadCall *self = (PreadCall *)coroutine;
+    if (self->state == WAITING)
+        return resume(self, 1, result);
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+        return PYGEN_ERROR;
+    }
+    PyObject *copied = NULL;
+    int made = start_read(self, &copied);
+    if (made < 0 || made == 2) {
+        if (made < 0)
+            stop_iteration_as_runtime_error();
+        finish(self);
+        *result = copied;
+        return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
+    }
+    if (made == 0) {
+        PyObject **a = self->args;
+        PyObject *stack[N_ARGS + 1] = {self->loop,        a[A_FD],          a[A_SIZE],
+                                       a[A_OFFSET],       a[A_KNOWN_SEEKABLE], a[A_CACHED_COPY],
+                                       a[A_UNCLAIMED],    a[A_DIRECT]};
+        PyObject *inner = PyObject_VectorcallMethod(s_pread, stack, (N_ARGS + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         for (int i = 0; i < N_ARGS; i++)
             Py_CLEAR(self->args[i]);
-        int done = truth_of(call_method(self->future, s_done, NULL, 0));
-        if (done < 0) {
+        if (inner == NULL) {
             finish(self);
             return PYGEN_ERROR;
         }
-        /* (done already: outside the reference's try, nothing is abandoned) */
-        return done ? resume(self, 0, result) : wait_for(self, result);
+        return coroutine_delegate(coroutine, inner, result);
     }
-    case WAITING:
-        return resume(self, 1, result);
-    case DELEGATING: {
-        PyObject *inner = Py_NewRef(self->inner);
-        PyObject *value = NULL;
-        PySendResult sent = PyIter_Send(inner, arg, &value);
-        Py_DECREF(inner);
-        return delegated(self, sent, value, result);
-    }
-    default:
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+    for (int i = 0; i < N_ARGS; i++)
+        Py_CLEAR(self->args[i]);
+    int done = truth_of(call_method(self->future, s_done, NULL, 0));
+    if (done < 0) {
+        finish(self);
         return PYGEN_ERROR;
     }
-}
-
-/* 0, or -1 with ValueError set where a step is under way already. */
-static int
-not_running(PreadCall *self)
-{
-    if (!self->running)
-        return 0;
-    PyErr_SetString(PyExc_ValueError, "coroutine already executing");
-    return -1;
-}
-
-static PySendResult
-pread_send(PreadCall *self, PyObject *arg, PyObject **result)
-{
-    *result = NULL;
-    if (not_running(self) < 0)
-        return PYGEN_ERROR;
-    self->running = 1;
-    PySendResult sent = step(self, arg, result);
-    self->running = 0;
-    return sent;
-}
-
-static PyObject *
-pread_iternext(PreadCall *self)
-{
-    PyObject *value;
-    PySendResult sent = pread_send(self, Py_None, &value);
-    return as_step(sent, value);
-}
-
-static PyObject *
-pread_send_method(PreadCall *self, PyObject *arg)
-{
-    PyObject *value;
-    PySendResult sent = pread_send(self, arg, &value);
-    return as_step(sent, value);
-}
-
-static PyObject *
-pread_throw(PreadCall *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
-        return NULL;
-    }
-    if (not_running(self) < 0)
-        return NULL;
-    if (self->state == DELEGATING) {
-        PyObject *inner = Py_NewRef(self->inner);
-        PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
-        self->running = 1;
-        PyObject *value = PyObject_VectorcallMethod(s_throw, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        self->running = 0;
-        Py_DECREF(inner);
-        if (value != NULL)
-            return value;
-        PyObject *stop = take_stop_value();
-        finish(self);
-        return stop != NULL ? as_step(PYGEN_RETURN, stop) : NULL;
-    }
-    /* The exception raised at the coroutine's point: its start (NEW), its `await future`
-     * (WAITING: arguments that make none raise their TypeError there), or none (DONE). */
-    int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
-    if (self->state == NEW && thrown < 0)
-        return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
-    if (self->state == DONE) {
-        if (thrown == 0) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
-        }
-        return NULL;
-    }
-    if (self->state == WAITING) {
-        self->running = 1;
-        abandon_on_cancel(self);
-        self->running = 0;
-    }
-    finish(self);
-    return NULL;
-}
-
-static PyObject *
-pread_close(PreadCall *self, PyObject *Py_UNUSED(ignored))
-{
-    if (not_running(self) < 0)
-        return NULL;
-    if (self->state == DELEGATING) {
-        PyObject *inner = Py_NewRef(self->inner);
-        finish(self);
-        self->running = 1;
-        PyObject *stack[1] = {inner};
-        PyObject *value = PyObject_VectorcallMethod(s_close, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        self->running = 0;
-        Py_DECREF(inner);
-        return value;
-    }
-    finish(self);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-pread_await(PreadCall *self)
-{
-    return Py_NewRef(self);
+    /* (done already: outside the reference's try, nothing is abandoned) */
+    return done ? resume(self, 0, result) : wait_for(self, result);
 }
 
 static PyObject *
@@ -611,35 +494,11 @@ pread_qualname(PreadCall *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
-pread_running(PreadCall *self, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(self->running);
-}
-
-static PyObject *
-pread_awaiting(PreadCall *self, void *Py_UNUSED(closure))
+pread_awaiting(PreadCall *self, void *closure)
 {
     if (self->state == WAITING)
         return Py_NewRef(self->future);
-    if (self->state == DELEGATING) {
-        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
-        if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
-            return value;
-        PyErr_Clear();
-    }
-    Py_RETURN_NONE;
-}
-
-static void
-pread_finalize(PreadCall *self)
-{
-    if (self->state != NEW)
-        return;
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    if (PyErr_WarnEx(PyExc_RuntimeWarning, "coroutine 'Loop.pread' was never awaited", 1) < 0)
-        PyErr_WriteUnraisable((PyObject *)self);
-    PyErr_Restore(type, exc, tb);
+    return coroutine_awaiting((Coroutine *)self, closure);
 }
 
 static int
@@ -667,17 +526,6 @@ pread_clear(PreadCall *self)
     Py_CLEAR(self->inner);
     Py_CLEAR(self->head);
     return 0;
-}
-
-static void
-pread_dealloc(PreadCall *self)
-{
-    /* tracked while the finalizer runs, as a generator is: one it resurrects stays so */
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
-        return; /* resurrected */
-    PyObject_GC_UnTrack(self);
-    pread_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *
@@ -715,46 +563,28 @@ pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)self;
 }
 
-static PyMethodDef pread_methods[] = {
-    {"send", (PyCFunction)pread_send_method, METH_O, "send(value): the coroutine's next step."},
-    {"throw", (PyCFunction)(void (*)(void))pread_throw, METH_FASTCALL,
-     "throw(exc): raise exc at the coroutine's point."},
-    {"close", (PyCFunction)pread_close, METH_NOARGS, "close(): end the coroutine."},
-    {NULL}};
-
 static PyGetSetDef pread_getset[] = {
     {"__name__", (getter)pread_name, NULL, NULL, NULL},
     {"__qualname__", (getter)pread_qualname, NULL, NULL, NULL},
-    {"cr_running", (getter)pread_running, NULL, NULL, NULL},
+    {"cr_running", (getter)coroutine_running, NULL, NULL, NULL},
     {"cr_await", (getter)pread_awaiting, NULL, NULL, NULL},
     {NULL}};
-
-static PyAsyncMethods pread_async = {
-    .am_await = (unaryfunc)pread_await,
-    .am_send = (sendfunc)pread_send,
-};
-
-#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
-#define AM_SEND_FLAG Py_TPFLAGS_HAVE_AM_SEND
-#else
-#define AM_SEND_FLAG 0
-#endif
 
 static PyTypeObject PreadCall_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "uringloop._loop_c.PreadCall",
     .tp_basicsize = sizeof(PreadCall),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | AM_SEND_FLAG,
+    .tp_flags = COROUTINE_FLAGS,
     .tp_doc = "The coroutine Loop.pread returns (see the module's doc).",
-    .tp_as_async = &pread_async,
+    .tp_as_async = &coroutine_async,
     .tp_iter = NULL,
-    .tp_iternext = (iternextfunc)pread_iternext,
-    .tp_methods = pread_methods,
+    .tp_iternext = (iternextfunc)coroutine_iternext,
+    .tp_methods = coroutine_methods,
     .tp_getset = pread_getset,
     .tp_traverse = (traverseproc)pread_traverse,
     .tp_clear = (inquiry)pread_clear,
-    .tp_dealloc = (destructor)pread_dealloc,
-    .tp_finalize = (destructor)pread_finalize,
+    .tp_dealloc = (destructor)coroutine_dealloc,
+    .tp_finalize = (destructor)coroutine_finalize,
 };
 
 static PyMethodDef functions[] = {
@@ -836,7 +666,7 @@ PyInit__loop_c(void)
         intern(&s_submit_early, "_submit_early") < 0 || intern(&s_abandon, "_abandon") < 0 ||
         intern(&s_pread, "_pread") < 0 || intern(&s_waiter, "waiter") < 0 || intern(&s_done, "done") < 0 ||
         intern(&s_result, "result") < 0 || intern(&s_blocking, "_asyncio_future_blocking") < 0 ||
-        intern(&s_throw, "throw") < 0 || intern(&s_close, "close") < 0 ||
+        coroutine_names_ready() < 0 ||
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0)
