@@ -130,27 +130,30 @@ stop_iteration_as_runtime_error(void)
  * COROUTINE_OWN. */
 enum { COROUTINE_NEW, COROUTINE_DELEGATING, COROUTINE_DONE, COROUTINE_OWN };
 
-/* The first members of a compiled coroutine's struct.
+/* What every compiled coroutine's struct begins with (as its first member, `co`, so that a
+ * pointer to the one is a pointer to the other, as PyObject_HEAD's ob_base is).
  * Invariant: `inner` is set in COROUTINE_DELEGATING (and only there), and every step is
  * passed to it; `running` is 1 while a step or a call it passes on is under way. */
-#define COROUTINE_HEAD                                                                     \
-    PyObject_HEAD                                                                          \
-    int state;       /* COROUTINE_NEW, _DELEGATING, _DONE, or the file's own */             \
-    int running;     /* a step is under way (a reentrant one is refused) */                 \
-    PyObject *inner; /* COROUTINE_DELEGATING: the coroutine every step is passed to */
-
 typedef struct {
-    COROUTINE_HEAD
+    PyObject_HEAD
+    int state;       /* COROUTINE_NEW, _DELEGATING, _DONE, or the file's own */
+    int running;     /* a step is under way (a reentrant one is refused) */
+    PyObject *inner; /* COROUTINE_DELEGATING: the coroutine every step is passed to */
 } Coroutine;
+
+#define COROUTINE_HEAD Coroutine co;
 
 /* Defined by the including file. */
 /* A step in COROUTINE_NEW or a state of the file's own: the value yielded or returned in
- * *result, or PYGEN_ERROR with an error set. */
+ * *result, or PYGEN_ERROR with an error set. Unless it yields, it has called
+ * coroutine_delegate() or coroutine_finish() (but for a first send of a value other than
+ * None, refused with a TypeError: the coroutine stays NEW, as a native one does). */
 static PySendResult coroutine_step(Coroutine *self, PyObject *arg, PyObject **result);
 /* Enter COROUTINE_DONE, dropping what the steps held (`inner` too). */
 static void coroutine_finish(Coroutine *self);
-/* throw() in a state of the file's own, its exception set: what the coroutine does there
- * before it is raised (the exception may be replaced). */
+/* throw() in a state of the file's own, its exception set (a TypeError where throw()'s
+ * arguments make none: raised there, as a coroutine raises it at its point): what the
+ * coroutine does there before it is raised (the exception may be replaced). */
 static void coroutine_thrown(Coroutine *self);
 /* The RuntimeWarning's text where the coroutine is dropped before its first step. */
 static const char *coroutine_never_awaited(Coroutine *self);
@@ -245,8 +248,10 @@ coroutine_send_method(Coroutine *self, PyObject *arg)
 static PyObject *
 coroutine_throw(Coroutine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "throw expected at least 1 argument, got %zd", nargs);
+    if (nargs < 1 || nargs > 3) { /* (as a generator's throw() words it) */
+        PyErr_Format(PyExc_TypeError, nargs < 1 ? "throw expected at least 1 argument, got %zd"
+                                                : "throw expected at most 3 arguments, got %zd",
+                     nargs);
         return NULL;
     }
     if (coroutine_not_running(self) < 0)
@@ -322,7 +327,9 @@ static PyObject *
 coroutine_awaiting(Coroutine *self, void *Py_UNUSED(closure))
 {
     if (self->state == COROUTINE_DELEGATING) {
-        PyObject *value = PyObject_GetAttrString(self->inner, "cr_await");
+        PyObject *inner = Py_NewRef(self->inner);
+        PyObject *value = PyObject_GetAttrString(inner, "cr_await");
+        Py_DECREF(inner);
         if (value != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
             return value;
         PyErr_Clear();
@@ -366,10 +373,6 @@ static PyAsyncMethods coroutine_async = {
     .am_send = (sendfunc)coroutine_send,
 };
 
-#ifdef Py_TPFLAGS_HAVE_AM_SEND /* (3.10 only: later ones look at am_send itself) */
-#define COROUTINE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_AM_SEND)
-#else
 #define COROUTINE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC)
-#endif
 
 #endif

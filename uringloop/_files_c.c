@@ -554,11 +554,11 @@ static void
 coroutine_finish(Coroutine *coroutine)
 {
     FileCall *self = (FileCall *)coroutine;
-    self->state = DONE;
+    self->co.state = DONE;
     Py_CLEAR(self->file);
     Py_CLEAR(self->arg);
     Py_CLEAR(self->whence);
-    Py_CLEAR(self->inner);
+    Py_CLEAR(self->co.inner);
 }
 
 /* (a FileCall has no state of its own) */
@@ -643,14 +643,14 @@ call_traverse(FileCall *self, visitproc visit, void *arg)
     Py_VISIT(self->file);
     Py_VISIT(self->arg);
     Py_VISIT(self->whence);
-    Py_VISIT(self->inner);
+    Py_VISIT(self->co.inner);
     return 0;
 }
 
 static int
 call_clear(FileCall *self)
 {
-    coroutine_finish((Coroutine *)self);
+    coroutine_finish(&self->co);
     return 0;
 }
 
@@ -660,13 +660,13 @@ new_call(int kind, PyObject *file, PyObject *arg, PyObject *whence)
     FileCall *self = PyObject_GC_New(FileCall, &FileCall_Type);
     if (self == NULL)
         return NULL;
-    self->state = NEW;
-    self->running = 0;
+    self->co.state = NEW;
+    self->co.running = 0;
     self->kind = kind;
     self->file = Py_NewRef(file);
     self->arg = Py_XNewRef(arg);
     self->whence = Py_XNewRef(whence);
-    self->inner = NULL;
+    self->co.inner = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }

@@ -324,12 +324,12 @@ start_read(PreadCall *self, PyObject **value)
 static void
 finish(PreadCall *self)
 {
-    self->state = DONE;
+    self->co.state = DONE;
     for (int i = 0; i < N_ARGS; i++)
         Py_CLEAR(self->args[i]);
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
-    Py_CLEAR(self->inner);
+    Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
 }
 
@@ -382,7 +382,7 @@ resume(PreadCall *self, int waited, PyObject **result)
         int blocking = attr_true(self->future, s_blocking);
         if (blocking == 0) {
             if (PyObject_SetAttr(self->future, s_blocking, Py_True) == 0) {
-                self->state = WAITING;
+                self->co.state = WAITING;
                 *result = Py_NewRef(self->future);
                 return PYGEN_NEXT;
             }
@@ -412,7 +412,7 @@ wait_for(PreadCall *self, PyObject **result)
         finish(self);
         return PYGEN_ERROR;
     }
-    self->state = WAITING;
+    self->co.state = WAITING;
     *result = Py_NewRef(self->future);
     return PYGEN_NEXT;
 }
@@ -441,7 +441,7 @@ static PySendResult
 coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
 {
     PreadCall *self = (PreadCall *)coroutine;
-    if (self->state == WAITING)
+    if (self->co.state == WAITING)
         return resume(self, 1, result);
     if (arg != Py_None) {
         PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
@@ -496,9 +496,9 @@ pread_qualname(PreadCall *self, void *Py_UNUSED(closure))
 static PyObject *
 pread_awaiting(PreadCall *self, void *closure)
 {
-    if (self->state == WAITING)
+    if (self->co.state == WAITING)
         return Py_NewRef(self->future);
-    return coroutine_awaiting((Coroutine *)self, closure);
+    return coroutine_awaiting(&self->co, closure);
 }
 
 static int
@@ -509,7 +509,7 @@ pread_traverse(PreadCall *self, visitproc visit, void *arg)
         Py_VISIT(self->args[i]);
     Py_VISIT(self->op);
     Py_VISIT(self->future);
-    Py_VISIT(self->inner);
+    Py_VISIT(self->co.inner);
     Py_VISIT(self->head);
     return 0;
 }
@@ -517,13 +517,13 @@ pread_traverse(PreadCall *self, visitproc visit, void *arg)
 static int
 pread_clear(PreadCall *self)
 {
-    self->state = DONE;
+    self->co.state = DONE;
     Py_CLEAR(self->loop);
     for (int i = 0; i < N_ARGS; i++)
         Py_CLEAR(self->args[i]);
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
-    Py_CLEAR(self->inner);
+    Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
     return 0;
 }
@@ -553,12 +553,12 @@ pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PreadCall *self = PyObject_GC_New(PreadCall, &PreadCall_Type);
     if (self == NULL)
         return NULL;
-    self->state = NEW;
-    self->running = 0;
+    self->co.state = NEW;
+    self->co.running = 0;
     self->loop = Py_NewRef(args[0]);
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = Py_NewRef(args[i + 1]);
-    self->op = self->future = self->inner = self->head = NULL;
+    self->op = self->future = self->co.inner = self->head = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }

@@ -99,6 +99,10 @@ async def test_closed_or_thrown_into_before_its_first_step_it_does_nothing(raw: 
     with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
         read.send(None)
     seek = raw.seek(200)
+    with pytest.raises(TypeError, match="throw expected at least 1 argument, got 0"):
+        seek.throw()
+    with pytest.raises(TypeError, match="throw expected at most 3 arguments, got 4"):
+        seek.throw(KeyError, None, None, None)
     with pytest.raises(KeyError):
         seek.throw(KeyError("in"))
     assert await raw.read(4) == DATA[:4]
