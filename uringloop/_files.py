@@ -3047,9 +3047,9 @@ class AsyncTextFile(_FileBase):
         )
 
 
-# AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read and
-# __anext__ compiled: methods whose coroutines make the common case themselves and pass every other
-# to the `async def` methods above, their reference (None: those run).
+# AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read, __anext__
+# and readline compiled: methods whose coroutines make the common case themselves and pass
+# every other to the `async def` methods above, their reference (None: those run).
 _install = compiled("uringloop._files_c", "install")
 if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
     Coroutine.register(compiled("uringloop._files_c", "FileCall"))
@@ -3058,8 +3058,10 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
         AsyncFileIO.seek,  # type: ignore[method-assign]
         AsyncBufferedFile.read,  # type: ignore[method-assign]
         AsyncBufferedFile.__anext__,  # type: ignore[method-assign]
+        AsyncBufferedFile.readline,  # type: ignore[method-assign]
         AsyncTextFile.read,  # type: ignore[method-assign]
         AsyncTextFile.__anext__,  # type: ignore[method-assign]
+        AsyncTextFile.readline,  # type: ignore[method-assign]
     ) = _install(
         AsyncFileIO,
         AsyncBufferedFile,
@@ -3072,8 +3074,10 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
             AsyncFileIO.seek,
             AsyncBufferedFile.read,
             AsyncBufferedFile.__anext__,
+            AsyncBufferedFile.readline,
             AsyncTextFile.read,
             AsyncTextFile.__anext__,
+            AsyncTextFile.readline,
         ),
     )
 IMPLEMENTATION = "python" if _install is None else "c"

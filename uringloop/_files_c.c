@@ -1,8 +1,8 @@
 /*
- * The file classes' read, seek and __anext__, compiled.
+ * The file classes' read, seek, __anext__ and readline, compiled.
  *
  * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO (read, seek),
- * AsyncBufferedFile and AsyncTextFile (read, and _FileBase's __anext__), which are
+ * AsyncBufferedFile and AsyncTextFile (read, and _FileBase's __anext__ and readline), which are
  * the readable reference. install() returns them as methods of their classes whose calls
  * return a coroutine (a FileCall, registered as a collections.abc.Coroutine, so
  * create_task(), gather() and iscoroutine() take it) that behaves as the reference's.
@@ -14,9 +14,9 @@
  * reference's bytecode): seek(offset) at a plain file's position; read(size) of 1 byte
  * up to PARALLEL_MIN from a plain file at its position, copied from the page cache within
  * the loop's inline budget; a buffered file's read(size) of bytes its read buffer holds;
- * a buffered file's next line its read buffer holds; a text file's read(size) of
- * characters it decoded already, and its next line where it decoded one already with
- * newlines translated. A raw read the copy does not complete goes
+ * a buffered file's next line (__anext__, or readline() with no limit) its read buffer
+ * holds; a text file's read(size) of characters it decoded already, and its next line
+ * where it decoded one already with newlines translated. A raw read the copy does not complete goes
  * on in the reference's AsyncFileIO._read_rest, as the reference's own does. Every other
  * case (other arguments, another class, the file's lock taken or waited for, a closed,
  * direct or unseekable file, I/O not yet set up for the running loop, bytes or characters
@@ -47,13 +47,15 @@
 #endif
 
 enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE };
-enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ, TEXT_NEXT, N_KINDS };
+enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, TEXT_READ, TEXT_NEXT, TEXT_READLINE,
+       N_KINDS };
 
 typedef struct {
     COROUTINE_HEAD   /* (its inner: the reference's coroutine, or _read_rest's) */
-    int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, TEXT_READ or TEXT_NEXT */
+    int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, TEXT_READ,
+                      * TEXT_NEXT or TEXT_READLINE */
     PyObject *file;  /* until the first step */
-    PyObject *arg;   /* read's size, seek's offset (NULL: __anext__) */
+    PyObject *arg;   /* read's and readline's size, seek's offset (NULL: __anext__) */
     PyObject *whence;/* seek's */
 } FileCall;
 
@@ -76,9 +78,13 @@ static const struct {
                        "coroutine 'AsyncBufferedFile.read' was never awaited", 2},
     [BUFFERED_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
                        "coroutine '_FileBase.__anext__' was never awaited", 1},
+    [BUFFERED_READLINE] = {"readline", "_FileBase.readline",
+                           "coroutine '_FileBase.readline' was never awaited", 2},
     [TEXT_READ] = {"read", "AsyncTextFile.read", "coroutine 'AsyncTextFile.read' was never awaited", 2},
     [TEXT_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
                    "coroutine '_FileBase.__anext__' was never awaited", 1},
+    [TEXT_READLINE] = {"readline", "_FileBase.readline", "coroutine '_FileBase.readline' was never awaited",
+                       2},
 };
 static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
 static PyObject *minus_one, *seek_set;  /* read()'s default size; os.SEEK_SET */
@@ -573,6 +579,20 @@ coroutine_never_awaited(Coroutine *coroutine)
     return kinds[((FileCall *)coroutine)->kind].never_awaited;
 }
 
+/* Whether readline(size) asks for a whole line, where the reference looks for one in what
+ * the file holds first: size None or an int (not a subclass's) below 0. */
+static int
+whole_line(PyObject *size)
+{
+    if (size == Py_None)
+        return 1;
+    if (!PyLong_CheckExact(size))
+        return 0;
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(size, &overflow);
+    return overflow < 0 || (!overflow && n < 0); /* (cannot fail: an exact int) */
+}
+
 /* (a FileCall's only state for a step to be made in is NEW) */
 static PySendResult
 coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
@@ -597,11 +617,17 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
     case BUFFERED_NEXT:
         made = buffered_next_now(self, &value);
         break;
+    case BUFFERED_READLINE:
+        made = whole_line(self->arg) ? buffered_next_now(self, &value) : 0;
+        break;
     case TEXT_READ:
         made = text_read_now(self, &value);
         break;
-    default:
+    case TEXT_NEXT:
         made = text_next_now(self, &value);
+        break;
+    default:
+        made = whole_line(self->arg) ? text_next_now(self, &value) : 0;
     }
     if (made < 0 || made == 1) {
         if (made < 0)
@@ -689,7 +715,7 @@ reference_call(PyObject *reference, PyObject *file, PyObject *const *args, Py_ss
     return result;
 }
 
-/* read(size=-1) of `kind`: its coroutine. */
+/* read(size=-1) or readline(size=-1) of `kind`: its coroutine. */
 static PyObject *
 read_call(int kind, PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -739,6 +765,18 @@ text_next(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 }
 
 static PyObject *
+buffered_readline(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return read_call(BUFFERED_READLINE, file, args, nargs, kwnames);
+}
+
+static PyObject *
+text_readline(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return read_call(TEXT_READLINE, file, args, nargs, kwnames);
+}
+
+static PyObject *
 file_seek(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
@@ -757,6 +795,10 @@ static PyMethodDef buffered_read_def = {
 static PyMethodDef buffered_next_def = {
     "__anext__", (PyCFunction)(void (*)(void))buffered_next, METH_FASTCALL | METH_KEYWORDS,
     "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
+static PyMethodDef buffered_readline_def = {
+    "readline", (PyCFunction)(void (*)(void))buffered_readline, METH_FASTCALL | METH_KEYWORDS,
+    "readline($self, size=-1)\n--\n\nThe next line, up to `size` bytes (no limit: -1 or None); "
+    "b\"\" at the end of the file."};
 static PyMethodDef text_read_def = {
     "read", (PyCFunction)(void (*)(void))text_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` characters (all to the end: -1 or "
@@ -764,6 +806,10 @@ static PyMethodDef text_read_def = {
 static PyMethodDef text_next_def = {
     "__anext__", (PyCFunction)(void (*)(void))text_next, METH_FASTCALL | METH_KEYWORDS,
     "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
+static PyMethodDef text_readline_def = {
+    "readline", (PyCFunction)(void (*)(void))text_readline, METH_FASTCALL | METH_KEYWORDS,
+    "readline($self, size=-1)\n--\n\nThe next line, up to `size` characters (no limit: -1 or "
+    "None); \"\" at the end of the file."};
 static PyMethodDef seek_def = {
     "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,
     "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
@@ -833,9 +879,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != N_KINDS) {
         PyErr_SetString(PyExc_TypeError,
                         "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, "
-                        "globals, references) takes five classes, a dict and the six reference "
-                        "methods (read, seek, buffered read and __anext__, text read and "
-                        "__anext__)");
+                        "globals, references) takes five classes, a dict and the eight reference "
+                        "methods (read, seek, buffered read, __anext__ and readline, text read, "
+                        "__anext__ and readline)");
         return NULL;
     }
     if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
@@ -878,8 +924,10 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         [SEEK] = PyDescr_NewMethod(file, &seek_def),
         [BUFFERED_READ] = PyDescr_NewMethod(buffered_file, &buffered_read_def),
         [BUFFERED_NEXT] = PyDescr_NewMethod(buffered_file, &buffered_next_def),
+        [BUFFERED_READLINE] = PyDescr_NewMethod(buffered_file, &buffered_readline_def),
         [TEXT_READ] = PyDescr_NewMethod(text_file, &text_read_def),
         [TEXT_NEXT] = PyDescr_NewMethod(text_file, &text_next_def),
+        [TEXT_READLINE] = PyDescr_NewMethod(text_file, &text_readline_def),
     };
     PyObject *made = PyTuple_New(N_KINDS);
     for (int i = 0; i < N_KINDS; i++) {
@@ -907,8 +955,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
      "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, globals, "
-     "references) -> the compiled methods (read, seek, buffered read and __anext__, text "
-     "read and __anext__), over the slots of those classes, with the reference methods for "
+     "references) -> the compiled methods (read, seek, buffered read, __anext__ and "
+     "readline, text read, __anext__ and readline), over the slots of those classes, with "
+     "the reference methods for "
      "what they do not do themselves."},
     {NULL}};
 

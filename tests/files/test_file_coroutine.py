@@ -466,3 +466,56 @@ async def test_a_buffered_files_lines_are_coroutines_served_from_the_buffer(
             f.__anext__(1)
     with pytest.raises(ValueError, match="closed file"):
         await f.__anext__()
+
+
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_readline_is_a_coroutine_served_from_what_the_file_holds(
+    tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_bytes(TEXT.encode())
+    with open(path, mode, encoding=None if "b" in mode else "utf-8") as builtin:
+        lines = builtin.readlines()
+    empty = lines[0][:0]
+    async with uringloop.open(path, mode, buffering=64 if "b" in mode else -1) as f:
+        first = f.readline()
+        assert asyncio.iscoroutine(first)
+        assert await first == lines[0]  # (fills: the reference's readline)
+        later = f.readline()  # nothing happens before its first step
+        assert await f.read(3) == lines[1][:3]
+        assert await later == lines[1][3:]
+        assert await f.readline(None) == lines[2]
+        assert await f.readline(-5) == lines[3]
+        assert await f.readline(size=-1) == lines[4]
+        assert await f.readline(3) == lines[5][:3]  # (a limit: the reference's)
+        assert await asyncio.gather(f.readline(), f.readline()) == [lines[5][3:], lines[6]]
+        assert await asyncio.create_task(f.readline()) == lines[7]
+        with pytest.warns(RuntimeWarning, match="'_FileBase.readline' was never awaited"):
+            f.readline()
+            gc.collect()
+        with pytest.raises(TypeError):
+            f.readline(1, 2)  # (as the reference's call refuses them)
+        with pytest.raises(TypeError):
+            f.readline(limit=1)
+        with pytest.raises(TypeError):
+            await f.readline("1")  # (its argument is looked at when awaited)
+        assert [await f.readline() for _ in lines[8:]] == lines[8:]
+        assert await f.readline() == empty  # at the end: nothing, not StopAsyncIteration
+        behind_close = f.readline()
+    with pytest.raises(ValueError, match="closed file"):
+        await behind_close
+
+
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_a_readline_behind_another_call_waits_for_it(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_bytes(TEXT.encode())
+    async with uringloop.open(path, mode, buffering=64 if "b" in mode else -1) as f:
+        first = await f.readline()
+        lock = f._lock
+        lock.held = True  # (another call holds the file: this readline waits for it)
+        waiting = asyncio.ensure_future(f.readline())
+        await asyncio.sleep(0)
+        assert not waiting.done() and lock.waiters
+        lock.release()
+        assert first + await waiting == (TEXT.encode() if "b" in mode else TEXT)[: len(first) * 2]
