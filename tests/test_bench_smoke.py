@@ -111,6 +111,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         for case in (
             "text: async for line in f",
             "binary: async for line in f",
+            "text: readline() to the end",
+            "binary: readline() to the end",
             "text: read(55) to the end",
             "binary: read(55) to the end",
             "text: write() of one line",

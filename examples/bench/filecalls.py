@@ -1,8 +1,8 @@
 """Benchmark 8, filecalls: the calls made on one open file, through uringloop.open, the
 built-in open() and aiofiles.
 
-An async file library's everyday work after the open: iterate over lines, read a few
-bytes at a time, write a line at a time. Each pass opens a file of 55-byte lines in the
+An async file library's everyday work after the open: iterate over lines, read a line
+or a few bytes at a time, write a line at a time. Each pass opens a file of 55-byte lines in the
 page cache (1 MiB; 256 KiB with --quick), makes the calls to its end (or writes as many
 lines to a new file) and closes it; the figure is the pass's wall time per call, in
 microseconds, the open and close included. The synchronous loop is the built-in open()
@@ -39,10 +39,13 @@ SYNC = "sync loop (built-in open)"
 URING_OPEN = "uringloop.open"
 AIOFILES = "aiofiles"
 IMPLS = (SYNC, URING_OPEN, AIOFILES)
-# case -> (mode, what each call does: "lines", "read" (read(READ_SIZE)) or "write")
+# case -> (mode, what each call does: "lines", "readline", "read" (read(READ_SIZE)) or
+# "write")
 CASES: dict[str, tuple[str, str]] = {
     "text: async for line in f": ("r", "lines"),
     "binary: async for line in f": ("rb", "lines"),
+    "text: readline() to the end": ("r", "readline"),
+    "binary: readline() to the end": ("rb", "readline"),
     f"text: read({READ_SIZE}) to the end": ("r", "read"),
     f"binary: read({READ_SIZE}) to the end": ("rb", "read"),
     "text: write() of one line": ("w", "write"),
@@ -63,6 +66,9 @@ def _sync_pass(path: str, mode: str, how: str, calls: int) -> int:
         if how == "lines":
             for _line in f:
                 done += 1
+        elif how == "readline":
+            while f.readline():
+                done += 1
         else:
             while f.read(READ_SIZE):
                 done += 1
@@ -79,7 +85,7 @@ def write_lines_file(path: str, calls: int) -> None:
 
 async def async_pass(opener: Callable[..., Any], path: str, mode: str, how: str, calls: int) -> int:
     """One pass through an async open() (uringloop.open or aiofiles.open); returns how many
-    calls it made (for "lines" and "read", up to the end of the file)."""
+    calls it made (reading, up to the end of the file)."""
     if how == "write":
         line: Any = LINE if mode == "w" else LINE.encode()
         async with opener(path, mode) as f:
@@ -90,6 +96,9 @@ async def async_pass(opener: Callable[..., Any], path: str, mode: str, how: str,
     async with opener(path, mode) as f:
         if how == "lines":
             async for _line in f:
+                done += 1
+        elif how == "readline":
+            while await f.readline():
                 done += 1
         else:
             while await f.read(READ_SIZE):

@@ -13,6 +13,7 @@ loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-w
 (uringloop.open over 1000 small files, files a second), text-write and binary-write (a
 file's write() of one 55-byte line, writes a second), text-lines and binary-lines
 (`async for line in f` over a file of 55-byte lines in the page cache, lines a second),
+text-readline and binary-readline (readline() calls over the same file, lines a second),
 text-read and binary-read (read(55) calls over the same file, calls a second).
 `--driver-split` times the ring driver's steps instead (writing the SQEs, the enter system
 call, reaping and delivering), per completed operation; `--gc-time` the share of the run
@@ -132,8 +133,8 @@ def _writes(mode: str) -> Callable[[float], Any]:
 def _reads(mode: str, how: str) -> Callable[[float], Any]:
     def scenario(seconds: float) -> Any:
         """Over a cached file of 4 MiB of 55-byte lines, opened in `mode` again at each
-        pass: filecalls' pass of `how` ("lines": `async for line in f`; "read": read(55)
-        calls to its end); calls a second."""
+        pass: filecalls' pass of `how` ("lines": `async for line in f`; "readline":
+        readline() calls to its end; "read": read(55) calls to its end); calls a second."""
 
         async def go() -> float:
             import uringloop
@@ -181,6 +182,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "binary-write": _writes("wb"),
     "text-lines": _reads("r", "lines"),
     "binary-lines": _reads("rb", "lines"),
+    "text-readline": _reads("r", "readline"),
+    "binary-readline": _reads("rb", "readline"),
     "text-read": _reads("r", "read"),
     "binary-read": _reads("rb", "read"),
 }
