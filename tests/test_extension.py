@@ -74,8 +74,8 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
     assert expected == _files.IMPLEMENTATION
     compiled_methods = {
         _files.AsyncFileIO: ("read", "seek"),
-        _files.AsyncBufferedFile: ("read", "__anext__", "readline"),
-        _files.AsyncTextFile: ("read", "__anext__", "readline"),
+        _files.AsyncBufferedFile: ("read", "__anext__", "readline", "write"),
+        _files.AsyncTextFile: ("read", "__anext__", "readline", "write"),
     }
     for cls, names in compiled_methods.items():
         for name in names:

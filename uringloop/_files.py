@@ -1045,8 +1045,8 @@ def _check_can_detach(lock: _FileLock) -> None:
 class AsyncFileIO(_FileBase):
     """io.FileIO's async counterpart: each call is one operation (big reads: several)."""
 
-    # Slots: what read() and seek() look at first, which their compiled twins
-    # (_files_c.c) read at the slots' offsets.
+    # Slots: what read() and seek() look at first (and a buffered write(), _writable),
+    # which their compiled twins (_files_c.c) read at the slots' offsets.
     __slots__ = (
         "_closed_flag",
         "_copies",
@@ -1058,6 +1058,7 @@ class AsyncFileIO(_FileBase):
         "_pos",
         "_readable",
         "_seekable",
+        "_writable",
     )
 
     _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
@@ -1701,9 +1702,9 @@ class AsyncBufferedFile(_FileBase):
     offset where it goes. The logical position is derived from these (tell()).
     """
 
-    # Slots: what read() and __anext__() look at first, which their compiled twins
-    # (_files_c.c) read at the slots' offsets.
-    __slots__ = ("_lock", "_rbuf", "_rpos", "raw")
+    # Slots: what read(), readline(), __anext__() and write() look at first, which their
+    # compiled twins (_files_c.c) read at the slots' offsets.
+    __slots__ = ("_lock", "_rbuf", "_rpos", "_wbuf", "raw", "write_size")
 
     def __init__(
         self, raw: AsyncFileIO, buffer_size: int, mode: str, write_size: int | None = None
@@ -2350,18 +2351,25 @@ class AsyncTextFile(_FileBase):
 
     # Where a file starts (instances set their own as these change): class attributes,
     # not stores in __init__, which open() pays for every file.
-    _decoder: Any = None  # (set at __init__ where readable)
     _encoder: Any = None  # (set at __init__ where writable)
-    # A codec whose encoder keeps no state (no BOM, no pending characters): write() calls
-    # str.encode, as the built-in does, rather than the incremental encoder.
-    _stateless_encoding: str | None = None
     _snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
     _b2cratio = 0.0
-    _pending_count = 0
 
-    # Slots: what read() and __anext__() look at first, which their compiled twins
-    # (_files_c.c) read at the slots' offsets.
-    __slots__ = ("_decoded", "_lock", "_pending", "_readtranslate", "_used", "buffer")
+    # Slots: what read(), readline(), __anext__() and write() look at first, which their
+    # compiled twins (_files_c.c) read at the slots' offsets (set in __init__).
+    __slots__ = (
+        "_decoded",
+        "_decoder",
+        "_encode_errors",
+        "_lock",
+        "_pending",
+        "_pending_count",
+        "_plain_writes",
+        "_readtranslate",
+        "_stateless_encoding",
+        "_used",
+        "buffer",
+    )
 
     # Made by uringloop.open only, with every argument by position (as AsyncFileIO).
     def __init__(
@@ -2387,12 +2395,16 @@ class AsyncTextFile(_FileBase):
         self._writetranslate = newline != ""
         self._writenl = newline or os.linesep
         raw = buffer.raw
+        decoder: Any = None
         if raw._readable:
-            decoder: Any = codecs.getincrementaldecoder(encoding)(errors)
+            decoder = codecs.getincrementaldecoder(encoding)(errors)
             if self._readuniversal:
                 decoder = io.IncrementalNewlineDecoder(decoder, self._readtranslate)
-            self._decoder = decoder
+        self._decoder = decoder
         self._encode_errors = errors
+        # A codec whose encoder keeps no state (no BOM, no pending characters): write()
+        # calls str.encode, as the built-in does, rather than the incremental encoder.
+        self._stateless_encoding: str | None = None
         if raw._writable:
             self._encoder = codecs.getincrementalencoder(encoding)(errors)
             if raw._seekable and buffer._tell() != 0:
@@ -2401,6 +2413,7 @@ class AsyncTextFile(_FileBase):
             if name in _STATELESS_ENCODINGS:
                 self._stateless_encoding = name
         self._pending: list[bytes] = []
+        self._pending_count = 0
         self._telling = raw._seekable
         # write()'s common case (fixed at open: these are read-only, as the built-in's):
         # encoded text joins the pending bytes as it is, with no newline to translate and
@@ -2758,11 +2771,7 @@ class AsyncTextFile(_FileBase):
                 if self._decoder is not None:  # (without one, _wrote() has nothing to do)
                     self._wrote()
                 return len(text)
-            lock.held = True  # a flush is due: the rest of _write(), holding the lock
-            try:
-                return await self._write_encoded(len(text), data, False)
-            finally:
-                lock.release()
+            return await self._write_encoded_holding(lock, len(text), data)
         if not lock.try_acquire():
             await lock.acquire()
         try:
@@ -2787,6 +2796,15 @@ class AsyncTextFile(_FileBase):
         else:
             data = self._encoder.encode(text)
         return await self._write_encoded(length, data, needflush)
+
+    async def _write_encoded_holding(self, lock: _FileLock, length: int, data: bytes) -> int:
+        """write()'s common case where a flush is due (its compiled twin's too): the rest
+        of _write(), `lock` (the file's, free) taken for it."""
+        lock.held = True
+        try:
+            return await self._write_encoded(length, data, False)
+        finally:
+            lock.release()
 
     async def _write_encoded(self, length: int, data: bytes, needflush: bool) -> int:
         """The rest of _write(): `data`, the encoded text of `length` characters, joins the
@@ -3047,8 +3065,8 @@ class AsyncTextFile(_FileBase):
         )
 
 
-# AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read, __anext__
-# and readline compiled: methods whose coroutines make the common case themselves and pass
+# AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read, __anext__,
+# readline and write compiled: methods whose coroutines make the common case themselves and pass
 # every other to the `async def` methods above, their reference (None: those run).
 _install = compiled("uringloop._files_c", "install")
 if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
@@ -3059,9 +3077,11 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
         AsyncBufferedFile.read,  # type: ignore[method-assign]
         AsyncBufferedFile.__anext__,  # type: ignore[method-assign]
         AsyncBufferedFile.readline,  # type: ignore[method-assign]
+        AsyncBufferedFile.write,  # type: ignore[method-assign]
         AsyncTextFile.read,  # type: ignore[method-assign]
         AsyncTextFile.__anext__,  # type: ignore[method-assign]
         AsyncTextFile.readline,  # type: ignore[method-assign]
+        AsyncTextFile.write,  # type: ignore[method-assign]
     ) = _install(
         AsyncFileIO,
         AsyncBufferedFile,
@@ -3075,9 +3095,11 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
             AsyncBufferedFile.read,
             AsyncBufferedFile.__anext__,
             AsyncBufferedFile.readline,
+            AsyncBufferedFile.write,
             AsyncTextFile.read,
             AsyncTextFile.__anext__,
             AsyncTextFile.readline,
+            AsyncTextFile.write,
         ),
     )
 IMPLEMENTATION = "python" if _install is None else "c"

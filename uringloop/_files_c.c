@@ -1,9 +1,9 @@
 /*
- * The file classes' read, seek, __anext__ and readline, compiled.
+ * The file classes' read, seek, __anext__, readline and write, compiled.
  *
  * The twins of the `async def` methods of uringloop/_files.py's AsyncFileIO (read, seek),
- * AsyncBufferedFile and AsyncTextFile (read, and _FileBase's __anext__ and readline), which are
- * the readable reference. install() returns them as methods of their classes whose calls
+ * AsyncBufferedFile and AsyncTextFile (read, write, and _FileBase's __anext__ and
+ * readline), which are the readable reference. install() returns them as methods of their classes whose calls
  * return a coroutine (a FileCall, registered as a collections.abc.Coroutine, so
  * create_task(), gather() and iscoroutine() take it) that behaves as the reference's.
  * Nothing happens before its first step, as with a coroutine: the arguments and the file
@@ -16,19 +16,23 @@
  * the loop's inline budget; a buffered file's read(size) of bytes its read buffer holds;
  * a buffered file's next line (__anext__, or readline() with no limit) its read buffer
  * holds; a text file's read(size) of characters it decoded already, and its next line
- * where it decoded one already with newlines translated. A raw read the copy does not complete goes
- * on in the reference's AsyncFileIO._read_rest, as the reference's own does. Every other
+ * where it decoded one already with newlines translated; a buffered file's write(bytes)
+ * that joins its write buffer without filling it; a text file's write(str) with no
+ * newline to translate and no line buffering, in a codec whose encoder keeps no state
+ * (the encoded bytes join the pending ones, or, where a flush is due, go on in the
+ * reference's AsyncTextFile._write_encoded_holding). A raw read the copy does not
+ * complete goes on in the reference's AsyncFileIO._read_rest, as the reference's own does. Every other
  * case (other arguments, another class, the file's lock taken or waited for, a closed,
  * direct or unseekable file, I/O not yet set up for the running loop, bytes or characters
  * not there yet, text waiting to be written) is the reference's own coroutine, which this
  * one creates then and passes every step to, as `await` would: it is decided before
  * anything is done but what the reference does first too (looking up the running loop).
  *
- * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE and _NO_NOWAIT are read once, by install();
- * the slots are read and written directly (a property replacing one later is not seen),
- * and the reference's helpers (_buffered_bytes, _buffered_line, _take, _get_decoded) are
- * not called where the common case is made here (one patched on the class, or set on an
- * instance, is not seen).
+ * PARALLEL_MIN, LSEEK_CHECKED_FROM, _PAGE_SIZE, _NO_NOWAIT and TEXT_CHUNK_SIZE are read
+ * once, by install(); the slots are read and written directly (a property replacing one
+ * later is not seen), and the reference's helpers (_buffered_bytes, _buffered_line, _take,
+ * _get_decoded) are not called where the common case is made here (one patched on the
+ * class, or set on an instance, is not seen).
  *
  * Invariant: a FileCall in DELEGATING holds the coroutine it passes steps to; nothing else
  * is left to do of its own.
@@ -47,15 +51,15 @@
 #endif
 
 enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE };
-enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, TEXT_READ, TEXT_NEXT, TEXT_READLINE,
-       N_KINDS };
+enum { READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, BUFFERED_WRITE, TEXT_READ, TEXT_NEXT,
+       TEXT_READLINE, TEXT_WRITE, N_KINDS };
 
 typedef struct {
     COROUTINE_HEAD   /* (its inner: the reference's coroutine, or _read_rest's) */
-    int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, TEXT_READ,
-                      * TEXT_NEXT or TEXT_READLINE */
+    int kind;        /* READ, SEEK, BUFFERED_READ, BUFFERED_NEXT, BUFFERED_READLINE, BUFFERED_WRITE,
+                      * TEXT_READ, TEXT_NEXT, TEXT_READLINE or TEXT_WRITE */
     PyObject *file;  /* until the first step */
-    PyObject *arg;   /* read's and readline's size, seek's offset (NULL: __anext__) */
+    PyObject *arg;   /* read's and readline's size, seek's offset, write's data (NULL: __anext__) */
     PyObject *whence;/* seek's */
 } FileCall;
 
@@ -80,24 +84,30 @@ static const struct {
                        "coroutine '_FileBase.__anext__' was never awaited", 1},
     [BUFFERED_READLINE] = {"readline", "_FileBase.readline",
                            "coroutine '_FileBase.readline' was never awaited", 2},
+    [BUFFERED_WRITE] = {"write", "AsyncBufferedFile.write",
+                        "coroutine 'AsyncBufferedFile.write' was never awaited", 2},
     [TEXT_READ] = {"read", "AsyncTextFile.read", "coroutine 'AsyncTextFile.read' was never awaited", 2},
     [TEXT_NEXT] = {"__anext__", "_FileBase.__anext__", /* (where the reference is defined) */
                    "coroutine '_FileBase.__anext__' was never awaited", 1},
     [TEXT_READLINE] = {"readline", "_FileBase.readline", "coroutine '_FileBase.readline' was never awaited",
                        2},
+    [TEXT_WRITE] = {"write", "AsyncTextFile.write", "coroutine 'AsyncTextFile.write' was never awaited", 2},
 };
 static PyObject *no_nowait;           /* read_cached's answer where the file cannot say */
 static PyObject *minus_one, *seek_set;  /* read()'s default size; os.SEEK_SET */
 static long long seek_set_value;
 static long long parallel_min, lseek_checked_from, page_size;
+static PyObject *text_chunk_size;     /* TEXT_CHUNK_SIZE */
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
-static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_closed, o_direct, o_seekable,
+static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_writable, o_closed, o_direct, o_seekable,
     o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
 /* AsyncBufferedFile's, AsyncTextFile's. */
-static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw;
-static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer;
+static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw, o_b_wbuf, o_b_write_size;
+static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer, o_t_decoder,
+    o_t_encode_errors, o_t_pending_count, o_t_plain_writes, o_t_stateless;
 static PyObject *s_read_rest, *s_running_loop, *s_read_cached, *s_take,
-    *s_get_decoded, *s_rpos, *s_decoded;
+    *s_get_decoded, *s_rpos, *s_decoded, *s_pending, *s_pending_count, *s_decoder, *s_append, *s_wrote,
+    *s_write_encoded_holding;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -138,21 +148,30 @@ int_in(PyObject *value, long long low, long long high, long long *n)
     return low <= *n && *n < high;
 }
 
-/* Whether the file's lock is free, nobody waiting for it (as the reference's `not
- * lock.held and not lock.waiters`): 1, 0 (or left to the reference), -1 with an error. */
+/* Whether `lock` (a _FileLock, held by the caller) is free, nobody waiting for it (as the
+ * reference's `not lock.held and not lock.waiters`): 1, 0 (or left to the reference), -1
+ * with an error. */
+static int
+lock_is_free(PyObject *lock)
+{
+    int held = slot_truth(lock, o_held);
+    int waiting = held != 0 ? 0 : slot_truth(lock, o_waiters);
+    if (held != 0)
+        return held < 0 ? -1 : 0;
+    return waiting != 0 ? (waiting < 0 ? -1 : 0) : 1;
+}
+
+/* lock_is_free() of the file's lock: 1, 0 (or left to the reference), -1 with an error. */
 static int
 lock_free(PyObject *file, Py_ssize_t lock_offset)
 {
     PyObject *lock = SLOT(file, lock_offset);
     if (lock == NULL || Py_TYPE(lock) != lock_type)
         return 0;
-    Py_INCREF(lock); /* (a __bool__ run below may replace the file's lock) */
-    int held = slot_truth(lock, o_held);
-    int waiting = held != 0 ? 0 : slot_truth(lock, o_waiters);
+    Py_INCREF(lock); /* (a __bool__ run by the checks may replace the file's lock) */
+    int free = lock_is_free(lock);
     Py_DECREF(lock);
-    if (held != 0)
-        return held < 0 ? -1 : 0;
-    return waiting != 0 ? (waiting < 0 ? -1 : 0) : 1;
+    return free;
 }
 
 /* `expected` (0 or 1) for each of the file's flags at `offsets`: 1, 0, or -1 with an error. */
@@ -579,6 +598,175 @@ coroutine_never_awaited(Coroutine *coroutine)
     return kinds[((FileCall *)coroutine)->kind].never_awaited;
 }
 
+/* AsyncBufferedFile.write()'s common case: bytes that join the write buffer without filling
+ * it, with no read-ahead to write into, the lock free and the file open for writing: 1
+ * with *value the count, 0 where the reference writes, or -1 with an error set. Values not
+ * of the types the reference's own make (bool flags, bytes and bytearray buffers, an int
+ * size) are left to it, with nothing run. */
+static int
+buffered_write_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *data = self->arg;
+    if (Py_TYPE(file) != buffered_type || !PyBytes_CheckExact(data))
+        return 0;
+    int free = lock_free(file, o_b_lock);
+    if (free <= 0)
+        return free;
+    PyObject *rbuf = SLOT(file, o_b_rbuf), *wbuf = SLOT(file, o_b_wbuf), *raw = SLOT(file, o_b_raw),
+             *limit = SLOT(file, o_b_write_size);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    long long most;
+    if (n == 0 || rbuf == NULL || !PyBytes_CheckExact(rbuf) || PyBytes_GET_SIZE(rbuf) != 0 || wbuf == NULL ||
+        !PyByteArray_CheckExact(wbuf) || raw == NULL || Py_TYPE(raw) != file_type || limit == NULL ||
+        !int_in(limit, 1, LLONG_MAX, &most) || (long long)PyByteArray_GET_SIZE(wbuf) + n >= most ||
+        SLOT(raw, o_writable) != Py_True || SLOT(raw, o_closed) != Py_False)
+        return 0;
+    /* `wbuf += data` (BufferError where the buffer is exported, as there) */
+    Py_ssize_t size = PyByteArray_GET_SIZE(wbuf);
+    if (PyByteArray_Resize(wbuf, size + n) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(wbuf) + size, PyBytes_AS_STRING(data), (size_t)n);
+    *value = PyLong_FromSsize_t(n);
+    return *value == NULL ? -1 : 1;
+}
+
+/* `name`'s value of the file's slot at `offset` (a new reference), or NULL with the
+ * interpreter's own AttributeError where it is unset. */
+static PyObject *
+slot_get(PyObject *file, Py_ssize_t offset, PyObject *name)
+{
+    PyObject *value = SLOT(file, offset);
+    return value != NULL ? Py_NewRef(value) : PyObject_GetAttr(file, name);
+}
+
+/* The text file's write(text), its encoded `data` made: the reference's common case from
+ * there on (the pending bytes' count first, then the bytes joining them where no flush is
+ * due, else its _write_encoded_holding(lock, ...)). 1 or 2 (*value: its coroutine) as
+ * text_write_now, or -1 with an error set. */
+static int
+text_write_encoded(PyObject *file, PyObject *lock, PyObject *text, PyObject *data, PyObject **value)
+{
+    PyObject *before = slot_get(file, o_t_pending_count, s_pending_count);
+    if (before == NULL)
+        return -1;
+    PyObject *length = PyLong_FromSsize_t(PyBytes_GET_SIZE(data));
+    PyObject *count = length == NULL ? NULL : PyNumber_Add(before, length);
+    Py_DECREF(before);
+    Py_XDECREF(length);
+    if (count == NULL)
+        return -1;
+    int below = PyObject_RichCompareBool(count, text_chunk_size, Py_LT);
+    if (below <= 0) {
+        Py_DECREF(count);
+        if (below < 0)
+            return -1;
+        /* a flush is due: the rest of _write(), holding the lock */
+        PyObject *chars = PyLong_FromSsize_t(PyUnicode_GET_LENGTH(text));
+        if (chars == NULL)
+            return -1;
+        PyObject *stack[4] = {file, lock, chars, data};
+        *value = PyObject_VectorcallMethod(s_write_encoded_holding, stack, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL);
+        Py_DECREF(chars);
+        return *value == NULL ? -1 : 2;
+    }
+    PyObject *pending = slot_get(file, o_t_pending, s_pending);
+    int appended = -1;
+    if (pending != NULL) {
+        if (PyList_CheckExact(pending))
+            appended = PyList_Append(pending, data);
+        else {
+            PyObject *stack[2] = {pending, data};
+            PyObject *none =
+                PyObject_VectorcallMethod(s_append, stack, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            appended = none == NULL ? -1 : 0;
+            Py_XDECREF(none);
+        }
+        Py_DECREF(pending);
+    }
+    if (appended < 0) {
+        Py_DECREF(count);
+        return -1;
+    }
+    slot_set(file, o_t_pending_count, count);
+    PyObject *decoder = slot_get(file, o_t_decoder, s_decoder);
+    if (decoder == NULL)
+        return -1;
+    int reading = decoder != Py_None;
+    Py_DECREF(decoder);
+    if (reading) { /* (without a decoder, _wrote() has nothing to do) */
+        PyObject *stack[1] = {file};
+        PyObject *none = PyObject_VectorcallMethod(s_wrote, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (none == NULL)
+            return -1;
+        Py_DECREF(none);
+    }
+    *value = PyLong_FromSsize_t(PyUnicode_GET_LENGTH(text));
+    return *value == NULL ? -1 : 1;
+}
+
+static int text_write_free(PyObject *file, PyObject *lock, PyObject *text, PyObject **value);
+
+/* AsyncTextFile.write()'s common case: a str with no newline to translate and no line
+ * buffering, in a codec whose encoder keeps no state, the lock free and the file open: 1
+ * with *value the count of characters, 2 with *value the coroutine that writes the rest
+ * (a flush is due), 0 where the reference writes, or -1 with an error set. Until the text
+ * is encoded (which may run an error handler), values not of the types the reference's
+ * own make are left to it, with nothing run; from there on, it is the reference's own
+ * steps, over whatever the encoding left. */
+static int
+text_write_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *text = self->arg;
+    if (Py_TYPE(file) != text_type || !PyUnicode_CheckExact(text))
+        return 0;
+    PyObject *lock = SLOT(file, o_t_lock); /* the reference's `lock`, looked up first */
+    if (lock == NULL || Py_TYPE(lock) != lock_type)
+        return 0;
+    Py_INCREF(lock);
+    int made = text_write_free(file, lock, text, value);
+    Py_DECREF(lock);
+    return made;
+}
+
+/* text_write_now() past the file's type and its text's: `lock`, the file's, held. */
+static int
+text_write_free(PyObject *file, PyObject *lock, PyObject *text, PyObject **value)
+{
+    int free = lock_is_free(lock);
+    if (free <= 0)
+        return free;
+    PyObject *buffer = SLOT(file, o_t_buffer);
+    PyObject *raw = buffer != NULL && Py_TYPE(buffer) == buffered_type ? SLOT(buffer, o_b_raw) : NULL;
+    PyObject *encoding = SLOT(file, o_t_stateless), *errors = SLOT(file, o_t_encode_errors),
+             *count = SLOT(file, o_t_pending_count), *pending = SLOT(file, o_t_pending);
+    long long before;
+    if (SLOT(file, o_t_plain_writes) != Py_True || raw == NULL || Py_TYPE(raw) != file_type ||
+        SLOT(raw, o_closed) != Py_False || encoding == NULL || !PyUnicode_CheckExact(encoding) ||
+        errors == NULL || !PyUnicode_CheckExact(errors) || count == NULL ||
+        !int_in(count, 0, LLONG_MAX, &before) || pending == NULL || !PyList_CheckExact(pending) ||
+        SLOT(file, o_t_decoder) == NULL)
+        return 0;
+    /* text.encode(stateless, self._encode_errors), as str.encode takes its arguments; the
+     * names held across it (an error handler may replace the slots' values) */
+    Py_INCREF(encoding);
+    Py_INCREF(errors);
+    Py_ssize_t encoding_size, errors_size;
+    const char *codec = PyUnicode_AsUTF8AndSize(encoding, &encoding_size);
+    const char *handler = codec == NULL ? NULL : PyUnicode_AsUTF8AndSize(errors, &errors_size);
+    int made = 0;
+    if (handler == NULL || strlen(codec) != (size_t)encoding_size || strlen(handler) != (size_t)errors_size)
+        PyErr_Clear(); /* (str.encode refuses them: the reference raises that) */
+    else {
+        PyObject *data = PyUnicode_AsEncodedString(text, codec, handler);
+        made = data == NULL ? -1 : text_write_encoded(file, lock, text, data, value);
+        Py_XDECREF(data);
+    }
+    Py_DECREF(encoding);
+    Py_DECREF(errors);
+    return made;
+}
+
 /* Whether readline(size) asks for a whole line, where the reference looks for one in what
  * the file holds first: size None or an int (not a subclass's) below 0. */
 static int
@@ -626,8 +814,14 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
     case TEXT_NEXT:
         made = text_next_now(self, &value);
         break;
-    default:
+    case TEXT_READLINE:
         made = whole_line(self->arg) ? text_next_now(self, &value) : 0;
+        break;
+    case BUFFERED_WRITE:
+        made = buffered_write_now(self, &value);
+        break;
+    default:
+        made = text_write_now(self, &value);
     }
     if (made < 0 || made == 1) {
         if (made < 0)
@@ -636,7 +830,7 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
         *result = value;
         return made < 0 ? PYGEN_ERROR : PYGEN_RETURN;
     }
-    PyObject *inner = value; /* 2: _read_rest's coroutine */
+    PyObject *inner = value; /* 2: _read_rest's or _write_encoded_holding's coroutine */
     if (made == 0) {
         PyObject *stack[3] = {self->file, self->arg, self->whence};
         inner = PyObject_Vectorcall(references[self->kind], stack, kinds[self->kind].nargs, NULL);
@@ -776,6 +970,27 @@ text_readline(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return read_call(TEXT_READLINE, file, args, nargs, kwnames);
 }
 
+/* write(data) of `kind`: its coroutine. */
+static PyObject *
+write_call(int kind, PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)))
+        return reference_call(references[kind], file, args, nargs, kwnames);
+    return new_call(kind, file, args[0], NULL);
+}
+
+static PyObject *
+buffered_write(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return write_call(BUFFERED_WRITE, file, args, nargs, kwnames);
+}
+
+static PyObject *
+text_write(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return write_call(TEXT_WRITE, file, args, nargs, kwnames);
+}
+
 static PyObject *
 file_seek(PyObject *file, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -799,6 +1014,10 @@ static PyMethodDef buffered_readline_def = {
     "readline", (PyCFunction)(void (*)(void))buffered_readline, METH_FASTCALL | METH_KEYWORDS,
     "readline($self, size=-1)\n--\n\nThe next line, up to `size` bytes (no limit: -1 or None); "
     "b\"\" at the end of the file."};
+static PyMethodDef buffered_write_def = {
+    "write", (PyCFunction)(void (*)(void))buffered_write, METH_FASTCALL | METH_KEYWORDS,
+    "write($self, data)\n--\n\nWrite `data` (a bytes-like object) at the file's position, "
+    "through the write buffer: its length."};
 static PyMethodDef text_read_def = {
     "read", (PyCFunction)(void (*)(void))text_read, METH_FASTCALL | METH_KEYWORDS,
     "read($self, size=-1)\n--\n\nRead up to `size` characters (all to the end: -1 or "
@@ -810,6 +1029,10 @@ static PyMethodDef text_readline_def = {
     "readline", (PyCFunction)(void (*)(void))text_readline, METH_FASTCALL | METH_KEYWORDS,
     "readline($self, size=-1)\n--\n\nThe next line, up to `size` characters (no limit: -1 or "
     "None); \"\" at the end of the file."};
+static PyMethodDef text_write_def = {
+    "write", (PyCFunction)(void (*)(void))text_write, METH_FASTCALL | METH_KEYWORDS,
+    "write($self, text)\n--\n\nWrite `text` (a str), encoded, at the file's position: "
+    "its length in characters."};
 static PyMethodDef seek_def = {
     "seek", (PyCFunction)(void (*)(void))file_seek, METH_FASTCALL | METH_KEYWORDS,
     "seek($self, offset, whence=os.SEEK_SET)\n--\n\nMove the file's position, as os.lseek: the "
@@ -827,7 +1050,7 @@ static PyTypeObject FileCall_Type = {
     .tp_name = "uringloop._files_c.FileCall",
     .tp_basicsize = sizeof(FileCall),
     .tp_flags = COROUTINE_FLAGS,
-    .tp_doc = "The coroutine AsyncFileIO.read and .seek return (see the module's doc).",
+    .tp_doc = "The coroutine the compiled file methods return (see the module's doc).",
     .tp_as_async = &coroutine_async,
     .tp_iternext = (iternextfunc)coroutine_iternext,
     .tp_methods = coroutine_methods,
@@ -879,9 +1102,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != N_KINDS) {
         PyErr_SetString(PyExc_TypeError,
                         "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, "
-                        "globals, references) takes five classes, a dict and the eight reference "
-                        "methods (read, seek, buffered read, __anext__ and readline, text read, "
-                        "__anext__ and readline)");
+                        "globals, references) takes five classes, a dict and the ten reference "
+                        "methods (read, seek, buffered read, __anext__, readline and write, text "
+                        "read, __anext__, readline and write)");
         return NULL;
     }
     if (file_type != NULL) { /* (once: what it sets is the methods' for good) */
@@ -894,15 +1117,22 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *names = args[5], *given = args[6];
     if (slot_offset(file, "_lock", &o_lock) < 0 || slot_offset(file, "_io_cache", &o_io_cache) < 0 ||
         slot_offset(file, "_fd", &o_fd) < 0 || slot_offset(file, "_pos", &o_pos) < 0 ||
-        slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_closed_flag", &o_closed) < 0 ||
+        slot_offset(file, "_readable", &o_readable) < 0 || slot_offset(file, "_writable", &o_writable) < 0 ||
+        slot_offset(file, "_closed_flag", &o_closed) < 0 ||
         slot_offset(file, "_direct", &o_direct) < 0 || slot_offset(file, "_seekable", &o_seekable) < 0 ||
         slot_offset(file, "_copies", &o_copies) < 0 || slot_offset(file, "_kernel_seeks", &o_kernel_seeks) < 0 ||
         slot_offset(buffered_file, "_lock", &o_b_lock) < 0 || slot_offset(buffered_file, "_rbuf", &o_b_rbuf) < 0 ||
         slot_offset(buffered_file, "_rpos", &o_b_rpos) < 0 || slot_offset(buffered_file, "raw", &o_b_raw) < 0 ||
+        slot_offset(buffered_file, "_wbuf", &o_b_wbuf) < 0 ||
+        slot_offset(buffered_file, "write_size", &o_b_write_size) < 0 ||
         slot_offset(text_file, "_lock", &o_t_lock) < 0 || slot_offset(text_file, "_decoded", &o_t_decoded) < 0 ||
         slot_offset(text_file, "_used", &o_t_used) < 0 || slot_offset(text_file, "_pending", &o_t_pending) < 0 ||
         slot_offset(text_file, "_readtranslate", &o_t_readtranslate) < 0 ||
-        slot_offset(text_file, "buffer", &o_t_buffer) < 0 ||
+        slot_offset(text_file, "buffer", &o_t_buffer) < 0 || slot_offset(text_file, "_decoder", &o_t_decoder) < 0 ||
+        slot_offset(text_file, "_encode_errors", &o_t_encode_errors) < 0 ||
+        slot_offset(text_file, "_pending_count", &o_t_pending_count) < 0 ||
+        slot_offset(text_file, "_plain_writes", &o_t_plain_writes) < 0 ||
+        slot_offset(text_file, "_stateless_encoding", &o_t_stateless) < 0 ||
         slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
@@ -915,8 +1145,9 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *refused = PyDict_GetItemString(names, "_NO_NOWAIT");
-    if (refused == NULL) {
-        PyErr_SetString(PyExc_TypeError, "the namespace has no _NO_NOWAIT");
+    PyObject *chunk = PyDict_GetItemString(names, "TEXT_CHUNK_SIZE");
+    if (refused == NULL || chunk == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the namespace has no _NO_NOWAIT or TEXT_CHUNK_SIZE");
         return NULL;
     }
     PyObject *methods[N_KINDS] = {
@@ -925,9 +1156,11 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         [BUFFERED_READ] = PyDescr_NewMethod(buffered_file, &buffered_read_def),
         [BUFFERED_NEXT] = PyDescr_NewMethod(buffered_file, &buffered_next_def),
         [BUFFERED_READLINE] = PyDescr_NewMethod(buffered_file, &buffered_readline_def),
+        [BUFFERED_WRITE] = PyDescr_NewMethod(buffered_file, &buffered_write_def),
         [TEXT_READ] = PyDescr_NewMethod(text_file, &text_read_def),
         [TEXT_NEXT] = PyDescr_NewMethod(text_file, &text_next_def),
         [TEXT_READLINE] = PyDescr_NewMethod(text_file, &text_readline_def),
+        [TEXT_WRITE] = PyDescr_NewMethod(text_file, &text_write_def),
     };
     PyObject *made = PyTuple_New(N_KINDS);
     for (int i = 0; i < N_KINDS; i++) {
@@ -942,6 +1175,7 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     namespace = Py_NewRef(names);
     no_nowait = Py_NewRef(refused);
+    text_chunk_size = Py_NewRef(chunk);
     for (int i = 0; i < N_KINDS; i++)
         references[i] = Py_NewRef(PyTuple_GET_ITEM(given, i));
     file_type = (PyTypeObject *)Py_NewRef(file);
@@ -955,17 +1189,17 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
      "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, globals, "
-     "references) -> the compiled methods (read, seek, buffered read, __anext__ and "
-     "readline, text read, __anext__ and readline), over the slots of those classes, with "
-     "the reference methods for "
+     "references) -> the compiled methods (read, seek, buffered read, __anext__, readline "
+     "and write, text read, __anext__, readline and write), over the slots of those "
+     "classes, with the reference methods for "
      "what they do not do themselves."},
     {NULL}};
 
 static struct PyModuleDef files_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "uringloop._files_c",
-    .m_doc = "The compiled twins of AsyncFileIO.read and .seek and AsyncBufferedFile.read "
-             "(uringloop/_files.py).",
+    .m_doc = "The compiled twins of AsyncFileIO.read and .seek, and of the read, __anext__, "
+             "readline and write of AsyncBufferedFile and AsyncTextFile (uringloop/_files.py).",
     .m_size = -1,
     .m_methods = functions,
 };
@@ -979,7 +1213,10 @@ PyInit__files_c(void)
         intern(&s_read_rest, "_read_rest") < 0 || intern(&s_running_loop, "_running_loop") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_take, "_take") < 0 ||
         intern(&s_get_decoded, "_get_decoded") < 0 || intern(&s_rpos, "_rpos") < 0 ||
-        intern(&s_decoded, "_decoded") < 0 || coroutine_names_ready() < 0)
+        intern(&s_decoded, "_decoded") < 0 || intern(&s_pending, "_pending") < 0 ||
+        intern(&s_pending_count, "_pending_count") < 0 || intern(&s_decoder, "_decoder") < 0 ||
+        intern(&s_append, "append") < 0 || intern(&s_wrote, "_wrote") < 0 ||
+        intern(&s_write_encoded_holding, "_write_encoded_holding") < 0 || coroutine_names_ready() < 0)
         return NULL;
     if (PyType_Ready(&FileCall_Type) < 0)
         return NULL;

@@ -1,5 +1,5 @@
-# Typing stub of the compiled twins of the file classes' read, seek, __anext__ and readline
-# (see _files_c.c).
+# Typing stub of the compiled twins of the file classes' read, seek, __anext__, readline
+# and write (see _files_c.c).
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -19,6 +19,6 @@ def install(
     namespace: dict[str, Any],
     references: tuple[Callable[..., Any], ...],
     /,
-) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]: ...
 
 SOURCE_DIGEST: str

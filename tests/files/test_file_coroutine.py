@@ -519,3 +519,211 @@ async def test_a_readline_behind_another_call_waits_for_it(tmp_path: Path, mode:
         assert not waiting.done() and lock.waiters
         lock.release()
         assert first + await waiting == (TEXT.encode() if "b" in mode else TEXT)[: len(first) * 2]
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind", "line"),
+    [("wb", "AsyncBufferedFile", b"a line\n"), ("w", "AsyncTextFile", "une ligne \u00e9t\u00e9\n")],
+)
+async def test_write_is_a_coroutine_whose_data_joins_the_buffer(
+    tmp_path: Path, mode: str, kind: str, line: Any
+) -> None:
+    path = tmp_path / "written"
+    encoded = line if "b" in mode else line.encode()
+    async with uringloop.open(path, mode, encoding=None if "b" in mode else "utf-8") as f:
+        first = f.write(line)
+        assert asyncio.iscoroutine(first)
+        later = f.write(line[:3])  # nothing happens before its first step
+        assert await f.write(line) == len(line)
+        assert await first == len(line)
+        assert await later == 3
+        assert await asyncio.gather(f.write(line), f.write(line)) == [len(line)] * 2
+        assert await asyncio.create_task(f.write(line)) == len(line)
+        name = "data" if "b" in mode else "text"
+        assert await f.write(**{name: line}) == len(line)  # (the reference takes its name)
+        with pytest.warns(RuntimeWarning, match=f"'{kind}.write' was never awaited"):
+            f.write(line)
+            gc.collect()
+        with pytest.raises(TypeError):
+            f.write()
+        with pytest.raises(TypeError):
+            f.write(line, line)
+        with pytest.raises(TypeError):
+            await f.write(7)  # (its argument is looked at when awaited)
+        assert await f.write(line[:0]) == 0
+        behind_close = f.write(line)
+    assert path.read_bytes() == encoded * 2 + encoded[:3] + encoded * 4
+    with pytest.raises(ValueError, match="closed file"):
+        await behind_close
+
+
+@pytest.mark.parametrize("mode", ["wb", "w"])
+async def test_writes_past_the_buffer_and_behind_another_call(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "written"
+    line: Any = b"0123456789" * 100 if "b" in mode else "0123456789" * 100
+    async with uringloop.open(path, mode, buffering=4096) as f:
+        for _ in range(100):  # (flushes as the buffer fills: the reference's path)
+            assert await f.write(line) == 1000
+        lock = f._lock
+        lock.held = True  # (another call holds the file: this write waits for it)
+        waiting = asyncio.ensure_future(f.write(line))
+        await asyncio.sleep(0)
+        assert not waiting.done() and lock.waiters
+        lock.release()
+        assert await waiting == 1000
+    assert path.read_bytes() == (line if "b" in mode else line.encode()) * 101
+
+
+async def test_a_write_into_an_exported_buffer_raises_as_the_reference(tmp_path: Path) -> None:
+    async with uringloop.open(tmp_path / "written", "wb") as f:
+        assert await f.write(b"abc") == 3
+        view = memoryview(f._wbuf)
+        try:
+            with pytest.raises(BufferError):
+                await f.write(b"def")
+        finally:
+            view.release()
+        assert await f.write(b"ghi") == 3
+    assert (tmp_path / "written").read_bytes() == b"abcghi"
+
+
+async def test_a_text_write_encodes_once_whatever_its_error_handler_does(
+    tmp_path: Path,
+) -> None:
+    import codecs
+
+    calls: list[str] = []
+
+    def counting(error: UnicodeError) -> tuple[str, int]:
+        assert isinstance(error, UnicodeEncodeError)
+        calls.append(error.object[error.start : error.end])
+        return "?", error.end
+
+    codecs.register_error("uringloop-test-counting", counting)
+    path = tmp_path / "written"
+    async with uringloop.open(path, "w", encoding="ascii", errors="uringloop-test-counting") as f:
+        assert await f.write("caf\u00e9\n") == 5
+        assert calls == ["\u00e9"]
+        # A flush due: the encoded text goes on to the file, not encoded again.
+        assert await f.write("\u00e9" + "x" * 9000) == 9001
+        assert len(calls) == 2
+    assert path.read_bytes() == b"caf?\n?" + b"x" * 9000
+    async with uringloop.open(path, "a", encoding="ascii") as strict:
+        with pytest.raises(UnicodeEncodeError):
+            await strict.write("\u00e9")
+        assert await strict.write("ok") == 2
+    assert path.read_bytes() == b"caf?\n?" + b"x" * 9000 + b"ok"
+
+
+async def test_a_text_write_to_a_file_also_read_drops_what_was_decoded(tmp_path: Path) -> None:
+    # As the built-in's: the line read decoded the whole file, which the write follows;
+    # the characters decoded and not returned are dropped (_wrote()).
+    path = tmp_path / "both"
+    path.write_text("abc\ndef\n")
+    async with uringloop.open(path, "r+") as f:
+        assert await f.readline() == "abc\n"
+        assert await f.write("XY") == 2
+        assert await f.read() == ""
+    assert path.read_text() == "abc\ndef\nXY"
+    with open(path, "w+") as builtin:
+        builtin.write("abc\ndef\n")
+        builtin.seek(0)
+        assert builtin.readline() == "abc\n"
+        builtin.write("XY")
+        assert builtin.read() == ""
+    assert path.read_text() == "abc\ndef\nXY"
+
+
+async def test_a_buffered_write_after_a_read_goes_where_the_read_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "both"
+    path.write_bytes(b"0123456789")
+    async with uringloop.open(path, "r+b") as f:
+        assert await f.read(2) == b"01"  # (the rest is in the read buffer)
+        assert await f.write(b"XY") == 2
+        assert await f.read(2) == b"45"
+    with open(path, "r+b") as builtin:
+        assert builtin.read(2) == b"01"
+        builtin.write(b"ab")
+        assert builtin.read(2) == b"45"
+    assert path.read_bytes() == b"01ab456789"
+
+
+@pytest.mark.parametrize("how", ["replace", "delete"])
+async def test_a_text_write_takes_the_lock_it_looked_at_first(tmp_path: Path, how: str) -> None:
+    # The reference's `lock = self._lock` comes before the checks, which may run code that
+    # replaces or deletes the file's lock: the flush then holds and releases the first one.
+    # (Compiled, the lock was looked up after the checks: another one, or a crash.)
+    f = await uringloop.open(tmp_path / "written", "w", encoding="utf-8")
+    first = f._lock
+
+    class Held:
+        def __bool__(self) -> bool:
+            if how == "delete":
+                del f._lock
+            else:
+                f._lock = _files._FileLock()
+            return False
+
+    first.held = Held()
+    try:
+        assert await f.write("x" * 9000) == 9000  # (a flush is due)
+        assert first.held is False  # taken (held = True), then released
+    finally:
+        f._lock = first
+        first.held = False
+        await f.close()
+    assert (tmp_path / "written").read_text() == "x" * 9000
+
+
+_REPLACED_NAMES = """
+import codecs, sys
+import uringloop
+
+async def main(path):
+    async with uringloop.open(path, "w", encoding="ascii", errors="test-replacing") as f:
+        def replacing(error):
+            f._stateless_encoding = "utf-8"  # (the last references to the names in use)
+            f._encode_errors = "strict"
+            raise ValueError("from the handler")
+
+        codecs.register_error("test-replacing", replacing)
+        f._stateless_encoding = "cp1" + str(252)  # (a str of its own, not interned)
+        f._encode_errors = "test-" + "replacing"
+        try:
+            await f.write("\\u0100")
+        except ValueError as exc:
+            print(exc, getattr(exc, "__notes__", None))
+
+def plain(error):
+    raise ValueError("from the handler")
+
+codecs.register_error("test-plain", plain)
+try:  # what str.encode says, in words that change with the Python version
+    "\\u0100".encode("cp1252", "test-plain")
+except ValueError as exc:
+    print(exc, getattr(exc, "__notes__", None))
+uringloop.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_text_write_keeps_the_codecs_names_its_error_handler_replaces(
+    tmp_path: Path,
+) -> None:
+    # (Compiled, the names were borrowed from the slots across the encoding: freed by the
+    # handler, then read for the error's message. The debug allocator overwrites what is
+    # freed, so that such a read shows.)
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    out = subprocess.run(
+        [sys.executable, "-c", _REPLACED_NAMES, str(tmp_path / "written")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    expected, got = out.splitlines()
+    assert "cp1252" in expected
+    assert got == expected
