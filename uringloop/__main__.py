@@ -149,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         probe.close()
         names = {"c": "compiled", "python": "pure-Python"}
         hot_path = names.get(implementation, implementation)
-        file_reads = names[_files.IMPLEMENTATION]
+        file_calls = names[_files.IMPLEMENTATION]
         thread_reads = names[uringloop.threads.IMPLEMENTATION]
         parts = "ring queues, reads, ready handles, pread"
-        if hot_path == file_reads == thread_reads:
-            what = f"{hot_path} hot path ({parts}, file reads, thread reads)"
+        if hot_path == file_calls == thread_reads:
+            what = f"{hot_path} hot path ({parts}, file calls, thread reads)"
         else:
             what = (
-                f"{hot_path} hot path ({parts}), {file_reads} file reads, "
+                f"{hot_path} hot path ({parts}), {file_calls} file calls, "
                 f"{thread_reads} thread reads"
             )
         print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, {what}")
