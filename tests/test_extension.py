@@ -77,6 +77,7 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         _files.AsyncBufferedFile: ("read", "__anext__", "readline", "write"),
         _files.AsyncTextFile: ("read", "__anext__", "readline", "write"),
     }
+    compiled_methods[_loop.Loop] = ("pread",)
     for cls, names in compiled_methods.items():
         for name in names:
             method = cls.__dict__.get(name)

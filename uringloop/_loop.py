@@ -1288,6 +1288,14 @@ class Loop(asyncio.SelectorEventLoop):
         )
 
 
+# Loop.pread's argument binding compiled too: a method of Loop, which binds the common
+# calls' arguments itself and passes every other call to the method above, its reference
+# (None: that method runs every call).
+_install_pread = compiled("uringloop._loop_c", "install_pread")
+if _install_pread is not None:
+    Loop.pread = _install_pread(Loop, Loop.pread)  # type: ignore[method-assign]
+
+
 def _reraise(exc: BaseException) -> None:
     raise exc
 

@@ -539,15 +539,12 @@ use_namespace(PyObject *module, PyObject *dict)
     Py_RETURN_NONE;
 }
 
+/* The coroutine of loop.pread(*args), its arguments in the order of A_FD .. A_DIRECT. */
 static PyObject *
-pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+new_pread(PyObject *loop, PyObject *const *args)
 {
     if (namespace == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "pread_call() before use_namespace()");
-        return NULL;
-    }
-    if (nargs != N_ARGS + 1) {
-        PyErr_Format(PyExc_TypeError, "pread_call() takes %d arguments (%zd given)", N_ARGS + 1, nargs);
         return NULL;
     }
     PreadCall *self = PyObject_GC_New(PreadCall, &PreadCall_Type);
@@ -555,12 +552,121 @@ pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     self->co.state = NEW;
     self->co.running = 0;
-    self->loop = Py_NewRef(args[0]);
+    self->loop = Py_NewRef(loop);
     for (int i = 0; i < N_ARGS; i++)
-        self->args[i] = Py_NewRef(args[i + 1]);
+        self->args[i] = Py_NewRef(args[i]);
     self->op = self->future = self->co.inner = self->head = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
+}
+
+static PyObject *
+pread_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != N_ARGS + 1) {
+        PyErr_Format(PyExc_TypeError, "pread_call() takes %d arguments (%zd given)", N_ARGS + 1, nargs);
+        return NULL;
+    }
+    return new_pread(args[0], args + 1);
+}
+
+/* Loop.pread compiled (install_pread()): the method's own argument binding, without the
+ * reference's frame. Every call it does not bind itself (fd, size or offset by keyword, an
+ * argument too many or too few, a keyword it does not take) is the reference's, which
+ * binds them or raises the TypeError of its signature. */
+static PyObject *pread_reference;    /* Loop.pread as written in _loop.py */
+static PyObject *minus_one;          /* offset's default */
+static PyObject *keyword_names[N_ARGS]; /* the keyword-only parameters' names, by A_ index */
+
+/* The A_ index of the keyword-only parameter `name`, or -1. */
+static int
+keyword_index(PyObject *name)
+{
+    for (int i = A_KNOWN_SEEKABLE; i <= A_DIRECT; i++)
+        if (keyword_names[i] == name)
+            return i;
+    for (int i = A_KNOWN_SEEKABLE; i <= A_DIRECT; i++) {
+        int equal = PyUnicode_Check(name) ? PyUnicode_Compare(keyword_names[i], name) == 0 : 0;
+        if (PyErr_Occurred())
+            PyErr_Clear();
+        if (equal)
+            return i;
+    }
+    return -1;
+}
+
+static PyObject *
+loop_pread(PyObject *loop, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *given[N_ARGS] = {NULL, NULL, minus_one, Py_False, Py_True, Py_None, Py_None};
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int bound = 2 <= nargs && nargs <= 3;
+    for (Py_ssize_t i = 0; bound && i < nargs; i++)
+        given[i] = args[i];
+    for (Py_ssize_t k = 0; bound && k < keywords; k++) {
+        int index = keyword_index(PyTuple_GET_ITEM(kwnames, k));
+        if (index < 0)
+            bound = 0;
+        else
+            given[index] = args[nargs + k];
+    }
+    if (bound)
+        return new_pread(loop, given);
+    /* the reference, with the same arguments (self first) */
+    PyObject **stack = PyMem_Malloc((nargs + keywords + 1) * sizeof(PyObject *));
+    if (stack == NULL)
+        return PyErr_NoMemory();
+    stack[0] = loop;
+    for (Py_ssize_t i = 0; i < nargs + keywords; i++)
+        stack[i + 1] = args[i];
+    PyObject *result = PyObject_Vectorcall(pread_reference, stack, nargs + 1, kwnames);
+    PyMem_Free(stack);
+    return result;
+}
+
+static PyMethodDef loop_pread_def = {"pread", (PyCFunction)(void (*)(void))loop_pread,
+                                     METH_FASTCALL | METH_KEYWORDS, NULL};
+
+/* install_pread(Loop, reference) -> Loop.pread compiled: a method of Loop whose calls
+ * return what the reference's do, its docstring the reference's with its signature. */
+static PyObject *
+install_pread(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "install_pread(Loop, reference) takes a class and a function");
+        return NULL;
+    }
+    if (pread_reference != NULL) { /* (once: its docstring is the method's for good) */
+        PyErr_SetString(PyExc_RuntimeError, "install_pread() was called already");
+        return NULL;
+    }
+    PyObject *doc = PyObject_GetAttrString(args[1], "__doc__");
+    if (doc != NULL && !PyUnicode_Check(doc))
+        Py_SETREF(doc, PyUnicode_FromString(""));
+    if (doc == NULL)
+        return NULL;
+    PyObject *text = PyUnicode_FromFormat(
+        "pread($self, fd, size, offset=-1, *, known_seekable=False, cached_copy=True, "
+        "unclaimed=None, direct=None)\n--\n\n%U",
+        doc);
+    Py_DECREF(doc);
+    if (text == NULL)
+        return NULL;
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    char *kept = utf8 == NULL ? NULL : PyMem_RawMalloc((size_t)size + 1);
+    if (kept == NULL) {
+        Py_DECREF(text);
+        return utf8 == NULL ? NULL : PyErr_NoMemory();
+    }
+    memcpy(kept, utf8, (size_t)size + 1);
+    Py_DECREF(text);
+    loop_pread_def.ml_doc = kept; /* (kept for the process's life, as the method is) */
+    PyObject *method = PyDescr_NewMethod((PyTypeObject *)args[0], &loop_pread_def);
+    if (method == NULL)
+        return NULL;
+    pread_reference = Py_NewRef(args[1]);
+    return method;
 }
 
 static PyGetSetDef pread_getset[] = {
@@ -594,6 +700,9 @@ static PyMethodDef functions[] = {
     {"pread_call", (PyCFunction)(void (*)(void))pread_call, METH_FASTCALL,
      "pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) -> "
      "the coroutine of loop.pread(...)."},
+    {"install_pread", (PyCFunction)(void (*)(void))install_pread, METH_FASTCALL,
+     "install_pread(Loop, reference) -> Loop.pread compiled, a method of Loop that binds "
+     "its arguments itself (every other call is the reference's)."},
     {NULL}};
 
 static struct PyModuleDef loop_module = {
@@ -669,7 +778,11 @@ PyInit__loop_c(void)
         coroutine_names_ready() < 0 ||
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
-        intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0)
+        intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0 ||
+        intern(&keyword_names[A_KNOWN_SEEKABLE], "known_seekable") < 0 ||
+        intern(&keyword_names[A_CACHED_COPY], "cached_copy") < 0 ||
+        intern(&keyword_names[A_UNCLAIMED], "unclaimed") < 0 || intern(&keyword_names[A_DIRECT], "direct") < 0 ||
+        (minus_one = PyLong_FromLong(-1)) == NULL)
         return NULL;
     if (PyType_Ready(&PreadCall_Type) < 0)
         return NULL;

@@ -1,4 +1,5 @@
-# Typing stub of the compiled twin of Loop._pread (see _loop_c.c).
+# Typing stub of the compiled twins of Loop._pread and of Loop.pread's binding (see
+# _loop_c.c).
 import asyncio
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
@@ -22,3 +23,4 @@ def pread_call(
     direct: bool | None,
     /,
 ) -> PreadCall: ...
+def install_pread(loop: type, reference: Callable[..., Any], /) -> Any: ...

@@ -179,3 +179,32 @@ async def test_a_step_taken_inside_its_own_step_is_refused(
     coro = loop.pread(fd, 300, 50, known_seekable=True, cached_copy=False)
     assert await coro == data[50:350]
     assert [str(exc) for exc in refused] == ["coroutine already executing"]
+
+
+async def test_its_arguments_are_bound_as_the_methods_signature_binds_them(
+    data_fd: tuple[bytes, int],
+) -> None:
+    # (Compiled, Loop.pread binds the common calls itself and passes every other call to
+    # the method written in _loop.py: the same answers, the same TypeErrors.)
+    data, fd = data_fd
+    loop: Any = asyncio.get_running_loop()
+    assert await loop.pread(fd, 5, 10) == data[10:15]
+    assert await loop.pread(fd, 5, offset=10) == data[10:15]
+    assert await loop.pread(fd=fd, size=3, offset=0) == data[:3]
+    assert await loop.pread(fd, 4, 100, known_seekable=True, cached_copy=False) == data[100:104]
+    assert await loop.pread(fd, 4, 200, direct=False, unclaimed=None) == data[200:204]
+    assert await loop.pread(fd, 2, 7, **{"cached_copy": True}) == data[7:9]
+    os.lseek(fd, 30, os.SEEK_SET)
+    assert await loop.pread(fd, 3) == data[30:33]  # offset -1: the file position
+    for call, message in (
+        (lambda: loop.pread(fd), "missing 1 required positional argument: 'size'"),
+        (lambda: loop.pread(), "missing 2 required positional arguments"),
+        (lambda: loop.pread(fd, 1, 0, True), "takes from 3 to 4 positional arguments"),
+        (lambda: loop.pread(fd, 1, 0, later=True), "unexpected keyword argument 'later'"),
+        (lambda: loop.pread(fd, 1, size=1), "multiple values for argument 'size'"),
+    ):
+        with pytest.raises(TypeError, match=message):
+            call()
+    with pytest.raises(TypeError, match="direct"):
+        await loop.pread(fd, 1, 0, direct=1)  # (looked at when awaited)
+    assert "Read up to `size` bytes" in (type(loop).pread.__doc__ or "")
