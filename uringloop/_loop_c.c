@@ -578,20 +578,19 @@ static PyObject *pread_reference;    /* Loop.pread as written in _loop.py */
 static PyObject *minus_one;          /* offset's default */
 static PyObject *keyword_names[N_ARGS]; /* the keyword-only parameters' names, by A_ index */
 
-/* The A_ index of the keyword-only parameter `name`, or -1. */
+/* The A_ index of the keyword-only parameter `name`, or -1 (a str subclass's name too:
+ * the reference's binding compares it with its own __eq__). */
 static int
 keyword_index(PyObject *name)
 {
     for (int i = A_KNOWN_SEEKABLE; i <= A_DIRECT; i++)
         if (keyword_names[i] == name)
             return i;
-    for (int i = A_KNOWN_SEEKABLE; i <= A_DIRECT; i++) {
-        int equal = PyUnicode_Check(name) ? PyUnicode_Compare(keyword_names[i], name) == 0 : 0;
-        if (PyErr_Occurred())
-            PyErr_Clear();
-        if (equal)
+    if (!PyUnicode_CheckExact(name))
+        return -1;
+    for (int i = A_KNOWN_SEEKABLE; i <= A_DIRECT; i++)
+        if (PyUnicode_Compare(keyword_names[i], name) == 0) /* (two str: cannot fail) */
             return i;
-    }
     return -1;
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,31 @@ async def test_its_arguments_are_bound_as_the_methods_signature_binds_them(
     with pytest.raises(TypeError, match="direct"):
         await loop.pread(fd, 1, 0, direct=1)  # (looked at when awaited)
     assert "Read up to `size` bytes" in (type(loop).pread.__doc__ or "")
+    parameters = inspect.signature(type(loop).pread).parameters.values()
+    assert [(p.name, p.kind, p.default) for p in parameters if p.name != "self"] == [
+        ("fd", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("size", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("offset", inspect.Parameter.POSITIONAL_OR_KEYWORD, -1),
+        ("known_seekable", inspect.Parameter.KEYWORD_ONLY, False),
+        ("cached_copy", inspect.Parameter.KEYWORD_ONLY, True),
+        ("unclaimed", inspect.Parameter.KEYWORD_ONLY, None),
+        ("direct", inspect.Parameter.KEYWORD_ONLY, None),
+    ]
+
+
+class _Unequal(str):
+    """A keyword whose __eq__ says it is no parameter's name."""
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+async def test_a_keyword_of_a_str_subclass_is_compared_as_python_compares_it(
+    data_fd: tuple[bytes, int],
+) -> None:
+    _data, fd = data_fd
+    loop: Any = asyncio.get_running_loop()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'cached_copy'"):
+        loop.pread(fd, 1, 0, **{_Unequal("cached_copy"): False})
