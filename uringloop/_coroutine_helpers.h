@@ -1,8 +1,8 @@
 /*
  * What the compiled coroutines share (_loop_c.c's PreadCall, _files_c.c's FileCall): the
  * coroutine protocol (send, throw, close, __await__, cr_running, cr_await, the "never
- * awaited" warning) around the steps each file makes itself, and the exception throw()
- * raises, as a generator makes them.
+ * awaited" warning) around the steps each file makes itself, the exception throw()
+ * raises, as a generator makes them, and the call of a compiled method's reference.
  *
  * A file including this one begins its coroutine's struct with COROUTINE_HEAD and defines
  * the four functions declared below (coroutine_step, coroutine_finish, coroutine_thrown,
@@ -124,6 +124,25 @@ stop_iteration_as_runtime_error(void)
     }
     PyErr_SetObject(PyExc_RuntimeError, error);
     Py_DECREF(error);
+}
+
+/* A method's reference called with the same arguments, `self` first (for every call the
+ * compiled method does not bind itself): what it returns, or the TypeError its call
+ * raises for arguments it does not take. */
+static PyObject *
+reference_call(PyObject *reference, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject **stack = PyMem_Malloc((total + 1) * sizeof(PyObject *));
+    if (stack == NULL)
+        return PyErr_NoMemory();
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++)
+        stack[i + 1] = args[i];
+    PyObject *result = PyObject_Vectorcall(reference, stack, nargs + 1, kwnames);
+    PyMem_Free(stack);
+    return result;
 }
 
 /* The states every compiled coroutine has; a file's own states are numbered from

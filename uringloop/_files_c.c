@@ -133,6 +133,15 @@ slot_set(PyObject *obj, Py_ssize_t offset, PyObject *value)
     Py_XDECREF(old);
 }
 
+/* `name`'s value of the file's slot at `offset` (a new reference), or NULL with the
+ * interpreter's own AttributeError where it is unset. */
+static PyObject *
+slot_get(PyObject *file, Py_ssize_t offset, PyObject *name)
+{
+    PyObject *value = SLOT(file, offset);
+    return value != NULL ? Py_NewRef(value) : PyObject_GetAttr(file, name);
+}
+
 /* 1 where `value` is an exact int in [low, high), its value in *n; else 0. */
 static int
 int_in(PyObject *value, long long low, long long high, long long *n)
@@ -430,11 +439,7 @@ buffered_next_now(FileCall *self, PyObject **value)
         return free;
     }
     /* As the reference: _take(end + 1 - self._rpos), with _rpos as it is now. */
-    PyObject *position = SLOT(file, o_b_rpos);
-    if (position == NULL) /* (unset: the interpreter's own AttributeError) */
-        position = PyObject_GetAttr(file, s_rpos);
-    else
-        Py_INCREF(position);
+    PyObject *position = slot_get(file, o_b_rpos, s_rpos);
     if (position == NULL) {
         Py_DECREF(past);
         return -1;
@@ -551,24 +556,21 @@ text_next_now(FileCall *self, PyObject **value)
     /* `_used` first, as the reference stores it (the old value's release may run code:
      * the characters are looked up after it). */
     slot_set(file, o_t_used, moved);
-    PyObject *now = SLOT(file, o_t_decoded);
-    if (now == NULL) { /* (unset: the interpreter's own AttributeError) */
-        Py_XDECREF(PyObject_GetAttr(file, s_decoded));
+    PyObject *now = slot_get(file, o_t_decoded, s_decoded);
+    if (now == NULL)
         return -1;
-    }
     PyObject *line;
     if (PyUnicode_CheckExact(now))
         line = PyUnicode_Substring(now, used, end);
     else { /* as `self._decoded[start:end]` */
-        Py_INCREF(now);
         PyObject *first = PyLong_FromSsize_t(used), *past = PyLong_FromSsize_t(end);
         PyObject *bounds = first == NULL || past == NULL ? NULL : PySlice_New(first, past, NULL);
         Py_XDECREF(first);
         Py_XDECREF(past);
         line = bounds == NULL ? NULL : PyObject_GetItem(now, bounds);
         Py_XDECREF(bounds);
-        Py_DECREF(now);
     }
+    Py_DECREF(now);
     if (line == NULL)
         return -1;
     *value = line;
@@ -628,15 +630,6 @@ buffered_write_now(FileCall *self, PyObject **value)
     memcpy(PyByteArray_AS_STRING(wbuf) + size, PyBytes_AS_STRING(data), (size_t)n);
     *value = PyLong_FromSsize_t(n);
     return *value == NULL ? -1 : 1;
-}
-
-/* `name`'s value of the file's slot at `offset` (a new reference), or NULL with the
- * interpreter's own AttributeError where it is unset. */
-static PyObject *
-slot_get(PyObject *file, Py_ssize_t offset, PyObject *name)
-{
-    PyObject *value = SLOT(file, offset);
-    return value != NULL ? Py_NewRef(value) : PyObject_GetAttr(file, name);
 }
 
 /* The text file's write(text), its encoded `data` made: the reference's common case from
@@ -889,24 +882,6 @@ new_call(int kind, PyObject *file, PyObject *arg, PyObject *whence)
     self->co.inner = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
-}
-
-/* The reference called with the same arguments (self first): its coroutine, or the
- * TypeError its call raises for arguments it does not take. */
-static PyObject *
-reference_call(PyObject *reference, PyObject *file, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
-{
-    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
-    PyObject **stack = PyMem_Malloc((total + 1) * sizeof(PyObject *));
-    if (stack == NULL)
-        return PyErr_NoMemory();
-    stack[0] = file;
-    for (Py_ssize_t i = 0; i < total; i++)
-        stack[i + 1] = args[i];
-    PyObject *result = PyObject_Vectorcall(reference, stack, nargs + 1, kwnames);
-    PyMem_Free(stack);
-    return result;
 }
 
 /* read(size=-1) or readline(size=-1) of `kind`: its coroutine. */

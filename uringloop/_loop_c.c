@@ -609,18 +609,7 @@ loop_pread(PyObject *loop, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         else
             given[index] = args[nargs + k];
     }
-    if (bound)
-        return new_pread(loop, given);
-    /* the reference, with the same arguments (self first) */
-    PyObject **stack = PyMem_Malloc((nargs + keywords + 1) * sizeof(PyObject *));
-    if (stack == NULL)
-        return PyErr_NoMemory();
-    stack[0] = loop;
-    for (Py_ssize_t i = 0; i < nargs + keywords; i++)
-        stack[i + 1] = args[i];
-    PyObject *result = PyObject_Vectorcall(pread_reference, stack, nargs + 1, kwnames);
-    PyMem_Free(stack);
-    return result;
+    return bound ? new_pread(loop, given) : reference_call(pread_reference, loop, args, nargs, kwnames);
 }
 
 static PyMethodDef loop_pread_def = {"pread", (PyCFunction)(void (*)(void))loop_pread,
