@@ -3066,42 +3066,36 @@ class AsyncTextFile(_FileBase):
 
 
 # AsyncFileIO.read and .seek, and AsyncBufferedFile's and AsyncTextFile's read, __anext__,
-# readline and write compiled: methods whose coroutines make the common case themselves and pass
-# every other to the `async def` methods above, their reference (None: those run).
+# readline and write compiled: methods whose coroutines make the common case themselves and
+# pass every other to the `async def` methods above, their reference (None: those run).
+# The methods, in the order install() takes their references and returns their twins:
+_COMPILED_METHODS = (
+    (AsyncFileIO, "read"),
+    (AsyncFileIO, "seek"),
+    (AsyncBufferedFile, "read"),
+    (AsyncBufferedFile, "__anext__"),
+    (AsyncBufferedFile, "readline"),
+    (AsyncBufferedFile, "write"),
+    (AsyncTextFile, "read"),
+    (AsyncTextFile, "__anext__"),
+    (AsyncTextFile, "readline"),
+    (AsyncTextFile, "write"),
+)
 _install = compiled("uringloop._files_c", "install")
 if _install is not None:  # create_task(), gather() and iscoroutine() take their coroutines
     Coroutine.register(compiled("uringloop._files_c", "FileCall"))
-    (
-        AsyncFileIO.read,  # type: ignore[method-assign]
-        AsyncFileIO.seek,  # type: ignore[method-assign]
-        AsyncBufferedFile.read,  # type: ignore[method-assign]
-        AsyncBufferedFile.__anext__,  # type: ignore[method-assign]
-        AsyncBufferedFile.readline,  # type: ignore[method-assign]
-        AsyncBufferedFile.write,  # type: ignore[method-assign]
-        AsyncTextFile.read,  # type: ignore[method-assign]
-        AsyncTextFile.__anext__,  # type: ignore[method-assign]
-        AsyncTextFile.readline,  # type: ignore[method-assign]
-        AsyncTextFile.write,  # type: ignore[method-assign]
-    ) = _install(
+    _made = _install(
         AsyncFileIO,
         AsyncBufferedFile,
         AsyncTextFile,
         _FileLock,
         _RingIO,
         globals(),
-        (
-            AsyncFileIO.read,
-            AsyncFileIO.seek,
-            AsyncBufferedFile.read,
-            AsyncBufferedFile.__anext__,
-            AsyncBufferedFile.readline,
-            AsyncBufferedFile.write,
-            AsyncTextFile.read,
-            AsyncTextFile.__anext__,
-            AsyncTextFile.readline,
-            AsyncTextFile.write,
-        ),
+        tuple(getattr(cls, name) for cls, name in _COMPILED_METHODS),
     )
+    for (_cls, _name), _method in zip(_COMPILED_METHODS, _made, strict=True):
+        setattr(_cls, _name, _method)
+    del _made, _cls, _name, _method
 IMPLEMENTATION = "python" if _install is None else "c"
 
 
