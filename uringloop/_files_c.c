@@ -698,31 +698,7 @@ text_write_encoded(PyObject *file, PyObject *lock, PyObject *text, PyObject *dat
     return *value == NULL ? -1 : 1;
 }
 
-static int text_write_free(PyObject *file, PyObject *lock, PyObject *text, PyObject **value);
-
-/* AsyncTextFile.write()'s common case: a str with no newline to translate and no line
- * buffering, in a codec whose encoder keeps no state, the lock free and the file open: 1
- * with *value the count of characters, 2 with *value the coroutine that writes the rest
- * (a flush is due), 0 where the reference writes, or -1 with an error set. Until the text
- * is encoded (which may run an error handler), values not of the types the reference's
- * own make are left to it, with nothing run; from there on, it is the reference's own
- * steps, over whatever the encoding left. */
-static int
-text_write_now(FileCall *self, PyObject **value)
-{
-    PyObject *file = self->file, *text = self->arg;
-    if (Py_TYPE(file) != text_type || !PyUnicode_CheckExact(text))
-        return 0;
-    PyObject *lock = SLOT(file, o_t_lock); /* the reference's `lock`, looked up first */
-    if (lock == NULL || Py_TYPE(lock) != lock_type)
-        return 0;
-    Py_INCREF(lock);
-    int made = text_write_free(file, lock, text, value);
-    Py_DECREF(lock);
-    return made;
-}
-
-/* text_write_now() past the file's type and its text's: `lock`, the file's, held. */
+/* text_write_now() (below) past the file's type and its text's: `lock`, the file's, held. */
 static int
 text_write_free(PyObject *file, PyObject *lock, PyObject *text, PyObject **value)
 {
@@ -757,6 +733,28 @@ text_write_free(PyObject *file, PyObject *lock, PyObject *text, PyObject **value
     }
     Py_DECREF(encoding);
     Py_DECREF(errors);
+    return made;
+}
+
+/* AsyncTextFile.write()'s common case: a str with no newline to translate and no line
+ * buffering, in a codec whose encoder keeps no state, the lock free and the file open: 1
+ * with *value the count of characters, 2 with *value the coroutine that writes the rest
+ * (a flush is due), 0 where the reference writes, or -1 with an error set. Until the text
+ * is encoded (which may run an error handler), values not of the types the reference's
+ * own make are left to it, with nothing run; from there on, it is the reference's own
+ * steps, over whatever the encoding left. */
+static int
+text_write_now(FileCall *self, PyObject **value)
+{
+    PyObject *file = self->file, *text = self->arg;
+    if (Py_TYPE(file) != text_type || !PyUnicode_CheckExact(text))
+        return 0;
+    PyObject *lock = SLOT(file, o_t_lock); /* the reference's `lock`, looked up first */
+    if (lock == NULL || Py_TYPE(lock) != lock_type)
+        return 0;
+    Py_INCREF(lock);
+    int made = text_write_free(file, lock, text, value);
+    Py_DECREF(lock);
     return made;
 }
 
