@@ -63,7 +63,7 @@ from ._buffers import (
     write_all,
 )
 from ._errors import type_name
-from ._loop import Loop
+from ._loop import Loop, running_loop
 from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
@@ -105,7 +105,7 @@ _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _PAGE_SIZE = _aligned.PAGE_SIZE
 
 
-_running_loop = asyncio.get_running_loop
+_running_loop = running_loop  # (the compiled twins look it up here at each call)
 
 # -- where the I/O runs ---------------------------------------------------------------------
 
@@ -129,7 +129,6 @@ class _IO(Protocol):
     # Nothing is queued for the kernel on this route: close(2) now overtakes no operation
     # on the descriptor (the ring's CLOSE would be queued behind them).
     def can_close_now(self) -> bool: ...
-
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
@@ -536,7 +535,7 @@ class _ExecutorIO:
 def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None = None) -> _IO:
     """Where the running loop (or `loop`) does a file's I/O."""
     if loop is None:
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
     if isinstance(loop, Loop):
         return _RingIO(loop, executor)
     return _ExecutorIO(loop, executor)
@@ -1160,7 +1159,7 @@ class AsyncFileIO(_FileBase):
 
     def _io(self) -> _IO:
         """Where this file's I/O runs now: chosen by the running loop, kept while it runs."""
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         io_ = self._io_cache
         if io_ is None or io_.loop is not loop:
             old, io_ = io_, _io_for(self._executor, loop)
@@ -2396,8 +2395,11 @@ class AsyncTextFile(_FileBase):
         self._writenl = newline or os.linesep
         raw = buffer.raw
         decoder: Any = None
+        codec = _text_codec(encoding)
         if raw._readable:
-            decoder = codecs.getincrementaldecoder(encoding)(errors)
+            if codec.incrementaldecoder is None:  # (as codecs.getincrementaldecoder says)
+                raise LookupError(encoding)
+            decoder = codec.incrementaldecoder(errors)
             if self._readuniversal:
                 decoder = io.IncrementalNewlineDecoder(decoder, self._readtranslate)
         self._decoder = decoder
@@ -2406,10 +2408,12 @@ class AsyncTextFile(_FileBase):
         # calls str.encode, as the built-in does, rather than the incremental encoder.
         self._stateless_encoding: str | None = None
         if raw._writable:
-            self._encoder = codecs.getincrementalencoder(encoding)(errors)
+            if codec.incrementalencoder is None:  # (as codecs.getincrementalencoder says)
+                raise LookupError(encoding)
+            self._encoder = codec.incrementalencoder(errors)
             if raw._seekable and buffer._tell() != 0:
                 self._encoder.setstate(0)  # not at the start: no BOM
-            name = codecs.lookup(encoding).name
+            name = codec.name
             if name in _STATELESS_ENCODINGS:
                 self._stateless_encoding = name
         self._pending: list[bytes] = []
@@ -3167,7 +3171,9 @@ def _parse_mode(mode: str) -> _Mode:
     return parsed
 
 
-_text_encodings: set[str] = set()  # names codecs found to be text encodings
+# Names found to be text encodings, and their codecs: codecs.lookup keeps what it found
+# for a name for good, so this answers as it would. Bounded: names are few.
+_text_codecs: dict[str, codecs.CodecInfo] = {}
 # The locale's encoding, as the built-in open() takes it (Python 3.11+; 3.10's
 # getpreferredencoding(False) is the same, where 3.11's warns under -X warn_default_encoding).
 _locale_encoding: Callable[[], str] = getattr(
@@ -3188,19 +3194,26 @@ def _text_encoding(encoding: str | None) -> str:
             encoding = "utf-8" if sys.flags.utf8_mode and _UTF8_MODE_NAMES_UTF8 else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
-    if type(encoding) is str and encoding in _text_encodings:
+    if type(encoding) is str and encoding in _text_codecs:
         return encoding
     if not isinstance(encoding, str):
         raise TypeError(
             f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
         )
-    if not codecs.lookup(encoding)._is_text_encoding:
+    codec = codecs.lookup(encoding)
+    if not codec._is_text_encoding:
         raise LookupError(
             f"{encoding!r} is not a text encoding; use codecs.open() to handle arbitrary codecs"
         )
-    if type(encoding) is str and len(_text_encodings) < 256:  # bounded: names are few
-        _text_encodings.add(encoding)
+    if type(encoding) is str and len(_text_codecs) < 256:
+        _text_codecs[encoding] = codec
     return encoding
+
+
+def _text_codec(encoding: str) -> codecs.CodecInfo:
+    """codecs.lookup(encoding), for a name _text_encoding accepted."""
+    codec = _text_codecs.get(encoding) if type(encoding) is str else None
+    return codecs.lookup(encoding) if codec is None else codec
 
 
 def _caller_level() -> int:
@@ -3324,14 +3337,20 @@ async def _open(
         mem_align = off_align = 0
         if direct:
             mem_align, off_align = await io_.dio_alignment(fd)
-        try:
-            # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks. Asked
-            # even of a regular file just opened: one can refuse offsets (a FUSE file
-            # opened FOPEN_NONSEEKABLE), and an opener may have moved the offset.
-            position = os.lseek(fd, 0, os.SEEK_CUR)
-            seekable = True
-        except OSError:
-            position, seekable = 0, False
+        # A regular file of a local filesystem (ext4, xfs, tmpfs: see _mounts).
+        local = regular and _mounts.closes_inline(st.st_dev)
+        if local and not given:
+            position, seekable = 0, True  # just opened here: what lseek would say
+        else:
+            try:
+                # lseek(SEEK_CUR) reads the descriptor's offset: no I/O, never blocks.
+                # Asked of any other file: one can refuse offsets (a FUSE file opened
+                # FOPEN_NONSEEKABLE), and a descriptor given or made by an opener may
+                # have been moved.
+                position = os.lseek(fd, 0, os.SEEK_CUR)
+                seekable = True
+            except OSError:
+                position, seekable = 0, False
         if parsed.appending and seekable:
             # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
             position = os.lseek(fd, 0, os.SEEK_END)
@@ -3354,7 +3373,7 @@ async def _open(
             io_,
             # closes_inline (looked up on the ring's route only: elsewhere files close
             # through the executor).
-            regular and io_.ring and _mounts.closes_inline(st.st_dev),
+            local and io_.ring,
             copies,
             seekable and not regular,  # kernel_seeks
         )

@@ -558,6 +558,8 @@ async def test_a_regular_file_that_refuses_offsets_is_read_as_a_stream(
 ) -> None:
     # A FUSE file opened FOPEN_NONSEEKABLE is a regular file whose lseek fails with
     # ESPIPE, as a pipe's does: it must not claim to seek, and reads take its position.
+    # (The file here is on a local filesystem, whose regular files always seek: the
+    # test makes its filesystem look like FUSE's, not one of those.)
     path = tmp_path / "stream"
     path.write_bytes(b"hello world")
 
@@ -565,6 +567,8 @@ async def test_a_regular_file_that_refuses_offsets_is_read_as_a_stream(
         raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
 
     monkeypatch.setattr(os, "lseek", refusing)
+    monkeypatch.setattr(uringloop._mounts, "filesystem_of", lambda st_dev: "fuse")
+    monkeypatch.setattr(uringloop._mounts, "_closes_inline", {})
     for buffering in (0, -1):
         async with uringloop.open(path, "rb", buffering=buffering) as f:
             assert not await f.seekable()
