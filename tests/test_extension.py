@@ -1,6 +1,6 @@
 """The compiled twins of the ring's queues, of the operations' hot path, of the loop's
-ready handles, of Loop.pread's coroutine, of the raw files' read and seek and of
-threads.pread: built where they can be,
+ready handles, of Loop.pread's coroutine, of the raw files' read and seek, of
+threads.pread and of the buffer pins: built where they can be,
 used by default, and set aside by URINGLOOP_NO_EXTENSIONS=1 for the pure-Python
 references."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from uringloop import _files, _handle, _loop, _twins, threads
+from uringloop import _buffers, _files, _handle, _loop, _twins, threads
 from uringloop._ops import hotpath
 from uringloop._ring import ring
 
@@ -66,12 +66,12 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         assert ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION == "python"
         assert threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION == "python"
-        assert _files.IMPLEMENTATION == "python"
+        assert _files.IMPLEMENTATION == _buffers.PINS_IMPLEMENTATION == "python"
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
     assert expected == threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION
-    assert expected == _files.IMPLEMENTATION
+    assert expected == _files.IMPLEMENTATION == _buffers.PINS_IMPLEMENTATION
     compiled_methods = {
         _files.AsyncFileIO: ("read", "seek"),
         _files.AsyncBufferedFile: ("read", "__anext__", "readline", "write"),

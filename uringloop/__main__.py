@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         hot_path = names.get(implementation, implementation)
         file_calls = names[_files.IMPLEMENTATION]
         thread_reads = names[uringloop.threads.IMPLEMENTATION]
-        parts = "ring queues, reads, ready handles, pread"
+        parts = "ring queues, reads, ready handles, pread, buffer pins"
         if hot_path == file_calls == thread_reads:
             what = f"{hot_path} hot path ({parts}, file calls, thread reads)"
         else:

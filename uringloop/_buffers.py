@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from ._errors import not_bytes_like, type_name
+from ._twins import compiled
 
 PyBUF_SIMPLE = 0
 PyBUF_WRITABLE = 1
@@ -126,6 +127,12 @@ class Pin:
         # Only reached when the owner dropped the pin after its operation completed or
         # never started; the object stays exported (and alive) until this runs.
         self.release()
+
+
+# The Pin in use: the compiled twin (_buffers_c.c) unless URINGLOOP_NO_EXTENSIONS is set or
+# it was not built. Made and recognised (type(x) is PIN) through this name.
+PIN: type[Pin] = compiled("uringloop._buffers_c", "Pin") or Pin
+PINS_IMPLEMENTATION = "python" if PIN is Pin else "c"
 
 
 def flat_view(data: object) -> memoryview:

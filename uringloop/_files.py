@@ -55,7 +55,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _aligned, _mounts
 from ._buffers import (
-    Pin,
+    PIN,
     bytes_address,
     flat_view,
     release_views,
@@ -1525,7 +1525,7 @@ class AsyncFileIO(_FileBase):
         return count
 
     async def _direct_write(self, io_: _IO, view: memoryview) -> int:
-        pin = Pin(view, writable=False)
+        pin = PIN(view, writable=False)
         try:
             address = pin.address
         finally:

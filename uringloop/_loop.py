@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._aligned import PAGE_SIZE
-from ._buffers import SLOT_SIZES, SlotPool, flat_view, release_views, write_all
+from ._buffers import PINS_IMPLEMENTATION, SLOT_SIZES, SlotPool, flat_view, release_views, write_all
 from ._driver import Driver, RingDriver, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._fallback import FallbackDriver
@@ -81,15 +81,17 @@ if _pread_call is not None:  # create_task(), gather() and iscoroutine() take it
     compiled("uringloop._loop_c", "use_namespace")(globals())  # Read, _Future, ... as here
 PREAD_IMPLEMENTATION = "python" if _pread_call is None else "c"
 
-# "c" or "python" when the four twins agree, else which one runs where.
+# "c" or "python" when the five twins agree, else which one runs where.
 IMPLEMENTATION = (
     QUEUES_IMPLEMENTATION
     if QUEUES_IMPLEMENTATION
     == READS_IMPLEMENTATION
     == HANDLES_IMPLEMENTATION
     == PREAD_IMPLEMENTATION
+    == PINS_IMPLEMENTATION
     else f"queues {QUEUES_IMPLEMENTATION}, reads {READS_IMPLEMENTATION}, "
-    f"handles {HANDLES_IMPLEMENTATION}, pread {PREAD_IMPLEMENTATION}"
+    f"handles {HANDLES_IMPLEMENTATION}, pread {PREAD_IMPLEMENTATION}, "
+    f"buffer pins {PINS_IMPLEMENTATION}"
 )
 
 if TYPE_CHECKING:

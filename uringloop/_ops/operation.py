@@ -30,7 +30,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .._buffers import SLOT_SIZES, Pin, ScratchBuffer, SlotPool
+from .._buffers import PIN, SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
@@ -475,7 +475,7 @@ class Positioned(Entry):
     def nbytes(self) -> int:  # type: ignore[override]
         if self._opcode == _READ or self._opcode == _WRITE:
             return self._length
-        return sum(ref.nbytes for ref in self.refs if type(ref) is Pin)  # READV, WRITEV
+        return sum(ref.nbytes for ref in self.refs if type(ref) is PIN)  # READV, WRITEV
 
     def position_read_fd(self) -> int | None:
         if self._offset == _U64 and (self._opcode == _READ or self._opcode == _READV):
@@ -492,7 +492,7 @@ class Positioned(Entry):
         # `count` for these), and only pins need releasing.
         self.state = DONE
         for ref in self.refs:
-            if type(ref) is Pin:
+            if type(ref) is PIN:
                 ref.release()
         self.refs = ()
         self.args = ()

@@ -34,7 +34,7 @@ import ctypes
 import struct
 from typing import Any
 
-from .._buffers import Pin, ScratchBuffer, bytes_address
+from .._buffers import PIN, ScratchBuffer, bytes_address
 
 SQE = struct.Struct("<BBHiQQIIQHHiQQ")
 _pack = SQE.pack
@@ -74,7 +74,7 @@ def address(obj: object) -> int:
     """The address of the memory `obj` holds: bytes, a Pin, a ScratchBuffer, a ctypes array."""
     if type(obj) is bytes:
         return bytes_address(obj)
-    if isinstance(obj, Pin | ScratchBuffer):
+    if isinstance(obj, (PIN, ScratchBuffer)):
         return obj.address
     if isinstance(obj, ctypes.Array):
         return ctypes.addressof(obj)

@@ -25,7 +25,7 @@ from functools import partial
 from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
-from .._buffers import Pin, flat_view
+from .._buffers import PIN, Pin, flat_view
 from .._errors import os_error
 from .._ring import abi
 from .._stream_wait import never_waits
@@ -165,7 +165,7 @@ def _pins(
     pins: list[Pin] = []
     try:
         for buf in buffers:
-            pins.append(Pin(buf, writable=writable))
+            pins.append(PIN(buf, writable=writable))
     except BaseException:
         for pin in pins:
             pin.release()
@@ -614,7 +614,7 @@ def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[byte
 def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
     """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
     fd, offset = args.c_int(fd), args.off_t(offset)
-    pin = Pin(buffer, True)
+    pin = PIN(buffer, True)
     return _positioned(
         _READ, fd, offset, (pin,), pin.address, min(pin.nbytes, MAX_RW_COUNT), _preadinto_now
     )
@@ -630,7 +630,7 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     if type(data) is bytes:
         offset = args.off_t(offset)
         return _positioned(_WRITE, fd, offset, (), data, min(len(data), MAX_RW_COUNT), _pwrite_now)
-    pin = Pin(data, False)
+    pin = PIN(data, False)
     try:
         offset = args.off_t(offset)
     except BaseException:
