@@ -161,9 +161,27 @@ pin_release(Pin *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Tracked by the collector, as the reference's instances are: a cycle through a pin (an
+ * object that keeps the pin of its own memory) is freed, its export released. */
+static int
+pin_traverse(Pin *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->memory);
+    Py_VISIT(self->view.obj);
+    return 0;
+}
+
+static int
+pin_clear(Pin *self)
+{
+    pin_release_now(self);
+    return 0;
+}
+
 static void
 pin_dealloc(Pin *self)
 {
+    PyObject_GC_UnTrack(self);
     pin_release_now(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -185,9 +203,11 @@ static PyTypeObject Pin_Type = {
     .tp_name = "uringloop._buffers_c.Pin",
     .tp_doc = "A buffer export held open: `address` and `nbytes` stay valid until release().",
     .tp_basicsize = sizeof(Pin),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = pin_new,
     .tp_dealloc = (destructor)pin_dealloc,
+    .tp_traverse = (traverseproc)pin_traverse,
+    .tp_clear = (inquiry)pin_clear,
     .tp_methods = pin_methods,
     .tp_members = pin_members,
 };

@@ -63,7 +63,7 @@ from ._buffers import (
     write_all,
 )
 from ._errors import type_name
-from ._loop import Loop, running_loop
+from ._loop import Loop
 from ._ops import has_o_direct
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
@@ -105,7 +105,7 @@ _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _PAGE_SIZE = _aligned.PAGE_SIZE
 
 
-_running_loop = running_loop  # (the compiled twins look it up here at each call)
+_running_loop = asyncio.get_running_loop
 
 # -- where the I/O runs ---------------------------------------------------------------------
 
@@ -129,6 +129,7 @@ class _IO(Protocol):
     # Nothing is queued for the kernel on this route: close(2) now overtakes no operation
     # on the descriptor (the ring's CLOSE would be queued behind them).
     def can_close_now(self) -> bool: ...
+
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
@@ -535,7 +536,7 @@ class _ExecutorIO:
 def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None = None) -> _IO:
     """Where the running loop (or `loop`) does a file's I/O."""
     if loop is None:
-        loop = _running_loop()
+        loop = asyncio.get_running_loop()
     if isinstance(loop, Loop):
         return _RingIO(loop, executor)
     return _ExecutorIO(loop, executor)
@@ -1159,7 +1160,7 @@ class AsyncFileIO(_FileBase):
 
     def _io(self) -> _IO:
         """Where this file's I/O runs now: chosen by the running loop, kept while it runs."""
-        loop = _running_loop()
+        loop = asyncio.get_running_loop()
         io_ = self._io_cache
         if io_ is None or io_.loop is not loop:
             old, io_ = io_, _io_for(self._executor, loop)
@@ -2395,7 +2396,7 @@ class AsyncTextFile(_FileBase):
         self._writenl = newline or os.linesep
         raw = buffer.raw
         decoder: Any = None
-        codec = _text_codec(encoding)
+        codec = codecs.lookup(encoding)  # (once: its decoder, its encoder, its name)
         if raw._readable:
             if codec.incrementaldecoder is None:  # (as codecs.getincrementaldecoder says)
                 raise LookupError(encoding)
@@ -3171,9 +3172,7 @@ def _parse_mode(mode: str) -> _Mode:
     return parsed
 
 
-# Names found to be text encodings, and their codecs: codecs.lookup keeps what it found
-# for a name for good, so this answers as it would. Bounded: names are few.
-_text_codecs: dict[str, codecs.CodecInfo] = {}
+_text_encodings: set[str] = set()  # names codecs found to be text encodings
 # The locale's encoding, as the built-in open() takes it (Python 3.11+; 3.10's
 # getpreferredencoding(False) is the same, where 3.11's warns under -X warn_default_encoding).
 _locale_encoding: Callable[[], str] = getattr(
@@ -3194,26 +3193,19 @@ def _text_encoding(encoding: str | None) -> str:
             encoding = "utf-8" if sys.flags.utf8_mode and _UTF8_MODE_NAMES_UTF8 else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
-    if type(encoding) is str and encoding in _text_codecs:
+    if type(encoding) is str and encoding in _text_encodings:
         return encoding
     if not isinstance(encoding, str):
         raise TypeError(
             f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
         )
-    codec = codecs.lookup(encoding)
-    if not codec._is_text_encoding:
+    if not codecs.lookup(encoding)._is_text_encoding:
         raise LookupError(
             f"{encoding!r} is not a text encoding; use codecs.open() to handle arbitrary codecs"
         )
-    if type(encoding) is str and len(_text_codecs) < 256:
-        _text_codecs[encoding] = codec
+    if type(encoding) is str and len(_text_encodings) < 256:  # bounded: names are few
+        _text_encodings.add(encoding)
     return encoding
-
-
-def _text_codec(encoding: str) -> codecs.CodecInfo:
-    """codecs.lookup(encoding), for a name _text_encoding accepted."""
-    codec = _text_codecs.get(encoding) if type(encoding) is str else None
-    return codecs.lookup(encoding) if codec is None else codec
 
 
 def _caller_level() -> int:
@@ -3337,8 +3329,9 @@ async def _open(
         mem_align = off_align = 0
         if direct:
             mem_align, off_align = await io_.dio_alignment(fd)
-        # A regular file of a local filesystem (ext4, xfs, tmpfs: see _mounts).
-        local = regular and _mounts.closes_inline(st.st_dev)
+        # On the ring's route, a regular file of a local filesystem (ext4, xfs, tmpfs: see
+        # _mounts; not looked up on the executor's).
+        local = regular and io_.ring and _mounts.closes_inline(st.st_dev)
         if local and not given:
             position, seekable = 0, True  # just opened here: what lseek would say
         else:
@@ -3373,7 +3366,7 @@ async def _open(
             io_,
             # closes_inline (looked up on the ring's route only: elsewhere files close
             # through the executor).
-            local and io_.ring,
+            local,
             copies,
             seekable and not regular,  # kernel_seeks
         )

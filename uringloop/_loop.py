@@ -22,7 +22,6 @@ import errno
 import inspect
 import os
 import selectors
-import sys
 import threading
 import time
 import warnings
@@ -153,32 +152,6 @@ current_loop: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
 )
 # The uringloop Loop whose run_in_executor job this thread is running, if any.
 executor_loop = threading.local()
-
-
-class _ThreadsLoop(threading.local):
-    """The uringloop Loop whose run_forever() this thread is in, if any: asyncio's running
-    loop there (a thread runs one loop at most), but in a forked child."""
-
-    loop: Loop | None = None
-
-
-_threads_loop = _ThreadsLoop()
-
-
-def _running_loop_told() -> asyncio.AbstractEventLoop:
-    """asyncio.get_running_loop(), told without asyncio's lookup when the running loop is
-    this thread's uringloop Loop (see Loop.running_in_this_thread)."""
-    loop = _threads_loop.loop
-    if loop is not None and not loop._state.forked:
-        return loop
-    return asyncio.get_running_loop()
-
-
-# asyncio.get_running_loop(), as fast as it gets: up to Python 3.11, asyncio's asks the
-# kernel for the process id at each call (a system call, several times the rest).
-running_loop: Callable[[], asyncio.AbstractEventLoop] = (
-    asyncio.get_running_loop if sys.version_info >= (3, 12) else _running_loop_told
-)
 
 
 class _ExecutorJob:
@@ -518,11 +491,9 @@ class Loop(asyncio.SelectorEventLoop):
         self._check_running()
         self._claim_ring()
         token = current_loop.set(self)
-        _threads_loop.loop = self
         try:
             super().run_forever()
         finally:
-            _threads_loop.loop = None
             current_loop.reset(token)
 
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple
@@ -576,13 +547,6 @@ class Loop(asyncio.SelectorEventLoop):
         close(2) meanwhile by uringloop.open's files: its number could be reused before
         the operation reaches the kernel. They close through the loop then, behind them."""
         return len(self._driver.backlog) + len(self._foreign.pending)
-
-    def running_in_this_thread(self) -> bool:
-        """Whether this loop is the calling thread's running loop (asyncio.get_running_loop()
-        is this loop), told without asyncio's lookup, which on Python 3.10 and 3.11 asks
-        the kernel for the process id each time. A thread runs one loop at most, and in a
-        forked child no loop of the parent runs."""
-        return _threads_loop.loop is self and not self._state.forked
 
     def inline_turn(self, nbytes: int = 0) -> bool:
         """Whether work the kernel would do inline within io_uring_enter, on this thread

@@ -9,6 +9,7 @@ import array
 import ctypes
 import gc
 import mmap
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -147,8 +148,26 @@ def test_a_pin_freed_without_release_gives_the_export_back(compiled: Any, writab
 
 
 def test_the_pin_in_use_is_the_compiled_one_where_built(compiled: Any) -> None:
+    if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+        assert _buffers.PIN is _buffers.Pin and _buffers.PINS_IMPLEMENTATION == "python"
+        return
     assert _buffers.PIN is compiled.Pin
     assert _buffers.PINS_IMPLEMENTATION == "c"
     with pytest.raises(TypeError):
         compiled.Pin(b"x")  # (both arguments, as the reference's)
     assert compiled.Pin(obj=b"xy", writable=False).nbytes == 2
+
+
+def test_a_cycle_through_a_writable_pin_is_collected(compiled: Any) -> None:
+    import weakref
+
+    class Owner(bytearray):
+        pin: Any
+
+    for pin_type in (_buffers.Pin, compiled.Pin):
+        owner = Owner(b"0123456789")
+        owner.pin = pin_type(owner, True)  # the memory's owner keeps its own pin: a cycle
+        ref = weakref.ref(owner)
+        del owner
+        gc.collect()
+        assert ref() is None, pin_type
