@@ -7,12 +7,15 @@
  * same exceptions, messages and chaining (`raise ... from None`), in the same order.
  *
  * Writable: a memoryview of `obj` of its own (so a caller's memoryview stays free to be
- * released), C-contiguous and writable, and this Pin's export of it (the reference holds a
- * ctypes char on it). Read-only: an export of `obj` itself, or of a memoryview of its own
- * where `obj` is a memoryview (PyObject_GetBuffer, PyBUF_SIMPLE, as the reference's).
+ * released), C-contiguous and writable: it holds `obj`'s export while it lives (the
+ * reference's ctypes char holds another memoryview of it). Read-only: an export of `obj`
+ * itself (PyObject_GetBuffer, PyBUF_SIMPLE, as the reference's), or, where `obj` is a
+ * memoryview, a memoryview of its own, which that call checks.
  *
- * Invariant: view.obj != NULL exactly while the export is held; `memory` is this Pin's own
- * memoryview (NULL once released), which nothing else references.
+ * Invariant: view.obj != NULL exactly while an export of a caller's object is held;
+ * `memory` is this Pin's own memoryview (NULL once released), which nothing else
+ * references and which nothing exports: the collector may clear it (a cycle through the
+ * Pin), which a memoryview with exports does not survive.
  */
 #include "_twin_helpers.h"
 #include "structmember.h"
@@ -91,16 +94,8 @@ pin_writable(Pin *self, PyObject *obj)
     }
     self->memory = memory;
     self->nbytes = PyMemoryView_GET_BUFFER(memory)->len;
-    if (self->nbytes == 0) {
-        self->address = 0;
-        return 0;
-    }
-    if (PyObject_GetBuffer(memory, &self->view, PyBUF_WRITABLE) < 0) {
-        self->view.obj = NULL;
-        pin_release_now(self);
-        return -1;
-    }
-    self->address = (unsigned long long)(uintptr_t)self->view.buf;
+    /* (C-contiguous: its buffer starts at its first byte) */
+    self->address = self->nbytes ? (unsigned long long)(uintptr_t)PyMemoryView_GET_BUFFER(memory)->buf : 0;
     return 0;
 }
 
@@ -127,6 +122,8 @@ pin_readonly(Pin *self, PyObject *obj)
     }
     self->address = (unsigned long long)(uintptr_t)self->view.buf;
     self->nbytes = self->view.len;
+    if (self->memory != NULL)
+        PyBuffer_Release(&self->view); /* (checked: `memory` alone holds the caller's) */
     return 0;
 }
 
@@ -161,13 +158,14 @@ pin_release(Pin *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* Tracked by the collector, as the reference's instances are: a cycle through a pin (an
- * object that keeps the pin of its own memory) is freed, its export released. */
+/* Tracked by the collector, as the reference's instances are: a cycle through a pin of
+ * a memoryview of its own (an object that keeps the pin of its own memory, writable) is
+ * freed. The export of a caller's object is not shown, as the reference's Py_buffer (a
+ * ctypes structure) is not. */
 static int
 pin_traverse(Pin *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->memory);
-    Py_VISIT(self->view.obj);
     return 0;
 }
 

@@ -10,6 +10,9 @@ import ctypes
 import gc
 import mmap
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -171,3 +174,36 @@ def test_a_cycle_through_a_writable_pin_is_collected(compiled: Any) -> None:
         del owner
         gc.collect()
         assert ref() is None, pin_type
+
+
+def test_the_collector_frees_a_cycle_of_pins_and_their_views_in_any_order() -> None:
+    # Garbage holding pins: the collector may clear a pin's own memoryview before the
+    # pin. A memoryview cleared while something exports it loses its buffer, and freeing
+    # the pin after it then crashed the interpreter (a compiled Pin that held an export
+    # of its memoryview). In a child process: a crash fails the test, not the run.
+    script = textwrap.dedent(
+        """
+        import gc
+        from uringloop import _buffers
+
+        def refused(writable):
+            shared = bytearray(1)
+            pins = [_buffers.PIN(shared, writable) for _ in range(1025)]
+            raise OSError(9, "as an operation refused after pinning its buffers")
+
+        for writable in (True, False):
+            for round in range(5):
+                try:
+                    refused(writable)
+                except OSError as exc:
+                    kept = exc  # its traceback, the frame and its pins: garbage, a cycle
+                    kept.me = kept
+                del kept
+                gc.collect()
+        print("ok")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
