@@ -613,6 +613,21 @@ def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[byte
 @declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)
 def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
     """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
+    if (
+        type(fd) is int
+        and type(offset) is int
+        and 0 <= fd <= args.INT_MAX
+        and 0 <= offset <= args.OFF_MAX
+    ):
+        # The common case (an O_DIRECT read's), the conversions and _positioned inlined:
+        # the same checks in the same order, nothing to convert.
+        pin = PIN(buffer, True)
+        try:
+            check_position(fd, offset)
+        except BaseException:
+            pin.release()
+            raise
+        return Positioned(_READ, fd, offset, pin.address, min(pin.nbytes, MAX_RW_COUNT), (pin,))
     fd, offset = args.c_int(fd), args.off_t(offset)
     pin = PIN(buffer, True)
     return _positioned(
