@@ -7,14 +7,15 @@
  * same exceptions, messages and chaining (`raise ... from None`), in the same order.
  *
  * Writable: a memoryview of `obj` of its own (so a caller's memoryview stays free to be
- * released), C-contiguous and writable: it holds `obj`'s export while it lives (the
- * reference's ctypes char holds another memoryview of it). Read-only: an export of `obj`
- * itself (PyObject_GetBuffer, PyBUF_SIMPLE, as the reference's), or, where `obj` is a
- * memoryview, a memoryview of its own, which that call checks.
+ * released), C-contiguous and writable, and a second memoryview of that one (as the
+ * reference's ctypes char holds one): either holds `obj`'s export while it lives, so
+ * releasing one (reached through gc.get_referents) unpins nothing. Read-only: an export
+ * of `obj` itself (PyObject_GetBuffer, PyBUF_SIMPLE, as the reference's), or, where `obj`
+ * is a memoryview, the two memoryviews of its own, the first checked by that call.
  *
  * Invariant: view.obj != NULL exactly while an export of a caller's object is held;
- * `memory` is this Pin's own memoryview (NULL once released), which nothing else
- * references and which nothing exports: the collector may clear it (a cycle through the
+ * `memory` and `anchor` are this Pin's own memoryviews (NULL once released), which nothing
+ * else references and nothing exports: the collector may clear them (a cycle through the
  * Pin), which a memoryview with exports does not survive.
  */
 #include "_twin_helpers.h"
@@ -24,6 +25,7 @@ typedef struct {
     PyObject_HEAD
     Py_buffer view;
     PyObject *memory;
+    PyObject *anchor;
     unsigned long long address;
     Py_ssize_t nbytes;
 } Pin;
@@ -66,7 +68,20 @@ pin_release_now(Pin *self)
     /* This Pin's own view, referenced nowhere else: freeing it releases it, as the
      * reference's memory.release() does (or, where something still exported it, as the
      * reference leaves it: released when it is freed). */
+    Py_CLEAR(self->anchor);
     Py_CLEAR(self->memory);
+}
+
+/* The second view of `memory` (see the invariant): 0, or -1 with an error set. */
+static int
+pin_anchor(Pin *self)
+{
+    self->anchor = PyMemoryView_FromObject(self->memory);
+    if (self->anchor == NULL) {
+        pin_release_now(self);
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -93,6 +108,8 @@ pin_writable(Pin *self, PyObject *obj)
         return -1;
     }
     self->memory = memory;
+    if (pin_anchor(self) < 0)
+        return -1;
     self->nbytes = PyMemoryView_GET_BUFFER(memory)->len;
     /* (C-contiguous: its buffer starts at its first byte) */
     self->address = self->nbytes ? (unsigned long long)(uintptr_t)PyMemoryView_GET_BUFFER(memory)->buf : 0;
@@ -122,8 +139,11 @@ pin_readonly(Pin *self, PyObject *obj)
     }
     self->address = (unsigned long long)(uintptr_t)self->view.buf;
     self->nbytes = self->view.len;
-    if (self->memory != NULL)
-        PyBuffer_Release(&self->view); /* (checked: `memory` alone holds the caller's) */
+    if (self->memory != NULL) {
+        PyBuffer_Release(&self->view); /* (checked: the views hold the caller's export) */
+        if (pin_anchor(self) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -142,6 +162,7 @@ pin_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     self->view.obj = NULL;
     self->memory = NULL;
+    self->anchor = NULL;
     self->address = 0;
     self->nbytes = 0;
     if ((want_writable ? pin_writable(self, obj) : pin_readonly(self, obj)) < 0) {
@@ -166,6 +187,7 @@ static int
 pin_traverse(Pin *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->memory);
+    Py_VISIT(self->anchor);
     return 0;
 }
 

@@ -6,6 +6,7 @@ hold (and give back), and what they refuse, with which exception."""
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import gc
 import mmap
@@ -207,3 +208,22 @@ def test_the_collector_frees_a_cycle_of_pins_and_their_views_in_any_order() -> N
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_releasing_one_of_the_pins_own_views_unpins_nothing(compiled: Any, writable: bool) -> None:
+    # The views a pin holds can be reached (gc.get_referents) and released: the memory
+    # must stay pinned all the same, as the reference's (whose ctypes char holds a view of
+    # its own) stays.
+    for pin_type in (_buffers.Pin, compiled.Pin):
+        data = bytearray(4096)
+        pin = pin_type(data if writable else memoryview(data), writable)
+        views = [ref for ref in gc.get_referents(pin) if isinstance(ref, memoryview)]
+        assert views, pin_type
+        with contextlib.suppress(BufferError):  # (refused where it is exported)
+            views[0].release()
+        del views
+        with pytest.raises(BufferError):
+            data.extend(b"x")
+        pin.release()
+        data.extend(b"x")
