@@ -41,13 +41,7 @@ static PyObject *s_not_contiguous; /* BufferError's message for a view not C-con
 static void
 raise_from_none(PyObject *make, PyObject *arg)
 {
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL && value != NULL)
-        PyException_SetTraceback(value, traceback);
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
+    PyObject *value = take_raised();
     PyObject *replacement = PyObject_CallOneArg(make, arg);
     if (replacement == NULL) {
         Py_XDECREF(value);

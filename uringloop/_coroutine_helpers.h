@@ -20,17 +20,13 @@ take_stop_value(void)
 {
     if (!PyErr_ExceptionMatches(PyExc_StopIteration))
         return NULL;
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
+    PyObject *exc = take_raised();
     PyObject *value = NULL;
     if (exc != NULL && PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_StopIteration))
         value = Py_XNewRef(((PyStopIterationObject *)exc)->value);
     if (value == NULL)
         value = Py_NewRef(Py_None);
-    Py_XDECREF(type);
     Py_XDECREF(exc);
-    Py_XDECREF(tb);
     return value;
 }
 
@@ -106,13 +102,7 @@ stop_iteration_as_runtime_error(void)
 {
     if (!PyErr_ExceptionMatches(PyExc_StopIteration))
         return;
-    PyObject *type, *cause, *tb;
-    PyErr_Fetch(&type, &cause, &tb);
-    PyErr_NormalizeException(&type, &cause, &tb);
-    if (tb != NULL && cause != NULL)
-        PyException_SetTraceback(cause, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
+    PyObject *cause = take_raised();
     PyObject *error = PyObject_CallFunction(PyExc_RuntimeError, "s", "coroutine raised StopIteration");
     if (error == NULL) {
         Py_XDECREF(cause);

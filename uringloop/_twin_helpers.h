@@ -28,6 +28,24 @@ import_from(const char *module_name, const char *name, PyObject **into)
     return *into == NULL ? -1 : 0;
 }
 
+/* The exception being raised, taken (the error indicator cleared): normalized, with its
+ * traceback attached, as a new reference; NULL where none is being raised. (Python 3.12's
+ * PyErr_GetRaisedException, on every version.) */
+static inline PyObject *
+take_raised(void)
+{
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL && exc != NULL)
+        PyException_SetTraceback(exc, tb);
+    Py_DECREF(type);
+    Py_XDECREF(tb);
+    return exc;
+}
+
 /* Whether `tp` has a valid type version tag (the version changes whenever the class or a
  * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
  * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */
