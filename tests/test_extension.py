@@ -90,6 +90,14 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         coro = loop.pread(0, 1, 0)
         assert (type(coro).__module__ == "uringloop._loop_c") == (expected == "c")
         coro.close()
+        # The declared operations' coroutine methods (those without an inline attempt).
+        for name in ("preadinto", "pwrite", "fsync", "statx", "close_fd"):
+            method = _loop.Loop.__dict__[name]
+            assert (type(method).__name__ == "OperationMethod") == (expected == "c"), name
+        coro = loop.pwrite(0, b"", 0)
+        assert (type(coro).__name__ == "OperationCall") == (expected == "c")
+        coro.close()
+        assert type(_loop.Loop.__dict__["open_fd"]).__name__ == "function"  # (inline)
     finally:
         loop.close()
     assert _probe(tmp_path) == [expected, expected, expected, "hello"]

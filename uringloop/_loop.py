@@ -79,6 +79,10 @@ if _pread_call is not None:  # create_task(), gather() and iscoroutine() take it
     collections.abc.Coroutine.register(compiled("uringloop._loop_c", "PreadCall"))
     compiled("uringloop._loop_c", "use_namespace")(globals())  # Read, _Future, ... as here
 PREAD_IMPLEMENTATION = "python" if _pread_call is None else "c"
+# The declared operations' coroutine methods compiled (None: _coroutine's, their reference).
+_operation_method = compiled("uringloop._loop_c", "OperationMethod")
+if _operation_method is not None:
+    collections.abc.Coroutine.register(compiled("uringloop._loop_c", "OperationCall"))
 
 # "c" or "python" when the five twins agree, else which one runs where.
 IMPLEMENTATION = (
@@ -286,7 +290,26 @@ def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[
                     return value
             return await self._run(build(*args, **kwargs))  # type: ignore[no-any-return]
 
-    return _named(method, spec, "Loop", "", coroutine=True)  # type: ignore[no-any-return]
+    method = _named(method, spec, "Loop", "", coroutine=True)
+    if inline is None and _operation_method is not None:
+        method = _compiled_method(method, build)
+    return method
+
+
+# What a compiled coroutine method takes from its reference: its names, doc and signature,
+# and what inspect.iscoroutinefunction() looks at (a function's code and defaults).
+_REFERENCE_ATTRIBUTES = ("__name__", "__qualname__", "__module__", "__doc__", "__signature__",
+                         "__code__", "__defaults__", "__kwdefaults__",
+                         "__annotations__")  # fmt: skip
+
+
+def _compiled_method(reference: Any, build: Any) -> Any:
+    """The compiled twin of the coroutine method `reference` (_loop_c.OperationMethod): the
+    same coroutine, built and awaited without the reference's frames, presented as it is."""
+    method = _operation_method(build, reference.__name__, reference.__qualname__)
+    for name in _REFERENCE_ATTRIBUTES:
+        setattr(method, name, getattr(reference, name))
+    return method
 
 
 def _named(
@@ -774,8 +797,12 @@ class Loop(asyncio.SelectorEventLoop):
             if future.done():
                 return future.result()
         else:
-            self._driver.queue(op)
-            self._submit_early(op.nbytes)
+            driver = self._driver
+            driver.queue(op)
+            # With callbacks ready, _submit_early does something only for slow completions:
+            # not called otherwise.
+            if not self._ready or driver.slow_completions:
+                self._submit_early(op.nbytes)
         spec = op.spec  # (None for a batch of reads: nothing to undo)
         unclaimed = self._state.unclaimed if spec is not None and spec.discard else None
         if unclaimed is not None:

@@ -1,7 +1,8 @@
 /*
- * The coroutine of Loop.pread, compiled.
+ * The coroutines of Loop's operations, compiled: Loop.pread's, and every declared
+ * operation's without an inline attempt (preadinto, pwrite, fsync, statx, ...).
  *
- * The twin of Loop._pread (uringloop/_loop.py), which is the readable reference:
+ * PreadCall is the twin of Loop._pread (uringloop/_loop.py), which is the readable reference:
  * pread_call(loop, fd, size, offset, known_seekable, cached_copy, unclaimed, direct) returns
  * a coroutine (registered as a collections.abc.Coroutine, so create_task(), gather() and
  * iscoroutine() take it) that behaves as `loop._pread(...)`'s. Nothing happens before its
@@ -18,28 +19,57 @@
  * reference's own coroutine, which this one creates then and passes every step to, as
  * `await` would: it is decided before anything is done.
  *
- * Invariant: in WAITING, `op` and `future` are the read and its waiter; a CancelledError
- * (thrown in, or the future's own) makes Loop._abandon(op, future) run before it is raised,
- * as the reference's `except` does. A close() there abandons nothing, as a coroutine's
- * GeneratorExit at its `await` does not.
+ * OperationCall is the twin of the coroutine method _loop._coroutine() writes for a
+ * declaration, `await self._run(build(*args, **kwargs))`. An OperationMethod(build, name,
+ * qualname) is that method compiled: called with the loop and the public arguments, it
+ * returns an OperationCall, which builds the operation at its first step (an argument
+ * refused is raised there, as from the reference's first step) and then makes Loop._run's
+ * common case itself: an operation to queue (not answered when it was built), on a usable
+ * loop, whose result nobody needs to undo (its declaration has no `discard`). Its Future,
+ * Loop._run_lone or the driver's queue and Loop._submit_early, and the await are the
+ * reference's, in the same order. Every other case is the coroutine of Loop._run(op), which
+ * it passes every step to from then on.
+ *
+ * Invariant: in WAITING, `op` and `future` are the operation and its waiter; a
+ * CancelledError (thrown in, or the future's own) makes Loop._abandon(op, future) run
+ * before it is raised, as the reference's `except` does. A close() there abandons nothing,
+ * as a coroutine's GeneratorExit at its `await` does not.
  */
 #include "_twin_helpers.h"
 #include "_coroutine_helpers.h"
 #include <limits.h>
+#include <stddef.h>
 
 enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE, WAITING = COROUTINE_OWN };
 enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_DIRECT, N_ARGS };
 
+/* The state of both coroutines (a PreadCall leaves the fields of an OperationCall NULL,
+ * and the other way round). */
 typedef struct {
     COROUTINE_HEAD          /* (its inner: the reference's coroutine) */
     PyObject *loop;
-    PyObject *args[N_ARGS]; /* until the first step */
     PyObject *op;           /* WAITING */
     PyObject *future;       /* WAITING */
-    PyObject *head;         /* what a copy from the page cache read first, or NULL */
-} PreadCall;
+    PyObject *head;         /* PreadCall: what a copy from the page cache read first, or NULL */
+    PyObject *args[N_ARGS]; /* PreadCall: its arguments, until the first step */
+    PyObject *method;       /* OperationCall: its OperationMethod */
+    PyObject *values;       /* OperationCall: the public arguments' values (a tuple, the
+                             * positional ones first), until the first step */
+    PyObject *kwnames;      /* OperationCall: the keyword arguments' names, or NULL */
+} LoopCall;
 
-static PyTypeObject PreadCall_Type;
+/* A declared operation's coroutine method, compiled (see the module's doc). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *build;         /* the declaration's Spec.build */
+    PyObject *name;          /* str: the method's __name__ */
+    PyObject *qualname;      /* str: its __qualname__ */
+    PyObject *never_awaited; /* bytes: the RuntimeWarning's text for a coroutine dropped */
+    PyObject *dict;          /* its __dict__ (the reference's signature, doc, ...) */
+    vectorcallfunc vectorcall;
+} OperationMethod;
+
+static PyTypeObject PreadCall_Type, OperationCall_Type, OperationMethod_Type;
 
 /* What the module imports once. */
 static PyObject *namespace;        /* uringloop._loop's globals (use_namespace()): the Read,
@@ -55,7 +85,9 @@ static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
-    *s_inline_turn, *s_read_cached, *s_copies_refused;
+    *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
+    *s_discard;
+static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
 static PyObject *
@@ -149,7 +181,7 @@ small_int(PyObject *value, int *fits)
  * answered (*value set); 1, the copy stopped at a page's end (self->head set, the size and
  * offset arguments moved past it); 0, no copy (or it refused: copies_refused()); -1 error */
 static int
-copy_first(PreadCall *self, long long *size, long long *offset, PyObject **value)
+copy_first(LoopCall *self, long long *size, long long *offset, PyObject **value)
 {
     PyObject **a = self->args;
     PyObject *copy_args[3] = {a[A_FD], a[A_SIZE], a[A_OFFSET]};
@@ -183,11 +215,88 @@ copy_first(PreadCall *self, long long *size, long long *offset, PyObject **value
     return refused < 0 ? -1 : 0;
 }
 
+/* op.nbytes where `nbytes` is NULL, else `nbytes`: a new reference, or NULL with an error. */
+static PyObject *
+nbytes_of(PyObject *op, PyObject *nbytes)
+{
+    return nbytes != NULL ? Py_NewRef(nbytes) : PyObject_GetAttr(op, s_nbytes);
+}
+
+/* What both references do with the operation they built, `op` (a new reference, taken):
+ * its Future, made and set as its waiter; then, with no callback ready and eager turns left,
+ * Loop._run_lone(op, nbytes), else the driver's method `queue` (queue_read or queue) and,
+ * where it would do something, Loop._submit_early(nbytes). `nbytes`: the bytes it moves,
+ * or NULL to ask op.nbytes each time they are needed, as Loop._run does. 1 (the future
+ * maybe done), or -1 with an error set; self->op and self->future are set once both exist. */
+static int
+start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
+{
+    PyObject *loop = self->loop;
+    PyObject *future_type = global(s_future);
+    PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
+    Py_XDECREF(future_type);
+    if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
+        Py_DECREF(op);
+        Py_XDECREF(future);
+        return -1;
+    }
+    self->op = op;
+    self->future = future;
+
+    /* From here on the operation exists: an error leaves it to its own end, as the
+     * reference's would, with self->op and self->future set (released with the coroutine). */
+    Py_ssize_t waiting = ready_length(loop);
+    if (waiting < 0)
+        return -1;
+    int lone = 0;
+    if (waiting == 0) {
+        PyObject *left = PyObject_GetAttr(loop, s_eager_left);
+        if (left == NULL)
+            return -1;
+        PyObject *zero = PyLong_FromLong(0);
+        int positive = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
+        Py_DECREF(left);
+        Py_XDECREF(zero);
+        if (positive < 0)
+            return -1;
+        if (positive) {
+            PyObject *size = nbytes_of(op, nbytes);
+            if (size == NULL)
+                return -1;
+            PyObject *run_args[2] = {op, size};
+            lone = truth_of(call_method(loop, s_run_lone, run_args, 2));
+            Py_DECREF(size);
+            if (lone < 0)
+                return -1;
+        }
+    }
+    if (!lone) {
+        PyObject *driver = PyObject_GetAttr(loop, s_driver);
+        if (driver == NULL)
+            return -1;
+        if (dropped(call_method(driver, queue, &op, 1)) < 0) {
+            Py_DECREF(driver);
+            return -1;
+        }
+        waiting = ready_length(loop);
+        int early = waiting == 0 ? 1 : waiting < 0 ? -1 : attr_true(driver, s_slow_completions);
+        Py_DECREF(driver);
+        if (early > 0) {
+            PyObject *size = nbytes_of(op, nbytes);
+            early = size == NULL ? -1 : truth_of(call_method(loop, s_submit_early, &size, 1));
+            Py_XDECREF(size);
+        }
+        if (early < 0)
+            return -1;
+    }
+    return 1;
+}
+
 /* The first step's common case. 1: made, self->op and self->future set (the future maybe
  * done); 2: answered by the copy alone (*value set); 0: not this case, nothing done (the
  * reference does it all); -1: an error. */
 static int
-start_read(PreadCall *self, PyObject **value)
+start_read(LoopCall *self, PyObject **value)
 {
     PyObject **a = self->args;
     PyObject *loop = self->loop;
@@ -267,62 +376,12 @@ start_read(PreadCall *self, PyObject **value)
     Py_DECREF(read_type);
     if (op == NULL)
         return -1;
-    PyObject *future_type = global(s_future);
-    PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
-    Py_XDECREF(future_type);
-    if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
-        Py_DECREF(op);
-        Py_XDECREF(future);
-        return -1;
-    }
-    self->op = op;
-    self->future = future;
-
-    /* From here on the read exists: an error leaves it to its own end, as the reference's
-     * would, with self->op and self->future set (released with the coroutine). */
-    Py_ssize_t waiting = ready_length(loop);
-    if (waiting < 0)
-        return -1;
-    int lone = 0;
-    if (waiting == 0) {
-        PyObject *left = PyObject_GetAttr(loop, s_eager_left);
-        if (left == NULL)
-            return -1;
-        PyObject *zero = PyLong_FromLong(0);
-        int positive = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
-        Py_DECREF(left);
-        Py_XDECREF(zero);
-        if (positive < 0)
-            return -1;
-        if (positive) {
-            PyObject *run_args[2] = {op, a[A_SIZE]};
-            lone = truth_of(call_method(loop, s_run_lone, run_args, 2));
-            if (lone < 0)
-                return -1;
-        }
-    }
-    if (!lone) {
-        PyObject *driver = PyObject_GetAttr(loop, s_driver);
-        if (driver == NULL)
-            return -1;
-        if (dropped(call_method(driver, s_queue_read, &op, 1)) < 0) {
-            Py_DECREF(driver);
-            return -1;
-        }
-        waiting = ready_length(loop);
-        int early = waiting == 0 ? 1 : waiting < 0 ? -1 : attr_true(driver, s_slow_completions);
-        Py_DECREF(driver);
-        if (early > 0)
-            early = truth_of(call_method(loop, s_submit_early, &a[A_SIZE], 1));
-        if (early < 0)
-            return -1;
-    }
-    return 1;
+    return start_operation(self, op, a[A_SIZE], s_queue_read);
 }
 
 /* Enter DONE, dropping what the steps held. */
 static void
-finish(PreadCall *self)
+finish(LoopCall *self)
 {
     self->co.state = DONE;
     for (int i = 0; i < N_ARGS; i++)
@@ -331,13 +390,15 @@ finish(PreadCall *self)
     Py_CLEAR(self->future);
     Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
+    Py_CLEAR(self->values);
+    Py_CLEAR(self->kwnames);
 }
 
 /* The CancelledError being raised meets the `except` of the reference: _abandon(op, future)
  * runs with it as the exception being handled (what an exception _abandon raises takes as
  * its __context__, as in the `except` block), then it is raised again. */
 static void
-abandon_on_cancel(PreadCall *self)
+abandon_on_cancel(LoopCall *self)
 {
     if (!PyErr_ExceptionMatches(cancelled_error))
         return;
@@ -375,7 +436,7 @@ abandon_on_cancel(PreadCall *self)
  * yields the future again where a caller cleared _asyncio_future_blocking without waiting
  * for it). `waited`: resumed from WAITING, where a CancelledError abandons the read. */
 static PySendResult
-resume(PreadCall *self, int waited, PyObject **result)
+resume(LoopCall *self, int waited, PyObject **result)
 {
     int done = truth_of(call_method(self->future, s_done, NULL, 0));
     if (done == 0) {
@@ -406,7 +467,7 @@ resume(PreadCall *self, int waited, PyObject **result)
 
 /* Yield the future to the task, as Future.__await__ does. */
 static PySendResult
-wait_for(PreadCall *self, PyObject **result)
+wait_for(LoopCall *self, PyObject **result)
 {
     if (PyObject_SetAttr(self->future, s_blocking, Py_True) < 0) {
         finish(self);
@@ -420,33 +481,113 @@ wait_for(PreadCall *self, PyObject **result)
 static void
 coroutine_finish(Coroutine *self)
 {
-    finish((PreadCall *)self);
+    finish((LoopCall *)self);
 }
 
 /* throw() in WAITING: the reference's `except` for a CancelledError. */
 static void
 coroutine_thrown(Coroutine *self)
 {
-    abandon_on_cancel((PreadCall *)self);
+    abandon_on_cancel((LoopCall *)self);
 }
 
 static const char *
-coroutine_never_awaited(Coroutine *Py_UNUSED(self))
+coroutine_never_awaited(Coroutine *self)
 {
+    PyObject *method = ((LoopCall *)self)->method;
+    if (Py_IS_TYPE(self, &OperationCall_Type))
+        return method == NULL ? "coroutine was never awaited"
+                              : PyBytes_AS_STRING(((OperationMethod *)method)->never_awaited);
     return "coroutine 'Loop.pread' was never awaited";
+}
+
+/* After the first step's start_operation(): the future's outcome where it is done already
+ * (outside the reference's try: nothing is abandoned), else the future yielded. */
+static PySendResult
+await_future(LoopCall *self, PyObject **result)
+{
+    int done = truth_of(call_method(self->future, s_done, NULL, 0));
+    if (done < 0) {
+        finish(self);
+        return PYGEN_ERROR;
+    }
+    return done ? resume(self, 0, result) : wait_for(self, result);
+}
+
+/* Whether Loop._run(op) takes its common case, which OperationCall makes itself: the
+ * operation is to queue (not answered when it was built), the loop usable, and nobody needs
+ * to undo its result (its declaration has no discard). 1, 0, or -1 with an error set. */
+static int
+runs_usually(LoopCall *self, PyObject *op)
+{
+    PyObject *state = PyObject_GetAttr(op, s_state_of_op);
+    if (state == NULL)
+        return -1;
+    int done = PyObject_RichCompareBool(state, done_state, Py_EQ);
+    Py_DECREF(state);
+    if (done != 0)
+        return done < 0 ? -1 : 0;
+    int unusable = attr_true(self->loop, s_closed);
+    if (unusable == 0) {
+        PyObject *loop_state = PyObject_GetAttr(self->loop, s_state);
+        unusable = loop_state == NULL ? -1 : attr_true(loop_state, s_forked);
+        Py_XDECREF(loop_state);
+    }
+    if (unusable != 0)
+        return unusable < 0 ? -1 : 0;
+    PyObject *spec = PyObject_GetAttr(op, s_spec);
+    if (spec == NULL)
+        return -1;
+    int discards = spec == Py_None ? 0 : attr_true(spec, s_discard);
+    Py_DECREF(spec);
+    return discards < 0 ? -1 : !discards;
+}
+
+/* An OperationCall's first step: build the operation, then Loop._run's common case, or
+ * Loop._run(op)'s coroutine for every other. */
+static PySendResult
+operation_first_step(LoopCall *self, PyObject **result)
+{
+    OperationMethod *method = (OperationMethod *)self->method;
+    Py_ssize_t keywords = self->kwnames == NULL ? 0 : PyTuple_GET_SIZE(self->kwnames);
+    PyObject *values = self->values;
+    PyObject *op = PyObject_Vectorcall(method->build, ((PyTupleObject *)values)->ob_item,
+                                       PyTuple_GET_SIZE(values) - keywords, self->kwnames);
+    Py_CLEAR(self->values);
+    Py_CLEAR(self->kwnames);
+    int usual = op == NULL ? -1 : runs_usually(self, op);
+    if (usual == 0) {
+        PyObject *inner = call_method(self->loop, s_run, &op, 1);
+        Py_DECREF(op);
+        if (inner == NULL) {
+            finish(self);
+            return PYGEN_ERROR;
+        }
+        return coroutine_delegate(&self->co, inner, result);
+    }
+    if (usual < 0)
+        Py_XDECREF(op);
+    if (usual < 0 || start_operation(self, op, NULL, s_queue) < 0) {
+        stop_iteration_as_runtime_error();
+        finish(self);
+        return PYGEN_ERROR;
+    }
+    return await_future(self, result);
 }
 
 /* A step in NEW or WAITING. */
 static PySendResult
 coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
 {
-    PreadCall *self = (PreadCall *)coroutine;
+    LoopCall *self = (LoopCall *)coroutine;
     if (self->co.state == WAITING)
         return resume(self, 1, result);
     if (arg != Py_None) {
         PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
         return PYGEN_ERROR;
     }
+    if (Py_IS_TYPE(coroutine, &OperationCall_Type))
+        return operation_first_step(self, result);
     PyObject *copied = NULL;
     int made = start_read(self, &copied);
     if (made < 0 || made == 2) {
@@ -472,29 +613,23 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
     }
     for (int i = 0; i < N_ARGS; i++)
         Py_CLEAR(self->args[i]);
-    int done = truth_of(call_method(self->future, s_done, NULL, 0));
-    if (done < 0) {
-        finish(self);
-        return PYGEN_ERROR;
-    }
-    /* (done already: outside the reference's try, nothing is abandoned) */
-    return done ? resume(self, 0, result) : wait_for(self, result);
+    return await_future(self, result);
 }
 
 static PyObject *
-pread_name(PreadCall *self, void *Py_UNUSED(closure))
+pread_name(LoopCall *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString("pread");
 }
 
 static PyObject *
-pread_qualname(PreadCall *self, void *Py_UNUSED(closure))
+pread_qualname(LoopCall *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString("Loop.pread");
 }
 
 static PyObject *
-pread_awaiting(PreadCall *self, void *closure)
+loop_call_awaiting(LoopCall *self, void *closure)
 {
     if (self->co.state == WAITING)
         return Py_NewRef(self->future);
@@ -502,7 +637,7 @@ pread_awaiting(PreadCall *self, void *closure)
 }
 
 static int
-pread_traverse(PreadCall *self, visitproc visit, void *arg)
+loop_call_traverse(LoopCall *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->loop);
     for (int i = 0; i < N_ARGS; i++)
@@ -511,11 +646,14 @@ pread_traverse(PreadCall *self, visitproc visit, void *arg)
     Py_VISIT(self->future);
     Py_VISIT(self->co.inner);
     Py_VISIT(self->head);
+    Py_VISIT(self->method);
+    Py_VISIT(self->values);
+    Py_VISIT(self->kwnames);
     return 0;
 }
 
 static int
-pread_clear(PreadCall *self)
+loop_call_clear(LoopCall *self)
 {
     self->co.state = DONE;
     Py_CLEAR(self->loop);
@@ -525,6 +663,9 @@ pread_clear(PreadCall *self)
     Py_CLEAR(self->future);
     Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
+    Py_CLEAR(self->method);
+    Py_CLEAR(self->values);
+    Py_CLEAR(self->kwnames);
     return 0;
 }
 
@@ -547,7 +688,7 @@ new_pread(PyObject *loop, PyObject *const *args)
         PyErr_SetString(PyExc_RuntimeError, "pread_call() before use_namespace()");
         return NULL;
     }
-    PreadCall *self = PyObject_GC_New(PreadCall, &PreadCall_Type);
+    LoopCall *self = PyObject_GC_New(LoopCall, &PreadCall_Type);
     if (self == NULL)
         return NULL;
     self->co.state = NEW;
@@ -556,8 +697,133 @@ new_pread(PyObject *loop, PyObject *const *args)
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = Py_NewRef(args[i]);
     self->op = self->future = self->co.inner = self->head = NULL;
+    self->method = self->values = self->kwnames = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
+}
+
+/* An OperationMethod called: the coroutine of method(loop, *args, **kwargs), the arguments
+ * as a vectorcall gives them (`loop` first). */
+static PyObject *
+operation_method_call(OperationMethod *method, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%U() missing 1 required positional argument: 'self'", method->qualname);
+        return NULL;
+    }
+    if (namespace == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "an OperationMethod called before use_namespace()");
+        return NULL;
+    }
+    Py_ssize_t count = nargs - 1 + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *values = PyTuple_New(count);
+    if (values == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyTuple_SET_ITEM(values, i, Py_NewRef(args[i + 1]));
+    LoopCall *self = PyObject_GC_New(LoopCall, &OperationCall_Type);
+    if (self == NULL) {
+        Py_DECREF(values);
+        return NULL;
+    }
+    self->co.state = NEW;
+    self->co.running = 0;
+    self->loop = Py_NewRef(args[0]);
+    for (int i = 0; i < N_ARGS; i++)
+        self->args[i] = NULL;
+    self->op = self->future = self->co.inner = self->head = NULL;
+    self->method = Py_NewRef((PyObject *)method);
+    self->values = values;
+    self->kwnames = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0 ? NULL : Py_NewRef(kwnames);
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+operation_method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *build, *name, *qualname;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "OperationMethod() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OUU:OperationMethod", &build, &name, &qualname))
+        return NULL;
+    if (!PyCallable_Check(build)) {
+        PyErr_SetString(PyExc_TypeError, "OperationMethod(build, name, qualname): build must be callable");
+        return NULL;
+    }
+    const char *text = PyUnicode_AsUTF8(qualname);
+    PyObject *warning = text == NULL ? NULL : PyBytes_FromFormat("coroutine '%s' was never awaited", text);
+    if (warning == NULL)
+        return NULL;
+    OperationMethod *self = (OperationMethod *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(warning);
+        return NULL;
+    }
+    self->build = Py_NewRef(build);
+    self->name = Py_NewRef(name);
+    self->qualname = Py_NewRef(qualname);
+    self->never_awaited = warning;
+    self->dict = NULL;
+    self->vectorcall = (vectorcallfunc)operation_method_call;
+    return (PyObject *)self;
+}
+
+/* Looked up on the loop: bound to it, as a function is. */
+static PyObject *
+operation_method_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static int
+operation_method_traverse(OperationMethod *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->build);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+operation_method_clear(OperationMethod *self)
+{
+    Py_CLEAR(self->build);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+operation_method_dealloc(OperationMethod *self)
+{
+    PyObject_GC_UnTrack(self);
+    operation_method_clear(self);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->qualname);
+    Py_CLEAR(self->never_awaited);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+operation_method_repr(OperationMethod *self)
+{
+    return PyUnicode_FromFormat("<compiled coroutine method %U>", self->qualname);
+}
+
+static PyObject *
+operation_name(LoopCall *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((OperationMethod *)self->method)->name);
+}
+
+static PyObject *
+operation_qualname(LoopCall *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((OperationMethod *)self->method)->qualname);
 }
 
 static PyObject *
@@ -661,13 +927,57 @@ static PyGetSetDef pread_getset[] = {
     {"__name__", (getter)pread_name, NULL, NULL, NULL},
     {"__qualname__", (getter)pread_qualname, NULL, NULL, NULL},
     {"cr_running", (getter)coroutine_running, NULL, NULL, NULL},
-    {"cr_await", (getter)pread_awaiting, NULL, NULL, NULL},
+    {"cr_await", (getter)loop_call_awaiting, NULL, NULL, NULL},
     {NULL}};
+
+static PyGetSetDef operation_getset[] = {
+    {"__name__", (getter)operation_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)operation_qualname, NULL, NULL, NULL},
+    {"cr_running", (getter)coroutine_running, NULL, NULL, NULL},
+    {"cr_await", (getter)loop_call_awaiting, NULL, NULL, NULL},
+    {NULL}};
+
+static PyTypeObject OperationCall_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._loop_c.OperationCall",
+    .tp_basicsize = sizeof(LoopCall),
+    .tp_flags = COROUTINE_FLAGS,
+    .tp_doc = "The coroutine a Loop's operation method returns (see the module's doc).",
+    .tp_as_async = &coroutine_async,
+    .tp_iter = NULL,
+    .tp_iternext = (iternextfunc)coroutine_iternext,
+    .tp_methods = coroutine_methods,
+    .tp_getset = operation_getset,
+    .tp_traverse = (traverseproc)loop_call_traverse,
+    .tp_clear = (inquiry)loop_call_clear,
+    .tp_dealloc = (destructor)coroutine_dealloc,
+    .tp_finalize = (destructor)coroutine_finalize,
+};
+
+static PyTypeObject OperationMethod_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._loop_c.OperationMethod",
+    .tp_basicsize = sizeof(OperationMethod),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "OperationMethod(build, name, qualname): a declared operation's coroutine method of Loop, compiled "
+              "(see the module's doc).",
+    .tp_new = operation_method_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(OperationMethod, vectorcall),
+    .tp_descr_get = operation_method_get,
+    .tp_dictoffset = offsetof(OperationMethod, dict),
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+    .tp_repr = (reprfunc)operation_method_repr,
+    .tp_traverse = (traverseproc)operation_method_traverse,
+    .tp_clear = (inquiry)operation_method_clear,
+    .tp_dealloc = (destructor)operation_method_dealloc,
+};
 
 static PyTypeObject PreadCall_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "uringloop._loop_c.PreadCall",
-    .tp_basicsize = sizeof(PreadCall),
+    .tp_basicsize = sizeof(LoopCall),
     .tp_flags = COROUTINE_FLAGS,
     .tp_doc = "The coroutine Loop.pread returns (see the module's doc).",
     .tp_as_async = &coroutine_async,
@@ -675,8 +985,8 @@ static PyTypeObject PreadCall_Type = {
     .tp_iternext = (iternextfunc)coroutine_iternext,
     .tp_methods = coroutine_methods,
     .tp_getset = pread_getset,
-    .tp_traverse = (traverseproc)pread_traverse,
-    .tp_clear = (inquiry)pread_clear,
+    .tp_traverse = (traverseproc)loop_call_traverse,
+    .tp_clear = (inquiry)loop_call_clear,
     .tp_dealloc = (destructor)coroutine_dealloc,
     .tp_finalize = (destructor)coroutine_finalize,
 };
@@ -696,7 +1006,7 @@ static PyMethodDef functions[] = {
 static struct PyModuleDef loop_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "uringloop._loop_c",
-    .m_doc = "The compiled twin of Loop._pread (uringloop/_loop.py).",
+    .m_doc = "The compiled twins of Loop._pread and of Loop's operation methods (uringloop/_loop.py).",
     .m_size = -1,
     .m_methods = functions,
 };
@@ -741,7 +1051,8 @@ PyInit__loop_c(void)
         import_from("uringloop._ops.operation", "checked_positions", &checked_positions) < 0 ||
         import_long("uringloop._ops.args", "OFF_MAX", &off_max) < 0 ||
         import_largest_slot(&pooled_max) < 0 || import_long("uringloop._aligned", "PAGE_SIZE", &page_size) < 0 ||
-        import_from("uringloop._ops.hotpath", "NO_NOWAIT", &no_nowait) < 0)
+        import_from("uringloop._ops.hotpath", "NO_NOWAIT", &no_nowait) < 0 ||
+        import_from("uringloop._ops.state", "DONE", &done_state) < 0)
         return NULL;
     if (page_size <= 0) {
         PyErr_SetString(PyExc_ImportError, "PAGE_SIZE is not positive");
@@ -767,17 +1078,22 @@ PyInit__loop_c(void)
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0 ||
+        intern(&s_nbytes, "nbytes") < 0 || intern(&s_queue, "queue") < 0 || intern(&s_run, "_run") < 0 ||
+        intern(&s_state_of_op, "state") < 0 || intern(&s_spec, "spec") < 0 || intern(&s_discard, "discard") < 0 ||
         intern(&keyword_names[A_KNOWN_SEEKABLE], "known_seekable") < 0 ||
         intern(&keyword_names[A_CACHED_COPY], "cached_copy") < 0 ||
         intern(&keyword_names[A_UNCLAIMED], "unclaimed") < 0 || intern(&keyword_names[A_DIRECT], "direct") < 0 ||
         (minus_one = PyLong_FromLong(-1)) == NULL)
         return NULL;
-    if (PyType_Ready(&PreadCall_Type) < 0)
+    if (PyType_Ready(&PreadCall_Type) < 0 || PyType_Ready(&OperationCall_Type) < 0 ||
+        PyType_Ready(&OperationMethod_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&loop_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "PreadCall", (PyObject *)&PreadCall_Type) < 0) {
+    if (PyModule_AddObjectRef(m, "PreadCall", (PyObject *)&PreadCall_Type) < 0 ||
+        PyModule_AddObjectRef(m, "OperationCall", (PyObject *)&OperationCall_Type) < 0 ||
+        PyModule_AddObjectRef(m, "OperationMethod", (PyObject *)&OperationMethod_Type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

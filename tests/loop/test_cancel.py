@@ -39,13 +39,22 @@ async def test_cancel_keeps_the_buffer_until_the_cqe(no_fd_leak: None) -> None:
         del buf
         await asyncio.sleep(0.01)
         assert loop.uring_stats().in_flight == 1
+        seen = []
+
+        def look(task: asyncio.Future[int]) -> None:
+            # Right after the task took its cancellation, in the same loop iteration: the
+            # task is done, the read is still in flight (its ASYNC_CANCEL goes to the
+            # kernel at the next pre-select step), and the kernel may still write into the
+            # buffer.
+            gc.collect()
+            seen.append((task.done(), loop.uring_stats().in_flight, ref() is not None))
+
         task.cancel()
+        loop.call_soon(look, task)  # (after the task's wake-up, which cancel() scheduled)
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert seen == [(True, 1, True)], "buffer freed before its operation's CQE"
         del task  # its CancelledError's traceback holds the coroutine's frame (Python 3.10)
-        # The task is gone, the CQE is not: the kernel may still write into the buffer.
-        gc.collect()
-        assert ref() is not None, "buffer freed before its operation's CQE"
         assert loop.uring_stats().cancelled == 1
         for _ in range(100):
             await asyncio.sleep(0.001)

@@ -8,8 +8,6 @@ import asyncio
 import gc
 import inspect
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,16 +15,6 @@ import pytest
 from tests.loop.test_open_inline import running
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
-
-
-@pytest.fixture
-def data_fd(tmp_path: Path) -> Iterator[tuple[bytes, int]]:
-    path = tmp_path / "f.bin"
-    data = os.urandom(20_000)
-    path.write_bytes(data)
-    fd = os.open(path, os.O_RDONLY)
-    yield data, fd
-    os.close(fd)
 
 
 def queued_read(loop: Any, fd: int, size: int, offset: int) -> tuple[Any, asyncio.Future[bytes]]:
@@ -153,16 +141,14 @@ async def test_its_protocol_before_the_first_step(data_fd: tuple[bytes, int]) ->
     assert loop.queued_operations() == 0
 
 
-@pytest.mark.parametrize("how", ["close", "send", "throw"])
-async def test_a_step_taken_inside_its_own_step_is_refused(
-    data_fd: tuple[bytes, int], how: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Python code a step runs (here the driver's queue) may hold the coroutine: stepping it
-    # again from there raises, as a running coroutine does, and the first step goes on.
-    data, fd = data_fd
-    loop = running()
+async def stepped_inside_its_own_step(
+    loop: Any, queue_name: str, make: Any, how: str, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """Await make()'s coroutine, queued, while the driver's `queue_name` method steps it
+    again (`how`: close, send or throw) before it queues the operation: what it returned,
+    once that step was refused as a running coroutine refuses it."""
     driver = loop._driver
-    queue = driver.queue_read
+    queue = getattr(driver, queue_name)
     refused: list[BaseException] = []
 
     def reentering(op: Any) -> None:
@@ -175,11 +161,30 @@ async def test_a_step_taken_inside_its_own_step_is_refused(
             refused.append(exc)
         queue(op)
 
-    monkeypatch.setattr(driver, "queue_read", reentering)
+    monkeypatch.setattr(driver, queue_name, reentering)
     loop.call_soon(lambda: None)  # (queued, not run eagerly)
-    coro = loop.pread(fd, 300, 50, known_seekable=True, cached_copy=False)
-    assert await coro == data[50:350]
+    coro = make()
+    result = await coro
     assert [str(exc) for exc in refused] == ["coroutine already executing"]
+    return result
+
+
+@pytest.mark.parametrize("how", ["close", "send", "throw"])
+async def test_a_step_taken_inside_its_own_step_is_refused(
+    data_fd: tuple[bytes, int], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python code a step runs (here the driver's queue) may hold the coroutine: stepping it
+    # again from there raises, as a running coroutine does, and the first step goes on.
+    data, fd = data_fd
+    loop = running()
+
+    def make() -> Any:
+        return loop.pread(fd, 300, 50, known_seekable=True, cached_copy=False)
+
+    assert (
+        await stepped_inside_its_own_step(loop, "queue_read", make, how, monkeypatch)
+        == (data[50:350])
+    )
 
 
 async def test_its_arguments_are_bound_as_the_methods_signature_binds_them(
