@@ -85,6 +85,7 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
     assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
+    assert (hotpath.POSITIONED_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
     loop = _loop.Loop()
     try:
         coro = loop.pread(0, 1, 0)

@@ -3,8 +3,8 @@
  * in and out of the ring, and the kernel's first attempts at an open and at a read, made by
  * the caller.
  *
- * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same class
- * (ReadCore), functions (write_entries, deliver, open_cached, read_cached,
+ * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same classes
+ * (ReadCore, PositionedCore), functions (write_entries, deliver, open_cached, read_cached,
  * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
  * made on the pool, the waiter and each operation. What differs is the cost: the SQE is
  * written with one copy, the result bytes are copied straight from the slot's address,
@@ -87,6 +87,30 @@ typedef struct {
 
 static PyTypeObject ReadCoreType;
 
+/* tp_traverse's and tp_clear's part for the fields every operation has (Operation's). */
+#define VISIT_OPERATION_FIELDS(self)                                                           \
+    do {                                                                                       \
+        Py_VISIT((self)->waiter);                                                              \
+        Py_VISIT((self)->spec);                                                                \
+        Py_VISIT((self)->args);                                                                \
+        Py_VISIT((self)->kwargs);                                                              \
+        Py_VISIT((self)->refs);                                                                \
+        Py_VISIT((self)->data);                                                                \
+        Py_VISIT((self)->filename);                                                            \
+        Py_VISIT((self)->filename2);                                                           \
+    } while (0)
+#define CLEAR_OPERATION_FIELDS(self)                                                           \
+    do {                                                                                       \
+        Py_CLEAR((self)->waiter);                                                              \
+        Py_CLEAR((self)->spec);                                                                \
+        Py_CLEAR((self)->args);                                                                \
+        Py_CLEAR((self)->kwargs);                                                              \
+        Py_CLEAR((self)->refs);                                                                \
+        Py_CLEAR((self)->data);                                                                \
+        Py_CLEAR((self)->filename);                                                            \
+        Py_CLEAR((self)->filename2);                                                           \
+    } while (0)
+
 /* Set at import: the collaborators hotpath.py imports. */
 static PyObject *scratch_type;  /* _buffers.ScratchBuffer */
 static PyObject *os_error;      /* _errors.os_error */
@@ -123,14 +147,7 @@ static int
 ReadCore_traverse(ReadCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->pool);
-    Py_VISIT(self->waiter);
-    Py_VISIT(self->spec);
-    Py_VISIT(self->args);
-    Py_VISIT(self->kwargs);
-    Py_VISIT(self->refs);
-    Py_VISIT(self->data);
-    Py_VISIT(self->filename);
-    Py_VISIT(self->filename2);
+    VISIT_OPERATION_FIELDS(self);
     return 0;
 }
 
@@ -138,14 +155,7 @@ static int
 ReadCore_clear(ReadCore *self)
 {
     Py_CLEAR(self->pool);
-    Py_CLEAR(self->waiter);
-    Py_CLEAR(self->spec);
-    Py_CLEAR(self->args);
-    Py_CLEAR(self->kwargs);
-    Py_CLEAR(self->refs);
-    Py_CLEAR(self->data);
-    Py_CLEAR(self->filename);
-    Py_CLEAR(self->filename2);
+    CLEAR_OPERATION_FIELDS(self);
     let_go_of_into(self);
     return 0;
 }
@@ -325,10 +335,11 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-/* Write the whole READ entry at byte `off` of the `len`-byte SQ array `buf`; -1 with
- * struct.error set (as pack_into raises it) when the 64 bytes do not fit there. */
+/* Write the whole entry of these fields at byte `off` of the `len`-byte SQ array `buf`; -1
+ * with struct.error set (as pack_into raises it) when the 64 bytes do not fit there. */
 static int
-write_sqe(ReadCore *self, char *buf, Py_ssize_t len, Py_ssize_t off, unsigned long long user_data)
+put_sqe(char *buf, Py_ssize_t len, Py_ssize_t off, uint8_t opcode, int fd, unsigned long long offset,
+        unsigned long long address, uint32_t length, unsigned long long user_data)
 {
     if (off < 0 || len < 64 || off > len - 64) {
         PyErr_Format(struct_error, "no room for a 64-byte SQE at offset %zd of a %zd-byte buffer",
@@ -337,14 +348,22 @@ write_sqe(ReadCore *self, char *buf, Py_ssize_t len, Py_ssize_t off, unsigned lo
     }
     struct sqe e;
     memset(&e, 0, sizeof e);
-    e.opcode = IORING_OP_READ;
-    e.fd = self->fd;
-    e.off = self->offset;
-    e.addr = self->address;
-    e.len = (uint32_t)self->size;
+    e.opcode = opcode;
+    e.fd = fd;
+    e.off = offset;
+    e.addr = address;
+    e.len = length;
     e.user_data = user_data;
     memcpy(buf + off, &e, sizeof e);
     return 0;
+}
+
+/* A read's READ entry (put_sqe()). */
+static int
+write_sqe(ReadCore *self, char *buf, Py_ssize_t len, Py_ssize_t off, unsigned long long user_data)
+{
+    return put_sqe(buf, len, off, IORING_OP_READ, self->fd, self->offset, self->address,
+                   (uint32_t)self->size, user_data);
 }
 
 /* The SQ array's memory, writable (TypeError as struct's pack_into raises it). */
@@ -362,8 +381,11 @@ writable_view(PyObject *sqes, Py_buffer *view)
     return 0;
 }
 
+/* prep(sqes, words, off, user_data) of an entry of these fields: None, or NULL with an
+ * error set. */
 static PyObject *
-ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
+prep_entry(PyObject *const *args, Py_ssize_t nargs, uint8_t opcode, int fd, unsigned long long offset,
+           unsigned long long address, uint32_t length)
 {
     if (nargs != 4) {
         PyErr_Format(PyExc_TypeError, "prep() takes 4 arguments (%zd given)", nargs);
@@ -378,11 +400,17 @@ ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     if (writable_view(args[0], &view) < 0)
         return NULL;
-    int failed = write_sqe(self, (char *)view.buf, view.len, off, user_data);
+    int failed = put_sqe((char *)view.buf, view.len, off, opcode, fd, offset, address, length, user_data);
     PyBuffer_Release(&view);
     if (failed)
         return NULL;
     Py_RETURN_NONE;
+}
+
+static PyObject *
+ReadCore_prep(ReadCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return prep_entry(args, nargs, IORING_OP_READ, self->fd, self->offset, self->address, (uint32_t)self->size);
 }
 
 /* pool.free_list_of[slot].append(slot) */
@@ -724,6 +752,19 @@ static PyMethodDef ReadCore_methods[] = {
      "release(): give back the slot, release the ScratchBuffer, drop the arguments."},
     {NULL}};
 
+/* The fields every operation has (operation.Operation's), as members of the core type T. */
+#define OPERATION_MEMBERS(T)                                                                   \
+    {"state", T_INT, offsetof(T, state), 0, NULL},                                             \
+        {"user_data", T_ULONGLONG, offsetof(T, user_data), 0, NULL},                           \
+        {"waiter", T_OBJECT_EX, offsetof(T, waiter), 0, NULL},                                 \
+        {"spec", T_OBJECT_EX, offsetof(T, spec), 0, NULL},                                     \
+        {"args", T_OBJECT_EX, offsetof(T, args), 0, NULL},                                     \
+        {"kwargs", T_OBJECT_EX, offsetof(T, kwargs), 0, NULL},                                 \
+        {"refs", T_OBJECT_EX, offsetof(T, refs), 0, NULL},                                     \
+        {"data", T_OBJECT_EX, offsetof(T, data), 0, NULL},                                     \
+        {"filename", T_OBJECT_EX, offsetof(T, filename), 0, NULL},                             \
+        {"filename2", T_OBJECT_EX, offsetof(T, filename2), 0, NULL}
+
 static PyMemberDef ReadCore_members[] = {
     {"_fd", T_INT, offsetof(ReadCore, fd), READONLY, NULL},
     {"_offset", T_ULONGLONG, offsetof(ReadCore, offset), READONLY, NULL},
@@ -731,16 +772,7 @@ static PyMemberDef ReadCore_members[] = {
     {"_size", T_PYSSIZET, offsetof(ReadCore, size), READONLY, NULL},
     {"_slot", T_PYSSIZET, offsetof(ReadCore, slot), READONLY, NULL},
     {"_pool", T_OBJECT_EX, offsetof(ReadCore, pool), READONLY, NULL},
-    {"state", T_INT, offsetof(ReadCore, state), 0, NULL},
-    {"user_data", T_ULONGLONG, offsetof(ReadCore, user_data), 0, NULL},
-    {"waiter", T_OBJECT_EX, offsetof(ReadCore, waiter), 0, NULL},
-    {"spec", T_OBJECT_EX, offsetof(ReadCore, spec), 0, NULL},
-    {"args", T_OBJECT_EX, offsetof(ReadCore, args), 0, NULL},
-    {"kwargs", T_OBJECT_EX, offsetof(ReadCore, kwargs), 0, NULL},
-    {"refs", T_OBJECT_EX, offsetof(ReadCore, refs), 0, NULL},
-    {"data", T_OBJECT_EX, offsetof(ReadCore, data), 0, NULL},
-    {"filename", T_OBJECT_EX, offsetof(ReadCore, filename), 0, NULL},
-    {"filename2", T_OBJECT_EX, offsetof(ReadCore, filename2), 0, NULL},
+    OPERATION_MEMBERS(ReadCore),
     {NULL}};
 
 static PyTypeObject ReadCoreType = {
@@ -756,6 +788,200 @@ static PyTypeObject ReadCoreType = {
     .tp_clear = (inquiry)ReadCore_clear,
     .tp_methods = ReadCore_methods,
     .tp_members = ReadCore_members,
+};
+
+/* -- a read or write of the caller's memory ------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int opcode;
+    int fd;
+    unsigned long long offset; /* as the u64 the SQE holds */
+    unsigned long long address;
+    unsigned int length;
+    int state;
+    unsigned long long user_data;
+    PyObject *waiter;
+    PyObject *spec;
+    PyObject *args;
+    PyObject *kwargs;
+    PyObject *refs; /* the pins (and whatever else the SQE points into) */
+    PyObject *data;
+    PyObject *filename;
+    PyObject *filename2;
+} PositionedCore;
+
+static PyObject *pin_type; /* _buffers.PIN: the pins complete() releases */
+
+static int
+PositionedCore_traverse(PositionedCore *self, visitproc visit, void *arg)
+{
+    VISIT_OPERATION_FIELDS(self);
+    return 0;
+}
+
+static int
+PositionedCore_clear(PositionedCore *self)
+{
+    CLEAR_OPERATION_FIELDS(self);
+    return 0;
+}
+
+static void
+PositionedCore_dealloc(PositionedCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, PositionedCore_dealloc)
+    PositionedCore_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
+/* An unsigned field's value from an int: 0, or -1 with OverflowError (or TypeError) set. */
+static int
+unsigned_field(PyObject *value, unsigned long long most, const char *name, unsigned long long *into)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    if (v > most) {
+        PyErr_Format(PyExc_OverflowError, "%s %llu does not fit its SQE field", name, v);
+        return -1;
+    }
+    *into = v;
+    return 0;
+}
+
+static int
+PositionedCore_init(PositionedCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"opcode", "fd", "offset", "address", "length", "refs", NULL};
+    int opcode, fd;
+    PyObject *offset, *address, *length, *refs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOOO", kwlist, &opcode, &fd, &offset, &address,
+                                     &length, &refs))
+        return -1;
+    unsigned long long off, addr, len;
+    if (opcode < 0 || opcode > 255) {
+        PyErr_Format(PyExc_OverflowError, "opcode %d does not fit its SQE field", opcode);
+        return -1;
+    }
+    if (unsigned_field(offset, ULLONG_MAX, "offset", &off) < 0 ||
+        unsigned_field(address, ULLONG_MAX, "address", &addr) < 0 ||
+        unsigned_field(length, UINT_MAX, "length", &len) < 0)
+        return -1;
+    set_field(&self->refs, Py_NewRef(refs));
+    set_field(&self->data, Py_NewRef(Py_None));
+    set_field(&self->filename, Py_NewRef(Py_None));
+    set_field(&self->filename2, Py_NewRef(Py_None));
+    set_field(&self->waiter, Py_NewRef(Py_None));
+    self->user_data = 0;
+    self->state = QUEUED;
+    set_field(&self->spec, Py_NewRef(Py_None));
+    self->opcode = opcode;
+    self->fd = fd;
+    self->offset = off;
+    self->address = addr;
+    self->length = (unsigned int)len;
+    return 0;
+}
+
+static PyObject *
+PositionedCore_prep(PositionedCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return prep_entry(args, nargs, (uint8_t)self->opcode, self->fd, self->offset, self->address, self->length);
+}
+
+/* The pins among `refs` (those whose type is PIN exactly) released, in order: 0, or -1 with
+ * the error a release raised. */
+static int
+release_pins(PyObject *refs)
+{
+    PyObject *iter = PyObject_GetIter(refs);
+    if (iter == NULL)
+        return -1;
+    PyObject *ref;
+    while ((ref = PyIter_Next(iter)) != NULL) {
+        PyObject *r = (PyObject *)Py_TYPE(ref) == pin_type ? PyObject_CallMethodNoArgs(ref, s_release)
+                                                          : Py_NewRef(Py_None);
+        Py_DECREF(ref);
+        if (r == NULL) {
+            Py_DECREF(iter);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+PositionedCore_complete(PositionedCore *self, PyObject *res_obj)
+{
+    self->state = DONE;
+    PyObject *refs = Py_XNewRef(self->refs);
+    if (refs == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'refs'", Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    int failed = release_pins(refs);
+    Py_DECREF(refs);
+    if (failed)
+        return NULL;
+    set_field(&self->refs, Py_NewRef(empty_tuple));
+    set_field(&self->args, Py_NewRef(empty_tuple));
+    set_field(&self->kwargs, Py_NewRef(no_kwargs));
+    PyObject *waiter = Py_XNewRef(self->waiter);
+    int wants = waiting(waiter);
+    if (wants <= 0) {
+        Py_XDECREF(waiter);
+        if (wants < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    int counted = zero == NULL ? -1 : PyObject_RichCompareBool(res_obj, zero, Py_GE);
+    Py_XDECREF(zero);
+    PyObject *r = NULL;
+    if (counted > 0)
+        r = deliver(waiter, Py_NewRef(res_obj), NULL);
+    else if (counted == 0) {
+        PyObject *failure = error_for(res_obj);
+        r = failure == NULL ? NULL : deliver(waiter, NULL, failure);
+    }
+    Py_DECREF(waiter);
+    return r;
+}
+
+static PyMethodDef PositionedCore_methods[] = {
+    {"prep", (PyCFunction)(void (*)(void))PositionedCore_prep, METH_FASTCALL,
+     "prep(sqes, words, off, user_data): write the whole entry at byte `off`."},
+    {"complete", (PyCFunction)PositionedCore_complete, METH_O,
+     "complete(res): release the pins; the byte count (or the error) goes to the waiter."},
+    {NULL}};
+
+static PyMemberDef PositionedCore_members[] = {
+    {"_opcode", T_INT, offsetof(PositionedCore, opcode), READONLY, NULL},
+    {"_fd", T_INT, offsetof(PositionedCore, fd), READONLY, NULL},
+    {"_offset", T_ULONGLONG, offsetof(PositionedCore, offset), READONLY, NULL},
+    {"_address", T_ULONGLONG, offsetof(PositionedCore, address), READONLY, NULL},
+    {"_length", T_UINT, offsetof(PositionedCore, length), READONLY, NULL},
+    OPERATION_MEMBERS(PositionedCore),
+    {NULL}};
+
+static PyTypeObject PositionedCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "uringloop._ops._hotpath.PositionedCore",
+    .tp_doc = "A read or write of the caller's memory at an offset (see uringloop/_ops/hotpath.py).",
+    .tp_basicsize = sizeof(PositionedCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)PositionedCore_init,
+    .tp_dealloc = (destructor)PositionedCore_dealloc,
+    .tp_traverse = (traverseproc)PositionedCore_traverse,
+    .tp_clear = (inquiry)PositionedCore_clear,
+    .tp_methods = PositionedCore_methods,
+    .tp_members = PositionedCore_members,
 };
 
 /* -- the loops ---------------------------------------------------------------------- */
@@ -1675,7 +1901,7 @@ static struct PyModuleDef hotpath_module = {
 PyMODINIT_FUNC
 PyInit__hotpath(void)
 {
-    if (PyType_Ready(&ReadCoreType) < 0)
+    if (PyType_Ready(&ReadCoreType) < 0 || PyType_Ready(&PositionedCoreType) < 0)
         return NULL;
     if (intern(&s_free_small, "free_small") || intern(&s_alloc, "alloc") ||
         intern(&s_address_of, "address_of") || intern(&s_free_list_of, "free_list_of") ||
@@ -1705,7 +1931,8 @@ PyInit__hotpath(void)
     if (import_from("struct", "error", &struct_error) ||
         import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
         import_from("uringloop._errors", "os_error", &os_error) ||
-        import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs))
+        import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs) ||
+        import_from("uringloop._buffers", "PIN", &pin_type))
         return NULL;
     PyObject *array_type;
     if (import_from("array", "array", &array_type))
@@ -1720,6 +1947,10 @@ PyInit__hotpath(void)
     Py_INCREF(&ReadCoreType);
     if (PyModule_AddObject(m, "ReadCore", (PyObject *)&ReadCoreType) < 0) {
         Py_DECREF(&ReadCoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "PositionedCore", (PyObject *)&PositionedCoreType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

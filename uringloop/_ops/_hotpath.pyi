@@ -1,12 +1,15 @@
 # Typing stub of the compiled twin of uringloop/_ops/hotpath.py (see _hotpath.c).
 from .._buffers import SlotPool
 from . import hotpath as _hotpath
+from .hotpath import PositionedCore as _PositionedReference
 from .hotpath import ReadCore as _Reference
 
 class ReadCore(_Reference):
     def __init__(
         self, fd: int, size: int, offset: int, pool: SlotPool | None, into_result: bool = False
     ) -> None: ...
+
+class PositionedCore(_PositionedReference): ...
 
 write_entries = _hotpath.write_entries
 deliver = _hotpath.deliver

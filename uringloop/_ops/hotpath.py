@@ -4,15 +4,16 @@ caller.
 
 ReadCore is the hot half of a read into a new buffer: its fields, its SQE and its
 completion. Read (operation.py) adds the cold half: what every operation shares.
+PositionedCore is the same for a read or write of the caller's memory (Positioned).
 write_entries() writes queued one-SQE operations into reserved SQ slots; deliver() hands
 the results of peeked CQEs to the operations in flight, for a Reaper, which consumes the
 CQEs afterwards. The driver owns the tables both work on.
 
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
-same class (ReadCore), functions, arguments, attributes and behaviour, down to the order of
-the calls made on each operation. READ_CORE, WRITE_ENTRIES, DELIVER, OPEN_CACHED,
-READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the ones in use: the compiled twin's, unless
-URINGLOOP_NO_EXTENSIONS is set or it was not built.
+same classes (ReadCore, PositionedCore), functions, arguments, attributes and behaviour, down
+to the order of the calls made on each operation. READ_CORE, POSITIONED_CORE, WRITE_ENTRIES,
+DELIVER, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the ones in use:
+the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -44,7 +45,7 @@ from array import array
 from typing import TYPE_CHECKING, Any
 
 from .._aligned import PAGE_SIZE
-from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
+from .._buffers import PIN, SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
@@ -52,7 +53,7 @@ from . import libc
 from .args import INT_MAX, OFF_MAX, U64_MASK, c_int
 from .args import U32_MASK as _U32
 from .sqe import SQE
-from .state import DONE, QUEUED, SUBMITTED, let_go
+from .state import DONE, NO_KWARGS, QUEUED, SUBMITTED, let_go
 
 if TYPE_CHECKING:
     from collections import deque
@@ -168,6 +169,60 @@ class ReadCore:
             self._slot = -1
             self._pool.free(slot)  # type: ignore[union-attr]
         let_go(self)
+
+
+class PositionedCore:
+    """A read or write of caller-owned memory at an offset (READ, WRITE, READV, WRITEV): the
+    result is the byte count. Its fields were checked when it was built (table.py) and are
+    packed straight into its slot; `refs` holds the pinned memory (the pins, PIN's), which
+    complete() releases."""
+
+    __slots__ = ("_address", "_fd", "_length", "_offset", "_opcode", "args", "data",
+                 "filename", "filename2", "kwargs", "refs", "spec", "state", "user_data",
+                 "waiter")  # fmt: skip
+
+    def __init__(
+        self, opcode: int, fd: int, offset: int, address: int, length: int, refs: tuple[Any, ...]
+    ) -> None:
+        # Operation.__init__ inlined: every read and write into a caller's buffer comes here.
+        self.refs = refs
+        self.data: Any = None
+        self.filename: Any = None
+        self.filename2: Any = None
+        self.waiter: Waiter | None = None
+        self.user_data = 0
+        self.state = QUEUED
+        self.spec: Spec[..., Any] = None  # type: ignore[assignment]  # set by Spec.build
+        self._opcode = opcode
+        self._fd = fd
+        self._offset = offset  # as the u64 the SQE holds
+        self._address = address
+        self._length = length
+
+    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+        """Write the whole entry into the slot at byte `off` of `sqes`. Every field was
+        checked when the operation was built: this pack cannot fail."""
+        _pack_sqe_into(sqes, off, self._opcode, 0, 0, self._fd, self._offset, self._address,
+                       self._length, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
+
+    def complete(self, res: int) -> None:
+        """The CQE arrived: the pins are released, then the count (or the error) goes to the
+        waiter. (Operation.complete() specialised: the result is the count, as table.py
+        declares for these, and only the pins need releasing.)"""
+        self.state = DONE
+        for ref in self.refs:
+            if type(ref) is PIN:
+                ref.release()
+        self.refs = ()
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = NO_KWARGS
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if res >= 0:
+            waiter.set_result(res)
+        else:
+            waiter.set_exception(os_error(res))
 
 
 def write_entries(
@@ -454,6 +509,9 @@ def split_requests(requests: Any, size_max: int) -> Split | None:
 
 
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
+POSITIONED_CORE: type[PositionedCore] = (
+    compiled("uringloop._ops._hotpath", "PositionedCore") or PositionedCore
+)
 WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
     compiled("uringloop._ops._hotpath", "write_entries") or write_entries
 )

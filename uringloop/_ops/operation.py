@@ -35,12 +35,12 @@ from .._errors import os_error
 from .._ring import abi
 from . import args
 from .hotpath import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one read or write
-from .hotpath import READ_CORE, ReadCore
+from .hotpath import POSITIONED_CORE, READ_CORE, PositionedCore, ReadCore
 from .sqe import SQE, SQE_SIZE, USER_DATA_WORD
 from .state import DONE as DONE
-from .state import NO_KWARGS, let_go
 from .state import QUEUED as QUEUED
 from .state import SUBMITTED as SUBMITTED
+from .state import let_go
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -438,28 +438,21 @@ class AsyncCancel(Entry):
         self.state = DONE
 
 
-class Positioned(Entry):
+if TYPE_CHECKING:
+    _PositionedCore = PositionedCore
+else:
+    _PositionedCore = POSITIONED_CORE
+
+
+class Positioned(_PositionedCore, Operation):
     """A read or write of caller-owned memory at an offset (READ, WRITE, READV, WRITEV): the
-    result is the byte count. Its fields were checked when it was built (table.py) and are
-    packed straight into its slot, as Read's are; `refs` holds the pinned memory."""
+    result is the byte count.
 
-    __slots__ = ("_address", "_fd", "_length", "_offset", "_opcode")
+    Its fields, SQE and completion are PositionedCore's (hotpath.py, or its compiled twin);
+    the rest is what every operation shares.
+    """
 
-    def __init__(
-        self, opcode: int, fd: int, offset: int, address: int, length: int, refs: tuple[Any, ...]
-    ) -> None:
-        # Operation.__init__ inlined: every read and write into a caller's buffer comes here.
-        self.refs = refs
-        self.data = self.filename = self.filename2 = None
-        self.waiter: Waiter | None = None
-        self.user_data = 0
-        self.state = QUEUED
-        self.spec = None  # type: ignore[assignment]  # set by Spec.build
-        self._opcode = opcode
-        self._fd = fd
-        self._offset = offset  # as the u64 the SQE holds
-        self._address = address
-        self._length = length
+    __slots__ = ()
 
     @property
     def opcode(self) -> int:
@@ -481,29 +474,6 @@ class Positioned(Entry):
         if self._offset == _U64 and (self._opcode == _READ or self._opcode == _READV):
             return self._fd
         return None
-
-    def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
-        # Every field was checked when the operation was built: this pack cannot fail.
-        _pack_sqe_into(sqes, off, self._opcode, 0, 0, self._fd, self._offset, self._address,
-                       self._length, 0, user_data, 0, 0, 0, 0, 0)  # fmt: skip
-
-    def complete(self, res: int) -> None:
-        # Operation.complete() specialised: the result is the count (table.py declares
-        # `count` for these), and only pins need releasing.
-        self.state = DONE
-        for ref in self.refs:
-            if type(ref) is PIN:
-                ref.release()
-        self.refs = ()
-        self.args = ()
-        self.kwargs = NO_KWARGS
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if res >= 0:
-            waiter.set_result(res)
-        else:
-            waiter.set_exception(os_error(res))
 
 
 if TYPE_CHECKING:
