@@ -52,6 +52,7 @@ from ._ops import (
     copies_refused,
     forget_positions,
     read_args,
+    ring_leaves_position,
     table,
 )
 from ._ops.args import INT_MAX, OFF_MAX, off_t
@@ -1015,6 +1016,8 @@ class Loop(asyncio.SelectorEventLoop):
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
         if offset == -1 and never_waits(fd):  # as table.pread: EAGAIN, not io_uring's wait
             return table.read_now(fd, size)
+        if offset == -1 and ring_leaves_position(fd):  # as table.pread: O_DIRECT, blocking
+            return table.read_direct_now(fd, size)
         head = b""
         if (
             offset >= 0

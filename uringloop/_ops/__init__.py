@@ -70,6 +70,9 @@ from .operation import (
 from .operation import (
     read_args as read_args,
 )
+from .operation import (
+    ring_leaves_position as ring_leaves_position,
+)
 from .spec import Spec as Spec
 from .statx import StatxResult as StatxResult
 from .statx import StatxTimestamp as StatxTimestamp

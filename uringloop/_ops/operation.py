@@ -30,6 +30,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .._aligned import aligned_buffer
 from .._buffers import PIN, SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
@@ -118,6 +119,37 @@ def has_o_direct(fd: int) -> bool:
     """Whether `fd`'s open file has O_DIRECT, where even a non-blocking read waits for the
     device (fcntl's F_GETFL; its OSError, or ValueError for fd < 0, propagates)."""
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & _O_DIRECT)
+
+
+def ring_leaves_position(fd: int) -> bool:
+    """Whether io_uring's read or write at `fd`'s file position (offset -1) would leave the
+    position where it was: an O_DIRECT descriptor, whose reads and writes complete after
+    io_uring_enter returns (on Linux 6.18 the position did not move, so the next read at it
+    got the same bytes again). Such an operation is made as the system call, at once."""
+    try:
+        return has_o_direct(fd)
+    except (OSError, ValueError, OverflowError):  # (not a descriptor: the call says how)
+        return False
+
+
+def read_blocking(fd: int, size: int, offset: int) -> bytes:
+    """read(2) (offset -1) or pread(2) of up to `size` bytes into new bytes, blocking, as the
+    ring's read gives them: an O_DIRECT descriptor, which refuses the memory of a new bytes
+    object (EINVAL), is read again into page-aligned memory, as a pool slot is."""
+    try:
+        return os.read(fd, size) if offset == -1 else os.pread(fd, size, offset)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or size <= 0:
+            raise
+        try:
+            direct = has_o_direct(fd)
+        except (OSError, ValueError):
+            direct = False
+        if not direct:
+            raise
+    with aligned_buffer(size) as memory:  # (nothing was read: O_DIRECT refuses it first)
+        count = os.readv(fd, [memory]) if offset == -1 else os.preadv(fd, [memory], offset)
+        return memory[:count]
 
 
 def copies_cached(fd: int) -> bool:
@@ -508,9 +540,7 @@ class Read(_ReadCore, Operation):
     def run_blocking(self) -> bytes:
         # Through the loop's fallback the read was built by Loop.pread, not by Spec.build.
         offset = self._offset - (1 << 64) if self._offset >= 1 << 63 else self._offset
-        if offset == -1:
-            return os.read(self._fd, self._size)
-        return os.pread(self._fd, self._size, offset)
+        return read_blocking(self._fd, self._size, offset)
 
     def position_read_fd(self) -> int | None:
         return self._fd if self._offset in (-1, _U64) else None  # (-1, as the SQE's u64)
@@ -539,7 +569,7 @@ def reads_in_turn(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
     first: Exception | None = None
     for fd, size, offset in requests:
         try:
-            done.append(os.pread(fd, size, offset) if offset >= 0 else os.read(fd, size))
+            done.append(read_blocking(fd, size, offset if offset >= 0 else -1))
         except Exception as exc:
             done.append(None)
             first = first or exc
@@ -854,7 +884,7 @@ class ReadBatch(Entry):
         # Every part's outcome, (bytes, None) or (None, failure): complete_blocking then
         # makes the calls at once, as the ring's route does once every part completed.
         return [
-            capture(os.pread, fd, size, offset) if offset >= 0 else capture(os.read, fd, size)
+            capture(read_blocking, fd, size, offset if offset >= 0 else -1)
             for fd, size, offset in zip(self.fds, self.sizes, self.offsets, strict=True)
         ]
 

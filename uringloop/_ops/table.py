@@ -43,7 +43,9 @@ from .operation import (
     forget_descriptor,
     make_calls,
     read_args,
+    read_blocking,
     reads_in_turn,
+    ring_leaves_position,
 )
 from .spec import Spec, declare
 from .sqe import address, build
@@ -138,6 +140,8 @@ def _positioned(
             check_position(fd, offset)
         elif never_waits(fd):
             raise RunNow(now)
+        elif ring_leaves_position(fd):
+            raise RunNow  # the declaration's blocking call: it moves the position
     except BaseException:
         for pin in keep:
             pin.release()
@@ -310,6 +314,13 @@ def read_now(fd: int, size: int, offset: int = -1) -> bytes:
             return bytes(view[:count])
 
     return _without_waiting(nowait, lambda: os.read(fd, size))
+
+
+def read_direct_now(fd: int, size: int, offset: int = -1) -> bytes:
+    """pread's call at the position of an O_DIRECT descriptor (ring_leaves_position), made
+    blocking (its arguments as the caller gave them, converted here as _pread does)."""
+    fd, size, _ = read_args(fd, size, -1)
+    return read_blocking(fd, size, -1)
 
 
 # read_now's reads up to this size go into a bytearray, larger ones into a mapping.
@@ -556,6 +567,8 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
     if offset == -1 and never_waits(fd):
         raise RunNow(read_now)  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
+    if offset == -1 and ring_leaves_position(fd):
+        raise RunNow(read_direct_now)  # (an O_DIRECT descriptor: the position must move)
     return Read(fd, size, offset, None)
 
 
@@ -591,9 +604,10 @@ def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
         if offset == -1:
             stream = streams.get(fd)
             if stream is None:
-                stream = streams[fd] = never_waits(fd)
+                stream = streams[fd] = never_waits(fd) or ring_leaves_position(fd)
             if stream:
-                found.append((i, partial(read_now, fd, size)))
+                call = read_now if never_waits(fd) else read_direct_now
+                found.append((i, partial(call, fd, size)))
     return found
 
 
