@@ -284,6 +284,8 @@ coroutine_throw(Coroutine *self, PyObject *const *args, Py_ssize_t nargs)
     int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
     if (self->state == COROUTINE_NEW && thrown < 0)
         return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
+    if (self->state == COROUTINE_NEW && thrown == 0)
+        stop_iteration_as_runtime_error(); /* raised in its frame: PEP 479 */
     if (self->state == COROUTINE_DONE) {
         if (thrown == 0) {
             PyErr_Clear();

@@ -514,12 +514,40 @@ await_future(LoopCall *self, PyObject **result)
     return done ? resume(self, 0, result) : wait_for(self, result);
 }
 
-/* Whether Loop._run(op) takes its common case, which OperationCall makes itself: the
- * operation is to queue (not answered when it was built), the loop usable, and nobody needs
- * to undo its result (its declaration has no discard). 1, 0, or -1 with an error set. */
+static PyObject *loop_run; /* Loop._run (the reference's), looked up at first use */
+
+/* 1 where type(loop)._run is Loop._run (a subclass's own _run gets every operation, as
+ * the reference's method calls it), 0 if not, -1 with an error set. */
+static int
+runs_loops_own(PyObject *loop)
+{
+    if (loop_run == NULL) {
+        PyObject *name = PyUnicode_InternFromString("Loop");
+        PyObject *cls = name == NULL ? NULL : global(name);
+        Py_XDECREF(name);
+        loop_run = cls == NULL ? NULL : PyObject_GetAttr(cls, s_run);
+        Py_XDECREF(cls);
+        if (loop_run == NULL)
+            return -1;
+    }
+    PyObject *run = PyObject_GetAttr((PyObject *)Py_TYPE(loop), s_run);
+    if (run == NULL)
+        return -1;
+    int same = run == loop_run;
+    Py_DECREF(run);
+    return same;
+}
+
+/* Whether Loop._run(op) takes its common case, which OperationCall makes itself: the loop's
+ * class has Loop's own _run, the operation is to queue (not answered when it was built),
+ * the loop usable, and nobody needs to undo its result (its declaration has no discard).
+ * 1, 0, or -1 with an error set. */
 static int
 runs_usually(LoopCall *self, PyObject *op)
 {
+    int own = runs_loops_own(self->loop);
+    if (own <= 0)
+        return own;
     PyObject *state = PyObject_GetAttr(op, s_state_of_op);
     if (state == NULL)
         return -1;
@@ -815,14 +843,33 @@ operation_method_repr(OperationMethod *self)
 }
 
 static PyObject *
+operation_method_reduce(OperationMethod *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->qualname); /* pickled, copied by name, as a function is */
+}
+
+static PyMethodDef operation_method_methods[] = {
+    {"__reduce__", (PyCFunction)operation_method_reduce, METH_NOARGS, NULL},
+    {NULL}};
+
+static PyGetSetDef operation_method_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL}};
+
+/* (`method` is NULL only once the collector cleared the coroutine.) */
+static PyObject *
 operation_name(LoopCall *self, void *Py_UNUSED(closure))
 {
+    if (self->method == NULL)
+        return PyUnicode_FromString("coroutine");
     return Py_NewRef(((OperationMethod *)self->method)->name);
 }
 
 static PyObject *
 operation_qualname(LoopCall *self, void *Py_UNUSED(closure))
 {
+    if (self->method == NULL)
+        return PyUnicode_FromString("coroutine");
     return Py_NewRef(((OperationMethod *)self->method)->qualname);
 }
 
@@ -969,6 +1016,8 @@ static PyTypeObject OperationMethod_Type = {
     .tp_getattro = PyObject_GenericGetAttr,
     .tp_setattro = PyObject_GenericSetAttr,
     .tp_repr = (reprfunc)operation_method_repr,
+    .tp_methods = operation_method_methods,
+    .tp_getset = operation_method_getset,
     .tp_traverse = (traverseproc)operation_method_traverse,
     .tp_clear = (inquiry)operation_method_clear,
     .tp_dealloc = (destructor)operation_method_dealloc,

@@ -7,9 +7,11 @@ at `await future` does. The method itself looks like the coroutine function it s
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import inspect
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +232,46 @@ async def test_the_method_looks_like_the_coroutine_function_it_stands_for() -> N
     assert inspect.signature(loop.pwrite) == table.pwrite.signature()
     with pytest.raises(TypeError, match="self"):
         type(loop).fsync()
+
+
+async def test_a_subclass_run_sees_every_operation(data_fd: tuple[bytes, int]) -> None:
+    # (Compiled, the common case does not call Loop._run: a class with its own _run gets
+    # every operation all the same, as the reference's method hands it each.)
+    _, fd = data_fd
+    seen: list[str] = []
+
+    class Tracing(uringloop.Loop):
+        def _run(self, op: Any) -> Any:
+            seen.append(op.spec.name)
+            return super()._run(op)
+
+    def run() -> int:  # (in a thread of its own: this test's loop is running here)
+        loop = Tracing()
+        try:
+            count = loop.run_until_complete(loop.preadinto(fd, bytearray(10), 0))
+            loop.run_until_complete(loop.fsync(fd))
+            return count
+        finally:
+            loop.close()
+
+    assert await asyncio.to_thread(run) == 10
+    assert seen == ["preadinto", "fsync"]
+
+
+async def test_the_method_pickles_and_copies_as_a_function_does() -> None:
+    method = uringloop.Loop.pwrite
+    assert pickle.loads(pickle.dumps(method)) is method
+    assert copy.copy(method) is method and copy.deepcopy(method) is method
+    assert vars(method)["__signature__"] == inspect.signature(method)
+
+
+async def test_stop_iteration_thrown_before_the_first_step_is_a_runtime_error(
+    data_fd: tuple[bytes, int],
+) -> None:
+    # PEP 479, as for a native coroutine: it must not look like the coroutine returned.
+    _, fd = data_fd
+    loop = running()
+    for coro in (loop.pwrite(fd, b"", 0), loop.pread(fd, 1, 0)):
+        with pytest.raises(RuntimeError, match="coroutine raised StopIteration") as info:
+            coro.throw(StopIteration(5))
+        assert isinstance(info.value.__cause__, StopIteration)
