@@ -139,14 +139,8 @@ def read_blocking(fd: int, size: int, offset: int) -> bytes:
     try:
         return os.read(fd, size) if offset == -1 else os.pread(fd, size, offset)
     except OSError as exc:
-        if exc.errno != errno.EINVAL or size <= 0:
-            raise
-        try:
-            direct = has_o_direct(fd)
-        except (OSError, ValueError):
-            direct = False
-        if not direct:
-            raise
+        if exc.errno != errno.EINVAL or size <= 0 or not ring_leaves_position(fd):
+            raise  # (not an O_DIRECT descriptor's refusal of the memory)
     with aligned_buffer(size) as memory:  # (nothing was read: O_DIRECT refuses it first)
         count = os.readv(fd, [memory]) if offset == -1 else os.preadv(fd, [memory], offset)
         return memory[:count]

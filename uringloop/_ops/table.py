@@ -594,19 +594,26 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
 
 def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
     """(request index, call) for pread_many's reads at the position of an O_NONBLOCK
-    stream (never_waits, asked once per descriptor): made at once, as pread makes such a
-    read (EAGAIN where io_uring's would wait)."""
+    stream (never_waits) or of an O_DIRECT descriptor (ring_leaves_position), each asked
+    once per descriptor: made at once, as pread makes such a read (EAGAIN where io_uring's
+    would wait; the blocking call where io_uring's would not move the position)."""
     if batch.lowest >= 0:
         return []
-    streams: dict[int, bool] = {}
+    calls: dict[int, Callable[[int, int], bytes] | None] = {}
     found: list[tuple[int, Callable[[], bytes]]] = []
     for i, (fd, size, offset) in enumerate(zip(batch.fds, batch.sizes, batch.offsets, strict=True)):
         if offset == -1:
-            stream = streams.get(fd)
-            if stream is None:
-                stream = streams[fd] = never_waits(fd) or ring_leaves_position(fd)
-            if stream:
-                call = read_now if never_waits(fd) else read_direct_now
+            if fd in calls:
+                call = calls[fd]
+            else:
+                call = calls[fd] = (
+                    read_now
+                    if never_waits(fd)
+                    else read_direct_now
+                    if ring_leaves_position(fd)
+                    else None
+                )
+            if call is not None:
                 found.append((i, partial(call, fd, size)))
     return found
 
