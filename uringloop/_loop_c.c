@@ -13,8 +13,8 @@
  * copy of what the page cache holds first where the reference would try it (read_cached,
  * within the inline budget), then the rest on the ring; the same calls in the same order as
  * the reference (copies_cached, inline_turn, read_cached, the Read, its Future,
- * Loop._run_lone or the driver's queue_read and Loop._submit_early), without the
- * reference's frame and bytecode. Every other case (an argument to check or refuse, a read
+ * Loop._run_lone or the driver's queue_read and, where it would act, Loop._submit_early),
+ * without the reference's frame and bytecode. Every other case (an argument to check or refuse, a read
  * at the file position, a descriptor to look at, a closed or forked loop) is the
  * reference's own coroutine, which this one creates then and passes every step to, as
  * `await` would: it is decided before anything is done.
@@ -26,8 +26,8 @@
  * refused is raised there, as from the reference's first step) and then makes Loop._run's
  * common case itself: an operation to queue (not answered when it was built), on a usable
  * loop, whose result nobody needs to undo (its declaration has no `discard`). Its Future,
- * Loop._run_lone or the driver's queue and Loop._submit_early, and the await are the
- * reference's, in the same order. Every other case is the coroutine of Loop._run(op), which
+ * Loop._run_lone or the driver's queue and, where it would act, Loop._submit_early, and
+ * the await are the reference's, in the same order. Every other case is the coroutine of Loop._run(op), which
  * it passes every step to from then on.
  *
  * Invariant: in WAITING, `op` and `future` are the operation and its waiter; a
@@ -86,7 +86,7 @@ static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
-    *s_discard;
+    *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch;
 static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
@@ -154,16 +154,23 @@ checked_get(PyObject *fd, PyObject **seen)
     return *seen == NULL && PyErr_Occurred() ? -1 : 0;
 }
 
+/* len(obj.name): >= 0, or -1 with an error set */
+static Py_ssize_t
+attr_length(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return -1;
+    Py_ssize_t n = PyObject_Length(value);
+    Py_DECREF(value);
+    return n;
+}
+
 /* len(loop._ready): >= 0, or -1 with an error set */
 static Py_ssize_t
 ready_length(PyObject *loop)
 {
-    PyObject *ready = PyObject_GetAttr(loop, s_ready);
-    if (ready == NULL)
-        return -1;
-    Py_ssize_t n = PyObject_Length(ready);
-    Py_DECREF(ready);
-    return n;
+    return attr_length(loop, s_ready);
 }
 
 /* An exact int's value, or 0 with *fits cleared where it does not fit a long long. */
@@ -220,6 +227,51 @@ static PyObject *
 nbytes_of(PyObject *op, PyObject *nbytes)
 {
     return nbytes != NULL ? Py_NewRef(nbytes) : PyObject_GetAttr(op, s_nbytes);
+}
+
+/* Whether Loop._submit_early would do something now, right after an operation was queued
+ * on `driver` with `waiting` callbacks ready: its own checks, in its order, so that it is
+ * called only then (otherwise it returns False and does nothing). 1, 0, or -1 with an
+ * error set. */
+static int
+early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
+{
+    if (waiting > 0) {
+        int slow = attr_true(driver, s_slow_completions);
+        if (slow <= 0)
+            return slow;
+        Py_ssize_t queued = attr_length(driver, s_backlog);
+        PyObject *batch = queued < 0 ? NULL : global(s_early_batch);
+        if (batch == NULL)
+            return -1;
+        PyObject *half = PyLong_FromSsize_t(waiting / 2);
+        int larger = half == NULL ? -1 : PyObject_RichCompareBool(half, batch, Py_GT);
+        PyObject *most = larger < 0 ? NULL : Py_NewRef(larger ? half : batch);
+        Py_DECREF(batch);
+        Py_XDECREF(half);
+        if (most == NULL)
+            return -1;
+        PyObject *count = PyLong_FromSsize_t(queued);
+        int due = count == NULL ? -1 : PyObject_RichCompareBool(count, most, Py_GE);
+        Py_XDECREF(count);
+        Py_DECREF(most);
+        return due;
+    }
+    int ring = attr_true(driver, s_uses_ring);
+    if (ring <= 0)
+        return ring;
+    Py_ssize_t queued = attr_length(driver, s_backlog);
+    if (queued != 1)
+        return queued < 0 ? -1 : 0;
+    int busy = attr_true(driver, s_inflight);
+    if (busy != 0)
+        return busy < 0 ? -1 : 0;
+    PyObject *left = PyObject_GetAttr(loop, s_eager_left);
+    PyObject *zero = left == NULL ? NULL : PyLong_FromLong(0);
+    int due = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
+    Py_XDECREF(left);
+    Py_XDECREF(zero);
+    return due;
 }
 
 /* What both references do with the operation they built, `op` (a new reference, taken):
@@ -279,7 +331,7 @@ start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
             return -1;
         }
         waiting = ready_length(loop);
-        int early = waiting == 0 ? 1 : waiting < 0 ? -1 : attr_true(driver, s_slow_completions);
+        int early = waiting < 0 ? -1 : early_due(loop, driver, waiting);
         Py_DECREF(driver);
         if (early > 0) {
             PyObject *size = nbytes_of(op, nbytes);
@@ -1129,6 +1181,8 @@ PyInit__loop_c(void)
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0 ||
         intern(&s_nbytes, "nbytes") < 0 || intern(&s_queue, "queue") < 0 || intern(&s_run, "_run") < 0 ||
         intern(&s_state_of_op, "state") < 0 || intern(&s_spec, "spec") < 0 || intern(&s_discard, "discard") < 0 ||
+        intern(&s_backlog, "backlog") < 0 || intern(&s_inflight, "inflight") < 0 ||
+        intern(&s_uses_ring, "uses_ring") < 0 || intern(&s_early_batch, "EARLY_BATCH") < 0 ||
         intern(&keyword_names[A_KNOWN_SEEKABLE], "known_seekable") < 0 ||
         intern(&keyword_names[A_CACHED_COPY], "cached_copy") < 0 ||
         intern(&keyword_names[A_UNCLAIMED], "unclaimed") < 0 || intern(&keyword_names[A_DIRECT], "direct") < 0 ||

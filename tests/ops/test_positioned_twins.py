@@ -163,3 +163,17 @@ def test_positioned_is_the_core_in_use_and_the_operation_it_makes() -> None:
     assert op.sqe == SQE.pack(READ, 0, 0, 0, 128, op._address, 64, 0, 0, 0, 0, 0, 0, 0)
     op.release()
     buf.append(0)  # released
+
+
+def test_nbytes_is_the_length_or_the_pins_sizes(core: type[hotpath.PositionedCore]) -> None:
+    # READ and WRITE move their length; READV and WRITEV the sum of their pins' sizes (an
+    # iovec array among the refs is not a pin, and counts nothing).
+    assert core(READ, 3, 0, 0x1000, 512, ()).nbytes == 512
+    assert core(WRITE, 3, 0, 0x1000, 2**32 - 1, ()).nbytes == 2**32 - 1
+    pins = (PIN(bytearray(100), True), PIN(bytearray(28), True))
+    iovecs = bytearray(32)
+    for opcode in (int(abi.Op.READV), int(abi.Op.WRITEV)):
+        assert core(opcode, 3, 0, 0x1000, 2, (*pins, iovecs)).nbytes == 128
+        assert core(opcode, 3, 0, 0x1000, 2, ()).nbytes == 0
+    for pin in pins:
+        pin.release()

@@ -40,6 +40,7 @@
 #endif
 
 #define IORING_OP_READ 22
+#define IORING_OP_WRITE 23
 /* The pool's smallest slot size (_buffers.SLOT_SIZES[0]): its free list is used directly. */
 #define SMALL 4096
 #define MAX_RW_COUNT 0x7FFFF000LL /* the most one read(2) returns (INT_MAX & PAGE_MASK) */
@@ -120,7 +121,8 @@ static PyObject *empty_tuple;
 
 static PyObject *s_free_small, *s_alloc, *s_address_of, *s_free_list_of, *s_free, *s_done,
     *s_set_result, *s_set_exception, *s_take, *s_release, *s_address, *s_multi, *s_prep,
-    *s_complete, *s_complete_part, *s_complete_parts, *s_popleft, *s_state, *s_waiter, *s_user_data;
+    *s_complete, *s_complete_part, *s_complete_parts, *s_popleft, *s_state, *s_waiter, *s_user_data,
+    *s_nbytes;
 static PyObject *queued_obj, *submitted_obj, *done_obj; /* the states as ints, for other operations */
 
 /* Replace a field's reference; the field owns `value` (a new reference) afterwards. */
@@ -960,6 +962,41 @@ static PyMethodDef PositionedCore_methods[] = {
      "complete(res): release the pins; the byte count (or the error) goes to the waiter."},
     {NULL}};
 
+/* The bytes it moves: its length (READ, WRITE), or the sum of its pins' (READV, WRITEV). */
+static PyObject *
+PositionedCore_nbytes(PositionedCore *self, void *Py_UNUSED(closure))
+{
+    if (self->opcode == IORING_OP_READ || self->opcode == IORING_OP_WRITE)
+        return PyLong_FromUnsignedLong(self->length);
+    PyObject *refs = Py_XNewRef(self->refs);
+    if (refs == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'refs'", Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    PyObject *iter = PyObject_GetIter(refs);
+    Py_DECREF(refs);
+    if (iter == NULL)
+        return NULL;
+    PyObject *total = PyLong_FromLong(0), *ref;
+    while (total != NULL && (ref = PyIter_Next(iter)) != NULL) {
+        if ((PyObject *)Py_TYPE(ref) == pin_type) {
+            PyObject *size = PyObject_GetAttr(ref, s_nbytes);
+            Py_SETREF(total, size == NULL ? NULL : PyNumber_Add(total, size));
+            Py_XDECREF(size);
+        }
+        Py_DECREF(ref);
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred())
+        Py_CLEAR(total);
+    return total;
+}
+
+static PyGetSetDef PositionedCore_getset[] = {
+    {"nbytes", (getter)PositionedCore_nbytes, NULL,
+     "The bytes it moves: its length (READ, WRITE), or its pins' (READV, WRITEV).", NULL},
+    {NULL}};
+
 static PyMemberDef PositionedCore_members[] = {
     {"_opcode", T_INT, offsetof(PositionedCore, opcode), READONLY, NULL},
     {"_fd", T_INT, offsetof(PositionedCore, fd), READONLY, NULL},
@@ -982,6 +1019,7 @@ static PyTypeObject PositionedCoreType = {
     .tp_clear = (inquiry)PositionedCore_clear,
     .tp_methods = PositionedCore_methods,
     .tp_members = PositionedCore_members,
+    .tp_getset = PositionedCore_getset,
 };
 
 /* -- the loops ---------------------------------------------------------------------- */
@@ -1912,7 +1950,8 @@ PyInit__hotpath(void)
         intern(&s_complete, "complete") || intern(&s_complete_part, "complete_part") ||
         intern(&s_complete_parts, "complete_parts") ||
         intern(&s_popleft, "popleft") || intern(&s_state, "state") ||
-        intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data"))
+        intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data") ||
+        intern(&s_nbytes, "nbytes"))
         return NULL;
     empty_tuple = PyTuple_New(0);
     queued_obj = PyLong_FromLong(QUEUED);

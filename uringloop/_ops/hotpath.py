@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .spec import Spec
 
 READ = int(abi.Op.READ)
+WRITE = int(abi.Op.WRITE)
 SMALL = SLOT_SIZES[0]  # the pool's smallest slot size: its free list is used directly
 MAX_RW_COUNT = 0x7FFFF000  # the most one read(2) returns (INT_MAX & PAGE_MASK)
 _pack_sqe_into = SQE.pack_into
@@ -198,6 +199,13 @@ class PositionedCore:
         self._offset = offset  # as the u64 the SQE holds
         self._address = address
         self._length = length
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes it moves: its length (READ, WRITE), or its pins' (READV, WRITEV)."""
+        if self._opcode == READ or self._opcode == WRITE:
+            return self._length
+        return sum(ref.nbytes for ref in self.refs if type(ref) is PIN)
 
     def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
         """Write the whole entry into the slot at byte `off` of `sqes`. Every field was

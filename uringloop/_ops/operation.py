@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._aligned import aligned_buffer
-from .._buffers import PIN, SLOT_SIZES, ScratchBuffer, SlotPool
+from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from . import args
@@ -470,7 +470,7 @@ else:
     _PositionedCore = POSITIONED_CORE
 
 
-class Positioned(_PositionedCore, Operation):
+class Positioned(_PositionedCore, Operation):  # type: ignore[override]  # (nbytes: the core's property)
     """A read or write of caller-owned memory at an offset (READ, WRITE, READV, WRITEV): the
     result is the byte count.
 
@@ -489,12 +489,6 @@ class Positioned(_PositionedCore, Operation):
         """The entry prep() writes (for tests)."""
         return _pack_sqe(self._opcode, 0, 0, self._fd, self._offset, self._address,
                          self._length, 0, 0, 0, 0, 0, 0, 0)  # fmt: skip
-
-    @property
-    def nbytes(self) -> int:  # type: ignore[override]
-        if self._opcode == _READ or self._opcode == _WRITE:
-            return self._length
-        return sum(ref.nbytes for ref in self.refs if type(ref) is PIN)  # READV, WRITEV
 
     def position_read_fd(self) -> int | None:
         if self._offset == _U64 and (self._opcode == _READ or self._opcode == _READV):
