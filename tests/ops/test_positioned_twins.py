@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import mmap
 import struct
 from typing import Any
 
@@ -177,3 +178,112 @@ def test_nbytes_is_the_length_or_the_pins_sizes(core: type[hotpath.PositionedCor
         assert core(opcode, 3, 0, 0x1000, 2, ()).nbytes == 0
     for pin in pins:
         pin.release()
+
+
+# -- pinned_at: preadinto's and pwrite's common case, built whole -------------------------
+
+try:
+    from uringloop._ops._hotpath import pinned_at as compiled_pinned_at
+except ImportError:
+    compiled_pinned_at = None  # type: ignore[assignment]
+
+PINNED_AT = {"c": compiled_pinned_at, "python": hotpath.pinned_at}
+
+
+@pytest.fixture(params=sorted(PINNED_AT))
+def pinned_at(request: pytest.FixtureRequest) -> Any:
+    return twin(PINNED_AT[request.param], "pinned_at")
+
+
+def _resizable(buffer: bytearray) -> bool:
+    """Whether nothing holds `buffer` pinned (a bytearray with exports refuses to resize)."""
+    try:
+        buffer.append(0)
+    except BufferError:
+        return False
+    del buffer[-1]
+    return True
+
+
+def _no_check(fd: int, offset: int) -> None:
+    pass
+
+
+@pytest.mark.parametrize("opcode, writable", [(READ, True), (WRITE, False)])
+def test_pinned_at_builds_the_operation_with_its_pin(
+    pinned_at: Any, opcode: int, writable: bool
+) -> None:
+    buf = bytearray(300)
+    seen: list[tuple[int, int]] = []
+    op = pinned_at(operation.Positioned, lambda *a: seen.append(a), opcode, 5, 2**63 - 1, buf,
+                   writable)  # fmt: skip
+    assert type(op) is operation.Positioned and seen == [(5, 2**63 - 1)]
+    (pin,) = op.refs
+    assert type(pin) is PIN and pin.nbytes == 300 and not _resizable(buf)
+    assert (op._opcode, op._fd, op._offset, op._address, op._length, op.nbytes) == (
+        opcode, 5, 2**63 - 1, pin.address, 300, 300)  # fmt: skip
+    assert op.state == QUEUED and op.user_data == 0 and op.waiter is None and op.spec is None
+    assert op.data is None and op.filename is None and op.filename2 is None
+    op.complete(300)
+    assert _resizable(buf)
+
+
+OTHER_CASES = [(-1, 0), (2**31, 0), (True, 0), (3.0, 0), (3, -1), (3, -2), (3, 2**63),
+               (3, False), (3, "0"), (3, 10**30)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fd, offset", OTHER_CASES)
+def test_pinned_at_leaves_every_other_case_untouched(pinned_at: Any, fd: Any, offset: Any) -> None:
+    buf = bytearray(16)
+    checked: list[object] = []
+    assert pinned_at(operation.Positioned, checked.append, READ, fd, offset, buf, True) is None
+    assert not checked and _resizable(buf)
+
+
+def test_pinned_at_releases_the_pin_when_the_check_raises(pinned_at: Any) -> None:
+    buf = bytearray(16)
+
+    def check(fd: int, offset: int) -> None:
+        assert not _resizable(buf)  # pinned while it is checked
+        raise OSError(errno.ESPIPE, "Illegal seek")
+
+    with pytest.raises(OSError) as raised:
+        pinned_at(operation.Positioned, check, READ, 3, 0, buf, True)
+    assert raised.value.errno == errno.ESPIPE and _resizable(buf)
+
+
+@pytest.mark.parametrize("memory, writable", [(b"abc", True), (12, False)])
+def test_pinned_at_refuses_memory_as_the_pin_does(
+    pinned_at: Any, memory: Any, writable: bool
+) -> None:
+    with pytest.raises((TypeError, BufferError)) as refused:  # read-only read into; no buffer
+        PIN(memory, writable)
+    checked: list[object] = []
+    with pytest.raises(type(refused.value), match=str(refused.value)):
+        pinned_at(operation.Positioned, checked.append, READ, 3, 0, memory, writable)
+    assert not checked
+
+
+def test_pinned_at_caps_the_length_at_one_read(pinned_at: Any) -> None:
+    big = mmap.mmap(-1, hotpath.MAX_RW_COUNT + 2 * mmap.PAGESIZE)  # (not touched: not backed)
+    op = pinned_at(operation.Positioned, _no_check, READ, 3, 0, big, True)
+    assert op._length == op.nbytes == hotpath.MAX_RW_COUNT
+    assert op.refs[0].nbytes == len(big)
+    op.complete(0)
+    big.close()
+
+
+def test_pinned_at_calls_any_other_class(pinned_at: Any) -> None:
+    made: list[tuple[Any, ...]] = []
+
+    class Recorded(operation.Positioned):
+        __slots__ = ()
+
+        def __init__(self, *fields: Any) -> None:
+            made.append(fields)
+            super().__init__(*fields)
+
+    buf = bytearray(8)
+    op = pinned_at(Recorded, _no_check, WRITE, 4, 16, buf, False)
+    assert type(op) is Recorded and made == [(WRITE, 4, 16, op._address, 8, op.refs)]
+    op.complete(8)

@@ -854,6 +854,26 @@ unsigned_field(PyObject *value, unsigned long long most, const char *name, unsig
     return 0;
 }
 
+/* The fields as PositionedCore.__init__ sets them, from values already checked. */
+static void
+positioned_fill(PositionedCore *self, int opcode, int fd, unsigned long long offset,
+                unsigned long long address, unsigned int length, PyObject *refs)
+{
+    set_field(&self->refs, Py_NewRef(refs));
+    set_field(&self->data, Py_NewRef(Py_None));
+    set_field(&self->filename, Py_NewRef(Py_None));
+    set_field(&self->filename2, Py_NewRef(Py_None));
+    set_field(&self->waiter, Py_NewRef(Py_None));
+    self->user_data = 0;
+    self->state = QUEUED;
+    set_field(&self->spec, Py_NewRef(Py_None));
+    self->opcode = opcode;
+    self->fd = fd;
+    self->offset = offset;
+    self->address = address;
+    self->length = length;
+}
+
 static int
 PositionedCore_init(PositionedCore *self, PyObject *args, PyObject *kwds)
 {
@@ -872,19 +892,7 @@ PositionedCore_init(PositionedCore *self, PyObject *args, PyObject *kwds)
         unsigned_field(address, ULLONG_MAX, "address", &addr) < 0 ||
         unsigned_field(length, UINT_MAX, "length", &len) < 0)
         return -1;
-    set_field(&self->refs, Py_NewRef(refs));
-    set_field(&self->data, Py_NewRef(Py_None));
-    set_field(&self->filename, Py_NewRef(Py_None));
-    set_field(&self->filename2, Py_NewRef(Py_None));
-    set_field(&self->waiter, Py_NewRef(Py_None));
-    self->user_data = 0;
-    self->state = QUEUED;
-    set_field(&self->spec, Py_NewRef(Py_None));
-    self->opcode = opcode;
-    self->fd = fd;
-    self->offset = off;
-    self->address = addr;
-    self->length = (unsigned int)len;
+    positioned_fill(self, opcode, fd, off, addr, (unsigned int)len, refs);
     return 0;
 }
 
@@ -1021,6 +1029,113 @@ static PyTypeObject PositionedCoreType = {
     .tp_members = PositionedCore_members,
     .tp_getset = PositionedCore_getset,
 };
+
+/* -- a read or write of the caller's memory, built -------------------------------------- */
+
+#define MAX_RW_COUNT 0x7FFFF000LL /* the most one read(2) returns (INT_MAX & PAGE_MASK) */
+
+/* An exact int's value where it lies in [0, most], else -1 (no error set). */
+static long long
+in_range(PyObject *value, long long most)
+{
+    if (!PyLong_CheckExact(value))
+        return -1;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return overflow || v < 0 || v > most ? -1 : v; /* (an exact int sets no error) */
+}
+
+/* pin.release(), as an `except` clause runs it with the error set now still to raise:
+ * that error again, or the release's own in its place, the first as its context. */
+static void
+release_raising(PyObject *pin)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *r = PyObject_CallMethodNoArgs(pin, s_release);
+    if (r != NULL) {
+        Py_DECREF(r);
+        PyErr_Restore(type, value, traceback);
+        return;
+    }
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v2 != NULL && value != NULL)
+        PyException_SetContext(v2, Py_NewRef(value));
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    PyErr_Restore(t2, v2, tb2);
+}
+
+/* The twin of hotpath.pinned_at(cls, check, opcode, fd, offset, buffer, writable). A class
+ * whose construction is PositionedCore's own (Positioned) is filled in here, as its
+ * __init__ would fill it; any other is called. */
+static PyObject *
+pinned_at(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "pinned_at() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *cls = args[0], *check = args[1], *opcode = args[2];
+    long long fd = in_range(args[3], INT_MAX);
+    long long offset = fd < 0 ? -1 : in_range(args[4], LLONG_MAX);
+    if (offset < 0)
+        Py_RETURN_NONE;
+    PyObject *pin_args[2] = {args[5], args[6]};
+    PyObject *pin = PyObject_Vectorcall(pin_type, pin_args, 2, NULL);
+    if (pin == NULL)
+        return NULL;
+    PyObject *checked = PyObject_Vectorcall(check, args + 3, 2, NULL);
+    if (checked == NULL) {
+        release_raising(pin);
+        Py_DECREF(pin);
+        return NULL;
+    }
+    Py_DECREF(checked);
+    PyObject *refs = NULL, *address = NULL, *nbytes = NULL, *op = NULL;
+    if ((refs = PyTuple_Pack(1, pin)) == NULL || (address = PyObject_GetAttr(pin, s_address)) == NULL ||
+        (nbytes = PyObject_GetAttr(pin, s_nbytes)) == NULL)
+        goto done;
+    PyObject *length = nbytes;
+    PyObject *most = PyLong_FromLongLong(MAX_RW_COUNT);
+    int larger = most == NULL ? -1 : PyObject_RichCompareBool(nbytes, most, Py_GT);
+    if (larger < 0) {
+        Py_XDECREF(most);
+        goto done;
+    }
+    if (larger)
+        length = most;
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (PyType_Check(cls) && type->tp_init == (initproc)PositionedCore_init &&
+        type->tp_new == PyType_GenericNew && PyType_IsSubtype(type, &PositionedCoreType)) {
+        int code = PyLong_AsLong(opcode);
+        unsigned long long addr = PyLong_AsUnsignedLongLong(address);
+        unsigned long long len = PyLong_AsUnsignedLongLong(length);
+        if (PyErr_Occurred() || code < 0 || code > 255 || len > UINT_MAX) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_OverflowError, "opcode %d or length %llu does not fit its SQE field", code, len);
+        }
+        else if ((op = type->tp_alloc(type, 0)) != NULL)
+            positioned_fill((PositionedCore *)op, code, (int)fd, (unsigned long long)offset, addr, (unsigned int)len, refs);
+    }
+    else {
+        PyObject *cls_args[6] = {opcode, args[3], args[4], address, length, refs};
+        op = PyObject_Vectorcall(cls, cls_args, 6, NULL);
+    }
+    Py_XDECREF(most);
+done:
+    Py_XDECREF(refs);
+    Py_XDECREF(address);
+    Py_XDECREF(nbytes);
+    Py_DECREF(pin);
+    return op;
+}
 
 /* -- the loops ---------------------------------------------------------------------- */
 
@@ -1923,6 +2038,9 @@ static PyMethodDef hotpath_functions[] = {
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
      "read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0):\n"
      "read_cached() of the first requests, for as long as each copy is the whole answer."},
+    {"pinned_at", (PyCFunction)(void (*)(void))pinned_at, METH_FASTCALL,
+     "pinned_at(cls, check, opcode, fd, offset, buffer, writable) -> operation or None:\n"
+     "a read into, or a write from, the caller's memory at an offset, in the common case."},
     {"split_requests", (PyCFunction)(void (*)(void))split_requests, METH_FASTCALL,
      "split_requests(requests, size_max) -> (fds, sizes, offsets, fd, largest, lowest,\n"
      "highest) or None: pread_many's requests as three int64 arrays, in the common range."},

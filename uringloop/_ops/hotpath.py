@@ -233,6 +233,34 @@ class PositionedCore:
             waiter.set_exception(os_error(res))
 
 
+def pinned_at(
+    cls: Callable[..., Operation],
+    check: Callable[[int, int], None],
+    opcode: int,
+    fd: Any,
+    offset: Any,
+    buffer: Any,
+    writable: bool,
+) -> Operation | None:
+    """The common case of a read into, or a write from, the caller's memory at an offset
+    (preadinto's, pwrite's), made whole: `fd` and `offset` exact ints, 0 <= fd <= INT_MAX
+    and 0 <= offset <= OFF_MAX. `buffer` is pinned (PIN, writable for a read), then
+    `check(fd, offset)` runs (the pin released if it raises), and the operation is
+    cls(opcode, fd, offset, address, length, (pin,)), its length at most MAX_RW_COUNT.
+    None, with nothing done, in every other case: the caller converts and checks."""
+    if not (
+        type(fd) is int and type(offset) is int and 0 <= fd <= INT_MAX and 0 <= offset <= OFF_MAX
+    ):
+        return None
+    pin = PIN(buffer, writable)
+    try:
+        check(fd, offset)
+    except BaseException:
+        pin.release()
+        raise
+    return cls(opcode, fd, offset, pin.address, min(pin.nbytes, MAX_RW_COUNT), (pin,))
+
+
 def write_entries(
     backlog: deque[Operation],
     inflight: dict[int, Operation],
@@ -519,6 +547,9 @@ def split_requests(requests: Any, size_max: int) -> Split | None:
 READ_CORE: type[ReadCore] = compiled("uringloop._ops._hotpath", "ReadCore") or ReadCore
 POSITIONED_CORE: type[PositionedCore] = (
     compiled("uringloop._ops._hotpath", "PositionedCore") or PositionedCore
+)
+PINNED_AT: Callable[..., Operation | None] = (
+    compiled("uringloop._ops._hotpath", "pinned_at") or pinned_at
 )
 WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
     compiled("uringloop._ops._hotpath", "write_entries") or write_entries

@@ -30,7 +30,7 @@ from .._errors import os_error
 from .._ring import abi
 from .._stream_wait import never_waits
 from . import args, libc
-from .hotpath import OPEN_CACHED, SPLIT_REQUESTS
+from .hotpath import OPEN_CACHED, PINNED_AT, SPLIT_REQUESTS
 from .operation import (
     MAX_RW_COUNT,
     Entry,
@@ -634,21 +634,11 @@ def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[byte
 @declare(abi.Op.READ, since="5.6", result=count, blocking=_preadinto)
 def preadinto(fd: int, buffer: Buffer, offset: int = -1) -> Operation:
     """Read into a writable bytes-like `buffer` at `offset`; return the byte count."""
-    if (
-        type(fd) is int
-        and type(offset) is int
-        and 0 <= fd <= args.INT_MAX
-        and 0 <= offset <= args.OFF_MAX
-    ):
-        # The common case (an O_DIRECT read's), the conversions and _positioned inlined:
-        # the same checks in the same order, nothing to convert.
-        pin = PIN(buffer, True)
-        try:
-            check_position(fd, offset)
-        except BaseException:
-            pin.release()
-            raise
-        return Positioned(_READ, fd, offset, pin.address, min(pin.nbytes, MAX_RW_COUNT), (pin,))
+    # The common case (an O_DIRECT read's), the conversions and _positioned made at once:
+    # the same checks in the same order, nothing to convert.
+    op = PINNED_AT(Positioned, check_position, _READ, fd, offset, buffer, True)
+    if op is not None:
+        return op
     fd, offset = args.c_int(fd), args.off_t(offset)
     pin = PIN(buffer, True)
     return _positioned(
@@ -662,6 +652,11 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
 
     Like os.pwrite this may write less than len(data); see pwrite_all().
     """
+    if type(data) is not bytes:
+        # The common case of a write from memory pinned: as preadinto's.
+        op = PINNED_AT(Positioned, check_position, _WRITE, fd, offset, data, False)
+        if op is not None:
+            return op
     fd = args.c_int(fd)
     if type(data) is bytes:
         offset = args.off_t(offset)
