@@ -270,7 +270,7 @@ class _LoopState:
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
     """The Loop's coroutine method for a declared operation: build it (arguments checked
     in the caller), queue it, await its completion."""
-    build = spec.build
+    build = spec.builder()
     inline = spec.inline
     if inline is None:
 
@@ -1416,7 +1416,7 @@ def _threadsafe(
     """ThreadsafeOperations' method for a declared operation: the arguments are checked in
     the calling thread (a bad one raises there, the loop never sees it), then the
     operation is queued for the loop."""
-    build = spec.build
+    build = spec.builder()
 
     def method(
         self: ThreadsafeOperations, /, *args: _P.args, **kwargs: _P.kwargs

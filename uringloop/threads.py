@@ -308,7 +308,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
     routes): by default the declaration's blocking call in this thread, or for a `batch`
     this thread's own ring; with `loop=` or `timeout=`, built here (a bad argument raises
     in this thread), queued on the loop, and waited for."""
-    build = spec.build
+    build = spec.builder()
     blocking = spec.blocking
 
     def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,

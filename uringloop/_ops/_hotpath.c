@@ -1137,6 +1137,84 @@ done:
     return op;
 }
 
+/* -- Spec.build ----------------------------------------------------------------------- */
+
+static PyObject *run_now_type;  /* operation.RunNow, looked up at first use (operation.py */
+static PyObject *finished_type; /* imports this module), and operation.Finished */
+static PyObject *s_stub, *s_blocking, *s_call, *s_spec, *s_args, *s_kwargs;
+
+/* Finished(now.call or spec.blocking, args, kwargs) for the RunNow being raised, called
+ * with it as the exception being handled, as in Spec.build's except block: a new
+ * reference, or NULL with an error set (what Finished raised, its context the RunNow). */
+static PyObject *
+answered(PyObject *spec, PyObject *args, PyObject *kwargs)
+{
+    PyObject *type, *now, *tb;
+    PyErr_Fetch(&type, &now, &tb);
+    PyErr_NormalizeException(&type, &now, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(now, tb);
+    PyObject *outer_type, *outer_exc, *outer_tb;
+    PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
+    PyErr_SetExcInfo(type, Py_NewRef(now), tb); /* steals type and tb */
+    PyObject *op = NULL, *call = PyObject_GetAttr(now, s_call);
+    int given = call == NULL ? -1 : PyObject_IsTrue(call);
+    if (given == 0)
+        Py_SETREF(call, PyObject_GetAttr(spec, s_blocking));
+    if (given >= 0 && call != NULL) {
+        PyObject *finished_args[3] = {call, args, kwargs};
+        op = PyObject_Vectorcall(finished_type, finished_args, 3, NULL);
+    }
+    Py_XDECREF(call);
+    PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
+    Py_DECREF(now);
+    return op;
+}
+
+/* The twin of Spec.build (uringloop/_ops/spec.py): build(spec, *args, **kwargs) is
+ * spec.build(*args, **kwargs), without its frame. */
+static PyObject *
+build_operation(PyObject *Py_UNUSED(module), PyObject *const *argv, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "build() takes the declaration first");
+        return NULL;
+    }
+    if (run_now_type == NULL && (import_from("uringloop._ops.operation", "RunNow", &run_now_type) < 0 ||
+                                 import_from("uringloop._ops.operation", "Finished", &finished_type) < 0))
+        return NULL;
+    PyObject *spec = argv[0];
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *args = PyTuple_New(nargs - 1), *kwargs = PyDict_New();
+    if (args == NULL || kwargs == NULL)
+        goto failed;
+    for (Py_ssize_t i = 1; i < nargs; i++)
+        PyTuple_SET_ITEM(args, i - 1, Py_NewRef(argv[i]));
+    for (Py_ssize_t i = 0; i < keywords; i++)
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), argv[nargs + i]) < 0)
+            goto failed;
+    PyObject *stub = PyObject_GetAttr(spec, s_stub);
+    if (stub == NULL)
+        goto failed;
+    PyObject *op = PyObject_Vectorcall(stub, argv + 1, nargs - 1, kwnames);
+    Py_DECREF(stub);
+    if (op == NULL && PyErr_ExceptionMatches(run_now_type))
+        op = answered(spec, args, kwargs);
+    if (op == NULL || PyObject_SetAttr(op, s_spec, spec) < 0 || PyObject_SetAttr(op, s_args, args) < 0 ||
+        PyObject_SetAttr(op, s_kwargs, kwargs) < 0) {
+        Py_XDECREF(op);
+        goto failed;
+    }
+    Py_DECREF(args);
+    Py_DECREF(kwargs);
+    return op;
+failed:
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    return NULL;
+}
+
 /* -- the loops ---------------------------------------------------------------------- */
 
 /* ReadCore's own methods and fields that the loops call or touch, as ReadCore's dict
@@ -2038,6 +2116,8 @@ static PyMethodDef hotpath_functions[] = {
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
      "read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0):\n"
      "read_cached() of the first requests, for as long as each copy is the whole answer."},
+    {"build", (PyCFunction)(void (*)(void))build_operation, METH_FASTCALL | METH_KEYWORDS,
+     "build(spec, *args, **kwargs) -> operation: spec.build(*args, **kwargs) compiled."},
     {"pinned_at", (PyCFunction)(void (*)(void))pinned_at, METH_FASTCALL,
      "pinned_at(cls, check, opcode, fd, offset, buffer, writable) -> operation or None:\n"
      "a read into, or a write from, the caller's memory at an offset, in the common case."},
@@ -2069,7 +2149,9 @@ PyInit__hotpath(void)
         intern(&s_complete_parts, "complete_parts") ||
         intern(&s_popleft, "popleft") || intern(&s_state, "state") ||
         intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data") ||
-        intern(&s_nbytes, "nbytes"))
+        intern(&s_nbytes, "nbytes") || intern(&s_stub, "stub") || intern(&s_blocking, "blocking") ||
+        intern(&s_call, "call") || intern(&s_spec, "spec") || intern(&s_args, "args") ||
+        intern(&s_kwargs, "kwargs"))
         return NULL;
     empty_tuple = PyTuple_New(0);
     queued_obj = PyLong_FromLong(QUEUED);

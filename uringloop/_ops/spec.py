@@ -8,22 +8,27 @@ the thread-pool fallback and plain threads call it), what undoes a result nobody
 and whether a cancellation may drop the operation.
 
 Every surface is derived from a Spec: the Loop's coroutine method, `loop.threadsafe`'s
-method and `uringloop.threads`' function each call `spec.build(...)` and hand the
-Operation to the loop.
+method and `uringloop.threads`' function each call `spec.build(...)` (or its compiled
+twin, `spec.builder()`) and hand the Operation to the loop.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from .._twins import compiled
 from .operation import Finished, Operation, RunNow
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 Result = Callable[[Operation, int], R]
+
+# build(spec, *args, **kwargs): Spec.build compiled (_ops/_hotpath.c), or None.
+_COMPILED_BUILD = compiled("uringloop._ops._hotpath", "build")
 
 
 class Spec(Generic[P, R]):
@@ -67,6 +72,13 @@ class Spec(Generic[P, R]):
         op.args = args
         op.kwargs = kwargs
         return op
+
+    def builder(self) -> Callable[P, Operation]:
+        """`self.build` as the surfaces call it: its compiled twin, bound to this
+        declaration, where that was built."""
+        if _COMPILED_BUILD is None:
+            return self.build
+        return partial(_COMPILED_BUILD, self)
 
     def signature(
         self, *, first: inspect.Parameter | None = None, returns: str | None = None
