@@ -287,3 +287,18 @@ def test_pinned_at_calls_any_other_class(pinned_at: Any) -> None:
     op = pinned_at(Recorded, _no_check, WRITE, 4, 16, buf, False)
     assert type(op) is Recorded and made == [(WRITE, 4, 16, op._address, 8, op.refs)]
     op.complete(8)
+
+
+def test_pinned_at_refuses_an_opcode_as_positioned_does(pinned_at: Any) -> None:
+    # Not truncated: the compiled core refuses an opcode past its SQE field, the reference
+    # keeps it (whichever makes Positioned, pinned_at answers as a call of it would).
+    huge = 2**40 + READ
+    try:
+        operation.Positioned(huge, 3, 0, 0x1000, 8, ())
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            pinned_at(operation.Positioned, _no_check, huge, 3, 0, bytearray(8), True)
+    else:
+        op = pinned_at(operation.Positioned, _no_check, huge, 3, 0, bytearray(8), True)
+        assert op._opcode == huge
+        op.complete(0)

@@ -1114,15 +1114,15 @@ pinned_at(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     PyTypeObject *type = (PyTypeObject *)cls;
     if (PyType_Check(cls) && type->tp_init == (initproc)PositionedCore_init &&
         type->tp_new == PyType_GenericNew && PyType_IsSubtype(type, &PositionedCoreType)) {
-        int code = PyLong_AsLong(opcode);
+        long code = PyLong_AsLong(opcode);
         unsigned long long addr = PyLong_AsUnsignedLongLong(address);
         unsigned long long len = PyLong_AsUnsignedLongLong(length);
         if (PyErr_Occurred() || code < 0 || code > 255 || len > UINT_MAX) {
             if (!PyErr_Occurred())
-                PyErr_Format(PyExc_OverflowError, "opcode %d or length %llu does not fit its SQE field", code, len);
+                PyErr_Format(PyExc_OverflowError, "opcode %ld or length %llu does not fit its SQE field", code, len);
         }
         else if ((op = type->tp_alloc(type, 0)) != NULL)
-            positioned_fill((PositionedCore *)op, code, (int)fd, (unsigned long long)offset, addr, (unsigned int)len, refs);
+            positioned_fill((PositionedCore *)op, (int)code, (int)fd, (unsigned long long)offset, addr, (unsigned int)len, refs);
     }
     else {
         PyObject *cls_args[6] = {opcode, args[3], args[4], address, length, refs};
@@ -1181,9 +1181,16 @@ build_operation(PyObject *Py_UNUSED(module), PyObject *const *argv, size_t nargs
         PyErr_SetString(PyExc_TypeError, "build() takes the declaration first");
         return NULL;
     }
-    if (run_now_type == NULL && (import_from("uringloop._ops.operation", "RunNow", &run_now_type) < 0 ||
-                                 import_from("uringloop._ops.operation", "Finished", &finished_type) < 0))
-        return NULL;
+    if (finished_type == NULL) { /* both, or neither (finished_type set last) */
+        PyObject *run_now = NULL, *finished = NULL;
+        if (import_from("uringloop._ops.operation", "RunNow", &run_now) < 0 ||
+            import_from("uringloop._ops.operation", "Finished", &finished) < 0) {
+            Py_XDECREF(run_now);
+            return NULL;
+        }
+        Py_XSETREF(run_now_type, run_now);
+        Py_XSETREF(finished_type, finished);
+    }
     PyObject *spec = argv[0];
     Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     PyObject *args = PyTuple_New(nargs - 1), *kwargs = PyDict_New();
