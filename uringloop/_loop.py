@@ -51,8 +51,8 @@ from ._ops import (
     copies_cached,
     copies_refused,
     forget_positions,
+    made_at_position,
     read_args,
-    ring_leaves_position,
     table,
 )
 from ._ops.args import INT_MAX, OFF_MAX, off_t
@@ -71,7 +71,6 @@ from ._ring.ring import (
 )
 from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
-from ._stream_wait import never_waits
 from ._twins import compiled
 
 # Loop.pread's coroutine, compiled (None: Loop._pread, its reference, runs instead).
@@ -1014,10 +1013,11 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
-        if offset == -1 and never_waits(fd):  # as table.pread: EAGAIN, not io_uring's wait
-            return table.read_now(fd, size)
-        if offset == -1 and ring_leaves_position(fd):  # as table.pread: O_DIRECT, blocking
-            return table.read_direct_now(fd, size)
+        if offset == -1:  # as table.pread: an O_NONBLOCK stream's EAGAIN, not io_uring's
+            # wait; an O_DIRECT descriptor's blocking call, which moves the position
+            at_once = table.AT_ONCE.get(made_at_position(fd))
+            if at_once is not None:
+                return at_once(fd, size)
         head = b""
         if (
             offset >= 0

@@ -201,9 +201,18 @@ def never_waits(fd: int) -> bool:
     waiting for the storage. (io_uring's read of a pipe waits for data whatever the
     descriptor's flags: a caller that wants the system call's answer makes the call.)"""
     try:
-        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
-            return False
-        mode = os.fstat(fd).st_mode
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except (OSError, ValueError, OverflowError):  # (not a descriptor: the call says how)
+        return False
+    return never_waits_with(fd, flags)
+
+
+def never_waits_with(fd: int, flags: int) -> bool:
+    """never_waits(fd), for a caller that has read `fd`'s status flags (F_GETFL): `flags`."""
+    if not flags & os.O_NONBLOCK:
+        return False
+    try:
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, OverflowError):
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))

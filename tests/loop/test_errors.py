@@ -20,6 +20,7 @@ import pytest
 import uringloop
 import uringloop._loop
 import uringloop._ops.table
+from uringloop._ops.operation import STREAM_NOW
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring", "fallback")]
 
@@ -237,8 +238,9 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
         while True:  # (no room for one more datagram, even an empty one)
             sender.send(b"x")
     sender.setblocking(True)
-    monkeypatch.setattr(uringloop._loop, "never_waits", lambda fd: True)
-    monkeypatch.setattr(uringloop._ops.table, "never_waits", lambda fd: True)
+    said = lambda fd: STREAM_NOW  # noqa: E731  # (made_at_position: an O_NONBLOCK stream)
+    monkeypatch.setattr(uringloop._loop, "made_at_position", said)
+    monkeypatch.setattr(uringloop._ops.table, "made_at_position", said)
     released = threading.Event()
 
     def release() -> None:  # (a call that waits after all: let it go, and fail)

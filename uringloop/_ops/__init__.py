@@ -68,6 +68,9 @@ from .operation import (
     has_o_direct as has_o_direct,
 )
 from .operation import (
+    made_at_position as made_at_position,
+)
+from .operation import (
     read_args as read_args,
 )
 from .operation import (

@@ -34,6 +34,7 @@ from .._aligned import aligned_buffer
 from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
+from .._stream_wait import never_waits_with
 from . import args
 from .hotpath import MAX_RW_COUNT as MAX_RW_COUNT  # the kernel's cap on one read or write
 from .hotpath import POSITIONED_CORE, READ_CORE, PositionedCore, ReadCore
@@ -130,6 +131,25 @@ def ring_leaves_position(fd: int) -> bool:
         return has_o_direct(fd)
     except (OSError, ValueError, OverflowError):  # (not a descriptor: the call says how)
         return False
+
+
+# How a read or write at a descriptor's file position (offset -1) is made: made_at_position.
+ON_RING, STREAM_NOW, DIRECT_NOW = 0, 1, 2
+
+
+def made_at_position(fd: int) -> int:
+    """How a read or write at `fd`'s file position (offset -1) is made, from one F_GETFL:
+    STREAM_NOW at an O_NONBLOCK stream's (never_waits: the system call at once, EAGAIN where
+    io_uring's would wait), DIRECT_NOW at an O_DIRECT descriptor's (ring_leaves_position:
+    the system call at once, which moves the position), else ON_RING (also where `fd` is no
+    descriptor: the operation reports that)."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except (OSError, ValueError, OverflowError):
+        return ON_RING
+    if never_waits_with(fd, flags):
+        return STREAM_NOW
+    return DIRECT_NOW if flags & _O_DIRECT else ON_RING
 
 
 def read_blocking(fd: int, size: int, offset: int) -> bytes:

@@ -28,11 +28,12 @@ from typing import Any, NamedTuple, TypeVar
 from .._buffers import PIN, Pin, flat_view
 from .._errors import os_error
 from .._ring import abi
-from .._stream_wait import never_waits
 from . import args, libc
 from .hotpath import OPEN_CACHED, PINNED_AT, SPLIT_REQUESTS
 from .operation import (
+    DIRECT_NOW,
     MAX_RW_COUNT,
+    STREAM_NOW,
     Entry,
     Operation,
     Positioned,
@@ -41,11 +42,11 @@ from .operation import (
     RunNow,
     check_position,
     forget_descriptor,
+    made_at_position,
     make_calls,
     read_args,
     read_blocking,
     reads_in_turn,
-    ring_leaves_position,
 )
 from .spec import Spec, declare
 from .sqe import address, build
@@ -138,10 +139,12 @@ def _positioned(
             if offset < -1:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             check_position(fd, offset)
-        elif never_waits(fd):
-            raise RunNow(now)
-        elif ring_leaves_position(fd):
-            raise RunNow  # the declaration's blocking call: it moves the position
+        else:
+            made = made_at_position(fd)
+            if made == STREAM_NOW:
+                raise RunNow(now)
+            if made == DIRECT_NOW:
+                raise RunNow  # the declaration's blocking call: it moves the position
     except BaseException:
         for pin in keep:
             pin.release()
@@ -322,6 +325,13 @@ def read_direct_now(fd: int, size: int, offset: int = -1) -> bytes:
     fd, size, _ = read_args(fd, size, -1)
     return read_blocking(fd, size, -1)
 
+
+# The call that makes a read at the file position at once, by made_at_position's answer
+# (none: on the ring).
+AT_ONCE: dict[int, Callable[[int, int], bytes]] = {
+    STREAM_NOW: read_now,
+    DIRECT_NOW: read_direct_now,
+}
 
 # read_now's reads up to this size go into a bytearray, larger ones into a mapping.
 _SMALL_READ = 1 << 16
@@ -565,10 +575,12 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     fd, size, offset = read_args(fd, size, offset)
     if not size:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
-    if offset == -1 and never_waits(fd):
-        raise RunNow(read_now)  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
-    if offset == -1 and ring_leaves_position(fd):
-        raise RunNow(read_direct_now)  # (an O_DIRECT descriptor: the position must move)
+    if offset == -1:
+        made = made_at_position(fd)
+        if made == STREAM_NOW:
+            raise RunNow(read_now)  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
+        if made == DIRECT_NOW:
+            raise RunNow(read_direct_now)  # (an O_DIRECT descriptor: the position must move)
     return Read(fd, size, offset, None)
 
 
@@ -594,9 +606,9 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
 
 def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
     """(request index, call) for pread_many's reads at the position of an O_NONBLOCK
-    stream (never_waits) or of an O_DIRECT descriptor (ring_leaves_position), each asked
-    once per descriptor: made at once, as pread makes such a read (EAGAIN where io_uring's
-    would wait; the blocking call where io_uring's would not move the position)."""
+    stream or of an O_DIRECT descriptor (made_at_position, asked once per descriptor): made
+    at once, as pread makes such a read (EAGAIN where io_uring's would wait; the blocking
+    call where io_uring's would not move the position)."""
     if batch.lowest >= 0:
         return []
     calls: dict[int, Callable[[int, int], bytes] | None] = {}
@@ -606,13 +618,7 @@ def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
             if fd in calls:
                 call = calls[fd]
             else:
-                call = calls[fd] = (
-                    read_now
-                    if never_waits(fd)
-                    else read_direct_now
-                    if ring_leaves_position(fd)
-                    else None
-                )
+                call = calls[fd] = AT_ONCE.get(made_at_position(fd))
             if call is not None:
                 found.append((i, partial(call, fd, size)))
     return found
