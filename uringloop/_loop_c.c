@@ -14,8 +14,8 @@
  * within the inline budget), then the rest on the ring; the same calls in the same order as
  * the reference (copies_cached, inline_turn, read_cached, the Read, its Future,
  * Loop._run_lone or the driver's queue_read and, where it would act, Loop._submit_early),
- * without the reference's frame and bytecode. Every other case (an argument to check or refuse, a read
- * at the file position, a descriptor to look at, a closed or forked loop) is the
+ * without the reference's frame and bytecode. Every other case (an argument to check or
+ * refuse, a read at the file position, a descriptor to look at, a closed or forked loop) is the
  * reference's own coroutine, which this one creates then and passes every step to, as
  * `await` would: it is decided before anything is done.
  *
@@ -27,8 +27,8 @@
  * common case itself: an operation to queue (not answered when it was built), on a usable
  * loop, whose result nobody needs to undo (its declaration has no `discard`). Its Future,
  * Loop._run_lone or the driver's queue and, where it would act, Loop._submit_early, and
- * the await are the reference's, in the same order. Every other case is the coroutine of Loop._run(op), which
- * it passes every step to from then on.
+ * the await are the reference's, in the same order. Every other case is the coroutine of
+ * Loop._run(op), which it passes every step to from then on.
  *
  * Invariant: in WAITING, `op` and `future` are the operation and its waiter; a
  * CancelledError (thrown in, or the future's own) makes Loop._abandon(op, future) run
@@ -229,6 +229,18 @@ nbytes_of(PyObject *op, PyObject *nbytes)
     return nbytes != NULL ? Py_NewRef(nbytes) : PyObject_GetAttr(op, s_nbytes);
 }
 
+/* loop._eager_left > 0: 1, 0, or -1 with an error set. */
+static int
+eager_turns_left(PyObject *loop)
+{
+    PyObject *left = PyObject_GetAttr(loop, s_eager_left);
+    PyObject *zero = left == NULL ? NULL : PyLong_FromLong(0);
+    int positive = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
+    Py_XDECREF(left);
+    Py_XDECREF(zero);
+    return positive;
+}
+
 /* Whether Loop._submit_early would do something now, right after an operation was queued
  * on `driver` with `waiting` callbacks ready: its own checks, in its order, so that it is
  * called only then (otherwise it returns False and does nothing). 1, 0, or -1 with an
@@ -242,20 +254,13 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
             return slow;
         Py_ssize_t queued = attr_length(driver, s_backlog);
         PyObject *batch = queued < 0 ? NULL : global(s_early_batch);
-        if (batch == NULL)
+        Py_ssize_t most = batch == NULL ? -1 : PyLong_AsSsize_t(batch);
+        Py_XDECREF(batch);
+        if (most == -1 && PyErr_Occurred())
             return -1;
-        PyObject *half = PyLong_FromSsize_t(waiting / 2);
-        int larger = half == NULL ? -1 : PyObject_RichCompareBool(half, batch, Py_GT);
-        PyObject *most = larger < 0 ? NULL : Py_NewRef(larger ? half : batch);
-        Py_DECREF(batch);
-        Py_XDECREF(half);
-        if (most == NULL)
-            return -1;
-        PyObject *count = PyLong_FromSsize_t(queued);
-        int due = count == NULL ? -1 : PyObject_RichCompareBool(count, most, Py_GE);
-        Py_XDECREF(count);
-        Py_DECREF(most);
-        return due;
+        if (waiting / 2 > most)
+            most = waiting / 2;
+        return queued >= most;
     }
     int ring = attr_true(driver, s_uses_ring);
     if (ring <= 0)
@@ -266,12 +271,7 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
     int busy = attr_true(driver, s_inflight);
     if (busy != 0)
         return busy < 0 ? -1 : 0;
-    PyObject *left = PyObject_GetAttr(loop, s_eager_left);
-    PyObject *zero = left == NULL ? NULL : PyLong_FromLong(0);
-    int due = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
-    Py_XDECREF(left);
-    Py_XDECREF(zero);
-    return due;
+    return eager_turns_left(loop);
 }
 
 /* What both references do with the operation they built, `op` (a new reference, taken):
@@ -302,13 +302,7 @@ start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
         return -1;
     int lone = 0;
     if (waiting == 0) {
-        PyObject *left = PyObject_GetAttr(loop, s_eager_left);
-        if (left == NULL)
-            return -1;
-        PyObject *zero = PyLong_FromLong(0);
-        int positive = zero == NULL ? -1 : PyObject_RichCompareBool(left, zero, Py_GT);
-        Py_DECREF(left);
-        Py_XDECREF(zero);
+        int positive = eager_turns_left(loop);
         if (positive < 0)
             return -1;
         if (positive) {
@@ -454,34 +448,15 @@ abandon_on_cancel(LoopCall *self)
 {
     if (!PyErr_ExceptionMatches(cancelled_error))
         return;
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (tb != NULL && exc != NULL)
-        PyException_SetTraceback(exc, tb);
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *handled = PyErr_GetHandledException();
-    PyErr_SetHandledException(exc);
-#else
-    PyObject *h_type, *h_value, *h_tb;
-    PyErr_GetExcInfo(&h_type, &h_value, &h_tb);
-    PyErr_SetExcInfo(Py_XNewRef(type), Py_XNewRef(exc), Py_XNewRef(tb));
-#endif
+    OuterHandled outer;
+    PyObject *exc = begin_handling(&outer);
     PyObject *abandon_args[2] = {self->op, self->future};
     int failed = dropped(call_method(self->loop, s_abandon, abandon_args, 2)) < 0;
-#if PY_VERSION_HEX >= 0x030B0000
-    PyErr_SetHandledException(handled);
-    Py_XDECREF(handled);
-#else
-    PyErr_SetExcInfo(h_type, h_value, h_tb);
-#endif
-    if (failed) { /* its exception replaces the CancelledError */
-        Py_XDECREF(type);
+    end_handling(&outer);
+    if (failed) /* its exception replaces the CancelledError */
         Py_XDECREF(exc);
-        Py_XDECREF(tb);
-        return;
-    }
-    PyErr_Restore(type, exc, tb);
+    else
+        restore_raised(exc);
 }
 
 /* The awaited future's outcome, as asyncio's Future.__await__ gives it after its yield (it

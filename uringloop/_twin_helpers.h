@@ -46,6 +46,40 @@ take_raised(void)
     return exc;
 }
 
+/* `exc` (a new reference, taken; NULL: none) raised again with its traceback: take_raised()
+ * undone (Python 3.12's PyErr_SetRaisedException, on every version). */
+static inline void
+restore_raised(PyObject *exc)
+{
+    if (exc != NULL)
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+
+/* What was the exception being handled (sys.exc_info()) before begin_handling(). */
+typedef struct {
+    PyObject *type, *value, *traceback;
+} OuterHandled;
+
+/* The exception being raised, taken (a new reference) and made the one being handled, as
+ * on entering an `except` block: sys.exc_info() gives it, and anything raised until
+ * end_handling(outer) takes it as its __context__. */
+static inline PyObject *
+begin_handling(OuterHandled *outer)
+{
+    PyObject *exc = take_raised();
+    PyErr_GetExcInfo(&outer->type, &outer->value, &outer->traceback);
+    PyErr_SetExcInfo(exc == NULL ? NULL : Py_NewRef((PyObject *)Py_TYPE(exc)), Py_XNewRef(exc),
+                     exc == NULL ? NULL : PyException_GetTraceback(exc));
+    return exc;
+}
+
+/* Leaving that `except` block: the exception handled before is again. */
+static inline void
+end_handling(OuterHandled *outer)
+{
+    PyErr_SetExcInfo(outer->type, outer->value, outer->traceback); /* (steals them) */
+}
+
 /* Whether `tp` has a valid type version tag (the version changes whenever the class or a
  * base is modified), assigning one where the interpreter lets us ask (3.12+). CPython
  * 3.13 marks a valid tag by a non-zero tp_version_tag, earlier ones by a flag too. */

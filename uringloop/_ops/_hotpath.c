@@ -1032,8 +1032,6 @@ static PyTypeObject PositionedCoreType = {
 
 /* -- a read or write of the caller's memory, built -------------------------------------- */
 
-#define MAX_RW_COUNT 0x7FFFF000LL /* the most one read(2) returns (INT_MAX & PAGE_MASK) */
-
 /* An exact int's value where it lies in [0, most], else -1 (no error set). */
 static long long
 in_range(PyObject *value, long long most)
@@ -1050,26 +1048,19 @@ in_range(PyObject *value, long long most)
 static void
 release_raising(PyObject *pin)
 {
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *raised = take_raised();
     PyObject *r = PyObject_CallMethodNoArgs(pin, s_release);
     if (r != NULL) {
         Py_DECREF(r);
-        PyErr_Restore(type, value, traceback);
+        restore_raised(raised);
         return;
     }
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL && value != NULL)
-        PyException_SetTraceback(value, traceback);
-    PyObject *t2, *v2, *tb2;
-    PyErr_Fetch(&t2, &v2, &tb2);
-    PyErr_NormalizeException(&t2, &v2, &tb2);
-    if (v2 != NULL && value != NULL)
-        PyException_SetContext(v2, Py_NewRef(value));
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
-    PyErr_Restore(t2, v2, tb2);
+    PyObject *replacement = take_raised();
+    if (raised != NULL && replacement != NULL)
+        PyException_SetContext(replacement, raised); /* (steals raised) */
+    else
+        Py_XDECREF(raised);
+    restore_raised(replacement);
 }
 
 /* The twin of hotpath.pinned_at(cls, check, opcode, fd, offset, buffer, writable). A class
@@ -1098,41 +1089,36 @@ pinned_at(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_DECREF(checked);
-    PyObject *refs = NULL, *address = NULL, *nbytes = NULL, *op = NULL;
-    if ((refs = PyTuple_Pack(1, pin)) == NULL || (address = PyObject_GetAttr(pin, s_address)) == NULL ||
-        (nbytes = PyObject_GetAttr(pin, s_nbytes)) == NULL)
+    PyObject *refs = NULL, *address = NULL, *op = NULL;
+    if ((refs = PyTuple_Pack(1, pin)) == NULL || (address = PyObject_GetAttr(pin, s_address)) == NULL)
         goto done;
-    PyObject *length = nbytes;
-    PyObject *most = PyLong_FromLongLong(MAX_RW_COUNT);
-    int larger = most == NULL ? -1 : PyObject_RichCompareBool(nbytes, most, Py_GT);
-    if (larger < 0) {
-        Py_XDECREF(most);
+    PyObject *nbytes = PyObject_GetAttr(pin, s_nbytes);
+    Py_ssize_t size = nbytes == NULL ? -1 : PyLong_AsSsize_t(nbytes);
+    Py_XDECREF(nbytes);
+    if (size < 0 && PyErr_Occurred())
         goto done;
-    }
-    if (larger)
-        length = most;
+    unsigned int length = (unsigned int)(size > MAX_RW_COUNT ? MAX_RW_COUNT : size);
     PyTypeObject *type = (PyTypeObject *)cls;
     if (PyType_Check(cls) && type->tp_init == (initproc)PositionedCore_init &&
         type->tp_new == PyType_GenericNew && PyType_IsSubtype(type, &PositionedCoreType)) {
         long code = PyLong_AsLong(opcode);
         unsigned long long addr = PyLong_AsUnsignedLongLong(address);
-        unsigned long long len = PyLong_AsUnsignedLongLong(length);
-        if (PyErr_Occurred() || code < 0 || code > 255 || len > UINT_MAX) {
+        if (PyErr_Occurred() || code < 0 || code > 255) {
             if (!PyErr_Occurred())
-                PyErr_Format(PyExc_OverflowError, "opcode %ld or length %llu does not fit its SQE field", code, len);
+                PyErr_Format(PyExc_OverflowError, "opcode %ld does not fit its SQE field", code);
         }
         else if ((op = type->tp_alloc(type, 0)) != NULL)
-            positioned_fill((PositionedCore *)op, (int)code, (int)fd, (unsigned long long)offset, addr, (unsigned int)len, refs);
+            positioned_fill((PositionedCore *)op, (int)code, (int)fd, (unsigned long long)offset, addr, length, refs);
     }
     else {
-        PyObject *cls_args[6] = {opcode, args[3], args[4], address, length, refs};
-        op = PyObject_Vectorcall(cls, cls_args, 6, NULL);
+        PyObject *length_obj = PyLong_FromUnsignedLong(length);
+        PyObject *cls_args[6] = {opcode, args[3], args[4], address, length_obj, refs};
+        op = length_obj == NULL ? NULL : PyObject_Vectorcall(cls, cls_args, 6, NULL);
+        Py_XDECREF(length_obj);
     }
-    Py_XDECREF(most);
 done:
     Py_XDECREF(refs);
     Py_XDECREF(address);
-    Py_XDECREF(nbytes);
     Py_DECREF(pin);
     return op;
 }
@@ -1149,14 +1135,8 @@ static PyObject *s_stub, *s_blocking, *s_call, *s_spec, *s_args, *s_kwargs;
 static PyObject *
 answered(PyObject *spec, PyObject *args, PyObject *kwargs)
 {
-    PyObject *type, *now, *tb;
-    PyErr_Fetch(&type, &now, &tb);
-    PyErr_NormalizeException(&type, &now, &tb);
-    if (tb != NULL)
-        PyException_SetTraceback(now, tb);
-    PyObject *outer_type, *outer_exc, *outer_tb;
-    PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
-    PyErr_SetExcInfo(type, Py_NewRef(now), tb); /* steals type and tb */
+    OuterHandled outer;
+    PyObject *now = begin_handling(&outer);
     PyObject *op = NULL, *call = PyObject_GetAttr(now, s_call);
     int given = call == NULL ? -1 : PyObject_IsTrue(call);
     if (given == 0)
@@ -1166,7 +1146,7 @@ answered(PyObject *spec, PyObject *args, PyObject *kwargs)
         op = PyObject_Vectorcall(finished_type, finished_args, 3, NULL);
     }
     Py_XDECREF(call);
-    PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
+    end_handling(&outer);
     Py_DECREF(now);
     return op;
 }
@@ -1483,17 +1463,11 @@ complete_one(PyObject *op, PyObject *user_data, PyObject *res)
 static PyObject *
 isolated(PyObject *isolate, PyObject *op, PyObject *fatal)
 {
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (tb != NULL)
-        PyException_SetTraceback(exc, tb);
-    PyObject *outer_type, *outer_exc, *outer_tb;
-    PyErr_GetExcInfo(&outer_type, &outer_exc, &outer_tb);
-    PyErr_SetExcInfo(type, Py_NewRef(exc), tb); /* steals type and tb */
+    OuterHandled outer;
+    PyObject *exc = begin_handling(&outer);
     PyObject *call[] = {op, exc, fatal};
     PyObject *kept = PyObject_Vectorcall(isolate, call, 3, NULL);
-    PyErr_SetExcInfo(outer_type, outer_exc, outer_tb); /* steals the saved ones */
+    end_handling(&outer);
     Py_DECREF(exc);
     return kept;
 }

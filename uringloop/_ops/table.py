@@ -576,11 +576,11 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     if not size:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
     if offset == -1:
-        made = made_at_position(fd)
-        if made == STREAM_NOW:
-            raise RunNow(read_now)  # EAGAIN where io_uring's would wait (an O_NONBLOCK stream)
-        if made == DIRECT_NOW:
-            raise RunNow(read_direct_now)  # (an O_DIRECT descriptor: the position must move)
+        # EAGAIN where io_uring's would wait (an O_NONBLOCK stream); the blocking call where
+        # io_uring's would leave the position (an O_DIRECT descriptor)
+        at_once = AT_ONCE.get(made_at_position(fd))
+        if at_once is not None:
+            raise RunNow(at_once)
     return Read(fd, size, offset, None)
 
 
