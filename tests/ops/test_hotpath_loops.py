@@ -1,9 +1,9 @@
 """write_entries() and deliver(), the driver's two hot loops, on both twins: the
 pure-Python reference (uringloop/_ops/hotpath.py) and the compiled one (_hotpath.c).
 
-Every test runs on each twin with real reads (whose compiled fields the C loops reach
-directly) and with operations that record what is asked of them, so that what one twin
-does and the other does not shows up as a different record."""
+Every test runs on each twin with real reads and positioned operations (whose compiled
+fields the C loops reach directly) and with operations that record what is asked of them,
+so that what one twin does and the other does not shows up as a different record."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import pytest
 from tests.conftest import twin
 from uringloop._buffers import SlotPool
 from uringloop._ops import hotpath
-from uringloop._ops.operation import Operation, Read
+from uringloop._ops.operation import Operation, Positioned, Read
 from uringloop._ops.state import DONE, QUEUED, SUBMITTED
+from uringloop._ring.abi import Op
 
 try:
     from uringloop._ops import _hotpath
@@ -40,6 +41,20 @@ class PyRead(hotpath.ReadCore, Operation):
     __slots__ = ()
     opcode = Read.opcode
     sqe = Read.sqe
+
+
+class PyPositioned(hotpath.PositionedCore, Operation):
+    """A positioned operation on the pure-Python core, as Positioned is on the core in use."""
+
+    __slots__ = ()
+    opcode = Positioned.opcode
+    sqe = Positioned.sqe
+
+
+def _positioned(kind: type, i: int) -> Any:
+    """A WRITE of 10 + i bytes at offset 4096 * i of descriptor 3, from address 0x1000 * i
+    (never submitted: the loops only copy its fields into the entry)."""
+    return kind(int(Op.WRITE), 3, 4096 * i, 0x1000 * (i + 1), 10 + i, ())
 
 
 class Waiter:
@@ -446,3 +461,132 @@ def test_a_read_class_with_its_own_fields_is_used_through_them(loops: Any) -> No
 def test_deliver_takes_a_dict_and_two_lists(loops: Any, args: tuple[Any, ...]) -> None:
     with pytest.raises(TypeError, match="in-flight dict and two lists"):
         loops.deliver(*args, lambda *a: None)
+
+
+@pytest.mark.parametrize(
+    "kind", [Positioned, PyPositioned], ids=["positioned", "python-core-positioned"]
+)
+def test_positioned_operations_are_written_in_order_and_enter_the_table(
+    loops: Any, kind: type
+) -> None:
+    ops = [_positioned(kind, i) for i in range(3)]
+    for op in ops:
+        op.waiter = Waiter()
+    backlog: deque[Any] = deque(ops)
+    inflight: dict[int, Any] = {}
+    sqes = bytearray(64 * 8)
+    used, ud = loops.write_entries(backlog, inflight, sqes, None, [64, 128, 320], 0, 7, _never)
+    assert (used, ud) == (3, 10)
+    assert not backlog
+    assert inflight == {7: ops[0], 8: ops[1], 9: ops[2]}
+    for i, (op, off) in enumerate(zip(ops, [64, 128, 320], strict=True)):
+        assert op.state == SUBMITTED and op.user_data == 7 + i
+        assert sqes[off : off + 64] == op.sqe[:32] + struct.pack("<Q", 7 + i) + op.sqe[40:]
+        assert sqes[off] == Op.WRITE and struct.unpack_from("<I", sqes, off + 24) == (10 + i,)
+
+
+def test_a_cancelled_positioned_operation_is_not_written(loops: Any) -> None:
+    gone, kept = _positioned(Positioned, 0), _positioned(Positioned, 1)
+    gone.state = DONE
+    kept.waiter = Waiter()
+    backlog: deque[Any] = deque([gone, kept])
+    inflight: dict[int, Any] = {}
+    sqes = bytearray(128)
+    assert loops.write_entries(backlog, inflight, sqes, None, [0, 64], 0, 1, _never) == (1, 2)
+    assert inflight == {1: kept} and gone.state == DONE and gone.user_data == 0
+    assert sqes[:64] == kept.sqe[:32] + struct.pack("<Q", 1) + kept.sqe[40:]
+
+
+def test_no_room_for_a_positioned_entry_raises_and_writes_nothing(loops: Any) -> None:
+    op = _positioned(Positioned, 0)
+    inflight: dict[int, Any] = {}
+    sqes = bytearray(64)
+    with pytest.raises(struct.error):
+        loops.write_entries(deque([op]), inflight, sqes, None, [32], 0, 1, _never)
+    assert op.state == QUEUED and op.user_data == 0 and not inflight and sqes == bytes(64)
+
+
+def test_a_positioned_class_with_its_own_prep_is_called_through_it(loops: Any) -> None:
+    calls: list[int] = []
+
+    class OwnPrep(Positioned):
+        __slots__ = ()
+
+        def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+            calls.append(user_data)
+            super().prep(sqes, words, off, user_data)
+
+    op = _positioned(OwnPrep, 0)
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(deque([op]), inflight, bytearray(64), None, [0], 0, 42, _never) == (
+        1,
+        43,
+    )
+    assert calls == [42] and inflight == {42: op}
+
+
+def test_a_positioned_class_with_its_own_fields_is_used_through_them(loops: Any) -> None:
+    touched: list[str] = []
+
+    class Watched(Positioned):
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def state(self) -> int:
+            touched.append("state")
+            return QUEUED
+
+        @state.setter
+        def state(self, value: int) -> None:
+            touched.append(f"state={value}")
+
+    op = _positioned(Watched, 0)
+    touched.clear()  # the constructor set it through the class
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(deque([op]), inflight, bytearray(64), None, [0], 0, 1, _never) == (
+        1,
+        2,
+    )
+    assert touched == ["state", f"state={SUBMITTED}"] and inflight == {1: op}
+
+
+@pytest.mark.parametrize(
+    "kind", [Positioned, PyPositioned], ids=["positioned", "python-core-positioned"]
+)
+def test_deliver_completes_positioned_operations_in_cqe_order(loops: Any, kind: type) -> None:
+    ops = [_positioned(kind, i) for i in range(3)]
+    order: list[int] = []
+    for i, op in enumerate(ops):
+        op.waiter = Waiter()
+        op.waiter.set_result = lambda value, i=i, w=op.waiter: (
+            order.append(i),
+            w.got.append(value),
+        )
+    inflight = {10 + i: op for i, op in enumerate(ops)}
+    assert (
+        loops.deliver(inflight, [12, 10, 11], [3, -5, 7], lambda *a: pytest.fail("isolated"))
+        is None
+    )
+    assert order == [2, 1]
+    assert ops[2].waiter.got == [3] and ops[1].waiter.got == [7]
+    assert isinstance(ops[0].waiter.got[0], OSError) and ops[0].waiter.got[0].errno == 5
+    assert all(op.state == DONE for op in ops) and not inflight
+    # Delivered again (a CQE seen twice): the operations are DONE, nothing is completed twice.
+    assert loops.deliver({10: ops[0]}, [10], [1], lambda *a: pytest.fail("isolated")) is None
+    assert len(ops[0].waiter.got) == 1
+
+
+def test_a_positioned_class_with_its_own_complete_is_called_through_it(loops: Any) -> None:
+    calls: list[int] = []
+
+    class OwnComplete(Positioned):
+        __slots__ = ()
+
+        def complete(self, res: int) -> None:
+            calls.append(res)
+            super().complete(res)
+
+    op = _positioned(OwnComplete, 0)
+    op.waiter = Waiter()
+    assert loops.deliver({1: op}, [1], [4], lambda *a: pytest.fail("isolated")) is None
+    assert calls == [4] and op.waiter.got == [4]

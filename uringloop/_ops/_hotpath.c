@@ -8,10 +8,11 @@
  * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
  * made on the pool, the waiter and each operation. What differs is the cost: the SQE is
  * written with one copy, the result bytes are copied straight from the slot's address,
- * and the loops reach a plain read's fields without attribute lookups. One difference is
- * not in the outcome but in the memory: a read into its result (into_result, for a
- * descriptor known not to be O_DIRECT) has the kernel write into the bytes object it
- * returns, instead of a slot the result is copied from; it takes no slot.
+ * and the loops reach the fields of a plain read (ReadCore's) or a plain positioned
+ * operation (PositionedCore's) without attribute lookups. One difference is not in the
+ * outcome but in the memory: a read into its result (into_result, for a descriptor known
+ * not to be O_DIRECT) has the kernel write into the bytes object it returns, instead of a
+ * slot the result is copied from; it takes no slot.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`, or the result bytes a read into
  * its result reads into, in `into`) is held from construction until complete() or
@@ -1204,29 +1205,34 @@ failed:
 
 /* -- the loops ---------------------------------------------------------------------- */
 
-/* ReadCore's own methods and fields that the loops call or touch, as ReadCore's dict
- * holds them: a plain read's class must still resolve each name to the same object (and
+/* The cores' own methods and fields that the loops call or touch, as each core's dict holds
+ * them: a plain operation's class must still resolve each name to the same object (and
  * `multi` to Operation's False) for the loops to use the C functions and fields directly. */
 #define N_CORE_NAMES 5
 static PyObject **core_names[N_CORE_NAMES] = {&s_prep, &s_complete, &s_waiter, &s_state, &s_user_data};
-static PyObject *core_attrs[N_CORE_NAMES];
-static PyTypeObject *plain_type; /* the last class found plain, while unchanged */
-static unsigned int plain_tag;
+static PyObject *core_attrs[N_CORE_NAMES];            /* ReadCore's */
+static PyObject *positioned_core_attrs[N_CORE_NAMES]; /* PositionedCore's */
+/* The last classes found plain, while unchanged (borrowed: compared, never dereferenced
+ * while stale). */
+static PyTypeObject *plain_type, *plain_positioned_type;
+static unsigned int plain_tag, plain_positioned_tag;
 
-/* 1 when `op`'s class is ReadCore's subclass with ReadCore's prep, complete, waiter, state
- * and user_data, `multi` False, the generic attribute access and no instance dict: the
- * loops may then use its fields and C functions, which is what going through the class
- * would do. 0: go through the class. -1: an error other than a missing attribute. */
+/* What the loops may do with an operation: go through its class (NOT_PLAIN), or use the
+ * fields and C functions of its core directly, ReadCore's (PLAIN_READ) or PositionedCore's
+ * (PLAIN_POSITIONED), which is what going through the class would do. */
+enum { NOT_PLAIN = 0, PLAIN_READ = 1, PLAIN_POSITIONED = 2 };
+
+/* 1 when class `tp` is `core`'s subclass with the core's prep, complete, waiter, state and
+ * user_data (`attrs`), `multi` False, the generic attribute access and no instance dict
+ * (then cached in *cached and *tag); 0: go through the class. -1: an error other than a
+ * missing attribute. */
 static int
-is_plain_read(PyObject *op)
+plain_for_core(PyTypeObject *tp, PyTypeObject *core, PyObject **attrs, PyTypeObject **cached,
+               unsigned int *tag)
 {
-    PyTypeObject *tp = Py_TYPE(op);
-    if (tp == plain_type && version_valid(tp) && tp->tp_version_tag == plain_tag)
-        return 1;
-    if (!PyType_IsSubtype(tp, &ReadCoreType) || tp->tp_dictoffset != 0 ||
+    if (!PyType_IsSubtype(tp, core) || tp->tp_dictoffset != 0 ||
         tp->tp_getattro != PyObject_GenericGetAttr || tp->tp_setattro != PyObject_GenericSetAttr)
         return 0;
-    /* What the loops call or touch must be ReadCore's own, or `multi` Operation's False. */
     int plain = 1;
     for (int i = 0; plain && i < N_CORE_NAMES; i++) {
         PyObject *found = PyObject_GetAttr((PyObject *)tp, *core_names[i]);
@@ -1236,7 +1242,7 @@ is_plain_read(PyObject *op)
             PyErr_Clear(); /* not plain: the slow path raises it */
             return 0;
         }
-        plain = found == core_attrs[i];
+        plain = found == attrs[i];
         Py_DECREF(found);
     }
     if (plain) {
@@ -1251,10 +1257,48 @@ is_plain_read(PyObject *op)
         Py_DECREF(multi);
     }
     if (plain && version_valid(tp)) {
-        plain_type = tp; /* borrowed: compared, never dereferenced while stale */
-        plain_tag = tp->tp_version_tag;
+        *cached = tp;
+        *tag = tp->tp_version_tag;
     }
     return plain;
+}
+
+/* NOT_PLAIN, PLAIN_READ or PLAIN_POSITIONED for `op` (see plain_for_core); -1: an error. */
+static int
+plain_kind(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    if (tp == plain_type && version_valid(tp) && tp->tp_version_tag == plain_tag)
+        return PLAIN_READ;
+    if (tp == plain_positioned_type && version_valid(tp) && tp->tp_version_tag == plain_positioned_tag)
+        return PLAIN_POSITIONED;
+    int r = plain_for_core(tp, &ReadCoreType, core_attrs, &plain_type, &plain_tag);
+    if (r != 0)
+        return r < 0 ? -1 : PLAIN_READ;
+    r = plain_for_core(tp, &PositionedCoreType, positioned_core_attrs, &plain_positioned_type,
+                       &plain_positioned_tag);
+    if (r != 0)
+        return r < 0 ? -1 : PLAIN_POSITIONED;
+    return NOT_PLAIN;
+}
+
+/* A plain operation's fields the loops touch (`kind`: PLAIN_READ or PLAIN_POSITIONED). */
+static inline int *
+state_field(PyObject *op, int kind)
+{
+    return kind == PLAIN_READ ? &((ReadCore *)op)->state : &((PositionedCore *)op)->state;
+}
+
+static inline PyObject *
+waiter_field(PyObject *op, int kind)
+{
+    return kind == PLAIN_READ ? ((ReadCore *)op)->waiter : ((PositionedCore *)op)->waiter;
+}
+
+static inline unsigned long long *
+user_data_field(PyObject *op, int kind)
+{
+    return kind == PLAIN_READ ? &((ReadCore *)op)->user_data : &((PositionedCore *)op)->user_data;
 }
 
 /* op.multi, as a truth value (-1: an error). */
@@ -1272,18 +1316,18 @@ is_multi(PyObject *op)
 /* `op.state != QUEUED or (waiter is not None and waiter.done() and abandoned(op))`:
  * 1 to skip it, 0 to write it, -1 on an error. */
 static int
-skip_it(PyObject *op, int plain, PyObject *abandoned)
+skip_it(PyObject *op, int kind, PyObject *abandoned)
 {
     PyObject *waiter;
     int not_queued;
-    if (plain) {
-        waiter = Py_XNewRef(((ReadCore *)op)->waiter);
+    if (kind != NOT_PLAIN) {
+        waiter = Py_XNewRef(waiter_field(op, kind));
         if (waiter == NULL) {
             PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute 'waiter'",
                          Py_TYPE(op)->tp_name);
             return -1;
         }
-        not_queued = ((ReadCore *)op)->state != QUEUED;
+        not_queued = *state_field(op, kind) != QUEUED;
     }
     else {
         waiter = PyObject_GetAttr(op, s_waiter);
@@ -1312,21 +1356,25 @@ skip_it(PyObject *op, int plain, PyObject *abandoned)
 /* Write one operation's SQE at `off_obj` with `user_data`, enter it in `inflight` and mark
  * it SUBMITTED: the body of write_entries() once the operation is known to go. */
 static int
-write_one(PyObject *op, int plain, PyObject *inflight, PyObject *sqes, PyObject *words,
+write_one(PyObject *op, int kind, PyObject *inflight, PyObject *sqes, PyObject *words,
           Py_buffer *view, PyObject *off_obj, unsigned long long user_data)
 {
     PyObject *ud = PyLong_FromUnsignedLongLong(user_data);
     if (ud == NULL)
         return -1;
     int failed;
-    if (plain) {
+    if (kind != NOT_PLAIN) {
         Py_ssize_t off = PyLong_AsSsize_t(off_obj);
+        PositionedCore *p = (PositionedCore *)op;
         failed = (off == -1 && PyErr_Occurred()) ||
-                 write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data) < 0 ||
+                 (kind == PLAIN_READ
+                      ? write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data)
+                      : put_sqe((char *)view->buf, view->len, off, (uint8_t)p->opcode, p->fd,
+                                p->offset, p->address, p->length, user_data)) < 0 ||
                  PyObject_SetItem(inflight, ud, op) < 0;
         if (!failed) {
-            ((ReadCore *)op)->user_data = user_data;
-            ((ReadCore *)op)->state = SUBMITTED;
+            *user_data_field(op, kind) = user_data;
+            *state_field(op, kind) = SUBMITTED;
         }
     }
     else {
@@ -1372,14 +1420,14 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             failed = 1;
             break;
         }
-        int plain = is_plain_read(op);
-        if (plain < 0) {
+        int kind = plain_kind(op);
+        if (kind < 0) {
             Py_DECREF(op);
             failed = 1;
             break;
         }
-        int multi = plain ? 0 : is_multi(op);
-        int skip = multi == 0 ? skip_it(op, plain, abandoned) : -1;
+        int multi = kind != NOT_PLAIN ? 0 : is_multi(op);
+        int skip = multi == 0 ? skip_it(op, kind, abandoned) : -1;
         if (multi != 0 || skip != 0) {
             if (multi == 1) {
                 Py_DECREF(op);
@@ -1394,7 +1442,7 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             continue; /* cancelled while queued */
         }
-        if (plain && !have_view) {
+        if (kind != NOT_PLAIN && !have_view) {
             if (writable_view(sqes, &view) < 0) {
                 Py_DECREF(op);
                 failed = 1;
@@ -1405,7 +1453,7 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* Invariant: an operation leaves the backlog only once written and in `inflight`. */
         PyObject *off_obj = PySequence_GetItem(offsets, used);
         failed = off_obj == NULL ||
-                 write_one(op, plain, inflight, sqes, words, &view, off_obj, user_data) < 0;
+                 write_one(op, kind, inflight, sqes, words, &view, off_obj, user_data) < 0;
         Py_XDECREF(off_obj);
         Py_DECREF(op);
         PyObject *popped = failed ? NULL : PyObject_CallMethodNoArgs(backlog, s_popleft);
@@ -1429,13 +1477,14 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 complete_one(PyObject *op, PyObject *user_data, PyObject *res)
 {
-    int plain = is_plain_read(op);
-    if (plain < 0)
+    int kind = plain_kind(op);
+    if (kind < 0)
         return NULL;
-    if (plain) {
-        if (((ReadCore *)op)->state == DONE)
+    if (kind != NOT_PLAIN) {
+        if (*state_field(op, kind) == DONE)
             Py_RETURN_NONE;
-        return ReadCore_complete((ReadCore *)op, res);
+        return kind == PLAIN_READ ? ReadCore_complete((ReadCore *)op, res)
+                                  : PositionedCore_complete((PositionedCore *)op, res);
     }
     int multi = is_multi(op);
     if (multi < 0)
@@ -2140,11 +2189,13 @@ PyInit__hotpath(void)
     done_obj = PyLong_FromLong(DONE);
     if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || done_obj == NULL)
         return NULL;
-    for (int i = 0; i < N_CORE_NAMES; i++) { /* borrowed: the static type's dict keeps them */
+    for (int i = 0; i < N_CORE_NAMES; i++) { /* borrowed: the static types' dicts keep them */
         core_attrs[i] = PyDict_GetItemWithError(ReadCoreType.tp_dict, *core_names[i]);
-        if (core_attrs[i] == NULL) {
+        positioned_core_attrs[i] = core_attrs[i] == NULL ? NULL
+            : PyDict_GetItemWithError(PositionedCoreType.tp_dict, *core_names[i]);
+        if (positioned_core_attrs[i] == NULL) {
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ImportError, "ReadCore lacks a field the loops use");
+                PyErr_SetString(PyExc_ImportError, "a core lacks a field the loops use");
             return NULL;
         }
     }
