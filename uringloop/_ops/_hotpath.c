@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1684,6 +1685,48 @@ error:
     return NULL;
 }
 
+/* file_facts(fd) -> (st_mode, st_size, st_blksize, st_dev) of fstat(2): see hotpath.py.
+ * A descriptor that is not an int in a C int's range goes to os.fstat itself, whose
+ * answer (or error) it then is. */
+static PyObject *os_fstat; /* os.fstat */
+static PyObject *s_st_mode, *s_st_size, *s_st_blksize, *s_st_dev;
+
+static PyObject *
+file_facts(PyObject *module, PyObject *fd_obj)
+{
+    int fd = -1;
+    if (PyLong_CheckExact(fd_obj)) {
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(fd_obj, &overflow);
+        if (!overflow && v >= 0 && v <= INT_MAX)
+            fd = (int)v;
+    }
+    if (fd < 0) { /* (anything else: as os.fstat takes it) */
+        PyObject *st = PyObject_CallOneArg(os_fstat, fd_obj);
+        if (st == NULL)
+            return NULL;
+        PyObject *names[] = {s_st_mode, s_st_size, s_st_blksize, s_st_dev}, *facts = PyTuple_New(4);
+        for (int i = 0; facts != NULL && i < 4; i++) {
+            PyObject *value = PyObject_GetAttr(st, names[i]);
+            if (value == NULL)
+                Py_CLEAR(facts);
+            else
+                PyTuple_SET_ITEM(facts, i, value);
+        }
+        Py_DECREF(st);
+        return facts;
+    }
+    struct stat st;
+    int r;
+    Py_BEGIN_ALLOW_THREADS /* (as os.fstat: a network filesystem may ask its server) */
+    r = fstat(fd, &st);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return Py_BuildValue("(lLlK)", (long)st.st_mode, (long long)st.st_size, (long)st.st_blksize,
+                         (unsigned long long)st.st_dev);
+}
+
 /* open_cached(dirfd, path, flags) -> the new descriptor, or -errno: see hotpath.py. */
 #define OPEN_HOW_RESOLVE_CACHED 0x20 /* linux/openat2.h, Linux 5.12 */
 struct open_how_v0 {                 /* struct open_how, as Linux 5.6 defined it */
@@ -2137,6 +2180,9 @@ static PyMethodDef hotpath_functions[] = {
     {"deliver", (PyCFunction)(void (*)(void))deliver_completions, METH_FASTCALL,
      "deliver(inflight, user_datas, results, isolate) -> fatal or None: complete the\n"
      "operations of peeked CQEs, each on its own, and take them out of the table."},
+    {"file_facts", (PyCFunction)file_facts, METH_O,
+     "file_facts(fd) -> (st_mode, st_size, st_blksize, st_dev) of fstat(2), as os.fstat gives\n"
+     "them (its errors too)."},
     {"open_cached", (PyCFunction)(void (*)(void))open_cached, METH_FASTCALL,
      "open_cached(dirfd, path, flags) -> fd or -errno: the kernel's non-blocking first\n"
      "attempt at an open, from the dentry cache alone."},
@@ -2181,7 +2227,9 @@ PyInit__hotpath(void)
         intern(&s_waiter, "waiter") || intern(&s_user_data, "user_data") ||
         intern(&s_nbytes, "nbytes") || intern(&s_stub, "stub") || intern(&s_blocking, "blocking") ||
         intern(&s_call, "call") || intern(&s_spec, "spec") || intern(&s_args, "args") ||
-        intern(&s_kwargs, "kwargs"))
+        intern(&s_kwargs, "kwargs") || intern(&s_st_mode, "st_mode") ||
+        intern(&s_st_size, "st_size") || intern(&s_st_blksize, "st_blksize") ||
+        intern(&s_st_dev, "st_dev"))
         return NULL;
     empty_tuple = PyTuple_New(0);
     queued_obj = PyLong_FromLong(QUEUED);
@@ -2203,7 +2251,7 @@ PyInit__hotpath(void)
         import_from("uringloop._buffers", "ScratchBuffer", &scratch_type) ||
         import_from("uringloop._errors", "os_error", &os_error) ||
         import_from("uringloop._ops.state", "NO_KWARGS", &no_kwargs) ||
-        import_from("uringloop._buffers", "PIN", &pin_type))
+        import_from("uringloop._buffers", "PIN", &pin_type) || import_from("os", "fstat", &os_fstat))
         return NULL;
     PyObject *array_type;
     if (import_from("array", "array", &array_type))

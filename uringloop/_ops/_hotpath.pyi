@@ -13,6 +13,7 @@ class PositionedCore(_PositionedReference): ...
 
 write_entries = _hotpath.write_entries
 deliver = _hotpath.deliver
+file_facts = _hotpath.file_facts
 open_cached = _hotpath.open_cached
 read_cached = _hotpath.read_cached
 read_many_cached = _hotpath.read_many_cached

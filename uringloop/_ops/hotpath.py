@@ -12,8 +12,8 @@ CQEs afterwards. The driver owns the tables both work on.
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same classes (ReadCore, PositionedCore), functions, arguments, attributes and behaviour, down
 to the order of the calls made on each operation. READ_CORE, POSITIONED_CORE, WRITE_ENTRIES,
-DELIVER, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the ones in use:
-the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
+DELIVER, FILE_FACTS, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the
+ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -425,6 +425,14 @@ class Reaper:
         return consumed
 
 
+def file_facts(fd: int) -> tuple[int, int, int, int]:
+    """(st_mode, st_size, st_blksize, st_dev) of fstat(2) of `fd`, as os.fstat gives them
+    (its errors too): what uringloop.open asks of a descriptor, without making the
+    stat_result of every field."""
+    st = os.fstat(fd)
+    return st.st_mode, st.st_size, st.st_blksize, st.st_dev
+
+
 RESOLVE_CACHED = 0x20  # linux/openat2.h (Linux 5.12): resolve from the dentry cache, or EAGAIN
 
 
@@ -556,6 +564,9 @@ WRITE_ENTRIES: Callable[..., tuple[int, int]] = (
 )
 DELIVER: Callable[..., BaseException | None] = (
     compiled("uringloop._ops._hotpath", "deliver") or deliver
+)
+FILE_FACTS: Callable[[int], tuple[int, int, int, int]] = (
+    compiled("uringloop._ops._hotpath", "file_facts") or file_facts
 )
 OPEN_CACHED: Callable[[int, bytes, int], int] = (
     compiled("uringloop._ops._hotpath", "open_cached") or open_cached
