@@ -65,9 +65,11 @@ from ._buffers import (
 from ._errors import type_name
 from ._loop import Loop
 from ._ops import has_o_direct
+from ._ops.hotpath import FILE_FACTS as _file_facts
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
+from ._ops.table import open_fd as _open_fd
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
 from ._stream_wait import StreamWait, never_waits
@@ -131,6 +133,9 @@ class _IO(Protocol):
     def can_close_now(self) -> bool: ...
 
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]: ...
+    # open()'s descriptor (mode 0o666) made now where this route makes it directly, else
+    # None (await open()).
+    def open_now(self, path: Any, flags: int) -> int | None: ...
     def close(self, fd: int) -> Awaitable[None]: ...
     # offset -1: at the descriptor's position; >= 0 only for a descriptor found seekable.
     # tried_cache: the caller has just decided the page-cache copy there itself (made it,
@@ -143,8 +148,9 @@ class _IO(Protocol):
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
     async def fstat(self, fd: int) -> os.stat_result: ...
-    # fstat(2) made now where this route makes it directly, else None (await fstat()).
-    def fstat_now(self, fd: int) -> os.stat_result | None: ...
+    # fstat(2)'s (st_mode, st_size, st_blksize, st_dev) asked now where this route makes it
+    # directly, else None (await fstat()).
+    def facts_now(self, fd: int) -> tuple[int, int, int, int] | None: ...
     async def dio_alignment(self, fd: int) -> tuple[int, int]: ...
     async def ftruncate(self, fd: int, length: int) -> None: ...
     async def fsync(self, fd: int, datasync: bool) -> None: ...
@@ -300,7 +306,7 @@ async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "inline_turn", "loop", "own_pread", "ring", "stream")
+    __slots__ = ("executor", "inline_turn", "loop", "own_open", "own_pread", "ring", "stream")
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -313,9 +319,28 @@ class _RingIO:
         # The loop's own (not for a Loop subclass with its own pread: every read goes
         # through it).
         self.inline_turn: Callable[[int], bool] = loop.inline_turn if self.own_pread else _no_turn
+        # Likewise, a Loop subclass with its own open_fd makes every open.
+        self.own_open = type(loop).open_fd is Loop.open_fd
 
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]:
         return self.loop.open_fd(path, flags, mode)
+
+    def open_now(self, path: Any, flags: int) -> int | None:
+        # What open_fd's coroutine makes before it builds the operation (the open from the
+        # dentry cache, while the loop's inline budget lasts), without that coroutine.
+        # Where it gives None, open() asks open_fd, which may try once more (a path not
+        # cached: a second non-blocking openat2 before the ring's open).
+        attempt = _open_fd.inline  # (the declaration's: table._open_inline)
+        if (
+            attempt is None
+            or flags & (os.O_CREAT | os.O_TRUNC)  # (never made inline: no turn spent on it)
+            or not (self.own_open and self.loop.inline_turn())
+        ):
+            return None
+        try:
+            return attempt(path, flags, 0o666)
+        except TypeError:  # (as open_fd's: arguments the operation refuses, it says how)
+            return None
 
     def close(self, fd: int) -> Awaitable[None]:
         return self.loop.close_fd(fd)
@@ -353,13 +378,13 @@ class _RingIO:
         return self.loop.pwrite(fd, data, offset)
 
     async def fstat(self, fd: int) -> os.stat_result:
-        return self.fstat_now(fd)
-
-    def fstat_now(self, fd: int) -> os.stat_result:
         # Directly, not on the ring: fstat(2) of an open descriptor copies its in-memory
         # inode (no I/O on local filesystems, well under a microsecond), where the ring's
         # statx is always handed to a kernel worker thread (tens of microseconds).
         return os.fstat(fd)
+
+    def facts_now(self, fd: int) -> tuple[int, int, int, int]:
+        return _file_facts(fd)  # (directly, as fstat())
 
     async def dio_alignment(self, fd: int) -> tuple[int, int]:
         """(memory, offset) alignment for O_DIRECT; 0 where statx does not report it."""
@@ -463,7 +488,10 @@ class _ExecutorIO:
     def inline_turn(self, nbytes: int) -> bool:
         return False
 
-    def fstat_now(self, fd: int) -> None:
+    def open_now(self, path: Any, flags: int) -> None:
+        return None  # (on the executor's thread)
+
+    def facts_now(self, fd: int) -> None:
         return None  # (on the executor's thread)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, executor: _Executor | None) -> None:
@@ -3308,7 +3336,8 @@ async def _open(
         if not closefd:
             raise ValueError("Cannot use closefd=False with file name")
         if opener is None:
-            fd = await io_.open(name, flags, 0o666)
+            made = io_.open_now(name, flags)
+            fd = await io_.open(name, flags, 0o666) if made is None else made
         else:
             fd = await io_.call_for_descriptor(opener, name, flags)
             if not isinstance(fd, int) or fd < 0:
@@ -3317,21 +3346,25 @@ async def _open(
                 raise TypeError(f"expected an integer from opener, not {type(fd).__name__}")
         owned = True
     try:
-        st = io_.fstat_now(fd) or await io_.fstat(fd)
+        facts = io_.facts_now(fd)
+        if facts is None:
+            st = await io_.fstat(fd)
+            facts = st.st_mode, st.st_size, st.st_blksize, st.st_dev
+        st_mode, st_size, st_blksize, st_dev = facts
         # Not with O_DIRECT in flags the caller or its opener chose (direct=True: the file
         # knows).
         given = opener is not None or not owned
         copies = direct or not (given and _has_o_direct(fd))
         appending = parsed.appending or (given and _has_o_append(fd))
-        regular = _stat.S_ISREG(st.st_mode)
-        if _stat.S_ISDIR(st.st_mode):
+        regular = _stat.S_ISREG(st_mode)
+        if _stat.S_ISDIR(st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         mem_align = off_align = 0
         if direct:
             mem_align, off_align = await io_.dio_alignment(fd)
         # On the ring's route, a regular file of a local filesystem (ext4, xfs, tmpfs: see
         # _mounts; not looked up on the executor's).
-        local = regular and io_.ring and _mounts.closes_inline(st.st_dev)
+        local = regular and io_.ring and _mounts.closes_inline(st_dev)
         if local and not given:
             position, seekable = 0, True  # just opened here: what lseek would say
         else:
@@ -3357,12 +3390,12 @@ async def _open(
             closefd,
             seekable,
             position,
-            st.st_blksize,
+            st_blksize,
             executor,
             direct,
             mem_align,
             off_align,
-            st.st_size if regular else None,  # size_hint
+            st_size if regular else None,  # size_hint
             io_,
             # closes_inline (looked up on the ring's route only: elsewhere files close
             # through the executor).
@@ -3380,7 +3413,7 @@ async def _open(
             buffering = -1
             line_buffering = True
         if buffering < 0:
-            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+            buffering = st_blksize if st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
             # Not with line buffering (text past a block goes out, as the built-in's), not
             # for a pipe or a device, whose reader gets the writes as the built-in's
             # would, nor in append mode, where the built-in's tell() after a write larger

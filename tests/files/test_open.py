@@ -2862,3 +2862,43 @@ async def test_an_exit_without_a_file_closes_nothing(tmp_path: Path, no_fd_leak:
         pass
     assert f.closed
     assert await context.__aexit__(None, None, None) is None
+
+
+@pytest.mark.parametrize("mode", ["r", "rb", "w", "a+b"])
+def test_a_loop_subclass_with_its_own_open_fd_makes_every_open(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "f"
+    path.write_text("cached")
+    calls: list[int] = []
+
+    class Traced(uringloop.Loop):
+        async def open_fd(self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o777) -> int:  # type: ignore[override]
+            calls.append(flags)
+            return await super().open_fd(path, flags, mode)
+
+    async def main() -> None:
+        async with uringloop.open(path, mode):
+            pass
+
+    loop = Traced()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert len(calls) == 1  # (not made past it from the dentry cache)
+
+
+@pytest.mark.loops("uring")
+@pytest.mark.asyncio
+async def test_an_open_from_the_dentry_cache_takes_one_inline_turn_and_no_operation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    path.write_text("cached")
+    loop: Any = asyncio.get_running_loop()
+    await asyncio.sleep(0)  # (a fresh iteration's budget)
+    before = loop.uring_stats()
+    f = await uringloop.open(path, "rb", buffering=0)
+    after = loop.uring_stats()
+    await f.close()
+    assert after.direct_attempts - before.direct_attempts == 1
+    assert after.submitted == before.submitted and not loop.queued_operations()
