@@ -328,8 +328,11 @@ class _RingIO:
     def open_now(self, path: Any, flags: int) -> int | None:
         # What open_fd's coroutine makes before it builds the operation (the open from the
         # dentry cache, while the loop's inline budget lasts), without that coroutine.
-        # Where it gives None, open() asks open_fd, which may try once more (a path not
-        # cached: a second non-blocking openat2 before the ring's open).
+        # Where it gives None, open() asks open_fd, which tries once more where a turn is
+        # left: a path the dentry cache does not hold costs a second non-blocking openat2
+        # and a second turn before the ring's open (a few microseconds, beside the
+        # worker's tens). Type-level, as own_pread: an open_fd set on the loop instance
+        # is not looked at.
         attempt = _open_fd.inline  # (the declaration's: table._open_inline)
         if (
             attempt is None

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +107,66 @@ def test_a_closed_descriptor_is_ebadf(file_facts: Any, tmp_path: Path) -> None:
         file_facts(fd)
     assert info.value.errno == expected.value.errno == errno.EBADF
     assert type(info.value) is type(expected.value) and str(info.value) == str(expected.value)
+
+
+_EINTR_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+/* fstat(2) of descriptor $EINTR_FD fails once with EINTR, as a FUSE or NFS request a
+ * signal interrupts does. */
+static int left = 1;
+static int (*real_fstat)(int, struct stat *);
+int fstat(int fd, struct stat *st) {
+    if (!real_fstat) real_fstat = dlsym(RTLD_NEXT, "fstat");
+    const char *which = getenv("EINTR_FD");
+    if (which && atoi(which) == fd && left > 0) { left--; errno = EINTR; return -1; }
+    return real_fstat(fd, st);
+}
+int fstat64(int fd, struct stat64 *st) __attribute__((alias("fstat")));
+"""
+
+_EINTR_PROGRAM = """
+import os, sys
+from tests.conftest import twin
+from uringloop._ops import hotpath
+try:
+    from uringloop._ops import _hotpath
+except ImportError:
+    _hotpath = None
+facts = twin({"c": _hotpath, "python": hotpath}[sys.argv[1]], "hot path").file_facts
+fd = os.open(sys.argv[2], os.O_RDONLY)
+os.dup2(fd, 77)
+print(facts(77)[1])
+"""
+
+
+@pytest.mark.parametrize("which", sorted(TWINS))
+def test_an_interrupted_fstat_is_made_again(which: str, tmp_path: Path) -> None:
+    # As os.fstat's (PEP 475): EINTR is retried once the signal handlers ran, not raised.
+    if TWINS[which] is None:
+        pytest.skip("the compiled hot path was not built")
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    shim = tmp_path / "eintr.so"
+    source = tmp_path / "eintr.c"
+    source.write_text(_EINTR_SHIM)
+    built = subprocess.run(
+        [*cc, "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"], capture_output=True
+    )
+    if built.returncode != 0:
+        pytest.skip(f"no C compiler for the fstat shim: {built.stderr.decode()[:200]}")
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 1234)
+    program = tmp_path / "program.py"
+    program.write_text(_EINTR_PROGRAM)
+    env = dict(os.environ, LD_PRELOAD=str(shim), EINTR_FD="77")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    done = subprocess.run(
+        [sys.executable, str(program), which, str(data)], capture_output=True, env=env, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1234"

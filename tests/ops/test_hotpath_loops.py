@@ -590,3 +590,34 @@ def test_a_positioned_class_with_its_own_complete_is_called_through_it(loops: An
     op.waiter = Waiter()
     assert loops.deliver({1: op}, [1], [4], lambda *a: pytest.fail("isolated")) is None
     assert calls == [4] and op.waiter.got == [4]
+
+
+@pytest.mark.parametrize("kind", ["read", "positioned"])
+def test_a_class_switched_while_its_waiter_is_asked_is_written_as_switched(
+    loops: Any, kind: str
+) -> None:
+    # The abandoned check runs Python between the class's first look and the entry: what
+    # the operation is then decides how it is written, as the reference's op.prep() finds it.
+    base: type = Read if kind == "read" else Positioned
+    calls: list[int] = []
+
+    class OwnPrep(base):  # type: ignore[valid-type,misc]
+        __slots__ = ()
+
+        def prep(self, sqes: Any, words: Any, off: int, user_data: int) -> None:
+            calls.append(user_data)
+            sqes[off : off + 64] = b"\xee" * 64
+
+    op = Read(3, 10, 0, SlotPool()) if kind == "read" else _positioned(Positioned, 0)
+    op.waiter = Waiter(done=True)
+
+    def abandoned(which: Any) -> bool:
+        which.__class__ = OwnPrep
+        return False
+
+    sqes = bytearray(64)
+    inflight: dict[int, Any] = {}
+    assert loops.write_entries(deque([op]), inflight, sqes, None, [0], 0, 5, abandoned) == (1, 6)
+    assert calls == [5] and sqes == b"\xee" * 64 and inflight == {5: op}
+    if kind == "read":
+        op.release()

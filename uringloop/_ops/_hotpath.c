@@ -904,6 +904,15 @@ PositionedCore_prep(PositionedCore *self, PyObject *const *args, Py_ssize_t narg
     return prep_entry(args, nargs, (uint8_t)self->opcode, self->fd, self->offset, self->address, self->length);
 }
 
+/* Its entry (put_sqe()), as prep() writes it. */
+static int
+write_positioned_sqe(PositionedCore *self, char *buf, Py_ssize_t len, Py_ssize_t off,
+                     unsigned long long user_data)
+{
+    return put_sqe(buf, len, off, (uint8_t)self->opcode, self->fd, self->offset, self->address,
+                   self->length, user_data);
+}
+
 /* The pins among `refs` (those whose type is PIN exactly) released, in order: 0, or -1 with
  * the error a release raised. */
 static int
@@ -1366,12 +1375,11 @@ write_one(PyObject *op, int kind, PyObject *inflight, PyObject *sqes, PyObject *
     int failed;
     if (kind != NOT_PLAIN) {
         Py_ssize_t off = PyLong_AsSsize_t(off_obj);
-        PositionedCore *p = (PositionedCore *)op;
         failed = (off == -1 && PyErr_Occurred()) ||
                  (kind == PLAIN_READ
                       ? write_sqe((ReadCore *)op, (char *)view->buf, view->len, off, user_data)
-                      : put_sqe((char *)view->buf, view->len, off, (uint8_t)p->opcode, p->fd,
-                                p->offset, p->address, p->length, user_data)) < 0 ||
+                      : write_positioned_sqe((PositionedCore *)op, (char *)view->buf, view->len,
+                                             off, user_data)) < 0 ||
                  PyObject_SetItem(inflight, ud, op) < 0;
         if (!failed) {
             *user_data_field(op, kind) = user_data;
@@ -1442,6 +1450,16 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 break;
             }
             continue; /* cancelled while queued */
+        }
+        if (kind != NOT_PLAIN) {
+            /* skip_it may have run Python (waiter.done()) that changed the class: asked
+             * again, as the reference's op.prep() would find it. */
+            kind = plain_kind(op);
+            if (kind < 0) {
+                Py_DECREF(op);
+                failed = 1;
+                break;
+            }
         }
         if (kind != NOT_PLAIN && !have_view) {
             if (writable_view(sqes, &view) < 0) {
@@ -1692,7 +1710,7 @@ static PyObject *os_fstat; /* os.fstat */
 static PyObject *s_st_mode, *s_st_size, *s_st_blksize, *s_st_dev;
 
 static PyObject *
-file_facts(PyObject *module, PyObject *fd_obj)
+file_facts(PyObject *Py_UNUSED(module), PyObject *fd_obj)
 {
     int fd = -1;
     if (PyLong_CheckExact(fd_obj)) {
@@ -1717,11 +1735,16 @@ file_facts(PyObject *module, PyObject *fd_obj)
         return facts;
     }
     struct stat st;
-    int r;
-    Py_BEGIN_ALLOW_THREADS /* (as os.fstat: a network filesystem may ask its server) */
-    r = fstat(fd, &st);
-    Py_END_ALLOW_THREADS
-    if (r < 0)
+    int r, interrupted = 0;
+    do { /* (as os.fstat: the GIL released, a network filesystem may ask its server; EINTR
+          * retried once the signal handlers ran, PEP 475, unless one of them raised) */
+        Py_BEGIN_ALLOW_THREADS
+        r = fstat(fd, &st);
+        Py_END_ALLOW_THREADS
+    } while (r != 0 && errno == EINTR && !(interrupted = PyErr_CheckSignals()));
+    if (interrupted)
+        return NULL;
+    if (r != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     return Py_BuildValue("(lLlK)", (long)st.st_mode, (long long)st.st_size, (long)st.st_blksize,
                          (unsigned long long)st.st_dev);
