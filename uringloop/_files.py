@@ -69,6 +69,7 @@ from ._ops.hotpath import FILE_FACTS as _file_facts
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
+from ._ops.table import NEVER_INLINE as _NEVER_INLINE
 from ._ops.table import open_fd as _open_fd
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
@@ -336,7 +337,7 @@ class _RingIO:
         attempt = _open_fd.inline  # (the declaration's: table._open_inline)
         if (
             attempt is None
-            or flags & (os.O_CREAT | os.O_TRUNC)  # (never made inline: no turn spent on it)
+            or flags & _NEVER_INLINE  # (never made inline: no turn spent on it)
             or not (self.own_open and self.loop.inline_turn())
         ):
             return None

@@ -377,8 +377,9 @@ def _open(
 
 # Opens the kernel never tries inline (it hands them to a worker at once), and O_PATH, which
 # openat2 takes with no other flag.
-# (O_TMPFILE is __O_TMPFILE | O_DIRECTORY: the first alone tells it.)
-_NEVER_INLINE = (
+# (O_TMPFILE is __O_TMPFILE | O_DIRECTORY: the first alone tells it.) uringloop.open asks
+# it too, so as not to spend an inline turn on such an open.
+NEVER_INLINE = (
     os.O_CREAT | os.O_TRUNC | os.O_PATH | (getattr(os, "O_TMPFILE", 0o20200000) & ~os.O_DIRECTORY)
 )
 # An inline open's failures that are the kernel's answer to the open itself, whoever asks:
@@ -401,7 +402,7 @@ def _open_inline(
     path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
 ) -> int | None:
     """open_fd's inline attempt (hotpath.open_cached): the new descriptor, or None."""
-    if type(flags) is not int or flags & _NEVER_INLINE or not args.INT_MIN <= flags <= args.INT_MAX:
+    if type(flags) is not int or flags & NEVER_INLINE or not args.INT_MIN <= flags <= args.INT_MAX:
         return None
     if type(mode) is not int or not args.INT_MIN <= mode <= args.INT_MAX:
         return None
