@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         probe.close()
         names = {"c": "compiled", "python": "pure-Python"}
         hot_path = names.get(implementation, implementation)
-        file_calls = names[_files.IMPLEMENTATION]
-        thread_reads = names[uringloop.threads.IMPLEMENTATION]
+        file_calls = names.get(_files.IMPLEMENTATION, _files.IMPLEMENTATION)
+        thread_reads = names.get(uringloop.threads.IMPLEMENTATION, uringloop.threads.IMPLEMENTATION)
         parts = "ring queues, reads, ready handles, pread, buffer pins"
         if hot_path == file_calls == thread_reads:
             what = f"{hot_path} hot path ({parts}, file calls, thread reads)"

@@ -73,6 +73,8 @@ from ._ops.table import NEVER_INLINE as _NEVER_INLINE
 from ._ops.table import open_fd as _open_fd
 from ._outcomes import has_result, look_at
 from ._ring.abi import StatxMask
+from ._running import IMPLEMENTATION as _RUNNING_IMPLEMENTATION
+from ._running import RUNNING_LOOP as _running_loop
 from ._stream_wait import StreamWait, never_waits
 from ._twins import compiled
 
@@ -107,8 +109,6 @@ _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, 3, 4)  # 3, 4: SEEK_DATA
 _DIO_MASK = int(StatxMask.BASIC_STATS | StatxMask.DIOALIGN)
 _PAGE_SIZE = _aligned.PAGE_SIZE
 
-
-_running_loop = asyncio.get_running_loop
 
 # -- where the I/O runs ---------------------------------------------------------------------
 
@@ -568,7 +568,7 @@ class _ExecutorIO:
 def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None = None) -> _IO:
     """Where the running loop (or `loop`) does a file's I/O."""
     if loop is None:
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
     if isinstance(loop, Loop):
         return _RingIO(loop, executor)
     return _ExecutorIO(loop, executor)
@@ -782,7 +782,7 @@ class _FileLock:
         if not self.held and all(w.cancelled() for w in self.waiters):
             self.held = True
             return True
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = _running_loop().create_future()
         self.waiters.append(waiter)
         try:
             try:
@@ -1192,7 +1192,7 @@ class AsyncFileIO(_FileBase):
 
     def _io(self) -> _IO:
         """Where this file's I/O runs now: chosen by the running loop, kept while it runs."""
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         io_ = self._io_cache
         if io_ is None or io_.loop is not loop:
             old, io_ = io_, _io_for(self._executor, loop)
@@ -3133,7 +3133,13 @@ if _install is not None:  # create_task(), gather() and iscoroutine() take their
     for (_cls, _name), _method in zip(_COMPILED_METHODS, _made, strict=True):
         setattr(_cls, _name, _method)
     del _made, _cls, _name, _method
-IMPLEMENTATION = "python" if _install is None else "c"
+# The file calls: their compiled methods and the running loop's lookup each starts with.
+_METHODS_IMPLEMENTATION = "python" if _install is None else "c"
+IMPLEMENTATION = (
+    _METHODS_IMPLEMENTATION
+    if _METHODS_IMPLEMENTATION == _RUNNING_IMPLEMENTATION
+    else f"methods {_METHODS_IMPLEMENTATION}, running-loop lookup {_RUNNING_IMPLEMENTATION}"
+)
 
 
 # -- open() ---------------------------------------------------------------------------------

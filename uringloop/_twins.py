@@ -25,6 +25,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "uringloop._handle_c": ("uringloop/_handle_c.c", "uringloop/_twin_helpers.h"),
     "uringloop._threads_c": ("uringloop/_threads_c.c", "uringloop/_twin_helpers.h"),
     "uringloop._buffers_c": ("uringloop/_buffers_c.c", "uringloop/_twin_helpers.h"),
+    "uringloop._running_c": ("uringloop/_running_c.c", "uringloop/_twin_helpers.h"),
     "uringloop._loop_c": (
         "uringloop/_loop_c.c",
         "uringloop/_twin_helpers.h",

@@ -17,7 +17,6 @@ running loop is used), as aiofiles.os's do.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
 import os
@@ -26,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from ._loop import Loop
+from ._running import RUNNING_LOOP as _running_loop
 
 __all__ = [
     "access",
@@ -63,14 +63,14 @@ def _fspath(path: Any) -> Any:
 
 
 def _ring_loop() -> Loop | None:
-    loop = asyncio.get_running_loop()
+    loop = _running_loop()
     return loop if isinstance(loop, Loop) else None
 
 
 async def _in_executor(
     executor: _Executor | None, func: Callable[..., _T], *args: Any, **kwargs: Any
 ) -> _T:
-    loop = asyncio.get_running_loop()
+    loop = _running_loop()
     call = functools.partial(func, *args, **kwargs) if kwargs else func
     return await loop.run_in_executor(executor, call, *(() if kwargs else args))
 
