@@ -6,7 +6,6 @@ references."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import shutil
@@ -69,16 +68,14 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         assert threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION == "python"
         assert _files.IMPLEMENTATION == _buffers.PINS_IMPLEMENTATION == "python"
         assert _running.IMPLEMENTATION == "python"
-        assert _running.RUNNING_LOOP is asyncio.get_running_loop
+        assert _running.RUNNING_LOOP is _running.running_loop
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
     assert expected == threads.IMPLEMENTATION == _loop.PREAD_IMPLEMENTATION
     assert expected == _files.IMPLEMENTATION == _buffers.PINS_IMPLEMENTATION
     assert expected == _running.IMPLEMENTATION
-    # (3.12+: asyncio's lookup makes no system call, and the compiled module hands it back)
-    reads_holder = expected == "c" and sys.version_info < (3, 12)
-    assert (_running.RUNNING_LOOP.__module__ == "uringloop._running_c") == reads_holder
+    assert (_running.RUNNING_LOOP.__module__ == "uringloop._running_c") == (expected == "c")
     compiled_methods = {
         _files.AsyncFileIO: ("read", "seek"),
         _files.AsyncBufferedFile: ("read", "__anext__", "readline", "write"),

@@ -1,7 +1,8 @@
-"""The running loop's lookup the file calls make, on both twins: asyncio.get_running_loop
-itself (uringloop/_running.py) and the compiled one (_running_c.c), which on Python 3.10
-and 3.11 reads the loop asyncio set for the thread without a getpid(2) a call. Each answer
-and each error is compared with asyncio.get_running_loop's in the same place."""
+"""The running loop's lookup the file calls make, on both twins: the reference
+(uringloop/_running.py, which calls asyncio.get_running_loop) and the compiled one
+(_running_c.c), which on Python 3.10 and 3.11 reads the loop asyncio set for the thread
+without a getpid(2) at each call. Each answer and each error is compared with
+asyncio.get_running_loop's in the same place."""
 
 from __future__ import annotations
 
@@ -120,7 +121,12 @@ def test_a_child_forked_inside_a_running_loop_has_none(running_loop: Any) -> Non
     # asyncio's own rule: the loop a parent ran is not the child's (3.10, 3.11: its pid is
     # compared; 3.12+: reset at fork). The lookup has answered in the parent before the fork.
     async def main() -> str:
-        assert running_loop() is asyncio.get_running_loop()
+        # Several lookups: the compiled twin's first one is asyncio's (the layout's check),
+        # the next ones read the holder and keep the pid they compare with.
+        for _ in range(3):
+            assert running_loop() is asyncio.get_running_loop()
+        if running_loop is TWINS["c"] and READS_THE_HOLDER:
+            assert _running_c is not None and _running_c.lookup_counts()[0] > 0
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # (the child: report and leave at once, whatever happens)
@@ -163,3 +169,45 @@ def test_the_compiled_twin_reads_the_holder_without_asking_asyncio() -> None:
 
     (held, asked), (held_after, asked_after) = uringloop.run(main())
     assert (held_after - held, asked_after - asked) == (100, 0)
+
+
+def test_a_replaced_asyncio_lookup_is_the_one_called(
+    running_loop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the file calls did when they called asyncio.get_running_loop themselves: a mock's
+    # or a library's replacement answers, inside a running loop (the compiled twin's
+    # layout trusted by then) and outside one.
+    stand_in = object()
+
+    async def main() -> tuple[Any, Any]:
+        for _ in range(3):
+            assert running_loop() is asyncio.get_running_loop()
+        monkeypatch.setattr(asyncio, "get_running_loop", lambda: stand_in)
+        try:
+            return running_loop(), asyncio.get_running_loop()
+        finally:
+            monkeypatch.undo()
+
+    assert uringloop.run(main()) == (stand_in, stand_in)
+    monkeypatch.setattr(asyncio, "get_running_loop", lambda: stand_in)
+    assert running_loop() is stand_in
+
+
+def test_no_loop_set_inside_a_running_loop_or_in_a_new_thread(running_loop: Any) -> None:
+    answers: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            assert running_loop() is loop
+        asyncio.events._set_running_loop(None)  # (the loop set aside, as nested runners do)
+        try:
+            answers.append(_no_loop_error(running_loop))
+        finally:
+            asyncio.events._set_running_loop(loop)
+        thread = threading.Thread(target=lambda: answers.append(_no_loop_error(running_loop)))
+        thread.start()
+        thread.join(10)
+
+    uringloop.run(main())
+    assert answers == [_no_loop_error(asyncio.get_running_loop)] * 2
