@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import uringloop.__main__ as demo
+from uringloop import _files, threads
+
 
 def test_demo_runs_and_prints_every_variant(tmp_path: object) -> None:
     proc = subprocess.run(
@@ -45,3 +50,16 @@ def test_a_reader_that_goes_away_stops_it_quietly(tmp_path: object) -> None:
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in stderr, stderr
     assert list(Path(str(tmp_path)).iterdir()) == []
+
+
+def test_its_first_line_says_which_parts_run_where_they_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One extension built and another not: the file calls' two parts are named as they are.
+    monkeypatch.setattr(_files, "IMPLEMENTATION", "methods c, running-loop lookup python")
+    monkeypatch.setattr(threads, "IMPLEMENTATION", "python")
+    assert demo.main(["--mib", "1", "--dir", str(tmp_path)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(
+        "file calls (methods c, running-loop lookup python), pure-Python thread reads"
+    ), first

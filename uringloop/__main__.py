@@ -131,6 +131,13 @@ def _plain_thread(path: str, flags: int, size: int) -> float:
         os.close(fd)
 
 
+def _described(names: dict[str, str], implementation: str, what: str) -> str:
+    """ "compiled file calls", or "file calls (methods c, ...)" where the parts differ."""
+    if implementation in names:
+        return f"{names[implementation]} {what}"
+    return f"{what} ({implementation})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m uringloop", description=__doc__.split("\n")[0])
     parser.add_argument("--mib", type=int, default=16, help="file size in MiB (default 16)")
@@ -149,15 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         probe.close()
         names = {"c": "compiled", "python": "pure-Python"}
         hot_path = names.get(implementation, implementation)
-        file_calls = names.get(_files.IMPLEMENTATION, _files.IMPLEMENTATION)
-        thread_reads = names.get(uringloop.threads.IMPLEMENTATION, uringloop.threads.IMPLEMENTATION)
+        # (an implementation that is not one name, where one extension was built and
+        # another not, is shown as it is: "file calls (methods c, running-loop lookup python)")
+        file_calls = _files.IMPLEMENTATION
+        thread_reads = uringloop.threads.IMPLEMENTATION
         parts = "ring queues, reads, ready handles, pread, buffer pins"
-        if hot_path == file_calls == thread_reads:
+        if implementation == file_calls == thread_reads:
             what = f"{hot_path} hot path ({parts}, file calls, thread reads)"
         else:
             what = (
-                f"{hot_path} hot path ({parts}), {file_calls} file calls, "
-                f"{thread_reads} thread reads"
+                f"{hot_path} hot path ({parts}), {_described(names, file_calls, 'file calls')}, "
+                f"{_described(names, thread_reads, 'thread reads')}"
             )
         print(f"uringloop {uringloop.__version__}: io_uring {'on' if available else 'OFF'}, {what}")
         print(
