@@ -3357,9 +3357,8 @@ async def _open(
         owned = True
     try:
         facts = io_.facts_now(fd)
-        if facts is None:
-            st = await io_.fstat(fd)
-            facts = st.st_mode, st.st_size, st.st_blksize, st.st_dev
+        if facts is None:  # (the same fields, asked on this route's thread)
+            facts = await io_.call(_file_facts, fd)
         st_mode, st_size, st_blksize, st_dev = facts
         # Not with O_DIRECT in flags the caller or its opener chose (direct=True: the file
         # knows).
