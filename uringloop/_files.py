@@ -3308,6 +3308,94 @@ def _check_arguments(
     return buffering
 
 
+def _open_now(
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[Any, int], int] | None,
+    direct: bool,
+    executor: _Executor | None,
+) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile | int | bool | None:
+    """open()'s common case made at once, without a step of its coroutine: a path (a str)
+    with the default arguments, in a mode _parse_mode took before and not appending, on a
+    uringloop Loop's ring whose own open_fd opens it inline (the dentry cache holds it,
+    and a turn is left), a regular file of a local filesystem. The file, as _open_rest
+    would make it; else where it stopped, for _open_rest to go on from: None before
+    anything was done (not the common case); False where the inline open did not happen
+    (a turn spent); a descriptor it opened (the caller's to close) that is not such a
+    file. Raises what _open_rest would (a locale encoding that is not a text one, an error
+    the inline open gives as final: ENOENT, EACCES), having done the same before."""
+    if not (
+        type(file) is str
+        and type(buffering) is int
+        and buffering == -1
+        and encoding is None
+        and errors is None
+        and newline is None
+        and closefd is True
+        and opener is None
+        and direct is False
+        and type(mode) is str
+    ):
+        return None
+    parsed = _parsed_modes.get(mode)
+    attempt = _open_fd.inline
+    if (
+        parsed is None
+        or parsed.appending
+        or attempt is None
+        or parsed.flags & _NEVER_INLINE
+        or sys.flags.warn_default_encoding  # (the warning's stack level is _open_rest's)
+    ):
+        return None
+    loop = _running_loop()
+    if not isinstance(loop, Loop):
+        return None
+    io_ = _RingIO(loop, executor)
+    if not (io_.ring and io_.own_open):
+        return None
+    text_encoding = None if parsed.binary else _text_encoding(None)
+    if not loop.inline_turn():
+        return False
+    try:
+        fd = attempt(file, parsed.flags, 0o666)
+    except TypeError:  # (as open_now's)
+        return False
+    if fd is None:
+        return False
+    try:
+        st_mode, st_size, st_blksize, st_dev = _file_facts(fd)
+        if not (_stat.S_ISREG(st_mode) and _mounts.closes_inline(st_dev)):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    raw = AsyncFileIO(
+        fd, file, parsed.raw_mode, parsed.readable, parsed.writable, False, True, True, 0,
+        st_blksize, executor, False, 0, 0, st_size, io_, True, True, False,
+    )  # fmt: skip
+    try:
+        buffering = st_blksize if st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+        buffered = AsyncBufferedFile(
+            raw, buffering, parsed.raw_mode, max(buffering, DEFAULT_WRITE_BUFFER_SIZE)
+        )
+        if text_encoding is None:
+            return buffered
+        return AsyncTextFile(buffered, mode, text_encoding, "strict", None, False)
+    except BaseException:
+        raw._close_sync()  # (a local file's close(2), as _close_now's)
+        raise
+
+
+# open()'s common case: compiled (with the compiled file calls), else _open_now.
+_install_open = compiled("uringloop._files_c", "install_open") if _install is not None else None
+OPEN_NOW: Callable[..., Any] = _open_now if _install_open is None else _install_open(globals())
+
+
 async def _open(
     file: Any,
     mode: str,
@@ -3322,6 +3410,34 @@ async def _open(
     context: _OpenContext | None = None,
 ) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
     """The file open() makes; also kept by `context` (async with's, which closes it)."""
+    args = (file, mode, buffering, encoding, errors, newline, closefd, opener, direct, executor)
+    done = OPEN_NOW(*args)
+    opened: AsyncFileIO | AsyncBufferedFile | AsyncTextFile = (
+        await _open_rest(*args, done)
+        if done is None or done is False or type(done) is int
+        else done
+    )
+    if context is not None:
+        context._file = opened
+    return opened
+
+
+async def _open_rest(
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[Any, int], int] | None,
+    direct: bool,
+    executor: _Executor | None,
+    done: int | bool | None,
+) -> AsyncFileIO | AsyncBufferedFile | AsyncTextFile:
+    """The file open() makes, from where open_now() stopped (`done`, its answer): None,
+    from the start; False, after its inline open did not happen; a descriptor, after it
+    opened one (owned here from now) that is not a regular file of a local filesystem."""
     parsed = _parse_mode(mode)
     if not (
         type(buffering) is int
@@ -3346,7 +3462,13 @@ async def _open(
         if not closefd:
             raise ValueError("Cannot use closefd=False with file name")
         if opener is None:
-            made = io_.open_now(name, flags)
+            made: int | None
+            if type(done) is int:  # (open_now() opened it)
+                made = done
+            elif done is False:  # (open_now()'s inline open did not happen: not tried twice)
+                made = None
+            else:
+                made = io_.open_now(name, flags)
             fd = await io_.open(name, flags, 0o666) if made is None else made
         else:
             fd = await io_.call_for_descriptor(opener, name, flags)
@@ -3443,8 +3565,6 @@ async def _open(
                 opened = AsyncTextFile(
                     buffered, mode, text_encoding, errors or "strict", newline, line_buffering
                 )
-        if context is not None:
-            context._file = opened
         return opened
     except BaseException:
         await raw._close()

@@ -41,6 +41,8 @@
 #include "_coroutine_helpers.h"
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
 #define OBJECT_SLOT T_OBJECT_EX
@@ -1159,6 +1161,570 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return made;
 }
 
+/* -- open_now: uringloop.open's common case (the twin of _files._open_now) ---------------
+ *
+ * install_open(globals()) returns it, after install(). It makes the three file objects
+ * itself, as their __init__ would with the arguments _open_now passes them: each made by
+ * its class's tp_new (object.__new__), its slots set at their offsets and the other
+ * attributes stored through the instance's dict in the order __init__ stores them (so the
+ * class's shared-key layout is kept); likewise the file's _RingIO, _FileLock and
+ * _StreamReads. _running_loop, _text_encoding, _file_facts and _mounts are looked up in
+ * the namespace at each call, as are _open_fd and its `inline`; _parsed_modes (the dict
+ * itself), Loop, _NEVER_INLINE, _no_turn, _STATELESS_ENCODINGS, DEFAULT_WRITE_BUFFER_SIZE,
+ * io.DEFAULT_BUFFER_SIZE, io.IncrementalNewlineDecoder, collections.deque, codecs.lookup
+ * and os.linesep are read once, by install_open().
+ *
+ * Invariant: a descriptor it opened is closed on every error before it is returned or
+ * owned by the AsyncFileIO made (whose _close_sync closes it then).
+ */
+
+static PyTypeObject *mode_type, *stream_type, *loop_class;
+static PyObject *parsed_modes, *no_turn, *stateless_encodings, *default_buffer_size,
+    *default_write_buffer_size, *newline_decoder, *deque_type, *codecs_lookup, *linesep, *empty_tuple,
+    *mode_0o666;
+static long long never_inline, default_write_size_value;
+static Py_ssize_t o_m_appending, o_m_binary, o_m_flags, o_m_raw_mode, o_m_readable, o_m_writable;
+static Py_ssize_t o_r_executor, o_r_ring, o_r_stream, o_r_own_pread, o_r_own_open;
+static Py_ssize_t o_s_late, o_s_left;
+static PyObject *s_open_fd, *s_inline, *s_text_encoding, *s_file_facts, *s_mounts, *s_closes_inline,
+    *s_inline_turn, *s_uring_available, *s_pread, *s_open_fd_method, *s_warn_default_encoding,
+    *s_close_sync, *s_name, *s_mode, *s_appending, *s_closefd, *s_blksize, *s_size_hint, *s_executor,
+    *s_closes_inline_attr, *s_buffer_size, *s_encoding, *s_errors, *s_line_buffering, *s_readuniversal,
+    *s_readnl, *s_writetranslate, *s_writenl, *s_encoder, *s_telling, *s_incrementaldecoder,
+    *s_incrementalencoder, *s_strict;
+
+/* A new instance of `cls` as object.__new__(cls) makes it (nothing set), or NULL. */
+static PyObject *
+new_instance(PyTypeObject *cls)
+{
+    return cls->tp_new(cls, empty_tuple, NULL);
+}
+
+/* Store attributes through the instance's dict: `n` names and values (borrowed), in order.
+ * 0, or -1 with an error set. */
+static int
+store_attributes(PyObject *obj, PyObject *const *names, PyObject *const *values, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (PyObject_GenericSetAttr(obj, names[i], values[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* Whether type(loop)'s attribute `name` is Loop's own: 1, 0, or -1 with an error set. */
+static int
+loop_own(PyObject *loop, PyObject *name)
+{
+    PyObject *theirs = PyObject_GetAttr((PyObject *)Py_TYPE(loop), name);
+    if (theirs == NULL)
+        return -1;
+    PyObject *ours = PyObject_GetAttr((PyObject *)loop_class, name);
+    int same = ours == NULL ? -1 : theirs == ours;
+    Py_DECREF(theirs);
+    Py_XDECREF(ours);
+    return same;
+}
+
+/* _RingIO(loop, executor), as its __init__ makes it: a new reference, or NULL. */
+static PyObject *
+ring_io_new(PyObject *loop, PyObject *executor)
+{
+    PyObject *io = new_instance(ring_io_type);
+    if (io == NULL)
+        return NULL;
+    slot_set(io, o_loop, Py_NewRef(loop));
+    slot_set(io, o_r_executor, Py_NewRef(executor));
+    PyObject *ring = PyObject_GetAttr(loop, s_uring_available);
+    if (ring == NULL)
+        goto error;
+    slot_set(io, o_r_ring, ring);
+    PyObject *stream = new_instance(stream_type);
+    if (stream == NULL)
+        goto error;
+    slot_set(stream, o_s_late, Py_NewRef(Py_None));
+    slot_set(stream, o_s_left, PyBytes_FromStringAndSize(NULL, 0));
+    slot_set(io, o_r_stream, stream);
+    int own_pread = loop_own(loop, s_pread);
+    if (own_pread < 0)
+        goto error;
+    slot_set(io, o_r_own_pread, Py_NewRef(own_pread ? Py_True : Py_False));
+    PyObject *turn = own_pread ? PyObject_GetAttr(loop, s_inline_turn) : Py_NewRef(no_turn);
+    if (turn == NULL)
+        goto error;
+    slot_set(io, o_inline_turn, turn);
+    int own_open = loop_own(loop, s_open_fd_method);
+    if (own_open < 0)
+        goto error;
+    slot_set(io, o_r_own_open, Py_NewRef(own_open ? Py_True : Py_False));
+    return io;
+error:
+    Py_DECREF(io);
+    return NULL;
+}
+
+/* _FileLock(): a new reference, or NULL. */
+static PyObject *
+lock_new(void)
+{
+    PyObject *lock = new_instance(lock_type);
+    if (lock == NULL)
+        return NULL;
+    slot_set(lock, o_held, Py_NewRef(Py_False));
+    PyObject *waiters = PyObject_CallNoArgs(deque_type);
+    if (waiters == NULL) {
+        Py_DECREF(lock);
+        return NULL;
+    }
+    slot_set(lock, o_waiters, waiters);
+    return lock;
+}
+
+/* AsyncFileIO(fd, path, raw_mode, readable, writable, False, True, True, 0, blksize,
+ * executor, False, 0, 0, size, io, True, True, False), as _open_now makes it. */
+static PyObject *
+raw_file_new(PyObject *fd, PyObject *path, PyObject *parsed, PyObject *blksize, PyObject *size,
+             PyObject *executor, PyObject *io)
+{
+    PyObject *raw = new_instance(file_type);
+    if (raw == NULL)
+        return NULL;
+    PyObject *zero = PyLong_FromLong(0); /* (a small int: never fails) */
+    slot_set(raw, o_closed, Py_NewRef(Py_False));
+    slot_set(raw, o_fd, Py_NewRef(fd));
+    PyObject *names1[] = {s_name, s_mode};
+    PyObject *values1[] = {path, SLOT(parsed, o_m_raw_mode)};
+    if (store_attributes(raw, names1, values1, 2) < 0)
+        goto error;
+    slot_set(raw, o_readable, Py_NewRef(SLOT(parsed, o_m_readable)));
+    slot_set(raw, o_writable, Py_NewRef(SLOT(parsed, o_m_writable)));
+    PyObject *names2[] = {s_appending, s_closefd};
+    PyObject *values2[] = {Py_False, Py_True};
+    if (store_attributes(raw, names2, values2, 2) < 0)
+        goto error;
+    slot_set(raw, o_seekable, Py_NewRef(Py_True));
+    slot_set(raw, o_pos, Py_NewRef(zero));
+    PyObject *names3[] = {s_blksize, s_size_hint, s_executor};
+    PyObject *values3[] = {blksize, size, executor};
+    if (store_attributes(raw, names3, values3, 3) < 0)
+        goto error;
+    slot_set(raw, o_direct, Py_NewRef(Py_False));
+    PyObject *lock = lock_new();
+    if (lock == NULL)
+        goto error;
+    slot_set(raw, o_lock, lock);
+    slot_set(raw, o_io_cache, Py_NewRef(io));
+    if (PyObject_GenericSetAttr(raw, s_closes_inline_attr, Py_True) < 0)
+        goto error;
+    slot_set(raw, o_copies, Py_NewRef(Py_True));
+    slot_set(raw, o_kernel_seeks, Py_NewRef(Py_False));
+    Py_DECREF(zero);
+    return raw;
+error:
+    Py_DECREF(zero);
+    /* (its _closed_flag is False: marked closed so its __del__ leaves the descriptor, which
+     * the caller closes) */
+    slot_set(raw, o_closed, Py_NewRef(Py_True));
+    Py_DECREF(raw);
+    return NULL;
+}
+
+/* AsyncBufferedFile(raw, buffering, raw_mode, write_size): a new reference, or NULL. */
+static PyObject *
+buffered_file_new(PyObject *raw, PyObject *buffering, PyObject *raw_mode, PyObject *write_size)
+{
+    PyObject *buffered = new_instance(buffered_type);
+    if (buffered == NULL)
+        return NULL;
+    slot_set(buffered, o_b_raw, Py_NewRef(raw));
+    if (PyObject_GenericSetAttr(buffered, s_buffer_size, buffering) < 0)
+        goto error;
+    slot_set(buffered, o_b_write_size, Py_NewRef(write_size));
+    if (PyObject_GenericSetAttr(buffered, s_mode, raw_mode) < 0)
+        goto error;
+    slot_set(buffered, o_b_lock, Py_NewRef(SLOT(raw, o_lock)));
+    slot_set(buffered, o_b_rbuf, PyBytes_FromStringAndSize(NULL, 0));
+    slot_set(buffered, o_b_rpos, PyLong_FromLong(0));
+    PyObject *wbuf = PyByteArray_FromStringAndSize(NULL, 0);
+    if (wbuf == NULL)
+        goto error;
+    slot_set(buffered, o_b_wbuf, wbuf);
+    return buffered;
+error:
+    slot_set(buffered, o_b_raw, NULL); /* (so its __del__ leaves the raw file alone) */
+    Py_DECREF(buffered);
+    return NULL;
+}
+
+/* codec's `attribute` (incrementaldecoder or incrementalencoder) called with "strict", as
+ * AsyncTextFile.__init__ does (LookupError(encoding) where the codec has none): a new
+ * reference, or NULL. */
+static PyObject *
+codec_part(PyObject *codec, PyObject *attribute, PyObject *encoding)
+{
+    PyObject *make = PyObject_GetAttr(codec, attribute);
+    if (make == NULL)
+        return NULL;
+    if (make == Py_None) {
+        Py_DECREF(make);
+        PyErr_SetObject(PyExc_LookupError, encoding);
+        return NULL;
+    }
+    PyObject *made = PyObject_CallOneArg(make, s_strict);
+    Py_DECREF(make);
+    return made;
+}
+
+/* AsyncTextFile(buffered, mode, encoding, "strict", None, False) over a raw file just
+ * opened (readable and writable as `parsed` says, at position 0): a new reference, or NULL. */
+static PyObject *
+text_file_new(PyObject *buffered, PyObject *mode, PyObject *encoding, PyObject *parsed)
+{
+    PyObject *text = new_instance(text_type), *codec = NULL;
+    if (text == NULL)
+        return NULL;
+    slot_set(text, o_t_buffer, Py_NewRef(buffered));
+    if (PyObject_GenericSetAttr(text, s_mode, mode) < 0)
+        goto error;
+    slot_set(text, o_t_lock, Py_NewRef(SLOT(buffered, o_b_lock)));
+    slot_set(text, o_t_decoded, PyUnicode_FromStringAndSize(NULL, 0));
+    slot_set(text, o_t_used, PyLong_FromLong(0));
+    PyObject *names1[] = {s_encoding, s_errors, s_line_buffering, s_readuniversal};
+    PyObject *values1[] = {encoding, s_strict, Py_False, Py_True};
+    if (store_attributes(text, names1, values1, 4) < 0)
+        goto error;
+    slot_set(text, o_t_readtranslate, Py_NewRef(Py_True));
+    PyObject *names2[] = {s_readnl, s_writetranslate, s_writenl};
+    PyObject *values2[] = {Py_None, Py_True, linesep};
+    if (store_attributes(text, names2, values2, 3) < 0)
+        goto error;
+    codec = PyObject_CallOneArg(codecs_lookup, encoding);
+    if (codec == NULL)
+        goto error;
+    PyObject *decoder = Py_NewRef(Py_None);
+    if (SLOT(parsed, o_m_readable) == Py_True) {
+        Py_DECREF(decoder);
+        PyObject *inner = codec_part(codec, s_incrementaldecoder, encoding);
+        if (inner == NULL)
+            goto error;
+        PyObject *decoder_args[] = {inner, Py_True};
+        decoder = PyObject_Vectorcall(newline_decoder, decoder_args, 2, NULL);
+        Py_DECREF(inner);
+        if (decoder == NULL)
+            goto error;
+    }
+    slot_set(text, o_t_decoder, decoder);
+    slot_set(text, o_t_encode_errors, Py_NewRef(s_strict));
+    slot_set(text, o_t_stateless, Py_NewRef(Py_None));
+    int writes = SLOT(parsed, o_m_writable) == Py_True;
+    if (writes) {
+        PyObject *encoder = codec_part(codec, s_incrementalencoder, encoding);
+        if (encoder == NULL)
+            goto error;
+        int stored = PyObject_GenericSetAttr(text, s_encoder, encoder);
+        Py_DECREF(encoder);
+        if (stored < 0)
+            goto error;
+        PyObject *name = PyObject_GetAttr(codec, s_name);
+        if (name == NULL)
+            goto error;
+        int stateless = PySet_Contains(stateless_encodings, name);
+        if (stateless < 0) {
+            Py_DECREF(name);
+            goto error;
+        }
+        if (stateless)
+            slot_set(text, o_t_stateless, name);
+        else
+            Py_DECREF(name);
+    }
+    slot_set(text, o_t_pending, PyList_New(0));
+    if (SLOT(text, o_t_pending) == NULL)
+        goto error;
+    slot_set(text, o_t_pending_count, PyLong_FromLong(0));
+    if (PyObject_GenericSetAttr(text, s_telling, Py_True) < 0)
+        goto error;
+    /* (_encoder is not None, no line buffering, and "\n" written as it is) */
+    int plain = writes && PyUnicode_CompareWithASCIIString(linesep, "\n") == 0;
+    slot_set(text, o_t_plain_writes, Py_NewRef(plain ? Py_True : Py_False));
+    Py_DECREF(codec);
+    return text;
+error:
+    Py_XDECREF(codec);
+    slot_set(text, o_t_buffer, NULL); /* (so its __del__ leaves the buffered file alone) */
+    Py_DECREF(text);
+    return NULL;
+}
+
+/* close(2) of a descriptor made here, the error being raised kept. */
+static void
+close_made(PyObject *fd)
+{
+    long n = PyLong_AsLong(fd);
+    PyObject *exc = take_raised();
+    if (n >= 0)
+        close((int)n);
+    PyErr_Clear();
+    restore_raised(exc);
+}
+
+static PyObject *
+open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "open_now() takes open()'s ten arguments");
+        return NULL;
+    }
+    PyObject *file = args[0], *mode = args[1], *encoding = args[3], *errors = args[4], *newline = args[5],
+             *closefd = args[6], *opener = args[7], *direct = args[8], *executor = args[9];
+    long long buffering;
+    if (!PyUnicode_CheckExact(file) || !int_in(args[2], -1, 0, &buffering) || encoding != Py_None ||
+        errors != Py_None || newline != Py_None || closefd != Py_True || opener != Py_None ||
+        direct != Py_False || !PyUnicode_CheckExact(mode))
+        Py_RETURN_NONE;
+    PyObject *parsed = PyDict_GetItemWithError(parsed_modes, mode);
+    if (parsed == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    if (Py_TYPE(parsed) != mode_type)
+        Py_RETURN_NONE;
+    Py_INCREF(parsed);
+    PyObject *result = NULL, *loop = NULL, *io = NULL, *text_encoding = NULL, *attempt = NULL, *fd = NULL,
+             *facts = NULL, *raw = NULL, *buffered = NULL;
+    PyObject *decl = PyDict_GetItemWithError(namespace, s_open_fd);
+    if (decl == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "name '_open_fd' is not defined");
+        goto done;
+    }
+    if ((attempt = PyObject_GetAttr(decl, s_inline)) == NULL)
+        goto done;
+    long long flags;
+    PyObject *flags_value = SLOT(parsed, o_m_flags);
+    if (SLOT(parsed, o_m_appending) != Py_False || attempt == Py_None || flags_value == NULL ||
+        !int_in(flags_value, INT_MIN, (long long)INT_MAX + 1, &flags) || (flags & never_inline)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *sys_flags = PySys_GetObject("flags"); /* (borrowed) */
+    if (sys_flags == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "lost sys.flags");
+        goto done;
+    }
+    PyObject *warn = PyObject_GetAttr(sys_flags, s_warn_default_encoding);
+    int warns = warn == NULL ? -1 : PyObject_IsTrue(warn);
+    Py_XDECREF(warn);
+    if (warns != 0) {
+        result = warns < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((loop = call_global(s_running_loop, NULL, 0)) == NULL)
+        goto done;
+    int ours = PyObject_IsInstance(loop, (PyObject *)loop_class);
+    if (ours <= 0) {
+        result = ours < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((io = ring_io_new(loop, executor)) == NULL)
+        goto done;
+    int ring = slot_truth(io, o_r_ring), own_open = ring == 1 ? slot_truth(io, o_r_own_open) : 0;
+    if (ring < 0 || own_open < 0)
+        goto done;
+    if (ring != 1 || own_open != 1) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *none_arg = Py_None;
+    if (SLOT(parsed, o_m_binary) == Py_True)
+        text_encoding = Py_NewRef(Py_None);
+    else if ((text_encoding = call_global(s_text_encoding, &none_arg, 1)) == NULL)
+        goto done;
+    PyObject *turn = PyObject_CallMethodNoArgs(loop, s_inline_turn);
+    int turned = turn == NULL ? -1 : PyObject_IsTrue(turn);
+    Py_XDECREF(turn);
+    if (turned != 1) {
+        result = turned < 0 ? NULL : Py_NewRef(Py_False);
+        goto done;
+    }
+    PyObject *attempt_args[] = {file, flags_value, mode_0o666};
+    fd = PyObject_Vectorcall(attempt, attempt_args, 3, NULL);
+    if (fd == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) { /* (as open_now's) */
+            PyErr_Clear();
+            result = Py_NewRef(Py_False);
+        }
+        goto done;
+    }
+    if (fd == Py_None) {
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    /* From here the descriptor is this call's to close on an error. */
+    if ((facts = call_global(s_file_facts, &fd, 1)) == NULL)
+        goto close_fd;
+    if (!PyTuple_Check(facts) || PyTuple_GET_SIZE(facts) != 4) {
+        PyErr_SetString(PyExc_TypeError, "_file_facts() must return a 4-tuple");
+        goto close_fd;
+    }
+    long st_mode = PyLong_AsLong(PyTuple_GET_ITEM(facts, 0));
+    if (st_mode == -1 && PyErr_Occurred())
+        goto close_fd;
+    int local = 0;
+    if (S_ISREG(st_mode)) {
+        PyObject *mounts = PyDict_GetItemWithError(namespace, s_mounts);
+        if (mounts == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_NameError, "name '_mounts' is not defined");
+            goto close_fd;
+        }
+        PyObject *answer = PyObject_CallMethodOneArg(mounts, s_closes_inline, PyTuple_GET_ITEM(facts, 3));
+        local = answer == NULL ? -1 : PyObject_IsTrue(answer);
+        Py_XDECREF(answer);
+        if (local < 0)
+            goto close_fd;
+    }
+    if (!local) {
+        result = Py_NewRef(fd);
+        goto done;
+    }
+    PyObject *blksize = PyTuple_GET_ITEM(facts, 2);
+    raw = raw_file_new(fd, file, parsed, blksize, PyTuple_GET_ITEM(facts, 1), executor, io);
+    if (raw == NULL)
+        goto close_fd;
+    /* From here the raw file owns the descriptor: its _close_sync closes it on an error. */
+    long long blocks;
+    PyObject *buffering_value =
+        int_in(blksize, 2, LLONG_MAX, &blocks) ? blksize : default_buffer_size;
+    if (!int_in(buffering_value, 1, LLONG_MAX, &blocks)) {
+        PyErr_SetString(PyExc_ValueError, "buffer size must be strictly positive");
+        goto close_raw;
+    }
+    PyObject *write_size = blocks >= default_write_size_value ? buffering_value : default_write_buffer_size;
+    buffered = buffered_file_new(raw, buffering_value, SLOT(parsed, o_m_raw_mode), write_size);
+    if (buffered == NULL)
+        goto close_raw;
+    if (text_encoding == Py_None) {
+        result = Py_NewRef(buffered);
+        goto done;
+    }
+    if ((result = text_file_new(buffered, mode, text_encoding, parsed)) == NULL)
+        goto close_raw;
+    goto done;
+close_raw: {
+    PyObject *exc = take_raised();
+    PyObject *closed = PyObject_CallMethodNoArgs(raw, s_close_sync);
+    Py_XDECREF(closed);
+    PyErr_Clear();
+    restore_raised(exc);
+    goto done;
+}
+close_fd:
+    close_made(fd);
+done:
+    Py_DECREF(parsed);
+    Py_XDECREF(attempt);
+    Py_XDECREF(loop);
+    Py_XDECREF(io);
+    Py_XDECREF(text_encoding);
+    Py_XDECREF(fd);
+    Py_XDECREF(facts);
+    Py_XDECREF(raw);
+    Py_XDECREF(buffered);
+    return result;
+}
+
+static PyMethodDef open_now_def = {
+    "open_now", (PyCFunction)(void (*)(void))open_now, METH_FASTCALL,
+    "open_now(file, mode, buffering, encoding, errors, newline, closefd, opener, direct, executor)"
+    " -> the file, or where it stopped (None, False, a descriptor): _files._open_now's twin."};
+
+/* namespace[name] as a type: a new reference, or NULL with a TypeError set. */
+static PyTypeObject *
+namespace_type(PyObject *names, const char *name)
+{
+    PyObject *value = PyDict_GetItemString(names, name);
+    if (value == NULL || !PyType_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "the namespace has no class %s", name);
+        return NULL;
+    }
+    return (PyTypeObject *)Py_NewRef(value);
+}
+
+/* namespace[name]: a new reference, or NULL with a TypeError set. */
+static PyObject *
+namespace_value(PyObject *names, const char *name)
+{
+    PyObject *value = PyDict_GetItemString(names, name);
+    if (value == NULL)
+        PyErr_Format(PyExc_TypeError, "the namespace has no %s", name);
+    return Py_XNewRef(value);
+}
+
+static PyObject *
+install_open(PyObject *module, PyObject *names)
+{
+    if (namespace == NULL || names != namespace) {
+        PyErr_SetString(PyExc_RuntimeError, "install_open() takes the namespace install() was given, after it");
+        return NULL;
+    }
+    if (mode_type != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "install_open() was called already");
+        return NULL;
+    }
+    if ((mode_type = namespace_type(names, "_Mode")) == NULL ||
+        (stream_type = namespace_type(names, "_StreamReads")) == NULL ||
+        (loop_class = namespace_type(names, "Loop")) == NULL ||
+        (parsed_modes = namespace_value(names, "_parsed_modes")) == NULL ||
+        (no_turn = namespace_value(names, "_no_turn")) == NULL ||
+        (stateless_encodings = namespace_value(names, "_STATELESS_ENCODINGS")) == NULL ||
+        (default_write_buffer_size = namespace_value(names, "DEFAULT_WRITE_BUFFER_SIZE")) == NULL ||
+        namespace_long(names, "_NEVER_INLINE", &never_inline) < 0 ||
+        namespace_long(names, "DEFAULT_WRITE_BUFFER_SIZE", &default_write_size_value) < 0)
+        return NULL;
+    if (!PyDict_CheckExact(parsed_modes) || !PyAnySet_Check(stateless_encodings)) {
+        PyErr_SetString(PyExc_TypeError, "_parsed_modes must be a dict, _STATELESS_ENCODINGS a set");
+        return NULL;
+    }
+    if (slot_offset(mode_type, "appending", &o_m_appending) < 0 ||
+        slot_offset(mode_type, "binary", &o_m_binary) < 0 || slot_offset(mode_type, "flags", &o_m_flags) < 0 ||
+        slot_offset(mode_type, "raw_mode", &o_m_raw_mode) < 0 ||
+        slot_offset(mode_type, "readable", &o_m_readable) < 0 ||
+        slot_offset(mode_type, "writable", &o_m_writable) < 0 ||
+        slot_offset(ring_io_type, "executor", &o_r_executor) < 0 ||
+        slot_offset(ring_io_type, "ring", &o_r_ring) < 0 || slot_offset(ring_io_type, "stream", &o_r_stream) < 0 ||
+        slot_offset(ring_io_type, "own_pread", &o_r_own_pread) < 0 ||
+        slot_offset(ring_io_type, "own_open", &o_r_own_open) < 0 ||
+        slot_offset(stream_type, "late", &o_s_late) < 0 || slot_offset(stream_type, "left", &o_s_left) < 0)
+        return NULL;
+    if (import_from("io", "DEFAULT_BUFFER_SIZE", &default_buffer_size) < 0 ||
+        import_from("io", "IncrementalNewlineDecoder", &newline_decoder) < 0 ||
+        import_from("collections", "deque", &deque_type) < 0 ||
+        import_from("codecs", "lookup", &codecs_lookup) < 0 || import_from("os", "linesep", &linesep) < 0 ||
+        (empty_tuple = PyTuple_New(0)) == NULL || (mode_0o666 = PyLong_FromLong(0666)) == NULL)
+        return NULL;
+    if (!PyUnicode_Check(linesep)) {
+        PyErr_SetString(PyExc_TypeError, "os.linesep must be a str");
+        return NULL;
+    }
+    if (intern(&s_open_fd, "_open_fd") < 0 || intern(&s_inline, "inline") < 0 ||
+        intern(&s_text_encoding, "_text_encoding") < 0 || intern(&s_file_facts, "_file_facts") < 0 ||
+        intern(&s_mounts, "_mounts") < 0 || intern(&s_closes_inline, "closes_inline") < 0 ||
+        intern(&s_inline_turn, "inline_turn") < 0 || intern(&s_uring_available, "uring_available") < 0 ||
+        intern(&s_pread, "pread") < 0 || intern(&s_open_fd_method, "open_fd") < 0 ||
+        intern(&s_warn_default_encoding, "warn_default_encoding") < 0 ||
+        intern(&s_close_sync, "_close_sync") < 0 || intern(&s_name, "name") < 0 || intern(&s_mode, "mode") < 0 ||
+        intern(&s_appending, "_appending") < 0 || intern(&s_closefd, "_closefd") < 0 ||
+        intern(&s_blksize, "_blksize") < 0 || intern(&s_size_hint, "_size_hint") < 0 ||
+        intern(&s_executor, "_executor") < 0 || intern(&s_closes_inline_attr, "_closes_inline") < 0 ||
+        intern(&s_buffer_size, "buffer_size") < 0 || intern(&s_encoding, "encoding") < 0 ||
+        intern(&s_errors, "errors") < 0 || intern(&s_line_buffering, "_line_buffering") < 0 ||
+        intern(&s_readuniversal, "_readuniversal") < 0 || intern(&s_readnl, "_readnl") < 0 ||
+        intern(&s_writetranslate, "_writetranslate") < 0 || intern(&s_writenl, "_writenl") < 0 ||
+        intern(&s_encoder, "_encoder") < 0 || intern(&s_telling, "_telling") < 0 ||
+        intern(&s_incrementaldecoder, "incrementaldecoder") < 0 ||
+        intern(&s_incrementalencoder, "incrementalencoder") < 0 || intern(&s_strict, "strict") < 0)
+        return NULL;
+    return PyCFunction_New(&open_now_def, NULL);
+}
+
 static PyMethodDef functions[] = {
     {"install", (PyCFunction)(void (*)(void))install, METH_FASTCALL,
      "install(AsyncFileIO, AsyncBufferedFile, AsyncTextFile, _FileLock, _RingIO, globals, "
@@ -1166,6 +1732,8 @@ static PyMethodDef functions[] = {
      "and write, text read, __anext__, readline and write), over the slots of those "
      "classes, with the reference methods for "
      "what they do not do themselves."},
+    {"install_open", (PyCFunction)install_open, METH_O,
+     "install_open(globals) -> open_now, the twin of _open_now (after install())."},
     {NULL}};
 
 static struct PyModuleDef files_module = {
