@@ -334,7 +334,7 @@ class _RingIO:
         # and a second turn before the ring's open (a few microseconds, beside the
         # worker's tens). Type-level, as own_pread: an open_fd set on the loop instance
         # is not looked at.
-        attempt = _open_fd.inline  # (the declaration's: table._open_inline)
+        attempt = _open_fd.inline  # (the declaration's: table.OPEN_INLINE)
         if (
             attempt is None
             or flags & _NEVER_INLINE  # (never made inline: no turn spent on it)

@@ -424,3 +424,80 @@ async def test_eager_tasks_do_not_refill_the_budget(cached: Path, no_fd_leak: No
             loop.set_task_factory(None)
     await asyncio.gather(*children)
     assert other.steps >= opens // (_loop.INLINE_PER_ITERATION + 1) - 1
+
+
+# -- the compiled twin of the attempt (table.OPEN_INLINE) against its reference ----------------
+
+TWINS = [pytest.param(table._open_inline, id="python")] + (
+    [pytest.param(table.OPEN_INLINE, id="c")] if table.OPEN_INLINE is not table._open_inline else []
+)
+
+
+def _outcome(attempt: Any, *args: Any, **kwargs: Any) -> Any:
+    """What the attempt gives: ("fd", the descriptor's file status flags and what it
+    reads), None, or the exception's shape."""
+    try:
+        fd = attempt(*args, **kwargs)
+    except Exception as exc:
+        return _shape(exc) if isinstance(exc, OSError) else (type(exc), str(exc))
+    if fd is None:
+        return None
+    try:
+        return (
+            "fd",
+            fcntl.fcntl(fd, fcntl.F_GETFL),
+            fcntl.fcntl(fd, fcntl.F_GETFD),
+            os.pread(fd, 4, 0),
+        )
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("attempt", TWINS)
+def test_the_attempt_answers_as_its_reference(
+    attempt: Any, tmp_path: Path, cached: Path, no_fd_leak: None
+) -> None:
+    missing = tmp_path / "missing"
+    assert not missing.exists()  # (a negative dentry: ENOENT inline)
+    dirfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        cases: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+            ((str(cached), os.O_RDONLY, 0o666), {}),
+            ((str(cached), os.O_RDWR | os.O_NONBLOCK, 0o666), {}),
+            ((str(cached),), {}),
+            ((str(cached), os.O_RDONLY), {"mode": 0o600}),
+            ((os.fsencode(cached), os.O_RDONLY, 0o666), {}),
+            ((cached, os.O_RDONLY, 0o666), {}),
+            (("f.txt", os.O_RDONLY, 0o666), {"dir_fd": dirfd}),
+            ((str(missing), os.O_RDONLY, 0o666), {}),
+            ((str(tmp_path), os.O_WRONLY, 0o666), {}),  # EISDIR
+            ((str(cached), os.O_RDONLY | os.O_DIRECTORY, 0o666), {}),  # ENOTDIR
+            ((str(cached), os.O_RDONLY | os.O_CREAT, 0o666), {}),  # never inline
+            ((str(cached), True, 0o666), {}),  # not an int
+            ((str(cached), 1 << 40, 0o666), {}),  # past a C int
+            ((str(cached), os.O_RDONLY, 1 << 40), {}),
+            (("", os.O_RDONLY, 0o666), {}),
+            ((str(cached) + "\0x", os.O_RDONLY, 0o666), {}),
+            (("\ud800", os.O_RDONLY, 0o666), {}),  # not encodable: the ring's call says how
+        ]
+        ours = [_outcome(attempt, *args, **kwargs) for args, kwargs in cases]
+        theirs = [_outcome(table._open_inline, *args, **kwargs) for args, kwargs in cases]
+    finally:
+        os.close(dirfd)
+    assert ours == theirs
+    # (and the cases are what they say: opened, failed, or left to the ring)
+    assert [o if o is None else o[0] for o in ours[:7]] == ["fd"] * 7
+    assert [o[1] for o in ours[7:10]] == [errno.ENOENT, errno.EISDIR, errno.ENOTDIR]
+    assert ours[10:] == [None] * 7
+    assert ours[1][1] & os.O_NONBLOCK and not ours[0][1] & os.O_NONBLOCK
+
+
+@pytest.mark.parametrize("attempt", TWINS)
+def test_the_attempt_forgets_what_was_known_of_the_descriptor(
+    attempt: Any, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    forgotten: list[int] = []
+    monkeypatch.setattr(table, "forget_descriptor", forgotten.append)
+    fd = attempt(str(cached), os.O_RDONLY, 0o666)
+    os.close(fd)
+    assert forgotten == [fd]

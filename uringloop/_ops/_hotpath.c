@@ -12,7 +12,9 @@
  * operation (PositionedCore's) without attribute lookups. One difference is not in the
  * outcome but in the memory: a read into its result (into_result, for a descriptor known
  * not to be O_DIRECT) has the kernel write into the bytes object it returns, instead of a
- * slot the result is copied from; it takes no slot.
+ * slot the result is copied from; it takes no slot. It is also the twin of table.py's
+ * _open_inline, open_fd's inline attempt with its checks (open_inline, which
+ * install_open_inline() returns): made here for a str path, the reference's otherwise.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`, or the result bytes a read into
  * its result reads into, in `into`) is held from construction until complete() or
@@ -1773,6 +1775,33 @@ as_c_int(PyObject *value, int *into)
     return 0;
 }
 
+/* openat2(dirfd, path, flags | O_NONBLOCK, RESOLVE_CACHED), O_NONBLOCK taken off again
+ * unless `flags` has it: the descriptor, or -errno. */
+static long
+open_cached_fd(int dirfd, const char *path, int flags)
+{
+#ifdef SYS_openat2
+    struct open_how_v0 how = {
+        .flags = (uint64_t)(unsigned int)(flags | O_NONBLOCK),
+        .mode = 0,
+        .resolve = OPEN_HOW_RESOLVE_CACHED,
+    };
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0)
+        return -errno;
+    if (!(flags & O_NONBLOCK) && fcntl((int)fd, F_SETFL, flags) < 0) {
+        close((int)fd); /* the ring's open does it then */
+        return -EAGAIN;
+    }
+    return fd;
+#else
+    (void)dirfd;
+    (void)path;
+    (void)flags;
+    return -ENOSYS;
+#endif
+}
+
 static PyObject *
 open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1792,25 +1821,154 @@ open_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "embedded null byte");
         return NULL;
     }
-#ifdef SYS_openat2
-    struct open_how_v0 how = {
-        .flags = (uint64_t)(unsigned int)(flags | O_NONBLOCK),
-        .mode = 0,
-        .resolve = OPEN_HOW_RESOLVE_CACHED,
-    };
-    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-    if (fd < 0)
-        return PyLong_FromLong(-errno);
-    if (!(flags & O_NONBLOCK) && fcntl((int)fd, F_SETFL, flags) < 0) {
-        close((int)fd); /* the ring's open does it then */
-        return PyLong_FromLong(-EAGAIN);
+    return PyLong_FromLong(open_cached_fd(dirfd, path, flags));
+}
+
+/* open_inline(path, flags=os.O_RDONLY, mode=0o777, *, dir_fd=None) -> the new descriptor,
+ * or None: the twin of table._open_inline (open_fd's inline attempt), returned by
+ * install_open_inline(). It makes the common case itself: a str path, int flags and mode
+ * in a C int's range, no dir_fd, and openat2 with RESOLVE_CACHED known to work here
+ * (table's _inline_opens holds True); every other call is the reference's, which it calls
+ * with the same arguments. As the reference, it looks up table's _inline_opens,
+ * OPEN_CACHED, forget_descriptor and os_error at each call; NEVER_INLINE and
+ * _FINAL_OPEN_ERRORS are read once, by install_open_inline(). */
+static PyObject *inline_reference, *table_names, *final_open_errors, *at_fdcwd;
+static PyObject *s_inline_opens, *s_open_cached, *s_forget_descriptor, *s_os_error;
+static long long never_inline_flags;
+
+/* table's global `name` (borrowed), or NULL with a NameError set. */
+static PyObject *
+table_global(PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(table_names, name);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
+    return value;
+}
+
+/* An exact int in a C int's range: 1 with its value in *into, else 0. */
+static int
+exact_c_int(PyObject *value, int *into)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred()) || v < INT_MIN || v > INT_MAX) {
+        PyErr_Clear();
+        return 0;
     }
-    return PyLong_FromLong(fd);
-#else
-    (void)dirfd;
-    (void)path;
-    return PyLong_FromLong(-ENOSYS);
-#endif
+    *into = (int)v;
+    return 1;
+}
+
+static PyObject *
+open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    int flags, mode;
+    PyObject *known = NULL;
+    if (nargs == 3 && kwnames == NULL && PyUnicode_CheckExact(args[0]) && exact_c_int(args[1], &flags) &&
+        exact_c_int(args[2], &mode) && !((long long)flags & never_inline_flags)) {
+        if ((known = table_global(s_inline_opens)) == NULL)
+            return NULL;
+    }
+    if (known == NULL || !PyList_CheckExact(known) || PyList_GET_SIZE(known) < 1 ||
+        PyList_GET_ITEM(known, 0) != Py_True)
+        return PyObject_Vectorcall(inline_reference, args, nargsf, kwnames);
+    PyObject *raw = PyUnicode_EncodeFSDefault(args[0]);
+    if (raw == NULL) { /* (the reference's `except Exception`) */
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (PyBytes_GET_SIZE(raw) == 0 || (Py_ssize_t)strlen(PyBytes_AS_STRING(raw)) != PyBytes_GET_SIZE(raw)) {
+        Py_DECREF(raw);
+        Py_RETURN_NONE;
+    }
+    PyObject *attempt = table_global(s_open_cached), *cloexec = PyLong_FromLong((long)(flags | O_CLOEXEC));
+    if (attempt == NULL || cloexec == NULL) {
+        Py_DECREF(raw);
+        Py_XDECREF(cloexec);
+        return NULL;
+    }
+    PyObject *attempt_args[] = {at_fdcwd, raw, cloexec};
+    PyObject *answer = PyObject_Vectorcall(attempt, attempt_args, 3, NULL);
+    Py_DECREF(raw);
+    Py_DECREF(cloexec);
+    if (answer == NULL)
+        return NULL;
+    long fd = PyLong_AsLong(answer);
+    if (fd == -1 && PyErr_Occurred()) {
+        Py_DECREF(answer);
+        return NULL;
+    }
+    if (fd >= 0) {
+        PyObject *forget = table_global(s_forget_descriptor);
+        PyObject *forgot = forget == NULL ? NULL : PyObject_CallOneArg(forget, answer);
+        if (forgot == NULL) { /* (an interrupt: the descriptor is not lost) */
+            PyObject *exc = take_raised();
+            close((int)fd);
+            restore_raised(exc);
+            Py_DECREF(answer);
+            return NULL;
+        }
+        Py_DECREF(forgot);
+        return answer;
+    }
+    PyObject *code = PyLong_FromLong(-fd);
+    int final = code == NULL ? -1 : PySet_Contains(final_open_errors, code);
+    Py_XDECREF(code);
+    if (final <= 0) {
+        Py_DECREF(answer);
+        return final < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *make = table_global(s_os_error);
+    PyObject *error_args[] = {answer, args[0]};
+    PyObject *error = make == NULL ? NULL : PyObject_Vectorcall(make, error_args, 2, NULL);
+    Py_DECREF(answer);
+    if (error == NULL)
+        return NULL;
+    PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+    Py_DECREF(error);
+    return NULL;
+}
+
+static PyMethodDef open_inline_def = {
+    "open_inline", (PyCFunction)(void (*)(void))open_inline, METH_FASTCALL | METH_KEYWORDS,
+    "open_inline(path, flags=os.O_RDONLY, mode=0o777, *, dir_fd=None) -> fd or None: the twin of "
+    "table._open_inline."};
+
+/* install_open_inline(reference, globals) -> open_inline, over table's globals. */
+static PyObject *
+install_open_inline(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "install_open_inline(reference, globals)");
+        return NULL;
+    }
+    if (inline_reference != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "install_open_inline() was called already");
+        return NULL;
+    }
+    PyObject *names = args[1], *never = PyDict_GetItemString(names, "NEVER_INLINE"),
+             *final = PyDict_GetItemString(names, "_FINAL_OPEN_ERRORS");
+    if (never == NULL || final == NULL || !PyAnySet_Check(final)) {
+        PyErr_SetString(PyExc_TypeError, "the namespace has no NEVER_INLINE or _FINAL_OPEN_ERRORS");
+        return NULL;
+    }
+    never_inline_flags = PyLong_AsLongLong(never);
+    if (never_inline_flags == -1 && PyErr_Occurred())
+        return NULL;
+    if (intern(&s_inline_opens, "_inline_opens") < 0 || intern(&s_open_cached, "OPEN_CACHED") < 0 ||
+        intern(&s_forget_descriptor, "forget_descriptor") < 0 || intern(&s_os_error, "os_error") < 0 ||
+        (at_fdcwd = PyLong_FromLong(AT_FDCWD)) == NULL)
+        return NULL;
+    inline_reference = Py_NewRef(args[0]);
+    table_names = Py_NewRef(names);
+    final_open_errors = Py_NewRef(final);
+    return PyCFunction_New(&open_inline_def, NULL);
 }
 
 /* read_cached(fd, size, offset) -> bytes or -errno: see hotpath.py. */
@@ -2209,6 +2367,9 @@ static PyMethodDef hotpath_functions[] = {
     {"open_cached", (PyCFunction)(void (*)(void))open_cached, METH_FASTCALL,
      "open_cached(dirfd, path, flags) -> fd or -errno: the kernel's non-blocking first\n"
      "attempt at an open, from the dentry cache alone."},
+    {"install_open_inline", (PyCFunction)(void (*)(void))install_open_inline, METH_FASTCALL,
+     "install_open_inline(reference, globals) -> open_inline, the twin of\n"
+     "table._open_inline, over table's globals."},
     {"read_cached", (PyCFunction)(void (*)(void))read_cached, METH_FASTCALL,
      "read_cached(fd, size, offset) -> bytes or -errno: the kernel's non-blocking first\n"
      "attempt at a read, from the page cache alone."},

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 from .._buffers import PIN, Pin, flat_view
 from .._errors import os_error
 from .._ring import abi
+from .._twins import compiled
 from . import args, libc
 from .hotpath import OPEN_CACHED, PINNED_AT, SPLIT_REQUESTS
 from .operation import (
@@ -431,6 +432,13 @@ def _open_inline(
     return None
 
 
+# open_fd's inline attempt: compiled (where its common case is made in C), else the above.
+_install_open_inline = compiled("uringloop._ops._hotpath", "install_open_inline")
+OPEN_INLINE: Callable[..., int | None] = (
+    _open_inline if _install_open_inline is None else _install_open_inline(_open_inline, globals())
+)
+
+
 def _probe_inline_opens() -> list[bool]:
     """Whether openat2 with RESOLVE_CACHED works here (Linux 5.12; a seccomp filter may
     refuse openat2, with ENOSYS, EPERM or another errno): try it on the root directory,
@@ -680,7 +688,7 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
 
 
 @declare(abi.Op.OPENAT, since="5.6", result=descriptor, blocking=_open, discard=_close_quietly,
-         inline=_open_inline)  # fmt: skip
+         inline=OPEN_INLINE)  # fmt: skip
 def open_fd(
     path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
 ) -> Operation:
