@@ -1119,7 +1119,6 @@ class AsyncFileIO(_FileBase):
         copies: bool,
         kernel_seeks: bool,
     ) -> None:
-        self._closed_flag = False
         self._fd = fd
         self.name = name
         self.mode = mode
@@ -1146,6 +1145,9 @@ class AsyncFileIO(_FileBase):
         # kernel's answer, as st_size means nothing there (a block device's end is its
         # size; every position of /dev/null is 0).
         self._kernel_seeks = kernel_seeks
+        # Last: a file whose __init__ was interrupted has none, and its __del__ leaves the
+        # descriptor to whoever handles the error (which closes it once).
+        self._closed_flag = False
 
     def _raw(self) -> AsyncFileIO:
         return self
@@ -3344,11 +3346,14 @@ def _open_now(
         return None
     parsed = _parsed_modes.get(mode)
     attempt = _open_fd.inline
+    if parsed is None:
+        return None
+    flags, appending, binary = parsed.flags, parsed.appending, parsed.binary  # (read once)
+    raw_mode, readable, writable = parsed.raw_mode, parsed.readable, parsed.writable
     if (
-        parsed is None
-        or parsed.appending
+        appending
         or attempt is None
-        or parsed.flags & _NEVER_INLINE
+        or flags & _NEVER_INLINE
         or sys.flags.warn_default_encoding  # (the warning's stack level is _open_rest's)
     ):
         return None
@@ -3358,30 +3363,30 @@ def _open_now(
     io_ = _RingIO(loop, executor)
     if not (io_.ring and io_.own_open):
         return None
-    text_encoding = None if parsed.binary else _text_encoding(None)
+    text_encoding = None if binary else _text_encoding(None)
     if not loop.inline_turn():
         return False
     try:
-        fd = attempt(file, parsed.flags, 0o666)
+        fd = attempt(file, flags, 0o666)
     except TypeError:  # (as open_now's)
         return False
     if fd is None:
         return False
-    try:
+    try:  # (the descriptor is closed on any error until the raw file owns it)
         st_mode, st_size, st_blksize, st_dev = _file_facts(fd)
         if not (_stat.S_ISREG(st_mode) and _mounts.closes_inline(st_dev)):
             return fd
+        raw = AsyncFileIO(
+            fd, file, raw_mode, readable, writable, False, True, True, 0, st_blksize,
+            executor, False, 0, 0, st_size, io_, True, True, False,
+        )  # fmt: skip
     except BaseException:
-        os.close(fd)
+        _close_made(fd)
         raise
-    raw = AsyncFileIO(
-        fd, file, parsed.raw_mode, parsed.readable, parsed.writable, False, True, True, 0,
-        st_blksize, executor, False, 0, 0, st_size, io_, True, True, False,
-    )  # fmt: skip
     try:
         buffering = st_blksize if st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
         buffered = AsyncBufferedFile(
-            raw, buffering, parsed.raw_mode, max(buffering, DEFAULT_WRITE_BUFFER_SIZE)
+            raw, buffering, raw_mode, max(buffering, DEFAULT_WRITE_BUFFER_SIZE)
         )
         if text_encoding is None:
             return buffered
@@ -3391,7 +3396,17 @@ def _open_now(
         raise
 
 
-# open()'s common case: compiled (with the compiled file calls), else _open_now.
+def _close_made(fd: int) -> None:
+    """close(2) of a descriptor _open_now made, as an error goes on (as _close_quietly)."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# open()'s common case: compiled (with the compiled file calls), else _open_now. The
+# compiled twin reads what its C comment lists once, when installed, and fills the file
+# objects' slots and dicts itself (a patched __init__ of theirs is not called).
 _install_open = compiled("uringloop._files_c", "install_open") if _install is not None else None
 OPEN_NOW: Callable[..., Any] = _open_now if _install_open is None else _install_open(globals())
 
@@ -3438,20 +3453,24 @@ async def _open_rest(
     """The file open() makes, from where open_now() stopped (`done`, its answer): None,
     from the start; False, after its inline open did not happen; a descriptor, after it
     opened one (owned here from now) that is not a regular file of a local filesystem."""
-    parsed = _parse_mode(mode)
-    if not (
-        type(buffering) is int
-        and buffering == -1
-        and encoding is None
-        and errors is None
-        and newline is None
-        and direct is False
-    ):  # (the defaults need no checks)
-        buffering = _check_arguments(parsed, buffering, encoding, errors, newline, direct)
-    text_encoding = None if parsed.binary else _text_encoding(encoding)
-    flags = parsed.flags | (os.O_DIRECT if direct else 0)
-
-    io_ = _io_for(executor)
+    try:  # (what open_now() checked already: only an interrupt can stop it with `done` an int)
+        parsed = _parse_mode(mode)
+        if not (
+            type(buffering) is int
+            and buffering == -1
+            and encoding is None
+            and errors is None
+            and newline is None
+            and direct is False
+        ):  # (the defaults need no checks)
+            buffering = _check_arguments(parsed, buffering, encoding, errors, newline, direct)
+        text_encoding = None if parsed.binary else _text_encoding(encoding)
+        flags = parsed.flags | (os.O_DIRECT if direct else 0)
+        io_ = _io_for(executor)
+    except BaseException:
+        if type(done) is int:
+            _close_made(done)
+        raise
     name: Any
     if isinstance(file, int) and not isinstance(file, bool):
         if file < 0:

@@ -1171,8 +1171,12 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * _StreamReads. _running_loop, _text_encoding, _file_facts and _mounts are looked up in
  * the namespace at each call, as are _open_fd and its `inline`; _parsed_modes (the dict
  * itself), Loop, _NEVER_INLINE, _no_turn, _STATELESS_ENCODINGS, DEFAULT_WRITE_BUFFER_SIZE,
- * io.DEFAULT_BUFFER_SIZE, io.IncrementalNewlineDecoder, collections.deque, codecs.lookup
- * and os.linesep are read once, by install_open().
+ * io.DEFAULT_BUFFER_SIZE, io.IncrementalNewlineDecoder, collections.deque, codecs.lookup,
+ * os.linesep and the six classes are read once, by install_open(), and the classes'
+ * __init__ are not called (one patched is not seen). A mode's six fields are read once a
+ * call, as the reference reads them; _file_facts must answer a 4-tuple, its block size an
+ * int (else the default buffer size), as both twins of it do; the text file's
+ * buffer._tell() is not asked (a file just opened without appending is at 0).
  *
  * Invariant: a descriptor it opened is closed on every error before it is returned or
  * owned by the AsyncFileIO made (whose _close_sync closes it then).
@@ -1183,7 +1187,6 @@ static PyObject *parsed_modes, *no_turn, *stateless_encodings, *default_buffer_s
     *default_write_buffer_size, *newline_decoder, *deque_type, *codecs_lookup, *linesep, *empty_tuple,
     *mode_0o666;
 static long long never_inline, default_write_size_value;
-static Py_ssize_t o_m_appending, o_m_binary, o_m_flags, o_m_raw_mode, o_m_readable, o_m_writable;
 static Py_ssize_t o_r_executor, o_r_ring, o_r_stream, o_r_own_pread, o_r_own_open;
 static Py_ssize_t o_s_late, o_s_left;
 static PyObject *s_open_fd, *s_inline, *s_text_encoding, *s_file_facts, *s_mounts, *s_closes_inline,
@@ -1192,6 +1195,26 @@ static PyObject *s_open_fd, *s_inline, *s_text_encoding, *s_file_facts, *s_mount
     *s_closes_inline_attr, *s_buffer_size, *s_encoding, *s_errors, *s_line_buffering, *s_readuniversal,
     *s_readnl, *s_writetranslate, *s_writenl, *s_encoder, *s_telling, *s_incrementaldecoder,
     *s_incrementalencoder, *s_strict;
+
+/* What open_now reads of a _Mode, once, as the reference does (new references). */
+enum { M_FLAGS, M_APPENDING, M_BINARY, M_RAW_MODE, M_READABLE, M_WRITABLE, N_MODE_FIELDS };
+static Py_ssize_t mode_offsets[N_MODE_FIELDS];
+static PyObject *mode_names[N_MODE_FIELDS];
+
+/* `parsed`'s fields into `into`: 0, or -1 with the interpreter's AttributeError for one
+ * unset (those read before it released). */
+static int
+mode_fields(PyObject *parsed, PyObject **into)
+{
+    for (int i = 0; i < N_MODE_FIELDS; i++) {
+        if ((into[i] = slot_get(parsed, mode_offsets[i], mode_names[i])) == NULL) {
+            for (int j = 0; j < i; j++)
+                Py_CLEAR(into[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* A new instance of `cls` as object.__new__(cls) makes it (nothing set), or NULL. */
 static PyObject *
@@ -1280,23 +1303,23 @@ lock_new(void)
 }
 
 /* AsyncFileIO(fd, path, raw_mode, readable, writable, False, True, True, 0, blksize,
- * executor, False, 0, 0, size, io, True, True, False), as _open_now makes it. */
+ * executor, False, 0, 0, size, io, True, True, False), as _open_now makes it (`fields`, the
+ * mode's). */
 static PyObject *
-raw_file_new(PyObject *fd, PyObject *path, PyObject *parsed, PyObject *blksize, PyObject *size,
+raw_file_new(PyObject *fd, PyObject *path, PyObject *const *fields, PyObject *blksize, PyObject *size,
              PyObject *executor, PyObject *io)
 {
     PyObject *raw = new_instance(file_type);
     if (raw == NULL)
         return NULL;
     PyObject *zero = PyLong_FromLong(0); /* (a small int: never fails) */
-    slot_set(raw, o_closed, Py_NewRef(Py_False));
     slot_set(raw, o_fd, Py_NewRef(fd));
     PyObject *names1[] = {s_name, s_mode};
-    PyObject *values1[] = {path, SLOT(parsed, o_m_raw_mode)};
+    PyObject *values1[] = {path, fields[M_RAW_MODE]};
     if (store_attributes(raw, names1, values1, 2) < 0)
         goto error;
-    slot_set(raw, o_readable, Py_NewRef(SLOT(parsed, o_m_readable)));
-    slot_set(raw, o_writable, Py_NewRef(SLOT(parsed, o_m_writable)));
+    slot_set(raw, o_readable, Py_NewRef(fields[M_READABLE]));
+    slot_set(raw, o_writable, Py_NewRef(fields[M_WRITABLE]));
     PyObject *names2[] = {s_appending, s_closefd};
     PyObject *values2[] = {Py_False, Py_True};
     if (store_attributes(raw, names2, values2, 2) < 0)
@@ -1317,12 +1340,12 @@ raw_file_new(PyObject *fd, PyObject *path, PyObject *parsed, PyObject *blksize, 
         goto error;
     slot_set(raw, o_copies, Py_NewRef(Py_True));
     slot_set(raw, o_kernel_seeks, Py_NewRef(Py_False));
+    slot_set(raw, o_closed, Py_NewRef(Py_False)); /* (last, as __init__ sets it) */
     Py_DECREF(zero);
     return raw;
 error:
     Py_DECREF(zero);
-    /* (its _closed_flag is False: marked closed so its __del__ leaves the descriptor, which
-     * the caller closes) */
+    /* (marked closed so its __del__ leaves the descriptor, which the caller closes) */
     slot_set(raw, o_closed, Py_NewRef(Py_True));
     Py_DECREF(raw);
     return NULL;
@@ -1375,9 +1398,10 @@ codec_part(PyObject *codec, PyObject *attribute, PyObject *encoding)
 }
 
 /* AsyncTextFile(buffered, mode, encoding, "strict", None, False) over a raw file just
- * opened (readable and writable as `parsed` says, at position 0): a new reference, or NULL. */
+ * opened (`reads` and `writes` its readable and writable, at position 0, where the
+ * reference's buffer._tell() is 0): a new reference, or NULL. */
 static PyObject *
-text_file_new(PyObject *buffered, PyObject *mode, PyObject *encoding, PyObject *parsed)
+text_file_new(PyObject *buffered, PyObject *mode, PyObject *encoding, int reads, int writes)
 {
     PyObject *text = new_instance(text_type), *codec = NULL;
     if (text == NULL)
@@ -1401,7 +1425,7 @@ text_file_new(PyObject *buffered, PyObject *mode, PyObject *encoding, PyObject *
     if (codec == NULL)
         goto error;
     PyObject *decoder = Py_NewRef(Py_None);
-    if (SLOT(parsed, o_m_readable) == Py_True) {
+    if (reads) {
         Py_DECREF(decoder);
         PyObject *inner = codec_part(codec, s_incrementaldecoder, encoding);
         if (inner == NULL)
@@ -1415,7 +1439,6 @@ text_file_new(PyObject *buffered, PyObject *mode, PyObject *encoding, PyObject *
     slot_set(text, o_t_decoder, decoder);
     slot_set(text, o_t_encode_errors, Py_NewRef(s_strict));
     slot_set(text, o_t_stateless, Py_NewRef(Py_None));
-    int writes = SLOT(parsed, o_m_writable) == Py_True;
     if (writes) {
         PyObject *encoder = codec_part(codec, s_incrementalencoder, encoding);
         if (encoder == NULL)
@@ -1459,8 +1482,8 @@ error:
 static void
 close_made(PyObject *fd)
 {
-    long n = PyLong_AsLong(fd);
     PyObject *exc = take_raised();
+    long n = PyLong_AsLong(fd);
     if (n >= 0)
         close((int)n);
     PyErr_Clear();
@@ -1486,21 +1509,24 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
     if (Py_TYPE(parsed) != mode_type)
         Py_RETURN_NONE;
-    Py_INCREF(parsed);
     PyObject *result = NULL, *loop = NULL, *io = NULL, *text_encoding = NULL, *attempt = NULL, *fd = NULL,
-             *facts = NULL, *raw = NULL, *buffered = NULL;
+             *facts = NULL, *raw = NULL, *buffered = NULL, *fields[N_MODE_FIELDS] = {NULL};
+    Py_INCREF(parsed);
     PyObject *decl = PyDict_GetItemWithError(namespace, s_open_fd);
     if (decl == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_NameError, "name '_open_fd' is not defined");
         goto done;
     }
-    if ((attempt = PyObject_GetAttr(decl, s_inline)) == NULL)
+    if ((attempt = PyObject_GetAttr(decl, s_inline)) == NULL || mode_fields(parsed, fields) < 0)
         goto done;
     long long flags;
-    PyObject *flags_value = SLOT(parsed, o_m_flags);
-    if (SLOT(parsed, o_m_appending) != Py_False || attempt == Py_None || flags_value == NULL ||
-        !int_in(flags_value, INT_MIN, (long long)INT_MAX + 1, &flags) || (flags & never_inline)) {
+    int appending = PyObject_IsTrue(fields[M_APPENDING]), binary = PyObject_IsTrue(fields[M_BINARY]),
+        reads = PyObject_IsTrue(fields[M_READABLE]), writes = PyObject_IsTrue(fields[M_WRITABLE]);
+    if (appending < 0 || binary < 0 || reads < 0 || writes < 0)
+        goto done;
+    if (appending || attempt == Py_None || !int_in(fields[M_FLAGS], INT_MIN, (long long)INT_MAX + 1, &flags) ||
+        (flags & never_inline)) {
         result = Py_NewRef(Py_None);
         goto done;
     }
@@ -1533,7 +1559,7 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     PyObject *none_arg = Py_None;
-    if (SLOT(parsed, o_m_binary) == Py_True)
+    if (binary)
         text_encoding = Py_NewRef(Py_None);
     else if ((text_encoding = call_global(s_text_encoding, &none_arg, 1)) == NULL)
         goto done;
@@ -1544,7 +1570,7 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = turned < 0 ? NULL : Py_NewRef(Py_False);
         goto done;
     }
-    PyObject *attempt_args[] = {file, flags_value, mode_0o666};
+    PyObject *attempt_args[] = {file, fields[M_FLAGS], mode_0o666};
     fd = PyObject_Vectorcall(attempt, attempt_args, 3, NULL);
     if (fd == NULL) {
         if (PyErr_ExceptionMatches(PyExc_TypeError)) { /* (as open_now's) */
@@ -1586,7 +1612,7 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     PyObject *blksize = PyTuple_GET_ITEM(facts, 2);
-    raw = raw_file_new(fd, file, parsed, blksize, PyTuple_GET_ITEM(facts, 1), executor, io);
+    raw = raw_file_new(fd, file, fields, blksize, PyTuple_GET_ITEM(facts, 1), executor, io);
     if (raw == NULL)
         goto close_fd;
     /* From here the raw file owns the descriptor: its _close_sync closes it on an error. */
@@ -1598,14 +1624,14 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto close_raw;
     }
     PyObject *write_size = blocks >= default_write_size_value ? buffering_value : default_write_buffer_size;
-    buffered = buffered_file_new(raw, buffering_value, SLOT(parsed, o_m_raw_mode), write_size);
+    buffered = buffered_file_new(raw, buffering_value, fields[M_RAW_MODE], write_size);
     if (buffered == NULL)
         goto close_raw;
     if (text_encoding == Py_None) {
         result = Py_NewRef(buffered);
         goto done;
     }
-    if ((result = text_file_new(buffered, mode, text_encoding, parsed)) == NULL)
+    if ((result = text_file_new(buffered, mode, text_encoding, reads, writes)) == NULL)
         goto close_raw;
     goto done;
 close_raw: {
@@ -1620,6 +1646,8 @@ close_fd:
     close_made(fd);
 done:
     Py_DECREF(parsed);
+    for (int i = 0; i < N_MODE_FIELDS; i++)
+        Py_XDECREF(fields[i]);
     Py_XDECREF(attempt);
     Py_XDECREF(loop);
     Py_XDECREF(io);
@@ -1683,12 +1711,13 @@ install_open(PyObject *module, PyObject *names)
         PyErr_SetString(PyExc_TypeError, "_parsed_modes must be a dict, _STATELESS_ENCODINGS a set");
         return NULL;
     }
-    if (slot_offset(mode_type, "appending", &o_m_appending) < 0 ||
-        slot_offset(mode_type, "binary", &o_m_binary) < 0 || slot_offset(mode_type, "flags", &o_m_flags) < 0 ||
-        slot_offset(mode_type, "raw_mode", &o_m_raw_mode) < 0 ||
-        slot_offset(mode_type, "readable", &o_m_readable) < 0 ||
-        slot_offset(mode_type, "writable", &o_m_writable) < 0 ||
-        slot_offset(ring_io_type, "executor", &o_r_executor) < 0 ||
+    static const char *const field_names[N_MODE_FIELDS] = {
+        [M_FLAGS] = "flags", [M_APPENDING] = "appending", [M_BINARY] = "binary",
+        [M_RAW_MODE] = "raw_mode", [M_READABLE] = "readable", [M_WRITABLE] = "writable"};
+    for (int i = 0; i < N_MODE_FIELDS; i++)
+        if (slot_offset(mode_type, field_names[i], &mode_offsets[i]) < 0 || intern(&mode_names[i], field_names[i]) < 0)
+            return NULL;
+    if (slot_offset(ring_io_type, "executor", &o_r_executor) < 0 ||
         slot_offset(ring_io_type, "ring", &o_r_ring) < 0 || slot_offset(ring_io_type, "stream", &o_r_stream) < 0 ||
         slot_offset(ring_io_type, "own_pread", &o_r_own_pread) < 0 ||
         slot_offset(ring_io_type, "own_open", &o_r_own_open) < 0 ||

@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import concurrent.futures
+import gc
 import io
 import os
 import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +48,10 @@ def _state(obj: Any, seen: dict[int, str], where: str = "file") -> Any:
         return ("seen", seen[id(obj)])
     if obj is None or isinstance(obj, (bool, int, str, bytes, bytearray, float)):
         return (type(obj).__name__, obj if not isinstance(obj, bytearray) else bytes(obj))
-    if isinstance(obj, (asyncio.AbstractEventLoop, concurrent_types())) or callable(obj):
-        return ("by identity", id(obj))
+    if isinstance(obj, types.MethodType):  # (a bound method is made at each lookup)
+        return ("bound method", id(obj.__self__), id(obj.__func__))
+    if isinstance(obj, (asyncio.AbstractEventLoop, concurrent.futures.Executor)) or callable(obj):
+        return ("object", id(obj))  # (the loop, the executor, a function: the same ones)
     seen[id(obj)] = where
     if isinstance(obj, collections.deque):
         return ("deque", [_state(x, seen, f"{where}[]") for x in obj])
@@ -69,12 +74,6 @@ def _state(obj: Any, seen: dict[int, str], where: str = "file") -> Any:
     return (type(obj).__qualname__, slots, attributes)
 
 
-def concurrent_types() -> tuple[type, ...]:
-    import concurrent.futures
-
-    return (concurrent.futures.Executor,)
-
-
 def _open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
@@ -92,6 +91,13 @@ def _fresh(path: Path) -> None:
 
 def _run(main: Callable[[], Any]) -> Any:
     return uringloop.run(main())
+
+
+def _run_leaving_no_descriptor(main: Callable[[], Any]) -> Any:
+    before = _open_fds()
+    result = _run(main)
+    assert _open_fds() == before
+    return result
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -119,15 +125,14 @@ def test_makes_the_files_the_general_path_makes(
     before = _open_fds()
     ours, theirs, fds, made_type = _run(main)
     assert fds[0] != fds[1]
-    # The descriptors and the by-identity loop and bound methods differ; all else is equal.
+    # The descriptors differ; all else is equal (the loop, executor and methods held too).
     assert _without_identities(ours) == _without_identities(theirs)
     assert made_type is (_files.AsyncBufferedFile if "b" in mode else _files.AsyncTextFile)
     assert _open_fds() <= before
 
 
 def _without_identities(state: Any) -> Any:
-    if isinstance(state, tuple) and state and state[0] == "by identity":
-        return "by identity"
+    """`state` with the descriptor left out (each file has its own)."""
     if isinstance(state, tuple) and len(state) == 2 and state[0] == "int":
         return state
     if isinstance(state, tuple):
@@ -288,9 +293,7 @@ def test_an_open_error_is_raised_as_the_general_paths(
             theirs.value.filename,
         )
 
-    before = _open_fds()
-    _run(main)
-    assert _open_fds() == before
+    _run_leaving_no_descriptor(main)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -338,9 +341,7 @@ def test_open_goes_on_from_a_descriptor_open_now_gave(tmp_path: Path) -> None:
         with pytest.raises(IsADirectoryError):
             await uringloop.open(str(tmp_path))
 
-    before = _open_fds()
-    _run(main)
-    assert _open_fds() == before
+    _run_leaving_no_descriptor(main)
 
 
 def _no_decoder_codec(name: str) -> codecs.CodecInfo | None:
@@ -390,8 +391,6 @@ def test_a_codec_the_text_file_cannot_use_closes_the_file(
 
     before = _open_fds()
     _run(main)
-    import gc
-
     gc.collect()
     assert _open_fds() == before
     assert unraisable == []
@@ -399,8 +398,6 @@ def test_a_codec_the_text_file_cannot_use_closes_the_file(
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_the_executor_given_is_the_files(implementation: Callable[..., Any], path: Path) -> None:
-    import concurrent.futures
-
     _files._parse_mode("rb")
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
 
@@ -417,3 +414,148 @@ def test_open_uses_the_compiled_twin_where_the_file_calls_are_compiled() -> None
     assert (_files._METHODS_IMPLEMENTATION == "c") == _COMPILED
     if _COMPILED:
         assert type(_files.OPEN_NOW).__name__ == "builtin_function_or_method"
+
+
+class _Failure(Exception):
+    pass
+
+
+def _raise(*args: Any) -> Any:
+    raise _Failure("as asked")
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("where", ["_file_facts", "closes_inline"])
+def test_a_failure_after_the_open_closes_the_descriptor(
+    implementation: Callable[..., Any], where: str, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _files._parse_mode("r")
+    opened: list[int] = []
+    real = _files._open_fd.inline
+
+    def inline(*args: Any) -> Any:
+        fd = real(*args)
+        opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(_files, "_open_fd", _Declaration(inline))
+    if where == "_file_facts":
+        monkeypatch.setattr(_files, "_file_facts", _raise)
+    else:
+        monkeypatch.setattr(_files._mounts, "closes_inline", _raise)
+
+    async def main() -> None:
+        with pytest.raises(_Failure, match="as asked"):
+            implementation(*_args(str(path), "r"))
+
+    before = _open_fds()
+    _run(main)
+    assert len(opened) == 1 and type(opened[0]) is int  # (it did open)
+    assert _open_fds() == before
+
+
+class _Index:
+    """A descriptor given as an object with __index__ (os.close takes it)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __index__(self) -> int:
+        return self.fd
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_a_descriptor_not_an_int_is_closed_on_a_failure_too(
+    implementation: Callable[..., Any], path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _files._parse_mode("r")
+    real = _files._open_fd.inline
+    monkeypatch.setattr(_files, "_open_fd", _Declaration(lambda *args: _Index(real(*args))))
+    monkeypatch.setattr(_files._mounts, "closes_inline", _raise)
+
+    async def main() -> None:
+        with pytest.raises(_Failure, match="as asked"):
+            implementation(*_args(str(path), "r"))
+
+    _run_leaving_no_descriptor(main)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_the_mode_is_read_once(
+    implementation: Callable[..., Any], path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Code run in between (the encoding's lookup) that changes the cached mode does not
+    # change the flags the open is made with: they were read before.
+    parsed = _files._parse_mode("r")
+    flags = parsed.flags
+    given: list[Any] = []
+
+    def inline(path: Any, flags: Any, mode: Any) -> None:
+        given.append(flags)
+        return None
+
+    def encoding(name: Any) -> str:
+        parsed.flags = flags | (1 << 40)  # (a new int object: the old one may be freed)
+        return "utf-8"
+
+    monkeypatch.setattr(_files, "_open_fd", _Declaration(inline))
+    monkeypatch.setattr(_files, "_text_encoding", encoding)
+
+    async def main() -> Any:
+        return implementation(*_args(str(path), "r"))
+
+    try:
+        assert _run(main) is False
+    finally:
+        parsed.flags = flags
+    assert given == [flags]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_a_mode_missing_a_field_raises_attribute_error(
+    implementation: Callable[..., Any], path: Path
+) -> None:
+    parsed = _files._parse_mode("rb")
+    readable = parsed.readable
+    del parsed.readable
+
+    async def main() -> None:
+        with pytest.raises(AttributeError, match="readable"):
+            implementation(*_args(str(path), "rb"))
+
+    before = _open_fds()
+    try:
+        _run(main)
+    finally:
+        parsed.readable = readable
+    assert _open_fds() == before
+
+
+def test_the_compiled_twin_makes_the_common_case_itself(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reference calls the file classes; the compiled twin fills them itself (so its
+    # own path runs: the other tests would pass were it to hand every call over).
+    _files._parse_mode("r")
+    calls: list[str] = []
+    for cls in (_files.AsyncFileIO, _files.AsyncBufferedFile, _files.AsyncTextFile):
+        init = cls.__init__
+
+        def counted(self: Any, *args: Any, _init: Any = init, _name: str = cls.__name__) -> None:
+            calls.append(_name)
+            _init(self, *args)
+
+        monkeypatch.setattr(cls, "__init__", counted)
+
+    async def main() -> list[list[str]]:
+        seen = []
+        for implementation in (_files._open_now, _files.OPEN_NOW):
+            calls.clear()
+            f = implementation(*_args(str(path), "r"))
+            await f.close()
+            seen.append(list(calls))
+        return seen
+
+    reference, default = _run(main)
+    assert reference == ["AsyncFileIO", "AsyncBufferedFile", "AsyncTextFile"]
+    assert default == ([] if _COMPILED else reference)

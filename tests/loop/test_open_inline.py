@@ -501,3 +501,35 @@ def test_the_attempt_forgets_what_was_known_of_the_descriptor(
     fd = attempt(str(cached), os.O_RDONLY, 0o666)
     os.close(fd)
     assert forgotten == [fd]
+
+
+def test_the_compiled_attempt_makes_the_common_case_itself(
+    cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # The reference converts the path with args.fs_bytes; the compiled twin does it itself
+    # (so its own path runs: the tests above would pass were it to hand every call over).
+    converted: list[Any] = []
+    real = table.args.fs_bytes
+    monkeypatch.setattr(
+        table.args, "fs_bytes", lambda value: converted.append(value) or real(value)
+    )
+    assert table._inline_opens == [True] or table._probe_inline_opens() == [True]
+    for attempt in TWINS:
+        converted.clear()
+        os.close(attempt.values[0](str(cached), os.O_RDONLY, 0o666))
+        expected = [] if attempt.id == "c" else [str(cached)]
+        assert converted == expected, attempt.id
+
+
+@pytest.mark.parametrize("attempt", TWINS)
+def test_an_interrupt_as_the_attempt_forgets_closes_its_descriptor(
+    attempt: Any, cached: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # (as test_an_interrupt_as_the_open_returns_closes_its_descriptor, through each twin
+    # with a str path: the compiled one's own path)
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(table, "forget_descriptor", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        attempt(str(cached), os.O_RDONLY, 0o666)

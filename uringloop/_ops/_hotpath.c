@@ -1887,14 +1887,17 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(raw);
         Py_RETURN_NONE;
     }
-    PyObject *attempt = table_global(s_open_cached), *cloexec = PyLong_FromLong((long)(flags | O_CLOEXEC));
+    PyObject *attempt = Py_XNewRef(table_global(s_open_cached)),
+             *cloexec = PyLong_FromLong((long)(flags | O_CLOEXEC));
     if (attempt == NULL || cloexec == NULL) {
         Py_DECREF(raw);
+        Py_XDECREF(attempt);
         Py_XDECREF(cloexec);
         return NULL;
     }
     PyObject *attempt_args[] = {at_fdcwd, raw, cloexec};
     PyObject *answer = PyObject_Vectorcall(attempt, attempt_args, 3, NULL);
+    Py_DECREF(attempt);
     Py_DECREF(raw);
     Py_DECREF(cloexec);
     if (answer == NULL)
@@ -1905,8 +1908,9 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         return NULL;
     }
     if (fd >= 0) {
-        PyObject *forget = table_global(s_forget_descriptor);
+        PyObject *forget = Py_XNewRef(table_global(s_forget_descriptor));
         PyObject *forgot = forget == NULL ? NULL : PyObject_CallOneArg(forget, answer);
+        Py_XDECREF(forget);
         if (forgot == NULL) { /* (an interrupt: the descriptor is not lost) */
             PyObject *exc = take_raised();
             close((int)fd);
@@ -1924,12 +1928,18 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(answer);
         return final < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *make = table_global(s_os_error);
+    PyObject *make = Py_XNewRef(table_global(s_os_error));
     PyObject *error_args[] = {answer, args[0]};
     PyObject *error = make == NULL ? NULL : PyObject_Vectorcall(make, error_args, 2, NULL);
+    Py_XDECREF(make);
     Py_DECREF(answer);
     if (error == NULL)
         return NULL;
+    if (!PyExceptionInstance_Check(error)) { /* (as `raise` of one) */
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        Py_DECREF(error);
+        return NULL;
+    }
     PyErr_SetObject((PyObject *)Py_TYPE(error), error);
     Py_DECREF(error);
     return NULL;
