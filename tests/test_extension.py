@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from uringloop import _buffers, _files, _handle, _loop, _running, _twins, threads
-from uringloop._ops import hotpath
+from uringloop._ops import hotpath, table
 from uringloop._ring import ring
 
 _PROBE = """
@@ -69,6 +69,8 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         assert _files.IMPLEMENTATION == _buffers.PINS_IMPLEMENTATION == "python"
         assert _running.IMPLEMENTATION == "python"
         assert _running.RUNNING_LOOP is _running.running_loop
+        assert _files.OPEN_NOW is _files._open_now
+        assert table.OPEN_INLINE is table._open_inline
         return
     expected = "c" if _can_build() else "python"
     assert expected == ring.IMPLEMENTATION == hotpath.IMPLEMENTATION == _handle.IMPLEMENTATION
@@ -87,6 +89,9 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
             method = cls.__dict__.get(name)
             assert (type(method).__name__ == "method_descriptor") == (expected == "c"), (cls, name)
     assert (_handle.READY_HANDLE.__module__ == "uringloop._handle_c") == (expected == "c")
+    # open()'s common case and open_fd's inline attempt (compiled: plain C functions).
+    assert (_files.OPEN_NOW is not _files._open_now) == (expected == "c")
+    assert (table.OPEN_INLINE is not table._open_inline) == (expected == "c")
     assert (ring.QUEUES.__module__ == "uringloop._ring._queues") == (expected == "c")
     assert (hotpath.READ_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
     assert (hotpath.POSITIONED_CORE.__module__ == "uringloop._ops._hotpath") == (expected == "c")
@@ -99,9 +104,9 @@ def test_the_compiled_twin_is_used_by_default_where_it_can_be_built(tmp_path: Pa
         for name in ("preadinto", "pwrite", "fsync", "statx", "close_fd"):
             method = _loop.Loop.__dict__[name]
             assert (type(method).__name__ == "OperationMethod") == (expected == "c"), name
-        coro = loop.pwrite(0, b"", 0)
-        assert (type(coro).__name__ == "OperationCall") == (expected == "c")
-        coro.close()
+        write = loop.pwrite(0, b"", 0)
+        assert (type(write).__name__ == "OperationCall") == (expected == "c")
+        write.close()
         assert type(_loop.Loop.__dict__["open_fd"]).__name__ == "function"  # (inline)
     finally:
         loop.close()
