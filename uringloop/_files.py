@@ -3364,13 +3364,8 @@ def _open_now(
     if not (io_.ring and io_.own_open):
         return None
     text_encoding = None if binary else _text_encoding(None)
-    if not loop.inline_turn():
-        return False
-    try:
-        fd = attempt(file, flags, 0o666)
-    except TypeError:  # (as open_now's)
-        return False
-    if fd is None:
+    fd = io_.open_now(file, flags)
+    if fd is None:  # (no inline turn left, or not in the dentry cache)
         return False
     try:  # (the descriptor is closed on any error until the raw file owns it)
         st_mode, st_size, st_blksize, st_dev = _file_facts(fd)

@@ -144,21 +144,6 @@ slot_get(PyObject *file, Py_ssize_t offset, PyObject *name)
     return value != NULL ? Py_NewRef(value) : PyObject_GetAttr(file, name);
 }
 
-/* 1 where `value` is an exact int in [low, high), its value in *n; else 0. */
-static int
-int_in(PyObject *value, long long low, long long high, long long *n)
-{
-    if (!PyLong_CheckExact(value))
-        return 0;
-    int overflow;
-    *n = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || (*n == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    return low <= *n && *n < high;
-}
-
 /* Whether `lock` (a _FileLock, held by the caller) is free, nobody waiting for it (as the
  * reference's `not lock.held and not lock.waiters`): 1, 0 (or left to the reference), -1
  * with an error. */
@@ -201,13 +186,9 @@ flags_are(PyObject *file, const Py_ssize_t *offsets, const int *expected, int n)
 static PyObject *
 call_global(PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *fn = PyDict_GetItemWithError(namespace, name);
-    if (fn == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
+    PyObject *fn = global_in(namespace, name);
+    if (fn == NULL)
         return NULL;
-    }
-    Py_INCREF(fn);
     PyObject *result = PyObject_Vectorcall(fn, args, nargs, NULL);
     Py_DECREF(fn);
     return result;
@@ -1163,13 +1144,15 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* -- open_now: uringloop.open's common case (the twin of _files._open_now) ---------------
  *
- * install_open(globals()) returns it, after install(). It makes the three file objects
+ * install_open(globals()) returns it, after install(). It makes the file objects
  * itself, as their __init__ would with the arguments _open_now passes them: each made by
  * its class's tp_new (object.__new__), its slots set at their offsets and the other
  * attributes stored through the instance's dict in the order __init__ stores them (so the
  * class's shared-key layout is kept); likewise the file's _RingIO, _FileLock and
  * _StreamReads. _running_loop, _text_encoding, _file_facts and _mounts are looked up in
- * the namespace at each call, as are _open_fd and its `inline`; _parsed_modes (the dict
+ * the namespace at each call, as are _open_fd and its `inline`, whose attempt it makes as
+ * _RingIO.open_now makes it (the loop's inline_turn, then the attempt; a TypeError from it
+ * is "not made"), that method's steps without its call; _parsed_modes (the dict
  * itself), Loop, _NEVER_INLINE, _no_turn, _STATELESS_ENCODINGS, DEFAULT_WRITE_BUFFER_SIZE,
  * io.DEFAULT_BUFFER_SIZE, io.IncrementalNewlineDecoder, collections.deque, codecs.lookup,
  * os.linesep and the six classes are read once, by install_open(), and the classes'
@@ -1512,13 +1495,10 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL, *loop = NULL, *io = NULL, *text_encoding = NULL, *attempt = NULL, *fd = NULL,
              *facts = NULL, *raw = NULL, *buffered = NULL, *fields[N_MODE_FIELDS] = {NULL};
     Py_INCREF(parsed);
-    PyObject *decl = PyDict_GetItemWithError(namespace, s_open_fd);
-    if (decl == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_NameError, "name '_open_fd' is not defined");
-        goto done;
-    }
-    if ((attempt = PyObject_GetAttr(decl, s_inline)) == NULL || mode_fields(parsed, fields) < 0)
+    PyObject *decl = global_in(namespace, s_open_fd);
+    attempt = decl == NULL ? NULL : PyObject_GetAttr(decl, s_inline);
+    Py_XDECREF(decl);
+    if (attempt == NULL || mode_fields(parsed, fields) < 0)
         goto done;
     long long flags;
     int appending = PyObject_IsTrue(fields[M_APPENDING]), binary = PyObject_IsTrue(fields[M_BINARY]),
@@ -1535,9 +1515,7 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "lost sys.flags");
         goto done;
     }
-    PyObject *warn = PyObject_GetAttr(sys_flags, s_warn_default_encoding);
-    int warns = warn == NULL ? -1 : PyObject_IsTrue(warn);
-    Py_XDECREF(warn);
+    int warns = truth_of(PyObject_GetAttr(sys_flags, s_warn_default_encoding));
     if (warns != 0) {
         result = warns < 0 ? NULL : Py_NewRef(Py_None);
         goto done;
@@ -1563,9 +1541,7 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         text_encoding = Py_NewRef(Py_None);
     else if ((text_encoding = call_global(s_text_encoding, &none_arg, 1)) == NULL)
         goto done;
-    PyObject *turn = PyObject_CallMethodNoArgs(loop, s_inline_turn);
-    int turned = turn == NULL ? -1 : PyObject_IsTrue(turn);
-    Py_XDECREF(turn);
+    int turned = truth_of(PyObject_CallMethodNoArgs(loop, s_inline_turn));
     if (turned != 1) {
         result = turned < 0 ? NULL : Py_NewRef(Py_False);
         goto done;
@@ -1595,15 +1571,10 @@ open_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto close_fd;
     int local = 0;
     if (S_ISREG(st_mode)) {
-        PyObject *mounts = PyDict_GetItemWithError(namespace, s_mounts);
-        if (mounts == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_NameError, "name '_mounts' is not defined");
-            goto close_fd;
-        }
-        PyObject *answer = PyObject_CallMethodOneArg(mounts, s_closes_inline, PyTuple_GET_ITEM(facts, 3));
-        local = answer == NULL ? -1 : PyObject_IsTrue(answer);
-        Py_XDECREF(answer);
+        PyObject *mounts = global_in(namespace, s_mounts);
+        local = mounts == NULL ? -1
+                               : truth_of(PyObject_CallMethodOneArg(mounts, s_closes_inline, PyTuple_GET_ITEM(facts, 3)));
+        Py_XDECREF(mounts);
         if (local < 0)
             goto close_fd;
     }

@@ -93,22 +93,7 @@ static PyObject *done_state;       /* an operation's state once answered (state.
 static PyObject *
 global(PyObject *name)
 {
-    PyObject *value = PyDict_GetItemWithError(namespace, name);
-    if (value == NULL && !PyErr_Occurred())
-        PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
-    return Py_XNewRef(value);
-}
-
-/* The truth of `value`, a new reference it releases: 1, 0, or -1 with an error set (also
- * where `value` is NULL, the call that made it having failed). */
-static int
-truth_of(PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int truth = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return truth;
+    return global_in(namespace, name);
 }
 
 /* `value` (a new reference, or NULL from a failed call) dropped: 0, or -1 with an error. */

@@ -114,4 +114,42 @@ with_source_digest(PyObject *m)
     return m;
 }
 
+/* names[name] (a module's globals), a new reference: NULL with an error set, a NameError
+ * where it is not there, as the reference's lookup of a global. */
+static inline PyObject *
+global_in(PyObject *names, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(names, name);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
+    return Py_XNewRef(value);
+}
+
+/* The truth of `value`, a new reference it releases: 1, 0, or -1 with an error set (also
+ * where `value` is NULL, the call that made it having failed). */
+static inline int
+truth_of(PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* 1 where `value` is an exact int in [low, high), its value in *n; else 0 (no error set). */
+static inline int
+int_in(PyObject *value, long long low, long long high, long long *n)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow;
+    *n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (*n == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return low <= *n && *n < high;
+}
+
 #endif

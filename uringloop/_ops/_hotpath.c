@@ -1836,45 +1836,22 @@ static PyObject *inline_reference, *table_names, *final_open_errors, *at_fdcwd;
 static PyObject *s_inline_opens, *s_open_cached, *s_forget_descriptor, *s_os_error;
 static long long never_inline_flags;
 
-/* table's global `name` (borrowed), or NULL with a NameError set. */
-static PyObject *
-table_global(PyObject *name)
-{
-    PyObject *value = PyDict_GetItemWithError(table_names, name);
-    if (value == NULL && !PyErr_Occurred())
-        PyErr_Format(PyExc_NameError, "name '%U' is not defined", name);
-    return value;
-}
-
-/* An exact int in a C int's range: 1 with its value in *into, else 0. */
-static int
-exact_c_int(PyObject *value, int *into)
-{
-    if (!PyLong_CheckExact(value))
-        return 0;
-    int overflow;
-    long v = PyLong_AsLongAndOverflow(value, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred()) || v < INT_MIN || v > INT_MAX) {
-        PyErr_Clear();
-        return 0;
-    }
-    *into = (int)v;
-    return 1;
-}
-
 static PyObject *
 open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    int flags, mode;
-    PyObject *known = NULL;
-    if (nargs == 3 && kwnames == NULL && PyUnicode_CheckExact(args[0]) && exact_c_int(args[1], &flags) &&
-        exact_c_int(args[2], &mode) && !((long long)flags & never_inline_flags)) {
-        if ((known = table_global(s_inline_opens)) == NULL)
+    long long flags, mode; /* (in a C int's range) */
+    int openat2_works = 0;
+    if (nargs == 3 && kwnames == NULL && PyUnicode_CheckExact(args[0]) &&
+        int_in(args[1], INT_MIN, (long long)INT_MAX + 1, &flags) &&
+        int_in(args[2], INT_MIN, (long long)INT_MAX + 1, &mode) && !(flags & never_inline_flags)) {
+        PyObject *known = global_in(table_names, s_inline_opens);
+        if (known == NULL)
             return NULL;
+        openat2_works = PyList_CheckExact(known) && PyList_GET_SIZE(known) >= 1 && PyList_GET_ITEM(known, 0) == Py_True;
+        Py_DECREF(known);
     }
-    if (known == NULL || !PyList_CheckExact(known) || PyList_GET_SIZE(known) < 1 ||
-        PyList_GET_ITEM(known, 0) != Py_True)
+    if (!openat2_works)
         return PyObject_Vectorcall(inline_reference, args, nargsf, kwnames);
     PyObject *raw = PyUnicode_EncodeFSDefault(args[0]);
     if (raw == NULL) { /* (the reference's `except Exception`) */
@@ -1887,8 +1864,8 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(raw);
         Py_RETURN_NONE;
     }
-    PyObject *attempt = Py_XNewRef(table_global(s_open_cached)),
-             *cloexec = PyLong_FromLong((long)(flags | O_CLOEXEC));
+    PyObject *attempt = global_in(table_names, s_open_cached),
+             *cloexec = PyLong_FromLongLong(flags | O_CLOEXEC);
     if (attempt == NULL || cloexec == NULL) {
         Py_DECREF(raw);
         Py_XDECREF(attempt);
@@ -1908,7 +1885,7 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         return NULL;
     }
     if (fd >= 0) {
-        PyObject *forget = Py_XNewRef(table_global(s_forget_descriptor));
+        PyObject *forget = global_in(table_names, s_forget_descriptor);
         PyObject *forgot = forget == NULL ? NULL : PyObject_CallOneArg(forget, answer);
         Py_XDECREF(forget);
         if (forgot == NULL) { /* (an interrupt: the descriptor is not lost) */
@@ -1928,7 +1905,7 @@ open_inline(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(answer);
         return final < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *make = Py_XNewRef(table_global(s_os_error));
+    PyObject *make = global_in(table_names, s_os_error);
     PyObject *error_args[] = {answer, args[0]};
     PyObject *error = make == NULL ? NULL : PyObject_Vectorcall(make, error_args, 2, NULL);
     Py_XDECREF(make);
