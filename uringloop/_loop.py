@@ -56,6 +56,7 @@ from ._ops import (
     table,
 )
 from ._ops.args import INT_MAX, OFF_MAX, off_t
+from ._ops.hotpath import COPY_RING, COPY_RING_MIN, CopyRing
 from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
@@ -238,8 +239,8 @@ class _LoopState:
     most five attributes of its own.
     """
 
-    __slots__ = ("blocking", "busy_poll", "cq_entries", "direct_attempts", "forked", "inline",
-                 "inline_spent", "ring_thread", "sq_entries", "threadsafe",
+    __slots__ = ("blocking", "busy_poll", "copy_ring", "cq_entries", "direct_attempts",
+                 "forked", "inline", "inline_spent", "ring_thread", "sq_entries", "threadsafe",
                  "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
@@ -260,6 +261,9 @@ class _LoopState:
         self.inline_spent = 0
         self.direct_attempts = 0
         self.inline = True  # Loop(inline=False): no direct work at all
+        # pread_many's copies go through it (read_many_cached), made for the first batch
+        # long enough to use it and closed with the loop.
+        self.copy_ring: CopyRing | None = None
         # Operations whose result is undone when nobody takes it (an open's descriptor),
         # awaited by a coroutine that has not taken it yet: close() undoes the results
         # that came for tasks that never run again.
@@ -1171,13 +1175,16 @@ class Loop(asyncio.SelectorEventLoop):
         if room <= 0:
             return None
         fds = batch.fds
+        state = self._state
         cost = 1 + largest // EAGER_UNIT
         allowed = min(len(fds), -(-room // cost))  # (the last may overrun, as inline_turn's)
-        head, stopped = read_many_cached(fds, batch.sizes, batch.offsets, allowed)
+        ring = state.copy_ring
+        if ring is None and allowed >= COPY_RING_MIN:
+            ring = state.copy_ring = COPY_RING()
+        head, stopped = read_many_cached(fds, batch.sizes, batch.offsets, allowed, ring)
         if stopped == _NO_NOWAIT:  # the file cannot say without waiting: not asked again
             copies_refused(fds[len(head)])
         attempts = min(len(head) + 1, allowed)
-        state = self._state
         state.inline_spent += attempts * cost
         state.direct_attempts += attempts
         return head
@@ -1251,6 +1258,8 @@ class Loop(asyncio.SelectorEventLoop):
                     unreaped += self._shutdown_driver(driver)
             self._undo_unclaimed()
         finally:
+            if self._state.copy_ring is not None:
+                self._state.copy_ring.close()
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
             _loops.discard(self)  # nothing of it is left for a fork to let go of

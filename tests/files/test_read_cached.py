@@ -77,12 +77,12 @@ def refuse_copies(monkeypatch: pytest.MonkeyPatch, fds: set[int] | None = None) 
         return -errno.EAGAIN if refused(fd) else real_one(fd, size, offset)
 
     def read_many_cached(
-        many: Any, sizes: Any, offsets: Any, limit: int
+        many: Any, sizes: Any, offsets: Any, limit: int, *ring: Any
     ) -> tuple[list[bytes], int]:
         first = next((i for i, fd in enumerate(many) if refused(fd)), len(many))
         if first >= limit:
-            return real_many(many, sizes, offsets, limit)
-        answers, stopped = real_many(many[:first], sizes[:first], offsets[:first], limit)
+            return real_many(many, sizes, offsets, limit, *ring)
+        answers, stopped = real_many(many[:first], sizes[:first], offsets[:first], limit, *ring)
         return answers, (stopped if len(answers) < first or stopped else -errno.EAGAIN)
 
     monkeypatch.setattr(_loop, "read_cached", read_cached)

@@ -4,15 +4,18 @@
  * the caller.
  *
  * The twin of uringloop/_ops/hotpath.py, which is the readable reference: the same classes
- * (ReadCore, PositionedCore), functions (write_entries, deliver, open_cached, read_cached,
- * read_many_cached), arguments, attributes and behaviour, down to the order of the calls
- * made on the pool, the waiter and each operation. What differs is the cost: the SQE is
+ * (ReadCore, PositionedCore, CopyRing), functions (write_entries, deliver, open_cached,
+ * read_cached, read_many_cached), arguments, attributes and behaviour, down to the order of
+ * the calls made on the pool, the waiter and each operation. What differs is the cost: the SQE is
  * written with one copy, the result bytes are copied straight from the slot's address,
  * and the loops reach the fields of a plain read (ReadCore's) or a plain positioned
  * operation (PositionedCore's) without attribute lookups. One difference is not in the
  * outcome but in the memory: a read into its result (into_result, for a descriptor known
  * not to be O_DIRECT) has the kernel write into the bytes object it returns, instead of a
- * slot the result is copied from; it takes no slot. It is also the twin of table.py's
+ * slot the result is copied from; it takes no slot. Another is in the system calls:
+ * read_many_cached, given a CopyRing that has a ring, makes a batch's copies through that
+ * small io_uring, one io_uring_enter for up to 64, where the reference makes one preadv2
+ * each (the same answers). It is also the twin of table.py's
  * _open_inline, open_fd's inline attempt with its checks (open_inline, which
  * install_open_inline() returns): made here for a str path, the reference's otherwise.
  *
@@ -35,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -2087,11 +2091,401 @@ column_item(column *c, Py_ssize_t i)
     return item;
 }
 
+/* CopyRing: a batch's copies through a small io_uring of its own (see hotpath.py): the
+ * requests' non-blocking reads (RWF_NOWAIT, as preadv2's above) written as READ SQEs into
+ * fresh bytes objects and submitted together, so one io_uring_enter makes what would be one
+ * preadv2 each. The kernel completes such a read inside that call (it copies from the page
+ * cache or fails at once with EAGAIN: RWF_NOWAIT keeps it from waiting or going to a
+ * worker), so the call returns with every CQE posted. The answers are read_cached()'s, in
+ * order.
+ *
+ * A CopyRing without a ring (io_uring_setup failed, closed, failed since, or in a forked
+ * child, whose maps would be its parent's ring) leaves the copies to preadv2.
+ *
+ * Invariant: every bytes object an SQE points at is held until its CQE was reaped; where
+ * the CQEs cannot all be had (io_uring_enter failing while waiting for them, which a read
+ * that cannot wait does not make it do), the buffers are leaked and the ring dropped,
+ * never freed under the kernel. */
+
+#define COPY_RING_ENTRIES 64
+#define COPY_RING_MIN 12 /* fewer reads: preadv2 each, cheaper (the break-even is about 8) */
+
+struct ring_params { /* struct io_uring_params */
+    uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd;
+    uint32_t resv[3];
+    uint32_t sq_head, sq_tail, sq_ring_mask, sq_ring_entries, sq_flags, sq_dropped, sq_array,
+        sq_resv1;
+    uint64_t sq_user_addr;
+    uint32_t cq_head, cq_tail, cq_ring_mask, cq_ring_entries, cq_overflow, cq_cqes, cq_flags,
+        cq_resv1;
+    uint64_t cq_user_addr;
+};
+_Static_assert(sizeof(struct ring_params) == 120, "io_uring_params is 120 bytes");
+
+struct ring_cqe {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+};
+
+#define SETUP_SUBMIT_ALL (1U << 7) /* Linux 5.18: a failed SQE does not stop the batch */
+#define FEAT_SINGLE_MMAP (1U << 0)
+#define ENTER_GETEVENTS (1U << 0)
+#define OFF_SQ_RING 0ULL
+#define OFF_CQ_RING 0x8000000ULL
+#define OFF_SQES 0x10000000ULL
+
+typedef struct {
+    int fd;
+    pid_t pid;
+    int busy; /* a batch is being copied (with the GIL released, maybe): not another */
+    unsigned entries, sq_mask, cq_mask;
+    uint32_t generation; /* the high half of user_data: CQEs of an earlier call are not ours */
+    void *ring_map, *cq_map; /* cq_map NULL: the ring map holds the CQ too */
+    size_t ring_len, cq_len, sqes_len;
+    struct sqe *sqes;
+    uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
+    struct ring_cqe *cqes;
+} copy_ring;
+
+static void
+copy_ring_unmap(copy_ring *r)
+{
+    if (r->sqes != NULL)
+        munmap(r->sqes, r->sqes_len);
+    if (r->cq_map != NULL)
+        munmap(r->cq_map, r->cq_len);
+    if (r->ring_map != NULL)
+        munmap(r->ring_map, r->ring_len);
+    if (r->fd >= 0)
+        close(r->fd);
+    PyMem_RawFree(r);
+}
+
+/* A new ring, or NULL (errno set; no Python error). */
+static copy_ring *
+copy_ring_make(void)
+{
+    copy_ring *r = PyMem_RawCalloc(1, sizeof(copy_ring));
+    if (r == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    r->fd = -1;
+    struct ring_params p;
+    for (int attempt = 0; r->fd < 0; attempt++) {
+        memset(&p, 0, sizeof p);
+        p.flags = attempt == 0 ? SETUP_SUBMIT_ALL : 0;
+        r->fd = (int)syscall(__NR_io_uring_setup, COPY_RING_ENTRIES, &p);
+        if (r->fd < 0 && (errno != EINVAL || attempt > 0))
+            goto failed;
+    }
+    r->pid = getpid();
+    r->entries = p.sq_entries;
+    r->ring_len = p.sq_array + p.sq_entries * sizeof(uint32_t);
+    size_t cq_len = p.cq_cqes + p.cq_entries * sizeof(struct ring_cqe);
+    int prot = PROT_READ | PROT_WRITE, flags = MAP_SHARED | MAP_POPULATE;
+    if (p.features & FEAT_SINGLE_MMAP) {
+        if (cq_len > r->ring_len)
+            r->ring_len = cq_len;
+    }
+    r->ring_map = mmap(NULL, r->ring_len, prot, flags, r->fd, OFF_SQ_RING);
+    if (r->ring_map == MAP_FAILED) {
+        r->ring_map = NULL;
+        goto failed;
+    }
+    char *cq = r->ring_map;
+    if (!(p.features & FEAT_SINGLE_MMAP)) {
+        r->cq_len = cq_len;
+        r->cq_map = mmap(NULL, cq_len, prot, flags, r->fd, OFF_CQ_RING);
+        if (r->cq_map == MAP_FAILED) {
+            r->cq_map = NULL;
+            goto failed;
+        }
+        cq = r->cq_map;
+    }
+    r->sqes_len = p.sq_entries * sizeof(struct sqe);
+    r->sqes = mmap(NULL, r->sqes_len, prot, flags, r->fd, OFF_SQES);
+    if (r->sqes == MAP_FAILED) {
+        r->sqes = NULL;
+        goto failed;
+    }
+    char *sq = r->ring_map;
+    r->sq_head = (uint32_t *)(sq + p.sq_head);
+    r->sq_tail = (uint32_t *)(sq + p.sq_tail);
+    r->sq_array = (uint32_t *)(sq + p.sq_array);
+    r->sq_mask = *(uint32_t *)(sq + p.sq_ring_mask);
+    r->cq_head = (uint32_t *)(cq + p.cq_head);
+    r->cq_tail = (uint32_t *)(cq + p.cq_tail);
+    r->cq_mask = *(uint32_t *)(cq + p.cq_ring_mask);
+    r->cqes = (struct ring_cqe *)(cq + p.cq_cqes);
+    return r;
+failed:;
+    int error = errno;
+    copy_ring_unmap(r);
+    errno = error;
+    return NULL;
+}
+
+typedef struct {
+    PyObject_HEAD
+    copy_ring *ring; /* NULL: none */
+} CopyRing;
+
+static PyTypeObject CopyRingType;
+
+/* The ring of a CopyRing that may copy now (made by this process, not busy), or NULL. */
+static copy_ring *
+usable_ring(PyObject *obj)
+{
+    if (obj == NULL || Py_TYPE(obj) != &CopyRingType)
+        return NULL;
+    copy_ring *r = ((CopyRing *)obj)->ring;
+    return r == NULL || r->busy || r->pid != getpid() ? NULL : r;
+}
+
+static PyObject *
+CopyRing_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "CopyRing() takes no arguments");
+        return NULL;
+    }
+    CopyRing *self = (CopyRing *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->ring = copy_ring_make(); /* (NULL: none, the copies are preadv2 calls) */
+    return (PyObject *)self;
+}
+
+static PyObject *
+CopyRing_close(CopyRing *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->ring != NULL && !self->ring->busy) {
+        copy_ring_unmap(self->ring);
+        self->ring = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+CopyRing_fileno(CopyRing *self, PyObject *Py_UNUSED(ignored))
+{
+    copy_ring *r = self->ring;
+    return PyLong_FromLong(r == NULL || r->pid != getpid() ? -1 : r->fd);
+}
+
+static void
+CopyRing_dealloc(CopyRing *self)
+{
+    if (self->ring != NULL)
+        copy_ring_unmap(self->ring);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef CopyRing_methods[] = {
+    {"close", (PyCFunction)CopyRing_close, METH_NOARGS,
+     "close() -> None: close the ring (the copies are preadv2 calls from then on)."},
+    {"fileno", (PyCFunction)CopyRing_fileno, METH_NOARGS,
+     "fileno() -> the ring's descriptor, or -1 where the copies are preadv2 calls."},
+    {NULL}};
+
+static PyTypeObject CopyRingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "uringloop._ops._hotpath.CopyRing",
+    .tp_basicsize = sizeof(CopyRing),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "CopyRing(): the small io_uring read_many_cached() copies batches through.",
+    .tp_new = CopyRing_new,
+    .tp_dealloc = (destructor)CopyRing_dealloc,
+    .tp_methods = CopyRing_methods,
+};
+
+/* Copy requests [first, first + n) of the columns (values in range, sizes >= 1) through
+ * the ring, into `into[k]` (new bytes of sizes[first + k], taken: each is given back
+ * resized to what was read or freed) and `results[k]` (the CQE's res). 0, or -1 where the
+ * ring could not be used (its state is unknown: the caller drops it; the reads whose
+ * CQEs are missing keep their buffers, leaked). */
+static int
+copy_ring_submit(copy_ring *r, const long long *fds, const long long *sizes,
+                 const long long *offsets, Py_ssize_t n, PyObject **into, int32_t *results)
+{
+    uint32_t generation = ++r->generation;
+    uint32_t tail = *r->sq_tail; /* (ours alone to move) */
+    long long total = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint32_t index = (tail + (uint32_t)k) & r->sq_mask;
+        struct sqe *e = &r->sqes[index];
+        memset(e, 0, sizeof *e);
+        e->opcode = IORING_OP_READ;
+        e->fd = (int32_t)fds[k];
+        e->off = (uint64_t)offsets[k];
+        e->addr = (uint64_t)(uintptr_t)PyBytes_AS_STRING(into[k]);
+        e->len = (uint32_t)sizes[k];
+        e->rw_flags = RWF_NOWAIT;
+        e->user_data = ((uint64_t)generation << 32) | (uint64_t)k;
+        r->sq_array[index] = index;
+        results[k] = INT32_MIN; /* no CQE yet */
+        total += sizes[k];
+    }
+    /* Invariant: the SQEs are written before the tail that publishes them (release). */
+    __atomic_store_n(r->sq_tail, tail + (uint32_t)n, __ATOMIC_RELEASE);
+    Py_ssize_t reaped = 0, submitted = n;
+    int first = 1;
+    int tries = 0;
+    while (reaped < submitted) {
+        long entered;
+        unsigned to_submit = first ? (unsigned)n : 0;
+        if (total >= GIL_FREE_COPY) {
+            Py_BEGIN_ALLOW_THREADS
+            entered = syscall(__NR_io_uring_enter, r->fd, to_submit,
+                              (unsigned)(submitted - reaped), ENTER_GETEVENTS, NULL, 0);
+            Py_END_ALLOW_THREADS
+        } else {
+            entered = syscall(__NR_io_uring_enter, r->fd, to_submit,
+                              (unsigned)(submitted - reaped), ENTER_GETEVENTS, NULL, 0);
+        }
+        int error = entered < 0 ? errno : 0;
+        if (first) {
+            first = 0;
+            /* What the kernel took: a failed SQE stops a batch where SUBMIT_ALL is not
+             * known; the rest were not read: the tail goes back over them. */
+            uint32_t head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+            submitted = (Py_ssize_t)(uint32_t)(head - tail);
+            if (submitted > n)
+                submitted = n; /* (cannot be) */
+            if (submitted < n)
+                __atomic_store_n(r->sq_tail, tail + (uint32_t)submitted, __ATOMIC_RELEASE);
+            if (submitted == 0 && error != 0 && error != EINTR && error != EAGAIN
+                && error != EBUSY)
+                return -1; /* not a ring any more (nothing in flight): dropped */
+        }
+        uint32_t head = *r->cq_head;
+        uint32_t cq_tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+        for (; head != cq_tail; head++) {
+            struct ring_cqe *c = &r->cqes[head & r->cq_mask];
+            if ((uint32_t)(c->user_data >> 32) != generation)
+                continue; /* an earlier call's, given up on */
+            uint32_t k = (uint32_t)c->user_data;
+            if (k < (uint32_t)n && results[k] == INT32_MIN) {
+                results[k] = c->res;
+                reaped++;
+            }
+        }
+        /* Invariant: the CQ head passes a CQE only once it was read (release). */
+        __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+        if (reaped < submitted && error != 0 && error != EINTR && error != EAGAIN
+            && error != EBUSY)
+            break;
+        if (reaped < submitted && ++tries > 1000)
+            break;
+    }
+    if (reaped < submitted) { /* reads the kernel may still make: their buffers stay */
+        for (Py_ssize_t k = 0; k < submitted; k++)
+            if (results[k] == INT32_MIN)
+                into[k] = NULL; /* leaked, never freed under the kernel */
+        return -1;
+    }
+    for (Py_ssize_t k = submitted; k < n; k++)
+        results[k] = -EAGAIN; /* not read: the caller's copies stop there */
+    return 0;
+}
+
+/* How many requests from `first` on (at most COPY_RING_ENTRIES) the ring may read as one
+ * batch: values in range and sizes >= 1 (read_many_cached's copies without a Python int). */
+static Py_ssize_t
+ring_run(const long long *fds, const long long *sizes, const long long *offsets,
+         Py_ssize_t first, Py_ssize_t count, unsigned entries)
+{
+    Py_ssize_t k = first;
+    while (k < count && k - first < (Py_ssize_t)entries && 0 <= fds[k] && fds[k] <= INT_MAX
+           && 1 <= sizes[k] && sizes[k] <= MAX_RW_COUNT && offsets[k] >= 0)
+        k++;
+    return k - first;
+}
+
+/* Requests [first, first + n) copied through the ring, their answers appended to
+ * `answers` in order while each is whole (read_many_cached's rule). 0: all were, go on;
+ * 1: stopped (*stopped set to the -errno where one failed); 2: the ring failed, nothing
+ * appended (copy them another way); -1: a Python error. */
+static int
+copy_through_ring(copy_ring *r, const long long *fds, const long long *sizes,
+                  const long long *offsets, Py_ssize_t first, Py_ssize_t n, long page,
+                  PyObject *answers, PyObject **stopped)
+{
+    PyObject *into[COPY_RING_ENTRIES];
+    int32_t results[COPY_RING_ENTRIES];
+    for (Py_ssize_t k = 0; k < n; k++) {
+        into[k] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizes[first + k]);
+        if (into[k] == NULL) {
+            while (k > 0)
+                Py_DECREF(into[--k]);
+            return -1;
+        }
+    }
+    r->busy = 1;
+    int submitted = copy_ring_submit(r, fds + first, sizes + first, offsets + first, n, into,
+                                     results);
+    r->busy = 0;
+    if (submitted < 0) {
+        for (Py_ssize_t k = 0; k < n; k++)
+            Py_XDECREF(into[k]); /* (NULL: leaked, the kernel may write there yet) */
+        return 2;
+    }
+    int outcome = 0;
+    Py_ssize_t k = 0;
+    for (; k < n && outcome == 0; k++) {
+        int32_t res = results[k];
+        long long size = sizes[first + k], offset = offsets[first + k];
+        if (res < 0) {
+            /* The first read that failed (or was not submitted) is made again as preadv2,
+             * for read_cached()'s answer: io_uring's checks come in another order. */
+            PyObject *again = copy_cached((int)fds[first + k], size, offset);
+            if (again == NULL) {
+                outcome = -1;
+                break;
+            }
+            if (PyBytes_Check(again)) {
+                Py_SETREF(into[k], again);
+                res = (int32_t)PyBytes_GET_SIZE(again);
+            } else {
+                res = (int32_t)PyLong_AsLong(again);
+                Py_DECREF(again);
+            }
+        }
+        if (res < 0) { /* EAGAIN, EOPNOTSUPP, or an error the loop's ring read reports */
+            PyObject *error = PyLong_FromLong(res);
+            if (error == NULL) {
+                outcome = -1;
+                break;
+            }
+            Py_SETREF(*stopped, error);
+            outcome = 1;
+            break;
+        }
+        if (res != size && res && (offset + res) % page == 0) {
+            outcome = 1; /* a page not cached, maybe: the whole read goes the other way */
+            break;
+        }
+        if (PyBytes_GET_SIZE(into[k]) > res && _PyBytes_Resize(&into[k], (Py_ssize_t)res) < 0) {
+            outcome = -1; /* (into[k] freed and NULL) */
+            break;
+        }
+        if (PyList_Append(answers, into[k]) < 0) {
+            outcome = -1;
+            break;
+        }
+        Py_CLEAR(into[k]);
+    }
+    for (; k < n; k++)
+        Py_XDECREF(into[k]);
+    return outcome;
+}
+
 static PyObject *
 read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "read_many_cached expected 4 arguments, got %zd", nargs);
+    if (nargs != 4 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "read_many_cached expected 4 or 5 arguments, got %zd",
+                     nargs);
         return NULL;
     }
     PyObject *index = PyNumber_Index(args[3]);
@@ -2131,10 +2525,35 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long page = sysconf(_SC_PAGESIZE);
     int in_place = cols[0].view.obj != NULL && cols[1].view.obj != NULL
                    && cols[2].view.obj != NULL;
+    copy_ring *ring = in_place && count >= COPY_RING_MIN && nargs == 5 ? usable_ring(args[4])
+                                                                        : NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *data = NULL;
         long long size = 0, offset = 0;
         long long fd = -1;
+        if (ring != NULL) {
+            const long long *fds = cols[0].view.buf, *sizes = cols[1].view.buf,
+                            *offsets = cols[2].view.buf;
+            Py_ssize_t run = ring_run(fds, sizes, offsets, i, count, ring->entries);
+            if (run >= COPY_RING_MIN) {
+                int outcome =
+                    copy_through_ring(ring, fds, sizes, offsets, i, run, page, answers, &stopped);
+                if (outcome < 0) {
+                    Py_CLEAR(answers);
+                    goto done;
+                }
+                if (outcome == 1)
+                    break;
+                if (outcome == 0) {
+                    i += run - 1;
+                    continue;
+                }
+                /* The ring failed: closed (what may still be in flight keeps its
+                 * buffers), and these and the rest are copied one preadv2 at a time. */
+                CopyRing_close((CopyRing *)args[4], NULL);
+                ring = NULL;
+            }
+        }
         if (in_place) {
             fd = ((long long *)cols[0].view.buf)[i];
             size = ((long long *)cols[1].view.buf)[i];
@@ -2361,8 +2780,8 @@ static PyMethodDef hotpath_functions[] = {
      "read_cached(fd, size, offset) -> bytes or -errno: the kernel's non-blocking first\n"
      "attempt at a read, from the page cache alone."},
     {"read_many_cached", (PyCFunction)(void (*)(void))read_many_cached, METH_FASTCALL,
-     "read_many_cached(fds, sizes, offsets, limit) -> ([bytes, ...], -errno or 0):\n"
-     "read_cached() of the first requests, for as long as each copy is the whole answer."},
+     "read_many_cached(fds, sizes, offsets, limit, ring=None) -> ([bytes, ...], -errno or\n"
+     "0): read_cached() of the first requests, for as long as each copy is the whole answer."},
     {"build", (PyCFunction)(void (*)(void))build_operation, METH_FASTCALL | METH_KEYWORDS,
      "build(spec, *args, **kwargs) -> operation: spec.build(*args, **kwargs) compiled."},
     {"pinned_at", (PyCFunction)(void (*)(void))pinned_at, METH_FASTCALL,
@@ -2384,7 +2803,8 @@ static struct PyModuleDef hotpath_module = {
 PyMODINIT_FUNC
 PyInit__hotpath(void)
 {
-    if (PyType_Ready(&ReadCoreType) < 0 || PyType_Ready(&PositionedCoreType) < 0)
+    if (PyType_Ready(&ReadCoreType) < 0 || PyType_Ready(&PositionedCoreType) < 0
+        || PyType_Ready(&CopyRingType) < 0)
         return NULL;
     if (intern(&s_free_small, "free_small") || intern(&s_alloc, "alloc") ||
         intern(&s_address_of, "address_of") || intern(&s_free_list_of, "free_list_of") ||
@@ -2440,7 +2860,8 @@ PyInit__hotpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddObjectRef(m, "PositionedCore", (PyObject *)&PositionedCoreType) < 0) {
+    if (PyModule_AddObjectRef(m, "PositionedCore", (PyObject *)&PositionedCoreType) < 0
+        || PyModule_AddObjectRef(m, "CopyRing", (PyObject *)&CopyRingType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

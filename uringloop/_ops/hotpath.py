@@ -12,8 +12,9 @@ CQEs afterwards. The driver owns the tables both work on.
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
 same classes (ReadCore, PositionedCore), functions, arguments, attributes and behaviour, down
 to the order of the calls made on each operation. READ_CORE, POSITIONED_CORE, WRITE_ENTRIES,
-DELIVER, FILE_FACTS, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED and SPLIT_REQUESTS are the
-ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
+DELIVER, FILE_FACTS, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED, COPY_RING and SPLIT_REQUESTS
+are the ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is
+set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -498,7 +499,12 @@ def read_cached(fd: int, size: int, offset: int) -> bytes | int:
 
 
 def read_many_cached(
-    fds: Sequence[int], sizes: Sequence[int], offsets: Sequence[int], limit: int
+    fds: Sequence[int],
+    sizes: Sequence[int],
+    offsets: Sequence[int],
+    limit: int,
+    ring: CopyRing | None = None,
+    /,
 ) -> tuple[list[bytes], int]:
     """read_cached() of the first requests (fds[i], sizes[i], offsets[i]), at most `limit`
     of them, in order, for as long as each copy is the read's whole answer: all of it, or
@@ -507,7 +513,18 @@ def read_many_cached(
     failed, else 0), which the caller reads again, whole, another way. A copy is not whole
     when nothing was cached, it stopped at a page's end short of its size, or it failed.
     Sizes of 0 answer b"" without a read. Checked values (as read_many_args gives them):
-    fds >= 0, sizes in [0, MAX_RW_COUNT], offsets >= 0."""
+    fds >= 0 that take offsets (not a pipe's or a socket's) and are not O_DIRECT, sizes in
+    [0, MAX_RW_COUNT], offsets >= 0.
+
+    Here each copy is one preadv2. The compiled twin, given a CopyRing (`ring`) that has
+    a ring, makes the copies of a run of at least COPY_RING_MIN requests (up to
+    COPY_RING_ENTRIES at a time) through it: the same non-blocking reads, written as READ
+    SQEs with RWF_NOWAIT and submitted together, so that one io_uring_enter makes them all
+    (the kernel completes each inside that call: it copies, or fails at once with EAGAIN).
+    The answers are the same (the first read that failed is made again as preadv2, for
+    its answer); what differs is that the reads after the first that is not whole were made
+    too, for nothing. Where the ring fails, it is closed and the copies are preadv2 calls.
+    """
     limit = operator.index(limit)
     count = min(len(fds), limit)
     if len(sizes) != len(fds) or len(offsets) != len(fds):
@@ -526,6 +543,26 @@ def read_many_cached(
             break  # a page not cached, maybe: the whole read goes the other way
         answers.append(data)
     return answers, 0
+
+
+COPY_RING_MIN = 12  # (the compiled twin's) a shorter run: a preadv2 each, cheaper
+COPY_RING_ENTRIES = 64  # (the compiled twin's) the most copies one io_uring_enter makes
+
+
+class CopyRing:
+    """The small io_uring that read_many_cached(), given it, makes a batch's copies
+    through, in the compiled twin: here none, the copies being preadv2 calls. (The compiled
+    twin's makes one at construction; where io_uring_setup fails, or the ring does later,
+    or in a forked child, it has none either.) Its owner closes it."""
+
+    __slots__ = ()
+
+    def fileno(self) -> int:
+        """The ring's descriptor, or -1 where it has none."""
+        return -1
+
+    def close(self) -> None:
+        """Close the ring: the copies are preadv2 calls from then on."""
 
 
 Split = tuple["array[int]", "array[int]", "array[int]", int, int, int, int]
@@ -574,8 +611,9 @@ OPEN_CACHED: Callable[[int, bytes, int], int] = (
 READ_CACHED: Callable[[int, int, int], bytes | int] = (
     compiled("uringloop._ops._hotpath", "read_cached") or read_cached
 )
+COPY_RING: type[CopyRing] = compiled("uringloop._ops._hotpath", "CopyRing") or CopyRing
 READ_MANY_CACHED: Callable[
-    [Sequence[int], Sequence[int], Sequence[int], int], tuple[list[bytes], int]
+    [Sequence[int], Sequence[int], Sequence[int], int, CopyRing | None], tuple[list[bytes], int]
 ] = compiled("uringloop._ops._hotpath", "read_many_cached") or read_many_cached
 SPLIT_REQUESTS: Callable[[Any, int], Split | None] = (
     compiled("uringloop._ops._hotpath", "split_requests") or split_requests
