@@ -124,7 +124,7 @@ def test_a_batch_through_the_ring_stops_where_the_reference_does(
     fd, data = file
     directory = os.open(tmp_path, os.O_RDONLY)
     try:
-        # (a directory: EOPNOTSUPP, for RWF_NOWAIT, on this kernel, or EISDIR)
+        # (a directory: no ring read, preadv2's answer: EOPNOTSUPP here, or EISDIR)
         for bad, errors in ((999, {errno.EBADF}), (directory, {errno.EOPNOTSUPP, errno.EISDIR})):
             fds, sizes, offsets = batch(fd, 40)
             fds[17] = bad
@@ -277,19 +277,6 @@ def rings_open() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd") if is_io_uring(int(name))}
 
 
-def test_the_first_read_that_fails_answers_as_the_reference_s(compiled: Any, ring: Any) -> None:
-    # Made again as preadv2: on a descriptor without offsets (outside what pread_many
-    # gives it), io_uring's non-blocking read would say EAGAIN where preadv2 says ESPIPE.
-    read_end, write_end = os.pipe()
-    try:
-        fds, sizes, offsets = q([read_end] * 20), q([10] * 20), q([0] * 20)
-        got = compiled.read_many_cached(fds, sizes, offsets, 20, ring)
-        assert got == hotpath.read_many_cached(fds, sizes, offsets, 20) == ([], -errno.ESPIPE)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-
-
 def test_the_loop_s_copy_ring_is_closed_with_the_loop(file: tuple[int, bytes]) -> None:
     fd, data = file
     fds, sizes, offsets = batch(fd, 64, seed=3)
@@ -305,3 +292,93 @@ def test_the_loop_s_copy_ring_is_closed_with_the_loop(file: tuple[int, bytes]) -
     finally:
         loop.close()
     assert not any(is_io_uring(ring) for ring in made)  # the loop still referenced here
+
+
+def test_a_copy_stopping_at_a_page_s_end_stops_the_batch_as_the_reference_s(
+    compiled: Any, ring: Any, tmp_path: Path
+) -> None:
+    # A file of 20 pages: the read of 2 pages at its last page copies one, and stops at a
+    # page's end, short of its size: not whole (the next page may be one not cached).
+    data = os.urandom(4096 * 20)
+    path = tmp_path / "pages.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        sizes = q([4096] * 15 + [8192] + [4096] * 5)
+        offsets = q([4096 * k for k in range(15)] + [4096 * 19] + [0] * 5)
+        fds = q([fd] * 21)
+        got = compiled.read_many_cached(fds, sizes, offsets, 21, ring)
+        assert got == hotpath.read_many_cached(fds, sizes, offsets, 21)
+        assert got == ([data[4096 * k : 4096 * (k + 1)] for k in range(15)], 0)
+    finally:
+        os.close(fd)
+
+
+def test_a_descriptor_without_offsets_is_not_read_through_the_ring(
+    compiled: Any, ring: Any
+) -> None:
+    # io_uring's READ of a pipe ignores the offset and takes what the pipe holds, where
+    # preadv2 fails with ESPIPE: such a descriptor's requests are left to preadv2.
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"x" * 1000)
+        fds, sizes, offsets = q([read_end] * 20), q([10] * 20), q([0] * 20)
+        before = submitted(ring.fileno())
+        got = compiled.read_many_cached(fds, sizes, offsets, 20, ring)
+        assert got == hotpath.read_many_cached(fds, sizes, offsets, 20) == ([], -errno.ESPIPE)
+        assert submitted(ring.fileno()) == before
+        assert os.read(read_end, 2000) == b"x" * 1000  # all still there
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_threads_sharing_a_ring_take_turns_and_a_close_waits_for_its_call(
+    compiled: Any, tmp_path: Path
+) -> None:
+    # Between two runs of a call the GIL is released (a copy of 64 KiB or more): another
+    # thread's call then copies with preadv2 rather than through the ring in use, and a
+    # close() from another thread closes the ring when that call ends, not under it.
+    # In a process of its own: what this guards against is a crash or a hang.
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(8 << 20))
+    program = f"""
+import os, threading
+from array import array
+from uringloop._ops import _hotpath
+fd = os.open({str(path)!r}, os.O_RDONLY)
+data = os.pread(fd, 8 << 20, 0)
+fds = array("q", [fd] * 202)
+sizes = array("q", [4 << 20, 0] + [4096] * 200)
+offsets = array("q", [0, 0] + [4096 * k for k in range(200)])
+whole = ([data[: 4 << 20], b""] + [data[4096 * k : 4096 * (k + 1)] for k in range(200)], 0)
+shared = [_hotpath.CopyRing()]
+bad = []
+stop = False
+
+def reader():
+    for _ in range(150):
+        if _hotpath.read_many_cached(fds, sizes, offsets, 202, shared[0]) != whole:
+            bad.append(1)
+
+def closer():
+    while not stop:
+        old = shared[0]
+        shared[0] = _hotpath.CopyRing()
+        old.close()
+
+threads = [threading.Thread(target=reader) for _ in range(2)]
+closing = threading.Thread(target=closer)
+closing.start()
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+stop = True
+closing.join()
+print("ok" if not bad else f"{{len(bad)}} wrong")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stderr

@@ -14,8 +14,9 @@
  * not to be O_DIRECT) has the kernel write into the bytes object it returns, instead of a
  * slot the result is copied from; it takes no slot. Another is in the system calls:
  * read_many_cached, given a CopyRing that has a ring, makes a batch's copies through that
- * small io_uring, one io_uring_enter for up to 64, where the reference makes one preadv2
- * each (the same answers). It is also the twin of table.py's
+ * small io_uring, one io_uring_enter for up to 64 reads of regular files or block
+ * devices, where the reference makes one preadv2 each (the same answers). It is also the
+ * twin of table.py's
  * _open_inline, open_fd's inline attempt with its checks (open_inline, which
  * install_open_inline() returns): made here for a str path, the reference's otherwise.
  *
@@ -2138,7 +2139,9 @@ struct ring_cqe {
 typedef struct {
     int fd;
     pid_t pid;
-    int busy; /* a batch is being copied (with the GIL released, maybe): not another */
+    int busy;           /* a call is copying through it (the GIL released between its runs,
+                         * maybe): no other call may use it, and close() waits for it */
+    int close_when_done; /* close() came meanwhile: the call that holds it closes it */
     unsigned entries, sq_mask, cq_mask;
     uint32_t generation; /* the high half of user_data: CQEs of an earlier call are not ours */
     void *ring_map, *cq_map; /* cq_map NULL: the ring map holds the CQ too */
@@ -2234,14 +2237,27 @@ typedef struct {
 
 static PyTypeObject CopyRingType;
 
-/* The ring of a CopyRing that may copy now (made by this process, not busy), or NULL. */
+/* The ring of a CopyRing, taken for a call (busy until release_ring()), or NULL where it has
+ * none that may copy now (made by another process, or busy with another call). */
 static copy_ring *
-usable_ring(PyObject *obj)
+take_ring(PyObject *obj)
 {
     if (obj == NULL || Py_TYPE(obj) != &CopyRingType)
         return NULL;
     copy_ring *r = ((CopyRing *)obj)->ring;
-    return r == NULL || r->busy || r->pid != getpid() ? NULL : r;
+    if (r == NULL || r->busy || r->pid != getpid())
+        return NULL;
+    r->busy = 1;
+    return r;
+}
+
+/* The end of a call that took `r`: closed now if close() came meanwhile. */
+static void
+release_ring(copy_ring *r)
+{
+    r->busy = 0;
+    if (r->close_when_done)
+        copy_ring_unmap(r);
 }
 
 static PyObject *
@@ -2257,12 +2273,18 @@ CopyRing_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* Invariant: a ring is unmapped only when no call holds it (busy): a call that holds it
+ * (another thread's, between two runs with the GIL released) closes it as it ends. */
 static PyObject *
 CopyRing_close(CopyRing *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->ring != NULL && !self->ring->busy) {
-        copy_ring_unmap(self->ring);
-        self->ring = NULL;
+    copy_ring *r = self->ring;
+    self->ring = NULL;
+    if (r != NULL) {
+        if (r->busy)
+            r->close_when_done = 1;
+        else
+            copy_ring_unmap(r);
     }
     Py_RETURN_NONE;
 }
@@ -2389,15 +2411,42 @@ copy_ring_submit(copy_ring *r, const long long *fds, const long long *sizes,
     return 0;
 }
 
+/* The descriptors a call has found to be regular files or block devices (io_uring's READ
+ * of anything else, a pipe, a socket, ignores the offset and takes what is there, where
+ * preadv2 fails with ESPIPE). */
+#define CHECKED_FDS 4
+typedef struct {
+    long long fds[CHECKED_FDS];
+    int count, next;
+} checked_fds;
+
+static int
+takes_offsets(checked_fds *seen, long long fd)
+{
+    for (int i = 0; i < seen->count; i++)
+        if (seen->fds[i] == fd)
+            return 1;
+    struct stat st;
+    if (fstat((int)fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        return 0; /* (its read_cached() answers it) */
+    seen->fds[seen->next] = fd;
+    seen->next = (seen->next + 1) % CHECKED_FDS;
+    if (seen->count < CHECKED_FDS)
+        seen->count++;
+    return 1;
+}
+
 /* How many requests from `first` on (at most COPY_RING_ENTRIES) the ring may read as one
- * batch: values in range and sizes >= 1 (read_many_cached's copies without a Python int). */
+ * batch: values in range and sizes >= 1 (read_many_cached's copies without a Python int),
+ * of a regular file or a block device. */
 static Py_ssize_t
 ring_run(const long long *fds, const long long *sizes, const long long *offsets,
-         Py_ssize_t first, Py_ssize_t count, unsigned entries)
+         Py_ssize_t first, Py_ssize_t count, unsigned entries, checked_fds *seen)
 {
+    Py_ssize_t most = entries < COPY_RING_ENTRIES ? (Py_ssize_t)entries : COPY_RING_ENTRIES;
     Py_ssize_t k = first;
-    while (k < count && k - first < (Py_ssize_t)entries && 0 <= fds[k] && fds[k] <= INT_MAX
-           && 1 <= sizes[k] && sizes[k] <= MAX_RW_COUNT && offsets[k] >= 0)
+    while (k < count && k - first < most && 0 <= fds[k] && fds[k] <= INT_MAX && 1 <= sizes[k]
+           && sizes[k] <= MAX_RW_COUNT && offsets[k] >= 0 && takes_offsets(seen, fds[k]))
         k++;
     return k - first;
 }
@@ -2421,11 +2470,7 @@ copy_through_ring(copy_ring *r, const long long *fds, const long long *sizes,
             return -1;
         }
     }
-    r->busy = 1;
-    int submitted = copy_ring_submit(r, fds + first, sizes + first, offsets + first, n, into,
-                                     results);
-    r->busy = 0;
-    if (submitted < 0) {
+    if (copy_ring_submit(r, fds + first, sizes + first, offsets + first, n, into, results) < 0) {
         for (Py_ssize_t k = 0; k < n; k++)
             Py_XDECREF(into[k]); /* (NULL: leaked, the kernel may write there yet) */
         return 2;
@@ -2435,22 +2480,6 @@ copy_through_ring(copy_ring *r, const long long *fds, const long long *sizes,
     for (; k < n && outcome == 0; k++) {
         int32_t res = results[k];
         long long size = sizes[first + k], offset = offsets[first + k];
-        if (res < 0) {
-            /* The first read that failed (or was not submitted) is made again as preadv2,
-             * for read_cached()'s answer: io_uring's checks come in another order. */
-            PyObject *again = copy_cached((int)fds[first + k], size, offset);
-            if (again == NULL) {
-                outcome = -1;
-                break;
-            }
-            if (PyBytes_Check(again)) {
-                Py_SETREF(into[k], again);
-                res = (int32_t)PyBytes_GET_SIZE(again);
-            } else {
-                res = (int32_t)PyLong_AsLong(again);
-                Py_DECREF(again);
-            }
-        }
         if (res < 0) { /* EAGAIN, EOPNOTSUPP, or an error the loop's ring read reports */
             PyObject *error = PyLong_FromLong(res);
             if (error == NULL) {
@@ -2502,6 +2531,8 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                                             : (Py_ssize_t)wanted;
     column cols[3];
     int opened = 0;
+    copy_ring *taken = NULL; /* the ring this call holds: given back at the end */
+    checked_fds seen = {.count = 0, .next = 0};
     PyObject *answers = NULL, *stopped = PyLong_FromLong(0), *result = NULL;
     if (stopped == NULL)
         return NULL;
@@ -2525,8 +2556,9 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long page = sysconf(_SC_PAGESIZE);
     int in_place = cols[0].view.obj != NULL && cols[1].view.obj != NULL
                    && cols[2].view.obj != NULL;
-    copy_ring *ring = in_place && count >= COPY_RING_MIN && nargs == 5 ? usable_ring(args[4])
+    copy_ring *ring = in_place && count >= COPY_RING_MIN && nargs == 5 ? take_ring(args[4])
                                                                         : NULL;
+    taken = ring;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *data = NULL;
         long long size = 0, offset = 0;
@@ -2534,7 +2566,7 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (ring != NULL) {
             const long long *fds = cols[0].view.buf, *sizes = cols[1].view.buf,
                             *offsets = cols[2].view.buf;
-            Py_ssize_t run = ring_run(fds, sizes, offsets, i, count, ring->entries);
+            Py_ssize_t run = ring_run(fds, sizes, offsets, i, count, ring->entries, &seen);
             if (run >= COPY_RING_MIN) {
                 int outcome =
                     copy_through_ring(ring, fds, sizes, offsets, i, run, page, answers, &stopped);
@@ -2614,6 +2646,8 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     result = PyTuple_Pack(2, answers, stopped);
 done:
+    if (taken != NULL)
+        release_ring(taken);
     while (opened > 0)
         column_close(&cols[--opened]);
     Py_XDECREF(answers);

@@ -10,11 +10,11 @@ the results of peeked CQEs to the operations in flight, for a Reaper, which cons
 CQEs afterwards. The driver owns the tables both work on.
 
 This is the readable reference; uringloop/_ops/_hotpath.c is its compiled twin, with the
-same classes (ReadCore, PositionedCore), functions, arguments, attributes and behaviour, down
-to the order of the calls made on each operation. READ_CORE, POSITIONED_CORE, WRITE_ENTRIES,
-DELIVER, FILE_FACTS, OPEN_CACHED, READ_CACHED, READ_MANY_CACHED, COPY_RING and SPLIT_REQUESTS
-are the ones in use: the compiled twin's, unless URINGLOOP_NO_EXTENSIONS is
-set or it was not built.
+same classes (ReadCore, PositionedCore, CopyRing), functions, arguments, attributes and
+behaviour, down to the order of the calls made on each operation. READ_CORE,
+POSITIONED_CORE, WRITE_ENTRIES, DELIVER, FILE_FACTS, OPEN_CACHED, READ_CACHED,
+READ_MANY_CACHED, COPY_RING and SPLIT_REQUESTS are the ones in use: the compiled twin's,
+unless URINGLOOP_NO_EXTENSIONS is set or it was not built.
 
 A read of at most the pool's largest slot takes a slot of the loop's SlotPool at
 construction and gives it back at its completion; the result is a new `bytes` copied out
@@ -518,12 +518,15 @@ def read_many_cached(
 
     Here each copy is one preadv2. The compiled twin, given a CopyRing (`ring`) that has
     a ring, makes the copies of a run of at least COPY_RING_MIN requests (up to
-    COPY_RING_ENTRIES at a time) through it: the same non-blocking reads, written as READ
+    COPY_RING_ENTRIES at a time) of regular files or block devices (an fstat per
+    descriptor per call tells) through it: the same non-blocking reads, written as READ
     SQEs with RWF_NOWAIT and submitted together, so that one io_uring_enter makes them all
     (the kernel completes each inside that call: it copies, or fails at once with EAGAIN).
-    The answers are the same (the first read that failed is made again as preadv2, for
-    its answer); what differs is that the reads after the first that is not whole were made
-    too, for nothing. Where the ring fails, it is closed and the copies are preadv2 calls.
+    The answers are the same; what differs is that the reads after the first that is not
+    whole were made too (their buffers allocated, and for a page not cached, its readahead
+    started). A CopyRing is used by one call at a time: another thread's call meanwhile
+    makes preadv2 calls, and a close() meanwhile takes effect when the call ends. Where the
+    ring fails, it is closed and the copies are preadv2 calls.
     """
     limit = operator.index(limit)
     count = min(len(fds), limit)
