@@ -333,7 +333,7 @@ def test_a_descriptor_without_offsets_is_not_read_through_the_ring(
         os.close(write_end)
 
 
-def test_threads_sharing_a_ring_take_turns_and_a_close_waits_for_its_call(
+def test_threads_sharing_a_ring_take_turns_and_a_close_is_left_to_the_call(
     compiled: Any, tmp_path: Path
 ) -> None:
     # Between two runs of a call the GIL is released (a copy of 64 KiB or more): another
@@ -376,9 +376,80 @@ for thread in threads:
     thread.join()
 stop = True
 closing.join()
-print("ok" if not bad else f"{{len(bad)}} wrong")
+shared[0].close()
+
+def is_ring(name):
+    try:
+        return os.readlink(f"/proc/self/fd/{{name}}") == "anon_inode:[io_uring]"
+    except OSError:
+        return False
+
+rings = [name for name in os.listdir("/proc/self/fd") if is_ring(name)]
+print("ok" if not bad and not rings else f"{{len(bad)}} wrong, {{len(rings)}} rings open")
 """
     out = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
     )
     assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stderr
+
+
+def test_a_forked_child_closes_its_copy_of_a_ring_its_parent_was_using(
+    compiled: Any, tmp_path: Path
+) -> None:
+    # Forked while another thread's call held the ring (busy): no thread of the child
+    # will end that call, so the child's close() closes its copy at once.
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    program = f"""
+import os, threading, time, warnings
+from array import array
+from uringloop._ops import _hotpath
+warnings.simplefilter("ignore", DeprecationWarning)
+fd = os.open({str(path)!r}, os.O_RDONLY)
+os.pread(fd, 4 << 20, 0)
+fds, sizes = array("q", [fd] * 64), array("q", [65536] * 64)
+offsets = array("q", [65536 * k for k in range(64)])
+ring = _hotpath.CopyRing()
+number = ring.fileno()
+stop = False
+
+def reader():
+    while not stop:
+        _hotpath.read_many_cached(fds, sizes, offsets, 64, ring)
+
+thread = threading.Thread(target=reader)
+thread.start()
+left_open = 0
+for _ in range(10):
+    time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        ring.close()
+        os._exit(1 if os.path.exists(f"/proc/self/fd/{{number}}") else 0)
+    left_open += os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+stop = True
+thread.join()
+print(left_open)
+"""
+    run = [sys.executable, "-c", program]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout.strip()) == (0, "0"), out.stderr
+
+
+def test_only_the_first_descriptors_a_call_names_are_looked_at(
+    compiled: Any, ring: Any, file: tuple[int, bytes]
+) -> None:
+    # An fstat each for the first 8; the requests of the others are preadv2 calls.
+    fd, data = file
+    many = [os.dup(fd) for _ in range(9)]
+    try:
+        sizes, offsets = q([100] * 90), q([1000 * k for k in range(90)])
+        whole = ([data[offset : offset + 100] for offset in offsets], 0)
+        for names, through_ring in ((many[:8], True), (many, False)):
+            fds = q([names[k % len(names)] for k in range(90)])
+            before = submitted(ring.fileno())
+            assert compiled.read_many_cached(fds, sizes, offsets, 90, ring) == whole
+            assert (submitted(ring.fileno()) > before) == through_ring
+    finally:
+        for one in many:
+            os.close(one)

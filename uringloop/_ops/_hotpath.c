@@ -2139,8 +2139,9 @@ struct ring_cqe {
 typedef struct {
     int fd;
     pid_t pid;
-    int busy;           /* a call is copying through it (the GIL released between its runs,
-                         * maybe): no other call may use it, and close() waits for it */
+    int busy;            /* a call is copying through it (the GIL released between its runs,
+                          * maybe): no other call may use it, and a close() meanwhile is
+                          * left to that call */
     int close_when_done; /* close() came meanwhile: the call that holds it closes it */
     unsigned entries, sq_mask, cq_mask;
     uint32_t generation; /* the high half of user_data: CQEs of an earlier call are not ours */
@@ -2273,15 +2274,16 @@ CopyRing_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-/* Invariant: a ring is unmapped only when no call holds it (busy): a call that holds it
- * (another thread's, between two runs with the GIL released) closes it as it ends. */
+/* Invariant: a ring is unmapped only when no call of this process holds it (busy): a call
+ * that holds it (another thread's, between two runs with the GIL released) closes it as it
+ * ends. (A forked child's busy is its parent's: no thread of the child will end that call.) */
 static PyObject *
 CopyRing_close(CopyRing *self, PyObject *Py_UNUSED(ignored))
 {
     copy_ring *r = self->ring;
     self->ring = NULL;
     if (r != NULL) {
-        if (r->busy)
+        if (r->busy && r->pid == getpid())
             r->close_when_done = 1;
         else
             copy_ring_unmap(r);
@@ -2413,11 +2415,14 @@ copy_ring_submit(copy_ring *r, const long long *fds, const long long *sizes,
 
 /* The descriptors a call has found to be regular files or block devices (io_uring's READ
  * of anything else, a pipe, a socket, ignores the offset and takes what is there, where
- * preadv2 fails with ESPIPE). */
-#define CHECKED_FDS 4
+ * preadv2 fails with ESPIPE): the first CHECKED_FDS a call looks at, an fstat each. The
+ * requests of any other descriptor are preadv2 calls (so a call makes at most CHECKED_FDS
+ * fstat calls, however its descriptors alternate). */
+#define CHECKED_FDS 8
 typedef struct {
     long long fds[CHECKED_FDS];
-    int count, next;
+    int ring[CHECKED_FDS]; /* 1: a regular file or block device */
+    int count;
 } checked_fds;
 
 static int
@@ -2425,15 +2430,14 @@ takes_offsets(checked_fds *seen, long long fd)
 {
     for (int i = 0; i < seen->count; i++)
         if (seen->fds[i] == fd)
-            return 1;
+            return seen->ring[i];
+    if (seen->count == CHECKED_FDS)
+        return 0;
     struct stat st;
-    if (fstat((int)fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
-        return 0; /* (its read_cached() answers it) */
-    seen->fds[seen->next] = fd;
-    seen->next = (seen->next + 1) % CHECKED_FDS;
-    if (seen->count < CHECKED_FDS)
-        seen->count++;
-    return 1;
+    int ring = fstat((int)fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    seen->fds[seen->count] = fd;
+    seen->ring[seen->count++] = ring;
+    return ring; /* (0: its read_cached() answers it) */
 }
 
 /* How many requests from `first` on (at most COPY_RING_ENTRIES) the ring may read as one
@@ -2532,7 +2536,8 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     column cols[3];
     int opened = 0;
     copy_ring *taken = NULL; /* the ring this call holds: given back at the end */
-    checked_fds seen = {.count = 0, .next = 0};
+    checked_fds seen = {.count = 0};
+    Py_ssize_t ring_from = 0; /* no run of the ring can start before this request */
     PyObject *answers = NULL, *stopped = PyLong_FromLong(0), *result = NULL;
     if (stopped == NULL)
         return NULL;
@@ -2563,11 +2568,13 @@ read_many_cached(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *data = NULL;
         long long size = 0, offset = 0;
         long long fd = -1;
-        if (ring != NULL) {
+        if (ring != NULL && i >= ring_from) {
             const long long *fds = cols[0].view.buf, *sizes = cols[1].view.buf,
                             *offsets = cols[2].view.buf;
             Py_ssize_t run = ring_run(fds, sizes, offsets, i, count, ring->entries, &seen);
-            if (run >= COPY_RING_MIN) {
+            if (run < COPY_RING_MIN) /* request i + run is in no run: none starts before */
+                ring_from = i + run + 1;
+            else {
                 int outcome =
                     copy_through_ring(ring, fds, sizes, offsets, i, run, page, answers, &stopped);
                 if (outcome < 0) {

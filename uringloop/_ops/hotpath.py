@@ -518,8 +518,9 @@ def read_many_cached(
 
     Here each copy is one preadv2. The compiled twin, given a CopyRing (`ring`) that has
     a ring, makes the copies of a run of at least COPY_RING_MIN requests (up to
-    COPY_RING_ENTRIES at a time) of regular files or block devices (an fstat per
-    descriptor per call tells) through it: the same non-blocking reads, written as READ
+    COPY_RING_ENTRIES at a time) of regular files or block devices (an fstat tells, for
+    each of the first 8 descriptors a call names; other descriptors' requests are preadv2
+    calls) through it: the same non-blocking reads, written as READ
     SQEs with RWF_NOWAIT and submitted together, so that one io_uring_enter makes them all
     (the kernel completes each inside that call: it copies, or fails at once with EAGAIN).
     The answers are the same; what differs is that the reads after the first that is not
