@@ -16,9 +16,9 @@
  * read_many_cached, given a CopyRing that has a ring, makes a batch's copies through that
  * small io_uring, one io_uring_enter for up to 64 reads of regular files or block
  * devices, where the reference makes one preadv2 each (the same answers). It is also the
- * twin of table.py's
- * _open_inline, open_fd's inline attempt with its checks (open_inline, which
- * install_open_inline() returns): made here for a str path, the reference's otherwise.
+ * twin of table.py's _open_inline, open_fd's inline attempt with its checks (open_inline,
+ * which install_open_inline() returns): made here for a str path, the reference's
+ * otherwise.
  *
  * Invariant: the slot (or the ScratchBuffer, in `refs`, or the result bytes a read into
  * its result reads into, in `into`) is held from construction until complete() or
@@ -2105,8 +2105,8 @@ column_item(column *c, Py_ssize_t i)
  *
  * Invariant: every bytes object an SQE points at is held until its CQE was reaped; where
  * the CQEs cannot all be had (io_uring_enter failing while waiting for them, which a read
- * that cannot wait does not make it do), the buffers are leaked and the ring dropped,
- * never freed under the kernel. */
+ * that cannot wait does not make it do), the buffers are leaked and the ring closed: never
+ * freed under the kernel. */
 
 #define COPY_RING_ENTRIES 64
 #define COPY_RING_MIN 12 /* fewer reads: preadv2 each, cheaper (the break-even is about 8) */
@@ -2323,11 +2323,59 @@ static PyTypeObject CopyRingType = {
     .tp_methods = CopyRing_methods,
 };
 
+/* io_uring_enter(to_submit, min_complete, GETEVENTS) on `r`, with the GIL released where
+ * the reads are large (`release`): its return, -1 with errno set. */
+static long
+copy_ring_enter(copy_ring *r, unsigned to_submit, unsigned min_complete, int release)
+{
+    long entered;
+    if (release) {
+        Py_BEGIN_ALLOW_THREADS
+        entered = syscall(__NR_io_uring_enter, r->fd, to_submit, min_complete, ENTER_GETEVENTS,
+                          NULL, 0);
+        Py_END_ALLOW_THREADS
+    } else {
+        entered = syscall(__NR_io_uring_enter, r->fd, to_submit, min_complete, ENTER_GETEVENTS,
+                          NULL, 0);
+    }
+    return entered;
+}
+
+/* The CQEs of call `generation` posted so far, into `results` (INT32_MIN where none
+ * yet), the CQ head moved past every CQE seen: how many were this call's. */
+static Py_ssize_t
+copy_ring_reap(copy_ring *r, uint32_t generation, Py_ssize_t n, int32_t *results)
+{
+    Py_ssize_t reaped = 0;
+    uint32_t head = *r->cq_head;
+    uint32_t cq_tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+    for (; head != cq_tail; head++) {
+        struct ring_cqe *c = &r->cqes[head & r->cq_mask];
+        if ((uint32_t)(c->user_data >> 32) != generation)
+            continue; /* an earlier call's, given up on */
+        uint32_t k = (uint32_t)c->user_data;
+        if (k < (uint32_t)n && results[k] == INT32_MIN) {
+            results[k] = c->res;
+            reaped++;
+        }
+    }
+    /* Invariant: the CQ head passes a CQE only once it was read (release). */
+    __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+    return reaped;
+}
+
+/* An error of io_uring_enter after which waiting again makes sense. */
+static int
+enter_again(int error)
+{
+    return error == 0 || error == EINTR || error == EAGAIN || error == EBUSY;
+}
+
 /* Copy requests [first, first + n) of the columns (values in range, sizes >= 1) through
- * the ring, into `into[k]` (new bytes of sizes[first + k], taken: each is given back
- * resized to what was read or freed) and `results[k]` (the CQE's res). 0, or -1 where the
- * ring could not be used (its state is unknown: the caller drops it; the reads whose
- * CQEs are missing keep their buffers, leaked). */
+ * the ring, into `into[k]` (new bytes of sizes[first + k]) and `results[k]` (the CQE's
+ * res; -EAGAIN for a read the kernel did not take). 0, or -1 where the ring could not be
+ * used (its state is unknown: the caller closes it; the reads whose CQEs are missing keep
+ * their buffers, their `into[k]` set to NULL: leaked). */
 static int
 copy_ring_submit(copy_ring *r, const long long *fds, const long long *sizes,
                  const long long *offsets, Py_ssize_t n, PyObject **into, int32_t *results)
@@ -2350,63 +2398,30 @@ copy_ring_submit(copy_ring *r, const long long *fds, const long long *sizes,
         results[k] = INT32_MIN; /* no CQE yet */
         total += sizes[k];
     }
+    int release = total >= GIL_FREE_COPY;
     /* Invariant: the SQEs are written before the tail that publishes them (release). */
     __atomic_store_n(r->sq_tail, tail + (uint32_t)n, __ATOMIC_RELEASE);
-    Py_ssize_t reaped = 0, submitted = n;
-    int first = 1;
-    int tries = 0;
-    while (reaped < submitted) {
-        long entered;
-        unsigned to_submit = first ? (unsigned)n : 0;
-        if (total >= GIL_FREE_COPY) {
-            Py_BEGIN_ALLOW_THREADS
-            entered = syscall(__NR_io_uring_enter, r->fd, to_submit,
-                              (unsigned)(submitted - reaped), ENTER_GETEVENTS, NULL, 0);
-            Py_END_ALLOW_THREADS
-        } else {
-            entered = syscall(__NR_io_uring_enter, r->fd, to_submit,
-                              (unsigned)(submitted - reaped), ENTER_GETEVENTS, NULL, 0);
+    int error = copy_ring_enter(r, (unsigned)n, (unsigned)n, release) < 0 ? errno : 0;
+    /* What the kernel took: a failed SQE stops a batch where SUBMIT_ALL is not known; the
+     * rest were not read: the tail goes back over them. */
+    Py_ssize_t submitted = (uint32_t)(__atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE) - tail);
+    if (submitted > n)
+        submitted = n; /* (cannot be) */
+    if (submitted < n)
+        __atomic_store_n(r->sq_tail, tail + (uint32_t)submitted, __ATOMIC_RELEASE);
+    if (submitted == 0 && !enter_again(error))
+        return -1; /* not a ring any more (nothing in flight) */
+    Py_ssize_t reaped = copy_ring_reap(r, generation, n, results);
+    for (int tries = 0; reaped < submitted; tries++) {
+        if (!enter_again(error) || tries == 1000) { /* reads the kernel may still make */
+            for (Py_ssize_t k = 0; k < submitted; k++)
+                if (results[k] == INT32_MIN)
+                    into[k] = NULL; /* leaked, never freed under the kernel */
+            return -1;
         }
-        int error = entered < 0 ? errno : 0;
-        if (first) {
-            first = 0;
-            /* What the kernel took: a failed SQE stops a batch where SUBMIT_ALL is not
-             * known; the rest were not read: the tail goes back over them. */
-            uint32_t head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
-            submitted = (Py_ssize_t)(uint32_t)(head - tail);
-            if (submitted > n)
-                submitted = n; /* (cannot be) */
-            if (submitted < n)
-                __atomic_store_n(r->sq_tail, tail + (uint32_t)submitted, __ATOMIC_RELEASE);
-            if (submitted == 0 && error != 0 && error != EINTR && error != EAGAIN
-                && error != EBUSY)
-                return -1; /* not a ring any more (nothing in flight): dropped */
-        }
-        uint32_t head = *r->cq_head;
-        uint32_t cq_tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
-        for (; head != cq_tail; head++) {
-            struct ring_cqe *c = &r->cqes[head & r->cq_mask];
-            if ((uint32_t)(c->user_data >> 32) != generation)
-                continue; /* an earlier call's, given up on */
-            uint32_t k = (uint32_t)c->user_data;
-            if (k < (uint32_t)n && results[k] == INT32_MIN) {
-                results[k] = c->res;
-                reaped++;
-            }
-        }
-        /* Invariant: the CQ head passes a CQE only once it was read (release). */
-        __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
-        if (reaped < submitted && error != 0 && error != EINTR && error != EAGAIN
-            && error != EBUSY)
-            break;
-        if (reaped < submitted && ++tries > 1000)
-            break;
-    }
-    if (reaped < submitted) { /* reads the kernel may still make: their buffers stay */
-        for (Py_ssize_t k = 0; k < submitted; k++)
-            if (results[k] == INT32_MIN)
-                into[k] = NULL; /* leaked, never freed under the kernel */
-        return -1;
+        unsigned waiting = (unsigned)(submitted - reaped);
+        error = copy_ring_enter(r, 0, waiting, release) < 0 ? errno : 0;
+        reaped += copy_ring_reap(r, generation, n, results);
     }
     for (Py_ssize_t k = submitted; k < n; k++)
         results[k] = -EAGAIN; /* not read: the caller's copies stop there */
@@ -2498,7 +2513,7 @@ copy_through_ring(copy_ring *r, const long long *fds, const long long *sizes,
             outcome = 1; /* a page not cached, maybe: the whole read goes the other way */
             break;
         }
-        if (PyBytes_GET_SIZE(into[k]) > res && _PyBytes_Resize(&into[k], (Py_ssize_t)res) < 0) {
+        if (res < size && _PyBytes_Resize(&into[k], (Py_ssize_t)res) < 0) {
             outcome = -1; /* (into[k] freed and NULL) */
             break;
         }

@@ -520,10 +520,10 @@ def read_many_cached(
     a ring, makes the copies of a run of at least COPY_RING_MIN requests (up to
     COPY_RING_ENTRIES at a time) of regular files or block devices (an fstat tells, for
     each of the first 8 descriptors a call names; other descriptors' requests are preadv2
-    calls) through it: the same non-blocking reads, written as READ
-    SQEs with RWF_NOWAIT and submitted together, so that one io_uring_enter makes them all
-    (the kernel completes each inside that call: it copies, or fails at once with EAGAIN).
-    The answers are the same; what differs is that the reads after the first that is not
+    calls) through it: the same non-blocking reads, written as READ SQEs with RWF_NOWAIT
+    and submitted together, so that one io_uring_enter makes them all (the kernel
+    completes each inside that call: it copies, or fails at once with EAGAIN). The answers
+    are the same; what differs is that the reads after the first that is not
     whole were made too (their buffers allocated, and for a page not cached, its readahead
     started). A CopyRing is used by one call at a time: another thread's call meanwhile
     makes preadv2 calls, and a close() meanwhile takes effect when the call ends. Where the
