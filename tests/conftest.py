@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,6 +280,29 @@ async def cancel_after(work: Awaitable[_Result], steps: int) -> tuple[bool, _Res
         return False, await task
     except asyncio.CancelledError:
         return True, None
+
+
+def report_from_fork(child: Callable[[], bytes]) -> bytes:
+    """What `child()` returns when called in a forked child of this process, which leaves at
+    once (os._exit), whatever happens: with status 0 where `child()` returned, asserted."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():  # (3.12+: a fork of a process with threads is deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # (the child: report and leave at once, whatever happens)
+        status = 1
+        try:
+            os.write(write_end, child())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        return os.read(read_end, 1000)
+    finally:
+        os.close(read_end)
 
 
 def run_python(directory: Path, text: str) -> subprocess.CompletedProcess[str]:

@@ -10,14 +10,13 @@ import asyncio
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import uringloop
-from tests.conftest import twin
+from tests.conftest import report_from_fork, twin
 from uringloop import _running
 
 try:
@@ -127,29 +126,17 @@ def test_a_child_forked_inside_a_running_loop_has_none(running_loop: Any) -> Non
             assert running_loop() is asyncio.get_running_loop()
         if running_loop is TWINS["c"] and READS_THE_HOLDER:
             assert _running_c is not None and _running_c.lookup_counts()[0] > 0
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # (the child: report and leave at once, whatever happens)
-            try:
-                try:
-                    running_loop()
-                    answer = b"a loop"
-                except RuntimeError as exc:
-                    answer = str(exc).encode()
-                os.write(write_end, answer)
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        try:
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
-            return os.read(read_end, 100).decode()
-        finally:
-            os.close(read_end)
 
-    with warnings.catch_warnings():  # (3.12+: a fork of a process with threads is deprecated)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        answer = uringloop.run(main())
+        def child() -> bytes:
+            try:
+                running_loop()
+            except RuntimeError as exc:
+                return str(exc).encode()
+            return b"a loop"
+
+        return report_from_fork(child).decode()
+
+    answer = uringloop.run(main())
     assert answer == "no running event loop"
 
 

@@ -8,9 +8,6 @@ import asyncio
 import errno
 import os
 import random
-import subprocess
-import sys
-import warnings
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import twin
+from tests.conftest import report_from_fork, run_python, twin
 from uringloop._ops import hotpath
 
 try:
@@ -102,12 +99,13 @@ def test_a_batch_through_the_ring_copies_what_the_reference_copies(
 ) -> None:
     fd, data = file
     assert is_io_uring(ring.fileno())
-    for count in (RUN, 64, 65, 64 + RUN, 200):  # one SQ's worth, and several
+    entries = hotpath.COPY_RING_ENTRIES  # (64: the most one io_uring_enter makes)
+    for count in (RUN, entries, entries + 1, entries + RUN, 200):  # one SQ's worth, or more
         fds, sizes, offsets = batch(fd, count, seed=count)
         before = submitted(ring.fileno())
         got = compiled.read_many_cached(fds, sizes, offsets, count, ring)
-        # Through the ring, 64 at a time, but for a last run shorter than RUN: preadv2s.
-        runs = [min(64, count - start) for start in range(0, count, 64)]
+        # Through the ring, `entries` at a time, but a last run shorter than RUN: preadv2s.
+        runs = [min(entries, count - start) for start in range(0, count, entries)]
         assert submitted(ring.fileno()) == before + sum(run for run in runs if run >= RUN)
         assert got == hotpath.read_many_cached(fds, sizes, offsets, count, hotpath.CopyRing())
         assert got == (expected(data, sizes, offsets), 0)
@@ -183,25 +181,14 @@ def test_a_forked_child_does_not_use_its_parent_s_ring(
     fds, sizes, offsets, whole = batch64
     assert compiled.read_many_cached(fds, sizes, offsets, 64, ring) == whole
     parents = ring.fileno()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():  # (3.12+: a fork of a process with threads is deprecated)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # (the child: report and leave at once, whatever happens)
-        try:
-            report = [ring.fileno() == -1]
-            report.append(compiled.read_many_cached(fds, sizes, offsets, 64, ring) == whole)
-            ring.close()  # (the child's copy of the descriptor)
-            os.write(write_end, bytes(report))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert list(os.read(read_end, 100)) == [1, 1]
-    finally:
-        os.close(read_end)
+
+    def child() -> bytes:
+        report = [ring.fileno() == -1]
+        report.append(compiled.read_many_cached(fds, sizes, offsets, 64, ring) == whole)
+        ring.close()  # (the child's copy of the descriptor)
+        return bytes(report)
+
+    assert list(report_from_fork(child)) == [1, 1]
     assert ring.fileno() == parents and is_io_uring(parents)  # the parent's still works
     assert compiled.read_many_cached(fds, sizes, offsets, 64, ring) == whole
 
@@ -221,16 +208,16 @@ def test_a_ring_that_fails_is_closed_and_the_copies_go_on(
 
 
 def test_where_no_ring_can_be_made_the_copies_are_preadv2_calls(
-    compiled: Any, file: tuple[int, bytes]
+    compiled: Any, tmp_path: Path
 ) -> None:
-    fd, _ = file
     # A process out of descriptors: io_uring_setup fails (EMFILE), and the batch is
     # copied all the same.
-    program = f"""
+    (tmp_path / "data").write_bytes(os.urandom(2000))
+    program = """
 import os, resource, sys
 from array import array
 from uringloop._ops import _hotpath
-fd = os.open({os.readlink(f"/proc/self/fd/{fd}")!r}, os.O_RDONLY)
+fd = os.open(sys.argv[1], os.O_RDONLY)
 fds, sizes, offsets = array("q", [fd] * 20), array("q", [100] * 20), array("q", range(0, 2000, 100))
 highest = max(int(name) for name in os.listdir("/proc/self/fd"))
 resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, highest + 1))
@@ -244,9 +231,7 @@ ring = _hotpath.CopyRing()
 got = _hotpath.read_many_cached(fds, sizes, offsets, 20, ring)
 print(got == ([os.pread(fd, 100, o) for o in offsets], 0), ring.fileno())
 """
-    out = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
-    )
+    out = run_python(tmp_path, program)
     assert out.stdout.split() == ["True", "-1"], out.stderr
 
 
@@ -340,13 +325,12 @@ def test_threads_sharing_a_ring_take_turns_and_a_close_is_left_to_the_call(
     # thread's call then copies with preadv2 rather than through the ring in use, and a
     # close() from another thread closes the ring when that call ends, not under it.
     # In a process of its own: what this guards against is a crash or a hang.
-    path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(8 << 20))
-    program = f"""
-import os, threading
+    (tmp_path / "data").write_bytes(os.urandom(8 << 20))
+    program = """
+import os, sys, threading
 from array import array
 from uringloop._ops import _hotpath
-fd = os.open({str(path)!r}, os.O_RDONLY)
+fd = os.open(sys.argv[1], os.O_RDONLY)
 data = os.pread(fd, 8 << 20, 0)
 fds = array("q", [fd] * 202)
 sizes = array("q", [4 << 20, 0] + [4096] * 200)
@@ -380,16 +364,14 @@ shared[0].close()
 
 def is_ring(name):
     try:
-        return os.readlink(f"/proc/self/fd/{{name}}") == "anon_inode:[io_uring]"
+        return os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[io_uring]"
     except OSError:
         return False
 
 rings = [name for name in os.listdir("/proc/self/fd") if is_ring(name)]
-print("ok" if not bad and not rings else f"{{len(bad)}} wrong, {{len(rings)}} rings open")
+print("ok" if not bad and not rings else f"{len(bad)} wrong, {len(rings)} rings open")
 """
-    out = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
-    )
+    out = run_python(tmp_path, program)
     assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stderr
 
 
@@ -398,14 +380,13 @@ def test_a_forked_child_closes_its_copy_of_a_ring_its_parent_was_using(
 ) -> None:
     # Forked while another thread's call held the ring (busy): no thread of the child
     # will end that call, so the child's close() closes its copy at once.
-    path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(4 << 20))
-    program = f"""
-import os, threading, time, warnings
+    (tmp_path / "data").write_bytes(os.urandom(4 << 20))
+    program = """
+import os, sys, threading, time, warnings
 from array import array
 from uringloop._ops import _hotpath
 warnings.simplefilter("ignore", DeprecationWarning)
-fd = os.open({str(path)!r}, os.O_RDONLY)
+fd = os.open(sys.argv[1], os.O_RDONLY)
 os.pread(fd, 4 << 20, 0)
 fds, sizes = array("q", [fd] * 64), array("q", [65536] * 64)
 offsets = array("q", [65536 * k for k in range(64)])
@@ -425,14 +406,13 @@ for _ in range(10):
     pid = os.fork()
     if pid == 0:
         ring.close()
-        os._exit(1 if os.path.exists(f"/proc/self/fd/{{number}}") else 0)
+        os._exit(1 if os.path.exists(f"/proc/self/fd/{number}") else 0)
     left_open += os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 stop = True
 thread.join()
 print(left_open)
 """
-    run = [sys.executable, "-c", program]
-    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    out = run_python(tmp_path, program)
     assert (out.returncode, out.stdout.strip()) == (0, "0"), out.stderr
 
 
