@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,11 @@ RANDREAD_IMPLS = {
     "io_uring kernel floor (enter only)",
     "io_uring submit-and-wait loop (one thread)",
     "asyncio machinery floor (fake driver)",
+}
+# O_DIRECT only, where the filesystem takes O_DIRECT: examples/bench/refill.c's two modes.
+RANDREAD_C_BOUNDS = {
+    "C, the loop's waits: a batch per wake",
+    "C, the loop's waits: an enter per read",
 }
 # Page cache at QD 1024 and 4096: the rows needing no descriptor per coroutine.
 RANDREAD_DEEP_IMPLS = {
@@ -206,6 +212,10 @@ def _check_report(name: str, report: dict[str, Any]) -> None:
                 assert peer in _needed_peers(row["impl"]), row
                 assert importlib.util.find_spec(peer) is None, row
                 continue
+            if row["impl"] in RANDREAD_C_BOUNDS:
+                assert row["skipped"].startswith("not built: "), row
+                assert shutil.which(os.environ.get("CC") or "cc") is None, row
+                continue
             reason = MAY_SKIP.get((name, row["impl"]))
             assert reason is not None and "O_DIRECT" in row["case"], row
             assert row["skipped"].startswith(reason), row
@@ -224,6 +234,26 @@ def _check_report(name: str, report: dict[str, Any]) -> None:
     assert report["targets"] == []  # --quick evaluates no target
     if name == "randread":
         _check_kernel_floor(report)
+        _check_c_bounds(report)
+
+
+def _check_c_bounds(report: dict[str, Any]) -> None:
+    """refill.c's rows are in every O_DIRECT case and only there (unless the filesystem
+    refused O_DIRECT), and the note sets uringloop and fio beside them."""
+    if any(n.startswith("The filesystem refused O_DIRECT") for n in report["notes"]):
+        assert not [r for r in report["rows"] if r["impl"] in RANDREAD_C_BOUNDS]
+        return
+    rows = [r for r in report["rows"] if r["impl"] in RANDREAD_C_BOUNDS]
+    assert sorted((r["case"], r["impl"]) for r in rows) == sorted(
+        (f"O_DIRECT, QD {qd}", impl) for qd in (1, 16, 64) for impl in RANDREAD_C_BOUNDS
+    )
+    if any(r["skipped"] for r in rows):
+        return
+    assert all(r["median"] > 0 for r in rows), rows
+    notes = [n for n in report["notes"] if n.startswith("O_DIRECT bounds (median ops/s ratios): ")]
+    assert len(notes) == 1
+    for qd in (1, 16, 64):
+        assert f"O_DIRECT, QD {qd}: uringloop " in notes[0], qd
 
 
 def _check_kernel_floor(report: dict[str, Any]) -> None:
@@ -332,6 +362,46 @@ def test_ab_runs_each_revision_s_own_package() -> None:
     assert len(rounds) == 2
     ratio = float(lines[-1].split()[2])
     assert math.isfinite(ratio) and ratio > 0
+
+
+def test_refill_program_reads_and_refuses_bad_arguments(tmp_path: Path) -> None:
+    # refill.c, the O_DIRECT rows' C bound: both modes read (and check what they read);
+    # a wrong mode or a file under one block is refused before any I/O.
+    sys.path.insert(0, str(ROOT))
+    from examples.bench.common import BenchError, build_c_program, run_refill
+
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler")
+    program = build_c_program("refill")
+    path = tmp_path / "data"
+    path.write_bytes(os.urandom(1 << 20))
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
+    except OSError:
+        pytest.skip("the filesystem refuses O_DIRECT")
+    for mode in ("batch", "each"):
+        rate, doc = run_refill(program, str(path), 4, 0.05, 7, mode)
+        assert rate > 0 and doc["reads"] > 0, doc
+    # An enter per read: one for each read refilled (all but the last QD), and the first.
+    assert doc["enters"] >= doc["reads"] - 4 + 1, doc
+    with pytest.raises(BenchError, match="refill sideways failed: usage"):
+        run_refill(program, str(path), 4, 0.05, 7, "sideways")
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 100)
+    with pytest.raises(BenchError, match="smaller than one block"):
+        run_refill(program, str(small), 4, 0.05, 7, "batch")
+
+
+def test_c_program_without_a_compiler_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(ROOT))
+    from examples.bench.common import BenchError, build_c_program
+
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(BenchError, match="not built: no C compiler"):
+        build_c_program("refill")
+    monkeypatch.setenv("CC", "false")
+    with pytest.raises(BenchError, match="not built: false failed"):
+        build_c_program("refill")
 
 
 def test_copy_floor_reads_a_page_the_cache_will_not_copy(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ above 1 uringloop wins, whichever way the unit points.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import mmap
 import os
@@ -17,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
@@ -388,6 +390,46 @@ def run_fio(
     text = out.stdout[out.stdout.index("{") :]
     job = json.loads(text)["jobs"][0]["read"]
     return float(job["iops"]), float(job["bw"]) / 1024.0
+
+
+# -- C programs ------------------------------------------------------------------------------
+
+
+def build_c_program(name: str) -> str:
+    """Compile examples/bench/NAME.c with $CC (else cc) into a temporary directory removed
+    when this process exits; return the program's path. BenchError, with the reason, when
+    there is no compiler or the build fails."""
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.c")
+    compiler = os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise BenchError(f"not built: no C compiler ({compiler})")
+    directory = tempfile.mkdtemp(prefix="uringloop-bench-")
+    atexit.register(shutil.rmtree, directory, True)
+    program = os.path.join(directory, name)
+    out = subprocess.run(
+        [compiler, "-O2", "-o", program, source], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise BenchError(f"not built: {compiler} failed: {out.stderr.strip()[:200]}")
+    return program
+
+
+def run_refill(
+    program: str, path: str, qd: int, seconds: float, seed: int, mode: str
+) -> tuple[float, dict[str, Any]]:
+    """Run examples/bench/refill.c's program (O_DIRECT 4 KiB random reads over `path`, QD
+    deep, `mode` "batch" or "each"); return (reads/s, its JSON line)."""
+    out = subprocess.run(
+        [program, path, str(qd), f"{seconds:.6f}", str(seed), mode],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 60,
+    )
+    if out.returncode != 0:
+        raise BenchError(f"refill {mode} failed: {out.stderr.strip()[:200]}")
+    doc = json.loads(out.stdout)
+    return doc["reads"] / doc["seconds"], doc
 
 
 # -- machine --------------------------------------------------------------------------------

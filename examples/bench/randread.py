@@ -13,7 +13,10 @@ or a file object per coroutine are left out. Two rows are bounds, not backends: 
 kernel's own cost per read (FLOOR) and asyncio's task and future machinery on the same
 loop (MACHINERY); what a uringloop ring read costs beyond both (the URING_RING row: a Loop
 with inline=False, whose reads all go through the ring rather than copy what the page
-cache holds) is reported as "uringloop's own work per read".
+cache holds) is reported as "uringloop's own work per read". The O_DIRECT cases have two
+more bounds where a C compiler is there: a C program (refill.c) that waits as the loop
+waits and refills its reads a batch per wake (C_BATCH), or with an io_uring_enter per read
+as fio does (C_EACH).
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ from .common import (
     Report,
     Row,
     aligned_buffer,
+    build_c_program,
     fio_available,
     interleaved,
     open_direct,
     run_fio,
     run_on,
+    run_refill,
     target,
     target_at_most,
     verify,
@@ -78,6 +83,9 @@ FLOOR = "io_uring kernel floor (enter only)"
 COPY_FLOOR = "pread_many copy floor (read_many_cached only)"
 WAIT_LOOP = "io_uring submit-and-wait loop (one thread)"
 MACHINERY = "asyncio machinery floor (fake driver)"
+C_BATCH = "C, the loop's waits: a batch per wake"
+C_EACH = "C, the loop's waits: an enter per read"
+C_MODES = {C_BATCH: "batch", C_EACH: "each"}  # refill.c's MODE argument
 STALL = "loop stall ms"
 ASYNC_COMPETITORS = (ASYNCIO, UVLOOP, AIOFILES, CAIO_SQPOLL, CAIO_URING, CAIO_AIO, PYURING)
 IMPLS = (
@@ -122,6 +130,7 @@ class Env:
     bs: int = BLOCK
     keep: list[tuple[int, bytes]] = field(default_factory=list)
     counter: Any = None
+    refill: str = ""  # refill.c's program, built (C_MODES' rows)
     stall: float = float("nan")  # seconds: the worst lateness of a 1 ms timer in the run
 
     @property
@@ -687,6 +696,10 @@ def measure(impl: str, env: Env) -> float:
         rate = _kernel_floor(env, wall=True)
     elif impl == COPY_FLOOR:
         rate = _copy_floor(env)
+    elif impl in C_MODES:
+        # The program checks one read in 64 against a buffered pread itself.
+        seed = random.randrange(1 << 32)
+        return run_refill(env.refill, env.path, env.qd, env.duration, seed, C_MODES[impl])[0]
     else:
         loop_name, fn = RUNNERS[impl]
         rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
@@ -708,6 +721,10 @@ def run(cfg: Config) -> Report:
     offsets = [rng.randrange(nblocks) * BLOCK for _ in range(OFFSET_TABLE)]
     fd_buffered = os.open(path, os.O_RDONLY)
     fd_direct, direct_ok = open_direct(path)
+    try:
+        refill, refill_error = build_c_program("refill"), ""
+    except BenchError as exc:
+        refill, refill_error = "", str(exc)
     if not direct_ok:
         report.notes.append(
             "The filesystem refused O_DIRECT: the 'O_DIRECT' cases below ran buffered."
@@ -733,7 +750,20 @@ def run(cfg: Config) -> Report:
                 impls: tuple[str, ...] = IMPLS if qd in QDS else DEEP_IMPLS
                 if direct:  # (nothing is copied from the page cache there: the same reads)
                     impls = tuple(impl for impl in impls if impl not in (URING_RING, COPY_FLOOR))
-                _run_case(cfg, report, f"{mode}, QD {qd}", path, fd, direct, qd, offsets, impls)
+                    if direct_ok:
+                        impls += tuple(C_MODES)
+                _run_case(
+                    cfg,
+                    report,
+                    f"{mode}, QD {qd}",
+                    path,
+                    fd,
+                    direct,
+                    qd,
+                    offsets,
+                    impls,
+                    refill=refill or refill_error,
+                )
     finally:
         os.close(fd_buffered)
         os.close(fd_direct)
@@ -750,6 +780,7 @@ def run(cfg: Config) -> Report:
     _targets(report)
     _floor_note(report)
     _own_work_note(report)
+    _direct_note(report)
     return report
 
 
@@ -819,6 +850,24 @@ def _floor_note(report: Report) -> None:
     report.notes.append(text + ".")
 
 
+def _direct_note(report: Report) -> None:
+    """For each O_DIRECT case: uringloop against the C program that waits as the loop does,
+    and both C programs against fio: how much of the distance to fio is the way of
+    refilling rather than Python."""
+    parts = []
+    for qd in QDS:
+        case = f"O_DIRECT, QD {qd}"
+        uring, batch, each, fio = (report.median(case, i) for i in (URING, C_BATCH, C_EACH, FIO))
+        if not uring or not batch or not each:
+            continue
+        text = f"{case}: uringloop {uring / batch:.2f}x '{C_BATCH}', {uring / each:.2f}x '{C_EACH}'"
+        if fio:
+            text += f"; against fio: those two {batch / fio:.2f}x and {each / fio:.2f}x"
+        parts.append(text)
+    if parts:
+        report.notes.append("O_DIRECT bounds (median ops/s ratios): " + "; ".join(parts) + ".")
+
+
 def _run_case(
     cfg: Config,
     report: Report,
@@ -829,7 +878,10 @@ def _run_case(
     qd: int,
     offsets: list[int],
     impls: tuple[str, ...] = IMPLS,
+    refill: str = "",
 ) -> None:
+    """Time `impls` in `case`, interleaved, then fio. `refill`: refill.c's program, or why it
+    was not built (its rows are then skipped with that reason)."""
     rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in impls}
     # Long enough for every coroutine to start and finish a read (QD 4096: 0.1 s at least).
     duration = max(cfg.duration, qd * 25e-6)
@@ -840,8 +892,10 @@ def _run_case(
     def one(impl: str, rep: int) -> None:
         if impl in failed:
             return
-        env = Env(path, fd, direct, qd, duration, offsets)
+        env = Env(path, fd, direct, qd, duration, offsets, refill=refill)
         try:
+            if impl in C_MODES and not os.path.isabs(refill):
+                raise BenchError(refill)
             rows[impl].samples.append(measure(impl, env))
             if env.stall == env.stall:
                 stalls[impl].append(env.stall * 1000)
@@ -853,6 +907,8 @@ def _run_case(
                 # caio reads into bytes objects it allocates: never aligned, so the kernel
                 # refuses O_DIRECT (EINVAL), which caio raises as a SystemError.
                 rows[impl].skipped = f"failed: caio cannot read O_DIRECT (unaligned buffers): {exc}"
+            elif impl in C_MODES and str(exc).startswith("not built: "):
+                rows[impl].skipped = str(exc)
             else:
                 rows[impl].skipped = f"failed: {exc!r}"
             rows[impl].skipped = rows[impl].skipped[:160]
@@ -877,6 +933,11 @@ def _run_case(
         "submits QD reads and waits for them in one io_uring_enter",
         MACHINERY: "not a backend: asyncio's tasks and futures on uringloop's Loop, each "
         "read a future resolved in batches by a fake driver",
+        C_BATCH: "not a backend: examples/bench/refill.c, no Python: the loop's ring setup, "
+        "sleeps in epoll on its eventfd, then one enter reaps and one submits a new read for "
+        "each completion, as the loop's pre-select step does",
+        C_EACH: "not a backend: the same C program submitting each new read with an "
+        "io_uring_enter of its own as soon as its completion is seen, as fio does",
     }
     for impl, note in notes.items():
         if impl in rows:
