@@ -86,7 +86,7 @@ static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
-    *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch, *s_early_share;
+    *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch;
 static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
@@ -230,16 +230,6 @@ eager_turns_left(PyObject *loop)
  * on `driver` with `waiting` callbacks ready: its own checks, in its order, so that it is
  * called only then (otherwise it returns False and does nothing). 1, 0, or -1 with an
  * error set. */
-/* The module global `name` of _loop (an int) into *out: 0, or -1 with an error set. */
-static int
-global_ssize(PyObject *name, Py_ssize_t *out)
-{
-    PyObject *value = global(name);
-    *out = value == NULL ? -1 : PyLong_AsSsize_t(value);
-    Py_XDECREF(value);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
 static int
 early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
 {
@@ -247,19 +237,15 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
         int slow = attr_true(driver, s_slow_completions);
         if (slow <= 0)
             return slow;
-        /* max(EARLY_BATCH, len(inflight) // EARLY_SHARE), as the reference computes it */
-        Py_ssize_t queued = attr_length(driver, s_backlog), batch, share, inflight;
-        if (queued < 0 || global_ssize(s_early_batch, &batch) < 0 ||
-            (inflight = attr_length(driver, s_inflight)) < 0 || global_ssize(s_early_share, &share) < 0)
+        Py_ssize_t queued = attr_length(driver, s_backlog);
+        PyObject *batch = queued < 0 ? NULL : global(s_early_batch);
+        Py_ssize_t most = batch == NULL ? -1 : PyLong_AsSsize_t(batch);
+        Py_XDECREF(batch);
+        if (most == -1 && PyErr_Occurred())
             return -1;
-        if (share == 0) {
-            PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
-            return -1;
-        }
-        Py_ssize_t part = inflight / share;
-        if (inflight % share != 0 && share < 0)
-            part -= 1; /* floor division, as // */
-        return queued >= (part > batch ? part : batch);
+        if (waiting / 2 > most)
+            most = waiting / 2;
+        return queued >= most;
     }
     int ring = attr_true(driver, s_uses_ring);
     if (ring <= 0)
@@ -1157,7 +1143,6 @@ PyInit__loop_c(void)
         intern(&s_state_of_op, "state") < 0 || intern(&s_spec, "spec") < 0 || intern(&s_discard, "discard") < 0 ||
         intern(&s_backlog, "backlog") < 0 || intern(&s_inflight, "inflight") < 0 ||
         intern(&s_uses_ring, "uses_ring") < 0 || intern(&s_early_batch, "EARLY_BATCH") < 0 ||
-        intern(&s_early_share, "EARLY_SHARE") < 0 ||
         intern(&keyword_names[A_KNOWN_SEEKABLE], "known_seekable") < 0 ||
         intern(&keyword_names[A_CACHED_COPY], "cached_copy") < 0 ||
         intern(&keyword_names[A_UNCLAIMED], "unclaimed") < 0 || intern(&keyword_names[A_DIRECT], "direct") < 0 ||

@@ -1,6 +1,5 @@
-"""A backlog of EARLY_BATCH operations, or a quarter of those in flight if that is more,
-reaches the kernel before the pre-select step when the last submission did not complete
-inline, and waits for it when it did."""
+"""A backlog of EARLY_BATCH operations reaches the kernel before the pre-select step when
+the last submission did not complete inline, and waits for it when it did."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from uringloop._loop import EARLY_BATCH, EARLY_SHARE, UringStats
+from uringloop._loop import EARLY_BATCH, UringStats
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 
@@ -106,22 +105,13 @@ async def test_page_cache_reads_keep_one_submission_per_iteration(
 
 
 @READS
-async def test_early_submissions_grow_with_what_is_in_flight(read: Any) -> None:
-    # With n reads queued by n tasks of one iteration behind a slow one, the backlog goes
-    # to the kernel once it is EARLY_BATCH long, or a quarter (1 / EARLY_SHARE) of the
-    # reads in flight if that is more: submissions of 2 while few are in flight, larger
-    # as more are (here 12 enters for 48 reads, 2 left for the pre-select step).
-    n = 48
+async def test_many_callbacks_to_run_take_fewer_larger_early_submissions(read: Any) -> None:
+    # With n reads queued by n tasks of one iteration, the backlog goes to the kernel
+    # once it is EARLY_BATCH long or half as long as the callbacks still to run, if that
+    # is more: a few larger submissions (here 16, 11, 8 and 8 of 48), not one for every 8.
+    n = 6 * EARLY_BATCH
     stats, enters = await _pipe_batch_behind_a_slow_read(n, read)
-    in_flight, backlog, early = 1, 0, 0
-    for _ in range(n):
-        backlog += 1
-        if backlog >= max(EARLY_BATCH, in_flight // EARLY_SHARE):
-            in_flight, backlog, early = in_flight + backlog, 0, early + 1
-    assert early < n // EARLY_BATCH  # fewer, larger submissions than EARLY_BATCH each
-    assert (stats.enter_calls - enters, stats.in_flight, stats.backlog) == (
-        early,
-        in_flight,
-        backlog,
-    )
+    early = stats.enter_calls - enters
+    assert 1 <= early < n // EARLY_BATCH  # (one for every 8 would be 6)
+    assert 0 < stats.backlog < EARLY_BATCH  # the tail waits for the pre-select step
     assert stats.in_flight + stats.backlog == 1 + n
