@@ -300,6 +300,8 @@ def test_benchmark_runs_alone_and_output_parses(name: str, tmp_path: Path) -> No
     for key in ("kernel", "cpu_count", "python", "packages", "data_fs"):
         assert machine[key], key
     assert set(machine["packages"]) >= {"uringloop", "uvloop", "aiofiles", "caio", "pyuring"}
+    expected_twins = "python" if os.environ.get("URINGLOOP_NO_EXTENSIONS") == "1" else "c"
+    assert machine["uringloop_twins"] == expected_twins
     assert doc["config"]["quick"] is True
     [report] = doc["reports"]
     _check_report(name, report)
@@ -307,11 +309,29 @@ def test_benchmark_runs_alone_and_output_parses(name: str, tmp_path: Path) -> No
     assert md.strip() == proc.stdout.strip()
     assert "| implementation | median | min | max |" in md
     assert "Quick run: a smoke test." in md and "### Goals" not in md
+    assert "uringloop's hot path: " in md and "twins mixed" not in md
     # The data it made is gone (no --keep).
     assert not (tmp_path / "data").exists(), list((tmp_path / "data").iterdir())
     for impls in EXPECTED[name].values():
         for impl in impls:
             assert f"| {impl} |" in md
+
+
+def test_report_warns_of_mixed_twins(tmp_path: Path) -> None:
+    # A run where one extension fell back to its pure-Python twin (built from other
+    # sources) says so at the top of its report, rather than passing as compiled.
+    sys.path.insert(0, str(ROOT))
+    from examples.bench.cli import render_markdown
+    from examples.bench.common import Config, machine_info
+
+    cfg = Config.make(True, directory=str(tmp_path / "data"))
+    machine = machine_info(cfg)
+    plain = render_markdown([], machine, "python -m examples.bench", cfg, 1.0)
+    assert "twins mixed" not in plain
+    machine["uringloop_twins"] = "queues c, reads c, handles c, pread python, pins c"
+    mixed = render_markdown([], machine, "python -m examples.bench", cfg, 1.0)
+    assert "uringloop's hot path: queues c, reads c, handles c, pread python" in mixed
+    assert "**Warning: compiled and pure-Python twins mixed in this run**" in mixed
 
 
 def test_keep_keeps_the_data_files(tmp_path: Path) -> None:

@@ -45,6 +45,10 @@ BENCHES = (
 )
 
 
+# uring_stats().implementation when every twin agrees, as the report names it.
+TWIN_NAMES = {"c": "compiled", "python": "pure Python (URINGLOOP_NO_EXTENSIONS=1 or no build)"}
+
+
 def parse_args(argv: list[str] | None, only: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m examples.bench" + (f".{only[0]}" if only else ""),
@@ -197,6 +201,7 @@ def render_markdown(
     reports: list[Report], machine: dict[str, Any], command: str, cfg: Config, elapsed: float
 ) -> str:
     pk = machine["packages"]
+    twins = machine["uringloop_twins"]
     lines = [
         "## Benchmark results",
         "",
@@ -211,6 +216,18 @@ def render_markdown(
         "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in pk.items()),
         "",
+        f"uringloop's hot path: {TWIN_NAMES.get(twins, twins)}",
+        "",
+        *(
+            [
+                "**Warning: compiled and pure-Python twins mixed in this run** (an extension "
+                "built from other sources falls back to its twin: rebuild with "
+                "`pip install -e .`).",
+                "",
+            ]
+            if twins not in TWIN_NAMES
+            else []
+        ),
         *(
             [
                 "**Quick run: a smoke test.** One short repetition each, on a small file: "

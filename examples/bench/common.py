@@ -503,9 +503,26 @@ def machine_info(cfg: Config) -> dict[str, Any]:
         },
         "fio": fio,
         "git_commit": commit,
+        "uringloop_twins": uringloop_twins(),
         "data_dir": cfg.directory,
         "data_fs": f"{fstype} on {mnt}",
     }
+
+
+def uringloop_twins() -> str:
+    """Which twins of uringloop's hot path this process runs: "c" or "python" when all agree
+    (the loop's and the thread routes'), else where each runs, as uring_stats() says (a
+    stale build, say: an extension whose sources changed falls back to its twin)."""
+    import uringloop
+    import uringloop.threads
+
+    loop = uringloop.Loop()
+    try:
+        loop_twins = loop.uring_stats().implementation
+    finally:
+        loop.close()
+    threads = uringloop.threads.IMPLEMENTATION
+    return loop_twins if loop_twins == threads else f"{loop_twins}; thread reads {threads}"
 
 
 def report_to_json(report: Report) -> dict[str, Any]:
