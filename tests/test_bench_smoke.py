@@ -386,7 +386,8 @@ def test_ab_runs_each_revision_s_own_package() -> None:
 
 def test_refill_program_reads_and_refuses_bad_arguments(tmp_path: Path) -> None:
     # refill.c, the O_DIRECT rows' C bound: both modes read (and check what they read);
-    # a wrong mode or a file under one block is refused before any I/O.
+    # "each" submits every new read on its own, "batch" a wake's in one enter; a wrong mode
+    # or a file under one block is refused before any I/O.
     sys.path.insert(0, str(ROOT))
     from examples.bench.common import BenchError, build_c_program, run_refill
 
@@ -399,17 +400,21 @@ def test_refill_program_reads_and_refuses_bad_arguments(tmp_path: Path) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
     except OSError:
         pytest.skip("the filesystem refuses O_DIRECT")
+    docs = {}
     for mode in ("batch", "each"):
-        rate, doc = run_refill(program, str(path), 4, 0.05, 7, mode)
-        assert rate > 0 and doc["reads"] > 0, doc
-    # An enter per read: one for each read refilled (all but the last QD), and the first.
-    assert doc["enters"] >= doc["reads"] - 4 + 1, doc
+        rate, doc = run_refill(program, str(path), 8, 0.05, 0.01, 7, mode)
+        assert rate > 0 and doc["reads"] > 0 and doc["refills"] > 0, doc
+        docs[mode] = doc
+    assert docs["each"]["submits"] == docs["each"]["refills"] + 1, docs  # + the first QD
+    assert docs["batch"]["submits"] <= docs["batch"]["refills"] + 1, docs
     with pytest.raises(BenchError, match="refill sideways failed: usage"):
-        run_refill(program, str(path), 4, 0.05, 7, "sideways")
+        run_refill(program, str(path), 4, 0.05, 0, 7, "sideways")
     small = tmp_path / "small"
     small.write_bytes(b"x" * 100)
     with pytest.raises(BenchError, match="smaller than one block"):
-        run_refill(program, str(small), 4, 0.05, 7, "batch")
+        run_refill(program, str(small), 4, 0.05, 0, 7, "batch")
+    with pytest.raises(BenchError, match="refill batch printed"):
+        run_refill("/bin/echo", str(path), 4, 0.05, 0, 7, "batch")
 
 
 def test_c_program_without_a_compiler_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,6 +427,9 @@ def test_c_program_without_a_compiler_is_not_built(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CC", "false")
     with pytest.raises(BenchError, match="not built: false failed"):
         build_c_program("refill")
+    if shutil.which("cc") is not None:  # a compiler given with its arguments
+        monkeypatch.setenv("CC", "cc -Wall")
+        assert os.access(build_c_program("refill"), os.X_OK)
 
 
 def test_copy_floor_reads_a_page_the_cache_will_not_copy(tmp_path: Path) -> None:

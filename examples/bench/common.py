@@ -14,6 +14,7 @@ import atexit
 import json
 import mmap
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -400,36 +401,40 @@ def build_c_program(name: str) -> str:
     when this process exits; return the program's path. BenchError, with the reason, when
     there is no compiler or the build fails."""
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.c")
-    compiler = os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        raise BenchError(f"not built: no C compiler ({compiler})")
+    compiler = shlex.split(os.environ.get("CC") or "cc")
+    if not compiler or shutil.which(compiler[0]) is None:
+        raise BenchError(f"not built: no C compiler ({' '.join(compiler)})")
     directory = tempfile.mkdtemp(prefix="uringloop-bench-")
     atexit.register(shutil.rmtree, directory, True)
     program = os.path.join(directory, name)
     out = subprocess.run(
-        [compiler, "-O2", "-o", program, source], capture_output=True, text=True, check=False
+        [*compiler, "-O2", "-o", program, source], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        raise BenchError(f"not built: {compiler} failed: {out.stderr.strip()[:200]}")
+        raise BenchError(f"not built: {compiler[0]} failed: {out.stderr.strip()[:200]}")
     return program
 
 
 def run_refill(
-    program: str, path: str, qd: int, seconds: float, seed: int, mode: str
+    program: str, path: str, qd: int, seconds: float, warmup: float, seed: int, mode: str
 ) -> tuple[float, dict[str, Any]]:
     """Run examples/bench/refill.c's program (O_DIRECT 4 KiB random reads over `path`, QD
-    deep, `mode` "batch" or "each"); return (reads/s, its JSON line)."""
-    out = subprocess.run(
-        [program, path, str(qd), f"{seconds:.6f}", str(seed), mode],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=seconds + 60,
-    )
+    deep, `mode` "batch" or "each", `warmup` seconds not counted); return (reads/s, its
+    JSON line). BenchError when it fails, hangs or prints something else."""
+    cmd = [program, path, str(qd), f"{seconds:.6f}", f"{warmup:.6f}", str(seed), mode]
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, timeout=warmup + seconds + 60
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"refill {mode} did not end: {exc}") from exc
     if out.returncode != 0:
         raise BenchError(f"refill {mode} failed: {out.stderr.strip()[:200]}")
-    doc = json.loads(out.stdout)
-    return doc["reads"] / doc["seconds"], doc
+    try:
+        doc = json.loads(out.stdout)
+        return doc["reads"] / doc["seconds"], doc
+    except (ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
+        raise BenchError(f"refill {mode} printed {out.stdout[:200]!r}: {exc!r}") from exc
 
 
 # -- machine --------------------------------------------------------------------------------

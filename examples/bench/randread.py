@@ -131,6 +131,7 @@ class Env:
     keep: list[tuple[int, bytes]] = field(default_factory=list)
     counter: Any = None
     refill: str = ""  # refill.c's program, built (C_MODES' rows)
+    seed: int = 0  # refill.c's offsets
     stall: float = float("nan")  # seconds: the worst lateness of a 1 ms timer in the run
 
     @property
@@ -697,9 +698,9 @@ def measure(impl: str, env: Env) -> float:
     elif impl == COPY_FLOOR:
         rate = _copy_floor(env)
     elif impl in C_MODES:
-        # The program checks one read in 64 against a buffered pread itself.
-        seed = random.randrange(1 << 32)
-        return run_refill(env.refill, env.path, env.qd, env.duration, seed, C_MODES[impl])[0]
+        # The program checks one read in 64 against a buffered pread itself, after timing.
+        mode = C_MODES[impl]
+        return run_refill(env.refill, env.path, env.qd, env.duration, WARMUP, env.seed, mode)[0]
     else:
         loop_name, fn = RUNNERS[impl]
         rate = run_on(loop_name, fn(env), **LOOP_KWARGS.get(impl, {}))
@@ -762,7 +763,9 @@ def run(cfg: Config) -> Report:
                     qd,
                     offsets,
                     impls,
-                    refill=refill or refill_error,
+                    refill,
+                    refill_error,
+                    cfg.seed,
                 )
     finally:
         os.close(fd_buffered)
@@ -879,9 +882,12 @@ def _run_case(
     offsets: list[int],
     impls: tuple[str, ...] = IMPLS,
     refill: str = "",
+    refill_error: str = "",
+    seed: int = 0,
 ) -> None:
-    """Time `impls` in `case`, interleaved, then fio. `refill`: refill.c's program, or why it
-    was not built (its rows are then skipped with that reason)."""
+    """Time `impls` in `case`, interleaved, then fio. `refill`: refill.c's program, or ""
+    with `refill_error` saying why it was not built (its rows are then skipped with that
+    reason); `seed` + the repetition: its offsets."""
     rows = {impl: Row(case, impl, "ops/s", True, reference=impl == URING) for impl in impls}
     # Long enough for every coroutine to start and finish a read (QD 4096: 0.1 s at least).
     duration = max(cfg.duration, qd * 25e-6)
@@ -892,10 +898,10 @@ def _run_case(
     def one(impl: str, rep: int) -> None:
         if impl in failed:
             return
-        env = Env(path, fd, direct, qd, duration, offsets, refill=refill)
+        env = Env(path, fd, direct, qd, duration, offsets, refill=refill, seed=seed + rep)
         try:
-            if impl in C_MODES and not os.path.isabs(refill):
-                raise BenchError(refill)
+            if impl in C_MODES and not refill:
+                raise BenchError(refill_error)
             rows[impl].samples.append(measure(impl, env))
             if env.stall == env.stall:
                 stalls[impl].append(env.stall * 1000)
