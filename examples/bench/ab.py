@@ -77,9 +77,17 @@ def _export(rev: str, into: Path) -> str:
     return commit
 
 
+# The child's first line: where uringloop came from, a tab, and its twins: "c" or "python"
+# when the ring's, the loop's and the file calls' agree (each where the revision has it),
+# else all three, so that a stale extension set aside for its twin does not pass.
 _CHILD = (
-    "import sys, uringloop, uringloop._ring.ring as r; "
-    "print(uringloop.__file__, getattr(r, 'IMPLEMENTATION', 'python'), flush=True); "
+    "import sys, importlib.util, uringloop, uringloop._ring.ring as r; "
+    "twins = [getattr(r, 'IMPLEMENTATION', 'python')] + [getattr(importlib.import_module(m), "
+    "'IMPLEMENTATION', None) for m in ('uringloop._loop', 'uringloop._files') "
+    "if importlib.util.find_spec(m)]; "
+    "twins = [t for t in twins if t is not None]; "
+    "print(uringloop.__file__ + '\\t' + (twins[0] if len(set(twins)) == 1 else '; '.join(twins)), "
+    "flush=True); "
     "from examples.bench.profile import SCENARIOS; "
     "[print(SCENARIOS[sys.argv[1]](float(sys.argv[2]))) for _ in range(int(sys.argv[3]))]"
 )
@@ -104,7 +112,7 @@ def _run_once(package_dir: Path, scenario: str, seconds: float, rev: str, best_o
         text=True,
     ).stdout
     header, _, results = out.partition("\n")
-    where, _, implementation = header.rpartition(" ")
+    where, _, implementation = header.partition("\t")
     if not where.startswith(str(package_dir)):
         raise SystemExit(f"the run imported uringloop from {where}, not {package_dir}")
     expected = twin[1:] if twin else ("c" if Path(package_dir, "setup.py").exists() else "python")

@@ -516,9 +516,11 @@ def machine_info(cfg: Config) -> dict[str, Any]:
 
 def uringloop_twins() -> str:
     """Which twins of uringloop's hot path this process runs: "c" or "python" when all agree
-    (the loop's and the thread routes'), else where each runs, as uring_stats() says (a
-    stale build, say: an extension whose sources changed falls back to its twin)."""
+    (the loop's, as uring_stats() says, the file calls' and the thread routes'), else where
+    each runs (a stale build, say: an extension whose sources changed falls back to its
+    twin)."""
     import uringloop
+    import uringloop._files  # (its twins have no public name; python -m uringloop shows them)
     import uringloop.threads
 
     loop = uringloop.Loop()
@@ -526,8 +528,11 @@ def uringloop_twins() -> str:
         loop_twins = loop.uring_stats().implementation
     finally:
         loop.close()
+    files = uringloop._files.IMPLEMENTATION
     threads = uringloop.threads.IMPLEMENTATION
-    return loop_twins if loop_twins == threads else f"{loop_twins}; thread reads {threads}"
+    if loop_twins == files == threads:
+        return loop_twins
+    return f"{loop_twins}; file calls {files}; thread reads {threads}"
 
 
 def report_to_json(report: Report) -> dict[str, Any]:

@@ -7,20 +7,25 @@
  * for completions is watched by epoll and, as the loop keeps it, disabled
  * (IORING_CQ_EVENTFD_DISABLED) while the program is awake: before sleeping it enables it,
  * then looks again for completions (posted, or pending as deferred task work), and sleeps
- * in epoll_wait only when there are none; after waking it disables it, reads it, and one
- * io_uring_enter(GETEVENTS) posts the completions. Each is then replaced by a new read at
- * a random offset. MODE "batch" submits the replacements with one io_uring_enter, as the
- * loop's pre-select step does; MODE "each" submits each with an io_uring_enter of its own
- * as soon as its completion is seen, as fio does. Every enter passes GETEVENTS, as the
- * loop's do.
+ * in epoll_wait only when there are none; after waking it disables it, reads it, and an
+ * io_uring_enter(GETEVENTS) posts completions. Each is then replaced by a new read at a
+ * random offset. MODE "batch" submits the replacements of what it reaped with one
+ * io_uring_enter, as the loop's pre-select step does; MODE "each" submits each with an
+ * io_uring_enter of its own as soon as its completion is seen, as fio does. Every enter
+ * passes GETEVENTS, as the loop's do. (Since Linux 6.13 an enter that does not wait posts
+ * at most 20 deferred completions and leaves IORING_SQ_TASKRUN raised for the rest; the
+ * loop's enters are such enters too: past 20 reads a wake, "batch" is a few submissions a
+ * wake, as the loop's are.)
  *
  * The first WARMUP seconds are not counted. One read in 64 of the counted ones is kept
  * and compared with a buffered pread of the same block after the clock stops.
  * Built and run by examples/bench/randread.py; prints one JSON line:
- * {"reads": N, "seconds": S, "wakes": W, "enters": E, "submits": U, "refills": R}
- * (reads and seconds: the counted part; the other counters cover the whole run: sleeps in
- * epoll_wait, io_uring_enter calls, those of them that submitted, reads submitted after the
- * first QD).
+ * {"reads": N, "seconds": S, "wakes": W, "timeouts": T, "enters": E, "submits": U,
+ *  "refills": R}
+ * (reads and seconds: the counted part; the other counters cover the whole run: returns
+ * from epoll_wait, those of them that timed out (100 ms without a signal: a lost wake-up,
+ * or a read that slow), io_uring_enter calls, those of them that submitted, reads
+ * submitted after the first QD).
  *
  * usage: refill PATH QD SECONDS WARMUP SEED batch|each
  */
@@ -168,23 +173,32 @@ static int cq_empty(struct ring *r)
 }
 
 /* Whether completions may wait as deferred task work (an enter would post them): with
- * TASKRUN_FLAG the kernel says so in the SQ flags; without it, always maybe. */
+ * TASKRUN_FLAG, on x86-64, the kernel says so in the SQ flags; otherwise always maybe, as
+ * the loop does (elsewhere the kernel's flag store and its read of the eventfd flag are not
+ * ordered against ours). */
 static int may_have_work(struct ring *r)
 {
+#if defined(__x86_64__)
     return !(r->flags & IORING_SETUP_TASKRUN_FLAG) ||
            (atomic_load(r->sq_flags) & IORING_SQ_TASKRUN);
+#else
+    (void)r;
+    return 1;
+#endif
 }
 
 /* About to sleep: enable the eventfd, then look again, as the loop's prepare_block does.
  * 1: completions are there (the eventfd disabled again): do not sleep. */
 static int arm(struct ring *r)
 {
-    /* A locked RMW: a full barrier between this store and the reads below. */
+    /* Sequentially consistent (on x86-64 a locked RMW): ordered before the reads below. */
     atomic_fetch_and(r->cq_flags, ~IORING_CQ_EVENTFD_DISABLED);
     int look = !cq_empty(r);
     if (!look) {
         /* With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN for deferred work before it
-         * reads the eventfd flag: either it signals the eventfd, or we see its flag here. */
+         * reads the eventfd flag: either it signals the eventfd, or we see its flag here.
+         * (Completions this enter posts signal the eventfd too, now enabled: the next sleep
+         * may then return at once, as the loop's does.) */
         if (may_have_work(r) && enter(r, 0) < 0)
             die("io_uring_enter (before sleeping)");
         look = !cq_empty(r);
@@ -271,7 +285,7 @@ int main(int argc, char **argv)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0)
         die("epoll_ctl");
 
-    unsigned long long reads = 0, wakes = 0, submits = 0, refills = 0, kept = 0;
+    unsigned long long reads = 0, wakes = 0, timeouts = 0, submits = 0, refills = 0, kept = 0;
     unsigned tail = atomic_load_explicit(r.sq_tail, memory_order_relaxed);
     for (unsigned slot = 0; slot < qd; slot++)
         queue_read(&r, tail++, fd, buffers, offsets, slot, blocks);
@@ -285,9 +299,11 @@ int main(int argc, char **argv)
             if (arm(&r))
                 continue;
             struct epoll_event got;
-            if (epoll_wait(ep, &got, 1, 100) < 0 && errno != EINTR)
+            int signalled = epoll_wait(ep, &got, 1, 100);
+            if (signalled < 0 && errno != EINTR)
                 die("epoll_wait");
             wakes++;
+            timeouts += signalled == 0;
             atomic_fetch_or(r.cq_flags, IORING_CQ_EVENTFD_DISABLED);
             uint64_t value;
             if (read(efd, &value, sizeof value) < 0 && errno != EAGAIN)
@@ -340,9 +356,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("{\"reads\": %llu, \"seconds\": %.6f, \"wakes\": %llu, \"enters\": %llu, "
-           "\"submits\": %llu, \"refills\": %llu}\n",
-           reads, (stopped < deadline ? stopped : deadline) - counted_from, wakes, enters, submits,
-           refills);
+    printf("{\"reads\": %llu, \"seconds\": %.6f, \"wakes\": %llu, \"timeouts\": %llu, "
+           "\"enters\": %llu, \"submits\": %llu, \"refills\": %llu}\n",
+           reads, (stopped < deadline ? stopped : deadline) - counted_from, wakes, timeouts, enters,
+           submits, refills);
     return 0;
 }
