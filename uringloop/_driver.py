@@ -123,6 +123,7 @@ class Driver(Protocol):
     def queue(self) -> Callable[[Operation], None]: ...
     def queue_many(self, ops: list[Operation]) -> None: ...
     def flush(self) -> int: ...
+    def submit(self) -> None: ...
     def run_lone(self, op: Operation) -> bool: ...
     def cancel(self, op: Operation) -> None: ...
     def prepare_block(self) -> bool: ...
@@ -323,6 +324,27 @@ class RingDriver:
                 if self.n_submitted != submitted:
                     self.slow_completions = bool(inflight)
                 return reaped
+
+    def submit(self) -> None:
+        """Hand what is queued to the kernel now, without reaping: the loop's early
+        submission while callbacks are still to run. The completions stay where the kernel
+        puts them (the CQ, or deferred task work) until the next flush(), which the loop
+        makes before it may sleep; reaping them here would deliver them in the middle of an
+        iteration, each such enter longer, and lower what is in flight, which the loop's
+        rule for these submissions reads. Queued cancels go first, as in flush(); an SQ
+        that fills on the way is entered and reaped as flush() does.
+        """
+        if self.broken is not None:
+            return
+        submitted = self.n_submitted
+        if self._cancels:
+            self._write_cancels()
+        if self.backlog and len(self.inflight) < self.cap:
+            self._fill()
+        if self.broken is None and self._queues.pending():
+            self._enter(0, 0)  # flags 0: submit only, no GETEVENTS
+        if self.n_submitted != submitted:
+            self.slow_completions = bool(self.inflight)
 
     def run_lone(self, op: Operation) -> bool:
         """The loop's eager case: `op`, just made with its waiter set and not queued, goes
@@ -569,13 +591,14 @@ class RingDriver:
         queues = self._queues
         queues.unreserve(queues.pending() - mark - written)
 
-    def _enter(self, min_complete: int = 0) -> bool:
-        """One io_uring_enter with GETEVENTS. False when the kernel said "later" or no."""
+    def _enter(self, min_complete: int = 0, flags: int = _GETEVENTS) -> bool:
+        """One io_uring_enter, with GETEVENTS unless `flags` say otherwise. False when the
+        kernel said "later" or no."""
         enter = self._queues.enter
         while True:
             try:
                 self.n_enter += 1
-                consumed = enter(min_complete, _GETEVENTS)
+                consumed = enter(min_complete, flags)
             except InterruptedError:
                 continue
             except OSError as exc:

@@ -85,6 +85,10 @@ class FallbackDriver:
                 self.start(op)
         return 0
 
+    def submit(self) -> None:
+        """The loop's early submission: the pool's flush() reaps nothing anyway."""
+        self.flush()
+
     def run_lone(self, op: Operation) -> bool:
         """The pool completes nothing inline: the loop queues every operation."""
         return False

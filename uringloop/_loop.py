@@ -130,13 +130,17 @@ INLINE_PER_ITERATION = 256
 INLINE_PER_READY = 2
 # While callbacks are still to run, a backlog this long is handed to the kernel at once
 # rather than at the pre-select step, when the last submission's operations did not
-# complete inline (device reads): the device starts on them while the other callbacks run
-# (O_DIRECT 4 KiB random reads at QD 16: 1.36x; docs/performance.md). Or longer, half as
-# long as the callbacks still to run, so that many callbacks (a deep queue's completions)
-# take a few larger submissions rather than one enter for every 8 (O_DIRECT at QD 64:
-# about 1.13x, at QD 16 unchanged; docs/performance.md). Page-cache reads complete inline
-# and keep the one-enter-per-iteration batching.
-EARLY_BATCH = 8
+# complete inline (device reads): the device starts on them while the other callbacks run.
+# Or longer, a quarter (1 / EARLY_SHARE) of the operations in flight if that is more: a
+# device left with few reads is refilled two at a time, one still busy with many takes
+# fewer, larger submissions. Such an enter submits only (RingDriver.submit): it reaps
+# nothing, so it is short, and what is in flight, which this rule reads, is not lowered by
+# completions reaped on the way (with them, a loop busy with its callbacks ended up
+# entering for every two reads). O_DIRECT 4 KiB random reads against the rule it replaced
+# (8, or half the callbacks still to run, each a flush): docs/performance.md. Page-cache
+# reads complete inline and keep the one-enter-per-iteration batching.
+EARLY_BATCH = 2
+EARLY_SHARE = 4
 _BUSY_POLL_MAX = 1.0  # seconds: a longer spin is a mistake, not a tuning
 _RETRY_DELAY = 0.001  # seconds to sleep when the kernel asked us to enter again later
 # io_uring_setup or register errors that mean "no usable ring here": run on the fallback.
@@ -855,9 +859,10 @@ class Loop(asyncio.SelectorEventLoop):
         _run_lone() instead, without the queue; it comes here when the ring was not idle.
 
         Callbacks are still to run: when the last submission did not complete inline
-        (device reads) and EARLY_BATCH operations wait, or half as many as the callbacks
-        still to run if that is more, they go to the kernel now, so the device works while
-        the other callbacks run. Returns False: they complete later.
+        (device reads) and EARLY_BATCH operations wait, or a quarter (1 / EARLY_SHARE) of
+        those in flight if that is more, they go to the kernel now (submitted only, no
+        reaping: driver.submit()), so the device works while the other callbacks run.
+        Returns False: they complete later.
 
         The flush may complete other operations too. A KeyboardInterrupt or SystemExit
         raised while delivering them is not this coroutine's: it is re-raised from a
@@ -866,9 +871,11 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         ready = self._ready
         if ready:
-            if driver.slow_completions and len(driver.backlog) >= max(EARLY_BATCH, len(ready) // 2):
+            if driver.slow_completions and len(driver.backlog) >= max(
+                EARLY_BATCH, len(driver.inflight) // EARLY_SHARE
+            ):
                 try:
-                    driver.flush()
+                    driver.submit()
                 except _FATAL as exc:
                     self.call_soon(_reraise, exc)
             return False

@@ -86,7 +86,7 @@ static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
-    *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch;
+    *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch, *s_early_share;
 static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
 
 /* namespace[name], a new reference: NULL with an error set where it is not there. */
@@ -226,10 +226,34 @@ eager_turns_left(PyObject *loop)
     return positive;
 }
 
+/* The module global `name` of _loop into *out, when it is an int that fits: 1; 0 when it is
+ * missing or anything else (no error set); -1 on another error. */
+static int
+global_ssize(PyObject *name, Py_ssize_t *out)
+{
+    PyObject *value = global(name);
+    if (value == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int is_int = PyLong_Check(value);
+    *out = is_int ? PyLong_AsSsize_t(value) : -1;
+    Py_DECREF(value);
+    if (*out == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    return is_int;
+}
+
 /* Whether Loop._submit_early would do something now, right after an operation was queued
  * on `driver` with `waiting` callbacks ready: its own checks, in its order, so that it is
  * called only then (otherwise it returns False and does nothing). 1, 0, or -1 with an
- * error set. */
+ * error set. A pre-filter: where the rule's constants are not what it can compute with
+ * (ints that fit, a positive share), 1, and _submit_early decides (and raises as the
+ * reference does). */
 static int
 early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
 {
@@ -237,15 +261,16 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
         int slow = attr_true(driver, s_slow_completions);
         if (slow <= 0)
             return slow;
-        Py_ssize_t queued = attr_length(driver, s_backlog);
-        PyObject *batch = queued < 0 ? NULL : global(s_early_batch);
-        Py_ssize_t most = batch == NULL ? -1 : PyLong_AsSsize_t(batch);
-        Py_XDECREF(batch);
-        if (most == -1 && PyErr_Occurred())
+        /* len(backlog) >= max(EARLY_BATCH, len(inflight) // EARLY_SHARE) */
+        Py_ssize_t queued = attr_length(driver, s_backlog), batch = 0, share = 0, inflight;
+        if (queued < 0 || (inflight = attr_length(driver, s_inflight)) < 0)
             return -1;
-        if (waiting / 2 > most)
-            most = waiting / 2;
-        return queued >= most;
+        int usable = global_ssize(s_early_batch, &batch);
+        if (usable > 0)
+            usable = global_ssize(s_early_share, &share);
+        if (usable <= 0 || share <= 0)
+            return usable < 0 ? -1 : 1;
+        return queued >= (inflight / share > batch ? inflight / share : batch);
     }
     int ring = attr_true(driver, s_uses_ring);
     if (ring <= 0)
@@ -1143,6 +1168,7 @@ PyInit__loop_c(void)
         intern(&s_state_of_op, "state") < 0 || intern(&s_spec, "spec") < 0 || intern(&s_discard, "discard") < 0 ||
         intern(&s_backlog, "backlog") < 0 || intern(&s_inflight, "inflight") < 0 ||
         intern(&s_uses_ring, "uses_ring") < 0 || intern(&s_early_batch, "EARLY_BATCH") < 0 ||
+        intern(&s_early_share, "EARLY_SHARE") < 0 ||
         intern(&keyword_names[A_KNOWN_SEEKABLE], "known_seekable") < 0 ||
         intern(&keyword_names[A_CACHED_COPY], "cached_copy") < 0 ||
         intern(&keyword_names[A_UNCLAIMED], "unclaimed") < 0 || intern(&keyword_names[A_DIRECT], "direct") < 0 ||
