@@ -227,10 +227,14 @@ class RingDriver:
         )
         # The last enter was refused with "try again later" and SQEs wait in the SQ.
         self.retry_later = False
-        # The last flush that submitted operations left some in flight: they complete
-        # later (a device, a pipe), not inline as page-cache reads do. The loop then hands
-        # a batch to the kernel as soon as it is queued (EARLY_BATCH in _loop.py).
+        # The last flush that submitted operations (or reaped after submit() did) left
+        # some in flight: they complete later (a device, a pipe), not inline as page-cache
+        # reads do. The loop then hands a batch to the kernel as soon as it is queued
+        # (EARLY_BATCH in _loop.py).
         self.slow_completions = False
+        # submit() sent operations since the last flush: with nothing reaped, it cannot
+        # tell slow from inline, so the next flush, having reaped, sets slow_completions.
+        self._submitted_unreaped = False
         self.n_submitted = 0
         self.n_completed = 0
         self.n_cancelled = 0
@@ -321,7 +325,8 @@ class RingDriver:
             reaped += got
             # Go round again only when completions made room for more of the backlog.
             if not (entered and got and self.backlog and len(inflight) < self.cap):
-                if self.n_submitted != submitted:
+                if self.n_submitted != submitted or self._submitted_unreaped:
+                    self._submitted_unreaped = False
                     self.slow_completions = bool(inflight)
                 return reaped
 
@@ -344,7 +349,7 @@ class RingDriver:
         if self.broken is None and self._queues.pending():
             self._enter(0, 0)  # flags 0: submit only, no GETEVENTS
         if self.n_submitted != submitted:
-            self.slow_completions = bool(self.inflight)
+            self._submitted_unreaped = True
 
     def run_lone(self, op: Operation) -> bool:
         """The loop's eager case: `op`, just made with its waiter set and not queued, goes

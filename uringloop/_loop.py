@@ -864,9 +864,10 @@ class Loop(asyncio.SelectorEventLoop):
         reaping: driver.submit()), so the device works while the other callbacks run.
         Returns False: they complete later.
 
-        The flush may complete other operations too. A KeyboardInterrupt or SystemExit
-        raised while delivering them is not this coroutine's: it is re-raised from a
-        callback of its own, as asyncio raises it from the callback that raised it.
+        The flush (or the submission's SQ refills) may complete other operations too. A
+        KeyboardInterrupt or SystemExit raised while delivering them is not this
+        coroutine's: it is re-raised from a callback of its own, as asyncio raises it from
+        the callback that raised it.
         """
         driver = self._driver
         ready = self._ready

@@ -194,3 +194,37 @@ async def test_odd_rule_constants_behave_as_the_reference(
         return
     stats, before = await _pipe_batch_behind_a_slow_read(2, _read_into)
     assert (stats.enter_calls > before.enter_calls) == (batch == 2.0)
+
+
+@READS
+async def test_page_cache_reads_after_early_submissions_batch_again(
+    data_file: tuple[str, bytes], ring_only: None, read: Any
+) -> None:
+    # An early submission reaps nothing, so it cannot tell whether its reads were slow:
+    # the next flush, having reaped, decides. After a pipe read (slow) and a round of
+    # page-cache reads that went out early, the following rounds are one enter each again.
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        slow = asyncio.ensure_future(loop.pread(r, 1))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert loop._driver.slow_completions  # type: ignore[union-attr]
+        os.write(w, b"x")
+        assert await slow == b"x"
+        offsets = [4096 * k for k in range(12)]
+        rounds = []
+        for _ in range(3):
+            enters = loop.uring_stats().enter_calls
+            _stats, tasks = await _start_batch(loop, [(fd, off) for off in offsets], read)
+            assert await asyncio.gather(*tasks) == [data[off : off + 1] for off in offsets]
+            rounds.append(loop.uring_stats().enter_calls - enters)
+        assert rounds[1:] == [1, 1], rounds
+        assert not loop._driver.slow_completions  # type: ignore[union-attr]
+    finally:
+        os.close(fd)
+        os.close(r)
+        os.close(w)
