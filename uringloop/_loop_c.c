@@ -39,6 +39,7 @@
 #include "_coroutine_helpers.h"
 #include <limits.h>
 #include <stddef.h>
+#include <unistd.h>
 
 enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE, WAITING = COROUTINE_OWN };
 enum { A_FD, A_SIZE, A_OFFSET, A_KNOWN_SEEKABLE, A_CACHED_COPY, A_UNCLAIMED, A_DIRECT, N_ARGS };
@@ -372,8 +373,16 @@ start_read(LoopCall *self, PyObject **value)
     PyObject *seen; /* NULL: not looked at (None) */
     if (checked_get(a[A_FD], &seen) < 0)
         return -1;
-    if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False)
-        return 0; /* the position to check */
+    if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False) {
+        /* check_position's lseek, once per descriptor per loop iteration. Where it fails
+         * (ESPIPE, to be raised; EBADF and the like, for the read to report) the
+         * reference makes the call, and looks again. */
+        if (lseek((int)fd, 0, SEEK_CUR) < 0)
+            return 0;
+        if (PyDict_SetItem(checked, a[A_FD], Py_None) < 0)
+            return -1;
+        seen = Py_None;
+    }
     PyObject *state = PyObject_GetAttr(loop, s_state);
     if (state == NULL)
         return -1;

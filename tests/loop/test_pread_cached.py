@@ -34,8 +34,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 @pytest.fixture(autouse=True, params=["as called", "vouched for"])
 def vouched(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test twice: as written, and with every read at an offset of a regular file
-    vouched for (known_seekable=True), which takes the compiled coroutine's own path from
-    the first read of a descriptor in a loop iteration (the other, only from the second)."""
+    vouched for (known_seekable=True), which skips the look at the descriptor's position
+    (an lseek per descriptor per loop iteration)."""
     if request.param == "as called":
         return
     real = _loop.Loop.pread

@@ -5,6 +5,7 @@ answers send, throw and close as a coroutine suspended at `await future` does.""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import inspect
 import os
@@ -242,3 +243,40 @@ async def test_a_keyword_of_a_str_subclass_is_compared_as_python_compares_it(
     loop: Any = asyncio.get_running_loop()
     with pytest.raises(TypeError, match="unexpected keyword argument 'cached_copy'"):
         loop.pread(fd, 1, 0, **{_Unequal("cached_copy"): False})
+
+
+async def test_the_compiled_coroutine_checks_a_descriptors_position_itself(
+    data_fd: tuple[bytes, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read at an offset, not vouched for (known_seekable=False), looks at the
+    # descriptor's position once per loop iteration (an lseek: ESPIPE for a pipe). The
+    # compiled coroutine makes that check itself, and then the read; only where the lseek
+    # fails does it hand the call to the reference, Loop._pread, which raises ESPIPE (or
+    # lets the read report EBADF). The pure-Python twin is that reference every time.
+    from uringloop._loop import PREAD_IMPLEMENTATION
+    from uringloop._ops.operation import checked_positions
+
+    data, fd = data_fd
+    loop = running()
+    referred: list[int] = []
+    real = type(loop)._pread
+
+    def spied(self: Any, fd: int, *args: Any) -> Any:
+        referred.append(fd)
+        return real(self, fd, *args)
+
+    monkeypatch.setattr(type(loop), "_pread", spied)
+    await asyncio.sleep(0)  # a new iteration: no descriptor looked at yet
+    assert fd not in checked_positions()
+    assert await loop.pread(fd, 100, 200, cached_copy=False) == data[200:300]
+    assert fd in checked_positions()
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OSError) as espipe:
+            await loop.pread(r, 1, 0)
+        assert espipe.value.errno == errno.ESPIPE
+        assert r not in checked_positions()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert referred == ([r] if PREAD_IMPLEMENTATION == "c" else [fd, r])
