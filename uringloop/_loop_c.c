@@ -30,7 +30,8 @@
  * the await are the reference's, in the same order. Every other case is the coroutine of
  * Loop._run(op), which it passes every step to from then on.
  *
- * Invariant: in WAITING, `op` and `future` are the operation and its waiter; a
+ * Invariant: in WAITING, `op` and `future` are the operation and its waiter, and `iter`
+ * the future's __await__ iterator, every step passed to it as `await future` does; a
  * CancelledError (thrown in, or the future's own) makes Loop._abandon(op, future) run
  * before it is raised, as the reference's `except` does. A close() there abandons nothing,
  * as a coroutine's GeneratorExit at its `await` does not.
@@ -51,6 +52,7 @@ typedef struct {
     PyObject *loop;
     PyObject *op;           /* WAITING */
     PyObject *future;       /* WAITING */
+    PyObject *iter;         /* WAITING: the future's __await__ iterator */
     PyObject *head;         /* PreadCall: what a copy from the page cache read first, or NULL */
     PyObject *args[N_ARGS]; /* PreadCall: its arguments, until the first step */
     PyObject *method;       /* OperationCall: its OperationMethod */
@@ -85,7 +87,7 @@ static PyObject *no_nowait;        /* read_cached's answer where the file cannot
 static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
-    *s_pread, *s_waiter, *s_done, *s_result, *s_blocking, *s_loop, *s_read, *s_future, *s_copies_cached,
+    *s_pread, *s_waiter, *s_loop, *s_read, *s_future, *s_copies_cached,
     *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
     *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch, *s_early_share;
 static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
@@ -453,6 +455,7 @@ finish(LoopCall *self)
         Py_CLEAR(self->args[i]);
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
+    Py_CLEAR(self->iter);
     Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
     Py_CLEAR(self->values);
@@ -478,50 +481,27 @@ abandon_on_cancel(LoopCall *self)
         restore_raised(exc);
 }
 
-/* The awaited future's outcome, as asyncio's Future.__await__ gives it after its yield (it
- * yields the future again where a caller cleared _asyncio_future_blocking without waiting
- * for it). `waited`: resumed from WAITING, where a CancelledError abandons the read. */
+/* A step of the awaited future's own __await__ iterator, as the reference's `await
+ * future` takes it: the future yielded (WAITING), or its outcome (head + data where a copy
+ * read the head). `waited`: resumed from WAITING, where a CancelledError abandons the
+ * read. */
 static PySendResult
-resume(LoopCall *self, int waited, PyObject **result)
+step_future(LoopCall *self, int waited, PyObject *arg, PyObject **result)
 {
-    int done = truth_of(call_method(self->future, s_done, NULL, 0));
-    if (done == 0) {
-        int blocking = attr_true(self->future, s_blocking);
-        if (blocking == 0) {
-            if (PyObject_SetAttr(self->future, s_blocking, Py_True) == 0) {
-                self->co.state = WAITING;
-                *result = Py_NewRef(self->future);
-                return PYGEN_NEXT;
-            }
-        }
-        else if (blocking > 0)
-            PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
-    }
     PyObject *value = NULL;
-    if (done > 0) {
-        PyObject *stack[1] = {self->future};
-        value = PyObject_VectorcallMethod(s_result, stack, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (value != NULL && self->head != NULL) /* head + data, as the reference returns */
-            Py_SETREF(value, PyNumber_Add(self->head, value));
+    PySendResult sent = PyIter_Send(self->iter, arg, &value);
+    if (sent == PYGEN_NEXT) {
+        self->co.state = WAITING;
+        *result = value;
+        return PYGEN_NEXT;
     }
+    if (sent == PYGEN_RETURN && self->head != NULL) /* head + data, as the reference returns */
+        Py_SETREF(value, PyNumber_Add(self->head, value));
     if (value == NULL && waited)
         abandon_on_cancel(self);
     finish(self);
     *result = value;
     return value == NULL ? PYGEN_ERROR : PYGEN_RETURN;
-}
-
-/* Yield the future to the task, as Future.__await__ does. */
-static PySendResult
-wait_for(LoopCall *self, PyObject **result)
-{
-    if (PyObject_SetAttr(self->future, s_blocking, Py_True) < 0) {
-        finish(self);
-        return PYGEN_ERROR;
-    }
-    self->co.state = WAITING;
-    *result = Py_NewRef(self->future);
-    return PYGEN_NEXT;
 }
 
 static void
@@ -552,12 +532,16 @@ coroutine_never_awaited(Coroutine *self)
 static PySendResult
 await_future(LoopCall *self, PyObject **result)
 {
-    int done = truth_of(call_method(self->future, s_done, NULL, 0));
-    if (done < 0) {
+    PyAsyncMethods *am = Py_TYPE(self->future)->tp_as_async;
+    self->iter = am == NULL || am->am_await == NULL ? NULL : am->am_await(self->future);
+    if (self->iter == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
+                         Py_TYPE(self->future)->tp_name);
         finish(self);
         return PYGEN_ERROR;
     }
-    return done ? resume(self, 0, result) : wait_for(self, result);
+    return step_future(self, 0, Py_None, result);
 }
 
 static PyObject *loop_run; /* Loop._run (the reference's), looked up at first use */
@@ -655,7 +639,7 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
 {
     LoopCall *self = (LoopCall *)coroutine;
     if (self->co.state == WAITING)
-        return resume(self, 1, result);
+        return step_future(self, 1, arg, result);
     if (arg != Py_None) {
         PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
         return PYGEN_ERROR;
@@ -718,6 +702,7 @@ loop_call_traverse(LoopCall *self, visitproc visit, void *arg)
         Py_VISIT(self->args[i]);
     Py_VISIT(self->op);
     Py_VISIT(self->future);
+    Py_VISIT(self->iter);
     Py_VISIT(self->co.inner);
     Py_VISIT(self->head);
     Py_VISIT(self->method);
@@ -735,6 +720,7 @@ loop_call_clear(LoopCall *self)
         Py_CLEAR(self->args[i]);
     Py_CLEAR(self->op);
     Py_CLEAR(self->future);
+    Py_CLEAR(self->iter);
     Py_CLEAR(self->co.inner);
     Py_CLEAR(self->head);
     Py_CLEAR(self->method);
@@ -770,7 +756,7 @@ new_pread(PyObject *loop, PyObject *const *args)
     self->loop = Py_NewRef(loop);
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = Py_NewRef(args[i]);
-    self->op = self->future = self->co.inner = self->head = NULL;
+    self->op = self->future = self->iter = self->co.inner = self->head = NULL;
     self->method = self->values = self->kwnames = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
@@ -806,7 +792,7 @@ operation_method_call(OperationMethod *method, PyObject *const *args, size_t nar
     self->loop = Py_NewRef(args[0]);
     for (int i = 0; i < N_ARGS; i++)
         self->args[i] = NULL;
-    self->op = self->future = self->co.inner = self->head = NULL;
+    self->op = self->future = self->iter = self->co.inner = self->head = NULL;
     self->method = Py_NewRef((PyObject *)method);
     self->values = values;
     self->kwnames = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0 ? NULL : Py_NewRef(kwnames);
@@ -1167,8 +1153,7 @@ PyInit__loop_c(void)
         intern(&s_driver, "_driver") < 0 || intern(&s_queue_read, "queue_read") < 0 ||
         intern(&s_slow_completions, "slow_completions") < 0 || intern(&s_run_lone, "_run_lone") < 0 ||
         intern(&s_submit_early, "_submit_early") < 0 || intern(&s_abandon, "_abandon") < 0 ||
-        intern(&s_pread, "_pread") < 0 || intern(&s_waiter, "waiter") < 0 || intern(&s_done, "done") < 0 ||
-        intern(&s_result, "result") < 0 || intern(&s_blocking, "_asyncio_future_blocking") < 0 ||
+        intern(&s_pread, "_pread") < 0 || intern(&s_waiter, "waiter") < 0 ||
         coroutine_names_ready() < 0 ||
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
