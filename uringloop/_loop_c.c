@@ -154,12 +154,6 @@ attr_length(PyObject *obj, PyObject *name)
     return n;
 }
 
-/* len(loop._ready): >= 0, or -1 with an error set */
-static Py_ssize_t
-ready_length(PyObject *loop)
-{
-    return attr_length(loop, s_ready);
-}
 
 /* An exact int's value, or 0 with *fits cleared where it does not fit a long long. */
 static long long
@@ -293,6 +287,9 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
  * where it would do something, Loop._submit_early(nbytes). `nbytes`: the bytes it moves,
  * or NULL to ask op.nbytes each time they are needed, as Loop._run does. 1 (the future
  * maybe done), or -1 with an error set; self->op and self->future are set once both exist. */
+static int start_queued(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue,
+                        PyObject *ready, Py_ssize_t waiting);
+
 static int
 start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
 {
@@ -310,9 +307,21 @@ start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
 
     /* From here on the operation exists: an error leaves it to its own end, as the
      * reference's would, with self->op and self->future set (released with the coroutine). */
-    Py_ssize_t waiting = ready_length(loop);
-    if (waiting < 0)
-        return -1;
+    /* loop._ready, looked up once (as Loop._pread does; asyncio never replaces the deque)
+     * and its length asked before and after the operation is queued */
+    PyObject *ready = PyObject_GetAttr(loop, s_ready);
+    Py_ssize_t waiting = ready == NULL ? -1 : PyObject_Length(ready);
+    int made = waiting < 0 ? -1 : start_queued(self, op, nbytes, queue, ready, waiting);
+    Py_XDECREF(ready);
+    return made;
+}
+
+/* start_operation()'s rest, with `ready` (loop._ready) and its length `waiting`. */
+static int
+start_queued(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue, PyObject *ready,
+             Py_ssize_t waiting)
+{
+    PyObject *loop = self->loop;
     int lone = 0;
     if (waiting == 0) {
         int positive = eager_turns_left(loop);
@@ -337,7 +346,7 @@ start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
             Py_DECREF(driver);
             return -1;
         }
-        waiting = ready_length(loop);
+        waiting = PyObject_Length(ready);
         int early = waiting < 0 ? -1 : early_due(loop, driver, waiting);
         Py_DECREF(driver);
         if (early > 0) {
