@@ -265,6 +265,13 @@ coroutine_throw(Coroutine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (coroutine_not_running(self) < 0)
         return NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (nargs > 1 && PyErr_WarnEx(PyExc_DeprecationWarning,
+                                  "the (type, exc, tb) signature of throw() is deprecated, "
+                                  "use the single-arg signature instead.",
+                                  1) < 0)
+        return NULL; /* (as a coroutine's throw() warns from 3.12 on) */
+#endif
     if (self->state == COROUTINE_DELEGATING) {
         PyObject *inner = Py_NewRef(self->inner);
         PyObject *stack[4] = {inner, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
@@ -284,8 +291,11 @@ coroutine_throw(Coroutine *self, PyObject *const *args, Py_ssize_t nargs)
     int thrown = set_thrown(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
     if (self->state == COROUTINE_NEW && thrown < 0)
         return NULL; /* (not started, as a coroutine whose throw() refused its arguments) */
+#if PY_VERSION_HEX < 0x030C0000
     if (self->state == COROUTINE_NEW && thrown == 0)
         stop_iteration_as_runtime_error(); /* raised in its frame: PEP 479 */
+#endif
+    /* (From 3.12 on a coroutine not started raises it unchanged: its frame is not entered.) */
     if (self->state == COROUTINE_DONE) {
         if (thrown == 0) {
             PyErr_Clear();

@@ -9,15 +9,16 @@
  * first step, as with a coroutine: the arguments are looked at then.
  *
  * Its first step makes the common case itself: a read of 1..POOLED_MAX bytes at an offset,
- * its descriptor vouched for or already looked at this loop iteration, on a usable loop: the
- * copy of what the page cache holds first where the reference would try it (read_cached,
- * within the inline budget), then the rest on the ring; the same calls in the same order as
- * the reference (copies_cached, inline_turn, read_cached, the Read, its Future,
- * Loop._run_lone or the driver's queue_read and, where it would act, Loop._submit_early),
- * without the reference's frame and bytecode. Every other case (an argument to check or
- * refuse, a read at the file position, a descriptor to look at, a closed or forked loop) is the
- * reference's own coroutine, which this one creates then and passes every step to, as
- * `await` would: it is decided before anything is done.
+ * of a descriptor vouched for, already looked at this loop iteration, or whose position the
+ * step looks at itself (check_position's lseek), on a usable loop: the copy of what the page
+ * cache holds first where the reference would try it (read_cached, within the inline
+ * budget), then the rest on the ring; the same calls in the same order as the reference
+ * (copies_cached, inline_turn, read_cached, the Read, its Future, Loop._run_lone or the
+ * driver's queue_read and, where it would act, Loop._submit_early), without the reference's
+ * frame and bytecode. Every other case (an argument to check or refuse, a read at the file
+ * position, a descriptor whose lseek fails, a closed or forked loop) is the reference's own
+ * coroutine, which this one creates then and passes every step to, as `await` would: it is
+ * decided before anything is done.
  *
  * OperationCall is the twin of the coroutine method _loop._coroutine() writes for a
  * declaration, `await self._run(build(*args, **kwargs))`. An OperationMethod(build, name,
@@ -698,8 +699,8 @@ pread_qualname(LoopCall *self, void *Py_UNUSED(closure))
 static PyObject *
 loop_call_awaiting(LoopCall *self, void *closure)
 {
-    if (self->co.state == WAITING)
-        return Py_NewRef(self->future);
+    if (self->co.state == WAITING) /* as `await future` leaves it: the future's iterator */
+        return Py_NewRef(self->iter);
     return coroutine_awaiting(&self->co, closure);
 }
 

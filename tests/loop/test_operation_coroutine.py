@@ -12,6 +12,8 @@ import gc
 import inspect
 import os
 import pickle
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -265,13 +267,39 @@ async def test_the_method_pickles_and_copies_as_a_function_does() -> None:
     assert vars(method)["__signature__"] == inspect.signature(method)
 
 
-async def test_stop_iteration_thrown_before_the_first_step_is_a_runtime_error(
+def _thrown(coro: Any, *args: Any) -> tuple[Any, ...]:
+    """What coro.throw(*args) raises (its type, text and cause's type), and the texts of
+    the DeprecationWarnings it gives."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            coro.throw(*args)
+        except BaseException as exc:  # (what it raises is the point)
+            raised: tuple[Any, ...] = (type(exc), str(exc), type(exc.__cause__))
+        else:
+            raised = ("nothing raised",)
+    return raised, [str(w.message) for w in seen if w.category is DeprecationWarning]
+
+
+async def _native() -> None:
+    pass
+
+
+async def test_throw_before_the_first_step_is_a_native_coroutines(
     data_fd: tuple[bytes, int],
 ) -> None:
-    # PEP 479, as for a native coroutine: it must not look like the coroutine returned.
+    # As a native coroutine's, which differs with the version: up to 3.11 a StopIteration
+    # thrown in is raised in its frame, where PEP 479 makes it a RuntimeError (it must not
+    # look like the coroutine returned); from 3.12 on the frame is not entered and it is
+    # raised unchanged, and throw(type, value, traceback) warns that it is deprecated.
     _, fd = data_fd
     loop = running()
-    for coro in (loop.pwrite(fd, b"", 0), loop.pread(fd, 1, 0)):
-        with pytest.raises(RuntimeError, match="coroutine raised StopIteration") as info:
-            coro.throw(StopIteration(5))
-        assert isinstance(info.value.__cause__, StopIteration)
+    for args in ((StopIteration(5),), (KeyError, KeyError("k"), None)):
+        expected = _thrown(_native(), *args)
+        for coro in (loop.pwrite(fd, b"", 0), loop.pread(fd, 1, 0)):
+            assert _thrown(coro, *args) == expected
+            with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+                coro.send(None)
+    stop = _thrown(_native(), StopIteration(5))[0]
+    assert stop[0] is (StopIteration if sys.version_info >= (3, 12) else RuntimeError)
+    assert bool(expected[1]) == (sys.version_info >= (3, 12))

@@ -280,3 +280,17 @@ async def test_the_compiled_coroutine_checks_a_descriptors_position_itself(
         os.close(r)
         os.close(w)
     assert referred == ([r] if PREAD_IMPLEMENTATION == "c" else [fd, r])
+
+
+async def test_while_waiting_it_awaits_the_futures_iterator(data_fd: tuple[bytes, int]) -> None:
+    # What it awaits (cr_await) is what `await future` leaves there: the future's own
+    # __await__ iterator, then nothing once it returned.
+    data, fd = data_fd
+    loop = running()
+    coro, future = queued_read(loop, fd, 300, 7000)
+    assert type(coro.cr_await) is type(future.__await__())
+    await asyncio.wait_for(asyncio.shield(future), 10)
+    with pytest.raises(StopIteration) as stop:
+        coro.send(None)
+    assert stop.value.value == data[7000:7300]
+    assert coro.cr_await is None
