@@ -155,7 +155,6 @@ attr_length(PyObject *obj, PyObject *name)
     return n;
 }
 
-
 /* An exact int's value, or 0 with *fits cleared where it does not fit a long long. */
 static long long
 small_int(PyObject *value, int *fits)
@@ -282,41 +281,6 @@ early_due(PyObject *loop, PyObject *driver, Py_ssize_t waiting)
     return eager_turns_left(loop);
 }
 
-/* What both references do with the operation they built, `op` (a new reference, taken):
- * its Future, made and set as its waiter; then, with no callback ready and eager turns left,
- * Loop._run_lone(op, nbytes), else the driver's method `queue` (queue_read or queue) and,
- * where it would do something, Loop._submit_early(nbytes). `nbytes`: the bytes it moves,
- * or NULL to ask op.nbytes each time they are needed, as Loop._run does. 1 (the future
- * maybe done), or -1 with an error set; self->op and self->future are set once both exist. */
-static int start_queued(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue,
-                        PyObject *ready, Py_ssize_t waiting);
-
-static int
-start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
-{
-    PyObject *loop = self->loop;
-    PyObject *future_type = global(s_future);
-    PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
-    Py_XDECREF(future_type);
-    if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
-        Py_DECREF(op);
-        Py_XDECREF(future);
-        return -1;
-    }
-    self->op = op;
-    self->future = future;
-
-    /* From here on the operation exists: an error leaves it to its own end, as the
-     * reference's would, with self->op and self->future set (released with the coroutine). */
-    /* loop._ready, looked up once (as Loop._pread does; asyncio never replaces the deque)
-     * and its length asked before and after the operation is queued */
-    PyObject *ready = PyObject_GetAttr(loop, s_ready);
-    Py_ssize_t waiting = ready == NULL ? -1 : PyObject_Length(ready);
-    int made = waiting < 0 ? -1 : start_queued(self, op, nbytes, queue, ready, waiting);
-    Py_XDECREF(ready);
-    return made;
-}
-
 /* start_operation()'s rest, with `ready` (loop._ready) and its length `waiting`. */
 static int
 start_queued(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue, PyObject *ready,
@@ -359,6 +323,38 @@ start_queued(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue, Py
             return -1;
     }
     return 1;
+}
+
+/* What both references do with the operation they built, `op` (a new reference, taken):
+ * its Future, made and set as its waiter; then, with no callback ready and eager turns left,
+ * Loop._run_lone(op, nbytes), else the driver's method `queue` (queue_read or queue) and,
+ * where it would do something, Loop._submit_early(nbytes). `nbytes`: the bytes it moves,
+ * or NULL to ask op.nbytes each time they are needed, as Loop._run does. 1 (the future
+ * maybe done), or -1 with an error set; self->op and self->future are set once both exist. */
+static int
+start_operation(LoopCall *self, PyObject *op, PyObject *nbytes, PyObject *queue)
+{
+    PyObject *loop = self->loop;
+    PyObject *future_type = global(s_future);
+    PyObject *future = future_type == NULL ? NULL : PyObject_Vectorcall(future_type, &loop, 0, loop_kwnames);
+    Py_XDECREF(future_type);
+    if (future == NULL || PyObject_SetAttr(op, s_waiter, future) < 0) {
+        Py_DECREF(op);
+        Py_XDECREF(future);
+        return -1;
+    }
+    self->op = op;
+    self->future = future;
+
+    /* From here on the operation exists: an error leaves it to its own end, as the
+     * reference's would, with self->op and self->future set (released with the coroutine).
+     * loop._ready is looked up once (as Loop._pread does; asyncio never replaces the deque)
+     * and its length asked before and after the operation is queued. */
+    PyObject *ready = PyObject_GetAttr(loop, s_ready);
+    Py_ssize_t waiting = ready == NULL ? -1 : PyObject_Length(ready);
+    int made = waiting < 0 ? -1 : start_queued(self, op, nbytes, queue, ready, waiting);
+    Py_XDECREF(ready);
+    return made;
 }
 
 /* The first step's common case. 1: made, self->op and self->future set (the future maybe
