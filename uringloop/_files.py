@@ -47,6 +47,7 @@ import operator
 import os
 import stat as _stat
 import sys
+import threading
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
@@ -71,7 +72,7 @@ from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._ops.table import NEVER_INLINE as _NEVER_INLINE
 from ._ops.table import open_fd as _open_fd
-from ._outcomes import has_result, look_at
+from ._outcomes import hand_over, has_result, look_at
 from ._ring.abi import StatxMask
 from ._running import IMPLEMENTATION as _RUNNING_IMPLEMENTATION
 from ._running import RUNNING_LOOP as _running_loop
@@ -148,6 +149,12 @@ class _IO(Protocol):
     ) -> Awaitable[bytes]: ...
     def preadinto(self, fd: int, buffer: _Buffer, offset: int) -> Awaitable[int]: ...
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
+
+    def pwrite_kept(
+        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+    ) -> Awaitable[int]:
+        """A write at the position whose cancelled caller gets its outcome (Loop's)."""
+
     async def fstat(self, fd: int) -> os.stat_result: ...
     # fstat(2)'s (st_mode, st_size, st_blksize, st_dev) asked now where this route makes it
     # directly, else None (await fstat()).
@@ -278,6 +285,33 @@ class _ThreadRead:
         return self.gate.withdraw()
 
 
+class _ThreadWrite:
+    """os.write(fd, data) for an executor's thread, unless withdrawn before it began: then
+    it writes nothing and returns 0. It writes from a view of its own, released as the
+    call returns (the caller's may be released before)."""
+
+    __slots__ = ("fd", "lock", "state", "view")
+
+    def __init__(self, fd: int, data: _Buffer) -> None:
+        self.fd = fd
+        self.view = memoryview(data)
+        self.lock = threading.Lock()
+        self.state = 0  # 0: waiting for a thread, 1: begun, 2: withdrawn
+
+    def __call__(self) -> int:
+        with self.view:
+            with self.lock:
+                if self.state:
+                    return 0
+                self.state = 1
+            return os.write(self.fd, self.view)
+
+    def withdraw(self) -> None:
+        with self.lock:
+            if not self.state:
+                self.state = 2
+
+
 def _gathered(io_: _IO, parts: list[bytes], exc: BaseException) -> bytes:
     """A read at a stream's position that had read `parts` when a later read raised `exc`
     takes nothing, as a read of a regular file that fails or is cancelled: the bytes go
@@ -307,7 +341,16 @@ async def _read_into(buffer: _Buffer, read: Callable[[int], Awaitable[bytes]]) -
 class _RingIO:
     """The running uringloop Loop's operations (the hot ones return its coroutine as is)."""
 
-    __slots__ = ("executor", "inline_turn", "loop", "own_open", "own_pread", "ring", "stream")
+    __slots__ = (
+        "executor",
+        "inline_turn",
+        "loop",
+        "own_open",
+        "own_pread",
+        "own_pwrite",
+        "ring",
+        "stream",
+    )
 
     def __init__(self, loop: Loop, executor: _Executor | None) -> None:
         self.loop = loop
@@ -322,6 +365,8 @@ class _RingIO:
         self.inline_turn: Callable[[int], bool] = loop.inline_turn if self.own_pread else _no_turn
         # Likewise, a Loop subclass with its own open_fd makes every open.
         self.own_open = type(loop).open_fd is Loop.open_fd
+        # A subclass's own pwrite gets plain calls, as its own pread does (not kept).
+        self.own_pwrite = type(loop).pwrite is Loop.pwrite
 
     def open(self, path: Any, flags: int, mode: int) -> Awaitable[int]:
         return self.loop.open_fd(path, flags, mode)
@@ -380,6 +425,13 @@ class _RingIO:
 
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]:
         return self.loop.pwrite(fd, data, offset)
+
+    def pwrite_kept(
+        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+    ) -> Awaitable[int]:
+        if self.own_pwrite:
+            return self.loop.pwrite_kept(fd, data, unclaimed)
+        return self.loop.pwrite(fd, data, -1)
 
     async def fstat(self, fd: int) -> os.stat_result:
         # Directly, not on the ring: fstat(2) of an open descriptor copies its in-memory
@@ -551,6 +603,21 @@ class _ExecutorIO:
         if offset < 0:
             return await self.call(os.write, fd, data)  # type: ignore[no-any-return]
         return await self.call(os.pwrite, fd, data, offset)  # type: ignore[no-any-return]
+
+    async def pwrite_kept(
+        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+    ) -> int:
+        """os.write on a thread, as Loop.pwrite_kept: if the awaiting task is cancelled, a
+        write no thread has begun is withdrawn (its future resolves with 0), and
+        unclaimed(its future) is called."""
+        job = _ThreadWrite(fd, data)
+        future = self.loop.run_in_executor(self.executor, job)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            job.withdraw()
+            hand_over(future, unclaimed)
+            raise
 
     async def fstat(self, fd: int) -> os.stat_result:
         return await self.call(os.fstat, fd)  # type: ignore[no-any-return]
@@ -755,19 +822,21 @@ class _FileLock:
     that takes the lock when nobody holds or waits for it, so the common, uncontended call
     on a file costs no coroutine of the lock's.
 
-    Invariant: `held` is True exactly while one caller holds the lock; a waiter's future
-    is resolved only by release() (or a cancelled waiter handing its turn on), and the
-    woken waiter takes the lock when it resumes.
+    Invariant: `held` is True exactly while one caller holds the lock, or work a
+    cancelled holder left running holds it for that caller (keep_until()); a waiter's
+    future is resolved only by release() (or a cancelled waiter handing its turn on), and
+    the woken waiter takes the lock when it resumes.
     """
 
     # Read by the files' fast paths (and `held` set by read()'s before its await, the lock
     # found free): with neither set, taking the lock and giving it back with nothing
     # awaited in between is the same as not taking it.
-    __slots__ = ("held", "waiters")
+    __slots__ = ("held", "kept", "waiters")
 
     def __init__(self) -> None:
         self.held = False
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.kept: asyncio.Future[Any] | None = None
 
     def locked(self) -> bool:
         return self.held
@@ -796,12 +865,25 @@ class _FileLock:
         self.held = True
         return True
 
+    def keep_until(self, work: asyncio.Future[Any]) -> None:
+        """The holder, cancelled, leaves `work` running on the file (a shielded flush and
+        close): its coming release() hands the lock to `work`, released as it ends, so
+        that no other call on the file runs beside it."""
+        self.kept = work
+
     def release(self) -> None:
         if not self.held:
             raise RuntimeError("Lock is not acquired.")
+        work, self.kept = self.kept, None
+        if work is not None and not work.done():
+            work.add_done_callback(self._release_after)
+            return
         self.held = False
         if self.waiters:
             self._wake_first()
+
+    def _release_after(self, work: asyncio.Future[Any]) -> None:
+        self.release()
 
     def _wake_first(self) -> None:
         """Wake the first waiter that still waits, unless one was woken already (its task
@@ -1094,6 +1176,10 @@ class AsyncFileIO(_FileBase):
     )
 
     _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
+    # A write at the position whose caller was cancelled on its way (_wrote_late), until
+    # it ends: the file's lock is its until then.
+    _late: asyncio.Future[int] | None = None
+    _count_late: Callable[[asyncio.Future[int]], None] | None = None
 
     # Made by uringloop.open only, which passes every argument by position: a call with
     # a score of keyword arguments costs more (matching them) than the rest of __init__.
@@ -1477,8 +1563,13 @@ class AsyncFileIO(_FileBase):
         finally:
             self._lock.release()
 
-    async def _write(self, data: _Buffer) -> int:
-        """One write (possibly short, as os.write), or a parallel write of a big buffer."""
+    async def _write(self, data: _Buffer, late: Callable[[int], object] | None = None) -> int:
+        """One write (possibly short, as os.write), or a parallel write of a big buffer.
+
+        A write at the descriptor's position (a stream's, an O_APPEND file's) cancelled on
+        its way may write all the same, and cannot be made again without writing twice:
+        it is kept (_wrote_late), and late(the count written), when given, is called as it
+        ends (at once if it has), before anything else is done with the file."""
         view = flat_view(data)  # (the argument first, as the built-in converts it)
         try:
             self._check_writable()
@@ -1487,41 +1578,114 @@ class AsyncFileIO(_FileBase):
             if self._direct:
                 return await self._direct_write(io_, view)
             if self._appending:
-                return await self._append(io_, view)
+                return await self._append(io_, view if type(data) is not bytes else data, late)
             offset = self._offset()
             if len(view) >= PARALLEL_MIN and offset >= 0:
                 n = await self._write_parallel(io_, view, offset)
-            else:
+            elif offset >= 0:
                 n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
-                if offset < 0 and 0 < n < len(view) and io_.ring and not never_waits(self._fd):
+            else:
+                n = await self._write_kept(io_, view if type(data) is not bytes else data, late)
+                if 0 < n < len(view) and io_.ring and not never_waits(self._fd):
                     # A blocking stream's write(2) (a pipe's, a FIFO's) returns once all is
                     # written, as the built-in's write() does; the ring's returns what its
                     # first try took. The rest is written before this one returns. (An
                     # O_NONBLOCK stream's write is the system call's, short as it may be.)
-                    fd, rest = self._fd, view[n:]
-                    try:  # (at the stream's position: the parts' offsets are not used)
-                        await write_all(lambda part, _: io_.pwrite(fd, part, -1), rest, 0)
-                    finally:
-                        release_views(rest)
-                    n = len(view)
+                    while n < len(view):
+                        rest = view[n:]
+                        try:
+                            written = await self._write_kept(io_, rest, late, n)
+                        finally:
+                            release_views(rest)
+                        if written == 0:
+                            raise OSError(errno.EIO, "write returned 0 bytes")
+                        n += written
         finally:
             release_views(view)  # (its caller's buffer is not held by a failure's traceback)
         if self._seekable:
             self._pos += n
         return n
 
-    async def _append(self, io_: _IO, view: memoryview) -> int:
+    async def _append(self, io_: _IO, data: _Buffer, late: Callable[[int], object] | None) -> int:
         # O_APPEND: the kernel writes at the end and leaves the descriptor's offset there.
         # An empty write moves nothing (the kernel returns before positioning it).
-        if not len(view):
+        if not len(data):
             return 0
-        n = await io_.pwrite(self._fd, view, -1)
+        n = await self._write_kept(io_, data, late)
+        self._appended(n, len(data))
+        return n
+
+    def _appended(self, n: int, size: int) -> None:
+        """`n` of `size` bytes appended: the position follows the descriptor's offset."""
         if self._seekable:
             # A write cut short (the file size limit, a full disk) on the ring may leave the
             # descriptor's offset where it was: the end of the file is where it stopped.
-            whence = os.SEEK_CUR if n == len(view) else os.SEEK_END
+            whence = os.SEEK_CUR if n == size else os.SEEK_END
             self._pos = os.lseek(self._fd, 0, whence)
-        return n
+
+    async def _write_kept(
+        self, io_: _IO, data: _Buffer, late: Callable[[int], object] | None, before: int = 0
+    ) -> int:
+        """A write at the descriptor's position (io_.pwrite_kept), after `before` bytes of
+        the same write() were written: cancelled, it is kept (_wrote_late)."""
+        size = len(data)
+        return await io_.pwrite_kept(
+            self._fd, data, lambda written: self._wrote_late(written, size, before, late)
+        )
+
+    def _wrote_late(
+        self,
+        written: asyncio.Future[int],
+        size: int,
+        before: int,
+        late: Callable[[int], object] | None,
+    ) -> None:
+        """`written`: the outcome of a write at the position (of `size` bytes, after
+        `before` of the same write() call) whose caller was cancelled on its way. As it
+        ends (now, if it has), what it wrote is counted: an O_APPEND file's position
+        follows, and late(before + its count) is called. Until then the file's lock is the
+        write's (the cancelled call gives it back as it leaves), so that no other call on
+        the file runs before that count."""
+
+        def count(done: asyncio.Future[int]) -> None:
+            if self._late is not done:
+                return  # (counted already, by _settle_late)
+            self._late = self._count_late = None
+            n = done.result() if has_result(done) else 0
+            if n and self._appending:
+                try:
+                    self._appended(n, size)
+                except OSError:
+                    pass  # (the descriptor closed since: no position to follow)
+            if late is not None:
+                late(before + n)
+
+        self._late = written
+        if written.done():
+            count(written)
+            return
+        written.add_done_callback(count)
+        self._count_late = count
+        if self._lock.held:
+            self._lock.keep_until(written)
+
+    async def _settle_late(self) -> None:
+        """Wait for a kept write (_wrote_late) to end, and count its bytes (its outcome was
+        its cancelled caller's)."""
+        late = self._late
+        if late is None:
+            return
+        if not late.done():
+            try:
+                await asyncio.shield(late)
+            except asyncio.CancelledError:
+                if not late.done():
+                    raise
+            except Exception:
+                pass
+        count = self._count_late
+        if self._late is late and count is not None:  # ended, its callback still to come
+            count(late)
 
     async def _write_parallel(self, io_: _IO, view: memoryview, offset: int) -> int:
         """Write `view` at `offset` as several operations at once (_spans). Returns the bytes
@@ -1572,7 +1736,7 @@ class AsyncFileIO(_FileBase):
             bounce[:] = view
             view = memoryview(bounce)
         if self._appending:
-            return await self._append(io_, view)
+            return await self._append(io_, view, None)
         await _write_full(io_, self._fd, view, self._offset())
         if self._seekable:
             self._pos += len(view)
@@ -1823,12 +1987,21 @@ class AsyncBufferedFile(_FileBase):
 
     async def _flush_writes(self) -> None:
         # Drop each written prefix as it lands: a flush cancelled midway leaves exactly
-        # the unwritten bytes buffered, and raw._pos where they go.
+        # the unwritten bytes buffered, and raw._pos where they go. A write at the position
+        # (an O_APPEND file's, a stream's) cancelled on its way drops what it wrote as it
+        # ends (_written_late); a flush waits for it first.
+        raw = self.raw
+        if raw._late is not None:
+            await raw._settle_late()
         while self._wbuf:
-            n = await self.raw._write(bytes(self._wbuf))
+            n = await raw._write(bytes(self._wbuf), self._written_late)
             if n == 0:
                 raise OSError(errno.EIO, "write returned 0 bytes")
             del self._wbuf[:n]
+
+    def _written_late(self, n: int) -> None:
+        """A flush's write cancelled on its way wrote `n` bytes from the buffer's start."""
+        del self._wbuf[:n]
 
     # -- reading
 
@@ -2263,8 +2436,16 @@ class AsyncBufferedFile(_FileBase):
             return
         if self._wbuf:
             # What write() took is written even if this close is cancelled: the flush and
-            # the close run shielded from the caller's cancellation, to their end.
-            await asyncio.shield(self._flush_and_close())
+            # the close run shielded from the caller's cancellation, to their end, and keep
+            # the file's lock until then (a write() or close() after the cancelled close
+            # waits for them, then finds the file closed).
+            closing = asyncio.ensure_future(self._flush_and_close())
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                if not closing.done() and self._lock.held:
+                    self._lock.keep_until(closing)
+                raise
             return
         await self.raw._close()
 

@@ -102,7 +102,7 @@ static long long parallel_min, lseek_checked_from, page_size;
 static PyObject *text_chunk_size;     /* TEXT_CHUNK_SIZE */
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
 static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_writable, o_closed, o_direct, o_seekable,
-    o_copies, o_kernel_seeks, o_held, o_waiters, o_loop, o_inline_turn;
+    o_copies, o_kernel_seeks, o_held, o_kept, o_waiters, o_loop, o_inline_turn;
 /* AsyncBufferedFile's, AsyncTextFile's. */
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw, o_b_wbuf, o_b_write_size;
 static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer, o_t_decoder,
@@ -1089,7 +1089,8 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         slot_offset(text_file, "_pending_count", &o_t_pending_count) < 0 ||
         slot_offset(text_file, "_plain_writes", &o_t_plain_writes) < 0 ||
         slot_offset(text_file, "_stateless_encoding", &o_t_stateless) < 0 ||
-        slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
+        slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "kept", &o_kept) < 0 ||
+        slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
     if (namespace_long(names, "PARALLEL_MIN", &parallel_min) < 0 ||
@@ -1170,10 +1171,10 @@ static PyObject *parsed_modes, *no_turn, *stateless_encodings, *default_buffer_s
     *default_write_buffer_size, *newline_decoder, *deque_type, *codecs_lookup, *linesep, *empty_tuple,
     *mode_0o666;
 static long long never_inline, default_write_size_value;
-static Py_ssize_t o_r_executor, o_r_ring, o_r_stream, o_r_own_pread, o_r_own_open;
+static Py_ssize_t o_r_executor, o_r_ring, o_r_stream, o_r_own_pread, o_r_own_open, o_r_own_pwrite;
 static Py_ssize_t o_s_late, o_s_left;
 static PyObject *s_open_fd, *s_inline, *s_text_encoding, *s_file_facts, *s_mounts, *s_closes_inline,
-    *s_inline_turn, *s_uring_available, *s_pread, *s_open_fd_method, *s_warn_default_encoding,
+    *s_inline_turn, *s_uring_available, *s_pread, *s_pwrite, *s_open_fd_method, *s_warn_default_encoding,
     *s_close_sync, *s_name, *s_mode, *s_appending, *s_closefd, *s_blksize, *s_size_hint, *s_executor,
     *s_closes_inline_attr, *s_buffer_size, *s_encoding, *s_errors, *s_line_buffering, *s_readuniversal,
     *s_readnl, *s_writetranslate, *s_writenl, *s_encoder, *s_telling, *s_incrementaldecoder,
@@ -1262,6 +1263,10 @@ ring_io_new(PyObject *loop, PyObject *executor)
     if (own_open < 0)
         goto error;
     slot_set(io, o_r_own_open, Py_NewRef(own_open ? Py_True : Py_False));
+    int own_pwrite = loop_own(loop, s_pwrite);
+    if (own_pwrite < 0)
+        goto error;
+    slot_set(io, o_r_own_pwrite, Py_NewRef(own_pwrite ? Py_True : Py_False));
     return io;
 error:
     Py_DECREF(io);
@@ -1276,6 +1281,7 @@ lock_new(void)
     if (lock == NULL)
         return NULL;
     slot_set(lock, o_held, Py_NewRef(Py_False));
+    slot_set(lock, o_kept, Py_NewRef(Py_None));
     PyObject *waiters = PyObject_CallNoArgs(deque_type);
     if (waiters == NULL) {
         Py_DECREF(lock);
@@ -1692,6 +1698,7 @@ install_open(PyObject *module, PyObject *names)
         slot_offset(ring_io_type, "ring", &o_r_ring) < 0 || slot_offset(ring_io_type, "stream", &o_r_stream) < 0 ||
         slot_offset(ring_io_type, "own_pread", &o_r_own_pread) < 0 ||
         slot_offset(ring_io_type, "own_open", &o_r_own_open) < 0 ||
+        slot_offset(ring_io_type, "own_pwrite", &o_r_own_pwrite) < 0 ||
         slot_offset(stream_type, "late", &o_s_late) < 0 || slot_offset(stream_type, "left", &o_s_left) < 0)
         return NULL;
     if (import_from("io", "DEFAULT_BUFFER_SIZE", &default_buffer_size) < 0 ||
@@ -1708,7 +1715,8 @@ install_open(PyObject *module, PyObject *names)
         intern(&s_text_encoding, "_text_encoding") < 0 || intern(&s_file_facts, "_file_facts") < 0 ||
         intern(&s_mounts, "_mounts") < 0 || intern(&s_closes_inline, "closes_inline") < 0 ||
         intern(&s_inline_turn, "inline_turn") < 0 || intern(&s_uring_available, "uring_available") < 0 ||
-        intern(&s_pread, "pread") < 0 || intern(&s_open_fd_method, "open_fd") < 0 ||
+        intern(&s_pread, "pread") < 0 || intern(&s_pwrite, "pwrite") < 0 ||
+        intern(&s_open_fd_method, "open_fd") < 0 ||
         intern(&s_warn_default_encoding, "warn_default_encoding") < 0 ||
         intern(&s_close_sync, "_close_sync") < 0 || intern(&s_name, "name") < 0 || intern(&s_mode, "mode") < 0 ||
         intern(&s_appending, "_appending") < 0 || intern(&s_closefd, "_closefd") < 0 ||

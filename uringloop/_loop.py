@@ -61,7 +61,7 @@ from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
-from ._outcomes import has_result, look_at
+from ._outcomes import hand_over, has_result
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -272,6 +272,10 @@ class _LoopState:
         # awaited by a coroutine that has not taken it yet: close() undoes the results
         # that came for tasks that never run again.
         self.unclaimed: set[Operation] = set()
+
+
+# pwrite_kept's operation: table.pwrite's, built as the Loop's pwrite builds it.
+_build_pwrite = table.pwrite.builder()
 
 
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
@@ -792,8 +796,11 @@ class Loop(asyncio.SelectorEventLoop):
         if self.is_closed():
             raise LoopClosedError("the uringloop loop is closed")
 
-    async def _run(self, op: Operation) -> Any:
-        """Queue `op` and wait for its completion, cancelling it if the wait is cancelled."""
+    async def _run(
+        self, op: Operation, kept: Callable[[asyncio.Future[Any]], object] | None = None
+    ) -> Any:
+        """Queue `op` and wait for its completion, cancelling it if the wait is cancelled;
+        with `kept`, the wait is _wait_kept()'s, which hands `kept` the outcome."""
         if op.state == DONE:  # answered when it was built (RunNow)
             return op.outcome()  # type: ignore[attr-defined]
         if self._closed or self._state.forked:
@@ -816,9 +823,12 @@ class Loop(asyncio.SelectorEventLoop):
         if unclaimed is not None:
             unclaimed.add(op)
         try:
+            if kept is not None:
+                return await self._wait_kept(op, future, kept)
             return await future
         except asyncio.CancelledError:
-            self._abandon(op, future)
+            if kept is None:
+                self._abandon(op, future)
             raise
         finally:
             if unclaimed is not None:
@@ -1094,21 +1104,18 @@ class Loop(asyncio.SelectorEventLoop):
     async def _wait_kept(
         self,
         op: Operation,
-        future: asyncio.Future[bytes],
-        unclaimed: Callable[[asyncio.Future[bytes]], object],
-    ) -> bytes:
-        """pread's wait for a read whose caller takes what it reads once cancelled: the
-        task awaits a shield, so a cancellation leaves `future` to the read's outcome."""
+        future: asyncio.Future[_R],
+        unclaimed: Callable[[asyncio.Future[_R]], object],
+    ) -> _R:
+        """The wait for an operation whose caller takes its outcome once cancelled (pread's
+        and pwrite_kept's): the task awaits a shield, so a cancellation leaves `future` to
+        the operation's outcome."""
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             if not future.done():
                 self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
-            if future.done():
-                look_at(future)
-            else:
-                future.add_done_callback(look_at)
-            unclaimed(future)
+            hand_over(future, unclaimed)
             raise
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
@@ -1218,6 +1225,20 @@ class Loop(asyncio.SelectorEventLoop):
     symlink = _coroutine(table.symlink)
     link = _coroutine(table.link)
     ftruncate = _coroutine(table.ftruncate)
+
+    async def pwrite_kept(
+        self, fd: int, data: Any, unclaimed: Callable[[asyncio.Future[int]], object]
+    ) -> int:
+        """pwrite(fd, data, -1), a write at the file position (a stream's, an O_APPEND
+        file's), whose caller takes what it wrote once cancelled: such a write cannot be
+        made again without writing its bytes twice. If the awaiting task is cancelled,
+        the write is cancelled in the kernel (a write that has begun may end all the same)
+        and `unclaimed` is called with the write's own future, which nothing else cancels:
+        it is done, or resolves later, with the count written, or with the error the write
+        ended with (OSError ECANCELED: cancelled before it wrote anything). uringloop.open's
+        files count such a write's bytes as written before their next call. An exception
+        raised by `unclaimed` replaces the CancelledError."""
+        return await self._run(_build_pwrite(fd, data, -1), unclaimed)  # type: ignore[no-any-return]
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
         """Write all of `data` at `offset` >= 0, resubmitting after short writes."""

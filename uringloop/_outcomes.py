@@ -4,7 +4,10 @@ with a result, and its failure marked as retrieved."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 def has_result(future: asyncio.Future[Any]) -> bool:
@@ -17,3 +20,14 @@ def look_at(future: asyncio.Future[Any]) -> None:
     operation whose caller was cancelled: not logged when nobody looks at it."""
     if not future.cancelled():
         future.exception()
+
+
+def hand_over(future: asyncio.Future[_T], taker: Callable[[asyncio.Future[_T]], object]) -> None:
+    """Give `future`, the outcome of an operation its cancelled caller leaves, to `taker`,
+    its failure counted as retrieved now or when it comes (look_at): the taker may never
+    look. What `taker` raises propagates."""
+    if future.done():
+        look_at(future)
+    else:
+        future.add_done_callback(look_at)
+    taker(future)

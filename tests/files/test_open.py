@@ -2296,6 +2296,93 @@ async def test_a_cancelled_close_still_writes_what_was_buffered(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("mode", ["ab", "a", "pipe"])
+@pytest.mark.parametrize("yields", [0, 1, 2, 3, 4])
+async def test_a_cancelled_flush_at_the_position_writes_each_byte_once(
+    tmp_path: Path, mode: str, yields: int, no_fd_leak: None
+) -> None:
+    # A flush whose write at the descriptor's position (an O_APPEND file's, a pipe's) is
+    # cancelled on its way: the write may end all the same, and what it wrote leaves the
+    # write buffer then, before the file's next call (which waits for it). Made again, it
+    # would write its bytes twice: a write at the position is not made at an offset.
+    first, second = b"record one\n", b"record two\n"
+    if mode == "pipe":
+        read_end, write_end = os.pipe()
+        f = await uringloop.open(write_end, "wb")
+    else:
+        path = tmp_path / "log"
+        f = await uringloop.open(path, mode)
+    binary = "b" in f.mode
+    try:
+        await f.write(first if binary else first.decode())
+        await cancel_after(f.flush(), yields)
+        await f.write(second if binary else second.decode())
+    finally:
+        await f.close()
+    if mode == "pipe":
+        with open(read_end, "rb") as r:
+            written = r.read()
+    else:
+        written = path.read_bytes()
+    assert written == first + second
+
+
+@pytest.mark.parametrize("mode", ["ab", "pipe"])
+def test_a_loop_subclass_with_its_own_pwrite_gets_the_writes_at_the_position(
+    tmp_path: Path, mode: str, no_fd_leak: None
+) -> None:
+    # As with its own pread: a Loop subclass that overrides pwrite gets the files' writes
+    # at the position too (plain calls, not kept once cancelled).
+    calls: list[int] = []
+
+    class Counting(uringloop.Loop):
+        async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
+            calls.append(offset)
+            return await super().pwrite(fd, data, offset)
+
+    async def main() -> bytes:
+        if mode == "pipe":
+            read_end, write_end = os.pipe()
+            f = await uringloop.open(write_end, "wb")
+        else:
+            f = await uringloop.open(tmp_path / "log", "ab")
+        async with f:
+            await f.write(b"line\n")
+        if mode == "pipe":
+            with open(read_end, "rb") as r:
+                return r.read()
+        return (tmp_path / "log").read_bytes()
+
+    assert uringloop.run(main(), loop_factory=Counting) == b"line\n"
+    assert calls == [-1]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["wb", "ab", "w", "a"])
+@pytest.mark.parametrize("yields", [1, 2, 3, 4, 6])
+async def test_a_file_whose_close_was_cancelled_takes_no_call_until_that_close_ends(
+    tmp_path: Path, mode: str, yields: int, no_fd_leak: None
+) -> None:
+    # The cancelled close's flush and close go on, shielded, and keep the file's lock: a
+    # write() after it waits for them and finds the file closed (ValueError, as the
+    # built-in's after close()), and a second close() waits and returns. Nothing is
+    # written twice (an append or a second flush beside the first would), and the second
+    # close meets no descriptor closed under it (EBADF).
+    path = tmp_path / "f"
+    binary = "b" in mode
+    f = await uringloop.open(path, mode)
+    await f.write(b"A" * 1000 if binary else "A" * 1000)
+    await cancel_after(f.close(), yields)
+    with pytest.raises(ValueError, match="closed file"):
+        await f.write(b"B" * 10 if binary else "B" * 10)
+    assert f.closed
+    await f.close()
+    assert path.read_bytes() == b"A" * 1000
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
 @pytest.mark.parametrize("offset", [2**31, 2**40, 2**50, 2**63 - 1, 2**63, 2**64, -(2**63) - 1])
 async def test_seek_refuses_what_the_builtin_refuses(
