@@ -490,7 +490,7 @@ class RingDriver:
                         queues.unreserve(1)
                     self._next_user_data = 1 if ud >= _MAX_USER_DATA else ud
             except BaseException:
-                self._fill_interrupted(before, mark)
+                self._repair_fill(before, mark)
                 raise
             if off >= 0:
                 if len(inflight) > self.max_in_flight:
@@ -510,7 +510,7 @@ class RingDriver:
             try:
                 offsets = queues.reserve(min(want, cap - len(inflight)))
             except BaseException:
-                self._fill_interrupted(before, mark)
+                self._repair_fill(before, mark)
                 raise
             if not offsets:  # SQ full: hand it to the kernel and go on
                 if not self._enter():
@@ -557,12 +557,25 @@ class RingDriver:
                 if used < n_offsets:
                     queues.unreserve(n_offsets - used)
             except BaseException:
-                self._fill_interrupted(before, mark)
+                self._repair_fill(before, mark)
                 raise
             if used < n_offsets:
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
+
+    def _repair_fill(self, before: int, mark: int) -> None:
+        """_fill_interrupted(before, mark), made again until it completes: a signal
+        handler's exception inside it (dropped: the one that interrupted _fill() is
+        raised) would leave reserved SQ slots unwritten, and an enter would submit their
+        stale entries, whose memory may be gone. It is idempotent: made again, it finds
+        the same operations in flight and the slots it gave back gone."""
+        while True:
+            try:
+                self._fill_interrupted(before, mark)
+                return
+            except BaseException:  # (see above)
+                continue
 
     def _fill_interrupted(self, before: int, mark: int) -> None:
         """_fill() was interrupted (a signal handler's KeyboardInterrupt inside a Python

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from array import array
 from typing import Any
 
@@ -248,5 +249,44 @@ def test_a_fork_inside_a_delivery_leaves_the_child_s_reap_quiet() -> None:
         loop.run_until_complete(main())
         _, status = os.waitpid(child[0], 0)
         assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        loop.close()
+
+
+def test_a_completion_interrupted_as_it_releases_still_delivers_its_outcome(
+    tmp_path: Any, no_fd_leak: None, ring_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal handler's KeyboardInterrupt inside an open's release() (its result already
+    # converted): the task still gets its descriptor (not "delivery interrupted", with the
+    # descriptor left open by nobody), and the interrupt is raised after the batch.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    loop = uringloop.Loop()
+    real = operation.Operation.release
+    interrupted: list[Any] = []
+
+    def release(self: Any) -> None:
+        real(self)
+        if not interrupted and getattr(self.spec, "name", "") == "open_fd":
+            interrupted.append(self)
+            raise KeyboardInterrupt
+
+    try:
+
+        async def main() -> int:
+            assert await loop.nop() is None
+            task = loop.create_task(loop.open_fd(path, os.O_RDWR | os.O_CREAT))  # on the ring
+            await asyncio.sleep(0)
+            monkeypatch.setattr(operation.Operation, "release", release)
+            with pytest.raises(KeyboardInterrupt):
+                for _ in range(1000):  # (until the open's completion is reaped, here)
+                    loop._driver.flush()  # type: ignore[attr-defined]
+                    time.sleep(0.001)
+            monkeypatch.undo()
+            return await asyncio.wait_for(task, 10)
+
+        fd = loop.run_until_complete(main())
+        assert interrupted and os.fstat(fd).st_size == 1
+        os.close(fd)
     finally:
         loop.close()

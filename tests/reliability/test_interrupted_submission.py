@@ -387,3 +387,94 @@ def test_the_slot_of_a_skipped_operation_goes_back_when_interrupted() -> None:
         assert loop.run_until_complete(main()) == (1, 0)
     finally:
         loop.close()
+
+
+def test_a_repair_interrupted_in_turn_still_gives_the_slots_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second of three no-ops is interrupted as it is written, and a second interrupt
+    # lands as the driver starts taking back what was not written. The repair is made
+    # again until it completes: the two unwritten slots go back (entered, they would hand
+    # the kernel whatever earlier entries they held: an open's path long freed), and each
+    # no-op runs once.
+    from uringloop._driver import RingDriver
+
+    loop = uringloop.Loop()
+    try:
+
+        async def main() -> tuple[int, int, list[Any]]:
+            assert await loop.nop() is None  # warm
+            tasks = [loop.create_task(loop.nop()) for _ in range(3)]
+            await asyncio.sleep(0)
+            driver: Any = loop._driver
+            queued = list(driver.backlog)
+            real_prep = operation.Entry.prep
+            real_repair = RingDriver._fill_interrupted
+            repairs: list[int] = []
+
+            def prep(self: Any, *args: Any) -> None:
+                if self is queued[1]:
+                    raise KeyboardInterrupt
+                real_prep(self, *args)
+
+            def repair(self: Any, before: int, mark: int) -> None:
+                repairs.append(1)
+                if len(repairs) == 1:
+                    raise KeyboardInterrupt  # (as a signal handler's, at its first line)
+                real_repair(self, before, mark)
+
+            monkeypatch.setattr(operation.Entry, "prep", prep)
+            monkeypatch.setattr(RingDriver, "_fill_interrupted", repair)
+            before = loop.uring_stats()
+            with pytest.raises(KeyboardInterrupt):
+                driver.flush()
+            monkeypatch.undo()
+            assert len(repairs) == 2
+            assert driver._queues.pending() == 1  # the first one's entry, not yet entered
+            assert list(driver.backlog) == queued[1:]
+            results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            after = loop.uring_stats()
+            return after.submitted - before.submitted, after.completed - before.completed, results
+
+        assert loop.run_until_complete(main()) == (3, 3, [None, None, None])
+        assert loop.uring_stats().in_flight == 0
+    finally:
+        loop.close()
+
+
+def test_a_ring_enabled_by_an_interrupted_claim_is_taken_as_enabled(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # A signal handler's KeyboardInterrupt right after IORING_REGISTER_ENABLE_RINGS
+    # returned, before the ring could note it: the next run enables it again, which the
+    # kernel refuses (EBADFD, enabled already). That counts as enabled; the loop works.
+    from uringloop._ring import abi, syscalls
+
+    real = syscalls.register
+    calls: list[int] = []
+
+    def register(fd: int, opcode: int, arg: Any, nr: int) -> Any:
+        if opcode == abi.Register.REGISTER_ENABLE_RINGS:
+            calls.append(opcode)
+        result = real(fd, opcode, arg, nr)
+        if len(calls) == 1 and opcode == abi.Register.REGISTER_ENABLE_RINGS:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(syscalls, "register", register)
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    loop = uringloop.Loop()
+    try:
+        if not loop.uring_available:
+            pytest.skip("io_uring is not available")
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(0))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert loop.run_until_complete(loop.pread(fd, 3, 0, cached_copy=False)) == b"abc"
+        finally:
+            os.close(fd)
+        assert len(calls) == 2  # (the ring asked for once more, and refused: enabled)
+    finally:
+        loop.close()

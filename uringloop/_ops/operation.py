@@ -321,19 +321,22 @@ class Operation:
             return
         value: Any = None
         failure: BaseException | None = None
+        converted = False
         try:
             if res < 0:
                 failure = self.error(res)
             else:
                 value = self.spec.result(self, res)
+            converted = True
         except Exception as exc:  # a result that cannot be converted is this op's error
             failure = exc
+            converted = True
         finally:
-            self.release()
-        if failure is None:
-            waiter.set_result(value)
-        else:
-            waiter.set_exception(failure)
+            try:
+                self.release()
+            finally:  # (a signal handler's exception inside release(): delivered first)
+                if converted:
+                    deliver(waiter, value, failure)
 
     def complete_blocking(self, value: Any, failure: BaseException | None) -> None:
         """The outcome of run_blocking(): deliver it, as complete() does a CQE's."""
@@ -345,8 +348,11 @@ class Operation:
                     self.discard(value)
                 return
         finally:
-            self.release()
-        deliver(waiter, value, failure)
+            try:
+                self.release()
+            finally:  # (a signal handler's exception inside release(): delivered first)
+                if waiter is not None and not waiter.done():
+                    deliver(waiter, value, failure)
 
     def run_captured(self) -> tuple[Any, BaseException | None]:
         """run_blocking()'s outcome: (value, None) or (None, what it raised)."""

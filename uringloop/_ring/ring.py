@@ -244,9 +244,16 @@ class Ring:
         return bool(self.setup_flags & abi.SetupFlag.R_DISABLED) and not self._enabled
 
     def enable(self) -> None:
-        """IORING_REGISTER_ENABLE_RINGS: the calling thread becomes the single issuer."""
+        """IORING_REGISTER_ENABLE_RINGS: the calling thread becomes the single issuer.
+
+        EBADFD (the rings are enabled already) counts as done: an earlier call enabled
+        them and was interrupted (a signal handler's exception) before it could say so."""
         if self.setup_flags & abi.SetupFlag.R_DISABLED and not self._enabled:
-            syscalls.register(self.fd, abi.Register.REGISTER_ENABLE_RINGS, 0, 0)
+            try:
+                syscalls.register(self.fd, abi.Register.REGISTER_ENABLE_RINGS, 0, 0)
+            except OSError as exc:
+                if exc.errno != errno.EBADFD:
+                    raise
         self._enabled = True
 
     # -- teardown -----------------------------------------------------------------------
