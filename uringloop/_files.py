@@ -1117,6 +1117,16 @@ def _read_size(size: int | None) -> int:
     return size
 
 
+def _ssize(size: Any) -> int:
+    """An int argument as the built-in files take peek()'s, read1()'s and a text file's
+    readline()'s: TypeError for None or what has no __index__, OverflowError past a C
+    ssize_t, with their messages."""
+    value = operator.index(size)
+    if not -sys.maxsize - 1 <= value <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return value
+
+
 def _lines_hint(hint: Any) -> int:
     """readlines()' hint as the built-in files take it: None, or an object with
     __index__ whose value fits a C ssize_t (its own errors raised as they come; TypeError or
@@ -1416,7 +1426,7 @@ class AsyncFileIO(_FileBase):
         Positional reads make read-ahead free to give back: the same bytes as the
         built-in's byte-at-a-time io.IOBase.readline(), in one operation per chunk.
         """
-        limit = -1 if size is None else operator.index(size)
+        limit = _lines_hint(size)  # (the built-in's conversion of a line's size, too)
         if limit == 0:
             return b""  # io.IOBase.readline(0) asks nothing of the file, open or not
         self._check_readable()
@@ -2079,7 +2089,7 @@ class AsyncBufferedFile(_FileBase):
             self._rbuf = taken + self._rbuf[self._rpos :]
             self._rpos = 0
 
-    async def read1(self, size: int | None = -1) -> bytes:
+    async def read1(self, size: int = -1) -> bytes:
         if not self._lock.try_acquire():
             await self._lock.acquire()
         try:
@@ -2087,11 +2097,11 @@ class AsyncBufferedFile(_FileBase):
         finally:
             self._lock.release()
 
-    async def _read1(self, size: int | None = -1) -> bytes:
+    async def _read1(self, size: int = -1) -> bytes:
         """Buffered bytes if there are any, else the result of one raw read of `size`."""
         self._check_readable("read1")
         self._check_closed("read of closed file")
-        size = _read_size(size)
+        size = _ssize(size)  # (not None, as the built-in's)
         if size < 0:
             size = self.buffer_size
         if size == 0:
@@ -2104,6 +2114,7 @@ class AsyncBufferedFile(_FileBase):
 
     async def peek(self, size: int = 0) -> bytes:
         """The buffered bytes (at least one unless at EOF) without moving the position."""
+        _ssize(size)  # (checked as the built-in's, and as there, not used)
         async with self._lock:
             self._check_readable("peek")
             self._check_closed("peek of closed file")
@@ -2199,7 +2210,7 @@ class AsyncBufferedFile(_FileBase):
         return self._take(end + 1 - self._rpos)
 
     async def _readline(self, size: int | None = -1) -> bytes:
-        limit = -1 if size is None else operator.index(size)
+        limit = _lines_hint(size)  # (the built-in's conversion of a line's size, too)
         if not self.raw._readable and limit == 0:
             return b""  # io.IOBase.readline(0), which a write-only file has, reads nothing
         self._check_readable()
@@ -2903,7 +2914,7 @@ class AsyncTextFile(_FileBase):
     async def _readline(self, size: int | None = -1) -> str:
         self._check_closed()
         self._check_readable()
-        limit = -1 if size is None else operator.index(size)
+        limit = -1 if size is None else _ssize(size)
         await self._write_flush()
         chunks: list[str] = []
         chunked = 0  # characters in chunks

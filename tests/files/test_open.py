@@ -2296,6 +2296,35 @@ async def test_a_cancelled_close_still_writes_what_was_buffered(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize(
+    ("mode", "buffering", "call", "size"),
+    [
+        (mode, buffering, "readline", size)
+        for mode, buffering in [("rb", 0), ("rb", -1), ("wb", -1), ("r", -1)]
+        for size in [1.5, 2**63, -(2**63) - 1, _MetaIndexed()]
+    ]
+    + [("rb", -1, call, size) for call in ["peek", "read1"] for size in [None, 1.5, 2**63]],
+)
+async def test_a_line_s_peek_s_or_read1_s_size_is_refused_as_the_builtin_does(
+    tmp_path: Path, mode: str, buffering: int, call: str, size: Any, no_fd_leak: None
+) -> None:
+    # Refused before the file is looked at, as the built-in's argument conversion does:
+    # TypeError for what is not an integer (None too, for peek() and read1()),
+    # OverflowError past a C ssize_t, with the built-in's messages; the file is unmoved.
+    path = tmp_path / "lines"
+    path.write_bytes(b"abcd\n" * 3)
+    with open(path, mode, buffering=buffering) as g:
+        with pytest.raises(Exception) as builtin:
+            getattr(g, call)(size)
+        expected = (builtin.type, str(builtin.value), g.tell())
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        with pytest.raises(Exception) as ours:
+            await getattr(f, call)(size)
+        assert (ours.type, str(ours.value), await f.tell()) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("mode", ["ab", "a", "pipe"])
 @pytest.mark.parametrize("yields", [0, 1, 2, 3, 4])
 async def test_a_cancelled_flush_at_the_position_writes_each_byte_once(
