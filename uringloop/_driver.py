@@ -71,6 +71,7 @@ _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
 _X86_64 = ("x86_64", "AMD64")
 _FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
+_REPAIR_TRIES = 100  # (_repair_fill: signal handlers' exceptions met before giving up)
 # Opcodes an io_uring must have for the loop to use it (Linux 5.6).
 REQUIRED_OPCODES = (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.ASYNC_CANCEL)
 _barrier_lock = threading.Lock()
@@ -565,17 +566,19 @@ class RingDriver:
             self.max_in_flight = len(inflight)
 
     def _repair_fill(self, before: int, mark: int) -> None:
-        """_fill_interrupted(before, mark), made again until it completes: a signal
-        handler's exception inside it (dropped: the one that interrupted _fill() is
-        raised) would leave reserved SQ slots unwritten, and an enter would submit their
-        stale entries, whose memory may be gone. It is idempotent: made again, it finds
-        the same operations in flight and the slots it gave back gone."""
-        while True:
+        """_fill_interrupted(before, mark), made again when a signal handler's exception
+        (KeyboardInterrupt, SystemExit: dropped, the one that interrupted _fill() is
+        raised) interrupts it: unfinished, it would leave reserved SQ slots unwritten, and
+        an enter would submit their stale entries, whose memory may be gone. It is
+        idempotent: made again, it finds the same operations in flight and the slots it
+        gave back gone. Any other exception, or a hundredth interruption, propagates."""
+        for _ in range(_REPAIR_TRIES - 1):
             try:
                 self._fill_interrupted(before, mark)
                 return
-            except BaseException:  # (see above)
+            except _FATAL:
                 continue
+        self._fill_interrupted(before, mark)
 
     def _fill_interrupted(self, before: int, mark: int) -> None:
         """_fill() was interrupted (a signal handler's KeyboardInterrupt inside a Python

@@ -478,3 +478,31 @@ def test_a_ring_enabled_by_an_interrupted_claim_is_taken_as_enabled(
         assert len(calls) == 2  # (the ring asked for once more, and refused: enabled)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("raised", [RecursionError, KeyboardInterrupt])
+def test_a_repair_that_fails_every_time_gives_up(
+    monkeypatch: pytest.MonkeyPatch, raised: type[BaseException]
+) -> None:
+    # Made again only when a signal handler's exception interrupts it, and a bounded number
+    # of times: an error it meets every time (the recursion limit) propagates at once, and
+    # an interrupt every time after a hundred tries, never a spin.
+    from uringloop._driver import RingDriver
+
+    loop = uringloop.Loop()
+    try:
+        if not loop.uring_available:
+            pytest.skip("io_uring is not available")
+        tries: list[int] = []
+
+        def repair(self: Any, before: int, mark: int) -> None:
+            tries.append(1)
+            raise raised
+
+        monkeypatch.setattr(RingDriver, "_fill_interrupted", repair)
+        with pytest.raises(raised):
+            loop._driver._repair_fill(0, 0)  # type: ignore[attr-defined]
+        assert len(tries) == (1 if raised is RecursionError else 100)
+    finally:
+        monkeypatch.undo()
+        loop.close()
