@@ -506,3 +506,26 @@ def test_a_repair_that_fails_every_time_gives_up(
     finally:
         monkeypatch.undo()
         loop.close()
+
+
+def test_a_slot_left_unwritten_completes_as_a_nop_nobody_waits_for() -> None:
+    # What an interrupt that skips the repair leaves (one landing in the `except` clause,
+    # before the repair's call): a slot handed out and never written. The next enter
+    # submits it as the NOP it was cleared to (user_data 0); the reaper skips it and the
+    # loop goes on.
+    loop = uringloop.Loop()
+    try:
+        if not loop.uring_available:
+            pytest.skip("io_uring is not available")
+
+        async def main() -> tuple[Any, int, int]:
+            assert await loop.nop() is None
+            before = loop.uring_stats()
+            loop._driver._queues.next_sqe()  # type: ignore[attr-defined]
+            result = await asyncio.wait_for(loop.nop(), 10)
+            after = loop.uring_stats()
+            return result, after.submitted - before.submitted, after.in_flight
+
+        assert loop.run_until_complete(main()) == (None, 2, 0)
+    finally:
+        loop.close()

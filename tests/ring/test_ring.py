@@ -88,6 +88,26 @@ def test_unreserve_takes_back_unsubmitted(ring: Ring) -> None:
     assert ring.reap() == [(1, 0, 0)]
 
 
+@pytest.mark.parametrize("call", ["next_sqe", "reserve"])
+def test_a_slot_handed_out_and_never_written_is_a_nop_of_nobody(
+    ring_factory: Callable[..., Ring], call: str
+) -> None:
+    # A slot the caller could not write (a signal handler's exception before the driver
+    # gave it back) must not make the kernel run the entry it held before: that entry's
+    # memory (an open's path) may be gone. Handed out, it is cleared: a NOP with
+    # user_data 0, which nobody waits for.
+    ring = ring_factory(sq_entries=2)
+    ring.enable()
+    for user_data in (7, 8):  # (each slot used once: their NOPs stay in the SQE array)
+        assert _nop(ring, user_data)
+        assert ring.enter(0, abi.EnterFlag.GETEVENTS) == 1
+        assert ring.reap() == [(user_data, 0, 0)]
+    offsets = [ring.next_sqe()] if call == "next_sqe" else ring.reserve(1)
+    assert offsets == [0]  # the slot of user_data 7's entry, not written again
+    assert ring.enter(0, abi.EnterFlag.GETEVENTS) == 1
+    assert ring.reap() == [(0, 0, 0)]
+
+
 def test_probe_lists_the_operations_we_use(ring: Ring) -> None:
     supported = ring.probe()
     for op in (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.OPENAT, abi.Op.STATX):

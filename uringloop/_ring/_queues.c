@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,8 +59,9 @@ typedef struct {
     uint32_t sq_mask, cq_mask;
     struct cqe *cqes;
     uint32_t tail; /* local SQ tail: [published tail, tail) are reserved, not published */
-    Py_buffer sq_view, cq_view;
-    char have_sq_view, have_cq_view;
+    Py_buffer sq_view, cq_view, sqe_view;
+    char have_sq_view, have_cq_view, have_sqe_view;
+    char *sqes; /* the SQE array (sqes=), or NULL: slots are cleared as they are reserved */
     PyObject *faults; /* syscalls' module dict: an armed fault sends enter() to Python */
     PyObject *python_enter; /* syscalls.enter */
 } Queues;
@@ -96,18 +98,18 @@ static int
 attach(Queues *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"fd", "sq_entries", "cq_entries", "sq_map", "cq_map", "sq_off",
-                             "cq_off", NULL};
+                             "cq_off", "sqes", NULL};
     int fd;
     unsigned long sq_entries, cq_entries;
-    PyObject *sq_map, *cq_map;
+    PyObject *sq_map, *cq_map, *sqes = Py_None;
     Py_ssize_t sh, st, sm, sf, sa, ch, ct, cm, cc, cf;
     if (self->have_sq_view || self->have_cq_view || self->python_enter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Queues is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikkOO(nnnnn)(nnnnn)", kwlist, &fd,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikkOO(nnnnn)(nnnnn)|O", kwlist, &fd,
                                      &sq_entries, &cq_entries, &sq_map, &cq_map, &sh, &st, &sm,
-                                     &sf, &sa, &ch, &ct, &cm, &cc, &cf))
+                                     &sf, &sa, &ch, &ct, &cm, &cc, &cf, &sqes))
         return -1;
     if (sq_entries == 0 || cq_entries == 0) {
         PyErr_SetString(PyExc_ValueError, "ring sizes must be positive");
@@ -123,6 +125,16 @@ attach(Queues *self, PyObject *args, PyObject *kwds)
     if (PyObject_GetBuffer(cq_map, &self->cq_view, PyBUF_WRITABLE) < 0)
         return -1;
     self->have_cq_view = 1;
+    if (sqes != Py_None) {
+        if (PyObject_GetBuffer(sqes, &self->sqe_view, PyBUF_WRITABLE) < 0)
+            return -1;
+        self->have_sqe_view = 1;
+        if (self->sqe_view.len < (Py_ssize_t)sq_entries * SQE_SIZE) {
+            PyErr_SetString(PyExc_ValueError, "the SQE array is shorter than the SQ");
+            return -1;
+        }
+        self->sqes = self->sqe_view.buf;
+    }
     Py_buffer *sq = &self->sq_view, *cq = &self->cq_view;
     if (region(sq, sh, 4, "the SQ head") || region(sq, st, 4, "the SQ tail") ||
         region(sq, sm, 4, "the SQ mask") || region(sq, sf, 4, "the SQ flags") ||
@@ -192,6 +204,11 @@ release_views(Queues *self)
         PyBuffer_Release(&self->cq_view);
         self->have_cq_view = 0;
     }
+    if (self->have_sqe_view) {
+        PyBuffer_Release(&self->sqe_view);
+        self->have_sqe_view = 0;
+    }
+    self->sqes = NULL;
 }
 
 static void
@@ -228,6 +245,20 @@ as_count(PyObject *arg, long *out)
 
 /* -- submission ------------------------------------------------------------------------ */
 
+/* Invariant: a slot handed out (next_sqe, reserve) holds a NOP with user_data 0 (all
+ * zeroes) until its caller writes it, so that a slot its caller could not write (an
+ * exception from a signal handler before the driver gave it back) makes the kernel
+ * complete a NOP nobody waits for, never run the stale entry it held (whose memory may
+ * be gone). The reaper skips a user_data it does not know. */
+static void
+clear_slots(Queues *self, uint32_t tail, long count)
+{
+    if (self->sqes == NULL)
+        return;
+    for (long i = 0; i < count; i++)
+        memset(self->sqes + (size_t)((tail + (uint32_t)i) & self->sq_mask) * SQE_SIZE, 0, SQE_SIZE);
+}
+
 static PyObject *
 Queues_next_sqe(Queues *self, PyObject *unused)
 {
@@ -236,6 +267,7 @@ Queues_next_sqe(Queues *self, PyObject *unused)
     uint32_t tail = self->tail;
     if (tail - load_acquire(self->sq_head) >= self->sq_entries)
         return PyLong_FromLong(-1);
+    clear_slots(self, tail, 1);
     self->tail = tail + 1;
     return PyLong_FromUnsignedLong((unsigned long)(tail & self->sq_mask) * SQE_SIZE);
 }
@@ -266,6 +298,7 @@ Queues_reserve(Queues *self, PyObject *arg)
         }
         PyList_SET_ITEM(list, i, off);
     }
+    clear_slots(self, tail, count);
     self->tail = tail + (uint32_t)count;
     return list;
 }

@@ -25,6 +25,7 @@ from . import abi, syscalls
 _U32 = 0xFFFFFFFF
 _unpack_cqe = abi.CQE.unpack_from
 _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
+_NOP_SQE = bytes(abi.SQE_SIZE)  # a NOP with user_data 0 (see Queues's invariant)
 _NEEDS_ENTER = int(abi.SqFlag.CQ_OVERFLOW | abi.SqFlag.TASKRUN)
 _CQ_OVERFLOW = int(abi.SqFlag.CQ_OVERFLOW)
 _EVENTFD_DISABLED = int(abi.CqFlag.EVENTFD_DISABLED)
@@ -59,7 +60,7 @@ class Queues:
 
     __slots__ = ("_cq32", "_cq_bytes", "_cq_flags", "_cq_head", "_cq_mask", "_cq_tail",
                  "_cqes_off", "_sq32", "_sq_flags", "_sq_head", "_sq_mask", "_sq_tail",
-                 "_tail", "closed", "cq_entries", "fd", "sq_entries")  # fmt: skip
+                 "_sqes", "_tail", "closed", "cq_entries", "fd", "sq_entries")  # fmt: skip
 
     @staticmethod
     def ordered() -> bool:
@@ -75,6 +76,7 @@ class Queues:
         cq_map: mmap.mmap,
         sq_off: tuple[int, int, int, int, int],
         cq_off: tuple[int, int, int, int, int],
+        sqes: mmap.mmap | None = None,
     ) -> None:
         self.fd = fd
         self.sq_entries = sq_entries
@@ -103,6 +105,16 @@ class Queues:
             sq32[base + i] = i
         # The local SQ tail: slots [published tail, _tail) are filled but not yet published.
         self._tail: int = sq32[self._sq_tail]
+        # Invariant: a slot handed out (next_sqe, reserve) holds a NOP with user_data 0 (all
+        # zeroes) until its caller writes it, so that a slot its caller could not write (an
+        # exception from a signal handler before the driver gave it back) makes the kernel
+        # complete a NOP nobody waits for, never run the stale entry it held (whose memory
+        # may be gone). The reaper skips a user_data it does not know.
+        self._sqes: memoryview | None = None
+        if sqes is not None:
+            if len(sqes) < sq_entries * abi.SQE_SIZE:
+                raise ValueError("the SQE array is shorter than the SQ")
+            self._sqes = memoryview(sqes)
 
     # -- submission ---------------------------------------------------------------------
 
@@ -112,8 +124,11 @@ class Queues:
         tail = self._tail
         if ((tail - self._sq32[self._sq_head]) & _U32) >= self.sq_entries:
             return -1
+        offset = (tail & self._sq_mask) * abi.SQE_SIZE
+        if self._sqes is not None:
+            self._sqes[offset : offset + abi.SQE_SIZE] = _NOP_SQE
         self._tail = (tail + 1) & _U32
-        return (tail & self._sq_mask) * abi.SQE_SIZE
+        return offset
 
     def reserve(self, count: int, /) -> list[int]:
         """Reserve up to `count` SQEs; return their byte offsets (maybe fewer, maybe none
@@ -124,9 +139,14 @@ class Queues:
             count = free
         if count <= 0:
             return []
-        self._tail = (tail + count) & _U32
         mask = self._sq_mask
-        return [((tail + i) & mask) * abi.SQE_SIZE for i in range(count)]
+        offsets = [((tail + i) & mask) * abi.SQE_SIZE for i in range(count)]
+        sqes = self._sqes
+        if sqes is not None:
+            for offset in offsets:
+                sqes[offset : offset + abi.SQE_SIZE] = _NOP_SQE
+        self._tail = (tail + count) & _U32
+        return offsets
 
     def pending(self) -> int:
         """SQEs reserved but not yet consumed by the kernel (0 once closed)."""
@@ -235,3 +255,6 @@ class Queues:
         self.closed = True
         for view in (self._sq32, self._cq32, self._cq_bytes):
             view.release()
+        if self._sqes is not None:
+            self._sqes.release()
+            self._sqes = None

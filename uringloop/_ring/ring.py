@@ -185,6 +185,7 @@ class Ring:
             cq_map,
             (sq_head, sq_tail, sq_mask, sq_flags, sq_array),
             (cq_head, cq_tail, cq_mask, cqes, cq_flags),
+            self._sqe_map,
         )
         self.sqes = self._sqe_map
         # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
