@@ -1015,7 +1015,8 @@ class _FileBase:
         return line
 
     async def readline(self, size: int | None = -1) -> Any:
-        if size is None or (type(size) is int and size < 0):  # (any size < 0: no limit)
+        # (any size < 0 that fits a C ssize_t: no limit; one below, refused by _readline)
+        if size is None or (type(size) is int and -sys.maxsize - 1 <= size < 0):
             line = self._buffered_line()
             if line is not None:
                 return line
@@ -2099,9 +2100,9 @@ class AsyncBufferedFile(_FileBase):
 
     async def _read1(self, size: int = -1) -> bytes:
         """Buffered bytes if there are any, else the result of one raw read of `size`."""
+        size = _ssize(size)  # (first, and not None, as the built-in converts it)
         self._check_readable("read1")
         self._check_closed("read of closed file")
-        size = _ssize(size)  # (not None, as the built-in's)
         if size < 0:
             size = self.buffer_size
         if size == 0:
@@ -2912,9 +2913,9 @@ class AsyncTextFile(_FileBase):
         return self._decoded[start:end]
 
     async def _readline(self, size: int | None = -1) -> str:
+        limit = -1 if size is None else _ssize(size)  # (first, as the built-in converts it)
         self._check_closed()
         self._check_readable()
-        limit = -1 if size is None else _ssize(size)
         await self._write_flush()
         chunks: list[str] = []
         chunked = 0  # characters in chunks

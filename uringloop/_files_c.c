@@ -742,7 +742,8 @@ text_write_now(FileCall *self, PyObject **value)
 }
 
 /* Whether readline(size) asks for a whole line, where the reference looks for one in what
- * the file holds first: size None or an int (not a subclass's) below 0. */
+ * the file holds first: size None or an int (not a subclass's) below 0 that fits a C
+ * ssize_t (one below that is refused, OverflowError, by the reference). */
 static int
 whole_line(PyObject *size)
 {
@@ -752,7 +753,7 @@ whole_line(PyObject *size)
         return 0;
     int overflow;
     long long n = PyLong_AsLongLongAndOverflow(size, &overflow);
-    return overflow < 0 || (!overflow && n < 0); /* (cannot fail: an exact int) */
+    return !overflow && n < 0 && n >= PY_SSIZE_T_MIN; /* (cannot fail: an exact int) */
 }
 
 /* (a FileCall's only state for a step to be made in is NEW) */

@@ -2301,26 +2301,37 @@ async def test_a_cancelled_close_still_writes_what_was_buffered(
     [
         (mode, buffering, "readline", size)
         for mode, buffering in [("rb", 0), ("rb", -1), ("wb", -1), ("r", -1)]
-        for size in [1.5, 2**63, -(2**63) - 1, _MetaIndexed()]
+        for size in [1.5, 2**63, -(2**63) - 1, -(2**100), _MetaIndexed()]
     ]
     + [("rb", -1, call, size) for call in ["peek", "read1"] for size in [None, 1.5, 2**63]],
 )
+@pytest.mark.parametrize("state", ["new", "a line read", "closed"])
 async def test_a_line_s_peek_s_or_read1_s_size_is_refused_as_the_builtin_does(
-    tmp_path: Path, mode: str, buffering: int, call: str, size: Any, no_fd_leak: None
+    tmp_path: Path, mode: str, buffering: int, call: str, size: Any, state: str, no_fd_leak: None
 ) -> None:
     # Refused before the file is looked at, as the built-in's argument conversion does:
     # TypeError for what is not an integer (None too, for peek() and read1()),
-    # OverflowError past a C ssize_t, with the built-in's messages; the file is unmoved.
+    # OverflowError past a C ssize_t, with the built-in's messages, whether the file holds
+    # a line already (readline's fast paths) or is closed; the file is unmoved.
     path = tmp_path / "lines"
     path.write_bytes(b"abcd\n" * 3)
+    readable = "r" in mode
     with open(path, mode, buffering=buffering) as g:
+        if state == "a line read" and readable:
+            g.readline()
+        if state == "closed":
+            g.close()
         with pytest.raises(Exception) as builtin:
             getattr(g, call)(size)
-        expected = (builtin.type, str(builtin.value), g.tell())
+        expected = (builtin.type, str(builtin.value), None if g.closed else g.tell())
     async with uringloop.open(path, mode, buffering=buffering) as f:
+        if state == "a line read" and readable:
+            await f.readline()
+        if state == "closed":
+            await f.close()
         with pytest.raises(Exception) as ours:
             await getattr(f, call)(size)
-        assert (ours.type, str(ours.value), await f.tell()) == expected
+        assert (ours.type, str(ours.value), None if f.closed else await f.tell()) == expected
 
 
 @pytest.mark.asyncio
