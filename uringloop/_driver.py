@@ -71,6 +71,7 @@ _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
 _X86_64 = ("x86_64", "AMD64")
 _FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
+_USER_DATA_WORD = 4  # an SQE's user_data: its 64-bit word at byte 32
 _REPAIR_TRIES = 100  # (_repair_fill: signal handlers' exceptions met before giving up)
 # Opcodes an io_uring must have for the loop to use it (Linux 5.6).
 REQUIRED_OPCODES = (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.ASYNC_CANCEL)
@@ -655,17 +656,20 @@ class RingDriver:
         the kernel and go, with the backlog, to the loop's fallback (`on_broken`). The
         operations the kernel has will never be reaped: they fail now with an error that
         says so, and are handed over as stranded (their memory must never be freed).
-        The unconsumed SQEs are the most recently written ones, and their operations are
-        the most recently inserted keys of the in-flight dict (dicts keep insertion order).
+        The unconsumed SQEs name their operations by user_data (read from the slots
+        themselves: a slot handed out and never written, user_data 0, names none).
         """
         self.broken = exc
         ring = self._ring
-        count = ring.pending()
-        ring.unreserve(count)
+        words = ring.sqe_words
+        unconsumed = [words[offset // 8 + _USER_DATA_WORD] for offset in ring.pending_slots()]
+        ring.unreserve(len(unconsumed))
         inflight = self.inflight
         unsent: list[Operation] = []
-        for user_data in list(inflight)[len(inflight) - count :] if count else []:
-            op = inflight.pop(user_data)
+        for user_data in unconsumed:
+            op = inflight.pop(user_data, None)
+            if op is None:  # (user_data 0: a slot never written; or a part already met)
+                continue
             if op.multi or isinstance(op, AsyncCancel):
                 inflight[user_data] = op  # a batch's part: the batch fails as a whole below
             elif op not in unsent:

@@ -529,3 +529,54 @@ def test_a_slot_left_unwritten_completes_as_a_nop_nobody_waits_for() -> None:
         assert loop.run_until_complete(main()) == (None, 2, 0)
     finally:
         loop.close()
+
+
+def test_a_ring_given_up_with_a_slot_left_unwritten_strands_what_the_kernel_has() -> None:
+    # A slot handed out and never written (an interrupt before the repair), then every
+    # enter fails: the ring is given up. What never reached the kernel is read from the
+    # unconsumed slots themselves, so the unwritten one (a NOP of nobody) is not taken for
+    # the pipe read the kernel holds: that read fails as stranded ("whether it happened is
+    # unknown": its buffer stays the kernel's), never made again on the fallback's thread.
+    import errno
+
+    from uringloop._ring import syscalls
+
+    from uringloop import _loop
+
+    loop = uringloop.Loop()
+    read_end, write_end = os.pipe()
+    never_freed = len(_loop._never_freed)
+    try:
+        if not loop.uring_available:
+            pytest.skip("io_uring is not available")
+
+        async def main() -> tuple[BaseException | bytes, Any]:
+            task = asyncio.ensure_future(loop.pread(read_end, 5, -1))
+            for _ in range(100):
+                await asyncio.sleep(0.001)
+                if loop.uring_stats().in_flight == 1:
+                    break
+            assert loop.uring_stats().in_flight == 1
+            loop._driver._queues.next_sqe()  # type: ignore[attr-defined]
+            with syscalls.inject("enter", errno.EPERM, times=-1):
+                nop = asyncio.ensure_future(loop.nop())
+                await asyncio.sleep(0.05)
+            os.write(write_end, b"hello")
+            try:
+                read: BaseException | bytes = await asyncio.wait_for(task, 5)
+            except OSError as exc:
+                read = exc
+            return read, await asyncio.wait_for(nop, 5)
+
+        with pytest.warns(RuntimeWarning, match="io_uring_enter failed"):
+            read, nop = loop.run_until_complete(main())
+        assert isinstance(read, OSError) and read.errno == errno.EPERM
+        assert "whether it happened is unknown" in str(read)
+        assert nop is None
+        loop.close()
+        assert len(_loop._never_freed) == never_freed + 1  # (the read's memory: kept)
+        del _loop._never_freed[never_freed:]  # (a test's own, so that others see theirs)
+    finally:
+        loop.close()
+        os.close(read_end)
+        os.close(write_end)

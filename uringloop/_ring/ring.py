@@ -45,6 +45,7 @@ import errno
 import mmap
 import os
 import platform
+import struct
 
 from .._twins import compiled
 from . import abi, syscalls
@@ -86,6 +87,9 @@ FALLBACK_ORDER = (
 )
 
 
+_U32 = struct.Struct("=I")
+
+
 class Ring:
     """One io_uring. Not thread-safe: one thread at a time drives it.
 
@@ -93,9 +97,9 @@ class Ring:
     names here forward to it, and hot paths call it directly.
     """
 
-    __slots__ = ("_cq_map", "_enabled", "_ring_map", "_sqe_map", "closed", "cq_entries",
-                 "fd", "features", "queues", "setup_flags", "sq_entries", "sqe_words",
-                 "sqes")  # fmt: skip
+    __slots__ = ("_cq_map", "_enabled", "_ring_map", "_sq_head_offset", "_sqe_map", "closed",
+                 "cq_entries", "fd", "features", "queues", "setup_flags", "sq_entries",
+                 "sqe_words", "sqes")  # fmt: skip
     queues: Queues
     sqe_words: memoryview[int]
 
@@ -188,6 +192,7 @@ class Ring:
             self._sqe_map,
         )
         self.sqes = self._sqe_map
+        self._sq_head_offset = sq_head  # (pending_slots() reads the kernel's SQ head there)
         # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
         # at once (signed, so an offset of -1 is stored as the kernel's (u64)-1).
         self.sqe_words = memoryview(self._sqe_map).cast("q")
@@ -205,6 +210,17 @@ class Ring:
 
     def unreserve(self, count: int) -> None:
         self.queues.unreserve(count)
+
+    def pending_slots(self) -> list[int]:
+        """The byte offsets, oldest first, of the SQ slots reserved and not yet consumed
+        by the kernel (pending() of them): for a ring given up, which entries never
+        reached it (a slot handed out and never written holds a NOP with user_data 0)."""
+        count = self.pending()
+        if not count:
+            return []
+        (head,) = _U32.unpack_from(self._ring_map, self._sq_head_offset)  # type: ignore[arg-type]
+        mask = self.sq_entries - 1  # (the kernel's SQ size is a power of two)
+        return [((head + i) & mask) * abi.SQE_SIZE for i in range(count)]
 
     def enter(self, min_complete: int = 0, flags: int = 0) -> int:
         return self.queues.enter(min_complete, flags)
