@@ -539,9 +539,8 @@ def test_a_ring_given_up_with_a_slot_left_unwritten_strands_what_the_kernel_has(
     # unknown": its buffer stays the kernel's), never made again on the fallback's thread.
     import errno
 
-    from uringloop._ring import syscalls
-
     from uringloop import _loop
+    from uringloop._ring import syscalls
 
     loop = uringloop.Loop()
     read_end, write_end = os.pipe()
