@@ -53,6 +53,7 @@ from ._ops import (
     OPERATIONS,
     QUEUED,
     SUBMITTED,
+    USER_DATA_WORD,
     WRITE_ENTRIES,
     AsyncCancel,
     Operation,
@@ -71,7 +72,6 @@ _RETRY_LATER = (errno.EAGAIN, errno.EBUSY, errno.ENOMEM)
 _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadBatch)
 _X86_64 = ("x86_64", "AMD64")
 _FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
-_USER_DATA_WORD = 4  # an SQE's user_data: its 64-bit word at byte 32
 _REPAIR_TRIES = 100  # (_repair_fill: signal handlers' exceptions met before giving up)
 # Opcodes an io_uring must have for the loop to use it (Linux 5.6).
 REQUIRED_OPCODES = (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.ASYNC_CANCEL)
@@ -662,7 +662,7 @@ class RingDriver:
         self.broken = exc
         ring = self._ring
         words = ring.sqe_words
-        unconsumed = [words[offset // 8 + _USER_DATA_WORD] for offset in ring.pending_slots()]
+        unconsumed = [words[(offset >> 3) + USER_DATA_WORD] for offset in ring.pending_slots()]
         ring.unreserve(len(unconsumed))
         inflight = self.inflight
         unsent: list[Operation] = []

@@ -1110,17 +1110,12 @@ async def _lines_up_to(
 def _read_size(size: int | None) -> int:
     """A read's size as the built-in files take it: None or an int that fits a C ssize_t
     (OverflowError otherwise, as they raise)."""
-    if size is None:
-        return -1
-    size = operator.index(size)
-    if not -sys.maxsize - 1 <= size <= sys.maxsize:
-        raise OverflowError("Python int too large to convert to C ssize_t")
-    return size
+    return -1 if size is None else _ssize(size)
 
 
 def _ssize(size: Any) -> int:
-    """An int argument as the built-in files take peek()'s, read1()'s and a text file's
-    readline()'s: TypeError for None or what has no __index__, OverflowError past a C
+    """An int argument as the built-in files take peek()'s and read1()'s (_read_size's
+    when not None): TypeError for None or what has no __index__, OverflowError past a C
     ssize_t, with their messages."""
     value = operator.index(size)
     if not -sys.maxsize - 1 <= value <= sys.maxsize:
@@ -1602,15 +1597,14 @@ class AsyncFileIO(_FileBase):
                     # written, as the built-in's write() does; the ring's returns what its
                     # first try took. The rest is written before this one returns. (An
                     # O_NONBLOCK stream's write is the system call's, short as it may be.)
-                    while n < len(view):
-                        rest = view[n:]
-                        try:
-                            written = await self._write_kept(io_, rest, late, n)
-                        finally:
-                            release_views(rest)
-                        if written == 0:
-                            raise OSError(errno.EIO, "write returned 0 bytes")
-                        n += written
+                    rest = view[n:]
+                    try:  # (each part's "offset" is what the call wrote before it)
+                        await write_all(
+                            lambda part, before: self._write_kept(io_, part, late, before), rest, n
+                        )
+                    finally:
+                        release_views(rest)
+                    n = len(view)
         finally:
             release_views(view)  # (its caller's buffer is not held by a failure's traceback)
         if self._seekable:
@@ -2913,7 +2907,7 @@ class AsyncTextFile(_FileBase):
         return self._decoded[start:end]
 
     async def _readline(self, size: int | None = -1) -> str:
-        limit = -1 if size is None else _ssize(size)  # (first, as the built-in converts it)
+        limit = _read_size(size)  # (first, as the built-in converts it)
         self._check_closed()
         self._check_readable()
         await self._write_flush()

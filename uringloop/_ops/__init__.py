@@ -77,6 +77,7 @@ from .operation import (
     ring_leaves_position as ring_leaves_position,
 )
 from .spec import Spec as Spec
+from .sqe import USER_DATA_WORD as USER_DATA_WORD
 from .statx import StatxResult as StatxResult
 from .statx import StatxTimestamp as StatxTimestamp
 from .table import OPERATIONS as OPERATIONS
