@@ -151,9 +151,14 @@ class _IO(Protocol):
     def pwrite(self, fd: int, data: _Buffer, offset: int) -> Awaitable[int]: ...
 
     def pwrite_kept(
-        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+        self,
+        fd: int,
+        data: _Buffer,
+        unclaimed: Callable[[asyncio.Future[int]], object],
+        offset: int = -1,
     ) -> Awaitable[int]:
-        """A write at the position whose cancelled caller gets its outcome (Loop's)."""
+        """A write (at `offset`, or at the position) whose cancelled caller gets its
+        outcome (Loop's)."""
 
     async def fstat(self, fd: int) -> os.stat_result: ...
     # fstat(2)'s (st_mode, st_size, st_blksize, st_dev) asked now where this route makes it
@@ -286,14 +291,15 @@ class _ThreadRead:
 
 
 class _ThreadWrite:
-    """os.write(fd, data) for an executor's thread, unless withdrawn before it began: then
-    it writes nothing and returns 0. It writes from a view of its own, released as the
-    call returns (the caller's may be released before)."""
+    """os.write(fd, data) (os.pwrite at an offset >= 0) for an executor's thread, unless
+    withdrawn before it began: then it writes nothing and returns 0. It writes from a view
+    of its own, released as the call returns (the caller's may be released before)."""
 
-    __slots__ = ("fd", "lock", "state", "view")
+    __slots__ = ("fd", "lock", "offset", "state", "view")
 
-    def __init__(self, fd: int, data: _Buffer) -> None:
+    def __init__(self, fd: int, data: _Buffer, offset: int = -1) -> None:
         self.fd = fd
+        self.offset = offset
         self.view = memoryview(data)
         self.lock = threading.Lock()
         self.state = 0  # 0: waiting for a thread, 1: begun, 2: withdrawn
@@ -304,6 +310,8 @@ class _ThreadWrite:
                 if self.state:
                     return 0
                 self.state = 1
+            if self.offset >= 0:
+                return os.pwrite(self.fd, self.view, self.offset)
             return os.write(self.fd, self.view)
 
     def withdraw(self) -> None:
@@ -427,11 +435,15 @@ class _RingIO:
         return self.loop.pwrite(fd, data, offset)
 
     def pwrite_kept(
-        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+        self,
+        fd: int,
+        data: _Buffer,
+        unclaimed: Callable[[asyncio.Future[int]], object],
+        offset: int = -1,
     ) -> Awaitable[int]:
         if self.own_pwrite:
-            return self.loop.pwrite_kept(fd, data, unclaimed)
-        return self.loop.pwrite(fd, data, -1)
+            return self.loop.pwrite_kept(fd, data, unclaimed, offset)
+        return self.loop.pwrite(fd, data, offset)
 
     async def fstat(self, fd: int) -> os.stat_result:
         # Directly, not on the ring: fstat(2) of an open descriptor copies its in-memory
@@ -605,12 +617,16 @@ class _ExecutorIO:
         return await self.call(os.pwrite, fd, data, offset)  # type: ignore[no-any-return]
 
     async def pwrite_kept(
-        self, fd: int, data: _Buffer, unclaimed: Callable[[asyncio.Future[int]], object]
+        self,
+        fd: int,
+        data: _Buffer,
+        unclaimed: Callable[[asyncio.Future[int]], object],
+        offset: int = -1,
     ) -> int:
-        """os.write on a thread, as Loop.pwrite_kept: if the awaiting task is cancelled, a
-        write no thread has begun is withdrawn (its future resolves with 0), and
-        unclaimed(its future) is called."""
-        job = _ThreadWrite(fd, data)
+        """os.write (os.pwrite at an `offset` >= 0) on a thread, as Loop.pwrite_kept: if
+        the awaiting task is cancelled, a write no thread has begun is withdrawn (its
+        future resolves with 0), and unclaimed(its future) is called."""
+        job = _ThreadWrite(fd, data, offset)
         future = self.loop.run_in_executor(self.executor, job)
         try:
             return await asyncio.shield(future)
@@ -810,8 +826,10 @@ def _fresh_bytes(size: int) -> tuple[bytes, memoryview]:
     return data, memoryview(array).cast("B")
 
 
-async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> None:
+async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> int:
+    """All of `view` at `offset` (pwrite again after a short write); its size."""
     await write_all(lambda part, at: io_.pwrite(fd, part, at), view, offset)
+    return len(view)
 
 
 # -- the common part --------------------------------------------------------------------------
@@ -1587,9 +1605,13 @@ class AsyncFileIO(_FileBase):
                 return await self._append(io_, view if type(data) is not bytes else data, late)
             offset = self._offset()
             if len(view) >= PARALLEL_MIN and offset >= 0:
-                n = await self._write_parallel(io_, view, offset)
+                return await self._write_whole_kept(
+                    view, lambda own: self._write_parallel(io_, own, offset), late
+                )
             elif offset >= 0:
-                n = await io_.pwrite(self._fd, view if type(data) is not bytes else data, offset)
+                n = await self._write_kept(
+                    io_, view if type(data) is not bytes else data, late, at=offset
+                )
             else:
                 n = await self._write_kept(io_, view if type(data) is not bytes else data, late)
                 if 0 < n < len(view) and io_.ring and not never_waits(self._fd):
@@ -1629,14 +1651,48 @@ class AsyncFileIO(_FileBase):
             self._pos = os.lseek(self._fd, 0, whence)
 
     async def _write_kept(
-        self, io_: _IO, data: _Buffer, late: Callable[[int], object] | None, before: int = 0
+        self,
+        io_: _IO,
+        data: _Buffer,
+        late: Callable[[int], object] | None,
+        before: int = 0,
+        at: int = -1,
     ) -> int:
-        """A write at the descriptor's position (io_.pwrite_kept), after `before` bytes of
-        the same write() were written: cancelled, it is kept (_wrote_late)."""
+        """A write at offset `at`, or at the descriptor's position (io_.pwrite_kept), after
+        `before` bytes of the same write() were written: cancelled, it is kept
+        (_wrote_late)."""
         size = len(data)
         return await io_.pwrite_kept(
-            self._fd, data, lambda written: self._wrote_late(written, size, before, late)
+            self._fd, data, lambda written: self._wrote_late(written, size, before, late), at
         )
+
+    async def _write_whole_kept(
+        self,
+        view: memoryview,
+        write: Callable[[memoryview], Awaitable[int]],
+        late: Callable[[int], object] | None,
+    ) -> int:
+        """write(a view of `view` of its own), several operations writing `view` at the
+        file's position, which they leave where it was; returns their count, the position
+        moved past it. Cancelled, the write goes on to its end and is kept (_wrote_late),
+        so that what it writes is counted: stopped half-way, it would leave the file
+        changed where no count says so (a tail past the next write's bytes)."""
+        own = view[:]  # (the caller releases its own view as it leaves)
+
+        async def run() -> int:
+            try:
+                return await write(own)
+            finally:
+                release_views(own)
+
+        work = asyncio.ensure_future(run())
+        try:
+            n = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            hand_over(work, lambda written: self._wrote_late(written, len(view), 0, late))
+            raise
+        self._pos += n
+        return n
 
     def _wrote_late(
         self,
@@ -1645,10 +1701,11 @@ class AsyncFileIO(_FileBase):
         before: int,
         late: Callable[[int], object] | None,
     ) -> None:
-        """`written`: the outcome of a write at the position (of `size` bytes, after
-        `before` of the same write() call) whose caller was cancelled on its way. As it
-        ends (now, if it has), what it wrote is counted: an O_APPEND file's position
-        follows, and late(before + its count) is called. Until then the file's lock is the
+        """`written`: the outcome of a write at the position or at an offset (of `size`
+        bytes, after `before` of the same write() call) whose caller was cancelled on its
+        way. As it ends (now, if it has), what it wrote is counted: an O_APPEND file's
+        position follows, a seekable file's moves past what it wrote, and late(before +
+        its count) is called. Until then the file's lock is the
         write's (the cancelled call gives it back as it leaves), so that no other call on
         the file runs before that count."""
 
@@ -1662,6 +1719,8 @@ class AsyncFileIO(_FileBase):
                     self._appended(n, size)
                 except OSError:
                     pass  # (the descriptor closed since: no position to follow)
+            elif n and self._seekable:  # (a positioned write, from the position)
+                self._pos += n
             if late is not None:
                 late(before + n)
 
@@ -1742,10 +1801,10 @@ class AsyncFileIO(_FileBase):
             view = memoryview(bounce)
         if self._appending:
             return await self._append(io_, view, None)
-        await _write_full(io_, self._fd, view, self._offset())
-        if self._seekable:
-            self._pos += len(view)
-        return len(view)
+        offset = self._offset()  # (>= 0: O_DIRECT is a regular file's, or a block device's)
+        return await self._write_whole_kept(
+            view, lambda own: _write_full(io_, self._fd, own, offset), None
+        )
 
     async def _write_all(self, data: _Buffer) -> None:
         """Write all of `data` (the buffered layer's flush)."""

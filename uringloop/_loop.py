@@ -1227,18 +1227,24 @@ class Loop(asyncio.SelectorEventLoop):
     ftruncate = _coroutine(table.ftruncate)
 
     async def pwrite_kept(
-        self, fd: int, data: Any, unclaimed: Callable[[asyncio.Future[int]], object]
+        self,
+        fd: int,
+        data: Any,
+        unclaimed: Callable[[asyncio.Future[int]], object],
+        offset: int = -1,
     ) -> int:
-        """pwrite(fd, data, -1), a write at the file position (a stream's, an O_APPEND
-        file's), whose caller takes what it wrote once cancelled: such a write cannot be
-        made again without writing its bytes twice. If the awaiting task is cancelled,
-        the write is cancelled in the kernel (a write that has begun may end all the same)
-        and `unclaimed` is called with the write's own future, which nothing else cancels:
-        it is done, or resolves later, with the count written, or with the error the write
-        ended with (OSError ECANCELED: cancelled before it wrote anything). uringloop.open's
-        files count such a write's bytes as written before their next call. An exception
-        raised by `unclaimed` replaces the CancelledError."""
-        return await self._run(_build_pwrite(fd, data, -1), unclaimed)  # type: ignore[no-any-return]
+        """pwrite(fd, data, offset) whose caller takes what it wrote once cancelled: a
+        write at the file position (-1, the default: a stream's, an O_APPEND file's)
+        cannot be made again without writing its bytes twice, and one at an offset that
+        ends after its caller was cancelled has changed the file all the same. If the
+        awaiting task is cancelled, the write is cancelled in the kernel (a write that has
+        begun may end all the same) and `unclaimed` is called with the write's own future,
+        which nothing else cancels: it is done, or resolves later, with the count written,
+        or with the error the write ended with (OSError ECANCELED: cancelled before it
+        wrote anything). uringloop.open's files count such a write's bytes as written
+        before their next call. An exception raised by `unclaimed` replaces the
+        CancelledError."""
+        return await self._run(_build_pwrite(fd, data, offset), unclaimed)  # type: ignore[no-any-return]
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
         """Write all of `data` at `offset` >= 0, resubmitting after short writes."""

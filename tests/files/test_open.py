@@ -1732,7 +1732,7 @@ class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
         self.calls: list[str] = []
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
-        self.calls.append(getattr(fn, "__name__", repr(fn)))
+        self.calls.append(getattr(fn, "__name__", type(fn).__name__))
         return super().submit(fn, *args, **kwargs)
 
 
@@ -1749,8 +1749,9 @@ async def test_executor_fallback_on_stock_asyncio(tmp_path: Path, no_fd_leak: No
             assert await f.read() == b"x" * 10_000
     finally:
         executor.shutdown()
-    # The whole-file read of cached bytes copies them at once (test_read_cached.py).
-    assert {"open", "pwrite", "fstat", "close"} <= set(executor.calls)
+    # The whole-file read of cached bytes copies them at once (test_read_cached.py); the
+    # write is a job that a cancelled caller can withdraw (_ThreadWrite: os.pwrite here).
+    assert {"open", "_ThreadWrite", "fstat", "close"} <= set(executor.calls)
 
 
 @pytest.mark.asyncio
@@ -2365,6 +2366,66 @@ async def test_a_cancelled_flush_at_the_position_writes_each_byte_once(
     else:
         written = path.read_bytes()
     assert written == first + second
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(
+    ("mode", "buffering", "size"),
+    [
+        ("wb", 0, 1 << 20),  # one write at the position's offset
+        ("wb", -1, 1 << 20),  # past the buffer: the buffered file writes it through
+        ("w+b", -1, 3 << 20),  # several operations at once (_write_parallel)
+        ("wb", 0, 3 << 20),
+        ("w", -1, 1 << 20),  # a text file's flush of what its write() took
+    ],
+)
+@pytest.mark.parametrize("yields", [0, 1, 2, 3, 5])
+async def test_a_cancelled_write_at_an_offset_counts_what_it_wrote(
+    tmp_path: Path, mode: str, buffering: int, size: int, yields: int, no_fd_leak: None
+) -> None:
+    # A seekable file's write, made at the file's position as an offset, cancelled on its
+    # way: what the kernel wrote all the same moves the position past it, so the next
+    # write follows it. (Left at the offset before it, the next write lands there and
+    # the cancelled write's tail stays past its end.) The file holds the first write
+    # whole, then the second, or the second alone (cancelled before it began).
+    first, second = b"A" * size, b"second"
+    path = tmp_path / "data"
+    text = "b" not in mode
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        cancelled, _ = await cancel_after(f.write(first.decode() if text else first), yields)
+        await f.write(second.decode() if text else second)
+        position = await f.tell()
+    written = path.read_bytes()
+    assert written in (first + second, second)
+    assert position == len(written)
+    if not cancelled:
+        assert written == first + second
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
+async def test_a_cancelled_direct_write_counts_what_it_wrote(
+    tmp_path: Path, yields: int, no_fd_leak: None
+) -> None:
+    # The same for an O_DIRECT file's write (from the caller's aligned buffer).
+    path = tmp_path / "direct"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+    except OSError:
+        pytest.skip(f"the filesystem under {tmp_path} refuses O_DIRECT")
+    os.close(fd)
+    first = uringloop.aligned_buffer(1 << 20)
+    first[:] = b"A" * len(first)
+    second = uringloop.aligned_buffer(4096)
+    second[:] = b"B" * len(second)
+    async with uringloop.open(path, "wb", buffering=0, direct=True) as f:
+        await cancel_after(f.write(first), yields)
+        await f.write(second)
+        position = await f.tell()
+    written = path.read_bytes()
+    assert written in (bytes(first) + bytes(second), bytes(second))
+    assert position == len(written)
 
 
 @pytest.mark.parametrize("mode", ["ab", "pipe"])

@@ -226,6 +226,53 @@ async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaim
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
 
 
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback")
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+async def test_a_cancelled_pwrite_kept_at_an_offset_hands_over_what_it_wrote(
+    tmp_path: pathlib.Path, no_fd_leak: None, steps: int
+) -> None:
+    # pwrite_kept at an offset, its task cancelled before its coroutine began (nothing
+    # made), before its write reached the kernel, or on its way: the future handed to
+    # `unclaimed` says what the file holds there (a count, or ECANCELED with nothing
+    # written).
+    loop = running()
+    outcomes = set()
+    data = b"x" * (1 << 20)
+    for i in range(10):
+        path = tmp_path / f"f{i}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            handed: list[asyncio.Future[int]] = []
+            task = asyncio.ensure_future(loop.pwrite_kept(fd, data, handed.append, 4096))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                count = await task
+                assert not handed
+                outcomes.add("returned")
+            except asyncio.CancelledError:
+                if steps == 0:  # (cancelled before its coroutine began: nothing to hand)
+                    assert not handed
+                    handed.append(asyncio.Future())
+                    handed[0].set_exception(OSError(errno.ECANCELED, "never made"))
+                assert len(handed) == 1
+                try:
+                    count = await asyncio.wait_for(handed[0], 10)
+                    outcomes.add("written")
+                except OSError as exc:
+                    assert exc.errno == errno.ECANCELED
+                    count = 0
+                    outcomes.add("cancelled")
+            size = os.fstat(fd).st_size
+            assert size == (4096 + count if count else 0)
+            assert os.pread(fd, count, 4096) == data[:count]
+        finally:
+            os.close(fd)
+    assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
+
+
 def _close_then_the_pipe_keeps_what_is_written(loop: uringloop.Loop, r: int, w: int) -> None:
     """Close `loop`; what is written to the pipe afterwards stays there (no read of the
     loop's threads is left to take it)."""
