@@ -1871,6 +1871,8 @@ class AsyncFileIO(_FileBase):
 
     async def tell(self) -> int:
         self._check_closed()
+        if self._late is not None:  # (a cancelled write on its way: its count first)
+            await self._settle_late()
         return self._tell()
 
     def _tell(self) -> int:
@@ -2367,10 +2369,13 @@ class AsyncBufferedFile(_FileBase):
         end = start + n
         try:
             await raw._write_all(view)
-        except BaseException:
+        except BaseException as exc:
             # Cancelled, or failed part way: which of the bytes reached the file is not
-            # known, so the read-ahead goes and the next read reads the file itself.
-            raw._pos = start
+            # known, so the read-ahead goes and the next read reads the file itself. A
+            # cancelled raw write is kept: it moves the position past what it wrote, as
+            # it ends (_wrote_late); a failed one leaves the position where it began.
+            if not isinstance(exc, asyncio.CancelledError):
+                raw._pos = start
             self._rbuf = b""
             self._rpos = 0
             raise
@@ -2409,6 +2414,8 @@ class AsyncBufferedFile(_FileBase):
 
     async def tell(self) -> int:
         self._check_closed("I/O operation on closed file")
+        if self.raw._late is not None:  # (a cancelled write on its way: its count first)
+            await self.raw._settle_late()
         return self._tell()
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:

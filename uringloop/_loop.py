@@ -200,10 +200,45 @@ _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
+
 # The descriptors looked at since the last pre-select step (one dict, cleared in place):
 # True where copies_cached() allowed copies, None where only the position was checked.
 _checked = checked_positions()
 _monotonic = time.monotonic
+
+
+class _KeptOutcome:
+    """The waiter of an operation whose caller awaits `future` and takes the outcome once
+    cancelled (_wait_kept): the outcome goes to `future` unless that was cancelled, else
+    to `late`, made then, which the cancelled caller hands over. The caller's task awaits
+    `future` itself (no shield, no extra step), and an outcome that comes between the
+    task's cancellation and its next step is not lost. Invariant: exactly one of the two
+    gets the outcome."""
+
+    __slots__ = ("future", "late")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.late: asyncio.Future[Any] | None = None
+
+    def take(self) -> asyncio.Future[Any]:
+        """The future that has, or will get, the outcome."""
+        future = self.future
+        if not future.cancelled():
+            return future
+        late = self.late
+        if late is None:
+            late = self.late = _Future(loop=future.get_loop())
+        return late
+
+    def done(self) -> bool:
+        return self.take().done()
+
+    def set_result(self, value: Any) -> None:
+        self.take().set_result(value)
+
+    def set_exception(self, failure: BaseException) -> None:
+        self.take().set_exception(failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -807,7 +842,7 @@ class Loop(asyncio.SelectorEventLoop):
             op.drop()
             self._check_usable()
         future: asyncio.Future[Any] = _Future(loop=self)
-        op.waiter = future
+        op.waiter = future if kept is None else _KeptOutcome(future)
         if not self._ready and self._eager_left > 0 and self._run_lone(op, op.nbytes):
             if future.done():
                 return future.result()
@@ -1075,7 +1110,7 @@ class Loop(asyncio.SelectorEventLoop):
         )
         op = Read(fd, size, offset, self._pool, into_result)
         future: asyncio.Future[bytes] = _Future(loop=self)
-        op.waiter = future
+        op.waiter = future if unclaimed is None or offset != -1 else _KeptOutcome(future)
         ready = self._ready
         if not ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
@@ -1108,14 +1143,16 @@ class Loop(asyncio.SelectorEventLoop):
         unclaimed: Callable[[asyncio.Future[_R]], object],
     ) -> _R:
         """The wait for an operation whose caller takes its outcome once cancelled (pread's
-        and pwrite_kept's): the task awaits a shield, so a cancellation leaves `future` to
-        the operation's outcome."""
+        and pwrite_kept's), its waiter a _KeptOutcome of `future`: cancelled, the task
+        hands over the future that has or will get the outcome."""
         try:
-            return await asyncio.shield(future)
+            return await future
         except asyncio.CancelledError:
-            if not future.done():
+            waiter = op.waiter
+            outcome = waiter.take() if isinstance(waiter, _KeptOutcome) else future
+            if not outcome.done():
                 self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
-            hand_over(future, unclaimed)
+            hand_over(outcome, unclaimed)
             raise
 
     async def pread_many(self, requests: Iterable[tuple[int, int, int]]) -> list[bytes]:

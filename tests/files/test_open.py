@@ -668,6 +668,7 @@ async def test_an_in_place_write_that_does_not_end_leaves_no_stale_read_ahead(
     # A write into the read-ahead (the built-in BufferedRandom's in place) whose raw write
     # is cancelled after the bytes reached the file, or fails after half of them: a read
     # from its position then returns what the file holds, not the read-ahead from before.
+    # (Cancelled, the position is past what it wrote; failed, where the write began.)
     # (A text file's write after a read goes past the read-ahead, as the built-in's.)
     path = tmp_path / "f"
     path.write_bytes(b"a" * 10000)
@@ -687,6 +688,10 @@ async def test_an_in_place_write_that_does_not_end_leaves_no_stale_read_ahead(
         with pytest.raises(asyncio.CancelledError if outcome == "cancelled after" else OSError):
             await f.write(b"B" * 100)
         del raw._write_all
+        if outcome == "cancelled after":
+            # What a cancelled write wrote is counted (it is kept): the position is past it.
+            assert await f.tell() == 110
+            await f.seek(10)
         assert await f.tell() == 10
         on_disk = path.read_bytes()[10:110]
         assert on_disk[:50] == b"B" * 50  # the failure really happened after a write
@@ -2394,13 +2399,39 @@ async def test_a_cancelled_write_at_an_offset_counts_what_it_wrote(
     text = "b" not in mode
     async with uringloop.open(path, mode, buffering=buffering) as f:
         cancelled, _ = await cancel_after(f.write(first.decode() if text else first), yields)
+        told = await f.tell()  # (where the next write goes, the cancelled one counted)
         await f.write(second.decode() if text else second)
         position = await f.tell()
     written = path.read_bytes()
     assert written in (first + second, second)
     assert position == len(written)
+    assert told == len(written) - len(second)
     if not cancelled:
         assert written == first + second
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("yields", [0, 1, 2, 3, 4, 5])
+async def test_a_cancelled_write_into_the_read_ahead_counts_what_it_wrote(
+    tmp_path: Path, yields: int, no_fd_leak: None
+) -> None:
+    # "r+b" after a read: a write that fits the read-ahead goes in place (and to the file
+    # at once); cancelled on its way, what it wrote moves the position past it all the
+    # same, and tell() says so.
+    path = tmp_path / "data"
+    path.write_bytes(b"." * 65536)
+    first, second = b"A" * 4000, b"B" * 10
+    async with uringloop.open(path, "r+b") as f:
+        assert await f.read(1) == b"."
+        await cancel_after(f.write(first), yields)
+        told = await f.tell()
+        await f.write(second)
+    written = path.read_bytes()
+    assert told in (1, 1 + len(first))
+    assert written[:told] == b"." + first[: told - 1]
+    assert written[told : told + len(second)] == second
+    assert written[told + len(second) :] == b"." * (65536 - told - len(second))
 
 
 @pytest.mark.asyncio

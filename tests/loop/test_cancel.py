@@ -177,13 +177,14 @@ def test_batch_never_submitted_fails_at_close_instead_of_returning_nothing() -> 
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback")
-@pytest.mark.parametrize("steps", [1, 2, 3])
+@pytest.mark.parametrize("steps", [1, 2])
 async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaimed(
     no_fd_leak: None, steps: int
 ) -> None:
     # A read of an empty pipe, in flight (a poll-armed read in the kernel, or a thread in
     # read(2)), its task cancelled in the same step as the write that completes it, or a
-    # step or two after: the read may take the bytes before its cancellation reaches it.
+    # step after: the read may take the bytes before its cancellation reaches it (two
+    # steps after, the task has its result on the ring).
     # Whatever it took comes out of the future handed to `unclaimed`; the rest stays in
     # the pipe. Nothing is lost either way.
     loop = running()
