@@ -993,10 +993,11 @@ class Loop(asyncio.SelectorEventLoop):
     ) -> Coroutine[Any, Any, bytes]:
         """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
 
-        An explicit offset on a pipe or socket raises ESPIPE, as os.pread does (the ring's
-        read would ignore it): an lseek per descriptor per loop iteration finds them.
+        An explicit offset on a descriptor that takes none (a pipe, a socket, an eventfd)
+        raises ESPIPE, as os.pread does (the ring's read would ignore it, or read at it): a
+        pread(2) of no bytes per descriptor per loop iteration finds them.
         `known_seekable=True` says `fd` is one the caller opened and knows takes offsets (a
-        regular file) and skips that lseek; uringloop.open's files pass it.
+        regular file) and skips that call; uringloop.open's files pass it.
 
         With an offset and a size up to the largest pool slot (1 MiB), what the page cache
         holds is copied directly while the loop's inline budget lasts (inline_turn): the

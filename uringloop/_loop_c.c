@@ -10,13 +10,13 @@
  *
  * Its first step makes the common case itself: a read of 1..POOLED_MAX bytes at an offset,
  * of a descriptor vouched for, already looked at this loop iteration, or whose position the
- * step looks at itself (check_position's lseek), on a usable loop: the copy of what the page
- * cache holds first where the reference would try it (read_cached, within the inline
+ * step looks at itself (check_position's pread of no bytes), on a usable loop: the copy of
+ * what the page cache holds first where the reference would try it (read_cached, within the inline
  * budget), then the rest on the ring; the same calls in the same order as the reference
  * (copies_cached, inline_turn, read_cached, the Read, its Future, Loop._run_lone or the
  * driver's queue_read and, where it would act, Loop._submit_early), without the reference's
  * frame and bytecode. Every other case (an argument to check or refuse, a read at the file
- * position, a descriptor whose lseek fails, a closed or forked loop) is the reference's own
+ * position, a descriptor whose check fails, a closed or forked loop) is the reference's own
  * coroutine, which this one creates then and passes every step to, as `await` would: it is
  * decided before anything is done.
  *
@@ -382,10 +382,11 @@ start_read(LoopCall *self, PyObject **value)
     if (checked_get(a[A_FD], &seen) < 0)
         return -1;
     if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False) {
-        /* check_position's lseek, once per descriptor per loop iteration. Where it fails
-         * (ESPIPE, to be raised; EBADF and the like, for the read to report) the
-         * reference makes the call, and looks again. */
-        if (lseek((int)fd, 0, SEEK_CUR) < 0)
+        /* check_position's pread(2) of no bytes, once per descriptor per loop iteration.
+         * Where it fails (ESPIPE, to be raised; EBADF and the like, for the read to
+         * report) the reference makes the call, and looks again. */
+        char none;
+        if (pread((int)fd, &none, 0, 0) < 0)
             return 0;
         if (PyDict_SetItem(checked, a[A_FD], Py_None) < 0)
             return -1;

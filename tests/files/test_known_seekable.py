@@ -1,5 +1,5 @@
 """A positioned read of a descriptor its caller knows takes offsets (uringloop.open's
-files, or known_seekable=True) skips the lseek that rules out a pipe (os.pread's ESPIPE);
+files, or known_seekable=True) skips the check that rules out a pipe (os.pread's ESPIPE);
 every other read keeps it, whatever a file object did with its own descriptor."""
 
 from __future__ import annotations
@@ -13,31 +13,49 @@ from typing import Any
 import pytest
 
 import uringloop
+from uringloop._loop import PREAD_IMPLEMENTATION
 
 DATA = bytes(range(256)) * 64
 
 
-def _lseeks_of(fd: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = os.lseek
+def _position_checks_of(fd: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The check's calls on `fd` from Python (the pure-Python twin's, and the compiled
+    coroutine's reference): its pread(2) of no bytes, and lseek(2)."""
+    calls: list[str] = []
+    real_lseek, real_pread = os.lseek, os.pread
 
-    def counting(fd_: int, pos: int, how: int) -> int:
+    def lseek(fd_: int, pos: int, how: int) -> int:
         if fd_ == fd:
-            calls.append(how)
-        return real(fd_, pos, how)
+            calls.append("lseek")
+        return real_lseek(fd_, pos, how)
 
-    monkeypatch.setattr(os, "lseek", counting)
+    def pread(fd_: int, size: int, offset: int) -> bytes:
+        if fd_ == fd and size == 0:
+            calls.append("pread of nothing")
+        return real_pread(fd_, size, offset)
+
+    monkeypatch.setattr(os, "lseek", lseek)
+    monkeypatch.setattr(os, "pread", pread)
     return calls
 
 
 @pytest.mark.asyncio
-async def test_reads_of_a_file_object_take_no_lseek(
+async def test_reads_of_a_file_object_take_no_position_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
     path = tmp_path / "f"
     path.write_bytes(DATA)
+    fd = os.open(path, os.O_RDONLY)
+    try:  # (the spy sees the check where it is made in Python)
+        calls = _position_checks_of(fd, monkeypatch)
+        await asyncio.get_running_loop().pread(fd, 1, 0)  # type: ignore[attr-defined]
+        if PREAD_IMPLEMENTATION == "python":
+            assert calls == ["pread of nothing"]
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
     async with uringloop.open(path, "rb", buffering=0) as f:
-        calls = _lseeks_of(f.fileno(), monkeypatch)
+        calls = _position_checks_of(f.fileno(), monkeypatch)
         for k in range(5):
             await f.seek(k * 100)
             assert await f.read(10) == DATA[k * 100 : k * 100 + 10]
@@ -47,11 +65,11 @@ async def test_reads_of_a_file_object_take_no_lseek(
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring")  # (the thread pool's os.pread raises ESPIPE itself)
-async def test_known_seekable_skips_the_lseek_and_only_then() -> None:
+async def test_known_seekable_skips_the_position_check_and_only_then() -> None:
     # Seen through a pipe, which takes no offset: vouched for, the read does not look (the
     # ring's read of a pipe ignores the offset and takes its bytes); in a later loop
-    # iteration, not vouched for, the lseek finds ESPIPE and nothing is taken. (The
-    # compiled coroutine makes that lseek itself, where no os.lseek spy sees it.)
+    # iteration, not vouched for, the check finds ESPIPE and nothing is taken. (The
+    # compiled coroutine makes that check itself, where no spy of os's sees it.)
     loop: Any = asyncio.get_running_loop()
     r, w = os.pipe()
     try:

@@ -134,17 +134,18 @@ async def test_a_caller_may_say_whether_the_descriptor_is_o_direct(
 
 
 async def test_an_einval_of_another_cause_is_the_rings_answer() -> None:
-    # An eventfd takes lseek (so an offset) but refuses a read of fewer than 8 bytes
-    # (EINVAL): not a buffer the kernel refused, so not made again (pread(2) would say
-    # ESPIPE there); both twins report the ring's EINVAL.
+    # /proc/self/pagemap takes offsets but refuses a read of fewer than 8 bytes (EINVAL,
+    # as os.pread says): not a buffer the kernel refused, so not made again; both twins
+    # report the ring's EINVAL.
     loop = running()
-    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
     try:
         with pytest.raises(OSError) as info:
-            await loop.pread(efd, 4, 0, cached_copy=False)
+            await loop.pread(fd, 4, 0, cached_copy=False)
         assert info.value.errno == errno.EINVAL
+        assert len(await loop.pread(fd, 8, 0, cached_copy=False)) == 8
     finally:
-        os.close(efd)
+        os.close(fd)
 
 
 async def test_a_files_reads_go_into_their_result_only_where_it_is_not_o_direct(

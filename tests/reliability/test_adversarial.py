@@ -1048,6 +1048,46 @@ def test_forked_child_sys_exit_status_is_kept(tmp_path: pathlib.Path) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["eventfd", "epoll"])
+async def test_an_offset_on_a_descriptor_that_takes_none_is_espipe(kind: str) -> None:
+    """An eventfd or epoll descriptor takes lseek(2) but no offset: pread(2) and pwrite(2)
+    fail with ESPIPE, and so does every route here, where the ring's READ and WRITE read
+    or write at it (an eventfd's count taken or added to, a read of an empty one waiting
+    for ever)."""
+    loop = running()
+    if kind == "eventfd":
+        fd = os.eventfd(5, os.EFD_NONBLOCK)
+    else:
+        poller = __import__("select").epoll()
+        fd = os.dup(poller.fileno())
+        poller.close()
+    buffer = bytearray(8)
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        ("os.pread", lambda: os.pread(fd, 8, 0)),
+        ("os.pwrite", lambda: os.pwrite(fd, (1).to_bytes(8, "little"), 0)),
+        ("pread", lambda: loop.pread(fd, 8, 0)),
+        ("preadinto", lambda: loop.preadinto(fd, buffer, 0)),
+        ("pwrite", lambda: loop.pwrite(fd, (1).to_bytes(8, "little"), 0)),
+        ("pread_many", lambda: loop.pread_many([(fd, 8, 0), (fd, 8, 8)])),
+        ("threadsafe", lambda: asyncio.wrap_future(loop.threadsafe.pread(fd, 8, 0))),
+        ("threads loop=", lambda: asyncio.to_thread(threads.pread, fd, 8, 0, loop=loop)),
+        ("threads ring", lambda: asyncio.to_thread(threads.pread_many, [(fd, 8, 0)] * 2)),
+        ("threads write", lambda: asyncio.to_thread(threads.pwrite, fd, b"\1" * 8, 0, loop=loop)),
+    ]
+    try:
+        for name, call in calls:
+            with pytest.raises(OSError) as info:
+                result = call()
+                if not isinstance(result, (bytes, int)):
+                    await asyncio.wait_for(result, 10)
+            assert info.value.errno == errno.ESPIPE, name
+        if kind == "eventfd":
+            assert os.eventfd_read(fd) == 5  # (nothing taken from the count, nothing added)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
 async def test_pread_at_an_offset_of_a_pipe_is_espipe(pipe: tuple[int, int]) -> None:
     """pread(pipe_fd, n, 5) raises ESPIPE as os.pread does, on the ring as on the fallback,
     and through loop.threadsafe; nothing is consumed (on 93bce5b the ring returned data)."""
