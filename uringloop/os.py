@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import operator
 import os
 import stat as _stat
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,7 @@ __all__ = [
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _Executor = concurrent.futures.Executor
+_AT_FDCWD = -100  # (Linux's: os's default dir_fd, the working directory)
 
 
 def _fspath(path: Any) -> Any:
@@ -255,9 +257,10 @@ async def link(
             follow_symlinks=follow_symlinks,
         )
         return
-    # As os.link: with no dir_fd, follow_symlinks=True is link(2), which links a symlink
-    # itself; only linkat with a dir_fd follows it (AT_SYMLINK_FOLLOW).
-    dir_fds = src_dir_fd is not None or dst_dir_fd is not None
+    # As os.link: with no dir_fd (None, or AT_FDCWD, its default), follow_symlinks=True is
+    # link(2), which links a symlink itself; only linkat with a dir_fd follows it
+    # (AT_SYMLINK_FOLLOW).
+    dir_fds = _names_a_directory(src_dir_fd) or _names_a_directory(dst_dir_fd)
     await loop.link(
         _fspath(src),
         _fspath(dst),
@@ -265,6 +268,18 @@ async def link(
         dst_dir_fd=dst_dir_fd,
         follow_symlinks=bool(follow_symlinks) and dir_fds,
     )
+
+
+def _names_a_directory(dir_fd: Any) -> bool:
+    """Whether os's `dir_fd=` argument names a directory: not None, nor AT_FDCWD (-100 on
+    Linux, its default: the working directory). A value os refuses does (the call it goes
+    to refuses it)."""
+    if dir_fd is None:
+        return False
+    try:
+        return operator.index(dir_fd) != _AT_FDCWD
+    except TypeError:
+        return True
 
 
 async def symlink(

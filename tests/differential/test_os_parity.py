@@ -435,19 +435,12 @@ def ref_close_fd(fd: Any) -> Any:
     return os.close(fd)
 
 
-def _fsync_fd(fd: Any) -> Any:
-    try:
-        return operator.index(fd)
-    except TypeError:
-        return fd  # os.fsync's own TypeError
-
-
 def ref_fsync(fd: Any) -> Any:
-    return os.fsync(_fsync_fd(fd))
+    return os.fsync(fd)  # (an int, or fileno(): not __index__)
 
 
 def ref_fdatasync(fd: Any) -> Any:
-    return os.fdatasync(_fsync_fd(fd))
+    return os.fdatasync(fd)
 
 
 def ref_fallocate(fd: Any, offset: Any, length: Any, mode: Any = 0) -> Any:
@@ -1437,6 +1430,13 @@ ISSUE_CASES = [
     Call("close_fd", (Ref("fd"),)),
     Call("fsync", (-1,)),
     Call("fdatasync", (Ref("fd"),)),
+    # Found by an adversarial review: os.fsync takes an int or fileno(), not __index__;
+    # os.stat converts dir_fd first, and AT_FDCWD (its default) is no dir_fd.
+    Call("fsync", (Index(0),)),
+    Call("fdatasync", (Index(-5),)),
+    Call("stat", (Ref("fd"),), {"dir_fd": AT_FDCWD}),
+    Call("stat", (Ref("fd"),), {"dir_fd": "x"}),
+    Call("stat", (Ref("fd"),), {"dir_fd": 1.5}),
 ]
 
 

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,6 +146,30 @@ async def test_link_of_a_symlink_links_what_os_link_links(tmp_path: Path) -> Non
     finally:
         os.close(dirfd)
     assert (tmp_path / "ours-at").is_symlink() == (tmp_path / "theirs-at").is_symlink()
+    # AT_FDCWD, the dir_fd default, is no dir_fd: link(2), the symlink itself.
+    for keyword in ("src_dir_fd", "dst_dir_fd"):
+        await aos.link(dangling, tmp_path / f"ours-{keyword}", **{keyword: -100})
+        os.link(dangling, tmp_path / f"theirs-{keyword}", **{keyword: -100})
+        assert (tmp_path / f"ours-{keyword}").is_symlink()
+        assert (tmp_path / f"theirs-{keyword}").is_symlink()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("dir_fd", [-100, None, "x", 1.5, 3, -5])
+async def test_stat_of_a_descriptor_takes_dir_fd_as_os_stat(dir_fd: Any) -> None:
+    # os.stat converts dir_fd first (TypeError), and takes AT_FDCWD, its default, as none.
+    expected: Any
+    ours: Any
+    try:
+        expected = os.stat(0, dir_fd=dir_fd).st_ino
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        ours = (await aos.stat(0, dir_fd=dir_fd)).st_ino
+    except Exception as exc:
+        ours = type(exc)
+    assert ours == expected
 
 
 @pytest.mark.asyncio

@@ -84,9 +84,7 @@ def fildes(value: object) -> int:
     """os.fsync's descriptor: an int or an object with fileno(); negative is a ValueError."""
     if isinstance(value, int):
         fd = value
-    elif hasattr(value, "__index__"):
-        fd = operator.index(value)
-    elif hasattr(value, "fileno"):
+    elif hasattr(value, "fileno"):  # (not __index__, which os.fsync does not take)
         fd = value.fileno()
         if not isinstance(fd, int):
             raise TypeError("fileno() returned a non-integer")

@@ -773,7 +773,7 @@ def stat(
         # asks __index__ first), as os.stat takes it, refusing what only a path takes, in
         # its order; its errors name `path` as given.
         fd = args.c_int(path)
-        if dir_fd is not None:
+        if args.dir_fd(dir_fd) != args.AT_FDCWD:  # (converted first, as os's; -100 is None)
             raise ValueError("stat: can't specify dir_fd without matching path")
         if fd > 0 and not follow_symlinks:  # (0 is let through, as os.stat lets it)
             raise ValueError("stat: cannot use fd and follow_symlinks together")
