@@ -1650,19 +1650,19 @@ class AsyncFileIO(_FileBase):
             whence = os.SEEK_CUR if n == size else os.SEEK_END
             self._pos = os.lseek(self._fd, 0, whence)
 
-    async def _write_kept(
+    def _write_kept(
         self,
         io_: _IO,
         data: _Buffer,
         late: Callable[[int], object] | None,
         before: int = 0,
         at: int = -1,
-    ) -> int:
+    ) -> Awaitable[int]:
         """A write at offset `at`, or at the descriptor's position (io_.pwrite_kept), after
         `before` bytes of the same write() were written: cancelled, it is kept
-        (_wrote_late)."""
+        (_wrote_late). (Its awaitable, as is: no coroutine of its own.)"""
         size = len(data)
-        return await io_.pwrite_kept(
+        return io_.pwrite_kept(
             self._fd, data, lambda written: self._wrote_late(written, size, before, late), at
         )
 

@@ -995,7 +995,7 @@ class Loop(asyncio.SelectorEventLoop):
 
         An explicit offset on a descriptor that takes none (a pipe, a socket, an eventfd)
         raises ESPIPE, as os.pread does (the ring's read would ignore it, or read at it): a
-        pread(2) of no bytes per descriptor per loop iteration finds them.
+        preadv(2) of no buffers per descriptor per loop iteration finds them.
         `known_seekable=True` says `fd` is one the caller opened and knows takes offsets (a
         regular file) and skips that call; uringloop.open's files pass it.
 

@@ -10,7 +10,7 @@
  *
  * Its first step makes the common case itself: a read of 1..POOLED_MAX bytes at an offset,
  * of a descriptor vouched for, already looked at this loop iteration, or whose position the
- * step looks at itself (check_position's pread of no bytes), on a usable loop: the copy of
+ * step looks at itself (check_position's preadv of no buffers), on a usable loop: the copy of
  * what the page cache holds first where the reference would try it (read_cached, within the inline
  * budget), then the rest on the ring; the same calls in the same order as the reference
  * (copies_cached, inline_turn, read_cached, the Read, its Future, Loop._run_lone or the
@@ -41,6 +41,7 @@
 #include "_coroutine_helpers.h"
 #include <limits.h>
 #include <stddef.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum { NEW = COROUTINE_NEW, DELEGATING = COROUTINE_DELEGATING, DONE = COROUTINE_DONE, WAITING = COROUTINE_OWN };
@@ -382,11 +383,11 @@ start_read(LoopCall *self, PyObject **value)
     if (checked_get(a[A_FD], &seen) < 0)
         return -1;
     if (seen == NULL && a[A_KNOWN_SEEKABLE] == Py_False) {
-        /* check_position's pread(2) of no bytes, once per descriptor per loop iteration.
-         * Where it fails (ESPIPE, to be raised; EBADF and the like, for the read to
-         * report) the reference makes the call, and looks again. */
-        char none;
-        if (pread((int)fd, &none, 0, 0) < 0)
+        /* check_position's preadv(2) of no buffers, once per descriptor per loop
+         * iteration. Where it fails (ESPIPE, to be raised; EBADF and the like, for the
+         * read to report) the reference makes the call, and looks again. */
+        struct iovec none = {NULL, 0};
+        if (preadv((int)fd, &none, 0, 0) < 0)
             return 0;
         if (PyDict_SetItem(checked, a[A_FD], Py_None) < 0)
             return -1;

@@ -20,22 +20,28 @@ DATA = bytes(range(256)) * 64
 
 def _position_checks_of(fd: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The check's calls on `fd` from Python (the pure-Python twin's, and the compiled
-    coroutine's reference): its pread(2) of no bytes, and lseek(2)."""
+    coroutine's reference): its preadv(2) or pwritev(2) of no buffers, and lseek(2)."""
     calls: list[str] = []
-    real_lseek, real_pread = os.lseek, os.pread
+    real_lseek, real_preadv, real_pwritev = os.lseek, os.preadv, os.pwritev
 
     def lseek(fd_: int, pos: int, how: int) -> int:
         if fd_ == fd:
             calls.append("lseek")
         return real_lseek(fd_, pos, how)
 
-    def pread(fd_: int, size: int, offset: int) -> bytes:
-        if fd_ == fd and size == 0:
-            calls.append("pread of nothing")
-        return real_pread(fd_, size, offset)
+    def preadv(fd_: int, buffers: Any, *rest: Any) -> int:
+        if fd_ == fd and not buffers:
+            calls.append("preadv of nothing")
+        return real_preadv(fd_, buffers, *rest)
+
+    def pwritev(fd_: int, buffers: Any, *rest: Any) -> int:
+        if fd_ == fd and not buffers:
+            calls.append("pwritev of nothing")
+        return real_pwritev(fd_, buffers, *rest)
 
     monkeypatch.setattr(os, "lseek", lseek)
-    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "preadv", preadv)
+    monkeypatch.setattr(os, "pwritev", pwritev)
     return calls
 
 
@@ -50,7 +56,7 @@ async def test_reads_of_a_file_object_take_no_position_check(
         calls = _position_checks_of(fd, monkeypatch)
         await asyncio.get_running_loop().pread(fd, 1, 0)  # type: ignore[attr-defined]
         if PREAD_IMPLEMENTATION == "python":
-            assert calls == ["pread of nothing"]
+            assert calls == ["preadv of nothing"]
     finally:
         monkeypatch.undo()
         os.close(fd)

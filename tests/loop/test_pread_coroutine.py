@@ -249,7 +249,7 @@ async def test_the_compiled_coroutine_checks_a_descriptors_position_itself(
     data_fd: tuple[bytes, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A read at an offset, not vouched for (known_seekable=False), looks at the
-    # descriptor's position once per loop iteration (a pread of nothing: ESPIPE for a
+    # descriptor's position once per loop iteration (a preadv of nothing: ESPIPE for a
     # pipe). The compiled coroutine makes that check itself, and then the read; only where
     # the check fails does it hand the call to the reference, Loop._pread, which raises
     # ESPIPE (or lets the read report EBADF). The pure-Python twin is that reference every time.

@@ -88,48 +88,46 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 
 # -- positions: os.pread's ESPIPE ----------------------------------------------------------
 
-# Descriptors known to take an explicit offset (pread(2) of nothing at one works on them),
-# in this loop iteration. The ring's READ and WRITE ignore an offset on a pipe or socket,
-# and take one on an eventfd, an epoll or timerfd descriptor, an inotify one (which accept
-# lseek), where pread(2) and pwrite(2) fail with ESPIPE; checking with a pread(2) of no
-# bytes keeps the two alike, and this set makes it one call per descriptor per loop
-# iteration rather than per operation. The loop empties it
-# at its pre-select step (forget_positions), and uringloop's own open and close forget the
+# Descriptors known to take an explicit offset in this loop iteration. The ring's READ
+# and WRITE ignore an offset on a pipe or socket, and take one on an eventfd, an epoll,
+# timerfd or inotify descriptor (which accept lseek), where pread(2) and pwrite(2) fail with
+# ESPIPE; checking with a preadv(2) or pwritev(2) of no buffers keeps the two alike (the
+# kernel asks whether the open file takes an offset, then whether it is open for that,
+# and with nothing to move stops there: no file system is called), and this set makes it
+# one call per descriptor per loop iteration rather than per operation. (A file takes an
+# offset for reads exactly where it takes one for writes.) The loop empties it at its
+# pre-select step (forget_positions), and uringloop's own open and close forget the
 # numbers they hand out or free. A number closed and reused by code uringloop does not see
 # (os.close, os.pipe) within one iteration is not checked again until the next one.
 # Process-wide, as descriptor numbers are; dict operations are atomic under the GIL.
 # {fd: whether its reads may copy from the page cache directly (copies_cached), None: not
 # looked at yet}
 _seekable: dict[int, bool | None] = {}
-_SEEK_CUR = os.SEEK_CUR
+_NO_BUFFERS: tuple[bytearray, ...] = ()
 _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
 
 def check_position(fd: int, offset: int) -> None:
-    """Raise ESPIPE, as os.pread and os.pwrite do, for an explicit offset on a descriptor
-    that takes none.
+    """Raise ESPIPE, as os.pread does, for an explicit offset on a descriptor that takes
+    none: a pipe, a socket, a tty, an eventfd (asked with a preadv(2) of no buffers)."""
+    if offset >= 0 and fd not in _seekable:
+        _ask_position(fd, os.preadv)
 
-    pread(2) of no bytes asks the kernel the question pread(2) and pwrite(2) ask first
-    (whether the open file takes an offset), without reading: a regular file, a block
-    device, /dev/zero do; a pipe, a socket, a tty, an eventfd do not. Where the
-    descriptor is not open for reading (EBADF: a write's descriptor, or no descriptor),
-    lseek(2) answers instead: it fails with ESPIPE on pipes, sockets and ttys.
-    """
-    if offset < 0 or fd in _seekable:
-        return
+
+def check_write_position(fd: int, offset: int) -> None:
+    """check_position for a write, as os.pwrite does (asked with a pwritev(2) of no
+    buffers, which a descriptor not open for reading answers too)."""
+    if offset >= 0 and fd not in _seekable:
+        _ask_position(fd, os.pwritev)
+
+
+def _ask_position(fd: int, nothing_at: Callable[[int, Sequence[bytearray], int], int]) -> None:
     try:
-        os.pread(fd, 0, 0)
+        nothing_at(fd, _NO_BUFFERS, 0)
     except OSError as exc:
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
-        if exc.errno != errno.EBADF:
-            return  # (EINVAL and the like: the kernel reports them as pread(2) would)
-        try:
-            os.lseek(fd, 0, _SEEK_CUR)
-        except OSError as again:
-            if again.errno == errno.ESPIPE:
-                raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
-            return  # (EBADF: the operation reports it as pread(2) would)
+        return  # EBADF and the like: the operation reports them as pread(2) would
     _seekable[fd] = None
 
 

@@ -42,6 +42,7 @@ from .operation import (
     ReadBatch,
     RunNow,
     check_position,
+    check_write_position,
     forget_descriptor,
     made_at_position,
     make_calls,
@@ -61,6 +62,7 @@ BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _AT_SYMLINK_FOLLOW = 0x400
 _U64 = args.U64_MASK
 _READ, _WRITE = int(abi.Op.READ), int(abi.Op.WRITE)  # the hot opcodes, as plain ints
+_WRITES = frozenset((_WRITE, int(abi.Op.WRITEV)))
 _STATX_RESERVED = 0x80000000
 _IOV_MAX = 1024
 _IOVEC = abi.IOVEC
@@ -139,7 +141,7 @@ def _positioned(
         if offset != -1:
             if offset < -1:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-            check_position(fd, offset)
+            (check_write_position if opcode in _WRITES else check_position)(fd, offset)
         else:
             made = made_at_position(fd)
             if made == STREAM_NOW:
@@ -217,7 +219,7 @@ def _iovec_count(fd: int, offset: int, count: int, writing: bool) -> None:
         access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except (OSError, ValueError):  # ValueError: fcntl refuses a negative descriptor
         raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
-    check_position(fd, offset)
+    (check_write_position if writing else check_position)(fd, offset)
     if access == (os.O_RDONLY if writing else os.O_WRONLY):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
     raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
@@ -669,7 +671,7 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     """
     if type(data) is not bytes:
         # The common case of a write from memory pinned: as preadinto's.
-        op = PINNED_AT(Positioned, check_position, _WRITE, fd, offset, data, False)
+        op = PINNED_AT(Positioned, check_write_position, _WRITE, fd, offset, data, False)
         if op is not None:
             return op
     fd = args.c_int(fd)
