@@ -1871,7 +1871,7 @@ class AsyncFileIO(_FileBase):
 
     async def tell(self) -> int:
         self._check_closed()
-        if self._late is not None:  # (a cancelled write on its way: its count first)
+        if self._late is not None and self._seekable:  # (a cancelled write: its count first)
             await self._settle_late()
         return self._tell()
 
@@ -2414,8 +2414,9 @@ class AsyncBufferedFile(_FileBase):
 
     async def tell(self) -> int:
         self._check_closed("I/O operation on closed file")
-        if self.raw._late is not None:  # (a cancelled write on its way: its count first)
-            await self.raw._settle_late()
+        raw = self.raw
+        if raw._late is not None and raw._seekable:  # (a cancelled write: its count first)
+            await raw._settle_late()
         return self._tell()
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:

@@ -1374,6 +1374,10 @@ class Loop(asyncio.SelectorEventLoop):
         )
         for op in driver.in_flight_operations():
             waiter = op.waiter
+            if isinstance(waiter, _KeptOutcome) and waiter.late is None:
+                # (No late future handed over: its task never runs again, as below. One
+                # handed over is its taker's, who looks at what it gets.)
+                waiter = op.waiter = waiter.future
             if isinstance(waiter, asyncio.Future) and not waiter.done():
                 # Its task never runs again: a result that comes during the shutdown is
                 # nobody's, and is undone as a cancelled operation's is (an open's

@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import decimal
 import errno
+import fcntl
 import functools
 import gc
 import inspect
@@ -2408,6 +2409,37 @@ async def test_a_cancelled_write_at_an_offset_counts_what_it_wrote(
     assert told == len(written) - len(second)
     if not cancelled:
         assert written == first + second
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("buffering", [0, -1])
+async def test_tell_on_a_pipe_does_not_wait_for_a_kept_write(
+    buffering: int, no_fd_leak: None
+) -> None:
+    # A pipe's write cancelled while the pipe is full stays kept until the pipe drains;
+    # tell(), which has no position to give there, raises ESPIPE (or the text/buffered
+    # layers' UnsupportedOperation) at once, as the built-in's does, without waiting.
+    read_end, write_end = os.pipe()
+    f = await uringloop.open(write_end, "wb", buffering=buffering)
+    try:
+        size = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+        os.write(write_end, b"x" * size)  # full: the next write waits
+        cancelled, _ = await cancel_after(f.write(b"y" * (size + 1)), 3)
+        assert cancelled
+        with pytest.raises(OSError) as info:
+            await asyncio.wait_for(f.tell(), 5)
+        assert info.value.errno == errno.ESPIPE
+    finally:  # (the pipe read to its end: the kept write ends, then the close)
+        drained = asyncio.ensure_future(asyncio.to_thread(_read_to_end, read_end))
+        await asyncio.wait_for(f.close(), 10)
+        await asyncio.wait_for(drained, 10)
+        os.close(read_end)
+
+
+def _read_to_end(fd: int) -> None:
+    while os.read(fd, 1 << 20):
+        pass
 
 
 @pytest.mark.asyncio

@@ -274,6 +274,61 @@ async def test_a_cancelled_pwrite_kept_at_an_offset_hands_over_what_it_wrote(
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
 
 
+@pytest.mark.parametrize(
+    ("use_uring", "call"),
+    # (Not a thread's write into a full pipe: begun, it cannot be withdrawn, and the close
+    # keeps its buffer for ever.)
+    [(True, "pwrite_kept"), (True, "pread unclaimed"), (False, "pread unclaimed")],
+)
+def test_a_loop_closed_under_a_kept_operation_logs_nothing(
+    use_uring: bool, call: str, no_fd_leak: None
+) -> None:
+    # A task waiting in a kept write (a full pipe) or read (an empty one) when the loop is
+    # closed without it: the operation's end at the close (LoopClosedError, ECANCELED) is
+    # nobody's, and is not logged as a future's exception never retrieved.
+    loop = uringloop.Loop(use_uring=use_uring)
+    logged: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: logged.append(context))
+    r, w = os.pipe()
+    try:
+        os.set_blocking(w, False)
+        try:
+            while True:
+                os.write(w, b"x" * 65536)
+        except BlockingIOError:
+            pass
+        os.set_blocking(w, True)
+        if call == "pread unclaimed":  # (an empty pipe instead)
+            os.close(r)
+            os.close(w)
+            r, w = os.pipe()
+
+        async def waiting() -> None:
+            if call == "pwrite_kept":
+                await loop.pwrite_kept(w, b"y" * 100, lambda late: None)
+            else:
+                await loop.pread(r, 100, unclaimed=lambda late: None)
+
+        async def start() -> asyncio.Task[None]:
+            task = loop.create_task(waiting())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not task.done()
+            return task
+
+        task = loop.run_until_complete(start())
+        loop.close()
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # (never run again)
+        del task
+        gc.collect()
+        assert logged == []
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        os.close(r)
+        os.close(w)
+
+
 def _close_then_the_pipe_keeps_what_is_written(loop: uringloop.Loop, r: int, w: int) -> None:
     """Close `loop`; what is written to the pipe afterwards stays there (no read of the
     loop's threads is left to take it)."""

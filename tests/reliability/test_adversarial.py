@@ -1088,6 +1088,33 @@ async def test_an_offset_on_a_descriptor_that_takes_none_is_espipe(kind: str) ->
 
 
 @pytest.mark.asyncio
+async def test_a_proc_file_takes_an_offset_for_reads_and_none_for_writes() -> None:
+    """A /proc file read through a seq_file takes pread(2) at an offset and refuses
+    pwrite(2) (ESPIPE): a write's check is its own, even in the loop iteration where a
+    read of the same descriptor was checked (the ring's write would change the thread's
+    name)."""
+    loop = running()
+    fd = os.open("/proc/thread-self/comm", os.O_RDWR)
+    try:
+        name = os.pread(fd, 64, 0)
+        with pytest.raises(OSError) as builtin:
+            os.pwrite(fd, b"renamed", 0)
+        assert builtin.value.errno == errno.ESPIPE
+        with pytest.raises(OSError) as alone:
+            await loop.pwrite(fd, b"renamed", 0)
+        assert alone.value.errno == errno.ESPIPE
+        await asyncio.sleep(0)  # a new iteration: nothing checked yet
+        read, written = await asyncio.gather(
+            loop.pread(fd, 64, 0), loop.pwrite(fd, b"renamed", 0), return_exceptions=True
+        )
+        assert read == name
+        assert isinstance(written, OSError) and written.errno == errno.ESPIPE
+        assert os.pread(fd, 64, 0) == name
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
 async def test_pread_at_an_offset_of_a_pipe_is_espipe(pipe: tuple[int, int]) -> None:
     """pread(pipe_fd, n, 5) raises ESPIPE as os.pread does, on the ring as on the fallback,
     and through loop.threadsafe; nothing is consumed (on 93bce5b the ring returned data)."""

@@ -94,8 +94,9 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 # ESPIPE; checking with a preadv(2) or pwritev(2) of no buffers keeps the two alike (the
 # kernel asks whether the open file takes an offset, then whether it is open for that,
 # and with nothing to move stops there: no file system is called), and this set makes it
-# one call per descriptor per loop iteration rather than per operation. (A file takes an
-# offset for reads exactly where it takes one for writes.) The loop empties it at its
+# one call per descriptor per loop iteration rather than per operation. A write's check
+# is kept under ~fd (-fd - 1), apart: a /proc or /sys file (a seq_file) takes an offset
+# for reads and refuses one for writes. The loop empties it at its
 # pre-select step (forget_positions), and uringloop's own open and close forget the
 # numbers they hand out or free. A number closed and reused by code uringloop does not see
 # (os.close, os.pipe) within one iteration is not checked again until the next one.
@@ -117,18 +118,20 @@ def check_position(fd: int, offset: int) -> None:
 def check_write_position(fd: int, offset: int) -> None:
     """check_position for a write, as os.pwrite does (asked with a pwritev(2) of no
     buffers, which a descriptor not open for reading answers too)."""
-    if offset >= 0 and fd not in _seekable:
-        _ask_position(fd, os.pwritev)
+    if offset >= 0 and ~fd not in _seekable:
+        _ask_position(fd, os.pwritev, ~fd)
 
 
-def _ask_position(fd: int, nothing_at: Callable[[int, Sequence[bytearray], int], int]) -> None:
+def _ask_position(
+    fd: int, nothing_at: Callable[[int, Sequence[bytearray], int], int], key: int | None = None
+) -> None:
     try:
         nothing_at(fd, _NO_BUFFERS, 0)
     except OSError as exc:
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
         return  # EBADF and the like: the operation reports them as pread(2) would
-    _seekable[fd] = None
+    _seekable[fd if key is None else key] = None
 
 
 def has_o_direct(fd: int) -> bool:
@@ -209,6 +212,7 @@ def copies_refused(fd: int) -> None:
 def forget_descriptor(fd: int) -> None:
     """`fd` was closed, or was just handed out by an open: what we knew of it is stale."""
     _seekable.pop(fd, None)
+    _seekable.pop(~fd, None)
 
 
 def checked_positions() -> dict[int, bool | None]:
