@@ -269,6 +269,20 @@ def twin(found: _Twin | None, what: str) -> _Twin:
     return found
 
 
+def full_nonblocking_pipe() -> tuple[int, int]:
+    """A pipe whose ends are O_NONBLOCK, its buffer full: reading the read end finds
+    nothing only after draining it, writing the write end has no room."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return r, w
+
+
 async def cancel_after(work: Awaitable[_Result], steps: int) -> tuple[bool, _Result | None]:
     """`work` as a task, cancelled after `steps` loop steps: (True, None) when the
     cancellation took, (False, its result) when the task had completed first."""

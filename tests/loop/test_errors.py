@@ -20,6 +20,7 @@ import pytest
 import uringloop
 import uringloop._loop
 import uringloop._ops.table
+from tests.conftest import full_nonblocking_pipe
 from uringloop._ops.operation import STREAM_NOW
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring", "fallback")]
@@ -153,27 +154,13 @@ async def test_operations_on_a_closed_loop_raise() -> None:
     coro.close()
 
 
-def _full_nonblocking_pipe() -> tuple[int, int]:
-    """A pipe whose ends are O_NONBLOCK, its buffer full: reading the read end finds
-    nothing only after draining it, writing the write end has no room."""
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    os.set_blocking(w, False)
-    try:
-        while True:
-            os.write(w, b"x" * 65536)
-    except BlockingIOError:
-        pass
-    return r, w
-
-
 async def test_an_o_nonblocking_stream_answers_eagain_at_once_as_os_does() -> None:
     # io_uring's read of a pipe waits for data (and its write for room) whatever the
     # descriptor's flags; os.read and os.write of an O_NONBLOCK pipe raise BlockingIOError
     # (EAGAIN) at once, and so do the loop's operations at the file position, and their
     # thread-safe forms. A regular file opened O_NONBLOCK reads as before.
     loop = running()
-    r, w = _full_nonblocking_pipe()
+    r, w = full_nonblocking_pipe()
     empty_r, empty_w = os.pipe()
     os.set_blocking(empty_r, False)
     buffer = bytearray(10)
@@ -229,7 +216,7 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
     # so the loop's thread is never held in read(2) or write(2). Here the descriptors
     # are blocking all along, and said to be O_NONBLOCK.
     loop = running()
-    r, w = _full_nonblocking_pipe()
+    r, w = full_nonblocking_pipe()
     empty_r, empty_w = os.pipe()
     os.set_blocking(w, True)
     sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -307,7 +294,7 @@ async def test_a_failed_write_of_a_bytearray_lets_go_of_it_at_once() -> None:
     # The view a write takes of a bytearray is released when the write fails, not when
     # the collector frees the exception (a traceback cycle): the bytearray can be resized.
     loop = running()
-    full_r, full_w = _full_nonblocking_pipe()
+    full_r, full_w = full_nonblocking_pipe()
     broken_r, broken_w = os.pipe()
     os.close(broken_r)
     gc.disable()
