@@ -200,7 +200,6 @@ _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
 _Future = asyncio.Future
-
 # The descriptors looked at since the last pre-select step (one dict, cleared in place):
 # True where copies_cached() allowed copies, None where only the position was checked.
 _checked = checked_positions()
@@ -232,7 +231,11 @@ class _KeptOutcome:
         return late
 
     def done(self) -> bool:
-        return self.take().done()
+        # (no late future made for asking: one exists only where an outcome or a caller
+        # came for it)
+        if not self.future.cancelled():
+            return self.future.done()
+        return self.late is not None and self.late.done()
 
     def set_result(self, value: Any) -> None:
         self.take().set_result(value)

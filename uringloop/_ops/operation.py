@@ -112,7 +112,7 @@ def check_position(fd: int, offset: int) -> None:
     """Raise ESPIPE, as os.pread does, for an explicit offset on a descriptor that takes
     none: a pipe, a socket, a tty, an eventfd (asked with a preadv(2) of no buffers)."""
     if offset >= 0 and fd not in _seekable:
-        _ask_position(fd, os.preadv)
+        _ask_position(fd, os.preadv, fd)
 
 
 def check_write_position(fd: int, offset: int) -> None:
@@ -123,15 +123,17 @@ def check_write_position(fd: int, offset: int) -> None:
 
 
 def _ask_position(
-    fd: int, nothing_at: Callable[[int, Sequence[bytearray], int], int], key: int | None = None
+    fd: int, nothing_at: Callable[[int, Sequence[bytearray], int], int], key: int
 ) -> None:
+    """nothing_at(fd) of no buffers at offset 0: ESPIPE raised, else `key` remembered for
+    this iteration where it succeeded."""
     try:
         nothing_at(fd, _NO_BUFFERS, 0)
     except OSError as exc:
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
         return  # EBADF and the like: the operation reports them as pread(2) would
-    _seekable[fd if key is None else key] = None
+    _seekable[key] = None
 
 
 def has_o_direct(fd: int) -> bool:
