@@ -1200,6 +1200,11 @@ class AsyncFileIO(_FileBase):
     )
 
     _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
+    # Whether readline() may read past a line and leave the rest to the next read: the
+    # bytes at an offset read the same again. Not on a file made as it is read (/proc's:
+    # open() sets it from _mounts.generated_on_read), whose next read at another offset
+    # than where the last one ended makes its text again, maybe different.
+    _reads_past_lines = True
     # A write at the position whose caller was cancelled on its way (_wrote_late), until
     # it ends: the file's lock is its until then.
     _late: asyncio.Future[int] | None = None
@@ -1438,7 +1443,9 @@ class AsyncFileIO(_FileBase):
         """A line from one pread of the next bytes, keeping the position just past it.
 
         Positional reads make read-ahead free to give back: the same bytes as the
-        built-in's byte-at-a-time io.IOBase.readline(), in one operation per chunk.
+        built-in's byte-at-a-time io.IOBase.readline(), in one operation per chunk. A
+        stream, or a file made as it is read (_reads_past_lines), is read a byte at a time
+        as the built-in reads it.
         """
         limit = _lines_hint(size)  # (the built-in's conversion of a line's size, too)
         if limit == 0:
@@ -1446,7 +1453,8 @@ class AsyncFileIO(_FileBase):
         self._check_readable()
         io_ = self._io()
         seekable = self._seekable
-        chunk = 1 if not seekable else max(self._blksize, 128)
+        # (A byte at a time where read-ahead cannot be given back, as the built-in reads.)
+        chunk = max(self._blksize, 128) if seekable and self._reads_past_lines else 1
         start = self._pos  # moved once the line is read: a cancelled readline moves nothing
         parts: list[bytes] = []
         got = 0
@@ -3802,6 +3810,8 @@ async def _open_rest(
             copies,
             seekable and not regular,  # kernel_seeks
         )
+        if regular and not local and _mounts.generated_on_read(st_dev):
+            raw._reads_past_lines = False
     except BaseException:
         if owned:
             await _close_quietly(io_, fd)

@@ -15,6 +15,7 @@ import gc
 import inspect
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -569,7 +570,7 @@ async def test_a_regular_file_that_refuses_offsets_is_read_as_a_stream(
 
     monkeypatch.setattr(os, "lseek", refusing)
     monkeypatch.setattr(uringloop._mounts, "filesystem_of", lambda st_dev: "fuse")
-    monkeypatch.setattr(uringloop._mounts, "_closes_inline", {})
+    monkeypatch.setattr(uringloop._mounts, "_filesystems", {})
     for buffering in (0, -1):
         async with uringloop.open(path, "rb", buffering=buffering) as f:
             assert not await f.seekable()
@@ -1073,6 +1074,28 @@ async def test_an_unbuffered_readline_of_a_pipe_interrupted_part_way_loses_nothi
         mend_it()
         assert await asyncio.wait_for(f.readline(), 10) == b"part of a line\n"
         assert await asyncio.wait_for(f.readline(), 10) == b"next\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_unbuffered_lines_of_a_proc_file_are_whole_as_the_builtins(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # /proc makes a file's text at each read, anew where a read starts elsewhere than the
+    # last one ended (its values change meanwhile: the task's state, its memory). Lines
+    # read past and read again there came out cut; read a byte at a time, as the built-in
+    # reads them, each is whole.
+    status = "/proc/self/status"
+    assert _mounts.generated_on_read(os.stat(status).st_dev)
+    assert not _mounts.generated_on_read(os.stat(tmp_path).st_dev)
+    with open(status, "rb", buffering=0) as f:
+        keys = [line.split(b":")[0] for line in f]
+    for _ in range(4):
+        async with uringloop.open(status, "rb", buffering=0) as f:
+            lines = [line async for line in f]
+        torn = [line for line in lines if not re.match(rb"[A-Za-z_]+:\s", line)]
+        assert torn == []
+        assert [line.split(b":")[0] for line in lines] == keys
 
 
 @pytest.mark.asyncio
