@@ -706,12 +706,22 @@ class TemporaryDirectoryWrapper:
     """What awaiting TemporaryDirectory gives: `name` (the absolute path) and the
     coroutines cleanup() and close(), which remove the tree. A directory still there when
     this object is garbage collected is removed then, with a ResourceWarning, as the
-    tempfile module does."""
+    tempfile module does (unless made with delete=False: then only cleanup() removes it)."""
 
-    def __init__(self, name: Any, executor: _Executor | None) -> None:
+    def __init__(
+        self,
+        name: Any,
+        executor: _Executor | None,
+        ignore_cleanup_errors: bool = False,
+        delete: bool = True,
+    ) -> None:
         self.name = name
         self._executor = executor
-        self._finalizer = weakref.finalize(self, _implicit_cleanup, name, repr(self))
+        self._ignore_cleanup_errors = ignore_cleanup_errors
+        self._delete = delete
+        self._finalizer = weakref.finalize(
+            self, _implicit_cleanup, name, repr(self), ignore_cleanup_errors, delete
+        )
         self._cleaning: asyncio.Future[None] | None = None  # the removal, once begun
 
     async def cleanup(self) -> None:
@@ -719,7 +729,8 @@ class TemporaryDirectoryWrapper:
         module does (read-only entries made writable first; nothing to do once it is
         gone). The removal runs to its end even if the caller is cancelled, and a call
         made meanwhile waits for it; until it has, the directory is still removed when
-        this object is collected. After a removal that failed, the next call tries again."""
+        this object is collected. After a removal that failed, the next call tries again.
+        With ignore_cleanup_errors, what cannot be removed is left, and no error raised."""
         if self._cleaning is None:
             if not self._finalizer.alive:
                 return  # removed already
@@ -730,7 +741,9 @@ class TemporaryDirectoryWrapper:
 
     async def _remove(self) -> None:
         loop = asyncio.get_running_loop()
-        removing = loop.run_in_executor(self._executor, _remove_tree, self.name)
+        removing = loop.run_in_executor(
+            self._executor, _remove_tree, self.name, self._ignore_cleanup_errors
+        )
         await _to_its_end(removing, self._removed, self.name, _rmtree_quietly)
 
     def _cleaned(self, removal: asyncio.Future[None]) -> None:
@@ -748,22 +761,24 @@ class TemporaryDirectoryWrapper:
         return self.name
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.cleanup()
+        if self._delete:
+            await self.cleanup()
 
     def __repr__(self) -> str:
         return f"<uringloop.tempfile.TemporaryDirectoryWrapper {self.name!r}>"
 
 
-def _remove_tree(name: Any) -> None:
+def _remove_tree(name: Any, ignore_errors: bool) -> None:
     """The tempfile module's removal of a TemporaryDirectory (_rmtree): nothing when it is
     gone already."""
     if os.path.lexists(name):
-        _rmtree(name)
+        _rmtree(name, ignore_errors)
 
 
-def _implicit_cleanup(name: Any, what: str) -> None:
-    _rmtree_quietly(name)
-    warnings.warn(f"Implicitly cleaning up {what}", ResourceWarning, stacklevel=2)
+def _implicit_cleanup(name: Any, what: str, ignore_errors: bool, delete: bool) -> None:
+    if delete:  # (as the tempfile module's: nothing removed, nothing said, without)
+        _rmtree(name, ignore_errors=True)
+        warnings.warn(f"Implicitly cleaning up {what}", ResourceWarning, stacklevel=2)
 
 
 def TemporaryDirectory(
@@ -772,10 +787,15 @@ def TemporaryDirectory(
     dir: Any = None,
     loop: object = None,
     executor: _Executor | None = None,
+    *,
+    ignore_cleanup_errors: bool = False,
+    delete: bool = True,
 ) -> Any:
     """A new directory (tempfile.TemporaryDirectory, made with mode 0o700). `async with`
-    gives its path and removes the tree at exit; `await` gives a
-    TemporaryDirectoryWrapper."""
+    gives its path and removes the tree at exit (not with delete=False); `await` gives a
+    TemporaryDirectoryWrapper. With ignore_cleanup_errors, a removal leaves what it
+    cannot remove without raising. The positional order is aiofiles' (`loop` fourth); the
+    tempfile module's two later parameters are keywords here."""
 
     async def make() -> TemporaryDirectoryWrapper:
         parts = await _parts(suffix, prefix, dir, executor)
@@ -788,6 +808,8 @@ def TemporaryDirectory(
             await undone_if_cancelled(making, lambda _: os.rmdir(path), unknown)
 
         path, _ = await _create_exclusive(create, *parts)
-        return TemporaryDirectoryWrapper(os.path.abspath(path), executor)
+        return TemporaryDirectoryWrapper(
+            os.path.abspath(path), executor, bool(ignore_cleanup_errors), bool(delete)
+        )
 
     return _Context(make)

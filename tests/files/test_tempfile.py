@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import functools
 import gc
 import os
+import shutil
 import stat
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +206,62 @@ async def test_temporary_directory(tmp_path: Path) -> None:
         del made
         gc.collect()
     assert not os.path.exists(name)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_directory_made_with_delete_false_stays_until_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    # As the tempfile module's (3.12): the block's exit and the collector leave it, and
+    # say nothing; cleanup() removes it.
+    async with tempfile.TemporaryDirectory(dir=tmp_path, delete=False) as d:
+        Path(d, "f").write_text("x")
+    assert os.path.isfile(os.path.join(d, "f"))
+    made = await tempfile.TemporaryDirectory(dir=tmp_path, delete=False)
+    name = made.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        del made
+        gc.collect()
+    assert os.path.isdir(name)
+    made = await tempfile.TemporaryDirectory(dir=tmp_path, delete=False)
+    await made.cleanup()
+    assert not os.path.exists(made.name)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("ignore", [False, True])
+async def test_ignore_cleanup_errors_leaves_what_cannot_be_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ignore: bool
+) -> None:
+    # An entry that cannot be removed (made so here, whoever runs the test): the removal
+    # raises its error, as the tempfile module's, or with ignore_cleanup_errors leaves
+    # it and the directories above it, removing the rest.
+    unlink = os.unlink
+
+    def refusing(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.path.basename(path) == "stuck":
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), path)
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refusing)
+    made = await tempfile.TemporaryDirectory(dir=tmp_path, ignore_cleanup_errors=ignore)
+    Path(made.name, "stuck").write_text("x")
+    Path(made.name, "gone").write_text("x")
+    if ignore:
+        await made.cleanup()
+        assert os.listdir(made.name) == ["stuck"]
+        monkeypatch.setattr(os, "unlink", unlink)
+        shutil.rmtree(made.name)
+        return
+    with pytest.raises(PermissionError):
+        await made.cleanup()
+    assert "stuck" in os.listdir(made.name)  # (what the removal met before it is gone)
+    monkeypatch.setattr(os, "unlink", unlink)
+    await made.cleanup()  # tried again
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.asyncio
@@ -630,10 +689,10 @@ async def test_a_cleanup_made_meanwhile_waits_and_one_after_a_failure_tries_agai
         busy = loop.run_in_executor(executor, release.wait)
         real, failures = tempfile._remove_tree, [OSError(16, "Device or resource busy")]
 
-        def remove_tree(name: Any) -> None:
+        def remove_tree(name: Any, ignore_errors: bool) -> None:
             if failures:
                 raise failures.pop()
-            real(name)
+            real(name, ignore_errors)
 
         monkeypatch.setattr(tempfile, "_remove_tree", remove_tree)
         assert (await cancel_after(made.cleanup(), 1))[0]
