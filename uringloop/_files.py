@@ -2620,19 +2620,22 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
 
 
 class _TakenChars:
-    """For _give_back, what a text read(n) or readline() started from: the decoded
-    characters, the count used and the snapshot when it began; the chunks it decoded
-    since, the first one's snapshot, and whether a chunk's read failed or was cancelled."""
+    """For _give_back, what a text read(n), readline() or readlines() started from: the
+    decoded characters, the count used, the snapshot and the decoder's state when it
+    began; the chunks it decoded since, and whether a chunk's read failed or was
+    cancelled."""
 
-    __slots__ = ("chunks", "decoded", "first", "interrupted", "snapshot", "used")
+    __slots__ = ("chunks", "decoded", "decoder_state", "interrupted", "snapshot", "used")
 
-    def __init__(self, decoded: str, used: int, snapshot: tuple[int, bytes] | None) -> None:
+    def __init__(
+        self, decoded: str, used: int, snapshot: tuple[int, bytes] | None, decoder_state: Any
+    ) -> None:
         self.interrupted = False
         self.decoded = decoded
         self.used = used
         self.snapshot = snapshot
+        self.decoder_state = decoder_state
         self.chunks: list[bytes] = []
-        self.first: tuple[int, bytes] | None = None
 
 
 class AsyncTextFile(_FileBase):
@@ -2794,44 +2797,22 @@ class AsyncTextFile(_FileBase):
             self._snapshot = (dec_flags, dec_buffer + chunk)
         if taken is not None:
             taken.chunks.append(chunk)
-            if taken.first is None:
-                taken.first = self._snapshot
         # Not EOF while characters come: the final flush of the decoder may yield some.
         return not eof or bool(decoded)
 
-    def _give_back(self, taken: _TakenChars, text: str) -> None:
-        """read(n) or readline() stopped while it waited for a chunk, having taken `text`
-        (what was left of taken.decoded, then every chunk's characters since): those are
-        decoded again, in front of none (it waits only once it has taken them all), and
-        the snapshot for tell() covers them, so a read or tell() after it goes on from
-        where that call began. Decoding the bytes fed since a snapshot, from its decoder
-        state, gives the characters decoded from them one chunk at a time, in order."""
-        chunks = taken.chunks
-        if not chunks:  # what it took is still taken.decoded
-            self._set_decoded(taken.decoded)
-            self._used = taken.used
-            return
-        snapshot = taken.snapshot
-        if snapshot is not None or taken.used < len(taken.decoded) or not self._telling:
-            # From the characters decoded before the call, and their snapshot. (Characters
-            # left with none: tell() was turned back on after readlines(hint), with no
-            # snapshot; it gives the position then, as the built-in's does.)
-            self._set_decoded(taken.decoded[: taken.used] + text)
-            self._used = taken.used
-            if self._telling and snapshot is not None:
-                self._snapshot = (snapshot[0], snapshot[1] + b"".join(chunks))
-            elif self._telling:
-                self._snapshot = None
-            return
-        # No snapshot before the call, nothing decoded left: from the first chunk's.
-        first = taken.first
-        assert first is not None
-        data = first[1] + b"".join(chunks[1:])
-        # At the file's start the decoder was a new one, which tell()'s cookie says with
-        # flags 0 (see _decoder_setstate), as before the call.
-        flags = 0 if self.buffer._tell() == len(data) else first[0]
-        self._set_decoded(text)
-        self._snapshot = (flags, data)
+    def _give_back(self, taken: _TakenChars) -> None:
+        """read(n), readline() or readlines() stopped while it waited for a chunk (the
+        binary layer gave that chunk's bytes back): everything is as before the call. The
+        chunks it had decoded go back to the binary layer, in front of the bytes after
+        them, and the decoded characters, the snapshot for tell() and the decoder's state
+        are those it began with, so the next read decodes the same characters again, and
+        a write or truncate() meets the binary position it would have met without it."""
+        if taken.chunks:
+            self.buffer._unread(taken.chunks)
+            self._decoder.setstate(taken.decoder_state)
+            self._snapshot = taken.snapshot
+        self._set_decoded(taken.decoded)
+        self._used = taken.used
 
     # -- reading
 
@@ -2874,7 +2855,9 @@ class AsyncTextFile(_FileBase):
         remaining = size - len(parts[0])
         if remaining <= 0:
             return parts[0]
-        taken = _TakenChars(self._decoded, self._used - len(parts[0]), self._snapshot)
+        taken = _TakenChars(
+            self._decoded, self._used - len(parts[0]), self._snapshot, self._decoder.getstate()
+        )
         try:
             while remaining > 0 and await self._read_chunk(remaining, taken):
                 part = self._get_decoded(remaining)
@@ -2882,7 +2865,7 @@ class AsyncTextFile(_FileBase):
                 remaining -= len(part)
         except BaseException:
             if taken.interrupted:
-                self._give_back(taken, "".join(parts))
+                self._give_back(taken)
             raise
         return "".join(parts)
 
@@ -2925,18 +2908,27 @@ class AsyncTextFile(_FileBase):
         async with self._lock:
             hint = _lines_hint(hint)
             self._check_not_closed()
+            telling = self._telling
             self._telling = False
             lines: list[str] = []
             total = 0
+            # Where it began, and the chunks of the lines read: a chunk's read interrupted
+            # (cancelled, failing) puts it all back.
+            state = None if self._decoder is None else self._decoder.getstate()
+            taken = _TakenChars(self._decoded, self._used, self._snapshot, state)
             while True:
                 try:
-                    line = await self._readline()
+                    line = await self._readline(-1, taken)
                 except BlockingIOError:  # (an O_NONBLOCK stream run dry: as _lines_up_to)
                     if not lines:
                         raise
                     break
                 except BaseException:
-                    self._unread_lines(lines)
+                    if taken.interrupted:  # (the failing line's chunks are back already)
+                        self._give_back(taken)
+                        self._telling = telling
+                    else:
+                        self._unread_lines(lines)
                     raise
                 if not line:
                     self._snapshot = None
@@ -2981,7 +2973,10 @@ class AsyncTextFile(_FileBase):
         self._used = end
         return self._decoded[start:end]
 
-    async def _readline(self, size: int | None = -1) -> str:
+    async def _readline(self, size: int | None = -1, outer: _TakenChars | None = None) -> str:
+        """readline(size). `outer`: readlines()' record of where it began, which the chunks
+        of the line go into once it is read, and which is marked interrupted if a chunk's
+        read is (this call's chunks given back first)."""
         limit = _read_size(size)  # (first, as the built-in converts it)
         self._check_closed()
         self._check_readable()
@@ -3000,13 +2995,15 @@ class AsyncTextFile(_FileBase):
             # As the built-in: fetch only when nothing at all is left over.
             more = True
             while not self._decoded:
-                if taken is None:
-                    taken = _TakenChars(decoded, used, snapshot)
+                if taken is None:  # (before the first chunk: the decoder's state then)
+                    taken = _TakenChars(decoded, used, snapshot, self._decoder.getstate())
                 try:
                     more = await self._read_chunk(0, taken)
                 except BaseException:
                     if taken.interrupted:
-                        self._give_back(taken, "".join(chunks) + (remaining or ""))
+                        self._give_back(taken)
+                        if outer is not None:
+                            outer.interrupted = True
                     raise
                 if not more:
                     break
@@ -3043,6 +3040,8 @@ class AsyncTextFile(_FileBase):
                 line = line[start:endpos]
         if remaining is not None:
             chunks.append(remaining)
+        if outer is not None and taken is not None:
+            outer.chunks += taken.chunks
         if chunks:
             if line:
                 chunks.append(line)
@@ -3114,11 +3113,15 @@ class AsyncTextFile(_FileBase):
             await self._write_flush()
         self._pending.append(data)
         self._pending_count += len(data)
-        if self._pending_count >= TEXT_CHUNK_SIZE or needflush:
-            await self._write_flush()
-        if needflush:
-            await self.buffer._flush()
-        self._wrote()
+        try:
+            if self._pending_count >= TEXT_CHUNK_SIZE or needflush:
+                await self._write_flush()
+            if needflush:
+                await self.buffer._flush()
+        finally:
+            # The text is written from here even if this call is cancelled (the binary
+            # layer holds what a flush took): the characters decoded before are stale.
+            self._wrote()
         return length
 
     def _wrote(self) -> None:

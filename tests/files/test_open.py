@@ -2818,16 +2818,117 @@ async def test_a_cancelled_text_readlines_gives_back_the_lines_it_had_read(
             os.close(write_end)
 
 
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("call", ["readline", "readlines", "__anext__", "read"])
+@pytest.mark.parametrize("then", ["write", "truncate"])
+async def test_a_cancelled_text_read_leaves_where_a_write_lands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None, call: str, then: str
+) -> None:
+    # A read that waits for its second chunk (made to wait here, as a slow disk's would),
+    # cancelled, takes nothing: the chunk it had read goes back to the binary layer, so a
+    # write or truncate() lands where it would have without it (the built-in's write
+    # lands past the read-ahead of a read that completed, as does truncate() with no
+    # size). A line with no end is read on to EOF; read(n) asks a byte a character first,
+    # so two bytes a character need a second read.
+    read1 = _files.AsyncBufferedFile._read1
+    calls = 0
+    waiting = asyncio.Event()
+
+    async def second_waits(buffer: Any, size: int = -1) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            waiting.set()
+            await asyncio.get_running_loop().create_future()  # (until cancelled)
+        return await read1(buffer, size)
+
+    monkeypatch.setattr(_files.AsyncBufferedFile, "_read1", second_waits)
+    path = tmp_path / "text"
+    chars = "\u00e9" * 9000
+    data = chars.encode()
+    path.write_bytes(data)
+    async with uringloop.open(path, "r+", encoding="utf-8") as f:
+        reading = asyncio.ensure_future(
+            f.read(len(chars) - 1) if call == "read" else getattr(f, call)()
+        )
+        await asyncio.wait_for(waiting.wait(), 10)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert await f.tell() == 0
+        await (f.write("X") if then == "write" else f.truncate())
+    assert path.read_bytes() == (b"X" + data[1:] if then == "write" else b"")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_text_readlines_leaves_tell_and_position_as_they_were(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # Its lines come again, and flush() then tell() gives the position of each, as the
+    # built-in's after the same readline() calls.
+    path = tmp_path / "lines"
+    path.write_text("".join(f"line {i}\n" for i in range(4000)))
+    with open(path, encoding="utf-8") as f:
+        f.readline()
+        expected = f.tell()
+    cancelled = 0
+    for steps in range(6):
+        async with uringloop.open(path, encoding="utf-8") as f:
+            taken, _ = await cancel_after(f.readlines(), steps)
+            cancelled += taken
+            if not taken:
+                continue
+            assert await f.readline() == "line 0\n"
+            await f.flush()
+            assert await f.tell() == expected
+            await f.seek(await f.tell())
+            assert await f.readline() == "line 1\n"
+    assert cancelled
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_text_write_leaves_no_characters_decoded_before_it(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # The write goes on (the binary layer holds what its flush took): the characters
+    # decoded before it are stale, and dropped as after a write that completed. The
+    # position and what is read next are the built-in's after the same calls.
+    path = tmp_path / "text"
+    data = "ab\n" + "".join(f"{i:07d}\n" for i in range(40000))
+    text = "y" * 140_000
+    path.write_text(data)
+    with open(path, "r+", encoding="latin-1") as f:
+        f.readline()
+        f.write(text)
+        f.flush()
+        expected = f.tell(), f.read(10)
+    written = path.read_bytes()
+    cancelled = 0
+    for steps in range(1, 6):
+        path.write_text(data)
+        async with uringloop.open(path, "r+", encoding="latin-1") as f:
+            await f.readline()
+            taken, _ = await cancel_after(f.write(text), steps)
+            cancelled += taken
+            await f.flush()
+            assert (await f.tell(), await f.read(10)) == expected, steps
+        assert path.read_bytes() == written
+    assert cancelled
+
+
 def _failing_third_readline(f: Any) -> Callable[..., Awaitable[Any]]:
     """f's _readline, failing with EIO on its third call (readlines() reads by it)."""
     readline = f._readline
     calls = [0]
 
-    async def failing_third(size: int | None = -1) -> Any:
+    async def failing_third(size: int | None = -1, *more: Any) -> Any:
         calls[0] += 1
         if calls[0] == 3:
             raise OSError(errno.EIO, "injected")
-        return await readline(size)
+        return await readline(size, *more)
 
     return failing_third
 
