@@ -1200,11 +1200,12 @@ class AsyncFileIO(_FileBase):
     )
 
     _mem_align = _off_align = _aligned.DEFAULT_ALIGNMENT
-    # Whether readline() may read past a line and leave the rest to the next read: the
-    # bytes at an offset read the same again. Not on a file made as it is read (/proc's:
-    # open() sets it from _mounts.generated_on_read), whose next read at another offset
-    # than where the last one ended makes its text again, maybe different.
-    _reads_past_lines = True
+    # Whether the bytes at an offset read the same again, so that a read past what is
+    # wanted can be given back by reading them again later (readline() past a line, a
+    # text read that stopped). Not on a file made as it is read (/proc's: open() sets it
+    # from _mounts.generated_on_read), whose next read at another offset than where the
+    # last one ended makes its text again, maybe different.
+    _rereadable = True
     # A write at the position whose caller was cancelled on its way (_wrote_late), until
     # it ends: the file's lock is its until then.
     _late: asyncio.Future[int] | None = None
@@ -1444,7 +1445,7 @@ class AsyncFileIO(_FileBase):
 
         Positional reads make read-ahead free to give back: the same bytes as the
         built-in's byte-at-a-time io.IOBase.readline(), in one operation per chunk. A
-        stream, or a file made as it is read (_reads_past_lines), is read a byte at a time
+        stream, or a file made as it is read (not _rereadable), is read a byte at a time
         as the built-in reads it.
         """
         limit = _lines_hint(size)  # (the built-in's conversion of a line's size, too)
@@ -1454,7 +1455,7 @@ class AsyncFileIO(_FileBase):
         io_ = self._io()
         seekable = self._seekable
         # (A byte at a time where read-ahead cannot be given back, as the built-in reads.)
-        chunk = max(self._blksize, 128) if seekable and self._reads_past_lines else 1
+        chunk = max(self._blksize, 128) if seekable and self._rereadable else 1
         start = self._pos  # moved once the line is read: a cancelled readline moves nothing
         parts: list[bytes] = []
         got = 0
@@ -2153,6 +2154,16 @@ class AsyncBufferedFile(_FileBase):
             self._rbuf = taken + self._rbuf[self._rpos :]
             self._rpos = 0
 
+    def _unread_chunks(self, chunks: list[bytes]) -> None:
+        """A text read that stopped gives back the chunks it had taken with _read1: on a
+        file whose bytes read the same again, the position moves back over them and the
+        read-ahead goes, so the next _read1 reads as it would have without that read
+        (the same sizes: the same chunks, the same position after them); on a stream or
+        a file made as it is read, they wait in the read buffer."""
+        self._unread(chunks)
+        if self.raw._seekable and self.raw._rereadable:
+            self._drop_read_buffer()
+
     async def read1(self, size: int = -1) -> bytes:
         if not self._lock.try_acquire():
             await self._lock.acquire()
@@ -2621,20 +2632,28 @@ def _unpack_cookie(cookie: int) -> tuple[int, int, int, int, bool]:
 
 class _TakenChars:
     """For _give_back, what a text read(n), readline() or readlines() started from: the
-    decoded characters, the count used, the snapshot and the decoder's state when it
-    began; the chunks it decoded since, and whether a chunk's read failed or was
-    cancelled."""
+    decoded characters, the count used, the snapshot, the decoder's state and the
+    bytes-per-character ratio when it began; the chunks it decoded since, and whether a
+    chunk's read failed or was cancelled."""
 
-    __slots__ = ("chunks", "decoded", "decoder_state", "interrupted", "snapshot", "used")
+    __slots__ = (
+        "b2cratio", "chunks", "decoded", "decoder_state", "interrupted", "snapshot", "used"
+    )  # fmt: skip
 
     def __init__(
-        self, decoded: str, used: int, snapshot: tuple[int, bytes] | None, decoder_state: Any
+        self,
+        decoded: str,
+        used: int,
+        snapshot: tuple[int, bytes] | None,
+        decoder_state: Any,
+        b2cratio: float,
     ) -> None:
         self.interrupted = False
         self.decoded = decoded
         self.used = used
         self.snapshot = snapshot
         self.decoder_state = decoder_state
+        self.b2cratio = b2cratio  # (which sizes the next chunks read)
         self.chunks: list[bytes] = []
 
 
@@ -2803,14 +2822,17 @@ class AsyncTextFile(_FileBase):
     def _give_back(self, taken: _TakenChars) -> None:
         """read(n), readline() or readlines() stopped while it waited for a chunk (the
         binary layer gave that chunk's bytes back): everything is as before the call. The
-        chunks it had decoded go back to the binary layer, in front of the bytes after
-        them, and the decoded characters, the snapshot for tell() and the decoder's state
-        are those it began with, so the next read decodes the same characters again, and
-        a write or truncate() meets the binary position it would have met without it."""
+        chunks it had decoded go back to the binary layer (_unread_chunks), and the
+        decoded characters, the snapshot for tell(), the decoder's state and the ratio
+        that sizes the next chunks are those it began with, so the next read decodes the
+        same characters from the same chunks again, and a write or truncate() meets the
+        binary position it would have met without it. (The decoder's record of the
+        newlines it has seen, `newlines`, is not part of its state: it keeps theirs.)"""
         if taken.chunks:
-            self.buffer._unread(taken.chunks)
+            self.buffer._unread_chunks(taken.chunks)
             self._decoder.setstate(taken.decoder_state)
             self._snapshot = taken.snapshot
+            self._b2cratio = taken.b2cratio
         self._set_decoded(taken.decoded)
         self._used = taken.used
 
@@ -2856,7 +2878,11 @@ class AsyncTextFile(_FileBase):
         if remaining <= 0:
             return parts[0]
         taken = _TakenChars(
-            self._decoded, self._used - len(parts[0]), self._snapshot, self._decoder.getstate()
+            self._decoded,
+            self._used - len(parts[0]),
+            self._snapshot,
+            self._decoder.getstate(),
+            self._b2cratio,
         )
         try:
             while remaining > 0 and await self._read_chunk(remaining, taken):
@@ -2915,7 +2941,7 @@ class AsyncTextFile(_FileBase):
             # Where it began, and the chunks of the lines read: a chunk's read interrupted
             # (cancelled, failing) puts it all back.
             state = None if self._decoder is None else self._decoder.getstate()
-            taken = _TakenChars(self._decoded, self._used, self._snapshot, state)
+            taken = _TakenChars(self._decoded, self._used, self._snapshot, state, self._b2cratio)
             while True:
                 try:
                     line = await self._readline(-1, taken)
@@ -2996,7 +3022,9 @@ class AsyncTextFile(_FileBase):
             more = True
             while not self._decoded:
                 if taken is None:  # (before the first chunk: the decoder's state then)
-                    taken = _TakenChars(decoded, used, snapshot, self._decoder.getstate())
+                    taken = _TakenChars(
+                        decoded, used, snapshot, self._decoder.getstate(), self._b2cratio
+                    )
                 try:
                     more = await self._read_chunk(0, taken)
                 except BaseException:
@@ -3010,6 +3038,9 @@ class AsyncTextFile(_FileBase):
             if not more:
                 self._set_decoded("")
                 self._snapshot = None
+                # At EOF tell() works again after readlines(hint), as after the built-in's
+                # iteration reaches EOF (its readline() leaves it off: this is kinder).
+                self._telling = self.buffer.raw._seekable
                 line = None
                 break
             if remaining is None:
@@ -3814,7 +3845,7 @@ async def _open_rest(
             seekable and not regular,  # kernel_seeks
         )
         if regular and not local and _mounts.generated_on_read(st_dev):
-            raw._reads_past_lines = False
+            raw._rereadable = False
     except BaseException:
         if owned:
             await _close_quietly(io_, fd)

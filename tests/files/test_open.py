@@ -2818,6 +2818,37 @@ async def test_a_cancelled_text_readlines_gives_back_the_lines_it_had_read(
             os.close(write_end)
 
 
+def _cancel_at_second_read1(
+    monkeypatch: pytest.MonkeyPatch, reading: Awaitable[Any]
+) -> Awaitable[None]:
+    """Run `reading` (a text file's read) with its binary layer's second _read1 made to
+    wait, as a slow disk's would, and cancel it there; afterwards _read1 is itself again."""
+    read1 = _files.AsyncBufferedFile._read1
+    calls = 0
+    waiting = asyncio.Event()
+
+    async def second_waits(buffer: Any, size: int = -1) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            waiting.set()
+            await asyncio.get_running_loop().create_future()  # (until cancelled)
+        return await read1(buffer, size)
+
+    async def cancelled_there() -> None:
+        monkeypatch.setattr(_files.AsyncBufferedFile, "_read1", second_waits)
+        try:
+            task = asyncio.ensure_future(reading)
+            await asyncio.wait_for(waiting.wait(), 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            monkeypatch.setattr(_files.AsyncBufferedFile, "_read1", read1)
+
+    return cancelled_there()
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("call", ["readline", "readlines", "__anext__", "read"])
@@ -2831,34 +2862,62 @@ async def test_a_cancelled_text_read_leaves_where_a_write_lands(
     # lands past the read-ahead of a read that completed, as does truncate() with no
     # size). A line with no end is read on to EOF; read(n) asks a byte a character first,
     # so two bytes a character need a second read.
-    read1 = _files.AsyncBufferedFile._read1
-    calls = 0
-    waiting = asyncio.Event()
-
-    async def second_waits(buffer: Any, size: int = -1) -> bytes:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            waiting.set()
-            await asyncio.get_running_loop().create_future()  # (until cancelled)
-        return await read1(buffer, size)
-
-    monkeypatch.setattr(_files.AsyncBufferedFile, "_read1", second_waits)
     path = tmp_path / "text"
     chars = "\u00e9" * 9000
     data = chars.encode()
     path.write_bytes(data)
     async with uringloop.open(path, "r+", encoding="utf-8") as f:
-        reading = asyncio.ensure_future(
-            f.read(len(chars) - 1) if call == "read" else getattr(f, call)()
-        )
-        await asyncio.wait_for(waiting.wait(), 10)
-        reading.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await reading
+        reading = f.read(len(chars) - 1) if call == "read" else getattr(f, call)()
+        await _cancel_at_second_read1(monkeypatch, reading)
         assert await f.tell() == 0
         await (f.write("X") if then == "write" else f.truncate())
     assert path.read_bytes() == (b"X" + data[1:] if then == "write" else b"")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("tell", [True, False])
+async def test_reads_after_a_cancelled_text_read_take_the_builtins_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None, tell: bool
+) -> None:
+    # Not only the next call: the reads after it ask the binary layer for what the
+    # built-in's ask (a fresh read at the position, sized by the ratio of bytes to
+    # characters from before the cancelled call), so they decode the same chunks, stop
+    # before the same invalid byte, and leave a write where the built-in's lands.
+    path = tmp_path / "text"
+    data = "\u00e9".encode() * 9000 + b"a" * 20000
+    data = data[:17500] + b"\xff" + data[17501:]  # (beyond what read(5000) decodes)
+    path.write_bytes(data)
+    with open(path, "r+", encoding="utf-8") as f:
+        if tell:
+            f.tell()
+        expected = f.read(5000)
+        f.write("X")
+    written = path.read_bytes()
+    path.write_bytes(data)
+    async with uringloop.open(path, "r+", encoding="utf-8") as f:
+        await _cancel_at_second_read1(monkeypatch, f.read(8999))
+        if tell:
+            assert await f.tell() == 0
+        assert await f.read(5000) == expected
+        await f.write("X")
+    assert path.read_bytes() == written
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_tell_works_again_once_iteration_reaches_eof_after_readlines_hint(
+    tmp_path: Path,
+) -> None:
+    # As the built-in's iteration to EOF turns tell() back on after readlines(hint).
+    path = tmp_path / "lines"
+    path.write_text("ab\ncd\nef\n")
+    async with uringloop.open(path, encoding="utf-8") as f:
+        assert await f.readlines(1) == ["ab\n"]
+        with pytest.raises(OSError, match="telling position disabled"):
+            await f.tell()
+        assert [line async for line in f] == ["cd\n", "ef\n"]
+        assert await f.tell() == 9
 
 
 @pytest.mark.asyncio
