@@ -94,6 +94,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 _READ_CHUNK = 1 << 20  # bytes per pread in read_file
+# Seconds an interrupted call waits for its operation's cancellation to land in the kernel
+# (the loop takes it at its next iteration) before it lets go of the operation.
+WITHDRAW_WAIT = 1.0
 
 
 def default_loop() -> Loop | None:
@@ -206,11 +209,10 @@ class _Waiter:
         """The caller ends without the outcome (interrupted: a signal handler's
         KeyboardInterrupt, wherever it landed once the operation was queued): nobody
         takes it. An operation not taken yet is dropped, one in the kernel cancelled
-        there (a result that still comes is undone), and a result already delivered
-        undone (an open's descriptor closed), as an interrupted os call leaves nothing
-        behind. Idempotent: after the first call, and after result() gave up, it does
-        nothing."""
-        value, failed = None, True
+        there and waited for, up to WITHDRAW_WAIT seconds (a result that still comes is
+        undone), and a result already delivered undone (an open's descriptor closed), as
+        an interrupted os call leaves nothing behind. Idempotent: after the first call,
+        and after result() gave up, it does nothing."""
         op = self._op
         with self._lock:
             state = self._state
@@ -220,16 +222,33 @@ class _Waiter:
                 # waiter lets go of it, so no reference cycle keeps its buffers pinned.
                 self._state = _CANCELLED
                 self._op = None
-            elif state == _RUNNING:
+        if op is None or state == _PENDING:
+            return
+        if state == _RUNNING:
+            # Cancelled in the kernel, and waited for (a while: the loop must take the
+            # cancellation), so that the call takes nothing after it has raised: bytes
+            # written to a pipe after the interrupt are not read by it, and a write it
+            # was making to a full pipe does not land later.
+            try:
+                loop.threadsafe.cancel(op)
+                self._wait(WITHDRAW_WAIT)
+            finally:
+                self._let_go(op)
+        elif state == _DONE:
+            self._let_go(op)
+
+    def _let_go(self, op: Operation) -> None:
+        """withdraw()'s end: a running operation abandoned (a result that comes later is
+        undone), a result delivered undone."""
+        value, failed = None, True
+        with self._lock:
+            state = self._state
+            if state == _RUNNING:
                 self._state = _ABANDONED
             elif state == _DONE:
                 value, failed = self._value, self._error is not None
                 self._value, self._state = None, _WITHDRAWN
-        if op is None:
-            return
-        if state == _RUNNING:
-            loop.threadsafe.cancel(op)
-        elif state == _DONE and not failed:
+        if state == _DONE and not failed:
             op.discard(value)
 
     def _give_up(self, state: int) -> bool:
