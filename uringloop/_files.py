@@ -72,7 +72,7 @@ from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import RWF_NOWAIT as _RWF_NOWAIT
 from ._ops.table import NEVER_INLINE as _NEVER_INLINE
 from ._ops.table import open_fd as _open_fd
-from ._outcomes import hand_over, has_result, look_at
+from ._outcomes import hand_over, has_result, kept_task, look_at
 from ._ring.abi import StatxMask
 from ._running import IMPLEMENTATION as _RUNNING_IMPLEMENTATION
 from ._running import RUNNING_LOOP as _running_loop
@@ -769,15 +769,18 @@ async def _read_into_parallel(io_: _IO, fd: int, view: memoryview, offset: int) 
 async def _on_spans(
     view: memoryview,
     spans: list[tuple[int, int]],
-    each: Callable[[memoryview, int], Awaitable[Any]],
+    each: Callable[[memoryview, int], Coroutine[Any, Any, Any]],
+    kept: bool = False,
 ) -> list[Any]:
     """each(part, start) for every [start, end) span of `view`, all at once: their results
     or exceptions (gather's return_exceptions), in span order, once every one has ended;
-    the parts released then (see release_views)."""
+    the parts released then (see release_views). `kept`: each a KeptTask, which goes on
+    to its end whoever is cancelled."""
     parts = [view[start:end] for start, end in spans]
+    task = kept_task if kept else asyncio.ensure_future
     try:
         return await asyncio.gather(
-            *(each(part, start) for part, (start, _) in zip(parts, spans, strict=True)),
+            *(task(each(part, start)) for part, (start, _) in zip(parts, spans, strict=True)),
             return_exceptions=True,
         )
     finally:
@@ -1694,7 +1697,7 @@ class AsyncFileIO(_FileBase):
             finally:
                 release_views(own)
 
-        work = asyncio.ensure_future(run())
+        work = kept_task(run())  # (not stopped by a cancellation of every task either)
         try:
             n = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -1781,7 +1784,8 @@ class AsyncFileIO(_FileBase):
             await write_all(write, part, offset + start)
 
         spans = _spans(len(view))
-        results = await _on_spans(view, spans, write_span)
+        # (Its spans go on whoever is cancelled: it runs as _write_whole_kept's work.)
+        results = await _on_spans(view, spans, write_span, kept=True)
         count = 0
         for (start, _), result in zip(spans, results, strict=True):
             if isinstance(result, BaseException):

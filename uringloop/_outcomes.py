@@ -1,10 +1,11 @@
 """A future's outcome, for code that holds a future it may never await: whether it ended
-with a result, and its failure marked as retrieved."""
+with a result, and its failure marked as retrieved; and the task of work that goes on once
+its caller is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -31,3 +32,18 @@ def hand_over(future: asyncio.Future[_T], taker: Callable[[asyncio.Future[_T]], 
     else:
         future.add_done_callback(look_at)
     taker(future)
+
+
+class KeptTask(asyncio.Task[_T]):
+    """A task of work that must end once begun, whoever is cancelled (a write kept whole:
+    stopped half-way it would leave bytes written that no count says). It refuses
+    cancel(), so that cancelling every task, as asyncio.run's shutdown does, waits for it
+    instead of stopping it; its caller awaits it through asyncio.shield."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
+def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+    """`work` as a KeptTask on the running loop."""
+    return KeptTask(work, loop=asyncio.get_running_loop())

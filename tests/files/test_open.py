@@ -2436,6 +2436,33 @@ async def test_a_cancelled_write_at_an_offset_counts_what_it_wrote(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("yields", [1, 3, 10])
+async def test_a_kept_write_goes_on_when_every_task_is_cancelled(
+    tmp_path: Path, yields: int, no_fd_leak: None
+) -> None:
+    # A write big enough to go out as several operations at once, cancelled, is kept:
+    # it goes on to its end, and the position follows it. Cancelling every task, as
+    # asyncio.run's shutdown does, reaches the tasks that make it too: they go on, so
+    # that the file holds it whole (or not at all), never a part the position is before.
+    first, second = b"A" * (64 << 20), b"second"
+    path = tmp_path / "data"
+    async with uringloop.open(path, "wb", buffering=0) as f:
+        writing = asyncio.ensure_future(f.write(first))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        told = await f.tell()
+        await f.write(second)
+    written = path.read_bytes()
+    assert written in (first + second, second)
+    assert told == len(written) - len(second)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("buffering", [0, -1])
 async def test_tell_on_a_pipe_does_not_wait_for_a_kept_write(
     buffering: int, no_fd_leak: None
