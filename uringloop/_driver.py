@@ -116,6 +116,10 @@ class Driver(Protocol):
     slow_completions: bool
     armed: bool
     efd: int
+    # What interrupted shutdown() (a signal handler's KeyboardInterrupt, a fatal error
+    # delivering an outcome), for the caller to raise once it has kept what shutdown()
+    # returned: shutdown() itself raises nothing.
+    shutdown_fatal: BaseException | None
 
     @property
     def inflight(self) -> Sized: ...
@@ -217,6 +221,7 @@ class RingDriver:
             raise
         ring.set_eventfd_enabled(False)
         self.armed = False  # the eventfd is enabled for a blocking select
+        self.shutdown_fatal: BaseException | None = None
         self.cap = ring.cq_entries
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
@@ -800,7 +805,9 @@ class RingDriver:
 
         Queued operations are dropped, except those that must run (a close): they run as
         blocking calls here. Returns the operations whose CQE never came: their buffers
-        may still be written by the kernel, so the caller must keep them alive.
+        may still be written by the kernel, so the caller must keep them alive. An
+        exception met on the way (an interrupt during the wait included, which does not
+        cut it short) is left in shutdown_fatal, not raised.
         """
         fatal: BaseException | None = None
         while self.backlog:
@@ -830,18 +837,19 @@ class RingDriver:
                 left = deadline - time.monotonic()
                 if not self.inflight or left <= 0:
                     break
-                poller.poll(min(left, _SHUTDOWN_POLL) * 1000)
                 try:
+                    poller.poll(min(left, _SHUTDOWN_POLL) * 1000)
                     os.eventfd_read(self.efd)
                 except BlockingIOError:
                     pass
+                except BaseException as exc:  # (an interrupt: the wait goes on, bounded)
+                    fatal = fatal or exc
         stranded = list({id(op): op for op in self.inflight.values()}.values())
         self.inflight.clear()
         self.backlog.clear()
         self._cancels.clear()
         self.close()
-        if fatal is not None:
-            raise fatal
+        self.shutdown_fatal = fatal
         return stranded
 
     def forget_after_fork(self) -> None:

@@ -32,6 +32,7 @@ class FallbackDriver:
     efd = -1
     retry_later = False
     armed = False  # no eventfd: after_block() has nothing to undo
+    shutdown_fatal: BaseException | None = None  # (its shutdown raises what it meets)
     # The pool takes operations at flush(); the loop never hands it a batch early.
     slow_completions = False
 

@@ -282,8 +282,8 @@ class _LoopState:
     """
 
     __slots__ = ("blocking", "busy_poll", "copy_ring", "cq_entries", "direct_attempts",
-                 "forked", "inline", "inline_spent", "ring_thread", "sq_entries", "threadsafe",
-                 "unclaimed")  # fmt: skip
+                 "forked", "inline", "inline_spent", "kept", "ring_thread", "sq_entries",
+                 "threadsafe", "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -310,6 +310,9 @@ class _LoopState:
         # awaited by a coroutine that has not taken it yet: close() undoes the results
         # that came for tasks that never run again.
         self.unclaimed: set[Operation] = set()
+        # The outcomes of operations whose cancelled callers handed them over (_wait_kept)
+        # while they were still on their way: shutdown_default_executor() waits for them.
+        self.kept: set[asyncio.Future[Any]] = set()
 
 
 # pwrite_kept's operation: table.pwrite's, built as the Loop's pwrite builds it.
@@ -584,6 +587,19 @@ class Loop(asyncio.SelectorEventLoop):
         handle = _ready_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
+
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        """As asyncio's, once the operations that cancelled callers handed over while they
+        were on their way (a kept write that goes on: Loop.pwrite_kept, a file's write)
+        have ended, so that what follows them (a file's count of what such a write wrote,
+        the file's lock it held) runs while the loop still runs. asyncio.run and
+        uringloop.run call it before closing the loop. (Such an operation was cancelled
+        in the kernel as it was handed over: what is left of it is work the kernel had
+        begun and cannot stop, a write to a regular file.)"""
+        kept = [outcome for outcome in self._state.kept if not outcome.done()]
+        if kept:
+            await asyncio.wait(kept)
+        await super().shutdown_default_executor(*args, **kwargs)
 
     def run_in_executor(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, executor: Any, func: Any, *args: Any
@@ -1156,6 +1172,9 @@ class Loop(asyncio.SelectorEventLoop):
             outcome = waiter.take() if isinstance(waiter, _KeptOutcome) else future
             if not outcome.done():
                 self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
+                kept = self._state.kept
+                kept.add(outcome)
+                outcome.add_done_callback(kept.discard)
             hand_over(outcome, unclaimed)
             raise
 
@@ -1330,8 +1349,18 @@ class Loop(asyncio.SelectorEventLoop):
         try:
             drivers: list[Driver | None] = [self._driver, self._state.blocking]
             for driver in drivers:
-                if driver is not None:
+                if driver is None:
+                    continue
+                try:
                     unreaped += self._shutdown_driver(driver)
+                except BaseException as exc:
+                    # An interrupt (a signal handler's KeyboardInterrupt) before the
+                    # driver was down: it is shut down all the same (each step of
+                    # _shutdown_driver can be made again), and the interrupt raised after.
+                    fatal = fatal or exc
+                    unreaped += self._shutdown_driver(driver)
+                # (What interrupted the driver's own wait for its CQEs, which went on.)
+                fatal = fatal or driver.shutdown_fatal
             self._undo_unclaimed()
         finally:
             if self._state.copy_ring is not None:

@@ -2461,6 +2461,36 @@ async def test_a_kept_write_goes_on_when_every_task_is_cancelled(
     assert told == len(written) - len(second)
 
 
+@pytest.mark.parametrize("mode", ["ab", "wb"])
+def test_a_kept_write_ends_before_the_run_does(tmp_path: Path, mode: str) -> None:
+    # A big write still in a kernel worker when the program's main coroutine returns:
+    # the runner cancels its task, the write is kept, and the runner's shutdown waits for
+    # it, so that its count and the file's lock are settled while the loop still runs.
+    # (The loop closed before, the file's next call, from another loop, waited for ever.)
+    path = tmp_path / "log"
+    big = b"Y" * (64 << 20)
+    opened: list[Any] = []
+
+    async def first() -> None:
+        f = await uringloop.open(path, mode, buffering=0)
+        opened.append(f)
+        opened.append(asyncio.ensure_future(f.write(big)))  # (cancelled by the runner)
+        await asyncio.sleep(0.01)
+
+    async def second() -> int:
+        f = opened[0]
+        await asyncio.wait_for(f.write(b"Z" * 10), 10)
+        position: int = await f.tell()
+        await asyncio.wait_for(f.close(), 10)
+        return position
+
+    uringloop.run(first())
+    position = uringloop.run(second())
+    written = path.read_bytes()
+    assert written in (big + b"Z" * 10, b"Z" * 10)
+    assert position == len(written)
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("buffering", [0, -1])
