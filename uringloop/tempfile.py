@@ -222,16 +222,18 @@ def _rmtree_quietly(path: Any) -> None:
     _rmtree(path, ignore_errors=True)
 
 
-def _rmtree(top: Any, ignore_errors: bool = False) -> None:
+def _rmtree(top: Any, ignore_errors: bool = False, repeated: bool = False) -> None:
     """shutil.rmtree(top), as the tempfile module's TemporaryDirectory removes its tree:
     an entry it may not remove has its directory (and itself, if not a symbolic link)
     made writable, and is removed again; what is gone already is no error. A symbolic
-    link is never followed: nothing outside the tree changes."""
+    link is never followed: nothing outside the tree changes. `repeated`: this removal is
+    of a directory that refused it once (Python 3.13's rmtree reports an entry's error
+    raised by the handler as the directory's): refused again, it gives up."""
 
     def handle(function: Any, path: Any, exc: BaseException) -> None:
         if isinstance(exc, FileNotFoundError):
             return
-        if isinstance(exc, PermissionError):
+        if isinstance(exc, PermissionError) and not (repeated and path == top):
             try:
                 if path != top:
                     _make_writable(os.path.dirname(path))
@@ -239,7 +241,7 @@ def _rmtree(top: Any, ignore_errors: bool = False) -> None:
                 try:
                     os.unlink(path)
                 except IsADirectoryError:
-                    _rmtree(path, ignore_errors)
+                    _rmtree(path, ignore_errors, repeated=path == top)
                 return
             except FileNotFoundError:
                 return
