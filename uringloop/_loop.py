@@ -26,6 +26,7 @@ import threading
 import time
 import warnings
 import weakref
+from asyncio import constants as _asyncio_constants
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -595,10 +596,22 @@ class Loop(asyncio.SelectorEventLoop):
         the file's lock it held) runs while the loop still runs. asyncio.run and
         uringloop.run call it before closing the loop. (Such an operation was cancelled
         in the kernel as it was handed over: what is left of it is work the kernel had
-        begun and cannot stop, a write to a regular file.)"""
+        begun and cannot stop, a write to a regular file.) They are waited for as long as
+        asyncio waits for the executor's threads: `timeout` where given (3.12+), else
+        asyncio's THREAD_JOIN_TIMEOUT (300 s), with a RuntimeWarning past it."""
         kept = [outcome for outcome in self._state.kept if not outcome.done()]
         if kept:
-            await asyncio.wait(kept)
+            timeout = kwargs.get("timeout", args[0] if args else None)
+            if timeout is None:
+                timeout = getattr(_asyncio_constants, "THREAD_JOIN_TIMEOUT", 300)
+            _, pending = await asyncio.wait(kept, timeout=timeout)
+            if pending:
+                warnings.warn(
+                    f"{len(pending)} operation(s) that cancelled callers left on their way "
+                    f"did not end within {timeout} seconds; the loop goes on closing",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         await super().shutdown_default_executor(*args, **kwargs)
 
     def run_in_executor(  # type: ignore[override]  # same contract, without TypeVarTuple

@@ -666,3 +666,33 @@ def test_close_with_opens_in_flight_leaves_no_descriptor(tmp_path: str) -> None:
     gc.collect()
     leaked = {fd for fd in open_fds() - before if os.path.exists(f"/proc/self/fd/{fd}")}
     assert not leaked, [os.readlink(f"/proc/self/fd/{fd}") for fd in leaked]
+
+
+def test_the_runners_shutdown_waits_for_kept_operations_as_long_as_for_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # shutdown_default_executor() (which asyncio.run and uringloop.run call before the
+    # loop closes) waits for the operations cancelled callers handed over, as long as
+    # asyncio waits for the executor's threads (THREAD_JOIN_TIMEOUT, made short here):
+    # one that does not end (a write on a frozen filesystem, here a future nothing
+    # resolves) is warned of, and the shutdown goes on.
+    from uringloop import _loop
+
+    monkeypatch.setattr(_loop._asyncio_constants, "THREAD_JOIN_TIMEOUT", 0.05, raising=False)
+    loop = uringloop.Loop()
+    try:
+        never = loop.create_future()
+        loop._state.kept.add(never)
+        started = time.monotonic()
+        with pytest.warns(RuntimeWarning, match="did not end within 0.05 seconds"):
+            loop.run_until_complete(loop.shutdown_default_executor())
+        assert time.monotonic() - started < 5
+        ended = loop.create_future()
+        loop._state.kept = {ended}
+        loop.call_later(0.02, ended.set_result, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loop.run_until_complete(loop.shutdown_default_executor())
+        assert ended.done()
+    finally:
+        loop.close()
