@@ -34,16 +34,39 @@ def hand_over(future: asyncio.Future[_T], taker: Callable[[asyncio.Future[_T]], 
     taker(future)
 
 
-class KeptTask(asyncio.Task[_T]):
+class KeptTask(asyncio.Task[None]):
     """A task of work that must end once begun, whoever is cancelled (a write kept whole:
     stopped half-way it would leave bytes written that no count says). It refuses
     cancel(), so that cancelling every task, as asyncio.run's shutdown does, waits for it
-    instead of stopping it; its caller awaits it through asyncio.shield."""
+    instead of stopping it. Made by kept_task(), whose future has the work's outcome."""
 
     def cancel(self, msg: Any = None) -> bool:
         return False
 
 
-def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
-    """`work` as a KeptTask on the running loop."""
-    return KeptTask(work, loop=asyncio.get_running_loop())
+# The KeptTasks running: the loop holds its tasks weakly, and nothing else may.
+_kept_running: set[KeptTask] = set()
+
+
+def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
+    """`work` run by a KeptTask on the running loop: the future returned gets its result
+    or its exception. The task itself ends without one, so that a runner that cancelled
+    every task and then looks at how each ended (asyncio.run's shutdown) reports no
+    failure that the work's caller handles (a short write)."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[_T] = loop.create_future()
+
+    async def run() -> None:
+        try:
+            result = await work
+        except Exception as exc:
+            if not outcome.done():
+                outcome.set_exception(exc)
+        else:
+            if not outcome.done():
+                outcome.set_result(result)
+
+    task = KeptTask(run(), loop=loop)
+    _kept_running.add(task)
+    task.add_done_callback(_kept_running.discard)
+    return outcome

@@ -2461,6 +2461,32 @@ async def test_a_kept_write_goes_on_when_every_task_is_cancelled(
     assert told == len(written) - len(second)
 
 
+def test_a_kept_tasks_failure_is_its_outcomes_not_the_tasks() -> None:
+    # asyncio.run's shutdown cancels every task, waits for them, and reports each that
+    # ended with an exception. A kept write's part that fails (a full disk) is its
+    # caller's to handle (a short count): the task that made it ends without one, and
+    # the outcome kept_task() returns has it.
+    from uringloop._outcomes import kept_task
+
+    async def failing() -> None:
+        await asyncio.sleep(0.01)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    async def main() -> None:
+        outcome = kept_task(failing())
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others
+        for task in others:
+            assert not task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        assert all(not t.cancelled() and t.exception() is None for t in others)
+        with pytest.raises(OSError) as failure:
+            await outcome
+        assert failure.value.errno == errno.ENOSPC
+
+    uringloop.run(main())
+
+
 @pytest.mark.parametrize("mode", ["ab", "wb"])
 def test_a_kept_write_ends_before_the_run_does(tmp_path: Path, mode: str) -> None:
     # A big write still in a kernel worker when the program's main coroutine returns:
