@@ -2164,9 +2164,12 @@ class AsyncBufferedFile(_FileBase):
         read-ahead goes, so the next _read1 reads as it would have without that read
         (the same sizes: the same chunks, the same position after them); on a stream or
         a file made as it is read, they wait in the read buffer."""
-        self._unread(chunks)
-        if self.raw._seekable and self.raw._rereadable:
+        raw = self.raw
+        if raw._seekable and raw._rereadable:
             self._drop_read_buffer()
+            raw._pos -= sum(map(len, chunks))
+        else:
+            self._unread(chunks)
 
     async def read1(self, size: int = -1) -> bytes:
         if not self._lock.try_acquire():

@@ -721,9 +721,7 @@ class TemporaryDirectoryWrapper:
         self._executor = executor
         self._ignore_cleanup_errors = ignore_cleanup_errors
         self._delete = delete
-        self._finalizer = weakref.finalize(
-            self, _implicit_cleanup, name, repr(self), ignore_cleanup_errors, delete
-        )
+        self._finalizer = weakref.finalize(self, _implicit_cleanup, name, repr(self), delete)
         self._cleaning: asyncio.Future[None] | None = None  # the removal, once begun
 
     async def cleanup(self) -> None:
@@ -777,9 +775,9 @@ def _remove_tree(name: Any, ignore_errors: bool) -> None:
         _rmtree(name, ignore_errors)
 
 
-def _implicit_cleanup(name: Any, what: str, ignore_errors: bool, delete: bool) -> None:
+def _implicit_cleanup(name: Any, what: str, delete: bool) -> None:
     if delete:  # (as the tempfile module's: nothing removed, nothing said, without)
-        _rmtree(name, ignore_errors=True)
+        _rmtree_quietly(name)
         warnings.warn(f"Implicitly cleaning up {what}", ResourceWarning, stacklevel=2)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import gc
 import hashlib
 import os
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import fd_exists, run_python
+from tests.conftest import fd_exists, full_nonblocking_pipe, run_python
 from uringloop import threads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,16 +414,13 @@ def test_a_call_interrupted_through_a_loop_takes_nothing_after_it_raised(
     # As an interrupted os.read or os.write: bytes written to the pipe once the call has
     # raised are not read by it, and its write to a full pipe does not land when the
     # pipe drains. (Withdrawn, it waits for the cancellation to land in the kernel.)
-    r, w = os.pipe()
+    if call == "pwrite":
+        r, w = full_nonblocking_pipe()  # (its read end drained at once after the interrupt)
+        os.set_blocking(w, True)
+        filled = int.from_bytes(fcntl.ioctl(r, termios.FIONREAD, bytes(4)), sys.byteorder)
+    else:
+        r, w = os.pipe()
     try:
-        filled = 0
-        if call == "pwrite":
-            os.set_blocking(w, False)
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    filled += os.write(w, b"x" * 65536)
-            os.set_blocking(w, True)
-            os.set_blocking(r, False)  # (drained at once after the interrupt)
         previous = _interrupt_after(0.05)
         try:
             with pytest.raises(_Interrupt):
