@@ -42,7 +42,9 @@ from ._handle import READY_HANDLE as _ready_handle
 from ._ops import (
     DONE,
     MAX_RW_COUNT,
+    ON_RING,
     QUEUED,
+    STREAM_ON_RING,
     Operation,
     Read,
     ReadBatch,
@@ -53,6 +55,8 @@ from ._ops import (
     copies_refused,
     forget_positions,
     made_at_position,
+    note_stream_reads,
+    note_stream_wait,
     read_args,
     table,
 )
@@ -73,6 +77,7 @@ from ._ring.ring import (
 )
 from ._ring.ring import IMPLEMENTATION as QUEUES_IMPLEMENTATION
 from ._selector import PreSelectEpollSelector, PreSelectSelector, make_selector
+from ._stream_watch import StreamWatch
 from ._twins import compiled
 
 # Loop.pread's coroutine, compiled (None: Loop._pread, its reference, runs instead).
@@ -284,7 +289,7 @@ class _LoopState:
 
     __slots__ = ("blocking", "busy_poll", "copy_ring", "cq_entries", "direct_attempts",
                  "forked", "inline", "inline_spent", "kept", "ring_thread", "sq_entries",
-                 "threadsafe", "unclaimed")  # fmt: skip
+                 "streams", "threadsafe", "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -314,6 +319,9 @@ class _LoopState:
         # The outcomes of operations whose cancelled callers handed them over (_wait_kept)
         # while they were still on their way: shutdown_default_executor() waits for them.
         self.kept: set[asyncio.Future[Any]] = set()
+        # The streams the selector watches for reads and writes at their position in flight
+        # (_stream_watch.py); made once the selector is.
+        self.streams: StreamWatch | None = None
 
 
 # pwrite_kept's operation: table.pwrite's, built as the Loop's pwrite builds it.
@@ -412,6 +420,8 @@ class Loop(asyncio.SelectorEventLoop):
 
         def _add_reader(self, fd: int, callback: Callable[..., object]) -> asyncio.Handle: ...
         def _remove_reader(self, fd: int) -> bool: ...
+        def _add_writer(self, fd: int, callback: Callable[..., object]) -> asyncio.Handle: ...
+        def _remove_writer(self, fd: int) -> bool: ...
         def _check_closed(self) -> None: ...
         def _check_running(self) -> None: ...
         def _check_callback(self, callback: object, method: str) -> None: ...
@@ -437,6 +447,7 @@ class Loop(asyncio.SelectorEventLoop):
         self._eager_left = EAGER_PER_ITERATION
         wrapper = make_selector(selector)
         super().__init__(wrapper)
+        self._state.streams = StreamWatch(self._watch_stream, self._unwatch_stream)
         self._foreign = ForeignQueue(self._wake_for_foreign, foreign_wakeup)
         if use_uring is None:
             use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
@@ -532,6 +543,19 @@ class Loop(asyncio.SelectorEventLoop):
             selector.unwatch_quietly(efd)
         else:
             self._remove_reader(efd)
+
+    def _watch_stream(self, fd: int, writes: bool, fired: Callable[[], None]) -> None:
+        """Call `fired` when `fd` (a duplicate StreamWatch owns) is writable, or readable."""
+        if writes:
+            self._add_writer(fd, fired)
+        else:
+            self._add_reader(fd, fired)
+
+    def _unwatch_stream(self, fd: int, writes: bool) -> None:
+        if writes:
+            self._remove_writer(fd)
+        else:
+            self._remove_reader(fd)
 
     def _watch_driver(self) -> None:
         driver = self._driver
@@ -749,6 +773,9 @@ class Loop(asyncio.SelectorEventLoop):
             driver.after_block()
             self._driver.flush()  # the driver may have been replaced (a broken ring)
             return 0
+        streams = self._state.streams
+        if streams is not None:
+            streams.before_block(driver.uses_ring)  # (reads, writes at a stream's position)
         if driver.retry_later:
             # The kernel said "later" (EAGAIN/EBUSY/ENOMEM): come back soon, do not sleep.
             return _RETRY_DELAY if timeout is None else min(timeout, _RETRY_DELAY)
@@ -993,6 +1020,9 @@ class Loop(asyncio.SelectorEventLoop):
             return
         try:
             self._check_usable()
+            streams = self._state.streams
+            if streams is not None:
+                streams.noted_by_foreign()  # (before the push: the loop may take it at once)
             self._foreign.push(op)
         except RuntimeError as exc:
             op.drop()
@@ -1103,9 +1133,11 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
         if not size:  # as table.pread: read(2) of 0 bytes reports what io_uring's would not
             return os.read(fd, 0) if offset == -1 else os.pread(fd, 0, offset)
+        made = ON_RING
         if offset == -1:  # as table.pread: an O_NONBLOCK stream's EAGAIN, not io_uring's
             # wait; an O_DIRECT descriptor's blocking call, which moves the position
-            at_once = table.AT_ONCE.get(made_at_position(fd))
+            made = made_at_position(fd)
+            at_once = table.AT_ONCE.get(made)
             if at_once is not None:
                 return at_once(fd, size)
         head = b""
@@ -1142,6 +1174,8 @@ class Loop(asyncio.SelectorEventLoop):
             )
         )
         op = Read(fd, size, offset, self._pool, into_result)
+        if made == STREAM_ON_RING:
+            note_stream_wait(op, fd, False)
         future: asyncio.Future[bytes] = _Future(loop=self)
         op.waiter = future if unclaimed is None or offset != -1 else _KeptOutcome(future)
         ready = self._ready
@@ -1231,10 +1265,12 @@ class Loop(asyncio.SelectorEventLoop):
                 return head
             done = len(head)
             fds, sizes, offsets = fds[done:], sizes[done:], offsets[done:]
-        at_once = table.reads_at_once(batch)  # (none with copies: those need offsets)
+        streams: list[int] = []
+        at_once = table.reads_at_once(batch, streams)  # (none with copies: those need offsets)
         if at_once and len(at_once) == len(fds):
             return table.read_many_now(at_once)
         op = ReadBatch(fds, sizes, offsets, self._pool, at_once)
+        note_stream_reads(op, streams)
         try:
             rest: list[bytes] = await self._run(op)
         except OSError as exc:
@@ -1378,6 +1414,8 @@ class Loop(asyncio.SelectorEventLoop):
         finally:
             if self._state.copy_ring is not None:
                 self._state.copy_ring.close()
+            if self._state.streams is not None:
+                self._state.streams.close(self._state.forked)
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
             _loops.discard(self)  # nothing of it is left for a fork to let go of

@@ -1,13 +1,17 @@
 """made_at_position: how a read or write at a descriptor's file position (offset -1) is
 made, from one F_GETFL: the system call at once at an O_NONBLOCK stream's position (where
 io_uring's read would wait) and at an O_DIRECT descriptor's (where io_uring's would leave
-the position), else on the ring. The same answer as never_waits, then
-ring_leaves_position, which it replaces where both were asked."""
+the position), else on the ring: STREAM_ON_RING at a stream that may wait (a pipe, a
+socket), whose operations the loop's selector watches (_stream_watch.py), ON_RING at a
+file. The same answer as never_waits, then ring_leaves_position, which it replaces where
+both were asked, then the descriptor's kind."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from uringloop._ops.operation import (
     DIRECT_NOW,
     ON_RING,
     STREAM_NOW,
+    STREAM_ON_RING,
     made_at_position,
     ring_leaves_position,
 )
@@ -29,7 +34,15 @@ def _both_asked(fd: int) -> int:
     """What the two questions asked one after the other answer."""
     if never_waits(fd):
         return STREAM_NOW
-    return DIRECT_NOW if ring_leaves_position(fd) else ON_RING
+    if ring_leaves_position(fd):
+        return DIRECT_NOW
+    try:
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, OverflowError):
+        return ON_RING
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode):
+        return ON_RING
+    return STREAM_ON_RING
 
 
 @pytest.fixture
@@ -52,6 +65,11 @@ def descriptors(tmp_path: Path) -> Iterator[dict[str, int]]:
         fds["O_DIRECT file"] = os.open(path, os.O_RDONLY | os.O_DIRECT)
     except OSError:  # (tmpfs refuses O_DIRECT: the case is left out)
         pass
+    fds["directory"] = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    a, b = socket.socketpair()
+    fds["socket"] = a.detach()
+    b.setblocking(False)
+    fds["nonblocking socket"] = b.detach()
     yield fds
     for fd in fds.values():
         os.close(fd)
@@ -60,8 +78,11 @@ def descriptors(tmp_path: Path) -> Iterator[dict[str, int]]:
 EXPECTED = {
     "file": ON_RING,
     "nonblocking file": ON_RING,  # a regular file's reads wait for the storage all the same
-    "pipe": ON_RING,
-    "pipe, write end": ON_RING,
+    "pipe": STREAM_ON_RING,
+    "pipe, write end": STREAM_ON_RING,
+    "socket": STREAM_ON_RING,
+    "nonblocking socket": STREAM_NOW,
+    "directory": ON_RING,
     "nonblocking pipe": STREAM_NOW,
     "nonblocking pipe, write end": STREAM_NOW,
     "O_DIRECT file": DIRECT_NOW,

@@ -68,6 +68,7 @@ LAYERS = {
     "pytest_plugin": 5,
     "_loop": 4,
     "_selector": 4,
+    "_stream_watch": 4,
     "_foreign": 4,
     "_handle": 4,
     "_handle_c": 4,

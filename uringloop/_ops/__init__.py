@@ -26,7 +26,16 @@ from .operation import (
     MAX_RW_COUNT as MAX_RW_COUNT,
 )
 from .operation import (
+    ON_RING as ON_RING,
+)
+from .operation import (
     QUEUED as QUEUED,
+)
+from .operation import (
+    STREAM_ON_RING as STREAM_ON_RING,
+)
+from .operation import (
+    STREAM_WAITS_NOTED as STREAM_WAITS_NOTED,
 )
 from .operation import (
     SUBMITTED as SUBMITTED,
@@ -71,14 +80,21 @@ from .operation import (
     made_at_position as made_at_position,
 )
 from .operation import (
+    note_stream_wait as note_stream_wait,
+)
+from .operation import (
     read_args as read_args,
 )
 from .operation import (
     ring_leaves_position as ring_leaves_position,
+)
+from .operation import (
+    take_stream_waits as take_stream_waits,
 )
 from .spec import Spec as Spec
 from .sqe import USER_DATA_WORD as USER_DATA_WORD
 from .statx import StatxResult as StatxResult
 from .statx import StatxTimestamp as StatxTimestamp
 from .table import OPERATIONS as OPERATIONS
+from .table import note_stream_reads as note_stream_reads
 from .table import read_many_args as read_many_args

@@ -26,8 +26,10 @@ import errno
 import fcntl
 import os
 import sys
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from stat import S_ISBLK, S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._aligned import aligned_buffer
@@ -154,14 +156,16 @@ def ring_leaves_position(fd: int) -> bool:
 
 
 # How a read or write at a descriptor's file position (offset -1) is made: made_at_position.
-ON_RING, STREAM_NOW, DIRECT_NOW = 0, 1, 2
+ON_RING, STREAM_NOW, DIRECT_NOW, STREAM_ON_RING = 0, 1, 2, 3
 
 
 def made_at_position(fd: int) -> int:
-    """How a read or write at `fd`'s file position (offset -1) is made, from one F_GETFL:
-    STREAM_NOW at an O_NONBLOCK stream's (never_waits: the system call at once, EAGAIN where
-    io_uring's would wait), DIRECT_NOW at an O_DIRECT descriptor's (ring_leaves_position:
-    the system call at once, which moves the position), else ON_RING (also where `fd` is no
+    """How a read or write at `fd`'s file position (offset -1) is made, from one F_GETFL
+    (and an fstat where it is not O_NONBLOCK): STREAM_NOW at an O_NONBLOCK stream's
+    (never_waits: the system call at once, EAGAIN where io_uring's would wait), DIRECT_NOW
+    at an O_DIRECT descriptor's (ring_leaves_position: the system call at once, which moves
+    the position), STREAM_ON_RING at a stream's that may wait (a pipe, socket or terminal:
+    on the ring, its builder calls note_stream_wait), else ON_RING (also where `fd` is no
     descriptor: the operation reports that)."""
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -169,7 +173,51 @@ def made_at_position(fd: int) -> int:
         return ON_RING
     if never_waits_with(fd, flags):
         return STREAM_NOW
-    return DIRECT_NOW if flags & _O_DIRECT else ON_RING
+    if flags & _O_DIRECT:
+        return DIRECT_NOW
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return ON_RING
+    return ON_RING if S_ISREG(mode) or S_ISBLK(mode) or S_ISDIR(mode) else STREAM_ON_RING
+
+
+# Operations at the position of a stream that may wait, noted by the thread that built them
+# (note_stream_wait), for the loop that runs them (take_stream_waits). On a ring set up
+# with IORING_SETUP_DEFER_TASKRUN the kernel signals the eventfd 13-20 ms after such an
+# operation can go on (the stream became readable or writable; Linux 6.18), where it
+# signals a regular file's completion at once: the loop watches the stream itself in its
+# selector while the operation is in flight, and enters the ring when it wakes.
+_stream_waits = threading.local()
+# The native ids of the threads that noted some since they last took them: a loop looks
+# for its own only when this is not empty.
+STREAM_WAITS_NOTED: set[int] = set()
+# Entries a thread keeps before it drops those of finished operations (a thread that
+# builds such operations for a ring no loop drains, its own thread ring's).
+_STREAM_WAITS_KEPT = 64
+
+
+def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
+    """`op`, just built, reads (or `writes`) at the position of `fd`, a stream that may
+    wait (made_at_position said STREAM_ON_RING)."""
+    waits: list[tuple[Operation, int, bool]] | None = getattr(_stream_waits, "ops", None)
+    if waits is None:
+        waits = _stream_waits.ops = []
+    elif len(waits) >= _STREAM_WAITS_KEPT:
+        waits[:] = [entry for entry in waits if entry[0].state != DONE]
+    waits.append((op, fd, writes))
+    STREAM_WAITS_NOTED.add(threading.get_native_id())
+
+
+def take_stream_waits() -> list[tuple[Operation, int, bool]]:
+    """What note_stream_wait() noted in this thread since the last call, (op, fd, writes)
+    each, oldest first; the caller runs those operations."""
+    STREAM_WAITS_NOTED.discard(threading.get_native_id())
+    waits: list[tuple[Operation, int, bool]] | None = getattr(_stream_waits, "ops", None)
+    if not waits:
+        return []
+    _stream_waits.ops = []
+    return waits
 
 
 def read_blocking(fd: int, size: int, offset: int) -> bytes:

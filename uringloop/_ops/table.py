@@ -34,7 +34,9 @@ from .hotpath import OPEN_CACHED, PINNED_AT, SPLIT_REQUESTS
 from .operation import (
     DIRECT_NOW,
     MAX_RW_COUNT,
+    ON_RING,
     STREAM_NOW,
+    STREAM_ON_RING,
     Entry,
     Operation,
     Positioned,
@@ -46,6 +48,7 @@ from .operation import (
     forget_descriptor,
     made_at_position,
     make_calls,
+    note_stream_wait,
     read_args,
     read_blocking,
     reads_in_turn,
@@ -137,6 +140,7 @@ def _positioned(
     which io_uring would wait for, `now` answers at once (RunNow). `keep` (pinned buffers)
     is released if the operation is refused or answered so.
     """
+    made = ON_RING
     try:
         if offset != -1:
             if offset < -1:
@@ -155,7 +159,10 @@ def _positioned(
     if type(addr) is not int:  # bytes written from, or an iovec array
         keep += (addr,)
         addr = address(addr)
-    return Positioned(opcode, fd, offset & _U64, addr, length, keep)
+    op = Positioned(opcode, fd, offset & _U64, addr, length, keep)
+    if made == STREAM_ON_RING:
+        note_stream_wait(op, fd, opcode in _WRITES)
+    return op
 
 
 def _path(value: Any) -> bytes:
@@ -589,9 +596,14 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     if offset == -1:
         # EAGAIN where io_uring's would wait (an O_NONBLOCK stream); the blocking call where
         # io_uring's would leave the position (an O_DIRECT descriptor)
-        at_once = AT_ONCE.get(made_at_position(fd))
+        made = made_at_position(fd)
+        at_once = AT_ONCE.get(made)
         if at_once is not None:
             raise RunNow(at_once)
+        if made == STREAM_ON_RING:
+            op = Read(fd, size, offset, None)
+            note_stream_wait(op, fd, False)
+            return op
     return Read(fd, size, offset, None)
 
 
@@ -609,17 +621,23 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
     batch = read_many_args(requests)
     if not batch.fds:
         raise RunNow  # nothing to submit: []
-    at_once = reads_at_once(batch)
+    streams: list[int] = []
+    at_once = reads_at_once(batch, streams)
     if len(at_once) == len(batch.fds):
         raise RunNow(lambda *_, **__: read_many_now(at_once))
-    return ReadBatch(batch.fds, batch.sizes, batch.offsets, None, at_once)
+    op = ReadBatch(batch.fds, batch.sizes, batch.offsets, None, at_once)
+    note_stream_reads(op, streams)
+    return op
 
 
-def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
+def reads_at_once(
+    batch: ReadRequests, streams: list[int] | None = None
+) -> list[tuple[int, Callable[[], bytes]]]:
     """(request index, call) for pread_many's reads at the position of an O_NONBLOCK
     stream or of an O_DIRECT descriptor (made_at_position, asked once per descriptor): made
     at once, as pread makes such a read (EAGAIN where io_uring's would wait; the blocking
-    call where io_uring's would not move the position)."""
+    call where io_uring's would not move the position). The descriptors of streams that
+    may wait, read at their position on the ring, are added to `streams` (once each)."""
     if batch.lowest >= 0:
         return []
     calls: dict[int, Callable[[int, int], bytes] | None] = {}
@@ -629,10 +647,19 @@ def reads_at_once(batch: ReadRequests) -> list[tuple[int, Callable[[], bytes]]]:
             if fd in calls:
                 call = calls[fd]
             else:
-                call = calls[fd] = AT_ONCE.get(made_at_position(fd))
+                made = made_at_position(fd)
+                call = calls[fd] = AT_ONCE.get(made)
+                if made == STREAM_ON_RING and streams is not None:
+                    streams.append(fd)
             if call is not None:
                 found.append((i, partial(call, fd, size)))
     return found
+
+
+def note_stream_reads(op: Operation, streams: Iterable[int]) -> None:
+    """`op`, a batch just built, reads at the position of each of `streams` (reads_at_once)."""
+    for fd in streams:
+        note_stream_wait(op, fd, False)
 
 
 def read_many_now(calls: Sequence[tuple[int, Callable[[], bytes]]]) -> list[bytes]:

@@ -1,0 +1,288 @@
+"""Reads and writes at a stream's position on the ring wake the loop when the stream is
+ready (_stream_watch.py), not when the ring's eventfd says so: on a DEFER_TASKRUN ring the
+kernel signals it 13-20 ms late for them (Linux 6.18).
+
+Each test silences the eventfd (IORING_UNREGISTER_EVENTFD): without the loop's own watch
+of the stream, the operation would then wait for ever (a watchdog wakes the loop after
+10 s, and the test fails).
+The watches are private duplicates of the descriptors: none is left open afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import uringloop
+from uringloop._ring import abi, syscalls
+
+BOUND = 10.0  # seconds: far past any wake-up, short of a hang
+
+
+def _open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture
+def loop() -> Iterator[uringloop.Loop]:
+    loop = uringloop.Loop()
+    if not loop.uring_available:
+        loop.close()
+        pytest.skip("io_uring is unavailable here")
+    before = _open_fds()
+    yield loop
+    loop.close()
+    # (The loop's own descriptors were open before: only duplicates could be left.)
+    assert _open_fds() <= before
+
+
+def _silence_eventfd(loop: uringloop.Loop) -> None:
+    """The ring's completions no longer signal the loop's eventfd."""
+    ring = loop._driver._ring  # type: ignore[attr-defined]
+    syscalls.register(ring.fd, abi.Register.UNREGISTER_EVENTFD, 0, 0)
+
+
+def _later(delay: float, action: Callable[[], object]) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        action()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _run(loop: uringloop.Loop, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """loop.run_until_complete(main()) with the eventfd silenced. Nothing else wakes the
+    loop but a watchdog thread, after BOUND seconds: the test fails if it had to."""
+    finished = threading.Event()
+    woken = threading.Event()
+
+    def watchdog() -> None:
+        if not finished.wait(BOUND):
+            woken.set()
+            loop.call_soon_threadsafe(lambda: None)
+
+    async def silenced() -> Any:
+        _silence_eventfd(loop)
+        return await main()
+
+    thread = threading.Thread(target=watchdog)
+    thread.start()
+    try:
+        result = loop.run_until_complete(silenced())
+    finally:
+        finished.set()
+        thread.join()
+    assert not woken.is_set(), "it completed only once the watchdog woke the loop"
+    return result
+
+
+def _watches(loop: uringloop.Loop) -> dict[tuple[int, bool], Any]:
+    return loop._state.streams._watches  # type: ignore[union-attr]
+
+
+def test_a_pipe_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+    seen: list[dict[tuple[int, bool], Any]] = []
+
+    async def main() -> bytes:
+        writer = _later(0.05, lambda: os.write(w, b"data"))
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0.02)  # the loop blocked with the read in flight
+        seen.append(dict(_watches(loop)))
+        data = await read
+        writer.join()
+        await asyncio.sleep(0)
+        return data
+
+    try:
+        assert _run(loop, main) == b"data"
+        assert list(seen[0]) == [(r, False)]  # a duplicate of the read end was watched
+        assert not _watches(loop)  # and is no longer
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_pipe_write_completes_when_room_is_made(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    filled = 0
+    try:
+        while True:
+            filled += os.write(w, b"f" * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)
+
+    def drain() -> None:
+        left = filled
+        while left:
+            left -= len(os.read(r, left))
+
+    async def main() -> int:
+        drainer = _later(0.05, drain)
+        written = await loop.pwrite(w, b"y" * 10)
+        drainer.join()
+        return written
+
+    try:
+        assert _run(loop, main) == 10
+        assert os.read(r, 100) == b"y" * 10
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_socket_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
+    a, b = socket.socketpair()
+
+    async def main() -> bytes:
+        writer = _later(0.05, lambda: b.send(b"hello"))
+        data = await loop.pread(a.fileno(), 10)
+        writer.join()
+        return data
+
+    with a, b:
+        assert _run(loop, main) == b"hello"
+
+
+def test_a_read_from_another_thread_completes(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+    ops = loop.threadsafe
+
+    async def main() -> bytes:
+        writer = _later(0.1, lambda: os.write(w, b"foreign"))
+        result = await asyncio.to_thread(lambda: ops.pread(r, 20).result(BOUND))
+        writer.join()
+        return result
+
+    try:
+        assert _run(loop, main) == b"foreign"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_batch_with_a_pipe_completes(loop: uringloop.Loop, tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"file bytes")
+    fd = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+
+    async def main() -> list[bytes]:
+        writer = _later(0.05, lambda: os.write(w, b"piped"))
+        result = await loop.pread_many([(fd, 4, 0), (r, 10, -1)])
+        writer.join()
+        return result
+
+    try:
+        assert _run(loop, main) == [b"file", b"piped"]
+    finally:
+        for each in (fd, r, w):
+            os.close(each)
+
+
+def test_a_fifo_read_through_open_completes(loop: uringloop.Loop, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    holder = os.open(fifo, os.O_RDWR)  # (so that the open for reading does not wait)
+
+    async def main() -> bytes:
+        async with uringloop.open(fifo, "rb", buffering=0) as f:
+            writer = _later(0.05, lambda: os.write(holder, b"line\n"))
+            data = await f.read(5)
+            writer.join()
+            return data  # type: ignore[no-any-return]
+
+    try:
+        assert _run(loop, main) == b"line\n"
+    finally:
+        os.close(holder)
+
+
+def test_a_cancelled_read_leaves_no_watch(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+
+    async def main() -> None:
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0.02)
+        assert _watches(loop)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        for _ in range(3):  # the cancel's completion, then the next step before blocking
+            await asyncio.sleep(0.01)
+        assert not _watches(loop)
+
+    try:
+        _run(loop, main)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_close_with_a_read_in_flight_closes_the_watch(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+    before = _open_fds()
+    ops = loop.threadsafe
+
+    async def main() -> concurrent.futures.Future[bytes]:
+        # (A read no task waits for: from another thread; it never completes.)
+        read = await asyncio.to_thread(ops.pread, r, 10)
+        await asyncio.sleep(0.05)
+        assert len(_open_fds() - before) == 1  # the duplicate
+        return read
+
+    try:
+        read = _run(loop, main)
+        loop.close()
+        assert isinstance(read.exception(0), uringloop.LoopClosedError)
+        assert not _watches(loop)
+        assert _open_fds() <= before
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_descriptor_number_reused_gets_a_watch_of_its_own(loop: uringloop.Loop) -> None:
+    # A read of one pipe is cancelled, its descriptor closed, and the number reused by
+    # another pipe that a read waits on before the loop next blocks: the watch is of the
+    # new pipe, not a duplicate left of the old one.
+    r1, w1 = os.pipe()
+    pipes: list[int] = [w1]
+
+    async def main() -> bytes:
+        first = asyncio.ensure_future(loop.pread(r1, 10))
+        await asyncio.sleep(0.02)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        os.close(r1)
+        r2, w2 = os.pipe()
+        pipes.extend((r2, w2))
+        assert r2 == r1  # (the lowest number free)
+        second = asyncio.ensure_future(loop.pread(r2, 10))
+        await asyncio.sleep(0.02)
+        [(duplicate, _)] = _watches(loop).values()
+        assert os.fstat(duplicate).st_ino == os.fstat(r2).st_ino
+        writer = _later(0.02, lambda: os.write(w2, b"second"))
+        data = await second
+        writer.join()
+        return data
+
+    try:
+        assert _run(loop, main) == b"second"
+    finally:
+        for fd in pipes:
+            os.close(fd)
