@@ -112,6 +112,18 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "uringloop, busy loop (sleep(0) task)",
         },
     },
+    "streams": {
+        "1-byte pipe read, idle loop: write to return": {
+            "uringloop loop.pread(fd, 1)",
+            "uringloop add_reader + os.read",
+            "asyncio add_reader + os.read",
+            "uvloop add_reader + os.read",
+        },
+        "8 MiB into a pipe a thread drains": {
+            "uringloop loop.pwrite(fd, data)",
+            "asyncio, os.write on the loop's thread",
+        },
+    },
     "filecalls": {
         case: {"sync loop (built-in open)", "uringloop.open", "aiofiles"}
         for case in (

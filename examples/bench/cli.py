@@ -42,6 +42,7 @@ BENCHES = (
     "threadio",
     "smallfiles",
     "filecalls",
+    "streams",
 )
 
 
