@@ -73,7 +73,7 @@ class StreamWatch:
             waits[:] = [wait for wait in waits if wait[0].state != DONE]
             if ring:
                 for op, fd, writes in waits:
-                    if op.state == SUBMITTED:
+                    if op.state == SUBMITTED and op.waits_at_position(fd):
                         wanted.setdefault((fd, writes), []).append(op)
         watches = self._watches
         for key, (_, op) in list(watches.items()):

@@ -286,3 +286,38 @@ def test_a_descriptor_number_reused_gets_a_watch_of_its_own(loop: uringloop.Loop
     finally:
         for fd in pipes:
             os.close(fd)
+
+
+def test_a_batch_watches_only_the_streams_its_parts_still_wait_on(
+    loop: uringloop.Loop,
+) -> None:
+    # The part on r1 reads at once and leaves r1 readable; the part on r2 waits. Were r1
+    # still watched, the loop would wake for it at every iteration until r2 has data.
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.write(w1, b"a" * 100)
+
+    streams = loop._state.streams
+    add = streams._add  # type: ignore[union-attr]
+    made: list[int] = []  # the inode of each stream a watch was made for
+
+    def counted(fd: int, writes: bool, fired: Callable[[], None]) -> None:
+        made.append(os.fstat(fd).st_ino)
+        add(fd, writes, fired)
+
+    streams._add = counted  # type: ignore[union-attr]
+
+    async def main() -> list[bytes]:
+        batch = asyncio.ensure_future(loop.pread_many([(r1, 1, -1), (r2, 10, -1)]))
+        await asyncio.sleep(0.05)
+        writer = _later(0.02, lambda: os.write(w2, b"b"))
+        result = await batch
+        writer.join()
+        return result
+
+    try:
+        assert _run(loop, main) == [b"a", b"b"]
+        assert made == [os.fstat(r2).st_ino]  # (one watch, made once: r1 never)
+    finally:
+        for fd in (r1, w1, r2, w2):
+            os.close(fd)

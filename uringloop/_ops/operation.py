@@ -433,6 +433,12 @@ class Operation:
         for something to read first, in a way that can be withdrawn."""
         return None
 
+    def waits_at_position(self, fd: int) -> bool:
+        """Whether this operation, in flight, still reads or writes at the position of `fd`,
+        which it was noted for (note_stream_wait): a single one does until its completion;
+        a batch (ReadBatch), while a part at that position has not completed."""
+        return True
+
     def drop(self, failure: BaseException | None = None) -> None:
         """Never submitted and never will be: free what it holds; tell a waiting waiter."""
         self.state = DONE
@@ -733,6 +739,10 @@ class ReadBatch(Entry):
 
     def parts_left(self) -> int:
         return len(self.fds) - self._next
+
+    def waits_at_position(self, fd: int) -> bool:
+        res, fds, offsets = self._res, self.fds, self.offsets
+        return any(res[i] is None and fds[i] == fd and offsets[i] == -1 for i in range(self._next))
 
     def prep_parts(self, sqes: Any, words: Any, offsets: list[int], start: int) -> tuple[int, int]:
         first = self._next
