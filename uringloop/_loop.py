@@ -578,6 +578,10 @@ class Loop(asyncio.SelectorEventLoop):
         foreign = self._foreign
         if foreign is not None:
             foreign.pending.clear()
+        if state.streams is not None:
+            # The duplicates are closed here (one would keep a pipe's end open for the
+            # parent's reader), and not taken out of the parent's epoll.
+            state.streams.close(forked=True)
         driver = self._driver
         if isinstance(driver, RingDriver):
             driver.forget_after_fork()
@@ -760,6 +764,9 @@ class Loop(asyncio.SelectorEventLoop):
             driver.queue_many(_taken(foreign.drain()))
         if driver.inflight or driver.backlog:
             driver.flush()
+        streams = self._state.streams
+        if streams is not None and streams.watching:
+            streams.after_reap()
         if timeout == 0 or self._ready:
             # Busy, or completions just scheduled callbacks (the flush above, including
             # ones it delivered inside a full-SQ refill or for a failed enter).
@@ -773,7 +780,6 @@ class Loop(asyncio.SelectorEventLoop):
             driver.after_block()
             self._driver.flush()  # the driver may have been replaced (a broken ring)
             return 0
-        streams = self._state.streams
         if streams is not None:
             streams.before_block(driver.uses_ring)  # (reads, writes at a stream's position)
         if driver.retry_later:
@@ -825,6 +831,9 @@ class Loop(asyncio.SelectorEventLoop):
             # The eventfd may have fired for completions: reap them now (the flush enters
             # only if the ring says something is there to take).
             driver.flush()
+        streams = self._state.streams
+        if streams is not None and streams.watching:
+            streams.after_reap()
 
     def _wake_for_foreign(self) -> None:
         """F3: wake the loop from another thread: through the ring's eventfd (one write;
@@ -1022,7 +1031,7 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
             streams = self._state.streams
             if streams is not None:
-                streams.noted_by_foreign()  # (before the push: the loop may take it at once)
+                streams.noted_by_foreign(op)  # (before the push: the loop may take it at once)
             self._foreign.push(op)
         except RuntimeError as exc:
             op.drop()

@@ -10,8 +10,11 @@ it wakes as the stream does, and its post-select step enters the ring (the kerne
 IORING_SQ_TASKRUN), which finishes the operation.
 
 A watch is one-shot: it is removed when it fires, and made again before the loop next
-blocks while the operation is still in flight. A duplicate descriptor, private to the
-loop, so that nothing the program registers on the stream's own descriptor is touched.
+blocks while an operation is still in flight at that stream's position; it is removed too
+once none is (looked at after each reap), or the loop closes. A duplicate descriptor,
+private to the loop, so that nothing the program registers on the stream's own descriptor
+is touched; one per stream (by device and inode) and direction, whatever number the
+operations had for it.
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ import os
 from collections.abc import Callable
 
 from ._ops import DONE, STREAM_WAITS_NOTED, SUBMITTED, Operation, take_stream_waits
+from ._ops.operation import StreamWaitNote
 
-# (operation, descriptor, whether it writes): what note_stream_wait() noted.
-_Wait = tuple[Operation, int, bool]
+# A watch's key: the stream's (st_dev, st_ino), and whether it waits to write.
+_Key = tuple[tuple[int, int], bool]
 # Watch (fd, writes) with callback(); stop watching fd.
 AddWatch = Callable[[int, bool, Callable[[], None]], None]
 RemoveWatch = Callable[[int, bool], None]
 
 
 class StreamWatch:
-    """One loop's watches. before_block() runs on the loop's thread, just before it may
-    block; noted_by_foreign() on a foreign thread that has just built an operation for it."""
+    """One loop's watches. before_block() and after_reap() run on the loop's thread;
+    noted_by_foreign() on a foreign thread that has just built an operation for it."""
 
     __slots__ = ("_add", "_foreign", "_remove", "_waits", "_watches")
 
@@ -38,27 +42,38 @@ class StreamWatch:
         self._add = add
         self._remove = remove
         # The noted operations not known to be done, on the loop's thread.
-        self._waits: list[_Wait] = []
+        self._waits: list[StreamWaitNote] = []
         # Noted by foreign threads for this loop, not yet moved to _waits (list.extend and
         # the loop's slice-and-delete are each atomic).
-        self._foreign: list[_Wait] = []
-        # (fd, writes) -> the duplicate descriptor the selector watches, and the operation
-        # it was made for: kept while that one is in flight (a descriptor number closed and
-        # reused meanwhile may be another stream, which the next operation's watch dups).
-        self._watches: dict[tuple[int, bool], tuple[int, Operation]] = {}
+        self._foreign: list[StreamWaitNote] = []
+        # The duplicate descriptor the selector watches, per stream and direction.
+        self._watches: dict[_Key, int] = {}
 
-    def noted_by_foreign(self) -> None:
-        """Take what the calling (foreign) thread noted: operations it built for this loop."""
+    @property
+    def watching(self) -> bool:
+        return bool(self._watches)
+
+    def noted_by_foreign(self, op: Operation) -> None:
+        """Take the notes of `op`, which the calling (foreign) thread has just built for
+        this loop (its other notes are not this loop's to take)."""
         if STREAM_WAITS_NOTED:
-            waits = take_stream_waits()
+            waits = take_stream_waits(op)
             if waits:
                 self._foreign.extend(waits)
 
     def before_block(self, ring: bool) -> None:
         """Watch the streams of the noted operations in flight on the ring (none when `ring`
         is false: the loop's operations run on a thread pool); stop watching the others."""
-        if not (STREAM_WAITS_NOTED or self._waits or self._foreign or self._watches):
-            return
+        if STREAM_WAITS_NOTED or self._waits or self._foreign or self._watches:
+            self._refresh(ring, True)
+
+    def after_reap(self) -> None:
+        """Completions were reaped: stop watching the streams no operation waits on now
+        (a duplicate would keep a pipe's end open while the loop is stopped)."""
+        if self._watches:
+            self._refresh(True, False)
+
+    def _refresh(self, ring: bool, make: bool) -> None:
         waits = self._waits
         if STREAM_WAITS_NOTED:
             waits += take_stream_waits()
@@ -67,48 +82,49 @@ class StreamWatch:
             count = len(foreign)
             waits += foreign[:count]
             del foreign[:count]
-        # (fd, writes) -> the operations in flight at that stream's position, oldest first.
-        wanted: dict[tuple[int, bool], list[Operation]] = {}
+        # key -> a descriptor of that stream, from an operation in flight at its position
+        wanted: dict[_Key, int] = {}
         if waits:
             waits[:] = [wait for wait in waits if wait[0].state != DONE]
             if ring:
-                for op, fd, writes in waits:
+                for op, fd, writes, stream in waits:
                     if op.state == SUBMITTED and op.waits_at_position(fd):
-                        wanted.setdefault((fd, writes), []).append(op)
+                        wanted.setdefault((stream, writes), fd)
         watches = self._watches
-        for key, (_, op) in list(watches.items()):
-            if op not in wanted.get(key, ()):
-                self._unwatch(key)
-        for key, ops in wanted.items():
-            if key not in watches:
-                self._watch(key, ops[0])
+        for key in [key for key in watches if key not in wanted]:
+            self._unwatch(key)
+        if make:
+            for key, fd in wanted.items():
+                if key not in watches:
+                    self._watch(key, fd)
 
-    def _watch(self, key: tuple[int, bool], op: Operation) -> None:
-        fd, writes = key
+    def _watch(self, key: _Key, fd: int) -> None:
         try:
             duplicate = os.dup(fd)
         except OSError:  # (EMFILE, or closed meanwhile: the operation says how) a late wake
             return
         try:
-            self._add(duplicate, writes, lambda: self._fired(key, duplicate))
+            status = os.fstat(duplicate)
+            if (status.st_dev, status.st_ino) != key[0]:
+                raise ValueError  # the number was closed and reused since: not its stream
+            self._add(duplicate, key[1], lambda: self._fired(key, duplicate))
         except (OSError, ValueError):  # a descriptor epoll refuses (EPERM): a late wake
             os.close(duplicate)
             return
-        self._watches[key] = (duplicate, op)
+        self._watches[key] = duplicate
 
-    def _fired(self, key: tuple[int, bool], duplicate: int) -> None:
-        watch = self._watches.get(key)
-        if watch is not None and watch[0] == duplicate:
+    def _fired(self, key: _Key, duplicate: int) -> None:
+        if self._watches.get(key) == duplicate:
             self._unwatch(key)
 
-    def _unwatch(self, key: tuple[int, bool], selector: bool = True) -> None:
-        watch = self._watches.pop(key, None)
-        if watch is not None:
+    def _unwatch(self, key: _Key, selector: bool = True) -> None:
+        duplicate = self._watches.pop(key, None)
+        if duplicate is not None:
             try:
                 if selector:
-                    self._remove(watch[0], key[1])
+                    self._remove(duplicate, key[1])
             finally:
-                os.close(watch[0])
+                os.close(duplicate)
 
     def close(self, forked: bool = False) -> None:
         """Stop every watch and forget every operation (the loop is closing). `forked`: in

@@ -24,7 +24,7 @@ import threading
 from itertools import repeat
 from typing import Any
 
-from ._ops import DONE, AsyncCancel, Operation, Reaper
+from ._ops import DONE, STREAM_WAITS_NOTED, AsyncCancel, Operation, Reaper, take_stream_waits
 from ._ring import abi
 from ._ring.ring import Ring
 
@@ -75,6 +75,8 @@ class ThreadRing:
     def run(self, op: Operation) -> Any:
         """Submit `op` (one SQE, or a batch's parts), wait for its completion, return its
         value or raise its error. Blocks the calling thread, which releases the GIL."""
+        if STREAM_WAITS_NOTED:
+            take_stream_waits(op)  # (no loop takes them: this ring waits in the kernel)
         if op.state == DONE:  # answered when it was built (RunNow)
             return op.outcome()  # type: ignore[attr-defined]
         outcome = _Outcome()

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,18 @@ def _run(loop: uringloop.Loop, main: Callable[[], Coroutine[Any, Any, Any]]) -> 
     return result
 
 
-def _watches(loop: uringloop.Loop) -> dict[tuple[int, bool], Any]:
+def _stream(fd: int) -> tuple[int, int]:
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
+
+
+def _watches(loop: uringloop.Loop) -> dict[tuple[tuple[int, int], bool], int]:
     return loop._state.streams._watches  # type: ignore[union-attr]
 
 
 def test_a_pipe_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
     r, w = os.pipe()
-    seen: list[dict[tuple[int, bool], Any]] = []
+    seen: list[dict[tuple[tuple[int, int], bool], int]] = []
 
     async def main() -> bytes:
         writer = _later(0.05, lambda: os.write(w, b"data"))
@@ -107,7 +113,7 @@ def test_a_pipe_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
 
     try:
         assert _run(loop, main) == b"data"
-        assert list(seen[0]) == [(r, False)]  # a duplicate of the read end was watched
+        assert list(seen[0]) == [(_stream(r), False)]  # a duplicate of the read end was watched
         assert not _watches(loop)  # and is no longer
     finally:
         os.close(r)
@@ -274,7 +280,7 @@ def test_a_descriptor_number_reused_gets_a_watch_of_its_own(loop: uringloop.Loop
         assert r2 == r1  # (the lowest number free)
         second = asyncio.ensure_future(loop.pread(r2, 10))
         await asyncio.sleep(0.02)
-        [(duplicate, _)] = _watches(loop).values()
+        [duplicate] = _watches(loop).values()
         assert os.fstat(duplicate).st_ino == os.fstat(r2).st_ino
         writer = _later(0.02, lambda: os.write(w2, b"second"))
         data = await second
@@ -321,3 +327,145 @@ def test_a_batch_watches_only_the_streams_its_parts_still_wait_on(
     finally:
         for fd in (r1, w1, r2, w2):
             os.close(fd)
+
+
+def test_a_call_on_another_loop_takes_only_its_own_note(loop: uringloop.Loop) -> None:
+    # In one step this loop's task starts a read of r, and a call of another loop's
+    # threadsafe operations, in the same thread, reads r2: each loop watches its own.
+    other = uringloop.Loop()
+    thread = threading.Thread(target=other.run_forever)
+    thread.start()
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+
+    async def main() -> bytes:
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0)  # (the read is built: noted in this thread)
+        theirs = other.threadsafe.pread(r2, 10)
+        await asyncio.sleep(0.05)
+        assert list(_watches(loop)) == [(_stream(r), False)]
+        writer = _later(0.02, lambda: os.write(w, b"mine"))
+        data = await read
+        writer.join()
+        os.write(w2, b"theirs")
+        assert theirs.result(BOUND) == b"theirs"
+        return data
+
+    try:
+        assert _run(loop, main) == b"mine"
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join()
+        other.close()
+        for fd in (r, w, r2, w2):
+            os.close(fd)
+
+
+def test_no_duplicate_outlives_its_operation_when_the_loop_stops(loop: uringloop.Loop) -> None:
+    # A watched read is cancelled and the loop stops: the duplicate of the read end is
+    # closed, so that closing the program's own read end breaks the pipe.
+    r, w = os.pipe()
+
+    async def main() -> None:
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0.02)
+        assert _watches(loop)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+
+    try:
+        _run(loop, main)
+        assert not _watches(loop)
+        os.close(r)
+        with pytest.raises(BrokenPipeError):
+            os.write(w, b"x")
+    finally:
+        os.close(w)
+
+
+def test_a_forked_child_closes_its_copies_of_the_duplicates(loop: uringloop.Loop) -> None:
+    r, w = os.pipe()
+
+    async def main() -> bytes:
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0.02)
+        [duplicate] = _watches(loop).values()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: threads)
+            pid = os.fork()
+        if pid == 0:  # the child: its copy of the duplicate is closed, nothing else touched
+            code = 1
+            try:
+                try:
+                    os.fstat(duplicate)
+                except OSError:
+                    code = 0 if not _watches(loop) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        writer = _later(0.02, lambda: os.write(w, b"after fork"))
+        data = await read  # (the parent's watch is still in its epoll)
+        writer.join()
+        return data
+
+    try:
+        assert _run(loop, main) == b"after fork"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_number_reused_while_its_read_is_in_flight(loop: uringloop.Loop) -> None:
+    # r1 is closed while a read of it is in flight (the kernel keeps its pipe open), and
+    # its number reused by another pipe: a read of that one is watched all the same.
+    r1, w1 = os.pipe()
+    others: list[int] = [w1]
+
+    async def main() -> bytes:
+        first = asyncio.ensure_future(loop.pread(r1, 10))
+        await asyncio.sleep(0.02)
+        os.close(r1)
+        r2, w2 = os.pipe()
+        others.extend((r2, w2))
+        assert r2 == r1
+        second = asyncio.ensure_future(loop.pread(r2, 10))
+        await asyncio.sleep(0.02)
+        writer = _later(0.02, lambda: os.write(w2, b"second"))
+        data = await second
+        writer.join()
+        os.write(w1, b"first")
+        assert await first == b"first"
+        return data
+
+    try:
+        assert _run(loop, main) == b"second"
+    finally:
+        for fd in others:
+            os.close(fd)
+
+
+def test_a_thread_ring_batch_leaves_no_note_behind(tmp_path: Path) -> None:
+    # uringloop.threads' batches run on the thread's own ring, which no loop drains: the
+    # thread's notes of them are dropped, not kept with their results.
+    import uringloop.threads
+    from uringloop._ops import take_stream_waits
+
+    r, w = os.pipe()
+    os.write(w, b"abc")
+    left: list[Any] = []
+
+    def work() -> None:
+        assert uringloop.threads.pread_many([(r, 1, -1), (r, 1, -1)]) in (
+            [b"a", b"b"],
+            [b"b", b"a"],
+        )
+        left.extend(take_stream_waits())
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    os.close(r)
+    os.close(w)
+    assert left == []

@@ -192,31 +192,52 @@ _stream_waits = threading.local()
 # The native ids of the threads that noted some since they last took them: a loop looks
 # for its own only when this is not empty.
 STREAM_WAITS_NOTED: set[int] = set()
-# Entries a thread keeps before it drops those of finished operations (a thread that
-# builds such operations for a ring no loop drains, its own thread ring's).
+# Entries a thread keeps before it drops those of finished operations (doubled past what
+# is left, so that noting many is not quadratic); a thread whose notes nobody takes keeps
+# at most about this many finished ones.
 _STREAM_WAITS_KEPT = 64
+
+# (operation, descriptor, whether it writes, the stream's (st_dev, st_ino)).
+StreamWaitNote = tuple["Operation", int, bool, tuple[int, int]]
 
 
 def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
     """`op`, just built, reads (or `writes`) at the position of `fd`, a stream that may
     wait (made_at_position said STREAM_ON_RING)."""
-    waits: list[tuple[Operation, int, bool]] | None = getattr(_stream_waits, "ops", None)
+    try:
+        status = os.fstat(fd)
+    except OSError:  # (closed meanwhile: the operation reports it)
+        return
+    waits: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
     if waits is None:
         waits = _stream_waits.ops = []
-    elif len(waits) >= _STREAM_WAITS_KEPT:
+        _stream_waits.kept = _STREAM_WAITS_KEPT
+    elif len(waits) >= _stream_waits.kept:
         waits[:] = [entry for entry in waits if entry[0].state != DONE]
-    waits.append((op, fd, writes))
+        _stream_waits.kept = max(_STREAM_WAITS_KEPT, 2 * len(waits))
+    waits.append((op, fd, writes, (status.st_dev, status.st_ino)))
     STREAM_WAITS_NOTED.add(threading.get_native_id())
 
 
-def take_stream_waits() -> list[tuple[Operation, int, bool]]:
-    """What note_stream_wait() noted in this thread since the last call, (op, fd, writes)
-    each, oldest first; the caller runs those operations."""
+def take_stream_waits(op: Operation | None = None) -> list[StreamWaitNote]:
+    """What note_stream_wait() noted in this thread and no one took yet, oldest first:
+    all of it, or only the notes of `op` (a foreign thread's operation for one loop). The
+    caller runs those operations."""
+    waits: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
+    if op is not None:
+        if not waits:
+            return []
+        mine = [entry for entry in waits if entry[0] is op]
+        if mine:
+            waits[:] = [entry for entry in waits if entry[0] is not op]
+        if not waits:
+            STREAM_WAITS_NOTED.discard(threading.get_native_id())
+        return mine
     STREAM_WAITS_NOTED.discard(threading.get_native_id())
-    waits: list[tuple[Operation, int, bool]] | None = getattr(_stream_waits, "ops", None)
     if not waits:
         return []
     _stream_waits.ops = []
+    _stream_waits.kept = _STREAM_WAITS_KEPT
     return waits
 
 
