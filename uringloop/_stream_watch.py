@@ -36,7 +36,7 @@ class StreamWatch:
     """One loop's watches. before_block() and after_reap() run on the loop's thread;
     noted_by_foreign() on a foreign thread that has just built an operation for it."""
 
-    __slots__ = ("_add", "_foreign", "_remove", "_waits", "_watches")
+    __slots__ = ("_add", "_foreign", "_remove", "_waits", "_watches", "watching")
 
     def __init__(self, add: AddWatch, remove: RemoveWatch) -> None:
         self._add = add
@@ -48,10 +48,7 @@ class StreamWatch:
         self._foreign: list[StreamWaitNote] = []
         # The duplicate descriptor the selector watches, per stream and direction.
         self._watches: dict[_Key, int] = {}
-
-    @property
-    def watching(self) -> bool:
-        return bool(self._watches)
+        self.watching = False  # bool(self._watches), read at every pre-select step
 
     def noted_by_foreign(self, op: Operation) -> None:
         """Take the notes of `op`, which the calling (foreign) thread has just built for
@@ -112,6 +109,7 @@ class StreamWatch:
             os.close(duplicate)
             return
         self._watches[key] = duplicate
+        self.watching = True
 
     def _fired(self, key: _Key, duplicate: int) -> None:
         if self._watches.get(key) == duplicate:
@@ -119,6 +117,7 @@ class StreamWatch:
 
     def _unwatch(self, key: _Key, selector: bool = True) -> None:
         duplicate = self._watches.pop(key, None)
+        self.watching = bool(self._watches)
         if duplicate is not None:
             try:
                 if selector:
