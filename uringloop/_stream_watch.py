@@ -13,8 +13,7 @@ A watch is one-shot: it is removed when it fires, and made again before the loop
 blocks while an operation is still in flight at that stream's position; it is removed too
 once none is (looked at after each reap), or the loop closes. A duplicate descriptor,
 private to the loop, so that nothing the program registers on the stream's own descriptor
-is touched; one per stream (by device and inode) and direction, whatever number the
-operations had for it.
+is touched; one per stream (by device and inode), descriptor and direction.
 """
 
 from __future__ import annotations
@@ -25,8 +24,9 @@ from collections.abc import Callable
 from ._ops import DONE, STREAM_WAITS_NOTED, SUBMITTED, Operation, take_stream_waits
 from ._ops.operation import StreamWaitNote
 
-# A watch's key: the stream's (st_dev, st_ino), and whether it waits to write.
-_Key = tuple[tuple[int, int], bool]
+# A watch's key: the stream's (st_dev, st_ino), a descriptor of it (anonymous inodes,
+# eventfds and timerfds, share one inode), and whether it waits to write.
+_Key = tuple[tuple[int, int], int, bool]
 # Watch (fd, writes) with callback(); stop watching fd.
 AddWatch = Callable[[int, bool, Callable[[], None]], None]
 RemoveWatch = Callable[[int, bool], None]
@@ -79,32 +79,32 @@ class StreamWatch:
             count = len(foreign)
             waits += foreign[:count]
             del foreign[:count]
-        # key -> a descriptor of that stream, from an operation in flight at its position
-        wanted: dict[_Key, int] = {}
+        # the streams and directions of the operations in flight at their position
+        wanted: set[_Key] = set()
         if waits:
             waits[:] = [wait for wait in waits if wait[0].state != DONE]
             if ring:
                 for op, fd, writes, stream in waits:
                     if op.state == SUBMITTED and op.waits_at_position(fd):
-                        wanted.setdefault((stream, writes), fd)
+                        wanted.add((stream, fd, writes))
         watches = self._watches
         for key in [key for key in watches if key not in wanted]:
             self._unwatch(key)
         if make:
-            for key, fd in wanted.items():
+            for key in wanted:
                 if key not in watches:
-                    self._watch(key, fd)
+                    self._watch(key)
 
-    def _watch(self, key: _Key, fd: int) -> None:
+    def _watch(self, key: _Key) -> None:
         try:
-            duplicate = os.dup(fd)
+            duplicate = os.dup(key[1])
         except OSError:  # (EMFILE, or closed meanwhile: the operation says how) a late wake
             return
         try:
             status = os.fstat(duplicate)
             if (status.st_dev, status.st_ino) != key[0]:
                 raise ValueError  # the number was closed and reused since: not its stream
-            self._add(duplicate, key[1], lambda: self._fired(key, duplicate))
+            self._add(duplicate, key[2], lambda: self._fired(key, duplicate))
         except (OSError, ValueError):  # a descriptor epoll refuses (EPERM): a late wake
             os.close(duplicate)
             return
@@ -121,7 +121,7 @@ class StreamWatch:
         if duplicate is not None:
             try:
                 if selector:
-                    self._remove(duplicate, key[1])
+                    self._remove(duplicate, key[2])
             finally:
                 os.close(duplicate)
 

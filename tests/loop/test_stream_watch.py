@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -93,13 +94,13 @@ def _stream(fd: int) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
 
-def _watches(loop: uringloop.Loop) -> dict[tuple[tuple[int, int], bool], int]:
+def _watches(loop: uringloop.Loop) -> dict[tuple[tuple[int, int], int, bool], int]:
     return loop._state.streams._watches  # type: ignore[union-attr]
 
 
 def test_a_pipe_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
     r, w = os.pipe()
-    seen: list[dict[tuple[tuple[int, int], bool], int]] = []
+    seen: list[dict[tuple[tuple[int, int], int, bool], int]] = []
 
     async def main() -> bytes:
         writer = _later(0.05, lambda: os.write(w, b"data"))
@@ -113,7 +114,7 @@ def test_a_pipe_read_completes_when_data_arrives(loop: uringloop.Loop) -> None:
 
     try:
         assert _run(loop, main) == b"data"
-        assert list(seen[0]) == [(_stream(r), False)]  # a duplicate of the read end was watched
+        assert list(seen[0]) == [(_stream(r), r, False)]  # a duplicate of r was watched
         assert not _watches(loop)  # and is no longer
     finally:
         os.close(r)
@@ -322,7 +323,7 @@ def test_a_call_on_another_loop_takes_only_its_own_note(loop: uringloop.Loop) ->
         await asyncio.sleep(0)  # (the read is built: noted in this thread)
         theirs = other.threadsafe.pread(r2, 10)
         await asyncio.sleep(0.05)
-        assert list(_watches(loop)) == [(_stream(r), False)]
+        assert list(_watches(loop)) == [(_stream(r), r, False)]
         writer = _later(0.02, lambda: os.write(w, b"mine"))
         data = await read
         writer.join()
@@ -448,3 +449,25 @@ def test_a_thread_ring_batch_leaves_no_note_behind(tmp_path: Path) -> None:
     os.close(r)
     os.close(w)
     assert left == []
+
+
+def test_two_eventfds_are_two_streams(loop: uringloop.Loop) -> None:
+    # Eventfds (anonymous inodes) share one device and inode: each is watched all the same.
+    first, second = os.eventfd(0), os.eventfd(0)
+
+    async def main() -> list[bytes]:
+        reads = [asyncio.ensure_future(loop.pread(fd, 8)) for fd in (first, second)]
+        await asyncio.sleep(0.02)
+        assert len(_watches(loop)) == 2
+        writer = _later(0.02, lambda: os.eventfd_write(second, 2))
+        done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+        writer.join()
+        assert done == {reads[1]}
+        os.eventfd_write(first, 1)
+        return [await read for read in reads]
+
+    try:
+        assert _run(loop, main) == [(1).to_bytes(8, sys.byteorder), (2).to_bytes(8, sys.byteorder)]
+    finally:
+        os.close(first)
+        os.close(second)
