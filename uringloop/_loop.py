@@ -447,7 +447,7 @@ class Loop(asyncio.SelectorEventLoop):
         self._eager_left = EAGER_PER_ITERATION
         wrapper = make_selector(selector)
         super().__init__(wrapper)
-        self._state.streams = StreamWatch(self._watch_stream, self._unwatch_stream)
+        self._state.streams = StreamWatch(self._watch_stream, self._unwatch_stream, self._owns)
         self._foreign = ForeignQueue(self._wake_for_foreign, foreign_wakeup)
         if use_uring is None:
             use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
@@ -557,6 +557,14 @@ class Loop(asyncio.SelectorEventLoop):
         else:
             self._remove_reader(fd)
 
+    def _owns(self, op: Operation) -> bool:
+        """Whether `op`, built in the loop's thread, is this loop's: its waiter is a future
+        of this loop's (a foreign thread's operations are handed over as they are queued)."""
+        waiter = op.waiter
+        if isinstance(waiter, _KeptOutcome):
+            waiter = waiter.future
+        return isinstance(waiter, asyncio.Future) and waiter.get_loop() is self
+
     def _watch_driver(self) -> None:
         driver = self._driver
         self._selector.watch(
@@ -579,9 +587,7 @@ class Loop(asyncio.SelectorEventLoop):
         if foreign is not None:
             foreign.pending.clear()
         if state.streams is not None:
-            # The duplicates are closed here (one would keep a pipe's end open for the
-            # parent's reader), and not taken out of the parent's epoll.
-            state.streams.close(forked=True)
+            state.streams.forget_after_fork()
         driver = self._driver
         if isinstance(driver, RingDriver):
             driver.forget_after_fork()
@@ -1027,11 +1033,13 @@ class Loop(asyncio.SelectorEventLoop):
         if op.state == DONE:  # answered when it was built (RunNow)
             op.deliver()  # type: ignore[attr-defined]
             return
+        streams = self._state.streams
+        if streams is not None:
+            # Before the push (the loop may take it at once), and before the checks, so
+            # that the calling thread keeps no note of an operation refused.
+            streams.noted_by_foreign(op)
         try:
             self._check_usable()
-            streams = self._state.streams
-            if streams is not None:
-                streams.noted_by_foreign(op)  # (before the push: the loop may take it at once)
             self._foreign.push(op)
         except RuntimeError as exc:
             op.drop()
@@ -1424,7 +1432,7 @@ class Loop(asyncio.SelectorEventLoop):
             if self._state.copy_ring is not None:
                 self._state.copy_ring.close()
             if self._state.streams is not None:
-                self._state.streams.close(self._state.forked)
+                self._state.streams.close()
             # The self-pipe and the selector are closed whatever the ring's teardown did.
             super().close()
             _loops.discard(self)  # nothing of it is left for a fork to let go of

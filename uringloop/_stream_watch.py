@@ -19,28 +19,40 @@ is touched; one per stream (by device and inode), descriptor and direction.
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Callable
 
-from ._ops import DONE, STREAM_WAITS_NOTED, SUBMITTED, Operation, take_stream_waits
+from ._ops import (
+    DONE,
+    STREAM_WAITS_NOTED,
+    Operation,
+    give_back_stream_waits,
+    take_stream_waits,
+)
 from ._ops.operation import StreamWaitNote
 
+# Descriptors left to the program: no duplicate is made whose number is this close to
+# the limit on open files (RLIMIT_NOFILE's soft one); its stream's wait is woken late.
+HEADROOM = 32
 # A watch's key: the stream's (st_dev, st_ino), a descriptor of it (anonymous inodes,
 # eventfds and timerfds, share one inode), and whether it waits to write.
 _Key = tuple[tuple[int, int], int, bool]
-# Watch (fd, writes) with callback(); stop watching fd.
+# Watch (fd, writes) with callback(); stop watching fd; whether an operation is the loop's.
 AddWatch = Callable[[int, bool, Callable[[], None]], None]
 RemoveWatch = Callable[[int, bool], None]
+Owns = Callable[[Operation], bool]
 
 
 class StreamWatch:
     """One loop's watches. before_block() and after_reap() run on the loop's thread;
     noted_by_foreign() on a foreign thread that has just built an operation for it."""
 
-    __slots__ = ("_add", "_foreign", "_remove", "_waits", "_watches", "watching")
+    __slots__ = ("_add", "_foreign", "_owns", "_remove", "_waits", "_watches", "watching")
 
-    def __init__(self, add: AddWatch, remove: RemoveWatch) -> None:
+    def __init__(self, add: AddWatch, remove: RemoveWatch, owns: Owns) -> None:
         self._add = add
         self._remove = remove
+        self._owns = owns
         # The noted operations not known to be done, on the loop's thread.
         self._waits: list[StreamWaitNote] = []
         # Noted by foreign threads for this loop, not yet moved to _waits (list.extend and
@@ -73,7 +85,13 @@ class StreamWatch:
     def _refresh(self, ring: bool, make: bool) -> None:
         waits = self._waits
         if STREAM_WAITS_NOTED:
-            waits += take_stream_waits()
+            # This thread's notes: of the operations this loop queued, and maybe of another
+            # loop's that the thread also runs, or of one not queued yet (given back).
+            noted = take_stream_waits()
+            owns = self._owns
+            waits += [wait for wait in noted if owns(wait[0])]
+            if len(noted) > len(waits):
+                give_back_stream_waits([wait for wait in noted if not owns(wait[0])])
         foreign = self._foreign
         if foreign:
             count = len(foreign)
@@ -85,7 +103,7 @@ class StreamWatch:
             waits[:] = [wait for wait in waits if wait[0].state != DONE]
             if ring:
                 for op, fd, writes, stream in waits:
-                    if op.state == SUBMITTED and op.waits_at_position(fd):
+                    if op.waits_at_position(fd):
                         wanted.add((stream, fd, writes))
         watches = self._watches
         for key in [key for key in watches if key not in wanted]:
@@ -100,36 +118,57 @@ class StreamWatch:
             duplicate = os.dup(key[1])
         except OSError:  # (EMFILE, or closed meanwhile: the operation says how) a late wake
             return
+        if duplicate >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] - HEADROOM:
+            os.close(duplicate)  # the program's last descriptors are not the loop's to take
+            return
+        # In _watches before the selector has it: _unwatch undoes both, whatever
+        # interrupts (a signal handler's KeyboardInterrupt) after this line.
+        self._watches[key] = duplicate
+        self.watching = True
         try:
             status = os.fstat(duplicate)
             if (status.st_dev, status.st_ino) != key[0]:
                 raise ValueError  # the number was closed and reused since: not its stream
             self._add(duplicate, key[2], lambda: self._fired(key, duplicate))
-        except (OSError, ValueError):  # a descriptor epoll refuses (EPERM): a late wake
-            os.close(duplicate)
-            return
-        self._watches[key] = duplicate
-        self.watching = True
+        except BaseException as exc:
+            self._unwatch(key)
+            if not isinstance(exc, (OSError, ValueError)):  # (epoll refuses it: a late wake)
+                raise
 
     def _fired(self, key: _Key, duplicate: int) -> None:
         if self._watches.get(key) == duplicate:
             self._unwatch(key)
 
-    def _unwatch(self, key: _Key, selector: bool = True) -> None:
-        duplicate = self._watches.pop(key, None)
-        self.watching = bool(self._watches)
-        if duplicate is not None:
-            try:
-                if selector:
-                    self._remove(duplicate, key[2])
-            finally:
-                os.close(duplicate)
+    def _unwatch(self, key: _Key) -> None:
+        duplicate = self._watches.get(key)
+        if duplicate is None:
+            return
+        try:
+            self._remove(duplicate, key[2])
+        finally:
+            del self._watches[key]
+            self.watching = bool(self._watches)
+            os.close(duplicate)
 
-    def close(self, forked: bool = False) -> None:
-        """Stop every watch and forget every operation (the loop is closing). `forked`: in
-        a child process, whose selector's epoll is its parent's: the duplicates are only
-        closed, the parent's registrations left as they are."""
+    def forget_after_fork(self) -> None:
+        """In a forked child: the duplicates are made /dev/null's (the child's copies would
+        keep the parent's pipes open: a reader there would never see their end), the
+        numbers still taken, and the operations forgotten. The selector is the parent's
+        epoll: its registrations are left as they are, and taking a watch out later asks
+        it about a descriptor it does not have, which it ignores."""
+        self._waits.clear()
+        del self._foreign[:]
+        if self._watches:
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                for duplicate in self._watches.values():
+                    os.dup2(null, duplicate)
+            finally:
+                os.close(null)
+
+    def close(self) -> None:
+        """Stop every watch and forget every operation (the loop is closing)."""
         self._waits.clear()
         del self._foreign[:]
         for key in list(self._watches):
-            self._unwatch(key, selector=not forked)
+            self._unwatch(key)

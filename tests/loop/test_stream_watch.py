@@ -63,6 +63,12 @@ def _later(delay: float, action: Callable[[], object]) -> threading.Thread:
     return thread
 
 
+def _in_a_thread(work: Callable[[], None]) -> None:
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+
+
 def _run(loop: uringloop.Loop, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """loop.run_until_complete(main()) with the eventfd silenced. Nothing else wakes the
     loop but a watchdog thread, after BOUND seconds: the test fails if it had to."""
@@ -364,7 +370,7 @@ def test_a_cancelled_read_leaves_no_watch_when_the_loop_stops(loop: uringloop.Lo
         os.close(w)
 
 
-def test_a_forked_child_closes_its_copies_of_the_duplicates(loop: uringloop.Loop) -> None:
+def test_a_forked_child_lets_go_of_the_streams_watched(loop: uringloop.Loop) -> None:
     r, w = os.pipe()
 
     async def main() -> bytes:
@@ -374,13 +380,10 @@ def test_a_forked_child_closes_its_copies_of_the_duplicates(loop: uringloop.Loop
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # (3.12+: threads)
             pid = os.fork()
-        if pid == 0:  # the child: its copy of the duplicate is closed, nothing else touched
+        if pid == 0:  # the child: its copy of the duplicate no longer holds the pipe
             code = 1
             try:
-                try:
-                    os.fstat(duplicate)
-                except OSError:
-                    code = 0 if not _watches(loop) else 2
+                code = 0 if os.fstat(duplicate).st_ino != os.fstat(r).st_ino else 2
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
@@ -443,9 +446,7 @@ def test_a_thread_ring_batch_leaves_no_note_behind(tmp_path: Path) -> None:
         )
         left.extend(take_stream_waits())
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
+    _in_a_thread(work)
     os.close(r)
     os.close(w)
     assert left == []
@@ -471,3 +472,150 @@ def test_two_eventfds_are_two_streams(loop: uringloop.Loop) -> None:
     finally:
         os.close(first)
         os.close(second)
+
+
+def test_a_batch_past_the_in_flight_cap_is_watched() -> None:
+    # Eight parts, four in flight at most: the batch is still queued while its first four
+    # parts wait on the pipe, and its stream is watched all the same.
+    loop = uringloop.Loop(sq_entries=4, cq_entries=4)
+    r, w = os.pipe()
+
+    async def main() -> list[bytes]:
+        batch = asyncio.ensure_future(loop.pread_many([(r, 1, -1)] * 8))
+        await asyncio.sleep(0.02)
+        assert len(_watches(loop)) == 1
+        writer = _later(0.02, lambda: os.write(w, b"abcdefgh"))
+        result = await batch
+        writer.join()
+        return result  # type: ignore[no-any-return]
+
+    try:
+        if not loop.uring_available:
+            pytest.skip("io_uring is unavailable here")
+        assert sorted(_run(loop, main)) == [bytes([c]) for c in b"abcdefgh"]
+    finally:
+        loop.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_two_loops_run_in_turn_by_one_thread_watch_their_own() -> None:
+    # Loop A starts a read and stops before blocking; loop B then runs in the same thread:
+    # B does not take A's note, and A, run again, watches its read.
+    first, second = uringloop.Loop(), uringloop.Loop()
+    r, w = os.pipe()
+
+    async def start() -> asyncio.Future[bytes]:
+        read = asyncio.ensure_future(first.pread(r, 10))
+        await asyncio.sleep(0)  # (built and queued; the loop stops without blocking)
+        return read
+
+    async def other() -> None:
+        await asyncio.sleep(0.02)
+        assert not _watches(second)
+
+    try:
+        if not first.uring_available:
+            pytest.skip("io_uring is unavailable here")
+        read = first.run_until_complete(start())
+        second.run_until_complete(other())
+
+        async def finish() -> bytes:
+            await asyncio.sleep(0.02)
+            assert list(_watches(first)) == [(_stream(r), r, False)]
+            writer = _later(0.02, lambda: os.write(w, b"first"))
+            data = await read
+            writer.join()
+            return data
+
+        assert _run(first, finish) == b"first"
+    finally:
+        first.close()
+        second.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_a_refused_submission_leaves_no_note(loop: uringloop.Loop) -> None:
+    from uringloop._ops import STREAM_WAITS_NOTED, take_stream_waits
+
+    closed = uringloop.Loop()
+    closed.close()
+    r, w = os.pipe()
+    seen: list[Any] = []
+
+    def work() -> None:
+        with pytest.raises(uringloop.LoopClosedError):
+            closed.threadsafe.pread(r, 10)
+        seen.append(threading.get_native_id() in STREAM_WAITS_NOTED)
+        seen.append(take_stream_waits())
+
+    _in_a_thread(work)
+    os.close(r)
+    os.close(w)
+    assert seen == [False, []]
+
+
+def test_an_interrupted_watch_leaves_no_duplicate(loop: uringloop.Loop) -> None:
+    # A signal handler's KeyboardInterrupt while the selector takes the watch: it is
+    # raised, and the duplicate is not left open nor registered.
+    streams = loop._state.streams
+    r, w = os.pipe()
+    before = _open_fds()
+
+    def interrupted(fd: int, writes: bool, fired: Callable[[], None]) -> None:
+        loop._add_reader(fd, fired)  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    streams._add = interrupted  # type: ignore[union-attr]
+
+    async def main() -> None:
+        loop.create_task(loop.pread(r, 10))
+        await asyncio.sleep(0.02)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(main())
+        assert not _watches(loop)
+        assert _open_fds() <= before
+        assert all(key.fd in before for key in loop._selector.get_map().values())
+        os.write(w, b"x")  # (the read completes, and the loop closes cleanly)
+        loop.run_until_complete(asyncio.sleep(0.02))
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_the_duplicates_leave_the_program_descriptors(loop: uringloop.Loop) -> None:
+    # With the limit on open files close, reads wait unwatched rather than take the
+    # program's last descriptors (they complete, late: the eventfd is not silenced here).
+    import resource
+
+    from uringloop._stream_watch import HEADROOM
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    pipes = [os.pipe() for _ in range(4)]
+    highest = max(max(pair) for pair in pipes)
+    fillers: list[int] = []  # every number up to `highest` taken: a duplicate gets the next
+    while (filler := os.open(os.devnull, os.O_RDONLY)) < highest:
+        fillers.append(filler)
+    os.close(filler)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 2 + HEADROOM, hard))
+
+    async def main() -> list[bytes]:
+        reads = [asyncio.ensure_future(loop.pread(r, 10)) for r, _ in pipes]
+        await asyncio.sleep(0.02)
+        assert list(_watches(loop).values()) == [highest + 1]  # one, below the headroom
+        for _, w in pipes:
+            os.write(w, b"x")
+        return await asyncio.gather(*reads)
+
+    try:
+        assert loop.run_until_complete(main()) == [b"x"] * len(pipes)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+        for pair in pipes:
+            os.close(pair[0])
+            os.close(pair[1])

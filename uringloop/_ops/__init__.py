@@ -74,6 +74,9 @@ from .operation import (
     forget_positions as forget_positions,
 )
 from .operation import (
+    give_back_stream_waits as give_back_stream_waits,
+)
+from .operation import (
     has_o_direct as has_o_direct,
 )
 from .operation import (

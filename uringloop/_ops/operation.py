@@ -219,6 +219,19 @@ def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
     STREAM_WAITS_NOTED.add(threading.get_native_id())
 
 
+def give_back_stream_waits(waits: Iterable[StreamWaitNote]) -> None:
+    """Put notes take_stream_waits() took back in this thread's list: the operations of
+    another loop run in the same thread, or not queued yet, for their loop to take."""
+    for op, fd, writes, stream in waits:
+        if op.state != DONE:
+            entries: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
+            if entries is None:
+                entries = _stream_waits.ops = []
+                _stream_waits.kept = _STREAM_WAITS_KEPT
+            entries.append((op, fd, writes, stream))
+            STREAM_WAITS_NOTED.add(threading.get_native_id())
+
+
 def take_stream_waits(op: Operation | None = None) -> list[StreamWaitNote]:
     """What note_stream_wait() noted in this thread and no one took yet, oldest first:
     all of it, or only the notes of `op` (a foreign thread's operation for one loop). The
@@ -455,10 +468,11 @@ class Operation:
         return None
 
     def waits_at_position(self, fd: int) -> bool:
-        """Whether this operation, in flight, still reads or writes at the position of `fd`,
-        which it was noted for (note_stream_wait): a single one does until its completion;
-        a batch (ReadBatch), while a part at that position has not completed."""
-        return True
+        """Whether this operation reads or writes in flight at the position of `fd`, which
+        it was noted for (note_stream_wait): a single one while it is in flight; a batch
+        (ReadBatch), while a part there is written and not completed (the batch is still
+        queued while parts past the loop's in-flight cap wait to be written)."""
+        return self.state == SUBMITTED
 
     def drop(self, failure: BaseException | None = None) -> None:
         """Never submitted and never will be: free what it holds; tell a waiting waiter."""
