@@ -89,8 +89,9 @@ class StreamWatch:
             # loop's that the thread also runs, or of one not queued yet (given back).
             noted = take_stream_waits()
             owns = self._owns
-            waits += [wait for wait in noted if owns(wait[0])]
-            if len(noted) > len(waits):
+            mine = [wait for wait in noted if owns(wait[0])]
+            waits += mine
+            if len(noted) > len(mine):
                 give_back_stream_waits([wait for wait in noted if not owns(wait[0])])
         foreign = self._foreign
         if foreign:

@@ -63,6 +63,20 @@ def _later(delay: float, action: Callable[[], object]) -> threading.Thread:
     return thread
 
 
+def _count_watches(loop: uringloop.Loop) -> list[int]:
+    """The inode of the stream of each watch the loop makes from now on, in order."""
+    streams = loop._state.streams
+    add = streams._add  # type: ignore[union-attr]
+    made: list[int] = []
+
+    def counted(fd: int, writes: bool, fired: Callable[[], None]) -> None:
+        made.append(os.fstat(fd).st_ino)
+        add(fd, writes, fired)
+
+    streams._add = counted  # type: ignore[union-attr]
+    return made
+
+
 def _in_a_thread(work: Callable[[], None]) -> None:
     thread = threading.Thread(target=work)
     thread.start()
@@ -289,15 +303,7 @@ def test_a_batch_watches_only_the_streams_its_parts_still_wait_on(
     r2, w2 = os.pipe()
     os.write(w1, b"a" * 100)
 
-    streams = loop._state.streams
-    add = streams._add  # type: ignore[union-attr]
-    made: list[int] = []  # the inode of each stream a watch was made for
-
-    def counted(fd: int, writes: bool, fired: Callable[[], None]) -> None:
-        made.append(os.fstat(fd).st_ino)
-        add(fd, writes, fired)
-
-    streams._add = counted  # type: ignore[union-attr]
+    made = _count_watches(loop)
 
     async def main() -> list[bytes]:
         batch = asyncio.ensure_future(loop.pread_many([(r1, 1, -1), (r2, 10, -1)]))
@@ -499,43 +505,6 @@ def test_a_batch_past_the_in_flight_cap_is_watched() -> None:
         os.close(w)
 
 
-def test_two_loops_run_in_turn_by_one_thread_watch_their_own() -> None:
-    # Loop A starts a read and stops before blocking; loop B then runs in the same thread:
-    # B does not take A's note, and A, run again, watches its read.
-    first, second = uringloop.Loop(), uringloop.Loop()
-    r, w = os.pipe()
-
-    async def start() -> asyncio.Future[bytes]:
-        read = asyncio.ensure_future(first.pread(r, 10))
-        await asyncio.sleep(0)  # (built and queued; the loop stops without blocking)
-        return read
-
-    async def other() -> None:
-        await asyncio.sleep(0.02)
-        assert not _watches(second)
-
-    try:
-        if not first.uring_available:
-            pytest.skip("io_uring is unavailable here")
-        read = first.run_until_complete(start())
-        second.run_until_complete(other())
-
-        async def finish() -> bytes:
-            await asyncio.sleep(0.02)
-            assert list(_watches(first)) == [(_stream(r), r, False)]
-            writer = _later(0.02, lambda: os.write(w, b"first"))
-            data = await read
-            writer.join()
-            return data
-
-        assert _run(first, finish) == b"first"
-    finally:
-        first.close()
-        second.close()
-        os.close(r)
-        os.close(w)
-
-
 def test_a_refused_submission_leaves_no_note(loop: uringloop.Loop) -> None:
     from uringloop._ops import STREAM_WAITS_NOTED, take_stream_waits
 
@@ -619,3 +588,92 @@ def test_the_duplicates_leave_the_program_descriptors(loop: uringloop.Loop) -> N
         for pair in pipes:
             os.close(pair[0])
             os.close(pair[1])
+
+
+@pytest.mark.parametrize("own_read", [False, True], ids=["idle", "with-its-own-read"])
+def test_two_loops_run_in_turn_by_one_thread_watch_their_own(own_read: bool) -> None:
+    # Loop A starts a read and stops before blocking; loop B then runs in the same thread
+    # (with a read of its own in flight, or not): B does not take A's note, and A, run
+    # again, watches its read.
+    first, second = uringloop.Loop(), uringloop.Loop()
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+
+    async def start() -> asyncio.Future[bytes]:
+        read = asyncio.ensure_future(first.pread(r, 10))
+        await asyncio.sleep(0)  # (built and queued; the loop stops without blocking)
+        return read
+
+    async def other() -> asyncio.Future[bytes] | None:
+        read = asyncio.ensure_future(second.pread(r2, 10)) if own_read else None
+        await asyncio.sleep(0.02)
+        return read
+
+    async def finish() -> bytes:
+        await asyncio.sleep(0.02)
+        assert list(_watches(first)) == [(_stream(r), r, False)]
+        writer = _later(0.02, lambda: os.write(w, b"first"))
+        data = await read
+        writer.join()
+        return data
+
+    try:
+        if not first.uring_available:
+            pytest.skip("io_uring is unavailable here")
+        theirs = second.run_until_complete(other())  # (B's own read, before A's note)
+        read = first.run_until_complete(start())
+        second.run_until_complete(asyncio.sleep(0.02))
+        assert list(_watches(second)) == ([(_stream(r2), r2, False)] if own_read else [])
+        assert _run(first, finish) == b"first"
+        if theirs is not None:
+            os.write(w2, b"second")
+            assert second.run_until_complete(theirs) == b"second"
+    finally:
+        first.close()
+        second.close()
+        for fd in (r, w, r2, w2):
+            os.close(fd)
+
+
+def test_a_write_that_poll_cannot_promise_room_for_is_not_watched(
+    loop: uringloop.Loop,
+) -> None:
+    # An eventfd near its maximum polls writable while a write of 5 waits: a watch would
+    # wake the loop at every iteration. Only pipes' and sockets' writes are watched.
+    efd = os.eventfd(0)
+    os.eventfd_write(efd, 2**64 - 3)
+    made = _count_watches(loop)
+
+    async def main() -> int:
+        write = asyncio.ensure_future(loop.pwrite(efd, (5).to_bytes(8, sys.byteorder)))
+        await asyncio.sleep(0.02)
+        assert made == [] and not write.done()
+        os.eventfd_read(efd)  # (room: the write completes, its wake-up late)
+        return await write
+
+    try:
+        assert loop.run_until_complete(main()) == 8
+        assert os.eventfd_read(efd) == 5
+    finally:
+        os.close(efd)
+
+
+def test_a_note_of_an_operation_never_queued_is_dropped(loop: uringloop.Loop) -> None:
+    from uringloop._ops import STREAM_WAITS_NOTED, table, take_stream_waits
+
+    r, w = os.pipe()
+
+    async def main() -> None:
+        table.pread.builder()(r, 10)  # (built, never queued)
+        read = asyncio.ensure_future(loop.pread(r, 10))
+        await asyncio.sleep(0.02)  # (the loop blocks: it takes its thread's notes)
+        assert threading.get_native_id() not in STREAM_WAITS_NOTED
+        assert take_stream_waits() == []
+        os.write(w, b"x")
+        assert await read == b"x"
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        os.close(r)
+        os.close(w)

@@ -29,7 +29,7 @@ import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from stat import S_ISBLK, S_ISDIR, S_ISREG
+from stat import S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._aligned import aligned_buffer
@@ -208,6 +208,11 @@ def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
         status = os.fstat(fd)
     except OSError:  # (closed meanwhile: the operation reports it)
         return
+    if writes and not (S_ISFIFO(status.st_mode) or S_ISSOCK(status.st_mode)):
+        # Writable to poll(2) is not room for this write everywhere (an eventfd near its
+        # maximum): the watch would fire at every iteration. Pipes' and sockets' writes
+        # take what fits.
+        return
     waits: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
     if waits is None:
         waits = _stream_waits.ops = []
@@ -221,9 +226,10 @@ def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
 
 def give_back_stream_waits(waits: Iterable[StreamWaitNote]) -> None:
     """Put notes take_stream_waits() took back in this thread's list: the operations of
-    another loop run in the same thread, or not queued yet, for their loop to take."""
+    another loop run in the same thread, for their loop to take. Those of an operation no
+    loop has (no waiter: built and never queued) are dropped."""
     for op, fd, writes, stream in waits:
-        if op.state != DONE:
+        if op.state != DONE and op.waiter is not None:
             entries: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
             if entries is None:
                 entries = _stream_waits.ops = []
