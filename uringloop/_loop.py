@@ -1254,6 +1254,10 @@ class Loop(asyncio.SelectorEventLoop):
         batch goes to the ring whole, but for its reads at the position of an O_NONBLOCK
         stream, made as pread makes one (EAGAIN where io_uring's read would wait) once the
         others have completed: a batch cancelled before then has read nothing there.
+        Several reads at the position of one pipe or socket that wait for data are made
+        in the order the kernel wakes them, not in request order (Linux 6.18: the last
+        first), as reads of one pipe by several threads are: each gets whole bytes in the
+        stream's order, but which read gets which is not set.
 
         The exception of a batch whose reads were made has `partial`, in request order: the
         bytes each read that completed returned, None for the others. A read at a pipe's

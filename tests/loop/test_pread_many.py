@@ -431,3 +431,27 @@ def test_a_batch_in_flight_as_its_loop_closes_gives_what_it_took() -> None:
     finally:
         for fd in (full_r, full_w, empty_r, empty_w):
             os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_pread_many_reads_of_one_pipe_that_wait_share_its_bytes() -> None:
+    # Two reads at one pipe's position that both wait: each gets one write's bytes whole,
+    # in the order the kernel wakes them (not request order, see Loop.pread_many).
+    loop: Any = asyncio.get_running_loop()
+    r, w = os.pipe()
+
+    def writes() -> None:
+        time.sleep(0.05)
+        os.write(w, b"ab")
+        time.sleep(0.05)
+        os.write(w, b"cd")
+
+    writer = threading.Thread(target=writes)
+    writer.start()
+    try:
+        got = await loop.pread_many([(r, 2, -1), (r, 2, -1)])
+    finally:
+        writer.join()
+        os.close(r)
+        os.close(w)
+    assert sorted(got) == [b"ab", b"cd"]

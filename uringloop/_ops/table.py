@@ -616,7 +616,9 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
     the bytes of each read that completed, in request order, None for the others (a read
     at a pipe's position took its bytes from the pipe). Reads at the position of an
     O_NONBLOCK stream are made as pread makes one (EAGAIN where io_uring's read would
-    wait), once the others have completed.
+    wait), once the others have completed. Several reads at the position of one pipe or
+    socket that wait for data are made in the order the kernel wakes them, not in
+    request order.
     """
     batch = read_many_args(requests)
     if not batch.fds:
