@@ -87,12 +87,11 @@ class StreamWatch:
         if STREAM_WAITS_NOTED:
             # This thread's notes: of the operations this loop queued, and maybe of another
             # loop's that the thread also runs, or of one not queued yet (given back).
-            noted = take_stream_waits()
-            owns = self._owns
-            mine = [wait for wait in noted if owns(wait[0])]
-            waits += mine
-            if len(noted) > len(mine):
-                give_back_stream_waits([wait for wait in noted if not owns(wait[0])])
+            theirs: list[StreamWaitNote] = []
+            for wait in take_stream_waits():
+                (waits if self._owns(wait[0]) else theirs).append(wait)
+            if theirs:
+                give_back_stream_waits(theirs)
         foreign = self._foreign
         if foreign:
             count = len(foreign)

@@ -213,29 +213,31 @@ def note_stream_wait(op: Operation, fd: int, writes: bool) -> None:
         # maximum): the watch would fire at every iteration. Pipes' and sockets' writes
         # take what fits.
         return
-    waits: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
-    if waits is None:
-        waits = _stream_waits.ops = []
-        _stream_waits.kept = _STREAM_WAITS_KEPT
-    elif len(waits) >= _stream_waits.kept:
+    waits = _noted_here()
+    if len(waits) >= _stream_waits.kept:
         waits[:] = [entry for entry in waits if entry[0].state != DONE]
         _stream_waits.kept = max(_STREAM_WAITS_KEPT, 2 * len(waits))
     waits.append((op, fd, writes, (status.st_dev, status.st_ino)))
     STREAM_WAITS_NOTED.add(threading.get_native_id())
 
 
+def _noted_here() -> list[StreamWaitNote]:
+    """This thread's list of notes (made empty for its first)."""
+    waits: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
+    if waits is None:
+        waits = _stream_waits.ops = []
+        _stream_waits.kept = _STREAM_WAITS_KEPT
+    return waits
+
+
 def give_back_stream_waits(waits: Iterable[StreamWaitNote]) -> None:
     """Put notes take_stream_waits() took back in this thread's list: the operations of
     another loop run in the same thread, for their loop to take. Those of an operation no
     loop has (no waiter: built and never queued) are dropped."""
-    for op, fd, writes, stream in waits:
-        if op.state != DONE and op.waiter is not None:
-            entries: list[StreamWaitNote] | None = getattr(_stream_waits, "ops", None)
-            if entries is None:
-                entries = _stream_waits.ops = []
-                _stream_waits.kept = _STREAM_WAITS_KEPT
-            entries.append((op, fd, writes, stream))
-            STREAM_WAITS_NOTED.add(threading.get_native_id())
+    kept = [entry for entry in waits if entry[0].state != DONE and entry[0].waiter is not None]
+    if kept:
+        _noted_here().extend(kept)
+        STREAM_WAITS_NOTED.add(threading.get_native_id())
 
 
 def take_stream_waits(op: Operation | None = None) -> list[StreamWaitNote]:

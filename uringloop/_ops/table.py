@@ -593,6 +593,7 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
     fd, size, offset = read_args(fd, size, offset)
     if not size:
         raise RunNow  # read(2) of 0 bytes still reports EISDIR, EBADF...; io_uring's does not
+    made = ON_RING
     if offset == -1:
         # EAGAIN where io_uring's would wait (an O_NONBLOCK stream); the blocking call where
         # io_uring's would leave the position (an O_DIRECT descriptor)
@@ -600,11 +601,10 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
         at_once = AT_ONCE.get(made)
         if at_once is not None:
             raise RunNow(at_once)
-        if made == STREAM_ON_RING:
-            op = Read(fd, size, offset, None)
-            note_stream_wait(op, fd, False)
-            return op
-    return Read(fd, size, offset, None)
+    op = Read(fd, size, offset, None)
+    if made == STREAM_ON_RING:
+        note_stream_wait(op, fd, False)
+    return op
 
 
 @declare(abi.Op.READ, since="5.6", result=by_operation, blocking=_pread_many,
