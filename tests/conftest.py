@@ -169,6 +169,18 @@ def ring_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(uringloop.Loop, "_read_many_cached", lambda self, *columns: [])
 
 
+@pytest.fixture
+def capped_stream_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads and writes at a pipe's position counted against the ring's in-flight cap, and
+    run on the fallback's shared pool, as other operations are: parked on an empty pipe,
+    they then stand for operations that take long (a slow device) and fill the cap (the
+    pool), for tests of what waits behind it."""
+    from uringloop._ops import operation
+
+    for cls in (operation.StreamRead, operation.StreamPositioned, operation.StreamReadBatch):
+        monkeypatch.setattr(cls, "waits_on_stream", False)
+
+
 class OtherTask:
     """A task that counts its steps, each a sleep(0): how often the loop ran something
     else while the test's own coroutine worked (see steps_of_another_task)."""

@@ -20,6 +20,11 @@ Some facts about io_uring that shape this module
   is submitted and refilled in the same flush. In-flight operations are capped at the CQ
   size so the CQ cannot overflow in normal operation (libuv learned this the hard way);
   overflow (IORING_SQ_CQ_OVERFLOW, -EBUSY) is still handled: reap, then enter again.
+  Operations at the position of a stream that may wait (Operation.waits_on_stream: a read
+  of an empty pipe) are not counted: they may stay in flight for ever, and a cap full of
+  them would keep every later operation out, the write that would end them too. A cap
+  found full with nothing completing is raised by those in flight, and lowered again as
+  they complete.
 * Completions are matched by user_data, never by order.
 * io_uring_enter can start failing for good after setup (a seccomp filter installed
   later, say). The kernel then never hands us the CQEs of what is in flight: those
@@ -59,6 +64,7 @@ from ._ops import (
     Operation,
     Reaper,
     Waiter,
+    stream_waits_made,
 )
 from ._ring import abi
 
@@ -222,7 +228,15 @@ class RingDriver:
         ring.set_eventfd_enabled(False)
         self.armed = False  # the eventfd is enabled for a blocking select
         self.shutdown_fatal: BaseException | None = None
-        self.cap = ring.cq_entries
+        # In flight at most: the CQ's size, plus the operations in flight that wait on a
+        # stream (_stream_waits) as last counted.
+        self.cq_cap = ring.cq_entries
+        self.cap = self.cq_cap
+        # (user_data, operation) of the entries in flight that wait on a stream, as found
+        # when the cap was last full (_look_for_stream_waits); those since completed are
+        # dropped by _count_stream_waits().
+        self._stream_waits: list[tuple[int, Operation]] = []
+        self._stream_waits_sought = -1  # n_submitted then
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
         self.taskrun_flag = bool(ring.setup_flags & abi.SetupFlag.TASKRUN_FLAG)
@@ -330,8 +344,11 @@ class RingDriver:
                 entered = False
             got = self._reap()
             reaped += got
-            # Go round again only when completions made room for more of the backlog.
-            if not (entered and got and self.backlog and len(inflight) < self.cap):
+            # Go round again only when completions made room for more of the backlog, or
+            # operations that wait on a stream did (the cap full, nothing completing).
+            if not (entered and got and self.backlog and len(inflight) < self.cap) and not (
+                not got and self.backlog and self._look_for_stream_waits()
+            ):
                 if self.n_submitted != submitted or self._submitted_unreaped:
                     self._submitted_unreaped = False
                     self.slow_completions = bool(inflight)
@@ -483,6 +500,10 @@ class RingDriver:
         backlog = self.backlog
         inflight = self.inflight
         queues = self._queues
+        if self._stream_waits:  # (the cap may count some that have completed since)
+            self._count_stream_waits()
+            if len(inflight) >= self.cap:
+                return
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
             mark = queues.pending()
             before = len(inflight)
@@ -570,6 +591,30 @@ class RingDriver:
                 break
         if len(inflight) > self.max_in_flight:
             self.max_in_flight = len(inflight)
+
+    def _look_for_stream_waits(self) -> bool:
+        """The cap is full and nothing completed: count the entries in flight that wait on
+        a stream out of it (once per submission: nothing else came in flight otherwise).
+        True when that made room."""
+        inflight = self.inflight
+        if (
+            len(inflight) < self.cap
+            or self._stream_waits_sought == self.n_submitted
+            or not stream_waits_made()
+        ):
+            return False
+        self._stream_waits_sought = self.n_submitted
+        waits = [(ud, op) for ud, op in inflight.items() if op.waits_on_stream]
+        self._stream_waits = waits
+        self.cap = self.cq_cap + len(waits)
+        return len(inflight) < self.cap
+
+    def _count_stream_waits(self) -> None:
+        """Lower the cap by the operations that waited on a stream and have completed."""
+        inflight = self.inflight
+        waits = [entry for entry in self._stream_waits if inflight.get(entry[0]) is entry[1]]
+        self._stream_waits = waits
+        self.cap = self.cq_cap + len(waits)
 
     def _repair_fill(self, before: int, mark: int) -> None:
         """_fill_interrupted(before, mark), made again when a signal handler's exception

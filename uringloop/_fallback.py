@@ -22,6 +22,8 @@ from ._ops import QUEUED, SUBMITTED, Operation
 from ._stream_wait import StreamWait
 
 CallSoonThreadsafe = Any  # Callable[..., asyncio.Handle]
+# Threads at most for the operations that wait on a stream (one each while they wait).
+_STREAM_WORKERS = 1 << 16
 
 
 class FallbackDriver:
@@ -48,6 +50,10 @@ class FallbackDriver:
             max_workers=min(32, (os.cpu_count() or 1) + 4),
             thread_name_prefix="uringloop-fallback",
         )
+        # Operations that wait on a stream (Operation.waits_on_stream: a read of an empty
+        # pipe) run on threads of their own, made as they are needed: on the pool, enough
+        # of them would keep every later operation out, the write that would end them too.
+        self._stream_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.cap = 1 << 30
         self.n_submitted = 0
         self.n_completed = 0
@@ -97,15 +103,24 @@ class FallbackDriver:
     def start(self, op: Operation) -> None:
         """Run `op` on the pool now (the loop also sends here what its ring lacks)."""
         op.state = SUBMITTED
+        pool = self._pool if not op.waits_on_stream else self._threads_for_streams()
         fd = op.position_read_fd()
         if fd is None:
-            self.inflight[op] = self._pool.submit(self._run, op)
+            self.inflight[op] = pool.submit(self._run, op)
         else:
             gate = self._gates[op] = StreamWait()
-            self.inflight[op] = self._pool.submit(self._run_when_readable, op, fd, gate)
+            self.inflight[op] = pool.submit(self._run_when_readable, op, fd, gate)
         self.n_submitted += 1
         if len(self.inflight) > self.max_in_flight:
             self.max_in_flight = len(self.inflight)
+
+    def _threads_for_streams(self) -> concurrent.futures.ThreadPoolExecutor:
+        pool = self._stream_pool
+        if pool is None:
+            pool = self._stream_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_STREAM_WORKERS, thread_name_prefix="uringloop-fallback-stream"
+            )
+        return pool
 
     def _run(self, op: Operation) -> tuple[Any, BaseException | None]:
         """Worker thread: run the system call, send the outcome to the loop thread.
@@ -202,11 +217,13 @@ class FallbackDriver:
             else:
                 stranded.append(op)
         self._gates.clear()
-        self._pool.shutdown(wait=False)
+        self.close()
         return stranded
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        if self._stream_pool is not None:
+            self._stream_pool.shutdown(wait=False)
 
 
 def _cancelled() -> OSError:

@@ -49,6 +49,8 @@ from ._ops import (
     Read,
     ReadBatch,
     Spec,
+    StreamRead,
+    StreamReadBatch,
     check_position,
     checked_positions,
     copies_cached,
@@ -399,7 +401,11 @@ class Loop(asyncio.SelectorEventLoop):
     queued by other threads waits until the loop wakes for another reason.
     use_uring=False (or URINGLOOP_DISABLE=1) runs file operations on a thread pool.
     sq_entries, cq_entries: the ring's sizes (the kernel takes up to 32768 and 65536 and
-    rounds up to a power of two); a size it cannot take is a ValueError.
+    rounds up to a power of two); a size it cannot take is a ValueError. At most
+    cq_entries operations are in the kernel at once, the others wait in the loop's queue;
+    reads and writes at the position of a pipe, socket or terminal, which may wait for it
+    for as long as nobody writes (reads), are not counted (nor, on the thread pool, do they
+    take its workers: each has a thread of its own).
     busy_poll=seconds (default 0: off): before sleeping with operations in flight, watch the
     ring for their completions for up to that long, burning CPU, as SO_BUSY_POLL does for
     sockets. It saves the sleep and wake-up around device I/O that completes within the
@@ -1190,7 +1196,9 @@ class Loop(asyncio.SelectorEventLoop):
                 else direct is None and (_checked.get(fd) or copies_cached(fd))
             )
         )
-        op = Read(fd, size, offset, self._pool, into_result)
+        op = (StreamRead if made == STREAM_ON_RING else Read)(
+            fd, size, offset, self._pool, into_result
+        )
         if made == STREAM_ON_RING:
             note_stream_wait(op, fd, False)
         future: asyncio.Future[bytes] = _Future(loop=self)
@@ -1290,7 +1298,7 @@ class Loop(asyncio.SelectorEventLoop):
         at_once = table.reads_at_once(batch, streams)  # (none with copies: those need offsets)
         if at_once and len(at_once) == len(fds):
             return table.read_many_now(at_once)
-        op = ReadBatch(fds, sizes, offsets, self._pool, at_once)
+        op = (StreamReadBatch if streams else ReadBatch)(fds, sizes, offsets, self._pool, at_once)
         note_stream_reads(op, streams)
         try:
             rest: list[bytes] = await self._run(op)

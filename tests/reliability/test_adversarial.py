@@ -706,11 +706,14 @@ def test_delivery_failure_never_reaches_an_unrelated_coroutine(tmp_path: pathlib
 
 
 @pytest.mark.parametrize("where", ["ring backlog", "fallback pool"])
-def test_cancelled_close_still_closes_the_fd(where: str, tmp_path: pathlib.Path) -> None:
+def test_cancelled_close_still_closes_the_fd(
+    where: str, tmp_path: pathlib.Path, capped_stream_waits: None
+) -> None:
     """`await f.close()` cancelled while the close waits (in the ring's backlog behind the
-    in-flight cap, or in the fallback pool's queue behind busy workers): the fd is closed
-    all the same (on 93bce5b the close was dropped, the file marked closed, and __del__
-    skipped it: the fd leaked)."""
+    in-flight cap, or in the fallback pool's queue behind busy workers: reads parked on a
+    pipe, counted against them here as slow operations are): the fd is closed all the same
+    (on 93bce5b the close was dropped, the file marked closed, and __del__ skipped it: the
+    fd leaked)."""
     if where == "ring backlog":
         _uring_or_skip()
         loop = uringloop.Loop(sq_entries=4, cq_entries=4)  # at most 4 operations in flight

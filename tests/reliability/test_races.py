@@ -502,10 +502,11 @@ def test_loop_collected_without_close(data_file: tuple[str, bytes], tmp_path: st
     assert "Fatal Python error" not in proc.stderr, proc.stderr
 
 
-def test_cancel_with_the_in_flight_cap_full(no_fd_leak: None) -> None:
-    """Regression: the in-flight cap (the CQ size) full of reads parked on a pipe, more
-    queued behind them; cancelling a parked read must not wait behind the queue. Before the
-    fix its ASYNC_CANCEL sat at the end of the backlog, which could not move: deadlock."""
+def test_cancel_with_the_in_flight_cap_full(no_fd_leak: None, capped_stream_waits: None) -> None:
+    """Regression: the in-flight cap (the CQ size) full of reads parked on a pipe (counted
+    against it here, as slow ones are), more queued behind them; cancelling a parked read
+    must not wait behind the queue. Before the fix its ASYNC_CANCEL sat at the end of the
+    backlog, which could not move: deadlock."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -537,10 +538,13 @@ def test_cancel_with_the_in_flight_cap_full(no_fd_leak: None) -> None:
         loop.close()
 
 
-def test_close_with_foreign_operations_in_flight(no_fd_leak: None) -> None:
+def test_close_with_foreign_operations_in_flight(
+    no_fd_leak: None, capped_stream_waits: None
+) -> None:
     """Foreign reads parked in the kernel when the loop closes, and those queued behind them
-    (the in-flight cap is full), fail with a RuntimeError (LoopClosedError); none is left
-    unresolved, and close() stays within its bound.
+    (the in-flight cap is full: they count against it here, as slow ones do), fail with a
+    RuntimeError (LoopClosedError); none is left unresolved, and close() stays within its
+    bound.
 
     Closed from the thread that ran the loop, so close() can cancel them in the kernel
     (another thread could not enter a SINGLE_ISSUER ring: they would be stranded)."""

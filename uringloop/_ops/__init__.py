@@ -53,6 +53,12 @@ from .operation import (
     ReadBatch as ReadBatch,
 )
 from .operation import (
+    StreamRead as StreamRead,
+)
+from .operation import (
+    StreamReadBatch as StreamReadBatch,
+)
+from .operation import (
     Waiter as Waiter,
 )
 from .operation import (
@@ -90,6 +96,9 @@ from .operation import (
 )
 from .operation import (
     ring_leaves_position as ring_leaves_position,
+)
+from .operation import (
+    stream_waits_made as stream_waits_made,
 )
 from .operation import (
     take_stream_waits as take_stream_waits,

@@ -179,7 +179,22 @@ def made_at_position(fd: int) -> int:
         mode = os.fstat(fd).st_mode
     except OSError:
         return ON_RING
-    return ON_RING if S_ISREG(mode) or S_ISBLK(mode) or S_ISDIR(mode) else STREAM_ON_RING
+    if S_ISREG(mode) or S_ISBLK(mode) or S_ISDIR(mode):
+        return ON_RING
+    global _stream_waits_made
+    _stream_waits_made = True
+    return STREAM_ON_RING
+
+
+# Whether made_at_position() has said STREAM_ON_RING in this process: until it has, no
+# operation in flight waits on a stream (Operation.waits_on_stream), and a driver whose
+# in-flight cap is full does not look for one.
+_stream_waits_made = False
+
+
+def stream_waits_made() -> bool:
+    """Whether an operation at the position of a stream that may wait may have been made."""
+    return _stream_waits_made
 
 
 # Operations at the position of a stream that may wait, noted by the thread that built them
@@ -379,6 +394,10 @@ class Operation:
     multi: ClassVar[bool] = False
     # The bytes the operation moves between memory and a file (0: it moves none).
     nbytes: ClassVar[int] = 0
+    # Made at the position of a stream that may wait (made_at_position said STREAM_ON_RING:
+    # a pipe, socket or terminal): it may stay in flight for as long as nothing is written
+    # there (read from there). The driver does not count it against its in-flight cap.
+    waits_on_stream: ClassVar[bool] = False
 
     @property
     def opcode(self) -> int:
@@ -676,6 +695,20 @@ class Read(_ReadCore, Operation):
 
     def position_read_fd(self) -> int | None:
         return self._fd if self._offset in (-1, _U64) else None  # (-1, as the SQE's u64)
+
+
+class StreamPositioned(Positioned):
+    """A Positioned read or write at the position of a stream that may wait."""
+
+    __slots__ = ()
+    waits_on_stream = True
+
+
+class StreamRead(Read):
+    """A Read at the position of a stream that may wait."""
+
+    __slots__ = ()
+    waits_on_stream = True
 
 
 def make_calls(
@@ -1045,3 +1078,10 @@ class ReadBatch(Entry):
             if self._error is not None:
                 self._error.partial = self._in_request_order(results)  # type: ignore[attr-defined]
         self._answer_with_calls(waiter, None if self._error is not None else results)
+
+
+class StreamReadBatch(ReadBatch):
+    """A ReadBatch with reads at the position of a stream that may wait."""
+
+    __slots__ = ()
+    waits_on_stream = True

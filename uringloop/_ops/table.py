@@ -43,6 +43,9 @@ from .operation import (
     Read,
     ReadBatch,
     RunNow,
+    StreamPositioned,
+    StreamRead,
+    StreamReadBatch,
     check_position,
     check_write_position,
     forget_descriptor,
@@ -159,7 +162,8 @@ def _positioned(
     if type(addr) is not int:  # bytes written from, or an iovec array
         keep += (addr,)
         addr = address(addr)
-    op = Positioned(opcode, fd, offset & _U64, addr, length, keep)
+    cls = StreamPositioned if made == STREAM_ON_RING else Positioned
+    op = cls(opcode, fd, offset & _U64, addr, length, keep)
     if made == STREAM_ON_RING:
         note_stream_wait(op, fd, opcode in _WRITES)
     return op
@@ -601,7 +605,7 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
         at_once = AT_ONCE.get(made)
         if at_once is not None:
             raise RunNow(at_once)
-    op = Read(fd, size, offset, None)
+    op = (StreamRead if made == STREAM_ON_RING else Read)(fd, size, offset, None)
     if made == STREAM_ON_RING:
         note_stream_wait(op, fd, False)
     return op
@@ -627,7 +631,9 @@ def pread_many(requests: Iterable[tuple[int, int, int]]) -> Operation:
     at_once = reads_at_once(batch, streams)
     if len(at_once) == len(batch.fds):
         raise RunNow(lambda *_, **__: read_many_now(at_once))
-    op = ReadBatch(batch.fds, batch.sizes, batch.offsets, None, at_once)
+    op = (StreamReadBatch if streams else ReadBatch)(
+        batch.fds, batch.sizes, batch.offsets, None, at_once
+    )
     note_stream_reads(op, streams)
     return op
 
