@@ -73,7 +73,9 @@ class Pin:
             # A view of its own: the caller's stays free to release while the kernel
             # reads (this one keeps the memory exported until release()).
             obj = self._memory = memoryview(obj)
-        view = _PyBuffer()
+        # Held before the export is taken: interrupted (a signal handler's exception) once
+        # PyObject_GetBuffer has returned, release() gives back what it took.
+        view = self._view = _PyBuffer()
         try:
             _get_buffer(obj, ctypes.byref(view), PyBUF_SIMPLE)
         except BaseException as exc:
@@ -83,7 +85,6 @@ class Pin:
             if isinstance(exc, TypeError):
                 raise not_bytes_like(obj) from None
             raise
-        self._view = view
         self.address = view.buf or 0
         self.nbytes = view.len
 
@@ -113,7 +114,8 @@ class Pin:
         view = self._view
         if view is not None:
             self._view = None
-            _release_buffer(ctypes.byref(view))
+            if view.obj:  # (None: PyObject_GetBuffer refused it, or was not called yet)
+                _release_buffer(ctypes.byref(view))
         memory = self._memory
         if memory is not None:
             self._anchor = None  # frees the char and its export of `memory` (refcounting)
@@ -126,7 +128,10 @@ class Pin:
     def __del__(self) -> None:
         # Only reached when the owner dropped the pin after its operation completed or
         # never started; the object stays exported (and alive) until this runs.
-        self.release()
+        try:
+            self.release()
+        except AttributeError:  # __init__ interrupted before its first line: nothing held
+            pass
 
 
 # The Pin in use: the compiled twin (_buffers_c.c) unless URINGLOOP_NO_EXTENSIONS is set or

@@ -82,12 +82,14 @@ class ForeignQueue:
         if self.locked:
             self._push_locked(op)
             return
-        with self._lock:
-            if self.closed:
-                raise RuntimeError("the uringloop loop is closed")
-            self.pending.append(op)  # F1
-            self.pushes += 1
+        queued = False
         try:
+            with self._lock:
+                if self.closed:
+                    raise RuntimeError("the uringloop loop is closed")
+                queued = True  # (before the append: interrupted here, it wakes for nothing)
+                self.pending.append(op)  # F1
+                self.pushes += 1
             if self._sleeping:  # F2
                 self._sleeping = False
                 if self.wakeup_enabled:
@@ -95,31 +97,34 @@ class ForeignQueue:
                     self._wake()  # F3
                     return
         except BaseException:
-            # Interrupted (a signal handler's exception) between taking the flag and the
-            # notification: the loop may sleep with `op` queued, and the next pushes,
+            # Interrupted (a signal handler's exception) once `op` may be queued and before
+            # the notification: the loop may sleep with it queued, and the next pushes,
             # seeing no flag, would not wake it either. Notify before going on.
-            if self.wakeup_enabled:
+            if queued and self.wakeup_enabled:
                 self._wake()
             raise
         self.wakeups_skipped += 1
 
     def _push_locked(self, op: Any) -> None:
         """push() without the GIL: F1 and F2 under the lock, F3 outside it."""
-        with self._lock:
-            if self.closed:
-                raise RuntimeError("the uringloop loop is closed")
-            self.pending.append(op)  # F1
-            self.pushes += 1
-            sleeping = self._sleeping  # F2
-            self._sleeping = False
-            if not (sleeping and self.wakeup_enabled):
-                self.wakeups_skipped += 1
-                return
-            self.wakeups_sent += 1
+        queued = False
         try:
+            with self._lock:
+                if self.closed:
+                    raise RuntimeError("the uringloop loop is closed")
+                queued = True  # (as in push())
+                self.pending.append(op)  # F1
+                self.pushes += 1
+                sleeping = self._sleeping  # F2
+                self._sleeping = False
+                if not (sleeping and self.wakeup_enabled):
+                    self.wakeups_skipped += 1
+                    return
+                self.wakeups_sent += 1
             self._wake()  # F3
         except BaseException:  # interrupted before it notified: as in push()
-            self._wake()
+            if queued and self.wakeup_enabled:
+                self._wake()
             raise
 
     def drain(self) -> list[Any]:

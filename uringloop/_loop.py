@@ -22,6 +22,7 @@ import errno
 import inspect
 import os
 import selectors
+import sys
 import threading
 import time
 import warnings
@@ -612,6 +613,28 @@ class Loop(asyncio.SelectorEventLoop):
             super().run_forever()
         finally:
             current_loop.reset(token)
+
+    def create_task(  # type: ignore[override]  # (typeshed's coro and name are wider)
+        self,
+        coro: collections.abc.Coroutine[Any, Any, _R],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[_R]:
+        """As asyncio's; the task's context also names this loop for uringloop.threads: a
+        thread that runs in a copy of it (anyio's to_thread workers) sends its calls here.
+        (In `current_loop`, which run_forever() sets too; but the root task of asyncio.run
+        or asyncio.Runner is made from a context copied before the loop runs.)"""
+        if context is None:
+            if current_loop.get() is self:  # (a task of this loop made it)
+                return super().create_task(coro, name=name)
+            context = contextvars.copy_context()
+        if context.get(current_loop) is not self:
+            context.run(current_loop.set, self)
+        if sys.version_info >= (3, 11):
+            return super().create_task(coro, name=name, context=context)
+        # (3.10: the task copies the context it is made in)
+        return context.run(super().create_task, coro, name=name)
 
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, callback: Any, *args: Any, context: contextvars.Context | None = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from itertools import repeat
 from typing import Any
 
@@ -71,6 +72,7 @@ class ThreadRing:
         self._queues = self._ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._pid = os.getpid()
         self._next_user_data = 1
+        _rings.add(self)
 
     def run(self, op: Operation) -> Any:
         """Submit `op` (one SQE, or a batch's parts), wait for its completion, return its
@@ -206,6 +208,12 @@ class ThreadRing:
         finally:
             ring.close()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the ring is the parent's (its thread is not here, or is the
+        forking one): what is in flight is the parent's; close this process's copies."""
+        self._inflight.clear()
+        self._ring.close()
+
     def __del__(self) -> None:
         if hasattr(self, "_ring"):
             self.close()
@@ -221,6 +229,18 @@ def _isolate(op: Operation, exc: BaseException, fatal: BaseException | None) -> 
 
 
 _local = threading.local()
+# Every ThreadRing of this process not yet freed: a forked child lets go of the parent's
+# (a thread that was inside a batch at the fork keeps its ring referenced there).
+_rings: weakref.WeakSet[ThreadRing] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for ring in list(_rings):
+        ring.forget_after_fork()
+    _rings.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def thread_ring() -> ThreadRing | None:

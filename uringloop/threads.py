@@ -275,6 +275,11 @@ class _Waiter:
                 raise TimeoutError(
                     f"the uringloop operation did not start in {timeout} s; it never will"
                 )
+            if op.must_run and self._give_up(_ABANDONED):  # (a close: not cancelled)
+                raise TimeoutError(
+                    f"the uringloop operation did not complete in {timeout} s; it is one "
+                    "that is never dropped, and will still happen"
+                )
             loop.threadsafe.cancel(op)
             cancelled = True
             if not self._wait(timeout) and self._give_up(_ABANDONED):

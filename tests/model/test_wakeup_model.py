@@ -17,6 +17,7 @@ import importlib
 import re
 import shutil
 import subprocess
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,6 +352,35 @@ def test_a_push_interrupted_before_it_notified_still_wakes_the_loop(locked: bool
         q.push("a")
     assert written == ["interrupted", "written"]
     assert q.drain() == ["a"]
+
+
+def test_a_push_interrupted_right_after_f1_still_wakes_the_loop(locked: bool) -> None:
+    # A signal handler's exception lands right after the append (F1), before F2 looked at
+    # the flag: the op is queued and the loop may be asleep. The interrupted push notifies
+    # before the exception goes on (it did not: the op waited for another wake-up).
+    class Interrupted(deque[str]):
+        def append(self, item: str) -> None:
+            super().append(item)
+            raise KeyboardInterrupt
+
+    wakes = Wakes()
+    q = ForeignQueue(wakes, locked=locked)
+    q.pending = Interrupted()
+    assert q.prepare_to_sleep() is False
+    with pytest.raises(KeyboardInterrupt):
+        q.push("a")
+    assert wakes.count == 1
+    assert q.drain() == ["a"]
+
+
+def test_a_refused_push_does_not_wake(locked: bool) -> None:
+    wakes = Wakes()
+    q = ForeignQueue(wakes, locked=locked)
+    assert q.prepare_to_sleep() is False
+    q.close()
+    with pytest.raises(RuntimeError):
+        q.push("a")
+    assert wakes.count == 0
 
 
 def test_recheck_that_finds_work_withdraws_the_flag(locked: bool) -> None:

@@ -151,6 +151,27 @@ def test_a_pin_freed_without_release_gives_the_export_back(compiled: Any, writab
         assert len(data) == 12
 
 
+def test_a_read_only_pin_interrupted_after_the_export_gives_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reference's read-only pin takes the export with PyObject_GetBuffer through
+    # ctypes; a signal handler's exception landing as that call returns went through
+    # __init__ with the export taken and never given back: the bytearray could never be
+    # resized again. (The compiled pin takes it in C, where no such exception lands.)
+    real = _buffers._get_buffer
+
+    def interrupted(*args: Any) -> int:
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_buffers, "_get_buffer", interrupted)
+    data = bytearray(b"data")
+    with pytest.raises(KeyboardInterrupt):
+        _buffers.Pin(data, False)
+    data.extend(b"more")
+    assert data == b"datamore"
+
+
 def test_the_pin_in_use_is_the_compiled_one_where_built(compiled: Any) -> None:
     if os.environ.get("URINGLOOP_NO_EXTENSIONS", "") not in ("", "0"):
         assert _buffers.PIN is _buffers.Pin and _buffers.PINS_IMPLEMENTATION == "python"

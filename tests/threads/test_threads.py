@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import fcntl
 import gc
@@ -118,6 +119,43 @@ async def test_to_thread_uses_the_loop_of_its_task(
     assert await asyncio.to_thread(threads.read_file, path, timeout=30) == b"payload"
     assert loop.uring_stats().foreign_submissions - mine.foreign_submissions >= 3
     assert other_loop.uring_stats().foreign_submissions == theirs.foreign_submissions
+
+
+@pytest.mark.asyncio
+async def test_a_thread_in_a_copy_of_the_tasks_context_uses_its_loop(
+    other_loop: uringloop.Loop,
+) -> None:
+    # Two loops run; a thread that runs in a copy of a task's context (as anyio's to_thread
+    # workers do) finds the task's loop, for the root task (made from a context copied
+    # before the loop ran) and for one it makes. Before, no task's context held it: the
+    # calls went to os directly, where a timeout cannot apply.
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+
+    async def from_a_copy() -> Any:
+        thread, box = _in_thread(partial(contextvars.copy_context().run, threads.default_loop))
+        await _join(thread)
+        return box
+
+    assert await from_a_copy() == [("ok", loop)]
+    assert await asyncio.ensure_future(from_a_copy()) == [("ok", loop)]
+
+
+def test_a_task_made_from_outside_the_loop_carries_it() -> None:
+    loop = uringloop.Loop()
+    try:
+        assert loop.run_until_complete(_current_loop()) is loop
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=uringloop.Loop) as runner:
+                assert runner.run(_current_loop()) is runner.get_loop()
+    finally:
+        loop.close()
+
+
+async def _current_loop() -> Any:
+    from uringloop import _loop
+
+    return _loop.current_loop.get()
 
 
 @pytest.mark.asyncio
@@ -357,6 +395,46 @@ def test_a_close_past_its_timeout_says_it_still_happens(
                 time.sleep(0.001)
             return
     pytest.skip("the loop took every close within the call")
+
+
+def test_a_close_the_loop_took_past_its_timeout_says_it_still_happens(
+    no_fd_leak: None, capped_stream_waits: None
+) -> None:
+    # The loop takes the close, which then waits behind a full in-flight cap (reads parked
+    # on a pipe, counted against it here). A close is never cancelled: its TimeoutError
+    # comes after one timeout and says it will still happen (it waited a second timeout
+    # for a cancellation never sent, and said it "may still happen").
+    loop = uringloop.Loop(sq_entries=4, cq_entries=4)
+    if not loop.uring_available:
+        loop.close()
+        pytest.skip("io_uring is unavailable here")
+    running = threading.Event()
+    loop.call_soon(running.set)
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    r, w = os.pipe()
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert running.wait(10), "the loop did not start"
+        parked = [loop.threadsafe.pread(r, 1) for _ in range(4)]
+        deadline = time.monotonic() + 10
+        while loop.uring_stats().in_flight < 4:
+            assert time.monotonic() < deadline, "the reads were not parked"
+            time.sleep(0.001)
+        with pytest.raises(TimeoutError, match="never dropped, and will still happen"):
+            threads.close(fd, loop=loop, timeout=0.2)
+        assert fd_exists(fd), "closed before the pipe was written to"
+        os.write(w, b"abcd")
+        assert sorted(f.result(10) for f in parked) == [b"a", b"b", b"c", b"d"]
+        while fd_exists(fd):
+            assert time.monotonic() < deadline + 10, "the close did not happen"
+            time.sleep(0.001)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        os.close(r)
+        os.close(w)
 
 
 class _Interrupt(Exception):
@@ -665,3 +743,56 @@ sys.exit(uringloop.run(main()))
 def test_a_child_forked_from_an_executor_job_calls_os_directly(tmp_path: Path) -> None:
     proc = run_python(tmp_path, _FORKED_FROM_AN_EXECUTOR_JOB)
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
+
+
+_FORKED_WITH_BATCHES_WAITING = r"""
+import gc, os, sys, threading, time, warnings
+from uringloop import threads
+
+def rings():
+    found = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found += "io_uring" in os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass
+    return found
+
+fd = os.open(sys.argv[0], os.O_RDONLY)
+r, w = os.pipe()
+workers = [
+    threading.Thread(target=threads.pread_many, args=([(fd, 4, 0), (r, 1, -1)],))
+    for _ in range(3)
+]
+for worker in workers:
+    worker.start()
+deadline = time.monotonic() + 10
+while rings() < 3 and time.monotonic() < deadline:  # each thread's ring made
+    time.sleep(0.01)
+assert rings() >= 3, rings()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
+    pid = os.fork()
+if pid == 0:
+    gc.collect()
+    os._exit(rings())  # the rings of the parent's threads: none kept
+_, status = os.waitpid(pid, 0)
+os.write(w, b"abc")
+for worker in workers:
+    worker.join()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_keeps_no_ring_of_the_parents_threads(tmp_path: Path) -> None:
+    # Three threads wait in pread_many on their own rings when the process forks: the
+    # child, which has none of those threads, closes its copies of their rings (it kept
+    # their descriptors and mappings: three each).
+    from uringloop._thread_ring import ThreadRing
+
+    try:
+        ThreadRing().close()
+    except OSError:
+        pytest.skip("io_uring is unavailable here")
+    proc = run_python(tmp_path, _FORKED_WITH_BATCHES_WAITING)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
