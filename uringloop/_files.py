@@ -3828,6 +3828,9 @@ async def _open_rest(
         if parsed.appending and seekable:
             # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
             position = os.lseek(fd, 0, os.SEEK_END)
+        # A file made as it is read (/proc's): its size says nothing of its end, and its
+        # lseek refuses SEEK_END (EINVAL).
+        generated = regular and not local and _mounts.generated_on_read(st_dev)
         raw = AsyncFileIO(
             fd,
             name,
@@ -3849,9 +3852,9 @@ async def _open_rest(
             # through the executor).
             local,
             copies,
-            seekable and not regular,  # kernel_seeks
+            seekable and (not regular or generated),  # kernel_seeks
         )
-        if regular and not local and _mounts.generated_on_read(st_dev):
+        if generated:
             raw._rereadable = False
     except BaseException:
         if owned:

@@ -1099,6 +1099,29 @@ async def test_unbuffered_lines_of_a_proc_file_are_whole_as_the_builtins(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(("mode", "buffering"), [("rb", 0), ("rb", -1), ("r", -1)])
+async def test_seeking_to_the_end_of_a_proc_file_fails_as_the_builtins(
+    mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    # A /proc file's size (0) says nothing of its end, and its lseek refuses SEEK_END:
+    # the built-in raises EINVAL and keeps its position. The size was taken for the end:
+    # the seek returned 0, and the next read gave again what had been read.
+    path = "/proc/version"  # (the same text at each read)
+    with open(path, mode, buffering=buffering) as g:
+        first = g.read(10)
+        with pytest.raises(OSError) as builtins:
+            g.seek(0, os.SEEK_END)
+        expected = (g.tell(), g.read(4))
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        assert await f.read(10) == first
+        with pytest.raises(OSError) as ours:
+            await f.seek(0, os.SEEK_END)
+        assert (await f.tell(), await f.read(4)) == expected
+    assert ours.value.errno == builtins.value.errno == errno.EINVAL
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("mode", ["r+b", "w+b", "a+b", "r+"])
 async def test_a_buffered_file_open_for_update_needs_a_seekable_file(

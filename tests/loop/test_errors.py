@@ -409,3 +409,21 @@ async def test_data_that_is_not_bytes_like_is_refused_with_os_s_message(
         assert str(got.value) == str(expected.value)
     finally:
         os.close(fd)
+
+
+async def test_a_write_of_nothing_at_a_streams_position_is_the_system_calls() -> None:
+    # write(2) of nothing reports what the stream refuses: EINVAL at an eventfd (which
+    # takes 8 bytes); io_uring's WRITE of nothing returned 0 there. Elsewhere both give 0.
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    efd = os.eventfd(0)
+    r, w = os.pipe()
+    try:
+        for data in (b"", bytearray()):
+            with pytest.raises(OSError) as raised:
+                await loop.pwrite(efd, data)
+            assert raised.value.errno == errno.EINVAL
+            assert await loop.pwrite(w, data) == 0
+    finally:
+        for fd in (efd, r, w):
+            os.close(fd)

@@ -155,6 +155,10 @@ def _positioned(
                 raise RunNow(now)
             if made == DIRECT_NOW:
                 raise RunNow  # the declaration's blocking call: it moves the position
+            if made == STREAM_ON_RING and opcode == _WRITE and not length:
+                # write(2) of nothing still reports what the stream refuses (EINVAL at an
+                # eventfd); io_uring's returns 0. It does not wait.
+                raise RunNow(now)
     except BaseException:
         for pin in keep:
             pin.release()
@@ -703,6 +707,11 @@ def pwrite(fd: int, data: Buffer, offset: int = -1) -> Operation:
     """Write a bytes-like object at `offset` (-1: at the file position); return the count.
 
     Like os.pwrite this may write less than len(data); see pwrite_all().
+
+    A cancelled write is cancelled in the kernel. It may have written all the same (its
+    completion on its way, or delivered before the task resumed), and the call raises
+    CancelledError regardless: a caller that must know what a cancelled write at a
+    stream's position wrote uses Loop.pwrite_kept.
     """
     if type(data) is not bytes:
         # The common case of a write from memory pinned: as preadinto's.
