@@ -8,6 +8,12 @@ loops (stock asyncio, uvloop) run the os function on the loop's default executor
 and so on. Every function, os.path's too, takes `executor=` and `loop=` (ignored: the
 running loop is used), as aiofiles.os's do.
 
+A cancelled call is cancelled in the kernel (on an executor it runs to its end); one that
+changes the file system may have made its change all the same (a directory made, a name
+renamed or removed), and raises CancelledError regardless, as aiofiles.os's do: look
+where it matters. makedirs cancelled between two levels leaves the levels made, as
+os.makedirs interrupted does.
+
     import uringloop.os
 
     st = await uringloop.os.stat("data.bin")
@@ -116,6 +122,14 @@ async def stat(
     descriptor = not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__")
     target = path if descriptor else _fspath(path)
     return await loop.stat(target, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+
+async def _fstat(fd: int, executor: _Executor | None) -> os.stat_result:
+    """os.fstat(): descriptors only (EBADF for -1, where os.stat's is EFAULT)."""
+    loop = _ring_loop()
+    if loop is None:
+        return await _in_executor(executor, os.fstat, fd)
+    return await loop.fstat(fd)
 
 
 async def lstat(
@@ -382,8 +396,8 @@ class _Path:
     async def sameopenfile(
         fp1: int, fp2: int, *, executor: _Executor | None = None, loop: object = None
     ) -> bool:
-        first = await stat(fp1, executor=executor)
-        return os.path.samestat(first, await stat(fp2, executor=executor))
+        first = await _fstat(fp1, executor)
+        return os.path.samestat(first, await _fstat(fp2, executor))
 
     ismount = staticmethod(wrap(os.path.ismount))
     abspath = staticmethod(wrap(os.path.abspath))  # type: ignore[var-annotated,arg-type]

@@ -57,6 +57,26 @@ async def test_stat_family(tmp_path: Path, no_fd_leak: None) -> None:
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_sameopenfile_takes_descriptors_only(tmp_path: Path, no_fd_leak: None) -> None:
+    # As os.path.sameopenfile (os.fstat): a path is a TypeError, and -1 is EBADF, where
+    # os.stat's answers were given (True for a path; EFAULT for -1).
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for first, second in ((str(path), fd), (fd, -1), (-1, fd)):
+            with pytest.raises(Exception) as builtins:
+                os.path.sameopenfile(first, second)
+            with pytest.raises(Exception) as ours:
+                await aos.path.sameopenfile(first, second)
+            assert type(ours.value) is type(builtins.value)
+            assert getattr(ours.value, "errno", None) == getattr(builtins.value, "errno", None)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_directory_and_name_operations(tmp_path: Path, no_fd_leak: None) -> None:
     await aos.mkdir(tmp_path / "d")
     with pytest.raises(FileExistsError):
