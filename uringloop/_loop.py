@@ -22,7 +22,6 @@ import errno
 import inspect
 import os
 import selectors
-import sys
 import threading
 import time
 import warnings
@@ -628,13 +627,14 @@ class Loop(asyncio.SelectorEventLoop):
         if context is None:
             if current_loop.get() is self:  # (a task of this loop made it)
                 return super().create_task(coro, name=name)
-            context = contextvars.copy_context()
+            # The task copies the context it is made in; a task factory that takes no
+            # context (asyncio's older form) is called as asyncio calls it.
+            made = contextvars.copy_context()
+            made.run(current_loop.set, self)
+            return made.run(super().create_task, coro, name=name)
         if context.get(current_loop) is not self:
             context.run(current_loop.set, self)
-        if sys.version_info >= (3, 11):
-            return super().create_task(coro, name=name, context=context)
-        # (3.10: the task copies the context it is made in)
-        return context.run(super().create_task, coro, name=name)
+        return super().create_task(coro, name=name, context=context)
 
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, callback: Any, *args: Any, context: contextvars.Context | None = None
