@@ -234,9 +234,10 @@ class RingDriver:
         self.cap = self.cq_cap
         # (user_data, operation) of the entries in flight that wait on a stream, as found
         # when the cap was last full (_look_for_stream_waits); those since completed are
-        # dropped by _count_stream_waits().
+        # dropped by _count_stream_waits(), from time to time (_set_stream_waits).
         self._stream_waits: list[tuple[int, Operation]] = []
         self._stream_waits_sought = -1  # n_submitted then
+        self._stream_waits_recount = 0  # n_completed when they are counted again
         self.defer_taskrun = bool(ring.setup_flags & abi.SetupFlag.DEFER_TASKRUN)
         # With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when deferred work waits.
         self.taskrun_flag = bool(ring.setup_flags & abi.SetupFlag.TASKRUN_FLAG)
@@ -500,8 +501,8 @@ class RingDriver:
         backlog = self.backlog
         inflight = self.inflight
         queues = self._queues
-        if self._stream_waits:  # (the cap may count some that have completed since)
-            self._count_stream_waits()
+        if self._stream_waits and self.n_completed >= self._stream_waits_recount:
+            self._count_stream_waits()  # (the cap may count some that have completed)
             if len(inflight) >= self.cap:
                 return
         if len(backlog) == 1 and not backlog[0].multi:  # a lone operation: the eager case
@@ -604,16 +605,29 @@ class RingDriver:
         ):
             return False
         self._stream_waits_sought = self.n_submitted
-        waits = [(ud, op) for ud, op in inflight.items() if op.waits_on_stream]
-        self._stream_waits = waits
-        self.cap = self.cq_cap + len(waits)
+        waits = [
+            (ud, op)
+            for ud, op in inflight.items()
+            if op.waits_on_stream and (not op.multi or op.part_waits_on_stream(ud))
+        ]
+        self._set_stream_waits(waits)
         return len(inflight) < self.cap
 
     def _count_stream_waits(self) -> None:
         """Lower the cap by the operations that waited on a stream and have completed."""
         inflight = self.inflight
-        waits = [entry for entry in self._stream_waits if inflight.get(entry[0]) is entry[1]]
+        self._set_stream_waits(
+            [entry for entry in self._stream_waits if inflight.get(entry[0]) is entry[1]]
+        )
+
+    def _set_stream_waits(self, waits: list[tuple[int, Operation]]) -> None:
+        """The entries in flight that wait on a stream, counted out of the cap. They are
+        counted again once half as many completions as there are of them have been reaped
+        (each count looks at all of them): until then the cap may count some that have
+        completed, and let that many more others in flight than the CQ holds (which the
+        kernel keeps, IORING_FEAT_NODROP, and the driver reaps as an overflow)."""
         self._stream_waits = waits
+        self._stream_waits_recount = self.n_completed + max(len(waits) >> 1, 16)
         self.cap = self.cq_cap + len(waits)
 
     def _repair_fill(self, before: int, mark: int) -> None:

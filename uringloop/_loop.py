@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import concurrent.futures
+import contextlib
 import contextvars
 import errno
 import inspect
@@ -633,7 +634,10 @@ class Loop(asyncio.SelectorEventLoop):
             made.run(current_loop.set, self)
             return made.run(super().create_task, coro, name=name)
         if context.get(current_loop) is not self:
-            context.run(current_loop.set, self)
+            # (Not where it is entered, as the context of the callback making the task:
+            # run() refuses it there. asyncio.Runner's is not, when its task is made.)
+            with contextlib.suppress(RuntimeError):
+                context.run(current_loop.set, self)
         return super().create_task(coro, name=name, context=context)
 
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple

@@ -232,3 +232,30 @@ def test_the_cap_holds_again_once_they_complete() -> None:
             os.close(pw)
         os.close(r)
         os.close(w)
+
+
+def test_only_a_batchs_reads_at_a_streams_position_are_counted(tmp_path: Any) -> None:
+    # The driver counts out of its cap the entries that may wait: of a batch, only its
+    # parts at a stream's position, not its reads of files, which complete (counting
+    # those let more operations in flight than the CQ holds: it overflowed).
+    from array import array
+
+    from uringloop._ops.operation import StreamRead, StreamReadBatch
+
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    r, w = os.pipe()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        batch = StreamReadBatch(
+            array("q", [r, fd, fd]), array("q", [1, 4, 4]), array("q", [-1, 0, 4]), None
+        )
+        batch.user_data = 100
+        assert [batch.part_waits_on_stream(ud) for ud in (100, 101, 102)] == [True, False, False]
+        assert StreamRead(r, 1, -1, None).part_waits_on_stream(0)
+        assert not Read(fd, 1, 0, None).part_waits_on_stream(0)
+        batch.release()
+    finally:
+        os.close(fd)
+        os.close(r)
+        os.close(w)

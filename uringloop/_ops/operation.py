@@ -501,6 +501,11 @@ class Operation:
         queued while parts past the loop's in-flight cap wait to be written)."""
         return self.state == SUBMITTED
 
+    def part_waits_on_stream(self, user_data: int) -> bool:
+        """Of a multi-part operation that waits_on_stream: whether its part `user_data` is
+        one that may wait (a read at a stream's position, not a file's read)."""
+        return self.waits_on_stream
+
     def drop(self, failure: BaseException | None = None) -> None:
         """Never submitted and never will be: free what it holds; tell a waiting waiter."""
         self.state = DONE
@@ -1085,3 +1090,6 @@ class StreamReadBatch(ReadBatch):
 
     __slots__ = ()
     waits_on_stream = True
+
+    def part_waits_on_stream(self, user_data: int) -> bool:
+        return self.offsets[user_data - self.user_data] == -1  # (at a position)
