@@ -2476,8 +2476,16 @@ class AsyncBufferedFile(_FileBase):
             offset, whence = self._tell() + offset, os.SEEK_SET
             if offset >= 1 << 63:  # (past off_t: the kernel's overflow, EINVAL)
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        self._drop_read_buffer()
-        return await self.raw._seek(offset, whence)
+        if whence == os.SEEK_SET:
+            self._drop_read_buffer()
+            return await self.raw._seek(offset, whence)
+        # From the end (or the kernel's SEEK_DATA, SEEK_HOLE: neither reads the position):
+        # the read-ahead is kept until the raw seek has succeeded, as the built-in keeps
+        # it; it may fail (a /proc file refuses SEEK_END), the position unmoved.
+        target = await self.raw._seek(offset, whence)
+        self._rbuf = b""  # (the raw position is the target's now)
+        self._rpos = 0
+        return target
 
     async def truncate(self, size: int | None = None) -> int:
         if not self._lock.try_acquire():

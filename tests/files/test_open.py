@@ -1122,6 +1122,22 @@ async def test_seeking_to_the_end_of_a_proc_file_fails_as_the_builtins(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_failed_seek_from_the_end_keeps_the_read_ahead(no_fd_leak: None) -> None:
+    # As the built-in's: the buffered bytes stay until the raw seek has succeeded. They
+    # were dropped first, and read again at the position, here at an offset
+    # /proc/self/pagemap refuses (EINVAL: its reads are of 8-byte entries).
+    async with uringloop.open("/proc/self/pagemap", "rb") as f:
+        assert len(await f.read(3)) == 3
+        with pytest.raises(OSError) as raised:
+            await f.seek(0, os.SEEK_END)
+        assert raised.value.errno == errno.EINVAL
+        assert await f.tell() == 3
+        assert len(await f.read(5)) == 5
+        assert await f.tell() == 8
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("mode", ["r+b", "w+b", "a+b", "r+"])
 async def test_a_buffered_file_open_for_update_needs_a_seekable_file(
