@@ -152,6 +152,27 @@ def test_a_task_made_from_outside_the_loop_carries_it() -> None:
         loop.close()
 
 
+def test_a_task_made_in_the_context_a_callback_runs_in() -> None:
+    # create_task(coro, context=ctx) from a callback that runs in ctx: that context is
+    # entered, and writing the loop into it raised RuntimeError; asyncio's makes the task.
+    if sys.version_info < (3, 11):
+        pytest.skip("create_task(context=) is 3.11's")
+    loop = uringloop.Loop()
+    ctx = contextvars.copy_context()
+    made: list[Any] = []
+
+    def callback() -> None:
+        made.append(loop.create_task(_current_loop(), context=ctx))
+
+    try:
+        loop.call_soon(callback, context=ctx)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(made) == 1
+        loop.run_until_complete(made[0])
+    finally:
+        loop.close()
+
+
 async def _current_loop() -> Any:
     from uringloop import _loop
 
@@ -748,6 +769,7 @@ def test_a_child_forked_from_an_executor_job_calls_os_directly(tmp_path: Path) -
 _FORKED_WITH_BATCHES_WAITING = r"""
 import gc, os, sys, threading, time, warnings
 from uringloop import threads
+from uringloop._thread_ring import ThreadRing
 
 def rings():
     found = 0
@@ -758,6 +780,9 @@ def rings():
             pass
     return found
 
+probe = ThreadRing()
+per_ring = rings()  # (its descriptor, and the mappings' copies)
+probe.close()
 fd = os.open(sys.argv[0], os.O_RDONLY)
 r, w = os.pipe()
 workers = [
@@ -766,20 +791,23 @@ workers = [
 ]
 for worker in workers:
     worker.start()
-deadline = time.monotonic() + 10
-while rings() < 3 and time.monotonic() < deadline:  # each thread's ring made
-    time.sleep(0.01)
-assert rings() >= 3, rings()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
-    pid = os.fork()
-if pid == 0:
-    gc.collect()
-    os._exit(rings())  # the rings of the parent's threads: none kept
-_, status = os.waitpid(pid, 0)
-os.write(w, b"abc")
-for worker in workers:
-    worker.join()
+try:
+    deadline = time.monotonic() + 10
+    while rings() < 3 * per_ring and time.monotonic() < deadline:  # each thread's ring
+        time.sleep(0.01)
+    assert rings() == 3 * per_ring, (rings(), per_ring)
+    time.sleep(0.1)  # (each thread in its wait)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
+        pid = os.fork()
+    if pid == 0:
+        gc.collect()
+        os._exit(rings())  # the rings of the parent's threads: none kept
+    _, status = os.waitpid(pid, 0)
+finally:
+    os.write(w, b"abc")
+    for worker in workers:
+        worker.join()
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
