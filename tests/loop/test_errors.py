@@ -411,7 +411,7 @@ async def test_data_that_is_not_bytes_like_is_refused_with_os_s_message(
         os.close(fd)
 
 
-async def test_a_write_of_nothing_at_a_streams_position_is_the_system_calls() -> None:
+async def test_nothing_moved_at_a_streams_position_is_the_system_calls() -> None:
     # write(2) of nothing reports what the stream refuses: EINVAL at an eventfd (which
     # takes 8 bytes); io_uring's WRITE of nothing returned 0 there. Elsewhere both give 0.
     loop = asyncio.get_running_loop()
@@ -424,6 +424,12 @@ async def test_a_write_of_nothing_at_a_streams_position_is_the_system_calls() ->
                 await loop.pwrite(efd, data)
             assert raised.value.errno == errno.EINVAL
             assert await loop.pwrite(w, data) == 0
+        # readv(2) and writev(2) of nothing return 0 (io_uring's read of nothing at an
+        # eventfd was EINVAL); preadinto is readv's.
+        assert os.readv(efd, [bytearray()]) == os.writev(efd, [b""]) == 0
+        assert await loop.preadv(efd, [bytearray()]) == 0
+        assert await loop.preadinto(efd, bytearray()) == 0
+        assert await loop.pwritev(efd, [b""]) == 0
     finally:
         for fd in (efd, r, w):
             os.close(fd)

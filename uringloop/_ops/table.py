@@ -69,6 +69,7 @@ _AT_SYMLINK_FOLLOW = 0x400
 _U64 = args.U64_MASK
 _READ, _WRITE = int(abi.Op.READ), int(abi.Op.WRITE)  # the hot opcodes, as plain ints
 _WRITES = frozenset((_WRITE, int(abi.Op.WRITEV)))
+_SINGLE = frozenset((_READ, _WRITE))  # (one buffer: `length` is its size, not an iovec count)
 _STATX_RESERVED = 0x80000000
 _IOV_MAX = 1024
 _IOVEC = abi.IOVEC
@@ -155,9 +156,13 @@ def _positioned(
                 raise RunNow(now)
             if made == DIRECT_NOW:
                 raise RunNow  # the declaration's blocking call: it moves the position
-            if made == STREAM_ON_RING and opcode == _WRITE and not length:
-                # write(2) of nothing still reports what the stream refuses (EINVAL at an
-                # eventfd); io_uring's returns 0. It does not wait.
+            if made == STREAM_ON_RING and not (
+                length if opcode in _SINGLE else sum(pin.nbytes for pin in keep)
+            ):
+                # Nothing to move: the system call's answer, which does not wait. write(2)
+                # of nothing still reports what the stream refuses (EINVAL at an
+                # eventfd), where readv(2) and writev(2) of nothing return 0; io_uring's
+                # write returns 0, its read EINVAL there.
                 raise RunNow(now)
     except BaseException:
         for pin in keep:
