@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fcntl
+import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import full_nonblocking_pipe
 from uringloop._loop import _ForeignFuture
 from uringloop._ops import Read
 
@@ -51,30 +52,12 @@ def _parked(loop: uringloop.Loop) -> int:
     return PARKED if loop.uring_available else FALLBACK_PARKED
 
 
-def _fill(w: int) -> None:
-    """Fill the pipe whose write end is `w` to the brim (its blocking mode kept)."""
-    flags = fcntl.fcntl(w, fcntl.F_GETFL)
-    fcntl.fcntl(w, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-    try:
-        while True:
-            os.write(w, b"f" * 65536)
-    except BlockingIOError:
-        pass
-    finally:
-        fcntl.fcntl(w, fcntl.F_SETFL, flags)
-
-
 def _drain(r: int) -> bytes:
-    flags = fcntl.fcntl(r, fcntl.F_GETFL)
-    fcntl.fcntl(r, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    """What the O_NONBLOCK read end `r` of a pipe holds."""
     got = bytearray()
-    try:
+    with contextlib.suppress(BlockingIOError):
         while True:
             got += os.read(r, 65536)
-    except BlockingIOError:
-        pass
-    finally:
-        fcntl.fcntl(r, fcntl.F_SETFL, flags)
     return bytes(got)
 
 
@@ -146,9 +129,9 @@ def test_reads_of_idle_sockets_leave_room(loop: uringloop.Loop, hello: str) -> N
 
 
 def test_writes_to_full_pipes_leave_room(loop: uringloop.Loop, hello: str) -> None:
-    pipes = [os.pipe() for _ in range(_parked(loop))]
+    pipes = [full_nonblocking_pipe() for _ in range(_parked(loop))]
     for _, w in pipes:
-        _fill(w)
+        os.set_blocking(w, True)  # (a write waits for room)
 
     async def main() -> list[int]:
         writes = [asyncio.ensure_future(loop.pwrite(w, b"xyz")) for _, w in pipes]

@@ -49,21 +49,27 @@ async def _join(thread: threading.Thread) -> None:
     await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
 
-@pytest.fixture
-def other_loop() -> Iterator[uringloop.Loop]:
-    """A second uringloop Loop running in its own thread."""
-    loop = uringloop.Loop()
+@contextlib.contextmanager
+def _running_in_a_thread(loop: uringloop.Loop) -> Iterator[uringloop.Loop]:
+    """`loop` running in a thread of its own, stopped and closed on leaving."""
     running = threading.Event()
     loop.call_soon(running.set)
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
-    assert running.wait(10), "the other loop did not start"
     try:
+        assert running.wait(10), "the loop did not start"
         yield loop
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+@pytest.fixture
+def other_loop() -> Iterator[uringloop.Loop]:
+    """A second uringloop Loop running in its own thread."""
+    with _running_in_a_thread(uringloop.Loop()) as loop:
+        yield loop
 
 
 @pytest.mark.asyncio
@@ -429,31 +435,24 @@ def test_a_close_the_loop_took_past_its_timeout_says_it_still_happens(
     if not loop.uring_available:
         loop.close()
         pytest.skip("io_uring is unavailable here")
-    running = threading.Event()
-    loop.call_soon(running.set)
-    thread = threading.Thread(target=loop.run_forever)
-    thread.start()
     r, w = os.pipe()
     fd = os.open(os.devnull, os.O_RDONLY)
     try:
-        assert running.wait(10), "the loop did not start"
-        parked = [loop.threadsafe.pread(r, 1) for _ in range(4)]
-        deadline = time.monotonic() + 10
-        while loop.uring_stats().in_flight < 4:
-            assert time.monotonic() < deadline, "the reads were not parked"
-            time.sleep(0.001)
-        with pytest.raises(TimeoutError, match="never dropped, and will still happen"):
-            threads.close(fd, loop=loop, timeout=0.2)
-        assert fd_exists(fd), "closed before the pipe was written to"
-        os.write(w, b"abcd")
-        assert sorted(f.result(10) for f in parked) == [b"a", b"b", b"c", b"d"]
-        while fd_exists(fd):
-            assert time.monotonic() < deadline + 10, "the close did not happen"
-            time.sleep(0.001)
+        with _running_in_a_thread(loop):
+            parked = [loop.threadsafe.pread(r, 1) for _ in range(4)]
+            deadline = time.monotonic() + 10
+            while loop.uring_stats().in_flight < 4:
+                assert time.monotonic() < deadline, "the reads were not parked"
+                time.sleep(0.001)
+            with pytest.raises(TimeoutError, match="never dropped, and will still happen"):
+                threads.close(fd, loop=loop, timeout=0.2)
+            assert fd_exists(fd), "closed before the pipe was written to"
+            os.write(w, b"abcd")
+            assert sorted(f.result(10) for f in parked) == [b"a", b"b", b"c", b"d"]
+            while fd_exists(fd):
+                assert time.monotonic() < deadline + 10, "the close did not happen"
+                time.sleep(0.001)
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
         os.close(r)
         os.close(w)
 
