@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -203,6 +204,21 @@ def test_close_is_idempotent_and_releases_the_fd(ring_factory: Callable[..., Rin
     with pytest.raises(OSError):
         os.fstat(fd)
     assert ring.pending() == 0
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="mmap(trackfd=False) is Python 3.13's")
+def test_a_ring_holds_one_descriptor_where_mmap_can_map_without_its_own(
+    ring_factory: Callable[..., Ring],
+) -> None:
+    before = _open_descriptors()
+    ring = ring_factory()
+    assert _open_descriptors() == before + 1
+    ring.close()
+    assert _open_descriptors() == before
 
 
 def test_eventfd_signals_completion(ring: Ring) -> None:

@@ -46,6 +46,7 @@ import mmap
 import os
 import platform
 import struct
+import sys
 
 from .._twins import compiled
 from . import abi, syscalls
@@ -58,6 +59,11 @@ QUEUES: type[Queues] = compiled("uringloop._ring._queues", "Queues") or Queues
 IMPLEMENTATION = "python" if QUEUES is Queues else "c"
 
 DEFAULT_SQ_ENTRIES = 256
+
+# Python 3.13's mmap can map without keeping a duplicate of the ring's descriptor: a ring
+# then holds one descriptor instead of three (one per map besides its own). The maps'
+# size() and resize(), which need the duplicate, are never called.
+_MAP_OPTIONS: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 DEFAULT_CQ_ENTRIES = 1024  # in-flight operations are capped at this; see _driver.py
 MAX_SQ_ENTRIES = 32768  # IORING_MAX_ENTRIES: larger is EINVAL (no IORING_SETUP_CLAMP)
 MAX_CQ_ENTRIES = 65536  # IORING_MAX_CQ_ENTRIES
@@ -164,23 +170,17 @@ class Ring:
         self.cq_entries: int = p[abi.P_CQ_ENTRIES]
         (sq_head, sq_tail, sq_mask, _, sq_flags, _, sq_array, _, _) = p[abi.SQ_OFF : abi.SQ_OFF + 9]
         (cq_head, cq_tail, cq_mask, _, _, cqes, cq_flags, _, _) = p[abi.CQ_OFF : abi.CQ_OFF + 9]
-        prot = mmap.PROT_READ | mmap.PROT_WRITE
-        mflags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         sq_size = sq_array + self.sq_entries * 4
         cq_size = cqes + self.cq_entries * abi.CQE_SIZE
         if self.features & abi.Feature.SINGLE_MMAP:
             size = max(sq_size, cq_size)
-            self._ring_map = mmap.mmap(self.fd, size, mflags, prot, offset=abi.IORING_OFF_SQ_RING)
+            self._ring_map = self._map(size, abi.IORING_OFF_SQ_RING)
             cq_map = self._ring_map
         else:
-            self._ring_map = mmap.mmap(
-                self.fd, sq_size, mflags, prot, offset=abi.IORING_OFF_SQ_RING
-            )
-            self._cq_map = mmap.mmap(self.fd, cq_size, mflags, prot, offset=abi.IORING_OFF_CQ_RING)
+            self._ring_map = self._map(sq_size, abi.IORING_OFF_SQ_RING)
+            self._cq_map = self._map(cq_size, abi.IORING_OFF_CQ_RING)
             cq_map = self._cq_map
-        self._sqe_map = mmap.mmap(
-            self.fd, self.sq_entries * abi.SQE_SIZE, mflags, prot, offset=abi.IORING_OFF_SQES
-        )
+        self._sqe_map = self._map(self.sq_entries * abi.SQE_SIZE, abi.IORING_OFF_SQES)
         self.queues = queues_type(
             self.fd,
             self.sq_entries,
@@ -196,6 +196,17 @@ class Ring:
         # The SQE array as signed native 64-bit words (8 per SQE), for writing many SQEs
         # at once (signed, so an offset of -1 is stored as the kernel's (u64)-1).
         self.sqe_words = memoryview(self._sqe_map).cast("q")
+
+    def _map(self, size: int, offset: int) -> mmap.mmap:
+        """One of the ring's regions, mapped shared, readable and writable."""
+        return mmap.mmap(
+            self.fd,
+            size,
+            mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+            mmap.PROT_READ | mmap.PROT_WRITE,
+            offset=offset,
+            **_MAP_OPTIONS,
+        )
 
     # -- submission and completion: see Queues ------------------------------------------
 
