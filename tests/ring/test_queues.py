@@ -106,6 +106,24 @@ def test_closed_queues_refuse_work(ring_factory: object) -> None:
     q.close()  # idempotent
 
 
+@pytest.mark.parametrize("call", ["reserve", "unreserve"])
+def test_a_count_that_closes_the_ring_is_refused_before_the_ring_is_touched(
+    ring_factory: object, call: str
+) -> None:
+    # The count is converted first (its __index__ may close the ring, unmapping it), then
+    # the queues are found closed: ValueError, where the ring's memory was read or written.
+    ring = ring_factory()  # type: ignore[operator]
+
+    class Closes:
+        def __index__(self) -> int:
+            ring.close()
+            return 1
+
+    with pytest.raises(ValueError):
+        getattr(ring.queues, call)(Closes())
+    assert ring.closed
+
+
 def test_compiled_queues_never_initialised_refuse_work() -> None:
     """Queues.__new__ without __init__ (or after a failed __init__) points at no ring: the
     compiled methods raise ValueError instead of touching unset pointers. In a child

@@ -275,10 +275,11 @@ Queues_next_sqe(Queues *self, PyObject *unused)
 static PyObject *
 Queues_reserve(Queues *self, PyObject *arg)
 {
-    if (check_open(self))
-        return NULL;
     long count;
+    /* The count first: its __index__ may close the queues (and unmap the rings). */
     if (as_count(arg, &count))
+        return NULL;
+    if (check_open(self))
         return NULL;
     uint32_t tail = self->tail;
     long free_slots = (long)self->sq_entries - (long)(tail - load_acquire(self->sq_head));
@@ -318,10 +319,11 @@ Queues_pending(Queues *self, PyObject *unused)
 static PyObject *
 Queues_unreserve(Queues *self, PyObject *arg)
 {
-    if (check_open(self))
-        return NULL;
     long count;
+    /* The count first: its __index__ may close the queues (and unmap the rings). */
     if (as_count(arg, &count))
+        return NULL;
+    if (check_open(self))
         return NULL;
     uint32_t have = pending(self);
     if (count > (long)have)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import platform
+from operator import index
 
 from . import abi, syscalls
 
@@ -133,6 +134,7 @@ class Queues:
     def reserve(self, count: int, /) -> list[int]:
         """Reserve up to `count` SQEs; return their byte offsets (maybe fewer, maybe none
         when the SQ is full). Each must be written before the next enter()."""
+        count = index(count)  # (as the compiled twin's: its __index__ before the ring)
         tail = self._tail
         free = self.sq_entries - ((tail - self._sq32[self._sq_head]) & _U32)
         if count > free:
@@ -156,7 +158,7 @@ class Queues:
 
     def unreserve(self, count: int, /) -> None:
         """Take back the last `count` SQEs the kernel has not consumed (after a failed enter)."""
-        count = max(0, min(count, self.pending()))
+        count = max(0, min(index(count), self.pending()))
         self._tail = (self._tail - count) & _U32
         self._sq32[self._sq_tail] = self._tail
 
