@@ -252,7 +252,12 @@ class ScratchBuffer:
             start = ctypes.addressof(self._heap)
             self.address = (start + PAGE - 1) & ~(PAGE - 1)
         else:
-            self._map = mmap.mmap(-1, size)
+            try:
+                self._map = mmap.mmap(-1, size)
+            except OSError as exc:  # (out of address space: as a bytes object of this size)
+                if exc.errno == errno.ENOMEM:
+                    raise MemoryError from None
+                raise
             self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
     def take(self, n: int) -> bytes:

@@ -290,6 +290,56 @@ async def test_a_read_answered_at_once_too_large_for_memory_is_a_memory_error() 
     assert done.stdout.split() == ["b'abc'", "MemoryError"], done.stderr
 
 
+async def test_reads_too_large_for_memory_are_memory_errors_and_the_loop_goes_on() -> None:
+    # A batch whose parts' buffers cannot be made (a part too large for what is left of
+    # the address space) fails with MemoryError, as os.pread does, from a coroutine or a
+    # thread; the loop goes on. (Before, the batch stayed at the head of the queue and its
+    # error came out of every later loop iteration.) A single read too large: MemoryError
+    # too, not the mapping's OSError (ENOMEM). In a child process, its address space
+    # limited.
+    script = """if True:
+        import asyncio, os, resource, sys, tempfile, uringloop
+        with tempfile.TemporaryFile() as sparse:
+            sparse.truncate(1 << 30)
+            fd = sparse.fileno()
+            limit = 256 << 20
+            with open("/proc/self/status") as status:
+                size = next(
+                    int(line.split()[1]) << 10 for line in status if line.startswith("VmSize")
+                )
+            resource.setrlimit(resource.RLIMIT_AS, (size + limit, size + limit))
+            loop = uringloop.Loop(use_uring=USE_URING)
+            huge = [(fd, 2 * limit, 0), (fd, 10, 0), (fd, 2 * limit, 1 << 29)]
+
+            async def main():
+                for call in (
+                    lambda: loop.pread_many(huge),
+                    lambda: asyncio.wrap_future(loop.threadsafe.pread_many(huge)),
+                    lambda: loop.pread(fd, 2 * limit, 0),
+                ):
+                    try:
+                        got = await call()
+                    except BaseException as exc:
+                        partial = getattr(exc, "partial", None)
+                        print(type(exc).__name__, partial == [None, bytes(10), None])
+                    else:
+                        print("read", len(got))
+                    print("then", await loop.pread(fd, 3, 0) == bytes(3))
+
+            loop.run_until_complete(main())
+            loop.close()
+        """
+    script = script.replace("USE_URING", str(running().uring_available))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        *("MemoryError", "True", "then", "True") * 2,  # (the batches: their part read too)
+        *("MemoryError", "False", "then", "True"),
+    ], done.stdout
+
+
 async def test_a_failed_write_of_a_bytearray_lets_go_of_it_at_once() -> None:
     # The view a write takes of a bytearray is released when the write fails, not when
     # the collector frees the exception (a traceback cycle): the bytearray can be resized.

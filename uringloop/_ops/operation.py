@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 _pack_sqe = SQE.pack
 _pack_sqe_into = SQE.pack_into
 _READ = int(abi.Op.READ)
+_NOP = int(abi.Op.NOP)
 _WRITE = int(abi.Op.WRITE)
 _READV = int(abi.Op.READV)
 _U64 = args.U64_MASK
@@ -762,9 +763,9 @@ class ReadBatch(Entry):
     range), so writing them cannot fail half-way.
     """
 
-    __slots__ = ("_at_once", "_buffers", "_error", "_error_index", "_left", "_next", "_pool",
-                 "_region", "_res", "_ring_order", "_slots", "_stride", "fds", "offsets",
-                 "sizes")  # fmt: skip
+    __slots__ = ("_at_once", "_buffers", "_error", "_error_index", "_failures", "_left",
+                 "_next", "_pool", "_region", "_res", "_ring_order", "_slots", "_stride", "fds",
+                 "offsets", "sizes")  # fmt: skip
     multi = True
 
     def __init__(
@@ -797,6 +798,9 @@ class ReadBatch(Entry):
         self._res: list[int | None] = [None] * n  # None: the part's CQE has not come
         self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
         self._buffers: dict[int, ScratchBuffer] = {}
+        # Parts whose buffer could not be made (MemoryError): written as a NOP, each fails
+        # with its exception once every written part has completed.
+        self._failures: dict[int, Exception] = {}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
         self._next = 0  # parts written and in flight so far (see parts_written)
         self._error: BaseException | None = None
@@ -877,8 +881,15 @@ class ReadBatch(Entry):
                     addr = pool.address_of[slot]
                 else:
                     buf = buffers.get(i)
+                    if buf is None and i not in self._failures:
+                        try:
+                            buf = buffers[i] = ScratchBuffer(size)
+                        except Exception as exc:  # (out of memory: this part's failure)
+                            self._failures[i] = exc
                     if buf is None:
-                        buf = buffers[i] = ScratchBuffer(size)
+                        _pack_sqe_into(sqes, offsets[start + j], _NOP, 0, 0, -1, 0, 0, 0, 0,
+                                       base + i, 0, 0, 0, 0, 0)  # fmt: skip
+                        continue
                     addr = buf.address
                 offset = self.offsets[i] & _U64
                 _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
@@ -930,11 +941,16 @@ class ReadBatch(Entry):
         # Every written part has its result.
         res: list[int] = self._res[:written]  # type: ignore[assignment]
         results: list[bytes] | None = None
+        failures = self._failures
         try:
+            for i in failures:
+                res[i] = -errno.ENOMEM  # (its NOP's 0: the exception below is its outcome)
             if written and min(res) < 0:
                 for i in range(min(written, self._error_index)):
                     if res[i] < 0:
-                        self._error, self._error_index = os_error(res[i]), i
+                        failure = failures.get(i)
+                        self._error = failure if failure is not None else os_error(res[i])
+                        self._error_index = i
                         break
             if waiter is not None and not waiter.done():
                 if self._error is None:
@@ -1016,7 +1032,8 @@ class ReadBatch(Entry):
             if slot >= 0:
                 out.append(pool.take(slot, n))  # type: ignore[union-attr]
             else:
-                out.append(self._buffers[i].take(n))
+                buf = self._buffers.get(i)  # (none for a part that failed to get one)
+                out.append(buf.take(n) if buf is not None else b"")
         return out
 
     def release(self) -> None:
