@@ -331,7 +331,14 @@ class SlotPool:
                 if not free:
                     if self._class_bytes.get(cls, 0) >= _MAX_CLASS_BYTES:
                         return -1
-                    self._grow(cls)
+                    try:
+                        self._grow(cls)
+                    except OSError as exc:  # no memory for an arena: no slot, as when full
+                        if exc.errno != errno.ENOMEM:
+                            raise
+                        return -1
+                    except MemoryError:
+                        return -1
                 return free.pop()
         return -1
 

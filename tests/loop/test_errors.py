@@ -340,6 +340,25 @@ async def test_reads_too_large_for_memory_are_memory_errors_and_the_loop_goes_on
     ], done.stdout
 
 
+async def test_a_slot_pool_without_memory_for_a_new_arena_has_no_slot_to_give() -> None:
+    # As when its class is full: -1, and the read gets a buffer of its own (or, that
+    # failing too, MemoryError), where the arena's OSError (ENOMEM) escaped the driver.
+    script = """if True:
+        import resource
+        from uringloop._buffers import SLOT_SIZES, SlotPool
+        pool = SlotPool()
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) << 10 for line in status if line.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 20), size + (1 << 20)))
+        print(pool.alloc(SLOT_SIZES[-1]), pool.in_use())
+        """
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["-1", "0"]
+
+
 async def test_a_failed_write_of_a_bytearray_lets_go_of_it_at_once() -> None:
     # The view a write takes of a bytearray is released when the write fails, not when
     # the collector frees the exception (a traceback cycle): the bytearray can be resized.

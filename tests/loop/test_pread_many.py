@@ -455,3 +455,33 @@ async def test_pread_many_reads_of_one_pipe_that_wait_share_its_bytes() -> None:
         os.close(r)
         os.close(w)
     assert sorted(got) == [b"ab", b"cd"]
+
+
+def test_a_part_without_a_buffer_whose_write_was_undone_is_not_the_batch_s_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A part whose buffer could not be made is written as a NOP and fails with
+    # MemoryError; if that write is undone (an interrupt before it was counted, which the
+    # fill repairs by giving the slots back) and the batch is then cancelled, the batch
+    # ends with no part written, and without an IndexError from the failure noted.
+    from array import array
+
+    from uringloop._ops import operation
+
+    def no_memory(size: int) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(operation, "ScratchBuffer", no_memory)
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        batch = operation.ReadBatch(
+            array("q", [fd, fd]), array("q", [10, 1 << 21]), array("q", [0, 0]), None
+        )
+        batch.user_data = 100
+        entries = bytearray(2 * 64)
+        assert batch.prep_parts(entries, memoryview(entries).cast("q"), [0, 64], 0) == (0, 2)
+        assert entries[0] == operation.abi.Op.NOP  # (the part's SQE: a NOP)
+        assert batch.drop_unwritten() == 0  # (interrupted: parts_written() not called)
+        assert batch.state == operation.DONE
+    finally:
+        os.close(fd)

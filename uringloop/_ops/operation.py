@@ -885,7 +885,7 @@ class ReadBatch(Entry):
                         try:
                             buf = buffers[i] = ScratchBuffer(size)
                         except Exception as exc:  # (out of memory: this part's failure)
-                            self._failures[i] = exc
+                            self._failures[i] = exc.with_traceback(None)  # (no frame kept)
                     if buf is None:
                         _pack_sqe_into(sqes, offsets[start + j], _NOP, 0, 0, -1, 0, 0, 0, 0,
                                        base + i, 0, 0, 0, 0, 0)  # fmt: skip
@@ -944,7 +944,8 @@ class ReadBatch(Entry):
         failures = self._failures
         try:
             for i in failures:
-                res[i] = -errno.ENOMEM  # (its NOP's 0: the exception below is its outcome)
+                if i < written:  # (one whose write was undone is not the batch's)
+                    res[i] = -errno.ENOMEM  # (its NOP's 0: the exception below is its outcome)
             if written and min(res) < 0:
                 for i in range(min(written, self._error_index)):
                     if res[i] < 0:
