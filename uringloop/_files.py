@@ -1957,8 +1957,9 @@ class AsyncFileIO(_FileBase):
     def __del__(self) -> None:
         if getattr(self, "_closed_flag", True):
             return
+        described = f"unclosed file {self!r}"  # (before the close: as it was found)
         if self._close_sync():
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:
         if self._closed_flag:
@@ -2609,8 +2610,9 @@ class AsyncBufferedFile(_FileBase):
     def __del__(self) -> None:
         if not isinstance(getattr(self, "raw", None), AsyncFileIO) or self.raw._closed_flag:
             return
+        described = f"unclosed file {self!r}"  # (before the close: as it was found)
         if self._close_sync():
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:
         if isinstance(self.raw, _Detached):
@@ -3403,8 +3405,9 @@ class AsyncTextFile(_FileBase):
         if self._pending:
             buffer._wbuf += b"".join(self._pending)
             self._pending.clear()
+        described = f"unclosed file {self!r}"  # (before the close: as it was found)
         if buffer._close_sync():
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:
         if isinstance(self.buffer, _Detached):

@@ -1860,6 +1860,25 @@ async def test_unclosed_file_warns_and_closes_its_fd(tmp_path: Path, no_fd_leak:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("buffering", [0, -1])
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_an_unclosed_file_s_warning_describes_it_as_it_was_found(
+    tmp_path: Path, mode: str, buffering: int
+) -> None:
+    if buffering == 0 and "b" not in mode:
+        pytest.skip("text is buffered")
+    path = tmp_path / "found"
+    path.write_bytes(b"x")
+    f = await uringloop.open(path, mode, buffering=buffering)
+    described = f"unclosed file {f!r}"
+    assert "[closed]" not in described and "found" in described
+    with pytest.warns(ResourceWarning) as warned:
+        del f
+        gc.collect()
+    assert [str(w.message) for w in warned] == [described]
+
+
+@pytest.mark.asyncio
 @ALL_LOOPS
 async def test_cancelled_read_leaves_the_file_usable(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "big"
