@@ -145,7 +145,7 @@ class Driver(Protocol):
     def stats(self) -> DriverStats: ...
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]: ...
     def close(self) -> None: ...
-    def in_flight_operations(self) -> list[Operation]: ...
+    def unfinished_operations(self) -> list[Operation]: ...
 
 
 def isolate(
@@ -855,9 +855,9 @@ class RingDriver:
 
     # -- teardown -------------------------------------------------------------------------------
 
-    def in_flight_operations(self) -> list[Operation]:
-        """The operations whose completions are still to come (a batch once)."""
-        return list(dict.fromkeys(self.inflight.values()))
+    def unfinished_operations(self) -> list[Operation]:
+        """The operations queued or in flight: their outcomes still to come (a batch once)."""
+        return list(dict.fromkeys([*self.backlog, *self.inflight.values()]))
 
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
         """Cancel everything, wait up to `timeout` seconds for the CQEs, close the ring.

@@ -187,9 +187,9 @@ class FallbackDriver:
         self._gates.pop(op, None)
         return True
 
-    def in_flight_operations(self) -> list[Operation]:
-        """The operations running on the pool (their outcomes still to come)."""
-        return list(self.inflight)
+    def unfinished_operations(self) -> list[Operation]:
+        """The operations queued or running on the pool: their outcomes still to come."""
+        return [*self.backlog, *self.inflight]
 
     def shutdown(self, timeout: float, can_enter: bool) -> list[Operation]:
         """Drop the queued, cancel what has not started, wait up to `timeout` for the rest.

@@ -1511,7 +1511,7 @@ class Loop(asyncio.SelectorEventLoop):
             or not isinstance(driver, RingDriver)
             or not driver.single_issuer
         )
-        for op in driver.in_flight_operations():
+        for op in driver.unfinished_operations():
             waiter = op.waiter
             if isinstance(waiter, _KeptOutcome) and waiter.late is None:
                 # (No late future handed over: its task never runs again, as below. One
@@ -1520,7 +1520,8 @@ class Loop(asyncio.SelectorEventLoop):
             if isinstance(waiter, asyncio.Future) and not waiter.done():
                 # Its task never runs again: a result that comes during the shutdown is
                 # nobody's, and is undone as a cancelled operation's is (an open's
-                # descriptor closed) rather than left in a future no one reads.
+                # descriptor closed) rather than left in a future no one reads; one still
+                # queued is dropped (a close made) without an error that nobody retrieves.
                 waiter.cancel()
         stranded = driver.shutdown(CLOSE_TIMEOUT, can_enter)
         if stranded:

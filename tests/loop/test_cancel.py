@@ -9,6 +9,7 @@ import os
 import pathlib
 import time
 import weakref
+from typing import Any
 
 import pytest
 
@@ -172,8 +173,37 @@ def test_batch_never_submitted_fails_at_close_instead_of_returning_nothing() -> 
     op.waiter = future
     loop._driver.queue(op)  # type: ignore[union-attr]
     loop.close()  # the batch is still queued: it is dropped
-    exc = future.exception()
-    assert isinstance(exc, uringloop.LoopClosedError)  # as any operation queued at close
+    assert future.cancelled()  # as any operation of this loop's tasks queued at close
+
+
+def test_operations_queued_at_close_for_tasks_never_resumed_report_nothing_more(
+    tmp_path: pathlib.Path, exception_handler_calls: list[dict[str, Any]]
+) -> None:
+    # A loop stopped right after its tasks queued operations, then closed without
+    # cancelling them (as a framework may): each task is reported destroyed pending, as
+    # on asyncio's loop, and nothing else (no exception set on a future nobody reads).
+    loop = uringloop.Loop()
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+
+        async def write(i: int) -> None:
+            await loop.pwrite(fd, b"x" * 4096, i * 4096)
+            await loop.fsync(fd)
+
+        tasks = [loop.create_task(write(i)) for i in range(16)]
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert loop.queued_operations() == 16
+        loop.close()
+        del tasks
+        gc.collect()
+    finally:
+        os.close(fd)
+    reported = [context["message"] for context in exception_handler_calls]
+    assert reported == ["Task was destroyed but it is pending!"] * 16
+    exception_handler_calls.clear()  # (the contexts held the tasks: now they go)
+    gc.collect()
+    assert exception_handler_calls == []
 
 
 @pytest.mark.asyncio

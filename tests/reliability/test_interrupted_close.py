@@ -56,7 +56,7 @@ def test_an_interrupt_as_close_begins_still_shuts_the_driver_down(
         driver = loop._driver
         assert isinstance(driver, RingDriver)
         efd = driver.efd
-        real = RingDriver.in_flight_operations
+        real = RingDriver.unfinished_operations
         calls = [0]
 
         def interrupted(self: RingDriver) -> Any:
@@ -65,7 +65,7 @@ def test_an_interrupt_as_close_begins_still_shuts_the_driver_down(
                 raise KeyboardInterrupt
             return real(self)
 
-        monkeypatch.setattr(RingDriver, "in_flight_operations", interrupted)
+        monkeypatch.setattr(RingDriver, "unfinished_operations", interrupted)
         with pytest.raises(KeyboardInterrupt):
             loop.close()
         assert loop.is_closed()
