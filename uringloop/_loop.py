@@ -945,10 +945,16 @@ class Loop(asyncio.SelectorEventLoop):
         with `kept`, the wait is _wait_kept()'s, which hands `kept` the outcome."""
         if op.state == DONE:  # answered when it was built (RunNow)
             return op.outcome()  # type: ignore[attr-defined]
-        if self._closed or self._state.forked:
-            op.drop()
-            self._check_usable()
         future: asyncio.Future[Any] = _Future(loop=self)
+        if self._closed or self._state.forked:
+            if not op.must_run:
+                op.drop()
+                self._check_usable()
+            # A close is never dropped: the loop cannot make it, so it is made here, as the
+            # blocking call (a task's `finally` that closes its fd once the loop is closed).
+            op.waiter = future
+            op.complete_blocking(*op.run_captured())
+            return future.result()
         op.waiter = future if kept is None else _KeptOutcome(future)
         if not self._ready and self._eager_left > 0 and self._run_lone(op, op.nbytes):
             if future.done():
@@ -1062,7 +1068,8 @@ class Loop(asyncio.SelectorEventLoop):
     def _submit_foreign(self, op: Operation) -> None:
         """Queue `op` (its waiter set) from any thread; the loop is woken if it may be
         asleep. Raises LoopClosedError (or RuntimeError after fork) and frees `op` if the
-        loop cannot take it."""
+        loop cannot take it, but for an operation that must run (a close): the calling
+        thread makes it then, as the blocking call, and its waiter has the outcome."""
         if op.state == DONE:  # answered when it was built (RunNow)
             op.deliver()  # type: ignore[attr-defined]
             return
@@ -1075,6 +1082,9 @@ class Loop(asyncio.SelectorEventLoop):
             self._check_usable()
             self._foreign.push(op)
         except RuntimeError as exc:
+            if op.must_run:  # (never dropped: made by the calling thread, as _run does)
+                op.complete_blocking(*op.run_captured())
+                return
             op.drop()
             if isinstance(exc, LoopClosedError) or self._state.forked:
                 raise

@@ -295,6 +295,69 @@ def test_foreign_submissions_after_close_fail_at_once() -> None:
     assert isinstance(uringloop.LoopClosedError(), RuntimeError)
 
 
+def _is_closed(fd: int, inode: int) -> bool:
+    try:
+        return os.fstat(fd).st_ino != inode  # (its number reused by another file)
+    except OSError as exc:
+        assert exc.errno == errno.EBADF
+        return True
+
+
+def test_a_close_on_a_closed_loop_is_made_by_its_caller(tmp_path: os.PathLike[str]) -> None:
+    # A close is never dropped: once the loop is closed (a task's `finally` closing its fd
+    # as the task is destroyed with its closed loop; a thread's close with loop=), the
+    # caller makes it, as the blocking call, and has its outcome. Other operations are
+    # still refused.
+    path = os.path.join(tmp_path, "f")
+    fds = [os.open(path, os.O_RDONLY | os.O_CREAT, 0o600) for _ in range(3)]
+    inodes = [os.fstat(fd).st_ino for fd in fds]
+    loop = uringloop.Loop()
+    loop.close()
+    coro = loop.close_fd(fds[0])
+    with pytest.raises(StopIteration) as stop:
+        coro.send(None)
+    assert stop.value.value is None
+    assert loop.threadsafe.close_fd(fds[1]).result(timeout=5) is None
+    assert uringloop.threads.close(fds[2], loop=loop) is None
+    assert all(_is_closed(fd, inode) for fd, inode in zip(fds, inodes, strict=True))
+    unused = os.open(path, os.O_RDONLY)
+    os.close(unused)
+    with pytest.raises(OSError) as failed:
+        loop.close_fd(unused).send(None)
+    assert failed.value.errno == errno.EBADF
+    with pytest.raises(uringloop.LoopClosedError):
+        loop.fsync(unused).send(None)
+
+
+@pytest.mark.exception_handler_ok  # ("Task was destroyed but it is pending!", as asyncio's)
+def test_a_task_destroyed_with_its_closed_loop_closes_its_fd_in_its_finally(
+    tmp_path: os.PathLike[str],
+) -> None:
+    path = os.path.join(tmp_path, "f")
+    made: list[tuple[int, int]] = []
+
+    async def holds_a_file() -> None:
+        loop = asyncio.get_running_loop()
+        fd = await loop.open_fd(path, os.O_RDONLY | os.O_CREAT, 0o600)  # type: ignore[attr-defined]
+        made.append((fd, os.fstat(fd).st_ino))
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await loop.close_fd(fd)  # type: ignore[attr-defined]
+
+    loop = uringloop.Loop()
+    task = loop.create_task(holds_a_file())
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert made and not task.done()
+    loop.close()  # (stopped: the task is never resumed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        del task
+        gc.collect()
+    ((fd, inode),) = made
+    assert _is_closed(fd, inode)
+
+
 def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("URINGLOOP_DISABLE", "1")
     with warnings.catch_warnings():
