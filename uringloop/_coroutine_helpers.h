@@ -317,6 +317,20 @@ coroutine_close(Coroutine *self, PyObject *Py_UNUSED(ignored))
 {
     if (coroutine_not_running(self) < 0)
         return NULL;
+    if (self->state >= COROUTINE_OWN) {
+        /* GeneratorExit raised at the coroutine's point, as a generator's close() does: a
+         * state of the file's own meets it (coroutine_thrown); what that raises instead
+         * is close()'s error. */
+        PyErr_SetNone(PyExc_GeneratorExit);
+        self->running = 1;
+        coroutine_thrown(self);
+        self->running = 0;
+        coroutine_finish(self);
+        if (!PyErr_ExceptionMatches(PyExc_GeneratorExit))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
     if (self->state == COROUTINE_DELEGATING) {
         PyObject *inner = Py_NewRef(self->inner);
         coroutine_finish(self);
@@ -358,15 +372,25 @@ coroutine_awaiting(Coroutine *self, void *Py_UNUSED(closure))
     Py_RETURN_NONE;
 }
 
+/* tp_finalize: a coroutine never started warns; one left waiting in a state of its own is
+ * closed, as a generator collected at a suspension point is (its error unraisable). */
 static void
 coroutine_finalize(Coroutine *self)
 {
-    if (self->state != COROUTINE_NEW)
+    if (self->state != COROUTINE_NEW && self->state < COROUTINE_OWN)
         return;
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
-    if (PyErr_WarnEx(PyExc_RuntimeWarning, coroutine_never_awaited(self), 1) < 0)
-        PyErr_WriteUnraisable((PyObject *)self);
+    if (self->state == COROUTINE_NEW) {
+        if (PyErr_WarnEx(PyExc_RuntimeWarning, coroutine_never_awaited(self), 1) < 0)
+            PyErr_WriteUnraisable((PyObject *)self);
+    }
+    else {
+        PyObject *closed = coroutine_close(self, NULL);
+        if (closed == NULL)
+            PyErr_WriteUnraisable((PyObject *)self);
+        Py_XDECREF(closed);
+    }
     PyErr_Restore(type, exc, tb);
 }
 

@@ -505,8 +505,11 @@ async def undone_if_cancelled(
     future = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(lambda done: _undo_result(done, undo, unknown))
+    except (asyncio.CancelledError, GeneratorExit):  # (GeneratorExit: closed at the await)
+        if future.done():  # (at once: a closed loop would not run a callback)
+            _undo_result(future, undo, unknown)
+        else:
+            future.add_done_callback(lambda done: _undo_result(done, undo, unknown))
         raise
 
 
@@ -879,7 +882,7 @@ class _FileLock:
                 await waiter
             finally:
                 self.waiters.remove(waiter)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # (GeneratorExit: closed here)
             if not self.held:
                 self._wake_first()  # our turn may have come: hand it on
             raise
@@ -911,7 +914,8 @@ class _FileLock:
         takes the lock when it runs) or nobody waits."""
         for waiter in self.waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                if not waiter.get_loop().is_closed():  # (else nobody is left to run)
+                    waiter.set_result(None)
                 return
             if not waiter.cancelled():
                 return

@@ -974,7 +974,8 @@ class Loop(asyncio.SelectorEventLoop):
             if kept is not None:
                 return await self._wait_kept(op, future, kept)
             return await future
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # (GeneratorExit: the coroutine closed at its await, a task destroyed pending)
             if kept is None:
                 self._abandon(op, future)
             raise
@@ -1050,9 +1051,14 @@ class Loop(asyncio.SelectorEventLoop):
         return not driver.inflight and not driver.backlog
 
     def _abandon(self, op: Operation, future: asyncio.Future[Any]) -> None:
-        """The awaiting task was cancelled: cancel the operation, undo a result it lost."""
+        """The awaiting task was cancelled (or its coroutine closed): cancel the operation,
+        undo a result it lost."""
+        if not future.done() and not self._closed:
+            future.cancel()  # (nobody takes its outcome: a closed coroutine's is not logged)
         self._driver.cancel(op)
-        if has_result(future):
+        # (An operation whose result is undone, an open, is in `unclaimed` while its caller
+        # waits; close() takes it out when it undoes the result itself: not undone twice.)
+        if has_result(future) and op in self._state.unclaimed:
             op.discard(future.result())
 
     def _submit_threadsafe(self, op: Operation) -> concurrent.futures.Future[Any]:
@@ -1260,7 +1266,7 @@ class Loop(asyncio.SelectorEventLoop):
             return await self._wait_kept(op, future, unclaimed)
         try:
             data = await future
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             self._abandon(op, future)
             raise
         return head + data if head else data
@@ -1276,7 +1282,7 @@ class Loop(asyncio.SelectorEventLoop):
         hands over the future that has or will get the outcome."""
         try:
             return await future
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             waiter = op.waiter
             outcome = waiter.take() if isinstance(waiter, _KeptOutcome) else future
             if not outcome.done():

@@ -34,8 +34,8 @@
  * Invariant: in WAITING, `op` and `future` are the operation and its waiter, and `iter`
  * the future's __await__ iterator, every step passed to it as `await future` does; a
  * CancelledError (thrown in, or the future's own) makes Loop._abandon(op, future) run
- * before it is raised, as the reference's `except` does. A close() there abandons nothing,
- * as a coroutine's GeneratorExit at its `await` does not.
+ * before it is raised, as the reference's `except` does, and so does close() there (a
+ * GeneratorExit, as the reference's at its `await`), or the coroutine's collection.
  */
 #include "_twin_helpers.h"
 #include "_coroutine_helpers.h"
@@ -470,13 +470,14 @@ finish(LoopCall *self)
     Py_CLEAR(self->kwnames);
 }
 
-/* The CancelledError being raised meets the `except` of the reference: _abandon(op, future)
- * runs with it as the exception being handled (what an exception _abandon raises takes as
- * its __context__, as in the `except` block), then it is raised again. */
+/* The CancelledError (or GeneratorExit: closed) being raised meets the `except` of the
+ * reference: _abandon(op, future) runs with it as the exception being handled (what an
+ * exception _abandon raises takes as its __context__, as in the `except` block), then it
+ * is raised again. */
 static void
 abandon_on_cancel(LoopCall *self)
 {
-    if (!PyErr_ExceptionMatches(cancelled_error))
+    if (!PyErr_ExceptionMatches(cancelled_error) && !PyErr_ExceptionMatches(PyExc_GeneratorExit))
         return;
     OuterHandled outer;
     PyObject *exc = begin_handling(&outer);
@@ -518,7 +519,8 @@ coroutine_finish(Coroutine *self)
     finish((LoopCall *)self);
 }
 
-/* throw() in WAITING: the reference's `except` for a CancelledError. */
+/* throw() or close() in WAITING: the reference's `except` for a CancelledError or a
+ * GeneratorExit. */
 static void
 coroutine_thrown(Coroutine *self)
 {

@@ -70,6 +70,51 @@ async def test_a_cancelled_waiter_hands_its_turn_on() -> None:
     assert not lock.locked()
 
 
+@pytest.mark.asyncio
+async def test_a_waiter_closed_once_its_turn_came_hands_it_on() -> None:
+    # (closed at its await: a GeneratorExit, as when its task is destroyed pending)
+    lock = _FileLock()
+    lock.try_acquire()
+    first = lock.acquire()
+    first.send(None)  # waits
+    second = asyncio.ensure_future(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()  # the turn is `first`'s...
+    first.close()  # ...which never takes it: `second` must get the lock
+    assert await asyncio.wait_for(second, 1) is True
+    assert lock.locked()
+    lock.release()
+    assert not lock.locked()
+
+
+@pytest.mark.exception_handler_ok  # ("Task was destroyed but it is pending!", as asyncio's)
+def test_a_waiter_closed_after_its_loop_closed_hands_nothing_on() -> None:
+    # The holder releases (the first waiter woken, its wake-up still queued) and the loop
+    # stops and closes; the first waiter's coroutine, closed at its await (as when its
+    # task is collected), has nobody to hand its turn to: nothing is scheduled on the
+    # closed loop (RuntimeError: "Event loop is closed", printed as "Exception ignored"
+    # when it comes from the collector).
+    loop = uringloop.Loop()
+    lock = _FileLock()
+    got: list[int] = []
+
+    async def holder() -> None:
+        await lock.acquire()
+        await asyncio.sleep(0.01)
+        lock.release()
+        loop.stop()
+
+    async def waiter(n: int) -> None:
+        await lock.acquire()
+        got.append(n)
+
+    tasks = [loop.create_task(holder()), loop.create_task(waiter(1)), loop.create_task(waiter(2))]
+    loop.run_forever()
+    loop.close()
+    tasks[1].get_coro().close()
+    assert got == []
+
+
 def test_release_of_an_unlocked_lock_raises() -> None:
     with pytest.raises(RuntimeError, match="not acquired"):
         _FileLock().release()

@@ -2247,6 +2247,37 @@ async def test_a_cancelled_open_leaves_no_descriptor(
             break
 
 
+@pytest.mark.asyncio
+async def test_an_open_closed_while_its_opener_runs_leaves_no_descriptor(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # Closed where it waits for its opener's thread (a GeneratorExit, as when its task is
+    # destroyed pending), open() closes the descriptor the opener returns afterwards.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    entered, go_on = threading.Event(), threading.Event()
+    made: list[int] = []
+
+    def opener(name: str, flags: int) -> int:
+        entered.set()
+        go_on.wait(10)
+        made.append(os.open(name, flags))
+        return made[0]
+
+    steps = uringloop.open(path, "rb", opener=opener).__await__()
+    while not entered.is_set():
+        waited = steps.send(None)
+        while not waited.done() and not entered.is_set():
+            await asyncio.sleep(0.001)
+    steps.close()
+    go_on.set()
+    for _ in range(1000):
+        await asyncio.sleep(0.005)
+        if made and not fd_exists(made[0]):
+            break
+    assert made and not fd_exists(made[0])
+
+
 # What a call on a built-in file and the same call on ours are compared by: the value, or
 # the exception's type and errno.
 _REFUSALS = (OSError, OverflowError, ValueError, MemoryError, SystemError)

@@ -443,3 +443,60 @@ def test_a_cancelled_read_of_an_idle_pipe_lets_the_fallback_pool_s_thread_go(
         _close_letting_readers_go(loop, w, 1)
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.asyncio
+async def test_an_open_whose_coroutine_is_closed_at_its_await_closes_its_fd(
+    tmp_path: pathlib.Path, no_fd_leak: None
+) -> None:
+    # A coroutine closed where it waits (by hand, or an async generator's or a task's
+    # destroyed pending: a GeneratorExit at its await) abandons its operation as a
+    # cancelled one does: an open that completed has its descriptor closed.
+    loop = running()
+    coro = loop.open_fd(str(tmp_path / "made"), os.O_RDONLY | os.O_CREAT, 0o600)
+    loop.call_soon(lambda: None)  # a callback ready: the open is queued, not made at once
+    future = coro.send(None)
+    deadline = time.monotonic() + 5
+    while not future.done():
+        assert time.monotonic() < deadline, "the open never completed"
+        await asyncio.sleep(0.001)
+    fd = future.result()
+    inode = os.fstat(fd).st_ino
+    coro.close()
+    try:
+        left = os.fstat(fd).st_ino
+    except OSError as exc:
+        assert exc.errno == errno.EBADF
+    else:
+        assert left != inode, "the descriptor the open made is still open"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("end", ["closed", "collected"])
+# Ring-only: a read blocked on a pipe in a fallback worker thread cannot be cancelled.
+@pytest.mark.loops("uring")
+async def test_a_pipe_read_whose_coroutine_ends_at_its_await_is_cancelled(end: str) -> None:
+    loop = running()
+    r, w = os.pipe()
+    try:
+        coro = loop.pread(r, 10)
+        loop.call_soon(lambda: None)
+        coro.send(None)
+        await asyncio.sleep(0.01)
+        assert loop.uring_stats().in_flight == 1  # waiting for the pipe, in the kernel
+        if end == "closed":
+            coro.close()
+        else:
+            del coro
+            gc.collect()
+        deadline = time.monotonic() + 5
+        while loop.uring_stats().in_flight:
+            assert time.monotonic() < deadline, "the read was not cancelled"
+            await asyncio.sleep(0.001)
+        os.write(w, b"abc")
+        await asyncio.sleep(0.01)
+        os.set_blocking(r, False)
+        assert os.read(r, 10) == b"abc"  # nothing read it
+    finally:
+        os.close(r)
+        os.close(w)

@@ -105,19 +105,35 @@ async def test_a_cancelled_future_abandons_the_read(data_fd: tuple[bytes, int]) 
     assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
 
 
-@pytest.mark.parametrize("how", ["other exception", "close"])
-async def test_anything_else_leaves_the_read_to_its_end(
+@pytest.mark.parametrize("how", ["closed", "collected"])
+async def test_a_coroutine_closed_at_its_await_abandons_the_read(
     data_fd: tuple[bytes, int], how: str
 ) -> None:
+    # (a GeneratorExit at its await: closed by hand, or collected, as a task destroyed
+    # pending is)
+    _, fd = data_fd
+    loop = running()
+    before = loop.uring_stats().submitted
+    coro, future = queued_read(loop, fd, 300, 0)
+    if how == "closed":
+        coro.close()
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            coro.send(None)
+    else:
+        del coro
+        gc.collect()
+    assert future.cancelled()
+    await loop.nop()
+    assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
+
+
+async def test_anything_else_leaves_the_read_to_its_end(data_fd: tuple[bytes, int]) -> None:
     data, fd = data_fd
     loop = running()
     before = loop.uring_stats().submitted
     coro, future = queued_read(loop, fd, 300, 100)
-    if how == "close":
-        coro.close()
-    else:
-        with pytest.raises(ValueError, match="not a cancellation"):
-            coro.throw(ValueError("not a cancellation"))
+    with pytest.raises(ValueError, match="not a cancellation"):
+        coro.throw(ValueError("not a cancellation"))
     assert await asyncio.wait_for(future, 10) == data[100:400]
     assert loop.uring_stats().submitted == before + 1  # the read
     with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
