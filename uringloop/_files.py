@@ -1004,6 +1004,14 @@ class _FileBase:
             self._lock.release()
 
     async def close(self) -> None:
+        try:
+            _running_loop()
+        except RuntimeError:
+            # No loop runs this (a task's `finally` or `async with` exit as the task is
+            # destroyed after its loop closed): closed with blocking calls, what is
+            # buffered written first, as the collector would, not left open.
+            self._close_sync()
+            return
         lock = self._lock
         if lock.held or lock.waiters:
             await lock.acquire()
@@ -1027,6 +1035,11 @@ class _FileBase:
         had nothing to write and its descriptor closed inline). False: _close() is still to
         be awaited; what this did (read-ahead dropped) _close() would do first anyway."""
         return False
+
+    def _close_sync(self) -> bool:
+        """Close without a loop, with blocking calls (garbage collection, or close() where
+        no loop runs); True if a descriptor was closed."""
+        raise NotImplementedError
 
     def __aiter__(self) -> _FileBase:
         return self
@@ -1921,8 +1934,9 @@ class AsyncFileIO(_FileBase):
 
     async def _close(self) -> None:
         if not self._close_now():
+            io_ = self._io()  # (first: with no running loop the file stays open, for __del__)
             self._closed_flag = True
-            await self._io().close(self._fd)
+            await io_.close(self._fd)
 
     def _close_now(self) -> bool:
         if self._closed_flag:
@@ -3402,15 +3416,22 @@ class AsyncTextFile(_FileBase):
         # Nothing to write: the buffer's close alone.
         return not self._pending and self.buffer._close_now()
 
+    def _close_sync(self) -> bool:
+        """The buffer's, with what is pending added to its write buffer first."""
+        buffer = self.buffer
+        if not isinstance(buffer, AsyncBufferedFile):  # (detached)
+            return False
+        if self._pending:
+            buffer._wbuf += b"".join(self._pending)
+            self._pending.clear()
+        return buffer._close_sync()
+
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)
         if not isinstance(buffer, AsyncBufferedFile) or buffer.raw._closed_flag:
             return
-        if self._pending:
-            buffer._wbuf += b"".join(self._pending)
-            self._pending.clear()
         described = f"unclosed file {self!r}"  # (before the close: as it was found)
-        if buffer._close_sync():
+        if self._close_sync():
             warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
 
     def __repr__(self) -> str:

@@ -358,6 +358,43 @@ def test_a_task_destroyed_with_its_closed_loop_closes_its_fd_in_its_finally(
     assert _is_closed(fd, inode)
 
 
+@pytest.mark.exception_handler_ok  # ("Task was destroyed but it is pending!", as asyncio's)
+@pytest.mark.parametrize("mode", ["rb", "wb", "w", "wb0"])
+def test_a_file_a_task_closes_as_it_is_destroyed_with_its_closed_loop_is_closed(
+    tmp_path: os.PathLike[str], mode: str
+) -> None:
+    # The task's `async with` closes the file with no loop running: closed with blocking
+    # calls, what it buffered written, as the built-in's would be. (On the thread-pool
+    # fallback, whose closes are never made inline: before, the file was marked closed,
+    # its descriptor left open, and "no running event loop" raised.)
+    path = os.path.join(tmp_path, "f")
+    with open(path, "wb") as f:
+        f.write(b"x")
+    made: list[tuple[int, int]] = []
+
+    async def holds_a_file() -> None:
+        buffering = 0 if mode.endswith("0") else -1
+        async with uringloop.open(path, mode.rstrip("0"), buffering=buffering) as file:
+            made.append((file.fileno(), os.fstat(file.fileno()).st_ino))
+            if "w" in mode:
+                await file.write("written" if mode == "w" else b"written")
+            await asyncio.sleep(3600)
+
+    loop = uringloop.Loop(use_uring=False)
+    task = loop.create_task(holds_a_file())
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert made and not task.done()
+    loop.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # (closed by the close, not by __del__)
+        del task
+        gc.collect()
+    ((fd, inode),) = made
+    assert _is_closed(fd, inode)
+    with open(path, "rb") as f:
+        assert f.read() == (b"x" if mode == "rb" else b"written")
+
+
 def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("URINGLOOP_DISABLE", "1")
     with warnings.catch_warnings():
