@@ -1009,7 +1009,11 @@ class _FileBase:
         except RuntimeError:
             # No loop runs this (a task's `finally` or `async with` exit as the task is
             # destroyed after its loop closed): closed with blocking calls, what is
-            # buffered written first, as the collector would, not left open.
+            # buffered written first, as the collector would, not left open; but only
+            # where no I/O of the file's can be left on a loop (else RuntimeError, as
+            # before: the descriptor closed under a queued write would send it elsewhere).
+            if not self._closes_without_loop():
+                raise
             self._close_sync()
             return
         lock = self._lock
@@ -1040,6 +1044,24 @@ class _FileBase:
         """Close without a loop, with blocking calls (garbage collection, or close() where
         no loop runs); True if a descriptor was closed."""
         raise NotImplementedError
+
+    def _raw_file(self) -> AsyncFileIO:
+        """The layer that holds the descriptor (ValueError once detached)."""
+        raise NotImplementedError
+
+    def _closes_without_loop(self) -> bool:
+        """Whether close() may be made where no loop runs: no call on the file is under way
+        and the loop its I/O ran on, if any, is closed (nothing of it queued or in flight
+        there any more)."""
+        raw = self._raw_file()
+        lock = self._lock
+        io_ = raw._io_cache
+        return (
+            not lock.held
+            and not lock.waiters
+            and raw._late is None
+            and (io_ is None or io_.loop.is_closed())
+        )
 
     def __aiter__(self) -> _FileBase:
         return self
@@ -1958,6 +1980,9 @@ class AsyncFileIO(_FileBase):
             except OSError:
                 pass  # the owner closed it already; nothing of ours to keep in sync
 
+    def _raw_file(self) -> AsyncFileIO:
+        return self
+
     def _close_sync(self) -> bool:
         """Close without a loop (garbage collection); True if a descriptor was closed."""
         if self._closed_flag:
@@ -2604,6 +2629,9 @@ class AsyncBufferedFile(_FileBase):
             self._drop_read_buffer()
             await self.raw._close()
 
+    def _raw_file(self) -> AsyncFileIO:
+        return self.raw
+
     def _close_sync(self) -> bool:
         """Garbage collection: write what is buffered with blocking calls, then close."""
         raw = self.raw
@@ -2619,6 +2647,8 @@ class AsyncBufferedFile(_FileBase):
                     else:
                         n = os.pwrite(raw._fd, view, raw._pos)
                         raw._pos += n
+                    if not n:
+                        raise OSError(errno.EIO, "write returned 0 bytes")
                     view = view[n:]
         finally:
             self._drop_read_buffer()
@@ -3415,6 +3445,9 @@ class AsyncTextFile(_FileBase):
     def _close_now(self) -> bool:
         # Nothing to write: the buffer's close alone.
         return not self._pending and self.buffer._close_now()
+
+    def _raw_file(self) -> AsyncFileIO:
+        return self.buffer.raw
 
     def _close_sync(self) -> bool:
         """The buffer's, with what is pending added to its write buffer first."""

@@ -15,6 +15,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -393,6 +394,52 @@ def test_a_file_a_task_closes_as_it_is_destroyed_with_its_closed_loop_is_closed(
     assert _is_closed(fd, inode)
     with open(path, "rb") as f:
         assert f.read() == (b"x" if mode == "rb" else b"written")
+
+
+def test_a_file_is_closed_where_no_loop_runs_only_once_its_loop_is_closed(
+    tmp_path: os.PathLike[str],
+) -> None:
+    # While its loop may still run its I/O (stopped, not closed), a close where no loop
+    # runs is refused as before (RuntimeError), the file left open: its descriptor closed
+    # under a write still queued there would send that write to whatever file got the
+    # number next.
+    path = os.path.join(tmp_path, "f")
+    loop = uringloop.Loop(use_uring=False)
+
+    async def opened() -> Any:
+        f = await uringloop.open(path, "wb")
+        await f.write(b"abc")
+        return f
+
+    f = loop.run_until_complete(opened())
+    try:
+        with pytest.raises(RuntimeError, match="no running event loop"):
+            f.close().send(None)
+        assert not f.closed
+    finally:
+        loop.run_until_complete(f.close())
+        loop.close()
+    with open(path, "rb") as written:
+        assert written.read() == b"abc"
+
+
+def test_a_blocking_close_whose_write_makes_no_progress_raises(
+    tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = os.path.join(tmp_path, "f")
+    loop = uringloop.Loop(use_uring=False)
+
+    async def opened() -> Any:
+        f = await uringloop.open(path, "wb")
+        await f.write(b"abc")  # (buffered)
+        return f
+
+    f = loop.run_until_complete(opened())
+    loop.close()
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: 0)
+    with pytest.raises(OSError) as failed:
+        f.close().send(None)  # (no loop runs: the blocking close)
+    assert failed.value.errno == errno.EIO and f.closed
 
 
 def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
