@@ -1014,7 +1014,7 @@ class _FileBase:
             # before: the descriptor closed under a queued write would send it elsewhere).
             if not self._closes_without_loop():
                 raise
-            self._close_sync()
+            self._close_sync(raising=True)
             return
         lock = self._lock
         if lock.held or lock.waiters:
@@ -1040,9 +1040,9 @@ class _FileBase:
         be awaited; what this did (read-ahead dropped) _close() would do first anyway."""
         return False
 
-    def _close_sync(self) -> bool:
+    def _close_sync(self, raising: bool = False) -> bool:
         """Close without a loop, with blocking calls (garbage collection, or close() where
-        no loop runs); True if a descriptor was closed."""
+        no loop runs, `raising` close(2)'s error); True if a descriptor was closed."""
         raise NotImplementedError
 
     def _raw_file(self) -> AsyncFileIO:
@@ -1983,8 +1983,8 @@ class AsyncFileIO(_FileBase):
     def _raw_file(self) -> AsyncFileIO:
         return self
 
-    def _close_sync(self) -> bool:
-        """Close without a loop (garbage collection); True if a descriptor was closed."""
+    def _close_sync(self, raising: bool = False) -> bool:
+        """Close without a loop; True if a descriptor was closed."""
         if self._closed_flag:
             return False
         self._closed_flag = True
@@ -1994,6 +1994,8 @@ class AsyncFileIO(_FileBase):
         try:
             os.close(self._fd)
         except OSError:
+            if raising:
+                raise
             return False
         return True
 
@@ -2632,8 +2634,8 @@ class AsyncBufferedFile(_FileBase):
     def _raw_file(self) -> AsyncFileIO:
         return self.raw
 
-    def _close_sync(self) -> bool:
-        """Garbage collection: write what is buffered with blocking calls, then close."""
+    def _close_sync(self, raising: bool = False) -> bool:
+        """Write what is buffered with blocking calls, then close."""
         raw = self.raw
         if raw._closed_flag:
             return False
@@ -2652,7 +2654,7 @@ class AsyncBufferedFile(_FileBase):
                     view = view[n:]
         finally:
             self._drop_read_buffer()
-            closed = raw._close_sync()
+            closed = raw._close_sync(raising)
         return closed
 
     def __del__(self) -> None:
@@ -3449,7 +3451,7 @@ class AsyncTextFile(_FileBase):
     def _raw_file(self) -> AsyncFileIO:
         return self.buffer.raw
 
-    def _close_sync(self) -> bool:
+    def _close_sync(self, raising: bool = False) -> bool:
         """The buffer's, with what is pending added to its write buffer first."""
         buffer = self.buffer
         if not isinstance(buffer, AsyncBufferedFile):  # (detached)
@@ -3457,7 +3459,7 @@ class AsyncTextFile(_FileBase):
         if self._pending:
             buffer._wbuf += b"".join(self._pending)
             self._pending.clear()
-        return buffer._close_sync()
+        return buffer._close_sync(raising)
 
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)

@@ -442,6 +442,22 @@ def test_a_blocking_close_whose_write_makes_no_progress_raises(
     assert failed.value.errno == errno.EIO and f.closed
 
 
+@pytest.mark.parametrize("buffering", [0, -1])
+def test_a_blocking_close_raises_the_close_s_error(
+    tmp_path: os.PathLike[str], buffering: int
+) -> None:
+    # As the async close and the built-in's: EBADF where the descriptor was closed behind
+    # the file's back, the file closed all the same.
+    path = os.path.join(tmp_path, "f")
+    loop = uringloop.Loop(use_uring=False)
+    f = loop.run_until_complete(uringloop.open(path, "wb", buffering=buffering))
+    loop.close()
+    os.close(f.fileno())
+    with pytest.raises(OSError) as failed:
+        f.close().send(None)  # (no loop runs: the blocking close)
+    assert failed.value.errno == errno.EBADF and f.closed
+
+
 def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("URINGLOOP_DISABLE", "1")
     with warnings.catch_warnings():
