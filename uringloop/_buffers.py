@@ -232,6 +232,17 @@ def bytes_address(data: bytes) -> int:
     return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
 
 
+def anonymous_map(size: int) -> mmap.mmap:
+    """A private anonymous mapping of `size` bytes; MemoryError where the address space has
+    no room for it (mmap's ENOMEM), as for a bytes object of that size."""
+    try:
+        return mmap.mmap(-1, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOMEM:
+            raise MemoryError from None
+        raise
+
+
 class ScratchBuffer:
     """The buffer of one read that has no pool slot (large, or a foreign thread's).
 
@@ -252,12 +263,7 @@ class ScratchBuffer:
             start = ctypes.addressof(self._heap)
             self.address = (start + PAGE - 1) & ~(PAGE - 1)
         else:
-            try:
-                self._map = mmap.mmap(-1, size)
-            except OSError as exc:  # (out of address space: as a bytes object of this size)
-                if exc.errno == errno.ENOMEM:
-                    raise MemoryError from None
-                raise
+            self._map = anonymous_map(size)
             self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
     def take(self, n: int) -> bytes:
@@ -311,7 +317,7 @@ class SlotPool:
 
     def _grow(self, size: int) -> None:
         count = max(1, _ARENA_BYTES // size)
-        arena = mmap.mmap(-1, size * count)
+        arena = anonymous_map(size * count)
         self._class_bytes[size] = self._class_bytes.get(size, 0) + size * count
         base = ctypes.addressof(ctypes.c_char.from_buffer(arena))
         self._arenas.append(arena)
@@ -333,11 +339,7 @@ class SlotPool:
                         return -1
                     try:
                         self._grow(cls)
-                    except OSError as exc:  # no memory for an arena: no slot, as when full
-                        if exc.errno != errno.ENOMEM:
-                            raise
-                        return -1
-                    except MemoryError:
+                    except MemoryError:  # no memory for an arena: no slot, as when full
                         return -1
                 return free.pop()
         return -1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import mmap
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,7 +24,7 @@ from functools import partial
 from stat import S_ISSOCK
 from typing import Any, NamedTuple, TypeVar
 
-from .._buffers import PIN, Pin, flat_view
+from .._buffers import PIN, Pin, anonymous_map, flat_view
 from .._errors import os_error
 from .._ring import abi
 from .._twins import compiled
@@ -331,10 +330,7 @@ def read_now(fd: int, size: int, offset: int = -1) -> bytes:
             return bytes(small) if count == size else bytes(memoryview(small)[:count])
         # A mapping's pages are not touched until the read writes them: a large size with
         # a few bytes to read costs what os.read's buffer does, not `size` zeroed bytes.
-        try:
-            large = mmap.mmap(-1, size)
-        except OSError:  # (ENOMEM: what os.read's buffer raises)
-            raise MemoryError from None
+        large = anonymous_map(size)  # (MemoryError where it has no room: os.read's)
         with large, memoryview(large) as view:
             count = os.preadv(fd, [view], -1, os.RWF_NOWAIT)
             return bytes(view[:count])
