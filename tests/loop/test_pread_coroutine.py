@@ -81,14 +81,27 @@ async def test_its_result_is_the_futures_after_the_step_that_yielded_it(
         coro.send(None)
 
 
-async def test_a_cancellation_thrown_in_abandons_the_read(data_fd: tuple[bytes, int]) -> None:
+@pytest.mark.parametrize("how", ["thrown in", "closed", "collected"])
+async def test_a_cancellation_thrown_in_or_a_close_abandons_the_read(
+    data_fd: tuple[bytes, int], how: str
+) -> None:
+    # (a close: a GeneratorExit at its await, by hand, or collected, as a task destroyed
+    # pending is)
     _, fd = data_fd
     loop = running()
     before = loop.uring_stats().submitted
     coro, future = queued_read(loop, fd, 300, 0)
-    with pytest.raises(asyncio.CancelledError):
-        coro.throw(asyncio.CancelledError())
-    assert future.done()
+    if how == "thrown in":
+        with pytest.raises(asyncio.CancelledError):
+            coro.throw(asyncio.CancelledError())
+    elif how == "closed":
+        coro.close()
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            coro.send(None)
+    else:
+        del coro
+        gc.collect()
+    assert future.cancelled()
     await loop.nop()
     assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
 
@@ -101,28 +114,6 @@ async def test_a_cancelled_future_abandons_the_read(data_fd: tuple[bytes, int]) 
     future.cancel()  # as task.cancel() does to the future its task waits for
     with pytest.raises(asyncio.CancelledError):
         coro.send(None)
-    await loop.nop()
-    assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
-
-
-@pytest.mark.parametrize("how", ["closed", "collected"])
-async def test_a_coroutine_closed_at_its_await_abandons_the_read(
-    data_fd: tuple[bytes, int], how: str
-) -> None:
-    # (a GeneratorExit at its await: closed by hand, or collected, as a task destroyed
-    # pending is)
-    _, fd = data_fd
-    loop = running()
-    before = loop.uring_stats().submitted
-    coro, future = queued_read(loop, fd, 300, 0)
-    if how == "closed":
-        coro.close()
-        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
-            coro.send(None)
-    else:
-        del coro
-        gc.collect()
-    assert future.cancelled()
     await loop.nop()
     assert loop.uring_stats().submitted == before + 1  # the nop: the read was dropped
 

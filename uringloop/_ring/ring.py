@@ -59,14 +59,14 @@ QUEUES: type[Queues] = compiled("uringloop._ring._queues", "Queues") or Queues
 IMPLEMENTATION = "python" if QUEUES is Queues else "c"
 
 DEFAULT_SQ_ENTRIES = 256
+DEFAULT_CQ_ENTRIES = 1024  # in-flight operations are capped at this; see _driver.py
+MAX_SQ_ENTRIES = 32768  # IORING_MAX_ENTRIES: larger is EINVAL (no IORING_SETUP_CLAMP)
+MAX_CQ_ENTRIES = 65536  # IORING_MAX_CQ_ENTRIES
 
 # Python 3.13's mmap can map without keeping a duplicate of the ring's descriptor: a ring
 # then holds one descriptor instead of three (one per map besides its own). The maps'
 # size() and resize(), which need the duplicate, are never called.
 _MAP_OPTIONS: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
-DEFAULT_CQ_ENTRIES = 1024  # in-flight operations are capped at this; see _driver.py
-MAX_SQ_ENTRIES = 32768  # IORING_MAX_ENTRIES: larger is EINVAL (no IORING_SETUP_CLAMP)
-MAX_CQ_ENTRIES = 65536  # IORING_MAX_CQ_ENTRIES
 
 
 class UnsafeMemoryOrdering(OSError):
