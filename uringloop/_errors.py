@@ -70,3 +70,10 @@ def not_bytes_like(obj: object) -> TypeError:
 
 class LoopClosedError(RuntimeError):
     """An operation was submitted to, or was still queued on, a closed uringloop loop."""
+
+
+class StrandedError(LoopClosedError):
+    """The loop closed with the operation still under way (in the kernel, or on a thread of
+    the fallback) once close() had waited for it: whether it happened, and how much of it,
+    is unknown. (A LoopClosedError, as the others' at close; a write's file tells it apart
+    so as not to write its bytes again.)"""

@@ -63,7 +63,7 @@ from ._buffers import (
     writable_flat_view,
     write_all,
 )
-from ._errors import type_name
+from ._errors import StrandedError, type_name
 from ._loop import Loop
 from ._ops import has_o_direct
 from ._ops.hotpath import FILE_FACTS as _file_facts
@@ -1252,6 +1252,10 @@ class AsyncFileIO(_FileBase):
     # it ends: the file's lock is its until then.
     _late: asyncio.Future[int] | None = None
     _count_late: Callable[[asyncio.Future[int]], None] | None = None
+    # Such a write was still under way when its loop closed, after close()'s wait
+    # (StrandedError): what it wrote is unknown. The bytes it was writing are not written
+    # again (AsyncBufferedFile._lost_writes), whatever the file's next write is.
+    _written_unknown = False
 
     # Made by uringloop.open only, which passes every argument by position: a call with
     # a score of keyword arguments costs more (matching them) than the rest of __init__.
@@ -1765,6 +1769,8 @@ class AsyncFileIO(_FileBase):
                 return  # (counted already, by _settle_late)
             self._late = self._count_late = None
             n = done.result() if has_result(done) else 0
+            if not done.cancelled() and isinstance(done.exception(), StrandedError):
+                self._written_unknown = True
             if n and self._appending:
                 try:
                     self._appended(n, size)
@@ -2118,6 +2124,7 @@ class AsyncBufferedFile(_FileBase):
         raw = self.raw
         if raw._late is not None:
             await raw._settle_late()
+        self._lost_writes()
         while self._wbuf:
             n = await raw._write(bytes(self._wbuf), self._written_late)
             if n == 0:
@@ -2127,6 +2134,24 @@ class AsyncBufferedFile(_FileBase):
     def _written_late(self, n: int) -> None:
         """A flush's write cancelled on its way wrote `n` bytes from the buffer's start."""
         del self._wbuf[:n]
+
+    def _lost_writes(self) -> None:
+        """Where a write from the buffer was under way when the loop closed and what it
+        wrote is unknown (raw._written_unknown), the buffer is dropped and OSError EIO
+        raised, once: written again, its bytes could land twice (a pipe's reader, an
+        O_APPEND file)."""
+        raw = self.raw
+        if not raw._written_unknown:
+            return
+        raw._written_unknown = False
+        if self._wbuf:
+            dropped = len(self._wbuf)
+            self._wbuf.clear()
+            raise OSError(
+                errno.EIO,
+                f"a write of this file was still under way when its loop closed: what it "
+                f"wrote is unknown, and the {dropped} bytes it was writing are dropped",
+            )
 
     # -- reading
 
@@ -2639,7 +2664,12 @@ class AsyncBufferedFile(_FileBase):
         raw = self.raw
         if raw._closed_flag:
             return False
+        lost: OSError | None = None
         try:
+            try:
+                self._lost_writes()
+            except OSError as exc:
+                lost = exc  # (raised once the descriptor is closed)
             if self._wbuf:
                 view = memoryview(bytes(self._wbuf))
                 self._wbuf.clear()
@@ -2655,6 +2685,8 @@ class AsyncBufferedFile(_FileBase):
         finally:
             self._drop_read_buffer()
             closed = raw._close_sync(raising)
+        if lost is not None and raising:
+            raise lost
         return closed
 
     def __del__(self) -> None:

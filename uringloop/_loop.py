@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from ._aligned import PAGE_SIZE
 from ._buffers import PINS_IMPLEMENTATION, SLOT_SIZES, SlotPool, flat_view, release_views, write_all
 from ._driver import Driver, RingDriver, finish_unsubmitted
-from ._errors import LoopClosedError
+from ._errors import LoopClosedError, StrandedError
 from ._fallback import FallbackDriver
 from ._foreign import ForeignQueue
 from ._handle import IMPLEMENTATION as HANDLES_IMPLEMENTATION
@@ -69,7 +69,7 @@ from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
-from ._outcomes import hand_over, has_result
+from ._outcomes import hand_over, has_result, look_at
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -955,7 +955,8 @@ class Loop(asyncio.SelectorEventLoop):
             op.waiter = future
             op.complete_blocking(*op.run_captured())
             return future.result()
-        op.waiter = future if kept is None else _KeptOutcome(future)
+        waiter = None if kept is None else _KeptOutcome(future)
+        op.waiter = future if waiter is None else waiter
         if not self._ready and self._eager_left > 0 and self._run_lone(op, op.nbytes):
             if future.done():
                 return future.result()
@@ -971,8 +972,8 @@ class Loop(asyncio.SelectorEventLoop):
         if unclaimed is not None:
             unclaimed.add(op)
         try:
-            if kept is not None:
-                return await self._wait_kept(op, future, kept)
+            if waiter is not None:
+                return await self._wait_kept(op, waiter, kept)  # type: ignore[arg-type]
             return await future
         except (asyncio.CancelledError, GeneratorExit):
             # (GeneratorExit: the coroutine closed at its await, a task destroyed pending)
@@ -1245,7 +1246,8 @@ class Loop(asyncio.SelectorEventLoop):
         if made == STREAM_ON_RING:
             note_stream_wait(op, fd, False)
         future: asyncio.Future[bytes] = _Future(loop=self)
-        op.waiter = future if unclaimed is None or offset != -1 else _KeptOutcome(future)
+        waiter = None if unclaimed is None or offset != -1 else _KeptOutcome(future)
+        op.waiter = future if waiter is None else waiter
         ready = self._ready
         if not ready and self._eager_left > 0 and self._run_lone(op, size):
             if future.done():
@@ -1262,8 +1264,8 @@ class Loop(asyncio.SelectorEventLoop):
                 and future.done()
             ):
                 return head + future.result() if head else future.result()
-        if unclaimed is not None and offset == -1:
-            return await self._wait_kept(op, future, unclaimed)
+        if waiter is not None:
+            return await self._wait_kept(op, waiter, unclaimed)  # type: ignore[arg-type]
         try:
             data = await future
         except (asyncio.CancelledError, GeneratorExit):
@@ -1274,17 +1276,16 @@ class Loop(asyncio.SelectorEventLoop):
     async def _wait_kept(
         self,
         op: Operation,
-        future: asyncio.Future[_R],
+        waiter: _KeptOutcome,
         unclaimed: Callable[[asyncio.Future[_R]], object],
     ) -> _R:
         """The wait for an operation whose caller takes its outcome once cancelled (pread's
-        and pwrite_kept's), its waiter a _KeptOutcome of `future`: cancelled, the task
-        hands over the future that has or will get the outcome."""
+        and pwrite_kept's), `waiter` its waiter (which close() may wrap since): cancelled,
+        the task hands over the future that has or will get the outcome."""
         try:
-            return await future
+            return await waiter.future  # type: ignore[no-any-return]
         except (asyncio.CancelledError, GeneratorExit):
-            waiter = op.waiter
-            outcome = waiter.take() if isinstance(waiter, _KeptOutcome) else future
+            outcome = waiter.take()
             if not outcome.done():
                 self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
                 kept = self._state.kept
@@ -1527,12 +1528,16 @@ class Loop(asyncio.SelectorEventLoop):
             or not isinstance(driver, RingDriver)
             or not driver.single_issuer
         )
+        kept: list[_KeptOutcome] = []
         for op in driver.unfinished_operations():
             waiter = op.waiter
-            if isinstance(waiter, _KeptOutcome) and waiter.late is None:
-                # (No late future handed over: its task never runs again, as below. One
-                # handed over is its taker's, who looks at what it gets.)
-                waiter = op.waiter = waiter.future
+            if isinstance(waiter, _KeptOutcome):
+                # Its task never runs another step, but its coroutine, closed at its
+                # await when the task goes, still hands the outcome over (_wait_kept): a
+                # write's file counts what it wrote, and does not write it again. So the
+                # outcome goes to the late future (made for it), not thrown away.
+                kept.append(waiter)
+                waiter = waiter.future
             if isinstance(waiter, asyncio.Future) and not waiter.done():
                 # Its task never runs again: a result that comes during the shutdown is
                 # nobody's, and is undone as a cancelled operation's is (an open's
@@ -1547,8 +1552,14 @@ class Loop(asyncio.SelectorEventLoop):
                 waiter = op.waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(
-                        LoopClosedError("the loop was closed with the operation in flight")
+                        StrandedError("the loop was closed with the operation in flight")
                     )
+                # No loop has it now (its stream's note, if any, is dropped rather than
+                # handed from loop to loop for ever: give_back_stream_waits).
+                op.waiter = None
+        for outcome in kept:
+            if outcome.late is not None and outcome.late.done():
+                look_at(outcome.late)  # (not logged if its coroutine is never closed)
         if driver.efd >= 0 and not self._state.forked:
             self._unwatch_eventfd(driver.efd)
         driver.close()

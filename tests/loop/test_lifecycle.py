@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import open_fds
+from tests.conftest import full_nonblocking_pipe, open_fds
 from uringloop._ring import syscalls
 
 
@@ -456,6 +456,150 @@ def test_a_blocking_close_raises_the_close_s_error(
     with pytest.raises(OSError) as failed:
         f.close().send(None)  # (no loop runs: the blocking close)
     assert failed.value.errno == errno.EBADF and f.closed
+
+
+def _flush_in_flight_at_close(
+    loop: uringloop.Loop, path: str | int, mode: str, data: bytes, before_close: Callable[[], None]
+) -> Any:
+    """A task's flush of `data` through a file of `path` is in flight when `loop` is
+    closed (after before_close()); the task is then destroyed, its coroutine closed at its
+    await. Returns the file, for a close where no loop runs."""
+    made: list[Any] = []
+
+    async def writes() -> None:
+        f = await uringloop.open(path, mode)
+        made.append(f)
+        await f.write(data)
+        await f.flush()
+
+    async def until_in_flight() -> asyncio.Task[None]:
+        task = loop.create_task(writes())
+        while not (made and loop.uring_stats().in_flight):
+            await asyncio.sleep(0)
+        return task
+
+    task = loop.run_until_complete(until_in_flight())
+    before_close()
+    loop.close()
+    assert not task.done()
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (never run again)
+    del task
+    gc.collect()
+    return made[0]
+
+
+def _read_all_now(r: int) -> bytes:
+    """What the pipe of non-blocking read end `r` holds now."""
+    got = bytearray()
+    try:
+        while chunk := os.read(r, 1 << 16):
+            got += chunk
+    except BlockingIOError:
+        pass
+    return bytes(got)
+
+
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_write_that_ends_as_its_loop_closes_is_not_written_again(
+    tmp_path: os.PathLike[str], use_uring: bool
+) -> None:
+    # A flush's write under way when the loop closes, which ends during close()'s wait:
+    # its count reaches the file as its task goes, and the file's close where no loop runs
+    # writes only what that write did not. On the ring: an O_APPEND write waiting in the
+    # kernel's worker for the inode, which another thread's long write holds (a running
+    # worker is not cancelled); on the fallback: a pipe's write on a pool thread, which a
+    # reader lets end during the wait. Before, the count was dropped with the task's
+    # future, and the close wrote the bytes again.
+    data = b"A" * 100
+    got = bytearray()
+    if use_uring:
+        path: str | int = os.path.join(tmp_path, "log")
+        with open(path, "wb"):
+            pass
+        writer = os.open(path, os.O_WRONLY | os.O_APPEND)
+        begun = threading.Event()
+
+        def other_work() -> None:  # (holds the inode while it writes)
+            begun.set()
+            os.write(writer, b"B" * (64 << 20))
+
+        mode = "ab"
+    else:
+        r, w = full_nonblocking_pipe()
+        os.set_blocking(w, True)
+        path, mode = w, "wb"
+        begun = threading.Event()
+
+        def other_work() -> None:  # (lets the pool's write end, within close()'s wait)
+            begun.wait()
+            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while got.count(b"A") < len(data) and time.monotonic() < deadline:
+                got.extend(_read_all_now(r))
+                time.sleep(0.01)
+
+    other = threading.Thread(target=other_work)
+    other.start()
+    try:
+        if use_uring:
+            begun.wait()
+            time.sleep(0.01)
+        loop = uringloop.Loop(use_uring=use_uring)
+        f = _flush_in_flight_at_close(loop, path, mode, data, begun.set)
+        with pytest.raises(StopIteration):
+            f.close().send(None)  # (no loop runs: the blocking close)
+        assert f.closed
+    finally:
+        other.join()
+        if use_uring:
+            os.close(writer)
+    if use_uring:
+        with open(path, "rb") as written:
+            assert written.read().count(b"A") == len(data)
+    else:
+        got.extend(_read_all_now(r))
+        os.close(r)
+        assert got.count(b"A") == len(data)
+
+
+@pytest.mark.exception_handler_ok  # ("Task was destroyed but it is pending!", as asyncio's)
+def test_a_write_still_under_way_after_its_loop_closed_is_not_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fallback's write into a full pipe outlives close()'s wait (made short here): what
+    # it writes is unknown then. The close where no loop runs does not write those bytes
+    # again (the pool's thread writes them once the reader reads): it drops them and
+    # raises EIO, the file closed all the same. Before, the reader got them twice.
+    from uringloop import _loop
+    from uringloop._ops import STREAM_WAITS_NOTED, give_back_stream_waits, take_stream_waits
+
+    monkeypatch.setattr(_loop, "CLOSE_TIMEOUT", 0.1)
+    data = b"A" * 100
+    r, w = full_nonblocking_pipe()
+    os.set_blocking(w, True)
+    try:
+        loop = uringloop.Loop(use_uring=False)
+        f = _flush_in_flight_at_close(loop, w, "wb", data, lambda: None)
+        # The note of the write's wait on the pipe is no loop's now: dropped, not handed
+        # from loop to loop of this thread for ever.
+        give_back_stream_waits(take_stream_waits())  # (as another loop here would)
+        assert threading.get_native_id() not in STREAM_WAITS_NOTED
+        got = bytearray(_read_all_now(r))  # (the pool's write goes on: room for it now)
+        with pytest.raises(OSError) as failed:
+            f.close().send(None)  # (no loop runs: the blocking close)
+        assert failed.value.errno == errno.EIO and "100 bytes" in str(failed.value)
+        assert f.closed
+        deadline = time.monotonic() + 10
+        while got.count(b"A") < len(data) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            got.extend(_read_all_now(r))
+        time.sleep(0.1)
+        got.extend(_read_all_now(r))
+        assert got.count(b"A") == len(data)
+    finally:
+        os.close(r)
+        if "f" not in locals():
+            os.close(w)
 
 
 def test_forced_fallback_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
