@@ -57,6 +57,7 @@ from ._ops import (
     copies_cached,
     copies_refused,
     forget_positions,
+    keep_positions,
     made_at_position,
     note_stream_reads,
     note_stream_wait,
@@ -609,9 +610,11 @@ class Loop(asyncio.SelectorEventLoop):
         self._check_running()
         self._claim_ring()
         token = current_loop.set(self)
+        keep_positions(True)
         try:
             super().run_forever()
         finally:
+            keep_positions(False)
             current_loop.reset(token)
 
     def create_task(  # type: ignore[override]  # (typeshed's coro and name are wider)

@@ -58,7 +58,7 @@ from . import _loop
 from ._buffers import flat_view, release_views
 from ._errors import CANCELLED_ERRNOS
 from ._loop import Loop
-from ._ops import MAX_RW_COUNT, Operation, Spec, forget_positions, table
+from ._ops import MAX_RW_COUNT, Operation, Spec, table
 from ._ops.args import off_t
 from ._thread_ring import thread_ring
 from ._twins import compiled
@@ -344,12 +344,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
                 return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
         # Directly: no loop serves the thread (a timeout cannot apply then).
         if batch and (ring := thread_ring()) is not None:
-            try:
-                return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
-            finally:
-                # No loop iteration forgets which descriptors this call found to take
-                # offsets: a number closed and reused meanwhile is checked afresh.
-                forget_positions()
+            return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
         return blocking(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = spec.name

@@ -362,6 +362,52 @@ def test_each_route_fails_as_os_does_at_the_edges(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_a_number_reused_as_a_pipe_while_another_thread_waits_is_checked_afresh(
+    tmp_path: Path,
+) -> None:
+    # One thread's batch found a regular file's descriptor to take offsets, then waits on
+    # a pipe. Another thread closes that file, gets its number for a pipe, and reads the
+    # pipe at an offset: ESPIPE, as os.pread, its bytes left in the pipe. (Before, the
+    # first thread's check held for every thread while its batch waited: the read took
+    # the pipe's bytes.)
+    path = tmp_path / "f"
+    path.write_bytes(b"file")
+    waited_r, waited_w = os.pipe()
+    fd = os.open(path, os.O_RDONLY)
+    reused_r = reused_w = -1
+    thread, box = _in_thread(lambda: threads.pread_many([(fd, 4, 0), (waited_r, 4, -1)]))
+    try:
+        time.sleep(0.2)  # (the batch has checked `fd` and waits on the pipe)
+        assert not box
+        os.close(fd)
+        reused_r, reused_w = os.pipe()
+        if reused_r != fd:
+            pytest.skip("the number was not reused")
+        os.write(reused_w, b"pipe")
+
+        def reads() -> list[int | None]:  # (in a thread of its own: its ring goes with it)
+            errnos = []
+            for read in (threads.pread_many, lambda reqs: [threads.pread(*reqs[0])]):
+                try:
+                    read([(reused_r, 4, 0)])
+                    errnos.append(None)
+                except OSError as exc:
+                    errnos.append(exc.errno)
+            return errnos
+
+        other, answers = _in_thread(reads)
+        other.join(10)
+        assert answers == [("ok", [errno.ESPIPE, errno.ESPIPE])]
+        assert os.read(reused_r, 10) == b"pipe"
+    finally:
+        os.write(waited_w, b"wake")
+        thread.join(10)
+        for one in (waited_r, waited_w, reused_r, reused_w):
+            if one >= 0:
+                os.close(one)
+    assert box == [("ok", [b"file", b"wake"])]
+
+
 @pytest.mark.parametrize("ring", [True, False])
 def test_pread_many_with_a_timeout_and_no_loop_checks_every_request_first(
     tmp_path: Path, ring: bool, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None

@@ -86,6 +86,9 @@ from .operation import (
     has_o_direct as has_o_direct,
 )
 from .operation import (
+    keep_positions as keep_positions,
+)
+from .operation import (
     made_at_position as made_at_position,
 )
 from .operation import (

@@ -104,9 +104,15 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 # numbers they hand out or free. A number closed and reused by code uringloop does not see
 # (os.close, os.pipe) within one iteration is not checked again until the next one.
 # Process-wide, as descriptor numbers are; dict operations are atomic under the GIL.
+# Only threads running a uringloop loop (_keeping) fill it and trust it: any other
+# thread's check holds for the call that makes it (a uringloop.threads batch waits as long
+# as its slowest read; a number closed and reused meanwhile must be checked afresh).
 # {fd: whether its reads may copy from the page cache directly (copies_cached), None: not
 # looked at yet}
 _seekable: dict[int, bool | None] = {}
+# The threads (threading.get_ident()) running a uringloop loop now (keep_positions).
+_keeping: set[int] = set()
+_get_ident = threading.get_ident
 _NO_BUFFERS: tuple[bytearray, ...] = ()
 _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
@@ -114,14 +120,14 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 def check_position(fd: int, offset: int) -> None:
     """Raise ESPIPE, as os.pread does, for an explicit offset on a descriptor that takes
     none: a pipe, a socket, a tty, an eventfd (asked with a preadv(2) of no buffers)."""
-    if offset >= 0 and fd not in _seekable:
+    if offset >= 0 and (fd not in _seekable or _get_ident() not in _keeping):
         _ask_position(fd, os.preadv, fd)
 
 
 def check_write_position(fd: int, offset: int) -> None:
     """check_position for a write, as os.pwrite does (asked with a pwritev(2) of no
     buffers, which a descriptor not open for reading answers too)."""
-    if offset >= 0 and ~fd not in _seekable:
+    if offset >= 0 and (~fd not in _seekable or _get_ident() not in _keeping):
         _ask_position(fd, os.pwritev, ~fd)
 
 
@@ -136,7 +142,8 @@ def _ask_position(
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
         return  # EBADF and the like: the operation reports them as pread(2) would
-    _seekable[key] = None
+    if _get_ident() in _keeping:
+        _seekable[key] = None
 
 
 def has_o_direct(fd: int) -> bool:
@@ -297,7 +304,8 @@ def copies_cached(fd: int) -> bool:
     vouched), may first copy what the page cache holds directly (hotpath.read_cached): not
     on an O_DIRECT descriptor, where even a non-blocking read waits for the device. Looked
     at once per descriptor per loop iteration, as positions are."""
-    allowed = _seekable.get(fd)
+    keeps = _get_ident() in _keeping
+    allowed = _seekable.get(fd) if keeps else None
     if allowed is None:
         if fd < 0:  # (fcntl raises ValueError) the ring's read reports EBADF
             return False
@@ -305,7 +313,8 @@ def copies_cached(fd: int) -> bool:
             allowed = not has_o_direct(fd)
         except OSError:  # EBADF: the ring's read reports it
             return False
-        _seekable[fd] = allowed
+        if keeps:
+            _seekable[fd] = allowed
     return allowed
 
 
@@ -335,6 +344,17 @@ def forget_positions() -> None:
         _seekable.clear()
 
 
+def keep_positions(running: bool) -> None:
+    """The calling thread begins (True) or stops running a loop, which keeps the checks
+    of its iteration (see _seekable). What they said is forgotten once no loop runs."""
+    if running:
+        _keeping.add(_get_ident())
+        return
+    _keeping.discard(_get_ident())
+    if not _keeping:
+        forget_positions()
+
+
 def read_args(
     fd: Any, size: Any, offset: Any, known_seekable: bool = False
 ) -> tuple[int, int, int]:
@@ -350,7 +370,11 @@ def read_args(
         and 0 <= size <= _POOLED_MAX
         and -1 <= offset <= _OFF_MAX
     ):
-        if offset >= 0 and fd not in _seekable and not known_seekable:
+        if (
+            offset >= 0
+            and not known_seekable
+            and (fd not in _seekable or _get_ident() not in _keeping)
+        ):
             check_position(fd, offset)
         return fd, size, offset
     fd = args.c_int(fd)

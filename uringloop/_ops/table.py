@@ -967,9 +967,12 @@ def read_many_args(requests: Iterable[Any]) -> ReadRequests:
         if highest >= 0:  # explicit offsets: ESPIPE on a pipe, as os.pread
             if fd >= 0:
                 check_position(fd, highest)
-            else:
-                for one, offset in zip(fds, offsets, strict=True):
-                    check_position(one, offset)
+            else:  # (each descriptor once, in request order: a thread without a loop
+                # keeps no check from one to the next)
+                for one in dict.fromkeys(
+                    one for one, offset in zip(fds, offsets, strict=True) if offset >= 0
+                ):
+                    check_position(one, 0)
         return ReadRequests(fds, sizes, offsets, fd, largest, lowest)
     checked = [read_args(*_request(req)) for req in reqs]
     columns = list(zip(*checked, strict=True)) or [(), (), ()]
