@@ -435,24 +435,20 @@ def _remove_quietly(path: Any) -> None:
         pass
 
 
-def NamedTemporaryFile(
-    mode: str = "w+b",
-    buffering: int = -1,
-    encoding: str | None = None,
-    newline: str | None = None,
-    suffix: Any = None,
-    prefix: Any = None,
-    dir: Any = None,
-    delete: bool = True,
-    delete_on_close: bool = True,
-    loop: object = None,
-    executor: _Executor | None = None,
-    *,
-    errors: str | None = None,
+def _named_temporary_file(
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    newline: str | None,
+    suffix: Any,
+    prefix: Any,
+    dir: Any,
+    delete: bool,
+    delete_on_close: bool,
+    executor: _Executor | None,
+    errors: str | None,
 ) -> Any:
-    """A temporary file with a visible name (tempfile.NamedTemporaryFile): a
-    NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted on
-    every Python version (the tempfile module has it from 3.12)."""
+    """NamedTemporaryFile's work, its parameters in either order."""
 
     async def make() -> NamedTemporaryFileWrapper:
         parts = await _parts(suffix, prefix, dir, executor)
@@ -472,6 +468,59 @@ def NamedTemporaryFile(
         return NamedTemporaryFileWrapper(file, path, delete, delete_on_close, executor)
 
     return _Context(make)
+
+
+if sys.version_info >= (3, 12):
+
+    def NamedTemporaryFile(
+        mode: str = "w+b",
+        buffering: int = -1,
+        encoding: str | None = None,
+        newline: str | None = None,
+        suffix: Any = None,
+        prefix: Any = None,
+        dir: Any = None,
+        delete: bool = True,
+        delete_on_close: bool = True,
+        loop: object = None,
+        executor: _Executor | None = None,
+        *,
+        errors: str | None = None,
+    ) -> Any:
+        """A temporary file with a visible name (tempfile.NamedTemporaryFile): a
+        NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted
+        on every Python version (the tempfile module has it from 3.12); its place is
+        aiofiles': after `delete` from Python 3.12, a keyword after `executor` before."""
+        return _named_temporary_file(
+            mode, buffering, encoding, newline, suffix, prefix, dir, delete, delete_on_close,
+            executor, errors,
+        )  # fmt: skip
+
+else:
+
+    def NamedTemporaryFile(
+        mode: str = "w+b",
+        buffering: int = -1,
+        encoding: str | None = None,
+        newline: str | None = None,
+        suffix: Any = None,
+        prefix: Any = None,
+        dir: Any = None,
+        delete: bool = True,
+        loop: object = None,
+        executor: _Executor | None = None,
+        *,
+        delete_on_close: bool = True,
+        errors: str | None = None,
+    ) -> Any:
+        """A temporary file with a visible name (tempfile.NamedTemporaryFile): a
+        NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted
+        on every Python version (the tempfile module has it from 3.12); its place is
+        aiofiles': after `delete` from Python 3.12, a keyword after `executor` before."""
+        return _named_temporary_file(
+            mode, buffering, encoding, newline, suffix, prefix, dir, delete, delete_on_close,
+            executor, errors,
+        )  # fmt: skip
 
 
 # -- spooled --------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ def _accepts_the_same_calls(theirs: inspect.Signature, ours: inspect.Signature) 
         needed = sum(q.kind in positional for q in theirs.parameters.values())
         if sum(q.kind in positional for q in ours_params) < needed:
             problems.append(f"{needed} positional arguments")
+        # An optional argument passed by position lands on the parameter of that name.
+        ours_positional = [q.name for q in ours_params if q.kind in positional]
+        for at, q in enumerate(theirs.parameters.values()):
+            optional = q.kind in positional and q.default is not p.empty
+            if optional and (at >= len(ours_positional) or ours_positional[at] != q.name):
+                problems.append(f"{q.name} at position {at}")
     if not any(q.kind == p.VAR_KEYWORD for q in ours_params):
         for q in theirs.parameters.values():
             optional = q.default is not p.empty and q.kind != p.POSITIONAL_ONLY
