@@ -2616,8 +2616,10 @@ class AsyncBufferedFile(_FileBase):
             # What write() took is written even if this close is cancelled: the flush and
             # the close run shielded from the caller's cancellation, to their end, and keep
             # the file's lock until then (a write() or close() after the cancelled close
-            # waits for them, then finds the file closed).
-            closing = asyncio.ensure_future(self._flush_and_close())
+            # waits for them, then finds the file closed). A KeptTask: the shutdown of
+            # asyncio.run, which cancels every task, may find it not yet begun, and a task
+            # cancelled then would never run its coroutine.
+            closing = kept_task(self._flush_and_close())
             try:
                 await asyncio.shield(closing)
             except asyncio.CancelledError:

@@ -3387,6 +3387,40 @@ def test_a_close_the_loops_shutdown_cancels_before_its_job_began_still_closes(
     assert (tmp_path / "f").read_bytes() == b"kept"
 
 
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_close_begun_as_the_program_returns_writes_what_is_buffered(
+    tmp_path: Path, use_uring: bool
+) -> None:
+    # A task's close() begins in the loop iteration in which the program's main coroutine
+    # has returned: the loop stops before the close's own task has made its first step,
+    # and the shutdown cancels every task. That close still writes what write() took, and
+    # closes the descriptor. (Before, its task, cancelled before it began, never ran: the
+    # bytes were written by the collector, or, with the file kept, never; the descriptor
+    # stayed open.)
+    kept: list[Any] = []
+    began: list[bool] = []
+
+    async def closes_late(f: Any) -> None:
+        for _ in range(2):  # (as many as main's: resumed just after main returned)
+            await asyncio.sleep(0)
+        began.append(True)
+        await f.close()
+
+    async def main() -> None:
+        f = await uringloop.open(tmp_path / "f", "wb")
+        kept.append(f)
+        await f.write(b"kept")
+        kept.append(asyncio.ensure_future(closes_late(f)))
+        for _ in range(2):
+            await asyncio.sleep(0)
+
+    uringloop.run(main(), loop_factory=lambda: uringloop.Loop(use_uring=use_uring))
+    f, _ = kept
+    assert began  # (the close began: one cancelled before it began leaves the file open)
+    assert f.closed
+    assert (tmp_path / "f").read_bytes() == b"kept"
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("blocking", [True, False])
