@@ -31,6 +31,7 @@ from . import tempfile as tempfile
 from . import threads as threads
 from ._aligned import aligned_buffer as aligned_buffer
 from ._errors import LoopClosedError as LoopClosedError
+from ._errors import StrandedError as StrandedError
 from ._files import open as open
 from ._loop import Loop as Loop
 from ._loop import ThreadsafeOperations as ThreadsafeOperations
@@ -56,6 +57,7 @@ __all__ = [
     "StatxMask",
     "StatxResult",
     "StatxTimestamp",
+    "StrandedError",
     "ThreadsafeOperations",
     "UringStats",
     "aligned_buffer",

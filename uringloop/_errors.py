@@ -73,7 +73,7 @@ class LoopClosedError(RuntimeError):
 
 
 class StrandedError(LoopClosedError):
-    """The loop closed with the operation still under way (in the kernel, or on a thread of
-    the fallback) once close() had waited for it: whether it happened, and how much of it,
-    is unknown. (A LoopClosedError, as the others' at close; a write's file tells it apart
-    so as not to write its bytes again.)"""
+    """The loop was closed with the operation still under way (in the kernel, or on a
+    thread of the fallback) after close() had waited for it: whether it happened, and how
+    much of it, is unknown. A LoopClosedError, whose other cases did nothing (an operation
+    dropped while queued, or cancelled before it began)."""

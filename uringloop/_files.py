@@ -855,12 +855,13 @@ class _FileLock:
     # Read by the files' fast paths (and `held` set by read()'s before its await, the lock
     # found free): with neither set, taking the lock and giving it back with nothing
     # awaited in between is the same as not taking it.
-    __slots__ = ("held", "kept", "waiters")
+    __slots__ = ("after", "held", "kept", "waiters")
 
     def __init__(self) -> None:
         self.held = False
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.kept: asyncio.Future[Any] | None = None
+        self.after: asyncio.Future[Any] | None = None  # the kept work release() waits for
 
     def locked(self) -> bool:
         return self.held
@@ -900,6 +901,7 @@ class _FileLock:
             raise RuntimeError("Lock is not acquired.")
         work, self.kept = self.kept, None
         if work is not None and not work.done():
+            self.after = work
             work.add_done_callback(self._release_after)
             return
         self.held = False
@@ -907,7 +909,19 @@ class _FileLock:
             self._wake_first()
 
     def _release_after(self, work: asyncio.Future[Any]) -> None:
-        self.release()
+        if self.after is work:  # (else given back already: release_ended())
+            self.after = None
+            self.release()
+
+    def release_ended(self) -> bool:
+        """Where no loop runs any more: the lock, held for kept work that has ended but
+        whose callback its closed loop never ran (release()), is given back now. Whether
+        nobody holds or waits for the lock."""
+        after = self.after
+        if self.held and after is not None and after.done():
+            self.after = None
+            self.held = False
+        return not self.held and not self.waiters
 
     def _wake_first(self) -> None:
         """Wake the first waiter that still waits, unless one was woken already (its task
@@ -1054,14 +1068,10 @@ class _FileBase:
         and the loop its I/O ran on, if any, is closed (nothing of it queued or in flight
         there any more)."""
         raw = self._raw_file()
-        lock = self._lock
         io_ = raw._io_cache
-        return (
-            not lock.held
-            and not lock.waiters
-            and raw._late is None
-            and (io_ is None or io_.loop.is_closed())
-        )
+        if io_ is not None and not io_.loop.is_closed():
+            return False
+        return self._lock.release_ended() and (raw._late is None or raw._late.done())
 
     def __aiter__(self) -> _FileBase:
         return self
@@ -1790,6 +1800,21 @@ class AsyncFileIO(_FileBase):
         if self._lock.held:
             self._lock.keep_until(written)
 
+    def _settle_late_now(self) -> None:
+        """Where no loop runs any more (a close with blocking calls): count a kept write
+        (_wrote_late) that has ended but whose callback its closed loop never ran. One
+        not ended cannot be waited for here: what it writes is unknown
+        (_written_unknown)."""
+        late = self._late
+        if late is None:
+            return
+        count = self._count_late
+        if late.done() and count is not None:
+            count(late)
+            return
+        self._late = self._count_late = None
+        self._written_unknown = True
+
     async def _settle_late(self) -> None:
         """Wait for a kept write (_wrote_late) to end, and count its bytes (its outcome was
         its cancelled caller's)."""
@@ -2150,7 +2175,7 @@ class AsyncBufferedFile(_FileBase):
             raise OSError(
                 errno.EIO,
                 f"a write of this file was still under way when its loop closed: what it "
-                f"wrote is unknown, and the {dropped} bytes it was writing are dropped",
+                f"wrote is unknown, and the {dropped} buffered bytes are dropped",
             )
 
     # -- reading
@@ -2652,11 +2677,18 @@ class AsyncBufferedFile(_FileBase):
                     break
                 except asyncio.CancelledError as exc:
                     cancelled = exc
+                except GeneratorExit:
+                    # Closed at its await: its loop was closed with it pending (a KeptTask
+                    # is let go of then). What is left is written with blocking calls, as
+                    # the collector's close would, and the file closed.
+                    self._close_sync()
+                    raise
             if cancelled is not None:
                 raise cancelled
         finally:
-            self._drop_read_buffer()
-            await self.raw._close()
+            if not self.raw._closed_flag:
+                self._drop_read_buffer()
+                await self.raw._close()
 
     def _raw_file(self) -> AsyncFileIO:
         return self.raw
@@ -2669,6 +2701,7 @@ class AsyncBufferedFile(_FileBase):
         lost: OSError | None = None
         try:
             try:
+                raw._settle_late_now()
                 self._lost_writes()
             except OSError as exc:
                 lost = exc  # (raised once the descriptor is closed)

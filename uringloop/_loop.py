@@ -57,12 +57,14 @@ from ._ops import (
     copies_cached,
     copies_refused,
     forget_positions,
+    give_back_stream_waits,
     keep_positions,
     made_at_position,
     note_stream_reads,
     note_stream_wait,
     read_args,
     table,
+    take_stream_waits,
 )
 from ._ops.args import INT_MAX, OFF_MAX, off_t
 from ._ops.hotpath import COPY_RING, COPY_RING_MIN, CopyRing
@@ -70,7 +72,7 @@ from ._ops.hotpath import IMPLEMENTATION as READS_IMPLEMENTATION
 from ._ops.hotpath import NO_NOWAIT as _NO_NOWAIT
 from ._ops.hotpath import READ_CACHED as read_cached
 from ._ops.hotpath import READ_MANY_CACHED as read_many_cached
-from ._outcomes import hand_over, has_result, look_at
+from ._outcomes import hand_over, has_result, let_kept_go, look_at
 from ._ring import abi
 from ._ring.ring import (
     DEFAULT_CQ_ENTRIES,
@@ -1428,7 +1430,10 @@ class Loop(asyncio.SelectorEventLoop):
         or with the error the write ended with (OSError ECANCELED: cancelled before it
         wrote anything). uringloop.open's files count such a write's bytes as written
         before their next call. An exception raised by `unclaimed` replaces the
-        CancelledError."""
+        CancelledError. A task that never resumes because the loop was closed hands it
+        over too, as its coroutine is closed (collected): a LoopClosedError then says
+        the write was dropped unmade, a StrandedError that it was still under way when
+        close() stopped waiting for it (what it wrote is unknown)."""
         return await self._run(_build_pwrite(fd, data, offset), unclaimed)  # type: ignore[no-any-return]
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
@@ -1488,6 +1493,11 @@ class Loop(asyncio.SelectorEventLoop):
                 fatal = fatal or driver.shutdown_fatal
             self._undo_unclaimed()
         finally:
+            let_kept_go(self)
+            # The notes of this thread's stream waits that no loop took (this loop's last
+            # iteration's): those of finished operations are dropped, not kept (with the
+            # operations, their futures and this loop) until the next loop takes them.
+            give_back_stream_waits(take_stream_waits())
             if self._state.copy_ring is not None:
                 self._state.copy_ring.close()
             if self._state.streams is not None:

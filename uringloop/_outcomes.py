@@ -5,6 +5,7 @@ its caller is cancelled."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -40,12 +41,29 @@ class KeptTask(asyncio.Task[None]):
     cancel(), so that cancelling every task, as asyncio.run's shutdown does, waits for it
     instead of stopping it. Made by kept_task(), whose future has the work's outcome."""
 
+    work: Coroutine[Any, Any, Any]  # (what it runs, closed with it if never begun)
+
     def cancel(self, msg: Any = None) -> bool:
         return False
 
 
-# The KeptTasks running: the loop holds its tasks weakly, and nothing else may.
+# The KeptTasks running: the loop holds its tasks weakly, and nothing else may. (Until
+# their loop is closed: let_kept_go.)
 _kept_running: set[KeptTask] = set()
+
+
+def let_kept_go(loop: asyncio.AbstractEventLoop) -> None:
+    """`loop` is closed: its KeptTasks still pending never run again. Let go of them, so
+    that they and what they hold (a file, its descriptor) go with the loop's other tasks
+    (a file is then closed by the collector, what it buffered written first)."""
+    for task in [task for task in _kept_running if task.get_loop() is loop]:
+        _kept_running.discard(task)
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # (its caller's is)
+        if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
+            # Never begun: closed, not left to warn that they were never awaited (what
+            # the work was to write is written by the collector's close of its file).
+            task.get_coro().close()
+            task.work.close()
 
 
 def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
@@ -62,11 +80,24 @@ def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
         except Exception as exc:
             if not outcome.done():
                 outcome.set_exception(exc)
+        except asyncio.CancelledError:
+            # (Not its own cancellation, which it refuses: one raised by what it awaited.
+            # Its caller learns it, rather than waiting for an outcome that never comes.)
+            if not outcome.done():
+                outcome.cancel()
+            raise
+        except GeneratorExit:  # (closed at its await: let go of with its closed loop)
+            raise
+        except BaseException as exc:  # (KeyboardInterrupt: the loop raises it too)
+            if not outcome.done():
+                outcome.set_exception(exc)
+            raise
         else:
             if not outcome.done():
                 outcome.set_result(result)
 
     task = KeptTask(run(), loop=loop)
+    task.work = work
     _kept_running.add(task)
     task.add_done_callback(_kept_running.discard)
     return outcome

@@ -2576,6 +2576,25 @@ def test_a_kept_tasks_failure_is_its_outcomes_not_the_tasks() -> None:
     uringloop.run(main())
 
 
+def test_a_kept_task_whose_work_meets_a_cancellation_cancels_its_outcome() -> None:
+    # The task refuses cancellation, but what its work awaits may be cancelled by someone
+    # else (an executor's future): the outcome is cancelled then, so that its caller
+    # learns it, rather than waiting for an outcome that never comes.
+    from uringloop._outcomes import kept_task
+
+    async def met_a_cancellation() -> None:
+        inner = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(inner.cancel)
+        await inner
+
+    async def main() -> None:
+        outcome = kept_task(met_a_cancellation())
+        await asyncio.wait([outcome], timeout=5)
+        assert outcome.cancelled()
+
+    uringloop.run(main())
+
+
 @pytest.mark.parametrize("mode", ["ab", "wb"])
 def test_a_kept_write_ends_before_the_run_does(tmp_path: Path, mode: str) -> None:
     # A big write still in a kernel worker when the program's main coroutine returns:
