@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import termios
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -406,6 +407,61 @@ def test_a_number_reused_as_a_pipe_while_another_thread_waits_is_checked_afresh(
             if one >= 0:
                 os.close(one)
     assert box == [("ok", [b"file", b"wake"])]
+
+
+def test_after_a_fork_a_new_thread_keeps_no_position_checks(tmp_path: Path) -> None:
+    # Fork while another thread runs a loop: in the child, a new plain thread (which may
+    # get that thread's ident back) is no loop's thread, so its checks hold for its own
+    # call only; a number reused for a pipe is ESPIPE, as from os.pread.
+    result = run_python(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import asyncio, os, sys, threading
+            import uringloop
+            from uringloop import threads
+
+            path = sys.argv[1]
+            with open(path, "wb") as f:
+                f.write(b"file")
+            running, done = threading.Event(), threading.Event()
+
+            async def main():
+                running.set()
+                while not done.is_set():
+                    await asyncio.sleep(0.01)
+
+            loop_thread = threading.Thread(target=uringloop.run, args=(main(),))
+            loop_thread.start()
+            running.wait()
+            pid = os.fork()
+            if pid == 0:
+                answers = []
+
+                def reads():
+                    fd = os.open(path, os.O_RDONLY)
+                    threads.pread_many([(fd, 4, 0)])
+                    os.close(fd)
+                    r, w = os.pipe()
+                    os.write(w, b"pipe")
+                    try:
+                        answers.append(threads.pread_many([(r, 4, 0)]))
+                    except OSError as exc:
+                        answers.append(exc.errno)
+
+                thread = threading.Thread(target=reads)
+                thread.start()
+                thread.join()
+                print(answers, flush=True)
+                os._exit(0)
+            os.waitpid(pid, 0)
+            done.set()
+            loop_thread.join()
+            """
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"[{errno.ESPIPE}]"
 
 
 @pytest.mark.parametrize("ring", [True, False])

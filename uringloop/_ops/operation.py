@@ -104,15 +104,25 @@ def deliver(waiter: Waiter, value: Any, failure: BaseException | None) -> None:
 # numbers they hand out or free. A number closed and reused by code uringloop does not see
 # (os.close, os.pipe) within one iteration is not checked again until the next one.
 # Process-wide, as descriptor numbers are; dict operations are atomic under the GIL.
-# Only threads running a uringloop loop (_keeping) fill it and trust it: any other
-# thread's check holds for the call that makes it (a uringloop.threads batch waits as long
-# as its slowest read; a number closed and reused meanwhile must be checked afresh).
+# Only threads running a uringloop loop (_keeping) fill it and trust it (the checks any
+# of them made since a loop's last pre-select step; Loop.pread and its compiled twin read
+# it directly, running only inside run_forever): any other thread's check holds for the
+# call that makes it (a uringloop.threads batch waits as long as its slowest read; a
+# number closed and reused meanwhile must be checked afresh).
 # {fd: whether its reads may copy from the page cache directly (copies_cached), None: not
 # looked at yet}
 _seekable: dict[int, bool | None] = {}
-# The threads (threading.get_ident()) running a uringloop loop now (keep_positions).
-_keeping: set[int] = set()
-_get_ident = threading.get_ident
+
+
+class _Keeping(threading.local):
+    """How many loops this thread runs now (keep_positions; a nested run counts): while
+    any, it fills and trusts _seekable. Per thread, not a set of thread idents: a thread
+    made after a fork may get the ident of one that ran a loop before it."""
+
+    depth = 0
+
+
+_keeping = _Keeping()
 _NO_BUFFERS: tuple[bytearray, ...] = ()
 _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 
@@ -120,14 +130,14 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0o40000)
 def check_position(fd: int, offset: int) -> None:
     """Raise ESPIPE, as os.pread does, for an explicit offset on a descriptor that takes
     none: a pipe, a socket, a tty, an eventfd (asked with a preadv(2) of no buffers)."""
-    if offset >= 0 and (fd not in _seekable or _get_ident() not in _keeping):
+    if offset >= 0 and (fd not in _seekable or not _keeping.depth):
         _ask_position(fd, os.preadv, fd)
 
 
 def check_write_position(fd: int, offset: int) -> None:
     """check_position for a write, as os.pwrite does (asked with a pwritev(2) of no
     buffers, which a descriptor not open for reading answers too)."""
-    if offset >= 0 and (~fd not in _seekable or _get_ident() not in _keeping):
+    if offset >= 0 and (~fd not in _seekable or not _keeping.depth):
         _ask_position(fd, os.pwritev, ~fd)
 
 
@@ -142,7 +152,7 @@ def _ask_position(
         if exc.errno == errno.ESPIPE:
             raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE)) from None
         return  # EBADF and the like: the operation reports them as pread(2) would
-    if _get_ident() in _keeping:
+    if _keeping.depth:
         _seekable[key] = None
 
 
@@ -304,7 +314,7 @@ def copies_cached(fd: int) -> bool:
     vouched), may first copy what the page cache holds directly (hotpath.read_cached): not
     on an O_DIRECT descriptor, where even a non-blocking read waits for the device. Looked
     at once per descriptor per loop iteration, as positions are."""
-    keeps = _get_ident() in _keeping
+    keeps = _keeping.depth > 0
     allowed = _seekable.get(fd) if keeps else None
     if allowed is None:
         if fd < 0:  # (fcntl raises ValueError) the ring's read reports EBADF
@@ -346,13 +356,8 @@ def forget_positions() -> None:
 
 def keep_positions(running: bool) -> None:
     """The calling thread begins (True) or stops running a loop, which keeps the checks
-    of its iteration (see _seekable). What they said is forgotten once no loop runs."""
-    if running:
-        _keeping.add(_get_ident())
-        return
-    _keeping.discard(_get_ident())
-    if not _keeping:
-        forget_positions()
+    of its iteration (see _seekable; the loop's pre-select step forgets them)."""
+    _keeping.depth += 1 if running else -1
 
 
 def read_args(
@@ -370,11 +375,7 @@ def read_args(
         and 0 <= size <= _POOLED_MAX
         and -1 <= offset <= _OFF_MAX
     ):
-        if (
-            offset >= 0
-            and not known_seekable
-            and (fd not in _seekable or _get_ident() not in _keeping)
-        ):
+        if offset >= 0 and not known_seekable and (fd not in _seekable or not _keeping.depth):
             check_position(fd, offset)
         return fd, size, offset
     fd = args.c_int(fd)
