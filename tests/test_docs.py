@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import uringloop
 from uringloop import _driver, _fallback, _foreign, _loop, _ops, _selector
 
@@ -26,6 +28,11 @@ def _generate(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11),
+    reason="docs/api.md is rendered on Python 3.11 (some signatures follow the running "
+    "Python's: tempfile.NamedTemporaryFile's order of parameters is aiofiles' for it)",
+)
 def test_api_md_is_up_to_date() -> None:
     result = _generate("--check")
     assert result.returncode == 0, (
