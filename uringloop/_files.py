@@ -660,6 +660,16 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
     return _ExecutorIO(loop, executor)
 
 
+def _storage(fd: int) -> bool:
+    """Whether `fd` is a regular file or a block device: its blocking writes end without
+    anyone reading (not a pipe's, socket's, FIFO's or terminal's)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return _stat.S_ISREG(mode) or _stat.S_ISBLK(mode)
+
+
 def _has_o_direct(fd: int) -> bool:
     """Whether a descriptor given by the caller or made by its opener has O_DIRECT though
     the file was not asked for it (direct=False): a non-blocking read there still waits for
@@ -1071,7 +1081,7 @@ class _FileBase:
         io_ = raw._io_cache
         if io_ is not None and not io_.loop.is_closed():
             return False
-        return self._lock.release_ended() and (raw._late is None or raw._late.done())
+        return (raw._late is None or raw._late.done()) and self._lock.release_ended()
 
     def __aiter__(self) -> _FileBase:
         return self
@@ -2018,6 +2028,7 @@ class AsyncFileIO(_FileBase):
         """Close without a loop; True if a descriptor was closed."""
         if self._closed_flag:
             return False
+        self._settle_late_now()  # (the position follows what a kept write wrote)
         self._closed_flag = True
         if not self._closefd:
             self._sync_descriptor_offset()
@@ -2679,9 +2690,17 @@ class AsyncBufferedFile(_FileBase):
                     cancelled = exc
                 except GeneratorExit:
                     # Closed at its await: its loop was closed with it pending (a KeptTask
-                    # is let go of then). What is left is written with blocking calls, as
-                    # the collector's close would, and the file closed.
-                    self._close_sync()
+                    # is let go of then, in Loop.close()). What is left is written with
+                    # blocking calls, as the collector's close would, where that cannot
+                    # wait for ever (a regular file); a stream's (a full pipe's) is
+                    # dropped with the descriptor's close, so that Loop.close() never
+                    # waits for a reader.
+                    if _storage(self.raw._fd):
+                        self._close_sync()
+                    else:
+                        self._wbuf.clear()
+                        self._drop_read_buffer()
+                        self.raw._close_sync()
                     raise
             if cancelled is not None:
                 raise cancelled

@@ -42,6 +42,7 @@ class KeptTask(asyncio.Task[None]):
     instead of stopping it. Made by kept_task(), whose future has the work's outcome."""
 
     work: Coroutine[Any, Any, Any]  # (what it runs, closed with it if never begun)
+    outcome: asyncio.Future[Any]  # (kept_task's, cancelled then)
 
     def cancel(self, msg: Any = None) -> bool:
         return False
@@ -61,9 +62,12 @@ def let_kept_go(loop: asyncio.AbstractEventLoop) -> None:
         task._log_destroy_pending = False  # type: ignore[attr-defined]  # (its caller's is)
         if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
             # Never begun: closed, not left to warn that they were never awaited (what
-            # the work was to write is written by the collector's close of its file).
+            # the work was to write is written by the collector's close of its file),
+            # and their outcome cancelled (what waits for it is done waiting: a file's
+            # lock held for it is free for a close where no loop runs).
             task.get_coro().close()
             task.work.close()
+            task.outcome.cancel()
 
 
 def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
@@ -75,29 +79,32 @@ def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
     outcome: asyncio.Future[_T] = loop.create_future()
 
     async def run() -> None:
+        # (Each outcome is given unless the loop is closed: its callbacks could not be
+        # scheduled then, and nobody waits for it any more.)
         try:
             result = await work
         except Exception as exc:
-            if not outcome.done():
+            if not outcome.done() and not loop.is_closed():
                 outcome.set_exception(exc)
         except asyncio.CancelledError:
             # (Not its own cancellation, which it refuses: one raised by what it awaited.
             # Its caller learns it, rather than waiting for an outcome that never comes.)
-            if not outcome.done():
+            if not outcome.done() and not loop.is_closed():
                 outcome.cancel()
             raise
         except GeneratorExit:  # (closed at its await: let go of with its closed loop)
             raise
         except BaseException as exc:  # (KeyboardInterrupt: the loop raises it too)
-            if not outcome.done():
+            if not outcome.done() and not loop.is_closed():
                 outcome.set_exception(exc)
             raise
         else:
-            if not outcome.done():
+            if not outcome.done() and not loop.is_closed():
                 outcome.set_result(result)
 
     task = KeptTask(run(), loop=loop)
     task.work = work
+    task.outcome = outcome
     _kept_running.add(task)
     task.add_done_callback(_kept_running.discard)
     return outcome

@@ -17,12 +17,13 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import uringloop
-from tests.conftest import fd_exists, full_nonblocking_pipe, open_fds
+from tests.conftest import fd_exists, full_nonblocking_pipe, open_fds, run_python
 from uringloop._ring import syscalls
 
 
@@ -744,6 +745,109 @@ def test_a_close_its_loop_was_closed_under_goes_with_the_loop(
         if waited or not in_flight:
             return
     pytest.fail("the ring's write never waited for the inode")
+
+
+def test_a_close_into_a_full_pipe_its_loop_was_closed_under_does_not_hold_the_close(
+    tmp_path: Path,
+) -> None:
+    # A buffered file's close, its flush into a full pipe in flight, when the loop is
+    # closed without its tasks being cancelled: Loop.close() returns (the bytes are
+    # dropped with the descriptor, which is closed: no reader may ever come), where a
+    # blocking flush as the close's task went would wait for a reader for ever. (In a
+    # child process: a hang fails the test at run_python's timeout.)
+    result = run_python(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import asyncio, gc, os, time
+            import uringloop
+
+            r, w = os.pipe()
+            os.set_blocking(w, False)
+            try:
+                while True:
+                    os.write(w, b"x" * 65536)
+            except BlockingIOError:
+                pass
+            os.set_blocking(w, True)
+            loop = uringloop.Loop()
+            made = []
+
+            async def writes():
+                f = await uringloop.open(w, "wb", buffering=1 << 16)
+                made.append(f)
+                await f.write(b"A" * 100)
+                await f.close()  # (its flush waits for room in the pipe)
+
+            async def until_in_flight():
+                task = loop.create_task(writes())
+                while not (made and loop.uring_stats().in_flight):
+                    await asyncio.sleep(0)
+                return task
+
+            task = loop.run_until_complete(until_in_flight())
+            task._log_destroy_pending = False
+            started = time.monotonic()
+            loop.close()
+            del task, made
+            gc.collect()
+            print(round(time.monotonic() - started), end=" ")
+            try:
+                os.fstat(w)
+                print("open")
+            except OSError:
+                print("closed")
+            """
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "closed"]
+
+
+def test_an_unbuffered_file_closed_where_no_loop_runs_counts_a_kept_write_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # closefd=False: the close leaves the descriptor at the file's position. A cancelled
+    # write ended during the loop's close() (its count never delivered): the position
+    # counts it first, so the owner's next write goes after those bytes, not over them.
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    real_pwrite = os.pwrite
+
+    def slow_pwrite(fd: int, data: Any, offset: int) -> int:
+        time.sleep(0.3)  # (ends during the loop's close)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", slow_pwrite)
+    loop = uringloop.Loop(use_uring=False)
+    made: list[Any] = []
+    try:
+
+        async def writes() -> None:
+            f = await uringloop.open(fd, "wb", buffering=0, closefd=False)
+            made.append(f)
+            await f.write(b"K" * 10)
+
+        async def cancelled_on_its_way() -> None:
+            task = loop.create_task(writes())
+            while not (made and loop.uring_stats().in_flight):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        loop.run_until_complete(cancelled_on_its_way())
+        loop.close()
+        [f] = made
+        with pytest.raises(StopIteration):
+            f.close().send(None)  # (no loop runs: the blocking close)
+        monkeypatch.undo()
+        os.write(fd, b"Z")
+        assert path.read_bytes() == b"K" * 10 + b"Z"
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        os.close(fd)
 
 
 def test_a_closed_loop_is_not_kept_by_the_notes_of_its_last_stream_waits() -> None:
