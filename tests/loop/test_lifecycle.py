@@ -526,6 +526,21 @@ def _inode_held(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _cancel_in_flight(loop: uringloop.Loop, work: Any, made: list[Any]) -> None:
+    """Run `work` as a task on `loop` until it has made its file (into `made`) and has an
+    operation in flight, then cancel it and wait for it to end."""
+
+    async def cancelled_on_its_way() -> None:
+        task = loop.create_task(work)
+        while not (made and loop.uring_stats().in_flight):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop.run_until_complete(cancelled_on_its_way())
+
+
 def _read_all_now(r: int) -> bytes:
     """What the pipe of non-blocking read end `r` holds now."""
     got = bytearray()
@@ -664,15 +679,7 @@ def test_a_cancelled_write_that_ends_as_its_loop_closes_is_counted_by_a_later_cl
             await f.write(data if mode == "w" else data.encode())
             await f.flush()
 
-        async def cancelled_on_its_way() -> None:
-            task = loop.create_task(flushes())
-            while not (made and loop.uring_stats().in_flight):
-                await asyncio.sleep(0)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-
-        loop.run_until_complete(cancelled_on_its_way())
+        _cancel_in_flight(loop, flushes(), made)
         reader = threading.Timer(0.3, lambda: got.extend(_read_all_now(r)))
         reader.start()  # (the pool's write ends within close()'s wait)
         loop.close()
@@ -759,16 +766,13 @@ def test_a_close_into_a_full_pipe_its_loop_was_closed_under_does_not_hold_the_cl
         tmp_path,
         textwrap.dedent(
             """
-            import asyncio, gc, os, time
+            import asyncio, gc, os, sys, time
             import uringloop
 
-            r, w = os.pipe()
-            os.set_blocking(w, False)
-            try:
-                while True:
-                    os.write(w, b"x" * 65536)
-            except BlockingIOError:
-                pass
+            sys.path.insert(0, os.getcwd())  # (the repository's root)
+            from tests.conftest import full_nonblocking_pipe
+
+            r, w = full_nonblocking_pipe()
             os.set_blocking(w, True)
             loop = uringloop.Loop()
             made = []
@@ -828,15 +832,7 @@ def test_an_unbuffered_file_closed_where_no_loop_runs_counts_a_kept_write_first(
             made.append(f)
             await f.write(b"K" * 10)
 
-        async def cancelled_on_its_way() -> None:
-            task = loop.create_task(writes())
-            while not (made and loop.uring_stats().in_flight):
-                await asyncio.sleep(0)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-
-        loop.run_until_complete(cancelled_on_its_way())
+        _cancel_in_flight(loop, writes(), made)
         loop.close()
         [f] = made
         with pytest.raises(StopIteration):
