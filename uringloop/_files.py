@@ -76,7 +76,7 @@ from ._outcomes import hand_over, has_result, kept_task, look_at
 from ._ring.abi import StatxMask
 from ._running import IMPLEMENTATION as _RUNNING_IMPLEMENTATION
 from ._running import RUNNING_LOOP as _running_loop
-from ._stream_wait import StreamWait, never_waits
+from ._stream_wait import StreamWait, is_storage, never_waits
 from ._twins import compiled
 
 __all__ = ["AsyncBufferedFile", "AsyncFileIO", "AsyncTextFile", "open"]
@@ -658,16 +658,6 @@ def _io_for(executor: _Executor | None, loop: asyncio.AbstractEventLoop | None =
     if isinstance(loop, Loop):
         return _RingIO(loop, executor)
     return _ExecutorIO(loop, executor)
-
-
-def _storage(fd: int) -> bool:
-    """Whether `fd` is a regular file or a block device: its blocking writes end without
-    anyone reading (not a pipe's, socket's, FIFO's or terminal's)."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    return _stat.S_ISREG(mode) or _stat.S_ISBLK(mode)
 
 
 def _has_o_direct(fd: int) -> bool:
@@ -2695,7 +2685,7 @@ class AsyncBufferedFile(_FileBase):
                     # wait for ever (a regular file); a stream's (a full pipe's) is
                     # dropped with the descriptor's close, so that Loop.close() never
                     # waits for a reader.
-                    if _storage(self.raw._fd):
+                    if is_storage(self.raw._fd):
                         self._close_sync()
                     else:
                         self._wbuf.clear()

@@ -78,28 +78,31 @@ def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[_T] = loop.create_future()
 
-    async def run() -> None:
-        # (Each outcome is given unless the loop is closed: its callbacks could not be
+    def awaited() -> bool:
+        # (An outcome is given unless the loop is closed: its callbacks could not be
         # scheduled then, and nobody waits for it any more.)
+        return not outcome.done() and not loop.is_closed()
+
+    async def run() -> None:
         try:
             result = await work
         except Exception as exc:
-            if not outcome.done() and not loop.is_closed():
+            if awaited():
                 outcome.set_exception(exc)
         except asyncio.CancelledError:
             # (Not its own cancellation, which it refuses: one raised by what it awaited.
             # Its caller learns it, rather than waiting for an outcome that never comes.)
-            if not outcome.done() and not loop.is_closed():
+            if awaited():
                 outcome.cancel()
             raise
         except GeneratorExit:  # (closed at its await: let go of with its closed loop)
             raise
         except BaseException as exc:  # (KeyboardInterrupt: the loop raises it too)
-            if not outcome.done() and not loop.is_closed():
+            if awaited():
                 outcome.set_exception(exc)
             raise
         else:
-            if not outcome.done() and not loop.is_closed():
+            if awaited():
                 outcome.set_result(result)
 
     task = KeptTask(run(), loop=loop)

@@ -215,4 +215,19 @@ def never_waits_with(fd: int, flags: int) -> bool:
         mode = os.fstat(fd).st_mode
     except (OSError, ValueError, OverflowError):
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))
+    return not _storage_mode(mode)
+
+
+def is_storage(fd: int) -> bool:
+    """Whether `fd` is a regular file or a block device: its reads and writes wait for
+    the storage only, never for another party (a pipe's reader, a socket's peer, a
+    terminal's user). False where it is no descriptor."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, OverflowError):
+        return False
+    return _storage_mode(mode)
+
+
+def _storage_mode(mode: int) -> bool:
+    return stat.S_ISREG(mode) or stat.S_ISBLK(mode)
