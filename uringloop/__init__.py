@@ -121,6 +121,15 @@ def _run_py310(  # pragma: no cover - Python 3.10 only
                 task.cancel()
             if tasks:
                 loop.run_until_complete(_asyncio.gather(*tasks, return_exceptions=True))
+            for task in tasks:  # reported as asyncio.run reports them
+                if not task.cancelled() and task.exception() is not None:
+                    loop.call_exception_handler(
+                        {
+                            "message": "unhandled exception during asyncio.run() shutdown",
+                            "exception": task.exception(),
+                            "task": task,
+                        }
+                    )
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:

@@ -993,6 +993,35 @@ def test_run_and_new_event_loop() -> None:
         assert asyncio.run(main(), loop_factory=uringloop.new_event_loop) == "done"
 
 
+@pytest.mark.exception_handler_ok  # the report is what the test checks
+@pytest.mark.parametrize("runner", ["uringloop.run", "asyncio.run"])
+def test_run_reports_a_task_failing_in_the_final_cancellation(runner: str) -> None:
+    # A task left running when main() returns is cancelled; one that fails then is
+    # reported to the loop's exception handler, by uringloop.run as by asyncio.run.
+    reported: list[dict[str, Any]] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ValueError("failed while cancelled") from None
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: reported.append(ctx))
+        asyncio.get_running_loop().create_task(stubborn())
+        await asyncio.sleep(0)
+
+    if runner == "uringloop.run":
+        uringloop.run(main())
+    else:
+        asyncio.run(main())
+    assert [ctx["message"] for ctx in reported] == [
+        "unhandled exception during asyncio.run() shutdown"
+    ]
+    assert type(reported[0]["exception"]) is ValueError
+    assert reported[0]["task"].exception() is reported[0]["exception"]
+
+
 def test_event_loop_policy_and_install() -> None:
     old = asyncio.get_event_loop_policy()
     try:
