@@ -235,13 +235,15 @@ class StaticFileServer:
         """Stop listening, end the connections, wait until their files are closed."""
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
         # A connection waiting for its next request sees EOF and ends; one sending a
         # response finishes it first (its transport flushes before closing).
         for writer in list(self._connections.values()):
             writer.transport.close()
         if self._connections:
             await asyncio.wait(list(self._connections))
+        # Only after the connections: from Python 3.12.1 wait_closed() waits for them too.
+        if self.server is not None:
+            await self.server.wait_closed()
 
 
 # -- command line -----------------------------------------------------------------------
