@@ -2223,8 +2223,9 @@ class AsyncBufferedFile(_FileBase):
         if size > _BYTES_MAX:  # as the built-in, which makes the bytes object first
             raise OverflowError("byte string is too large")
         await self._flush_writes()
-        parts = [self._take(self._available())]
-        remaining = size - len(parts[0])
+        head = self._take(self._available())
+        parts = [head] if head else []  # (one part is returned as it is, not copied)
+        remaining = size - len(head)
         # As the built-in: whole buffer-size blocks straight from the file, then the
         # rest through the buffer, whose leftover later reads (and read1) return first.
         bs = self.buffer_size

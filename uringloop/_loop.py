@@ -1141,9 +1141,10 @@ class Loop(asyncio.SelectorEventLoop):
         reads on the ring at once (for a caller that has just tried that copy itself, or
         knows the data is not cached).
 
-        A read on the ring with an offset, up to 1 MiB, of a descriptor that is not
-        O_DIRECT is read by the kernel straight into the bytes returned (with the compiled
-        hot path; else into a pool slot, then copied). `direct=None` looks at the
+        A read on the ring of a descriptor that is not O_DIRECT is read by the kernel
+        straight into the bytes returned, so that a read holds its size once (with the
+        compiled hot path; else into a pool slot or, past 1 MiB, a buffer of its own, then
+        copied: twice the size at its peak). `direct=None` looks at the
         descriptor's flags for that (once per descriptor per loop iteration, as the copy
         does); `direct=False` says it is not O_DIRECT, and the read does not look (what the
         copy found this iteration still wins); `direct=True` says it is (an aligned
@@ -1235,15 +1236,12 @@ class Loop(asyncio.SelectorEventLoop):
                 copies_refused(fd)
         # Into the bytes it returns where the descriptor is known not to be O_DIRECT (an
         # fcntl per descriptor per loop iteration, as for the copies, unless the caller
-        # says).
+        # says), whatever its size: a read past the pool's slots would otherwise hold its
+        # size twice, a buffer of its own and the bytes copied out of it.
         into_result = (
-            offset >= 0
-            and size <= _POOLED_MAX
-            and (
-                _checked.get(fd) is not False
-                if direct is False
-                else direct is None and (_checked.get(fd) or copies_cached(fd))
-            )
+            _checked.get(fd) is not False
+            if direct is False
+            else direct is None and (_checked.get(fd) or copies_cached(fd))
         )
         op = (StreamRead if made == STREAM_ON_RING else Read)(
             fd, size, offset, self._pool, into_result

@@ -9,6 +9,7 @@ import asyncio
 import errno
 import fcntl
 import os
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,13 @@ async def test_only_reads_of_descriptors_known_not_o_direct_go_into_their_result
     assert await loop.pread(plain, 10, 1 << 20, cached_copy=False) == b""  # past the end
     assert await loop.pread(direct, 4096, 8192) == data[8192:]
     assert await loop.pread(plain, 5) == data[:5]  # at the file position
+    assert await loop.pread(direct, 4096) == data[:4096]  # (a blocking call: no Read)
     assert made == [
         (plain, 4096, True),
         (plain, 10_000, True),
         (plain, 1 << 20, True),
         (direct, 8192, False),
-        (plain, -1, False),
+        (plain, -1, True),
     ]
 
 
@@ -181,3 +183,84 @@ async def test_a_files_reads_go_into_their_result_only_where_it_is_not_o_direct(
         assert await f.read(4096) == data[:4096]
         fd = f.fileno()
     assert made == [(fd, 0, True)] and looked == []
+
+
+@pytest.mark.parametrize("offset", [0, -1])
+async def test_a_read_past_the_pool_s_largest_slot_goes_into_its_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset: int
+) -> None:
+    # A read larger than the pool's slots (1 MiB) had a buffer of its own, its bytes then
+    # copied out: the size held twice until the copy was done.
+    path = tmp_path / "big.bin"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        loop = running()
+        made = built(monkeypatch)
+        assert await loop.pread(fd, 3 << 20, offset, cached_copy=False) == data
+        assert await loop.pread(fd, 2 << 20, 3 << 20 if offset == 0 else -1) == b""  # at EOF
+        assert made == [(fd, offset, True), (fd, (3 << 20) if offset == 0 else -1, True)]
+    finally:
+        os.close(fd)
+
+
+# How each call reads 256 MiB, and whether the pure-Python twin holds that twice: it has
+# no bytes object to lend the kernel, and copies out of a buffer of its own.
+LARGE_READS = {
+    "loop.pread at an offset": ("got = await loop.pread(fd, size, 0)", True),
+    "loop.pread at the position": ("got = await loop.pread(fd, size)", True),
+    "loop.threadsafe.pread": (
+        "got = await asyncio.to_thread(lambda: loop.threadsafe.pread(fd, size, 0).result())",
+        True,
+    ),
+    "a buffered file's read(n)": ("got = await f.read(size)", False),
+}
+
+
+@pytest.mark.parametrize("call", list(LARGE_READS))
+async def test_a_large_read_holds_its_size_once(tmp_path: Path, call: str) -> None:
+    # The memory a 256 MiB read of a sparse file takes at its peak, in a fresh process:
+    # once the size (the bytes returned) with the compiled twin. (ru_maxrss is a
+    # high-water mark: one large read per process.)
+    from tests.conftest import run_python
+
+    statement, twice_on_the_twin = LARGE_READS[call]
+    proc = run_python(
+        tmp_path,
+        textwrap.dedent(
+            f"""
+            import asyncio, os, resource, sys
+            import uringloop
+            from uringloop._ops.hotpath import ReadCore
+            from uringloop._ops.operation import Read
+
+            path, size = sys.argv[1], 256 << 20
+            with open(path, "wb") as f:
+                f.truncate(size)
+            fd = os.open(path, os.O_RDONLY)
+
+            async def main():
+                loop = asyncio.get_running_loop()
+                assert await loop.pread(fd, 10, 0) == bytes(10)  # (imports, the pool)
+                await asyncio.to_thread(lambda: loop.threadsafe.pread(fd, 10, 0).result())
+                os.lseek(fd, 0, os.SEEK_SET)
+                f = await uringloop.open(path, "rb")
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                {statement}
+                grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+                await f.close()
+                assert len(got) == size and not got.strip(bytes(1))
+                return grown / (size >> 10)
+
+            times = uringloop.run(main(), loop_factory=lambda: uringloop.Loop(inline=False))
+            print("compiled" if not issubclass(Read, ReadCore) else "python", round(times, 2))
+            """
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    twin, times = proc.stdout.split()
+    if twin == "compiled" or not twice_on_the_twin:
+        assert float(times) < 1.25, proc.stdout
+    else:
+        assert 1.5 < float(times) < 2.25, proc.stdout  # (the measure, checked on the twin)

@@ -285,7 +285,7 @@ ReadCore_init(ReadCore *self, PyObject *args, PyObject *kwds)
     set_field(&self->pool, Py_NewRef(pool));
     self->slot = -1;
     unsigned long long address = 0;
-    if (into_result && pool != Py_None && size > 0) {
+    if (into_result && size > 0) {
         /* Private until complete() hands it out (or resizes it): nothing else sees it. */
         self->into = PyBytes_FromStringAndSize(NULL, size);
         if (self->into == NULL)

@@ -22,10 +22,11 @@ of the slot. Without a pool (foreign threads) or a free slot (large reads) it ge
 page-aligned ScratchBuffer instead, so O_DIRECT descriptors work either way. A read built
 with `into_result` (its caller knows the descriptor is not O_DIRECT: any address will do)
 is, in the compiled twin, read by the kernel straight into the bytes object it returns,
-without a slot or a copy; should the kernel refuse that memory after all (EINVAL: the
-descriptor became O_DIRECT since), the read is made again, blocking, into aligned memory,
-so that the outcome is the one a slot gives. Here it reads into a slot all the same:
-Python has no bytes object to lend the kernel.
+without a slot, a ScratchBuffer or a copy (with or without a pool); should the kernel
+refuse that memory after all (EINVAL: the descriptor became O_DIRECT since), the read is
+made again, blocking, into aligned memory, so that the outcome is the one a slot gives.
+Here it reads into a slot (or a ScratchBuffer) all the same: Python has no bytes object
+to lend the kernel.
 
 Invariant: the slot (or the ScratchBuffer, in `refs`, or the compiled twin's result bytes)
 is held from construction until complete() or release(): the memory the SQE points at

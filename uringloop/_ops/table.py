@@ -47,6 +47,7 @@ from .operation import (
     StreamReadBatch,
     check_position,
     check_write_position,
+    copies_cached,
     forget_descriptor,
     made_at_position,
     make_calls,
@@ -610,7 +611,12 @@ def pread(fd: int, size: int, offset: int = -1) -> Operation:
         at_once = AT_ONCE.get(made)
         if at_once is not None:
             raise RunNow(at_once)
-    op = (StreamRead if made == STREAM_ON_RING else Read)(fd, size, offset, None)
+    # Without a pool, a read gets a buffer of its own and its bytes are copied out of it:
+    # past the loop's largest slot, where that would hold the size twice, it goes into
+    # the bytes returned (the compiled twin's) if the descriptor is not O_DIRECT. (A
+    # smaller read is not worth the fcntl that says so, from a thread with no loop.)
+    into_result = size > _POOLED_MAX and copies_cached(fd)
+    op = (StreamRead if made == STREAM_ON_RING else Read)(fd, size, offset, None, into_result)
     if made == STREAM_ON_RING:
         note_stream_wait(op, fd, False)
     return op
