@@ -101,15 +101,37 @@ class FallbackDriver:
         return False
 
     def start(self, op: Operation) -> None:
-        """Run `op` on the pool now (the loop also sends here what its ring lacks)."""
+        """Run `op` on the pool now (the loop also sends here what its ring lacks).
+
+        Its future is this driver's, not the pool's: a pool that cannot start a thread
+        for it (RuntimeError: a pids limit, the interpreter shutting down) may have queued
+        it all the same, for a worker already there to run later. Cancelling that future
+        first decides: cancelled, it never runs and its waiter gets the error (a close,
+        which must run, runs here instead); not, a worker took it, and its outcome
+        comes as any other's.
+        """
         op.state = SUBMITTED
         pool = self._pool if not op.waits_on_stream else self._threads_for_streams()
         fd = op.position_read_fd()
-        if fd is None:
-            self.inflight[op] = pool.submit(self._run, op)
-        else:
-            gate = self._gates[op] = StreamWait()
-            self.inflight[op] = pool.submit(self._run_when_readable, op, fd, gate)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.inflight[op] = future
+        try:
+            if fd is None:
+                pool.submit(_run_for, future, self._run, op)
+            else:
+                gate = self._gates[op] = StreamWait()
+                pool.submit(_run_for, future, self._run_when_readable, op, fd, gate)
+        except RuntimeError as exc:
+            if future.cancel():
+                del self.inflight[op]
+                self._gates.pop(op, None)
+                if op.must_run:
+                    self.n_submitted += 1
+                    self.n_completed += 1
+                    op.complete_blocking(*op.run_captured())
+                else:
+                    op.drop(exc)
+                return
         self.n_submitted += 1
         if len(self.inflight) > self.max_in_flight:
             self.max_in_flight = len(self.inflight)
@@ -224,6 +246,16 @@ class FallbackDriver:
         self._pool.shutdown(wait=False)
         if self._stream_pool is not None:
             self._stream_pool.shutdown(wait=False)
+
+
+def _run_for(future: concurrent.futures.Future[Any], work: Any, *args: Any) -> None:
+    """Worker thread: `work(*args)` as `future`'s, unless the future was cancelled first."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(work(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def _cancelled() -> OSError:
