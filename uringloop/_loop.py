@@ -208,6 +208,12 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+
+def serves_this_process(loop: Loop) -> bool:
+    """Whether `loop` runs here and can take operations: running, and not the parent's
+    in a forked child (which still says it runs, on the thread that forked)."""
+    return loop.is_running() and not loop._state.forked
+
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)

@@ -102,21 +102,22 @@ WITHDRAW_WAIT = 1.0
 def default_loop() -> Loop | None:
     """The loop the functions here use when not given one (see the module docstring), or
     None when no uringloop loop serves this thread: the functions then call os directly."""
+    serves = _loop.serves_this_process  # (in a forked child, the parent's loops do not)
     job_loop: weakref.ref[Loop] | None = getattr(_loop.executor_loop, "loop", None)
     loop = job_loop() if job_loop is not None else None
-    if loop is not None and loop.is_running():
+    if loop is not None and serves(loop):
         return loop
     loop = _loop.current_loop.get()
-    if loop is not None and loop.is_running():
+    if loop is not None and serves(loop):
         return loop
     here = asyncio.events._get_running_loop()
-    if here is not None:
+    if here is not None and not (isinstance(here, Loop) and not serves(here)):
         # This thread runs a loop: its own (refused by _target), or another kind (direct).
         return here if isinstance(here, Loop) else None
     running = [
         candidate
         for candidate in list(_loop._loops)
-        if candidate.is_running() and not candidate.is_closed()
+        if serves(candidate) and not candidate.is_closed()
     ]
     return running[0] if len(running) == 1 else None
 

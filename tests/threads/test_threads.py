@@ -867,6 +867,44 @@ def test_a_child_forked_from_an_executor_job_calls_os_directly(tmp_path: Path) -
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
 
 
+_FORKED_FROM_A_TASK = r"""
+import asyncio, os, sys, warnings
+import uringloop
+from uringloop import threads
+
+path = sys.argv[1]
+with open(path, "wb") as f:
+    f.write(b"forked")
+
+async def main():
+    fd = os.open(path, os.O_RDONLY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (a fork with threads running)
+        pid = os.fork()
+    if pid == 0:  # on the thread that ran the parent's loop, in its task's context
+        try:
+            assert threads.default_loop() is None, "the parent's loop"
+            assert threads.pread(fd, 6, 0, timeout=5) == b"forked"  # direct
+            assert threads.stat(path, timeout=5).st_size == 6
+        except BaseException as exc:
+            print(repr(exc), flush=True)
+            os._exit(1)
+        os._exit(0)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status)
+
+sys.exit(uringloop.run(main()))
+"""
+
+
+def test_a_child_forked_from_a_task_calls_os_directly(tmp_path: Path) -> None:
+    # The parent's loop still says it runs, on this very thread: it must not be taken for
+    # the child's (the call would be refused as made on the loop's own thread).
+    proc = run_python(tmp_path, _FORKED_FROM_A_TASK)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
+
+
 _FORKED_WITH_BATCHES_WAITING = r"""
 import gc, os, sys, threading, time, warnings
 from uringloop import threads
