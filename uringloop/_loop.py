@@ -214,6 +214,7 @@ def serves_this_process(loop: Loop) -> bool:
     in a forked child (which still says it runs, on the thread that forked)."""
     return loop.is_running() and not loop._state.forked
 
+
 _BASIC_STATX = int(abi.StatxMask.BASIC_STATS | abi.StatxMask.BTIME)
 _POOLED_MAX = SLOT_SIZES[-1]
 _FATAL = (KeyboardInterrupt, SystemExit)
