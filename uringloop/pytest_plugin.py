@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import warnings
 from collections.abc import Callable, Generator, Mapping
 
 import pytest
@@ -49,8 +50,17 @@ _HOOK = "pytest_asyncio_loop_factories"
 _REGISTERED_NAME = "uringloop-loop-factories"
 
 
+# The start of the RuntimeWarning each Loop() gives where io_uring is unavailable (seccomp,
+# as Docker's default profile has it; kernel.io_uring_disabled; an old kernel).
+_UNAVAILABLE = "io_uring is unavailable"
+
+
 def _uringloop() -> asyncio.AbstractEventLoop:
-    return Loop()
+    # Without io_uring, a project's `filterwarnings = error` would make each test's Loop()
+    # an error: the plugin says it once, in the session's header, instead.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _UNAVAILABLE, RuntimeWarning)
+        return Loop()
 
 
 def _uringloop_fallback() -> asyncio.AbstractEventLoop:
@@ -118,6 +128,26 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if not config.pluginmanager.has_plugin(_REGISTERED_NAME):
         config.pluginmanager.register(UringloopFactories(), _REGISTERED_NAME)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Active: whether the loops have io_uring here, and if not, why (the warning each
+    Loop() would give, which the plugin's loops do not)."""
+    if not is_active(config):
+        return None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        loop = Loop()
+    try:
+        stats = loop.uring_stats()
+    finally:
+        loop.close()
+    if stats.uring_available:
+        return f"uringloop: io_uring ({stats.implementation} hot path)"
+    reasons = [str(w.message) for w in seen if str(w.message).startswith(_UNAVAILABLE)]
+    return "uringloop: " + (
+        reasons[0] if reasons else "io_uring turned off; file operations run on a thread pool"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

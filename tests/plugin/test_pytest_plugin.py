@@ -374,3 +374,44 @@ def test_async_fixtures_of_sync_tests(
     _ini(pytester)
     pytester.makepyfile(SYNC_TEST_ASYNC_FIXTURE.format(expected=expected))
     pytester.runpytest(*([flag] if flag else [])).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_without_io_uring_the_header_says_so_and_warnings_as_errors_still_pass(
+    pytester: pytest.Pytester, available: bool
+) -> None:
+    # Where io_uring is unavailable (Docker's default seccomp profile refuses
+    # io_uring_setup with EPERM), each Loop() warns: with `filterwarnings = error`, every
+    # test failed at its loop's creation. The header says it once instead.
+    _ini(pytester, extra="uringloop = true")
+    if not available:
+        pytester.makeconftest(
+            """
+            import errno
+            from uringloop._ring import syscalls
+
+            def pytest_configure(config):
+                config._refused = syscalls.inject("setup", errno.EPERM, times=-1)
+                config._refused.__enter__()
+
+            def pytest_unconfigure(config):
+                config._refused.__exit__(None, None, None)
+            """
+        )
+    pytester.makepyfile(
+        SCOPES_MODULE.format(expected="uringloop.Loop")
+        + f"""
+
+@pytest.mark.asyncio
+async def test_the_loop_has_io_uring_or_not():
+    assert asyncio.get_running_loop().uring_available is {available}
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=9)
+    if available:
+        result.stdout.fnmatch_lines(["uringloop: io_uring (* hot path)"])
+    else:
+        result.stdout.fnmatch_lines(
+            ["uringloop: io_uring is unavailable (Operation not permitted); *thread pool"]
+        )
