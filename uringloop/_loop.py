@@ -462,8 +462,17 @@ class Loop(asyncio.SelectorEventLoop):
         self._foreign: ForeignQueue = None  # type: ignore[assignment]
         self._pool = SlotPool()
         self._eager_left = EAGER_PER_ITERATION
-        wrapper = make_selector(selector)
-        super().__init__(wrapper)
+        try:
+            wrapper = make_selector(selector)
+        except BaseException:  # (EMFILE: no epoll instance) nothing to close, nothing to warn of
+            self._closed = True
+            raise
+        try:
+            super().__init__(wrapper)
+        except BaseException:  # (EMFILE: no self-pipe) the selector is ours to close
+            self._closed = True
+            wrapper.close()
+            raise
         self._state.streams = StreamWatch(self._watch_stream, self._unwatch_stream, self._owns)
         self._foreign = ForeignQueue(self._wake_for_foreign, foreign_wakeup)
         if use_uring is None:

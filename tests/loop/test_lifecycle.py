@@ -1296,3 +1296,45 @@ def test_the_runners_shutdown_waits_for_kept_operations_as_long_as_for_threads(
         assert ended.done()
     finally:
         loop.close()
+
+
+def test_a_loop_that_cannot_be_made_for_want_of_descriptors_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    # With from 0 to 6 descriptors free (a Loop takes 7 here), Loop() raises EMFILE
+    # wherever it stops: its epoll instance, its self-pipe, its ring. What it had opened
+    # is closed, and the half-made loop is collected without "Exception ignored in
+    # __del__" (which said the loop had no `_closed`).
+    proc = run_python(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import errno, gc, os, resource
+            import uringloop
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+            for free in range(7):
+                before = set(os.listdir("/proc/self/fd"))
+                hold = []
+                try:
+                    while True:
+                        hold.append(os.open("/dev/null", os.O_RDONLY))
+                except OSError:
+                    pass
+                for _ in range(free):
+                    os.close(hold.pop())
+                try:
+                    uringloop.Loop().close()
+                except OSError as exc:
+                    assert exc.errno == errno.EMFILE, exc
+                    print("refused", free, flush=True)
+                gc.collect()
+                for fd in hold:
+                    os.close(fd)
+                assert set(os.listdir("/proc/self/fd")) == before, free
+            """
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "refused 0" in proc.stdout
+    assert "Exception ignored" not in proc.stderr, proc.stderr
