@@ -8,7 +8,9 @@ system call is one syscall too, and cheaper): those are made directly.
 
 The ring is created on a thread's first batch, used only by that thread (so SINGLE_ISSUER
 and DEFER_TASKRUN hold), and closed with the thread. None where io_uring is unavailable:
-the batch is then made of plain system calls, one after another.
+the batch is then made of plain system calls, one after another; so are the thread's
+batches from the moment io_uring_enter is refused for good (a seccomp filter installed
+later), the one refused included where it had not reached the kernel.
 
 Invariant: an operation, and the buffers its SQEs point at, stays in `self._inflight` until
 its last CQE is reaped, also when the waiting thread is interrupted (a KeyboardInterrupt in
@@ -21,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import warnings
 import weakref
 from itertools import repeat
 from typing import Any
@@ -85,6 +88,7 @@ class ThreadRing:
         op.waiter = outcome
         enter = self._queues.enter
         inflight = self._inflight
+        entered = False  # (an enter of this call's returned: the kernel may have some of it)
         try:
             while not outcome.finished:
                 if op.state != DONE and (op.parts_left() if op.multi else op.user_data == 0):
@@ -92,12 +96,16 @@ class ThreadRing:
                 waiting = len(inflight)
                 try:
                     enter(min(waiting, CQ_ENTRIES), _GETEVENTS)
+                    entered = True
                 except InterruptedError:
                     pass
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EBUSY, errno.ENOMEM):
+                        self._give_up(exc, entered)
                         raise
                 self._reap()
+        except RingRefused:
+            raise
         except BaseException:
             self._abandon(op)
             raise
@@ -183,6 +191,29 @@ class ThreadRing:
         except OSError:
             pass  # (what is not cancelled: the next batch, or the close, waits for it)
 
+    def _give_up(self, exc: OSError, entered: bool) -> None:
+        """io_uring_enter failed for good (a seccomp filter installed since the ring was
+        made, say): the thread makes its batches with plain system calls from now on.
+        Where nothing in flight reached the kernel (no enter of this call returned, and
+        every entry in flight is still in the SQ), the ring is closed and RingRefused
+        raised: the caller makes the call directly. Otherwise the entries the kernel has
+        will never be reaped: the ring and their memory are kept for good, and the
+        error is the call's."""
+        _local.ring = False
+        warnings.warn(
+            f"io_uring_enter failed ({exc.strerror or exc}); this thread's batches are made "
+            "with plain system calls from now on",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        unconsumed = len(self._ring.pending_slots())
+        if not entered and unconsumed >= len(self._inflight):
+            self._ring.unreserve(unconsumed)
+            self._inflight.clear()  # (never seen by the kernel: their memory may go)
+            self._ring.close()
+            raise RingRefused(exc) from exc
+        _never_freed.append(self)
+
     def _take_user_data(self, count: int) -> int:
         ud = self._next_user_data
         self._next_user_data = ud + count if ud + count < 2**62 else 1
@@ -217,6 +248,14 @@ class ThreadRing:
     def __del__(self) -> None:
         if hasattr(self, "_ring"):
             self.close()
+
+
+class RingRefused(Exception):
+    """The thread's ring was given up before the call reached the kernel: make it directly."""
+
+
+# Thread rings given up with entries in the kernel, which may still write their memory.
+_never_freed: list[ThreadRing] = []
 
 
 def _isolate(op: Operation, exc: BaseException, fatal: BaseException | None) -> BaseException:

@@ -60,7 +60,7 @@ from ._errors import CANCELLED_ERRNOS
 from ._loop import Loop
 from ._ops import MAX_RW_COUNT, Operation, Spec, table
 from ._ops.args import off_t
-from ._thread_ring import thread_ring
+from ._thread_ring import RingRefused, thread_ring
 from ._twins import compiled
 
 __all__ = [
@@ -345,7 +345,10 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
                 return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
         # Directly: no loop serves the thread (a timeout cannot apply then).
         if batch and (ring := thread_ring()) is not None:
-            return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+            try:
+                return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
+            except RingRefused:
+                pass  # (the ring was given up before the call reached the kernel)
         return blocking(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = spec.name

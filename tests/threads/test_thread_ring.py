@@ -128,6 +128,37 @@ def test_without_io_uring_a_batch_is_plain_calls(data_file: tuple[str, bytes]) -
     assert ring is None and got == [data[:8], data[8:16]]
 
 
+@pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS])
+def test_an_enter_refused_for_good_gives_the_ring_up_and_the_batch_is_made_directly(
+    data_file: tuple[str, bytes], err: int
+) -> None:
+    # A seccomp filter installed after the thread's ring was made refuses io_uring_enter
+    # for good: the batch, which never reached the kernel, is made with plain calls (one
+    # warning), and so is every later one; before, each raised that errno.
+    path, data = data_file
+    requests = [(0, 8, 0), (0, 8, 4096), (0, 8, 8192)]
+
+    def work() -> tuple[list[bytes], list[bytes], list[bytes], Any]:
+        fd = os.open(path, os.O_RDONLY)
+        batch = [(fd, size, offset) for _, size, offset in requests]
+        try:
+            before = threads.pread_many(batch)
+            ring = _thread_ring.thread_ring()
+            assert ring is not None
+            with syscalls.inject("enter", err, times=-1):
+                with pytest.warns(RuntimeWarning, match="plain system calls from now on"):
+                    refused = threads.pread_many(batch)
+                later = threads.pread_many(batch)
+            return before, refused, later, (_thread_ring.thread_ring(), ring._ring.closed)
+        finally:
+            os.close(fd)
+
+    before, refused, later, (ring_now, closed) = _in_thread(work)
+    expected = [data[offset : offset + size] for _, size, offset in requests]
+    assert before == refused == later == expected
+    assert ring_now is None and closed
+
+
 def test_through_a_loop_when_asked(data_file: tuple[str, bytes]) -> None:
     """loop= sends the batch to that loop's ring instead (one foreign submission)."""
     path, data = data_file
