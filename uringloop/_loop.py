@@ -58,6 +58,7 @@ from ._ops import (
     copies_refused,
     forget_positions,
     give_back_stream_waits,
+    has_o_direct,
     keep_positions,
     made_at_position,
     note_stream_reads,
@@ -1259,6 +1260,13 @@ class Loop(asyncio.SelectorEventLoop):
             if direct is False
             else direct is None and (_checked.get(fd) or copies_cached(fd))
         )
+        if not into_result and size > _POOLED_MAX and direct is not True:
+            # (False there also says a copy was refused, on tmpfs or /proc, this iteration:
+            # a read this large asks the descriptor's flags themselves)
+            try:
+                into_result = not has_o_direct(fd)
+            except (OSError, ValueError):  # (the ring's read reports EBADF)
+                pass
         op = (StreamRead if made == STREAM_ON_RING else Read)(
             fd, size, offset, self._pool, into_result
         )

@@ -18,7 +18,7 @@ import pytest
 
 import uringloop
 from tests.loop.test_open_inline import running, submitted
-from uringloop import _loop
+from uringloop import _loop, _ops
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.loops("uring")]
 
@@ -201,6 +201,29 @@ async def test_a_read_past_the_pool_s_largest_slot_goes_into_its_result(
         assert await loop.pread(fd, 3 << 20, offset, cached_copy=False) == data
         assert await loop.pread(fd, 2 << 20, 3 << 20 if offset == 0 else -1) == b""  # at EOF
         assert made == [(fd, offset, True), (fd, (3 << 20) if offset == 0 else -1, True)]
+    finally:
+        os.close(fd)
+
+
+async def test_a_large_read_goes_into_its_result_after_a_copy_refused_this_iteration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page-cache copy refused (EOPNOTSUPP: tmpfs, /proc) marks the descriptor "no copies"
+    # for the iteration, the mark an O_DIRECT one gets; a read past the pool's slots then
+    # asks the descriptor's flags itself rather than hold its size twice.
+    path = tmp_path / "big.bin"
+    data = os.urandom(2 << 20)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        loop = running()
+        made = built(monkeypatch)
+        await asyncio.sleep(0)  # (a fresh iteration)
+        assert _ops.copies_cached(fd)  # looked at, as a copy looks
+        _ops.copies_refused(fd)  # and refused, as on tmpfs
+        assert await loop.pread(fd, 2 << 20, 0, cached_copy=False) == data
+        assert await loop.pread(fd, 4096, 0, cached_copy=False) == data[:4096]
+        assert made == [(fd, 0, True), (fd, 0, False)]  # (the small one: a slot, as before)
     finally:
         os.close(fd)
 
