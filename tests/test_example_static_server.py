@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -217,6 +219,35 @@ async def test_aclose_ends_idle_keep_alive_connections(
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.asyncio
+@LOOPS
+async def test_aclose_ends_a_connection_accepted_just_before_it(
+    www: dict[str, bytes], tmp_path: Path
+) -> None:
+    # A connection accepted whose handler has not started when aclose() looks at the
+    # connections: Python >= 3.12.1's wait_closed() waits for it, so it must end too.
+    # The window, made certain: asyncio calls the server's callback (which makes the
+    # handler's coroutine) in connection_made, then schedules the handler's first step;
+    # the event set in the callback wakes this task before that step.
+    server = server_mod.StaticFileServer(str(tmp_path / "www"))
+    accepted = asyncio.Event()
+    handle = server._handle
+
+    def callback(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        accepted.set()
+        return handle(reader, writer)
+
+    server._handle = callback  # type: ignore[method-assign]
+    host, port = await server.start("127.0.0.1", 0)
+    client = socket.create_connection((host, port))  # an idle keep-alive client
+    try:
+        await accepted.wait()
+        assert not server._connections  # (its handler has not started)
+        await asyncio.wait_for(server.aclose(), 10)
+    finally:
+        client.close()
 
 
 def test_load_comparison_runs() -> None:

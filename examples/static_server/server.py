@@ -199,6 +199,7 @@ class StaticFileServer:
         self.root = os.path.realpath(root)
         self.server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._closing = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on host:port (0: any free port); return the address bound."""
@@ -211,7 +212,8 @@ class StaticFileServer:
         assert task is not None
         self._connections[task] = writer
         try:
-            while not reader.at_eof():
+            # (accepted before aclose() and started after it looked: ended at once)
+            while not self._closing and not reader.at_eof():
                 try:
                     if not await serve_one(self.root, reader, writer):
                         break
@@ -233,6 +235,7 @@ class StaticFileServer:
 
     async def aclose(self) -> None:
         """Stop listening, end the connections, wait until their files are closed."""
+        self._closing = True
         if self.server is not None:
             self.server.close()
         # A connection waiting for its next request sees EOF and ends; one sending a
