@@ -105,13 +105,16 @@ def client_main(argv: list[str]) -> None:
     """`bench.py --client PORT SECONDS CONNS PATH:SIZE...`: print 'req/s MiB/s'."""
     port, seconds, conns = int(argv[0]), float(argv[1]), int(argv[2])
     paths = [(p, int(s)) for p, s in (a.rsplit(":", 1) for a in argv[3:])]
-    factory = None
+    factory = asyncio.new_event_loop
     if importlib.util.find_spec("uvloop") is not None:
         import uvloop  # the fastest client we have, the same for every server
 
         factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        print(runner.run(_load(port, paths, seconds, conns)))
+    loop = factory()  # (asyncio.Runner and asyncio.run's loop_factory: Python 3.11+, 3.12+)
+    try:
+        print(loop.run_until_complete(_load(port, paths, seconds, conns)))
+    finally:
+        loop.close()
 
 
 def run_client(port: int, paths: list[tuple[str, int]], seconds: float, conns: int) -> list[float]:

@@ -132,13 +132,18 @@ def _kind(path: str) -> str:
 
 def client_process(argv: list[str]) -> None:
     port, path, size, seconds, connections = argv
-    factory = None
+    factory = asyncio.new_event_loop
     if importlib.util.find_spec("uvloop") is not None:
         import uvloop
 
         factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        rate = runner.run(_load(int(port), path, int(size), float(seconds), int(connections)))
+    loop = factory()  # (asyncio.Runner: Python 3.11+)
+    try:
+        rate = loop.run_until_complete(
+            _load(int(port), path, int(size), float(seconds), int(connections))
+        )
+    finally:
+        loop.close()
     print(rate)
 
 
