@@ -185,47 +185,46 @@ async def test_a_files_reads_go_into_their_result_only_where_it_is_not_o_direct(
     assert made == [(fd, 0, True)] and looked == []
 
 
-@pytest.mark.parametrize("offset", [0, -1])
-async def test_a_read_past_the_pool_s_largest_slot_goes_into_its_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset: int
-) -> None:
-    # A read larger than the pool's slots (1 MiB) had a buffer of its own, its bytes then
-    # copied out: the size held twice until the copy was done.
+@pytest.fixture
+def large(tmp_path: Path) -> Iterator[tuple[bytes, int]]:
+    """A file's 3 MiB, past the pool's largest slot (1 MiB), and a descriptor of it."""
     path = tmp_path / "big.bin"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
-    try:
-        loop = running()
-        made = built(monkeypatch)
-        assert await loop.pread(fd, 3 << 20, offset, cached_copy=False) == data
-        assert await loop.pread(fd, 2 << 20, 3 << 20 if offset == 0 else -1) == b""  # at EOF
-        assert made == [(fd, offset, True), (fd, (3 << 20) if offset == 0 else -1, True)]
-    finally:
-        os.close(fd)
+    yield data, fd
+    os.close(fd)
+
+
+@pytest.mark.parametrize("offset", [0, -1])
+async def test_a_read_past_the_pool_s_largest_slot_goes_into_its_result(
+    large: tuple[bytes, int], monkeypatch: pytest.MonkeyPatch, offset: int
+) -> None:
+    # A read larger than the pool's slots (1 MiB) had a buffer of its own, its bytes then
+    # copied out: the size held twice until the copy was done.
+    data, fd = large
+    loop = running()
+    made = built(monkeypatch)
+    assert await loop.pread(fd, 3 << 20, offset, cached_copy=False) == data
+    assert await loop.pread(fd, 2 << 20, 3 << 20 if offset == 0 else -1) == b""  # at EOF
+    assert made == [(fd, offset, True), (fd, (3 << 20) if offset == 0 else -1, True)]
 
 
 async def test_a_large_read_goes_into_its_result_after_a_copy_refused_this_iteration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    large: tuple[bytes, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A page-cache copy refused (EOPNOTSUPP: tmpfs, /proc) marks the descriptor "no copies"
     # for the iteration, the mark an O_DIRECT one gets; a read past the pool's slots then
     # asks the descriptor's flags itself rather than hold its size twice.
-    path = tmp_path / "big.bin"
-    data = os.urandom(2 << 20)
-    path.write_bytes(data)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        loop = running()
-        made = built(monkeypatch)
-        await asyncio.sleep(0)  # (a fresh iteration)
-        assert _ops.copies_cached(fd)  # looked at, as a copy looks
-        _ops.copies_refused(fd)  # and refused, as on tmpfs
-        assert await loop.pread(fd, 2 << 20, 0, cached_copy=False) == data
-        assert await loop.pread(fd, 4096, 0, cached_copy=False) == data[:4096]
-        assert made == [(fd, 0, True), (fd, 0, False)]  # (the small one: a slot, as before)
-    finally:
-        os.close(fd)
+    data, fd = large
+    loop = running()
+    made = built(monkeypatch)
+    await asyncio.sleep(0)  # (a fresh iteration)
+    assert _ops.copies_cached(fd)  # looked at, as a copy looks
+    _ops.copies_refused(fd)  # and refused, as on tmpfs
+    assert await loop.pread(fd, 2 << 20, 0, cached_copy=False) == data[: 2 << 20]
+    assert await loop.pread(fd, 4096, 0, cached_copy=False) == data[:4096]
+    assert made == [(fd, 0, True), (fd, 0, False)]  # (the small one: a slot, as before)
 
 
 # How each call reads 256 MiB, and whether the pure-Python twin holds that twice: it has
