@@ -111,7 +111,7 @@ def default_loop() -> Loop | None:
     if loop is not None and serves(loop):
         return loop
     here = asyncio.events._get_running_loop()
-    if here is not None and not (isinstance(here, Loop) and not serves(here)):
+    if here is not None and (not isinstance(here, Loop) or serves(here)):
         # This thread runs a loop: its own (refused by _target), or another kind (direct).
         return here if isinstance(here, Loop) else None
     running = [
