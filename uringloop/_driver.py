@@ -26,6 +26,11 @@ Some facts about io_uring that shape this module
   found full with nothing completing is raised by those in flight, and lowered again as
   they complete.
 * Completions are matched by user_data, never by order.
+* A request the kernel hands to an io-wq worker thread (an open that creates, a write,
+  an fsync, a stat) ends with ECANCELED, never run, when the kernel cannot start such a
+  thread (a process or container at its pids limit) and has none. The driver tells that
+  from a cancellation it asked for, and makes such an operation as a blocking call on
+  the loop's pool (`run_blocking`), as it does those the kernel lacks.
 * io_uring_enter can start failing for good after setup (a seccomp filter installed
   later, say). The kernel then never hands us the CQEs of what is in flight: those
   operations fail at once with that error, their memory is never freed (the kernel may
@@ -55,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import CANCELLED_ERRNOS, LoopClosedError
 from ._ops import (
+    DONE,
     OPERATIONS,
     QUEUED,
     SUBMITTED,
@@ -79,6 +85,7 @@ _MAX_USER_DATA = 2**63 - 1  # user_data fits a signed 64-bit SQE word (see ReadB
 _X86_64 = ("x86_64", "AMD64")
 _FATAL = (KeyboardInterrupt, SystemExit)  # propagate after the batch, as asyncio's Handle
 _REPAIR_TRIES = 100  # (_repair_fill: signal handlers' exceptions met before giving up)
+_PRUNE_ASKED_MIN = 64  # (cancel(): the table of cancellations asked is pruned past this)
 # Opcodes an io_uring must have for the loop to use it (Linux 5.6).
 REQUIRED_OPCODES = (abi.Op.NOP, abi.Op.READ, abi.Op.WRITE, abi.Op.ASYNC_CANCEL)
 _barrier_lock = threading.Lock()
@@ -200,8 +207,19 @@ class RingDriver:
         self._ring = ring
         self._queues = ring.queues  # the ring's hot half: SQ slots, enter, reap
         self._report = report
-        self._reaper = Reaper(self.inflight, functools.partial(isolate, report=report))
-        self._run_blocking = run_blocking  # for operations this kernel's ring lacks
+        self._reaper = Reaper(
+            self.inflight, functools.partial(isolate, report=report), self._refused_by_kernel
+        )
+        self._run_blocking = run_blocking  # for operations this kernel's ring lacks or refused
+        # The single operations in flight that cancel() asked the kernel to cancel, by
+        # user_data (an ECANCELED of any other was the kernel's refusal); pruned of those
+        # that completed otherwise when it doubles (see cancel()).
+        self._asked_to_cancel: dict[int, Operation] = {}
+        self._prune_asked_at = _PRUNE_ASKED_MIN
+        # Operations the kernel refused (see _refused_by_kernel), to run blocking once
+        # their CQEs are delivered; a dict, so that one delivered twice is taken once.
+        self._refused: dict[Operation, None] = {}
+        self._shutting_down = False
         self._on_broken = on_broken
         self.broken: OSError | None = None
         self.efd = -1
@@ -774,9 +792,43 @@ class RingDriver:
         """
         if self.broken is not None:
             return 0
-        consumed = self._reaper.reap(self._queues)
+        try:
+            consumed = self._reaper.reap(self._queues)
+        finally:
+            if self._refused:
+                self._run_refused()
         self.n_completed += consumed
         return consumed
+
+    def _refused_by_kernel(self, op: Operation, user_data: int) -> bool:
+        """deliver()'s question about `op`, in flight as `user_data`, which ended with
+        ECANCELED: True takes it as one the kernel refused to run (see the module's
+        facts), to run blocking; False lets it complete with that error: a cancellation
+        asked for it (cancel(), shutdown()), or nobody waits for its outcome."""
+        if self._asked_to_cancel.pop(user_data, None) is op or type(op) is AsyncCancel:
+            return False
+        waiter = op.waiter
+        if not op.must_run and (waiter is None or waiter.done() or self._shutting_down):
+            return False
+        self._refused[op] = None
+        return True
+
+    def _run_refused(self) -> None:
+        """Make the operations the kernel refused as blocking calls: on the loop's pool, or
+        here while the driver shuts down (only those that must run: a close)."""
+        refused = self._refused
+        inflight = self.inflight
+        while refused:
+            op = next(iter(refused))
+            if inflight.get(op.user_data) is op:
+                del inflight[op.user_data]  # (a delivery interrupted before it took it out)
+            del refused[op]
+            if op.state == DONE:  # (completed instead: its delivery was interrupted)
+                continue
+            if self._shutting_down:
+                op.complete_blocking(*op.run_captured())
+            else:
+                self._run_blocking(op)
 
     def wake(self) -> None:
         """Make the eventfd readable, waking a loop blocked in select. Any thread, signal
@@ -851,6 +903,13 @@ class RingDriver:
             self.n_cancelled += 1
         elif op.state == SUBMITTED and op.user_data in self.inflight:
             self.n_cancelled += 1
+            asked = self._asked_to_cancel
+            if len(asked) >= self._prune_asked_at:
+                inflight = self.inflight
+                for ud in [ud for ud, was in asked.items() if inflight.get(ud) is not was]:
+                    del asked[ud]
+                self._prune_asked_at = max(_PRUNE_ASKED_MIN, 2 * len(asked))
+            asked[op.user_data] = op
             self._cancels.append(AsyncCancel(op.user_data))
 
     # -- teardown -------------------------------------------------------------------------------
@@ -869,6 +928,7 @@ class RingDriver:
         cut it short) is left in shutdown_fatal, not raised.
         """
         fatal: BaseException | None = None
+        self._shutting_down = True
         while self.backlog:
             op = self.backlog.popleft()
             if op.state == QUEUED:
@@ -907,6 +967,7 @@ class RingDriver:
         self.inflight.clear()
         self.backlog.clear()
         self._cancels.clear()
+        self._asked_to_cancel.clear()
         self.close()
         self.shutdown_fatal = fatal
         return stranded
@@ -918,6 +979,7 @@ class RingDriver:
         self.inflight.clear()
         self.backlog.clear()
         self._cancels.clear()
+        self._asked_to_cancel.clear()
         self.broken = OSError(errno.ECHILD, "the ring belongs to the parent process")
         self._ring.close()
         efd, self.efd = self.efd, -1

@@ -375,6 +375,50 @@ def test_columns_of_other_lengths_are_refused(
     assert not log and len(inflight) == 3  # nothing delivered
 
 
+def test_an_ecanceled_single_is_offered_to_refused_first(loops: Any) -> None:
+    # ECANCELED of a single operation: refused() is asked; True takes the operation out of
+    # the table uncompleted, False lets it complete. Other results, and a batch's parts,
+    # are not offered.
+    log: list[Any] = []
+    taken, kept, other = (Recorder(log, n) for n in ("taken", "kept", "other"))
+    batch = Recorder(log, "batch", multi=True)
+    inflight = {1: taken, 2: kept, 3: other, 4: batch}
+    asked: list[Any] = []
+
+    def refused(op: Any, user_data: int) -> bool:
+        asked.append((op.name, user_data))
+        return op is taken
+
+    fatal = loops.deliver(
+        inflight, [1, 2, 3, 4], [-125, -125, -4, -125], lambda *a: pytest.fail("isolated"), refused
+    )
+    assert fatal is None and not inflight
+    assert asked == [("taken", 1), ("kept", 2)]
+    assert log == [
+        ("kept", "complete", -125),
+        ("other", "complete", -4),
+        ("batch", "complete_part", 4, -125),
+    ]
+    assert taken.state == QUEUED  # (not completed)
+
+
+def test_a_failing_refused_is_isolated_and_its_operation_completes(loops: Any) -> None:
+    log: list[Any] = []
+    op = Recorder(log, "a")
+    seen: list[Any] = []
+
+    def refused(op: Any, user_data: int) -> bool:
+        raise ValueError("refused")
+
+    def isolate(op: Any, exc: BaseException, fatal: Any) -> Any:
+        seen.append((op.name, repr(exc)))
+        return fatal
+
+    assert loops.deliver({1: op}, [1], [-125], isolate, refused) is None
+    assert seen == [("a", "ValueError('refused')")]
+    assert log == [("a", "complete", -125)]  # (completed once, by the repair)
+
+
 def test_both_twins_make_the_same_calls() -> None:
     if _hotpath is None:
         pytest.skip("the compiled hot path was not built")

@@ -133,6 +133,7 @@ static PyObject *s_free_small, *s_alloc, *s_address_of, *s_free_list_of, *s_free
     *s_complete, *s_complete_part, *s_complete_parts, *s_popleft, *s_state, *s_waiter, *s_user_data,
     *s_nbytes;
 static PyObject *queued_obj, *submitted_obj, *done_obj; /* the states as ints, for other operations */
+static PyObject *canceled_obj;                        /* -ECANCELED, a cancelled request's result */
 
 /* Replace a field's reference; the field owns `value` (a new reference) afterwards. */
 static inline void
@@ -1624,14 +1625,41 @@ again_parts(PyObject *op, void *arg)
     return PyObject_VectorcallMethod(s_complete_parts, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* `res == CANCELED and not op.multi and refused(op, user_data)`: 1 when refused took the
+ * operation, 0 when it is to complete, -1 on an error. */
+static int
+taken_as_refused(PyObject *refused, PyObject *op, PyObject *user_data, PyObject *res)
+{
+    int canceled;
+    if (PyLong_CheckExact(res)) { /* (a CQE's result, always: no call to make) */
+        int overflow;
+        canceled = PyLong_AsLongAndOverflow(res, &overflow) == -ECANCELED && !overflow;
+    }
+    else if ((canceled = PyObject_RichCompareBool(res, canceled_obj, Py_EQ)) < 0)
+        return -1;
+    if (!canceled)
+        return 0;
+    int multi = is_multi(op);
+    if (multi != 0)
+        return multi < 0 ? -1 : 0;
+    PyObject *call[] = {op, user_data};
+    PyObject *took = PyObject_Vectorcall(refused, call, 2, NULL);
+    if (took == NULL)
+        return -1;
+    int r = PyObject_IsTrue(took);
+    Py_DECREF(took);
+    return r;
+}
+
 static PyObject *
 deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "deliver() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 4 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "deliver() takes 4 or 5 arguments (%zd given)", nargs);
         return NULL;
     }
     PyObject *inflight = args[0], *isolate = args[3];
+    PyObject *refused = nargs == 5 ? args[4] : Py_None;
     if (!PyDict_CheckExact(inflight) || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[2])) {
         PyErr_SetString(PyExc_TypeError, "deliver() takes the in-flight dict and two lists");
         return NULL;
@@ -1683,7 +1711,8 @@ deliver_completions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto error;
             continue;
         }
-        PyObject *r = complete_one(op, uds[i], results[i]);
+        int taken = refused == Py_None ? 0 : taken_as_refused(refused, op, uds[i], results[i]);
+        PyObject *r = taken > 0 ? Py_NewRef(Py_None) : taken < 0 ? NULL : complete_one(op, uds[i], results[i]);
         if (r == NULL) {
             struct one_cqe cqe = {uds[i], results[i]};
             fatal = after_failure(isolate, op, fatal, again_one, &cqe);
@@ -2821,8 +2850,9 @@ static PyMethodDef hotpath_functions[] = {
      "write_entries(backlog, inflight, sqes, words, offsets, used, user_data, abandoned)\n"
      "-> (used, user_data): write queued one-SQE operations into SQ slots."},
     {"deliver", (PyCFunction)(void (*)(void))deliver_completions, METH_FASTCALL,
-     "deliver(inflight, user_datas, results, isolate) -> fatal or None: complete the\n"
-     "operations of peeked CQEs, each on its own, and take them out of the table."},
+     "deliver(inflight, user_datas, results, isolate, refused=None) -> fatal or None:\n"
+     "complete the operations of peeked CQEs, each on its own, and take them out of the\n"
+     "table."},
     {"file_facts", (PyCFunction)file_facts, METH_O,
      "file_facts(fd) -> (st_mode, st_size, st_blksize, st_dev) of fstat(2), as os.fstat gives\n"
      "them (its errors too)."},
@@ -2882,7 +2912,9 @@ PyInit__hotpath(void)
     queued_obj = PyLong_FromLong(QUEUED);
     submitted_obj = PyLong_FromLong(SUBMITTED);
     done_obj = PyLong_FromLong(DONE);
-    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || done_obj == NULL)
+    canceled_obj = PyLong_FromLong(-ECANCELED);
+    if (empty_tuple == NULL || queued_obj == NULL || submitted_obj == NULL || done_obj == NULL ||
+        canceled_obj == NULL)
         return NULL;
     for (int i = 0; i < N_CORE_NAMES; i++) { /* borrowed: the static types' dicts keep them */
         core_attrs[i] = PyDict_GetItemWithError(ReadCoreType.tp_dict, *core_names[i]);

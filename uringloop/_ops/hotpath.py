@@ -68,6 +68,7 @@ READ = int(abi.Op.READ)
 WRITE = int(abi.Op.WRITE)
 SMALL = SLOT_SIZES[0]  # the pool's smallest slot size: its free list is used directly
 MAX_RW_COUNT = 0x7FFFF000  # the most one read(2) returns (INT_MAX & PAGE_MASK)
+CANCELED = -errno.ECANCELED  # the result of a cancelled request
 _pack_sqe_into = SQE.pack_into
 
 
@@ -312,10 +313,15 @@ def deliver(
     user_datas: list[int],
     results: list[int],
     isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
+    refused: Callable[[Operation, int], bool] | None = None,
 ) -> BaseException | None:
     """Complete the operations of peeked CQEs: the one in flight for `user_datas[i]` is
     finished with `results[i]`, then leaves the in-flight table (a user_data not in it: a
     CQE delivered before, or for an unknown request, is skipped).
+
+    `refused(op, user_data)`, where given, is asked first about each single operation
+    (not a batch's part) whose result is ECANCELED: when it returns True, it has taken
+    the operation (one the kernel never ran), which leaves the table without completing.
 
     Each is completed on its own, in CQE order: a delivery that raises goes to
     `isolate(op, exc, fatal)`, whose return is the fatal exception kept so far, after the
@@ -358,7 +364,10 @@ def deliver(
         if op is None:
             continue
         try:
-            _complete_one(op, user_data, res)
+            if not (
+                refused is not None and res == CANCELED and not op.multi and refused(op, user_data)
+            ):
+                _complete_one(op, user_data, res)
         except BaseException as exc:
             try:
                 _complete_one(op, user_data, res)  # a no-op unless it had not begun
@@ -388,15 +397,17 @@ class Reaper:
     one delivered are skipped when met again.
     """
 
-    __slots__ = ("_inflight", "_isolate", "_reaping_to")
+    __slots__ = ("_inflight", "_isolate", "_reaping_to", "_refused")
 
     def __init__(
         self,
         inflight: dict[int, Operation],
         isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
+        refused: Callable[[Operation, int], bool] | None = None,
     ) -> None:
         self._inflight = inflight
         self._isolate = isolate
+        self._refused = refused  # (see deliver)
         self._reaping_to = -1  # the CQ position an unfinished reap peeked to
 
     def reap(self, queues: Any) -> int:
@@ -412,13 +423,15 @@ class Reaper:
             seen = (outer - end + count) & _U32
             if seen >= count:
                 return 0
-            fatal = DELIVER(self._inflight, user_datas[seen:], results[seen:], self._isolate)
+            fatal = DELIVER(
+                self._inflight, user_datas[seen:], results[seen:], self._isolate, self._refused
+            )
             if fatal is not None:
                 raise fatal
             return 0
         self._reaping_to = end
         try:
-            fatal = DELIVER(self._inflight, user_datas, results, self._isolate)
+            fatal = DELIVER(self._inflight, user_datas, results, self._isolate, self._refused)
         finally:
             self._reaping_to = -1
         consumed = 0 if queues.closed else queues.consume_to(end)  # (closed: after a fork)
