@@ -28,10 +28,14 @@ import functools
 import operator
 import os
 import stat as _stat
+import sys
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+from ._errors import type_name
 from ._loop import Loop
+from ._ops import args as _args
 from ._running import RUNNING_LOOP as _running_loop
 
 __all__ = [
@@ -65,9 +69,43 @@ _Executor = concurrent.futures.Executor
 _AT_FDCWD = -100  # (Linux's: os's default dir_fd, the working directory)
 
 
-def _fspath(path: Any) -> Any:
-    """str or bytes, as os reports filenames in its exceptions (not the PathLike)."""
-    return os.fspath(path)
+# Until Python 3.12, os takes any bytes-like object as a path (with a DeprecationWarning);
+# from 3.13 a str with a NUL is refused in os's own words, as bytes with one always was.
+_BUFFER_PATHS = sys.version_info < (3, 12)
+_STR_NUL_NAMED = sys.version_info >= (3, 13)
+_PATH_KINDS = "string, bytes or os.PathLike"
+
+
+def _os_path(value: Any, func: str, arg: str = "path", allow_fd: bool = False) -> Any:
+    """`value` as os's `func` takes its parameter `arg`: str or bytes (a path-like
+    object's), or with `allow_fd` an object with __index__ as it is (a descriptor). What
+    os refuses, this refuses with os's exception and message, before anything is queued,
+    so that of two bad arguments the one os reports is the one reported."""
+    if isinstance(value, (str, bytes)):
+        path = value
+    elif allow_fd and hasattr(type(value), "__index__"):
+        return value  # (os asks __index__ first, even of a path-like object)
+    elif hasattr(type(value), "__fspath__"):
+        path = os.fspath(value)  # (its errors, and __fspath__'s own, are os's)
+    else:
+        kinds = "string, bytes, os.PathLike or integer" if allow_fd else _PATH_KINDS
+        message = f"{func}: {arg} should be {kinds}, not {type_name(value)}"
+        try:
+            view = memoryview(value) if _BUFFER_PATHS else None
+        except TypeError:
+            view = None
+        if view is None:
+            raise TypeError(message)
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        with view:
+            path = view.tobytes()
+    if isinstance(path, bytes):
+        if b"\0" in path:
+            raise ValueError(f"{func}: embedded null character in {arg}")
+    elif "\0" in path:
+        named = f"{func}: embedded null character in {arg}"
+        raise ValueError(named if _STR_NUL_NAMED else "embedded null byte")
+    return path
 
 
 def _ring_loop() -> Loop | None:
@@ -119,8 +157,7 @@ async def stat(
         )
     # Loop.stat takes what os.stat takes for a descriptor (an object with __index__, even
     # a path-like one) as a descriptor; a path goes as str or bytes.
-    descriptor = not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__")
-    target = path if descriptor else _fspath(path)
+    target = _os_path(path, "stat", allow_fd=True)
     return await loop.stat(target, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
 
 
@@ -136,29 +173,33 @@ async def lstat(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> os.stat_result:
     """os.lstat(): stat without following a final symlink."""
-    if isinstance(path, os.PathLike):  # a path, as os.lstat takes it, even with __index__
-        path = _fspath(path)
-    elif not isinstance(path, (str, bytes)) and hasattr(type(path), "__index__"):
-        raise TypeError(  # (os.lstat takes no descriptor)
-            f"lstat: path should be string, bytes or os.PathLike, not {type(path).__name__}"
-        )
-    return await stat(path, dir_fd=dir_fd, follow_symlinks=False, executor=executor)
+    if _ring_loop() is None:
+        return await _in_executor(executor, os.lstat, path, dir_fd=dir_fd)
+    # A path, as os.lstat takes it, even an object with __index__ (no descriptor).
+    return await stat(_os_path(path, "lstat"), dir_fd=dir_fd, follow_symlinks=False)
 
 
 async def unlink(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> None:
-    loop = _ring_loop()
-    if loop is None:
-        await _in_executor(executor, os.unlink, path, dir_fd=dir_fd)
-        return
-    await loop.unlink(_fspath(path), dir_fd=dir_fd)
+    await _unlink(os.unlink, path, dir_fd, executor)
 
 
 async def remove(
     path: Any, *, dir_fd: int | None = None, executor: _Executor | None = None, loop: object = None
 ) -> None:
-    await unlink(path, dir_fd=dir_fd, executor=executor)
+    await _unlink(os.remove, path, dir_fd, executor)
+
+
+async def _unlink(
+    func: Callable[..., None], path: Any, dir_fd: Any, executor: _Executor | None
+) -> None:
+    """os.unlink or os.remove (the one whose name os's errors give)."""
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, func, path, dir_fd=dir_fd)
+        return
+    await loop.unlink(_os_path(path, func.__name__), dir_fd=dir_fd)
 
 
 async def rename(
@@ -170,13 +211,7 @@ async def rename(
     executor: _Executor | None = None,
     loop: object = None,
 ) -> None:
-    loop = _ring_loop()
-    if loop is None:
-        await _in_executor(
-            executor, os.rename, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd
-        )
-        return
-    await loop.rename(_fspath(src), _fspath(dst), src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+    await _rename(os.rename, src, dst, src_dir_fd, dst_dir_fd, executor)
 
 
 async def replace(
@@ -189,7 +224,25 @@ async def replace(
     loop: object = None,
 ) -> None:
     """os.replace(): on Linux the same system call as rename (renameat, no flags)."""
-    await rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, executor=executor)
+    await _rename(os.replace, src, dst, src_dir_fd, dst_dir_fd, executor)
+
+
+async def _rename(
+    func: Callable[..., None],
+    src: Any,
+    dst: Any,
+    src_dir_fd: Any,
+    dst_dir_fd: Any,
+    executor: _Executor | None,
+) -> None:
+    """os.rename or os.replace (the one whose name os's errors give)."""
+    loop = _ring_loop()
+    if loop is None:
+        await _in_executor(executor, func, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        return
+    name = func.__name__
+    src, dst = _os_path(src, name, "src"), _os_path(dst, name, "dst")
+    await loop.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
 
 async def mkdir(
@@ -204,7 +257,9 @@ async def mkdir(
     if loop is None:
         await _in_executor(executor, os.mkdir, path, mode, dir_fd=dir_fd)
         return
-    await loop.mkdir(_fspath(path), mode, dir_fd=dir_fd)
+    path = _os_path(path, "mkdir")
+    mode = _args.c_int(mode)  # (before dir_fd, as os converts them)
+    await loop.mkdir(path, mode, dir_fd=dir_fd)
 
 
 async def makedirs(
@@ -246,7 +301,7 @@ async def rmdir(
     if loop is None:
         await _in_executor(executor, os.rmdir, path, dir_fd=dir_fd)
         return
-    await loop.rmdir(_fspath(path), dir_fd=dir_fd)
+    await loop.rmdir(_os_path(path, "rmdir"), dir_fd=dir_fd)
 
 
 async def link(
@@ -274,10 +329,11 @@ async def link(
     # As os.link: with no dir_fd (None, or AT_FDCWD, its default), follow_symlinks=True is
     # link(2), which links a symlink itself; only linkat with a dir_fd follows it
     # (AT_SYMLINK_FOLLOW).
+    src, dst = _os_path(src, "link", "src"), _os_path(dst, "link", "dst")
     dir_fds = _names_a_directory(src_dir_fd) or _names_a_directory(dst_dir_fd)
     await loop.link(
-        _fspath(src),
-        _fspath(dst),
+        src,
+        dst,
         src_dir_fd=src_dir_fd,
         dst_dir_fd=dst_dir_fd,
         follow_symlinks=bool(follow_symlinks) and dir_fds,
@@ -310,7 +366,8 @@ async def symlink(
     if loop is None:
         await _in_executor(executor, os.symlink, src, dst, target_is_directory, dir_fd=dir_fd)
         return
-    await loop.symlink(_fspath(src), _fspath(dst), dir_fd=dir_fd)
+    src, dst = _os_path(src, "symlink", "src"), _os_path(dst, "symlink", "dst")
+    await loop.symlink(src, dst, dir_fd=dir_fd)
 
 
 # -- through the executor: io_uring has no operation for these -------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +323,78 @@ async def test_a_path_is_its_characters_whatever_its_class_says(tmp_path: Path) 
     target.write_bytes(b"")
     await aos.unlink(ElsewhereBytes(os.fsencode(target)))
     assert os.listdir(tmp_path) == ["kept"]
+
+
+class _BrokenPath:
+    """A path-like object whose __fspath__ raises."""
+
+    def __fspath__(self) -> str:
+        raise RuntimeError("no path")
+
+
+# (call, arguments, keywords): each with two bad arguments at most, so the test shows which
+# one os reports first, or an argument only os's path conversion refuses.
+_BAD_ARGUMENTS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("stat", (None,), {}),
+    ("stat", (1.5,), {"dir_fd": "x"}),
+    ("stat", (b"a\0b",), {}),
+    ("stat", ("a\0b",), {"dir_fd": "x"}),
+    ("stat", (2**31,), {}),
+    ("stat", (-(2**31) - 1,), {}),
+    ("stat", (bytearray(b"missing"),), {}),
+    ("lstat", (None,), {}),
+    ("lstat", ("a\0b",), {"dir_fd": 2**31}),
+    ("unlink", (None,), {"dir_fd": "x"}),
+    ("remove", (b"a\0b",), {}),
+    ("remove", (memoryview(b"missing"),), {}),
+    ("rmdir", ([],), {}),
+    ("mkdir", (None, "x"), {}),
+    ("mkdir", ("new", 1.5), {"dir_fd": "x"}),
+    ("mkdir", ("new", 2**31), {"dir_fd": "x"}),
+    ("mkdir", ("a\0b",), {"dir_fd": 1.5}),
+    ("makedirs", (b"new/a\0b",), {}),
+    ("rename", (None, "b"), {}),
+    ("rename", ("a", None), {}),
+    ("rename", ("a\0b", None), {}),
+    ("rename", ("a", "b\0"), {"src_dir_fd": "x"}),
+    ("replace", ("a", 1.5), {}),
+    ("replace", ("a\0b", _BrokenPath()), {}),
+    ("link", (None, "b"), {}),
+    ("link", ("a", b"b\0"), {"src_dir_fd": "x"}),
+    ("symlink", ("a", None), {"dir_fd": "x"}),
+    ("symlink", ("a\0b", None), {}),
+]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(("name", "args", "kwargs"), _BAD_ARGUMENTS)
+async def test_a_bad_argument_is_refused_as_os_refuses_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_fd_leak: None,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    # The same exception, message and errno as os's, for the argument os reports first
+    # (its path conversion's words, naming the function and the parameter); a bytes-like
+    # path, which os takes with a DeprecationWarning before Python 3.12, as os takes it.
+    monkeypatch.chdir(tmp_path)
+
+    async def outcome(call: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result: Any = ("ok", await call())
+            except Exception as exc:
+                # (An OSError's filename is the bytes, where os's is the bytes-like object.)
+                text = None if isinstance(exc, OSError) else str(exc)
+                result = (type(exc), getattr(exc, "errno", None), text)
+        return result, [(w.category, str(w.message)) for w in caught]
+
+    async def reference() -> Any:
+        return getattr(os, name)(*args, **kwargs)
+
+    expected = await outcome(reference)
+    assert await outcome(lambda: getattr(aos, name)(*args, **kwargs)) == expected

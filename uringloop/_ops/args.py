@@ -102,12 +102,18 @@ def dir_fd(value: object) -> int:
         return AT_FDCWD
     if not isinstance(value, int) and not hasattr(value, "__index__"):
         raise TypeError(f"argument should be integer or None, not {type(value).__name__}")
-    fd = operator.index(value)
-    if fd > INT_MAX:
+    return fd(value)
+
+
+def fd(value: object) -> int:
+    """A descriptor where os's path or `dir_fd=` parameter takes one (os.stat(fd)): out of
+    a C int's range, refused in those parameters' words."""
+    number = operator.index(value)  # type: ignore[arg-type]
+    if number > INT_MAX:
         raise OverflowError("fd is greater than maximum")
-    if fd < INT_MIN:
+    if number < INT_MIN:
         raise OverflowError("fd is less than minimum")
-    return fd
+    return number
 
 
 def fs_bytes(value: Any) -> bytes:

@@ -825,7 +825,7 @@ def stat(
         # A descriptor (an int, or an object with __index__, even one with __fspath__: os.stat
         # asks __index__ first), as os.stat takes it, refusing what only a path takes, in
         # its order; its errors name `path` as given.
-        fd = args.c_int(path)
+        fd = args.fd(path)
         if args.dir_fd(dir_fd) != args.AT_FDCWD:  # (converted first, as os's; -100 is None)
             raise ValueError("stat: can't specify dir_fd without matching path")
         if fd > 0 and not follow_symlinks:  # (0 is let through, as os.stat lets it)
