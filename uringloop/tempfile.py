@@ -692,17 +692,18 @@ class SpooledTemporaryFileWrapper:
         """None while in memory; the descriptor once rolled over (a TemporaryFile)."""
         return self._file.name if self._rolled else None
 
+    # The file's own, as the tempfile module's: a binary file has none (AttributeError).
     @property
-    def encoding(self) -> str | None:
-        return getattr(self._file, "encoding", None)
+    def encoding(self) -> str:
+        return self._file.encoding  # type: ignore[no-any-return]
 
     @property
-    def errors(self) -> str | None:
-        return getattr(self._file, "errors", None)
+    def errors(self) -> str:
+        return self._file.errors  # type: ignore[no-any-return]
 
     @property
     def newlines(self) -> Any:
-        return getattr(self._file, "newlines", None)
+        return self._file.newlines
 
     async def __aenter__(self) -> SpooledTemporaryFileWrapper:
         return self

@@ -705,3 +705,32 @@ async def test_a_cleanup_made_meanwhile_waits_and_one_after_a_failure_tries_agai
     finally:
         release.set()
         executor.shutdown()
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["w+b", "w+"])
+async def test_spooled_file_has_the_text_attributes_the_tempfile_modules_has(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    # A binary one has no encoding, errors or newlines (AttributeError, in memory and
+    # rolled over, as the tempfile module's); a text one has its file's.
+    import tempfile as stdlib_tempfile
+
+    def attributes(f: Any) -> list[Any]:
+        found: list[Any] = []
+        for name in ("encoding", "errors", "newlines"):
+            try:
+                found.append(getattr(f, name))
+            except AttributeError:
+                found.append(AttributeError)
+        return found
+
+    with stdlib_tempfile.SpooledTemporaryFile(mode=mode, dir=tmp_path) as reference:
+        expected = attributes(reference)
+        reference.rollover()
+        expected_rolled = attributes(reference)
+    async with tempfile.SpooledTemporaryFile(mode=mode, dir=tmp_path) as f:
+        assert attributes(f) == expected
+        await f.rollover()
+        assert attributes(f) == expected_rolled
