@@ -23,6 +23,7 @@ import errno
 import inspect
 import os
 import selectors
+import sys
 import threading
 import time
 import warnings
@@ -507,7 +508,7 @@ class Loop(asyncio.SelectorEventLoop):
                     f"io_uring is unavailable ({exc.strerror or exc}); uringloop runs file "
                     "operations on a thread pool",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=_user_stacklevel(),
                 )
             else:
                 self._watch_eventfd(driver.efd)
@@ -939,7 +940,7 @@ class Loop(asyncio.SelectorEventLoop):
             f"io_uring_enter failed ({exc.strerror or exc}); uringloop runs file operations "
             "on a thread pool from now on",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=_user_stacklevel(),
         )
         new = FallbackDriver(self.call_soon_threadsafe)
         new.queue_many(unsent)
@@ -1618,6 +1619,26 @@ if _install_pread is not None:
 
 def _reraise(exc: BaseException) -> None:
     raise exc
+
+
+# The packages whose frames a warning about the loop does not name (see _user_stacklevel).
+_INTERNAL_DIRS = (
+    os.path.dirname(asyncio.__file__ or "") + os.sep,
+    os.path.dirname(__file__) + os.sep,
+)
+
+
+def _user_stacklevel() -> int:
+    """The `stacklevel` of a warnings.warn() made by this function's caller that names the
+    first frame outside uringloop and asyncio: the user's code that made the loop or ran
+    it (uringloop.run, asyncio.Runner and a loop_factory in between), so that a filter on
+    the user's module matches the warning. The outermost frame, when every one is inside."""
+    frame = sys._getframe(2)  # (the warning's caller: stacklevel 2)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 _FINISHED = concurrent.futures._base.FINISHED

@@ -1338,3 +1338,24 @@ def test_a_loop_that_cannot_be_made_for_want_of_descriptors_leaves_nothing(
     assert proc.returncode == 0, proc.stderr
     assert "refused 0" in proc.stdout
     assert "Exception ignored" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: uringloop.Loop().close(), id="Loop()"),
+        pytest.param(lambda: uringloop.new_event_loop().close(), id="new_event_loop()"),
+        pytest.param(lambda: uringloop.run(asyncio.sleep(0)), id="uringloop.run"),
+        pytest.param(
+            lambda: asyncio.Runner(loop_factory=uringloop.Loop).__enter__().close(),
+            id="asyncio.Runner",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="Runner is 3.11+"),
+        ),
+    ],
+)
+def test_the_fallback_warning_names_the_code_that_made_the_loop(make: Any) -> None:
+    # A filter on the user's module (warnings.filterwarnings(module=...)) must match it:
+    # the warning names the first frame outside uringloop and asyncio, not a line of theirs.
+    with syscalls.inject("setup", errno.EPERM, times=-1), pytest.warns(RuntimeWarning) as record:
+        make()
+    assert [w.filename for w in record] == [__file__], [(w.filename, w.lineno) for w in record]

@@ -90,9 +90,11 @@ def test_an_enter_that_fails_for_good_under_a_lone_read(data_file: tuple[str, by
                 assert await loop.pread(fd, 10, 0) == data[:10]  # warm
                 with (
                     syscalls.inject("enter", errno.EFAULT, times=-1),
-                    pytest.warns(RuntimeWarning, match="thread pool from now on"),
+                    pytest.warns(RuntimeWarning, match="thread pool from now on") as record,
                 ):
                     first = await asyncio.wait_for(loop.pread(fd, 10, 20), 10)
+                # (named after the first frame outside uringloop and asyncio: this one's)
+                assert [w.filename for w in record] == [__file__]
                 return [first, await loop.pread(fd, 10, 30)]
 
             assert loop.run_until_complete(main()) == [data[20:30], data[30:40]]
