@@ -34,6 +34,10 @@ from ._ring.ring import Ring
 
 SQ_ENTRIES = 64  # a batch larger than this is written in several rounds
 CQ_ENTRIES = 128
+# io_uring_setup's errors that say the process (or system) is short of descriptors for now,
+# not that io_uring is unavailable: the thread's next batch tries again. (ENOMEM is for
+# good: before Linux 5.12 it is the locked-memory limit.)
+_SHORT_OF = frozenset({errno.EMFILE, errno.ENFILE})
 # How many interruptions in a row the cleanup of an interrupted call goes on after.
 _ABANDON_TRIES = 4
 _GETEVENTS = int(abi.EnterFlag.GETEVENTS)
@@ -284,7 +288,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def thread_ring() -> ThreadRing | None:
     """The calling thread's ring, made on first use; None where io_uring is unavailable
-    (or refused), and then for the rest of the thread's life."""
+    (or refused), and then for the rest of the thread's life, or where the process is
+    short of descriptors to make one, until a later call makes it."""
     ring: ThreadRing | bool | None = getattr(_local, "ring", None)
     if isinstance(ring, ThreadRing) and ring._pid == os.getpid():
         return ring
@@ -292,8 +297,9 @@ def thread_ring() -> ThreadRing | None:
         return None
     try:
         made = ThreadRing()
-    except OSError:
-        _local.ring = False
+    except OSError as exc:
+        if exc.errno not in _SHORT_OF:
+            _local.ring = False  # io_uring is unavailable to this thread: for good
         return None
     _local.ring = made
     return made

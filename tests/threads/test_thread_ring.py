@@ -128,6 +128,35 @@ def test_without_io_uring_a_batch_is_plain_calls(data_file: tuple[str, bytes]) -
     assert ring is None and got == [data[:8], data[8:16]]
 
 
+@pytest.mark.parametrize("err", [errno.EMFILE, errno.ENFILE])
+def test_a_ring_refused_for_want_of_descriptors_is_made_by_a_later_batch(
+    data_file: tuple[str, bytes], err: int
+) -> None:
+    # Out of descriptors at the thread's first batch: that batch is made with plain calls,
+    # and a later one, descriptors back, makes the ring (it was never tried again).
+    path, data = data_file
+
+    def work() -> tuple[Any, list[bytes], Any, list[bytes]]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with syscalls.inject("setup", err, times=1):
+                first = threads.pread_many([(fd, 8, 0), (fd, 8, 8)])
+                without = _ring_of_thread()
+            second = threads.pread_many([(fd, 8, 16), (fd, 8, 24)])
+            return without, first, _ring_of_thread(), second
+        finally:
+            os.close(fd)
+
+    without, first, ring, second = _in_thread(work)
+    assert without is None and first == [data[:8], data[8:16]]
+    assert isinstance(ring, _thread_ring.ThreadRing) and second == [data[16:24], data[24:32]]
+
+
+def _ring_of_thread() -> Any:
+    """The calling thread's ring as kept (None: not made yet; False: given up)."""
+    return getattr(_thread_ring._local, "ring", None)
+
+
 @pytest.mark.parametrize("err", [errno.EPERM, errno.ENOSYS])
 def test_an_enter_refused_for_good_gives_the_ring_up_and_the_batch_is_made_directly(
     data_file: tuple[str, bytes], err: int
