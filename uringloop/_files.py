@@ -3238,7 +3238,11 @@ class AsyncTextFile(_FileBase):
             if stateless is not None:
                 data = text.encode(stateless, self._encode_errors)
             else:
-                data = self._encoder.encode(text)
+                try:
+                    data = self._encoder.encode(text)
+                except BaseException:
+                    self._encode_failed()
+                    raise
             count = self._pending_count + len(data)
             if count < TEXT_CHUNK_SIZE:  # no flush due: nothing awaited, the free lock
                 self._pending.append(data)  # needs no taking (see _FileLock)
@@ -3269,8 +3273,19 @@ class AsyncTextFile(_FileBase):
         if stateless is not None:
             data = text.encode(stateless, self._encode_errors)
         else:
-            data = self._encoder.encode(text)
+            try:
+                data = self._encoder.encode(text)
+            except BaseException:
+                self._encode_failed()
+                raise
         return await self._write_encoded(length, data, needflush)
+
+    def _encode_failed(self) -> None:
+        """After an encode that raised: in utf-16 and utf-32, the built-in's encoder is no
+        longer at the start of the stream (it writes no BOM from then on, however the
+        failed encode began); theirs keep it there, and get it so."""
+        if codecs.lookup(self.encoding).name in ("utf-16", "utf-32"):
+            self._encoder.setstate(0)
 
     async def _write_encoded_holding(self, lock: _FileLock, length: int, data: bytes) -> int:
         """write()'s common case where a flush is due (its compiled twin's too): the rest

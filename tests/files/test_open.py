@@ -1936,6 +1936,27 @@ async def test_bom_and_encodings_match_builtin(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig", "utf-16-le"])
+@pytest.mark.parametrize("newline", [None, "\r\n"])  # (write()'s common case, and not)
+async def test_no_bom_after_a_first_write_that_fails_to_encode_as_the_builtin(
+    tmp_path: Path, encoding: str, newline: str | None, no_fd_leak: None
+) -> None:
+    # The built-in's encoder leaves the start of the stream at its first encode, failed
+    # or not: its file then has no BOM at all.
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    with open(ref, "w", encoding=encoding, newline=newline) as g:
+        with pytest.raises(UnicodeEncodeError):
+            g.write("a\udc80")
+        g.write("b\n")
+    async with uringloop.open(ours, "w", encoding=encoding, newline=newline) as f:
+        with pytest.raises(UnicodeEncodeError):
+            await f.write("a\udc80")
+        await f.write("b\n")
+    assert ours.read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("encoding", ["utf-8", "utf8", "ascii", "latin-1", "iso-8859-1"])
 @pytest.mark.parametrize(
     "errors", ["strict", "surrogateescape", "replace", "backslashreplace", "ignore"]
