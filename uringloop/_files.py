@@ -953,6 +953,9 @@ class _FileBase:
     """What every layer offers: aiofiles' sync and async helpers, iteration, `async with`."""
 
     _lock: _FileLock
+    # Whether readline(None) reads a whole line, as the built-in binary files' (True), or
+    # raises TypeError, as the built-in TextIOWrapper's (AsyncTextFile).
+    _readline_takes_none = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1085,8 +1088,11 @@ class _FileBase:
         return line
 
     async def readline(self, size: int | None = -1) -> Any:
-        # (any size < 0 that fits a C ssize_t: no limit; one below, refused by _readline)
-        if size is None or (type(size) is int and -sys.maxsize - 1 <= size < 0):
+        # (any size < 0 that fits a C ssize_t: no limit; one below, refused by _readline;
+        # None: no limit for the binary layers, refused by the text one's _readline)
+        if (size is None and self._readline_takes_none) or (
+            type(size) is int and -sys.maxsize - 1 <= size < 0
+        ):
             line = self._buffered_line()
             if line is not None:
                 return line
@@ -2816,6 +2822,7 @@ class AsyncTextFile(_FileBase):
     _encoder: Any = None  # (set at __init__ where writable)
     _snapshot: tuple[int, bytes] | None = None  # (decoder flags, bytes fed since)
     _b2cratio = 0.0
+    _readline_takes_none = False  # (as the built-in's: TypeError)
 
     # Slots: what read(), readline(), __anext__() and write() look at first, which their
     # compiled twins (_files_c.c) read at the slots' offsets (set in __init__).
@@ -3147,7 +3154,7 @@ class AsyncTextFile(_FileBase):
         """readline(size). `outer`: readlines()' record of where it began, which the chunks
         of the line go into once it is read, and which is marked interrupted if a chunk's
         read is (this call's chunks given back first)."""
-        limit = _read_size(size)  # (first, as the built-in converts it)
+        limit = _ssize(size)  # (first, as the built-in converts it: None refused)
         self._check_closed()
         self._check_readable()
         await self._write_flush()

@@ -789,8 +789,8 @@ coroutine_step(Coroutine *coroutine, PyObject *arg, PyObject **result)
     case TEXT_NEXT:
         made = text_next_now(self, &value);
         break;
-    case TEXT_READLINE:
-        made = whole_line(self->arg) ? text_next_now(self, &value) : 0;
+    case TEXT_READLINE: /* (size None: refused by the reference, as the built-in's) */
+        made = self->arg != Py_None && whole_line(self->arg) ? text_next_now(self, &value) : 0;
         break;
     case BUFFERED_WRITE:
         made = buffered_write_now(self, &value);
@@ -984,8 +984,8 @@ static PyMethodDef text_next_def = {
     "__anext__($self, /)\n--\n\nThe next line (`async for`)."};
 static PyMethodDef text_readline_def = {
     "readline", (PyCFunction)(void (*)(void))text_readline, METH_FASTCALL | METH_KEYWORDS,
-    "readline($self, size=-1)\n--\n\nThe next line, up to `size` characters (no limit: -1 or "
-    "None); \"\" at the end of the file."};
+    "readline($self, size=-1)\n--\n\nThe next line, up to `size` characters (no limit: -1; "
+    "None is refused, TypeError, as by the built-in's); \"\" at the end of the file."};
 static PyMethodDef text_write_def = {
     "write", (PyCFunction)(void (*)(void))text_write, METH_FASTCALL | METH_KEYWORDS,
     "write($self, text)\n--\n\nWrite `text` (a str), encoded, at the file's position: "

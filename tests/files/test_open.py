@@ -640,6 +640,24 @@ async def test_a_buffered_line_waits_for_a_call_in_progress(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_text_readline_refuses_none_as_the_builtin(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_text("ab\ncd\nef\n")
+    with open(path) as g, pytest.raises(TypeError) as builtin:
+        g.readline(None)  # type: ignore[arg-type]
+    async with uringloop.open(path) as f:
+        for want in ("ab\n", "cd\n"):  # (nothing decoded yet; then a line decoded already)
+            with pytest.raises(TypeError) as ours:
+                await f.readline(None)  # type: ignore[arg-type]
+            assert str(ours.value) == str(builtin.value)
+            assert await f.readline() == want
+        assert await f.readlines(None) == ["ef\n"]  # (which takes None, as the built-in's)
+    async with uringloop.open(path, "rb") as b:  # (the binary files' take it, as theirs)
+        assert await b.readline(None) == b"ab\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("mode", ["r", "rb"])
 async def test_a_buffered_line_is_cut_at_the_size_asked(
     tmp_path: Path, no_fd_leak: None, mode: str
@@ -648,7 +666,12 @@ async def test_a_buffered_line_is_cut_at_the_size_asked(
     async with uringloop.open(path, mode) as f:
         assert await f.readline() == want[0]
         assert await f.readline(3) == want[1][:3]
-        assert await f.readline(None) == want[1][3:]
+        if mode == "rb":
+            assert await f.readline(None) == want[1][3:]
+        else:  # (the built-in TextIOWrapper's refuses None, 3.10 to 3.13)
+            with pytest.raises(TypeError, match="'NoneType' object cannot be interpreted"):
+                await f.readline(None)
+            assert await f.readline() == want[1][3:]
         assert await f.readline(-7) == want[2]
         assert await f.readline(0) == want[3][:0]
         assert await f.read(0) == want[3][:0]
