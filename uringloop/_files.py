@@ -1077,6 +1077,7 @@ class _FileBase:
         return (raw._late is None or raw._late.done()) and self._lock.release_ended()
 
     def __aiter__(self) -> _FileBase:
+        self._check_not_closed()  # (as the built-in's __iter__: closed, or detached)
         return self
 
     async def __anext__(self) -> Any:
@@ -1149,6 +1150,7 @@ class _FileBase:
         raise NotImplementedError
 
     async def __aenter__(self) -> _FileBase:
+        self._check_not_closed()  # (as the built-in's __enter__: closed, or detached)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -2915,6 +2917,9 @@ class AsyncTextFile(_FileBase):
 
     @property
     def newlines(self) -> Any:
+        buffer = self.buffer
+        if isinstance(buffer, _Detached):  # (as the built-in's: ValueError)
+            raise ValueError(buffer._message)
         return getattr(self._decoder, "newlines", None)
 
     def readable(self) -> bool:  # (the buffer's, as the built-in's: see there)

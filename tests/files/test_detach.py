@@ -5,6 +5,7 @@ with the built-in's detach()."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import io
 import os
@@ -142,6 +143,90 @@ async def test_text_detach(tmp_path: Path, no_fd_leak: None) -> None:
         await f.close()
     assert f.encoding == "utf-8"  # as the built-in's, still readable
     assert "[detached]" in repr(f)
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return ("value", call())
+    except Exception as e:  # (compared with the built-in's)
+        return (type(e), str(e))
+
+
+async def _async_outcome(call: Any) -> Any:
+    try:
+        return ("value", await call())
+    except Exception as e:  # (compared with the built-in's)
+        return (type(e), str(e))
+
+
+# A detached text file's attributes and calls, and the built-in's blocking counterparts.
+_DETACHED_TEXT_ATTRIBUTES = ("name", "closed", "newlines", "encoding", "errors", "mode")
+_DETACHED_TEXT_CALLS = (
+    ("read", "read", ()),
+    ("readline", "readline", ()),
+    ("readlines", "readlines", ()),
+    ("write", "write", ("x",)),
+    ("writelines", "writelines", (["x"],)),
+    ("tell", "tell", ()),
+    ("seek", "seek", (0,)),
+    ("truncate", "truncate", ()),
+    ("flush", "flush", ()),
+    ("close", "close", ()),
+    ("seekable", "seekable", ()),
+    ("writable", "writable", ()),
+    ("isatty", "isatty", ()),
+    ("__anext__", "__next__", ()),
+)
+_DETACHED_TEXT_PLAIN_CALLS = (
+    ("readable", "readable"),
+    ("fileno", "fileno"),
+    ("detach", "detach"),
+    ("__aiter__", "__iter__"),
+)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_detached_text_file_raises_as_the_builtin(tmp_path: Path, no_fd_leak: None) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("ab\ncd\n")
+    builtin = open(path, "r+", encoding="utf-8")  # noqa: SIM115
+    builtin.readline()
+    builtin.detach().close()
+    f = await uringloop.open(path, "r+", encoding="utf-8")
+    await f.readline()
+    f.detach().close()
+    for attribute in _DETACHED_TEXT_ATTRIBUTES:
+        ours_got = _outcome(functools.partial(getattr, f, attribute))
+        assert ours_got == _outcome(functools.partial(getattr, builtin, attribute)), attribute
+    for ours, theirs, args in _DETACHED_TEXT_CALLS:
+        assert await _async_outcome(functools.partial(getattr(f, ours), *args)) == _outcome(
+            functools.partial(getattr(builtin, theirs), *args)
+        ), ours
+    for ours, theirs in _DETACHED_TEXT_PLAIN_CALLS:
+        assert _outcome(getattr(f, ours)) == _outcome(getattr(builtin, theirs)), ours
+    with pytest.raises(ValueError, match="underlying buffer has been detached"):
+        builtin.__enter__()
+    with pytest.raises(ValueError, match="underlying buffer has been detached"):
+        async with f:
+            pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["r", "rb", "rb0"])
+async def test_iteration_and_async_with_of_a_closed_file_raise_as_the_builtin(
+    tmp_path: Path, mode: str, no_fd_leak: None
+) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("ab\n")
+    buffering = 0 if mode.endswith("0") else -1
+    f = await uringloop.open(path, mode[:2], buffering=buffering)
+    await f.close()
+    with pytest.raises(ValueError, match="I/O operation on closed file"):
+        f.__aiter__()
+    with pytest.raises(ValueError, match="I/O operation on closed file"):
+        async with f:
+            pass
 
 
 @pytest.mark.asyncio
