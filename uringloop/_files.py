@@ -3628,11 +3628,19 @@ IMPLEMENTATION = (
 class _Mode:
     """A mode string checked and taken apart as the built-in open() does."""
 
-    __slots__ = ("appending", "binary", "creating", "flags", "raw_mode", "readable", "writable")
+    __slots__ = (
+        "appending",
+        "binary",
+        "creating",
+        "flags",
+        "no_access",
+        "raw_mode",
+        "readable",
+        "writable",
+    )
 
     def __init__(self, mode: str) -> None:
-        if not isinstance(mode, str):
-            raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+        _check_mode_type(mode)
         chars = set(mode)
         if chars - set("axrwb+t") or len(mode) > len(chars):
             raise ValueError(f"invalid mode: {mode!r}")
@@ -3642,10 +3650,13 @@ class _Mode:
             "w" in chars,
             "a" in chars,
         )
-        if creating + reading + writing + appending != 1:
+        if creating + reading + writing + appending > 1:
             raise ValueError("must have exactly one of create/read/write/append mode")
         if "t" in chars and "b" in chars:
             raise ValueError("can't have text and binary mode at once")
+        # (none of them: refused by check_access(), after the other arguments' checks, as
+        # the built-in's FileIO refuses it)
+        self.no_access = creating + reading + writing + appending == 0
         updating = "+" in chars
         self.binary = "b" in chars
         self.creating = creating
@@ -3673,10 +3684,25 @@ class _Mode:
             raw_mode = "wb"
         self.raw_mode = raw_mode + "+" if updating else raw_mode
 
+    def check_access(self) -> None:
+        if self.no_access:
+            raise ValueError(
+                "Must have exactly one of create/read/write/append mode and at most one plus"
+            )
+
 
 # Codecs (as codecs.lookup names them) whose incremental encoder keeps no state: encoding
 # a text in pieces gives the bytes of encoding it whole, and reset() changes nothing.
 _STATELESS_ENCODINGS = frozenset({"utf-8", "ascii", "iso8859-1"})
+
+
+def _check_mode_type(mode: Any) -> None:
+    """The built-in open()'s check of its mode argument as it parses its arguments."""
+    if not isinstance(mode, str):
+        raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+    if "\0" in mode:
+        raise ValueError("embedded null character")
+
 
 _parsed_modes: dict[str, _Mode] = {}  # valid mode strings only: a few hundred at most
 
@@ -3685,7 +3711,7 @@ def _parse_mode(mode: str) -> _Mode:
     parsed = _parsed_modes.get(mode) if type(mode) is str else None
     if parsed is None:
         parsed = _Mode(mode)  # raises for an invalid mode, which is never kept
-        if type(mode) is str:
+        if type(mode) is str and not parsed.no_access:
             _parsed_modes[mode] = parsed
     return parsed
 
@@ -3703,6 +3729,12 @@ _UTF8_MODE_NAMES_UTF8 = sys.version_info >= (3, 11)
 
 
 def _text_encoding(encoding: str | None) -> str:
+    return _checked_text_encoding(_encoding_asked(encoding))
+
+
+def _encoding_asked(encoding: str | None) -> Any:
+    """The encoding named by open()'s argument (None: the default, with the
+    EncodingWarning where asked; "locale": the locale's), not yet checked."""
     if encoding is None:
         if sys.flags.warn_default_encoding:
             # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
@@ -3711,6 +3743,12 @@ def _text_encoding(encoding: str | None) -> str:
             encoding = "utf-8" if sys.flags.utf8_mode and _UTF8_MODE_NAMES_UTF8 else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
+    return encoding
+
+
+def _checked_text_encoding(encoding: Any) -> str:
+    """`encoding` (_encoding_asked's) if it is a text encoding; else TypeError or
+    LookupError, as the built-in TextIOWrapper's."""
     if type(encoding) is str and encoding in _text_encodings:
         return encoding
     if not isinstance(encoding, str):
@@ -3736,6 +3774,26 @@ def _caller_level() -> int:
     return level
 
 
+def _check_argument_types(
+    mode: Any, buffering: Any, encoding: Any, errors: Any, newline: Any
+) -> int:
+    """open()'s checks of its arguments' types, in their order, as the built-in's make
+    them as they parse the arguments, before anything else: the buffering as an int."""
+    _check_mode_type(mode)
+    size: int = operator.index(buffering)
+    if not -(1 << 31) <= size < 1 << 31:  # as the built-in's C int
+        raise OverflowError("Python int too large to convert to C int")
+    for value, what in ((encoding, "encoding"), (errors, "errors"), (newline, "newline")):
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(
+                    f"open() argument '{what}' must be str or None, not {type(value).__name__}"
+                )
+            if "\0" in value:
+                raise ValueError("embedded null character")
+    return size
+
+
 def _check_arguments(
     parsed: _Mode,
     buffering: int,
@@ -3743,15 +3801,11 @@ def _check_arguments(
     errors: Any,
     newline: Any,
     direct: bool,
-) -> int:
-    """open()'s checks of its arguments, as the built-in's: the buffering as an int."""
-    buffering = operator.index(buffering)
-    if not -(1 << 31) <= buffering < 1 << 31:  # as the built-in's C int
-        raise OverflowError("Python int too large to convert to C int")
-    if encoding is not None and not isinstance(encoding, str):
-        raise TypeError(
-            f"open() argument 'encoding' must be str or None, not {type(encoding).__name__}"
-        )
+) -> None:
+    """open()'s checks of its arguments (their types checked already) before it opens the
+    file, as the built-in's. Those of a text file's (unbuffered, its newline, its
+    encoding) are made once the file is open, as the built-in makes them:
+    _check_text_arguments."""
     if parsed.binary:
         for value, what in (
             (encoding, "an encoding"),
@@ -3767,25 +3821,16 @@ def _check_arguments(
                 RuntimeWarning,
                 stacklevel=_caller_level(),
             )
-    elif buffering == 0:
-        raise ValueError("can't have unbuffered text I/O")
-    if newline not in (None, "", "\n", "\r", "\r\n"):
-        if not isinstance(newline, str):
-            raise TypeError(
-                f"open() argument 'newline' must be str or None, not {type(newline).__name__}"
-            )
-        raise ValueError(f"illegal newline value: {newline}")
-    if errors is not None and not isinstance(errors, str):
-        raise TypeError(
-            f"open() argument 'errors' must be str or None, not {type(errors).__name__}"
-        )
-    if errors is not None and "\0" in errors:
-        raise ValueError("embedded null character")
     if direct and not (parsed.binary and buffering == 0):
         raise ValueError(
             "direct=True (O_DIRECT) needs unbuffered binary mode: a mode with 'b' and buffering=0"
         )
-    return buffering
+
+
+def _check_newline(newline: str | None) -> None:
+    """A text file's newline (None or a str, checked already), as TextIOWrapper's."""
+    if newline not in (None, "", "\n", "\r", "\r\n"):
+        raise ValueError(f"illegal newline value: {newline}")
 
 
 def _open_now(
@@ -3927,17 +3972,25 @@ async def _open_rest(
     from the start; False, after its inline open did not happen; a descriptor, after it
     opened one (owned here from now) that is not a regular file of a local filesystem."""
     try:  # (what open_now() checked already: only an interrupt can stop it with `done` an int)
-        parsed = _parse_mode(mode)
-        if not (
+        defaults = (
             type(buffering) is int
             and buffering == -1
             and encoding is None
             and errors is None
             and newline is None
             and direct is False
-        ):  # (the defaults need no checks)
-            buffering = _check_arguments(parsed, buffering, encoding, errors, newline, direct)
-        text_encoding = None if parsed.binary else _text_encoding(encoding)
+        )  # (which need no checks)
+        if not defaults:
+            buffering = _check_argument_types(mode, buffering, encoding, errors, newline)
+        if not (type(file) is str or isinstance(file, (int, bytes))):
+            os.fspath(file)  # (its TypeError next, as the built-in's)
+        parsed = _parse_mode(mode)
+        if not defaults:
+            _check_arguments(parsed, buffering, encoding, errors, newline, direct)
+        parsed.check_access()
+        # The encoding asked for (the default's EncodingWarning here, from open()'s caller),
+        # checked once the file is open, as the built-in's.
+        encoding_asked = None if parsed.binary else _encoding_asked(encoding)
         flags = parsed.flags | (os.O_DIRECT if direct else 0)
         io_ = _io_for(executor)
     except BaseException:
@@ -4036,6 +4089,8 @@ async def _open_rest(
             await _close_quietly(io_, fd)
         raise
     try:
+        if buffering == 0 and not parsed.binary:  # (as the built-in: with the file open)
+            raise ValueError("can't have unbuffered text I/O")
         line_buffering = False
         if buffering == 1 or (buffering < 0 and not regular and os.isatty(fd)):  # (no tty is)
             buffering = -1
@@ -4058,7 +4113,9 @@ async def _open_rest(
                 raise io.UnsupportedOperation("File or stream is not seekable.")
             opened = buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
             if not parsed.binary:
-                assert text_encoding is not None
+                # As the built-in TextIOWrapper's: the newline first, then the encoding.
+                _check_newline(newline)
+                text_encoding = _checked_text_encoding(encoding_asked)
                 opened = AsyncTextFile(
                     buffered, mode, text_encoding, errors or "strict", newline, line_buffering
                 )

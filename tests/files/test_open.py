@@ -2983,6 +2983,53 @@ async def test_open_refuses_arguments_as_the_builtin(
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("exists", [False, True], ids=["missing", "existing"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("r", {"buffering": 0}),
+        ("w", {"buffering": 0}),
+        ("w", {"buffering": 0, "newline": "x"}),
+        ("r", {"newline": "x"}),
+        ("w", {"newline": "x", "encoding": "nope"}),
+        ("r", {"encoding": "nope"}),
+        ("w", {"encoding": "hex"}),
+        ("r", {"buffering": 0, "errors": 5}),
+        ("rb", {"errors": 5}),
+        ("rb", {"newline": "\n\0"}),
+        ("r", {"newline": "\n\0"}),
+        ("z", {"encoding": 5}),
+        ("", {}),
+        ("+", {"encoding": "utf-8"}),
+        ("b", {"encoding": "utf-8"}),
+        ("bt", {}),
+        ("r\0", {}),
+    ],
+    ids=repr,
+)
+async def test_open_checks_its_arguments_in_the_builtins_order(
+    tmp_path: Path, args: tuple[str, dict[str, Any]], exists: bool, no_fd_leak: None
+) -> None:
+    # As the built-in's: the arguments' types first (as it parses them), then the mode and
+    # the binary mode's arguments, then the file is opened (made, truncated: or not found)
+    # and only then are a text file's buffering, newline and encoding refused.
+    mode, kwargs = args
+    outcomes = []
+    for name, opening in (("theirs", open), ("ours", uringloop.open)):
+        path = tmp_path / name
+        if exists:
+            path.write_bytes(b"x")
+        with pytest.raises(Exception) as raised:
+            made = opening(path, mode, **kwargs)
+            if name == "ours":
+                await made
+        message = str(raised.value).replace(str(path), "PATH")
+        outcomes.append((type(raised.value), message, path.exists() and path.read_bytes()))
+    assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("mode", ["rb", "r"])
 async def test_readlines_of_an_o_nonblocking_pipe_run_dry_returns_the_lines_read(
