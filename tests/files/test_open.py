@@ -640,6 +640,29 @@ async def test_a_buffered_line_waits_for_a_call_in_progress(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+async def test_tell_during_and_after_async_for_gives_cookies_seek_restores(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # Where the built-in's tell() raises OSError during `for` (and after a `break`, until
+    # flush() or seek()), ours answers: every chunk's snapshot is kept as for readline().
+    path = tmp_path / "lines.txt"
+    lines = [f"l{i} é€😀\n" for i in range(3000)]  # (past several chunks)
+    path.write_text("".join(lines), encoding="utf-8")
+    cookies = []
+    async with uringloop.open(path, encoding="utf-8") as f:
+        async for line in f:
+            assert line == lines[len(cookies)]
+            cookies.append(await f.tell())
+            if len(cookies) == len(lines) - 5:
+                break
+        assert await f.tell() == cookies[-1]  # (after the break)
+        for n in (0, 1, 700, 1999, len(cookies) - 1):
+            await f.seek(cookies[n])
+            assert await f.readline() == lines[n + 1]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_text_readline_refuses_none_as_the_builtin(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "lines.txt"
     path.write_text("ab\ncd\nef\n")
