@@ -3802,10 +3802,8 @@ def _check_arguments(
     newline: Any,
     direct: bool,
 ) -> None:
-    """open()'s checks of its arguments (their types checked already) before it opens the
-    file, as the built-in's. Those of a text file's (unbuffered, its newline, its
-    encoding) are made once the file is open, as the built-in makes them:
-    _check_text_arguments."""
+    """open()'s checks of its arguments (their types checked already) that the built-in
+    makes before it opens the file (a text file's own come next: see _open_rest)."""
     if parsed.binary:
         for value, what in (
             (encoding, "an encoding"),
@@ -3988,9 +3986,16 @@ async def _open_rest(
         if not defaults:
             _check_arguments(parsed, buffering, encoding, errors, newline, direct)
         parsed.check_access()
-        # The encoding asked for (the default's EncodingWarning here, from open()'s caller),
-        # checked once the file is open, as the built-in's.
-        encoding_asked = None if parsed.binary else _encoding_asked(encoding)
+        text_encoding = None
+        if not parsed.binary:
+            # A text file's own arguments, refused as the built-in's TextIOWrapper refuses
+            # them (unbuffered, then the newline, then the encoding, with the default's
+            # EncodingWarning from open()'s caller), but before the file is opened: the
+            # built-in opens it first (making or truncating it, or finding it missing).
+            if buffering == 0:
+                raise ValueError("can't have unbuffered text I/O")
+            _check_newline(newline)
+            text_encoding = _checked_text_encoding(_encoding_asked(encoding))
         flags = parsed.flags | (os.O_DIRECT if direct else 0)
         io_ = _io_for(executor)
     except BaseException:
@@ -4089,8 +4094,6 @@ async def _open_rest(
             await _close_quietly(io_, fd)
         raise
     try:
-        if buffering == 0 and not parsed.binary:  # (as the built-in: with the file open)
-            raise ValueError("can't have unbuffered text I/O")
         line_buffering = False
         if buffering == 1 or (buffering < 0 and not regular and os.isatty(fd)):  # (no tty is)
             buffering = -1
@@ -4112,10 +4115,7 @@ async def _open_rest(
                 # need a file that can seek (on a stream a write would drop the read-ahead).
                 raise io.UnsupportedOperation("File or stream is not seekable.")
             opened = buffered = AsyncBufferedFile(raw, buffering, parsed.raw_mode, write_size)
-            if not parsed.binary:
-                # As the built-in TextIOWrapper's: the newline first, then the encoding.
-                _check_newline(newline)
-                text_encoding = _checked_text_encoding(encoding_asked)
+            if text_encoding is not None:
                 opened = AsyncTextFile(
                     buffered, mode, text_encoding, errors or "strict", newline, line_buffering
                 )
