@@ -2231,6 +2231,9 @@ class AsyncBufferedFile(_FileBase):
         if size > _BYTES_MAX:  # as the built-in, which makes the bytes object first
             raise OverflowError("byte string is too large")
         await self._flush_writes()
+        raw = self.raw
+        if size >= PARALLEL_MIN and raw._seekable and not raw._direct:
+            return await self._read_in_place(size)
         head = self._take(self._available())
         parts = [head] if head else []  # (one part is returned as it is, not copied)
         remaining = size - len(head)
@@ -2252,6 +2255,46 @@ class AsyncBufferedFile(_FileBase):
             self._unread(parts)
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _read_in_place(self, size: int) -> bytes:
+        """_read(size)'s large read of a seekable file that is not O_DIRECT, as _read's
+        below (the same raw reads, the same read-ahead left), into one bytes object of
+        `size` made first (_fresh_bytes): the buffered head and the tail through the read
+        buffer are copied into it, the whole blocks between read into it by the kernel,
+        so it peaks at once the size, as the built-in's. Joining the parts held it twice.
+        Only a read that meets EOF is copied out (the bytes it got), as _read_bytes's."""
+        result, view = _fresh_bytes(size)
+        filled = self._available()
+        view[:filled] = self._take(filled)
+        remaining = size - filled
+        bs = self.buffer_size
+        try:
+            while remaining >= bs:
+                part = view[filled : filled + remaining // bs * bs]
+                try:
+                    n = await self.raw._readinto(part)
+                finally:
+                    release_views(part)
+                if not n:
+                    break
+                filled += n
+                remaining -= n
+            else:
+                while remaining > 0 and await self._fill():
+                    data = self._take(remaining)
+                    view[filled : filled + len(data)] = data
+                    filled += len(data)
+                    remaining -= len(data)
+        except BaseException:
+            # What it had taken goes back, as _read's. `result` is not published: an
+            # operation a cancellation left in flight pins its part of the view, whose
+            # owner keeps `result` alive until the kernel is done with it.
+            with view[:filled] as taken:
+                self._unread([bytes(taken)])
+            raise
+        finally:
+            release_views(view)
+        return result if filled == size else result[:filled]
 
     def _unread_lines(self, lines: list[Any]) -> None:
         self._unread(lines)

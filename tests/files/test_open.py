@@ -1818,6 +1818,92 @@ async def test_big_text_read(tmp_path: Path, no_fd_leak: None) -> None:
         assert await f.read() == text[5:]
 
 
+# A large buffered read(n) with bytes already buffered, or a tail through the buffer, is
+# made in one bytes object of n (AsyncBufferedFile._read_in_place): each call's result,
+# the position and the read-ahead after it (tell(), read1()) as the built-in's, also where
+# the read meets EOF, and where the file shrank or grew since the read-ahead was read.
+BIG_BUFFERED_READS = {
+    "after a small read": (None, [("read", 1), ("read", 3 << 20), ("read1", -1), ("read", -1)]),
+    "a tail through the buffer": (None, [("read", (3 << 20) + 123), ("read1", 10), ("read", -1)]),
+    "both, to EOF mid-read": (None, [("read", 5), ("read", 8 << 20), ("read", 10)]),
+    "a buffer larger than the blocks": (
+        (1 << 20) + 5,
+        [("read", 7), ("read", (3 << 20) + 1), ("read1", -1), ("read", -1)],
+    ),
+    "shrunk after the read-ahead": (
+        None,
+        [("read", 1), ("truncate", (2 << 20) + 4097), ("read", 3 << 20), ("read", 9)],
+    ),
+    "grown after the read-ahead": (
+        None,
+        [("read", 1), ("append", (1 << 20) + 3), ("read", (5 << 20) + 1), ("read", -1)],
+    ),
+}
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("case", list(BIG_BUFFERED_READS))
+async def test_a_large_buffered_read_with_a_head_or_a_tail_matches_the_builtin(
+    tmp_path: Path, case: str, no_fd_leak: None
+) -> None:
+    buffering, steps = BIG_BUFFERED_READS[case]
+    payload = os.urandom((4 << 20) + 1234)
+    grown = os.urandom(8 << 20)
+    ours_path, ref_path = tmp_path / "ours", tmp_path / "ref"
+    results: dict[Path, list[Any]] = {}
+    for path in (ours_path, ref_path):
+        path.write_bytes(payload)
+        results[path] = got = []
+        kwargs = {} if buffering is None else {"buffering": buffering}
+        ref = open(path, "rb", **kwargs) if path is ref_path else None  # noqa: SIM115
+        ours = await uringloop.open(path, "rb", **kwargs) if ref is None else None
+        try:
+            for what, n in steps:
+                if what == "truncate":
+                    os.truncate(path, n)
+                elif what == "append":
+                    with open(path, "ab") as g:
+                        g.write(grown[:n])
+                elif ref is not None:
+                    got.append((getattr(ref, what)(n), ref.tell()))
+                else:
+                    assert ours is not None
+                    got.append((await getattr(ours, what)(n), await ours.tell()))
+        finally:
+            if ref is not None:
+                ref.close()
+            if ours is not None:
+                await ours.close()
+    assert [len(data) for data, _ in results[ours_path]] == [
+        len(data) for data, _ in results[ref_path]
+    ]
+    assert results[ours_path] == results[ref_path]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("steps", [1, 2, 4])
+async def test_a_large_buffered_read_cancelled_gives_back_what_it_had_taken(
+    tmp_path: Path, steps: int, no_fd_leak: None
+) -> None:
+    # Cancelled with its blocks in flight (their memory the kernel's until they complete)
+    # or after some: the next reads return every byte from where it began, once.
+    path = tmp_path / "big"
+    payload = os.urandom((8 << 20) + 99)
+    path.write_bytes(payload)
+    async with uringloop.open(path, "rb") as f:
+        assert await f.read(3) == payload[:3]
+        cancelled, data = await cancel_after(f.read((6 << 20) + 5), steps)
+        if cancelled:
+            assert await f.tell() == 3
+            assert await f.read(10) == payload[3:13]
+            assert await f.read() == payload[13:]
+        else:
+            assert data == payload[3 : (6 << 20) + 8]
+            assert await f.read() == payload[(6 << 20) + 8 :]
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_one_gib_read(tmp_path: Path, no_fd_leak: None) -> None:

@@ -286,3 +286,55 @@ async def test_a_large_read_holds_its_size_once(tmp_path: Path, call: str) -> No
         assert float(times) < 1.25, proc.stdout
     else:
         assert 1.5 < float(times) < 2.25, proc.stdout  # (the measure, checked on the twin)
+
+
+# A buffered read(n) of 256 MiB that joined bytes it had buffered (a small read first) or a
+# tail read through its buffer (n not a multiple of the buffer's size) held n twice.
+BUFFERED_HEAD_OR_TAIL = {
+    "after a small read": ("await f.read(1)", "got = await f.read(size)", "size"),
+    "with a tail": ("", "got = await f.read(size + 123)", "size + 123"),
+    "both": ("await f.read(1)", "got = await f.read(size + 123)", "size + 123"),
+}
+
+
+@pytest.mark.parametrize("case", list(BUFFERED_HEAD_OR_TAIL))
+async def test_a_large_buffered_read_with_a_head_or_a_tail_holds_its_size_once(
+    tmp_path: Path, case: str
+) -> None:
+    # As test_a_large_read_holds_its_size_once, in a file longer than the read (one that
+    # meets EOF copies out what it got), with both twins.
+    from tests.conftest import run_python
+
+    before_read, statement, wanted = BUFFERED_HEAD_OR_TAIL[case]
+    proc = run_python(
+        tmp_path,
+        textwrap.dedent(
+            f"""
+            import asyncio, os, resource, sys
+            import uringloop
+
+            path, size = sys.argv[1], 256 << 20
+            with open(path, "wb") as f:
+                f.truncate(size + (1 << 20))
+
+            async def main():
+                loop = asyncio.get_running_loop()
+                fd = os.open(path, os.O_RDONLY)
+                assert await loop.pread(fd, 10, 0) == bytes(10)  # (imports, the pool)
+                os.close(fd)
+                f = await uringloop.open(path, "rb")
+                {before_read or "pass"}
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                {statement}
+                grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+                await f.close()
+                assert len(got) == {wanted} and not got.strip(bytes(1))
+                return grown / ({wanted} >> 10)
+
+            times = uringloop.run(main(), loop_factory=lambda: uringloop.Loop(inline=False))
+            print(round(times, 2))
+            """
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 1.25, proc.stdout
