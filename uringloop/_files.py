@@ -21,9 +21,10 @@ as ring operations (a Loop with io_uring off runs the same operations on its thr
 pool); any other loop (stock asyncio, uvloop) runs the blocking calls on its default
 executor, or the one given to open(), so libraries can use this module unconditionally.
 
-Big reads: read() of a whole file sizes one bytearray from fstat, fills it with several
-preads in flight at once (each into its own memoryview slice) and converts it to bytes
-once, so memory peaks near twice the file size and nothing is copied quadratically.
+Big reads: read() of a whole file sizes one bytes object from fstat (_fresh_bytes) and
+fills it with several preads in flight at once, each into its own slice of it, so memory
+peaks near the file's size and nothing is copied quadratically; a large buffered read(n)
+fills one bytes object of n the same way (its buffered head and tail copied in).
 
 Invariant: a buffer handed to an operation stays referenced until the operation completes
 (the ring operations pin it; executor jobs hold a reference), also when the awaiting task
