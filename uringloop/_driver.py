@@ -346,6 +346,8 @@ class RingDriver:
         The pre-select step. Enters the kernel only when there is something to submit or
         something in flight that may have completed, so an idle loop makes no syscall.
         """
+        if self._refused:  # (left by an interrupt: see _run_refused)
+            self._run_refused()
         if self.broken is not None:
             return 0
         reaped = 0
@@ -820,15 +822,21 @@ class RingDriver:
         inflight = self.inflight
         while refused:
             op = next(iter(refused))
+            try:
+                if op.state != DONE:  # (DONE: completed instead, its delivery interrupted)
+                    if self._shutting_down:
+                        finish_unsubmitted(op)  # (a close runs blocking, others are dropped)
+                    else:
+                        self._run_blocking(op)  # (made again after an interrupt: a no-op)
+            except BaseException:
+                # An interrupt (a signal handler's): it stays refused, and in the table,
+                # where the loop's next pre-select step sees it and its flush hands it over.
+                if op.state != DONE:
+                    inflight[op.user_data] = op
+                raise
             if inflight.get(op.user_data) is op:
-                del inflight[op.user_data]  # (a delivery interrupted before it took it out)
+                del inflight[op.user_data]
             del refused[op]
-            if op.state == DONE:  # (completed instead: its delivery was interrupted)
-                continue
-            if self._shutting_down:
-                op.complete_blocking(*op.run_captured())
-            else:
-                self._run_blocking(op)
 
     def wake(self) -> None:
         """Make the eventfd readable, waking a loop blocked in select. Any thread, signal
@@ -948,8 +956,10 @@ class RingDriver:
             poller = select.poll()
             poller.register(self.efd, select.POLLIN)
             deadline = time.monotonic() + timeout
-            while self.inflight and self.broken is None:
+            while (self.inflight or self._refused) and self.broken is None:
                 try:
+                    if self._refused:  # (left by an interrupt)
+                        self._run_refused()
                     self.flush()
                 except BaseException as exc:
                     fatal = fatal or exc
@@ -963,6 +973,13 @@ class RingDriver:
                     pass
                 except BaseException as exc:  # (an interrupt: the wait goes on, bounded)
                     fatal = fatal or exc
+        for _ in range(_REPAIR_TRIES):  # (a close the kernel refused, still to run)
+            if not self._refused:
+                break
+            try:
+                self._run_refused()
+            except BaseException as exc:  # (an interrupt: the rest go on)
+                fatal = fatal or exc
         stranded = list({id(op): op for op in self.inflight.values()}.values())
         self.inflight.clear()
         self.backlog.clear()
@@ -980,6 +997,7 @@ class RingDriver:
         self.backlog.clear()
         self._cancels.clear()
         self._asked_to_cancel.clear()
+        self._refused.clear()
         self.broken = OSError(errno.ECHILD, "the ring belongs to the parent process")
         self._ring.close()
         efd, self.efd = self.efd, -1

@@ -923,11 +923,13 @@ class Loop(asyncio.SelectorEventLoop):
         )
 
     def _run_blocking(self, op: Operation) -> None:
-        """An operation the ring's kernel lacks: run it as a blocking call on a pool."""
+        """An operation the ring's kernel lacks, or refused to run: run it as a blocking
+        call on a pool (once: one the pool has already is left to it)."""
         state = self._state
         if state.blocking is None:
             state.blocking = FallbackDriver(self.call_soon_threadsafe)
-        state.blocking.start(op)
+        if op not in state.blocking.inflight:
+            state.blocking.start(op)
 
     def _ring_broke(self, exc: OSError, unsent: list[Operation], stranded: list[Operation]) -> None:
         """io_uring_enter failed for good (seccomp, say): file operations move to the thread
@@ -1079,7 +1081,7 @@ class Loop(asyncio.SelectorEventLoop):
         undo a result it lost."""
         if not future.done() and not self._closed:
             future.cancel()  # (nobody takes its outcome: a closed coroutine's is not logged)
-        self._driver.cancel(op)
+        self._driver_cancel(op)
         # (An operation whose result is undone, an open, is in `unclaimed` while its caller
         # waits; close() takes it out when it undoes the result itself: not undone twice.)
         if has_result(future) and op in self._state.unclaimed:
@@ -1128,7 +1130,13 @@ class Loop(asyncio.SelectorEventLoop):
             self.call_soon_threadsafe(self._driver_cancel, op)
 
     def _driver_cancel(self, op: Operation) -> None:
-        self._driver.cancel(op)
+        """Cancel `op` with the driver that has it: the ring's, or the pool that runs what
+        the ring lacks or the kernel refused (see _run_blocking)."""
+        blocking = self._state.blocking
+        if blocking is not None and op in blocking.inflight:
+            blocking.cancel(op)
+        else:
+            self._driver.cancel(op)
 
     # -- file operations (coroutines), derived from the declarations in _ops/table.py -----
 
@@ -1315,7 +1323,7 @@ class Loop(asyncio.SelectorEventLoop):
         except (asyncio.CancelledError, GeneratorExit):
             outcome = waiter.take()
             if not outcome.done():
-                self._driver.cancel(op)  # (queued: dropped now, its future ECANCELED)
+                self._driver_cancel(op)  # (queued: dropped now, its future ECANCELED)
                 kept = self._state.kept
                 kept.add(outcome)
                 outcome.add_done_callback(kept.discard)

@@ -53,14 +53,14 @@ def _nop_ending(res: int) -> bytes:
 
 
 class Refusals:
-    """The operations' prep patched (an entry's, a write's of the caller's memory): the
-    first `count` operations of `opcode` written to the ring are written as NOPs that end
-    with -ECANCELED."""
+    """The operations' prep patched (an entry's, a read's, a write's of the caller's
+    memory): the first `count` operations of `opcode` written to the ring are written as
+    NOPs that end with -ECANCELED."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, opcode: int, count: int = 1) -> None:
         self.made = 0
         nop = _nop_ending(-errno.ECANCELED)
-        for cls in (operation.Entry, operation.Positioned):
+        for cls in (operation.Entry, operation.Positioned, operation.Read):
             monkeypatch.setattr(cls, "prep", self._prep(cls.prep, opcode, count, nop))
 
     def _prep(self, real_prep: Any, opcode: int, count: int, nop: bytes) -> Any:
@@ -150,6 +150,91 @@ def test_a_cancellation_asked_for_is_not_taken_for_a_refusal(loop: uringloop.Loo
         thread.join()
         os.close(r)
         os.close(w)
+
+
+def _left_in(r: int) -> bytes:
+    os.set_blocking(r, False)
+    try:
+        return os.read(r, 10)
+    except BlockingIOError:
+        return b""
+
+
+def test_a_refused_read_whose_task_is_cancelled_takes_nothing(
+    loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refused read of an empty pipe waits on the pool; its task's cancellation must
+    # reach it there, or it takes the bytes written later.
+    r, w = os.pipe()
+
+    async def main() -> None:
+        refusals = Refusals(monkeypatch, abi.Op.READ)
+        task = asyncio.ensure_future(loop.pread(r, 10))
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if refusals.made and loop.uring_stats().in_flight == 0:
+                break
+        assert refusals.made == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        os.write(w, b"later")
+        await asyncio.sleep(0.2)
+
+    try:
+        loop.run_until_complete(main())
+        assert _left_in(r) == b"later"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_refused_read_a_thread_times_out_takes_nothing(
+    loop: uringloop.Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r, w = os.pipe()
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.to_thread(stop.wait)))
+    thread.start()
+    try:
+        refusals = Refusals(monkeypatch, abi.Op.READ)
+        with pytest.raises(TimeoutError, match="was cancelled"):
+            uringloop.threads.pread(r, 10, loop=loop, timeout=0.3)
+        assert refusals.made == 1
+        os.write(w, b"later")
+        time.sleep(0.2)
+        assert _left_in(r) == b"later"
+    finally:
+        stop.set()
+        thread.join()
+        os.close(r)
+        os.close(w)
+
+
+def test_an_interrupt_as_a_refused_operation_is_handed_over_loses_nothing(
+    loop: uringloop.Loop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal handler's KeyboardInterrupt as the refused mkdir goes to the pool: the loop
+    # goes on (as asyncio lets it after one), and the mkdir is made all the same.
+    driver: Any = loop._driver
+    hand_over = driver._run_blocking
+    interrupted: list[Any] = []
+
+    def interrupting(op: Any) -> None:
+        if not interrupted:
+            interrupted.append(op)
+            raise KeyboardInterrupt
+        hand_over(op)
+
+    monkeypatch.setattr(driver, "_run_blocking", interrupting)
+    Refusals(monkeypatch, abi.Op.MKDIRAT)
+    target = tmp_path / "made"
+    task = loop.create_task(loop.mkdir(str(target)))
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(task)
+    assert interrupted
+    loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 5))
+    assert target.is_dir()
 
 
 _PIDS_ROOT = Path("/sys/fs/cgroup/pids")
