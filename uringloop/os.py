@@ -33,7 +33,6 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from ._errors import type_name
 from ._loop import Loop
 from ._ops import args as _args
 from ._running import RUNNING_LOOP as _running_loop
@@ -76,7 +75,9 @@ _STR_NUL_NAMED = sys.version_info >= (3, 13)
 _PATH_KINDS = "string, bytes or os.PathLike"
 
 
-def _os_path(value: Any, func: str, arg: str = "path", allow_fd: bool = False) -> Any:
+def _os_path(
+    value: Any, func: str, arg: str = "path", allow_fd: bool = False, stacklevel: int = 3
+) -> Any:
     """`value` as os's `func` takes its parameter `arg`: str or bytes (a path-like
     object's), or with `allow_fd` an object with __index__ as it is (a descriptor). What
     os refuses, this refuses with os's exception and message, before anything is queued,
@@ -89,14 +90,14 @@ def _os_path(value: Any, func: str, arg: str = "path", allow_fd: bool = False) -
         path = os.fspath(value)  # (its errors, and __fspath__'s own, are os's)
     else:
         kinds = "string, bytes, os.PathLike or integer" if allow_fd else _PATH_KINDS
-        message = f"{func}: {arg} should be {kinds}, not {type_name(value)}"
+        message = f"{func}: {arg} should be {kinds}, not {type(value).__name__}"
         try:
             view = memoryview(value) if _BUFFER_PATHS else None
         except TypeError:
             view = None
         if view is None:
             raise TypeError(message)
-        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        warnings.warn(message, DeprecationWarning, stacklevel=stacklevel)
         with view:
             path = view.tobytes()
     if isinstance(path, bytes):
@@ -199,7 +200,7 @@ async def _unlink(
     if loop is None:
         await _in_executor(executor, func, path, dir_fd=dir_fd)
         return
-    await loop.unlink(_os_path(path, func.__name__), dir_fd=dir_fd)
+    await loop.unlink(_os_path(path, func.__name__, stacklevel=4), dir_fd=dir_fd)
 
 
 async def rename(
@@ -241,7 +242,7 @@ async def _rename(
         await _in_executor(executor, func, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
         return
     name = func.__name__
-    src, dst = _os_path(src, name, "src"), _os_path(dst, name, "dst")
+    src, dst = _os_path(src, name, "src", stacklevel=4), _os_path(dst, name, "dst", stacklevel=4)
     await loop.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
 
