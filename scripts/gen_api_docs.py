@@ -79,12 +79,14 @@ MIRRORS = {
     "_Path": ("os.path", "{awaited}`os.path.{name}`.", False),
     "AsyncStandardTextStream": (
         "io.TextIOWrapper",
-        "{awaited}`io.TextIOWrapper.{name}`, of the stream at the time of the call.",
+        "{awaited}`io.TextIOWrapper.{name}`, of the stream at the time of the call (of an "
+        "awaitable, when it begins: awaited, or its task's first step).",
         False,
     ),
     "AsyncStandardBinaryStream": (
         "io.BufferedRandom",
-        "{awaited}`io.BufferedRandom.{name}`, of the stream at the time of the call.",
+        "{awaited}`io.BufferedRandom.{name}`, of the stream at the time of the call (of an "
+        "awaitable, when it begins: awaited, or its task's first step).",
         False,
     ),
     "SpooledTemporaryFileWrapper": (

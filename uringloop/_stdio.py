@@ -5,8 +5,9 @@
     await uringloop.stdout_bytes.write(b"raw bytes\\n")
 
 The names and shapes of aiofiles' (`aiofiles.stdout`, `aiofiles.stdout_bytes`, ...). Each
-stream is looked up at every call (`sys.stdout` at the time, so a replaced stream, such as
-pytest's capture, is honoured), and the blocking call runs on a thread. Not on the ring,
+stream is looked up at every call (`sys.stdout` at the time: for a coroutine, when it
+begins, awaited or at its task's first step; so a replaced stream, such as pytest's
+capture, is honoured), and the blocking call runs on a thread. Not on the ring,
 on purpose: these are Python's own buffered objects, shared with print() and input() in
 the same process; reading or writing their descriptors directly would bypass those buffers
 and reorder or lose data.
@@ -772,7 +773,12 @@ class AsyncStandardBinaryStream(AsyncStandardStream):
         with memoryview(buffer) as view, view.cast("B") as flat:
             if flat.readonly:
                 raise TypeError("readinto() argument must be read-write bytes-like object")
-            data = await self._read("read", len(flat))
+            try:
+                data = await self._read("read", len(flat))
+            except ValueError as exc:
+                if str(exc) != "read of closed file":
+                    raise
+                raise ValueError("readinto of closed file") from None  # (the built-in's)
             if data is None:
                 return None
             flat[: len(data)] = data

@@ -555,6 +555,22 @@ async def test_a_closed_stdin_holding_data_raises_as_the_builtin(
         await _soon(uringloop.stdin.readline())
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["read", "readinto"])
+async def test_a_read_of_a_closed_stdin_buffer_names_its_method_as_the_builtin(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    closed = io.TextIOWrapper(io.BufferedReader(io.BytesIO(b"data")))
+    closed.close()
+    monkeypatch.setattr(sys, "stdin", closed)
+    args = (bytearray(4),) if method == "readinto" else (4,)
+    with pytest.raises(ValueError) as theirs:
+        getattr(closed.buffer, method)(*args)
+    with pytest.raises(ValueError) as ours:
+        await getattr(uringloop.stdin_bytes, method)(*args)
+    assert str(ours.value) == str(theirs.value) == f"{method} of closed file"
+
+
 def test_a_dropped_stdin_is_closed_though_a_cancelled_read_of_it_got_data(
     stdin_pipe: int,
 ) -> None:
