@@ -2519,11 +2519,22 @@ class AsyncBufferedFile(_FileBase):
         finally:
             release_views(view)  # (its caller's buffer is not held by a failure's traceback)
 
+    async def _make_room(self) -> None:
+        """Before a text file hands over its encoded bytes (_write_accepted): a write buffer
+        left full by a flush that failed (ENOSPC) is flushed again first, and its error
+        raised again, before any more is taken, as the built-in BufferedWriter refuses a
+        write its full buffer cannot take.
+
+        Invariant: what a text file's writes left here stays under write_size plus one
+        handover (the text layer's pending bytes), however many writes fail."""
+        if len(self._wbuf) >= self.write_size:
+            await self._flush_writes()
+
     async def _write_accepted(self, data: bytes) -> None:
         """A text file's encoded bytes, whose write() calls returned: they join the write
         buffer before anything is awaited, so that a flush cancelled on the way keeps them
         buffered rather than losing them. With read data buffered, _write()'s own path
-        (the built-in BufferedRandom's in-place write) is taken."""
+        (the built-in BufferedRandom's in-place write) is taken. (_make_room first.)"""
         if self._rbuf:
             await self._write(data)
             return
@@ -3382,10 +3393,15 @@ class AsyncTextFile(_FileBase):
 
     async def _write_flush(self) -> None:
         if self._pending:
+            buffer = self.buffer
+            # (A buffer a failed flush left full refuses more, raising its error again: the
+            # pending bytes stay here, and the write that flushes them fails, its text not
+            # taken. So what failing flushes keep is bounded.)
+            await buffer._make_room()
             data = b"".join(self._pending)
             self._pending.clear()
             self._pending_count = 0
-            await self.buffer._write_accepted(data)  # held by the buffer even if cancelled
+            await buffer._write_accepted(data)  # held by the buffer even if cancelled
 
     async def _flush(self) -> None:
         self._check_closed()
