@@ -2940,6 +2940,10 @@ class AsyncTextFile(_FileBase):
             self._encoder = codec.incrementalencoder(errors)
             if raw._seekable and buffer._tell() != 0:
                 self._encoder.setstate(0)  # not at the start: no BOM
+            elif not raw._seekable and codec.name in ("utf-16", "utf-32"):
+                # As the built-in's: its utf-16 and utf-32 encoders mark a BOM only at the
+                # start of a file it can tell, never on a stream (a pipe, a terminal).
+                self._encoder.setstate(0)
             name = codec.name
             if name in _STATELESS_ENCODINGS:
                 self._stateless_encoding = name
@@ -3885,6 +3889,28 @@ def _check_arguments(
         )
 
 
+def _number_like(file: Any) -> bool:
+    """Whether the built-in open() takes `file` as a number (PyNumber_Check: its FileIO
+    then wants a descriptor) rather than asking it for a path."""
+    cls = type(file)
+    return isinstance(file, complex) or any(
+        hasattr(cls, method) for method in ("__index__", "__int__", "__float__")
+    )
+
+
+def _check_file_argument(file: Any) -> None:
+    """The built-in FileIO's refusals of its file argument that make no system call (a
+    negative descriptor, what is neither a descriptor nor a path, a path with a NUL),
+    which the built-in makes before a text file's own checks: made here in that order."""
+    if isinstance(file, int) and not isinstance(file, bool):
+        if file < 0:
+            raise ValueError("negative file descriptor")
+        return
+    path = os.fspath(file)  # (a float's TypeError, as FileIO's)
+    if ("\0" if isinstance(path, str) else b"\0") in path:
+        raise ValueError("embedded null byte")
+
+
 def _check_newline(newline: str | None) -> None:
     """A text file's newline (None or a str, checked already), as TextIOWrapper's."""
     if newline not in (None, "", "\n", "\r", "\r\n"):
@@ -4038,14 +4064,20 @@ async def _open_rest(
             and newline is None
             and direct is False
         )  # (which need no checks)
+        _check_mode_type(mode)  # (first, as the built-in parses its arguments)
         if not defaults:
             buffering = _check_argument_types(mode, buffering, encoding, errors, newline)
-        if not (type(file) is str or isinstance(file, (int, bytes))):
+        number = type(file) is not str and _number_like(file)
+        if not (type(file) is str or number or isinstance(file, bytes)):
             os.fspath(file)  # (its TypeError next, as the built-in's)
         parsed = _parse_mode(mode)
         if not defaults:
             _check_arguments(parsed, buffering, encoding, errors, newline, direct)
         parsed.check_access()
+        if type(file) is not str:
+            _check_file_argument(file)
+        elif "\0" in file:
+            raise ValueError("embedded null byte")
         text_encoding = None
         if not parsed.binary:
             # A text file's own arguments, refused as the built-in's TextIOWrapper refuses

@@ -2070,6 +2070,30 @@ async def test_bom_and_encodings_match_builtin(
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig", "utf-16-le"])
+async def test_a_text_stream_gets_a_bom_where_the_builtins_does(encoding: str) -> None:
+    # On a pipe, the built-in's utf-16 and utf-32 files write no BOM (they mark one only
+    # at the start of a file they can tell); utf-8-sig's encoder writes its own.
+    async def written(opening: Any) -> bytes:
+        r, w = os.pipe()
+        try:
+            f = opening(w, "w", encoding=encoding)
+            if not isinstance(f, io.TextIOWrapper):
+                f = await f
+                await f.write("a\n")
+                await f.close()
+            else:
+                with f:
+                    f.write("a\n")
+            return os.read(r, 100)
+        finally:
+            os.close(r)
+
+    assert await written(uringloop.open) == await written(open)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig", "utf-16-le"])
 @pytest.mark.parametrize("newline", [None, "\r\n"])  # (write()'s common case, and not)
 async def test_no_bom_after_a_first_write_that_fails_to_encode_as_the_builtin(
     tmp_path: Path, encoding: str, newline: str | None, no_fd_leak: None
@@ -3139,6 +3163,33 @@ async def test_open_checks_its_arguments_in_the_builtins_order(
         str(theirs_path), "P"
     )
     assert (ours_path.exists() and ours_path.read_bytes()) == (exists and b"x")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(
+    ("file", "mode", "kwargs"),
+    [
+        (None, "r\0", {}),  # (the mode's NUL before the file's type)
+        (1.5, "rb", {"encoding": "utf-8"}),  # (a number is not asked for a path)
+        (1.5, "rtb", {}),
+        (1.5, "r", {}),
+        (-5, "r", {"encoding": "hex"}),  # (FileIO's refusals before a text file's)
+        ("a\0b", "w", {"encoding": "bogus"}),
+        (b"a\0b", "w", {"newline": "x"}),
+    ],
+    ids=repr,
+)
+async def test_open_checks_its_file_argument_in_the_builtins_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: Any, mode: str, kwargs: dict[str, Any]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception) as theirs:
+        open(file, mode, **kwargs)  # noqa: SIM115 (refused: nothing to close)
+    with pytest.raises(Exception) as ours:
+        await uringloop.open(file, mode, **kwargs)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.asyncio
