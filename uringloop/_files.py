@@ -3793,12 +3793,6 @@ _UTF8_MODE_NAMES_UTF8 = sys.version_info >= (3, 11)
 
 
 def _text_encoding(encoding: str | None) -> str:
-    return _checked_text_encoding(_encoding_asked(encoding))
-
-
-def _encoding_asked(encoding: str | None) -> Any:
-    """The encoding named by open()'s argument (None: the default, with the
-    EncodingWarning where asked; "locale": the locale's), not yet checked."""
     if encoding is None:
         if sys.flags.warn_default_encoding:
             # The EncodingWarning (python -X warn_default_encoding) at open()'s caller.
@@ -3807,12 +3801,6 @@ def _encoding_asked(encoding: str | None) -> Any:
             encoding = "utf-8" if sys.flags.utf8_mode and _UTF8_MODE_NAMES_UTF8 else "locale"
     if encoding == "locale":
         encoding = _locale_encoding()
-    return encoding
-
-
-def _checked_text_encoding(encoding: Any) -> str:
-    """`encoding` (_encoding_asked's) if it is a text encoding; else TypeError or
-    LookupError, as the built-in TextIOWrapper's."""
     if type(encoding) is str and encoding in _text_encodings:
         return encoding
     if not isinstance(encoding, str):
@@ -3838,12 +3826,10 @@ def _caller_level() -> int:
     return level
 
 
-def _check_argument_types(
-    mode: Any, buffering: Any, encoding: Any, errors: Any, newline: Any
-) -> int:
-    """open()'s checks of its arguments' types, in their order, as the built-in's make
-    them as they parse the arguments, before anything else: the buffering as an int."""
-    _check_mode_type(mode)
+def _check_argument_types(buffering: Any, encoding: Any, errors: Any, newline: Any) -> int:
+    """open()'s checks of its arguments' types after the mode's (_check_mode_type), in
+    their order, as the built-in's make them as they parse the arguments, before anything
+    else: the buffering as an int."""
     size: int = operator.index(buffering)
     if not -(1 << 31) <= size < 1 << 31:  # as the built-in's C int
         raise OverflowError("Python int too large to convert to C int")
@@ -3898,15 +3884,17 @@ def _number_like(file: Any) -> bool:
     )
 
 
-def _check_file_argument(file: Any) -> None:
-    """The built-in FileIO's refusals of its file argument that make no system call (a
-    negative descriptor, what is neither a descriptor nor a path, a path with a NUL),
-    which the built-in makes before a text file's own checks: made here in that order."""
-    if isinstance(file, int) and not isinstance(file, bool):
-        if file < 0:
-            raise ValueError("negative file descriptor")
-        return
-    path = os.fspath(file)  # (a float's TypeError, as FileIO's)
+def _check_file_argument(file: Any, path: Any) -> None:
+    """The built-in FileIO's refusals of its file argument (`path`: the path asked of it,
+    None for a number) that make no system call (a negative descriptor, a number that is
+    no descriptor, a path with a NUL), which the built-in makes before a text file's own
+    checks: made here in that order."""
+    if path is None:
+        if isinstance(file, int) and not isinstance(file, bool):
+            if file < 0:
+                raise ValueError("negative file descriptor")
+            return
+        path = os.fspath(file)  # (a float's TypeError, as FileIO's)
     if ("\0" if isinstance(path, str) else b"\0") in path:
         raise ValueError("embedded null byte")
 
@@ -4066,18 +4054,17 @@ async def _open_rest(
         )  # (which need no checks)
         _check_mode_type(mode)  # (first, as the built-in parses its arguments)
         if not defaults:
-            buffering = _check_argument_types(mode, buffering, encoding, errors, newline)
-        number = type(file) is not str and _number_like(file)
-        if not (type(file) is str or number or isinstance(file, bytes)):
-            os.fspath(file)  # (its TypeError next, as the built-in's)
+            buffering = _check_argument_types(buffering, encoding, errors, newline)
+        # The path (None: a number, for a descriptor), asked of a path-like object once,
+        # before the mode is looked at, as the built-in asks it (its TypeError next).
+        path = file if isinstance(file, (str, bytes)) else None
+        if path is None and not _number_like(file):
+            path = os.fspath(file)
         parsed = _parse_mode(mode)
         if not defaults:
             _check_arguments(parsed, buffering, encoding, errors, newline, direct)
         parsed.check_access()
-        if type(file) is not str:
-            _check_file_argument(file)
-        elif "\0" in file:
-            raise ValueError("embedded null byte")
+        _check_file_argument(file, path)
         text_encoding = None
         if not parsed.binary:
             # A text file's own arguments, refused as the built-in's TextIOWrapper refuses
@@ -4087,7 +4074,7 @@ async def _open_rest(
             if buffering == 0:
                 raise ValueError("can't have unbuffered text I/O")
             _check_newline(newline)
-            text_encoding = _checked_text_encoding(_encoding_asked(encoding))
+            text_encoding = _text_encoding(encoding)
         flags = parsed.flags | (os.O_DIRECT if direct else 0)
         io_ = _io_for(executor)
     except BaseException:
@@ -4095,12 +4082,10 @@ async def _open_rest(
             _close_made(done)
         raise
     name: Any
-    if isinstance(file, int) and not isinstance(file, bool):
-        if file < 0:
-            raise ValueError("negative file descriptor")
+    if path is None:  # (a descriptor: _check_file_argument refused any other number)
         fd, name, owned = file, file, False
     else:
-        name = file if isinstance(file, (str, bytes)) else os.fspath(file)
+        name = path
         if not closefd:
             raise ValueError("Cannot use closefd=False with file name")
         if opener is None:

@@ -379,8 +379,6 @@ def test_a_codec_the_text_file_cannot_use_closes_the_file(
     # path's, with the descriptor closed and nothing reported by a half-made file's __del__.
     _files._parse_mode(mode)
     monkeypatch.setattr(_files, "_text_encoding", lambda encoding: no_decoder_codec)
-    # (the general path's check, which _text_encoding's is made of)
-    monkeypatch.setattr(_files, "_checked_text_encoding", lambda encoding: no_decoder_codec)
     unraisable: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
 
