@@ -956,11 +956,9 @@ class RingDriver:
             poller = select.poll()
             poller.register(self.efd, select.POLLIN)
             deadline = time.monotonic() + timeout
-            while (self.inflight or self._refused) and self.broken is None:
+            while self.inflight and self.broken is None:
                 try:
-                    if self._refused:  # (left by an interrupt)
-                        self._run_refused()
-                    self.flush()
+                    self.flush()  # (which hands over what an interrupt left refused)
                 except BaseException as exc:
                     fatal = fatal or exc
                 left = deadline - time.monotonic()
