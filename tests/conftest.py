@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import pytest
 
 import uringloop
+from tests import stall_watch
 
 
 def _uring_loop() -> asyncio.AbstractEventLoop:
@@ -68,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "exception_handler_ok: the test expects a loop to call its exception handler",
     )
+    config.pluginmanager.register(stall_watch, "stall_watch")  # a test that stalls ends
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
