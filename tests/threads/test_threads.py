@@ -180,6 +180,38 @@ def test_a_task_made_in_the_context_a_callback_runs_in() -> None:
         loop.close()
 
 
+@pytest.mark.parametrize("make", [asyncio.SelectorEventLoop, uringloop.Loop])
+def test_other_keyword_arguments_of_create_task_go_to_asyncio(make: Any) -> None:
+    # Python 3.14's create_task(coro, **kwargs) passes eager_start= and a task factory's
+    # own keywords on; before, asyncio refuses them, and the loop refuses them alike.
+    loop = make()
+    seen: list[Any] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+        seen.append(sorted(kwargs))
+        return asyncio.Task(coro, loop=loop, name=kwargs.get("name"))
+
+    try:
+        coro = _current_loop()
+        try:
+            task = loop.create_task(coro, eager_start=False)
+        except TypeError as e:  # (before 3.14)
+            coro.close()
+            assert sys.version_info < (3, 14)
+            assert str(e) == (
+                "BaseEventLoop.create_task() got an unexpected keyword argument 'eager_start'"
+            )
+        else:
+            loop.run_until_complete(task)
+        if sys.version_info >= (3, 14):
+            loop.set_task_factory(factory)
+            task = loop.create_task(_current_loop(), name="t", mine=1)
+            loop.run_until_complete(task)
+            assert "mine" in seen[0] and task.get_name() == "t"
+    finally:
+        loop.close()
+
+
 async def _current_loop() -> Any:
     from uringloop import _loop
 
