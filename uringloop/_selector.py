@@ -68,6 +68,8 @@ class _PreSelectHooks:
         before = self._before
         if before is None:
             return poll(timeout)
+        if timeout is not None and timeout < 0:
+            timeout = 0  # (never blocks: nothing to arm)
         timeout = before(timeout)
         if timeout == 0:
             # Contract of `before`: when it returns 0 it has armed nothing, so there is
@@ -122,6 +124,8 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
         # every busy asyncio program, and a blocking select pays the hooks only.
         armed = False
         if timeout != 0 or self._pending or self._backlog or self._inflight or self._positions:
+            if timeout is not None and timeout < 0:
+                timeout = 0  # (the selectors contract: a timeout <= 0 never blocks)
             before = self._before
             if before is not None:
                 timeout = before(timeout)
@@ -129,7 +133,7 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
                 armed = timeout != 0
         if timeout == 0:
             seconds = 0.0
-        elif timeout is None or timeout < 0:
+        elif timeout is None:
             seconds = -1.0
         else:  # epoll_wait has millisecond resolution: round up, never wake early
             seconds = math.ceil(timeout * 1e3) * 1e-3

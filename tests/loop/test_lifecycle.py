@@ -1116,6 +1116,26 @@ def test_sockets_file_ops_and_foreign_wakeups_with_either_selector(
     assert user is None or user.get_map() is None  # closed with the loop
 
 
+@pytest.mark.parametrize("selector", [None, "poll"])
+def test_a_negative_select_timeout_polls_without_blocking(selector: str | None) -> None:
+    """The selectors module's contract, which stock asyncio's EpollSelector keeps: a
+    timeout <= 0 polls and returns at once (the default selector blocked for good)."""
+    import selectors
+
+    loop = uringloop.Loop(selectors.PollSelector() if selector == "poll" else None)
+    timer = threading.Timer(2.0, loop._write_to_self)  # (ends a select that would block)
+    timer.start()
+    try:
+        start = time.monotonic()
+        assert loop._selector.select(-1) == []
+        assert loop._selector.select(-0.5) == []
+        assert time.monotonic() - start < 1.0
+    finally:
+        timer.cancel()
+        timer.join()
+        loop.close()
+
+
 def test_loop_thread_ident_follows_the_runner() -> None:
     loop = uringloop.Loop()
     seen: list[int] = []
