@@ -51,6 +51,7 @@ from ._files import call_for_descriptor, undone_if_cancelled
 from ._files import open as _open
 from ._loop import Loop
 from ._outcomes import look_at
+from ._running import RUNNING_LOOP as _running_loop
 
 __all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
 
@@ -396,6 +397,12 @@ class NamedTemporaryFileWrapper:
         if self._removed:
             return
         self._removed = True
+        if _no_loop_runs():
+            # (The block's exit, or close(), as its task is destroyed after its loop closed,
+            # as the file's own close is then: a blocking call, not a loop's task.)
+            _remove_quietly(self.name)
+            self._unlinked()
+            return
         unlinking = _unlink_quietly(self.name, self._executor)
         # (The callback keeps this object, so its finalizer waits for the unlink's end.)
         await _to_its_end(unlinking, self._unlinked, self.name, _remove_quietly)
@@ -426,6 +433,17 @@ class NamedTemporaryFileWrapper:
 
     def __repr__(self) -> str:
         return f"<uringloop.tempfile.NamedTemporaryFileWrapper name={self.name!r} {self.file!r}>"
+
+
+def _no_loop_runs() -> bool:
+    """Whether no event loop runs in this thread: a removal is then made with blocking
+    calls, where asyncio.ensure_future() would make a new event loop (left open, its
+    descriptors with it) whose task nobody runs."""
+    try:
+        _running_loop()
+    except RuntimeError:
+        return True
+    return False
 
 
 def _remove_quietly(path: Any) -> None:
@@ -784,6 +802,12 @@ class TemporaryDirectoryWrapper:
         if self._cleaning is None:
             if not self._finalizer.alive:
                 return  # removed already
+            if _no_loop_runs():
+                # (The block's exit as its task is destroyed after its loop closed: removed
+                # with blocking calls, as a uringloop.open file is closed then.)
+                _remove_tree(self.name, self._ignore_cleanup_errors)
+                self._finalizer.detach()
+                return
             self._cleaning = asyncio.ensure_future(self._remove())
             # (The callback keeps this object, so its finalizer waits for the removal.)
             self._cleaning.add_done_callback(self._cleaned)

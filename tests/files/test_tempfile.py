@@ -10,6 +10,7 @@ import gc
 import os
 import shutil
 import stat
+import sys
 import threading
 import time
 import warnings
@@ -552,6 +553,50 @@ def test_a_creation_cut_short_by_the_loops_shutdown_leaves_nothing(
                 path = tmp_path / name
                 path.rmdir() if path.is_dir() else path.unlink()
     assert cut_short
+
+
+# A task destroyed pending once its loop closed: asyncio logs that (documented).
+@pytest.mark.exception_handler_ok
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory"])
+def test_a_block_exited_after_its_loop_closed_removes_its_name_with_blocking_calls(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The loop is closed with the task still in the block (run_until_complete of
+    # something else, then close(), as the README describes): the task's coroutine is
+    # closed when it is collected (here at once, as the collector would), and the block's
+    # exit runs where no loop runs. It removes the name there, as the file's close is made
+    # then, rather than make a new event loop (its descriptors left open) for a task
+    # nobody runs, and yield inside GeneratorExit ("coroutine ignored GeneratorExit").
+    unraisable: list[Any] = []
+
+    async def block(inside: asyncio.Event) -> None:
+        async with getattr(tempfile, kind)(dir=tmp_path):
+            inside.set()
+            await asyncio.sleep(3600)
+
+    async def enter() -> asyncio.Task[None]:
+        inside = asyncio.Event()
+        task = asyncio.ensure_future(block(inside))
+        await inside.wait()
+        return task
+
+    loop = uringloop.Loop()
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        task = loop.run_until_complete(enter())
+        assert os.listdir(tmp_path) and not task.done()
+        loop.close()
+        task.get_coro().close()  # type: ignore[union-attr]
+        assert os.listdir(tmp_path) == []
+        del task
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+        loop.close()
+    assert [u.exc_value for u in unraisable] == []
+    assert os.listdir(tmp_path) == []
+    assert asyncio.get_event_loop_policy()._local._loop is None  # type: ignore[attr-defined]
 
 
 @pytest.mark.asyncio
