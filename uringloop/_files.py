@@ -2744,17 +2744,8 @@ class AsyncBufferedFile(_FileBase):
                     cancelled = exc
                 except GeneratorExit:
                     # Closed at its await: its loop was closed with it pending (a KeptTask
-                    # is let go of then, in Loop.close()). What is left is written with
-                    # blocking calls, as the collector's close would, where that cannot
-                    # wait for ever (a regular file); a stream's (a full pipe's) is
-                    # dropped with the descriptor's close, so that Loop.close() never
-                    # waits for a reader.
-                    if is_storage(self.raw._fd):
-                        self._close_sync()
-                    else:
-                        self._wbuf.clear()
-                        self._drop_read_buffer()
-                        self.raw._close_sync()
+                    # is let go of then, in Loop.close()).
+                    self._close_at_exit()
                     raise
             if cancelled is not None:
                 raise cancelled
@@ -2765,6 +2756,19 @@ class AsyncBufferedFile(_FileBase):
 
     def _raw_file(self) -> AsyncFileIO:
         return self.raw
+
+    def _close_at_exit(self) -> None:
+        """A close closed at its await (GeneratorExit: its task destroyed pending, its
+        loop closed), which may await nothing more. What is left is written with blocking
+        calls, as the collector's close would, where that cannot wait for ever (a regular
+        file); a stream's (a full pipe's) is dropped with the descriptor's close, so that
+        Loop.close() never waits for a reader."""
+        if is_storage(self.raw._fd):
+            self._close_sync()
+        else:
+            self._wbuf.clear()
+            self._drop_read_buffer()
+            self.raw._close_sync()
 
     def _close_sync(self, raising: bool = False) -> bool:
         """Write what is buffered with blocking calls, then close."""
@@ -3609,8 +3613,20 @@ class AsyncTextFile(_FileBase):
         try:
             if self._pending or buffer._wbuf:  # else flushing writes nothing: no coroutine
                 await self._flush()
-        finally:
+        except GeneratorExit:
+            # Closed at its flush's await (its task destroyed pending once its loop
+            # closed): a closed coroutine awaits nothing more, and no loop may run to
+            # close the buffer. Closed as the buffer's own close is then (what is pending
+            # written with blocking calls, or dropped with a stream's descriptor).
+            if self._pending:
+                buffer._wbuf += b"".join(self._pending)
+                self._pending.clear()
+            buffer._close_at_exit()
+            raise
+        except BaseException:
             await buffer._close()
+            raise
+        await buffer._close()
 
     def _close_now(self) -> bool:
         # Nothing to write: the buffer's close alone.

@@ -808,6 +808,68 @@ def test_a_close_into_a_full_pipe_its_loop_was_closed_under_does_not_hold_the_cl
     assert result.stdout.split() == ["0", "closed"]
 
 
+def test_a_text_files_close_its_loop_was_closed_under_closes_at_its_coroutines_end(
+    tmp_path: Path,
+) -> None:
+    # A text file's close, its flush into a full pipe in flight, when the loop is closed
+    # without its tasks being cancelled; then the task's coroutine is closed at that
+    # await, as the collector closes it. The close ends with the coroutine, as the
+    # buffered layer's does: the bytes dropped with the descriptor (no reader may ever
+    # come). Before, it awaited the buffer's close there: "no running event loop" came out
+    # of the coroutine's close(), the file stayed open, and the collector's close wrote
+    # into the full pipe for ever. (In a child process: a hang fails at run_python's
+    # timeout.)
+    result = run_python(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import asyncio, gc, os, sys
+            import uringloop
+
+            sys.path.insert(0, os.getcwd())  # (the repository's root)
+            from tests.conftest import full_nonblocking_pipe
+
+            r, w = full_nonblocking_pipe()
+            os.set_blocking(w, True)
+            loop = uringloop.Loop()
+            made = []
+
+            async def writes():
+                f = await uringloop.open(w, "w", encoding="ascii")
+                made.append(f)
+                await f.write("A" * 100)  # (pending in the text layer until the close)
+                await f.close()  # (its flush waits for room in the pipe)
+
+            async def until_in_flight():
+                task = loop.create_task(writes())
+                while not (made and loop.uring_stats().in_flight):
+                    await asyncio.sleep(0)
+                return task
+
+            task = loop.run_until_complete(until_in_flight())
+            task._log_destroy_pending = False
+            loop.close()
+            try:
+                task.get_coro().close()
+                print("ended", end=" ")
+            except BaseException as exc:
+                print(type(exc).__name__, end=" ")
+            print("closed" if made[0].closed else "open", end=" ")
+            del task, made
+            gc.collect()
+            try:
+                os.fstat(w)
+                print("open")
+            except OSError:
+                print("closed")
+            """
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ended", "closed", "closed"]
+    assert "Warning" not in result.stderr, result.stderr
+
+
 def test_an_unbuffered_file_closed_where_no_loop_runs_counts_a_kept_write_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
