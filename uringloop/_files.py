@@ -879,6 +879,19 @@ class _FileLock:
             return True
         waiter = _running_loop().create_future()
         self.waiters.append(waiter)
+        return await self.acquire_in_turn(waiter)
+
+    def take_turn(self) -> asyncio.Future[None]:
+        """A place in the line, taken now (behind every caller that holds or waits for
+        the lock), for acquire_in_turn() to take the lock with, later or in another task."""
+        waiter = _running_loop().create_future()
+        self.waiters.append(waiter)
+        if not self.held:
+            self._wake_first()  # (nobody holds the lock to hand it on: the line moves now)
+        return waiter
+
+    async def acquire_in_turn(self, waiter: asyncio.Future[None]) -> bool:
+        """The lock, once `waiter` (a place in the line) comes first."""
         try:
             try:
                 await waiter
@@ -1036,15 +1049,27 @@ class _FileBase:
             return
         lock = self._lock
         if lock.held or lock.waiters:
-            await lock.acquire()
-        elif self._close_now():  # (the lock free, nothing awaited: as if taken, given back)
+            # A close that has begun is not dropped when its caller is cancelled: it waits
+            # for the calls before it in a task of its own (kept: asyncio.run's shutdown
+            # cancels every task), in the place in line it takes now, so no call made
+            # after it runs before it, and closes the file.
+            closing = kept_task(self._close_in_turn(lock.take_turn()))
+            await asyncio.shield(closing)
             return
-        else:
-            lock.held = True
+        if self._close_now():  # (the lock free, nothing awaited: as if taken, given back)
+            return
+        lock.held = True
         try:
             await self._close()  # (which tries _close_now() first)
         finally:
             lock.release()
+
+    async def _close_in_turn(self, turn: asyncio.Future[None]) -> None:
+        await self._lock.acquire_in_turn(turn)
+        try:
+            await self._close()
+        finally:
+            self._lock.release()
 
     async def _flush(self) -> None:
         raise NotImplementedError
@@ -3621,6 +3646,7 @@ class AsyncTextFile(_FileBase):
             if self._pending:
                 buffer._wbuf += b"".join(self._pending)
                 self._pending.clear()
+                self._pending_count = 0
             buffer._close_at_exit()
             raise
         except BaseException:

@@ -252,15 +252,23 @@ async def test_a_close_waits_for_the_call_that_holds_the_file(
 @pytest.mark.asyncio
 @ALL_LOOPS
 @LAYERS
-async def test_a_close_cancelled_while_it_waits_for_the_file_leaves_it_open(
+async def test_a_close_cancelled_while_it_waits_for_the_file_still_closes_it(
     tmp_path: Path, mode: str, buffering: int
 ) -> None:
+    # A close that has begun is not dropped: cancelled while another call holds the
+    # file, it closes the file once that call ends, before any call made after it.
     f, lock, close = await _close_behind_the_lock(tmp_path, mode, buffering)
+    fd = f.fileno()
     close.cancel()
     with pytest.raises(asyncio.CancelledError):
         await close
+    assert not f.closed
+    os.fstat(fd)  # still open: the call before the close holds the file
+    later = asyncio.ensure_future(f.read())
+    await asyncio.sleep(0)
     lock.release()
-    assert not f.closed and not lock.locked()
-    os.fstat(f.fileno())
-    await f.close()
-    assert f.closed
+    with pytest.raises(ValueError, match="closed file"):
+        await later
+    assert f.closed and not lock.locked()
+    with pytest.raises(OSError):
+        os.fstat(fd)
