@@ -42,6 +42,7 @@ import concurrent.futures
 import ctypes
 import errno
 import fcntl
+import functools
 import io
 import locale
 import operator
@@ -890,6 +891,14 @@ class _FileLock:
             self._wake_first()  # (nobody holds the lock to hand it on: the line moves now)
         return waiter
 
+    def give_up_turn(self, waiter: asyncio.Future[None]) -> None:
+        """A place in the line (take_turn()) that acquire_in_turn() will never take: left,
+        the turn handed on if it had come."""
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+            if not self.held:
+                self._wake_first()
+
     async def acquire_in_turn(self, waiter: asyncio.Future[None]) -> bool:
         """The lock, once `waiter` (a place in the line) comes first."""
         try:
@@ -1053,7 +1062,11 @@ class _FileBase:
             # for the calls before it in a task of its own (kept: asyncio.run's shutdown
             # cancels every task), in the place in line it takes now, so no call made
             # after it runs before it, and closes the file.
-            closing = kept_task(self._close_in_turn(lock.take_turn()))
+            turn = lock.take_turn()
+            # (Its place given up if the loop is closed before the task began: else it
+            # would stay first in line, and a close where no loop runs be refused.)
+            given_up = functools.partial(lock.give_up_turn, turn)
+            closing = kept_task(self._close_in_turn(turn), given_up)
             await asyncio.shield(closing)
             return
         if self._close_now():  # (the lock free, nothing awaited: as if taken, given back)

@@ -43,6 +43,7 @@ class KeptTask(asyncio.Task[None]):
 
     work: Coroutine[Any, Any, Any]  # (what it runs, closed with it if never begun)
     outcome: asyncio.Future[Any]  # (kept_task's, cancelled then)
+    unbegun: Callable[[], object] | None  # (kept_task's, called then)
 
     def cancel(self, msg: Any = None) -> bool:
         return False
@@ -68,13 +69,19 @@ def let_kept_go(loop: asyncio.AbstractEventLoop) -> None:
             task.get_coro().close()
             task.work.close()
             task.outcome.cancel()
+            if task.unbegun is not None:
+                task.unbegun()
 
 
-def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
+def kept_task(
+    work: Coroutine[Any, Any, _T], unbegun: Callable[[], object] | None = None
+) -> asyncio.Future[_T]:
     """`work` run by a KeptTask on the running loop: the future returned gets its result
     or its exception. The task itself ends without one, so that a runner that cancelled
     every task and then looks at how each ended (asyncio.run's shutdown) reports no
-    failure that the work's caller handles (a short write)."""
+    failure that the work's caller handles (a short write). `unbegun` is called if the
+    loop is closed before the work began (what the caller did for it undone: the work's
+    own `finally` never runs then)."""
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[_T] = loop.create_future()
 
@@ -108,6 +115,7 @@ def kept_task(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
     task = KeptTask(run(), loop=loop)
     task.work = work
     task.outcome = outcome
+    task.unbegun = unbegun
     _kept_running.add(task)
     task.add_done_callback(_kept_running.discard)
     return outcome

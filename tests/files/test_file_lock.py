@@ -272,3 +272,42 @@ async def test_a_close_cancelled_while_it_waits_for_the_file_still_closes_it(
     assert f.closed and not lock.locked()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+@pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
+def test_a_close_its_loop_stopped_before_it_began_leaves_its_place_in_line(
+    use_uring: bool, pipe: tuple[int, int]
+) -> None:
+    # close() behind a call that holds the file, made in the loop's last step: its kept
+    # task never begins (the loop is closed first). The place in line it took is given up
+    # then, so the holder's `async with` exit, as its coroutine is closed where no loop
+    # runs, closes the file (with a blocking close) rather than being refused
+    # ("no running event loop"), whichever task's coroutine is closed first.
+    r, _ = pipe
+    loop = uringloop.Loop(use_uring=use_uring)
+
+    async def reads(f: Any) -> None:
+        async with f:
+            await f.read(1)  # (an empty pipe: it holds the file's lock)
+
+    async def start() -> tuple[Any, asyncio.Task[None]]:
+        f = await uringloop.open(os.dup(r), "rb", buffering=0)
+        reader = asyncio.ensure_future(reads(f))
+        while not f._lock.held:
+            await asyncio.sleep(0)
+        return f, reader
+
+    async def closes() -> asyncio.Future[None]:
+        return asyncio.ensure_future(f.close())  # (its first step is the loop's last)
+
+    try:
+        f, reader = loop.run_until_complete(start())
+        closing = loop.run_until_complete(closes())
+    finally:
+        loop.close()
+    assert not f._lock.waiters
+    reader._log_destroy_pending = False  # type: ignore[attr-defined]
+    reader.get_coro().close()  # type: ignore[union-attr]  # (as the collector would)
+    assert f.closed
+    closing._log_destroy_pending = False  # type: ignore[attr-defined]
+    closing.get_coro().close()  # type: ignore[union-attr]
