@@ -9,7 +9,8 @@ every io_uring descriptor (/proc/self/fdinfo: SQ and CQ heads and tails, flags).
 After URINGLOOP_TEST_STALL_SECONDS (default 300; 0 turns the watch off) it prints; a
 grace (a minute, or that many seconds if fewer) later it sends SIGINT to the main thread
 (the test fails with KeyboardInterrupt, which ends the run with its summary); a grace
-after that, if the process still runs, it exits with status 70.
+after that, if the process still runs, it exits with status 70. An interrupted test's
+fixtures, torn down at the session's end, are watched so too.
 
 A pytest plugin: tests/conftest.py registers it; `-p tests.stall_watch` loads it elsewhere.
 """
@@ -20,7 +21,7 @@ import faulthandler
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import IO
 
 import pytest
@@ -75,6 +76,7 @@ class StallWatch:
         self._thread: threading.Thread | None = None
 
     def start(self, name: str) -> None:
+        self.stop()  # (a watch left running by an interrupted test before: a fresh one)
         if self._seconds <= 0:
             return
         self._name = name
@@ -122,11 +124,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _watch.pop().close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     watch = _watch[-1]
     watch.start(item.nodeid)
     try:
-        yield
-    finally:
-        watch.stop()
+        result = yield
+    except BaseException:
+        # The run ends (KeyboardInterrupt): the teardown of the test's fixtures comes
+        # later, in pytest_sessionfinish, and may stall too (pytest-asyncio's loop, shut
+        # down waiting for its tasks), so it is watched as the test was.
+        watch.start(f"the teardown after {item.nodeid}")
+        raise
+    watch.stop()
+    return result
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # (After the runner's, which tears down what the last test left set up; before the
+    # terminal's summary.)
+    if _watch:
+        _watch[-1].stop()
