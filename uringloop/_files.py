@@ -3688,6 +3688,19 @@ class AsyncTextFile(_FileBase):
         buffer = getattr(self, "buffer", None)
         if not isinstance(buffer, AsyncBufferedFile) or buffer.raw._closed_flag:
             return
+        lock = self._lock
+        work = lock.after or lock.kept
+        if lock.held and work is not None and not work.done():
+            # Work a cancelled call left running holds the file (the buffer's close, its
+            # flush under way, after a text close cancelled twice): it is the buffer's,
+            # which it keeps alive and closes, or which goes with this file and closes
+            # itself. Not closed here under it (the descriptor closed beneath its write,
+            # the buffer written twice); what is pending joins the buffer's.
+            if self._pending:
+                buffer._wbuf += b"".join(self._pending)
+                self._pending.clear()
+                self._pending_count = 0
+            return
         described = f"unclosed file {self!r}"  # (before the close: as it was found)
         if self._close_sync():
             warnings.warn(described, ResourceWarning, stacklevel=2, source=self)

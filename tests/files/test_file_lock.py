@@ -4,8 +4,10 @@ file's inlined seek and read, which must refuse and behave exactly as the full p
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +313,68 @@ def test_a_close_its_loop_stopped_before_it_began_leaves_its_place_in_line(
     assert f.closed
     closing._log_destroy_pending = False  # type: ignore[attr-defined]
     closing.get_coro().close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["a", "w"])
+def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_under_it(
+    tmp_path: Path, mode: str, no_fd_leak: None
+) -> None:
+    # A text close cancelled twice, first in its flush, then in the buffer's close (a kept
+    # task, which holds the buffer but not the text file): the text file, collected while
+    # that close writes, leaves the descriptor to it. (Its __del__ closed it, writing the
+    # buffer with blocking calls, under the kept write: written twice on the ring, into
+    # another file that got the descriptor's number here.)
+    calls: list[int] = []
+    path, other = tmp_path / "f", tmp_path / "other"
+
+    class Gated(uringloop.Loop):
+        gate: asyncio.Event
+
+        async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
+            calls.append(fd)
+            await self.gate.wait()
+            data = bytes(data)
+            return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, Gated)
+        loop.gate = asyncio.Event()
+        try:
+            f = await uringloop.open(path, mode, encoding="utf-8")
+            await f.write("hello")
+            close = asyncio.ensure_future(f.close())
+            await asyncio.sleep(0)
+            assert len(calls) == 1  # the close's flush waits for its write
+            close.cancel()  # its flush cancelled: the text close goes on to the buffer's
+            await asyncio.sleep(0)
+            close.cancel()  # the buffer's close, a kept task, goes on without it
+            with pytest.raises(asyncio.CancelledError):
+                await close
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert len(calls) == 2  # the kept close's write, waiting
+            fd = calls[-1]
+            del f, close
+            gc.collect()
+            try:
+                os.fstat(fd)
+                still_open = True  # the kept close has the file
+            except OSError:
+                still_open = False
+            reused = os.open(other, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                loop.gate.set()
+                for _ in range(10):
+                    await asyncio.sleep(0)
+            finally:
+                os.close(reused)
+            return still_open
+        finally:
+            loop.gate.set()  # (else the kept close, and the loop's shutdown, wait for good)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        assert uringloop.run(main(), loop_factory=Gated)
+    assert path.read_bytes() == b"hello"
+    assert other.read_bytes() == b""
