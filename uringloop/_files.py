@@ -878,9 +878,7 @@ class _FileLock:
         if not self.held and all(w.cancelled() for w in self.waiters):
             self.held = True
             return True
-        waiter = _running_loop().create_future()
-        self.waiters.append(waiter)
-        return await self.acquire_in_turn(waiter)
+        return await self.acquire_in_turn(self.take_turn())
 
     def take_turn(self) -> asyncio.Future[None]:
         """A place in the line, taken now (behind every caller that holds or waits for
@@ -3628,10 +3626,7 @@ class AsyncTextFile(_FileBase):
         buffer = self.buffer
         self._check_closed()
         _check_can_detach(self._lock)
-        if self._pending:
-            buffer._wbuf += b"".join(self._pending)
-            self._pending.clear()
-            self._pending_count = 0
+        self._pending_to_buffer(buffer)
         readable, writable = buffer.raw._readable, buffer.raw._writable
         size = buffer.buffer_size
         raw = buffer.detach()
@@ -3656,10 +3651,7 @@ class AsyncTextFile(_FileBase):
             # closed): a closed coroutine awaits nothing more, and no loop may run to
             # close the buffer. Closed as the buffer's own close is then (what is pending
             # written with blocking calls, or dropped with a stream's descriptor).
-            if self._pending:
-                buffer._wbuf += b"".join(self._pending)
-                self._pending.clear()
-                self._pending_count = 0
+            self._pending_to_buffer(buffer)
             buffer._close_at_exit()
             raise
         except BaseException:
@@ -3674,14 +3666,20 @@ class AsyncTextFile(_FileBase):
     def _raw_file(self) -> AsyncFileIO:
         return self.buffer.raw
 
+    def _pending_to_buffer(self, buffer: AsyncBufferedFile) -> None:
+        """What is pending, added to `buffer`'s write buffer, for what writes it there
+        (detach, a blocking close, a close left running)."""
+        if self._pending:
+            buffer._wbuf += b"".join(self._pending)
+            self._pending.clear()
+            self._pending_count = 0
+
     def _close_sync(self, raising: bool = False) -> bool:
         """The buffer's, with what is pending added to its write buffer first."""
         buffer = self.buffer
         if not isinstance(buffer, AsyncBufferedFile):  # (detached)
             return False
-        if self._pending:
-            buffer._wbuf += b"".join(self._pending)
-            self._pending.clear()
+        self._pending_to_buffer(buffer)
         return buffer._close_sync(raising)
 
     def __del__(self) -> None:
@@ -3696,10 +3694,7 @@ class AsyncTextFile(_FileBase):
             # which it keeps alive and closes, or which goes with this file and closes
             # itself. Not closed here under it (the descriptor closed beneath its write,
             # the buffer written twice); what is pending joins the buffer's.
-            if self._pending:
-                buffer._wbuf += b"".join(self._pending)
-                self._pending.clear()
-                self._pending_count = 0
+            self._pending_to_buffer(buffer)
             return
         described = f"unclosed file {self!r}"  # (before the close: as it was found)
         if self._close_sync():
