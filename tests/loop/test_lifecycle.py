@@ -754,6 +754,42 @@ def test_a_close_its_loop_was_closed_under_goes_with_the_loop(
     pytest.fail("the ring's write never waited for the inode")
 
 
+def _close_into_a_full_pipe(open_args: str, data: str) -> str:
+    """A child script's start: a task writes `data` to a file opened on a full blocking
+    pipe with `open_args` and closes it; the loop runs until the close's flush is in
+    flight in the ring. Left: `loop`, `task` (its destroy warning off), `made` (the file),
+    the pipe's `r` and `w`."""
+    return textwrap.dedent(
+        f"""
+        import asyncio, gc, os, sys
+        import uringloop
+
+        sys.path.insert(0, os.getcwd())  # (the repository's root)
+        from tests.conftest import full_nonblocking_pipe
+
+        r, w = full_nonblocking_pipe()
+        os.set_blocking(w, True)
+        loop = uringloop.Loop()
+        made = []
+
+        async def writes():
+            f = await uringloop.open(w, {open_args})
+            made.append(f)
+            await f.write({data})  # (a text file's: pending in the text layer until the close)
+            await f.close()  # (its flush waits for room in the pipe)
+
+        async def until_in_flight():
+            task = loop.create_task(writes())
+            while not (made and loop.uring_stats().in_flight):
+                await asyncio.sleep(0)
+            return task
+
+        task = loop.run_until_complete(until_in_flight())
+        task._log_destroy_pending = False
+        """
+    )
+
+
 def test_a_close_into_a_full_pipe_its_loop_was_closed_under_does_not_hold_the_close(
     tmp_path: Path,
 ) -> None:
@@ -764,33 +800,11 @@ def test_a_close_into_a_full_pipe_its_loop_was_closed_under_does_not_hold_the_cl
     # child process: a hang fails the test at run_python's timeout.)
     result = run_python(
         tmp_path,
-        textwrap.dedent(
+        _close_into_a_full_pipe('"wb", buffering=1 << 16', 'b"A" * 100')
+        + textwrap.dedent(
             """
-            import asyncio, gc, os, sys, time
-            import uringloop
+            import time
 
-            sys.path.insert(0, os.getcwd())  # (the repository's root)
-            from tests.conftest import full_nonblocking_pipe
-
-            r, w = full_nonblocking_pipe()
-            os.set_blocking(w, True)
-            loop = uringloop.Loop()
-            made = []
-
-            async def writes():
-                f = await uringloop.open(w, "wb", buffering=1 << 16)
-                made.append(f)
-                await f.write(b"A" * 100)
-                await f.close()  # (its flush waits for room in the pipe)
-
-            async def until_in_flight():
-                task = loop.create_task(writes())
-                while not (made and loop.uring_stats().in_flight):
-                    await asyncio.sleep(0)
-                return task
-
-            task = loop.run_until_complete(until_in_flight())
-            task._log_destroy_pending = False
             started = time.monotonic()
             loop.close()
             del task, made
@@ -821,33 +835,9 @@ def test_a_text_files_close_its_loop_was_closed_under_closes_at_its_coroutines_e
     # timeout.)
     result = run_python(
         tmp_path,
-        textwrap.dedent(
+        _close_into_a_full_pipe('"w", encoding="ascii"', '"A" * 100')
+        + textwrap.dedent(
             """
-            import asyncio, gc, os, sys
-            import uringloop
-
-            sys.path.insert(0, os.getcwd())  # (the repository's root)
-            from tests.conftest import full_nonblocking_pipe
-
-            r, w = full_nonblocking_pipe()
-            os.set_blocking(w, True)
-            loop = uringloop.Loop()
-            made = []
-
-            async def writes():
-                f = await uringloop.open(w, "w", encoding="ascii")
-                made.append(f)
-                await f.write("A" * 100)  # (pending in the text layer until the close)
-                await f.close()  # (its flush waits for room in the pipe)
-
-            async def until_in_flight():
-                task = loop.create_task(writes())
-                while not (made and loop.uring_stats().in_flight):
-                    await asyncio.sleep(0)
-                return task
-
-            task = loop.run_until_complete(until_in_flight())
-            task._log_destroy_pending = False
             loop.close()
             try:
                 task.get_coro().close()
