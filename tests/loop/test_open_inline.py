@@ -283,6 +283,39 @@ async def test_a_fifo_s_writer_without_a_reader_fails_as_on_the_ring(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["open_fd O_CREAT", "uringloop.open wb"])
+async def test_a_fifo_s_writer_that_may_create_waits_for_a_reader(tmp_path: Path, how: str) -> None:
+    # O_CREAT sends the open to the ring's workers, where it blocks as os.open does: it
+    # waits for a reader (the README says which opens wait and which fail with ENXIO).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader_fd: list[int] = []
+
+    def reader() -> None:
+        reader_fd.append(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+
+    loop = running()
+    loop.call_later(0.3, reader)
+    started = time.monotonic()
+    if how == "open_fd O_CREAT":
+        fd = await asyncio.wait_for(loop.open_fd(fifo, os.O_WRONLY | os.O_CREAT), 10)
+        os.write(fd, b"x")
+        os.close(fd)
+    else:
+
+        async def write_one() -> None:
+            async with uringloop.open(fifo, "wb") as f:
+                await f.write(b"x")
+
+        await asyncio.wait_for(write_one(), 10)
+    waited = time.monotonic() - started
+    assert reader_fd, "opened before any reader"
+    assert os.read(reader_fd[0], 1) == b"x"
+    os.close(reader_fd[0])
+    assert waited >= 0.25
+
+
+@pytest.mark.asyncio
 async def test_a_task_opening_files_in_a_loop_still_yields(cached: Path, no_fd_leak: None) -> None:
     # Each open takes a turn of the iteration's budget; once spent, the open goes through the
     # ring and waits for the loop's next iteration (it does not complete eagerly then,

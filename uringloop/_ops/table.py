@@ -749,7 +749,9 @@ def open_fd(
 
     Awaited as `loop.open_fd(...)` on the loop's own thread, an open that neither creates
     nor truncates is first tried as the kernel tries it inside io_uring_enter: resolved
-    from the dentry cache alone, without waiting (a FIFO opens at once, as on the ring).
+    from the dentry cache alone, without waiting (a FIFO opens at once, as on the ring:
+    O_WRONLY without O_CREAT with no reader yet fails with ENXIO, as io_uring's open does,
+    where os.open waits for a reader; with O_CREAT the ring's open waits too).
     Where that answers, it answers at once, without a loop iteration (see
     Loop.inline_turn); else the open goes through the ring. If the waiter gives up and
     the open completes anyway, the new fd is closed, never leaked.
