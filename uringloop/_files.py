@@ -929,6 +929,14 @@ class _FileLock:
         if self.waiters:
             self._wake_first()
 
+    def working(self) -> asyncio.Future[Any] | None:
+        """The work a cancelled holder left running on the file (keep_until()) while it
+        runs and holds the lock; None when there is none."""
+        work = self.after or self.kept
+        if self.held and work is not None and not work.done():
+            return work
+        return None
+
     def _release_after(self, work: asyncio.Future[Any]) -> None:
         if self.after is work:  # (else given back already: release_ended())
             self.after = None
@@ -2841,6 +2849,20 @@ class AsyncBufferedFile(_FileBase):
         if not isinstance(getattr(self, "raw", None), AsyncFileIO) or self.raw._closed_flag:
             return
         described = f"unclosed file {self!r}"  # (before the close: as it was found)
+        late = self.raw._late
+        work = late if late is not None and not late.done() else self._lock.working()
+        if work is not None and not work.get_loop().is_closed():
+            # A write a cancelled call left running (a kept raw write, which holds the raw
+            # file but not this one): the descriptor is not closed under it (else the
+            # kernel's write, or the rest of it, reaches whatever file gets its number
+            # next). This file is closed as that work ends, what is buffered written first.
+            work.add_done_callback(functools.partial(self._close_after, described))
+            return
+        if self._close_sync():
+            warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
+
+    def _close_after(self, described: str, work: asyncio.Future[Any]) -> None:
+        """__del__'s close, left to `work` (a write left running on the file) as it ended."""
         if self._close_sync():
             warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
 
@@ -3686,9 +3708,7 @@ class AsyncTextFile(_FileBase):
         buffer = getattr(self, "buffer", None)
         if not isinstance(buffer, AsyncBufferedFile) or buffer.raw._closed_flag:
             return
-        lock = self._lock
-        work = lock.after or lock.kept
-        if lock.held and work is not None and not work.done():
+        if self._lock.working() is not None:
             # Work a cancelled call left running holds the file (the buffer's close, its
             # flush under way, after a text close cancelled twice): it is the buffer's,
             # which it keeps alive and closes, or which goes with this file and closes

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import io
 import os
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from uringloop._files import _FileLock
+from uringloop._files import PARALLEL_MIN, _FileLock
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
 
@@ -378,3 +379,69 @@ def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_un
         assert uringloop.run(main(), loop_factory=Gated)
     assert path.read_bytes() == b"hello"
     assert other.read_bytes() == b""
+
+
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_buffered_file_collected_while_its_cancelled_write_goes_on_is_not_closed_under_it(
+    tmp_path: Path, use_uring: bool, no_fd_leak: None
+) -> None:
+    # A big write (parallel spans, at an offset) is kept whole once begun: its caller
+    # cancelled, it goes on, holding the raw file but not the buffered one. With the
+    # cancelled call's frames cleared (as unittest's assertRaises clears them), nothing else
+    # holds the buffered file: collected while the write goes on, it leaves the descriptor
+    # to that write and closes once it ends. (Its __del__ closed it at once, and the
+    # spans' writes then went to another file given the descriptor's number.)
+    calls: list[int] = []
+    path, other = tmp_path / "f", tmp_path / "other"
+    data = b"x" * PARALLEL_MIN
+
+    class Gated(uringloop.Loop):
+        gate: asyncio.Event
+
+        async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
+            calls.append(fd)
+            await self.gate.wait()
+            data = bytes(data)
+            return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, Gated)
+        loop.gate = asyncio.Event()
+        try:
+            f = await uringloop.open(path, "wb")
+            fd = f.fileno()
+            writing = asyncio.ensure_future(f.write(data))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert calls and set(calls) == {fd}  # the spans' writes, waiting
+            writing.cancel()
+            with pytest.raises(asyncio.CancelledError) as info:
+                await writing
+            traceback.clear_frames(info.tb)
+            del f, writing, info
+            gc.collect()
+            try:
+                os.fstat(fd)
+                still_open = True  # the kept write has the file
+            except OSError:
+                still_open = False
+            reused = os.open(other, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                loop.gate.set()
+                for _ in range(20):
+                    await asyncio.sleep(0)
+            finally:
+                os.close(reused)
+            return still_open
+        finally:
+            loop.gate.set()  # (else the kept write, and the loop's shutdown, wait for good)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert uringloop.run(main(), loop_factory=lambda: Gated(use_uring=use_uring))
+        gc.collect()
+    assert path.read_bytes() == data
+    assert other.read_bytes() == b""
+    # closed as the write ended, by the collector's close (not left open)
+    assert any(issubclass(w.category, ResourceWarning) for w in caught)
