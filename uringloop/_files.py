@@ -503,13 +503,20 @@ async def undone_if_cancelled(
     awaiting task is cancelled, the work still runs to its end, shielded, and undo(its
     result) takes back what it made: nothing is left behind by a cancelled call. If the
     work itself is cancelled (a loop shutting down cancels every task, this shielded one
-    too), what it made is not known: unknown(), when given, is called then."""
+    too), or the awaiting task is collected after its loop closed without ending it, what
+    it made is not known: unknown(), when given, is called then (perhaps with no loop
+    running)."""
     future = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(future)
     except (asyncio.CancelledError, GeneratorExit):  # (GeneratorExit: closed at the await)
         if future.done():  # (at once: a closed loop would not run a callback)
             _undo_result(future, undo, unknown)
+        elif future.get_loop().is_closed():
+            # A task its loop left pending when it closed, collected: the work will never
+            # end here, nor run a callback, and what it made is not known.
+            if unknown is not None:
+                unknown()
         else:
             future.add_done_callback(lambda done: _undo_result(done, undo, unknown))
         raise

@@ -106,7 +106,12 @@ async def _create_file(path: Any, executor: _Executor | None) -> int:
 
     since = time.time_ns()
     making = _open_fd(path, _CREATE, 0o600, executor)
-    unknown = functools.partial(_remove_with_the_loop, path, _if_made_since(since, _remove_quietly))
+    unknown = functools.partial(
+        _remove_with_the_loop,
+        path,
+        _if_made_since(since, _remove_quietly),
+        asyncio.get_running_loop(),
+    )
     return await undone_if_cancelled(making, remove, unknown)
 
 
@@ -172,7 +177,7 @@ async def _to_its_end(
 
     def finished(future: asyncio.Future[Any]) -> None:
         if future.cancelled():
-            _remove_with_the_loop(left, remove)
+            _remove_with_the_loop(left, remove, future.get_loop())
         elif future.exception() is None:
             done()
 
@@ -180,12 +185,13 @@ async def _to_its_end(
     await asyncio.shield(future)
 
 
-def _remove_with_the_loop(path: Any, remove: Callable[[Any], None]) -> None:
+def _remove_with_the_loop(path: Any, remove: Callable[[Any], None], loop: object) -> None:
     """remove(path), for a path a creation or a removal cancelled by the loop's shutdown
-    may have left (whether the operation made, or removed, it is not known then): once
-    the running loop is gone (collected, or at the interpreter's exit), when none of its
-    operations or executor jobs can still make it."""
-    weakref.finalize(asyncio.get_running_loop(), remove, path)
+    (or left pending by a loop closed) may have left (whether the operation made, or
+    removed, it is not known then): once `loop`, the operation's, is gone (collected, or
+    at the interpreter's exit), when none of its operations or executor jobs can still
+    make it."""
+    weakref.finalize(loop, remove, path)
 
 
 # How much earlier than the clock a new inode's ctime may read (the file system's clock is
@@ -878,7 +884,9 @@ def TemporaryDirectory(
             since = time.time_ns()
             making = _uring_os.mkdir(path, 0o700, executor=executor)
             made = _if_made_since(since, _rmdir_quietly)
-            unknown = functools.partial(_remove_with_the_loop, path, made)
+            unknown = functools.partial(
+                _remove_with_the_loop, path, made, asyncio.get_running_loop()
+            )
             await undone_if_cancelled(making, lambda _: os.rmdir(path), unknown)
 
         path, _ = await _create_exclusive(create, *parts)

@@ -599,6 +599,44 @@ def test_a_block_exited_after_its_loop_closed_removes_its_name_with_blocking_cal
     assert asyncio.get_event_loop_policy()._local._loop is None  # type: ignore[attr-defined]
 
 
+# Tasks destroyed pending once their loop closed: asyncio logs that (documented); a file
+# or directory made, then collected unclosed, warns as the built-in's.
+@pytest.mark.exception_handler_ok
+@pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
+@pytest.mark.filterwarnings("ignore:Implicitly cleaning up:ResourceWarning")
+@pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory"])
+def test_a_creation_its_loop_closed_under_leaves_no_name_once_the_loop_is_gone(
+    tmp_path: Path, kind: str, no_fd_leak: None, exception_handler_calls: list[dict[str, Any]]
+) -> None:
+    # The loop is closed a few iterations after the task began to make the name (each
+    # step of the creation tried in turn: the name drawn, its making on the ring, its
+    # wrapping), the task left pending, then collected: what its creation made is not
+    # known then (the loop ended the making or not), and the name, if made by this
+    # process since, is removed once the loop object is gone. No name is left behind.
+    async def block() -> None:
+        async with getattr(tempfile, kind)(dir=tmp_path):
+            await asyncio.sleep(3600)
+
+    left_pending = 0
+    for steps in range(1, 9):
+        loop = uringloop.Loop()
+        task = loop.create_task(block())
+        for _ in range(steps):
+            loop.run_until_complete(asyncio.sleep(0))
+        left_pending += not task.done()
+        loop.close()
+        del task, loop
+        gc.collect()  # the task and its coroutine: its creation's end is not known
+        # asyncio reports the tasks destroyed pending (the block's, and the creation's
+        # where it had begun); the reports hold them, and their loop.
+        reported = {c["message"] for c in exception_handler_calls}
+        assert reported == {"Task was destroyed but it is pending!"}
+        exception_handler_calls.clear()
+        gc.collect()  # the loop is gone
+        assert os.listdir(tmp_path) == [], steps
+    assert left_pending == 8
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("pause", [0, 1, 2, 3])
