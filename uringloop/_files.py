@@ -11,8 +11,11 @@ file position in user space and the descriptor's own offset is never moved. Two
 exceptions use offset -1 (the descriptor's offset): files that cannot seek (pipes, ttys),
 and writes in append mode, where O_APPEND puts each write at the end of the file and the
 descriptor's offset is the only record of where that was (read back with lseek(SEEK_CUR),
-which does no I/O). With closefd=False the descriptor's offset is set to the file's
-position at close, so the owner of the descriptor sees what it would with the built-in.
+which does no I/O). A third: a file that seeks but refuses a write at an offset (ESPIPE:
+/proc's seq_file files, /proc/self/comm) writes at the descriptor's offset, moved to the
+file's position first, as the built-in's write(2) there. With closefd=False the
+descriptor's offset is set to the file's position at close, so the owner of the
+descriptor sees what it would with the built-in.
 The seeks the kernel must answer (SEEK_DATA, SEEK_HOLE, any seek on a device, where
 st_size means nothing) ask lseek and put the descriptor's offset back (lseek_kept).
 
@@ -1318,6 +1321,10 @@ class AsyncFileIO(_FileBase):
     # from _mounts.generated_on_read), whose next read at another offset than where the
     # last one ended makes its text again, maybe different.
     _rereadable = True
+    # Whether writes name their offset (pwrite). Not on a file that seeks but refuses them
+    # (ESPIPE: /proc's seq_file files, /proc/self/comm), found at its first write: each
+    # write then moves the descriptor's offset to the position and writes there.
+    _pwrites = True
     # A write at the position whose caller was cancelled on its way (_wrote_late), until
     # it ends: the file's lock is its until then.
     _late: asyncio.Future[int] | None = None
@@ -1729,15 +1736,30 @@ class AsyncFileIO(_FileBase):
             if self._appending:
                 return await self._append(io_, view if type(data) is not bytes else data, late)
             offset = self._offset()
-            if len(view) >= PARALLEL_MIN and offset >= 0:
-                return await self._write_whole_kept(
-                    view, lambda own: self._write_parallel(io_, own, offset), late
-                )
-            elif offset >= 0:
-                n = await self._write_kept(
-                    io_, view if type(data) is not bytes else data, late, at=offset
-                )
-            else:
+            if offset >= 0 and self._pwrites:
+                try:
+                    if len(view) >= PARALLEL_MIN:
+                        return await self._write_whole_kept(
+                            view, lambda own: self._write_parallel(io_, own, offset), late
+                        )
+                    n = await self._write_kept(
+                        io_, view if type(data) is not bytes else data, late, at=offset
+                    )
+                except OSError as exc:
+                    if exc.errno != errno.ESPIPE:
+                        raise
+                    # A file that seeks but refuses writes at an offset (/proc's seq_file
+                    # files: /proc/self/comm), before writing anything: written at the
+                    # descriptor's offset from now on, as the built-in's write(2) is.
+                    self._pwrites = False
+            if offset >= 0 and not self._pwrites:
+                os.lseek(self._fd, offset, os.SEEK_SET)
+                n = await self._write_kept(io_, view if type(data) is not bytes else data, late)
+                # Where the file's write left the offset, as the built-in's tell() says
+                # (/proc/self/comm's leaves it where it was).
+                self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
+                return n
+            elif offset < 0:
                 n = await self._write_kept(io_, view if type(data) is not bytes else data, late)
                 if 0 < n < len(view) and io_.ring and not never_waits(self._fd):
                     # A blocking stream's write(2) (a pipe's, a FIFO's) returns once all is
@@ -1774,6 +1796,25 @@ class AsyncFileIO(_FileBase):
             # descriptor's offset where it was: the end of the file is where it stopped.
             whence = os.SEEK_CUR if n == size else os.SEEK_END
             self._pos = os.lseek(self._fd, 0, whence)
+
+    def _write_now(self, data: _Buffer) -> int:
+        """A blocking write of a seekable file (not O_APPEND) at its position, which it
+        moves: os.pwrite, or, on a file that refuses it (_pwrites), os.write at the
+        descriptor's offset moved there first (the position: where the write left it)."""
+        if self._pwrites:
+            try:
+                n = os.pwrite(self._fd, data, self._pos)
+            except OSError as exc:
+                if exc.errno != errno.ESPIPE:
+                    raise
+                self._pwrites = False
+        if self._pwrites:
+            self._pos += n
+        else:
+            os.lseek(self._fd, self._pos, os.SEEK_SET)
+            n = os.write(self._fd, data)
+            self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)  # (as _write: the file's say)
+        return n
 
     def _write_kept(
         self,
@@ -1844,6 +1885,11 @@ class AsyncFileIO(_FileBase):
             if n and self._appending:
                 try:
                     self._appended(n, size)
+                except OSError:
+                    pass  # (the descriptor closed since: no position to follow)
+            elif n and self._seekable and not self._pwrites:  # (at the descriptor's offset)
+                try:
+                    self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
                 except OSError:
                     pass  # (the descriptor closed since: no position to follow)
             elif n and self._seekable:  # (a positioned write, from the position)
@@ -2733,8 +2779,7 @@ class AsyncBufferedFile(_FileBase):
                 if raw._seekable:
                     raw._pos = os.lseek(raw._fd, 0, os.SEEK_CUR)  # O_APPEND: the end
             else:
-                n = os.pwrite(raw._fd, data, raw._pos)
-                raw._pos += n
+                n = raw._write_now(data)
             if n == 0:
                 raise OSError(errno.EIO, "write returned 0 bytes")
             data = data[n:]
@@ -2840,8 +2885,7 @@ class AsyncBufferedFile(_FileBase):
                     if raw._appending or not raw._seekable:
                         n = os.write(raw._fd, view)
                     else:
-                        n = os.pwrite(raw._fd, view, raw._pos)
-                        raw._pos += n
+                        n = raw._write_now(view)
                     if not n:
                         raise OSError(errno.EIO, "write returned 0 bytes")
                     view = view[n:]

@@ -1167,6 +1167,68 @@ async def test_seeking_to_the_end_of_a_proc_file_fails_as_the_builtins(
     assert ours.value.errno == builtins.value.errno == errno.EINVAL
 
 
+@pytest.fixture
+def own_comm() -> Iterator[str]:
+    """/proc/self/comm (this process's name, which a write sets), its name put back after."""
+    path = "/proc/self/comm"
+    with open(path) as f:
+        name = f.read().rstrip("\n")
+    try:
+        yield path
+    finally:
+        with open(path, "w") as f:
+            f.write(name)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(("mode", "buffering"), [("w", -1), ("wb", 0), ("wb", -1), ("r+b", 0)])
+async def test_a_proc_file_that_refuses_pwrite_is_written_as_the_builtins(
+    own_comm: str, mode: str, buffering: int, no_fd_leak: None
+) -> None:
+    # /proc's seq_file files seek but refuse a write at an offset (pwrite: ESPIPE); the
+    # built-in's write(2) at the descriptor's offset works. Every write was a pwrite at
+    # the file's position: ESPIPE where the built-in wrote.
+    def text(name: str) -> Any:
+        return name if "b" not in mode else name.encode()
+
+    with open(own_comm, mode, buffering=buffering) as g:
+        # (the second write: once the file is known to refuse a pwrite)
+        expected = [g.write(text("first")), g.tell(), g.seek(0), g.write(text("second")), g.tell()]
+    with open(own_comm) as g:
+        assert g.read() == "second\n"
+    with open(own_comm, "w") as g:
+        g.write("neither")
+    async with uringloop.open(own_comm, mode, buffering=buffering) as f:
+        assert [
+            await f.write(text("first")),
+            await f.tell(),
+            await f.seek(0),
+            await f.write(text("second")),
+            await f.tell(),
+        ] == expected
+    with open(own_comm) as g:
+        assert g.read() == "second\n"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_proc_file_that_refuses_pwrite_is_written_at_detach(
+    own_comm: str, no_fd_leak: None
+) -> None:
+    # detach() writes what is buffered with blocking calls: os.pwrite there too.
+    with open(own_comm, "wb") as g:
+        g.write(b"builtin")
+        g.flush()
+        expected = g.tell()  # (0: this file's write leaves the offset where it was)
+    f = await uringloop.open(own_comm, "wb")
+    await f.write(b"detached")
+    with f.detach() as blocking:
+        assert blocking.tell() == expected
+    with open(own_comm) as g:
+        assert g.read() == "detached\n"
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 async def test_a_failed_seek_from_the_end_keeps_the_read_ahead(no_fd_leak: None) -> None:
