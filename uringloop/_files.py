@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -55,7 +56,7 @@ import sys
 import threading
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
@@ -3818,6 +3819,68 @@ IMPLEMENTATION = (
     if _METHODS_IMPLEMENTATION == _RUNNING_IMPLEMENTATION
     else f"methods {_METHODS_IMPLEMENTATION}, running-loop lookup {_RUNNING_IMPLEMENTATION}"
 )
+
+
+# -- loop.sendfile --------------------------------------------------------------------------
+
+
+def sendfile_source(
+    file: object, offset: object
+) -> contextlib.AbstractAsyncContextManager[io.FileIO] | None:
+    """For Loop.sendfile and Loop.sock_sendfile of `file` from `offset`: None where `file`
+    is not a file of this module (asyncio takes it as it is); else the blocking file to
+    hand asyncio in its place, lent while the file waits (_lent_to_sendfile). A text file
+    is refused as asyncio refuses a built-in one (ValueError), and a file that cannot seek
+    (a pipe's) with io.UnsupportedOperation: what it read ahead would be lost."""
+    if isinstance(file, AsyncTextFile):
+        raise ValueError("file should be opened in binary mode")
+    if not isinstance(file, (AsyncFileIO, AsyncBufferedFile)):
+        return None
+    return _lent_to_sendfile(file, offset)
+
+
+@contextlib.asynccontextmanager
+async def _lent_to_sendfile(
+    file: AsyncFileIO | AsyncBufferedFile, offset: object
+) -> AsyncIterator[io.FileIO]:
+    """asyncio's sendfile reads a file with blocking calls, os.sendfile(2) from the offset
+    it is given, or (without it) seek() to that offset unless it is 0, then readinto() on
+    its executor, and leaves it past what it sent (lseek, seek()). It gets an io.FileIO
+    over the descriptor (the file's buffered writes written, its read-ahead dropped), whose
+    offset is moved to `offset` first, so that both ways send from there, as asyncio's
+    documentation says; the file's lock is held meanwhile (its other calls wait), and the
+    file's position is then where asyncio left that offset, which is put back where it
+    was (see Positions in the module docstring). An `offset` that asyncio refuses leaves
+    the file where it was."""
+    lock = file._lock
+    if not lock.try_acquire():
+        await lock.acquire()
+    try:
+        if isinstance(file, AsyncBufferedFile):
+            file._check_closed("I/O operation on closed file")
+        raw = file._raw()
+        raw._check_closed()
+        if not raw._seekable:
+            raise io.UnsupportedOperation(
+                "sendfile of a uringloop file that cannot seek: read it and send the bytes"
+            )
+        if raw._late is not None:
+            await raw._settle_late()
+        if isinstance(file, AsyncBufferedFile):
+            await file._flush_writes()
+            file._drop_read_buffer()
+        fd = raw._fd
+        kept = os.lseek(fd, 0, os.SEEK_CUR)
+        start = offset if type(offset) is int and 0 <= offset < 1 << 63 else raw._pos
+        os.lseek(fd, start, os.SEEK_SET)
+        try:
+            with io.FileIO(fd, "rb" if raw._readable else "wb", closefd=False) as blocking:
+                yield blocking
+        finally:
+            raw._pos = os.lseek(fd, 0, os.SEEK_CUR)
+            os.lseek(fd, kept, os.SEEK_SET)
+    finally:
+        lock.release()
 
 
 # -- open() ---------------------------------------------------------------------------------

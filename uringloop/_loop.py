@@ -23,6 +23,7 @@ import errno
 import inspect
 import os
 import selectors
+import socket
 import sys
 import threading
 import time
@@ -706,6 +707,47 @@ class Loop(asyncio.SelectorEventLoop):
                     stacklevel=2,
                 )
         await super().shutdown_default_executor(*args, **kwargs)
+
+    async def sendfile(
+        self,
+        transport: asyncio.WriteTransport,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """As asyncio's, and `file` may be a binary file of uringloop.open too (not only a
+        built-in one): its buffered writes are written first, the bytes are sent from
+        `offset` (with or without os.sendfile), and it is left positioned just past them
+        (offset + the count returned), its read-ahead dropped. Its other calls wait until
+        then. A text file is refused with ValueError, as asyncio refuses a built-in one."""
+        from ._files import sendfile_source  # (the file layer imports this module)
+
+        source = sendfile_source(file, offset)
+        if source is None:
+            return await super().sendfile(transport, file, offset, count, fallback=fallback)
+        async with source as blocking:
+            return await super().sendfile(transport, blocking, offset, count, fallback=fallback)
+
+    async def sock_sendfile(
+        self,
+        sock: socket.socket,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool | None = True,
+    ) -> int:
+        """As asyncio's, and `file` may be a binary file of uringloop.open too, as for
+        sendfile()."""
+        from ._files import sendfile_source
+
+        source = sendfile_source(file, offset)
+        if source is None:
+            return await super().sock_sendfile(sock, file, offset, count, fallback=fallback)
+        async with source as blocking:
+            return await super().sock_sendfile(sock, blocking, offset, count, fallback=fallback)
 
     def run_in_executor(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, executor: Any, func: Any, *args: Any
