@@ -58,7 +58,7 @@ import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from types import FrameType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from . import _aligned, _mounts
 from ._buffers import (
@@ -1020,6 +1020,15 @@ class _FileBase:
         raw = self._raw()
         raw._check_closed()
         return raw._fd
+
+    def sendfile_source(self, offset: int = 0) -> contextlib.AbstractAsyncContextManager[io.FileIO]:
+        """What Loop.sendfile and Loop.sock_sendfile send in this binary file's place, whose
+        reads are coroutines asyncio cannot call: an async context manager that gives a
+        blocking io.FileIO over the descriptor, at `offset`, once the file's buffered
+        writes are written and its read-ahead dropped; the file's other calls wait until
+        it exits, and the file is left where the send left that io.FileIO (offset + the
+        bytes sent). A file that cannot seek raises io.UnsupportedOperation."""
+        return _lent_to_sendfile(cast("AsyncFileIO | AsyncBufferedFile", self), offset)
 
     async def isatty(self) -> bool:
         raw = self._raw()
@@ -3692,6 +3701,10 @@ class AsyncTextFile(_FileBase):
 
     # -- detaching
 
+    def sendfile_source(self, offset: int = 0) -> contextlib.AbstractAsyncContextManager[io.FileIO]:
+        """Refused as asyncio's sendfile refuses a built-in text file (ValueError)."""
+        raise ValueError("file should be opened in binary mode")
+
     def detach(self) -> io.BufferedIOBase:
         """Hand the descriptor over: return a blocking io.BufferedReader, BufferedWriter
         or BufferedRandom over it, at the position of the bytes read so far, and leave
@@ -3824,34 +3837,19 @@ IMPLEMENTATION = (
 # -- loop.sendfile --------------------------------------------------------------------------
 
 
-def sendfile_source(
-    file: object, offset: object
-) -> contextlib.AbstractAsyncContextManager[io.FileIO] | None:
-    """For Loop.sendfile and Loop.sock_sendfile of `file` from `offset`: None where `file`
-    is not a file of this module (asyncio takes it as it is); else the blocking file to
-    hand asyncio in its place, lent while the file waits (_lent_to_sendfile). A text file
-    is refused as asyncio refuses a built-in one (ValueError), and a file that cannot seek
-    (a pipe's) with io.UnsupportedOperation: what it read ahead would be lost."""
-    if isinstance(file, AsyncTextFile):
-        raise ValueError("file should be opened in binary mode")
-    if not isinstance(file, (AsyncFileIO, AsyncBufferedFile)):
-        return None
-    return _lent_to_sendfile(file, offset)
-
-
 @contextlib.asynccontextmanager
 async def _lent_to_sendfile(
     file: AsyncFileIO | AsyncBufferedFile, offset: object
 ) -> AsyncIterator[io.FileIO]:
-    """asyncio's sendfile reads a file with blocking calls, os.sendfile(2) from the offset
-    it is given, or (without it) seek() to that offset unless it is 0, then readinto() on
-    its executor, and leaves it past what it sent (lseek, seek()). It gets an io.FileIO
-    over the descriptor (the file's buffered writes written, its read-ahead dropped), whose
-    offset is moved to `offset` first, so that both ways send from there, as asyncio's
-    documentation says; the file's lock is held meanwhile (its other calls wait), and the
-    file's position is then where asyncio left that offset, which is put back where it
-    was (see Positions in the module docstring). An `offset` that asyncio refuses leaves
-    the file where it was."""
+    """sendfile_source(): asyncio's sendfile reads a file with blocking calls, os.sendfile(2)
+    from the offset it is given, or (without it) seek() to that offset unless it is 0, then
+    readinto() on its executor, and leaves it past what it sent (lseek, seek()). It gets an
+    io.FileIO over the descriptor (the file's buffered writes written, its read-ahead
+    dropped), whose offset is moved to `offset` first, so that both ways send from there,
+    as asyncio's documentation says; the file's lock is held meanwhile (its other calls
+    wait), and the file's position is then where asyncio left that offset, which is put
+    back where it was (see Positions in the module docstring). An `offset` that asyncio
+    refuses leaves the file where it was."""
     lock = file._lock
     if not lock.try_acquire():
         await lock.acquire()

@@ -32,7 +32,7 @@ import weakref
 from asyncio import constants as _asyncio_constants
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ._aligned import PAGE_SIZE
 from ._buffers import PINS_IMPLEMENTATION, SLOT_SIZES, SlotPool, flat_view, release_views, write_all
@@ -404,6 +404,19 @@ def _named(
     return func
 
 
+def _sendfile_source(
+    file: object, offset: int
+) -> contextlib.AbstractAsyncContextManager[Any] | None:
+    """What Loop.sendfile and sock_sendfile hand asyncio in `file`'s place: None for a file
+    asyncio reads itself (a built-in one); else file.sendfile_source(offset), an async
+    context manager that gives a blocking binary file for the time of the send (uringloop's
+    file objects have one: their reads and writes are coroutines, which asyncio cannot call)."""
+    lend = getattr(file, "sendfile_source", None)
+    if lend is None:
+        return None
+    return cast("contextlib.AbstractAsyncContextManager[Any]", lend(offset))
+
+
 class Loop(asyncio.SelectorEventLoop):
     """An asyncio event loop that owns an io_uring for file operations.
 
@@ -721,10 +734,10 @@ class Loop(asyncio.SelectorEventLoop):
         built-in one): its buffered writes are written first, the bytes are sent from
         `offset` (with or without os.sendfile), and it is left positioned just past them
         (offset + the count returned), its read-ahead dropped. Its other calls wait until
-        then. A text file is refused with ValueError, as asyncio refuses a built-in one."""
-        from ._files import sendfile_source  # (the file layer imports this module)
-
-        source = sendfile_source(file, offset)
+        then. A text file is refused with ValueError, as asyncio refuses a built-in one.
+        (Any `file` with a sendfile_source(offset) method is taken so: what that async
+        context manager gives is sent in its place.)"""
+        source = _sendfile_source(file, offset)
         if source is None:
             return await super().sendfile(transport, file, offset, count, fallback=fallback)
         async with source as blocking:
@@ -741,9 +754,7 @@ class Loop(asyncio.SelectorEventLoop):
     ) -> int:
         """As asyncio's, and `file` may be a binary file of uringloop.open too, as for
         sendfile()."""
-        from ._files import sendfile_source
-
-        source = sendfile_source(file, offset)
+        source = _sendfile_source(file, offset)
         if source is None:
             return await super().sock_sendfile(sock, file, offset, count, fallback=fallback)
         async with source as blocking:
