@@ -854,6 +854,24 @@ async def _write_full(io_: _IO, fd: int, view: memoryview, offset: int) -> int:
 # -- the common part --------------------------------------------------------------------------
 
 
+def _in_loop_thread(
+    loop: asyncio.AbstractEventLoop, call: Callable[..., object], *args: Any
+) -> bool:
+    """call(*args) in the thread that runs `loop`: now if this thread runs it, else handed
+    to it (call_soon_threadsafe); False, and not called, if `loop` is closed. For what a
+    collector's __del__, which runs in whatever thread drops the last reference, does to
+    a future of `loop` or to what work on `loop` uses (an add_done_callback from another
+    thread races with the loop's completion of that future)."""
+    if asyncio._get_running_loop() is loop:
+        call(*args)
+        return True
+    try:
+        loop.call_soon_threadsafe(call, *args)
+    except RuntimeError:  # (closed)
+        return False
+    return True
+
+
 class _FileLock:
     """asyncio.Lock's contract (FIFO, cancellation-safe), plus try_acquire(): a plain call
     that takes the lock when nobody holds or waits for it, so the common, uncontended call
@@ -2912,12 +2930,15 @@ class AsyncBufferedFile(_FileBase):
         described = f"unclosed file {self!r}"  # (before the close: as it was found)
         late = self.raw._late
         work = late if late is not None and not late.done() else self._lock.working()
-        if work is not None and not work.get_loop().is_closed():
+        if work is not None and _in_loop_thread(
+            work.get_loop(),
+            work.add_done_callback,
+            functools.partial(self._close_after, described),
+        ):
             # A write a cancelled call left running (a kept raw write, which holds the raw
             # file but not this one): the descriptor is not closed under it (else the
             # kernel's write, or the rest of it, reaches whatever file gets its number
             # next). This file is closed as that work ends, what is buffered written first.
-            work.add_done_callback(functools.partial(self._close_after, described))
             return
         if self._close_sync():
             warnings.warn(described, ResourceWarning, stacklevel=2, source=self)
@@ -3772,6 +3793,15 @@ class AsyncTextFile(_FileBase):
     def __del__(self) -> None:
         buffer = getattr(self, "buffer", None)
         if not isinstance(buffer, AsyncBufferedFile) or buffer.raw._closed_flag:
+            return
+        work = self._lock.working()
+        if work is None or not _in_loop_thread(work.get_loop(), self._collected, buffer):
+            self._collected(buffer)
+
+    def _collected(self, buffer: AsyncBufferedFile) -> None:
+        """__del__'s end, in the thread of the loop that runs work left on the file (if
+        any, and that loop is not closed)."""
+        if buffer.raw._closed_flag:
             return
         if self._lock.working() is not None:
             # Work a cancelled call left running holds the file (the buffer's close, its

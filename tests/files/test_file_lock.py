@@ -7,6 +7,9 @@ import asyncio
 import gc
 import io
 import os
+import sys
+import threading
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -316,6 +319,22 @@ def test_a_close_its_loop_stopped_before_it_began_leaves_its_place_in_line(
     closing.get_coro().close()  # type: ignore[union-attr]
 
 
+class _GatedWrites(uringloop.Loop):
+    """A loop whose pwrite, the way of the file writes of these tests, waits for `gate`;
+    the descriptor of each call is in `calls`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.calls: list[int] = []
+
+    async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
+        self.calls.append(fd)
+        await self.gate.wait()
+        data = bytes(data)
+        return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+
+
 @pytest.mark.parametrize("mode", ["a", "w"])
 def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_under_it(
     tmp_path: Path, mode: str, no_fd_leak: None
@@ -325,28 +344,17 @@ def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_un
     # that close writes, leaves the descriptor to it. (Its __del__ closed it, writing the
     # buffer with blocking calls, under the kept write: written twice on the ring, into
     # another file that got the descriptor's number here.)
-    calls: list[int] = []
     path, other = tmp_path / "f", tmp_path / "other"
-
-    class Gated(uringloop.Loop):
-        gate: asyncio.Event
-
-        async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
-            calls.append(fd)
-            await self.gate.wait()
-            data = bytes(data)
-            return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
 
     async def main() -> bool:
         loop = asyncio.get_running_loop()
-        assert isinstance(loop, Gated)
-        loop.gate = asyncio.Event()
+        assert isinstance(loop, _GatedWrites)
         try:
             f = await uringloop.open(path, mode, encoding="utf-8")
             await f.write("hello")
             close = asyncio.ensure_future(f.close())
             await asyncio.sleep(0)
-            assert len(calls) == 1  # the close's flush waits for its write
+            assert len(loop.calls) == 1  # the close's flush waits for its write
             close.cancel()  # its flush cancelled: the text close goes on to the buffer's
             await asyncio.sleep(0)
             close.cancel()  # the buffer's close, a kept task, goes on without it
@@ -354,8 +362,8 @@ def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_un
                 await close
             for _ in range(3):
                 await asyncio.sleep(0)
-            assert len(calls) == 2  # the kept close's write, waiting
-            fd = calls[-1]
+            assert len(loop.calls) == 2  # the kept close's write, waiting
+            fd = loop.calls[-1]
             del f, close
             gc.collect()
             try:
@@ -376,7 +384,7 @@ def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_un
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
-        assert uringloop.run(main(), loop_factory=Gated)
+        assert uringloop.run(main(), loop_factory=_GatedWrites)
     assert path.read_bytes() == b"hello"
     assert other.read_bytes() == b""
 
@@ -391,30 +399,19 @@ def test_a_buffered_file_collected_while_its_cancelled_write_goes_on_is_not_clos
     # holds the buffered file: collected while the write goes on, it leaves the descriptor
     # to that write and closes once it ends. (Its __del__ closed it at once, and the
     # spans' writes then went to another file given the descriptor's number.)
-    calls: list[int] = []
     path, other = tmp_path / "f", tmp_path / "other"
     data = b"x" * PARALLEL_MIN
 
-    class Gated(uringloop.Loop):
-        gate: asyncio.Event
-
-        async def pwrite(self, fd: int, data: Any, offset: int = -1) -> int:
-            calls.append(fd)
-            await self.gate.wait()
-            data = bytes(data)
-            return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
-
     async def main() -> bool:
         loop = asyncio.get_running_loop()
-        assert isinstance(loop, Gated)
-        loop.gate = asyncio.Event()
+        assert isinstance(loop, _GatedWrites)
         try:
             f = await uringloop.open(path, "wb")
             fd = f.fileno()
             writing = asyncio.ensure_future(f.write(data))
             for _ in range(3):
                 await asyncio.sleep(0)
-            assert calls and set(calls) == {fd}  # the spans' writes, waiting
+            assert loop.calls and set(loop.calls) == {fd}  # the spans' writes, waiting
             writing.cancel()
             with pytest.raises(asyncio.CancelledError) as info:
                 await writing
@@ -439,9 +436,95 @@ def test_a_buffered_file_collected_while_its_cancelled_write_goes_on_is_not_clos
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        assert uringloop.run(main(), loop_factory=lambda: Gated(use_uring=use_uring))
+        assert uringloop.run(main(), loop_factory=lambda: _GatedWrites(use_uring=use_uring))
         gc.collect()
     assert path.read_bytes() == data
     assert other.read_bytes() == b""
     # closed as the write ended, by the collector's close (not left open)
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_buffered_file_collected_in_another_thread_leaves_its_close_to_the_loop_thread(
+    tmp_path: Path, use_uring: bool, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, the last reference dropped in another thread while the loop runs (a
+    # collector's __del__ runs in whatever thread drops it): the close left to the kept
+    # write is registered on the loop's thread. (Its add_done_callback ran in the
+    # collecting thread, racing the loop's completion of the write: a write that ended
+    # between __del__'s look and that call had its callback scheduled from the wrong
+    # thread: refused in debug mode, the buffered file's close then never made (what it
+    # buffers lost, the descriptor left to the raw file's own collection); out of debug
+    # mode, a call_soon from the wrong thread, which need not wake the loop.)
+    # The collecting thread is held, at an add_done_callback on the write made there,
+    # until the write has ended: that window, made certain.
+    unraisable: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_value))
+    path = tmp_path / "f"
+    data = b"x" * PARALLEL_MIN
+
+    def collect(box: list[Any], loop: _GatedWrites, work: asyncio.Future[Any]) -> None:
+        def held(frame: Any, event: str, arg: Any) -> None:
+            if (
+                event == "c_call"
+                and getattr(arg, "__name__", None) == "add_done_callback"
+                and getattr(arg, "__self__", None) is work
+            ):
+                loop.call_soon_threadsafe(loop.gate.set)
+                deadline = time.monotonic() + 10
+                while not work.done() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+
+        sys.setprofile(held)
+        try:
+            box.clear()
+            gc.collect()
+        finally:
+            sys.setprofile(None)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, _GatedWrites)
+        loop.set_debug(True)  # (a call_soon from another thread raises)
+        try:
+            f = await uringloop.open(path, "wb")
+            fd = f.fileno()
+            writing = asyncio.ensure_future(f.write(data))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert loop.calls and set(loop.calls) == {fd}  # the spans' writes, waiting
+            writing.cancel()
+            with pytest.raises(asyncio.CancelledError) as info:
+                await writing
+            traceback.clear_frames(info.tb)
+            work = f.raw._late
+            assert work is not None and not work.done()
+            box = [f]
+            del f, writing, info
+            thread = threading.Thread(target=collect, args=(box, loop, work))
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.001)
+            thread.join()
+            loop.gate.set()
+            while not work.done():
+                await asyncio.sleep(0.001)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            return fd
+        finally:
+            loop.gate.set()  # (else the kept write, and the loop's shutdown, wait for good)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        fd = uringloop.run(main(), loop_factory=lambda: _GatedWrites(use_uring=use_uring))
+        gc.collect()
+    assert unraisable == []
+    assert path.read_bytes() == data
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    # closed as the write ended, by the collector's close (not left open)
+    assert any(
+        issubclass(w.category, ResourceWarning) and "AsyncBufferedFile" in str(w.message)
+        for w in caught
+    )
