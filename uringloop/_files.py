@@ -1045,7 +1045,8 @@ class _FileBase:
         blocking io.FileIO over the descriptor, at `offset`, once the file's buffered
         writes are written and its read-ahead dropped; the file's other calls wait until
         it exits, and the file is left where the send left that io.FileIO (offset + the
-        bytes sent). A file that cannot seek raises io.UnsupportedOperation."""
+        bytes sent; where it stays if none were). A file that cannot seek raises
+        io.UnsupportedOperation."""
         return _lent_to_sendfile(cast("AsyncFileIO | AsyncBufferedFile", self), offset)
 
     async def isatty(self) -> bool:
@@ -2691,6 +2692,13 @@ class AsyncBufferedFile(_FileBase):
             self._rbuf = b""
             self._rpos = 0
             raise
+        if not raw._pwrites:
+            # A file that refuses writes at an offset (/proc/self/comm): its write(2) left
+            # the descriptor's offset where the kernel chose, which raw._write took as the
+            # position; what it read ahead says nothing of the file now, and goes.
+            self._rbuf = b""
+            self._rpos = 0
+            return
         raw._pos = max(past_buffer, end)
         self._rbuf = self._rbuf[: self._rpos] + bytes(view) + self._rbuf[self._rpos + n :]
         self._rpos += n
@@ -3878,8 +3886,8 @@ async def _lent_to_sendfile(
     dropped), whose offset is moved to `offset` first, so that both ways send from there,
     as asyncio's documentation says; the file's lock is held meanwhile (its other calls
     wait), and the file's position is then where asyncio left that offset, which is put
-    back where it was (see Positions in the module docstring). An `offset` that asyncio
-    refuses leaves the file where it was."""
+    back where it was (see Positions in the module docstring). A send of nothing (asyncio
+    refused its arguments, or nothing is left at `offset`) leaves the file where it was."""
     lock = file._lock
     if not lock.try_acquire():
         await lock.acquire()
@@ -3905,7 +3913,12 @@ async def _lent_to_sendfile(
             with io.FileIO(fd, "rb" if raw._readable else "wb", closefd=False) as blocking:
                 yield blocking
         finally:
-            raw._pos = os.lseek(fd, 0, os.SEEK_CUR)
+            # Past what was sent; where nothing was (asyncio refused its arguments, or
+            # nothing is left at `offset`), the file stays where it was, as a built-in
+            # file sent with os.sendfile does.
+            sent_to = os.lseek(fd, 0, os.SEEK_CUR)
+            if sent_to != start:
+                raw._pos = sent_to
             os.lseek(fd, kept, os.SEEK_SET)
     finally:
         lock.release()

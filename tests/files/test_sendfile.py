@@ -117,7 +117,7 @@ async def test_sendfile_leaves_the_file_past_the_bytes_sent(
 @pytest.mark.asyncio
 @LOOPS
 @pytest.mark.parametrize("how", ["transport", "sock"])
-async def test_sendfile_to_the_end_and_again(
+async def test_sendfile_to_the_end_and_again_and_of_nothing(
     path: Path, native: bool, how: str, no_fd_leak: None
 ) -> None:
     async with uringloop.open(path, "rb") as f:
@@ -127,6 +127,16 @@ async def test_sendfile_to_the_end_and_again(
         await f.seek(7)
         assert await _send(how, f, 99_990, None) == (10, PAYLOAD[99_990:])
         assert await f.tell() == len(PAYLOAD)
+        # A count asyncio refuses (0), and an offset past the end (nothing sent): the
+        # file stays where it was, as a built-in file sent with os.sendfile.
+        await f.seek(0)
+        assert await f.read(10) == PAYLOAD[:10]
+        with pytest.raises(ValueError, match="count must be a positive integer"):
+            await _send(how, f, 5000, 0)
+        assert await f.tell() == 10
+        assert await _send(how, f, len(PAYLOAD) + 100, None) == (0, b"")
+        assert await f.tell() == 10
+        assert await f.read(4) == PAYLOAD[10:14]
 
 
 @pytest.mark.asyncio
