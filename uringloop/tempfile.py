@@ -50,7 +50,7 @@ from . import os as _uring_os
 from ._files import call_for_descriptor, undone_if_cancelled
 from ._files import open as _open
 from ._loop import Loop
-from ._outcomes import look_at
+from ._outcomes import kept_task, look_at
 from ._running import RUNNING_LOOP as _running_loop
 
 __all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
@@ -586,6 +586,9 @@ class SpooledTemporaryFileWrapper:
         # The rollover under way: every call waits for it (a write to the memory file
         # meanwhile would be lost), and a second one joins it.
         self._rolling: asyncio.Future[None] | None = None
+        # A close made while a rollover was under way: it waits for it, then closes the
+        # file, whoever is cancelled (close()).
+        self._closing: asyncio.Future[None] | None = None
         self._args = (mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor)
 
     async def rollover(self) -> None:
@@ -601,10 +604,14 @@ class SpooledTemporaryFileWrapper:
         await asyncio.shield(self._rolling)
 
     async def _settled(self) -> None:
-        """Wait for a rollover under way, if any (its failure is its caller's to see)."""
+        """Wait for a rollover under way, if any (its failure is its caller's to see), and
+        for a close made meanwhile (a call after it finds the file closed)."""
         rolling = self._rolling
         if rolling is not None:
             await asyncio.wait((rolling,))
+        closing = self._closing
+        if closing is not None:
+            await asyncio.wait((closing,))
 
     async def _roll_over(self) -> None:
         try:
@@ -701,7 +708,28 @@ class SpooledTemporaryFileWrapper:
         return self._file.readable()  # type: ignore[no-any-return]
 
     async def close(self) -> None:
-        await self._call("close")
+        """Close the file. Made while a rollover is under way, the close waits for it in a
+        task of its own (kept, as a file's close behind another call: a loop's shutdown
+        cancels every task), shielded: a cancelled caller does not drop it, and the file
+        the rollover moves the data to is closed once it is there."""
+        closing = self._closing
+        if closing is None:
+            rolling = self._rolling
+            if rolling is None:
+                await self._call("close")
+                return
+            closing = self._closing = kept_task(self._close_after(rolling))
+            closing.add_done_callback(look_at)  # (its failure is its callers' to see)
+        await asyncio.shield(closing)
+
+    async def _close_after(self, rolling: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait((rolling,))
+            result = self._file.close()
+            if self._rolled:
+                await result
+        finally:
+            self._closing = None
 
     @property
     def closed(self) -> bool:

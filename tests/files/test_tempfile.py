@@ -665,6 +665,69 @@ async def test_writes_beside_a_rollover_are_all_kept(pause: int, no_fd_leak: Non
     assert all(content[i : i + 6] == content[i : i + 1] * 6 for i in range(0, len(content), 6))
 
 
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("mode", ["w+b", "w+"])
+@pytest.mark.parametrize("how", ["exit", "close"])
+async def test_a_close_cancelled_while_a_rollover_is_under_way_still_closes(
+    tmp_path: Path, mode: str, how: str, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
+) -> None:
+    # A write rolls the file over, and the rollover waits (a gate on its temporary file):
+    # the block's task is cancelled in the write, then again in the block's exit, which
+    # waits for the rollover. The close still happens once the rollover is done: the file
+    # it moved the data to is closed, not left to the collector (a ResourceWarning). A
+    # call made after the close waits for it, and finds the file closed.
+    gate = asyncio.Event()
+    real = tempfile._temporary_file
+
+    async def held_up(*args: Any) -> Any:
+        await gate.wait()
+        return await real(*args)
+
+    monkeypatch.setattr(tempfile, "_temporary_file", held_up)
+    f: Any = None
+    data = b"0123456789" if "b" in mode else "0123456789"
+
+    async def block() -> None:
+        nonlocal f
+        made = tempfile.SpooledTemporaryFile(max_size=4, mode=mode, dir=tmp_path)
+        if how == "exit":
+            async with made as f:
+                await f.write(data)  # (rolls over)
+        else:
+            f = await made
+            try:
+                await f.write(data)
+            finally:
+                await f.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.ensure_future(block())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert f is not None and not task.done()
+        task.cancel()  # (in the write, which waits for the rollover)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not task.done()  # (in the close, which waits for it too)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        later = asyncio.ensure_future(f.write(data))
+        await asyncio.sleep(0)
+        gate.set()
+        await _settle()
+        assert f.closed
+        assert f.name is not None  # (rolled over, then closed)
+        (after,) = await asyncio.gather(later, return_exceptions=True)
+        assert isinstance(after, ValueError) and "closed file" in str(after), after
+        await f.close()  # (nothing more to do)
+        del f, later, after
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
 @pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
 @pytest.mark.filterwarnings("ignore:Implicitly cleaning up:ResourceWarning")
 @pytest.mark.parametrize("kind", ["NamedTemporaryFile", "TemporaryDirectory"])
