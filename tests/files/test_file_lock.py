@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import fd_exists
 from uringloop._files import PARALLEL_MIN, _FileLock
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -335,6 +336,22 @@ class _GatedWrites(uringloop.Loop):
         return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
 
 
+async def _released_after_collection(loop: _GatedWrites, fd: int, other: Path, turns: int) -> bool:
+    """Right after a file was collected: whether its descriptor `fd` is still open (the
+    kept work that writes through it has it); then `other` is opened, which would get
+    that number had it been closed, while the gate opens and the held writes end
+    (`turns` loop iterations)."""
+    still_open = fd_exists(fd)
+    reused = os.open(other, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        loop.gate.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+    finally:
+        os.close(reused)
+    return still_open
+
+
 @pytest.mark.parametrize("mode", ["a", "w"])
 def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_under_it(
     tmp_path: Path, mode: str, no_fd_leak: None
@@ -366,19 +383,7 @@ def test_a_text_file_collected_while_its_cancelled_close_writes_is_not_closed_un
             fd = loop.calls[-1]
             del f, close
             gc.collect()
-            try:
-                os.fstat(fd)
-                still_open = True  # the kept close has the file
-            except OSError:
-                still_open = False
-            reused = os.open(other, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                loop.gate.set()
-                for _ in range(10):
-                    await asyncio.sleep(0)
-            finally:
-                os.close(reused)
-            return still_open
+            return await _released_after_collection(loop, fd, other, turns=10)
         finally:
             loop.gate.set()  # (else the kept close, and the loop's shutdown, wait for good)
 
@@ -418,19 +423,7 @@ def test_a_buffered_file_collected_while_its_cancelled_write_goes_on_is_not_clos
             traceback.clear_frames(info.tb)
             del f, writing, info
             gc.collect()
-            try:
-                os.fstat(fd)
-                still_open = True  # the kept write has the file
-            except OSError:
-                still_open = False
-            reused = os.open(other, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                loop.gate.set()
-                for _ in range(20):
-                    await asyncio.sleep(0)
-            finally:
-                os.close(reused)
-            return still_open
+            return await _released_after_collection(loop, fd, other, turns=20)
         finally:
             loop.gate.set()  # (else the kept write, and the loop's shutdown, wait for good)
 

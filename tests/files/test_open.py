@@ -1220,17 +1220,16 @@ async def test_a_proc_file_written_into_what_a_buffered_reader_read_ahead(
     # way); on a file whose write(2) does not move the offset (comm's), the position
     # after it is where the write left the offset, and the read-ahead goes: once flushed,
     # tell() and the next read are the built-in's.
-    def steps() -> list[Any]:
-        return [("read", 3), ("write", b"XY"), ("flush",), ("tell",), ("read",)]
+    steps: list[tuple[Any, ...]] = [("read", 3), ("write", b"XY"), ("flush",), ("tell",), ("read",)]
 
     with open(own_comm, "w") as g:
         g.write("python3")
     with open(own_comm, "r+b") as g:
-        expected = [getattr(g, name)(*args) for name, *args in steps()]
+        expected = [getattr(g, name)(*args) for name, *args in steps]
     with open(own_comm, "w") as g:
         g.write("python3")
     async with uringloop.open(own_comm, "r+b") as f:
-        assert [await getattr(f, name)(*args) for name, *args in steps()] == expected
+        assert [await getattr(f, name)(*args) for name, *args in steps] == expected
     with open(own_comm) as g:
         assert g.read() == "XY\n"
 
