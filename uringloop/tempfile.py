@@ -672,6 +672,10 @@ class SpooledTemporaryFileWrapper:
 
     async def _call(self, method: str, *args: Any) -> Any:
         await self._settled()
+        return await self._call_now(method, *args)
+
+    async def _call_now(self, method: str, *args: Any) -> Any:
+        """The file's `method`, awaited once it is a file of uringloop.open (rolled over)."""
         result = getattr(self._file, method)(*args)
         if self._rolled:
             result = await result
@@ -725,9 +729,7 @@ class SpooledTemporaryFileWrapper:
     async def _close_after(self, rolling: asyncio.Future[None]) -> None:
         try:
             await asyncio.wait((rolling,))
-            result = self._file.close()
-            if self._rolled:
-                await result
+            await self._call_now("close")
         finally:
             self._closing = None
 
