@@ -406,3 +406,40 @@ async def test_a_bad_argument_is_refused_as_os_refuses_it(
 
     expected = await outcome(reference)
     assert await outcome(lambda: getattr(aos, name)(*args, **kwargs)) == expected
+
+
+# A path of PATH_MAX (4096) bytes or more: io_uring refuses it (ENAMETOOLONG) as it prepares
+# the request, before anything else; link(2) looks up its source first, and rename(2)
+# resolves the source's directory first, whose errors os reports.
+_TOO_LONG = "b/" * 2048  # 4096 bytes
+_LONG_SECOND_PATH = [
+    ("link", ("missing", _TOO_LONG), {}),
+    ("link", ("no/x", "b" * 4096), {}),
+    ("link", ("f", _TOO_LONG), {"src_dir_fd": 99999}),
+    ("rename", ("no/x", _TOO_LONG), {}),
+    ("rename", ("f", _TOO_LONG), {"src_dir_fd": 99999}),
+    ("rename", ("f", _TOO_LONG), {}),
+    ("link", ("missing", "b" * 4095), {}),
+]
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize(("name", "args", "kwargs"), _LONG_SECOND_PATH)
+async def test_a_path_too_long_is_reported_where_os_reports_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_fd_leak: None,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(OSError) as expected:
+        getattr(os, name)(*args, **kwargs)
+    with pytest.raises(OSError) as ours:
+        await getattr(aos, name)(*args, **kwargs)
+    assert (type(ours.value), ours.value.errno) == (type(expected.value), expected.value.errno)
+    assert (ours.value.filename, ours.value.filename2) == args
+    assert sorted(os.listdir(tmp_path)) == ["f"]

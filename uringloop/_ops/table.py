@@ -74,6 +74,7 @@ _STATX_RESERVED = 0x80000000
 _IOV_MAX = 1024
 _IOVEC = abi.IOVEC
 _POOLED_MAX = 1 << 20
+_PATH_MAX = 4096  # (Linux's, with the NUL: getname() refuses a longer path)
 
 
 def entry(
@@ -179,11 +180,13 @@ def _positioned(
 
 
 def _path(value: Any) -> bytes:
-    """A path for an SQE. An empty one is answered by the system call at once (RunNow):
-    io_uring resolves paths when the request is prepared and reports ENOENT for it before
-    anything else, where the system call may report another error first."""
+    """A path for an SQE. An empty one, or one of PATH_MAX bytes or more, is answered by
+    the system call at once (RunNow): io_uring copies every path of a request when it is
+    prepared and reports ENOENT or ENAMETOOLONG for it before anything else, where the
+    system call may report another error first (linkat(2) looks up its source before it
+    reads the new path; renameat(2) resolves the source's directory first)."""
     raw = args.path(value)
-    if raw == b"\0":
+    if raw == b"\0" or len(raw) > _PATH_MAX:  # (raw ends with its NUL)
         raise RunNow
     return raw
 
