@@ -349,14 +349,19 @@ def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[
     in the caller), queue it, await its completion."""
     build = spec.builder()
     inline = spec.inline
+    must_run = spec.must_run
     if inline is None:
 
         async def method(self: Loop, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not must_run and (self._closed or self._state.forked):
+                self._check_usable()  # (before the build, which may make it: RunNow)
             return await self._run(build(*args, **kwargs))  # type: ignore[no-any-return]
 
     else:
 
         async def method(self: Loop, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not must_run and (self._closed or self._state.forked):
+                self._check_usable()  # (before the build, which may make it: RunNow)
             # The kernel's inline attempt, made here (see Loop.inline_turn): the value
             # without building the operation or a loop iteration, when it succeeds.
             if self.inline_turn():
@@ -370,7 +375,7 @@ def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[
 
     method = _named(method, spec, "Loop", "", coroutine=True)
     if inline is None and _operation_method is not None:
-        method = _compiled_method(method, build)
+        method = _compiled_method(method, build, must_run)
     return method
 
 
@@ -381,10 +386,11 @@ _REFERENCE_ATTRIBUTES = ("__name__", "__qualname__", "__module__", "__doc__", "_
                          "__annotations__")  # fmt: skip
 
 
-def _compiled_method(reference: Any, build: Any) -> Any:
+def _compiled_method(reference: Any, build: Any, must_run: bool) -> Any:
     """The compiled twin of the coroutine method `reference` (_loop_c.OperationMethod): the
-    same coroutine, built and awaited without the reference's frames, presented as it is."""
-    method = _operation_method(build, reference.__name__, reference.__qualname__)
+    same coroutine, built and awaited without the reference's frames, presented as it is.
+    `must_run`: its declaration's (a closed loop makes the operation rather than refuse it)."""
+    method = _operation_method(build, reference.__name__, reference.__qualname__, must_run)
     for name in _REFERENCE_ATTRIBUTES:
         setattr(method, name, getattr(reference, name))
     return method
@@ -1521,6 +1527,7 @@ class Loop(asyncio.SelectorEventLoop):
         over too, as its coroutine is closed (collected): a LoopClosedError then says
         the write was dropped unmade, a StrandedError that it was still under way when
         close() stopped waiting for it (what it wrote is unknown)."""
+        self._check_usable()  # (before the build, which may make it: RunNow)
         return await self._run(_build_pwrite(fd, data, offset), unclaimed)  # type: ignore[no-any-return]
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
@@ -1790,10 +1797,13 @@ def _threadsafe(
     the calling thread (a bad one raises there, the loop never sees it), then the
     operation is queued for the loop."""
     build = spec.builder()
+    must_run = spec.must_run
 
     def method(
         self: ThreadsafeOperations, /, *args: _P.args, **kwargs: _P.kwargs
     ) -> concurrent.futures.Future[_R]:
+        if not must_run:
+            self._loop._check_usable()  # (before the build, which may make it: RunNow)
         return self._loop._submit_threadsafe(build(*args, **kwargs))
 
     return _named(method, spec, "ThreadsafeOperations", "concurrent.futures.Future[{}]")  # type: ignore[no-any-return]

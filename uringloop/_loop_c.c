@@ -21,10 +21,12 @@
  * decided before anything is done.
  *
  * OperationCall is the twin of the coroutine method _loop._coroutine() writes for a
- * declaration, `await self._run(build(*args, **kwargs))`. An OperationMethod(build, name,
- * qualname) is that method compiled: called with the loop and the public arguments, it
- * returns an OperationCall, which builds the operation at its first step (an argument
- * refused is raised there, as from the reference's first step) and then makes Loop._run's
+ * declaration: a closed (or forked) loop refused before anything is built, but for an
+ * operation that must run (a close), then `await self._run(build(*args, **kwargs))`. An
+ * OperationMethod(build, name, qualname, must_run) is that method compiled: called with the
+ * loop and the public arguments, it returns an OperationCall, which makes that check and
+ * builds the operation at its first step (an argument refused is raised there, as from the
+ * reference's first step) and then makes Loop._run's
  * common case itself: an operation to queue (not answered when it was built), on a usable
  * loop, whose result nobody needs to undo (its declaration has no `discard`). Its Future,
  * Loop._run_lone or the driver's queue and, where it would act, Loop._submit_early, and
@@ -72,6 +74,7 @@ typedef struct {
     PyObject *never_awaited; /* bytes: the RuntimeWarning's text for a coroutine dropped */
     PyObject *dict;          /* its __dict__ (the reference's signature, doc, ...) */
     vectorcallfunc vectorcall;
+    int must_run;            /* the declaration's: a closed loop makes it (a close) */
 } OperationMethod;
 
 static PyTypeObject PreadCall_Type, OperationCall_Type, OperationMethod_Type;
@@ -90,7 +93,7 @@ static long long page_size;
 static PyObject *s_closed, *s_state, *s_forked, *s_inline, *s_pool, *s_ready, *s_eager_left,
     *s_driver, *s_queue_read, *s_slow_completions, *s_run_lone, *s_submit_early, *s_abandon,
     *s_pread, *s_waiter, *s_loop, *s_read, *s_future, *s_copies_cached,
-    *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec,
+    *s_inline_turn, *s_read_cached, *s_copies_refused, *s_nbytes, *s_queue, *s_run, *s_state_of_op, *s_spec, *s_check_usable,
     *s_discard, *s_backlog, *s_inflight, *s_uses_ring, *s_early_batch, *s_early_share;
 static PyObject *done_state;       /* an operation's state once answered (state.DONE) */
 
@@ -578,6 +581,20 @@ runs_loops_own(PyObject *loop)
     return same;
 }
 
+/* loop._closed or loop._state.forked (a loop that takes no operation): 1, 0, or -1 with an
+ * error set. */
+static int
+loop_unusable(PyObject *loop)
+{
+    int unusable = attr_true(loop, s_closed);
+    if (unusable == 0) {
+        PyObject *loop_state = PyObject_GetAttr(loop, s_state);
+        unusable = loop_state == NULL ? -1 : attr_true(loop_state, s_forked);
+        Py_XDECREF(loop_state);
+    }
+    return unusable;
+}
+
 /* Whether Loop._run(op) takes its common case, which OperationCall makes itself: the loop's
  * class has Loop's own _run, the operation is to queue (not answered when it was built),
  * the loop usable, and nobody needs to undo its result (its declaration has no discard).
@@ -595,12 +612,7 @@ runs_usually(LoopCall *self, PyObject *op)
     Py_DECREF(state);
     if (done != 0)
         return done < 0 ? -1 : 0;
-    int unusable = attr_true(self->loop, s_closed);
-    if (unusable == 0) {
-        PyObject *loop_state = PyObject_GetAttr(self->loop, s_state);
-        unusable = loop_state == NULL ? -1 : attr_true(loop_state, s_forked);
-        Py_XDECREF(loop_state);
-    }
+    int unusable = loop_unusable(self->loop);
     if (unusable != 0)
         return unusable < 0 ? -1 : 0;
     PyObject *spec = PyObject_GetAttr(op, s_spec);
@@ -617,6 +629,16 @@ static PySendResult
 operation_first_step(LoopCall *self, PyObject **result)
 {
     OperationMethod *method = (OperationMethod *)self->method;
+    /* As the reference: a loop that takes no operation refuses it before it is built
+     * (building one may make it at once: RunNow), but for one that must run. */
+    int unusable = method->must_run ? 0 : loop_unusable(self->loop);
+    if (unusable > 0)
+        unusable = dropped(call_method(self->loop, s_check_usable, NULL, 0));
+    if (unusable < 0) {
+        stop_iteration_as_runtime_error();
+        finish(self);
+        return PYGEN_ERROR;
+    }
     Py_ssize_t keywords = self->kwnames == NULL ? 0 : PyTuple_GET_SIZE(self->kwnames);
     PyObject *values = self->values;
     PyObject *op = PyObject_Vectorcall(method->build, ((PyTupleObject *)values)->ob_item,
@@ -814,14 +836,15 @@ static PyObject *
 operation_method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *build, *name, *qualname;
+    int must_run;
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
         PyErr_SetString(PyExc_TypeError, "OperationMethod() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OUU:OperationMethod", &build, &name, &qualname))
+    if (!PyArg_ParseTuple(args, "OUUp:OperationMethod", &build, &name, &qualname, &must_run))
         return NULL;
     if (!PyCallable_Check(build)) {
-        PyErr_SetString(PyExc_TypeError, "OperationMethod(build, name, qualname): build must be callable");
+        PyErr_SetString(PyExc_TypeError, "OperationMethod(build, name, qualname, must_run): build must be callable");
         return NULL;
     }
     const char *text = PyUnicode_AsUTF8(qualname);
@@ -839,6 +862,7 @@ operation_method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->never_awaited = warning;
     self->dict = NULL;
     self->vectorcall = (vectorcallfunc)operation_method_call;
+    self->must_run = must_run;
     return (PyObject *)self;
 }
 
@@ -1048,7 +1072,7 @@ static PyTypeObject OperationMethod_Type = {
     .tp_name = "uringloop._loop_c.OperationMethod",
     .tp_basicsize = sizeof(OperationMethod),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_doc = "OperationMethod(build, name, qualname): a declared operation's coroutine method of Loop, compiled "
+    .tp_doc = "OperationMethod(build, name, qualname, must_run): a declared operation's coroutine method of Loop, compiled "
               "(see the module's doc).",
     .tp_new = operation_method_new,
     .tp_call = PyVectorcall_Call,
@@ -1168,7 +1192,7 @@ PyInit__loop_c(void)
         intern(&s_read, "Read") < 0 || intern(&s_future, "_Future") < 0 ||
         intern(&s_copies_cached, "copies_cached") < 0 || intern(&s_inline_turn, "inline_turn") < 0 ||
         intern(&s_read_cached, "read_cached") < 0 || intern(&s_copies_refused, "copies_refused") < 0 ||
-        intern(&s_nbytes, "nbytes") < 0 || intern(&s_queue, "queue") < 0 || intern(&s_run, "_run") < 0 ||
+        intern(&s_nbytes, "nbytes") < 0 || intern(&s_queue, "queue") < 0 || intern(&s_run, "_run") < 0 || intern(&s_check_usable, "_check_usable") < 0 ||
         intern(&s_state_of_op, "state") < 0 || intern(&s_spec, "spec") < 0 || intern(&s_discard, "discard") < 0 ||
         intern(&s_backlog, "backlog") < 0 || intern(&s_inflight, "inflight") < 0 ||
         intern(&s_uses_ring, "uses_ring") < 0 || intern(&s_early_batch, "EARLY_BATCH") < 0 ||

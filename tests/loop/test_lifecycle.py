@@ -299,6 +299,41 @@ def test_foreign_submissions_after_close_fail_at_once() -> None:
     assert isinstance(uringloop.LoopClosedError(), RuntimeError)
 
 
+# Operations that building may already make (RunNow: the system call answers at once, as
+# a read or write of an O_NONBLOCK pipe with data or room does), each as (name, call).
+_MADE_AS_BUILT: list[tuple[str, Callable[[uringloop.Loop, int, int], Any]]] = [
+    ("preadinto", lambda loop, r, w: loop.preadinto(r, bytearray(1), -1)),
+    ("pwrite", lambda loop, r, w: loop.pwrite(w, b"XY", -1)),
+    ("pwritev", lambda loop, r, w: loop.pwritev(w, [b"XY"], -1)),
+    ("pwrite_kept", lambda loop, r, w: loop.pwrite_kept(w, b"XY", -1)),
+    ("unlink", lambda loop, r, w: loop.unlink("")),
+    ("threadsafe.pread", lambda loop, r, w: loop.threadsafe.pread(r, 1, -1)),
+    ("threadsafe.pwrite", lambda loop, r, w: loop.threadsafe.pwrite(w, b"Z", -1)),
+    ("threadsafe.unlink", lambda loop, r, w: loop.threadsafe.unlink("")),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in _MADE_AS_BUILT], ids=[n for n, _ in _MADE_AS_BUILT])
+def test_a_closed_loop_refuses_an_operation_before_it_is_made(
+    call: Callable[[uringloop.Loop, int, int], Any],
+) -> None:
+    # Refused before it is built: its build would have read or written the pipe (or
+    # raised the system call's FileNotFoundError), with LoopClosedError raised or not.
+    r, w = os.pipe2(os.O_NONBLOCK)
+    try:
+        os.write(w, b"hello")
+        loop = uringloop.Loop()
+        loop.close()
+        with pytest.raises(uringloop.LoopClosedError):
+            made = call(loop, r, w)
+            if asyncio.iscoroutine(made):
+                made.send(None)
+        assert os.read(r, 100) == b"hello"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def _is_closed(fd: int, inode: int) -> bool:
     try:
         return os.fstat(fd).st_ino != inode  # (its number reused by another file)
