@@ -304,8 +304,8 @@ class _LoopState:
     """
 
     __slots__ = ("blocking", "busy_poll", "copy_ring", "cq_entries", "direct_attempts",
-                 "forked", "inline", "inline_spent", "kept", "ring_thread", "sq_entries",
-                 "streams", "threadsafe", "unclaimed")  # fmt: skip
+                 "forked", "inline", "inline_spent", "kept", "retired", "ring_thread",
+                 "sq_entries", "streams", "threadsafe", "unclaimed")  # fmt: skip
 
     def __init__(self, sq_entries: int, cq_entries: int) -> None:
         self.busy_poll = 0.0
@@ -325,6 +325,10 @@ class _LoopState:
         self.inline_spent = 0
         self.direct_attempts = 0
         self.inline = True  # Loop(inline=False): no direct work at all
+        # The counters of the drivers this loop replaced (a ring given up for the thread
+        # pool, or one made anew for another thread): submitted, completed, cancelled,
+        # enter calls, and the most in flight. uring_stats() adds the current driver's.
+        self.retired = (0, 0, 0, 0, 0)
         # pread_many's copies go through it (read_many_cached), made for the first batch
         # long enough to use it and closed with the loop.
         self.copy_ring: CopyRing | None = None
@@ -565,6 +569,7 @@ class Loop(asyncio.SelectorEventLoop):
                 "thread until they complete"
             )
         # A new ring for the new thread; the old one has nothing in flight.
+        self._retire(driver)
         self._unwatch_eventfd(driver.efd)
         driver.close()
         new = self._new_ring_driver()
@@ -573,6 +578,19 @@ class Loop(asyncio.SelectorEventLoop):
         self._watch_driver()
         self._watch_eventfd(new.efd)
         self._state.ring_thread = me
+
+    def _retire(self, driver: Driver) -> None:
+        """Keep the counters of a driver being replaced: uring_stats() reports totals since
+        the loop was created, not since its current driver was."""
+        d = driver.stats()
+        submitted, completed, cancelled, enter_calls, most = self._state.retired
+        self._state.retired = (
+            submitted + d.submitted,
+            completed + d.completed,
+            cancelled + d.cancelled,
+            enter_calls + d.enter_calls,
+            max(most, d.max_in_flight),
+        )
 
     def _watch_eventfd(self, efd: int) -> None:
         """Have select() return when the ring's eventfd fires. With the loop's own epoll
@@ -854,16 +872,17 @@ class Loop(asyncio.SelectorEventLoop):
         driver = self._driver
         foreign = self._foreign
         d: DriverStats = driver.stats()
+        submitted, completed, cancelled, enter_calls, most = self._state.retired
         return UringStats(
             uring_available=self.uring_available,
-            submitted=d.submitted,
-            completed=d.completed,
-            cancelled=d.cancelled,
-            enter_calls=d.enter_calls,
+            submitted=submitted + d.submitted,
+            completed=completed + d.completed,
+            cancelled=cancelled + d.cancelled,
+            enter_calls=enter_calls + d.enter_calls,
             foreign_submissions=foreign.pushes,
             wakeups_sent=foreign.wakeups_sent,
             wakeups_skipped=foreign.wakeups_skipped,
-            max_in_flight=d.max_in_flight,
+            max_in_flight=max(most, d.max_in_flight),
             in_flight=d.in_flight,
             backlog=d.backlog,
             direct_attempts=self._state.direct_attempts,
@@ -1008,6 +1027,7 @@ class Loop(asyncio.SelectorEventLoop):
         )
         new = FallbackDriver(self.call_soon_threadsafe)
         new.queue_many(unsent)
+        self._retire(old)
         self._driver = new
         self._watch_driver()
         if old.efd >= 0:

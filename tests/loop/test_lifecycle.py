@@ -47,6 +47,27 @@ def test_loop_created_in_one_thread_runs_in_another(data_file: tuple[str, bytes]
         loop.close()
 
 
+def test_counters_go_on_across_the_ring_made_for_another_thread() -> None:
+    """uring_stats() counts since the loop was created: the fresh ring a loop makes when
+    another thread runs it does not start its counters again."""
+    loop = uringloop.Loop()
+
+    async def nops(n: int) -> None:
+        await asyncio.gather(*(loop.nop() for _ in range(n)))
+
+    try:
+        in_thread(lambda: loop.run_until_complete(nops(5)))
+        before = loop.uring_stats()
+        assert before.submitted == before.completed == 5
+        loop.run_until_complete(nops(1))  # this thread: a new ring
+        after = loop.uring_stats()
+        assert (after.submitted, after.completed) == (6, 6)
+        assert after.enter_calls > before.enter_calls
+        assert after.max_in_flight >= before.max_in_flight
+    finally:
+        loop.close()
+
+
 def test_other_thread_refused_while_operations_are_in_flight() -> None:
     loop = uringloop.Loop()
     r, w = os.pipe()

@@ -260,6 +260,36 @@ def test_enter_failing_for_good_moves_to_the_fallback(data_file: tuple[str, byte
     run_fresh(main)
 
 
+def test_counters_go_on_after_the_move_to_the_fallback(data_file: tuple[str, bytes]) -> None:
+    """uring_stats() counts since the loop was created: the thread pool that takes over
+    from a ring given up adds to the ring's counters, rather than start them again."""
+    path, _ = data_file
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uringloop.Loop)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for i in range(5):
+                await loop.pread(fd, 10, i, cached_copy=False)
+            before = loop.uring_stats()
+            assert before.submitted == before.completed == 5
+            with (
+                syscalls.inject("enter", errno.EFAULT, times=-1),
+                pytest.warns(RuntimeWarning, match="thread pool from now on"),
+            ):
+                await asyncio.gather(*(loop.pread(fd, 10, i, cached_copy=False) for i in range(3)))
+            after = loop.uring_stats()
+            assert not after.uring_available
+            assert (after.submitted, after.completed) == (8, 8)
+            assert after.enter_calls >= before.enter_calls
+            assert after.max_in_flight >= before.max_in_flight
+        finally:
+            os.close(fd)
+
+    run_fresh(main)
+
+
 # -- tiny rings -----------------------------------------------------------------------------
 
 
