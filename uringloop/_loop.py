@@ -270,7 +270,7 @@ class _KeptOutcome:
 class UringStats:
     """What Loop.uring_stats() reports; counters are totals since the loop was created."""
 
-    uring_available: bool
+    uring_available: bool  # as Loop.uring_available: io_uring in use, not the thread pool
     submitted: int  # operations handed to the kernel (or the fallback pool)
     completed: int  # completions delivered
     cancelled: int  # cancellations requested
@@ -278,19 +278,19 @@ class UringStats:
     foreign_submissions: int  # operations queued by other threads
     wakeups_sent: int  # wakeups (eventfd or self-pipe writes) for foreign submissions
     wakeups_skipped: int  # foreign submissions that found the loop awake
-    max_in_flight: int
-    in_flight: int
+    max_in_flight: int  # the most operations in the kernel (or the pool) at once
+    in_flight: int  # in the kernel (or the pool) now
     backlog: int  # queued in user space, not yet in the kernel
     # Work the kernel does inline made directly instead of an operation (an open from the
     # dentry cache, a copy from the page cache); one that finds it cannot (a page not
     # cached) goes on as an operation, counted above too.
     direct_attempts: int  # shortcuts the inline budget allowed (opens, page-cache copies)
     # Which twins of the hot path run (the ring's queues, the read operation, the ready
-    # handles and pread's coroutine): "c" (the compiled extensions, built on install
-    # where a C compiler and the Python headers are) or "python" (the pure-Python
-    # references, also chosen by URINGLOOP_NO_EXTENSIONS=1); "queues c, reads python, ..."
-    # where only some were built. Both behave the same.
-    implementation: str
+    # handles, pread's coroutine and the buffer pins): "c" (the compiled extensions, built
+    # on install where a C compiler and the Python headers are) or "python" (the
+    # pure-Python references, also chosen by URINGLOOP_NO_EXTENSIONS=1); "queues c, reads
+    # python, ..." where only some were built or used. Both behave the same.
+    implementation: str  # "c", "python", or each twin's: "queues c, reads python, ..."
 
 
 class _LoopState:
