@@ -10,6 +10,7 @@ import fcntl
 import gc
 import hashlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -393,6 +394,52 @@ def test_each_route_fails_as_os_does_at_the_edges(
     failure = _raised(lambda: threads.rename(tmp_path / "a", tmp_path / "b", flags=None, **given))  # type: ignore[arg-type]
     assert failure is not None and failure[0] is TypeError
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@pytest.mark.parametrize("route", ["direct", "loop", "fallback", "batch", "batch-loop"])
+def test_a_read_or_write_of_an_epoll_descriptor_fails_at_once_on_every_route(
+    other_loop: uringloop.Loop, route: str, no_fd_leak: None
+) -> None:
+    # An epoll descriptor has no read(2) or write(2): os.read and os.write fail with EINVAL
+    # at once. io_uring's read or write at its position waited for it to be readable or
+    # writable (it never is) and then failed: the call hung. Made as the system call.
+    epoll = select.epoll()
+    fallback = uringloop.Loop(use_uring=False) if route == "fallback" else None
+    try:
+        loop = {"loop": other_loop, "fallback": fallback, "batch-loop": other_loop}.get(route)
+        given: dict[str, Any] = {} if loop is None else {"loop": loop, "timeout": 5.0}
+        fd = epoll.fileno()
+        calls: list[Callable[[], Any]] = [
+            lambda: threads.pread_many([(fd, 8, -1)], **given),
+        ]
+        if not route.startswith("batch"):
+            calls = [
+                lambda: threads.pread(fd, 8, -1, **given),
+                lambda: threads.preadinto(fd, bytearray(8), -1, **given),
+                lambda: threads.preadv(fd, [bytearray(8)], -1, **given),
+                lambda: threads.pwrite(fd, b"x" * 8, -1, **given),
+                lambda: threads.pwritev(fd, [b"x" * 8], -1, **given),
+            ]
+        with contextlib.ExitStack() as stack:
+            if fallback is not None:
+                stack.enter_context(_running_in_a_thread(fallback))
+            for call in calls:
+                thread, box = _in_thread(call)
+                thread.join(10)
+                if thread.is_alive():  # (let a hung read go: the epoll made readable)
+                    r, w = os.pipe()
+                    stack.callback(os.close, r)
+                    stack.callback(os.close, w)
+                    epoll.register(r, select.EPOLLIN)
+                    os.write(w, b"x")
+                    thread.join(10)
+                    pytest.fail("the call hung")
+                assert box[0][0] == "error" and type(box[0][1]) is OSError, box
+                assert box[0][1].errno == errno.EINVAL
+    finally:
+        epoll.close()
+        if fallback is not None and not fallback.is_closed():
+            fallback.close()
 
 
 def test_a_number_reused_as_a_pipe_while_another_thread_waits_is_checked_afresh(

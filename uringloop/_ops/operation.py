@@ -177,14 +177,16 @@ def ring_leaves_position(fd: int) -> bool:
 ON_RING, STREAM_NOW, DIRECT_NOW, STREAM_ON_RING = 0, 1, 2, 3
 
 
-def made_at_position(fd: int) -> int:
-    """How a read or write at `fd`'s file position (offset -1) is made, from one F_GETFL
-    (and an fstat where it is not O_NONBLOCK): STREAM_NOW at an O_NONBLOCK stream's
-    (never_waits: the system call at once, EAGAIN where io_uring's would wait), DIRECT_NOW
-    at an O_DIRECT descriptor's (ring_leaves_position: the system call at once, which moves
-    the position), STREAM_ON_RING at a stream's that may wait (a pipe, socket or terminal:
-    on the ring, its builder calls note_stream_wait), else ON_RING (also where `fd` is no
-    descriptor: the operation reports that)."""
+def made_at_position(fd: int, writes: bool = False) -> int:
+    """How a read (or, `writes`, a write) at `fd`'s file position (offset -1) is made, from
+    one F_GETFL (and an fstat where it is not O_NONBLOCK): STREAM_NOW at an O_NONBLOCK
+    stream's (never_waits: the system call at once, EAGAIN where io_uring's would wait),
+    and at a stream's whose read(2) (write(2)) fails at once (an epoll descriptor or a
+    pidfd has none: EINVAL, where io_uring's waits for it to be readable, maybe for ever),
+    DIRECT_NOW at an O_DIRECT descriptor's (ring_leaves_position: the system call at once,
+    which moves the position), STREAM_ON_RING at a stream's that may wait (a pipe, socket
+    or terminal: on the ring, its builder calls note_stream_wait), else ON_RING (also where
+    `fd` is no descriptor: the operation reports that)."""
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except (OSError, ValueError, OverflowError):
@@ -199,6 +201,11 @@ def made_at_position(fd: int) -> int:
         return ON_RING
     if S_ISREG(mode) or S_ISBLK(mode) or S_ISDIR(mode):
         return ON_RING
+    try:  # (a readv(2) of no buffers: EINVAL only where the file has no read(2) at all)
+        (os.writev if writes else os.readv)(fd, _NO_BUFFERS)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return STREAM_NOW
     global _stream_waits_made
     _stream_waits_made = True
     return STREAM_ON_RING

@@ -152,7 +152,7 @@ def _positioned(
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
             (check_write_position if opcode in _WRITES else check_position)(fd, offset)
         else:
-            made = made_at_position(fd)
+            made = made_at_position(fd, opcode in _WRITES)
             if made == STREAM_NOW:
                 raise RunNow(now)
             if made == DIRECT_NOW:
