@@ -2378,7 +2378,9 @@ class AsyncBufferedFile(_FileBase):
                 part = self._take(remaining)
                 parts.append(part)
                 remaining -= len(part)
-        except BaseException:
+        except BaseException as exc:
+            if parts and isinstance(exc, BlockingIOError):
+                return b"".join(parts)  # an O_NONBLOCK stream run dry: as the built-in's
             self._unread(parts)
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -2538,7 +2540,9 @@ class AsyncBufferedFile(_FileBase):
                     done += n
                     if one:
                         break
-            except BaseException:
+            except BaseException as exc:
+                if done and isinstance(exc, BlockingIOError):
+                    return done  # as read()
                 self._unread([bytes(flat[:done])])  # as read(): what it had taken
                 raise
             return done
@@ -3256,7 +3260,9 @@ class AsyncTextFile(_FileBase):
                 part = self._get_decoded(remaining)
                 parts.append(part)
                 remaining -= len(part)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, BlockingIOError) and any(parts):
+                return "".join(parts)  # as the binary layer's read(size)
             if taken.interrupted:
                 self._give_back(taken)
             raise

@@ -3303,6 +3303,38 @@ async def test_readlines_of_an_o_nonblocking_pipe_run_dry_returns_the_lines_read
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("call", ["read", "readinto", "text read"])
+async def test_a_sized_read_of_an_o_nonblocking_pipe_run_dry_returns_what_it_read(
+    no_fd_leak: None, call: str
+) -> None:
+    # As the built-in's BufferedReader.read(n), readinto() and TextIOWrapper.read(n): the
+    # bytes (characters) read before the pipe had no more for now, not BlockingIOError
+    # until `n` of them have come; and the next read returns what comes after them.
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        mode = "r" if call == "text read" else "rb"
+        async with uringloop.open(read_end, mode, closefd=False) as f:
+            os.write(write_end, b"ab")
+            if call == "readinto":
+                buffer = bytearray(10)
+                n = await asyncio.wait_for(f.readinto(buffer), 5)
+                got: Any = bytes(buffer[:n])
+            else:
+                got = await asyncio.wait_for(f.read(10), 5)
+            with pytest.raises(BlockingIOError):
+                await asyncio.wait_for(f.read(10), 5)
+            os.write(write_end, b"cd\n")
+            rest = await asyncio.wait_for(f.read(10), 5)
+        text = (lambda b: b) if mode == "rb" else bytes.decode
+        assert (got, rest) == (text(b"ab"), text(b"cd\n"))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("buffering", [-1, 0])
 async def test_a_cancelled_binary_readlines_gives_back_the_lines_it_had_read(
     no_fd_leak: None, buffering: int
