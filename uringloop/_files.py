@@ -2025,10 +2025,23 @@ class AsyncFileIO(_FileBase):
         )
 
     async def _write_all(self, data: _Buffer) -> None:
-        """Write all of `data` (the buffered layer's flush)."""
+        """Write all of `data` (the buffered layer's flush). An O_NONBLOCK stream that
+        fills up raises BlockingIOError with the count written (characters_written), as
+        the built-in BufferedWriter's write does."""
         view = flat_view(data)
+        done = 0
+
+        async def write(part: memoryview, _: int) -> int:
+            nonlocal done
+            n = await self._write(part)
+            done += n
+            return n
+
         try:  # (each write at the position, which it moves)
-            await write_all(lambda part, _: self._write(part), view, 0)
+            await write_all(write, view, 0)
+        except BlockingIOError as exc:
+            exc.characters_written = done
+            raise
         finally:
             release_views(view)
 
@@ -2638,9 +2651,16 @@ class AsyncBufferedFile(_FileBase):
             if len(self._wbuf) + n <= self.write_size:
                 self._wbuf += view
                 if len(self._wbuf) == self.write_size:
-                    await self._flush_writes()
+                    # (an O_NONBLOCK stream full: the bytes stay buffered, taken, as the
+                    # built-in's, which flushes a full buffer at the next write)
+                    with contextlib.suppress(BlockingIOError):
+                        await self._flush_writes()
                 return n
-            await self._flush_writes()
+            try:
+                await self._flush_writes()
+            except BlockingIOError as exc:
+                exc.characters_written = 0  # (none of `data` taken)
+                raise
             if n >= self.write_size:
                 await self.raw._write_all(data if type(data) is bytes else view)
             else:

@@ -3335,6 +3335,49 @@ async def test_a_sized_read_of_an_o_nonblocking_pipe_run_dry_returns_what_it_rea
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("size", [100_000, 4096, 10])
+async def test_a_buffered_write_to_a_full_o_nonblocking_pipe_says_what_it_took(
+    no_fd_leak: None, size: int
+) -> None:
+    # As the built-in BufferedWriter's: a write the pipe has no room for raises
+    # BlockingIOError with characters_written, the bytes of it taken (written or
+    # buffered), or returns; writing the rest again, and then flushing, delivers the
+    # data once, whole and in order.
+    data = bytes(range(256)) * 1200
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    got = bytearray()
+
+    def drain() -> None:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(read_end, 1 << 16):
+                got.extend(chunk)
+
+    try:
+        async with uringloop.open(write_end, "wb", closefd=False) as f:
+            sent = 0
+            while sent < len(data):
+                try:
+                    sent += await asyncio.wait_for(f.write(data[sent : sent + size]), 5)
+                except BlockingIOError as exc:
+                    sent += exc.characters_written
+                    drain()
+            while True:
+                try:
+                    await asyncio.wait_for(f.flush(), 5)
+                    break
+                except BlockingIOError:
+                    drain()
+        drain()
+        assert got == data
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("buffering", [-1, 0])
 async def test_a_cancelled_binary_readlines_gives_back_the_lines_it_had_read(
     no_fd_leak: None, buffering: int
