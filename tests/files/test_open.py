@@ -3283,8 +3283,8 @@ async def test_open_checks_its_file_argument_in_the_builtins_order(
 async def test_readlines_of_an_o_nonblocking_pipe_run_dry_returns_the_lines_read(
     no_fd_leak: None, mode: str
 ) -> None:
-    # As the built-in's: the lines read, when the pipe has no more for now; the partial
-    # line stays for the next read.
+    # The whole lines read, when the pipe has no more for now; the partial line stays for
+    # the next read (the built-in's return it as a line of its own: README says so).
     read_end, write_end = os.pipe()
     os.set_blocking(read_end, False)
     try:
