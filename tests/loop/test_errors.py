@@ -225,7 +225,7 @@ async def test_a_stream_whose_o_nonblocking_is_cleared_meanwhile_still_answers_a
         while True:  # (no room for one more datagram, even an empty one)
             sender.send(b"x")
     sender.setblocking(True)
-    said = lambda fd: STREAM_NOW  # noqa: E731  # (made_at_position: an O_NONBLOCK stream)
+    said = lambda fd, writes=False: STREAM_NOW  # noqa: E731  # (made_at_position: an O_NONBLOCK stream)
     monkeypatch.setattr(uringloop._loop, "made_at_position", said)
     monkeypatch.setattr(uringloop._ops.table, "made_at_position", said)
     released = threading.Event()
