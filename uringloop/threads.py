@@ -335,6 +335,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
     in this thread), queued on the loop, and waited for."""
     build = spec.builder()
     blocking = spec.blocking
+    must_run = spec.must_run
 
     def call(*args: Any, loop: Loop | None = None, timeout: float | None = None,
              **kwargs: Any) -> _T:  # fmt: skip
@@ -342,6 +343,8 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
             _check_timeout(timeout)
             target = _target(loop)
             if target is not None:
+                if not must_run:
+                    target._check_usable()  # (before the build, which may make it: RunNow)
                 return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
         # Directly: no loop serves the thread (a timeout cannot apply then).
         if batch and (ring := thread_ring()) is not None:

@@ -24,6 +24,7 @@ import pytest
 
 import uringloop
 from tests.conftest import fd_exists, full_nonblocking_pipe, open_fds, run_python
+from uringloop import threads
 from uringloop._ring import syscalls
 
 
@@ -331,6 +332,10 @@ _MADE_AS_BUILT: list[tuple[str, Callable[[uringloop.Loop, int, int], Any]]] = [
     ("threadsafe.pread", lambda loop, r, w: loop.threadsafe.pread(r, 1, -1)),
     ("threadsafe.pwrite", lambda loop, r, w: loop.threadsafe.pwrite(w, b"Z", -1)),
     ("threadsafe.unlink", lambda loop, r, w: loop.threadsafe.unlink("")),
+    ("threads.pread", lambda loop, r, w: threads.pread(r, 1, -1, loop=loop)),
+    ("threads.pwrite", lambda loop, r, w: threads.pwrite(w, b"Z", -1, loop=loop)),
+    ("threads.pread_many", lambda loop, r, w: threads.pread_many([(r, 1, -1)], loop=loop)),
+    ("threads.unlink", lambda loop, r, w: threads.unlink("", loop=loop)),
 ]
 
 
