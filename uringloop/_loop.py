@@ -1823,7 +1823,7 @@ def _threadsafe(
         self: ThreadsafeOperations, /, *args: _P.args, **kwargs: _P.kwargs
     ) -> concurrent.futures.Future[_R]:
         if not must_run:
-            self._loop._check_usable()  # (before the build, which may make it: RunNow)
+            self.check_usable()  # (before the build, which may make it: RunNow)
         return self._loop._submit_threadsafe(build(*args, **kwargs))
 
     return _named(method, spec, "ThreadsafeOperations", "concurrent.futures.Future[{}]")  # type: ignore[no-any-return]
@@ -1839,6 +1839,12 @@ class ThreadsafeOperations:
 
     def __init__(self, loop: Loop) -> None:
         self._loop: Loop = weakref.proxy(loop)
+
+    def check_usable(self) -> None:
+        """Raise LoopClosedError if the loop is closed (RuntimeError if it belongs to the
+        parent of a fork): for a caller about to build an operation other than a close,
+        which the loop would refuse, since building one may already make it (RunNow)."""
+        self._loop._check_usable()
 
     def submit(self, op: Operation) -> None:
         """Queue an operation built by a declaration (Spec.build), its waiter already set;

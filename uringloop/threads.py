@@ -344,7 +344,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
             target = _target(loop)
             if target is not None:
                 if not must_run:
-                    target._check_usable()  # (before the build, which may make it: RunNow)
+                    target.threadsafe.check_usable()  # (before the build: RunNow makes it)
                 return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
         # Directly: no loop serves the thread (a timeout cannot apply then).
         if batch and (ring := thread_ring()) is not None:
