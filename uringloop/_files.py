@@ -3547,9 +3547,17 @@ class AsyncTextFile(_FileBase):
 
     async def _write_encoded(self, length: int, data: bytes, needflush: bool) -> int:
         """The rest of _write(): `data`, the encoded text of `length` characters, joins the
-        pending bytes, flushed when they reach TEXT_CHUNK_SIZE (or at once: needflush)."""
+        pending bytes, flushed when they reach TEXT_CHUNK_SIZE (or at once: needflush).
+        An O_NONBLOCK stream that fills up raises BlockingIOError with characters_written,
+        the characters of the text taken: none before it joined the pending bytes, all of
+        it after (they are kept, written by the next flush), so that the rest, and only
+        the rest, can be written again."""
         if self._pending_count + len(data) > TEXT_CHUNK_SIZE:
-            await self._write_flush()
+            try:
+                await self._write_flush()
+            except BlockingIOError as exc:
+                exc.characters_written = 0  # (none of the text taken)
+                raise
         self._pending.append(data)
         self._pending_count += len(data)
         try:
@@ -3557,6 +3565,9 @@ class AsyncTextFile(_FileBase):
                 await self._write_flush()
             if needflush:
                 await self.buffer._flush()
+        except BlockingIOError as exc:
+            exc.characters_written = length  # (the text taken, whole)
+            raise
         finally:
             # The text is written from here even if this call is cancelled (the binary
             # layer holds what a flush took): the characters decoded before are stale.

@@ -3378,6 +3378,57 @@ async def test_a_buffered_write_to_a_full_o_nonblocking_pipe_says_what_it_took(
 
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize(
+    ("size", "newline", "buffering"),
+    [(10_000, None, -1), (8192, None, -1), (100, None, -1), (10_001, "\r\n", -1), (300, None, 1)],
+)
+async def test_a_text_write_to_a_full_o_nonblocking_pipe_says_what_it_took(
+    no_fd_leak: None, size: int, newline: str | None, buffering: int
+) -> None:
+    # A text write the pipe has no room for raises BlockingIOError with
+    # characters_written, the characters of it taken (kept, for the next flush): none,
+    # or all of it once it joined the pending bytes. Writing the rest again, and then
+    # flushing, delivers the text once, whole and in order. (The built-in
+    # TextIOWrapper's says the bytes its buffer took of what it flushed, and loses the
+    # rest of them.)
+    text = "".join(f"{i:07d}\n" for i in range(30_000))
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    got = bytearray()
+
+    def drain() -> None:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(read_end, 1 << 16):
+                got.extend(chunk)
+
+    try:
+        async with uringloop.open(write_end, "w", buffering, closefd=False, newline=newline) as f:
+            sent = 0
+            blocked = 0
+            while sent < len(text):
+                try:
+                    sent += await asyncio.wait_for(f.write(text[sent : sent + size]), 5)
+                except BlockingIOError as exc:
+                    sent += exc.characters_written
+                    blocked += 1
+                    drain()
+            while True:
+                try:
+                    await asyncio.wait_for(f.flush(), 5)
+                    break
+                except BlockingIOError:
+                    drain()
+        drain()
+        assert blocked
+        assert got == text.replace("\n", newline or "\n").encode()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("buffering", [-1, 0])
 async def test_a_cancelled_binary_readlines_gives_back_the_lines_it_had_read(
     no_fd_leak: None, buffering: int
