@@ -1011,6 +1011,16 @@ class RingDriver:
             if efd >= 0:
                 os.close(efd)
 
+    def __del__(self) -> None:
+        # A loop dropped unclosed: its __del__ closes it, unless its ResourceWarning was
+        # made an error (-W error, pytest's filterwarnings). The ring closes itself then
+        # (Ring.__del__) and asyncio's self-pipe sockets and epoll object do; the eventfd,
+        # a bare descriptor number, must be closed here.
+        efd = getattr(self, "efd", -1)
+        if efd >= 0:
+            self.efd = -1
+            os.close(efd)
+
 
 def abandoned(op: Operation) -> bool:
     """Its waiter is done before the operation was submitted (a task cancelled while the

@@ -203,6 +203,22 @@ def test_create_and_close_leaks_no_fd() -> None:
     assert open_fds() == before
 
 
+def test_a_loop_dropped_unclosed_whose_warning_is_an_error_leaks_no_fd() -> None:
+    # Its __del__ warns before it closes the loop: with ResourceWarning an error, the close
+    # is not made. Stock asyncio's descriptors (self-pipe, epoll) close with their objects;
+    # the ring's eventfd did not.
+    before = open_fds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        loop = uringloop.Loop()
+        loop.run_until_complete(loop.nop())
+        del loop
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sys, "unraisablehook", lambda unraisable: None)
+            gc.collect()
+    assert open_fds() == before
+
+
 # The task awaiting the read never runs again: the LoopClosedError close() sets on its
 # future is never retrieved, and asyncio reports that through the exception handler.
 @pytest.mark.exception_handler_ok
