@@ -3333,6 +3333,36 @@ async def test_a_sized_read_of_an_o_nonblocking_pipe_run_dry_returns_what_it_rea
         os.close(write_end)
 
 
+def _drain(read_end: int, got: bytearray) -> None:
+    """What an O_NONBLOCK pipe holds now, appended to `got`."""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(read_end, 1 << 16):
+            got.extend(chunk)
+
+
+async def _write_through_a_full_pipe(
+    f: Any, data: Any, size: int, read_end: int, got: bytearray
+) -> int:
+    """`data` written to `f` (on a pipe with room for less) in pieces of `size`, as a
+    caller of a non-blocking file does: on BlockingIOError, what it says it took
+    (characters_written) counts as sent, the pipe is drained, the rest written again;
+    then flushed, draining until it goes through. Returns how many writes were blocked."""
+    sent = blocked = 0
+    while sent < len(data):
+        try:
+            sent += await asyncio.wait_for(f.write(data[sent : sent + size]), 5)
+        except BlockingIOError as exc:
+            sent += exc.characters_written
+            blocked += 1
+            _drain(read_end, got)
+    while True:
+        try:
+            await asyncio.wait_for(f.flush(), 5)
+            return blocked
+        except BlockingIOError:
+            _drain(read_end, got)
+
+
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback", "asyncio")
 @pytest.mark.parametrize("size", [100_000, 4096, 10])
@@ -3348,28 +3378,10 @@ async def test_a_buffered_write_to_a_full_o_nonblocking_pipe_says_what_it_took(
     os.set_blocking(read_end, False)
     os.set_blocking(write_end, False)
     got = bytearray()
-
-    def drain() -> None:
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(read_end, 1 << 16):
-                got.extend(chunk)
-
     try:
         async with uringloop.open(write_end, "wb", closefd=False) as f:
-            sent = 0
-            while sent < len(data):
-                try:
-                    sent += await asyncio.wait_for(f.write(data[sent : sent + size]), 5)
-                except BlockingIOError as exc:
-                    sent += exc.characters_written
-                    drain()
-            while True:
-                try:
-                    await asyncio.wait_for(f.flush(), 5)
-                    break
-                except BlockingIOError:
-                    drain()
-        drain()
+            await _write_through_a_full_pipe(f, data, size, read_end, got)
+        _drain(read_end, got)
         assert got == data
     finally:
         os.close(read_end)
@@ -3396,30 +3408,10 @@ async def test_a_text_write_to_a_full_o_nonblocking_pipe_says_what_it_took(
     os.set_blocking(read_end, False)
     os.set_blocking(write_end, False)
     got = bytearray()
-
-    def drain() -> None:
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(read_end, 1 << 16):
-                got.extend(chunk)
-
     try:
         async with uringloop.open(write_end, "w", buffering, closefd=False, newline=newline) as f:
-            sent = 0
-            blocked = 0
-            while sent < len(text):
-                try:
-                    sent += await asyncio.wait_for(f.write(text[sent : sent + size]), 5)
-                except BlockingIOError as exc:
-                    sent += exc.characters_written
-                    blocked += 1
-                    drain()
-            while True:
-                try:
-                    await asyncio.wait_for(f.flush(), 5)
-                    break
-                except BlockingIOError:
-                    drain()
-        drain()
+            blocked = await _write_through_a_full_pipe(f, text, size, read_end, got)
+        _drain(read_end, got)
         assert blocked
         assert got == text.replace("\n", newline or "\n").encode()
     finally:
