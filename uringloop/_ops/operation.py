@@ -201,11 +201,12 @@ def made_at_position(fd: int, writes: bool = False) -> int:
         return ON_RING
     if S_ISREG(mode) or S_ISBLK(mode) or S_ISDIR(mode):
         return ON_RING
-    try:  # (a readv(2) of no buffers: EINVAL only where the file has no read(2) at all)
-        (os.writev if writes else os.readv)(fd, _NO_BUFFERS)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return STREAM_NOW
+    if not (S_ISFIFO(mode) or S_ISSOCK(mode)):  # (a pipe's or socket's are always there)
+        try:  # (a readv(2) of no buffers: EINVAL only where the file has no read(2) at all)
+            (os.writev if writes else os.readv)(fd, _NO_BUFFERS)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return STREAM_NOW
     global _stream_waits_made
     _stream_waits_made = True
     return STREAM_ON_RING
