@@ -266,11 +266,12 @@ class ScratchBuffer:
             self._map = anonymous_map(size)
             self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
-    def take(self, n: int) -> bytes:
+    def take(self, n: int, start: int = 0) -> bytes:
+        """The `n` bytes from byte `start`."""
         if self._heap is not None:
-            return ctypes.string_at(self.address, n)
+            return ctypes.string_at(self.address + start, n)
         assert self._map is not None
-        return self._map[:n]
+        return self._map[start : start + n]
 
     def release(self) -> None:
         """Free the memory; only once the kernel is done with it."""
@@ -347,8 +348,9 @@ class SlotPool:
     def address(self, slot: int) -> int:
         return self.address_of[slot]
 
-    def take(self, slot: int, n: int) -> bytes:
-        off = self.offset_of[slot]
+    def take(self, slot: int, n: int, start: int = 0) -> bytes:
+        """The `n` bytes from byte `start` of `slot`."""
+        off = self.offset_of[slot] + start
         return self.arena_of[slot][off : off + n]
 
     def free(self, slot: int) -> None:

@@ -108,3 +108,28 @@ async def test_direct_needs_unbuffered_binary(tmp_path: Path, no_fd_leak: None) 
     for mode, buffering in (("rb", -1), ("r", -1), ("wb", 4096)):
         with pytest.raises(ValueError, match="unbuffered binary"):
             await uringloop.open(tmp_path / "f", mode, buffering, direct=True)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_of_direct_reads_of_mixed_sizes_reads_each_part(
+    direct_path: Path, no_fd_leak: None
+) -> None:
+    # A pread_many of parts of several sizes on an O_DIRECT descriptor: the parts share
+    # buffers, each on a boundary its size allows (a multiple of the block size), so
+    # the kernel takes every read.
+    data = os.urandom(64 * 4096)
+    direct_path.write_bytes(data)
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uringloop.Loop)
+    fd = os.open(direct_path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        info = await loop.statx(
+            direct_path, mask=int(uringloop.StatxMask.BASIC_STATS | uringloop.StatxMask.DIOALIGN)
+        )
+        block = max(info.dio_offset_align or 4096, info.dio_mem_align or 4096)
+        sizes = [block, 4096, 3 * block, 8192, block, 5 * 4096, 2 * block, 4096]
+        reqs = [(fd, size, 4096 * (7 * i % 40)) for i, size in enumerate(sizes)]
+        got = await loop.pread_many(reqs)
+    finally:
+        os.close(fd)
+    assert got == [data[offset : offset + size] for _, size, offset in reqs]

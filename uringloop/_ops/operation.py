@@ -60,8 +60,9 @@ _READV = int(abi.Op.READV)
 _U64 = args.U64_MASK
 _LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
 _ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
-# The largest pool slot a uniform batch reads into at once (bigger batches: a slot per part).
+# The largest pool slot a batch's parts share (a larger part has a buffer of its own).
 _BATCH_REGION_MAX = SLOT_SIZES[-1]
+_PAGE = SLOT_SIZES[0]  # (a page: the largest boundary a part of a shared region starts on)
 _FD_MAX = args.INT_MAX
 _OFF_MAX = args.OFF_MAX
 _POOLED_MAX = SLOT_SIZES[-1]
@@ -788,17 +789,23 @@ class ReadBatch(Entry):
 
     Part i has user_data `self.user_data + i`. When every part has the same size and the
     batch fits a pool slot, the parts read into one slot, part i at `i * size` (one
-    allocation; its SQEs are written as one array copy); otherwise each part gets its own
-    slot (or a ScratchBuffer for large sizes). A CQE only records its part's result: the
-    `bytes` are copied out and the buffers released once every written part has completed.
+    allocation; its SQEs are written as one array copy). Otherwise the parts share regions
+    of at most a pool slot's largest size, in request order, each part on a boundary of the
+    largest power of two that divides its size, at most a page (as part i of a uniform
+    region: an O_DIRECT read, whose size is a multiple of the block size, stays aligned);
+    a part larger than a region is a region of its own. A region is a pool slot, or a
+    ScratchBuffer where the pool has none, made when its first part is written. A CQE only
+    records its part's result: the `bytes` are copied out and the buffers released once
+    every written part has completed.
     If any part fails, the error of the first failed part (in request order) is raised.
     The parts' fields were all checked at construction (signed 64-bit arrays of values in
     range), so writing them cannot fail half-way.
     """
 
     __slots__ = ("_at_once", "_buffers", "_error", "_error_index", "_failures", "_left",
-                 "_next", "_pool", "_region", "_res", "_ring_order", "_slots", "_stride", "fds",
-                 "offsets", "sizes")  # fmt: skip
+                 "_next", "_place", "_pool", "_region", "_region_bytes", "_region_failures",
+                 "_region_of", "_res", "_ring_order", "_slots", "_stride", "fds", "offsets",
+                 "sizes")  # fmt: skip
     multi = True
 
     def __init__(
@@ -829,11 +836,17 @@ class ReadBatch(Entry):
         n = len(fds)
         self._pool = pool
         self._res: list[int | None] = [None] * n  # None: the part's CQE has not come
-        self._slots: list[int] = []  # per-part pool slots (-1: a ScratchBuffer), in order
-        self._buffers: dict[int, ScratchBuffer] = {}
+        # The shared regions (when the batch is not one uniform region): part i is at byte
+        # _place[i] of region _region_of[i]; regions are made in order as parts are written.
+        self._region_of = array("q")
+        self._place = array("q")
+        self._region_bytes: list[int] = []
+        self._slots: list[int] = []  # per-region pool slots (-1: a ScratchBuffer), in order
+        self._buffers: dict[int, ScratchBuffer] = {}  # {region: its ScratchBuffer}
         # Parts whose buffer could not be made (MemoryError): written as a NOP, each fails
         # with its exception once every written part has completed.
         self._failures: dict[int, Exception] = {}
+        self._region_failures: dict[int, Exception] = {}  # {region: why it has no memory}
         self._left = n  # parts whose CQE has not arrived (or that were dropped)
         self._next = 0  # parts written and in flight so far (see parts_written)
         self._error: BaseException | None = None
@@ -846,6 +859,22 @@ class ReadBatch(Entry):
             if size and size * n <= _BATCH_REGION_MAX and sizes.count(size) == n:
                 self._region = pool.alloc(size * n)
                 self._stride = size
+        if self._region < 0:
+            self._lay_out(sizes)
+
+    def _lay_out(self, sizes: array[int]) -> None:
+        """Place the parts in shared regions (see the class's docstring)."""
+        region_of, place, region_bytes = self._region_of, self._place, self._region_bytes
+        end = 0  # of the last part placed, in the last region
+        for size in sizes:
+            align = min(size & -size, _PAGE) or 1  # (the largest power of two dividing size)
+            start = (end + align - 1) & -align
+            if not region_bytes or start + size > _BATCH_REGION_MAX:
+                region_bytes.append(0)
+                start = 0
+            region_of.append(len(region_bytes) - 1)
+            place.append(start)
+            end = region_bytes[-1] = start + size
 
     @property
     def opcode(self) -> int:
@@ -900,30 +929,34 @@ class ReadBatch(Entry):
             pool = self._pool  # type: ignore[assignment]
             slots = self._slots
             buffers = self._buffers
+            region_of, place = self._region_of, self._place
             for j in range(count):
                 i = first + j
                 size = self.sizes[i]
-                if i < len(slots):  # allocated by a write that was interrupted: reused
-                    slot = slots[i]
+                region = region_of[i]
+                # Parts are written in order, so a region's first part makes it.
+                if region < len(slots):  # made by an earlier part, or an interrupted write
+                    slot = slots[region]
                 else:
                     # An interruption between the two steps leaves the slot taken in the
                     # pool and unknown here: memory the pool keeps, never a buffer in use.
-                    slot = pool.alloc(size) if pool is not None else -1
+                    slot = pool.alloc(self._region_bytes[region]) if pool is not None else -1
                     slots.append(slot)
                 if slot >= 0:
-                    addr = pool.address_of[slot]
+                    addr = pool.address_of[slot] + place[i]
                 else:
-                    buf = buffers.get(i)
-                    if buf is None and i not in self._failures:
+                    buf = buffers.get(region)
+                    if buf is None and region not in self._region_failures:
                         try:
-                            buf = buffers[i] = ScratchBuffer(size)
-                        except Exception as exc:  # (out of memory: this part's failure)
-                            self._failures[i] = exc.with_traceback(None)  # (no frame kept)
+                            buf = buffers[region] = ScratchBuffer(self._region_bytes[region])
+                        except Exception as exc:  # (out of memory: its parts' failure)
+                            self._region_failures[region] = exc.with_traceback(None)  # (no frame)
                     if buf is None:
+                        self._failures[i] = self._region_failures[region]
                         _pack_sqe_into(sqes, offsets[start + j], _NOP, 0, 0, -1, 0, 0, 0, 0,
                                        base + i, 0, 0, 0, 0, 0)  # fmt: skip
                         continue
-                    addr = buf.address
+                    addr = buf.address + place[i]
                 offset = self.offsets[i] & _U64
                 _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
                                size, 0, base + i, 0, 0, 0, 0, 0)  # fmt: skip
@@ -1062,12 +1095,15 @@ class ReadBatch(Entry):
             starts = range(off, off + written * stride, stride)
             return [arena[p : p + n] for p, n in zip(starts, res, strict=True)]
         out = []
-        for i, (slot, n) in enumerate(zip(self._slots, res, strict=False)):
+        slots, buffers, region_of, place = self._slots, self._buffers, self._region_of, self._place
+        for i, n in enumerate(res):  # (every written part's region is made)
+            region = region_of[i]
+            slot = slots[region]
             if slot >= 0:
-                out.append(pool.take(slot, n))  # type: ignore[union-attr]
+                out.append(pool.take(slot, n, place[i]))  # type: ignore[union-attr]
             else:
-                buf = self._buffers.get(i)  # (none for a part that failed to get one)
-                out.append(buf.take(n) if buf is not None else b"")
+                buf = buffers.get(region)  # (none for a region that failed to get one)
+                out.append(buf.take(n, place[i]) if buf is not None else b"")
         return out
 
     def release(self) -> None:
