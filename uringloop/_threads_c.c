@@ -93,7 +93,10 @@ pread_c(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 static PyMethodDef methods[] = {
     {"pread", (PyCFunction)(void (*)(void))pread_c, METH_FASTCALL | METH_KEYWORDS,
      "pread($module, /, fd, size, offset=-1, *, loop=None, timeout=None)\n--\n\n"
-     "Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."},
+     "Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.\n\n"
+     "From a thread, this call blocks the thread: by default it is the system call itself;\n"
+     "with `loop=` or `timeout=`, it goes through a loop's ring, and a timeout that expires\n"
+     "raises TimeoutError as the module's docstring describes."},
     {NULL, NULL, 0, NULL},
 };
 

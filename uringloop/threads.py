@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import os
 import threading
 import weakref
@@ -328,6 +329,18 @@ def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
         raise
 
 
+# Said after each function's docstring, which is the loop's coroutine's (the ring's).
+_CALL_ROUTE = """From a thread, this call blocks the thread: by default it is the system call
+itself; with `loop=` or `timeout=`, it goes through a loop's ring, and a timeout that
+expires raises TimeoutError as the module's docstring describes (where the text above
+speaks of a cancellation, it is the loop's coroutine's)."""
+_BATCH_ROUTE = """From a thread, this call blocks the thread: by default it goes through the
+thread's own small io_uring (plain calls where there is none); with `loop=` or `timeout=`,
+it goes through a loop's ring, and a timeout that expires raises TimeoutError as the
+module's docstring describes (where the text above speaks of a cancellation, it is the
+loop's coroutine's)."""
+
+
 def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
     """The blocking function for a declared operation (see the module docstring for the
     routes): by default the declaration's blocking call in this thread, or for a `batch`
@@ -355,7 +368,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
         return blocking(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = spec.name
-    call.__doc__ = spec.doc
+    call.__doc__ = f"{inspect.cleandoc(spec.doc or '')}\n\n{_BATCH_ROUTE if batch else _CALL_ROUTE}"
     call.__module__ = __name__
     extra = [
         _keyword("loop", "Loop | None"),
@@ -385,7 +398,12 @@ _os_read, _os_pread = os.read, os.pread
 def pread(
     fd: int, size: int, offset: int = -1, *, loop: Loop | None = None, timeout: float | None = None
 ) -> bytes:
-    """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes."""
+    """Read up to `size` bytes at `offset` (-1: at the file position) into new bytes.
+
+    From a thread, this call blocks the thread: by default it is the system call itself;
+    with `loop=` or `timeout=`, it goes through a loop's ring, and a timeout that expires
+    raises TimeoutError as the module's docstring describes.
+    """
     # The hot path: table.pread's default route (the plain system call) inlined for plain
     # ints, one Python frame around os.pread; anything else takes the derived function.
     if (
