@@ -201,12 +201,14 @@ class FallbackDriver:
 
     def _stop(self, op: Operation, future: concurrent.futures.Future[Any]) -> bool:
         """Take `op` off the pool if it has not started, or is a read still waiting for
-        its stream to have something to read; True when it will not run."""
+        its stream to have something to read; True when it will not run. It is counted
+        as completed then (its caller drops it), as the ring counts a cancelled one's CQE."""
         gate = self._gates.get(op)
         if not (future.cancel() or (gate is not None and gate.withdraw())):
             return False
         del self.inflight[op]
         self._gates.pop(op, None)
+        self.n_completed += 1
         return True
 
     def unfinished_operations(self) -> list[Operation]:

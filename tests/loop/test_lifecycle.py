@@ -69,6 +69,35 @@ def test_counters_go_on_across_the_ring_made_for_another_thread() -> None:
         loop.close()
 
 
+@pytest.mark.parametrize("use_uring", [True, False])
+def test_a_cancelled_read_counts_as_completed(use_uring: bool) -> None:
+    """A read of an empty pipe that its task cancels ends (ECANCELED): uring_stats()
+    counts its completion on the thread-pool fallback too, where the read that its
+    thread had not begun is withdrawn, as the ring counts the cancelled read's CQE."""
+    loop = uringloop.Loop(use_uring=use_uring)
+    r, w = os.pipe()
+
+    async def main() -> None:
+        task = loop.create_task(loop.pread(r, 5, -1))
+        while not loop.uring_stats().in_flight:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        while loop.uring_stats().in_flight:
+            await asyncio.sleep(0.001)
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+        stats = loop.uring_stats()
+        assert stats.cancelled == 1
+        assert stats.submitted == stats.completed == (2 if use_uring else 1)  # (+ the cancel)
+    finally:
+        loop.close()
+        os.close(r)
+        os.close(w)
+
+
 def test_other_thread_refused_while_operations_are_in_flight() -> None:
     loop = uringloop.Loop()
     r, w = os.pipe()
