@@ -7,14 +7,15 @@
 Scenarios: randread-qd1, randread-qd64, randread-qd1024, randread-qd4096, ring-qd64 and
 ring-qd4096 (the same reads on a Loop(inline=False), every one on the ring), machinery-qd64,
 machinery-qd4096 (the fake driver's floor), open-seekread-qd64 (uringloop.open's file
-objects, seek + read), batched-qd1, batched-qd64, direct-qd16, direct-qd64
-(uringloop reads), wakeup-nop (foreign NOP round trips), call-soon and call-later (the
-loop-overhead chains), smallfiles-read-seq, smallfiles-read-all and smallfiles-write-seq
-(uringloop.open over 1000 small files, files a second), text-write and binary-write (a
-file's write() of one 55-byte line, writes a second), text-lines and binary-lines
-(`async for line in f` over a file of 55-byte lines in the page cache, lines a second),
-text-readline and binary-readline (readline() calls over the same file, lines a second),
-text-read and binary-read (read(55) calls over the same file, calls a second).
+objects, seek + read), batched-qd1, batched-qd64, batched-qd1024, batched-qd4096
+(pread_many), direct-qd16, direct-qd64 (uringloop reads), wakeup-nop (foreign NOP round
+trips), call-soon and call-later (the loop-overhead chains), smallfiles-read-seq,
+smallfiles-read-all and smallfiles-write-seq (uringloop.open over 1000 small files, files a
+second), text-write and binary-write (a file's write() of one 55-byte line, writes a
+second), text-lines and binary-lines (`async for line in f` over a file of 55-byte lines in
+the page cache, lines a second), text-readline and binary-readline (readline() calls over
+the same file, lines a second), text-read and binary-read (read(55) calls over the same
+file, calls a second).
 `--driver-split` times the ring driver's steps instead (writing the SQEs, the enter system
 call, reaping and delivering), per completed operation; `--gc-time` the share of the run
 the cyclic garbage collector took. For a sampling profile without cProfile's overhead, run
@@ -168,6 +169,8 @@ SCENARIOS: dict[str, Callable[[float], Any]] = {
     "open-seekread-qd64": _randread(randread.URING_OPEN, 64, False),
     "batched-qd1": _randread(randread.BATCHED, 1, False),
     "batched-qd64": _randread(randread.BATCHED, 64, False),
+    "batched-qd1024": _randread(randread.BATCHED, 1024, False),
+    "batched-qd4096": _randread(randread.BATCHED, 4096, False),
     "direct-qd1": _randread(randread.URING, 1, True),
     "direct-qd1-wait-loop": _randread(randread.WAIT_LOOP, 1, True),
     "direct-qd16": _randread(randread.URING, 16, True),

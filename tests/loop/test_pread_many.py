@@ -459,8 +459,9 @@ async def test_pread_many_reads_of_one_pipe_that_wait_share_its_bytes() -> None:
     assert sorted(got) == [b"ab", b"cd"]
 
 
+@pytest.mark.parametrize("sizes", [[10, 1 << 21], [10, 10]])  # mixed sizes, one size
 def test_a_part_without_a_buffer_whose_write_was_undone_is_not_the_batch_s_failure(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, sizes: list[int]
 ) -> None:
     # A part whose buffer could not be made is written as a NOP and fails with
     # MemoryError; if that write is undone (an interrupt before it was counted, which the
@@ -477,7 +478,7 @@ def test_a_part_without_a_buffer_whose_write_was_undone_is_not_the_batch_s_failu
     fd = os.open("/dev/zero", os.O_RDONLY)
     try:
         batch = operation.ReadBatch(
-            array("q", [fd, fd]), array("q", [10, 1 << 21]), array("q", [0, 0]), None
+            array("q", [fd, fd]), array("q", sizes), array("q", [0, 0]), None
         )
         batch.user_data = 100
         entries = bytearray(2 * 64)

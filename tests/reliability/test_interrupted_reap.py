@@ -109,6 +109,8 @@ def test_a_batch_part_delivered_again_is_not_counted_again() -> None:
     fds = array("q", [5, 5, 5])
     batch = ReadBatch(fds, array("q", [8, 8, 8]), array("q", [0, 8, 16]), pool)
     batch.user_data = 100
+    entries = bytearray(3 * 64)  # (the SQ's entries the parts are written into)
+    assert batch.prep_parts(entries, memoryview(entries).cast("q"), [0, 64, 128], 0) == (0, 3)
     batch.parts_written(3)
     waiter = asyncio.Future(loop=asyncio.new_event_loop())
     batch.waiter = waiter

@@ -787,23 +787,23 @@ def reads_in_turn(requests: Iterable[tuple[int, int, int]]) -> list[bytes]:
 class ReadBatch(Entry):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
-    Part i has user_data `self.user_data + i`. When every part has the same size and the
-    batch fits a pool slot, the parts read into one slot, part i at `i * size` (one
-    allocation; its SQEs are written as one array copy). Otherwise the parts share regions
-    of at most a pool slot's largest size, in request order, each part on a boundary of the
-    largest power of two that divides its size, at most a page (as part i of a uniform
-    region: an O_DIRECT read, whose size is a multiple of the block size, stays aligned);
-    a part larger than a region is a region of its own. A region is a pool slot, or a
-    ScratchBuffer where the pool has none, made when its first part is written. A CQE only
-    records its part's result: the `bytes` are copied out and the buffers released once
-    every written part has completed.
+    Part i has user_data `self.user_data + i`. The parts read into shared regions of at
+    most a pool slot's largest size, in request order. When every part has the same size,
+    at most a region's, a region holds as many as fit, one after another (their SQEs are
+    written as one array copy); otherwise each part starts on a boundary of the largest
+    power of two that divides its size, at most a page (so an O_DIRECT read, whose size is
+    a multiple of the block size, stays aligned, as in a uniform region), and a part larger
+    than a region is a region of its own. A region is a pool slot, or a ScratchBuffer where
+    the pool has none, made when its first part is written. A CQE only records its part's
+    result: the `bytes` are copied out and the buffers released once every written part
+    has completed.
     If any part fails, the error of the first failed part (in request order) is raised.
     The parts' fields were all checked at construction (signed 64-bit arrays of values in
     range), so writing them cannot fail half-way.
     """
 
     __slots__ = ("_at_once", "_buffers", "_error", "_error_index", "_failures", "_left",
-                 "_next", "_place", "_pool", "_region", "_region_bytes", "_region_failures",
+                 "_next", "_per", "_place", "_pool", "_region_bytes", "_region_failures",
                  "_region_of", "_res", "_ring_order", "_slots", "_stride", "fds", "offsets",
                  "sizes")  # fmt: skip
     multi = True
@@ -836,11 +836,15 @@ class ReadBatch(Entry):
         n = len(fds)
         self._pool = pool
         self._res: list[int | None] = [None] * n  # None: the part's CQE has not come
-        # The shared regions (when the batch is not one uniform region): part i is at byte
-        # _place[i] of region _region_of[i]; regions are made in order as parts are written.
+        # The regions' layout: uniform sizes of at most a region, `_per` parts a region,
+        # part i at byte (i % _per) * _stride of region i // _per; otherwise (_per 0) part i
+        # at byte _place[i] of region _region_of[i], of _region_bytes[region] bytes.
+        self._per = 0
+        self._stride = 0
         self._region_of = array("q")
         self._place = array("q")
         self._region_bytes: list[int] = []
+        # Regions are made in order, as their first parts are written.
         self._slots: list[int] = []  # per-region pool slots (-1: a ScratchBuffer), in order
         self._buffers: dict[int, ScratchBuffer] = {}  # {region: its ScratchBuffer}
         # Parts whose buffer could not be made (MemoryError): written as a NOP, each fails
@@ -851,16 +855,13 @@ class ReadBatch(Entry):
         self._next = 0  # parts written and in flight so far (see parts_written)
         self._error: BaseException | None = None
         self._error_index = n
-        # One slot for the whole batch when the sizes are uniform: part i at i * stride.
-        self._region = -1
-        self._stride = 0
-        if pool is not None and n:
+        if n:
             size = sizes[0]
-            if size and size * n <= _BATCH_REGION_MAX and sizes.count(size) == n:
-                self._region = pool.alloc(size * n)
+            if 0 < size <= _BATCH_REGION_MAX and sizes.count(size) == n:
+                self._per = _BATCH_REGION_MAX // size
                 self._stride = size
-        if self._region < 0:
-            self._lay_out(sizes)
+            else:
+                self._lay_out(sizes)
 
     def _lay_out(self, sizes: array[int]) -> None:
         """Place the parts in shared regions (see the class's docstring)."""
@@ -875,6 +876,49 @@ class ReadBatch(Entry):
             region_of.append(len(region_bytes) - 1)
             place.append(start)
             end = region_bytes[-1] = start + size
+
+    def _region_address(self, region: int) -> int:
+        """The address of `region`, made if it is not yet (the regions before it are); -1
+        where there is no memory for it (_region_failures says why)."""
+        slots = self._slots
+        pool = self._pool
+        if self._per:
+            size = min(self._per, len(self.sizes) - region * self._per) * self._stride
+        else:
+            size = self._region_bytes[region]
+        if region < len(slots):  # made by an earlier part, or an interrupted write
+            slot = slots[region]
+        else:
+            # An interruption between the two steps leaves the slot taken in the pool and
+            # unknown here: memory the pool keeps, never a buffer in use.
+            slot = pool.alloc(size) if pool is not None else -1
+            slots.append(slot)
+        if slot >= 0:
+            return pool.address_of[slot]  # type: ignore[union-attr]
+        buf = self._buffers.get(region)
+        if buf is None and region not in self._region_failures:
+            try:
+                buf = self._buffers[region] = ScratchBuffer(size)
+            except Exception as exc:  # (out of memory: its parts' failure)
+                self._region_failures[region] = exc.with_traceback(None)  # (no frame kept)
+        return -1 if buf is None else buf.address
+
+    def _uniform_addresses(self, first: int, end: int) -> array[int] | None:
+        """The addresses of uniform parts first..end-1, their regions made; None where one
+        of those regions has no memory."""
+        per, stride = self._per, self._stride
+        out = array("q")
+        i = first
+        while i < end:
+            region = i // per
+            addr = self._region_address(region)
+            if addr < 0:
+                return None
+            stop = min(end, (region + 1) * per)
+            at = addr + (i - region * per) * stride
+            out += array("q", range(at, at + (stop - i) * stride, stride))
+            i = stop
+        return out
 
     @property
     def opcode(self) -> int:
@@ -897,69 +941,50 @@ class ReadBatch(Entry):
         end = first + count
         base = self.user_data
         pos = offsets[start]
-        if self._region >= 0:
-            pool: SlotPool = self._pool  # type: ignore[assignment]
-            stride = self._stride
-            addr0 = pool.address_of[self._region]
-            if (
-                count >= _ARRAY_MIN
-                and _LITTLE_ENDIAN
-                and offsets[start + count - 1] - pos == (count - 1) * SQE_SIZE
-            ):
-                # Contiguous SQEs: build all 8-word SQEs in one array, copy it in once.
-                # Fields: word 0 opcode | fd << 32, 1 offset, 2 address, 3 length, 4 user_data.
-                fds = self.fds
-                sqe = array("q", bytes(count * SQE_SIZE))
-                if fds.count(fds[0]) == len(fds):
-                    sqe[0::8] = array("q", (_READ | fds[0] << 32,)) * count
-                else:
-                    sqe[0::8] = array("q", [_READ | fd << 32 for fd in fds[first:end]])
-                sqe[1::8] = self.offsets[first:end]
-                sqe[2::8] = array("q", range(addr0 + first * stride, addr0 + end * stride, stride))
-                sqe[3::8] = array("q", (stride,)) * count
-                sqe[4::8] = array("q", range(base + first, base + end))
-                words[pos // 8 : pos // 8 + count * 8] = sqe
-            else:  # a short run, or one that wraps around the end of the SQ
-                for j in range(count):
-                    i = first + j
-                    _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i],
-                                   self.offsets[i] & _U64, addr0 + i * stride, stride, 0,
-                                   base + i, 0, 0, 0, 0, 0)  # fmt: skip
-        else:
-            pool = self._pool  # type: ignore[assignment]
-            slots = self._slots
-            buffers = self._buffers
-            region_of, place = self._region_of, self._place
-            for j in range(count):
-                i = first + j
-                size = self.sizes[i]
-                region = region_of[i]
-                # Parts are written in order, so a region's first part makes it.
-                if region < len(slots):  # made by an earlier part, or an interrupted write
-                    slot = slots[region]
-                else:
-                    # An interruption between the two steps leaves the slot taken in the
-                    # pool and unknown here: memory the pool keeps, never a buffer in use.
-                    slot = pool.alloc(self._region_bytes[region]) if pool is not None else -1
-                    slots.append(slot)
-                if slot >= 0:
-                    addr = pool.address_of[slot] + place[i]
-                else:
-                    buf = buffers.get(region)
-                    if buf is None and region not in self._region_failures:
-                        try:
-                            buf = buffers[region] = ScratchBuffer(self._region_bytes[region])
-                        except Exception as exc:  # (out of memory: its parts' failure)
-                            self._region_failures[region] = exc.with_traceback(None)  # (no frame)
-                    if buf is None:
-                        self._failures[i] = self._region_failures[region]
-                        _pack_sqe_into(sqes, offsets[start + j], _NOP, 0, 0, -1, 0, 0, 0, 0,
-                                       base + i, 0, 0, 0, 0, 0)  # fmt: skip
-                        continue
-                    addr = buf.address + place[i]
-                offset = self.offsets[i] & _U64
-                _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i], offset, addr,
-                               size, 0, base + i, 0, 0, 0, 0, 0)  # fmt: skip
+        per = self._per
+        if (
+            per
+            and count >= _ARRAY_MIN
+            and _LITTLE_ENDIAN
+            and offsets[start + count - 1] - pos == (count - 1) * SQE_SIZE
+            and (addresses := self._uniform_addresses(first, end)) is not None
+        ):
+            # Contiguous SQEs: build all 8-word SQEs in one array, copy it in once.
+            # Fields: word 0 opcode | fd << 32, 1 offset, 2 address, 3 length, 4 user_data.
+            fds = self.fds
+            sqe = array("q", bytes(count * SQE_SIZE))
+            if fds.count(fds[0]) == len(fds):
+                sqe[0::8] = array("q", (_READ | fds[0] << 32,)) * count
+            else:
+                sqe[0::8] = array("q", [_READ | fd << 32 for fd in fds[first:end]])
+            sqe[1::8] = self.offsets[first:end]
+            sqe[2::8] = addresses
+            sqe[3::8] = array("q", (self._stride,)) * count
+            sqe[4::8] = array("q", range(base + first, base + end))
+            words[pos // 8 : pos // 8 + count * 8] = sqe
+            return first, count
+        # One by one: a short run, one that wraps around the end of the SQ, parts of mixed
+        # sizes, or a region without memory (its parts are written as NOPs).
+        stride = self._stride
+        region_of, places, sizes = self._region_of, self._place, self.sizes
+        last = addr = -1
+        for j in range(count):
+            i = first + j
+            if per:
+                region, place = divmod(i, per)
+                place *= stride
+            else:
+                region, place = region_of[i], places[i]
+            if region != last:
+                last, addr = region, self._region_address(region)
+            if addr < 0:
+                self._failures[i] = self._region_failures[region]
+                _pack_sqe_into(sqes, offsets[start + j], _NOP, 0, 0, -1, 0, 0, 0, 0, base + i,
+                               0, 0, 0, 0, 0)  # fmt: skip
+                continue
+            _pack_sqe_into(sqes, offsets[start + j], _READ, 0, 0, self.fds[i],
+                           self.offsets[i] & _U64, addr + place, sizes[i], 0, base + i, 0, 0,
+                           0, 0, 0)  # fmt: skip
         return first, count
 
     def parts_written(self, count: int) -> None:
@@ -1086,17 +1111,28 @@ class ReadBatch(Entry):
         return out
 
     def _results(self, res: list[int]) -> list[bytes]:
-        written = len(res)
+        # (Every written part's region is made: _slots has it.)
         pool = self._pool
-        if self._region >= 0:
-            arena = pool.arena_of[self._region]  # type: ignore[union-attr]
-            off = pool.offset_of[self._region]  # type: ignore[union-attr]
+        slots, buffers = self._slots, self._buffers
+        out: list[bytes] = []
+        per = self._per
+        if per:
             stride = self._stride
-            starts = range(off, off + written * stride, stride)
-            return [arena[p : p + n] for p, n in zip(starts, res, strict=True)]
-        out = []
-        slots, buffers, region_of, place = self._slots, self._buffers, self._region_of, self._place
-        for i, n in enumerate(res):  # (every written part's region is made)
+            for region, lo in enumerate(range(0, len(res), per)):
+                counts = res[lo : lo + per]
+                slot = slots[region]
+                if slot >= 0:
+                    arena = pool.arena_of[slot]  # type: ignore[union-attr]
+                    at = pool.offset_of[slot]  # type: ignore[union-attr]
+                    starts = range(at, at + len(counts) * stride, stride)
+                    out += [arena[p : p + n] for p, n in zip(starts, counts, strict=True)]
+                elif (buf := buffers.get(region)) is not None:
+                    out += [buf.take(n, k * stride) for k, n in enumerate(counts)]
+                else:  # (a region that failed to get memory: its parts failed)
+                    out += [b""] * len(counts)
+            return out
+        region_of, place = self._region_of, self._place
+        for i, n in enumerate(res):
             region = region_of[i]
             slot = slots[region]
             if slot >= 0:
@@ -1109,9 +1145,6 @@ class ReadBatch(Entry):
     def release(self) -> None:
         """Return the batch's buffers. Only once no written part is in flight."""
         pool = self._pool
-        if self._region >= 0:
-            pool.free(self._region)  # type: ignore[union-attr]
-            self._region = -1
         for slot in self._slots:
             if slot >= 0:
                 pool.free(slot)  # type: ignore[union-attr]
