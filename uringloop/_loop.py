@@ -688,21 +688,29 @@ class Loop(asyncio.SelectorEventLoop):
         (In `current_loop`, which run_forever() sets too; but the root task of asyncio.run
         or asyncio.Runner is made from a context copied before the loop runs.) Other
         keyword arguments go to asyncio's as they are (3.14's eager_start=, a task
-        factory's own), refused as it refuses them."""
+        factory's own), refused as it refuses them. In debug mode the task records where
+        create_task was called, as asyncio's does, not this method."""
         if context is None:
             if current_loop.get() is self:  # (a task of this loop made it)
-                return super().create_task(coro, name=name, **kwargs)
-            # The task copies the context it is made in; a task factory that takes no
-            # context (asyncio's older form) is called as asyncio calls it.
-            made = contextvars.copy_context()
-            made.run(current_loop.set, self)
-            return made.run(super().create_task, coro, name=name, **kwargs)  # type: ignore[arg-type]  # (3.14's **kwargs)
-        if context.get(current_loop) is not self:
-            # (Not where it is entered, as the context of the callback making the task:
-            # run() refuses it there. asyncio.Runner's is not, when its task is made.)
-            with contextlib.suppress(RuntimeError):
-                context.run(current_loop.set, self)
-        return super().create_task(coro, name=name, context=context, **kwargs)
+                task = super().create_task(coro, name=name, **kwargs)
+            else:
+                # The task copies the context it is made in; a task factory that takes no
+                # context (asyncio's older form) is called as asyncio calls it.
+                made = contextvars.copy_context()
+                made.run(current_loop.set, self)
+                task = made.run(super().create_task, coro, name=name, **kwargs)  # type: ignore[arg-type]  # (3.14's **kwargs)
+        else:
+            if context.get(current_loop) is not self:
+                # (Not where it is entered, as the context of the callback making the task:
+                # run() refuses it there. asyncio.Runner's is not, when its task is made.)
+                with contextlib.suppress(RuntimeError):
+                    context.run(current_loop.set, self)
+            task = super().create_task(coro, name=name, context=context, **kwargs)
+        if self._task_factory is None and task._source_traceback:  # type: ignore[attr-defined]
+            # (asyncio's create_task dropped its own frame; a factory's tasks are left as
+            # asyncio leaves them)
+            del task._source_traceback[-1]  # type: ignore[attr-defined]  # this frame
+        return task
 
     def call_soon(  # type: ignore[override]  # same contract, without TypeVarTuple
         self, callback: Any, *args: Any, context: contextvars.Context | None = None

@@ -6,6 +6,7 @@ import _thread
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import errno
 import gc
 import os
@@ -1360,6 +1361,43 @@ def test_call_soon_keeps_asyncio_semantics() -> None:
         loop.close()
     with pytest.raises(RuntimeError, match="Event loop is closed"):
         loop.call_soon(print)
+
+
+def test_debug_mode_tasks_record_where_create_task_was_called() -> None:
+    """In debug mode a task's _source_traceback (its "created at" in asyncio's messages:
+    "Task was destroyed but it is pending!", slow callbacks) ends at the caller of
+    loop.create_task, as on the stock loop, from inside a task and outside one, and with
+    a context (3.11+); not inside uringloop."""
+
+    async def sleeper() -> None:
+        await asyncio.sleep(10)
+
+    def where(task: asyncio.Task[None]) -> tuple[str, int]:
+        frame = task._source_traceback[-1]  # type: ignore[attr-defined]
+        task.cancel()
+        return frame[0], frame[1]
+
+    def make(loop: asyncio.AbstractEventLoop, with_context: bool) -> asyncio.Task[None]:
+        if with_context:
+            return loop.create_task(sleeper(), context=contextvars.copy_context())
+        return loop.create_task(sleeper())
+
+    contexts = [False, True] if sys.version_info >= (3, 11) else [False]
+    line = make.__code__.co_firstlineno
+    expected = [(__file__, line + 2 if with_context else line + 3) for with_context in contexts]
+    for loop in (asyncio.SelectorEventLoop(), uringloop.Loop()):
+        loop.set_debug(True)
+        try:
+            seen = [where(make(loop, with_context)) for with_context in contexts]
+
+            async def main(loop: asyncio.AbstractEventLoop) -> list[tuple[str, int]]:
+                return [where(make(loop, with_context)) for with_context in contexts]
+
+            seen += loop.run_until_complete(main(loop))
+            loop.run_until_complete(asyncio.sleep(0))  # (the cancelled tasks end)
+            assert seen == expected * 2, type(loop).__name__
+        finally:
+            loop.close()
 
 
 @pytest.mark.parametrize("use_uring", [True, False])
