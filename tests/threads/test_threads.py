@@ -18,6 +18,7 @@ import termios
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -394,6 +395,42 @@ def test_each_route_fails_as_os_does_at_the_edges(
     failure = _raised(lambda: threads.rename(tmp_path / "a", tmp_path / "b", flags=None, **given))  # type: ignore[arg-type]
     assert failure is not None and failure[0] is TypeError
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@pytest.mark.parametrize("route", ["direct", "loop", "timeout"])
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_a_buffer_path_is_refused_on_every_route(
+    other_loop: uringloop.Loop, tmp_path: Path, route: str, kind: type, no_fd_leak: None
+) -> None:
+    # A bytearray or memoryview path is a TypeError on every Python version and every
+    # route, as the README says: the direct route too, where 3.10's and 3.11's os would
+    # take it with a DeprecationWarning (and open the file, make the directory, ...).
+    given = {"direct": {}, "loop": {"loop": other_loop}, "timeout": {"timeout": 5.0}}[route]
+    (tmp_path / "f").write_bytes(b"f")
+    (tmp_path / "d").mkdir()
+
+    def path(name: str) -> Any:
+        return kind(os.fsencode(tmp_path / name))
+
+    calls: list[Callable[[], Any]] = [
+        lambda: threads.open(path("f"), **given),
+        lambda: threads.read_file(path("f"), **given),
+        lambda: threads.stat(path("f"), **given),
+        lambda: threads.unlink(path("f"), **given),
+        lambda: threads.rmdir(path("d"), **given),
+        lambda: threads.mkdir(path("new"), **given),
+        lambda: threads.rename(path("f"), tmp_path / "g", **given),
+        lambda: threads.rename(tmp_path / "f", path("g"), **given),
+        lambda: threads.symlink(path("f"), tmp_path / "s", **given),
+        lambda: threads.symlink("f", path("s"), **given),
+        lambda: threads.link(path("f"), tmp_path / "h", **given),
+        lambda: threads.link(tmp_path / "f", path("h"), **given),
+    ]
+    for call in calls:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (a DeprecationWarning would be raised here)
+            assert _raised(call) == (TypeError, None, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
 
 
 @pytest.mark.parametrize("route", ["direct", "loop", "fallback", "batch", "batch-loop"])

@@ -142,6 +142,19 @@ def path(value: Any) -> bytes:
     return raw + b"\0"
 
 
+def os_path(value: Any, allow_fd: bool = False) -> Any:
+    """A path for os's own call (a blocking counterpart's), taken as `path` takes it: str,
+    bytes or a path-like object, returned as it is (or with `allow_fd`, an object with
+    __index__: a descriptor). Anything else is refused as `path` refuses it: a bytearray or
+    memoryview too, which 3.10's and 3.11's os still take with a DeprecationWarning."""
+    kind = type(value)
+    if kind is str or kind is bytes or isinstance(value, (str, bytes)):
+        return value
+    if hasattr(kind, "__fspath__") or (allow_fd and hasattr(kind, "__index__")):
+        return value
+    raise TypeError(f"path should be string, bytes or os.PathLike, not {kind.__name__}")
+
+
 def boolean(value: object) -> bool:
     """A flag argument (follow_symlinks=...), taken by truth value as os takes it."""
     return bool(value)

@@ -393,7 +393,7 @@ def _pwrite_now(fd: int, data: Buffer, offset: int = -1) -> int:
 def _open(
     path: StrOrBytesPath, flags: int = os.O_RDONLY, mode: int = 0o777, *, dir_fd: int | None = None
 ) -> int:
-    fd = os.open(path, args.c_int(flags) | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    fd = os.open(args.os_path(path), args.c_int(flags) | os.O_CLOEXEC, mode, dir_fd=dir_fd)
     forget_descriptor(fd)
     return fd
 
@@ -506,7 +506,8 @@ def _fstatx(fd: int, *, mask: int = BASIC_STATX) -> StatxResult:
 def _stat(
     path: StrOrBytesPath, *, dir_fd: int | None = None, follow_symlinks: bool = True
 ) -> os.stat_result:
-    return os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    return os.stat(args.os_path(path, allow_fd=True), dir_fd=dir_fd,
+                   follow_symlinks=follow_symlinks)  # fmt: skip
 
 
 def _rename(
@@ -518,14 +519,15 @@ def _rename(
     flags: int = 0,
 ) -> None:
     if not args.c_uint(flags):  # (None refused, as the ring's rename refuses it)
-        os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        os.rename(args.os_path(src), args.os_path(dst), src_dir_fd=src_dir_fd,
+                  dst_dir_fd=dst_dir_fd)  # fmt: skip
         return
     libc.renameat2(args.dir_fd(src_dir_fd), args.path(src), args.dir_fd(dst_dir_fd),
                    args.path(dst), args.c_uint(flags), (src, dst))  # fmt: skip
 
 
 def _symlink(target: StrOrBytesPath, link: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
-    os.symlink(target, link, dir_fd=dir_fd)
+    os.symlink(args.os_path(target), args.os_path(link), dir_fd=dir_fd)
 
 
 def _link(
@@ -537,11 +539,24 @@ def _link(
     follow_symlinks: bool = False,
 ) -> None:
     if not follow_symlinks:
-        os.link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
+        os.link(args.os_path(src), args.os_path(dst), src_dir_fd=src_dir_fd,
+                dst_dir_fd=dst_dir_fd, follow_symlinks=False)  # fmt: skip
         return
     # os.link(follow_symlinks=True) calls link(2), which does not follow a symlink on Linux.
     libc.linkat(args.dir_fd(src_dir_fd), args.path(src), args.dir_fd(dst_dir_fd),
                 args.path(dst), _AT_SYMLINK_FOLLOW, (src, dst))  # fmt: skip
+
+
+def _unlink(path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+    os.unlink(args.os_path(path), dir_fd=dir_fd)
+
+
+def _rmdir(path: StrOrBytesPath, *, dir_fd: int | None = None) -> None:
+    os.rmdir(args.os_path(path), dir_fd=dir_fd)
+
+
+def _mkdir(path: StrOrBytesPath, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+    os.mkdir(args.os_path(path), mode, dir_fd=dir_fd)
 
 
 def _fsync(fd: FileDescriptorLike) -> None:
@@ -879,13 +894,13 @@ def rename(
     )
 
 
-@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=os.unlink)
+@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=_unlink)
 def unlink(path: StrOrBytesPath, *, dir_fd: int | None = None) -> Operation:
     """unlinkat(2), like os.unlink."""
     return entry(abi.Op.UNLINKAT, fd=args.dir_fd(dir_fd), addr=_path(path), filename=path)
 
 
-@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=os.rmdir)
+@declare(abi.Op.UNLINKAT, since="5.11", result=nothing, blocking=_rmdir)
 def rmdir(path: StrOrBytesPath, *, dir_fd: int | None = None) -> Operation:
     """unlinkat(2) with AT_REMOVEDIR, like os.rmdir."""
     return entry(abi.Op.UNLINKAT, fd=args.dir_fd(dir_fd), addr=_path(path),
@@ -895,7 +910,7 @@ def rmdir(path: StrOrBytesPath, *, dir_fd: int | None = None) -> Operation:
 # === 5.15 =======================================================================================
 
 
-@declare(abi.Op.MKDIRAT, since="5.15", result=nothing, blocking=os.mkdir)
+@declare(abi.Op.MKDIRAT, since="5.15", result=nothing, blocking=_mkdir)
 def mkdir(path: StrOrBytesPath, mode: int = 0o777, *, dir_fd: int | None = None) -> Operation:
     """mkdirat(2), like os.mkdir."""
     return entry(abi.Op.MKDIRAT, fd=args.dir_fd(dir_fd), addr=_path(path),
