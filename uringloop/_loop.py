@@ -438,16 +438,18 @@ class Loop(asyncio.SelectorEventLoop):
     queued by other threads waits until the loop wakes for another reason.
     use_uring=False (or URINGLOOP_DISABLE=1) runs file operations on a thread pool.
     sq_entries, cq_entries: the ring's sizes (the kernel takes up to 32768 and 65536 and
-    rounds up to a power of two); a size it cannot take is a ValueError. At most
+    rounds up to a power of two; a cq_entries below sq_entries is taken as sq_entries,
+    the least CQ the kernel takes); a size it cannot take is a ValueError. At most
     cq_entries operations are in the kernel at once, the others wait in the loop's queue;
     reads and writes at the position of a pipe, socket or terminal, which may wait for it
     for as long as nobody writes (reads), are not counted (nor, on the thread pool, do they
     take its workers: each has a thread of its own).
-    busy_poll=seconds (default 0: off): before sleeping with operations in flight, watch the
-    ring for their completions for up to that long, burning CPU, as SO_BUSY_POLL does for
-    sockets. It saves the sleep and wake-up around device I/O that completes within the
-    window (O_DIRECT reads: ~50e-6). Timers, foreign threads' work and call_soon_threadsafe
-    callbacks end the spin; sockets are not watched meanwhile, so they wait at most that long.
+    busy_poll=seconds (default 0: off; under 1, else ValueError): before sleeping with
+    operations in flight, watch the ring for their completions for up to that long,
+    burning CPU, as SO_BUSY_POLL does for sockets. It saves the sleep and wake-up around
+    device I/O that completes within the window (O_DIRECT reads: ~50e-6). Timers, foreign
+    threads' work and call_soon_threadsafe callbacks end the spin; sockets are not
+    watched meanwhile, so they wait at most that long.
     inline=False: no open, read or close is made directly in place of an operation
     (inline_turn() always says no): each goes through the ring, as an operation; for
     tracing the ring, or measuring it. (What does no I/O, fstat and lseek of a file object,
