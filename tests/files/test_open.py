@@ -3333,6 +3333,45 @@ async def test_a_sized_read_of_an_o_nonblocking_pipe_run_dry_returns_what_it_rea
         os.close(write_end)
 
 
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+@pytest.mark.parametrize("call", ["read", "readinto", "readall", "write"])
+async def test_an_unbuffered_call_that_would_wait_on_an_o_nonblocking_pipe_raises(
+    no_fd_leak: None, call: str
+) -> None:
+    # The README's difference: BlockingIOError, with nothing read or written, where the
+    # built-in FileIO returns None; the pipe then holds what it held.
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    try:
+        if call == "write":
+            filled = 0
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    filled += os.write(write_end, b"x" * 4096)
+            with open(write_end, "wb", buffering=0, closefd=False) as builtin:
+                assert builtin.write(b"y") is None
+            async with uringloop.open(write_end, "wb", buffering=0, closefd=False) as f:
+                with pytest.raises(BlockingIOError):
+                    await asyncio.wait_for(f.write(b"y"), 5)
+            got = bytearray()
+            _drain(read_end, got)
+            assert got == b"x" * filled
+            return
+        with open(read_end, "rb", buffering=0, closefd=False) as builtin:
+            assert getattr(builtin, call)(*([bytearray(5)] if call == "readinto" else [])) is None
+        async with uringloop.open(read_end, "rb", buffering=0, closefd=False) as f:
+            with pytest.raises(BlockingIOError):
+                args = [bytearray(5)] if call == "readinto" else [10] if call == "read" else []
+                await asyncio.wait_for(getattr(f, call)(*args), 5)
+            os.write(write_end, b"ab")
+            assert await asyncio.wait_for(f.read(10), 5) == b"ab"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def _drain(read_end: int, got: bytearray) -> None:
     """What an O_NONBLOCK pipe holds now, appended to `got`."""
     with contextlib.suppress(BlockingIOError):
