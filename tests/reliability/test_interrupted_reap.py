@@ -220,6 +220,49 @@ def test_a_completion_interrupted_as_it_begins_still_delivers_its_outcome(
         loop.close()
 
 
+def test_a_batch_interrupted_as_it_finishes_still_delivers_its_bytes(
+    data_file: tuple[str, bytes], ring_only: None
+) -> None:
+    # A signal handler's KeyboardInterrupt at the first line of a pread_many's _finish
+    # (its last part counted, its bytes not yet copied out): the completion, run once
+    # more, finishes the batch, so the task gets its bytes (not "delivery interrupted")
+    # and the pool gets its buffers back; the interrupt is raised after the batch.
+    path, data = data_file
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    code = ReadBatch._finish.__code__
+    reqs = [(fd, 100 * (i + 1), 1000 * i) for i in range(6)]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code is code:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    try:
+
+        async def main() -> list[bytes]:
+            assert await loop.nop() is None
+            task = loop.create_task(loop.pread_many(reqs))
+            await asyncio.sleep(0)
+            sys.settrace(tracer)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    for _ in range(1000):  # (until the batch's completions are reaped, here)
+                        loop._driver.flush()  # type: ignore[attr-defined]
+                        time.sleep(0.001)
+            finally:
+                sys.settrace(None)
+            return await asyncio.wait_for(task, 10)
+
+        got = loop.run_until_complete(main())
+        assert got == [data[offset : offset + size] for _, size, offset in reqs]
+        assert loop._pool.in_use() == 0  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+        loop.close()
+
+
 def test_a_fork_inside_a_delivery_leaves_the_child_s_reap_quiet() -> None:
     # The child's at-fork handler gives up the parent's ring while a delivery runs; the
     # reap must not touch the ring's memory afterwards (it consumed the CQEs there).

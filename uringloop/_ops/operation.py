@@ -996,11 +996,16 @@ class ReadBatch(Entry):
             self._next += 1
 
     # A part whose result is recorded already ignores its CQE: the CQE of a reap that an
-    # exception interrupted is delivered again (see hotpath.deliver).
+    # exception interrupted is delivered again (see hotpath.deliver). Unless that
+    # exception came after the last part was counted and before _finish began (a signal
+    # handler's, at its first line): _finish runs then, or the waiter would never get the
+    # bytes and the buffers would never go back.
 
     def complete_part(self, user_data: int, res: int) -> None:
         index = user_data - self.user_data
         if self._res[index] is not None:
+            if not self._left and self.state != DONE:
+                self._finish()
             return
         self._res[index] = res
         self._left -= 1
