@@ -92,6 +92,10 @@ def run(
     debug: bool | None = None,
 ) -> _T:
     """Run a coroutine on a new uringloop Loop, like asyncio.run (and uvloop.run)."""
+    # Checked first, as asyncio.run does: asyncio.Runner would make the loop, fail, and
+    # then fail again closing it (its shutdown cannot run inside another loop).
+    if _asyncio.events._get_running_loop() is not None:
+        raise RuntimeError("uringloop.run() cannot be called from a running event loop")
     if not _asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     factory = loop_factory or new_event_loop
@@ -106,8 +110,6 @@ def _run_py310(  # pragma: no cover - Python 3.10 only
     factory: Callable[[], asyncio.AbstractEventLoop],
     debug: bool | None,
 ) -> _T:
-    if _asyncio.events._get_running_loop() is not None:
-        raise RuntimeError("uringloop.run() cannot be called from a running event loop")
     loop = factory()
     try:
         _asyncio.set_event_loop(loop)

@@ -1152,6 +1152,32 @@ def test_run_and_new_event_loop() -> None:
         assert asyncio.run(main(), loop_factory=uringloop.new_event_loop) == "done"
 
 
+def test_run_inside_a_running_loop_says_so_and_makes_no_loop() -> None:
+    # As asyncio.run (and uvloop.run): refused before a loop is made. asyncio.Runner would
+    # make one, refuse to run it, and then fail closing it ("Cannot run the event loop
+    # while another loop is running", with a never-awaited shutdown_asyncgens coroutine).
+    made: list[uringloop.Loop] = []
+
+    def factory() -> uringloop.Loop:
+        made.append(uringloop.Loop())
+        return made[-1]
+
+    async def inner() -> None:
+        pass
+
+    async def outer() -> None:
+        coro = inner()
+        with pytest.raises(RuntimeError, match="cannot be called from a running event loop"):
+            uringloop.run(coro, loop_factory=factory)
+        coro.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        uringloop.run(outer())
+        gc.collect()
+    assert made == []
+
+
 @pytest.mark.exception_handler_ok  # the report is what the test checks
 @pytest.mark.parametrize("runner", ["uringloop.run", "asyncio.run"])
 def test_run_reports_a_task_failing_in_the_final_cancellation(runner: str) -> None:
