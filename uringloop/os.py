@@ -401,54 +401,63 @@ async def _stat_or_none(
 
 
 class _Path:
-    """uringloop.os.path: coroutine counterparts of os.path's file-system queries. Each
-    takes `executor=` (where it runs off the ring) and `loop=` (ignored), as aiofiles'."""
+    """uringloop.os.path: coroutine counterparts of os.path's file-system queries, their
+    parameters named as os.path's. Each takes `executor=` (where it runs off the ring) and
+    `loop=` (ignored), as aiofiles'."""
 
     @staticmethod
-    async def exists(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
-        return await _stat_or_none(p, executor=executor) is not None
+    async def exists(path: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        return await _stat_or_none(path, executor=executor) is not None
 
     @staticmethod
-    async def lexists(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
-        return await _stat_or_none(p, follow_symlinks=False, executor=executor) is not None
+    async def lexists(path: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        return await _stat_or_none(path, follow_symlinks=False, executor=executor) is not None
 
     @staticmethod
-    async def isfile(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
-        st = await _stat_or_none(p, executor=executor)
+    async def isfile(path: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(path, executor=executor)
         return st is not None and _stat.S_ISREG(st.st_mode)
 
     @staticmethod
-    async def isdir(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
-        st = await _stat_or_none(p, executor=executor)
+    async def isdir(s: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(s, executor=executor)
         return st is not None and _stat.S_ISDIR(st.st_mode)
 
     @staticmethod
-    async def islink(p: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
-        st = await _stat_or_none(p, follow_symlinks=False, executor=executor)
+    async def islink(path: Any, *, executor: _Executor | None = None, loop: object = None) -> bool:
+        st = await _stat_or_none(path, follow_symlinks=False, executor=executor)
         return st is not None and _stat.S_ISLNK(st.st_mode)
 
     @staticmethod
-    async def getsize(p: Any, *, executor: _Executor | None = None, loop: object = None) -> int:
-        return (await stat(p, executor=executor)).st_size
+    async def getsize(
+        filename: Any, *, executor: _Executor | None = None, loop: object = None
+    ) -> int:
+        return (await stat(filename, executor=executor)).st_size
 
     @staticmethod
-    async def getmtime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
-        return (await stat(p, executor=executor)).st_mtime
+    async def getmtime(
+        filename: Any, *, executor: _Executor | None = None, loop: object = None
+    ) -> float:
+        return (await stat(filename, executor=executor)).st_mtime
 
     @staticmethod
-    async def getatime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
-        return (await stat(p, executor=executor)).st_atime
+    async def getatime(
+        filename: Any, *, executor: _Executor | None = None, loop: object = None
+    ) -> float:
+        return (await stat(filename, executor=executor)).st_atime
 
     @staticmethod
-    async def getctime(p: Any, *, executor: _Executor | None = None, loop: object = None) -> float:
-        return (await stat(p, executor=executor)).st_ctime
+    async def getctime(
+        filename: Any, *, executor: _Executor | None = None, loop: object = None
+    ) -> float:
+        return (await stat(filename, executor=executor)).st_ctime
 
     @staticmethod
     async def samefile(
-        p1: Any, p2: Any, *, executor: _Executor | None = None, loop: object = None
+        f1: Any, f2: Any, *, executor: _Executor | None = None, loop: object = None
     ) -> bool:
-        first = await stat(p1, executor=executor)
-        return os.path.samestat(first, await stat(p2, executor=executor))
+        first = await stat(f1, executor=executor)
+        return os.path.samestat(first, await stat(f2, executor=executor))
 
     @staticmethod
     async def sameopenfile(

@@ -165,3 +165,26 @@ async def test_os_path_queries_run_on_the_executor_given(tmp_path: Any) -> None:
     # A uringloop Loop makes them as operations (on its ring, or its own thread pool).
     ours = isinstance(asyncio.get_running_loop(), uringloop.Loop)
     assert len(calls) == (0 if ours else 8)  # (samefile stats twice)
+
+
+_PATH_QUERIES = ["exists", "lexists", "isfile", "isdir", "islink", "getsize", "getmtime",
+                 "getatime", "getctime", "samefile", "sameopenfile"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _PATH_QUERIES)
+def test_os_path_queries_name_their_parameters_as_os_path(name: str) -> None:
+    # So a call that names them (`exists(path=p)`, which aiofiles' wrappers of os.path
+    # take) works: the same names on every Python version uringloop supports.
+    theirs = list(inspect.signature(getattr(os.path, name)).parameters)
+    ours = inspect.signature(getattr(uringloop.os.path, name)).parameters
+    assert list(ours)[: len(theirs)] == theirs
+
+
+@pytest.mark.asyncio
+async def test_os_path_queries_take_their_arguments_by_name(tmp_path: Any) -> None:
+    file = tmp_path / "f"
+    file.write_bytes(b"abc")
+    path = uringloop.os.path
+    assert await path.exists(path=file) and await path.isdir(s=tmp_path)
+    assert await path.getsize(filename=file) == 3
+    assert await path.samefile(f1=file, f2=str(file))
