@@ -163,6 +163,18 @@ _SETUP_ERRNOS_FALLBACK = (
     errno.ENOSYS, errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EINVAL, errno.EOPNOTSUPP,
 )  # fmt: skip
 
+
+def _warn_unavailable(exc: OSError) -> None:
+    """No ring could be made, for a reason in _SETUP_ERRNOS_FALLBACK: the thread pool takes
+    over file operations."""
+    warnings.warn(
+        f"io_uring is unavailable ({exc.strerror or exc}); uringloop runs file "
+        "operations on a thread pool",
+        RuntimeWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
 # Operations (with their buffers) whose CQE never came before close(): the kernel may still
 # write into their memory, so it is never freed. Should stay empty in practice.
 _never_freed: list[Any] = []
@@ -530,12 +542,7 @@ class Loop(asyncio.SelectorEventLoop):
             except OSError as exc:  # io_uring_setup or _register refused: no ring here
                 if exc.errno not in _SETUP_ERRNOS_FALLBACK:
                     raise
-                warnings.warn(
-                    f"io_uring is unavailable ({exc.strerror or exc}); uringloop runs file "
-                    "operations on a thread pool",
-                    RuntimeWarning,
-                    stacklevel=_user_stacklevel(),
-                )
+                _warn_unavailable(exc)
             else:
                 self._watch_eventfd(driver.efd)
                 return driver
@@ -570,15 +577,31 @@ class Loop(asyncio.SelectorEventLoop):
                 "belongs to the thread that last ran the loop; it cannot run in another "
                 "thread until they complete"
             )
-        # A new ring for the new thread; the old one has nothing in flight.
+        # A new ring for the new thread; the old one has nothing in flight. The new one is
+        # made first: where it cannot be (EMFILE), the loop keeps the old one, and works as
+        # before in its thread; where io_uring is refused, the loop moves to the thread
+        # pool, as Loop() would have.
+        fresh: Driver
+        try:
+            fresh = self._new_ring_driver()
+        except OSError as exc:
+            if exc.errno not in _SETUP_ERRNOS_FALLBACK:
+                raise
+            _warn_unavailable(exc)
+            fresh = FallbackDriver(self.call_soon_threadsafe)
+        else:
+            try:
+                fresh.claim()
+            except BaseException:
+                fresh.close()
+                raise
         self._retire(driver)
         self._unwatch_eventfd(driver.efd)
         driver.close()
-        new = self._new_ring_driver()
-        new.claim()
-        self._driver = new
+        self._driver = fresh
         self._watch_driver()
-        self._watch_eventfd(new.efd)
+        if isinstance(fresh, RingDriver):
+            self._watch_eventfd(fresh.efd)
         self._state.ring_thread = me
 
     def _retire(self, driver: Driver) -> None:

@@ -70,6 +70,63 @@ def test_counters_go_on_across_the_ring_made_for_another_thread() -> None:
         loop.close()
 
 
+@pytest.mark.parametrize(
+    "err", [pytest.param(errno.EPERM, id="EPERM"), pytest.param(errno.ENOMEM, id="ENOMEM")]
+)
+def test_a_loop_moved_to_a_thread_refused_io_uring_goes_on_on_the_thread_pool(
+    data_file: tuple[str, bytes], err: int
+) -> None:
+    # The ring a loop makes for the new thread that runs it is refused (a seccomp filter of
+    # that thread's, say): the loop moves to the thread pool with Loop()'s warning, and
+    # works there and back in its first thread. Before, the old ring was closed first and
+    # the loop kept it: every later run failed (ValueError), and its close leaked.
+    path, data = data_file
+    before = open_fds()
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert loop.run_until_complete(loop.pread(fd, 5, 0)) == data[:5]
+        with (
+            syscalls.inject("setup", err, times=-1),
+            pytest.warns(RuntimeWarning, match="io_uring is unavailable"),
+        ):
+            got = in_thread(lambda: loop.run_until_complete(loop.pread(fd, 5, 5)))
+        assert got == data[5:10] and not loop.uring_available
+        assert loop.run_until_complete(loop.pread(fd, 5, 10)) == data[10:15]
+    finally:
+        os.close(fd)
+        loop.close()
+    assert open_fds() == before
+
+
+def test_a_loop_short_of_descriptors_for_its_new_thread_s_ring_keeps_the_old_one(
+    data_file: tuple[str, bytes],
+) -> None:
+    # No descriptor for the ring of the new thread that runs a loop (EMFILE): run_forever
+    # raises it, and the loop keeps its ring, working in its thread and in a new one later.
+    path, data = data_file
+    before = open_fds()
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+
+    def short() -> None:
+        with syscalls.inject("setup", errno.EMFILE), pytest.raises(OSError) as info:
+            loop.run_forever()
+        assert info.value.errno == errno.EMFILE
+
+    try:
+        assert loop.run_until_complete(loop.pread(fd, 5, 0)) == data[:5]
+        in_thread(short)
+        assert loop.uring_available
+        assert loop.run_until_complete(loop.pread(fd, 5, 5)) == data[5:10]
+        got = in_thread(lambda: loop.run_until_complete(loop.pread(fd, 5, 10)))
+        assert got == data[10:15] and loop.uring_available
+    finally:
+        os.close(fd)
+        loop.close()
+    assert open_fds() == before
+
+
 @pytest.mark.parametrize("use_uring", [True, False])
 def test_a_cancelled_read_counts_as_completed(use_uring: bool) -> None:
     """A read of an empty pipe that its task cancels ends (ECANCELED): uring_stats()
