@@ -236,16 +236,35 @@ class _SerialExecutor:
         self._pid = -1
 
     def submit(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """The call's future. Where no thread can be started for it (RuntimeError: a pids
+        limit), the executor has queued it all the same, for the thread a later call
+        starts: it is cancelled first, so it is never made, and the error raised."""
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix=self._name
                 )
                 self._pid = os.getpid()
-            return self._executor.submit(call)
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            try:
+                self._executor.submit(_run_for, future, call)
+            except RuntimeError:
+                if future.cancel():
+                    raise
+            return future
 
     def forked(self) -> None:
         self._lock = threading.Lock()
+
+
+def _run_for(future: concurrent.futures.Future[Any], call: Callable[[], Any]) -> None:
+    """The executor's thread: `call()` as `future`'s, unless the future was cancelled first."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(call())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 _calls = _SerialExecutor("uringloop-stdio")

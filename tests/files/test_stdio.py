@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from uringloop import _stdio
 
 
 @pytest.mark.asyncio
@@ -59,6 +60,39 @@ async def test_streams_are_looked_up_at_each_call(monkeypatch: pytest.MonkeyPatc
     await uringloop.stdout.write("captured")
     assert out.getvalue() == "captured"
     assert "sys.stdout" in repr(uringloop.stdout)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "asyncio")
+async def test_a_write_no_thread_could_be_started_for_is_not_made_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At a pids limit the output streams' thread cannot start: the write raises the
+    # executor's RuntimeError, and is never made. Before, the executor had queued it all
+    # the same, and the thread the next write started wrote it first.
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    calls = _stdio._SerialExecutor("uringloop-stdio-refused")
+    monkeypatch.setattr(_stdio, "_calls", calls)
+    real_start = threading.Thread.start
+    refusing = True
+
+    def start(thread: threading.Thread) -> None:
+        if refusing and thread.name.startswith("uringloop-stdio-refused"):
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    try:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await uringloop.stdout.write("refused\n")
+        refusing = False
+        assert await uringloop.stdout.write("written\n") == 8
+        await uringloop.stdout.flush()
+        assert out.getvalue() == "written\n"
+    finally:
+        if calls._executor is not None:
+            calls._executor.shutdown()
 
 
 @pytest.fixture
