@@ -124,6 +124,13 @@ _R = TypeVar("_R")
 __all__ = ["Loop", "UringStats"]
 
 DISABLE_ENV = "URINGLOOP_DISABLE"  # set to 1: every Loop uses the thread-pool fallback
+
+
+def uring_disabled() -> bool:
+    """Whether URINGLOOP_DISABLE asks for no io_uring (set, and not "0")."""
+    return os.environ.get(DISABLE_ENV, "") not in ("", "0")
+
+
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for the CQEs of cancelled operations
 # Eager turns between two pre-select steps (see _submit_early). An operation takes one
 # turn plus one per whole EAGER_UNIT bytes it moves (1 + nbytes // EAGER_UNIT). One that
@@ -516,7 +523,7 @@ class Loop(asyncio.SelectorEventLoop):
         self._state.streams = StreamWatch(self._watch_stream, self._unwatch_stream, self._owns)
         self._foreign = ForeignQueue(self._wake_for_foreign, foreign_wakeup)
         if use_uring is None:
-            use_uring = os.environ.get(DISABLE_ENV, "") in ("", "0")
+            use_uring = not uring_disabled()
         try:
             self._state.sq_entries = _ring_size("sq_entries", sq_entries, MAX_SQ_ENTRIES)
             self._state.cq_entries = _ring_size("cq_entries", cq_entries, MAX_CQ_ENTRIES)

@@ -9,7 +9,8 @@ open, close, pread, stat, ...) and gives its results and errors. Which way it go
   for one system call's worth of work.
 - A batch (`pread_many`), by default, goes through a small io_uring of the thread's own
   (_thread_ring.py): all its requests are submitted and waited for in one io_uring_enter,
-  so they overlap at the device (a plain call per request where io_uring is unavailable).
+  so they overlap at the device (a plain call per request where io_uring is unavailable,
+  or URINGLOOP_DISABLE=1 asks for none).
 - With `loop=` (a uringloop Loop), or `timeout=` (seconds), the call goes to a loop's ring
   instead, QEMU's pattern for its vCPU threads: the operation is queued on the loop
   (`loop.threadsafe`, which wakes the loop if it may be asleep), and the thread waits for
@@ -360,7 +361,7 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
                     target.threadsafe.check_usable()  # (before the build: RunNow makes it)
                 return _submit(target, build(*args, **kwargs), timeout)  # type: ignore[no-any-return]
         # Directly: no loop serves the thread (a timeout cannot apply then).
-        if batch and (ring := thread_ring()) is not None:
+        if batch and not _loop.uring_disabled() and (ring := thread_ring()) is not None:
             try:
                 return ring.run(build(*args, **kwargs))  # type: ignore[no-any-return]
             except RingRefused:

@@ -128,6 +128,34 @@ def test_without_io_uring_a_batch_is_plain_calls(data_file: tuple[str, bytes]) -
     assert ring is None and got == [data[:8], data[8:16]]
 
 
+def test_uringloop_disable_makes_a_batch_plain_calls(
+    data_file: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # URINGLOOP_DISABLE=1 asks for no io_uring: a thread's batch makes no ring of its own.
+    path, data = data_file
+    monkeypatch.setenv("URINGLOOP_DISABLE", "1")
+
+    def rings() -> int:
+        count = 0
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[io_uring]"
+            except OSError:  # (closed meanwhile)
+                pass
+        return count
+
+    def work() -> tuple[int, list[bytes], int]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            before = rings()
+            return before, threads.pread_many([(fd, 8, 0), (fd, 8, 8)]), rings()
+        finally:
+            os.close(fd)
+
+    before, got, after = _in_thread(work)
+    assert got == [data[:8], data[8:16]] and after == before
+
+
 @pytest.mark.parametrize("err", [errno.EMFILE, errno.ENFILE])
 def test_a_ring_refused_for_want_of_descriptors_is_made_by_a_later_batch(
     data_file: tuple[str, bytes], err: int
