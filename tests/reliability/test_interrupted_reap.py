@@ -263,6 +263,56 @@ def test_a_batch_interrupted_as_it_finishes_still_delivers_its_bytes(
         loop.close()
 
 
+@pytest.mark.parametrize("files", [1, 2])  # one CQE (complete_part), or two (complete_parts)
+def test_a_batch_part_interrupted_as_it_begins_leaves_the_batch_its_other_parts(
+    data_file: tuple[str, bytes], ring_only: None, files: int
+) -> None:
+    # A signal handler's KeyboardInterrupt at the first line of a batch's part delivery
+    # while another part (a read of an empty pipe) is still in flight: the delivery, run
+    # once more, records the part, and the batch waits for the pipe's part, so the task
+    # gets every part's bytes (not "delivery interrupted", its pipe's bytes dropped); the
+    # interrupt is raised after the CQEs are delivered.
+    path, data = data_file
+    loop = uringloop.Loop()
+    fd = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+    codes = {ReadBatch.complete_part.__code__, ReadBatch.complete_parts.__code__}
+    reqs = [*((fd, 10, 100 * i) for i in range(files)), (r, 5, -1)]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code in codes:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    try:
+
+        async def main() -> list[bytes]:
+            assert await loop.nop() is None
+            task = loop.create_task(loop.pread_many(reqs))
+            await asyncio.sleep(0)
+            sys.settrace(tracer)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    for _ in range(1000):  # (until the files' completions are reaped, here)
+                        loop._driver.flush()  # type: ignore[attr-defined]
+                        time.sleep(0.001)
+            finally:
+                sys.settrace(None)
+            assert not task.done()
+            os.write(w, b"hello")
+            return await asyncio.wait_for(task, 10)
+
+        got = loop.run_until_complete(main())
+        assert got == [*(data[100 * i : 100 * i + 10] for i in range(files)), b"hello"]
+        assert loop._pool.in_use() == 0  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+        os.close(r)
+        os.close(w)
+        loop.close()
+
+
 def test_a_fork_inside_a_delivery_leaves_the_child_s_reap_quiet() -> None:
     # The child's at-fork handler gives up the parent's ring while a delivery runs; the
     # reap must not touch the ring's memory afterwards (it consumed the CQEs there).

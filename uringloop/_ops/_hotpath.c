@@ -1577,10 +1577,32 @@ one_batch(PyObject *inflight, PyObject *first, PyObject *const *uds, Py_ssize_t 
     return same == n;
 }
 
+/* The twin's _interrupted() test, after `again` ran the interrupted completion of `op`
+ * without raising: 1 where the exception set aside (`type`) is a KeyboardInterrupt or
+ * SystemExit and `op` a batch with parts still in flight (its waiter kept for them), else
+ * 0 (-1 with an error set). */
+static int
+keeps_waiting(PyObject *op, PyObject *type)
+{
+    if (!PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt) &&
+        !PyErr_GivenExceptionMatches(type, PyExc_SystemExit))
+        return 0;
+    int multi = is_multi(op);
+    if (multi <= 0)
+        return multi;
+    PyObject *state = PyObject_GetAttr(op, s_state);
+    if (state == NULL)
+        return -1;
+    int pending = PyObject_RichCompareBool(state, done_obj, Py_NE);
+    Py_DECREF(state);
+    return pending;
+}
+
 /* The twin's `except BaseException as exc:` after a completion raised (or was interrupted
  * before it began): run it again (`again`: a no-op unless it had not begun), isolating
- * what that raises, then isolate `exc`. Returns the new fatal (a new reference; NULL when
- * isolate raised), having taken the reference to `fatal`. */
+ * what that raises, then isolate `exc`; or, where it ran again whole, _interrupted()'s
+ * (keeps_waiting). Returns the new fatal (a new reference; NULL when isolate raised),
+ * having taken the reference to `fatal`. */
 static PyObject *
 after_failure(PyObject *isolate, PyObject *op, PyObject *fatal, PyObject *(*again)(PyObject *, void *),
               void *arg)
@@ -1588,6 +1610,7 @@ after_failure(PyObject *isolate, PyObject *op, PyObject *fatal, PyObject *(*agai
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb); /* exc, set aside while the completion runs again */
     PyObject *r = again(op, arg);
+    int waiting = 0;
     if (r == NULL) {
         PyObject *kept = isolated(isolate, op, fatal);
         Py_DECREF(fatal);
@@ -1599,8 +1622,24 @@ after_failure(PyObject *isolate, PyObject *op, PyObject *fatal, PyObject *(*agai
         }
         fatal = kept;
     }
-    Py_XDECREF(r);
+    else {
+        Py_DECREF(r);
+        waiting = keeps_waiting(op, type);
+        if (waiting < 0) { /* (an attribute that cannot be read: isolate's way, as before) */
+            PyErr_Clear();
+            waiting = 0;
+        }
+    }
     PyErr_Restore(type, exc, tb);
+    if (waiting) { /* `return fatal or exc` */
+        PyObject *raised = take_raised();
+        if (fatal != Py_None) {
+            Py_XDECREF(raised);
+            return fatal;
+        }
+        Py_DECREF(fatal);
+        return raised;
+    }
     PyObject *kept = isolated(isolate, op, fatal);
     Py_DECREF(fatal);
     return kept;

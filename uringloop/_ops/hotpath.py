@@ -355,7 +355,9 @@ def deliver(
                 first.complete_parts(user_datas, results)  # the parts not yet in
             except BaseException as again:
                 fatal = isolate(first, again, fatal)
-            fatal = isolate(first, exc, fatal)
+                fatal = isolate(first, exc, fatal)
+            else:
+                fatal = _interrupted(first, exc, fatal, isolate)
         for user_data in user_datas:
             inflight.pop(user_data, None)  # (a delivery may have reaped them already)
         return fatal
@@ -373,9 +375,26 @@ def deliver(
                 _complete_one(op, user_data, res)  # a no-op unless it had not begun
             except BaseException as again:
                 fatal = isolate(op, again, fatal)
-            fatal = isolate(op, exc, fatal)
+                fatal = isolate(op, exc, fatal)
+            else:
+                fatal = _interrupted(op, exc, fatal, isolate)
         inflight.pop(user_data, None)
     return fatal
+
+
+def _interrupted(
+    op: Operation,
+    exc: BaseException,
+    fatal: BaseException | None,
+    isolate: Callable[[Operation, BaseException, BaseException | None], BaseException | None],
+) -> BaseException | None:
+    """`exc` interrupted a completion of `op` that then ran again without raising: a
+    batch with parts still in flight keeps its waiter for them (its part is in: the
+    outcome comes with the last), a KeyboardInterrupt or SystemExit kept to raise once
+    the CQEs are delivered; anything else is isolate's."""
+    if op.multi and op.state != DONE and isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return fatal or exc
+    return isolate(op, exc, fatal)
 
 
 def _complete_one(op: Operation, user_data: int, res: int) -> None:
