@@ -50,6 +50,27 @@ class _Interrupting:
         return interrupted
 
 
+def _reap_interrupted_at(loop: Any, *codes: Any) -> None:
+    """Reap `loop`'s completions (until one comes) with a signal handler's
+    KeyboardInterrupt raised at the first line of the first call of any of `codes`; it
+    must come out of the reap."""
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code in codes:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(1000):  # (until the completions are reaped, here)
+                loop._driver.flush()
+                time.sleep(0.001)
+    finally:
+        sys.settrace(None)
+
+
 @pytest.mark.parametrize("where", ["peek_columns", "consume_to"])
 def test_completions_read_when_interrupted_are_delivered_once(
     data_file: tuple[str, bytes], where: str, ring_only: None
@@ -230,29 +251,14 @@ def test_a_batch_interrupted_as_it_finishes_still_delivers_its_bytes(
     path, data = data_file
     loop = uringloop.Loop()
     fd = os.open(path, os.O_RDONLY)
-    code = ReadBatch._finish.__code__
     reqs = [(fd, 100 * (i + 1), 1000 * i) for i in range(6)]
-
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code is code:
-            sys.settrace(None)
-            raise KeyboardInterrupt
-        return None
-
     try:
 
         async def main() -> list[bytes]:
             assert await loop.nop() is None
             task = loop.create_task(loop.pread_many(reqs))
             await asyncio.sleep(0)
-            sys.settrace(tracer)
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    for _ in range(1000):  # (until the batch's completions are reaped, here)
-                        loop._driver.flush()  # type: ignore[attr-defined]
-                        time.sleep(0.001)
-            finally:
-                sys.settrace(None)
+            _reap_interrupted_at(loop, ReadBatch._finish.__code__)
             return await asyncio.wait_for(task, 10)
 
         got = loop.run_until_complete(main())
@@ -276,29 +282,15 @@ def test_a_batch_part_interrupted_as_it_begins_leaves_the_batch_its_other_parts(
     loop = uringloop.Loop()
     fd = os.open(path, os.O_RDONLY)
     r, w = os.pipe()
-    codes = {ReadBatch.complete_part.__code__, ReadBatch.complete_parts.__code__}
     reqs = [*((fd, 10, 100 * i) for i in range(files)), (r, 5, -1)]
-
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code in codes:
-            sys.settrace(None)
-            raise KeyboardInterrupt
-        return None
-
     try:
 
         async def main() -> list[bytes]:
             assert await loop.nop() is None
             task = loop.create_task(loop.pread_many(reqs))
             await asyncio.sleep(0)
-            sys.settrace(tracer)
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    for _ in range(1000):  # (until the files' completions are reaped, here)
-                        loop._driver.flush()  # type: ignore[attr-defined]
-                        time.sleep(0.001)
-            finally:
-                sys.settrace(None)
+            parts = (ReadBatch.complete_part.__code__, ReadBatch.complete_parts.__code__)
+            _reap_interrupted_at(loop, *parts)
             assert not task.done()
             os.write(w, b"hello")
             return await asyncio.wait_for(task, 10)
