@@ -65,10 +65,10 @@ def test_an_interrupted_batch_is_written_again_from_where_it_was(
     monkeypatch: pytest.MonkeyPatch,
     ring_only: None,
 ) -> None:
-    # A pread_many of parts of different sizes (one pool slot each) is interrupted after
-    # writing two of its six entries: none of them reaches the kernel, and the batch,
-    # written again, reads every part once into the right buffer, the slots the
-    # interrupted write took back in the pool.
+    # A pread_many of parts of different sizes (sharing one pool region) is interrupted
+    # after writing two of its six entries: none of them reaches the kernel, and the
+    # batch, written again, reads every part once into its place in the region the
+    # interrupted write made, which goes back to the pool.
     path, data = data_file
     sizes = [100, 200, 300, 400, 500, 600]
     requests = [(0, size, 1000 * i) for i, size in enumerate(sizes)]
