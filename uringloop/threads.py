@@ -384,8 +384,6 @@ def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
 
 
 def _keyword(name: str, annotation: str) -> Any:
-    import inspect
-
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=annotation)  # fmt: skip
 

@@ -558,3 +558,42 @@ def test_a_batch_on_a_thread_s_ring_reads_parts_of_every_size() -> None:
             assert outcome == [want]
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("sizes", [[4096] * 32, [4096, 5000] * 16])  # equal sizes, mixed
+def test_a_batch_on_a_thread_s_ring_reads_into_heap_buffers(
+    monkeypatch: pytest.MonkeyPatch, sizes: list[int]
+) -> None:
+    # Without a pool, the parts share ScratchBuffers no larger than those made on the
+    # heap: a mapping of their own would cost a page fault per page and a munmap each
+    # batch, where the parts' buffers (a heap buffer each, before they shared) cost none.
+    from uringloop import _buffers, threads
+    from uringloop._ops import operation
+
+    made: list[int] = []
+
+    class Counted(_buffers.ScratchBuffer):
+        __slots__ = ()
+
+        def __init__(self, size: int) -> None:
+            made.append(size)
+            super().__init__(size)
+
+    monkeypatch.setattr(operation, "ScratchBuffer", Counted)
+    fd = os.memfd_create("parts")
+    try:
+        data = os.urandom(1 << 20)
+        os.write(fd, data)
+        reqs = [(fd, size, 8192 * i) for i, size in enumerate(sizes)]
+        outcome: list[Any] = []
+
+        def read() -> None:
+            outcome.append(threads.pread_many(reqs))
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(30)
+    finally:
+        os.close(fd)
+    assert outcome == [[data[offset : offset + size] for _, size, offset in reqs]]
+    assert made and max(made) <= _buffers.SCRATCH_HEAP_MAX, made

@@ -33,7 +33,7 @@ from stat import S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._aligned import aligned_buffer
-from .._buffers import SLOT_SIZES, ScratchBuffer, SlotPool
+from .._buffers import SCRATCH_HEAP_MAX, SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._stream_wait import never_waits_with
@@ -60,8 +60,11 @@ _READV = int(abi.Op.READV)
 _U64 = args.U64_MASK
 _LITTLE_ENDIAN = sys.byteorder == "little"  # SQEs are built as native 64-bit words
 _ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them one by one
-# The largest pool slot a batch's parts share (a larger part has a buffer of its own).
+# The largest region a batch's parts share (a larger part has a buffer of its own): a pool
+# slot's largest size, or without a pool (a thread's own ring) the largest ScratchBuffer on
+# the heap (a larger one is a mapping of its own, which costs page faults and a munmap).
 _BATCH_REGION_MAX = SLOT_SIZES[-1]
+_UNPOOLED_REGION_MAX = SCRATCH_HEAP_MAX
 _PAGE = SLOT_SIZES[0]  # (a page: the largest boundary a part of a shared region starts on)
 _FD_MAX = args.INT_MAX
 _OFF_MAX = args.OFF_MAX
@@ -788,7 +791,8 @@ class ReadBatch(Entry):
     """Many preads completing as one: the result is a list of `bytes`, in request order.
 
     Part i has user_data `self.user_data + i`. The parts read into shared regions of at
-    most a pool slot's largest size, in request order. When every part has the same size,
+    most a pool slot's largest size (without a pool, of the largest heap ScratchBuffer),
+    in request order. When every part has the same size,
     at most a region's, a region holds as many as fit, one after another (their SQEs are
     written as one array copy); otherwise each part starts on a boundary of the largest
     power of two that divides its size, at most a page (so an O_DIRECT read, whose size is
@@ -857,20 +861,22 @@ class ReadBatch(Entry):
         self._error_index = n
         if n:
             size = sizes[0]
-            if 0 < size <= _BATCH_REGION_MAX and sizes.count(size) == n:
-                self._per = _BATCH_REGION_MAX // size
+            most = _BATCH_REGION_MAX if pool is not None else _UNPOOLED_REGION_MAX
+            if 0 < size <= most and sizes.count(size) == n:
+                self._per = most // size
                 self._stride = size
             else:
-                self._lay_out(sizes)
+                self._lay_out(sizes, most)
 
-    def _lay_out(self, sizes: array[int]) -> None:
-        """Place the parts in shared regions (see the class's docstring)."""
+    def _lay_out(self, sizes: array[int], most: int) -> None:
+        """Place the parts in shared regions of at most `most` bytes (see the class's
+        docstring)."""
         region_of, place, region_bytes = self._region_of, self._place, self._region_bytes
         end = 0  # of the last part placed, in the last region
         for size in sizes:
             align = min(size & -size, _PAGE) or 1  # (the largest power of two dividing size)
             start = (end + align - 1) & -align
-            if not region_bytes or start + size > _BATCH_REGION_MAX:
+            if not region_bytes or start + size > most:
                 region_bytes.append(0)
                 start = 0
             region_of.append(len(region_bytes) - 1)
