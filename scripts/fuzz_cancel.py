@@ -164,9 +164,14 @@ async def _run_op(
         except TimeoutError:
             return CANCELLED
     if r < 0.7 and not begun:
+        waited = child()
         try:
-            return await asyncio.wait_for(child(), rng.choice([0, 1e-5, 1e-4, 1e-3, 5e-3]))
+            return await asyncio.wait_for(waited, rng.choice([0, 1e-5, 1e-4, 1e-3, 5e-3]))
         except TimeoutError:
+            # (3.12's wait_for may raise TimeoutError for a task that completed as it
+            # expired: its outcome is the task's, not a cancellation)
+            if waited.done() and not waited.cancelled():
+                return waited.result()
             return CANCELLED
     task = child()
     if begun:
