@@ -19,6 +19,7 @@ from typing import Any
 from ._driver import DriverStats, abandoned, finish_unsubmitted
 from ._errors import LoopClosedError
 from ._ops import QUEUED, SUBMITTED, Operation
+from ._outcomes import run_for
 from ._stream_wait import StreamWait
 
 CallSoonThreadsafe = Any  # Callable[..., asyncio.Handle]
@@ -117,10 +118,10 @@ class FallbackDriver:
         self.inflight[op] = future
         try:
             if fd is None:
-                pool.submit(_run_for, future, self._run, op)
+                pool.submit(run_for, future, self._run, op)
             else:
                 gate = self._gates[op] = StreamWait()
-                pool.submit(_run_for, future, self._run_when_readable, op, fd, gate)
+                pool.submit(run_for, future, self._run_when_readable, op, fd, gate)
         except RuntimeError as exc:
             if future.cancel():
                 del self.inflight[op]
@@ -248,16 +249,6 @@ class FallbackDriver:
         self._pool.shutdown(wait=False)
         if self._stream_pool is not None:
             self._stream_pool.shutdown(wait=False)
-
-
-def _run_for(future: concurrent.futures.Future[Any], work: Any, *args: Any) -> None:
-    """Worker thread: `work(*args)` as `future`'s, unless the future was cancelled first."""
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        future.set_result(work(*args))
-    except BaseException as exc:
-        future.set_exception(exc)
 
 
 def _cancelled() -> OSError:

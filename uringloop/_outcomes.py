@@ -1,10 +1,12 @@
 """A future's outcome, for code that holds a future it may never await: whether it ended
-with a result, and its failure marked as retrieved; and the task of work that goes on once
-its caller is cancelled."""
+with a result, and its failure marked as retrieved; a worker thread's call made as a
+concurrent future's outcome; and the task of work that goes on once its caller is
+cancelled."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -22,6 +24,18 @@ def look_at(future: asyncio.Future[Any]) -> None:
     operation whose caller was cancelled: not logged when nobody looks at it."""
     if not future.cancelled():
         future.exception()
+
+
+def run_for(future: concurrent.futures.Future[Any], work: Any, *args: Any) -> None:
+    """Worker thread: `work(*args)` as `future`'s, unless the future was cancelled first
+    (an executor that could not start a thread may have queued the call all the same:
+    cancelling `future` first withdraws it)."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(work(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def hand_over(future: asyncio.Future[_T], taker: Callable[[asyncio.Future[_T]], object]) -> None:

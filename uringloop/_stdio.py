@@ -56,6 +56,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._outcomes import run_for
+
 __all__ = ["stderr", "stderr_bytes", "stdin", "stdin_bytes", "stdout", "stdout_bytes"]
 
 
@@ -247,7 +249,7 @@ class _SerialExecutor:
                 self._pid = os.getpid()
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             try:
-                self._executor.submit(_run_for, future, call)
+                self._executor.submit(run_for, future, call)
             except RuntimeError:
                 if future.cancel():
                     raise
@@ -255,16 +257,6 @@ class _SerialExecutor:
 
     def forked(self) -> None:
         self._lock = threading.Lock()
-
-
-def _run_for(future: concurrent.futures.Future[Any], call: Callable[[], Any]) -> None:
-    """The executor's thread: `call()` as `future`'s, unless the future was cancelled first."""
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        future.set_result(call())
-    except BaseException as exc:
-        future.set_exception(exc)
 
 
 _calls = _SerialExecutor("uringloop-stdio")
