@@ -33,7 +33,7 @@ from stat import S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._aligned import aligned_buffer
-from .._buffers import SCRATCH_HEAP_MAX, SLOT_SIZES, ScratchBuffer, SlotPool
+from .._buffers import PAGE, SCRATCH_HEAP_MAX, SLOT_SIZES, ScratchBuffer, SlotPool
 from .._errors import os_error
 from .._ring import abi
 from .._stream_wait import never_waits_with
@@ -65,7 +65,6 @@ _ARRAY_MIN = 8  # parts from which building SQEs as one array beats packing them
 # the heap (a larger one is a mapping of its own, which costs page faults and a munmap).
 _BATCH_REGION_MAX = SLOT_SIZES[-1]
 _UNPOOLED_REGION_MAX = SCRATCH_HEAP_MAX
-_PAGE = SLOT_SIZES[0]  # (a page: the largest boundary a part of a shared region starts on)
 _FD_MAX = args.INT_MAX
 _OFF_MAX = args.OFF_MAX
 _POOLED_MAX = SLOT_SIZES[-1]
@@ -792,12 +791,12 @@ class ReadBatch(Entry):
 
     Part i has user_data `self.user_data + i`. The parts read into shared regions of at
     most a pool slot's largest size (without a pool, of the largest heap ScratchBuffer),
-    in request order. When every part has the same size,
-    at most a region's, a region holds as many as fit, one after another (their SQEs are
-    written as one array copy); otherwise each part starts on a boundary of the largest
-    power of two that divides its size, at most a page (so an O_DIRECT read, whose size is
-    a multiple of the block size, stays aligned, as in a uniform region), and a part larger
-    than a region is a region of its own. A region is a pool slot, or a ScratchBuffer where
+    in request order. When every part has the same size, at most a region's, a region
+    holds as many as fit, one after another (their SQEs are written as one array copy);
+    otherwise each part starts on a boundary of the largest power of two that divides its
+    size, at most a page (so an O_DIRECT read, whose size is a multiple of the block size,
+    stays aligned, as in a uniform region), and a part larger than a region is a region of
+    its own. A region is a pool slot, or a ScratchBuffer where
     the pool has none, made when its first part is written. A CQE only records its part's
     result: the `bytes` are copied out and the buffers released once every written part
     has completed.
@@ -874,7 +873,7 @@ class ReadBatch(Entry):
         region_of, place, region_bytes = self._region_of, self._place, self._region_bytes
         end = 0  # of the last part placed, in the last region
         for size in sizes:
-            align = min(size & -size, _PAGE) or 1  # (the largest power of two dividing size)
+            align = min(size & -size, PAGE) or 1  # (the largest power of two dividing size)
             start = (end + align - 1) & -align
             if not region_bytes or start + size > most:
                 region_bytes.append(0)
