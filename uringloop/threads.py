@@ -330,16 +330,16 @@ def _submit(loop: Loop, op: Operation, timeout: float | None) -> Any:
         raise
 
 
-# Said after each function's docstring, which is the loop's coroutine's (the ring's).
-_CALL_ROUTE = """From a thread, this call blocks the thread: by default it is the system call
-itself; with `loop=` or `timeout=`, it goes through a loop's ring, and a timeout that
+# Said after each function's docstring, which is the loop's coroutine's (the ring's): the
+# default route (a call's, or a batch's), then the route through a loop.
+_THROUGH_A_LOOP = """with `loop=` or `timeout=`, it goes through a loop's ring, and a timeout that
 expires raises TimeoutError as the module's docstring describes (where the text above
 speaks of a cancellation, it is the loop's coroutine's)."""
-_BATCH_ROUTE = """From a thread, this call blocks the thread: by default it goes through the
-thread's own small io_uring (plain calls where there is none); with `loop=` or `timeout=`,
-it goes through a loop's ring, and a timeout that expires raises TimeoutError as the
-module's docstring describes (where the text above speaks of a cancellation, it is the
-loop's coroutine's)."""
+_CALL_ROUTE = f"""From a thread, this call blocks the thread: by default it is the system call
+itself; {_THROUGH_A_LOOP}"""
+_BATCH_ROUTE = f"""From a thread, this call blocks the thread: by default it goes through the
+thread's own small io_uring (plain calls where there is none);
+{_THROUGH_A_LOOP}"""
 
 
 def _blocking(spec: Spec[..., _T], batch: bool = False) -> Callable[..., _T]:
