@@ -1499,6 +1499,19 @@ write_entries_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(nK)", used, user_data);
 }
 
+/* `op.state != DONE` for an operation that is not a plain core: 1, 0, or -1 with an
+ * error set. */
+static int
+not_done(PyObject *op)
+{
+    PyObject *state = PyObject_GetAttr(op, s_state);
+    if (state == NULL)
+        return -1;
+    int pending = PyObject_RichCompareBool(state, done_obj, Py_NE);
+    Py_DECREF(state);
+    return pending;
+}
+
 /* `if op.multi: op.complete_part(user_data, res) elif op.state != DONE: op.complete(res)`:
  * NULL when it raised. */
 static PyObject *
@@ -1520,11 +1533,7 @@ complete_one(PyObject *op, PyObject *user_data, PyObject *res)
         PyObject *args[] = {op, user_data, res};
         return PyObject_VectorcallMethod(s_complete_part, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
-    PyObject *state = PyObject_GetAttr(op, s_state);
-    if (state == NULL)
-        return NULL;
-    int pending = PyObject_RichCompareBool(state, done_obj, Py_NE);
-    Py_DECREF(state);
+    int pending = not_done(op);
     if (pending < 0)
         return NULL;
     if (!pending)
@@ -1590,12 +1599,7 @@ keeps_waiting(PyObject *op, PyObject *type)
     int multi = is_multi(op);
     if (multi <= 0)
         return multi;
-    PyObject *state = PyObject_GetAttr(op, s_state);
-    if (state == NULL)
-        return -1;
-    int pending = PyObject_RichCompareBool(state, done_obj, Py_NE);
-    Py_DECREF(state);
-    return pending;
+    return not_done(op);
 }
 
 /* The twin's `except BaseException as exc:` after a completion raised (or was interrupted
