@@ -212,26 +212,13 @@ def test_a_completion_interrupted_as_it_begins_still_delivers_its_outcome(
     path = tmp_path / "f"
     path.write_bytes(b"x")
     loop = uringloop.Loop()
-    code = operation.Operation.complete.__code__
-
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code is code:
-            sys.settrace(None)
-            raise KeyboardInterrupt
-        return None
-
     try:
 
         async def main() -> int:
             assert await loop.nop() is None
             task = loop.create_task(loop.open_fd(path))
             await asyncio.sleep(0)
-            sys.settrace(tracer)
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    loop._driver.flush()  # type: ignore[attr-defined]
-            finally:
-                sys.settrace(None)
+            _reap_interrupted_at(loop, operation.Operation.complete.__code__)
             return await asyncio.wait_for(task, 10)
 
         fd = loop.run_until_complete(main())
