@@ -148,9 +148,9 @@ def os_path(value: Any, allow_fd: bool = False) -> Any:
     __index__: a descriptor). Anything else is refused as `path` refuses it: a bytearray or
     memoryview too, which 3.10's and 3.11's os still take with a DeprecationWarning."""
     kind = type(value)
-    if kind is str or kind is bytes or isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes)) or hasattr(kind, "__fspath__"):
         return value
-    if hasattr(kind, "__fspath__") or (allow_fd and hasattr(kind, "__index__")):
+    if allow_fd and hasattr(kind, "__index__"):
         return value
     raise TypeError(f"path should be string, bytes or os.PathLike, not {kind.__name__}")
 
