@@ -172,6 +172,11 @@ class _IO(Protocol):
     def facts_now(self, fd: int) -> tuple[int, int, int, int] | None: ...
     async def dio_alignment(self, fd: int) -> tuple[int, int]: ...
     async def ftruncate(self, fd: int, length: int) -> None: ...
+    def ftruncate_kept(
+        self, fd: int, length: int, unclaimed: Callable[[asyncio.Future[None]], object]
+    ) -> Awaitable[None]:
+        """A truncate whose cancelled caller gets its outcome (Loop's)."""
+
     async def fsync(self, fd: int, datasync: bool) -> None: ...
     async def call(self, func: Callable[..., Any], *args: Any) -> Any: ...
     async def call_for_descriptor(self, func: Callable[..., Any], *args: Any) -> Any: ...
@@ -468,6 +473,13 @@ class _RingIO:
     async def ftruncate(self, fd: int, length: int) -> None:
         await self.loop.ftruncate(fd, length)
 
+    def ftruncate_kept(
+        self, fd: int, length: int, unclaimed: Callable[[asyncio.Future[None]], object]
+    ) -> Awaitable[None]:
+        if type(self.loop).ftruncate is Loop.ftruncate:
+            return self.loop.ftruncate_kept(fd, length, unclaimed)
+        return self.loop.ftruncate(fd, length)  # (a subclass's own: a plain call, as pwrite's)
+
     async def fsync(self, fd: int, datasync: bool) -> None:
         await (self.loop.fdatasync(fd) if datasync else self.loop.fsync(fd))
 
@@ -659,6 +671,19 @@ class _ExecutorIO:
 
     async def ftruncate(self, fd: int, length: int) -> None:
         await self.call(os.ftruncate, fd, length)
+
+    async def ftruncate_kept(
+        self, fd: int, length: int, unclaimed: Callable[[asyncio.Future[None]], object]
+    ) -> None:
+        """os.ftruncate on a thread, as Loop.ftruncate_kept: if the awaiting task is
+        cancelled, the call still runs (a thread may have begun it), and unclaimed(its
+        future) is called."""
+        future = self.loop.run_in_executor(self.executor, os.ftruncate, fd, length)
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            hand_over(future, unclaimed)
+            raise
 
     async def fsync(self, fd: int, datasync: bool) -> None:
         await self.call(os.fdatasync if datasync else os.fsync, fd)
@@ -2125,8 +2150,16 @@ class AsyncFileIO(_FileBase):
         if size < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         self._size_hint = None
-        await self._io().ftruncate(self._fd, size)
+        await self._io().ftruncate_kept(self._fd, size, self._truncated_late)
         return size
+
+    def _truncated_late(self, truncated: asyncio.Future[None]) -> None:
+        """`truncated`: the outcome of a truncate whose caller was cancelled on its way
+        (it may end, truncating, after that). Until it ends the file's lock is the
+        truncate's (the cancelled call gives it back as it leaves), so that no other call
+        on the file runs beside it or sees the size it had before."""
+        if self._lock.held:
+            self._lock.keep_until(truncated)
 
     async def _flush(self) -> None:
         self._check_closed("I/O operation on closed file.")  # (IOBase.flush's message)

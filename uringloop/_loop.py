@@ -365,6 +365,7 @@ class _LoopState:
 
 # pwrite_kept's operation: table.pwrite's, built as the Loop's pwrite builds it.
 _build_pwrite = table.pwrite.builder()
+_build_ftruncate = table.ftruncate.builder()
 
 
 def _coroutine(spec: Spec[_P, _R]) -> Callable[Concatenate[Loop, _P], Coroutine[Any, Any, _R]]:
@@ -1589,6 +1590,22 @@ class Loop(asyncio.SelectorEventLoop):
         close() stopped waiting for it (what it wrote is unknown)."""
         self._check_usable()  # (before the build, which may make it: RunNow)
         return await self._run(_build_pwrite(fd, data, offset), unclaimed)  # type: ignore[no-any-return]
+
+    async def ftruncate_kept(
+        self, fd: int, length: int, unclaimed: Callable[[asyncio.Future[None]], object]
+    ) -> None:
+        """ftruncate(fd, length) whose caller takes its outcome once cancelled: a truncate
+        that ends after its caller was cancelled has changed the file all the same. If
+        the awaiting task is cancelled, the truncate is cancelled in the kernel (one a
+        kernel worker has begun ends all the same) and `unclaimed` is called with the
+        truncate's own future, which nothing else cancels: it is done, or resolves later,
+        with None (truncated) or with the error the truncate ended with (OSError
+        ECANCELED: cancelled before it began). uringloop.open's files make their next
+        call wait for it. An exception raised by `unclaimed` replaces the CancelledError;
+        a task that never resumes because the loop was closed hands it over as
+        pwrite_kept's does."""
+        self._check_usable()
+        return await self._run(_build_ftruncate(fd, length), unclaimed)  # type: ignore[no-any-return]
 
     async def pwrite_all(self, fd: int, data: Any, offset: int) -> None:
         """Write all of `data` at `offset` >= 0, resubmitting after short writes."""

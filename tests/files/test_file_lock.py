@@ -4,6 +4,7 @@ file's inlined seek and read, which must refuse and behave exactly as the full p
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import io
 import os
@@ -521,3 +522,57 @@ def test_a_buffered_file_collected_in_another_thread_leaves_its_close_to_the_loo
         issubclass(w.category, ResourceWarning) and "AsyncBufferedFile" in str(w.message)
         for w in caught
     )
+
+
+class _HeldTruncates(concurrent.futures.ThreadPoolExecutor):
+    """An executor whose os.ftruncate jobs wait for `go` once begun (`started` says one
+    has); every other job runs at once."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.go = threading.Event()
+        self.started = threading.Event()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if fn is not os.ftruncate:
+            return super().submit(fn, *args, **kwargs)
+
+        def held() -> None:
+            self.started.set()
+            self.go.wait(10)
+            fn(*args, **kwargs)
+
+        return super().submit(held)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")  # (an executor's thread, where the test can hold the truncate)
+@pytest.mark.parametrize("mode", ["r+b unbuffered", "r+b", "r+"])
+async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
+    tmp_path: Path, mode: str
+) -> None:
+    # A truncate cancelled once its thread has begun ends all the same: the next call on
+    # the file waits for it, and sees the size it left (it saw the size before, and the
+    # truncate then cut the file under its answer).
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10000)
+    pool = _HeldTruncates()
+    try:
+        buffering = 0 if "unbuffered" in mode else -1
+        async with await uringloop.open(
+            path, mode.split()[0], buffering=buffering, executor=pool
+        ) as f:
+            task = asyncio.ensure_future(f.truncate(100))
+            assert await asyncio.to_thread(pool.started.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            end = asyncio.ensure_future(f.seek(0, 2))
+            await asyncio.sleep(0.05)
+            assert not end.done()
+            pool.go.set()
+            assert await end == 100
+            assert os.fstat(f.fileno()).st_size == 100
+    finally:
+        pool.go.set()
+        pool.shutdown()

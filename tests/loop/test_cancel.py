@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import gc
 import os
 import pathlib
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -258,6 +260,33 @@ async def test_a_pipe_read_cancelled_as_data_arrives_hands_its_future_to_unclaim
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
 
 
+async def _cancelled_after(
+    steps: int, make: Callable[[Callable[[asyncio.Future[Any]], object]], Awaitable[Any]]
+) -> tuple[str, Any]:
+    """make(unclaimed)'s task cancelled after `steps` steps (0: before its coroutine
+    began): ("returned", its value) if it ended first, else what the future handed to
+    `unclaimed` came to: ("done", its value), or ("cancelled", None) for ECANCELED."""
+    handed: list[asyncio.Future[Any]] = []
+    task = asyncio.ensure_future(make(handed.append))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        value = await task
+        assert not handed
+        return "returned", value
+    except asyncio.CancelledError:
+        if steps == 0:  # (cancelled before its coroutine began: nothing to hand)
+            assert not handed
+            return "cancelled", None
+    assert len(handed) == 1
+    try:
+        return "done", await asyncio.wait_for(handed[0], 10)
+    except OSError as exc:
+        assert exc.errno == errno.ECANCELED
+        return "cancelled", None
+
+
 @pytest.mark.asyncio
 @pytest.mark.loops("uring", "fallback")
 @pytest.mark.parametrize("steps", [0, 1, 2, 3])
@@ -275,31 +304,41 @@ async def test_a_cancelled_pwrite_kept_at_an_offset_hands_over_what_it_wrote(
         path = tmp_path / f"f{i}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            handed: list[asyncio.Future[int]] = []
-            task = asyncio.ensure_future(loop.pwrite_kept(fd, data, handed.append, 4096))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                count = await task
-                assert not handed
-                outcomes.add("returned")
-            except asyncio.CancelledError:
-                if steps == 0:  # (cancelled before its coroutine began: nothing to hand)
-                    assert not handed
-                    handed.append(asyncio.Future())
-                    handed[0].set_exception(OSError(errno.ECANCELED, "never made"))
-                assert len(handed) == 1
-                try:
-                    count = await asyncio.wait_for(handed[0], 10)
-                    outcomes.add("written")
-                except OSError as exc:
-                    assert exc.errno == errno.ECANCELED
-                    count = 0
-                    outcomes.add("cancelled")
+            how, count = await _cancelled_after(
+                steps, functools.partial(loop.pwrite_kept, fd, data, offset=4096)
+            )
+            outcomes.add(how)
+            count = count or 0
             size = os.fstat(fd).st_size
             assert size == (4096 + count if count else 0)
             assert os.pread(fd, count, 4096) == data[:count]
+        finally:
+            os.close(fd)
+    assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback")
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+async def test_a_cancelled_ftruncate_kept_hands_over_whether_it_truncated(
+    tmp_path: pathlib.Path, no_fd_leak: None, steps: int
+) -> None:
+    # ftruncate_kept, its task cancelled before its coroutine began, before the truncate
+    # reached the kernel, or on its way: the future handed to `unclaimed` says whether
+    # the file was cut (None) or not (ECANCELED).
+    loop = running()
+    outcomes = set()
+    for i in range(10):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"x" * (1 << 20))
+        fd = os.open(path, os.O_RDWR)
+        try:
+            how, value = await _cancelled_after(
+                steps, functools.partial(loop.ftruncate_kept, fd, 100)
+            )
+            outcomes.add(how)
+            assert value is None
+            assert os.fstat(fd).st_size == (1 << 20 if how == "cancelled" else 100)
         finally:
             os.close(fd)
     assert outcomes - {"returned"}, outcomes  # (the test saw a cancellation)
