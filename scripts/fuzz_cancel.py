@@ -1207,6 +1207,16 @@ def show_refs() -> None:
         walk(t, 0, {id(t)})
 
 
+def close_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """After an abrupt close: close the tasks left pending from their own coroutines, each
+    while its task is held, as the collector would close them but from each chain's outer
+    end. The collector can reach the middle of a chain first, and CPython then closes that
+    chain again while closing it (SIGSEGV on 3.11, "coroutine already executing" on 3.12+;
+    scripts/cpython_close_reentry.py). Holds none of them once it returns."""
+    for pending in asyncio.all_tasks(loop):
+        pending.get_coro().close()  # type: ignore[union-attr]
+
+
 def run_round(seed: int, rnd: int, args: argparse.Namespace, base_tmp: str) -> dict[str, Any]:
     rng = random.Random(f"{seed}-{rnd}")
     CURRENT_ROUND[0] = rnd
@@ -1254,13 +1264,7 @@ def run_round(seed: int, rnd: int, args: argparse.Namespace, base_tmp: str) -> d
             R.closing = True
             loop.close()
             settle_children()
-            # The tasks left pending are closed from their own coroutines, each while its
-            # task is held, as the collector would close them but from each chain's outer
-            # end: the collector can reach the middle of a chain first, and CPython then
-            # closes that chain again while closing it (SIGSEGV on 3.11, "coroutine
-            # already executing" on 3.12+; scripts/cpython_close_reentry.py).
-            for pending in asyncio.all_tasks(loop):
-                pending.get_coro().close()  # type: ignore[union-attr]
+            close_pending(loop)
             del main
         else:
             loop.run_until_complete(main)
