@@ -786,7 +786,7 @@ def open_fd(
 
 @declare(abi.Op.CLOSE, since="5.6", result=nothing, blocking=_close, must_run=True)
 def close_fd(fd: int) -> Operation:
-    """close(2) through the ring. Never dropped: cancelling its waiter still closes the fd."""
+    """close(2), like os.close. Never dropped: cancelling its waiter still closes the fd."""
     fd = args.c_int(fd)
     forget_descriptor(fd)
     return entry(abi.Op.CLOSE, fd=fd)
