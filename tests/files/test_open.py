@@ -2997,6 +2997,30 @@ def test_a_loop_subclass_with_its_own_pwrite_gets_the_writes_at_the_position(
     assert calls == [-1]
 
 
+def test_a_loop_subclass_with_its_own_ftruncate_gets_the_files_truncates(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # As with its own pwrite: a Loop subclass that overrides ftruncate gets the files'
+    # truncates (plain calls, not kept once cancelled).
+    calls: list[int] = []
+
+    class Counting(uringloop.Loop):
+        async def ftruncate(self, fd: int, length: int) -> None:
+            calls.append(length)
+            await super().ftruncate(fd, length)
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+
+    async def main() -> None:
+        async with uringloop.open(path, "r+b") as f:
+            assert await f.truncate(10) == 10
+
+    uringloop.run(main(), loop_factory=Counting)
+    assert calls == [10]
+    assert path.read_bytes() == b"x" * 10
+
+
 @pytest.mark.asyncio
 @ALL_LOOPS
 @pytest.mark.parametrize("mode", ["wb", "ab", "w", "a"])
