@@ -2157,9 +2157,18 @@ class AsyncFileIO(_FileBase):
         """`truncated`: the outcome of a truncate whose caller was cancelled on its way
         (it may end, truncating, after that). Until it ends the file's lock is the
         truncate's (the cancelled call gives it back as it leaves), so that no other call
-        on the file runs beside it or sees the size it had before."""
+        on the file runs beside it or sees the size it had before. Until then, too, the
+        truncate holds this file (as a kept write's count does), so that the collector
+        does not close its descriptor under it: a truncate not yet begun (on an
+        executor's queue) would cut whatever file gets that number next."""
         if self._lock.held:
             self._lock.keep_until(truncated)
+        if not truncated.done():
+            truncated.add_done_callback(self._truncate_ended)
+
+    def _truncate_ended(self, truncated: asyncio.Future[None]) -> None:
+        """A truncate whose caller was cancelled has ended (_truncated_late): it no longer
+        holds the file."""
 
     async def _flush(self) -> None:
         self._check_closed("I/O operation on closed file.")  # (IOBase.flush's message)

@@ -21,6 +21,7 @@ import pytest
 import uringloop
 from tests.conftest import fd_exists
 from uringloop._files import PARALLEL_MIN, _FileLock
+from uringloop._ops import table
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
 
@@ -576,3 +577,100 @@ async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
     finally:
         pool.go.set()
         pool.shutdown()
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("asyncio")  # (an executor's thread, where the test can hold the truncate)
+async def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_stays_open(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # A truncate cancelled once its thread has begun ends all the same. With the cancelled
+    # call's frames cleared, nothing else holds an unbuffered file: the truncate holds it,
+    # so that it is collected, and its descriptor closed, only once that ends. (Collected
+    # at once, its descriptor was closed under the truncate, which then cut another file
+    # given the descriptor's number.)
+    path, other = tmp_path / "f", tmp_path / "other"
+    path.write_bytes(b"x" * 10000)
+    other.write_bytes(b"y" * 10000)
+    pool = _HeldTruncates()
+    try:
+        f = await uringloop.open(path, "r+b", buffering=0, executor=pool)
+        fd = f.fileno()
+        task = asyncio.ensure_future(f.truncate(100))
+        assert await asyncio.to_thread(pool.started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as info:
+            await task
+        traceback.clear_frames(info.tb)
+        del f, task, info
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()
+            still_open = fd_exists(fd)
+            reused = os.open(other, os.O_RDWR)  # (the descriptor's number, had it been closed)
+            try:
+                pool.go.set()
+                deadline = time.monotonic() + 10
+                while fd_exists(fd) and fd != reused and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                    gc.collect()
+                await asyncio.to_thread(pool.shutdown)  # (the truncate has ended)
+            finally:
+                os.close(reused)
+    finally:
+        pool.go.set()
+        pool.shutdown()
+    assert still_open
+    assert other.stat().st_size == 10000
+    assert path.stat().st_size == 100
+    # closed as the truncate ended, by the collector's close (not left open)
+    assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_closes_with_the_loop(
+    tmp_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, on the thread-pool fallback (its thread holds the truncate), and the loop
+    # closed before the truncate's end reached the file: the file is collected once the
+    # loop is closed, and its descriptor closed then (not left open for good).
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10000)
+    go, started = threading.Event(), threading.Event()
+    ftruncate = table.ftruncate.blocking
+
+    def held(fd: int, length: int) -> None:
+        started.set()
+        go.wait(10)
+        ftruncate(fd, length)
+
+    monkeypatch.setattr(table.ftruncate, "blocking", held)
+
+    async def main() -> tuple[int, bool]:
+        f = await uringloop.open(path, "r+b", buffering=0)
+        fd = f.fileno()
+        task = asyncio.ensure_future(f.truncate(100))
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as info:
+            await task
+        traceback.clear_frames(info.tb)
+        del f, task, info
+        gc.collect()
+        return fd, fd_exists(fd)
+
+    loop = uringloop.Loop(use_uring=False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            try:
+                fd, still_open = loop.run_until_complete(main())
+            finally:
+                go.set()  # (the truncate ends as the loop closes, its callbacks never run)
+                loop.close()
+            gc.collect()
+    finally:
+        go.set()
+    assert still_open
+    assert not fd_exists(fd)
+    assert path.stat().st_size == 100
+    assert any(issubclass(w.category, ResourceWarning) for w in caught)
