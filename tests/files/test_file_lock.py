@@ -546,6 +546,18 @@ class _HeldTruncates(concurrent.futures.ThreadPoolExecutor):
         return super().submit(held)
 
 
+async def _truncate_cancelled_once_begun(f: Any, started: threading.Event) -> None:
+    """f.truncate(100), cancelled once its blocking call has begun (`started` set); the
+    CancelledError's frames cleared, so that nothing of the call holds `f` afterwards."""
+    task = asyncio.ensure_future(f.truncate(100))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as info:
+        await task
+    traceback.clear_frames(info.tb)
+    del task, info  # (the exception's traceback holds this frame, and so `f`)
+
+
 @pytest.mark.asyncio
 @pytest.mark.loops("asyncio")  # (an executor's thread, where the test can hold the truncate)
 @pytest.mark.parametrize("mode", ["r+b unbuffered", "r+b", "r+"])
@@ -563,11 +575,7 @@ async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
         async with await uringloop.open(
             path, mode.split()[0], buffering=buffering, executor=pool
         ) as f:
-            task = asyncio.ensure_future(f.truncate(100))
-            assert await asyncio.to_thread(pool.started.wait, 10)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await _truncate_cancelled_once_begun(f, pool.started)
             end = asyncio.ensure_future(f.seek(0, 2))
             await asyncio.sleep(0.05)
             assert not end.done()
@@ -596,13 +604,8 @@ async def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_s
     try:
         f = await uringloop.open(path, "r+b", buffering=0, executor=pool)
         fd = f.fileno()
-        task = asyncio.ensure_future(f.truncate(100))
-        assert await asyncio.to_thread(pool.started.wait, 10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError) as info:
-            await task
-        traceback.clear_frames(info.tb)
-        del f, task, info
+        await _truncate_cancelled_once_begun(f, pool.started)
+        del f
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
             gc.collect()
@@ -648,13 +651,8 @@ def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_closes_
     async def main() -> tuple[int, bool]:
         f = await uringloop.open(path, "r+b", buffering=0)
         fd = f.fileno()
-        task = asyncio.ensure_future(f.truncate(100))
-        assert await asyncio.to_thread(started.wait, 10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError) as info:
-            await task
-        traceback.clear_frames(info.tb)
-        del f, task, info
+        await _truncate_cancelled_once_begun(f, started)
+        del f
         gc.collect()
         return fd, fd_exists(fd)
 
