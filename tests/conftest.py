@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -108,6 +109,31 @@ def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     # Descriptors that were closed meanwhile may have been reused; check what they are.
     details = {fd: _describe(fd) for fd in leaked if fd_exists(fd)}
     assert not details, f"leaked file descriptors: {details}"
+
+
+def unmount(mount_point: Path) -> None:
+    """Unmount a filesystem a test mounted. The kernel may release a file a moment after
+    its last descriptor is closed (an io_uring request's reference is dropped as the
+    request is freed, after its completion is posted): a busy mount is tried again for
+    up to 5 s. One still busy is detached (umount --lazy, so no mount outlives the test)
+    and fails the test, naming what in this process still refers to it."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            break
+        gc.collect()
+        time.sleep(0.02)
+    inside = str(mount_point) + os.sep
+    holders = {fd: _describe(fd) for fd in open_fds()}
+    holders = {fd: what for fd, what in holders.items() if what.startswith(inside)}
+    subprocess.run(["umount", "--lazy", str(mount_point)], capture_output=True)
+    raise AssertionError(
+        f"{mount_point} stayed busy for 5 s ({done.stderr.strip()}); "
+        f"this process's descriptors on it: {holders}"
+    )
 
 
 def _describe(fd: int) -> str:

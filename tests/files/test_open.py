@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 import uringloop
-from tests.conftest import cancel_after, fd_exists
+from tests.conftest import cancel_after, fd_exists, unmount
 from uringloop import _files, _mounts
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -438,7 +438,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
+        unmount(mount_point)
 
 
 @pytest.mark.asyncio

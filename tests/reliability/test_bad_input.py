@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import uringloop
+from tests.conftest import unmount
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -374,7 +375,7 @@ def tiny_fs(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        unmount(mnt)
 
 
 async def test_full_disk(tiny_fs: pathlib.Path) -> None:
