@@ -52,7 +52,7 @@ from typing import Any
 
 import uringloop
 import uringloop.threads as uthreads
-from uringloop import LoopClosedError
+from uringloop import LoopClosedError, StrandedError
 
 FINDINGS: list[str] = []
 TRAILS: dict[str, Any] = {}
@@ -1132,6 +1132,12 @@ async def thread_actor(R: Round, seed: int) -> None:
                     if "may still happen" in str(e) and op in (3, 4) and fd is not None:
                         m.stale(off, bytes([int(x * 255)]) * size)  # (documented: left behind)
                     continue  # promised: not happened
+                except StrandedError:
+                    # The loop closed with it under way: whether it wrote is unknown (a
+                    # plain LoopClosedError promises it did not, and is not recorded).
+                    if op in (3, 4) and fd is not None:
+                        m.issue(off, bytes([int(x * 255)]) * size)
+                    raise
         except LoopClosedError:
             if not R.closing:
                 raise
