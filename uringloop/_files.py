@@ -911,13 +911,15 @@ class _FileLock:
     # Read by the files' fast paths (and `held` set by read()'s before its await, the lock
     # found free): with neither set, taking the lock and giving it back with nothing
     # awaited in between is the same as not taking it.
-    __slots__ = ("after", "held", "kept", "waiters")
+    __slots__ = ("after", "held", "kept", "settle", "waiters")
 
     def __init__(self) -> None:
         self.held = False
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.kept: asyncio.Future[Any] | None = None
         self.after: asyncio.Future[Any] | None = None  # the kept work release() waits for
+        # What the kept work's own done callback does for the file (keep_until()).
+        self.settle: Callable[[asyncio.Future[Any]], object] | None = None
 
     def locked(self) -> bool:
         return self.held
@@ -936,7 +938,11 @@ class _FileLock:
 
     def take_turn(self) -> asyncio.Future[None]:
         """A place in the line, taken now (behind every caller that holds or waits for
-        the lock), for acquire_in_turn() to take the lock with, later or in another task."""
+        the lock), for acquire_in_turn() to take the lock with, later or in another task.
+        StrandedError if the lock is held for kept work whose loop was closed with that
+        work under way (_let_go_of_closed_loop)."""
+        if self.after is not None:
+            self._let_go_of_closed_loop(self.after)
         waiter = _running_loop().create_future()
         self.waiters.append(waiter)
         if not self.held:
@@ -965,11 +971,18 @@ class _FileLock:
         self.held = True
         return True
 
-    def keep_until(self, work: asyncio.Future[Any]) -> None:
+    def keep_until(
+        self,
+        work: asyncio.Future[Any],
+        settle: Callable[[asyncio.Future[Any]], object] | None = None,
+    ) -> None:
         """The holder, cancelled, leaves `work` running on the file (a shielded flush and
         close): its coming release() hands the lock to `work`, released as it ends, so
-        that no other call on the file runs beside it."""
+        that no other call on the file runs beside it. `settle`, work's own done callback
+        for the file (counting what a write wrote), is called before the lock is given
+        back where that callback never runs (_let_go_of_closed_loop)."""
         self.kept = work
+        self.settle = settle
 
     def release(self) -> None:
         if not self.held:
@@ -980,6 +993,7 @@ class _FileLock:
             work.add_done_callback(self._release_after)
             return
         self.held = False
+        self.settle = None
         if self.waiters:
             self._wake_first()
 
@@ -994,7 +1008,29 @@ class _FileLock:
     def _release_after(self, work: asyncio.Future[Any]) -> None:
         if self.after is work:  # (else given back already: release_ended())
             self.after = None
-            self.release()
+            self.release()  # (settle dropped: work's own callback ran)
+
+    def _let_go_of_closed_loop(self, after: asyncio.Future[Any]) -> None:
+        """The lock held for kept work (`after`) of a loop closed since: the work's done
+        callback, which gives the lock back, never runs, nor do that loop's tasks waiting
+        in line. Ended, the lock is given back now and their places dropped; still under
+        way, or left so by the close (StrandedError), what the work does to the file, and
+        when, is unknown: StrandedError, the lock kept (no other call runs beside it)."""
+        if not after.get_loop().is_closed():
+            return
+        if not after.done() or (
+            not after.cancelled() and isinstance(after.exception(), StrandedError)
+        ):
+            raise StrandedError(
+                "a cancelled call on this file was still under way when the loop it ran "
+                "on was closed: what it does to the file, and when, is unknown"
+            )
+        settle, self.settle = self.settle, None
+        self.after = None
+        self.held = False
+        self.waiters = deque(w for w in self.waiters if not w.get_loop().is_closed())
+        if settle is not None:
+            settle(after)
 
     def release_ended(self) -> bool:
         """Where no loop runs any more: the lock, held for kept work that has ended but
@@ -1002,7 +1038,7 @@ class _FileLock:
         nobody holds or waits for the lock."""
         after = self.after
         if self.held and after is not None and after.done():
-            self.after = None
+            self.after = self.settle = None
             self.held = False
         return not self.held and not self.waiters
 
@@ -1958,7 +1994,7 @@ class AsyncFileIO(_FileBase):
         written.add_done_callback(count)
         self._count_late = count
         if self._lock.held:
-            self._lock.keep_until(written)
+            self._lock.keep_until(written, count)
 
     def _settle_late_now(self) -> None:
         """Where no loop runs any more (a close with blocking calls): count a kept write

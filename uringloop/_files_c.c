@@ -102,7 +102,7 @@ static long long parallel_min, lseek_checked_from, page_size;
 static PyObject *text_chunk_size;     /* TEXT_CHUNK_SIZE */
 /* The slots' offsets: AsyncFileIO's, _FileLock's, _RingIO's. */
 static Py_ssize_t o_lock, o_io_cache, o_fd, o_pos, o_readable, o_writable, o_closed, o_direct, o_seekable,
-    o_copies, o_kernel_seeks, o_held, o_kept, o_after, o_waiters, o_loop, o_inline_turn;
+    o_copies, o_kernel_seeks, o_held, o_kept, o_after, o_settle, o_waiters, o_loop, o_inline_turn;
 /* AsyncBufferedFile's, AsyncTextFile's. */
 static Py_ssize_t o_b_lock, o_b_rbuf, o_b_rpos, o_b_raw, o_b_wbuf, o_b_write_size;
 static Py_ssize_t o_t_lock, o_t_decoded, o_t_used, o_t_pending, o_t_readtranslate, o_t_buffer, o_t_decoder,
@@ -1091,7 +1091,8 @@ install(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         slot_offset(text_file, "_plain_writes", &o_t_plain_writes) < 0 ||
         slot_offset(text_file, "_stateless_encoding", &o_t_stateless) < 0 ||
         slot_offset(lock, "held", &o_held) < 0 || slot_offset(lock, "kept", &o_kept) < 0 ||
-        slot_offset(lock, "after", &o_after) < 0 || slot_offset(lock, "waiters", &o_waiters) < 0 ||
+        slot_offset(lock, "after", &o_after) < 0 || slot_offset(lock, "settle", &o_settle) < 0 ||
+        slot_offset(lock, "waiters", &o_waiters) < 0 ||
         slot_offset(ring_io, "loop", &o_loop) < 0 || slot_offset(ring_io, "inline_turn", &o_inline_turn) < 0)
         return NULL;
     if (namespace_long(names, "PARALLEL_MIN", &parallel_min) < 0 ||
@@ -1284,6 +1285,7 @@ lock_new(void)
     slot_set(lock, o_held, Py_NewRef(Py_False));
     slot_set(lock, o_kept, Py_NewRef(Py_None));
     slot_set(lock, o_after, Py_NewRef(Py_None));
+    slot_set(lock, o_settle, Py_NewRef(Py_None));
     PyObject *waiters = PyObject_CallNoArgs(deque_type);
     if (waiters == NULL) {
         Py_DECREF(lock);

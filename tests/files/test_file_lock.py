@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import io
 import os
@@ -672,3 +673,106 @@ def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_closes_
     assert not fd_exists(fd)
     assert path.stat().st_size == 100
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+def _run_on_a_new_loop(main: Any) -> Any:
+    """asyncio.run(main()) on a thread of its own, which must end within 10 s (a file
+    waiting for good fails the test instead of stalling it; the thread is left behind)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("value", asyncio.run(main())))
+        except BaseException as exc:
+            outcome.append(("error", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert outcome, "the file's calls on the new loop wait for good"
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_another_loop(
+    tmp_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write cancelled once its thread (the thread-pool fallback's) has begun goes on,
+    # and holds the file until it ends. It ends as its loop closes, whose callbacks never
+    # run again: the file, used on another loop, goes on after it (it waited for good),
+    # the write counted (the next write lands after its bytes, not over them).
+    path = tmp_path / "f"
+    go, started = threading.Event(), threading.Event()
+    pwrite = table.pwrite.blocking
+
+    def held(fd: int, data: Any, offset: int = -1) -> int:
+        started.set()
+        go.wait(10)
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(table.pwrite, "blocking", held)
+
+    async def first() -> Any:
+        f = await uringloop.open(path, "wb", buffering=0)
+        task = asyncio.ensure_future(f.write(b"a" * 100))
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return f
+
+    loop = uringloop.Loop(use_uring=False)
+    try:
+        f = loop.run_until_complete(first())
+    finally:
+        go.set()  # (the write ends while the loop's close waits for it)
+        loop.close()
+
+    async def second() -> int:
+        async with f:
+            await f.write(b"b")
+            return await f.tell()
+
+    assert _run_on_a_new_loop(second) == 101
+    assert path.read_bytes() == b"a" * 100 + b"b"
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # (the stuck file, collected)
+def test_a_kept_truncate_left_running_by_its_closed_loop_fails_the_next_calls(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # A truncate cancelled once its executor's thread has begun goes on, and holds the
+    # file until it ends; its loop closed meanwhile (the executor is not the loop's, so
+    # nothing waited for it). Whether and when it ends, no loop can tell the file: its
+    # next calls, on another loop, raise StrandedError instead of waiting for good.
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10000)
+    pool = _HeldTruncates()
+    loop = asyncio.SelectorEventLoop()
+    try:
+
+        async def first() -> Any:
+            f = await uringloop.open(path, "r+b", buffering=0, executor=pool)
+            await _truncate_cancelled_once_begun(f, pool.started)
+            return f
+
+        f = loop.run_until_complete(first())
+        loop.close()
+
+        async def second(f: Any) -> None:
+            with pytest.raises(uringloop.StrandedError, match="still under way"):
+                await f.seek(0, os.SEEK_END)
+            with pytest.raises(uringloop.StrandedError, match="still under way"):
+                await f.close()
+
+        _run_on_a_new_loop(functools.partial(second, f))
+        assert not f.closed
+    finally:
+        pool.go.set()
+        pool.shutdown()
+        loop.close()
+    assert path.stat().st_size == 100
+    del f
+    gc.collect()  # (its descriptor closed by the collector's close)
