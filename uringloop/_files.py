@@ -963,7 +963,10 @@ class _FileLock:
             try:
                 await waiter
             finally:
-                self.waiters.remove(waiter)
+                # (Gone already if its loop closed and another loop's call dropped it:
+                # _let_go_of_closed_loop.)
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
         except (asyncio.CancelledError, GeneratorExit):  # (GeneratorExit: closed here)
             if not self.held:
                 self._wake_first()  # our turn may have come: hand it on

@@ -739,6 +739,62 @@ def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_anoth
     assert path.read_bytes() == b"a" * 100 + b"b"
 
 
+def test_a_call_left_in_line_by_its_closed_loop_neither_blocks_nor_breaks_the_next_loop(
+    tmp_path: Path,
+    no_fd_leak: None,
+    monkeypatch: pytest.MonkeyPatch,
+    exception_handler_calls: list[dict[str, Any]],
+) -> None:
+    # As above, with a second write waiting in the file's line as the loop closes: its
+    # task never runs again, so the next loop's call goes before it; when that task is
+    # collected, its write leaves a line it is no longer in, quietly.
+    path = tmp_path / "f"
+    go, started = threading.Event(), threading.Event()
+    pwrite = table.pwrite.blocking
+
+    def held(fd: int, data: Any, offset: int = -1) -> int:
+        started.set()
+        go.wait(10)
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(table.pwrite, "blocking", held)
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def first() -> tuple[Any, asyncio.Task[int]]:
+        f = await uringloop.open(path, "wb", buffering=0)
+        task = asyncio.ensure_future(f.write(b"a" * 100))
+        assert await asyncio.to_thread(started.wait, 10)
+        waiting = asyncio.ensure_future(f.write(b"b" * 10))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return f, waiting
+
+    loop = uringloop.Loop(use_uring=False)
+    try:
+        f, waiting = loop.run_until_complete(first())
+    finally:
+        go.set()
+        loop.close()
+
+    async def second() -> int:
+        async with f:
+            await f.write(b"c")
+            return await f.tell()
+
+    assert _run_on_a_new_loop(second) == 101
+    del waiting
+    gc.collect()  # (the waiting write's task, destroyed pending: its coroutine closed)
+    assert [u.exc_value for u in unraisable] == []
+    assert [c["message"] for c in exception_handler_calls] == [
+        "Task was destroyed but it is pending!"
+    ]
+    exception_handler_calls.clear()
+    assert path.read_bytes() == b"a" * 100 + b"c"
+
+
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # (the stuck file, collected)
 def test_a_kept_truncate_left_running_by_its_closed_loop_fails_the_next_calls(
     tmp_path: Path, no_fd_leak: None
