@@ -696,14 +696,13 @@ def _run_on_a_new_loop(main: Any) -> Any:
     return value
 
 
-def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_another_loop(
-    tmp_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A write cancelled once its thread (the thread-pool fallback's) has begun goes on,
-    # and holds the file until it ends. It ends as its loop closes, whose callbacks never
-    # run again: the file, used on another loop, goes on after it (it waited for good),
-    # the write counted (the next write lands after its bytes, not over them).
-    path = tmp_path / "f"
+def _written_on_a_closed_loop(
+    path: Path, monkeypatch: pytest.MonkeyPatch, waiting_write: bytes | None = None
+) -> tuple[Any, asyncio.Task[int] | None]:
+    """A file of `path` (made empty) with a write of 100 b"a" cancelled once its thread
+    (the thread-pool fallback's) has begun, which goes on; `waiting_write`, if given, is
+    written by a task that waits in the file's line behind it. The loop is then closed,
+    the write ending while the close waits for it. Returns the file and that task."""
     go, started = threading.Event(), threading.Event()
     pwrite = table.pwrite.blocking
 
@@ -714,21 +713,36 @@ def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_anoth
 
     monkeypatch.setattr(table.pwrite, "blocking", held)
 
-    async def first() -> Any:
+    async def first() -> tuple[Any, asyncio.Task[int] | None]:
         f = await uringloop.open(path, "wb", buffering=0)
         task = asyncio.ensure_future(f.write(b"a" * 100))
         assert await asyncio.to_thread(started.wait, 10)
+        waiting = None
+        if waiting_write is not None:
+            waiting = asyncio.ensure_future(f.write(waiting_write))
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return f
+        return f, waiting
 
     loop = uringloop.Loop(use_uring=False)
     try:
-        f = loop.run_until_complete(first())
+        return loop.run_until_complete(first())
     finally:
         go.set()  # (the write ends while the loop's close waits for it)
         loop.close()
+
+
+def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_another_loop(
+    tmp_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write cancelled once its thread has begun goes on, and holds the file until it
+    # ends. It ends as its loop closes, whose callbacks never run again: the file, used on
+    # another loop, goes on after it (it waited for good), the write counted (the next
+    # write lands after its bytes, not over them).
+    path = tmp_path / "f"
+    f, _ = _written_on_a_closed_loop(path, monkeypatch)
 
     async def second() -> int:
         async with f:
@@ -749,35 +763,9 @@ def test_a_call_left_in_line_by_its_closed_loop_neither_blocks_nor_breaks_the_ne
     # task never runs again, so the next loop's call goes before it; when that task is
     # collected, its write leaves a line it is no longer in, quietly.
     path = tmp_path / "f"
-    go, started = threading.Event(), threading.Event()
-    pwrite = table.pwrite.blocking
-
-    def held(fd: int, data: Any, offset: int = -1) -> int:
-        started.set()
-        go.wait(10)
-        return pwrite(fd, data, offset)
-
-    monkeypatch.setattr(table.pwrite, "blocking", held)
     unraisable: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-
-    async def first() -> tuple[Any, asyncio.Task[int]]:
-        f = await uringloop.open(path, "wb", buffering=0)
-        task = asyncio.ensure_future(f.write(b"a" * 100))
-        assert await asyncio.to_thread(started.wait, 10)
-        waiting = asyncio.ensure_future(f.write(b"b" * 10))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return f, waiting
-
-    loop = uringloop.Loop(use_uring=False)
-    try:
-        f, waiting = loop.run_until_complete(first())
-    finally:
-        go.set()
-        loop.close()
+    f, waiting = _written_on_a_closed_loop(path, monkeypatch, b"b" * 10)
 
     async def second() -> int:
         async with f:
