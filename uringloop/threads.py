@@ -35,6 +35,9 @@ TimeoutError has no `partial`), and an open's descriptor is closed when it does.
 without io_uring a batch runs on its thread pool as one call, which cannot be stopped
 once it has begun.
 
+`IMPLEMENTATION` says which `pread` runs: "c", the compiled one, or "python", its
+pure-Python twin (no C compiler at install, or URINGLOOP_NO_EXTENSIONS=1 set).
+
     def worker(path):
         fd = uringloop.threads.open(path)
         try:
