@@ -959,7 +959,7 @@ class Loop(asyncio.SelectorEventLoop):
             return 0
         if foreign.prepare_to_sleep():
             return 0  # L3': work arrived since the drain; the flag is withdrawn
-        if driver.inflight and driver.prepare_block():
+        if driver.prepare_block():  # (idle too: the driver's idle watch)
             foreign.awake()  # L4': will not block after all
             driver.after_block()
             self._driver.flush()  # the driver may have been replaced (a broken ring)
