@@ -111,12 +111,12 @@ def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     assert not details, f"leaked file descriptors: {details}"
 
 
-def unmount(mount_point: Path) -> None:
-    """Unmount a filesystem a test mounted. The kernel may release a file a moment after
-    its last descriptor is closed (an io_uring request's reference is dropped as the
-    request is freed, after its completion is posted): a busy mount is tried again for
-    up to 5 s. One still busy is detached (umount --lazy, so no mount outlives the test)
-    and fails the test, naming what in this process still refers to it."""
+async def unmount(mount_point: Path) -> None:
+    """Unmount a filesystem a test mounted, from the test's loop. The kernel may let go of
+    a file a moment after its last descriptor is closed (a request that ran on a kernel
+    worker, freed when the loop next enters its ring): a busy mount is tried again for up
+    to 5 s while the loop turns. One still busy is detached (umount --lazy, so no mount
+    outlives the test) and fails the test, naming what in this process refers to it."""
     deadline = time.monotonic() + 5.0
     while True:
         done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True)
@@ -125,7 +125,7 @@ def unmount(mount_point: Path) -> None:
         if time.monotonic() > deadline:
             break
         gc.collect()
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
     inside = str(mount_point) + os.sep
     holders = {fd: _describe(fd) for fd in open_fds()}
     holders = {fd: what for fd, what in holders.items() if what.startswith(inside)}

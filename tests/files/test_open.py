@@ -22,11 +22,12 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 import uringloop
 from tests.conftest import cancel_after, fd_exists, unmount
@@ -419,8 +420,8 @@ else:
     ]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+@pytest_asyncio.fixture
+async def small_tmpfs(tmp_path: Path) -> AsyncIterator[Path]:
     """A directory on a tmpfs of its own, 8 MiB (skips where none can be mounted: that
     takes root)."""
     mount_point = tmp_path / "tmpfs"
@@ -438,7 +439,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        unmount(mount_point)
+        await unmount(mount_point)
 
 
 @pytest.mark.asyncio

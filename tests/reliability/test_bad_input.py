@@ -10,10 +10,11 @@ import os
 import pathlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 import uringloop
 from tests.conftest import unmount
@@ -358,8 +359,8 @@ async def test_file_truncated_by_another_process_while_read(tmp_path: pathlib.Pa
     await _assert_clean(loop)
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+@pytest_asyncio.fixture
+async def tiny_fs(tmp_path: pathlib.Path) -> AsyncIterator[pathlib.Path]:
     """A 1 MiB tmpfs, or a skip saying why it cannot be made."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
@@ -375,7 +376,7 @@ def tiny_fs(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
     try:
         yield mnt
     finally:
-        unmount(mnt)
+        await unmount(mnt)
 
 
 async def test_full_disk(tiny_fs: pathlib.Path) -> None:
