@@ -943,6 +943,10 @@ class _FileLock:
         work under way (_let_go_of_closed_loop)."""
         if self.after is not None:
             self._let_go_of_closed_loop(self.after)
+        if any(w.get_loop().is_closed() for w in self.waiters):
+            # Places of tasks whose loop was closed: they never run again, to take the
+            # lock (one woken already, too) or to hand it on. Left out of the line.
+            self.waiters = deque(w for w in self.waiters if not w.get_loop().is_closed())
         waiter = _running_loop().create_future()
         self.waiters.append(waiter)
         if not self.held:
@@ -960,17 +964,16 @@ class _FileLock:
     async def acquire_in_turn(self, waiter: asyncio.Future[None]) -> bool:
         """The lock, once `waiter` (a place in the line) comes first."""
         try:
-            try:
-                await waiter
-            finally:
-                # (Gone already if its loop closed and another loop's call dropped it:
-                # _let_go_of_closed_loop.)
-                if waiter in self.waiters:
-                    self.waiters.remove(waiter)
-        except (asyncio.CancelledError, GeneratorExit):  # (GeneratorExit: closed here)
-            if not self.held:
-                self._wake_first()  # our turn may have come: hand it on
+            await waiter
+        except BaseException as exc:
+            if waiter not in self.waiters:
+                raise  # (left out of the line, its loop closed: take_turn())
+            self.waiters.remove(waiter)
+            # (GeneratorExit: closed here) Our turn may have come: hand it on.
+            if isinstance(exc, (asyncio.CancelledError, GeneratorExit)) and not self.held:
+                self._wake_first()
             raise
+        self.waiters.remove(waiter)
         self.held = True
         return True
 
@@ -1016,9 +1019,10 @@ class _FileLock:
     def _let_go_of_closed_loop(self, after: asyncio.Future[Any]) -> None:
         """The lock held for kept work (`after`) of a loop closed since: the work's done
         callback, which gives the lock back, never runs, nor do that loop's tasks waiting
-        in line. Ended, the lock is given back now and their places dropped; still under
-        way, or left so by the close (StrandedError), what the work does to the file, and
-        when, is unknown: StrandedError, the lock kept (no other call runs beside it)."""
+        in line. Ended, the lock is given back now (their places left out: take_turn());
+        still under way, or left so by the close (StrandedError), what the work does to the
+        file, and when, is unknown: StrandedError, the lock kept (no other call runs beside
+        it)."""
         if not after.get_loop().is_closed():
             return
         if not after.done() or (
@@ -1030,8 +1034,7 @@ class _FileLock:
             )
         settle, self.settle = self.settle, None
         self.after = None
-        self.held = False
-        self.waiters = deque(w for w in self.waiters if not w.get_loop().is_closed())
+        self.held = False  # (that loop's tasks in line are left out of it: take_turn())
         if settle is not None:
             settle(after)
 

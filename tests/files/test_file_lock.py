@@ -696,22 +696,35 @@ def _run_on_a_new_loop(main: Any) -> Any:
     return value
 
 
-def _written_on_a_closed_loop(
-    path: Path, monkeypatch: pytest.MonkeyPatch, waiting_write: bytes | None = None
-) -> tuple[Any, asyncio.Task[int] | None]:
-    """A file of `path` (made empty) with a write of 100 b"a" cancelled once its thread
-    (the thread-pool fallback's) has begun, which goes on; `waiting_write`, if given, is
-    written by a task that waits in the file's line behind it. The loop is then closed,
-    the write ending while the close waits for it. Returns the file and that task."""
+def _hold_first_pwrite(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(go, started): the thread-pool fallback's first write waits for `go` once begun
+    (`started` says it has); every later write runs at once."""
     go, started = threading.Event(), threading.Event()
     pwrite = table.pwrite.blocking
 
     def held(fd: int, data: Any, offset: int = -1) -> int:
-        started.set()
-        go.wait(10)
+        if not started.is_set():
+            started.set()
+            go.wait(10)
         return pwrite(fd, data, offset)
 
     monkeypatch.setattr(table.pwrite, "blocking", held)
+    return go, started
+
+
+def _written_on_a_closed_loop(
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    waiting_write: bytes | None = None,
+    ends_before_close: bool = False,
+) -> tuple[Any, asyncio.Task[int] | None]:
+    """A file of `path` (made empty) with a write of 100 b"a" cancelled once its thread
+    (the thread-pool fallback's) has begun, which goes on; `waiting_write`, if given, is
+    written by a task that waits in the file's line behind it. The loop is then closed,
+    the write ending while the close waits for it, or, `ends_before_close`, ending while
+    the loop runs, which stops at once after the lock's callback (the waiting task, given
+    the turn, never runs). Returns the file and that task."""
+    go, started = _hold_first_pwrite(monkeypatch)
 
     async def first() -> tuple[Any, asyncio.Task[int] | None]:
         f = await uringloop.open(path, "wb", buffering=0)
@@ -728,7 +741,14 @@ def _written_on_a_closed_loop(
 
     loop = uringloop.Loop(use_uring=False)
     try:
-        return loop.run_until_complete(first())
+        f, waiting = loop.run_until_complete(first())
+        if ends_before_close:
+            kept = f._lock.after
+            assert kept is not None
+            kept.add_done_callback(lambda _: loop.stop())  # (after the lock's own callback)
+            go.set()
+            loop.run_forever()
+        return f, waiting
     finally:
         go.set()  # (the write ends while the loop's close waits for it)
         loop.close()
@@ -820,3 +840,26 @@ def test_a_kept_truncate_left_running_by_its_closed_loop_fails_the_next_calls(
     assert path.stat().st_size == 100
     del f
     gc.collect()  # (its descriptor closed by the collector's close)
+
+
+@pytest.mark.exception_handler_ok  # ("Task was destroyed but it is pending!": the waiter's)
+def test_a_task_of_a_closed_loop_woken_in_the_files_line_does_not_stop_the_line(
+    tmp_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kept write ends and gives the file's turn to the task that waited behind it, but
+    # the loop stops before that task runs, and is closed: the task never takes the lock.
+    # The file's calls on another loop go on all the same (they waited for it for good
+    # while the task, held by a reference cycle through the file, was not collected).
+    path = tmp_path / "f"
+    f, waiting = _written_on_a_closed_loop(path, monkeypatch, b"c", ends_before_close=True)
+    assert waiting is not None and not waiting.done()
+    assert f._lock.waiters and f._lock.waiters[0].done()  # (its turn given, never taken)
+
+    async def second() -> int:
+        async with f:
+            await f.write(b"b")
+            return await f.tell()
+
+    assert _run_on_a_new_loop(second) == 101
+    assert path.read_bytes() == b"a" * 100 + b"b"
+    del waiting
