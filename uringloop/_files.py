@@ -897,6 +897,13 @@ def _in_loop_thread(
     return True
 
 
+# Why a file's calls fail once its loop was closed with kept work under way on it.
+_STRANDED_WORK = (
+    "a cancelled call on this file was still under way when the loop it ran on was "
+    "closed: what it does to the file, and when, is unknown"
+)
+
+
 class _FileLock:
     """asyncio.Lock's contract (FIFO, cancellation-safe), plus try_acquire(): a plain call
     that takes the lock when nobody holds or waits for it, so the common, uncontended call
@@ -1028,10 +1035,7 @@ class _FileLock:
         if not after.done() or (
             not after.cancelled() and isinstance(after.exception(), StrandedError)
         ):
-            raise StrandedError(
-                "a cancelled call on this file was still under way when the loop it ran "
-                "on was closed: what it does to the file, and when, is unknown"
-            )
+            raise StrandedError(_STRANDED_WORK)
         settle, self.settle = self.settle, None
         self.after = None
         self.held = False  # (that loop's tasks in line are left out of it: take_turn())
@@ -2024,6 +2028,8 @@ class AsyncFileIO(_FileBase):
         if late is None:
             return
         if not late.done():
+            if late.get_loop().is_closed():  # (its end never reaches this file: the lock's)
+                raise StrandedError(_STRANDED_WORK)
             try:
                 await asyncio.shield(late)
             except asyncio.CancelledError:

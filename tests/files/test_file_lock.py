@@ -863,3 +863,66 @@ def test_a_task_of_a_closed_loop_woken_in_the_files_line_does_not_stop_the_line(
     assert _run_on_a_new_loop(second) == 101
     assert path.read_bytes() == b"a" * 100 + b"b"
     del waiting
+
+
+class _HeldWrites(concurrent.futures.ThreadPoolExecutor):
+    """An executor whose first write job, once it has written, waits for `go` before it
+    returns (`started` says it has written); every other job runs at once."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.go = threading.Event()
+        self.started = threading.Event()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if type(fn).__name__ != "_ThreadWrite" or self.started.is_set():
+            return super().submit(fn, *args, **kwargs)
+
+        def held() -> Any:
+            written = fn(*args, **kwargs)
+            self.started.set()
+            self.go.wait(10)
+            return written
+
+        return super().submit(held)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # (the stuck file, collected)
+def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded_error(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # A write cancelled once its executor's thread has begun goes on; its loop is closed
+    # meanwhile, and nothing tells the file when it ends. tell() on another loop, which
+    # counts such a write first, raises StrandedError, as the file's other calls do (it
+    # raised InvalidStateError, and the next tell() left the write's bytes uncounted).
+    path = tmp_path / "f"
+    pool = _HeldWrites()
+    loop = asyncio.SelectorEventLoop()
+    try:
+
+        async def first() -> Any:
+            f = await uringloop.open(path, "wb", buffering=0, executor=pool)
+            task = asyncio.ensure_future(f.write(b"a" * 100))
+            assert await asyncio.to_thread(pool.started.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError) as info:
+                await task
+            traceback.clear_frames(info.tb)
+            return f
+
+        f = loop.run_until_complete(first())
+        loop.close()
+
+        async def second(f: Any) -> None:
+            for _ in range(2):
+                with pytest.raises(uringloop.StrandedError, match="still under way"):
+                    await f.tell()
+
+        _run_on_a_new_loop(functools.partial(second, f))
+    finally:
+        pool.go.set()
+        pool.shutdown()
+        loop.close()
+    assert path.read_bytes() == b"a" * 100
+    del f
+    gc.collect()  # (its descriptor closed by the collector's close)
