@@ -696,6 +696,18 @@ def _run_on_a_new_loop(main: Any) -> Any:
     return value
 
 
+def _write_on_a_new_loop(f: Any, data: bytes) -> int:
+    """f.write(data) on a new loop (_run_on_a_new_loop), f closed after it: its tell()
+    before the close."""
+
+    async def main() -> int:
+        async with f:
+            await f.write(data)
+            return int(await f.tell())
+
+    return int(_run_on_a_new_loop(main))
+
+
 def _hold_first_pwrite(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """(go, started): the thread-pool fallback's first write waits for `go` once begun
     (`started` says it has); every later write runs at once."""
@@ -764,12 +776,7 @@ def test_a_kept_write_that_ended_as_its_loop_closed_lets_the_file_go_on_on_anoth
     path = tmp_path / "f"
     f, _ = _written_on_a_closed_loop(path, monkeypatch)
 
-    async def second() -> int:
-        async with f:
-            await f.write(b"b")
-            return await f.tell()
-
-    assert _run_on_a_new_loop(second) == 101
+    assert _write_on_a_new_loop(f, b"b") == 101
     assert path.read_bytes() == b"a" * 100 + b"b"
 
 
@@ -787,12 +794,7 @@ def test_a_call_left_in_line_by_its_closed_loop_neither_blocks_nor_breaks_the_ne
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     f, waiting = _written_on_a_closed_loop(path, monkeypatch, b"b" * 10)
 
-    async def second() -> int:
-        async with f:
-            await f.write(b"c")
-            return await f.tell()
-
-    assert _run_on_a_new_loop(second) == 101
+    assert _write_on_a_new_loop(f, b"c") == 101
     del waiting
     gc.collect()  # (the waiting write's task, destroyed pending: its coroutine closed)
     assert [u.exc_value for u in unraisable] == []
@@ -855,12 +857,7 @@ def test_a_task_of_a_closed_loop_woken_in_the_files_line_does_not_stop_the_line(
     assert waiting is not None and not waiting.done()
     assert f._lock.waiters and f._lock.waiters[0].done()  # (its turn given, never taken)
 
-    async def second() -> int:
-        async with f:
-            await f.write(b"b")
-            return await f.tell()
-
-    assert _run_on_a_new_loop(second) == 101
+    assert _write_on_a_new_loop(f, b"b") == 101
     assert path.read_bytes() == b"a" * 100 + b"b"
     del waiting
 
