@@ -878,11 +878,9 @@ class RingDriver:
         Returns True when the caller must not block: completions arrived meanwhile, or the
         ring broke (its work moved to the fallback).
         """
-        if self.broken is not None:
-            return True
         queues = self._queues
         if not self.inflight:
-            if not self._watching_idle():
+            if self.broken is not None or not self._watching_idle():
                 return False
             queues.set_eventfd_enabled(True)
             self.armed = True
@@ -893,6 +891,8 @@ class RingDriver:
             if not self._enter():
                 return self.broken is not None or queues.cq_ready() > 0
             return queues.cq_ready() > 0
+        if self.broken is not None:
+            return True
         queues.set_eventfd_enabled(True)
         self.armed = True
         # Everything posted before the store above did not signal: look for it now.
