@@ -27,15 +27,17 @@ Some facts about io_uring that shape this module
   they complete.
 * Completions are matched by user_data, never by order.
 * A request that ran on an io-wq worker is freed, and lets go of its file, by whichever of
-  the worker and its completion lets go of it last. When that is the worker (preempted
-  between posting the completion's task work and dropping its own reference: about one
-  fsync in 20,000 on a loaded 2-CPU machine, measured), the free is deferred task work
-  too, which runs only when this thread next enters the ring, no CQE posted: until then
-  the file stays open in the kernel after its descriptor was closed (an flock held, an
-  unmount refused as busy). An idle loop would never enter again, so for IDLE_WATCH
-  seconds after a completion its sleeps are armed too (on x86-64, where the flag can be
-  read: recheck_by_flag): the eventfd wakes it, and the next prepare_block() finds the
-  flag up and enters.
+  the worker and its completion lets go of it last. When that is the worker, the free is
+  deferred task work too, which runs only when this thread next enters the ring, no CQE
+  posted: until then the file stays open in the kernel after its descriptor was closed
+  (an flock held, an unmount refused as busy). Measured on a loaded 2-CPU machine: one
+  fsync in 5,000-20,000; IORING_SQ_TASKRUN up at once, the flock still held 30 s later
+  with no enter, let go by one enter. An idle loop would never enter again, so for
+  IDLE_WATCH seconds after a completion its sleeps are armed too (on x86-64, where the
+  flag can be read: recheck_by_flag): the eventfd wakes it, and it enters when it finds
+  the flag up (flush(), prepare_block()). The free comes moments after the completion,
+  later on a loaded machine; the watch costs a loop a few stores and reads per sleep, and
+  only while it does file I/O.
 * A request the kernel hands to an io-wq worker thread (an open that creates, a write,
   an fsync, a stat) ends with ECANCELED, never run, when the kernel cannot start such a
   thread (a process or container at its pids limit) and has none. The driver tells that
@@ -108,7 +110,7 @@ def _full_barrier() -> None:
 
 
 _SHUTDOWN_POLL = 0.05  # seconds between looks at the ring while close() waits for CQEs
-IDLE_WATCH = 1.0  # seconds after a completion that an idle loop's sleep watches the ring
+IDLE_WATCH = 10.0  # seconds after a completion that an idle loop's sleep watches the ring
 
 Report = Callable[[BaseException, Operation], None]
 RunBlocking = Callable[[Operation], None]
@@ -374,7 +376,11 @@ class RingDriver:
                 self._write_cancels()
             if self.backlog and len(inflight) < self.cap:
                 self._fill()
-            if queues.pending() or (inflight and self._may_have_completions()):
+            if (
+                queues.pending()
+                or (inflight and self._may_have_completions())
+                or (not inflight and self.recheck_by_flag and queues.needs_enter())
+            ):  # (the last: deferred work that woke an idle loop, see prepare_block)
                 entered = self._enter()
             else:
                 entered = False
