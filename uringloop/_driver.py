@@ -139,6 +139,7 @@ class Driver(Protocol):
 
     uses_ring: bool
     retry_later: bool
+    idle_watch: bool  # an idle sleep may need prepare_block() too (RingDriver's facts)
     slow_completions: bool
     armed: bool
     efd: int
@@ -278,8 +279,10 @@ class RingDriver:
         self.recheck_by_flag = (
             self.defer_taskrun and self.taskrun_flag and platform.machine() in _X86_64
         )
-        # The idle watch (the module's facts): n_completed when it began, and until when
+        # The idle watch (the module's facts): on (idle_watch) from a completion until
+        # IDLE_WATCH seconds after the last one; n_completed when it began, and until when
         # it lasts (None: over, or never begun).
+        self.idle_watch = False
         self._watch_count = 0
         self._watch_until: float | None = None
         # The last enter was refused with "try again later" and SQEs wait in the SQ.
@@ -821,6 +824,8 @@ class RingDriver:
             if self._refused:
                 self._run_refused()
         self.n_completed += consumed
+        if consumed and self.recheck_by_flag:
+            self.idle_watch = True
         return consumed
 
     def _refused_by_kernel(self, op: Operation, user_data: int) -> bool:
@@ -930,9 +935,11 @@ class RingDriver:
             return True
         until = self._watch_until
         if until is None:
+            self.idle_watch = False
             return False
         if time.monotonic() >= until:
             self._watch_until = None
+            self.idle_watch = False
             return False
         return True
 

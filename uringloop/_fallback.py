@@ -35,6 +35,7 @@ class FallbackDriver:
     efd = -1
     retry_later = False
     armed = False  # no eventfd: after_block() has nothing to undo
+    idle_watch = False  # (no ring: nothing comes for an idle loop)
     shutdown_fatal: BaseException | None = None  # (its shutdown raises what it meets)
     # The pool takes operations at flush(); the loop never hands it a batch early.
     slow_completions = False

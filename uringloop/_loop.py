@@ -959,7 +959,7 @@ class Loop(asyncio.SelectorEventLoop):
             return 0
         if foreign.prepare_to_sleep():
             return 0  # L3': work arrived since the drain; the flag is withdrawn
-        if driver.prepare_block():  # (idle too: the driver's idle watch)
+        if (driver.inflight or driver.idle_watch) and driver.prepare_block():
             foreign.awake()  # L4': will not block after all
             driver.after_block()
             self._driver.flush()  # the driver may have been replaced (a broken ring)
