@@ -280,10 +280,9 @@ class RingDriver:
             self.defer_taskrun and self.taskrun_flag and platform.machine() in _X86_64
         )
         # The idle watch (the module's facts): on (idle_watch) from a completion until
-        # IDLE_WATCH seconds after the last one; n_completed when it began, and until when
-        # it lasts (None: over, or never begun).
+        # IDLE_WATCH seconds after the first idle sleep that follows the last one; until
+        # when it lasts (None: that sleep is still to come).
         self.idle_watch = False
-        self._watch_count = 0
         self._watch_until: float | None = None
         # The last enter was refused with "try again later" and SQEs wait in the SQ.
         self.retry_later = False
@@ -826,6 +825,7 @@ class RingDriver:
         self.n_completed += consumed
         if consumed and self.recheck_by_flag:
             self.idle_watch = True
+            self._watch_until = None
         return consumed
 
     def _refused_by_kernel(self, op: Operation, user_data: int) -> bool:
@@ -889,21 +889,14 @@ class RingDriver:
         Returns True when the caller must not block: completions arrived meanwhile, or the
         ring broke (its work moved to the fallback).
         """
-        queues = self._queues
         if not self.inflight:
+            # (The watch is on only where recheck_by_flag: below, deferred work that came
+            # meanwhile, a finished request's late free, is found by its flag and run.)
             if self.broken is not None or not self._watching_idle():
                 return False
-            queues.set_eventfd_enabled(True)
-            self.armed = True
-            _full_barrier()  # (the same ordering as below)
-            if not queues.needs_enter():
-                return queues.cq_ready() > 0
-            # Deferred work came meanwhile (a finished request's late free): run it now.
-            if not self._enter():
-                return self.broken is not None or queues.cq_ready() > 0
-            return queues.cq_ready() > 0
-        if self.broken is not None:
+        elif self.broken is not None:
             return True
+        queues = self._queues
         queues.set_eventfd_enabled(True)
         self.armed = True
         # Everything posted before the store above did not signal: look for it now.
@@ -925,20 +918,14 @@ class RingDriver:
 
     def _watching_idle(self) -> bool:
         """Whether an idle sleep watches the ring: within IDLE_WATCH seconds of the last
-        completion (the module's facts), on rings where the flag can be read."""
-        if not self.recheck_by_flag:
+        completion (the module's facts; on only where the flag can be read)."""
+        if not self.idle_watch:
             return False
-        count = self.n_completed
-        if count != self._watch_count:
-            self._watch_count = count
-            self._watch_until = time.monotonic() + IDLE_WATCH
-            return True
+        now = time.monotonic()
         until = self._watch_until
         if until is None:
-            self.idle_watch = False
-            return False
-        if time.monotonic() >= until:
-            self._watch_until = None
+            self._watch_until = now + IDLE_WATCH
+        elif now >= until:
             self.idle_watch = False
             return False
         return True
