@@ -1036,16 +1036,16 @@ class _FileLock:
             not after.cancelled() and isinstance(after.exception(), StrandedError)
         ):
             raise StrandedError(_STRANDED_WORK)
-        settle, self.settle = self.settle, None
-        self.after = None
-        self.held = False  # (that loop's tasks in line are left out of it: take_turn())
+        settle = self.settle
+        self.release_ended()  # (that loop's tasks in line are left out of it: take_turn())
         if settle is not None:
             settle(after)
 
     def release_ended(self) -> bool:
-        """Where no loop runs any more: the lock, held for kept work that has ended but
-        whose callback its closed loop never ran (release()), is given back now. Whether
-        nobody holds or waits for the lock."""
+        """Once the loop of kept work is closed (where no loop runs any more, or for another
+        loop's call: _let_go_of_closed_loop): the lock, held for that work if it has ended
+        but its callback (release()) never ran, is given back now. Whether nobody holds or
+        waits for the lock."""
         after = self.after
         if self.held and after is not None and after.done():
             self.after = self.settle = None
