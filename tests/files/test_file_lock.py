@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -526,25 +527,34 @@ def test_a_buffered_file_collected_in_another_thread_leaves_its_close_to_the_loo
     )
 
 
-class _HeldTruncates(concurrent.futures.ThreadPoolExecutor):
-    """An executor whose os.ftruncate jobs wait for `go` once begun (`started` says one
-    has); every other job runs at once."""
+class _HeldJob(concurrent.futures.ThreadPoolExecutor):
+    """An executor whose first job that `holds(fn)` waits for `go` once begun (`started`
+    says it has): before its call, or, `after_call`, once the call has returned. Every
+    other job runs at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, holds: Callable[[Any], bool], after_call: bool = False) -> None:
         super().__init__(2)
+        self.holds = holds
+        self.after_call = after_call
         self.go = threading.Event()
         self.started = threading.Event()
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        if fn is not os.ftruncate:
+        if not self.holds(fn) or self.started.is_set():
             return super().submit(fn, *args, **kwargs)
 
-        def held() -> None:
+        def held() -> Any:
+            result = fn(*args, **kwargs) if self.after_call else None
             self.started.set()
             self.go.wait(10)
-            fn(*args, **kwargs)
+            return result if self.after_call else fn(*args, **kwargs)
 
         return super().submit(held)
+
+
+def _held_truncates() -> _HeldJob:
+    """An executor whose os.ftruncate job waits for `go` once begun."""
+    return _HeldJob(lambda fn: fn is os.ftruncate)
 
 
 async def _truncate_cancelled_once_begun(f: Any, started: threading.Event) -> None:
@@ -570,7 +580,7 @@ async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
     # truncate then cut the file under its answer).
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10000)
-    pool = _HeldTruncates()
+    pool = _held_truncates()
     try:
         buffering = 0 if "unbuffered" in mode else -1
         async with await uringloop.open(
@@ -601,7 +611,7 @@ async def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_s
     path, other = tmp_path / "f", tmp_path / "other"
     path.write_bytes(b"x" * 10000)
     other.write_bytes(b"y" * 10000)
-    pool = _HeldTruncates()
+    pool = _held_truncates()
     try:
         f = await uringloop.open(path, "r+b", buffering=0, executor=pool)
         fd = f.fileno()
@@ -815,7 +825,7 @@ def test_a_kept_truncate_left_running_by_its_closed_loop_fails_the_next_calls(
     # next calls, on another loop, raise StrandedError instead of waiting for good.
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10000)
-    pool = _HeldTruncates()
+    pool = _held_truncates()
     loop = asyncio.SelectorEventLoop()
     try:
 
@@ -862,28 +872,6 @@ def test_a_task_of_a_closed_loop_woken_in_the_files_line_does_not_stop_the_line(
     del waiting
 
 
-class _HeldWrites(concurrent.futures.ThreadPoolExecutor):
-    """An executor whose first write job, once it has written, waits for `go` before it
-    returns (`started` says it has written); every other job runs at once."""
-
-    def __init__(self) -> None:
-        super().__init__(2)
-        self.go = threading.Event()
-        self.started = threading.Event()
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        if type(fn).__name__ != "_ThreadWrite" or self.started.is_set():
-            return super().submit(fn, *args, **kwargs)
-
-        def held() -> Any:
-            written = fn(*args, **kwargs)
-            self.started.set()
-            self.go.wait(10)
-            return written
-
-        return super().submit(held)
-
-
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # (the stuck file, collected)
 def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded_error(
     tmp_path: Path, no_fd_leak: None
@@ -893,7 +881,8 @@ def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded
     # counts such a write first, raises StrandedError, as the file's other calls do (it
     # raised InvalidStateError, and the next tell() left the write's bytes uncounted).
     path = tmp_path / "f"
-    pool = _HeldWrites()
+    # (Its write job, once it has written, waits for `go` before it returns.)
+    pool = _HeldJob(lambda fn: type(fn).__name__ == "_ThreadWrite", after_call=True)
     loop = asyncio.SelectorEventLoop()
     try:
 
