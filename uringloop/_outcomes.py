@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -72,19 +73,44 @@ def let_kept_go(loop: asyncio.AbstractEventLoop) -> None:
     """`loop` is closed: its KeptTasks still pending never run again. Let go of them, so
     that they and what they hold (a file, its descriptor) go with the loop's other tasks
     (a file is then closed by the collector, what it buffered written first)."""
-    for task in [task for task in _kept_running if task.get_loop() is loop]:
-        _kept_running.discard(task)
-        task._log_destroy_pending = False  # type: ignore[attr-defined]  # (its caller's is)
-        if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
-            # Never begun: closed, not left to warn that they were never awaited (what
-            # the work was to write is written by the collector's close of its file),
-            # and their outcome cancelled (what waits for it is done waiting: a file's
-            # lock held for it is free for a close where no loop runs).
-            task.get_coro().close()
-            task.work.close()
+    for task in [task for task in _kept_running.copy() if task.get_loop() is loop]:
+        if _let_go(task):
+            # Never begun: their outcome cancelled (what waits for it is done waiting: a
+            # file's lock held for it is free for a close where no loop runs).
             task.outcome.cancel()
             if task.unbegun is not None:
                 task.unbegun()
+
+
+def _let_go(task: KeptTask) -> bool:
+    """`task`, of a closed loop, is no longer held here, nor logged as destroyed pending
+    (its caller's task is). True if it never began: its coroutines are closed then (no
+    frame of theirs ran), not left to warn that they were never awaited (what the work
+    was to write is written by the collector's close of its file)."""
+    _kept_running.discard(task)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    if inspect.getcoroutinestate(task.get_coro()) != inspect.CORO_CREATED:  # type: ignore[arg-type]
+        return False
+    task.get_coro().close()
+    task.work.close()
+    return True
+
+
+def _let_closed_loops_go(phase: str, info: dict[str, int]) -> None:
+    """A garbage collection begins (gc.callbacks): KeptTasks whose loop was closed since
+    without let_kept_go() (a stock asyncio loop's close, which knows nothing of them) are
+    let go of, so that this collection takes them, and what they hold (a file, its
+    descriptor), with the loop's other tasks. Only what runs no code of theirs is done
+    here, wherever the collection interrupts: their outcome is left pending (what awaits
+    it is on the closed loop)."""
+    if phase != "start" or not _kept_running:
+        return
+    for task in _kept_running.copy():  # (a copy: the collection may interrupt a loop over it)
+        if task.get_loop().is_closed():
+            _let_go(task)
+
+
+gc.callbacks.append(_let_closed_loops_go)
 
 
 def kept_task(

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -872,6 +872,36 @@ def test_a_task_of_a_closed_loop_woken_in_the_files_line_does_not_stop_the_line(
     del waiting
 
 
+def _held_writes() -> _HeldJob:
+    """An executor whose first file write job, once it has written, waits for `go`
+    before it returns."""
+    return _HeldJob(lambda fn: type(fn).__name__ == "_ThreadWrite", after_call=True)
+
+
+def _cancelled_on_a_closed_stock_loop(
+    path: Path, pool: _HeldJob, call: Callable[[Any], Awaitable[Any]], buffering: int = -1
+) -> Any:
+    """A file of `path` ("wb", its I/O on `pool`) on a stock asyncio loop, with call(f)
+    cancelled once the pool's held job has begun (the CancelledError's frames cleared);
+    the loop is then closed, the job left to go on. Returns the file."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+
+        async def first() -> Any:
+            f = await uringloop.open(path, "wb", buffering=buffering, executor=pool)
+            task = asyncio.ensure_future(call(f))
+            assert await asyncio.to_thread(pool.started.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError) as info:
+                await task
+            traceback.clear_frames(info.tb)
+            return f
+
+        return loop.run_until_complete(first())
+    finally:
+        loop.close()
+
+
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # (the stuck file, collected)
 def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded_error(
     tmp_path: Path, no_fd_leak: None
@@ -881,23 +911,11 @@ def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded
     # counts such a write first, raises StrandedError, as the file's other calls do (it
     # raised InvalidStateError, and the next tell() left the write's bytes uncounted).
     path = tmp_path / "f"
-    # (Its write job, once it has written, waits for `go` before it returns.)
-    pool = _HeldJob(lambda fn: type(fn).__name__ == "_ThreadWrite", after_call=True)
-    loop = asyncio.SelectorEventLoop()
+    pool = _held_writes()
     try:
-
-        async def first() -> Any:
-            f = await uringloop.open(path, "wb", buffering=0, executor=pool)
-            task = asyncio.ensure_future(f.write(b"a" * 100))
-            assert await asyncio.to_thread(pool.started.wait, 10)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError) as info:
-                await task
-            traceback.clear_frames(info.tb)
-            return f
-
-        f = loop.run_until_complete(first())
-        loop.close()
+        f = _cancelled_on_a_closed_stock_loop(
+            path, pool, lambda f: f.write(b"a" * 100), buffering=0
+        )
 
         async def second(f: Any) -> None:
             for _ in range(2):
@@ -908,7 +926,36 @@ def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded
     finally:
         pool.go.set()
         pool.shutdown()
-        loop.close()
     assert path.read_bytes() == b"a" * 100
     del f
     gc.collect()  # (its descriptor closed by the collector's close)
+
+
+def test_a_file_whose_cancelled_close_was_left_running_by_a_closed_stock_loop_is_collected(
+    tmp_path: Path, no_fd_leak: None
+) -> None:
+    # A buffered file's close cancelled once its flush's thread has begun goes on in a
+    # task of its own; a stock asyncio loop is closed meanwhile, which never runs that
+    # task again. Once the flush has ended, dropping the file closes its descriptor (the
+    # collector's close), as for the loop's other tasks and what they hold: the pending
+    # task was held for good, and the descriptor with it, for the life of the process.
+    path = tmp_path / "f"
+    pool = _held_writes()
+    try:
+
+        async def write_then_close(f: Any) -> None:
+            await f.write(b"a" * 100)  # (buffered: written by the close's flush)
+            await f.close()
+
+        f = _cancelled_on_a_closed_stock_loop(path, pool, write_then_close)
+        fd = f.fileno()
+    finally:
+        pool.go.set()
+        pool.shutdown()
+    assert fd_exists(fd)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", ResourceWarning)
+        del f
+        gc.collect()
+    assert not fd_exists(fd)
+    assert path.read_bytes() == b"a" * 100

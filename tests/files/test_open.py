@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 import tracemalloc
+import warnings
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -2856,6 +2858,48 @@ def test_a_kept_task_whose_work_meets_a_cancellation_cancels_its_outcome() -> No
         assert outcome.cancelled()
 
     uringloop.run(main())
+
+
+def test_kept_tasks_a_closed_stock_loop_never_ran_again_go_with_the_next_collection() -> None:
+    # A stock asyncio loop knows nothing of kept tasks: closed with one that never began
+    # and one that waits, it does not let go of them as a uringloop Loop's close does.
+    # The next garbage collection does, so that they go, and what they hold (a file, its
+    # descriptor) with them; the one that never began has its work closed, without a
+    # "never awaited" warning. (They were held, and what they held, for good.)
+    from uringloop._outcomes import KeptTask, kept_task
+
+    async def never_begins() -> None:
+        raise AssertionError("ran")
+
+    loop = asyncio.SelectorEventLoop()
+    never_begun = never_begins()
+
+    async def waits() -> None:
+        await loop.create_future()  # (for good: nothing else holds it)
+
+    def last_step() -> None:
+        kept_task(never_begun)  # (its first step is scheduled, never run)
+        loop.stop()
+
+    def begin_then_stop() -> None:
+        kept_task(waits())
+        loop.call_soon(last_step)
+
+    try:
+        loop.call_soon(begin_then_stop)
+        loop.run_forever()
+    finally:
+        loop.close()
+    kept = [t for t in asyncio.all_tasks(loop) if isinstance(t, KeptTask)]
+    assert len(kept) == 2
+    gone = [weakref.ref(t) for t in kept]
+    del kept
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [ref() for ref in gone] == [None, None]
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert inspect.getcoroutinestate(never_begun) == inspect.CORO_CLOSED
 
 
 @pytest.mark.parametrize("mode", ["ab", "wb"])
