@@ -1828,7 +1828,15 @@ class _ForeignFuture(concurrent.futures.Future[Any]):
 
     def result(self, timeout: float | None = None) -> Any:
         if self._state != _FINISHED:
-            if not self._latch.acquire(True, -1 if timeout is None else timeout):
+            # As the base class's wait: a timeout of 0 or less only looks (no ValueError,
+            # and -1 is not "for ever").
+            if timeout is None:
+                got = self._latch.acquire()
+            elif timeout > 0:
+                got = self._latch.acquire(True, timeout)
+            else:
+                got = self._latch.acquire(False)
+            if not got:
                 raise concurrent.futures.TimeoutError()
             self._latch.release()  # for the next caller of result()
         return super().result(0)

@@ -188,6 +188,32 @@ def test_pending_foreign_work_keeps_the_loop_from_sleeping() -> None:
         loop.close()
 
 
+def test_a_threadsafe_future_s_result_with_no_time_left_only_looks() -> None:
+    """result(timeout) of 0 or less raises TimeoutError at once, as a
+    concurrent.futures.Future's does (a deadline already past: not ValueError, and -1 is
+    not "wait for ever")."""
+    loop = uringloop.Loop()
+    try:
+        future = loop.threadsafe.nop()  # queued on a loop that is not running: not done
+        outcomes: list[type[BaseException]] = []
+
+        def wait() -> None:
+            for timeout in (0, -0.5, -1):
+                try:
+                    future.result(timeout=timeout)
+                except BaseException as exc:
+                    outcomes.append(type(exc))
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        waiter.join(5)
+        assert outcomes == [concurrent.futures.TimeoutError] * 3
+    finally:
+        loop.close()
+    with pytest.raises(uringloop.LoopClosedError):
+        future.result(timeout=-1)
+
+
 @pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
 def test_locked_protocol_wakes_an_idle_loop(
     read_fd: int, data_file: tuple[str, bytes], use_uring: bool, monkeypatch: pytest.MonkeyPatch
