@@ -1248,9 +1248,17 @@ class Loop(asyncio.SelectorEventLoop):
     def _cancel_threadsafe(self, op: Operation) -> None:
         """From any thread: cancel `op` (queued by _submit_threadsafe) as a cancelled task
         would. Its waiter then resolves with ECANCELED, or with the result if it completed
-        first. An operation that must run (a close) is left to run."""
-        if not op.must_run:
+        first. An operation that must run (a close) is left to run. On a closed loop it
+        does nothing: close() ended every operation it had (its waiter has the outcome,
+        LoopClosedError, or StrandedError), so a caller whose timeout expired as the loop
+        closed gets that outcome, not the closed loop's RuntimeError."""
+        if op.must_run:
+            return
+        try:
             self.call_soon_threadsafe(self._driver_cancel, op)
+        except RuntimeError:
+            if not self.is_closed():
+                raise
 
     def _driver_cancel(self, op: Operation) -> None:
         """Cancel `op` with the driver that has it: the ring's, or the pool that runs what

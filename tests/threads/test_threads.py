@@ -675,6 +675,52 @@ def test_a_close_the_loop_took_past_its_timeout_says_it_still_happens(
         os.close(w)
 
 
+@pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
+def test_a_timeout_that_expires_as_the_loop_closes_raises_loop_closed_error(
+    monkeypatch: pytest.MonkeyPatch, use_uring: bool, no_fd_leak: None
+) -> None:
+    # The caller's wait ends without the outcome, and the loop closes (ending the read
+    # with LoopClosedError) before the caller asks it to cancel the read: that request
+    # went to call_soon_threadsafe on a closed loop, whose RuntimeError ("Event loop is
+    # closed") was raised instead of the read's LoopClosedError.
+    reached, closed = threading.Event(), threading.Event()
+    give_up = threads._Waiter._give_up
+
+    def held(self: Any, state: int) -> bool:
+        reached.set()
+        assert closed.wait(10)
+        return give_up(self, state)
+
+    monkeypatch.setattr(threads._Waiter, "_give_up", held)
+    loop = uringloop.Loop(use_uring=use_uring)
+    r, w = os.pipe()
+
+    def serve() -> None:
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()  # (on its own thread, which reaps the cancelled read)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        thread, box = _in_thread(lambda: threads.pread(r, 10, loop=loop, timeout=0.05))
+        assert reached.wait(10)
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(10)
+        assert loop.is_closed()
+        closed.set()
+        thread.join(10)
+        [(kind, exc)] = box
+        assert kind == "error" and isinstance(exc, uringloop.LoopClosedError), box
+        os.write(w, b"DATA")
+        assert os.read(r, 10) == b"DATA"  # (the read took nothing)
+    finally:
+        closed.set()
+        os.close(r)
+        os.close(w)
+
+
 class _Interrupt(Exception):
     """What the test's signal handler raises, as Ctrl-C's handler raises KeyboardInterrupt."""
 
