@@ -29,11 +29,12 @@ TimeoutError is raised once it is known not to have happened, while one that com
 despite the cancellation returns its result. A batch (`pread_many`) that some of its reads
 completed raises TimeoutError all the same, with their bytes in its `partial` (in request
 order, None where nothing was read): a read at a pipe's position took them. Only if the
-loop cannot even take the cancellation within the timeout again is TimeoutError raised
-with the operation left behind: it may still happen then (a batch's reads too, and that
-TimeoutError has no `partial`), and an open's descriptor is closed when it does. On a loop
-without io_uring a batch runs on its thread pool as one call, which cannot be stopped
-once it has begun.
+operation has not ended on its cancellation within the timeout again is TimeoutError
+raised with the operation left behind: it may still happen then (a batch's reads too, and
+that TimeoutError has no `partial`), and an open's descriptor is closed when it does. On a
+loop without io_uring a call that its thread pool has begun cannot be stopped (a batch runs
+there as one call): a write blocked on a full pipe, say, ends that way, and lands when the
+pipe has room.
 
 `IMPLEMENTATION` says which `pread` runs: "c", the compiled one, or "python", its
 pure-Python twin (no C compiler at install, or URINGLOOP_NO_EXTENSIONS=1 set).
@@ -290,8 +291,8 @@ class _Waiter:
             cancelled = True
             if not self._wait(timeout) and self._give_up(_ABANDONED):
                 raise TimeoutError(
-                    f"the uringloop operation did not complete in {timeout} s, and the loop "
-                    "did not take its cancellation in time: it may still happen"
+                    f"the uringloop operation did not complete in {timeout} s, nor end on its "
+                    "cancellation within as long again: it may still happen"
                 )
         error = self._error
         if error is None:
@@ -465,7 +466,8 @@ def _route(loop: Loop | None, timeout: float | None) -> Loop | None:
 def pwrite_all(
     fd: int, data: Any, offset: int, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
-    """Write all of `data` at `offset` (>= 0), resubmitting after short writes."""
+    """Write all of `data` at `offset` (>= 0), resubmitting after short writes.
+    `timeout=` applies to each write it makes, not to the whole."""
     offset = off_t(offset)
     if offset < 0:
         raise ValueError("pwrite_all needs an explicit offset")
@@ -489,7 +491,8 @@ def pwrite_all(
 
 
 def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = None) -> bytes:
-    """The whole content of the file at `path`: open, preads to EOF, close."""
+    """The whole content of the file at `path`: open, preads to EOF, close. `timeout=`
+    applies to each of these calls, not to the whole."""
     target = _route(loop, timeout)
     fd = open(path, os.O_RDONLY, loop=target, timeout=timeout)
     try:
@@ -514,7 +517,8 @@ def read_file(path: Any, *, loop: Loop | None = None, timeout: float | None = No
 def write_file(
     path: Any, data: Any, *, loop: Loop | None = None, timeout: float | None = None
 ) -> None:
-    """Create or truncate the file at `path` and write `data` into it."""
+    """Create or truncate the file at `path` and write `data` into it. `timeout=` applies
+    to each call it makes (the open, each write, the close), not to the whole."""
     view = flat_view(data)  # refused before the file is truncated
     try:
         target = _route(loop, timeout)
