@@ -111,6 +111,28 @@ def no_fd_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     assert not details, f"leaked file descriptors: {details}"
 
 
+@contextlib.asynccontextmanager
+async def mounted_tmpfs(mount_point: Path, size: str) -> AsyncIterator[Path]:
+    """A tmpfs of `size` (mount's size=, "8m") mounted on `mount_point` (made here) for
+    the block, unmounted after it (unmount()); skips the test where none can be mounted
+    (that takes root and mount(8))."""
+    mount_point.mkdir()
+    try:
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as exc:
+        pytest.skip(f"no mount(8) here: {exc}")
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {made.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        await unmount(mount_point)
+
+
 async def unmount(mount_point: Path) -> None:
     """Unmount a filesystem a test mounted, from the test's loop. The kernel may let go of
     a file a moment after its last descriptor is closed (a request that ran on a kernel

@@ -32,7 +32,7 @@ import pytest
 import pytest_asyncio
 
 import uringloop
-from tests.conftest import cancel_after, fd_exists, unmount
+from tests.conftest import cancel_after, fd_exists, mounted_tmpfs
 from uringloop import _files, _mounts
 
 ALL_LOOPS = pytest.mark.loops("uring", "fallback", "asyncio")
@@ -424,24 +424,9 @@ else:
 
 @pytest_asyncio.fixture
 async def small_tmpfs(tmp_path: Path) -> AsyncIterator[Path]:
-    """A directory on a tmpfs of its own, 8 MiB (skips where none can be mounted: that
-    takes root)."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    try:
-        made = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-        )
-    except OSError as exc:
-        pytest.skip(f"no mount: {exc}")
-    if made.returncode:
-        pytest.skip(f"no tmpfs mount: {made.stderr.strip()}")
-    try:
+    """A directory on a tmpfs of its own, 8 MiB (skips where none can be mounted)."""
+    async with mounted_tmpfs(tmp_path / "tmpfs", "8m") as mount_point:
         yield mount_point
-    finally:
-        await unmount(mount_point)
 
 
 @pytest.mark.asyncio

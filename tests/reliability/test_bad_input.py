@@ -8,7 +8,6 @@ import errno
 import mmap
 import os
 import pathlib
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 import uringloop
-from tests.conftest import unmount
+from tests.conftest import mounted_tmpfs
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -362,21 +361,8 @@ async def test_file_truncated_by_another_process_while_read(tmp_path: pathlib.Pa
 @pytest_asyncio.fixture
 async def tiny_fs(tmp_path: pathlib.Path) -> AsyncIterator[pathlib.Path]:
     """A 1 MiB tmpfs, or a skip saying why it cannot be made."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount(8) here to make a small filesystem")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MiB tmpfs (needs root): {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        await unmount(mnt)
+    async with mounted_tmpfs(tmp_path / "tiny", "1m") as mount_point:
+        yield mount_point
 
 
 async def test_full_disk(tiny_fs: pathlib.Path) -> None:
