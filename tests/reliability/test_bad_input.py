@@ -213,6 +213,26 @@ async def test_non_buffer_objects(fd_1m: tuple[int, bytes]) -> None:
     await _assert_clean(loop)
 
 
+async def test_too_many_buffers_are_released_with_the_einval(fd_1m: tuple[int, bytes]) -> None:
+    """More than IOV_MAX (1024) buffers is EINVAL, as os.preadv and os.pwritev say; the
+    buffers are no longer exported by then: a bytearray among them can be resized in the
+    except block (as after os's own EINVAL)."""
+    loop = _loop()
+    fd, data = fd_1m
+    for call in (loop.preadv, loop.pwritev):
+        buffer = bytearray(b"buffer")
+        try:
+            await call(fd, [buffer] * 1025, 0)
+        except OSError as exc:
+            assert exc.errno == errno.EINVAL
+            buffer.extend(b"!")  # BufferError while a view of it is kept
+        else:
+            pytest.fail("1025 buffers were taken")
+        assert buffer == b"buffer!"
+    assert os.pread(fd, 100, 0) == data[:100]
+    await _assert_clean(loop)
+
+
 async def test_read_only_buffers_given_to_a_read(fd_1m: tuple[int, bytes]) -> None:
     """BufferError, as os.preadv raises."""
     loop = _loop()
