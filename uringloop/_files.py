@@ -2195,6 +2195,8 @@ class AsyncFileIO(_FileBase):
     async def _truncate(self, size: int | None) -> int:
         self._check_writable()
         size = self._tell() if size is None else operator.index(size)
+        if not -(1 << 63) <= size < 1 << 63:  # as ftruncate's off_t argument refuses it
+            raise OverflowError("Python int too large to convert to C long")
         if size < 0:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         self._size_hint = None

@@ -3096,6 +3096,24 @@ async def test_seek_refuses_what_the_builtin_refuses(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize(("mode", "buffering"), [("r+b", 0), ("r+b", -1), ("r+", -1)])
+@pytest.mark.parametrize("size", [-1, -(2**63), -(2**63) - 1, -(2**64), 2**63, 2**64])
+async def test_truncate_refuses_what_the_builtin_refuses(
+    tmp_path: Path, mode: str, buffering: int, size: int, no_fd_leak: None
+) -> None:
+    # A negative size is EINVAL, and one past off_t either way (below -2**63 too) is the
+    # built-in's OverflowError, as os.ftruncate's; the file and the position stay.
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    with open(path, mode, buffering=buffering) as g:
+        expected = (_outcome(lambda: g.truncate(size)), _outcome(g.tell))
+    async with uringloop.open(path, mode, buffering=buffering) as f:
+        assert (await _async_outcome(f.truncate(size)), await f.tell()) == expected
+    assert path.read_bytes() == b"abc"
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
 @pytest.mark.parametrize("path", ["regular", "/dev/null"])
 @pytest.mark.parametrize("offset", [2**63 - 50, -(2**63)])
