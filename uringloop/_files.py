@@ -3834,6 +3834,8 @@ class AsyncTextFile(_FileBase):
             raise ValueError(f"negative seek position {cookie}")
         await self._flush()
         start_pos, dec_flags, bytes_to_feed, chars_to_skip, need_eof = _unpack_cookie(cookie)
+        if start_pos >= 1 << 63:  # (an off_t, as the built-in reads it: negative, EINVAL)
+            start_pos -= 1 << 64
         await buffer._seek(start_pos)
         self._set_decoded("")
         self._snapshot = None

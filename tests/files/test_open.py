@@ -3114,6 +3114,22 @@ async def test_truncate_refuses_what_the_builtin_refuses(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("cookie", [2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**64 + 2**63])
+async def test_a_text_seek_to_a_cookie_past_off_t_is_refused_as_the_builtins(
+    tmp_path: Path, cookie: int, no_fd_leak: None
+) -> None:
+    # A cookie's low 64 bits are its byte position, an off_t: from 2**63 they are a
+    # negative one, which the kernel refuses (EINVAL) as it refuses the built-in's.
+    path = tmp_path / "f"
+    path.write_bytes(b"abc\n")
+    with open(path, "r+") as g:
+        expected = (_outcome(lambda: g.seek(cookie)), _outcome(g.tell))
+    async with uringloop.open(path, "r+") as f:
+        assert (await _async_outcome(f.seek(cookie)), await _async_outcome(f.tell())) == expected
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize("buffering", [0, -1], ids=["raw", "buffered"])
 @pytest.mark.parametrize("path", ["regular", "/dev/null"])
 @pytest.mark.parametrize("offset", [2**63 - 50, -(2**63)])
