@@ -4213,6 +4213,18 @@ def _check_argument_types(buffering: Any, encoding: Any, errors: Any, newline: A
     return size
 
 
+def _closefd(closefd: Any) -> bool:
+    """open()'s closefd as the built-in's takes it (after the newline's type, as it parses
+    its arguments): any object's truth from Python 3.12, a C int before (TypeError for
+    what is not an integer)."""
+    if sys.version_info >= (3, 12):
+        return bool(closefd)
+    value = operator.index(closefd)
+    if not -(1 << 31) <= value < 1 << 31:  # as the built-in's C int
+        raise OverflowError("Python int too large to convert to C int")
+    return bool(value)
+
+
 def _check_arguments(
     parsed: _Mode,
     buffering: int,
@@ -4424,6 +4436,8 @@ async def _open_rest(
         _check_mode_type(mode)  # (first, as the built-in parses its arguments)
         if not defaults:
             buffering = _check_argument_types(buffering, encoding, errors, newline)
+        if closefd is not True:
+            closefd = _closefd(closefd)
         # The path (None: a number, for a descriptor), asked of a path-like object once,
         # before the mode is looked at, as the built-in asks it (its TypeError next).
         path = file if isinstance(file, (str, bytes)) else None

@@ -3340,6 +3340,45 @@ async def test_open_checks_its_arguments_in_the_builtins_order(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("closefd", [None, 1.5, "x", [], 0, 2, 2**100, True], ids=repr)
+@pytest.mark.parametrize("given", ["path", "descriptor"])
+@pytest.mark.parametrize("mode", ["rb", "r\0", "rbt"])
+async def test_closefd_is_taken_as_the_builtin_takes_it(
+    tmp_path: Path, closefd: Any, given: str, mode: str, no_fd_leak: None
+) -> None:
+    # closefd is parsed as the built-in parses it (a C int before Python 3.12: TypeError
+    # for None or a float, OverflowError past an int; any object's truth from 3.12), after
+    # the mode's type and before the mode itself; the file's closefd is a bool, and a
+    # descriptor is closed with the file (or not) as the built-in's would be.
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+
+    def target() -> Any:
+        return os.open(path, os.O_RDONLY) if given == "descriptor" else path
+
+    theirs_target = target()
+    try:
+        with open(theirs_target, mode, buffering=0, closefd=closefd) as g:
+            expected: Any = (type(g.closefd), g.closefd, g.read())
+    except Exception as e:
+        expected = (type(e), str(e).replace(str(path), "P"))
+    theirs_left_open = given == "descriptor" and fd_exists(theirs_target)
+    if theirs_left_open:
+        os.close(theirs_target)
+    ours_target = target()
+    try:
+        async with uringloop.open(ours_target, mode, buffering=0, closefd=closefd) as f:
+            got: Any = (type(f.closefd), f.closefd, await f.read())
+    except Exception as e:
+        got = (type(e), str(e).replace(str(path), "P"))
+    ours_left_open = given == "descriptor" and fd_exists(ours_target)
+    if ours_left_open:
+        os.close(ours_target)
+    assert (got, ours_left_open) == (expected, theirs_left_open)
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 @pytest.mark.parametrize(
     ("file", "mode", "kwargs"),
     [
