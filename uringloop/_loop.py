@@ -676,7 +676,10 @@ class Loop(asyncio.SelectorEventLoop):
         The child's copies of the descriptors are closed (the parent's ring lives on), queued
         work is dropped unrun (it is the parent's to do), and file operations raise
         RuntimeError from here on; the loop itself still runs, as stock asyncio's does.
-        The selector is left alone: it is an epoll instance shared with the parent.
+        The loop's own selector polls an epoll instance of the child's own from here on:
+        the inherited one is the parent's too, whose eventfd's edges a poll here would
+        take from it (a selector the user passed is left as it is: it watches the eventfd
+        level-triggered).
         """
         state = self._state
         if state.forked:
@@ -693,6 +696,9 @@ class Loop(asyncio.SelectorEventLoop):
         if driver is not None:
             self._driver = FallbackDriver(self.call_soon_threadsafe)
             self._watch_driver()
+        selector = self._selector
+        if isinstance(selector, PreSelectEpollSelector):
+            selector.forget_after_fork()
 
     def run_forever(self) -> None:
         # asyncio's own checks first: a closed or already running loop raises RuntimeError

@@ -106,6 +106,33 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
             self._quiet = -1
             self._selector.unregister(fd)  # type: ignore[attr-defined]
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: poll an epoll instance of the child's own, which watches the
+        child's copies of the registered descriptors, instead of the inherited one, which is
+        the parent's too. A poll of the parent's would take the edges of its quietly
+        watched eventfd (its completions, its foreign threads' wakeups), which then never
+        wake the parent, and a descriptor the child unregisters would leave the parent's
+        set. No quiet descriptor here (the child closed its copy of the eventfd), and none
+        that epoll refuses (StreamWatch's duplicates, now /dev/null's). Where no epoll
+        instance can be made (EMFILE), the inherited one stays."""
+        try:
+            own = _select.epoll()
+        except OSError:
+            return
+        this: Any = self  # (EpollSelector's _selector and _fd_to_key, which typeshed lacks)
+        inherited = this._selector
+        for fd, key in this._fd_to_key.items():
+            mask = (_EPOLLIN if key.events & _READ else 0) | (
+                _EPOLLOUT if key.events & _WRITE else 0
+            )
+            try:
+                own.register(fd, mask)
+            except OSError:
+                pass
+        this._selector = own
+        self._quiet = -1
+        inherited.close()  # (this process's copy: the parent's epoll is untouched)
+
     @staticmethod
     def usable() -> bool:
         """True when EpollSelector has the internals the fast path reads (CPython 3.4+)."""

@@ -153,9 +153,10 @@ class StreamWatch:
     def forget_after_fork(self) -> None:
         """In a forked child: the duplicates are made /dev/null's (the child's copies would
         keep the parent's pipes open: a reader there would never see their end), the
-        numbers still taken, and the operations forgotten. The selector is the parent's
-        epoll: its registrations are left as they are, and taking a watch out later asks
-        it about a descriptor it does not have, which it ignores."""
+        numbers still taken, and the operations forgotten. The parent's registrations are
+        left as they are: taking a watch out later asks the selector's epoll about a
+        descriptor it does not have (the loop's own selector has an epoll of the child's,
+        which refuses /dev/null; one the user passed, the parent's), which it ignores."""
         self._waits.clear()
         del self._foreign[:]
         if self._watches:

@@ -1170,6 +1170,50 @@ def test_fork_after_closing_a_loop_is_quiet() -> None:
     assert proc.stderr == b"", proc.stderr.decode()
 
 
+def test_a_forked_child_running_the_loop_takes_no_wakeup_from_the_parent(tmp_path: Path) -> None:
+    """A child forked in a task that leaves with sys.exit() runs the loop on (asyncio.run's
+    shutdown: its tasks' cleanup). Its epoll instance was the parent's, where the ring's
+    eventfd is watched edge-triggered: a completion whose edge the child's poll took never
+    woke the parent, whose fsync then waited for ever (on 0696c7d)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys, time
+        import uringloop
+
+        async def lingering():
+            try:
+                await asyncio.sleep(100)
+            finally:
+                await asyncio.sleep(1)  # in the child's shutdown: it polls meanwhile
+
+        async def main(path):
+            loop = asyncio.get_running_loop()
+            task = asyncio.create_task(lingering())
+            await asyncio.sleep(0.01)
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT)
+            try:
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:  # no timer: only the eventfd wakes us
+                    await loop.pwrite(fd, b"x" * 4096, 0)
+                    await loop.fsync(fd)  # completed by a kernel worker
+            finally:
+                os.close(fd)
+            _, status = os.waitpid(pid, 0)
+            task.cancel()
+            return os.waitstatus_to_exitcode(status)
+
+        sys.exit(uringloop.run(main(sys.argv[1])))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")], capture_output=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
 def test_unclosed_loop_warns_and_exits_cleanly() -> None:
     script = textwrap.dedent(
         """
