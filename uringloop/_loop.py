@@ -839,6 +839,7 @@ class Loop(asyncio.SelectorEventLoop):
         if executor is not None and not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             # Other executors (a ProcessPoolExecutor pickles the callable) get it untouched.
             return super().run_in_executor(executor, func, *args)
+        self._check_closed()  # (first, as asyncio's: a closed loop's RuntimeError)
         if self.get_debug():
             self._check_callback(func, "run_in_executor")
         return super().run_in_executor(executor, _ExecutorJob(self, func), *args)

@@ -1452,6 +1452,24 @@ def test_run_in_executor_with_a_process_pool() -> None:
     assert uringloop.run(main()) == 49
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_run_in_executor_on_a_closed_loop_raises_as_asyncio(debug: bool) -> None:
+    """A closed loop's run_in_executor raises asyncio's RuntimeError first, in debug mode
+    too, where the callable is looked at next (a coroutine function was a TypeError)."""
+
+    async def coroutine_function() -> None:
+        pass
+
+    raised = []
+    for loop in (asyncio.SelectorEventLoop(), uringloop.Loop()):
+        loop.set_debug(debug)
+        loop.close()
+        with pytest.raises(RuntimeError) as info:
+            loop.run_in_executor(None, coroutine_function)
+        raised.append(str(info.value))
+    assert raised == ["Event loop is closed"] * 2
+
+
 def test_call_soon_keeps_asyncio_semantics() -> None:
     """Loop.call_soon's short path: FIFO, the context argument, a cancellable Handle; debug
     mode's checks and the closed-loop error come from asyncio's own call_soon."""
