@@ -468,7 +468,8 @@ class Loop(asyncio.SelectorEventLoop):
     operations in flight, watch the ring for their completions for up to that long,
     burning CPU, as SO_BUSY_POLL does for sockets. It saves the sleep and wake-up around
     device I/O that completes within the window (O_DIRECT reads: ~50e-6). Timers, foreign
-    threads' work and call_soon_threadsafe callbacks end the spin; sockets are not
+    threads' work and call_soon_threadsafe callbacks end the spin; sockets, and signals
+    for add_signal_handler() (which asyncio learns of through its self-pipe), are not
     watched meanwhile, so they wait at most that long.
     inline=False: no open, read or close is made directly in place of an operation
     (inline_turn() always says no): each goes through the ring, as an operation; for
@@ -984,8 +985,9 @@ class Loop(asyncio.SelectorEventLoop):
 
         Nothing is armed meanwhile: foreign threads see the loop awake and skip the wakeup,
         so their queue is polled too, and so is the ready queue, where call_soon_threadsafe
-        puts callbacks; the sleep protocol starts afresh afterwards. Sockets are not
-        polled: they wait at most the window.
+        puts callbacks; the sleep protocol starts afresh afterwards. Sockets and the
+        self-pipe (signals for add_signal_handler()) are not polled: they wait at most the
+        window.
         """
         driver = self._driver
         if not driver.uses_ring:
