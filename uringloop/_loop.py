@@ -809,6 +809,8 @@ class Loop(asyncio.SelectorEventLoop):
         then. A text file is refused with ValueError, as asyncio refuses a built-in one.
         (Any `file` with a sendfile_source(offset) method is taken so: what that async
         context manager gives is sent in its place.)"""
+        if transport.is_closing():  # (asyncio's first check: before the file is touched)
+            raise RuntimeError("Transport is closing")
         source = _sendfile_source(file, offset)
         if source is None:
             return await super().sendfile(transport, file, offset, count, fallback=fallback)

@@ -165,3 +165,33 @@ async def test_sendfile_refuses_a_text_file_as_asyncio_refuses_the_builtins(
             await _send(how, f, 0, None)
         assert await f.tell() == 0
     assert str(ours.value) == str(builtins.value) == "file should be opened in binary mode"
+
+
+@pytest.mark.asyncio
+@LOOPS
+@pytest.mark.parametrize("mode", ["r", "r+b"])
+async def test_sendfile_to_a_closing_transport_refuses_before_the_file_is_touched(
+    path: Path, mode: str, no_fd_leak: None
+) -> None:
+    # asyncio's sendfile first refuses a closing transport (RuntimeError), whatever the
+    # file: a uringloop file is not looked at either (a text one was a ValueError; a
+    # binary one's buffered writes were written first).
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    try:
+        _, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.close()
+        encoding = None if "b" in mode else "latin-1"
+        with open(path, mode, encoding=encoding) as g, pytest.raises(RuntimeError) as builtins:
+            await loop.sendfile(writer.transport, g)
+        async with uringloop.open(path, mode, encoding=encoding) as f:
+            if "+" in mode:
+                await f.write(b"new")  # (buffered: not written by a refused call)
+            with pytest.raises(RuntimeError) as ours:
+                await loop.sendfile(writer.transport, f)
+            assert path.read_bytes() == PAYLOAD
+        assert str(ours.value) == str(builtins.value) == "Transport is closing"
+        await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
