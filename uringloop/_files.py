@@ -4496,7 +4496,10 @@ async def _open_rest(
         # knows).
         given = opener is not None or not owned
         copies = direct or not (given and _has_o_direct(fd))
-        appending = parsed.appending or (given and _has_o_append(fd))
+        # A descriptor given or made by an opener appends only if it has O_APPEND, whatever
+        # the mode says: as the built-in's, an "a" file over one without it writes at its
+        # position (a file opened here by name in mode "a" has it).
+        appending = _has_o_append(fd) if given else parsed.appending
         regular = _stat.S_ISREG(st_mode)
         if _stat.S_ISDIR(st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)

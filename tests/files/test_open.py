@@ -233,6 +233,51 @@ async def test_a_descriptor_with_o_append_in_another_mode_tells_as_the_builtin(
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("mode", ["ab", "a+b", "a+", "a+b unbuffered", "ab opener"])
+async def test_an_append_mode_over_a_descriptor_without_o_append_writes_as_the_builtin(
+    tmp_path: Path, no_fd_leak: None, mode: str
+) -> None:
+    # Mode "a" over a descriptor without O_APPEND (passed in, or made by an opener that
+    # drops it, as tempfile's files are): the built-in writes at the file's position,
+    # where the kernel puts it (after a seek too), not at the end.
+    path = tmp_path / "f"
+    mode, _, how = mode.partition(" ")
+    buffering = 0 if how == "unbuffered" else -1
+    data = (lambda s: s) if "b" in mode else bytes.decode
+
+    def opener(name: Any, flags: int) -> int:
+        return os.open(name, flags & ~os.O_APPEND)
+
+    ops: list[tuple[str, tuple[Any, ...]]] = [
+        ("write", (data(b"abc"),)),
+        ("seek", (2,)),
+        ("write", (data(b"X"),)),
+        ("tell", ()),
+        ("seek", (0, os.SEEK_END)),
+        ("write", (data(b"Y" * 9000),)),
+        ("tell", ()),
+        ("flush", ()),
+    ]
+
+    def args() -> tuple[Any, dict[str, Any]]:
+        path.write_bytes(b"0123")
+        if how == "opener":
+            return path, {"opener": opener}
+        return os.open(path, os.O_RDWR), {}
+
+    file, kwargs = args()
+    with open(file, mode, buffering=buffering, **kwargs) as g:
+        expected = [getattr(g, name)(*call) for name, call in ops]
+    builtin = path.read_bytes()
+    file, kwargs = args()
+    async with uringloop.open(file, mode, buffering=buffering, **kwargs) as f:
+        got = [await getattr(f, name)(*call) for name, call in ops]
+    assert (got, path.read_bytes()) == (expected, builtin)
+    assert builtin == b"01X3abc" + b"Y" * 9000
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_buffered_extras(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "b"
     path.write_bytes(b"0123456789" * 1000)

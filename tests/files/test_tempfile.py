@@ -113,6 +113,36 @@ async def test_named_temporary_file_deletion_choices(tmp_path: Path, no_fd_leak:
 
 
 @pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("named", [False, True])
+@pytest.mark.parametrize("mode", ["a+b", "a+"])
+async def test_an_append_mode_writes_at_the_position_as_the_tempfile_modules(
+    tmp_path: Path, mode: str, named: bool, no_fd_leak: None
+) -> None:
+    # The tempfile module's files have no O_APPEND whatever the mode: "a" writes where
+    # the file's position is, after a seek too.
+    import tempfile as stdlib
+
+    data = (lambda s: s) if "b" in mode else bytes.decode
+    stdlib_make = stdlib.NamedTemporaryFile if named else stdlib.TemporaryFile
+    make = tempfile.NamedTemporaryFile if named else tempfile.TemporaryFile
+    with stdlib_make(mode, dir=tmp_path) as g:
+        g.write(data(b"abc"))
+        g.seek(0)
+        g.write(data(b"X"))
+        expected = g.tell()
+        g.seek(0)
+        expected = (expected, g.read())
+    async with make(mode, dir=tmp_path) as f:
+        await f.write(data(b"abc"))
+        await f.seek(0)
+        await f.write(data(b"X"))
+        told = await f.tell()
+        await f.seek(0)
+        assert (told, await f.read()) == expected == (1, data(b"Xbc"))
+
+
+@pytest.mark.asyncio
 async def test_names_skip_existing_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_fd_leak: None
 ) -> None:
