@@ -62,6 +62,18 @@ _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 
+def _default_encoding(mode: Any, encoding: str | None) -> str | None:
+    """The encoding of a text file made without one, worked out as the tempfile module
+    does as it is called, so that the EncodingWarning of python -X warn_default_encoding
+    names the line that calls TemporaryFile, NamedTemporaryFile or SpooledTemporaryFile
+    (this function's caller's caller), not one of this module's. Else `encoding` as it is
+    (uringloop.open works it out)."""
+    text = isinstance(mode, str) and "b" not in mode
+    if encoding is None and text and sys.flags.warn_default_encoding:
+        return io.text_encoding(None, 3)
+    return encoding
+
+
 # -- names ----------------------------------------------------------------------------------
 
 
@@ -366,6 +378,7 @@ def TemporaryFile(
     system, so nothing is left behind once it is closed. The object is a uringloop.open
     file; its `name` is the descriptor."""
 
+    encoding = _default_encoding(mode, encoding)
     return _Context(
         lambda: _temporary_file(
             mode, buffering, encoding, newline, suffix, prefix, dir, errors, executor
@@ -515,6 +528,7 @@ if sys.version_info >= (3, 12):
         NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted
         on every Python version (the tempfile module has it from 3.12); its place is
         aiofiles': after `delete` from Python 3.12, a keyword after `executor` before."""
+        encoding = _default_encoding(mode, encoding)
         return _named_temporary_file(
             mode, buffering, encoding, newline, suffix, prefix, dir, delete, delete_on_close,
             executor, errors,
@@ -541,6 +555,7 @@ else:
         NamedTemporaryFileWrapper, whose `name` is the path. `delete_on_close` is accepted
         on every Python version (the tempfile module has it from 3.12); its place is
         aiofiles': after `delete` from Python 3.12, a keyword after `executor` before."""
+        encoding = _default_encoding(mode, encoding)
         return _named_temporary_file(
             mode, buffering, encoding, newline, suffix, prefix, dir, delete, delete_on_close,
             executor, errors,
@@ -796,6 +811,7 @@ def SpooledTemporaryFile(
     """A temporary file kept in memory until it grows past `max_size` bytes (0: no
     limit), then moved to a TemporaryFile (tempfile.SpooledTemporaryFile): a
     SpooledTemporaryFileWrapper."""
+    encoding = _default_encoding(mode, encoding)
 
     async def make() -> SpooledTemporaryFileWrapper:
         return SpooledTemporaryFileWrapper(

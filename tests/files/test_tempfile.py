@@ -10,6 +10,7 @@ import gc
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -140,6 +141,41 @@ async def test_an_append_mode_writes_at_the_position_as_the_tempfile_modules(
         told = await f.tell()
         await f.seek(0)
         assert (told, await f.read()) == expected == (1, data(b"Xbc"))
+
+
+def test_default_encoding_warns_at_the_callers_line_as_the_tempfile_modules(
+    tmp_path: Path,
+) -> None:
+    # python -X warn_default_encoding: a text file made without an encoding gives one
+    # EncodingWarning, at the line that calls the function, as the tempfile module's.
+    script = f"""
+import asyncio, tempfile as stdlib, warnings, uringloop, uringloop.tempfile as tempfile
+warnings.simplefilter("always")
+async def main():
+    with warnings.catch_warnings(record=True) as ours:
+        async with tempfile.TemporaryFile("w+", dir={str(tmp_path)!r}) as f:
+            encoding = f.encoding
+        async with tempfile.NamedTemporaryFile("w+", dir={str(tmp_path)!r}):
+            pass
+        async with tempfile.SpooledTemporaryFile(mode="w+", dir={str(tmp_path)!r}) as s:
+            await s.rollover()
+    with warnings.catch_warnings(record=True) as theirs:
+        with stdlib.TemporaryFile("w+", dir={str(tmp_path)!r}) as g:
+            assert encoding == g.encoding, (encoding, g.encoding)
+    for record in (ours, theirs):
+        print([(w.category.__name__, w.filename, w.lineno) for w in record])
+uringloop.run(main())
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-X", "warn_default_encoding", "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    ours = str([("EncodingWarning", "<string>", line) for line in (6, 8, 10)])
+    theirs = str([("EncodingWarning", "<string>", 13)])
+    assert out == [ours, theirs] * 2
 
 
 @pytest.mark.asyncio
