@@ -14,6 +14,7 @@ PreSelectSelector, which wraps a selector the user passed, delegates to it.
 from __future__ import annotations
 
 import math
+import os
 import select as _select
 import selectors
 from collections.abc import Callable, Mapping, Sized
@@ -114,24 +115,32 @@ class PreSelectEpollSelector(_PreSelectHooks, selectors.EpollSelector):
         wake the parent, and a descriptor the child unregisters would leave the parent's
         set. No quiet descriptor here (the child closed its copy of the eventfd), and none
         that epoll refuses (StreamWatch's duplicates, now /dev/null's). Where no epoll
-        instance can be made (EMFILE), the inherited one stays."""
+        instance can be made (EMFILE), the inherited one stays.
+        The new instance takes the inherited one's descriptor number (dup3, close-on-exec),
+        which closes this process's copy of the parent's (the parent's epoll is untouched):
+        a poll under way in this thread, where a signal handler forked, retries on that
+        number once the handler returns (PEP 475), which must still be an epoll's."""
+        this: Any = self  # (EpollSelector's _selector and _fd_to_key, which typeshed lacks)
+        epoll = this._selector
         try:
             own = _select.epoll()
         except OSError:
             return
-        this: Any = self  # (EpollSelector's _selector and _fd_to_key, which typeshed lacks)
-        inherited = this._selector
+        try:
+            os.dup2(own.fileno(), epoll.fileno(), inheritable=False)
+        except OSError:
+            return
+        finally:
+            own.close()
         for fd, key in this._fd_to_key.items():
             mask = (_EPOLLIN if key.events & _READ else 0) | (
                 _EPOLLOUT if key.events & _WRITE else 0
             )
             try:
-                own.register(fd, mask)
+                epoll.register(fd, mask)
             except OSError:
                 pass
-        this._selector = own
         self._quiet = -1
-        inherited.close()  # (this process's copy: the parent's epoll is untouched)
 
     @staticmethod
     def usable() -> bool:

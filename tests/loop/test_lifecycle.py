@@ -1214,6 +1214,48 @@ def test_a_forked_child_running_the_loop_takes_no_wakeup_from_the_parent(tmp_pat
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+def test_a_child_forked_by_a_signal_handler_during_the_loop_s_poll_runs_the_loop_on() -> None:
+    """A Python signal handler runs inside the loop's epoll poll that the signal interrupted,
+    which retries on the same epoll descriptor once the handler returns (PEP 475). A child
+    the handler forks goes on there: the descriptor must still be an epoll's (the child's
+    own). It was closed, so the child's loop raised OSError EBADF (on cab1f91)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, signal, sys, threading, time
+        import uringloop
+
+        forked = []
+
+        def handler(signum, frame):
+            forked.append(os.fork())
+
+        signal.signal(signal.SIGUSR1, handler)
+        loop = uringloop.Loop()
+        main = threading.get_ident()
+
+        def interrupt():
+            time.sleep(0.3)  # (the loop sleeps in its poll by then)
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+        threading.Thread(target=interrupt).start()
+        try:
+            loop.run_until_complete(asyncio.sleep(1))
+        except BaseException as exc:
+            if forked == [0]:
+                print("child:", repr(exc), flush=True)
+                os._exit(1)
+            raise
+        if forked == [0]:
+            os._exit(0)
+        _, status = os.waitpid(forked[0], 0)
+        loop.close()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+
+
 def test_unclosed_loop_warns_and_exits_cleanly() -> None:
     script = textwrap.dedent(
         """
