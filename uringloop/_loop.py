@@ -1855,9 +1855,10 @@ class _ForeignFuture(concurrent.futures.Future[Any]):
                 got = self._latch.acquire(True, timeout)
             else:
                 got = self._latch.acquire(False)
-            if not got:
+            if got:
+                self._latch.release()  # for the next caller of result()
+            elif self._state != _FINISHED:  # (else another caller held the latch a moment)
                 raise concurrent.futures.TimeoutError()
-            self._latch.release()  # for the next caller of result()
         return super().result(0)
 
 

@@ -214,6 +214,33 @@ def test_a_threadsafe_future_s_result_with_no_time_left_only_looks() -> None:
         future.result(timeout=-1)
 
 
+@pytest.mark.parametrize("timeout", [0, 0.5])
+def test_a_threadsafe_future_done_as_its_result_found_the_latch_held_returns_it(
+    timeout: float,
+) -> None:
+    """result() that finds the latch held by another caller of result() for a moment (it
+    took the latch as the outcome came) returns the outcome, as a
+    concurrent.futures.Future's does: it raised TimeoutError for a done future."""
+    loop = uringloop.Loop()
+    try:
+        future = loop.threadsafe.nop()  # queued on a loop that is not running: not done
+
+        class HeldAMoment:
+            # The outcome comes as this caller looks; another caller's result(), woken
+            # by it, holds the latch when this one tries it (no wait, or its deadline).
+            def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+                concurrent.futures.Future.set_result(future, 42)
+                return False
+
+            def release(self) -> None:
+                raise AssertionError("released a latch it did not take")
+
+        future._latch = HeldAMoment()  # type: ignore[attr-defined]
+        assert future.result(timeout=timeout) == 42
+    finally:
+        loop.close()
+
+
 @pytest.mark.parametrize("use_uring", [True, False], ids=["uring", "fallback"])
 def test_locked_protocol_wakes_an_idle_loop(
     read_fd: int, data_file: tuple[str, bytes], use_uring: bool, monkeypatch: pytest.MonkeyPatch
