@@ -4496,10 +4496,6 @@ async def _open_rest(
         # knows).
         given = opener is not None or not owned
         copies = direct or not (given and _has_o_direct(fd))
-        # A descriptor given or made by an opener appends only if it has O_APPEND, whatever
-        # the mode says: as the built-in's, an "a" file over one without it writes at its
-        # position (a file opened here by name in mode "a" has it).
-        appending = _has_o_append(fd) if given else parsed.appending
         regular = _stat.S_ISREG(st_mode)
         if _stat.S_ISDIR(st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
@@ -4521,6 +4517,14 @@ async def _open_rest(
                 seekable = True
             except OSError:
                 position, seekable = 0, False
+        # A descriptor given or made by an opener appends only if it has O_APPEND, whatever
+        # the mode says: as the built-in's, an "a" file over one without it writes at its
+        # position (a file opened here by name in mode "a" has it). But a device's, in an
+        # append mode: written at the descriptor's offset, which the position follows, as
+        # the built-in's (/dev/null's stays at 0).
+        appending = parsed.appending
+        if given:
+            appending = _has_o_append(fd) or (appending and seekable and not regular)
         if parsed.appending and seekable:
             # As the built-in: the descriptor starts at the end (lseek reads i_size, no I/O).
             position = os.lseek(fd, 0, os.SEEK_END)

@@ -278,6 +278,37 @@ async def test_an_append_mode_over_a_descriptor_without_o_append_writes_as_the_b
 
 @pytest.mark.asyncio
 @ALL_LOOPS
+@pytest.mark.parametrize("mode", ["ab", "a+b", "a", "a+", "ab unbuffered", "a+b unbuffered"])
+async def test_an_append_mode_over_a_device_descriptor_tells_as_the_builtin(
+    no_fd_leak: None, mode: str
+) -> None:
+    # A device given in an append mode without O_APPEND (/dev/null): the built-in writes at
+    # the descriptor's offset, where /dev/null's stays at 0, and tells that (it told the
+    # bytes written since the open, on de1a2ff).
+    mode, _, how = mode.partition(" ")
+    buffering = 0 if how == "unbuffered" else -1
+    data = (lambda s: s) if "b" in mode else bytes.decode
+    ops: list[tuple[str, tuple[Any, ...]]] = [
+        ("tell", ()),
+        ("write", (data(b"abc"),)),
+        ("flush", ()),
+        ("tell", ()),
+        ("seek", (5,)),
+        ("write", (data(b"X"),)),
+        ("flush", ()),
+        ("tell", ()),
+    ]
+    with open(os.open(os.devnull, os.O_RDWR), mode, buffering=buffering) as g:
+        expected = [getattr(g, name)(*call) for name, call in ops]
+    fd = os.open(os.devnull, os.O_RDWR)
+    async with uringloop.open(fd, mode, buffering=buffering) as f:
+        got = [await getattr(f, name)(*call) for name, call in ops]
+    assert got == expected
+    assert expected[3] == expected[7] == 0
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
 async def test_buffered_extras(tmp_path: Path, no_fd_leak: None) -> None:
     path = tmp_path / "b"
     path.write_bytes(b"0123456789" * 1000)
