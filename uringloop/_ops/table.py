@@ -140,13 +140,16 @@ def _positioned(
 ) -> Operation:
     """A read or write at `offset` (-1: the file position), its other arguments converted.
 
-    As pread(2)/pwrite(2): EINVAL for a negative offset before the descriptor is looked at,
-    then ESPIPE for a descriptor that cannot seek. At the position of an O_NONBLOCK stream,
+    More than IOV_MAX buffers is preadv(2)'s error (_iovec_count). As pread(2)/pwrite(2):
+    EINVAL for a negative offset before the descriptor is looked at, then ESPIPE for a
+    descriptor that cannot seek. At the position of an O_NONBLOCK stream,
     which io_uring would wait for, `now` answers at once (RunNow). `keep` (pinned buffers)
     is released if the operation is refused or answered so.
     """
     made = ON_RING
     try:
+        if opcode not in _SINGLE and length > _IOV_MAX:  # (an iovec count)
+            _iovec_count(fd, offset, opcode in _WRITES)
         if offset != -1:
             if offset < -1:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
@@ -230,27 +233,20 @@ def _no_negative_fd(fd: int, mask: int = 0) -> int:
     return fd
 
 
-def _iovec_count(fd: int, offset: int, pins: list[Pin], writing: bool) -> None:
+def _iovec_count(fd: int, offset: int, writing: bool) -> None:
     """More than IOV_MAX buffers: the EINVAL preadv(2)/pwritev(2) give, after the errors they
     check first (a negative offset, a bad or wrongly opened descriptor, ESPIPE), which
-    io_uring would report in another order. The buffers are released when it raises."""
-    if len(pins) <= _IOV_MAX:
-        return
-    try:
-        if offset < -1:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        try:
-            access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
-        except (OSError, ValueError):  # ValueError: fcntl refuses a negative descriptor
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
-        (check_write_position if writing else check_position)(fd, offset)
-        if access == (os.O_RDONLY if writing else os.O_WRONLY):
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    io_uring would report in another order. Raises in every case."""
+    if offset < -1:
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-    except BaseException:
-        for pin in pins:
-            pin.release()
-        raise
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except (OSError, ValueError):  # ValueError: fcntl refuses a negative descriptor
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+    (check_write_position if writing else check_position)(fd, offset)
+    if access == (os.O_RDONLY if writing else os.O_WRONLY):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
 
 # -- blocking counterparts (same signatures as the stubs) ------------------------------------------
@@ -592,7 +588,6 @@ def preadv(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     """Scatter-read into writable buffers at `offset` (-1: the file position); the count."""
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=True)
-    _iovec_count(fd, offset, pins, writing=False)
     return _positioned(abi.Op.READV, fd, offset, tuple(pins), iov, len(pins), _preadv_now)
 
 
@@ -601,7 +596,6 @@ def pwritev(fd: int, buffers: Sequence[Buffer], offset: int = -1) -> Operation:
     """Gather-write bytes-like objects at `offset` (-1: the file position); the count."""
     fd, offset = args.c_int(fd), args.off_t(offset)
     pins, iov = _pins(_buffer_list(buffers), writable=False)
-    _iovec_count(fd, offset, pins, writing=True)
     return _positioned(abi.Op.WRITEV, fd, offset, tuple(pins), iov, len(pins), _pwritev_now)
 
 
