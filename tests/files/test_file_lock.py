@@ -530,7 +530,7 @@ def test_a_buffered_file_collected_in_another_thread_leaves_its_close_to_the_loo
 class _HeldJob(concurrent.futures.ThreadPoolExecutor):
     """An executor whose first job that `holds(fn)` waits for `go` once begun (`started`
     says it has): before its call, or, `after_call`, once the call has returned. Every
-    other job runs at once."""
+    other job runs at once. Its shutdown (a `with` block's end) sets `go` first."""
 
     def __init__(self, holds: Callable[[Any], bool], after_call: bool = False) -> None:
         super().__init__(2)
@@ -550,6 +550,10 @@ class _HeldJob(concurrent.futures.ThreadPoolExecutor):
             return result if self.after_call else fn(*args, **kwargs)
 
         return super().submit(held)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.go.set()  # (else a held job would keep the shutdown waiting)
+        super().shutdown(wait, cancel_futures=cancel_futures)
 
 
 def _held_truncates() -> _HeldJob:
@@ -580,8 +584,7 @@ async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
     # truncate then cut the file under its answer).
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10000)
-    pool = _held_truncates()
-    try:
+    with _held_truncates() as pool:
         buffering = 0 if "unbuffered" in mode else -1
         async with await uringloop.open(
             path, mode.split()[0], buffering=buffering, executor=pool
@@ -593,9 +596,6 @@ async def test_a_cancelled_truncate_that_goes_on_holds_the_file_until_it_ends(
             pool.go.set()
             assert await end == 100
             assert os.fstat(f.fileno()).st_size == 100
-    finally:
-        pool.go.set()
-        pool.shutdown()
 
 
 @pytest.mark.asyncio
@@ -611,8 +611,7 @@ async def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_s
     path, other = tmp_path / "f", tmp_path / "other"
     path.write_bytes(b"x" * 10000)
     other.write_bytes(b"y" * 10000)
-    pool = _held_truncates()
-    try:
+    with _held_truncates() as pool:
         f = await uringloop.open(path, "r+b", buffering=0, executor=pool)
         fd = f.fileno()
         await _truncate_cancelled_once_begun(f, pool.started)
@@ -631,9 +630,6 @@ async def test_an_unbuffered_file_dropped_while_its_cancelled_truncate_goes_on_s
                 await asyncio.to_thread(pool.shutdown)  # (the truncate has ended)
             finally:
                 os.close(reused)
-    finally:
-        pool.go.set()
-        pool.shutdown()
     assert still_open
     assert other.stat().st_size == 10000
     assert path.stat().st_size == 100
@@ -846,7 +842,6 @@ def test_a_kept_truncate_left_running_by_its_closed_loop_fails_the_next_calls(
         _run_on_a_new_loop(functools.partial(second, f))
         assert not f.closed
     finally:
-        pool.go.set()
         pool.shutdown()
         loop.close()
     assert path.stat().st_size == 100
@@ -911,8 +906,7 @@ def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded
     # counts such a write first, raises StrandedError, as the file's other calls do (it
     # raised InvalidStateError, and the next tell() left the write's bytes uncounted).
     path = tmp_path / "f"
-    pool = _held_writes()
-    try:
+    with _held_writes() as pool:
         f = _cancelled_on_a_closed_stock_loop(
             path, pool, lambda f: f.write(b"a" * 100), buffering=0
         )
@@ -923,9 +917,6 @@ def test_tell_after_a_kept_write_left_running_by_its_closed_loop_raises_stranded
                     await f.tell()
 
         _run_on_a_new_loop(functools.partial(second, f))
-    finally:
-        pool.go.set()
-        pool.shutdown()
     assert path.read_bytes() == b"a" * 100
     del f
     gc.collect()  # (its descriptor closed by the collector's close)
@@ -940,8 +931,7 @@ def test_a_file_whose_cancelled_close_was_left_running_by_a_closed_stock_loop_is
     # collector's close), as for the loop's other tasks and what they hold: the pending
     # task was held for good, and the descriptor with it, for the life of the process.
     path = tmp_path / "f"
-    pool = _held_writes()
-    try:
+    with _held_writes() as pool:
 
         async def write_then_close(f: Any) -> None:
             await f.write(b"a" * 100)  # (buffered: written by the close's flush)
@@ -949,9 +939,6 @@ def test_a_file_whose_cancelled_close_was_left_running_by_a_closed_stock_loop_is
 
         f = _cancelled_on_a_closed_stock_loop(path, pool, write_then_close)
         fd = f.fileno()
-    finally:
-        pool.go.set()
-        pool.shutdown()
     assert fd_exists(fd)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always", ResourceWarning)
