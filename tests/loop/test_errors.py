@@ -32,6 +32,15 @@ def running() -> uringloop.Loop:
     return loop
 
 
+async def test_an_error_answered_without_the_ring_shows_no_internal_exception() -> None:
+    # An empty path, or one of PATH_MAX bytes or more, is answered by the system call at
+    # once: its error is raised as os raises it, with nothing of uringloop's in its chain.
+    for call in (lambda: running().stat(""), lambda: running().open_fd("x" * 5000)):
+        with pytest.raises(OSError) as info:
+            await call()
+        assert info.value.__context__ is None
+
+
 async def test_missing_file_is_file_not_found_with_filename(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "missing")
     with pytest.raises(FileNotFoundError) as info:

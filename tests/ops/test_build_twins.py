@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import twin
 from uringloop._ops import spec as spec_module
 from uringloop._ops import table
-from uringloop._ops.operation import Finished, Positioned, RunNow
+from uringloop._ops.operation import Finished, Positioned
 
 try:
     from uringloop._ops._hotpath import build as compiled_build
@@ -63,12 +63,34 @@ def test_run_now_is_answered_by_the_blocking_call(
     assert isinstance(op.failure, FileNotFoundError) and op.value is None
 
 
-def test_an_argument_refused_while_answering_has_the_run_now_as_context(
+def _contexts(exc: BaseException) -> list[str]:
+    """The names of the exceptions `exc` happened while handling, innermost first."""
+    names = []
+    while (exc := exc.__context__) is not None:  # type: ignore[assignment]
+        names.append(type(exc).__name__)
+    return names
+
+
+def test_an_answer_s_error_has_the_caller_s_context_not_the_run_now(
     build: Callable[..., Any],
 ) -> None:
+    # Answered after the stub's RunNow was caught: an error of the answer (an argument
+    # refused, or the system call's own failure) does not show uringloop's RunNow as an
+    # exception it happened while handling, but what the caller was handling, as os's.
     with pytest.raises(TypeError) as refused:
         build(table.open_fd, "", flags="x")
-    assert type(refused.value.__context__) is RunNow
+    assert "RunNow" not in _contexts(refused.value)
+    op = build(table.stat, "")
+    assert isinstance(op.failure, FileNotFoundError) and op.failure.__context__ is None
+    try:
+        raise KeyError("the caller's")
+    except KeyError as handled:
+        with pytest.raises(TypeError) as refused:
+            build(table.open_fd, "", flags="x")
+        assert _contexts(refused.value)[-1:] == ["KeyError"]
+        assert "RunNow" not in _contexts(refused.value)
+        op = build(table.stat, "")
+        assert op.failure.__context__ is handled
 
 
 REFUSED = [("pread", (0, 0, -7), {}, OSError), ("preadinto", (0, bytearray(1), "x"), {}, TypeError),

@@ -1148,15 +1148,15 @@ static PyObject *run_now_type;  /* operation.RunNow, looked up at first use (ope
 static PyObject *finished_type; /* imports this module), and operation.Finished */
 static PyObject *s_stub, *s_blocking, *s_call, *s_spec, *s_args, *s_kwargs;
 
-/* Finished(now.call or spec.blocking, args, kwargs) for the RunNow being raised, called
- * with it as the exception being handled, as in Spec.build's except block: a new
- * reference, or NULL with an error set (what Finished raised, its context the RunNow). */
+/* Finished(now.call or spec.blocking, args, kwargs) for the RunNow being raised, taken
+ * first, as Spec.build calls it after its except block (the RunNow is the context of no
+ * error Finished raises): a new reference, or NULL with an error set. */
 static PyObject *
 answered(PyObject *spec, PyObject *args, PyObject *kwargs)
 {
-    OuterHandled outer;
-    PyObject *now = begin_handling(&outer);
-    PyObject *op = NULL, *call = PyObject_GetAttr(now, s_call);
+    PyObject *now = take_raised();
+    PyObject *op = NULL, *call = now == NULL ? NULL : PyObject_GetAttr(now, s_call);
+    Py_XDECREF(now);
     int given = call == NULL ? -1 : PyObject_IsTrue(call);
     if (given == 0)
         Py_SETREF(call, PyObject_GetAttr(spec, s_blocking));
@@ -1165,8 +1165,6 @@ answered(PyObject *spec, PyObject *args, PyObject *kwargs)
         op = PyObject_Vectorcall(finished_type, finished_args, 3, NULL);
     }
     Py_XDECREF(call);
-    end_handling(&outer);
-    Py_DECREF(now);
     return op;
 }
 

@@ -65,9 +65,11 @@ class Spec(Generic[P, R]):
         """The Operation for these public arguments: checked, SQE built. Raises before
         anything is queued when an argument is bad. Any thread may call it."""
         try:
-            op = self.stub(*args, **kwargs)
+            op: Operation | None = self.stub(*args, **kwargs)
         except RunNow as now:
-            op = Finished(now.call or self.blocking, args, kwargs)
+            op, call = None, now.call or self.blocking
+        if op is None:  # answered now, outside the `except`: RunNow is no error's context
+            op = Finished(call, args, kwargs)
         op.spec = self
         op.args = args
         op.kwargs = kwargs
