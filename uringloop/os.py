@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+from ._files import undone_if_cancelled
 from ._loop import Loop
 from ._ops import args as _args
 from ._running import RUNNING_LOOP as _running_loop
@@ -376,12 +377,26 @@ async def symlink(
 readlink: Callable[..., Awaitable[Any]] = wrap(os.readlink)
 access = wrap(os.access)
 listdir = wrap(os.listdir)
-scandir = wrap(os.scandir)
 getcwd = wrap(os.getcwd)
 statvfs = wrap(os.statvfs)
 sendfile = wrap(os.sendfile)
 removedirs = wrap(os.removedirs)
 renames = wrap(os.renames)
+
+
+async def scandir(
+    path: Any = None, *, executor: _Executor | None = None, loop: object = None
+) -> Any:
+    """os.scandir(), on the executor. If the awaiting task is cancelled, the call still
+    runs to its end in its thread, and the iterator it made is closed then (its directory
+    descriptor with it), not left to the garbage collector."""
+    running = _running_loop()
+    job = running.run_in_executor(executor, os.scandir, path)
+    return await undone_if_cancelled(job, _close_iterator)
+
+
+def _close_iterator(entries: Any) -> None:
+    entries.close()
 
 
 # -- os.path ----------------------------------------------------------------------------------

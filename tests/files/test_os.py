@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import array
 import asyncio
+import concurrent.futures
 import decimal
 import functools
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -113,6 +115,39 @@ async def test_directory_and_name_operations(tmp_path: Path, no_fd_leak: None) -
     assert not (tmp_path / "a").exists()
     assert await aos.getcwd() == os.getcwd()
     assert (await aos.statvfs(tmp_path)).f_bsize > 0
+
+
+def _descriptors_of(path: Path) -> list[int]:
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == str(path):
+                fds.append(int(name))
+        except OSError:
+            pass  # (listdir's own descriptor, closed since)
+    return fds
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+async def test_a_cancelled_scandir_closes_the_iterator_it_made(tmp_path: Path) -> None:
+    # os.scandir runs to its end in its thread: the iterator the cancelled caller never
+    # gets is closed, its directory descriptor with it, not left to the garbage collector
+    # (an open descriptor until then, and a ResourceWarning).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            task = asyncio.ensure_future(aos.scandir(tmp_path, executor=pool))
+            await asyncio.sleep(0)  # the call is on its way to the thread
+            pool.submit(lambda: None).result()  # ... and has returned there
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert _descriptors_of(tmp_path) == []
+            gc.collect()
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def _a_file(tmp_path: Path) -> Path:
