@@ -91,7 +91,12 @@ def run(
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = new_event_loop,
     debug: bool | None = None,
 ) -> _T:
-    """Run a coroutine on a new uringloop Loop, like asyncio.run (and uvloop.run)."""
+    """Run a coroutine on a new uringloop Loop, like asyncio.run (and uvloop.run).
+
+    `loop_factory` makes the loop: by default, or given None, uringloop.new_event_loop
+    (where asyncio.run's None means its policy's loop); any other factory's loop is run as
+    given, a stock one too. The loop is closed at the end, after asyncio.run's shutdown
+    steps (tasks cancelled, async generators and the default executor shut down)."""
     # Checked first, as asyncio.run does: asyncio.Runner would make the loop, fail, and
     # then fail again closing it (its shutdown cannot run inside another loop).
     if _asyncio.events._get_running_loop() is not None:

@@ -1286,6 +1286,13 @@ def test_run_and_new_event_loop() -> None:
         return "done"
 
     assert uringloop.run(main()) == "done"
+    assert uringloop.run(main(), loop_factory=None) == "done"  # (None: a uringloop Loop)
+
+    async def kind() -> type:
+        return type(asyncio.get_running_loop())
+
+    stock = uringloop.run(kind(), loop_factory=asyncio.SelectorEventLoop)
+    assert stock is asyncio.SelectorEventLoop  # another factory's loop, as given
     with pytest.raises(ValueError):
         uringloop.run(lambda: None)  # type: ignore[arg-type]
     if sys.version_info >= (3, 11):  # asyncio.Runner
