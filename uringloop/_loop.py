@@ -778,20 +778,26 @@ class Loop(asyncio.SelectorEventLoop):
         begun and cannot stop, a write to a regular file.) They are waited for as long as
         asyncio waits for the executor's threads: `timeout` where given (3.12+), else
         asyncio's THREAD_JOIN_TIMEOUT (300 s), with a RuntimeWarning past it."""
+        # Arguments asyncio's refuses (a timeout before 3.12) are refused before the wait.
+        shutdown = super().shutdown_default_executor(*args, **kwargs)
         kept = [outcome for outcome in self._state.kept if not outcome.done()]
-        if kept:
-            timeout = kwargs.get("timeout", args[0] if args else None)
-            if timeout is None:
-                timeout = getattr(_asyncio_constants, "THREAD_JOIN_TIMEOUT", 300)
-            _, pending = await asyncio.wait(kept, timeout=timeout)
-            if pending:
-                warnings.warn(
-                    f"{len(pending)} operation(s) that cancelled callers left on their way "
-                    f"did not end within {timeout} seconds; the loop goes on closing",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        await super().shutdown_default_executor(*args, **kwargs)
+        try:
+            if kept:
+                timeout = kwargs.get("timeout", args[0] if args else None)
+                if timeout is None:
+                    timeout = getattr(_asyncio_constants, "THREAD_JOIN_TIMEOUT", 300)
+                _, pending = await asyncio.wait(kept, timeout=timeout)
+                if pending:
+                    warnings.warn(
+                        f"{len(pending)} operation(s) that cancelled callers left on their "
+                        f"way did not end within {timeout} seconds; the loop goes on closing",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+        except BaseException:
+            shutdown.close()  # (never begun)
+            raise
+        await shutdown
 
     async def sendfile(
         self,

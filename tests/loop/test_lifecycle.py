@@ -1708,6 +1708,25 @@ def test_the_runners_shutdown_waits_for_kept_operations_as_long_as_for_threads(
         loop.close()
 
 
+def test_shutdown_refuses_what_asyncio_s_refuses_before_waiting_for_kept_operations() -> None:
+    # A timeout asyncio's shutdown_default_executor does not take (before 3.12) is refused
+    # at once, as stock asyncio refuses it, not after the wait for kept operations.
+    loop = uringloop.Loop()
+    try:
+        never = loop.create_future()
+        loop._state.kept.add(never)
+        started = time.monotonic()
+        with pytest.raises(TypeError):
+            loop.run_until_complete(loop.shutdown_default_executor(0.5, "no such argument"))
+        assert time.monotonic() - started < 0.4
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no coroutine left never awaited)
+            gc.collect()
+        loop._state.kept.clear()
+    finally:
+        loop.close()
+
+
 def test_a_loop_that_cannot_be_made_for_want_of_descriptors_leaves_nothing(
     tmp_path: Path,
 ) -> None:
