@@ -1503,6 +1503,7 @@ class Loop(asyncio.SelectorEventLoop):
         reqs = requests if isinstance(requests, list | tuple) else list(requests)
         if len(reqs) <= 1:  # nothing to batch: the lone read's short path
             if not reqs:
+                self._check_usable()  # (a closed loop refuses it, as any batch)
                 return []
             try:
                 return [await self.pread(*table._request(reqs[0]))]

@@ -439,6 +439,8 @@ _MADE_AS_BUILT: list[tuple[str, Callable[[uringloop.Loop, int, int], Any]]] = [
     ("threads.pwrite", lambda loop, r, w: threads.pwrite(w, b"Z", -1, loop=loop)),
     ("threads.pread_many", lambda loop, r, w: threads.pread_many([(r, 1, -1)], loop=loop)),
     ("threads.unlink", lambda loop, r, w: threads.unlink("", loop=loop)),
+    ("pread_many of none", lambda loop, r, w: loop.pread_many([])),  # (as any batch)
+    ("threadsafe.pread_many of none", lambda loop, r, w: loop.threadsafe.pread_many([])),
 ]
 
 
