@@ -6,7 +6,9 @@ import asyncio
 import errno
 import os
 import stat
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -383,3 +385,39 @@ async def test_edges_fail_as_os_does() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_a_failing_index_is_reported_as_os_reports_it(data_fd: tuple[bytes, int]) -> None:
+    """An integer argument whose __index__ raises, or returns a non-int, fails with what
+    os raises for it (that TypeError's own message), not "cannot be interpreted as an
+    integer", which os says only of an object without __index__."""
+    loop = running()
+    _, fd = data_fd
+
+    class Raises:
+        def __index__(self) -> int:
+            raise TypeError("the index's own error")
+
+    class NotAnInt:
+        def __index__(self) -> float:
+            return 1.5
+
+    into = bytearray(2)
+    for bad in (Raises(), NotAnInt()):
+        calls: list[tuple[Any, Any]] = [
+            (partial(os.pread, fd, 4, bad), partial(loop.pread, fd, 4, bad)),
+            (partial(os.pread, bad, 4, 0), partial(loop.pread, bad, 4, 0)),
+            (partial(os.pwrite, fd, b"x", bad), partial(loop.pwrite, fd, b"x", bad)),
+            (partial(os.preadv, fd, [into], bad), partial(loop.preadv, fd, [into], bad)),
+            (partial(os.ftruncate, fd, bad), partial(loop.ftruncate, fd, bad)),
+            (partial(os.close, bad), partial(loop.close_fd, bad)),
+        ]
+        for theirs, ours in calls:
+            with pytest.raises(TypeError) as expected:
+                theirs()
+            with pytest.raises(TypeError) as got:
+                await ours()
+            assert str(got.value) == str(expected.value)
+    with pytest.raises(TypeError, match="'float' object cannot be interpreted as an integer"):
+        await loop.pread(fd, 4, 1.5)  # type: ignore[arg-type]
+    assert os.pread(fd, 4, 0) == data_fd[0][:4]  # nothing was written

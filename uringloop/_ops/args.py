@@ -33,13 +33,12 @@ AT_FDCWD = -100
 
 
 def _index(value: object) -> int:
-    """operator.index with os's message for a non-integer."""
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"'{type_name(value)}' object cannot be interpreted as an integer"
-        ) from None
+    """operator.index with os's message for a non-integer. An object with __index__ is
+    converted by it, and what that raises is raised as os raises it (a TypeError of its
+    own, or "__index__ returned non-int")."""
+    if not hasattr(type(value), "__index__"):
+        raise TypeError(f"'{type_name(value)}' object cannot be interpreted as an integer")
+    return operator.index(value)  # type: ignore[arg-type]
 
 
 def c_int(value: object) -> int:
