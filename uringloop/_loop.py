@@ -778,9 +778,9 @@ class Loop(asyncio.SelectorEventLoop):
         begun and cannot stop, a write to a regular file.) They are waited for as long as
         asyncio waits for the executor's threads: `timeout` where given (3.12+), else
         asyncio's THREAD_JOIN_TIMEOUT (300 s), with a RuntimeWarning past it."""
+        kept = [outcome for outcome in self._state.kept if not outcome.done()]
         # Arguments asyncio's refuses (a timeout before 3.12) are refused before the wait.
         shutdown = super().shutdown_default_executor(*args, **kwargs)
-        kept = [outcome for outcome in self._state.kept if not outcome.done()]
         try:
             if kept:
                 timeout = kwargs.get("timeout", args[0] if args else None)
