@@ -4129,10 +4129,18 @@ class _Mode:
 _STATELESS_ENCODINGS = frozenset({"utf-8", "ascii", "iso8859-1"})
 
 
+def _check_utf8(value: str) -> None:
+    """The built-in open() takes its str arguments as UTF-8 C strings: a lone surrogate
+    (as in errors="\\udcff") raises its UnicodeEncodeError, before the file is opened."""
+    if not value.isascii():
+        value.encode()
+
+
 def _check_mode_type(mode: Any) -> None:
     """The built-in open()'s check of its mode argument as it parses its arguments."""
     if not isinstance(mode, str):
         raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+    _check_utf8(mode)
     if "\0" in mode:
         raise ValueError("embedded null character")
 
@@ -4208,6 +4216,7 @@ def _check_argument_types(buffering: Any, encoding: Any, errors: Any, newline: A
                 raise TypeError(
                     f"open() argument '{what}' must be str or None, not {type(value).__name__}"
                 )
+            _check_utf8(value)
             if "\0" in value:
                 raise ValueError("embedded null character")
     return size

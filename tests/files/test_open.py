@@ -3387,6 +3387,14 @@ async def test_open_refuses_arguments_as_the_builtin(
         ("b", {"encoding": "utf-8"}),
         ("bt", {}),
         ("r\0", {}),
+        # A lone surrogate: the built-in takes its str arguments as UTF-8 (its
+        # UnicodeEncodeError, before a NUL's ValueError or any other check).
+        ("w", {"encoding": "utf-8", "errors": "\udcff"}),
+        ("w", {"errors": "\udcff\0"}),
+        ("r", {"newline": "\udcff"}),
+        ("rb", {"newline": "\udcff"}),
+        ("w\udcff", {"encoding": 5}),
+        ("r", {"encoding": "\udcff"}),
     ],
     ids=repr,
 )
