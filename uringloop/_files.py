@@ -3605,10 +3605,17 @@ class AsyncTextFile(_FileBase):
         self._check_closed()
         if self._encoder is None:
             raise io.UnsupportedOperation("not writable")
+        original = text
+        if type(text) is not str:
+            # A str subclass, as the built-in takes it: its characters, never its own
+            # __len__, __contains__ or encode() (but its replace() to translate newlines).
+            text = str.__str__(text)
         length = len(text)
         haslf = (self._writetranslate or self._line_buffering) and "\n" in text
         if haslf and self._writetranslate and self._writenl != "\n":
-            text = text.replace("\n", self._writenl)
+            text = original.replace("\n", self._writenl)
+            if type(text) is not str:
+                text = str.__str__(text)
         needflush = self._line_buffering and (haslf or "\r" in text)
         stateless = self._stateless_encoding
         if stateless is not None:

@@ -4073,6 +4073,48 @@ async def test_a_write_takes_and_refuses_what_the_builtin_s_does(
     assert outcomes[1] == outcomes[0]
 
 
+class _OwnMethodsStr(str):
+    """A str subclass whose own methods say otherwise than its characters."""
+
+    __slots__ = ()
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        return b"encode()"
+
+    def __len__(self) -> int:
+        return 99
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def replace(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+        return _OwnMethodsStr("replace()\r")
+
+
+@pytest.mark.asyncio
+@ALL_LOOPS
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "cp1252", "utf-16"])
+@pytest.mark.parametrize(
+    ("newline", "buffering"),
+    [(None, -1), ("\r\n", -1), (None, 1), ("\r", 1), ("", 1)],
+    ids=["plain", "translated", "line-buffered", "line-buffered-translated", "untranslated"],
+)
+async def test_a_text_write_of_a_str_subclass_writes_its_characters_as_the_builtin(
+    tmp_path: Path, encoding: str, newline: str | None, buffering: int, no_fd_leak: None
+) -> None:
+    # The built-in's write() takes a str subclass by its characters: not its own
+    # encode(), __len__ or __contains__ (its replace() alone, to translate newlines).
+    path = tmp_path / "f"
+    text = _OwnMethodsStr("a\nb")
+    with open(path, "w", buffering, encoding=encoding, newline=newline) as g:
+        expected = (g.write(text), g.write(text))
+    expected_bytes = path.read_bytes()
+    path.write_bytes(b"")
+    async with uringloop.open(path, "w", buffering, encoding=encoding, newline=newline) as f:
+        assert (await f.write(text), await f.write(text)) == expected
+    assert path.read_bytes() == expected_bytes
+
+
 @pytest.mark.parametrize("buffering", [0, -1])
 def test_a_close_the_loops_shutdown_cancels_before_its_job_began_still_closes(
     tmp_path: Path, buffering: int
