@@ -581,7 +581,11 @@ class AsyncStandardStream:
         # stdin (and its buffer, its raw stream): calls on the daemon thread, reads that
         # leave what no caller took to the next.
         self._input = name.startswith("sys.stdin")
-        self._raw = name.endswith(".raw")
+        self._raw = name.endswith(".raw")  # (or a raw stream put in sys.stdin: _is_raw)
+
+    def _is_raw(self, stream: Any) -> bool:
+        """Whether a read of `stream` is one read(2), short as the input's end or not."""
+        return self._raw or isinstance(stream, io.RawIOBase)
 
     def _pinned(self, stream: Any) -> tuple[Any, ...]:
         return (stream, *(resolve() for resolve in self._above))
@@ -614,7 +618,7 @@ class AsyncStandardStream:
         size = _size(size)
         if method == "read" and size < -1 and isinstance(stream, io.BufferedIOBase):
             raise ValueError("read length must be non-negative or -1")
-        job = _Read(stream, self._pinned(stream), method, size, self._raw)
+        job = _Read(stream, self._pinned(stream), method, size, self._is_raw(stream))
         return await _outcome(_stdin_jobs.submit(job))
 
     # -- plain methods and attributes, read from the stream as it is now
@@ -658,7 +662,8 @@ class AsyncStandardStream:
         hint = _size(hint)
         stream = self._resolve()
         stream.readlines  # noqa: B018  (the stream's AttributeError, if it has none)
-        job = _ReadLines(stream, self._pinned(stream), "readlines", hint, self._raw)
+        raw = self._is_raw(stream)
+        job = _ReadLines(stream, self._pinned(stream), "readlines", hint, raw)
         taken: list[Any] = await _outcome(_stdin_jobs.submit(job))
         return taken
 

@@ -506,6 +506,27 @@ async def test_a_raw_stdins_reads_are_its_own_read_calls(stdin_pipe: int) -> Non
 
 
 @pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_raw_stream_put_in_sys_stdin_has_no_input_end_made_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sys.stdin replaced by an unbuffered binary stream: a read of it is one read(2), and
+    # a cancelled read's short answer is not the input's end. Before, the next reads
+    # returned b"" after it, as at the end, though more input came.
+    read_end, write_end = os.pipe()
+    with open(read_end, "rb", buffering=0) as raw, open(write_end, "wb", buffering=0) as w:
+        monkeypatch.setattr(sys, "stdin", raw)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(uringloop.stdin.read(10), 0.1)
+        w.write(b"abc")
+        assert await _soon(uringloop.stdin.read(3)) == b"abc"
+        w.write(b"def")
+        assert await _soon(uringloop.stdin.read(3)) == b"def"
+        w.close()
+        assert await _soon(uringloop.stdin.read(3)) == b""
+
+
+@pytest.mark.asyncio
 async def test_a_relative_seek_counts_from_where_the_callers_are(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
