@@ -1785,28 +1785,40 @@ class AsyncFileIO(_FileBase):
 
     async def _direct_read(self, size: int) -> bytes:
         self._check_direct(size, 0)
+        data = await self._direct_read_at(size, self._offset())
+        if self._seekable:
+            self._pos += len(data)
+        return data
+
+    async def _direct_read_at(self, size: int, offset: int) -> bytes:
+        """Up to `size` (aligned) bytes at `offset` (aligned, or -1), into aligned memory."""
         if size == 0:
             return b""
         # Page-aligned; collected (unmapped) once no operation or executor job holds it.
         buf = _aligned.aligned_buffer(size, min(self._mem_align, _aligned.PAGE_SIZE))
-        n = await _read_into_parallel(self._io(), self._fd, memoryview(buf), self._offset())
-        if self._seekable:
-            self._pos += n
+        n = await _read_into_parallel(self._io(), self._fd, memoryview(buf), offset)
         return buf[:n]
 
     async def _direct_readall(self, io_: _IO) -> bytes:
+        """As _readall: the position moves once everything is read, so a cancelled read
+        leaves it where it was."""
         self._check_direct(0, 0)
         st = await io_.fstat(self._fd)
         align = self._off_align
+        offset = self._offset()
         chunks = []
+        got = 0
         # Aligned lengths up to and past EOF: the read that meets EOF comes back short.
         size = max(-(-(st.st_size - self._pos) // align) * align, align)
         while True:
-            data = await self._direct_read(size)
+            data = await self._direct_read_at(size, offset + got if offset >= 0 else -1)
             chunks.append(data)
+            got += len(data)
             if len(data) < size:
                 break
             size = max(align, min(size, PARALLEL_MIN))
+        if self._seekable:
+            self._pos += got
         return b"".join(chunks)
 
     # -- writing

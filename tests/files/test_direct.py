@@ -8,11 +8,12 @@ import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import uringloop
-from uringloop import _aligned
+from uringloop import _aligned, _files
 
 
 @pytest.fixture
@@ -133,3 +134,37 @@ async def test_a_batch_of_direct_reads_of_mixed_sizes_reads_each_part(
     finally:
         os.close(fd)
     assert got == [data[offset : offset + size] for _, size, offset in reqs]
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_cancelled_direct_read_to_the_end_moves_nothing(
+    direct_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A size that is a multiple of the alignment: the first read comes back full and a
+    # second one looks for EOF. Cancelled there, read() must leave the position where it
+    # was, as it does on other files: it had moved past all the bytes it never returned.
+    data = os.urandom(2 * 4096)
+    direct_path.write_bytes(data)
+    calls = 0
+    real = _files._read_into_parallel
+
+    async def second_waits(io_: Any, fd: int, view: memoryview, offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await asyncio.Event().wait()
+        return await real(io_, fd, view, offset)
+
+    monkeypatch.setattr(_files, "_read_into_parallel", second_waits)
+    async with uringloop.open(direct_path, "rb", buffering=0, direct=True) as f:
+        task = asyncio.ensure_future(f.read())
+        while calls < 2:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await f.tell() == 0
+        monkeypatch.undo()
+        assert await f.read() == data
+        assert await f.tell() == len(data)
