@@ -1775,10 +1775,15 @@ class AsyncFileIO(_FileBase):
 
     # -- O_DIRECT
 
-    def _check_direct(self, length: int, address: int) -> None:
+    def _check_direct(self, length: int, address: int, reading: bool = True) -> None:
         if not self._seekable:
             return
-        _aligned.check_aligned(self._pos, self._off_align, "file position")
+        pos = self._pos
+        # A read at or past the end of the file (where one that met the end of a file whose
+        # size is not aligned left the position) finds nothing, as on any file: the
+        # kernel's answer there too (fstat(2) only copies the inode's in-memory size).
+        if pos % self._off_align and not (reading and pos >= os.fstat(self._fd).st_size):
+            _aligned.check_aligned(pos, self._off_align, "file position")
         _aligned.check_aligned(length, self._off_align, "length")
         if address:
             _aligned.check_aligned(address, self._mem_align, "buffer address")
@@ -2096,7 +2101,7 @@ class AsyncFileIO(_FileBase):
             address = pin.address
         finally:
             pin.release()
-        self._check_direct(len(view), 0)
+        self._check_direct(len(view), 0, reading=False)
         if len(view) and address % self._mem_align:
             # The kernel DMAs from the caller's memory: copy misaligned data once.
             bounce = _aligned.aligned_buffer(len(view))
@@ -4685,7 +4690,8 @@ def open(
     AsyncBufferedFile (binary) or an AsyncFileIO (binary with buffering=0). I/O runs on
     the loop's io_uring on a uringloop Loop, else on `executor` (default: the loop's).
     direct=True opens with O_DIRECT (unbuffered binary modes only): offsets and lengths
-    must then be multiples of the file's `dio_alignment`, checked with a ValueError.
+    must then be multiples of the file's `dio_alignment`, checked with a ValueError (a read
+    at or past the end of the file, where one that met it leaves the position, finds nothing).
     `opener` is called on the executor, as `opener(file, flags)`. `loop` is accepted for
     aiofiles compatibility and ignored: each call uses the loop that runs it.
 

@@ -168,3 +168,32 @@ async def test_a_cancelled_direct_read_to_the_end_moves_nothing(
         monkeypatch.undo()
         assert await f.read() == data
         assert await f.tell() == len(data)
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_reads_at_the_unaligned_end_find_nothing(direct_path: Path, no_fd_leak: None) -> None:
+    # A file whose size is not aligned: the read that meets its end leaves the position
+    # there, and the reads after it find nothing, as on any file (the kernel's answer
+    # too), where they raised ValueError for the misaligned position.
+    data = os.urandom(2 * 4096 + 1000)
+    direct_path.write_bytes(data)
+    async with uringloop.open(direct_path, "r+b", buffering=0, direct=True) as f:
+        chunks = []
+        while chunk := await f.read(4096):
+            chunks.append(chunk)
+        assert b"".join(chunks) == data
+        assert await f.tell() == len(data)
+        assert await f.read() == b""
+        assert await f.read(4096) == b""
+        assert await f.readinto(uringloop.aligned_buffer(4096)) == 0
+        assert await f.tell() == len(data)
+        # A misaligned length is refused there still, and so is a write at that position.
+        with pytest.raises(ValueError, match="length aligned"):
+            await f.read(100)
+        with pytest.raises(ValueError, match="file position aligned"):
+            await f.write(uringloop.aligned_buffer(4096))
+        await f.seek(1)
+        with pytest.raises(ValueError, match="file position aligned"):
+            await f.read(4096)
+    assert direct_path.read_bytes() == data
