@@ -1779,10 +1779,14 @@ class AsyncFileIO(_FileBase):
         if not self._seekable:
             return
         pos = self._pos
+        if not reading and self._appending:
+            # An append writes at the end of the file, wherever the position is (fstat(2)
+            # only copies the inode's in-memory size).
+            _aligned.check_aligned(os.fstat(self._fd).st_size, self._off_align, "end of the file")
         # A read at or past the end of the file (where one that met the end of a file whose
         # size is not aligned left the position) finds nothing, as on any file: the
-        # kernel's answer there too (fstat(2) only copies the inode's in-memory size).
-        if pos % self._off_align and not (reading and pos >= os.fstat(self._fd).st_size):
+        # kernel's answer there too.
+        elif pos % self._off_align and not (reading and pos >= os.fstat(self._fd).st_size):
             _aligned.check_aligned(pos, self._off_align, "file position")
         _aligned.check_aligned(length, self._off_align, "length")
         if address:

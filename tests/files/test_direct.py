@@ -197,3 +197,26 @@ async def test_reads_at_the_unaligned_end_find_nothing(direct_path: Path, no_fd_
         with pytest.raises(ValueError, match="file position aligned"):
             await f.read(4096)
     assert direct_path.read_bytes() == data
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_an_append_checks_the_end_of_the_file(direct_path: Path, no_fd_leak: None) -> None:
+    # An append writes at the end of the file, whatever the position: that is where the
+    # alignment is needed, not at the position (which refused an append the kernel takes,
+    # and let the kernel refuse one with EINVAL, naming no alignment).
+    block = uringloop.aligned_buffer(4096)
+    block[:] = b"b" * 4096
+    direct_path.write_bytes(b"a" * 8192)
+    async with uringloop.open(direct_path, "a+b", buffering=0, direct=True) as f:
+        await f.seek(1)
+        assert await f.write(block) == 4096
+        assert await f.tell() == 3 * 4096
+    assert direct_path.read_bytes() == b"a" * 8192 + b"b" * 4096
+    direct_path.write_bytes(b"a" * 5000)
+    async with uringloop.open(direct_path, "a+b", buffering=0, direct=True) as f:
+        await f.seek(0)
+        with pytest.raises(ValueError, match="end of the file aligned to"):
+            await f.write(block)
+        assert await f.tell() == 0
+    assert direct_path.read_bytes() == b"a" * 5000
