@@ -1640,8 +1640,8 @@ class AsyncFileIO(_FileBase):
         flat = writable_flat_view(buffer, _RAW_READINTO_ARGUMENT)  # (first, as the built-in's)
         try:
             self._check_readable()
-            if self._direct:
-                self._check_direct(len(flat), _aligned.buffer_address(flat) if len(flat) else 0)
+            if self._direct and len(flat):  # (an empty buffer: nothing to align)
+                self._check_direct(len(flat), _aligned.buffer_address(flat))
             io_ = self._io()
             offset = self._offset()
             size = len(flat)
@@ -1793,6 +1793,8 @@ class AsyncFileIO(_FileBase):
             _aligned.check_aligned(address, self._mem_align, "buffer address")
 
     async def _direct_read(self, size: int) -> bytes:
+        if size == 0:
+            return b""  # (nothing to align: at any position, as the built-in's read(0))
         self._check_direct(size, 0)
         data = await self._direct_read_at(size, self._offset())
         if self._seekable:
@@ -1800,9 +1802,8 @@ class AsyncFileIO(_FileBase):
         return data
 
     async def _direct_read_at(self, size: int, offset: int) -> bytes:
-        """Up to `size` (aligned) bytes at `offset` (aligned, or -1), into aligned memory."""
-        if size == 0:
-            return b""
+        """Up to `size` (aligned, > 0) bytes at `offset` (aligned, or -1), into aligned
+        memory."""
         # Page-aligned; collected (unmapped) once no operation or executor job holds it.
         buf = _aligned.aligned_buffer(size, min(self._mem_align, _aligned.PAGE_SIZE))
         n = await _read_into_parallel(self._io(), self._fd, memoryview(buf), offset)
@@ -2100,13 +2101,15 @@ class AsyncFileIO(_FileBase):
         return count
 
     async def _direct_write(self, io_: _IO, view: memoryview) -> int:
+        if not len(view):
+            return 0  # (nothing to align: at any position, as the built-in's write(b""))
         pin = PIN(view, writable=False)
         try:
             address = pin.address
         finally:
             pin.release()
         self._check_direct(len(view), 0, reading=False)
-        if len(view) and address % self._mem_align:
+        if address % self._mem_align:
             # The kernel DMAs from the caller's memory: copy misaligned data once.
             bounce = _aligned.aligned_buffer(len(view))
             bounce[:] = view

@@ -220,3 +220,21 @@ async def test_an_append_checks_the_end_of_the_file(direct_path: Path, no_fd_lea
             await f.write(block)
         assert await f.tell() == 0
     assert direct_path.read_bytes() == b"a" * 5000
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_nothing_to_move_needs_no_alignment(direct_path: Path, no_fd_leak: None) -> None:
+    # read(0), readinto() of an empty buffer and write(b"") move nothing, so nothing is
+    # misaligned: at any position they return b"" or 0, as the built-in's do over an
+    # O_DIRECT descriptor (they raised ValueError for the position).
+    data = os.urandom(8192)
+    direct_path.write_bytes(data)
+    for mode in ("r+b", "a+b"):
+        async with uringloop.open(direct_path, mode, buffering=0, direct=True) as f:
+            await f.seek(1)
+            assert await f.read(0) == b""
+            assert await f.readinto(bytearray()) == 0
+            assert await f.write(b"") == 0
+            assert await f.tell() == 1
+    assert direct_path.read_bytes() == data
