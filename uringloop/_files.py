@@ -1783,14 +1783,18 @@ class AsyncFileIO(_FileBase):
             # An append writes at the end of the file, wherever the position is (fstat(2)
             # only copies the inode's in-memory size).
             _aligned.check_aligned(os.fstat(self._fd).st_size, self._off_align, "end of the file")
-        # A read at or past the end of the file (where one that met the end of a file whose
-        # size is not aligned left the position) finds nothing, as on any file: the
-        # kernel's answer there too.
-        elif pos % self._off_align and not (reading and pos >= os.fstat(self._fd).st_size):
+        # A read at or past the end of a regular file (where one that met the end of a file
+        # whose size is not aligned left the position) finds nothing, as on any file: the
+        # kernel's answer there too. (A block device's st_size is 0, and its size aligned.)
+        elif pos % self._off_align and not (reading and self._past_end(pos)):
             _aligned.check_aligned(pos, self._off_align, "file position")
         _aligned.check_aligned(length, self._off_align, "length")
         if address:
             _aligned.check_aligned(address, self._mem_align, "buffer address")
+
+    def _past_end(self, pos: int) -> bool:
+        st = os.fstat(self._fd)
+        return _stat.S_ISREG(st.st_mode) and pos >= st.st_size
 
     async def _direct_read(self, size: int) -> bytes:
         if size == 0:
@@ -4698,7 +4702,7 @@ def open(
     the loop's io_uring on a uringloop Loop, else on `executor` (default: the loop's).
     direct=True opens with O_DIRECT (unbuffered binary modes only): offsets and lengths
     must then be multiples of the file's `dio_alignment`, checked with a ValueError (a read
-    at or past the end of the file, where one that met it leaves the position, finds nothing).
+    at or past the end of a regular file, where one that met it leaves the position, finds nothing).
     `opener` is called on the executor, as `opener(file, flags)`. `loop` is accepted for
     aiofiles compatibility and ignored: each call uses the loop that runs it.
 

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import mmap
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,37 @@ async def test_nothing_to_move_needs_no_alignment(direct_path: Path, no_fd_leak:
             assert await f.write(b"") == 0
             assert await f.tell() == 1
     assert direct_path.read_bytes() == data
+
+
+@pytest.mark.asyncio
+@pytest.mark.loops("uring", "fallback", "asyncio")
+async def test_a_block_device_checks_its_position_at_any_size(
+    direct_path: Path, no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A block device's fstat(2) says st_size 0: a misaligned position on it is not "at
+    # or past the end", and is refused with the ValueError naming the alignment (it went
+    # to the kernel, whose EINVAL named nothing). The file stands in for a block device.
+    direct_path.write_bytes(os.urandom(8192))
+    real = os.fstat
+    async with uringloop.open(direct_path, "rb", buffering=0, direct=True) as f:
+        fd = f.fileno()
+
+        def as_block_device(target: int) -> os.stat_result:
+            st = real(target)
+            if target != fd:
+                return st
+            fields = list(st)
+            fields[0] = stat.S_IFBLK | 0o600
+            fields[6] = 0  # st_size
+            return os.stat_result(fields)
+
+        await f.seek(1)
+        monkeypatch.setattr(os, "fstat", as_block_device)
+        with pytest.raises(ValueError, match="file position aligned"):
+            await f.read(4096)
+        with pytest.raises(ValueError, match="file position aligned"):
+            await f.readinto(uringloop.aligned_buffer(4096))
+        with pytest.raises(ValueError, match="file position aligned"):
+            await f.read()
+        monkeypatch.undo()
+        assert await f.tell() == 1
